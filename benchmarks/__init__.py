@@ -1,0 +1,1 @@
+"""Benchmarks: dataset builders, evaluation suites, speed runs and the ``nesy`` CLI."""

@@ -1,0 +1,41 @@
+"""One exception family for the whole framework.
+
+Every error a user can cause (bad files, bad programs, bad configs, bad tensors)
+is a :class:`NesyError`.  Each subclass also subclasses the matching builtin, so
+``except ValueError`` keeps working for callers who do not know our types, the
+way lark's ``exceptions.py`` does it.  Messages name *what* was wrong, *where*,
+and *what is allowed*.
+
+The family lives in the bottom layer (``physics``) so that every package above
+can raise and catch it without importing upwards.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NesyError",
+    "ConfigError",
+    "DataError",
+    "StateError",
+    "CheckpointError",
+]
+
+
+class NesyError(Exception):
+    """Base class of every error raised on purpose by nesy-physics."""
+
+
+class ConfigError(NesyError, ValueError):
+    """An option or configuration value is not allowed (names the choices)."""
+
+
+class DataError(NesyError, ValueError):
+    """A file or record is malformed: unreadable JSON, missing fields, wrong types."""
+
+
+class StateError(NesyError, ValueError):
+    """A physical state or tensor has the wrong shape or holds NaN/inf values."""
+
+
+class CheckpointError(NesyError, ValueError):
+    """A model checkpoint is missing, corrupt, or does not fit the model."""

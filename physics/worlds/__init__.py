@@ -1,0 +1,1 @@
+"""Seeded, deterministic ground-truth worlds (pybullet scenes and simulators)."""

@@ -1,0 +1,1 @@
+"""Reasoning: programs, executors, parsers, question generators and composed models."""
