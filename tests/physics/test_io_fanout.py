@@ -1,0 +1,46 @@
+"""Atomic writes leave no partial file; fan-out backends agree and keep order."""
+
+from __future__ import annotations
+
+import pytest
+
+from physics.errors import CheckpointError, ConfigError
+from physics.fanout import make_fanout
+from physics.io import atomic_open, atomic_torch_save, atomic_write_json, read_json, torch_load
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_failed_atomic_write_keeps_old_file_and_no_temp(tmp_path):
+    path = tmp_path / "out.json"
+    atomic_write_json(path, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_open(path) as fh:
+            fh.write('{"half":')
+            raise RuntimeError("killed")
+    assert read_json(path) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+@pytest.mark.parametrize("backend,workers", [("serial", None), ("process", 1), ("process", 2)])
+def test_fanout_returns_results_in_input_order(backend, workers):
+    fan = make_fanout(backend, workers)
+    assert list(fan.imap(_square, range(20))) == [x * x for x in range(20)]
+
+
+def test_unknown_backend_lists_choices():
+    with pytest.raises(ConfigError, match="process"):
+        make_fanout("threads")
+
+
+def test_checkpoints_load_weights_only_and_corruption_is_reported(tmp_path):
+    import torch
+
+    path = tmp_path / "ckpt.pt"
+    atomic_torch_save(path, {"w": torch.ones(3)})
+    assert torch.equal(torch_load(path)["w"], torch.ones(3))
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="ckpt.pt"):
+        torch_load(path)
