@@ -1,0 +1,1 @@
+"""Data set builders behind ``nesy data ...`` (one module per data set family)."""

@@ -1,0 +1,28 @@
+"""PropNet's dynamics worlds in pybullet: Newton's cradle, rope, box pushing.
+
+Each world is a seeded, deterministic :class:`DynamicsWorld` that records its
+rollouts as :class:`~physics.trajectory.Trajectory` objects; ``make_world`` builds
+one by name, ``load_split`` reads a data set written by ``nesy data dynamics``,
+and ``measure_sim_speed`` times the ground-truth simulator.
+"""
+
+from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
+from physics.worlds.dynamics.cradle import CradleConfig, NewtonsCradle
+from physics.worlds.dynamics.registry import WORLDS, make_world, world_class, world_config
+from physics.worlds.dynamics.speed import measure_sim_speed
+from physics.worlds.dynamics.splits import load_split, read_index, trajectory_seed
+
+__all__ = [
+    "DynamicsWorld",
+    "WorldConfig",
+    "CradleConfig",
+    "NewtonsCradle",
+    "WORLDS",
+    "make_world",
+    "world_class",
+    "world_config",
+    "measure_sim_speed",
+    "load_split",
+    "read_index",
+    "trajectory_seed",
+]

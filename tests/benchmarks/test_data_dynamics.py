@@ -1,0 +1,97 @@
+"""``nesy data dynamics``: end to end, resume, determinism across workers, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.datasets.dynamics_builder import DynamicsDataConfig, build_dynamics_split
+from physics.errors import ConfigError, DataError
+from physics.worlds.dynamics import load_split, trajectory_seed
+
+
+def _run(capsys, *argv: str) -> dict:
+    rc = main(["data", "dynamics", "--quiet", *argv])
+    assert rc == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_command_writes_split_and_resumes_after_a_lost_file(tmp_path, capsys):
+    args = ("--world", "cradle", "--n", "3", "--seed", "7", "--steps", "12", "--out", str(tmp_path))
+    first = _run(capsys, *args)
+    assert first["generated"] == 3 and first["skipped"] == 0
+    folder = tmp_path / "train"
+    assert sorted(p.name for p in folder.iterdir()) == ["index.json", "traj_00000.npz", "traj_00001.npz", "traj_00002.npz"]
+    index = json.loads((folder / "index.json").read_text())
+    assert index["complete"] and index["world"] == "cradle" and index["count"] == 3
+    assert index["seeds"] == [trajectory_seed(7, "train", k) for k in range(3)]
+    before = load_split(tmp_path, "train")
+    assert [t.meta["seed"] for t in before] == index["seeds"]
+    assert all(t.positions.shape == (12, 10, 3) for t in before)
+
+    (folder / "traj_00001.npz").unlink()  # a run killed before this file was written
+    (folder / ".traj_00002.npz.abc.tmp").write_bytes(b"half")  # and its leftover temp file
+    again = _run(capsys, *args)
+    assert again["generated"] == 1 and again["skipped"] == 2
+    assert not list(folder.glob("*.tmp"))
+    after = load_split(tmp_path, "train")
+    for a, b in zip(before, after, strict=True):
+        assert np.array_equal(a.positions, b.positions)
+
+
+def test_files_are_identical_whatever_the_worker_count(tmp_path):
+    common = {"world": "cradle", "n": 4, "seed": 1, "steps": 10, "split": "valid"}
+    build_dynamics_split(DynamicsDataConfig(out=str(tmp_path / "a"), workers=1, **common), progress=False)
+    build_dynamics_split(DynamicsDataConfig(out=str(tmp_path / "b"), workers=2, **common), progress=False)
+    for k in range(4):
+        name = f"valid/traj_{k:05d}.npz"
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_splits_get_disjoint_seeds():
+    train = {trajectory_seed(0, "train", k) for k in range(100)}
+    test = {trajectory_seed(0, "test", k) for k in range(100)}
+    assert len(train) == 100 and not train & test
+
+
+def test_world_overrides_reach_the_config_and_index(tmp_path, capsys):
+    _run(capsys, "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path), "--set", "num_balls=3")
+    traj = load_split(tmp_path, "train")[0]
+    assert traj.positions.shape == (5, 6, 3) and traj.meta["config"]["num_balls"] == 3
+
+
+def test_bad_input_fails_with_one_line_and_status_2(tmp_path, capsys):
+    assert main(["data", "dynamics", "--world", "cradle", "--n", "0", "--out", str(tmp_path)]) == 2
+    assert "--n must be a positive" in capsys.readouterr().err
+    assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--out", str(tmp_path), "--set", "radius"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--out", str(tmp_path), "--set", "wheels=3"]) == 2
+    assert "no setting" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse lists the choices
+        main(["data", "dynamics", "--world", "pendulum", "--n", "1", "--out", str(tmp_path)])
+    assert "choose from" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="choose one of"):
+        DynamicsDataConfig(world="pendulum", n=1, out=str(tmp_path))
+
+
+def test_other_data_set_in_the_folder_is_refused(tmp_path, capsys):
+    _run(capsys, "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path))
+    assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "6", "--out", str(tmp_path)]) == 2
+    assert "different data set" in capsys.readouterr().err
+
+
+def test_load_split_names_missing_and_incomplete_splits(tmp_path, capsys):
+    with pytest.raises(DataError, match="not found"):
+        load_split(tmp_path, "train")
+    _run(capsys, "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path))
+    index = tmp_path / "train" / "index.json"
+    data = json.loads(index.read_text())
+    data["complete"] = False
+    index.write_text(json.dumps(data))
+    with pytest.raises(DataError, match="incomplete"):
+        load_split(tmp_path, "train")
+    with pytest.raises(ConfigError, match="train"):
+        load_split(tmp_path, "dev")

@@ -1,0 +1,154 @@
+"""Dynamics worlds: the Trajectory contract, determinism, cradle physics, registry errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from physics.errors import ConfigError, StateError
+from physics.worlds.dynamics import WORLDS, NewtonsCradle, make_world, measure_sim_speed
+
+SHORT = {"cradle": 40, "rope": 40, "boxes": 40}
+
+
+def _angles(traj, balls: int) -> np.ndarray:
+    """Swing angle of each ball [T, B] (degrees, positive toward -x) from positions."""
+    ball, piv = traj.positions[:, :balls], traj.positions[:, balls:]
+    return np.degrees(np.arctan2(piv[..., 0] - ball[..., 0], piv[..., 2] - ball[..., 2]))
+
+
+@pytest.mark.parametrize("name", sorted(WORLDS))
+def test_rollout_matches_trajectory_contract(name):
+    with make_world(name, steps=SHORT[name]) as world:
+        traj = world.rollout(seed=3)
+    t, n, d = traj.positions.shape
+    assert (t, d) == (SHORT[name], 3)
+    assert traj.actions.shape == (t, n, 3)
+    assert traj.node_attr.shape[0] == n and traj.node_attr.dtype == np.float32
+    assert traj.instance.shape == (n,) and traj.observed.shape == (n,)
+    assert traj.edges.shape[0] == 2 and traj.edge_attr.shape[0] == traj.edges.shape[1]
+    assert traj.meta["world"] == name and traj.meta["seed"] == 3
+    assert traj.meta["config"]["steps"] == SHORT[name]
+    assert traj.dt == pytest.approx(world.config.physics_dt * world.config.frame_skip)
+    # every node is exactly one type
+    types = traj.node_attr[:, : _num_types(name)]
+    assert np.array_equal(types.sum(axis=1), np.ones(n))
+
+
+def _num_types(name: str) -> int:
+    return {"cradle": 2, "rope": 3, "boxes": 2}[name]
+
+
+@pytest.mark.parametrize("name", sorted(WORLDS))
+def test_same_seed_gives_identical_arrays_across_instances_and_resets(name):
+    a = make_world(name, steps=30)
+    b = make_world(name, steps=30)
+    first = a.rollout(seed=11)
+    a.rollout(seed=12)  # another episode in between must not leak into the next one
+    again = a.rollout(seed=11)
+    other = b.rollout(seed=11)
+    different = b.rollout(seed=12)
+    a.close()
+    b.close()
+    for traj in (again, other):
+        assert np.array_equal(first.positions, traj.positions)
+        assert np.array_equal(first.actions, traj.actions)
+        assert np.array_equal(first.observed, traj.observed)
+    assert not np.array_equal(first.positions, different.positions)
+
+
+@pytest.mark.parametrize("name", sorted(WORLDS))
+def test_long_rollout_stays_finite_and_bounded(name):
+    with make_world(name) as world:
+        traj = world.rollout(seed=5)
+    assert np.isfinite(traj.positions).all()
+    assert np.abs(traj.positions).max() < 2.0
+
+
+def test_cradle_one_ball_lifted_far_ball_swings_out_middle_stays():
+    with make_world("cradle", lift_counts=(1,), steps=60) as world:
+        traj = world.rollout(seed=0)
+        lifted, lift = world.lifted, np.degrees(abs(world.lift_angle))
+    ang = np.abs(_angles(traj, 5))
+    far = 4 if lifted == (0,) else 0
+    hit = int(np.argmax(ang[:, lifted[0]] < 1.0))  # first step the lifted ball is back at rest
+    after = ang[hit : hit + 30]  # ~half a swing of the far ball (period ~1.2 s, dt 1/60 s)
+    assert after[:, far].max() > 0.85 * lift, "far ball must swing out about as high as the lifted one"
+    assert after[:, 1:4].max() < 0.1 * lift, "middle balls must stay nearly still"
+    assert after[:, lifted[0]].max() < 0.1 * lift, "the lifted ball stops at the impact"
+
+
+def test_cradle_two_balls_lifted_two_swing_out():
+    with make_world("cradle", lift_counts=(2,), steps=60) as world:
+        traj = world.rollout(seed=4)
+        lifted, lift = world.lifted, np.degrees(abs(world.lift_angle))
+    ang = np.abs(_angles(traj, 5))
+    far = (3, 4) if lifted == (0, 1) else (0, 1)
+    assert ang[:, list(far)].max(axis=0).min() > 0.8 * lift
+    assert ang[:, 2].max() < 0.15 * lift
+
+
+def test_cradle_does_not_gain_energy():
+    with make_world("cradle", steps=300) as world:  # 5 s, about four swings
+        traj = world.rollout(seed=2)
+        lift = np.degrees(abs(world.lift_angle))
+    assert np.abs(_angles(traj, 5)).max() < 1.05 * lift
+
+
+def test_cradle_strings_keep_their_length_and_are_the_fixed_edges():
+    with make_world("cradle", steps=50) as world:
+        traj = world.rollout(seed=1)
+        length = world.config.string_length
+    s, r = traj.edges
+    assert set(zip(s.tolist(), r.tolist(), strict=True)) == {(i, i + 5) for i in range(5)} | {(i + 5, i) for i in range(5)}
+    dist = np.linalg.norm(traj.positions[:, s] - traj.positions[:, r], axis=-1)
+    assert np.allclose(dist, length, atol=1e-3)
+    assert np.allclose(traj.edge_attr, length)
+    assert np.ptp(traj.positions[..., 1]) < 1e-6, "motion stays in the x-z plane"
+
+
+def test_cradle_without_pivots_has_only_balls():
+    with make_world("cradle", include_pivots=False, steps=5) as world:
+        traj = world.rollout(seed=0)
+    assert traj.positions.shape[1] == 5 and traj.edges.shape == (2, 0)
+
+
+def test_render_returns_rgb_image_with_the_balls_in_it():
+    with make_world("cradle", steps=5) as world:
+        world.reset(0)
+        img = world.render(64, 48)
+    assert img.shape == (48, 64, 3) and img.dtype == np.uint8
+    assert img.min() < 200, "the balls are darker than the background"
+
+
+def test_unknown_world_and_bad_settings_raise_config_error_naming_choices():
+    with pytest.raises(ConfigError, match="cradle"):
+        make_world("pendulum")
+    with pytest.raises(ConfigError, match="num_balls"):
+        make_world("cradle", num_bals=3)
+    with pytest.raises(ConfigError, match="num_balls"):
+        make_world("cradle", num_balls=1)
+    with pytest.raises(ConfigError, match="frame_skip"):
+        make_world("cradle", frame_skip=0)
+    with pytest.raises(ConfigError):
+        make_world("cradle", steps="many")
+
+
+def test_state_before_reset_and_bad_actions_raise_state_error():
+    world = NewtonsCradle()
+    with pytest.raises(StateError, match="reset"):
+        world.state()
+    world.reset(0)
+    with pytest.raises(StateError, match="actuated"):
+        world.step(np.ones(3))
+    with pytest.raises(StateError, match=r"\[10, 3\]"):
+        world.step(np.ones((4, 3)))
+    world.close()
+    with pytest.raises(StateError, match="closed"):
+        world.reset(0)
+
+
+def test_measure_sim_speed_reports_positive_rates():
+    res = measure_sim_speed("cradle", steps=20, repeats=1)
+    assert res["world"] == "cradle" and res["steps_per_s"] > 0
+    assert res["physics_steps_per_s"] == pytest.approx(res["steps_per_s"] * res["frame_skip"])
