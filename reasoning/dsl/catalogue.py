@@ -1,0 +1,375 @@
+"""The function catalogue: names, input/output types and side-input vocabularies.
+
+A :class:`Catalogue` is read from a file in the format of the CLEVR question
+generator's ``metadata.json`` (Johnson et al., "CLEVR: A Diagnostic Dataset for
+Compositional Language and Elementary Visual Reasoning", CVPR 2017)::
+
+    {"dataset": "CLEVR-v1.0",
+     "types": {"ObjectSet": null, "Color": ["gray", "red", ...], ...},
+     "functions": [{"name": "filter_color", "inputs": ["ObjectSet"],
+                    "side_inputs": ["Color"], "output": "ObjectSet",
+                    "terminal": false}, ...]}
+
+A type whose vocabulary is ``null`` is a value computed by programs (objects,
+sets, integers, booleans); a type with a list is a vocabulary of side inputs.
+The project ships its own catalogue, ``clevr_functions.json`` beside this module,
+covering every CLEVR v1.0 function including the template-only composite nodes
+(``filter_unique``, ``relate_filter_count``, ...).
+
+The catalogue knows each function's arity, which is what makes the NS-VQA token
+formats decodable (:mod:`reasoning.dsl.formats`), and it type-checks programs
+(:meth:`Catalogue.check`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from physics.errors import DataError
+from physics.io import read_json
+from reasoning.dsl.program import Call, Program
+from reasoning.errors import ProgramError
+
+__all__ = ["Catalogue", "FunctionSpec", "DEFAULT_CATALOGUE_PATH", "is_placeholder"]
+
+DEFAULT_CATALOGUE_PATH = Path(__file__).with_name("clevr_functions.json")
+
+# Template parameters are written <C>, <R2>, <Z3> in the CLEVR templates.
+_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_]*>")
+
+# A composite template node may leave an attribute slot empty (""): the question
+# does not mention that attribute, and the CLEVR generator drops the filter when it
+# expands ``filter_unique`` and friends. A relation is always named, never empty.
+_NEVER_EMPTY = frozenset({"Relation"})
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether a side input is a template parameter such as ``<C>`` or ``<R2>``."""
+    return _PLACEHOLDER.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """The signature of one catalogue function.
+
+    Attributes:
+        name: Function name, e.g. ``"relate_filter_count"``.
+        inputs: Types of the child programs, in order (its arity is ``len(inputs)``).
+        side_inputs: Vocabulary types of the literal side inputs, in order.
+        output: Type of the result.
+        terminal: Whether the result is an answer (not fed to object functions).
+        template_only: Composite node of the question templates, expanded into
+            primitive nodes in instantiated CLEVR questions.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    side_inputs: tuple[str, ...]
+    output: str
+    terminal: bool = False
+    template_only: bool = False
+
+    @property
+    def arity(self) -> int:
+        """Number of child programs."""
+        return len(self.inputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as written in a ``metadata.json`` ``functions`` list."""
+        d: dict[str, Any] = {"name": self.name, "inputs": list(self.inputs)}
+        if self.side_inputs:
+            d["side_inputs"] = list(self.side_inputs)
+        d["output"] = self.output
+        d["terminal"] = self.terminal
+        if self.template_only:
+            d["template_only"] = True
+        return d
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DataError(f"{where} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+class Catalogue:
+    """A typed function catalogue in the CLEVR ``metadata.json`` format.
+
+    Args:
+        types: Type name -> vocabulary (tuple of words) or ``None`` for computed types.
+        functions: The function signatures; names must be unique and all types known.
+        dataset: The ``dataset`` tag of the file, e.g. ``"CLEVR-v1.0"``.
+
+    >>> cat = Catalogue.default()
+    >>> cat.arity("equal_integer"), cat.values("Size")
+    (2, ('small', 'large'))
+    >>> cat.check(parse_program("count(filter_color(scene(), red))"))  # doctest: +SKIP
+    'Integer'
+    """
+
+    def __init__(
+        self,
+        types: Mapping[str, tuple[str, ...] | None],
+        functions: list[FunctionSpec] | tuple[FunctionSpec, ...],
+        dataset: str = "",
+    ) -> None:
+        self.dataset = dataset
+        self._types: dict[str, tuple[str, ...] | None] = {
+            k: (tuple(v) if v is not None else None) for k, v in types.items()
+        }
+        self._functions: dict[str, FunctionSpec] = {}
+        for spec in functions:
+            if spec.name in self._functions:
+                raise DataError(f"catalogue function {spec.name!r} is defined twice")
+            for t in (*spec.inputs, spec.output):
+                if t not in self._types:
+                    raise DataError(
+                        f"catalogue function {spec.name!r} uses unknown type {t!r}; "
+                        f"types are {sorted(self._types)}"
+                    )
+            for t in spec.side_inputs:
+                if self._types.get(t, None) is None:
+                    raise DataError(
+                        f"catalogue function {spec.name!r} has side input type {t!r}, which is "
+                        f"not a vocabulary type; vocabulary types are {self.vocabulary_types()}"
+                    )
+            self._functions[spec.name] = spec
+        # word -> the vocabulary types containing it (a word may be in several)
+        self._word_types: dict[str, tuple[str, ...]] = {}
+        for t, vocab in self._types.items():
+            for w in vocab or ():
+                self._word_types[w] = (*self._word_types.get(w, ()), t)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def default(cls) -> Catalogue:
+        """The project's CLEVR v1.0 catalogue (``clevr_functions.json``), loaded once."""
+        return _default_catalogue()
+
+    @classmethod
+    def load(cls, path: str | Path) -> Catalogue:
+        """Read a catalogue file in the CLEVR ``metadata.json`` format.
+
+        Raises:
+            DataError: The file is missing, not JSON, or a field is malformed
+                (the message names the file and the field).
+        """
+        data = read_json(path, what="function catalogue")
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "catalogue") -> Catalogue:
+        """Build a catalogue from the parsed ``metadata.json`` structure.
+
+        Raises:
+            DataError: A field is missing or has the wrong type (names ``where`` and the field).
+        """
+        if not isinstance(data, dict):
+            raise DataError(f"{where}: top level must be an object, got {type(data).__name__}")
+        dataset = data.get("dataset", "")
+        if not isinstance(dataset, str):
+            raise DataError(f"{where}: field 'dataset' must be a string, got {dataset!r}")
+        raw_types = data.get("types")
+        if not isinstance(raw_types, dict):
+            raise DataError(f"{where}: field 'types' must be an object of type -> vocabulary list or null")
+        types: dict[str, tuple[str, ...] | None] = {}
+        for name, vocab in raw_types.items():
+            types[name] = None if vocab is None else _str_list(vocab, f"{where}: types.{name}")
+        raw_functions = data.get("functions")
+        if not isinstance(raw_functions, list):
+            raise DataError(f"{where}: field 'functions' must be a list of function objects")
+        specs = []
+        for i, f in enumerate(raw_functions):
+            at = f"{where}: functions[{i}]"
+            if not isinstance(f, dict):
+                raise DataError(f"{at} must be an object, got {type(f).__name__}")
+            name = f.get("name")
+            if not isinstance(name, str) or not name:
+                raise DataError(f"{at}.name must be a non-empty string, got {name!r}")
+            at = f"{where}: functions[{i}] ({name})"
+            if "inputs" not in f or "output" not in f:
+                raise DataError(f"{at} needs fields 'inputs' and 'output'")
+            output = f["output"]
+            if not isinstance(output, str):
+                raise DataError(f"{at}.output must be a type name, got {output!r}")
+            for flag in ("terminal", "template_only"):
+                if not isinstance(f.get(flag, False), bool):
+                    raise DataError(f"{at}.{flag} must be true or false, got {f[flag]!r}")
+            specs.append(
+                FunctionSpec(
+                    name=name,
+                    inputs=_str_list(f["inputs"], f"{at}.inputs"),
+                    side_inputs=_str_list(f.get("side_inputs", []), f"{at}.side_inputs"),
+                    output=output,
+                    terminal=f.get("terminal", False),
+                    template_only=f.get("template_only", False),
+                )
+            )
+        try:
+            return cls(types, specs, dataset)
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The catalogue in the ``metadata.json`` format (inverse of :meth:`from_dict`)."""
+        return {
+            "dataset": self.dataset,
+            "types": {k: (list(v) if v is not None else None) for k, v in self._types.items()},
+            "functions": [s.to_dict() for s in self._functions.values()],
+        }
+
+    # ------------------------------------------------------------------ lookups
+    @property
+    def names(self) -> tuple[str, ...]:
+        """All function names, in file order."""
+        return tuple(self._functions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._functions
+
+    def __len__(self) -> int:
+        return len(self._functions)
+
+    def __repr__(self) -> str:
+        return f"Catalogue(dataset={self.dataset!r}, {len(self)} functions)"
+
+    def signature(self, name: str) -> FunctionSpec:
+        """The signature of ``name``.
+
+        Raises:
+            ProgramError: Unknown function (the message lists close matches).
+        """
+        spec = self._functions.get(name)
+        if spec is None:
+            raise ProgramError(f"unknown function {name!r}{self._suggest(name)}")
+        return spec
+
+    def arity(self, name: str) -> int:
+        """Number of child programs ``name`` takes (raises ProgramError if unknown)."""
+        return self.signature(name).arity
+
+    def types(self) -> tuple[str, ...]:
+        """All type names, in file order."""
+        return tuple(self._types)
+
+    def vocabulary_types(self) -> list[str]:
+        """The types that have a vocabulary (side-input types)."""
+        return [t for t, v in self._types.items() if v is not None]
+
+    def values(self, type_name: str) -> tuple[str, ...]:
+        """The vocabulary of a side-input type, e.g. ``values("Color")``.
+
+        Raises:
+            ProgramError: Unknown type, or a computed type without vocabulary.
+        """
+        if type_name not in self._types:
+            raise ProgramError(
+                f"unknown type {type_name!r}; types are {list(self._types)}"
+            )
+        vocab = self._types[type_name]
+        if vocab is None:
+            raise ProgramError(
+                f"type {type_name!r} is computed by programs and has no vocabulary; "
+                f"vocabulary types are {self.vocabulary_types()}"
+            )
+        return vocab
+
+    def types_of_value(self, word: str) -> tuple[str, ...]:
+        """The vocabulary types containing ``word`` (empty if none), e.g. ``("Color",)``."""
+        return self._word_types.get(word, ())
+
+    def _suggest(self, name: str) -> str:
+        close = difflib.get_close_matches(name, list(self._functions), n=3, cutoff=0.6)
+        if close:
+            return f"; did you mean {', '.join(repr(c) for c in close)}?"
+        return f"; known functions are {', '.join(self._functions)}"
+
+    # ------------------------------------------------------------------ checking
+    def check(self, program: Program | Call, *, allow_placeholders: bool = False) -> str:
+        """Type-check a program and return the output type of its root.
+
+        Every node must name a catalogue function, have as many children as the
+        function has inputs, children whose output types equal the input types,
+        and exactly one side input per side-input type, each a word of that
+        type's vocabulary. Composite template nodes (``filter_count`` ...) may
+        leave attribute slots empty (``""``, written ``_`` in text); their
+        relation slot must be filled. Template parameters such as ``<C>`` are
+        accepted only with ``allow_placeholders=True``.
+
+        Args:
+            program: The program (or a bare root call) to check.
+            allow_placeholders: Accept ``<X>``-style template parameters as side inputs.
+
+        Returns:
+            The output type of the root, e.g. ``"Integer"``.
+
+        Raises:
+            ProgramError: Naming the node (post-order index and function) and
+                what was expected.
+        """
+        root = program.root if isinstance(program, Program) else program
+        out_types: dict[int, str] = {}  # id(call) -> output type
+        for index, call in enumerate(root.walk()):
+            at = f"node {index} ({call.function})"
+            spec = self._functions.get(call.function)
+            if spec is None:
+                raise ProgramError(f"{at}: unknown function {call.function!r}{self._suggest(call.function)}")
+            if len(call.args) != spec.arity:
+                raise ProgramError(
+                    f"{at}: takes {spec.arity} input(s) {list(spec.inputs)}, got {len(call.args)}"
+                )
+            for k, (child, want) in enumerate(zip(call.args, spec.inputs)):
+                got = out_types[id(child)]
+                if got != want:
+                    raise ProgramError(
+                        f"{at}: input {k} must be {want}, but {child.function} returns {got}"
+                    )
+            if len(call.values) != len(spec.side_inputs):
+                expected = ", ".join(spec.side_inputs) or "none"
+                raise ProgramError(
+                    f"{at}: takes {len(spec.side_inputs)} side input(s) ({expected}), "
+                    f"got {len(call.values)} {list(call.values)}"
+                )
+            for k, (value, vtype) in enumerate(zip(call.values, spec.side_inputs)):
+                self._check_value(at, k, value, vtype, spec, allow_placeholders)
+            out_types[id(call)] = spec.output
+        return out_types[id(root)]
+
+    def _check_value(
+        self,
+        at: str,
+        k: int,
+        value: str,
+        vtype: str,
+        spec: FunctionSpec,
+        allow_placeholders: bool,
+    ) -> None:
+        vocab = self._types[vtype] or ()
+        if value in vocab:
+            return
+        if is_placeholder(value):
+            if allow_placeholders:
+                return
+            raise ProgramError(
+                f"{at}: side input {k} is the template parameter {value!r}; "
+                f"an instantiated program needs a {vtype} from {list(vocab)} "
+                f"(pass allow_placeholders=True to check templates)"
+            )
+        may_be_empty = spec.template_only and vtype not in _NEVER_EMPTY
+        if value == "" and may_be_empty:
+            return
+        empty_note = " or empty ('_')" if may_be_empty else ""
+        raise ProgramError(
+            f"{at}: side input {k} {value!r} is not a {vtype}; allowed: {list(vocab)}{empty_note}"
+        )
+
+
+@lru_cache(maxsize=1)
+def _default_catalogue() -> Catalogue:
+    return Catalogue.load(DEFAULT_CATALOGUE_PATH)

@@ -1,0 +1,271 @@
+"""Programs to and from the CLEVR node-list JSON and the NS-VQA token sequences.
+
+CLEVR node lists (Johnson et al., CVPR 2017) store a program as a list of nodes
+in post-order; each node names its function, the indices of the earlier nodes
+it reads (``inputs``) and its literal side inputs; the last node is the root.
+Two spellings exist and both are read:
+
+- the official CLEVR v1.0 question files: ``function`` + ``value_inputs``;
+- the question generator and its templates: ``type`` + ``side_inputs``.
+
+NS-VQA (Yi et al., "Neural-Symbolic VQA: Disentangling Reasoning from Vision
+and Language Understanding", NeurIPS 2018) feeds programs to its seq2seq parser
+as token sequences in prefix or postfix order, one token per node with the side
+inputs fused into it: ``filter_color[red]``, ``relate[left]``, ``scene``. The
+number of children of each token comes from a :class:`Catalogue`, so decoding
+is unambiguous.
+
+>>> p = from_clevr([{"function": "scene", "inputs": [], "value_inputs": []},
+...                 {"function": "count", "inputs": [0], "value_inputs": []}])
+>>> to_prefix_tokens(p), to_postfix_tokens(p)
+(['count', 'scene'], ['scene', 'count'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from reasoning.dsl.catalogue import Catalogue
+from reasoning.dsl.program import Call, Program
+from reasoning.dsl.text import MAX_DEPTH, format_token, parse_token
+from reasoning.errors import ProgramError
+
+__all__ = [
+    "from_clevr",
+    "to_clevr",
+    "to_prefix_tokens",
+    "from_prefix_tokens",
+    "to_postfix_tokens",
+    "from_postfix_tokens",
+]
+
+
+def _field(node: dict, keys: tuple[str, str], index: int, where: str, required: bool) -> Any:
+    """The value of whichever of two synonymous keys the node uses."""
+    a, b = keys
+    if a in node:
+        if b in node and node[b] != node[a]:
+            raise ProgramError(
+                f"{where}: node {index} has both {a!r} ({node[a]!r}) and {b!r} ({node[b]!r}) "
+                "and they differ; give one of them"
+            )
+        return node[a]
+    if b in node:
+        return node[b]
+    if required:
+        raise ProgramError(f"{where}: node {index} has neither {a!r} nor {b!r}; one is required")
+    return None
+
+
+def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
+    """Read a CLEVR node list (``function``/``type``, ``inputs``, ``value_inputs``/``side_inputs``).
+
+    Args:
+        nodes: The nodes in post-order; node ``i`` may only read nodes ``< i``,
+            every node except the last feeds exactly one later node (the list is
+            a tree), and the last node is the root. A missing ``inputs`` or side
+            input list means none.
+        where: How to name the program in error messages (e.g. a question index).
+
+    Returns:
+        The program; ``to_clevr(from_clevr(nodes))`` gives back ``nodes``
+        (in the spelling chosen by ``style``).
+
+    Raises:
+        ProgramError: Naming the node index and field: not a list of objects,
+            a missing or non-string function, ``inputs`` not a list of integers
+            that reference earlier nodes, side inputs not strings, a node read
+            twice or never, or nesting deeper than :data:`MAX_DEPTH`.
+    """
+    if not isinstance(nodes, (list, tuple)):
+        raise ProgramError(f"{where}: a CLEVR program must be a list of nodes, got {type(nodes).__name__}")
+    if not nodes:
+        raise ProgramError(f"{where}: the node list is empty; a program needs at least one node")
+    calls: list[Call] = []
+    depths: list[int] = []
+    used = [False] * len(nodes)
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            raise ProgramError(f"{where}: node {i} must be an object, got {type(node).__name__}")
+        function = _field(node, ("function", "type"), i, where, required=True)
+        if not isinstance(function, str) or not function:
+            raise ProgramError(f"{where}: node {i} field 'function'/'type' must be a non-empty string, got {function!r}")
+        inputs = node.get("inputs", ())
+        if not isinstance(inputs, (list, tuple)):
+            raise ProgramError(f"{where}: node {i} ({function}) field 'inputs' must be a list of node indices, got {inputs!r}")
+        depth = 1
+        for j in inputs:
+            if type(j) is not int:  # bool is an int subclass; reject it too
+                raise ProgramError(
+                    f"{where}: node {i} ({function}) field 'inputs' holds {j!r}; "
+                    f"inputs are integer indices of earlier nodes (0..{i - 1})"
+                )
+            if not 0 <= j < i:
+                raise ProgramError(
+                    f"{where}: node {i} ({function}) field 'inputs' references node {j}; "
+                    f"a node may only read earlier nodes (0..{i - 1})"
+                )
+            if used[j]:
+                raise ProgramError(
+                    f"{where}: node {i} ({function}) field 'inputs' reads node {j}, which an "
+                    "earlier node already reads; programs are trees (each node feeds one parent)"
+                )
+            used[j] = True
+            if depths[j] >= depth:
+                depth = depths[j] + 1
+        if depth > MAX_DEPTH:
+            raise ProgramError(f"{where}: node {i} ({function}) is nested deeper than {MAX_DEPTH} calls")
+        values = _field(node, ("value_inputs", "side_inputs"), i, where, required=False)
+        if values is None:
+            values = ()
+        elif not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+            raise ProgramError(
+                f"{where}: node {i} ({function}) field 'value_inputs'/'side_inputs' must be a "
+                f"list of strings, got {values!r}"
+            )
+        calls.append(Call(function, tuple(calls[j] for j in inputs), tuple(values)))
+        depths.append(depth)
+    for j in range(len(nodes) - 1):
+        if not used[j]:
+            raise ProgramError(
+                f"{where}: node {j} ({calls[j].function}) is not read by any later node; "
+                f"the last node (node {len(nodes) - 1}) is the root and every other node must feed it"
+            )
+    return Program(calls[-1])
+
+
+def to_clevr(program: Program | Call, style: Literal["function", "type"] = "function") -> list[dict]:
+    """Write a program as a CLEVR node list in post-order (``Program.nodes()`` order).
+
+    Args:
+        program: The program (or a bare root call).
+        style: ``"function"`` writes ``inputs``, ``function`` and ``value_inputs``
+            on every node, as the official CLEVR v1.0 question files do;
+            ``"type"`` writes ``inputs``, ``type`` and ``side_inputs`` (only when
+            there are some), as the question generator and templates do.
+
+    Returns:
+        A list of JSON-ready dicts; the root is last.
+
+    Raises:
+        ProgramError: Unknown ``style``.
+    """
+    if style not in ("function", "type"):
+        raise ProgramError(f"unknown CLEVR node style {style!r}; allowed: 'function', 'type'")
+    root = program.root if isinstance(program, Program) else program
+    out: list[dict] = []
+    index: dict[int, int] = {}  # id(call) -> node index
+    for call in root.walk():
+        inputs = [index[id(a)] for a in call.args]
+        if style == "function":
+            node = {"inputs": inputs, "function": call.function, "value_inputs": list(call.values)}
+        else:
+            node = {"inputs": inputs, "type": call.function}
+            if call.values:
+                node["side_inputs"] = list(call.values)
+        index[id(call)] = len(out)
+        out.append(node)
+    return out
+
+
+def _tokens_of(calls: list[Call]) -> list[str]:
+    return [format_token(c) for c in calls]
+
+
+def to_postfix_tokens(program: Program | Call) -> list[str]:
+    """NS-VQA postfix tokens: children left to right, then the parent (post-order)."""
+    root = program.root if isinstance(program, Program) else program
+    return _tokens_of(list(root.walk()))
+
+
+def to_prefix_tokens(program: Program | Call) -> list[str]:
+    """NS-VQA prefix tokens: the parent, then its children left to right (pre-order)."""
+    root = program.root if isinstance(program, Program) else program
+    order: list[Call] = []
+    stack = [root]
+    while stack:
+        call = stack.pop()
+        order.append(call)
+        stack.extend(reversed(call.args))
+    return _tokens_of(order)
+
+
+def _decode(
+    tokens: Sequence[str],
+    positions: range,
+    catalogue: Catalogue,
+    prefix: bool,
+    where: str,
+) -> Program:
+    """Stack decoder shared by both orders.
+
+    Postfix is read left to right. Prefix is read right to left, which visits
+    every node after its children with the children in reverse order; popping
+    them off the stack restores their left-to-right order either way.
+    """
+    if not isinstance(tokens, (list, tuple)):
+        raise ProgramError(f"{where}: tokens must be a list of strings, got {type(tokens).__name__}")
+    if not tokens:
+        raise ProgramError(f"{where}: the token list is empty; a program needs at least one token")
+    stack: list[tuple[Call, int]] = []  # (call, depth)
+    order = "prefix" if prefix else "postfix"
+    for pos in positions:
+        at = f"{where}: token {pos}"
+        name, values = parse_token(tokens[pos], where=at)
+        if name not in catalogue:
+            try:
+                catalogue.signature(name)
+            except ProgramError as exc:
+                raise ProgramError(f"{at} ({tokens[pos]!r}): {exc}") from None
+        arity = catalogue.arity(name)
+        if len(stack) < arity:
+            raise ProgramError(
+                f"{at} ({tokens[pos]!r}): {name} takes {arity} input(s) but only {len(stack)} "
+                f"complete program(s) are available there in {order} order"
+            )
+        if arity:
+            taken = stack[-arity:]
+            del stack[-arity:]
+        else:
+            taken = []
+        if prefix:
+            taken.reverse()
+        depth = 1 + max((d for _, d in taken), default=0)
+        if depth > MAX_DEPTH:
+            raise ProgramError(f"{at} ({tokens[pos]!r}): program is nested deeper than {MAX_DEPTH} calls")
+        stack.append((Call(name, tuple(c for c, _ in taken), values), depth))
+    if len(stack) != 1:
+        raise ProgramError(
+            f"{where}: the {order} tokens form {len(stack)} separate programs, not one; "
+            f"tokens are missing a parent or there are extra tokens"
+        )
+    return Program(stack[0][0])
+
+
+def from_postfix_tokens(
+    tokens: Sequence[str], catalogue: Catalogue | None = None, *, where: str = "tokens"
+) -> Program:
+    """Decode NS-VQA postfix tokens, with arities from ``catalogue`` (default: CLEVR).
+
+    Raises:
+        ProgramError: A malformed or unknown token, too few children for a
+            token, or leftover tokens (the message names the token index).
+    """
+    cat = catalogue if catalogue is not None else Catalogue.default()
+    n = len(tokens) if isinstance(tokens, (list, tuple)) else 0
+    return _decode(tokens, range(n), cat, prefix=False, where=where)
+
+
+def from_prefix_tokens(
+    tokens: Sequence[str], catalogue: Catalogue | None = None, *, where: str = "tokens"
+) -> Program:
+    """Decode NS-VQA prefix tokens, with arities from ``catalogue`` (default: CLEVR).
+
+    Raises:
+        ProgramError: A malformed or unknown token, too few children for a
+            token, or leftover tokens (the message names the token index).
+    """
+    cat = catalogue if catalogue is not None else Catalogue.default()
+    n = len(tokens) if isinstance(tokens, (list, tuple)) else 0
+    return _decode(tokens, range(n - 1, -1, -1), cat, prefix=True, where=where)
