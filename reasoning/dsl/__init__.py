@@ -13,11 +13,13 @@ from reasoning.dsl.formats import (
     from_clevr,
     from_postfix_tokens,
     from_prefix_tokens,
+    postorder_positions,
     to_clevr,
     to_postfix_tokens,
     to_prefix_tokens,
 )
 from reasoning.dsl.program import Call, Program
+from reasoning.dsl.sampling import sample_program
 from reasoning.dsl.text import parse_program, to_text
 
 __all__ = [
@@ -33,4 +35,6 @@ __all__ = [
     "from_postfix_tokens",
     "Catalogue",
     "FunctionSpec",
+    "postorder_positions",
+    "sample_program",
 ]

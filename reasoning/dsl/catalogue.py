@@ -80,6 +80,10 @@ class FunctionSpec:
         """Number of child programs."""
         return len(self.inputs)
 
+    def may_be_empty(self, k: int) -> bool:
+        """Whether side input ``k`` may be left empty (an unmentioned attribute of a composite node)."""
+        return self.template_only and self.side_inputs[k] not in _NEVER_EMPTY
+
     def to_dict(self) -> dict[str, Any]:
         """The entry as written in a ``metadata.json`` ``functions`` list."""
         d: dict[str, Any] = {"name": self.name, "inputs": list(self.inputs)}
@@ -361,7 +365,7 @@ class Catalogue:
                 f"an instantiated program needs a {vtype} from {list(vocab)} "
                 f"(pass allow_placeholders=True to check templates)"
             )
-        may_be_empty = spec.template_only and vtype not in _NEVER_EMPTY
+        may_be_empty = spec.may_be_empty(k)
         if value == "" and may_be_empty:
             return
         empty_note = " or empty ('_')" if may_be_empty else ""

@@ -34,6 +34,7 @@ from reasoning.errors import ProgramError
 __all__ = [
     "from_clevr",
     "to_clevr",
+    "postorder_positions",
     "to_prefix_tokens",
     "from_prefix_tokens",
     "to_postfix_tokens",
@@ -69,8 +70,10 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
         where: How to name the program in error messages (e.g. a question index).
 
     Returns:
-        The program; ``to_clevr(from_clevr(nodes))`` gives back ``nodes``
-        (in the spelling chosen by ``style``).
+        The program. ``to_clevr(from_clevr(nodes))`` gives back ``nodes`` (in
+        the spelling chosen by ``style``) when they are in post-order; other
+        topological orders come back in post-order (see
+        :func:`postorder_positions`).
 
     Raises:
         ProgramError: Naming the node index and field: not a list of objects,
@@ -133,6 +136,45 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
                 f"the last node (node {len(nodes) - 1}) is the root and every other node must feed it"
             )
     return Program(calls[-1])
+
+
+def postorder_positions(nodes: Sequence[dict], where: str = "program") -> list[int]:
+    """Where each node of a CLEVR node list lands in :func:`to_clevr`'s post-order.
+
+    CLEVR lists are topologically sorted but not always in post-order: the
+    ``comparison`` templates, and the questions instantiated from them, list
+    both ``filter_unique`` branches before both ``query_size`` nodes.
+    ``to_clevr(from_clevr(nodes))`` writes the same tree in post-order, so node
+    indices that other data refers to (template constraints such as
+    ``OUT_NEQ``, execution traces) must be mapped with this permutation.
+
+    Args:
+        nodes: A valid CLEVR node list (see :func:`from_clevr`).
+        where: How to name the program in error messages.
+
+    Returns:
+        ``positions`` with ``to_clevr(from_clevr(nodes))[positions[i]]``
+        being node ``i`` of ``nodes``; ``list(range(len(nodes)))`` when the
+        list already is in post-order.
+
+    Raises:
+        ProgramError: As :func:`from_clevr`, for an invalid node list.
+    """
+    from_clevr(nodes, where)  # validates: indices earlier, a tree rooted at the last node
+    positions = [0] * len(nodes)
+    order = 0
+    # Iterative post-order walk over original indices: (index, children done?)
+    stack: list[tuple[int, bool]] = [(len(nodes) - 1, False)]
+    while stack:
+        i, expanded = stack.pop()
+        if expanded:
+            positions[i] = order
+            order += 1
+            continue
+        stack.append((i, True))
+        for j in reversed(nodes[i].get("inputs", ())):
+            stack.append((j, False))
+    return positions
 
 
 def to_clevr(program: Program | Call, style: Literal["function", "type"] = "function") -> list[dict]:
