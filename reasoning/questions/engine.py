@@ -1,0 +1,169 @@
+"""The generator's own evaluator: CLEVR functions over per-scene bitsets.
+
+The question generator has to run *partial* template programs thousands of
+times per scene (to check constraints and to enumerate parameter values, as
+CLEVR's ``generate_questions.py`` does).  It therefore keeps its own small,
+fast evaluator instead of calling the full executor: a scene is indexed once
+into integer bitsets (bit ``i`` set = object ``i`` in the set), and every
+function is a couple of integer operations.
+
+Values by type: ``ObjectSet`` -> ``int`` bitmask; ``Object`` -> object index;
+``Integer`` -> ``int``; ``Bool`` -> ``bool``; attributes -> ``str``.  An
+invalid step (``unique`` of a set that is not a singleton) gives :data:`INVALID`.
+
+The semantics are CLEVR's question engine: ``same_*`` excludes the object
+itself; ``relate`` reads ``scene.relationships[R][i]`` (the objects that are R
+of object ``i``).  The tests check this evaluator against
+:mod:`reasoning.executor` on every generated question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from itertools import product
+from typing import Any
+
+from perception.scene_graph import SceneGraph
+
+__all__ = ["INVALID", "SceneIndex", "apply", "run_nodes", "FUNCTIONS", "ATTRS", "FilterKey"]
+
+INVALID = "__INVALID__"  # CLEVR's marker for an invalid execution
+
+# Attribute order of filter keys: CLEVR's composite side-input order.
+ATTRS = ("size", "color", "material", "shape")
+
+FilterKey = tuple[str | None, str | None, str | None, str | None]  # (size, color, material, shape)
+
+
+class SceneIndex:
+    """Bitsets of one scene, built once and shared by every template.
+
+    Attributes:
+        n: Number of objects.
+        all: Bitmask of every object.
+        objects: Per object, its ``(size, color, material, shape)``.
+        attr: ``(attribute, value)`` -> bitmask of objects with that value.
+        relation: Relation name -> per object ``i`` the bitmask of objects that are R of i.
+        filters: Every filter key that matches at least one object -> its bitmask,
+            including the empty key ``(None, None, None, None)`` (all objects).
+            Keys are in a fixed order (objects in order, then the 16 attribute masks),
+            so enumeration is deterministic.
+    """
+
+    __slots__ = ("n", "all", "objects", "attr", "relation", "filters", "scene", "_absent")
+
+    def __init__(self, scene: SceneGraph) -> None:
+        self.scene = scene
+        self._absent = None  # filter keys matching no object, filled lazily by the search
+        self.n = len(scene.objects)
+        self.all = (1 << self.n) - 1
+        self.objects = tuple(tuple(o.attribute(a) for a in ATTRS) for o in scene.objects)
+        self.attr: dict[tuple[str, str], int] = {}
+        for i, vals in enumerate(self.objects):
+            for a, v in zip(ATTRS, vals):
+                self.attr[(a, v)] = self.attr.get((a, v), 0) | (1 << i)
+        self.relation: dict[str, list[int]] = {
+            rel: [_mask(js) for js in rows] for rel, rows in scene.relationships.items()
+        }
+        self.filters: dict[FilterKey, int] = {}
+        keep_masks = list(product((False, True), repeat=len(ATTRS)))
+        for i, vals in enumerate(self.objects):
+            for keep in keep_masks:
+                key = tuple(v if k else None for v, k in zip(vals, keep))
+                self.filters[key] = self.filters.get(key, 0) | (1 << i)  # type: ignore[index]
+
+    def filter_mask(self, key: Sequence[str | None]) -> int:
+        """Objects matching a filter key (``None`` entries match anything)."""
+        m = self.all
+        for a, v in zip(ATTRS, key):
+            if v is not None:
+                m &= self.attr.get((a, v), 0)
+        return m
+
+
+def _mask(indices: Sequence[int]) -> int:
+    m = 0
+    for j in indices:
+        m |= 1 << j
+    return m
+
+
+def _unique(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
+    m = args[0]
+    if m == 0 or m & (m - 1):
+        return INVALID
+    return m.bit_length() - 1
+
+
+def _filter(attr: str) -> Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]:
+    def fn(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
+        return args[0] & ix.attr.get((attr, values[0]), 0)
+
+    return fn
+
+
+def _query(attr: str) -> Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]:
+    pos = ATTRS.index(attr)
+
+    def fn(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
+        return ix.objects[args[0]][pos]
+
+    return fn
+
+
+def _same(attr: str) -> Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]:
+    pos = ATTRS.index(attr)
+
+    def fn(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
+        i = args[0]
+        return ix.attr[(attr, ix.objects[i][pos])] & ~(1 << i)
+
+    return fn
+
+
+def _relate(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
+    rows = ix.relation.get(values[0])
+    return INVALID if rows is None else rows[args[0]]
+
+
+def _equal(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
+    return args[0] == args[1]
+
+
+FUNCTIONS: Mapping[str, Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]] = {
+    "scene": lambda ix, args, values: ix.all,
+    "unique": _unique,
+    "relate": _relate,
+    "union": lambda ix, args, values: args[0] | args[1],
+    "intersect": lambda ix, args, values: args[0] & args[1],
+    "count": lambda ix, args, values: args[0].bit_count(),
+    "exist": lambda ix, args, values: args[0] != 0,
+    "less_than": lambda ix, args, values: args[0] < args[1],
+    "greater_than": lambda ix, args, values: args[0] > args[1],
+    **{f"filter_{a}": _filter(a) for a in ATTRS},
+    **{f"query_{a}": _query(a) for a in ATTRS},
+    **{f"same_{a}": _same(a) for a in ATTRS},
+    **{f"equal_{a}": _equal for a in (*ATTRS, "integer", "object")},
+}
+
+
+def apply(ix: SceneIndex, function: str, args: Sequence[Any], values: Sequence[str] = ()) -> Any:
+    """One basic function on already-evaluated inputs (:data:`INVALID` propagates)."""
+    if any(a is INVALID for a in args):
+        return INVALID
+    return FUNCTIONS[function](ix, args, values)
+
+
+def run_nodes(ix: SceneIndex, nodes: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Run a basic CLEVR node list (``function``, ``inputs``, ``value_inputs``).
+
+    Returns every node's output; stops at the first invalid node, as CLEVR does,
+    so the last element is the answer or :data:`INVALID`.
+    """
+    outs: list[Any] = []
+    for n in nodes:
+        out = apply(ix, n["function"], [outs[i] for i in n["inputs"]], n.get("value_inputs", ()))
+        outs.append(out)
+        if out is INVALID:
+            break
+    return outs

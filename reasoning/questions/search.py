@@ -1,0 +1,348 @@
+"""Instantiate one template on one scene: a depth-first search over parameter values.
+
+The search follows the idea of CLEVR's ``instantiate_templates_dfs``: add the
+template's nodes one at a time; at each node enumerate the parameter values
+that make sense *for this scene* (for composite filter nodes, the filter keys
+computed from the objects actually present), evaluate the partial program,
+and drop the branch as soon as it is invalid or breaks a constraint.  A full
+program becomes a question when it passes answer balancing and, for templates
+with a raw ``relate`` node, the degeneracy test.
+
+Parameter choices for composite nodes (as in CLEVR):
+
+- ``filter_unique``: only keys that leave exactly one object;
+- ``filter``: every key present in the scene except the empty one, plus as
+  many absent keys (matching nothing) as there are singleton keys;
+- ``filter_count``: every key present (empty key included), plus absent keys
+  as many as singleton keys, so zero counts are asked too;
+- ``filter_exist``: every key present plus as many absent keys, so "yes" and
+  "no" are equally reachable;
+- ``relate_filter*``: each (relation, key) pair; ``_unique`` needs a singleton,
+  ``_count``/``_exist`` allow an empty result.  A pair whose relation adds
+  nothing (every object matching the key is already on that side) is
+  *trivial*; trivial pairs are kept for only ``trivial_relate_fraction`` of
+  the options.
+
+Composite nodes are expanded into basic CLEVR functions in the output program:
+``relate_filter_count[R, Z, C, M, S]`` -> ``relate(R)``, then one
+``filter_<attr>`` per non-empty value in side-input order, then ``count``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from reasoning.questions.balance import AnswerBalancer
+from reasoning.questions.config import GeneratorConfig
+from reasoning.questions.engine import ATTRS, INVALID, FilterKey, SceneIndex, apply, run_nodes
+from reasoning.questions.metadata import ATTRIBUTE_TYPES, Metadata
+from reasoning.questions.template import Template
+
+__all__ = ["Instance", "instantiate", "is_degenerate", "COMPOSITE_FUNCTIONS"]
+
+COMPOSITE_FUNCTIONS = frozenset(
+    {
+        "filter",
+        "filter_unique",
+        "filter_count",
+        "filter_exist",
+        "relate_filter",
+        "relate_filter_unique",
+        "relate_filter_count",
+        "relate_filter_exist",
+    }
+)
+_NULL_KEY: FilterKey = (None, None, None, None)
+_ATTR_POS = {t: ATTRS.index(a) for t, a in ATTRIBUTE_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One instantiated template.
+
+    Attributes:
+        program: Basic CLEVR node list (``inputs``, ``function``, ``value_inputs``).
+        values: Parameter name -> chosen value, ``None`` where left empty.
+        answer: Raw answer (``bool``, ``int`` or attribute ``str``).
+        template: The template instantiated.
+    """
+
+    program: tuple[dict[str, Any], ...]
+    values: Mapping[str, str | None]
+    answer: Any
+    template: Template
+
+
+@dataclass(frozen=True)
+class _State:
+    next: int  # template node to add next
+    outputs: tuple[Any, ...]  # per template node so far
+    values: dict[str, str | None]
+    program: tuple[dict[str, Any], ...]
+    where: tuple[int, ...]  # template node -> index of its last expanded node
+
+
+def _node(function: str, inputs: list[int], values: Sequence[str] = ()) -> dict[str, Any]:
+    return {"inputs": inputs, "function": function, "value_inputs": list(values)}
+
+
+def instantiate(
+    template: Template,
+    ix: SceneIndex,
+    rng: np.random.Generator,
+    *,
+    metadata: Metadata,
+    config: GeneratorConfig = GeneratorConfig(),
+    balancer: AnswerBalancer | None = None,
+    max_instances: int = 1,
+) -> list[Instance]:
+    """Up to ``max_instances`` questions from ``template`` on the indexed scene.
+
+    Args:
+        template: A validated template.
+        ix: The scene's bitsets (:class:`SceneIndex`).
+        rng: Source of every random choice (deterministic for a seed).
+        metadata: Catalogue giving each parameter type's values.
+        config: Search and rejection settings.
+        balancer: Answer counts of this template; ``None`` disables balancing.
+        max_instances: Stop after this many accepted questions.
+
+    Returns:
+        Accepted instances (possibly none: the scene may not fit the template).
+    """
+    checks = _checks_by_node(template)
+    n_nodes = len(template.nodes)
+    stack = [_State(0, (), {}, (), ())]
+    found: list[Instance] = []
+    budget = config.max_search_states
+    while stack and budget > 0:
+        budget -= 1
+        st = stack.pop()
+        if st.next == n_nodes:
+            answer = st.outputs[-1]
+            if balancer is not None and not balancer.accepts(answer):
+                continue
+            if config.reject_degenerate and template.has_relate and is_degenerate(st.program, ix, answer):
+                continue
+            if balancer is not None:
+                balancer.add(answer)
+            found.append(Instance(st.program, st.values, answer, template))
+            if len(found) >= max_instances:
+                break
+            continue
+        children = _expand(template, st, ix, rng, metadata, config)
+        stack.extend(c for c in children if _satisfies(template, checks[st.next], c))
+    return found
+
+
+def is_degenerate(program: Sequence[Mapping[str, Any]], ix: SceneIndex, answer: Any) -> bool:
+    """CLEVR's degeneracy test: some ``relate`` step does not matter.
+
+    Each ``relate`` node in turn is replaced by ``scene`` (so its input subtree
+    is cut off and the step yields every object); if the program still gives
+    the same answer, the relation added nothing and the question is degenerate.
+    """
+    for k, n in enumerate(program):
+        if n["function"] != "relate":
+            continue
+        cut = list(program)
+        cut[k] = _node("scene", [])
+        outs = run_nodes(ix, cut)
+        if len(outs) == len(cut) and outs[-1] == answer and type(outs[-1]) is type(answer):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------- expansion
+def _expand(
+    template: Template,
+    st: _State,
+    ix: SceneIndex,
+    rng: np.random.Generator,
+    metadata: Metadata,
+    config: GeneratorConfig,
+) -> list[_State]:
+    """Children of ``st`` (node ``st.next`` added), in the order they are to be tried last-first."""
+    k = st.next
+    node = template.nodes[k]
+    ptypes = template.param_types
+    args = [st.outputs[i] for i in node.inputs]
+    if node.type in COMPOSITE_FUNCTIONS:
+        return _expand_composite(template, st, ix, rng, metadata, config, args)
+    base = len(st.program)
+    inputs = [st.where[i] for i in node.inputs]
+    if not node.side_inputs:
+        out = apply(ix, node.type, args)
+        if out is INVALID:
+            return []
+        return [_State(k + 1, (*st.outputs, out), st.values, (*st.program, _node(node.type, inputs)), (*st.where, base))]
+    name = node.side_inputs[0]  # basic functions take at most one side input
+    domain = metadata.values(ptypes[name])
+    children = []
+    for j in rng.permutation(len(domain)):
+        val = domain[j]
+        out = apply(ix, node.type, args, (val,))
+        if out is INVALID:
+            continue
+        children.append(
+            _State(
+                k + 1,
+                (*st.outputs, out),
+                {**st.values, name: val},
+                (*st.program, _node(node.type, inputs, (val,))),
+                (*st.where, base),
+            )
+        )
+    return children
+
+
+def _expand_composite(
+    template: Template,
+    st: _State,
+    ix: SceneIndex,
+    rng: np.random.Generator,
+    metadata: Metadata,
+    config: GeneratorConfig,
+    args: list[Any],
+) -> list[_State]:
+    k = st.next
+    node = template.nodes[k]
+    ptypes = template.param_types
+    if args[0] is INVALID:
+        return []
+    if node.type.startswith("relate"):
+        options = _relate_filter_options(node.type, args[0], ix, rng, metadata, config.trivial_relate_fraction)
+        filter_params = node.side_inputs[1:]
+    else:
+        options = _filter_options(node.type, args[0], ix, rng, metadata)
+        filter_params = node.side_inputs
+    suffix = node.type.rsplit("_", 1)[-1] if node.type != "filter" and node.type != "relate_filter" else None
+    children = []
+    for j in rng.permutation(len(options)):
+        rel, key, result = options[j]
+        program = list(st.program)
+        values = dict(st.values)
+        cur = st.where[node.inputs[0]]
+        if rel is not None:
+            program.append(_node("relate", [cur], (rel,)))
+            values[node.side_inputs[0]] = rel
+            cur = len(program) - 1
+        for name in filter_params:
+            ptype = ptypes[name]
+            v = key[_ATTR_POS[ptype]]
+            values[name] = v
+            if v is not None:
+                program.append(_node(f"filter_{ATTRIBUTE_TYPES[ptype]}", [cur], (v,)))
+                cur = len(program) - 1
+        if suffix is None:
+            out: Any = result
+        else:
+            program.append(_node(suffix, [cur]))
+            cur = len(program) - 1
+            out = result.bit_length() - 1 if suffix == "unique" else (result.bit_count() if suffix == "count" else result != 0)
+        children.append(_State(k + 1, (*st.outputs, out), values, tuple(program), (*st.where, cur)))
+    return children
+
+
+def _filter_options(
+    ftype: str, in_mask: int, ix: SceneIndex, rng: np.random.Generator, metadata: Metadata
+) -> list[tuple[None, FilterKey, int]]:
+    opts = {key: m & in_mask for key, m in ix.filters.items()}
+    if ftype == "filter_unique":
+        opts = {key: m for key, m in opts.items() if m and not m & (m - 1)}
+    else:
+        if ftype == "filter":
+            opts.pop(_NULL_KEY, None)
+        if ftype == "filter_exist":
+            n_add = len(opts)
+        else:  # filter, filter_count: as many absent keys as singleton keys
+            n_add = sum(1 for m in opts.values() if m and not m & (m - 1))
+        absent = _absent_keys(ix, metadata)
+        if n_add and absent:
+            for j in sorted(rng.choice(len(absent), size=min(n_add, len(absent)), replace=False)):
+                opts[absent[j]] = 0
+    return [(None, key, m) for key, m in opts.items()]
+
+
+def _relate_filter_options(
+    ftype: str, obj: int, ix: SceneIndex, rng: np.random.Generator, metadata: Metadata, trivial_frac: float
+) -> list[tuple[str, FilterKey, int]]:
+    unique = ftype == "relate_filter_unique"
+    include_zero = ftype in ("relate_filter_count", "relate_filter_exist")
+    options: list[tuple[str, FilterKey, int]] = []
+    trivial: list[tuple[str, FilterKey, int]] = []
+    for rel in metadata.values("Relation"):
+        rows = ix.relation.get(rel)
+        if rows is None:
+            continue
+        related = rows[obj]
+        for key, m in ix.filters.items():
+            inter = related & m
+            if unique and (inter == 0 or inter & (inter - 1)):
+                continue
+            if inter == 0 and not include_zero:
+                continue
+            (trivial if inter == m else options).append((rel, key, inter))
+    n_trivial = int(round(len(options) * trivial_frac / (1.0 - trivial_frac)))
+    if trivial and n_trivial:
+        keep = sorted(rng.permutation(len(trivial))[:n_trivial])
+        options.extend(trivial[j] for j in keep)
+    return options
+
+
+def _absent_keys(ix: SceneIndex, metadata: Metadata) -> list[FilterKey]:
+    """Filter keys that match no object of the scene (cached per scene and vocabulary)."""
+    return _absent_keys_cached(ix, tuple(metadata.values(t) for t in ATTRIBUTE_TYPES))
+
+
+def _absent_keys_cached(ix: SceneIndex, vocab: tuple[tuple[str, ...], ...]) -> list[FilterKey]:
+    cached = ix._absent
+    if cached is not None and cached[0] == vocab:
+        return cached[1]
+    keys: list[FilterKey] = [()]  # type: ignore[list-item]
+    for values in vocab:
+        keys = [(*k, v) for k in keys for v in (*values, None)]  # type: ignore[misc]
+    absent = [k for k in keys if k not in ix.filters]
+    ix._absent = (vocab, absent)
+    return absent
+
+
+# ---------------------------------------------------------------------- constraints
+@lru_cache(maxsize=1024)
+def _checks_by_node(template: Template) -> tuple[tuple[Any, ...], ...]:
+    """For each template node, the constraints that become decidable once it is added."""
+    setter: dict[str, int] = {}
+    for k, n in enumerate(template.nodes):
+        for name in n.side_inputs:
+            setter.setdefault(name, k)
+    at: list[list[Any]] = [[] for _ in template.nodes]
+    for c in template.constraints:
+        if c.type == "NULL":
+            k = setter.get(c.params[0])
+        elif c.type == "OUT_NEQ":
+            k = max(c.params)
+        else:  # NEQ
+            ks = [setter.get(p) for p in c.params]
+            k = None if None in ks else max(ks)  # type: ignore[type-var]
+        if k is not None:
+            at[k].append(c)
+    return tuple(tuple(a) for a in at)
+
+
+def _satisfies(template: Template, checks: Sequence[Any], st: _State) -> bool:
+    for c in checks:
+        if c.type == "NULL":
+            if st.values.get(c.params[0]) is not None:
+                return False
+        elif c.type == "OUT_NEQ":
+            i, j = c.params
+            if st.outputs[i] == st.outputs[j]:
+                return False
+        elif st.values.get(c.params[0]) == st.values.get(c.params[1]):  # NEQ
+            return False
+    return True
