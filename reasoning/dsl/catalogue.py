@@ -181,7 +181,9 @@ class Catalogue:
             raise DataError(f"{where}: field 'dataset' must be a string, got {dataset!r}")
         raw_types = data.get("types")
         if not isinstance(raw_types, dict):
-            raise DataError(f"{where}: field 'types' must be an object of type -> vocabulary list or null")
+            raise DataError(
+                f"{where}: field 'types' must be an object of type -> vocabulary list or null"
+            )
         types: dict[str, tuple[str, ...] | None] = {}
         for name, vocab in raw_types.items():
             types[name] = None if vocab is None else _str_list(vocab, f"{where}: types.{name}")
@@ -189,6 +191,7 @@ class Catalogue:
         if not isinstance(raw_functions, list):
             raise DataError(f"{where}: field 'functions' must be a list of function objects")
         specs = []
+        seen: dict[str, int] = {}
         for i, f in enumerate(raw_functions):
             at = f"{where}: functions[{i}]"
             if not isinstance(f, dict):
@@ -202,23 +205,38 @@ class Catalogue:
             output = f["output"]
             if not isinstance(output, str):
                 raise DataError(f"{at}.output must be a type name, got {output!r}")
+            inputs = _str_list(f["inputs"], f"{at}.inputs")
+            side_inputs = _str_list(f.get("side_inputs", []), f"{at}.side_inputs")
+            for field, used in (("inputs", inputs), ("output", (output,))):
+                for t in used:
+                    if t not in types:
+                        raise DataError(
+                            f"{at}.{field} uses unknown type {t!r}; types are {list(types)}"
+                        )
+            for t in side_inputs:
+                if types.get(t) is None:
+                    vocab_types = [k for k, v in types.items() if v is not None]
+                    raise DataError(
+                        f"{at}.side_inputs has {t!r}, which is not a vocabulary type; "
+                        f"vocabulary types are {vocab_types}"
+                    )
+            if name in seen:
+                raise DataError(f"{at}.name {name!r} is already defined by functions[{seen[name]}]")
+            seen[name] = i
             for flag in ("terminal", "template_only"):
                 if not isinstance(f.get(flag, False), bool):
                     raise DataError(f"{at}.{flag} must be true or false, got {f[flag]!r}")
             specs.append(
                 FunctionSpec(
                     name=name,
-                    inputs=_str_list(f["inputs"], f"{at}.inputs"),
-                    side_inputs=_str_list(f.get("side_inputs", []), f"{at}.side_inputs"),
+                    inputs=inputs,
+                    side_inputs=side_inputs,
                     output=output,
                     terminal=f.get("terminal", False),
                     template_only=f.get("template_only", False),
                 )
             )
-        try:
-            return cls(types, specs, dataset)
-        except DataError as exc:
-            raise DataError(f"{where}: {exc}") from None
+        return cls(types, specs, dataset)
 
     def to_dict(self) -> dict[str, Any]:
         """The catalogue in the ``metadata.json`` format (inverse of :meth:`from_dict`)."""
@@ -273,9 +291,7 @@ class Catalogue:
             ProgramError: Unknown type, or a computed type without vocabulary.
         """
         if type_name not in self._types:
-            raise ProgramError(
-                f"unknown type {type_name!r}; types are {list(self._types)}"
-            )
+            raise ProgramError(f"unknown type {type_name!r}; types are {list(self._types)}")
         vocab = self._types[type_name]
         if vocab is None:
             raise ProgramError(
@@ -323,12 +339,14 @@ class Catalogue:
             at = f"node {index} ({call.function})"
             spec = self._functions.get(call.function)
             if spec is None:
-                raise ProgramError(f"{at}: unknown function {call.function!r}{self._suggest(call.function)}")
+                raise ProgramError(
+                    f"{at}: unknown function {call.function!r}{self._suggest(call.function)}"
+                )
             if len(call.args) != spec.arity:
                 raise ProgramError(
                     f"{at}: takes {spec.arity} input(s) {list(spec.inputs)}, got {len(call.args)}"
                 )
-            for k, (child, want) in enumerate(zip(call.args, spec.inputs)):
+            for k, (child, want) in enumerate(zip(call.args, spec.inputs, strict=True)):
                 got = out_types[id(child)]
                 if got != want:
                     raise ProgramError(
@@ -340,7 +358,7 @@ class Catalogue:
                     f"{at}: takes {len(spec.side_inputs)} side input(s) ({expected}), "
                     f"got {len(call.values)} {list(call.values)}"
                 )
-            for k, (value, vtype) in enumerate(zip(call.values, spec.side_inputs)):
+            for k, (value, vtype) in enumerate(zip(call.values, spec.side_inputs, strict=True)):
                 self._check_value(at, k, value, vtype, spec, allow_placeholders)
             out_types[id(call)] = spec.output
         return out_types[id(root)]

@@ -82,7 +82,9 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
             twice or never, or nesting deeper than :data:`MAX_DEPTH`.
     """
     if not isinstance(nodes, (list, tuple)):
-        raise ProgramError(f"{where}: a CLEVR program must be a list of nodes, got {type(nodes).__name__}")
+        raise ProgramError(
+            f"{where}: a CLEVR program must be a list of nodes, got {type(nodes).__name__}"
+        )
     if not nodes:
         raise ProgramError(f"{where}: the node list is empty; a program needs at least one node")
     calls: list[Call] = []
@@ -93,10 +95,14 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
             raise ProgramError(f"{where}: node {i} must be an object, got {type(node).__name__}")
         function = _field(node, ("function", "type"), i, where, required=True)
         if not isinstance(function, str) or not function:
-            raise ProgramError(f"{where}: node {i} field 'function'/'type' must be a non-empty string, got {function!r}")
+            raise ProgramError(
+                f"{where}: node {i} field 'function'/'type' must be a non-empty string, got {function!r}"
+            )
         inputs = node.get("inputs", ())
         if not isinstance(inputs, (list, tuple)):
-            raise ProgramError(f"{where}: node {i} ({function}) field 'inputs' must be a list of node indices, got {inputs!r}")
+            raise ProgramError(
+                f"{where}: node {i} ({function}) field 'inputs' must be a list of node indices, got {inputs!r}"
+            )
         depth = 1
         for j in inputs:
             if type(j) is not int:  # bool is an int subclass; reject it too
@@ -118,7 +124,9 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
             if depths[j] >= depth:
                 depth = depths[j] + 1
         if depth > MAX_DEPTH:
-            raise ProgramError(f"{where}: node {i} ({function}) is nested deeper than {MAX_DEPTH} calls")
+            raise ProgramError(
+                f"{where}: node {i} ({function}) is nested deeper than {MAX_DEPTH} calls"
+            )
         values = _field(node, ("value_inputs", "side_inputs"), i, where, required=False)
         if values is None:
             values = ()
@@ -177,7 +185,9 @@ def postorder_positions(nodes: Sequence[dict], where: str = "program") -> list[i
     return positions
 
 
-def to_clevr(program: Program | Call, style: Literal["function", "type"] = "function") -> list[dict]:
+def to_clevr(
+    program: Program | Call, style: Literal["function", "type"] = "function"
+) -> list[dict]:
     """Write a program as a CLEVR node list in post-order (``Program.nodes()`` order).
 
     Args:
@@ -247,7 +257,9 @@ def _decode(
     them off the stack restores their left-to-right order either way.
     """
     if not isinstance(tokens, (list, tuple)):
-        raise ProgramError(f"{where}: tokens must be a list of strings, got {type(tokens).__name__}")
+        raise ProgramError(
+            f"{where}: tokens must be a list of strings, got {type(tokens).__name__}"
+        )
     if not tokens:
         raise ProgramError(f"{where}: the token list is empty; a program needs at least one token")
     stack: list[tuple[Call, int]] = []  # (call, depth)
@@ -275,7 +287,9 @@ def _decode(
             taken.reverse()
         depth = 1 + max((d for _, d in taken), default=0)
         if depth > MAX_DEPTH:
-            raise ProgramError(f"{at} ({tokens[pos]!r}): program is nested deeper than {MAX_DEPTH} calls")
+            raise ProgramError(
+                f"{at} ({tokens[pos]!r}): program is nested deeper than {MAX_DEPTH} calls"
+            )
         stack.append((Call(name, tuple(c for c, _ in taken), values), depth))
     if len(stack) != 1:
         raise ProgramError(

@@ -71,7 +71,13 @@ def sample_program(
         if template_only or not catalogue.signature(n).template_only
     ]
     if output is None:
-        roots = sorted({s.output for s in specs if s.terminal and depths.get(s.output, _UNREACHABLE) <= max_depth})
+        roots = sorted(
+            {
+                s.output
+                for s in specs
+                if s.terminal and depths.get(s.output, _UNREACHABLE) <= max_depth
+            }
+        )
         if not roots:
             raise ProgramError(f"no terminal type can be produced within depth {max_depth}")
         output = rng.choice(roots)

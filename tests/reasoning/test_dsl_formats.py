@@ -112,7 +112,12 @@ def test_official_templates_round_trip_through_every_format(shared_clevr: Path) 
         nodes = template["nodes"]
         program = from_clevr(nodes, where=name)
         assert cat.check(program, allow_placeholders=True) in {
-            "Integer", "Bool", "Shape", "Color", "Size", "Material"
+            "Integer",
+            "Bool",
+            "Shape",
+            "Color",
+            "Size",
+            "Material",
         }, name
         # Same tree in post-order: every node reappears at its mapped position,
         # reading the mapped positions of its inputs.
@@ -143,7 +148,11 @@ def test_postorder_positions_of_a_breadth_first_list() -> None:
     ]
     assert postorder_positions(nodes) == [0, 2, 1, 3, 4]
     assert [n["type"] for n in to_clevr(from_clevr(nodes), style="type")] == [
-        "scene", "unique", "scene", "unique", "equal_object"
+        "scene",
+        "unique",
+        "scene",
+        "unique",
+        "equal_object",
     ]
 
 
@@ -155,18 +164,54 @@ def test_postorder_positions_of_a_breadth_first_list() -> None:
         ([["scene"]], r"node 0 must be an object, got list"),
         ([{"inputs": []}], r"node 0 has neither 'function' nor 'type'"),
         ([{"type": 3}], r"node 0 field 'function'/'type' must be a non-empty string"),
-        ([{"type": "scene"}, {"type": "count", "inputs": [1]}], r"node 1 \(count\) field 'inputs' references node 1; a node may only read earlier nodes \(0..0\)"),
-        ([{"type": "scene"}, {"type": "count", "inputs": [5]}], r"node 1 \(count\) field 'inputs' references node 5"),
-        ([{"type": "scene"}, {"type": "count", "inputs": [-1]}], r"node 1 \(count\) field 'inputs' references node -1"),
-        ([{"type": "scene"}, {"type": "count", "inputs": ["0"]}], r"node 1 \(count\) field 'inputs' holds '0'; inputs are integer indices"),
-        ([{"type": "scene"}, {"type": "count", "inputs": [True]}], r"node 1 \(count\) field 'inputs' holds True"),
-        ([{"type": "scene"}, {"type": "count", "inputs": [0.0]}], r"node 1 \(count\) field 'inputs' holds 0.0"),
-        ([{"type": "scene"}, {"type": "count", "inputs": 0}], r"node 1 \(count\) field 'inputs' must be a list"),
-        ([{"type": "scene", "side_inputs": "red"}], r"node 0 \(scene\) field 'value_inputs'/'side_inputs' must be a list of strings"),
-        ([{"type": "scene", "value_inputs": [1]}], r"node 0 \(scene\) field 'value_inputs'/'side_inputs' must be a list of strings"),
-        ([{"type": "scene", "function": "count"}], r"node 0 has both 'function' \('count'\) and 'type' \('scene'\)"),
-        ([{"type": "scene"}, {"type": "scene"}, {"type": "count", "inputs": [1]}], r"node 0 \(scene\) is not read by any later node"),
-        ([{"type": "scene"}, {"type": "union", "inputs": [0, 0]}], r"node 1 \(union\) field 'inputs' reads node 0, which an earlier node already reads"),
+        (
+            [{"type": "scene"}, {"type": "count", "inputs": [1]}],
+            r"node 1 \(count\) field 'inputs' references node 1; a node may only read earlier nodes \(0..0\)",
+        ),
+        (
+            [{"type": "scene"}, {"type": "count", "inputs": [5]}],
+            r"node 1 \(count\) field 'inputs' references node 5",
+        ),
+        (
+            [{"type": "scene"}, {"type": "count", "inputs": [-1]}],
+            r"node 1 \(count\) field 'inputs' references node -1",
+        ),
+        (
+            [{"type": "scene"}, {"type": "count", "inputs": ["0"]}],
+            r"node 1 \(count\) field 'inputs' holds '0'; inputs are integer indices",
+        ),
+        (
+            [{"type": "scene"}, {"type": "count", "inputs": [True]}],
+            r"node 1 \(count\) field 'inputs' holds True",
+        ),
+        (
+            [{"type": "scene"}, {"type": "count", "inputs": [0.0]}],
+            r"node 1 \(count\) field 'inputs' holds 0.0",
+        ),
+        (
+            [{"type": "scene"}, {"type": "count", "inputs": 0}],
+            r"node 1 \(count\) field 'inputs' must be a list",
+        ),
+        (
+            [{"type": "scene", "side_inputs": "red"}],
+            r"node 0 \(scene\) field 'value_inputs'/'side_inputs' must be a list of strings",
+        ),
+        (
+            [{"type": "scene", "value_inputs": [1]}],
+            r"node 0 \(scene\) field 'value_inputs'/'side_inputs' must be a list of strings",
+        ),
+        (
+            [{"type": "scene", "function": "count"}],
+            r"node 0 has both 'function' \('count'\) and 'type' \('scene'\)",
+        ),
+        (
+            [{"type": "scene"}, {"type": "scene"}, {"type": "count", "inputs": [1]}],
+            r"node 0 \(scene\) is not read by any later node",
+        ),
+        (
+            [{"type": "scene"}, {"type": "union", "inputs": [0, 0]}],
+            r"node 1 \(union\) field 'inputs' reads node 0, which an earlier node already reads",
+        ),
     ],
 )
 def test_bad_node_lists_name_the_node_and_field(nodes: object, pattern: str) -> None:
@@ -176,12 +221,16 @@ def test_bad_node_lists_name_the_node_and_field(nodes: object, pattern: str) -> 
 
 def test_node_lists_deeper_than_the_limit_are_refused() -> None:
     nodes = [{"type": "scene"}] + [{"type": "unique", "inputs": [i]} for i in range(MAX_DEPTH + 5)]
-    with pytest.raises(ProgramError, match=rf"node {MAX_DEPTH} \(unique\) is nested deeper than {MAX_DEPTH}"):
+    with pytest.raises(
+        ProgramError, match=rf"node {MAX_DEPTH} \(unique\) is nested deeper than {MAX_DEPTH}"
+    ):
         from_clevr(nodes)
 
 
 def test_unknown_style_is_refused() -> None:
-    with pytest.raises(ProgramError, match="unknown CLEVR node style 'json'; allowed: 'function', 'type'"):
+    with pytest.raises(
+        ProgramError, match="unknown CLEVR node style 'json'; allowed: 'function', 'type'"
+    ):
         to_clevr(parse_program("scene()"), style="json")  # type: ignore[arg-type]
 
 
@@ -189,12 +238,24 @@ def test_unknown_style_is_refused() -> None:
 
 
 def test_prefix_and_postfix_tokens_of_a_known_program() -> None:
-    program = parse_program("equal_integer(count(filter_shape(scene(), cube)), filter_count(scene(), large, _, _, _))")
+    program = parse_program(
+        "equal_integer(count(filter_shape(scene(), cube)), filter_count(scene(), large, _, _, _))"
+    )
     assert to_prefix_tokens(program) == [
-        "equal_integer", "count", "filter_shape[cube]", "scene", "filter_count[large,_,_,_]", "scene",
+        "equal_integer",
+        "count",
+        "filter_shape[cube]",
+        "scene",
+        "filter_count[large,_,_,_]",
+        "scene",
     ]
     assert to_postfix_tokens(program) == [
-        "scene", "filter_shape[cube]", "count", "scene", "filter_count[large,_,_,_]", "equal_integer",
+        "scene",
+        "filter_shape[cube]",
+        "count",
+        "scene",
+        "filter_count[large,_,_,_]",
+        "equal_integer",
     ]
 
 
@@ -220,13 +281,33 @@ def test_token_decoding_takes_arity_from_the_catalogue() -> None:
     [
         (from_postfix_tokens, [], r"the token list is empty"),
         (from_postfix_tokens, "scene count", r"tokens must be a list of strings, got str"),
-        (from_postfix_tokens, ["scene", "cuont"], r"token 1 \('cuont'\): unknown function 'cuont'; did you mean 'count'"),
-        (from_postfix_tokens, ["count"], r"token 0 \('count'\): count takes 1 input\(s\) but only 0"),
+        (
+            from_postfix_tokens,
+            ["scene", "cuont"],
+            r"token 1 \('cuont'\): unknown function 'cuont'; did you mean 'count'",
+        ),
+        (
+            from_postfix_tokens,
+            ["count"],
+            r"token 0 \('count'\): count takes 1 input\(s\) but only 0",
+        ),
         (from_postfix_tokens, ["scene", "scene"], r"the postfix tokens form 2 separate programs"),
-        (from_postfix_tokens, ["scene", "filter_color[red"], r"token 1, line 1, column 17: the text ends too early"),
+        (
+            from_postfix_tokens,
+            ["scene", "filter_color[red"],
+            r"token 1, line 1, column 17: the text ends too early",
+        ),
         (from_postfix_tokens, ["scene", 5], r"token 1: a token must be a string, got int"),
-        (from_prefix_tokens, ["equal_integer", "count", "scene"], r"token 0 \('equal_integer'\): equal_integer takes 2 input\(s\) but only 1"),
-        (from_prefix_tokens, ["count", "scene", "scene"], r"the prefix tokens form 2 separate programs"),
+        (
+            from_prefix_tokens,
+            ["equal_integer", "count", "scene"],
+            r"token 0 \('equal_integer'\): equal_integer takes 2 input\(s\) but only 1",
+        ),
+        (
+            from_prefix_tokens,
+            ["count", "scene", "scene"],
+            r"the prefix tokens form 2 separate programs",
+        ),
     ],
 )
 def test_bad_token_lists_name_the_token(decode, tokens, pattern: str) -> None:
@@ -236,5 +317,8 @@ def test_bad_token_lists_name_the_token(decode, tokens, pattern: str) -> None:
 
 def test_tokens_are_not_type_checked_but_check_finds_the_fault() -> None:
     program = from_postfix_tokens(["scene", "unique", "count"])
-    with pytest.raises(ProgramError, match=r"node 2 \(count\): input 0 must be ObjectSet, but unique returns Object"):
+    with pytest.raises(
+        ProgramError,
+        match=r"node 2 \(count\): input 0 must be ObjectSet, but unique returns Object",
+    ):
         Catalogue.default().check(program)

@@ -85,7 +85,9 @@ def test_programs_with_arbitrary_value_strings_round_trip() -> None:
     rng = random.Random(3)
     alphabet = string.printable + "éß€\u2028\x00"
     for _ in range(200):
-        values = tuple("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(3))
+        values = tuple(
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(3)
+        )
         program = Program(Call("f", (Call("scene"),), values))
         assert parse_program(to_text(program)) == program
 
@@ -122,14 +124,20 @@ def _error(text: str) -> str:
         ("co$nt(scene())", "line 1, column 3", "unexpected character '$'"),
         ("count(scene(),, red)", "line 1, column 15", "unexpected ','"),
         ("\n\n  f(g(),,)", "line 3, column 9", "unexpected ','"),
-        ("count(red, scene())", "line 1, column 17", "side inputs such as `red` come after all child calls"),
+        (
+            "count(red, scene())",
+            "line 1, column 17",
+            "side inputs such as `red` come after all child calls",
+        ),
         ('f("unterminated)', "line 1, column 3", "unexpected character '\"'"),
         ('f("\\q")', "line 1, column 3", "bad string"),
         ("f(_x)", "line 1, column 4", "unexpected 'x'"),
         ("1(scene())", "line 1, column 1", "expected a name"),
     ],
 )
-def test_syntax_errors_name_line_column_and_expectation(text: str, place: str, expected: str) -> None:
+def test_syntax_errors_name_line_column_and_expectation(
+    text: str, place: str, expected: str
+) -> None:
     msg = _error(text)
     assert place in msg
     assert expected in msg
@@ -169,8 +177,31 @@ def test_bad_tokens_raise_program_errors_naming_the_token() -> None:
 # ----------------------------------------------------------------- fuzzing
 
 _PIECES = st.sampled_from(
-    ["scene", "count", "f", "red", "(", ")", ",", "_", "<C>", "<", ">", "3", "-", '"', '"a b"',
-     "\\", " ", "\n", "[", "]", "filter_color", "é", "\x00"]
+    [
+        "scene",
+        "count",
+        "f",
+        "red",
+        "(",
+        ")",
+        ",",
+        "_",
+        "<C>",
+        "<",
+        ">",
+        "3",
+        "-",
+        '"',
+        '"a b"',
+        "\\",
+        " ",
+        "\n",
+        "[",
+        "]",
+        "filter_color",
+        "é",
+        "\x00",
+    ]
 )
 _SHAPED = st.lists(_PIECES, max_size=40).map("".join)
 
