@@ -152,3 +152,88 @@ def test_measure_sim_speed_reports_positive_rates():
     res = measure_sim_speed("cradle", steps=20, repeats=1)
     assert res["world"] == "cradle" and res["steps_per_s"] > 0
     assert res["physics_steps_per_s"] == pytest.approx(res["steps_per_s"] * res["frame_skip"])
+
+
+# --------------------------------------------------------------------------- rope
+def test_rope_links_keep_their_length_and_the_rope_stays_on_the_floor():
+    with make_world("rope", steps=120) as world:
+        traj = world.rollout(seed=2)
+        cfg = world.config
+    beads = traj.positions[:, : cfg.num_beads]
+    links = np.linalg.norm(np.diff(beads, axis=1), axis=-1)
+    assert np.allclose(links, cfg.link_length, rtol=0.02)
+    assert np.allclose(traj.edge_attr, cfg.link_length)
+    assert np.abs(beads[..., 2] - cfg.link_length / 2).max() < cfg.link_length  # lies flat, never flies
+
+
+def test_rope_is_dragged_by_its_actuated_end_and_obstacles_stay_fixed():
+    with make_world("rope", steps=120) as world:
+        traj = world.rollout(seed=4)
+        b = world.config.num_beads
+    assert np.flatnonzero(np.abs(traj.actions).sum(axis=(0, 2))).tolist() == [0]  # only bead 0 is driven
+    assert traj.node_attr[0].tolist() == [0.0, 0.0, 1.0]
+    head_travel = np.linalg.norm(np.diff(traj.positions[:, 0], axis=0), axis=-1).sum()
+    assert head_travel > 0.2
+    assert np.array_equal(traj.positions[:, b:], np.broadcast_to(traj.positions[:1, b:], traj.positions[:, b:].shape))
+    # the force changes smoothly: step-to-step change well below its cap
+    force = traj.actions[:, 0, :2]
+    assert np.abs(np.diff(force, axis=0)).max() < 0.5 * world.config.max_force
+
+
+def test_rope_beads_never_pass_through_the_obstacles():
+    with make_world("rope", steps=200) as world:
+        cfg = world.config
+        for seed in range(3):
+            traj = world.rollout(seed=seed)
+            beads, obst = traj.positions[:, : cfg.num_beads, :2], traj.positions[0, cfg.num_beads :, :2]
+            gap = np.linalg.norm(beads[:, :, None] - obst[None, None], axis=-1).min()
+            assert gap > cfg.obstacle_radius + 0.4 * cfg.link_length  # bead radius is link/2
+
+
+def test_rope_without_force_lies_still():
+    with make_world("rope") as world:
+        world.reset(0)
+        before = world.state()
+        for _ in range(30):
+            world.step(None)
+        assert np.abs(world.state() - before).max() < 1e-3
+
+
+# --------------------------------------------------------------------------- boxes
+def test_boxes_move_only_when_pushed():
+    with make_world("boxes") as world:
+        world.reset(1)
+        before = world.state()
+        for _ in range(60):
+            world.step(None)
+        assert np.abs(world.state() - before).max() < 1e-3, "nothing moves without the pusher"
+
+        traj = world.rollout(seed=1, steps=150)
+        b = world.config.num_boxes
+        radius = world.config.pusher_radius
+    pos = traj.positions
+    moved = np.linalg.norm(pos[-1, :b, :2] - pos[0, :b, :2], axis=-1) > 5e-3
+    assert moved.any(), "the policy pushes at least one box"
+    # a box that moved was touched: the pusher, or a box that moved, came within reach of it
+    reach = np.linalg.norm(traj.node_attr[:b, 2:4], axis=1) / 2
+    touched = np.zeros(b, bool)
+    pusher_gap = np.linalg.norm(pos[:, :b, :2] - pos[:, b : b + 1, :2], axis=-1).min(axis=0)
+    touched |= pusher_gap < reach + radius + 0.01
+    for _ in range(b):  # pushes pass on through chains of boxes
+        gaps = np.linalg.norm(pos[:, :b, None, :2] - pos[:, None, :b, :2], axis=-1).min(axis=0)
+        near = gaps < reach[:, None] + reach[None, :] + 0.01
+        touched |= (near & (touched & moved)[None, :]).any(axis=1)
+    assert not (moved & ~touched).any()
+
+
+def test_boxes_pusher_follows_its_velocity_action_and_observation_is_partial():
+    with make_world("boxes", steps=60, observed_fraction=0.5) as world:
+        traj = world.rollout(seed=3)
+        b = world.config.num_boxes
+    vel = np.diff(traj.positions[:, b, :2], axis=0) / traj.dt
+    assert np.abs(vel - traj.actions[:-1, b, :2]).mean() < 0.02
+    assert np.abs(traj.actions[:, :b]).max() == 0
+    assert traj.observed[b] and traj.observed[:b].sum() == b // 2
+    assert traj.instance.tolist() == list(range(b + 1))
+    assert traj.edges.shape == (2, 0)
+    assert traj.node_attr[:b, 2:4].min() >= world.config.box_size[0]

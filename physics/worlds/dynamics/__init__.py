@@ -7,8 +7,10 @@ and ``measure_sim_speed`` times the ground-truth simulator.
 """
 
 from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
+from physics.worlds.dynamics.box_push import BoxPushConfig, BoxPushing
 from physics.worlds.dynamics.cradle import CradleConfig, NewtonsCradle
 from physics.worlds.dynamics.registry import WORLDS, make_world, world_class, world_config
+from physics.worlds.dynamics.rope import Rope, RopeConfig
 from physics.worlds.dynamics.speed import measure_sim_speed
 from physics.worlds.dynamics.splits import load_split, read_index, trajectory_seed
 
@@ -17,6 +19,10 @@ __all__ = [
     "WorldConfig",
     "CradleConfig",
     "NewtonsCradle",
+    "RopeConfig",
+    "BoxPushConfig",
+    "BoxPushing",
+    "Rope",
     "WORLDS",
     "make_world",
     "world_class",

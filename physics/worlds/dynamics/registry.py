@@ -15,12 +15,16 @@ from typing import Any
 
 from physics.errors import ConfigError
 from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
+from physics.worlds.dynamics.box_push import BoxPushing
 from physics.worlds.dynamics.cradle import NewtonsCradle
+from physics.worlds.dynamics.rope import Rope
 
 __all__ = ["WORLDS", "world_class", "world_config", "make_world"]
 
 WORLDS: dict[str, type[DynamicsWorld]] = {
     NewtonsCradle.name: NewtonsCradle,
+    Rope.name: Rope,
+    BoxPushing.name: BoxPushing,
 }
 
 
