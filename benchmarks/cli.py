@@ -25,6 +25,8 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 # module names under benchmarks.commands, in help order
 COMMAND_MODULES: tuple[str, ...] = (
     "data_dynamics",
+    "data_clevr",
+    "train_derender",
 )
 
 GROUP_HELP = {

@@ -1,0 +1,299 @@
+"""Build a CLEVR-style data set: rendered images, instance masks, scenes and questions.
+
+Output folder (the official CLEVR file names, flat layout)::
+
+    OUT/images/CLEVR_<split>_000000.png     RGB renders
+    OUT/masks/CLEVR_<split>_000000.png      palette PNG, index = object id + 1 (0 background)
+    OUT/CLEVR_<split>_scenes.json           official scene JSON (+ directions, relationships)
+    OUT/CLEVR_<split>_questions.json        official questions JSON (template generator)
+
+Determinism and resumption.  Scene ``k`` is a pure function of
+:func:`scene_seed` ``(seed, split, k)`` and the config, and so are its questions
+(the question generator's template and answer counts are reset for every
+scene, which keeps answers balanced within a scene only, but makes each scene's
+questions independent of the order and the worker that made them).  Each scene
+is written as its image, its mask, then a JSON shard ``OUT/.partial/<name>.json``
+(every file atomically); the shard marks the scene done.  A rerun skips scenes
+whose shard exists, removes temporary files a killed run left behind, and the
+final JSON files are merged from the shards in index order, so they are
+byte-identical whatever the number of workers or interruptions.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from perception.datasets.clevr_render import generate_scene
+from perception.datasets.instance_masks import encode_mask_png
+from physics.errors import ConfigError, DataError
+from physics.fanout import make_fanout
+from physics.io import atomic_write_bytes, atomic_write_json, read_json
+from physics.worlds.clevr_layout import LayoutConfig
+from physics.worlds.clevr_properties import COGENT_CONDITIONS
+from physics.worlds.clevr_world import ClevrWorldConfig
+
+__all__ = ["ClevrDataConfig", "build_clevr", "scene_seed", "image_name", "world_config", "SPLITS"]
+
+SPLITS = ("train", "val", "test")
+PNG_COMPRESS_LEVEL = 3  # measured: level 3 encodes a 480x320 render ~2x faster than 6 for ~25 % more bytes
+PARTIAL = ".partial"
+FORMAT_VERSION = "1.0"  # CLEVR v1.0 file formats
+
+
+@dataclass(frozen=True)
+class ClevrDataConfig:
+    """What ``nesy data clevr`` generates (one split)."""
+
+    n: int = field(metadata={"help": "number of scenes (images)"})
+    out: str = field(metadata={"help": "output folder"})
+    seed: int = field(default=0, metadata={"help": "base seed; scene k's seed derives from (seed, split, k)"})
+    split: str = field(default="train", metadata={"help": "split name", "choices": list(SPLITS)})
+    questions_per_scene: int = field(
+        default=10, metadata={"help": "templates instantiated per scene (CLEVR's templates_per_image); 0: none"}
+    )
+    templates: str | None = field(
+        default=None, metadata={"help": "folder or file of CLEVR-format templates (default: the project's own)"}
+    )
+    cogent: str | None = field(
+        default=None, metadata={"help": "CLEVR-CoGenT condition (shape-colour split)", "choices": ["A", "B"]}
+    )
+    workers: int = field(default=1, metadata={"help": "worker processes"})
+    width: int = field(default=480, metadata={"help": "image width in pixels"})
+    height: int = field(default=320, metadata={"help": "image height in pixels"})
+    min_pixels: int = field(default=200, metadata={"help": "fewest visible pixels per object (CLEVR: 200)"})
+    backend: str = field(
+        default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]}
+    )
+
+    def __post_init__(self) -> None:
+        if self.n <= 0:
+            raise ConfigError(f"--n must be a positive number of scenes, got {self.n}")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be non-negative, got {self.seed}")
+        if self.split not in SPLITS:
+            raise ConfigError(f"unknown split {self.split!r}; choose one of {list(SPLITS)}")
+        if self.questions_per_scene < 0:
+            raise ConfigError(f"--questions-per-scene must be >= 0, got {self.questions_per_scene}")
+        if self.cogent is not None and self.cogent not in COGENT_CONDITIONS:
+            raise ConfigError(f"unknown CoGenT condition {self.cogent!r}; choose one of {sorted(COGENT_CONDITIONS)}")
+        if self.workers <= 0:
+            raise ConfigError(f"--workers must be positive, got {self.workers}")
+        if self.width < 16 or self.height < 16:
+            raise ConfigError(f"image size must be at least 16x16, got {self.width}x{self.height}")
+        if self.templates is not None and not Path(self.templates).exists():
+            raise ConfigError(f"--templates {self.templates}: no such file or folder")
+
+
+def scene_seed(seed: int, split: str, k: int) -> tuple[int, int, int]:
+    """The seed of scene ``k``: depends on (seed, split, k) only (CRC-32 names the split)."""
+    return (int(seed), zlib.crc32(split.encode("utf-8")), int(k))
+
+
+def image_name(split: str, k: int) -> str:
+    """CLEVR's file name of image ``k``: ``CLEVR_<split>_<k:06d>.png``."""
+    return f"CLEVR_{split}_{k:06d}.png"
+
+
+def world_config(cfg: ClevrDataConfig) -> ClevrWorldConfig:
+    """The world config a data config asks for (CoGenT palettes, image size, visibility)."""
+    layout = LayoutConfig(shape_colors=COGENT_CONDITIONS[cfg.cogent] if cfg.cogent else None)
+    return ClevrWorldConfig(width=cfg.width, height=cfg.height, min_pixels=cfg.min_pixels, layout=layout)
+
+
+def _info(cfg: ClevrDataConfig) -> dict[str, Any]:
+    info = {
+        "split": cfg.split,
+        "version": FORMAT_VERSION,
+        "license": "Creative Commons Attribution (CC BY 4.0)",
+        "generator": "nesy-physics (pybullet TinyRenderer)",
+        "num_images": cfg.n,
+        "seed": cfg.seed,
+        "width": cfg.width,
+        "height": cfg.height,
+        "min_pixels": cfg.min_pixels,
+        "cogent": cfg.cogent,
+        "questions_per_scene": cfg.questions_per_scene,
+        "templates": cfg.templates or "nesy-physics default templates",
+        "mask_format": "palette PNG, pixel index = object index + 1, 0 = background",
+    }
+    return info
+
+
+# ---------------------------------------------------------------------- one scene (worker side)
+_GENERATORS: dict[str | None, Any] = {}
+
+
+def _question_generator(templates: str | None, split: str):
+    """One QuestionGenerator per process and template source (templates load once)."""
+    key = f"{templates}|{split}"
+    if key not in _GENERATORS:
+        from reasoning.questions import GeneratorConfig, QuestionGenerator
+
+        _GENERATORS[key] = QuestionGenerator(templates, config=GeneratorConfig(split=split))
+    return _GENERATORS[key]
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """RGB uint8 [H, W, 3] -> PNG bytes (deterministic)."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb, mode="RGB").save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buf.getvalue()
+
+
+def build_scene(cfg: ClevrDataConfig, k: int) -> dict[str, Any]:
+    """Render scene ``k``, write its image and mask, and return its shard record.
+
+    The record is ``{"scene": <CLEVR scene dict>, "questions": [...]}`` (questions
+    without ``question_index``; the merge numbers them).
+    """
+    out = Path(cfg.out)
+    name = image_name(cfg.split, k)
+    seed = scene_seed(cfg.seed, cfg.split, k)
+    scene, rgb, _depth, mask = generate_scene(
+        seed, world_config(cfg), image_index=k, image_filename=name, split=cfg.split
+    )
+    atomic_write_bytes(out / "images" / name, encode_png(rgb))
+    atomic_write_bytes(out / "masks" / name, encode_mask_png(mask))
+    questions: list[dict[str, Any]] = []
+    if cfg.questions_per_scene > 0:
+        gen = _question_generator(cfg.templates, cfg.split)
+        gen.reset_counts()  # each scene's questions depend on its own seed only (see module docstring)
+        rng = np.random.default_rng((*seed, 1))
+        questions = gen.generate_for_scene(scene, cfg.questions_per_scene, rng, image_index=k)
+    return {"scene": scene.to_clevr(), "questions": questions}
+
+
+def _job(args: tuple[dict[str, Any], int]) -> int:
+    """Worker entry point: build scene k and write its shard last (it marks the scene done)."""
+    cfg_dict, k = args
+    cfg = ClevrDataConfig(**cfg_dict)
+    record = build_scene(cfg, k)
+    atomic_write_json(_shard(cfg, k), record)
+    return len(record["scene"]["objects"])
+
+
+def _shard(cfg: ClevrDataConfig, k: int) -> Path:
+    return Path(cfg.out) / PARTIAL / f"{Path(image_name(cfg.split, k)).stem}.json"
+
+
+# ---------------------------------------------------------------------- the build
+def _remove_stale_temporaries(out: Path) -> int:
+    """Delete temporary files a killed run left (atomic writers name them ``.<name>.*.tmp``)."""
+    removed = 0
+    for folder in (out, out / "images", out / "masks", out / PARTIAL):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _done(cfg: ClevrDataConfig, k: int) -> bool:
+    """Shard k exists and parses; a damaged shard is removed so the scene is redone."""
+    shard = _shard(cfg, k)
+    if not shard.is_file():
+        return False
+    try:
+        record = read_json(shard, "scene shard")
+        ok = isinstance(record, dict) and "scene" in record and "questions" in record
+    except DataError:
+        ok = False
+    ok = ok and (Path(cfg.out) / "images" / image_name(cfg.split, k)).is_file()
+    if not ok:
+        shard.unlink(missing_ok=True)
+    return ok
+
+
+def scenes_path(out: str | Path, split: str) -> Path:
+    """``OUT/CLEVR_<split>_scenes.json``."""
+    return Path(out) / f"CLEVR_{split}_scenes.json"
+
+
+def questions_path(out: str | Path, split: str) -> Path:
+    """``OUT/CLEVR_<split>_questions.json``."""
+    return Path(out) / f"CLEVR_{split}_questions.json"
+
+
+def build_clevr(cfg: ClevrDataConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Generate (or finish) one split; returns a JSON-able summary.
+
+    Raises:
+        ConfigError: bad options.  DataError: unreadable shards at merge time.
+    """
+    out = Path(cfg.out)
+    for sub in ("images", "masks", PARTIAL):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    stale = _remove_stale_temporaries(out)
+    if _complete(cfg):
+        return _summary(cfg, generated=0, stale=stale, seconds=0.0)
+    todo = [k for k in range(cfg.n) if not _done(cfg, k)]
+    start = time.perf_counter()
+    fan = make_fanout(cfg.backend, cfg.workers)
+    cfg_dict = asdict(cfg)
+    with tqdm(total=cfg.n, initial=cfg.n - len(todo), desc=f"CLEVR {cfg.split}", unit="scene", disable=not progress) as bar:
+        for _ in fan.imap(_job, [(cfg_dict, k) for k in todo]):
+            bar.update(1)
+    render_s = time.perf_counter() - start
+    scenes: list[dict[str, Any]] = []
+    questions: list[dict[str, Any]] = []
+    for k in range(cfg.n):
+        record = read_json(_shard(cfg, k), "scene shard")
+        scenes.append(record["scene"])
+        for q in record["questions"]:
+            questions.append({**q, "question_index": len(questions)})
+    info = _info(cfg)
+    atomic_write_json(scenes_path(out, cfg.split), {"info": info, "scenes": scenes})
+    if cfg.questions_per_scene > 0:
+        from reasoning.questions import save_questions
+
+        save_questions(questions_path(out, cfg.split), questions, info)
+    for k in range(cfg.n):
+        _shard(cfg, k).unlink(missing_ok=True)
+    try:
+        (out / PARTIAL).rmdir()
+    except OSError:  # shards of a larger earlier run stay for a later, larger rerun
+        pass
+    return _summary(cfg, generated=len(todo), stale=stale, seconds=render_s)
+
+
+def _complete(cfg: ClevrDataConfig) -> bool:
+    """The split was already built with this very config (a rerun has nothing to do)."""
+    path = scenes_path(cfg.out, cfg.split)
+    if not path.is_file() or (Path(cfg.out) / PARTIAL / f"{Path(image_name(cfg.split, 0)).stem}.json").exists():
+        return False
+    try:
+        data = read_json(path, "CLEVR scenes file")
+    except DataError:
+        return False
+    if not isinstance(data, dict) or data.get("info") != _info(cfg):
+        return False
+    if cfg.questions_per_scene > 0 and not questions_path(cfg.out, cfg.split).is_file():
+        return False
+    return all((Path(cfg.out) / sub / image_name(cfg.split, k)).is_file() for sub in ("images", "masks") for k in range(cfg.n))
+
+
+def _summary(cfg: ClevrDataConfig, *, generated: int, stale: int, seconds: float) -> dict[str, Any]:
+    scenes = read_json(scenes_path(cfg.out, cfg.split), "CLEVR scenes file")["scenes"]
+    qpath = questions_path(cfg.out, cfg.split)
+    questions = read_json(qpath, "CLEVR questions file")["questions"] if cfg.questions_per_scene > 0 else []
+    return {
+        "out": str(cfg.out),
+        "split": cfg.split,
+        "scenes": cfg.n,
+        "generated": generated,
+        "resumed": cfg.n - generated,
+        "stale_temporaries_removed": stale,
+        "questions": len(questions),
+        "objects": sum(len(s["objects"]) for s in scenes),
+        "seconds": round(seconds, 3),
+        "scenes_per_second": round(generated / seconds, 3) if generated and seconds > 0 else None,
+    }
