@@ -17,7 +17,12 @@ Reference: Johnson et al., "CLEVR", CVPR 2017.
 from reasoning.questions.balance import AnswerBalancer
 from reasoning.questions.config import GeneratorConfig
 from reasoning.questions.engine import SceneIndex
-from reasoning.questions.generator import QUESTION_KEYS, QuestionGenerator, format_answer, save_questions
+from reasoning.questions.generator import (
+    QUESTION_KEYS,
+    QuestionGenerator,
+    format_answer,
+    save_questions,
+)
 from reasoning.questions.metadata import DEFAULT_SYNONYMS, FunctionSpec, Metadata, load_synonyms
 from reasoning.questions.question_types import (
     FAMILIES,
@@ -61,4 +66,5 @@ __all__ = [
     "load_templates",
     "parse_template",
     "question_type",
+    "save_questions",
 ]

@@ -21,9 +21,12 @@ class GeneratorConfig:
     instances_per_template: int = field(
         default=1, metadata={"help": "questions one template may give per scene"}
     )
-    balance: bool = field(default=True, metadata={"help": "reject over-represented answers per template"})
+    balance: bool = field(
+        default=True, metadata={"help": "reject over-represented answers per template"}
+    )
     balance_ratio: float = field(
-        default=1.1, metadata={"help": "reject an answer counted more than this x the runner-up's count"}
+        default=1.1,
+        metadata={"help": "reject an answer counted more than this x the runner-up's count"},
     )
     balance_median_factor: float = field(
         default=5.0, metadata={"help": "reject an answer counted more than this x the median count"}
@@ -32,24 +35,33 @@ class GeneratorConfig:
         default=5, metadata={"help": "the median used by the median rule is at least this"}
     )
     reset_counts_every: int = field(
-        default=250, metadata={"help": "forget template and answer counts every N scenes (0: never)"}
+        default=250,
+        metadata={"help": "forget template and answer counts every N scenes (0: never)"},
     )
     trivial_relate_fraction: float = field(
         default=0.1,
-        metadata={"help": "share of relate-filter options whose relation adds nothing, kept on purpose"},
+        metadata={
+            "help": "share of relate-filter options whose relation adds nothing, kept on purpose"
+        },
     )
     reject_degenerate: bool = field(
-        default=True, metadata={"help": "drop questions whose relate step does not change the answer"}
+        default=True,
+        metadata={"help": "drop questions whose relate step does not change the answer"},
     )
     max_search_states: int = field(
-        default=5000, metadata={"help": "search states one template may visit per scene before giving up"}
+        default=5000,
+        metadata={"help": "search states one template may visit per scene before giving up"},
     )
-    split: str = field(default="train", metadata={"help": "split name for questions whose scene has none"})
+    split: str = field(
+        default="train", metadata={"help": "split name for questions whose scene has none"}
+    )
     fix_articles: bool = field(default=True, metadata={"help": "write 'an' before a vowel sound"})
 
     def __post_init__(self) -> None:
         if self.instances_per_template < 1:
-            raise ConfigError(f"instances_per_template must be >= 1, got {self.instances_per_template}")
+            raise ConfigError(
+                f"instances_per_template must be >= 1, got {self.instances_per_template}"
+            )
         if self.balance_ratio < 1.0:
             raise ConfigError(f"balance_ratio must be >= 1.0, got {self.balance_ratio}")
         if self.balance_median_factor <= 0 or self.balance_median_floor < 0:
@@ -57,6 +69,8 @@ class GeneratorConfig:
         if self.reset_counts_every < 0:
             raise ConfigError(f"reset_counts_every must be >= 0, got {self.reset_counts_every}")
         if not 0.0 <= self.trivial_relate_fraction < 1.0:
-            raise ConfigError(f"trivial_relate_fraction must be in [0, 1), got {self.trivial_relate_fraction}")
+            raise ConfigError(
+                f"trivial_relate_fraction must be in [0, 1), got {self.trivial_relate_fraction}"
+            )
         if self.max_search_states < 1:
             raise ConfigError(f"max_search_states must be >= 1, got {self.max_search_states}")

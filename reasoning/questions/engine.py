@@ -60,7 +60,7 @@ class SceneIndex:
         self.objects = tuple(tuple(o.attribute(a) for a in ATTRS) for o in scene.objects)
         self.attr: dict[tuple[str, str], int] = {}
         for i, vals in enumerate(self.objects):
-            for a, v in zip(ATTRS, vals):
+            for a, v in zip(ATTRS, vals, strict=True):
                 self.attr[(a, v)] = self.attr.get((a, v), 0) | (1 << i)
         self.relation: dict[str, list[int]] = {
             rel: [_mask(js) for js in rows] for rel, rows in scene.relationships.items()
@@ -69,13 +69,13 @@ class SceneIndex:
         keep_masks = list(product((False, True), repeat=len(ATTRS)))
         for i, vals in enumerate(self.objects):
             for keep in keep_masks:
-                key = tuple(v if k else None for v, k in zip(vals, keep))
+                key = tuple(v if k else None for v, k in zip(vals, keep, strict=True))
                 self.filters[key] = self.filters.get(key, 0) | (1 << i)  # type: ignore[index]
 
     def filter_mask(self, key: Sequence[str | None]) -> int:
         """Objects matching a filter key (``None`` entries match anything)."""
         m = self.all
-        for a, v in zip(ATTRS, key):
+        for a, v in zip(ATTRS, key, strict=True):
             if v is not None:
                 m &= self.attr.get((a, v), 0)
         return m
@@ -161,8 +161,10 @@ def run_nodes(ix: SceneIndex, nodes: Sequence[Mapping[str, Any]]) -> list[Any]:
     so the last element is the answer or :data:`INVALID`.
     """
     outs: list[Any] = []
-    for n in nodes:
-        out = apply(ix, n["function"], [outs[i] for i in n["inputs"]], n.get("value_inputs", ()))
+    for n in nodes:  # inputs are never INVALID here: the loop stops at the first one
+        out = FUNCTIONS[n["function"]](
+            ix, [outs[i] for i in n["inputs"]], n.get("value_inputs", ())
+        )
         outs.append(out)
         if out is INVALID:
             break

@@ -28,6 +28,7 @@ file, as CLEVR's generator writes it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ class QuestionGenerator:
             CLEVR template layout, or already-loaded :class:`Template` objects.
         synonyms: ``None`` for the project's own table, a JSON file, or a mapping.
         metadata: ``None`` for CLEVR-v1.0, a ``metadata.json`` path, or a :class:`Metadata`.
-        config: Search, balancing and text settings.
+        config: Search, balancing and text settings (defaults: :class:`GeneratorConfig`).
 
     Raises:
         TemplateError: templates, synonyms or metadata that do not validate.
@@ -88,7 +89,7 @@ class QuestionGenerator:
         templates: PathLike | Sequence[Template] | None = None,
         synonyms: PathLike | Mapping[str, Sequence[str]] | None = None,
         metadata: PathLike | Metadata | None = None,
-        config: GeneratorConfig = GeneratorConfig(),
+        config: GeneratorConfig | None = None,
     ) -> None:
         if metadata is None:
             metadata = Metadata.default()
@@ -101,7 +102,7 @@ class QuestionGenerator:
         if synonyms is None or isinstance(synonyms, (str, Path)):
             synonyms = load_synonyms(synonyms)
         self.synonyms: Mapping[str, Sequence[str]] = synonyms
-        self.config = config
+        self.config = config or GeneratorConfig()
         self._scenes_seen = 0
         self.reset_counts()
 
@@ -138,7 +139,11 @@ class QuestionGenerator:
             Question records without ``question_index``.
         """
         c = self.config
-        if c.reset_counts_every and self._scenes_seen and self._scenes_seen % c.reset_counts_every == 0:
+        if (
+            c.reset_counts_every
+            and self._scenes_seen
+            and self._scenes_seen % c.reset_counts_every == 0
+        ):
             self.reset_counts()
         self._scenes_seen += 1
         ix = SceneIndex(scene)
@@ -170,7 +175,12 @@ class QuestionGenerator:
         return out
 
     def generate(
-        self, scenes: Iterable[SceneGraph], per_scene: int = 10, seed: int = 0, *, progress: bool = False
+        self,
+        scenes: Iterable[SceneGraph],
+        per_scene: int = 10,
+        seed: int = 0,
+        *,
+        progress: bool = False,
     ) -> list[dict[str, Any]]:
         """Questions for every scene, numbered; the same seed gives the same list.
 
@@ -181,7 +191,9 @@ class QuestionGenerator:
         rng = np.random.default_rng(seed)
         scenes = list(scenes)
         questions: list[dict[str, Any]] = []
-        for k, scene in enumerate(tqdm(scenes, desc="questions", unit="scene", disable=not progress)):
+        for k, scene in enumerate(
+            tqdm(scenes, desc="questions", unit="scene", disable=not progress)
+        ):
             for q in self.generate_for_scene(scene, per_scene, rng, image_index=k):
                 q["question_index"] = len(questions)
                 questions.append(q)
@@ -193,15 +205,23 @@ class QuestionGenerator:
         t = inst.template
         phrasing = t.text[int(rng.integers(len(t.text)))]
         text = render_text(
-            phrasing, inst.values, t.param_types, self.synonyms, rng, fix_articles=self.config.fix_articles
+            phrasing,
+            inst.values,
+            t.param_types,
+            self.synonyms,
+            rng,
+            fix_articles=self.config.fix_articles,
         )
         return {
             "question": text,
-            "program": [dict(n, inputs=list(n["inputs"]), value_inputs=list(n["value_inputs"])) for n in inst.program],
+            "program": [
+                dict(n, inputs=list(n["inputs"]), value_inputs=list(n["value_inputs"]))
+                for n in inst.program
+            ],
             "answer": format_answer(inst.answer),
             "image_index": index,
             "image_filename": filename,
-            "image": Path(filename).stem,
+            "image": os.path.splitext(os.path.basename(filename))[0],
             "question_family_index": t.index,
             "template_filename": t.filename,
             "split": split,

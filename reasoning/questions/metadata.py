@@ -128,7 +128,11 @@ class Metadata:
             "Size": SIZES,
             "Material": MATERIALS,
         }
-        return cls("CLEVR-v1.0", MappingProxyType(types), MappingProxyType({f.name: f for f in _BUILTIN_FUNCTIONS}))
+        return cls(
+            "CLEVR-v1.0",
+            MappingProxyType(types),
+            MappingProxyType({f.name: f for f in _BUILTIN_FUNCTIONS}),
+        )
 
     @classmethod
     def load(cls, path: PathLike) -> Metadata:
@@ -155,7 +159,9 @@ class Metadata:
                 raise TemplateError(f"{where}: missing field '{key}'")
         raw_types = data["types"]
         if not isinstance(raw_types, Mapping):
-            raise TemplateError(f"{where}: 'types' must be an object of type name -> values or null")
+            raise TemplateError(
+                f"{where}: 'types' must be an object of type name -> values or null"
+            )
         types: dict[str, tuple[str, ...] | None] = {}
         for tname, values in raw_types.items():
             if values is None:
@@ -192,7 +198,9 @@ class Metadata:
         """The values of an enumerated type (``"Color"`` -> the eight colours)."""
         vals = self.types.get(type_name)
         if vals is None:
-            raise TemplateError(f"type {type_name!r} has no value list in the metadata ({self.dataset})")
+            raise TemplateError(
+                f"type {type_name!r} has no value list in the metadata ({self.dataset})"
+            )
         return vals
 
     def answer_domain(self, function: str) -> tuple[Any, ...]:
@@ -225,7 +233,13 @@ def load_synonyms(path: PathLike | None = None) -> dict[str, tuple[str, ...]]:
         raise TemplateError(f"{Path(path).name}: expected an object of word -> list of phrasings")
     out = {}
     for word, options in data.items():
-        if not isinstance(options, list) or not options or not all(isinstance(o, str) for o in options):
-            raise TemplateError(f"{Path(path).name}: synonyms of {word!r} must be a non-empty list of strings")
+        if (
+            not isinstance(options, list)
+            or not options
+            or not all(isinstance(o, str) for o in options)
+        ):
+            raise TemplateError(
+                f"{Path(path).name}: synonyms of {word!r} must be a non-empty list of strings"
+            )
         out[word] = tuple(options)
     return out

@@ -32,7 +32,13 @@ FAMILIES: tuple[str, ...] = (
     "comparison",
 )
 
-QUESTION_TYPES: tuple[str, ...] = ("count", "exist", "compare_number", "compare_attribute", "query_attribute")
+QUESTION_TYPES: tuple[str, ...] = (
+    "count",
+    "exist",
+    "compare_number",
+    "compare_attribute",
+    "query_attribute",
+)
 
 QUESTION_TYPE_LABELS = MappingProxyType(
     {
@@ -93,7 +99,9 @@ def question_type(program: Any) -> str:
         last = program[-1]
         name = last.get("function", last.get("type")) if isinstance(last, Mapping) else None
     else:
-        raise ProgramError("question_type: expected a Program, a non-empty CLEVR node list or a function name")
+        raise ProgramError(
+            "question_type: expected a Program, a non-empty CLEVR node list or a function name"
+        )
     try:
         return _BY_FUNCTION[name]
     except KeyError:

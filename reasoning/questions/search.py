@@ -33,13 +33,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from reasoning.questions.balance import AnswerBalancer
 from reasoning.questions.config import GeneratorConfig
-from reasoning.questions.engine import ATTRS, INVALID, FilterKey, SceneIndex, apply, run_nodes
+from reasoning.questions.engine import ATTRS, FUNCTIONS, INVALID, FilterKey, SceneIndex, run_nodes
 from reasoning.questions.metadata import ATTRIBUTE_TYPES, Metadata
 from reasoning.questions.template import Template
 
@@ -78,13 +78,15 @@ class Instance:
     template: Template
 
 
-@dataclass(frozen=True)
-class _State:
+class _State(NamedTuple):
+    """A partial instantiation (a NamedTuple: states are created by the hundred thousand)."""
+
     next: int  # template node to add next
     outputs: tuple[Any, ...]  # per template node so far
     values: dict[str, str | None]
     program: tuple[dict[str, Any], ...]
     where: tuple[int, ...]  # template node -> index of its last expanded node
+    selected: tuple[Any, ...]  # per template node, what OUT_NEQ compares (see _satisfies)
 
 
 def _node(function: str, inputs: list[int], values: Sequence[str] = ()) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def instantiate(
     rng: np.random.Generator,
     *,
     metadata: Metadata,
-    config: GeneratorConfig = GeneratorConfig(),
+    config: GeneratorConfig | None = None,
     balancer: AnswerBalancer | None = None,
     max_instances: int = 1,
 ) -> list[Instance]:
@@ -115,19 +117,33 @@ def instantiate(
     Returns:
         Accepted instances (possibly none: the scene may not fit the template).
     """
+    config = config or GeneratorConfig()
     checks = _checks_by_node(template)
     n_nodes = len(template.nodes)
-    stack = [_State(0, (), {}, (), ())]
+    # Stack entries are (parent state, choice) pairs, materialised only when
+    # popped: most options are never visited, so building them eagerly would
+    # dominate the cost.
+    stack: list[tuple[_State | None, Any]] = [(None, None)]
     found: list[Instance] = []
     budget = config.max_search_states
     while stack and budget > 0:
         budget -= 1
-        st = stack.pop()
+        parent, choice = stack.pop()
+        if parent is None:
+            st: _State | None = _State(0, (), {}, (), (), ())
+        else:
+            st = _materialise(template, parent, choice, ix)
+            if st is None or not _satisfies(checks[parent.next], st):
+                continue
         if st.next == n_nodes:
             answer = st.outputs[-1]
             if balancer is not None and not balancer.accepts(answer):
                 continue
-            if config.reject_degenerate and template.has_relate and is_degenerate(st.program, ix, answer):
+            if (
+                config.reject_degenerate
+                and template.has_relate
+                and is_degenerate(st.program, ix, answer)
+            ):
                 continue
             if balancer is not None:
                 balancer.add(answer)
@@ -135,8 +151,8 @@ def instantiate(
             if len(found) >= max_instances:
                 break
             continue
-        children = _expand(template, st, ix, rng, metadata, config)
-        stack.extend(c for c in children if _satisfies(template, checks[st.next], c))
+        choices = _choices(template, st, ix, rng, metadata, config)
+        stack.extend((st, c) for c in choices)
     return found
 
 
@@ -159,94 +175,116 @@ def is_degenerate(program: Sequence[Mapping[str, Any]], ix: SceneIndex, answer: 
 
 
 # ---------------------------------------------------------------------- expansion
-def _expand(
+def _choices(
     template: Template,
     st: _State,
     ix: SceneIndex,
     rng: np.random.Generator,
     metadata: Metadata,
     config: GeneratorConfig,
-) -> list[_State]:
-    """Children of ``st`` (node ``st.next`` added), in the order they are to be tried last-first."""
-    k = st.next
-    node = template.nodes[k]
-    ptypes = template.param_types
-    args = [st.outputs[i] for i in node.inputs]
+) -> list[Any]:
+    """The choices for node ``st.next``, shuffled (the last is tried first)."""
+    node = template.nodes[st.next]
     if node.type in COMPOSITE_FUNCTIONS:
-        return _expand_composite(template, st, ix, rng, metadata, config, args)
-    base = len(st.program)
-    inputs = [st.where[i] for i in node.inputs]
-    if not node.side_inputs:
-        out = apply(ix, node.type, args)
-        if out is INVALID:
-            return []
-        return [_State(k + 1, (*st.outputs, out), st.values, (*st.program, _node(node.type, inputs)), (*st.where, base))]
-    name = node.side_inputs[0]  # basic functions take at most one side input
-    domain = metadata.values(ptypes[name])
-    children = []
-    for j in rng.permutation(len(domain)):
-        val = domain[j]
-        out = apply(ix, node.type, args, (val,))
-        if out is INVALID:
-            continue
-        children.append(
-            _State(
-                k + 1,
-                (*st.outputs, out),
-                {**st.values, name: val},
-                (*st.program, _node(node.type, inputs, (val,))),
-                (*st.where, base),
+        arg = st.outputs[node.inputs[0]]
+        if node.type.startswith("relate"):
+            options: list[Any] = _relate_filter_options(
+                node.type, arg, ix, rng, metadata, config.trivial_relate_fraction
             )
-        )
-    return children
+        else:
+            options = _filter_options(node.type, arg, ix, rng, metadata)
+        nulls = _null_positions(template, st.next)
+        if nulls:  # NULL constraints prune options before they cost anything
+            options = [o for o in options if all(o[1][p] is None for p in nulls)]
+    elif node.side_inputs:
+        options = list(metadata.values(template.param_types[node.side_inputs[0]]))
+    else:
+        return [None]
+    return [options[j] for j in rng.permutation(len(options))]
 
 
-def _expand_composite(
-    template: Template,
-    st: _State,
-    ix: SceneIndex,
-    rng: np.random.Generator,
-    metadata: Metadata,
-    config: GeneratorConfig,
-    args: list[Any],
-) -> list[_State]:
+def _materialise(template: Template, st: _State, choice: Any, ix: SceneIndex) -> _State | None:
+    """The state after adding node ``st.next`` with ``choice``; ``None`` if invalid."""
     k = st.next
     node = template.nodes[k]
-    ptypes = template.param_types
-    if args[0] is INVALID:
-        return []
-    if node.type.startswith("relate"):
-        options = _relate_filter_options(node.type, args[0], ix, rng, metadata, config.trivial_relate_fraction)
-        filter_params = node.side_inputs[1:]
-    else:
-        options = _filter_options(node.type, args[0], ix, rng, metadata)
-        filter_params = node.side_inputs
-    suffix = node.type.rsplit("_", 1)[-1] if node.type != "filter" and node.type != "relate_filter" else None
-    children = []
-    for j in rng.permutation(len(options)):
-        rel, key, result = options[j]
-        program = list(st.program)
-        values = dict(st.values)
-        cur = st.where[node.inputs[0]]
-        if rel is not None:
-            program.append(_node("relate", [cur], (rel,)))
-            values[node.side_inputs[0]] = rel
-            cur = len(program) - 1
-        for name in filter_params:
-            ptype = ptypes[name]
-            v = key[_ATTR_POS[ptype]]
-            values[name] = v
-            if v is not None:
-                program.append(_node(f"filter_{ATTRIBUTE_TYPES[ptype]}", [cur], (v,)))
-                cur = len(program) - 1
-        if suffix is None:
-            out: Any = result
+    base = len(st.program)
+    if node.type not in COMPOSITE_FUNCTIONS:
+        args = [st.outputs[i] for i in node.inputs]
+        inputs = [st.where[i] for i in node.inputs]
+        fn = FUNCTIONS[node.type]  # inputs of a live state are never INVALID
+        if choice is None:
+            out = fn(ix, args, ())
+            values, new = st.values, _node(node.type, inputs)
         else:
-            program.append(_node(suffix, [cur]))
+            out = fn(ix, args, (choice,))
+            values, new = (
+                {**st.values, node.side_inputs[0]: choice},
+                _node(node.type, inputs, (choice,)),
+            )
+        if out is INVALID:
+            return None
+        return _State(
+            k + 1,
+            (*st.outputs, out),
+            values,
+            (*st.program, new),
+            (*st.where, base),
+            (*st.selected, out),
+        )
+
+    rel, key, result = choice
+    ptypes = template.param_types
+    program = list(st.program)
+    values = dict(st.values)
+    cur = st.where[node.inputs[0]]
+    filter_params = node.side_inputs
+    if rel is not None:
+        program.append(_node("relate", [cur], (rel,)))
+        values[node.side_inputs[0]] = rel
+        cur = len(program) - 1
+        filter_params = node.side_inputs[1:]
+    for name in filter_params:
+        ptype = ptypes[name]
+        v = key[_ATTR_POS[ptype]]
+        values[name] = v
+        if v is not None:
+            program.append(_node(f"filter_{ATTRIBUTE_TYPES[ptype]}", [cur], (v,)))
             cur = len(program) - 1
-            out = result.bit_length() - 1 if suffix == "unique" else (result.bit_count() if suffix == "count" else result != 0)
-        children.append(_State(k + 1, (*st.outputs, out), values, tuple(program), (*st.where, cur)))
-    return children
+    suffix = _SUFFIX[node.type]
+    selected: Any = result if suffix in ("count", "exist") else None
+    if suffix is None:
+        out: Any = result
+    else:
+        program.append(_node(suffix, [cur]))
+        cur = len(program) - 1
+        if suffix == "unique":
+            out = result.bit_length() - 1
+        elif suffix == "count":
+            out = result.bit_count()
+        else:
+            out = result != 0
+    if selected is None:
+        selected = out
+    return _State(
+        k + 1,
+        (*st.outputs, out),
+        values,
+        tuple(program),
+        (*st.where, cur),
+        (*st.selected, selected),
+    )
+
+
+_SUFFIX = {
+    "filter": None,
+    "relate_filter": None,
+    "filter_unique": "unique",
+    "relate_filter_unique": "unique",
+    "filter_count": "count",
+    "relate_filter_count": "count",
+    "filter_exist": "exist",
+    "relate_filter_exist": "exist",
+}
 
 
 def _filter_options(
@@ -270,7 +308,12 @@ def _filter_options(
 
 
 def _relate_filter_options(
-    ftype: str, obj: int, ix: SceneIndex, rng: np.random.Generator, metadata: Metadata, trivial_frac: float
+    ftype: str,
+    obj: int,
+    ix: SceneIndex,
+    rng: np.random.Generator,
+    metadata: Metadata,
+    trivial_frac: float,
 ) -> list[tuple[str, FilterKey, int]]:
     unique = ftype == "relate_filter_unique"
     include_zero = ftype in ("relate_filter_count", "relate_filter_exist")
@@ -313,6 +356,19 @@ def _absent_keys_cached(ix: SceneIndex, vocab: tuple[tuple[str, ...], ...]) -> l
 
 
 # ---------------------------------------------------------------------- constraints
+@lru_cache(maxsize=4096)
+def _null_positions(template: Template, k: int) -> tuple[int, ...]:
+    """Filter-key positions that NULL constraints force empty at composite node ``k``."""
+    node = template.nodes[k]
+    nulls = {c.params[0] for c in template.constraints if c.type == "NULL"}
+    ptypes = template.param_types
+    return tuple(
+        _ATTR_POS[ptypes[name]]
+        for name in node.side_inputs
+        if name in nulls and ptypes[name] in _ATTR_POS
+    )
+
+
 @lru_cache(maxsize=1024)
 def _checks_by_node(template: Template) -> tuple[tuple[Any, ...], ...]:
     """For each template node, the constraints that become decidable once it is added."""
@@ -334,14 +390,22 @@ def _checks_by_node(template: Template) -> tuple[tuple[Any, ...], ...]:
     return tuple(tuple(a) for a in at)
 
 
-def _satisfies(template: Template, checks: Sequence[Any], st: _State) -> bool:
+def _satisfies(checks: Sequence[Any], st: _State) -> bool:
+    """Whether ``st`` keeps the constraints decided at its newest node.
+
+    OUT_NEQ compares what the two nodes *select*: the object set for a
+    ``filter_count``/``filter_exist`` (and ``relate_filter_*`` variants), the
+    output otherwise.  Comparing the counts themselves would make
+    "equal number of A and B?" (OUT_NEQ on its two counts) always "no"; the
+    constraint is there to make the two descriptions pick different objects.
+    """
     for c in checks:
         if c.type == "NULL":
             if st.values.get(c.params[0]) is not None:
                 return False
         elif c.type == "OUT_NEQ":
             i, j = c.params
-            if st.outputs[i] == st.outputs[j]:
+            if st.selected[i] == st.selected[j]:
                 return False
         elif st.values.get(c.params[0]) == st.values.get(c.params[1]):  # NEQ
             return False

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +113,12 @@ class Template:
         """``(filename, index)``: identifies the template across a run."""
         return (self.filename, self.index)
 
-    @property
+    @cached_property
     def param_types(self) -> dict[str, str]:
         """Parameter name -> type."""
         return {p.name: p.type for p in self.params}
 
-    @property
+    @cached_property
     def has_relate(self) -> bool:
         """True when the skeleton has a raw ``relate`` node (CLEVR then checks degeneracy)."""
         return any(n.type == "relate" for n in self.nodes)
@@ -138,7 +139,9 @@ class Template:
         }
 
 
-def load_templates(path: PathLike | None = None, metadata: Metadata | None = None) -> list[Template]:
+def load_templates(
+    path: PathLike | None = None, metadata: Metadata | None = None
+) -> list[Template]:
     """Load and validate templates.
 
     Args:
@@ -162,7 +165,9 @@ def load_templates(path: PathLike | None = None, metadata: Metadata | None = Non
     elif path.is_file():
         files = [path]
     else:
-        raise TemplateError(f"templates not found: {path} (expected a folder of *.json files or one file)")
+        raise TemplateError(
+            f"templates not found: {path} (expected a folder of *.json files or one file)"
+        )
     out: list[Template] = []
     for f in files:
         try:
@@ -170,12 +175,18 @@ def load_templates(path: PathLike | None = None, metadata: Metadata | None = Non
         except DataError as exc:
             raise TemplateError(str(exc)) from None
         if not isinstance(data, list):
-            raise TemplateError(f"{f.name}: expected a JSON list of templates, got {type(data).__name__}")
-        out.extend(parse_template(t, metadata, filename=f.name, index=k) for k, t in enumerate(data))
+            raise TemplateError(
+                f"{f.name}: expected a JSON list of templates, got {type(data).__name__}"
+            )
+        out.extend(
+            parse_template(t, metadata, filename=f.name, index=k) for k, t in enumerate(data)
+        )
     return out
 
 
-def parse_template(data: Any, metadata: Metadata, *, filename: str = "<memory>", index: int = 0) -> Template:
+def parse_template(
+    data: Any, metadata: Metadata, *, filename: str = "<memory>", index: int = 0
+) -> Template:
     """Validate one template dict and build a :class:`Template`.
 
     Raises:
@@ -204,26 +215,38 @@ def _parse_params(raw: Any, metadata: Metadata, where: str) -> tuple[Param, ...]
     enumerated = [t for t, v in metadata.types.items() if v]
     for k, p in enumerate(raw):
         pw = f"{where}: params[{k}]"
-        if not isinstance(p, Mapping) or not isinstance(p.get("name"), str) or not isinstance(p.get("type"), str):
+        if (
+            not isinstance(p, Mapping)
+            or not isinstance(p.get("name"), str)
+            or not isinstance(p.get("type"), str)
+        ):
             raise TemplateError(f"{pw}: expected an object with string 'name' and 'type'")
         if not _PARAM_NAME.match(p["name"]):
             raise TemplateError(f"{pw}: name {p['name']!r} must look like <C> or <C2>")
         if p["name"] in seen:
             raise TemplateError(f"{pw}: parameter {p['name']} is declared twice")
         if p["type"] not in enumerated:
-            raise TemplateError(f"{pw}: type {p['type']!r} is not allowed; allowed: {', '.join(enumerated)}")
+            raise TemplateError(
+                f"{pw}: type {p['type']!r} is not allowed; allowed: {', '.join(enumerated)}"
+            )
         seen.add(p["name"])
         out.append(Param(p["name"], p["type"]))
     return tuple(out)
 
 
 def _parse_text(raw: Any, ptypes: Mapping[str, str], where: str) -> tuple[str, ...]:
-    if not isinstance(raw, list) or not raw or not all(isinstance(t, str) and t.strip() for t in raw):
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(t, str) and t.strip() for t in raw)
+    ):
         raise TemplateError(f"{where}: 'text' must be a non-empty list of non-empty strings")
     for k, t in enumerate(raw):
         for ph in _PLACEHOLDER.findall(t):
             if ph not in ptypes:
-                raise TemplateError(f"{where}: text[{k}] uses {ph}, which is not a declared parameter")
+                raise TemplateError(
+                    f"{where}: text[{k}] uses {ph}, which is not a declared parameter"
+                )
         if t.count("[") != t.count("]"):
             raise TemplateError(f"{where}: text[{k}] has unbalanced [optional] brackets")
     return tuple(raw)
@@ -241,16 +264,21 @@ def _parse_nodes(
             raise TemplateError(f"{nw}: expected an object with 'type' and 'inputs'")
         ftype = n.get("type", n.get("function"))
         if ftype not in metadata.functions:
-            raise TemplateError(f"{nw}: unknown function {ftype!r}; allowed: {', '.join(metadata.functions)}")
+            raise TemplateError(
+                f"{nw}: unknown function {ftype!r}; allowed: {', '.join(metadata.functions)}"
+            )
         spec = metadata.functions[ftype]
         inputs = n.get("inputs", [])
-        if (
-            not isinstance(inputs, list)
-            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < k for i in inputs)
+        if not isinstance(inputs, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < k for i in inputs
         ):
-            raise TemplateError(f"{nw} ({ftype}): 'inputs' must list indices of earlier nodes (0..{k - 1})")
+            raise TemplateError(
+                f"{nw} ({ftype}): 'inputs' must list indices of earlier nodes (0..{k - 1})"
+            )
         if len(inputs) != len(spec.inputs):
-            raise TemplateError(f"{nw} ({ftype}): takes {len(spec.inputs)} input(s), got {len(inputs)}")
+            raise TemplateError(
+                f"{nw} ({ftype}): takes {len(spec.inputs)} input(s), got {len(inputs)}"
+            )
         side = n.get("side_inputs", [])
         if not isinstance(side, list) or not all(isinstance(s, str) for s in side):
             raise TemplateError(f"{nw} ({ftype}): 'side_inputs' must be a list of parameter names")
@@ -271,12 +299,19 @@ def _check_side_types(
     ftype: str, expected: Sequence[str], side: Sequence[str], ptypes: Mapping[str, str], nw: str
 ) -> None:
     got = [ptypes[s] for s in side]
-    if ftype.startswith("relate_filter") or ftype in ("filter", "filter_unique", "filter_count", "filter_exist"):
+    if ftype.startswith("relate_filter") or ftype in (
+        "filter",
+        "filter_unique",
+        "filter_count",
+        "filter_exist",
+    ):
         # composite filters: a Relation first (relate_* only), then one parameter per attribute
         filters = got
         if ftype.startswith("relate"):
             if got[0] != "Relation":
-                raise TemplateError(f"{nw} ({ftype}): first side input must be a Relation, got {got[0]}")
+                raise TemplateError(
+                    f"{nw} ({ftype}): first side input must be a Relation, got {got[0]}"
+                )
             filters = got[1:]
         if sorted(filters) != sorted(ATTRIBUTE_TYPES):
             raise TemplateError(
@@ -284,10 +319,14 @@ def _check_side_types(
                 f"{', '.join(ATTRIBUTE_TYPES)}; got {', '.join(filters)}"
             )
     elif list(got) != list(expected):
-        raise TemplateError(f"{nw} ({ftype}): side inputs must have types {list(expected)}, got {got}")
+        raise TemplateError(
+            f"{nw} ({ftype}): side inputs must have types {list(expected)}, got {got}"
+        )
 
 
-def _parse_constraints(raw: Any, ptypes: Mapping[str, str], n_nodes: int, where: str) -> tuple[Constraint, ...]:
+def _parse_constraints(
+    raw: Any, ptypes: Mapping[str, str], n_nodes: int, where: str
+) -> tuple[Constraint, ...]:
     if not isinstance(raw, list):
         raise TemplateError(f"{where}: 'constraints' must be a list")
     out = []
@@ -295,14 +334,20 @@ def _parse_constraints(raw: Any, ptypes: Mapping[str, str], n_nodes: int, where:
         cw = f"{where}: constraints[{k}]"
         if not isinstance(c, Mapping) or c.get("type") not in CONSTRAINT_TYPES:
             got = c.get("type") if isinstance(c, Mapping) else c
-            raise TemplateError(f"{cw}: type {got!r} is not allowed; allowed: {', '.join(CONSTRAINT_TYPES)}")
+            raise TemplateError(
+                f"{cw}: type {got!r} is not allowed; allowed: {', '.join(CONSTRAINT_TYPES)}"
+            )
         ctype, params = c["type"], c.get("params")
         want = 1 if ctype == "NULL" else 2
         if not isinstance(params, list) or len(params) != want:
             raise TemplateError(f"{cw} ({ctype}): 'params' must list {want} item(s)")
         if ctype == "OUT_NEQ":
-            if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_nodes for i in params):
-                raise TemplateError(f"{cw} (OUT_NEQ): 'params' must be node indices in 0..{n_nodes - 1}")
+            if not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_nodes for i in params
+            ):
+                raise TemplateError(
+                    f"{cw} (OUT_NEQ): 'params' must be node indices in 0..{n_nodes - 1}"
+                )
         else:
             for p in params:
                 if p not in ptypes:

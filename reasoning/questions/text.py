@@ -80,7 +80,8 @@ def _other_heuristic(text: str, values: Mapping[str, str | None]) -> str:
     if set(values) != {n for pair in _OTHER_PAIRS for n in pair}:
         return text
     differ = any(
-        values[a] is not None and values[b] is not None and values[a] != values[b] for a, b in _OTHER_PAIRS
+        values[a] is not None and values[b] is not None and values[a] != values[b]
+        for a, b in _OTHER_PAIRS
     )
     if not differ:
         return text
