@@ -26,7 +26,6 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 COMMAND_MODULES: tuple[str, ...] = (
     "data_dynamics",
     "data_clevr",
-    "train_derender",
 )
 
 GROUP_HELP = {
