@@ -311,7 +311,13 @@ class Catalogue:
         return f"; known functions are {', '.join(self._functions)}"
 
     # ------------------------------------------------------------------ checking
-    def check(self, program: Program | Call, *, allow_placeholders: bool = False) -> str:
+    def check(
+        self,
+        program: Program | Call,
+        *,
+        allow_placeholders: bool = False,
+        allow_composites: bool = True,
+    ) -> str:
         """Type-check a program and return the output type of its root.
 
         Every node must name a catalogue function, have as many children as the
@@ -322,9 +328,17 @@ class Catalogue:
         relation slot must be filled. Template parameters such as ``<C>`` are
         accepted only with ``allow_placeholders=True``.
 
+        The CLEVR question generator expands every composite node into
+        ``relate``/``filter_<attribute>`` nodes followed by ``unique``/``count``/
+        ``exist``, and drops the filters of attributes the question leaves
+        unmentioned (it records them as ``""`` only for the question text), so
+        instantiated CLEVR programs contain no composites and no empty values;
+        ``allow_composites=False`` enforces exactly that.
+
         Args:
             program: The program (or a bare root call) to check.
             allow_placeholders: Accept ``<X>``-style template parameters as side inputs.
+            allow_composites: Accept template-only composite nodes.
 
         Returns:
             The output type of the root, e.g. ``"Integer"``.
@@ -334,13 +348,23 @@ class Catalogue:
                 what was expected.
         """
         root = program.root if isinstance(program, Program) else program
+        if not isinstance(root, Call):
+            raise ProgramError(f"can only check a Program or a Call, got {type(root).__name__}")
         out_types: dict[int, str] = {}  # id(call) -> output type
         for index, call in enumerate(root.walk()):
             at = f"node {index} ({call.function})"
+            if not isinstance(call.function, str):
+                raise ProgramError(f"{at}: function name must be a string, got {call.function!r}")
             spec = self._functions.get(call.function)
             if spec is None:
                 raise ProgramError(
                     f"{at}: unknown function {call.function!r}{self._suggest(call.function)}"
+                )
+            if spec.template_only and not allow_composites:
+                raise ProgramError(
+                    f"{at}: {spec.name} is a template-only composite; instantiated programs "
+                    "spell it out with relate / filter_<attribute> and unique / count / exist "
+                    "(pass allow_composites=True to accept it)"
                 )
             if len(call.args) != spec.arity:
                 raise ProgramError(
@@ -373,6 +397,8 @@ class Catalogue:
         allow_placeholders: bool,
     ) -> None:
         vocab = self._types[vtype] or ()
+        if not isinstance(value, str):
+            raise ProgramError(f"{at}: side input {k} must be a string, got {value!r}")
         if value in vocab:
             return
         if is_placeholder(value):

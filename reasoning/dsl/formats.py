@@ -93,7 +93,10 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
     for i, node in enumerate(nodes):
         if not isinstance(node, dict):
             raise ProgramError(f"{where}: node {i} must be an object, got {type(node).__name__}")
-        function = _field(node, ("function", "type"), i, where, required=True)
+        # Fast path: one spelling present; _field sorts out the rest with messages.
+        function = node.get("function")
+        if function is None or "type" in node:
+            function = _field(node, ("function", "type"), i, where, required=True)
         if not isinstance(function, str) or not function:
             raise ProgramError(
                 f"{where}: node {i} field 'function'/'type' must be a non-empty string, got {function!r}"
@@ -104,6 +107,7 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
                 f"{where}: node {i} ({function}) field 'inputs' must be a list of node indices, got {inputs!r}"
             )
         depth = 1
+        args = []
         for j in inputs:
             if type(j) is not int:  # bool is an int subclass; reject it too
                 raise ProgramError(
@@ -121,21 +125,31 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
                     "earlier node already reads; programs are trees (each node feeds one parent)"
                 )
             used[j] = True
+            args.append(calls[j])
             if depths[j] >= depth:
                 depth = depths[j] + 1
         if depth > MAX_DEPTH:
             raise ProgramError(
                 f"{where}: node {i} ({function}) is nested deeper than {MAX_DEPTH} calls"
             )
-        values = _field(node, ("value_inputs", "side_inputs"), i, where, required=False)
+        values = node.get("value_inputs")
+        if values is None or "side_inputs" in node:
+            values = _field(node, ("value_inputs", "side_inputs"), i, where, required=False)
         if values is None:
             values = ()
-        elif not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+        elif isinstance(values, (list, tuple)):
+            for v in values:
+                if not isinstance(v, str):
+                    raise ProgramError(
+                        f"{where}: node {i} ({function}) field 'value_inputs'/'side_inputs' must "
+                        f"be a list of strings, got {values!r}"
+                    )
+        else:
             raise ProgramError(
                 f"{where}: node {i} ({function}) field 'value_inputs'/'side_inputs' must be a "
                 f"list of strings, got {values!r}"
             )
-        calls.append(Call(function, tuple(calls[j] for j in inputs), tuple(values)))
+        calls.append(Call(function, tuple(args), tuple(values)))
         depths.append(depth)
     for j in range(len(nodes) - 1):
         if not used[j]:

@@ -9,7 +9,7 @@ import pytest
 
 from physics.errors import DataError
 from physics.io import atomic_write_json
-from reasoning.dsl import Catalogue, from_clevr, parse_program
+from reasoning.dsl import Call, Catalogue, from_clevr, parse_program
 from reasoning.dsl.catalogue import DEFAULT_CATALOGUE_PATH, is_placeholder
 from reasoning.errors import ProgramError
 
@@ -316,6 +316,29 @@ def test_official_templates_need_placeholders_and_then_check(
                 cat.check(program)
             checked += 1
     assert checked == 90
+
+
+def test_composites_can_be_refused_for_instantiated_programs(cat: Catalogue) -> None:
+    composite = parse_program("filter_count(scene(), large, red, _, _)")
+    expanded = parse_program("count(filter_color(filter_size(scene(), large), red))")
+    assert cat.check(expanded, allow_composites=False) == "Integer"
+    with pytest.raises(
+        ProgramError, match=r"node 1 \(filter_count\): filter_count is a template-only composite"
+    ):
+        cat.check(composite, allow_composites=False)
+
+
+def test_malformed_calls_are_program_errors(cat: Catalogue) -> None:
+    with pytest.raises(
+        ProgramError, match=r"node 1 \(filter_color\): side input 0 must be a string, got 3"
+    ):
+        cat.check(Call("filter_color", (Call("scene"),), (3,)))  # type: ignore[arg-type]
+    with pytest.raises(
+        ProgramError, match=r"node 0 \(\['scene'\]\): function name must be a string"
+    ):
+        cat.check(Call(["scene"]))  # type: ignore[arg-type]
+    with pytest.raises(ProgramError, match="can only check a Program or a Call, got str"):
+        cat.check("count(scene())")  # type: ignore[arg-type]
 
 
 def test_custom_catalogue_checks_its_own_functions() -> None:

@@ -7,6 +7,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reasoning.dsl import (
     Call,
@@ -322,3 +324,75 @@ def test_tokens_are_not_type_checked_but_check_finds_the_fault() -> None:
         match=r"node 2 \(count\): input 0 must be ObjectSet, but unique returns Object",
     ):
         Catalogue.default().check(program)
+
+
+# ----------------------------------------------------------------- fuzzing
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 6)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_NODE = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["scene", "count", "unique", "union", ""]) | _JSON,
+        "function": st.sampled_from(["scene", "filter_color", "exist"]) | _JSON,
+        "inputs": st.lists(st.integers(-1, 6), max_size=3) | _JSON,
+        "side_inputs": st.lists(st.sampled_from(["red", "", "<C>"]), max_size=2) | _JSON,
+        "value_inputs": st.lists(st.text(max_size=4), max_size=2) | _JSON,
+    },
+)
+
+
+@settings(max_examples=250, deadline=None, derandomize=True)
+@given(st.lists(_NODE, max_size=7) | _JSON)
+def test_any_json_gives_a_program_or_a_program_error(nodes: object) -> None:
+    try:
+        program = from_clevr(nodes)  # type: ignore[arg-type]
+    except ProgramError as exc:
+        assert str(exc).startswith("program: ")
+        return
+    assert from_clevr(to_clevr(program)) == program
+    assert len(program) == len(nodes)  # type: ignore[arg-type]
+    positions = postorder_positions(nodes)  # type: ignore[arg-type]
+    assert sorted(positions) == list(range(len(nodes)))  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "scene",
+                "count",
+                "unique",
+                "union",
+                "filter_color[red]",
+                "relate[left]",
+                "cuont",
+                "x[",
+            ]
+        )
+        | st.text(max_size=8),
+        max_size=8,
+    )
+)
+def test_any_token_list_gives_a_program_or_a_program_error(tokens: list[str]) -> None:
+    for decode, encode in (
+        (from_prefix_tokens, to_prefix_tokens),
+        (from_postfix_tokens, to_postfix_tokens),
+    ):
+        try:
+            program = decode(tokens)
+        except ProgramError as exc:
+            assert str(exc).startswith("tokens")
+            continue
+        assert decode(encode(program)) == program
+        assert len(encode(program)) == len(tokens)
