@@ -197,8 +197,9 @@ def _syntax_error(exc: LarkError, text: str, where: str) -> ProgramError:
             context = exc.get_context(text)
         # ``accepts`` runs the pending reductions first, so it is exact where
         # ``expected`` (the raw LALR state) may list too much.
-        expected = _describe_expected(getattr(exc, "accepts", None) or exc.expected)
-        if tok.type in ("LPAR", "LSQB"):
+        accepts = getattr(exc, "accepts", None) or exc.expected
+        expected = _describe_expected(accepts)
+        if tok.type == "LPAR" and "RPAR" in accepts:  # a call after a side input
             expected += " (side inputs such as `red` come after all child calls)"
     elif isinstance(exc, UnexpectedInput):  # any other positioned lark error
         line, column = getattr(exc, "line", "?"), getattr(exc, "column", "?")

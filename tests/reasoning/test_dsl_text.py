@@ -143,6 +143,19 @@ def test_syntax_errors_name_line_column_and_expectation(
     assert expected in msg
 
 
+def test_call_after_side_input_hint_only_where_it_applies() -> None:
+    assert "come after all child calls" in _error("relate(left, unique(scene()))")
+    msg = _error("count(scene())(")
+    assert "expected the end of the text" in msg and "come after" not in msg
+
+
+def test_programs_pickle_for_process_fan_out() -> None:
+    import pickle
+
+    program = parse_program("relate_filter_count(unique(scene()), left, _, red, _, cube)")
+    assert pickle.loads(pickle.dumps(program)) == program
+
+
 def test_where_names_the_source() -> None:
     with pytest.raises(ProgramError, match=r"^questions.json#4, line 1, column 7"):
         parse_program("count(", where="questions.json#4")
