@@ -106,3 +106,14 @@ def test_every_world_builds_a_loadable_split(tmp_path, world):
     assert [t.meta["world"] for t in trajs] == [world, world]
     assert all(t.num_steps == 8 for t in trajs)
     assert not np.array_equal(trajs[0].positions, trajs[1].positions)
+
+
+def test_gif_preview_shows_the_recorded_episode(tmp_path, capsys):
+    import imageio.v2 as imageio
+
+    gif = tmp_path / "cradle.gif"
+    out = _run(capsys, "--world", "cradle", "--n", "1", "--steps", "6", "--out", str(tmp_path), "--gif", str(gif))
+    assert out["gif"] == str(gif)
+    frames = imageio.mimread(gif)
+    assert len(frames) == 3 and frames[0].shape[:2] == (180, 240)
+    assert not np.array_equal(frames[0], frames[-1]), "the lifted ball moves"

@@ -89,10 +89,17 @@ def test_cradle_two_balls_lifted_two_swing_out():
 
 
 def test_cradle_does_not_gain_energy():
-    with make_world("cradle", steps=300) as world:  # 5 s, about four swings
-        traj = world.rollout(seed=2)
-        lift = np.degrees(abs(world.lift_angle))
-    assert np.abs(_angles(traj, 5)).max() < 1.05 * lift
+    """Energy per unit mass (kinetic + potential) over 10 s: impacts may lose a little, never add."""
+    with make_world("cradle", steps=600) as world:
+        for seed in (0, 3):
+            traj = world.rollout(seed=seed)
+            balls = traj.positions[:, :5].astype(np.float64)
+            speed2 = (np.diff(balls, axis=0) / traj.dt) ** 2
+            energy = 0.5 * speed2.sum(axis=(1, 2)) + world.config.gravity * balls[1:, :, 2].sum(axis=1)
+            rest = world.config.gravity * balls[:, :, 2].min() * 5  # all balls hanging still
+            first, last = energy[:60].mean() - rest, energy[-60:].mean() - rest  # one second each
+            assert last <= 1.001 * first, "no energy gain"
+            assert last >= 0.9 * first, "losses stay small (restitution 1)"
 
 
 def test_cradle_strings_keep_their_length_and_are_the_fixed_edges():
@@ -237,3 +244,21 @@ def test_boxes_pusher_follows_its_velocity_action_and_observation_is_partial():
     assert traj.instance.tolist() == list(range(b + 1))
     assert traj.edges.shape == (2, 0)
     assert traj.node_attr[:b, 2:4].min() >= world.config.box_size[0]
+
+
+def test_render_rollout_replays_the_recorded_episode():
+    with make_world("boxes", steps=6) as world:
+        world.rollout(seed=2)
+        recorded_end = world.state()
+        frames = world.render_rollout(seed=2, width=32, height=24, every=3)
+        assert frames.shape == (2, 24, 32, 3) and frames.dtype == np.uint8
+        assert np.array_equal(world.state(), recorded_end), "rendering must not change the episode"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(WORLDS))
+def test_many_seeds_never_explode(name):
+    with make_world(name, steps=300) as world:
+        for seed in range(25):
+            traj = world.rollout(seed=seed)  # raises StateError past config.bound
+            assert np.abs(traj.positions).max() < 1.0

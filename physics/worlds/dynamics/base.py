@@ -291,6 +291,28 @@ class DynamicsWorld(ABC):
         }
         return Trajectory.from_arrays(arrays, self.dt, meta)
 
+    def render_rollout(
+        self, seed: int, steps: int | None = None, *, width: int = 160, height: int = 120, every: int = 2
+    ) -> np.ndarray:
+        """Frames of the same episode :meth:`rollout` records for ``seed`` (for GIFs).
+
+        Rendering reads the scene only, so the episode is identical to the
+        recorded one.
+
+        Returns:
+            uint8 ``[F, height, width, 3]``: one frame every ``every`` recorded steps.
+        """
+        steps = self.config.steps if steps is None else int(steps)
+        if steps < 1 or every < 1:
+            raise ConfigError(f"steps and every must be >= 1, got steps={steps}, every={every}")
+        self.reset(seed)
+        frames = []
+        for t in range(steps):
+            if t % every == 0:
+                frames.append(self.render(width, height))
+            self.step(self.sample_action())
+        return np.stack(frames)
+
     # ------------------------------------------------------------------ hooks
     @abstractmethod
     def _build(self, rng: np.random.Generator) -> None:

@@ -118,8 +118,13 @@ class NewtonsCradle(DynamicsWorld):
         colors = [0.75, 0.75, 0.8, 1.0]
         for pivot in self.pivots():
             col = self._call("createCollisionShape", pb.GEOM_SPHERE, radius=cfg.radius, collisionFramePosition=down)
-            vis = self._call(
-                "createVisualShape", pb.GEOM_SPHERE, radius=cfg.radius, visualFramePosition=down, rgbaColor=colors
+            vis = self._call(  # the ball and a thin cylinder for its string
+                "createVisualShapeArray",
+                shapeTypes=[pb.GEOM_SPHERE, pb.GEOM_CYLINDER],
+                radii=[cfg.radius, 0.05 * cfg.radius],
+                lengths=[0.0, cfg.string_length],
+                visualFramePositions=[down, [0.0, 0.0, -cfg.string_length / 2]],
+                rgbaColors=[colors, [0.2, 0.2, 0.2, 1.0]],
             )
             body = self._call(
                 "createMultiBody",
