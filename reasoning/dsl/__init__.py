@@ -19,6 +19,7 @@ from reasoning.dsl.formats import (
     to_prefix_tokens,
 )
 from reasoning.dsl.program import Call, Program
+from reasoning.dsl.rewrite import expand_composites
 from reasoning.dsl.sampling import sample_program
 from reasoning.dsl.text import parse_program, to_text
 
@@ -37,4 +38,5 @@ __all__ = [
     "FunctionSpec",
     "postorder_positions",
     "sample_program",
+    "expand_composites",
 ]

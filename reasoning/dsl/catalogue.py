@@ -113,7 +113,8 @@ class Catalogue:
     >>> cat = Catalogue.default()
     >>> cat.arity("equal_integer"), cat.values("Size")
     (2, ('small', 'large'))
-    >>> cat.check(parse_program("count(filter_color(scene(), red))"))  # doctest: +SKIP
+    >>> from reasoning.dsl import parse_program
+    >>> cat.check(parse_program("count(filter_color(scene(), red))"))
     'Integer'
     """
 
