@@ -9,6 +9,10 @@ metal) and its cast shadows therefore cannot come from TinyRenderer alone.
 
 This pass runs after TinyRenderer, on its RGB, metric depth and instance mask:
 
+0. **Floor.**  TinyRenderer renders only the objects (filling a floor quad was
+   most of its time); :func:`paint_floor` fills the background with the exact
+   plane z = 0: its depth from the pixel rays, its constant Lambert shade.
+
 1. **Cast shadows.**  Every ground pixel is turned back into a world point
    (:meth:`Camera.unproject`) and a ray is cast from it towards the light; if it
    hits an object (exact ray tests against the object's own box, sphere or
@@ -26,12 +30,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from physics.worlds.camera import Camera, Light
 
-__all__ = ["Solid", "shade"]
+__all__ = ["Solid", "shade", "paint_floor", "floor_depth", "SKY_RGB"]
+
+SKY_RGB = (200, 200, 200)  # beyond the far plane (not in view for CLEVR's camera)
 
 _EPS = 1e-6
 _SHADOW_T_MIN = 1e-3  # ignore hits at the ground point itself (self-intersection)
@@ -90,46 +97,138 @@ def shade(
     """
     out = rgb.astype(np.float32)
     to_light = light.unit_direction()
-    points = camera.unproject(depth.astype(np.float64))  # [H, W, 3]
-    ground = (mask < 0) & (depth < camera.far * 0.999) & (np.abs(points[..., 2]) < 0.05)
+    eye = np.asarray(camera.eye, float)
+    rays = _pixel_rays(camera)
+    h, w = mask.shape
+    far = camera.far * 0.999
     shadowed = np.zeros(mask.shape, dtype=bool)
     for solid in solids:
-        # the shadow of the bounding sphere lies within this circle on the ground
+        # the shadow of the solid's bounding sphere lies in this disc on the ground; work on its pixel box
         c = solid.center
         foot = c[:2] - c[2] / to_light[2] * to_light[:2]
         reach = solid.bounding_radius / to_light[2]
-        near = ground & ~shadowed & (np.hypot(points[..., 0] - foot[0], points[..., 1] - foot[1]) < reach)
-        if not near.any():
+        box = _pixel_box(camera, foot, reach, w, h)
+        if box is None:
             continue
-        origins = points[near]
-        shadowed[near] = _ray_hits(solid, origins, to_light)
+        v0, v1, u0, u1 = box
+        sub_depth = depth[v0:v1, u0:u1].astype(np.float64)
+        pts = eye + sub_depth[..., None] * rays[v0:v1, u0:u1]
+        near = (
+            (mask[v0:v1, u0:u1] < 0)
+            & (sub_depth < far)
+            & (np.abs(pts[..., 2]) < 0.05)  # the floor, not the sky
+            & ~shadowed[v0:v1, u0:u1]
+            & (np.hypot(pts[..., 0] - foot[0], pts[..., 1] - foot[1]) < reach)
+        )
+        if near.any():
+            shadowed[v0:v1, u0:u1][near] = _ray_hits(solid, pts[near], to_light)
     out[shadowed] *= light.shadow
 
-    eye = np.asarray(camera.eye, float)
-    for k, solid in enumerate(solids):
-        if not solid.metal:
-            continue
-        sel = mask == k
-        if not sel.any():
-            continue
-        p = points[sel]
-        n = _normals(solid, p)
-        v = eye[None, :] - p
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        ndotl = n @ to_light
-        refl_light = 2.0 * ndotl[:, None] * n - to_light[None, :]
-        spec = np.clip(np.sum(refl_light * v, axis=1), 0.0, 1.0) ** light.metal_shininess
-        spec *= ndotl > 0.0
-        broad = np.clip(np.sum(refl_light * v, axis=1), 0.0, 1.0) ** 6 * (ndotl > 0.0)  # wide sheen
-        refl_view = 2.0 * np.sum(n * v, axis=1, keepdims=True) * n - v
-        sky = np.clip(refl_view[:, 2], 0.0, 1.0)  # reflections of the bright sky vs. the ground
-        base = np.asarray(solid.base_rgb, np.float32)
-        # metal: less diffuse light, more of the environment mirrored in the object's colour
-        shaded = out[sel] * 0.5 + base[None, :] * (0.05 + 0.55 * sky[:, None])
-        shaded += 255.0 * light.metal_specular * spec[:, None]
-        shaded += 255.0 * 0.2 * light.metal_specular * broad[:, None]
-        out[sel] = shaded
+    metal = [k for k, solid in enumerate(solids) if solid.metal]
+    if metal:
+        flat = mask.ravel()
+        for k in metal:
+            idx = np.flatnonzero(flat == k)
+            if len(idx) == 0:
+                continue
+            solid = solids[k]
+            p = eye + depth.ravel()[idx, None].astype(np.float64) * rays.reshape(-1, 3)[idx]
+            n = _normals(solid, p)
+            v = eye[None, :] - p
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            ndotl = n @ to_light
+            refl_light = 2.0 * ndotl[:, None] * n - to_light[None, :]
+            cos_r = np.clip(np.sum(refl_light * v, axis=1), 0.0, 1.0) * (ndotl > 0.0)
+            spec = cos_r**light.metal_shininess
+            broad = cos_r**6  # a wide sheen under the sharp highlight
+            refl_view = 2.0 * np.sum(n * v, axis=1, keepdims=True) * n - v
+            sky = np.clip(refl_view[:, 2], 0.0, 1.0)  # reflections of the bright sky vs. the ground
+            base = np.asarray(solid.base_rgb, np.float32)
+            # metal: less diffuse light, more of the environment mirrored in the object's colour
+            pix = out.reshape(-1, 3)
+            shaded = pix[idx] * 0.5 + base[None, :] * (0.05 + 0.55 * sky[:, None])
+            shaded += 255.0 * light.metal_specular * (spec + 0.2 * broad)[:, None]
+            pix[idx] = shaded
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def paint_floor(
+    rgb: np.ndarray,
+    depth: np.ndarray,
+    mask: np.ndarray,
+    camera: Camera,
+    light: Light,
+    floor_rgb: tuple[float, float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill background pixels with the floor plane z = 0 (or sky beyond ``camera.far``).
+
+    The floor's colour is TinyRenderer's Lambert term for a +z normal,
+    ``floor_rgb * min(ambient + diffuse * max(L_z, 0), 1) * light.color``, the
+    same everywhere for a directional light.
+
+    Args:
+        rgb: uint8 [H, W, 3] rendered without a floor.
+        depth: float32 [H, W] metric depth (``far`` where nothing was hit).
+        mask: int [H, W], ``-1`` where no object is visible.
+        floor_rgb: Floor albedo, each in [0, 1].
+
+    Returns:
+        (rgb, depth) with the floor filled in (new arrays).
+    """
+    floor = _cached_floor_depth(camera)
+    background = mask < 0
+    hits_floor = background & (floor < camera.far)
+    intensity = min(light.ambient + light.diffuse * max(float(light.unit_direction()[2]), 0.0), 1.0)
+    shade_rgb = np.rint(np.asarray(floor_rgb) * 255.0 * intensity * np.asarray(light.color)).astype(np.uint8)
+    rgb = rgb.copy()
+    rgb[background] = np.asarray(SKY_RGB, np.uint8)
+    rgb[hits_floor] = shade_rgb
+    depth = np.where(hits_floor, floor, np.where(background, np.float32(camera.far), depth)).astype(np.float32)
+    return rgb, depth
+
+
+def floor_depth(camera: Camera) -> np.ndarray:
+    """Metric depth of the plane z = 0 at every pixel, float32 [H, W] (``far`` where it is not seen)."""
+    return _cached_floor_depth(camera).copy()
+
+
+@lru_cache(maxsize=8)
+def _cached_floor_depth(camera: Camera) -> np.ndarray:
+    rays = _pixel_rays(camera)
+    down = rays[..., 2] < 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(down, -camera.eye[2] / rays[..., 2], np.inf)
+    depth = np.where((t > camera.near) & (t < camera.far), t, camera.far).astype(np.float32)
+    depth.setflags(write=False)
+    return depth
+
+
+@lru_cache(maxsize=8)
+def _cached_rays(camera: Camera) -> np.ndarray:
+    rays = camera.pixel_rays()
+    rays.setflags(write=False)
+    return rays
+
+
+def _pixel_rays(camera: Camera) -> np.ndarray:
+    return _cached_rays(camera)
+
+
+def _pixel_box(camera: Camera, foot: np.ndarray, reach: float, w: int, h: int) -> tuple[int, int, int, int] | None:
+    """Pixel rows/cols (v0, v1, u0, u1) covering a ground disc, or None when off screen."""
+    corners = np.array(
+        [[foot[0] + sx * reach, foot[1] + sy * reach, 0.0] for sx in (-1, 1) for sy in (-1, 1)]
+    )
+    uvd = camera.project(corners)
+    if (uvd[:, 2] <= camera.near).any():  # the square reaches behind the camera: take the whole image
+        return 0, h, 0, w
+    u0 = max(0, int(np.floor(uvd[:, 0].min())) - 1)
+    u1 = min(w, int(np.ceil(uvd[:, 0].max())) + 1)
+    v0 = max(0, int(np.floor(uvd[:, 1].min())) - 1)
+    v1 = min(h, int(np.ceil(uvd[:, 1].max())) + 1)
+    if u0 >= u1 or v0 >= v1:
+        return None
+    return v0, v1, u0, u1
 
 
 # ---------------------------------------------------------------------- geometry
