@@ -73,7 +73,8 @@ def register(groups) -> None:
         "data",
         "dynamics",
         help="PropNet worlds (cradle, rope, boxes) as trajectory .npz files",
-        description=__doc__.split("\n\n")[0],
+        description="Generate one split of PropNet-style rollouts (Newton's cradle, rope, box pushing) "
+        "as Trajectory .npz files plus index.json; rerunning the same command resumes.",
     )
     add_config_flags(parser, DynamicsDataConfig)
     parser.add_argument(
