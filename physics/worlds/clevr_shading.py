@@ -141,13 +141,16 @@ def shade(
             cos_r = np.clip(np.sum(refl_light * v, axis=1), 0.0, 1.0) * (ndotl > 0.0)
             spec = cos_r**light.metal_shininess
             broad = cos_r**6  # a wide sheen under the sharp highlight
-            refl_view = 2.0 * np.sum(n * v, axis=1, keepdims=True) * n - v
-            sky = np.clip(refl_view[:, 2], 0.0, 1.0)  # reflections of the bright sky vs. the ground
+            ndotv = np.clip(np.sum(n * v, axis=1), 0.0, 1.0)
+            refl_view = 2.0 * ndotv[:, None] * n - v
+            # a studio environment: bright sky above the horizon, the grey floor below it
+            env = np.where(refl_view[:, 2] > 0.0, 0.35 + 0.65 * refl_view[:, 2], 0.3)
+            fresnel = (1.0 - ndotv) ** 3  # grazing angles mirror more (Schlick's approximation)
             base = np.asarray(solid.base_rgb, np.float32)
             # metal: less diffuse light, more of the environment mirrored in the object's colour
             pix = out.reshape(-1, 3)
-            shaded = pix[idx] * 0.5 + base[None, :] * (0.05 + 0.55 * sky[:, None])
-            shaded += 255.0 * light.metal_specular * (spec + 0.2 * broad)[:, None]
+            shaded = pix[idx] * 0.5 + base[None, :] * (0.05 + 0.55 * env[:, None])
+            shaded += 255.0 * (light.metal_specular * (spec + 0.2 * broad) + 0.25 * fresnel * env)[:, None]
             pix[idx] = shaded
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
