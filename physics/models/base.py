@@ -1,0 +1,204 @@
+"""The encode-process-decode skeleton every learned simulator here shares.
+
+The base class owns the algorithm, the way DeepMind's ``learned_simulator.py``
+separates pre-processing, the graph network and the integrator (GNS,
+Sanchez-Gonzalez et al. 2020); a subclass fills in one hook, :meth:`process`.
+
+One step, for a graph built by :class:`physics.graph.GraphBuilder`::
+
+    preprocess  velocities v_{t-H+1..t} = diff(pos_hist), normalised by buffers;
+                relative positions x_i - x_j on every edge, scaled by a buffer
+    encode      c_i = f_enc([v-history, node_attr, action, node type])    [M, hidden]
+                c_ij = f_rel([x_i - x_j, |x_i - x_j|, edge_attr, type])   [E, hidden]
+    process     h = hook(c_i, c_ij, graph)        (IN / PropNet / DPI-Net) [M, hidden]
+    decode      y = f_dec(h)  -> normalised acceleration (or velocity)    [M, D]
+    integrate   v_{t+1} = v_t + a;  x_{t+1} = x_t + v_{t+1}   (per-step units, no dt)
+
+Partially observable mode (PropNet, Sec. 4.3, box pushing): only ``observed``
+nodes are inputs.  What is implemented: an unobserved node's velocities are set
+to zero and flagged, relative positions on edges touching it are zeroed, and a
+GRU runs over each node's velocity history (H steps) to give its latent state,
+instead of a flat concatenation; the unobserved nodes' latents are then shaped
+only by propagation from observed neighbours.  The loss and the rollout error
+count observed nodes only, and rollouts keep unobserved nodes at their last
+known position.  It is a history-window latent, not a state carried across the
+whole rollout.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from physics.errors import StateError
+from physics.graph.builder import NUM_RELATIONS, NodeType, Relation
+from physics.models.config import ModelConfig
+from physics.models.layers import mlp
+from physics.models.normalization import Normalizer
+from physics.models.shape_matching import shape_match
+
+__all__ = ["DynamicsModel", "random_walk_noise"]
+
+LEAF_RELATIONS = (Relation.FIXED, Relation.NEIGHBOR)
+
+
+def random_walk_noise(pos_hist: Tensor, std: float, generator: torch.Generator | None = None) -> Tensor:
+    """GNS input noise: a random walk on velocities whose last-frame position std is ``std``.
+
+    Args:
+        pos_hist: ``[M, H+1, D]``.  Returns the noise ``[M, H+1, D]`` (zero at the oldest frame).
+    """
+    m, h1, d = pos_hist.shape
+    steps = h1 - 1
+    vel_noise = torch.randn(m, steps, d, generator=generator, device="cpu").to(pos_hist) * (std / steps**0.5)
+    walk = torch.cumsum(vel_noise, dim=1)
+    return torch.cat([torch.zeros_like(walk[:, :1]), walk], dim=1)
+
+
+class DynamicsModel(nn.Module, abc.ABC):
+    """Encode-process-decode simulator; subclasses implement :meth:`process`.
+
+    Args:
+        config: Sizes and switches (see :class:`ModelConfig`).
+    """
+
+    name = "base"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, hd, d, h = config, config.hidden, config.dim, config.graph.history
+        self.vel_norm = Normalizer(d)
+        self.acc_norm = Normalizer(d)
+        self.action_norm = Normalizer(d)
+        self.attr_norm = Normalizer(c.node_attr_dim)
+        self.edge_attr_norm = Normalizer(c.edge_attr_dim)
+        self.register_buffer("rel_scale", torch.ones(()))
+        po = 1 if c.partially_observed else 0
+        if c.partially_observed:
+            self.history_rnn = nn.GRU(d + 1, hd, batch_first=True)
+            vel_in = hd
+        else:
+            vel_in = h * d
+        self.node_encoder = mlp(vel_in + c.node_attr_dim + d + len(NodeType) + po, hd, hd, c.mlp_layers, norm=True)
+        self.edge_encoder = mlp(d + 1 + c.edge_attr_dim + NUM_RELATIONS, hd, hd, c.mlp_layers, norm=True)
+        self.decoder = mlp(hd, hd, d, c.mlp_layers)
+
+    # ------------------------------------------------------------------ statistics
+    @torch.no_grad()
+    def fit_normalizers(self, graphs: list[Data]) -> None:
+        """Set the normalisation buffers from training graphs (leaves only)."""
+        vel, acc, act, attr, eattr, rel = [], [], [], [], [], []
+        for g in graphs:
+            leaf = g.node_type == NodeType.LEAF
+            ph = g.pos_hist[leaf]
+            v = ph[:, 1:] - ph[:, :-1]
+            vel.append(v.reshape(-1, v.shape[-1]))
+            if "target_pos" in g:
+                nxt = g.target_pos[leaf]
+                acc.append(nxt - ph[:, -1] - v[:, -1] if self.config.predict == "acceleration" else nxt - ph[:, -1])
+            act.append(g.action[leaf])
+            attr.append(g.node_attr[leaf])
+            m = torch.isin(g.edge_type, torch.tensor([int(r) for r in LEAF_RELATIONS]))
+            eattr.append(g.edge_attr[g.edge_type == Relation.FIXED])
+            s, r = g.edge_index[:, m]
+            rel.append(g.pos_hist[r, -1] - g.pos_hist[s, -1])
+        self.vel_norm.fit(torch.cat(vel))
+        if acc:
+            self.acc_norm.fit(torch.cat(acc))
+        self.action_norm.fit(torch.cat(act), center=False)
+        self.attr_norm.fit(torch.cat(attr))
+        self.edge_attr_norm.fit(torch.cat(eattr))
+        rel = torch.cat(rel)
+        if rel.numel():
+            self.rel_scale.fill_(float(rel.norm(dim=-1).mean().clamp(min=1e-6)))
+
+    # ------------------------------------------------------------------ the skeleton
+    def encode(self, g: Data, pos_hist: Tensor) -> tuple[Tensor, Tensor]:
+        """Node latents ``[M, hidden]`` and edge latents ``[E, hidden]``."""
+        cfg = self.config
+        vel = self.vel_norm(pos_hist[:, 1:] - pos_hist[:, :-1])  # [M, H, D]
+        node_type = nn.functional.one_hot(g.node_type, len(NodeType)).float()
+        parts = []
+        if cfg.partially_observed:
+            obs = g.observed.float()[:, None]
+            vel = vel * obs[:, :, None]
+            seq = torch.cat([vel, obs[:, None, :].expand(-1, vel.shape[1], 1)], dim=-1)
+            _, last = self.history_rnn(seq)
+            parts.append(last[0])
+        else:
+            parts.append(vel.flatten(1))
+        parts += [self.attr_norm(g.node_attr), self.action_norm(g.action), node_type]
+        if cfg.partially_observed:
+            parts.append(g.observed.float()[:, None])
+        c_node = self.node_encoder(torch.cat(parts, dim=-1))
+        s, r = g.edge_index
+        rel = (pos_hist[r, -1] - pos_hist[s, -1]) / self.rel_scale
+        if cfg.partially_observed:
+            rel = rel * (g.observed[s] & g.observed[r]).float()[:, None]
+        etype = nn.functional.one_hot(g.edge_type, NUM_RELATIONS).float()
+        c_edge = self.edge_encoder(torch.cat([rel, rel.norm(dim=-1, keepdim=True), self.edge_attr_norm(g.edge_attr), etype], -1))
+        return c_node, c_edge
+
+    @abc.abstractmethod
+    def process(self, c_node: Tensor, c_edge: Tensor, g: Data) -> Tensor:
+        """The hook: propagate effects over the graph; returns ``[M, hidden]``."""
+
+    def decode(self, h: Tensor) -> Tensor:
+        """Normalised acceleration (or velocity) ``[M, D]``."""
+        return self.decoder(h)
+
+    def forward(self, g: Data, pos_hist: Tensor | None = None) -> Tensor:
+        """Normalised network output ``[M, D]`` for graph (batch) ``g``."""
+        pos_hist = g.pos_hist if pos_hist is None else pos_hist
+        c_node, c_edge = self.encode(g, pos_hist)
+        return self.decode(self.process(c_node, c_edge, g))
+
+    def integrate(self, pos_hist: Tensor, out: Tensor) -> Tensor:
+        """Next positions ``[M, D]`` from the history ``[M, H+1, D]`` and the network output."""
+        x_t = pos_hist[:, -1]
+        if self.config.predict == "acceleration":
+            v_next = (x_t - pos_hist[:, -2]) + self.acc_norm.inverse(out)
+        else:
+            v_next = self.acc_norm.inverse(out)
+        return x_t + v_next
+
+    def next_positions(self, g: Data, pos_hist: Tensor | None = None) -> Tensor:
+        """Predicted positions at t+1 ``[M, D]`` (leaves meaningful; roots are helpers)."""
+        pos_hist = g.pos_hist if pos_hist is None else pos_hist
+        nxt = self.integrate(pos_hist, self(g, pos_hist))
+        if self.config.shape_matching:
+            group = torch.where(g.node_type == NodeType.LEAF, g.instance, torch.full_like(g.instance, -1))
+            if "batch" in g and g.batch is not None:
+                group = torch.where(group >= 0, g.batch * (int(g.instance.max()) + 1) + group, group)
+            nxt = shape_match(pos_hist[:, -1], nxt, group)
+        return nxt
+
+    def loss(self, g: Data, generator: torch.Generator | None = None) -> Tensor:
+        """One-step loss: MSE of next positions in units of the target's std (leaves;
+        observed leaves in the partially observable mode), with GNS input noise in training."""
+        pos_hist = g.pos_hist
+        if self.training and self.config.noise_std > 0:
+            pos_hist = pos_hist + random_walk_noise(pos_hist, self.config.noise_std, generator)
+        nxt = self.next_positions(g, pos_hist)
+        mask = g.node_type == NodeType.LEAF
+        if self.config.partially_observed:
+            mask = mask & g.observed
+        err = (nxt[mask] - g.target_pos[mask]) / self.acc_norm.std
+        return (err**2).mean()
+
+    @staticmethod
+    def check_finite(x: Tensor, where: str) -> None:
+        if not torch.isfinite(x).all():
+            raise StateError(f"{where}: prediction holds NaN or inf")
+
+    def stage_edges(self, g: Data, relations: tuple[Relation, ...]) -> tuple[Tensor, Tensor]:
+        """Indices into the edge list ``[E_s]`` and ``edge_index`` ``[2, E_s]`` of the given relation types."""
+        mask = torch.zeros_like(g.edge_type, dtype=torch.bool)
+        for rel in relations:
+            mask |= g.edge_type == rel
+        idx = mask.nonzero(as_tuple=True)[0]
+        return idx, g.edge_index[:, idx]
