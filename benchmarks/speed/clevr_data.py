@@ -23,7 +23,9 @@ from perception.datasets.clevr_render import generate_scene
 from perception.datasets.instance_masks import encode_mask_png
 from physics.worlds.clevr_world import process_world
 
-__all__ = ["ClevrSpeedConfig", "run_clevr_data_speed"]
+__all__ = ["ClevrSpeedConfig", "run_clevr_data_speed", "clevr_data_suite", "MAX_SUITE_SCENES"]
+
+MAX_SUITE_SCENES = 200  # the shared --scenes default (1000) is sized for the executor suite
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,15 @@ def run_clevr_data_speed(cfg: ClevrSpeedConfig = ClevrSpeedConfig()) -> dict[str
         "note": "world stages (build, settle, tinyrenderer, mask, shade) are parts of 'scene'; one core, serial",
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "load_avg": list(os.getloadavg())},
     }
+
+
+def clevr_data_suite(cfg: Any) -> dict[str, Any]:
+    """The ``clevr-data`` suite of ``nesy bench speed`` (reads ``scenes`` and ``seed`` of the shared config).
+
+    At most :data:`MAX_SUITE_SCENES` scenes are timed; the result says how many.
+    """
+    scenes = max(1, min(int(getattr(cfg, "scenes", 40)), MAX_SUITE_SCENES))
+    return run_clevr_data_speed(ClevrSpeedConfig(scenes=scenes, seed=int(getattr(cfg, "seed", 0))))
 
 
 if __name__ == "__main__":
