@@ -26,6 +26,8 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 COMMAND_MODULES: tuple[str, ...] = (
     "data_dynamics",
     "data_clevr",
+    "questions",
+    "train_derender",
 )
 
 GROUP_HELP = {

@@ -1,0 +1,64 @@
+"""``nesy data questions``: scenes file in, official questions JSON out, executor check."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.cli import main
+from perception.scene_graph import save_scenes
+from perception.synthetic import sample_scene_graphs
+
+
+def test_data_questions_writes_official_json_and_the_executor_agrees(tmp_path, capsys):
+    scenes_path, out = tmp_path / "scenes.json", tmp_path / "questions.json"
+    save_scenes(scenes_path, sample_scene_graphs(6, seed=2))
+    rc = main(
+        [
+            "data",
+            "questions",
+            "--scenes",
+            str(scenes_path),
+            "--out",
+            str(out),
+            "--per-scene",
+            "4",
+            "--check",
+            "--quiet",
+        ]
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert (
+        set(data) == {"info", "questions"} and len(data["questions"]) == summary["questions"] == 24
+    )
+    assert {q["image_index"] for q in data["questions"]} == set(range(6))
+    assert summary["executor_check"]["agreement_percent"] == 100.0
+    assert sum(summary["question_types"].values()) == 24
+
+
+def test_data_questions_reports_bad_input_in_one_line(tmp_path, capsys):
+    out = tmp_path / "q.json"
+    assert (
+        main(["data", "questions", "--synthetic", "2", "--scenes", "x.json", "--out", str(out)])
+        == 2
+    )
+    assert "exactly one of --scenes" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "data",
+                "questions",
+                "--synthetic",
+                "2",
+                "--templates",
+                str(tmp_path / "none"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "templates not found" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
