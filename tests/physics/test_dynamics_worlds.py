@@ -262,3 +262,20 @@ def test_many_seeds_never_explode(name):
         for seed in range(25):
             traj = world.rollout(seed=seed)  # raises StateError past config.bound
             assert np.abs(traj.positions).max() < 1.0
+
+
+def test_boxes_as_corner_particles_are_rigid_and_match_the_centre_world():
+    with make_world("boxes", box_nodes="corners", steps=100) as world:
+        corners = world.rollout(seed=1)
+        b = world.config.num_boxes
+    with make_world("boxes", steps=100) as world:
+        centres = world.rollout(seed=1)
+    assert corners.positions.shape == (100, 4 * b + 1, 3)
+    assert corners.instance.tolist() == np.repeat(np.arange(b), 4).tolist() + [b]
+    assert np.array_equal(corners.observed[:-1], np.repeat(centres.observed[:b], 4))
+    s, r = corners.edges
+    assert (corners.instance[s] == corners.instance[r]).all() and corners.edges.shape[1] == 12 * b
+    dist = np.linalg.norm(corners.positions[:, s] - corners.positions[:, r], axis=-1)
+    assert np.allclose(dist, corners.edge_attr[:, 0], atol=1e-5)  # rigid bodies stay rigid
+    box_mean = corners.positions[:, : 4 * b].reshape(100, b, 4, 3).mean(axis=2)
+    assert np.allclose(box_mean, centres.positions[:, :b], atol=1e-6)  # same episode, other nodes

@@ -7,14 +7,21 @@ kinematic body that the boxes cannot stop.  The random policy heads for a
 randomly chosen box, switching every ``goal_every`` steps, with low-pass-filtered
 noise on the velocity, capped at ``max_speed``.
 
-Nodes: one per box (its centre of mass) and the pusher last.  ``node_attr`` is
-``[box, pusher, size_x, size_y, size_z]`` (the one-hot type, then the box's full
-extents in its own frame; the pusher's are its diameter, diameter, height).
-``instance`` is the box id (the pusher gets ``num_boxes``).  There are no fixed
-relations: every interaction is a contact.  ``observed`` marks a seeded random
-subset of the boxes plus the pusher, PropNet's partially observable setting.
-Box yaw is not part of the state (positions stay ``[N, 3]`` per the Trajectory
-contract).
+Nodes (``box_nodes="centre"``, PropNet's setting): one per box (its centre of
+mass) and the pusher last.  ``node_attr`` is ``[box, pusher, size_x, size_y,
+size_z]`` (the one-hot type, then the box's full extents in its own frame; the
+pusher's are its diameter, diameter, height).  ``instance`` is the box id (the
+pusher gets ``num_boxes``).  There are no fixed relations: every interaction is a
+contact.  Box yaw is then not part of the state (positions stay ``[N, 3]`` per the
+Trajectory contract).
+
+With ``box_nodes="corners"`` (DPI-Net style particles per rigid body) each box
+is four nodes at its corners at mid-height, so the state carries the yaw; the
+four share the box's ``instance`` and are linked by fixed relations (all ordered
+pairs within a box, ``edge_attr`` = rest distance).
+
+``observed`` marks a seeded random subset of the boxes (all nodes of a box) plus
+the pusher, PropNet's partially observable setting.
 
 Reference: Li et al., "Propagation Networks for Model-Based Control Under
 Partial Observation", ICRA 2019, section V (box pushing).
@@ -32,6 +39,8 @@ from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
 __all__ = ["BoxPushConfig", "BoxPushing"]
 
 BOX, PUSHER = 0, 1  # node_attr type columns; columns 2..4 hold the extents
+BOX_NODES = ("centre", "corners")
+CORNERS = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64) / 2  # times (size_x, size_y)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,9 @@ class BoxPushConfig(WorldConfig):
     action_smoothing: float = field(default=0.2, metadata={"help": "low-pass factor of the velocity per step (0..1]"})
     goal_every: int = field(default=40, metadata={"help": "recorded steps between new target boxes"})
     observed_fraction: float = field(default=0.5, metadata={"help": "fraction of boxes a model may see"})
+    box_nodes: str = field(
+        default="centre", metadata={"help": "nodes per box: its centre, or its 4 corners", "choices": BOX_NODES}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -67,6 +79,8 @@ class BoxPushConfig(WorldConfig):
             raise ConfigError("BoxPushConfig.friction and speed_noise must be >= 0")
         if not 0 < self.action_smoothing <= 1:
             raise ConfigError(f"BoxPushConfig.action_smoothing must lie in (0, 1], got {self.action_smoothing}")
+        if self.box_nodes not in BOX_NODES:
+            raise ConfigError(f"BoxPushConfig.box_nodes must be one of {BOX_NODES}, got {self.box_nodes!r}")
         if not 0 <= self.observed_fraction <= 1:
             raise ConfigError(f"BoxPushConfig.observed_fraction must lie in [0, 1], got {self.observed_fraction}")
 
@@ -82,13 +96,16 @@ class BoxPushing(DynamicsWorld):
         super().__init__(config)
         self._boxes: list[int] = []
         self._pusher = -1
+        self._sizes = np.zeros((0, 2))
         self._velocity = np.zeros(3)
         self._target = 0
         self._t = 0
 
     @property
     def pusher_node(self) -> int:
-        return self.config.num_boxes
+        """Index of the pusher's node (the last one)."""
+        per_box = 4 if self.config.box_nodes == "corners" else 1
+        return per_box * self.config.num_boxes
 
     def _actuated_node(self) -> int:
         return self.pusher_node
@@ -132,22 +149,31 @@ class BoxPushing(DynamicsWorld):
         self._call("changeDynamics", self._pusher, -1, lateralFriction=0.0, linearDamping=0.0, angularDamping=0.0)
 
         b = cfg.num_boxes
-        node_attr = np.zeros((b + 1, 5), np.float32)
-        node_attr[:b, BOX] = 1.0
-        node_attr[:b, 2] = sizes[:, 0]
-        node_attr[:b, 3] = sizes[:, 1]
-        node_attr[:b, 4] = cfg.box_height
-        node_attr[b, PUSHER] = 1.0
-        node_attr[b, 2:] = [2 * cfg.pusher_radius, 2 * cfg.pusher_radius, height]
+        self._sizes = sizes
+        per_box = 4 if cfg.box_nodes == "corners" else 1
+        box_of = np.repeat(np.arange(b), per_box)  # box id of every box node
+        p = self.pusher_node
+        node_attr = np.zeros((p + 1, 5), np.float32)
+        node_attr[:p, BOX] = 1.0
+        node_attr[:p, 2:4] = sizes[box_of]
+        node_attr[:p, 4] = cfg.box_height
+        node_attr[p, PUSHER] = 1.0
+        node_attr[p, 2:] = [2 * cfg.pusher_radius, 2 * cfg.pusher_radius, height]
         self.node_attr = node_attr
-        self.instance = np.arange(b + 1, dtype=np.int64)
-        self.edges = np.zeros((2, 0), np.int64)
-        self.edge_attr = np.zeros((0, 1), np.float32)
-        observed = np.zeros(b + 1, bool)
+        self.instance = np.append(box_of, b).astype(np.int64)
+        if per_box == 1:
+            self.edges = np.zeros((2, 0), np.int64)
+            self.edge_attr = np.zeros((0, 1), np.float32)
+        else:  # rigid: every ordered pair of a box's corners, at its rest distance
+            i, j = np.nonzero(~np.eye(4, dtype=bool))
+            self.edges = np.concatenate([np.stack([4 * k + i, 4 * k + j]) for k in range(b)], axis=1).astype(np.int64)
+            local = CORNERS[None] * sizes[:, None]  # [B, 4, 2]
+            rest = np.linalg.norm(local[:, i] - local[:, j], axis=-1).reshape(-1, 1)
+            self.edge_attr = rest.astype(np.float32)
+        seen_boxes = np.zeros(b, bool)
         seen = max(1, int(round(cfg.observed_fraction * b))) if cfg.observed_fraction > 0 else 0
-        observed[rng.permutation(b)[:seen]] = True
-        observed[b] = True
-        self.observed = observed
+        seen_boxes[rng.permutation(b)[:seen]] = True
+        self.observed = np.append(seen_boxes[box_of], True)
 
         self._velocity = np.zeros(3)
         self._target = int(rng.integers(b))
@@ -175,8 +201,15 @@ class BoxPushing(DynamicsWorld):
         return sizes, np.array(centres), yaws
 
     def _positions(self) -> np.ndarray:
-        bodies = self._boxes + [self._pusher]
-        return np.array([self._call("getBasePositionAndOrientation", body)[0] for body in bodies])
+        poses = [self._call("getBasePositionAndOrientation", body) for body in self._boxes + [self._pusher]]
+        pos = np.array([p for p, _ in poses])
+        if self.config.box_nodes == "centre":
+            return pos
+        local = np.zeros((len(self._boxes), 4, 3))
+        local[..., :2] = CORNERS[None] * self._sizes[:, None]
+        rot = np.array([self._pb.getMatrixFromQuaternion(q) for _, q in poses[:-1]]).reshape(-1, 3, 3)
+        corners = pos[:-1, None] + np.einsum("bij,bkj->bki", rot, local)
+        return np.concatenate([corners.reshape(-1, 3), pos[-1:]], axis=0)
 
     def _apply_action(self, action: np.ndarray) -> None:
         v = action[self.pusher_node]
