@@ -27,7 +27,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "data_dynamics",
     "data_clevr",
     "questions",
-    "train_derender",
 )
 
 GROUP_HELP = {
