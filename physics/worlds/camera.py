@@ -27,11 +27,13 @@ and :func:`jitter_light` do the same from a seeded generator.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from physics.errors import ConfigError
+from physics.errors import ConfigError, DataError
 
 __all__ = ["Camera", "Light", "CLEVR_CAMERA", "CLEVR_LIGHT", "jitter_camera", "jitter_light"]
 
@@ -180,6 +182,27 @@ class Camera:
             "above": (0.0, 0.0, 1.0),
             "below": (0.0, 0.0, -1.0),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Camera:
+        """Rebuild a camera from a scene file's ``camera`` record (see ``ClevrWorld.state``).
+
+        Raises:
+            DataError: a field is missing or not a number, naming it.
+        """
+        try:
+            return cls(
+                eye=tuple(float(x) for x in data["eye"]),
+                target=tuple(float(x) for x in data.get("target", (0.0, 0.0, 0.0))),
+                up=tuple(float(x) for x in data.get("up", (0.0, 0.0, 1.0))),
+                fov_x_deg=float(data["fov_x_deg"]),
+                width=int(data["width"]),
+                height=int(data["height"]),
+            )
+        except KeyError as exc:
+            raise DataError(f"camera record lacks field {exc.args[0]!r}; needs eye, fov_x_deg, width, height") from None
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"camera record {dict(data)!r} is malformed: {exc}") from None
 
     def with_size(self, width: int, height: int) -> Camera:
         """The same camera rendering ``width`` x ``height`` pixels."""

@@ -272,7 +272,9 @@ class ClevrWorld:
 
     # ------------------------------------------------------------------ read-out
     def state(self) -> dict[str, Any]:
-        """The scene as a CLEVR scene dict: ``objects`` (read back from pybullet) and ``directions``.
+        """The scene as a CLEVR scene dict: ``objects`` (read back from pybullet), ``directions``,
+        and two keys CLEVR's files lack: ``camera`` (eye, target, up, fov_x_deg, width,
+        height) and ``light_direction`` (unit vector towards the light).
 
         Each object holds ``shape``, ``color``, ``material``, ``size``, ``3d_coords``
         (centre, scene units), ``rotation`` (degrees about z, in [0, 360)) and
@@ -297,9 +299,20 @@ class ClevrWorld:
                     "pixel_coords": [int(round(u)), int(round(v)), round(float(d), 6)],
                 }
             )
+        cam = self._camera
         return {
             "objects": objects,
-            "directions": {k: list(v) for k, v in self._camera.directions().items()},
+            "directions": {k: list(v) for k, v in cam.directions().items()},
+            # not in CLEVR's files: the exact camera and light, for derendering and re-rendering
+            "camera": {
+                "eye": [round(e, 6) + 0.0 for e in cam.eye],
+                "target": list(cam.target),
+                "up": list(cam.up),
+                "fov_x_deg": round(cam.fov_x_deg, 6),
+                "width": cam.width,
+                "height": cam.height,
+            },
+            "light_direction": [round(float(x), 6) + 0.0 for x in self._light.unit_direction()],
         }
 
     def render(self, camera: Camera | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

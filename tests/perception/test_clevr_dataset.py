@@ -111,3 +111,11 @@ def test_transform_sees_each_item(tmp_path):
     _write(tmp_path, "val", 1, official=False)
     ds = ClevrDataset(tmp_path, "val", transform=lambda it: {**it, "image": it["image"][:, :8, :8]})
     assert ds[0]["image"].shape == (3, 8, 8)
+
+
+def test_generate_scene_docstring_example_runs():
+    import doctest
+
+    import perception.datasets.clevr_render as module
+
+    assert doctest.testmod(module).failed == 0

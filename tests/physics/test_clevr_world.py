@@ -195,3 +195,23 @@ def test_step_keeps_a_settled_scene_in_place(world):
     after = world.step(60)
     for a, b in zip(before["objects"], after["objects"], strict=True):
         assert np.allclose(a["3d_coords"], b["3d_coords"], atol=2e-3)
+
+
+def test_scene_records_its_camera_so_pixel_coords_can_be_recomputed(scenes):
+    from physics.worlds.camera import Camera
+
+    for scene, *_, cam in scenes:
+        rebuilt = Camera.from_dict(scene["camera"])
+        assert rebuilt.eye == pytest.approx(cam.eye, abs=1e-6)
+        for o in scene["objects"]:
+            u, v, d = rebuilt.project(np.asarray(o["3d_coords"]))[0]
+            assert (round(u), round(v)) == tuple(o["pixel_coords"][:2]) and d == pytest.approx(o["pixel_coords"][2], abs=1e-4)
+        assert np.linalg.norm(scene["light_direction"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    import physics.worlds.clevr_world as module
+
+    assert doctest.testmod(module).failed == 0

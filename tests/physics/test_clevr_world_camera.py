@@ -102,3 +102,10 @@ def test_metal_gets_a_specular_highlight_rubber_stays_as_rendered():
         out = shade(rgb, depth, mask, cam, light, [solid])
         white = (out[hit] > 215).all(axis=1).sum()
         assert (white > 0) == metal
+
+
+def test_camera_from_a_bad_record_is_a_data_error():
+    from physics.errors import DataError
+
+    with pytest.raises(DataError, match="fov_x_deg"):
+        Camera.from_dict({"eye": [1, 2, 3], "width": 4, "height": 4})
