@@ -7,6 +7,7 @@ import pytest
 
 from physics.errors import ConfigError, StateError
 from physics.worlds.dynamics import WORLDS, NewtonsCradle, make_world, measure_sim_speed
+from physics.worlds.dynamics.base import pybullet_module
 
 SHORT = {"cradle": 40, "rope": 40, "boxes": 40}
 
@@ -150,7 +151,10 @@ def test_state_before_reset_and_bad_actions_raise_state_error():
         world.step(np.ones(3))
     with pytest.raises(StateError, match=r"\[10, 3\]"):
         world.step(np.ones((4, 3)))
+    cid = world._cid
     world.close()
+    assert not pybullet_module().getConnectionInfo(physicsClientId=cid)["isConnected"]
+    world.close()  # twice is fine
     with pytest.raises(StateError, match="closed"):
         world.reset(0)
 

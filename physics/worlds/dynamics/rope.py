@@ -129,7 +129,7 @@ class Rope(DynamicsWorld):
         )
         for j in range(k):  # the velocity motor with a small force acts as joint friction
             self._call("setJointMotorControl2", self._rope, j, pb.VELOCITY_CONTROL, force=cfg.bend_friction)
-        for j in range(-1, k):
+        for j in range(-1, k):  # light drag so a released rope settles instead of sliding on
             self._call(
                 "changeDynamics", self._rope, j,
                 lateralFriction=cfg.floor_friction, linearDamping=0.1, angularDamping=0.1,
