@@ -35,8 +35,12 @@ class ClevrSpeedConfig:
     scenes: int = field(default=40, metadata={"help": "scenes timed (after 2 warm-up scenes)"})
     width: int = field(default=480, metadata={"help": "image width"})
     height: int = field(default=320, metadata={"help": "image height"})
-    questions_per_scene: int = field(default=10, metadata={"help": "templates instantiated per scene"})
-    templates: str | None = field(default=None, metadata={"help": "template folder (default: the project's own)"})
+    questions_per_scene: int = field(
+        default=10, metadata={"help": "templates instantiated per scene"}
+    )
+    templates: str | None = field(
+        default=None, metadata={"help": "template folder (default: the project's own)"}
+    )
     seed: int = field(default=0, metadata={"help": "base seed"})
 
 
@@ -46,8 +50,14 @@ def run_clevr_data_speed(cfg: ClevrSpeedConfig = ClevrSpeedConfig()) -> dict[str
 
     torch.set_num_threads(1)
     data_cfg = ClevrDataConfig(
-        n=cfg.scenes, out=os.devnull, seed=cfg.seed, split="train", width=cfg.width, height=cfg.height,
-        questions_per_scene=cfg.questions_per_scene, templates=cfg.templates,
+        n=cfg.scenes,
+        out=os.devnull,
+        seed=cfg.seed,
+        split="train",
+        width=cfg.width,
+        height=cfg.height,
+        questions_per_scene=cfg.questions_per_scene,
+        templates=cfg.templates,
     )
     wcfg = world_config(data_cfg)
     t0 = time.perf_counter()
@@ -71,7 +81,11 @@ def run_clevr_data_speed(cfg: ClevrSpeedConfig = ClevrSpeedConfig()) -> dict[str
         nq = 0
         if gen is not None:
             gen.reset_counts()
-            nq = len(gen.generate_for_scene(scene, cfg.questions_per_scene, np.random.default_rng((*seed, 1))))
+            nq = len(
+                gen.generate_for_scene(
+                    scene, cfg.questions_per_scene, np.random.default_rng((*seed, 1))
+                )
+            )
         e = time.perf_counter()
         if stages is not None:
             stages["scene (world + SceneGraph)"] += b - a
@@ -84,7 +98,9 @@ def run_clevr_data_speed(cfg: ClevrSpeedConfig = ClevrSpeedConfig()) -> dict[str
         one(cfg.scenes + k, None)
     before = dict(world.timings)
     layouts_before = world.layouts_tried
-    stages = dict.fromkeys(("scene (world + SceneGraph)", "png_image", "png_mask", "questions"), 0.0)
+    stages = dict.fromkeys(
+        ("scene (world + SceneGraph)", "png_image", "png_mask", "questions"), 0.0
+    )
     objects = questions = 0
     start = time.perf_counter()
     for k in range(cfg.scenes):
@@ -93,7 +109,9 @@ def run_clevr_data_speed(cfg: ClevrSpeedConfig = ClevrSpeedConfig()) -> dict[str
         questions += nq
     total = time.perf_counter() - start
     world_stages = {name: world.timings[name] - before[name] for name in world.timings}
-    per_scene_ms = {name: round(1000 * v / cfg.scenes, 2) for name, v in {**world_stages, **stages}.items()}
+    per_scene_ms = {
+        name: round(1000 * v / cfg.scenes, 2) for name, v in {**world_stages, **stages}.items()
+    }
     return {
         "suite": "clevr-data",
         "scenes": cfg.scenes,
@@ -107,7 +125,11 @@ def run_clevr_data_speed(cfg: ClevrSpeedConfig = ClevrSpeedConfig()) -> dict[str
         "questions_generated": questions,
         "ms_per_scene": per_scene_ms,
         "note": "world stages (build, settle, tinyrenderer, mask, shade) are parts of 'scene'; one core, serial",
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "load_avg": list(os.getloadavg())},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "load_avg": list(os.getloadavg()),
+        },
     }
 
 

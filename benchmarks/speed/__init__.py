@@ -1,0 +1,24 @@
+"""Speed suites for ``nesy bench speed --suite NAME``.
+
+A suite is a function ``SpeedConfig -> dict`` (a JSON-serialisable result with
+measured rates and machine information) registered by name in :data:`SUITES`.
+Adding a suite is one function and one line here::
+
+    SUITES["clevr-data"] = clevr_data_suite
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from benchmarks.speed.config import SpeedConfig
+from benchmarks.speed.executor_suite import executor_suite
+
+__all__ = ["SpeedConfig", "SUITES", "Suite"]
+
+
+Suite = Callable[[SpeedConfig], dict]
+
+SUITES: dict[str, Suite] = {
+    "executor": executor_suite,
+}

@@ -1,0 +1,24 @@
+"""The options of ``nesy bench speed`` (one frozen config shared by all suites)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["SpeedConfig"]
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """Options shared by the speed suites (flags of ``nesy bench speed``)."""
+
+    suite: str = field(default="executor", metadata={"help": "speed suite to run"})
+    questions: int = field(default=100_000, metadata={"help": "questions to answer"})
+    scenes: int = field(default=1000, metadata={"help": "synthetic scenes the questions are about"})
+    seed: int = field(default=0, metadata={"help": "random seed of scenes and questions"})
+    shapes: int = field(
+        default=90, metadata={"help": "distinct program shapes (CLEVR v1.0 has 90 templates)"}
+    )
+    repeats: int = field(
+        default=3, metadata={"help": "timed runs per mode; the fastest is reported"}
+    )
+    out: str | None = field(default=None, metadata={"help": "also write the JSON result here"})

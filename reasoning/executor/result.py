@@ -1,0 +1,90 @@
+"""What an execution returns: the answer, validity, and a step-by-step trace.
+
+Answers are normalised as in the official CLEVR v1.0 release: booleans are
+``"yes"``/``"no"``, integers are decimal strings (``"3"``) and attribute values
+are words (``"red"``).  Trace outputs are rendered for people: object sets as
+sorted lists of object indices, objects as their index, values as words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reasoning.dsl.program import Call
+from reasoning.executor.ops import BOOL, INTEGER, OBJECT, OBJECT_SET
+
+__all__ = ["ExecutionResult", "TraceStep", "format_answer", "render_value"]
+
+
+def format_answer(value: object, type_name: str) -> str:
+    """An answer in CLEVR's normalised form (``True`` -> ``"yes"``, ``3`` -> ``"3"``)."""
+    if type_name == BOOL:
+        return "yes" if value else "no"
+    return str(value)
+
+
+def render_value(value: object, type_name: str) -> int | str | list[int]:
+    """A node output for people: sets as sorted index lists, objects as index, values as words."""
+    if type_name == OBJECT_SET:
+        assert isinstance(value, int)
+        return [i for i in range(value.bit_length()) if value >> i & 1]
+    if type_name in (OBJECT, INTEGER):
+        return int(value)  # type: ignore[call-overload]
+    return format_answer(value, type_name)
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One executed node.
+
+    Attributes:
+        index: Post-order position of the node (CLEVR node-list index).
+        call: The node.
+        type: Its output type (``"ObjectSet"``, ``"Integer"``, ``"Color"``, ...).
+        output: The output rendered for people (see :func:`render_value`).
+    """
+
+    index: int
+    call: Call
+    type: str
+    output: int | str | list[int]
+
+    def to_json(self) -> dict:
+        """A JSON-serialisable dict of this step."""
+        return {
+            "index": self.index,
+            "function": self.call.function,
+            "values": list(self.call.values),
+            "type": self.type,
+            "output": self.output,
+        }
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """The outcome of running one program on one scene.
+
+    Attributes:
+        answer: The normalised answer, or ``None`` when the execution is invalid.
+        valid: False when CLEVR semantics make the question invalid on this scene
+            (``unique`` of a set that is not a single object) or the program does
+            not end in an answer type.
+        reason: Why the execution is invalid (names the node and the set size);
+            ``None`` when valid.
+        trace: The executed nodes in post-order (empty when tracing is off; up to
+            and including the failing node when invalid).
+    """
+
+    answer: str | None
+    valid: bool
+    reason: str | None = None
+    trace: list[TraceStep] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """A JSON-serialisable dict of this result."""
+        return {
+            "answer": self.answer,
+            "valid": self.valid,
+            "reason": self.reason,
+            "trace": [s.to_json() for s in self.trace],
+        }
