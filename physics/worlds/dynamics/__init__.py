@@ -12,7 +12,7 @@ from physics.worlds.dynamics.cradle import CradleConfig, NewtonsCradle
 from physics.worlds.dynamics.registry import WORLDS, make_world, world_class, world_config
 from physics.worlds.dynamics.rope import Rope, RopeConfig
 from physics.worlds.dynamics.speed import measure_sim_speed
-from physics.worlds.dynamics.splits import load_split, read_index, trajectory_seed
+from physics.worlds.dynamics.splits import generate_split, load_split, read_index, trajectory_seed
 
 __all__ = [
     "DynamicsWorld",
@@ -29,6 +29,7 @@ __all__ = [
     "world_config",
     "measure_sim_speed",
     "load_split",
+    "generate_split",
     "read_index",
     "trajectory_seed",
 ]

@@ -13,6 +13,7 @@ so a data set is the same whatever the worker count or how often it was resumed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ __all__ = [
     "trajectory_seed",
     "read_index",
     "load_split",
+    "generate_split",
 ]
 
 INDEX_NAME = "index.json"
@@ -98,3 +100,29 @@ def load_split(root: PathLike, split: str = "train") -> list[Trajectory]:
             "`nesy data dynamics` command to finish it"
         )
     return [load_trajectory(folder / name) for name in index["files"]]
+
+
+def generate_split(
+    world: str, n: int, *, seed: int = 0, split: str = "train", steps: int | None = None, **overrides: Any
+) -> list[Trajectory]:
+    """The trajectories ``nesy data dynamics`` would write, made in memory (the synthetic twin).
+
+    Tests and quick experiments use it to skip the disk; trajectory ``k`` is
+    identical to ``traj_<k>.npz`` of the same command.
+
+    Args:
+        world: ``cradle``, ``rope`` or ``boxes``.
+        n: Number of trajectories.
+        seed: Base seed of the data set.
+        split: ``train``, ``valid`` or ``test``.
+        steps: Recorded steps (default: the world's preset).
+        **overrides: World config fields to change from the preset.
+    """
+    from physics.worlds.dynamics.registry import make_world
+
+    if n <= 0:
+        raise ConfigError(f"n must be a positive number of trajectories, got {n}")
+    if steps is not None:
+        overrides["steps"] = steps
+    with make_world(world, **overrides) as w:
+        return [w.rollout(trajectory_seed(seed, split, k)) for k in range(n)]
