@@ -27,6 +27,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "data_dynamics",
     "data_clevr",
     "questions",
+    "execute",
+    "answer",
+    "bench_speed",
 )
 
 GROUP_HELP = {
