@@ -119,6 +119,7 @@ def instantiate(
     """
     config = config or GeneratorConfig()
     checks = _checks_by_node(template)
+    nulls = _null_positions(template)
     n_nodes = len(template.nodes)
     # Stack entries are (parent state, choice) pairs, materialised only when
     # popped: most options are never visited, so building them eagerly would
@@ -151,7 +152,7 @@ def instantiate(
             if len(found) >= max_instances:
                 break
             continue
-        choices = _choices(template, st, ix, rng, metadata, config)
+        choices = _choices(template, st, ix, rng, metadata, config, nulls[st.next])
         stack.extend((st, c) for c in choices)
     return found
 
@@ -182,8 +183,12 @@ def _choices(
     rng: np.random.Generator,
     metadata: Metadata,
     config: GeneratorConfig,
+    nulls: tuple[int, ...],
 ) -> list[Any]:
-    """The choices for node ``st.next``, shuffled (the last is tried first)."""
+    """The choices for node ``st.next``, shuffled (the last is tried first).
+
+    ``nulls`` are the filter-key positions NULL constraints force empty at this node.
+    """
     node = template.nodes[st.next]
     if node.type in COMPOSITE_FUNCTIONS:
         arg = st.outputs[node.inputs[0]]
@@ -193,7 +198,6 @@ def _choices(
             )
         else:
             options = _filter_options(node.type, arg, ix, rng, metadata)
-        nulls = _null_positions(template, st.next)
         if nulls:  # NULL constraints prune options before they cost anything
             options = [o for o in options if all(o[1][p] is None for p in nulls)]
     elif node.side_inputs:
@@ -356,16 +360,16 @@ def _absent_keys_cached(ix: SceneIndex, vocab: tuple[tuple[str, ...], ...]) -> l
 
 
 # ---------------------------------------------------------------------- constraints
-@lru_cache(maxsize=4096)
-def _null_positions(template: Template, k: int) -> tuple[int, ...]:
-    """Filter-key positions that NULL constraints force empty at composite node ``k``."""
-    node = template.nodes[k]
+@lru_cache(maxsize=1024)
+def _null_positions(template: Template) -> tuple[tuple[int, ...], ...]:
+    """Per node, the filter-key positions that NULL constraints force empty there."""
     nulls = {c.params[0] for c in template.constraints if c.type == "NULL"}
     ptypes = template.param_types
     return tuple(
-        _ATTR_POS[ptypes[name]]
-        for name in node.side_inputs
-        if name in nulls and ptypes[name] in _ATTR_POS
+        tuple(
+            _ATTR_POS[ptypes[n]] for n in node.side_inputs if n in nulls and ptypes[n] in _ATTR_POS
+        )
+        for node in template.nodes
     )
 
 

@@ -52,7 +52,7 @@ def render_text(
         rng: Random source for synonyms and optional segments.
         fix_articles: Write "an" before a vowel.
 
-    >>> render_text("How many <C> <S>s are [there]?", {"<C>": None, "<S>": "cube"},
+    >>> render_text("How many <C> <S>s are there?", {"<C>": None, "<S>": "cube"},
     ...             {"<C>": "Color", "<S>": "Shape"}, {}, np.random.default_rng(0))
     'How many cubes are there?'
     """
