@@ -1,0 +1,46 @@
+"""``nesy train derender``: train NS-VQA's derenderer (proposals + attributes) on generated scenes.
+
+Example::
+
+    nesy data clevr --n 3000 --seed 1 --out data/clevr_train --split train
+    nesy data clevr --n 300 --seed 2 --out data/clevr_val --split val
+    nesy train derender --data data/clevr_train --eval-data data/clevr_val --out runs/derender
+
+Writes ``OUT/proposal_train.pt`` and ``OUT/attribute_train.pt`` (resumable after
+every epoch), ``OUT/metrics.jsonl`` (one line per epoch), ``OUT/derender.pt``
+(the finished derenderer, loadable with
+``perception.derender.load_derenderer``), ``OUT/eval.json`` with
+``--eval-data``, and prints a JSON summary.  Rerunning the same command resumes.
+``--stage proposal`` and ``--stage attribute`` train one network each, so the
+two can run side by side in one OUT folder; the later finisher writes
+``derender.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from benchmarks.config_flags import add_config_flags, config_from_args
+from perception.derender.training import DerenderTrainConfig, command_line, train_derenderer
+
+__all__ = ["register", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(DerenderTrainConfig, args)
+    summary = train_derenderer(cfg, command=command_line(cfg), progress=not args.quiet)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def register(groups) -> None:
+    parser = groups.sub(
+        "train",
+        "derender",
+        help="NS-VQA derenderer: object proposals and attribute network",
+        description=__doc__.split("\n\n")[0],
+    )
+    add_config_flags(parser, DerenderTrainConfig)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)

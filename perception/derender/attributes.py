@@ -1,0 +1,142 @@
+"""Attribute network: each proposal's crop and mask -> attributes and centre.
+
+As in NS-VQA (Yi et al., 2018, Sec. 3.1) every object proposal is classified
+from its image crop stacked with its mask; the network predicts the CLEVR
+attributes (shape 3, colour 8, material 2, size 2) and, for the 3D position,
+the image position of the object's centre relative to the crop.  The derenderer
+turns that pixel position into 3D with the calibrated camera
+(:mod:`perception.derender.camera`): the ray through it meets the plane at the
+object's resting height (its size class's radius).
+
+Shapes (K objects, crop side S)::
+
+    crops   float [K, 4, S, S]   RGB in [0, 1] and the mask channel
+    boxes   float [K, 4]         (cx / W, cy / H, side / W, side / H) of each crop
+    logits  {attr: float [K, n_values]}
+    centre  float [K, 2]         ((u - cx) / side, (v - cy) / side)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from physics.errors import StateError
+from physics.worlds.clevr_properties import ATTRIBUTES
+
+__all__ = ["AttributeConfig", "AttributeNet", "crop_objects", "attribute_loss"]
+
+
+@dataclass(frozen=True)
+class AttributeConfig:
+    """Architecture of :class:`AttributeNet` and the crop geometry."""
+
+    crop_size: int = 48  # S: crops are resized to S x S
+    margin: float = 0.25  # crop side = (1 + 2 * margin) * the mask box's longer side
+    min_side: float = 12.0  # smallest crop side in image pixels
+    width: int = 32  # channels of the first conv stage
+
+
+def crop_objects(image: Tensor, masks: Tensor, config: AttributeConfig = AttributeConfig()) -> tuple[Tensor, Tensor]:
+    """Square crops around each mask, resized to ``config.crop_size``.
+
+    Args:
+        image: float [3, H, W] in [0, 1].
+        masks: bool or float [K, H, W], one mask per object (non-empty).
+
+    Returns:
+        crops float [K, 4, S, S] (RGB + mask; outside the image is zero) and
+        boxes float [K, 4] = (cx / W, cy / H, side / W, side / H), where
+        (cx, cy) is the crop centre and side its length in pixels.
+    """
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise StateError(f"crop_objects expects image [3, H, W], got {tuple(image.shape)}")
+    if masks.dim() != 3 or masks.shape[1:] != image.shape[1:]:
+        raise StateError(
+            f"crop_objects expects masks [K, H, W] matching image {tuple(image.shape[1:])}, got {tuple(masks.shape)}"
+        )
+    k = masks.shape[0]
+    h, w = image.shape[1:]
+    s = config.crop_size
+    if k == 0:
+        return torch.zeros(0, 4, s, s), torch.zeros(0, 4)
+    boxes = torch.zeros(k, 4)
+    for i in range(k):
+        ys, xs = torch.nonzero(masks[i] > 0.5, as_tuple=True)
+        if len(ys) == 0:
+            raise StateError(f"crop_objects: mask {i} is empty")
+        y0, y1 = ys.min().item(), ys.max().item() + 1
+        x0, x1 = xs.min().item(), xs.max().item() + 1
+        side = max(max(y1 - y0, x1 - x0) * (1 + 2 * config.margin), config.min_side)
+        boxes[i] = torch.tensor([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, side / w, side / h])
+    # affine_grid works in [-1, 1] coordinates (align_corners=False)
+    theta = torch.zeros(k, 2, 3)
+    theta[:, 0, 0] = boxes[:, 2]
+    theta[:, 0, 2] = boxes[:, 0] * 2 - 1
+    theta[:, 1, 1] = boxes[:, 3]
+    theta[:, 1, 2] = boxes[:, 1] * 2 - 1
+    grid = F.affine_grid(theta, [k, 4, s, s], align_corners=False)
+    src = torch.cat([image.unsqueeze(0).expand(k, -1, -1, -1), masks.float().unsqueeze(1)], 1)
+    crops = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return crops, boxes
+
+
+def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class AttributeNet(nn.Module):
+    """Small CNN on crop + mask, with the crop box appended before the heads.
+
+    ``forward(crops [K, 4, S, S], boxes [K, 4]) -> (logits, centre)``: logits is
+    ``{attribute: [K, n_values]}`` for shape, color, material, size (CLEVR
+    vocabulary order); centre is [K, 2] (see module docstring).
+    """
+
+    def __init__(self, config: AttributeConfig = AttributeConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c = config.width
+        self.features = nn.Sequential(
+            _block(4, c, 2),  # S/2
+            _block(c, 2 * c, 1),
+            _block(2 * c, 2 * c, 2),  # S/4
+            _block(2 * c, 4 * c, 2),  # S/8
+            _block(4 * c, 4 * c, 2),  # S/16
+        )
+        side = -(-config.crop_size // 16)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(4 * c * side * side + 4, 256), nn.ReLU(inplace=True))
+        self.heads = nn.ModuleDict({name: nn.Linear(256, len(values)) for name, values in ATTRIBUTES.items()})
+        self.centre = nn.Linear(256, 2)
+
+    def forward(self, crops: Tensor, boxes: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        if crops.dim() != 4 or crops.shape[1] != 4:
+            raise StateError(f"AttributeNet expects crops [K, 4, S, S], got {tuple(crops.shape)}")
+        f = self.features(crops)
+        f = torch.cat([f.flatten(1), boxes * 4.0], 1)  # boxes rescaled to the features' range
+        z = self.fc(f)
+        return {name: head(z) for name, head in self.heads.items()}, self.centre(z)
+
+
+def attribute_loss(
+    logits: dict[str, Tensor], centre: Tensor, labels: dict[str, Tensor], centre_target: Tensor
+) -> dict[str, Tensor]:
+    """Cross-entropy per attribute plus smooth-L1 on the centre (in crop units x 10).
+
+    Args:
+        labels: {attribute: int64 [K]} vocabulary indices.
+        centre_target: float [K, 2].
+
+    Returns the parts and their sum under ``"loss"``.
+    """
+    parts = {name: F.cross_entropy(logits[name], labels[name]) for name in logits}
+    parts["centre"] = F.smooth_l1_loss(centre * 10.0, centre_target * 10.0)
+    parts["loss"] = sum(parts.values())
+    return parts

@@ -1,0 +1,254 @@
+"""The derenderer: one RGB image -> a SceneGraph (NS-VQA's perception stage).
+
+Pipeline (Yi et al., 2018, Sec. 3.1, with the proposal network of
+:mod:`perception.derender.proposals` in place of Mask R-CNN):
+
+1. :class:`~perception.derender.proposals.ProposalNet` on the image resized to
+   its input size; :func:`~perception.derender.proposals.decode_instances`
+   gives instance masks, upsampled to the image.
+2. :class:`~perception.derender.attributes.AttributeNet` on each mask's crop:
+   shape, colour, material, size, and the image position of the centre.
+3. 3D position: the ray through that pixel meets the plane z = h(shape, size),
+   the resting height of the object's centre measured on training scenes
+   (objects stand on the ground; a cube's centre is lower than a sphere's of
+   the same size class), with the camera calibrated from training scenes
+   (:mod:`perception.derender.camera`).  ``directions``
+   are that camera's ground axes; relationships follow CLEVR's rule.
+
+>>> derenderer = load_default_derenderer()          # doctest: +SKIP
+>>> scene = derenderer(load_image("CLEVR_val_000000.png"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from physics.errors import CheckpointError, StateError
+from physics.io import PathLike, atomic_torch_save, torch_load
+from physics.worlds.clevr_properties import ATTRIBUTES, SIZE_RADIUS
+from perception.derender.attributes import AttributeConfig, AttributeNet, crop_objects
+from perception.derender.camera import backproject_to_plane, ground_directions, project
+from perception.derender.proposals import ProposalConfig, ProposalNet, decode_instances
+from perception.scene_graph import SceneGraph, SceneObject
+
+__all__ = [
+    "Derenderer",
+    "DEFAULT_CHECKPOINT",
+    "CHECKPOINT_FORMAT",
+    "load_derenderer",
+    "load_default_derenderer",
+    "save_derenderer",
+    "mask_to_rle",
+    "rle_to_mask",
+    "image_to_tensor",
+]
+
+CHECKPOINT_FORMAT = "nesy-derender-v1"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "derender.pt"
+
+
+def image_to_tensor(rgb: np.ndarray | Tensor) -> Tensor:
+    """uint8 [H, W, 3] (numpy or torch) or float [3, H, W] in [0, 1] -> float [3, H, W]."""
+    t = torch.from_numpy(np.array(rgb)) if isinstance(rgb, np.ndarray) else rgb
+    channels_last = t.dim() == 3 and t.shape[-1] == 3 and (t.dtype == torch.uint8 or t.shape[0] != 3)
+    if channels_last:
+        t = t.permute(2, 0, 1)
+    if t.dim() != 3 or t.shape[0] != 3:
+        raise StateError(f"expected an RGB image uint8 [H, W, 3] or float [3, H, W], got shape {tuple(t.shape)}")
+    if t.dtype == torch.uint8:
+        return t.float() / 255.0
+    t = t.float()
+    if not torch.isfinite(t).all():
+        raise StateError("image holds NaN or inf values")
+    return t
+
+
+def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
+    """COCO's uncompressed run-length encoding (column-major runs, starting with 0s)."""
+    flat = np.asarray(mask, dtype=bool).flatten(order="F")
+    change = np.flatnonzero(np.diff(np.r_[False, flat, False].astype(np.int8))) if flat.size else np.array([], int)
+    # runs alternate 0s, 1s, 0s, ...; change marks where each run of 1s starts and ends
+    bounds = np.r_[0, change, flat.size]
+    counts = np.diff(bounds).tolist()
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
+
+
+def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
+    """Inverse of :func:`mask_to_rle`: bool [H, W]."""
+    h, w = rle["size"]
+    flat = np.zeros(h * w, dtype=bool)
+    pos, value = 0, False
+    for c in rle["counts"]:
+        flat[pos : pos + c] = value
+        pos += c
+        value = not value
+    return flat.reshape((h, w), order="F")
+
+
+class Derenderer:
+    """Image -> SceneGraph with a proposal network, an attribute network and a camera.
+
+    Args:
+        proposal_net: trained :class:`ProposalNet`.
+        attribute_net: trained :class:`AttributeNet`.
+        projection: float [3, 4] camera calibrated at ``image_size``.
+        image_size: (H, W) of the images the camera was calibrated on; images of
+            another size are treated as rescaled views of the same camera.
+        heights: ``{"shape/size": z}`` resting height of each kind of object's
+            centre; a missing kind rests at its size's radius.
+        with_masks: put each object's run-length mask in the scene.
+        metadata: how the networks were trained (command, seed, metrics).
+    """
+
+    def __init__(
+        self,
+        proposal_net: ProposalNet,
+        attribute_net: AttributeNet,
+        projection: np.ndarray,
+        image_size: tuple[int, int],
+        heights: dict[str, float] | None = None,
+        *,
+        with_masks: bool = False,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.proposal_net = proposal_net.eval()
+        self.attribute_net = attribute_net.eval()
+        self.projection = np.asarray(projection, dtype=np.float64)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.heights = dict(heights or {})
+        self.with_masks = with_masks
+        self.metadata = dict(metadata or {})
+        self.directions = ground_directions(self.projection)
+
+    def height(self, shape: str, size: str) -> float:
+        """Resting height of the centre of a ``shape`` of ``size`` (scene units)."""
+        return self.heights.get(f"{shape}/{size}", SIZE_RADIUS[size])
+
+    @torch.no_grad()
+    def instance_masks(self, image: Tensor) -> Tensor:
+        """Instance masks of one image: float [3, H, W] -> bool [K, H, W]."""
+        pcfg = self.proposal_net.config
+        x = F.interpolate(image.unsqueeze(0), size=pcfg.input_size, mode="bilinear", align_corners=False, antialias=True)
+        labels = decode_instances(self.proposal_net(x), pcfg)[0]
+        k = int(labels.max())
+        if k == 0:
+            return torch.zeros(0, *image.shape[1:], dtype=torch.bool)
+        full = F.interpolate(labels[None, None].float(), size=image.shape[1:], mode="nearest")[0, 0].long()
+        return full.unsqueeze(0) == torch.arange(1, k + 1).view(k, 1, 1)
+
+    @torch.no_grad()
+    def __call__(self, rgb: np.ndarray | Tensor) -> SceneGraph:
+        """Derender one image: uint8 [H, W, 3] or float [3, H, W] -> SceneGraph."""
+        image = image_to_tensor(rgb)
+        masks = self.instance_masks(image)
+        masks = masks[masks.flatten(1).any(1)]
+        h, w = image.shape[1:]
+        if len(masks) == 0:
+            return SceneGraph(objects=(), directions=dict(self.directions))
+        crops, boxes = crop_objects(image, masks, self.attribute_net.config)
+        logits, centre = self.attribute_net(crops, boxes)
+        names = {a: [ATTRIBUTES[a][int(i)] for i in logits[a].argmax(1)] for a in logits}
+        side = boxes[:, 2] * w
+        u = (boxes[:, 0] * w + centre[:, 0] * side).numpy()
+        v = (boxes[:, 1] * h + centre[:, 1] * side).numpy()
+        # the camera was calibrated at self.image_size: rescale pixel coordinates to it
+        sy, sx = self.image_size[0] / h, self.image_size[1] / w
+        z = np.array([self.height(sh, sz) for sh, sz in zip(names["shape"], names["size"])])
+        xyz = backproject_to_plane(self.projection, np.c_[u * sx, v * sy], z)
+        depth = project(self.projection, xyz)[:, 2]
+        objects = []
+        for i in range(len(masks)):
+            objects.append(
+                SceneObject(
+                    shape=names["shape"][i],
+                    color=names["color"][i],
+                    material=names["material"][i],
+                    size=names["size"][i],
+                    position=tuple(float(c) for c in xyz[i]),  # type: ignore[arg-type]
+                    rotation=0.0,
+                    pixel_coords=(float(u[i]), float(v[i]), float(depth[i])),
+                    mask=mask_to_rle(masks[i].numpy()) if self.with_masks else None,
+                )
+            )
+        return SceneGraph(objects=tuple(objects), directions=dict(self.directions))
+
+
+# ---------------------------------------------------------------------- checkpoints
+def save_derenderer(
+    path: PathLike,
+    proposal_net: ProposalNet,
+    attribute_net: AttributeNet,
+    projection: np.ndarray,
+    image_size: tuple[int, int],
+    heights: dict[str, float] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write the three parts and ``metadata`` (command, seed, metrics) atomically.
+
+    Everything is tensors or plain Python values, so the file loads with
+    ``torch.load(..., weights_only=True)``.
+    """
+    atomic_torch_save(
+        path,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "proposal": {"config": _config_dict(proposal_net.config), "state_dict": proposal_net.state_dict()},
+            "attribute": {"config": _config_dict(attribute_net.config), "state_dict": attribute_net.state_dict()},
+            "camera": {
+                "projection": torch.tensor(projection, dtype=torch.float64),
+                "image_size": list(image_size),
+                "heights": {k: float(v) for k, v in (heights or {}).items()},
+            },
+            "metadata": dict(metadata or {}),
+        },
+    )
+
+
+def load_derenderer(path: PathLike, *, with_masks: bool = False) -> Derenderer:
+    """Load a derenderer checkpoint written by :func:`save_derenderer`.
+
+    Raises:
+        CheckpointError: missing, corrupt, of another format, or not fitting the networks.
+    """
+    ckpt = torch_load(path, "derenderer checkpoint")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path}: not a derenderer checkpoint (format {got!r}, expected {CHECKPOINT_FORMAT!r})")
+    try:
+        pnet = ProposalNet(_config_from(ProposalConfig, ckpt["proposal"]["config"]))
+        pnet.load_state_dict(ckpt["proposal"]["state_dict"])
+        anet = AttributeNet(_config_from(AttributeConfig, ckpt["attribute"]["config"]))
+        anet.load_state_dict(ckpt["attribute"]["state_dict"])
+        projection = ckpt["camera"]["projection"].numpy()
+        image_size = tuple(ckpt["camera"]["image_size"])
+        heights = dict(ckpt["camera"].get("heights", {}))
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: derenderer checkpoint does not fit the networks: {exc}") from None
+    return Derenderer(pnet, anet, projection, image_size, heights, with_masks=with_masks, metadata=ckpt.get("metadata"))
+
+
+def load_default_derenderer(*, with_masks: bool = False) -> Derenderer:
+    """The shipped derenderer (``perception/derender/checkpoints/derender.pt``).
+
+    Reproduce it with the command stored in ``derenderer.metadata["command"]``.
+    """
+    return load_derenderer(DEFAULT_CHECKPOINT, with_masks=with_masks)
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def _config_from(cls: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

@@ -1,0 +1,229 @@
+"""Object proposals with instance masks: a compact bottom-up segmenter.
+
+NS-VQA (Yi et al., NeurIPS 2018, arXiv 1810.02338) proposes objects with Mask
+R-CNN.  torchvision is not available here, so the proposals come from a small
+fully-convolutional U-Net in the style of Panoptic-DeepLab (Cheng et al., CVPR
+2020) and CenterNet (Zhou et al., 2019): per output pixel it predicts
+
+* a foreground logit (object vs. ground),
+* a centre heat-map logit (a Gaussian blob at each object's mask centroid),
+* a 2D offset from the pixel to the centroid of the object it belongs to.
+
+:func:`decode_instances` turns the three maps into instance masks: peaks of the
+heat map after max-pool non-maximum suppression are the object centres, and
+every foreground pixel joins the centre nearest to where its offset points
+(offset voting).  :func:`proposal_targets` builds the training targets from an
+instance-id mask.
+
+Shapes (B images, input H x W, output stride ``s``; h = H / s, w = W / s)::
+
+    image       float [B, 3, H, W]   in [0, 1]
+    foreground  float [B, 1, h, w]   logits
+    heatmap     float [B, 1, h, w]   logits
+    offsets     float [B, 2, h, w]   (dy, dx) in output pixels
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from physics.errors import ConfigError, StateError
+
+__all__ = [
+    "ProposalConfig",
+    "ProposalNet",
+    "ProposalOutput",
+    "proposal_targets",
+    "proposal_loss",
+    "decode_instances",
+]
+
+
+@dataclass(frozen=True)
+class ProposalConfig:
+    """Architecture and decoding parameters of :class:`ProposalNet`.
+
+    The network sees the image resized to ``input_size`` (CLEVR's 320 x 480 at
+    half resolution by default) and predicts at 1/``stride`` of that size.
+    """
+
+    input_size: tuple[int, int] = (160, 240)  # (H, W) the network sees
+    width: int = 16  # channels of the first stage; later stages double it
+    heat_sigma: float = 2.0  # Gaussian radius of a centre blob, output pixels
+    peak_threshold: float = 0.3  # minimum heat-map probability of a centre
+    nms_kernel: int = 5  # max-pool window of peak suppression, output pixels
+    fg_threshold: float = 0.5  # foreground probability threshold
+    min_area: int = 4  # instances with fewer output pixels are dropped
+    max_objects: int = 16  # CLEVR scenes hold at most 10
+
+    stride: int = 2  # fixed by the architecture: two down-, one up-sampling stage net
+
+    def __post_init__(self) -> None:
+        h, w = self.input_size
+        if h % 8 or w % 8 or h <= 0 or w <= 0:
+            raise ConfigError(f"ProposalConfig.input_size must be positive multiples of 8, got {self.input_size}")
+        if self.nms_kernel % 2 != 1:
+            raise ConfigError(f"ProposalConfig.nms_kernel must be odd, got {self.nms_kernel}")
+        if self.stride != 2:
+            raise ConfigError(f"ProposalConfig.stride is fixed at 2 by the architecture, got {self.stride}")
+
+
+@dataclass
+class ProposalOutput:
+    """The three prediction maps of :class:`ProposalNet` (see module docstring)."""
+
+    foreground: Tensor
+    heatmap: Tensor
+    offsets: Tensor
+
+
+def _block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ProposalNet(nn.Module):
+    """Compact U-Net: stride-8 encoder with dilated context, stride-2 decoder.
+
+    Args:
+        config: :class:`ProposalConfig`.
+
+    ``forward(image [B, 3, H, W]) -> ProposalOutput`` with maps at (H/2, W/2).
+    """
+
+    def __init__(self, config: ProposalConfig = ProposalConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c = config.width
+        self.stem = _block(3, c, stride=2)  # 1/2
+        self.down1 = nn.Sequential(_block(c, 2 * c, stride=2), _block(2 * c, 2 * c))  # 1/4
+        self.down2 = nn.Sequential(  # 1/8, dilations widen the view to whole objects
+            _block(2 * c, 4 * c, stride=2),
+            _block(4 * c, 4 * c, dilation=2),
+            _block(4 * c, 4 * c, dilation=4),
+        )
+        self.up1 = _block(4 * c + 2 * c, 2 * c)
+        self.up2 = nn.Sequential(_block(2 * c + c, c), _block(c, c))  # lean: full output size
+        self.head = nn.Conv2d(c, 4, 1)  # foreground, heat, dy, dx
+        with torch.no_grad():  # start with rare centres (CenterNet's prior bias)
+            self.head.bias[1] = -4.0
+
+    def forward(self, image: Tensor) -> ProposalOutput:
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise StateError(f"ProposalNet expects images [B, 3, H, W], got {tuple(image.shape)}")
+        s1 = self.stem(image)
+        s2 = self.down1(s1)
+        s3 = self.down2(s2)
+        x = F.interpolate(s3, size=s2.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.up1(torch.cat([x, s2], 1))
+        x = F.interpolate(x, size=s1.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.up2(torch.cat([x, s1], 1))
+        out = self.head(x)
+        return ProposalOutput(foreground=out[:, 0:1], heatmap=out[:, 1:2], offsets=out[:, 2:4])
+
+
+def proposal_targets(masks: Tensor, config: ProposalConfig) -> dict[str, Tensor]:
+    """Training targets from instance-id masks already at output resolution.
+
+    Args:
+        masks: int [B, h, w]; 0 is background, k >= 1 is instance k.
+        config: gives the heat-map Gaussian radius.
+
+    Returns:
+        ``foreground`` float [B, 1, h, w], ``heatmap`` float [B, 1, h, w] (max of
+        Gaussians centred on each instance's mask centroid), ``offsets`` float
+        [B, 2, h, w] (centroid minus pixel, zero on background).
+    """
+    if masks.dim() != 3:
+        raise StateError(f"proposal_targets expects masks [B, h, w], got {tuple(masks.shape)}")
+    b, h, w = masks.shape
+    ys = torch.arange(h, dtype=torch.float32).view(h, 1).expand(h, w)
+    xs = torch.arange(w, dtype=torch.float32).view(1, w).expand(h, w)
+    fg = (masks > 0).float().unsqueeze(1)
+    heat = torch.zeros(b, 1, h, w)
+    offsets = torch.zeros(b, 2, h, w)
+    two_s2 = 2.0 * config.heat_sigma**2
+    for i in range(b):
+        for k in masks[i].unique().tolist():
+            if k <= 0:
+                continue
+            sel = masks[i] == k
+            cy, cx = ys[sel].mean(), xs[sel].mean()
+            g = torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / two_s2)
+            heat[i, 0] = torch.maximum(heat[i, 0], g)
+            offsets[i, 0][sel] = cy - ys[sel]
+            offsets[i, 1][sel] = cx - xs[sel]
+    return {"foreground": fg, "heatmap": heat, "offsets": offsets}
+
+
+def proposal_loss(out: ProposalOutput, targets: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Panoptic-DeepLab's losses: BCE foreground, weighted MSE heat map, L1 offsets.
+
+    The heat-map loss weights pixels near a centre 10x (centres are rare); the
+    offset loss is averaged over foreground pixels only.  Returns the parts and
+    their sum under ``"loss"``.
+    """
+    fg_t, heat_t, off_t = targets["foreground"], targets["heatmap"], targets["offsets"]
+    l_fg = F.binary_cross_entropy_with_logits(out.foreground, fg_t)
+    weight = 1.0 + 9.0 * (heat_t > 0.1).float()
+    l_heat = (weight * (torch.sigmoid(out.heatmap) - heat_t) ** 2).sum() / weight.sum() * 10.0
+    n_fg = fg_t.sum().clamp(min=1.0)
+    l_off = ((out.offsets - off_t).abs() * fg_t).sum() / n_fg * 0.1
+    return {"loss": l_fg + l_heat + l_off, "foreground": l_fg, "heatmap": l_heat, "offsets": l_off}
+
+
+@torch.no_grad()
+def decode_instances(out: ProposalOutput, config: ProposalConfig) -> list[Tensor]:
+    """Instance label maps from the network maps (peak finding + offset voting).
+
+    Args:
+        out: :class:`ProposalOutput` for B images, maps of size (h, w).
+        config: thresholds and NMS window.
+
+    Returns:
+        B int64 tensors [h, w]: 0 background, 1..K instances ordered by centre
+        score (highest first).
+    """
+    heat = torch.sigmoid(out.heatmap)
+    pooled = F.max_pool2d(heat, config.nms_kernel, stride=1, padding=config.nms_kernel // 2)
+    peaks = (heat == pooled) & (heat > config.peak_threshold)
+    fg = torch.sigmoid(out.foreground) > config.fg_threshold
+    b, _, h, w = heat.shape
+    ys = torch.arange(h, dtype=torch.float32).view(h, 1).expand(h, w)
+    xs = torch.arange(w, dtype=torch.float32).view(1, w).expand(h, w)
+    labels = []
+    for i in range(b):
+        py, px = torch.nonzero(peaks[i, 0], as_tuple=True)
+        scores = heat[i, 0, py, px]
+        order = scores.argsort(descending=True)[: config.max_objects]
+        py, px = py[order].float(), px[order].float()
+        label = torch.zeros(h, w, dtype=torch.int64)
+        sel = fg[i, 0]
+        if len(py) == 0 or not sel.any():
+            labels.append(label)
+            continue
+        vy = (ys + out.offsets[i, 0])[sel]
+        vx = (xs + out.offsets[i, 1])[sel]
+        d2 = (vy[:, None] - py[None]) ** 2 + (vx[:, None] - px[None]) ** 2  # [n_fg, K]
+        label[sel] = d2.argmin(1) + 1
+        labels.append(_drop_small(label, config.min_area))
+    return labels
+
+
+def _drop_small(label: Tensor, min_area: int) -> Tensor:
+    """Remove instances below ``min_area`` pixels and renumber the rest 1..K."""
+    out = torch.zeros_like(label)
+    k_new = 0
+    for k in range(1, int(label.max()) + 1):
+        sel = label == k
+        if int(sel.sum()) >= min_area:
+            k_new += 1
+            out[sel] = k_new
+    return out

@@ -1,0 +1,438 @@
+"""Training the derenderer on generated scenes (``nesy train derender``).
+
+Three steps, each from the ground truth the world writes (instance masks and
+CLEVR scene JSON):
+
+1. calibrate the camera from the scenes' ``3d_coords``/``pixel_coords``
+   (:func:`perception.derender.camera.fit_projection`);
+2. train :class:`ProposalNet` on the images and instance masks;
+3. train :class:`AttributeNet` on crops of the ground-truth masks, coarsened to
+   the proposal network's output resolution so that training crops look like
+   the crops of predicted masks.
+
+Each network checkpoints after every epoch (atomic writes) and resumes from the
+last finished epoch; each epoch appends one JSON line to ``metrics.jsonl``.  The
+final ``derender.pt`` stores both networks, the camera, and in its metadata the
+command, seed and data that reproduce it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from physics.errors import CheckpointError, ConfigError, DataError
+from physics.io import atomic_torch_save, atomic_write_json, torch_load
+from physics.worlds.clevr_properties import ATTRIBUTES
+from perception.derender.attributes import AttributeConfig, AttributeNet, attribute_loss, crop_objects
+from perception.derender.camera import fit_projection, project
+from perception.derender.data import DerenderSample, load_derender_folder, load_image, load_instance_mask
+from perception.derender.derenderer import Derenderer, image_to_tensor, save_derenderer
+from perception.derender.metrics import perception_metrics
+from perception.derender.proposals import ProposalConfig, ProposalNet, proposal_loss, proposal_targets
+
+__all__ = [
+    "DerenderTrainConfig",
+    "calibrate_camera",
+    "proposal_arrays",
+    "attribute_arrays",
+    "train_proposal_net",
+    "train_attribute_net",
+    "evaluate_derenderer",
+    "train_derenderer",
+    "command_line",
+]
+
+
+@dataclass(frozen=True)
+class DerenderTrainConfig:
+    """Options of ``nesy train derender`` (each field is a flag)."""
+
+    data: str = field(metadata={"help": "training data folder written by `nesy data clevr`"})
+    out: str = field(default="runs/derender", metadata={"help": "output folder (checkpoints, metrics.jsonl)"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation and batch order"})
+    epochs: int = field(default=10, metadata={"help": "epochs of each network unless set below"})
+    proposal_epochs: int | None = field(default=None, metadata={"help": "epochs of the proposal network"})
+    attribute_epochs: int | None = field(default=None, metadata={"help": "epochs of the attribute network"})
+    batch_size: int = field(default=8, metadata={"help": "images per proposal-network batch"})
+    attribute_batch_size: int = field(default=64, metadata={"help": "crops per attribute-network batch"})
+    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate (cosine decay to 5 percent)"})
+    limit: int | None = field(default=None, metadata={"help": "use the first N training scenes"})
+    stage: str = field(
+        default="all",
+        metadata={"help": "which networks to train", "choices": ("all", "proposal", "attribute")},
+    )
+    threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    eval_data: str | None = field(default=None, metadata={"help": "held-out data folder to evaluate on"})
+    eval_limit: int | None = field(default=None, metadata={"help": "evaluate on the first N held-out scenes"})
+    input_height: int = field(default=160, metadata={"help": "proposal-network input height"})
+    input_width: int = field(default=240, metadata={"help": "proposal-network input width"})
+    width: int = field(default=16, metadata={"help": "proposal-network base channels"})
+    attribute_width: int = field(default=32, metadata={"help": "attribute-network base channels"})
+    crop_size: int = field(default=48, metadata={"help": "attribute crop side in pixels"})
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "attribute_batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"DerenderTrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"DerenderTrainConfig.lr must be > 0, got {self.lr}")
+
+    @property
+    def proposal_config(self) -> ProposalConfig:
+        return ProposalConfig(input_size=(self.input_height, self.input_width), width=self.width)
+
+    @property
+    def attribute_config(self) -> AttributeConfig:
+        return AttributeConfig(crop_size=self.crop_size, width=self.attribute_width)
+
+
+# ---------------------------------------------------------------------- data
+def calibrate_camera(scenes: Sequence[Any]) -> tuple[np.ndarray, float, dict[str, float]]:
+    """Fit the camera and resting heights to annotated scenes.
+
+    Args:
+        scenes: SceneGraphs whose objects carry ``pixel_coords``.
+
+    Returns:
+        (P [3, 4], mean reprojection error in pixels, {"shape/size": median z}).
+    """
+    pts, pix = [], []
+    for s in scenes:
+        for o in s.objects:
+            if o.pixel_coords is not None:
+                pts.append(o.position)
+                pix.append(o.pixel_coords[:2])
+    if len(pts) < 6:
+        raise DataError(f"camera calibration needs objects with pixel_coords; found {len(pts)} (need >= 6)")
+    P = fit_projection(np.asarray(pts), np.asarray(pix))
+    err = float(np.linalg.norm(project(P, np.asarray(pts))[:, :2] - np.asarray(pix), axis=1).mean())
+    zs: dict[str, list[float]] = {}
+    for s in scenes:
+        for o in s.objects:
+            zs.setdefault(f"{o.shape}/{o.size}", []).append(o.position[2])
+    heights = {k: float(np.median(v)) for k, v in sorted(zs.items())}
+    return P, err, heights
+
+
+def _gt_mask(sample: DerenderSample) -> np.ndarray:
+    if sample.mask_path is None:
+        raise DataError(f"no instance mask for {sample.image_path.name} (expected under masks/)")
+    return load_instance_mask(sample.mask_path)
+
+
+def proposal_arrays(
+    samples: Sequence[DerenderSample], config: ProposalConfig, *, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images resized to the network input and masks at its output resolution.
+
+    Returns:
+        images uint8 [N, 3, Hin, Win] and masks int16 [N, Hin/2, Win/2] (0 ground,
+        k = object k-1).
+    """
+    hin, win = config.input_size
+    images = torch.zeros(len(samples), 3, hin, win, dtype=torch.uint8)
+    masks = torch.zeros(len(samples), hin // config.stride, win // config.stride, dtype=torch.int16)
+    for i, s in enumerate(tqdm(samples, desc="load images", disable=not progress)):
+        img = image_to_tensor(load_image(s.image_path)).unsqueeze(0)
+        img = F.interpolate(img, size=(hin, win), mode="bilinear", align_corners=False, antialias=True)
+        images[i] = (img[0] * 255).round().clamp(0, 255).to(torch.uint8)
+        m = torch.from_numpy(_gt_mask(s)).float()[None, None]
+        masks[i] = F.interpolate(m, size=masks.shape[1:], mode="nearest")[0, 0].to(torch.int16)
+    return images, masks
+
+
+def _coarsen(masks: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """Nearest down- then up-sampling, as predicted masks are made: bool [K, H, W]."""
+    h, w = masks.shape[1:]
+    small = F.interpolate(masks.float().unsqueeze(1), size=out_hw, mode="nearest")
+    return F.interpolate(small, size=(h, w), mode="nearest")[:, 0] > 0.5
+
+
+def attribute_arrays(
+    samples: Sequence[DerenderSample],
+    config: AttributeConfig,
+    proposal_config: ProposalConfig,
+    *,
+    progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Crops of every ground-truth object with its labels and centre target.
+
+    Returns:
+        ``crops`` uint8 [M, 4, S, S], ``boxes`` float [M, 4], ``labels`` int64
+        [M, 4] (shape, color, material, size indices), ``centre`` float [M, 2].
+    """
+    hin, win = proposal_config.input_size
+    out_hw = (hin // proposal_config.stride, win // proposal_config.stride)
+    crops, boxes, labels, centres = [], [], [], []
+    for s in tqdm(samples, desc="crop objects", disable=not progress):
+        image = image_to_tensor(load_image(s.image_path))
+        ids = torch.from_numpy(_gt_mask(s))
+        n = len(s.scene.objects)
+        full = ids.unsqueeze(0) == torch.arange(1, n + 1).view(n, 1, 1)
+        coarse = _coarsen(full, out_hw)
+        empty = ~coarse.flatten(1).any(1)
+        coarse[empty] = full[empty]
+        keep = full.flatten(1).any(1)  # objects hidden completely have no crop
+        if not keep.any():
+            continue
+        c, b = crop_objects(image, coarse[keep], config)
+        objs = [o for o, k in zip(s.scene.objects, keep.tolist()) if k]
+        h, w = image.shape[1:]
+        for o in objs:
+            if o.pixel_coords is None:
+                raise DataError(f"{s.image_path.name}: objects need pixel_coords for the centre target")
+        uv = torch.tensor([o.pixel_coords[:2] for o in objs], dtype=torch.float32)
+        side = b[:, 2] * w
+        centres.append(torch.stack([(uv[:, 0] - b[:, 0] * w) / side, (uv[:, 1] - b[:, 1] * h) / side], 1))
+        crops.append((c * 255).round().clamp(0, 255).to(torch.uint8))
+        boxes.append(b)
+        labels.append(
+            torch.tensor([[ATTRIBUTES[a].index(o.attribute(a)) for a in ATTRIBUTES] for o in objs], dtype=torch.int64)
+        )
+    if not crops:
+        raise DataError("no visible objects in the training scenes")
+    return {
+        "crops": torch.cat(crops),
+        "boxes": torch.cat(boxes),
+        "labels": torch.cat(labels),
+        "centre": torch.cat(centres),
+    }
+
+
+# ---------------------------------------------------------------------- training loops
+def _lr_at(base: float, step: int, total: int) -> float:
+    """Cosine decay from ``base`` to 5% of it, after a short warm-up."""
+    warm = max(1, total // 50)
+    if step < warm:
+        return base * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line with a single O_APPEND write (stages may run side by side)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
+    """Load a training checkpoint if present; returns the number of finished epochs."""
+    if not path.is_file():
+        return 0
+    ckpt = torch_load(path, "training checkpoint")
+    try:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        return int(ckpt["epoch"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: cannot resume ({exc}); delete it to start over") from None
+
+
+def _fit(
+    name: str,
+    model: torch.nn.Module,
+    n_items: int,
+    batch_size: int,
+    epochs: int,
+    lr: float,
+    seed: int,
+    step_fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    ckpt_path: Path,
+    metrics_path: Path,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """Shared epoch loop: shuffled batches, Adam, cosine LR, resume, JSONL metrics."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    start = _resume(ckpt_path, model, opt)
+    steps_per_epoch = max(1, math.ceil(n_items / batch_size))
+    total = steps_per_epoch * epochs
+    history = []
+    for epoch in range(start, epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(seed * 1000 + epoch)  # same order when resumed
+        order = torch.randperm(n_items, generator=gen)
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch + 1}/{epochs}", disable=not progress)
+        for b in bar:
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(lr, epoch * steps_per_epoch + b, total)
+            parts = step_fn(order[b * batch_size : (b + 1) * batch_size])
+            opt.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            opt.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            bar.set_postfix(loss=f"{sums['loss'] / (b + 1):.4f}")
+        record = {"stage": name, "epoch": epoch + 1, "wall_s": round(time.perf_counter() - t0, 2)}
+        record.update({k: v / steps_per_epoch for k, v in sums.items()})
+        atomic_torch_save(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1})
+        _append_jsonl(metrics_path, record)
+        history.append(record)
+    model.eval()
+    return history
+
+
+def train_proposal_net(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    config: ProposalConfig,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    out: Path,
+    progress: bool = True,
+) -> tuple[ProposalNet, list[dict[str, Any]]]:
+    """Train (or resume) a proposal network on uint8 images and output-resolution masks."""
+    torch.manual_seed(seed)
+    net = ProposalNet(config)
+
+    def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = images[idx].float() / 255.0
+        targets = proposal_targets(masks[idx].long(), config)
+        return proposal_loss(net(x), targets)
+
+    hist = _fit("proposal", net, len(images), batch_size, epochs, lr, seed, step,
+                out / "proposal_train.pt", out / "metrics.jsonl", progress)
+    return net, hist
+
+
+def train_attribute_net(
+    arrays: dict[str, torch.Tensor],
+    config: AttributeConfig,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    out: Path,
+    progress: bool = True,
+) -> tuple[AttributeNet, list[dict[str, Any]]]:
+    """Train (or resume) an attribute network on :func:`attribute_arrays` output."""
+    torch.manual_seed(seed)
+    net = AttributeNet(config)
+    names = list(ATTRIBUTES)
+
+    def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        crops = arrays["crops"][idx].float() / 255.0
+        logits, centre = net(crops, arrays["boxes"][idx])
+        labels = {a: arrays["labels"][idx, k] for k, a in enumerate(names)}
+        parts = attribute_loss(logits, centre, labels, arrays["centre"][idx])
+        with torch.no_grad():
+            hits = torch.stack([logits[a].argmax(1) == labels[a] for a in names]).all(0)
+            parts["train_accuracy"] = hits.float().mean()
+        return parts
+
+    hist = _fit("attribute", net, len(arrays["crops"]), batch_size, epochs, lr, seed, step,
+                out / "attribute_train.pt", out / "metrics.jsonl", progress)
+    return net, hist
+
+
+# ---------------------------------------------------------------------- evaluation
+def evaluate_derenderer(
+    derenderer: Derenderer, samples: Sequence[DerenderSample], *, progress: bool = True
+) -> dict[str, Any]:
+    """Derender every sample's image and score it against its scene (perception_metrics)."""
+    preds = [derenderer(load_image(s.image_path)) for s in tqdm(samples, desc="derender", disable=not progress)]
+    return perception_metrics(preds, [s.scene for s in samples])
+
+
+def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress: bool = True) -> dict[str, Any]:
+    """Run ``nesy train derender``: calibrate, train both networks, save, evaluate.
+
+    Returns a JSON-ready summary (paths, wall times, camera error, metrics).
+    """
+    torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = load_derender_folder(config.data, limit=config.limit)
+    if not samples:
+        raise DataError(f"{config.data}: no training scenes")
+    first = load_image(samples[0].image_path)
+    image_size = (int(first.shape[0]), int(first.shape[1]))
+    P, camera_err, heights = calibrate_camera([s.scene for s in samples])
+    pcfg, acfg = config.proposal_config, config.attribute_config
+    summary: dict[str, Any] = {"config": asdict(config), "n_train_scenes": len(samples),
+                               "image_size": list(image_size), "camera_reprojection_px": camera_err}
+    p_epochs = config.proposal_epochs or config.epochs
+    a_epochs = config.attribute_epochs or config.epochs
+
+    t0 = time.perf_counter()
+    if config.stage in ("all", "proposal"):
+        images, masks = proposal_arrays(samples, pcfg, progress=progress)
+        pnet, _ = train_proposal_net(images, masks, pcfg, epochs=p_epochs, batch_size=config.batch_size,
+                                     lr=config.lr, seed=config.seed, out=out, progress=progress)
+        del images, masks
+        summary["proposal_wall_s"] = round(time.perf_counter() - t0, 1)
+
+    t0 = time.perf_counter()
+    if config.stage in ("all", "attribute"):
+        arrays = attribute_arrays(samples, acfg, pcfg, progress=progress)
+        summary["n_train_objects"] = len(arrays["crops"])
+        anet, _ = train_attribute_net(arrays, acfg, epochs=a_epochs, batch_size=config.attribute_batch_size,
+                                      lr=config.lr, seed=config.seed, out=out, progress=progress)
+        summary["attribute_wall_s"] = round(time.perf_counter() - t0, 1)
+
+    # a stage run alone (``--stage proposal``) finishes the derenderer once the
+    # other stage's checkpoint is complete; until then it stops here
+    pnet = _load_trained(ProposalNet(pcfg), out / "proposal_train.pt", p_epochs)
+    anet = _load_trained(AttributeNet(acfg), out / "attribute_train.pt", a_epochs)
+    if pnet is None or anet is None:
+        summary["checkpoint"] = None
+        atomic_write_json(out / f"summary_{config.stage}.json", summary, indent=2)
+        return summary
+    metadata = {"command": command or command_line(config), "seed": config.seed, "data": str(config.data),
+                "n_train_scenes": len(samples), "camera_reprojection_px": camera_err,
+                "proposal_epochs": p_epochs, "attribute_epochs": a_epochs}
+    derenderer = Derenderer(pnet, anet, P, image_size, heights, metadata=metadata)
+    if config.eval_data:
+        held_out = load_derender_folder(config.eval_data, limit=config.eval_limit)
+        metrics = evaluate_derenderer(derenderer, held_out, progress=progress)
+        metrics["data"] = str(config.eval_data)
+        summary["eval"] = metrics
+        metadata["eval"] = {k: v for k, v in metrics.items()}
+        atomic_write_json(out / "eval.json", metrics, indent=2)
+    save_derenderer(out / "derender.pt", pnet, anet, P, image_size, heights, metadata=metadata)
+    summary["checkpoint"] = str(out / "derender.pt")
+    atomic_write_json(out / "summary.json", summary, indent=2)
+    return summary
+
+
+def _load_trained(net: Any, path: Path, epochs: int) -> Any:
+    """The network of a finished training checkpoint, or None while it is missing or unfinished."""
+    if not path.is_file():
+        return None
+    ckpt = torch_load(path, "training checkpoint")
+    try:
+        if int(ckpt["epoch"]) < epochs:
+            return None
+        net.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: does not fit the network: {exc}") from None
+    return net.eval()
+
+
+def command_line(config: DerenderTrainConfig) -> str:
+    """The ``nesy train derender`` command that reproduces ``config`` (stage and threads left out)."""
+    parts = ["nesy", "train", "derender"]
+    defaults = DerenderTrainConfig(data=config.data)
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name in ("stage", "threads") or (f.name != "data" and value == getattr(defaults, f.name)):
+            continue
+        parts += ["--" + f.name.replace("_", "-"), str(value)]
+    return " ".join(parts)

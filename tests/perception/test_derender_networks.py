@@ -1,0 +1,149 @@
+"""Proposal and attribute networks: targets, decoding, crops, and that training lowers the loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from perception.derender.attributes import AttributeConfig, AttributeNet, attribute_loss, crop_objects
+from perception.derender.proposals import (
+    ProposalConfig,
+    ProposalNet,
+    ProposalOutput,
+    decode_instances,
+    proposal_loss,
+    proposal_targets,
+)
+from physics.errors import ConfigError, StateError
+
+SMALL = ProposalConfig(input_size=(32, 48), width=8, heat_sigma=1.5, nms_kernel=3, min_area=2)
+
+
+def _toy_masks(batch: int, seed: int) -> torch.Tensor:
+    """Instance masks [B, 16, 24] with 1-3 non-touching rectangles each."""
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(batch, 16, 24, dtype=torch.long)
+    for b in range(batch):
+        n = int(torch.randint(1, 4, (1,), generator=g))
+        for k in range(n):  # objects in separate columns of width 8
+            y = int(torch.randint(0, 10, (1,), generator=g))
+            h = int(torch.randint(3, 6, (1,), generator=g))
+            masks[b, y : y + h, 8 * k + 1 : 8 * k + 6] = k + 1
+    return masks
+
+
+def _paint(masks: torch.Tensor) -> torch.Tensor:
+    """Images [B, 3, 32, 48]: grey ground, instance k painted in a fixed colour."""
+    colours = torch.tensor([[0.5, 0.5, 0.5], [0.8, 0.1, 0.1], [0.1, 0.2, 0.9], [0.1, 0.7, 0.1]])
+    big = masks.repeat_interleave(2, 1).repeat_interleave(2, 2)
+    return colours[big].permute(0, 3, 1, 2).contiguous()
+
+
+def test_targets_put_heat_peak_and_offsets_on_the_mask_centroid():
+    masks = torch.zeros(1, 9, 9, dtype=torch.long)
+    masks[0, 2:5, 3:8] = 1  # centroid (row 3, col 5)
+    t = proposal_targets(masks, SMALL)
+    assert t["heatmap"][0, 0].argmax().item() == 3 * 9 + 5
+    assert t["heatmap"][0, 0, 3, 5].item() == pytest.approx(1.0)
+    # every foreground pixel's offset points at the centroid, background has none
+    assert t["offsets"][0, 0, 2, 3].item() == pytest.approx(1.0)
+    assert t["offsets"][0, 1, 2, 3].item() == pytest.approx(2.0)
+    assert t["offsets"][0, :, 0, 0].abs().sum().item() == 0.0
+    assert t["foreground"].sum().item() == 15
+
+
+def test_decoding_perfect_maps_recovers_every_instance():
+    masks = _toy_masks(6, seed=1)
+    t = proposal_targets(masks, SMALL)
+    logit = lambda p: torch.logit(p.clamp(1e-4, 1 - 1e-4))  # noqa: E731
+    labels = decode_instances(ProposalOutput(logit(t["foreground"]), logit(t["heatmap"]), t["offsets"]), SMALL)
+    for mask, label in zip(masks, labels):
+        n = int(mask.max())
+        assert int(label.max()) == n
+        # the decoded instances are the true ones up to renumbering
+        for k in range(1, n + 1):
+            found = label[mask == k].unique()
+            assert len(found) == 1 and found.item() > 0
+            assert torch.equal(label == found.item(), mask == k)
+
+
+def test_proposal_training_lowers_the_loss():
+    torch.manual_seed(0)
+    masks = _toy_masks(8, seed=2)
+    images, targets = _paint(masks), proposal_targets(masks, SMALL)
+    net = ProposalNet(SMALL)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        loss = proposal_loss(net(images), targets)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_proposal_net_output_shapes_and_bad_input():
+    net = ProposalNet(SMALL).eval()
+    out = net(torch.rand(2, 3, 32, 48))
+    assert out.foreground.shape == (2, 1, 16, 24)
+    assert out.offsets.shape == (2, 2, 16, 24)
+    with pytest.raises(StateError, match=r"\[B, 3, H, W\]"):
+        net(torch.rand(3, 32, 48))
+    with pytest.raises(ConfigError, match="multiples of 8"):
+        ProposalConfig(input_size=(30, 48))
+
+
+def test_crop_boxes_follow_the_mask():
+    image = torch.zeros(3, 40, 60)
+    masks = torch.zeros(2, 40, 60, dtype=torch.bool)
+    masks[0, 10:20, 30:40] = True
+    masks[1, 0:4, 0:4] = True  # at the corner: the crop runs off the image
+    cfg = AttributeConfig(crop_size=16, margin=0.25, min_side=6.0)
+    crops, boxes = crop_objects(image, masks, cfg)
+    assert crops.shape == (2, 4, 16, 16)
+    assert boxes[0].tolist() == pytest.approx([35 / 60, 15 / 40, 15 / 60, 15 / 40])
+    # the mask channel covers the middle of its crop (side 15 px, mask 10 px)
+    assert crops[0, 3, 8, 8].item() == pytest.approx(1.0)
+    assert crops[0, 3, 0, 0].item() == pytest.approx(0.0)
+    assert boxes[1, 2].item() * 60 == pytest.approx(6.0)  # min_side
+    with pytest.raises(StateError, match="empty"):
+        crop_objects(image, torch.zeros(1, 40, 60), cfg)
+
+
+def test_attribute_training_lowers_the_loss():
+    torch.manual_seed(0)
+    cfg = AttributeConfig(crop_size=16, width=8)
+    g = torch.Generator().manual_seed(3)
+    crops = torch.rand(32, 4, 16, 16, generator=g)
+    labels = {
+        "shape": torch.randint(0, 3, (32,), generator=g),
+        "color": torch.randint(0, 8, (32,), generator=g),
+        "material": torch.randint(0, 2, (32,), generator=g),
+        "size": torch.randint(0, 2, (32,), generator=g),
+    }
+    crops[:, 0] += labels["color"].float().view(-1, 1, 1) / 4  # make the labels learnable
+    crops[:, 1] += labels["shape"].float().view(-1, 1, 1) / 2
+    crops[:, 2] += labels["material"].float().view(-1, 1, 1)
+    crops[:, 3] += labels["size"].float().view(-1, 1, 1)
+    boxes, centre = torch.rand(32, 4, generator=g), torch.rand(32, 2, generator=g) * 0.2 - 0.1
+    net = AttributeNet(cfg)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        logits, pred = net(crops, boxes)
+        loss = attribute_loss(logits, pred, labels, centre)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks run fastest on one thread (and the test machine is shared)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
