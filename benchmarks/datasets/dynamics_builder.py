@@ -2,7 +2,8 @@
 
 The builder is resumable and deterministic: trajectory ``k`` has seed
 ``trajectory_seed(seed, split, k)``, every file is written atomically, and a rerun
-of the same command skips the files already there.  Jobs fan out through
+of the same command skips the files already there (after checking from their
+metadata that they belong to this data set; unreadable ones are made again).  Jobs fan out through
 :func:`physics.fanout.make_fanout`, whose ``imap`` keeps submission order, so the
 files are byte-identical whatever the worker count.
 
@@ -11,11 +12,15 @@ Layout and index format: :mod:`physics.worlds.dynamics.splits`.
 
 from __future__ import annotations
 
+import json
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from physics.errors import ConfigError
 from physics.fanout import make_fanout
@@ -74,6 +79,27 @@ def _generate(job: tuple[str, dict[str, Any], int, str]) -> int:
     return traj.num_steps
 
 
+def _is_done(path: Path, world: str, seed: int, config: dict[str, Any]) -> bool:
+    """True if ``path`` holds this trajectory; False if absent or unreadable (regenerate it).
+
+    Raises:
+        ConfigError: the file is readable but belongs to another data set.
+    """
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes().decode())
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return False
+    if meta.get("world") != world or meta.get("seed") != seed or meta.get("config") != config:
+        raise ConfigError(
+            f"{path} belongs to another data set (world {meta.get('world')!r}, seed {meta.get('seed')}); "
+            "use another --out or delete the folder"
+        )
+    return True
+
+
 def build_dynamics_split(
     cfg: DynamicsDataConfig,
     overrides: Mapping[str, Any] | None = None,
@@ -129,7 +155,7 @@ def build_dynamics_split(
     }
     atomic_write_json(index_path, index, indent=1)
 
-    todo = [k for k in range(cfg.n) if not (folder / files[k]).is_file()]
+    todo = [k for k in range(cfg.n) if not _is_done(folder / files[k], cfg.world, seeds[k], wcfg)]
     jobs = [(cfg.world, wcfg, seeds[k], str(folder / files[k])) for k in todo]
     fanout = make_fanout(cfg.backend, cfg.workers)
     start = time.perf_counter()

@@ -129,3 +129,18 @@ def test_in_memory_twin_equals_the_written_files(tmp_path, capsys):
     for a, b in zip(written, twin, strict=True):
         assert np.array_equal(a.positions, b.positions) and np.array_equal(a.actions, b.actions)
         assert a.meta == {**b.meta}
+
+
+def test_resume_regenerates_a_corrupt_file_and_refuses_a_foreign_one(tmp_path, capsys):
+    args = ("--world", "cradle", "--n", "2", "--steps", "5", "--out", str(tmp_path))
+    _run(capsys, *args)
+    folder = tmp_path / "train"
+    good = (folder / "traj_00000.npz").read_bytes()
+    (folder / "traj_00000.npz").write_bytes(good[:100])  # damaged outside our atomic writes
+    assert _run(capsys, *args)["generated"] == 1
+    assert (folder / "traj_00000.npz").read_bytes() == good
+
+    (folder / "index.json").unlink()  # lose the index, then drop in a file of another data set
+    (folder / "traj_00001.npz").write_bytes(good)
+    assert main(["data", "dynamics", "--quiet", *args]) == 2
+    assert "another data set" in capsys.readouterr().err
