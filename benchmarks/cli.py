@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "data_dynamics",
     "data_clevr",
     "questions",
+    "train_derender",
     "execute",
     "answer",
     "bench_speed",
