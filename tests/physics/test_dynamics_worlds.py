@@ -283,3 +283,13 @@ def test_boxes_as_corner_particles_are_rigid_and_match_the_centre_world():
     assert np.allclose(dist, corners.edge_attr[:, 0], atol=1e-5)  # rigid bodies stay rigid
     box_mean = corners.positions[:, : 4 * b].reshape(100, b, 4, 3).mean(axis=2)
     assert np.allclose(box_mean, centres.positions[:, :b], atol=1e-6)  # same episode, other nodes
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from physics.worlds.dynamics import base, registry
+
+    for module in (base, registry):
+        result = doctest.testmod(module, verbose=False)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
