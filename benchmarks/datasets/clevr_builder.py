@@ -43,7 +43,7 @@ from physics.worlds.clevr_world import ClevrWorldConfig
 
 __all__ = ["ClevrDataConfig", "build_clevr", "scene_seed", "image_name", "world_config", "SPLITS"]
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "trainA", "valA", "valB", "testA", "testB")  # CoGenT names last
 PNG_COMPRESS_LEVEL = 3  # measured: level 3 encodes a 480x320 render ~2x faster than 6 for ~25 % more bytes
 PARTIAL = ".partial"
 FORMAT_VERSION = "1.0"  # CLEVR v1.0 file formats
