@@ -1,0 +1,178 @@
+"""The batched executor answers exactly like the single executor."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from perception.scene_graph import SceneGraph, SceneObject
+from perception.synthetic import sample_scene_graphs
+from physics.errors import DataError
+from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
+from reasoning.dsl import Call, Program, from_clevr, parse_program
+from reasoning.executor import (
+    OPS,
+    ProgramSampler,
+    SceneTable,
+    compile_batch,
+    default_executor,
+    execute,
+    execute_batch,
+    random_programs,
+)
+from reasoning.executor.check import check_call
+from reasoning.executor.ops import ANSWER_TYPES
+
+
+@pytest.fixture(scope="module")
+def scenes() -> list[SceneGraph]:
+    return sample_scene_graphs(40, seed=3)
+
+
+def single_answers(programs, scenes, indices):
+    return [
+        execute(p, scenes[i], trace=False).answer for p, i in zip(programs, indices, strict=True)
+    ]
+
+
+def test_random_programs_are_well_typed_and_end_in_an_answer():
+    for program in random_programs(300, seed=11):
+        assert check_call(program.root, OPS) in ANSWER_TYPES
+
+
+def test_scene_aware_sampling_gives_mostly_valid_questions(scenes):
+    programs = random_programs(200, seed=5, scenes=scenes)
+    answers = single_answers(programs, scenes, [k % len(scenes) for k in range(200)])
+    assert sum(a is not None for a in answers) > 120  # blind programs are valid ~10% of the time
+
+
+def test_single_and_batched_agree_on_thousands_of_random_programs(scenes):
+    programs = random_programs(1500, seed=1, scenes=scenes) + random_programs(1500, seed=2)
+    rng = np.random.default_rng(0)
+    indices = [k % len(scenes) for k in range(1500)] + rng.integers(len(scenes), size=1500).tolist()
+    single = single_answers(programs, scenes, indices)
+    batched = execute_batch(programs, scenes, indices)
+    assert batched == single
+    assert sum(a is None for a in single) > 100 and sum(a is not None for a in single) > 1000
+    assert len({a for a in single if a is not None}) > 15  # yes/no, counts and words all occur
+
+
+def test_instantiated_shapes_group_into_few_structures(scenes):
+    rng = np.random.default_rng(4)
+    sampler = ProgramSampler()
+    shapes = [sampler.sample(rng, scene=scenes[k]) for k in range(8)]
+    indices = rng.integers(len(scenes), size=600).tolist()
+    programs = [
+        sampler.instantiate(shapes[k % 8], rng, scene=scenes[i]) for k, i in enumerate(indices)
+    ]
+    assert [p.root.structure() for p in programs[:8]] == [s.root.structure() for s in shapes]
+    plan = compile_batch(programs)
+    assert len(plan.groups) <= 8 and not plan.fallback
+    assert plan.run(SceneTable(scenes), indices) == single_answers(programs, scenes, indices)
+
+
+def test_filter_chains_of_any_order_share_one_canonical_structure():
+    a = parse_program("count(filter_color(filter_size(scene(), large), red))")
+    b = parse_program("count(filter_shape(filter_material(scene(), metal), cube))")
+    c = parse_program('filter_count(scene(), large, "", "", cube)')
+    assert len(compile_batch([a, b, c]).groups) == 1
+
+
+def _template_programs(path, rng) -> list[Program]:
+    """Every template of an official CLEVR template file with random words (or empty slots)."""
+    words = {
+        "Z": ATTRIBUTES["size"],
+        "C": ATTRIBUTES["color"],
+        "M": ATTRIBUTES["material"],
+        "S": ATTRIBUTES["shape"],
+    }
+    programs = []
+    for template in json.loads(path.read_text()):
+        nodes = []
+        for node in template["nodes"]:
+            node = dict(node)
+            values = []
+            for v in node.get("side_inputs", []):
+                kind = v.strip("<>")[0]
+                if kind == "R":
+                    values.append(RELATIONS[int(rng.integers(4))])
+                elif rng.random() < 0.5 and node["type"] not in (
+                    "filter_color",
+                    "filter_shape",
+                    "filter_size",
+                    "filter_material",
+                ):
+                    values.append("")
+                else:
+                    values.append(words[kind][int(rng.integers(len(words[kind])))])
+            node["side_inputs"] = values
+            nodes.append(node)
+        programs.append(from_clevr(nodes, where=f"{path.name}"))
+    return programs
+
+
+def test_official_clevr_templates_run_directly_in_both_modes(shared_clevr, scenes):
+    rng = np.random.default_rng(7)
+    programs = []
+    for path in sorted((shared_clevr / "templates").glob("*.json")):
+        for _ in range(6):
+            programs.extend(_template_programs(path, rng))
+    assert len(programs) > 400
+    indices = rng.integers(len(scenes), size=len(programs)).tolist()
+    single = single_answers(programs, scenes, indices)
+    assert execute_batch(programs, scenes, indices) == single
+    assert sum(a is not None for a in single) > 50
+
+
+def test_scenes_too_large_for_a_bitset_fall_back_to_the_single_executor():
+    rng = np.random.default_rng(0)
+    objects = tuple(
+        SceneObject(
+            "cube" if k % 3 else "sphere",
+            "red" if k % 2 else "blue",
+            "metal",
+            "large",
+            (float(rng.uniform(-30, 30)), float(rng.uniform(-30, 30)), 0.7),
+        )
+        for k in range(70)
+    )
+    big = SceneGraph(objects=objects)
+    small = sample_scene_graphs(1, seed=0)[0]
+    table = SceneTable([big, small])
+    assert table.fits.tolist() == [False, True]
+    programs = [
+        parse_program("count(filter_color(scene(), red))"),
+        parse_program(
+            "count(relate(unique(filter_shape(filter_color(scene(), red), sphere)), left))"
+        ),
+        parse_program("count(scene())"),
+    ]
+    indices = [0, 0, 1]
+    expected = single_answers(programs, [big, small], indices)
+    assert expected[0] == "35"
+    assert execute_batch(programs, [big, small], indices) == expected
+
+
+def test_a_prebuilt_table_can_be_reused_across_batches(scenes):
+    table = SceneTable(scenes)
+    programs = random_programs(100, seed=9, scenes=scenes)
+    indices = [k % len(scenes) for k in range(100)]
+    assert execute_batch(programs, table, indices) == single_answers(programs, scenes, indices)
+    assert table.value_bits.shape == (len(scenes), 16)  # 15 CLEVR words + "any"
+    assert table.rel_bits.shape == (len(scenes), 4, table.max_objects)
+
+
+def test_bad_scene_indices_raise_data_error_naming_the_program(scenes):
+    program = parse_program("count(scene())")
+    with pytest.raises(DataError, match="2 programs but 1 scene indices"):
+        execute_batch([program, program], scenes, [0])
+    with pytest.raises(DataError, match=r"program 1: scene index 40 is out of range 0\.\.39"):
+        execute_batch([program, program], scenes, [0, 40])
+
+
+def test_programs_given_as_bare_calls_are_accepted(scenes):
+    call = Call("count", (Call("scene"),))
+    assert execute_batch([call], scenes, [0]) == [str(len(scenes[0]))]
+    assert default_executor.answer(call, scenes[0]) == str(len(scenes[0]))
