@@ -28,6 +28,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "data_clevr",
     "questions",
     "train_derender",
+    "train_dynamics",
+    "bench_dynamics",
     "execute",
     "answer",
     "bench_speed",

@@ -9,7 +9,7 @@ One step, for a graph built by :class:`physics.graph.GraphBuilder`::
     preprocess  velocities v_{t-H+1..t} = diff(pos_hist), normalised by buffers;
                 relative positions x_i - x_j on every edge, scaled by a buffer
     encode      c_i = f_enc([v-history, node_attr, action, node type])    [M, hidden]
-                c_ij = f_rel([x_i - x_j, |x_i - x_j|, edge_attr, type])   [E, hidden]
+                c_ij = f_rel([x_i - x_j, |x_i - x_j|, v_i - v_j, edge_attr, type])  [E, hidden]
     process     h = hook(c_i, c_ij, graph)        (IN / PropNet / DPI-Net) [M, hidden]
     decode      y = f_dec(h)  -> normalised acceleration (or velocity)    [M, D]
     integrate   v_{t+1} = v_t + a;  x_{t+1} = x_t + v_{t+1}   (per-step units, no dt)
@@ -84,7 +84,7 @@ class DynamicsModel(nn.Module, abc.ABC):
         else:
             vel_in = h * d
         self.node_encoder = mlp(vel_in + c.node_attr_dim + d + len(NodeType) + po, hd, hd, c.mlp_layers, norm=True)
-        self.edge_encoder = mlp(d + 1 + c.edge_attr_dim + NUM_RELATIONS, hd, hd, c.mlp_layers, norm=True)
+        self.edge_encoder = mlp(2 * d + 1 + c.edge_attr_dim + NUM_RELATIONS, hd, hd, c.mlp_layers, norm=True)
         self.decoder = mlp(hd, hd, d, c.mlp_layers)
 
     # ------------------------------------------------------------------ statistics
@@ -139,8 +139,13 @@ class DynamicsModel(nn.Module, abc.ABC):
         rel = (pos_hist[r, -1] - pos_hist[s, -1]) / self.rel_scale
         if cfg.partially_observed:
             rel = rel * (g.observed[s] & g.observed[r]).float()[:, None]
+        vel_t = pos_hist[:, -1] - pos_hist[:, -2]
+        rel_vel = (vel_t[r] - vel_t[s]) / self.vel_norm.std  # closing speed tells a contact coming
+        if cfg.partially_observed:
+            rel_vel = rel_vel * (g.observed[s] & g.observed[r]).float()[:, None]
         etype = nn.functional.one_hot(g.edge_type, NUM_RELATIONS).float()
-        c_edge = self.edge_encoder(torch.cat([rel, rel.norm(dim=-1, keepdim=True), self.edge_attr_norm(g.edge_attr), etype], -1))
+        feats = [rel, rel.norm(dim=-1, keepdim=True), rel_vel, self.edge_attr_norm(g.edge_attr), etype]
+        c_edge = self.edge_encoder(torch.cat(feats, -1))
         return c_node, c_edge
 
     @abc.abstractmethod

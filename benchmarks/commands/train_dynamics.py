@@ -1,0 +1,110 @@
+"""``nesy train dynamics``: train a learned simulator (in, propnet, dpinet) on a world's data.
+
+Example::
+
+    nesy data dynamics --world cradle --n 40 --out data/cradle --split train
+    nesy data dynamics --world cradle --n 6 --out data/cradle --split valid
+    nesy train dynamics --world cradle --model propnet --data data/cradle --epochs 20 --out runs/cradle_propnet
+
+Writes ``OUT/checkpoint.pt`` (every epoch; ``--resume`` continues from it),
+``OUT/model.pt`` (best validation epoch), ``OUT/loss.jsonl``; ``--export FILE``
+copies the best model to FILE (how the shipped checkpoints were made).  The
+exact command line and seed are stored in the checkpoint metadata.  Prints a
+JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import shutil
+from pathlib import Path
+
+from benchmarks.commands.data_dynamics import parse_overrides
+from benchmarks.config_flags import add_config_flags, config_from_args
+from physics.errors import DataError
+from physics.models import MODEL_NAMES, TrainConfig, make_model, preset, train
+from physics.models.config import WORLDS as MODEL_WORLDS
+
+__all__ = ["register", "run"]
+
+
+def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
+    """The full command that reproduces this run, every training setting spelled out."""
+    parts = ["nesy", "train", "dynamics", "--world", args.world, "--model", args.model, "--data", str(args.data),
+             "--out", str(out)]
+    for f in dataclasses.fields(TrainConfig):
+        parts += ["--" + f.name.replace("_", "-"), str(getattr(cfg, f.name))]
+    for item in args.set or []:
+        parts += ["--set", item]
+    if args.resume:
+        parts.append("--resume")
+    return shlex.join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from physics.worlds.dynamics import load_split
+
+    cfg = config_from_args(TrainConfig, args)
+    train_trajs = load_split(args.data, "train")
+    try:
+        valid_trajs = load_split(args.data, "valid")
+    except DataError:
+        valid_trajs = []
+    t0 = train_trajs[0]
+    overrides = parse_overrides(args.set)
+    mcfg = preset(
+        args.world,
+        args.model,
+        dim=int(t0.positions.shape[2]),
+        node_attr_dim=int(t0.node_attr.shape[1]),
+        edge_attr_dim=int(t0.edge_attr.shape[1]),
+        **overrides,
+    )
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    model = make_model(args.model, mcfg)
+    out = Path(args.out or f"runs/dynamics/{args.world}_{args.model}")
+    meta = {
+        "command": _command_line(args, cfg, out),
+        "seed": cfg.seed,
+        "world": args.world,
+        "data": str(args.data),
+        "train_trajectories": len(train_trajs),
+        "data_seed": t0.meta.get("seed"),
+    }
+    summary = train(model, train_trajs, valid_trajs, out, cfg, resume=args.resume, meta=meta, progress=not args.quiet)
+    if args.export:
+        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "model.pt", args.export)
+        summary["files"]["export"] = str(args.export)
+    summary.pop("history")
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def register(groups) -> None:
+    parser = groups.sub(
+        "train",
+        "dynamics",
+        help="train IN / PropNet / DPI-Net on a dynamics data set",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--world", required=True, choices=[w for w in MODEL_WORLDS if w != "toy"], help="world the data comes from")
+    parser.add_argument("--model", required=True, choices=list(MODEL_NAMES), help="simulator to train")
+    parser.add_argument("--data", required=True, help="folder written by `nesy data dynamics` (train and valid splits)")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/dynamics/WORLD_MODEL)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--export", default=None, help="copy the best model.pt to this file")
+    parser.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="change a model config field from the world preset (repeatable), e.g. --set hidden=128",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(parser, TrainConfig)
+    parser.set_defaults(func=run)
+
+

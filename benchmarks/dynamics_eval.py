@@ -1,0 +1,165 @@
+"""Accuracy and speed of learned simulators against the ground-truth worlds.
+
+:func:`evaluate_dynamics` rolls every model out on held-out trajectories (the
+``test`` split, generated from its own seeds) and returns the result that
+``nesy bench dynamics`` writes as JSON:
+
+    world            world name
+    data, split      data set folder and split used
+    trajectories     number of held-out trajectories
+    steps            recorded steps per trajectory
+    horizons         the horizons reported in ``mse_at``
+    ground_truth     the simulator's speed: {"steps_per_s", "physics_steps_per_s",
+                     "seconds", "steps", "nodes", ...} from
+                     ``physics.worlds.dynamics.measure_sim_speed``
+    models           {name: {
+                        "checkpoint":    file the weights came from,
+                        "mse_at":        {"1": MSE at the 1st predicted step, "5": ..., ...},
+                        "mse_full":      MSE averaged over every predicted step,
+                        "mse_curve":     MSE per predicted step (mean over trajectories),
+                        "steps_per_s":   predicted steps per second (one trajectory at a time),
+                        "speed_vs_simulator": steps_per_s / ground_truth steps_per_s,
+                        "trained":       the checkpoint's metadata (command, seed, epochs)}}
+    figures          {"error_png": error against horizon, "rollout_gif": predicted beside true}
+
+MSE is in squared scene units (m^2), over all nodes a model sees and the D
+coordinates, averaged over trajectories.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physics.errors import CheckpointError, ConfigError
+from physics.io import PathLike, atomic_write_bytes
+from physics.models import MODEL_NAMES, load_model, rollout_errors
+from physics.trajectory import Trajectory
+
+__all__ = ["SHIPPED_CHECKPOINTS", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif"]
+
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[1] / "physics" / "models" / "checkpoints"
+GIF_FRAMES = 50  # frames kept in the rollout GIF (evenly spaced)
+
+
+def find_checkpoint(world: str, model: str, folder: PathLike | None = None) -> Path:
+    """``folder/<world>_<model>.pt`` or ``folder/<world>_<model>/model.pt`` (shipped folder by default)."""
+    root = Path(folder) if folder else SHIPPED_CHECKPOINTS
+    for cand in (root / f"{world}_{model}.pt", root / f"{world}_{model}" / "model.pt", root / model / "model.pt"):
+        if cand.is_file():
+            return cand
+    raise CheckpointError(
+        f"no checkpoint for model {model!r} on world {world!r} under {root} "
+        f"(looked for {world}_{model}.pt and {world}_{model}/model.pt); train one with "
+        f"`nesy train dynamics --world {world} --model {model} --data DIR`"
+    )
+
+
+def evaluate_dynamics(
+    world: str,
+    trajs: Sequence[Trajectory],
+    models: Sequence[str],
+    checkpoints: PathLike | None = None,
+    horizons: Sequence[int] = (1, 5, 10, 20),
+    sim_speed: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
+    """Roll each model out on ``trajs``; returns (result dict without figures, predictions per model)."""
+    bad = [m for m in models if m not in MODEL_NAMES]
+    if bad:
+        raise ConfigError(f"unknown model(s) {bad}; choose from {', '.join(MODEL_NAMES)}")
+    result: dict[str, Any] = {
+        "world": world,
+        "trajectories": len(trajs),
+        "steps": int(trajs[0].num_steps) if trajs else 0,
+        "horizons": [int(h) for h in horizons],
+        "ground_truth": sim_speed,
+        "models": {},
+    }
+    preds: dict[str, list[np.ndarray]] = {}
+    gt_speed = (sim_speed or {}).get("steps_per_s")
+    for name in models:
+        path = find_checkpoint(world, name, checkpoints)
+        model, meta = load_model(path)
+        if model.name != name:
+            raise CheckpointError(f"{path} holds a {model.name!r} model, not {name!r}")
+        r = rollout_errors(model, trajs, horizons)
+        preds[name] = r.pop("predictions")
+        r["mse_at"] = {str(k): v for k, v in r["mse_at"].items()}
+        r["checkpoint"] = str(path)
+        r["speed_vs_simulator"] = r["steps_per_s"] / gt_speed if gt_speed else None
+        r["trained"] = {k: meta[k] for k in ("command", "seed", "epoch", "valid_loss", "train_seconds", "world") if k in meta}
+        result["models"][name] = r
+    return result, preds
+
+
+def plot_errors(result: dict[str, Any], path: PathLike) -> None:
+    """PNG: rollout MSE against horizon, one line per model (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+    for name, r in result["models"].items():
+        curve = np.asarray(r["mse_curve"])
+        ax.plot(np.arange(1, len(curve) + 1), np.maximum(curve, 1e-12), label=f"{name} (full {r['mse_full']:.2e})")
+    ax.set_yscale("log")
+    ax.set_xlabel("horizon (predicted steps)")
+    ax.set_ylabel("position MSE (m$^2$)")
+    ax.set_title(f"{result['world']}: rollout error, {result['trajectories']} held-out trajectories")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _view_axes(positions: np.ndarray) -> tuple[int, int]:
+    """The two coordinates that move most (x-z for the cradle, x-y for pushing)."""
+    if positions.shape[2] < 3:
+        return 0, 1
+    spread = positions.reshape(-1, positions.shape[2]).std(0)
+    a, b = sorted(np.argsort(spread)[-2:].tolist())
+    return a, b
+
+
+def rollout_gif(truth: Trajectory, preds: dict[str, np.ndarray], path: PathLike, frames: int = GIF_FRAMES) -> None:
+    """GIF: the true rollout beside each model's, as scatter plots sharing axes."""
+    import imageio.v2 as imageio
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = min([truth.num_steps] + [p.shape[0] for p in preds.values()])
+    panels = {"ground truth": truth.positions[:t]} | {k: v[:t] for k, v in preds.items()}
+    a, b = _view_axes(truth.positions)
+    allpos = np.concatenate([p[:, :, [a, b]].reshape(-1, 2) for p in panels.values()])
+    allpos = allpos[np.isfinite(allpos).all(1)]
+    lo, hi = np.percentile(allpos, 0.5, axis=0), np.percentile(allpos, 99.5, axis=0)
+    pad = 0.1 * (hi - lo).max() + 1e-6
+    colors = truth.instance % 10
+    images = []
+    for k in np.linspace(0, t - 1, min(frames, t)).astype(int):
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.6), dpi=70)
+        for ax, (title, pos) in zip(np.atleast_1d(axes), panels.items(), strict=True):
+            ax.scatter(pos[k, :, a], pos[k, :, b], c=colors, cmap="tab10", vmin=0, vmax=9, s=18)
+            ax.set_xlim(lo[0] - pad, hi[0] + pad)
+            ax.set_ylim(lo[1] - pad, hi[1] + pad)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{title}\nstep {k}", fontsize=8)
+        fig.tight_layout()
+        fig.canvas.draw()
+        images.append(np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy())
+        plt.close(fig)
+    buf = io.BytesIO()
+    imageio.mimsave(buf, images, format="GIF", duration=0.08, loop=0)
+    atomic_write_bytes(path, buf.getvalue())
