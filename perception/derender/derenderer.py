@@ -73,10 +73,12 @@ def image_to_tensor(rgb: np.ndarray | Tensor) -> Tensor:
 def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
     """COCO's uncompressed run-length encoding (column-major runs, starting with 0s)."""
     flat = np.asarray(mask, dtype=bool).flatten(order="F")
-    change = np.flatnonzero(np.diff(np.r_[False, flat, False].astype(np.int8))) if flat.size else np.array([], int)
-    # runs alternate 0s, 1s, 0s, ...; change marks where each run of 1s starts and ends
+    # run boundaries: where the value changes; a leading run of 0s may be empty
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     bounds = np.r_[0, change, flat.size]
     counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0, *counts]
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
 
 
