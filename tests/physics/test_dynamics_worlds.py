@@ -293,3 +293,13 @@ def test_docstring_examples_run():
     for module in (base, registry):
         result = doctest.testmod(module, verbose=False)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_boxes_pusher_starts_clear_of_every_box():
+    with make_world("boxes", num_boxes=20, steps=1) as world:
+        for seed in range(20):
+            world.reset(seed)
+            pos = world.state()
+            b, r = world.config.num_boxes, world.config.pusher_radius
+            reach = np.linalg.norm(world.node_attr[:b, 2:4], axis=1) / 2
+            assert (np.linalg.norm(pos[:b, :2] - pos[b, :2], axis=1) > reach + r).all()

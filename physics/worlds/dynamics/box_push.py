@@ -1,11 +1,12 @@
 """Box pushing: a velocity-driven pusher shoves boxes on a floor, partially observed (PropNet).
 
 ``num_boxes`` boxes of seeded random footprint lie at a seeded random,
-non-overlapping layout; a heavy frictionless cylinder (the pusher) moves with the
-commanded planar velocity, set before every physics step, so it behaves as a
-kinematic body that the boxes cannot stop.  The random policy heads for a
-randomly chosen box, switching every ``goal_every`` steps, with low-pass-filtered
-noise on the velocity, capped at ``max_speed``.
+non-overlapping layout; the pusher, a heavy frictionless cylinder, starts at a
+free spot among them and moves with the commanded planar velocity, set before
+every physics step, so it behaves as a kinematic body that the boxes cannot stop.
+The random policy heads for one of the three boxes nearest to the pusher, chosen
+at random again every ``goal_every`` steps, with low-pass-filtered noise on the
+velocity, capped at ``max_speed``.
 
 Nodes (``box_nodes="centre"``, PropNet's setting): one per box (its centre of
 mass) and the pusher last.  ``node_attr`` is ``[box, pusher, size_x, size_y,
@@ -40,6 +41,7 @@ __all__ = ["BoxPushConfig", "BoxPushing"]
 
 BOX, PUSHER = 0, 1  # node_attr type columns; columns 2..4 hold the extents
 BOX_NODES = ("centre", "corners")
+NEAREST_TARGETS = 3  # the policy pushes nearby boxes, so most episodes move several within a few seconds
 CORNERS = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64) / 2  # times (size_x, size_y)
 
 
@@ -61,6 +63,7 @@ class BoxPushConfig(WorldConfig):
     action_smoothing: float = field(default=0.2, metadata={"help": "low-pass factor of the velocity per step (0..1]"})
     goal_every: int = field(default=40, metadata={"help": "recorded steps between new target boxes"})
     observed_fraction: float = field(default=0.5, metadata={"help": "fraction of boxes a model may see"})
+    steps: int = field(default=150, metadata={"help": "recorded steps per rollout"})
     box_nodes: str = field(
         default="centre", metadata={"help": "nodes per box: its centre, or its 4 corners", "choices": BOX_NODES}
     )
@@ -134,9 +137,7 @@ class BoxPushing(DynamicsWorld):
             self._call("changeDynamics", body, -1, lateralFriction=cfg.friction)
             self._boxes.append(body)
 
-        # the pusher starts outside the layout, at a random bearing
-        bearing = float(rng.uniform(-np.pi, np.pi))
-        start = (cfg.layout + 2 * cfg.pusher_radius + 0.05) * np.array([np.cos(bearing), np.sin(bearing)])
+        start = self._pusher_start(rng, sizes, centres)
         height = 1.5 * cfg.box_height
         col = self._call("createCollisionShape", pb.GEOM_CYLINDER, radius=cfg.pusher_radius, height=height)
         vis = self._call(
@@ -176,8 +177,8 @@ class BoxPushing(DynamicsWorld):
         self.observed = np.append(seen_boxes[box_of], True)
 
         self._velocity = np.zeros(3)
-        self._target = int(rng.integers(b))
         self._t = 0
+        self._target = self._pick_target()
 
     def _layout(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Box footprints ``[B, 2]``, centres ``[B, 2]`` and yaws ``[B]`` that do not overlap."""
@@ -200,6 +201,18 @@ class BoxPushing(DynamicsWorld):
         yaws = rng.uniform(-np.pi, np.pi, size=cfg.num_boxes)
         return sizes, np.array(centres), yaws
 
+    def _pusher_start(self, rng: np.random.Generator, sizes: np.ndarray, centres: np.ndarray) -> np.ndarray:
+        """A free spot among the boxes; else a point on a circle clear of them all."""
+        cfg = self.config
+        need = np.linalg.norm(sizes, axis=1) / 2 + cfg.pusher_radius + 0.01
+        for _ in range(1000):
+            xy = rng.uniform(-cfg.layout, cfg.layout, size=2)
+            if (np.linalg.norm(centres - xy, axis=1) > need).all():
+                return xy
+        bearing = float(rng.uniform(-np.pi, np.pi))
+        clear = np.sqrt(2) * (cfg.layout + cfg.box_size[1] / 2) + cfg.pusher_radius + 0.01
+        return clear * np.array([np.cos(bearing), np.sin(bearing)])
+
     def _positions(self) -> np.ndarray:
         poses = [self._call("getBasePositionAndOrientation", body) for body in self._boxes + [self._pusher]]
         pos = np.array([p for p, _ in poses])
@@ -215,10 +228,18 @@ class BoxPushing(DynamicsWorld):
         v = action[self.pusher_node]
         self._call("resetBaseVelocity", self._pusher, [float(v[0]), float(v[1]), 0.0], [0.0, 0.0, 0.0])
 
+    def _pick_target(self) -> int:
+        """One of the (up to) three boxes nearest to the pusher, at random."""
+        pos = np.array(
+            [self._call("getBasePositionAndOrientation", body)[0][:2] for body in self._boxes + [self._pusher]]
+        )
+        nearest = np.argsort(np.linalg.norm(pos[:-1] - pos[-1], axis=1), kind="stable")[:NEAREST_TARGETS]
+        return int(self._rng.choice(nearest))
+
     def _sample_action(self) -> np.ndarray:
         cfg = self.config
         if self._t and self._t % cfg.goal_every == 0:
-            self._target = int(self._rng.integers(cfg.num_boxes))
+            self._target = self._pick_target()
         self._t += 1
         here = np.asarray(self._call("getBasePositionAndOrientation", self._pusher)[0][:2])
         goal = np.asarray(self._call("getBasePositionAndOrientation", self._boxes[self._target])[0][:2])
