@@ -141,16 +141,23 @@ class Camera:
 
         ``eye + depth[..., None] * pixel_rays()`` is the world point seen at a pixel.
         """
+        return self.pixel_rays_at(np.arange(self.height)[:, None], np.arange(self.width)[None, :])
+
+    def pixel_rays_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Rays (as :meth:`pixel_rays`) through the centres of pixels ``(rows, cols)``.
+
+        Args:
+            rows, cols: Integer pixel indices, broadcastable to a common shape S.
+
+        Returns:
+            float64 [*S, 3].
+        """
         right, up, forward = self.axes()
         tan_x = math.tan(math.radians(self.fov_x_deg) / 2.0)
         tan_y = math.tan(math.radians(self.fov_y_deg) / 2.0)
-        xs = ((np.arange(self.width) + 0.5) / self.width * 2.0 - 1.0) * tan_x
-        ys = (1.0 - (np.arange(self.height) + 0.5) / self.height * 2.0) * tan_y
-        return (
-            forward[None, None, :]
-            + xs[None, :, None] * right[None, None, :]
-            + ys[:, None, None] * up[None, None, :]
-        )
+        xs = ((np.asarray(cols) + 0.5) / self.width * 2.0 - 1.0) * tan_x
+        ys = (1.0 - (np.asarray(rows) + 0.5) / self.height * 2.0) * tan_y
+        return forward + xs[..., None] * right + ys[..., None] * up
 
     def unproject(self, depth: np.ndarray) -> np.ndarray:
         """Metric depth image [H, W] -> world points [H, W, 3]."""

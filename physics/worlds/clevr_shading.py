@@ -95,15 +95,15 @@ def shade(
     Returns:
         The shaded image, uint8 [H, W, 3] (a new array; inputs are not modified).
     """
-    out = rgb.astype(np.float32)
+    out = rgb.copy()
     to_light = light.unit_direction()
     eye = np.asarray(camera.eye, float)
-    rays = _pixel_rays(camera)
     h, w = mask.shape
-    far = camera.far * 0.999
+    floor, gx, gy = _floor_geometry(camera)
+    ground = (mask < 0) & (floor < camera.far)  # background pixels that show the floor
     shadowed = np.zeros(mask.shape, dtype=bool)
     for solid in solids:
-        # the shadow of the solid's bounding sphere lies in this disc on the ground; work on its pixel box
+        # the shadow of the solid's bounding sphere lies in this disc on the floor; work on its pixel box
         c = solid.center
         foot = c[:2] - c[2] / to_light[2] * to_light[:2]
         reach = solid.bounding_radius / to_light[2]
@@ -111,18 +111,16 @@ def shade(
         if box is None:
             continue
         v0, v1, u0, u1 = box
-        sub_depth = depth[v0:v1, u0:u1].astype(np.float64)
-        pts = eye + sub_depth[..., None] * rays[v0:v1, u0:u1]
+        sx, sy = gx[v0:v1, u0:u1], gy[v0:v1, u0:u1]
         near = (
-            (mask[v0:v1, u0:u1] < 0)
-            & (sub_depth < far)
-            & (np.abs(pts[..., 2]) < 0.05)  # the floor, not the sky
+            ground[v0:v1, u0:u1]
             & ~shadowed[v0:v1, u0:u1]
-            & (np.hypot(pts[..., 0] - foot[0], pts[..., 1] - foot[1]) < reach)
+            & (np.hypot(sx - np.float32(foot[0]), sy - np.float32(foot[1])) < reach)
         )
         if near.any():
-            shadowed[v0:v1, u0:u1][near] = _ray_hits(solid, pts[near], to_light)
-    out[shadowed] *= light.shadow
+            origins = np.stack([sx[near], sy[near], np.zeros(int(near.sum()), np.float32)], axis=1)
+            shadowed[v0:v1, u0:u1][near] = _ray_hits(solid, origins.astype(np.float64), to_light)
+    out[shadowed] = np.rint(out[shadowed] * np.float32(light.shadow)).astype(np.uint8)
 
     metal = [k for k, solid in enumerate(solids) if solid.metal]
     if metal:
@@ -132,7 +130,7 @@ def shade(
             if len(idx) == 0:
                 continue
             solid = solids[k]
-            p = eye + depth.ravel()[idx, None].astype(np.float64) * rays.reshape(-1, 3)[idx]
+            p = eye + depth.ravel()[idx, None].astype(np.float64) * camera.pixel_rays_at(idx // w, idx % w)
             n = _normals(solid, p)
             v = eye[None, :] - p
             v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -149,10 +147,10 @@ def shade(
             base = np.asarray(solid.base_rgb, np.float32)
             # metal: less diffuse light, more of the environment mirrored in the object's colour
             pix = out.reshape(-1, 3)
-            shaded = pix[idx] * 0.5 + base[None, :] * (0.05 + 0.55 * env[:, None])
+            shaded = pix[idx].astype(np.float32) * 0.5 + base[None, :] * (0.05 + 0.55 * env[:, None])
             shaded += 255.0 * (light.metal_specular * (spec + 0.2 * broad) + 0.25 * fresnel * env)[:, None]
-            pix[idx] = shaded
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+            pix[idx] = np.clip(np.rint(shaded), 0, 255).astype(np.uint8)
+    return out
 
 
 def paint_floor(
@@ -184,9 +182,10 @@ def paint_floor(
     intensity = min(light.ambient + light.diffuse * max(float(light.unit_direction()[2]), 0.0), 1.0)
     shade_rgb = np.rint(np.asarray(floor_rgb) * 255.0 * intensity * np.asarray(light.color)).astype(np.uint8)
     rgb = rgb.copy()
-    rgb[background] = np.asarray(SKY_RGB, np.uint8)
-    rgb[hits_floor] = shade_rgb
-    depth = np.where(hits_floor, floor, np.where(background, np.float32(camera.far), depth)).astype(np.float32)
+    np.copyto(rgb, np.asarray(SKY_RGB, np.uint8), where=(background & ~hits_floor)[..., None])
+    np.copyto(rgb, shade_rgb, where=hits_floor[..., None])
+    depth = depth.astype(np.float32, copy=True)
+    np.copyto(depth, floor, where=background)  # floor depth is `far` where the floor is not seen
     return rgb, depth
 
 
@@ -195,26 +194,39 @@ def floor_depth(camera: Camera) -> np.ndarray:
     return _cached_floor_depth(camera).copy()
 
 
-@lru_cache(maxsize=8)
 def _cached_floor_depth(camera: Camera) -> np.ndarray:
-    rays = _pixel_rays(camera)
-    down = rays[..., 2] < 0.0
+    return _floor_geometry(camera)[0]
+
+
+@lru_cache(maxsize=4)
+def _floor_geometry(camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each pixel's ray meets the floor z = 0: (depth, x, y), each float32 [H, W].
+
+    Depth is ``far`` where the floor is not seen.  Built from outer sums of the
+    per-column and per-row ray terms, never an [H, W, 3] array.
+    """
+    right, up, forward = camera.axes()
+    tan_x = np.tan(np.radians(camera.fov_x_deg) / 2.0)
+    tan_y = np.tan(np.radians(camera.fov_y_deg) / 2.0)
+    xs = ((np.arange(camera.width) + 0.5) / camera.width * 2.0 - 1.0) * tan_x
+    ys = (1.0 - (np.arange(camera.height) + 0.5) / camera.height * 2.0) * tan_y
+
+    def component(i: int) -> np.ndarray:
+        return forward[i] + xs[None, :] * right[i] + ys[:, None] * up[i]
+
+    ray_z = component(2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(down, -camera.eye[2] / rays[..., 2], np.inf)
-    depth = np.where((t > camera.near) & (t < camera.far), t, camera.far).astype(np.float32)
-    depth.setflags(write=False)
-    return depth
-
-
-@lru_cache(maxsize=8)
-def _cached_rays(camera: Camera) -> np.ndarray:
-    rays = camera.pixel_rays()
-    rays.setflags(write=False)
-    return rays
-
-
-def _pixel_rays(camera: Camera) -> np.ndarray:
-    return _cached_rays(camera)
+        t = np.where(ray_z < 0.0, -camera.eye[2] / ray_z, np.inf)
+    seen = (t > camera.near) & (t < camera.far)
+    t = np.where(seen, t, camera.far)
+    out = (
+        t.astype(np.float32),
+        (camera.eye[0] + t * component(0)).astype(np.float32),
+        (camera.eye[1] + t * component(1)).astype(np.float32),
+    )
+    for a in out:
+        a.setflags(write=False)
+    return out
 
 
 def _pixel_box(camera: Camera, foot: np.ndarray, reach: float, w: int, h: int) -> tuple[int, int, int, int] | None:
