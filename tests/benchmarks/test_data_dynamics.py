@@ -7,10 +7,23 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks import cli
 from benchmarks.cli import main
 from benchmarks.datasets.dynamics_builder import DynamicsDataConfig, build_dynamics_split
 from physics.errors import ConfigError, DataError
 from physics.worlds.dynamics import load_split, trajectory_seed
+
+REGISTERED = cli.COMMAND_MODULES  # as shipped, before the fixture below narrows it
+
+
+@pytest.fixture(autouse=True)
+def only_this_command(monkeypatch):
+    """Build the CLI with this command alone: the other commands' imports (torch, ...) cost seconds."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("data_dynamics",))
+
+
+def test_command_is_registered_in_the_cli():
+    assert "data_dynamics" in REGISTERED
 
 
 def _run(capsys, *argv: str) -> dict:
