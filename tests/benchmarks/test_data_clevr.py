@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks import cli
 from benchmarks.cli import main
 from benchmarks.datasets.clevr_builder import (
     PARTIAL,
@@ -28,6 +29,17 @@ from physics.errors import ConfigError
 from physics.worlds.clevr_properties import COGENT_CONDITIONS
 
 N = 3
+REGISTERED = cli.COMMAND_MODULES  # as shipped, before the fixture below narrows it
+
+
+@pytest.fixture
+def only_this_command(monkeypatch):
+    """Build the CLI with this command alone (other commands' heavy imports are not under test)."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("data_clevr",))
+
+
+def test_data_clevr_is_registered():
+    assert "data_clevr" in REGISTERED
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +148,7 @@ def test_cogent_condition_b_swaps_cube_and_cylinder_palettes(tmp_path):
     assert not questions_path(tmp_path, "val").exists()
 
 
-def test_cli_builds_and_prints_json(tmp_path, capsys, templates):
+def test_cli_builds_and_prints_json(tmp_path, capsys, templates, only_this_command):
     out = tmp_path / "cli"
     rc = main(["data", "clevr", "--n", "1", "--out", str(out), "--split", "test", "--width", "240",
                "--height", "160", "--min-pixels", "50", "--templates", templates,
@@ -147,7 +159,7 @@ def test_cli_builds_and_prints_json(tmp_path, capsys, templates):
     assert (out / "images" / "CLEVR_test_000000.png").is_file() and (tmp_path / "grid.png").is_file()
 
 
-def test_bad_options_are_one_line_errors(tmp_path, capsys):
+def test_bad_options_are_one_line_errors(tmp_path, capsys, only_this_command):
     assert main(["data", "clevr", "--n", "0", "--out", str(tmp_path)]) == 2
     assert "--n must be a positive" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="no such file"):
