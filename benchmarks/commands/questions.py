@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.config_flags import add_config_flags, config_from_args
 from physics.errors import ConfigError
+from reasoning.questions.config import GeneratorConfig
 
 __all__ = ["register", "run", "check_questions"]
 
@@ -62,12 +64,7 @@ def check_questions(questions: list[dict[str, Any]], scenes: list[Any]) -> dict[
 def run(args: argparse.Namespace) -> int:
     from perception.scene_graph import load_scenes
     from perception.synthetic import sample_scene_graphs
-    from reasoning.questions import (
-        GeneratorConfig,
-        QuestionGenerator,
-        question_type,
-        save_questions,
-    )
+    from reasoning.questions import QuestionGenerator, question_type, save_questions
 
     if (args.scenes is None) == (args.synthetic is None):
         raise ConfigError("give exactly one of --scenes FILE or --synthetic N")
@@ -87,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         templates=args.templates,
         synonyms=args.synonyms,
         metadata=args.metadata,
-        config=GeneratorConfig(split=args.split),
+        config=config_from_args(GeneratorConfig, args),
     )
     start = time.perf_counter()
     questions = gen.generate(
@@ -159,9 +156,7 @@ def register(groups) -> None:
         "--per-scene", type=int, default=10, help="templates instantiated per scene (default: 10)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument(
-        "--split", default="train", help="split name for scenes that carry none (default: train)"
-    )
+    add_config_flags(parser, GeneratorConfig)  # balancing and search knobs, --split
     parser.add_argument(
         "--check", action="store_true", help="answer every program with the executor and compare"
     )

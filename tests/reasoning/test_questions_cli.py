@@ -61,4 +61,9 @@ def test_data_questions_reports_bad_input_in_one_line(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "templates not found" in err and len(err.strip().splitlines()) == 1
+    assert (
+        main(["data", "questions", "--synthetic", "2", "--balance-ratio", "0.5", "--out", str(out)])
+        == 2
+    )
+    assert "balance_ratio must be >= 1.0" in capsys.readouterr().err
     assert not out.exists()
