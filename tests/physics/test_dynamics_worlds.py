@@ -161,7 +161,10 @@ def test_state_before_reset_and_bad_actions_raise_state_error():
 
 def test_measure_sim_speed_reports_positive_rates():
     res = measure_sim_speed("cradle", steps=20, repeats=1)
-    assert res["world"] == "cradle" and res["steps_per_s"] > 0
+    assert res["world"] == "cradle" and res["steps_per_s"] > 0 and res["nodes"] == 10
+    with make_world("cradle", num_balls=3, steps=5) as world:
+        config = dict(world.rollout(seed=0).meta["config"])
+    assert measure_sim_speed("cradle", steps=5, repeats=1, overrides=config)["nodes"] == 6
     assert res["physics_steps_per_s"] == pytest.approx(res["steps_per_s"] * res["frame_skip"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from physics.errors import ConfigError
@@ -12,7 +13,14 @@ from physics.worlds.dynamics.registry import make_world
 __all__ = ["measure_sim_speed"]
 
 
-def measure_sim_speed(world: str | DynamicsWorld, steps: int = 200, *, seed: int = 0, repeats: int = 3) -> dict[str, Any]:
+def measure_sim_speed(
+    world: str | DynamicsWorld,
+    steps: int = 200,
+    *,
+    seed: int = 0,
+    repeats: int = 3,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Time rollouts of a ground-truth world (random policy, state read every step).
 
     The time covers stepping, applying actions and reading positions, the work a
@@ -23,6 +31,8 @@ def measure_sim_speed(world: str | DynamicsWorld, steps: int = 200, *, seed: int
         steps: Recorded steps per timed rollout.
         seed: Episode seed.
         repeats: Timed rollouts; the fastest counts (least disturbed by other load).
+        overrides: Config fields for a world given by name, e.g. a data set's
+            ``traj.meta["config"]``, so the timing matches that data.
 
     Returns:
         ``{"world", "steps", "frame_skip", "physics_dt", "seconds",
@@ -31,7 +41,7 @@ def measure_sim_speed(world: str | DynamicsWorld, steps: int = 200, *, seed: int
     if steps < 1 or repeats < 1:
         raise ConfigError(f"steps and repeats must be >= 1, got steps={steps}, repeats={repeats}")
     own = isinstance(world, str)
-    w = make_world(world) if own else world
+    w = make_world(world, **dict(overrides or {})) if own else world
     try:
         best = float("inf")
         for _ in range(repeats):
