@@ -19,6 +19,15 @@ __all__ = ["SpeedConfig", "SUITES", "Suite"]
 
 Suite = Callable[[SpeedConfig], dict]
 
+
+def clevr_data_suite(config: SpeedConfig) -> dict:
+    """CLEVR data generation, scenes/s with questions (imported on use: pybullet and torch)."""
+    from benchmarks.speed.clevr_data import clevr_data_suite as suite
+
+    return suite(config)
+
+
 SUITES: dict[str, Suite] = {
     "executor": executor_suite,
+    "clevr-data": clevr_data_suite,
 }
