@@ -24,6 +24,7 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
 # module names under benchmarks.commands, in help order
 COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
     "data_dynamics",
     "data_clevr",
     "questions",
