@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "execute",
     "answer",
     "bench_speed",
+    "eval_clevr",
 )
 
 GROUP_HELP = {

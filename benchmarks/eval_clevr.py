@@ -1,0 +1,152 @@
+"""``nesy eval clevr``: NS-VQA accuracy on a CLEVR-format split, in the paper's table.
+
+Reads a split written by ``nesy data clevr`` (or the official CLEVR release
+layout), answers every question with the chosen perception and parser, and
+reports (JSON keys, all fractions in [0, 1]):
+
+* ``accuracy.overall`` and ``accuracy.<type>`` for the NS-VQA table's question
+  types ``count``, ``exist``, ``compare_number``, ``compare_attribute``,
+  ``query_attribute`` (with ``counts.<type>`` the number of questions);
+* ``parser.program_exact`` (parsed program == ground-truth program),
+  ``parser.program_answer`` (parsed program run on the ground-truth scene gives
+  the ground-truth answer) and ``parser.invalid`` (no well-typed program);
+  present when ``parser="model"``;
+* ``perception.detection_precision``, ``perception.detection_recall``,
+  ``perception.attribute_accuracy`` (all attributes of a matched object right),
+  ``perception.attribute_accuracy_<attr>``, ``perception.position_error``
+  (mean 3D distance, scene units); present when ``perception="model"``;
+* ``questions``, ``scenes``, ``seconds``, and the config.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from perception.datasets.clevr import find_layout, read_rgb_png
+from perception.scene_graph import SceneGraph, load_scenes
+from physics.errors import ConfigError, DataError
+from physics.io import atomic_write_json, read_json
+from reasoning.dsl import Program, from_clevr
+from reasoning.nsvqa import NSVQA
+from reasoning.questions import QUESTION_TYPES, question_type
+
+__all__ = ["ClevrEvalConfig", "evaluate_clevr"]
+
+SOURCES = ("gt", "model")
+
+
+@dataclass(frozen=True)
+class ClevrEvalConfig:
+    """What to evaluate and on which split."""
+
+    data: str = field(metadata={"help": "folder of a CLEVR-format split (nesy data clevr or the official layout)"})
+    split: str = field(default="test", metadata={"help": "split name in the file names"})
+    model: str = field(default="nsvqa", metadata={"help": "model to evaluate", "choices": ("nsvqa",)})
+    perception: str = field(default="model", metadata={"help": "scene graphs from", "choices": SOURCES})
+    parser: str = field(default="model", metadata={"help": "programs from", "choices": SOURCES})
+    limit: int | None = field(default=None, metadata={"help": "evaluate at most this many questions"})
+    out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
+
+    def __post_init__(self) -> None:
+        for name in ("perception", "parser"):
+            if getattr(self, name) not in SOURCES:
+                raise ConfigError(f"{name} must be one of {SOURCES}, got {getattr(self, name)!r}")
+        if self.model != "nsvqa":
+            raise ConfigError(f"unknown model {self.model!r}; choose one of ['nsvqa']")
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / den if den else 0.0
+
+
+def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the evaluation and return (and write, if ``config.out``) the result dict."""
+    t0 = time.perf_counter()
+    layout = find_layout(config.data, config.split)
+    if layout.scenes is None or layout.questions is None:
+        raise DataError(f"{config.data}: split {config.split!r} needs both a scenes and a questions file")
+    gt_scenes = {s.image_index if s.image_index is not None else k: s for k, s in enumerate(load_scenes(layout.scenes))}
+    raw = read_json(layout.questions, "CLEVR questions file")
+    if not isinstance(raw, dict) or not isinstance(raw.get("questions"), list):
+        raise DataError(f"{layout.questions}: expected an object with a 'questions' list")
+    questions = raw["questions"][: config.limit] if config.limit else raw["questions"]
+    for k, q in enumerate(questions):
+        for key in ("question", "program", "answer", "image_index"):
+            if key not in q:
+                raise DataError(f"{layout.questions}: question {k} lacks '{key}'")
+        if q["image_index"] not in gt_scenes:
+            raise DataError(f"{layout.questions}: question {k} asks about image {q['image_index']}, not in the scenes file")
+    gt_programs = [from_clevr(q["program"], where=f"{layout.questions.name}: question {k}") for k, q in enumerate(questions)]
+    image_ids = sorted({q["image_index"] for q in questions})
+
+    if model is None:
+        model = _load_model(config)
+    result: dict[str, Any] = {"config": asdict(config), "questions": len(questions), "scenes": len(image_ids)}
+
+    # --- perception
+    if config.perception == "model":
+        from perception.derender import perception_metrics
+
+        scenes: dict[int, SceneGraph] = {}
+        for i in tqdm(image_ids, desc="derender", unit="image", disable=not progress):
+            name = gt_scenes[i].image_filename or f"CLEVR_{config.split}_{i:06d}.png"
+            scenes[i] = model.perceive(read_rgb_png(layout.images / name))
+        metrics = perception_metrics([scenes[i] for i in image_ids], [gt_scenes[i] for i in image_ids])
+        result["perception"] = metrics
+    else:
+        scenes = gt_scenes
+
+    # --- parsing
+    if config.parser == "model":
+        texts = [q["question"] for q in questions]
+        programs: list[Program | None] = []
+        batch = 256
+        for start in tqdm(range(0, len(texts), batch), desc="parse", unit="batch", disable=not progress):
+            programs.extend(model.parse(texts[start : start + batch]))
+        scene_list = [gt_scenes[i] for i in image_ids]
+        pos = {i: k for k, i in enumerate(image_ids)}
+        on_gt = NSVQA.answer_programs(programs, scene_list, [pos[q["image_index"]] for q in questions])
+        result["parser"] = {
+            "program_exact": _ratio(sum(p == g for p, g in zip(programs, gt_programs, strict=True)), len(questions)),
+            "program_answer": _ratio(sum(a == q["answer"] for a, q in zip(on_gt, questions, strict=True)), len(questions)),
+            "invalid": _ratio(sum(p is None for p in programs), len(questions)),
+        }
+    else:
+        programs = list(gt_programs)
+
+    # --- reasoning
+    scene_list = [scenes[i] for i in image_ids]
+    pos = {i: k for k, i in enumerate(image_ids)}
+    answers = NSVQA.answer_programs(programs, scene_list, [pos[q["image_index"]] for q in questions])
+    right: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for a, q, g in zip(answers, questions, gt_programs, strict=True):
+        t = question_type(g)
+        total[t] += 1
+        right[t] += a == q["answer"]
+    accuracy = {"overall": _ratio(sum(right.values()), len(questions))}
+    accuracy.update({t: _ratio(right[t], total[t]) for t in QUESTION_TYPES})
+    result["accuracy"] = accuracy
+    result["counts"] = {t: total[t] for t in QUESTION_TYPES}
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    if config.out:
+        atomic_write_json(config.out, result, indent=1)
+    return result
+
+
+def _load_model(config: ClevrEvalConfig) -> NSVQA:
+    derenderer = parser = None
+    if config.perception == "model":
+        from perception.derender import load_default_derenderer
+
+        derenderer = load_default_derenderer()
+    if config.parser == "model":
+        from reasoning.parser import load_default_parser
+
+        parser = load_default_parser()
+    return NSVQA(derenderer, parser)
