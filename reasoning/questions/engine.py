@@ -50,11 +50,12 @@ class SceneIndex:
             so enumeration is deterministic.
     """
 
-    __slots__ = ("n", "all", "objects", "attr", "relation", "filters", "scene", "_absent")
+    __slots__ = ("n", "all", "objects", "attr", "relation", "filters", "scene", "cache", "_absent")
 
     def __init__(self, scene: SceneGraph) -> None:
         self.scene = scene
         self._absent = None  # filter keys matching no object, filled lazily by the search
+        self.cache: dict[Any, Any] = {}  # the search's per-scene memo of filter options
         self.n = len(scene.objects)
         self.all = (1 << self.n) - 1
         self.objects = tuple(tuple(o.attribute(a) for a in ATTRS) for o in scene.objects)

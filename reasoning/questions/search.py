@@ -194,12 +194,10 @@ def _choices(
         arg = st.outputs[node.inputs[0]]
         if node.type.startswith("relate"):
             options: list[Any] = _relate_filter_options(
-                node.type, arg, ix, rng, metadata, config.trivial_relate_fraction
+                node.type, arg, ix, rng, metadata, config.trivial_relate_fraction, nulls
             )
         else:
-            options = _filter_options(node.type, arg, ix, rng, metadata)
-        if nulls:  # NULL constraints prune options before they cost anything
-            options = [o for o in options if all(o[1][p] is None for p in nulls)]
+            options = _filter_options(node.type, arg, ix, rng, metadata, nulls)
     elif node.side_inputs:
         options = list(metadata.values(template.param_types[node.side_inputs[0]]))
     else:
@@ -291,24 +289,47 @@ _SUFFIX = {
 }
 
 
+def _prune(options: list[Any], nulls: tuple[int, ...]) -> list[Any]:
+    """Drop options that set a filter-key position a NULL constraint keeps empty."""
+    if not nulls:
+        return options
+    return [o for o in options if all(o[1][p] is None for p in nulls)]
+
+
 def _filter_options(
-    ftype: str, in_mask: int, ix: SceneIndex, rng: np.random.Generator, metadata: Metadata
+    ftype: str,
+    in_mask: int,
+    ix: SceneIndex,
+    rng: np.random.Generator,
+    metadata: Metadata,
+    nulls: tuple[int, ...] = (),
 ) -> list[tuple[None, FilterKey, int]]:
-    opts = {key: m & in_mask for key, m in ix.filters.items()}
-    if ftype == "filter_unique":
-        opts = {key: m for key, m in opts.items() if m and not m & (m - 1)}
-    else:
-        if ftype == "filter":
-            opts.pop(_NULL_KEY, None)
-        if ftype == "filter_exist":
-            n_add = len(opts)
-        else:  # filter, filter_count: as many absent keys as singleton keys
-            n_add = sum(1 for m in opts.values() if m and not m & (m - 1))
-        absent = _absent_keys(ix, metadata)
-        if n_add and absent:
-            for j in sorted(rng.choice(len(absent), size=min(n_add, len(absent)), replace=False)):
-                opts[absent[j]] = 0
-    return [(None, key, m) for key, m in opts.items()]
+    # The keys present in the scene depend only on (ftype, in_mask): memoised per scene.
+    hit = ix.cache.get(("f", ftype, in_mask, nulls))
+    if hit is None:
+        base = ix.cache.get(("f", ftype, in_mask))
+        if base is None:
+            opts = {key: m & in_mask for key, m in ix.filters.items()}
+            if ftype == "filter_unique":
+                opts = {key: m for key, m in opts.items() if m and not m & (m - 1)}
+                n_add = 0
+            else:
+                if ftype == "filter":
+                    opts.pop(_NULL_KEY, None)
+                if ftype == "filter_exist":
+                    n_add = len(opts)
+                else:  # filter, filter_count: as many absent keys as singleton keys
+                    n_add = sum(1 for m in opts.values() if m and not m & (m - 1))
+            base = ([(None, key, m) for key, m in opts.items()], n_add)
+            ix.cache[("f", ftype, in_mask)] = base
+        hit = (_prune(base[0], nulls), base[1])
+        ix.cache[("f", ftype, in_mask, nulls)] = hit
+    present, n_add = hit
+    absent = _absent_keys(ix, metadata) if n_add else []
+    if not absent:
+        return present
+    chosen = sorted(rng.choice(len(absent), size=min(n_add, len(absent)), replace=False))
+    return present + _prune([(None, absent[j], 0) for j in chosen], nulls)
 
 
 def _relate_filter_options(
@@ -318,28 +339,37 @@ def _relate_filter_options(
     rng: np.random.Generator,
     metadata: Metadata,
     trivial_frac: float,
+    nulls: tuple[int, ...] = (),
 ) -> list[tuple[str, FilterKey, int]]:
-    unique = ftype == "relate_filter_unique"
-    include_zero = ftype in ("relate_filter_count", "relate_filter_exist")
-    options: list[tuple[str, FilterKey, int]] = []
-    trivial: list[tuple[str, FilterKey, int]] = []
-    for rel in metadata.values("Relation"):
-        rows = ix.relation.get(rel)
-        if rows is None:
-            continue
-        related = rows[obj]
-        for key, m in ix.filters.items():
-            inter = related & m
-            if unique and (inter == 0 or inter & (inter - 1)):
+    base = ix.cache.get(("r", ftype, obj))
+    if base is None:
+        unique = ftype == "relate_filter_unique"
+        include_zero = ftype in ("relate_filter_count", "relate_filter_exist")
+        options: list[tuple[str, FilterKey, int]] = []
+        trivial: list[tuple[str, FilterKey, int]] = []
+        for rel in metadata.values("Relation"):
+            rows = ix.relation.get(rel)
+            if rows is None:
                 continue
-            if inter == 0 and not include_zero:
-                continue
-            (trivial if inter == m else options).append((rel, key, inter))
+            related = rows[obj]
+            for key, m in ix.filters.items():
+                inter = related & m
+                if unique and (inter == 0 or inter & (inter - 1)):
+                    continue
+                if inter == 0 and not include_zero:
+                    continue
+                (trivial if inter == m else options).append((rel, key, inter))
+        base = (options, trivial)
+        ix.cache[("r", ftype, obj)] = base
+    options, trivial = base
+    pruned = ix.cache.get(("r", ftype, obj, nulls))
+    if pruned is None:
+        pruned = ix.cache[("r", ftype, obj, nulls)] = _prune(options, nulls)
     n_trivial = int(round(len(options) * trivial_frac / (1.0 - trivial_frac)))
-    if trivial and n_trivial:
-        keep = sorted(rng.permutation(len(trivial))[:n_trivial])
-        options.extend(trivial[j] for j in keep)
-    return options
+    if not (trivial and n_trivial):
+        return pruned
+    keep = sorted(rng.permutation(len(trivial))[:n_trivial])
+    return pruned + _prune([trivial[j] for j in keep], nulls)
 
 
 def _absent_keys(ix: SceneIndex, metadata: Metadata) -> list[FilterKey]:
