@@ -12,8 +12,11 @@ A template file is a JSON list; each template is::
 Constraint meanings (as in CLEVR's generator):
 
 - ``NULL [p]``: parameter ``p`` must stay empty (no filter on that attribute);
-- ``OUT_NEQ [i, j]``: template nodes ``i`` and ``j`` must give different outputs;
-- ``NEQ [p, q]``: parameters ``p`` and ``q`` must take different values.
+- ``OUT_NEQ [i, j]``: template nodes ``i`` and ``j`` must give different outputs
+  (for counting/existence nodes: must select different object sets, see
+  :func:`reasoning.questions.search.instantiate`);
+- ``NEQ [p, q]``: parameters ``p`` and ``q`` must take different values (two
+  empty values count as equal).
 
 Every problem is reported as a :class:`~reasoning.errors.TemplateError` naming
 the file, the template index and the field.

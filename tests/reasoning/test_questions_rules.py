@@ -307,6 +307,12 @@ def test_bad_template_raises_template_error_naming_file_template_and_field(tmp_p
     assert "family.json" in msg and "template 1" in msg and field in msg, msg
 
 
+def test_templates_round_trip_through_their_json_form(shared_clevr):
+    for t in load_templates(shared_clevr / "templates") + load_templates():
+        again = parse_template(t.to_json(), META, filename=t.filename, index=t.index)
+        assert again == t
+
+
 def test_unreadable_or_missing_templates_raise_template_error(tmp_path):
     (tmp_path / "broken.json").write_text('[{"text": ["x"],')
     with pytest.raises(TemplateError, match=r"broken\.json.*line 1"):
