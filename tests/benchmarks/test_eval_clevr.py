@@ -1,0 +1,84 @@
+"""``nesy eval clevr``: accuracy per NS-VQA question type, model parts plugged in, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.datasets.clevr_builder import ClevrDataConfig, build_clevr
+from benchmarks.eval_clevr import ClevrEvalConfig, evaluate_clevr
+from physics.errors import ConfigError, DataError
+from reasoning.dsl import from_clevr
+from reasoning.nsvqa import NSVQA
+from reasoning.questions import QUESTION_TYPES
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    build_clevr(ClevrDataConfig(n=3, out=str(out), seed=5, split="test", questions_per_scene=8), progress=False)
+    return out
+
+
+def test_ground_truth_parts_answer_every_question(split, tmp_path):
+    out = tmp_path / "r.json"
+    res = evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="gt", out=str(out)), progress=False)
+    assert res["accuracy"]["overall"] == 1.0
+    assert set(QUESTION_TYPES) <= set(res["accuracy"])
+    assert sum(res["counts"].values()) == res["questions"] > 0
+    assert json.loads(out.read_text())["accuracy"] == res["accuracy"]
+
+
+class _OracleParser:
+    """Parses by looking the question up: checks the plumbing of parser='model'."""
+
+    def __init__(self, questions, broken=()):
+        self.table = {q["question"]: from_clevr(q["program"]) for q in questions}
+        self.broken = set(broken)
+
+    def parse(self, texts):
+        return [None if t in self.broken else self.table[t] for t in texts]
+
+
+def test_parser_scores_count_exact_programs_and_failed_parses(split):
+    qs = json.loads((split / "CLEVR_test_questions.json").read_text())["questions"]
+    model = NSVQA(parser=_OracleParser(qs, broken=[qs[0]["question"]]))
+    res = evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="model"), model=model, progress=False)
+    n = len(qs)
+    assert res["parser"]["invalid"] == pytest.approx(1 / n)
+    assert res["parser"]["program_exact"] == pytest.approx((n - 1) / n)
+    assert res["accuracy"]["overall"] == pytest.approx((n - 1) / n)
+
+
+def test_perception_from_a_model_is_scored_against_the_ground_truth(split):
+    from perception import load_scenes
+
+    truth = {s.image_filename: s for s in load_scenes(split / "CLEVR_test_scenes.json")}
+    calls = []
+
+    def oracle_derenderer(rgb):
+        calls.append(rgb.shape)
+        return truth[sorted(truth)[len(calls) - 1]]
+
+    res = evaluate_clevr(
+        ClevrEvalConfig(data=str(split), perception="model", parser="gt"),
+        model=NSVQA(derenderer=oracle_derenderer),
+        progress=False,
+    )
+    assert len(calls) == 3 and calls[0][2] == 3
+    assert res["perception"]["detection_recall"] == 1.0
+    assert res["accuracy"]["overall"] == 1.0
+
+
+def test_bad_inputs_are_named(split, tmp_path):
+    with pytest.raises(ConfigError, match="perception"):
+        ClevrEvalConfig(data=str(split), perception="oracle")
+    with pytest.raises(DataError, match="no CLEVR split 'val'"):
+        evaluate_clevr(ClevrEvalConfig(data=str(split), split="val", perception="gt", parser="gt"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "CLEVR_test_scenes.json").write_text((split / "CLEVR_test_scenes.json").read_text())
+    (broken / "CLEVR_test_questions.json").write_text('{"questions": [{"question": "x"}]}')
+    with pytest.raises(DataError, match="question 0 lacks 'program'"):
+        evaluate_clevr(ClevrEvalConfig(data=str(broken), perception="gt", parser="gt"))
