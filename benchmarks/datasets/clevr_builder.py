@@ -233,8 +233,14 @@ def build_clevr(cfg: ClevrDataConfig, *, progress: bool = True) -> dict[str, Any
     for sub in ("images", "masks", PARTIAL):
         (out / sub).mkdir(parents=True, exist_ok=True)
     stale = _remove_stale_temporaries(out)
+    _check_same_build(cfg)
     if _complete(cfg):
+        if not any((out / PARTIAL).iterdir()):
+            (out / PARTIAL).rmdir()
         return _summary(cfg, generated=0, stale=stale, seconds=0.0)
+    marker = out / PARTIAL / BUILD_MARKER
+    if not marker.is_file():  # the options this partial build is made with
+        atomic_write_json(marker, {k: getattr(cfg, k) for k in _IDENTITY})
     todo = [k for k in range(cfg.n) if not _done(cfg, k)]
     start = time.perf_counter()
     fan = make_fanout(cfg.backend, cfg.workers)
@@ -258,11 +264,46 @@ def build_clevr(cfg: ClevrDataConfig, *, progress: bool = True) -> dict[str, Any
         save_questions(questions_path(out, cfg.split), questions, info)
     for k in range(cfg.n):
         _shard(cfg, k).unlink(missing_ok=True)
-    try:
+    if not any((out / PARTIAL).glob("CLEVR_*.json")):  # shards of a larger earlier run keep their marker
+        (out / PARTIAL / BUILD_MARKER).unlink(missing_ok=True)
         (out / PARTIAL).rmdir()
-    except OSError:  # shards of a larger earlier run stay for a later, larger rerun
-        pass
     return _summary(cfg, generated=len(todo), stale=stale, seconds=render_s)
+
+
+BUILD_MARKER = "build.json"
+# options that change what is generated (n, workers, backend and out do not)
+_IDENTITY = ("seed", "split", "width", "height", "min_pixels", "cogent", "questions_per_scene", "templates")
+
+
+def _check_same_build(cfg: ClevrDataConfig) -> None:
+    """Refuse to mix scenes of different options in one folder.
+
+    Raises:
+        ConfigError: OUT holds a partial or finished build of this split with other options.
+    """
+    out = Path(cfg.out)
+    identity = {k: getattr(cfg, k) for k in _IDENTITY}
+    marker = out / PARTIAL / BUILD_MARKER
+    if marker.is_file():
+        previous = read_json(marker, "partial build record")
+        if previous != identity:
+            diff = ", ".join(f"{k}={previous.get(k)!r}" for k in _IDENTITY if previous.get(k) != identity[k])
+            raise ConfigError(
+                f"{out} holds a partial build with {diff}; rerun with the same options to resume it, "
+                f"or choose another --out"
+            )
+    scenes_file = scenes_path(out, cfg.split)
+    if scenes_file.is_file():
+        try:
+            info = read_json(scenes_file, "CLEVR scenes file").get("info", {})
+        except (DataError, AttributeError):
+            info = None
+        wanted = {k: v for k, v in _info(cfg).items() if k != "num_images"}
+        if isinstance(info, dict) and {k: info.get(k) for k in wanted} != wanted:
+            diff = ", ".join(f"{k}={info.get(k)!r}" for k in wanted if info.get(k) != wanted[k])
+            raise ConfigError(
+                f"{scenes_file} was built with {diff}; remove it or choose another --out"
+            )
 
 
 def _complete(cfg: ClevrDataConfig) -> bool:

@@ -135,6 +135,7 @@ def test_resume_after_a_kill_skips_done_scenes_and_cleans_up(cfg, built):
     assert _files(str(out)) == _files(cfg.out)
     again = build_clevr(killed, progress=False)  # complete: nothing to do
     assert again["generated"] == 0 and _files(str(out)) == _files(cfg.out)
+    assert not (out / PARTIAL).exists()
 
 
 def test_cogent_condition_b_swaps_cube_and_cylinder_palettes(tmp_path):
@@ -165,3 +166,15 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, only_this_command):
     with pytest.raises(ConfigError, match="no such file"):
         ClevrDataConfig(n=1, out=str(tmp_path), templates=str(tmp_path / "missing"))
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_folder_built_with_other_options_is_refused(cfg, built):
+    with pytest.raises(ConfigError, match="seed=11"):
+        build_clevr(replace(cfg, seed=12), progress=False)
+    partial = Path(cfg.out).parent / "partial_other"
+    _job(({f: getattr(replace(cfg, out=str(partial)), f) for f in cfg.__dataclass_fields__}, 0))
+    build_clevr(replace(cfg, out=str(partial), n=1), progress=False)  # records nothing foreign: fine
+    (partial / PARTIAL).mkdir()
+    (partial / PARTIAL / "build.json").write_text(json.dumps({"seed": 1}))
+    with pytest.raises(ConfigError, match="partial build"):
+        build_clevr(replace(cfg, out=str(partial), n=2), progress=False)
