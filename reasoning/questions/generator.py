@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,10 +95,10 @@ class QuestionGenerator:
         elif not isinstance(metadata, Metadata):
             metadata = Metadata.load(metadata)
         self.metadata = metadata
-        if templates is None or isinstance(templates, (str, Path)):
+        if templates is None or isinstance(templates, (str, os.PathLike)):
             templates = load_templates(templates, metadata)
         self.templates: tuple[Template, ...] = tuple(templates)
-        if synonyms is None or isinstance(synonyms, (str, Path)):
+        if synonyms is None or isinstance(synonyms, (str, os.PathLike)):
             synonyms = load_synonyms(synonyms)
         self.synonyms: Mapping[str, Sequence[str]] = synonyms
         self.config = config or GeneratorConfig()
