@@ -16,7 +16,9 @@ is written as its image, its mask, then a JSON shard ``OUT/.partial/<name>.json`
 (every file atomically); the shard marks the scene done.  A rerun skips scenes
 whose shard exists, removes temporary files a killed run left behind, and the
 final JSON files are merged from the shards in index order, so they are
-byte-identical whatever the number of workers or interruptions.
+byte-identical whatever the number of workers or interruptions.  The options
+that shape the content are recorded in ``OUT/.partial/build.json`` (and in the
+scenes file's ``info``); resuming or overwriting with other options is refused.
 """
 
 from __future__ import annotations
