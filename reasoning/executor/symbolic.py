@@ -27,14 +27,14 @@ modes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from perception.scene_graph import SceneGraph
 from reasoning.dsl.program import Call, Program
 from reasoning.errors import ExecutionError
 from reasoning.executor.bound_scene import BoundScene, bind_scene
 from reasoning.executor.check import check_call
-from reasoning.executor.ops import ANSWER_TYPES, BOOL, OPS, InvalidExecution, OpSpec
+from reasoning.executor.ops import ANSWER_TYPES, BOOL, OPS, VALUE_TYPES, InvalidExecution, OpSpec
 from reasoning.executor.result import ExecutionResult, TraceStep, format_answer, render_value
 
 __all__ = ["SymbolicExecutor", "execute", "default_executor"]
@@ -44,7 +44,7 @@ class _Malformed(Exception):
     """Internal: the fast path found a node that does not fit its signature."""
 
 
-_FAST_FAILURES = (_Malformed, KeyError, TypeError, IndexError, AttributeError)
+_FAST_FAILURES = (_Malformed, KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 
 class SymbolicExecutor:
@@ -58,19 +58,8 @@ class SymbolicExecutor:
     def __init__(self, ops: Mapping[str, OpSpec] | None = None) -> None:
         self.ops: dict[str, OpSpec] = dict(OPS if ops is None else ops)
         # name -> (fn, input types, max side inputs, min side inputs); output types by name
-        self._fast = {
-            name: (
-                s.fn,
-                s.inputs,
-                len(s.side_inputs),
-                (1 if "Relation" in s.side_inputs else 0)
-                if s.optional_side
-                else len(s.side_inputs),
-            )
-            for name, s in self.ops.items()
-        }
         self._out = {name: s.output for name, s in self.ops.items()}
-        self._eval = _make_fast_eval(self._fast, self._out)
+        self._eval = _make_fast_eval(self.ops)
 
     # ------------------------------------------------------------------ public API
     def check(self, program: Program | Call) -> str:
@@ -136,7 +125,7 @@ class SymbolicExecutor:
             except InvalidExecution as exc:
                 reason = f"node {index} ({call.function}): {exc}"
                 return ExecutionResult(None, False, reason, steps if keep_trace else [])
-            except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise ExecutionError(
                     f"{bs.name}: node {index} ({call.function}) failed: {type(exc).__name__}: {exc}"
                 ) from None
@@ -153,35 +142,195 @@ class SymbolicExecutor:
         return ExecutionResult(format_answer(value, out_type), True, None, steps)
 
 
-def _make_fast_eval(fast: dict, out: dict):
-    """The fast recursive evaluator over ``fast`` (name -> fn, input types, most, least side inputs).
+def _make_fast_eval(ops: Mapping[str, OpSpec]) -> Callable[[Call, BoundScene], object]:
+    """The fast recursive evaluator: one specialised closure per operation.
 
-    A closure so that the hot loop reads only locals; it checks each node's arity,
-    side-input count and child output types inline and raises on anything unusual.
+    Each node evaluator unpacks its children and side inputs by shape (a wrong
+    count raises ``ValueError``) and finds each child's evaluator in a dict that
+    holds only the operations returning the input type it needs, so one lookup
+    both type-checks and dispatches the child.  Anything unusual raises; the
+    caller then runs the checked, traced path.
     """
+    evals: dict[str, Callable[[Call, BoundScene], object]] = {}
+    # input type -> {function name: evaluator} of the operations returning that type
+    by_output: dict[str, dict[str, Callable[[Call, BoundScene], object]]] = {}
+    for spec in ops.values():
+        by_output.setdefault(spec.output, {})
+        for t in spec.inputs:
+            by_output.setdefault(t, {})
+    for name, spec in ops.items():
+        kids = [by_output[t] for t in spec.inputs]
+        fused = _FUSED.get(name)
+        # a fused evaluator inlines the built-in semantics; a replaced op keeps its own function
+        if fused is not None and OPS.get(name) is not None and spec.fn is OPS[name].fn:
+            evals[name] = fused(kids)
+        else:
+            evals[name] = _node_eval(spec, kids)
+        by_output[spec.output][name] = evals[name]
 
-    def ev(call: Call, bs: BoundScene) -> object:
-        fn, want, most, least = fast[call.function]
-        args = call.args
-        values = call.values
-        n = len(args)
-        if n != len(want) or not least <= len(values) <= most:
+    def run(root: Call, bs: BoundScene) -> object:
+        return evals[root.function](root, bs)
+
+    return run
+
+
+def _node_eval(spec: OpSpec, kids: list[dict]) -> Callable[[Call, BoundScene], object]:
+    """The evaluator of one operation's nodes (see :func:`_make_fast_eval`)."""
+    fn = spec.fn
+    n_in, n_side = len(spec.inputs), len(spec.side_inputs)
+    if spec.optional_side:
+        least = 1 if "Relation" in spec.side_inputs else 0
+        if n_in == 1:
+            (k0,) = kids
+
+            def ev_optional(call: Call, bs: BoundScene) -> object:
+                (a,) = call.args
+                values = call.values
+                if not least <= len(values) <= n_side:
+                    raise _Malformed
+                return fn(bs, k0[a.function](a, bs), *values)
+
+            return ev_optional
+    elif n_in == 0 and n_side == 0:
+
+        def ev0(call: Call, bs: BoundScene) -> object:
+            if call.args or call.values:
+                raise _Malformed
+            return fn(bs)
+
+        return ev0
+    elif n_in == 1 and n_side == 0:
+        (k0,) = kids
+
+        def ev1(call: Call, bs: BoundScene) -> object:
+            (a,) = call.args
+            if call.values:
+                raise _Malformed
+            return fn(bs, k0[a.function](a, bs))
+
+        return ev1
+    elif n_in == 1 and n_side == 1:
+        (k0,) = kids
+
+        def ev1v(call: Call, bs: BoundScene) -> object:
+            (a,) = call.args
+            (v,) = call.values
+            return fn(bs, k0[a.function](a, bs), v)
+
+        return ev1v
+    elif n_in == 2 and n_side == 0:
+        k0, k1 = kids
+
+        def ev2(call: Call, bs: BoundScene) -> object:
+            a, b = call.args
+            if call.values:
+                raise _Malformed
+            return fn(bs, k0[a.function](a, bs), k1[b.function](b, bs))
+
+        return ev2
+
+    def ev_any(call: Call, bs: BoundScene) -> object:
+        args, values = call.args, call.values
+        if len(args) != n_in or not (len(values) <= n_side if spec.optional_side else len(values) == n_side):
             raise _Malformed
-        if n == 1:
-            a = args[0]
-            if out[a.function] != want[0]:
-                raise _Malformed
-            return fn(bs, ev(a, bs), *values)
-        if n == 0:
-            return fn(bs, *values)
-        ins = []
-        for a, w in zip(args, want, strict=True):
-            if out[a.function] != w:
-                raise _Malformed
-            ins.append(ev(a, bs))
-        return fn(bs, *ins, *values)
+        return fn(bs, *(k[a.function](a, bs) for k, a in zip(kids, args, strict=True)), *values)
+
+    return ev_any
+
+
+# ---------------------------------------------------------------------- fused evaluators
+# The hottest CLEVR operations with their semantics inlined, so a node costs one
+# Python call instead of two.  They must equal the functions in ``ops.py`` (the
+# traced path uses those); the tests compare both paths on thousands of programs.
+def _fused_scene(kids: list[dict]) -> Callable[[Call, BoundScene], object]:
+    def ev(call: Call, bs: BoundScene) -> object:
+        if call.args or call.values:
+            raise _Malformed
+        return bs.all
 
     return ev
+
+
+def _fused_filter(attr: str) -> Callable[[list[dict]], Callable[[Call, BoundScene], object]]:
+    def build(kids: list[dict]) -> Callable[[Call, BoundScene], object]:
+        (k0,) = kids
+
+        def ev(call: Call, bs: BoundScene) -> object:
+            (a,) = call.args
+            (v,) = call.values
+            return k0[a.function](a, bs) & bs.bits[attr][v]
+
+        return ev
+
+    return build
+
+
+def _fused_unique(kids: list[dict]) -> Callable[[Call, BoundScene], object]:
+    (k0,) = kids
+
+    def ev(call: Call, bs: BoundScene) -> object:
+        (a,) = call.args
+        if call.values:
+            raise _Malformed
+        x = k0[a.function](a, bs)
+        if x and not x & (x - 1):
+            return x.bit_length() - 1
+        raise InvalidExecution  # the traced path reports the node and the set size
+
+    return ev
+
+
+def _fused_relate(kids: list[dict]) -> Callable[[Call, BoundScene], object]:
+    (k0,) = kids
+
+    def ev(call: Call, bs: BoundScene) -> object:
+        (a,) = call.args
+        (r,) = call.values
+        return bs.rel[r][k0[a.function](a, bs)]
+
+    return ev
+
+
+def _fused_set_to(convert: Callable[[int], object]) -> Callable[[list[dict]], Callable[[Call, BoundScene], object]]:
+    def build(kids: list[dict]) -> Callable[[Call, BoundScene], object]:
+        (k0,) = kids
+
+        def ev(call: Call, bs: BoundScene) -> object:
+            (a,) = call.args
+            if call.values:
+                raise _Malformed
+            return convert(k0[a.function](a, bs))
+
+        return ev
+
+    return build
+
+
+def _fused_object_table(table: str, attr: str) -> Callable[[list[dict]], Callable[[Call, BoundScene], object]]:
+    def build(kids: list[dict]) -> Callable[[Call, BoundScene], object]:
+        (k0,) = kids
+
+        def ev(call: Call, bs: BoundScene) -> object:
+            (a,) = call.args
+            if call.values:
+                raise _Malformed
+            return getattr(bs, table)[attr][k0[a.function](a, bs)]
+
+        return ev
+
+    return build
+
+
+_FUSED: dict[str, Callable[[list[dict]], Callable[[Call, BoundScene], object]]] = {
+    "scene": _fused_scene,
+    "unique": _fused_unique,
+    "relate": _fused_relate,
+    "count": _fused_set_to(int.bit_count),
+    "exist": _fused_set_to(bool),
+    **{f"filter_{a}": _fused_filter(a) for a in VALUE_TYPES.values()},
+    **{f"query_{a}": _fused_object_table("values", a) for a in VALUE_TYPES.values()},
+    **{f"same_{a}": _fused_object_table("same", a) for a in VALUE_TYPES.values()},
+}
 
 
 def _root(program: Program | Call) -> Call:
