@@ -79,13 +79,8 @@ def run_clevr_data_speed(cfg: ClevrSpeedConfig = ClevrSpeedConfig()) -> dict[str
         encode_mask_png(mask)
         d = time.perf_counter()
         nq = 0
-        if gen is not None:
-            gen.reset_counts()
-            nq = len(
-                gen.generate_for_scene(
-                    scene, cfg.questions_per_scene, np.random.default_rng((*seed, 1))
-                )
-            )
+        if gen is not None:  # one generator over consecutive scenes, as the builder's question chunks
+            nq = len(gen.generate_for_scene(scene, cfg.questions_per_scene, qrng))
         e = time.perf_counter()
         if stages is not None:
             stages["scene (world + SceneGraph)"] += b - a
@@ -94,8 +89,11 @@ def run_clevr_data_speed(cfg: ClevrSpeedConfig = ClevrSpeedConfig()) -> dict[str
             stages["questions"] += e - d
         return len(scene), nq
 
+    qrng = np.random.default_rng(cfg.seed)
     for k in range(2):  # warm-up: first-touch allocations, template caches
         one(cfg.scenes + k, None)
+    if gen is not None:
+        gen.reset_counts()  # a fresh chunk: template and answer counts start at zero
     before = dict(world.timings)
     layouts_before = world.layouts_tried
     stages = dict.fromkeys(

@@ -178,3 +178,26 @@ def test_a_folder_built_with_other_options_is_refused(cfg, built):
     (partial / PARTIAL / "build.json").write_text(json.dumps({"seed": 1}))
     with pytest.raises(ConfigError, match="partial build"):
         build_clevr(replace(cfg, out=str(partial), n=2), progress=False)
+
+
+def test_question_chunks_are_pure_functions_of_their_scenes_and_resume(cfg, built, monkeypatch):
+    import benchmarks.datasets.clevr_builder as builder
+
+    monkeypatch.setattr(builder, "QUESTION_CHUNK", 2)  # chunks [0, 2) and [2, 3)
+    full = replace(cfg, out=str(Path(cfg.out).parent / "chunked"))
+    build_clevr(full, progress=False)
+    head = replace(cfg, out=str(Path(cfg.out).parent / "chunked_head"), n=2)
+    build_clevr(head, progress=False)
+    qs_full = json.loads(questions_path(full.out, "val").read_text())["questions"]
+    qs_head = json.loads(questions_path(head.out, "val").read_text())["questions"]
+    assert [q for q in qs_full if q["image_index"] < 2] == qs_head  # chunk [0, 2) does not see scene 2
+    # a run killed after the first chunk's questions resumes with the second chunk only
+    killed = replace(cfg, out=str(Path(cfg.out).parent / "chunked_killed"))
+    cfg_dict = {f: getattr(killed, f) for f in killed.__dataclass_fields__}
+    for sub in ("images", "masks", PARTIAL):
+        (Path(killed.out) / sub).mkdir(parents=True, exist_ok=True)
+    for k in range(N):
+        _job((cfg_dict, k))
+    builder._questions_job((cfg_dict, 0, 2))
+    summary = build_clevr(killed, progress=False)
+    assert summary["generated"] == 0 and _files(killed.out) == _files(full.out)
