@@ -11,8 +11,18 @@
 """
 
 from perception.derender.attributes import AttributeConfig, AttributeNet, crop_objects
-from perception.derender.camera import backproject_to_plane, fit_projection, ground_directions, project
-from perception.derender.data import DerenderSample, load_derender_folder, load_image, load_instance_mask
+from perception.derender.camera import (
+    backproject_to_plane,
+    fit_projection,
+    ground_directions,
+    project,
+)
+from perception.derender.data import (
+    DerenderSample,
+    load_derender_folder,
+    load_image,
+    load_instance_mask,
+)
 from perception.derender.derenderer import (
     DEFAULT_CHECKPOINT,
     Derenderer,
@@ -23,7 +33,12 @@ from perception.derender.derenderer import (
     save_derenderer,
 )
 from perception.derender.metrics import match_objects, perception_metrics
-from perception.derender.proposals import ProposalConfig, ProposalNet, decode_instances, proposal_targets
+from perception.derender.proposals import (
+    ProposalConfig,
+    ProposalNet,
+    decode_instances,
+    proposal_targets,
+)
 
 __all__ = [
     "AttributeConfig",

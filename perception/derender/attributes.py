@@ -78,10 +78,13 @@ def crop_objects(image: Tensor, masks: Tensor, config: AttributeConfig = Attribu
     theta[:, 0, 2] = boxes[:, 0] * 2 - 1
     theta[:, 1, 1] = boxes[:, 3]
     theta[:, 1, 2] = boxes[:, 1] * 2 - 1
-    grid = F.affine_grid(theta, [k, 4, s, s], align_corners=False)
-    src = torch.cat([image.unsqueeze(0).expand(k, -1, -1, -1), masks.float().unsqueeze(1)], 1)
-    crops = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return crops, boxes
+    grid = F.affine_grid(theta, [k, 4, s, s], align_corners=False)  # [K, S, S, 2]
+    # the K crops of the one image are sampled as one tall grid: no K copies of the image
+    rgb = F.grid_sample(image.unsqueeze(0), grid.reshape(1, k * s, s, 2), mode="bilinear",
+                        padding_mode="zeros", align_corners=False)
+    rgb = rgb.view(3, k, s, s).transpose(0, 1)
+    mask = F.grid_sample(masks.float().unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return torch.cat([rgb, mask], 1), boxes
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:

@@ -54,7 +54,7 @@ def fit_projection(points3d: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     Xn = (T3 @ np.c_[X, np.ones(len(X))].T).T
     xn = (T2 @ np.c_[x, np.ones(len(x))].T).T
     rows = []
-    for Xi, (u, v, _) in zip(Xn, xn):
+    for Xi, (u, v, _) in zip(Xn, xn, strict=True):
         rows.append(np.r_[np.zeros(4), -Xi, v * Xi])
         rows.append(np.r_[Xi, np.zeros(4), -u * Xi])
     _, s, vt = np.linalg.svd(np.asarray(rows))
@@ -89,7 +89,7 @@ def backproject_to_plane(P: np.ndarray, pixels: np.ndarray, z: np.ndarray | floa
     uv = np.atleast_2d(np.asarray(pixels, dtype=np.float64))
     z = np.broadcast_to(np.asarray(z, dtype=np.float64), (len(uv),))
     out = np.empty((len(uv), 3))
-    for i, ((u, v), zi) in enumerate(zip(uv, z)):
+    for i, ((u, v), zi) in enumerate(zip(uv, z, strict=True)):
         # u * (P3 . X) = P1 . X and v * (P3 . X) = P2 . X, linear in (x, y) for fixed z
         a = np.array([
             [P[0, 0] - u * P[2, 0], P[0, 1] - u * P[2, 1]],

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from perception.scene_graph import SceneGraph, load_scenes
 from physics.errors import DataError
 from physics.io import PathLike
-from perception.scene_graph import SceneGraph, load_scenes
 
 __all__ = ["load_image", "load_instance_mask", "DerenderSample", "load_derender_folder"]
 

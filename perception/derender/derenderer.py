@@ -30,13 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from physics.errors import CheckpointError, StateError
-from physics.io import PathLike, atomic_torch_save, torch_load
-from physics.worlds.clevr_properties import ATTRIBUTES, SIZE_RADIUS
 from perception.derender.attributes import AttributeConfig, AttributeNet, crop_objects
 from perception.derender.camera import backproject_to_plane, ground_directions, project
 from perception.derender.proposals import ProposalConfig, ProposalNet, decode_instances
 from perception.scene_graph import SceneGraph, SceneObject
+from physics.errors import CheckpointError, StateError
+from physics.io import PathLike, atomic_torch_save, torch_load
+from physics.worlds.clevr_properties import ATTRIBUTES, SIZE_RADIUS
 
 __all__ = [
     "Derenderer",
@@ -162,7 +162,7 @@ class Derenderer:
         v = (boxes[:, 1] * h + centre[:, 1] * side).numpy()
         # the camera was calibrated at self.image_size: rescale pixel coordinates to it
         sy, sx = self.image_size[0] / h, self.image_size[1] / w
-        z = np.array([self.height(sh, sz) for sh, sz in zip(names["shape"], names["size"])])
+        z = np.array([self.height(sh, sz) for sh, sz in zip(names["shape"], names["size"], strict=True)])
         xyz = backproject_to_plane(self.projection, np.c_[u * sx, v * sy], z)
         depth = project(self.projection, xyz)[:, 2]
         objects = []

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from perception.scene_graph import SceneGraph
 from physics.errors import ConfigError, DataError
 from physics.worlds.clevr_properties import ATTRIBUTES
-from perception.scene_graph import SceneGraph
 
 __all__ = ["match_objects", "perception_metrics", "MAX_PIXEL_DISTANCE", "MAX_3D_DISTANCE"]
 
@@ -86,7 +86,7 @@ def match_objects(
     d = _distances(pred, gt, by)
     cost = np.where(d <= max_distance, d, 1e6)  # forbidden pairs are never preferred
     rows, cols = linear_sum_assignment(cost)
-    return sorted((int(i), int(j)) for i, j in zip(rows, cols) if d[i, j] <= max_distance)
+    return sorted((int(i), int(j)) for i, j in zip(rows, cols, strict=True) if d[i, j] <= max_distance)
 
 
 def perception_metrics(
@@ -120,7 +120,7 @@ def perception_metrics(
     pos_err: list[float] = []
     pix_err: list[float] = []
     perfect_scenes = 0
-    for pred, gt in zip(preds, gts):
+    for pred, gt in zip(preds, gts, strict=True):
         pairs = match_objects(pred, gt, by=by, max_distance=max_distance)
         n_pred += len(pred)
         n_gt += len(gt)

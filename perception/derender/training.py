@@ -31,15 +31,30 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from perception.derender.attributes import (
+    AttributeConfig,
+    AttributeNet,
+    attribute_loss,
+    crop_objects,
+)
+from perception.derender.camera import fit_projection, project
+from perception.derender.data import (
+    DerenderSample,
+    load_derender_folder,
+    load_image,
+    load_instance_mask,
+)
+from perception.derender.derenderer import Derenderer, image_to_tensor, save_derenderer
+from perception.derender.metrics import perception_metrics
+from perception.derender.proposals import (
+    ProposalConfig,
+    ProposalNet,
+    proposal_loss,
+    proposal_targets,
+)
 from physics.errors import CheckpointError, ConfigError, DataError
 from physics.io import atomic_torch_save, atomic_write_json, torch_load
 from physics.worlds.clevr_properties import ATTRIBUTES
-from perception.derender.attributes import AttributeConfig, AttributeNet, attribute_loss, crop_objects
-from perception.derender.camera import fit_projection, project
-from perception.derender.data import DerenderSample, load_derender_folder, load_image, load_instance_mask
-from perception.derender.derenderer import Derenderer, image_to_tensor, save_derenderer
-from perception.derender.metrics import perception_metrics
-from perception.derender.proposals import ProposalConfig, ProposalNet, proposal_loss, proposal_targets
 
 __all__ = [
     "DerenderTrainConfig",
@@ -187,7 +202,7 @@ def attribute_arrays(
         if not keep.any():
             continue
         c, b = crop_objects(image, coarse[keep], config)
-        objs = [o for o, k in zip(s.scene.objects, keep.tolist()) if k]
+        objs = [o for o, k in zip(s.scene.objects, keep.tolist(), strict=True) if k]
         h, w = image.shape[1:]
         for o in objs:
             if o.pixel_coords is None:

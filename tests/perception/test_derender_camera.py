@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perception.derender.camera import backproject_to_plane, fit_projection, ground_directions, project
+from perception.derender.camera import (
+    backproject_to_plane,
+    fit_projection,
+    ground_directions,
+    project,
+)
 from physics.errors import DataError
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from perception.derender.attributes import AttributeConfig, AttributeNet, attribute_loss, crop_objects
+from perception.derender.attributes import (
+    AttributeConfig,
+    AttributeNet,
+    attribute_loss,
+    crop_objects,
+)
 from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
@@ -57,7 +62,7 @@ def test_decoding_perfect_maps_recovers_every_instance():
     t = proposal_targets(masks, SMALL)
     logit = lambda p: torch.logit(p.clamp(1e-4, 1 - 1e-4))  # noqa: E731
     labels = decode_instances(ProposalOutput(logit(t["foreground"]), logit(t["heatmap"]), t["offsets"]), SMALL)
-    for mask, label in zip(masks, labels):
+    for mask, label in zip(masks, labels, strict=True):
         n = int(mask.max())
         assert int(label.max()) == n
         # the decoded instances are the true ones up to renumbering
