@@ -452,6 +452,7 @@ class ClevrWorld:
 
 # ---------------------------------------------------------------------- one call
 _PROCESS_WORLD: ClevrWorld | None = None
+_PROCESS_WORLD_PID: int | None = None
 
 
 def process_world(config: ClevrWorldConfig) -> ClevrWorld:
@@ -460,11 +461,13 @@ def process_world(config: ClevrWorldConfig) -> ClevrWorld:
     The world is kept between calls so a worker process pays pybullet's start-up
     once; results do not depend on what the world rendered before.
     """
-    global _PROCESS_WORLD
-    if _PROCESS_WORLD is None or _PROCESS_WORLD.config != config:
-        if _PROCESS_WORLD is not None:
+    global _PROCESS_WORLD, _PROCESS_WORLD_PID
+    forked = _PROCESS_WORLD_PID != os.getpid()  # a forked worker must not share its parent's client
+    if _PROCESS_WORLD is None or forked or _PROCESS_WORLD.config != config:
+        if _PROCESS_WORLD is not None and not forked:
             _PROCESS_WORLD.close()
         _PROCESS_WORLD = ClevrWorld(config)
+        _PROCESS_WORLD_PID = os.getpid()
     return _PROCESS_WORLD
 
 
