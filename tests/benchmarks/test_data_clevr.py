@@ -201,3 +201,16 @@ def test_question_chunks_are_pure_functions_of_their_scenes_and_resume(cfg, buil
     builder._questions_job((cfg_dict, 0, 2))
     summary = build_clevr(killed, progress=False)
     assert summary["generated"] == 0 and _files(killed.out) == _files(full.out)
+
+
+def test_clevr_dataset_reads_the_built_folder(cfg, built):
+    from perception.datasets import ClevrDataset
+
+    ds = ClevrDataset(cfg.out, "val")
+    assert len(ds) == N
+    qs = json.loads(questions_path(cfg.out, "val").read_text())["questions"]
+    for k in range(N):
+        item = ds[k]
+        assert item["image"].shape == (3, cfg.height, cfg.width)
+        assert int(item["mask"].max()) + 1 == len(item["scene"])
+        assert item["questions"] == [q for q in qs if q["image_index"] == k]
