@@ -1,0 +1,177 @@
+"""``nesy train parser``: train the NS-VQA question parser (supervised, then REINFORCE).
+
+Examples::
+
+    nesy train parser --out runs/parser/parser.pt          # synthetic data, fixed seeds
+    nesy train parser --data data/clevr_train --eval-data data/clevr_val --programs 270
+    nesy train parser-curve --programs-list 90 180 270 540 1000 --figure docs/images/parser_data_efficiency.png
+
+Without ``--data``, training questions are generated from ``--scenes`` synthetic
+scenes (``perception.synthetic.sample_scene_graphs(scenes, seed=--data-seed)``)
+by the project's question generator with the same seed; held-out evaluation
+questions come from ``--eval-scenes`` scenes with ``--eval-seed`` (a seed never
+used for training or tuning).  ``--data DIR`` reads a folder written by
+``nesy data clevr`` / ``nesy data questions`` (one ``*questions*.json`` and one
+``*scenes*.json``).
+
+Writes the checkpoint ``--out`` (resumes if it exists), its metrics log
+``OUT.jsonl`` and a JSON summary ``OUT.json`` (also printed): wall time per
+stage, held-out program accuracy (exact match and executed-answer match).  The
+command line and seeds are stored in the checkpoint metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.config_flags import add_config_flags, config_from_args
+from physics.errors import ConfigError
+from physics.io import atomic_write_json
+from reasoning.parser import (
+    ParserConfig,
+    ParserData,
+    evaluate_parser,
+    generate_parser_data,
+    load_parser_data,
+    train_parser,
+)
+
+__all__ = ["register", "run", "run_curve", "DEFAULT_DATA_SEED", "DEFAULT_EVAL_SEED"]
+
+DEFAULT_DATA_SEED = 1  # training scenes and questions
+DEFAULT_EVAL_SEED = 20261122  # held-out scenes and questions: never trained or tuned on
+
+
+def _command_line(args: argparse.Namespace, cfg: ParserConfig, name: str = "parser") -> str:
+    parts = ["nesy", "train", name]
+    for key in ("data", "eval_data", "templates", "out"):
+        if getattr(args, key, None):
+            parts += ["--" + key.replace("_", "-"), str(getattr(args, key))]
+    for key in ("scenes", "per_scene", "data_seed", "eval_scenes", "eval_seed"):
+        parts += ["--" + key.replace("_", "-"), str(getattr(args, key))]
+    for f in dataclasses.fields(ParserConfig):
+        v = getattr(cfg, f.name)
+        if isinstance(v, bool):
+            parts.append(("--" if v else "--no-") + f.name.replace("_", "-"))
+        else:
+            parts += ["--" + f.name.replace("_", "-"), str(v)]
+    return shlex.join(parts)
+
+
+def _data(args: argparse.Namespace) -> tuple[ParserData, ParserData]:
+    """Training and held-out data (folders, or generated with fixed seeds)."""
+    progress = not args.quiet
+    if args.data:
+        train = load_parser_data(args.data)
+    else:
+        train = generate_parser_data(args.scenes, args.per_scene, args.data_seed, templates=args.templates, progress=progress)
+    if args.eval_data:
+        held = load_parser_data(args.eval_data)
+    elif args.eval_scenes > 0:
+        if args.eval_seed == args.data_seed and not args.data:
+            raise ConfigError(f"--eval-seed must differ from --data-seed (both {args.eval_seed}): held-out questions must be unseen")
+        held = generate_parser_data(args.eval_scenes, args.per_scene, args.eval_seed, templates=args.templates, progress=progress)
+    else:
+        held = ParserData(())
+    return train, held
+
+
+def _evaluate(parser, held: ParserData, beam_size: int) -> dict[str, Any]:
+    if not held.examples:
+        return {}
+    t0 = time.perf_counter()
+    ev = evaluate_parser(parser, held, beam_size=beam_size)
+    ev["seconds"] = round(time.perf_counter() - t0, 2)
+    return ev
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(ParserConfig, args)
+    train, held = _data(args)
+    out = Path(args.out)
+    meta = {"command": _command_line(args, cfg), "data_seed": None if args.data else args.data_seed,
+            "eval_seed": None if args.eval_data else args.eval_seed}
+    t0 = time.perf_counter()
+    metrics = train_parser(cfg, train, out=out, meta=meta, progress=not args.quiet)
+    wall = time.perf_counter() - t0
+    parser = metrics.pop("parser")
+    summary = {
+        "checkpoint": str(out),
+        "train_questions": len(train.examples),
+        "wall_seconds": round(wall, 1),
+        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()},
+        "held_out": _evaluate(parser, held, args.beam_size),
+        "command": meta["command"],
+    }
+    atomic_write_json(out.with_suffix(".json"), summary, indent=1)
+    if args.export:
+        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out, args.export)
+        summary["export"] = str(args.export)
+    print(json.dumps({k: v for k, v in summary.items() if k != "held_out"} | {"held_out": {
+        k: v for k, v in summary["held_out"].items() if k != "per_template"}}, indent=1))
+    return 0
+
+
+def run_curve(args: argparse.Namespace) -> int:
+    """Train one parser per N in ``--programs-list`` (with and without REINFORCE) and plot accuracy."""
+    from reasoning.parser.figures import plot_data_efficiency
+
+    base = config_from_args(ParserConfig, args)
+    train, held = _data(args)
+    if not held.examples:
+        raise ConfigError("parser-curve needs held-out questions (--eval-scenes > 0 or --eval-data)")
+    out_dir = Path(args.out_dir)
+    rows = []
+    for n in args.programs_list:
+        for rl in (False, True) if base.reinforce_steps and base.reinforce_questions else (False,):
+            cfg = dataclasses.replace(base, programs=n, reinforce_steps=base.reinforce_steps if rl else 0)
+            path = out_dir / f"parser_n{n}_{'rl' if rl else 'sup'}.pt"
+            t0 = time.perf_counter()
+            metrics = train_parser(cfg, train, out=path, meta={"command": _command_line(args, cfg, "parser-curve")},
+                                   progress=not args.quiet)
+            ev = _evaluate(metrics.pop("parser"), held, args.beam_size)
+            rows.append({"programs": n, "reinforce": rl, "wall_seconds": round(time.perf_counter() - t0, 1),
+                         "program_exact": ev["program_exact"], "answer_accuracy": ev["answer_accuracy"],
+                         "held_out_questions": ev["questions"]})
+            print(json.dumps(rows[-1]), flush=True)
+            atomic_write_json(out_dir / "curve.json", {"rows": rows, "command": _command_line(args, base, "parser-curve")}, indent=1)
+    plot_data_efficiency(rows, args.figure)
+    print(json.dumps({"figure": str(args.figure), "rows": len(rows)}))
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=None, help="folder with CLEVR questions (+ scenes) JSON; default: generate")
+    parser.add_argument("--eval-data", default=None, help="folder with held-out questions + scenes; default: generate")
+    parser.add_argument("--templates", default=None, help="template folder for generated data (default: the project's own)")
+    parser.add_argument("--scenes", type=int, default=2000, help="synthetic training scenes when --data is omitted (default: 2000)")
+    parser.add_argument("--per-scene", type=int, default=10, help="templates instantiated per scene (default: 10)")
+    parser.add_argument("--data-seed", type=int, default=DEFAULT_DATA_SEED, help=f"seed of generated training data (default: {DEFAULT_DATA_SEED})")
+    parser.add_argument("--eval-scenes", type=int, default=150, help="synthetic held-out scenes (0: no evaluation; default: 150)")
+    parser.add_argument("--eval-seed", type=int, default=DEFAULT_EVAL_SEED, help=f"seed of held-out data (default: {DEFAULT_EVAL_SEED})")
+    parser.add_argument("--beam-size", type=int, default=1, help="beam size for evaluation (1: greedy)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_flags(parser, ParserConfig)
+
+
+def register(groups) -> None:
+    p = groups.sub("train", "parser", help="train the NS-VQA question parser", description=__doc__.split("\n\n")[0])
+    _common(p)
+    p.add_argument("--out", default="runs/parser/parser.pt", help="checkpoint path; resumes if it exists (default: runs/parser/parser.pt)")
+    p.add_argument("--export", default=None, help="copy the finished checkpoint to this file")
+    p.set_defaults(func=run)
+    c = groups.sub("train", "parser-curve", help="parser accuracy vs number of supervised programs (plot)",
+                   description="Train parsers for several supervised-set sizes, with and without REINFORCE, and plot held-out accuracy.")
+    _common(c)
+    c.add_argument("--programs-list", type=int, nargs="+", default=[90, 180, 270, 540, 1000], help="supervised set sizes")
+    c.add_argument("--out-dir", default="runs/parser_curve", help="folder for the checkpoints and curve.json")
+    c.add_argument("--figure", default="docs/images/parser_data_efficiency.png", help="PNG to write")
+    c.set_defaults(func=run_curve)

@@ -1,0 +1,110 @@
+"""Saving and loading question-parser checkpoints (weights-only, atomic).
+
+A checkpoint is a plain dict of tensors, strings and numbers, so it loads with
+``torch.load(..., weights_only=True)`` (:func:`physics.io.torch_load`):
+
+``format``, ``config`` (the :class:`ParserConfig` fields), ``question_vocab``,
+``program_tokens`` with their signatures (``program_inputs``, ``program_outputs``,
+``program_terminal``), ``lexicon`` (value words anonymised
+into slots), ``model`` (state dict), ``meta``
+(command, seed, data source, metrics) and, while training, ``train_state``
+(stage, step, optimiser state, reward baseline) so that runs resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from physics.errors import CheckpointError
+from physics.io import PathLike, atomic_torch_save, torch_load
+from reasoning.parser.config import ParserConfig
+from reasoning.parser.model import QuestionParser
+from reasoning.parser.vocab import ProgramVocabulary, Vocabulary
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "DEFAULT_CHECKPOINT",
+    "save_parser",
+    "load_parser",
+    "load_checkpoint",
+    "parser_from_checkpoint",
+    "load_default_parser",
+]
+
+CHECKPOINT_FORMAT = "nesy-question-parser-1"
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "parser_default.pt"
+
+
+def save_parser(
+    path: PathLike,
+    parser: QuestionParser,
+    meta: dict[str, Any] | None = None,
+    train_state: dict[str, Any] | None = None,
+) -> None:
+    """Write ``parser`` (and optionally its training state) to ``path`` atomically."""
+    obj: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "config": asdict(parser.config),
+        "question_vocab": list(parser.question_vocab.words),
+        "program_tokens": list(parser.program_vocab.tokens),
+        "program_inputs": [list(i) for i in parser.program_vocab.inputs],
+        "program_outputs": list(parser.program_vocab.outputs),
+        "program_terminal": list(parser.program_vocab.terminal),
+        "lexicon": {w: list(tv) for w, tv in sorted(parser.lexicon.items())},
+        "model": {k: v.detach().clone() for k, v in parser.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+    if train_state is not None:
+        obj["train_state"] = train_state
+    atomic_torch_save(path, obj)
+
+
+def load_checkpoint(path: PathLike) -> dict[str, Any]:
+    """The checkpoint dict at ``path`` (weights-only load; CheckpointError if missing, corrupt or foreign)."""
+    obj = torch_load(path, "question-parser checkpoint")
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a question-parser checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    missing = [k for k in ("config", "question_vocab", "program_tokens", "program_inputs", "model") if k not in obj]
+    if missing:
+        raise CheckpointError(f"question-parser checkpoint {path} lacks {missing}")
+    return obj
+
+
+def parser_from_checkpoint(obj: dict[str, Any], where: str = "checkpoint") -> QuestionParser:
+    """Build a :class:`QuestionParser` from a loaded checkpoint dict."""
+    known = {f.name for f in fields(ParserConfig)}
+    try:
+        config = ParserConfig(**{k: v for k, v in obj["config"].items() if k in known})
+        parser = QuestionParser(
+            Vocabulary(tuple(obj["question_vocab"])),
+            ProgramVocabulary(
+                tuple(obj["program_tokens"]),
+                tuple(tuple(i) for i in obj["program_inputs"]),
+                tuple(obj["program_outputs"]),
+                tuple(obj["program_terminal"]),
+            ),
+            config,
+            {w: (tv[0], tv[1]) for w, tv in obj.get("lexicon", {}).items()},
+        )
+        parser.load_state_dict(obj["model"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{where} does not fit the question parser: {exc}") from None
+    parser.eval()
+    return parser
+
+
+def load_parser(path: PathLike) -> QuestionParser:
+    """Load a trained parser (in eval mode) from ``path``.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt, not weights-only, or does
+            not fit the model.
+    """
+    return parser_from_checkpoint(load_checkpoint(path), where=str(path))
+
+
+def load_default_parser() -> QuestionParser:
+    """The parser shipped with the package (reproduce it with ``nesy train parser``; see its ``meta``)."""
+    return load_parser(DEFAULT_CHECKPOINT)

@@ -1,0 +1,310 @@
+"""The NS-VQA question parser: an attention seq2seq model from words to program tokens.
+
+Yi et al., "Neural-Symbolic VQA" (arXiv 1810.02338), Sec. 3.2: a bidirectional
+LSTM encodes the question; an LSTM decoder with attention over the encoder
+states (Luong et al., 2015, "general" score) emits the program in prefix order,
+one token per step, side inputs fused into the tokens (``filter_color[red]``).
+
+Decoding is constrained by token types (:class:`~reasoning.parser.grammar.TypeGrammar`):
+the decoder stops exactly when the prefix tree is complete, never runs past
+``max_program_length`` with open slots, and emits only well-typed programs.
+A decode can still be unusable when it names a value slot the question does not
+have (see :mod:`reasoning.parser.anonymize`); :meth:`QuestionParser.parse`
+reports those as ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from physics.errors import DataError, NesyError
+from reasoning.dsl import Catalogue, Program, from_prefix_tokens
+from reasoning.parser.anonymize import anonymize_program, anonymize_words, restore_program
+from reasoning.parser.config import ParserConfig
+from reasoning.parser.grammar import TypeGrammar
+from reasoning.parser.vocab import ProgramVocabulary, Vocabulary, tokenize
+
+__all__ = ["QuestionParser", "Decoded", "pad_batch"]
+
+
+def pad_batch(seqs: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+    """Right-pad id lists with 0.  Returns ``ids`` [B, L] (long) and ``lengths`` [B]."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    ids = torch.zeros(len(seqs), int(lengths.max()) if len(seqs) else 0, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+    return ids, lengths
+
+
+@dataclass
+class Decoded:
+    """Output of :meth:`QuestionParser.decode`.
+
+    Attributes:
+        tokens: [B, T] long, program token ids, 0 (PAD) after each tree is complete.
+        log_prob: [B] summed log-probability of each sequence (under the masked policy).
+        entropy: [B] summed per-step entropy of the masked policy (0 for beam search).
+    """
+
+    tokens: Tensor
+    log_prob: Tensor
+    entropy: Tensor
+
+
+class QuestionParser(nn.Module):
+    """Bi-LSTM encoder + attention LSTM decoder over program tokens.
+
+    Args:
+        question_vocab: Question words (see :func:`reasoning.parser.vocab.tokenize`).
+        program_vocab: Program tokens with their arities.
+        config: Model sizes (training fields are ignored here).
+        lexicon: Word -> (type, value) of the attribute words to anonymise into
+            slots (:mod:`reasoning.parser.anonymize`); empty: no anonymisation.
+
+    Example:
+        >>> parser = load_default_parser()                    # doctest: +SKIP
+        >>> parser.parse(["How many red cubes are there?"])   # doctest: +SKIP
+        [Program(root=Call(function='count', ...))]
+    """
+
+    def __init__(
+        self,
+        question_vocab: Vocabulary,
+        program_vocab: ProgramVocabulary,
+        config: ParserConfig,
+        lexicon: Mapping[str, tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.lexicon = dict(lexicon or {})
+        self.question_vocab = question_vocab
+        self.program_vocab = program_vocab
+        self.config = config
+        e, h = config.embedding_dim, config.hidden_dim
+        self.word_embedding = nn.Embedding(len(question_vocab), e, padding_idx=0)
+        self.encoder = nn.LSTM(e, h // 2, batch_first=True, bidirectional=True)
+        self.init_h = nn.Linear(h, h)
+        self.init_c = nn.Linear(h, h)
+        self.token_embedding = nn.Embedding(len(program_vocab), e, padding_idx=0)
+        self.decoder = nn.LSTM(e, h, batch_first=True)
+        self.attention = nn.Linear(h, h, bias=False)  # Luong "general" score: d^T W e
+        self.combine = nn.Linear(2 * h, h)
+        self.output = nn.Linear(h, len(program_vocab))
+        self.dropout = nn.Dropout(config.dropout)
+        self.grammar = TypeGrammar(program_vocab)
+        self._catalogue: Catalogue | None = None
+
+    # ------------------------------------------------------------------ pieces
+    def encode(self, words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """Encode questions.
+
+        Args:
+            words: [B, S] word ids (0 = padding).
+            lengths: [B] question lengths.
+
+        Returns:
+            ``memory`` [B, S, H] encoder states, ``keys`` [B, S, H] (memory @ W for
+            attention), and the decoder's initial ``(h0, c0)``, each [1, B, H].
+        """
+        x = self.dropout(self.word_embedding(words))
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, (hn, cn) = self.encoder(packed)
+        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
+        last_h = torch.cat([hn[0], hn[1]], dim=-1)  # [B, H]: forward end + backward start
+        last_c = torch.cat([cn[0], cn[1]], dim=-1)
+        state = (torch.tanh(self.init_h(last_h))[None], self.init_c(last_c)[None])
+        return memory, self.attention(memory), state
+
+    def _logits(self, dec: Tensor, memory: Tensor, keys: Tensor, word_mask: Tensor) -> Tensor:
+        """Attention and output layer.  ``dec`` [B, T, H] -> logits [B, T, V]."""
+        scores = torch.bmm(dec, keys.transpose(1, 2))  # [B, T, S]
+        scores = scores.masked_fill(~word_mask[:, None, :], float("-inf"))
+        context = torch.bmm(torch.softmax(scores, dim=-1), memory)  # [B, T, H]
+        mixed = torch.tanh(self.combine(torch.cat([dec, context], dim=-1)))
+        return self.output(self.dropout(mixed))
+
+    # ------------------------------------------------------------------ training
+    def forward(self, words: Tensor, lengths: Tensor, targets: Tensor) -> Tensor:
+        """Teacher-forced log-probabilities of ``targets``.
+
+        Args:
+            words: [B, S] question word ids; lengths: [B].
+            targets: [B, T] prefix program token ids, 0-padded.
+
+        Returns:
+            [B, T] log-probability of each target token under the arity-masked
+            policy (0 at padding positions).  Targets must be well-typed programs
+            of at most ``max_program_length`` tokens.
+        """
+        memory, keys, state = self.encode(words, lengths)
+        bos = torch.ones_like(targets[:, :1])
+        inputs = torch.cat([bos, targets[:, :-1]], dim=1)
+        dec, _ = self.decoder(self.dropout(self.token_embedding(inputs)), state)
+        logits = self._logits(dec, memory, keys, words != 0)
+        masks = self.grammar.teacher_masks(targets, self.config.max_program_length)
+        logits = logits.masked_fill(~masks, float("-inf"))
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+        return logp.masked_fill(targets == 0, 0.0)
+
+    # ------------------------------------------------------------------ decoding
+    def decode(self, words: Tensor, lengths: Tensor, *, mode: str = "greedy", beam_size: int = 1) -> Decoded:
+        """Decode programs for a batch of questions.
+
+        Args:
+            words: [B, S] question word ids; lengths: [B].
+            mode: ``"greedy"`` (argmax), ``"sample"`` (from the policy, for
+                REINFORCE; keeps the graph for gradients) or ``"beam"``.
+            beam_size: Beams per question in ``"beam"`` mode.
+        """
+        if mode == "beam" and beam_size > 1:
+            return self._beam(words, lengths, beam_size)
+        if mode not in ("greedy", "sample", "beam"):
+            raise NesyError(f"decode mode must be 'greedy', 'sample' or 'beam', got {mode!r}")
+        memory, keys, state = self.encode(words, lengths)
+        word_mask = words != 0
+        b = words.shape[0]
+        prev = torch.ones(b, dtype=torch.long, device=words.device)
+        grammar = self.grammar.start(b)
+        out, log_prob, entropy = [], words.new_zeros(b, dtype=torch.float), words.new_zeros(b, dtype=torch.float)
+        for t in range(self.config.max_program_length):
+            dec, state = self.decoder(self.dropout(self.token_embedding(prev))[:, None], state)
+            logits = self._logits(dec, memory, keys, word_mask)[:, 0]
+            logits = logits.masked_fill(~self.grammar.mask(grammar, self.config.max_program_length - t - 1), float("-inf"))
+            logp = torch.log_softmax(logits, dim=-1)
+            if mode == "sample":
+                tok = torch.multinomial(logp.exp(), 1)[:, 0]
+            else:
+                tok = logp.argmax(dim=-1)
+            live = ~grammar.done
+            log_prob = log_prob + logp.gather(1, tok[:, None])[:, 0] * live
+            p = logp.exp()
+            entropy = entropy - (p * logp.masked_fill(p == 0, 0.0)).sum(-1) * live
+            out.append(tok)
+            grammar.advance(tok.tolist())
+            prev = tok
+            if bool(grammar.done.all()):
+                break
+        return Decoded(torch.stack(out, dim=1), log_prob, entropy)
+
+    def _beam(self, words: Tensor, lengths: Tensor, k: int) -> Decoded:
+        """Beam search (``k`` beams per question); returns the best complete beam."""
+        memory, keys, (h, c) = self.encode(words, lengths)
+        b, v = words.shape[0], len(self.program_vocab)
+        rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731  [B, ...] -> [B*k, ...]
+        memory, keys, word_mask = rep(memory), rep(keys), rep(words != 0)
+        state = (h.repeat_interleave(k, dim=1), c.repeat_interleave(k, dim=1))
+        score = torch.full((b, k), float("-inf"), device=words.device)
+        score[:, 0] = 0.0
+        score = score.view(-1)
+        prev = torch.ones(b * k, dtype=torch.long, device=words.device)
+        grammar = self.grammar.start(b * k)
+        history = torch.zeros(b * k, 0, dtype=torch.long, device=words.device)
+        base = (torch.arange(b, device=words.device) * k)[:, None]
+        for t in range(self.config.max_program_length):
+            dec, state = self.decoder(self.token_embedding(prev)[:, None], state)
+            logits = self._logits(dec, memory, keys, word_mask)[:, 0]
+            allowed = self.grammar.mask(grammar, self.config.max_program_length - t - 1)
+            logp = torch.log_softmax(logits.masked_fill(~allowed, float("-inf")), -1)
+            done = grammar.done
+            logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
+            logp[:, 0] = torch.where(done, 0.0, float("-inf"))
+            total = (score[:, None] + logp).view(b, k * v)
+            top, idx = total.topk(k, dim=1)
+            src = (base + idx // v).view(-1)
+            tok = (idx % v).view(-1)
+            score = top.view(-1)
+            state = (state[0][:, src], state[1][:, src])
+            history = torch.cat([history[src], tok[:, None]], dim=1)
+            grammar = grammar.select(src.tolist())
+            grammar.advance(tok.tolist())
+            prev = tok
+            if bool(grammar.done.all()):
+                break
+        best = score.view(b, k).argmax(dim=1) + base[:, 0]
+        return Decoded(history[best], score[best], torch.zeros(b, device=words.device))
+
+    # ------------------------------------------------------------------ user API
+    def encode_questions(self, questions: Sequence[str]) -> tuple[Tensor, Tensor, list[dict[str, str]]]:
+        """Word ids [B, S], lengths [B] and each question's slots ``{"<color1>": "red", ...}``.
+
+        Raises:
+            DataError: a question holds an unknown word (names it and its position).
+        """
+        ids, slots = [], []
+        for i, q in enumerate(questions):
+            words, s = anonymize_words(tokenize(q), self.lexicon)
+            ids.append(self.question_vocab.encode(q, where=f"question {i}", words=words))
+            slots.append(s)
+        words_t, lengths = pad_batch(ids)
+        return words_t, lengths, slots
+
+    def target_ids(self, tokens: Sequence[str], slots: Mapping[str, str], where: str = "program") -> list[int]:
+        """Decoder targets for ground-truth prefix ``tokens`` (values named by the question become slots)."""
+        if len(tokens) > self.config.max_program_length:
+            raise DataError(
+                f"{where}: program of {len(tokens)} tokens is longer than max_program_length "
+                f"{self.config.max_program_length}"
+            )
+        if self.lexicon:
+            tokens = anonymize_program(tokens, slots)
+        return self.program_vocab.encode(tokens, where=where)
+
+    def restore(self, ids: Sequence[int], slots: Mapping[str, str]) -> tuple[str, ...] | None:
+        """Plain prefix tokens of decoded ``ids``; None if a slot is not in the question."""
+        tokens = self.program_vocab.decode(ids)
+        restored = restore_program(tokens, slots) if self.lexicon else tokens
+        return None if restored is None else tuple(restored)
+
+    def to_program(self, tokens: Sequence[str] | None) -> Program | None:
+        """The Program of prefix ``tokens``, or None if it is ill-formed or ill-typed."""
+        if tokens is None:
+            return None
+        if self._catalogue is None:
+            self._catalogue = Catalogue.default()
+        try:
+            program = from_prefix_tokens(list(tokens))
+            self._catalogue.check(program)
+        except NesyError:
+            return None
+        return program
+
+    @torch.no_grad()
+    def parse_tokens(
+        self, questions: Sequence[str], *, beam_size: int = 1, batch_size: int = 256
+    ) -> list[tuple[str, ...] | None]:
+        """Prefix program tokens decoded for each question (greedy, or beam if ``beam_size > 1``).
+
+        ``None`` where the decode names a value slot the question does not have.
+        """
+        was_training = self.training
+        self.eval()
+        out: list[tuple[str, ...] | None] = []
+        try:
+            for s in range(0, len(questions), batch_size):
+                words, lengths, slots = self.encode_questions(questions[s : s + batch_size])
+                mode = "beam" if beam_size > 1 else "greedy"
+                dec = self.decode(words, lengths, mode=mode, beam_size=beam_size)
+                out.extend(self.restore(row.tolist(), sl) for row, sl in zip(dec.tokens, slots, strict=False))
+        finally:
+            self.train(was_training)
+        return out
+
+    def parse(self, questions: Sequence[str], *, beam_size: int = 1) -> list[Program | None]:
+        """Parse questions into programs.
+
+        Args:
+            questions: Question texts (words must be in the parser's vocabulary).
+            beam_size: 1 for greedy decoding, more for beam search.
+
+        Returns:
+            One :class:`~reasoning.dsl.Program` per question, or ``None`` where
+            the decoded tokens do not form a well-typed program.
+
+        Raises:
+            DataError: a question holds a word the parser does not know (names it).
+        """
+        return [self.to_program(t) for t in self.parse_tokens(questions, beam_size=beam_size)]
