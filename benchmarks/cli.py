@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "questions",
     "train_derender",
     "train_dynamics",
+    "train_parser",
     "bench_dynamics",
     "execute",
     "answer",
