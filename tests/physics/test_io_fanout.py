@@ -44,3 +44,14 @@ def test_checkpoints_load_weights_only_and_corruption_is_reported(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="ckpt.pt"):
         torch_load(path)
+
+
+def test_atomic_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "shared.json"
+    atomic_write_json(path, {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
