@@ -10,15 +10,9 @@ popcount of one.  Answers are identical to the single executor's
 (:mod:`reasoning.executor.symbolic`), which the tests check on thousands of
 random programs.
 
-To keep groups large, structures are canonicalised before grouping (the idea of
-the CLEVR generator's composite template nodes, run backwards):
-
-* a chain of ``filter_*`` / ``filter`` nodes becomes one filter node with a
-  multiple of four word codes, unused slots meaning "any";
-* ``query_*`` and ``same_*`` take the attribute as a per-question parameter,
-  the ``equal_*`` of values are one node, and ``equal_integer`` /
-  ``less_than`` / ``greater_than`` one comparison with its operator as parameter;
-* composite template nodes are expanded into those parts.
+To keep groups large, structures are canonicalised before grouping (filter
+chains merge into one node, ``query_*`` / ``same_*`` take the attribute as a
+parameter, composite template nodes expand): see :mod:`reasoning.executor.encode`.
 
 Three stages, timed separately by the speed benchmark:
 
@@ -34,7 +28,7 @@ than 64 objects) are answered by the single executor, so results never differ.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,189 +37,12 @@ from perception.scene_graph import SceneGraph
 from physics.errors import DataError
 from physics.worlds.clevr_properties import RELATIONS
 from reasoning.dsl.program import Call, Program
-from reasoning.executor.check import check_call
-from reasoning.executor.ops import BOOL, INTEGER, OBJECT, OBJECT_SET, OPS, VALUE_TYPES
-from reasoning.executor.scene_table import ANY, ATTRS, MAX_OBJECTS, WORD_CODE, WORDS, SceneTable
+from reasoning.errors import ProgramError
+from reasoning.executor.encode import ARITY, N_PARAMS, encode
+from reasoning.executor.scene_table import ANY, ATTRS, MAX_OBJECTS, WORDS, SceneTable
 from reasoning.executor.symbolic import default_executor
 
 __all__ = ["execute_batch", "compile_batch", "BatchPlan", "SceneTable"]
-
-SET, OBJ, INT, BOOL_ = OBJECT_SET, OBJECT, INTEGER, BOOL  # short names for the signature table
-_ATTR_INDEX = {a: k for k, a in enumerate(ATTRS)}
-_REL_INDEX = {r: k for k, r in enumerate(RELATIONS)}
-_FILTER_SLOTS = ("size", "color", "material", "shape")  # composite side-input order after Relation
-_CMP = {"equal_integer": 0, "less_than": 1, "greater_than": 2}
-_ROOT_KIND = {BOOL_: "Bool", INT: "Integer", **{t: "Value" for t in VALUE_TYPES}}
-# word codes per attribute for filter_<attr>; composites look up by slot attribute
-_CODES = {a: {v: WORD_CODE[(a, v)] for (a2, v) in WORDS if a2 == a} for a in ATTRS}
-# (input types, fewest side inputs, most side inputs) of every op, for the inline checks
-_SIG = {
-    n: (
-        s.inputs,
-        (1 if "Relation" in s.side_inputs else 0) if s.optional_side else len(s.side_inputs),
-        len(s.side_inputs),
-    )
-    for n, s in OPS.items()
-}
-
-
-class _Malformed(Exception):
-    """Internal: the program does not fit its signatures (check_call names the fault)."""
-
-
-class _NotVectorised(Exception):
-    """Internal: an operation without a batched form; the single executor answers."""
-
-
-# ---------------------------------------------------------------------- encoding
-def _enc(call: Call, want: str, key: list, params: list) -> None:
-    """Append ``call``'s canonical tokens (pre-order) and parameters; check its type is ``want``."""
-    f = call.function
-    sig = _SIG.get(f)
-    if sig is None:
-        raise _Malformed
-    inputs, least, most = sig
-    if len(call.args) != len(inputs) or not least <= len(call.values) <= most:
-        raise _Malformed
-    if OPS[f].output != want:
-        raise _Malformed
-    handler = _ENCODERS.get(f)
-    if handler is None:
-        raise _NotVectorised
-    handler(call, key, params)
-
-
-def _emit_filter(codes: list[int], base: Call, key: list, params: list) -> None:
-    """One filter node over ``base`` with ``codes``, merging any filter chain below it."""
-    while base.function in _FILTER_CHAIN:
-        if len(base.args) != 1 or _SIG[base.function][0] != (SET,):
-            raise _Malformed
-        least, most = _SIG[base.function][1:]
-        if not least <= len(base.values) <= most:
-            raise _Malformed
-        codes.extend(_filter_codes(base))
-        base = base.args[0]
-    if codes:
-        width = -(-len(codes) // 4) * 4
-        key.append(f"F{width}")
-        params.extend(codes)
-        params.extend([ANY] * (width - len(codes)))
-    _enc(base, SET, key, params)
-
-
-def _filter_codes(call: Call) -> list[int]:
-    """Word codes of a ``filter_<attr>`` or ``filter`` node's non-empty side inputs."""
-    if call.function == "filter":
-        return _slot_codes(call.values)
-    return [_CODES[call.function[7:]][call.values[0]]]
-
-
-def _slot_codes(values: Sequence[str]) -> list[int]:
-    return [_CODES[a][v] for a, v in zip(_FILTER_SLOTS, values, strict=False) if v]
-
-
-def _enc_filter(call: Call, key: list, params: list) -> None:
-    _emit_filter([], call, key, params)
-
-
-def _enc_filter_then(token: str) -> Callable[[Call, list, list], None]:
-    def enc(call: Call, key: list, params: list) -> None:
-        key.append(token)
-        _emit_filter(_slot_codes(call.values), call.args[0], key, params)
-
-    return enc
-
-
-def _enc_relate_filter_then(token: str | None) -> Callable[[Call, list, list], None]:
-    def enc(call: Call, key: list, params: list) -> None:
-        if token:
-            key.append(token)
-        codes = _slot_codes(call.values[1:])
-        if codes:
-            width = -(-len(codes) // 4) * 4
-            key.append(f"F{width}")
-            params.extend(codes)
-            params.extend([ANY] * (width - len(codes)))
-        key.append("R")
-        params.append(_REL_INDEX[call.values[0]])
-        _enc(call.args[0], OBJ, key, params)
-
-    return enc
-
-
-def _enc_simple(
-    token: str, param: Callable[[Call], int] | None = None
-) -> Callable[[Call, list, list], None]:
-    def enc(call: Call, key: list, params: list) -> None:
-        key.append(token)
-        if param is not None:
-            params.append(param(call))
-        for child, want in zip(call.args, _SIG[call.function][0], strict=False):
-            _enc(child, want, key, params)
-
-    return enc
-
-
-_FILTER_CHAIN = frozenset({"filter", *(f"filter_{a}" for a in ATTRS)})
-_ENCODERS: dict[str, Callable[[Call, list, list], None]] = {
-    "scene": _enc_simple("S"),
-    "unique": _enc_simple("U"),
-    "count": _enc_simple("C"),
-    "exist": _enc_simple("E"),
-    "union": _enc_simple("OR"),
-    "intersect": _enc_simple("AND"),
-    "relate": _enc_simple("R", lambda c: _REL_INDEX[c.values[0]]),
-    "equal_object": _enc_simple("EQ"),
-    **{f"filter_{a}": _enc_filter for a in ATTRS},
-    "filter": _enc_filter,
-    **{f"query_{a}": _enc_simple("Q", lambda c: _ATTR_INDEX[c.function[6:]]) for a in ATTRS},
-    **{f"same_{a}": _enc_simple("SM", lambda c: _ATTR_INDEX[c.function[5:]]) for a in ATTRS},
-    **{f"equal_{a}": _enc_simple("EQ") for a in ATTRS},
-    **{n: _enc_simple("CMP", lambda c: _CMP[c.function]) for n in _CMP},
-    "filter_unique": _enc_filter_then("U"),
-    "filter_count": _enc_filter_then("C"),
-    "filter_exist": _enc_filter_then("E"),
-    "relate_filter": _enc_relate_filter_then(None),
-    "relate_filter_unique": _enc_relate_filter_then("U"),
-    "relate_filter_count": _enc_relate_filter_then("C"),
-    "relate_filter_exist": _enc_relate_filter_then("E"),
-}
-_ARITY = {
-    "S": 0,
-    "U": 1,
-    "C": 1,
-    "E": 1,
-    "OR": 2,
-    "AND": 2,
-    "R": 1,
-    "EQ": 2,
-    "Q": 1,
-    "SM": 1,
-    "CMP": 2,
-}
-_N_PARAMS = {"R": 1, "Q": 1, "SM": 1, "CMP": 1}
-
-
-def encode(root: Call) -> tuple[tuple, list[int]] | None:
-    """The canonical structure key and parameter codes of one program.
-
-    Returns ``None`` when the program uses an operation without a batched form.
-
-    Raises:
-        ProgramError: the program is malformed (names the node, as the single executor does).
-    """
-    out = OPS[root.function].output if root.function in OPS else None
-    key: list = [_ROOT_KIND.get(out, "None")]
-    params: list[int] = []
-    try:
-        _enc(root, out, key, params)  # type: ignore[arg-type]
-    except (_Malformed, KeyError, IndexError, TypeError):
-        check_call(root, OPS)  # raises the precise ProgramError
-        return None  # well-formed after all: not vectorisable in this shape
-    except _NotVectorised:
-        check_call(root, OPS)
-        return None
-    return tuple(key), params
 
 
 # ---------------------------------------------------------------------- plans
@@ -253,10 +70,10 @@ def _compile(key: tuple) -> tuple[list[_Step], int]:
             child = node()
             steps.append(_Step("F", (child,), cols))
             return len(steps) - 1
-        n_params = _N_PARAMS.get(token, 0)
+        n_params = N_PARAMS.get(token, 0)
         cols = tuple(range(col, col + n_params))
         col += n_params
-        ins = tuple(node() for _ in range(_ARITY[token]))
+        ins = tuple(node() for _ in range(ARITY[token]))
         steps.append(_Step(token, ins, cols))
         return len(steps) - 1
 
@@ -406,8 +223,6 @@ def compile_batch(programs: Sequence[Program | Call]) -> BatchPlan:
         ProgramError: a program is malformed; the message starts with its position
             (``"program 12: node 3 (filter_color): ..."``).
     """
-    from reasoning.errors import ProgramError
-
     groups: dict[tuple, tuple[list[int], list[list[int]]]] = {}
     fallback: list[int] = []
     for k, program in enumerate(programs):

@@ -20,12 +20,13 @@ Word codes enumerate ``(attribute, value)`` pairs of the CLEVR vocabulary in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
+from operator import attrgetter
 
 import numpy as np
 
 from perception.scene_graph import SceneGraph
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
-from reasoning.executor.bound_scene import bind_scene
 
 __all__ = ["SceneTable", "WORDS", "WORD_CODE", "ANY", "ATTRS", "MAX_OBJECTS"]
 
@@ -34,6 +35,28 @@ ATTRS: tuple[str, ...] = tuple(ATTRIBUTES)  # attribute order of attr_codes / sa
 WORDS: tuple[tuple[str, str], ...] = tuple((a, v) for a in ATTRS for v in ATTRIBUTES[a])
 WORD_CODE: dict[tuple[str, str], int] = {w: k for k, w in enumerate(WORDS)}
 ANY = len(WORDS)  # value_bits column meaning "no constraint"
+_CODES = [{v: WORD_CODE[(a, v)] for v in ATTRIBUTES[a]} for a in ATTRS]
+
+
+def _objects(scenes: Sequence[SceneGraph], fits: np.ndarray) -> tuple:
+    """(kept scene ids [K], kept scenes, scene row [T], position in scene [T], codes [T, A]).
+
+    Raises:
+        KeyError: an object has a word outside the CLEVR vocabulary.
+    """
+    kept_ids = np.flatnonzero(fits)
+    kept = [scenes[k] for k in kept_ids.tolist()]
+    kept_n = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
+    objects = [o for sc in kept for o in sc.objects]
+    T = len(objects)
+    row = np.repeat(kept_ids, kept_n)
+    pos = np.arange(T, dtype=np.int64) - np.repeat(np.cumsum(kept_n) - kept_n, kept_n)
+    codes = np.empty((T, len(ATTRS)), dtype=np.int64)
+    for j, a in enumerate(ATTRS):
+        codes[:, j] = np.fromiter(
+            map(_CODES[j].__getitem__, map(attrgetter(a), objects)), dtype=np.int64, count=T
+        )
+    return kept_ids, kept, row, pos, codes
 
 
 class SceneTable:
@@ -44,45 +67,58 @@ class SceneTable:
     """
 
     def __init__(self, scenes: Sequence[SceneGraph]) -> None:
-        self.n_scenes = len(scenes)
-        sizes = [len(s) for s in scenes]
-        self.fits = np.array([n <= MAX_OBJECTS for n in sizes], dtype=bool)
-        n_max = max([n for n in sizes if n <= MAX_OBJECTS], default=0)
-        self.max_objects = max(1, n_max)
-        N = self.max_objects
-        value_rows, code_rows, rel_rows, same_rows, all_rows = [], [], [], [], []
-        codes_of = [{v: WORD_CODE[(a, v)] for v in ATTRIBUTES[a]} for a in ATTRS]
-        empty_codes = [[0] * len(ATTRS)] * N
-        empty_row = [0] * N
-        for k, (scene, n) in enumerate(zip(scenes, sizes, strict=False)):
-            bs = bind_scene(scene) if n <= MAX_OBJECTS else None
-            if bs is not None and any(len(bs.bits[a]) != len(ATTRIBUTES[a]) for a in ATTRS):
-                bs = None  # a word outside the CLEVR vocabulary: leave it to the single executor
-                self.fits[k] = False
-            if bs is None:
-                value_rows.append([0] * (ANY + 1))
-                code_rows.append(empty_codes)
-                rel_rows.append([empty_row] * len(RELATIONS))
-                same_rows.append([empty_row] * len(ATTRS))
-                all_rows.append(0)
-                continue
-            pad = [0] * (N - n)
-            value_rows.append([bs.bits[a].get(v, 0) for a, v in WORDS] + [bs.all])
-            columns = [[codes_of[k].get(v, 0) for v in bs.values[a]] for k, a in enumerate(ATTRS)]
-            code_rows.append(
-                [list(c) for c in zip(*columns, strict=False)] + [[0] * len(ATTRS)] * (N - n)
-            )
-            rel_rows.append(
-                [list(bs.rel.get(r, ())) + pad if r in bs.rel else empty_row for r in RELATIONS]
-            )
-            same_rows.append([list(bs.same[a]) + pad for a in ATTRS])
-            all_rows.append(bs.all)
-        S, A, R = self.n_scenes, len(ATTRS), len(RELATIONS)
-        self.value_bits = np.array(value_rows, dtype=np.uint64).reshape(S, ANY + 1)
-        self.attr_codes = np.array(code_rows, dtype=np.int64).reshape(S, N, A)
-        self.rel_bits = np.array(rel_rows, dtype=np.uint64).reshape(S, R, N)
-        self.same_bits = np.array(same_rows, dtype=np.uint64).reshape(S, A, N)
-        self.all_bits = np.array(all_rows, dtype=np.uint64).reshape(S)
+        S, A, R = len(scenes), len(ATTRS), len(RELATIONS)
+        self.n_scenes = S
+        sizes = np.fromiter(map(len, scenes), dtype=np.int64, count=S)
+        fits = sizes <= MAX_OBJECTS
+        try:
+            kept_ids, kept, row, pos, codes = _objects(scenes, fits)
+        except (
+            KeyError
+        ):  # a word outside the CLEVR vocabulary: those scenes go to the single executor
+            for k in np.flatnonzero(fits).tolist():
+                objs = scenes[k].objects
+                if any(o.attribute(a) not in _CODES[j] for o in objs for j, a in enumerate(ATTRS)):
+                    fits[k] = False
+            kept_ids, kept, row, pos, codes = _objects(scenes, fits)
+        self.fits = fits
+        kept_n = sizes[kept_ids]
+        N = self.max_objects = max(1, int(kept_n.max(initial=0)))
+        bit = np.left_shift(np.uint64(1), pos.astype(np.uint64))
+
+        self.attr_codes = np.zeros((S, N, A), dtype=np.int64)
+        self.attr_codes[row, pos] = codes
+        self.all_bits = np.zeros(S, dtype=np.uint64)
+        np.bitwise_or.at(self.all_bits, row, bit)
+        self.value_bits = np.zeros((S, ANY + 1), dtype=np.uint64)
+        for j in range(A):
+            np.bitwise_or.at(self.value_bits, (row, codes[:, j]), bit)
+        self.value_bits[:, ANY] = self.all_bits
+        self.same_bits = np.zeros((S, A, N), dtype=np.uint64)
+        for j in range(A):
+            self.same_bits[row, j, pos] = self.value_bits[row, codes[:, j]] & ~bit
+
+        # ---- relations: relationships[R][i] lists, flattened in (scene, relation, i) order
+        rows = [
+            js
+            for sc, m in zip(kept, kept_n.tolist(), strict=True)
+            for r in RELATIONS
+            for js in (sc.relationships.get(r) or [[]] * m)
+        ]
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        targets = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+        block = np.repeat(kept_n, R)  # objects per (scene, relation) block
+        row_scene = np.repeat(np.repeat(kept_ids, R), block)
+        row_rel = np.repeat(np.tile(np.arange(R, dtype=np.int64), len(kept)), block)
+        row_i = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(block) - block, block)
+        row_flat = (row_scene * R + row_rel) * N + row_i
+        self.rel_bits = np.zeros((S, R, N), dtype=np.uint64)
+        np.bitwise_or.at(
+            self.rel_bits.reshape(-1),
+            np.repeat(row_flat, lengths),
+            np.left_shift(np.uint64(1), targets.astype(np.uint64)),
+        )
+
         # flat views for single-gather indexing in the plans
         self.value_flat = self.value_bits.reshape(-1)
         self.attr_flat = self.attr_codes.reshape(-1)

@@ -231,7 +231,9 @@ def _node_eval(spec: OpSpec, kids: list[dict]) -> Callable[[Call, BoundScene], o
 
     def ev_any(call: Call, bs: BoundScene) -> object:
         args, values = call.args, call.values
-        if len(args) != n_in or not (len(values) <= n_side if spec.optional_side else len(values) == n_side):
+        if len(args) != n_in or not (
+            len(values) <= n_side if spec.optional_side else len(values) == n_side
+        ):
             raise _Malformed
         return fn(bs, *(k[a.function](a, bs) for k, a in zip(kids, args, strict=True)), *values)
 
@@ -291,7 +293,9 @@ def _fused_relate(kids: list[dict]) -> Callable[[Call, BoundScene], object]:
     return ev
 
 
-def _fused_set_to(convert: Callable[[int], object]) -> Callable[[list[dict]], Callable[[Call, BoundScene], object]]:
+def _fused_set_to(
+    convert: Callable[[int], object],
+) -> Callable[[list[dict]], Callable[[Call, BoundScene], object]]:
     def build(kids: list[dict]) -> Callable[[Call, BoundScene], object]:
         (k0,) = kids
 
@@ -306,7 +310,9 @@ def _fused_set_to(convert: Callable[[int], object]) -> Callable[[list[dict]], Ca
     return build
 
 
-def _fused_object_table(table: str, attr: str) -> Callable[[list[dict]], Callable[[Call, BoundScene], object]]:
+def _fused_object_table(
+    table: str, attr: str
+) -> Callable[[list[dict]], Callable[[Call, BoundScene], object]]:
     def build(kids: list[dict]) -> Callable[[Call, BoundScene], object]:
         (k0,) = kids
 

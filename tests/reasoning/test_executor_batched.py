@@ -176,3 +176,32 @@ def test_programs_given_as_bare_calls_are_accepted(scenes):
     call = Call("count", (Call("scene"),))
     assert execute_batch([call], scenes, [0]) == [str(len(scenes[0]))]
     assert default_executor.answer(call, scenes[0]) == str(len(scenes[0]))
+
+
+def test_scenes_with_words_outside_the_vocabulary_fall_back_and_keep_their_words(scenes):
+    vocabulary = dict(ATTRIBUTES, color=(*ATTRIBUTES["color"], "pink"))
+    odd = SceneGraph.from_clevr(
+        {
+            "objects": [
+                {
+                    "shape": "cube",
+                    "color": "pink",
+                    "material": "metal",
+                    "size": "large",
+                    "3d_coords": [0, 0, 0.7],
+                }
+            ]
+        },
+        vocabulary=vocabulary,
+    )
+    table = SceneTable([scenes[0], odd])
+    assert table.fits.tolist() == [True, False]
+    program = parse_program("query_color(unique(scene()))")
+    assert execute_batch([program, program], [scenes[0], odd], [1, 1]) == ["pink", "pink"]
+
+
+def test_table_of_empty_scenes_answers_like_the_single_executor():
+    empty = SceneGraph(objects=())
+    programs = [parse_program("count(scene())"), parse_program("query_size(unique(scene()))")]
+    assert execute_batch(programs, [empty], [0, 0]) == ["0", None]
+    assert SceneTable([]).value_bits.shape == (0, 16)
