@@ -71,9 +71,9 @@ class DynamicsModel(nn.Module, abc.ABC):
         super().__init__()
         self.config = config
         c, hd, d, h = config, config.hidden, config.dim, config.graph.history
-        self.vel_norm = Normalizer(d)
-        self.acc_norm = Normalizer(d)
-        self.action_norm = Normalizer(d)
+        self.vel_norm = Normalizer(d, isotropic=True)
+        self.acc_norm = Normalizer(d, isotropic=True)
+        self.action_norm = Normalizer(d, isotropic=True)
         self.attr_norm = Normalizer(c.node_attr_dim)
         self.edge_attr_norm = Normalizer(c.edge_attr_dim)
         self.register_buffer("rel_scale", torch.ones(()))
