@@ -79,7 +79,9 @@ def run_clevr_data_speed(cfg: ClevrSpeedConfig = ClevrSpeedConfig()) -> dict[str
         encode_mask_png(mask)
         d = time.perf_counter()
         nq = 0
-        if gen is not None:  # one generator over consecutive scenes, as the builder's question chunks
+        if (
+            gen is not None
+        ):  # one generator over consecutive scenes, as the builder's question chunks
             nq = len(gen.generate_for_scene(scene, cfg.questions_per_scene, qrng))
         e = time.perf_counter()
         if stages is not None:
