@@ -4,7 +4,9 @@ Templates in the CLEVR template JSON format are instantiated over scene graphs:
 parameter values are found by a search over the template program with the
 scene, constraints are honoured, degenerate and over-represented questions are
 rejected, and each question comes with its program (basic CLEVR functions) and
-answer, in the official questions-JSON format.
+answer, in the official questions-JSON format.  Templates are checked against
+the function catalogue :class:`reasoning.dsl.Catalogue` (CLEVR's
+``metadata.json`` format).
 
 >>> from perception.synthetic import sample_scene_graphs
 >>> qs = QuestionGenerator().generate(sample_scene_graphs(3, seed=1), per_scene=2, seed=0)
@@ -14,16 +16,14 @@ True
 Reference: Johnson et al., "CLEVR", CVPR 2017.
 """
 
-from reasoning.questions.balance import AnswerBalancer
+from reasoning.questions.balance import AnswerBalancer, answer_domain
 from reasoning.questions.config import GeneratorConfig
 from reasoning.questions.engine import SceneIndex
 from reasoning.questions.generator import (
     QUESTION_KEYS,
     QuestionGenerator,
-    format_answer,
     save_questions,
 )
-from reasoning.questions.metadata import DEFAULT_SYNONYMS, FunctionSpec, Metadata, load_synonyms
 from reasoning.questions.question_types import (
     FAMILIES,
     QUESTION_TYPE_LABELS,
@@ -40,17 +40,17 @@ from reasoning.questions.template import (
     load_templates,
     parse_template,
 )
+from reasoning.questions.vocab import ATTRIBUTE_TYPES, DEFAULT_SYNONYMS, load_synonyms
 
 __all__ = [
+    "ATTRIBUTE_TYPES",
     "AnswerBalancer",
     "Constraint",
     "DEFAULT_SYNONYMS",
     "DEFAULT_TEMPLATES",
     "FAMILIES",
-    "FunctionSpec",
     "GeneratorConfig",
     "Instance",
-    "Metadata",
     "Param",
     "QUESTION_KEYS",
     "QUESTION_TYPES",
@@ -59,7 +59,7 @@ __all__ = [
     "SceneIndex",
     "Template",
     "TemplateNode",
-    "format_answer",
+    "answer_domain",
     "instantiate",
     "is_degenerate",
     "load_synonyms",

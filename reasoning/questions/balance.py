@@ -23,8 +23,36 @@ True
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from typing import Any
 
-__all__ = ["AnswerBalancer"]
+from reasoning.dsl import Catalogue
+
+__all__ = ["AnswerBalancer", "answer_domain", "MAX_COUNT_ANSWER"]
+
+# The count answers CLEVR balances integer questions over (0..10).
+MAX_COUNT_ANSWER = 10
+
+
+def answer_domain(catalogue: Catalogue, function: str) -> tuple[Any, ...]:
+    """Every answer a program ending in ``function`` can give, for answer balancing.
+
+    ``Bool`` -> ``(True, False)``; ``Integer`` -> ``0..10`` (as CLEVR balances
+    counts); a vocabulary type -> its words; any other type -> ``()``.
+
+    >>> answer_domain(Catalogue.default(), "query_size")
+    ('small', 'large')
+
+    Raises:
+        ProgramError: ``function`` is not in the catalogue.
+    """
+    out = catalogue.signature(function).output
+    if out == "Bool":
+        return (True, False)
+    if out == "Integer":
+        return tuple(range(MAX_COUNT_ANSWER + 1))
+    if out in catalogue.vocabulary_types():
+        return catalogue.values(out)
+    return ()
 
 
 class AnswerBalancer:

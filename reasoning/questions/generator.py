@@ -16,8 +16,9 @@ Output records are in the official CLEVR questions-JSON form::
      "question_index": int}
 
 Answers are strings as in the released CLEVR v1.0 files: ``"yes"``/``"no"``,
-``"3"``, ``"cube"``.  ``question_family_index`` is the template's index in its
-file, as CLEVR's generator writes it.
+``"3"``, ``"cube"`` (written by :func:`reasoning.executor.format_answer` from
+the template root's output type).  ``question_family_index`` is the template's
+index in its file, as CLEVR's generator writes it.
 
 >>> from perception.synthetic import sample_scene_graphs
 >>> gen = QuestionGenerator()
@@ -37,15 +38,17 @@ from tqdm import tqdm
 
 from perception.scene_graph import SceneGraph
 from physics.io import PathLike, atomic_write_json
-from reasoning.questions.balance import AnswerBalancer
+from reasoning.dsl import Catalogue
+from reasoning.executor.result import format_answer
+from reasoning.questions.balance import AnswerBalancer, answer_domain
 from reasoning.questions.config import GeneratorConfig
 from reasoning.questions.engine import SceneIndex
-from reasoning.questions.metadata import Metadata, load_synonyms
 from reasoning.questions.search import Instance, instantiate
 from reasoning.questions.template import Template, load_templates
 from reasoning.questions.text import render_text
+from reasoning.questions.vocab import load_synonyms
 
-__all__ = ["QuestionGenerator", "save_questions", "format_answer", "QUESTION_KEYS"]
+__all__ = ["QuestionGenerator", "save_questions", "QUESTION_KEYS"]
 
 # Keys of one question record, in the order they are written.
 QUESTION_KEYS = (
@@ -62,13 +65,6 @@ QUESTION_KEYS = (
 )
 
 
-def format_answer(answer: Any) -> str:
-    """An answer as the released CLEVR files write it (``True`` -> ``"yes"``, ``3`` -> ``"3"``)."""
-    if isinstance(answer, bool):
-        return "yes" if answer else "no"
-    return str(answer)
-
-
 class QuestionGenerator:
     """Generate questions from templates over scene graphs.
 
@@ -76,32 +72,41 @@ class QuestionGenerator:
         templates: ``None`` for the project's own set, a folder or file in the
             CLEVR template layout, or already-loaded :class:`Template` objects.
         synonyms: ``None`` for the project's own table, a JSON file, or a mapping.
-        metadata: ``None`` for CLEVR-v1.0, a ``metadata.json`` path, or a :class:`Metadata`.
+        metadata: The function catalogue: ``None`` for CLEVR-v1.0, a
+            ``metadata.json`` path, or a :class:`~reasoning.dsl.Catalogue`.
         config: Search, balancing and text settings (defaults: :class:`GeneratorConfig`).
 
     Raises:
-        TemplateError: templates, synonyms or metadata that do not validate.
+        TemplateError: templates or synonyms that do not validate.
+        DataError: a metadata file that is unreadable or malformed (naming the
+            file and the field).
     """
 
     def __init__(
         self,
         templates: PathLike | Sequence[Template] | None = None,
         synonyms: PathLike | Mapping[str, Sequence[str]] | None = None,
-        metadata: PathLike | Metadata | None = None,
+        metadata: PathLike | Catalogue | None = None,
         config: GeneratorConfig | None = None,
     ) -> None:
         if metadata is None:
-            metadata = Metadata.default()
-        elif not isinstance(metadata, Metadata):
-            metadata = Metadata.load(metadata)
-        self.metadata = metadata
+            catalogue = Catalogue.default()
+        elif isinstance(metadata, Catalogue):
+            catalogue = metadata
+        else:
+            catalogue = Catalogue.load(metadata)
+        self.catalogue = catalogue
         if templates is None or isinstance(templates, (str, os.PathLike)):
-            templates = load_templates(templates, metadata)
+            templates = load_templates(templates, catalogue)
         self.templates: tuple[Template, ...] = tuple(templates)
         if synonyms is None or isinstance(synonyms, (str, os.PathLike)):
             synonyms = load_synonyms(synonyms)
         self.synonyms: Mapping[str, Sequence[str]] = synonyms
         self.config = config or GeneratorConfig()
+        # template -> output type of its root, which decides how the answer is written
+        self._answer_types = {
+            t.key: catalogue.signature(t.nodes[-1].type).output for t in self.templates
+        }
         self._scenes_seen = 0
         self.reset_counts()
 
@@ -112,7 +117,7 @@ class QuestionGenerator:
         self.template_counts: dict[tuple[str, int], int] = {t.key: 0 for t in self.templates}
         self.balancers: dict[tuple[str, int], AnswerBalancer] = {
             t.key: AnswerBalancer(
-                self.metadata.answer_domain(t.nodes[-1].type),
+                answer_domain(self.catalogue, t.nodes[-1].type),
                 c.balance_ratio,
                 c.balance_median_factor,
                 c.balance_median_floor,
@@ -160,7 +165,7 @@ class QuestionGenerator:
                 t,
                 ix,
                 rng,
-                metadata=self.metadata,
+                catalogue=self.catalogue,
                 config=c,
                 balancer=self.balancers[t.key] if c.balance else None,
                 max_instances=c.instances_per_template,
@@ -217,7 +222,7 @@ class QuestionGenerator:
                 dict(n, inputs=list(n["inputs"]), value_inputs=list(n["value_inputs"]))
                 for n in inst.program
             ],
-            "answer": format_answer(inst.answer),
+            "answer": format_answer(inst.answer, self._answer_types[t.key]),
             "image_index": index,
             "image_filename": filename,
             "image": os.path.splitext(os.path.basename(filename))[0],

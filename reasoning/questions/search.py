@@ -37,11 +37,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from reasoning.dsl import Catalogue
 from reasoning.questions.balance import AnswerBalancer
 from reasoning.questions.config import GeneratorConfig
 from reasoning.questions.engine import ATTRS, FUNCTIONS, INVALID, FilterKey, SceneIndex, run_nodes
-from reasoning.questions.metadata import ATTRIBUTE_TYPES, Metadata
 from reasoning.questions.template import Template
+from reasoning.questions.vocab import ATTRIBUTE_TYPES
 
 __all__ = ["Instance", "instantiate", "is_degenerate", "COMPOSITE_FUNCTIONS"]
 
@@ -98,7 +99,7 @@ def instantiate(
     ix: SceneIndex,
     rng: np.random.Generator,
     *,
-    metadata: Metadata,
+    catalogue: Catalogue,
     config: GeneratorConfig | None = None,
     balancer: AnswerBalancer | None = None,
     max_instances: int = 1,
@@ -109,7 +110,7 @@ def instantiate(
         template: A validated template.
         ix: The scene's bitsets (:class:`SceneIndex`).
         rng: Source of every random choice (deterministic for a seed).
-        metadata: Catalogue giving each parameter type's values.
+        catalogue: Function catalogue giving each parameter type's values.
         config: Search and rejection settings.
         balancer: Answer counts of this template; ``None`` disables balancing.
         max_instances: Stop after this many accepted questions.
@@ -152,7 +153,7 @@ def instantiate(
             if len(found) >= max_instances:
                 break
             continue
-        choices = _choices(template, st, ix, rng, metadata, config, nulls[st.next])
+        choices = _choices(template, st, ix, rng, catalogue, config, nulls[st.next])
         stack.extend((st, c) for c in choices)
     return found
 
@@ -181,7 +182,7 @@ def _choices(
     st: _State,
     ix: SceneIndex,
     rng: np.random.Generator,
-    metadata: Metadata,
+    catalogue: Catalogue,
     config: GeneratorConfig,
     nulls: tuple[int, ...],
 ) -> list[Any]:
@@ -194,12 +195,12 @@ def _choices(
         arg = st.outputs[node.inputs[0]]
         if node.type.startswith("relate"):
             options: list[Any] = _relate_filter_options(
-                node.type, arg, ix, rng, metadata, config.trivial_relate_fraction, nulls
+                node.type, arg, ix, rng, catalogue, config.trivial_relate_fraction, nulls
             )
         else:
-            options = _filter_options(node.type, arg, ix, rng, metadata, nulls)
+            options = _filter_options(node.type, arg, ix, rng, catalogue, nulls)
     elif node.side_inputs:
-        options = list(metadata.values(template.param_types[node.side_inputs[0]]))
+        options = list(catalogue.values(template.param_types[node.side_inputs[0]]))
     else:
         return [None]
     return [options[j] for j in rng.permutation(len(options))]
@@ -301,7 +302,7 @@ def _filter_options(
     in_mask: int,
     ix: SceneIndex,
     rng: np.random.Generator,
-    metadata: Metadata,
+    catalogue: Catalogue,
     nulls: tuple[int, ...] = (),
 ) -> list[tuple[None, FilterKey, int]]:
     # The keys present in the scene depend only on (ftype, in_mask): memoised per scene.
@@ -325,7 +326,7 @@ def _filter_options(
         hit = (_prune(base[0], nulls), base[1])
         ix.cache[("f", ftype, in_mask, nulls)] = hit
     present, n_add = hit
-    absent = _absent_keys(ix, metadata) if n_add else []
+    absent = _absent_keys(ix, catalogue) if n_add else []
     if not absent:
         return present
     chosen = sorted(rng.choice(len(absent), size=min(n_add, len(absent)), replace=False))
@@ -337,7 +338,7 @@ def _relate_filter_options(
     obj: int,
     ix: SceneIndex,
     rng: np.random.Generator,
-    metadata: Metadata,
+    catalogue: Catalogue,
     trivial_frac: float,
     nulls: tuple[int, ...] = (),
 ) -> list[tuple[str, FilterKey, int]]:
@@ -347,7 +348,7 @@ def _relate_filter_options(
         include_zero = ftype in ("relate_filter_count", "relate_filter_exist")
         options: list[tuple[str, FilterKey, int]] = []
         trivial: list[tuple[str, FilterKey, int]] = []
-        for rel in metadata.values("Relation"):
+        for rel in catalogue.values("Relation"):
             rows = ix.relation.get(rel)
             if rows is None:
                 continue
@@ -372,9 +373,9 @@ def _relate_filter_options(
     return pruned + _prune([trivial[j] for j in keep], nulls)
 
 
-def _absent_keys(ix: SceneIndex, metadata: Metadata) -> list[FilterKey]:
+def _absent_keys(ix: SceneIndex, catalogue: Catalogue) -> list[FilterKey]:
     """Filter keys that match no object of the scene (cached per scene and vocabulary)."""
-    return _absent_keys_cached(ix, tuple(metadata.values(t) for t in ATTRIBUTE_TYPES))
+    return _absent_keys_cached(ix, tuple(catalogue.values(t) for t in ATTRIBUTE_TYPES))
 
 
 def _absent_keys_cached(ix: SceneIndex, vocab: tuple[tuple[str, ...], ...]) -> list[FilterKey]:

@@ -35,8 +35,9 @@ from typing import Any
 
 from physics.errors import DataError
 from physics.io import PathLike, read_json
+from reasoning.dsl import Catalogue
 from reasoning.errors import TemplateError
-from reasoning.questions.metadata import ATTRIBUTE_TYPES, Metadata
+from reasoning.questions.vocab import ATTRIBUTE_TYPES
 
 __all__ = [
     "TemplateNode",
@@ -143,14 +144,14 @@ class Template:
 
 
 def load_templates(
-    path: PathLike | None = None, metadata: Metadata | None = None
+    path: PathLike | None = None, catalogue: Catalogue | None = None
 ) -> list[Template]:
     """Load and validate templates.
 
     Args:
         path: A folder of ``*.json`` template files (official layout, files in
             name order), one template file, or ``None`` for the project's own set.
-        metadata: Function catalogue to check against (CLEVR-v1.0 by default).
+        catalogue: Function catalogue to check against (CLEVR-v1.0 by default).
 
     Returns:
         Templates in file-name order, then file order.
@@ -159,7 +160,7 @@ def load_templates(
         TemplateError: missing folder, no template files, unreadable JSON, or an
             invalid template (naming file, template index and field).
     """
-    metadata = metadata or Metadata.default()
+    catalogue = catalogue or Catalogue.default()
     path = DEFAULT_TEMPLATES if path is None else Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.json"))
@@ -182,13 +183,13 @@ def load_templates(
                 f"{f.name}: expected a JSON list of templates, got {type(data).__name__}"
             )
         out.extend(
-            parse_template(t, metadata, filename=f.name, index=k) for k, t in enumerate(data)
+            parse_template(t, catalogue, filename=f.name, index=k) for k, t in enumerate(data)
         )
     return out
 
 
 def parse_template(
-    data: Any, metadata: Metadata, *, filename: str = "<memory>", index: int = 0
+    data: Any, catalogue: Catalogue, *, filename: str = "<memory>", index: int = 0
 ) -> Template:
     """Validate one template dict and build a :class:`Template`.
 
@@ -202,20 +203,20 @@ def parse_template(
         if key not in data:
             raise TemplateError(f"{where}: missing field '{key}'")
 
-    params = _parse_params(data["params"], metadata, where)
+    params = _parse_params(data["params"], catalogue, where)
     ptypes = {p.name: p.type for p in params}
     text = _parse_text(data["text"], ptypes, where)
-    nodes = _parse_nodes(data["nodes"], ptypes, metadata, where)
+    nodes = _parse_nodes(data["nodes"], ptypes, catalogue, where)
     constraints = _parse_constraints(data.get("constraints", []), ptypes, len(nodes), where)
     return Template(text, nodes, params, constraints, filename, index)
 
 
 # ---------------------------------------------------------------------- parts
-def _parse_params(raw: Any, metadata: Metadata, where: str) -> tuple[Param, ...]:
+def _parse_params(raw: Any, catalogue: Catalogue, where: str) -> tuple[Param, ...]:
     if not isinstance(raw, list):
         raise TemplateError(f"{where}: 'params' must be a list")
     out, seen = [], set()
-    enumerated = [t for t, v in metadata.types.items() if v]
+    enumerated = [t for t in catalogue.vocabulary_types() if catalogue.values(t)]
     for k, p in enumerate(raw):
         pw = f"{where}: params[{k}]"
         if (
@@ -256,7 +257,7 @@ def _parse_text(raw: Any, ptypes: Mapping[str, str], where: str) -> tuple[str, .
 
 
 def _parse_nodes(
-    raw: Any, ptypes: Mapping[str, str], metadata: Metadata, where: str
+    raw: Any, ptypes: Mapping[str, str], catalogue: Catalogue, where: str
 ) -> tuple[TemplateNode, ...]:
     if not isinstance(raw, list) or not raw:
         raise TemplateError(f"{where}: 'nodes' must be a non-empty list")
@@ -266,11 +267,11 @@ def _parse_nodes(
         if not isinstance(n, Mapping):
             raise TemplateError(f"{nw}: expected an object with 'type' and 'inputs'")
         ftype = n.get("type", n.get("function"))
-        if ftype not in metadata.functions:
+        if not isinstance(ftype, str) or ftype not in catalogue:
             raise TemplateError(
-                f"{nw}: unknown function {ftype!r}; allowed: {', '.join(metadata.functions)}"
+                f"{nw}: unknown function {ftype!r}; allowed: {', '.join(catalogue.names)}"
             )
-        spec = metadata.functions[ftype]
+        spec = catalogue.signature(ftype)
         inputs = n.get("inputs", [])
         if not isinstance(inputs, list) or not all(
             isinstance(i, int) and not isinstance(i, bool) and 0 <= i < k for i in inputs

@@ -10,13 +10,15 @@ import pytest
 
 from perception.scene_graph import SceneGraph, SceneObject
 from perception.synthetic import sample_scene_graphs
+from physics.errors import DataError
+from reasoning.dsl import Catalogue
 from reasoning.errors import ProgramError, TemplateError
 from reasoning.questions import (
     AnswerBalancer,
     GeneratorConfig,
-    Metadata,
     QuestionGenerator,
     SceneIndex,
+    answer_domain,
     instantiate,
     is_degenerate,
     load_templates,
@@ -26,7 +28,7 @@ from reasoning.questions import (
 from reasoning.questions.engine import run_nodes
 from reasoning.questions.text import render_text
 
-META = Metadata.default()
+META = Catalogue.default()
 OBJ = ["<Z>", "<C>", "<M>", "<S>"]
 OBJ2 = ["<Z2>", "<C2>", "<M2>", "<S2>"]
 
@@ -51,7 +53,7 @@ def _instances(template, scenes, *, per_scene=1, config=UNBALANCED, seed=0):
     out = []
     for s in scenes:
         out += instantiate(
-            template, SceneIndex(s), rng, metadata=META, config=config, max_instances=per_scene
+            template, SceneIndex(s), rng, catalogue=META, config=config, max_instances=per_scene
         )
     return out
 
@@ -324,13 +326,33 @@ def test_unreadable_or_missing_templates_raise_template_error(tmp_path):
         load_templates(tmp_path / "broken.json")
 
 
-# ---------------------------------------------------------------------- metadata, question types
-def test_official_metadata_agrees_with_the_builtin_catalogue(shared_clevr):
-    official = Metadata.load(shared_clevr / "metadata.json")
-    assert dict(official.types) == dict(META.types)
-    assert {k: (f.inputs, f.side_inputs, f.output) for k, f in official.functions.items()} == {
-        k: (f.inputs, f.side_inputs, f.output) for k, f in META.functions.items()
-    }
+# ---------------------------------------------------------------------- catalogue, question types
+def test_generator_reads_the_official_metadata_as_its_catalogue(shared_clevr):
+    gen = QuestionGenerator(metadata=shared_clevr / "metadata.json")
+    assert isinstance(gen.catalogue, Catalogue) and gen.catalogue.dataset == "CLEVR-v1.0"
+    assert gen.catalogue.values("Relation") == META.values("Relation")
+    assert QuestionGenerator(metadata=META).catalogue is META
+
+
+def test_bad_metadata_file_is_reported_with_file_and_field(tmp_path):
+    bad = tmp_path / "meta.json"
+    data = META.to_dict()
+    data["functions"][3]["side_inputs"] = ["Weight"]
+    bad.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"meta\.json: functions\[3\].*side_inputs.*'Weight'"):
+        QuestionGenerator(metadata=bad)
+    bad.write_text('{"types": {}}')
+    with pytest.raises(DataError, match=r"meta\.json: field 'functions'"):
+        QuestionGenerator(metadata=bad)
+
+
+def test_answer_domains_follow_the_root_function_output_type():
+    assert answer_domain(META, "exist") == (True, False)
+    assert answer_domain(META, "filter_count") == tuple(range(11))
+    assert answer_domain(META, "query_color") == META.values("Color")
+    assert answer_domain(META, "unique") == ()
+    with pytest.raises(ProgramError, match="unknown function"):
+        answer_domain(META, "count_all")
 
 
 def test_question_type_covers_every_template_root_and_rejects_non_answers(shared_clevr):
