@@ -57,7 +57,7 @@ def fit_projection(points3d: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     for Xi, (u, v, _) in zip(Xn, xn, strict=True):
         rows.append(np.r_[np.zeros(4), -Xi, v * Xi])
         rows.append(np.r_[Xi, np.zeros(4), -u * Xi])
-    _, s, vt = np.linalg.svd(np.asarray(rows))
+    _, s, vt = np.linalg.svd(np.asarray(rows), full_matrices=False)  # U would be 2N x 2N
     if s[-2] < 1e-9 * s[0]:
         raise DataError("fit_projection: correspondences are degenerate (coplanar or repeated points)")
     Pn = vt[-1].reshape(3, 4)
