@@ -205,3 +205,27 @@ def test_table_of_empty_scenes_answers_like_the_single_executor():
     programs = [parse_program("count(scene())"), parse_program("query_size(unique(scene()))")]
     assert execute_batch(programs, [empty], [0, 0]) == ["0", None]
     assert SceneTable([]).value_bits.shape == (0, 16)
+
+
+def test_answers_equal_the_question_generators_on_its_questions(shared_clevr):
+    from reasoning.questions import QuestionGenerator
+
+    scenes = sample_scene_graphs(12, seed=21)
+    for generator in (
+        QuestionGenerator(),
+        QuestionGenerator(
+            templates=shared_clevr / "templates", synonyms=shared_clevr / "synonyms.json"
+        ),
+    ):
+        questions = generator.generate(scenes, per_scene=4, seed=0)
+        assert len(questions) > 20
+        programs = [from_clevr(q["program"]) for q in questions]
+        indices = [q["image_index"] for q in questions]
+        expected = [
+            str(q["answer"])
+            if not isinstance(q["answer"], bool)
+            else ("yes" if q["answer"] else "no")
+            for q in questions
+        ]
+        assert single_answers(programs, scenes, indices) == expected
+        assert execute_batch(programs, scenes, indices) == expected
