@@ -32,7 +32,15 @@ from collections.abc import Callable
 from physics.worlds.clevr_properties import RELATIONS
 from reasoning.dsl.program import Call
 from reasoning.executor.check import check_call
-from reasoning.executor.ops import BOOL, INTEGER, OPS, VALUE_TYPES
+from reasoning.executor.ops import (
+    _VERSION,
+    BOOL,
+    BUILTIN_FNS,
+    INTEGER,
+    OPS,
+    VALUE_TYPES,
+    table_version,
+)
 from reasoning.executor.scene_table import ANY, ATTRS, WORD_CODE
 
 __all__ = ["encode", "ARITY", "N_PARAMS", "ROOT_KINDS"]
@@ -275,7 +283,7 @@ def _build() -> dict[str, Encoder]:
             by_output.setdefault(t, {})
     encoders: dict[str, Encoder] = {}
     for name, spec in OPS.items():
-        builder = _BUILDERS.get(name)
+        builder = _BUILDERS.get(name) if spec.fn is BUILTIN_FNS.get(name) else None
         kids = [by_output[t] for t in spec.inputs]
         encoders[name] = builder(name, kids) if builder is not None else _not_vectorised
         by_output[spec.output][name] = encoders[name]
@@ -283,6 +291,7 @@ def _build() -> dict[str, Encoder]:
 
 
 _ENCODERS = _build()
+_BUILT_FOR = [table_version()]
 _FAILURES = (_Malformed, _NotVectorised, KeyError, ValueError, IndexError, TypeError)
 
 
@@ -296,6 +305,10 @@ def encode(root: Call) -> tuple[tuple, list[int]] | None:
     Raises:
         ProgramError: the program is malformed (names the node, as the single executor does).
     """
+    if _BUILT_FOR[0] != _VERSION[0]:  # an operation was registered: rebuild the encoders
+        _ENCODERS.clear()
+        _ENCODERS.update(_build())
+        _BUILT_FOR[0] = _VERSION[0]
     spec = OPS.get(root.function)
     key: list = [ROOT_KINDS.get(spec.output, "None") if spec is not None else "None"]
     params: list[int] = []

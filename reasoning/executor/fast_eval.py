@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 
 from reasoning.dsl.program import Call
 from reasoning.executor.bound_scene import BoundScene
-from reasoning.executor.ops import OPS, VALUE_TYPES, InvalidExecution, OpSpec
+from reasoning.executor.ops import BUILTIN_FNS, VALUE_TYPES, InvalidExecution, OpSpec
 
 __all__ = ["make_fast_eval", "Malformed", "Evaluator"]
 
@@ -49,7 +49,7 @@ def make_fast_eval(ops: Mapping[str, OpSpec]) -> Evaluator:
         kids = [by_output[t] for t in spec.inputs]
         fused = _FUSED.get(name)
         # a fused evaluator inlines the built-in semantics; a replaced op keeps its own function
-        if fused is not None and OPS.get(name) is not None and spec.fn is OPS[name].fn:
+        if fused is not None and spec.fn is BUILTIN_FNS.get(name):
             evals[name] = fused(kids)
         else:
             evals[name] = _node_eval(spec, kids)

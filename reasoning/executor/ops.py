@@ -39,6 +39,8 @@ __all__ = [
     "BOOL",
     "VALUE_TYPES",
     "ANSWER_TYPES",
+    "BUILTIN_FNS",
+    "table_version",
 ]
 
 OBJECT_SET = "ObjectSet"
@@ -93,10 +95,24 @@ def register(
     *,
     optional_side: bool = False,
 ) -> OpSpec:
-    """Add an operation to :data:`OPS` (replacing one of the same name)."""
+    """Add an operation to :data:`OPS` (replacing one of the same name).
+
+    The default executor and the batched executor see the change at their next
+    call; an operation without a vectorised form (any new one, or a built-in
+    replaced by another function) is answered one question at a time in batched mode.
+    """
     spec = OpSpec(name, tuple(inputs), tuple(side_inputs), output, fn, optional_side)
     OPS[name] = spec
+    _VERSION[0] += 1
     return spec
+
+
+def table_version() -> int:
+    """A counter bumped by every :func:`register` (executors rebuild their tables when it moves)."""
+    return _VERSION[0]
+
+
+_VERSION = [0]
 
 
 # ---------------------------------------------------------------- primitive ops
@@ -236,3 +252,9 @@ register("relate_filter_unique", (OBJ,), _RF, OBJ, _relate_filter_unique, option
 register("relate_filter_count", (OBJ,), _RF, INT, _relate_filter_count, optional_side=True)
 register("relate_filter_exist", (OBJ,), _RF, BOOL_, _relate_filter_exist, optional_side=True)
 del _type, _attr
+
+# The built-in functions, for the executors' inlined (fused / vectorised) forms: those
+# are used only while an operation still has its built-in function.
+BUILTIN_FNS: Mapping[str, Callable[..., object]] = MappingProxyType(
+    {n: s.fn for n, s in OPS.items()}
+)

@@ -36,7 +36,15 @@ from reasoning.errors import ExecutionError
 from reasoning.executor.bound_scene import BoundScene, bind_scene
 from reasoning.executor.check import check_call
 from reasoning.executor.fast_eval import Malformed, make_fast_eval
-from reasoning.executor.ops import ANSWER_TYPES, BOOL, OPS, InvalidExecution, OpSpec
+from reasoning.executor.ops import (
+    _VERSION,
+    ANSWER_TYPES,
+    BOOL,
+    OPS,
+    InvalidExecution,
+    OpSpec,
+    table_version,
+)
 from reasoning.executor.result import ExecutionResult, TraceStep, format_answer, render_value
 
 __all__ = ["SymbolicExecutor", "execute", "default_executor"]
@@ -49,15 +57,25 @@ class SymbolicExecutor:
     """Runs programs on scenes with a table of operations.
 
     Args:
-        ops: Operation table (name -> :class:`~reasoning.executor.ops.OpSpec`);
-            the CLEVR v1.0 table :data:`~reasoning.executor.ops.OPS` by default.
+        ops: Operation table (name -> :class:`~reasoning.executor.ops.OpSpec`).
+            By default the live CLEVR v1.0 table :data:`~reasoning.executor.ops.OPS`:
+            operations added later with :func:`~reasoning.executor.ops.register`
+            are seen at the next call.
     """
 
     def __init__(self, ops: Mapping[str, OpSpec] | None = None) -> None:
-        self.ops: dict[str, OpSpec] = dict(OPS if ops is None else ops)
-        # name -> (fn, input types, max side inputs, min side inputs); output types by name
+        self._live = ops is None
+        self._build(OPS if ops is None else ops)
+
+    def _build(self, ops: Mapping[str, OpSpec]) -> None:
+        self.ops: dict[str, OpSpec] = dict(ops)
         self._out = {name: s.output for name, s in self.ops.items()}
         self._eval = make_fast_eval(self.ops)
+        self._version = table_version()
+
+    def _refresh(self) -> None:
+        if self._live and self._version != table_version():
+            self._build(OPS)
 
     # ------------------------------------------------------------------ public API
     def check(self, program: Program | Call) -> str:
@@ -66,6 +84,7 @@ class SymbolicExecutor:
         Raises:
             ProgramError: naming the node index, function and what is allowed.
         """
+        self._refresh()
         return check_call(_root(program), self.ops)
 
     def execute(
@@ -85,6 +104,8 @@ class SymbolicExecutor:
             ProgramError: the program is malformed for this table (names the node).
             ExecutionError: an operation failed for another reason on this scene.
         """
+        if self._live and self._version != _VERSION[0]:
+            self._build(OPS)
         root = _root(program)
         bs = bind_scene(scene)
         if trace:

@@ -15,6 +15,7 @@ from reasoning.executor import (
     bind_scene,
     execute,
     execute_batch,
+    register,
 )
 
 # Four objects; default camera: right = +x, behind = +y.
@@ -323,3 +324,31 @@ def test_an_operation_is_one_function_and_one_table_line(scene):
     assert result.answer == "2" and result.trace[-1].output == 2
     with pytest.raises(ProgramError, match="unknown function 'count_pairs'"):
         execute(Program(Call("count_pairs", (Call("scene"),))), scene)
+
+
+def test_registered_operations_reach_both_executors_and_replacing_a_builtin_is_honoured(scene):
+    original = OPS["count"]
+    try:
+        register(
+            "count_pairs",
+            ("ObjectSet",),
+            (),
+            "Integer",
+            lambda bs, objs: objs.bit_count() * (objs.bit_count() - 1),
+        )
+        program = parse_program("count_pairs(filter_color(scene(), red))")
+        assert execute(program, scene, trace=False).answer == "2"
+        assert execute_batch([program, parse_program("count(scene())")], [scene], [0, 0]) == [
+            "2",
+            "4",
+        ]
+        register("count", ("ObjectSet",), (), "Integer", lambda bs, objs: objs.bit_count() + 100)
+        assert (
+            answer("count(filter_color(scene(), red))", scene) == "102"
+        )  # fast, traced and batched
+    finally:
+        OPS.pop("count_pairs", None)
+        register("count", original.inputs, original.side_inputs, original.output, original.fn)
+    assert answer("count(filter_color(scene(), red))", scene) == "2"
+    with pytest.raises(ProgramError, match="unknown function 'count_pairs'"):
+        execute(parse_program("count_pairs(scene())"), scene)

@@ -229,3 +229,17 @@ def test_answers_equal_the_question_generators_on_its_questions(shared_clevr):
         ]
         assert single_answers(programs, scenes, indices) == expected
         assert execute_batch(programs, scenes, indices) == expected
+
+
+def test_fast_and_traced_single_paths_agree_on_random_programs(scenes):
+    programs = random_programs(1000, seed=8, scenes=scenes) + random_programs(1000, seed=9)
+    for k, program in enumerate(programs):
+        scene = scenes[k % len(scenes)]
+        fast, traced = execute(program, scene, trace=False), execute(program, scene, trace=True)
+        assert (fast.answer, fast.valid, fast.reason) == (
+            traced.answer,
+            traced.valid,
+            traced.reason,
+        )
+        if traced.valid:
+            assert len(traced.trace) == len(program)
