@@ -43,7 +43,9 @@ def scenes_by_index(scenes: list[SceneGraph], path: str | Path) -> dict[int, Sce
     for k, scene in enumerate(scenes):
         key = scene.image_index if scene.image_index is not None else k
         if key in out:
-            raise DataError(f"{Path(path).name}: scenes {k} and an earlier one share image_index {key}")
+            raise DataError(
+                f"{Path(path).name}: scenes {k} and an earlier one share image_index {key}"
+            )
         out[key] = scene
     return out
 
@@ -71,12 +73,17 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _parse(
-    questions: list[Any], scenes: Mapping[int, SceneGraph], qpath: str, spath: str
+    questions: list[Any],
+    scenes: Mapping[int, SceneGraph],
+    qpath: str,
+    spath: str,
+    progress: bool = False,
 ) -> tuple[list[Program], list[SceneGraph], list[int], list[str | None]]:
     """Programs, their scenes, question indices and given answers; errors name the question."""
     qname, sname = Path(qpath).name, Path(spath).name
     programs, chosen, indices, given = [], [], [], []
-    for k, q in enumerate(questions):
+    bar = tqdm(questions, desc="programs", unit="q", disable=not progress, mininterval=1.0)
+    for k, q in enumerate(bar):
         if not isinstance(q, Mapping):
             raise DataError(f"{qname}: question {k} must be a JSON object, got {type(q).__name__}")
         qi = q.get("question_index", k)
@@ -90,7 +97,9 @@ def _parse(
         if scene is None:
             known = sorted(scenes)
             span = f"{known[0]}..{known[-1]}" if known else "none"
-            raise DataError(f"{where}: image_index {image} is not in {sname} (image indices {span})")
+            raise DataError(
+                f"{where}: image_index {image} is not in {sname} (image indices {span})"
+            )
         program = from_clevr(q["program"], where=where)
         try:
             default_executor.check(program)
@@ -107,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
     scene_list = load_scenes(args.scenes)
     scenes = scenes_by_index(scene_list, args.scenes)
     questions = load_questions(args.questions)
-    programs, chosen, indices, given = _parse(questions, scenes, args.questions, args.scenes)
+    programs, chosen, indices, given = _parse(
+        questions, scenes, args.questions, args.scenes, progress=not args.quiet
+    )
     t0 = time.perf_counter()
     if args.batched:
         positions = {id(s): k for k, s in enumerate(scene_list)}
@@ -115,11 +126,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         answers = [
             default_executor.execute(p, s, trace=False).answer
-            for p, s in tqdm(list(zip(programs, chosen, strict=True)), desc="questions", unit="q", disable=args.quiet)
+            for p, s in tqdm(
+                list(zip(programs, chosen, strict=True)),
+                desc="questions",
+                unit="q",
+                disable=args.quiet,
+            )
         ]
     seconds = time.perf_counter() - t0
     atomic_write_json(
-        args.out, [{"question_index": qi, "answer": a} for qi, a in zip(indices, answers, strict=True)]
+        args.out,
+        [{"question_index": qi, "answer": a} for qi, a in zip(indices, answers, strict=True)],
     )
     summary: dict[str, Any] = {
         "questions": len(programs),
@@ -145,7 +162,9 @@ def register(groups) -> None:
         "when the questions carry answers.",
     )
     parser.add_argument("--scenes", required=True, help="CLEVR scenes JSON ({'scenes': [...]})")
-    parser.add_argument("--questions", required=True, help="CLEVR questions JSON ({'questions': [...]})")
+    parser.add_argument(
+        "--questions", required=True, help="CLEVR questions JSON ({'questions': [...]})"
+    )
     parser.add_argument("--out", required=True, help="answers JSON to write (atomically)")
     parser.add_argument(
         "--batched",

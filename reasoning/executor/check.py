@@ -16,7 +16,19 @@ from reasoning.dsl.program import Call
 from reasoning.errors import ProgramError
 from reasoning.executor.ops import VALUE_TYPES, OpSpec
 
-__all__ = ["check_call", "side_vocabulary"]
+__all__ = ["check_call", "side_vocabulary", "post_order"]
+
+
+def post_order(root: Call) -> list[Call]:
+    """The nodes of ``root`` in post-order (CLEVR node-list order), without recursion."""
+    out: list[Call] = []
+    stack = [root]
+    while stack:
+        call = stack.pop()
+        out.append(call)
+        stack.extend(call.args)
+    out.reverse()  # reversed right-to-left pre-order is left-to-right post-order
+    return out
 
 
 def side_vocabulary(type_name: str) -> tuple[str, ...]:
@@ -43,7 +55,7 @@ def check_call(root: Call, ops: Mapping[str, OpSpec]) -> str:
             vocabulary, empty side input where a word is required).
     """
     out: dict[int, str] = {}
-    for index, call in enumerate(root.walk()):
+    for index, call in enumerate(post_order(root)):
         at = f"node {index} ({call.function})"
         spec = ops.get(call.function)
         if spec is None:

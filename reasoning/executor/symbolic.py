@@ -34,7 +34,7 @@ from perception.scene_graph import SceneGraph
 from reasoning.dsl.program import Call, Program
 from reasoning.errors import ExecutionError
 from reasoning.executor.bound_scene import BoundScene, bind_scene
-from reasoning.executor.check import check_call
+from reasoning.executor.check import check_call, post_order
 from reasoning.executor.fast_eval import Malformed, make_fast_eval
 from reasoning.executor.ops import (
     _VERSION,
@@ -109,7 +109,12 @@ class SymbolicExecutor:
         root = _root(program)
         bs = bind_scene(scene)
         if trace:
-            return self._traced(root, bs)
+            try:
+                self._eval(root, bs)  # cheap; on success every node fits its signature
+                checked = True
+            except (InvalidExecution, *_FAST_FAILURES):
+                checked = False
+            return self._traced(root, bs, checked=checked)
         try:
             value = self._eval(root, bs)
         except InvalidExecution:
@@ -128,12 +133,14 @@ class SymbolicExecutor:
         return self.execute(program, scene, trace=False).answer
 
     # ------------------------------------------------------------------ evaluators
-    def _traced(self, root: Call, bs: BoundScene, *, keep_trace: bool = True) -> ExecutionResult:
-        """Post-order evaluation with a value stack; checks the program first."""
-        out_type = check_call(root, self.ops)
+    def _traced(
+        self, root: Call, bs: BoundScene, *, keep_trace: bool = True, checked: bool = False
+    ) -> ExecutionResult:
+        """Post-order evaluation with a value stack; checks the program first unless ``checked``."""
+        out_type = self._out[root.function] if checked else check_call(root, self.ops)
         steps: list[TraceStep] = []
         stack: list[object] = []
-        for index, call in enumerate(root.walk()):
+        for index, call in enumerate(post_order(root)):
             spec = self.ops[call.function]
             n = len(call.args)
             ins = stack[len(stack) - n :] if n else []
