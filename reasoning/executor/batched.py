@@ -86,52 +86,111 @@ _VALUE_WORDS = np.array([v for _, v in WORDS] + [""], dtype=object)
 _YES_NO = np.array(["no", "yes"], dtype=object)
 
 
+class _Group:
+    """The arrays one group of questions runs on (all shaped [Q] unless noted)."""
+
+    __slots__ = ("table", "sidx", "params", "regs", "valid", "vbase")
+
+    def __init__(self, table: SceneTable, sidx: np.ndarray, params: np.ndarray) -> None:
+        self.table = table
+        self.sidx = sidx  # scene row per question
+        self.params = params  # [Q, P] word / relation / attribute / operator codes
+        self.regs: list[np.ndarray] = []  # output of each executed step
+        self.valid = np.ones(sidx.shape[0], dtype=bool)
+        self.vbase = sidx * (ANY + 1)  # row offsets into value_flat
+
+
+_ONE = np.uint64(1)
+_A, _R = len(ATTRS), len(RELATIONS)
+
+
+# One vectorised function per canonical token: (group, step) -> output array [Q].
+def _v_scene(g: _Group, st: _Step) -> np.ndarray:
+    return g.table.all_bits[g.sidx]
+
+
+def _v_filter(g: _Group, st: _Step) -> np.ndarray:
+    out = g.regs[st.ins[0]]
+    for c in st.cols:
+        out = out & g.table.value_flat[g.vbase + g.params[:, c]]
+    return out
+
+
+def _v_unique(g: _Group, st: _Step) -> np.ndarray:
+    x = g.regs[st.ins[0]]
+    ok = np.bitwise_count(x) == 1
+    g.valid &= ok
+    return np.where(ok, np.bitwise_count(x - _ONE), 0).astype(
+        np.int64
+    )  # bit index of the one object
+
+
+def _v_count(g: _Group, st: _Step) -> np.ndarray:
+    return np.bitwise_count(g.regs[st.ins[0]]).astype(np.int64)
+
+
+def _v_exist(g: _Group, st: _Step) -> np.ndarray:
+    return g.regs[st.ins[0]] != 0
+
+
+def _v_union(g: _Group, st: _Step) -> np.ndarray:
+    return g.regs[st.ins[0]] | g.regs[st.ins[1]]
+
+
+def _v_intersect(g: _Group, st: _Step) -> np.ndarray:
+    return g.regs[st.ins[0]] & g.regs[st.ins[1]]
+
+
+def _v_relate(g: _Group, st: _Step) -> np.ndarray:
+    t = g.table
+    return t.rel_flat[(g.sidx * _R + g.params[:, st.cols[0]]) * t.max_objects + g.regs[st.ins[0]]]
+
+
+def _v_same(g: _Group, st: _Step) -> np.ndarray:
+    t = g.table
+    return t.same_flat[(g.sidx * _A + g.params[:, st.cols[0]]) * t.max_objects + g.regs[st.ins[0]]]
+
+
+def _v_query(g: _Group, st: _Step) -> np.ndarray:
+    t = g.table
+    return t.attr_flat[(g.sidx * t.max_objects + g.regs[st.ins[0]]) * _A + g.params[:, st.cols[0]]]
+
+
+def _v_equal(g: _Group, st: _Step) -> np.ndarray:
+    return g.regs[st.ins[0]] == g.regs[st.ins[1]]
+
+
+def _v_compare(g: _Group, st: _Step) -> np.ndarray:
+    a, b, op = g.regs[st.ins[0]], g.regs[st.ins[1]], g.params[:, st.cols[0]]
+    return np.where(op == 0, a == b, np.where(op == 1, a < b, a > b))
+
+
+_VECTOR_OPS = {
+    "S": _v_scene,
+    "F": _v_filter,
+    "U": _v_unique,
+    "C": _v_count,
+    "E": _v_exist,
+    "OR": _v_union,
+    "AND": _v_intersect,
+    "R": _v_relate,
+    "SM": _v_same,
+    "Q": _v_query,
+    "EQ": _v_equal,
+    "CMP": _v_compare,
+}
+
+
 def _run_steps(
     steps: list[_Step], kind: str, table: SceneTable, sidx: np.ndarray, params: np.ndarray
 ) -> np.ndarray:
     """Execute one group; returns an object array of answers (None where invalid). Shapes: [Q]."""
     q = sidx.shape[0]
-    N = table.max_objects
-    A, R = len(ATTRS), len(RELATIONS)
-    valid = np.ones(q, dtype=bool)
-    regs: list[np.ndarray] = []
-    vbase = sidx * (ANY + 1)
-    one = np.uint64(1)
+    g = _Group(table, sidx, params)
+    regs = g.regs
     for st in steps:
-        op = st.op
-        if op == "S":
-            out = table.all_bits[sidx]
-        elif op == "F":
-            out = regs[st.ins[0]]
-            for c in st.cols:
-                out = out & table.value_flat[vbase + params[:, c]]
-        elif op == "U":
-            x = regs[st.ins[0]]
-            ok = np.bitwise_count(x) == 1
-            valid &= ok
-            out = np.where(ok, np.bitwise_count(x - one), 0).astype(np.int64)
-        elif op == "C":
-            out = np.bitwise_count(regs[st.ins[0]]).astype(np.int64)
-        elif op == "E":
-            out = regs[st.ins[0]] != 0
-        elif op == "OR":
-            out = regs[st.ins[0]] | regs[st.ins[1]]
-        elif op == "AND":
-            out = regs[st.ins[0]] & regs[st.ins[1]]
-        elif op == "R":
-            out = table.rel_flat[(sidx * R + params[:, st.cols[0]]) * N + regs[st.ins[0]]]
-        elif op == "SM":
-            out = table.same_flat[(sidx * A + params[:, st.cols[0]]) * N + regs[st.ins[0]]]
-        elif op == "Q":
-            out = table.attr_flat[(sidx * N + regs[st.ins[0]]) * A + params[:, st.cols[0]]]
-        elif op == "EQ":
-            out = regs[st.ins[0]] == regs[st.ins[1]]
-        elif op == "CMP":
-            a, b, p = regs[st.ins[0]], regs[st.ins[1]], params[:, st.cols[0]]
-            out = np.where(p == 0, a == b, np.where(p == 1, a < b, a > b))
-        else:  # pragma: no cover - keys only hold the tokens above
-            raise AssertionError(op)
-        regs.append(out)
+        regs.append(_VECTOR_OPS[st.op](g, st))
+    valid = g.valid
     root = regs[-1]
     if kind == "Bool":
         answers = _YES_NO[root.astype(np.int64)]
@@ -145,7 +204,7 @@ def _run_steps(
     return answers
 
 
-_PLANS: dict[tuple, tuple[list[_Step], int]] = {}
+_PLANS: dict[tuple, tuple[list[_Step], int]] = {}  # compiled once per canonical structure
 
 
 @dataclass
