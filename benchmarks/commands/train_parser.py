@@ -130,8 +130,9 @@ def run_curve(args: argparse.Namespace) -> int:
         raise ConfigError("parser-curve needs held-out questions (--eval-scenes > 0 or --eval-data)")
     out_dir = Path(args.out_dir)
     rows = []
+    with_rl = set(args.programs_list if args.reinforce_programs is None else args.reinforce_programs)
     for n in args.programs_list:
-        for rl in (False, True) if base.reinforce_steps and base.reinforce_questions else (False,):
+        for rl in (False, True) if base.reinforce_steps and base.reinforce_questions and n in with_rl else (False,):
             cfg = dataclasses.replace(base, programs=n, reinforce_steps=base.reinforce_steps if rl else 0)
             path = out_dir / f"parser_n{n}_{'rl' if rl else 'sup'}.pt"
             t0 = time.perf_counter()
@@ -172,6 +173,8 @@ def register(groups) -> None:
                    description="Train parsers for several supervised-set sizes, with and without REINFORCE, and plot held-out accuracy.")
     _common(c)
     c.add_argument("--programs-list", type=int, nargs="+", default=[90, 180, 270, 540, 1000], help="supervised set sizes")
+    c.add_argument("--reinforce-programs", type=int, nargs="*", default=None,
+                   help="sizes that also get a REINFORCE run (default: all of --programs-list)")
     c.add_argument("--out-dir", default="runs/parser_curve", help="folder for the checkpoints and curve.json")
     c.add_argument("--figure", default="docs/images/parser_data_efficiency.png", help="PNG to write")
     c.set_defaults(func=run_curve)

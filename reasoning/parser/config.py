@@ -28,13 +28,13 @@ class ParserConfig:
     max_program_length: int = field(default=40, metadata={"help": "longest prefix program decoded"})
     # --- supervised stage
     programs: int = field(default=270, metadata={"help": "number of (question, program) pairs for pretraining"})
-    epochs: int = field(default=200, metadata={"help": "passes over the supervised pairs"})
+    epochs: int = field(default=100, metadata={"help": "passes over the supervised pairs"})
     batch_size: int = field(default=64, metadata={"help": "questions per optimiser step (both stages)"})
     learning_rate: float = field(default=2e-3, metadata={"help": "Adam step size of the supervised stage"})
     # --- REINFORCE stage
     reinforce_questions: int = field(default=20000, metadata={"help": "number of (question, answer) pairs for REINFORCE (0: skip the stage)"})
     reinforce_steps: int = field(default=1500, metadata={"help": "REINFORCE optimiser steps"})
-    reinforce_learning_rate: float = field(default=1e-4, metadata={"help": "Adam step size of REINFORCE"})
+    reinforce_learning_rate: float = field(default=3e-4, metadata={"help": "Adam step size of REINFORCE"})
     baseline_decay: float = field(default=0.9, metadata={"help": "moving-average reward baseline decay"})
     entropy_weight: float = field(default=0.005, metadata={"help": "entropy bonus weight in REINFORCE"})
     # --- bookkeeping

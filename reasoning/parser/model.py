@@ -90,7 +90,9 @@ class QuestionParser(nn.Module):
         self.init_h = nn.Linear(h, h)
         self.init_c = nn.Linear(h, h)
         self.token_embedding = nn.Embedding(len(program_vocab), e, padding_idx=0)
-        self.decoder = nn.LSTM(e, h, batch_first=True)
+        # input feeding (Luong et al., 2015, Sec. 3.3): the previous attentional
+        # state joins the token embedding, so the decoder knows what it has covered
+        self.decoder = nn.LSTMCell(e + h, h)
         self.attention = nn.Linear(h, h, bias=False)  # Luong "general" score: d^T W e
         self.combine = nn.Linear(2 * h, h)
         self.output = nn.Linear(h, len(program_vocab))
@@ -108,7 +110,7 @@ class QuestionParser(nn.Module):
 
         Returns:
             ``memory`` [B, S, H] encoder states, ``keys`` [B, S, H] (memory @ W for
-            attention), and the decoder's initial ``(h0, c0)``, each [1, B, H].
+            attention), and the decoder's initial ``(h0, c0)``, each [B, H].
         """
         x = self.dropout(self.word_embedding(words))
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
@@ -116,16 +118,29 @@ class QuestionParser(nn.Module):
         memory, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
         last_h = torch.cat([hn[0], hn[1]], dim=-1)  # [B, H]: forward end + backward start
         last_c = torch.cat([cn[0], cn[1]], dim=-1)
-        state = (torch.tanh(self.init_h(last_h))[None], self.init_c(last_c)[None])
+        state = (torch.tanh(self.init_h(last_h)), self.init_c(last_c))
         return memory, self.attention(memory), state
 
-    def _logits(self, dec: Tensor, memory: Tensor, keys: Tensor, word_mask: Tensor) -> Tensor:
-        """Attention and output layer.  ``dec`` [B, T, H] -> logits [B, T, V]."""
-        scores = torch.bmm(dec, keys.transpose(1, 2))  # [B, T, S]
-        scores = scores.masked_fill(~word_mask[:, None, :], float("-inf"))
-        context = torch.bmm(torch.softmax(scores, dim=-1), memory)  # [B, T, H]
-        mixed = torch.tanh(self.combine(torch.cat([dec, context], dim=-1)))
-        return self.output(self.dropout(mixed))
+    def _step(
+        self, prev: Tensor, feed: Tensor, state: tuple[Tensor, Tensor], memory: Tensor, keys: Tensor, word_mask: Tensor
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """One decoder step.
+
+        Args:
+            prev: [B] previous token ids; feed: [B, H] previous attentional state.
+            state: LSTM ``(h, c)``, each [B, H].
+            memory, keys: [B, S, H] encoder states and attention keys; word_mask: [B, S].
+
+        Returns:
+            ``logits`` [B, V], the new attentional state [B, H] and LSTM state.
+        """
+        x = torch.cat([self.dropout(self.token_embedding(prev)), feed], dim=-1)
+        h, c = self.decoder(x, state)
+        scores = torch.bmm(keys, h[:, :, None])[:, :, 0]  # [B, S]
+        scores = scores.masked_fill(~word_mask, float("-inf"))
+        context = torch.bmm(torch.softmax(scores, dim=-1)[:, None, :], memory)[:, 0]  # [B, H]
+        mixed = torch.tanh(self.combine(torch.cat([h, context], dim=-1)))
+        return self.output(self.dropout(mixed)), mixed, (h, c)
 
     # ------------------------------------------------------------------ training
     def forward(self, words: Tensor, lengths: Tensor, targets: Tensor) -> Tensor:
@@ -143,8 +158,12 @@ class QuestionParser(nn.Module):
         memory, keys, state = self.encode(words, lengths)
         bos = torch.ones_like(targets[:, :1])
         inputs = torch.cat([bos, targets[:, :-1]], dim=1)
-        dec, _ = self.decoder(self.dropout(self.token_embedding(inputs)), state)
-        logits = self._logits(dec, memory, keys, words != 0)
+        feed = memory.new_zeros(memory.shape[0], memory.shape[2])
+        steps = []
+        for t in range(targets.shape[1]):
+            logits_t, feed, state = self._step(inputs[:, t], feed, state, memory, keys, words != 0)
+            steps.append(logits_t)
+        logits = torch.stack(steps, dim=1)
         masks = self.grammar.teacher_masks(targets, self.config.max_program_length)
         logits = logits.masked_fill(~masks, float("-inf"))
         logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
@@ -170,9 +189,9 @@ class QuestionParser(nn.Module):
         prev = torch.ones(b, dtype=torch.long, device=words.device)
         grammar = self.grammar.start(b)
         out, log_prob, entropy = [], words.new_zeros(b, dtype=torch.float), words.new_zeros(b, dtype=torch.float)
+        feed = memory.new_zeros(b, memory.shape[2])
         for t in range(self.config.max_program_length):
-            dec, state = self.decoder(self.dropout(self.token_embedding(prev))[:, None], state)
-            logits = self._logits(dec, memory, keys, word_mask)[:, 0]
+            logits, feed, state = self._step(prev, feed, state, memory, keys, word_mask)
             logits = logits.masked_fill(~self.grammar.mask(grammar, self.config.max_program_length - t - 1), float("-inf"))
             logp = torch.log_softmax(logits, dim=-1)
             if mode == "sample":
@@ -196,7 +215,8 @@ class QuestionParser(nn.Module):
         b, v = words.shape[0], len(self.program_vocab)
         rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731  [B, ...] -> [B*k, ...]
         memory, keys, word_mask = rep(memory), rep(keys), rep(words != 0)
-        state = (h.repeat_interleave(k, dim=1), c.repeat_interleave(k, dim=1))
+        state = (h.repeat_interleave(k, dim=0), c.repeat_interleave(k, dim=0))
+        feed = memory.new_zeros(b * k, memory.shape[2])
         score = torch.full((b, k), float("-inf"), device=words.device)
         score[:, 0] = 0.0
         score = score.view(-1)
@@ -205,8 +225,7 @@ class QuestionParser(nn.Module):
         history = torch.zeros(b * k, 0, dtype=torch.long, device=words.device)
         base = (torch.arange(b, device=words.device) * k)[:, None]
         for t in range(self.config.max_program_length):
-            dec, state = self.decoder(self.token_embedding(prev)[:, None], state)
-            logits = self._logits(dec, memory, keys, word_mask)[:, 0]
+            logits, feed, state = self._step(prev, feed, state, memory, keys, word_mask)
             allowed = self.grammar.mask(grammar, self.config.max_program_length - t - 1)
             logp = torch.log_softmax(logits.masked_fill(~allowed, float("-inf")), -1)
             done = grammar.done
@@ -217,7 +236,8 @@ class QuestionParser(nn.Module):
             src = (base + idx // v).view(-1)
             tok = (idx % v).view(-1)
             score = top.view(-1)
-            state = (state[0][:, src], state[1][:, src])
+            state = (state[0][src], state[1][src])
+            feed = feed[src]
             history = torch.cat([history[src], tok[:, None]], dim=1)
             grammar = grammar.select(src.tolist())
             grammar.advance(tok.tolist())
