@@ -10,7 +10,13 @@ import torch
 from benchmarks.cli import main
 from perception.scene_graph import save_scenes
 from perception.synthetic import sample_scene_graphs
-from reasoning.parser import ParserConfig, generate_parser_data, load_parser, load_parser_data, train_parser
+from reasoning.parser import (
+    ParserConfig,
+    generate_parser_data,
+    load_parser,
+    load_parser_data,
+    train_parser,
+)
 from reasoning.questions import QuestionGenerator, save_questions
 
 
