@@ -6,9 +6,9 @@ Measured on one process, on synthetic CLEVR scenes
 on some scene), and each question instantiates one shape with fresh side inputs
 so that it is valid on its scene, as CLEVR's 90 templates are instantiated.
 
-Modes, each timed over all questions (best of ``repeats`` runs, wall time and
-process CPU time; the binding cache is cleared before every run, so binding or
-tensorising the scenes is included):
+Modes, each timed over all questions (best of ``repeats`` round-robin runs, wall
+time and process CPU time; the binding cache is cleared before every run, so
+binding or tensorising the scenes is included):
 
 * ``single_trace_off`` / ``single_trace_on`` -- :func:`reasoning.executor.execute`
   one question at a time (includes scene binding, answer normalisation and the
@@ -88,21 +88,24 @@ def make_questions(
     return programs, indices
 
 
-def _best(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]:
-    """(fastest wall time, fastest process CPU time, result of the last run) over ``repeats`` runs.
+def _timed_rounds(modes: dict[str, Callable[[], object]], repeats: int) -> tuple[dict, dict]:
+    """Run every mode once per round, ``repeats`` rounds (round-robin, so load drift hits all
+    modes alike); returns ({mode: (fastest wall s, fastest CPU s)}, {mode: last result}).
 
     CPU time is reported beside wall time because a shared machine preempts the
-    process: wall time then includes other processes' work.
+    process: wall time then includes other processes' work.  The binding cache is
+    cleared before every run.
     """
-    wall = cpu = float("inf")
-    out: object = None
+    best = {m: (float("inf"), float("inf")) for m in modes}
+    last: dict[str, object] = {}
     for _ in range(max(1, repeats)):
-        clear_binding_cache()
-        w0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        wall = min(wall, time.perf_counter() - w0)
-        cpu = min(cpu, time.process_time() - c0)
-    return wall, cpu, out
+        for mode, fn in modes.items():
+            clear_binding_cache()
+            w0, c0 = time.perf_counter(), time.process_time()
+            last[mode] = fn()
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            best[mode] = (min(best[mode][0], wall), min(best[mode][1], cpu))
+    return best, last
 
 
 def _machine() -> dict:
@@ -143,24 +146,26 @@ def executor_suite(config: SpeedConfig) -> dict:
     def single(trace: bool) -> list:
         return [ex.execute(p, s, trace=trace).answer for p, s in pairs]
 
-    timings: dict[str, tuple[float, float]] = {}
-    answers: dict[str, list] = {}
-    for mode, fn in (
-        ("single_trace_off", lambda: single(False)),
-        ("single_trace_on", lambda: single(True)),
-        ("plain_baseline", lambda: [plain_answer(nl, sd) for nl, sd in plain_pairs]),
-    ):
-        wall, cpu, out = _best(fn, config.repeats)
-        timings[mode], answers[mode] = (wall, cpu), out  # type: ignore[assignment]
-    wall, cpu, plan = _best(lambda: compile_batch(programs), config.repeats)
-    timings["batched_encode"] = (wall, cpu)
-    tables: list[SceneTable] = []
-    wall, cpu, _ = _best(lambda: tables.append(SceneTable(scenes)), config.repeats)
-    timings["batched_tensorise"] = (wall, cpu)
-    wall, cpu, out = _best(lambda: plan.run(tables[-1], idx, scenes), config.repeats)  # type: ignore[union-attr]
-    timings["batched_run"], answers["batched"] = (wall, cpu), out  # type: ignore[assignment]
-    wall, cpu, _ = _best(lambda: [bind_scene(s) for s in scenes], config.repeats)
-    timings["bind_all_scenes"] = (wall, cpu)
+    plan = compile_batch(programs)
+    table = SceneTable(scenes)
+    timings, last = _timed_rounds(
+        {
+            "single_trace_off": lambda: single(False),
+            "single_trace_on": lambda: single(True),
+            "plain_baseline": lambda: [plain_answer(nl, sd) for nl, sd in plain_pairs],
+            "batched_encode": lambda: compile_batch(programs),
+            "batched_tensorise": lambda: SceneTable(scenes),
+            "batched_run": lambda: plan.run(table, idx, scenes),
+            "bind_all_scenes": lambda: [bind_scene(s) for s in scenes],
+        },
+        config.repeats,
+    )
+    answers: dict[str, list] = {
+        "single_trace_off": last["single_trace_off"],  # type: ignore[dict-item]
+        "single_trace_on": last["single_trace_on"],  # type: ignore[dict-item]
+        "plain_baseline": last["plain_baseline"],  # type: ignore[dict-item]
+        "batched": last["batched_run"],  # type: ignore[dict-item]
+    }
 
     def rates(k: int) -> dict[str, float]:
         t = {name: v[k] for name, v in timings.items()}
@@ -184,7 +189,7 @@ def executor_suite(config: SpeedConfig) -> dict:
         "questions": n,
         "scenes": len(scenes),
         "shapes": config.shapes,
-        "structures_after_canonicalisation": len(plan.groups),  # type: ignore[union-attr]
+        "structures_after_canonicalisation": len(plan.groups),
         "seed": config.seed,
         "repeats": config.repeats,
         "valid_fraction": round(sum(a is not None for a in answers["single_trace_off"]) / n, 4),

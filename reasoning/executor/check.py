@@ -31,11 +31,16 @@ def post_order(root: Call) -> list[Call]:
     return out
 
 
-def side_vocabulary(type_name: str) -> tuple[str, ...]:
-    """The words a side input of ``type_name`` may take (CLEVR's vocabulary)."""
+def side_vocabulary(type_name: str) -> tuple[str, ...] | None:
+    """The words a side input of ``type_name`` may take (CLEVR's vocabulary).
+
+    ``None`` for a type outside CLEVR's (an operation registered with its own
+    side-input type): any non-empty word is accepted and the operation decides.
+    """
     if type_name == "Relation":
         return RELATIONS
-    return ATTRIBUTES[VALUE_TYPES[type_name]]
+    attr = VALUE_TYPES.get(type_name)
+    return ATTRIBUTES[attr] if attr is not None else None
 
 
 def _unknown(name: str, ops: Mapping[str, OpSpec]) -> str:
@@ -79,6 +84,9 @@ def check_call(root: Call, ops: Mapping[str, OpSpec]) -> str:
             )
         for k, (value, vtype) in enumerate(zip(call.values, spec.side_inputs, strict=False)):
             vocab = side_vocabulary(vtype)
+            if vocab is None and value:
+                continue
+            vocab = vocab or ()
             if value in vocab:
                 continue
             may_be_empty = spec.optional_side and vtype != "Relation"

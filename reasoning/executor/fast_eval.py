@@ -50,7 +50,7 @@ def make_fast_eval(ops: Mapping[str, OpSpec]) -> Evaluator:
         fused = _FUSED.get(name)
         # a fused evaluator inlines the built-in semantics; a replaced op keeps its own function
         if fused is not None and spec.fn is BUILTIN_FNS.get(name):
-            evals[name] = fused(kids)
+            evals[name] = fused(kids, ops)
         else:
             evals[name] = _node_eval(spec, kids)
         by_output[spec.output][name] = evals[name]
@@ -128,10 +128,23 @@ def _node_eval(spec: OpSpec, kids: list[dict]) -> Evaluator:
 
 
 # ---------------------------------------------------------------------- fused evaluators
-# The hottest CLEVR operations with their semantics inlined, so a node costs one
-# Python call instead of two.  They must equal the functions in ``ops.py`` (the
-# traced path uses those); the tests compare both paths on thousands of programs.
-def _fused_scene(kids: list[dict]) -> Evaluator:
+# The hottest CLEVR operations with their semantics inlined, so a node costs at
+# most one Python call (a chain of filters costs one call in all).  They must
+# equal the functions in ``ops.py`` (the traced path uses those); the tests
+# compare both paths on thousands of programs.
+Builder = Callable[[list[dict], Mapping[str, OpSpec]], Evaluator]
+_SLOTS = ("size", "color", "material", "shape")  # composite side-input order (after Relation)
+_FILTER_ATTR = {f"filter_{a}": a for a in VALUE_TYPES.values()}
+
+
+def _one(x: int) -> int:
+    """The index of the single object of bitset ``x`` (CLEVR's ``unique``)."""
+    if x and not x & (x - 1):
+        return x.bit_length() - 1
+    raise InvalidExecution  # the traced path reports the node and the set size
+
+
+def _fused_scene(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
     def ev(call: Call, bs: BoundScene) -> object:
         if call.args or call.values:
             raise Malformed
@@ -140,36 +153,93 @@ def _fused_scene(kids: list[dict]) -> Evaluator:
     return ev
 
 
-def _fused_filter(attr: str) -> Callable[[list[dict]], Evaluator]:
-    def build(kids: list[dict]) -> Evaluator:
+def _fused_filter(attr: str) -> Builder:
+    def build(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
         (k0,) = kids
+        # filters below this one that still have their built-in function join the chain
+        chain = {n: a for n, a in _FILTER_ATTR.items() if n in ops and ops[n].fn is BUILTIN_FNS[n]}
 
         def ev(call: Call, bs: BoundScene) -> object:
-            (a,) = call.args
+            bits = bs.bits
             (v,) = call.values
-            return k0[a.function](a, bs) & bs.bits[attr][v]
+            mask = bits[attr][v]
+            (node,) = call.args
+            below = chain.get(node.function)
+            while below is not None:
+                (v,) = node.values
+                mask &= bits[below][v]
+                (node,) = node.args
+                below = chain.get(node.function)
+            return k0[node.function](node, bs) & mask
 
         return ev
 
     return build
 
 
-def _fused_unique(kids: list[dict]) -> Evaluator:
-    (k0,) = kids
+def _fused_slots(finish: Callable[[int], object] | None) -> Builder:
+    """``filter`` / ``filter_unique`` / ``filter_count`` / ``filter_exist`` with their slots inlined."""
 
-    def ev(call: Call, bs: BoundScene) -> object:
-        (a,) = call.args
-        if call.values:
-            raise Malformed
-        x = k0[a.function](a, bs)
-        if x and not x & (x - 1):
-            return x.bit_length() - 1
-        raise InvalidExecution  # the traced path reports the node and the set size
+    def build(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
+        (k0,) = kids
 
-    return ev
+        def ev(call: Call, bs: BoundScene) -> object:
+            values = call.values
+            if len(values) > 4:
+                raise Malformed
+            (a,) = call.args
+            x = k0[a.function](a, bs)
+            if values:
+                bits = bs.bits
+                for attr, v in zip(_SLOTS, values, strict=False):
+                    if v:
+                        x &= bits[attr][v]
+            return x if finish is None else finish(x)
+
+        return ev
+
+    return build
 
 
-def _fused_relate(kids: list[dict]) -> Evaluator:
+def _fused_relate_slots(finish: Callable[[int], object] | None) -> Builder:
+    """``relate_filter`` and its ``_unique`` / ``_count`` / ``_exist`` forms, inlined."""
+
+    def build(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
+        (k0,) = kids
+
+        def ev(call: Call, bs: BoundScene) -> object:
+            values = call.values
+            if not 1 <= len(values) <= 5:
+                raise Malformed
+            (a,) = call.args
+            x = bs.rel[values[0]][k0[a.function](a, bs)]  # "" is no relation: KeyError
+            bits = bs.bits
+            for attr, v in zip(_SLOTS, values[1:], strict=False):
+                if v:
+                    x &= bits[attr][v]
+            return x if finish is None else finish(x)
+
+        return ev
+
+    return build
+
+
+def _fused_unary(finish: Callable[[int], object]) -> Builder:
+    def build(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
+        (k0,) = kids
+
+        def ev(call: Call, bs: BoundScene) -> object:
+            (a,) = call.args
+            if call.values:
+                raise Malformed
+            return finish(k0[a.function](a, bs))
+
+        return ev
+
+    return build
+
+
+def _fused_relate(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
     (k0,) = kids
 
     def ev(call: Call, bs: BoundScene) -> object:
@@ -180,45 +250,51 @@ def _fused_relate(kids: list[dict]) -> Evaluator:
     return ev
 
 
-def _fused_set_to(
-    convert: Callable[[int], object],
-) -> Callable[[list[dict]], Evaluator]:
-    def build(kids: list[dict]) -> Evaluator:
+def _fused_query(attr: str) -> Builder:
+    def build(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
         (k0,) = kids
 
         def ev(call: Call, bs: BoundScene) -> object:
             (a,) = call.args
             if call.values:
                 raise Malformed
-            return convert(k0[a.function](a, bs))
+            return bs.values[attr][k0[a.function](a, bs)]
 
         return ev
 
     return build
 
 
-def _fused_object_table(table: str, attr: str) -> Callable[[list[dict]], Evaluator]:
-    def build(kids: list[dict]) -> Evaluator:
+def _fused_same(attr: str) -> Builder:
+    def build(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
         (k0,) = kids
 
         def ev(call: Call, bs: BoundScene) -> object:
             (a,) = call.args
             if call.values:
                 raise Malformed
-            return getattr(bs, table)[attr][k0[a.function](a, bs)]
+            return bs.same[attr][k0[a.function](a, bs)]
 
         return ev
 
     return build
 
 
-_FUSED: dict[str, Callable[[list[dict]], Evaluator]] = {
+_FUSED: dict[str, Builder] = {
     "scene": _fused_scene,
-    "unique": _fused_unique,
+    "unique": _fused_unary(_one),
+    "count": _fused_unary(int.bit_count),
+    "exist": _fused_unary(bool),
     "relate": _fused_relate,
-    "count": _fused_set_to(int.bit_count),
-    "exist": _fused_set_to(bool),
     **{f"filter_{a}": _fused_filter(a) for a in VALUE_TYPES.values()},
-    **{f"query_{a}": _fused_object_table("values", a) for a in VALUE_TYPES.values()},
-    **{f"same_{a}": _fused_object_table("same", a) for a in VALUE_TYPES.values()},
+    **{f"query_{a}": _fused_query(a) for a in VALUE_TYPES.values()},
+    **{f"same_{a}": _fused_same(a) for a in VALUE_TYPES.values()},
+    "filter": _fused_slots(None),
+    "filter_unique": _fused_slots(_one),
+    "filter_count": _fused_slots(int.bit_count),
+    "filter_exist": _fused_slots(bool),
+    "relate_filter": _fused_relate_slots(None),
+    "relate_filter_unique": _fused_relate_slots(_one),
+    "relate_filter_count": _fused_relate_slots(int.bit_count),
+    "relate_filter_exist": _fused_relate_slots(bool),
 }

@@ -24,7 +24,7 @@ import numpy as np
 
 from perception.scene_graph import SceneGraph
 from reasoning.dsl.program import Call, Program
-from reasoning.executor.bound_scene import bind_scene
+from reasoning.executor.bound_scene import BoundScene, bind_scene
 from reasoning.executor.check import side_vocabulary
 from reasoning.executor.ops import ANSWER_TYPES, OPS, VALUE_TYPES, InvalidExecution, OpSpec
 
@@ -68,7 +68,8 @@ class ProgramSampler:
     """Draws random well-typed programs from an operation table (tables built once).
 
     Args:
-        ops: Operation table to draw from.
+        ops: Operation table to draw from (operations with side-input types
+            outside CLEVR's vocabulary are left out: there is nothing to draw).
         weights: Relative draw weights by function name (default 1).
         max_depth: Largest tree height.
     """
@@ -79,6 +80,8 @@ class ProgramSampler:
         weights: Mapping[str, float] = DEFAULT_WEIGHTS,
         max_depth: int = 7,
     ) -> None:
+        # only operations whose side inputs have a vocabulary to draw from
+        ops = {n: s for n, s in ops.items() if all(side_vocabulary(t) for t in s.side_inputs)}
         self.ops = ops
         self.max_depth = max_depth
         depth = _min_depths(ops)
@@ -240,7 +243,7 @@ def _fill_blind(
 
 
 def _single_out(
-    rng: np.random.Generator, bs, child: Call, objs: int
+    rng: np.random.Generator, bs: BoundScene, child: Call, objs: int
 ) -> tuple[tuple[Call], list[int]]:
     """Wrap ``child`` in filters on one member's attributes until it alone is left (if it can be)."""
     members = [i for i in range(objs.bit_length()) if objs >> i & 1]
