@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import json
 import shlex
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from reasoning.parser import (
     load_parser_data,
     train_parser,
 )
+from reasoning.parser.checkpoint import export_parser
 
 __all__ = ["register", "run", "run_curve", "DEFAULT_DATA_SEED", "DEFAULT_EVAL_SEED"]
 
@@ -112,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
     }
     atomic_write_json(out.with_suffix(".json"), summary, indent=1)
     if args.export:
-        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out, args.export)
+        export_parser(out, args.export)
         summary["export"] = str(args.export)
     print(json.dumps({k: v for k, v in summary.items() if k != "held_out"} | {"held_out": {
         k: v for k, v in summary["held_out"].items() if k != "per_template"}}, indent=1))
@@ -167,7 +166,7 @@ def register(groups) -> None:
     p = groups.sub("train", "parser", help="train the NS-VQA question parser", description=__doc__.split("\n\n")[0])
     _common(p)
     p.add_argument("--out", default="runs/parser/parser.pt", help="checkpoint path; resumes if it exists (default: runs/parser/parser.pt)")
-    p.add_argument("--export", default=None, help="copy the finished checkpoint to this file")
+    p.add_argument("--export", default=None, help="write the finished parser, without training state, to this file")
     p.set_defaults(func=run)
     c = groups.sub("train", "parser-curve", help="parser accuracy vs number of supervised programs (plot)",
                    description="Train parsers for several supervised-set sizes, with and without REINFORCE, and plot held-out accuracy.")

@@ -31,6 +31,7 @@ __all__ = [
     "load_checkpoint",
     "parser_from_checkpoint",
     "load_default_parser",
+    "export_parser",
 ]
 
 CHECKPOINT_FORMAT = "nesy-question-parser-1"
@@ -108,3 +109,10 @@ def load_parser(path: PathLike) -> QuestionParser:
 def load_default_parser() -> QuestionParser:
     """The parser shipped with the package (reproduce it with ``nesy train parser``; see its ``meta``)."""
     return load_parser(DEFAULT_CHECKPOINT)
+
+
+def export_parser(src: PathLike, dst: PathLike) -> None:
+    """Copy a trained checkpoint without its training state (optimiser moments): the shippable file."""
+    obj = load_checkpoint(src)
+    obj.pop("train_state", None)
+    atomic_torch_save(dst, obj)

@@ -239,6 +239,13 @@ def train_parser(
         from reasoning.parser.checkpoint import parser_from_checkpoint
 
         parser = parser_from_checkpoint(ckpt, where=str(out_path))
+        shape = ("embedding_dim", "hidden_dim", "anonymize", "max_program_length")
+        if any(getattr(parser.config, k) != getattr(config, k) for k in shape):
+            raise ConfigError(
+                f"{out_path} holds a parser with {[f'{k}={getattr(parser.config, k)}' for k in shape]}; "
+                "resume with the same model settings or choose another --out"
+            )
+        parser.config = config  # training settings may change on resume (e.g. more REINFORCE steps)
         state = ckpt.get("train_state") or {"stage": "done", "step": 0}
         stage, step = state["stage"], int(state["step"])
         baseline, opt_state = state.get("baseline"), state.get("optimizer")
@@ -251,12 +258,15 @@ def train_parser(
     sup_steps = config.epochs * per_epoch
     rl_steps = config.reinforce_steps if rl_pool and config.reinforce_questions else 0
 
-    def save(stage_now: str, step_now: int, optimizer: torch.optim.Optimizer | None, final: bool = False) -> None:
+    previous = dict(meta.get("metrics", {}))
+
+    def save(stage_now: str, step_now: int, optimizer_state: dict | None) -> None:
+        """Checkpoint with the training state, so the run resumes (or gets more REINFORCE steps)."""
         if out_path is None:
             return
-        ts = None if final else {"stage": stage_now, "step": step_now, "baseline": baseline,
-                                 "optimizer": optimizer.state_dict() if optimizer else None}
-        save_parser(out_path, parser, meta={**meta, "metrics": {k: v for k, v in metrics.items() if k != "parser"}}, train_state=ts)
+        ts = {"stage": stage_now, "step": step_now, "baseline": baseline, "optimizer": optimizer_state}
+        totals = {f"total_{k}": previous.get(f"total_{k}", 0.0) + metrics[k] for k in ("supervised_seconds", "reinforce_seconds")}
+        save_parser(out_path, parser, meta={**meta, "metrics": {**previous, **metrics, **totals}}, train_state=ts)
 
     if stage == "supervised":
         optimizer = torch.optim.Adam(parser.parameters(), lr=config.learning_rate)
@@ -278,7 +288,8 @@ def train_parser(
             if step % config.checkpoint_every == 0 or step == sup_steps:
                 metrics["supervised_loss"] = loss
                 _log(log_path, {"stage": "supervised", "step": step, "loss": loss})
-                save("supervised", step, optimizer)
+                metrics["supervised_seconds"] = time.perf_counter() - t0
+                save("supervised", step, optimizer.state_dict())
         bar.close()
         metrics["supervised_loss"] = loss
         metrics["supervised_seconds"] = time.perf_counter() - t0
@@ -310,13 +321,16 @@ def train_parser(
             if step % config.checkpoint_every == 0 or step == rl_steps:
                 metrics["reinforce_reward"] = sum(recent) / len(recent)
                 _log(log_path, {"stage": "reinforce", "step": step, "reward": metrics["reinforce_reward"], "baseline": baseline})
-                save("reinforce", step, optimizer)
+                metrics["reinforce_seconds"] = time.perf_counter() - t0
+                save("reinforce", step, optimizer.state_dict())
         bar.close()
-        metrics["reinforce_reward"] = sum(recent) / len(recent) if recent else None
+        if recent:
+            metrics["reinforce_reward"] = sum(recent) / len(recent)
         metrics["reinforce_seconds"] = time.perf_counter() - t0
+        opt_state = optimizer.state_dict()
     metrics["supervised_steps"] = sup_steps
     metrics["reinforce_steps"] = rl_steps
     parser.eval()
-    save("done", 0, None, final=True)
+    save(stage, step, opt_state)
     metrics["parser"] = parser
     return metrics
