@@ -29,8 +29,8 @@ class Malformed(Exception):
     """A node does not fit its signature (the checked path names the fault)."""
 
 
-def make_fast_eval(ops: Mapping[str, OpSpec]) -> Evaluator:
-    """The fast recursive evaluator: one specialised closure per operation.
+def make_fast_eval(ops: Mapping[str, OpSpec]) -> dict[str, Evaluator]:
+    """The fast evaluators, one specialised closure per operation, by function name.
 
     Each node evaluator unpacks its children and side inputs by shape (a wrong
     count raises ``ValueError``) and finds each child's evaluator in a dict that
@@ -54,11 +54,7 @@ def make_fast_eval(ops: Mapping[str, OpSpec]) -> Evaluator:
         else:
             evals[name] = _node_eval(spec, kids)
         by_output[spec.output][name] = evals[name]
-
-    def run(root: Call, bs: BoundScene) -> object:
-        return evals[root.function](root, bs)
-
-    return run
+    return evals
 
 
 def _node_eval(spec: OpSpec, kids: list[dict]) -> Evaluator:

@@ -50,6 +50,7 @@ from reasoning.executor.result import ExecutionResult, TraceStep, format_answer,
 __all__ = ["SymbolicExecutor", "execute", "default_executor"]
 
 
+_YES_NO = {True: "yes", False: "no"}
 _FAST_FAILURES = (Malformed, KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 
@@ -70,7 +71,12 @@ class SymbolicExecutor:
     def _build(self, ops: Mapping[str, OpSpec]) -> None:
         self.ops: dict[str, OpSpec] = dict(ops)
         self._out = {name: s.output for name, s in self.ops.items()}
-        self._eval = make_fast_eval(self.ops)
+        self._evals = make_fast_eval(self.ops)
+        # root function -> answer formatter (None: the op does not return an answer type)
+        self._format = {
+            name: (_YES_NO.__getitem__ if t == BOOL else str) if t in ANSWER_TYPES else None
+            for name, t in self._out.items()
+        }
         self._version = table_version()
 
     def _refresh(self) -> None:
@@ -106,27 +112,24 @@ class SymbolicExecutor:
         """
         if self._live and self._version != _VERSION[0]:
             self._build(OPS)
-        root = _root(program)
+        root = program.root if type(program) is Program else _root(program)
         bs = bind_scene(scene)
+        evals = self._evals
         if trace:
             try:
-                self._eval(root, bs)  # cheap; on success every node fits its signature
+                evals[root.function](root, bs)  # cheap; on success every node fits its signature
                 checked = True
             except (InvalidExecution, *_FAST_FAILURES):
                 checked = False
             return self._traced(root, bs, checked=checked)
         try:
-            value = self._eval(root, bs)
-        except InvalidExecution:
+            value = evals[root.function](root, bs)
+        except (InvalidExecution, *_FAST_FAILURES):
             return self._traced(root, bs, keep_trace=False)
-        except _FAST_FAILURES:
+        fmt = self._format[root.function]
+        if fmt is None:  # not an answer type: the traced path says why
             return self._traced(root, bs, keep_trace=False)
-        out_type = self._out[root.function]
-        if out_type not in ANSWER_TYPES:
-            return self._traced(root, bs, keep_trace=False)
-        if out_type == BOOL:
-            return ExecutionResult("yes" if value else "no", True)
-        return ExecutionResult(str(value), True)
+        return ExecutionResult(fmt(value), True)
 
     def answer(self, program: Program | Call, scene: SceneGraph) -> str | None:
         """Just the normalised answer (``None`` when invalid); raises like :meth:`execute`."""
