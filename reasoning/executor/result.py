@@ -75,7 +75,7 @@ class ExecutionResult:
         reason: Why the execution is invalid (names the node and the set size);
             ``None`` when valid.
         trace: The executed nodes in post-order (empty when tracing is off; up to
-            and including the failing node when invalid).
+            but not including the failing node when invalid).
     """
 
     answer: str | None
