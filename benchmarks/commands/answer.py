@@ -1,8 +1,13 @@
 """``nesy answer``: answer one program on one scene and show the execution trace.
 
-Example::
+Examples::
 
     nesy answer --scene CLEVR_val_scenes.json --index 3 --program "count(filter_color(scene(), red))"
+    nesy answer --image CLEVR_val_000003.png --question "How many red cubes are there?"
+
+The second form is NS-VQA from pixels: the shipped derenderer turns the image
+into a scene graph (printed), the shipped parser turns the question into a
+program (printed), and the executor answers with its trace.
 
 prints the answer and a table of every node (post-order index, function, input
 nodes, side inputs, output: sets as object index lists).  ``--json`` prints the
@@ -22,16 +27,25 @@ from pathlib import Path
 
 from perception.scene_graph import SceneGraph, load_scenes
 from physics.errors import ConfigError, DataError
-from reasoning.dsl import Program, parse_program
+from reasoning.dsl import Program, parse_program, to_text
+from reasoning.errors import ProgramError
 from reasoning.executor import ExecutionResult, execute
 
-__all__ = ["register", "run", "scene_from_args", "program_from_args", "format_trace"]
+__all__ = ["register", "run", "scene_from_args", "program_from_args", "format_trace", "format_scene"]
 
 
 def scene_from_args(args: argparse.Namespace) -> SceneGraph:
-    """The scene named by ``--scene`` (and ``--index``: an ``image_index``, else a position)."""
+    """The scene from ``--image`` (derendered) or ``--scene`` (and ``--index``)."""
+    if args.image is not None:
+        if args.scene is not None:
+            raise ConfigError("give either --scene or --image, not both")
+        from perception.derender import load_default_derenderer
+        from perception.derender.data import load_image
+
+        rgb = load_image(args.image)
+        return load_default_derenderer()(rgb)
     if args.scene is None:
-        raise ConfigError("give a scene: --scene FILE.json")
+        raise ConfigError("give a scene: --scene FILE.json or --image IMAGE.png")
     scenes = load_scenes(args.scene)
     name = Path(args.scene).name
     if args.index is None:
@@ -54,10 +68,28 @@ def _span(values: list[int]) -> str:
 
 
 def program_from_args(args: argparse.Namespace) -> Program:
-    """The program named by ``--program`` (text form, e.g. ``count(filter_color(scene(), red))``)."""
+    """The program from ``--program`` (text form) or ``--question`` (parsed by the shipped parser)."""
+    if args.question is not None:
+        if args.program is not None:
+            raise ConfigError("give either --program or --question, not both")
+        from reasoning.parser import load_default_parser
+
+        (program,) = load_default_parser().parse([args.question])
+        if program is None:
+            raise ProgramError(f"the parser found no well-typed program for --question {args.question!r}")
+        return program
     if args.program is None:
-        raise ConfigError('give a program: --program "count(scene())"')
+        raise ConfigError('give a program: --program "count(scene())" or --question "How many ...?"')
     return parse_program(args.program, where="--program")
+
+
+def format_scene(scene: SceneGraph) -> str:
+    """The scene's objects as an aligned text table."""
+    rows = [("#", "size", "color", "material", "shape", "x", "y", "z")]
+    for k, o in enumerate(scene.objects):
+        rows.append((str(k), o.size, o.color, o.material, o.shape, *(f"{c:+.2f}" for c in o.position)))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def format_trace(result: ExecutionResult) -> str:
@@ -88,8 +120,18 @@ def run(args: argparse.Namespace) -> int:
     program = program_from_args(args)
     result = execute(program, scene, trace=True)
     if args.json:
-        print(json.dumps(result.to_json(), indent=1))
+        out = result.to_json()
+        if args.image is not None:
+            out["scene"] = scene.to_clevr()
+        if args.question is not None:
+            out["program"] = to_text(program)
+        print(json.dumps(out, indent=1))
         return 0
+    if args.image is not None:
+        print(f"scene graph ({len(scene)} objects, derendered from {args.image}):")
+        print(format_scene(scene))
+    if args.question is not None:
+        print(f"program: {to_text(program)}")
     if result.valid:
         print(f"answer: {result.answer}")
     else:
@@ -101,14 +143,16 @@ def run(args: argparse.Namespace) -> int:
 def register(groups) -> None:
     parser = groups.command(
         "answer",
-        help="answer one program on one scene and print the execution trace",
+        help="answer a program or question on a scene or image and print the execution trace",
         description="Run a program on a scene with the symbolic CLEVR executor; print the answer "
         "and a table of every node's output.",
     )
     scene_group = parser.add_argument_group("scene")
     scene_group.add_argument("--scene", help="CLEVR scenes JSON (a scenes file or one scene)")
     scene_group.add_argument("--index", type=int, help="image_index of the scene in the file")
+    scene_group.add_argument("--image", help="an image to derender with the shipped NS-VQA derenderer")
     program_group = parser.add_argument_group("program")
     program_group.add_argument("--program", help='program text, e.g. "count(filter_color(scene(), red))"')
+    program_group.add_argument("--question", help="a question to parse with the shipped NS-VQA parser")
     parser.add_argument("--json", action="store_true", help="print the result (answer, trace) as JSON")
     parser.set_defaults(func=run)
