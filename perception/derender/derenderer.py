@@ -146,14 +146,24 @@ class Derenderer:
         return full.unsqueeze(0) == torch.arange(1, k + 1).view(k, 1, 1)
 
     @torch.no_grad()
-    def __call__(self, rgb: np.ndarray | Tensor) -> SceneGraph:
-        """Derender one image: uint8 [H, W, 3] or float [3, H, W] -> SceneGraph."""
+    def __call__(
+        self, rgb: np.ndarray | Tensor, *, image_index: int | None = None, image_filename: str | None = None
+    ) -> SceneGraph:
+        """Derender one image: uint8 [H, W, 3] or float [3, H, W] -> SceneGraph.
+
+        Objects carry the predicted attributes, ``position`` (3D), ``pixel_coords``
+        (u, v, depth), rotation 0 (not predicted) and, with ``with_masks``, a
+        run-length mask; ``directions`` are the calibrated camera's and the
+        relationships follow CLEVR's rule.  ``image_index`` / ``image_filename``
+        are recorded in the scene.
+        """
+        meta = {"image_index": image_index, "image_filename": image_filename}
         image = image_to_tensor(rgb)
         masks = self.instance_masks(image)
         masks = masks[masks.flatten(1).any(1)]
         h, w = image.shape[1:]
         if len(masks) == 0:
-            return SceneGraph(objects=(), directions=dict(self.directions))
+            return SceneGraph(objects=(), directions=dict(self.directions), **meta)
         crops, boxes = crop_objects(image, masks, self.attribute_net.config)
         logits, centre = self.attribute_net(crops, boxes)
         names = {a: [ATTRIBUTES[a][int(i)] for i in logits[a].argmax(1)] for a in logits}
@@ -179,7 +189,7 @@ class Derenderer:
                     mask=mask_to_rle(masks[i].numpy()) if self.with_masks else None,
                 )
             )
-        return SceneGraph(objects=tuple(objects), directions=dict(self.directions))
+        return SceneGraph(objects=tuple(objects), directions=dict(self.directions), **meta)
 
 
 # ---------------------------------------------------------------------- checkpoints

@@ -362,7 +362,10 @@ def evaluate_derenderer(
     derenderer: Derenderer, samples: Sequence[DerenderSample], *, progress: bool = True
 ) -> dict[str, Any]:
     """Derender every sample's image and score it against its scene (perception_metrics)."""
-    preds = [derenderer(load_image(s.image_path)) for s in tqdm(samples, desc="derender", disable=not progress)]
+    preds = [
+        derenderer(load_image(s.image_path), image_index=s.scene.image_index, image_filename=s.scene.image_filename)
+        for s in tqdm(samples, desc="derender", disable=not progress)
+    ]
     return perception_metrics(preds, [s.scene for s in samples])
 
 

@@ -115,8 +115,9 @@ def test_bad_checkpoints_raise_checkpoint_error(tmp_path):
 # ---------------------------------------------------------------------- pipeline
 def test_pipeline_on_a_generated_scene_gives_a_valid_scene_graph():
     _, rgb, _, _ = generate_scene(5, ClevrWorldConfig(width=96, height=64, min_pixels=10))
-    scene = _tiny_derenderer()(rgb)  # untrained: many or few objects, but all well formed
+    scene = _tiny_derenderer()(rgb, image_index=7)  # untrained: many or few objects, all well formed
     assert isinstance(scene, SceneGraph)
+    assert scene.image_index == 7
     assert set(RELATIONS) <= set(scene.relationships)
     for o in scene.objects:
         for name, values in ATTRIBUTES.items():
@@ -145,7 +146,7 @@ def test_default_derenderer_recovers_a_held_out_scene():
 def test_tiny_training_run_writes_resumable_checkpoints(tmp_path):
     data = tmp_path / "data"
     build_clevr(
-        ClevrDataConfig(n=4, out=str(data), seed=3, questions_per_scene=0, width=96, height=64,
+        ClevrDataConfig(n=3, out=str(data), seed=3, questions_per_scene=0, width=96, height=64,
                         min_pixels=10, backend="serial"),
         progress=False,
     )
@@ -159,7 +160,7 @@ def test_tiny_training_run_writes_resumable_checkpoints(tmp_path):
         ("proposal", 1), ("proposal", 2), ("attribute", 1), ("attribute", 2)
     ]
     assert lines[3]["loss"] < lines[2]["loss"]
-    assert summary["eval"]["n_scenes"] == 4
+    assert summary["eval"]["n_scenes"] == 3
     loaded = load_derenderer(tmp_path / "run" / "derender.pt")
     assert loaded.metadata["command"].startswith("nesy train derender --data ")
     assert "--epochs 2" in loaded.metadata["command"]
