@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import shlex
 import time
 from pathlib import Path
@@ -132,7 +133,10 @@ def run_curve(args: argparse.Namespace) -> int:
     with_rl = set(args.programs_list if args.reinforce_programs is None else args.reinforce_programs)
     for n in args.programs_list:
         for rl in (False, True) if base.reinforce_steps and base.reinforce_questions and n in with_rl else (False,):
-            cfg = dataclasses.replace(base, programs=n, reinforce_steps=base.reinforce_steps if rl else 0)
+            epochs = base.epochs
+            if args.supervised_steps:  # same optimiser budget for every N
+                epochs = max(1, round(args.supervised_steps / math.ceil(n / base.batch_size)))
+            cfg = dataclasses.replace(base, programs=n, epochs=epochs, reinforce_steps=base.reinforce_steps if rl else 0)
             path = out_dir / f"parser_n{n}_{'rl' if rl else 'sup'}.pt"
             t0 = time.perf_counter()
             metrics = train_parser(cfg, train, out=path, meta={"command": _command_line(args, cfg, "parser-curve")},
@@ -174,6 +178,8 @@ def register(groups) -> None:
     c.add_argument("--programs-list", type=int, nargs="+", default=[90, 180, 270, 540, 1000], help="supervised set sizes")
     c.add_argument("--reinforce-programs", type=int, nargs="*", default=None,
                    help="sizes that also get a REINFORCE run (default: all of --programs-list)")
+    c.add_argument("--supervised-steps", type=int, default=None,
+                   help="give every N this many supervised steps (epochs = steps / batches per epoch) instead of --epochs")
     c.add_argument("--out-dir", default="runs/parser_curve", help="folder for the checkpoints and curve.json")
     c.add_argument("--figure", default="docs/images/parser_data_efficiency.png", help="PNG to write")
     c.set_defaults(func=run_curve)

@@ -228,3 +228,25 @@ def test_corrupt_or_foreign_checkpoint_raises_checkpoint_error(tmp_path) -> None
         load_parser(foreign)
     with pytest.raises(CheckpointError, match="not found"):
         load_parser(tmp_path / "missing.pt")
+
+
+def test_shipped_default_parser_loads_and_answers_generated_questions() -> None:
+    """The packaged checkpoint loads weights-only, records its command, and parses template questions."""
+    from perception.synthetic import sample_scene_graphs
+    from reasoning.executor import execute
+    from reasoning.parser import DEFAULT_CHECKPOINT, load_default_parser
+    from reasoning.questions import QuestionGenerator
+
+    if not DEFAULT_CHECKPOINT.exists():
+        pytest.skip("no shipped parser checkpoint in this checkout")
+    meta = torch.load(DEFAULT_CHECKPOINT, weights_only=True)["meta"]
+    assert meta["command"].startswith("nesy train parser") and "seed" in meta
+    parser = load_default_parser()
+    scenes = sample_scene_graphs(4, seed=77)
+    questions = QuestionGenerator().generate(scenes, 5, seed=77)
+    programs = parser.parse([q["question"] for q in questions])
+    right = sum(
+        p is not None and execute(p, scenes[q["image_index"]]).answer == q["answer"]
+        for p, q in zip(programs, questions, strict=True)
+    )
+    assert right >= 0.6 * len(questions)
