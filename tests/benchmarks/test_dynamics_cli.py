@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from benchmarks.cli import main
 from physics.io import torch_load
@@ -64,4 +63,3 @@ def test_clear_errors_for_bad_input(cradle_data, tmp_path, capsys):
     assert rc == 2 and "radius must be positive" in capsys.readouterr().err
     rc = _train(tmp_path / "nowhere", tmp_path / "x", "in", 1)
     assert rc == 2 and "not found" in capsys.readouterr().err
-    torch.manual_seed(0)
