@@ -1,11 +1,11 @@
 """The ``nesy`` command line.
 
 Commands live one per module in :mod:`benchmarks.commands`; each module has a
-``register(groups)`` function that adds its parser with ``groups.command(...)``
-(a top-level command such as ``nesy demo``) or ``groups.sub("bench", ...)``
-(a member of a group such as ``nesy bench speed``), and sets ``func`` to the
-function that runs it.  Adding a command is one module and one line in
-``COMMAND_MODULES``.
+``register(groups)`` function that fills its parser, got from
+``groups.command(...)`` (a top-level command such as ``nesy demo``) or
+``groups.sub("bench", ...)`` (a member of a group such as ``nesy bench speed``),
+and sets ``func`` to the function that runs it.  Adding a command is one module
+and one line in :data:`COMMANDS`.
 
 Every error a user can cause is a :class:`~physics.errors.NesyError`; the CLI
 prints it as one line naming what and where, and exits with status 2.
@@ -22,21 +22,28 @@ from physics.errors import NesyError
 
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
-# module names under benchmarks.commands, in help order
-COMMAND_MODULES: tuple[str, ...] = (
-    "demo",
-    "data_dynamics",
-    "data_clevr",
-    "questions",
-    "train_derender",
-    "train_dynamics",
-    "train_parser",
-    "bench_dynamics",
-    "execute",
-    "answer",
-    "bench_speed",
-    "eval_clevr",
+# (command path, module under benchmarks.commands, one-line help), in help order.
+# Only the module of the command being run is imported: the heavy libraries
+# (torch, torch_geometric, pybullet) load for the commands that need them, and
+# `nesy --help` stays instant.
+COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("demo",), "demo", "build a scene, ask and answer questions, and roll out learned physics"),
+    (("answer",), "answer", "answer a program or question on a scene or image, with the execution trace"),
+    (("execute",), "execute", "answer a CLEVR questions file on a CLEVR scenes file (symbolic executor)"),
+    (("data", "clevr"), "data_clevr", "CLEVR-style renders with instance masks, scene JSON and template questions"),
+    (("data", "questions"), "questions", "template questions (official CLEVR questions JSON) for a scenes file"),
+    (("data", "dynamics"), "data_dynamics", "PropNet worlds (cradle, rope, boxes) as trajectory .npz files"),
+    (("train", "derender"), "train_derender", "NS-VQA derenderer: object proposals and attribute network"),
+    (("train", "parser"), "train_parser", "train the NS-VQA question parser"),
+    (("train", "parser-curve"), "train_parser", "parser accuracy vs number of supervised programs (plot)"),
+    (("train", "dynamics"), "train_dynamics", "train IN / PropNet / DPI-Net on a dynamics data set"),
+    (("eval", "clevr"), "eval_clevr", "NS-VQA accuracy per question type, parser and perception scores"),
+    (("bench", "speed"), "bench_speed", "speed suites (executor, clevr-data) as JSON"),
+    (("bench", "dynamics"), "bench_dynamics", "rollout error and speed of IN / PropNet / DPI-Net against the simulator"),
 )
+
+# module names, in help order (each registers its own parser(s))
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(module for _, module, _ in COMMANDS))
 
 GROUP_HELP = {
     "data": "generate data sets in the official formats",
@@ -47,36 +54,72 @@ GROUP_HELP = {
 
 
 class Groups:
-    """Hands out parsers for top-level commands and for members of groups."""
+    """Hands out the parsers of top-level commands and of members of groups.
+
+    Every command in :data:`COMMANDS` gets a parser up front (with its one-line
+    help); a module's ``register`` receives the same parser back from
+    :meth:`command` / :meth:`sub` and adds its flags, description and ``func``.
+    """
 
     def __init__(self, subparsers: argparse._SubParsersAction) -> None:
         self._sub = subparsers
         self._groups: dict[str, argparse._SubParsersAction] = {}
+        self._parsers: dict[tuple[str, ...], argparse.ArgumentParser] = {}
 
-    def command(self, name: str, **kwargs) -> argparse.ArgumentParser:
-        return self._sub.add_parser(name, **kwargs)
-
-    def sub(self, group: str, name: str, **kwargs) -> argparse.ArgumentParser:
+    def declare(self, path: tuple[str, ...], help: str) -> None:
+        if len(path) == 1:
+            self._parsers[path] = self._sub.add_parser(path[0], help=help)
+            return
+        group, name = path
         if group not in self._groups:
             gp = self._sub.add_parser(group, help=GROUP_HELP.get(group, ""))
             self._groups[group] = gp.add_subparsers(dest=f"{group}_command", metavar="COMMAND", required=True)
-        return self._groups[group].add_parser(name, **kwargs)
+        self._parsers[path] = self._groups[group].add_parser(name, help=help)
+
+    def _get(self, path: tuple[str, ...], kwargs: dict) -> argparse.ArgumentParser:
+        if path not in self._parsers:
+            self.declare(path, kwargs.get("help", ""))
+        parser = self._parsers[path]
+        if kwargs.get("description"):
+            parser.description = kwargs["description"]
+        return parser
+
+    def command(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self._get((name,), kwargs)
+
+    def sub(self, group: str, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self._get((group, name), kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _selected_modules(argv: Sequence[str]) -> list[str]:
+    """Modules of the command that ``argv`` names (none for ``nesy --help``)."""
+    words = [w for w in argv if not w.startswith("-")][:2]
+    for path, module, _ in COMMANDS:
+        if tuple(words[: len(path)]) == path:
+            return [module]
+    return []
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``nesy`` parser; with ``argv``, only the named command's module is imported."""
     parser = argparse.ArgumentParser(
         prog="nesy",
         description="nesy-physics: neuro-symbolic scene reasoning and learned physics.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups = Groups(sub)
-    for name in COMMAND_MODULES:
+    for path, module, help_text in COMMANDS:
+        if module in COMMAND_MODULES:
+            groups.declare(path, help_text)
+    modules = COMMAND_MODULES if argv is None else [m for m in _selected_modules(argv) if m in COMMAND_MODULES]
+    for name in modules:
         importlib.import_module(f"benchmarks.commands.{name}").register(groups)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

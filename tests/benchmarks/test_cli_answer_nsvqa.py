@@ -72,3 +72,15 @@ def test_unparseable_question_and_unreadable_image_are_named(tmp_path, image, fa
 def test_scene_and_image_together_is_a_config_error(image, tmp_path, capsys):
     assert main(["answer", "--image", str(image), "--scene", str(tmp_path / "s.json"), "--program", "count(scene())"]) == 2
     assert "either --scene or --image" in capsys.readouterr().err
+
+
+def test_help_lists_every_command_without_importing_heavy_modules():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from benchmarks.cli import build_parser; build_parser(['--help']); "
+        "print(sorted(m for m in ('torch', 'pybullet', 'torch_geometric') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
