@@ -266,7 +266,8 @@ def train_parser(
             return
         ts = {"stage": stage_now, "step": step_now, "baseline": baseline, "optimizer": optimizer_state}
         totals = {f"total_{k}": previous.get(f"total_{k}", 0.0) + metrics[k] for k in ("supervised_seconds", "reinforce_seconds")}
-        save_parser(out_path, parser, meta={**meta, "metrics": {**previous, **metrics, **totals}}, train_state=ts)
+        this_run = {k: v for k, v in metrics.items() if k not in ("supervised_seconds", "reinforce_seconds")}
+        save_parser(out_path, parser, meta={**meta, "metrics": {**previous, **this_run, **totals}}, train_state=ts)
 
     if stage == "supervised":
         optimizer = torch.optim.Adam(parser.parameters(), lr=config.learning_rate)
