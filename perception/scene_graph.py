@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perception.errors import SceneError
 from physics.io import PathLike, atomic_write_json, read_json
 from physics.worlds.clevr_properties import (
     ATTRIBUTES,
@@ -43,7 +44,6 @@ from physics.worlds.clevr_properties import (
     RELATION_EPS,
     RELATIONS,
 )
-from perception.errors import SceneError
 
 __all__ = ["SceneObject", "SceneGraph", "load_scenes", "save_scenes", "compute_relationships"]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from perception.scene_graph import SceneGraph, SceneObject
 from physics.worlds.clevr_layout import LayoutConfig, sample_layout
 from physics.worlds.clevr_properties import DEFAULT_DIRECTIONS
-from perception.scene_graph import SceneGraph, SceneObject
 
 __all__ = ["sample_scene_graph", "sample_scene_graphs"]
 

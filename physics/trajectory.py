@@ -68,7 +68,7 @@ class Trajectory:
         }
         for key, shape in expect.items():
             arr = getattr(self, key)
-            if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+            if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True)):
                 want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
                 raise StateError(f"{name}: {key} must have shape {want}, got {tuple(arr.shape)}")
         e = self.edges.shape[1]

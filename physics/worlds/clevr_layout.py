@@ -21,7 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from physics.errors import ConfigError
-from physics.worlds.clevr_properties import COLORS, DEFAULT_DIRECTIONS, MATERIALS, SHAPES, SIZE_RADIUS, SIZES
+from physics.worlds.clevr_properties import (
+    COLORS,
+    DEFAULT_DIRECTIONS,
+    MATERIALS,
+    SHAPES,
+    SIZE_RADIUS,
+    SIZES,
+)
 
 __all__ = ["LayoutConfig", "ObjectSpec", "sample_layout"]
 
