@@ -1,0 +1,1 @@
+"""Shipped derenderer weights (``derender.pt``), a package so wheels carry the file."""
