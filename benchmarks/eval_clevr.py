@@ -27,7 +27,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from perception.datasets.clevr import find_layout, read_rgb_png
+from perception.datasets.clevr import find_layout
+from perception.image_io import load_image
 from perception.scene_graph import SceneGraph, load_scenes
 from physics.errors import ConfigError, DataError
 from physics.io import atomic_write_json, read_json
@@ -95,7 +96,7 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progr
         scenes: dict[int, SceneGraph] = {}
         for i in tqdm(image_ids, desc="derender", unit="image", disable=not progress):
             name = gt_scenes[i].image_filename or f"CLEVR_{config.split}_{i:06d}.png"
-            scenes[i] = model.perceive(read_rgb_png(layout.images / name))
+            scenes[i] = model.perceive(load_image(layout.images / name))
         metrics = perception_metrics([scenes[i] for i in image_ids], [gt_scenes[i] for i in image_ids])
         result["perception"] = metrics
     else:

@@ -11,8 +11,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from perception.datasets.clevr import find_layout, read_rgb_png
+from perception.datasets.clevr import find_layout
 from perception.datasets.instance_masks import colorize_mask, read_mask_png
+from perception.image_io import load_image
 from physics.errors import DataError
 from physics.io import PathLike, atomic_write_bytes
 
@@ -45,7 +46,7 @@ def save_sample_grid(
         raise DataError(f"no CLEVR_{split}_*.png images in {layout.images}")
     tiles = []
     for name in names:
-        rgb = read_rgb_png(layout.images / name)
+        rgb = load_image(layout.images / name)
         mask = colorize_mask(read_mask_png(layout.masks / name))
         h, w = rgb.shape[:2]
         size = (max(1, round(w * scale)), max(1, round(h * scale)))

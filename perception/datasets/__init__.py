@@ -1,6 +1,6 @@
 """Data sets for perception: CLEVR-format folders, rendered scenes and instance masks."""
 
-from perception.datasets.clevr import ClevrDataset, collate_clevr, find_layout, read_rgb_png
+from perception.datasets.clevr import ClevrDataset, collate_clevr, find_layout
 from perception.datasets.clevr_render import generate_scene
 from perception.datasets.instance_masks import (
     colorize_mask,
@@ -13,7 +13,6 @@ __all__ = [
     "ClevrDataset",
     "collate_clevr",
     "find_layout",
-    "read_rgb_png",
     "generate_scene",
     "encode_mask_png",
     "decode_mask_png",

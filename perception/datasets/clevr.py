@@ -37,15 +37,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from perception.datasets.instance_masks import read_mask_png
+from perception.image_io import load_image
 from perception.scene_graph import SceneGraph
 from physics.errors import DataError
 from physics.io import PathLike, read_json
 
-__all__ = ["ClevrDataset", "ClevrLayout", "find_layout", "collate_clevr", "read_rgb_png"]
+__all__ = ["ClevrDataset", "ClevrLayout", "find_layout", "collate_clevr"]
 
 _INDEX_RE = re.compile(r"_(\d+)\.png$")
 
@@ -88,18 +88,6 @@ def find_layout(root: PathLike, split: str) -> ClevrLayout:
         f"no CLEVR split {split!r} under {root}: looked for {ours_scenes} (nesy-physics layout) "
         f"and {official_images}/ (official CLEVR layout)"
     )
-
-
-def read_rgb_png(path: PathLike) -> np.ndarray:
-    """Read an image file as RGB uint8 [H, W, 3]; missing/corrupt files raise DataError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"image file {path} is corrupt or not an image: {exc}") from None
 
 
 class ClevrDataset(Dataset):
@@ -170,7 +158,7 @@ class ClevrDataset(Dataset):
             raise IndexError(f"index {i} out of range for {len(self)} {self.split} images")
         i = i % len(self)
         name = self.filenames[i]
-        rgb = read_rgb_png(self.layout.images / name)
+        rgb = load_image(self.layout.images / name)
         image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
         mask = None
         if self.load_masks:

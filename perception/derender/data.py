@@ -18,31 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from perception.image_io import load_image
 from perception.scene_graph import SceneGraph, load_scenes
 from physics.errors import DataError
 from physics.io import PathLike
 
 __all__ = ["load_image", "load_instance_mask", "DerenderSample", "load_derender_folder"]
-
-
-def load_image(path: PathLike) -> np.ndarray:
-    """Read an image file as RGB uint8 [H, W, 3].
-
-    Raises:
-        DataError: naming the file when it is missing, unreadable, or not an image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot read image {path}: not a readable image file ({exc})") from None
-    return rgb
 
 
 def load_instance_mask(path: PathLike) -> np.ndarray:

@@ -1,0 +1,31 @@
+"""Reading images for perception: one function, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from physics.errors import DataError
+from physics.io import PathLike
+
+__all__ = ["load_image"]
+
+
+def load_image(path: PathLike) -> np.ndarray:
+    """Read an image file as RGB uint8 [H, W, 3].
+
+    Raises:
+        DataError: naming the file when it is missing, unreadable, or not an image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"image file {path} is corrupt or not an image: {exc}") from None
