@@ -137,7 +137,7 @@ class _Builder(Transformer):
         except ValueError as exc:
             raise ProgramError(
                 f"line {tok.line}, column {tok.column}: bad string {str(tok)!r}: {exc}; "
-                f'strings use JSON escapes (\\", \\\\, \\n, \\uXXXX)'
+                f'strings use JSON escapes (\\", \\\\, \\n, \\u followed by 4 hex digits)'
             ) from None
         return value
 
