@@ -40,7 +40,7 @@ __all__ = ["DemoConfig", "run_demo"]
 class DemoConfig:
     """What the demo builds and where it writes."""
 
-    seed: int = field(default=2026, metadata={"help": "seed of the scene and its questions"})
+    seed: int = field(default=42, metadata={"help": "seed of the scene and its questions"})
     questions: int = field(default=6, metadata={"help": "questions to ask about the scene"})
     out: str = field(default="demo_out", metadata={"help": "folder for the image, scene, questions and summary"})
     trace: bool = field(default=True, metadata={"help": "print each program's execution trace"})
