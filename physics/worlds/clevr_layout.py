@@ -30,7 +30,9 @@ from physics.worlds.clevr_properties import (
     SIZES,
 )
 
-__all__ = ["LayoutConfig", "ObjectSpec", "sample_layout"]
+__all__ = ["LayoutConfig", "ObjectSpec", "sample_layout", "MAX_RESTARTS"]
+
+MAX_RESTARTS = 10_000  # whole-layout restarts before the rules are declared unsatisfiable
 
 
 @dataclass(frozen=True)
@@ -69,25 +71,41 @@ def sample_layout(
     rng: np.random.Generator,
     config: LayoutConfig = LayoutConfig(),
     directions: Mapping[str, Sequence[float]] = DEFAULT_DIRECTIONS,
+    num_objects: int | None = None,
 ) -> list[ObjectSpec]:
     """Sample one layout that satisfies CLEVR's distance and margin rules.
+
+    As in CLEVR, the number of objects is drawn once and kept when a layout has
+    to restart, so scene sizes stay uniform over ``min_objects..max_objects``
+    (drawing it again on every restart would favour small scenes).
 
     Args:
         rng: Source of randomness (the caller seeds it; same seed, same layout).
         config: Placement parameters.
         directions: Camera directions used for the margin rule (ground-plane part).
+        num_objects: Objects to place (default: drawn uniformly from the config's range).
 
     Returns:
         Objects in placement order.
+
+    Raises:
+        ConfigError: ``num_objects`` outside the config's range, or no layout
+            found after ``MAX_RESTARTS`` restarts (the rules cannot be met).
     """
     cardinal = [
         np.asarray(directions[name][:2], dtype=float) for name in ("left", "right", "front", "behind")
     ]
-    while True:
-        n = int(rng.integers(config.min_objects, config.max_objects + 1))
+    n = int(rng.integers(config.min_objects, config.max_objects + 1)) if num_objects is None else num_objects
+    if not config.min_objects <= n <= config.max_objects:
+        raise ConfigError(f"num_objects must lie in {config.min_objects}..{config.max_objects}, got {n}")
+    for _ in range(MAX_RESTARTS):
         objects = _try_layout(rng, config, n, cardinal)
         if objects is not None:
             return objects
+    raise ConfigError(
+        f"no layout of {n} objects met the distance and margin rules after {MAX_RESTARTS} restarts; "
+        f"lower max_objects, min_dist or margin, or raise extent"
+    )
 
 
 def _try_layout(

@@ -243,8 +243,10 @@ class ClevrWorld:
         self._camera = jitter_camera(cfg.camera, rng, cfg.camera_jitter).with_size(cfg.width, cfg.height)
         self._light = jitter_light(cfg.light, rng, cfg.light_jitter)
         directions = self._camera.directions()
+        # CLEVR keeps the object count while it resamples layouts for visibility
+        num_objects = int(rng.integers(cfg.layout.min_objects, cfg.layout.max_objects + 1))
         for _ in range(cfg.max_layouts):
-            specs = sample_layout(rng, cfg.layout, directions)
+            specs = sample_layout(rng, cfg.layout, directions, num_objects)
             self.layouts_tried += 1
             t0 = time.perf_counter()
             self._build(specs)

@@ -47,3 +47,16 @@ def test_cogent_palettes_are_respected(condition):
 def test_bad_object_counts_are_config_errors():
     with pytest.raises(ConfigError, match="min_objects"):
         LayoutConfig(min_objects=5, max_objects=2)
+
+
+def test_object_count_is_kept_across_restarts_so_sizes_stay_uniform():
+    rng = np.random.default_rng(0)
+    counts = [len(sample_layout(rng)) for _ in range(400)]
+    assert 6.0 < np.mean(counts) < 7.0  # uniform over 3..10 has mean 6.5
+    assert counts.count(10) > 25  # ten-object scenes are as common as any other size
+    assert len(sample_layout(np.random.default_rng(1), num_objects=10)) == 10
+
+
+def test_out_of_range_object_count_is_a_config_error():
+    with pytest.raises(ConfigError, match="num_objects"):
+        sample_layout(np.random.default_rng(0), num_objects=11)
