@@ -246,7 +246,9 @@ def _fused_relate(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
     return ev
 
 
-def _fused_query(attr: str) -> Builder:
+def _fused_lookup(table: str, attr: str) -> Builder:
+    """``query_<attr>`` (table ``values``) or ``same_<attr>`` (table ``same``): one lookup per object."""
+
     def build(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
         (k0,) = kids
 
@@ -254,22 +256,7 @@ def _fused_query(attr: str) -> Builder:
             (a,) = call.args
             if call.values:
                 raise Malformed
-            return bs.values[attr][k0[a.function](a, bs)]
-
-        return ev
-
-    return build
-
-
-def _fused_same(attr: str) -> Builder:
-    def build(kids: list[dict], ops: Mapping[str, OpSpec]) -> Evaluator:
-        (k0,) = kids
-
-        def ev(call: Call, bs: BoundScene) -> object:
-            (a,) = call.args
-            if call.values:
-                raise Malformed
-            return bs.same[attr][k0[a.function](a, bs)]
+            return getattr(bs, table)[attr][k0[a.function](a, bs)]
 
         return ev
 
@@ -283,8 +270,8 @@ _FUSED: dict[str, Builder] = {
     "exist": _fused_unary(bool),
     "relate": _fused_relate,
     **{f"filter_{a}": _fused_filter(a) for a in VALUE_TYPES.values()},
-    **{f"query_{a}": _fused_query(a) for a in VALUE_TYPES.values()},
-    **{f"same_{a}": _fused_same(a) for a in VALUE_TYPES.values()},
+    **{f"query_{a}": _fused_lookup("values", a) for a in VALUE_TYPES.values()},
+    **{f"same_{a}": _fused_lookup("same", a) for a in VALUE_TYPES.values()},
     "filter": _fused_slots(None),
     "filter_unique": _fused_slots(_one),
     "filter_count": _fused_slots(int.bit_count),
