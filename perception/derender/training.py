@@ -384,8 +384,9 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     image_size = (int(first.shape[0]), int(first.shape[1]))
     P, camera_err, heights = calibrate_camera([s.scene for s in samples])
     pcfg, acfg = config.proposal_config, config.attribute_config
-    summary: dict[str, Any] = {"config": asdict(config), "n_train_scenes": len(samples),
-                               "image_size": list(image_size), "camera_reprojection_px": camera_err}
+    summary: dict[str, Any] = {"config": asdict(config), "command": command or command_line(config),
+                               "n_train_scenes": len(samples), "image_size": list(image_size),
+                               "camera_reprojection_px": camera_err}
     p_epochs = config.proposal_epochs or config.epochs
     a_epochs = config.attribute_epochs or config.epochs
 
@@ -413,9 +414,12 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
         summary["checkpoint"] = None
         atomic_write_json(out / f"summary_{config.stage}.json", summary, indent=2)
         return summary
-    metadata = {"command": command or command_line(config), "seed": config.seed, "data": str(config.data),
+    metadata = {"command": summary["command"], "seed": config.seed, "data": str(config.data),
                 "n_train_scenes": len(samples), "camera_reprojection_px": camera_err,
                 "proposal_epochs": p_epochs, "attribute_epochs": a_epochs}
+    metadata.update({k: summary[k] for k in ("proposal_wall_s", "attribute_wall_s") if k in summary})
+    if config.stage != "all":
+        metadata.update(_other_stage(config, summary["command"], len(samples), out))
     derenderer = Derenderer(pnet, anet, P, image_size, heights, metadata=metadata)
     if config.eval_data:
         held_out = load_derender_folder(config.eval_data, limit=config.eval_limit)
@@ -428,6 +432,29 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     summary["checkpoint"] = str(out / "derender.pt")
     atomic_write_json(out / "summary.json", summary, indent=2)
     return summary
+
+
+def _other_stage(config: DerenderTrainConfig, command: str, n_scenes: int, out: Path) -> dict[str, Any]:
+    """Metadata of a derenderer finished by one stage run: both stages' commands, data and wall times.
+
+    The stage that finished first left ``OUT/summary_<stage>.json``; the
+    returned ``command`` runs the proposal stage, then the attribute stage.
+    """
+    other = "attribute" if config.stage == "proposal" else "proposal"
+    path = out / f"summary_{other}.json"
+    if not path.is_file():  # the other network came from elsewhere: say only what ran here
+        return {f"{config.stage}_scenes": n_scenes}
+    try:
+        first = json.loads(path.read_text(encoding="utf-8"))
+        other_command = first.get("command") or command_line(DerenderTrainConfig(**first["config"]))
+        record: dict[str, Any] = {f"{other}_scenes": int(first["n_train_scenes"]), f"{config.stage}_scenes": n_scenes}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: unreadable stage summary ({exc}); delete it or rerun that stage") from None
+    if f"{other}_wall_s" in first:
+        record[f"{other}_wall_s"] = first[f"{other}_wall_s"]
+    commands = (other_command, command) if other == "proposal" else (command, other_command)
+    record["command"] = " && ".join(commands)
+    return record
 
 
 def _load_trained(net: Any, path: Path, epochs: int) -> Any:
@@ -445,12 +472,12 @@ def _load_trained(net: Any, path: Path, epochs: int) -> Any:
 
 
 def command_line(config: DerenderTrainConfig) -> str:
-    """The ``nesy train derender`` command that reproduces ``config`` (stage and threads left out)."""
+    """The ``nesy train derender`` command that reproduces ``config`` (threads left out)."""
     parts = ["nesy", "train", "derender"]
     defaults = DerenderTrainConfig(data=config.data)
     for f in fields(config):
         value = getattr(config, f.name)
-        if f.name in ("stage", "threads") or (f.name != "data" and value == getattr(defaults, f.name)):
+        if f.name == "threads" or (f.name != "data" and value == getattr(defaults, f.name)):
             continue
         parts += ["--" + f.name.replace("_", "-"), str(value)]
     return " ".join(parts)

@@ -169,6 +169,27 @@ def test_tiny_training_run_writes_resumable_checkpoints(tmp_path):
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 4
 
 
+def test_stage_runs_record_both_commands_in_the_finished_checkpoint(tmp_path):
+    data = tmp_path / "data"
+    build_clevr(
+        ClevrDataConfig(n=3, out=str(data), seed=4, questions_per_scene=0, width=96, height=64,
+                        min_pixels=10, backend="serial"),
+        progress=False,
+    )
+    common = dict(data=str(data), out=str(tmp_path / "run"), epochs=1, batch_size=2, attribute_batch_size=8,
+                  input_height=32, input_width=48, width=8, attribute_width=8, crop_size=16)
+    first = train_derenderer(DerenderTrainConfig(**common, stage="attribute"), progress=False)
+    assert first["checkpoint"] is None  # the proposal network is still missing
+    second = train_derenderer(DerenderTrainConfig(**common, stage="proposal", limit=2), progress=False)
+    assert second["checkpoint"] is not None
+    meta = load_derenderer(tmp_path / "run" / "derender.pt").metadata
+    proposal_cmd, attribute_cmd = meta["command"].split(" && ")
+    assert "--limit 2" in proposal_cmd and "--limit" not in attribute_cmd
+    assert "--stage proposal" in proposal_cmd and "--stage attribute" in attribute_cmd
+    assert (meta["proposal_scenes"], meta["attribute_scenes"]) == (2, 3)
+    assert meta["attribute_wall_s"] >= 0 and meta["proposal_wall_s"] >= 0
+
+
 def test_cli_reports_a_missing_data_folder(tmp_path, capsys):
     code = main(["train", "derender", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2
