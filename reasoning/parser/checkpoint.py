@@ -6,7 +6,7 @@ A checkpoint is a plain dict of tensors, strings and numbers, so it loads with
 ``format``, ``config`` (the :class:`ParserConfig` fields), ``question_vocab``,
 ``program_tokens`` with their signatures (``program_inputs``, ``program_outputs``,
 ``program_terminal``), ``lexicon`` (value words anonymised
-into slots), ``model`` (state dict), ``meta``
+into slots), ``nouns`` (generic nouns closing an object phrase; empty: no phrase slots), ``model`` (state dict), ``meta``
 (command, seed, data source, metrics) and, while training, ``train_state``
 (stage, step, optimiser state, reward baseline) so that runs resume.
 """
@@ -54,6 +54,7 @@ def save_parser(
         "program_outputs": list(parser.program_vocab.outputs),
         "program_terminal": list(parser.program_vocab.terminal),
         "lexicon": {w: list(tv) for w, tv in sorted(parser.lexicon.items())},
+        "nouns": sorted(parser.nouns),
         "model": {k: v.detach().clone() for k, v in parser.state_dict().items()},
         "meta": dict(meta or {}),
     }
@@ -88,6 +89,7 @@ def parser_from_checkpoint(obj: dict[str, Any], where: str = "checkpoint") -> Qu
             ),
             config,
             {w: (tv[0], tv[1]) for w, tv in obj.get("lexicon", {}).items()},
+            obj.get("nouns", ()),
         )
         parser.load_state_dict(obj["model"])
     except (RuntimeError, ValueError, TypeError, KeyError) as exc:

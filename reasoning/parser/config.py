@@ -25,6 +25,7 @@ class ParserConfig:
     hidden_dim: int = field(default=256, metadata={"help": "LSTM hidden size (encoder: half per direction)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout on embeddings and decoder outputs"})
     anonymize: bool = field(default=True, metadata={"help": "replace attribute words by numbered slots (Dong & Lapata 2016)"})
+    phrases: bool = field(default=True, metadata={"help": "also collapse object phrases ('the big red cube') into slots <obj1> (needs anonymize)"})
     max_program_length: int = field(default=40, metadata={"help": "longest prefix program decoded"})
     # --- supervised stage
     programs: int = field(default=270, metadata={"help": "number of (question, program) pairs for pretraining"})

@@ -15,7 +15,7 @@ reports those as ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,12 +24,33 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from physics.errors import DataError, NesyError
 from reasoning.dsl import Catalogue, Program, from_prefix_tokens
-from reasoning.parser.anonymize import anonymize_program, anonymize_words, restore_program
+from reasoning.parser.anonymize import (
+    anonymize_phrases,
+    anonymize_program,
+    anonymize_words,
+    restore_program,
+    token_slot,
+)
 from reasoning.parser.config import ParserConfig
 from reasoning.parser.grammar import TypeGrammar
-from reasoning.parser.vocab import ProgramVocabulary, Vocabulary, tokenize
+from reasoning.parser.vocab import PAD, ProgramVocabulary, Vocabulary, tokenize
 
-__all__ = ["QuestionParser", "Decoded", "pad_batch"]
+__all__ = ["QuestionParser", "Decoded", "QuestionSlots", "pad_batch"]
+
+
+@dataclass(frozen=True)
+class QuestionSlots:
+    """What a question's slots stand for (see :mod:`reasoning.parser.anonymize`).
+
+    Attributes:
+        values: ``{"<color1>": "red", ...}``.
+        phrases: ``{"<obj1>": ("filter_shape[cube]", "filter_color[red]"), ...}``.
+        words: The anonymised question words.
+    """
+
+    values: Mapping[str, str]
+    phrases: Mapping[str, tuple[str, ...]]
+    words: tuple[str, ...] = ()
 
 
 def pad_batch(seqs: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
@@ -65,6 +86,8 @@ class QuestionParser(nn.Module):
         config: Model sizes (training fields are ignored here).
         lexicon: Word -> (type, value) of the attribute words to anonymise into
             slots (:mod:`reasoning.parser.anonymize`); empty: no anonymisation.
+        nouns: Generic nouns closing an object phrase ("thing", "objects");
+            non-empty turns phrase slots (``<obj1>``) on.
 
     Example:
         >>> parser = load_default_parser()                    # doctest: +SKIP
@@ -78,9 +101,11 @@ class QuestionParser(nn.Module):
         program_vocab: ProgramVocabulary,
         config: ParserConfig,
         lexicon: Mapping[str, tuple[str, str]] | None = None,
+        nouns: Iterable[str] = (),
     ) -> None:
         super().__init__()
         self.lexicon = dict(lexicon or {})
+        self.nouns = frozenset(nouns)
         self.question_vocab = question_vocab
         self.program_vocab = program_vocab
         self.config = config
@@ -99,6 +124,8 @@ class QuestionParser(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.grammar = TypeGrammar(program_vocab)
         self._catalogue: Catalogue | None = None
+        # token id -> the slot it names ("<color1>", "<obj2>"), for masking slots a question lacks
+        self._slot_of_token = {i: slot for i, t in enumerate(program_vocab.tokens) if (slot := token_slot(t)) is not None}
 
     # ------------------------------------------------------------------ pieces
     def encode(self, words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
@@ -143,12 +170,13 @@ class QuestionParser(nn.Module):
         return self.output(self.dropout(mixed)), mixed, (h, c)
 
     # ------------------------------------------------------------------ training
-    def forward(self, words: Tensor, lengths: Tensor, targets: Tensor) -> Tensor:
+    def forward(self, words: Tensor, lengths: Tensor, targets: Tensor, allowed: Tensor | None = None) -> Tensor:
         """Teacher-forced log-probabilities of ``targets``.
 
         Args:
             words: [B, S] question word ids; lengths: [B].
             targets: [B, T] prefix program token ids, 0-padded.
+            allowed: [B, V] bool, tokens each question may use (:meth:`slot_mask`); None: all.
 
         Returns:
             [B, T] log-probability of each target token under the arity-masked
@@ -165,12 +193,22 @@ class QuestionParser(nn.Module):
             steps.append(logits_t)
         logits = torch.stack(steps, dim=1)
         masks = self.grammar.teacher_masks(targets, self.config.max_program_length)
+        if allowed is not None:
+            masks = masks & allowed[:, None, :]
         logits = logits.masked_fill(~masks, float("-inf"))
         logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
         return logp.masked_fill(targets == 0, 0.0)
 
     # ------------------------------------------------------------------ decoding
-    def decode(self, words: Tensor, lengths: Tensor, *, mode: str = "greedy", beam_size: int = 1) -> Decoded:
+    def decode(
+        self,
+        words: Tensor,
+        lengths: Tensor,
+        *,
+        mode: str = "greedy",
+        beam_size: int = 1,
+        allowed: Tensor | None = None,
+    ) -> Decoded:
         """Decode programs for a batch of questions.
 
         Args:
@@ -178,9 +216,11 @@ class QuestionParser(nn.Module):
             mode: ``"greedy"`` (argmax), ``"sample"`` (from the policy, for
                 REINFORCE; keeps the graph for gradients) or ``"beam"``.
             beam_size: Beams per question in ``"beam"`` mode.
+            allowed: [B, V] bool, tokens each question may use (:meth:`slot_mask`):
+                a decode never names a slot its question lacks.  None: all tokens.
         """
         if mode == "beam" and beam_size > 1:
-            return self._beam(words, lengths, beam_size)
+            return self._beam(words, lengths, beam_size, allowed)
         if mode not in ("greedy", "sample", "beam"):
             raise NesyError(f"decode mode must be 'greedy', 'sample' or 'beam', got {mode!r}")
         memory, keys, state = self.encode(words, lengths)
@@ -192,8 +232,10 @@ class QuestionParser(nn.Module):
         feed = memory.new_zeros(b, memory.shape[2])
         for t in range(self.config.max_program_length):
             logits, feed, state = self._step(prev, feed, state, memory, keys, word_mask)
-            logits = logits.masked_fill(~self.grammar.mask(grammar, self.config.max_program_length - t - 1), float("-inf"))
-            logp = torch.log_softmax(logits, dim=-1)
+            mask = self.grammar.mask(grammar, self.config.max_program_length - t - 1)
+            if allowed is not None:
+                mask = mask & allowed
+            logp = torch.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
             if mode == "sample":
                 tok = torch.multinomial(logp.exp(), 1)[:, 0]
             else:
@@ -209,12 +251,13 @@ class QuestionParser(nn.Module):
                 break
         return Decoded(torch.stack(out, dim=1), log_prob, entropy)
 
-    def _beam(self, words: Tensor, lengths: Tensor, k: int) -> Decoded:
+    def _beam(self, words: Tensor, lengths: Tensor, k: int, allowed: Tensor | None = None) -> Decoded:
         """Beam search (``k`` beams per question); returns the best complete beam."""
         memory, keys, (h, c) = self.encode(words, lengths)
         b, v = words.shape[0], len(self.program_vocab)
         rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731  [B, ...] -> [B*k, ...]
         memory, keys, word_mask = rep(memory), rep(keys), rep(words != 0)
+        allowed = rep(allowed) if allowed is not None else None
         state = (h.repeat_interleave(k, dim=0), c.repeat_interleave(k, dim=0))
         feed = memory.new_zeros(b * k, memory.shape[2])
         score = torch.full((b, k), float("-inf"), device=words.device)
@@ -226,8 +269,10 @@ class QuestionParser(nn.Module):
         base = (torch.arange(b, device=words.device) * k)[:, None]
         for t in range(self.config.max_program_length):
             logits, feed, state = self._step(prev, feed, state, memory, keys, word_mask)
-            allowed = self.grammar.mask(grammar, self.config.max_program_length - t - 1)
-            logp = torch.log_softmax(logits.masked_fill(~allowed, float("-inf")), -1)
+            mask = self.grammar.mask(grammar, self.config.max_program_length - t - 1)
+            if allowed is not None:
+                mask = mask & allowed
+            logp = torch.log_softmax(logits.masked_fill(~mask, float("-inf")), -1)
             done = grammar.done
             logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
             logp[:, 0] = torch.where(done, 0.0, float("-inf"))
@@ -248,21 +293,37 @@ class QuestionParser(nn.Module):
         return Decoded(history[best], score[best], torch.zeros(b, device=words.device))
 
     # ------------------------------------------------------------------ user API
-    def encode_questions(self, questions: Sequence[str]) -> tuple[Tensor, Tensor, list[dict[str, str]]]:
-        """Word ids [B, S], lengths [B] and each question's slots ``{"<color1>": "red", ...}``.
+    def encode_questions(self, questions: Sequence[str]) -> tuple[Tensor, Tensor, list[QuestionSlots]]:
+        """Word ids [B, S], lengths [B] and each question's :class:`QuestionSlots`.
 
         Raises:
             DataError: a question holds an unknown word (names it and its position).
         """
         ids, slots = [], []
         for i, q in enumerate(questions):
-            words, s = anonymize_words(tokenize(q), self.lexicon)
+            raw = tokenize(q)
+            # unknown words are reported at their place in the question, before any collapsing
+            self.question_vocab.encode(q, where=f"question {i}", words=[PAD if w in self.lexicon else w for w in raw])
+            phrases: dict[str, tuple[str, ...]] = {}
+            words = raw
+            if self.nouns and self.lexicon:
+                words, phrases = anonymize_phrases(raw, self.lexicon, self.nouns)
+            words, values = anonymize_words(words, self.lexicon, per_occurrence=bool(self.nouns))
             ids.append(self.question_vocab.encode(q, where=f"question {i}", words=words))
-            slots.append(s)
+            slots.append(QuestionSlots(values, phrases, tuple(words)))
         words_t, lengths = pad_batch(ids)
         return words_t, lengths, slots
 
-    def target_ids(self, tokens: Sequence[str], slots: Mapping[str, str], where: str = "program") -> list[int]:
+    def slot_mask(self, slots: Sequence[QuestionSlots]) -> Tensor:
+        """[B, V] bool: every token, except slot tokens naming a slot the question lacks."""
+        mask = torch.ones(len(slots), len(self.program_vocab), dtype=torch.bool)
+        for i, sl in enumerate(slots):
+            for token_id, slot in self._slot_of_token.items():
+                if slot not in sl.values and slot not in sl.phrases:
+                    mask[i, token_id] = False
+        return mask
+
+    def target_ids(self, tokens: Sequence[str], slots: QuestionSlots, where: str = "program") -> list[int]:
         """Decoder targets for ground-truth prefix ``tokens`` (values named by the question become slots)."""
         if len(tokens) > self.config.max_program_length:
             raise DataError(
@@ -270,13 +331,13 @@ class QuestionParser(nn.Module):
                 f"{self.config.max_program_length}"
             )
         if self.lexicon:
-            tokens = anonymize_program(tokens, slots)
+            tokens = anonymize_program(tokens, slots.values, slots.phrases, slots.words)
         return self.program_vocab.encode(tokens, where=where)
 
-    def restore(self, ids: Sequence[int], slots: Mapping[str, str]) -> tuple[str, ...] | None:
+    def restore(self, ids: Sequence[int], slots: QuestionSlots) -> tuple[str, ...] | None:
         """Plain prefix tokens of decoded ``ids``; None if a slot is not in the question."""
         tokens = self.program_vocab.decode(ids)
-        restored = restore_program(tokens, slots) if self.lexicon else tokens
+        restored = restore_program(tokens, slots.values, slots.phrases) if self.lexicon else tokens
         return None if restored is None else tuple(restored)
 
     def to_program(self, tokens: Sequence[str] | None) -> Program | None:
@@ -307,7 +368,7 @@ class QuestionParser(nn.Module):
             for s in range(0, len(questions), batch_size):
                 words, lengths, slots = self.encode_questions(questions[s : s + batch_size])
                 mode = "beam" if beam_size > 1 else "greedy"
-                dec = self.decode(words, lengths, mode=mode, beam_size=beam_size)
+                dec = self.decode(words, lengths, mode=mode, beam_size=beam_size, allowed=self.slot_mask(slots))
                 out.extend(self.restore(row.tolist(), sl) for row, sl in zip(dec.tokens, slots, strict=False))
         finally:
             self.train(was_training)

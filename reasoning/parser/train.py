@@ -30,7 +30,14 @@ from physics.errors import ConfigError, DataError
 from physics.io import PathLike, read_json
 from reasoning.dsl import Program
 from reasoning.executor import SceneTable, execute_batch
-from reasoning.parser.anonymize import MAX_SLOTS, build_lexicon, slot_tokens
+from reasoning.parser.anonymize import (
+    MAX_PHRASES,
+    MAX_SLOTS,
+    build_lexicon,
+    build_nouns,
+    phrase_tokens,
+    slot_tokens,
+)
 from reasoning.parser.checkpoint import load_checkpoint, save_parser
 from reasoning.parser.config import ParserConfig
 from reasoning.parser.data import (
@@ -61,11 +68,14 @@ def build_parser(config: ParserConfig, data: ParserData, synonyms: Mapping[str, 
 
         synonyms = read_json(DEFAULT_SYNONYMS, "synonyms file")
     lexicon = build_lexicon(synonyms) if config.anonymize else {}
+    nouns = build_nouns(synonyms) if config.anonymize and config.phrases else frozenset()
     words = set(data.extra_words)
     for e in data.examples:
         words.update(tokenize(e.question))
     words = {w for w in words if w not in lexicon}  # value words only ever reach the model as slots
     words.update(f"<{t}{k}>" for t in {v[0] for v in lexicon.values()} for k in range(1, MAX_SLOTS + 1))
+    if nouns:
+        words.update(f"<obj{k}>" for k in range(1, MAX_PHRASES + 1))
     signatures = program_token_signatures()
     for e in data.examples:
         for t in e.tokens:
@@ -73,8 +83,10 @@ def build_parser(config: ParserConfig, data: ParserData, synonyms: Mapping[str, 
                 raise DataError(f"program token {t!r} of question {e.question!r} is not a catalogue token")
     if lexicon:
         signatures.update(slot_tokens(signatures))
+    if nouns:
+        signatures.update(phrase_tokens(signatures))
     torch.manual_seed(config.seed)
-    return QuestionParser(Vocabulary.build(words), ProgramVocabulary.build(signatures), config, lexicon)
+    return QuestionParser(Vocabulary.build(words), ProgramVocabulary.build(signatures), config, lexicon, nouns)
 
 
 def _step_seed(config: ParserConfig, stage: str, step: int) -> int:
@@ -85,7 +97,7 @@ def supervised_step(parser: QuestionParser, optimizer: torch.optim.Optimizer, ba
     """One teacher-forced step on (question, program) pairs; returns the mean token NLL."""
     words, lengths, slots = parser.encode_questions([e.question for e in batch])
     targets, _ = pad_batch([parser.target_ids(e.tokens, sl) for e, sl in zip(batch, slots, strict=False)])
-    logp = parser(words, lengths, targets)
+    logp = parser(words, lengths, targets, parser.slot_mask(slots))
     loss = -logp.sum() / (targets != 0).sum()
     optimizer.zero_grad()
     loss.backward()
@@ -142,7 +154,7 @@ def reinforce_step(
     b the moving-average reward (the batch mean on the first step, ``baseline=None``).
     """
     words, lengths, slots = parser.encode_questions([e.question for e in batch])
-    dec = parser.decode(words, lengths, mode="sample")
+    dec = parser.decode(words, lengths, mode="sample", allowed=parser.slot_mask(slots))
     token_lists = [parser.restore(row.tolist(), sl) for row, sl in zip(dec.tokens, slots, strict=False)]
     rewards = torch.tensor(reward_fn(token_lists, batch), dtype=torch.float)
     mean = float(rewards.mean())
@@ -224,6 +236,8 @@ def train_parser(
     torch.set_num_threads(config.threads)
     out_path = Path(out) if out is not None else None
     log_path = out_path.with_suffix(".jsonl") if out_path is not None else None
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
     supervised = select_supervised(data.examples, config.programs)
     chosen = {id(e) for e in supervised}
     rl_pool = [e for e in data.examples if id(e) not in chosen and e.answer is not None and e.image_index in data.scenes]
@@ -239,7 +253,7 @@ def train_parser(
         from reasoning.parser.checkpoint import parser_from_checkpoint
 
         parser = parser_from_checkpoint(ckpt, where=str(out_path))
-        shape = ("embedding_dim", "hidden_dim", "anonymize", "max_program_length")
+        shape = ("embedding_dim", "hidden_dim", "anonymize", "phrases", "max_program_length")
         if any(getattr(parser.config, k) != getattr(config, k) for k in shape):
             raise ConfigError(
                 f"{out_path} holds a parser with {[f'{k}={getattr(parser.config, k)}' for k in shape]}; "

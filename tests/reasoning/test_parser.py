@@ -156,7 +156,9 @@ def test_untrained_decodes_are_well_typed_programs(toy: ParserData) -> None:
         for row in dec.tokens.tolist():
             ids = [i for i in row if i]
             assert 1 <= len(ids) <= TINY.max_program_length
-            program = from_prefix_tokens(parser.program_vocab.decode(ids))  # value slots stay placeholders
+            # value slots stay placeholders; a phrase slot stands for a filter chain (one filter here)
+            tokens = ["filter_shape[<shape1>]" if t.startswith("<obj") else t for t in parser.program_vocab.decode(ids)]
+            program = from_prefix_tokens(tokens)
             assert catalogue.check(program, allow_placeholders=True) in ("Integer", "Bool", "Color", "Shape", "Size", "Material")
 
 
