@@ -34,7 +34,7 @@ class ParserConfig:
     learning_rate: float = field(default=2e-3, metadata={"help": "Adam step size of the supervised stage"})
     # --- REINFORCE stage
     reinforce_questions: int = field(default=20000, metadata={"help": "number of (question, answer) pairs for REINFORCE (0: skip the stage)"})
-    reinforce_steps: int = field(default=3000, metadata={"help": "REINFORCE optimiser steps"})
+    reinforce_steps: int = field(default=1000, metadata={"help": "REINFORCE optimiser steps"})
     reinforce_learning_rate: float = field(default=3e-4, metadata={"help": "Adam step size of REINFORCE"})
     baseline_decay: float = field(default=0.9, metadata={"help": "moving-average reward baseline decay"})
     entropy_weight: float = field(default=0.005, metadata={"help": "entropy bonus weight in REINFORCE"})
