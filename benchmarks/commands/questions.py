@@ -100,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     save_questions(args.out, questions, info)
+    if args.scenes_out is not None:
+        from perception.scene_graph import save_scenes
+
+        save_scenes(args.scenes_out, scenes, {**info, "questions": str(args.out)})
 
     covered = {(q["template_filename"], q["question_family_index"]) for q in questions}
     summary: dict[str, Any] = {
@@ -141,6 +145,11 @@ def register(groups) -> None:
     )
     parser.add_argument(
         "--synthetic", type=int, metavar="N", help="instead of --scenes: N synthetic scene graphs"
+    )
+    parser.add_argument(
+        "--scenes-out", type=Path, default=None,
+        help="also write the scenes the questions are about (CLEVR scenes JSON; e.g. with --synthetic, "
+        "so that `nesy eval clevr --perception gt` can answer them)"
     )
     parser.add_argument("--out", type=Path, required=True, help="questions JSON to write")
     parser.add_argument(

@@ -37,6 +37,21 @@ def test_data_questions_writes_official_json_and_the_executor_agrees(tmp_path, c
     assert sum(summary["question_types"].values()) == 24
 
 
+def test_synthetic_questions_with_scenes_out_can_be_answered_from_the_written_scenes(tmp_path, capsys):
+    from perception.scene_graph import load_scenes
+    from reasoning.dsl import from_clevr
+    from reasoning.executor import execute
+
+    out, scenes_out = tmp_path / "q.json", tmp_path / "s.json"
+    args = ["data", "questions", "--synthetic", "5", "--seed", "3", "--per-scene", "3", "--quiet"]
+    assert main([*args, "--out", str(out), "--scenes-out", str(scenes_out)]) == 0
+    capsys.readouterr()
+    scenes = {s.image_index: s for s in load_scenes(scenes_out)}
+    questions = json.loads(out.read_text())["questions"]
+    assert len(scenes) == 5 and len(questions) == 15
+    assert all(execute(from_clevr(q["program"]), scenes[q["image_index"]]).answer == q["answer"] for q in questions)
+
+
 def test_data_questions_reports_bad_input_in_one_line(tmp_path, capsys):
     out = tmp_path / "q.json"
     assert (
