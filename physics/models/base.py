@@ -117,9 +117,10 @@ class DynamicsModel(nn.Module, abc.ABC):
             self.rel_scale.fill_(float(rel.norm(dim=-1).mean().clamp(min=1e-6)))
 
     # ------------------------------------------------------------------ the skeleton
-    def encode(self, g: Data, pos_hist: Tensor) -> tuple[Tensor, Tensor]:
-        """Node latents ``[M, hidden]`` and edge latents ``[E, hidden]``."""
+    def encode(self, g: Data, pos_hist: Tensor, action: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Node latents ``[M, hidden]`` and edge latents ``[E, hidden]`` (``action`` defaults to ``g.action``)."""
         cfg = self.config
+        action = g.action if action is None else action
         vel = self.vel_norm(pos_hist[:, 1:] - pos_hist[:, :-1])  # [M, H, D]
         node_type = nn.functional.one_hot(g.node_type, len(NodeType)).float()
         parts = []
@@ -131,7 +132,7 @@ class DynamicsModel(nn.Module, abc.ABC):
             parts.append(last[0])
         else:
             parts.append(vel.flatten(1))
-        parts += [self.attr_norm(g.node_attr), self.action_norm(g.action), node_type]
+        parts += [self.attr_norm(g.node_attr), self.action_norm(action), node_type]
         if cfg.partially_observed:
             parts.append(g.observed.float()[:, None])
         c_node = self.node_encoder(torch.cat(parts, dim=-1))
@@ -156,10 +157,10 @@ class DynamicsModel(nn.Module, abc.ABC):
         """Normalised acceleration (or velocity) ``[M, D]``."""
         return self.decoder(h)
 
-    def forward(self, g: Data, pos_hist: Tensor | None = None) -> Tensor:
+    def forward(self, g: Data, pos_hist: Tensor | None = None, action: Tensor | None = None) -> Tensor:
         """Normalised network output ``[M, D]`` for graph (batch) ``g``."""
         pos_hist = g.pos_hist if pos_hist is None else pos_hist
-        c_node, c_edge = self.encode(g, pos_hist)
+        c_node, c_edge = self.encode(g, pos_hist, action)
         return self.decode(self.process(c_node, c_edge, g))
 
     def integrate(self, pos_hist: Tensor, out: Tensor) -> Tensor:
@@ -171,10 +172,10 @@ class DynamicsModel(nn.Module, abc.ABC):
             v_next = self.acc_norm.inverse(out)
         return x_t + v_next
 
-    def next_positions(self, g: Data, pos_hist: Tensor | None = None) -> Tensor:
+    def next_positions(self, g: Data, pos_hist: Tensor | None = None, action: Tensor | None = None) -> Tensor:
         """Predicted positions at t+1 ``[M, D]`` (leaves meaningful; roots are helpers)."""
         pos_hist = g.pos_hist if pos_hist is None else pos_hist
-        nxt = self.integrate(pos_hist, self(g, pos_hist))
+        nxt = self.integrate(pos_hist, self(g, pos_hist, action))
         if self.config.shape_matching:
             group = torch.where(g.node_type == NodeType.LEAF, g.instance, torch.full_like(g.instance, -1))
             if "batch" in g and g.batch is not None:
@@ -183,17 +184,48 @@ class DynamicsModel(nn.Module, abc.ABC):
         return nxt
 
     def loss(self, g: Data, generator: torch.Generator | None = None) -> Tensor:
-        """One-step loss: MSE of next positions in units of the target's std (leaves;
-        observed leaves in the partially observable mode), with GNS input noise in training."""
+        """Rollout loss: MSE of predicted positions in units of the one-step target's std
+        (leaves; observed leaves in the partially observable mode), with GNS input noise
+        on the first history in training.
+
+        One step ahead (``g.target_pos``) for one-step samples.  For K-step samples
+        (``g.target_seq`` ``[M, K, D]``, see :mod:`physics.models.data`) the model rolls
+        out K steps on its own predictions, as in a test rollout, and the K errors are
+        averaged; gradients flow through the whole unroll.  Within the unroll the
+        edges stay those of the first state (rollouts rebuild the neighbours every
+        step; over a few steps the two differ little) and the root positions are
+        the means of their leaves' predictions, as the graph builder makes them.
+        """
         pos_hist = g.pos_hist
         if self.training and self.config.noise_std > 0:
             pos_hist = pos_hist + random_walk_noise(pos_hist, self.config.noise_std, generator)
-        nxt = self.next_positions(g, pos_hist)
         mask = g.node_type == NodeType.LEAF
         if self.config.partially_observed:
             mask = mask & g.observed
-        err = (nxt[mask] - g.target_pos[mask]) / self.acc_norm.std
-        return (err**2).mean()
+        if "target_seq" not in g:
+            err = (self.next_positions(g, pos_hist)[mask] - g.target_pos[mask]) / self.acc_norm.std
+            return (err**2).mean()
+        horizon = g.target_seq.shape[1]
+        total = pos_hist.new_zeros(())
+        for k in range(horizon):
+            nxt = self.next_positions(g, pos_hist, g.action_seq[:, k])
+            err = (nxt[mask] - g.target_seq[mask, k]) / self.acc_norm.std
+            total = total + (err**2).mean()
+            if k + 1 < horizon:
+                pos_hist = torch.cat([pos_hist[:, 1:], self._roots_as_leaf_means(g, nxt)[:, None]], dim=1)
+        return total / horizon
+
+    @staticmethod
+    def _roots_as_leaf_means(g: Data, pos: Tensor) -> Tensor:
+        """``pos`` ``[M, D]`` with each root's row replaced by the mean of its leaves' rows."""
+        sel = g.edge_type == Relation.LEAF_ROOT
+        if not bool(sel.any()):
+            return pos
+        s, r = g.edge_index[:, sel]
+        acc = torch.zeros_like(pos).index_add(0, r, pos[s])
+        cnt = torch.zeros(pos.shape[0], device=pos.device, dtype=pos.dtype).index_add(0, r, torch.ones_like(r, dtype=pos.dtype))
+        roots = (g.node_type != NodeType.LEAF)[:, None]
+        return torch.where(roots & (cnt[:, None] > 0), acc / cnt.clamp(min=1)[:, None], pos)
 
     @staticmethod
     def check_finite(x: Tensor, where: str) -> None:

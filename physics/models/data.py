@@ -2,6 +2,9 @@
 
 Sample ``t`` of a trajectory is the graph of positions ``t-H .. t`` (H =
 ``graph.history``) with the action at ``t`` and the target positions at ``t+1``.
+With ``horizon`` K > 1 a sample also holds ``target_seq`` ``[M, K, D]`` (the
+positions at ``t+1 .. t+K``; zeros on root rows) and ``action_seq`` ``[M, K, D]``
+(the actions at ``t .. t+K-1``) for training on K-step rollouts.
 A trajectory's root assignment (DPI-Net) is computed once from its first frame.
 """
 
@@ -9,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch_geometric.data import Data
 
 from physics.errors import DataError
-from physics.graph.builder import GraphBuilder
+from physics.graph.builder import GraphBuilder, Relation
 from physics.trajectory import Trajectory
 
 __all__ = ["trajectory_tensors", "one_step_graphs", "make_samples"]
@@ -31,18 +35,31 @@ def trajectory_tensors(traj: Trajectory) -> dict[str, torch.Tensor]:
     }
 
 
-def one_step_graphs(traj: Trajectory, builder: GraphBuilder, steps: list[int] | None = None, seed: int = 0) -> list[Data]:
-    """Training graphs of one trajectory at time steps ``steps`` (default: every valid ``t``)."""
+def one_step_graphs(
+    traj: Trajectory, builder: GraphBuilder, steps: list[int] | None = None, seed: int = 0, horizon: int = 1
+) -> list[Data]:
+    """Training graphs of one trajectory at time steps ``steps`` (default: every valid ``t``).
+
+    ``horizon`` K > 1 adds ``target_seq`` and ``action_seq`` (K steps ahead; see the module docstring).
+    """
     h = builder.config.history
-    if traj.num_steps < h + 2:
+    if horizon < 1:
+        raise DataError(f"horizon must be >= 1, got {horizon}")
+    if traj.num_steps < h + 1 + horizon:
         raise DataError(
-            f"{traj.meta.get('name', 'trajectory')}: {traj.num_steps} steps; a model with history {h} needs at least {h + 2}"
+            f"{traj.meta.get('name', 'trajectory')}: {traj.num_steps} steps; a model with history {h} "
+            f"and a {horizon}-step target needs at least {h + 1 + horizon}"
         )
     a = trajectory_tensors(traj)
     root_of = builder.roots_for(a["positions"][0], a["instance"], seed=seed)
-    steps = list(range(h, traj.num_steps - 1)) if steps is None else steps
-    return [
-        builder.build(
+    last = traj.num_steps - horizon
+    steps = list(range(h, last)) if steps is None else steps
+    bad = [t for t in steps if not h <= t < last]
+    if bad:
+        raise DataError(f"sample steps {bad[:5]} lie outside {h}..{last - 1} (history {h}, horizon {horizon})")
+    out = []
+    for t in steps:
+        g = builder.build(
             a["positions"][t - h : t + 1],
             a["node_attr"],
             a["actions"][t],
@@ -53,15 +70,37 @@ def one_step_graphs(traj: Trajectory, builder: GraphBuilder, steps: list[int] | 
             root_of,
             a["positions"][t + 1],
         )
-        for t in steps
-    ]
+        if horizon > 1:
+            pad = g.num_nodes - traj.num_nodes  # root rows: no position targets; mean actions
+            seq = a["positions"][t + 1 : t + 1 + horizon].transpose(0, 1)
+            act = a["actions"][t : t + horizon].transpose(0, 1)
+            g.target_seq = torch.cat([seq, seq.new_zeros(pad, horizon, seq.shape[2])])
+            g.action_seq = _with_root_means(g, torch.cat([act, act.new_zeros(pad, horizon, act.shape[2])]))
+        out.append(g)
+    return out
 
 
-def make_samples(trajs: list[Trajectory], builder: GraphBuilder, max_samples: int | None = None, seed: int = 0) -> list[Data]:
-    """One-step graphs from many trajectories; at most ``max_samples``, spread evenly.
+def _with_root_means(g: Data, x: Tensor) -> Tensor:
+    """``x`` ``[M, ...]`` with each root's row set to the mean of its leaves' rows (as the builder does)."""
+    sel = g.edge_type == Relation.LEAF_ROOT
+    if not bool(sel.any()):
+        return x
+    s, r = g.edge_index[:, sel]
+    out = x.clone()
+    out[r.unique()] = 0
+    out.index_add_(0, r, x[s])
+    cnt = torch.bincount(r, minlength=x.shape[0]).to(x.dtype).clamp(min=1)
+    return out / cnt.view(-1, *([1] * (x.dim() - 1)))
+
+
+def make_samples(
+    trajs: list[Trajectory], builder: GraphBuilder, max_samples: int | None = None, seed: int = 0, horizon: int = 1
+) -> list[Data]:
+    """Training graphs from many trajectories; at most ``max_samples``, spread evenly.
 
     When the trajectories hold more samples than ``max_samples``, the same
-    number of time steps is drawn (seeded) from each trajectory.
+    number of time steps is drawn (seeded) from each trajectory.  ``horizon``:
+    steps ahead each sample holds targets for (see :func:`one_step_graphs`).
     """
     if not trajs:
         raise DataError("no trajectories to build training samples from")
@@ -70,7 +109,7 @@ def make_samples(trajs: list[Trajectory], builder: GraphBuilder, max_samples: in
     per = None if max_samples is None else max(1, max_samples // len(trajs))
     out: list[Data] = []
     for i, traj in enumerate(trajs):
-        valid = list(range(h, traj.num_steps - 1))
+        valid = list(range(h, traj.num_steps - horizon))
         steps = valid if per is None or per >= len(valid) else sorted(rng.choice(valid, per, replace=False).tolist())
-        out += one_step_graphs(traj, builder, steps, seed=seed + i)
+        out += one_step_graphs(traj, builder, steps, seed=seed + i, horizon=horizon)
     return out

@@ -2,7 +2,9 @@
 
 Each sample is a state graph and the next positions (:mod:`physics.models.data`);
 the loss is the next-position error in units of the target's std (equal to the
-normalised-acceleration MSE of GNS).  Adam with an exponential learning-rate decay.
+normalised-acceleration MSE of GNS).  With ``rollout_steps`` K > 1 each sample holds
+K future frames and the loss averages the errors of a K-step rollout of the model
+on its own predictions (:meth:`DynamicsModel.loss`), which trains rollout stability.  Adam with an exponential learning-rate decay.
 
 Files written to ``out_dir`` (all atomically):
 
@@ -53,12 +55,15 @@ class TrainConfig:
     max_samples: int = field(default=3000, metadata={"help": "one-step training samples drawn from the trajectories"})
     valid_samples: int = field(default=400, metadata={"help": "one-step validation samples"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient norm clip (0: none)"})
+    rollout_steps: int = field(
+        default=1, metadata={"help": "train on K-step rollouts of the model's own predictions (1: one-step targets)"}
+    )
     seed: int = field(default=0, metadata={"help": "seed of initialisation, sampling, shuffling and noise"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
     device: str = field(default="auto", metadata={"help": "auto (cuda when present), cpu, cuda, cuda:N"})
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "max_samples", "threads"):
+        for name in ("epochs", "batch_size", "max_samples", "threads", "rollout_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_final > 0):
@@ -119,8 +124,9 @@ def train(
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     builder = GraphBuilder(model.config.graph)
-    train_graphs = make_samples(train_trajs, builder, config.max_samples, seed=config.seed)
-    valid_graphs = make_samples(valid_trajs, builder, config.valid_samples, seed=config.seed + 1) if valid_trajs else []
+    k = config.rollout_steps
+    train_graphs = make_samples(train_trajs, builder, config.max_samples, seed=config.seed, horizon=k)
+    valid_graphs = make_samples(valid_trajs, builder, config.valid_samples, seed=config.seed + 1, horizon=k) if valid_trajs else []
     meta = dict(meta or {})
 
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
