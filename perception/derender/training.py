@@ -438,7 +438,8 @@ def _other_stage(config: DerenderTrainConfig, command: str, n_scenes: int, out: 
     """Metadata of a derenderer finished by one stage run: both stages' commands, data and wall times.
 
     The stage that finished first left ``OUT/summary_<stage>.json``; the
-    returned ``command`` runs the proposal stage, then the attribute stage.
+    returned ``command`` reruns the two stages in the order they ran (the
+    finishing run calibrates the camera on its own scenes, so order matters).
     """
     other = "attribute" if config.stage == "proposal" else "proposal"
     path = out / f"summary_{other}.json"
@@ -452,8 +453,7 @@ def _other_stage(config: DerenderTrainConfig, command: str, n_scenes: int, out: 
         raise DataError(f"{path}: unreadable stage summary ({exc}); delete it or rerun that stage") from None
     if f"{other}_wall_s" in first:
         record[f"{other}_wall_s"] = first[f"{other}_wall_s"]
-    commands = (other_command, command) if other == "proposal" else (command, other_command)
-    record["command"] = " && ".join(commands)
+    record["command"] = f"{other_command} && {command}"
     return record
 
 

@@ -183,7 +183,7 @@ def test_stage_runs_record_both_commands_in_the_finished_checkpoint(tmp_path):
     second = train_derenderer(DerenderTrainConfig(**common, stage="proposal", limit=2), progress=False)
     assert second["checkpoint"] is not None
     meta = load_derenderer(tmp_path / "run" / "derender.pt").metadata
-    proposal_cmd, attribute_cmd = meta["command"].split(" && ")
+    attribute_cmd, proposal_cmd = meta["command"].split(" && ")  # in the order they ran
     assert "--limit 2" in proposal_cmd and "--limit" not in attribute_cmd
     assert "--stage proposal" in proposal_cmd and "--stage attribute" in attribute_cmd
     assert (meta["proposal_scenes"], meta["attribute_scenes"]) == (2, 3)
