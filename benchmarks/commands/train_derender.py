@@ -13,7 +13,10 @@ every epoch), ``OUT/metrics.jsonl`` (one line per epoch), ``OUT/derender.pt``
 ``--eval-data``, and prints a JSON summary.  Rerunning the same command resumes.
 ``--stage proposal`` and ``--stage attribute`` train one network each, so the
 two can run side by side in one OUT folder; the later finisher writes
-``derender.pt``.
+``derender.pt``.  ``--attribute-masks proposal|mixed`` trains the attribute
+network on the proposal network's own masks (or on those and the true ones);
+``--proposal-from CKPT --attribute-init CKPT`` fine-tunes an earlier
+derenderer's attribute network on its proposal network's masks.
 """
 
 from __future__ import annotations

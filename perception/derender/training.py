@@ -8,7 +8,11 @@ CLEVR scene JSON):
 2. train :class:`ProposalNet` on the images and instance masks;
 3. train :class:`AttributeNet` on crops of the ground-truth masks, coarsened to
    the proposal network's output resolution so that training crops look like
-   the crops of predicted masks.
+   the crops of predicted masks (``--attribute-masks gt``), or on the trained
+   proposal network's own masks, labelled by the true object they match
+   (Hungarian assignment on centre distance; ``proposal``), or on both
+   (``mixed``).  ``--attribute-init`` fine-tunes the attribute network of an
+   earlier derenderer and ``--proposal-from`` takes its proposal network.
 
 Each network checkpoints after every epoch (atomic writes) and resumes from the
 last finished epoch; each epoch appends one JSON line to ``metrics.jsonl``.  The
@@ -49,6 +53,7 @@ from perception.derender.metrics import perception_metrics
 from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
+    decode_instances,
     proposal_loss,
     proposal_targets,
 )
@@ -61,6 +66,7 @@ __all__ = [
     "calibrate_camera",
     "proposal_arrays",
     "attribute_arrays",
+    "proposal_attribute_arrays",
     "train_proposal_net",
     "train_attribute_net",
     "evaluate_derenderer",
@@ -95,6 +101,26 @@ class DerenderTrainConfig:
     width: int = field(default=16, metadata={"help": "proposal-network base channels"})
     attribute_width: int = field(default=32, metadata={"help": "attribute-network base channels"})
     crop_size: int = field(default=48, metadata={"help": "attribute crop side in pixels"})
+    skip: int = field(default=0, metadata={"help": "leave out the first N training scenes (--limit counts after them)"})
+    attribute_masks: str = field(
+        default="gt",
+        metadata={
+            "help": "masks of the attribute network's training crops: true masks coarsened to the proposal grid, "
+            "the proposal network's own masks (matched to true objects by centre distance), or both",
+            "choices": ("gt", "proposal", "mixed"),
+        },
+    )
+    match_distance: float = field(
+        default=20.0, metadata={"help": "proposal masks: largest centre distance (px) to a matched true object"}
+    )
+    proposal_from: str | None = field(
+        default=None,
+        metadata={"help": "derender.pt whose proposal network makes the proposal masks and joins the result "
+                  "(--stage attribute; default: OUT's trained proposal network)"},
+    )
+    attribute_init: str | None = field(
+        default=None, metadata={"help": "derender.pt whose attribute network is fine-tuned instead of a new one"}
+    )
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "attribute_batch_size", "threads"):
@@ -102,6 +128,16 @@ class DerenderTrainConfig:
                 raise ConfigError(f"DerenderTrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"DerenderTrainConfig.lr must be > 0, got {self.lr}")
+        if self.skip < 0:
+            raise ConfigError(f"DerenderTrainConfig.skip must be >= 0, got {self.skip}")
+        if self.attribute_masks not in ("gt", "proposal", "mixed"):
+            raise ConfigError(f"DerenderTrainConfig.attribute_masks must be gt, proposal or mixed, "
+                              f"got {self.attribute_masks!r}")
+        if not self.match_distance > 0:
+            raise ConfigError(f"DerenderTrainConfig.match_distance must be > 0, got {self.match_distance}")
+        if self.proposal_from is not None and self.stage != "attribute":
+            raise ConfigError("DerenderTrainConfig.proposal_from needs stage='attribute' (it replaces training "
+                              "the proposal network)")
 
     @property
     def proposal_config(self) -> ProposalConfig:
@@ -174,6 +210,31 @@ def _coarsen(masks: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(small, size=(h, w), mode="nearest")[:, 0] > 0.5
 
 
+def _object_records(
+    image: torch.Tensor, masks: torch.Tensor, objs: Sequence[Any], config: AttributeConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Crops of ``masks`` labelled with the attributes and centres of ``objs`` (one each).
+
+    Returns crops uint8 [K, 4, S, S], boxes [K, 4], labels int64 [K, 4], centre [K, 2].
+    """
+    c, b = crop_objects(image, masks, config)
+    h, w = image.shape[1:]
+    for o in objs:
+        if o.pixel_coords is None:
+            raise DataError("objects need pixel_coords for the centre target")
+    uv = torch.tensor([o.pixel_coords[:2] for o in objs], dtype=torch.float32)
+    side = b[:, 2] * w
+    centre = torch.stack([(uv[:, 0] - b[:, 0] * w) / side, (uv[:, 1] - b[:, 1] * h) / side], 1)
+    labels = torch.tensor([[ATTRIBUTES[a].index(o.attribute(a)) for a in ATTRIBUTES] for o in objs], dtype=torch.int64)
+    return (c * 255).round().clamp(0, 255).to(torch.uint8), b, labels, centre
+
+
+def _stack_records(records: list[tuple[torch.Tensor, ...]], what: str) -> dict[str, torch.Tensor]:
+    if not records:
+        raise DataError(f"no {what} in the training scenes")
+    return {name: torch.cat([r[k] for r in records]) for k, name in enumerate(("crops", "boxes", "labels", "centre"))}
+
+
 def attribute_arrays(
     samples: Sequence[DerenderSample],
     config: AttributeConfig,
@@ -189,7 +250,7 @@ def attribute_arrays(
     """
     hin, win = proposal_config.input_size
     out_hw = (hin // proposal_config.stride, win // proposal_config.stride)
-    crops, boxes, labels, centres = [], [], [], []
+    records = []
     for s in tqdm(samples, desc="crop objects", disable=not progress):
         image = image_to_tensor(load_image(s.image_path))
         ids = torch.from_numpy(_gt_mask(s))
@@ -201,28 +262,84 @@ def attribute_arrays(
         keep = full.flatten(1).any(1)  # objects hidden completely have no crop
         if not keep.any():
             continue
-        c, b = crop_objects(image, coarse[keep], config)
         objs = [o for o, k in zip(s.scene.objects, keep.tolist(), strict=True) if k]
-        h, w = image.shape[1:]
-        for o in objs:
-            if o.pixel_coords is None:
-                raise DataError(f"{s.image_path.name}: objects need pixel_coords for the centre target")
-        uv = torch.tensor([o.pixel_coords[:2] for o in objs], dtype=torch.float32)
-        side = b[:, 2] * w
-        centres.append(torch.stack([(uv[:, 0] - b[:, 0] * w) / side, (uv[:, 1] - b[:, 1] * h) / side], 1))
-        crops.append((c * 255).round().clamp(0, 255).to(torch.uint8))
-        boxes.append(b)
-        labels.append(
-            torch.tensor([[ATTRIBUTES[a].index(o.attribute(a)) for a in ATTRIBUTES] for o in objs], dtype=torch.int64)
-        )
-    if not crops:
-        raise DataError("no visible objects in the training scenes")
-    return {
-        "crops": torch.cat(crops),
-        "boxes": torch.cat(boxes),
-        "labels": torch.cat(labels),
-        "centre": torch.cat(centres),
-    }
+        try:
+            records.append(_object_records(image, coarse[keep], objs, config))
+        except DataError as exc:
+            raise DataError(f"{s.image_path.name}: {exc}") from None
+    return _stack_records(records, "visible objects")
+
+
+@torch.no_grad()
+def proposal_attribute_arrays(
+    samples: Sequence[DerenderSample],
+    proposal_net: ProposalNet,
+    config: AttributeConfig,
+    *,
+    max_distance: float = 20.0,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """Crops of the proposal network's own masks, labelled by the true objects they match.
+
+    Each image is derendered as :class:`Derenderer` does (resize, proposal
+    network, decoding, masks upsampled to the image); each mask's centroid is
+    matched to the true objects' ``pixel_coords`` by Hungarian assignment, and
+    pairs further apart than ``max_distance`` pixels are dropped, as are
+    unmatched proposals.  The centre target is the true object's centre in the
+    predicted mask's crop.
+
+    Returns:
+        the arrays of :func:`attribute_arrays` and counts ``{"proposals",
+        "matched", "true_objects"}``.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    proposal_net.eval()
+    pcfg = proposal_net.config
+    records = []
+    counts = {"proposals": 0, "matched": 0, "true_objects": 0}
+    starts = range(0, len(samples), batch_size)
+    for start in tqdm(starts, desc="proposal masks", disable=not progress):
+        batch = samples[start : start + batch_size]
+        images = [image_to_tensor(load_image(s.image_path)) for s in batch]
+        small = torch.cat([
+            F.interpolate(im.unsqueeze(0), size=pcfg.input_size, mode="bilinear", align_corners=False, antialias=True)
+            for im in images
+        ])
+        labels = decode_instances(proposal_net(small), pcfg)
+        for s, image, label in zip(batch, images, labels, strict=True):
+            objs = list(s.scene.objects)
+            if s.mask_path is not None:  # objects hidden completely cannot be proposed
+                visible = set(np.unique(_gt_mask(s)).tolist())
+                objs = [o for k, o in enumerate(objs) if k + 1 in visible]
+            counts["true_objects"] += len(objs)
+            k = int(label.max())
+            if k == 0 or not objs:
+                continue
+            full = F.interpolate(label[None, None].float(), size=image.shape[1:], mode="nearest")[0, 0].long()
+            masks = full.unsqueeze(0) == torch.arange(1, k + 1).view(k, 1, 1)
+            masks = masks[masks.flatten(1).any(1)]
+            counts["proposals"] += len(masks)
+            if len(masks) == 0:
+                continue
+            if any(o.pixel_coords is None for o in objs):
+                raise DataError(f"{s.image_path.name}: objects need pixel_coords for matching proposals")
+            ys = torch.arange(image.shape[1], dtype=torch.float32).view(1, -1, 1)
+            xs = torch.arange(image.shape[2], dtype=torch.float32).view(1, 1, -1)
+            area = masks.flatten(1).sum(1).float()
+            cx = (masks * xs).flatten(1).sum(1) / area
+            cy = (masks * ys).flatten(1).sum(1) / area
+            uv = np.array([o.pixel_coords[:2] for o in objs], dtype=np.float64)
+            dist = np.hypot(cx.numpy()[:, None] - uv[None, :, 0], cy.numpy()[:, None] - uv[None, :, 1])
+            rows, cols = linear_sum_assignment(dist)
+            ok = dist[rows, cols] <= max_distance
+            rows, cols = rows[ok], cols[ok]
+            if len(rows) == 0:
+                continue
+            counts["matched"] += len(rows)
+            records.append(_object_records(image, masks[torch.from_numpy(rows)], [objs[j] for j in cols], config))
+    return _stack_records(records, "matched proposals"), counts
 
 
 # ---------------------------------------------------------------------- training loops
@@ -335,11 +452,20 @@ def train_attribute_net(
     lr: float,
     seed: int,
     out: Path,
+    init: AttributeNet | None = None,
     progress: bool = True,
 ) -> tuple[AttributeNet, list[dict[str, Any]]]:
-    """Train (or resume) an attribute network on :func:`attribute_arrays` output."""
+    """Train (or resume) an attribute network on :func:`attribute_arrays` output.
+
+    ``init``: start from this network's weights (fine-tuning) instead of a new one.
+    """
     torch.manual_seed(seed)
     net = AttributeNet(config)
+    if init is not None:
+        try:
+            net.load_state_dict(init.state_dict())
+        except RuntimeError as exc:
+            raise CheckpointError(f"the initial attribute network does not fit {config}: {exc}") from None
     names = list(ATTRIBUTES)
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -377,13 +503,18 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    samples = load_derender_folder(config.data, limit=config.limit)
+    end = None if config.limit is None else config.skip + config.limit
+    samples = load_derender_folder(config.data, limit=end)[config.skip :]
     if not samples:
-        raise DataError(f"{config.data}: no training scenes")
+        raise DataError(f"{config.data}: no training scenes (skip {config.skip}, limit {config.limit})")
     first = load_image(samples[0].image_path)
     image_size = (int(first.shape[0]), int(first.shape[1]))
     P, camera_err, heights = calibrate_camera([s.scene for s in samples])
     pcfg, acfg = config.proposal_config, config.attribute_config
+    given_pnet = _network_from(config.proposal_from, "proposal") if config.proposal_from else None
+    init_anet = _network_from(config.attribute_init, "attribute") if config.attribute_init else None
+    if given_pnet is not None:
+        pcfg = given_pnet.config
     summary: dict[str, Any] = {"config": asdict(config), "command": command or command_line(config),
                                "n_train_scenes": len(samples), "image_size": list(image_size),
                                "camera_reprojection_px": camera_err}
@@ -399,16 +530,32 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
         summary["proposal_wall_s"] = round(time.perf_counter() - t0, 1)
 
     t0 = time.perf_counter()
-    if config.stage in ("all", "attribute"):
-        arrays = attribute_arrays(samples, acfg, pcfg, progress=progress)
+    if config.stage in ("all", "attribute") and _load_trained(AttributeNet(acfg), out / "attribute_train.pt",
+                                                             a_epochs) is None:
+        parts = []
+        if config.attribute_masks in ("gt", "mixed"):
+            parts.append(attribute_arrays(samples, acfg, pcfg, progress=progress))
+        if config.attribute_masks in ("proposal", "mixed"):
+            mask_net = given_pnet or _load_trained(ProposalNet(pcfg), out / "proposal_train.pt", p_epochs)
+            if mask_net is None:
+                raise ConfigError("--attribute-masks proposal/mixed needs a trained proposal network: "
+                                  f"--stage all, a finished {out / 'proposal_train.pt'}, or --proposal-from")
+            t1 = time.perf_counter()
+            arrays, counts = proposal_attribute_arrays(samples, mask_net, acfg, max_distance=config.match_distance,
+                                                       progress=progress)
+            summary["proposal_masks"] = {**counts, "wall_s": round(time.perf_counter() - t1, 1)}
+            parts.append(arrays)
+        arrays = {k: torch.cat([a[k] for a in parts]) for k in parts[0]}
+        del parts
         summary["n_train_objects"] = len(arrays["crops"])
+        summary["attribute_prep_s"] = round(time.perf_counter() - t0, 1)
         anet, _ = train_attribute_net(arrays, acfg, epochs=a_epochs, batch_size=config.attribute_batch_size,
-                                      lr=config.lr, seed=config.seed, out=out, progress=progress)
+                                      lr=config.lr, seed=config.seed, out=out, init=init_anet, progress=progress)
         summary["attribute_wall_s"] = round(time.perf_counter() - t0, 1)
 
     # a stage run alone (``--stage proposal``) finishes the derenderer once the
     # other stage's checkpoint is complete; until then it stops here
-    pnet = _load_trained(ProposalNet(pcfg), out / "proposal_train.pt", p_epochs)
+    pnet = given_pnet or _load_trained(ProposalNet(pcfg), out / "proposal_train.pt", p_epochs)
     anet = _load_trained(AttributeNet(acfg), out / "attribute_train.pt", a_epochs)
     if pnet is None or anet is None:
         summary["checkpoint"] = None
@@ -417,9 +564,13 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     metadata = {"command": summary["command"], "seed": config.seed, "data": str(config.data),
                 "n_train_scenes": len(samples), "camera_reprojection_px": camera_err,
                 "proposal_epochs": p_epochs, "attribute_epochs": a_epochs}
-    metadata.update({k: summary[k] for k in ("proposal_wall_s", "attribute_wall_s") if k in summary})
-    if config.stage != "all":
+    metadata.update({k: summary[k] for k in ("proposal_wall_s", "attribute_wall_s", "proposal_masks")
+                     if k in summary})
+    if config.stage != "all" and given_pnet is None:
         metadata.update(_other_stage(config, summary["command"], len(samples), out))
+    elif given_pnet is not None:
+        metadata[f"{config.stage}_scenes"] = len(samples)
+    metadata.update(_based_on(config, metadata["command"]))
     derenderer = Derenderer(pnet, anet, P, image_size, heights, metadata=metadata)
     if config.eval_data:
         held_out = load_derender_folder(config.eval_data, limit=config.eval_limit)
@@ -455,6 +606,34 @@ def _other_stage(config: DerenderTrainConfig, command: str, n_scenes: int, out: 
         record[f"{other}_wall_s"] = first[f"{other}_wall_s"]
     record["command"] = f"{other_command} && {command}"
     return record
+
+
+def _network_from(path: str, part: str) -> Any:
+    """The ``part`` ("proposal" or "attribute") network of a finished derender.pt."""
+    from perception.derender.derenderer import load_derenderer
+
+    derenderer = load_derenderer(path)
+    net = derenderer.proposal_net if part == "proposal" else derenderer.attribute_net
+    return net
+
+
+def _based_on(config: DerenderTrainConfig, command: str) -> dict[str, Any]:
+    """Metadata of a run started from earlier derenderers: their commands run first.
+
+    ``command`` becomes ``<earlier command> && <this command>`` for each distinct
+    checkpoint named by ``--proposal-from`` / ``--attribute-init``.
+    """
+    paths = list(dict.fromkeys(p for p in (config.proposal_from, config.attribute_init) if p))
+    if not paths:
+        return {}
+    from perception.derender.derenderer import load_derenderer
+
+    earlier = []
+    for path in paths:
+        prev = load_derenderer(path).metadata.get("command")
+        if prev:
+            earlier.append(str(prev))
+    return {"based_on": paths, "command": " && ".join([*earlier, command])}
 
 
 def _load_trained(net: Any, path: Path, epochs: int) -> Any:

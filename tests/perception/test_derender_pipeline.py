@@ -29,7 +29,7 @@ from perception.derender import (
 )
 from perception.derender.training import DerenderTrainConfig, train_derenderer
 from perception.scene_graph import SceneGraph
-from physics.errors import CheckpointError, DataError
+from physics.errors import CheckpointError, ConfigError, DataError
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 from physics.worlds.clevr_world import ClevrWorldConfig
 
@@ -194,3 +194,42 @@ def test_cli_reports_a_missing_data_folder(tmp_path, capsys):
     code = main(["train", "derender", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_attribute_network_fine_tuned_on_proposal_masks(tmp_path):
+    data = tmp_path / "data"
+    build_clevr(
+        ClevrDataConfig(n=2, out=str(data), seed=5, questions_per_scene=0, width=96, height=64,
+                        min_pixels=10, backend="serial"),
+        progress=False,
+    )
+    # an untrained proposal network that proposes everywhere: every true object gets a mask
+    torch.manual_seed(0)
+    pnet = ProposalNet(ProposalConfig(input_size=(32, 48), width=8, peak_threshold=0.0, fg_threshold=0.0,
+                                      nms_kernel=3, min_area=1))
+    anet = AttributeNet(AttributeConfig(crop_size=16, width=8))
+    start = tmp_path / "start.pt"
+    save_derenderer(start, pnet, anet, _tiny_derenderer().projection, (64, 96),
+                    metadata={"command": "nesy train derender --first"})
+    common = dict(data=str(data), epochs=3, attribute_batch_size=4, lr=1e-2, attribute_width=8, crop_size=16,
+                  stage="attribute", proposal_from=str(start), attribute_init=str(start), match_distance=1000.0)
+    proposal = train_derenderer(DerenderTrainConfig(**common, out=str(tmp_path / "p"), attribute_masks="proposal"),
+                                progress=False)
+    counts = proposal["proposal_masks"]
+    assert counts["matched"] == counts["true_objects"] == proposal["n_train_objects"] > 0
+    lines = [json.loads(s) for s in (tmp_path / "p" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3] and lines[2]["loss"] < lines[0]["loss"]
+    meta = load_derenderer(tmp_path / "p" / "derender.pt").metadata
+    earlier, command = meta["command"].split(" && ")  # the start checkpoint's command runs first
+    assert earlier == "nesy train derender --first"
+    assert "--attribute-masks proposal" in command and "--attribute-init" in command
+    assert meta["based_on"] == [str(start)]
+    mixed = train_derenderer(DerenderTrainConfig(**common, out=str(tmp_path / "m"), attribute_masks="mixed"),
+                             progress=False)
+    assert mixed["n_train_objects"] == 2 * counts["matched"]  # true-mask crops plus proposal crops
+    with pytest.raises(ConfigError):
+        DerenderTrainConfig(data=str(data), stage="all", proposal_from=str(start))
+    with pytest.raises(ConfigError, match="proposal network"):
+        train_derenderer(DerenderTrainConfig(data=str(data), out=str(tmp_path / "x"), stage="attribute", epochs=1,
+                                             attribute_masks="proposal", input_height=32, input_width=48),
+                         progress=False)
