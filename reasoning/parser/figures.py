@@ -46,6 +46,7 @@ def plot_data_efficiency(rows: Sequence[Mapping[str, Any]], path: PathLike, *, t
     xs_all = sorted({r["programs"] for r in rows})
     ax.set_xticks(xs_all)
     ax.set_xticklabels([str(x) for x in xs_all])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # log-axis minor labels would overprint ours
     ax.set_xlabel("supervised (question, program) pairs")
     ax.set_ylabel("held-out accuracy (%)")
     n = rows[0].get("held_out_questions") if rows else None
