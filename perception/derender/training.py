@@ -568,8 +568,9 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
                      if k in summary})
     if config.stage != "all" and given_pnet is None:
         metadata.update(_other_stage(config, summary["command"], len(samples), out))
-    elif given_pnet is not None:
+    elif given_pnet is not None:  # the proposal network was not trained here
         metadata[f"{config.stage}_scenes"] = len(samples)
+        del metadata["proposal_epochs"]
     metadata.update(_based_on(config, metadata["command"]))
     derenderer = Derenderer(pnet, anet, P, image_size, heights, metadata=metadata)
     if config.eval_data:
@@ -628,12 +629,15 @@ def _based_on(config: DerenderTrainConfig, command: str) -> dict[str, Any]:
         return {}
     from perception.derender.derenderer import load_derenderer
 
-    earlier = []
+    earlier, training = [], {}
+    keep = ("n_train_scenes", "proposal_scenes", "attribute_scenes", "proposal_epochs", "attribute_epochs",
+            "proposal_wall_s", "attribute_wall_s")
     for path in paths:
-        prev = load_derenderer(path).metadata.get("command")
-        if prev:
-            earlier.append(str(prev))
-    return {"based_on": paths, "command": " && ".join([*earlier, command])}
+        meta = load_derenderer(path).metadata
+        if meta.get("command"):
+            earlier.append(str(meta["command"]))
+        training[path] = {k: meta[k] for k in keep if k in meta}
+    return {"based_on": paths, "based_on_training": training, "command": " && ".join([*earlier, command])}
 
 
 def _load_trained(net: Any, path: Path, epochs: int) -> Any:
