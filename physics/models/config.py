@@ -75,8 +75,8 @@ class ModelConfig:
 # *valid* split (seed 0, split valid), never on a test split: cradle (30 Hz) 1.5e-3
 # (PropNet: 9.1e-5 against 2.0e-4 at 5e-4 and 1.3e-4 at 3e-3; the shipped IN uses its
 # own best, 3e-3); rope 1e-3 with 3-step rollout training on 200 train trajectories
-# (on 40, PropNet's valid best was 3e-4, but it drifted off on held-out episodes; 1e-3
-# was not re-tuned on the 200, for time); boxes keeps 5e-6 (not re-tuned).
+# (PropNet's valid best on them: 2.9e-3 against 3.9e-3 at 3e-4; on 40, 3e-4 ranked first
+# on valid but drifted off on held-out episodes); boxes keeps 5e-6 (not re-tuned).
 # The README lists every setting tried.
 _WORLD_GRAPH = {
     # L = 5 lets an impact cross the 5-ball cradle (4 contacts) within one step
