@@ -27,12 +27,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from perception.derender.attributes import AttributeConfig, AttributeNet, crop_objects
 from perception.derender.camera import backproject_to_plane, ground_directions, project
-from perception.derender.proposals import ProposalConfig, ProposalNet, decode_instances
+from perception.derender.proposals import ProposalConfig, ProposalNet, predict_masks
 from perception.scene_graph import SceneGraph, SceneObject
 from physics.errors import CheckpointError, StateError
 from physics.io import PathLike, atomic_torch_save, torch_load
@@ -133,17 +132,9 @@ class Derenderer:
         """Resting height of the centre of a ``shape`` of ``size`` (scene units)."""
         return self.heights.get(f"{shape}/{size}", SIZE_RADIUS[size])
 
-    @torch.no_grad()
     def instance_masks(self, image: Tensor) -> Tensor:
-        """Instance masks of one image: float [3, H, W] -> bool [K, H, W]."""
-        pcfg = self.proposal_net.config
-        x = F.interpolate(image.unsqueeze(0), size=pcfg.input_size, mode="bilinear", align_corners=False, antialias=True)
-        labels = decode_instances(self.proposal_net(x), pcfg)[0]
-        k = int(labels.max())
-        if k == 0:
-            return torch.zeros(0, *image.shape[1:], dtype=torch.bool)
-        full = F.interpolate(labels[None, None].float(), size=image.shape[1:], mode="nearest")[0, 0].long()
-        return full.unsqueeze(0) == torch.arange(1, k + 1).view(k, 1, 1)
+        """Instance masks of one image: float [3, H, W] -> bool [K, H, W] (no empty ones)."""
+        return predict_masks(self.proposal_net, [image])[0]
 
     @torch.no_grad()
     def __call__(
@@ -160,7 +151,6 @@ class Derenderer:
         meta = {"image_index": image_index, "image_filename": image_filename}
         image = image_to_tensor(rgb)
         masks = self.instance_masks(image)
-        masks = masks[masks.flatten(1).any(1)]
         h, w = image.shape[1:]
         if len(masks) == 0:
             return SceneGraph(objects=(), directions=dict(self.directions), **meta)

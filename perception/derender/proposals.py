@@ -40,6 +40,7 @@ __all__ = [
     "proposal_targets",
     "proposal_loss",
     "decode_instances",
+    "predict_masks",
 ]
 
 
@@ -215,6 +216,33 @@ def decode_instances(out: ProposalOutput, config: ProposalConfig) -> list[Tensor
         label[sel] = d2.argmin(1) + 1
         labels.append(_drop_small(label, config.min_area))
     return labels
+
+
+@torch.no_grad()
+def predict_masks(net: ProposalNet, images: list[Tensor]) -> list[Tensor]:
+    """Instance masks of full-size images, as the derenderer sees them.
+
+    Each image float [3, H, W] is resized to the network's input size, decoded
+    (:func:`decode_instances`) and its label map upsampled back to (H, W).
+
+    Returns:
+        One bool [K, H, W] per image, without empty masks (an instance can
+        vanish when its label map is upsampled).
+    """
+    if not images:
+        return []
+    cfg = net.config
+    small = torch.cat([
+        F.interpolate(im.unsqueeze(0), size=cfg.input_size, mode="bilinear", align_corners=False, antialias=True)
+        for im in images
+    ])
+    out = []
+    for image, label in zip(images, decode_instances(net(small), cfg), strict=True):
+        k = int(label.max())
+        full = F.interpolate(label[None, None].float(), size=image.shape[1:], mode="nearest")[0, 0].long()
+        masks = full.unsqueeze(0) == torch.arange(1, k + 1).view(k, 1, 1)
+        out.append(masks[masks.flatten(1).any(1)])
+    return out
 
 
 def _drop_small(label: Tensor, min_area: int) -> Tensor:

@@ -53,7 +53,7 @@ from perception.derender.metrics import perception_metrics
 from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
-    decode_instances,
+    predict_masks,
     proposal_loss,
     proposal_targets,
 )
@@ -296,32 +296,20 @@ def proposal_attribute_arrays(
     from scipy.optimize import linear_sum_assignment
 
     proposal_net.eval()
-    pcfg = proposal_net.config
     records = []
     counts = {"proposals": 0, "matched": 0, "true_objects": 0}
     starts = range(0, len(samples), batch_size)
     for start in tqdm(starts, desc="proposal masks", disable=not progress):
         batch = samples[start : start + batch_size]
         images = [image_to_tensor(load_image(s.image_path)) for s in batch]
-        small = torch.cat([
-            F.interpolate(im.unsqueeze(0), size=pcfg.input_size, mode="bilinear", align_corners=False, antialias=True)
-            for im in images
-        ])
-        labels = decode_instances(proposal_net(small), pcfg)
-        for s, image, label in zip(batch, images, labels, strict=True):
+        for s, image, masks in zip(batch, images, predict_masks(proposal_net, images), strict=True):
             objs = list(s.scene.objects)
             if s.mask_path is not None:  # objects hidden completely cannot be proposed
                 visible = set(np.unique(_gt_mask(s)).tolist())
                 objs = [o for k, o in enumerate(objs) if k + 1 in visible]
             counts["true_objects"] += len(objs)
-            k = int(label.max())
-            if k == 0 or not objs:
-                continue
-            full = F.interpolate(label[None, None].float(), size=image.shape[1:], mode="nearest")[0, 0].long()
-            masks = full.unsqueeze(0) == torch.arange(1, k + 1).view(k, 1, 1)
-            masks = masks[masks.flatten(1).any(1)]
             counts["proposals"] += len(masks)
-            if len(masks) == 0:
+            if len(masks) == 0 or not objs:
                 continue
             if any(o.pixel_coords is None for o in objs):
                 raise DataError(f"{s.image_path.name}: objects need pixel_coords for matching proposals")
