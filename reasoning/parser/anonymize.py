@@ -74,7 +74,6 @@ PHRASE_HEAD = "shape"  # value type that names the noun itself
 _VALUE_TOKEN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([^,\]]+)\]$")
 _PHRASE_SLOT = re.compile(r"^<obj(\d+)>$")
 _SET_HEADS = ("scene", "relate", "same_", "intersect", "union")  # tokens whose object set a phrase can filter
-_BINARY = ("intersect", "union", "equal_", "less_than", "greater_than")
 
 
 def build_lexicon(
@@ -129,14 +128,10 @@ def anonymize_phrases(
     run: list[tuple[str, str]] = []  # attribute (type, value) pairs waiting for their noun
     run_words: list[str] = []
 
-    def flush() -> None:
-        # a run of attribute words with no noun ("how many are matte?") filters a set too
-        if run and len(phrases) < MAX_PHRASES:
-            slot = f"<obj{len(phrases) + 1}>"
-            phrases[slot] = tuple(f"filter_{t}[{v}]" for t, v in reversed(run))
-            out.append(slot)
-        else:
-            out.extend(run_words)
+    def close(values: list[tuple[str, str]]) -> None:
+        slot = f"<obj{len(phrases) + 1}>"
+        phrases[slot] = tuple(f"filter_{t}[{v}]" for t, v in reversed(values))
+        out.append(slot)
         run.clear()
         run_words.clear()
 
@@ -146,18 +141,20 @@ def anonymize_phrases(
             run.append(hit)
             run_words.append(w)
             continue
-        head = hit if hit is not None and hit[0] == PHRASE_HEAD else None
-        if (head is not None or w in nouns) and len(phrases) < MAX_PHRASES:
-            values = [*run, head] if head is not None else list(run)
-            slot = f"<obj{len(phrases) + 1}>"
-            phrases[slot] = tuple(f"filter_{t}[{v}]" for t, v in reversed(values))
-            run.clear()
-            run_words.clear()
-            out.append(slot)
+        head = [hit] if hit is not None and hit[0] == PHRASE_HEAD else []
+        if len(phrases) < MAX_PHRASES and (head or w in nouns):
+            close([*run, *head])
             continue
-        flush()
+        # a run of attribute words with no noun ("how many are matte?") filters a set too
+        if run and len(phrases) < MAX_PHRASES:
+            close(run)
+        out.extend(run_words)
+        run.clear()
+        run_words.clear()
         out.append(w)
-    flush()
+    if run and len(phrases) < MAX_PHRASES:
+        close(run)
+    out.extend(run_words)
     return out, phrases
 
 
@@ -238,7 +235,8 @@ def anonymize_program(
 
 
 def _parents(tokens: Sequence[str]) -> list[int]:
-    """Index of each prefix token's parent (-1 for the root), from CLEVR's arities."""
+    """Index of each prefix token's parent (-1 for the root), from the catalogue's arities."""
+    catalogue = Catalogue.default()
     parents, open_args = [], []  # open_args: [parent index, inputs still to come]
     for i, t in enumerate(tokens):
         parents.append(open_args[-1][0] if open_args else -1)
@@ -246,7 +244,7 @@ def _parents(tokens: Sequence[str]) -> list[int]:
             open_args[-1][1] -= 1
             if open_args[-1][1] == 0:
                 open_args.pop()
-        arity = 0 if t == "scene" else 2 if t.startswith(_BINARY) else 1
+        arity = catalogue.signature(t.split("[", 1)[0]).arity
         if arity:
             open_args.append([i, arity])
     return parents

@@ -124,8 +124,11 @@ class QuestionParser(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.grammar = TypeGrammar(program_vocab)
         self._catalogue: Catalogue | None = None
-        # token id -> the slot it names ("<color1>", "<obj2>"), for masking slots a question lacks
-        self._slot_of_token = {i: slot for i, t in enumerate(program_vocab.tokens) if (slot := token_slot(t)) is not None}
+        # slot ("<color1>", "<obj2>") -> the ids of the tokens naming it, for masking slots a question lacks
+        self._slot_tokens: dict[str, list[int]] = {}
+        for i, t in enumerate(program_vocab.tokens):
+            if (slot := token_slot(t)) is not None:
+                self._slot_tokens.setdefault(slot, []).append(i)
 
     # ------------------------------------------------------------------ pieces
     def encode(self, words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
@@ -302,14 +305,17 @@ class QuestionParser(nn.Module):
         ids, slots = [], []
         for i, q in enumerate(questions):
             raw = tokenize(q)
-            # unknown words are reported at their place in the question, before any collapsing
-            self.question_vocab.encode(q, where=f"question {i}", words=[PAD if w in self.lexicon else w for w in raw])
             phrases: dict[str, tuple[str, ...]] = {}
             words = raw
             if self.nouns and self.lexicon:
                 words, phrases = anonymize_phrases(raw, self.lexicon, self.nouns)
             words, values = anonymize_words(words, self.lexicon, per_occurrence=bool(self.nouns))
-            ids.append(self.question_vocab.encode(q, where=f"question {i}", words=words))
+            try:
+                ids.append(self.question_vocab.encode(q, where=f"question {i}", words=words))
+            except DataError:
+                # report the unknown word at its place in the question, not in the collapsed words
+                self.question_vocab.encode(q, where=f"question {i}", words=[PAD if w in self.lexicon else w for w in raw])
+                raise
             slots.append(QuestionSlots(values, phrases, tuple(words)))
         words_t, lengths = pad_batch(ids)
         return words_t, lengths, slots
@@ -318,9 +324,9 @@ class QuestionParser(nn.Module):
         """[B, V] bool: every token, except slot tokens naming a slot the question lacks."""
         mask = torch.ones(len(slots), len(self.program_vocab), dtype=torch.bool)
         for i, sl in enumerate(slots):
-            for token_id, slot in self._slot_of_token.items():
+            for slot, token_ids in self._slot_tokens.items():
                 if slot not in sl.values and slot not in sl.phrases:
-                    mask[i, token_id] = False
+                    mask[i, token_ids] = False
         return mask
 
     def target_ids(self, tokens: Sequence[str], slots: QuestionSlots, where: str = "program") -> list[int]:
