@@ -19,6 +19,7 @@ __all__ = ["ModelConfig", "MODEL_NAMES", "WORLDS", "preset", "config_to_dict", "
 
 MODEL_NAMES = ("in", "propnet", "dpinet")
 PREDICTIONS = ("acceleration", "velocity")
+STAGE_ORDERS = ("hierarchy_first", "leaves_first")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,13 @@ class ModelConfig:
             Network is the one-step case (L = 1); the presets give PropNet and
             DPI-Net L = 3, and L = 5 on the 5-ball cradle.
         root_steps: DPI-Net root -> root propagation steps.
+        stage_order: DPI-Net stage order.  ``leaves_first`` is the paper's and its
+            reference code's: leaf <-> leaf (L steps), leaf -> root, root -> root,
+            root -> leaf, then decode, so the roots gather what the leaves learned
+            from their contacts and broadcast it.  ``hierarchy_first`` runs the
+            three hierarchy stages on the encoded leaves and then the L leaf steps
+            (this repository's first order; the default, so that checkpoints
+            saved before the field existed keep their meaning).
         share_weights: One processor for every step (PropNet) or one per step (GNS option).
         noise_std: Std of GNS random-walk noise added to the input positions in training
             (scene units, at the last history frame).
@@ -51,6 +59,7 @@ class ModelConfig:
     mlp_layers: int = 2
     propagation_steps: int = 3
     root_steps: int = 2
+    stage_order: str = "hierarchy_first"
     share_weights: bool = True
     noise_std: float = 0.0
     predict: str = "acceleration"
@@ -61,6 +70,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.predict not in PREDICTIONS:
             raise ConfigError(f"ModelConfig.predict must be one of {', '.join(PREDICTIONS)}, got {self.predict!r}")
+        if self.stage_order not in STAGE_ORDERS:
+            raise ConfigError(f"ModelConfig.stage_order must be one of {', '.join(STAGE_ORDERS)}, got {self.stage_order!r}")
         for name in ("dim", "hidden", "mlp_layers", "propagation_steps", "root_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")

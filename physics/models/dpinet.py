@@ -4,9 +4,12 @@ Differences from PropNet, all implemented here:
 
 * the neighbour graph is rebuilt from the current positions at every step (the
   :class:`~physics.graph.GraphBuilder` does this when ``graph.radius`` is set);
-* hierarchical propagation through root nodes (Sec. 3.3) in four stages —
-  leaf -> root (1 step), root -> root (``root_steps``), root -> leaf (1 step),
-  then leaf <-> leaf (``propagation_steps``) — each stage with its own weights;
+* hierarchical propagation through root nodes (Sec. 3.3) in four stages, each
+  with its own weights.  ``stage_order="leaves_first"`` is the paper's order (and
+  that of its reference code): leaf <-> leaf (``propagation_steps``), leaf -> root
+  (1 step), root -> root (``root_steps``), root -> leaf (1 step), then decode.
+  ``"hierarchy_first"`` (the config default, kept for older checkpoints) runs the
+  three hierarchy stages on the encoded leaves first and the leaf steps last;
 * a shape-matching head (``shape_matching=True``) that moves the particles of each
   rigid object by the single rotation and translation closest to the free
   prediction (:mod:`physics.models.shape_matching`).
@@ -47,18 +50,30 @@ class DPINet(DynamicsModel):
             self.down = RelationConv(hd, ly)
 
     def process(self, c_node: Tensor, c_edge: Tensor, g: Data) -> Tensor:
-        leaves = g.node_type == NodeType.LEAF
-        roots = ~leaves
         h = c_node
+        if self.config.stage_order == "leaves_first":
+            h = self._leaf_stage(h, c_node, c_edge, g)
+            return self._hierarchy_stages(h, c_node, c_edge, g) if self.has_roots else h
         if self.has_roots:
-            idx, ei = self.stage_edges(g, (Relation.LEAF_ROOT,))
-            h = self.up(h, c_node, c_edge[idx], ei, roots)
-            idx, ei = self.stage_edges(g, (Relation.ROOT_ROOT,))
-            for step in range(self.config.root_steps):
-                h = self.root_convs[min(step, len(self.root_convs) - 1)](h, c_node, c_edge[idx], ei, roots)
-            idx, ei = self.stage_edges(g, (Relation.ROOT_LEAF,))
-            h = self.down(h, c_node, c_edge[idx], ei, leaves)
+            h = self._hierarchy_stages(h, c_node, c_edge, g)
+        return self._leaf_stage(h, c_node, c_edge, g)
+
+    def _leaf_stage(self, h: Tensor, c_node: Tensor, c_edge: Tensor, g: Data) -> Tensor:
+        """``propagation_steps`` residual steps among the leaves."""
+        leaves = g.node_type == NodeType.LEAF
         idx, ei = self.stage_edges(g, LEAF_RELATIONS)
         for step in range(self.config.propagation_steps):
             h = self.leaf_convs[min(step, len(self.leaf_convs) - 1)](h, c_node, c_edge[idx], ei, leaves)
         return h
+
+    def _hierarchy_stages(self, h: Tensor, c_node: Tensor, c_edge: Tensor, g: Data) -> Tensor:
+        """Leaf -> root (1 step), root -> root (``root_steps``), root -> leaf (1 step)."""
+        leaves = g.node_type == NodeType.LEAF
+        roots = ~leaves
+        idx, ei = self.stage_edges(g, (Relation.LEAF_ROOT,))
+        h = self.up(h, c_node, c_edge[idx], ei, roots)
+        idx, ei = self.stage_edges(g, (Relation.ROOT_ROOT,))
+        for step in range(self.config.root_steps):
+            h = self.root_convs[min(step, len(self.root_convs) - 1)](h, c_node, c_edge[idx], ei, roots)
+        idx, ei = self.stage_edges(g, (Relation.ROOT_LEAF,))
+        return self.down(h, c_node, c_edge[idx], ei, leaves)

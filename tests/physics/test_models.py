@@ -25,6 +25,7 @@ from physics.models import (
     save_model,
     shape_match,
 )
+from physics.models.config import config_from_dict, config_to_dict
 from physics.trajectory import Trajectory
 
 SUBSTEPS = 10  # integrator steps per recorded step
@@ -143,6 +144,41 @@ def test_interaction_network_reaches_one_hop_propnet_reaches_l_hops():
             diff = (model(moved) - model(g)).abs().sum(1)
         changed = (diff > 0).nonzero().flatten().tolist()
         assert changed == list(range(7 - reach, 8)), (name, changed)
+
+
+def test_dpinet_leaves_first_roots_carry_what_the_leaves_learned():
+    """Paper order (leaf <-> leaf, then leaf -> root -> root -> leaf): a change on one
+    leaf-leaf relation reaches every leaf of the object through the roots in one
+    time step.  In the old order the roots act before any leaf-leaf relation is
+    read, so with L = 1 only the two ends of that relation feel it."""
+    traj = spring_chain(0, n=8)
+    reached = {}
+    for order in ("leaves_first", "hierarchy_first"):
+        model, _ = fitted_model("dpinet", propagation_steps=1, stage_order=order)
+        model.config = dataclasses.replace(model.config, graph=dataclasses.replace(model.config.graph, radius=None))
+        g = one_step_graphs(traj, GraphBuilder(model.config.graph), [5])[0]
+        moved = g.clone()
+        moved.edge_attr = g.edge_attr.clone()
+        link = ((g.edge_index[0] == 6) & (g.edge_index[1] == 7)).nonzero().flatten()
+        assert link.numel() == 1
+        moved.edge_attr[link, 0] += 5.0  # the 6 -> 7 spring only
+        model.double()
+        for graph in (g, moved):
+            graph.pos_hist, graph.node_attr, graph.action, graph.edge_attr = (
+                graph.pos_hist.double(), graph.node_attr.double(), graph.action.double(), graph.edge_attr.double())
+        with torch.no_grad():
+            diff = (model(moved) - model(g)).abs().sum(1)[: traj.num_nodes]
+        reached[order] = (diff > 0).nonzero().flatten().tolist()
+    assert reached["hierarchy_first"] == [7]  # the receiver of the changed relation only
+    assert set(range(3, 8)) <= set(reached["leaves_first"]), reached  # the whole object (nodes 3..7)
+
+
+def test_dpinet_stage_order_is_checked_and_old_configs_keep_their_order():
+    with pytest.raises(ConfigError, match="stage_order must be one of hierarchy_first, leaves_first"):
+        chain_config("dpinet", stage_order="roots_last")
+    old = config_to_dict(chain_config("dpinet"))
+    old.pop("stage_order")  # a checkpoint saved before the field existed
+    assert config_from_dict(old).stage_order == "hierarchy_first"
 
 
 def test_kabsch_recovers_a_rigid_motion():
