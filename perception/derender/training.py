@@ -121,6 +121,11 @@ class DerenderTrainConfig:
     attribute_init: str | None = field(
         default=None, metadata={"help": "derender.pt whose attribute network is fine-tuned instead of a new one"}
     )
+    proposal_init: str | None = field(
+        default=None,
+        metadata={"help": "derender.pt whose proposal network is fine-tuned instead of a new one (it is fully "
+                  "convolutional: --input-height/--input-width may differ from its own)"},
+    )
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "attribute_batch_size", "threads"):
@@ -138,6 +143,9 @@ class DerenderTrainConfig:
         if self.proposal_from is not None and self.stage != "attribute":
             raise ConfigError("DerenderTrainConfig.proposal_from needs stage='attribute' (it replaces training "
                               "the proposal network)")
+        if self.proposal_init is not None and self.stage == "attribute":
+            raise ConfigError("DerenderTrainConfig.proposal_init needs stage 'proposal' or 'all' (it starts the "
+                              "proposal network's training)")
 
     @property
     def proposal_config(self) -> ProposalConfig:
@@ -415,11 +423,21 @@ def train_proposal_net(
     lr: float,
     seed: int,
     out: Path,
+    init: ProposalNet | None = None,
     progress: bool = True,
 ) -> tuple[ProposalNet, list[dict[str, Any]]]:
-    """Train (or resume) a proposal network on uint8 images and output-resolution masks."""
+    """Train (or resume) a proposal network on uint8 images and output-resolution masks.
+
+    ``init``: start from this network's weights (fine-tuning, e.g. at a larger
+    input size) instead of a new one; its width must match ``config``'s.
+    """
     torch.manual_seed(seed)
     net = ProposalNet(config)
+    if init is not None:
+        try:
+            net.load_state_dict(init.state_dict())
+        except RuntimeError as exc:
+            raise CheckpointError(f"the initial proposal network does not fit {config}: {exc}") from None
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         x = images[idx].float() / 255.0
@@ -501,6 +519,7 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     pcfg, acfg = config.proposal_config, config.attribute_config
     given_pnet = _network_from(config.proposal_from, "proposal") if config.proposal_from else None
     init_anet = _network_from(config.attribute_init, "attribute") if config.attribute_init else None
+    init_pnet = _network_from(config.proposal_init, "proposal") if config.proposal_init else None
     if given_pnet is not None:
         pcfg = given_pnet.config
     summary: dict[str, Any] = {"config": asdict(config), "command": command or command_line(config),
@@ -513,7 +532,7 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     if config.stage in ("all", "proposal"):
         images, masks = proposal_arrays(samples, pcfg, progress=progress)
         pnet, _ = train_proposal_net(images, masks, pcfg, epochs=p_epochs, batch_size=config.batch_size,
-                                     lr=config.lr, seed=config.seed, out=out, progress=progress)
+                                     lr=config.lr, seed=config.seed, out=out, init=init_pnet, progress=progress)
         del images, masks
         summary["proposal_wall_s"] = round(time.perf_counter() - t0, 1)
 
@@ -612,7 +631,7 @@ def _based_on(config: DerenderTrainConfig, command: str) -> dict[str, Any]:
     ``command`` becomes ``<earlier command> && <this command>`` for each distinct
     checkpoint named by ``--proposal-from`` / ``--attribute-init``.
     """
-    paths = list(dict.fromkeys(p for p in (config.proposal_from, config.attribute_init) if p))
+    paths = list(dict.fromkeys(p for p in (config.proposal_from, config.proposal_init, config.attribute_init) if p))
     if not paths:
         return {}
     from perception.derender.derenderer import load_derenderer

@@ -27,7 +27,7 @@ from perception.derender import (
     rle_to_mask,
     save_derenderer,
 )
-from perception.derender.training import DerenderTrainConfig, train_derenderer
+from perception.derender.training import DerenderTrainConfig, command_line, train_derenderer
 from perception.scene_graph import SceneGraph
 from physics.errors import CheckpointError, ConfigError, DataError
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
@@ -233,3 +233,34 @@ def test_attribute_network_fine_tuned_on_proposal_masks(tmp_path):
         train_derenderer(DerenderTrainConfig(data=str(data), out=str(tmp_path / "x"), stage="attribute", epochs=1,
                                              attribute_masks="proposal", input_height=32, input_width=48),
                          progress=False)
+
+
+def test_proposal_network_fine_tuned_at_a_larger_input_size(tmp_path):
+    data = tmp_path / "data"
+    build_clevr(
+        ClevrDataConfig(n=2, out=str(data), seed=6, questions_per_scene=0, width=96, height=64,
+                        min_pixels=10, backend="serial"),
+        progress=False,
+    )
+    torch.manual_seed(0)
+    start_net = ProposalNet(ProposalConfig(input_size=(32, 48), width=8))
+    start = tmp_path / "start.pt"
+    save_derenderer(start, start_net, AttributeNet(AttributeConfig(crop_size=16, width=8)),
+                    _tiny_derenderer().projection, (64, 96), metadata={"command": "nesy train derender --first"})
+    config = DerenderTrainConfig(data=str(data), out=str(tmp_path / "p"), epochs=1, batch_size=2, width=8,
+                                 stage="proposal", proposal_init=str(start), input_height=48, input_width=72)
+    train_derenderer(config, progress=False)
+    tuned = torch.load(tmp_path / "p" / "proposal_train.pt", weights_only=True)["model"]
+    # the fine-tuned weights moved away from the starting network's, not from a fresh one
+    fresh = ProposalNet(ProposalConfig(input_size=(48, 72), width=8)).state_dict()
+    start_w, tuned_w = start_net.state_dict()["stem.0.weight"], tuned["stem.0.weight"]
+    assert (tuned_w - start_w).abs().max() < (tuned_w - fresh["stem.0.weight"]).abs().max()
+    assert "--proposal-init" in command_line(config)
+    with pytest.raises(ConfigError, match="proposal_init"):
+        DerenderTrainConfig(data=str(data), stage="attribute", proposal_init=str(start))
+    bad = DerenderTrainConfig(data=str(data), out=str(tmp_path / "b"), epochs=1, width=16, stage="proposal",
+                              proposal_init=str(start), input_height=48, input_width=72)
+    with pytest.raises(CheckpointError, match="initial proposal network"):
+        train_derenderer(bad, progress=False)
+
+
