@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from perception.datasets.clevr import find_layout
@@ -52,8 +53,15 @@ class ClevrEvalConfig:
     parser: str = field(default="model", metadata={"help": "programs from", "choices": SOURCES})
     limit: int | None = field(default=None, metadata={"help": "evaluate at most this many questions"})
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
+    threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads (default: torch's choice; 1 on a machine shared with training jobs, "
+                  "where more threads than free cores slow the derenderer down several times)"},
+    )
 
     def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
         for name in ("perception", "parser"):
             if getattr(self, name) not in SOURCES:
                 raise ConfigError(f"{name} must be one of {SOURCES}, got {getattr(self, name)!r}")
@@ -68,6 +76,8 @@ def _ratio(num: float, den: float) -> float:
 def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the evaluation and return (and write, if ``config.out``) the result dict."""
     t0 = time.perf_counter()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     layout = find_layout(config.data, config.split)
     if layout.scenes is None or layout.questions is None:
         raise DataError(f"{config.data}: split {config.split!r} needs both a scenes and a questions file")

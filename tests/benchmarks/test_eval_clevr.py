@@ -82,3 +82,16 @@ def test_bad_inputs_are_named(split, tmp_path):
     (broken / "CLEVR_test_questions.json").write_text('{"questions": [{"question": "x"}]}')
     with pytest.raises(DataError, match="question 0 lacks 'program'"):
         evaluate_clevr(ClevrEvalConfig(data=str(broken), perception="gt", parser="gt"))
+
+
+def test_threads_are_set_for_the_run_and_checked(split):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        res = evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="gt", threads=1), progress=False)
+        assert torch.get_num_threads() == 1 and res["config"]["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="threads"):
+        ClevrEvalConfig(data=str(split), threads=0)
