@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from perception.scene_graph import SceneGraph, save_scenes
-from physics.errors import CheckpointError, NesyError
+from physics.errors import CheckpointError, ConfigError, NesyError
 from physics.io import atomic_write_bytes, atomic_write_json
 from reasoning.dsl import from_clevr, to_text
 from reasoning.executor import execute
@@ -46,6 +46,13 @@ class DemoConfig:
     trace: bool = field(default=True, metadata={"help": "print each program's execution trace"})
     pixels: bool = field(default=True, metadata={"help": "run NS-VQA from pixels when its checkpoints ship"})
     dynamics: bool = field(default=True, metadata={"help": "roll out a learned simulator when its checkpoint ships"})
+    threads: int | None = field(
+        default=None, metadata={"help": "torch CPU threads (default: torch's choice; 1 on cores busy with other jobs)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"DemoConfig.threads must be >= 1, got {self.threads}")
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -69,6 +76,10 @@ def run_demo(config: DemoConfig = DemoConfig(), say: Callable[[str], None] = pri
     from physics.worlds.clevr_world import render_clevr_scene
     from reasoning.questions import QuestionGenerator
 
+    if config.threads is not None:
+        import torch
+
+        torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"seed": config.seed}
