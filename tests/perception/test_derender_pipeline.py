@@ -55,6 +55,17 @@ def _tiny_derenderer(seed: int = 0) -> Derenderer:
     return Derenderer(pnet, anet, P, (320, 480), {"cube/large": 0.5})
 
 
+def _tiny_data(tmp_path, *, n: int, seed: int):
+    """A ``nesy data clevr`` folder of ``n`` 96 x 64 scenes (with masks) under ``tmp_path / "data"``."""
+    data = tmp_path / "data"
+    build_clevr(
+        ClevrDataConfig(n=n, out=str(data), seed=seed, questions_per_scene=0, width=96, height=64,
+                        min_pixels=10, backend="serial"),
+        progress=False,
+    )
+    return data
+
+
 # ---------------------------------------------------------------------- images
 def test_load_image_reads_rgb_and_names_bad_files(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (6, 9, 3), dtype=np.uint8)
@@ -144,12 +155,7 @@ def test_default_derenderer_recovers_a_held_out_scene():
 
 # ---------------------------------------------------------------------- training
 def test_tiny_training_run_writes_resumable_checkpoints(tmp_path):
-    data = tmp_path / "data"
-    build_clevr(
-        ClevrDataConfig(n=3, out=str(data), seed=3, questions_per_scene=0, width=96, height=64,
-                        min_pixels=10, backend="serial"),
-        progress=False,
-    )
+    data = _tiny_data(tmp_path, n=3, seed=3)
     cfg = DerenderTrainConfig(
         data=str(data), out=str(tmp_path / "run"), epochs=2, batch_size=2, attribute_batch_size=8,
         input_height=32, input_width=48, width=8, attribute_width=8, crop_size=16, eval_data=str(data),
@@ -170,12 +176,7 @@ def test_tiny_training_run_writes_resumable_checkpoints(tmp_path):
 
 
 def test_stage_runs_record_both_commands_in_the_finished_checkpoint(tmp_path):
-    data = tmp_path / "data"
-    build_clevr(
-        ClevrDataConfig(n=3, out=str(data), seed=4, questions_per_scene=0, width=96, height=64,
-                        min_pixels=10, backend="serial"),
-        progress=False,
-    )
+    data = _tiny_data(tmp_path, n=3, seed=4)
     common = dict(data=str(data), out=str(tmp_path / "run"), epochs=1, batch_size=2, attribute_batch_size=8,
                   input_height=32, input_width=48, width=8, attribute_width=8, crop_size=16)
     first = train_derenderer(DerenderTrainConfig(**common, stage="attribute"), progress=False)
@@ -197,12 +198,7 @@ def test_cli_reports_a_missing_data_folder(tmp_path, capsys):
 
 
 def test_attribute_network_fine_tuned_on_proposal_masks(tmp_path):
-    data = tmp_path / "data"
-    build_clevr(
-        ClevrDataConfig(n=2, out=str(data), seed=5, questions_per_scene=0, width=96, height=64,
-                        min_pixels=10, backend="serial"),
-        progress=False,
-    )
+    data = _tiny_data(tmp_path, n=2, seed=5)
     # an untrained proposal network that proposes everywhere: every true object gets a mask
     torch.manual_seed(0)
     pnet = ProposalNet(ProposalConfig(input_size=(32, 48), width=8, peak_threshold=0.0, fg_threshold=0.0,
@@ -236,12 +232,7 @@ def test_attribute_network_fine_tuned_on_proposal_masks(tmp_path):
 
 
 def test_proposal_network_fine_tuned_at_a_larger_input_size(tmp_path):
-    data = tmp_path / "data"
-    build_clevr(
-        ClevrDataConfig(n=2, out=str(data), seed=6, questions_per_scene=0, width=96, height=64,
-                        min_pixels=10, backend="serial"),
-        progress=False,
-    )
+    data = _tiny_data(tmp_path, n=2, seed=6)
     torch.manual_seed(0)
     start_net = ProposalNet(ProposalConfig(input_size=(32, 48), width=8))
     start = tmp_path / "start.pt"
