@@ -133,4 +133,23 @@ def torch_load(path: PathLike, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt archives
-        raise CheckpointError(f"{what} {path} is corrupt or not a weights-only checkpoint: {exc}") from None
+        raise CheckpointError(f"{what} {path} is corrupt or not a weights-only checkpoint "
+                              f"({_load_failure(exc)})") from None
+
+
+def _load_failure(exc: Exception) -> str:
+    """The informative part of a ``torch.load`` failure, in one line.
+
+    A weights-only refusal carries paragraphs of advice (including loading with
+    ``weights_only=False``, which this project never does); keep only the
+    unpickler's own reason, else the first line of the message.
+    """
+    marker = "WeightsUnpickler error:"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for k, line in enumerate(lines):
+        if marker in line:
+            reason = line.split(marker, 1)[1].strip() or (lines[k + 1] if k + 1 < len(lines) else "")
+            return f"unpickler: {reason}" if reason else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    return lines[0].split(". ")[0].rstrip(".")[:200]

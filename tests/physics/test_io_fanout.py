@@ -41,9 +41,17 @@ def test_checkpoints_load_weights_only_and_corruption_is_reported(tmp_path):
     path = tmp_path / "ckpt.pt"
     atomic_torch_save(path, {"w": torch.ones(3)})
     assert torch.equal(torch_load(path)["w"], torch.ones(3))
+    good = path.read_bytes()
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="ckpt.pt"):
         torch_load(path)
+    # one line naming the reason, without torch's advice to load with weights_only=False
+    for corrupt in (good[:100], b"garbage"):
+        path.write_bytes(corrupt)
+        with pytest.raises(CheckpointError) as info:
+            torch_load(path)
+        message = str(info.value)
+        assert "\n" not in message and "weights_only" not in message and message.endswith(")"), message
 
 
 def test_atomic_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
