@@ -40,6 +40,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("eval", "clevr"), "eval_clevr", "NS-VQA accuracy per question type, parser and perception scores"),
     (("bench", "speed"), "bench_speed", "speed suites (executor, clevr-data) as JSON"),
     (("bench", "dynamics"), "bench_dynamics", "rollout error and speed of IN / PropNet / DPI-Net against the simulator"),
+    (("bench", "compare"), "bench_compare", "paired comparison of two models' rollout errors (bootstrap interval)"),
 )
 
 # module names, in help order (each registers its own parser(s))

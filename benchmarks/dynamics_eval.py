@@ -17,6 +17,8 @@
                         "mse_at":        {"1": MSE at the 1st predicted step, "5": ..., ...},
                         "mse_full":      MSE averaged over every predicted step,
                         "mse_curve":     MSE per predicted step (mean over trajectories),
+                        "mse_per_trajectory": each trajectory's full-rollout MSE, in data
+                                         order (``nesy bench compare`` pairs them),
                         "steps_per_s":   predicted steps per second (one trajectory at a time),
                         "speed_vs_simulator": steps_per_s / ground_truth steps_per_s,
                         "trained":       the checkpoint's metadata (command, seed, epochs)}}

@@ -82,7 +82,8 @@ def rollout_errors(
 
     Returns:
         ``{"mse_at": {k: float}, "mse_full": float, "mse_curve": [float] (per step),
-        "steps_per_s": float, "rollout_steps": int, "predictions": [np.ndarray]}``.
+        "mse_per_trajectory": [float] (each trajectory's full-rollout MSE; their mean is
+        ``mse_full``), "steps_per_s": float, "rollout_steps": int, "predictions": [np.ndarray]}``.
     """
     h = model.config.graph.history
     curves, preds, total_steps, total_time = [], [], 0, 0.0
@@ -100,6 +101,7 @@ def rollout_errors(
     return {
         "mse_at": {int(k): float(curve[k - 1]) for k in horizons if k <= length},
         "mse_full": float(np.mean([c.mean() for c in curves])),
+        "mse_per_trajectory": [float(c.mean()) for c in curves],
         "mse_curve": [float(x) for x in curve],
         "steps_per_s": total_steps / max(total_time, 1e-9),
         "rollout_steps": total_steps,

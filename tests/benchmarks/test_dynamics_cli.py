@@ -48,8 +48,15 @@ def test_train_resume_and_bench_write_results(cradle_data, tmp_path, capsys):
     for r in res["models"].values():
         assert set(r["mse_at"]) == {"1", "5"} and r["mse_full"] >= 0 and r["steps_per_s"] > 0
         assert len(r["mse_curve"]) == 24 - 3  # history 2: predictions start at step 3
+        assert len(r["mse_per_trajectory"]) == 1 and r["mse_per_trajectory"][0] == pytest.approx(r["mse_full"])
     assert res["ground_truth"]["steps_per_s"] > 0
     assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".gif").stat().st_size > 1000
+
+    capsys.readouterr()
+    rc = main(["bench", "compare", "--a", f"{out}:propnet", "--b", f"{out}:in", "--boot", "50"])
+    cmp = json.loads(capsys.readouterr().out)
+    assert rc == 0 and cmp["episodes"] == 1
+    assert cmp["ratio"] == pytest.approx(res["models"]["propnet"]["mse_full"] / res["models"]["in"]["mse_full"])
 
 
 def test_clear_errors_for_bad_input(cradle_data, tmp_path, capsys):
