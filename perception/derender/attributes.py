@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from physics.errors import StateError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
-__all__ = ["AttributeConfig", "AttributeNet", "crop_objects", "attribute_loss"]
+__all__ = ["AttributeConfig", "AttributeNet", "crop_objects", "jitter_crops", "attribute_loss"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,63 @@ def crop_objects(image: Tensor, masks: Tensor, config: AttributeConfig = Attribu
     rgb = rgb.view(3, k, s, s).transpose(0, 1)
     mask = F.grid_sample(masks.float().unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return torch.cat([rgb, mask], 1), boxes
+
+
+def jitter_crops(
+    crops: Tensor,
+    boxes: Tensor,
+    centre: Tensor,
+    generator: torch.Generator,
+    *,
+    shift: float = 0.08,
+    scale: float = 0.1,
+    p_geometry: float = 0.5,
+    p_mask: float = 0.3,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Training augmentation: re-crop slightly off the mask box, and grow or shrink masks.
+
+    Predicted masks miss or add a rim of pixels and their boxes wander, so each
+    crop (with probability ``p_geometry``) is resampled from a box moved by up to
+    ``shift`` of its side and scaled by up to 1 +- ``scale``, with its box input
+    and centre target moved to match; independently, with probability ``p_mask``
+    each, the mask channel is dilated or eroded by one crop pixel.  Colours are
+    left alone (they are what the network classifies).
+
+    Args:
+        crops: float [K, 4, S, S] from :func:`crop_objects`.
+        boxes: float [K, 4] (cx / W, cy / H, side / W, side / H).
+        centre: float [K, 2] object centre in crop units.
+        generator: source of the random draws (reproducible batches).
+
+    Returns:
+        (crops, boxes, centre) of the same shapes.
+    """
+    k = crops.shape[0]
+    if k == 0:
+        return crops, boxes, centre
+    u = torch.rand(k, 6, generator=generator)
+    move = u[:, 0] < p_geometry
+    t = (u[:, 1:3] * 2 - 1) * shift * move[:, None]  # shift in crop sides, (x, y)
+    s = 1 + (u[:, 3] * 2 - 1) * scale * move  # new side / old side
+    theta = torch.zeros(k, 2, 3)
+    theta[:, 0, 0] = s
+    theta[:, 1, 1] = s
+    theta[:, :, 2] = 2 * t  # [-1, 1] spans one side
+    grid = F.affine_grid(theta, list(crops.shape), align_corners=False)
+    out = F.grid_sample(crops, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = torch.where(move[:, None, None, None], out, crops)
+    mask = out[:, 3:4]
+    grown = F.max_pool2d(mask, 3, stride=1, padding=1)
+    shrunk = -F.max_pool2d(-mask, 3, stride=1, padding=1)
+    grow = (u[:, 4] < p_mask)[:, None, None, None]
+    shrink = ((u[:, 4] >= p_mask) & (u[:, 4] < 2 * p_mask))[:, None, None, None]
+    mask = torch.where(grow, grown, torch.where(shrink, shrunk, mask))
+    out = torch.cat([out[:, :3], mask], 1)
+    new_boxes = boxes.clone()
+    new_boxes[:, 0] += t[:, 0] * boxes[:, 2]
+    new_boxes[:, 1] += t[:, 1] * boxes[:, 3]
+    new_boxes[:, 2:] *= s[:, None]
+    return out, new_boxes, (centre - t) / s[:, None]
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:

@@ -40,6 +40,7 @@ from perception.derender.attributes import (
     AttributeNet,
     attribute_loss,
     crop_objects,
+    jitter_crops,
 )
 from perception.derender.camera import fit_projection, project
 from perception.derender.data import (
@@ -120,6 +121,10 @@ class DerenderTrainConfig:
     )
     attribute_init: str | None = field(
         default=None, metadata={"help": "derender.pt whose attribute network is fine-tuned instead of a new one"}
+    )
+    attribute_augment: bool = field(
+        default=False,
+        metadata={"help": "jitter each attribute training crop's box (shift, scale) and mask (grow, shrink)"},
     )
     proposal_init: str | None = field(
         default=None,
@@ -459,11 +464,13 @@ def train_attribute_net(
     seed: int,
     out: Path,
     init: AttributeNet | None = None,
+    augment: bool = False,
     progress: bool = True,
 ) -> tuple[AttributeNet, list[dict[str, Any]]]:
     """Train (or resume) an attribute network on :func:`attribute_arrays` output.
 
     ``init``: start from this network's weights (fine-tuning) instead of a new one.
+    ``augment``: jitter every batch's crops (:func:`jitter_crops`).
     """
     torch.manual_seed(seed)
     net = AttributeNet(config)
@@ -473,12 +480,15 @@ def train_attribute_net(
         except RuntimeError as exc:
             raise CheckpointError(f"the initial attribute network does not fit {config}: {exc}") from None
     names = list(ATTRIBUTES)
+    gen = torch.Generator().manual_seed(seed)
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        crops = arrays["crops"][idx].float() / 255.0
-        logits, centre = net(crops, arrays["boxes"][idx])
+        crops, boxes, target = arrays["crops"][idx].float() / 255.0, arrays["boxes"][idx], arrays["centre"][idx]
+        if augment:
+            crops, boxes, target = jitter_crops(crops, boxes, target, gen)
+        logits, centre = net(crops, boxes)
         labels = {a: arrays["labels"][idx, k] for k, a in enumerate(names)}
-        parts = attribute_loss(logits, centre, labels, arrays["centre"][idx])
+        parts = attribute_loss(logits, centre, labels, target)
         with torch.no_grad():
             hits = torch.stack([logits[a].argmax(1) == labels[a] for a in names]).all(0)
             parts["train_accuracy"] = hits.float().mean()
@@ -557,7 +567,8 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
         summary["n_train_objects"] = len(arrays["crops"])
         summary["attribute_prep_s"] = round(time.perf_counter() - t0, 1)
         anet, _ = train_attribute_net(arrays, acfg, epochs=a_epochs, batch_size=config.attribute_batch_size,
-                                      lr=config.lr, seed=config.seed, out=out, init=init_anet, progress=progress)
+                                      lr=config.lr, seed=config.seed, out=out, init=init_anet,
+                                      augment=config.attribute_augment, progress=progress)
         summary["attribute_wall_s"] = round(time.perf_counter() - t0, 1)
 
     # a stage run alone (``--stage proposal``) finishes the derenderer once the
@@ -669,5 +680,9 @@ def command_line(config: DerenderTrainConfig) -> str:
         value = getattr(config, f.name)
         if f.name == "threads" or (f.name != "data" and value == getattr(defaults, f.name)):
             continue
-        parts += ["--" + f.name.replace("_", "-"), str(value)]
+        flag = f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(f"--{flag}" if value else f"--no-{flag}")
+            continue
+        parts += ["--" + flag, str(value)]
     return " ".join(parts)

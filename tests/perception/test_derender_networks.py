@@ -10,6 +10,7 @@ from perception.derender.attributes import (
     AttributeNet,
     attribute_loss,
     crop_objects,
+    jitter_crops,
 )
 from perception.derender.proposals import (
     ProposalConfig,
@@ -114,6 +115,43 @@ def test_crop_boxes_follow_the_mask():
     assert boxes[1, 2].item() * 60 == pytest.approx(6.0)  # min_side
     with pytest.raises(StateError, match="empty"):
         crop_objects(image, torch.zeros(1, 40, 60), cfg)
+
+
+def test_jittered_crops_keep_the_centre_target_on_the_object():
+    k, size = 64, 48
+    g = torch.Generator().manual_seed(0)
+    centre = torch.rand(k, 2, generator=g) * 0.4 - 0.2  # crop units, (x, y)
+    pix = (torch.arange(size) + 0.5) / size - 0.5  # pixel centres in crop units
+    d2 = (pix.view(1, 1, size) - centre[:, 0].view(k, 1, 1)) ** 2 + (pix.view(1, size, 1) - centre[:, 1].view(k, 1, 1)) ** 2
+    blob = torch.exp(-d2 / (2 * 0.04**2))
+    crops = torch.stack([blob, blob, blob, (d2 < 0.15**2).float()], 1)
+    boxes = torch.rand(k, 4, generator=g) * 0.2 + torch.tensor([0.4, 0.4, 0.1, 0.15])
+    out, new_boxes, new_centre = jitter_crops(crops, boxes, centre, torch.Generator().manual_seed(1),
+                                              p_geometry=0.75, p_mask=0.3)
+    assert out.shape == crops.shape and new_boxes.shape == boxes.shape and new_centre.shape == centre.shape
+    moved = (new_centre - centre).abs().sum(1) > 1e-6
+    assert 30 < int(moved.sum()) < k  # about 3 in 4 crops re-cropped, the rest unchanged
+    assert torch.equal(out[~moved, :3], crops[~moved, :3]) and torch.equal(new_boxes[~moved], boxes[~moved])
+    # the blob's centroid in the new crop is where the new centre target says
+    w = out[:, 0] ** 4
+    found = torch.stack([(w * pix.view(1, 1, size)).sum((1, 2)), (w * pix.view(1, size, 1)).sum((1, 2))], 1)
+    found = found / w.sum((1, 2)).unsqueeze(1)
+    assert torch.allclose(found, new_centre, atol=0.01)
+    # the object stays where it is in the image: box centre + centre * side is unchanged
+    for axis in (0, 1):
+        before = boxes[:, axis] + centre[:, axis] * boxes[:, 2 + axis]
+        after = new_boxes[:, axis] + new_centre[:, axis] * new_boxes[:, 2 + axis]
+        assert torch.allclose(before, after, atol=1e-6)
+    # masks grow or shrink by one pixel in about 30% of crops each: compare with the re-cropped mask alone
+    scale = new_boxes[:, 2] / boxes[:, 2]
+    shift = centre - new_centre * scale.unsqueeze(1)
+    theta = torch.zeros(k, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = scale
+    theta[:, :, 2] = 2 * shift
+    grid = torch.nn.functional.affine_grid(theta, [k, 1, size, size], align_corners=False)
+    recropped = torch.nn.functional.grid_sample(crops[:, 3:4], grid, align_corners=False)[:, 0]
+    area = out[:, 3].sum((1, 2)) - recropped.sum((1, 2))
+    assert int((area > 1).sum()) > 5 and int((area < -1).sum()) > 5 and int((area.abs() < 1e-4).sum()) > 10
 
 
 def test_attribute_training_lowers_the_loss():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmarks.cli import main
+from benchmarks.cli import build_parser, main
 from benchmarks.datasets.clevr_builder import ClevrDataConfig, build_clevr
 from perception.datasets.clevr_render import generate_scene
 from perception.derender import (
@@ -220,9 +220,12 @@ def test_attribute_network_fine_tuned_on_proposal_masks(tmp_path):
     assert earlier == "nesy train derender --first"
     assert "--attribute-masks proposal" in command and "--attribute-init" in command
     assert meta["based_on"] == [str(start)]
-    mixed = train_derenderer(DerenderTrainConfig(**common, out=str(tmp_path / "m"), attribute_masks="mixed"),
-                             progress=False)
+    mixed = train_derenderer(DerenderTrainConfig(**common, out=str(tmp_path / "m"), attribute_masks="mixed",
+                                                 attribute_augment=True), progress=False)
     assert mixed["n_train_objects"] == 2 * counts["matched"]  # true-mask crops plus proposal crops
+    command = load_derenderer(tmp_path / "m" / "derender.pt").metadata["command"].split(" && ")[-1]
+    assert "--attribute-augment" in command  # a boolean flag is written as one word and reads back
+    assert build_parser().parse_args(command.split()[1:]).attribute_augment is True
     with pytest.raises(ConfigError):
         DerenderTrainConfig(data=str(data), stage="all", proposal_from=str(start))
     with pytest.raises(ConfigError, match="proposal network"):
