@@ -128,7 +128,8 @@ def jitter_crops(
     theta[:, 1, 1] = s
     theta[:, :, 2] = 2 * t  # [-1, 1] spans one side
     grid = F.affine_grid(theta, list(crops.shape), align_corners=False)
-    out = F.grid_sample(crops, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # border padding: a crop grown past the stored one continues its rim instead of a black frame
+    out = F.grid_sample(crops, grid, mode="bilinear", padding_mode="border", align_corners=False)
     out = torch.where(move[:, None, None, None], out, crops)
     mask = out[:, 3:4]
     grown = F.max_pool2d(mask, 3, stride=1, padding=1)
