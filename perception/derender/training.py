@@ -360,7 +360,7 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
         fh.write(json.dumps(record) + "\n")
 
 
-def _resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
+def _resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, rng: torch.Generator | None = None) -> int:
     """Load a training checkpoint if present; returns the number of finished epochs."""
     if not path.is_file():
         return 0
@@ -368,6 +368,8 @@ def _resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> i
     try:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
+        if rng is not None and "rng" in ckpt:
+            rng.set_state(ckpt["rng"])
         return int(ckpt["epoch"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: cannot resume ({exc}); delete it to start over") from None
@@ -385,10 +387,15 @@ def _fit(
     ckpt_path: Path,
     metrics_path: Path,
     progress: bool,
+    rng: torch.Generator | None = None,
 ) -> list[dict[str, Any]]:
-    """Shared epoch loop: shuffled batches, Adam, cosine LR, resume, JSONL metrics."""
+    """Shared epoch loop: shuffled batches, Adam, cosine LR, resume, JSONL metrics.
+
+    ``rng``: a generator ``step_fn`` draws from (augmentation); its state is
+    checkpointed with the weights, so a resumed run draws what an uninterrupted one would.
+    """
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    start = _resume(ckpt_path, model, opt)
+    start = _resume(ckpt_path, model, opt, rng)
     steps_per_epoch = max(1, math.ceil(n_items / batch_size))
     total = steps_per_epoch * epochs
     history = []
@@ -411,7 +418,10 @@ def _fit(
             bar.set_postfix(loss=f"{sums['loss'] / (b + 1):.4f}")
         record = {"stage": name, "epoch": epoch + 1, "wall_s": round(time.perf_counter() - t0, 2)}
         record.update({k: v / steps_per_epoch for k, v in sums.items()})
-        atomic_torch_save(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1})
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}
+        if rng is not None:
+            state["rng"] = rng.get_state()
+        atomic_torch_save(ckpt_path, state)
         _append_jsonl(metrics_path, record)
         history.append(record)
     model.eval()
@@ -495,7 +505,7 @@ def train_attribute_net(
         return parts
 
     hist = _fit("attribute", net, len(arrays["crops"]), batch_size, epochs, lr, seed, step,
-                out / "attribute_train.pt", out / "metrics.jsonl", progress)
+                out / "attribute_train.pt", out / "metrics.jsonl", progress, rng=gen)
     return net, hist
 
 

@@ -1,10 +1,11 @@
-"""Proposal and attribute networks: targets, decoding, crops, and that training lowers the loss."""
+"""Proposal and attribute networks: targets, decoding, crops and their jitter, training that lowers the loss and resumes exactly."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from perception.derender import training
 from perception.derender.attributes import (
     AttributeConfig,
     AttributeNet,
@@ -20,6 +21,7 @@ from perception.derender.proposals import (
     proposal_loss,
     proposal_targets,
 )
+from perception.derender.training import train_attribute_net
 from physics.errors import ConfigError, StateError
 
 SMALL = ProposalConfig(input_size=(32, 48), width=8, heat_sigma=1.5, nms_kernel=3, min_area=2)
@@ -152,6 +154,37 @@ def test_jittered_crops_keep_the_centre_target_on_the_object():
     recropped = torch.nn.functional.grid_sample(crops[:, 3:4], grid, align_corners=False)[:, 0]
     area = out[:, 3].sum((1, 2)) - recropped.sum((1, 2))
     assert int((area > 1).sum()) > 5 and int((area < -1).sum()) > 5 and int((area.abs() < 1e-4).sum()) > 10
+
+
+def test_augmented_attribute_training_resumes_exactly(tmp_path, monkeypatch):
+    g = torch.Generator().manual_seed(5)
+    n = 24  # 3 batches of 8 per epoch
+    arrays = {
+        "crops": torch.randint(0, 256, (n, 4, 16, 16), generator=g, dtype=torch.uint8),
+        "boxes": torch.rand(n, 4, generator=g) * 0.2 + 0.1,
+        "labels": torch.stack([torch.randint(0, k, (n,), generator=g) for k in (3, 8, 2, 2)], 1),
+        "centre": torch.rand(n, 2, generator=g) * 0.2 - 0.1,
+    }
+    cfg = AttributeConfig(crop_size=16, width=8)
+    common = dict(epochs=3, batch_size=8, lr=3e-3, seed=2, augment=True, progress=False)
+    whole, _ = train_attribute_net(arrays, cfg, out=tmp_path / "whole", **common)
+
+    calls = []
+
+    def interrupted(*args, **kwargs):  # stop at the first batch of epoch 2 (Ctrl-C)
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return jitter_crops(*args, **kwargs)
+
+    monkeypatch.setattr(training, "jitter_crops", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_attribute_net(arrays, cfg, out=tmp_path / "parts", **common)
+    monkeypatch.setattr(training, "jitter_crops", jitter_crops)
+    resumed, hist = train_attribute_net(arrays, cfg, out=tmp_path / "parts", **common)
+    assert [h["epoch"] for h in hist] == [2, 3]  # epoch 1 came from the checkpoint
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
 
 
 def test_attribute_training_lowers_the_loss():
