@@ -119,6 +119,8 @@ def jitter_crops(
     k = crops.shape[0]
     if k == 0:
         return crops, boxes, centre
+    # columns: move?, shift x, shift y, scale, mask op (the sixth is unused; dropping it would
+    # change the draws behind the shipped checkpoint)
     u = torch.rand(k, 6, generator=generator)
     move = u[:, 0] < p_geometry
     t = (u[:, 1:3] * 2 - 1) * shift * move[:, None]  # shift in crop sides, (x, y)
