@@ -140,7 +140,10 @@ def proposal_targets(masks: Tensor, config: ProposalConfig) -> dict[str, Tensor]
     Returns:
         ``foreground`` float [B, 1, h, w], ``heatmap`` float [B, 1, h, w] (max of
         Gaussians centred on each instance's mask centroid), ``offsets`` float
-        [B, 2, h, w] (centroid minus pixel, zero on background).
+        [B, 2, h, w] (centroid minus pixel, zero on background), and
+        ``instance_weight`` float [B, 1, h, w]: on each instance's pixels one over
+        (its area times the image's instance count), so that a sum over an image
+        averages per instance (zero on background and in empty images).
     """
     if masks.dim() != 3:
         raise StateError(f"proposal_targets expects masks [B, h, w], got {tuple(masks.shape)}")
@@ -150,33 +153,47 @@ def proposal_targets(masks: Tensor, config: ProposalConfig) -> dict[str, Tensor]
     fg = (masks > 0).float().unsqueeze(1)
     heat = torch.zeros(b, 1, h, w)
     offsets = torch.zeros(b, 2, h, w)
+    instance_weight = torch.zeros(b, 1, h, w)
     two_s2 = 2.0 * config.heat_sigma**2
     for i in range(b):
-        for k in masks[i].unique().tolist():
-            if k <= 0:
-                continue
+        ids = [k for k in masks[i].unique().tolist() if k > 0]
+        for k in ids:
             sel = masks[i] == k
             cy, cx = ys[sel].mean(), xs[sel].mean()
             g = torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / two_s2)
             heat[i, 0] = torch.maximum(heat[i, 0], g)
             offsets[i, 0][sel] = cy - ys[sel]
             offsets[i, 1][sel] = cx - xs[sel]
-    return {"foreground": fg, "heatmap": heat, "offsets": offsets}
+            instance_weight[i, 0][sel] = 1.0 / (float(sel.sum()) * len(ids))
+    return {"foreground": fg, "heatmap": heat, "offsets": offsets, "instance_weight": instance_weight}
 
 
-def proposal_loss(out: ProposalOutput, targets: dict[str, Tensor]) -> dict[str, Tensor]:
+def proposal_loss(
+    out: ProposalOutput, targets: dict[str, Tensor], *, instance_balance: float = 0.0
+) -> dict[str, Tensor]:
     """Panoptic-DeepLab's losses: BCE foreground, weighted MSE heat map, L1 offsets.
 
-    The heat-map loss weights pixels near a centre 10x (centres are rare); the
-    offset loss is averaged over foreground pixels only.  Returns the parts and
-    their sum under ``"loss"``.
+    The heat-map loss weights pixels near a centre 10x (centres are rare).  The
+    offset loss is averaged over foreground pixels; with ``instance_balance`` =
+    b > 0 it is ``(1 - b)`` times that plus ``b`` times its average per instance
+    (then per image), so that a small object, such as the sliver of one seen
+    behind another, pulls its offsets toward its own centre as hard as a large
+    one does.  Returns the parts and their sum under ``"loss"``.
     """
+    if not 0.0 <= instance_balance <= 1.0:
+        raise ConfigError(f"proposal_loss: instance_balance must lie in [0, 1], got {instance_balance}")
     fg_t, heat_t, off_t = targets["foreground"], targets["heatmap"], targets["offsets"]
     l_fg = F.binary_cross_entropy_with_logits(out.foreground, fg_t)
     weight = 1.0 + 9.0 * (heat_t > 0.1).float()
     l_heat = (weight * (torch.sigmoid(out.heatmap) - heat_t) ** 2).sum() / weight.sum() * 10.0
     n_fg = fg_t.sum().clamp(min=1.0)
-    l_off = ((out.offsets - off_t).abs() * fg_t).sum() / n_fg * 0.1
+    err = (out.offsets - off_t).abs()
+    l_off = (err * fg_t).sum() / n_fg
+    if instance_balance > 0:
+        per_image = (err * targets["instance_weight"]).sum(dim=(1, 2, 3))  # mean over instances, both offsets
+        n_images = (targets["instance_weight"].flatten(1).sum(1) > 0).sum().clamp(min=1)
+        l_off = (1.0 - instance_balance) * l_off + instance_balance * per_image.sum() / n_images
+    l_off = l_off * 0.1
     return {"loss": l_fg + l_heat + l_off, "foreground": l_fg, "heatmap": l_heat, "offsets": l_off}
 
 

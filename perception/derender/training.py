@@ -131,6 +131,11 @@ class DerenderTrainConfig:
         metadata={"help": "derender.pt whose proposal network is fine-tuned instead of a new one (it is fully "
                   "convolutional: --input-height/--input-width may differ from its own)"},
     )
+    offset_balance: float = field(
+        default=0.0,
+        metadata={"help": "share (0..1) of the proposal offset loss averaged per object instead of per pixel: "
+                  "small, half-hidden objects weigh as much as large ones"},
+    )
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "attribute_batch_size", "threads"):
@@ -143,6 +148,8 @@ class DerenderTrainConfig:
         if self.attribute_masks not in ("gt", "proposal", "mixed"):
             raise ConfigError(f"DerenderTrainConfig.attribute_masks must be gt, proposal or mixed, "
                               f"got {self.attribute_masks!r}")
+        if not 0.0 <= self.offset_balance <= 1.0:
+            raise ConfigError(f"DerenderTrainConfig.offset_balance must lie in [0, 1], got {self.offset_balance}")
         if not self.match_distance > 0:
             raise ConfigError(f"DerenderTrainConfig.match_distance must be > 0, got {self.match_distance}")
         if self.proposal_from is not None and self.stage != "attribute":
@@ -439,12 +446,14 @@ def train_proposal_net(
     seed: int,
     out: Path,
     init: ProposalNet | None = None,
+    offset_balance: float = 0.0,
     progress: bool = True,
 ) -> tuple[ProposalNet, list[dict[str, Any]]]:
     """Train (or resume) a proposal network on uint8 images and output-resolution masks.
 
     ``init``: start from this network's weights (fine-tuning, e.g. at a larger
     input size) instead of a new one; its width must match ``config``'s.
+    ``offset_balance``: :func:`proposal_loss`'s ``instance_balance``.
     """
     torch.manual_seed(seed)
     net = ProposalNet(config)
@@ -457,7 +466,7 @@ def train_proposal_net(
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         x = images[idx].float() / 255.0
         targets = proposal_targets(masks[idx].long(), config)
-        return proposal_loss(net(x), targets)
+        return proposal_loss(net(x), targets, instance_balance=offset_balance)
 
     hist = _fit("proposal", net, len(images), batch_size, epochs, lr, seed, step,
                 out / "proposal_train.pt", out / "metrics.jsonl", progress)
@@ -552,7 +561,8 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     if config.stage in ("all", "proposal"):
         images, masks = proposal_arrays(samples, pcfg, progress=progress)
         pnet, _ = train_proposal_net(images, masks, pcfg, epochs=p_epochs, batch_size=config.batch_size,
-                                     lr=config.lr, seed=config.seed, out=out, init=init_pnet, progress=progress)
+                                     lr=config.lr, seed=config.seed, out=out, init=init_pnet,
+                                     offset_balance=config.offset_balance, progress=progress)
         del images, masks
         summary["proposal_wall_s"] = round(time.perf_counter() - t0, 1)
 

@@ -60,6 +60,43 @@ def test_targets_put_heat_peak_and_offsets_on_the_mask_centroid():
     assert t["foreground"].sum().item() == 15
 
 
+def test_instance_weights_average_each_image_over_its_objects():
+    masks = torch.zeros(2, 9, 9, dtype=torch.long)
+    masks[0, 0:6, 0:6] = 1  # 36 pixels
+    masks[0, 7:9, 7:9] = 2  # 4 pixels
+    w = proposal_targets(masks, SMALL)["instance_weight"]
+    assert w[0].sum().item() == pytest.approx(1.0)  # one per image with objects ...
+    assert w[1].sum().item() == 0.0  # ... none in an empty one
+    assert w[0, 0, 0, 0].item() == pytest.approx(1 / (2 * 36))
+    assert w[0, 0, 8, 8].item() == pytest.approx(1 / (2 * 4))
+
+
+def test_instance_balanced_offset_loss_weighs_a_small_object_like_a_large_one():
+    masks = torch.zeros(1, 9, 9, dtype=torch.long)
+    masks[0, 0:6, 0:6] = 1  # large object, 36 pixels
+    masks[0, 7:9, 7:9] = 2  # small object, 4 pixels
+    t = proposal_targets(masks, SMALL)
+    logit = lambda p: torch.logit(p.clamp(1e-4, 1 - 1e-4))  # noqa: E731
+
+    def offset_loss(wrong: int, balance: float) -> float:
+        offsets = t["offsets"].clone()
+        offsets[0, 0][masks[0] == wrong] += 1.0  # every pixel of one object off by one row
+        out = ProposalOutput(logit(t["foreground"]), logit(t["heatmap"]), offsets)
+        return proposal_loss(out, t, instance_balance=balance)["offsets"].item()
+
+    # per pixel (the default), the small object's error counts 4/36 of the large one's
+    assert offset_loss(2, 0.0) == pytest.approx(offset_loss(1, 0.0) * 4 / 36)
+    # averaged per instance, both count the same: half of a one-pixel error, times the 0.1 weight
+    assert offset_loss(2, 1.0) == pytest.approx(offset_loss(1, 1.0)) == pytest.approx(0.05)
+    # the default is the plain per-pixel loss
+    out = ProposalOutput(logit(t["foreground"]), logit(t["heatmap"]), t["offsets"] + 0.5)
+    assert proposal_loss(out, t)["loss"].item() == proposal_loss(out, t, instance_balance=0.0)["loss"].item()
+    with pytest.raises(ConfigError, match="instance_balance"):
+        proposal_loss(out, t, instance_balance=1.5)
+    with pytest.raises(ConfigError, match="offset_balance"):
+        training.DerenderTrainConfig(data="d", offset_balance=-0.1)
+
+
 def test_decoding_perfect_maps_recovers_every_instance():
     masks = _toy_masks(6, seed=1)
     t = proposal_targets(masks, SMALL)
