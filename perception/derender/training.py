@@ -604,12 +604,15 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
                 "proposal_epochs": p_epochs, "attribute_epochs": a_epochs}
     metadata.update({k: summary[k] for k in ("proposal_wall_s", "attribute_wall_s", "proposal_masks")
                      if k in summary})
+    configs = [config]
     if config.stage != "all" and given_pnet is None:
-        metadata.update(_other_stage(config, summary["command"], len(samples), out))
+        record, first_config = _other_stage(config, summary["command"], len(samples), out)
+        metadata.update(record)
+        configs = [c for c in (first_config, config) if c is not None]
     elif given_pnet is not None:  # the proposal network was not trained here
         metadata[f"{config.stage}_scenes"] = len(samples)
         del metadata["proposal_epochs"]
-    metadata.update(_based_on(config, metadata["command"]))
+    metadata.update(_based_on(configs, metadata["command"]))
     derenderer = Derenderer(pnet, anet, P, image_size, heights, metadata=metadata)
     if config.eval_data:
         held_out = load_derender_folder(config.eval_data, limit=config.eval_limit)
@@ -624,27 +627,32 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     return summary
 
 
-def _other_stage(config: DerenderTrainConfig, command: str, n_scenes: int, out: Path) -> dict[str, Any]:
+def _other_stage(
+    config: DerenderTrainConfig, command: str, n_scenes: int, out: Path
+) -> tuple[dict[str, Any], DerenderTrainConfig | None]:
     """Metadata of a derenderer finished by one stage run: both stages' commands, data and wall times.
 
     The stage that finished first left ``OUT/summary_<stage>.json``; the
     returned ``command`` reruns the two stages in the order they ran (the
     finishing run calibrates the camera on its own scenes, so order matters).
+    Also returns that first run's config (None when the other network came
+    from elsewhere), whose own starting checkpoints :func:`_based_on` records.
     """
     other = "attribute" if config.stage == "proposal" else "proposal"
     path = out / f"summary_{other}.json"
     if not path.is_file():  # the other network came from elsewhere: say only what ran here
-        return {f"{config.stage}_scenes": n_scenes}
+        return {f"{config.stage}_scenes": n_scenes}, None
     try:
         first = json.loads(path.read_text(encoding="utf-8"))
-        other_command = first.get("command") or command_line(DerenderTrainConfig(**first["config"]))
+        first_config = DerenderTrainConfig(**first["config"])
+        other_command = first.get("command") or command_line(first_config)
         record: dict[str, Any] = {f"{other}_scenes": int(first["n_train_scenes"]), f"{config.stage}_scenes": n_scenes}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
         raise DataError(f"{path}: unreadable stage summary ({exc}); delete it or rerun that stage") from None
     if f"{other}_wall_s" in first:
         record[f"{other}_wall_s"] = first[f"{other}_wall_s"]
     record["command"] = f"{other_command} && {command}"
-    return record
+    return record, first_config
 
 
 def _network_from(path: str, part: str) -> Any:
@@ -656,13 +664,16 @@ def _network_from(path: str, part: str) -> Any:
     return net
 
 
-def _based_on(config: DerenderTrainConfig, command: str) -> dict[str, Any]:
+def _based_on(configs: Sequence[DerenderTrainConfig], command: str) -> dict[str, Any]:
     """Metadata of a run started from earlier derenderers: their commands run first.
 
     ``command`` becomes ``<earlier command> && <this command>`` for each distinct
-    checkpoint named by ``--proposal-from`` / ``--attribute-init``.
+    checkpoint named by ``--proposal-from`` / ``--proposal-init`` /
+    ``--attribute-init`` in any of ``configs`` (both stage runs of a derenderer
+    trained by two ``--stage`` runs).
     """
-    paths = list(dict.fromkeys(p for p in (config.proposal_from, config.proposal_init, config.attribute_init) if p))
+    named = (p for c in configs for p in (c.proposal_from, c.proposal_init, c.attribute_init))
+    paths = list(dict.fromkeys(p for p in named if p))
     if not paths:
         return {}
     from perception.derender.derenderer import load_derenderer

@@ -256,5 +256,16 @@ def test_proposal_network_fine_tuned_at_a_larger_input_size(tmp_path):
                               proposal_init=str(start), input_height=48, input_width=72)
     with pytest.raises(CheckpointError, match="initial proposal network"):
         train_derenderer(bad, progress=False)
+    # an attribute stage run in the same folder finishes the derenderer; its command chain starts
+    # with the checkpoint the proposal stage was fine-tuned from
+    finish = DerenderTrainConfig(data=str(data), out=str(tmp_path / "p"), epochs=1, attribute_batch_size=64,
+                                 attribute_width=8, crop_size=16, stage="attribute", input_height=48,
+                                 input_width=72, width=8)
+    train_derenderer(finish, progress=False)
+    meta = load_derenderer(tmp_path / "p" / "derender.pt").metadata
+    earlier, proposal_cmd, attribute_cmd = meta["command"].split(" && ")
+    assert earlier == "nesy train derender --first"
+    assert "--proposal-init" in proposal_cmd and "--stage attribute" in attribute_cmd
+    assert meta["based_on"] == [str(start)]
 
 
