@@ -15,6 +15,11 @@ reports (JSON keys, all fractions in [0, 1]):
   ``perception.attribute_accuracy`` (all attributes of a matched object right),
   ``perception.attribute_accuracy_<attr>``, ``perception.position_error``
   (mean 3D distance, scene units); present when ``perception="model"``;
+* ``accuracy_interval``: a 90% interval of ``accuracy.overall`` from resampling
+  scenes with their questions (one misread object spoils every question about
+  its scene, so questions are not independent draws);
+* ``per_scene``: ``[image_index, questions, correct]`` for every scene, so that
+  several splits can be pooled by a script;
 * ``questions``, ``scenes``, ``seconds``, and the config.
 """
 
@@ -25,6 +30,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -37,7 +43,7 @@ from reasoning.dsl import Program, from_clevr
 from reasoning.nsvqa import NSVQA
 from reasoning.questions import QUESTION_TYPES, question_type
 
-__all__ = ["ClevrEvalConfig", "evaluate_clevr"]
+__all__ = ["ClevrEvalConfig", "evaluate_clevr", "scene_bootstrap_interval"]
 
 SOURCES = ("gt", "model")
 
@@ -71,6 +77,27 @@ class ClevrEvalConfig:
 
 def _ratio(num: float, den: float) -> float:
     return float(num) / den if den else 0.0
+
+
+def scene_bootstrap_interval(
+    questions: np.ndarray, correct: np.ndarray, *, n_boot: int = 5000, level: float = 0.9, seed: int = 0
+) -> list[float]:
+    """Percentile interval of overall accuracy, resampling scenes with their questions.
+
+    Args:
+        questions, correct: per-scene counts, int [S] each.
+
+    >>> scene_bootstrap_interval(np.array([2, 2]), np.array([2, 2]))
+    [1.0, 1.0]
+    """
+    questions, correct = np.asarray(questions, dtype=np.float64), np.asarray(correct, dtype=np.float64)
+    if len(questions) == 0 or questions.sum() == 0:
+        return [0.0, 0.0]
+    idx = np.random.default_rng(seed).integers(0, len(questions), size=(n_boot, len(questions)))
+    acc = correct[idx].sum(1) / np.maximum(questions[idx].sum(1), 1.0)
+    tail = (1.0 - level) / 2 * 100
+    lo, hi = np.percentile(acc, [tail, 100 - tail])
+    return [float(lo), float(hi)]
 
 
 def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progress: bool = True) -> dict[str, Any]:
@@ -143,6 +170,13 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progr
     accuracy = {"overall": _ratio(sum(right.values()), len(questions))}
     accuracy.update({t: _ratio(right[t], total[t]) for t in QUESTION_TYPES})
     result["accuracy"] = accuracy
+    per_scene = {i: [i, 0, 0] for i in image_ids}
+    for a, q in zip(answers, questions, strict=True):
+        per_scene[q["image_index"]][1] += 1
+        per_scene[q["image_index"]][2] += int(a == q["answer"])
+    counts = np.array([row[1:] for row in per_scene.values()]).reshape(-1, 2)
+    result["accuracy_interval"] = scene_bootstrap_interval(counts[:, 0], counts[:, 1])
+    result["per_scene"] = list(per_scene.values())
     result["counts"] = {t: total[t] for t in QUESTION_TYPES}
     result["seconds"] = round(time.perf_counter() - t0, 2)
     if config.out:

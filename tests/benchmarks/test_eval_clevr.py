@@ -49,6 +49,29 @@ def test_parser_scores_count_exact_programs_and_failed_parses(split):
     assert res["parser"]["invalid"] == pytest.approx(1 / n)
     assert res["parser"]["program_exact"] == pytest.approx((n - 1) / n)
     assert res["accuracy"]["overall"] == pytest.approx((n - 1) / n)
+    # the one wrong answer is counted against its own scene, and the interval spans the mean
+    per_scene = {i: (n_q, right) for i, n_q, right in res["per_scene"]}
+    assert sum(n_q for n_q, _ in per_scene.values()) == n and len(per_scene) == res["scenes"]
+    assert per_scene[qs[0]["image_index"]][1] == per_scene[qs[0]["image_index"]][0] - 1
+    lo, hi = res["accuracy_interval"]
+    assert lo < res["accuracy"]["overall"] <= hi <= 1.0
+
+
+def test_scene_bootstrap_interval_resamples_whole_scenes():
+    import numpy as np
+
+    from benchmarks.eval_clevr import scene_bootstrap_interval
+
+    assert scene_bootstrap_interval(np.array([10, 10]), np.array([10, 10])) == [1.0, 1.0]
+    # two scenes, one all right and one all wrong: resampled means can only be 0, 1/2 or 1
+    lo, hi = scene_bootstrap_interval(np.array([10, 10]), np.array([10, 0]), level=0.5)
+    assert {lo, hi} <= {0.0, 0.5, 1.0} and lo <= 0.5 <= hi
+    # 100 scenes of 10 questions, 2 scenes wrong throughout: the interval is wider than for
+    # 1,000 independent questions with the same 2% errors
+    q, c = np.full(100, 10), np.full(100, 10)
+    c[:2] = 0
+    lo, hi = scene_bootstrap_interval(q, c)
+    assert lo < 0.97 and hi == 1.0
 
 
 def test_perception_from_a_model_is_scored_against_the_ground_truth(split):
