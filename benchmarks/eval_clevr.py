@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchmarks.paired import paired_ratio
 from perception.datasets.clevr import find_layout
 from perception.image_io import load_image
 from perception.scene_graph import SceneGraph, load_scenes
@@ -84,20 +85,19 @@ def scene_bootstrap_interval(
 ) -> list[float]:
     """Percentile interval of overall accuracy, resampling scenes with their questions.
 
+    Accuracy is the ratio of correct answers to questions summed over the
+    resampled scenes, which is :func:`~benchmarks.paired.paired_ratio` with the
+    scenes as episodes.
+
     Args:
         questions, correct: per-scene counts, int [S] each.
 
     >>> scene_bootstrap_interval(np.array([2, 2]), np.array([2, 2]))
     [1.0, 1.0]
     """
-    questions, correct = np.asarray(questions, dtype=np.float64), np.asarray(correct, dtype=np.float64)
-    if len(questions) == 0 or questions.sum() == 0:
+    if len(questions) == 0 or np.sum(questions) == 0:
         return [0.0, 0.0]
-    idx = np.random.default_rng(seed).integers(0, len(questions), size=(n_boot, len(questions)))
-    acc = correct[idx].sum(1) / np.maximum(questions[idx].sum(1), 1.0)
-    tail = (1.0 - level) / 2 * 100
-    lo, hi = np.percentile(acc, [tail, 100 - tail])
-    return [float(lo), float(hi)]
+    return paired_ratio([correct], [questions], n_boot=n_boot, level=level, seed=seed)["interval"]
 
 
 def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progress: bool = True) -> dict[str, Any]:
