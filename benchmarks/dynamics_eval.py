@@ -11,7 +11,11 @@
     horizons         the horizons reported in ``mse_at``
     ground_truth     the simulator's speed: {"steps_per_s", "physics_steps_per_s",
                      "seconds", "steps", "nodes", ...} from
-                     ``physics.worlds.dynamics.measure_sim_speed``
+                     ``physics.worlds.dynamics.measure_sim_speed``, and under
+                     "replay" the simulator re-run from each trajectory's seed with
+                     its stored (float32) actions: {"mse_full", "mse_max",
+                     "mse_per_trajectory", "seconds"} from
+                     ``physics.worlds.dynamics.replay_errors``, a floor for "mse_full"
     models           {name: {
                         "checkpoint":    file the weights came from,
                         "mse_at":        {"1": MSE at the 1st predicted step, "5": ..., ...},
@@ -109,6 +113,9 @@ def plot_errors(result: dict[str, Any], path: PathLike) -> None:
     for name, r in result["models"].items():
         curve = np.asarray(r["mse_curve"])
         ax.plot(np.arange(1, len(curve) + 1), np.maximum(curve, 1e-12), label=f"{name} (full {r['mse_full']:.2e})")
+    floor = ((result.get("ground_truth") or {}).get("replay") or {}).get("mse_full")
+    if floor is not None and floor > 1e-12:  # below that the simulator replays its recording exactly
+        ax.axhline(floor, color="gray", linestyle="--", linewidth=1, label=f"simulator replay (full {floor:.2e})")
     ax.set_yscale("log")
     ax.set_xlabel("horizon (predicted steps)")
     ax.set_ylabel("position MSE (m$^2$)")

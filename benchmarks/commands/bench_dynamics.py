@@ -7,7 +7,7 @@ Example::
 
 Rolls each model out on the ``test`` split (trajectories from their own seeds),
 reports position MSE at several horizons and over the full rollout, rollout speed
-beside the ground-truth simulator's, and writes ``R.json`` plus ``R.png`` (error
+beside the ground-truth simulator's, the simulator's own replay error (the floor), and writes ``R.json`` plus ``R.png`` (error
 against horizon) and ``R.gif`` (predicted beside true).  Keys: see
 :mod:`benchmarks.dynamics_eval`.  Checkpoints come from ``--checkpoints DIR``
 (``DIR/WORLD_MODEL.pt`` or ``DIR/WORLD_MODEL/model.pt``), by default the ones
@@ -41,7 +41,7 @@ def _int_list(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from physics.worlds.dynamics import load_split, measure_sim_speed
+    from physics.worlds.dynamics import load_split, measure_sim_speed, replay_errors
 
     torch.set_num_threads(args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_trajectories:
         trajs = trajs[: args.max_trajectories]
     sim = measure_sim_speed(args.world, steps=trajs[0].num_steps)
+    sim["replay"] = replay_errors(trajs)
     result, preds = evaluate_dynamics(args.world, trajs, models, args.checkpoints, _int_list(args.horizons), sim)
     out = Path(args.out)
     result = {"world": result.pop("world"), "data": str(args.data), "split": args.split, **result}
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out, result, indent=1)
     brief = {k: {"mse_full": v["mse_full"], "mse_at": v["mse_at"], "steps_per_s": v["steps_per_s"]}
              for k, v in result["models"].items()}
-    print(json.dumps({"out": str(out), "simulator_steps_per_s": sim["steps_per_s"], "models": brief}, indent=1))
+    print(json.dumps({"out": str(out), "simulator_steps_per_s": sim["steps_per_s"],
+                      "simulator_replay_mse_full": sim["replay"]["mse_full"], "models": brief}, indent=1))
     return 0
 
 

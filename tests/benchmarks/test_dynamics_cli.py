@@ -50,6 +50,8 @@ def test_train_resume_and_bench_write_results(cradle_data, tmp_path, capsys):
         assert len(r["mse_curve"]) == 24 - 3  # history 2: predictions start at step 3
         assert len(r["mse_per_trajectory"]) == 1 and r["mse_per_trajectory"][0] == pytest.approx(r["mse_full"])
     assert res["ground_truth"]["steps_per_s"] > 0
+    floor = res["ground_truth"]["replay"]  # the simulator re-run from the recording: a floor under every model
+    assert len(floor["mse_per_trajectory"]) == 1 and floor["mse_full"] < min(r["mse_full"] for r in res["models"].values())
     assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".gif").stat().st_size > 1000
 
     capsys.readouterr()

@@ -3,13 +3,15 @@
 Each world is a seeded, deterministic :class:`DynamicsWorld` that records its
 rollouts as :class:`~physics.trajectory.Trajectory` objects; ``make_world`` builds
 one by name, ``load_split`` reads a data set written by ``nesy data dynamics``,
-and ``measure_sim_speed`` times the ground-truth simulator.
+``measure_sim_speed`` times the ground-truth simulator, and ``replay_errors``
+measures how far it drifts from its own recordings (a floor for learned rollouts).
 """
 
 from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
 from physics.worlds.dynamics.box_push import BoxPushConfig, BoxPushing
 from physics.worlds.dynamics.cradle import CradleConfig, NewtonsCradle
 from physics.worlds.dynamics.registry import WORLDS, make_world, world_class, world_config
+from physics.worlds.dynamics.replay import replay, replay_errors
 from physics.worlds.dynamics.rope import Rope, RopeConfig
 from physics.worlds.dynamics.speed import measure_sim_speed
 from physics.worlds.dynamics.splits import generate_split, load_split, read_index, trajectory_seed
@@ -28,6 +30,8 @@ __all__ = [
     "world_class",
     "world_config",
     "measure_sim_speed",
+    "replay",
+    "replay_errors",
     "load_split",
     "generate_split",
     "read_index",
