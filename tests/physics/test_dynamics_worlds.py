@@ -188,14 +188,14 @@ def test_replay_reproduces_the_recording_from_its_seed_and_actions(name):
     np.testing.assert_allclose(pos[:20], traj.positions[:20], atol=1e-6)
     res = replay_errors([traj, traj])
     assert res["mse_per_trajectory"][0] == res["mse_per_trajectory"][1] == res["mse_full"] == res["mse_max"]
-    assert res["mse_full"] < 1e-8
+    assert res["mse_full"] < 1e-7
 
 
 def test_replay_follows_the_stored_actions_and_needs_the_seed():
     with make_world("rope", steps=SHORT["rope"]) as world:
         traj = world.rollout(seed=5)
     pulled = dataclasses.replace(traj, actions=traj.actions * 0.5)  # a different pull than was recorded
-    assert replay_errors([pulled])["mse_full"] > 1e-6
+    assert replay_errors([pulled])["mse_full"] > 1e-5
     with pytest.raises(DataError, match="seed"):
         replay(dataclasses.replace(traj, meta={k: v for k, v in traj.meta.items() if k != "seed"}))
     with pytest.raises(DataError, match="no trajectories"):
@@ -212,6 +212,16 @@ def test_rope_links_keep_their_length_and_the_rope_stays_on_the_floor():
     assert np.allclose(links, cfg.link_length, rtol=0.02)
     assert np.allclose(traj.edge_attr, cfg.link_length)
     assert np.abs(beads[..., 2] - cfg.link_length / 2).max() < cfg.link_length  # lies flat, never flies
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_rope_never_rolls_about_its_axis(seed):
+    # a torsion-stiff chain that rolls tilts its joint axes and lifts beads off the floor as it
+    # bends; the carrier joints keep every bead centre at bead height (seeds that rolled before)
+    with make_world("rope") as world:
+        traj = world.rollout(seed=seed)
+        r = world.config.link_length / 2
+    assert np.abs(traj.positions[:, : world.config.num_beads, 2] - r).max() < 1e-3
 
 
 def test_rope_is_dragged_by_its_actuated_end_and_obstacles_stay_fixed():

@@ -1,10 +1,12 @@
 """Rope: a bead chain on the floor, dragged by one end around fixed cylinders (PropNet).
 
-The rope is one pybullet multibody (Featherstone, exact joints): bead ``0`` is the
-floating base and bead ``k`` hangs on a revolute joint about the vertical axis
-placed ``link_length`` ahead of bead ``k - 1``.  Neighbouring bead centres are
-therefore always exactly ``link_length`` apart while the rope bends freely in the
-floor plane; a little joint friction gives it bending resistance.  Two fixed
+The rope is one pybullet multibody (Featherstone, exact joints): bead ``0`` rides
+on three light prismatic joints (x, y, z) and a revolute joint about the vertical
+axis, and bead ``k`` hangs on a vertical revolute joint placed ``link_length``
+ahead of bead ``k - 1``.  Neighbouring bead centres are therefore always exactly
+``link_length`` apart while the rope bends freely in the floor plane, and every
+joint axis stays vertical (the rope cannot roll about its own axis); a little
+joint friction gives it bending resistance.  Two fixed
 cylinders stand in the way.  The action is a horizontal force on bead 0 from a
 seeded random policy: a low-pass-filtered pull toward a goal re-drawn every
 ``goal_every`` steps, plus noise, capped at ``max_force``.
@@ -30,6 +32,8 @@ from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
 __all__ = ["RopeConfig", "Rope"]
 
 ROPE, OBSTACLE, ACTUATED = 0, 1, 2  # node_attr columns
+HEAD_LINK = 3  # links 0-2 are the x, y, z carriers; bead k is link HEAD_LINK + k
+PRISMATIC_MASS = 1e-3  # kg, each carrier link (5% of a bead)
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class RopeConfig(WorldConfig):
     bead_mass: float = field(default=0.02, metadata={"help": "mass of one bead (kg)"})
     # Coulomb friction in every joint: the rope keeps a bend instead of whipping.
     bend_friction: float = field(default=0.001, metadata={"help": "joint friction torque (N m)"})
-    floor_friction: float = field(default=0.5, metadata={"help": "bead-floor friction coefficient"})
+    floor_friction: float = field(default=0.2, metadata={"help": "bead-floor friction coefficient"})
     num_obstacles: int = field(default=2, metadata={"help": "fixed cylinders"})
     obstacle_radius: float = field(default=0.05, metadata={"help": "cylinder radius (m)"})
     arena: float = field(default=0.4, metadata={"help": "half side of the square the goals are drawn in (m)"})
@@ -108,28 +112,36 @@ class Rope(DynamicsWorld):
         sphere = self._call("createCollisionShape", pb.GEOM_SPHERE, radius=r)
         bead_vis = self._call("createVisualShape", pb.GEOM_SPHERE, radius=r, rgbaColor=[0.9, 0.5, 0.1, 1.0])
         head_vis = self._call("createVisualShape", pb.GEOM_SPHERE, radius=r, rgbaColor=[0.8, 0.1, 0.1, 1.0])
-        k = b - 1
+        # A fixed, shapeless root carries three light prismatic links (x, y, z) and then the
+        # beads on vertical revolute joints: the rope slides, turns and presses on the floor,
+        # but cannot roll about its own axis.  (With bead 0 as a free base it did: the chain is
+        # stiff in torsion, so rolling tilted every joint axis and the rope stopped bending in
+        # the floor plane, a state the positions do not show.)
+        carrier = [PRISMATIC_MASS] * 3
+        none = [-1] * 3
+        zero = [[0.0, 0.0, 0.0]] * 3
         self._rope = self._call(
             "createMultiBody",
-            baseMass=cfg.bead_mass,
-            baseCollisionShapeIndex=sphere,
-            baseVisualShapeIndex=head_vis,
-            basePosition=[float(start[0]), float(start[1]), r],
-            baseOrientation=pb.getQuaternionFromEuler([0.0, 0.0, yaw]),
-            linkMasses=[cfg.bead_mass] * k,
-            linkCollisionShapeIndices=[sphere] * k,
-            linkVisualShapeIndices=[bead_vis] * k,
-            linkPositions=[[cfg.link_length, 0.0, 0.0]] * k,
-            linkOrientations=[[0.0, 0.0, 0.0, 1.0]] * k,
-            linkInertialFramePositions=[[0.0, 0.0, 0.0]] * k,
-            linkInertialFrameOrientations=[[0.0, 0.0, 0.0, 1.0]] * k,
-            linkParentIndices=list(range(k)),
-            linkJointTypes=[pb.JOINT_REVOLUTE] * k,
-            linkJointAxis=[[0.0, 0.0, 1.0]] * k,
+            baseMass=0.0,
+            basePosition=[0.0, 0.0, r],
+            linkMasses=carrier + [cfg.bead_mass] * b,
+            linkCollisionShapeIndices=none + [sphere] * b,
+            linkVisualShapeIndices=none + [head_vis] + [bead_vis] * (b - 1),
+            linkPositions=zero + [[0.0, 0.0, 0.0]] + [[cfg.link_length, 0.0, 0.0]] * (b - 1),
+            linkOrientations=[[0.0, 0.0, 0.0, 1.0]] * (3 + b),
+            linkInertialFramePositions=[[0.0, 0.0, 0.0]] * (3 + b),
+            linkInertialFrameOrientations=[[0.0, 0.0, 0.0, 1.0]] * (3 + b),
+            linkParentIndices=[0, 1, 2] + [3 + i for i in range(b)],
+            linkJointTypes=[pb.JOINT_PRISMATIC] * 3 + [pb.JOINT_REVOLUTE] * b,
+            linkJointAxis=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]] + [[0.0, 0.0, 1.0]] * b,
         )
-        for j in range(k):  # the velocity motor with a small force acts as joint friction
-            self._call("setJointMotorControl2", self._rope, j, pb.VELOCITY_CONTROL, force=cfg.bend_friction)
-        for j in range(-1, k):  # light drag so a released rope settles instead of sliding on
+        for j, value in enumerate([float(start[0]), float(start[1]), 0.0, yaw]):
+            self._call("resetJointState", self._rope, j, value)
+        for j in range(3 + b):
+            # free carrier and head joints; on the others a velocity motor with a small force acts as joint friction
+            force = cfg.bend_friction if j > HEAD_LINK else 0.0
+            self._call("setJointMotorControl2", self._rope, j, pb.VELOCITY_CONTROL, force=force)
+        for j in range(HEAD_LINK, HEAD_LINK + b):  # light drag so a released rope settles instead of sliding on
             self._call(
                 "changeDynamics", self._rope, j,
                 lateralFriction=cfg.floor_friction, linearDamping=0.1, angularDamping=0.1,
@@ -185,18 +197,19 @@ class Rope(DynamicsWorld):
         return np.concatenate([xy, np.full((len(xy), 1), cfg.link_length / 2)], axis=1)
 
     def _positions(self) -> np.ndarray:
-        base, _ = self._call("getBasePositionAndOrientation", self._rope)
-        k = self.config.num_beads - 1
-        links = self._call("getLinkStates", self._rope, list(range(k)), computeForwardKinematics=1)
-        beads = np.array([base] + [s[4] for s in links])
+        links = range(HEAD_LINK, HEAD_LINK + self.config.num_beads)
+        states = self._call("getLinkStates", self._rope, list(links), computeForwardKinematics=1)
+        beads = np.array([s[4] for s in states])
         return np.concatenate([beads, self.obstacles], axis=0)
+
+    def _head(self) -> np.ndarray:
+        return np.asarray(self._call("getLinkState", self._rope, HEAD_LINK, computeForwardKinematics=1)[4])
 
     def _apply_action(self, action: np.ndarray) -> None:
         force = action[0]
         if force.any():
-            base, _ = self._call("getBasePositionAndOrientation", self._rope)
             self._call(
-                "applyExternalForce", self._rope, -1, force.tolist(), list(base), self._pb.WORLD_FRAME
+                "applyExternalForce", self._rope, HEAD_LINK, force.tolist(), self._head().tolist(), self._pb.WORLD_FRAME
             )
 
     def _sample_action(self) -> np.ndarray:
@@ -204,7 +217,7 @@ class Rope(DynamicsWorld):
         if self._t and self._t % cfg.goal_every == 0:
             self._goal = self._rng.uniform(-cfg.arena, cfg.arena, size=2)
         self._t += 1
-        head = np.asarray(self._call("getBasePositionAndOrientation", self._rope)[0][:2])
+        head = self._head()[:2]
         target = cfg.action_gain * (self._goal - head) + self._rng.normal(0.0, cfg.action_noise, size=2)
         self._force[:2] += cfg.action_smoothing * (target - self._force[:2])
         norm = np.linalg.norm(self._force[:2])
