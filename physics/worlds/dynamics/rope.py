@@ -117,27 +117,26 @@ class Rope(DynamicsWorld):
         # but cannot roll about its own axis.  (With bead 0 as a free base it did: the chain is
         # stiff in torsion, so rolling tilted every joint axis and the rope stopped bending in
         # the floor plane, a state the positions do not show.)
-        carrier = [PRISMATIC_MASS] * 3
-        none = [-1] * 3
-        zero = [[0.0, 0.0, 0.0]] * 3
+        n_links = HEAD_LINK + b
+        carriers = [[0.0, 0.0, 0.0]] * HEAD_LINK
         self._rope = self._call(
             "createMultiBody",
             baseMass=0.0,
             basePosition=[0.0, 0.0, r],
-            linkMasses=carrier + [cfg.bead_mass] * b,
-            linkCollisionShapeIndices=none + [sphere] * b,
-            linkVisualShapeIndices=none + [head_vis] + [bead_vis] * (b - 1),
-            linkPositions=zero + [[0.0, 0.0, 0.0]] + [[cfg.link_length, 0.0, 0.0]] * (b - 1),
-            linkOrientations=[[0.0, 0.0, 0.0, 1.0]] * (3 + b),
-            linkInertialFramePositions=[[0.0, 0.0, 0.0]] * (3 + b),
-            linkInertialFrameOrientations=[[0.0, 0.0, 0.0, 1.0]] * (3 + b),
-            linkParentIndices=[0, 1, 2] + [3 + i for i in range(b)],
-            linkJointTypes=[pb.JOINT_PRISMATIC] * 3 + [pb.JOINT_REVOLUTE] * b,
+            linkMasses=[PRISMATIC_MASS] * HEAD_LINK + [cfg.bead_mass] * b,
+            linkCollisionShapeIndices=[-1] * HEAD_LINK + [sphere] * b,
+            linkVisualShapeIndices=[-1] * HEAD_LINK + [head_vis] + [bead_vis] * (b - 1),
+            linkPositions=carriers + [[0.0, 0.0, 0.0]] + [[cfg.link_length, 0.0, 0.0]] * (b - 1),
+            linkOrientations=[[0.0, 0.0, 0.0, 1.0]] * n_links,
+            linkInertialFramePositions=[[0.0, 0.0, 0.0]] * n_links,
+            linkInertialFrameOrientations=[[0.0, 0.0, 0.0, 1.0]] * n_links,
+            linkParentIndices=list(range(n_links)),  # 1-based: link j hangs on link j - 1 (0 is the root)
+            linkJointTypes=[pb.JOINT_PRISMATIC] * HEAD_LINK + [pb.JOINT_REVOLUTE] * b,
             linkJointAxis=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]] + [[0.0, 0.0, 1.0]] * b,
         )
         for j, value in enumerate([float(start[0]), float(start[1]), 0.0, yaw]):
             self._call("resetJointState", self._rope, j, value)
-        for j in range(3 + b):
+        for j in range(n_links):
             # free carrier and head joints; on the others a velocity motor with a small force acts as joint friction
             force = cfg.bend_friction if j > HEAD_LINK else 0.0
             self._call("setJointMotorControl2", self._rope, j, pb.VELOCITY_CONTROL, force=force)
