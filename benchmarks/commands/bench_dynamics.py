@@ -7,8 +7,9 @@ Example::
 
 Rolls each model out on the ``test`` split (trajectories from their own seeds),
 reports position MSE at several horizons and over the full rollout, rollout speed
-beside the ground-truth simulator's, the simulator's own replay error (the floor), and writes ``R.json`` plus ``R.png`` (error
-against horizon) and ``R.gif`` (predicted beside true).  Keys: see
+beside the ground-truth simulator's and the simulator's own replay error (a floor
+for the MSE), and writes ``R.json`` plus ``R.png`` (error against horizon) and
+``R.gif`` (predicted beside true).  Keys: see
 :mod:`benchmarks.dynamics_eval`.  Checkpoints come from ``--checkpoints DIR``
 (``DIR/WORLD_MODEL.pt`` or ``DIR/WORLD_MODEL/model.pt``), by default the ones
 shipped in ``physics/models/checkpoints``.

@@ -14,7 +14,7 @@ floor is as good as the data allows; far above it, the error is the model's.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,16 +41,12 @@ def replay(traj: Trajectory, world: DynamicsWorld | None = None) -> np.ndarray:
         DataError: ``meta`` lacks what a replay needs, or the world's nodes do not
             match the trajectory's.
     """
-    name = traj.meta.get("name", "trajectory")
-    missing = [k for k in ("world", "seed", "config") if k not in traj.meta]
-    if missing:
-        raise DataError(f"{name}: cannot replay, its meta lacks {missing} (write it with `nesy data dynamics`)")
     own = world is None
-    w = make_world(str(traj.meta["world"]), **dict(traj.meta["config"])) if own else world
+    w = _world_of(traj) if own else world
     try:
-        w.reset(int(traj.meta["seed"]))
+        w.reset(int(_meta(traj)["seed"]))
         if w.num_nodes != traj.num_nodes:
-            raise DataError(f"{name}: the world has {w.num_nodes} nodes but the trajectory {traj.num_nodes}")
+            raise DataError(f"{_name(traj)}: the world has {w.num_nodes} nodes but the trajectory {traj.num_nodes}")
         out = np.empty((traj.num_steps, traj.num_nodes, 3), np.float64)
         for t in range(traj.num_steps):
             out[t] = w.state()
@@ -73,22 +69,41 @@ def replay_errors(trajs: Sequence[Trajectory]) -> dict[str, Any]:
     if not trajs:
         raise DataError("replay_errors: no trajectories")
     start = time.perf_counter()
-    head = trajs[0].meta
-    key = (head.get("world"), head.get("config"))
-    # one world for every trajectory of the same kind and config (a data set's usual case)
-    world = make_world(str(key[0]), **dict(key[1])) if None not in key else None
+    # one world for every trajectory of the first one's kind and config (a data set's usual case)
+    key = _world_key(trajs[0])
+    world = _world_of(trajs[0])
     errs = []
     try:
         for traj in trajs:
-            shared = world is not None and (traj.meta.get("world"), traj.meta.get("config")) == key
-            pos = replay(traj, world if shared else None)
+            pos = replay(traj, world if _world_key(traj) == key else None)
             errs.append(float(((pos[1:] - traj.positions[1:]) ** 2).mean()))
     finally:
-        if world is not None:
-            world.close()
+        world.close()
     return {
         "mse_full": float(np.mean(errs)),
         "mse_max": float(np.max(errs)),
         "mse_per_trajectory": errs,
         "seconds": time.perf_counter() - start,
     }
+
+
+def _name(traj: Trajectory) -> str:
+    return str(traj.meta.get("name", "trajectory"))
+
+
+def _meta(traj: Trajectory) -> Mapping[str, Any]:
+    """``traj.meta``, checked to hold what a replay needs."""
+    missing = [k for k in ("world", "seed", "config") if k not in traj.meta]
+    if missing:
+        raise DataError(f"{_name(traj)}: cannot replay, its meta lacks {missing} (write it with `nesy data dynamics`)")
+    return traj.meta
+
+
+def _world_key(traj: Trajectory) -> tuple[Any, Any]:
+    meta = _meta(traj)
+    return meta["world"], meta["config"]
+
+
+def _world_of(traj: Trajectory) -> DynamicsWorld:
+    name, config = _world_key(traj)
+    return make_world(str(name), **dict(config))
