@@ -23,9 +23,7 @@ formats decodable (:mod:`reasoning.dsl.formats`), and it type-checks programs
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,24 +32,18 @@ from typing import Any
 from physics.errors import DataError
 from physics.io import read_json
 from reasoning.dsl.program import Call, Program
+from reasoning.dsl.typecheck import (
+    NEVER_EMPTY,
+    check_nodes,
+    is_placeholder,
+    post_order,
+    unknown_function,
+)
 from reasoning.errors import ProgramError
 
 __all__ = ["Catalogue", "FunctionSpec", "DEFAULT_CATALOGUE_PATH", "is_placeholder"]
 
 DEFAULT_CATALOGUE_PATH = Path(__file__).with_name("clevr_functions.json")
-
-# Template parameters are written <C>, <R2>, <Z3> in the CLEVR templates.
-_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_]*>")
-
-# A composite template node may leave an attribute slot empty (""): the question
-# does not mention that attribute, and the CLEVR generator drops the filter when it
-# expands ``filter_unique`` and friends. A relation is always named, never empty.
-_NEVER_EMPTY = frozenset({"Relation"})
-
-
-def is_placeholder(value: str) -> bool:
-    """Whether a side input is a template parameter such as ``<C>`` or ``<R2>``."""
-    return _PLACEHOLDER.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +74,7 @@ class FunctionSpec:
 
     def may_be_empty(self, k: int) -> bool:
         """Whether side input ``k`` may be left empty (an unmentioned attribute of a composite node)."""
-        return self.template_only and self.side_inputs[k] not in _NEVER_EMPTY
+        return self.template_only and self.side_inputs[k] not in NEVER_EMPTY
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as written in a ``metadata.json`` ``functions`` list."""
@@ -247,6 +239,43 @@ class Catalogue:
             "functions": [s.to_dict() for s in self._functions.values()],
         }
 
+    def extend(
+        self,
+        functions: Iterable[FunctionSpec | Mapping[str, Any]],
+        types: Mapping[str, Sequence[str] | None] | None = None,
+        *,
+        where: str = "catalogue extension",
+    ) -> Catalogue:
+        """A new catalogue with these functions (and types) added; this one is unchanged.
+
+        The same as loading a ``metadata.json`` whose lists hold the extra entries:
+        how a dataset's own operations (CLEVRER's, say) join CLEVR's. Each
+        executor mode then attaches an implementation to the new names (see
+        :mod:`reasoning.dsl.function_table`).
+
+        Args:
+            functions: New entries, as :class:`FunctionSpec` or ``metadata.json`` objects.
+            types: New types (vocabulary list, or ``None`` for a computed type).
+            where: Names the extension in error messages.
+
+        Raises:
+            DataError: A name is already defined, or an entry is malformed.
+
+        >>> cat = Catalogue.default().extend(
+        ...     [{"name": "count_pairs", "inputs": ["ObjectSet"], "output": "Integer"}])
+        >>> cat.arity("count_pairs"), "count_pairs" in Catalogue.default()
+        (1, False)
+        """
+        data = self.to_dict()
+        for name, vocab in (types or {}).items():
+            if name in data["types"]:
+                raise DataError(f"{where}: type {name!r} is already defined")
+            data["types"][name] = None if vocab is None else list(vocab)
+        data["functions"] += [
+            f.to_dict() if isinstance(f, FunctionSpec) else dict(f) for f in functions
+        ]
+        return Catalogue.from_dict(data, where=where)
+
     # ------------------------------------------------------------------ lookups
     @property
     def names(self) -> tuple[str, ...]:
@@ -270,7 +299,7 @@ class Catalogue:
         """
         spec = self._functions.get(name)
         if spec is None:
-            raise ProgramError(f"unknown function {name!r}{self._suggest(name)}")
+            raise ProgramError(unknown_function(name, self.names))
         return spec
 
     def arity(self, name: str) -> int:
@@ -304,12 +333,6 @@ class Catalogue:
     def types_of_value(self, word: str) -> tuple[str, ...]:
         """The vocabulary types containing ``word`` (empty if none), e.g. ``("Color",)``."""
         return self._word_types.get(word, ())
-
-    def _suggest(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._functions), n=3, cutoff=0.6)
-        if close:
-            return f"; did you mean {', '.join(repr(c) for c in close)}?"
-        return f"; known functions are {', '.join(self._functions)}"
 
     # ------------------------------------------------------------------ checking
     def check(
@@ -351,71 +374,12 @@ class Catalogue:
         root = program.root if isinstance(program, Program) else program
         if not isinstance(root, Call):
             raise ProgramError(f"can only check a Program or a Call, got {type(root).__name__}")
-        out_types: dict[int, str] = {}  # id(call) -> output type
-        for index, call in enumerate(root.walk()):
-            at = f"node {index} ({call.function})"
-            if not isinstance(call.function, str):
-                raise ProgramError(f"{at}: function name must be a string, got {call.function!r}")
-            spec = self._functions.get(call.function)
-            if spec is None:
-                raise ProgramError(
-                    f"{at}: unknown function {call.function!r}{self._suggest(call.function)}"
-                )
-            if spec.template_only and not allow_composites:
-                raise ProgramError(
-                    f"{at}: {spec.name} is a template-only composite; instantiated programs "
-                    "spell it out with relate / filter_<attribute> and unique / count / exist "
-                    "(pass allow_composites=True to accept it)"
-                )
-            if len(call.args) != spec.arity:
-                raise ProgramError(
-                    f"{at}: takes {spec.arity} input(s) {list(spec.inputs)}, got {len(call.args)}"
-                )
-            for k, (child, want) in enumerate(zip(call.args, spec.inputs, strict=True)):
-                got = out_types[id(child)]
-                if got != want:
-                    raise ProgramError(
-                        f"{at}: input {k} must be {want}, but {child.function} returns {got}"
-                    )
-            if len(call.values) != len(spec.side_inputs):
-                expected = ", ".join(spec.side_inputs) or "none"
-                raise ProgramError(
-                    f"{at}: takes {len(spec.side_inputs)} side input(s) ({expected}), "
-                    f"got {len(call.values)} {list(call.values)}"
-                )
-            for k, (value, vtype) in enumerate(zip(call.values, spec.side_inputs, strict=True)):
-                self._check_value(at, k, value, vtype, spec, allow_placeholders)
-            out_types[id(call)] = spec.output
-        return out_types[id(root)]
-
-    def _check_value(
-        self,
-        at: str,
-        k: int,
-        value: str,
-        vtype: str,
-        spec: FunctionSpec,
-        allow_placeholders: bool,
-    ) -> None:
-        vocab = self._types[vtype] or ()
-        if not isinstance(value, str):
-            raise ProgramError(f"{at}: side input {k} must be a string, got {value!r}")
-        if value in vocab:
-            return
-        if is_placeholder(value):
-            if allow_placeholders:
-                return
-            raise ProgramError(
-                f"{at}: side input {k} is the template parameter {value!r}; "
-                f"an instantiated program needs a {vtype} from {list(vocab)} "
-                f"(pass allow_placeholders=True to check templates)"
-            )
-        may_be_empty = spec.may_be_empty(k)
-        if value == "" and may_be_empty:
-            return
-        empty_note = " or empty ('_')" if may_be_empty else ""
-        raise ProgramError(
-            f"{at}: side input {k} {value!r} is not a {vtype}; allowed: {list(vocab)}{empty_note}"
+        return check_nodes(
+            post_order(root),
+            self._functions,
+            self._types.get,
+            allow_placeholders=allow_placeholders,
+            allow_composites=allow_composites,
         )
 
 

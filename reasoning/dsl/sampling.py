@@ -1,18 +1,29 @@
 """Random well-typed programs drawn from a catalogue.
 
-Used to fuzz the formats and the executor and to make training sequences for
-program parsers. Sampling is type-directed: to build a value of type ``T`` pick
-a catalogue function whose output is ``T`` and that can still be completed
-within the remaining depth, then build its inputs the same way. Every program
-returned passes :meth:`Catalogue.check`.
+Used to fuzz the text and token formats and the parser, and to make training
+sequences for program parsers. Sampling is type-directed: to build a value of
+type ``T`` pick a catalogue function whose output is ``T`` and that can still be
+completed within the remaining depth, then build its inputs the same way. Every
+program returned passes :meth:`Catalogue.check`.
+
+Why there are two samplers: this one needs nothing but a catalogue (any
+``metadata.json``, before any executor implements it), draws template
+composites with their full slot lists as the templates write them, and uses
+the standard library's ``random``. :class:`reasoning.executor.ProgramSampler`
+draws from the executor's live operation table and *runs* every subtree on a
+bound scene while drawing, so its programs are valid questions about that scene;
+the executor speed benchmark's figures are measured on its draws. Both share
+:func:`min_depths`.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from reasoning.dsl.catalogue import Catalogue, FunctionSpec
 from reasoning.dsl.program import Call, Program
+from reasoning.dsl.typecheck import Signature
 from reasoning.errors import ProgramError
 
 __all__ = ["sample_program", "min_depths"]
@@ -20,18 +31,25 @@ __all__ = ["sample_program", "min_depths"]
 _UNREACHABLE = 10**9
 
 
-def min_depths(catalogue: Catalogue) -> dict[str, int]:
+def min_depths(catalogue: Catalogue | Mapping[str, Signature]) -> dict[str, int]:
     """The depth of the shallowest program producing each type (unreachable types omitted).
 
     ``scene()`` has depth 1, so with the CLEVR catalogue ``ObjectSet`` is 1,
     ``Object`` is 2 (``unique(scene())``) and ``Color`` is 3.
+
+    Args:
+        catalogue: A catalogue, or any function name -> signature table (an
+            executor's operation table).
     """
+    if isinstance(catalogue, Catalogue):
+        specs: list[Signature] = [catalogue.signature(n) for n in catalogue.names]
+    else:
+        specs = list(catalogue.values())
     best: dict[str, int] = {}
     changed = True
     while changed:  # Bellman-Ford style fixed point over the function signatures
         changed = False
-        for name in catalogue.names:
-            spec = catalogue.signature(name)
+        for spec in specs:
             need = 1 + max((best.get(t, _UNREACHABLE) for t in spec.inputs), default=0)
             if need < best.get(spec.output, _UNREACHABLE):
                 best[spec.output] = need

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from physics.worlds.clevr_properties import RELATIONS
+from reasoning.dsl.function_table import register_mode
 from reasoning.dsl.program import Call
 from reasoning.executor.check import check_call
 from reasoning.executor.ops import (
@@ -38,6 +39,7 @@ from reasoning.executor.ops import (
     BUILTIN_FNS,
     INTEGER,
     OPS,
+    SLOTS,
     VALUE_TYPES,
     table_version,
 )
@@ -65,7 +67,7 @@ N_PARAMS = {"R": 1, "Q": 1, "SM": 1, "CMP": 1}  # F<k> nodes take k
 
 _ATTR_INDEX = {a: k for k, a in enumerate(ATTRS)}
 _REL = {r: k for k, r in enumerate(RELATIONS)}
-_SLOTS = ("size", "color", "material", "shape")  # composite side-input order (after Relation)
+_SLOTS = SLOTS  # composite side-input order (after Relation), from the catalogue
 _CODES = {a: {v: code for (a2, v), code in WORD_CODE.items() if a2 == a} for a in ATTRS}
 _F_TOKENS = {k: f"F{k}" for k in range(4, 257, 4)}
 
@@ -269,6 +271,11 @@ _BUILDERS: dict[str, Callable[[str, list[dict]], Encoder]] = {
     "relate_filter_count": _b_relate_filter("C"),
     "relate_filter_exist": _b_relate_filter("E"),
 }
+
+
+# The "batched" mode of the function table (reasoning.dsl.function_table): an operation
+# without an encoder here is answered by the single executor, and the table test says so.
+register_mode("batched", lambda: _BUILDERS.keys())
 
 
 def _not_vectorised(call: Call, key: list, params: list) -> None:

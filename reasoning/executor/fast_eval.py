@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from reasoning.dsl.function_table import register_mode
 from reasoning.dsl.program import Call
 from reasoning.executor.bound_scene import BoundScene
-from reasoning.executor.ops import BUILTIN_FNS, VALUE_TYPES, InvalidExecution, OpSpec
+from reasoning.executor.ops import BUILTIN_FNS, OPS, SLOTS, VALUE_TYPES, InvalidExecution, OpSpec
 
 __all__ = ["make_fast_eval", "Malformed", "Evaluator"]
 
@@ -129,7 +130,7 @@ def _node_eval(spec: OpSpec, kids: list[dict]) -> Evaluator:
 # equal the functions in ``ops.py`` (the traced path uses those); the tests
 # compare both paths on thousands of programs.
 Builder = Callable[[list[dict], Mapping[str, OpSpec]], Evaluator]
-_SLOTS = ("size", "color", "material", "shape")  # composite side-input order (after Relation)
+_SLOTS = SLOTS  # composite side-input order (after Relation), from the catalogue
 _FILTER_ATTR = {f"filter_{a}": a for a in VALUE_TYPES.values()}
 
 
@@ -281,3 +282,7 @@ _FUSED: dict[str, Builder] = {
     "relate_filter_count": _fused_relate_slots(int.bit_count),
     "relate_filter_exist": _fused_relate_slots(bool),
 }
+
+# The "fast single" mode of the function table (reasoning.dsl.function_table): the fused
+# evaluators, and the generic one (calling the symbolic function) for every other operation.
+register_mode("fast single", lambda: {*_FUSED, *make_fast_eval(OPS)})

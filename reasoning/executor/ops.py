@@ -1,13 +1,17 @@
 """The operation table of the symbolic CLEVR executor: one small function per op.
 
-Every CLEVR v1.0 function (Johnson et al., CVPR 2017, ``metadata.json``) and the
-template-only composite nodes are registered here by name with their signature::
+Signatures are not written here: the catalogue (:class:`~reasoning.dsl.Catalogue`,
+``reasoning/dsl/clevr_functions.json``) holds every function's inputs, side
+inputs and output, and this module attaches one implementation to each
+catalogue entry by name::
 
-    register("filter_color", (OBJECT_SET,), ("Color",), OBJECT_SET, _filter("color"))
+    attach("count", lambda bs, objs: objs.bit_count())
 
-Adding an operation is one function and one ``register`` line.  An operation
-function takes the :class:`~reasoning.executor.bound_scene.BoundScene` first,
-then its input values, then its side inputs (words)::
+Adding an operation is one catalogue entry and one :func:`attach` per executor
+mode (see :mod:`reasoning.dsl.function_table`; this table is the ``symbolic``
+mode, which the traced executor runs and the fast evaluator falls back to).
+An operation function takes the :class:`~reasoning.executor.bound_scene.BoundScene`
+first, then its input values, then its side inputs (words)::
 
     ObjectSet  int bitset over object indices     Object   int object index
     Integer    int                                 Bool     bool
@@ -26,11 +30,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from physics.worlds.clevr_properties import ATTRIBUTES
+from reasoning.dsl.catalogue import Catalogue
+from reasoning.dsl.function_table import register_mode
+from reasoning.errors import ProgramError
 from reasoning.executor.bound_scene import BoundScene
 
 __all__ = [
     "OpSpec",
     "OPS",
+    "CATALOGUE",
+    "attach",
+    "op_spec",
     "register",
     "InvalidExecution",
     "OBJECT_SET",
@@ -39,9 +50,12 @@ __all__ = [
     "BOOL",
     "VALUE_TYPES",
     "ANSWER_TYPES",
+    "SLOTS",
     "BUILTIN_FNS",
     "table_version",
 ]
+
+CATALOGUE = Catalogue.default()  # the signatures of every built-in operation
 
 OBJECT_SET = "ObjectSet"
 OBJECT = "Object"
@@ -49,10 +63,14 @@ INTEGER = "Integer"
 BOOL = "Bool"
 # side-input / value type -> the SceneGraph attribute it names (Relation has none)
 VALUE_TYPES: Mapping[str, str] = MappingProxyType(
-    {"Shape": "shape", "Color": "color", "Size": "size", "Material": "material"}
+    {t: t.lower() for t in CATALOGUE.vocabulary_types() if t.lower() in ATTRIBUTES}
 )
-ANSWER_TYPES = frozenset({INTEGER, BOOL, *VALUE_TYPES})  # types a finished program may return
-FILTER_SIDE = ("Size", "Color", "Material", "Shape")  # CLEVR templates' order for filter nodes
+# types a finished program may return: the outputs of the catalogue's terminal functions
+ANSWER_TYPES = frozenset(
+    CATALOGUE.signature(n).output for n in CATALOGUE.names if CATALOGUE.signature(n).terminal
+)
+# attributes of the composite nodes' filter slots, in the catalogue's side-input order
+SLOTS: tuple[str, ...] = tuple(VALUE_TYPES[t] for t in CATALOGUE.signature("filter").side_inputs)
 
 
 class InvalidExecution(Exception):
@@ -64,7 +82,7 @@ class InvalidExecution(Exception):
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One registered operation.
+    """One operation: a catalogue signature with its implementation.
 
     Attributes:
         name: Function name as in CLEVR programs (``"filter_color"``).
@@ -82,8 +100,44 @@ class OpSpec:
     fn: Callable[..., object]
     optional_side: bool = False
 
+    @property
+    def template_only(self) -> bool:
+        """The catalogue's name for :attr:`optional_side` (what the type-checker reads)."""
+        return self.optional_side
+
 
 OPS: dict[str, OpSpec] = {}
+
+
+def op_spec(name: str, fn: Callable[..., object], catalogue: Catalogue | None = None) -> OpSpec:
+    """``fn`` attached to the catalogue entry ``name``: an :class:`OpSpec` with its signature.
+
+    Args:
+        name: A function of ``catalogue``.
+        fn: Its implementation (see the module docstring for the calling convention).
+        catalogue: Where the signature comes from; default :data:`CATALOGUE`.
+
+    Raises:
+        ProgramError: ``name`` is not in the catalogue (the message lists close matches).
+    """
+    sig = (catalogue or CATALOGUE).signature(name)
+    return OpSpec(name, sig.inputs, sig.side_inputs, sig.output, fn, sig.template_only)
+
+
+def attach(name: str, fn: Callable[..., object], catalogue: Catalogue | None = None) -> OpSpec:
+    """Put ``fn`` in :data:`OPS` as the implementation of catalogue function ``name``.
+
+    The default executor and the batched executor see the change at their next
+    call; an operation without a vectorised form (any new one, or a built-in
+    replaced by another function) is answered one question at a time in batched mode.
+
+    Raises:
+        ProgramError: ``name`` is not in the catalogue.
+    """
+    spec = op_spec(name, fn, catalogue)
+    OPS[name] = spec
+    _VERSION[0] += 1
+    return spec
 
 
 def register(
@@ -95,20 +149,30 @@ def register(
     *,
     optional_side: bool = False,
 ) -> OpSpec:
-    """Add an operation to :data:`OPS` (replacing one of the same name).
+    """Add an operation with a signature written out here (replacing one of the same name).
 
-    The default executor and the batched executor see the change at their next
-    call; an operation without a vectorised form (any new one, or a built-in
-    replaced by another function) is answered one question at a time in batched mode.
+    For quick experiments outside the catalogue: an operation that stays belongs
+    in the catalogue and is added with :func:`attach`, and the function-table test
+    reports one that is not. A catalogue function keeps its catalogue signature.
+
+    Raises:
+        ProgramError: ``name`` is a catalogue function and the signature differs from its entry.
     """
     spec = OpSpec(name, tuple(inputs), tuple(side_inputs), output, fn, optional_side)
+    if name in CATALOGUE:
+        known = op_spec(name, fn)
+        if known != spec:
+            raise ProgramError(
+                f"register: {name} is a catalogue function with signature {known.inputs} "
+                f"{known.side_inputs} -> {known.output}; use attach({name!r}, fn)"
+            )
     OPS[name] = spec
     _VERSION[0] += 1
     return spec
 
 
 def table_version() -> int:
-    """A counter bumped by every :func:`register` (executors rebuild their tables when it moves)."""
+    """A counter bumped by every :func:`attach` / :func:`register` (executors rebuild their tables when it moves)."""
     return _VERSION[0]
 
 
@@ -183,7 +247,7 @@ def _same(attr: str) -> Callable[[BoundScene, int], int]:
 def _constrain(bs: BoundScene, objs: int, values: tuple[str, ...]) -> int:
     """AND the bitsets of the non-empty [Size, Color, Material, Shape] side inputs."""
     bits = bs.bits
-    for attr, value in zip(("size", "color", "material", "shape"), values, strict=False):
+    for attr, value in zip(SLOTS, values, strict=False):
         if value:
             objs &= bits[attr][value]
     return objs
@@ -223,38 +287,43 @@ def _relate_filter_exist(bs: BoundScene, obj: int, *values: str) -> bool:
     return _relate_filter(bs, obj, *values) != 0
 
 
-# ---------------------------------------------------------------- the catalogue
-SET, OBJ, INT, BOOL_ = OBJECT_SET, OBJECT, INTEGER, BOOL  # short names for the signature table
-_RF = ("Relation", *FILTER_SIDE)
-
-register("scene", (), (), SET, _scene)
-for _type, _attr in VALUE_TYPES.items():
-    register(f"filter_{_attr}", (SET,), (_type,), SET, _filter(_attr))
-    register(f"query_{_attr}", (OBJ,), (), _type, _query(_attr))
-    register(f"equal_{_attr}", (_type, _type), (), BOOL_, _equal)
-    register(f"same_{_attr}", (OBJ,), (), SET, _same(_attr))
-register("unique", (SET,), (), OBJ, _unique)
-register("relate", (OBJ,), ("Relation",), SET, _relate)
-register("union", (SET, SET), (), SET, _union)
-register("intersect", (SET, SET), (), SET, _intersect)
-register("count", (SET,), (), INT, _count)
-register("exist", (SET,), (), BOOL_, _exist)
-register("equal_integer", (INT, INT), (), BOOL_, _equal)
-register("less_than", (INT, INT), (), BOOL_, _less_than)
-register("greater_than", (INT, INT), (), BOOL_, _greater_than)
-register("equal_object", (OBJ, OBJ), (), BOOL_, _equal)
-register("filter", (SET,), FILTER_SIDE, SET, _filter_composite, optional_side=True)
-register("filter_unique", (SET,), FILTER_SIDE, OBJ, _filter_unique, optional_side=True)
-register("filter_count", (SET,), FILTER_SIDE, INT, _filter_count, optional_side=True)
-register("filter_exist", (SET,), FILTER_SIDE, BOOL_, _filter_exist, optional_side=True)
-register("relate_filter", (OBJ,), _RF, SET, _relate_filter, optional_side=True)
-register("relate_filter_unique", (OBJ,), _RF, OBJ, _relate_filter_unique, optional_side=True)
-register("relate_filter_count", (OBJ,), _RF, INT, _relate_filter_count, optional_side=True)
-register("relate_filter_exist", (OBJ,), _RF, BOOL_, _relate_filter_exist, optional_side=True)
-del _type, _attr
+# ---------------------------------------------------------------- the implementations
+# In this order (the order of OPS, from which the program sampler draws: another order
+# would change the benchmark's programs). A name the catalogue lacks fails here.
+_IMPLEMENTATIONS: dict[str, Callable[..., object]] = {"scene": _scene}
+for _attr in VALUE_TYPES.values():
+    _IMPLEMENTATIONS[f"filter_{_attr}"] = _filter(_attr)
+    _IMPLEMENTATIONS[f"query_{_attr}"] = _query(_attr)
+    _IMPLEMENTATIONS[f"equal_{_attr}"] = _equal
+    _IMPLEMENTATIONS[f"same_{_attr}"] = _same(_attr)
+_IMPLEMENTATIONS.update(
+    unique=_unique,
+    relate=_relate,
+    union=_union,
+    intersect=_intersect,
+    count=_count,
+    exist=_exist,
+    equal_integer=_equal,
+    less_than=_less_than,
+    greater_than=_greater_than,
+    equal_object=_equal,
+    filter=_filter_composite,
+    filter_unique=_filter_unique,
+    filter_count=_filter_count,
+    filter_exist=_filter_exist,
+    relate_filter=_relate_filter,
+    relate_filter_unique=_relate_filter_unique,
+    relate_filter_count=_relate_filter_count,
+    relate_filter_exist=_relate_filter_exist,
+)
+for _name, _fn in _IMPLEMENTATIONS.items():
+    attach(_name, _fn)
+del _attr, _name, _fn
 
 # The built-in functions, for the executors' inlined (fused / vectorised) forms: those
 # are used only while an operation still has its built-in function.
 BUILTIN_FNS: Mapping[str, Callable[..., object]] = MappingProxyType(
     {n: s.fn for n, s in OPS.items()}
 )
+
+register_mode("symbolic", lambda: OPS.keys())

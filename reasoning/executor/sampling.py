@@ -1,7 +1,11 @@
-"""Random well-typed programs drawn from an operation table.
+"""Random well-typed programs drawn from an operation table, valid on a scene.
 
 Used to test that the single and batched executors agree and to feed the
-executor speed benchmark.  Programs are typed by construction: a node of type
+executor speed benchmark.  It stays beside :func:`reasoning.dsl.sample_program`
+(which needs only a catalogue) because it draws from the executor's live
+table (operations registered at run time included) and evaluates every
+subtree on a bound scene while drawing, so its programs are answerable
+questions; the benchmark's figures are measured on exactly these draws.  Programs are typed by construction: a node of type
 ``T`` is drawn among the operations whose output is ``T`` and that still fit in
 the remaining depth budget; side inputs are drawn from CLEVR's vocabulary, and
 the composite template nodes leave each attribute slot empty with probability
@@ -24,6 +28,7 @@ import numpy as np
 
 from perception.scene_graph import SceneGraph
 from reasoning.dsl.program import Call, Program
+from reasoning.dsl.sampling import min_depths
 from reasoning.executor.bound_scene import BoundScene, bind_scene
 from reasoning.executor.check import side_vocabulary
 from reasoning.executor.ops import ANSWER_TYPES, OPS, VALUE_TYPES, InvalidExecution, OpSpec
@@ -47,21 +52,12 @@ _INVALID = object()  # marker: the subtree's execution is invalid on the scene
 
 
 def _min_depths(ops: Mapping[str, OpSpec]) -> dict[str, int]:
-    """Smallest tree height that yields each op (fixpoint over the signatures)."""
+    """Smallest tree height that yields each op (from the types' minimum depths)."""
     inf = 10**6
-    by_type: dict[str, int] = {}
-    op_depth = {name: inf for name in ops}
-    changed = True
-    while changed:
-        changed = False
-        for name, s in ops.items():
-            d = 1 + max((by_type.get(t, inf) for t in s.inputs), default=0)
-            if d < op_depth[name]:
-                op_depth[name] = d
-                if d < by_type.get(s.output, inf):
-                    by_type[s.output] = d
-                changed = True
-    return op_depth
+    by_type = min_depths(ops)
+    return {
+        name: 1 + max((by_type.get(t, inf) for t in s.inputs), default=0) for name, s in ops.items()
+    }
 
 
 class ProgramSampler:

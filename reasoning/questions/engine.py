@@ -1,15 +1,24 @@
-"""The generator's own evaluator: CLEVR functions over per-scene bitsets.
+"""The generator's own evaluator: CLEVR functions on a bound scene, for partial programs.
 
 The question generator has to run *partial* template programs thousands of
 times per scene (to check constraints and to enumerate parameter values, as
-CLEVR's ``generate_questions.py`` does).  It therefore keeps its own small,
-fast evaluator instead of calling the full executor: a scene is indexed once
-into integer bitsets (bit ``i`` set = object ``i`` in the set), and every
-function is a couple of integer operations.
+CLEVR's ``generate_questions.py`` does).  It reads the scene through the same
+binding as the executor (:class:`~reasoning.executor.bound_scene.BoundScene`:
+one integer bitset per attribute value, relation and ``same_*`` row), and adds
+what only the search needs: every filter key present in the scene and a memo
+of parameter options (:class:`SceneIndex`).
+
+It is the ``question engine`` mode of the function table
+(:mod:`reasoning.dsl.function_table`; declared in :mod:`reasoning.questions.search`,
+which expands the composite nodes).  Its implementations differ from the
+executor's in calling convention only, which is why they are a mode of their
+own: an invalid step *returns* :data:`INVALID` instead of raising, so the
+search pays for no exception on the branches it drops, and a word the binding
+does not hold (a vocabulary from another ``metadata.json``) selects nothing
+instead of failing.
 
 Values by type: ``ObjectSet`` -> ``int`` bitmask; ``Object`` -> object index;
-``Integer`` -> ``int``; ``Bool`` -> ``bool``; attributes -> ``str``.  An
-invalid step (``unique`` of a set that is not a singleton) gives :data:`INVALID`.
+``Integer`` -> ``int``; ``Bool`` -> ``bool``; attributes -> ``str``.
 
 The semantics are CLEVR's question engine: ``same_*`` excludes the object
 itself; ``relate`` reads ``scene.relationships[R][i]`` (the objects that are R
@@ -24,51 +33,63 @@ from itertools import product
 from typing import Any
 
 from perception.scene_graph import SceneGraph
+from reasoning.executor.bound_scene import bind_scene
+from reasoning.executor.ops import SLOTS
 
 __all__ = ["INVALID", "SceneIndex", "apply", "run_nodes", "FUNCTIONS", "ATTRS", "FilterKey"]
 
 INVALID = "__INVALID__"  # CLEVR's marker for an invalid execution
 
-# Attribute order of filter keys: CLEVR's composite side-input order.
-ATTRS = ("size", "color", "material", "shape")
+# Attribute order of filter keys: the composite nodes' side-input order in the catalogue.
+ATTRS: tuple[str, ...] = SLOTS
 
 FilterKey = tuple[str | None, str | None, str | None, str | None]  # (size, color, material, shape)
 
 
 class SceneIndex:
-    """Bitsets of one scene, built once and shared by every template.
+    """A scene's executor binding plus what the search needs, built once per scene.
 
     Attributes:
         n: Number of objects.
         all: Bitmask of every object.
-        objects: Per object, its ``(size, color, material, shape)``.
-        attr: ``(attribute, value)`` -> bitmask of objects with that value.
-        relation: Relation name -> per object ``i`` the bitmask of objects that are R of i.
+        bits: attribute -> value -> bitmask (the binding's, see ``BoundScene``).
+        values: attribute -> per object its value.
+        rel: Relation name -> per object ``i`` the bitmask of objects that are R of i.
+        same: attribute -> per object ``i`` the other objects sharing its value.
         filters: Every filter key that matches at least one object -> its bitmask,
             including the empty key ``(None, None, None, None)`` (all objects).
             Keys are in a fixed order (objects in order, then the 16 attribute masks),
             so enumeration is deterministic.
     """
 
-    __slots__ = ("n", "all", "objects", "attr", "relation", "filters", "scene", "cache", "_absent")
+    __slots__ = (
+        "n",
+        "all",
+        "bits",
+        "values",
+        "rel",
+        "same",
+        "filters",
+        "scene",
+        "cache",
+        "_absent",
+    )
 
     def __init__(self, scene: SceneGraph) -> None:
+        bound = bind_scene(scene)
         self.scene = scene
         self._absent = None  # filter keys matching no object, filled lazily by the search
         self.cache: dict[Any, Any] = {}  # the search's per-scene memo of filter options
-        self.n = len(scene.objects)
-        self.all = (1 << self.n) - 1
-        self.objects = tuple(tuple(o.attribute(a) for a in ATTRS) for o in scene.objects)
-        self.attr: dict[tuple[str, str], int] = {}
-        for i, vals in enumerate(self.objects):
-            for a, v in zip(ATTRS, vals, strict=True):
-                self.attr[(a, v)] = self.attr.get((a, v), 0) | (1 << i)
-        self.relation: dict[str, list[int]] = {
-            rel: [_mask(js) for js in rows] for rel, rows in scene.relationships.items()
-        }
+        self.n, self.all = bound.n, bound.all
+        self.bits, self.values, self.rel, self.same = (
+            bound.bits,
+            bound.values,
+            bound.rel,
+            bound.same,
+        )
         self.filters: dict[FilterKey, int] = {}
         keep_masks = list(product((False, True), repeat=len(ATTRS)))
-        for i, vals in enumerate(self.objects):
+        for i, vals in enumerate(zip(*(self.values[a] for a in ATTRS), strict=True)):
             for keep in keep_masks:
                 key = tuple(v if k else None for v, k in zip(vals, keep, strict=True))
                 self.filters[key] = self.filters.get(key, 0) | (1 << i)  # type: ignore[index]
@@ -78,15 +99,8 @@ class SceneIndex:
         m = self.all
         for a, v in zip(ATTRS, key, strict=True):
             if v is not None:
-                m &= self.attr.get((a, v), 0)
+                m &= self.bits[a].get(v, 0)
         return m
-
-
-def _mask(indices: Sequence[int]) -> int:
-    m = 0
-    for j in indices:
-        m |= 1 << j
-    return m
 
 
 def _unique(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
@@ -98,32 +112,27 @@ def _unique(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
 
 def _filter(attr: str) -> Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]:
     def fn(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
-        return args[0] & ix.attr.get((attr, values[0]), 0)
+        return args[0] & ix.bits[attr].get(values[0], 0)
 
     return fn
 
 
 def _query(attr: str) -> Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]:
-    pos = ATTRS.index(attr)
-
     def fn(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
-        return ix.objects[args[0]][pos]
+        return ix.values[attr][args[0]]
 
     return fn
 
 
 def _same(attr: str) -> Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]:
-    pos = ATTRS.index(attr)
-
     def fn(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
-        i = args[0]
-        return ix.attr[(attr, ix.objects[i][pos])] & ~(1 << i)
+        return ix.same[attr][args[0]]
 
     return fn
 
 
 def _relate(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
-    rows = ix.relation.get(values[0])
+    rows = ix.rel.get(values[0])
     return INVALID if rows is None else rows[args[0]]
 
 

@@ -4,7 +4,9 @@ Two groupings are in use:
 
 - the nine template *families* (one per template file): :data:`FAMILIES`;
 - the five question *types* of the NS-VQA / CLEVR result tables, decided by
-  the program's last function: :data:`QUESTION_TYPES`, via :func:`question_type`.
+  the program's last function: :data:`QUESTION_TYPES`, via :func:`question_type`;
+  which type a function answers is read from its catalogue signature (output
+  and inputs), so a function added to the catalogue is typed without a list here.
 
 Reference: Yi et al., "Neural-Symbolic VQA", NeurIPS 2018, Table 1 (Count,
 Exist, Compare Number, Compare Attribute, Query Attribute).
@@ -16,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from reasoning.dsl.catalogue import Catalogue, FunctionSpec
 from reasoning.errors import ProgramError
 
 __all__ = ["FAMILIES", "QUESTION_TYPES", "QUESTION_TYPE_LABELS", "question_type"]
@@ -50,26 +53,31 @@ QUESTION_TYPE_LABELS = MappingProxyType(
     }
 )
 
+
+def _type_of(spec: FunctionSpec) -> str | None:
+    """The question type a root function answers, from its catalogue signature.
+
+    ``Integer`` -> count; ``Bool`` of one set or object -> exist; ``Bool`` of two
+    integers -> compare number; ``Bool`` of two values or objects -> compare
+    attribute; an attribute word -> query attribute; anything else answers nothing.
+    """
+    if not spec.terminal:
+        return None
+    if spec.output == "Integer":
+        return "count"
+    if spec.output == "Bool":
+        if len(spec.inputs) == 1:
+            return "exist"
+        return "compare_number" if set(spec.inputs) == {"Integer"} else "compare_attribute"
+    return "query_attribute"
+
+
+# root function -> question type, for every terminal function of the catalogue
 _BY_FUNCTION = MappingProxyType(
     {
-        "count": "count",
-        "filter_count": "count",
-        "relate_filter_count": "count",
-        "exist": "exist",
-        "filter_exist": "exist",
-        "relate_filter_exist": "exist",
-        "equal_integer": "compare_number",
-        "less_than": "compare_number",
-        "greater_than": "compare_number",
-        "equal_color": "compare_attribute",
-        "equal_shape": "compare_attribute",
-        "equal_size": "compare_attribute",
-        "equal_material": "compare_attribute",
-        "equal_object": "compare_attribute",
-        "query_color": "query_attribute",
-        "query_shape": "query_attribute",
-        "query_size": "query_attribute",
-        "query_material": "query_attribute",
+        name: kind
+        for name in Catalogue.default().names
+        if (kind := _type_of(Catalogue.default().signature(name))) is not None
     }
 )
 

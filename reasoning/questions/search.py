@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from reasoning.dsl import Catalogue
+from reasoning.dsl.function_table import register_mode
 from reasoning.questions.balance import AnswerBalancer
 from reasoning.questions.config import GeneratorConfig
 from reasoning.questions.engine import ATTRS, FUNCTIONS, INVALID, FilterKey, SceneIndex, run_nodes
@@ -46,17 +47,9 @@ from reasoning.questions.vocab import ATTRIBUTE_TYPES
 
 __all__ = ["Instance", "instantiate", "is_degenerate", "COMPOSITE_FUNCTIONS"]
 
+# the catalogue's template-only composite nodes, which the search expands (see _SUFFIX)
 COMPOSITE_FUNCTIONS = frozenset(
-    {
-        "filter",
-        "filter_unique",
-        "filter_count",
-        "filter_exist",
-        "relate_filter",
-        "relate_filter_unique",
-        "relate_filter_count",
-        "relate_filter_exist",
-    }
+    n for n in Catalogue.default().names if Catalogue.default().signature(n).template_only
 )
 _NULL_KEY: FilterKey = (None, None, None, None)
 _ATTR_POS = {t: ATTRS.index(a) for t, a in ATTRIBUTE_TYPES.items()}
@@ -278,6 +271,8 @@ def _materialise(template: Template, st: _State, choice: Any, ix: SceneIndex) ->
     )
 
 
+# The question engine's implementation of each composite node: the basic node that
+# ends its expansion (after relate / filter_<attribute>), None for a bare filter.
 _SUFFIX = {
     "filter": None,
     "relate_filter": None,
@@ -288,6 +283,11 @@ _SUFFIX = {
     "filter_exist": "exist",
     "relate_filter_exist": "exist",
 }
+
+
+# The question engine mode of the function table: basic functions in engine.FUNCTIONS,
+# composites expanded here.
+register_mode("question engine", lambda: (*FUNCTIONS, *_SUFFIX))
 
 
 def _prune(options: list[Any], nulls: tuple[int, ...]) -> list[Any]:
@@ -349,7 +349,7 @@ def _relate_filter_options(
         options: list[tuple[str, FilterKey, int]] = []
         trivial: list[tuple[str, FilterKey, int]] = []
         for rel in catalogue.values("Relation"):
-            rows = ix.relation.get(rel)
+            rows = ix.rel.get(rel)
             if rows is None:
                 continue
             related = rows[obj]

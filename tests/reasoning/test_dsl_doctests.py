@@ -11,6 +11,7 @@ MODULES = [
     "reasoning.dsl",
     "reasoning.dsl.catalogue",
     "reasoning.dsl.formats",
+    "reasoning.dsl.function_table",
     "reasoning.dsl.rewrite",
     "reasoning.dsl.text",
 ]
