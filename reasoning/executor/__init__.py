@@ -11,13 +11,16 @@ True
   (:class:`ExecutionResult`, :class:`TraceStep`);
 * :func:`execute_batch` -- many programs over many scenes, grouped by program
   structure and run as vectorised bitset plans (same answers, far faster);
-* :data:`OPS` / :func:`register` -- the operation table;
+* :data:`OPS` / :func:`attach` -- the operation table: implementations attached by
+  name to the catalogue's signatures (:mod:`reasoning.dsl.function_table` checks that
+  every executor mode covers the catalogue); :func:`register` adds an experiment
+  with its own signature;
 * :func:`bind_scene` -- the cached per-scene bitset tables.
 """
 
 from reasoning.executor.batched import BatchPlan, compile_batch, execute_batch
 from reasoning.executor.bound_scene import BoundScene, bind_scene, clear_binding_cache
-from reasoning.executor.ops import OPS, InvalidExecution, OpSpec, register
+from reasoning.executor.ops import OPS, InvalidExecution, OpSpec, attach, register
 from reasoning.executor.result import ExecutionResult, TraceStep, format_answer
 from reasoning.executor.sampling import ProgramSampler, random_program, random_programs
 from reasoning.executor.scene_table import SceneTable
@@ -39,6 +42,7 @@ __all__ = [
     "clear_binding_cache",
     "OPS",
     "OpSpec",
+    "attach",
     "register",
     "InvalidExecution",
     "ProgramSampler",

@@ -15,6 +15,12 @@ The idea of binding the scene once and dispatching operations by name follows
 the Concepts library's domain executor; the semantics follow the CLEVR question
 engine (Johnson et al., CVPR 2017).
 
+This is the one per-scene index of the project: the symbolic executor, the
+program sampler and the question generator's engine
+(:class:`reasoning.questions.engine.SceneIndex`) all read it;
+:class:`~reasoning.executor.scene_table.SceneTable` holds the same bitsets for
+many scenes at once as arrays, for the batched executor.
+
 Bindings are cached per :class:`~perception.scene_graph.SceneGraph` object in a
 small LRU keyed by ``id`` and guarded by a weak reference, so executing many
 questions on the same scene binds it once and a collected scene never leaks.

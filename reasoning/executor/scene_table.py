@@ -15,6 +15,14 @@ Fields (S scenes, N = max objects, V vocabulary words, A = 4 attributes, R relat
 
 Word codes enumerate ``(attribute, value)`` pairs of the CLEVR vocabulary in
 :data:`WORDS` order; relations are coded in :data:`RELATIONS` order.
+
+Why this index stays beside :class:`~reasoning.executor.bound_scene.BoundScene`
+(the one per-scene binding, which the single executor, the program sampler and
+the question engine share): it is the same bitsets laid out for *many* scenes
+at once as padded ``uint64`` arrays, built in a few vectorised passes, so a
+batched plan gathers every question's tables with one fancy index. Building it
+from ``BoundScene`` objects would bind every scene in Python first, which is the
+cost the batched executor exists to avoid; the tests check both forms answer alike.
 """
 
 from __future__ import annotations
