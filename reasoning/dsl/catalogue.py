@@ -18,7 +18,10 @@ covering every CLEVR v1.0 function including the template-only composite nodes
 
 The catalogue knows each function's arity, which is what makes the NS-VQA token
 formats decodable (:mod:`reasoning.dsl.formats`), and it type-checks programs
-(:meth:`Catalogue.check`).
+(:meth:`Catalogue.check`). It is the one place a signature is written: every
+executor mode attaches its implementations to these entries by name
+(:mod:`reasoning.dsl.function_table`), and :meth:`Catalogue.extend` or an
+extended ``metadata.json`` adds operations.
 """
 
 from __future__ import annotations
@@ -358,6 +361,10 @@ class Catalogue:
         unmentioned (it records them as ``""`` only for the question text), so
         instantiated CLEVR programs contain no composites and no empty values;
         ``allow_composites=False`` enforces exactly that.
+
+        The checking is :func:`reasoning.dsl.typecheck.check_nodes`, which the
+        executors' :func:`~reasoning.executor.check.check_call` runs too, so both
+        word their errors alike.
 
         Args:
             program: The program (or a bare root call) to check.
