@@ -134,10 +134,7 @@ def attach(name: str, fn: Callable[..., object], catalogue: Catalogue | None = N
     Raises:
         ProgramError: ``name`` is not in the catalogue.
     """
-    spec = op_spec(name, fn, catalogue)
-    OPS[name] = spec
-    _VERSION[0] += 1
-    return spec
+    return _put(op_spec(name, fn, catalogue))
 
 
 def register(
@@ -166,7 +163,11 @@ def register(
                 f"register: {name} is a catalogue function with signature {known.inputs} "
                 f"{known.side_inputs} -> {known.output}; use attach({name!r}, fn)"
             )
-    OPS[name] = spec
+    return _put(spec)
+
+
+def _put(spec: OpSpec) -> OpSpec:
+    OPS[spec.name] = spec
     _VERSION[0] += 1
     return spec
 
