@@ -36,7 +36,16 @@ from perception.scene_graph import SceneGraph
 from reasoning.executor.bound_scene import bind_scene
 from reasoning.executor.ops import SLOTS
 
-__all__ = ["INVALID", "SceneIndex", "apply", "run_nodes", "FUNCTIONS", "ATTRS", "FilterKey"]
+__all__ = [
+    "INVALID",
+    "SceneIndex",
+    "apply",
+    "run_nodes",
+    "FUNCTIONS",
+    "EngineFunction",
+    "ATTRS",
+    "FilterKey",
+]
 
 INVALID = "__INVALID__"  # CLEVR's marker for an invalid execution
 
@@ -44,6 +53,9 @@ INVALID = "__INVALID__"  # CLEVR's marker for an invalid execution
 ATTRS: tuple[str, ...] = SLOTS
 
 FilterKey = tuple[str | None, str | None, str | None, str | None]  # (size, color, material, shape)
+
+# An implementation of the question-engine mode: (index, input values, side inputs) -> output.
+EngineFunction = Callable[["SceneIndex", Sequence[Any], Sequence[str]], Any]
 
 
 class SceneIndex:
@@ -110,21 +122,21 @@ def _unique(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
     return m.bit_length() - 1
 
 
-def _filter(attr: str) -> Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]:
+def _filter(attr: str) -> EngineFunction:
     def fn(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
         return args[0] & ix.bits[attr].get(values[0], 0)
 
     return fn
 
 
-def _query(attr: str) -> Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]:
+def _query(attr: str) -> EngineFunction:
     def fn(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
         return ix.values[attr][args[0]]
 
     return fn
 
 
-def _same(attr: str) -> Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]:
+def _same(attr: str) -> EngineFunction:
     def fn(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
         return ix.same[attr][args[0]]
 
@@ -140,7 +152,7 @@ def _equal(ix: SceneIndex, args: Sequence[Any], values: Sequence[str]) -> Any:
     return args[0] == args[1]
 
 
-FUNCTIONS: Mapping[str, Callable[[SceneIndex, Sequence[Any], Sequence[str]], Any]] = {
+FUNCTIONS: Mapping[str, EngineFunction] = {
     "scene": lambda ix, args, values: ix.all,
     "unique": _unique,
     "relate": _relate,
@@ -164,17 +176,26 @@ def apply(ix: SceneIndex, function: str, args: Sequence[Any], values: Sequence[s
     return FUNCTIONS[function](ix, args, values)
 
 
-def run_nodes(ix: SceneIndex, nodes: Sequence[Mapping[str, Any]]) -> list[Any]:
+def run_nodes(
+    ix: SceneIndex,
+    nodes: Sequence[Mapping[str, Any]],
+    functions: Mapping[str, EngineFunction] | None = None,
+) -> list[Any]:
     """Run a basic CLEVR node list (``function``, ``inputs``, ``value_inputs``).
+
+    Args:
+        ix: The indexed scene.
+        nodes: The node list.
+        functions: The implementations to use (default :data:`FUNCTIONS`; a copy
+            with more entries runs operations a catalogue extension adds).
 
     Returns every node's output; stops at the first invalid node, as CLEVR does,
     so the last element is the answer or :data:`INVALID`.
     """
+    table = FUNCTIONS if functions is None else functions
     outs: list[Any] = []
     for n in nodes:  # inputs are never INVALID here: the loop stops at the first one
-        out = FUNCTIONS[n["function"]](
-            ix, [outs[i] for i in n["inputs"]], n.get("value_inputs", ())
-        )
+        out = table[n["function"]](ix, [outs[i] for i in n["inputs"]], n.get("value_inputs", ()))
         outs.append(out)
         if out is INVALID:
             break
