@@ -45,7 +45,7 @@ from reasoning.executor.ops import (
 )
 from reasoning.executor.scene_table import ANY, ATTRS, WORD_CODE
 
-__all__ = ["encode", "ARITY", "N_PARAMS", "ROOT_KINDS"]
+__all__ = ["encode", "register_encoder", "ARITY", "N_PARAMS", "ROOT_KINDS"]
 
 Encoder = Callable[[Call, list, list], None]  # (call, key tokens, params) -> appends
 
@@ -276,6 +276,22 @@ _BUILDERS: dict[str, Callable[[str, list[dict]], Encoder]] = {
 # The "batched" mode of the function table (reasoning.dsl.function_table): an operation
 # without an encoder here is answered by the single executor, and the table test says so.
 register_mode("batched", lambda: _BUILDERS.keys())
+# operation -> the function its encoder stands for (an operation given another one falls back)
+_ENCODES: dict[str, Callable[..., object]] = dict(BUILTIN_FNS)
+
+
+def register_encoder(
+    name: str, builder: Callable[[str, list[dict]], Encoder], fn: Callable[..., object]
+) -> None:
+    """Vectorise operation ``name`` (whose implementation is ``fn``) in batched mode.
+
+    ``builder(name, kids)`` returns the encoder: given a node, it appends canonical
+    tokens (:data:`ARITY`) to ``key`` and their codes to ``params``, then encodes
+    each child with ``kids[k][child.function]``; the plan must then answer as ``fn``.
+    """
+    _BUILDERS[name] = builder
+    _ENCODES[name] = fn
+    _VERSION[0] += 1  # every executor rebuilds its tables
 
 
 def _not_vectorised(call: Call, key: list, params: list) -> None:
@@ -290,7 +306,7 @@ def _build() -> dict[str, Encoder]:
             by_output.setdefault(t, {})
     encoders: dict[str, Encoder] = {}
     for name, spec in OPS.items():
-        builder = _BUILDERS.get(name) if spec.fn is BUILTIN_FNS.get(name) else None
+        builder = _BUILDERS.get(name) if spec.fn is _ENCODES.get(name) else None
         kids = [by_output[t] for t in spec.inputs]
         encoders[name] = builder(name, kids) if builder is not None else _not_vectorised
         by_output[spec.output][name] = encoders[name]

@@ -41,6 +41,7 @@ __all__ = [
     "OPS",
     "CATALOGUE",
     "attach",
+    "detach",
     "op_spec",
     "register",
     "InvalidExecution",
@@ -164,6 +165,17 @@ def register(
                 f"{known.side_inputs} -> {known.output}; use attach({name!r}, fn)"
             )
     return _put(spec)
+
+
+def detach(name: str) -> OpSpec | None:
+    """Remove operation ``name`` from :data:`OPS` (the executors see it gone at their next call).
+
+    Returns:
+        The removed operation, or ``None`` if there was none.
+    """
+    spec = OPS.pop(name, None)
+    _VERSION[0] += 1
+    return spec
 
 
 def _put(spec: OpSpec) -> OpSpec:

@@ -18,6 +18,7 @@ import reasoning.executor  # noqa: F401  (declares the executor modes)
 import reasoning.questions  # noqa: F401  (declares the question-engine mode)
 from perception.synthetic import sample_scene_graph, sample_scene_graphs
 from physics.errors import DataError
+from physics.worlds.clevr_properties import RELATIONS
 from reasoning.dsl import Call, Catalogue, Program, parse_program, to_clevr
 from reasoning.dsl.function_table import check_coverage, coverage, implemented, modes
 from reasoning.errors import ProgramError
@@ -27,12 +28,15 @@ from reasoning.executor import (
     ProgramSampler,
     SymbolicExecutor,
     bind_scene,
+    compile_batch,
+    encode,
     execute,
     execute_batch,
 )
 from reasoning.executor.check import check_call
+from reasoning.executor.encode import register_encoder
 from reasoning.executor.fast_eval import make_fast_eval
-from reasoning.executor.ops import CATALOGUE, attach, op_spec
+from reasoning.executor.ops import CATALOGUE, attach, detach, op_spec
 from reasoning.executor.result import format_answer
 from reasoning.questions.engine import FUNCTIONS, INVALID, SceneIndex, run_nodes
 from reasoning.questions.question_types import QUESTION_TYPES, question_type
@@ -135,29 +139,58 @@ def test_adding_an_operation_is_one_entry_plus_one_implementation_per_mode(tmp_p
     assert run_nodes(SceneIndex(scene), to_clevr(program), engine)[-1] == expected
 
 
-def test_an_operation_attached_live_reaches_every_executor_and_the_table_says_what_lacks_it(
-    tmp_path,
-):
+def _encode_relate_count(name, kids):
+    """The batched form of relate_count: canonical tokens C (count) over R (relate)."""
+    (objects,) = kids
+
+    def enc(call, key, params):
+        (a,) = call.args
+        (relation,) = call.values
+        key += ["C", "R"]
+        params.append(RELATIONS.index(relation))
+        objects[a.function](a, key, params)
+
+    return enc
+
+
+def test_an_operation_registered_live_in_every_mode_runs_in_each(tmp_path, monkeypatch):
     cat = _extended_catalogue(tmp_path)
     scenes = sample_scene_graphs(6, seed=4)
     programs = [
         parse_program(f"relate_count(unique(filter_shape(scene(), {s})), behind)")
         for s in ("cube", "sphere", "cylinder")
     ]
+    flat = [p for _ in scenes for p in programs]
+    indices = [k for k in range(len(scenes)) for _ in programs]
+    monkeypatch.setattr(encode, "_BUILDERS", dict(encode._BUILDERS))
+    monkeypatch.setattr(encode, "_ENCODES", dict(encode._ENCODES))
     try:
-        attach("relate_count", _relate_count, cat)
+        attach("relate_count", _relate_count, cat)  # symbolic (fast single follows)
         single = [execute(p, sc, trace=False).answer for sc in scenes for p in programs]
-        traced = [execute(p, sc).answer for sc in scenes for p in programs]
-        indices = [k for k in range(len(scenes)) for _ in programs]
-        batched = execute_batch([p for _ in scenes for p in programs], scenes, indices)
-        assert single == traced == batched  # batched answers it through the single executor
+        assert single == [execute(p, sc).answer for sc in scenes for p in programs]
         assert any(a not in (None, "0") for a in single)
+        # batched answers it through the single executor until it has an encoder ...
+        assert len(compile_batch(flat).fallback) == len(flat)
+        assert execute_batch(flat, scenes, indices) == single
         assert coverage(cat, implemented()) == [
             "mode 'batched' lacks 'relate_count'",
             "mode 'question engine' lacks 'relate_count'",
         ]
+        # ... and vectorises it once it has one; the engine needs its entry too
+        register_encoder("relate_count", _encode_relate_count, _relate_count)
+        monkeypatch.setitem(
+            FUNCTIONS,
+            "relate_count",
+            lambda ix, args, values: ix.rel[values[0]][args[0]].bit_count(),
+        )
+        assert coverage(cat, implemented()) == []
+        assert compile_batch(flat).fallback == []
+        assert execute_batch(flat, scenes, indices) == single
+        engine = [run_nodes(SceneIndex(sc), to_clevr(p))[-1] for sc in scenes for p in programs]
+        assert [None if e is INVALID else str(e) for e in engine] == single
     finally:
-        OPS.pop("relate_count", None)
+        detach("relate_count")
+        monkeypatch.undo()
     assert coverage(Catalogue.default(), implemented()) == []
 
 
