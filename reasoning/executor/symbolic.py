@@ -32,7 +32,7 @@ from collections.abc import Mapping
 
 from perception.scene_graph import SceneGraph
 from reasoning.dsl.program import Call, Program
-from reasoning.errors import ExecutionError
+from reasoning.errors import ExecutionError, ProgramError
 from reasoning.executor.bound_scene import BoundScene, bind_scene
 from reasoning.executor.check import check_call, post_order
 from reasoning.executor.fast_eval import Malformed, make_fast_eval
@@ -91,6 +91,8 @@ class SymbolicExecutor:
             ProgramError: naming the node index, function and what is allowed.
         """
         self._refresh()
+        if isinstance(program, Program) and program.graph is not None:
+            return self._check_graph(program.graph)
         return check_call(_root(program), self.ops)
 
     def execute(
@@ -112,7 +114,12 @@ class SymbolicExecutor:
         """
         if self._live and self._version != _VERSION[0]:
             self._build(OPS)
-        root = program.root if type(program) is Program else _root(program)
+        if type(program) is Program:
+            if program.graph is not None:
+                return self._run_graph(program.graph, bind_scene(scene), keep_trace=trace)
+            root = program.root
+        else:
+            root = _root(program)
         bs = bind_scene(scene)
         evals = self._evals
         if trace:
@@ -169,6 +176,57 @@ class SymbolicExecutor:
             )
             return ExecutionResult(None, False, reason, steps)
         return ExecutionResult(format_answer(value, out_type), True, None, steps)
+
+
+    def _check_graph(self, graph: tuple[tuple[Call, tuple[int, ...]], ...]) -> str:
+        """Type-check a DAG node list: the root and every node nobody reads (the rest lie below)."""
+        read = {j for _, inputs in graph for j in inputs}
+        for index, (call, _) in enumerate(graph[:-1]):
+            if index not in read:
+                try:
+                    check_call(call, self.ops)
+                except ProgramError as exc:
+                    raise ProgramError(f"unread node {index}: {exc}") from None
+        return check_call(graph[-1][0], self.ops)
+
+    def _run_graph(
+        self, graph: tuple[tuple[Call, tuple[int, ...]], ...], bs: BoundScene, *, keep_trace: bool
+    ) -> ExecutionResult:
+        """A DAG node list run as the official CLEVR engine runs it.
+
+        Every node is evaluated once, in list order, from the outputs of the
+        nodes it reads; nodes nobody reads are evaluated too, and the first
+        invalid node makes the execution invalid (the official engine stops
+        there and answers ``__INVALID__``).  The answer is the last node's output;
+        trace indices are the node list's own.
+        """
+        if self._live and self._version != _VERSION[0]:
+            self._build(OPS)
+        out_type = self._check_graph(graph)
+        ops = self.ops
+        outs: list[object] = []
+        steps: list[TraceStep] = []
+        for index, (call, inputs) in enumerate(graph):
+            spec = ops[call.function]
+            try:
+                value = spec.fn(bs, *[outs[j] for j in inputs], *call.values)
+            except InvalidExecution as exc:
+                reason = f"node {index} ({call.function}): {exc}"
+                return ExecutionResult(None, False, reason, steps)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                raise ExecutionError(
+                    f"{bs.name}: node {index} ({call.function}) failed: {type(exc).__name__}: {exc}"
+                ) from None
+            outs.append(value)
+            if keep_trace:
+                steps.append(TraceStep(index, call, spec.output, render_value(value, spec.output)))
+        if out_type not in ANSWER_TYPES:
+            reason = (
+                f"node {len(graph) - 1} ({graph[-1][0].function}): the program ends in "
+                f"{out_type}, not an answer type ({', '.join(sorted(ANSWER_TYPES))})"
+            )
+            return ExecutionResult(None, False, reason, steps)
+        return ExecutionResult(format_answer(outs[-1], out_type), True, None, steps)
 
 
 def _root(program: Program | Call) -> Call:
