@@ -1,0 +1,477 @@
+"""CLEVR node lists answered straight from parsed JSON, compiled once per program structure.
+
+Reading a node list into a :class:`~reasoning.dsl.Program` (``from_clevr``) costs
+more than running it, yet the questions of one CLEVR template share their
+structure: the same functions in the same order, reading the same nodes.  So a
+node list is keyed by its structure (the tuple of its functions, then the list
+of its ``inputs``), and each structure is compiled once into
+
+* an evaluator: a Python function, generated as source (as :mod:`dataclasses`
+  and :func:`collections.namedtuple` generate theirs), that runs the nodes in
+  list order from the side inputs -- each node once, nodes nobody reads
+  included, as the official engine (``question_engine.answer_question``) does --
+  and returns the normalised answer;
+* for batched mode, the canonical structure key of
+  :func:`~reasoning.executor.encode.encode` and a generated function from the
+  side inputs to the parameter codes.
+
+A structure is validated when it is first compiled: its first node list goes
+through ``from_clevr`` and the executor's type check, and the generated batched
+encoder must give what ``encode`` gives on it.  Words are checked by the table
+lookups themselves.  Any node list that does not fit the fast path exactly (a
+node with other keys, a wrong number of side inputs, an unknown word, an invalid
+``unique``, an operation without a built-in form) is read by ``from_clevr`` and
+answered by the ordinary executors, so answers, invalid reasons and error
+messages are theirs.  One leniency remains: an ``inputs`` index written as
+``true`` or ``1.0`` in a structure already compiled with ``1`` is read as ``1``
+(as the official engine reads it) instead of being refused.
+
+>>> from perception.synthetic import sample_scene_graph
+>>> scene = sample_scene_graph(seed=0)
+>>> nodes = [{"type": "scene", "inputs": []}, {"type": "count", "inputs": [0]}]
+>>> answer_node_lists([nodes], [scene], [0], batched=False) == [str(len(scene))]
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import itemgetter, methodcaller
+
+import numpy as np
+
+from perception.scene_graph import SceneGraph
+from physics.errors import DataError, NesyError
+from physics.worlds.clevr_properties import RELATIONS
+from reasoning.dsl.formats import from_clevr
+from reasoning.dsl.program import Program
+from reasoning.errors import ProgramError
+from reasoning.executor.batched import BatchPlan, _tree_like
+from reasoning.executor.bound_scene import BoundScene, bind_scene
+from reasoning.executor.encode import ROOT_KINDS, encode
+from reasoning.executor.fast_eval import _one
+from reasoning.executor.ops import (
+    _VERSION,
+    ANSWER_TYPES,
+    BOOL,
+    BUILTIN_FNS,
+    INTEGER,
+    OPS,
+    VALUE_TYPES,
+    InvalidExecution,
+)
+from reasoning.executor.scene_table import ANY, ATTRS, WORD_CODE, SceneTable
+from reasoning.executor.symbolic import default_executor
+
+__all__ = ["answer_node_lists", "clear_structure_cache"]
+
+_FUNCTION, _TYPE, _INPUTS = itemgetter("function"), itemgetter("type"), itemgetter("inputs")
+_VALUE_INPUTS = itemgetter("value_inputs")
+_NO_SIDE = ()  # what a type-style node without ``side_inputs`` reads as
+_SIDE_INPUTS = methodcaller("get", "side_inputs", _NO_SIDE)
+_FAILURES = (InvalidExecution, KeyError, TypeError, ValueError, IndexError, AttributeError)
+_ATTR_OF = {f"filter_{a}": a for a in VALUE_TYPES.values()}
+
+
+def _split(nodes: object) -> tuple[tuple, list, list] | None:
+    """(functions, inputs, side inputs) of a node list in one plain spelling, else ``None``.
+
+    Plain means every node holds exactly ``function``/``inputs``/``value_inputs``
+    (official question files) or ``type``/``inputs`` and optionally
+    ``side_inputs`` (the generator); anything else is left to ``from_clevr``.
+    """
+    if type(nodes) is not list or not nodes or type(nodes[0]) is not dict:
+        return None
+    try:
+        if "function" in nodes[0]:
+            functions = tuple(map(_FUNCTION, nodes))
+            values = list(map(_VALUE_INPUTS, nodes))
+            keys = 3 * len(nodes)
+        else:
+            functions = tuple(map(_TYPE, nodes))
+            values = list(map(_SIDE_INPUTS, nodes))
+            keys = 3 * len(nodes) - values.count(_NO_SIDE)
+        inputs = list(map(_INPUTS, nodes))
+        if sum(map(len, nodes)) != keys:  # another key, or both spellings: from_clevr decides
+            return None
+    except (KeyError, TypeError):
+        return None
+    return functions, inputs, values
+
+
+class _Structure:
+    """What one structure compiles to (``None`` fields: that mode takes the slow path)."""
+
+    __slots__ = ("inputs", "run", "key", "params")
+
+    def __init__(self, inputs: list, run: Callable | None, key: tuple | None, params: Callable | None):
+        self.inputs = inputs
+        self.run = run  # (BoundScene, side inputs) -> answer
+        self.key = key  # canonical batched key
+        self.params = params  # side inputs -> parameter codes
+
+
+_CACHE: dict[tuple, list[_Structure]] = {}  # functions -> structures with those functions
+_BUILT_FOR = [_VERSION[0]]
+
+
+def clear_structure_cache() -> None:
+    """Forget every compiled structure (for benchmarks that time compilation too)."""
+    _CACHE.clear()
+
+
+def _structure(functions: tuple, inputs: list, values: list, nodes: list, where: str) -> _Structure:
+    """The compiled structure of ``nodes`` (compiled and cached on first sight).
+
+    Raises:
+        ProgramError: ``nodes`` is malformed (then nothing is cached).
+    """
+    for s in _CACHE.get(functions, ()):
+        if s.inputs == inputs:
+            return s
+    program = _decode(nodes, where)
+    reads = [0] * len(nodes)
+    for ins in inputs:
+        for j in ins:
+            reads[j] += 1
+    s = _Structure(
+        [list(ins) for ins in inputs],
+        _compile_run(functions, inputs),
+        *_compile_encoder(functions, inputs, reads, program, values),
+    )
+    _CACHE.setdefault(functions, []).append(s)
+    return s
+
+
+def _builtin(name: str) -> bool:
+    spec = OPS.get(name)
+    return spec is not None and spec.fn is BUILTIN_FNS.get(name)
+
+
+def _empty_check(functions: tuple, valued: set[int]) -> list[str]:
+    """Source lines refusing side inputs on the nodes that take none."""
+    bare = [f"V[{i}]" for i in range(len(functions)) if i not in valued]
+    return [f"    if {' or '.join(bare)}:", "        raise ValueError"] if bare else []
+
+
+# ---------------------------------------------------------------------- the evaluator
+_INLINE: dict[str, str] = {  # built-in operations as expressions of their inputs a, b
+    "scene": "bs.all",
+    "unique": "_one({a})",
+    "count": "{a}.bit_count()",
+    "exist": "{a} != 0",
+    "relate": "bs.rel[{w}][{a}]",
+    "union": "{a} | {b}",
+    "intersect": "{a} & {b}",
+    "equal_integer": "{a} == {b}",
+    "equal_object": "{a} == {b}",
+    "less_than": "{a} < {b}",
+    "greater_than": "{a} > {b}",
+    **{f"filter_{a}": f"{{a}} & bits[{a!r}][{{w}}]" for a in VALUE_TYPES.values()},
+    **{f"query_{a}": f"bs.values[{a!r}][{{a}}]" for a in VALUE_TYPES.values()},
+    **{f"same_{a}": f"bs.same[{a!r}][{{a}}]" for a in VALUE_TYPES.values()},
+    **{f"equal_{a}": "{a} == {b}" for a in VALUE_TYPES.values()},
+}
+
+
+def _compile_run(functions: tuple, inputs: list) -> Callable | None:
+    """Generate the evaluator of one structure: ``run(bs, V) -> answer`` (V: side inputs per node)."""
+    root = OPS[functions[-1]]
+    if root.output not in ANSWER_TYPES:
+        return None  # the slow path says why there is no answer
+    body: list[str] = []
+    env: dict[str, object] = {"_one": _one}
+    valued: set[int] = set()
+    for i, (name, ins) in enumerate(zip(functions, inputs, strict=True)):
+        spec = OPS[name]
+        args = [f"x{j}" for j in ins]
+        inline = _INLINE.get(name) if _builtin(name) else None
+        if inline is not None:
+            if spec.side_inputs:
+                valued.add(i)
+                body.append(f"    (w{i},) = V[{i}]")
+            expr = inline.format(a=args[0] if args else "", b=args[1] if len(args) > 1 else "", w=f"w{i}")
+        else:
+            valued.add(i)
+            env[f"F{i}"] = spec.fn
+            if spec.optional_side:
+                least = 1 if "Relation" in spec.side_inputs else 0
+                body.append(f"    if not {least} <= len(V[{i}]) <= {len(spec.side_inputs)}:")
+                body.append("        raise ValueError")
+            expr = f"F{i}(bs, {''.join(a + ', ' for a in args)}*V[{i}])"
+        body.append(f"    x{i} = {expr}")
+    last = f"x{len(functions) - 1}"
+    if root.output == BOOL:
+        body.append(f"    return 'yes' if {last} else 'no'")
+    elif root.output == INTEGER:
+        body.append(f"    return str({last})")
+    else:
+        body.append(f"    return {last}")
+    head = ["def run(bs, V):", *_empty_check(functions, valued), "    bits = bs.bits"]
+    exec("\n".join(head + body), env)  # noqa: S102 -- source built above from the operation table
+    return env["run"]  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------- the batched encoder
+_UNARY = {"unique": "U", "count": "C", "exist": "E"}
+_BINARY = {"union": ("OR", None), "intersect": ("AND", None), "equal_object": ("EQ", None)}
+_BINARY.update({"equal_integer": ("CMP", 0), "less_than": ("CMP", 1), "greater_than": ("CMP", 2)})
+_BINARY.update({f"equal_{a}": ("EQ", None) for a in ATTRS})
+_ATTR_PARAM = {f"query_{a}": ("Q", k) for k, a in enumerate(ATTRS)}
+_ATTR_PARAM.update({f"same_{a}": ("SM", k) for k, a in enumerate(ATTRS)})
+_CODES = {a: {v: code for (a2, v), code in WORD_CODE.items() if a2 == a} for a in ATTRS}
+_REL = {r: k for k, r in enumerate(RELATIONS)}
+
+
+class _NotCanonical(Exception):
+    """Internal: a structure the generated batched encoder does not cover."""
+
+
+def _compile_encoder(
+    functions: tuple, inputs: list, reads: list[int], program: Program, sample: list
+) -> tuple[tuple | None, Callable | None]:
+    """The canonical key of one structure and ``params(V) -> codes``, or ``(None, None)``.
+
+    Mirrors :func:`~reasoning.executor.encode.encode` (pre-order from the root,
+    filter chains merged into ``F<k>`` nodes) on built-in operations, and is
+    checked against it on the structure's first node list.
+    """
+    key: list[str] = [ROOT_KINDS.get(OPS[functions[-1]].output, "None")]
+    params: list[str] = []
+    valued: set[int] = set()
+
+    def visit(i: int) -> None:
+        name = functions[i]
+        if not _builtin(name):
+            raise _NotCanonical
+        if name in _ATTR_OF:
+            codes = []
+            while functions[i] in _ATTR_OF and _builtin(functions[i]):
+                valued.add(i)
+                codes.append(f"C_{_ATTR_OF[functions[i]]}[w{i}]")
+                (i,) = inputs[i]
+            width = -(-len(codes) // 4) * 4
+            key.append(f"F{width}")
+            params.extend(codes + ["ANY"] * (width - len(codes)))
+            visit(i)
+        elif name == "scene":
+            key.append("S")
+        elif name in _UNARY:
+            key.append(_UNARY[name])
+            visit(inputs[i][0])
+        elif name == "relate":
+            valued.add(i)
+            key.append("R")
+            params.append(f"REL[w{i}]")
+            visit(inputs[i][0])
+        elif name in _ATTR_PARAM:
+            token, k = _ATTR_PARAM[name]
+            key.append(token)
+            params.append(str(k))
+            visit(inputs[i][0])
+        elif name in _BINARY:
+            token, op = _BINARY[name]
+            key.append(token)
+            if op is not None:
+                params.append(str(op))
+            visit(inputs[i][0])
+            visit(inputs[i][1])
+        else:
+            raise _NotCanonical
+
+    if program.graph is not None and not _tree_like(program.graph):
+        return None, None
+    try:
+        visit(len(functions) - 1)
+    except _NotCanonical:
+        return None, None
+    unread = {i for i, n in enumerate(reads[:-1]) if n == 0}
+    if any(functions[i] != "scene" for i in unread):
+        return None, None
+    lines = ["def params(V):", *_empty_check(functions, valued)]
+    lines += [f"    (w{i},) = V[{i}]" for i in sorted(valued)]
+    lines.append(f"    return [{', '.join(params)}]")
+    env: dict[str, object] = {"ANY": ANY, "REL": _REL, **{f"C_{a}": _CODES[a] for a in ATTRS}}
+    exec("\n".join(lines), env)  # noqa: S102 -- source built above from the canonical rules
+    fn = env["params"]
+    try:
+        ok = encode(program.root) == (tuple(key), fn(sample))  # type: ignore[operator]
+    except _FAILURES:
+        ok = False
+    return (tuple(key), fn) if ok else (None, None)
+
+
+# ---------------------------------------------------------------------- answering
+def answer_node_lists(
+    node_lists: Sequence[object],
+    scenes: Sequence[SceneGraph],
+    scene_indices: Sequence[int],
+    *,
+    batched: bool = True,
+    names: Sequence[str] | None = None,
+    errors: dict[int, NesyError] | None = None,
+) -> list[str | None]:
+    """Answer CLEVR node list ``k`` on ``scenes[scene_indices[k]]`` for every k.
+
+    Args:
+        node_lists: The programs as parsed JSON (CLEVR node lists, either
+            spelling, DAGs included).
+        scenes: The scenes; each is bound (or tensorised) once.
+        scene_indices: Index into ``scenes`` per program.
+        batched: Vectorised plans (see :mod:`reasoning.executor.batched`) or one
+            question at a time; the answers are the same.
+        names: How to name each program in error messages (default ``"program k"``).
+        errors: When given, a malformed program's error is stored here under its
+            position (its answer is ``None``) and the others are answered;
+            otherwise the first error is raised.
+
+    Returns:
+        Normalised answers, ``None`` where the execution is invalid: exactly what
+        ``execute(from_clevr(nodes), scene)`` answers.
+
+    Raises:
+        ProgramError: a malformed program (when ``errors`` is not given).
+        DataError: ``scene_indices`` of the wrong length.
+    """
+    if len(scene_indices) != len(node_lists):
+        raise DataError(
+            f"answer_node_lists: {len(node_lists)} programs but {len(scene_indices)} scene indices"
+        )
+    if node_lists and (min(scene_indices) < 0 or max(scene_indices) >= len(scenes)):
+        bad = next(k for k, i in enumerate(scene_indices) if not 0 <= i < len(scenes))
+        raise DataError(
+            f"{_where_of(names, bad)}: scene index {scene_indices[bad]} is out of range "
+            f"0..{len(scenes) - 1}"
+        )
+    if _BUILT_FOR[0] != _VERSION[0]:  # an operation was registered: recompile
+        _CACHE.clear()
+        _BUILT_FOR[0] = _VERSION[0]
+
+    def where(k: int) -> str:
+        return _where_of(names, k)
+
+    def fail(k: int, exc: NesyError) -> None:
+        if errors is None:
+            raise exc
+        errors[k] = exc
+
+    if batched:
+        return _batched(node_lists, scenes, scene_indices, where, fail)
+    out: list[str | None] = [None] * len(node_lists)
+    bound: list[BoundScene | None] = [None] * len(scenes)
+    cache = _CACHE
+    for k, nodes in enumerate(node_lists):
+        i = scene_indices[k]
+        bs = bound[i]
+        if bs is None:
+            bs = bound[i] = bind_scene(scenes[i])
+        split = _split(nodes)
+        if split is None:
+            out[k] = _slow(nodes, scenes[i], where(k), k, fail)
+            continue
+        functions, inputs, values = split
+        for s in cache.get(functions, ()):
+            if s.inputs == inputs:
+                break
+        else:
+            try:
+                s = _structure(functions, inputs, values, nodes, where(k))
+            except ProgramError as exc:
+                fail(k, exc)
+                continue
+        if s.run is not None:
+            try:
+                out[k] = s.run(bs, values)
+                continue
+            except _FAILURES:
+                pass
+        out[k] = _slow(nodes, scenes[i], where(k), k, fail)
+    return out
+
+
+def _where_of(names: Sequence[str] | None, k: int) -> str:
+    return names[k] if names is not None else f"program {k}"
+
+
+def _decode(nodes: object, where: str) -> Program:
+    program = from_clevr(nodes, where=where)  # type: ignore[arg-type]
+    try:
+        default_executor.check(program)
+    except ProgramError as exc:
+        raise ProgramError(f"{where}: {exc}") from None
+    return program
+
+
+def _slow(nodes: object, scene: SceneGraph, where: str, k: int, fail: Callable) -> str | None:
+    """One question the ordinary way: ``from_clevr``, check, execute."""
+    try:
+        return default_executor.execute(_decode(nodes, where), scene, trace=False).answer
+    except NesyError as exc:
+        fail(k, exc)
+        return None
+
+
+def _batched(
+    node_lists: Sequence[object],
+    scenes: Sequence[SceneGraph],
+    scene_indices: Sequence[int],
+    where: Callable[[int], str],
+    fail: Callable,
+) -> list[str | None]:
+    groups: dict[tuple, tuple[list[int], list[list[int]]]] = {}
+    programs: dict[int, Program] = {}  # positions answered by the single executor
+    failed: list[int] = []
+    cache = _CACHE
+    for k, nodes in enumerate(node_lists):
+        split = _split(nodes)
+        if split is not None:
+            functions, inputs, values = split
+            for s in cache.get(functions, ()):
+                if s.inputs == inputs:
+                    break
+            else:
+                try:
+                    s = _structure(functions, inputs, values, nodes, where(k))
+                except ProgramError as exc:
+                    fail(k, exc)
+                    failed.append(k)
+                    continue
+            if s.key is not None:
+                try:
+                    row = s.params(values)  # type: ignore[misc]
+                except _FAILURES:
+                    pass
+                else:
+                    g = groups.get(s.key)
+                    if g is None:
+                        groups[s.key] = ([k], [row])
+                    else:
+                        g[0].append(k)
+                        g[1].append(row)
+                    continue
+        try:
+            program = _decode(nodes, where(k))
+            enc = None if program.graph is not None and not _tree_like(program.graph) else encode(program.root)
+        except NesyError as exc:
+            fail(k, exc)
+            failed.append(k)
+            continue
+        if enc is None:
+            programs[k] = program
+        else:
+            g = groups.setdefault(enc[0], ([], []))
+            g[0].append(k)
+            g[1].append(enc[1])
+    arrays = {
+        key: (np.array(pos, dtype=np.int64), np.array(rows, dtype=np.int64).reshape(len(pos), -1))
+        for key, (pos, rows) in groups.items()
+    }
+    fallback = sorted(programs)
+    fallback_programs: list = [None] * len(node_lists)
+    for k in fallback:
+        fallback_programs[k] = programs[k]
+    plan = BatchPlan(len(node_lists), arrays, fallback, fallback_programs)
+    out = plan.run(SceneTable(scenes), np.asarray(scene_indices, dtype=np.int64), scenes)
+    for k in failed:
+        out[k] = None
+    return out
