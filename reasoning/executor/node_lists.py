@@ -22,9 +22,11 @@ lookups themselves.  Any node list that does not fit the fast path exactly (a
 node with other keys, a wrong number of side inputs, an unknown word, an invalid
 ``unique``, an operation without a built-in form) is read by ``from_clevr`` and
 answered by the ordinary executors, so answers, invalid reasons and error
-messages are theirs.  One leniency remains: an ``inputs`` index written as
-``true`` or ``1.0`` in a structure already compiled with ``1`` is read as ``1``
-(as the official engine reads it) instead of being refused.
+messages are theirs.  Two leniencies remain, both in node lists no tool writes:
+an ``inputs`` index written as ``true`` or ``1.0`` in a structure already
+compiled with ``1`` is read as ``1`` (as the official engine reads it), and a
+node holding both spellings is read in the first node's spelling instead of
+being refused when the two differ.
 
 >>> from perception.synthetic import sample_scene_graph
 >>> scene = sample_scene_graph(seed=0)
@@ -36,7 +38,9 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from operator import itemgetter, methodcaller
+from itertools import repeat
+from operator import itemgetter
+from types import CodeType
 
 import numpy as np
 
@@ -48,6 +52,7 @@ from reasoning.dsl.program import Program
 from reasoning.errors import ProgramError
 from reasoning.executor.batched import BatchPlan, _tree_like
 from reasoning.executor.bound_scene import BoundScene, bind_scene
+from reasoning.executor.check import side_vocabulary
 from reasoning.executor.encode import ROOT_KINDS, encode
 from reasoning.executor.fast_eval import _one
 from reasoning.executor.ops import (
@@ -65,48 +70,49 @@ from reasoning.executor.symbolic import default_executor
 
 __all__ = ["answer_node_lists", "clear_structure_cache"]
 
-_FUNCTION, _TYPE, _INPUTS = itemgetter("function"), itemgetter("type"), itemgetter("inputs")
-_VALUE_INPUTS = itemgetter("value_inputs")
-_NO_SIDE = ()  # what a type-style node without ``side_inputs`` reads as
-_SIDE_INPUTS = methodcaller("get", "side_inputs", _NO_SIDE)
+_FUNCTION_STYLE = itemgetter("function", "inputs", "value_inputs")
+_TYPE_STYLE = itemgetter("type", "inputs")
+_SIDE_INPUTS = repeat("side_inputs")
+_NO_SIDE = repeat(())  # what a type-style node without ``side_inputs`` reads as
 _FAILURES = (InvalidExecution, KeyError, TypeError, ValueError, IndexError, AttributeError)
 _ATTR_OF = {f"filter_{a}": a for a in VALUE_TYPES.values()}
+_ATTR_OF_NAME = {f"{op}_{a}": a for a in VALUE_TYPES.values() for op in ("filter", "query", "same")}
 
 
-def _split(nodes: object) -> tuple[tuple, list, list] | None:
+def _split(nodes: object) -> tuple[tuple, tuple, tuple] | None:
     """(functions, inputs, side inputs) of a node list in one plain spelling, else ``None``.
 
-    Plain means every node holds exactly ``function``/``inputs``/``value_inputs``
-    (official question files) or ``type``/``inputs`` and optionally
-    ``side_inputs`` (the generator); anything else is left to ``from_clevr``.
+    Plain means every node holds ``function``/``inputs``/``value_inputs`` (the
+    official question files) or ``type``/``inputs`` and optionally
+    ``side_inputs`` (the generator), as the first node does; anything else is
+    left to ``from_clevr``.  (A node that holds both spellings is read in the
+    first node's; ``from_clevr`` would refuse it if the two differ.)
     """
     if type(nodes) is not list or not nodes or type(nodes[0]) is not dict:
         return None
     try:
         if "function" in nodes[0]:
-            functions = tuple(map(_FUNCTION, nodes))
-            values = list(map(_VALUE_INPUTS, nodes))
-            keys = 3 * len(nodes)
-        else:
-            functions = tuple(map(_TYPE, nodes))
-            values = list(map(_SIDE_INPUTS, nodes))
-            keys = 3 * len(nodes) - values.count(_NO_SIDE)
-        inputs = list(map(_INPUTS, nodes))
-        if sum(map(len, nodes)) != keys:  # another key, or both spellings: from_clevr decides
-            return None
+            return tuple(zip(*map(_FUNCTION_STYLE, nodes), strict=True))  # type: ignore[return-value]
+        functions, inputs = zip(*map(_TYPE_STYLE, nodes), strict=True)
+        return functions, inputs, tuple(map(dict.get, nodes, _SIDE_INPUTS, _NO_SIDE))
     except (KeyError, TypeError):
         return None
-    return functions, inputs, values
 
 
 class _Structure:
     """What one structure compiles to (``None`` fields: that mode takes the slow path)."""
 
-    __slots__ = ("inputs", "run", "key", "params")
+    __slots__ = ("inputs", "run", "words_ok", "key", "params")
 
-    def __init__(self, inputs: list, run: Callable | None, key: tuple | None, params: Callable | None):
+    def __init__(
+        self,
+        inputs: tuple,
+        run: tuple[Callable | None, Callable | None],
+        key: tuple | None,
+        params: Callable | None,
+    ):
         self.inputs = inputs
-        self.run = run  # (BoundScene, side inputs) -> answer
+        self.run, self.words_ok = run  # (BoundScene, side inputs) -> answer; side inputs -> bool
         self.key = key  # canonical batched key
         self.params = params  # side inputs -> parameter codes
 
@@ -116,11 +122,12 @@ _BUILT_FOR = [_VERSION[0]]
 
 
 def clear_structure_cache() -> None:
-    """Forget every compiled structure (for benchmarks that time compilation too)."""
+    """Forget every compiled structure and text (for benchmarks that time compilation too)."""
     _CACHE.clear()
+    _CODE.clear()
 
 
-def _structure(functions: tuple, inputs: list, values: list, nodes: list, where: str) -> _Structure:
+def _structure(functions: tuple, inputs: tuple, values: tuple, nodes: list, where: str) -> _Structure:
     """The compiled structure of ``nodes`` (compiled and cached on first sight).
 
     Raises:
@@ -135,7 +142,7 @@ def _structure(functions: tuple, inputs: list, values: list, nodes: list, where:
         for j in ins:
             reads[j] += 1
     s = _Structure(
-        [list(ins) for ins in inputs],
+        tuple(list(ins) for ins in inputs),
         _compile_run(functions, inputs),
         *_compile_encoder(functions, inputs, reads, program, values),
     )
@@ -155,6 +162,23 @@ def _empty_check(functions: tuple, valued: set[int]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- the evaluator
+_CODE: dict[str, CodeType] = {}  # generated source -> its compiled code
+
+
+def _define(lines: list[str], env: dict[str, object]) -> None:
+    """Run generated source (function definitions) in ``env``, compiling each text once.
+
+    The source of a structure names its per-structure constants (attributes,
+    vocabularies, code tables) instead of spelling them out, so structures that
+    differ only in which attribute a filter reads share one compiled text.
+    """
+    text = "\n".join(lines)
+    code = _CODE.get(text)
+    if code is None:
+        code = _CODE[text] = compile(text, "<node-list structure>", "exec")
+    exec(code, env)  # noqa: S102 -- source built by this module from the operation table
+
+
 _INLINE: dict[str, str] = {  # built-in operations as expressions of their inputs a, b
     "scene": "bs.all",
     "unique": "_one({a})",
@@ -167,21 +191,30 @@ _INLINE: dict[str, str] = {  # built-in operations as expressions of their input
     "equal_object": "{a} == {b}",
     "less_than": "{a} < {b}",
     "greater_than": "{a} > {b}",
-    **{f"filter_{a}": f"{{a}} & bits[{a!r}][{{w}}]" for a in VALUE_TYPES.values()},
-    **{f"query_{a}": f"bs.values[{a!r}][{{a}}]" for a in VALUE_TYPES.values()},
-    **{f"same_{a}": f"bs.same[{a!r}][{{a}}]" for a in VALUE_TYPES.values()},
+    **{f"filter_{a}": "{a} & bits[A{i}][{w}]" for a in VALUE_TYPES.values()},
+    **{f"query_{a}": "bs.values[A{i}][{a}]" for a in VALUE_TYPES.values()},
+    **{f"same_{a}": "bs.same[A{i}][{a}]" for a in VALUE_TYPES.values()},
     **{f"equal_{a}": "{a} == {b}" for a in VALUE_TYPES.values()},
 }
 
 
-def _compile_run(functions: tuple, inputs: list) -> Callable | None:
-    """Generate the evaluator of one structure: ``run(bs, V) -> answer`` (V: side inputs per node)."""
+def _compile_run(functions: tuple, inputs: tuple) -> tuple[Callable | None, Callable | None]:
+    """Generate the evaluator of one structure and its word check.
+
+    Returns:
+        ``run(bs, V) -> answer`` (V: the side inputs of each node) and
+        ``words_ok(V) -> bool``: whether every word is in its vocabulary, which
+        tells an invalid ``unique`` (answer ``None``) from a malformed program
+        when ``run`` raises :class:`InvalidExecution`.
+    """
     root = OPS[functions[-1]]
     if root.output not in ANSWER_TYPES:
-        return None  # the slow path says why there is no answer
+        return None, None  # the slow path says why there is no answer
     body: list[str] = []
+    unpack: list[str] = []  # every side input is unpacked before any node runs
     env: dict[str, object] = {"_one": _one}
     valued: set[int] = set()
+    words: list[str] = []  # membership tests of the inline nodes' words
     for i, (name, ins) in enumerate(zip(functions, inputs, strict=True)):
         spec = OPS[name]
         args = [f"x{j}" for j in ins]
@@ -189,10 +222,16 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
         if inline is not None:
             if spec.side_inputs:
                 valued.add(i)
-                body.append(f"    (w{i},) = V[{i}]")
-            expr = inline.format(a=args[0] if args else "", b=args[1] if len(args) > 1 else "", w=f"w{i}")
+                unpack.append(f"    (w{i},) = V[{i}]")
+                env[f"W{i}"] = frozenset(side_vocabulary(spec.side_inputs[0]) or ())
+                words.append(f"V[{i}][0] in W{i}")
+            env[f"A{i}"] = _ATTR_OF_NAME.get(name)
+            expr = inline.format(
+                a=args[0] if args else "", b=args[1] if len(args) > 1 else "", w=f"w{i}", i=i
+            )
         else:
             valued.add(i)
+            words.append("False")  # an operation's own words: the slow path judges them
             env[f"F{i}"] = spec.fn
             if spec.optional_side:
                 least = 1 if "Relation" in spec.side_inputs else 0
@@ -207,9 +246,10 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
         body.append(f"    return str({last})")
     else:
         body.append(f"    return {last}")
-    head = ["def run(bs, V):", *_empty_check(functions, valued), "    bits = bs.bits"]
-    exec("\n".join(head + body), env)  # noqa: S102 -- source built above from the operation table
-    return env["run"]  # type: ignore[return-value]
+    head = ["def run(bs, V):", *_empty_check(functions, valued), *unpack, "    bits = bs.bits"]
+    check = ["def words_ok(V):", f"    return {' and '.join(words) or 'True'}"]
+    _define(head + body + check, env)
+    return env["run"], env["words_ok"]  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------- the batched encoder
@@ -228,7 +268,7 @@ class _NotCanonical(Exception):
 
 
 def _compile_encoder(
-    functions: tuple, inputs: list, reads: list[int], program: Program, sample: list
+    functions: tuple, inputs: tuple, reads: list[int], program: Program, sample: tuple
 ) -> tuple[tuple | None, Callable | None]:
     """The canonical key of one structure and ``params(V) -> codes``, or ``(None, None)``.
 
@@ -239,6 +279,7 @@ def _compile_encoder(
     key: list[str] = [ROOT_KINDS.get(OPS[functions[-1]].output, "None")]
     params: list[str] = []
     valued: set[int] = set()
+    env: dict[str, object] = {"ANY": ANY, "REL": _REL}
 
     def visit(i: int) -> None:
         name = functions[i]
@@ -248,7 +289,8 @@ def _compile_encoder(
             codes = []
             while functions[i] in _ATTR_OF and _builtin(functions[i]):
                 valued.add(i)
-                codes.append(f"C_{_ATTR_OF[functions[i]]}[w{i}]")
+                env[f"C{i}"] = _CODES[_ATTR_OF[functions[i]]]
+                codes.append(f"C{i}[w{i}]")
                 (i,) = inputs[i]
             width = -(-len(codes) // 4) * 4
             key.append(f"F{width}")
@@ -267,7 +309,8 @@ def _compile_encoder(
         elif name in _ATTR_PARAM:
             token, k = _ATTR_PARAM[name]
             key.append(token)
-            params.append(str(k))
+            env[f"K{i}"] = k
+            params.append(f"K{i}")
             visit(inputs[i][0])
         elif name in _BINARY:
             token, op = _BINARY[name]
@@ -291,8 +334,7 @@ def _compile_encoder(
     lines = ["def params(V):", *_empty_check(functions, valued)]
     lines += [f"    (w{i},) = V[{i}]" for i in sorted(valued)]
     lines.append(f"    return [{', '.join(params)}]")
-    env: dict[str, object] = {"ANY": ANY, "REL": _REL, **{f"C_{a}": _CODES[a] for a in ATTRS}}
-    exec("\n".join(lines), env)  # noqa: S102 -- source built above from the canonical rules
+    _define(lines, env)
     fn = env["params"]
     try:
         ok = encode(program.root) == (tuple(key), fn(sample))  # type: ignore[operator]
@@ -383,6 +425,9 @@ def answer_node_lists(
             try:
                 out[k] = s.run(bs, values)
                 continue
+            except InvalidExecution:
+                if s.words_ok(values):  # type: ignore[misc]
+                    continue  # invalid on this scene, as the slow path would find
             except _FAILURES:
                 pass
         out[k] = _slow(nodes, scenes[i], where(k), k, fail)
@@ -451,7 +496,11 @@ def _batched(
                     continue
         try:
             program = _decode(nodes, where(k))
-            enc = None if program.graph is not None and not _tree_like(program.graph) else encode(program.root)
+            enc = (
+                None
+                if program.graph is not None and not _tree_like(program.graph)
+                else encode(program.root)
+            )
         except NesyError as exc:
             fail(k, exc)
             failed.append(k)

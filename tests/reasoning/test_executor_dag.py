@@ -60,7 +60,9 @@ def official_answer(nodes: list[dict], scene: SceneGraph) -> str | None:
     for node in nodes:
         spec = OPS[node["type"]]
         try:
-            outs.append(spec.fn(bs, *[outs[j] for j in node["inputs"]], *node.get("side_inputs", [])))
+            outs.append(
+                spec.fn(bs, *[outs[j] for j in node["inputs"]], *node.get("side_inputs", []))
+            )
         except InvalidExecution:
             return None
     value = outs[-1]
@@ -134,7 +136,9 @@ def test_malformed_unread_nodes_are_program_errors(scene):
         {"inputs": [], "type": "scene"},
         {"inputs": [2], "type": "count"},
     ]
-    with pytest.raises(ProgramError, match=r"unread node 1: node 1 \(filter_color\): side input 0 'large'"):
+    with pytest.raises(
+        ProgramError, match=r"unread node 1: node 1 \(filter_color\): side input 0 'large'"
+    ):
         default_executor.check(from_clevr(nodes))
     with pytest.raises(ProgramError, match=r"^program 1: unread node 1"):
         compile_batch([parse_program("count(scene())"), from_clevr(nodes)])
@@ -163,7 +167,9 @@ def test_batched_and_single_agree_on_dag_programs():
     idx = [k % len(scenes) for k in range(len(dags))]
     single = [execute(p, scenes[i], trace=False).answer for p, i in zip(dags, idx, strict=True)]
     traced = [execute(p, scenes[i]).answer for p, i in zip(dags, idx, strict=True)]
-    trees_single = [execute(p, scenes[i], trace=False).answer for p, i in zip(trees, idx, strict=True)]
+    trees_single = [
+        execute(p, scenes[i], trace=False).answer for p, i in zip(trees, idx, strict=True)
+    ]
     assert single == traced == trees_single == execute_batch(dags, scenes, idx)
     assert sum(a is not None for a in single) > 100
 

@@ -60,7 +60,11 @@ def test_a_bad_node_list_of_a_compiled_structure_gets_the_slow_paths_error(data,
     scenes, node_lists, idx, truth = data
     answer_node_lists(node_lists, scenes, idx, batched=batched)  # every structure compiled
     bad = copy.deepcopy(node_lists[:40])
-    k = next(k for k, n in enumerate(bad) if any(len(x.get("value_inputs", x.get("side_inputs", []))) == 1 for x in n))
+    k = next(
+        k
+        for k, n in enumerate(bad)
+        if any(len(x.get("value_inputs", x.get("side_inputs", []))) == 1 for x in n)
+    )
     node = next(x for x in bad[k] if len(x.get("value_inputs", x.get("side_inputs", []))) == 1)
     node["value_inputs" if "value_inputs" in node else "side_inputs"] = ["pink"]
     bad[k + 1] = [dict(n, extra=1) for n in bad[k + 1]]  # another key: read by from_clevr
@@ -96,7 +100,11 @@ def test_wrong_side_input_counts_and_values_on_bare_nodes_are_refused_like_from_
 
 def test_invalid_answers_and_reasons_come_from_the_ordinary_executor(data):
     scenes, *_ = data
-    nodes = [{"inputs": [], "type": "scene"}, {"inputs": [0], "type": "unique"}, {"inputs": [1], "type": "query_color"}]
+    nodes = [
+        {"inputs": [], "type": "scene"},
+        {"inputs": [0], "type": "unique"},
+        {"inputs": [1], "type": "query_color"},
+    ]
     for batched in (False, True):
         assert answer_node_lists([nodes] * 2, scenes, [0, 1], batched=batched) == [None, None]
 
@@ -109,7 +117,9 @@ def test_a_registered_operation_is_seen_at_the_next_call(data):
         assert answer_node_lists([nodes], scenes, [0]) == [str(len(scenes[0]))]
         register("count", ("ObjectSet",), (), "Integer", lambda bs, objs: objs.bit_count() + 100)
         for batched in (False, True):
-            assert answer_node_lists([nodes], scenes, [0], batched=batched) == [str(len(scenes[0]) + 100)]
+            assert answer_node_lists([nodes], scenes, [0], batched=batched) == [
+                str(len(scenes[0]) + 100)
+            ]
     finally:
         register("count", original.inputs, original.side_inputs, original.output, original.fn)
     assert answer_node_lists([nodes], scenes, [0]) == [str(len(scenes[0]))]
