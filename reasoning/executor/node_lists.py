@@ -38,7 +38,6 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import repeat
 from operator import itemgetter
 from types import CodeType
 
@@ -70,95 +69,128 @@ from reasoning.executor.symbolic import default_executor
 
 __all__ = ["answer_node_lists", "clear_structure_cache"]
 
-_FUNCTION_STYLE = itemgetter("function", "inputs", "value_inputs")
-_TYPE_STYLE = itemgetter("type", "inputs")
-_SIDE_INPUTS = repeat("side_inputs")
-_NO_SIDE = repeat(())  # what a type-style node without ``side_inputs`` reads as
+_FUNCTION, _TYPE = itemgetter("function"), itemgetter("type")
+_SIDE_KEY = ("value_inputs", "side_inputs")  # by spelling: 0 official files, 1 the generator
 _FAILURES = (InvalidExecution, KeyError, TypeError, ValueError, IndexError, AttributeError)
 _ATTR_OF = {f"filter_{a}": a for a in VALUE_TYPES.values()}
 _ATTR_OF_NAME = {f"{op}_{a}": a for a in VALUE_TYPES.values() for op in ("filter", "query", "same")}
 
 
-def _split(nodes: object) -> tuple[tuple, tuple, tuple] | None:
-    """(functions, inputs, side inputs) of a node list in one plain spelling, else ``None``.
+def _functions(nodes: object) -> tuple[tuple, int] | None:
+    """The functions of a node list and its spelling (0 ``function``, 1 ``type``), else ``None``.
 
-    Plain means every node holds ``function``/``inputs``/``value_inputs`` (the
-    official question files) or ``type``/``inputs`` and optionally
-    ``side_inputs`` (the generator), as the first node does; anything else is
-    left to ``from_clevr``.  (A node that holds both spellings is read in the
-    first node's; ``from_clevr`` would refuse it if the two differ.)
+    The spelling is the first node's; a node list mixing them, or not a list of
+    dicts, is left to ``from_clevr``.  (A node that holds both spellings is read
+    in the first node's; ``from_clevr`` would refuse it if the two differ.)
     """
     if type(nodes) is not list or not nodes or type(nodes[0]) is not dict:
         return None
     try:
         if "function" in nodes[0]:
-            return tuple(zip(*map(_FUNCTION_STYLE, nodes), strict=True))  # type: ignore[return-value]
-        functions, inputs = zip(*map(_TYPE_STYLE, nodes), strict=True)
-        return functions, inputs, tuple(map(dict.get, nodes, _SIDE_INPUTS, _NO_SIDE))
+            return tuple(map(_FUNCTION, nodes)), 0
+        return tuple(map(_TYPE, nodes)), 1
     except (KeyError, TypeError):
         return None
 
 
-class _Structure:
-    """What one structure compiles to (``None`` fields: that mode takes the slow path)."""
+class _OtherStructure(Exception):
+    """Internal: a node list's inputs differ from the structure tried (same functions)."""
 
-    __slots__ = ("inputs", "run", "words_ok", "key", "params")
+
+class _Structure:
+    """What one structure compiles to (``None`` fields: that mode takes the slow path).
+
+    Each generated function takes the node list itself: it unpacks the nodes,
+    raises :class:`_OtherStructure` when their ``inputs`` are not this
+    structure's, and reads the side inputs it needs.
+    """
+
+    __slots__ = ("run", "words_ok", "key", "params")
 
     def __init__(
         self,
-        inputs: tuple,
         run: tuple[Callable | None, Callable | None],
         key: tuple | None,
         params: Callable | None,
     ):
-        self.inputs = inputs
-        self.run, self.words_ok = run  # (BoundScene, side inputs) -> answer; side inputs -> bool
+        self.run, self.words_ok = run  # (BoundScene, nodes) -> answer; nodes -> bool
         self.key = key  # canonical batched key
-        self.params = params  # side inputs -> parameter codes
+        self.params = params  # nodes -> parameter codes
 
 
-_CACHE: dict[tuple, list[_Structure]] = {}  # functions -> structures with those functions
+_CACHES: tuple[dict[tuple, list[_Structure]], ...] = (
+    {},
+    {},
+)  # per spelling: functions -> structures
 _BUILT_FOR = [_VERSION[0]]
 
 
 def clear_structure_cache() -> None:
     """Forget every compiled structure and text (for benchmarks that time compilation too)."""
-    _CACHE.clear()
+    for cache in _CACHES:
+        cache.clear()
     _CODE.clear()
 
 
-def _structure(functions: tuple, inputs: tuple, values: tuple, nodes: list, where: str) -> _Structure:
-    """The compiled structure of ``nodes`` (compiled and cached on first sight).
+def _structure(functions: tuple, style: int, nodes: list, where: str) -> _Structure:
+    """Compile the structure of ``nodes`` and cache it (called when no cached one fits).
 
     Raises:
         ProgramError: ``nodes`` is malformed (then nothing is cached).
     """
-    for s in _CACHE.get(functions, ()):
-        if s.inputs == inputs:
-            return s
     program = _decode(nodes, where)
+    inputs = [list(n["inputs"]) for n in nodes]  # from_clevr accepted them: present, integers
     reads = [0] * len(nodes)
     for ins in inputs:
         for j in ins:
             reads[j] += 1
     s = _Structure(
-        tuple(list(ins) for ins in inputs),
-        _compile_run(functions, inputs),
-        *_compile_encoder(functions, inputs, reads, program, values),
+        _compile_run(functions, inputs, style),
+        *_compile_encoder(functions, inputs, style, reads, program, nodes),
     )
-    _CACHE.setdefault(functions, []).append(s)
+    _CACHES[style].setdefault(functions, []).append(s)
     return s
+
+
+def _prologue(
+    inputs: list,
+    valued: set[int],
+    style: int,
+    env: dict[str, object],
+    own: frozenset[int] = frozenset(),
+) -> list[str]:
+    """Source lines that unpack the nodes, check their inputs and read their side inputs.
+
+    ``valued`` nodes take one word (bound to ``w<i>``); ``own`` nodes are
+    operations that read their side inputs themselves; every other node must
+    have none.
+    """
+    n = len(inputs)
+    key = _SIDE_KEY[style]
+    lines = [f"    {''.join(f'n{i}, ' for i in range(n))}= N"]
+    tests = []
+    for i, ins in enumerate(inputs):
+        if ins:
+            env[f"I{i}"] = list(ins)
+            tests.append(f'n{i}["inputs"] != I{i}')
+        else:
+            tests.append(f'n{i}["inputs"]')
+    lines += [f"    if {' or '.join(tests)}:", "        raise _OtherStructure"]
+    bare = [
+        f'n{i}["value_inputs"]' if style == 0 else f'n{i}.get("side_inputs")'
+        for i in range(n)
+        if i not in valued and i not in own
+    ]
+    if bare:
+        lines += [f"    if {' or '.join(bare)}:", "        raise ValueError"]
+    lines += [f'    (w{i},) = n{i}["{key}"]' for i in sorted(valued)]
+    env["_OtherStructure"] = _OtherStructure
+    return lines
 
 
 def _builtin(name: str) -> bool:
     spec = OPS.get(name)
     return spec is not None and spec.fn is BUILTIN_FNS.get(name)
-
-
-def _empty_check(functions: tuple, valued: set[int]) -> list[str]:
-    """Source lines refusing side inputs on the nodes that take none."""
-    bare = [f"V[{i}]" for i in range(len(functions)) if i not in valued]
-    return [f"    if {' or '.join(bare)}:", "        raise ValueError"] if bare else []
 
 
 # ---------------------------------------------------------------------- the evaluator
@@ -198,12 +230,14 @@ _INLINE: dict[str, str] = {  # built-in operations as expressions of their input
 }
 
 
-def _compile_run(functions: tuple, inputs: tuple) -> tuple[Callable | None, Callable | None]:
+def _compile_run(
+    functions: tuple, inputs: list, style: int
+) -> tuple[Callable | None, Callable | None]:
     """Generate the evaluator of one structure and its word check.
 
     Returns:
-        ``run(bs, V) -> answer`` (V: the side inputs of each node) and
-        ``words_ok(V) -> bool``: whether every word is in its vocabulary, which
+        ``run(bs, nodes) -> answer`` and ``words_ok(nodes) -> bool``: whether
+        every word is in its vocabulary (run has checked the counts), which
         tells an invalid ``unique`` (answer ``None``) from a malformed program
         when ``run`` raises :class:`InvalidExecution`.
     """
@@ -211,9 +245,10 @@ def _compile_run(functions: tuple, inputs: tuple) -> tuple[Callable | None, Call
     if root.output not in ANSWER_TYPES:
         return None, None  # the slow path says why there is no answer
     body: list[str] = []
-    unpack: list[str] = []  # every side input is unpacked before any node runs
+    key = _SIDE_KEY[style]
     env: dict[str, object] = {"_one": _one}
     valued: set[int] = set()
+    own: set[int] = set()
     words: list[str] = []  # membership tests of the inline nodes' words
     for i, (name, ins) in enumerate(zip(functions, inputs, strict=True)):
         spec = OPS[name]
@@ -222,22 +257,24 @@ def _compile_run(functions: tuple, inputs: tuple) -> tuple[Callable | None, Call
         if inline is not None:
             if spec.side_inputs:
                 valued.add(i)
-                unpack.append(f"    (w{i},) = V[{i}]")
                 env[f"W{i}"] = frozenset(side_vocabulary(spec.side_inputs[0]) or ())
-                words.append(f"V[{i}][0] in W{i}")
+                words.append(f'N[{i}]["{key}"][0] in W{i}')
             env[f"A{i}"] = _ATTR_OF_NAME.get(name)
             expr = inline.format(
                 a=args[0] if args else "", b=args[1] if len(args) > 1 else "", w=f"w{i}", i=i
             )
         else:
-            valued.add(i)
+            own.add(i)
             words.append("False")  # an operation's own words: the slow path judges them
             env[f"F{i}"] = spec.fn
             if spec.optional_side:
                 least = 1 if "Relation" in spec.side_inputs else 0
-                body.append(f"    if not {least} <= len(V[{i}]) <= {len(spec.side_inputs)}:")
+                body.append(f'    s{i} = n{i}.get("{key}", ())')
+                body.append(f"    if not {least} <= len(s{i}) <= {len(spec.side_inputs)}:")
                 body.append("        raise ValueError")
-            expr = f"F{i}(bs, {''.join(a + ', ' for a in args)}*V[{i}])"
+            else:
+                body.append(f'    s{i} = n{i}.get("{key}", ())')
+            expr = f"F{i}(bs, {''.join(a + ', ' for a in args)}*s{i})"
         body.append(f"    x{i} = {expr}")
     last = f"x{len(functions) - 1}"
     if root.output == BOOL:
@@ -246,8 +283,12 @@ def _compile_run(functions: tuple, inputs: tuple) -> tuple[Callable | None, Call
         body.append(f"    return str({last})")
     else:
         body.append(f"    return {last}")
-    head = ["def run(bs, V):", *_empty_check(functions, valued), *unpack, "    bits = bs.bits"]
-    check = ["def words_ok(V):", f"    return {' and '.join(words) or 'True'}"]
+    head = [
+        "def run(bs, N):",
+        *_prologue(inputs, valued, style, env, frozenset(own)),
+        "    bits = bs.bits",
+    ]
+    check = ["def words_ok(N):", f"    return {' and '.join(words) or 'True'}"]
     _define(head + body + check, env)
     return env["run"], env["words_ok"]  # type: ignore[return-value]
 
@@ -268,9 +309,9 @@ class _NotCanonical(Exception):
 
 
 def _compile_encoder(
-    functions: tuple, inputs: tuple, reads: list[int], program: Program, sample: tuple
+    functions: tuple, inputs: list, style: int, reads: list[int], program: Program, sample: list
 ) -> tuple[tuple | None, Callable | None]:
-    """The canonical key of one structure and ``params(V) -> codes``, or ``(None, None)``.
+    """The canonical key of one structure and ``params(nodes) -> codes``, or ``(None, None)``.
 
     Mirrors :func:`~reasoning.executor.encode.encode` (pre-order from the root,
     filter chains merged into ``F<k>`` nodes) on built-in operations, and is
@@ -331,8 +372,7 @@ def _compile_encoder(
     unread = {i for i, n in enumerate(reads[:-1]) if n == 0}
     if any(functions[i] != "scene" for i in unread):
         return None, None
-    lines = ["def params(V):", *_empty_check(functions, valued)]
-    lines += [f"    (w{i},) = V[{i}]" for i in sorted(valued)]
+    lines = ["def params(N):", *_prologue(inputs, valued, style, env)]
     lines.append(f"    return [{', '.join(params)}]")
     _define(lines, env)
     fn = env["params"]
@@ -386,7 +426,7 @@ def answer_node_lists(
             f"0..{len(scenes) - 1}"
         )
     if _BUILT_FOR[0] != _VERSION[0]:  # an operation was registered: recompile
-        _CACHE.clear()
+        clear_structure_cache()
         _BUILT_FOR[0] = _VERSION[0]
 
     def where(k: int) -> str:
@@ -401,35 +441,39 @@ def answer_node_lists(
         return _batched(node_lists, scenes, scene_indices, where, fail)
     out: list[str | None] = [None] * len(node_lists)
     bound: list[BoundScene | None] = [None] * len(scenes)
-    cache = _CACHE
     for k, nodes in enumerate(node_lists):
         i = scene_indices[k]
         bs = bound[i]
         if bs is None:
             bs = bound[i] = bind_scene(scenes[i])
-        split = _split(nodes)
-        if split is None:
-            out[k] = _slow(nodes, scenes[i], where(k), k, fail)
-            continue
-        functions, inputs, values = split
-        for s in cache.get(functions, ()):
-            if s.inputs == inputs:
-                break
-        else:
-            try:
-                s = _structure(functions, inputs, values, nodes, where(k))
-            except ProgramError as exc:
-                fail(k, exc)
+        found = _functions(nodes)
+        if found is not None:
+            functions, style = found
+            for s in _CACHES[style].get(functions, ()):
+                if s.run is None:
+                    break  # no answer type: the slow path says why
+                try:
+                    out[k] = s.run(bs, nodes)
+                    break
+                except _OtherStructure:
+                    continue
+                except InvalidExecution:
+                    if s.words_ok(nodes):  # type: ignore[misc]
+                        break  # invalid on this scene, as the slow path would find
+                    s = None
+                    break
+                except _FAILURES:
+                    s = None
+                    break
+            else:
+                try:
+                    _structure(functions, style, nodes, where(k))  # the next ones run compiled
+                except ProgramError as exc:
+                    fail(k, exc)
+                    continue
+                s = None  # this first one the ordinary way
+            if s is not None and s.run is not None:
                 continue
-        if s.run is not None:
-            try:
-                out[k] = s.run(bs, values)
-                continue
-            except InvalidExecution:
-                if s.words_ok(values):  # type: ignore[misc]
-                    continue  # invalid on this scene, as the slow path would find
-            except _FAILURES:
-                pass
         out[k] = _slow(nodes, scenes[i], where(k), k, fail)
     return out
 
@@ -466,34 +510,41 @@ def _batched(
     groups: dict[tuple, tuple[list[int], list[list[int]]]] = {}
     programs: dict[int, Program] = {}  # positions answered by the single executor
     failed: list[int] = []
-    cache = _CACHE
     for k, nodes in enumerate(node_lists):
-        split = _split(nodes)
-        if split is not None:
-            functions, inputs, values = split
-            for s in cache.get(functions, ()):
-                if s.inputs == inputs:
+        found = _functions(nodes)
+        if found is not None:
+            functions, style = found
+            row = None
+            for s in _CACHES[style].get(functions, ()):
+                if s.params is None:
+                    break
+                try:
+                    row = s.params(nodes)
+                    break
+                except _OtherStructure:
+                    continue
+                except _FAILURES:
                     break
             else:
                 try:
-                    s = _structure(functions, inputs, values, nodes, where(k))
+                    s = _structure(functions, style, nodes, where(k))
                 except ProgramError as exc:
                     fail(k, exc)
                     failed.append(k)
                     continue
-            if s.key is not None:
-                try:
-                    row = s.params(values)  # type: ignore[misc]
-                except _FAILURES:
-                    pass
+                if s.params is not None:
+                    try:
+                        row = s.params(nodes)
+                    except _FAILURES:
+                        pass
+            if row is not None:
+                g = groups.get(s.key)  # type: ignore[arg-type]
+                if g is None:
+                    groups[s.key] = ([k], [row])  # type: ignore[index]
                 else:
-                    g = groups.get(s.key)
-                    if g is None:
-                        groups[s.key] = ([k], [row])
-                    else:
-                        g[0].append(k)
-                        g[1].append(row)
-                    continue
+                    g[0].append(k)
+                    g[1].append(row)
+                continue
         try:
             program = _decode(nodes, where(k))
             enc = (
