@@ -30,14 +30,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from perception.scene_graph import SceneGraph, load_scenes
-from physics.errors import DataError
+from physics.errors import DataError, NesyError
 from physics.io import atomic_write_json, read_json
-from reasoning.dsl import Program, from_clevr
-from reasoning.errors import ExecutionError, ProgramError
-from reasoning.executor import default_executor, execute_batch
+from reasoning.errors import ExecutionError
+from reasoning.executor.node_lists import answer_node_lists
 
 __all__ = ["register", "run", "load_questions", "scenes_by_index", "normalise_answer"]
 
@@ -90,41 +87,39 @@ def _prepare(
     spath: str,
     *,
     strict: bool,
-    progress: bool = False,
-) -> tuple[list[dict[str, Any]], list[tuple[int, Program, SceneGraph]]]:
-    """One record per question, and the (record position, program, scene) of those that can run.
+) -> tuple[list[dict[str, Any]], list[tuple[int, Any, SceneGraph, str]]]:
+    """One record per question, and the (record position, node list, scene, name) of the others.
 
-    A question whose program or scene is wrong gets its own ``error`` (with
-    ``strict``, the first such error is raised instead).
+    A question that is not an object, has no program or names no known scene
+    gets its own ``error`` (with ``strict``, the first such error is raised).
     """
     qname, sname = Path(qpath).name, Path(spath).name
     records: list[dict[str, Any]] = []
-    runnable: list[tuple[int, Program, SceneGraph]] = []
-    bar = tqdm(questions, desc="programs", unit="q", disable=not progress, mininterval=1.0)
-    for k, q in enumerate(bar):
+    runnable: list[tuple[int, Any, SceneGraph, str]] = []
+    for k, q in enumerate(questions):
         qi = q.get("question_index", k) if isinstance(q, Mapping) else k
         record: dict[str, Any] = {"question_index": qi, "answer": None}
         records.append(record)
+        where = f"{qname}: question {qi}"
         try:
-            program, scene, given = _question(q, k, qi, scenes, qname, sname)
-        except (DataError, ProgramError) as exc:
+            scene = _scene_of(q, k, where, scenes, qname, sname)
+        except DataError as exc:
             if strict:
                 raise
             record["error"] = str(exc)
             continue
-        if given is not None:
-            record["given"] = given
-        runnable.append((k, program, scene))
+        if q.get("answer") is not None:
+            record["given"] = normalise_answer(q["answer"])
+        runnable.append((k, q["program"], scene, where))
     return records, runnable
 
 
-def _question(
-    q: Any, k: int, qi: Any, scenes: Mapping[int, SceneGraph], qname: str, sname: str
-) -> tuple[Program, SceneGraph, str | None]:
-    """The program, scene and given answer of question ``k``; errors name the question."""
+def _scene_of(
+    q: Any, k: int, where: str, scenes: Mapping[int, SceneGraph], qname: str, sname: str
+) -> SceneGraph:
+    """The scene question ``k`` asks about; errors name the question."""
     if not isinstance(q, Mapping):
         raise DataError(f"{qname}: question {k} must be a JSON object, got {type(q).__name__}")
-    where = f"{qname}: question {qi}"
     if "program" not in q:
         raise DataError(f"{where}: missing field 'program' (a CLEVR node list)")
     image = q.get("image_index")
@@ -135,46 +130,43 @@ def _question(
         known = sorted(scenes)
         span = f"{known[0]}..{known[-1]}" if known else "none"
         raise DataError(f"{where}: image_index {image} is not in {sname} (image indices {span})")
-    program = from_clevr(q["program"], where=where)
-    try:
-        default_executor.check(program)
-    except ProgramError as exc:
-        raise ProgramError(f"{where}: {exc}") from None
-    given = normalise_answer(q["answer"]) if q.get("answer") is not None else None
-    return program, scene, given
+    return scene
 
 
 def _answer_all(
-    runnable: list[tuple[int, Program, SceneGraph]],
+    runnable: list[tuple[int, Any, SceneGraph, str]],
     records: list[dict[str, Any]],
     scene_list: list[SceneGraph],
     *,
     batched: bool,
     strict: bool,
-    progress: bool,
 ) -> None:
     """Fill in each runnable record's answer (or its error) in place."""
-    if batched and runnable:
-        positions = {id(s): k for k, s in enumerate(scene_list)}
-        try:
-            answers = execute_batch(
-                [p for _, p, _ in runnable], scene_list, [positions[id(s)] for _, _, s in runnable]
-            )
-        except ExecutionError:
-            if strict:
-                raise
-            batched = False  # answer one by one below, so the failing question gets its error
-        else:
-            for (k, _, _), a in zip(runnable, answers, strict=True):
-                records[k]["answer"] = a
-            return
-    for k, program, scene in tqdm(runnable, desc="questions", unit="q", disable=not progress):
-        try:
-            records[k]["answer"] = default_executor.execute(program, scene, trace=False).answer
-        except ExecutionError as exc:
-            if strict:
-                raise
-            records[k]["error"] = f"question {records[k]['question_index']}: {exc}"
+    positions = {id(s): k for k, s in enumerate(scene_list)}
+    node_lists = [nodes for _, nodes, _, _ in runnable]
+    indices = [positions[id(s)] for _, _, s, _ in runnable]
+    names = [where for _, _, _, where in runnable]
+    errors: dict[int, NesyError] = {}
+    try:
+        answers = answer_node_lists(
+            node_lists,
+            scene_list,
+            indices,
+            batched=batched,
+            names=names,
+            errors=None if strict else errors,
+        )
+    except ExecutionError:
+        if strict or not batched:
+            raise
+        errors.clear()  # one question failed inside a batch: answer one by one to isolate it
+        answers = answer_node_lists(
+            node_lists, scene_list, indices, batched=False, names=names, errors=errors
+        )
+    for j, ((k, _, _, _), a) in enumerate(zip(runnable, answers, strict=True)):
+        records[k]["answer"] = a
+        if j in errors:
+            records[k]["error"] = str(errors[j])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,22 +174,10 @@ def run(args: argparse.Namespace) -> int:
     scenes = scenes_by_index(scene_list, args.scenes)
     questions = load_questions(args.questions)
     records, runnable = _prepare(
-        questions,
-        scenes,
-        args.questions,
-        args.scenes,
-        strict=args.strict,
-        progress=not args.quiet,
+        questions, scenes, args.questions, args.scenes, strict=args.strict
     )
     t0 = time.perf_counter()
-    _answer_all(
-        runnable,
-        records,
-        scene_list,
-        batched=args.batched,
-        strict=args.strict,
-        progress=not args.quiet,
-    )
+    _answer_all(runnable, records, scene_list, batched=args.batched, strict=args.strict)
     seconds = time.perf_counter() - t0
     given = [r.pop("given", None) for r in records]
     atomic_write_json(args.out, records)
@@ -221,9 +201,9 @@ def run(args: argparse.Namespace) -> int:
             sum(r["answer"] == g for r, g in scored if "error" not in r) / len(scored), 6
         )
     print(json.dumps(summary, indent=1))
-    for r in errors[:MAX_ERRORS_SHOWN]:
+    for r in [] if args.quiet else errors[:MAX_ERRORS_SHOWN]:
         print(f"error: {r['error']}", file=sys.stderr)
-    if len(errors) > MAX_ERRORS_SHOWN:
+    if len(errors) > MAX_ERRORS_SHOWN and not args.quiet:
         print(
             f"... and {len(errors) - MAX_ERRORS_SHOWN} more errors (each is in {args.out})",
             file=sys.stderr,
@@ -259,5 +239,7 @@ def register(groups) -> None:
         action="store_true",
         help="stop at the first question with an error (default: record it and go on)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no error lines (the final counts are still printed)"
+    )
     parser.set_defaults(func=run)

@@ -81,7 +81,6 @@ def _execute(tmp, questions, capsys, *flags):
             str(tmp / "q.json"),
             "--out",
             str(tmp / "a.json"),
-            "--quiet",
             *flags,
         ]
     )
