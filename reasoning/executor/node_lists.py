@@ -70,14 +70,13 @@ from reasoning.executor.symbolic import default_executor
 __all__ = ["answer_node_lists", "clear_structure_cache"]
 
 _FUNCTION, _TYPE = itemgetter("function"), itemgetter("type")
-_SIDE_KEY = ("value_inputs", "side_inputs")  # by spelling: 0 official files, 1 the generator
 _FAILURES = (InvalidExecution, KeyError, TypeError, ValueError, IndexError, AttributeError)
 _ATTR_OF = {f"filter_{a}": a for a in VALUE_TYPES.values()}
 _ATTR_OF_NAME = {f"{op}_{a}": a for a in VALUE_TYPES.values() for op in ("filter", "query", "same")}
 
 
-def _functions(nodes: object) -> tuple[tuple, int] | None:
-    """The functions of a node list and its spelling (0 ``function``, 1 ``type``), else ``None``.
+def _functions(nodes: object) -> tuple[tuple, str] | None:
+    """The functions of a node list and its side-input key (by its spelling), else ``None``.
 
     The spelling is the first node's; a node list mixing them, or not a list of
     dicts, is left to ``from_clevr``.  (A node that holds both spellings is read
@@ -87,8 +86,8 @@ def _functions(nodes: object) -> tuple[tuple, int] | None:
         return None
     try:
         if "function" in nodes[0]:
-            return tuple(map(_FUNCTION, nodes)), 0
-        return tuple(map(_TYPE, nodes)), 1
+            return tuple(map(_FUNCTION, nodes)), "value_inputs"
+        return tuple(map(_TYPE, nodes)), "side_inputs"
     except (KeyError, TypeError):
         return None
 
@@ -118,10 +117,9 @@ class _Structure:
         self.params = params  # nodes -> parameter codes
 
 
-_CACHES: tuple[dict[tuple, list[_Structure]], ...] = (
-    {},
-    {},
-)  # per spelling: functions -> structures
+# [batched][spelling]: functions -> structures (each mode compiles only what it runs)
+# [batched]: functions -> structures (each mode compiles what it runs; both spellings share them)
+_CACHES: tuple[dict[tuple, list[_Structure]], ...] = ({}, {})
 _BUILT_FOR = [_VERSION[0]]
 
 
@@ -132,8 +130,8 @@ def clear_structure_cache() -> None:
     _CODE.clear()
 
 
-def _structure(functions: tuple, style: int, nodes: list, where: str) -> _Structure:
-    """Compile the structure of ``nodes`` and cache it (called when no cached one fits).
+def _structure(functions: tuple, key: str, nodes: list, where: str, batched: bool) -> _Structure:
+    """Compile the structure of ``nodes`` for one mode and cache it (when no cached one fits).
 
     Raises:
         ProgramError: ``nodes`` is malformed (then nothing is cached).
@@ -144,18 +142,19 @@ def _structure(functions: tuple, style: int, nodes: list, where: str) -> _Struct
     for ins in inputs:
         for j in ins:
             reads[j] += 1
-    s = _Structure(
-        _compile_run(functions, inputs, style),
-        *_compile_encoder(functions, inputs, style, reads, program, nodes),
-    )
-    _CACHES[style].setdefault(functions, []).append(s)
+    if batched:
+        s = _Structure(
+            (None, None), *_compile_encoder(functions, inputs, key, reads, program, nodes)
+        )
+    else:
+        s = _Structure(_compile_run(functions, inputs), None, None)
+    _CACHES[batched].setdefault(functions, []).append(s)
     return s
 
 
 def _prologue(
     inputs: list,
     valued: set[int],
-    style: int,
     env: dict[str, object],
     own: frozenset[int] = frozenset(),
 ) -> list[str]:
@@ -166,7 +165,6 @@ def _prologue(
     have none.
     """
     n = len(inputs)
-    key = _SIDE_KEY[style]
     lines = [f"    {''.join(f'n{i}, ' for i in range(n))}= N"]
     tests = []
     for i, ins in enumerate(inputs):
@@ -176,14 +174,10 @@ def _prologue(
         else:
             tests.append(f'n{i}["inputs"]')
     lines += [f"    if {' or '.join(tests)}:", "        raise _OtherStructure"]
-    bare = [
-        f'n{i}["value_inputs"]' if style == 0 else f'n{i}.get("side_inputs")'
-        for i in range(n)
-        if i not in valued and i not in own
-    ]
+    bare = [f"n{i}.get(K)" for i in range(n) if i not in valued and i not in own]
     if bare:
         lines += [f"    if {' or '.join(bare)}:", "        raise ValueError"]
-    lines += [f'    (w{i},) = n{i}["{key}"]' for i in sorted(valued)]
+    lines += [f"    (w{i},) = n{i}[K]" for i in sorted(valued)]
     env["_OtherStructure"] = _OtherStructure
     return lines
 
@@ -230,9 +224,7 @@ _INLINE: dict[str, str] = {  # built-in operations as expressions of their input
 }
 
 
-def _compile_run(
-    functions: tuple, inputs: list, style: int
-) -> tuple[Callable | None, Callable | None]:
+def _compile_run(functions: tuple, inputs: list) -> tuple[Callable | None, Callable | None]:
     """Generate the evaluator of one structure and its word check.
 
     Returns:
@@ -245,7 +237,6 @@ def _compile_run(
     if root.output not in ANSWER_TYPES:
         return None, None  # the slow path says why there is no answer
     body: list[str] = []
-    key = _SIDE_KEY[style]
     env: dict[str, object] = {"_one": _one}
     valued: set[int] = set()
     own: set[int] = set()
@@ -258,7 +249,7 @@ def _compile_run(
             if spec.side_inputs:
                 valued.add(i)
                 env[f"W{i}"] = frozenset(side_vocabulary(spec.side_inputs[0]) or ())
-                words.append(f'N[{i}]["{key}"][0] in W{i}')
+                words.append(f"N[{i}][K][0] in W{i}")
             env[f"A{i}"] = _ATTR_OF_NAME.get(name)
             expr = inline.format(
                 a=args[0] if args else "", b=args[1] if len(args) > 1 else "", w=f"w{i}", i=i
@@ -269,11 +260,11 @@ def _compile_run(
             env[f"F{i}"] = spec.fn
             if spec.optional_side:
                 least = 1 if "Relation" in spec.side_inputs else 0
-                body.append(f'    s{i} = n{i}.get("{key}", ())')
+                body.append(f"    s{i} = n{i}.get(K, ())")
                 body.append(f"    if not {least} <= len(s{i}) <= {len(spec.side_inputs)}:")
                 body.append("        raise ValueError")
             else:
-                body.append(f'    s{i} = n{i}.get("{key}", ())')
+                body.append(f"    s{i} = n{i}.get(K, ())")
             expr = f"F{i}(bs, {''.join(a + ', ' for a in args)}*s{i})"
         body.append(f"    x{i} = {expr}")
     last = f"x{len(functions) - 1}"
@@ -284,11 +275,11 @@ def _compile_run(
     else:
         body.append(f"    return {last}")
     head = [
-        "def run(bs, N):",
-        *_prologue(inputs, valued, style, env, frozenset(own)),
+        "def run(bs, N, K):",  # K: the side-input key of the node list's spelling
+        *_prologue(inputs, valued, env, frozenset(own)),
         "    bits = bs.bits",
     ]
-    check = ["def words_ok(N):", f"    return {' and '.join(words) or 'True'}"]
+    check = ["def words_ok(N, K):", f"    return {' and '.join(words) or 'True'}"]
     _define(head + body + check, env)
     return env["run"], env["words_ok"]  # type: ignore[return-value]
 
@@ -309,7 +300,7 @@ class _NotCanonical(Exception):
 
 
 def _compile_encoder(
-    functions: tuple, inputs: list, style: int, reads: list[int], program: Program, sample: list
+    functions: tuple, inputs: list, side: str, reads: list[int], program: Program, sample: list
 ) -> tuple[tuple | None, Callable | None]:
     """The canonical key of one structure and ``params(nodes) -> codes``, or ``(None, None)``.
 
@@ -372,12 +363,12 @@ def _compile_encoder(
     unread = {i for i, n in enumerate(reads[:-1]) if n == 0}
     if any(functions[i] != "scene" for i in unread):
         return None, None
-    lines = ["def params(N):", *_prologue(inputs, valued, style, env)]
+    lines = ["def params(N, K):", *_prologue(inputs, valued, env)]
     lines.append(f"    return [{', '.join(params)}]")
     _define(lines, env)
     fn = env["params"]
     try:
-        ok = encode(program.root) == (tuple(key), fn(sample))  # type: ignore[operator]
+        ok = encode(program.root) == (tuple(key), fn(sample, side))  # type: ignore[operator]
     except _FAILURES:
         ok = False
     return (tuple(key), fn) if ok else (None, None)
@@ -448,17 +439,17 @@ def answer_node_lists(
             bs = bound[i] = bind_scene(scenes[i])
         found = _functions(nodes)
         if found is not None:
-            functions, style = found
-            for s in _CACHES[style].get(functions, ()):
+            functions, side = found
+            for s in _CACHES[False].get(functions, ()):
                 if s.run is None:
                     break  # no answer type: the slow path says why
                 try:
-                    out[k] = s.run(bs, nodes)
+                    out[k] = s.run(bs, nodes, side)
                     break
                 except _OtherStructure:
                     continue
                 except InvalidExecution:
-                    if s.words_ok(nodes):  # type: ignore[misc]
+                    if s.words_ok(nodes, side):  # type: ignore[misc]
                         break  # invalid on this scene, as the slow path would find
                     s = None
                     break
@@ -467,15 +458,30 @@ def answer_node_lists(
                     break
             else:
                 try:
-                    _structure(functions, style, nodes, where(k))  # the next ones run compiled
+                    s = _structure(functions, side, nodes, where(k), False)
                 except ProgramError as exc:
                     fail(k, exc)
                     continue
-                s = None  # this first one the ordinary way
+                done, out[k] = _run_first(s, bs, nodes, side)
+                if done:
+                    continue
+                s = None
             if s is not None and s.run is not None:
                 continue
         out[k] = _slow(nodes, scenes[i], where(k), k, fail)
     return out
+
+
+def _run_first(s: _Structure, bs: BoundScene, nodes: list, side: str) -> tuple[bool, str | None]:
+    """Run a freshly compiled structure on the node list it was compiled from: (done, answer)."""
+    if s.run is None:
+        return False, None
+    try:
+        return True, s.run(bs, nodes, side)
+    except InvalidExecution:
+        return bool(s.words_ok(nodes, side)), None  # type: ignore[misc]
+    except _FAILURES:
+        return False, None
 
 
 def _where_of(names: Sequence[str] | None, k: int) -> str:
@@ -513,13 +519,13 @@ def _batched(
     for k, nodes in enumerate(node_lists):
         found = _functions(nodes)
         if found is not None:
-            functions, style = found
+            functions, side = found
             row = None
-            for s in _CACHES[style].get(functions, ()):
+            for s in _CACHES[True].get(functions, ()):
                 if s.params is None:
                     break
                 try:
-                    row = s.params(nodes)
+                    row = s.params(nodes, side)
                     break
                 except _OtherStructure:
                     continue
@@ -527,14 +533,14 @@ def _batched(
                     break
             else:
                 try:
-                    s = _structure(functions, style, nodes, where(k))
+                    s = _structure(functions, side, nodes, where(k), True)
                 except ProgramError as exc:
                     fail(k, exc)
                     failed.append(k)
                     continue
                 if s.params is not None:
                     try:
-                        row = s.params(nodes)
+                        row = s.params(nodes, side)
                     except _FAILURES:
                         pass
             if row is not None:
