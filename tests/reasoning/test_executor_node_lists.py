@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from perception.synthetic import sample_scene_graphs
+from physics.errors import DataError
 from reasoning.dsl import from_clevr, to_clevr
 from reasoning.errors import ProgramError
 from reasoning.executor import OPS, execute, random_programs, register
@@ -123,3 +124,58 @@ def test_a_registered_operation_is_seen_at_the_next_call(data):
     finally:
         register("count", original.inputs, original.side_inputs, original.output, original.fn)
     assert answer_node_lists([nodes], scenes, [0]) == [str(len(scenes[0]))]
+
+
+def test_an_invalid_unique_before_an_unknown_word_is_still_an_error(data):
+    scenes, *_ = data
+    good = [
+        {"inputs": [], "type": "scene"},
+        {"inputs": [0], "type": "unique"},
+        {"inputs": [1], "type": "relate", "side_inputs": ["left"]},
+        {"inputs": [2], "type": "filter_color", "side_inputs": ["red"]},
+        {"inputs": [3], "type": "count"},
+    ]
+    bad = copy.deepcopy(good)
+    bad[3]["side_inputs"] = ["pink"]
+    for batched in (False, True):
+        # scene 0 holds several objects: unique is invalid there
+        assert answer_node_lists([good, good], scenes, [0, 0], batched=batched) == [None, None]
+        with pytest.raises(
+            ProgramError, match=r"^program 1: node 3 \(filter_color\): side input 0 'pink'"
+        ):
+            answer_node_lists([good, bad], scenes, [0, 0], batched=batched)
+
+
+def test_template_composites_and_registered_operations_run_through_their_own_functions(data):
+    scenes, *_ = data
+    nodes = [
+        {"inputs": [], "function": "scene", "value_inputs": []},
+        {"inputs": [0], "function": "filter_count", "value_inputs": ["", "red"]},
+    ]
+    truth = [execute(from_clevr(nodes), s, trace=False).answer for s in scenes]
+    for batched in (False, True):
+        assert (
+            answer_node_lists(
+                [nodes] * len(scenes), scenes, list(range(len(scenes))), batched=batched
+            )
+            == truth
+        )
+    register("count_twice", ("ObjectSet",), (), "Integer", lambda bs, objs: 2 * objs.bit_count())
+    try:
+        nodes = [{"inputs": [], "type": "scene"}, {"inputs": [0], "type": "count_twice"}]
+        for batched in (False, True):
+            assert answer_node_lists([nodes], scenes, [1], batched=batched) == [
+                str(2 * len(scenes[1]))
+            ]
+    finally:
+        del OPS["count_twice"]
+        register(
+            "count", OPS["count"].inputs, (), "Integer", OPS["count"].fn
+        )  # bump the table version
+
+
+def test_scene_indices_out_of_range_are_refused(data):
+    scenes, *_ = data
+    nodes = [{"inputs": [], "type": "scene"}, {"inputs": [0], "type": "count"}]
+    with pytest.raises(DataError, match=r"^program 1: scene index 99 is out of range 0\.\.9"):
+        answer_node_lists([nodes, nodes], scenes, [0, 99])
