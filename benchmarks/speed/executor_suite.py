@@ -69,7 +69,14 @@ from reasoning.executor import (
 )
 from reasoning.executor.node_lists import answer_node_lists, clear_structure_cache
 
-__all__ = ["executor_suite", "make_questions", "official_nodes", "format_table", "E2E_TARGETS"]
+__all__ = [
+    "executor_suite",
+    "make_questions",
+    "official_nodes",
+    "generator_dag",
+    "format_table",
+    "E2E_TARGETS",
+]
 
 SHAPE_CHECK_SCENES = 8  # scenes a candidate shape is tried on before it joins the pool
 E2E_TARGETS = {"single": 2.0, "batched": 8.0}  # end-to-end speed-ups over the plain interpreter
@@ -133,11 +140,19 @@ def official_nodes(program: Program, style: str) -> list[dict]:
         missing = len(spec.side_inputs) - len(call.values) if spec.optional_side else 0
         return Call(call.function, tuple(map(padded, call.args)), call.values + ("",) * missing)
 
-    nodes = to_clevr(expand_composites(Program(padded(program.root))), style=style)  # type: ignore[arg-type]
-    key = "function" if style == "function" else "type"
+    return generator_dag(to_clevr(expand_composites(Program(padded(program.root))), style=style))  # type: ignore[arg-type]
+
+
+def generator_dag(nodes: list[dict]) -> list[dict]:
+    """A tree node list as the official generator writes two-branch programs (``single_or`` ...).
+
+    With two or more ``scene`` leaves: one unread ``scene`` node first, then one
+    ``scene`` node that every branch reads; otherwise ``nodes`` unchanged.
+    """
+    key = "function" if "function" in nodes[0] else "type"
     if sum(node[key] == "scene" for node in nodes) < 2:
         return nodes
-    scene = {k: v for k, v in nodes[0].items()}
+    scene = next(node for node in nodes if node[key] == "scene")
     out = [dict(scene), dict(scene)]
     index: dict[int, int] = {}
     for i, node in enumerate(nodes):

@@ -11,8 +11,9 @@ Two evaluators share the operation table:
   over the :class:`~reasoning.dsl.Call` tree with one specialised closure per
   operation that type-checks and dispatches each child in one dict lookup;
   vocabulary words are checked by the bitset lookups themselves;
-* the traced path walks the post-order node list with a value stack and
-  records a :class:`~reasoning.executor.result.TraceStep` per node.
+* the traced path runs the node list in order (a tree's post-order, or a DAG's
+  own list as the official engine runs it: each node once, unread nodes too)
+  and records a :class:`~reasoning.executor.result.TraceStep` per node.
 
 Whenever the fast path meets anything unusual (a malformed node, an invalid
 ``unique``) it defers to :func:`~reasoning.executor.check.check_call` and the
@@ -28,7 +29,7 @@ modes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from perception.scene_graph import SceneGraph
 from reasoning.dsl.program import Call, Program
@@ -146,37 +147,14 @@ class SymbolicExecutor:
     def _traced(
         self, root: Call, bs: BoundScene, *, keep_trace: bool = True, checked: bool = False
     ) -> ExecutionResult:
-        """Post-order evaluation with a value stack; checks the program first unless ``checked``."""
+        """Post-order evaluation of a tree; checks the program first unless ``checked``."""
         out_type = self._out[root.function] if checked else check_call(root, self.ops)
-        steps: list[TraceStep] = []
-        stack: list[object] = []
-        for index, call in enumerate(post_order(root)):
-            spec = self.ops[call.function]
-            n = len(call.args)
-            ins = stack[len(stack) - n :] if n else []
-            if n:
-                del stack[len(stack) - n :]
-            try:
-                value = spec.fn(bs, *ins, *call.values)
-            except InvalidExecution as exc:
-                reason = f"node {index} ({call.function}): {exc}"
-                return ExecutionResult(None, False, reason, steps if keep_trace else [])
-            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-                raise ExecutionError(
-                    f"{bs.name}: node {index} ({call.function}) failed: {type(exc).__name__}: {exc}"
-                ) from None
-            stack.append(value)
-            if keep_trace:
-                steps.append(TraceStep(index, call, spec.output, render_value(value, spec.output)))
-        value = stack[-1]
-        if out_type not in ANSWER_TYPES:
-            reason = (
-                f"node {index} ({root.function}): the program ends in "
-                f"{out_type}, not an answer type ({', '.join(sorted(ANSWER_TYPES))})"
-            )
-            return ExecutionResult(None, False, reason, steps)
-        return ExecutionResult(format_answer(value, out_type), True, None, steps)
-
+        graph: list[tuple[Call, tuple[int, ...]]] = []
+        index: dict[int, int] = {}  # id(call) -> post-order position
+        for call in post_order(root):
+            graph.append((call, tuple(index[id(a)] for a in call.args)))
+            index[id(call)] = len(graph) - 1
+        return self._evaluate(graph, bs, out_type, keep_trace)
 
     def _check_graph(self, graph: tuple[tuple[Call, tuple[int, ...]], ...]) -> str:
         """Type-check a DAG node list: the root and every node nobody reads (the rest lie below)."""
@@ -202,7 +180,16 @@ class SymbolicExecutor:
         """
         if self._live and self._version != _VERSION[0]:
             self._build(OPS)
-        out_type = self._check_graph(graph)
+        return self._evaluate(graph, bs, self._check_graph(graph), keep_trace)
+
+    def _evaluate(
+        self,
+        graph: Sequence[tuple[Call, tuple[int, ...]]],
+        bs: BoundScene,
+        out_type: str,
+        keep_trace: bool,
+    ) -> ExecutionResult:
+        """Every node in list order from its inputs' outputs; the last one answers."""
         ops = self.ops
         outs: list[object] = []
         steps: list[TraceStep] = []

@@ -12,6 +12,7 @@ from perception.scene_graph import save_scenes
 from perception.synthetic import sample_scene_graphs
 from reasoning.dsl import to_clevr
 from reasoning.executor import execute, random_programs
+from tests.conftest import SINGLE_OR
 
 
 @pytest.fixture()
@@ -138,16 +139,7 @@ def test_strict_makes_the_first_bad_question_fatal(files, capsys):
 
 def test_a_file_of_generated_dag_programs_is_answered(files, capsys):
     tmp, scenes, programs, questions = files
-    single_or = [
-        {"inputs": [], "type": "scene"},
-        {"inputs": [], "type": "scene"},
-        {"inputs": [1], "type": "filter_size", "side_inputs": ["large"]},
-        {"inputs": [2], "type": "filter_color", "side_inputs": ["blue"]},
-        {"inputs": [1, 3], "type": "union"},
-        {"inputs": [4], "type": "filter_shape", "side_inputs": ["cube"]},
-        {"inputs": [5], "type": "count"},
-    ]
-    questions[4]["program"] = single_or
+    questions[4]["program"] = SINGLE_OR
     questions[4]["answer"] = None
     code, captured = _execute(tmp, questions, capsys)
     assert code == 0 and json.loads(captured.out)["errors"] == 0

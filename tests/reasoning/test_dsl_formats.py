@@ -27,6 +27,7 @@ from reasoning.dsl import (
 )
 from reasoning.dsl.text import MAX_DEPTH
 from reasoning.errors import ProgramError
+from tests.conftest import SINGLE_OR
 
 # "Is the number of red things less than the number of cubes?" as stored in
 # the official CLEVR v1.0 question files (function / value_inputs spelling).
@@ -211,20 +212,6 @@ def test_postorder_positions_of_a_breadth_first_list() -> None:
 def test_bad_node_lists_name_the_node_and_field(nodes: object, pattern: str) -> None:
     with pytest.raises(ProgramError, match=r"^q7: " + pattern):
         from_clevr(nodes, where="q7")  # type: ignore[arg-type]
-
-
-# "What number of cubes are objects or large blue things?" as the official
-# generator writes it for the single_or template: node 1 is read twice (by
-# filter_size and by union) and node 0 by nobody.
-SINGLE_OR = [
-    {"inputs": [], "type": "scene"},
-    {"inputs": [], "type": "scene"},
-    {"inputs": [1], "type": "filter_size", "side_inputs": ["large"]},
-    {"inputs": [2], "type": "filter_color", "side_inputs": ["blue"]},
-    {"inputs": [1, 3], "type": "union"},
-    {"inputs": [4], "type": "filter_shape", "side_inputs": ["cube"]},
-    {"inputs": [5], "type": "count"},
-]
 
 
 def test_dag_node_lists_are_read_with_shared_nodes_once_and_written_back_unchanged() -> None:

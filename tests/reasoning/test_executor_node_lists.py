@@ -6,27 +6,13 @@ import copy
 
 import pytest
 
+from benchmarks.speed.executor_suite import generator_dag
 from perception.synthetic import sample_scene_graphs
 from physics.errors import DataError
 from reasoning.dsl import from_clevr, to_clevr
 from reasoning.errors import ProgramError
 from reasoning.executor import OPS, execute, random_programs, register
 from reasoning.executor.node_lists import answer_node_lists, clear_structure_cache
-
-
-def share_scenes(nodes: list[dict]) -> list[dict]:
-    """The generator's DAG form: one unread scene first, every scene leaf reads one shared scene."""
-    key = "type" if "type" in nodes[0] else "function"
-    scene = {"inputs": [], key: "scene", **({"value_inputs": []} if key == "function" else {})}
-    out = [dict(scene), dict(scene)]
-    index = {}
-    for i, node in enumerate(nodes):
-        if node[key] == "scene":
-            index[i] = 1
-            continue
-        index[i] = len(out)
-        out.append({**node, "inputs": [index[j] for j in node["inputs"]]})
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +22,7 @@ def data():
     node_lists = []
     for k, p in enumerate(programs):
         nodes = to_clevr(p, style="type" if k % 2 else "function")
-        node_lists.append(share_scenes(nodes) if k % 3 == 0 else nodes)
+        node_lists.append(generator_dag(nodes) if k % 3 == 0 else nodes)
     idx = [k % len(scenes) for k in range(len(programs))]
     truth = [
         execute(from_clevr(n), scenes[i], trace=False).answer
