@@ -3,30 +3,37 @@
 Reading a node list into a :class:`~reasoning.dsl.Program` (``from_clevr``) costs
 more than running it, yet the questions of one CLEVR template share their
 structure: the same functions in the same order, reading the same nodes.  So a
-node list is keyed by its structure (the tuple of its functions, then the list
-of its ``inputs``), and each structure is compiled once into
+node list is looked up by the tuple of its functions, and each structure (those
+functions and the ``inputs`` of every node) is compiled once into
 
 * an evaluator: a Python function, generated as source (as :mod:`dataclasses`
-  and :func:`collections.namedtuple` generate theirs), that runs the nodes in
-  list order from the side inputs -- each node once, nodes nobody reads
+  and :func:`collections.namedtuple` generate theirs), that takes the node list
+  itself, checks that its ``inputs`` are the structure's, reads the side inputs
+  and runs the nodes in list order -- each node once, nodes nobody reads
   included, as the official engine (``question_engine.answer_question``) does --
-  and returns the normalised answer;
+  returning the normalised answer;
 * for batched mode, the canonical structure key of
   :func:`~reasoning.executor.encode.encode` and a generated function from the
-  side inputs to the parameter codes.
+  node list to the parameter codes.
+
+Each mode compiles only what it runs, both spellings share a structure, and
+the generated source names its per-structure constants (attributes, word
+tables, inputs) instead of spelling them out, so structures that differ only
+in which attribute a filter reads share one compiled text.
 
 A structure is validated when it is first compiled: its first node list goes
 through ``from_clevr`` and the executor's type check, and the generated batched
 encoder must give what ``encode`` gives on it.  Words are checked by the table
-lookups themselves.  Any node list that does not fit the fast path exactly (a
-node with other keys, a wrong number of side inputs, an unknown word, an invalid
-``unique``, an operation without a built-in form) is read by ``from_clevr`` and
-answered by the ordinary executors, so answers, invalid reasons and error
-messages are theirs.  Two leniencies remain, both in node lists no tool writes:
-an ``inputs`` index written as ``true`` or ``1.0`` in a structure already
-compiled with ``1`` is read as ``1`` (as the official engine reads it), and a
-node holding both spellings is read in the first node's spelling instead of
-being refused when the two differ.
+lookups themselves (and, when a ``unique`` is invalid, against the vocabulary,
+so that a bad word later in the list is still an error).  Any node list that
+does not fit the fast path exactly (nodes in mixed spellings, a wrong number of
+side inputs, an unknown word, an operation without a built-in form) is read by
+``from_clevr`` and answered by the ordinary executors, so answers, invalid
+reasons and error messages are theirs.  Two leniencies remain, both in node
+lists no tool writes: an ``inputs`` index written as ``true`` or ``1.0`` is read
+as ``1`` (as the official engine reads it), and a node holding both spellings
+is read in the first node's spelling instead of being refused when the two
+differ.
 
 >>> from perception.synthetic import sample_scene_graph
 >>> scene = sample_scene_graph(seed=0)
@@ -86,10 +93,13 @@ def _functions(nodes: object) -> tuple[tuple, str] | None:
         return None
     try:
         if "function" in nodes[0]:
-            return tuple(map(_FUNCTION, nodes)), "value_inputs"
-        return tuple(map(_TYPE, nodes)), "side_inputs"
+            functions, side = tuple(map(_FUNCTION, nodes)), "value_inputs"
+        else:
+            functions, side = tuple(map(_TYPE, nodes)), "side_inputs"
+        hash(functions)  # a name that is not a string (a list) cannot key the cache
     except (KeyError, TypeError):
         return None
+    return functions, side
 
 
 class _OtherStructure(Exception):

@@ -165,3 +165,21 @@ def test_scene_indices_out_of_range_are_refused(data):
     nodes = [{"inputs": [], "type": "scene"}, {"inputs": [0], "type": "count"}]
     with pytest.raises(DataError, match=r"^program 1: scene index 99 is out of range 0\.\.9"):
         answer_node_lists([nodes, nodes], scenes, [0, 99])
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_odd_json_gets_the_slow_paths_errors(data, batched):
+    scenes, *_ = data
+    odd = [
+        [{"inputs": [], "function": ["scene"], "value_inputs": []}],
+        [{"inputs": [], "function": "scene", "value_inputs": []}, "count"],
+        [],
+        {"function": "scene"},
+    ]
+    errors: dict = {}
+    assert answer_node_lists(odd, scenes, [0] * 4, batched=batched, errors=errors) == [None] * 4
+    assert sorted(errors) == [0, 1, 2, 3]
+    assert "must be a non-empty string" in str(errors[0])
+    assert "node 1 must be an object" in str(errors[1])
+    assert "the node list is empty" in str(errors[2])
+    assert "must be a list of nodes" in str(errors[3])
