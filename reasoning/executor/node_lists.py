@@ -442,15 +442,15 @@ def answer_node_lists(
         return _batched(node_lists, scenes, scene_indices, where, fail)
     out: list[str | None] = [None] * len(node_lists)
     bound: list[BoundScene | None] = [None] * len(scenes)
-    for k, nodes in enumerate(node_lists):
-        i = scene_indices[k]
+    structures = _CACHES[False].get
+    for k, (nodes, i) in enumerate(zip(node_lists, scene_indices, strict=True)):
         bs = bound[i]
         if bs is None:
             bs = bound[i] = bind_scene(scenes[i])
         found = _functions(nodes)
         if found is not None:
             functions, side = found
-            for s in _CACHES[False].get(functions, ()):
+            for s in structures(functions, ()):
                 if s.run is None:
                     break  # no answer type: the slow path says why
                 try:

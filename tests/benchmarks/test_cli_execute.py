@@ -259,9 +259,26 @@ def test_bench_speed_executor_suite_reports_measured_rates(tmp_path, capsys):
             str(out),
         ]
     )
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
     saved = json.loads(out.read_text())
     assert code == 0 and printed == saved
+    e2e = saved["end_to_end"]
+    assert e2e["questions"] == 300 and e2e["questions_per_scene"] == 10 and e2e["scenes"] == 30
+    assert 0 < e2e["dag_fraction"] < 1
+    assert set(e2e["speedup_vs_plain"]) == {
+        "single",
+        "batched",
+        "single_warm",
+        "batched_warm",
+        "single_decoded",
+    }
+    assert all(v > 0 for m in e2e["speedup_vs_plain"].values() for v in m.values())
+    assert set(e2e["disagreements_with_plain"].values()) == {0}
+    table = captured.err.splitlines()
+    single = next(line for line in table if line.startswith("single "))
+    assert single.split()[2] == f"{e2e['speedup_vs_plain']['single']['wall']:.2f}"
+    assert single.split()[4] == "2x"
     rates = saved["questions_per_second"]
     assert set(rates) >= {"single_trace_off", "single_trace_on", "plain_baseline", "batched"}
     assert all(v > 0 for v in rates.values())
