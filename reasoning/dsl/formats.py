@@ -3,7 +3,10 @@
 CLEVR node lists (Johnson et al., CVPR 2017) store a program as a list of nodes
 in post-order; each node names its function, the indices of the earlier nodes
 it reads (``inputs``) and its literal side inputs; the last node is the root.
-Two spellings exist and both are read:
+The official generator's lists are DAGs -- a node may be read by several later
+nodes or by none (``single_or``: ``scene; scene; filter_size[large](1); ...;
+union(1, 3); ...``) -- and are kept as read (:attr:`Program.graph`).  Two
+spellings exist and both are read:
 
 - the official CLEVR v1.0 question files: ``function`` + ``value_inputs``;
 - the question generator and its templates: ``type`` + ``side_inputs``.

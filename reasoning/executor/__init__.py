@@ -11,12 +11,15 @@ True
   (:class:`ExecutionResult`, :class:`TraceStep`);
 * :func:`execute_batch` -- many programs over many scenes, grouped by program
   structure and run as vectorised bitset plans (same answers, far faster);
+* :func:`answer_node_lists` -- CLEVR node lists (parsed JSON, DAGs included)
+  answered without building a Program per question, single or batched;
 * :data:`OPS` / :func:`register` -- the operation table;
 * :func:`bind_scene` -- the cached per-scene bitset tables.
 """
 
 from reasoning.executor.batched import BatchPlan, compile_batch, execute_batch
 from reasoning.executor.bound_scene import BoundScene, bind_scene, clear_binding_cache
+from reasoning.executor.node_lists import answer_node_lists
 from reasoning.executor.ops import OPS, InvalidExecution, OpSpec, register
 from reasoning.executor.result import ExecutionResult, TraceStep, format_answer
 from reasoning.executor.sampling import ProgramSampler, random_program, random_programs
@@ -26,6 +29,7 @@ from reasoning.executor.symbolic import SymbolicExecutor, default_executor, exec
 __all__ = [
     "execute",
     "execute_batch",
+    "answer_node_lists",
     "compile_batch",
     "BatchPlan",
     "SceneTable",
