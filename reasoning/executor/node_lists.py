@@ -184,7 +184,7 @@ def _prologue(
         else:
             tests.append(f'n{i}["inputs"]')
     lines += [f"    if {' or '.join(tests)}:", "        raise _OtherStructure"]
-    bare = [f"n{i}.get(K)" for i in range(n) if i not in valued and i not in own]
+    bare = [f"K in n{i} and n{i}[K]" for i in range(n) if i not in valued and i not in own]
     if bare:
         lines += [f"    if {' or '.join(bare)}:", "        raise ValueError"]
     lines += [f"    (w{i},) = n{i}[K]" for i in sorted(valued)]
