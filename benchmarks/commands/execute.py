@@ -8,16 +8,17 @@ Each question's ``program`` (CLEVR node list, DAGs as the official generator
 writes them included) runs on the scene whose ``image_index`` matches the
 question's.  Writes, atomically, a JSON list of ``{"question_index", "answer"}``
 (``null`` where the execution is invalid) and prints a JSON summary, with the
-accuracy when the questions carry answers.  ``--batched`` (the default) uses the
-vectorised executor, ``--no-batched`` the one-at-a-time executor; both give the
-same answers.
+accuracy when the questions carry answers.  Programs are answered straight from
+the node lists (:func:`reasoning.executor.answer_node_lists`); ``--batched``
+(the default) uses the vectorised executor, ``--no-batched`` the one-at-a-time
+executor; both give the same answers.
 
 A question that cannot run (a malformed program, an unknown ``image_index``)
 does not stop the others: its record gets ``"error"`` (the one-line message)
-and a null answer, every error is printed (up to :data:`MAX_ERRORS_SHOWN`), the
-command ends with the count of answered, invalid, wrong and failed questions
-and exits with status 1.  ``--strict`` makes the first error fatal instead
-(status 2, nothing written).
+and a null answer, errors are printed to stderr (up to :data:`MAX_ERRORS_SHOWN`;
+``--quiet`` prints none), the command ends with the count of answered, invalid,
+wrong and failed questions and exits with status 1 when any failed.
+``--strict`` stops at an error instead (status 2, nothing written).
 """
 
 from __future__ import annotations
