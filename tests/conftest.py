@@ -9,6 +9,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CLEVR = REPO.parent / "shared" / "data" / "clevr"
 
+# "What number of cubes are objects or large blue things?" as the official CLEVR
+# generator writes it for the single_or template: node 1 is read twice (by
+# filter_size and by union) and node 0 by nobody.
+SINGLE_OR = [
+    {"inputs": [], "type": "scene"},
+    {"inputs": [], "type": "scene"},
+    {"inputs": [1], "type": "filter_size", "side_inputs": ["large"]},
+    {"inputs": [2], "type": "filter_color", "side_inputs": ["blue"]},
+    {"inputs": [1, 3], "type": "union"},
+    {"inputs": [4], "type": "filter_shape", "side_inputs": ["cube"]},
+    {"inputs": [5], "type": "count"},
+]
+
 
 @pytest.fixture(scope="session")
 def shared_clevr() -> Path:

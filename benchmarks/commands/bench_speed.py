@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from benchmarks.config_flags import add_config_flags, config_from_args
-from benchmarks.speed import SUITES, SpeedConfig
+from benchmarks.speed import SUITES, TABLES, SpeedConfig
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
 
@@ -30,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if config.out:
         atomic_write_json(config.out, result, indent=1)
     print(json.dumps(result, indent=1))
+    if config.suite in TABLES:  # the headline figures, for people (stdout stays JSON)
+        print(TABLES[config.suite](result), file=sys.stderr)
     return 0
 
 

@@ -4,33 +4,42 @@ Example::
 
     nesy execute --scenes CLEVR_val_scenes.json --questions CLEVR_val_questions.json --out answers.json
 
-Each question's ``program`` (CLEVR node list) runs on the scene whose
-``image_index`` matches the question's.  Writes, atomically, a JSON list of
-``{"question_index", "answer"}`` (``null`` where the execution is invalid) and
-prints a JSON summary, with the accuracy when the questions carry answers.
-``--batched`` (the default) uses the vectorised executor, ``--no-batched`` the
-one-at-a-time executor; both give the same answers.
+Each question's ``program`` (CLEVR node list, DAGs as the official generator
+writes them included) runs on the scene whose ``image_index`` matches the
+question's.  Writes, atomically, a JSON list of ``{"question_index", "answer"}``
+(``null`` where the execution is invalid) and prints a JSON summary, with the
+accuracy when the questions carry answers.  Programs are answered straight from
+the node lists (:func:`reasoning.executor.answer_node_lists`); ``--batched``
+(the default) uses the vectorised executor, ``--no-batched`` the one-at-a-time
+executor; both give the same answers.
+
+A question that cannot run (a malformed program, an unknown ``image_index``)
+does not stop the others: its record gets ``"error"`` (the one-line message)
+and a null answer, errors are printed to stderr (up to :data:`MAX_ERRORS_SHOWN`;
+``--quiet`` prints none), the command ends with the count of answered, invalid,
+wrong and failed questions and exits with status 1 when any failed.
+``--strict`` stops at an error instead (status 2, nothing written).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from perception.scene_graph import SceneGraph, load_scenes
-from physics.errors import DataError
+from physics.errors import DataError, NesyError
 from physics.io import atomic_write_json, read_json
-from reasoning.dsl import Program, from_clevr
-from reasoning.errors import ProgramError
-from reasoning.executor import default_executor, execute_batch
+from reasoning.errors import ExecutionError
+from reasoning.executor.node_lists import answer_node_lists
 
 __all__ = ["register", "run", "load_questions", "scenes_by_index", "normalise_answer"]
+
+MAX_ERRORS_SHOWN = 20  # error lines printed; every error is in the answers file
 
 
 def scenes_by_index(scenes: list[SceneGraph], path: str | Path) -> dict[int, SceneGraph]:
@@ -72,85 +81,139 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
     return data
 
 
-def _parse(
+def _prepare(
     questions: list[Any],
     scenes: Mapping[int, SceneGraph],
     qpath: str,
     spath: str,
-    progress: bool = False,
-) -> tuple[list[Program], list[SceneGraph], list[int], list[str | None]]:
-    """Programs, their scenes, question indices and given answers; errors name the question."""
+    *,
+    strict: bool,
+) -> tuple[list[dict[str, Any]], list[tuple[int, Any, SceneGraph, str]]]:
+    """One record per question, and the (record position, node list, scene, name) of the others.
+
+    A question that is not an object, has no program or names no known scene
+    gets its own ``error`` (with ``strict``, the first such error is raised).
+    """
     qname, sname = Path(qpath).name, Path(spath).name
-    programs, chosen, indices, given = [], [], [], []
-    bar = tqdm(questions, desc="programs", unit="q", disable=not progress, mininterval=1.0)
-    for k, q in enumerate(bar):
-        if not isinstance(q, Mapping):
-            raise DataError(f"{qname}: question {k} must be a JSON object, got {type(q).__name__}")
-        qi = q.get("question_index", k)
+    records: list[dict[str, Any]] = []
+    runnable: list[tuple[int, Any, SceneGraph, str]] = []
+    for k, q in enumerate(questions):
+        qi = q.get("question_index", k) if isinstance(q, Mapping) else k
+        record: dict[str, Any] = {"question_index": qi, "answer": None}
+        records.append(record)
         where = f"{qname}: question {qi}"
-        if "program" not in q:
-            raise DataError(f"{where}: missing field 'program' (a CLEVR node list)")
-        image = q.get("image_index")
-        if isinstance(image, bool) or not isinstance(image, int):
-            raise DataError(f"{where}: 'image_index' must be an integer, got {image!r}")
-        scene = scenes.get(image)
-        if scene is None:
-            known = sorted(scenes)
-            span = f"{known[0]}..{known[-1]}" if known else "none"
-            raise DataError(
-                f"{where}: image_index {image} is not in {sname} (image indices {span})"
-            )
-        program = from_clevr(q["program"], where=where)
         try:
-            default_executor.check(program)
-        except ProgramError as exc:
-            raise ProgramError(f"{where}: {exc}") from None
-        programs.append(program)
-        chosen.append(scene)
-        indices.append(qi)
-        given.append(normalise_answer(q["answer"]) if q.get("answer") is not None else None)
-    return programs, chosen, indices, given
+            scene = _scene_of(q, k, where, scenes, qname, sname)
+        except DataError as exc:
+            if strict:
+                raise
+            record["error"] = str(exc)
+            continue
+        if q.get("answer") is not None:
+            record["given"] = normalise_answer(q["answer"])
+        runnable.append((k, q["program"], scene, where))
+    return records, runnable
+
+
+def _scene_of(
+    q: Any, k: int, where: str, scenes: Mapping[int, SceneGraph], qname: str, sname: str
+) -> SceneGraph:
+    """The scene question ``k`` asks about; errors name the question."""
+    if not isinstance(q, Mapping):
+        raise DataError(f"{qname}: question {k} must be a JSON object, got {type(q).__name__}")
+    if "program" not in q:
+        raise DataError(f"{where}: missing field 'program' (a CLEVR node list)")
+    image = q.get("image_index")
+    if isinstance(image, bool) or not isinstance(image, int):
+        raise DataError(f"{where}: 'image_index' must be an integer, got {image!r}")
+    scene = scenes.get(image)
+    if scene is None:
+        known = sorted(scenes)
+        span = f"{known[0]}..{known[-1]}" if known else "none"
+        raise DataError(f"{where}: image_index {image} is not in {sname} (image indices {span})")
+    return scene
+
+
+def _answer_all(
+    runnable: list[tuple[int, Any, SceneGraph, str]],
+    records: list[dict[str, Any]],
+    scene_list: list[SceneGraph],
+    *,
+    batched: bool,
+    strict: bool,
+) -> None:
+    """Fill in each runnable record's answer (or its error) in place."""
+    positions = {id(s): k for k, s in enumerate(scene_list)}
+    node_lists = [nodes for _, nodes, _, _ in runnable]
+    indices = [positions[id(s)] for _, _, s, _ in runnable]
+    names = [where for _, _, _, where in runnable]
+    errors: dict[int, NesyError] = {}
+    try:
+        answers = answer_node_lists(
+            node_lists,
+            scene_list,
+            indices,
+            batched=batched,
+            names=names,
+            errors=None if strict else errors,
+        )
+    except ExecutionError:
+        if strict or not batched:
+            raise
+        errors.clear()  # one question failed inside a batch: answer one by one to isolate it
+        answers = answer_node_lists(
+            node_lists, scene_list, indices, batched=False, names=names, errors=errors
+        )
+    for j, ((k, _, _, _), a) in enumerate(zip(runnable, answers, strict=True)):
+        records[k]["answer"] = a
+        if j in errors:
+            records[k]["error"] = str(errors[j])
 
 
 def run(args: argparse.Namespace) -> int:
     scene_list = load_scenes(args.scenes)
     scenes = scenes_by_index(scene_list, args.scenes)
     questions = load_questions(args.questions)
-    programs, chosen, indices, given = _parse(
-        questions, scenes, args.questions, args.scenes, progress=not args.quiet
+    records, runnable = _prepare(
+        questions, scenes, args.questions, args.scenes, strict=args.strict
     )
     t0 = time.perf_counter()
-    if args.batched:
-        positions = {id(s): k for k, s in enumerate(scene_list)}
-        answers = execute_batch(programs, scene_list, [positions[id(s)] for s in chosen])
-    else:
-        answers = [
-            default_executor.execute(p, s, trace=False).answer
-            for p, s in tqdm(
-                list(zip(programs, chosen, strict=True)),
-                desc="questions",
-                unit="q",
-                disable=args.quiet,
-            )
-        ]
+    _answer_all(runnable, records, scene_list, batched=args.batched, strict=args.strict)
     seconds = time.perf_counter() - t0
-    atomic_write_json(
-        args.out,
-        [{"question_index": qi, "answer": a} for qi, a in zip(indices, answers, strict=True)],
-    )
+    given = [r.pop("given", None) for r in records]
+    atomic_write_json(args.out, records)
+    errors = [r for r in records if "error" in r]
+    answered = sum(r["answer"] is not None for r in records)
+    scored = [(r, g) for r, g in zip(records, given, strict=True) if g is not None]
+    wrong = sum(r["answer"] != g for r, g in scored if "error" not in r)
     summary: dict[str, Any] = {
-        "questions": len(programs),
-        "invalid": sum(a is None for a in answers),
+        "questions": len(records),
+        "answered": answered,
+        "invalid": len(records) - answered - len(errors),
+        "errors": len(errors),
         "mode": "batched" if args.batched else "single",
         "seconds": round(seconds, 4),
         "out": str(args.out),
     }
-    scored = [(a, g) for a, g in zip(answers, given, strict=True) if g is not None]
     if scored:
         summary["answered_with_ground_truth"] = len(scored)
-        summary["accuracy"] = round(sum(a == g for a, g in scored) / len(scored), 6)
+        summary["wrong"] = wrong
+        summary["accuracy"] = round(
+            sum(r["answer"] == g for r, g in scored if "error" not in r) / len(scored), 6
+        )
     print(json.dumps(summary, indent=1))
-    return 0
+    for r in [] if args.quiet else errors[:MAX_ERRORS_SHOWN]:
+        print(f"error: {r['error']}", file=sys.stderr)
+    if len(errors) > MAX_ERRORS_SHOWN and not args.quiet:
+        print(
+            f"... and {len(errors) - MAX_ERRORS_SHOWN} more errors (each is in {args.out})",
+            file=sys.stderr,
+        )
+    counts = f"answered {answered}, invalid {summary['invalid']}"
+    if scored:
+        counts += f", wrong {wrong}"
+    print(f"{counts}, errors {len(errors)} of {len(records)} questions", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def register(groups) -> None:
@@ -172,5 +235,12 @@ def register(groups) -> None:
         default=True,
         help="vectorised executor (default) or one question at a time (same answers)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first question with an error (default: record it and go on)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no error lines (the final counts are still printed)"
+    )
     parser.set_defaults(func=run)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from benchmarks.speed.config import SpeedConfig
-from benchmarks.speed.executor_suite import executor_suite
+from benchmarks.speed.executor_suite import executor_suite, format_table
 
-__all__ = ["SpeedConfig", "SUITES", "Suite"]
+__all__ = ["SpeedConfig", "SUITES", "Suite", "TABLES"]
 
 
 Suite = Callable[[SpeedConfig], dict]
@@ -26,6 +26,8 @@ def clevr_data_suite(config: SpeedConfig) -> dict:
 
     return suite(config)
 
+
+TABLES: dict[str, Callable[[dict], str]] = {"executor": format_table}  # terminal summaries
 
 SUITES: dict[str, Suite] = {
     "executor": executor_suite,

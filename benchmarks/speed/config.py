@@ -15,6 +15,12 @@ class SpeedConfig:
     questions: int = field(default=100_000, metadata={"help": "questions to answer"})
     scenes: int = field(default=1000, metadata={"help": "synthetic scenes the questions are about"})
     seed: int = field(default=0, metadata={"help": "random seed of scenes and questions"})
+    questions_per_scene: int = field(
+        default=10,
+        metadata={
+            "help": "official-shaped questions per scene in the end-to-end run (CLEVR asks about 10)"
+        },
+    )
     shapes: int = field(
         default=90, metadata={"help": "distinct program shapes (CLEVR v1.0 has 90 templates)"}
     )

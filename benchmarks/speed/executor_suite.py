@@ -23,6 +23,20 @@ binding or tensorising the scenes is included):
   headline ``batched`` rate counts tensorise + run; ``batched_end_to_end``
   counts all three stages.
 
+End to end from parsed JSON (``end_to_end`` in the result, and the table
+``nesy bench speed`` prints): ``questions`` official-shaped questions,
+``questions_per_scene`` per scene on their own scenes, as the official generator
+writes them (composites expanded, two-branch programs as DAGs with a shared and
+an unread ``scene`` node, half spelled ``function``/``value_inputs`` and half
+``type``/``side_inputs``), answered by
+:func:`reasoning.executor.node_lists.answer_node_lists` in single and batched
+mode with program decoding (the structure cache is cleared before every run),
+scene binding or tensorising, execution and answers all timed, against the
+plain interpreter on the same questions (given function-style node lists and
+scene dicts, built before timing) and against ``from_clevr`` + ``execute``.
+The speed-ups over the plain interpreter are ``end_to_end.speedup_vs_plain``;
+the targets are :data:`E2E_TARGETS`.
+
 All modes must give the same answers; the result reports the disagreements
 (expected 0).
 """
@@ -43,8 +57,9 @@ from benchmarks.speed.config import SpeedConfig
 from perception.scene_graph import SceneGraph
 from perception.synthetic import sample_scene_graphs
 from physics.errors import ConfigError
-from reasoning.dsl import Program, to_clevr
+from reasoning.dsl import Call, Program, expand_composites, from_clevr, to_clevr
 from reasoning.executor import (
+    OPS,
     ProgramSampler,
     SceneTable,
     bind_scene,
@@ -52,16 +67,37 @@ from reasoning.executor import (
     compile_batch,
     default_executor,
 )
+from reasoning.executor.node_lists import answer_node_lists, clear_structure_cache
 
-__all__ = ["executor_suite", "make_questions"]
+__all__ = [
+    "executor_suite",
+    "make_questions",
+    "official_nodes",
+    "generator_dag",
+    "format_table",
+    "E2E_TARGETS",
+]
 
 SHAPE_CHECK_SCENES = 8  # scenes a candidate shape is tried on before it joins the pool
+E2E_TARGETS = {"single": 2.0, "batched": 8.0}  # end-to-end speed-ups over the plain interpreter
+# end-to-end modes; "_warm": the structures were compiled by an earlier run (a long-lived process)
+E2E_MODES = ("plain", "single", "batched", "single_warm", "batched_warm", "single_decoded")
 
 
 def make_questions(
-    scenes: list[SceneGraph], n: int, shapes: int, seed: int, *, progress: bool = True
+    scenes: list[SceneGraph],
+    n: int,
+    shapes: int,
+    seed: int,
+    *,
+    progress: bool = True,
+    per_scene: int | None = None,
 ) -> tuple[list[Program], list[int]]:
-    """``n`` CLEVR-like questions over ``scenes``: (programs, scene index per program)."""
+    """``n`` CLEVR-like questions over ``scenes``: (programs, scene index per program).
+
+    Scenes are drawn at random, or, with ``per_scene``, taken in order with
+    ``per_scene`` consecutive questions each (as CLEVR asks about ten per image).
+    """
     rng = np.random.default_rng(seed)
     sampler = ProgramSampler()
     m = len(scenes)
@@ -77,7 +113,10 @@ def make_questions(
         if ok * 2 >= SHAPE_CHECK_SCENES:  # answerable on at least half the scenes, like a template
             pool.append(shape)
     programs: list[Program] = []
-    indices = rng.integers(m, size=n).tolist()
+    if per_scene is None:
+        indices = rng.integers(m, size=n).tolist()
+    else:
+        indices = [(k // per_scene) % m for k in range(n)]
     for i in tqdm(indices, desc="questions", unit="q", disable=not progress, mininterval=1.0):
         for _ in range(3):
             p = sampler.instantiate(
@@ -87,6 +126,44 @@ def make_questions(
                 break
         programs.append(p)
     return programs, indices
+
+
+def official_nodes(program: Program, style: str) -> list[dict]:
+    """``program`` as the official CLEVR generator writes it: composites expanded, DAG form.
+
+    Template composites (``filter_count`` ...) become their primitive chains,
+    and a program with two or more ``scene`` leaves is written as the generator
+    writes ``single_or`` and the other two-branch templates: one unread
+    ``scene`` node first, and one shared ``scene`` read by every branch.
+    """
+
+    def padded(call: Call) -> Call:
+        spec = OPS[call.function]
+        missing = len(spec.side_inputs) - len(call.values) if spec.optional_side else 0
+        return Call(call.function, tuple(map(padded, call.args)), call.values + ("",) * missing)
+
+    return generator_dag(to_clevr(expand_composites(Program(padded(program.root))), style=style))  # type: ignore[arg-type]
+
+
+def generator_dag(nodes: list[dict]) -> list[dict]:
+    """A tree node list as the official generator writes two-branch programs (``single_or`` ...).
+
+    With two or more ``scene`` leaves: one unread ``scene`` node first, then one
+    ``scene`` node that every branch reads; otherwise ``nodes`` unchanged.
+    """
+    key = "function" if "function" in nodes[0] else "type"
+    if sum(node[key] == "scene" for node in nodes) < 2:
+        return nodes
+    scene = next(node for node in nodes if node[key] == "scene")
+    out = [dict(scene), dict(scene)]
+    index: dict[int, int] = {}
+    for i, node in enumerate(nodes):
+        if node[key] == "scene":
+            index[i] = 1
+            continue
+        index[i] = len(out)
+        out.append({**node, "inputs": [index[j] for j in node["inputs"]]})
+    return out
 
 
 def _timed_rounds(modes: dict[str, Callable[[], object]], repeats: int) -> tuple[dict, dict]:
@@ -132,12 +209,37 @@ def _machine() -> dict:
     }
 
 
+def _end_to_end_data(
+    n: int, shapes: int, seed: int, per_scene: int
+) -> tuple[list[SceneGraph], list[list[dict]], list[list[dict]], list[int], float]:
+    """``n`` official-shaped questions, ``per_scene`` per scene, on their own scenes.
+
+    Returns:
+        (scenes, node lists -- half in each spelling, generator DAGs included --,
+        the plain interpreter's function-style node lists, scene index per
+        question, fraction of DAG programs).
+    """
+    scenes = sample_scene_graphs(-(-n // per_scene), seed=seed)
+    programs, idx = make_questions(scenes, n, shapes, seed + 1, per_scene=per_scene)
+    nodes = [official_nodes(p, "type" if k % 2 else "function") for k, p in enumerate(programs)]
+    plain = [official_nodes(p, "function") for p in programs]
+    dags = sum(from_clevr(nl).graph is not None for nl in nodes)
+    return scenes, nodes, plain, idx, dags / max(1, len(nodes))
+
+
 def executor_suite(config: SpeedConfig) -> dict:
     """Run the suite (see the module docstring) and return the JSON-ready result."""
-    if config.questions < 1 or config.scenes < 1 or config.shapes < 1 or config.repeats < 1:
+    counts = (
+        config.questions,
+        config.scenes,
+        config.shapes,
+        config.repeats,
+        config.questions_per_scene,
+    )
+    if min(counts) < 1:
         raise ConfigError(
-            f"--questions, --scenes, --shapes and --repeats must be at least 1, got "
-            f"{config.questions}, {config.scenes}, {config.shapes}, {config.repeats}"
+            "--questions, --scenes, --shapes, --repeats and --questions-per-scene must be at "
+            f"least 1, got {', '.join(map(str, counts))}"
         )
     t0 = time.perf_counter()
     scenes = sample_scene_graphs(config.scenes, seed=config.seed)
@@ -155,10 +257,35 @@ def executor_suite(config: SpeedConfig) -> dict:
     def single(trace: bool) -> list:
         return [ex.execute(p, s, trace=trace).answer for p, s in pairs]
 
+    # end to end from parsed JSON on official-shaped questions (see _end_to_end_data)
+    e2e_scenes, e2e_nodes, e2e_plain_nodes, e2e_idx, dag_fraction = _end_to_end_data(
+        config.questions, config.shapes, config.seed + 2, config.questions_per_scene
+    )
+    e2e_dicts = [s.to_clevr() for s in e2e_scenes]
+    n_e2e = len(e2e_nodes)
+
+    def e2e(batched: bool, cold: bool = True) -> list:
+        if cold:
+            clear_structure_cache()  # compiling each structure is part of decoding
+        return answer_node_lists(e2e_nodes, e2e_scenes, e2e_idx, batched=batched)
+
     plan = compile_batch(programs)
     table = SceneTable(scenes)
     timings, last = _timed_rounds(
         {
+            "e2e_plain": lambda: [
+                plain_answer(nl, e2e_dicts[i])
+                for nl, i in zip(e2e_plain_nodes, e2e_idx, strict=True)
+            ],
+            # each warm run follows the cold run of its mode, which compiled its structures
+            "e2e_single": lambda: e2e(False),
+            "e2e_single_warm": lambda: e2e(False, cold=False),
+            "e2e_batched": lambda: e2e(True),
+            "e2e_batched_warm": lambda: e2e(True, cold=False),
+            "e2e_single_decoded": lambda: [
+                ex.execute(from_clevr(nl), e2e_scenes[i], trace=False).answer
+                for nl, i in zip(e2e_nodes, e2e_idx, strict=True)
+            ],
             "single_trace_off": lambda: single(False),
             "single_trace_on": lambda: single(True),
             "plain_baseline": lambda: [plain_answer(nl, sd) for nl, sd in plain_pairs],
@@ -193,6 +320,43 @@ def executor_suite(config: SpeedConfig) -> dict:
         return sum(x != y for x, y in zip(a, answers["single_trace_off"], strict=True))
 
     wall_rates, cpu_rates = rates(0), rates(1)
+
+    def e2e_rates(k: int) -> dict[str, float]:
+        return {
+            m: round(n_e2e / timings[f"e2e_{m}"][k], 1)
+            for m in E2E_MODES
+        }
+
+    e2e_wall, e2e_cpu = e2e_rates(0), e2e_rates(1)
+    e2e_truth = last["e2e_plain"]
+    end_to_end = {
+        "questions": n_e2e,
+        "scenes": len(e2e_scenes),
+        "questions_per_scene": config.questions_per_scene,
+        "structures": len({tuple(n.get("function", n.get("type")) for n in nl) for nl in e2e_nodes}),
+        "dag_fraction": round(dag_fraction, 4),
+        "valid_fraction": round(sum(a is not None for a in e2e_truth) / n_e2e, 4),  # type: ignore[union-attr]
+        "questions_per_second": e2e_wall,
+        "questions_per_second_cpu": e2e_cpu,
+        "speedup_vs_plain": {
+            m: {
+                "wall": round(e2e_wall[m] / e2e_wall["plain"], 2),
+                "cpu": round(e2e_cpu[m] / e2e_cpu["plain"], 2),
+            }
+            for m in E2E_MODES[1:]
+        },
+        "targets_vs_plain": dict(E2E_TARGETS),
+        "disagreements_with_plain": {
+            m: sum(x != y for x, y in zip(last[f"e2e_{m}"], e2e_truth, strict=True))  # type: ignore[call-overload]
+            for m in E2E_MODES[1:]
+        },
+        "included": "from parsed JSON: node lists (half function/value_inputs, half type/side_inputs, "
+        "generator DAGs) and SceneGraphs; single and batched include decoding (compiling each "
+        "structure: the cache is cleared per run), scene binding or tensorising, execution and "
+        "answers; plain_baseline gets function-style node lists and scene dicts prepared outside "
+        "the timing; *_warm reuse the structures compiled by an earlier run; single_decoded is "
+        "from_clevr + execute per question",
+    }
     return {
         "suite": "executor",
         "questions": n,
@@ -216,6 +380,7 @@ def executor_suite(config: SpeedConfig) -> dict:
             "wall": round(wall_rates["batched"] / wall_rates["single_trace_off"], 2),
             "cpu": round(cpu_rates["batched"] / cpu_rates["single_trace_off"], 2),
         },
+        "end_to_end": end_to_end,
         "disagreements_with_single": {
             "single_trace_on": differ(answers["single_trace_on"]),
             "plain_baseline": differ(answers["plain_baseline"]),
@@ -229,3 +394,25 @@ def executor_suite(config: SpeedConfig) -> dict:
         },
         "machine": _machine(),
     }
+
+
+def format_table(result: dict) -> str:
+    """The end-to-end figures of an executor suite result as a small terminal table."""
+    e2e = result["end_to_end"]
+    rates = e2e["questions_per_second"]
+    lines = [
+        f"end to end from parsed JSON: {e2e['questions']} official-shaped questions on "
+        f"{e2e['scenes']} scenes ({e2e['questions_per_scene']} per scene, "
+        f"{e2e['dag_fraction']:.0%} DAGs), seed {result['seed']}",
+        f"{'mode':<16}{'questions/s':>14}{'x plain (wall)':>16}{'x plain (cpu)':>15}{'target':>8}"
+        f"{'differ':>8}",
+    ]
+    for mode in E2E_MODES:
+        speedup = e2e["speedup_vs_plain"].get(mode, {"wall": 1.0, "cpu": 1.0})
+        target = E2E_TARGETS.get(mode)
+        differ = e2e["disagreements_with_plain"].get(mode, 0)
+        lines.append(
+            f"{mode:<16}{rates[mode]:>14,.0f}{speedup['wall']:>16.2f}{speedup['cpu']:>15.2f}"
+            f"{'' if target is None else f'{target:.0f}x':>8}{differ:>8}"
+        )
+    return "\n".join(lines)

@@ -3,7 +3,10 @@
 CLEVR node lists (Johnson et al., CVPR 2017) store a program as a list of nodes
 in post-order; each node names its function, the indices of the earlier nodes
 it reads (``inputs``) and its literal side inputs; the last node is the root.
-Two spellings exist and both are read:
+The official generator's lists are DAGs -- a node may be read by several later
+nodes or by none (``single_or``: ``scene; scene; filter_size[large](1); ...;
+union(1, 3); ...``) -- and are kept as read (:attr:`Program.graph`).  Two
+spellings exist and both are read:
 
 - the official CLEVR v1.0 question files: ``function`` + ``value_inputs``;
 - the question generator and its templates: ``type`` + ``side_inputs``.
@@ -31,7 +34,10 @@ from reasoning.dsl.program import Call, Program
 from reasoning.dsl.text import MAX_DEPTH, format_token, parse_token
 from reasoning.errors import ProgramError
 
+MAX_EXPANDED = 10_000  # calls in a DAG's tree expansion; official programs expand to under 40
+
 __all__ = [
+    "MAX_EXPANDED",
     "from_clevr",
     "to_clevr",
     "postorder_positions",
@@ -63,23 +69,27 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
     """Read a CLEVR node list (``function``/``type``, ``inputs``, ``value_inputs``/``side_inputs``).
 
     Args:
-        nodes: The nodes in post-order; node ``i`` may only read nodes ``< i``,
-            every node except the last feeds exactly one later node (the list is
-            a tree), and the last node is the root. A missing ``inputs`` or side
-            input list means none.
+        nodes: The nodes; node ``i`` may only read nodes ``< i`` and the last
+            node is the root. A missing ``inputs`` or side input list means none.
+            The official generator writes DAGs: a node may feed several later
+            nodes, and a node may feed none.
         where: How to name the program in error messages (e.g. a question index).
 
     Returns:
-        The program. ``to_clevr(from_clevr(nodes))`` gives back ``nodes`` (in
-        the spelling chosen by ``style``) when they are in post-order; other
-        topological orders come back in post-order (see
-        :func:`postorder_positions`).
+        The program. A tree (every node but the last feeds exactly one later
+        node) is a plain :class:`Program`: ``to_clevr(from_clevr(nodes))``
+        gives back ``nodes`` (in the spelling chosen by ``style``) when they are
+        in post-order, and other topological orders come back in post-order
+        (see :func:`postorder_positions`).  Any other list keeps its nodes in
+        :attr:`Program.graph` (a shared node is one :class:`Call` under each
+        reader) and ``to_clevr`` writes it back unchanged.
 
     Raises:
         ProgramError: Naming the node index and field: not a list of objects,
             a missing or non-string function, ``inputs`` not a list of integers
-            that reference earlier nodes, side inputs not strings, a node read
-            twice or never, or nesting deeper than :data:`MAX_DEPTH`.
+            that reference earlier nodes, side inputs not strings, nesting
+            deeper than :data:`MAX_DEPTH`, or a DAG whose tree expansion has
+            more than :data:`MAX_EXPANDED` calls.
     """
     if not isinstance(nodes, (list, tuple)):
         raise ProgramError(
@@ -89,7 +99,9 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
         raise ProgramError(f"{where}: the node list is empty; a program needs at least one node")
     calls: list[Call] = []
     depths: list[int] = []
-    used = [False] * len(nodes)
+    sizes: list[int] = []  # calls in each node's tree expansion
+    reads = [0] * len(nodes)
+    inputs_of: list[tuple[int, ...]] = []
     for i, node in enumerate(nodes):
         if not isinstance(node, dict):
             raise ProgramError(f"{where}: node {i} must be an object, got {type(node).__name__}")
@@ -119,18 +131,19 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
                     f"{where}: node {i} ({function}) field 'inputs' references node {j}; "
                     f"a node may only read earlier nodes (0..{i - 1})"
                 )
-            if used[j]:
-                raise ProgramError(
-                    f"{where}: node {i} ({function}) field 'inputs' reads node {j}, which an "
-                    "earlier node already reads; programs are trees (each node feeds one parent)"
-                )
-            used[j] = True
+            reads[j] += 1
             args.append(calls[j])
             if depths[j] >= depth:
                 depth = depths[j] + 1
         if depth > MAX_DEPTH:
             raise ProgramError(
                 f"{where}: node {i} ({function}) is nested deeper than {MAX_DEPTH} calls"
+            )
+        size = 1 + sum(sizes[j] for j in inputs)
+        if size > MAX_EXPANDED and size > i + 1:  # only sharing expands beyond the list
+            raise ProgramError(
+                f"{where}: node {i} ({function}) expands to more than {MAX_EXPANDED} calls "
+                "when its shared nodes are repeated"
             )
         values = node.get("value_inputs")
         if values is None or "side_inputs" in node:
@@ -151,13 +164,11 @@ def from_clevr(nodes: Sequence[dict], where: str = "program") -> Program:
             )
         calls.append(Call(function, tuple(args), tuple(values)))
         depths.append(depth)
-    for j in range(len(nodes) - 1):
-        if not used[j]:
-            raise ProgramError(
-                f"{where}: node {j} ({calls[j].function}) is not read by any later node; "
-                f"the last node (node {len(nodes) - 1}) is the root and every other node must feed it"
-            )
-    return Program(calls[-1])
+        sizes.append(size)
+        inputs_of.append(tuple(inputs))
+    if reads.count(1) == len(nodes) - 1 and not reads[-1]:  # a tree: every node feeds one parent
+        return Program(calls[-1])
+    return Program(calls[-1], tuple(zip(calls, inputs_of, strict=True)))
 
 
 def postorder_positions(nodes: Sequence[dict], where: str = "program") -> list[int]:
@@ -177,12 +188,14 @@ def postorder_positions(nodes: Sequence[dict], where: str = "program") -> list[i
     Returns:
         ``positions`` with ``to_clevr(from_clevr(nodes))[positions[i]]``
         being node ``i`` of ``nodes``; ``list(range(len(nodes)))`` when the
-        list already is in post-order.
+        list already is in post-order or is not a tree (a DAG is written
+        back in its own order).
 
     Raises:
         ProgramError: As :func:`from_clevr`, for an invalid node list.
     """
-    from_clevr(nodes, where)  # validates: indices earlier, a tree rooted at the last node
+    if from_clevr(nodes, where).graph is not None:  # validates; a DAG is written back as read
+        return list(range(len(nodes)))
     positions = [0] * len(nodes)
     order = 0
     # Iterative post-order walk over original indices: (index, children done?)
@@ -202,7 +215,11 @@ def postorder_positions(nodes: Sequence[dict], where: str = "program") -> list[i
 def to_clevr(
     program: Program | Call, style: Literal["function", "type"] = "function"
 ) -> list[dict]:
-    """Write a program as a CLEVR node list in post-order (``Program.nodes()`` order).
+    """Write a program as a CLEVR node list in ``Program.nodes()`` order.
+
+    A tree is written in post-order; a program read from a DAG node list (see
+    :attr:`Program.graph`) is written as it was read, shared and unused nodes
+    included.
 
     Args:
         program: The program (or a bare root call).
@@ -219,18 +236,23 @@ def to_clevr(
     """
     if style not in ("function", "type"):
         raise ProgramError(f"unknown CLEVR node style {style!r}; allowed: 'function', 'type'")
-    root = program.root if isinstance(program, Program) else program
+    if isinstance(program, Program) and program.graph is not None:
+        order = [(call, list(inputs)) for call, inputs in program.graph]
+    else:
+        root = program.root if isinstance(program, Program) else program
+        order = []
+        index: dict[int, int] = {}  # id(call) -> node index
+        for call in root.walk():
+            order.append((call, [index[id(a)] for a in call.args]))
+            index[id(call)] = len(order) - 1
     out: list[dict] = []
-    index: dict[int, int] = {}  # id(call) -> node index
-    for call in root.walk():
-        inputs = [index[id(a)] for a in call.args]
+    for call, inputs in order:
         if style == "function":
             node = {"inputs": inputs, "function": call.function, "value_inputs": list(call.values)}
         else:
             node = {"inputs": inputs, "type": call.function}
             if call.values:
                 node["side_inputs"] = list(call.values)
-        index[id(call)] = len(out)
         out.append(node)
     return out
 

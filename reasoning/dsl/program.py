@@ -9,6 +9,13 @@ function (``filter_color``) to child programs (``args``) and literal side inputs
 
 Nodes are frozen and hashable, so programs can key dictionaries (the batched
 executor groups questions by structure) and be shared safely.
+
+Programs written by the official CLEVR question generator are DAGs in node-list
+form: a node may be read by several later nodes, and some nodes are read by
+none.  Such a program keeps its node list in :attr:`Program.graph`; shared nodes
+are then one :class:`Call` object referenced by each reader, so the tree under
+:attr:`Program.root` is the DAG's expansion.  Executors run ``graph`` in list
+order, each node once, as the official engine does.
 """
 
 from __future__ import annotations
@@ -50,15 +57,28 @@ class Program:
 
     Converters to and from text and the CLEVR / NS-VQA token formats live in
     :mod:`reasoning.dsl` (``parse_program``, ``to_text``, ``from_clevr``, ...).
+
+    Attributes:
+        root: The root call (for a DAG, its tree expansion: shared nodes are the
+            same :class:`Call` object under each reader).
+        graph: ``None`` for a tree.  For a CLEVR node list that is not a tree
+            (a node read twice, or a node nobody reads), the node list as read:
+            ``(call, input indices)`` per node in list order, the last being
+            ``root``.  :func:`~reasoning.dsl.to_clevr` writes it back unchanged.
     """
 
     root: Call
+    graph: tuple[tuple[Call, tuple[int, ...]], ...] | None = None
 
     def nodes(self) -> list[Call]:
-        """All nodes in post-order; the root is last (CLEVR node-list order)."""
+        """All nodes in CLEVR node-list order, the root last (post-order for a tree)."""
+        if self.graph is not None:
+            return [call for call, _ in self.graph]
         return list(self.root.walk())
 
     def __len__(self) -> int:
+        if self.graph is not None:
+            return len(self.graph)
         return sum(1 for _ in self.root.walk())
 
     def __str__(self) -> str:

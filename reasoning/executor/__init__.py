@@ -11,6 +11,8 @@ True
   (:class:`ExecutionResult`, :class:`TraceStep`);
 * :func:`execute_batch` -- many programs over many scenes, grouped by program
   structure and run as vectorised bitset plans (same answers, far faster);
+* :func:`answer_node_lists` -- CLEVR node lists (parsed JSON, DAGs included)
+  answered without building a Program per question, single or batched;
 * :data:`OPS` / :func:`attach` -- the operation table: implementations attached by
   name to the catalogue's signatures (:mod:`reasoning.dsl.function_table` checks that
   every executor mode covers the catalogue); :func:`register` adds an experiment
@@ -20,6 +22,7 @@ True
 
 from reasoning.executor.batched import BatchPlan, compile_batch, execute_batch
 from reasoning.executor.bound_scene import BoundScene, bind_scene, clear_binding_cache
+from reasoning.executor.node_lists import answer_node_lists
 from reasoning.executor.ops import OPS, InvalidExecution, OpSpec, attach, register
 from reasoning.executor.result import ExecutionResult, TraceStep, format_answer
 from reasoning.executor.sampling import ProgramSampler, random_program, random_programs
@@ -29,6 +32,7 @@ from reasoning.executor.symbolic import SymbolicExecutor, default_executor, exec
 __all__ = [
     "execute",
     "execute_batch",
+    "answer_node_lists",
     "compile_batch",
     "BatchPlan",
     "SceneTable",

@@ -275,6 +275,20 @@ class BatchPlan:
         return out.tolist()
 
 
+def _tree_like(graph: tuple[tuple[Call, tuple[int, ...]], ...]) -> bool:
+    """Whether a DAG answers as its tree expansion: every node nobody reads is a bare ``scene``.
+
+    Shared nodes are pure, so evaluating them once per reader changes nothing;
+    only an unread node that can be invalid (the official engine stops at it)
+    needs the single executor's in-order run.
+    """
+    read = {j for _, inputs in graph for j in inputs}
+    return all(
+        k in read or (call.function == "scene" and not call.args and not call.values)
+        for k, (call, _) in enumerate(graph[:-1])
+    )
+
+
 def compile_batch(programs: Sequence[Program | Call]) -> BatchPlan:
     """Encode and group programs by canonical structure.
 
@@ -287,7 +301,13 @@ def compile_batch(programs: Sequence[Program | Call]) -> BatchPlan:
     for k, program in enumerate(programs):
         root = program.root if isinstance(program, Program) else program
         try:
-            enc = encode(root)
+            if isinstance(program, Program) and program.graph is not None and not _tree_like(
+                program.graph
+            ):
+                default_executor.check(program)  # raises for a malformed DAG
+                enc = None
+            else:
+                enc = encode(root)
         except ProgramError as exc:
             raise ProgramError(f"program {k}: {exc}") from None
         if enc is None:

@@ -7,9 +7,13 @@ means object ``i`` is in the set), so a filter is one AND, a union one OR and
     all          int                        every object of the scene
     bits[a][v]   int  per attribute a, value v   objects whose attribute a is v
     values[a]    tuple[str] length N         attribute a of each object
-    rel[R]       tuple[int] length N         rel[R][i] = objects j that are R of i
+    rel[R]       int per object i            rel[R][i] = objects j that are R of i
                                             (``relationships[R][i]`` of the scene)
-    same[a]      tuple[int] length N         objects other than i sharing attribute a
+    same[a]      int per object i            objects other than i sharing attribute a
+
+``rel`` and ``same`` rows are computed when first read (most are never read,
+and binding every row cost more than answering the ten questions CLEVR asks
+about a scene).
 
 The idea of binding the scene once and dispatching operations by name follows
 the Concepts library's domain executor; the semantics follow the CLEVR question
@@ -30,7 +34,10 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
+from operator import attrgetter
+from typing import Any
 
 from perception.scene_graph import SceneGraph
 from physics.worlds.clevr_properties import ATTRIBUTES
@@ -52,6 +59,9 @@ class BoundScene:
 
     __slots__ = ("name", "n", "all", "bits", "values", "rel", "same", "__weakref__")
 
+    rel: Mapping[str, Mapping[int, int]]
+    same: Mapping[str, Mapping[int, int]]
+
     def __init__(
         self, scene: SceneGraph, vocabulary: Mapping[str, tuple[str, ...]] = ATTRIBUTES
     ) -> None:
@@ -61,25 +71,22 @@ class BoundScene:
         self.n = n
         self.all = (1 << n) - 1
         self.values: dict[str, tuple[str, ...]] = {
-            a: tuple(o.attribute(a) for o in objects) for a in vocabulary
+            a: tuple(map(attrgetter(a), objects)) for a in vocabulary
         }
         self.bits: dict[str, dict[str, int]] = {}
-        self.same: dict[str, tuple[int, ...]] = {}
+        bit = _BITS[:n] if n <= len(_BITS) else [1 << i for i in range(n)]
         for a, allowed in vocabulary.items():
             table = dict.fromkeys(allowed, 0)
-            for i, v in enumerate(self.values[a]):
-                table[v] = table.get(v, 0) | (1 << i)
+            column = self.values[a]
+            for v, b in zip(column, bit, strict=True):
+                table[v] = table.get(v, 0) | b
             self.bits[a] = table
-            self.same[a] = tuple(table[v] & ~(1 << i) for i, v in enumerate(self.values[a]))
-        self.rel: dict[str, tuple[int, ...]] = {}
-        for name, rows in scene.relationships.items():
-            masks = []
-            for js in rows:
-                m = 0
-                for j in js:
-                    m |= 1 << j
-                masks.append(m)
-            self.rel[name] = tuple(masks)
+        self.same = _Lazy(self._same_rows)
+        relationships = scene.relationships
+        self.rel = _Lazy(lambda r: _Lazy(partial(_related, relationships[r])))
+
+    def _same_rows(self, attr: str) -> _Lazy:
+        return _Lazy(partial(_same, self.bits[attr], self.values[attr]))
 
     def members(self, objs: int) -> list[int]:
         """The object indices of bitset ``objs``, ascending."""
@@ -91,6 +98,48 @@ class BoundScene:
             objs >>= 1
             i += 1
         return out
+
+
+_BITS = [1 << i for i in range(64)]
+
+
+def _related(rows: list[list[int]], i: int) -> int:
+    """``rel[R][i]``: the bitset of ``relationships[R][i]``."""
+    m = 0
+    for j in rows[i]:
+        m |= 1 << j
+    return m
+
+
+def _same(table: dict[str, int], column: tuple[str, ...], i: int) -> int:
+    """``same[a][i]``: the other objects sharing object i's attribute."""
+    return table[column[i]] & ~(1 << i)
+
+
+class _Lazy(dict):
+    """A dict whose entries are computed on first use (``make(key)``), then kept.
+
+    ``rel`` and ``same`` are these, per relation or attribute and then per
+    object: a question reads few of a scene's rows.  A bad key raises what the
+    scene's own tables raise (``KeyError``, ``IndexError``, ``TypeError``).
+    """
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self._make(key)
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """``self[key]`` (computed if need be), or ``default`` where the scene has no such key."""
+        try:
+            return self[key]
+        except (KeyError, IndexError, TypeError):
+            return default
 
 
 _CACHE: OrderedDict[int, tuple[weakref.ref, BoundScene]] = OrderedDict()

@@ -38,7 +38,8 @@ class TraceStep(NamedTuple):
     """One executed node (an immutable record; a NamedTuple because traces are built per node).
 
     Attributes:
-        index: Post-order position of the node (CLEVR node-list index).
+        index: Position of the node in its CLEVR node list (post-order for a
+            tree; a DAG read from the official format keeps its own list).
         call: The node.
         type: Its output type (``"ObjectSet"``, ``"Integer"``, ``"Color"``, ...).
         output: The output rendered for people (see :func:`render_value`).
@@ -74,8 +75,8 @@ class ExecutionResult:
             not end in an answer type.
         reason: Why the execution is invalid (names the node and the set size);
             ``None`` when valid.
-        trace: The executed nodes in post-order (empty when tracing is off; up to
-            but not including the failing node when invalid).
+        trace: The executed nodes in node-list order (empty when tracing is off;
+            up to but not including the failing node when invalid).
     """
 
     answer: str | None

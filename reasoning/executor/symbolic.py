@@ -11,8 +11,9 @@ Two evaluators share the operation table:
   over the :class:`~reasoning.dsl.Call` tree with one specialised closure per
   operation that type-checks and dispatches each child in one dict lookup;
   vocabulary words are checked by the bitset lookups themselves;
-* the traced path walks the post-order node list with a value stack and
-  records a :class:`~reasoning.executor.result.TraceStep` per node.
+* the traced path runs the node list in order (a tree's post-order, or a DAG's
+  own list as the official engine runs it: each node once, unread nodes too)
+  and records a :class:`~reasoning.executor.result.TraceStep` per node.
 
 Whenever the fast path meets anything unusual (a malformed node, an invalid
 ``unique``) it defers to :func:`~reasoning.executor.check.check_call` and the
@@ -28,11 +29,11 @@ modes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from perception.scene_graph import SceneGraph
 from reasoning.dsl.program import Call, Program
-from reasoning.errors import ExecutionError
+from reasoning.errors import ExecutionError, ProgramError
 from reasoning.executor.bound_scene import BoundScene, bind_scene
 from reasoning.executor.check import check_call, post_order
 from reasoning.executor.fast_eval import Malformed, make_fast_eval
@@ -91,6 +92,8 @@ class SymbolicExecutor:
             ProgramError: naming the node index, function and what is allowed.
         """
         self._refresh()
+        if isinstance(program, Program) and program.graph is not None:
+            return self._check_graph(program.graph)
         return check_call(_root(program), self.ops)
 
     def execute(
@@ -112,7 +115,12 @@ class SymbolicExecutor:
         """
         if self._live and self._version != _VERSION[0]:
             self._build(OPS)
-        root = program.root if type(program) is Program else _root(program)
+        if type(program) is Program:
+            if program.graph is not None:
+                return self._run_graph(program.graph, bind_scene(scene), keep_trace=trace)
+            root = program.root
+        else:
+            root = _root(program)
         bs = bind_scene(scene)
         evals = self._evals
         if trace:
@@ -139,36 +147,73 @@ class SymbolicExecutor:
     def _traced(
         self, root: Call, bs: BoundScene, *, keep_trace: bool = True, checked: bool = False
     ) -> ExecutionResult:
-        """Post-order evaluation with a value stack; checks the program first unless ``checked``."""
+        """Post-order evaluation of a tree; checks the program first unless ``checked``."""
         out_type = self._out[root.function] if checked else check_call(root, self.ops)
+        graph: list[tuple[Call, tuple[int, ...]]] = []
+        index: dict[int, int] = {}  # id(call) -> post-order position
+        for call in post_order(root):
+            graph.append((call, tuple(index[id(a)] for a in call.args)))
+            index[id(call)] = len(graph) - 1
+        return self._evaluate(graph, bs, out_type, keep_trace)
+
+    def _check_graph(self, graph: tuple[tuple[Call, tuple[int, ...]], ...]) -> str:
+        """Type-check a DAG node list: the root and every node nobody reads (the rest lie below)."""
+        read = {j for _, inputs in graph for j in inputs}
+        for index, (call, _) in enumerate(graph[:-1]):
+            if index not in read:
+                try:
+                    check_call(call, self.ops)
+                except ProgramError as exc:
+                    raise ProgramError(f"unread node {index}: {exc}") from None
+        return check_call(graph[-1][0], self.ops)
+
+    def _run_graph(
+        self, graph: tuple[tuple[Call, tuple[int, ...]], ...], bs: BoundScene, *, keep_trace: bool
+    ) -> ExecutionResult:
+        """A DAG node list run as the official CLEVR engine runs it.
+
+        Every node is evaluated once, in list order, from the outputs of the
+        nodes it reads; nodes nobody reads are evaluated too, and the first
+        invalid node makes the execution invalid (the official engine stops
+        there and answers ``__INVALID__``).  The answer is the last node's output;
+        trace indices are the node list's own.
+        """
+        if self._live and self._version != _VERSION[0]:
+            self._build(OPS)
+        return self._evaluate(graph, bs, self._check_graph(graph), keep_trace)
+
+    def _evaluate(
+        self,
+        graph: Sequence[tuple[Call, tuple[int, ...]]],
+        bs: BoundScene,
+        out_type: str,
+        keep_trace: bool,
+    ) -> ExecutionResult:
+        """Every node in list order from its inputs' outputs; the last one answers."""
+        ops = self.ops
+        outs: list[object] = []
         steps: list[TraceStep] = []
-        stack: list[object] = []
-        for index, call in enumerate(post_order(root)):
-            spec = self.ops[call.function]
-            n = len(call.args)
-            ins = stack[len(stack) - n :] if n else []
-            if n:
-                del stack[len(stack) - n :]
+        for index, (call, inputs) in enumerate(graph):
+            spec = ops[call.function]
             try:
-                value = spec.fn(bs, *ins, *call.values)
+                value = spec.fn(bs, *[outs[j] for j in inputs], *call.values)
             except InvalidExecution as exc:
                 reason = f"node {index} ({call.function}): {exc}"
-                return ExecutionResult(None, False, reason, steps if keep_trace else [])
+                return ExecutionResult(None, False, reason, steps)
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise ExecutionError(
                     f"{bs.name}: node {index} ({call.function}) failed: {type(exc).__name__}: {exc}"
                 ) from None
-            stack.append(value)
+            outs.append(value)
             if keep_trace:
                 steps.append(TraceStep(index, call, spec.output, render_value(value, spec.output)))
-        value = stack[-1]
         if out_type not in ANSWER_TYPES:
             reason = (
-                f"node {index} ({root.function}): the program ends in "
+                f"node {len(graph) - 1} ({graph[-1][0].function}): the program ends in "
                 f"{out_type}, not an answer type ({', '.join(sorted(ANSWER_TYPES))})"
             )
             return ExecutionResult(None, False, reason, steps)
-        return ExecutionResult(format_answer(value, out_type), True, None, steps)
+        return ExecutionResult(format_answer(outs[-1], out_type), True, None, steps)
 
 
 def _root(program: Program | Call) -> Call:

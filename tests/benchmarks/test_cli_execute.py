@@ -12,6 +12,7 @@ from perception.scene_graph import save_scenes
 from perception.synthetic import sample_scene_graphs
 from reasoning.dsl import to_clevr
 from reasoning.executor import execute, random_programs
+from tests.conftest import SINGLE_OR
 
 
 @pytest.fixture()
@@ -70,7 +71,7 @@ def test_execute_writes_answers_and_accuracy_in_both_modes(files, capsys):
     assert first[1]["answer"] == execute(programs[1], scenes[1], trace=False).answer
 
 
-def _execute(tmp, questions, capsys):
+def _execute(tmp, questions, capsys, *flags):
     (tmp / "q.json").write_text(json.dumps({"questions": questions}))
     code = main(
         [
@@ -81,36 +82,69 @@ def _execute(tmp, questions, capsys):
             str(tmp / "q.json"),
             "--out",
             str(tmp / "a.json"),
-            "--quiet",
+            *flags,
         ]
     )
-    return code, capsys.readouterr().err
+    return code, capsys.readouterr()
 
 
-def test_execute_names_the_question_with_a_missing_scene(files, capsys):
+@pytest.mark.parametrize("mode", ["--batched", "--no-batched"])
+def test_bad_questions_get_their_own_errors_and_the_others_their_answers(files, capsys, mode):
+    tmp, scenes, programs, questions = files
+    questions[3]["image_index"] = 99
+    questions[5]["program"][0]["function"] = "scenery"
+    questions[7]["program"] = [{"function": "scene", "inputs": [3]}]
+    del questions[9]["program"]
+    questions[11] = "not a question"
+    code, captured = _execute(tmp, questions, capsys, mode)
+    assert code == 1
+    records = json.loads((tmp / "a.json").read_text())
+    assert len(records) == 60
+    errors = {k: r["error"] for k, r in enumerate(records) if "error" in r}
+    assert sorted(errors) == [3, 5, 7, 9, 11]
+    assert "question 3: image_index 99 is not in scenes.json (image indices 0..5)" in errors[3]
+    assert "question 5: node 0 (scenery): unknown function 'scenery'" in errors[5]
+    assert "question 7" in errors[7] and "node 0" in errors[7]
+    assert "question 9: missing field 'program'" in errors[9]
+    assert "question 11 must be a JSON object" in errors[11]
+    assert all(records[k]["answer"] is None for k in errors)
+    truth = [execute(p, scenes[k % 6], trace=False).answer for k, p in enumerate(programs)]
+    for k, r in enumerate(records):
+        if k not in errors:
+            assert r == {"question_index": k, "answer": truth[k]}
+    summary = json.loads(captured.out)
+    answered = sum(truth[k] is not None for k in range(60) if k not in errors)
+    assert summary["errors"] == 5 and summary["answered"] == answered
+    assert summary["invalid"] == 55 - answered
+    # question 0's given answer is wrong on purpose; invalid ones were given "none"
+    wrong = 1 + sum(truth[k] is None for k in range(1, 60) if k not in errors)
+    assert summary["wrong"] == wrong
+    lines = captured.err.strip().splitlines()
+    assert sum(line.startswith("error: ") for line in lines) == 5
+    assert lines[-1] == (
+        f"answered {answered}, invalid {55 - answered}, wrong {wrong}, errors 5 of 60 questions"
+    )
+
+
+def test_strict_makes_the_first_bad_question_fatal(files, capsys):
     tmp, _, _, questions = files
     questions[3]["image_index"] = 99
-    code, err = _execute(tmp, questions, capsys)
+    questions[5]["program"][0]["function"] = "scenery"
+    code, captured = _execute(tmp, questions, capsys, "--strict")
     assert code == 2
-    assert "question 3: image_index 99 is not in scenes.json (image indices 0..5)" in err
+    assert "question 3: image_index 99 is not in scenes.json (image indices 0..5)" in captured.err
+    assert "scenery" not in captured.err
     assert not (tmp / "a.json").exists()
 
 
-def test_execute_names_question_and_node_of_an_unknown_function(files, capsys):
-    tmp, _, _, questions = files
-    questions[5]["program"][0]["function"] = "scenery"
-    code, err = _execute(tmp, questions, capsys)
-    assert code == 2 and "question 5: node 0 (scenery): unknown function 'scenery'" in err
-
-
-def test_execute_names_question_of_a_malformed_program(files, capsys):
-    tmp, _, _, questions = files
-    questions[7]["program"] = [{"function": "scene", "inputs": [3]}]
-    code, err = _execute(tmp, questions, capsys)
-    assert code == 2 and "question 7" in err and "node 0" in err
-    del questions[7]["program"]
-    code, err = _execute(tmp, questions, capsys)
-    assert code == 2 and "question 7: missing field 'program'" in err
+def test_a_file_of_generated_dag_programs_is_answered(files, capsys):
+    tmp, scenes, programs, questions = files
+    questions[4]["program"] = SINGLE_OR
+    questions[4]["answer"] = None
+    code, captured = _execute(tmp, questions, capsys)
+    assert code == 0 and json.loads(captured.out)["errors"] == 0
+    cubes = sum(o.shape == "cube" for o in scenes[4].objects)
+    assert json.loads((tmp / "a.json").read_text())[4]["answer"] == str(cubes)
 
 
 def test_execute_reports_unreadable_json_with_its_position(files, capsys):
@@ -225,9 +259,26 @@ def test_bench_speed_executor_suite_reports_measured_rates(tmp_path, capsys):
             str(out),
         ]
     )
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
     saved = json.loads(out.read_text())
     assert code == 0 and printed == saved
+    e2e = saved["end_to_end"]
+    assert e2e["questions"] == 300 and e2e["questions_per_scene"] == 10 and e2e["scenes"] == 30
+    assert 0 < e2e["dag_fraction"] < 1
+    assert set(e2e["speedup_vs_plain"]) == {
+        "single",
+        "batched",
+        "single_warm",
+        "batched_warm",
+        "single_decoded",
+    }
+    assert all(v > 0 for m in e2e["speedup_vs_plain"].values() for v in m.values())
+    assert set(e2e["disagreements_with_plain"].values()) == {0}
+    table = captured.err.splitlines()
+    single = next(line for line in table if line.startswith("single "))
+    assert single.split()[2] == f"{e2e['speedup_vs_plain']['single']['wall']:.2f}"
+    assert single.split()[4] == "2x"
     rates = saved["questions_per_second"]
     assert set(rates) >= {"single_trace_off", "single_trace_on", "plain_baseline", "batched"}
     assert all(v > 0 for v in rates.values())

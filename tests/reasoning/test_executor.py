@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from perception.scene_graph import SceneGraph, SceneObject
+from perception.synthetic import sample_scene_graph
 from reasoning.dsl import Call, Program, parse_program
 from reasoning.errors import ProgramError
 from reasoning.executor import (
@@ -352,3 +353,18 @@ def test_registered_operations_reach_both_executors_and_replacing_a_builtin_is_h
     assert answer("count(filter_color(scene(), red))", scene) == "2"
     with pytest.raises(ProgramError, match="unknown function 'count_pairs'"):
         execute(parse_program("count_pairs(scene())"), scene)
+
+
+def test_bound_rows_are_computed_on_read_by_index_and_by_get():
+    """rel/same rows are lazy; .get (the question engine's read) must compute them too."""
+    scene = sample_scene_graph(seed=5)
+    bound = bind_scene(scene)
+    for relation, rows in scene.relationships.items():
+        expected = [sum(1 << j for j in js) for js in rows]
+        assert [bound.rel.get(relation)[i] for i in range(len(rows))] == expected
+        assert [bound.rel[relation][i] for i in range(len(rows))] == expected
+    assert bound.rel.get("inside") is None
+    colors = [o.attribute("color") for o in scene.objects]
+    for i, c in enumerate(colors):
+        others = sum(1 << j for j, c2 in enumerate(colors) if c2 == c and j != i)
+        assert bound.same.get("color")[i] == others

@@ -41,7 +41,7 @@ from reasoning.executor.result import format_answer
 from reasoning.questions.engine import FUNCTIONS, INVALID, SceneIndex, run_nodes
 from reasoning.questions.question_types import QUESTION_TYPES, question_type
 
-MODES = {"symbolic", "fast single", "batched", "question engine"}
+MODES = {"symbolic", "fast single", "batched", "node lists", "question engine"}
 
 
 def _relate_count(bs, obj: int, relation: str) -> int:
@@ -109,9 +109,9 @@ def test_adding_an_operation_is_one_entry_plus_one_implementation_per_mode(tmp_p
     # no mode implements it yet: every one is reported
     assert coverage(cat, before) == [f"mode {m!r} lacks 'relate_count'" for m in sorted(before)]
 
-    # one registration per mode (symbolic: attach; fast single: nothing, its generic
-    # evaluator calls the symbolic function; question engine: one FUNCTIONS entry;
-    # batched: an encoder, here standing in by name)
+    # one registration per mode (symbolic: attach; fast single and node lists:
+    # nothing, they fall back to the symbolic function; question engine: one
+    # FUNCTIONS entry; batched: an encoder, here standing in by name)
     ops = {**OPS, "relate_count": op_spec("relate_count", _relate_count, cat)}
     engine = {
         **FUNCTIONS,
@@ -121,6 +121,7 @@ def test_adding_an_operation_is_one_entry_plus_one_implementation_per_mode(tmp_p
         **before,
         "symbolic": ops,
         "fast single": make_fast_eval(ops),
+        "node lists": {*before["node lists"], *ops},
         "question engine": {*before["question engine"], *engine},
     }
     assert coverage(cat, tables) == ["mode 'batched' lacks 'relate_count'"]

@@ -1,0 +1,600 @@
+"""CLEVR node lists answered straight from parsed JSON, compiled once per program structure.
+
+Reading a node list into a :class:`~reasoning.dsl.Program` (``from_clevr``) costs
+more than running it, yet the questions of one CLEVR template share their
+structure: the same functions in the same order, reading the same nodes.  So a
+node list is looked up by the tuple of its functions, and each structure (those
+functions and the ``inputs`` of every node) is compiled once into
+
+* an evaluator: a Python function, generated as source (as :mod:`dataclasses`
+  and :func:`collections.namedtuple` generate theirs), that takes the node list
+  itself, checks that its ``inputs`` are the structure's, reads the side inputs
+  and runs the nodes in list order -- each node once, nodes nobody reads
+  included, as the official engine (``question_engine.answer_question``) does --
+  returning the normalised answer;
+* for batched mode, the canonical structure key of
+  :func:`~reasoning.executor.encode.encode` and a generated function from the
+  node list to the parameter codes.
+
+Each mode compiles only what it runs, both spellings share a structure, and
+the generated source names its per-structure constants (attributes, word
+tables, inputs) instead of spelling them out, so structures that differ only
+in which attribute a filter reads share one compiled text.
+
+A structure is validated when it is first compiled: its first node list goes
+through ``from_clevr`` and the executor's type check, and the generated batched
+encoder must give what ``encode`` gives on it.  Words are checked by the table
+lookups themselves (and, when a ``unique`` is invalid, against the vocabulary,
+so that a bad word later in the list is still an error).  Any node list that
+does not fit the fast path exactly (nodes in mixed spellings, a wrong number of
+side inputs, an unknown word, an operation without a built-in form) is read by
+``from_clevr`` and answered by the ordinary executors, so answers, invalid
+reasons and error messages are theirs.  Two leniencies remain, both in node
+lists no tool writes: an ``inputs`` index written as ``true`` or ``1.0`` is read
+as ``1`` (as the official engine reads it), and a node holding both spellings
+is read in the first node's spelling instead of being refused when the two
+differ.
+
+>>> from perception.synthetic import sample_scene_graph
+>>> scene = sample_scene_graph(seed=0)
+>>> nodes = [{"type": "scene", "inputs": []}, {"type": "count", "inputs": [0]}]
+>>> answer_node_lists([nodes], [scene], [0], batched=False) == [str(len(scene))]
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from types import CodeType
+
+import numpy as np
+
+from perception.scene_graph import SceneGraph
+from physics.errors import DataError, NesyError
+from physics.worlds.clevr_properties import RELATIONS
+from reasoning.dsl.formats import from_clevr
+from reasoning.dsl.function_table import register_mode
+from reasoning.dsl.program import Program
+from reasoning.errors import ProgramError
+from reasoning.executor.batched import BatchPlan, _tree_like
+from reasoning.executor.bound_scene import BoundScene, bind_scene
+from reasoning.executor.check import side_vocabulary
+from reasoning.executor.encode import ROOT_KINDS, encode
+from reasoning.executor.fast_eval import _one
+from reasoning.executor.ops import (
+    _VERSION,
+    ANSWER_TYPES,
+    BOOL,
+    BUILTIN_FNS,
+    INTEGER,
+    OPS,
+    VALUE_TYPES,
+    InvalidExecution,
+)
+from reasoning.executor.scene_table import ANY, ATTRS, WORD_CODE, SceneTable
+from reasoning.executor.symbolic import default_executor
+
+__all__ = ["answer_node_lists", "clear_structure_cache"]
+
+_FUNCTION, _TYPE = itemgetter("function"), itemgetter("type")
+_FAILURES = (InvalidExecution, KeyError, TypeError, ValueError, IndexError, AttributeError)
+_ATTR_OF = {f"filter_{a}": a for a in VALUE_TYPES.values()}
+_ATTR_OF_NAME = {f"{op}_{a}": a for a in VALUE_TYPES.values() for op in ("filter", "query", "same")}
+
+
+def _functions(nodes: object) -> tuple[tuple, str] | None:
+    """The functions of a node list and its side-input key (by its spelling), else ``None``.
+
+    The spelling is the first node's; a node list mixing them, or not a list of
+    dicts, is left to ``from_clevr``.  (A node that holds both spellings is read
+    in the first node's; ``from_clevr`` would refuse it if the two differ.)
+    """
+    if type(nodes) is not list or not nodes or type(nodes[0]) is not dict:
+        return None
+    try:
+        if "function" in nodes[0]:
+            functions, side = tuple(map(_FUNCTION, nodes)), "value_inputs"
+        else:
+            functions, side = tuple(map(_TYPE, nodes)), "side_inputs"
+        hash(functions)  # a name that is not a string (a list) cannot key the cache
+    except (KeyError, TypeError):
+        return None
+    return functions, side
+
+
+class _OtherStructure(Exception):
+    """Internal: a node list's inputs differ from the structure tried (same functions)."""
+
+
+class _Structure:
+    """What one structure compiles to (``None`` fields: that mode takes the slow path).
+
+    Each generated function takes the node list itself: it unpacks the nodes,
+    raises :class:`_OtherStructure` when their ``inputs`` are not this
+    structure's, and reads the side inputs it needs.
+    """
+
+    __slots__ = ("run", "words_ok", "key", "params")
+
+    def __init__(
+        self,
+        run: tuple[Callable | None, Callable | None],
+        key: tuple | None,
+        params: Callable | None,
+    ):
+        self.run, self.words_ok = run  # (BoundScene, nodes) -> answer; nodes -> bool
+        self.key = key  # canonical batched key
+        self.params = params  # nodes -> parameter codes
+
+
+# [batched][spelling]: functions -> structures (each mode compiles only what it runs)
+# [batched]: functions -> structures (each mode compiles what it runs; both spellings share them)
+_CACHES: tuple[dict[tuple, list[_Structure]], ...] = ({}, {})
+_BUILT_FOR = [_VERSION[0]]
+
+
+def clear_structure_cache() -> None:
+    """Forget every compiled structure and text (for benchmarks that time compilation too)."""
+    for cache in _CACHES:
+        cache.clear()
+    _CODE.clear()
+
+
+def _structure(functions: tuple, key: str, nodes: list, where: str, batched: bool) -> _Structure:
+    """Compile the structure of ``nodes`` for one mode and cache it (when no cached one fits).
+
+    Raises:
+        ProgramError: ``nodes`` is malformed (then nothing is cached).
+    """
+    program = _decode(nodes, where)
+    inputs = [list(n["inputs"]) for n in nodes]  # from_clevr accepted them: present, integers
+    reads = [0] * len(nodes)
+    for ins in inputs:
+        for j in ins:
+            reads[j] += 1
+    if batched:
+        s = _Structure(
+            (None, None), *_compile_encoder(functions, inputs, key, reads, program, nodes)
+        )
+    else:
+        s = _Structure(_compile_run(functions, inputs), None, None)
+    _CACHES[batched].setdefault(functions, []).append(s)
+    return s
+
+
+def _prologue(
+    inputs: list,
+    valued: set[int],
+    env: dict[str, object],
+    own: frozenset[int] = frozenset(),
+) -> list[str]:
+    """Source lines that unpack the nodes, check their inputs and read their side inputs.
+
+    ``valued`` nodes take one word (bound to ``w<i>``); ``own`` nodes are
+    operations that read their side inputs themselves; every other node must
+    have none.
+    """
+    n = len(inputs)
+    lines = [f"    {''.join(f'n{i}, ' for i in range(n))}= N"]
+    tests = []
+    for i, ins in enumerate(inputs):
+        if ins:
+            env[f"I{i}"] = list(ins)
+            tests.append(f'n{i}["inputs"] != I{i}')
+        else:
+            tests.append(f'n{i}["inputs"]')
+    lines += [f"    if {' or '.join(tests)}:", "        raise _OtherStructure"]
+    bare = [f"K in n{i} and n{i}[K]" for i in range(n) if i not in valued and i not in own]
+    if bare:
+        lines += [f"    if {' or '.join(bare)}:", "        raise ValueError"]
+    lines += [f"    (w{i},) = n{i}[K]" for i in sorted(valued)]
+    env["_OtherStructure"] = _OtherStructure
+    return lines
+
+
+def _builtin(name: str) -> bool:
+    spec = OPS.get(name)
+    return spec is not None and spec.fn is BUILTIN_FNS.get(name)
+
+
+# ---------------------------------------------------------------------- the evaluator
+_CODE: dict[str, CodeType] = {}  # generated source -> its compiled code
+
+
+def _define(lines: list[str], env: dict[str, object]) -> None:
+    """Run generated source (function definitions) in ``env``, compiling each text once.
+
+    The source of a structure names its per-structure constants (attributes,
+    vocabularies, code tables) instead of spelling them out, so structures that
+    differ only in which attribute a filter reads share one compiled text.
+    """
+    text = "\n".join(lines)
+    code = _CODE.get(text)
+    if code is None:
+        code = _CODE[text] = compile(text, "<node-list structure>", "exec")
+    exec(code, env)  # noqa: S102 -- source built by this module from the operation table
+
+
+_INLINE: dict[str, str] = {  # built-in operations as expressions of their inputs a, b
+    "scene": "bs.all",
+    "unique": "_one({a})",
+    "count": "{a}.bit_count()",
+    "exist": "{a} != 0",
+    "relate": "bs.rel[{w}][{a}]",
+    "union": "{a} | {b}",
+    "intersect": "{a} & {b}",
+    "equal_integer": "{a} == {b}",
+    "equal_object": "{a} == {b}",
+    "less_than": "{a} < {b}",
+    "greater_than": "{a} > {b}",
+    **{f"filter_{a}": "{a} & bits[A{i}][{w}]" for a in VALUE_TYPES.values()},
+    **{f"query_{a}": "bs.values[A{i}][{a}]" for a in VALUE_TYPES.values()},
+    **{f"same_{a}": "bs.same[A{i}][{a}]" for a in VALUE_TYPES.values()},
+    **{f"equal_{a}": "{a} == {b}" for a in VALUE_TYPES.values()},
+}
+
+
+def _compile_run(functions: tuple, inputs: list) -> tuple[Callable | None, Callable | None]:
+    """Generate the evaluator of one structure and its word check.
+
+    Returns:
+        ``run(bs, nodes) -> answer`` and ``words_ok(nodes) -> bool``: whether
+        every word is in its vocabulary (run has checked the counts), which
+        tells an invalid ``unique`` (answer ``None``) from a malformed program
+        when ``run`` raises :class:`InvalidExecution`.
+    """
+    root = OPS[functions[-1]]
+    if root.output not in ANSWER_TYPES:
+        return None, None  # the slow path says why there is no answer
+    body: list[str] = []
+    env: dict[str, object] = {"_one": _one}
+    valued: set[int] = set()
+    own: set[int] = set()
+    words: list[str] = []  # membership tests of the inline nodes' words
+    for i, (name, ins) in enumerate(zip(functions, inputs, strict=True)):
+        spec = OPS[name]
+        args = [f"x{j}" for j in ins]
+        inline = _INLINE.get(name) if _builtin(name) else None
+        if inline is not None:
+            if spec.side_inputs:
+                valued.add(i)
+                env[f"W{i}"] = frozenset(side_vocabulary(spec.side_inputs[0]) or ())
+                words.append(f"N[{i}][K][0] in W{i}")
+            env[f"A{i}"] = _ATTR_OF_NAME.get(name)
+            expr = inline.format(
+                a=args[0] if args else "", b=args[1] if len(args) > 1 else "", w=f"w{i}", i=i
+            )
+        else:
+            own.add(i)
+            words.append("False")  # an operation's own words: the slow path judges them
+            env[f"F{i}"] = spec.fn
+            if spec.optional_side:
+                least = 1 if "Relation" in spec.side_inputs else 0
+                body.append(f"    s{i} = n{i}.get(K, ())")
+                body.append(f"    if not {least} <= len(s{i}) <= {len(spec.side_inputs)}:")
+                body.append("        raise ValueError")
+            else:
+                body.append(f"    s{i} = n{i}.get(K, ())")
+            expr = f"F{i}(bs, {''.join(a + ', ' for a in args)}*s{i})"
+        body.append(f"    x{i} = {expr}")
+    last = f"x{len(functions) - 1}"
+    if root.output == BOOL:
+        body.append(f"    return 'yes' if {last} else 'no'")
+    elif root.output == INTEGER:
+        body.append(f"    return str({last})")
+    else:
+        body.append(f"    return {last}")
+    head = [
+        "def run(bs, N, K):",  # K: the side-input key of the node list's spelling
+        *_prologue(inputs, valued, env, frozenset(own)),
+        "    bits = bs.bits",
+    ]
+    check = ["def words_ok(N, K):", f"    return {' and '.join(words) or 'True'}"]
+    _define(head + body + check, env)
+    return env["run"], env["words_ok"]  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------- the batched encoder
+_UNARY = {"unique": "U", "count": "C", "exist": "E"}
+_BINARY = {"union": ("OR", None), "intersect": ("AND", None), "equal_object": ("EQ", None)}
+_BINARY.update({"equal_integer": ("CMP", 0), "less_than": ("CMP", 1), "greater_than": ("CMP", 2)})
+_BINARY.update({f"equal_{a}": ("EQ", None) for a in ATTRS})
+_ATTR_PARAM = {f"query_{a}": ("Q", k) for k, a in enumerate(ATTRS)}
+_ATTR_PARAM.update({f"same_{a}": ("SM", k) for k, a in enumerate(ATTRS)})
+_CODES = {a: {v: code for (a2, v), code in WORD_CODE.items() if a2 == a} for a in ATTRS}
+_REL = {r: k for k, r in enumerate(RELATIONS)}
+
+
+class _NotCanonical(Exception):
+    """Internal: a structure the generated batched encoder does not cover."""
+
+
+def _compile_encoder(
+    functions: tuple, inputs: list, side: str, reads: list[int], program: Program, sample: list
+) -> tuple[tuple | None, Callable | None]:
+    """The canonical key of one structure and ``params(nodes) -> codes``, or ``(None, None)``.
+
+    Mirrors :func:`~reasoning.executor.encode.encode` (pre-order from the root,
+    filter chains merged into ``F<k>`` nodes) on built-in operations, and is
+    checked against it on the structure's first node list.
+    """
+    key: list[str] = [ROOT_KINDS.get(OPS[functions[-1]].output, "None")]
+    params: list[str] = []
+    valued: set[int] = set()
+    env: dict[str, object] = {"ANY": ANY, "REL": _REL}
+
+    def visit(i: int) -> None:
+        name = functions[i]
+        if not _builtin(name):
+            raise _NotCanonical
+        if name in _ATTR_OF:
+            codes = []
+            while functions[i] in _ATTR_OF and _builtin(functions[i]):
+                valued.add(i)
+                env[f"C{i}"] = _CODES[_ATTR_OF[functions[i]]]
+                codes.append(f"C{i}[w{i}]")
+                (i,) = inputs[i]
+            width = -(-len(codes) // 4) * 4
+            key.append(f"F{width}")
+            params.extend(codes + ["ANY"] * (width - len(codes)))
+            visit(i)
+        elif name == "scene":
+            key.append("S")
+        elif name in _UNARY:
+            key.append(_UNARY[name])
+            visit(inputs[i][0])
+        elif name == "relate":
+            valued.add(i)
+            key.append("R")
+            params.append(f"REL[w{i}]")
+            visit(inputs[i][0])
+        elif name in _ATTR_PARAM:
+            token, k = _ATTR_PARAM[name]
+            key.append(token)
+            env[f"K{i}"] = k
+            params.append(f"K{i}")
+            visit(inputs[i][0])
+        elif name in _BINARY:
+            token, op = _BINARY[name]
+            key.append(token)
+            if op is not None:
+                params.append(str(op))
+            visit(inputs[i][0])
+            visit(inputs[i][1])
+        else:
+            raise _NotCanonical
+
+    if program.graph is not None and not _tree_like(program.graph):
+        return None, None
+    try:
+        visit(len(functions) - 1)
+    except _NotCanonical:
+        return None, None
+    unread = {i for i, n in enumerate(reads[:-1]) if n == 0}
+    if any(functions[i] != "scene" for i in unread):
+        return None, None
+    lines = ["def params(N, K):", *_prologue(inputs, valued, env)]
+    lines.append(f"    return [{', '.join(params)}]")
+    _define(lines, env)
+    fn = env["params"]
+    try:
+        ok = encode(program.root) == (tuple(key), fn(sample, side))  # type: ignore[operator]
+    except _FAILURES:
+        ok = False
+    return (tuple(key), fn) if ok else (None, None)
+
+
+# ---------------------------------------------------------------------- answering
+def answer_node_lists(
+    node_lists: Sequence[object],
+    scenes: Sequence[SceneGraph],
+    scene_indices: Sequence[int],
+    *,
+    batched: bool = True,
+    names: Sequence[str] | None = None,
+    errors: dict[int, NesyError] | None = None,
+) -> list[str | None]:
+    """Answer CLEVR node list ``k`` on ``scenes[scene_indices[k]]`` for every k.
+
+    Args:
+        node_lists: The programs as parsed JSON (CLEVR node lists, either
+            spelling, DAGs included).
+        scenes: The scenes; each is bound (or tensorised) once.
+        scene_indices: Index into ``scenes`` per program.
+        batched: Vectorised plans (see :mod:`reasoning.executor.batched`) or one
+            question at a time; the answers are the same.
+        names: How to name each program in error messages (default ``"program k"``).
+        errors: When given, a malformed program's error is stored here under its
+            position (its answer is ``None``) and the others are answered;
+            otherwise the first error is raised.
+
+    Returns:
+        Normalised answers, ``None`` where the execution is invalid: exactly what
+        ``execute(from_clevr(nodes), scene)`` answers.
+
+    Raises:
+        ProgramError: a malformed program (when ``errors`` is not given).
+        DataError: ``scene_indices`` of the wrong length.
+    """
+    if len(scene_indices) != len(node_lists):
+        raise DataError(
+            f"answer_node_lists: {len(node_lists)} programs but {len(scene_indices)} scene indices"
+        )
+    if node_lists and (min(scene_indices) < 0 or max(scene_indices) >= len(scenes)):
+        bad = next(k for k, i in enumerate(scene_indices) if not 0 <= i < len(scenes))
+        raise DataError(
+            f"{_where_of(names, bad)}: scene index {scene_indices[bad]} is out of range "
+            f"0..{len(scenes) - 1}"
+        )
+    if _BUILT_FOR[0] != _VERSION[0]:  # an operation was registered: recompile
+        clear_structure_cache()
+        _BUILT_FOR[0] = _VERSION[0]
+
+    def where(k: int) -> str:
+        return _where_of(names, k)
+
+    def fail(k: int, exc: NesyError) -> None:
+        if errors is None:
+            raise exc
+        errors[k] = exc
+
+    if batched:
+        return _batched(node_lists, scenes, scene_indices, where, fail)
+    out: list[str | None] = [None] * len(node_lists)
+    bound: list[BoundScene | None] = [None] * len(scenes)
+    structures = _CACHES[False].get
+    for k, (nodes, i) in enumerate(zip(node_lists, scene_indices, strict=True)):
+        bs = bound[i]
+        if bs is None:
+            bs = bound[i] = bind_scene(scenes[i])
+        found = _functions(nodes)
+        if found is not None:
+            functions, side = found
+            for s in structures(functions, ()):
+                if s.run is None:
+                    break  # no answer type: the slow path says why
+                try:
+                    out[k] = s.run(bs, nodes, side)
+                    break
+                except _OtherStructure:
+                    continue
+                except InvalidExecution:
+                    if s.words_ok(nodes, side):  # type: ignore[misc]
+                        break  # invalid on this scene, as the slow path would find
+                    s = None
+                    break
+                except _FAILURES:
+                    s = None
+                    break
+            else:
+                try:
+                    s = _structure(functions, side, nodes, where(k), False)
+                except ProgramError as exc:
+                    fail(k, exc)
+                    continue
+                done, out[k] = _run_first(s, bs, nodes, side)
+                if done:
+                    continue
+                s = None
+            if s is not None and s.run is not None:
+                continue
+        out[k] = _slow(nodes, scenes[i], where(k), k, fail)
+    return out
+
+
+def _run_first(s: _Structure, bs: BoundScene, nodes: list, side: str) -> tuple[bool, str | None]:
+    """Run a freshly compiled structure on the node list it was compiled from: (done, answer)."""
+    if s.run is None:
+        return False, None
+    try:
+        return True, s.run(bs, nodes, side)
+    except InvalidExecution:
+        return bool(s.words_ok(nodes, side)), None  # type: ignore[misc]
+    except _FAILURES:
+        return False, None
+
+
+def _where_of(names: Sequence[str] | None, k: int) -> str:
+    return names[k] if names is not None else f"program {k}"
+
+
+def _decode(nodes: object, where: str) -> Program:
+    program = from_clevr(nodes, where=where)  # type: ignore[arg-type]
+    try:
+        default_executor.check(program)
+    except ProgramError as exc:
+        raise ProgramError(f"{where}: {exc}") from None
+    return program
+
+
+def _slow(nodes: object, scene: SceneGraph, where: str, k: int, fail: Callable) -> str | None:
+    """One question the ordinary way: ``from_clevr``, check, execute."""
+    try:
+        return default_executor.execute(_decode(nodes, where), scene, trace=False).answer
+    except NesyError as exc:
+        fail(k, exc)
+        return None
+
+
+def _batched(
+    node_lists: Sequence[object],
+    scenes: Sequence[SceneGraph],
+    scene_indices: Sequence[int],
+    where: Callable[[int], str],
+    fail: Callable,
+) -> list[str | None]:
+    groups: dict[tuple, tuple[list[int], list[list[int]]]] = {}
+    programs: dict[int, Program] = {}  # positions answered by the single executor
+    failed: list[int] = []
+    for k, nodes in enumerate(node_lists):
+        found = _functions(nodes)
+        if found is not None:
+            functions, side = found
+            row = None
+            for s in _CACHES[True].get(functions, ()):
+                if s.params is None:
+                    break
+                try:
+                    row = s.params(nodes, side)
+                    break
+                except _OtherStructure:
+                    continue
+                except _FAILURES:
+                    break
+            else:
+                try:
+                    s = _structure(functions, side, nodes, where(k), True)
+                except ProgramError as exc:
+                    fail(k, exc)
+                    failed.append(k)
+                    continue
+                if s.params is not None:
+                    try:
+                        row = s.params(nodes, side)
+                    except _FAILURES:
+                        pass
+            if row is not None:
+                g = groups.get(s.key)  # type: ignore[arg-type]
+                if g is None:
+                    groups[s.key] = ([k], [row])  # type: ignore[index]
+                else:
+                    g[0].append(k)
+                    g[1].append(row)
+                continue
+        try:
+            program = _decode(nodes, where(k))
+            enc = (
+                None
+                if program.graph is not None and not _tree_like(program.graph)
+                else encode(program.root)
+            )
+        except NesyError as exc:
+            fail(k, exc)
+            failed.append(k)
+            continue
+        if enc is None:
+            programs[k] = program
+        else:
+            g = groups.setdefault(enc[0], ([], []))
+            g[0].append(k)
+            g[1].append(enc[1])
+    arrays = {
+        key: (np.array(pos, dtype=np.int64), np.array(rows, dtype=np.int64).reshape(len(pos), -1))
+        for key, (pos, rows) in groups.items()
+    }
+    fallback = sorted(programs)
+    fallback_programs: list = [None] * len(node_lists)
+    for k in fallback:
+        fallback_programs[k] = programs[k]
+    plan = BatchPlan(len(node_lists), arrays, fallback, fallback_programs)
+    out = plan.run(SceneTable(scenes), np.asarray(scene_indices, dtype=np.int64), scenes)
+    for k in failed:
+        out[k] = None
+    return out
+
+
+# Inline forms where the structure allows; every other operation (the fused
+# ``filter``/``relate_filter`` family, registered experiments) runs through
+# ``from_clevr`` and the ordinary executors, so the mode covers OPS as well.
+register_mode("node lists", lambda: {*_INLINE, *OPS})
