@@ -7,7 +7,8 @@ Example::
     nesy train dynamics --world cradle --model propnet --data data/cradle --epochs 20 --out runs/cradle_propnet
 
 Writes ``OUT/checkpoint.pt`` (every epoch; ``--resume`` continues from it),
-``OUT/model.pt`` (best validation epoch), ``OUT/loss.jsonl``; ``--export FILE``
+``OUT/model.pt`` (best validation epoch), ``OUT/loss.jsonl``; a resume with other
+training flags than the run's is refused (``--threads`` and ``--device`` may change); ``--export FILE``
 copies the best model to FILE (how the shipped checkpoints were made).  The
 exact command line and seed are stored in the checkpoint metadata.  Prints a
 JSON summary.
@@ -39,9 +40,7 @@ def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
         parts += ["--" + f.name.replace("_", "-"), str(getattr(cfg, f.name))]
     for item in args.set or []:
         parts += ["--set", item]
-    if args.resume:
-        parts.append("--resume")
-    return shlex.join(parts)
+    return shlex.join(parts)  # without --resume: a resumed run ends with the same weights
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +96,11 @@ def register(groups) -> None:
     parser.add_argument("--model", required=True, choices=list(MODEL_NAMES), help="simulator to train")
     parser.add_argument("--data", required=True, help="folder written by `nesy data dynamics` (train and valid splits)")
     parser.add_argument("--out", default=None, help="run folder (default: runs/dynamics/WORLD_MODEL)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue from OUT/checkpoint.pt (bit-identical to an uninterrupted run; only --threads and --device "
+        "may differ from the run's flags)",
+    )
     parser.add_argument("--export", default=None, help="copy the best model.pt to this file")
     parser.add_argument(
         "--set", action="append", metavar="KEY=VALUE",
