@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from physics.errors import CheckpointError
 from physics.io import DIGEST_KEY, atomic_torch_save, torch_load, weights_digest
