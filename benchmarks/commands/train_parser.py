@@ -14,7 +14,9 @@ used for training or tuning).  ``--data DIR`` reads a folder written by
 ``nesy data clevr`` / ``nesy data questions`` (one ``*questions*.json`` and one
 ``*scenes*.json``).
 
-Writes the checkpoint ``--out`` (resumes if it exists), its metrics log
+Writes the checkpoint ``--out`` (resumes if it exists, bit-identical to an
+uninterrupted run; the flags must be the run's: only ``--threads`` may change and
+``--reinforce-steps`` may grow, anything else is refused by name), its metrics log
 ``OUT.jsonl`` and a JSON summary ``OUT.json`` (also printed): wall time per
 stage, held-out program accuracy (exact match and executed-answer match).  The
 command line and seeds are stored in the checkpoint metadata.
