@@ -5,7 +5,8 @@ comes from a generator seeded by ``(seed, e)``) with Adam and a warm-up + cosine
 learning rate (:class:`~physics.training.WarmupCosine`, down to 5 percent); it
 checkpoints after every epoch to ``OUT/<network>_train.pt`` (weights, optimiser,
 RNG states including the augmentation generator, flags and command) and appends
-one JSON line per epoch to ``OUT/metrics.jsonl``.  A rerun resumes bit-identically;
+one JSON line per epoch to ``OUT/metrics.jsonl`` (and TensorBoard scalars to
+``OUT/tb/`` when ``tensorboard`` is installed).  A rerun resumes bit-identically;
 a rerun with other training flags is refused (only
 :data:`~perception.derender.train_config.RESUMABLE_CHANGES` may differ).
 """
@@ -76,11 +77,15 @@ def _fit(
         model, torch.optim.Adam(model.parameters(), lr=lr), WarmupCosine(lr, steps_per_epoch * epochs),
         out / f"{name}_train.pt", flags=flags if flags is not None else {"epochs": epochs, "lr": lr, "seed": seed,
                                                                           "batch_size": batch_size},
-        command=command, payload=payload, generators=generators, log=RunLog(out / "metrics.jsonl", rewrite=False),
+        command=command, payload=payload, generators=generators,
+        log=RunLog(out / "metrics.jsonl", rewrite=False, tensorboard=out / "tb"),
         tags={"stage": name}, may_change=RESUMABLE_CHANGES, desc=name, progress=progress,
     )
     loop.resume(check=same_network)
-    return loop.fit(epochs, batches, step_fn, steps_in=lambda _: steps_per_epoch)
+    try:
+        return loop.fit(epochs, batches, step_fn, steps_in=lambda _: steps_per_epoch)
+    finally:
+        loop.log.close()
 
 
 def train_proposal_net(

@@ -10,7 +10,8 @@ minus a moving-average baseline; an entropy bonus keeps exploring.
 Rewards are computed with the executor's batched mode
 (:func:`reasoning.executor.execute_batch`).  Both stages run on the shared
 :class:`~physics.training.TrainLoop`: a checkpoint every ``checkpoint_every``
-steps (a round), JSON lines in ``OUT.jsonl``, and a resume that is bit-identical
+steps (a round), JSON lines in ``OUT.jsonl`` (TensorBoard events in ``OUT_tb/``
+when ``tensorboard`` is installed), and a resume that is bit-identical
 to an uninterrupted run (the batch order and sampling noise of every step are
 derived from ``(seed, stage, step)``; the loop restores the optimiser, the RNG
 states and the reward baseline).  A resume must use the run's flags: only
@@ -290,7 +291,9 @@ def train_parser(
         meta = {**dict(ckpt.get("meta", {})), **meta}
     else:
         parser = build_parser(config, data)
-    log = RunLog(out_path.with_suffix(".jsonl"), rewrite=False) if out_path is not None else None
+    log = None
+    if out_path is not None:  # TensorBoard events (when installed) beside the checkpoint, in OUT_tb/
+        log = RunLog(out_path.with_suffix(".jsonl"), rewrite=False, tensorboard=out_path.with_name(out_path.stem + "_tb"))
     metrics: dict[str, Any] = {"supervised_seconds": 0.0, "reinforce_seconds": 0.0}
     per_epoch = math.ceil(len(supervised) / config.batch_size)
     sup_steps = config.epochs * per_epoch
@@ -367,6 +370,8 @@ def train_parser(
         if history and history[-1]["stage"] == "reinforce":
             metrics["reinforce_reward"] = history[-1]["reward"]
         loop.save()
+    if log is not None:
+        log.close()
     metrics["supervised_steps"] = sup_steps
     metrics["reinforce_steps"] = rl_steps
     parser.eval()

@@ -192,3 +192,35 @@ def test_exponential_decay_matches_torch_exponential_lr_bit_for_bit():
     assert Constant(0.1).lr(5, 50) == 0.1
     cos = WarmupCosine(1.0, 100)
     assert cos.lr(0, 0) == 0.5 and cos.lr(0, 1) == 1.0 and abs(cos.lr(0, 100) - 0.05) < 1e-12
+
+
+def test_run_log_writes_json_lines_and_tensorboard_scalars(tmp_path, monkeypatch):
+    import physics.training.log as log_module
+
+    scalars = []
+
+    class FakeWriter:  # stands in for torch.utils.tensorboard.SummaryWriter (tensorboard may be absent)
+        def __init__(self, folder):
+            self.folder = folder
+
+        def add_scalar(self, key, value, step):
+            scalars.append((key, value, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            scalars.append("closed")
+
+    monkeypatch.setattr(log_module, "_summary_writer", lambda folder: FakeWriter(folder))
+    log = RunLog(tmp_path / "m.jsonl", tensorboard=tmp_path / "tb")
+    history = [{"epoch": 1, "step": 5, "loss": 0.5, "seconds": 1.0}]
+    log.write(history, "net")
+    history.append({"epoch": 2, "step": 10, "loss": 0.25, "seconds": 2.0})
+    log.write(history, "net")
+    log.close()
+    assert [json.loads(x)["loss"] for x in (tmp_path / "m.jsonl").read_text().splitlines()] == [0.5, 0.25]
+    assert scalars == [("net/loss", 0.5, 5), ("net/loss", 0.25, 10), "closed"]
+    appended = RunLog(tmp_path / "m.jsonl", rewrite=False)
+    appended.write([{"epoch": 3, "loss": 0.1}])
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 3
