@@ -17,7 +17,6 @@ JSON summary.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import shutil
@@ -28,6 +27,7 @@ from benchmarks.config_flags import add_config_flags, config_from_args
 from physics.errors import DataError
 from physics.models import MODEL_NAMES, TrainConfig, make_model, preset, train
 from physics.models.config import WORLDS as MODEL_WORLDS
+from physics.training import config_flags
 
 __all__ = ["register", "run"]
 
@@ -36,8 +36,7 @@ def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     """The full command that reproduces this run, every training setting spelled out."""
     parts = ["nesy", "train", "dynamics", "--world", args.world, "--model", args.model, "--data", str(args.data),
              "--out", str(out)]
-    for f in dataclasses.fields(TrainConfig):
-        parts += ["--" + f.name.replace("_", "-"), str(getattr(cfg, f.name))]
+    parts += config_flags(cfg)
     for item in args.set or []:
         parts += ["--set", item]
     return shlex.join(parts)  # without --resume: a resumed run ends with the same weights

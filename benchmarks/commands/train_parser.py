@@ -36,6 +36,7 @@ from typing import Any
 from benchmarks.config_flags import add_config_flags, config_from_args
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
+from physics.training import config_flags
 from reasoning.parser import (
     ParserConfig,
     ParserData,
@@ -59,13 +60,7 @@ def _command_line(args: argparse.Namespace, cfg: ParserConfig, name: str = "pars
             parts += ["--" + key.replace("_", "-"), str(getattr(args, key))]
     for key in ("scenes", "per_scene", "data_seed", "eval_scenes", "eval_seed"):
         parts += ["--" + key.replace("_", "-"), str(getattr(args, key))]
-    for f in dataclasses.fields(ParserConfig):
-        v = getattr(cfg, f.name)
-        if isinstance(v, bool):
-            parts.append(("--" if v else "--no-") + f.name.replace("_", "-"))
-        else:
-            parts += ["--" + f.name.replace("_", "-"), str(v)]
-    return shlex.join(parts)
+    return shlex.join(parts + config_flags(cfg))
 
 
 def _data(args: argparse.Namespace) -> tuple[ParserData, ParserData]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from perception.derender.attributes import AttributeConfig
 from perception.derender.proposals import ProposalConfig
 from physics.errors import ConfigError
+from physics.training import config_flags
 
 __all__ = ["DerenderTrainConfig", "command_line", "RESUMABLE_CHANGES"]
 
@@ -107,16 +108,6 @@ class DerenderTrainConfig:
 
 
 def command_line(config: DerenderTrainConfig) -> str:
-    """The ``nesy train derender`` command that reproduces ``config`` (threads left out)."""
-    parts = ["nesy", "train", "derender"]
-    defaults = DerenderTrainConfig(data=config.data)
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if f.name == "threads" or (f.name != "data" and value == getattr(defaults, f.name)):
-            continue
-        flag = f.name.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(f"--{flag}" if value else f"--no-{flag}")
-            continue
-        parts += ["--" + flag, str(value)]
-    return " ".join(parts)
+    """The ``nesy train derender`` command that reproduces ``config`` (threads and defaults left out)."""
+    flags = config_flags(config, skip=("threads",), defaults=DerenderTrainConfig(data=config.data), keep=("data",))
+    return " ".join(["nesy", "train", "derender", *flags])

@@ -88,6 +88,18 @@ def _fit(
         loop.log.close()
 
 
+def _new_network(cls: type, config: Any, seed: int, init: torch.nn.Module | None, part: str) -> Any:
+    """A ``cls`` network initialised from ``seed``, or with ``init``'s weights (fine-tuning)."""
+    torch.manual_seed(seed)
+    net = cls(config)
+    if init is not None:
+        try:
+            net.load_state_dict(init.state_dict())
+        except RuntimeError as exc:
+            raise CheckpointError(f"the initial {part} network does not fit {config}: {exc}") from None
+    return net
+
+
 def train_proposal_net(
     images: torch.Tensor,
     masks: torch.Tensor,
@@ -112,13 +124,7 @@ def train_proposal_net(
     ``flags`` / ``command``: the run's training flags (a resume must match them) and
     the command that reproduces it (default: the arguments here).
     """
-    torch.manual_seed(seed)
-    net = ProposalNet(config)
-    if init is not None:
-        try:
-            net.load_state_dict(init.state_dict())
-        except RuntimeError as exc:
-            raise CheckpointError(f"the initial proposal network does not fit {config}: {exc}") from None
+    net = _new_network(ProposalNet, config, seed, init, "proposal")
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         x = images[idx].float() / 255.0
@@ -150,13 +156,7 @@ def train_attribute_net(
     ``augment``: jitter every batch's crops (:func:`jitter_crops`) with a generator
     seeded by ``seed`` and checkpointed with the weights.
     """
-    torch.manual_seed(seed)
-    net = AttributeNet(config)
-    if init is not None:
-        try:
-            net.load_state_dict(init.state_dict())
-        except RuntimeError as exc:
-            raise CheckpointError(f"the initial attribute network does not fit {config}: {exc}") from None
+    net = _new_network(AttributeNet, config, seed, init, "attribute")
     names = list(ATTRIBUTES)
     gen = torch.Generator().manual_seed(seed)
 
