@@ -159,7 +159,10 @@ def train(
         extra_state=lambda: {"best": best["loss"]}, load_extra=lambda e: best.update(loss=float(e["best"])),
         desc=model.name, progress=progress, loss_key="train_loss",
     )
-    if not (resume and loop.resume(check=same_model)):
+    if resume and loop.resume(check=same_model):
+        if loop.command:
+            meta["command"] = loop.command  # the run's own command (a resume may differ in threads/device)
+    else:
         model.fit_normalizers(train_graphs)
     model.to(device)
     valid_loader = DataLoader(valid_graphs, batch_size=config.batch_size * 4) if valid_graphs else None
