@@ -7,11 +7,12 @@ POSIX and Windows), so a killed run leaves either the old file or the new one.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +27,9 @@ __all__ = [
     "atomic_torch_save",
     "read_json",
     "torch_load",
+    "DIGEST_KEY",
+    "weights_digest",
+    "require_fields",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -88,10 +92,20 @@ def atomic_write_json(path: PathLike, obj: Any, *, indent: int | None = None) ->
     atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
 
 
-def atomic_torch_save(path: PathLike, obj: Any) -> None:
-    """``torch.save`` to ``path`` atomically (checkpoints survive a killed run)."""
+def atomic_torch_save(path: PathLike, obj: Any, *, digest: bool = True) -> None:
+    """``torch.save`` to ``path`` atomically (checkpoints survive a killed run).
+
+    Args:
+        path: Destination file.
+        obj: What to save.  A dict gets ``obj[DIGEST_KEY]`` = :func:`weights_digest`
+            of its tensors (unless ``digest=False``), which :func:`torch_load` checks.
+        digest: Store the weights digest (dicts only).
+    """
     import torch
 
+    if digest and isinstance(obj, dict):
+        obj = {k: v for k, v in obj.items() if k != DIGEST_KEY}
+        obj[DIGEST_KEY] = weights_digest(obj)
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -123,18 +137,35 @@ def read_json(path: PathLike, what: str = "JSON file") -> Any:
         ) from None
 
 
-def torch_load(path: PathLike, what: str = "checkpoint") -> Any:
-    """Load a checkpoint with ``weights_only=True``; corrupt files raise CheckpointError."""
+def torch_load(path: PathLike, what: str = "checkpoint", *, verify: bool = True) -> Any:
+    """Load a checkpoint with ``weights_only=True``; corrupt or damaged files raise CheckpointError.
+
+    A dict holding ``DIGEST_KEY`` (every checkpoint this project writes) is checked
+    against :func:`weights_digest` of its tensors, so flipped bytes inside the
+    weights are refused.  A dict without one (written before digests existed, or
+    by hand) loads unchecked; the shipped checkpoints all carry one (tested).
+
+    Args:
+        path: File to read.
+        what: What the file is meant to be, for the message.
+        verify: Check the stored digest (``False`` only to repair a file).
+    """
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt archives
         raise CheckpointError(f"{what} {path} is corrupt or not a weights-only checkpoint "
                               f"({_load_failure(exc)})") from None
+    if verify and isinstance(obj, dict) and DIGEST_KEY in obj:
+        stored = obj[DIGEST_KEY]
+        if not isinstance(stored, str) or stored != weights_digest(obj):
+            raise CheckpointError(f"{what} {path} is damaged: its weights do not match their stored "
+                                  f"{DIGEST_KEY} digest")
+    return obj
 
 
 def _load_failure(exc: Exception) -> str:
@@ -153,3 +184,64 @@ def _load_failure(exc: Exception) -> str:
     if not lines:
         return type(exc).__name__
     return lines[0].split(". ")[0].rstrip(".")[:200]
+
+
+DIGEST_KEY = "weights_sha256"
+
+
+def weights_digest(obj: Any) -> str:
+    """SHA-256 over every tensor in ``obj`` (nested dicts, lists, tuples), in a stable order.
+
+    Each tensor contributes its path of keys, dtype, shape and raw bytes; dict
+    keys are visited in sorted order and ``obj[DIGEST_KEY]`` itself is skipped,
+    so the digest of a loaded checkpoint equals the one computed when it was saved.
+    Values that are not tensors (configs, metadata) are left out: they do not
+    change what the weights compute, and a damaged one fails to load or to fit.
+    """
+    import torch
+
+    h = hashlib.sha256()
+
+    def visit(prefix: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous().reshape(-1)
+            h.update(f"{prefix}|{t.dtype}|{tuple(value.shape)}|".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, Mapping):
+            for key in sorted(value, key=repr):
+                if not (prefix == "" and key == DIGEST_KEY):
+                    visit(f"{prefix}/{key!r}", value[key])
+        elif isinstance(value, (list, tuple)):
+            for k, item in enumerate(value):
+                visit(f"{prefix}[{k}]", item)
+
+    visit("", obj)
+    return h.hexdigest()
+
+
+def require_fields(obj: Any, path: PathLike, what: str, fields: Mapping[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    """Check that a loaded checkpoint is a dict whose ``fields`` have the given types.
+
+    Args:
+        obj: What :func:`torch_load` returned.
+        path: Its file, for the message.
+        what: What the file is meant to be ("dynamics checkpoint").
+        fields: Required key -> allowed type(s).
+
+    Returns:
+        ``obj`` (a dict).
+
+    Raises:
+        CheckpointError: ``obj`` is not a dict, lacks a field, or a field has another type;
+            the message names the file, the field, the expected and the found type.
+    """
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} is not a {what}: it holds a {type(obj).__name__}, not a dict")
+    for key, kind in fields.items():
+        if key not in obj:
+            raise CheckpointError(f"{path} is not a {what}: it has no {key!r} entry")
+        if not isinstance(obj[key], kind):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise CheckpointError(f"{path} is not a {what}: its {key!r} entry is a {type(obj[key]).__name__}, "
+                                  f"expected a {names}")
+    return obj

@@ -10,7 +10,9 @@ Writes ``OUT/proposal_train.pt`` and ``OUT/attribute_train.pt`` (resumable after
 every epoch), ``OUT/metrics.jsonl`` (one line per epoch), ``OUT/derender.pt``
 (the finished derenderer, loadable with
 ``perception.derender.load_derenderer``), ``OUT/eval.json`` with
-``--eval-data``, and prints a JSON summary.  Rerunning the same command resumes.
+``--eval-data``, and prints a JSON summary.  Rerunning the same command resumes
+(bit-identically); a rerun with other training flags is refused by name (only
+``--threads``, ``--out``, ``--stage``, ``--eval-data`` and ``--eval-limit`` may change).
 ``--stage proposal`` and ``--stage attribute`` train one network each, so the
 two can run side by side in one OUT folder; the later finisher writes
 ``derender.pt``.  ``--attribute-masks proposal|mixed`` trains the attribute

@@ -7,7 +7,8 @@ Example::
     nesy train dynamics --world cradle --model propnet --data data/cradle --epochs 20 --out runs/cradle_propnet
 
 Writes ``OUT/checkpoint.pt`` (every epoch; ``--resume`` continues from it),
-``OUT/model.pt`` (best validation epoch), ``OUT/loss.jsonl``; ``--export FILE``
+``OUT/model.pt`` (best validation epoch), ``OUT/loss.jsonl``; a resume with other
+training flags than the run's is refused (``--threads`` and ``--device`` may change); ``--export FILE``
 copies the best model to FILE (how the shipped checkpoints were made).  The
 exact command line and seed are stored in the checkpoint metadata.  Prints a
 JSON summary.
@@ -16,7 +17,6 @@ JSON summary.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import shutil
@@ -27,6 +27,7 @@ from benchmarks.config_flags import add_config_flags, config_from_args
 from physics.errors import DataError
 from physics.models import MODEL_NAMES, TrainConfig, make_model, preset, train
 from physics.models.config import WORLDS as MODEL_WORLDS
+from physics.training import config_flags
 
 __all__ = ["register", "run"]
 
@@ -35,13 +36,10 @@ def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     """The full command that reproduces this run, every training setting spelled out."""
     parts = ["nesy", "train", "dynamics", "--world", args.world, "--model", args.model, "--data", str(args.data),
              "--out", str(out)]
-    for f in dataclasses.fields(TrainConfig):
-        parts += ["--" + f.name.replace("_", "-"), str(getattr(cfg, f.name))]
+    parts += config_flags(cfg)
     for item in args.set or []:
         parts += ["--set", item]
-    if args.resume:
-        parts.append("--resume")
-    return shlex.join(parts)
+    return shlex.join(parts)  # without --resume: a resumed run ends with the same weights
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +95,11 @@ def register(groups) -> None:
     parser.add_argument("--model", required=True, choices=list(MODEL_NAMES), help="simulator to train")
     parser.add_argument("--data", required=True, help="folder written by `nesy data dynamics` (train and valid splits)")
     parser.add_argument("--out", default=None, help="run folder (default: runs/dynamics/WORLD_MODEL)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue from OUT/checkpoint.pt (bit-identical to an uninterrupted run; only --threads and --device "
+        "may differ from the run's flags)",
+    )
     parser.add_argument("--export", default=None, help="copy the best model.pt to this file")
     parser.add_argument(
         "--set", action="append", metavar="KEY=VALUE",

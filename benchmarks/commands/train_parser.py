@@ -14,7 +14,9 @@ used for training or tuning).  ``--data DIR`` reads a folder written by
 ``nesy data clevr`` / ``nesy data questions`` (one ``*questions*.json`` and one
 ``*scenes*.json``).
 
-Writes the checkpoint ``--out`` (resumes if it exists), its metrics log
+Writes the checkpoint ``--out`` (resumes if it exists, bit-identical to an
+uninterrupted run; the flags must be the run's: only ``--threads`` may change and
+``--reinforce-steps`` may grow, anything else is refused by name), its metrics log
 ``OUT.jsonl`` and a JSON summary ``OUT.json`` (also printed): wall time per
 stage, held-out program accuracy (exact match and executed-answer match).  The
 command line and seeds are stored in the checkpoint metadata.
@@ -34,6 +36,7 @@ from typing import Any
 from benchmarks.config_flags import add_config_flags, config_from_args
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
+from physics.training import config_flags
 from reasoning.parser import (
     ParserConfig,
     ParserData,
@@ -57,13 +60,7 @@ def _command_line(args: argparse.Namespace, cfg: ParserConfig, name: str = "pars
             parts += ["--" + key.replace("_", "-"), str(getattr(args, key))]
     for key in ("scenes", "per_scene", "data_seed", "eval_scenes", "eval_seed"):
         parts += ["--" + key.replace("_", "-"), str(getattr(args, key))]
-    for f in dataclasses.fields(ParserConfig):
-        v = getattr(cfg, f.name)
-        if isinstance(v, bool):
-            parts.append(("--" if v else "--no-") + f.name.replace("_", "-"))
-        else:
-            parts += ["--" + f.name.replace("_", "-"), str(v)]
-    return shlex.join(parts)
+    return shlex.join(parts + config_flags(cfg))
 
 
 def _data(args: argparse.Namespace) -> tuple[ParserData, ParserData]:

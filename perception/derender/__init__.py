@@ -7,7 +7,13 @@
 * :mod:`~perception.derender.camera` -- camera calibration and back-projection;
 * :mod:`~perception.derender.derenderer` -- the pipeline and its checkpoints;
 * :mod:`~perception.derender.metrics` -- matching and perception scores;
-* :mod:`~perception.derender.training` -- ``nesy train derender``.
+* :mod:`~perception.derender.training` -- ``nesy train derender``, running
+  :mod:`~perception.derender.calibration` (the camera),
+  :mod:`~perception.derender.arrays` (training crops and masks),
+  :mod:`~perception.derender.trainers` (both networks, on the shared
+  :class:`physics.training.TrainLoop`) and :mod:`~perception.derender.provenance`
+  (the command that reproduces a checkpoint); options in
+  :mod:`~perception.derender.train_config`.
 """
 
 from perception.derender.attributes import AttributeConfig, AttributeNet, crop_objects

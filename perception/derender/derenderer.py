@@ -34,7 +34,7 @@ from perception.derender.camera import backproject_to_plane, ground_directions, 
 from perception.derender.proposals import ProposalConfig, ProposalNet, predict_masks
 from perception.scene_graph import SceneGraph, SceneObject
 from physics.errors import CheckpointError, StateError
-from physics.io import PathLike, atomic_torch_save, torch_load
+from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
 from physics.worlds.clevr_properties import ATTRIBUTES, SIZE_RADIUS
 
 __all__ = [
@@ -217,21 +217,31 @@ def load_derenderer(path: PathLike, *, with_masks: bool = False) -> Derenderer:
     """Load a derenderer checkpoint written by :func:`save_derenderer`.
 
     Raises:
-        CheckpointError: missing, corrupt, of another format, or not fitting the networks.
+        CheckpointError: missing, corrupt, damaged (weights not matching their digest),
+            of another format or structure (each entry's type is checked), or not
+            fitting the networks.
     """
     ckpt = torch_load(path, "derenderer checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path}: not a derenderer checkpoint (format {got!r}, expected {CHECKPOINT_FORMAT!r})")
+    what = "derenderer checkpoint"
+    require_fields(ckpt, path, what, {"proposal": dict, "attribute": dict, "camera": dict, "metadata": dict})
+    for part in ("proposal", "attribute"):
+        require_fields(ckpt[part], path, f"{what} ({part} network)", {"config": dict, "state_dict": dict})
+    require_fields(ckpt["camera"], path, f"{what} (camera)", {"projection": torch.Tensor, "image_size": (list, tuple),
+                                                               "heights": dict})
     try:
         pnet = ProposalNet(_config_from(ProposalConfig, ckpt["proposal"]["config"]))
         pnet.load_state_dict(ckpt["proposal"]["state_dict"])
         anet = AttributeNet(_config_from(AttributeConfig, ckpt["attribute"]["config"]))
         anet.load_state_dict(ckpt["attribute"]["state_dict"])
         projection = ckpt["camera"]["projection"].numpy()
-        image_size = tuple(ckpt["camera"]["image_size"])
-        heights = dict(ckpt["camera"].get("heights", {}))
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        if projection.shape != (3, 4):
+            raise ValueError(f"camera projection has shape {projection.shape}, expected (3, 4)")
+        image_size = tuple(int(v) for v in ckpt["camera"]["image_size"])
+        heights = {str(k): float(v) for k, v in ckpt["camera"]["heights"].items()}
+    except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: derenderer checkpoint does not fit the networks: {exc}") from None
     return Derenderer(pnet, anet, projection, image_size, heights, with_masks=with_masks, metadata=ckpt.get("metadata"))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from physics.errors import CheckpointError, ConfigError
-from physics.io import PathLike, atomic_torch_save, torch_load
+from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
 from physics.models.base import DynamicsModel
 from physics.models.config import MODEL_NAMES, ModelConfig, config_from_dict, config_to_dict
 from physics.models.dpinet import DPINet
@@ -56,15 +56,20 @@ def load_model(path: PathLike) -> tuple[DynamicsModel, dict[str, Any]]:
         ``(model in eval mode, metadata dict)``.
 
     Raises:
-        CheckpointError: missing/corrupt file, or weights that do not fit the config.
+        CheckpointError: missing/corrupt/damaged file (weights that do not match
+            their digest), a file of another structure (each entry's type is
+            checked), or weights that do not fit the config.
     """
-    ckpt = torch_load(path, "dynamics checkpoint")
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path} is not a nesy dynamics checkpoint (keys: model, config, state_dict)")
+    ckpt = require_fields(torch_load(path, "dynamics checkpoint"), path, "nesy dynamics checkpoint",
+                          {"model": str, "config": dict, "state_dict": dict})
+    meta = ckpt.get("meta", {})
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is not a nesy dynamics checkpoint: its 'meta' entry is a "
+                              f"{type(meta).__name__}, expected a dict")
     try:
         model = make_model(ckpt["model"], config_from_dict(ckpt["config"]))
         model.load_state_dict(ckpt["state_dict"])
-    except (ConfigError, RuntimeError, TypeError) as exc:
+    except (ConfigError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{Path(path)}: weights do not fit the stored config: {exc}") from None
     model.eval()
-    return model, dict(ckpt.get("meta", {}))
+    return model, dict(meta)

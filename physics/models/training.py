@@ -1,29 +1,31 @@
-"""One-step supervised training of a simulator, with resumable checkpoints.
+"""One-step supervised training of a simulator, on the shared :class:`~physics.training.TrainLoop`.
 
 Each sample is a state graph and the next positions (:mod:`physics.models.data`);
 the loss is the next-position error in units of the target's std (equal to the
 normalised-acceleration MSE of GNS).  With ``rollout_steps`` K > 1 each sample holds
 K future frames and the loss averages the errors of a K-step rollout of the model
-on its own predictions (:meth:`DynamicsModel.loss`), which trains rollout stability.  Adam with an exponential learning-rate decay.
+on its own predictions (:meth:`DynamicsModel.loss`), which trains rollout stability.
+Adam with an exponential learning-rate decay per epoch
+(:class:`~physics.training.ExponentialDecay`, from ``lr`` to ``lr_final``).
 
 Files written to ``out_dir`` (all atomically):
 
-    checkpoint.pt   latest epoch: weights (normalisation buffers included), optimizer
-                    state, epoch, history, model name/config, train config, metadata
+    checkpoint.pt   latest epoch: weights (normalisation buffers included), model
+                    name/config, metadata, and the loop's ``train_state`` (optimizer,
+                    RNG states, history, training flags, command)
     model.pt        the weights of the epoch with the lowest validation loss, with
                     name/config/metadata (what ``load_model`` and the benchmarks read)
-    loss.jsonl      one JSON line per epoch: epoch, train_loss, valid_loss, lr, seconds
+    loss.jsonl      one JSON line per epoch: epoch, step, train_loss, valid_loss, lr, seconds
     TensorBoard events under ``tb/`` when the ``tensorboard`` package is installed
 
-``resume=True`` continues from ``checkpoint.pt``; shuffling and noise are seeded
-per epoch, so a resumed run matches an uninterrupted one.
+``resume=True`` continues from ``checkpoint.pt``: the result is bit-identical to an
+uninterrupted run.  Only ``threads`` and ``device`` may differ from the run's
+flags; any other change (``--epochs`` included: it sets the decay rate) is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,14 +36,17 @@ from tqdm import tqdm
 
 from physics.errors import CheckpointError, ConfigError
 from physics.graph.builder import GraphBuilder
-from physics.io import PathLike, atomic_torch_save, atomic_write_text, torch_load
+from physics.io import PathLike
 from physics.models.base import DynamicsModel
 from physics.models.config import config_to_dict
 from physics.models.data import make_samples
 from physics.models.resolver import save_model
+from physics.training import ExponentialDecay, RunLog, TrainLoop
 from physics.trajectory import Trajectory
 
-__all__ = ["TrainConfig", "train", "resolve_device"]
+__all__ = ["TrainConfig", "train", "resolve_device", "RESUMABLE_CHANGES"]
+
+RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 
 
 @dataclass(frozen=True)
@@ -83,14 +88,6 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def _tensorboard(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(out / "tb"))
-
-
 @torch.no_grad()
 def _evaluate(model: DynamicsModel, loader: DataLoader, device: torch.device) -> float:
     model.eval()
@@ -115,8 +112,13 @@ def train(
 ) -> dict[str, Any]:
     """Train ``model`` one step ahead; returns a summary (final/best losses, wall time, files).
 
+    Args:
+        meta: Stored in both files; ``meta["command"]`` is the command that reproduces the run.
+
     Raises:
-        CheckpointError: ``resume`` with a checkpoint of another model or config.
+        CheckpointError: ``resume`` with a checkpoint of another model or config, or a
+            damaged / wrongly structured one.
+        ConfigError: ``resume`` with training flags other than the run's (named).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,91 +130,79 @@ def train(
     train_graphs = make_samples(train_trajs, builder, config.max_samples, seed=config.seed, horizon=k)
     valid_graphs = make_samples(valid_trajs, builder, config.valid_samples, seed=config.seed + 1, horizon=k) if valid_trajs else []
     meta = dict(meta or {})
-
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gamma = (config.lr_final / config.lr) ** (1.0 / max(config.epochs - 1, 1))
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
-    history: list[dict[str, Any]] = []
-    start_epoch, best, elapsed = 0, float("inf"), 0.0
     ckpt_path = out / "checkpoint.pt"
-    if resume and ckpt_path.is_file():
-        ckpt = torch_load(ckpt_path, "training checkpoint")
+    best = {"loss": float("inf")}
+    info: dict[str, Any] = dict(meta)
+
+    def payload() -> dict[str, Any]:
+        return {
+            "format": "nesy-dynamics-1",
+            "model": model.name,
+            "config": config_to_dict(model.config),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "meta": info,
+        }
+
+    def same_model(ckpt: dict[str, Any]) -> None:
         if ckpt.get("model") != model.name or ckpt.get("config") != config_to_dict(model.config):
             raise CheckpointError(
                 f"{ckpt_path} was trained as {ckpt.get('model')!r} with another config; "
                 "use a fresh --out folder or the same --model and settings"
             )
-        model.load_state_dict(ckpt["state_dict"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        start_epoch, history, best = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt["best"])
-        elapsed = float(ckpt.get("seconds", 0.0))
+
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loop = TrainLoop(
+        model, opt, ExponentialDecay(config.lr, config.lr_final, config.epochs), ckpt_path,
+        flags=dataclasses.asdict(config), command=str(meta.get("command", "")), payload=payload,
+        weights_key="state_dict", grad_clip=config.grad_clip,
+        log=RunLog(out / "loss.jsonl", tensorboard=out / "tb"), may_change=RESUMABLE_CHANGES,
+        extra_state=lambda: {"best": best["loss"]}, load_extra=lambda e: best.update(loss=float(e["best"])),
+        desc=model.name, progress=progress, loss_key="train_loss",
+    )
+    if resume and loop.resume(check=same_model):
+        if loop.command:
+            meta["command"] = loop.command  # the run's own command (a resume may differ in threads/device)
     else:
         model.fit_normalizers(train_graphs)
     model.to(device)
     valid_loader = DataLoader(valid_graphs, batch_size=config.batch_size * 4) if valid_graphs else None
-    writer = _tensorboard(out)
+    current: dict[str, torch.Generator] = {}
 
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(config.seed * 100003 + epoch)
-        loader = DataLoader(train_graphs, batch_size=config.batch_size, shuffle=True, generator=gen)
-        model.train()
-        run_loss, seen = 0.0, 0
-        bar = tqdm(loader, desc=f"{model.name} epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
-        for batch in bar:
-            batch = batch.to(device)
-            loss = model.loss(batch, generator=gen)
-            opt.zero_grad()
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            run_loss += float(loss.detach()) * batch.num_graphs
-            seen += batch.num_graphs
-            bar.set_postfix(loss=f"{run_loss / seen:.4g}")
-        lr = opt.param_groups[0]["lr"]
-        sched.step()
-        train_loss = run_loss / max(seen, 1)
-        valid_loss = _evaluate(model, valid_loader, device) if valid_loader else train_loss
-        elapsed += time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": valid_loss, "lr": lr, "seconds": round(elapsed, 2)}
-        history.append(row)
-        if writer is not None:
-            for key in ("train_loss", "valid_loss", "lr"):
-                writer.add_scalar(key, row[key], epoch + 1)
-        info = {**meta, "epoch": epoch + 1, "valid_loss": valid_loss, "train_seconds": round(elapsed, 2),
-                "train_config": dataclasses.asdict(config)}
-        if valid_loss < best:
-            best = valid_loss
+    def batches(epoch: int):
+        # shuffling and noise come from a generator seeded by (seed, epoch) alone
+        current["gen"] = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+        for batch in DataLoader(train_graphs, batch_size=config.batch_size, shuffle=True, generator=current["gen"]):
+            yield batch.to(device)
+
+    def step(batch) -> dict[str, Any]:
+        return {"train_loss": model.loss(batch, generator=current["gen"]), "weight": batch.num_graphs}
+
+    def end_epoch(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
+        valid_loss = _evaluate(model, valid_loader, device) if valid_loader else record["train_loss"]
+        info.clear()
+        info.update({**meta, "epoch": epoch + 1, "valid_loss": valid_loss,
+                     "train_seconds": round(loop.seconds, 2), "train_config": dataclasses.asdict(config)})
+        if valid_loss < best["loss"]:
+            best["loss"] = valid_loss
             save_model(out / "model.pt", model, info)
-        atomic_torch_save(
-            ckpt_path,
-            {
-                "format": "nesy-dynamics-1",
-                "model": model.name,
-                "config": config_to_dict(model.config),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "epoch": epoch + 1,
-                "history": history,
-                "best": best,
-                "seconds": elapsed,
-                "meta": info,
-            },
-        )
-        atomic_write_text(out / "loss.jsonl", "".join(json.dumps(r) + "\n" for r in history))
         if progress:
-            tqdm.write(f"{model.name} epoch {epoch + 1}: train {train_loss:.4g} valid {valid_loss:.4g} ({elapsed:.0f} s)")
-    if writer is not None:
-        writer.close()
+            tqdm.write(f"{model.name} epoch {epoch + 1}: train {record['train_loss']:.4g} valid {valid_loss:.4g} "
+                       f"({loop.seconds:.0f} s)")
+        return {"valid_loss": valid_loss}
+
+    per_epoch = -(-len(train_graphs) // config.batch_size)
+    try:
+        history = loop.fit(config.epochs, batches, step, end_round=end_epoch, steps_in=lambda _: per_epoch)
+    finally:
+        if loop.log is not None:
+            loop.log.close()
     return {
         "model": model.name,
         "epochs": config.epochs,
         "history": history,
-        "best_valid_loss": best,
-        "train_seconds": elapsed,
+        "best_valid_loss": best["loss"],
+        "train_seconds": loop.seconds,
         "train_samples": len(train_graphs),
+        "command": loop.command,
         "files": {"checkpoint": str(ckpt_path), "model": str(out / "model.pt"), "loss": str(out / "loss.jsonl")},
     }

@@ -7,8 +7,10 @@ A checkpoint is a plain dict of tensors, strings and numbers, so it loads with
 ``program_tokens`` with their signatures (``program_inputs``, ``program_outputs``,
 ``program_terminal``), ``lexicon`` (value words anonymised
 into slots), ``nouns`` (generic nouns closing an object phrase; empty: no phrase slots), ``model`` (state dict), ``meta``
-(command, seed, data source, metrics) and, while training, ``train_state``
-(stage, step, optimiser state, reward baseline) so that runs resume.
+(command, seed, data source, metrics), ``weights_sha256`` (the digest of the
+weights, checked on load: a damaged file is refused) and, while training,
+``train_state`` (the :class:`~physics.training.TrainLoop` state: stage, step,
+optimiser, RNG states, reward baseline, flags, command) so that runs resume.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from physics.errors import CheckpointError
-from physics.io import PathLike, atomic_torch_save, torch_load
+from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
 from reasoning.parser.config import ParserConfig
 from reasoning.parser.model import QuestionParser
 from reasoning.parser.vocab import ProgramVocabulary, Vocabulary
@@ -27,6 +29,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "DEFAULT_CHECKPOINT",
     "save_parser",
+    "parser_payload",
     "load_parser",
     "load_checkpoint",
     "parser_from_checkpoint",
@@ -38,14 +41,9 @@ CHECKPOINT_FORMAT = "nesy-question-parser-1"
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "parser_default.pt"
 
 
-def save_parser(
-    path: PathLike,
-    parser: QuestionParser,
-    meta: dict[str, Any] | None = None,
-    train_state: dict[str, Any] | None = None,
-) -> None:
-    """Write ``parser`` (and optionally its training state) to ``path`` atomically."""
-    obj: dict[str, Any] = {
+def parser_payload(parser: QuestionParser, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The checkpoint entries of ``parser`` (without training state)."""
+    return {
         "format": CHECKPOINT_FORMAT,
         "config": asdict(parser.config),
         "question_vocab": list(parser.question_vocab.words),
@@ -58,19 +56,38 @@ def save_parser(
         "model": {k: v.detach().clone() for k, v in parser.state_dict().items()},
         "meta": dict(meta or {}),
     }
+
+
+def save_parser(
+    path: PathLike,
+    parser: QuestionParser,
+    meta: dict[str, Any] | None = None,
+    train_state: dict[str, Any] | None = None,
+) -> None:
+    """Write ``parser`` (and optionally its training state) to ``path`` atomically, with its weights digest."""
+    obj = parser_payload(parser, meta)
     if train_state is not None:
         obj["train_state"] = train_state
     atomic_torch_save(path, obj)
 
 
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
-    """The checkpoint dict at ``path`` (weights-only load; CheckpointError if missing, corrupt or foreign)."""
+    """The checkpoint dict at ``path`` (weights-only load, digest checked).
+
+    Raises:
+        CheckpointError: missing, corrupt, damaged (weights not matching their digest),
+            of another format, or of the wrong structure (each entry's type is checked).
+    """
     obj = torch_load(path, "question-parser checkpoint")
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a question-parser checkpoint (expected format {CHECKPOINT_FORMAT!r})")
-    missing = [k for k in ("config", "question_vocab", "program_tokens", "program_inputs", "model") if k not in obj]
-    if missing:
-        raise CheckpointError(f"question-parser checkpoint {path} lacks {missing}")
+    require_fields(obj, path, "question-parser checkpoint", {
+        "config": dict, "question_vocab": list, "program_tokens": list, "program_inputs": list,
+        "program_outputs": list, "program_terminal": list, "model": dict})
+    for key, kind in (("lexicon", dict), ("nouns", list), ("meta", dict)):
+        if key in obj and not isinstance(obj[key], kind):
+            raise CheckpointError(f"{path} is not a question-parser checkpoint: its {key!r} entry is a "
+                                  f"{type(obj[key]).__name__}, expected a {kind.__name__}")
     return obj
 
 
@@ -92,7 +109,7 @@ def parser_from_checkpoint(obj: dict[str, Any], where: str = "checkpoint") -> Qu
             obj.get("nouns", ()),
         )
         parser.load_state_dict(obj["model"])
-    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise CheckpointError(f"{where} does not fit the question parser: {exc}") from None
     parser.eval()
     return parser

@@ -8,15 +8,20 @@ rewarded 1 if it gives the right answer, else 0.  The advantage is the reward
 minus a moving-average baseline; an entropy bonus keeps exploring.
 
 Rewards are computed with the executor's batched mode
-(:func:`reasoning.executor.execute_batch`).  Checkpoints are written atomically
-every ``checkpoint_every`` steps and the run resumes from them; the batch order
-and sampling noise of every step are derived from ``(seed, stage, step)``, so a
-resumed run follows the same path as an uninterrupted one.
+(:func:`reasoning.executor.execute_batch`).  Both stages run on the shared
+:class:`~physics.training.TrainLoop`: a checkpoint every ``checkpoint_every``
+steps (a round), JSON lines in ``OUT.jsonl`` (TensorBoard events in ``OUT_tb/``
+when ``tensorboard`` is installed), and a resume that is bit-identical
+to an uninterrupted run (the batch order and sampling noise of every step are
+derived from ``(seed, stage, step)``; the loop restores the optimiser, the RNG
+states and the reward baseline).  A resume must use the run's flags: only
+``threads`` may change, and ``reinforce_steps`` may grow (REINFORCE runs at a
+constant rate, so more steps continue the same run).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from physics.errors import ConfigError, DataError
 from physics.io import PathLike, read_json
+from physics.training import Constant, RunLog, TrainLoop
 from reasoning.dsl import Program
 from reasoning.executor import SceneTable, execute_batch
 from reasoning.parser.anonymize import (
@@ -38,7 +43,7 @@ from reasoning.parser.anonymize import (
     phrase_tokens,
     slot_tokens,
 )
-from reasoning.parser.checkpoint import load_checkpoint, save_parser
+from reasoning.parser.checkpoint import load_checkpoint, parser_from_checkpoint, parser_payload
 from reasoning.parser.config import ParserConfig
 from reasoning.parser.data import (
     ParserData,
@@ -49,9 +54,20 @@ from reasoning.parser.data import (
 from reasoning.parser.model import QuestionParser, pad_batch
 from reasoning.parser.vocab import ProgramVocabulary, Vocabulary, tokenize
 
-__all__ = ["train_parser", "evaluate_parser", "build_parser", "reinforce_step", "supervised_step"]
+__all__ = [
+    "train_parser",
+    "evaluate_parser",
+    "build_parser",
+    "reinforce_step",
+    "supervised_step",
+    "supervised_loss",
+    "reinforce_loss",
+    "RESUMABLE_CHANGES",
+]
 
 _STAGE_SEED = {"supervised": 1, "reinforce": 2}
+GRAD_CLIP = 5.0  # gradient-norm clip of both stages
+RESUMABLE_CHANGES = ("threads",)  # a resume may change these flags; reinforce_steps may grow
 
 
 def build_parser(config: ParserConfig, data: ParserData, synonyms: Mapping[str, Sequence[str]] | None = None) -> QuestionParser:
@@ -93,16 +109,25 @@ def _step_seed(config: ParserConfig, stage: str, step: int) -> int:
     return (config.seed * 1_000_003 + _STAGE_SEED[stage] * 100_003 + step) % (2**63)
 
 
-def supervised_step(parser: QuestionParser, optimizer: torch.optim.Optimizer, batch: Sequence[ParserExample]) -> float:
-    """One teacher-forced step on (question, program) pairs; returns the mean token NLL."""
+def supervised_loss(parser: QuestionParser, batch: Sequence[ParserExample]) -> torch.Tensor:
+    """Mean token NLL of the ground-truth programs of ``batch`` (teacher forcing)."""
     words, lengths, slots = parser.encode_questions([e.question for e in batch])
     targets, _ = pad_batch([parser.target_ids(e.tokens, sl) for e, sl in zip(batch, slots, strict=False)])
     logp = parser(words, lengths, targets, parser.slot_mask(slots))
-    loss = -logp.sum() / (targets != 0).sum()
+    return -logp.sum() / (targets != 0).sum()
+
+
+def _optimizer_step(parser: QuestionParser, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.zero_grad()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(parser.parameters(), 5.0)
+    torch.nn.utils.clip_grad_norm_(parser.parameters(), GRAD_CLIP)
     optimizer.step()
+
+
+def supervised_step(parser: QuestionParser, optimizer: torch.optim.Optimizer, batch: Sequence[ParserExample]) -> float:
+    """One teacher-forced step on (question, program) pairs; returns the mean token NLL."""
+    loss = supervised_loss(parser, batch)
+    _optimizer_step(parser, optimizer, loss)
     return float(loss.detach())
 
 
@@ -140,15 +165,17 @@ class _Rewarder:
         return out
 
 
-def reinforce_step(
+RewardFn = Callable[[list[tuple[str, ...] | None], Sequence[ParserExample]], list[float]]
+
+
+def reinforce_loss(
     parser: QuestionParser,
-    optimizer: torch.optim.Optimizer,
     batch: Sequence[ParserExample],
-    reward_fn: Callable[[list[tuple[str, ...] | None], Sequence[ParserExample]], list[float]],
+    reward_fn: RewardFn,
     baseline: float | None,
     config: ParserConfig,
-) -> tuple[float, float]:
-    """One REINFORCE step.  Returns (mean reward of the batch, updated baseline).
+) -> tuple[torch.Tensor, float, float]:
+    """The REINFORCE loss of one sampled batch; returns (loss, mean reward, updated baseline).
 
     Loss = -mean((r - b) * log p(program | question)) - w_H * mean(entropy), with
     b the moving-average reward (the batch mean on the first step, ``baseline=None``).
@@ -162,11 +189,21 @@ def reinforce_step(
         baseline = mean
     advantage = rewards - baseline
     loss = -(advantage * dec.log_prob).mean() - config.entropy_weight * dec.entropy.mean()
-    optimizer.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(parser.parameters(), 5.0)
-    optimizer.step()
-    return mean, config.baseline_decay * baseline + (1 - config.baseline_decay) * mean
+    return loss, mean, config.baseline_decay * baseline + (1 - config.baseline_decay) * mean
+
+
+def reinforce_step(
+    parser: QuestionParser,
+    optimizer: torch.optim.Optimizer,
+    batch: Sequence[ParserExample],
+    reward_fn: RewardFn,
+    baseline: float | None,
+    config: ParserConfig,
+) -> tuple[float, float]:
+    """One REINFORCE step (:func:`reinforce_loss`).  Returns (mean reward of the batch, updated baseline)."""
+    loss, mean, baseline = reinforce_loss(parser, batch, reward_fn, baseline, config)
+    _optimizer_step(parser, optimizer, loss)
+    return mean, baseline
 
 
 @torch.no_grad()
@@ -202,12 +239,6 @@ def evaluate_parser(parser: QuestionParser, data: ParserData, *, beam_size: int 
     }
 
 
-def _log(path: Path | None, record: dict[str, Any]) -> None:
-    if path is not None:
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-
 def train_parser(
     config: ParserConfig,
     data: ParserData,
@@ -224,18 +255,23 @@ def train_parser(
             over templates by :func:`select_supervised`), answers and scenes (for
             REINFORCE: the first ``config.reinforce_questions`` examples not used
             for supervision; their programs are never read).
-        out: Checkpoint path.  If it exists the run resumes from it; metrics are
-            appended to ``out`` with suffix ``.jsonl``.
-        meta: Extra metadata stored in the checkpoint (command line, data seed).
+        out: Checkpoint path.  If it exists the run resumes from it (bit-identical
+            to an uninterrupted run); one JSON line per checkpoint goes to ``out``
+            with suffix ``.jsonl``.
+        meta: Extra metadata stored in the checkpoint (``command``, data seed).
         progress: Show tqdm progress bars.
 
     Returns:
-        Metrics: final supervised loss, final mean REINFORCE reward, wall time per
-        stage (seconds, this run only), steps; ``parser`` is the trained model.
+        Metrics: final supervised loss (mean over the last round), mean REINFORCE
+        reward of the last round, wall time per stage (seconds, this run only),
+        steps; ``parser`` is the trained model.
+
+    Raises:
+        CheckpointError: ``out`` is damaged or not a resumable parser checkpoint.
+        ConfigError: ``out`` was trained with other flags (named), or REINFORCE lacks data.
     """
     torch.set_num_threads(config.threads)
     out_path = Path(out) if out is not None else None
-    log_path = out_path.with_suffix(".jsonl") if out_path is not None else None
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
     supervised = select_supervised(data.examples, config.programs)
@@ -246,106 +282,98 @@ def train_parser(
         raise ConfigError("REINFORCE needs (question, answer) pairs with scenes; the data has none (or set --reinforce-questions 0)")
     meta = {**(meta or {}), "seed": config.seed, "source": dict(data.source), "supervised_programs": len(supervised), "reinforce_questions": len(rl_pool)}
 
-    stage, step, opt_state = "supervised", 0, None
-    baseline: float | None = None
+    stage, file_stage = "supervised", None
     if out_path is not None and out_path.exists():
         ckpt = load_checkpoint(out_path)
-        from reasoning.parser.checkpoint import parser_from_checkpoint
-
         parser = parser_from_checkpoint(ckpt, where=str(out_path))
-        shape = ("embedding_dim", "hidden_dim", "anonymize", "phrases", "max_program_length")
-        if any(getattr(parser.config, k) != getattr(config, k) for k in shape):
-            raise ConfigError(
-                f"{out_path} holds a parser with {[f'{k}={getattr(parser.config, k)}' for k in shape]}; "
-                "resume with the same model settings or choose another --out"
-            )
-        parser.config = config  # training settings may change on resume (e.g. more REINFORCE steps)
-        state = ckpt.get("train_state") or {"stage": "done", "step": 0}
-        stage, step = state["stage"], int(state["step"])
-        baseline, opt_state = state.get("baseline"), state.get("optimizer")
+        extra = ckpt.get("train_state", {}).get("extra", {}) if isinstance(ckpt.get("train_state"), dict) else {}
+        stage = file_stage = extra.get("stage", "supervised") if isinstance(extra, dict) else "supervised"
         meta = {**dict(ckpt.get("meta", {})), **meta}
     else:
         parser = build_parser(config, data)
-    parser.train()
+    log = None
+    if out_path is not None:  # TensorBoard events (when installed) beside the checkpoint, in OUT_tb/
+        log = RunLog(out_path.with_suffix(".jsonl"), rewrite=False, tensorboard=out_path.with_name(out_path.stem + "_tb"))
     metrics: dict[str, Any] = {"supervised_seconds": 0.0, "reinforce_seconds": 0.0}
     per_epoch = math.ceil(len(supervised) / config.batch_size)
     sup_steps = config.epochs * per_epoch
     rl_steps = config.reinforce_steps if rl_pool and config.reinforce_questions else 0
-
     previous = dict(meta.get("metrics", {}))
+    state: dict[str, Any] = {"stage": stage, "baseline": None}
+    every = config.checkpoint_every
 
-    def save(stage_now: str, step_now: int, optimizer_state: dict | None) -> None:
-        """Checkpoint with the training state, so the run resumes (or gets more REINFORCE steps)."""
-        if out_path is None:
-            return
-        ts = {"stage": stage_now, "step": step_now, "baseline": baseline, "optimizer": optimizer_state}
+    def payload() -> dict[str, Any]:
         totals = {f"total_{k}": previous.get(f"total_{k}", 0.0) + metrics[k] for k in ("supervised_seconds", "reinforce_seconds")}
         this_run = {k: v for k, v in metrics.items() if k not in ("supervised_seconds", "reinforce_seconds")}
-        save_parser(out_path, parser, meta={**meta, "metrics": {**previous, **this_run, **totals}}, train_state=ts)
+        return parser_payload(parser, {**meta, "metrics": {**previous, **this_run, **totals}})
 
-    if stage == "supervised":
-        optimizer = torch.optim.Adam(parser.parameters(), lr=config.learning_rate)
-        if opt_state:
-            optimizer.load_state_dict(opt_state)
-        t0 = time.perf_counter()
-        bar = tqdm(total=sup_steps, initial=step, desc="parser: supervised", disable=not progress)
-        loss = float("nan")
-        while step < sup_steps:
+    def make_loop(name: str, rate: float, history: list[dict[str, Any]]) -> TrainLoop:
+        loop = TrainLoop(
+            parser, torch.optim.Adam(parser.parameters(), lr=rate), Constant(rate), out_path,
+            flags=dataclasses.asdict(config), command=str(meta.get("command", "")), payload=payload,
+            grad_clip=GRAD_CLIP, log=log, tags={"stage": name}, unit="step", may_change=RESUMABLE_CHANGES,
+            may_grow=("reinforce_steps",), extra_state=lambda: dict(state),
+            load_extra=lambda e: state.update(baseline=e.get("baseline")), desc=f"parser: {name}", progress=progress,
+        )
+        loop.history = list(history)
+        if name == file_stage and loop.resume():  # the stage the file stopped in continues from it
+            parser.config = config  # only threads / a larger reinforce_steps differ (checked by resume)
+            meta["command"] = loop.command
+        return loop
+
+    def blocks(loop: TrainLoop, total: int):
+        """Rounds of ``every`` steps; each yields its global step numbers (from where the run stands)."""
+        return math.ceil(total / every), lambda r: range(loop.step, min((r + 1) * every, total))
+
+    parser.train()
+    history: list[dict[str, Any]] = []
+    if state["stage"] == "supervised":
+        loop = make_loop("supervised", config.learning_rate, history)
+
+        def sup_step(step: int) -> dict[str, Any]:
             epoch, k = divmod(step, per_epoch)
             g = torch.Generator().manual_seed(_step_seed(config, "supervised", epoch))
             order = torch.randperm(len(supervised), generator=g).tolist()
             batch = [supervised[i] for i in order[k * config.batch_size : (k + 1) * config.batch_size]]
             torch.manual_seed(_step_seed(config, "supervised", step))
-            loss = supervised_step(parser, optimizer, batch)
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}")
-            if step % config.checkpoint_every == 0 or step == sup_steps:
-                metrics["supervised_loss"] = loss
-                _log(log_path, {"stage": "supervised", "step": step, "loss": loss})
-                metrics["supervised_seconds"] = time.perf_counter() - t0
-                save("supervised", step, optimizer.state_dict())
-        bar.close()
-        metrics["supervised_loss"] = loss
-        metrics["supervised_seconds"] = time.perf_counter() - t0
-        stage, step, opt_state = "reinforce", 0, None
-        save(stage, step, None)
+            return {"loss": supervised_loss(parser, batch)}
 
-    if stage == "reinforce" and rl_steps:
-        optimizer = torch.optim.Adam(parser.parameters(), lr=config.reinforce_learning_rate)
-        if opt_state:
-            optimizer.load_state_dict(opt_state)
+        t0 = time.perf_counter()
+        rounds, batches = blocks(loop, sup_steps)
+        history = loop.fit(rounds, batches, sup_step)
+        metrics["supervised_seconds"] = time.perf_counter() - t0
+        if history and history[-1]["stage"] == "supervised":
+            metrics["supervised_loss"] = history[-1]["loss"]
+        state["stage"] = "reinforce"
+        make_loop("reinforce", config.reinforce_learning_rate, history).save()
+
+    if state["stage"] == "reinforce" and rl_steps:
+        loop = make_loop("reinforce", config.reinforce_learning_rate, history)
         rewarder = _Rewarder(parser, data)
 
         def reward_fn(tokens: list[tuple[str, ...] | None], batch: Sequence[ParserExample]) -> list[float]:
             got = rewarder.answers(tokens, [e.image_index for e in batch])
             return [float(a is not None and a == e.answer) for a, e in zip(got, batch, strict=False)]
 
-        t0 = time.perf_counter()
-        bar = tqdm(total=rl_steps, initial=step, desc="parser: REINFORCE", disable=not progress)
-        recent: list[float] = []
-        while step < rl_steps:
+        def rl_step(step: int) -> dict[str, Any]:
             g = torch.Generator().manual_seed(_step_seed(config, "reinforce", step))
             idx = torch.randint(len(rl_pool), (config.batch_size,), generator=g).tolist()
             torch.manual_seed(_step_seed(config, "reinforce", step) + 7)
-            reward, baseline = reinforce_step(parser, optimizer, [rl_pool[i] for i in idx], reward_fn, baseline, config)
-            recent = (recent + [reward])[-50:]
-            step += 1
-            bar.update(1)
-            bar.set_postfix(reward=f"{sum(recent) / len(recent):.3f}")
-            if step % config.checkpoint_every == 0 or step == rl_steps:
-                metrics["reinforce_reward"] = sum(recent) / len(recent)
-                _log(log_path, {"stage": "reinforce", "step": step, "reward": metrics["reinforce_reward"], "baseline": baseline})
-                metrics["reinforce_seconds"] = time.perf_counter() - t0
-                save("reinforce", step, optimizer.state_dict())
-        bar.close()
-        if recent:
-            metrics["reinforce_reward"] = sum(recent) / len(recent)
+            loss, reward, state["baseline"] = reinforce_loss(parser, [rl_pool[i] for i in idx], reward_fn,
+                                                             state["baseline"], config)
+            return {"loss": loss, "reward": reward}
+
+        t0 = time.perf_counter()
+        rounds, batches = blocks(loop, rl_steps)
+        history = loop.fit(rounds, batches, rl_step, end_round=lambda r, rec: {"baseline": state["baseline"]})
         metrics["reinforce_seconds"] = time.perf_counter() - t0
-        opt_state = optimizer.state_dict()
+        if history and history[-1]["stage"] == "reinforce":
+            metrics["reinforce_reward"] = history[-1]["reward"]
+        loop.save()
+    if log is not None:
+        log.close()
     metrics["supervised_steps"] = sup_steps
     metrics["reinforce_steps"] = rl_steps
     parser.eval()
-    save(stage, step, opt_state)
     metrics["parser"] = parser
     return metrics

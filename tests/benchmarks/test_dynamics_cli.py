@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from benchmarks.cli import main
-from physics.io import torch_load
+from physics.io import atomic_torch_save, torch_load
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +29,30 @@ def _train(data, out, model, epochs, *extra):
 
 def test_train_resume_and_bench_write_results(cradle_data, tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert _train(cradle_data, runs / "cradle_in", "in", 1) == 0
-    assert _train(cradle_data, runs / "cradle_in", "in", 2, "--resume") == 0
+    assert _train(cradle_data, runs / "cradle_in", "in", 2) == 0
+    assert _train(cradle_data, runs / "cradle_in", "in", 2, "--resume", "--threads", "2") == 0
     lines = (runs / "cradle_in" / "loss.jsonl").read_text().splitlines()
-    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]  # resumed, not restarted
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]  # resumed a finished run: nothing trained again
     ckpt = torch_load(runs / "cradle_in" / "checkpoint.pt")
-    assert ckpt["epoch"] == 2 and "optimizer" in ckpt
-    assert "--resume" in ckpt["meta"]["command"] and ckpt["meta"]["seed"] == 0
+    assert ckpt["train_state"]["round"] == 2 and "optimizer" in ckpt["train_state"]
+    assert ckpt["meta"]["command"] == ckpt["train_state"]["command"] and ckpt["meta"]["seed"] == 0
+    assert "--resume" not in ckpt["meta"]["command"] and "--epochs 2" in ckpt["meta"]["command"]
+    capsys.readouterr()
+    # changed training flags on resume are refused, each named (the decay rate depends on --epochs)
+    assert _train(cradle_data, runs / "cradle_in", "in", 2, "--resume", "--seed", "7", "--lr", "0.5") == 2
+    err = capsys.readouterr().err
+    assert "--lr 0.001 (now 0.5)" in err and "--seed 0 (now 7)" in err and len(err.strip().splitlines()) == 1
+    assert _train(cradle_data, runs / "cradle_in", "in", 3, "--resume") == 2
+    assert "--epochs 2 (now 3)" in capsys.readouterr().err
+    # a copy of model.pt, or a list, where the training checkpoint should be: one line, no traceback
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    shutil.copyfile(runs / "cradle_in" / "model.pt", wrong / "checkpoint.pt")
+    assert _train(cradle_data, wrong, "in", 2, "--resume") == 2
+    assert "no 'train_state'" in capsys.readouterr().err
+    atomic_torch_save(wrong / "checkpoint.pt", [1, 2])
+    assert _train(cradle_data, wrong, "in", 2, "--resume") == 2
+    assert "holds a list" in capsys.readouterr().err
     assert _train(cradle_data, runs / "cradle_propnet", "propnet", 1, "--export", str(tmp_path / "p.pt")) == 0
     assert (tmp_path / "p.pt").is_file()
     capsys.readouterr()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
-from perception.derender import training
+from perception.derender import trainers, training
 from perception.derender.attributes import (
     AttributeConfig,
     AttributeNet,
@@ -214,12 +216,14 @@ def test_augmented_attribute_training_resumes_exactly(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return jitter_crops(*args, **kwargs)
 
-    monkeypatch.setattr(training, "jitter_crops", interrupted)
+    monkeypatch.setattr(trainers, "jitter_crops", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_attribute_net(arrays, cfg, out=tmp_path / "parts", **common)
-    monkeypatch.setattr(training, "jitter_crops", jitter_crops)
+    monkeypatch.setattr(trainers, "jitter_crops", jitter_crops)
     resumed, hist = train_attribute_net(arrays, cfg, out=tmp_path / "parts", **common)
-    assert [h["epoch"] for h in hist] == [2, 3]  # epoch 1 came from the checkpoint
+    assert [h["epoch"] for h in hist] == [1, 2, 3]  # epoch 1 came from the checkpoint
+    lines = (tmp_path / "parts" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 

@@ -31,28 +31,35 @@ def test_short_training_lowers_the_loss(tmp_path):
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "checkpoint.pt").is_file()
 
 
-def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
+def test_resume_after_a_kill_is_bit_identical_and_refuses_changed_flags(tmp_path, monkeypatch):
     straight, _ = _run(tmp_path / "a", 3)
-    import physics.models.training as training
+    from physics.models.base import DynamicsModel
 
-    real, calls = training.atomic_write_text, []
+    real, calls = DynamicsModel.loss, {"n": 0}
 
-    def killed_after_two_epochs(path, text):  # loss.jsonl is written last in an epoch
-        real(path, text)
-        calls.append(path)
-        if len(calls) == 2:
+    def killed_in_epoch_three(self, batch, **kw):  # 64 samples / 8 = 8 batches per epoch
+        calls["n"] += 1
+        if calls["n"] == 2 * 8 + 3:
             raise KeyboardInterrupt
+        return real(self, batch, **kw)
 
-    monkeypatch.setattr(training, "atomic_write_text", killed_after_two_epochs)
+    monkeypatch.setattr(DynamicsModel, "loss", killed_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path / "b", 3)
     monkeypatch.undo()
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["train_state"]["round"] == 2
     resumed, summary = _run(tmp_path / "b", 3, resume=True)
     assert [r["epoch"] for r in summary["history"]] == [1, 2, 3]
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
-        assert torch.allclose(a, b, atol=1e-6), k
+        assert torch.equal(a, b), k
+    rows = [json.loads(x) for x in (tmp_path / "b" / "loss.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
     with pytest.raises(CheckpointError, match="trained as 'propnet'"):
-        _run(tmp_path / "b", 4, name="in", resume=True)
+        _run(tmp_path / "b", 3, name="in", resume=True)
+    with pytest.raises(ConfigError, match=r"--seed 0 \(now 7\)"):
+        _run(tmp_path / "b", 3, resume=True, seed=7)
+    with pytest.raises(ConfigError, match=r"--epochs 3 \(now 5\)"):
+        _run(tmp_path / "b", 5, resume=True)
 
 
 def test_device_option_is_checked():

@@ -1,0 +1,113 @@
+"""Options of ``nesy train derender`` and the command line that reproduces them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from perception.derender.attributes import AttributeConfig
+from perception.derender.proposals import ProposalConfig
+from physics.errors import ConfigError
+from physics.training import config_flags
+
+__all__ = ["DerenderTrainConfig", "command_line", "RESUMABLE_CHANGES"]
+
+# flags a resumed network's training may change: they do not change what is computed
+RESUMABLE_CHANGES = ("threads", "out", "stage", "eval_data", "eval_limit")
+
+
+@dataclass(frozen=True)
+class DerenderTrainConfig:
+    """Options of ``nesy train derender`` (each field is a flag)."""
+
+    data: str = field(metadata={"help": "training data folder written by `nesy data clevr`"})
+    out: str = field(default="runs/derender", metadata={"help": "output folder (checkpoints, metrics.jsonl)"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation and batch order"})
+    epochs: int = field(default=10, metadata={"help": "epochs of each network unless set below"})
+    proposal_epochs: int | None = field(default=None, metadata={"help": "epochs of the proposal network"})
+    attribute_epochs: int | None = field(default=None, metadata={"help": "epochs of the attribute network"})
+    batch_size: int = field(default=8, metadata={"help": "images per proposal-network batch"})
+    attribute_batch_size: int = field(default=64, metadata={"help": "crops per attribute-network batch"})
+    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate (cosine decay to 5 percent)"})
+    limit: int | None = field(default=None, metadata={"help": "use the first N training scenes"})
+    stage: str = field(
+        default="all",
+        metadata={"help": "which networks to train", "choices": ("all", "proposal", "attribute")},
+    )
+    threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    eval_data: str | None = field(default=None, metadata={"help": "held-out data folder to evaluate on"})
+    eval_limit: int | None = field(default=None, metadata={"help": "evaluate on the first N held-out scenes"})
+    input_height: int = field(default=160, metadata={"help": "proposal-network input height"})
+    input_width: int = field(default=240, metadata={"help": "proposal-network input width"})
+    width: int = field(default=16, metadata={"help": "proposal-network base channels"})
+    attribute_width: int = field(default=32, metadata={"help": "attribute-network base channels"})
+    crop_size: int = field(default=48, metadata={"help": "attribute crop side in pixels"})
+    skip: int = field(default=0, metadata={"help": "leave out the first N training scenes (--limit counts after them)"})
+    attribute_masks: str = field(
+        default="gt",
+        metadata={
+            "help": "masks of the attribute network's training crops: true masks coarsened to the proposal grid, "
+            "the proposal network's own masks (matched to true objects by centre distance), or both",
+            "choices": ("gt", "proposal", "mixed"),
+        },
+    )
+    match_distance: float = field(
+        default=20.0, metadata={"help": "proposal masks: largest centre distance (px) to a matched true object"}
+    )
+    proposal_from: str | None = field(
+        default=None,
+        metadata={"help": "derender.pt whose proposal network makes the proposal masks and joins the result "
+                  "(--stage attribute; default: OUT's trained proposal network)"},
+    )
+    attribute_init: str | None = field(
+        default=None, metadata={"help": "derender.pt whose attribute network is fine-tuned instead of a new one"}
+    )
+    attribute_augment: bool = field(
+        default=False,
+        metadata={"help": "jitter each attribute training crop's box (shift, scale) and mask (grow, shrink)"},
+    )
+    proposal_init: str | None = field(
+        default=None,
+        metadata={"help": "derender.pt whose proposal network is fine-tuned instead of a new one (it is fully "
+                  "convolutional: --input-height/--input-width may differ from its own)"},
+    )
+    offset_balance: float = field(
+        default=0.0,
+        metadata={"help": "share (0..1) of the proposal offset loss averaged per object instead of per pixel: "
+                  "small, half-hidden objects weigh as much as large ones"},
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "attribute_batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"DerenderTrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"DerenderTrainConfig.lr must be > 0, got {self.lr}")
+        if self.skip < 0:
+            raise ConfigError(f"DerenderTrainConfig.skip must be >= 0, got {self.skip}")
+        if self.attribute_masks not in ("gt", "proposal", "mixed"):
+            raise ConfigError(f"DerenderTrainConfig.attribute_masks must be gt, proposal or mixed, "
+                              f"got {self.attribute_masks!r}")
+        if not 0.0 <= self.offset_balance <= 1.0:
+            raise ConfigError(f"DerenderTrainConfig.offset_balance must lie in [0, 1], got {self.offset_balance}")
+        if not self.match_distance > 0:
+            raise ConfigError(f"DerenderTrainConfig.match_distance must be > 0, got {self.match_distance}")
+        if self.proposal_from is not None and self.stage != "attribute":
+            raise ConfigError("DerenderTrainConfig.proposal_from needs stage='attribute' (it replaces training "
+                              "the proposal network)")
+        if self.proposal_init is not None and self.stage == "attribute":
+            raise ConfigError("DerenderTrainConfig.proposal_init needs stage 'proposal' or 'all' (it starts the "
+                              "proposal network's training)")
+
+    @property
+    def proposal_config(self) -> ProposalConfig:
+        return ProposalConfig(input_size=(self.input_height, self.input_width), width=self.width)
+
+    @property
+    def attribute_config(self) -> AttributeConfig:
+        return AttributeConfig(crop_size=self.crop_size, width=self.attribute_width)
+
+
+def command_line(config: DerenderTrainConfig) -> str:
+    """The ``nesy train derender`` command that reproduces ``config`` (threads and defaults left out)."""
+    flags = config_flags(config, skip=("threads",), defaults=DerenderTrainConfig(data=config.data), keep=("data",))
+    return " ".join(["nesy", "train", "derender", *flags])

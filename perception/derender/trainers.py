@@ -1,0 +1,209 @@
+"""The derenderer's two network trainers, on the shared :class:`~physics.training.TrainLoop`.
+
+Each network trains for whole epochs of shuffled batches (the order of epoch e
+comes from a generator seeded by ``(seed, e)``) with Adam and a warm-up + cosine
+learning rate (:class:`~physics.training.WarmupCosine`, down to 5 percent); it
+checkpoints after every epoch to ``OUT/<network>_train.pt`` (weights, optimiser,
+RNG states including the augmentation generator, flags and command) and appends
+one JSON line per epoch to ``OUT/metrics.jsonl`` (and TensorBoard scalars to
+``OUT/tb/`` when ``tensorboard`` is installed).  A rerun resumes bit-identically;
+a rerun with other training flags is refused (only
+:data:`~perception.derender.train_config.RESUMABLE_CHANGES` may differ).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from perception.derender.attributes import (
+    AttributeConfig,
+    AttributeNet,
+    attribute_loss,
+    jitter_crops,
+)
+from perception.derender.proposals import (
+    ProposalConfig,
+    ProposalNet,
+    proposal_loss,
+    proposal_targets,
+)
+from perception.derender.train_config import RESUMABLE_CHANGES
+from physics.errors import CheckpointError
+from physics.io import require_fields, torch_load
+from physics.training import RunLog, TrainLoop, WarmupCosine
+from physics.worlds.clevr_properties import ATTRIBUTES
+
+__all__ = ["train_proposal_net", "train_attribute_net", "load_trained", "network_from", "TRAIN_FORMAT"]
+
+TRAIN_FORMAT = "nesy-derender-train-1"
+
+
+def _fit(
+    name: str,
+    model: torch.nn.Module,
+    n_items: int,
+    batch_size: int,
+    epochs: int,
+    lr: float,
+    seed: int,
+    step_fn: Any,
+    out: Path,
+    progress: bool,
+    flags: dict[str, Any] | None,
+    command: str,
+    generators: dict[str, torch.Generator] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``model`` on shuffled index batches of ``n_items`` with the shared loop (resuming if possible)."""
+    steps_per_epoch = max(1, math.ceil(n_items / batch_size))
+
+    def payload() -> dict[str, Any]:
+        return {"format": TRAIN_FORMAT, "network": name, "config": _plain(model.config),
+                "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+
+    def same_network(ckpt: dict[str, Any]) -> None:
+        if ckpt.get("network", name) != name:
+            raise CheckpointError(f"{out / f'{name}_train.pt'} holds a {ckpt.get('network')} network, not a {name} one")
+
+    def batches(epoch: int) -> list[torch.Tensor]:
+        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+        return [order[b * batch_size : (b + 1) * batch_size] for b in range(steps_per_epoch)]
+
+    loop = TrainLoop(
+        model, torch.optim.Adam(model.parameters(), lr=lr), WarmupCosine(lr, steps_per_epoch * epochs),
+        out / f"{name}_train.pt", flags=flags if flags is not None else {"epochs": epochs, "lr": lr, "seed": seed,
+                                                                          "batch_size": batch_size},
+        command=command, payload=payload, generators=generators,
+        log=RunLog(out / "metrics.jsonl", rewrite=False, tensorboard=out / "tb"),
+        tags={"stage": name}, may_change=RESUMABLE_CHANGES, desc=name, progress=progress,
+    )
+    loop.resume(check=same_network)
+    try:
+        return loop.fit(epochs, batches, step_fn, steps_in=lambda _: steps_per_epoch)
+    finally:
+        loop.log.close()
+
+
+def _new_network(cls: type, config: Any, seed: int, init: torch.nn.Module | None, part: str) -> Any:
+    """A ``cls`` network initialised from ``seed``, or with ``init``'s weights (fine-tuning)."""
+    torch.manual_seed(seed)
+    net = cls(config)
+    if init is not None:
+        try:
+            net.load_state_dict(init.state_dict())
+        except RuntimeError as exc:
+            raise CheckpointError(f"the initial {part} network does not fit {config}: {exc}") from None
+    return net
+
+
+def train_proposal_net(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    config: ProposalConfig,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    out: Path,
+    init: ProposalNet | None = None,
+    offset_balance: float = 0.0,
+    progress: bool = True,
+    flags: dict[str, Any] | None = None,
+    command: str = "",
+) -> tuple[ProposalNet, list[dict[str, Any]]]:
+    """Train (or resume) a proposal network on uint8 images and output-resolution masks.
+
+    ``init``: start from this network's weights (fine-tuning, e.g. at a larger
+    input size) instead of a new one; its width must match ``config``'s.
+    ``offset_balance``: :func:`proposal_loss`'s ``instance_balance``.
+    ``flags`` / ``command``: the run's training flags (a resume must match them) and
+    the command that reproduces it (default: the arguments here).
+    """
+    net = _new_network(ProposalNet, config, seed, init, "proposal")
+
+    def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = images[idx].float() / 255.0
+        targets = proposal_targets(masks[idx].long(), config)
+        return proposal_loss(net(x), targets, instance_balance=offset_balance)
+
+    hist = _fit("proposal", net, len(images), batch_size, epochs, lr, seed, step, Path(out), progress, flags, command)
+    return net, hist
+
+
+def train_attribute_net(
+    arrays: dict[str, torch.Tensor],
+    config: AttributeConfig,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    out: Path,
+    init: AttributeNet | None = None,
+    augment: bool = False,
+    progress: bool = True,
+    flags: dict[str, Any] | None = None,
+    command: str = "",
+) -> tuple[AttributeNet, list[dict[str, Any]]]:
+    """Train (or resume) an attribute network on :func:`~perception.derender.arrays.attribute_arrays` output.
+
+    ``init``: start from this network's weights (fine-tuning) instead of a new one.
+    ``augment``: jitter every batch's crops (:func:`jitter_crops`) with a generator
+    seeded by ``seed`` and checkpointed with the weights.
+    """
+    net = _new_network(AttributeNet, config, seed, init, "attribute")
+    names = list(ATTRIBUTES)
+    gen = torch.Generator().manual_seed(seed)
+
+    def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        crops, boxes, target = arrays["crops"][idx].float() / 255.0, arrays["boxes"][idx], arrays["centre"][idx]
+        if augment:
+            crops, boxes, target = jitter_crops(crops, boxes, target, gen)
+        logits, centre = net(crops, boxes)
+        labels = {a: arrays["labels"][idx, k] for k, a in enumerate(names)}
+        parts = attribute_loss(logits, centre, labels, target)
+        with torch.no_grad():
+            hits = torch.stack([logits[a].argmax(1) == labels[a] for a in names]).all(0)
+            parts["train_accuracy"] = hits.float().mean()
+        return parts
+
+    hist = _fit("attribute", net, len(arrays["crops"]), batch_size, epochs, lr, seed, step, Path(out), progress,
+                flags, command, generators={"augment": gen})
+    return net, hist
+
+
+def load_trained(net: Any, path: Path, epochs: int) -> Any:
+    """The network of a finished training checkpoint, or None while it is missing or unfinished.
+
+    Raises:
+        CheckpointError: damaged, wrongly structured, or not fitting ``net``.
+    """
+    if not path.is_file():
+        return None
+    ckpt = require_fields(torch_load(path, "training checkpoint"), path, "derenderer training checkpoint",
+                          {"model": dict, "train_state": dict})
+    state = require_fields(ckpt["train_state"], path, "derenderer training checkpoint's train_state", {"round": int})
+    if state["round"] < epochs:
+        return None
+    try:
+        net.load_state_dict(ckpt["model"])
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: does not fit the network: {exc}") from None
+    return net.eval()
+
+
+def network_from(path: str, part: str) -> Any:
+    """The ``part`` ("proposal" or "attribute") network of a finished derender.pt."""
+    from perception.derender.derenderer import load_derenderer
+
+    derenderer = load_derenderer(path)
+    return derenderer.proposal_net if part == "proposal" else derenderer.attribute_net
+
+
+def _plain(config: Any) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
