@@ -100,6 +100,21 @@ def test_help_lists_the_registered_toys_beside_the_built_ins(toys, capsys):
     )
 
 
+def test_flags_read_the_registries_only_when_their_help_is_shown():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from benchmarks.cli import build_parser; p = build_parser(['answer']); "
+        "p.parse_args(['answer', '--scene', 's.json', '--program', 'count(scene())']); "
+        "print(sorted(m for m in ('torch', 'perception.derender') if m in sys.modules)); "
+        "p.format_help(); p._subparsers._group_actions[0].choices['answer'].format_help(); "
+        "print('perception.derender' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "True"]
+
+
 def _help(argv, capsys) -> str:
     with pytest.raises(SystemExit):
         main([*argv, "--help"])
