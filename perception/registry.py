@@ -93,17 +93,12 @@ def register_perceiver(cls: type[Perceiver], *, help: str | None = None) -> type
     Raises:
         ConfigError: not a Perceiver, no name of its own, unknown inputs/outputs, or a taken name.
     """
-    if not (isinstance(cls, type) and issubclass(cls, Perceiver)):
-        raise ConfigError(f"register_perceiver expects a Perceiver subclass, got {cls!r}")
-    if cls.name == Perceiver.name:
-        raise ConfigError(f"{cls.__qualname__} needs a class attribute `name` to be registered as a perceiver")
-    if cls.inputs not in INPUTS or cls.outputs not in OUTPUTS:
+    if isinstance(cls, type) and (getattr(cls, "inputs", None) not in INPUTS or getattr(cls, "outputs", None) not in OUTPUTS):
         raise ConfigError(
-            f"perceiver {cls.name!r}: inputs must be one of {INPUTS} and outputs one of {OUTPUTS}, "
-            f"got {cls.inputs!r} -> {cls.outputs!r}"
+            f"perceiver {getattr(cls, 'name', cls)!r}: inputs must be one of {INPUTS} and outputs one of {OUTPUTS}, "
+            f"got {getattr(cls, 'inputs', None)!r} -> {getattr(cls, 'outputs', None)!r}"
         )
-    doc = (cls.__doc__ or "").strip().splitlines()
-    return PERCEIVERS.register(cls.name, cls, help=(doc[0].rstrip(".") if doc else "") if help is None else help)
+    return PERCEIVERS.register_class(cls, Perceiver, help=help)
 
 
 def load_perceiver(name: str, checkpoint: PathLike | None = None) -> Perceiver:

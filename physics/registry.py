@@ -115,6 +115,25 @@ class Registry(Generic[T]):
         self._entries[name] = Entry(name, obj, " ".join(help.split()))
         return obj
 
+    def register_class(self, cls: Any, base: type, *, help: str | None = None) -> Any:
+        """Register subclass ``cls`` of ``base`` under its class attribute ``name``.
+
+        The ``register_*`` functions next to each base class call this: a part
+        class names itself, and its help line defaults to the first line of its
+        docstring.
+
+        Raises:
+            ConfigError: not a subclass of ``base``, no ``name`` of its own, or a taken name.
+        """
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise ConfigError(f"a {self.kind} must be a {base.__name__} subclass, got {cls!r}")
+        if getattr(cls, "name", None) == getattr(base, "name", None):
+            raise ConfigError(f"{cls.__qualname__} needs a class attribute `name` of its own to be a registered {self.kind}")
+        if help is None:
+            doc = (cls.__doc__ or "").strip().splitlines()
+            help = doc[0].rstrip(".") if doc else ""
+        return self.register(cls.name, cls, help=help)
+
     def unregister(self, name: str) -> None:
         """Remove ``name`` (for tests and interactive sessions); unknown names raise."""
         self.get(name)

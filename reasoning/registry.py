@@ -92,12 +92,7 @@ def register_qa_model(cls: type[QAModel], *, help: str | None = None) -> type[QA
     Raises:
         ConfigError: not a QAModel, no name of its own, or a taken name.
     """
-    if not (isinstance(cls, type) and issubclass(cls, QAModel)):
-        raise ConfigError(f"register_qa_model expects a QAModel subclass, got {cls!r}")
-    if cls.name == QAModel.name:
-        raise ConfigError(f"{cls.__qualname__} needs a class attribute `name` to be registered as a QA model")
-    doc = (cls.__doc__ or "").strip().splitlines()
-    return QA_MODELS.register(cls.name, cls, help=(doc[0].rstrip(".") if doc else "") if help is None else help)
+    return QA_MODELS.register_class(cls, QAModel, help=help)
 
 
 def load_qa_model(name: str, parts: QAParts) -> QAModel:

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from physics.errors import ConfigError, StateError
+from physics.errors import StateError
 from physics.graph.builder import NUM_RELATIONS, NodeType, Relation
 from physics.models.config import ModelConfig, WorldPreset
 from physics.models.layers import mlp
@@ -270,9 +270,4 @@ def register_model(cls: type[DynamicsModel], *, help: str | None = None) -> type
     Returns:
         ``cls``, so the call can also decorate the class.
     """
-    if not (isinstance(cls, type) and issubclass(cls, DynamicsModel)):
-        raise ConfigError(f"register_model expects a DynamicsModel subclass, got {cls!r}")
-    if cls.name == DynamicsModel.name:
-        raise ConfigError(f"{cls.__qualname__} needs a class attribute `name` to be registered as a dynamics model")
-    doc = (cls.__doc__ or "").strip().splitlines()
-    return MODELS.register(cls.name, cls, help=(doc[0].rstrip(".") if doc else "") if help is None else help)
+    return MODELS.register_class(cls, DynamicsModel, help=help)

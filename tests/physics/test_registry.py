@@ -81,3 +81,27 @@ def test_built_in_modules_load_on_first_read_and_stay_first(tmp_path, monkeypatc
 def test_module_example_runs():
     result = doctest.testmod(physics.registry)
     assert result.attempted >= 3 and result.failed == 0
+
+
+def test_register_class_takes_the_class_name_and_docstring_and_checks_the_base():
+    class Part:
+        name = "part"
+
+    class Cube(Part):
+        """A cube.
+
+        More text.
+        """
+
+        name = "cube"
+
+    class Nameless(Part):
+        pass
+
+    reg = Registry("part")
+    assert reg.register_class(Cube, Part) is Cube
+    assert reg.entry("cube").help == "A cube"
+    with pytest.raises(ConfigError, match="must be a Part subclass"):
+        reg.register_class(int, Part)
+    with pytest.raises(ConfigError, match="Nameless needs a class attribute `name`"):
+        reg.register_class(Nameless, Part)

@@ -45,12 +45,7 @@ def register_world(cls: type[DynamicsWorld], *, help: str | None = None) -> type
     Raises:
         ConfigError: not a DynamicsWorld, no name of its own, or a name taken by another class.
     """
-    if not (isinstance(cls, type) and issubclass(cls, DynamicsWorld)):
-        raise ConfigError(f"register_world expects a DynamicsWorld subclass, got {cls!r}")
-    if cls.name == DynamicsWorld.name:
-        raise ConfigError(f"{cls.__qualname__} needs a class attribute `name` to be registered as a world")
-    doc = (cls.__doc__ or "").strip().splitlines()
-    return WORLDS.register(cls.name, cls, help=(doc[0].rstrip(".") if doc else "") if help is None else help)
+    return WORLDS.register_class(cls, DynamicsWorld, help=help)
 
 
 def world_class(name: str) -> type[DynamicsWorld]:
