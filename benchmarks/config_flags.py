@@ -82,14 +82,17 @@ def required_field(f: dataclasses.Field) -> bool:
 class _RegistryAction(argparse._StoreAction):
     """Stores a name; its metavar ``{a,b,c}`` and help come from a registry when shown."""
 
-    def __init__(self, option_strings: list[str], dest: str, *, registry: Any, **kwargs: Any) -> None:
+    def __init__(self, option_strings: list[str], dest: str, *, registry: Any, many: bool = False, **kwargs: Any) -> None:
         self._registry = registry
+        self._many = many
         self._shown = False  # argparse reads the metavar once while adding the flag: answer cheaply then
         super().__init__(option_strings, dest, **kwargs)
 
     @property  # type: ignore[override]
     def metavar(self) -> str:
-        return self._registry.metavar() if self._shown else "NAME"
+        if not self._shown:
+            return "NAME"
+        return self._registry.metavar() + ("[,...]" if self._many else "")
 
     @metavar.setter
     def metavar(self, value: Any) -> None:  # argparse.Action.__init__ assigns it; the registry decides
@@ -104,17 +107,20 @@ class _RegistryAction(argparse._StoreAction):
         self._lead = value or ""
 
 
-def registry_argument(parser: argparse.ArgumentParser, *flags: str, registry: Any, **kwargs: Any) -> argparse.Action:
+def registry_argument(
+    parser: argparse.ArgumentParser, *flags: str, registry: Any, many: bool = False, **kwargs: Any
+) -> argparse.Action:
     """Add a flag naming an entry of ``registry`` (a :class:`physics.registry.Registry`).
 
     ``kwargs`` go to ``add_argument`` (``help`` is the lead of the listing,
     ``default``, ``required``, ``dest``); ``choices`` and ``metavar`` come from
-    the registry.
+    the registry.  ``many=True`` takes a comma-separated list of names (the
+    command splits it).
     """
     kwargs.pop("metavar", None)
     kwargs.pop("choices", None)
     kwargs.pop("type", None)
-    action = parser.add_argument(*flags, action=_RegistryAction, registry=registry, **kwargs)
+    action = parser.add_argument(*flags, action=_RegistryAction, registry=registry, many=many, **kwargs)
     action._shown = True  # type: ignore[attr-defined]
     return action
 

@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     WORLDS.get(args.world)
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else MODELS.names()
+    models = MODELS.names() if args.models is None else [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
-        raise ConfigError(f"--models: no model named in {args.models!r}; choose from {', '.join(MODELS)}")
+        raise ConfigError(f"--models: no model named in {args.models!r}; choose one of {', '.join(MODELS)}")
     for m in models:
         if m not in MODELS:
             raise ConfigError(f"--models: {MODELS.unknown_message(m)}")
@@ -85,8 +85,8 @@ def register(groups) -> None:
     registry_argument(parser, "--world", registry=WORLDS, required=True, help="world the data comes from")
     parser.add_argument("--data", required=True, help="folder written by `nesy data dynamics`")
     parser.add_argument("--out", required=True, help="result JSON; the PNG and GIF go beside it")
-    parser.add_argument("--models", default=None, metavar="M1,M2",
-                        help="comma-separated models from --model's list in `nesy train dynamics --help` (default: all)")
+    registry_argument(parser, "--models", registry=MODELS, many=True, default=None,
+                      help="comma-separated simulators (default: all)")
     parser.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the shipped ones)")
     parser.add_argument("--split", default="test", help="held-out split (default: test)")
     parser.add_argument("--horizons", default="1,5,10,20", help="comma-separated horizons for mse_at")

@@ -1,4 +1,4 @@
-"""``nesy train dynamics``: train a learned simulator (in, propnet, dpinet) on a world's data.
+"""``nesy train dynamics``: train a learned simulator (any of ``--model``) on a world's data.
 
 Example::
 
