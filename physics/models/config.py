@@ -95,7 +95,7 @@ class ModelConfig:
 class WorldPreset:
     """What the learned models need to know about one world: its graph and training noise.
 
-    :meth:`DynamicsModel.preset <physics.models.base.DynamicsModel.preset>` turns
+    :meth:`DynamicsModel.preset_config <physics.models.base.DynamicsModel.preset_config>` turns
     it into each model's :class:`ModelConfig`.
 
     Attributes:
