@@ -20,6 +20,7 @@ from perception.scene_graph import SceneGraph, load_scenes
 from physics.models.base import MODELS, DynamicsModel, register_model
 from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
 from physics.worlds.dynamics.registry import WORLDS, register_world
+from reasoning.registry import QA_MODELS, QAModel, QAParts, register_qa_model
 
 
 class ToyBalls(DynamicsWorld):
@@ -204,3 +205,37 @@ def test_misspelt_names_get_a_did_you_mean_error(toys, clevr_split, tmp_path, ca
 def test_perceiver_flags_with_ground_truth_perception_are_refused(clevr_split, capsys):
     assert main(["eval", "clevr", "--data", str(clevr_split), "--perception", "gt", "--checkpoint", "x.pt"]) == 2
     assert "need perception='model'" in capsys.readouterr().err
+
+
+class AlwaysYes(QAModel):
+    """Answers yes to everything: a composed QA model of the simplest kind."""
+
+    name = "yes"
+
+    @classmethod
+    def from_parts(cls, parts: QAParts) -> AlwaysYes:
+        assert parts.perceiver is None and not parts.parser  # --perception gt --parser gt
+        return cls()
+
+    def perceive(self, rgb, *, image_index=None, image_filename=None):
+        raise AssertionError("ground-truth perception was asked for")
+
+    def parse(self, questions):
+        raise AssertionError("ground-truth programs were asked for")
+
+    def answer_programs(self, programs, scenes, scene_indices):
+        return ["yes"] * len(programs)
+
+
+def test_a_qa_model_registered_here_is_evaluated_by_name(clevr_split, tmp_path):
+    register_qa_model(AlwaysYes)
+    try:
+        report = tmp_path / "yes.json"
+        assert main(["eval", "clevr", "--data", str(clevr_split), "--model", "yes", "--perception", "gt",
+                     "--parser", "gt", "--out", str(report)]) == 0
+    finally:
+        QA_MODELS.unregister("yes")
+    res = json.loads(report.read_text())
+    answers = [q["answer"] for q in json.loads((clevr_split / "CLEVR_test_questions.json").read_text())["questions"]]
+    assert res["config"]["model"] == "yes" and 0 < answers.count("yes") < len(answers)
+    assert res["accuracy"]["overall"] == pytest.approx(answers.count("yes") / len(answers))
