@@ -23,7 +23,8 @@ in [0, 1]):
   its scene, so questions are not independent draws);
 * ``per_scene``: ``[image_index, questions, correct]`` for every scene, so that
   several splits can be pooled by a script;
-* ``questions``, ``scenes``, ``seconds``, and the config.
+* ``questions``, ``scenes``, ``seconds``, the config, and under ``parts`` the
+  trained parts used (perceiver name, checkpoint paths; None: shipped or unused).
 """
 
 from __future__ import annotations
@@ -162,14 +163,15 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
 
     if model is None:
         model = load_qa_model(config.model, config.parts())
-    result: dict[str, Any] = {"config": asdict(config), "questions": len(questions), "scenes": len(image_ids)}
+    result: dict[str, Any] = {"config": asdict(config), "parts": asdict(config.parts()),
+                              "questions": len(questions), "scenes": len(image_ids)}
 
     # --- perception
     if config.perception == "model":
         from perception.derender import perception_metrics
 
         scenes: dict[int, SceneGraph] = {}
-        for i in tqdm(image_ids, desc="derender", unit="image", disable=not progress):
+        for i in tqdm(image_ids, desc="perceive", unit="image", disable=not progress):
             name = gt_scenes[i].image_filename or f"CLEVR_{config.split}_{i:06d}.png"
             scenes[i] = model.perceive(load_image(layout.images / name), image_index=i, image_filename=name)
         metrics = perception_metrics([scenes[i] for i in image_ids], [gt_scenes[i] for i in image_ids])

@@ -162,7 +162,8 @@ def test_toy_perceiver_is_evaluated_from_the_checkpoint_given_by_path(toys, clev
     assert main(["eval", "clevr", "--data", str(clevr_split), "--perceiver", "toy", "--checkpoint", str(truth),
                  "--parser", "gt", "--out", str(report)]) == 0
     res = json.loads(report.read_text())
-    assert res["config"]["perceiver"] == "toy" and res["config"]["checkpoint"] == str(truth)
+    assert res["parts"] == {"perceiver": "toy", "perceiver_checkpoint": str(truth), "parser": False,
+                            "parser_checkpoint": None}
     assert res["perception"]["detection_recall"] == 1.0 and res["accuracy"]["overall"] == 1.0
 
     # another checkpoint, other answers: each scene loses its objects
@@ -239,3 +240,16 @@ def test_a_qa_model_registered_here_is_evaluated_by_name(clevr_split, tmp_path):
     answers = [q["answer"] for q in json.loads((clevr_split / "CLEVR_test_questions.json").read_text())["questions"]]
     assert res["config"]["model"] == "yes" and 0 < answers.count("yes") < len(answers)
     assert res["accuracy"]["overall"] == pytest.approx(answers.count("yes") / len(answers))
+
+
+def test_the_derenderer_is_the_default_perceiver_and_loads_from_a_path(clevr_split, tmp_path):
+    from benchmarks.eval_clevr import ClevrEvalConfig
+    from perception.derender import DEFAULT_CHECKPOINT
+
+    assert ClevrEvalConfig(data=str(clevr_split), parser="gt").parts().perceiver == "derender"
+    report = tmp_path / "d.json"
+    assert main(["eval", "clevr", "--data", str(clevr_split), "--checkpoint", str(DEFAULT_CHECKPOINT),
+                 "--parser", "gt", "--out", str(report)]) == 0
+    res = json.loads(report.read_text())
+    assert res["parts"]["perceiver"] == "derender" and res["parts"]["perceiver_checkpoint"] == str(DEFAULT_CHECKPOINT)
+    assert res["perception"]["detection_recall"] > 0  # the shipped networks find objects in these renders
