@@ -32,14 +32,14 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("execute",), "execute", "answer a CLEVR questions file on a CLEVR scenes file (symbolic executor)"),
     (("data", "clevr"), "data_clevr", "CLEVR-style renders with instance masks, scene JSON and template questions"),
     (("data", "questions"), "questions", "template questions (official CLEVR questions JSON) for a scenes file"),
-    (("data", "dynamics"), "data_dynamics", "PropNet worlds (cradle, rope, boxes) as trajectory .npz files"),
+    (("data", "dynamics"), "data_dynamics", "rollouts of a dynamics world as trajectory .npz files"),
     (("train", "derender"), "train_derender", "NS-VQA derenderer: object proposals and attribute network"),
     (("train", "parser"), "train_parser", "train the NS-VQA question parser"),
     (("train", "parser-curve"), "train_parser", "parser accuracy vs number of supervised programs (plot)"),
-    (("train", "dynamics"), "train_dynamics", "train IN / PropNet / DPI-Net on a dynamics data set"),
-    (("eval", "clevr"), "eval_clevr", "NS-VQA accuracy per question type, parser and perception scores"),
+    (("train", "dynamics"), "train_dynamics", "train a learned simulator on a dynamics data set"),
+    (("eval", "clevr"), "eval_clevr", "QA model accuracy per question type, parser and perception scores"),
     (("bench", "speed"), "bench_speed", "speed suites (executor, clevr-data) as JSON"),
-    (("bench", "dynamics"), "bench_dynamics", "rollout error and speed of IN / PropNet / DPI-Net against the simulator"),
+    (("bench", "dynamics"), "bench_dynamics", "rollout error and speed of learned simulators against the simulator"),
     (("bench", "compare"), "bench_compare", "paired comparison of two models' rollout errors (bootstrap interval)"),
 )
 

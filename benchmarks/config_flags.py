@@ -3,8 +3,16 @@
 The library takes frozen config dataclasses, never argparse namespaces.  The CLI
 generates each command's flags from the dataclass fields (``max_steps`` becomes
 ``--max-steps``; the field's ``metadata["help"]`` is the help text; a field with
-``metadata["choices"]`` lists its choices) and builds the config from the
-parsed namespace.
+``metadata["choices"]`` lists its choices; a field with ``metadata["registry"]``
+(a :class:`physics.registry.Registry`) is a :func:`registry_argument`) and builds
+the config from the parsed namespace.
+
+:func:`registry_argument` adds a flag whose value names a registered part: its
+usage line and help list the registry's names and help lines, read only when
+they are shown (so a command that does not print its help never imports the
+registry's built-in modules, and parts registered after the parser was built are
+listed too); the name itself is checked by the command with the registry's
+"did you mean" error.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
-__all__ = ["add_config_flags", "config_from_args"]
+__all__ = ["add_config_flags", "config_from_args", "registry_argument"]
 
 C = TypeVar("C")
 
@@ -59,8 +67,62 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[
             kwargs["type"] = str
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
-        required = default is None and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        parser.add_argument(flag, default=default, required=required, **kwargs)
+        if "registry" in f.metadata:
+            registry_argument(parser, flag, registry=f.metadata["registry"], default=default, required=required_field(f),
+                              **kwargs)
+            continue
+        parser.add_argument(flag, default=default, required=required_field(f), **kwargs)
+
+
+def required_field(f: dataclasses.Field) -> bool:
+    """A field without a default becomes a required flag."""
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+class _RegistryAction(argparse._StoreAction):
+    """Stores a name; its metavar ``{a,b,c}`` and help come from a registry when shown."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, registry: Any, many: bool = False, **kwargs: Any) -> None:
+        self._registry = registry
+        self._many = many
+        self._shown = False  # argparse reads the metavar once while adding the flag: answer cheaply then
+        super().__init__(option_strings, dest, **kwargs)
+
+    @property  # type: ignore[override]
+    def metavar(self) -> str:
+        if not self._shown:
+            return "NAME"
+        return self._registry.metavar() + ("[,...]" if self._many else "")
+
+    @metavar.setter
+    def metavar(self, value: Any) -> None:  # argparse.Action.__init__ assigns it; the registry decides
+        pass
+
+    @property  # type: ignore[override]
+    def help(self) -> str:
+        return self._registry.help_text(self._lead) if self._shown else self._lead
+
+    @help.setter
+    def help(self, value: str | None) -> None:
+        self._lead = value or ""
+
+
+def registry_argument(
+    parser: argparse.ArgumentParser, *flags: str, registry: Any, many: bool = False, **kwargs: Any
+) -> argparse.Action:
+    """Add a flag naming an entry of ``registry`` (a :class:`physics.registry.Registry`).
+
+    ``kwargs`` go to ``add_argument`` (``help`` is the lead of the listing,
+    ``default``, ``required``, ``dest``); ``choices`` and ``metavar`` come from
+    the registry.  ``many=True`` takes a comma-separated list of names (the
+    command splits it).
+    """
+    kwargs.pop("metavar", None)
+    kwargs.pop("choices", None)
+    kwargs.pop("type", None)
+    action = parser.add_argument(*flags, action=_RegistryAction, registry=registry, many=many, **kwargs)
+    action._shown = True  # type: ignore[attr-defined]
+    return action
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:

@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks.dynamics_eval import find_checkpoint, rollout_gif
 from physics.errors import CheckpointError
-from physics.models import MODEL_NAMES, load_model, rollout_errors
+from physics.models import MODELS, load_model, rollout_errors
 from physics.worlds.dynamics import make_world
 
 __all__ = ["cradle_rollout_demo"]
@@ -25,7 +25,7 @@ DEMO_SEED_OFFSET = 10_000_000  # keeps the demo episode away from training seeds
 def cradle_rollout_demo(out: Path, seed: int, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Roll out the shipped cradle models; raises CheckpointError when none ships."""
     models = {}
-    for name in MODEL_NAMES:
+    for name in MODELS:
         try:
             models[name] = load_model(find_checkpoint("cradle", name))[0]
         except CheckpointError:

@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from physics.errors import CheckpointError, ConfigError
+from physics.errors import CheckpointError
 from physics.io import PathLike, atomic_write_bytes
-from physics.models import MODEL_NAMES, load_model, rollout_errors
+from physics.models import MODELS, load_model, rollout_errors
 from physics.trajectory import Trajectory
 
 __all__ = ["SHIPPED_CHECKPOINTS", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif"]
@@ -74,9 +74,8 @@ def evaluate_dynamics(
     sim_speed: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
     """Roll each model out on ``trajs``; returns (result dict without figures, predictions per model)."""
-    bad = [m for m in models if m not in MODEL_NAMES]
-    if bad:
-        raise ConfigError(f"unknown model(s) {bad}; choose from {', '.join(MODEL_NAMES)}")
+    for m in models:
+        MODELS.get(m)  # unknown: ConfigError naming the closest models and the choices
     result: dict[str, Any] = {
         "world": world,
         "trajectories": len(trajs),

@@ -1,8 +1,11 @@
-"""``nesy eval clevr``: NS-VQA accuracy on a CLEVR-format split, in the paper's table.
+"""``nesy eval clevr``: QA model accuracy on a CLEVR-format split, in NS-VQA's table.
 
 Reads a split written by ``nesy data clevr`` (or the official CLEVR release
-layout), answers every question with the chosen perception and parser, and
-reports (JSON keys, all fractions in [0, 1]):
+layout), answers every question with a registered QA model
+(:data:`reasoning.registry.QA_MODELS`, NS-VQA by default) built from the chosen
+perception (any registered perceiver, shipped or from ``checkpoint``) and parser
+(shipped or from ``parser_checkpoint``), and reports (JSON keys, all fractions
+in [0, 1]):
 
 * ``accuracy.overall`` and ``accuracy.<type>`` for the NS-VQA table's question
   types ``count``, ``exist``, ``compare_number``, ``compare_attribute``,
@@ -20,7 +23,8 @@ reports (JSON keys, all fractions in [0, 1]):
   its scene, so questions are not independent draws);
 * ``per_scene``: ``[image_index, questions, correct]`` for every scene, so that
   several splits can be pooled by a script;
-* ``questions``, ``scenes``, ``seconds``, and the config.
+* ``questions``, ``scenes``, ``seconds``, the config, and under ``parts`` the
+  trained parts used (perceiver name, checkpoint paths; None: shipped or unused).
 """
 
 from __future__ import annotations
@@ -37,12 +41,13 @@ from tqdm import tqdm
 from benchmarks.paired import paired_ratio
 from perception.datasets.clevr import find_layout
 from perception.image_io import load_image
+from perception.registry import PERCEIVERS
 from perception.scene_graph import SceneGraph, load_scenes
 from physics.errors import ConfigError, DataError
 from physics.io import atomic_write_json, read_json
 from reasoning.dsl import Program, from_clevr
-from reasoning.nsvqa import NSVQA
 from reasoning.questions import QUESTION_TYPES, question_type
+from reasoning.registry import QA_MODELS, QAModel, QAParts, load_qa_model
 
 __all__ = ["ClevrEvalConfig", "evaluate_clevr", "scene_bootstrap_interval"]
 
@@ -55,9 +60,19 @@ class ClevrEvalConfig:
 
     data: str = field(metadata={"help": "folder of a CLEVR-format split (nesy data clevr or the official layout)"})
     split: str = field(default="test", metadata={"help": "split name in the file names"})
-    model: str = field(default="nsvqa", metadata={"help": "model to evaluate", "choices": ("nsvqa",)})
+    model: str = field(default="nsvqa", metadata={"help": "QA model to evaluate", "registry": QA_MODELS})
     perception: str = field(default="model", metadata={"help": "scene graphs from", "choices": SOURCES})
+    perceiver: str | None = field(
+        default=None,
+        metadata={"help": "perception model, with perception=model (default: the QA model's own)", "registry": PERCEIVERS},
+    )
+    checkpoint: str | None = field(
+        default=None, metadata={"help": "the perceiver's checkpoint file (default: its shipped one)"}
+    )
     parser: str = field(default="model", metadata={"help": "programs from", "choices": SOURCES})
+    parser_checkpoint: str | None = field(
+        default=None, metadata={"help": "the question parser's checkpoint file (default: the shipped one)"}
+    )
     limit: int | None = field(default=None, metadata={"help": "evaluate at most this many questions"})
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
     threads: int | None = field(
@@ -72,8 +87,29 @@ class ClevrEvalConfig:
         for name in ("perception", "parser"):
             if getattr(self, name) not in SOURCES:
                 raise ConfigError(f"{name} must be one of {SOURCES}, got {getattr(self, name)!r}")
-        if self.model != "nsvqa":
-            raise ConfigError(f"unknown model {self.model!r}; choose one of ['nsvqa']")
+        QA_MODELS.get(self.model)  # unknown: ConfigError naming the closest models and the choices
+        if self.perception == "gt" and (self.perceiver is not None or self.checkpoint is not None):
+            raise ConfigError("perceiver and checkpoint choose the perception model; they need perception='model'")
+        if self.perceiver is not None:
+            cls = PERCEIVERS.get(self.perceiver)
+            if (cls.inputs, cls.outputs) != ("image", "scene_graph"):
+                raise ConfigError(
+                    f"perceiver {self.perceiver!r} maps {cls.inputs} to {cls.outputs}; CLEVR needs image -> scene_graph"
+                )
+        if self.parser == "gt" and self.parser_checkpoint is not None:
+            raise ConfigError("parser_checkpoint chooses the parser's weights; it needs parser='model'")
+
+    def parts(self) -> QAParts:
+        """The trained parts this evaluation loads (perceiver by name, checkpoints by path)."""
+        perceiver = None
+        if self.perception == "model":
+            perceiver = self.perceiver or QA_MODELS.get(self.model).default_perceiver
+        return QAParts(
+            perceiver=perceiver,
+            perceiver_checkpoint=self.checkpoint,
+            parser=self.parser == "model",
+            parser_checkpoint=self.parser_checkpoint,
+        )
 
 
 def _ratio(num: float, den: float) -> float:
@@ -100,8 +136,11 @@ def scene_bootstrap_interval(
     return paired_ratio([correct], [questions], n_boot=n_boot, level=level, seed=seed)["interval"]
 
 
-def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run the evaluation and return (and write, if ``config.out``) the result dict."""
+def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the evaluation and return (and write, if ``config.out``) the result dict.
+
+    ``model`` replaces the one ``config`` names (already built parts, e.g. in tests).
+    """
     t0 = time.perf_counter()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -123,17 +162,18 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progr
     image_ids = sorted({q["image_index"] for q in questions})
 
     if model is None:
-        model = _load_model(config)
-    result: dict[str, Any] = {"config": asdict(config), "questions": len(questions), "scenes": len(image_ids)}
+        model = load_qa_model(config.model, config.parts())
+    result: dict[str, Any] = {"config": asdict(config), "parts": asdict(config.parts()),
+                              "questions": len(questions), "scenes": len(image_ids)}
 
     # --- perception
     if config.perception == "model":
         from perception.derender import perception_metrics
 
         scenes: dict[int, SceneGraph] = {}
-        for i in tqdm(image_ids, desc="derender", unit="image", disable=not progress):
+        for i in tqdm(image_ids, desc="perceive", unit="image", disable=not progress):
             name = gt_scenes[i].image_filename or f"CLEVR_{config.split}_{i:06d}.png"
-            scenes[i] = model.perceive(load_image(layout.images / name))
+            scenes[i] = model.perceive(load_image(layout.images / name), image_index=i, image_filename=name)
         metrics = perception_metrics([scenes[i] for i in image_ids], [gt_scenes[i] for i in image_ids])
         result["perception"] = metrics
     else:
@@ -148,7 +188,7 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progr
             programs.extend(model.parse(texts[start : start + batch]))
         scene_list = [gt_scenes[i] for i in image_ids]
         pos = {i: k for k, i in enumerate(image_ids)}
-        on_gt = NSVQA.answer_programs(programs, scene_list, [pos[q["image_index"]] for q in questions])
+        on_gt = model.answer_programs(programs, scene_list, [pos[q["image_index"]] for q in questions])
         result["parser"] = {
             "program_exact": _ratio(sum(p == g for p, g in zip(programs, gt_programs, strict=True)), len(questions)),
             "program_answer": _ratio(sum(a == q["answer"] for a, q in zip(on_gt, questions, strict=True)), len(questions)),
@@ -160,7 +200,7 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progr
     # --- reasoning
     scene_list = [scenes[i] for i in image_ids]
     pos = {i: k for k, i in enumerate(image_ids)}
-    answers = NSVQA.answer_programs(programs, scene_list, [pos[q["image_index"]] for q in questions])
+    answers = model.answer_programs(programs, scene_list, [pos[q["image_index"]] for q in questions])
     right: Counter[str] = Counter()
     total: Counter[str] = Counter()
     for a, q, g in zip(answers, questions, gt_programs, strict=True):
@@ -182,16 +222,3 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: NSVQA | None = None, progr
     if config.out:
         atomic_write_json(config.out, result, indent=1)
     return result
-
-
-def _load_model(config: ClevrEvalConfig) -> NSVQA:
-    derenderer = parser = None
-    if config.perception == "model":
-        from perception.derender import load_default_derenderer
-
-        derenderer = load_default_derenderer()
-    if config.parser == "model":
-        from reasoning.parser import load_default_parser
-
-        parser = load_default_parser()
-    return NSVQA(derenderer, parser)

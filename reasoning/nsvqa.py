@@ -4,12 +4,16 @@ Yi et al., "Neural-Symbolic VQA: Disentangling Reasoning from Vision and
 Language Understanding", NeurIPS 2018 (arXiv 1810.02338).  The model is the
 composition of three parts, each swappable:
 
-* perception -- :class:`perception.derender.Derenderer` (image -> SceneGraph) or
-  the ground-truth scene (``perception="gt"``);
+* perception -- any registered :class:`~perception.registry.Perceiver`
+  (image -> SceneGraph; the default is the derenderer,
+  :class:`perception.derender.Derenderer`) or the ground-truth scene
+  (``perception="gt"``);
 * parsing -- :class:`reasoning.parser.QuestionParser` (question -> Program) or
   the ground-truth program (``parser="gt"``);
 * reasoning -- the symbolic executor (:func:`reasoning.executor.execute` for one
   question with its trace, :func:`reasoning.executor.execute_batch` for many).
+
+Registered as the QA model ``nsvqa`` (:mod:`reasoning.registry`).
 
 >>> model = NSVQA.load_default()                         # doctest: +SKIP
 >>> scene = model.perceive(rgb)                          # doctest: +SKIP
@@ -28,6 +32,7 @@ from perception.scene_graph import SceneGraph
 from reasoning.dsl import Program, to_text
 from reasoning.errors import ProgramError
 from reasoning.executor import ExecutionResult, execute, execute_batch
+from reasoning.registry import QAModel, QAParts, register_qa_model
 
 __all__ = ["NSVQA", "NSVQAAnswer"]
 
@@ -49,33 +54,51 @@ class NSVQAAnswer:
         return "<no valid program>" if self.program is None else to_text(self.program)
 
 
-class NSVQA:
-    """The NS-VQA model: a derenderer, a question parser and the symbolic executor.
+class NSVQA(QAModel):
+    """NS-VQA: a perceiver, a seq2seq question parser and the symbolic executor (Yi et al. 2018).
 
     Args:
-        derenderer: Callable ``rgb uint8 [H, W, 3] -> SceneGraph`` (None: perception
-            must be given as scene graphs).
+        derenderer: A :class:`~perception.registry.Perceiver`, or any callable
+            ``rgb uint8 [H, W, 3] -> SceneGraph`` (None: perception must be given
+            as scene graphs).
         parser: Object with ``parse(questions) -> list[Program | None]`` (None:
             programs must be given).
     """
+
+    name = "nsvqa"
+    default_perceiver = "derender"
 
     def __init__(self, derenderer=None, parser=None) -> None:
         self.derenderer = derenderer
         self.parser = parser
 
     @classmethod
+    def from_parts(cls, parts: QAParts) -> NSVQA:
+        """Any registered perceiver and the question parser, shipped or from checkpoint paths."""
+        derenderer = parser = None
+        if parts.perceiver is not None:
+            from perception.registry import load_perceiver
+
+            derenderer = load_perceiver(parts.perceiver, parts.perceiver_checkpoint)
+        if parts.parser:
+            from reasoning.parser import load_default_parser, load_parser
+
+            parser = load_default_parser() if parts.parser_checkpoint is None else load_parser(parts.parser_checkpoint)
+        return cls(derenderer, parser)
+
+    @classmethod
     def load_default(cls) -> NSVQA:
         """The shipped checkpoints (raises CheckpointError when one is missing)."""
-        from perception.derender import load_default_derenderer
-        from reasoning.parser import load_default_parser
+        return cls.from_parts(QAParts(perceiver=cls.default_perceiver))
 
-        return cls(load_default_derenderer(), load_default_parser())
-
-    def perceive(self, rgb: np.ndarray) -> SceneGraph:
-        """Derender one image into a scene graph."""
+    def perceive(
+        self, rgb: np.ndarray, *, image_index: int | None = None, image_filename: str | None = None
+    ) -> SceneGraph:
+        """Derender one image into a scene graph (``image_index``/``image_filename`` passed on when given)."""
         if self.derenderer is None:
             raise ProgramError("this NS-VQA model has no derenderer; pass scene graphs instead")
-        return self.derenderer(rgb)
+        meta = {k: v for k, v in (("image_index", image_index), ("image_filename", image_filename)) if v is not None}
+        return self.derenderer(rgb, **meta)
 
     def parse(self, questions: Sequence[str]) -> list[Program | None]:
         """Parse questions into programs (None where no well-typed program came out)."""
@@ -101,3 +124,6 @@ class NSVQA:
             for k, a in zip(keep, got, strict=True):
                 answers[k] = a
         return answers
+
+
+register_qa_model(NSVQA, help="NS-VQA: perceiver, seq2seq parser, symbolic executor (Yi et al. 2018)")

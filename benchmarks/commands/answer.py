@@ -4,10 +4,13 @@ Examples::
 
     nesy answer --scene CLEVR_val_scenes.json --index 3 --program "count(filter_color(scene(), red))"
     nesy answer --image CLEVR_val_000003.png --question "How many red cubes are there?"
+    nesy answer --image CLEVR_val_000003.png --perceiver derender --checkpoint runs/derender/derender.pt \
+        --question "How many red cubes are there?"
 
-The second form is NS-VQA from pixels: the shipped derenderer turns the image
-into a scene graph (printed), the shipped parser turns the question into a
-program (printed), and the executor answers with its trace.
+The second form is NS-VQA from pixels: a registered perceiver (``--perceiver``,
+the shipped derenderer by default, or its weights from ``--checkpoint``) turns
+the image into a scene graph (printed), the shipped parser turns the question
+into a program (printed), and the executor answers with its trace.
 
 prints the answer and a table of every node (post-order index, function, input
 nodes, side inputs, output: sets as object index lists).  ``--json`` prints the
@@ -25,6 +28,8 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmarks.config_flags import registry_argument
+from perception.registry import PERCEIVERS
 from perception.scene_graph import SceneGraph, load_scenes
 from physics.errors import ConfigError, DataError
 from reasoning.dsl import Program, parse_program, to_text
@@ -33,17 +38,21 @@ from reasoning.executor import ExecutionResult, execute
 
 __all__ = ["register", "run", "scene_from_args", "program_from_args", "format_trace", "format_scene"]
 
+DEFAULT_PERCEIVER = "derender"  # NS-VQA's perception
+
 
 def scene_from_args(args: argparse.Namespace) -> SceneGraph:
-    """The scene from ``--image`` (derendered) or ``--scene`` (and ``--index``)."""
+    """The scene from ``--image`` (perceived) or ``--scene`` (and ``--index``)."""
     if args.image is not None:
         if args.scene is not None:
             raise ConfigError("give either --scene or --image, not both")
-        from perception.derender import load_default_derenderer
-        from perception.derender.data import load_image
+        from perception.image_io import load_image
+        from perception.registry import load_perceiver
 
-        rgb = load_image(args.image)
-        return load_default_derenderer()(rgb)
+        perceiver = load_perceiver(args.perceiver, args.checkpoint)
+        return perceiver(load_image(args.image), image_filename=Path(args.image).name)
+    if args.perceiver != DEFAULT_PERCEIVER or args.checkpoint is not None:
+        raise ConfigError("--perceiver and --checkpoint read an --image; a --scene is used as it is")
     if args.scene is None:
         raise ConfigError("give a scene: --scene FILE.json or --image IMAGE.png")
     scenes = load_scenes(args.scene)
@@ -128,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=1))
         return 0
     if args.image is not None:
-        print(f"scene graph ({len(scene)} objects, derendered from {args.image}):")
+        print(f"scene graph ({len(scene)} objects, perceived by {args.perceiver} from {args.image}):")
         print(format_scene(scene))
     if args.question is not None:
         print(f"program: {to_text(program)}")
@@ -150,7 +159,10 @@ def register(groups) -> None:
     scene_group = parser.add_argument_group("scene")
     scene_group.add_argument("--scene", help="CLEVR scenes JSON (a scenes file or one scene)")
     scene_group.add_argument("--index", type=int, help="image_index of the scene in the file")
-    scene_group.add_argument("--image", help="an image to derender with the shipped NS-VQA derenderer")
+    scene_group.add_argument("--image", help="an image to turn into a scene graph with --perceiver")
+    registry_argument(scene_group, "--perceiver", registry=PERCEIVERS, default=DEFAULT_PERCEIVER,
+                      help=f"perception model for --image (default: {DEFAULT_PERCEIVER})")
+    scene_group.add_argument("--checkpoint", help="the perceiver's checkpoint file (default: its shipped one)")
     program_group = parser.add_argument_group("program")
     program_group.add_argument("--program", help='program text, e.g. "count(filter_color(scene(), red))"')
     program_group.add_argument("--question", help="a question to parse with the shipped NS-VQA parser")

@@ -21,10 +21,12 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmarks.config_flags import registry_argument
 from benchmarks.dynamics_eval import evaluate_dynamics, plot_errors, rollout_gif
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
-from physics.models import MODEL_NAMES
+from physics.models import MODELS
+from physics.worlds.dynamics.registry import WORLDS
 
 __all__ = ["register", "run"]
 
@@ -45,10 +47,13 @@ def run(args: argparse.Namespace) -> int:
     from physics.worlds.dynamics import load_split, measure_sim_speed, replay_errors
 
     torch.set_num_threads(args.threads)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    bad = [m for m in models if m not in MODEL_NAMES]
-    if bad or not models:
-        raise ConfigError(f"--models: unknown {bad or models}; choose from {', '.join(MODEL_NAMES)}")
+    WORLDS.get(args.world)
+    models = MODELS.names() if args.models is None else [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise ConfigError(f"--models: no model named in {args.models!r}; choose one of {', '.join(MODELS)}")
+    for m in models:
+        if m not in MODELS:
+            raise ConfigError(f"--models: {MODELS.unknown_message(m)}")
     trajs = load_split(args.data, args.split)
     if args.max_trajectories:
         trajs = trajs[: args.max_trajectories]
@@ -74,13 +79,14 @@ def register(groups) -> None:
     parser = groups.sub(
         "bench",
         "dynamics",
-        help="rollout error and speed of IN / PropNet / DPI-Net against the simulator",
+        help="rollout error and speed of learned simulators against the simulator",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--world", required=True, help="world the data comes from (cradle, rope, boxes)")
+    registry_argument(parser, "--world", registry=WORLDS, required=True, help="world the data comes from")
     parser.add_argument("--data", required=True, help="folder written by `nesy data dynamics`")
     parser.add_argument("--out", required=True, help="result JSON; the PNG and GIF go beside it")
-    parser.add_argument("--models", default=",".join(MODEL_NAMES), help="comma-separated models (default: all)")
+    registry_argument(parser, "--models", registry=MODELS, many=True, default=None,
+                      help="comma-separated simulators (default: all)")
     parser.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the shipped ones)")
     parser.add_argument("--split", default="test", help="held-out split (default: test)")
     parser.add_argument("--horizons", default="1,5,10,20", help="comma-separated horizons for mse_at")

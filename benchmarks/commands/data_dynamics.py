@@ -1,4 +1,4 @@
-"""``nesy data dynamics``: generate a split of PropNet-style rollouts (cradle, rope, boxes).
+"""``nesy data dynamics``: generate a split of rollouts of a registered dynamics world.
 
 Example::
 
@@ -72,9 +72,9 @@ def register(groups) -> None:
     parser = groups.sub(
         "data",
         "dynamics",
-        help="PropNet worlds (cradle, rope, boxes) as trajectory .npz files",
-        description="Generate one split of PropNet-style rollouts (Newton's cradle, rope, box pushing) "
-        "as Trajectory .npz files plus index.json; rerunning the same command resumes.",
+        help="rollouts of a dynamics world as trajectory .npz files",
+        description="Generate one split of rollouts of a dynamics world (--world lists the registered "
+        "ones) as Trajectory .npz files plus index.json; rerunning the same command resumes.",
     )
     add_config_flags(parser, DynamicsDataConfig)
     parser.add_argument(

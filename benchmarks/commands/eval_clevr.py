@@ -1,4 +1,11 @@
-"""``nesy eval clevr``: NS-VQA accuracy on a CLEVR-format split (see :mod:`benchmarks.eval_clevr`)."""
+"""``nesy eval clevr``: a QA model's accuracy on a CLEVR-format split (see :mod:`benchmarks.eval_clevr`).
+
+Examples::
+
+    nesy eval clevr --data data/clevr --split test                       # NS-VQA, shipped parts
+    nesy eval clevr --data data/clevr --perceiver derender --checkpoint runs/derender/derender.pt
+    nesy eval clevr --data data/clevr --perception gt --parser-checkpoint runs/parser/parser.pt
+"""
 
 from __future__ import annotations
 
@@ -24,10 +31,12 @@ def register(groups) -> None:
     parser = groups.sub(
         "eval",
         "clevr",
-        help="NS-VQA accuracy per question type, parser and perception scores",
-        description="Answer every question of a CLEVR-format split with NS-VQA (ground-truth or "
-        "model perception and parser) and report accuracy overall and per question type, program "
-        "accuracy, detection precision/recall, attribute accuracy and 3D position error as JSON.",
+        help="QA model accuracy per question type, parser and perception scores",
+        description="Answer every question of a CLEVR-format split with a registered QA model "
+        "(--model; perception from any registered --perceiver or the ground truth, shipped weights or "
+        "--checkpoint PATH; parser shipped, --parser-checkpoint PATH or the ground truth) and report "
+        "accuracy overall and per question type, program accuracy, detection precision/recall, "
+        "attribute accuracy and 3D position error as JSON.",
     )
     add_config_flags(parser, ClevrEvalConfig)
     parser.set_defaults(func=run)

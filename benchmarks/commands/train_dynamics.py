@@ -1,4 +1,4 @@
-"""``nesy train dynamics``: train a learned simulator (in, propnet, dpinet) on a world's data.
+"""``nesy train dynamics``: train a learned simulator (any of ``--model``) on a world's data.
 
 Example::
 
@@ -23,10 +23,9 @@ import shutil
 from pathlib import Path
 
 from benchmarks.commands.data_dynamics import parse_overrides
-from benchmarks.config_flags import add_config_flags, config_from_args
+from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
 from physics.errors import DataError
-from physics.models import MODEL_NAMES, TrainConfig, make_model, preset, train
-from physics.models.config import WORLDS as MODEL_WORLDS
+from physics.models import MODELS, PRESETS, TrainConfig, make_model, preset, train
 from physics.training import config_flags
 
 __all__ = ["register", "run"]
@@ -46,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from physics.worlds.dynamics import load_split
 
     cfg = config_from_args(TrainConfig, args)
+    PRESETS.get(args.world), MODELS.get(args.model)  # name errors before any data is read
     train_trajs = load_split(args.data, "train")
     try:
         valid_trajs = load_split(args.data, "valid")
@@ -88,11 +88,11 @@ def register(groups) -> None:
     parser = groups.sub(
         "train",
         "dynamics",
-        help="train IN / PropNet / DPI-Net on a dynamics data set",
+        help="train a learned simulator on a dynamics data set",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--world", required=True, choices=[w for w in MODEL_WORLDS if w != "toy"], help="world the data comes from")
-    parser.add_argument("--model", required=True, choices=list(MODEL_NAMES), help="simulator to train")
+    registry_argument(parser, "--world", registry=PRESETS, required=True, help="world the data comes from (its model preset)")
+    registry_argument(parser, "--model", registry=MODELS, required=True, help="simulator to train")
     parser.add_argument("--data", required=True, help="folder written by `nesy data dynamics` (train and valid splits)")
     parser.add_argument("--out", default=None, help="run folder (default: runs/dynamics/WORLD_MODEL)")
     parser.add_argument(

@@ -43,7 +43,7 @@ __all__ = ["DynamicsDataConfig", "build_dynamics_split"]
 class DynamicsDataConfig:
     """What ``nesy data dynamics`` generates (one split of one world)."""
 
-    world: str = field(metadata={"help": "dynamics world", "choices": sorted(WORLDS)})
+    world: str = field(metadata={"help": "dynamics world", "registry": WORLDS})
     n: int = field(metadata={"help": "number of trajectories"})
     out: str = field(metadata={"help": "output folder (the split goes to OUT/<split>/)"})
     seed: int = field(default=0, metadata={"help": "base seed; trajectory k's seed derives from (seed, split, k)"})
@@ -53,8 +53,7 @@ class DynamicsDataConfig:
     backend: str = field(default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]})
 
     def __post_init__(self) -> None:
-        if self.world not in WORLDS:
-            raise ConfigError(f"unknown dynamics world {self.world!r}; choose one of {sorted(WORLDS)}")
+        WORLDS.get(self.world)  # unknown: ConfigError naming the closest worlds and the choices
         if self.n <= 0:
             raise ConfigError(f"--n must be a positive number of trajectories, got {self.n}")
         if self.seed < 0:

@@ -32,6 +32,7 @@ from torch import Tensor
 from perception.derender.attributes import AttributeConfig, AttributeNet, crop_objects
 from perception.derender.camera import backproject_to_plane, ground_directions, project
 from perception.derender.proposals import ProposalConfig, ProposalNet, predict_masks
+from perception.registry import Perceiver, register_perceiver
 from perception.scene_graph import SceneGraph, SceneObject
 from physics.errors import CheckpointError, StateError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
@@ -93,8 +94,11 @@ def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
     return flat.reshape((h, w), order="F")
 
 
-class Derenderer:
+class Derenderer(Perceiver):
     """Image -> SceneGraph with a proposal network, an attribute network and a camera.
+
+    The NS-VQA perceiver, registered as ``derender``; :meth:`from_checkpoint`
+    loads a file written by ``nesy train derender``.
 
     Args:
         proposal_net: trained :class:`ProposalNet`.
@@ -107,6 +111,9 @@ class Derenderer:
         with_masks: put each object's run-length mask in the scene.
         metadata: how the networks were trained (command, seed, metrics).
     """
+
+    name = "derender"
+    default_checkpoint = DEFAULT_CHECKPOINT
 
     def __init__(
         self,
@@ -127,6 +134,11 @@ class Derenderer:
         self.with_masks = with_masks
         self.metadata = dict(metadata or {})
         self.directions = ground_directions(self.projection)
+
+    @classmethod
+    def from_checkpoint(cls, path: PathLike) -> Derenderer:
+        """Load a checkpoint written by :func:`save_derenderer` (see :func:`load_derenderer`)."""
+        return load_derenderer(path)
 
     def height(self, shape: str, size: str) -> float:
         """Resting height of the centre of a ``shape`` of ``size`` (scene units)."""
@@ -264,3 +276,6 @@ def _config_from(cls: type, data: dict[str, Any]) -> Any:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+register_perceiver(Derenderer, help="NS-VQA derenderer: object proposals, attributes, 3D position (Yi et al. 2018)")

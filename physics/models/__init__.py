@@ -1,23 +1,26 @@
 """Learned simulators: Interaction Network, PropNet, DPI-Net on one encode-process-decode skeleton.
 
+A simulator is one module: a :class:`DynamicsModel` subclass and one
+``register_model(Cls)`` call; a world's defaults are one ``register_preset``.
+
 >>> from physics.models import make_model, preset
 >>> model = make_model("propnet", preset("cradle", "propnet", node_attr_dim=2, edge_attr_dim=1))
 """
 
-from physics.models.base import DynamicsModel, random_walk_noise
+from physics.models.base import MODELS, DynamicsModel, random_walk_noise, register_model
 from physics.models.config import (
-    MODEL_NAMES,
-    WORLDS,
+    PRESETS,
     ModelConfig,
+    WorldPreset,
     config_from_dict,
     config_to_dict,
-    preset,
+    register_preset,
 )
 from physics.models.data import make_samples, one_step_graphs
 from physics.models.dpinet import DPINet
 from physics.models.interaction_network import InteractionNetwork
 from physics.models.propnet import PropNet
-from physics.models.resolver import MODELS, load_model, make_model, save_model
+from physics.models.resolver import load_model, make_model, preset, save_model
 from physics.models.rollout import rollout, rollout_errors
 from physics.models.shape_matching import kabsch, shape_match
 from physics.models.training import TrainConfig, resolve_device, train
@@ -28,9 +31,11 @@ __all__ = [
     "PropNet",
     "DPINet",
     "ModelConfig",
-    "MODEL_NAMES",
+    "WorldPreset",
     "MODELS",
-    "WORLDS",
+    "PRESETS",
+    "register_model",
+    "register_preset",
     "preset",
     "config_to_dict",
     "config_from_dict",

@@ -35,12 +35,13 @@ from torch_geometric.data import Data
 
 from physics.errors import StateError
 from physics.graph.builder import NUM_RELATIONS, NodeType, Relation
-from physics.models.config import ModelConfig
+from physics.models.config import ModelConfig, WorldPreset
 from physics.models.layers import mlp
 from physics.models.normalization import Normalizer
 from physics.models.shape_matching import shape_match
+from physics.registry import Registry
 
-__all__ = ["DynamicsModel", "random_walk_noise"]
+__all__ = ["DynamicsModel", "MODELS", "register_model", "random_walk_noise"]
 
 LEAF_RELATIONS = (Relation.FIXED, Relation.NEIGHBOR)
 
@@ -66,6 +67,16 @@ class DynamicsModel(nn.Module, abc.ABC):
     """
 
     name = "base"
+
+    @classmethod
+    def preset_config(cls, world: WorldPreset) -> ModelConfig:
+        """This model's default config on a world with preset ``world``.
+
+        The skeleton's default is a multi-step processor on the world's graph
+        (``world.steps`` propagation steps, no roots, the world's training noise);
+        a subclass overrides what it does differently.
+        """
+        return ModelConfig(propagation_steps=world.steps, noise_std=world.noise, graph=world.graph(roots=0))
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -239,3 +250,24 @@ class DynamicsModel(nn.Module, abc.ABC):
             mask |= g.edge_type == rel
         idx = mask.nonzero(as_tuple=True)[0]
         return idx, g.edge_index[:, idx]
+
+
+MODELS: Registry[type[DynamicsModel]] = Registry(
+    "dynamics model",
+    modules=("physics.models.interaction_network", "physics.models.propnet", "physics.models.dpinet"),
+)
+
+
+def register_model(cls: type[DynamicsModel], *, help: str | None = None) -> type[DynamicsModel]:
+    """Register simulator class ``cls`` under ``cls.name`` (call it once, after the class).
+
+    Its per-world defaults come from :meth:`DynamicsModel.preset_config`.
+
+    Args:
+        cls: A :class:`DynamicsModel` subclass with its own ``name``.
+        help: One line for ``--help`` (default: the first line of the class docstring).
+
+    Returns:
+        ``cls``, so the call can also decorate the class.
+    """
+    return MODELS.register_class(cls, DynamicsModel, help=help)

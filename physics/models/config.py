@@ -1,9 +1,13 @@
 """Typed, frozen model configs and named presets per world.
 
 One :class:`ModelConfig` describes every simulator here; the model *name*
-(``in``, ``propnet``, ``dpinet``) picks the processor, the config its sizes.
-:func:`preset` returns the defaults used for each world (the shipped checkpoints
-were trained with them); ``dataclasses.replace`` changes single fields.
+(``in``, ``propnet``, ``dpinet``, see :data:`physics.models.MODELS`) picks the
+processor, the config its sizes.  Each world the models learn has one
+:class:`WorldPreset` in :data:`PRESETS` (its graph radius, history, roots and
+training noise; the shipped checkpoints were trained with them), registered
+here with :func:`register_preset`; :func:`physics.models.preset` combines a
+world's preset with a model's own defaults, and ``dataclasses.replace`` changes
+single fields.
 """
 
 from __future__ import annotations
@@ -14,10 +18,18 @@ from typing import Any
 
 from physics.errors import ConfigError
 from physics.graph.builder import GraphConfig
+from physics.registry import Registry
 
-__all__ = ["ModelConfig", "MODEL_NAMES", "WORLDS", "preset", "config_to_dict", "config_from_dict"]
+__all__ = [
+    "ModelConfig",
+    "WorldPreset",
+    "PRESETS",
+    "register_preset",
+    "apply_overrides",
+    "config_to_dict",
+    "config_from_dict",
+]
 
-MODEL_NAMES = ("in", "propnet", "dpinet")
 PREDICTIONS = ("acceleration", "velocity")
 STAGE_ORDERS = ("hierarchy_first", "leaves_first")
 
@@ -79,6 +91,44 @@ class ModelConfig:
             raise ConfigError(f"ModelConfig.noise_std must be >= 0, got {self.noise_std}")
 
 
+@dataclass(frozen=True)
+class WorldPreset:
+    """What the learned models need to know about one world: its graph and training noise.
+
+    :meth:`DynamicsModel.preset_config <physics.models.base.DynamicsModel.preset_config>` turns
+    it into each model's :class:`ModelConfig`.
+
+    Attributes:
+        history: Past velocities fed to the model.
+        radius: Neighbour radius (scene units); ``None``: fixed relations only.
+        roots: DPI-Net root nodes per object (k-means clusters of its particles).
+        steps: Propagation steps L of the multi-step processors (PropNet, DPI-Net).
+        noise: GNS random-walk input noise std (scene units, last input frame).
+        rigid: The objects are rigid bodies: DPI-Net adds its shape-matching head.
+    """
+
+    history: int = 2
+    radius: float | None = None
+    roots: int = 1
+    steps: int = 3
+    noise: float = 0.0
+    rigid: bool = False
+
+    def graph(self, roots: int = 0) -> GraphConfig:
+        """The :class:`GraphConfig` of this world with ``roots`` root nodes per object."""
+        return GraphConfig(history=self.history, radius=self.radius, roots_per_instance=roots)
+
+
+PRESETS: Registry[WorldPreset] = Registry("world preset")
+
+
+def register_preset(world: str, preset: WorldPreset, *, help: str = "") -> WorldPreset:
+    """Register the learned models' preset for ``world`` (the name ``nesy data dynamics`` used)."""
+    if not isinstance(preset, WorldPreset):
+        raise ConfigError(f"register_preset expects a WorldPreset for world {world!r}, got {type(preset).__name__}")
+    return PRESETS.register(world, preset, help=help)
+
+
 # Per-world defaults.  Radii are in the worlds' scene units (metres), a little
 # above the centre distance of touching bodies (on the cradle below twice it, so a
 # ball sees its direct neighbours only and one hop cannot cross the chain).  GNS input
@@ -89,45 +139,38 @@ class ModelConfig:
 # (PropNet's valid best on them: 2.9e-3 against 3.9e-3 at 3e-4; on 40, 3e-4 ranked first
 # on valid but drifted off on held-out episodes); boxes keeps 5e-6 (not re-tuned).
 # The README lists every setting tried.
-_WORLD_GRAPH = {
-    # L = 5 lets an impact cross the 5-ball cradle (4 contacts) within one step
+register_preset(
+    "cradle",
+    # L = 5 lets an impact cross the 5-ball cradle (4 contacts) within one step;
     # balls 0.101 apart centre to centre; a ball moves < 0.045 per 30 Hz frame
-    "cradle": dict(history=2, radius=0.15, roots=1, steps=5, noise=1.5e-3),
+    WorldPreset(history=2, radius=0.15, roots=1, steps=5, noise=1.5e-3),
+    help="radius 0.15, L = 5",
+)
+register_preset(
+    "rope",
     # bead radius 0.02 + obstacle radius 0.05 = 0.07 at contact
-    "rope": dict(history=2, radius=0.08, roots=4, steps=3, noise=1e-3),
+    WorldPreset(history=2, radius=0.08, roots=4, steps=3, noise=1e-3),
+    help="radius 0.08, 4 DPI-Net roots",
+)
+register_preset(
+    "boxes",
     # box sides 0.04-0.08 m, pusher radius 0.03: centres of touching bodies lie within ~0.11
-    "boxes": dict(history=2, radius=0.12, roots=1, steps=3, noise=5e-6),
-    "toy": dict(history=2, radius=None, roots=2, steps=3, noise=0.0),
-}
-WORLDS = tuple(_WORLD_GRAPH)
+    WorldPreset(history=2, radius=0.12, roots=1, steps=3, noise=5e-6, rigid=True),
+    help="radius 0.12, rigid boxes",
+)
+register_preset(
+    "toy",
+    WorldPreset(history=2, radius=None, roots=2, steps=3, noise=0.0),
+    help="fixed relations only, for small synthetic worlds and the tests",
+)
 
 
-def preset(world: str, model: str, **overrides: Any) -> ModelConfig:
-    """Default config of ``model`` on ``world``.
-
-    Interaction Network: one propagation step.  PropNet: L propagation steps with
-    residuals.  DPI-Net: PropNet's processor plus dynamic neighbours and root nodes
-    (per object; k-means clusters for the rope), with shape matching on rigid boxes.
-
-    Overrides name ModelConfig fields (``hidden=128``) or, with a ``graph.``
-    prefix, GraphConfig fields (``graph.radius=0.2``).
+def apply_overrides(cfg: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
+    """``cfg`` with ModelConfig fields (``hidden=128``) and ``graph.`` fields (``graph.radius=0.2``) replaced.
 
     Raises:
-        ConfigError: unknown world, model or field (lists the choices).
+        ConfigError: unknown field (lists the allowed ones).
     """
-    if world not in _WORLD_GRAPH:
-        raise ConfigError(f"unknown world {world!r}; choose one of {', '.join(WORLDS)}")
-    if model not in MODEL_NAMES:
-        raise ConfigError(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
-    g = _WORLD_GRAPH[world]
-    graph = GraphConfig(history=g["history"], radius=g["radius"], roots_per_instance=g["roots"] if model == "dpinet" else 0)
-    cfg = ModelConfig(
-        propagation_steps=1 if model == "in" else g["steps"],
-        noise_std=g["noise"],
-        shape_matching=(model == "dpinet" and world == "boxes"),
-        partially_observed=False,
-        graph=graph,
-    )
     graph_over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("graph.")}
     model_over = {k: v for k, v in overrides.items() if not k.startswith("graph.")}
     names = {f.name for f in dataclasses.fields(ModelConfig)}

@@ -21,12 +21,14 @@ without roots".
 
 from __future__ import annotations
 
+import dataclasses
+
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from physics.graph.builder import NodeType, Relation
-from physics.models.base import LEAF_RELATIONS, DynamicsModel
-from physics.models.config import ModelConfig
+from physics.models.base import LEAF_RELATIONS, DynamicsModel, register_model
+from physics.models.config import ModelConfig, WorldPreset
 from physics.models.layers import RelationConv
 
 __all__ = ["DPINet"]
@@ -36,6 +38,12 @@ class DPINet(DynamicsModel):
     """Hierarchical multi-stage propagation with optional shape matching."""
 
     name = "dpinet"
+
+    @classmethod
+    def preset_config(cls, world: WorldPreset) -> ModelConfig:
+        """PropNet's processor plus the world's roots per object; shape matching on rigid worlds."""
+        base = super().preset_config(world)
+        return dataclasses.replace(base, graph=world.graph(roots=world.roots), shape_matching=world.rigid)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
@@ -77,3 +85,6 @@ class DPINet(DynamicsModel):
             h = self.root_convs[min(step, len(self.root_convs) - 1)](h, c_node, c_edge[idx], ei, roots)
         idx, ei = self.stage_edges(g, (Relation.ROOT_LEAF,))
         return self.down(h, c_node, c_edge[idx], ei, leaves)
+
+
+register_model(DPINet, help="DPI-Net: dynamic neighbours, root nodes, shape matching (Li et al. 2019)")

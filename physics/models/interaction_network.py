@@ -7,12 +7,14 @@ many steps as there are links — the limitation PropNet removes.
 
 from __future__ import annotations
 
+import dataclasses
+
 from torch import Tensor
 from torch_geometric.data import Data
 
 from physics.graph.builder import NodeType
-from physics.models.base import LEAF_RELATIONS, DynamicsModel
-from physics.models.config import ModelConfig
+from physics.models.base import LEAF_RELATIONS, DynamicsModel, register_model
+from physics.models.config import ModelConfig, WorldPreset
 from physics.models.layers import RelationConv
 
 __all__ = ["InteractionNetwork"]
@@ -23,6 +25,11 @@ class InteractionNetwork(DynamicsModel):
 
     name = "in"
 
+    @classmethod
+    def preset_config(cls, world: WorldPreset) -> ModelConfig:
+        """One propagation step: an effect crosses one relation per time step."""
+        return dataclasses.replace(super().preset_config(world), propagation_steps=1)
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         self.conv = RelationConv(config.hidden, config.mlp_layers)
@@ -31,3 +38,6 @@ class InteractionNetwork(DynamicsModel):
         idx, ei = self.stage_edges(g, LEAF_RELATIONS)
         leaves = g.node_type == NodeType.LEAF
         return self.conv(c_node, c_node, c_edge[idx], ei, leaves)
+
+
+register_model(InteractionNetwork, help="Interaction Network: one propagation step (Battaglia et al. 2016)")

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from physics.graph.builder import NodeType
-from physics.models.base import LEAF_RELATIONS, DynamicsModel
+from physics.models.base import LEAF_RELATIONS, DynamicsModel, register_model
 from physics.models.config import ModelConfig
 from physics.models.layers import RelationConv
 
@@ -37,3 +37,6 @@ class PropNet(DynamicsModel):
         for step in range(self.config.propagation_steps):
             h = self.convs[min(step, len(self.convs) - 1)](h, c_node, e, ei, leaves)
         return h
+
+
+register_model(PropNet, help="PropNet: L residual propagation steps (Li et al. 2019)")

@@ -1,7 +1,9 @@
-"""Names -> simulators, and self-contained checkpoints.
+"""Names -> simulators and their per-world configs, and self-contained checkpoints.
 
-``make_model("propnet", config)`` builds a model; an unknown name raises a
-ConfigError listing the choices (PyG's ``resolver.py`` style).  A saved model
+``make_model("propnet", config)`` builds a model registered in :data:`MODELS`;
+``preset("rope", "propnet")`` is its default config on a world registered in
+:data:`PRESETS`; an unknown name raises a ConfigError naming the closest names
+and the choices (PyG's ``resolver.py`` style).  A saved model
 file holds the weights (normalisation buffers included), the model name, its
 config and free-form metadata (the command and seed that trained it).
 """
@@ -13,25 +15,40 @@ from typing import Any
 
 from physics.errors import CheckpointError, ConfigError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
-from physics.models.base import DynamicsModel
-from physics.models.config import MODEL_NAMES, ModelConfig, config_from_dict, config_to_dict
-from physics.models.dpinet import DPINet
-from physics.models.interaction_network import InteractionNetwork
-from physics.models.propnet import PropNet
+from physics.models.base import MODELS, DynamicsModel
+from physics.models.config import (
+    PRESETS,
+    ModelConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+)
 
-__all__ = ["MODELS", "make_model", "save_model", "load_model"]
-
-MODELS: dict[str, type[DynamicsModel]] = {"in": InteractionNetwork, "propnet": PropNet, "dpinet": DPINet}
-assert tuple(MODELS) == MODEL_NAMES
+__all__ = ["make_model", "preset", "save_model", "load_model"]
 
 
 def make_model(name: str, config: ModelConfig) -> DynamicsModel:
-    """Build simulator ``name`` (``in``, ``propnet`` or ``dpinet``) from ``config``."""
-    try:
-        cls = MODELS[name.lower()]
-    except KeyError:
-        raise ConfigError(f"unknown dynamics model {name!r}; choose one of {', '.join(MODELS)}") from None
-    return cls(config)
+    """Build simulator ``name`` (any of :data:`MODELS`: ``in``, ``propnet``, ``dpinet``, ...) from ``config``."""
+    return MODELS.get(name.lower() if isinstance(name, str) else name)(config)
+
+
+def preset(world: str, model: str, **overrides: Any) -> ModelConfig:
+    """Default config of ``model`` on ``world``: the model's own defaults on the world's preset.
+
+    Interaction Network: one propagation step.  PropNet: L propagation steps with
+    residuals.  DPI-Net: PropNet's processor plus dynamic neighbours and root nodes
+    (per object; k-means clusters for the rope), with shape matching on rigid boxes
+    (each model's :meth:`~physics.models.base.DynamicsModel.preset_config`).
+
+    Overrides name ModelConfig fields (``hidden=128``) or, with a ``graph.``
+    prefix, GraphConfig fields (``graph.radius=0.2``).
+
+    Raises:
+        ConfigError: unknown world, model or field (names the choices).
+    """
+    world_preset = PRESETS.get(world)
+    cls = MODELS.get(model)
+    return apply_overrides(cls.preset_config(world_preset), overrides)
 
 
 def save_model(path: PathLike, model: DynamicsModel, meta: dict[str, Any] | None = None, **extra: Any) -> None:

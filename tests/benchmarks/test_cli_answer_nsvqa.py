@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-import perception.derender as derender
 import reasoning.parser as parser_pkg
 from benchmarks.cli import main
 from perception.synthetic import sample_scene_graph
@@ -28,8 +27,9 @@ def fake_models(monkeypatch):
     scene = sample_scene_graph(seed=4)
     seen = {}
 
-    def derenderer(rgb):
+    def derenderer(rgb, **meta):
         seen["shape"] = rgb.shape
+        seen["meta"] = meta
         return scene
 
     class Parser:
@@ -37,7 +37,9 @@ def fake_models(monkeypatch):
             seen["questions"] = questions
             return [parse_program("count(scene())") if "How many" in q else None for q in questions]
 
-    monkeypatch.setattr(derender, "load_default_derenderer", lambda: derenderer)
+    from perception.derender import Derenderer
+
+    monkeypatch.setattr(Derenderer, "load_default", classmethod(lambda cls: derenderer))
     monkeypatch.setattr(parser_pkg, "load_default_parser", lambda: Parser())
     return scene, seen
 
@@ -46,7 +48,7 @@ def test_image_and_question_go_through_derenderer_parser_and_executor(image, fak
     scene, seen = fake_models
     assert main(["answer", "--image", str(image), "--question", "How many things are there?"]) == 0
     out = capsys.readouterr().out
-    assert seen["shape"] == (32, 48, 3)
+    assert seen["shape"] == (32, 48, 3) and seen["meta"] == {"image_filename": "scene.png"}
     assert "program: count(scene())" in out
     assert f"answer: {len(scene)}" in out
     assert f"scene graph ({len(scene)} objects" in out

@@ -80,8 +80,9 @@ def test_perception_from_a_model_is_scored_against_the_ground_truth(split):
     truth = {s.image_filename: s for s in load_scenes(split / "CLEVR_test_scenes.json")}
     calls = []
 
-    def oracle_derenderer(rgb):
+    def oracle_derenderer(rgb, *, image_index, image_filename):
         calls.append(rgb.shape)
+        assert truth[image_filename].image_index == image_index
         return truth[sorted(truth)[len(calls) - 1]]
 
     res = evaluate_clevr(

@@ -15,7 +15,7 @@ import torch
 from physics.errors import CheckpointError, ConfigError, StateError
 from physics.graph import GraphBuilder, collate
 from physics.models import (
-    MODEL_NAMES,
+    MODELS,
     kabsch,
     load_model,
     make_model,
@@ -86,7 +86,7 @@ def fitted_model(name: str, seed: int = 0, **kw):
     return model.eval(), traj
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS.names())
 def test_output_shapes_and_next_positions(name):
     model, traj = fitted_model(name)
     graphs = one_step_graphs(traj, GraphBuilder(model.config.graph))[:3]
@@ -98,7 +98,7 @@ def test_output_shapes_and_next_positions(name):
     assert model.loss(batch).ndim == 0
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS.names())
 def test_permuting_nodes_permutes_the_prediction(name):
     model, traj = fitted_model(name)
     n = traj.num_nodes
@@ -225,7 +225,7 @@ def test_partially_observed_inputs_ignore_hidden_nodes():
     assert torch.allclose(y1[keep], y2[keep], atol=1e-6)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS.names())
 def test_rollout_stays_finite_and_starts_from_truth(name):
     model, traj = fitted_model(name)
     pred = rollout(model, traj, steps=15)

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from physics.models import MODEL_NAMES, load_model, rollout
+from physics.models import load_model, rollout
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "physics" / "models" / "checkpoints"
+SHIPPED_MODELS = ("in", "propnet", "dpinet")  # a checkpoint of each ships for every world
 
 
 @pytest.mark.parametrize("world", ["cradle", "rope", "boxes"])
@@ -18,7 +19,7 @@ def test_shipped_checkpoints_roll_out_finite(world):
 
     with make_world(world, steps=6) as w:
         traj = w.rollout(seed=12345)
-    for name in MODEL_NAMES:
+    for name in SHIPPED_MODELS:
         path = CHECKPOINTS / f"{world}_{name}.pt"
         assert path.is_file(), f"missing shipped checkpoint {path.name}"
         model, meta = load_model(path)
@@ -30,3 +31,21 @@ def test_shipped_checkpoints_roll_out_finite(world):
         h = model.config.graph.history
         err = np.abs(pred[h + 1] - traj.positions[h + 1]).max()
         assert err < 0.01, (world, name, err)
+
+
+@pytest.mark.parametrize("path", sorted(CHECKPOINTS.glob("*.pt")), ids=lambda p: p.stem)
+def test_registered_presets_rebuild_the_shipped_configs_from_their_commands(path):
+    import shlex
+
+    from benchmarks.commands.data_dynamics import parse_overrides
+    from physics.io import torch_load
+    from physics.models import preset
+    from physics.models.config import config_from_dict
+
+    ckpt = torch_load(path)
+    words = shlex.split(ckpt["meta"]["command"])
+    world, model = words[words.index("--world") + 1], words[words.index("--model") + 1]
+    sets = parse_overrides([words[i + 1] for i, w in enumerate(words) if w == "--set"])
+    stored = config_from_dict(ckpt["config"])
+    dims = {k: getattr(stored, k) for k in ("dim", "node_attr_dim", "edge_attr_dim")}
+    assert preset(world, model, **dims, **sets) == stored

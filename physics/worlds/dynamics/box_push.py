@@ -36,6 +36,7 @@ import numpy as np
 
 from physics.errors import ConfigError
 from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
+from physics.worlds.dynamics.registry import register_world
 
 __all__ = ["BoxPushConfig", "BoxPushing"]
 
@@ -255,3 +256,6 @@ class BoxPushing(DynamicsWorld):
         action = np.zeros((self.num_nodes, 3))
         action[self.pusher_node] = self._velocity
         return action
+
+
+register_world(BoxPushing, help="boxes shoved by a kinematic pusher, partially observed")

@@ -25,6 +25,7 @@ import numpy as np
 
 from physics.errors import ConfigError
 from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
+from physics.worlds.dynamics.registry import register_world
 
 __all__ = ["CradleConfig", "NewtonsCradle"]
 
@@ -198,3 +199,6 @@ class NewtonsCradle(DynamicsWorld):
         """Current swing angle of each ball ``[B]`` (radians, positive toward -x)."""
         self._require_ready()
         return np.array([self._call("getJointState", body, 0)[0] for body in self._bodies])
+
+
+register_world(NewtonsCradle, help="Newton's cradle: balls on strings pass an impact along the row")

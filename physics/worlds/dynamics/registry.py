@@ -1,9 +1,12 @@
 """World registry: names -> world classes, with typed config overrides.
 
-``make_world("rope", steps=50)`` builds the rope world from its preset config
-(the class's defaults, PropNet's setting) with ``steps`` replaced.  Unknown
-names and unknown or mistyped overrides raise :class:`ConfigError` listing what
-is allowed, the way PyG's ``resolver.py`` does.
+A world registers itself in its own module with one call after its class,
+``register_world(Rope)`` (the name is the class's ``name``, the help line its
+docstring's first line); the command line lists :data:`WORLDS` for
+``--world``.  ``make_world("rope", steps=50)`` builds the rope world from its
+preset config (the class's defaults, PropNet's setting) with ``steps``
+replaced.  Unknown names and unknown or mistyped overrides raise
+:class:`ConfigError` listing what is allowed, the way PyG's ``resolver.py`` does.
 """
 
 from __future__ import annotations
@@ -14,26 +17,40 @@ from collections.abc import Mapping
 from typing import Any
 
 from physics.errors import ConfigError
+from physics.registry import Registry
 from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
-from physics.worlds.dynamics.box_push import BoxPushing
-from physics.worlds.dynamics.cradle import NewtonsCradle
-from physics.worlds.dynamics.rope import Rope
 
-__all__ = ["WORLDS", "world_class", "world_config", "make_world"]
+__all__ = ["WORLDS", "register_world", "world_class", "world_config", "make_world"]
 
-WORLDS: dict[str, type[DynamicsWorld]] = {
-    NewtonsCradle.name: NewtonsCradle,
-    Rope.name: Rope,
-    BoxPushing.name: BoxPushing,
-}
+WORLDS: Registry[type[DynamicsWorld]] = Registry(
+    "dynamics world",
+    modules=(
+        "physics.worlds.dynamics.cradle",
+        "physics.worlds.dynamics.rope",
+        "physics.worlds.dynamics.box_push",
+    ),
+)
+
+
+def register_world(cls: type[DynamicsWorld], *, help: str | None = None) -> type[DynamicsWorld]:
+    """Register world class ``cls`` under ``cls.name`` (call it once, after the class).
+
+    Args:
+        cls: A :class:`DynamicsWorld` subclass with its own ``name`` and ``config_cls``.
+        help: One line for ``--help`` (default: the first line of the class docstring).
+
+    Returns:
+        ``cls``, so the call can also decorate the class.
+
+    Raises:
+        ConfigError: not a DynamicsWorld, no name of its own, or a name taken by another class.
+    """
+    return WORLDS.register_class(cls, DynamicsWorld, help=help)
 
 
 def world_class(name: str) -> type[DynamicsWorld]:
-    """The world class registered under ``name``."""
-    try:
-        return WORLDS[name]
-    except KeyError:
-        raise ConfigError(f"unknown dynamics world {name!r}; choose one of {sorted(WORLDS)}") from None
+    """The world class registered under ``name`` (ConfigError with the choices if none)."""
+    return WORLDS.get(name)
 
 
 def _coerce(cls: type[WorldConfig], key: str, value: Any) -> Any:
@@ -77,7 +94,7 @@ def world_config(name: str, overrides: Mapping[str, Any] | None = None) -> World
 
 
 def make_world(name: str, **overrides: Any) -> DynamicsWorld:
-    """Build world ``name`` (``cradle``, ``rope`` or ``boxes``) from its preset plus overrides.
+    """Build world ``name`` (any of :data:`WORLDS`) from its preset plus overrides.
 
     Example:
         >>> world = make_world("cradle", num_balls=3, steps=20)

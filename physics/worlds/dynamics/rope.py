@@ -28,6 +28,7 @@ import numpy as np
 
 from physics.errors import ConfigError
 from physics.worlds.dynamics.base import DynamicsWorld, WorldConfig
+from physics.worlds.dynamics.registry import register_world
 
 __all__ = ["RopeConfig", "Rope"]
 
@@ -225,3 +226,6 @@ class Rope(DynamicsWorld):
         action = np.zeros((self.num_nodes, 3))
         action[0] = self._force
         return action
+
+
+register_world(Rope, help="a bead rope dragged by one end around fixed cylinders")
