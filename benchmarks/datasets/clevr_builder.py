@@ -39,7 +39,7 @@ from perception.datasets.clevr_render import generate_scene
 from perception.datasets.instance_masks import encode_mask_png
 from physics.errors import ConfigError, DataError
 from physics.fanout import make_fanout
-from physics.io import atomic_write_bytes, atomic_write_json, read_json
+from physics.io import atomic_write_bytes, atomic_write_json, ensure_dir, read_json
 from physics.worlds.clevr_layout import LayoutConfig
 from physics.worlds.clevr_properties import COGENT_CONDITIONS
 from physics.worlds.clevr_world import ClevrWorldConfig
@@ -92,6 +92,8 @@ class ClevrDataConfig:
     def __post_init__(self) -> None:
         if self.n <= 0:
             raise ConfigError(f"--n must be a positive number of scenes, got {self.n}")
+        if not str(self.out).strip():
+            raise ConfigError("--out must name the output folder, got an empty path")
         if self.seed < 0:
             raise ConfigError(f"--seed must be non-negative, got {self.seed}")
         if self.split not in SPLITS:
@@ -287,7 +289,7 @@ def build_clevr(cfg: ClevrDataConfig, *, progress: bool = True) -> dict[str, Any
     """
     out = Path(cfg.out)
     for sub in ("images", "masks", PARTIAL):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+        ensure_dir(out / sub)
     stale = _remove_stale_temporaries(out)
     _check_same_build(cfg)
     if _complete(cfg):

@@ -24,7 +24,7 @@ import numpy as np
 
 from physics.errors import ConfigError
 from physics.fanout import make_fanout
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, ensure_dir
 from physics.trajectory import save_trajectory
 from physics.worlds.dynamics import WORLDS, make_world, world_config
 from physics.worlds.dynamics.splits import (
@@ -57,6 +57,8 @@ class DynamicsDataConfig:
             raise ConfigError(f"unknown dynamics world {self.world!r}; choose one of {sorted(WORLDS)}")
         if self.n <= 0:
             raise ConfigError(f"--n must be a positive number of trajectories, got {self.n}")
+        if not str(self.out).strip():
+            raise ConfigError("--out must name the output folder, got an empty path")
         if self.seed < 0:
             raise ConfigError(f"--seed must be non-negative, got {self.seed}")
         if self.steps is not None and self.steps <= 0:
@@ -137,6 +139,7 @@ def build_dynamics_split(
                 f"{folder} already holds a different data set (world {old['world']!r}, seed "
                 f"{old.get('seed')}, config {old['config']}); use another --out or delete it"
             )
+    ensure_dir(folder)
     for stale in folder.glob(".traj_*.tmp"):  # left by a killed run; atomic writes never finished them
         stale.unlink()
 
