@@ -144,8 +144,16 @@ def atomic_write_json(path: PathLike, obj: Any, *, indent: int | None = None) ->
     """Serialise ``obj`` as JSON and write it atomically.
 
     Keys keep their insertion order, so the same object always gives the same bytes.
+
+    Raises:
+        DataError: ``obj`` holds NaN or an infinity (not JSON; nothing is written).
+        OutputError: ``path`` cannot be written.
     """
-    atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+    try:
+        text = json.dumps(obj, indent=indent, allow_nan=False)
+    except ValueError as exc:  # NaN or infinity: not JSON; json.dumps names no place
+        raise DataError(f"cannot write {path}: {exc}; JSON holds finite numbers only") from None
+    atomic_write_text(path, text + "\n")
 
 
 def atomic_torch_save(path: PathLike, obj: Any) -> None:

@@ -195,3 +195,12 @@ def test_loading_a_bit_flipped_trajectory_is_a_data_error(tmp_path, capsys):
         with pytest.raises(DataError, match="traj_00000.npz"):
             load_trajectory(path)
         path.write_bytes(original)
+
+
+@pytest.mark.parametrize("setting", ["radius=NaN", "radius=Infinity", "lift_angle_deg=[10,-Infinity]"])
+def test_non_finite_settings_are_refused_in_one_line(tmp_path, capsys, setting):
+    argv = ["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path), "--set", setting]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--set {setting}" in err and "finite" in err, err
+    assert not (tmp_path / "train").exists()

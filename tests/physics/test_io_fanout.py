@@ -103,3 +103,13 @@ def test_a_failed_rename_is_an_output_error_and_removes_the_temporary(tmp_path, 
     with pytest.raises(OutputError, match="cannot write .*out.json: Permission denied"):
         atomic_write_json(tmp_path / "out.json", {"a": 1})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_json_with_nan_is_a_data_error_naming_the_file_and_writes_nothing(tmp_path):
+    from physics.errors import DataError
+
+    path = tmp_path / "answers.json"
+    for bad in ({"a": float("nan")}, [1.0, float("-inf")]):
+        with pytest.raises(DataError, match="cannot write .*answers.json.*finite numbers only"):
+            atomic_write_json(path, bad)
+    assert list(tmp_path.iterdir()) == []
