@@ -391,6 +391,11 @@ def _check_same_build(cfg: ClevrDataConfig) -> None:
     marker = out / PARTIAL / BUILD_MARKER
     if marker.is_file():
         previous = read_json(marker, "partial build record")
+        if not isinstance(previous, dict):
+            raise DataError(
+                f"{marker} is not a partial build record (expected an object of options, got "
+                f"{type(previous).__name__}); delete it to resume with the options given now"
+            )
         if previous != identity:
             diff = ", ".join(f"{k}={previous.get(k)!r}" for k in _IDENTITY if previous.get(k) != identity[k])
             raise ConfigError(

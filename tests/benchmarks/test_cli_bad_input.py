@@ -1,8 +1,8 @@
-"""An output path that cannot be written is a one-line error (status 2), never a traceback.
+"""Bad input to the CLI is a one-line error (status 2), never a traceback (issue 13 probes).
 
-Probed in issue 13: ``--out /sys/x.json``, ``--out`` naming a folder and ``--out ""``
-gave a traceback from ``atomic_open`` in ``nesy execute`` and every ``nesy data``
-builder.
+``--out /sys/x.json``, ``--out`` naming a folder and ``--out ""`` gave a traceback
+from ``atomic_open`` in ``nesy execute`` and every ``nesy data`` builder; so did
+a negative ``--seed`` for ``nesy data questions`` and a damaged partial-build record.
 """
 
 from __future__ import annotations
@@ -96,3 +96,25 @@ def test_data_dynamics_with_an_unmakeable_out_folder_is_one_line(tmp_path, capsy
     for _why, out in _bad_folders(tmp_path).items():
         _one_line_error(capsys, ["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5",
                                  "--out", out, "--quiet", "--backend", "serial"], out)
+
+
+# ----------------------------------------------------------------- other bad input found by probing
+
+
+def test_data_questions_refuses_a_negative_seed_in_one_line(tmp_path, capsys):
+    _one_line_error(capsys, ["data", "questions", "--synthetic", "2", "--seed", "-1", "--out", str(tmp_path / "q.json"),
+                             "--quiet"], "--seed must be non-negative, got -1")
+
+
+def test_data_clevr_refuses_a_grid_count_below_one_before_rendering(tmp_path, capsys):
+    for count in ("0", "-3"):
+        _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--grid", str(tmp_path / "g.png"),
+                                 "--grid-count", count, "--quiet"], f"--grid-count must be a positive number of images, got {count}")
+    assert not (tmp_path / "c").exists()
+
+
+def test_data_clevr_names_a_partial_build_record_that_is_not_an_object(tmp_path, capsys):
+    (tmp_path / "c" / ".partial").mkdir(parents=True)
+    (tmp_path / "c" / ".partial" / "build.json").write_text("[1, 2]")
+    _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--quiet"],
+                    "is not a partial build record")
