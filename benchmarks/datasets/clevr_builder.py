@@ -64,6 +64,8 @@ PNG_COMPRESS_LEVEL = 3  # measured: level 3 encodes a 480x320 render ~2x faster 
 PARTIAL = ".partial"
 QUESTION_CHUNK = 250  # CLEVR's generate_questions.py resets template/answer counts every 250 images
 FORMAT_VERSION = "1.0"  # CLEVR v1.0 file formats
+MIN_SIDE = 16  # pixels; smaller renders leave no room for CLEVR's 200 visible pixels an object
+MAX_SIDE = 4096  # pixels; TinyRenderer aborts the process (C++ bad_alloc) on huge buffers, e.g. 100000^2
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,10 @@ class ClevrDataConfig:
             raise ConfigError(f"unknown CoGenT condition {self.cogent!r}; choose one of {sorted(COGENT_CONDITIONS)}")
         if self.workers <= 0:
             raise ConfigError(f"--workers must be positive, got {self.workers}")
-        if self.width < 16 or self.height < 16:
-            raise ConfigError(f"image size must be at least 16x16, got {self.width}x{self.height}")
+        if not (MIN_SIDE <= self.width <= MAX_SIDE and MIN_SIDE <= self.height <= MAX_SIDE):
+            raise ConfigError(
+                f"image size must be {MIN_SIDE}..{MAX_SIDE} pixels a side, got {self.width}x{self.height}"
+            )
         if self.templates is not None and not Path(self.templates).exists():
             raise ConfigError(f"--templates {self.templates}: no such file or folder")
 

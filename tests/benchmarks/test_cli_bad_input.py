@@ -118,3 +118,11 @@ def test_data_clevr_names_a_partial_build_record_that_is_not_an_object(tmp_path,
     (tmp_path / "c" / ".partial" / "build.json").write_text("[1, 2]")
     _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--quiet"],
                     "is not a partial build record")
+
+
+def test_data_clevr_refuses_image_sizes_the_renderer_cannot_allocate(tmp_path, capsys):
+    # 100000x100000 aborted the whole process inside TinyRenderer (C++ bad_alloc)
+    for w, h in (("100000", "100000"), ("8", "320")):
+        _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--width", w, "--height", h,
+                                 "--quiet"], f"image size must be 16..4096 pixels a side, got {w}x{h}")
+    assert not (tmp_path / "c").exists()
