@@ -27,6 +27,8 @@ def load_image(path: PathLike) -> np.ndarray:
         with Image.open(path) as im:
             im.load()
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Image.DecompressionBombError as exc:  # PIL's guard against huge images; not an OSError
+        raise DataError(f"image file {path} is too large to read: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"image file {path} is corrupt or not an image: {exc}") from None
 
@@ -53,6 +55,8 @@ def verify_image(path: PathLike) -> tuple[int, int]:
         with Image.open(path) as im:
             size = im.size
             im.verify()
+    except Image.DecompressionBombError as exc:  # PIL's guard against huge images; not an OSError
+        raise DataError(f"image file {path} is too large to read: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"image file {path} is corrupt or not an image: {exc}") from None
     return size
