@@ -26,7 +26,7 @@ from typing import Protocol, TypeVar
 
 from physics.errors import ConfigError
 
-__all__ = ["Fanout", "SerialFanout", "ProcessFanout", "RayFanout", "make_fanout", "BACKENDS"]
+__all__ = ["Fanout", "SerialFanout", "ProcessFanout", "RayFanout", "make_fanout", "die_with_parent", "BACKENDS"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -77,7 +77,10 @@ def die_with_parent(parent: int) -> None:
     (``prctl(PR_SET_PDEATHSIG)``; with the ``forkserver`` start method that
     parent is the fork server, which itself exits with ``parent``); elsewhere a
     daemon thread checks every :data:`PARENT_POLL_S` seconds whether the worker
-    was re-parented.  The pool initializer of :class:`ProcessFanout`.
+    was re-parented.  The pool initializer of :class:`ProcessFanout`.  Linux
+    signals when the *thread* that forked the worker ends; a pool forks its
+    workers in the thread that first submits, the one iterating ``imap``, which
+    outlives the pool.
 
     Args:
         parent: The pid of the process that made the pool.
