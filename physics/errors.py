@@ -18,6 +18,7 @@ __all__ = [
     "DataError",
     "StateError",
     "CheckpointError",
+    "OutputError",
 ]
 
 
@@ -39,3 +40,7 @@ class StateError(NesyError, ValueError):
 
 class CheckpointError(NesyError, ValueError):
     """A model checkpoint is missing, corrupt, or does not fit the model."""
+
+
+class OutputError(NesyError, OSError):
+    """An output file or folder cannot be written (names the path and the system's reason)."""

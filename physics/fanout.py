@@ -8,18 +8,25 @@ serial ones.
 Backends: ``serial`` (in process, for tests and debugging), ``process`` (a
 ``concurrent.futures`` process pool, the default) and ``ray`` (optional extra;
 ``pip install nesy-physics[ray]``) for a cluster.
+
+Process workers die with their parent: killed with ``kill -9``, a parent runs
+no clean-up, and a pool's workers would otherwise wait on its queue for ever.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Protocol, TypeVar
 
 from physics.errors import ConfigError
 
-__all__ = ["Fanout", "SerialFanout", "ProcessFanout", "RayFanout", "make_fanout", "BACKENDS"]
+__all__ = ["Fanout", "SerialFanout", "ProcessFanout", "RayFanout", "make_fanout", "die_with_parent", "BACKENDS"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,6 +50,57 @@ class SerialFanout:
             yield fn(item)
 
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>: signal this process when its parent exits
+PARENT_POLL_S = 0.5  # how often the portable watcher looks for a new parent
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _watch_parent(ppid: int) -> None:
+    while os.getppid() == ppid:  # an orphan is re-parented (to init or a subreaper)
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this worker process end when the process that started it ends.
+
+    On Linux the kernel sends SIGKILL the moment the worker's parent exits
+    (``prctl(PR_SET_PDEATHSIG)``; with the ``forkserver`` start method that
+    parent is the fork server, which itself exits with ``parent``); elsewhere a
+    daemon thread checks every :data:`PARENT_POLL_S` seconds whether the worker
+    was re-parented.  The pool initializer of :class:`ProcessFanout`.  Linux
+    signals when the *thread* that forked the worker ends; a pool forks its
+    workers in the thread that first submits, the one iterating ``imap``, which
+    outlives the pool.
+
+    Args:
+        parent: The pid of the process that made the pool.
+    """
+    ppid = os.getppid()
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if not _alive(parent) or os.getppid() != ppid:  # it died before the signal was armed
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(ppid,), name="nesy-parent-watch", daemon=True).start()
+
+
 class ProcessFanout:
     """A process pool; at most ``2 * workers`` jobs are in flight at once.
 
@@ -58,7 +116,9 @@ class ProcessFanout:
             yield from SerialFanout().imap(fn, items)
             return
         window = 2 * self.workers
-        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+        with ProcessPoolExecutor(
+            max_workers=self.workers, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             pending = []
             for item in items:
                 pending.append(pool.submit(fn, item))

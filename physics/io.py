@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from physics.errors import CheckpointError, DataError
+from physics.errors import CheckpointError, DataError, OutputError
 
 __all__ = [
     "atomic_open",
+    "ensure_dir",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
@@ -44,6 +45,45 @@ def _umask_mode() -> int:
 _FILE_MODE = _umask_mode()
 
 
+def _reason(exc: OSError) -> str:
+    """The system's reason for an OS failure, without Python's repetition of the paths."""
+    return exc.strerror or type(exc).__name__
+
+
+def _mkdir_failure(path: Path) -> str | None:
+    """Create folder ``path`` and its parents; the reason it cannot be, or None on success."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        return "a file is in the way"
+    except OSError as exc:
+        return _reason(exc)
+    return None
+
+
+def ensure_dir(path: PathLike, what: str = "output folder") -> Path:
+    """Create folder ``path`` (and its parents) if needed.
+
+    Args:
+        path: The folder.
+        what: What it is, for the message ("output folder").
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputError: ``path`` is empty, or it (or a parent) cannot be created,
+            a file being in the way for instance (names the path and the reason).
+    """
+    if str(path) == "":
+        raise OutputError(f"{what} is an empty path; name a folder")
+    path = Path(path)
+    failure = _mkdir_failure(path)
+    if failure:
+        raise OutputError(f"cannot create {what} {path}: {failure}")
+    return path
+
+
 @contextmanager
 def atomic_open(path: PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path`` and rename it over ``path`` on success.
@@ -51,19 +91,39 @@ def atomic_open(path: PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     Args:
         path: Final destination.  Parent folders are created.
         mode: ``"w"`` (text, UTF-8) or ``"wb"``.
+
+    Raises:
+        OutputError: ``path`` is empty or a folder, or the file cannot be
+            created, written or renamed into place (names the path and the
+            system's reason; nothing is left behind).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open mode must be 'w' or 'wb', got {mode!r}")
+    if str(path) == "" or str(path).endswith(("/", os.sep)):
+        raise OutputError(f"output path {str(path)!r} names no file; give a file name")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files; give them the usual umask-based mode
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder; give a file name")
+    failure = _mkdir_failure(path.parent)
+    if failure:
+        raise OutputError(f"cannot write {path}: its folder cannot be created ({failure})")
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
+    try:
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files; give them the usual umask-based mode
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as fh:
             yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:  # a full disk shows here, when buffered bytes reach it
+                raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
     except BaseException:
         try:
             os.unlink(tmp)
@@ -88,8 +148,16 @@ def atomic_write_json(path: PathLike, obj: Any, *, indent: int | None = None) ->
     """Serialise ``obj`` as JSON and write it atomically.
 
     Keys keep their insertion order, so the same object always gives the same bytes.
+
+    Raises:
+        DataError: ``obj`` holds NaN or an infinity (not JSON; nothing is written).
+        OutputError: ``path`` cannot be written.
     """
-    atomic_write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+    try:
+        text = json.dumps(obj, indent=indent, allow_nan=False)
+    except ValueError as exc:  # NaN or infinity: not JSON; json.dumps names no place
+        raise DataError(f"cannot write {path}: {exc}; JSON holds finite numbers only") from None
+    atomic_write_text(path, text + "\n")
 
 
 def atomic_torch_save(path: PathLike, obj: Any, *, digest: bool = True) -> None:

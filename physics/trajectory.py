@@ -138,6 +138,7 @@ def load_trajectory(path: PathLike) -> Trajectory:
     """
     import json
     import zipfile
+    import zlib
 
     path = Path(path)
     try:
@@ -145,7 +146,7 @@ def load_trajectory(path: PathLike) -> Trajectory:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise DataError(f"trajectory file not found: {path}") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:  # zlib: damaged bytes
         raise DataError(f"trajectory file {path} is corrupt: {exc}") from None
     if "dt" not in arrays:
         raise DataError(f"trajectory file {path} lacks 'dt'")

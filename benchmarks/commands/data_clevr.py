@@ -20,12 +20,15 @@ import json
 from benchmarks.config_flags import add_config_flags, config_from_args
 from benchmarks.datasets.clevr_builder import ClevrDataConfig, build_clevr
 from benchmarks.datasets.clevr_grid import save_sample_grid
+from physics.errors import ConfigError
 
 __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(ClevrDataConfig, args)
+    if args.grid and args.grid_count < 1:
+        raise ConfigError(f"--grid-count must be a positive number of images, got {args.grid_count}")
     summary = build_clevr(cfg, progress=not args.quiet)
     if args.grid:
         summary["grid"] = {"path": args.grid, **save_sample_grid(cfg.out, cfg.split, args.grid, count=args.grid_count)}

@@ -32,11 +32,20 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE (a world config field), got {item!r}")
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_constant=_refuse_non_finite(item))
         except json.JSONDecodeError:
             value = text
         out[key.strip().replace("-", "_")] = value
     return out
+
+
+def _refuse_non_finite(item: str):
+    """A ``json.loads`` hook that refuses NaN and infinities (no world setting takes them)."""
+
+    def refuse(constant: str):
+        raise ConfigError(f"--set {item}: {constant} is not allowed; world settings are finite numbers")
+
+    return refuse
 
 
 def write_preview_gif(cfg: DynamicsDataConfig, overrides: dict[str, Any], path: str) -> str:

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give exactly one of --scenes FILE or --synthetic N")
     if args.per_scene < 1:
         raise ConfigError(f"--per-scene must be >= 1, got {args.per_scene}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be non-negative, got {args.seed}")
     if args.scenes is not None:
         scenes = load_scenes(args.scenes)
         source = str(args.scenes)

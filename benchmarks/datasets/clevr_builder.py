@@ -25,6 +25,7 @@ scenes file's ``info``); resuming or overwriting with other options is refused.
 from __future__ import annotations
 
 import io
+import json
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -36,10 +37,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from perception.datasets.clevr_render import generate_scene
-from perception.datasets.instance_masks import encode_mask_png
+from perception.datasets.instance_masks import encode_mask_png, read_mask_png
+from perception.image_io import load_image, verify_image
 from physics.errors import ConfigError, DataError
 from physics.fanout import make_fanout
-from physics.io import atomic_write_bytes, atomic_write_json, read_json
+from physics.io import atomic_write_bytes, atomic_write_json, ensure_dir, read_json
 from physics.worlds.clevr_layout import LayoutConfig
 from physics.worlds.clevr_properties import COGENT_CONDITIONS
 from physics.worlds.clevr_world import ClevrWorldConfig
@@ -62,6 +64,8 @@ PNG_COMPRESS_LEVEL = 3  # measured: level 3 encodes a 480x320 render ~2x faster 
 PARTIAL = ".partial"
 QUESTION_CHUNK = 250  # CLEVR's generate_questions.py resets template/answer counts every 250 images
 FORMAT_VERSION = "1.0"  # CLEVR v1.0 file formats
+MIN_SIDE = 16  # pixels; smaller renders leave no room for CLEVR's 200 visible pixels an object
+MAX_SIDE = 4096  # pixels; TinyRenderer aborts the process (C++ bad_alloc) on huge buffers, e.g. 100000^2
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class ClevrDataConfig:
     def __post_init__(self) -> None:
         if self.n <= 0:
             raise ConfigError(f"--n must be a positive number of scenes, got {self.n}")
+        if not str(self.out).strip():
+            raise ConfigError("--out must name the output folder, got an empty path")
         if self.seed < 0:
             raise ConfigError(f"--seed must be non-negative, got {self.seed}")
         if self.split not in SPLITS:
@@ -102,8 +108,10 @@ class ClevrDataConfig:
             raise ConfigError(f"unknown CoGenT condition {self.cogent!r}; choose one of {sorted(COGENT_CONDITIONS)}")
         if self.workers <= 0:
             raise ConfigError(f"--workers must be positive, got {self.workers}")
-        if self.width < 16 or self.height < 16:
-            raise ConfigError(f"image size must be at least 16x16, got {self.width}x{self.height}")
+        if not (MIN_SIDE <= self.width <= MAX_SIDE and MIN_SIDE <= self.height <= MAX_SIDE):
+            raise ConfigError(
+                f"image size must be {MIN_SIDE}..{MAX_SIDE} pixels a side, got {self.width}x{self.height}"
+            )
         if self.templates is not None and not Path(self.templates).exists():
             raise ConfigError(f"--templates {self.templates}: no such file or folder")
 
@@ -207,6 +215,12 @@ def _job(args: tuple[dict[str, Any], int]) -> int:
     return len(record["scene"]["objects"])
 
 
+def _render_job(args: tuple[dict[str, Any], int]) -> dict[str, Any]:
+    """Worker entry point: render scene k again (image and mask) and return its scene record."""
+    cfg_dict, k = args
+    return build_scene(ClevrDataConfig(**cfg_dict), k)["scene"]
+
+
 def _questions_job(args: tuple[dict[str, Any], int, int]) -> int:
     """Worker entry point: questions of one chunk, written atomically (the file marks the chunk done)."""
     cfg_dict, start, end = args
@@ -253,17 +267,48 @@ def _remove_stale_temporaries(out: Path) -> int:
     return removed
 
 
+def _intact(cfg: ClevrDataConfig, k: int, scene: Any) -> bool:
+    """Scene k's image and mask are whole and fit its scene record.
+
+    Both PNGs pass their checksums and decode at the config's size, the record
+    names image k, and the mask's ids are exactly the record's objects (each
+    object has at least ``min_pixels`` visible pixels, so each is in the mask).
+    """
+    name = image_name(cfg.split, k)
+    if not isinstance(scene, dict) or not isinstance(scene.get("objects"), list):
+        return False
+    if scene.get("image_index") != k or scene.get("image_filename") != name:
+        return False
+    out = Path(cfg.out)
+    try:
+        for folder in ("images", "masks"):
+            if verify_image(out / folder / name) != (cfg.width, cfg.height):
+                return False
+        rgb = load_image(out / "images" / name)
+        mask = read_mask_png(out / "masks" / name)
+    except DataError:
+        return False
+    if rgb.shape != (cfg.height, cfg.width, 3) or mask.shape != (cfg.height, cfg.width):
+        return False
+    ids = set(np.unique(mask).tolist()) - {-1}
+    objects = set(range(len(scene["objects"])))
+    return ids == objects if cfg.min_pixels > 0 else ids <= objects
+
+
 def _done(cfg: ClevrDataConfig, k: int) -> bool:
-    """Shard k exists and parses; a damaged shard is removed so the scene is redone."""
+    """Scene k is finished and whole: its shard parses and its image and mask are intact.
+
+    A damaged shard, image or mask has its shard removed, so the scene is made
+    again (identically: it is a pure function of its seed).
+    """
     shard = _shard(cfg, k)
     if not shard.is_file():
         return False
     try:
         record = read_json(shard, "scene shard")
-        ok = isinstance(record, dict) and "scene" in record
+        ok = isinstance(record, dict) and _intact(cfg, k, record.get("scene"))
     except DataError:
         ok = False
-    ok = ok and (Path(cfg.out) / "images" / image_name(cfg.split, k)).is_file()
     if not ok:
         shard.unlink(missing_ok=True)
     return ok
@@ -287,13 +332,15 @@ def build_clevr(cfg: ClevrDataConfig, *, progress: bool = True) -> dict[str, Any
     """
     out = Path(cfg.out)
     for sub in ("images", "masks", PARTIAL):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+        ensure_dir(out / sub)
     stale = _remove_stale_temporaries(out)
     _check_same_build(cfg)
     if _complete(cfg):
         if not any((out / PARTIAL).iterdir()):
             (out / PARTIAL).rmdir()
-        return _summary(cfg, generated=0, stale=stale, seconds=0.0)
+        start = time.perf_counter()
+        repaired = _repair(cfg, progress=progress)
+        return _summary(cfg, generated=repaired, stale=stale, seconds=time.perf_counter() - start if repaired else 0.0)
     marker = out / PARTIAL / BUILD_MARKER
     if not marker.is_file():  # the options this partial build is made with
         atomic_write_json(marker, {k: getattr(cfg, k) for k in _IDENTITY})
@@ -348,6 +395,11 @@ def _check_same_build(cfg: ClevrDataConfig) -> None:
     marker = out / PARTIAL / BUILD_MARKER
     if marker.is_file():
         previous = read_json(marker, "partial build record")
+        if not isinstance(previous, dict):
+            raise DataError(
+                f"{marker} is not a partial build record (expected an object of options, got "
+                f"{type(previous).__name__}); delete it to resume with the options given now"
+            )
         if previous != identity:
             diff = ", ".join(f"{k}={previous.get(k)!r}" for k in _IDENTITY if previous.get(k) != identity[k])
             raise ConfigError(
@@ -369,7 +421,7 @@ def _check_same_build(cfg: ClevrDataConfig) -> None:
 
 
 def _complete(cfg: ClevrDataConfig) -> bool:
-    """The split was already built with this very config (a rerun has nothing to do)."""
+    """The split was already built with this very config (a rerun has at most damaged items to redo)."""
     path = scenes_path(cfg.out, cfg.split)
     if not path.is_file() or (Path(cfg.out) / PARTIAL / f"{Path(image_name(cfg.split, 0)).stem}.json").exists():
         return False
@@ -379,9 +431,41 @@ def _complete(cfg: ClevrDataConfig) -> bool:
         return False
     if not isinstance(data, dict) or data.get("info") != _info(cfg):
         return False
-    if cfg.questions_per_scene > 0 and not questions_path(cfg.out, cfg.split).is_file():
+    if not isinstance(data.get("scenes"), list) or len(data["scenes"]) != cfg.n:
         return False
-    return all((Path(cfg.out) / sub / image_name(cfg.split, k)).is_file() for sub in ("images", "masks") for k in range(cfg.n))
+    return cfg.questions_per_scene == 0 or questions_path(cfg.out, cfg.split).is_file()
+
+
+def _repair(cfg: ClevrDataConfig, *, progress: bool) -> int:
+    """Render again the scenes of a finished split whose image or mask is missing or damaged.
+
+    Each scene is a pure function of its seed, so the new files are the bytes
+    an uninterrupted build wrote, and its scene record must equal the one in the
+    scenes file.
+
+    Returns:
+        How many scenes were rendered again.
+
+    Raises:
+        DataError: a scene rendered again differs from its record in the scenes
+            file (the folder was built by another version of the renderer).
+    """
+    path = scenes_path(cfg.out, cfg.split)
+    scenes = read_json(path, "CLEVR scenes file")["scenes"]
+    damaged = [k for k in range(cfg.n) if not _intact(cfg, k, scenes[k])]
+    if not damaged:
+        return 0
+    fan = make_fanout(cfg.backend, cfg.workers)
+    jobs = [(asdict(cfg), k) for k in damaged]
+    with tqdm(total=len(damaged), desc=f"CLEVR {cfg.split} repair", unit="scene", disable=not progress) as bar:
+        for k, scene in zip(damaged, fan.imap(_render_job, jobs), strict=True):
+            if json.loads(json.dumps(scene)) != scenes[k]:
+                raise DataError(
+                    f"{path}: scene {k} renders differently from its record (another renderer version "
+                    f"built this folder); build it again in a new --out"
+                )
+            bar.update(1)
+    return len(damaged)
 
 
 def _summary(cfg: ClevrDataConfig, *, generated: int, stale: int, seconds: float) -> dict[str, Any]:

@@ -12,20 +12,16 @@ Layout and index format: :mod:`physics.worlds.dynamics.splits`.
 
 from __future__ import annotations
 
-import json
 import time
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from physics.errors import ConfigError
 from physics.fanout import make_fanout
-from physics.io import atomic_write_json
-from physics.trajectory import save_trajectory
+from physics.io import atomic_write_json, ensure_dir
+from physics.trajectory import load_trajectory, save_trajectory
 from physics.worlds.dynamics import WORLDS, make_world, world_config
 from physics.worlds.dynamics.splits import (
     INDEX_FORMAT,
@@ -56,6 +52,8 @@ class DynamicsDataConfig:
         WORLDS.get(self.world)  # unknown: ConfigError naming the closest worlds and the choices
         if self.n <= 0:
             raise ConfigError(f"--n must be a positive number of trajectories, got {self.n}")
+        if not str(self.out).strip():
+            raise ConfigError("--out must name the output folder, got an empty path")
         if self.seed < 0:
             raise ConfigError(f"--seed must be non-negative, got {self.seed}")
         if self.steps is not None and self.steps <= 0:
@@ -79,7 +77,10 @@ def _generate(job: tuple[str, dict[str, Any], int, str]) -> int:
 
 
 def _is_done(path: Path, world: str, seed: int, config: dict[str, Any]) -> bool:
-    """True if ``path`` holds this trajectory; False if absent or unreadable (regenerate it).
+    """True if ``path`` holds this trajectory whole; False if absent or damaged (regenerate it).
+
+    Every array is read (each archive member's CRC is checked on the way) and
+    validated as a :class:`~physics.trajectory.Trajectory`, not only the metadata.
 
     Raises:
         ConfigError: the file is readable but belongs to another data set.
@@ -87,9 +88,8 @@ def _is_done(path: Path, world: str, seed: int, config: dict[str, Any]) -> bool:
     if not path.is_file():
         return False
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode())
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        meta = load_trajectory(path).meta
+    except (ValueError, KeyError, EOFError, OSError):  # DataError, StateError, bad JSON or zip
         return False
     if meta.get("world") != world or meta.get("seed") != seed or meta.get("config") != config:
         raise ConfigError(
@@ -136,6 +136,7 @@ def build_dynamics_split(
                 f"{folder} already holds a different data set (world {old['world']!r}, seed "
                 f"{old.get('seed')}, config {old['config']}); use another --out or delete it"
             )
+    ensure_dir(folder)
     for stale in folder.glob(".traj_*.tmp"):  # left by a killed run; atomic writes never finished them
         stale.unlink()
 

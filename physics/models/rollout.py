@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from physics.errors import StateError
+from physics.errors import ConfigError, StateError
 from physics.graph.builder import GraphBuilder
 from physics.models.base import DynamicsModel
 from physics.models.data import trajectory_tensors
@@ -29,16 +29,19 @@ def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, de
     Args:
         model: A trained simulator (put in eval mode here).
         traj: Ground truth; its first frames, static arrays and actions are used.
-        steps: Predicted steps (default: to the end of ``traj``).
+        steps: Predicted steps, at least 1 (default: to the end of ``traj``).
         device: Where the model runs.
 
     Returns:
         Positions ``[H+1+steps, N, D]``: the true first frames, then predictions.
 
     Raises:
+        ConfigError: ``steps`` is not a positive integer.
         StateError: a prediction becomes NaN/inf (names the step), or the
             trajectory does not fit the model (dimensions, history).
     """
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1):
+        raise ConfigError(f"rollout steps must be a positive integer (or None: to the end of the trajectory), got {steps!r}")
     model.eval().to(device)
     cfg = model.config
     h = cfg.graph.history

@@ -4,9 +4,9 @@ The grammar is data, in ``program.lark`` beside this module (the approach of
 lark's ``examples/advanced/create_ast.py``): an LALR(1) parser, built once and
 cached, turns text straight into the frozen :class:`~reasoning.dsl.program.Call`
 AST through an inline :class:`lark.Transformer` whose methods are named after
-the grammar's rules. Every lark error becomes a
-:class:`~reasoning.errors.ProgramError` naming the line, the column and what
-the parser expected there.
+the grammar's rules. Every lark error becomes a one-line
+:class:`~reasoning.errors.ProgramError` naming the line, the column, what the
+parser expected there, and the text around that place.
 
 Canonical text writes child calls first, then side inputs, separated by ``", "``;
 an empty side input is ``_`` and a side input that is not a bare word, integer
@@ -178,23 +178,19 @@ def _syntax_error(exc: LarkError, text: str, where: str) -> ProgramError:
         column = len(text) - (text.rfind("\n") + 1) + 1
         what = "the text ends too early"
         expected = _describe_expected(set(exc.expected))
-        context = ""
     elif isinstance(exc, UnexpectedCharacters):
         line, column = exc.line, exc.column
         what = f"unexpected character {exc.char!r}"
         expected = _describe_expected(exc.allowed)
-        context = exc.get_context(text)
     elif isinstance(exc, UnexpectedToken):
         tok = exc.token
         if tok.type == "$END":
             line = text.count("\n") + 1
             column = len(text) - (text.rfind("\n") + 1) + 1
             what = "the text ends too early" if text.strip() else "the text is empty"
-            context = ""
         else:
             line, column = exc.line, exc.column
             what = f"unexpected {str(tok)!r}"
-            context = exc.get_context(text)
         # ``accepts`` runs the pending reductions first, so it is exact where
         # ``expected`` (the raw LALR state) may list too much.
         accepts = getattr(exc, "accepts", None) or exc.expected
@@ -203,13 +199,30 @@ def _syntax_error(exc: LarkError, text: str, where: str) -> ProgramError:
             expected += " (side inputs such as `red` come after all child calls)"
     elif isinstance(exc, UnexpectedInput):  # any other positioned lark error
         line, column = getattr(exc, "line", "?"), getattr(exc, "column", "?")
-        what, expected, context = str(exc).strip().splitlines()[0], "valid program text", ""
+        what, expected = str(exc).strip().splitlines()[0], "valid program text"
     else:
-        return ProgramError(f"{where}: cannot parse program text: {exc}")
-    msg = f"{where}, line {line}, column {column}: {what}; expected {expected}"
-    if context.strip():
-        msg += "\n" + context.rstrip("\n")
-    return ProgramError(msg)
+        return ProgramError(f"{where}: cannot parse program text: {' '.join(str(exc).split())}")
+    return ProgramError(f"{where}, line {line}, column {column}: {what}; expected {expected}{_near(text, line, column)}")
+
+
+EXCERPT = 12  # characters of the program shown on each side of a syntax error
+
+
+def _near(text: str, line: object, column: object) -> str:
+    """`` (at ...)``: the text around a position, on one line, with ``^`` marking the position."""
+    if not isinstance(line, int) or not isinstance(column, int) or line < 1:
+        return ""
+    lines = text.splitlines() or [""]
+    if line > len(lines):
+        return ""
+    row = lines[line - 1]
+    k = min(max(column - 1, 0), len(row))
+    before, after = row[max(0, k - EXCERPT) : k], row[k : k + EXCERPT]
+    if not (before + after).strip():
+        return ""
+    lead = "..." if k > EXCERPT else ""
+    tail = "..." if k + EXCERPT < len(row) else ""
+    return f" (at {lead}{before}^{after}{tail})"
 
 
 def parse_program(text: str, *, where: str = "program") -> Program:

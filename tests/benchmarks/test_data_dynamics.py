@@ -156,3 +156,50 @@ def test_resume_regenerates_a_corrupt_file_and_refuses_a_foreign_one(tmp_path, c
     (folder / "traj_00001.npz").write_bytes(good)
     assert main(["data", "dynamics", "--quiet", *args]) == 2
     assert "another data set" in capsys.readouterr().err
+
+
+def _flip_inside(path, member: str) -> None:
+    """Flip one byte in the middle of an archive member's compressed data."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(member)
+    data = bytearray(path.read_bytes())
+    header = 30 + len(info.filename.encode()) + len(info.extra)  # local file header, then the data
+    data[info.header_offset + header + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("member", ["positions.npy", "actions.npy"])
+def test_resume_remakes_a_file_whose_arrays_are_damaged_not_only_its_metadata(tmp_path, capsys, member):
+    args = ("--world", "cradle", "--n", "2", "--steps", "5", "--out", str(tmp_path))
+    _run(capsys, *args)
+    folder = tmp_path / "train"
+    good = (folder / "traj_00001.npz").read_bytes()
+    _flip_inside(folder / "traj_00001.npz", member)
+    assert (folder / "traj_00001.npz").read_bytes() != good
+    again = _run(capsys, *args)
+    assert again["generated"] == 1 and again["skipped"] == 1
+    assert (folder / "traj_00001.npz").read_bytes() == good
+
+
+def test_loading_a_bit_flipped_trajectory_is_a_data_error(tmp_path, capsys):
+    from physics.trajectory import load_trajectory
+
+    _run(capsys, "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path))
+    path = tmp_path / "train" / "traj_00000.npz"
+    for member in ("positions.npy", "meta.npy"):
+        original = path.read_bytes()
+        _flip_inside(path, member)
+        with pytest.raises(DataError, match="traj_00000.npz"):
+            load_trajectory(path)
+        path.write_bytes(original)
+
+
+@pytest.mark.parametrize("setting", ["radius=NaN", "radius=Infinity", "lift_angle_deg=[10,-Infinity]"])
+def test_non_finite_settings_are_refused_in_one_line(tmp_path, capsys, setting):
+    argv = ["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path), "--set", setting]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--set {setting}" in err and "finite" in err, err
+    assert not (tmp_path / "train").exists()

@@ -63,3 +63,53 @@ def test_atomic_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_unwritable_destinations_raise_output_error_naming_the_path_and_leave_nothing(tmp_path):
+    from physics.errors import NesyError, OutputError
+    from physics.io import ensure_dir
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    cases = {
+        str(tmp_path / "folder"): "it is a folder",
+        str(tmp_path / "file" / "x.json"): "a file is in the way",
+        "": "names no file",
+    }
+    for path, reason in cases.items():
+        with pytest.raises(OutputError) as info:
+            atomic_write_json(path, {"a": 1})
+        message = str(info.value)
+        assert reason in message and path in message and "\n" not in message
+        assert isinstance(info.value, NesyError) and isinstance(info.value, OSError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]
+    assert (tmp_path / "file").read_text() == "x"
+    with pytest.raises(OutputError, match="a file is in the way"):
+        ensure_dir(tmp_path / "file" / "sub")
+    with pytest.raises(OutputError, match="empty path"):
+        ensure_dir("")
+    assert ensure_dir(tmp_path / "new" / "deep").is_dir()
+
+
+def test_a_failed_rename_is_an_output_error_and_removes_the_temporary(tmp_path, monkeypatch):
+    import os
+
+    from physics.errors import OutputError
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OutputError, match="cannot write .*out.json: Permission denied"):
+        atomic_write_json(tmp_path / "out.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_with_nan_is_a_data_error_naming_the_file_and_writes_nothing(tmp_path):
+    from physics.errors import DataError
+
+    path = tmp_path / "answers.json"
+    for bad in ({"a": float("nan")}, [1.0, float("-inf")]):
+        with pytest.raises(DataError, match="cannot write .*answers.json.*finite numbers only"):
+            atomic_write_json(path, bad)
+    assert list(tmp_path.iterdir()) == []

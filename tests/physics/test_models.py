@@ -243,6 +243,13 @@ def test_rollout_names_the_step_that_turns_nan():
         rollout(model, traj, steps=5)
 
 
+@pytest.mark.parametrize("steps", [-5, 0, 2.5, True])
+def test_rollout_refuses_steps_that_are_not_a_positive_integer(steps):
+    model, traj = fitted_model("in")
+    with pytest.raises(ConfigError, match=f"rollout steps must be a positive integer.*got {steps!r}"):
+        rollout(model, traj, steps=steps)
+
+
 def test_mismatched_state_shapes_are_named():
     model, traj = fitted_model("in")
     arrays = {k: getattr(traj, k) for k in ("node_attr", "instance", "edges", "edge_attr", "observed")}

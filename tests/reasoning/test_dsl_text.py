@@ -141,6 +141,15 @@ def test_syntax_errors_name_line_column_and_expectation(
     msg = _error(text)
     assert place in msg
     assert expected in msg
+    assert "\n" not in msg, msg  # one line: the CLI prints it as one error line
+
+
+def test_syntax_errors_show_the_text_around_the_place_on_the_same_line() -> None:
+    msg = _error("count(scene()) extra")
+    assert msg.endswith("(at ...nt(scene()) ^extra)"), msg
+    assert _error("\n\n  f(g(),,)").endswith("(at   f(g(),^,))")
+    long = "count(" + "filter_color(" * 3 + "scene()" + ", red)" * 3 + "))"
+    assert _error(long).count("\n") == 0 and len(_error(long)) < 200
 
 
 def test_call_after_side_input_hint_only_where_it_applies() -> None:

@@ -1,0 +1,128 @@
+"""Bad input to the CLI is a one-line error (status 2), never a traceback (issue 13 probes).
+
+``--out /sys/x.json``, ``--out`` naming a folder and ``--out ""`` gave a traceback
+from ``atomic_open`` in ``nesy execute`` and every ``nesy data`` builder; so did
+a negative ``--seed`` for ``nesy data questions`` and a damaged partial-build record.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+from perception.scene_graph import save_scenes
+from perception.synthetic import sample_scene_graphs
+from reasoning.dsl import to_clevr
+from reasoning.executor import random_programs
+
+
+def _bad_files(tmp_path: Path) -> dict[str, str]:
+    """Output files that cannot be written, by why: a folder, under a file, empty, read-only system."""
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    bad = {
+        "folder": str(tmp_path / "a_folder"),
+        "under_a_file": str(tmp_path / "a_file" / "x.json"),
+        "empty": "",
+    }
+    if sys.platform.startswith("linux") and Path("/sys").is_dir():
+        bad["sys"] = "/sys/x.json"  # sysfs refuses new files even to root
+    return bad
+
+
+def _bad_folders(tmp_path: Path) -> dict[str, str]:
+    """Output folders that cannot be made: a file, under a file, empty, read-only system."""
+    (tmp_path / "a_file").write_text("x")
+    bad = {"a_file": str(tmp_path / "a_file"), "under_a_file": str(tmp_path / "a_file" / "d"), "empty": ""}
+    if sys.platform.startswith("linux") and Path("/sys").is_dir():
+        bad["sys"] = "/sys/nesy_out"
+    return bad
+
+
+def _one_line_error(capsys, argv: list[str], must_name: str) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("nesy ") and ": error: " in err
+    if must_name:
+        assert must_name in err, err
+    return err
+
+
+@pytest.fixture()
+def execute_inputs(tmp_path):
+    scenes = sample_scene_graphs(2, seed=0)
+    save_scenes(tmp_path / "scenes.json", scenes)
+    programs = random_programs(4, seed=0, scenes=scenes)
+    questions = [{"question_index": k, "image_index": k % 2, "program": to_clevr(p)} for k, p in enumerate(programs)]
+    (tmp_path / "questions.json").write_text(json.dumps({"questions": questions}))
+    return tmp_path
+
+
+def test_execute_with_an_unwritable_out_is_one_line_naming_the_path(execute_inputs, capsys):
+    for why, out in _bad_files(execute_inputs).items():
+        argv = ["execute", "--scenes", str(execute_inputs / "scenes.json"),
+                "--questions", str(execute_inputs / "questions.json"), "--out", out, "--quiet"]
+        err = _one_line_error(capsys, argv, out)
+        if why == "folder":
+            assert "folder" in err
+        if why == "under_a_file":
+            assert "a file is in the way" in err
+
+
+def test_data_questions_with_an_unwritable_out_is_one_line(tmp_path, capsys):
+    for _why, out in _bad_files(tmp_path).items():
+        # argparse turns "" into Path("."), the current folder: named as "."
+        _one_line_error(capsys, ["data", "questions", "--synthetic", "2", "--out", out, "--quiet"], out or ".")
+        assert not list(Path(".").glob(".*.tmp"))
+    good = tmp_path / "q.json"
+    _one_line_error(
+        capsys,
+        ["data", "questions", "--synthetic", "2", "--out", str(good), "--scenes-out", str(tmp_path / "a_file" / "s.json"), "--quiet"],
+        "a_file",
+    )
+
+
+def test_data_clevr_with_an_unmakeable_out_folder_is_one_line(tmp_path, capsys):
+    for _why, out in _bad_folders(tmp_path).items():
+        _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", out, "--quiet", "--backend", "serial"], out)
+
+
+def test_data_dynamics_with_an_unmakeable_out_folder_is_one_line(tmp_path, capsys):
+    for _why, out in _bad_folders(tmp_path).items():
+        _one_line_error(capsys, ["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5",
+                                 "--out", out, "--quiet", "--backend", "serial"], out)
+
+
+# ----------------------------------------------------------------- other bad input found by probing
+
+
+def test_data_questions_refuses_a_negative_seed_in_one_line(tmp_path, capsys):
+    _one_line_error(capsys, ["data", "questions", "--synthetic", "2", "--seed", "-1", "--out", str(tmp_path / "q.json"),
+                             "--quiet"], "--seed must be non-negative, got -1")
+
+
+def test_data_clevr_refuses_a_grid_count_below_one_before_rendering(tmp_path, capsys):
+    for count in ("0", "-3"):
+        _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--grid", str(tmp_path / "g.png"),
+                                 "--grid-count", count, "--quiet"], f"--grid-count must be a positive number of images, got {count}")
+    assert not (tmp_path / "c").exists()
+
+
+def test_data_clevr_names_a_partial_build_record_that_is_not_an_object(tmp_path, capsys):
+    (tmp_path / "c" / ".partial").mkdir(parents=True)
+    (tmp_path / "c" / ".partial" / "build.json").write_text("[1, 2]")
+    _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--quiet"],
+                    "is not a partial build record")
+
+
+def test_data_clevr_refuses_image_sizes_the_renderer_cannot_allocate(tmp_path, capsys):
+    # 100000x100000 aborted the whole process inside TinyRenderer (C++ bad_alloc)
+    for w, h in (("100000", "100000"), ("8", "320")):
+        _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--width", w, "--height", h,
+                                 "--quiet"], f"image size must be 16..4096 pixels a side, got {w}x{h}")
+    assert not (tmp_path / "c").exists()
