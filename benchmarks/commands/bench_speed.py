@@ -1,4 +1,4 @@
-"""``nesy bench speed``: run a speed suite and print its JSON result.
+"""``nesy bench speed``: run a speed suite, print a summary and write its JSON result.
 
 Example::
 
@@ -11,14 +11,17 @@ function and one line there.
 from __future__ import annotations
 
 import argparse
-import json
 
 from benchmarks.config_flags import add_config_flags, config_from_args
 from benchmarks.speed import SUITES, SpeedConfig
+from benchmarks.table import print_table, scalar_rows
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
 
 __all__ = ["register", "run"]
+
+# left to the JSON file: machine details, per-stage timings and prose
+SUMMARY_SKIP = ("suite", "machine", "included", "note", "seconds_wall", "seconds_cpu", "questions_per_second_cpu")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     result = suite(config)
     if config.out:
         atomic_write_json(config.out, result, indent=1)
-    print(json.dumps(result, indent=1))
+    print_table(scalar_rows(result, skip=SUMMARY_SKIP), title=f"speed suite {config.suite}")
+    print(f"full result -> {config.out}" if config.out else "(--out FILE writes the full result as JSON)")
     return 0
 
 
@@ -38,7 +42,8 @@ def register(groups) -> None:
         "bench",
         "speed",
         help="speed suites (questions/s of the executor, ...) as JSON",
-        description="Run a speed suite and print its measured rates and machine information as JSON. "
+        description="Run a speed suite, print its measured rates as a table and write them with the "
+        "machine's details as JSON to --out. "
         f"Suites: {', '.join(sorted(SUITES))}.",
     )
     add_config_flags(parser, SpeedConfig)

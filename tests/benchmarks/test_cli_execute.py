@@ -225,9 +225,9 @@ def test_bench_speed_executor_suite_reports_measured_rates(tmp_path, capsys):
             str(out),
         ]
     )
-    printed = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr().out  # a short table; the JSON goes to --out
     saved = json.loads(out.read_text())
-    assert code == 0 and printed == saved
+    assert code == 0 and "questions_per_second.single_trace_off" in printed and "machine" not in printed
     rates = saved["questions_per_second"]
     assert set(rates) >= {"single_trace_off", "single_trace_on", "plain_baseline", "batched"}
     assert all(v > 0 for v in rates.values())
