@@ -93,11 +93,13 @@ def print_table(
     print(format_table(rows, header, title), file=file or sys.stdout)
 
 
-def scalar_rows(result: Mapping[str, Any], skip: Iterable[str] = (), prefix: str = "") -> list[list[Any]]:
-    """``[name, value]`` rows of a result's numbers and short strings, one level of nesting deep.
+def scalar_rows(
+    result: Mapping[str, Any], skip: Iterable[str] = (), prefix: str = "", levels: int = 2
+) -> list[list[Any]]:
+    """``[name, value]`` rows of a result's numbers and short strings, up to ``levels`` of nesting.
 
     Nested mappings of scalars become ``outer.inner`` rows; lists, deeper
-    structures and the keys in ``skip`` are left to the JSON file.
+    structures and the keys in ``skip`` (at any level) are left to the JSON file.
     """
     skipped = set(skip)
     rows: list[list[Any]] = []
@@ -106,8 +108,8 @@ def scalar_rows(result: Mapping[str, Any], skip: Iterable[str] = (), prefix: str
             continue
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            if not prefix:
-                rows += scalar_rows(value, skipped, prefix=f"{name}.")
+            if levels > 0:
+                rows += scalar_rows(value, skipped, prefix=f"{name}.", levels=levels - 1)
         elif isinstance(value, (int, float, bool)) or value is None or (isinstance(value, str) and len(value) <= 60):
             rows.append([name, value])
     return rows

@@ -21,5 +21,6 @@ def test_cells_keep_small_errors_readable():
 
 def test_scalar_rows_skip_machine_details_and_lists():
     result = {"questions": 10, "rates": {"single": 1.5, "batched": 9.0}, "machine": {"cpu": 2},
-              "per_scene": [[0, 1, 1]], "deep": {"a": {"b": 1}}}
-    assert scalar_rows(result, skip=["machine"]) == [["questions", 10], ["rates.single", 1.5], ["rates.batched", 9.0]]
+              "per_scene": [[0, 1, 1]], "ratios": {"single": {"wall": 2.1}}, "deep": {"a": {"b": {"c": 1}}}}
+    assert scalar_rows(result, skip=["machine"]) == [
+        ["questions", 10], ["rates.single", 1.5], ["rates.batched", 9.0], ["ratios.single.wall", 2.1]]
