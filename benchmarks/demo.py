@@ -18,7 +18,6 @@ numbers for scripts.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,7 +169,3 @@ def _dynamics_part(out: Path, seed: int, say) -> dict[str, Any]:
     except CheckpointError as exc:
         say(f"skipped: no shipped dynamics checkpoint ({exc}); train one with `nesy train dynamics`")
         return {"skipped": str(exc)}
-
-
-def print_summary_json(summary: dict[str, Any]) -> str:
-    return json.dumps(summary, indent=1)

@@ -46,10 +46,11 @@ from physics.io import PathLike, atomic_write_bytes
 from physics.models import MODELS, load_model, rollout_errors
 from physics.trajectory import Trajectory
 
-__all__ = ["SHIPPED_CHECKPOINTS", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif"]
+__all__ = ["SHIPPED_CHECKPOINTS", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif", "gif_frame_ms"]
 
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[1] / "physics" / "models" / "checkpoints"
 GIF_FRAMES = 50  # frames kept in the rollout GIF (evenly spaced)
+MIN_FRAME_MS = 40  # viewers show GIF delays under 20 ms as 100 ms; 40 ms is 25 frames/s
 
 
 def find_checkpoint(world: str, model: str, folder: PathLike | None = None) -> Path:
@@ -137,13 +138,29 @@ def _view_axes(positions: np.ndarray) -> tuple[int, int]:
     return a, b
 
 
+def gif_frame_ms(dt: float, steps_per_frame: float) -> int:
+    """Milliseconds each GIF frame shows so the GIF plays in real time (at least 40 ms).
+
+    GIF delays count in hundredths of a second, and viewers show delays under 20 ms
+    as 100 ms, so short delays are raised to 40 ms (the GIF then plays slower
+    than real time rather than at a viewer's whim).
+    """
+    return max(MIN_FRAME_MS, int(round(1000.0 * dt * max(steps_per_frame, 1.0) / 10.0)) * 10)
+
+
 def rollout_gif(truth: Trajectory, preds: dict[str, np.ndarray], path: PathLike, frames: int = GIF_FRAMES) -> None:
-    """GIF: the true rollout beside each model's, as scatter plots sharing axes."""
+    """GIF: the true rollout beside each model's, as scatter plots sharing axes.
+
+    Fixed relations (the cradle's strings, the rope's links) are drawn as grey
+    lines between their nodes, in every panel at that panel's positions; each
+    frame lasts :func:`gif_frame_ms` so the GIF plays in real time.
+    """
     import imageio.v2 as imageio
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
 
     t = min([truth.num_steps] + [p.shape[0] for p in preds.values()])
     panels = {"ground truth": truth.positions[:t]} | {k: v[:t] for k, v in preds.items()}
@@ -153,11 +170,16 @@ def rollout_gif(truth: Trajectory, preds: dict[str, np.ndarray], path: PathLike,
     lo, hi = np.percentile(allpos, 0.5, axis=0), np.percentile(allpos, 99.5, axis=0)
     pad = 0.1 * (hi - lo).max() + 1e-6
     colors = truth.instance % 10
+    edges = np.asarray(truth.edges).T  # [E, 2] sender, receiver
+    steps = np.linspace(0, t - 1, min(frames, t)).astype(int)
     images = []
-    for k in np.linspace(0, t - 1, min(frames, t)).astype(int):
+    for k in steps:
         fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.6), dpi=70)
         for ax, (title, pos) in zip(np.atleast_1d(axes), panels.items(), strict=True):
-            ax.scatter(pos[k, :, a], pos[k, :, b], c=colors, cmap="tab10", vmin=0, vmax=9, s=18)
+            xy = pos[k][:, [a, b]]
+            if len(edges):
+                ax.add_collection(LineCollection(xy[edges], colors="0.55", linewidths=1.0, zorder=1))
+            ax.scatter(xy[:, 0], xy[:, 1], c=colors, cmap="tab10", vmin=0, vmax=9, s=18, zorder=2)
             ax.set_xlim(lo[0] - pad, hi[0] + pad)
             ax.set_ylim(lo[1] - pad, hi[1] + pad)
             ax.set_aspect("equal")
@@ -168,6 +190,7 @@ def rollout_gif(truth: Trajectory, preds: dict[str, np.ndarray], path: PathLike,
         fig.canvas.draw()
         images.append(np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy())
         plt.close(fig)
+    per_frame = (steps[-1] - steps[0]) / max(len(steps) - 1, 1)
     buf = io.BytesIO()
-    imageio.mimsave(buf, images, format="GIF", duration=0.08, loop=0)
+    imageio.mimsave(buf, images, format="GIF", duration=gif_frame_ms(truth.dt, per_frame), loop=0)
     atomic_write_bytes(path, buf.getvalue())

@@ -7,10 +7,10 @@ Example (PropNet against the IN, two training seeds each, on one held-out split)
     nesy bench compare --a s0.json:propnet s1.json:propnet --b s0.json:in s1.json:in --out cmp.json
 
 Each ``RESULT:MODEL`` names one model's entry in a ``nesy bench dynamics``
-result; the runs given for A (or B) are averaged per episode, and the printed
-JSON (:func:`benchmarks.paired.paired_ratio`) holds the ratio of A's to B's
-mean full-rollout MSE, its bootstrap interval over episodes, and in how many
-episodes A was lower.  All results must come from the same data and split.
+result; the runs given for A (or B) are averaged per episode.  The printed
+summary and the JSON written to ``--out`` (:func:`benchmarks.paired.paired_ratio`)
+hold the ratio of A's to B's mean full-rollout MSE, its bootstrap interval over
+episodes, and in how many episodes A was lower.  All results must come from the same data and split.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.paired import paired_ratio
+from benchmarks.table import print_table
 from physics.errors import ConfigError, DataError
 from physics.io import atomic_write_json
 
@@ -65,8 +66,22 @@ def run(args: argparse.Namespace) -> int:
     result = {"a": args.a, "b": args.b, "data": data, "split": split, **result}
     if args.out:
         atomic_write_json(args.out, result, indent=1)
-    print(json.dumps(result, indent=1))
+    print_summary(result, args.out)
     return 0
+
+
+def print_summary(result: dict[str, Any], out: str | None) -> None:
+    """A and B's mean errors, the ratio with its interval, and the episodes where A is lower."""
+    low, high = result["interval"]
+    print_table(
+        [["A", " ".join(result["a"]), result["runs_a"], f"{result['a_mean']:.2e}"],
+         ["B", " ".join(result["b"]), result["runs_b"], f"{result['b_mean']:.2e}"]],
+        ["", "runs", "n", "mean MSE"],
+        title=f"{result['episodes']} episodes of {result['data']}, split {result['split']}",
+    )
+    print(f"A / B = {result['ratio']:.3g}x, {100 * result['level']:.0f}% interval {low:.3g}-{high:.3g}; "
+          f"A lower in {result['lower_in']} of {result['episodes']} episodes")
+    print(f"full result -> {out}" if out else "(--out FILE writes the full result as JSON)")
 
 
 def register(groups) -> None:

@@ -12,18 +12,20 @@ for the MSE), and writes ``R.json`` plus ``R.png`` (error against horizon) and
 ``R.gif`` (predicted beside true).  Keys: see
 :mod:`benchmarks.dynamics_eval`.  Checkpoints come from ``--checkpoints DIR``
 (``DIR/WORLD_MODEL.pt`` or ``DIR/WORLD_MODEL/model.pt``), by default the ones
-shipped in ``physics/models/checkpoints``.
+shipped in ``physics/models/checkpoints``.  Without ``--split`` the ``test``
+split is benched, or the only split the folder holds.  The terminal gets a
+short table; the JSON goes to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from benchmarks.config_flags import registry_argument
 from benchmarks.dynamics_eval import evaluate_dynamics, plot_errors, rollout_gif
-from physics.errors import ConfigError
+from benchmarks.table import print_table
+from physics.errors import ConfigError, DataError
 from physics.io import atomic_write_json
 from physics.models import MODELS
 from physics.worlds.dynamics.registry import WORLDS
@@ -41,8 +43,44 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def find_split(root: str, split: str | None) -> str:
+    """The split to bench: ``split`` when given, else ``test``, else the only split in ``root``.
+
+    Raises:
+        DataError: no split given and ``root`` holds no ``test`` split and not exactly one other.
+    """
+    from physics.worlds.dynamics.splits import INDEX_NAME, SPLITS
+
+    if split is not None:
+        return split
+    found = [s for s in SPLITS if (Path(root) / s / INDEX_NAME).is_file()]
+    if "test" in found or not found:
+        return "test"  # a missing folder is named by load_split's own error
+    if len(found) == 1:
+        return found[0]
+    raise DataError(f"{root} holds splits {', '.join(found)} and no test split; choose one with --split")
+
+
+def print_summary(result: dict, out: Path) -> None:
+    """Per model: full-rollout MSE, MSE at each horizon and speed; the simulator's floor and speed below."""
+    horizons = [str(h) for h in result["horizons"]]
+    rows = []
+    for name, r in result["models"].items():
+        rows.append([name, f"{r['mse_full']:.2e}", *(f"{r['mse_at'][h]:.2e}" if h in r["mse_at"] else "-"
+                                                     for h in horizons), f"{r['steps_per_s']:.0f}"])
+    sim = result["ground_truth"]
+    rows.append(["simulator replay", f"{sim['replay']['mse_full']:.2e}", *("" for _ in horizons),
+                 f"{sim['steps_per_s']:.0f}"])
+    print_table(rows, ["model", "MSE full", *(f"MSE @{h}" for h in horizons), "steps/s"],
+                title=f"{result['world']}: {result['trajectories']} trajectories of {result['steps']} steps "
+                f"({result['data']}, split {result['split']}), position MSE in m^2")
+    figures = [f for f in result["figures"].values() if f]
+    print(f"full result -> {out}" + (f"; figures -> {', '.join(figures)}" if figures else ""))
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
+    from tqdm import tqdm
 
     from physics.worlds.dynamics import load_split, measure_sim_speed, replay_errors
 
@@ -54,24 +92,35 @@ def run(args: argparse.Namespace) -> int:
     for m in models:
         if m not in MODELS:
             raise ConfigError(f"--models: {MODELS.unknown_message(m)}")
-    trajs = load_split(args.data, args.split)
+    horizons = _int_list(args.horizons)
+    split = find_split(args.data, args.split)
+    trajs = load_split(args.data, split)
     if args.max_trajectories:
         trajs = trajs[: args.max_trajectories]
-    sim = measure_sim_speed(args.world, steps=trajs[0].num_steps)
-    sim["replay"] = replay_errors(trajs)
-    result, preds = evaluate_dynamics(args.world, trajs, models, args.checkpoints, _int_list(args.horizons), sim)
+    stages = tqdm(total=2 + len(models), desc="simulator speed", unit="stage", disable=args.quiet)
+    with stages:
+        sim = measure_sim_speed(args.world, steps=trajs[0].num_steps)
+        stages.update()
+        stages.set_description(f"simulator replay of {len(trajs)}")
+        sim["replay"] = replay_errors(trajs)
+        stages.update()
+        result: dict = {}
+        preds: dict = {}
+        for name in models:
+            stages.set_description(f"rollouts of {name}")
+            part, part_preds = evaluate_dynamics(args.world, trajs, [name], args.checkpoints, horizons, sim)
+            result = part | {"models": result.get("models", {}) | part["models"]}
+            preds |= part_preds
+            stages.update()
     out = Path(args.out)
-    result = {"world": result.pop("world"), "data": str(args.data), "split": args.split, **result}
+    result = {"world": result.pop("world"), "data": str(args.data), "split": split, **result}
     png, gif = out.with_suffix(".png"), out.with_suffix(".gif")
     plot_errors(result, png)
     if not args.no_gif:
         rollout_gif(trajs[0], {k: v[0] for k, v in preds.items()}, gif)
     result["figures"] = {"error_png": str(png), "rollout_gif": None if args.no_gif else str(gif)}
     atomic_write_json(out, result, indent=1)
-    brief = {k: {"mse_full": v["mse_full"], "mse_at": v["mse_at"], "steps_per_s": v["steps_per_s"]}
-             for k, v in result["models"].items()}
-    print(json.dumps({"out": str(out), "simulator_steps_per_s": sim["steps_per_s"],
-                      "simulator_replay_mse_full": sim["replay"]["mse_full"], "models": brief}, indent=1))
+    print_summary(result, out)
     return 0
 
 
@@ -88,9 +137,11 @@ def register(groups) -> None:
     registry_argument(parser, "--models", registry=MODELS, many=True, default=None,
                       help="comma-separated simulators (default: all)")
     parser.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the shipped ones)")
-    parser.add_argument("--split", default="test", help="held-out split (default: test)")
+    parser.add_argument("--split", default=None,
+                        help="split to bench (default: test, or the only split the folder holds)")
     parser.add_argument("--horizons", default="1,5,10,20", help="comma-separated horizons for mse_at")
     parser.add_argument("--max-trajectories", type=int, default=0, help="use only the first N trajectories (0: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

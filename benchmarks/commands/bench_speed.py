@@ -1,4 +1,4 @@
-"""``nesy bench speed``: run a speed suite and print its JSON result.
+"""``nesy bench speed``: run a speed suite, print a summary and write its JSON result.
 
 Example::
 
@@ -11,15 +11,17 @@ function and one line there.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from benchmarks.config_flags import add_config_flags, config_from_args
 from benchmarks.speed import SUITES, TABLES, SpeedConfig
+from benchmarks.table import print_table, scalar_rows
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
 
 __all__ = ["register", "run"]
+
+# left to the JSON file: machine details, per-stage timings and prose
+SUMMARY_SKIP = ("suite", "machine", "included", "note", "seconds_wall", "seconds_cpu", "questions_per_second_cpu")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,9 +32,11 @@ def run(args: argparse.Namespace) -> int:
     result = suite(config)
     if config.out:
         atomic_write_json(config.out, result, indent=1)
-    print(json.dumps(result, indent=1))
-    if config.suite in TABLES:  # the headline figures, for people (stdout stays JSON)
-        print(TABLES[config.suite](result), file=sys.stderr)
+    if config.suite in TABLES:  # the suite's own headline table
+        print(TABLES[config.suite](result))
+    else:
+        print_table(scalar_rows(result, skip=SUMMARY_SKIP), title=f"speed suite {config.suite}")
+    print(f"full result -> {config.out}" if config.out else "(--out FILE writes the full result as JSON)")
     return 0
 
 
@@ -41,7 +45,8 @@ def register(groups) -> None:
         "bench",
         "speed",
         help="speed suites (questions/s of the executor, ...) as JSON",
-        description="Run a speed suite and print its measured rates and machine information as JSON. "
+        description="Run a speed suite, print its measured rates as a table and write them with the "
+        "machine's details as JSON to --out. "
         f"Suites: {', '.join(sorted(SUITES))}.",
     )
     add_config_flags(parser, SpeedConfig)

@@ -10,21 +10,53 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
+from typing import Any
 
 from benchmarks.config_flags import add_config_flags, config_from_args
 from benchmarks.eval_clevr import ClevrEvalConfig, evaluate_clevr
+from benchmarks.table import percent, print_table
 
 __all__ = ["register"]
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate_clevr(config_from_args(ClevrEvalConfig, args))
-    acc = result["accuracy"]
-    print(json.dumps(result, indent=1))
-    print(f"overall accuracy {acc['overall']:.4f} on {result['questions']} questions "
-          f"({result['scenes']} scenes)")
+    config = config_from_args(ClevrEvalConfig, args)
+    print_summary(evaluate_clevr(config), config.out)
     return 0
+
+
+def _all_attributes(accuracy: Any) -> float | None:
+    return accuracy.get("all") if isinstance(accuracy, dict) else accuracy
+
+
+def print_summary(result: dict[str, Any], out: str | None) -> None:
+    """The terminal's view of an evaluation: accuracy per question type, then parser and perception."""
+    acc, counts = result["accuracy"], result["counts"]
+    rows = [[t.replace("_", " "), counts[t], percent(acc[t])] for t in counts]
+    low, high = result["accuracy_interval"]
+    rows.append(["overall", result["questions"], percent(acc["overall"])])
+    print_table(rows, ["question type", "questions", "accuracy"],
+                title=f"{result['questions']} questions on {result['scenes']} scenes, {result['seconds']} s")
+    print(f"overall: 90% interval {percent(low)}-{percent(high)} (resampling scenes with their questions)")
+    parts = []
+    if "parser" in result:
+        p = result["parser"]
+        parts += [["parser: exact programs", percent(p["program_exact"])],
+                  ["parser: right answers on true scenes", percent(p["program_answer"])],
+                  ["parser: no valid program", percent(p["invalid"])]]
+    if "perception" in result:
+        m = result["perception"]
+        parts += [["perception: detection precision", percent(m["detection_precision"])],
+                  ["perception: detection recall", percent(m["detection_recall"])],
+                  ["perception: all four attributes", percent(_all_attributes(m["attribute_accuracy"]))]]
+        if m.get("scene_accuracy") is not None:
+            parts.append(["perception: scenes fully right", percent(m["scene_accuracy"])])
+        if m.get("position_error") is not None:
+            parts.append(["perception: 3D position error", f"{m['position_error']:.3f}"])
+    if parts:
+        print()
+        print_table(parts)
+    print(f"full result -> {out}" if out else "(--out FILE writes the full result as JSON)")
 
 
 def register(groups) -> None:

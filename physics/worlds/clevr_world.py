@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-import pybullet as p
-from pybullet_utils.bullet_client import BulletClient
 
 from physics.errors import ConfigError, StateError
+from physics.worlds._pybullet import BulletClient
+from physics.worlds._pybullet import pybullet as p
 from physics.worlds.camera import (
     CLEVR_CAMERA,
     CLEVR_LIGHT,

@@ -259,10 +259,9 @@ def test_bench_speed_executor_suite_reports_measured_rates(tmp_path, capsys):
             str(out),
         ]
     )
-    captured = capsys.readouterr()
-    printed = json.loads(captured.out)
+    printed = capsys.readouterr().out  # a short table; the JSON goes to --out
     saved = json.loads(out.read_text())
-    assert code == 0 and printed == saved
+    assert code == 0 and "machine" not in printed
     e2e = saved["end_to_end"]
     assert e2e["questions"] == 300 and e2e["questions_per_scene"] == 10 and e2e["scenes"] == 30
     assert 0 < e2e["dag_fraction"] < 1
@@ -275,7 +274,7 @@ def test_bench_speed_executor_suite_reports_measured_rates(tmp_path, capsys):
     }
     assert all(v > 0 for m in e2e["speedup_vs_plain"].values() for v in m.values())
     assert set(e2e["disagreements_with_plain"].values()) == {0}
-    table = captured.err.splitlines()
+    table = printed.splitlines()
     single = next(line for line in table if line.startswith("single "))
     assert single.split()[2] == f"{e2e['speedup_vs_plain']['single']['wall']:.2f}"
     assert single.split()[4] == "2x"

@@ -73,8 +73,9 @@ def test_train_resume_and_bench_write_results(cradle_data, tmp_path, capsys):
     assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".gif").stat().st_size > 1000
 
     capsys.readouterr()
-    rc = main(["bench", "compare", "--a", f"{out}:propnet", "--b", f"{out}:in", "--boot", "50"])
-    cmp = json.loads(capsys.readouterr().out)
+    rc = main(["bench", "compare", "--a", f"{out}:propnet", "--b", f"{out}:in", "--boot", "50",
+               "--out", str(tmp_path / "cmp.json")])
+    cmp = json.loads((tmp_path / "cmp.json").read_text())
     assert rc == 0 and cmp["episodes"] == 1
     assert cmp["ratio"] == pytest.approx(res["models"]["propnet"]["mse_full"] / res["models"]["in"]["mse_full"])
 
@@ -90,3 +91,25 @@ def test_clear_errors_for_bad_input(cradle_data, tmp_path, capsys):
     assert rc == 2 and "radius must be positive" in capsys.readouterr().err
     rc = _train(tmp_path / "nowhere", tmp_path / "x", "in", 1)
     assert rc == 2 and "not found" in capsys.readouterr().err
+
+
+def test_bench_finds_the_only_split_of_a_folder(tmp_path, capsys):
+    root = tmp_path / "cradle"
+    assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "24", "--out", str(root),
+                 "--quiet"]) == 0  # no --split: train
+    capsys.readouterr()
+    out = tmp_path / "r.json"
+    rc = main(["bench", "dynamics", "--world", "cradle", "--data", str(root), "--out", str(out),
+               "--models", "in", "--no-gif", "--quiet"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and json.loads(out.read_text())["split"] == "train"
+    assert "simulator replay" in printed and "{" not in printed  # a table, the JSON in --out
+
+
+def test_bench_names_the_splits_when_it_cannot_choose(tmp_path, capsys):
+    for split in ("train", "valid"):
+        (tmp_path / split).mkdir()
+        (tmp_path / split / "index.json").write_text("{}")
+    rc = main(["bench", "dynamics", "--world", "cradle", "--data", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds splits train, valid" in err and len(err.strip().splitlines()) == 1

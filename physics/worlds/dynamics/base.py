@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -40,38 +39,11 @@ from physics.trajectory import Trajectory
 __all__ = ["WorldConfig", "DynamicsWorld", "pybullet_module"]
 
 
-@contextmanager
-def _quiet_stdout():
-    """Silence C-level stdout/stderr (pybullet prints its build banner on import)."""
-    try:
-        saved = [os.dup(1), os.dup(2)]
-    except OSError:  # no descriptors to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
-
-
-_PYBULLET = None
-
-
 def pybullet_module():
-    """The ``pybullet`` module, imported once without its stdout banner."""
-    global _PYBULLET
-    if _PYBULLET is None:
-        with _quiet_stdout():
-            import pybullet
+    """The ``pybullet`` module, imported on first use without its build banner."""
+    from physics.worlds._pybullet import pybullet
 
-        _PYBULLET = pybullet
-    return _PYBULLET
+    return pybullet
 
 
 @dataclass(frozen=True)
