@@ -12,7 +12,9 @@ mode                implementations                                    declared 
 ``symbolic``        one function per op, run by the traced executor    ``reasoning.executor.ops``
 ``fast single``     fused closures (others: the symbolic function)     ``reasoning.executor.fast_eval``
 ``batched``         encoders to vectorised bitset plans                ``reasoning.executor.encode``
+``node lists``      generated code per node-list structure             ``reasoning.executor.node_lists``
 ``question engine`` the generator's partial-program evaluator          ``reasoning.questions.search``
+``soft``            NS-CL's quasi-symbolic ops over concept scores     ``reasoning.executor.soft``
 ==================  =================================================  ================================
 
 :func:`coverage` compares the declared tables with a catalogue; the test

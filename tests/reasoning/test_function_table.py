@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import reasoning.executor  # noqa: F401  (declares the executor modes)
+import reasoning.executor.soft as soft_module  # declares the soft mode
 import reasoning.questions  # noqa: F401  (declares the question-engine mode)
 from perception.synthetic import sample_scene_graph, sample_scene_graphs
 from physics.errors import DataError
@@ -38,10 +39,11 @@ from reasoning.executor.encode import register_encoder
 from reasoning.executor.fast_eval import make_fast_eval
 from reasoning.executor.ops import CATALOGUE, attach, detach, op_spec
 from reasoning.executor.result import format_answer
+from reasoning.executor.soft import SOFT_OPS, SoftScenes, attach_soft, soft_execute
 from reasoning.questions.engine import FUNCTIONS, INVALID, SceneIndex, run_nodes
 from reasoning.questions.question_types import QUESTION_TYPES, question_type
 
-MODES = {"symbolic", "fast single", "batched", "node lists", "question engine"}
+MODES = {"symbolic", "fast single", "batched", "node lists", "question engine", "soft"}
 
 
 def _relate_count(bs, obj: int, relation: str) -> int:
@@ -111,7 +113,7 @@ def test_adding_an_operation_is_one_entry_plus_one_implementation_per_mode(tmp_p
 
     # one registration per mode (symbolic: attach; fast single and node lists:
     # nothing, they fall back to the symbolic function; question engine: one
-    # FUNCTIONS entry; batched: an encoder, here standing in by name)
+    # FUNCTIONS entry; batched: an encoder, soft: attach_soft, both standing in by name)
     ops = {**OPS, "relate_count": op_spec("relate_count", _relate_count, cat)}
     engine = {
         **FUNCTIONS,
@@ -122,6 +124,7 @@ def test_adding_an_operation_is_one_entry_plus_one_implementation_per_mode(tmp_p
         "symbolic": ops,
         "fast single": make_fast_eval(ops),
         "node lists": {*before["node lists"], *ops},
+        "soft": {*before["soft"], "relate_count"},
         "question engine": {*before["question engine"], *engine},
     }
     assert coverage(cat, tables) == ["mode 'batched' lacks 'relate_count'"]
@@ -154,6 +157,11 @@ def _encode_relate_count(name, kids):
     return enc
 
 
+def _soft_relate_count(ctx, obj, relations):
+    """The soft form of relate_count: the count distribution of the related set."""
+    return SOFT_OPS["count"](ctx, SOFT_OPS["relate"](ctx, obj, relations))
+
+
 def test_an_operation_registered_live_in_every_mode_runs_in_each(tmp_path, monkeypatch):
     cat = _extended_catalogue(tmp_path)
     scenes = sample_scene_graphs(6, seed=4)
@@ -176,6 +184,7 @@ def test_an_operation_registered_live_in_every_mode_runs_in_each(tmp_path, monke
         assert coverage(cat, implemented()) == [
             "mode 'batched' lacks 'relate_count'",
             "mode 'question engine' lacks 'relate_count'",
+            "mode 'soft' lacks 'relate_count'",
         ]
         # ... and vectorises it once it has one; the engine needs its entry too
         register_encoder("relate_count", _encode_relate_count, _relate_count)
@@ -184,13 +193,17 @@ def test_an_operation_registered_live_in_every_mode_runs_in_each(tmp_path, monke
             "relate_count",
             lambda ix, args, values: ix.rel[values[0]][args[0]].bit_count(),
         )
+        attach_soft("relate_count", _soft_relate_count)
         assert coverage(cat, implemented()) == []
+        soft = soft_execute(flat, SoftScenes.from_scene_graphs(scenes), indices)
+        assert [a if s is not None else None for a, s in zip(soft.answers, single, strict=True)] == single
         assert compile_batch(flat).fallback == []
         assert execute_batch(flat, scenes, indices) == single
         engine = [run_nodes(SceneIndex(sc), to_clevr(p))[-1] for sc in scenes for p in programs]
         assert [None if e is INVALID else str(e) for e in engine] == single
     finally:
         detach("relate_count")
+        soft_module._SOFT.pop("relate_count", None)
         monkeypatch.undo()
     assert coverage(Catalogue.default(), implemented()) == []
 
