@@ -1,0 +1,75 @@
+"""``nesy train nscl``: learn visual concepts from images, questions and answers (NS-CL).
+
+Example::
+
+    nesy data clevr --n 1000 --seed 31 --split train --out data/nscl_train
+    nesy data clevr --n 100 --seed 32 --split val --out data/nscl_val
+    nesy train nscl --data data/nscl_train --eval-data data/nscl_val --eval-split val --out runs/nscl/nscl.pt
+
+Reads the split's images, instance masks and questions (programs and answers;
+never the scene files' attribute fields), trains the concept learner through
+the quasi-symbolic executor with a curriculum, and writes the checkpoint
+``--out`` after every epoch (resumable: rerun the same command; only
+``--threads`` may change), ``OUT.jsonl`` (one line per epoch) and ``OUT.json``
+(the summary, also shown as a table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from benchmarks.config_flags import add_config_flags, config_from_args
+from benchmarks.table import print_table
+from physics.io import atomic_write_json
+
+__all__ = ["register", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from physics.training import config_flags
+    from reasoning.nscl import NSCLTrainConfig, load_split, train_nscl
+
+    config = config_from_args(NSCLTrainConfig, args)
+    train = load_split(args.data, args.split, limit_images=args.limit_images, progress=not args.quiet)
+    valid = None
+    if args.eval_data:
+        valid = load_split(args.eval_data, args.eval_split, progress=not args.quiet)
+    parts = ["nesy", "train", "nscl", "--data", str(args.data), "--split", args.split]
+    if args.eval_data:
+        parts += ["--eval-data", str(args.eval_data), "--eval-split", args.eval_split]
+    if args.limit_images:
+        parts += ["--limit-images", str(args.limit_images)]
+    parts += ["--out", str(args.out), *config_flags(config, skip=("threads",), defaults=NSCLTrainConfig())]
+    command = shlex.join(parts)
+    model, meta = train_nscl(train, config, args.out, valid=valid, command=command, progress=not args.quiet)
+    last = meta["history"][-1] if meta["history"] else {}
+    summary = {
+        "out": str(args.out),
+        "train_images": len(train.crops),
+        "train_questions": len(train),
+        "skipped_questions": len(train.skipped),
+        "epochs": config.epochs,
+        "seconds": meta["seconds"],
+        "train_accuracy": last.get("train_accuracy"),
+        "valid_accuracy": last.get("valid_accuracy"),
+    }
+    atomic_write_json(Path(args.out).with_suffix(".json"), {**summary, "history": meta["history"]}, indent=1)
+    print_table([[k, v] for k, v in summary.items()], ["", "NS-CL training"])
+    return 0
+
+
+def register(groups) -> None:
+    parser = groups.sub("train", "nscl", help="NS-CL: concepts from questions and answers", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="CLEVR-format folder with images, instance masks and questions")
+    parser.add_argument("--split", default="train", help="split of --data (default: train)")
+    parser.add_argument("--eval-data", default=None, help="held-out folder scored after every epoch")
+    parser.add_argument("--eval-split", default="val", help="split of --eval-data (default: val)")
+    parser.add_argument("--limit-images", type=int, default=0, help="use the first N images only (0: all)")
+    parser.add_argument("--out", default="runs/nscl/nscl.pt", help="checkpoint (resumed when it exists)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    from reasoning.nscl.train import NSCLTrainConfig
+
+    add_config_flags(parser, NSCLTrainConfig)
+    parser.set_defaults(func=run)

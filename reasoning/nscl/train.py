@@ -1,0 +1,198 @@
+"""Training NS-CL from questions and answers alone, with a curriculum.
+
+Each step takes a batch of questions, runs their images' objects through the
+:class:`~reasoning.nscl.model.ConceptLearner`, executes the programs softly
+(:func:`~reasoning.executor.soft.soft_execute`) and minimises the negative
+log-likelihood of the given answers.  The curriculum of the paper grows the
+questions a stage admits: first short programs about scenes with few objects,
+then longer programs and fuller scenes, then everything (``curriculum``: per
+stage the largest program, in nodes, and the largest scene; 0 is no limit; the
+epochs are split evenly between the stages).
+
+The shared :class:`~physics.training.TrainLoop` runs it: a checkpoint after
+every epoch, JSON-line logs beside it, and a bit-identical resume (each
+epoch's order comes from ``(seed, epoch)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from physics.errors import CheckpointError, ConfigError
+from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
+from physics.training import Constant, RunLog, TrainLoop, seed_everything
+from reasoning.executor.soft import soft_execute
+from reasoning.nscl.data import QASet
+from reasoning.nscl.model import ConceptConfig, ConceptLearner
+
+__all__ = ["NSCLTrainConfig", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
+
+RESUMABLE_CHANGES = ("threads",)
+
+
+@dataclass(frozen=True)
+class NSCLTrainConfig:
+    """Flags of ``nesy train nscl``."""
+
+    epochs: int = field(default=12, metadata={"help": "passes over the admitted questions"})
+    batch_size: int = field(default=64, metadata={"help": "questions per optimiser step"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam step size"})
+    curriculum: str = field(
+        default="8:6,12:8,0:0",
+        metadata={"help": "stages MAX_NODES:MAX_OBJECTS (0: any), the epochs split evenly between them"},
+    )
+    seed: int = field(default=0, metadata={"help": "weights and batch order"})
+    threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
+            raise ConfigError(
+                f"epochs, batch size and learning rate must be positive, got {self.epochs}, "
+                f"{self.batch_size}, {self.learning_rate}"
+            )
+        self.stages  # noqa: B018 -- validates the curriculum
+
+    @property
+    def stages(self) -> tuple[tuple[int, int], ...]:
+        """The curriculum as (max program nodes, max objects) per stage (0: any)."""
+        try:
+            stages = tuple(tuple(int(x) for x in part.split(":")) for part in self.curriculum.split(","))
+        except ValueError:
+            stages = ()
+        if not stages or any(len(s) != 2 or min(s) < 0 for s in stages):
+            raise ConfigError(f"curriculum: give stages 'NODES:OBJECTS,...' of integers >= 0, got {self.curriculum!r}")
+        return stages  # type: ignore[return-value]
+
+
+def stage_of(config: NSCLTrainConfig, epoch: int) -> tuple[int, int]:
+    """The curriculum stage (max program nodes, max objects; 0: any) of ``epoch``."""
+    stages = config.stages
+    return stages[min(len(stages) - 1, epoch * len(stages) // config.epochs)]
+
+
+def _admitted(data: QASet, limits: tuple[int, int]) -> list[int]:
+    nodes, objects = limits
+    return [
+        q
+        for q in range(len(data))
+        if (not nodes or len(data.programs[q]) <= nodes) and (not objects or len(data.boxes[data.image[q]]) <= objects)
+    ]
+
+
+def _batch_loss(model: ConceptLearner, data: QASet, questions: Sequence[int]) -> tuple[torch.Tensor, int]:
+    images = sorted({data.image[q] for q in questions})
+    row = {img: k for k, img in enumerate(images)}
+    scenes = model(*data.objects(images))
+    out = soft_execute([data.programs[q] for q in questions], scenes, [row[data.image[q]] for q in questions])
+    right = sum(a == data.answers[q] for a, q in zip(out.answers, questions, strict=True))
+    return -out.log_prob([data.answers[q] for q in questions]).mean(), right
+
+
+@torch.no_grad()
+def evaluate_nscl(model: ConceptLearner, data: QASet, *, batch_size: int = 256) -> dict[str, Any]:
+    """Answer accuracy of the soft executor's most likely answers on ``data``."""
+    model.eval()
+    right, order = 0, list(range(len(data)))
+    for k in range(0, len(order), batch_size):
+        right += _batch_loss(model, data, order[k : k + batch_size])[1]
+    return {"questions": len(data), "accuracy": right / max(1, len(data))}
+
+
+def train_nscl(
+    data: QASet,
+    config: NSCLTrainConfig,
+    out: PathLike,
+    *,
+    valid: QASet | None = None,
+    model_config: ConceptConfig | None = None,
+    command: str = "",
+    progress: bool = True,
+) -> tuple[ConceptLearner, dict[str, Any]]:
+    """Train (or resume) NS-CL on ``data``; checkpoint at ``out`` after every epoch.
+
+    Returns:
+        The model and its metadata (history, seconds, what it was trained on).
+    """
+    torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    model = ConceptLearner(model_config or ConceptConfig())
+    out = Path(out)
+    meta: dict[str, Any] = {
+        "command": command,
+        "trained_on": "images, instance masks, questions and answers (no attribute label)",
+        "train_questions": len(data),
+        "train_images": len(data.crops),
+    }
+
+    def payload() -> dict[str, Any]:
+        return _payload(model, {**meta, "history": loop.history, "seconds": round(loop.seconds, 1)})
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    loop = TrainLoop(
+        model, optimizer, Constant(config.learning_rate), out, flags=dataclasses.asdict(config), command=command,
+        payload=payload, grad_clip=5.0, log=RunLog(out.with_suffix(".jsonl")), may_change=RESUMABLE_CHANGES,
+        desc="nscl", progress=progress,
+    )
+    loop.resume()
+
+    def batches(epoch: int):
+        admitted = _admitted(data, stage_of(config, epoch))
+        g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        order = [admitted[i] for i in torch.randperm(len(admitted), generator=g).tolist()]
+        return [order[k : k + config.batch_size] for k in range(0, len(order), config.batch_size)]
+
+    def step(questions: list[int]) -> dict[str, Any]:
+        loss, right = _batch_loss(model, data, questions)
+        return {"loss": loss, "train_accuracy": right / len(questions), "weight": len(questions)}
+
+    def end_round(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
+        nodes, objects = stage_of(config, epoch)
+        extra: dict[str, Any] = {"stage_max_nodes": nodes, "stage_max_objects": objects}
+        if valid is not None and len(valid):
+            extra["valid_accuracy"] = evaluate_nscl(model, valid)["accuracy"]
+        return extra
+
+    t0 = time.perf_counter()
+    loop.fit(config.epochs, batches, step, end_round=end_round, steps_in=lambda e: len(batches(e)))
+    meta.update(history=loop.history, seconds=round(loop.seconds, 1), wall_seconds=round(time.perf_counter() - t0, 1))
+    return model, meta
+
+
+def _payload(model: ConceptLearner, meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "config": dataclasses.asdict(model.config),
+        "vocabulary": {a: list(ws) for a, ws in model.vocabulary.items()},
+        "relations": list(model.relation_names),
+        "metadata": meta,
+    }
+
+
+def save_nscl(path: PathLike, model: ConceptLearner, meta: dict[str, Any]) -> None:
+    """Write a finished model file (no training state), atomically with its weights digest."""
+    atomic_torch_save(path, _payload(model, meta))
+
+
+def load_nscl(path: PathLike) -> tuple[ConceptLearner, dict[str, Any]]:
+    """A model written by :func:`save_nscl` or a training checkpoint (``weights_only`` load).
+
+    Raises:
+        CheckpointError: damaged, of another structure, or weights that do not fit.
+    """
+    where = str(path)
+    ckpt = require_fields(torch_load(path, "NS-CL checkpoint"), where, "NS-CL checkpoint",
+                          {"model": dict, "config": dict, "vocabulary": dict, "relations": list})
+    try:
+        config = ConceptConfig(**ckpt["config"])
+        model = ConceptLearner(config, {a: tuple(ws) for a, ws in ckpt["vocabulary"].items()}, ckpt["relations"])
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: not an NS-CL model that fits this code ({exc})") from None
+    return model.eval(), dict(ckpt.get("metadata") or {})

@@ -1,0 +1,102 @@
+"""NS-CL: learns from images, masks, questions and answers only; trains, resumes, refuses bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from benchmarks.cli import main
+from physics.errors import CheckpointError, ConfigError
+from reasoning.nscl import (
+    ConceptLearner,
+    NSCLTrainConfig,
+    evaluate_nscl,
+    load_nscl,
+    load_split,
+    train_nscl,
+)
+from reasoning.nscl.train import stage_of
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nscl") / "data"
+    assert main(["data", "clevr", "--n", "12", "--out", str(out), "--split", "train", "--seed", "5",
+                 "--questions-per-scene", "10", "--width", "160", "--height", "120", "--min-pixels", "20",
+                 "--backend", "serial"]) == 0
+    return out
+
+
+def _scrambled_copy(src, dst):
+    """The same split with every object's attributes rotated to other values."""
+    shutil.copytree(src, dst)
+    path = dst / "CLEVR_train_scenes.json"
+    data = json.loads(path.read_text())
+    swap = {"red": "blue", "blue": "green", "green": "red", "cube": "sphere", "sphere": "cylinder",
+            "cylinder": "cube", "large": "small", "small": "large", "metal": "rubber", "rubber": "metal"}
+    for scene in data["scenes"]:
+        for obj in scene["objects"]:
+            for key in ("color", "shape", "size", "material"):
+                obj[key] = swap.get(obj[key], obj[key])
+    path.write_text(json.dumps(data))
+
+
+def test_attribute_labels_are_never_read(split, tmp_path):
+    _scrambled_copy(split, tmp_path / "scrambled")
+    a = load_split(split, "train", progress=False)
+    b = load_split(tmp_path / "scrambled", "train", progress=False)
+    assert len(a) == len(b) == 120 and a.answers == b.answers and a.programs == b.programs
+    assert all(torch.equal(x, y) for x, y in zip(a.crops, b.crops, strict=True))
+    config = NSCLTrainConfig(epochs=1, batch_size=32, curriculum="0:0")
+    ma, _ = train_nscl(a, config, tmp_path / "a.pt", progress=False)
+    mb, _ = train_nscl(b, config, tmp_path / "b.pt", progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True))
+
+
+def test_a_short_run_raises_accuracy_and_a_resume_keeps_the_run_flags(split, tmp_path):
+    data = load_split(split, "train", progress=False)
+    torch.manual_seed(0)
+    before = evaluate_nscl(ConceptLearner(), data)["accuracy"]
+    config = NSCLTrainConfig(epochs=6, batch_size=24, learning_rate=3e-3, curriculum="0:0")
+    model, meta = train_nscl(data, config, tmp_path / "full.pt", progress=False)
+    after = evaluate_nscl(model, data)["accuracy"]
+    assert after >= before + 0.1, (before, after)
+    assert meta["history"][-1]["loss"] < meta["history"][0]["loss"]
+
+    # a checkpoint of a 3-epoch run does not continue as a 6-epoch one
+    train_nscl(data, NSCLTrainConfig(epochs=3, batch_size=24, learning_rate=3e-3, curriculum="0:0"),
+               tmp_path / "part.pt", progress=False)
+    with pytest.raises(ConfigError, match="epochs 3 \\(now 6\\)"):
+        train_nscl(data, config, tmp_path / "part.pt", progress=False)  # the flags must be the run's
+
+
+def test_checkpoints_round_trip_and_bad_files_are_named(split, tmp_path):
+    data = load_split(split, "train", limit_images=3, progress=False)
+    model, _ = train_nscl(data, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "m.pt", progress=False)
+    loaded, meta = load_nscl(tmp_path / "m.pt")
+    assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True))
+    assert "no attribute label" in meta["trained_on"]
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_nscl(tmp_path / "bad.pt")
+
+
+def test_curriculum_stages_and_bad_flags():
+    config = NSCLTrainConfig(epochs=6, curriculum="6:5,10:7,0:0")
+    assert [stage_of(config, e) for e in range(6)] == [(6, 5), (6, 5), (10, 7), (10, 7), (0, 0), (0, 0)]
+    with pytest.raises(ConfigError, match="curriculum"):
+        NSCLTrainConfig(curriculum="6-5")
+
+
+def test_train_nscl_command_writes_checkpoint_and_summary(split, tmp_path, capsys):
+    out = tmp_path / "run" / "nscl.pt"
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "4", "--epochs", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["train_questions"] == 40 and summary["epochs"] == 1
+    assert "NS-CL training" in capsys.readouterr().out
+    _, meta = load_nscl(out)
+    assert meta["command"].startswith("nesy train nscl --data ") and "--epochs 1" in meta["command"]
