@@ -80,7 +80,7 @@ class QAModel(ABC):
         """Answer ``programs[k]`` on ``scenes[scene_indices[k]]``; None programs answer None."""
 
 
-QA_MODELS: Registry[type[QAModel]] = Registry("QA model", modules=("reasoning.nsvqa",))
+QA_MODELS: Registry[type[QAModel]] = Registry("QA model", modules=("reasoning.nsvqa", "reasoning.nscl.perceiver"))
 
 
 def register_qa_model(cls: type[QAModel], *, help: str | None = None) -> type[QAModel]:

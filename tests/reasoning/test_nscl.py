@@ -100,3 +100,16 @@ def test_train_nscl_command_writes_checkpoint_and_summary(split, tmp_path, capsy
     assert "NS-CL training" in capsys.readouterr().out
     _, meta = load_nscl(out)
     assert meta["command"].startswith("nesy train nscl --data ") and "--epochs 1" in meta["command"]
+
+
+def test_eval_clevr_scores_an_nscl_checkpoint_as_a_qa_model(split, tmp_path):
+    ckpt = tmp_path / "nscl.pt"
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "3", "--epochs", "1",
+                 "--out", str(ckpt), "--quiet"]) == 0
+    report = tmp_path / "eval.json"
+    assert main(["eval", "clevr", "--data", str(split), "--split", "train", "--model", "nscl", "--checkpoint",
+                 str(ckpt), "--parser", "gt", "--limit", "20", "--out", str(report)]) == 0
+    res = json.loads(report.read_text())
+    assert res["parts"]["perceiver"] == "nscl" and res["parts"]["perceiver_checkpoint"] == str(ckpt)
+    assert res["questions"] == 20 and 0.0 <= res["accuracy"]["overall"] <= 1.0
+    assert res["perception"]["detection_recall"] > 0.9  # the proposals are the derenderer's
