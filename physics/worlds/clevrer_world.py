@@ -422,7 +422,7 @@ class ClevrerWorld(ClevrWorld):
             for k in launches.get(f, ()):
                 vx, vy = initial.objects[k].velocity
                 c.resetBaseVelocity(uids[k], [vx, vy, 0.0], [0.0, 0.0, 0.0])
-            trajectory.append(FrameStates(f, tuple(self._object_state(uid, i) for uid, i in zip(uids, ids, strict=True))))
+            trajectory.append(FrameStates(f, self._object_states(uids, ids)))
             if on_frame is not None:
                 on_frame(f, self)
         self._render_cache = None
@@ -438,14 +438,19 @@ class ClevrerWorld(ClevrWorld):
                 points.setdefault(pair, []).append((np.asarray(cp[5]) + np.asarray(cp[6])) / 2.0)
         return {pair: tuple(float(x) for x in np.mean(pts, axis=0)) for pair, pts in points.items()}
 
-    def _object_state(self, uid: int, object_id: int) -> ObjectState:
+    def _object_states(self, uids: Sequence[int], ids: Sequence[int]) -> tuple[ObjectState, ...]:
+        """Every object's state now (one projection for all centres: the camera is fixed)."""
         c = self._client
-        pos, quat = c.getBasePositionAndOrientation(uid)
-        lin, ang = c.getBaseVelocity(uid)
-        u, v, d = self._camera.project(np.asarray(pos))[0]
-        inside = bool(d > self._camera.near and 0.0 <= u < self._camera.width and 0.0 <= v < self._camera.height)
+        poses = [c.getBasePositionAndOrientation(uid) for uid in uids]
+        uvd = self._camera.project(np.array([pos for pos, _ in poses]))
+        w, h, near = self._camera.width, self._camera.height, self._camera.near
         r = lambda xs: tuple(round(float(x), _DIGITS) + 0.0 for x in xs)  # noqa: E731 (+0.0: no -0.0)
-        return ObjectState(object_id, r(pos), r(c.getEulerFromQuaternion(quat)), r(lin), r(ang), inside)
+        states = []
+        for uid, oid, (pos, quat), (u, v, d) in zip(uids, ids, poses, uvd, strict=True):
+            lin, ang = c.getBaseVelocity(uid)
+            inside = bool(d > near and 0.0 <= u < w and 0.0 <= v < h)
+            states.append(ObjectState(oid, r(pos), r(c.getEulerFromQuaternion(quat)), r(lin), r(ang), inside))
+        return tuple(states)
 
     # ------------------------------------------------------------------ rendering
     def render_frame(self) -> tuple[np.ndarray, np.ndarray]:

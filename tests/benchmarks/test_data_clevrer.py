@@ -61,7 +61,7 @@ def test_a_video_has_frames_masks_gif_annotation_and_truth_that_agree(built):
     out, _ = built[1]
     paths = video_paths(out, "val", 1)
     ann, truth = read_annotation(paths["annotation"]), read_truth(paths["truth"])
-    assert ann.video_filename == "video_00001.mp4" and ann.num_frames == 8
+    assert ann.video_filename == "video_00001.gif" and ann.num_frames == 8
     assert truth.seed == (7, truth.seed[1], 1) and len(truth.counterfactuals) == len(ann.object_property)
     assert load_image(paths["frames"] / "0000.png").shape == (64, 96, 3)
     mask = read_mask_png(paths["masks"] / "0000.png")
