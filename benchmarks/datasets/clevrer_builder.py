@@ -130,7 +130,7 @@ def build_video(cfg: ClevrerDataConfig, k: int, timings: dict[str, float] | None
             ``png_masks``, ``gif`` and ``json`` entries (the rest of the time is simulation).
 
     Returns:
-        Counts for the summary: objects, collisions and observed events by kind.
+        Counts for the summary: objects, observed events by kind, future collisions.
     """
     paths = video_paths(cfg.out, cfg.split, k)
     gif_frames: list[Image.Image] = []
@@ -163,7 +163,9 @@ def build_video(cfg: ClevrerDataConfig, k: int, timings: dict[str, float] | None
     clock["json"] = clock.get("json", 0.0) + tick() - t1
     return {
         "objects": len(annotation.object_property),
-        "collisions": len(annotation.collision),
+        "videos_with_collision": int(bool(annotation.collision)),
+        "future_collisions": len(truth.future_collisions),
+        "videos_with_future_collision": int(bool(truth.future_collisions)),
         **Counter(e.kind for e in truth.events if e.frame < cfg.frames),
     }
 
@@ -268,6 +270,8 @@ def build_clevrer(cfg: ClevrerDataConfig, *, progress: bool = True) -> dict[str,
         "size": f"{cfg.width}x{cfg.height}",
         "generated_objects": totals["objects"],
         "generated_events": {kind: totals[kind] for kind in ("in", "out", "collision")},
+        **{f"generated_{key}": totals[key] for key in ("videos_with_collision", "future_collisions",
+                                                       "videos_with_future_collision")},
         "seconds": round(seconds, 3),
         "videos_per_minute": round(60.0 * len(todo) / seconds, 3) if todo and seconds > 0 else None,
     }
