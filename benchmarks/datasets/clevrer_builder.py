@@ -32,7 +32,7 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
-from benchmarks.datasets.clevr_builder import MAX_SIDE, MIN_SIDE, encode_png, scene_seed
+from benchmarks.datasets.clevr_builder import check_build_options, encode_png, scene_seed
 from perception.datasets.instance_masks import encode_mask_png
 from perception.image_io import verify_image
 from physics.errors import ConfigError, DataError
@@ -67,20 +67,9 @@ class ClevrerDataConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.n <= 0:
-            raise ConfigError(f"--n must be a positive number of videos, got {self.n}")
-        if not str(self.out).strip():
-            raise ConfigError("--out must name the output folder, got an empty path")
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be non-negative, got {self.seed}")
-        if self.split not in SPLITS:
-            raise ConfigError(f"unknown split {self.split!r}; choose one of {list(SPLITS)}")
+        check_build_options(self, SPLITS, "videos")
         if self.frames < 2 or self.future_frames < 0:
             raise ConfigError(f"--frames must be >= 2 and --future-frames >= 0, got {self.frames}, {self.future_frames}")
-        if self.workers <= 0:
-            raise ConfigError(f"--workers must be positive, got {self.workers}")
-        if not (MIN_SIDE <= self.width <= MAX_SIDE and MIN_SIDE <= self.height <= MAX_SIDE):
-            raise ConfigError(f"frame size must be {MIN_SIDE}..{MAX_SIDE} pixels a side, got {self.width}x{self.height}")
 
     def world_config(self) -> ClevrerConfig:
         return ClevrerConfig(width=self.width, height=self.height, frames=self.frames, future_frames=self.future_frames)
