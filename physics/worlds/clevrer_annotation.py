@@ -40,6 +40,7 @@ __all__ = [
     "VideoAnnotation",
     "read_annotation",
     "write_annotation",
+    "annotation_files",
     "parse_trajectory",
     "parse_collisions",
     "trajectory_json",
@@ -186,6 +187,29 @@ def read_annotation(path: PathLike) -> VideoAnnotation:
 def write_annotation(path: PathLike, annotation: VideoAnnotation) -> None:
     """Write ``annotation`` atomically as JSON (compact, keys in the official order)."""
     atomic_write_json(Path(path), annotation.to_json())
+
+
+def annotation_files(root: PathLike) -> list[Path]:
+    """Every ``annotation_<index>.json`` below ``root``, in video-index order.
+
+    Finds the official release's layout
+    (``annotation_train/annotation_00000-01000/annotation_00000.json``) and ours
+    (``annotation_train/annotation_00000.json``) alike.
+
+    Raises:
+        DataError: ``root`` is not a folder, or holds no annotation file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"CLEVRER annotation folder not found: {root}")
+    found = []
+    for path in root.rglob("annotation_*.json"):
+        index = path.stem.removeprefix("annotation_")
+        if index.isdigit():
+            found.append((int(index), str(path), path))
+    if not found:
+        raise DataError(f"no annotation_<index>.json file below {root}")
+    return [path for _, _, path in sorted(found)]
 
 
 # ---------------------------------------------------------------------- parts shared with the truth files

@@ -7,7 +7,12 @@ import json
 import pytest
 
 from physics.errors import DataError
-from physics.worlds.clevrer_annotation import VideoAnnotation, read_annotation, write_annotation
+from physics.worlds.clevrer_annotation import (
+    VideoAnnotation,
+    annotation_files,
+    read_annotation,
+    write_annotation,
+)
 from physics.worlds.clevrer_truth import read_truth, simulate_video, write_truth
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
 
@@ -105,3 +110,22 @@ def test_unreadable_files_raise_data_errors(tmp_path):
         read_truth(tmp_path / "list.json")
     with pytest.raises(DataError, match="expected a JSON object"):
         VideoAnnotation.from_json([], where="x")
+
+
+def test_annotation_files_finds_the_official_layout_and_ours_in_index_order(tmp_path):
+    official = tmp_path / "official" / "annotation_validation"
+    for k in (10001, 10000, 11000):
+        folder = official / f"annotation_{k // 1000 * 1000}-{k // 1000 * 1000 + 1000}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"annotation_{k}.json").write_text(json.dumps({**OFFICIAL, "scene_index": k}))
+    ours = tmp_path / "ours" / "annotation_val"
+    ours.mkdir(parents=True)
+    for k in (1, 0):
+        (ours / f"annotation_{k:05d}.json").write_text(json.dumps({**OFFICIAL, "scene_index": k}))
+    assert [read_annotation(p).scene_index for p in annotation_files(tmp_path / "official")] == [10000, 10001, 11000]
+    assert [p.name for p in annotation_files(tmp_path / "ours")] == ["annotation_00000.json", "annotation_00001.json"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no annotation"):
+        annotation_files(tmp_path / "empty")
+    with pytest.raises(DataError, match="not found"):
+        annotation_files(tmp_path / "missing")

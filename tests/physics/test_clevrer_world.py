@@ -112,3 +112,11 @@ def test_in_and_out_events_follow_the_documented_rule():
         Event(0, "start"), Event(2, "in", (0,)), Event(3, "in", (2,)), Event(3, "collision", (0, 1)),
         Event(4, "end"), Event(5, "out", (0,)),
     ]
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    import physics.worlds.clevrer_world as module
+
+    assert doctest.testmod(module).failed == 0
