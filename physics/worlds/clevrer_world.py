@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -259,17 +259,39 @@ class Simulation:
 FrameCallback = Callable[[int, "ClevrerWorld"], None]
 
 
+@dataclass
+class _Run:
+    """The video being simulated: its start, bodies, launch schedule and what happened so far."""
+
+    initial: InitialState
+    uids: list[int]
+    ids: list[int]
+    launches: dict[int, list[int]]
+    frame: int = 0
+    collisions: list[Collision] = field(default_factory=list)
+    last_touch: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
 class ClevrerWorld(ClevrWorld):
     """A CLEVRER-style video world built on :class:`ClevrWorld`'s bodies and renderer.
 
     Args:
         config: Video parameters.
 
+    ``reset(seed)`` builds frame 0 of video ``seed`` and ``step()`` advances one
+    frame (the world API of the other worlds); :meth:`simulate` records a whole
+    video from an :class:`InitialState`, e.g. one with an object removed.
+
     >>> world = ClevrerWorld(ClevrerConfig(width=96, height=64, frames=4, future_frames=2))
     >>> start = world.sample(0)
     >>> sim = world.simulate(start)
     >>> len(sim.trajectory), len(sim.trajectory[0].objects) == len(start.objects)
     (6, True)
+    >>> world.reset(0) == sim.trajectory[0], world.step(5) == sim.trajectory[5]
+    (True, True)
+    >>> rgb, mask = world.render_frame()
+    >>> rgb.shape, mask.shape
+    ((64, 96, 3), (64, 96))
     >>> world.close()
     """
 
@@ -279,6 +301,7 @@ class ClevrerWorld(ClevrWorld):
         self._camera = config.camera.with_size(config.width, config.height)
         self._light = config.light
         self._radius = SIZE_RADIUS[config.size]
+        self._run: _Run | None = None
 
     # ------------------------------------------------------------------ sampling
     def sample(self, seed: int | Sequence[int]) -> InitialState:
@@ -380,22 +403,21 @@ class ClevrerWorld(ClevrWorld):
         raise StateError("could not find an entry point outside the view; check the camera and extent")
 
     # ------------------------------------------------------------------ simulation
-    def simulate(self, initial: InitialState, frames: int | None = None, on_frame: FrameCallback | None = None) -> Simulation:
-        """Simulate ``initial`` for ``frames`` frames (default: observed + future).
-
-        Args:
-            initial: Objects and their launch schedule.
-            frames: Frames to record (frame 0 is the initial state).
-            on_frame: Called as ``on_frame(f, world)`` after frame ``f`` is reached, e.g.
-                to :meth:`render_frame` it (only frames ``< frames`` are rendered by callers).
+    def reset(self, seed: int | Sequence[int]) -> FrameStates:  # type: ignore[override]
+        """Sample video ``seed`` and build its frame 0 (a video, not the base class's still scene).
 
         Returns:
-            The recorded states and collisions (objects in ``initial`` order).
+            The objects' states at frame 0.
+        """
+        return self.begin(self.sample(seed))
+
+    def begin(self, initial: InitialState) -> FrameStates:
+        """Build ``initial`` in a fresh ``resetSimulation`` at frame 0 (launches due at 0 applied).
+
+        Returns:
+            The objects' states at frame 0.
         """
         cfg = self.video_config
-        frames = cfg.total_frames if frames is None else frames
-        if frames < 1:
-            raise ConfigError(f"frames must be >= 1, got {frames}")
         specs = [
             ObjectSpec(o.shape, o.color, o.material, cfg.size, (o.position[0], o.position[1], 0.0), o.yaw)
             for o in initial.objects
@@ -404,39 +426,95 @@ class ClevrerWorld(ClevrWorld):
         self._build(specs)
         c = self._client
         uids = [b.uid for b in self._bodies]
-        ids = [o.object_id for o in initial.objects]
         for uid in uids:
             c.changeDynamics(uid, -1, lateralFriction=cfg.friction, restitution=cfg.restitution)
         c.changeDynamics(0, -1, lateralFriction=cfg.friction)  # the floor is the first body built
-        uid_to_id = dict(zip(uids, ids, strict=True))
         launches: dict[int, list[int]] = {}
         for k, o in enumerate(initial.objects):
             if o.velocity != (0.0, 0.0):
                 launches.setdefault(o.launch_frame, []).append(k)
-        trajectory: list[FrameStates] = []
-        collisions: list[Collision] = []
-        last_touch: dict[tuple[int, int], int] = {}
-        for f in range(frames):
-            if f > 0:
-                touching: dict[tuple[int, int], tuple[float, float, float]] = {}
-                for _ in range(cfg.substeps):
-                    c.stepSimulation()
-                    for pair, loc in self._contacts(uid_to_id).items():
-                        touching.setdefault(pair, loc)
-                for pair in sorted(touching):
-                    before = last_touch.get(pair)
-                    if before is None or f - before > cfg.collision_gap:
-                        loc = tuple(round(x, _DIGITS) + 0.0 for x in touching[pair])
-                        collisions.append(Collision(pair, f, loc))
-                    last_touch[pair] = f
-            for k in launches.get(f, ()):
-                vx, vy = initial.objects[k].velocity
-                c.resetBaseVelocity(uids[k], [vx, vy, 0.0], [0.0, 0.0, 0.0])
-            trajectory.append(FrameStates(f, self._object_states(uids, ids)))
+        self._run = _Run(initial, uids, [o.object_id for o in initial.objects], launches)
+        self._launch()
+        return self.frame_state()
+
+    def step(self, steps: int = 1) -> FrameStates:  # type: ignore[override]
+        """Advance ``steps`` frames (``substeps`` physics steps each), recording collisions.
+
+        Returns:
+            The objects' states at the new frame.
+        """
+        run = self._require_run()
+        cfg = self.video_config
+        c = self._client
+        uid_to_id = dict(zip(run.uids, run.ids, strict=True))
+        for _ in range(steps):
+            run.frame += 1
+            touching: dict[tuple[int, int], tuple[float, float, float]] = {}
+            for _ in range(cfg.substeps):
+                c.stepSimulation()
+                for pair, loc in self._contacts(uid_to_id).items():
+                    touching.setdefault(pair, loc)
+            for pair in sorted(touching):
+                before = run.last_touch.get(pair)
+                if before is None or run.frame - before > cfg.collision_gap:
+                    loc = tuple(round(x, _DIGITS) + 0.0 for x in touching[pair])
+                    run.collisions.append(Collision(pair, run.frame, loc))
+                run.last_touch[pair] = run.frame
+            self._launch()
+        self._render_cache = None
+        return self.frame_state()
+
+    @property
+    def frame(self) -> int:
+        """The current frame (0 after :meth:`reset` or :meth:`begin`)."""
+        return self._require_run().frame
+
+    @property
+    def collisions(self) -> tuple[Collision, ...]:
+        """Collisions so far, in frame order."""
+        return tuple(self._require_run().collisions)
+
+    def frame_state(self) -> FrameStates:
+        """Every object's state at the current frame."""
+        run = self._require_run()
+        return FrameStates(run.frame, self._object_states(run.uids, run.ids))
+
+    def simulate(self, initial: InitialState, frames: int | None = None, on_frame: FrameCallback | None = None) -> Simulation:
+        """Simulate ``initial`` for ``frames`` frames (default: observed + future).
+
+        Args:
+            initial: Objects and their launch schedule.
+            frames: Frames to record (frame 0 is the initial state).
+            on_frame: Called as ``on_frame(f, world)`` once frame ``f`` is reached, e.g.
+                to :meth:`render_frame` it.
+
+        Returns:
+            The recorded states and collisions (objects in ``initial`` order).
+        """
+        frames = self.video_config.total_frames if frames is None else frames
+        if frames < 1:
+            raise ConfigError(f"frames must be >= 1, got {frames}")
+        trajectory = [self.begin(initial)]
+        if on_frame is not None:
+            on_frame(0, self)
+        for f in range(1, frames):
+            trajectory.append(self.step())
             if on_frame is not None:
                 on_frame(f, self)
-        self._render_cache = None
-        return Simulation(tuple(trajectory), tuple(collisions))
+        return Simulation(tuple(trajectory), self.collisions)
+
+    def _launch(self) -> None:
+        """Give the objects due at the current frame their launch velocity."""
+        run = self._run
+        for k in run.launches.get(run.frame, ()):
+            vx, vy = run.initial.objects[k].velocity
+            self._client.resetBaseVelocity(run.uids[k], [vx, vy, 0.0], [0.0, 0.0, 0.0])
+
+    def _require_run(self) -> _Run:
+        self._require_scene()
+        if self._run is None:
+            raise StateError("ClevrerWorld has no video yet; call reset(seed) or begin(initial) first")
+        return self._run
 
     def _contacts(self, uid_to_id: dict[int, int]) -> dict[tuple[int, int], tuple[float, float, float]]:
         """Object pairs touching after the last step -> mean contact point."""

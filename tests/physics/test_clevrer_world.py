@@ -120,3 +120,18 @@ def test_docstring_example_runs():
     import physics.worlds.clevrer_world as module
 
     assert doctest.testmod(module).failed == 0
+
+
+def test_reset_and_step_walk_through_the_same_video_that_simulate_records(world):
+    sim = world.simulate(world.sample(3))
+    assert world.reset(3) == sim.trajectory[0] and world.frame == 0
+    states = [world.step() for _ in range(len(sim.trajectory) - 1)]
+    assert tuple(states) == sim.trajectory[1:]
+    assert world.collisions == sim.collisions
+
+
+def test_stepping_before_a_video_is_built_is_refused():
+    from physics.errors import StateError
+
+    with ClevrerWorld(TINY) as fresh, pytest.raises(StateError, match="reset"):
+        fresh.step()
