@@ -23,6 +23,7 @@ other content options is refused.
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -101,8 +102,6 @@ _WORLD: dict[str, Any] = {}
 
 def _world(config: ClevrerConfig) -> ClevrerWorld:
     """This process's world for ``config`` (pybullet starts once per worker; results do not depend on it)."""
-    import os
-
     key = (config, os.getpid())
     if _WORLD.get("key") != key:
         _WORLD.update(key=key, world=ClevrerWorld(config))
