@@ -32,6 +32,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("answer",), "answer", "answer a program or question on a scene or image, with the execution trace"),
     (("execute",), "execute", "answer a CLEVR questions file on a CLEVR scenes file (symbolic executor)"),
     (("data", "clevr"), "data_clevr", "CLEVR-style renders with instance masks, scene JSON and template questions"),
+    (("data", "clevrer"), "data_clevrer", "CLEVRER-style collision videos with masks, annotations and counterfactual truth"),
     (("data", "questions"), "questions", "template questions (official CLEVR questions JSON) for a scenes file"),
     (("data", "dynamics"), "data_dynamics", "rollouts of a dynamics world as trajectory .npz files"),
     (("train", "derender"), "train_derender", "NS-VQA derenderer: object proposals and attribute network"),

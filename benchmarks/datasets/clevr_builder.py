@@ -28,6 +28,7 @@ import io
 import json
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ __all__ = [
     "build_scene",
     "build_questions",
     "scene_seed",
+    "check_build_options",
     "question_chunk_seed",
     "image_name",
     "world_config",
@@ -94,26 +96,38 @@ class ClevrDataConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.n <= 0:
-            raise ConfigError(f"--n must be a positive number of scenes, got {self.n}")
-        if not str(self.out).strip():
-            raise ConfigError("--out must name the output folder, got an empty path")
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be non-negative, got {self.seed}")
-        if self.split not in SPLITS:
-            raise ConfigError(f"unknown split {self.split!r}; choose one of {list(SPLITS)}")
+        check_build_options(self, SPLITS, "scenes")
         if self.questions_per_scene < 0:
             raise ConfigError(f"--questions-per-scene must be >= 0, got {self.questions_per_scene}")
         if self.cogent is not None and self.cogent not in COGENT_CONDITIONS:
             raise ConfigError(f"unknown CoGenT condition {self.cogent!r}; choose one of {sorted(COGENT_CONDITIONS)}")
-        if self.workers <= 0:
-            raise ConfigError(f"--workers must be positive, got {self.workers}")
-        if not (MIN_SIDE <= self.width <= MAX_SIDE and MIN_SIDE <= self.height <= MAX_SIDE):
-            raise ConfigError(
-                f"image size must be {MIN_SIDE}..{MAX_SIDE} pixels a side, got {self.width}x{self.height}"
-            )
         if self.templates is not None and not Path(self.templates).exists():
             raise ConfigError(f"--templates {self.templates}: no such file or folder")
+
+
+def check_build_options(cfg: Any, splits: Sequence[str], unit: str) -> None:
+    """The checks every data builder's config shares (``n``, ``out``, ``seed``, ``split``, ``workers``, size).
+
+    Args:
+        cfg: A config with those fields.
+        splits: The split names allowed.
+        unit: What ``n`` counts, for the message ("scenes", "videos").
+
+    Raises:
+        ConfigError: the first option that is not allowed, naming its flag.
+    """
+    if cfg.n <= 0:
+        raise ConfigError(f"--n must be a positive number of {unit}, got {cfg.n}")
+    if not str(cfg.out).strip():
+        raise ConfigError("--out must name the output folder, got an empty path")
+    if cfg.seed < 0:
+        raise ConfigError(f"--seed must be non-negative, got {cfg.seed}")
+    if cfg.split not in splits:
+        raise ConfigError(f"unknown split {cfg.split!r}; choose one of {list(splits)}")
+    if cfg.workers <= 0:
+        raise ConfigError(f"--workers must be positive, got {cfg.workers}")
+    if not (MIN_SIDE <= cfg.width <= MAX_SIDE and MIN_SIDE <= cfg.height <= MAX_SIDE):
+        raise ConfigError(f"image size must be {MIN_SIDE}..{MAX_SIDE} pixels a side, got {cfg.width}x{cfg.height}")
 
 
 def scene_seed(seed: int, split: str, k: int) -> tuple[int, int, int]:

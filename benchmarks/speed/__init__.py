@@ -27,9 +27,17 @@ def clevr_data_suite(config: SpeedConfig) -> dict:
     return suite(config)
 
 
+def clevrer_data_suite(config: SpeedConfig) -> dict:
+    """CLEVRER video generation, videos per minute (imported on use: pybullet)."""
+    from benchmarks.speed.clevrer_data import clevrer_data_suite as suite
+
+    return suite(config)
+
+
 TABLES: dict[str, Callable[[dict], str]] = {"executor": format_table}  # terminal summaries
 
 SUITES: dict[str, Suite] = {
     "executor": executor_suite,
     "clevr-data": clevr_data_suite,
+    "clevrer-data": clevrer_data_suite,
 }

@@ -1,0 +1,554 @@
+"""CLEVRER-style collision videos in pybullet: sampling, simulation, counterfactuals, renders.
+
+CLEVRER (Yi, Gan et al., ICLR 2020) shows cubes, spheres and cylinders of one
+size (8 colours, 2 materials, no two alike) sliding on a floor: some rest, some
+slide in from outside the view, and they collide.  Its generator simulates with
+Bullet and renders with Blender; here the same kind of video is simulated with
+pybullet and rendered with the CLEVR renderer of :mod:`physics.worlds.clevr_world`
+(TinyRenderer plus :mod:`~physics.worlds.clevr_shading`), exact instance masks included.
+
+A video is a pure function of its seed:
+
+1. :meth:`ClevrerWorld.sample` draws an :class:`InitialState`: the objects, their
+   poses, launch velocities and launch frames.  Objects in view rest or move
+   from frame 0; the others start outside the view and are launched, at a
+   random frame, towards a point near an object in view (so that they collide);
+   with two or more of them the last is launched late, so that a third of the
+   videos still have collisions in the future frames (measured over 24 seeds).
+2. :meth:`ClevrerWorld.simulate` rebuilds the scene in a fresh
+   ``resetSimulation``, steps it at a fixed physics step (``substeps`` per
+   frame) and records every object's state per frame and every collision (the
+   first frame two objects touch after ``collision_gap`` frames apart; location
+   the mean contact point).  Renders, when asked for, are made frame by frame
+   through a callback, so a video never sits in memory.
+3. Counterfactual truth is :meth:`InitialState.without` one object, simulated
+   again: object ids, poses and launch schedule of the others are unchanged,
+   so it is deterministic.
+
+Conventions: frame 0 is the initial state; frame ``f`` follows ``f * substeps``
+physics steps.  ``location`` is the centre (scene units, z up), ``orientation``
+Euler angles (x, y, z) in radians, ``velocity`` in units/s, ``angular_velocity``
+in rad/s.  An object is ``inside_camera_view`` when its centre projects inside
+the image (in front of the camera).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from physics.errors import ConfigError, DataError, StateError
+from physics.worlds.camera import CLEVR_CAMERA, CLEVR_LIGHT, Camera, Light
+from physics.worlds.clevr_layout import ObjectSpec
+from physics.worlds.clevr_properties import COLORS, MATERIALS, SHAPES, SIZE_RADIUS
+from physics.worlds.clevr_world import ClevrWorld, ClevrWorldConfig
+from physics.worlds.clevrer_annotation import Collision, FrameStates, ObjectProperty, ObjectState
+
+__all__ = [
+    "ClevrerConfig",
+    "VideoObject",
+    "InitialState",
+    "Simulation",
+    "ClevrerWorld",
+    "MAX_OBJECTS",
+]
+
+MAX_OBJECTS = len(SHAPES) * len(COLORS) * len(MATERIALS)  # 48: no two identical objects in a video
+_GRAVITY = 9.81
+_TOUCH = 1e-3  # contact points closer than this (scene units) count as touching
+_DIGITS = 5  # decimals kept in annotations (1e-5 units: far below a pixel)
+
+
+@dataclass(frozen=True)
+class ClevrerConfig:
+    """Everything that shapes a CLEVRER-style video (CLEVRER's defaults where it has one).
+
+    Args:
+        width: Frame width in pixels (CLEVRER: 480).
+        height: Frame height in pixels (CLEVRER: 320).
+        frames: Observed (rendered) frames (CLEVRER: 128).
+        future_frames: Frames simulated after the observed ones, for predictive truth (about 2 s).
+        fps: Frames per second (CLEVRER: 128 frames in about 5 s).
+        substeps: Physics steps per frame (the physics step is ``1 / (fps * substeps)`` s).
+        min_objects: Fewest objects in a video.
+        max_objects: Most objects in a video (at most 48 distinct ones exist).
+        size: The one object size (a CLEVR size name).
+        extent: Objects in view start with x, y in [-extent, extent].
+        min_gap: Least gap between object surfaces at the start.
+        p_moving: Chance that an object in view moves from frame 0.
+        launch_fraction: Objects from outside are launched at a frame in the first
+            ``launch_fraction`` of the observed frames.
+        late_fraction: With two or more objects outside, the last is launched no earlier
+            than this fraction of the observed frames, so that videos go on into the
+            future frames (predictive truth).
+        speed_margin: An entering object's speed carries it this much further than its
+            target point, drawn from this range (scene units) before friction stops it.
+        max_speed: Launch speeds are capped here (units/s).
+        friction: Lateral friction of objects and floor.
+        restitution: Restitution of objects (Bullet multiplies the two bodies' values).
+        collision_gap: Frames two objects must be apart before touching counts as a new collision.
+        camera: The fixed camera (CLEVRER does not jitter its camera).
+        light: The light.
+    """
+
+    width: int = 480
+    height: int = 320
+    frames: int = 128
+    future_frames: int = 50
+    fps: int = 25
+    substeps: int = 10
+    min_objects: int = 3
+    max_objects: int = 6
+    size: str = "small"
+    extent: float = 2.5
+    min_gap: float = 0.3
+    p_moving: float = 0.3
+    launch_fraction: float = 0.9
+    late_fraction: float = 0.6
+    speed_margin: tuple[float, float] = (0.5, 3.0)
+    max_speed: float = 8.0
+    friction: float = 0.5
+    restitution: float = 0.7
+    collision_gap: int = 5
+    camera: Camera = CLEVR_CAMERA
+    light: Light = CLEVR_LIGHT
+
+    def __post_init__(self) -> None:
+        checks = {
+            "width": self.width >= 1,
+            "height": self.height >= 1,
+            "frames": self.frames >= 2,
+            "future_frames": self.future_frames >= 0,
+            "fps": self.fps >= 1,
+            "substeps": self.substeps >= 1,
+            "min_objects": 2 <= self.min_objects <= self.max_objects <= MAX_OBJECTS,
+            "launch_fraction": 0.0 < self.launch_fraction <= 1.0,
+            "late_fraction": 0.0 <= self.late_fraction <= self.launch_fraction,
+            "collision_gap": self.collision_gap >= 1,
+            "friction": self.friction > 0.0,
+            "restitution": 0.0 <= self.restitution <= 1.0,
+            "speed_margin": 0.0 <= self.speed_margin[0] <= self.speed_margin[1],
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"ClevrerConfig.{key} = {getattr(self, key)!r} is not allowed "
+                                  f"(objects: 2 <= min_objects <= max_objects <= {MAX_OBJECTS})")
+        if self.size not in SIZE_RADIUS:
+            raise ConfigError(f"unknown size {self.size!r}; choose one of {sorted(SIZE_RADIUS)}")
+
+    @property
+    def total_frames(self) -> int:
+        """Observed plus future frames."""
+        return self.frames + self.future_frames
+
+    @property
+    def timestep(self) -> float:
+        """The physics step in seconds."""
+        return 1.0 / (self.fps * self.substeps)
+
+    def scene_config(self) -> ClevrWorldConfig:
+        """The CLEVR world settings used to build bodies and render (no jitter, resting start)."""
+        return ClevrWorldConfig(
+            width=self.width,
+            height=self.height,
+            camera=self.camera,
+            camera_jitter=0.0,
+            light=self.light,
+            light_jitter=0.0,
+            min_pixels=0,
+            settle_steps=0,
+            drop_height=0.0,
+            timestep=self.timestep,
+        )
+
+
+@dataclass(frozen=True)
+class VideoObject:
+    """One object's identity and initial conditions.
+
+    Args:
+        object_id: Its id in the video (kept in counterfactuals).
+        color, material, shape: Its attributes.
+        position: (x, y) on the floor at frame 0.
+        yaw: Rotation about z in degrees.
+        velocity: (vx, vy) given at ``launch_frame`` (zero: it rests).
+        launch_frame: Frame at which ``velocity`` is given.
+    """
+
+    object_id: int
+    color: str
+    material: str
+    shape: str
+    position: tuple[float, float]
+    yaw: float
+    velocity: tuple[float, float] = (0.0, 0.0)
+    launch_frame: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "object_id": self.object_id, "color": self.color, "material": self.material, "shape": self.shape,
+            "position": list(self.position), "yaw": self.yaw, "velocity": list(self.velocity),
+            "launch_frame": self.launch_frame,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> VideoObject:
+        try:
+            return cls(
+                object_id=int(data["object_id"]), color=str(data["color"]), material=str(data["material"]),
+                shape=str(data["shape"]), position=(float(data["position"][0]), float(data["position"][1])),
+                yaw=float(data["yaw"]), velocity=(float(data["velocity"][0]), float(data["velocity"][1])),
+                launch_frame=int(data["launch_frame"]),
+            )
+        except KeyError as exc:
+            raise DataError(f"{where}: missing field {exc.args[0]!r}") from None
+        except (TypeError, ValueError, IndexError) as exc:
+            raise DataError(f"{where}: malformed initial object {data!r} ({exc})") from None
+
+
+@dataclass(frozen=True)
+class InitialState:
+    """The objects of a video and how they start; simulating it gives the whole video."""
+
+    objects: tuple[VideoObject, ...]
+
+    def without(self, object_id: int) -> InitialState:
+        """The same start with object ``object_id`` removed (counterfactual).
+
+        Raises:
+            ConfigError: no such object.
+        """
+        kept = tuple(o for o in self.objects if o.object_id != object_id)
+        if len(kept) == len(self.objects):
+            raise ConfigError(f"no object {object_id} to remove; ids are {[o.object_id for o in self.objects]}")
+        return InitialState(kept)
+
+    def properties(self) -> list[ObjectProperty]:
+        return [ObjectProperty(o.object_id, o.color, o.material, o.shape) for o in self.objects]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [o.to_json() for o in self.objects]
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> InitialState:
+        if not isinstance(data, list):
+            raise DataError(f"{where}: expected a list of initial objects, got {type(data).__name__}")
+        return cls(tuple(VideoObject.from_json(o, f"{where}[{i}]") for i, o in enumerate(data)))
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A simulated video: per-frame states of the objects present and the collisions."""
+
+    trajectory: tuple[FrameStates, ...]
+    collisions: tuple[Collision, ...]
+
+    def split(self, frames: int) -> tuple[Simulation, Simulation]:
+        """(observed frames ``< frames``, future frames ``>= frames``), collisions split by frame."""
+        return (
+            Simulation(self.trajectory[:frames], tuple(c for c in self.collisions if c.frame_id < frames)),
+            Simulation(self.trajectory[frames:], tuple(c for c in self.collisions if c.frame_id >= frames)),
+        )
+
+
+FrameCallback = Callable[[int, "ClevrerWorld"], None]
+
+
+@dataclass
+class _Run:
+    """The video being simulated: its start, bodies, launch schedule and what happened so far."""
+
+    initial: InitialState
+    uids: list[int]
+    ids: list[int]
+    launches: dict[int, list[int]]
+    frame: int = 0
+    collisions: list[Collision] = field(default_factory=list)
+    last_touch: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
+class ClevrerWorld(ClevrWorld):
+    """A CLEVRER-style video world built on :class:`ClevrWorld`'s bodies and renderer.
+
+    Args:
+        config: Video parameters.
+
+    ``reset(seed)`` builds frame 0 of video ``seed`` and ``step()`` advances one
+    frame (the world API of the other worlds); :meth:`simulate` records a whole
+    video from an :class:`InitialState`, e.g. one with an object removed.
+
+    >>> world = ClevrerWorld(ClevrerConfig(width=96, height=64, frames=4, future_frames=2))
+    >>> start = world.sample(0)
+    >>> sim = world.simulate(start)
+    >>> len(sim.trajectory), len(sim.trajectory[0].objects) == len(start.objects)
+    (6, True)
+    >>> world.reset(0) == sim.trajectory[0], world.step(5) == sim.trajectory[5]
+    (True, True)
+    >>> rgb, mask = world.render_frame()
+    >>> rgb.shape, mask.shape
+    ((64, 96, 3), (64, 96))
+    >>> world.close()
+    """
+
+    def __init__(self, config: ClevrerConfig = ClevrerConfig()) -> None:
+        super().__init__(config.scene_config())
+        self.video_config = config
+        self._camera = config.camera.with_size(config.width, config.height)
+        self._light = config.light
+        self._radius = SIZE_RADIUS[config.size]
+        self._run: _Run | None = None
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, seed: int | Sequence[int]) -> InitialState:
+        """Draw the initial state of video ``seed`` (a pure function of it).
+
+        Raises:
+            StateError: no placement satisfied the rules (only with extreme configs).
+        """
+        cfg = self.video_config
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
+        kinds = list(itertools.product(SHAPES, COLORS, MATERIALS))
+        chosen = [kinds[i] for i in rng.choice(len(kinds), size=n, replace=False)]
+        n_enter = int(rng.integers(1, (n + 1) // 2 + 1))
+        placed: list[tuple[float, float]] = []
+        for _ in range(n - n_enter):
+            placed.append(self._place_in_view(rng, placed))
+        objects = []
+        for k, (shape, color, material) in enumerate(chosen):
+            yaw = float(rng.uniform(0.0, 360.0))
+            if k < n - n_enter:
+                pos, vel = placed[k], (0.0, 0.0)
+                if rng.random() < cfg.p_moving:
+                    vel = self._aim(rng, pos, [q for q in placed if q != pos])
+                obj = VideoObject(k, color, material, shape, pos, yaw, vel, 0)
+            else:
+                pos, vel = self._entry(rng, placed)
+                placed.append(pos)
+                late = n_enter >= 2 and k == n - 1
+                first = int(cfg.frames * cfg.late_fraction) if late else 0
+                launch = int(rng.integers(first, max(first + 1, int(cfg.frames * cfg.launch_fraction))))
+                obj = VideoObject(k, color, material, shape, pos, yaw, vel, launch)
+            objects.append(_rounded(obj))
+        return InitialState(tuple(objects))
+
+    def _visible(self, xy: tuple[float, float]) -> tuple[bool, bool]:
+        """(whole object in view, whole object out of view) for an object standing at ``xy``."""
+        r = self._radius
+        corners = np.array([[xy[0] + sx * r, xy[1] + sy * r, z] for sx in (-1, 1) for sy in (-1, 1) for z in (0.0, 2 * r)])
+        u, v, d = self._camera.project(corners).T
+        if (d <= self._camera.near).any():
+            return False, False
+        w, h = self._camera.width, self._camera.height
+        inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        out = (u < 0).all() or (u >= w).all() or (v < 0).all() or (v >= h).all()
+        return bool(inside.all()), bool(out)
+
+    def _clear(self, xy: tuple[float, float], others: Sequence[tuple[float, float]]) -> bool:
+        need = 2.0 * self._radius * math.sqrt(2.0) + self.video_config.min_gap  # footprints of any shape
+        return all(math.dist(xy, q) >= need for q in others)
+
+    def _place_in_view(self, rng: np.random.Generator, others: Sequence[tuple[float, float]]) -> tuple[float, float]:
+        e = self.video_config.extent
+        for _ in range(1000):
+            xy = (float(rng.uniform(-e, e)), float(rng.uniform(-e, e)))
+            if self._clear(xy, others) and self._visible(xy)[0]:
+                return xy
+        raise StateError(f"could not place {len(others) + 1} objects in view within extent {e}; lower max_objects")
+
+    def _speed_for(self, rng: np.random.Generator, distance: float) -> float:
+        """A speed that slides ``distance`` plus a random margin before friction stops it (v^2 = 2 mu g d)."""
+        cfg = self.video_config
+        d = distance + float(rng.uniform(*cfg.speed_margin))
+        return min(math.sqrt(2.0 * cfg.friction * _GRAVITY * d), cfg.max_speed)
+
+    def _aim(self, rng: np.random.Generator, pos: tuple[float, float], targets: Sequence[tuple[float, float]]) -> tuple[float, float]:
+        """A velocity from ``pos`` towards a random target (or a random direction when none)."""
+        if targets:
+            t = targets[int(rng.integers(len(targets)))]
+            d = np.subtract(t, pos) + rng.normal(0.0, 0.2 * self._radius, size=2)
+        else:
+            a = rng.uniform(0.0, 2.0 * math.pi)
+            d = np.array([math.cos(a), math.sin(a)])
+        dist = float(np.linalg.norm(d))
+        speed = self._speed_for(rng, dist)
+        return float(d[0] / dist * speed), float(d[1] / dist * speed)
+
+    def _entry(self, rng: np.random.Generator, in_view: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], tuple[float, float]]:
+        """A start outside the view and a velocity that brings the object in, towards an object in view."""
+        e = self.video_config.extent
+        for _ in range(1000):
+            if in_view:
+                target = np.asarray(in_view[int(rng.integers(len(in_view)))]) + rng.normal(0.0, 0.3 * self._radius, size=2)
+            else:
+                target = rng.uniform(-e, e, size=2)
+            a = rng.uniform(0.0, 2.0 * math.pi)
+            direction = np.array([math.cos(a), math.sin(a)])
+            for back in np.arange(1.0, 9.0, 0.25):  # walk back from the target until out of view
+                xy = tuple(float(c) for c in target - back * direction)
+                inside, out = self._visible(xy)
+                if out:
+                    break
+            else:
+                continue
+            if not self._clear(xy, in_view):
+                continue
+            speed = self._speed_for(rng, float(back))
+            return xy, (float(direction[0] * speed), float(direction[1] * speed))
+        raise StateError("could not find an entry point outside the view; check the camera and extent")
+
+    # ------------------------------------------------------------------ simulation
+    def reset(self, seed: int | Sequence[int]) -> FrameStates:  # type: ignore[override]
+        """Sample video ``seed`` and build its frame 0 (a video, not the base class's still scene).
+
+        Returns:
+            The objects' states at frame 0.
+        """
+        return self.begin(self.sample(seed))
+
+    def begin(self, initial: InitialState) -> FrameStates:
+        """Build ``initial`` in a fresh ``resetSimulation`` at frame 0 (launches due at 0 applied).
+
+        Returns:
+            The objects' states at frame 0.
+        """
+        cfg = self.video_config
+        specs = [
+            ObjectSpec(o.shape, o.color, o.material, cfg.size, (o.position[0], o.position[1], 0.0), o.yaw)
+            for o in initial.objects
+        ]
+        self._seed = initial  # marks a scene as built for the base class's checks
+        self._build(specs)
+        c = self._client
+        uids = [b.uid for b in self._bodies]
+        for uid in uids:
+            c.changeDynamics(uid, -1, lateralFriction=cfg.friction, restitution=cfg.restitution)
+        c.changeDynamics(0, -1, lateralFriction=cfg.friction)  # the floor is the first body built
+        launches: dict[int, list[int]] = {}
+        for k, o in enumerate(initial.objects):
+            if o.velocity != (0.0, 0.0):
+                launches.setdefault(o.launch_frame, []).append(k)
+        self._run = _Run(initial, uids, [o.object_id for o in initial.objects], launches)
+        self._launch()
+        return self.frame_state()
+
+    def step(self, steps: int = 1) -> FrameStates:  # type: ignore[override]
+        """Advance ``steps`` frames (``substeps`` physics steps each), recording collisions.
+
+        Returns:
+            The objects' states at the new frame.
+        """
+        run = self._require_run()
+        cfg = self.video_config
+        c = self._client
+        uid_to_id = dict(zip(run.uids, run.ids, strict=True))
+        for _ in range(steps):
+            run.frame += 1
+            touching: dict[tuple[int, int], tuple[float, float, float]] = {}
+            for _ in range(cfg.substeps):
+                c.stepSimulation()
+                for pair, loc in self._contacts(uid_to_id).items():
+                    touching.setdefault(pair, loc)
+            for pair in sorted(touching):
+                before = run.last_touch.get(pair)
+                if before is None or run.frame - before > cfg.collision_gap:
+                    loc = tuple(round(x, _DIGITS) + 0.0 for x in touching[pair])
+                    run.collisions.append(Collision(pair, run.frame, loc))
+                run.last_touch[pair] = run.frame
+            self._launch()
+        self._render_cache = None
+        return self.frame_state()
+
+    @property
+    def frame(self) -> int:
+        """The current frame (0 after :meth:`reset` or :meth:`begin`)."""
+        return self._require_run().frame
+
+    @property
+    def collisions(self) -> tuple[Collision, ...]:
+        """Collisions so far, in frame order."""
+        return tuple(self._require_run().collisions)
+
+    def frame_state(self) -> FrameStates:
+        """Every object's state at the current frame."""
+        run = self._require_run()
+        return FrameStates(run.frame, self._object_states(run.uids, run.ids))
+
+    def simulate(self, initial: InitialState, frames: int | None = None, on_frame: FrameCallback | None = None) -> Simulation:
+        """Simulate ``initial`` for ``frames`` frames (default: observed + future).
+
+        Args:
+            initial: Objects and their launch schedule.
+            frames: Frames to record (frame 0 is the initial state).
+            on_frame: Called as ``on_frame(f, world)`` once frame ``f`` is reached, e.g.
+                to :meth:`render_frame` it.
+
+        Returns:
+            The recorded states and collisions (objects in ``initial`` order).
+        """
+        frames = self.video_config.total_frames if frames is None else frames
+        if frames < 1:
+            raise ConfigError(f"frames must be >= 1, got {frames}")
+        trajectory = [self.begin(initial)]
+        if on_frame is not None:
+            on_frame(0, self)
+        for f in range(1, frames):
+            trajectory.append(self.step())
+            if on_frame is not None:
+                on_frame(f, self)
+        return Simulation(tuple(trajectory), self.collisions)
+
+    def _launch(self) -> None:
+        """Give the objects due at the current frame their launch velocity."""
+        run = self._run
+        for k in run.launches.get(run.frame, ()):
+            vx, vy = run.initial.objects[k].velocity
+            self._client.resetBaseVelocity(run.uids[k], [vx, vy, 0.0], [0.0, 0.0, 0.0])
+
+    def _require_run(self) -> _Run:
+        self._require_scene()
+        if self._run is None:
+            raise StateError("ClevrerWorld has no video yet; call reset(seed) or begin(initial) first")
+        return self._run
+
+    def _contacts(self, uid_to_id: dict[int, int]) -> dict[tuple[int, int], tuple[float, float, float]]:
+        """Object pairs touching after the last step -> mean contact point."""
+        points: dict[tuple[int, int], list[np.ndarray]] = {}
+        for cp in self._client.getContactPoints():
+            a, b, dist = cp[1], cp[2], cp[8]
+            if a in uid_to_id and b in uid_to_id and dist < _TOUCH:
+                pair = tuple(sorted((uid_to_id[a], uid_to_id[b])))
+                points.setdefault(pair, []).append((np.asarray(cp[5]) + np.asarray(cp[6])) / 2.0)
+        return {pair: tuple(float(x) for x in np.mean(pts, axis=0)) for pair, pts in points.items()}
+
+    def _object_states(self, uids: Sequence[int], ids: Sequence[int]) -> tuple[ObjectState, ...]:
+        """Every object's state now (one projection for all centres: the camera is fixed)."""
+        c = self._client
+        poses = [c.getBasePositionAndOrientation(uid) for uid in uids]
+        uvd = self._camera.project(np.array([pos for pos, _ in poses]))
+        w, h, near = self._camera.width, self._camera.height, self._camera.near
+        r = lambda xs: tuple(round(float(x), _DIGITS) + 0.0 for x in xs)  # noqa: E731 (+0.0: no -0.0)
+        states = []
+        for uid, oid, (pos, quat), (u, v, d) in zip(uids, ids, poses, uvd, strict=True):
+            lin, ang = c.getBaseVelocity(uid)
+            inside = bool(d > near and 0.0 <= u < w and 0.0 <= v < h)
+            states.append(ObjectState(oid, r(pos), r(c.getEulerFromQuaternion(quat)), r(lin), r(ang), inside))
+        return tuple(states)
+
+    # ------------------------------------------------------------------ rendering
+    def render_frame(self) -> tuple[np.ndarray, np.ndarray]:
+        """Render the current frame: (rgb uint8 [H, W, 3], mask int16 [H, W], ``k`` = the k-th object, -1 background)."""
+        rgb, _depth, mask = self._render_raw(self._camera)
+        return rgb, mask
+
+
+def _rounded(obj: VideoObject) -> VideoObject:
+    """Round the sampled numbers so the JSON record of a start simulates exactly as sampled."""
+    r = lambda xs: tuple(round(float(x), 6) + 0.0 for x in xs)  # noqa: E731
+    return replace(obj, position=r(obj.position), yaw=round(obj.yaw, 6), velocity=r(obj.velocity))
+

@@ -1,0 +1,106 @@
+"""``nesy data clevrer``: identical bytes whatever --workers, per-video checks on resume, clear refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from benchmarks import cli
+from benchmarks.cli import main
+from benchmarks.datasets.clevrer_builder import ClevrerDataConfig, build_clevrer, video_paths
+from perception.datasets import read_mask_png
+from perception.image_io import load_image
+from physics.errors import ConfigError
+from physics.worlds.clevrer_annotation import read_annotation
+from physics.worlds.clevrer_truth import read_truth
+
+TINY = ["--n", "2", "--frames", "8", "--future-frames", "4", "--width", "96", "--height", "64", "--seed", "7",
+        "--split", "val", "--quiet"]
+REGISTERED = cli.COMMAND_MODULES  # as shipped, before the fixture below narrows it
+
+
+def test_data_clevrer_is_registered():
+    assert "data_clevrer" in REGISTERED
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The same tiny split made with 1 and with 2 workers, through the CLI."""
+    root = tmp_path_factory.mktemp("clevrer")
+    outputs = {}
+    for workers in (1, 2):
+        out = root / f"w{workers}"
+        import io
+        from contextlib import redirect_stdout
+
+        buf = io.StringIO()
+        with redirect_stdout(buf), pytest.MonkeyPatch.context() as mp:
+            mp.setattr(cli, "COMMAND_MODULES", ("data_clevrer",))
+            assert main(["data", "clevrer", *TINY, "--out", str(out), "--workers", str(workers)]) == 0
+        outputs[workers] = (out, json.loads(buf.getvalue()))
+    return outputs
+
+
+def test_one_and_two_workers_write_identical_bytes(built):
+    (one, summary), (two, _) = built[1], built[2]
+    assert summary["generated"] == 2 and summary["videos"] == 2
+    files = _files(one)
+    assert files == _files(two)
+    assert len([f for f in files if f.startswith("frames_val/")]) == 16
+
+
+def test_a_video_has_frames_masks_gif_annotation_and_truth_that_agree(built):
+    out, _ = built[1]
+    paths = video_paths(out, "val", 1)
+    ann, truth = read_annotation(paths["annotation"]), read_truth(paths["truth"])
+    assert ann.video_filename == "video_00001.gif" and ann.num_frames == 8
+    assert truth.seed == (7, truth.seed[1], 1) and len(truth.counterfactuals) == len(ann.object_property)
+    assert load_image(paths["frames"] / "0000.png").shape == (64, 96, 3)
+    mask = read_mask_png(paths["masks"] / "0000.png")
+    visible = {o.object_id for o in ann.motion_trajectory[0].objects if o.inside_camera_view}
+    assert set(mask.ravel().tolist()) - {-1} <= {p.object_id for p in ann.object_property}
+    assert visible <= set(mask.ravel().tolist())  # every object whose centre is in view shows in the mask
+    from PIL import Image
+
+    with Image.open(paths["gif"]) as gif:
+        assert gif.n_frames == 8 and gif.size == (96, 64)
+
+
+def test_a_rerun_remakes_only_damaged_videos_with_the_same_bytes(built, tmp_path):
+    source, _ = built[1]
+    out = tmp_path / "copy"
+    shutil.copytree(source, out)
+    before = _files(out)
+    frame = video_paths(out, "val", 0)["frames"] / "0003.png"
+    frame.write_bytes(frame.read_bytes()[:-20])  # a truncated frame
+    (video_paths(out, "val", 1)["masks"] / ".0002.png.abc.tmp").write_bytes(b"half")  # a killed writer's leftover
+    cfg = ClevrerDataConfig(n=2, out=str(out), seed=7, split="val", frames=8, future_frames=4, width=96, height=64,
+                            backend="serial")
+    summary = build_clevrer(cfg, progress=False)
+    assert (summary["generated"], summary["resumed"], summary["stale_temporaries_removed"]) == (1, 1, 1)
+    assert _files(out) == before
+    assert build_clevrer(cfg, progress=False)["generated"] == 0
+    video_paths(out, "val", 1)["truth"].unlink()  # killed before its done mark
+    assert build_clevrer(cfg, progress=False)["generated"] == 1
+    assert _files(out) == before
+
+
+def test_other_options_in_the_same_folder_are_refused(built, tmp_path):
+    source, _ = built[1]
+    out = tmp_path / "copy"
+    shutil.copytree(source, out)
+    cfg = ClevrerDataConfig(n=2, out=str(out), seed=8, split="val", frames=8, future_frames=4, width=96, height=64)
+    with pytest.raises(ConfigError, match="seed=7"):
+        build_clevrer(cfg, progress=False)
+    with pytest.raises(ConfigError, match="--n must be"):
+        replace(cfg, n=0)
+    with pytest.raises(ConfigError, match="unknown split"):
+        replace(cfg, split="dev")
