@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from torch import Tensor
 
+import reasoning.nscl.perceiver  # noqa: F401  (the built-in QA models' perceivers first, then the toys)
 from benchmarks.cli import main
 from perception.registry import PERCEIVERS, Perceiver, register_perceiver
 from perception.scene_graph import SceneGraph, load_scenes
@@ -90,7 +91,7 @@ def test_help_lists_the_registered_toys_beside_the_built_ins(toys, capsys):
     for argv, flag, listing in (
         (["data", "dynamics"], "--world", "{cradle,rope,boxes,toy}"),
         (["train", "dynamics"], "--model", "{in,propnet,dpinet,toy}"),
-        (["eval", "clevr"], "--perceiver", "{derender,toy}"),
+        (["eval", "clevr"], "--perceiver", "{derender,nscl,toy}"),
     ):
         with pytest.raises(SystemExit):
             main([*argv, "--help"])
@@ -191,9 +192,9 @@ def test_misspelt_names_get_a_did_you_mean_error(toys, clevr_split, tmp_path, ca
         (["bench", "dynamics", "--world", "cradel", "--data", str(tmp_path), "--out", str(tmp_path / "r.json")],
          "unknown dynamics world 'cradel' (did you mean 'cradle'?)"),
         (["eval", "clevr", "--data", str(clevr_split), "--perceiver", "derendr"],
-         "unknown perceiver 'derendr' (did you mean 'derender'?); choose one of derender, toy"),
+         "unknown perceiver 'derendr' (did you mean 'derender'?); choose one of derender, nscl, toy"),
         (["eval", "clevr", "--data", str(clevr_split), "--model", "nsvq"],
-         "unknown QA model 'nsvq' (did you mean 'nsvqa'?); choose one of nsvqa"),
+         "unknown QA model 'nsvq' (did you mean 'nsvqa'?); choose one of nsvqa, nscl"),
         (["answer", "--image", str(tmp_path / "x.png"), "--perceiver", "tyo", "--program", "count(scene())"],
          "unknown perceiver 'tyo' (did you mean 'toy'?)"),
     )
