@@ -5,6 +5,8 @@ Example::
     nesy data clevr --n 1000 --seed 0 --out data/clevr --split train --workers 2
     nesy data clevr --n 500 --out data/cogent --split val --cogent B --templates ../shared/data/clevr/templates
     nesy data clevr --n 6 --out /tmp/clevr_samples --grid docs/images/clevr_samples.png
+    nesy data clevr --n 20 --out data/clevr_blender --renderer blender --samples 64 \
+        --assets ../shared/data/clevr/blender        # Cycles with the official CLEVR assets
 
 Writes ``OUT/images/``, ``OUT/masks/``, ``OUT/CLEVR_<split>_scenes.json`` and
 ``OUT/CLEVR_<split>_questions.json`` and prints a JSON summary.  Rerunning the
