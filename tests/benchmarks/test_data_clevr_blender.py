@@ -11,9 +11,10 @@ import pytest
 from benchmarks import cli
 from benchmarks.cli import main
 from benchmarks.datasets.clevr_builder import ClevrDataConfig, build_clevr, scenes_path
+from benchmarks.datasets.clevr_grid import save_sample_grid
 from perception import load_scenes
 from perception.datasets import read_mask_png
-from physics.errors import ConfigError
+from physics.errors import ConfigError, DataError
 from physics.worlds import clevr_blender
 from tests.physics.test_clevr_blender import ASSETS, requires_blender
 
@@ -50,14 +51,28 @@ def test_pybullet_builds_keep_their_info_and_ignore_blender_options(tmp_path):
     assert "renderer" not in info and info["generator"] == "nesy-physics (pybullet TinyRenderer)"
 
 
+def test_side_by_side_figure_refuses_builds_of_other_scene_graphs(tmp_path):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        build_clevr(ClevrDataConfig(n=2, out=str(tmp_path / name), seed=seed, questions_per_scene=0, width=120,
+                                    height=80, min_pixels=10), progress=False)
+    figure = save_sample_grid(tmp_path / "a", "train", tmp_path / "ab.png", count=2, beside=tmp_path / "b")
+    assert figure["width"] == 6 * 60 + 5 * 4  # columns of (other image, image, mask), two scenes a row
+    with pytest.raises(DataError, match="different objects for CLEVR_train_000000.png"):
+        save_sample_grid(tmp_path / "a", "train", tmp_path / "ac.png", count=2, beside=tmp_path / "c")
+
+
 @requires_blender
 def test_cli_renders_a_split_with_blender_and_resumes(tmp_path, capsys, only_this_command):
     out = tmp_path / "blender"
     args = ["data", "clevr", "--n", "2", "--out", str(out), "--seed", "4", "--renderer", "blender",
             "--assets", str(ASSETS), "--questions-per-scene", "2", *TINY]
-    assert main(args) == 0
+    pybullet = tmp_path / "pybullet"
+    build_clevr(ClevrDataConfig(n=2, out=str(pybullet), seed=4, questions_per_scene=0, width=120, height=80,
+                                min_pixels=10), progress=False)
+    figure = ["--grid", str(tmp_path / "both.png"), "--grid-beside", str(pybullet)]
+    assert main(args + figure) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["generated"] == 2 and summary["questions"] == 4
+    assert summary["generated"] == 2 and summary["questions"] == 4 and summary["grid"]["bytes"] > 0
     info = json.loads(scenes_path(out, "train").read_text())["info"]
     assert info["renderer"] == "blender" and info["samples"] == 2 and "Blender" in info["generator"]
     for scene in load_scenes(scenes_path(out, "train")):
