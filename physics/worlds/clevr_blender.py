@@ -241,7 +241,8 @@ def render_blender(scene: dict[str, Any], config: BlenderConfig, seed: int | Seq
         spec = blender_spec(scene, config, seed, image=image, mask=mask)
         spec_file = Path(tmp) / "spec.json"
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        cmd = [program, "-b", "--factory-startup", "-noaudio", "-P", str(SCRIPT), "--", str(spec_file)]
+        cmd = [program, "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1"]
+        cmd += ["-P", str(SCRIPT), "--", str(spec_file)]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=config.timeout_s, check=False)
         except subprocess.TimeoutExpired:
