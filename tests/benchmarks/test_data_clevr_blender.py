@@ -61,11 +61,15 @@ def test_side_by_side_figure_refuses_builds_of_other_scene_graphs(tmp_path):
         save_sample_grid(tmp_path / "a", "train", tmp_path / "ac.png", count=2, beside=tmp_path / "c")
 
 
+def _blender_args(out: Path) -> list[str]:
+    return ["data", "clevr", "--n", "2", "--out", str(out), "--seed", "4", "--renderer", "blender",
+            "--assets", str(ASSETS), "--questions-per-scene", "2", *TINY]
+
+
 @requires_blender
 def test_cli_renders_a_split_with_blender_and_resumes(tmp_path, capsys, only_this_command):
     out = tmp_path / "blender"
-    args = ["data", "clevr", "--n", "2", "--out", str(out), "--seed", "4", "--renderer", "blender",
-            "--assets", str(ASSETS), "--questions-per-scene", "2", *TINY]
+    args = _blender_args(out)
     pybullet = tmp_path / "pybullet"
     build_clevr(ClevrDataConfig(n=2, out=str(pybullet), seed=4, questions_per_scene=0, width=120, height=80,
                                 min_pixels=10), progress=False)
@@ -86,3 +90,15 @@ def test_cli_renders_a_split_with_blender_and_resumes(tmp_path, capsys, only_thi
         build_clevr(ClevrDataConfig(n=2, out=str(out), seed=4, renderer="blender", assets=str(ASSETS), samples=3,
                                     questions_per_scene=2, width=120, height=80, min_pixels=10), progress=False)
     assert Path(out / "images" / "CLEVR_train_000000.png").is_file()
+
+
+@pytest.mark.slow
+@requires_blender
+def test_blender_builds_are_byte_identical_whatever_workers_and_threads(tmp_path, capsys, only_this_command):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(_blender_args(one)) == 0
+    assert main([*_blender_args(two), "--workers", "2", "--threads", "2"]) == 0
+    capsys.readouterr()
+    for rel in ("CLEVR_train_scenes.json", "CLEVR_train_questions.json", "masks/CLEVR_train_000001.png",
+                "images/CLEVR_train_000001.png"):
+        assert (one / rel).read_bytes() == (two / rel).read_bytes(), rel
