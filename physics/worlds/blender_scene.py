@@ -41,30 +41,28 @@ def _spec_path(argv: list[str]) -> str:
     return argv[argv.index("--") + 1]
 
 
-def _load_object(bpy, assets: str, name: str):
-    with bpy.data.libraries.load(f"{assets}/shapes/{name}.blend", link=False) as (src, dst):
-        if name not in src.objects:
-            raise SystemExit(f"{assets}/shapes/{name}.blend holds no object named {name!r}")
-        dst.objects = [name]
-    return dst.objects[0]
+def _append(bpy, path: str, kind: str, name: str):
+    """Append the data-block ``name`` of collection ``kind`` ("objects", "node_groups") from a .blend file."""
+    with bpy.data.libraries.load(path, link=False) as (src, dst):
+        if name not in getattr(src, kind):
+            raise SystemExit(f"{path} holds no {kind[:-1].replace('_', ' ')} named {name!r}")
+        setattr(dst, kind, [name])
+    return getattr(dst, kind)[0]
 
 
-def _load_group(bpy, assets: str, name: str):
-    with bpy.data.libraries.load(f"{assets}/materials/{name}.blend", link=False) as (src, dst):
-        if name not in src.node_groups:
-            raise SystemExit(f"{assets}/materials/{name}.blend holds no node group named {name!r}")
-        dst.node_groups = [name]
-    return dst.node_groups[0]
-
-
-def _group_material(bpy, group, rgb: list[float], label: str):
+def _empty_material(bpy, label: str):
+    """A node material holding only its output node: (material, its nodes, the output node)."""
     mat = bpy.data.materials.new(label)
     mat.use_nodes = True
     nodes = mat.node_tree.nodes
     for node in list(nodes):
         if node.type != "OUTPUT_MATERIAL":
             nodes.remove(node)
-    out = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
+    return mat, nodes, next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
+
+
+def _group_material(bpy, group, rgb: list[float], label: str):
+    mat, nodes, out = _empty_material(bpy, label)
     node = nodes.new("ShaderNodeGroup")
     node.node_tree = group
     node.inputs["Color"].default_value = (*rgb, 1.0)
@@ -73,13 +71,7 @@ def _group_material(bpy, group, rgb: list[float], label: str):
 
 
 def _emission_material(bpy, rgb: list[float], label: str):
-    mat = bpy.data.materials.new(label)
-    mat.use_nodes = True
-    nodes = mat.node_tree.nodes
-    for node in list(nodes):
-        if node.type != "OUTPUT_MATERIAL":
-            nodes.remove(node)
-    out = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
+    mat, nodes, out = _empty_material(bpy, label)
     emit = nodes.new("ShaderNodeEmission")
     emit.inputs["Color"].default_value = (*rgb, 1.0)
     emit.inputs["Strength"].default_value = 1.0
@@ -146,8 +138,8 @@ def main(argv: list[str]) -> None:
         lamp = bpy.data.objects[name]
         lamp.location = [c + d for c, d in zip(lamp.location, offset, strict=True)]
 
-    groups = {m: _load_group(bpy, assets, f) for m, f in MATERIAL_FILES.items()}
-    protos = {s: _load_object(bpy, assets, f) for s, f in SHAPE_FILES.items()}
+    groups = {m: _append(bpy, f"{assets}/materials/{f}.blend", "node_groups", f) for m, f in MATERIAL_FILES.items()}
+    protos = {s: _append(bpy, f"{assets}/shapes/{f}.blend", "objects", f) for s, f in SHAPE_FILES.items()}
     objects = []
     for k, o in enumerate(spec["objects"]):
         obj = protos[o["shape"]].copy()
