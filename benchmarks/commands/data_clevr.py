@@ -5,6 +5,10 @@ Example::
     nesy data clevr --n 1000 --seed 0 --out data/clevr --split train --workers 2
     nesy data clevr --n 500 --out data/cogent --split val --cogent B --templates ../shared/data/clevr/templates
     nesy data clevr --n 6 --out /tmp/clevr_samples --grid docs/images/clevr_samples.png
+    nesy data clevr --n 20 --out data/clevr_blender --renderer blender --samples 64 \
+        --assets ../shared/data/clevr/blender        # Cycles with the official CLEVR assets
+    nesy data clevr --n 4 --seed 3 --out /tmp/clevr_blender --renderer blender --assets ../shared/data/clevr/blender \
+        --grid docs/images/clevr_pybullet_vs_blender.png --grid-beside /tmp/clevr_pybullet   # same seed, both looks
 
 Writes ``OUT/images/``, ``OUT/masks/``, ``OUT/CLEVR_<split>_scenes.json`` and
 ``OUT/CLEVR_<split>_questions.json`` and prints a JSON summary.  Rerunning the
@@ -31,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--grid-count must be a positive number of images, got {args.grid_count}")
     summary = build_clevr(cfg, progress=not args.quiet)
     if args.grid:
-        summary["grid"] = {"path": args.grid, **save_sample_grid(cfg.out, cfg.split, args.grid, count=args.grid_count)}
+        figure = save_sample_grid(cfg.out, cfg.split, args.grid, count=args.grid_count, beside=args.grid_beside)
+        summary["grid"] = {"path": args.grid, **figure}
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -46,5 +51,11 @@ def register(groups) -> None:
     add_config_flags(parser, ClevrDataConfig)
     parser.add_argument("--grid", metavar="PNG", help="also write a figure of sample renders and their masks")
     parser.add_argument("--grid-count", type=int, default=6, help="images in the --grid figure (default: 6)")
+    parser.add_argument(
+        "--grid-beside",
+        metavar="FOLDER",
+        help="in the --grid figure, show first the same image from FOLDER, another build of the same seed "
+        "and split (e.g. the pybullet render beside the Blender one)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

@@ -43,6 +43,7 @@ from perception.image_io import load_image, verify_image
 from physics.errors import ConfigError, DataError
 from physics.fanout import make_fanout
 from physics.io import atomic_write_bytes, atomic_write_json, ensure_dir, read_json
+from physics.worlds.clevr_blender import BlenderConfig, check_assets, find_blender
 from physics.worlds.clevr_layout import LayoutConfig
 from physics.worlds.clevr_properties import COGENT_CONDITIONS
 from physics.worlds.clevr_world import ClevrWorldConfig
@@ -59,6 +60,8 @@ __all__ = [
     "world_config",
     "SPLITS",
     "QUESTION_CHUNK",
+    "RENDERERS",
+    "blender_config",
 ]
 
 SPLITS = ("train", "val", "test", "trainA", "valA", "valB", "testA", "testB")  # CoGenT names last
@@ -68,6 +71,7 @@ QUESTION_CHUNK = 250  # CLEVR's generate_questions.py resets template/answer cou
 FORMAT_VERSION = "1.0"  # CLEVR v1.0 file formats
 MIN_SIDE = 16  # pixels; smaller renders leave no room for CLEVR's 200 visible pixels an object
 MAX_SIDE = 4096  # pixels; TinyRenderer aborts the process (C++ bad_alloc) on huge buffers, e.g. 100000^2
+RENDERERS = ("pybullet", "blender")
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,21 @@ class ClevrDataConfig:
     backend: str = field(
         default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]}
     )
+    renderer: str = field(
+        default="pybullet",
+        metadata={"help": "pybullet (fast, default) or blender (Cycles with the official CLEVR assets)",
+                  "choices": list(RENDERERS)},
+    )
+    samples: int = field(default=64, metadata={"help": "Cycles samples per pixel (--renderer blender)"})
+    assets: str | None = field(
+        default=None,
+        metadata={"help": "folder of the official CLEVR Blender assets, e.g. ../shared/data/clevr/blender "
+                  "(--renderer blender)"},
+    )
+    threads: int = field(default=1, metadata={"help": "CPU threads per Blender render (--renderer blender)"})
+    denoise: bool = field(
+        default=False, metadata={"help": "OpenImageDenoise after sampling, if Blender has it (--renderer blender)"}
+    )
 
     def __post_init__(self) -> None:
         check_build_options(self, SPLITS, "scenes")
@@ -103,6 +122,26 @@ class ClevrDataConfig:
             raise ConfigError(f"unknown CoGenT condition {self.cogent!r}; choose one of {sorted(COGENT_CONDITIONS)}")
         if self.templates is not None and not Path(self.templates).exists():
             raise ConfigError(f"--templates {self.templates}: no such file or folder")
+        if self.renderer not in RENDERERS:
+            raise ConfigError(f"unknown renderer {self.renderer!r}; choose one of {list(RENDERERS)}")
+        if self.renderer == "blender":
+            if self.assets is None:
+                raise ConfigError("--renderer blender needs --assets DIR (the CLEVR Blender assets folder)")
+            blender_config(self)  # checks samples, threads, the assets and the Blender program
+
+
+def blender_config(cfg: ClevrDataConfig) -> BlenderConfig | None:
+    """The Blender render settings of a data config (``None`` for the pybullet renderer).
+
+    Raises:
+        ConfigError: bad samples or threads, missing assets, or no Blender program on PATH.
+    """
+    if cfg.renderer != "blender":
+        return None
+    blender = BlenderConfig(assets=str(cfg.assets), samples=cfg.samples, threads=cfg.threads, denoise=cfg.denoise)
+    check_assets(blender.assets)
+    find_blender(blender.executable)
+    return blender
 
 
 def check_build_options(cfg: Any, splits: Sequence[str], unit: str) -> None:
@@ -162,6 +201,9 @@ def _info(cfg: ClevrDataConfig) -> dict[str, Any]:
         "templates": cfg.templates or "nesy-physics default templates",
         "mask_format": "palette PNG, pixel index = object index + 1, 0 = background",
     }
+    if cfg.renderer == "blender":  # pybullet builds keep the info they always had
+        info["generator"] = "nesy-physics (Blender Cycles, official CLEVR assets)"
+        info.update(renderer="blender", samples=cfg.samples, denoise=cfg.denoise)
     return info
 
 
@@ -192,7 +234,7 @@ def build_scene(cfg: ClevrDataConfig, k: int) -> dict[str, Any]:
     name = image_name(cfg.split, k)
     seed = scene_seed(cfg.seed, cfg.split, k)
     scene, rgb, _depth, mask = generate_scene(
-        seed, world_config(cfg), image_index=k, image_filename=name, split=cfg.split
+        seed, world_config(cfg), image_index=k, image_filename=name, split=cfg.split, blender=blender_config(cfg)
     )
     atomic_write_bytes(out / "images" / name, encode_png(rgb))
     atomic_write_bytes(out / "masks" / name, encode_mask_png(mask))
@@ -357,7 +399,7 @@ def build_clevr(cfg: ClevrDataConfig, *, progress: bool = True) -> dict[str, Any
         return _summary(cfg, generated=repaired, stale=stale, seconds=time.perf_counter() - start if repaired else 0.0)
     marker = out / PARTIAL / BUILD_MARKER
     if not marker.is_file():  # the options this partial build is made with
-        atomic_write_json(marker, {k: getattr(cfg, k) for k in _IDENTITY})
+        atomic_write_json(marker, _identity(cfg))
     todo = [k for k in range(cfg.n) if not _done(cfg, k)]
     start = time.perf_counter()
     fan = make_fanout(cfg.backend, cfg.workers)
@@ -394,8 +436,16 @@ def build_clevr(cfg: ClevrDataConfig, *, progress: bool = True) -> dict[str, Any
 
 
 BUILD_MARKER = "build.json"
-# options that change what is generated (n, workers, backend and out do not)
+# options that change what is generated (n, workers, backend and out do not; nor do the assets' folder
+# and Blender's thread count, which leave the scenes, masks and image bytes as they are)
 _IDENTITY = ("seed", "split", "width", "height", "min_pixels", "cogent", "questions_per_scene", "templates")
+_BLENDER_IDENTITY = ("renderer", "samples", "denoise")
+
+
+def _identity(cfg: ClevrDataConfig) -> dict[str, Any]:
+    """The options a partial build records (Blender's only for Blender builds, so older markers still match)."""
+    keys = _IDENTITY + (_BLENDER_IDENTITY if cfg.renderer == "blender" else ())
+    return {k: getattr(cfg, k) for k in keys}
 
 
 def _check_same_build(cfg: ClevrDataConfig) -> None:
@@ -405,7 +455,7 @@ def _check_same_build(cfg: ClevrDataConfig) -> None:
         ConfigError: OUT holds a partial or finished build of this split with other options.
     """
     out = Path(cfg.out)
-    identity = {k: getattr(cfg, k) for k in _IDENTITY}
+    identity = _identity(cfg)
     marker = out / PARTIAL / BUILD_MARKER
     if marker.is_file():
         previous = read_json(marker, "partial build record")
@@ -415,7 +465,8 @@ def _check_same_build(cfg: ClevrDataConfig) -> None:
                 f"{type(previous).__name__}); delete it to resume with the options given now"
             )
         if previous != identity:
-            diff = ", ".join(f"{k}={previous.get(k)!r}" for k in _IDENTITY if previous.get(k) != identity[k])
+            diff = ", ".join(f"{k}={previous.get(k)!r}" for k in sorted(set(previous) | set(identity))
+                             if previous.get(k) != identity.get(k))
             raise ConfigError(
                 f"{out} holds a partial build with {diff}; rerun with the same options to resume it, "
                 f"or choose another --out"

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from perception.scene_graph import SceneGraph
-from physics.worlds.clevr_world import ClevrWorldConfig, render_clevr_scene
+from physics.worlds.clevr_blender import BlenderConfig, render_clevr_scene_blender
+from physics.worlds.clevr_world import ClevrRender, ClevrWorldConfig, render_clevr_scene
 
 __all__ = ["generate_scene"]
 
@@ -32,6 +33,7 @@ def generate_scene(
     image_index: int | None = None,
     image_filename: str | None = None,
     split: str | None = None,
+    blender: BlenderConfig | None = None,
 ) -> tuple[SceneGraph, np.ndarray, np.ndarray, np.ndarray]:
     """Build, settle and render one scene.
 
@@ -39,13 +41,19 @@ def generate_scene(
         seed: An int or a sequence of ints; the scene is a pure function of it and ``config``.
         config: World and render parameters (``None``: CLEVR's defaults).
         image_index, image_filename, split: Recorded in the SceneGraph as CLEVR does.
+        blender: Render with Blender's Cycles from the official CLEVR assets
+            (:mod:`physics.worlds.clevr_blender`) instead of pybullet; the
+            layout still comes from the pybullet world.
 
     Returns:
         ``(scene, rgb, depth, mask)``: the SceneGraph (objects in mask order),
         rgb uint8 [H, W, 3], metric depth float32 [H, W], and the instance mask
         int16 [H, W] (``k`` = object ``k``, ``-1`` = background).
     """
-    render = render_clevr_scene(seed, config if config is not None else ClevrWorldConfig())
+    world = config if config is not None else ClevrWorldConfig()
+    render: ClevrRender = (
+        render_clevr_scene(seed, world) if blender is None else render_clevr_scene_blender(seed, world, blender)
+    )
     data = dict(render.scene)
     if split is not None:
         data["split"] = split
