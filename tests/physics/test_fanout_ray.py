@@ -81,3 +81,14 @@ def test_dynamics_build_on_ray_is_byte_identical_to_serial(tmp_path):
 
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_eval_clevr_perception_on_ray_matches_one_process(tmp_path):
+    from benchmarks.datasets.clevr_builder import ClevrDataConfig, build_clevr
+    from benchmarks.eval_clevr import ClevrEvalConfig, evaluate_clevr
+
+    build_clevr(ClevrDataConfig(n=2, out=str(tmp_path), seed=3, split="test", questions_per_scene=4), progress=False)
+    one = evaluate_clevr(ClevrEvalConfig(data=str(tmp_path), parser="gt", threads=1), progress=False)
+    on_ray = evaluate_clevr(ClevrEvalConfig(data=str(tmp_path), parser="gt", backend="ray", workers=2), progress=False)
+    assert {k: v for k, v in on_ray.items() if k not in ("seconds", "config")} == \
+        {k: v for k, v in one.items() if k not in ("seconds", "config")}
