@@ -142,3 +142,32 @@ def test_rank_shares_cover_a_batch_once_in_order() -> None:
     items = list(range(7))
     shares = [rank_share(items, WorldInfo(rank=r, size=3)) for r in range(3)]
     assert shares == [[0, 1, 2], [3, 4], [5, 6]]
+
+
+@pytest.mark.slow
+def test_torchrun_trains_dynamics_on_two_processes_and_resumes(tmp_path) -> None:
+    """``torchrun --nproc_per_node 2 -m benchmarks.cli train dynamics``: rank 0 writes and reports once;
+    ``--resume`` under torchrun accepts the 2-process checkpoint (exact continuation: the spawn tests above)."""
+    import json
+    import subprocess
+    import sys
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    nesy = [sys.executable, "-m", "benchmarks.cli"]
+    for split, n in (("train", 3), ("valid", 1)):
+        subprocess.run([*nesy, "data", "dynamics", "--world", "cradle", "--n", str(n), "--steps", "20", "--split",
+                        split, "--out", str(data), "--backend", "serial", "--quiet"], check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    train = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+             "-m", "benchmarks.cli", "train", "dynamics", "--world", "cradle", "--model", "in", "--data", str(data),
+             "--max-samples", "24", "--valid-samples", "8", "--batch-size", "6", "--device", "cpu", "--out", str(out),
+             "--quiet"]
+    subprocess.run([*train, "--epochs", "2"], check=True, capture_output=True)
+    done = subprocess.run([*train, "--epochs", "2", "--resume"], check=True, capture_output=True, text=True)
+    summary = json.loads(done.stdout)  # printed once, by rank 0
+    assert summary["command"].startswith("torchrun --nproc_per_node 2 -m benchmarks.cli train dynamics")
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["train_state"]["world_size"] == 2 and ckpt["meta"]["world_size"] == 2
+    assert [r["epoch"] for r in ckpt["train_state"]["history"]] == [1, 2]
