@@ -171,3 +171,16 @@ def test_torchrun_trains_dynamics_on_two_processes_and_resumes(tmp_path) -> None
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["train_state"]["world_size"] == 2 and ckpt["meta"]["world_size"] == 2
     assert [r["epoch"] for r in ckpt["train_state"]["history"]] == [1, 2]
+
+
+def test_backend_follows_the_device_and_each_process_needs_its_own_gpu(monkeypatch) -> None:
+    from physics.training.distributed import backend_for, init_distributed
+
+    assert backend_for(torch.device("cuda", 0)) == "nccl" and backend_for(torch.device("cpu")) == "gloo"
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert init_distributed(torch.device("cpu")) == torch.device("cpu")  # plain run: nothing started
+    assert not dist.is_initialized()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", str(torch.cuda.device_count()))  # one past the last GPU
+    with pytest.raises(ConfigError, match="needs its own GPU"):
+        init_distributed(torch.device("cuda"))
