@@ -5,11 +5,12 @@ Example::
     nesy data clevr --n 1000 --seed 0 --out data/clevr --split train --workers 2
     nesy data clevr --n 500 --out data/cogent --split val --cogent B --templates ../shared/data/clevr/templates
     nesy data clevr --n 6 --out /tmp/clevr_samples --grid docs/images/clevr_samples.png
+    nesy data clevr --n 100000 --out /shared/clevr --backend ray --address auto --workers 64   # a Ray cluster
 
 Writes ``OUT/images/``, ``OUT/masks/``, ``OUT/CLEVR_<split>_scenes.json`` and
 ``OUT/CLEVR_<split>_questions.json`` and prints a JSON summary.  Rerunning the
 same command resumes an interrupted run; the output is byte-identical whatever
-``--workers`` is.
+``--workers`` and ``--backend`` are (docs/results/scale.md: running on a Ray cluster).
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ use the same number of processes.  A single-process run is unchanged.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -135,10 +136,12 @@ class TrainLoop:
         self.round, self.step, self.seconds = 0, 0, 0.0
         self.history: list[dict[str, Any]] = []
         self.world = world or world_info()
-        if self.world.size > 1 and not distributed:
+        # torchrun's WORLD_SIZE counts too: a trainer that never joined the group would train N copies
+        launched = self.world.size if world is not None else max(self.world.size, int(os.environ.get("WORLD_SIZE", "1")))
+        if launched > 1 and not distributed:
             raise ConfigError(
                 f"the {desc!r} trainer does not split its batches across processes; run it without "
-                f"torchrun (this run has {self.world.size} processes)"
+                f"torchrun (this run has {launched} processes)"
             )
         if not self.world.is_main:
             self.progress, self.log = False, None

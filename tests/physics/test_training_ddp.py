@@ -131,11 +131,14 @@ def test_checkpoint_records_world_size_and_refuses_another(ddp_runs: Path) -> No
         loop.resume()
 
 
-def test_trainer_that_does_not_shard_is_refused_under_several_processes() -> None:
+def test_trainer_that_does_not_shard_is_refused_under_several_processes(monkeypatch) -> None:
     model = _model()
     with pytest.raises(ConfigError, match="does not split its batches"):
         TrainLoop(model, torch.optim.SGD(model.parameters(), lr=0.1), Constant(0.1), None, flags={},
                   world=WorldInfo(rank=0, size=2))
+    monkeypatch.setenv("WORLD_SIZE", "2")  # started by torchrun, no process group joined
+    with pytest.raises(ConfigError, match="this run has 2 processes"):
+        TrainLoop(model, torch.optim.SGD(model.parameters(), lr=0.1), Constant(0.1), None, flags={})
 
 
 def test_rank_shares_cover_a_batch_once_in_order() -> None:
