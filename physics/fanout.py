@@ -143,7 +143,8 @@ class RayFanout:
         workers: Tasks in flight are ``2 * workers`` (``None``: the cluster's CPUs);
             a local instance gets this many CPUs.
         address: A running cluster (``auto``, ``HOST:PORT`` or ``ray://HOST:10001``);
-            ``None``: an instance already initialised in this process, else a new local one.
+            ``None``: ``RAY_ADDRESS`` if set, else an instance already initialised in this
+            process, else a new local one.
 
     Raises:
         ConfigError: Ray is not installed, or no cluster answers at ``address``.
@@ -156,6 +157,7 @@ class RayFanout:
             raise ConfigError(
                 "fan-out backend 'ray' needs the optional extra: pip install 'nesy-physics[ray]'"
             ) from None
+        address = address or os.environ.get("RAY_ADDRESS")  # Ray's own variable names a cluster too
         if not ray.is_initialized():
             try:
                 if address:
