@@ -25,13 +25,18 @@ in [0, 1]):
   several splits can be pooled by a script;
 * ``questions``, ``scenes``, ``seconds``, the config, and under ``parts`` the
   trained parts used (perceiver name, checkpoint paths; None: shipped or unused).
+
+Perception, the per-image part, fans out through :func:`physics.fanout.make_fanout`
+(``backend``, ``workers``, ``address``): each worker loads the perceiver once and
+runs ``threads`` (default 1) torch threads; images come back in order, so every
+figure is the same whatever the backend and worker count (``seconds`` aside).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +49,7 @@ from perception.image_io import load_image
 from perception.registry import PERCEIVERS
 from perception.scene_graph import SceneGraph, load_scenes
 from physics.errors import ConfigError, DataError
+from physics.fanout import BACKENDS, make_fanout
 from physics.io import atomic_write_json, read_json
 from reasoning.dsl import Program, from_clevr
 from reasoning.questions import QUESTION_TYPES, question_type
@@ -80,10 +86,19 @@ class ClevrEvalConfig:
         metadata={"help": "torch CPU threads (default: torch's choice; 1 on a machine shared with training jobs, "
                   "where more threads than free cores slow the derenderer down several times)"},
     )
+    backend: str = field(default="process", metadata={"help": "fan-out backend of perception",
+                                                      "choices": sorted(BACKENDS)})
+    workers: int = field(default=1, metadata={"help": "parallel perception workers (each loads the perceiver)"})
+    address: str | None = field(
+        default=None, metadata={"help": "Ray cluster to join with --backend ray (default: a local instance); "
+                                "DATA must be a path every node shares"}
+    )
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
         for name in ("perception", "parser"):
             if getattr(self, name) not in SOURCES:
                 raise ConfigError(f"{name} must be one of {SOURCES}, got {getattr(self, name)!r}")
@@ -136,6 +151,23 @@ def scene_bootstrap_interval(
     return paired_ratio([correct], [questions], n_boot=n_boot, level=level, seed=seed)["interval"]
 
 
+_WORKER_MODELS: dict[tuple[str, QAParts], QAModel] = {}  # one perceiver per worker process, loaded once
+
+
+def _perceive(model: QAModel, job: tuple[int, str, str]) -> SceneGraph:
+    index, name, path = job
+    return model.perceive(load_image(path), image_index=index, image_filename=name)
+
+
+def _perceive_job(args: tuple[tuple[str, QAParts, int], tuple[int, str, str]]) -> SceneGraph:
+    """Worker entry point: the scene graph of one image (the worker's model is loaded on its first image)."""
+    (name, parts, threads), job = args
+    if (name, parts) not in _WORKER_MODELS:
+        torch.set_num_threads(threads)
+        _WORKER_MODELS[(name, parts)] = load_qa_model(name, parts)
+    return _perceive(_WORKER_MODELS[(name, parts)], job)
+
+
 def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the evaluation and return (and write, if ``config.out``) the result dict.
 
@@ -161,6 +193,7 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
     gt_programs = [from_clevr(q["program"], where=f"{layout.questions.name}: question {k}") for k, q in enumerate(questions)]
     image_ids = sorted({q["image_index"] for q in questions})
 
+    given = model is not None  # an object of this process: perception stays here
     if model is None:
         model = load_qa_model(config.model, config.parts())
     result: dict[str, Any] = {"config": asdict(config), "parts": asdict(config.parts()),
@@ -170,10 +203,18 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
     if config.perception == "model":
         from perception.derender import perception_metrics
 
-        scenes: dict[int, SceneGraph] = {}
-        for i in tqdm(image_ids, desc="perceive", unit="image", disable=not progress):
+        jobs = []
+        for i in image_ids:
             name = gt_scenes[i].image_filename or f"CLEVR_{config.split}_{i:06d}.png"
-            scenes[i] = model.perceive(load_image(layout.images / name), image_index=i, image_filename=name)
+            jobs.append((i, name, str(layout.images / name)))
+        if given or (config.backend != "ray" and config.workers == 1):
+            perceived = (_perceive(model, job) for job in jobs)
+        else:
+            fan = make_fanout(config.backend, config.workers, config.address)
+            spec = (config.model, replace(config.parts(), parser=False, parser_checkpoint=None), config.threads or 1)
+            perceived = fan.imap(_perceive_job, [(spec, job) for job in jobs])
+        bar = tqdm(perceived, total=len(jobs), desc="perceive", unit="image", disable=not progress)
+        scenes: dict[int, SceneGraph] = {job[0]: scene for job, scene in zip(jobs, bar, strict=True)}
         metrics = perception_metrics([scenes[i] for i in image_ids], [gt_scenes[i] for i in image_ids])
         result["perception"] = metrics
     else:

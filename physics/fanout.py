@@ -7,7 +7,12 @@ serial ones.
 
 Backends: ``serial`` (in process, for tests and debugging), ``process`` (a
 ``concurrent.futures`` process pool, the default) and ``ray`` (optional extra;
-``pip install nesy-physics[ray]``) for a cluster.
+``pip install nesy-physics[ray]``) for a cluster: with ``address`` (``auto``
+inside a cluster started with ``ray start --head``, or ``ray://HOST:10001``) it
+joins that cluster, without one it starts a local Ray instance of ``workers``
+CPUs (no dashboard).  A Ray task whose worker process dies is run again by Ray
+(``max_retries``), and every builder skips items already written, so a killed
+worker costs only its own item.
 
 Process workers die with their parent: killed with ``kill -9``, a parent runs
 no clean-up, and a pool's workers would otherwise wait on its queue for ever.
@@ -128,23 +133,45 @@ class ProcessFanout:
                 yield fut.result()
 
 
-class RayFanout:
-    """Ray tasks on a running cluster (``ray.init()`` is called if needed)."""
+RAY_TASK_RETRIES = 3  # a task whose worker process died is run again this many times
 
-    def __init__(self, workers: int | None = None) -> None:
+
+class RayFanout:
+    """Ray tasks, on a cluster (``address``) or on a local instance started here.
+
+    Args:
+        workers: Tasks in flight are ``2 * workers`` (``None``: the cluster's CPUs);
+            a local instance gets this many CPUs.
+        address: A running cluster (``auto``, ``HOST:PORT`` or ``ray://HOST:10001``);
+            ``None``: ``RAY_ADDRESS`` if set, else an instance already initialised in this
+            process, else a new local one.
+
+    Raises:
+        ConfigError: Ray is not installed, or no cluster answers at ``address``.
+    """
+
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
         try:
             import ray
         except ImportError:
             raise ConfigError(
                 "fan-out backend 'ray' needs the optional extra: pip install 'nesy-physics[ray]'"
             ) from None
+        address = address or os.environ.get("RAY_ADDRESS")  # Ray's own variable names a cluster too
         if not ray.is_initialized():
-            ray.init()
+            try:
+                if address:
+                    ray.init(address=address, log_to_driver=False)
+                else:
+                    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConfigError(f"--address {address}: cannot join a Ray cluster there ({first})") from None
         self._ray = ray
-        self.workers = workers or int(ray.available_resources().get("CPU", 1))
+        self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def imap(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        remote = self._ray.remote(fn)
+        remote = self._ray.remote(max_retries=RAY_TASK_RETRIES)(fn)
         window = 2 * self.workers
         pending = []
         for item in items:
@@ -162,12 +189,25 @@ BACKENDS: dict[str, Callable[[int | None], Fanout]] = {
 }
 
 
-def make_fanout(backend: str = "process", workers: int | None = None) -> Fanout:
-    """Build a fan-out backend by name (``serial``, ``process`` or ``ray``)."""
+def make_fanout(backend: str = "process", workers: int | None = None, address: str | None = None) -> Fanout:
+    """Build a fan-out backend by name (``serial``, ``process`` or ``ray``).
+
+    Args:
+        backend: One of :data:`BACKENDS`.
+        workers: Parallel jobs (``None``: one per CPU core, or the Ray cluster's CPUs).
+        address: The Ray cluster to join (``ray`` only).
+
+    Raises:
+        ConfigError: an unknown backend, or an address for a backend other than ``ray``.
+    """
     try:
         factory = BACKENDS[backend]
     except KeyError:
         raise ConfigError(
             f"unknown fan-out backend {backend!r}; choose one of {sorted(BACKENDS)}"
         ) from None
+    if address and backend != "ray":
+        raise ConfigError(f"--address {address} names a Ray cluster; it needs --backend ray (got {backend!r})")
+    if backend == "ray":
+        return RayFanout(workers, address)
     return factory(workers)

@@ -9,11 +9,12 @@ Example::
         --assets ../shared/data/clevr/blender        # Cycles with the official CLEVR assets
     nesy data clevr --n 4 --seed 3 --out /tmp/clevr_blender --renderer blender --assets ../shared/data/clevr/blender \
         --grid docs/images/clevr_pybullet_vs_blender.png --grid-beside /tmp/clevr_pybullet   # same seed, both looks
+    nesy data clevr --n 100000 --out /shared/clevr --backend ray --address auto --workers 64   # a Ray cluster
 
 Writes ``OUT/images/``, ``OUT/masks/``, ``OUT/CLEVR_<split>_scenes.json`` and
 ``OUT/CLEVR_<split>_questions.json`` and prints a JSON summary.  Rerunning the
 same command resumes an interrupted run; the output is byte-identical whatever
-``--workers`` is.
+``--workers`` and ``--backend`` are (docs/results/scale.md: running on a Ray cluster).
 """
 
 from __future__ import annotations

@@ -12,12 +12,18 @@ training flags than the run's is refused (``--threads`` and ``--device`` may cha
 copies the best model to FILE (how the shipped checkpoints were made).  The
 exact command line and seed are stored in the checkpoint metadata.  Prints a
 JSON summary.
+
+On several processes (DistributedDataParallel; ``--batch-size`` stays the global batch)::
+
+    torchrun --nproc_per_node 2 -m benchmarks.cli train dynamics --world cradle --model propnet \
+        --data data/cradle --epochs 20 --out runs/cradle_propnet_ddp
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -27,18 +33,29 @@ from benchmarks.config_flags import add_config_flags, config_from_args, registry
 from physics.errors import DataError
 from physics.models import MODELS, PRESETS, TrainConfig, make_model, preset, train
 from physics.training import config_flags
+from physics.training.distributed import shutdown_distributed, world_info
 
 __all__ = ["register", "run"]
 
 
 def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     """The full command that reproduces this run, every training setting spelled out."""
-    parts = ["nesy", "train", "dynamics", "--world", args.world, "--model", args.model, "--data", str(args.data),
+    parts = [*_launcher(), "train", "dynamics", "--world", args.world, "--model", args.model, "--data", str(args.data),
              "--out", str(out)]
     parts += config_flags(cfg)
     for item in args.set or []:
         parts += ["--set", item]
     return shlex.join(parts)  # without --resume: a resumed run ends with the same weights
+
+
+def _launcher() -> list[str]:
+    """``nesy``, or the torchrun line that started this process (torchrun sets these variables)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return ["nesy"]
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    nodes = ["--nnodes", str(world // per_node)] if world > per_node else []
+    return ["torchrun", *nodes, "--nproc_per_node", str(per_node), "-m", "benchmarks.cli"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +91,13 @@ def run(args: argparse.Namespace) -> int:
         "train_trajectories": len(train_trajs),
         "data_seed": t0.meta.get("seed"),
     }
-    summary = train(model, train_trajs, valid_trajs, out, cfg, resume=args.resume, meta=meta, progress=not args.quiet)
+    try:
+        summary = train(model, train_trajs, valid_trajs, out, cfg, resume=args.resume, meta=meta,
+                        progress=not args.quiet)
+        if not world_info().is_main:  # under torchrun rank 0 alone exports and reports
+            return 0
+    finally:
+        shutdown_distributed()
     if args.export:
         Path(args.export).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / "model.pt", args.export)

@@ -113,6 +113,10 @@ class ClevrDataConfig:
     denoise: bool = field(
         default=False, metadata={"help": "OpenImageDenoise after sampling, if Blender has it (--renderer blender)"}
     )
+    address: str | None = field(
+        default=None, metadata={"help": "Ray cluster to join with --backend ray (auto, HOST:PORT, ray://HOST:10001; "
+                                "default: a local instance); OUT must be a path every node shares"}
+    )
 
     def __post_init__(self) -> None:
         check_build_options(self, SPLITS, "scenes")
@@ -402,7 +406,7 @@ def build_clevr(cfg: ClevrDataConfig, *, progress: bool = True) -> dict[str, Any
         atomic_write_json(marker, _identity(cfg))
     todo = [k for k in range(cfg.n) if not _done(cfg, k)]
     start = time.perf_counter()
-    fan = make_fanout(cfg.backend, cfg.workers)
+    fan = make_fanout(cfg.backend, cfg.workers, cfg.address)
     cfg_dict = asdict(cfg)
     with tqdm(total=cfg.n, initial=cfg.n - len(todo), desc=f"CLEVR {cfg.split}", unit="scene", disable=not progress) as bar:
         for _ in fan.imap(_job, [(cfg_dict, k) for k in todo]):
@@ -520,7 +524,7 @@ def _repair(cfg: ClevrDataConfig, *, progress: bool) -> int:
     damaged = [k for k in range(cfg.n) if not _intact(cfg, k, scenes[k])]
     if not damaged:
         return 0
-    fan = make_fanout(cfg.backend, cfg.workers)
+    fan = make_fanout(cfg.backend, cfg.workers, cfg.address)
     jobs = [(asdict(cfg), k) for k in damaged]
     with tqdm(total=len(damaged), desc=f"CLEVR {cfg.split} repair", unit="scene", disable=not progress) as bar:
         for k, scene in zip(damaged, fan.imap(_render_job, jobs), strict=True):

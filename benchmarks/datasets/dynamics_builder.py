@@ -47,6 +47,10 @@ class DynamicsDataConfig:
     workers: int = field(default=1, metadata={"help": "worker processes"})
     split: str = field(default="train", metadata={"help": "split name", "choices": list(SPLITS)})
     backend: str = field(default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]})
+    address: str | None = field(
+        default=None, metadata={"help": "Ray cluster to join with --backend ray (auto, HOST:PORT, ray://HOST:10001; "
+                                "default: a local instance); OUT must be a path every node shares"}
+    )
 
     def __post_init__(self) -> None:
         WORLDS.get(self.world)  # unknown: ConfigError naming the closest worlds and the choices
@@ -157,7 +161,7 @@ def build_dynamics_split(
 
     todo = [k for k in range(cfg.n) if not _is_done(folder / files[k], cfg.world, seeds[k], wcfg)]
     jobs = [(cfg.world, wcfg, seeds[k], str(folder / files[k])) for k in todo]
-    fanout = make_fanout(cfg.backend, cfg.workers)
+    fanout = make_fanout(cfg.backend, cfg.workers, cfg.address)
     start = time.perf_counter()
     bar = tqdm(total=cfg.n, initial=cfg.n - len(todo), desc=f"{cfg.world}/{cfg.split}",
                unit="traj", disable=not progress)

@@ -21,6 +21,14 @@ Files written to ``out_dir`` (all atomically):
 ``resume=True`` continues from ``checkpoint.pt``: the result is bit-identical to an
 uninterrupted run.  Only ``threads`` and ``device`` may differ from the run's
 flags; any other change (``--epochs`` included: it sets the decay rate) is refused.
+
+Under ``torchrun --nproc_per_node N`` (:mod:`physics.training.distributed`) each
+process trains on its share of every global batch of ``batch_size`` graphs
+(the same shuffled order as one process; a last batch smaller than N is
+skipped), gradients are averaged by DistributedDataParallel, and rank 0 writes
+the files; ``world_size`` is recorded in the metadata and a resume needs the same N.
+Training noise is drawn per process, so an N-process run is not bit-identical to
+a 1-process one, but a resumed N-process run is to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader as TorchLoader
+from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
@@ -42,6 +52,7 @@ from physics.models.config import config_to_dict
 from physics.models.data import make_samples
 from physics.models.resolver import save_model
 from physics.training import ExponentialDecay, RunLog, TrainLoop
+from physics.training.distributed import init_distributed, rank_share, world_info
 from physics.trajectory import Trajectory
 
 __all__ = ["TrainConfig", "train", "resolve_device", "RESUMABLE_CHANGES"]
@@ -124,12 +135,13 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
+    device = init_distributed(resolve_device(config.device))
+    world = world_info()
     builder = GraphBuilder(model.config.graph)
     k = config.rollout_steps
     train_graphs = make_samples(train_trajs, builder, config.max_samples, seed=config.seed, horizon=k)
     valid_graphs = make_samples(valid_trajs, builder, config.valid_samples, seed=config.seed + 1, horizon=k) if valid_trajs else []
-    meta = dict(meta or {})
+    meta = {**(meta or {}), "world_size": world.size}
     ckpt_path = out / "checkpoint.pt"
     best = {"loss": float("inf")}
     info: dict[str, Any] = dict(meta)
@@ -157,7 +169,7 @@ def train(
         weights_key="state_dict", grad_clip=config.grad_clip,
         log=RunLog(out / "loss.jsonl", tensorboard=out / "tb"), may_change=RESUMABLE_CHANGES,
         extra_state=lambda: {"best": best["loss"]}, load_extra=lambda e: best.update(loss=float(e["best"])),
-        desc=model.name, progress=progress, loss_key="train_loss",
+        desc=model.name, progress=progress, loss_key="train_loss", distributed=True, world=world,
     )
     if resume and loop.resume(check=same_model):
         if loop.command:
@@ -171,8 +183,16 @@ def train(
     def batches(epoch: int):
         # shuffling and noise come from a generator seeded by (seed, epoch) alone
         current["gen"] = torch.Generator().manual_seed(config.seed * 100003 + epoch)
-        for batch in DataLoader(train_graphs, batch_size=config.batch_size, shuffle=True, generator=current["gen"]):
-            yield batch.to(device)
+        if world.size == 1:
+            for batch in DataLoader(train_graphs, batch_size=config.batch_size, shuffle=True, generator=current["gen"]):
+                yield batch.to(device)
+            return
+        # the same global batches as one process (same sampler, same generator), this rank's share of each
+        order = TorchLoader(range(len(train_graphs)), batch_size=config.batch_size, shuffle=True,
+                            generator=current["gen"], collate_fn=list)
+        for indices in order:
+            if len(indices) >= world.size:
+                yield Batch.from_data_list([train_graphs[i] for i in rank_share(indices, world)]).to(device)
 
     def step(batch) -> dict[str, Any]:
         return {"train_loss": model.loss(batch, generator=current["gen"]), "weight": batch.num_graphs}
@@ -184,8 +204,9 @@ def train(
                      "train_seconds": round(loop.seconds, 2), "train_config": dataclasses.asdict(config)})
         if valid_loss < best["loss"]:
             best["loss"] = valid_loss
-            save_model(out / "model.pt", model, info)
-        if progress:
+            if world.is_main:
+                save_model(out / "model.pt", model, info)
+        if progress and world.is_main:
             tqdm.write(f"{model.name} epoch {epoch + 1}: train {record['train_loss']:.4g} valid {valid_loss:.4g} "
                        f"({loop.seconds:.0f} s)")
         return {"valid_loss": valid_loss}

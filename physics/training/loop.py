@@ -28,10 +28,21 @@ The checkpoint file itself is the trainer's own format: ``payload()`` returns
 its entries (weights under ``weights_key``, config, metadata) and the loop adds
 ``train_state``; every file is written with :func:`physics.io.atomic_torch_save`,
 which stores the digest of its weights.
+
+Under ``torchrun`` (:mod:`~physics.training.distributed`) a trainer that passes
+``distributed=True`` gives each process its share of every global batch; the
+loop wraps the step in :class:`~torch.nn.parallel.DistributedDataParallel`
+(gradients averaged across processes, each share's loss weighted by its share
+of the batch so that the average is the whole batch's gradient), sums each
+round's logged values over the processes, and only rank 0 shows progress,
+writes checkpoints and logs.  The checkpoint's ``train_state`` then records
+``world_size`` and every rank's generator states (``rng_ranks``); a resume must
+use the same number of processes.  A single-process run is unchanged.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -42,6 +53,7 @@ from tqdm import tqdm
 
 from physics.errors import CheckpointError, ConfigError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
+from physics.training.distributed import WorldInfo, world_info
 from physics.training.log import RunLog
 from physics.training.rng import rng_state, set_rng_state
 from physics.training.schedule import Schedule
@@ -78,6 +90,9 @@ class TrainLoop:
         desc: Progress-bar label.
         progress: Show a progress bar.
         loss_key: The entry of the step function's result that is minimised.
+        distributed: The trainer feeds each process its share of every batch (see the
+            module docstring); without it a run under torchrun is refused.
+        world: The process group's ranks (default: :func:`~physics.training.distributed.world_info`).
     """
 
     def __init__(
@@ -103,6 +118,8 @@ class TrainLoop:
         desc: str = "train",
         progress: bool = True,
         loss_key: str = "loss",
+        distributed: bool = False,
+        world: WorldInfo | None = None,
     ) -> None:
         if unit not in ("epoch", "step"):
             raise ConfigError(f"TrainLoop unit must be 'epoch' or 'step', got {unit!r}")
@@ -118,11 +135,24 @@ class TrainLoop:
         self.desc, self.progress, self.loss_key = desc, progress, loss_key
         self.round, self.step, self.seconds = 0, 0, 0.0
         self.history: list[dict[str, Any]] = []
+        self.world = world or world_info()
+        # torchrun's WORLD_SIZE counts too: a trainer that never joined the group would train N copies
+        launched = self.world.size if world is not None else max(self.world.size, int(os.environ.get("WORLD_SIZE", "1")))
+        if launched > 1 and not distributed:
+            raise ConfigError(
+                f"the {desc!r} trainer does not split its batches across processes; run it without "
+                f"torchrun (this run has {launched} processes)"
+            )
+        if not self.world.is_main:
+            self.progress, self.log = False, None
 
     # ------------------------------------------------------------------ state
     def train_state(self) -> dict[str, Any]:
-        """Everything needed to continue the run (see the module docstring)."""
-        return {
+        """Everything needed to continue the run (see the module docstring).
+
+        Under torchrun every rank must call it (it gathers the ranks' generator states).
+        """
+        state = {
             "round": self.round,
             "step": self.step,
             "seconds": self.seconds,
@@ -133,12 +163,23 @@ class TrainLoop:
             "command": self.command,
             "schedule": self.schedule.describe(),
             "extra": self.extra_state() if self.extra_state else {},
+            "world_size": self.world.size,
         }
+        if self.world.size > 1:
+            ranks: list[Any] = [None] * self.world.size
+            torch.distributed.all_gather_object(ranks, state["rng"])
+            state["rng_ranks"] = ranks
+        return state
 
     def save(self) -> None:
-        """Write the checkpoint (atomic, with the weights digest)."""
-        if self.path is not None:
-            atomic_torch_save(self.path, {**self.payload(), "train_state": self.train_state()})
+        """Write the checkpoint (atomic, with the weights digest); rank 0 only under torchrun."""
+        if self.path is None:
+            return
+        state = self.train_state()
+        if self.world.is_main:
+            atomic_torch_save(self.path, {**self.payload(), "train_state": state})
+        if self.world.size > 1:
+            torch.distributed.barrier()  # nobody reads the file before it is whole
 
     def resume(self, *, check: Callable[[dict[str, Any]], None] | None = None) -> bool:
         """Continue from ``path`` if it exists; returns whether it did.
@@ -166,6 +207,12 @@ class TrainLoop:
         if check is not None:
             check(ckpt)
         self._check_flags(state["flags"], where)
+        stored_world = state.get("world_size", 1)
+        if stored_world != self.world.size:
+            raise ConfigError(
+                f"{where} was trained by {stored_world} process(es), this run has {self.world.size}; "
+                f"resume with torchrun --nproc_per_node {stored_world} (or plain nesy for 1) or choose a fresh output"
+            )
         if state["schedule"] != self.schedule.describe() and not self._grown(state["flags"]):
             raise ConfigError(f"{where} was trained with the schedule {state['schedule']}, this run asks "
                               f"{self.schedule.describe()}; resume with the run's flags or choose a fresh output")
@@ -174,7 +221,13 @@ class TrainLoop:
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{where}: cannot resume, the stored weights do not fit the model ({exc})") from None
-        set_rng_state(state["rng"], self.generators, where)
+        rng = state["rng"]
+        if self.world.size > 1:
+            ranks = state.get("rng_ranks")
+            if not isinstance(ranks, list) or len(ranks) != self.world.size:
+                raise CheckpointError(f"{where}: the generator states of its {self.world.size} processes are missing")
+            rng = ranks[self.world.rank]
+        set_rng_state(rng, self.generators, where)
         self.round, self.step = state["round"], state["step"]
         self.seconds = float(state.get("seconds", 0.0))
         self.history = list(state["history"])
@@ -226,6 +279,7 @@ class TrainLoop:
             steps_in: Round -> number of its batches, for the progress bar.
         """
         self.model.train()
+        engine = _ddp_step(self.model, step_fn) if self.world.size > 1 else step_fn
         for r in range(self.round, rounds):
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
@@ -238,10 +292,16 @@ class TrainLoop:
                 first_lr = lr if first_lr is None else first_lr
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                parts = dict(step_fn(batch))
+                parts = dict(engine(batch))
                 weight = float(parts.pop("weight", 1.0))
                 loss = parts[self.loss_key]
                 self.optimizer.zero_grad()
+                if self.world.size > 1:
+                    # DDP averages the ranks' gradients; weighting each by its share of the
+                    # global batch makes that average the whole batch's gradient
+                    whole = torch.tensor([weight], dtype=torch.float64, device=loss.device)
+                    torch.distributed.all_reduce(whole)
+                    loss = loss * (weight * self.world.size / float(whole))
                 loss.backward()
                 if self.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -252,6 +312,8 @@ class TrainLoop:
                 seen += weight
                 bar.set_postfix(loss=f"{sums[self.loss_key] / seen:.4g}")
             bar.close()
+            if self.world.size > 1:
+                seen, sums = _sum_over_ranks(seen, sums, next(self.model.parameters()).device)
             self.seconds += time.perf_counter() - t0
             record: dict[str, Any] = dict(self.tags)
             if self.unit == "epoch":
@@ -270,6 +332,33 @@ class TrainLoop:
                 self.log.write(self.history, self.desc)
         self.model.eval()
         return self.history
+
+
+class _Step(torch.nn.Module):
+    """A step function as a module, so that DDP sees the call that computes the loss."""
+
+    def __init__(self, model: torch.nn.Module, step_fn: StepFn) -> None:
+        super().__init__()
+        self.model, self.step_fn = model, step_fn
+
+    def forward(self, batch: Any) -> Mapping[str, Any]:
+        return self.step_fn(batch)
+
+
+def _ddp_step(model: torch.nn.Module, step_fn: StepFn) -> torch.nn.Module:
+    """``step_fn`` wrapped in DistributedDataParallel (one device per process)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(model.parameters()).device
+    return DistributedDataParallel(_Step(model, step_fn), device_ids=[device] if device.type == "cuda" else None)
+
+
+def _sum_over_ranks(seen: float, sums: dict[str, float], device: torch.device) -> tuple[float, dict[str, float]]:
+    """A round's weight and weighted sums, added up over the processes (every rank has the same keys)."""
+    keys = sorted(sums)
+    values = torch.tensor([seen] + [sums[k] for k in keys], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(values)
+    return float(values[0]), {k: float(v) for k, v in zip(keys, values[1:].tolist(), strict=True)}
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
