@@ -130,6 +130,31 @@ class SoftScenes:
         return self.present.shape[1]
 
     @classmethod
+    def cat(cls, parts: Sequence[SoftScenes]) -> SoftScenes:
+        """One batch of the scenes of ``parts`` (same vocabulary), padded to the largest.
+
+        Padding objects are absent (``present`` 0), so no operation ever selects them.
+        """
+        if not parts:
+            raise ProgramError("SoftScenes.cat: no scenes to join")
+        first = parts[0]
+        n = max(p.num_objects for p in parts)
+
+        def pad(t: Tensor, dims: tuple[int, ...]) -> Tensor:
+            widths: list[int] = []
+            for d in reversed(range(t.dim())):
+                widths += [0, n - t.shape[d] if d in dims else 0]
+            return torch.nn.functional.pad(t, widths)
+
+        return cls(
+            torch.cat([pad(p.present, (1,)) for p in parts]),
+            {a: torch.cat([pad(p.attributes[a], (1,)) for p in parts]) for a in first.attributes},
+            torch.cat([pad(p.relations, (2, 3)) for p in parts]),
+            first.vocabulary,
+            first.relation_names,
+        )
+
+    @classmethod
     def from_scene_graphs(
         cls,
         scenes: Sequence[SceneGraph],

@@ -6,15 +6,19 @@ the concept learner, and writes the scene graph of its most likely concepts:
 per attribute group the concept of highest score, a relation wherever its
 probability passes one half, and a 3D position from the box centre through the
 derenderer's calibrated camera (at the resting height of the learned size).
-With hard concepts the quasi-symbolic executor and the symbolic one agree
-(``tests/reasoning/test_soft_executor.py``), so the QA model answers with the
-batched symbolic executor, like NS-VQA, and ``nesy eval clevr --model nscl``
-scores its concepts against the true attributes as NS-VQA's perception scores
-(the concept probe of the paper).
+``nesy eval clevr --model nscl`` scores those concepts against the true
+attributes as NS-VQA's perception scores (the concept probe of the paper).
+
+The QA model answers as NS-CL does: with the quasi-symbolic executor over the
+concept scores of the images it perceived (the perceiver keeps each scene's
+scores); scene graphs it did not perceive (ground truth) are answered by the
+symbolic executor, which agrees with the soft one on hard concepts.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,8 @@ from perception.registry import Perceiver, register_perceiver
 from perception.scene_graph import SceneGraph, SceneObject
 from physics.io import PathLike
 from physics.worlds.clevr_properties import SIZE_RADIUS
+from reasoning.dsl import Program
+from reasoning.executor.soft import SoftScenes, soft_execute
 from reasoning.nscl.data import image_objects
 from reasoning.nscl.model import ConceptLearner
 from reasoning.nscl.train import load_nscl
@@ -49,6 +55,16 @@ class NSCLPerceiver(Perceiver):
         self.model = model.eval()
         self.proposals = proposals
         self.metadata = dict(metadata or {})
+        self._scores: dict[int, tuple[weakref.ref, SoftScenes]] = {}
+
+    def scores_of(self, scene: SceneGraph) -> SoftScenes | None:
+        """The concept scores behind a scene graph this perceiver made (None for any other)."""
+        hit = self._scores.get(id(scene))
+        return hit[1] if hit is not None and hit[0]() is scene else None
+
+    def _keep(self, scene: SceneGraph, scores: SoftScenes) -> None:
+        key = id(scene)
+        self._scores[key] = (weakref.ref(scene, lambda _: self._scores.pop(key, None)), scores)
 
     @classmethod
     def from_checkpoint(cls, path: PathLike) -> NSCLPerceiver:
@@ -91,7 +107,9 @@ class NSCLPerceiver(Perceiver):
             )
             for i in range(len(boxes))
         )
-        return SceneGraph(objects=objects, directions=directions, relationships=relationships, **meta)
+        scene = SceneGraph(objects=objects, directions=directions, relationships=relationships, **meta)
+        self._keep(scene, scores)
+        return scene
 
 
 register_perceiver(NSCLPerceiver)
@@ -102,6 +120,23 @@ class NSCL(NSVQA):
 
     name = "nscl"
     default_perceiver = "nscl"
+
+    def answer_programs(
+        self, programs: Sequence[Program | None], scenes: Sequence[SceneGraph], scene_indices: Sequence[int]
+    ) -> list[str | None]:
+        """Soft execution over the perceived concept scores (symbolic for scenes not perceived here)."""
+        perceiver = self.derenderer
+        scores = [perceiver.scores_of(s) if isinstance(perceiver, NSCLPerceiver) else None for s in scenes]
+        if any(sc is None for sc in scores):
+            return NSVQA.answer_programs(programs, scenes, scene_indices)
+        keep = [k for k, p in enumerate(programs) if p is not None]
+        answers: list[str | None] = [None] * len(programs)
+        if keep:
+            batch = SoftScenes.cat(scores)  # type: ignore[arg-type]
+            out = soft_execute([programs[k] for k in keep], batch, [scene_indices[k] for k in keep])
+            for k, a in zip(keep, out.answers, strict=True):
+                answers[k] = a
+        return answers
 
 
 register_qa_model(NSCL, help="NS-CL: concepts learned from answers, parser, executor (Mao et al. 2019)")

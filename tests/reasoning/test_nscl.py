@@ -113,3 +113,29 @@ def test_eval_clevr_scores_an_nscl_checkpoint_as_a_qa_model(split, tmp_path):
     assert res["parts"]["perceiver"] == "nscl" and res["parts"]["perceiver_checkpoint"] == str(ckpt)
     assert res["questions"] == 20 and 0.0 <= res["accuracy"]["overall"] <= 1.0
     assert res["perception"]["detection_recall"] > 0.9  # the proposals are the derenderer's
+
+
+def test_the_qa_model_answers_softly_over_what_it_perceived(split, tmp_path):
+    from perception.datasets import ClevrDataset
+    from reasoning.dsl import from_clevr
+    from reasoning.executor import execute_batch
+    from reasoning.executor.soft import soft_execute
+    from reasoning.registry import QAParts, load_qa_model
+
+    ckpt = tmp_path / "nscl.pt"
+    data = load_split(split, "train", limit_images=3, progress=False)
+    train_nscl(data, NSCLTrainConfig(epochs=1, curriculum="0:0"), ckpt, progress=False)
+    model = load_qa_model("nscl", QAParts(perceiver="nscl", perceiver_checkpoint=str(ckpt), parser=False))
+    item = ClevrDataset(split, "train")[0]
+    rgb = (item["image"].permute(1, 2, 0) * 255).round().byte().numpy()
+    scene = model.perceive(rgb)
+    scores = model.derenderer.scores_of(scene)
+    assert scores is not None and scores.num_objects == len(scene)
+    programs = [from_clevr(q["program"]) for q in item["questions"]]
+    soft = list(soft_execute(programs, scores, [0] * len(programs)).answers)
+    assert model.answer_programs(programs, [scene], [0] * len(programs)) == soft
+    # a scene graph it did not perceive (the ground truth) is answered symbolically
+    truth = item["scene"]
+    assert model.answer_programs(programs, [truth], [0] * len(programs)) == execute_batch(
+        programs, [truth], [0] * len(programs)
+    )
