@@ -172,26 +172,41 @@ class Derenderer(Perceiver):
         side = boxes[:, 2] * w
         u = (boxes[:, 0] * w + centre[:, 0] * side).numpy()
         v = (boxes[:, 1] * h + centre[:, 1] * side).numpy()
-        # the camera was calibrated at self.image_size: rescale pixel coordinates to it
+        objects = self.place_objects(names, u, v, (h, w), masks if self.with_masks else None)
+        return SceneGraph(objects=objects, directions=dict(self.directions), **meta)
+
+    def place_objects(
+        self,
+        names: dict[str, list[str]],
+        u: np.ndarray,
+        v: np.ndarray,
+        image_hw: tuple[int, int],
+        masks: Tensor | None = None,
+    ) -> tuple[SceneObject, ...]:
+        """Objects with attributes ``names`` whose centres show at pixels (u, v), placed in 3D.
+
+        The ray through each centre meets the plane at the object's resting height
+        (:meth:`height`); ``image_hw`` is the image's size (the camera was calibrated
+        at :attr:`image_size`). With ``masks`` each object carries its run-length mask.
+        """
+        h, w = image_hw
         sy, sx = self.image_size[0] / h, self.image_size[1] / w
         z = np.array([self.height(sh, sz) for sh, sz in zip(names["shape"], names["size"], strict=True)])
         xyz = backproject_to_plane(self.projection, np.c_[u * sx, v * sy], z)
         depth = project(self.projection, xyz)[:, 2]
-        objects = []
-        for i in range(len(masks)):
-            objects.append(
-                SceneObject(
-                    shape=names["shape"][i],
-                    color=names["color"][i],
-                    material=names["material"][i],
-                    size=names["size"][i],
-                    position=tuple(float(c) for c in xyz[i]),  # type: ignore[arg-type]
-                    rotation=0.0,
-                    pixel_coords=(float(u[i]), float(v[i]), float(depth[i])),
-                    mask=mask_to_rle(masks[i].numpy()) if self.with_masks else None,
-                )
+        return tuple(
+            SceneObject(
+                shape=names["shape"][i],
+                color=names["color"][i],
+                material=names["material"][i],
+                size=names["size"][i],
+                position=tuple(float(c) for c in xyz[i]),  # type: ignore[arg-type]
+                rotation=0.0,
+                pixel_coords=(float(u[i]), float(v[i]), float(depth[i])),
+                mask=mask_to_rle(masks[i].numpy()) if masks is not None else None,
             )
-        return SceneGraph(objects=tuple(objects), directions=dict(self.directions), **meta)
+            for i in range(len(u))
+        )
 
 
 # ---------------------------------------------------------------------- checkpoints

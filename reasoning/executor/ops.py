@@ -54,6 +54,7 @@ __all__ = [
     "SLOTS",
     "BUILTIN_FNS",
     "table_version",
+    "implementation_table",
 ]
 
 CATALOGUE = Catalogue.default()  # the signatures of every built-in operation
@@ -303,13 +304,39 @@ def _relate_filter_exist(bs: BoundScene, obj: int, *values: str) -> bool:
 # ---------------------------------------------------------------- the implementations
 # In this order (the order of OPS, from which the program sampler draws: another order
 # would change the benchmark's programs). A name the catalogue lacks fails here.
-_IMPLEMENTATIONS: dict[str, Callable[..., object]] = {"scene": _scene}
-for _attr in VALUE_TYPES.values():
-    _IMPLEMENTATIONS[f"filter_{_attr}"] = _filter(_attr)
-    _IMPLEMENTATIONS[f"query_{_attr}"] = _query(_attr)
-    _IMPLEMENTATIONS[f"equal_{_attr}"] = _equal
-    _IMPLEMENTATIONS[f"same_{_attr}"] = _same(_attr)
-_IMPLEMENTATIONS.update(
+def implementation_table(
+    *,
+    filter_attr: Callable[[str], Callable],
+    query_attr: Callable[[str], Callable],
+    equal_attr: Callable,
+    same_attr: Callable[[str], Callable],
+    **others: Callable,
+) -> dict[str, Callable]:
+    """One executor mode's implementations by catalogue name, the attribute families written once.
+
+    Args:
+        filter_attr, query_attr, same_attr: Attribute -> its ``filter_*`` / ``query_*`` /
+            ``same_*`` operation.
+        equal_attr: The ``equal_*`` operation of every attribute.
+        others: The other operations by name (``scene`` first: the symbolic table's order
+            is the program sampler's, see below).
+    """
+    table: dict[str, Callable] = {"scene": others.pop("scene")}
+    for attr in VALUE_TYPES.values():
+        table[f"filter_{attr}"] = filter_attr(attr)
+        table[f"query_{attr}"] = query_attr(attr)
+        table[f"equal_{attr}"] = equal_attr
+        table[f"same_{attr}"] = same_attr(attr)
+    table.update(others)
+    return table
+
+
+_IMPLEMENTATIONS = implementation_table(
+    filter_attr=_filter,
+    query_attr=_query,
+    equal_attr=_equal,
+    same_attr=_same,
+    scene=_scene,
     unique=_unique,
     relate=_relate,
     union=_union,
@@ -331,7 +358,7 @@ _IMPLEMENTATIONS.update(
 )
 for _name, _fn in _IMPLEMENTATIONS.items():
     attach(_name, _fn)
-del _attr, _name, _fn
+del _name, _fn
 
 # The built-in functions, for the executors' inlined (fused / vectorised) forms: those
 # are used only while an operation still has its built-in function.

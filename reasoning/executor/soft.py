@@ -72,6 +72,7 @@ from reasoning.executor.ops import (
     OPS,
     SLOTS,
     VALUE_TYPES,
+    implementation_table,
 )
 
 __all__ = [
@@ -348,13 +349,12 @@ def _then(first: SoftOp, then: SoftOp) -> SoftOp:
     return composed
 
 
-_SOFT: dict[str, SoftOp] = {"scene": _scene}
-for _attr in VALUE_TYPES.values():
-    _SOFT[f"filter_{_attr}"] = _filter(_attr)
-    _SOFT[f"query_{_attr}"] = _query(_attr)
-    _SOFT[f"equal_{_attr}"] = _equal
-    _SOFT[f"same_{_attr}"] = _same(_attr)
-_SOFT.update(
+_SOFT: dict[str, SoftOp] = implementation_table(
+    filter_attr=_filter,
+    query_attr=_query,
+    equal_attr=_equal,
+    same_attr=_same,
+    scene=_scene,
     unique=_unique,
     relate=_relate,
     union=_union,
@@ -374,7 +374,6 @@ _SOFT.update(
     relate_filter_count=_then(_relate_filter, _count),
     relate_filter_exist=_then(_relate_filter, _exist),
 )
-del _attr
 
 SOFT_OPS: Mapping[str, SoftOp] = MappingProxyType(_SOFT)
 

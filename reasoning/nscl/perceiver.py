@@ -5,7 +5,7 @@ The perceiver proposes objects with the shipped derenderer's proposal network
 the concept learner, and writes the scene graph of its most likely concepts:
 per attribute group the concept of highest score, a relation wherever its
 probability passes one half, and a 3D position from the box centre through the
-derenderer's calibrated camera (at the resting height of the learned size).
+derenderer's calibrated camera (:meth:`~perception.derender.Derenderer.place_objects`).
 ``nesy eval clevr --model nscl`` scores those concepts against the true
 attributes as NS-VQA's perception scores (the concept probe of the paper).
 
@@ -22,16 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from perception.derender import load_default_derenderer
-from perception.derender.camera import backproject_to_plane, project
 from perception.derender.derenderer import Derenderer, image_to_tensor
 from perception.registry import Perceiver, register_perceiver
-from perception.scene_graph import SceneGraph, SceneObject
+from perception.scene_graph import SceneGraph
 from physics.io import PathLike
-from physics.worlds.clevr_properties import SIZE_RADIUS
 from reasoning.dsl import Program
 from reasoning.executor.soft import SoftScenes, soft_execute
 from reasoning.nscl.data import image_objects
@@ -92,21 +89,7 @@ class NSCLPerceiver(Perceiver):
         }
         h, w = image.shape[1:]
         u, v = (boxes[:, 0] * w).numpy(), (boxes[:, 1] * h).numpy()
-        sy, sx = self.proposals.image_size[0] / h, self.proposals.image_size[1] / w
-        z = np.array([SIZE_RADIUS.get(s, 0.5) for s in words["size"]])
-        xyz = backproject_to_plane(self.proposals.projection, np.c_[u * sx, v * sy], z)
-        depth = project(self.proposals.projection, xyz)[:, 2]
-        objects = tuple(
-            SceneObject(
-                shape=words["shape"][i],
-                color=words["color"][i],
-                material=words["material"][i],
-                size=words["size"][i],
-                position=tuple(float(c) for c in xyz[i]),  # type: ignore[arg-type]
-                pixel_coords=(float(u[i]), float(v[i]), float(depth[i])),
-            )
-            for i in range(len(boxes))
-        )
+        objects = self.proposals.place_objects(words, u, v, (h, w))
         scene = SceneGraph(objects=objects, directions=directions, relationships=relationships, **meta)
         self._keep(scene, scores)
         return scene
