@@ -80,10 +80,10 @@ class PlannerConfig:
     """
 
     horizon: int = 5
-    samples: int = 32
-    iterations: int = 3
-    grad_steps: int = 8
-    elites: int = 6
+    samples: int = 24
+    iterations: int = 2
+    grad_steps: int = 6
+    elites: int = 4
     starts: int = 4
     lr: float = 0.2
     std: float = 0.6
