@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -31,7 +32,8 @@ __all__ = ["register", "run"]
 
 
 def _settings(args: argparse.Namespace, planner_cfg, task_cfg) -> dict:
-    return {
+    """What makes two runs' episodes the same (as JSON stores it: tuples become lists)."""
+    return json.loads(json.dumps({
         "task": args.task,
         "model": args.model,
         "planner": args.planner,
@@ -39,7 +41,7 @@ def _settings(args: argparse.Namespace, planner_cfg, task_cfg) -> dict:
         "checkpoint": args.checkpoint,
         "planner_config": dataclasses.asdict(planner_cfg),
         "task_config": dataclasses.asdict(task_cfg),
-    }
+    }))
 
 
 def _gif(result, path: Path) -> None:
