@@ -111,5 +111,5 @@ def register_task(name: str, env_cls: type[ControlEnv], gym_id: str, *, help: st
     return TASKS.register(name, Task(env_cls, gym_id), help=help if help is not None else (doc[0] if doc else ""))
 
 
-register_task("boxpush", BoxPushEnv, "nesy/BoxPush-v0")
-register_task("rope", RopeShapeEnv, "nesy/RopeShape-v0")
+register_task("boxpush", BoxPushEnv, "nesy/BoxPush-v0", help="push a box onto a goal point (nesy/BoxPush-v0)")
+register_task("rope", RopeShapeEnv, "nesy/RopeShape-v0", help="drag a rope into a goal shape (nesy/RopeShape-v0)")
