@@ -44,6 +44,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("bench", "speed"), "bench_speed", "speed suites (executor, clevr-data) as JSON"),
     (("bench", "dynamics"), "bench_dynamics", "rollout error and speed of learned simulators against the simulator"),
     (("bench", "compare"), "bench_compare", "paired comparison of two models' rollout errors (bootstrap interval)"),
+    (("control",), "control", "model-predictive control on a Gymnasium task (learned or true model)"),
 )
 
 # module names, in help order (each registers its own parser(s))

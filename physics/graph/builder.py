@@ -135,6 +135,7 @@ class GraphBuilder:
         observed: Tensor | None = None,
         root_of: Tensor | None = None,
         target_pos: Tensor | None = None,
+        batch: Tensor | None = None,
     ) -> Data:
         """Build the graph of one state.
 
@@ -148,6 +149,9 @@ class GraphBuilder:
             observed: ``[N]`` bool.
             root_of: ``[N]`` from :meth:`roots_for` (needed when the config has roots).
             target_pos: ``[N, D]`` positions one step later (training only).
+            batch: ``[N]`` copy id of each node when ``pos_hist`` holds several
+                disjoint copies of a scene (batched planning rollouts): no
+                neighbour edge joins two copies.
 
         Raises:
             StateError: shapes disagree or values are NaN/inf (names the field).
@@ -186,7 +190,7 @@ class GraphBuilder:
             types.append(torch.full((fe.shape[1],), Relation.FIXED, dtype=torch.long, device=dev))
             attrs.append(fa.float())
         if cfg.radius is not None:
-            ne = _SEARCH[cfg.neighbor_search](pos_hist[-1], cfg.radius, max_neighbors=cfg.max_neighbors)
+            ne = _SEARCH[cfg.neighbor_search](pos_hist[-1], cfg.radius, batch=batch, max_neighbors=cfg.max_neighbors)
             parts.append(ne)
             types.append(torch.full((ne.shape[1],), Relation.NEIGHBOR, dtype=torch.long, device=dev))
             attrs.append(torch.zeros(ne.shape[1], b, device=dev))

@@ -1,0 +1,183 @@
+"""``nesy control``: model-predictive control on a Gymnasium task with a learned or true model.
+
+Example::
+
+    nesy control --task boxpush --model propnet --planner cem --episodes 50 --seed 1000 --out R.json
+
+Each episode resets the task from its own seed (drawn from ``--seed``), then
+plans every control step with ``--planner`` through ``--model`` (``gt``: the
+simulator itself; else a learned simulator from the shipped checkpoint of the
+task's world, or ``--checkpoint``), executes the first action and re-plans.
+``R.json`` holds the success rate with its 90% Wilson interval, the final
+distance to the goal, the planning time per control step and every episode;
+``R.gif`` shows the first episode (the true world, left; the positions the model
+imagined for the executed plan, right).  The JSON is rewritten after every
+episode, so ``--resume`` continues a killed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
+from benchmarks.table import percent, print_table
+from physics.errors import ConfigError
+from physics.io import atomic_write_json, ensure_dir, read_json
+
+__all__ = ["register", "run"]
+
+
+def _settings(args: argparse.Namespace, planner_cfg, task_cfg) -> dict:
+    """What makes two runs' episodes the same (as JSON stores it: tuples become lists)."""
+    return json.loads(json.dumps({
+        "task": args.task,
+        "model": args.model,
+        "planner": args.planner,
+        "seed": args.seed,
+        "checkpoint": args.checkpoint,
+        "planner_config": dataclasses.asdict(planner_cfg),
+        "task_config": dataclasses.asdict(task_cfg),
+    }))
+
+
+def _gif(result, path: Path) -> None:
+    """The true world's frames beside the imagined end of each executed plan (top view)."""
+    import imageio.v2 as imageio
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    images = []
+    for k, frame in enumerate(result.frames):
+        fig, axes = plt.subplots(1, 2 if result.imagined else 1, figsize=(5.2 if result.imagined else 2.6, 2.6), dpi=70)
+        axes = np.atleast_1d(axes)
+        axes[0].imshow(frame)
+        axes[0].set_title(f"world, step {k}", fontsize=8)
+        if result.imagined:
+            plan = result.imagined[min(k, len(result.imagined) - 1)]  # [T, N, 3]
+            for t in range(plan.shape[0]):
+                axes[1].scatter(plan[t, :, 0], -plan[t, :, 1], s=6, c=np.arange(plan.shape[1]) % 10, cmap="tab10",
+                                alpha=0.2 + 0.8 * (t + 1) / plan.shape[0])
+            axes[1].set_aspect("equal")
+            axes[1].set_title("imagined plan", fontsize=8)
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.tight_layout()
+        fig.canvas.draw()
+        images.append(np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy())
+        plt.close(fig)
+    imageio.mimsave(path, images, duration=100, loop=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from physics.control import (
+        TASKS,
+        episode_seeds,
+        make_planner,
+        make_planning_model,
+        run_episode,
+    )
+    from physics.control.episode import EpisodeResult
+    from physics.control.planners import PlannerConfig
+
+    torch.set_num_threads(args.threads)
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    task = TASKS.get(args.task)
+    planner_cfg = config_from_args(PlannerConfig, args)
+    overrides = {k: getattr(args, k) for k in ("repeat", "max_steps", "tolerance") if getattr(args, k) is not None}
+    task_cfg = dataclasses.replace(task.env_cls.config_cls(), **overrides)
+    planner = make_planner(args.planner, planner_cfg)
+    env = task.env_cls(task_cfg)
+    model = make_planning_model(args.model, env.world_name, args.checkpoint) if planner.needs_model else None
+    out = Path(args.out)
+    ensure_dir(out.parent)
+    settings = _settings(args, planner_cfg, task_cfg)
+    done: list[dict] = []
+    if args.resume and out.is_file():
+        old = read_json(out)
+        if old.get("settings") == settings:
+            done = old.get("per_episode", [])[: args.episodes]
+    seeds = episode_seeds(args.seed, args.episodes)
+    results = [EpisodeResult(d["seed"], d["success"], d["final_distance"], d["start_distance"], d["steps"],
+                             [d["plan_seconds_mean"]] * d["steps"]) for d in done]
+    gif = out.with_suffix(".gif")
+    bar = tqdm(total=args.episodes, initial=len(done), desc=f"{args.task} {args.model} {args.planner}",
+               unit="episode", disable=args.quiet)
+    try:
+        with bar:
+            for i in range(len(done), args.episodes):
+                record = i == 0 and not args.no_gif
+                r = run_episode(env, model, planner, seeds[i], record=record)
+                if record:
+                    _gif(r, gif)
+                results.append(r)
+                bar.update()
+                bar.set_postfix(success=f"{sum(x.success for x in results)}/{len(results)}")
+                _write(out, settings, results, args, complete=len(results) == args.episodes, gif=gif)
+    finally:
+        env.close()
+    _summary(read_json(out), out)
+    return 0
+
+
+def _write(out: Path, settings: dict, results: list, args: argparse.Namespace, *, complete: bool, gif: Path) -> None:
+    from physics.control import TASKS, summarize
+
+    atomic_write_json(out, {
+        "task": args.task,
+        "gym_id": TASKS.get(args.task).gym_id,
+        "model": args.model,
+        "planner": args.planner,
+        "complete": complete,
+        **summarize(results),
+        "settings": settings,
+        "command": "nesy " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["control"] else None,
+        "gif": None if args.no_gif else str(gif),
+        "per_episode": [r.to_dict() for r in results],
+    }, indent=1)
+
+
+def _summary(result: dict, out: Path) -> None:
+    lo, hi = result["success_interval_90"]
+    rows = [[result["task"], result["model"], result["planner"], result["episodes"], f"{percent(result['success_rate'], 0)} ({percent(lo, 0)}-{percent(hi, 0)})",
+             f"{result['final_distance_mean']:.3f}", f"{result['plan_seconds_per_step_mean']:.3f}"]]
+    print_table(rows, ["task", "model", "planner", "episodes", "success (90% CI)", "final dist (m)", "plan s/step"],
+                title=f"model-predictive control, seed {result['settings']['seed']}")
+    print(f"full result -> {out}" + (f"; GIF -> {result['gif']}" if result.get("gif") else ""))
+
+
+def register(groups) -> None:
+    from physics.control import PLANNERS, TASKS
+    from physics.control.planners import PlannerConfig
+
+    parser = groups.command("control", help="model-predictive control on a Gymnasium task (learned or true model)",
+                            description=__doc__.split("\n\n")[0])
+    registry_argument(parser, "--task", registry=TASKS, required=True, help="control task")
+    parser.add_argument("--model", required=True,
+                        help="planning model: gt (the simulator) or a learned simulator (in, propnet, dpinet)")
+    registry_argument(parser, "--planner", registry=PLANNERS, default="cem", help="planner")
+    parser.add_argument("--episodes", type=int, default=50, help="episodes (default: 50)")
+    parser.add_argument("--seed", type=int, default=0, help="evaluation seed; episode seeds are drawn from it")
+    parser.add_argument("--out", required=True, help="result JSON (the GIF goes beside it)")
+    parser.add_argument("--checkpoint", default=None, help="learned model file (default: the shipped WORLD_MODEL.pt)")
+    add_config_flags(parser, PlannerConfig)
+    parser.add_argument("--repeat", type=int, default=None, help="world steps per control step (task default)")
+    parser.add_argument("--max-steps", type=int, default=None, help="control steps per episode (task default)")
+    parser.add_argument("--tolerance", type=float, default=None, help="success distance in m (task default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--resume", action="store_true", help="continue the episodes already in --out")
+    parser.add_argument("--no-gif", action="store_true", help="skip the GIF of the first episode")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+

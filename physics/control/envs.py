@@ -1,0 +1,360 @@
+"""Gymnasium faces of the dynamics worlds: push a box to a goal, drag a rope into a shape.
+
+Each environment wraps the very :class:`~physics.worlds.dynamics.DynamicsWorld`
+class that ``nesy data dynamics`` records (one world, two faces), so a model
+trained by ``nesy train dynamics`` on that world plans in its environment.  A
+control step holds the action for ``repeat`` recorded world steps.
+
+Both tasks share one contract (:class:`ControlEnv`):
+
+* ``reset(seed=s)`` rebuilds the scene from a world seed drawn from ``s`` and
+  samples the goal from the same seed; the same ``s`` gives the same episode.
+* the action is a normalised vector in ``[-1, 1]^2``, scaled to the world's
+  actuator (the pusher's velocity, the pull on the rope's head);
+* the observation is every node's position (``N * 3``) then the goal's
+  coordinates, float32;
+* ``reward = -distance`` to the goal every step (metres, the task's distance
+  below); ``terminated`` when ``distance < tolerance`` (``info["success"]``);
+  ``truncated`` after ``max_steps`` control steps.
+
+For planners the environment also exposes what a model needs: the position
+history of recorded steps (:meth:`ControlEnv.history`), the static arrays of the
+scene, the per-node world actions of a control sequence
+(:meth:`ControlEnv.node_actions`) and a differentiable cost of predicted
+positions (:meth:`ControlEnv.cost`).
+
+Reference: Li et al., "Propagation Networks for Model-Based Control Under
+Partial Observation", ICRA 2019 (box pushing and rope manipulation by MPC).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from physics.errors import ConfigError
+from physics.worlds.dynamics import BoxPushing, DynamicsWorld, Rope, make_world
+
+__all__ = ["ControlConfig", "BoxPushTaskConfig", "RopeTaskConfig", "ControlEnv", "BoxPushEnv", "RopeShapeEnv"]
+
+HISTORY = 8  # recorded frames kept for the models (they read the last history + 1)
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """What every control task shares.
+
+    Attributes:
+        repeat: Recorded world steps per control step (the action is held).
+        max_steps: Control steps per episode before truncation.
+        tolerance: Goal distance (m) below which the episode succeeds.
+        world: Overrides of the world's preset config (``{"num_boxes": 8}``).
+    """
+
+    repeat: int = 4
+    max_steps: int = 40
+    tolerance: float = 0.03
+    world: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in ("repeat", "max_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{type(self).__name__}.{key} must be >= 1, got {getattr(self, key)}")
+        if not self.tolerance > 0:
+            raise ConfigError(f"{type(self).__name__}.tolerance must be positive, got {self.tolerance}")
+
+
+@dataclass(frozen=True)
+class BoxPushTaskConfig(ControlConfig):
+    """Box pushing: the box nearest to the pusher must reach a goal ``goal_distance`` away.
+
+    Attributes:
+        goal_distance: Range (m) of the goal's distance from the box's start.
+        approach_weight: Planner cost weight of the pusher's distance to the point
+            behind the box (the side opposite the goal), which guides the pusher
+            to the box before the box term can move.
+    """
+
+    max_steps: int = 40
+    goal_distance: tuple[float, float] = (0.08, 0.12)
+    approach_weight: float = 0.3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        lo, hi = self.goal_distance
+        if not 0 < lo <= hi:
+            raise ConfigError(f"BoxPushTaskConfig.goal_distance must be (low, high) with 0 < low <= high, got {self.goal_distance}")
+
+
+@dataclass(frozen=True)
+class RopeTaskConfig(ControlConfig):
+    """Rope shaping: every bead must reach its place in a goal shape.
+
+    The goal is a shape the rope itself reaches: from the episode's start the
+    world is run ``goal_steps`` recorded steps under a constant pull of
+    ``goal_force`` times the largest force in a seeded random direction, then
+    left ``settle_steps`` to come to rest; the bead positions there are the goal
+    (then the world is rebuilt at the start).  Distance: mean bead distance.
+    """
+
+    max_steps: int = 40
+    tolerance: float = 0.05  # mean over the beads, 1.25 bead spacings
+    goal_steps: int = 30  # at the largest pull the rope's head slides 0.07-0.33 m (seeds 0-9)
+    goal_force: float = 1.0  # below about 0.7 the pull hardly beats the floor's friction
+    settle_steps: int = 30
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.goal_steps < 1 or self.settle_steps < 0 or not 0 < self.goal_force <= 1:
+            raise ConfigError("RopeTaskConfig: goal_steps >= 1, settle_steps >= 0 and goal_force in (0, 1] are required")
+
+
+class ControlEnv(gym.Env):
+    """A goal-reaching task on one dynamics world (see the module docstring).
+
+    Args:
+        config: The task's config (the class's defaults when ``None``).
+        render_mode: ``None`` or ``"rgb_array"`` (the world's TinyRenderer image).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
+    world_name: ClassVar[str] = ""
+    config_cls: ClassVar[type[ControlConfig]] = ControlConfig
+
+    def __init__(self, config: ControlConfig | None = None, render_mode: str | None = None) -> None:
+        config = self.config_cls() if config is None else config
+        if not isinstance(config, self.config_cls):
+            raise ConfigError(f"{type(self).__name__} takes a {self.config_cls.__name__}, got {type(config).__name__}")
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.config = config
+        self.render_mode = render_mode
+        self.world: DynamicsWorld = make_world(self.world_name, **config.world)
+        self.world.reset(0)
+        n, g = self.world.num_nodes, self.goal_size
+        bound = np.float32(self.world.config.bound)
+        self.observation_space = gym.spaces.Box(-bound, bound, shape=(3 * n + g,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.goal = np.zeros(g)
+        self._frames: deque[np.ndarray] = deque(maxlen=HISTORY)
+        self._steps = 0
+
+    # ------------------------------------------------------------------ task hooks
+    @property
+    @abstractmethod
+    def goal_size(self) -> int:
+        """Length of the goal part of the observation."""
+
+    @property
+    @abstractmethod
+    def actuated_node(self) -> int:
+        """Node whose action row the control drives."""
+
+    @property
+    @abstractmethod
+    def action_scale(self) -> float:
+        """World units of a normalised action of 1 (m/s or N)."""
+
+    @abstractmethod
+    def _sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+        """A goal for the freshly reset world (the world may be stepped and reset again)."""
+
+    @abstractmethod
+    def distance(self, positions: np.ndarray) -> float:
+        """Distance (m) of node positions ``[N, 3]`` to the goal."""
+
+    @abstractmethod
+    def cost(self, positions: Tensor) -> Tensor:
+        """Differentiable planning cost of predicted positions ``[B, T, N, 3]`` -> ``[B]``."""
+
+    # ------------------------------------------------------------------ gymnasium
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        world_seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.world.reset(world_seed)
+        self.goal = np.asarray(self._sample_goal(np.random.default_rng([world_seed, 1])), dtype=np.float64)
+        self.world.reset(world_seed)  # the goal sampler may have run the world
+        state = self.world.state()
+        self._frames.clear()
+        self._frames.extend([state] * HISTORY)  # at rest: zero velocity
+        self._steps = 0
+        return self._obs(), self._info(state)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (2,) or not np.isfinite(a).all():
+            raise ConfigError(f"{type(self).__name__}: action must be 2 finite numbers, got {action!r}")
+        full = self._node_action(np.clip(a, -1.0, 1.0))
+        for _ in range(self.config.repeat):
+            self.world.step(full)
+            self._frames.append(self.world.state())
+        self._steps += 1
+        state = self._frames[-1]
+        info = self._info(state)
+        truncated = self._steps >= self.config.max_steps
+        return self._obs(), -info["distance"], bool(info["success"]), truncated, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self.world.render(160, 160)
+
+    def close(self) -> None:
+        self.world.close()
+
+    # ------------------------------------------------------------------ for planners
+    def history(self, frames: int) -> np.ndarray:
+        """The last ``frames`` recorded positions ``[frames, N, 3]``, oldest first."""
+        if not 1 <= frames <= HISTORY:
+            raise ConfigError(f"history: frames must lie in 1..{HISTORY}, got {frames}")
+        return np.stack(list(self._frames)[-frames:])
+
+    def static(self) -> dict[str, np.ndarray]:
+        """The scene's static arrays (``node_attr``, ``edges``, ``edge_attr``, ``instance``, ``observed``)."""
+        w = self.world
+        return {"node_attr": w.node_attr, "edges": w.edges, "edge_attr": w.edge_attr,
+                "instance": w.instance, "observed": w.observed}
+
+    def node_actions(self, actions: Tensor) -> Tensor:
+        """Per-node world actions ``[B, T * repeat, N, 3]`` of control sequences ``[B, T, 2]``.
+
+        Differentiable in ``actions`` (planners take gradients through it).
+        """
+        b, t, _ = actions.shape
+        out = actions.new_zeros(b, t, self.world.num_nodes, 3)
+        rows = torch.cat([actions.clamp(-1.0, 1.0) * self.action_scale, actions.new_zeros(b, t, 1)], dim=-1)
+        out = out.index_copy(2, torch.tensor([self.actuated_node], device=actions.device), rows[:, :, None])
+        return out.repeat_interleave(self.config.repeat, dim=1)
+
+    # ------------------------------------------------------------------ helpers
+    def _node_action(self, a: np.ndarray) -> np.ndarray:
+        full = np.zeros((self.world.num_nodes, 3))
+        full[self.actuated_node, :2] = a * self.action_scale
+        return full
+
+    def _obs(self) -> np.ndarray:
+        bound = self.observation_space.high[0]
+        obs = np.concatenate([self._frames[-1].reshape(-1), self.goal.reshape(-1)])
+        return np.clip(obs, -bound, bound).astype(np.float32)
+
+    def _info(self, state: np.ndarray) -> dict[str, Any]:
+        d = self.distance(state)
+        return {"distance": d, "success": d < self.config.tolerance, "world_seed": self.world.seed}
+
+
+class BoxPushEnv(ControlEnv):
+    """Push the box nearest to the pusher onto a goal point (``nesy/BoxPush-v0``).
+
+    Observation: every node's position, then the goal ``(x, y)``.  Distance: the
+    target box centre's planar distance to the goal.  The target box is
+    ``info["target"]`` / :attr:`target`.
+    """
+
+    world_name = "boxes"
+    config_cls = BoxPushTaskConfig
+    config: BoxPushTaskConfig
+    world: BoxPushing
+
+    def __init__(self, config: BoxPushTaskConfig | None = None, render_mode: str | None = None) -> None:
+        self.target = 0
+        super().__init__(config, render_mode)
+
+    @property
+    def goal_size(self) -> int:
+        return 2
+
+    @property
+    def actuated_node(self) -> int:
+        return self.world.pusher_node
+
+    @property
+    def action_scale(self) -> float:
+        return self.world.config.max_speed
+
+    def _sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+        if self.world.config.box_nodes != "centre":
+            raise ConfigError("BoxPush: the task needs box_nodes='centre' (one node per box)")
+        pos = self.world.state()[:, :2]
+        p = self.actuated_node
+        self.target = int(np.argmin(np.linalg.norm(pos[:p] - pos[p], axis=1)))
+        lo, hi = self.config.goal_distance
+        limit = self.world.config.layout
+        for _ in range(100):  # a goal inside the layout square
+            angle = rng.uniform(-np.pi, np.pi)
+            goal = pos[self.target] + rng.uniform(lo, hi) * np.array([np.cos(angle), np.sin(angle)])
+            if np.abs(goal).max() <= limit:
+                return goal
+        return np.clip(goal, -limit, limit)
+
+    def distance(self, positions: np.ndarray) -> float:
+        return float(np.linalg.norm(positions[self.target, :2] - self.goal))
+
+    def cost(self, positions: Tensor) -> Tensor:
+        """Mean over the horizon of the box's goal distance, last step doubled, plus the
+        pusher's distance to the spot behind the box (``approach_weight``)."""
+        goal = positions.new_tensor(self.goal)
+        box = positions[:, :, self.target, :2]
+        pusher = positions[:, :, self.actuated_node, :2]
+        to_goal = goal - box
+        dist = to_goal.norm(dim=-1)
+        reach = 0.5 * float(np.linalg.norm(self.world.node_attr[self.target, 2:4])) + self.world.config.pusher_radius
+        behind = box - reach * to_goal / dist.clamp(min=1e-6)[..., None]
+        approach = (pusher - behind).norm(dim=-1)
+        per_step = dist + self.config.approach_weight * approach
+        return per_step.mean(dim=1) + per_step[:, -1]
+
+    def _info(self, state: np.ndarray) -> dict[str, Any]:
+        return super()._info(state) | {"target": self.target}
+
+
+class RopeShapeEnv(ControlEnv):
+    """Drag the rope by its head until its beads lie on a goal shape (``nesy/RopeShape-v0``).
+
+    Observation: every node's position (beads, then obstacle axes), then the goal
+    beads ``(x, y)``.  Distance: mean planar distance of the beads to their goal places.
+    """
+
+    world_name = "rope"
+    config_cls = RopeTaskConfig
+    config: RopeTaskConfig
+    world: Rope
+
+    @property
+    def goal_size(self) -> int:
+        return 2 * self.world.config.num_beads
+
+    @property
+    def actuated_node(self) -> int:
+        return 0
+
+    @property
+    def action_scale(self) -> float:
+        return self.world.config.max_force
+
+    def _sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+        cfg = self.config
+        angle = rng.uniform(-np.pi, np.pi)
+        pull = np.array([np.cos(angle), np.sin(angle)]) * cfg.goal_force
+        for _ in range(cfg.goal_steps):
+            self.world.step(self._node_action(pull))
+        for _ in range(cfg.settle_steps):
+            self.world.step(None)
+        return self.world.state()[: self.world.config.num_beads, :2].reshape(-1)
+
+    def distance(self, positions: np.ndarray) -> float:
+        beads = positions[: self.world.config.num_beads, :2]
+        return float(np.linalg.norm(beads - self.goal.reshape(-1, 2), axis=1).mean())
+
+    def cost(self, positions: Tensor) -> Tensor:
+        """Mean bead distance to the goal, averaged over the horizon with the last step doubled."""
+        b = self.world.config.num_beads
+        goal = positions.new_tensor(self.goal.reshape(-1, 2))
+        per_step = (positions[:, :, :b, :2] - goal).norm(dim=-1).mean(dim=-1)
+        return per_step.mean(dim=1) + per_step[:, -1]

@@ -1,0 +1,144 @@
+"""Closed-loop episodes: plan, act the first action, observe, re-plan (MPC); and their statistics.
+
+:func:`run_episode` runs one episode of a control environment with a planning
+model and a planner; :func:`evaluate` runs many, from per-episode seeds drawn
+from one evaluation seed, and summarises them: success rate with a 90% Wilson
+interval, final distance to the goal, planning time per control step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from physics.control.envs import ControlEnv
+from physics.control.model import PlanningModel
+from physics.control.planners import Planner, Problem
+
+__all__ = ["EpisodeResult", "run_episode", "episode_seeds", "wilson_interval", "summarize", "Z90"]
+
+Z90 = 1.6449  # two-sided 90% normal quantile
+
+
+@dataclass
+class EpisodeResult:
+    """One episode: its seed, outcome and timings (frames only when recorded)."""
+
+    seed: int
+    success: bool
+    final_distance: float
+    start_distance: float
+    steps: int
+    plan_seconds: list[float]
+    frames: list[np.ndarray] = field(default_factory=list)
+    imagined: list[np.ndarray] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "success": self.success,
+            "final_distance": self.final_distance,
+            "start_distance": self.start_distance,
+            "steps": self.steps,
+            "plan_seconds_mean": float(np.mean(self.plan_seconds)) if self.plan_seconds else 0.0,
+        }
+
+
+def episode_seeds(seed: int, episodes: int) -> list[int]:
+    """``episodes`` environment seeds drawn from evaluation seed ``seed`` (disjoint streams per seed)."""
+    return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(episodes, np.uint32)]
+
+
+def problem_for(env: ControlEnv, model: PlanningModel, horizon: int) -> Problem:
+    """The planning problem of ``env``'s current state under ``model`` (horizon in control steps)."""
+    history = torch.as_tensor(env.history(model.history_frames), dtype=torch.float32)
+
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        return env.cost(model.predict(history, env.node_actions(actions)))
+
+    return Problem(horizon=horizon, action_dim=int(env.action_space.shape[0]), cost=cost,
+                   differentiable=model.differentiable)
+
+
+def run_episode(
+    env: ControlEnv, model: PlanningModel | None, planner: Planner, seed: int, *, record: bool = False
+) -> EpisodeResult:
+    """One closed-loop episode from ``env.reset(seed=seed)``.
+
+    Args:
+        env: The task (its ``max_steps`` bounds the episode).
+        model: The planning model (``None`` only for planners that need none).
+        planner: Reset here with ``seed``.
+        seed: The environment seed of the episode.
+        record: Keep rendered frames of the true world and, per step, the
+            positions the model predicted for the executed plan.
+
+    Returns:
+        The :class:`EpisodeResult` (success = the goal reached within the episode).
+    """
+    _, info = env.reset(seed=seed)
+    start = float(info["distance"])
+    planner.reset(seed)
+    if model is not None:
+        model.bind(env)
+    times: list[float] = []
+    frames = [env.world.render(160, 160)] if record else []
+    imagined: list[np.ndarray] = []
+    done = False
+    steps = 0
+    while not done:
+        tic = time.perf_counter()
+        if planner.needs_model:
+            problem = problem_for(env, model, planner.config.horizon)
+        else:
+            problem = Problem(planner.config.horizon, int(env.action_space.shape[0]), lambda a: a.sum((1, 2)), False)
+        plan = planner.plan(problem)
+        times.append(time.perf_counter() - tic)
+        if record and planner.needs_model:
+            with torch.no_grad():
+                history = torch.as_tensor(env.history(model.history_frames), dtype=torch.float32)
+                imagined.append(model.predict(history, env.node_actions(plan[None]))[0].numpy())
+        _, _, terminated, truncated, info = env.step(plan[0].numpy())
+        steps += 1
+        if record:
+            frames.append(env.world.render(160, 160))
+        done = terminated or truncated
+    return EpisodeResult(seed=seed, success=bool(info["success"]), final_distance=float(info["distance"]),
+                         start_distance=start, steps=steps, plan_seconds=times, frames=frames, imagined=imagined)
+
+
+def wilson_interval(successes: int, n: int, z: float = Z90) -> tuple[float, float]:
+    """Wilson score interval of a success rate (90% by default)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
+    """Success rate (with its 90% interval), distances and planning time per control step."""
+    n = len(results)
+    wins = sum(r.success for r in results)
+    times = np.concatenate([r.plan_seconds for r in results]) if results else np.zeros(0)
+    lo, hi = wilson_interval(wins, n)
+    final = np.array([r.final_distance for r in results])
+    return {
+        "episodes": n,
+        "successes": wins,
+        "success_rate": wins / n if n else 0.0,
+        "success_interval_90": [lo, hi],
+        "final_distance_mean": float(final.mean()) if n else None,
+        "final_distance_median": float(np.median(final)) if n else None,
+        "start_distance_mean": float(np.mean([r.start_distance for r in results])) if n else None,
+        "plan_seconds_per_step_mean": float(times.mean()) if times.size else 0.0,
+        "plan_seconds_per_step_p95": float(np.percentile(times, 95)) if times.size else 0.0,
+        "control_steps": int(times.size),
+    }

@@ -1,0 +1,205 @@
+"""One functional model interface for planners: (state, action sequences) -> predicted states.
+
+A :class:`PlanningModel` is bound to an environment's episode (:meth:`bind`), then
+:meth:`predict` maps the current position history and ``B`` candidate sequences
+of per-node world actions ``[B, T, N, 3]`` to the predicted positions
+``[B, T, N, 3]`` (the state after each step).  Two implementations:
+
+* :class:`LearnedModel` wraps a trained simulator (IN, PropNet, DPI-Net): the
+  ``B`` candidates are ``B`` disjoint copies of the scene in **one** graph per
+  step (node ids offset per copy, neighbours searched per copy), so one forward
+  pass advances every candidate; gradients flow to the actions.
+* :class:`SimulatorModel` is the ground truth: the environment's own pybullet
+  world, saved with ``saveState`` and restored before each candidate and at the
+  end (a loop over candidates; not differentiable).
+
+:func:`make_planning_model` builds either by name (``gt`` or a name of
+:data:`physics.models.MODELS`, from the shipped checkpoint of the world).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from physics.control.envs import ControlEnv
+from physics.errors import CheckpointError, ConfigError, StateError
+from physics.graph.builder import GraphBuilder
+from physics.models import MODELS, DynamicsModel, load_model
+
+__all__ = ["PlanningModel", "LearnedModel", "SimulatorModel", "make_planning_model", "GROUND_TRUTH", "CHECKPOINTS"]
+
+GROUND_TRUTH = "gt"
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
+
+
+class PlanningModel(ABC):
+    """Predicts the states of candidate action sequences from the current state."""
+
+    name = "model"
+    differentiable = False
+
+    def __init__(self) -> None:
+        self.env: ControlEnv | None = None
+
+    def bind(self, env: ControlEnv) -> None:
+        """Attach to ``env`` at the start of an episode (after ``env.reset``)."""
+        self.env = env
+
+    @property
+    def history_frames(self) -> int:
+        """Recorded frames of the current state the model reads."""
+        return 1
+
+    @abstractmethod
+    def predict(self, history: Tensor, actions: Tensor) -> Tensor:
+        """Positions after each step.
+
+        Args:
+            history: ``[history_frames, N, 3]`` recorded positions, oldest first.
+            actions: ``[B, T, N, 3]`` per-node world actions of ``B`` candidates.
+
+        Returns:
+            ``[B, T, N, 3]``.
+        """
+
+
+class LearnedModel(PlanningModel):
+    """A trained simulator rolling out every candidate in one batched graph per step.
+
+    Args:
+        model: A :class:`~physics.models.DynamicsModel` (put in eval mode here).
+    """
+
+    differentiable = True
+
+    def __init__(self, model: DynamicsModel) -> None:
+        super().__init__()
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.name = model.name
+        self.builder = GraphBuilder(model.config.graph)
+        self._static: dict[str, Tensor] = {}
+        self._union: dict[int, dict[str, Tensor]] = {}
+
+    @property
+    def history_frames(self) -> int:
+        return self.model.config.graph.history + 1
+
+    def bind(self, env: ControlEnv) -> None:
+        super().bind(env)
+        cfg = self.model.config
+        st = env.static()
+        if env.world.node_attr.shape[1] != cfg.node_attr_dim or st["edge_attr"].shape[1] != cfg.edge_attr_dim:
+            raise ConfigError(
+                f"model {self.name} expects node_attr {cfg.node_attr_dim} and edge_attr {cfg.edge_attr_dim}; "
+                f"world {env.world.name!r} has {env.world.node_attr.shape[1]} and {st['edge_attr'].shape[1]}"
+            )
+        s = {
+            "node_attr": torch.as_tensor(st["node_attr"], dtype=torch.float32),
+            "edges": torch.as_tensor(st["edges"], dtype=torch.long),
+            "edge_attr": torch.as_tensor(st["edge_attr"], dtype=torch.float32),
+            "instance": torch.as_tensor(st["instance"], dtype=torch.long),
+            "observed": torch.as_tensor(st["observed"], dtype=torch.bool),
+        }
+        start = torch.as_tensor(env.history(1)[0], dtype=torch.float32)
+        root_of = self.builder.roots_for(start, s["instance"])  # once per episode, as in a rollout
+        s["root_of"] = torch.full_like(s["instance"], -1) if root_of is None else root_of
+        self._static = s
+        self._union = {}
+
+    def _tiled(self, b: int) -> dict[str, Tensor]:
+        """Static arrays of ``b`` disjoint copies of the scene (ids offset per copy)."""
+        if b in self._union:
+            return self._union[b]
+        s = self._static
+        n = s["node_attr"].shape[0]
+        copy = torch.arange(b)
+        inst, roots = s["instance"], s["root_of"]
+        n_inst = int(inst.max()) + 1 if inst.numel() else 1
+        n_root = int(roots.max()) + 1 if bool((roots >= 0).any()) else 0
+        u = {
+            "node_attr": s["node_attr"].repeat(b, 1),
+            "edges": (s["edges"][:, None, :] + (copy * n)[None, :, None]).reshape(2, -1),
+            "edge_attr": s["edge_attr"].repeat(b, 1),
+            "instance": torch.where(inst >= 0, inst + (copy * n_inst)[:, None], inst).reshape(-1),
+            "observed": s["observed"].repeat(b),
+            "root_of": torch.where(roots >= 0, roots + (copy * n_root)[:, None], roots).reshape(-1),
+            "batch": copy.repeat_interleave(n),
+        }
+        self._union = {b: u}
+        return u
+
+    def predict(self, history: Tensor, actions: Tensor) -> Tensor:
+        if not self._static:
+            raise StateError("LearnedModel.predict: call bind(env) first")
+        b, t, n, d = actions.shape
+        h1 = self.history_frames
+        if history.shape != (h1, n, d):
+            raise StateError(f"LearnedModel.predict: history must be [{h1}, {n}, {d}], got {tuple(history.shape)}")
+        u = self._tiled(b)
+        roots = u["root_of"] if self.model.config.graph.roots_per_instance else None
+        hidden = ~u["observed"] if self.model.config.partially_observed else None
+        frames = list(history.float()[:, None].expand(h1, b, n, d).reshape(h1, b * n, d))
+        out = []
+        for k in range(t):
+            g = self.builder.build(torch.stack(frames[-h1:]), u["node_attr"], actions[:, k].reshape(b * n, d),
+                                   u["edges"], u["edge_attr"], u["instance"], u["observed"], roots, batch=u["batch"])
+            nxt = self.model.next_positions(g)[: b * n]
+            if hidden is not None:
+                nxt = torch.where(hidden[:, None], frames[-1], nxt)
+            frames.append(nxt)
+            out.append(nxt.reshape(b, n, d))
+        return torch.stack(out, dim=1)
+
+
+class SimulatorModel(PlanningModel):
+    """The ground truth: the environment's own world, stepped once per candidate.
+
+    The world's pybullet state is saved before planning and restored before each
+    candidate and at the end, so the episode continues exactly where it was.
+    """
+
+    name = GROUND_TRUTH
+
+    def predict(self, history: Tensor, actions: Tensor) -> Tensor:
+        if self.env is None:
+            raise StateError("SimulatorModel.predict: call bind(env) first")
+        world = self.env.world
+        acts = actions.detach().cpu().double().numpy()
+        b, t, n, _ = acts.shape
+        out = np.empty((b, t, n, 3))
+        saved = world._call("saveState")
+        try:
+            for i in range(b):
+                world._call("restoreState", saved)
+                for k in range(t):
+                    world.step(acts[i, k])
+                    out[i, k] = world.state()
+        finally:
+            world._call("restoreState", saved)
+            world._call("removeState", saved)
+        return torch.as_tensor(out, dtype=actions.dtype)
+
+
+def make_planning_model(name: str, world: str, checkpoint: str | Path | None = None) -> PlanningModel:
+    """``gt`` (the simulator) or a learned model from ``checkpoint`` (default: the shipped ``WORLD_NAME.pt``).
+
+    Raises:
+        ConfigError: unknown name (lists the choices).
+        CheckpointError: the checkpoint is missing or holds another model.
+    """
+    if name == GROUND_TRUTH:
+        return SimulatorModel()
+    if name not in MODELS:
+        raise ConfigError(f"{MODELS.unknown_message(name)} (or '{GROUND_TRUTH}' for the simulator)")
+    path = Path(checkpoint) if checkpoint else CHECKPOINTS / f"{world}_{name}.pt"
+    model, _ = load_model(path)
+    if model.name != name:
+        raise CheckpointError(f"{path} holds a {model.name!r} model, not {name!r}")
+    return LearnedModel(model)

@@ -1,0 +1,265 @@
+"""Model-predictive planners over normalised action sequences, and their registry.
+
+Every planner sees a :class:`Problem`: the horizon ``T``, the action size ``A``
+and ``cost(actions [B, T, A]) -> [B]``, which rolls the candidates out with the
+planning model and scores them with the task's cost.  :meth:`Planner.plan`
+returns the sequence ``[T, A]`` (actions in ``[-1, 1]``) whose first action is
+executed; the rest, shifted by one step, warm-starts the next plan (MPC).
+
+Planners (``register_planner`` adds one; ``nesy control --planner`` lists them):
+
+``grad``    gradient shooting (PropNet, DPI-Net): Adam on the action sequence
+            through the differentiable model, from the shifted previous plan
+            and a few random starts; the best one wins.
+``cem``     cross-entropy method: sample around a Gaussian, refit it to the elites.
+``mppi``    model-predictive path integral: cost-weighted (softmax) average of
+            perturbations of the previous plan.
+``hybrid``  sample then refine (RoboCraft): score a sampled pool, refine the best
+            ``k`` with Adam, keep the best.
+``random``  uniform random actions, no model: the baseline.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from physics.errors import ConfigError
+from physics.registry import Registry
+
+__all__ = [
+    "Problem",
+    "PlannerConfig",
+    "Planner",
+    "GradientPlanner",
+    "CEMPlanner",
+    "MPPIPlanner",
+    "HybridPlanner",
+    "RandomPlanner",
+    "PLANNERS",
+    "register_planner",
+    "make_planner",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One planning step: sequences ``[B, horizon, action_dim]`` -> costs ``[B]``.
+
+    Attributes:
+        horizon: Control steps planned ahead.
+        action_dim: Size of one normalised action.
+        cost: The rolled-out cost (differentiable when ``differentiable``).
+        differentiable: Whether gradients flow from ``cost`` to the actions.
+    """
+
+    horizon: int
+    action_dim: int
+    cost: Callable[[Tensor], Tensor]
+    differentiable: bool = True
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Budgets shared by the planners (each reads the ones it uses).
+
+    Attributes:
+        horizon: Control steps planned ahead.
+        samples: Candidate sequences per sampling round (CEM, MPPI, the hybrid's pool).
+        iterations: Sampling rounds (CEM, MPPI).
+        grad_steps: Adam steps (grad, the hybrid's refinement).
+        elites: CEM elites; the hybrid's ``k`` sequences refined.
+        starts: Gradient shooting's parallel starts (the warm start plus random ones).
+        lr: Adam's learning rate on normalised actions.
+        std: Initial sampling std (CEM) and perturbation std (MPPI) of normalised actions.
+        temperature: MPPI's softmax temperature, relative to the spread of the costs.
+    """
+
+    horizon: int = 5
+    samples: int = 24
+    iterations: int = 2
+    grad_steps: int = 6
+    elites: int = 4
+    starts: int = 4
+    lr: float = 0.2
+    std: float = 0.6
+    temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        for key in ("horizon", "samples", "iterations", "grad_steps", "elites", "starts"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"PlannerConfig.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("lr", "std", "temperature"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"PlannerConfig.{key} must be positive, got {getattr(self, key)}")
+
+
+class Planner(ABC):
+    """Plans one action sequence per control step, warm-started from the last one.
+
+    Args:
+        config: Budgets (see :class:`PlannerConfig`).
+        seed: Seed of the planner's random draws.
+    """
+
+    name = "planner"
+    needs_gradients = False
+    needs_model = True
+
+    def __init__(self, config: PlannerConfig | None = None, seed: int = 0) -> None:
+        self.config = PlannerConfig() if config is None else config
+        self.reset(seed)
+
+    def reset(self, seed: int) -> None:
+        """Forget the previous plan and reseed (call at the start of an episode)."""
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.previous: Tensor | None = None
+
+    def warm_start(self, problem: Problem) -> Tensor:
+        """The previous plan shifted by one step (last action repeated); zeros at first."""
+        t, a = problem.horizon, problem.action_dim
+        if self.previous is None or self.previous.shape != (t, a):
+            return torch.zeros(t, a)
+        return torch.cat([self.previous[1:], self.previous[-1:]])
+
+    def plan(self, problem: Problem) -> Tensor:
+        """The planned sequence ``[T, A]`` in ``[-1, 1]`` (its first action is executed)."""
+        if self.needs_gradients and not problem.differentiable:
+            raise ConfigError(
+                f"planner {self.name!r} takes gradients through the model; the simulator is not differentiable "
+                f"(use cem, mppi or random with --model gt)"
+            )
+        with torch.enable_grad() if self.needs_gradients else torch.no_grad():
+            best = self._plan(problem, self.warm_start(problem)).detach().clamp(-1.0, 1.0)
+        self.previous = best
+        return best
+
+    @abstractmethod
+    def _plan(self, problem: Problem, init: Tensor) -> Tensor:
+        """The plan from the warm start ``init`` ``[T, A]``."""
+
+    def _noise(self, *shape: int) -> Tensor:
+        return torch.randn(*shape, generator=self.generator)
+
+    def _uniform(self, *shape: int) -> Tensor:
+        return 2 * torch.rand(*shape, generator=self.generator) - 1
+
+
+def adam_refine(problem: Problem, starts: Tensor, steps: int, lr: float) -> tuple[Tensor, Tensor]:
+    """Adam on ``starts`` ``[B, T, A]`` (kept in ``[-1, 1]``); returns the best sequence seen and its cost."""
+    x = starts.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    best, best_cost = starts[0].clone(), torch.tensor(float("inf"))
+    for step in range(steps + 1):
+        cost = problem.cost(x)
+        values = cost.detach()
+        i = int(torch.argmin(values))
+        if float(values[i]) < float(best_cost):
+            best, best_cost = x[i].detach().clone(), values[i]
+        if step == steps:
+            break
+        opt.zero_grad()
+        cost.sum().backward()
+        opt.step()
+        with torch.no_grad():
+            x.clamp_(-1.0, 1.0)
+    return best, best_cost
+
+
+class GradientPlanner(Planner):
+    """Gradient shooting: Adam on the sequence through the model (PropNet, DPI-Net control)."""
+
+    name = "grad"
+    needs_gradients = True
+
+    def _plan(self, problem: Problem, init: Tensor) -> Tensor:
+        c = self.config
+        starts = torch.cat([init[None], self._uniform(c.starts - 1, *init.shape)])
+        return adam_refine(problem, starts, c.grad_steps, c.lr)[0]
+
+
+class CEMPlanner(Planner):
+    """Cross-entropy method: a diagonal Gaussian refitted to the elite samples."""
+
+    name = "cem"
+
+    def _plan(self, problem: Problem, init: Tensor) -> Tensor:
+        c = self.config
+        mean, std = init.clone(), torch.full_like(init, c.std)
+        best, best_cost = init, float("inf")
+        elites = min(c.elites, c.samples)
+        for _ in range(c.iterations):
+            pool = (mean + std * self._noise(c.samples, *init.shape)).clamp(-1.0, 1.0)
+            pool[0] = mean.clamp(-1.0, 1.0)
+            cost = problem.cost(pool)
+            order = torch.argsort(cost)
+            if float(cost[order[0]]) < best_cost:
+                best, best_cost = pool[order[0]].clone(), float(cost[order[0]])
+            top = pool[order[:elites]]
+            mean, std = top.mean(0), top.std(0, unbiased=False).clamp(min=0.05)
+        return best
+
+
+class MPPIPlanner(Planner):
+    """MPPI: the mean moves to the softmax(-cost / temperature)-weighted average of perturbations."""
+
+    name = "mppi"
+
+    def _plan(self, problem: Problem, init: Tensor) -> Tensor:
+        c = self.config
+        mean = init.clone()
+        for _ in range(c.iterations):
+            pool = (mean + c.std * self._noise(c.samples, *init.shape)).clamp(-1.0, 1.0)
+            pool[0] = mean.clamp(-1.0, 1.0)
+            cost = problem.cost(pool)
+            spread = (cost.max() - cost.min()).clamp(min=1e-9)
+            w = torch.softmax(-(cost - cost.min()) / (c.temperature * spread), dim=0)
+            mean = (w[:, None, None] * pool).sum(0)
+        return mean
+
+
+class HybridPlanner(Planner):
+    """Sample then refine (RoboCraft): the best ``elites`` of a sampled pool, refined by Adam."""
+
+    name = "hybrid"
+    needs_gradients = True
+
+    def _plan(self, problem: Problem, init: Tensor) -> Tensor:
+        c = self.config
+        pool = torch.cat([init[None], self._uniform(c.samples - 1, *init.shape)])
+        with torch.no_grad():
+            cost = problem.cost(pool)
+        top = pool[torch.argsort(cost)[: min(c.elites, c.samples)]]
+        return adam_refine(problem, top, c.grad_steps, c.lr)[0]
+
+
+class RandomPlanner(Planner):
+    """Uniform random actions; the model is never called (the baseline)."""
+
+    name = "random"
+    needs_model = False
+
+    def _plan(self, problem: Problem, init: Tensor) -> Tensor:
+        return self._uniform(*init.shape)
+
+
+PLANNERS: Registry[type[Planner]] = Registry("planner")
+
+
+def register_planner(cls: type[Planner], *, help: str | None = None) -> type[Planner]:
+    """Register planner class ``cls`` under ``cls.name`` (one call after the class)."""
+    return PLANNERS.register_class(cls, Planner, help=help)
+
+
+for _cls in (GradientPlanner, CEMPlanner, MPPIPlanner, HybridPlanner, RandomPlanner):
+    register_planner(_cls)
+
+
+def make_planner(name: str, config: PlannerConfig | None = None, seed: int = 0) -> Planner:
+    """Planner ``name`` (any of :data:`PLANNERS`) with ``config``."""
+    return PLANNERS.get(name)(config, seed)
+

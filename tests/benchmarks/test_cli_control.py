@@ -1,0 +1,50 @@
+"""``nesy control`` end to end: JSON result, terminal table, GIF, resume and user errors."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.cli import main
+
+TINY = ["--horizon", "2", "--samples", "4", "--iterations", "1", "--elites", "2", "--max-steps", "2", "--quiet"]
+
+
+def test_control_writes_json_table_and_gif_and_resumes(tmp_path, capsys):
+    out = tmp_path / "r" / "box.json"
+    argv = ["control", "--task", "boxpush", "--model", "propnet", "--planner", "cem", "--episodes", "2",
+            "--seed", "5", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["complete"] and result["episodes"] == 2 and len(result["per_episode"]) == 2
+    assert result["gym_id"] == "nesy/BoxPush-v0"
+    lo, hi = result["success_interval_90"]
+    assert 0 <= lo <= result["success_rate"] <= hi <= 1
+    assert result["plan_seconds_per_step_mean"] > 0 and result["control_steps"] == 4
+    assert result["settings"]["planner_config"]["samples"] == 4
+    assert out.with_suffix(".gif").stat().st_size > 0
+    table = capsys.readouterr().out
+    assert "success (90% CI)" in table and "boxpush" in table
+    # resuming a complete run plans nothing again and keeps the same episodes
+    assert main([*argv, "--resume", "--no-gif"]) == 0
+    assert json.loads(out.read_text())["per_episode"] == result["per_episode"]
+
+
+def test_control_random_baseline_needs_no_model(tmp_path):
+    out = tmp_path / "rand.json"
+    assert main(["control", "--task", "rope", "--model", "gt", "--planner", "random", "--episodes", "1",
+                 "--out", str(out), "--no-gif", *TINY]) == 0
+    assert json.loads(out.read_text())["planner"] == "random"
+
+
+def test_control_rejects_gradients_through_the_simulator_in_one_line(tmp_path, capsys):
+    rc = main(["control", "--task", "boxpush", "--model", "gt", "--planner", "grad", "--episodes", "1",
+               "--out", str(tmp_path / "x.json"), "--no-gif", *TINY])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not differentiable" in err[0]
+
+
+def test_control_unknown_task_names_the_choices(tmp_path, capsys):
+    rc = main(["control", "--task", "boxes", "--model", "propnet", "--out", str(tmp_path / "x.json")])
+    assert rc == 2
+    assert "boxpush" in capsys.readouterr().err

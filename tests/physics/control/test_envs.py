@@ -1,0 +1,70 @@
+"""The control tasks speak Gymnasium: check_env on every registered one, seeded goals, reward and success."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from physics.control import TASKS, BoxPushEnv, BoxPushTaskConfig, RopeShapeEnv
+
+
+@pytest.mark.parametrize("task", TASKS.names())
+def test_every_registered_task_passes_check_env(task):
+    env = gym.make(TASKS.get(task).gym_id)
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+    finally:
+        env.close()
+
+
+def test_gym_ids_are_versioned_and_wrap_the_world_classes():
+    assert {TASKS.get(t).gym_id for t in TASKS} >= {"nesy/BoxPush-v0", "nesy/RopeShape-v0"}
+    env = gym.make("nesy/BoxPush-v0")
+    assert type(env.unwrapped.world).__name__ == "BoxPushing"
+    env.close()
+
+
+@pytest.mark.parametrize("cls", [BoxPushEnv, RopeShapeEnv])
+def test_same_seed_same_episode_other_seed_other_goal(cls):
+    env = cls()
+    a, _ = env.reset(seed=5)
+    b, _ = env.reset(seed=5)
+    c, _ = env.reset(seed=6)
+    env.close()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a[-env.goal_size:], c[-env.goal_size:])
+
+
+def test_box_goal_lies_at_the_configured_distance_and_reward_is_minus_distance():
+    env = BoxPushEnv(BoxPushTaskConfig(goal_distance=(0.1, 0.1), max_steps=2))
+    obs, info = env.reset(seed=1)
+    assert info["distance"] == pytest.approx(0.1, abs=1e-3)
+    _, reward, terminated, truncated, info = env.step(np.zeros(2, np.float32))
+    assert reward == pytest.approx(-info["distance"])
+    assert not terminated and not truncated
+    *_, truncated, _ = env.step(np.zeros(2, np.float32))
+    assert truncated
+    env.close()
+
+
+def test_box_success_when_the_box_sits_on_the_goal():
+    env = BoxPushEnv()
+    env.reset(seed=2)
+    env.goal = env.world.state()[env.target, :2].copy()
+    _, _, terminated, _, info = env.step(np.zeros(2, np.float32))
+    assert terminated and info["success"] and info["distance"] < env.config.tolerance
+    env.close()
+
+
+def test_rope_goal_is_a_shape_the_rope_reaches_and_the_start_is_restored():
+    env = RopeShapeEnv()
+    _, info = env.reset(seed=3)
+    beads = env.world.state()[: env.world.config.num_beads, :2]
+    goal = env.goal.reshape(-1, 2)
+    links = np.linalg.norm(np.diff(goal, axis=0), axis=1)
+    np.testing.assert_allclose(links, env.world.config.link_length, atol=2e-3)  # a real rope shape
+    assert info["distance"] == pytest.approx(np.linalg.norm(beads - goal, axis=1).mean())
+    assert info["distance"] > 0.05  # the goal is away from the start
+    env.close()

@@ -1,0 +1,91 @@
+"""The functional model interface: batched learned rollouts and the simulator with saved states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from physics.control import (
+    BoxPushEnv,
+    LearnedModel,
+    RopeShapeEnv,
+    SimulatorModel,
+    make_planning_model,
+)
+from physics.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def boxes():
+    env = BoxPushEnv()
+    env.reset(seed=4)
+    yield env
+    env.close()
+
+
+def _actions(env, b, t, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return env.node_actions(2 * torch.rand(b, t, 2, generator=g) - 1)
+
+
+@pytest.mark.parametrize("name", ["propnet", "dpinet"])
+def test_batched_candidates_equal_one_at_a_time(boxes, name):
+    model = make_planning_model(name, "boxes")
+    model.bind(boxes)
+    hist = torch.as_tensor(boxes.history(model.history_frames), dtype=torch.float32)
+    acts = _actions(boxes, 5, 3)
+    with torch.no_grad():
+        batched = model.predict(hist, acts)
+        single = torch.cat([model.predict(hist, acts[i : i + 1]) for i in range(5)])
+    assert batched.shape == (5, 3 * boxes.config.repeat, boxes.world.num_nodes, 3)
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
+
+
+def test_simulator_model_restores_the_world_and_matches_stepping_it(boxes):
+    gt = SimulatorModel()
+    gt.bind(boxes)
+    before = boxes.world.state()
+    acts = _actions(boxes, 2, 2)
+    pred = gt.predict(torch.zeros(1), acts)
+    np.testing.assert_array_equal(boxes.world.state(), before)
+    env = BoxPushEnv()
+    env.reset(seed=4)
+    for k in range(acts.shape[1]):
+        env.world.step(acts[1, k].double().numpy())
+    # restoreState does not restore the contact solver's warm start: 1e-4 m is the drift seen
+    np.testing.assert_allclose(pred[1, -1].numpy(), env.world.state(), atol=2e-4)
+    env.close()
+
+
+def test_learned_boxes_model_follows_the_simulator_and_has_gradients(boxes):
+    model = make_planning_model("propnet", "boxes")
+    model.bind(boxes)
+    gt = SimulatorModel()
+    gt.bind(boxes)
+    raw = (2 * torch.rand(3, 2, 2, generator=torch.Generator().manual_seed(1)) - 1).requires_grad_(True)
+    hist = torch.as_tensor(boxes.history(model.history_frames), dtype=torch.float32)
+    pred = model.predict(hist, boxes.node_actions(raw))
+    true = gt.predict(hist, boxes.node_actions(raw.detach()))
+    err = (pred.detach() - true).norm(dim=-1).mean()
+    assert float(err) < 2e-3  # metres, over 8 world steps
+    boxes.cost(pred).sum().backward()
+    assert raw.grad is not None and float(raw.grad.abs().sum()) > 0
+
+
+def test_rope_models_plan_on_the_rope_task():
+    env = RopeShapeEnv()
+    env.reset(seed=0)
+    model = make_planning_model("dpinet", "rope")
+    assert isinstance(model, LearnedModel)
+    model.bind(env)
+    hist = torch.as_tensor(env.history(model.history_frames), dtype=torch.float32)
+    with torch.no_grad():
+        pred = model.predict(hist, _actions(env, 4, 2))
+    assert pred.shape == (4, 8, env.world.num_nodes, 3) and torch.isfinite(pred).all()
+    env.close()
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(ConfigError, match="gt"):
+        make_planning_model("propnett", "boxes")
