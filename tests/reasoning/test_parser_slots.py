@@ -106,7 +106,7 @@ def test_every_generated_question_round_trips_through_slots() -> None:
     assert len(questions) >= 300 and _round_trip_rate(questions) == 1.0
 
 
-def test_official_template_questions_round_trip_through_slots(shared_clevr) -> None:
+def test_official_template_questions_of_every_family_round_trip_through_slots(shared_clevr) -> None:
     from perception.synthetic import sample_scene_graphs
     from reasoning.questions import QuestionGenerator
 
@@ -114,6 +114,8 @@ def test_official_template_questions_round_trip_through_slots(shared_clevr) -> N
         templates=shared_clevr / "templates", synonyms=read_json(shared_clevr / "synonyms.json", "synonyms")
     )
     questions = gen.generate(sample_scene_graphs(30, seed=5), 10, seed=5)
+    families = {(q["template_filename"], q["question_family_index"]) for q in questions}
+    assert len(families) == 90  # every official family, single_or's DAG programs included
     assert len(questions) >= 200 and _round_trip_rate(questions) == 1.0
 
 
