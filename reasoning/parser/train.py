@@ -95,7 +95,7 @@ def build_parser(config: ParserConfig, data: ParserData, synonyms: Mapping[str, 
     words = set(data.extra_words)
     for e in data.examples:
         words.update(tokenize(e.question))
-    words = {w for w in words if w not in lexicon}  # value words only ever reach the model as slots
+    # value words reach the model as slots, except where they ask ("how big"): every word stays known
     words.update(f"<{t}{k}>" for t in {v[0] for v in lexicon.values()} for k in range(1, MAX_SLOTS + 1))
     if nouns:
         words.update(f"<obj{k}>" for k in range(1, MAX_PHRASES + 1))

@@ -81,6 +81,16 @@ def test_repeated_relations_get_one_slot_each_aligned_by_the_phrase_they_govern(
     ]
 
 
+def test_a_value_word_that_asks_stays_a_word() -> None:
+    """'How big is ...' asks for a size (official templates): "big" is no large-thing phrase."""
+    words, slotted, restored = _anonymize(
+        "How big is the red cube?", "query_size(unique(filter_shape(filter_color(scene(), red), cube)))"
+    )
+    assert words == ["how", "big", "is", "the", "<obj1>", "?"]
+    assert slotted == ["query_size", "unique", "<obj1>", "scene"]
+    assert restored == to_prefix_tokens(parse_program("query_size(unique(filter_shape(filter_color(scene(), red), cube)))"))
+
+
 def test_restore_rejects_a_phrase_the_question_lacks() -> None:
     assert restore_program(["count", "<obj3>", "scene"], {}, {"<obj1>": ("filter_shape[cube]",)}) is None
     assert token_slot("filter_color[<color2>]") == "<color2>" and token_slot("<obj1>") == "<obj1>"
