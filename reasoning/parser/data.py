@@ -208,6 +208,7 @@ def generate_parser_data(
     from reasoning.questions import DEFAULT_SYNONYMS, DEFAULT_TEMPLATES, QuestionGenerator
 
     folder = Path(templates) if templates is not None else DEFAULT_TEMPLATES
+    official_set = official_template_set(official) if official is not None else None  # fail before generating
     graphs = sample_scene_graphs(scenes, seed=seed)
     questions = QuestionGenerator(templates=folder).generate(graphs, per_scene, seed, progress=progress)
     examples = examples_from_questions(questions, where=f"generated questions (seed {seed})")
@@ -216,8 +217,8 @@ def generate_parser_data(
     source: dict[str, Any] = {"scenes": scenes, "per_scene": per_scene, "seed": seed,
                               "templates": "default" if templates is None else str(folder)}
     extra_synonyms: dict[str, list[str]] = {}
-    if official is not None:
-        off_templates, extra_synonyms = official_template_set(official)
+    if official is not None and official_set is not None:
+        off_templates, extra_synonyms = official_set
         off = QuestionGenerator(templates=off_templates, synonyms=extra_synonyms).generate(
             graphs, per_scene, seed, progress=progress)
         off_examples = examples_from_questions(off, where=f"official-template questions (seed {seed})",

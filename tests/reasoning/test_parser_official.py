@@ -83,3 +83,12 @@ def test_shipped_parser_is_trained_on_the_official_language(official) -> None:
         for p, q in zip(programs, questions, strict=True)
     )
     assert right >= 0.95 * len(questions)
+
+
+def test_cli_names_a_missing_official_folder_before_generating_anything(tmp_path, capsys) -> None:
+    from benchmarks.cli import main
+
+    rc = main(["train", "parser", "--official-templates", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p.pt"),
+               "--quiet"])
+    assert rc == 2
+    assert "no 'templates' folder" in capsys.readouterr().err and not (tmp_path / "p.pt").exists()
