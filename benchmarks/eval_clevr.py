@@ -12,8 +12,15 @@ in [0, 1]):
   ``query_attribute`` (with ``counts.<type>`` the number of questions);
 * ``parser.program_exact`` (parsed program == ground-truth program),
   ``parser.program_answer`` (parsed program run on the ground-truth scene gives
-  the ground-truth answer) and ``parser.invalid`` (no well-typed program);
-  present when ``parser="model"``;
+  the ground-truth answer), ``parser.invalid`` (no well-typed program),
+  ``parser.unknown_word_questions`` / ``parser.unknown_words`` (questions
+  holding words the parser never saw, and the most frequent such words),
+  ``parser.unparsed`` (questions left without a program, counted wrong) and
+  ``parser.parse_errors`` / ``parser.errors`` (questions whose parse raised, and
+  the first messages; the rest of the file is still answered); present when
+  ``parser="model"``;
+* ``per_family``: ``{"template_filename:question_family_index": {questions,
+  accuracy}}`` for the questions that name their template;
 * ``perception.detection_precision``, ``perception.detection_recall``,
   ``perception.attribute_accuracy`` (all attributes of a matched object right),
   ``perception.attribute_accuracy_<attr>``, ``perception.position_error``
@@ -48,7 +55,7 @@ from perception.datasets.clevr import find_layout
 from perception.image_io import load_image
 from perception.registry import PERCEIVERS
 from perception.scene_graph import SceneGraph, load_scenes
-from physics.errors import ConfigError, DataError
+from physics.errors import ConfigError, DataError, NesyError
 from physics.fanout import BACKENDS, make_fanout
 from physics.io import atomic_write_json, read_json
 from reasoning.dsl import Program, from_clevr
@@ -58,6 +65,7 @@ from reasoning.registry import QA_MODELS, QAModel, QAParts, load_qa_model
 __all__ = ["ClevrEvalConfig", "evaluate_clevr", "scene_bootstrap_interval"]
 
 SOURCES = ("gt", "model")
+MAX_ERRORS = 5  # parse-error messages kept in the result
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,51 @@ def _perceive_job(args: tuple[tuple[str, QAParts, int], tuple[int, str, str]]) -
     return _perceive(_WORKER_MODELS[(name, parts)], job)
 
 
+def _parse_all(model: QAModel, texts: list[str], progress: bool) -> tuple[list[Program | None], dict[str, Any]]:
+    """Parse every question; one that cannot be parsed is ``None`` (counted wrong) and reported, never fatal.
+
+    Returns the programs and the report: ``unknown_word_questions`` (questions
+    holding a word the parser never saw, read as its unknown-word token),
+    ``unknown_words`` (the 20 most frequent, with counts), ``unparsed``
+    (questions with no program: a parse error or no well-typed decode),
+    ``parse_errors`` (questions whose parse raised) and ``errors`` (the first
+    :data:`MAX_ERRORS` messages).
+    """
+    programs: list[Program | None] = []
+    errors: list[str] = []
+    failed = 0
+    batch = 256
+    for start in tqdm(range(0, len(texts), batch), desc="parse", unit="batch", disable=not progress):
+        chunk = texts[start : start + batch]
+        try:
+            programs.extend(model.parse(chunk))
+            continue
+        except NesyError:
+            pass
+        for k, text in enumerate(chunk):  # find the questions that fail, keep the rest
+            try:
+                programs.extend(model.parse([text]))
+            except NesyError as exc:
+                programs.append(None)
+                failed += 1
+                if len(errors) < MAX_ERRORS:
+                    errors.append(f"question {start + k}: {str(exc).removeprefix('question 0: ')}")
+    words: Counter[str] = Counter()
+    with_unknown = 0
+    parser = getattr(model, "parser", None)
+    if parser is not None and hasattr(parser, "unknown_words"):
+        for unknown in parser.unknown_words(texts):
+            with_unknown += bool(unknown)
+            words.update(unknown)
+    return programs, {
+        "unknown_word_questions": with_unknown,
+        "unknown_words": dict(words.most_common(20)),
+        "unparsed": sum(p is None for p in programs),
+        "parse_errors": failed,
+        "errors": errors,
+    }
+
+
 def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the evaluation and return (and write, if ``config.out``) the result dict.
 
@@ -222,18 +275,17 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
 
     # --- parsing
     if config.parser == "model":
-        texts = [q["question"] for q in questions]
-        programs: list[Program | None] = []
-        batch = 256
-        for start in tqdm(range(0, len(texts), batch), desc="parse", unit="batch", disable=not progress):
-            programs.extend(model.parse(texts[start : start + batch]))
+        programs, report = _parse_all(model, [q["question"] for q in questions], progress)
         scene_list = [gt_scenes[i] for i in image_ids]
         pos = {i: k for k, i in enumerate(image_ids)}
         on_gt = model.answer_programs(programs, scene_list, [pos[q["image_index"]] for q in questions])
+        # a DAG node list (official single_or) and its parsed tree are the same program when their trees are
+        exact = sum(p is not None and p.root == g.root for p, g in zip(programs, gt_programs, strict=True))
         result["parser"] = {
-            "program_exact": _ratio(sum(p == g for p, g in zip(programs, gt_programs, strict=True)), len(questions)),
+            "program_exact": _ratio(exact, len(questions)),
             "program_answer": _ratio(sum(a == q["answer"] for a, q in zip(on_gt, questions, strict=True)), len(questions)),
             "invalid": _ratio(sum(p is None for p in programs), len(questions)),
+            **report,
         }
     else:
         programs = list(gt_programs)
@@ -259,6 +311,13 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
     result["accuracy_interval"] = scene_bootstrap_interval(counts[:, 0], counts[:, 1])
     result["per_scene"] = list(per_scene.values())
     result["counts"] = {t: total[t] for t in QUESTION_TYPES}
+    family: dict[str, list[int]] = {}
+    for a, q in zip(answers, questions, strict=True):
+        if "question_family_index" in q:
+            row = family.setdefault(f"{q.get('template_filename', '')}:{q['question_family_index']}", [0, 0])
+            row[0] += 1
+            row[1] += int(a == q["answer"])
+    result["per_family"] = {k: {"questions": n, "accuracy": _ratio(c, n)} for k, (n, c) in sorted(family.items())}
     result["seconds"] = round(time.perf_counter() - t0, 2)
     if config.out:
         atomic_write_json(config.out, result, indent=1)

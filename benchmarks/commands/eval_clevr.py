@@ -44,6 +44,12 @@ def print_summary(result: dict[str, Any], out: str | None) -> None:
         parts += [["parser: exact programs", percent(p["program_exact"])],
                   ["parser: right answers on true scenes", percent(p["program_answer"])],
                   ["parser: no valid program", percent(p["invalid"])]]
+        if "unknown_word_questions" in p:
+            words = ", ".join(list(p["unknown_words"])[:6])
+            parts += [["parser: questions with unknown words", f"{p['unknown_word_questions']}" + (f" ({words})" if words else "")],
+                      ["parser: questions not parsed (counted wrong)", f"{p['unparsed']}"]]
+            if p["parse_errors"]:
+                parts.append(["parser: parse errors", f"{p['parse_errors']}; first: {p['errors'][0]}"])
     if "perception" in result:
         m = result["perception"]
         parts += [["perception: detection precision", percent(m["detection_precision"])],
@@ -53,6 +59,10 @@ def print_summary(result: dict[str, Any], out: str | None) -> None:
             parts.append(["perception: scenes fully right", percent(m["scene_accuracy"])])
         if m.get("position_error") is not None:
             parts.append(["perception: 3D position error", f"{m['position_error']:.3f}"])
+    families = result.get("per_family") or {}
+    if families:
+        worst = min(families, key=lambda k: families[k]["accuracy"])
+        parts.append([f"question families: {len(families)}, lowest", f"{percent(families[worst]['accuracy'])} ({worst})"])
     if parts:
         print()
         print_table(parts)

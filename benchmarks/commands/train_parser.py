@@ -3,12 +3,15 @@
 Examples::
 
     nesy train parser --out runs/parser/parser.pt          # synthetic data, fixed seeds
+    nesy train parser --official-templates ../shared/data/clevr --programs 540   # ours + CLEVR's own language
     nesy train parser --data data/clevr_train --eval-data data/clevr_val --programs 270
     nesy train parser-curve --programs-list 90 180 270 540 1000 --figure docs/images/parser_data_efficiency.png
 
 Without ``--data``, training questions are generated from ``--scenes`` synthetic
 scenes (``perception.synthetic.sample_scene_graphs(scenes, seed=--data-seed)``)
-by the project's question generator with the same seed; held-out evaluation
+by the project's question generator with the same seed (``--official-templates
+DIR`` adds, over the same scenes, questions from the official CLEVR templates
+and synonyms in ``DIR/templates`` and ``DIR/synonyms.json``); held-out evaluation
 questions come from ``--eval-scenes`` scenes with ``--eval-seed`` (a seed never
 used for training or tuning).  ``--data DIR`` reads a folder written by
 ``nesy data clevr`` / ``nesy data questions`` (one ``*questions*.json`` and one
@@ -55,7 +58,7 @@ DEFAULT_EVAL_SEED = 20261122  # held-out scenes and questions: never trained or 
 
 def _command_line(args: argparse.Namespace, cfg: ParserConfig, name: str = "parser") -> str:
     parts = ["nesy", "train", name]
-    for key in ("data", "eval_data", "templates", "out"):
+    for key in ("data", "eval_data", "templates", "official_templates", "out"):
         if getattr(args, key, None):
             parts += ["--" + key.replace("_", "-"), str(getattr(args, key))]
     for key in ("scenes", "per_scene", "data_seed", "eval_scenes", "eval_seed"):
@@ -69,13 +72,15 @@ def _data(args: argparse.Namespace) -> tuple[ParserData, ParserData]:
     if args.data:
         train = load_parser_data(args.data)
     else:
-        train = generate_parser_data(args.scenes, args.per_scene, args.data_seed, templates=args.templates, progress=progress)
+        train = generate_parser_data(args.scenes, args.per_scene, args.data_seed, templates=args.templates,
+                                     official=args.official_templates, progress=progress)
     if args.eval_data:
         held = load_parser_data(args.eval_data)
     elif args.eval_scenes > 0:
         if args.eval_seed == args.data_seed and not args.data:
             raise ConfigError(f"--eval-seed must differ from --data-seed (both {args.eval_seed}): held-out questions must be unseen")
-        held = generate_parser_data(args.eval_scenes, args.per_scene, args.eval_seed, templates=args.templates, progress=progress)
+        held = generate_parser_data(args.eval_scenes, args.per_scene, args.eval_seed, templates=args.templates,
+                                    official=args.official_templates, progress=progress)
     else:
         held = ParserData(())
     return train, held
@@ -153,6 +158,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="folder with CLEVR questions (+ scenes) JSON; default: generate")
     parser.add_argument("--eval-data", default=None, help="folder with held-out questions + scenes; default: generate")
     parser.add_argument("--templates", default=None, help="template folder for generated data (default: the project's own)")
+    parser.add_argument("--official-templates", default=None, metavar="DIR",
+                        help="a CLEVR release folder (DIR/templates, DIR/synonyms.json, read in place): its questions "
+                        "join the generated training and held-out data, over the same scenes")
     parser.add_argument("--scenes", type=int, default=2000, help="synthetic training scenes when --data is omitted (default: 2000)")
     parser.add_argument("--per-scene", type=int, default=10, help="templates instantiated per scene (default: 10)")
     parser.add_argument("--data-seed", type=int, default=DEFAULT_DATA_SEED, help=f"seed of generated training data (default: {DEFAULT_DATA_SEED})")

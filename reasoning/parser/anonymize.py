@@ -37,6 +37,10 @@ set it describes: before ``scene``, ``relate``, ``same_*``, ``intersect`` or
 ``union``), so that every object the question mentions looks the same to the
 parser.  The slot is dropped again when the program is restored.
 
+A value word right after "how" asks a question instead of naming a value
+("How big is the cube?" is ``query_size``, not a large thing): it stays a
+plain word (:data:`QUESTION_WORDS`).
+
 The parser then only learns how phrases and relations nest, which a few
 programs per template show; the filters of a phrase are read off its words.
 A filter chain whose tokens differ from every phrase's chain keeps its value
@@ -64,6 +68,7 @@ __all__ = [
     "MAX_SLOTS",
     "MAX_PHRASES",
     "PHRASE_ATTRIBUTES",
+    "QUESTION_WORDS",
 ]
 
 T = TypeVar("T")
@@ -73,6 +78,7 @@ PHRASE_ATTRIBUTES = ("size", "color", "material")  # value types that modify a n
 PHRASE_HEAD = "shape"  # value type that names the noun itself
 _VALUE_TOKEN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([^,\]]+)\]$")
 _PHRASE_SLOT = re.compile(r"^<obj(\d+)>$")
+QUESTION_WORDS = frozenset({"how"})  # a value word after one of these is part of the question ("how big"), not a value
 _SET_HEADS = ("scene", "relate", "same_", "intersect", "union")  # tokens whose object set a phrase can filter
 
 
@@ -110,6 +116,13 @@ def build_nouns(synonyms: Mapping[str, Sequence[str]] | None = None, generic: st
     return frozenset(words | {w + "s" for w in words})
 
 
+def _value(words: Sequence[str], k: int, lexicon: Mapping[str, tuple[str, str]]) -> tuple[str, str] | None:
+    """The (type, value) word ``k`` names, or None: a value word right after "how" asks ("How big is ...")."""
+    if k > 0 and words[k - 1] in QUESTION_WORDS:
+        return None
+    return lexicon.get(words[k])
+
+
 def anonymize_phrases(
     words: Sequence[str], lexicon: Mapping[str, tuple[str, str]], nouns: frozenset[str] | set[str]
 ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
@@ -135,8 +148,8 @@ def anonymize_phrases(
         run.clear()
         run_words.clear()
 
-    for w in words:
-        hit = lexicon.get(w)
+    for k, w in enumerate(words):
+        hit = _value(words, k, lexicon)
         if hit is not None and hit[0] in PHRASE_ATTRIBUTES:
             run.append(hit)
             run_words.append(w)
@@ -175,8 +188,8 @@ def anonymize_words(
     by_value: dict[tuple[str, str], str] = {}
     counts: dict[str, int] = {}
     out = []
-    for w in words:
-        hit = lexicon.get(w)
+    for k, w in enumerate(words):
+        hit = _value(words, k, lexicon)
         if hit is None:
             out.append(w)
             continue

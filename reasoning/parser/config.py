@@ -26,6 +26,7 @@ class ParserConfig:
     dropout: float = field(default=0.1, metadata={"help": "dropout on embeddings and decoder outputs"})
     anonymize: bool = field(default=True, metadata={"help": "replace attribute words by numbered slots (Dong & Lapata 2016)"})
     phrases: bool = field(default=True, metadata={"help": "also collapse object phrases ('the big red cube') into slots <obj1> (needs anonymize)"})
+    word_dropout: float = field(default=0.02, metadata={"help": "probability that a plain question word is read as <unk> in supervised training, so the model learns to read past words it never saw"})
     max_program_length: int = field(default=40, metadata={"help": "longest prefix program decoded"})
     # --- supervised stage
     programs: int = field(default=270, metadata={"help": "number of (question, program) pairs for pretraining"})
@@ -56,7 +57,8 @@ class ParserConfig:
                 raise ConfigError(f"ParserConfig.{f.name} must not be negative, got {v}")
         if self.hidden_dim % 2:
             raise ConfigError(f"ParserConfig.hidden_dim must be even (two encoder directions), got {self.hidden_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"ParserConfig.dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "word_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"ParserConfig.{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.baseline_decay < 1.0:
             raise ConfigError(f"ParserConfig.baseline_decay must be in [0, 1), got {self.baseline_decay}")

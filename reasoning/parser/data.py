@@ -14,6 +14,7 @@ Sources: a folder written by ``nesy data clevr`` / ``nesy data questions``
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ __all__ = [
     "examples_from_questions",
     "load_parser_data",
     "generate_parser_data",
+    "official_template_set",
+    "OFFICIAL_PREFIX",
     "select_supervised",
     "program_token_signatures",
 ]
@@ -67,22 +70,36 @@ class ParserData:
         extra_words: Words to put in the question vocabulary beyond the examples'
             (e.g. :func:`~reasoning.parser.vocab.template_words`).
         source: How the data was made, stored in checkpoint metadata.
+        synonyms: Value -> phrases of the template sets beyond the project's own
+            (their single words join the slot lexicon); empty: the project's only.
     """
 
     examples: tuple[ParserExample, ...]
     scenes: Mapping[int, SceneGraph] = field(default_factory=dict)
     extra_words: frozenset[str] = frozenset()
     source: Mapping[str, Any] = field(default_factory=dict)
+    synonyms: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def split(self, first: int) -> tuple[ParserData, ParserData]:
-        """The first ``first`` examples and the rest, sharing scenes and words."""
-        a = ParserData(self.examples[:first], self.scenes, self.extra_words, self.source)
-        b = ParserData(self.examples[first:], self.scenes, self.extra_words, self.source)
+        """The first ``first`` examples and the rest, sharing scenes, words and synonyms."""
+        a = dataclasses.replace(self, examples=self.examples[:first])
+        b = dataclasses.replace(self, examples=self.examples[first:])
         return a, b
 
 
-def examples_from_questions(questions: Sequence[Mapping[str, Any]], where: str = "questions") -> list[ParserExample]:
+OFFICIAL_PREFIX = "official/"  # template keys of questions from a named CLEVR template set
+
+
+def examples_from_questions(
+    questions: Sequence[Mapping[str, Any]], where: str = "questions", template_prefix: str = ""
+) -> list[ParserExample]:
     """Records from official CLEVR question dicts (``question``, ``program``, ``answer``, ``image_index``).
+
+    Programs are kept in tree form: a DAG node list (the official generator's
+    ``single_or`` programs read a node twice) gives the prefix tokens of its
+    tree expansion, which the executor answers identically (every function is
+    pure).  ``template_prefix`` starts every template key (to tell apart two
+    template sets whose files share names).
 
     Raises:
         DataError / ProgramError: a question lacks ``question`` or has a bad
@@ -99,7 +116,7 @@ def examples_from_questions(questions: Sequence[Mapping[str, Any]], where: str =
         image_index = q.get("image_index", -1)
         if not isinstance(image_index, int):
             raise DataError(f"{where}: question {i} has a non-integer image_index {image_index!r}")
-        template = f"{q.get('template_filename', '')}:{q.get('question_family_index', '')}"
+        template = f"{template_prefix}{q.get('template_filename', '')}:{q.get('question_family_index', '')}"
         out.append(ParserExample(q["question"], tokens, None if answer is None else str(answer), image_index, template))
     return out
 
@@ -138,16 +155,50 @@ def load_parser_data(folder: str | Path) -> ParserData:
     return ParserData(tuple(examples), scenes, frozenset(), {"data": str(folder)})
 
 
+def official_template_set(folder: str | Path) -> tuple[Path, dict[str, list[str]]]:
+    """The templates folder and synonyms of a CLEVR release folder (``DIR/templates``, ``DIR/synonyms.json``).
+
+    The folder is read where it is (the CLEVR templates are BSD-licensed,
+    facebookresearch/clevr-dataset-gen; the project never copies them).
+
+    Raises:
+        DataError: the folder, its ``templates`` folder or its ``synonyms.json`` is missing or malformed.
+    """
+    folder = Path(folder)
+    templates, synonyms = folder / "templates", folder / "synonyms.json"
+    if not templates.is_dir():
+        raise DataError(f"official templates: no 'templates' folder in {folder} (expected a CLEVR release folder "
+                        "holding templates/ and synonyms.json)")
+    if not synonyms.is_file():
+        raise DataError(f"official templates: no synonyms.json in {folder}")
+    table = read_json(synonyms, "synonyms file")
+    if not isinstance(table, Mapping) or not all(
+        isinstance(v, list) and all(isinstance(p, str) for p in v) for v in table.values()
+    ):
+        raise DataError(f"{synonyms}: expected an object mapping words to lists of phrases")
+    return templates, {str(k): list(v) for k, v in table.items()}
+
+
 def generate_parser_data(
-    scenes: int, per_scene: int, seed: int, *, templates: str | Path | None = None, progress: bool = False
+    scenes: int,
+    per_scene: int,
+    seed: int,
+    *,
+    templates: str | Path | None = None,
+    official: str | Path | None = None,
+    progress: bool = False,
 ) -> ParserData:
     """Synthetic scenes (no pixels) with template questions from the project's generator.
 
     Args:
         scenes: Number of scenes (``perception.synthetic.sample_scene_graphs(scenes, seed)``).
-        per_scene: Templates instantiated per scene.
+        per_scene: Templates instantiated per scene (per template set).
         seed: Seed of both the scenes and the questions.
         templates: Template folder (CLEVR layout); default the project's own set.
+        official: A CLEVR release folder (:func:`official_template_set`): questions
+            from its templates and synonyms over the same scenes join those of
+            ``templates``, scene by scene (so that any prefix of the examples
+            holds both languages); their template keys start with :data:`OFFICIAL_PREFIX`.
         progress: Show a progress bar.
 
     Returns:
@@ -157,16 +208,33 @@ def generate_parser_data(
     from reasoning.questions import DEFAULT_SYNONYMS, DEFAULT_TEMPLATES, QuestionGenerator
 
     folder = Path(templates) if templates is not None else DEFAULT_TEMPLATES
+    official_set = official_template_set(official) if official is not None else None  # fail before generating
     graphs = sample_scene_graphs(scenes, seed=seed)
     questions = QuestionGenerator(templates=folder).generate(graphs, per_scene, seed, progress=progress)
     examples = examples_from_questions(questions, where=f"generated questions (seed {seed})")
     synonyms = read_json(DEFAULT_SYNONYMS, "synonyms file")
+    words = template_words(folder, synonyms)
+    source: dict[str, Any] = {"scenes": scenes, "per_scene": per_scene, "seed": seed,
+                              "templates": "default" if templates is None else str(folder)}
+    extra_synonyms: dict[str, list[str]] = {}
+    if official is not None and official_set is not None:
+        off_templates, extra_synonyms = official_set
+        off = QuestionGenerator(templates=off_templates, synonyms=extra_synonyms).generate(
+            graphs, per_scene, seed, progress=progress)
+        off_examples = examples_from_questions(off, where=f"official-template questions (seed {seed})",
+                                               template_prefix=OFFICIAL_PREFIX)
+        order = {g.image_index: k for k, g in enumerate(graphs)}
+        tagged = [(order.get(e.image_index, -1), 0, e) for e in examples]
+        tagged += [(order.get(e.image_index, -1), 1, e) for e in off_examples]
+        examples = [e for *_, e in sorted(tagged, key=lambda t: t[:2])]  # stable: file order within a scene
+        words |= template_words(off_templates, extra_synonyms)
+        source["official"] = str(Path(official))
     return ParserData(
         tuple(examples),
         {g.image_index: g for g in graphs},
-        frozenset(template_words(folder, synonyms)),
-        {"generated": {"scenes": scenes, "per_scene": per_scene, "seed": seed,
-                       "templates": "default" if templates is None else str(folder)}},
+        frozenset(words),
+        {"generated": source},
+        extra_synonyms,
     )
 
 

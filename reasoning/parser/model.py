@@ -46,11 +46,13 @@ class QuestionSlots:
         values: ``{"<color1>": "red", ...}``.
         phrases: ``{"<obj1>": ("filter_shape[cube]", "filter_color[red]"), ...}``.
         words: The anonymised question words.
+        unknown: The words the parser's vocabulary lacks (read as :data:`~reasoning.parser.vocab.UNK`).
     """
 
     values: Mapping[str, str]
     phrases: Mapping[str, tuple[str, ...]]
     words: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
 
 
 def pad_batch(seqs: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
@@ -296,27 +298,51 @@ class QuestionParser(nn.Module):
         return Decoded(history[best], score[best], torch.zeros(b, device=words.device))
 
     # ------------------------------------------------------------------ user API
-    def encode_questions(self, questions: Sequence[str]) -> tuple[Tensor, Tensor, list[QuestionSlots]]:
+    def _slotted(self, question: str) -> tuple[list[str], dict[str, str], dict[str, tuple[str, ...]]]:
+        """Anonymised words, value slots and phrase slots of one question."""
+        words = tokenize(question)
+        phrases: dict[str, tuple[str, ...]] = {}
+        if self.nouns and self.lexicon:
+            words, phrases = anonymize_phrases(words, self.lexicon, self.nouns)
+        words, values = anonymize_words(words, self.lexicon, per_occurrence=bool(self.nouns))
+        return words, values, phrases
+
+    def unknown_words(self, questions: Sequence[str]) -> list[tuple[str, ...]]:
+        """The words of each question that the parser never saw (empty tuples: none)."""
+        return [tuple(self.question_vocab.unknown(self._slotted(q)[0])) for q in questions]
+
+    def encode_questions(
+        self, questions: Sequence[str], *, word_dropout: float = 0.0
+    ) -> tuple[Tensor, Tensor, list[QuestionSlots]]:
         """Word ids [B, S], lengths [B] and each question's :class:`QuestionSlots`.
 
+        Args:
+            questions: Question texts.
+            word_dropout: Probability (training only) that a plain word (not a
+                slot) is read as :data:`~reasoning.parser.vocab.UNK`, drawn from
+                torch's global RNG; this is what teaches the model to read past
+                words it never saw.
+
         Raises:
-            DataError: a question holds an unknown word (names it and its position).
+            DataError: an empty question, or an unknown word when the
+                vocabulary has no UNK id (names it and its position).
         """
         ids, slots = [], []
+        unk = self.question_vocab.unk_id
         for i, q in enumerate(questions):
-            raw = tokenize(q)
-            phrases: dict[str, tuple[str, ...]] = {}
-            words = raw
-            if self.nouns and self.lexicon:
-                words, phrases = anonymize_phrases(raw, self.lexicon, self.nouns)
-            words, values = anonymize_words(words, self.lexicon, per_occurrence=bool(self.nouns))
+            words, values, phrases = self._slotted(q)
             try:
-                ids.append(self.question_vocab.encode(q, where=f"question {i}", words=words))
+                row = self.question_vocab.encode(q, where=f"question {i}", words=words)
             except DataError:
-                # report the unknown word at its place in the question, not in the collapsed words
-                self.question_vocab.encode(q, where=f"question {i}", words=[PAD if w in self.lexicon else w for w in raw])
+                if words and unk is None:  # report the unknown word at its place in the question
+                    raw = tokenize(q)
+                    self.question_vocab.encode(q, where=f"question {i}", words=[PAD if w in self.lexicon else w for w in raw])
                 raise
-            slots.append(QuestionSlots(values, phrases, tuple(words)))
+            if word_dropout > 0 and unk is not None:
+                drop = (torch.rand(len(row)) < word_dropout).tolist()
+                row = [unk if d and not w.startswith("<") else r for r, w, d in zip(row, words, drop, strict=True)]
+            ids.append(row)
+            slots.append(QuestionSlots(values, phrases, tuple(words), tuple(self.question_vocab.unknown(words))))
         words_t, lengths = pad_batch(ids)
         return words_t, lengths, slots
 
@@ -384,7 +410,8 @@ class QuestionParser(nn.Module):
         """Parse questions into programs.
 
         Args:
-            questions: Question texts (words must be in the parser's vocabulary).
+            questions: Question texts.  A word the parser never saw is read as
+                :data:`~reasoning.parser.vocab.UNK` (:meth:`unknown_words` lists them).
             beam_size: 1 for greedy decoding, more for beam search.
 
         Returns:
@@ -392,6 +419,7 @@ class QuestionParser(nn.Module):
             the decoded tokens do not form a well-typed program.
 
         Raises:
-            DataError: a question holds a word the parser does not know (names it).
+            DataError: an empty question, or an unknown word for a parser whose
+                vocabulary has no UNK id (checkpoints older than it; names the word).
         """
         return [self.to_program(t) for t in self.parse_tokens(questions, beam_size=beam_size)]

@@ -46,6 +46,7 @@ from reasoning.parser.anonymize import (
 from reasoning.parser.checkpoint import load_checkpoint, parser_from_checkpoint, parser_payload
 from reasoning.parser.config import ParserConfig
 from reasoning.parser.data import (
+    OFFICIAL_PREFIX,
     ParserData,
     ParserExample,
     program_token_signatures,
@@ -75,7 +76,8 @@ def build_parser(config: ParserConfig, data: ParserData, synonyms: Mapping[str, 
 
     Args:
         config: Model settings (``config.anonymize`` turns value slots on).
-        data: Training questions (their words, and ``data.extra_words``, form the vocabulary).
+        data: Training questions (their words, and ``data.extra_words``, form the vocabulary;
+            ``data.synonyms`` join ``synonyms``).
         synonyms: Value -> phrases for the slot lexicon; default the question
             generator's synonyms file.
     """
@@ -83,12 +85,17 @@ def build_parser(config: ParserConfig, data: ParserData, synonyms: Mapping[str, 
         from reasoning.questions import DEFAULT_SYNONYMS
 
         synonyms = read_json(DEFAULT_SYNONYMS, "synonyms file")
+    merged = {k: list(v) for k, v in synonyms.items()}
+    for k, phrases in data.synonyms.items():  # the named template sets' synonyms join the project's
+        merged.setdefault(k, [])
+        merged[k] += [p for p in phrases if p not in merged[k]]
+    synonyms = merged
     lexicon = build_lexicon(synonyms) if config.anonymize else {}
     nouns = build_nouns(synonyms) if config.anonymize and config.phrases else frozenset()
     words = set(data.extra_words)
     for e in data.examples:
         words.update(tokenize(e.question))
-    words = {w for w in words if w not in lexicon}  # value words only ever reach the model as slots
+    # value words reach the model as slots, except where they ask ("how big"): every word stays known
     words.update(f"<{t}{k}>" for t in {v[0] for v in lexicon.values()} for k in range(1, MAX_SLOTS + 1))
     if nouns:
         words.update(f"<obj{k}>" for k in range(1, MAX_PHRASES + 1))
@@ -110,8 +117,12 @@ def _step_seed(config: ParserConfig, stage: str, step: int) -> int:
 
 
 def supervised_loss(parser: QuestionParser, batch: Sequence[ParserExample]) -> torch.Tensor:
-    """Mean token NLL of the ground-truth programs of ``batch`` (teacher forcing)."""
-    words, lengths, slots = parser.encode_questions([e.question for e in batch])
+    """Mean token NLL of the ground-truth programs of ``batch`` (teacher forcing).
+
+    In training mode, plain words are read as UNK with probability ``config.word_dropout``.
+    """
+    dropout = parser.config.word_dropout if parser.training else 0.0
+    words, lengths, slots = parser.encode_questions([e.question for e in batch], word_dropout=dropout)
     targets, _ = pad_batch([parser.target_ids(e.tokens, sl) for e, sl in zip(batch, slots, strict=False)])
     logp = parser(words, lengths, targets, parser.slot_mask(slots))
     return -logp.sum() / (targets != 0).sum()
@@ -215,7 +226,8 @@ def evaluate_parser(parser: QuestionParser, data: ParserData, *, beam_size: int 
         over questions with programs); ``answer_accuracy`` (executing the parsed
         program on the ground-truth scene gives the ground-truth answer, over
         questions with answers and scenes); ``valid`` (well-typed decodes);
-        ``per_template`` answer accuracy.
+        ``per_template`` answer accuracy; ``per_set``: the same three figures
+        for the project's templates (``own``) and a named CLEVR set (``official``).
     """
     qs = [e.question for e in data.examples]
     decoded = parser.parse_tokens(qs, beam_size=beam_size)
@@ -226,17 +238,32 @@ def evaluate_parser(parser: QuestionParser, data: ParserData, *, beam_size: int 
     answers = rewarder.answers([decoded[i] for i in with_ans], [data.examples[i].image_index for i in with_ans])
     right = [a == data.examples[i].answer for i, a in zip(with_ans, answers, strict=False)]
     per_template: dict[str, list[int]] = {}
+    # [exact, with program, right, with answer] per template set (official keys start with OFFICIAL_PREFIX)
+    per_set: dict[str, list[int]] = {}
+    for i in with_prog:
+        row = per_set.setdefault(_template_set(data.examples[i].template), [0, 0, 0, 0])
+        row[0] += decoded[i] == data.examples[i].tokens
+        row[1] += 1
     for i, ok in zip(with_ans, right, strict=False):
         per_template.setdefault(data.examples[i].template, [0, 0])
         per_template[data.examples[i].template][0] += int(ok)
         per_template[data.examples[i].template][1] += 1
+        row = per_set.setdefault(_template_set(data.examples[i].template), [0, 0, 0, 0])
+        row[2] += int(ok)
+        row[3] += 1
     return {
         "questions": len(qs),
         "program_exact": exact / len(with_prog) if with_prog else None,
         "answer_accuracy": sum(right) / len(with_ans) if with_ans else None,
         "valid": sum(rewarder.program(t) is not None for t in decoded) / max(len(qs), 1),
+        "per_set": {k: {"questions": max(v[1], v[3]), "program_exact": v[0] / v[1] if v[1] else None,
+                        "answer_accuracy": v[2] / v[3] if v[3] else None} for k, v in sorted(per_set.items())},
         "per_template": {k: v[0] / v[1] for k, v in sorted(per_template.items())},
     }
+
+
+def _template_set(template: str) -> str:
+    return "official" if template.startswith(OFFICIAL_PREFIX) else "own"
 
 
 def train_parser(

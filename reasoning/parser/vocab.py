@@ -5,9 +5,12 @@ side inputs fused into the token, ``filter_color[red]``; Yi et al., NS-VQA,
 arXiv 1810.02338, Sec. 3.2).  This module owns both alphabets:
 
 * :func:`tokenize` lower-cases a question and splits off punctuation.
-* :class:`Vocabulary` maps question words to ids.  There is no "unknown" id on
-  purpose: a word the parser never saw raises :class:`~physics.errors.DataError`
-  naming the word and its position, instead of silently answering nonsense.
+* :class:`Vocabulary` maps question words to ids.  A word the parser never saw
+  becomes the :data:`UNK` id, which training teaches the model to read past
+  (word dropout, :attr:`~reasoning.parser.ParserConfig.word_dropout`); the
+  words it stood for are listed by :meth:`Vocabulary.unknown`, so that callers
+  can report them.  A vocabulary without :data:`UNK` (checkpoints written
+  before it existed) raises :class:`~physics.errors.DataError` naming the word.
 * :func:`template_words` lists every word a CLEVR-format template set can emit
   (template texts with placeholders expanded by every attribute value and its
   synonyms, plural forms included), so that questions from the same templates
@@ -31,6 +34,7 @@ from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 __all__ = [
     "PAD",
     "BOS",
+    "UNK",
     "tokenize",
     "Vocabulary",
     "ProgramVocabulary",
@@ -39,6 +43,7 @@ __all__ = [
 
 PAD = "<pad>"  # id 0 in both vocabularies: padding, ignored by losses and attention
 BOS = "<bos>"  # id 1 in the program vocabulary: the decoder's first input
+UNK = "<unk>"  # id 1 in the question vocabulary: a word the parser never saw
 
 _SPLIT = re.compile(r"([?;,.!:])")
 # placeholder -> attribute type, as in the CLEVR template format (<Z2> is a second size, ...)
@@ -59,7 +64,7 @@ def tokenize(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Question words <-> ids.  Id 0 is :data:`PAD`; the order is fixed at build time.
+    """Question words <-> ids.  Id 0 is :data:`PAD`, id 1 :data:`UNK`; the order is fixed at build time.
 
     Attributes:
         words: All words, ``words[0] == PAD``.
@@ -76,14 +81,24 @@ class Vocabulary:
 
     @classmethod
     def build(cls, words: Iterable[str]) -> Vocabulary:
-        """A vocabulary of ``words`` (sorted, so the same set always gives the same ids)."""
-        return cls((PAD, *sorted(set(words) - {PAD})))
+        """A vocabulary of ``words`` and :data:`UNK` (sorted, so the same set always gives the same ids)."""
+        return cls((PAD, UNK, *sorted(set(words) - {PAD, UNK})))
 
     def __len__(self) -> int:
         return len(self.words)
 
     def __contains__(self, word: str) -> bool:
         return word in self._index  # type: ignore[attr-defined]
+
+    @property
+    def unk_id(self) -> int | None:
+        """Id of :data:`UNK`, or None for a vocabulary without one (unknown words are errors)."""
+        return self._index.get(UNK)  # type: ignore[attr-defined]
+
+    def unknown(self, words: Sequence[str]) -> list[str]:
+        """The words of ``words`` that are not in the vocabulary, in order (slot words are known)."""
+        index = self._index  # type: ignore[attr-defined]
+        return [w for w in words if w not in index]
 
     def encode(self, question: str, where: str = "question", words: Sequence[str] | None = None) -> list[int]:
         """Word ids of ``question``.
@@ -93,14 +108,17 @@ class Vocabulary:
             where: Label for messages ("question 3").
             words: The words to encode, if already tokenised (and anonymised).
 
+        Unknown words get the :data:`UNK` id.
+
         Raises:
-            DataError: a word is not in the vocabulary (names the word, its
-                position and the question).
+            DataError: the question is empty, or a word is not in a vocabulary
+                without :data:`UNK` (names the word, its position and the question).
         """
         index = self._index  # type: ignore[attr-defined]
+        unk = self.unk_id
         ids = []
         for pos, word in enumerate(tokenize(question) if words is None else words):
-            i = index.get(word)
+            i = index.get(word, unk)
             if i is None:
                 raise DataError(
                     f"{where}: unknown word {word!r} at position {pos} in {question!r}; "

@@ -57,6 +57,38 @@ def test_parser_scores_count_exact_programs_and_failed_parses(split):
     assert lo < res["accuracy"]["overall"] <= hi <= 1.0
 
 
+class _PickyParser(_OracleParser):
+    """Raises on one question (as a parser without an unknown-word id does) and reports unknown words."""
+
+    def __init__(self, questions, failing, unknown):
+        super().__init__(questions)
+        self.failing, self.unknown = failing, unknown
+
+    def parse(self, texts):
+        if self.failing in texts:
+            raise DataError(f"question {texts.index(self.failing)}: unknown word 'zorb' at position 0")
+        return super().parse(texts)
+
+    def unknown_words(self, texts):
+        return [("zorb",) if t in self.unknown else () for t in texts]
+
+
+def test_a_question_that_cannot_be_parsed_is_counted_wrong_and_reported_not_fatal(split):
+    qs = json.loads((split / "CLEVR_test_questions.json").read_text())["questions"]
+    failing = qs[3]["question"]
+    model = NSVQA(parser=_PickyParser(qs, failing, unknown={failing, qs[5]["question"]}))
+    res = evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="model"), model=model, progress=False)
+    n = len(qs)
+    p = res["parser"]
+    assert p["parse_errors"] == 1 and p["unparsed"] == 1 and p["unknown_word_questions"] == 2
+    assert p["unknown_words"] == {"zorb": 2}
+    assert p["errors"] == ["question 3: unknown word 'zorb' at position 0"]
+    assert res["accuracy"]["overall"] == pytest.approx((n - 1) / n)  # the rest of the file is answered
+    family = f"{qs[3]['template_filename']}:{qs[3]['question_family_index']}"
+    assert res["per_family"][family]["accuracy"] < 1.0
+    assert sum(f["questions"] for f in res["per_family"].values()) == n
+
+
 def test_scene_bootstrap_interval_resamples_whole_scenes():
     import numpy as np
 

@@ -25,6 +25,7 @@ from reasoning.parser import (
 from reasoning.parser.data import program_token_signatures
 from reasoning.parser.model import pad_batch
 from reasoning.parser.train import build_parser, reinforce_step, supervised_step
+from reasoning.parser.vocab import PAD, UNK
 
 # A toy language: a question names a colour and a shape; three program shapes.
 COLORS = ("red", "blue", "green", "cyan")
@@ -78,9 +79,21 @@ def test_tokenize_lowercases_and_splits_punctuation() -> None:
     ]
 
 
-def test_unknown_word_error_names_word_and_position() -> None:
+def test_unknown_words_read_as_unk_and_are_listed() -> None:
     vocab = Vocabulary.build(["how", "many", "cubes", "?"])
+    assert vocab.words[:2] == (PAD, UNK) and vocab.unk_id == 1
     assert vocab.encode("How many cubes?") == [vocab.words.index(w) for w in ("how", "many", "cubes", "?")]
+    assert vocab.encode("how many dodecahedra ?") == [vocab.words.index("how"), vocab.words.index("many"), 1,
+                                                      vocab.words.index("?")]
+    assert vocab.unknown(["how", "many", "dodecahedra", "?"]) == ["dodecahedra"]
+    with pytest.raises(DataError, match="empty"):
+        vocab.encode("   ")
+
+
+def test_vocabulary_without_unk_still_names_the_unknown_word() -> None:
+    """Checkpoints written before the UNK id existed keep the one-line error."""
+    vocab = Vocabulary((PAD, "how", "many", "cubes", "?"))
+    assert vocab.unk_id is None
     with pytest.raises(DataError, match=r"unknown word 'dodecahedra' at position 2"):
         vocab.encode("how many dodecahedra ?", where="question 7")
 
@@ -171,9 +184,24 @@ def test_teacher_forced_and_sampled_log_probs_agree(trained: QuestionParser, toy
     assert torch.allclose(forced, dec.log_prob.detach(), atol=1e-4)
 
 
-def test_parse_rejects_unknown_words(trained: QuestionParser) -> None:
-    with pytest.raises(DataError, match=r"question 1: unknown word 'octahedra' at position 3"):
-        trained.parse(["Is there a red cube?", "How many red octahedra are there?"])
+def test_parse_reads_past_unknown_words(trained: QuestionParser) -> None:
+    """A word never seen is not an error: it is listed, and the rest of the question still parses."""
+    questions = ["How many red cubes are there?", "How many red cubes are there visible?"]
+    assert trained.unknown_words(questions) == [(), ("visible",)]
+    plain, unseen = trained.parse(questions)
+    assert plain is not None and unseen is not None
+    assert to_prefix_tokens(unseen) == to_prefix_tokens(plain)
+
+
+def test_word_dropout_replaces_only_plain_words(trained: QuestionParser) -> None:
+    torch.manual_seed(0)
+    words, _, slots = trained.encode_questions(["How many red cubes are there?"] * 50, word_dropout=0.5)
+    unk = trained.question_vocab.unk_id
+    assert (words == unk).any()
+    for row, sl in zip(words.tolist(), slots, strict=True):
+        for i, w in zip(row, sl.words, strict=False):
+            if w.startswith("<"):
+                assert i != unk  # slots carry the question's values: never dropped
 
 
 # ---------------------------------------------------------------- REINFORCE
