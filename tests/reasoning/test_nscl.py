@@ -139,3 +139,12 @@ def test_the_qa_model_answers_softly_over_what_it_perceived(split, tmp_path):
     assert model.answer_programs(programs, [truth], [0] * len(programs)) == execute_batch(
         programs, [truth], [0] * len(programs)
     )
+
+
+def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
+    from reasoning.nscl.perceiver import NSCLPerceiver
+
+    perceiver = NSCLPerceiver.load_default()
+    meta = perceiver.metadata
+    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 10_000
+    assert meta["command"].startswith("nesy train nscl --data ")
