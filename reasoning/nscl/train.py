@@ -27,7 +27,7 @@ import torch
 
 from physics.errors import CheckpointError, ConfigError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
-from physics.training import Constant, RunLog, TrainLoop, seed_everything
+from physics.training import Constant, RunLog, Schedule, TrainLoop, WarmupCosine, seed_everything
 from reasoning.executor.soft import soft_execute
 from reasoning.nscl.data import QASet
 from reasoning.nscl.model import ConceptConfig, ConceptLearner
@@ -35,6 +35,7 @@ from reasoning.nscl.model import ConceptConfig, ConceptLearner
 __all__ = ["NSCLTrainConfig", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
 
 RESUMABLE_CHANGES = ("threads",)
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,11 @@ class NSCLTrainConfig:
         default="8:6,12:8,0:0",
         metadata={"help": "stages MAX_NODES:MAX_OBJECTS (0: any), the epochs split evenly between them"},
     )
-    seed: int = field(default=0, metadata={"help": "weights and batch order"})
+    schedule: str = field(
+        default="constant", metadata={"help": "learning rate: constant, or cosine (warm-up, then decay to a twentieth)"}
+    )
+    flip: bool = field(default=False, metadata={"help": "mirror half of the training crops (attributes do not change)"})
+    seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
 
     def __post_init__(self) -> None:
@@ -57,6 +62,8 @@ class NSCLTrainConfig:
                 f"epochs, batch size and learning rate must be positive, got {self.epochs}, "
                 f"{self.batch_size}, {self.learning_rate}"
             )
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         self.stages  # noqa: B018 -- validates the curriculum
 
     @property
@@ -86,10 +93,17 @@ def _admitted(data: QASet, limits: tuple[int, int]) -> list[int]:
     ]
 
 
-def _batch_loss(model: ConceptLearner, data: QASet, questions: Sequence[int]) -> tuple[torch.Tensor, int]:
+def _batch_loss(
+    model: ConceptLearner, data: QASet, questions: Sequence[int], flip: torch.Generator | None = None
+) -> tuple[torch.Tensor, int]:
     images = sorted({data.image[q] for q in questions})
     row = {img: k for k, img in enumerate(images)}
-    scenes = model(*data.objects(images))
+    crops, boxes = data.objects(images)
+    if flip is not None:  # mirror each object's crop with probability 1/2; colour, shape, material, size stay
+        crops = [
+            torch.where(torch.rand(len(c), 1, 1, 1, generator=flip) < 0.5, c.flip(-1), c) for c in crops
+        ]
+    scenes = model(crops, boxes)
     out = soft_execute([data.programs[q] for q in questions], scenes, [row[data.image[q]] for q in questions])
     right = sum(a == data.answers[q] for a, q in zip(out.answers, questions, strict=True))
     return -out.log_prob([data.answers[q] for q in questions]).mean(), right
@@ -134,22 +148,31 @@ def train_nscl(
     def payload() -> dict[str, Any]:
         return _payload(model, {**meta, "history": loop.history, "seconds": round(loop.seconds, 1)})
 
+    def batches(epoch: int) -> list[tuple[int, list[int]]]:
+        admitted = _admitted(data, stage_of(config, epoch))
+        g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        order = [admitted[i] for i in torch.randperm(len(admitted), generator=g).tolist()]
+        # each batch carries its own flip seed, so a resumed run mirrors the same crops
+        return [
+            ((config.seed * 1_000_003 + epoch) * 100_003 + k, order[k : k + config.batch_size])
+            for k in range(0, len(order), config.batch_size)
+        ]
+
+    schedule: Schedule = Constant(config.learning_rate)
+    if config.schedule == "cosine":
+        schedule = WarmupCosine(config.learning_rate, sum(len(batches(e)) for e in range(config.epochs)))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     loop = TrainLoop(
-        model, optimizer, Constant(config.learning_rate), out, flags=dataclasses.asdict(config), command=command,
+        model, optimizer, schedule, out, flags=dataclasses.asdict(config), command=command,
         payload=payload, grad_clip=5.0, log=RunLog(out.with_suffix(".jsonl")), may_change=RESUMABLE_CHANGES,
         desc="nscl", progress=progress,
     )
     loop.resume()
 
-    def batches(epoch: int):
-        admitted = _admitted(data, stage_of(config, epoch))
-        g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        order = [admitted[i] for i in torch.randperm(len(admitted), generator=g).tolist()]
-        return [order[k : k + config.batch_size] for k in range(0, len(order), config.batch_size)]
-
-    def step(questions: list[int]) -> dict[str, Any]:
-        loss, right = _batch_loss(model, data, questions)
+    def step(batch: tuple[int, list[int]]) -> dict[str, Any]:
+        flip_seed, questions = batch
+        flip = torch.Generator().manual_seed(flip_seed) if config.flip else None
+        loss, right = _batch_loss(model, data, questions, flip)
         return {"loss": loss, "train_accuracy": right / len(questions), "weight": len(questions)}
 
     def end_round(epoch: int, record: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -82,6 +83,20 @@ def test_checkpoints_round_trip_and_bad_files_are_named(split, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="bad.pt"):
         load_nscl(tmp_path / "bad.pt")
+
+
+def test_flips_and_the_cosine_schedule_are_seeded_and_used(split, tmp_path):
+    data = load_split(split, "train", limit_images=6, progress=False)
+    config = NSCLTrainConfig(epochs=2, batch_size=16, curriculum="0:0", schedule="cosine", flip=True)
+    a, meta = train_nscl(data, config, tmp_path / "a.pt", progress=False)
+    b, _ = train_nscl(data, config, tmp_path / "b.pt", progress=False)
+    plain, _ = train_nscl(data, dataclasses.replace(config, flip=False), tmp_path / "c.pt", progress=False)
+    weights = [list(m.state_dict().values()) for m in (a, b, plain)]
+    assert all(torch.equal(x, y) for x, y in zip(weights[0], weights[1], strict=True))  # same seed, same flips
+    assert not all(torch.equal(x, y) for x, y in zip(weights[0], weights[2], strict=True))  # flips change training
+    assert meta["history"][-1]["lr"] < meta["history"][0]["lr"]  # cosine decays
+    with pytest.raises(ConfigError, match="schedule"):
+        NSCLTrainConfig(schedule="linear")
 
 
 def test_curriculum_stages_and_bad_flags():
