@@ -19,10 +19,15 @@ from reasoning.dsl.clevrer_format import from_clevrer_tokens, to_clevrer_tokens
 from reasoning.executor.truth_dynamics import TruthDynamics
 from reasoning.executor.video import execute_video, judge_choice
 from reasoning.executor.video_scene import VideoScene
-from reasoning.questions.clevrer import ClevrerQuestionConfig, generate_video_questions, question_file_name
+from reasoning.questions.clevrer import (
+    ClevrerQuestionConfig,
+    generate_video_questions,
+    question_file_name,
+)
 
 CONFIG = ClevrerConfig(width=96, height=64, frames=48, future_frames=24)
 SEED = 5
+DEFAULTS = ClevrerQuestionConfig()
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +36,7 @@ def videos() -> list[tuple[VideoAnnotation, VideoTruth]]:
     return [simulate_video(world, (SEED, k), k, f"video_{k:05d}.gif") for k in (0, 2)]  # 1: no collision
 
 
-def _questions(videos, seed: int = 0, config: ClevrerQuestionConfig = ClevrerQuestionConfig()) -> list[dict]:
+def _questions(videos, seed: int = 0, config: ClevrerQuestionConfig = DEFAULTS) -> list[dict]:
     return [generate_video_questions(a, VideoScene(a, TruthDynamics(t)), config, seed) for a, t in videos]
 
 
