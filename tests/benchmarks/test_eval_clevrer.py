@@ -72,3 +72,19 @@ def test_a_video_without_its_truth_is_reported_and_counted_wrong(folder, tmp_pat
 def test_an_unknown_part_names_the_registered_choices(folder, capsys):
     assert cli.main(["eval", "clevrer", "--data", str(folder), "--dynamics", "propnett"]) == 2
     assert "video dynamics" in capsys.readouterr().err
+
+
+def test_answer_prints_program_trace_and_answer_for_a_video(folder, capsys):
+    annotation = folder / "annotation_val" / "annotation_00000.json"
+    assert cli.main(["answer", "--video", str(annotation), "--program", "events objects filter_collision count"]) == 0
+    printed = capsys.readouterr().out
+    assert "count(filter_collision(events(), objects()))" in printed and "answer: 1" in printed
+    assert "filter_collision" in printed.splitlines()[-2]  # the trace table's rows
+    q = next(q for q in json.loads((folder / "validation.json").read_text())[0]["questions"] if "choices" in q)
+    assert cli.main(["answer", "--video", str(folder), "--index", "0", "--question", q["question"],
+                     "--choice", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["answer"] == {"correct": "yes", "wrong": "no"}[q["choices"][0]["answer"]]
+    assert out["tokens"] == q["choices"][0]["program"] + q["program"]
+    assert cli.main(["answer", "--video", str(folder), "--index", "0", "--question", "Why?"]) == 2
+    assert "no video question parser" in capsys.readouterr().err
