@@ -223,7 +223,32 @@ def _descriptive_candidates(v: _Video) -> list[Candidate]:
         out.append(("exist", f"Is {r.text} moving when the video ends?",
                     _c("exist", _c("filter_moving", _filters(_c("objects"), r.attrs), end_frame)),
                     _yes(s.moving_at(o, last))))
+    out += _relative_to_events(v)
     out += _query_candidates(v)
+    return out
+
+
+def _relative_to_events(v: _Video) -> list[Candidate]:
+    """Questions about what happens before or after an object enters or exits, and who moves then."""
+    s = v.scene
+    out: list[Candidate] = []
+    collisions = [e for e in v.observed if e.kind == "collision"]
+    for o in v.objects:
+        r = v.ref(o)
+        for kind, verb, side in (("in", "enters", "after"), ("out", "exits", "before")):
+            event = v.single(kind, o)
+            if event is None:
+                continue
+            anchor = _c("unique", _events_of(v, kind, r.call()))
+            related = [e for e in collisions if (e.frame > event.frame if side == "after" else e.frame < event.frame)]
+            window = _c(f"filter_{side}", _c("events"), anchor)
+            out.append(("count", f"How many collisions happen {side} {r.text} {verb} the scene?",
+                        _c("count", _c("filter_collision", window, _c("objects"))), str(len(related))))
+            out.append(("exist", f"Is there a collision {side} {r.text} {verb} the scene?",
+                        _c("exist", _c("filter_collision", window, _c("objects"))), _yes(related)))
+            moving = [x for x in v.objects if s.moving_at(x, event.frame)]
+            out.append(("count", f"How many objects are moving when {r.text} {verb} the scene?",
+                        _c("count", _c("filter_moving", _c("objects"), _c("query_frame", anchor))), str(len(moving))))
     return out
 
 
@@ -265,11 +290,13 @@ def _query_candidates(v: _Video) -> list[Candidate]:
             ask(partner, f"the object that collides with {r.text}",
                 lambda r=r: _c("query_collision_partner", _c("unique", _events_of(v, "collision", r.call())), r.call()),
                 avoid=None)
-        elif len(hits) >= 2 and hits[0].frame != hits[1].frame:
-            partner = next(p for p in hits[0].objects if p != o)
-            ask(partner, f"the first object to collide with {r.text}",
-                lambda r=r: _c("query_collision_partner",
-                               _c("filter_order", _events_of(v, "collision", r.call()), values=("first",)), r.call()))
+        elif len(hits) >= 2 and hits[0].frame != hits[1].frame and hits[-1].frame != hits[-2].frame:
+            for order, hit in (("first", hits[0]), ("last", hits[-1])):
+                partner = next(p for p in hit.objects if p != o)
+                ask(partner, f"the {order} object to collide with {r.text}",
+                    lambda r=r, order=order: _c("query_collision_partner",
+                                                _c("filter_order", _events_of(v, "collision", r.call()), values=(order,)),
+                                                r.call()))
     return out
 
 
