@@ -89,6 +89,7 @@ class _Tally:
     def __init__(self) -> None:
         self.right: dict[str, list[int]] = defaultdict(list)
         self.total: dict[str, list[int]] = defaultdict(list)
+        self.invalid = 0  # programs (questions, or option then question) without an answer
 
     def add(self, video: int, metric: str, right: bool) -> None:
         for table in (self.right, self.total):
@@ -129,7 +130,6 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()
     errors: list[str] = []
-    invalid = 0
     for v, entry in enumerate(tqdm(entries, desc="CLEVRER questions", unit="video", disable=not progress)):
         questions = entry.get("questions", []) if isinstance(entry, dict) else []
         try:
@@ -147,7 +147,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
                 parsed = parse(q)
                 if qtype == "descriptive":
                     result = execute_video(from_clevrer_tokens(parsed.program), scene, trace=False)
-                    invalid += not result.valid
+                    tally.invalid += not result.valid
                     ok = result.answer == q["answer"]
                     tally.add(v, "descriptive", ok)
                     tally.add(v, f"descriptive_{q.get('question_subtype', 'other')}", ok)
@@ -165,7 +165,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         "accuracy": acc,
         "interval": interval,
         "counts": counts,
-        "invalid": invalid,
+        "invalid": tally.invalid,
         "errors": errors[:MAX_ERRORS],
         "videos": len(entries),
         "seconds": round(time.perf_counter() - start, 3),
@@ -186,6 +186,7 @@ def _judge(q: dict[str, Any], parsed: ParsedQuestion, scene: VideoScene, v: int,
     all_right = True
     for choice, tokens in zip(choices, parsed.choices, strict=True):
         verdict, _ = judge_choice(tokens, parsed.program, scene)
+        tally.invalid += verdict is None
         ok = verdict == choice["answer"]
         all_right &= ok
         tally.add(v, f"{qtype}_per_option", ok)

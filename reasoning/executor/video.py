@@ -80,12 +80,23 @@ def execute_video(program: Program | Call, scene: VideoScene, *, trace: bool = T
             ) from None
         outs[id(call)] = value
         if trace:
-            steps.append(TraceStep(index, call, spec.output, render_video_value(value)))  # type: ignore[arg-type]
+            steps.append(TraceStep(index, call, _type_of(value, spec.output), render_video_value(value)))  # type: ignore[arg-type]
     value = outs[id(root)]
     if out_type not in _ANSWER_TYPES or isinstance(value, (tuple, Event)) or value is None:
         reason = f"node {len(nodes) - 1} ({root.function}): the program ends in {out_type}, not an answer"
         return ExecutionResult(None, False, reason, steps)
     return ExecutionResult(str(render_video_value(value)), True, None, steps)
+
+
+def _type_of(value: object, declared: str) -> str:
+    """The alternative of a union type (``Object|Event``) that ``value`` is, for the trace."""
+    if "|" not in declared:
+        return declared
+    if isinstance(value, Event):
+        return "Event"
+    if isinstance(value, tuple):
+        return "EventSet" if value and isinstance(value[0], Event) else "ObjectSet"
+    return "Object"
 
 
 def _vocabulary(type_name: str) -> tuple[str, ...] | None:
