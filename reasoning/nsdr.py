@@ -18,8 +18,8 @@ entries read the ground truth: the annotation file, the truth file
 (:class:`~reasoning.executor.truth_dynamics.TruthDynamics`), and the programs
 stored with the questions.
 
->>> sorted(VIDEO_PARSERS)
-['gt']
+>>> "gt" in VIDEO_PARSERS and "gt" in VIDEO_DYNAMICS
+True
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ a seed no figure was tuned on.
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 from collections import Counter
 
@@ -105,3 +107,9 @@ def test_counterfactual_truth_is_the_same_when_simulated_again(videos):
         again = world.simulate(truth.initial_state.without(cf.removed_object_id))
         assert again.collisions == cf.collisions
         assert again.trajectory == cf.trajectory
+
+
+@pytest.mark.parametrize("name", ["reasoning.questions.clevrer", "reasoning.nsdr"])
+def test_docstring_examples_hold(name):
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
