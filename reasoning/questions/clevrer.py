@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from physics.errors import ConfigError
+from physics.errors import ConfigError, DataError
 from physics.worlds.clevrer_annotation import VideoAnnotation
 from physics.worlds.clevrer_events import Event
 from reasoning.dsl.clevrer_format import to_clevrer_tokens
@@ -156,6 +156,9 @@ class _Video:
                         break
                 if obj in self._refs:
                     break
+            else:
+                raise DataError(f"{self.scene.name}: object {obj} looks like another object of the video "
+                                f"({self.props[obj]}); CLEVRER videos never hold two alike")
         return self._refs[obj]
 
     def random_attrs(self, max_size: int = 2) -> dict[str, str]:

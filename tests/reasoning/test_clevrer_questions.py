@@ -10,9 +10,11 @@ import doctest
 import importlib
 import json
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
+from physics.errors import DataError
 from physics.worlds.clevrer_annotation import VideoAnnotation
 from physics.worlds.clevrer_truth import VideoTruth, simulate_video
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
@@ -113,3 +115,12 @@ def test_counterfactual_truth_is_the_same_when_simulated_again(videos):
 def test_docstring_examples_hold(name):
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_video_with_two_alike_objects_is_refused(videos):
+    annotation, truth = videos[0]
+    twin = replace(annotation.object_property[1], color=annotation.object_property[0].color,
+                   material=annotation.object_property[0].material, shape=annotation.object_property[0].shape)
+    alike = replace(annotation, object_property=(annotation.object_property[0], twin, *annotation.object_property[2:]))
+    with pytest.raises(DataError, match="looks like another object"):
+        generate_video_questions(alike, VideoScene(alike, TruthDynamics(truth)), DEFAULTS)
