@@ -12,6 +12,8 @@ the shipped derenderer by default, or its weights from ``--checkpoint``) turns
 the image into a scene graph (printed), the shipped parser turns the question
 into a program (printed), and the executor answers with its trace.
 
+``--video`` answers a CLEVRER program on a video instead (:mod:`benchmarks.answer_video`).
+
 prints the answer and a table of every node (post-order index, function, input
 nodes, side inputs, output: sets as object index lists).  ``--json`` prints the
 :class:`~reasoning.executor.ExecutionResult` as JSON instead.
@@ -35,6 +37,7 @@ from physics.errors import ConfigError, DataError
 from reasoning.dsl import Program, parse_program, to_text
 from reasoning.errors import ProgramError
 from reasoning.executor import ExecutionResult, execute
+from reasoning.nsdr import VIDEO_DYNAMICS
 
 __all__ = ["register", "run", "scene_from_args", "program_from_args", "format_trace", "format_scene"]
 
@@ -125,6 +128,14 @@ def format_trace(result: ExecutionResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.video is not None:  # a CLEVRER video (benchmarks.answer_video)
+        if args.scene is not None or args.image is not None:
+            raise ConfigError("give one of --scene, --image or --video")
+        from benchmarks.answer_video import run_video
+
+        return run_video(args)
+    if args.choice is not None or args.dynamics != "gt":
+        raise ConfigError("--choice and --dynamics go with --video")
     scene = scene_from_args(args)
     program = program_from_args(args)
     result = execute(program, scene, trace=True)
@@ -163,8 +174,14 @@ def register(groups) -> None:
     registry_argument(scene_group, "--perceiver", registry=PERCEIVERS, default=DEFAULT_PERCEIVER,
                       help=f"perception model for --image (default: {DEFAULT_PERCEIVER})")
     scene_group.add_argument("--checkpoint", help="the perceiver's checkpoint file (default: its shipped one)")
+    video_group = parser.add_argument_group("video (CLEVRER; see benchmarks.answer_video)")
+    video_group.add_argument("--video", help="a CLEVRER annotation file, or a folder from nesy data clevrer with --index")
+    registry_argument(video_group, "--dynamics", registry=VIDEO_DYNAMICS, default="gt",
+                      help="futures and counterfactuals of --video from (default: gt)")
+    video_group.add_argument("--choice", type=int, help="option K of a multiple-choice --question about --video")
     program_group = parser.add_argument_group("program")
-    program_group.add_argument("--program", help='program text, e.g. "count(filter_color(scene(), red))"')
+    program_group.add_argument("--program", help='program text, e.g. "count(filter_color(scene(), red))" '
+                               "(with --video also CLEVRER postfix tokens)")
     program_group.add_argument("--question", help="a question to parse with the shipped NS-VQA parser")
     parser.add_argument("--json", action="store_true", help="print the result (answer, trace) as JSON")
     parser.set_defaults(func=run)

@@ -37,6 +37,7 @@ from physics.io import read_json
 from reasoning.dsl.program import Call, Program
 from reasoning.dsl.typecheck import (
     NEVER_EMPTY,
+    alternatives,
     check_nodes,
     is_placeholder,
     post_order,
@@ -44,9 +45,10 @@ from reasoning.dsl.typecheck import (
 )
 from reasoning.errors import ProgramError
 
-__all__ = ["Catalogue", "FunctionSpec", "DEFAULT_CATALOGUE_PATH", "is_placeholder"]
+__all__ = ["Catalogue", "FunctionSpec", "DEFAULT_CATALOGUE_PATH", "CLEVRER_CATALOGUE_PATH", "is_placeholder", "alternatives"]
 
 DEFAULT_CATALOGUE_PATH = Path(__file__).with_name("clevr_functions.json")
+CLEVRER_CATALOGUE_PATH = Path(__file__).with_name("clevrer_functions.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,7 @@ class Catalogue:
         for spec in functions:
             if spec.name in self._functions:
                 raise DataError(f"catalogue function {spec.name!r} is defined twice")
-            for t in (*spec.inputs, spec.output):
+            for t in (a for u in (*spec.inputs, spec.output) for a in alternatives(u)):
                 if t not in self._types:
                     raise DataError(
                         f"catalogue function {spec.name!r} uses unknown type {t!r}; "
@@ -151,6 +153,18 @@ class Catalogue:
     def default(cls) -> Catalogue:
         """The project's CLEVR v1.0 catalogue (``clevr_functions.json``), loaded once."""
         return _default_catalogue()
+
+    @classmethod
+    def clevrer(cls) -> Catalogue:
+        """CLEVRER's catalogue (``clevrer_functions.json``), loaded once.
+
+        The operations of CLEVRER's official executor (Yi, Gan et al., ICLR 2020)
+        over videos: objects, events, their filters and queries, and the causal,
+        predictive and counterfactual ones. Its names overlap CLEVR's
+        (``unique``, ``count``, ``filter_color``) with other value types, so it
+        is a catalogue of its own, not an extension of :meth:`default`.
+        """
+        return _clevrer_catalogue()
 
     @classmethod
     def load(cls, path: str | Path) -> Catalogue:
@@ -204,7 +218,7 @@ class Catalogue:
             inputs = _str_list(f["inputs"], f"{at}.inputs")
             side_inputs = _str_list(f.get("side_inputs", []), f"{at}.side_inputs")
             for field, used in (("inputs", inputs), ("output", (output,))):
-                for t in used:
+                for t in (a for u in used for a in alternatives(u)):
                     if t not in types:
                         raise DataError(
                             f"{at}.{field} uses unknown type {t!r}; types are {list(types)}"
@@ -393,3 +407,8 @@ class Catalogue:
 @lru_cache(maxsize=1)
 def _default_catalogue() -> Catalogue:
     return Catalogue.load(DEFAULT_CATALOGUE_PATH)
+
+
+@lru_cache(maxsize=1)
+def _clevrer_catalogue() -> Catalogue:
+    return Catalogue.load(CLEVRER_CATALOGUE_PATH)

@@ -15,7 +15,13 @@ mode                implementations                                    declared 
 ``node lists``      generated code per node-list structure             ``reasoning.executor.node_lists``
 ``question engine`` the generator's partial-program evaluator          ``reasoning.questions.search``
 ``soft``            NS-CL's quasi-symbolic ops over concept scores     ``reasoning.executor.soft``
+``video symbolic``  CLEVRER's ops over a video scene (CLEVRER catalogue) ``reasoning.executor.video_ops``
 ==================  =================================================  ================================
+
+A mode implements one catalogue, named by its ``dataset`` tag: CLEVR's modes
+cover ``CLEVR-v1.0`` (the default), the video mode covers ``CLEVRER-v1.0``
+(:meth:`~reasoning.dsl.Catalogue.clevrer`), whose operation names overlap CLEVR's
+with other value types (``count`` of events).
 
 :func:`coverage` compares the declared tables with a catalogue; the test
 ``tests/reasoning/test_function_table.py`` fails when a catalogue function has
@@ -37,16 +43,19 @@ from types import MappingProxyType
 from physics.errors import DataError
 from reasoning.dsl.catalogue import Catalogue
 
-__all__ = ["register_mode", "modes", "implemented", "coverage", "check_coverage"]
+__all__ = ["register_mode", "modes", "implemented", "coverage", "check_coverage", "CLEVR"]
 
 FunctionNames = Callable[
     [], Collection[str]
 ]  # reads a mode's table when called (tables may change)
 
+CLEVR = "CLEVR-v1.0"  # the dataset tag of the default catalogue
+
 _MODES: dict[str, FunctionNames] = {}
+_DATASETS: dict[str, str] = {}  # mode -> dataset tag of the catalogue it implements
 
 
-def register_mode(name: str, functions: FunctionNames) -> None:
+def register_mode(name: str, functions: FunctionNames, *, dataset: str = CLEVR) -> None:
     """Declare an executor mode and how to read the function names it implements.
 
     Args:
@@ -54,10 +63,12 @@ def register_mode(name: str, functions: FunctionNames) -> None:
         functions: Called with no argument, returns the names of the catalogue
             functions this mode implements (read at call time, so operations
             registered later are seen).
+        dataset: The ``dataset`` tag of the catalogue the mode implements.
     """
     if not name:
         raise DataError("register_mode: a mode needs a non-empty name")
     _MODES[name] = functions
+    _DATASETS[name] = dataset
 
 
 def modes() -> Mapping[str, FunctionNames]:
@@ -65,9 +76,9 @@ def modes() -> Mapping[str, FunctionNames]:
     return MappingProxyType(_MODES)
 
 
-def implemented() -> dict[str, frozenset[str]]:
-    """Mode name -> the function names it implements now."""
-    return {name: frozenset(read()) for name, read in _MODES.items()}
+def implemented(dataset: str = CLEVR) -> dict[str, frozenset[str]]:
+    """Mode name -> the function names it implements now, for the modes of one catalogue."""
+    return {name: frozenset(read()) for name, read in _MODES.items() if _DATASETS.get(name, CLEVR) == dataset}
 
 
 def coverage(catalogue: Catalogue, tables: Mapping[str, Iterable[str]]) -> list[str]:
@@ -100,12 +111,13 @@ def check_coverage(catalogue: Catalogue, tables: Mapping[str, Iterable[str]] | N
 
     Args:
         catalogue: The source of the function names.
-        tables: Mode tables to compare; default: every declared mode (:func:`implemented`).
+        tables: Mode tables to compare; default: every declared mode of the catalogue's
+            dataset (:func:`implemented`).
 
     Raises:
         DataError: listing every disagreement (see :func:`coverage`).
     """
-    problems = coverage(catalogue, implemented() if tables is None else tables)
+    problems = coverage(catalogue, implemented(catalogue.dataset or CLEVR) if tables is None else tables)
     if problems:
         raise DataError(
             f"function table of {catalogue.dataset or 'the catalogue'} disagrees: "

@@ -32,6 +32,8 @@ __all__ = [
     "is_placeholder",
     "unknown_function",
     "NEVER_EMPTY",
+    "alternatives",
+    "compatible",
 ]
 
 # Template parameters are written <C>, <R2>, <Z3> in the CLEVR templates.
@@ -57,6 +59,25 @@ class Signature(Protocol):
 
     @property
     def template_only(self) -> bool: ...
+
+
+def alternatives(type_name: str) -> tuple[str, ...]:
+    """The types a union type such as ``"ObjectSet|EventSet"`` stands for (one for a plain type).
+
+    CLEVRER's executor is dynamically typed: ``count`` counts objects or events,
+    ``unique`` returns an object or an event. Its catalogue writes such inputs and
+    outputs as unions; CLEVR's catalogue has none.
+    """
+    return tuple(type_name.split("|"))
+
+
+def compatible(got: str, want: str) -> bool:
+    """Whether a child returning ``got`` may feed an input of type ``want``.
+
+    Plain types must be equal; with unions, one alternative in common suffices
+    (the operation checks the actual value when the program runs).
+    """
+    return got == want or bool(set(alternatives(got)) & set(alternatives(want)))
 
 
 def is_placeholder(value: str) -> bool:
@@ -136,7 +157,7 @@ def check_nodes(
             )
         for k, (child, want) in enumerate(zip(call.args, spec.inputs, strict=True)):
             got = out[id(child)]
-            if got != want:
+            if not compatible(got, want):
                 raise ProgramError(
                     f"{at}: input {k} must be {want}, but {child.function} returns {got}"
                 )

@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "reasoning.dsl",
     "reasoning.dsl.catalogue",
+    "reasoning.dsl.clevrer_format",
     "reasoning.dsl.formats",
     "reasoning.dsl.function_table",
     "reasoning.dsl.rewrite",

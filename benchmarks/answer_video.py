@@ -1,0 +1,137 @@
+"""``nesy answer --video``: one CLEVRER program on one video, with the execution trace.
+
+Examples::
+
+    nesy answer --video data/clevrer/annotation_val/annotation_00003.json \\
+        --program "count(filter_moving(filter_material(objects(), metal), null()))"
+    nesy answer --video data/clevrer --index 3 --program "objects metal filter_material null filter_moving count"
+    nesy answer --video data/clevrer --index 3 --question "Which of the following will happen next?" --choice 1
+
+``--video`` is an annotation file (its truth file is found beside it, in
+``truth_<split>/``) or a folder ``nesy data clevrer`` wrote, with ``--index``.
+Futures and counterfactuals come from ``--dynamics`` (a registered name; ``gt``
+re-reads the simulated truth). The program is ``--program`` in our text form
+or CLEVRER's postfix tokens (words separated by spaces or a JSON list). No
+video question parser is trained yet, so ``--question`` looks the question up in
+the split's question file for this video and runs its stored program (with
+``--choice K`` for a multiple-choice option, judged as the official executor does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from physics.errors import ConfigError, DataError
+from physics.io import read_json
+from reasoning.dsl import Program, parse_program, to_text
+from reasoning.dsl.clevrer_format import from_clevrer_tokens, to_clevrer_tokens
+from reasoning.executor.video import CHOICE_ANSWERS, execute_video
+from reasoning.executor.video_scene import VideoScene
+from reasoning.nsdr import VIDEO_DYNAMICS, VideoFiles
+from reasoning.questions.clevrer import question_path
+
+__all__ = ["video_files_from_args", "video_program_from_args", "run_video"]
+
+
+def video_files_from_args(args: argparse.Namespace) -> tuple[VideoFiles, Path, str]:
+    """(the video's files, the data folder, the split) from ``--video`` and ``--index``."""
+    path = Path(args.video)
+    if path.is_file():
+        stem, split_dir = path.stem, path.parent.name
+        if not (stem.startswith("annotation_") and stem.removeprefix("annotation_").isdigit()
+                and split_dir.startswith("annotation_")):
+            raise ConfigError(f"--video {path}: expected annotation_<split>/annotation_<index>.json")
+        index, split = int(stem.removeprefix("annotation_")), split_dir.removeprefix("annotation_")
+        if args.index is not None and args.index != index:
+            raise ConfigError(f"--index {args.index} disagrees with --video {path.name}")
+        return VideoFiles.in_folder(path.parent.parent, split, index), path.parent.parent, split
+    if not path.is_dir():
+        raise DataError(f"--video {path}: no such annotation file or folder")
+    if args.index is None:
+        raise ConfigError(f"--video {path} is a folder; choose a video with --index")
+    splits = sorted(p.name.removeprefix("annotation_") for p in path.glob("annotation_*") if p.is_dir())
+    if len(splits) != 1:
+        raise DataError(f"--video {path}: expected one annotation_<split> folder, found {splits or 'none'}; "
+                        "give the annotation file instead")
+    return VideoFiles.in_folder(path, splits[0], args.index), path, splits[0]
+
+
+def _read_program(text: str, where: str) -> Program:
+    """Our text form (``count(objects())``) or CLEVRER tokens (``objects count`` or a JSON list)."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            tokens = json.loads(stripped)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: not a JSON list of tokens ({exc})") from None
+        return from_clevrer_tokens(tokens, where=where)
+    if "(" in stripped:
+        return parse_program(stripped, where=where)
+    return from_clevrer_tokens(stripped.replace(",", " ").split(), where=where)
+
+
+def _stored_question(folder: Path, split: str, index: int, text: str) -> dict[str, Any]:
+    path = question_path(folder, split)
+    if not path.is_file():
+        raise DataError(f"--question needs the split's questions ({path}; nesy data clevrer-questions writes it): "
+                        "no video question parser is trained yet, give --program instead")
+    for entry in read_json(path, "CLEVRER questions file"):
+        if entry.get("scene_index") == index:
+            for q in entry.get("questions", []):
+                if q.get("question", "").strip().lower() == text.strip().lower():
+                    return q
+    raise DataError(f"video {index} has no question {text!r} in {path.name}; no video question parser is "
+                    "trained yet, so --question reads stored programs only: give --program instead")
+
+
+def video_program_from_args(args: argparse.Namespace, folder: Path, split: str, index: int) -> tuple[Program, str]:
+    """(the program, where it came from) from ``--program`` or ``--question`` (and ``--choice``)."""
+    if args.question is not None:
+        if args.program is not None:
+            raise ConfigError("give either --program or --question, not both")
+        q = _stored_question(folder, split, index, args.question)
+        if "choices" not in q:
+            if args.choice is not None:
+                raise ConfigError("--choice picks an option of a multiple-choice question; this one is descriptive")
+            return from_clevrer_tokens(q["program"], where="stored program"), "stored with the question"
+        if args.choice is None or not 0 <= args.choice < len(q["choices"]):
+            options = "; ".join(f"{c['choice_id']}: {c['choice']}" for c in q["choices"])
+            raise ConfigError(f"a multiple-choice question: choose an option with --choice ({options})")
+        choice = q["choices"][args.choice]
+        return (from_clevrer_tokens(choice["program"] + q["program"], where="stored program"),
+                f"option {args.choice} ({choice['choice']}; true label {choice['answer']}), then the question")
+    if args.choice is not None:
+        raise ConfigError("--choice goes with --question; with --program, write the option's program first")
+    if args.program is None:
+        raise ConfigError('give a program: --program "count(objects())" (or CLEVRER tokens) or --question')
+    return _read_program(args.program, "--program"), "--program"
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """``nesy answer --video``: print the program (text and tokens), the answer and the trace."""
+    from benchmarks.commands.answer import format_trace
+
+    files, folder, split = video_files_from_args(args)
+    from physics.worlds.clevrer_annotation import read_annotation
+
+    annotation = read_annotation(files.annotation)
+    dynamics = VIDEO_DYNAMICS.get(args.dynamics)(None)(files, annotation)
+    program, source = video_program_from_args(args, folder, split, files.index)
+    result = execute_video(program, VideoScene(annotation, dynamics), trace=True)
+    if args.json:
+        print(json.dumps({"program": to_text(program), "tokens": to_clevrer_tokens(program), **result.to_json()},
+                         indent=1))
+        return 0
+    print(f"video {files.index} ({split}), dynamics {args.dynamics}; program ({source}):")
+    print(f"  {to_text(program)}")
+    print(f"  tokens: {' '.join(to_clevrer_tokens(program))}")
+    if result.valid:
+        label = f" (option {CHOICE_ANSWERS[result.answer]})" if args.choice is not None and result.answer in CHOICE_ANSWERS else ""
+        print(f"answer: {result.answer}{label}")
+    else:
+        print(f"answer: none ({result.reason})")
+    print(format_trace(result))
+    return 0

@@ -1,0 +1,230 @@
+"""``nesy eval clevrer``: NS-DR's accuracy per CLEVRER question type, in the paper's table.
+
+Reads a split written by ``nesy data clevrer`` and ``nesy data clevrer-questions``
+(annotations, truth files and the official question JSON), builds each video's
+evidence from the chosen parts (:mod:`reasoning.nsdr`: ``perception``,
+``dynamics``, ``parser``, each a registered name; ``gt`` reads the ground
+truth), runs every program with the symbolic video executor, and reports (JSON
+keys; fractions in [0, 1]):
+
+* ``accuracy.descriptive``: per question (answer equal to the true answer);
+  ``accuracy.descriptive_<subtype>`` per subtype;
+* ``accuracy.<type>_per_option`` and ``accuracy.<type>_per_question`` for
+  ``explanatory``, ``predictive``, ``counterfactual``: an option is right when
+  the judged program (option, then question; CLEVRER's official judging) says
+  ``yes`` for a correct option and ``no`` for a wrong one; a question is right
+  when every option is;
+* ``interval.<metric>``: a 90% interval from resampling videos with their
+  questions (questions about one video share its perception and dynamics, so
+  they are not independent draws);
+* ``counts.<metric>``: questions or options counted; ``invalid``: programs
+  that gave no answer (counted wrong), with the first reasons in ``errors``;
+* ``videos``, ``seconds``, the config.
+
+CLEVRER's paper (Yi, Gan et al., ICLR 2020, Table 2) reports descriptive per
+question and the multiple-choice types per option and per question, the
+columns of the terminal table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks.eval_clevr import scene_bootstrap_interval
+from physics.errors import ConfigError, DataError, NesyError
+from physics.io import atomic_write_json, read_json
+from reasoning.dsl.clevrer_format import from_clevrer_tokens
+from reasoning.executor.video import execute_video, judge_choice
+from reasoning.executor.video_scene import VideoScene
+from reasoning.nsdr import (
+    VIDEO_DYNAMICS,
+    VIDEO_PARSERS,
+    VIDEO_PERCEPTION,
+    ParsedQuestion,
+    VideoFiles,
+)
+from reasoning.questions.clevrer import DESCRIPTIVE_SUBTYPES, question_path
+
+__all__ = ["ClevrerEvalConfig", "evaluate_clevrer", "METRICS", "MC_TYPES"]
+
+MC_TYPES = ("explanatory", "predictive", "counterfactual")
+# The columns of CLEVRER's Table 2, in its order.
+METRICS = ("descriptive", *(f"{t}_{u}" for t in MC_TYPES for u in ("per_option", "per_question")))
+MAX_ERRORS = 5  # reasons of programs without an answer kept in the result
+
+
+@dataclass(frozen=True)
+class ClevrerEvalConfig:
+    """What to evaluate, with which parts, on which split."""
+
+    data: str = field(metadata={"help": "folder written by nesy data clevrer and nesy data clevrer-questions"})
+    split: str = field(default="val", metadata={"help": "split name in the folder names"})
+    perception: str = field(default="gt", metadata={"help": "video annotations from", "registry": VIDEO_PERCEPTION})
+    dynamics: str = field(default="gt", metadata={"help": "futures and counterfactuals from", "registry": VIDEO_DYNAMICS})
+    parser: str = field(default="gt", metadata={"help": "programs from", "registry": VIDEO_PARSERS})
+    perception_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the perception model"})
+    dynamics_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the dynamics model"})
+    parser_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the question parser"})
+    limit: int | None = field(default=None, metadata={"help": "evaluate at most this many videos"})
+    seed: int = field(default=0, metadata={"help": "seed of the interval's resampling"})
+    out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
+
+    def __post_init__(self) -> None:
+        VIDEO_PERCEPTION.get(self.perception)  # unknown: ConfigError naming the choices
+        VIDEO_DYNAMICS.get(self.dynamics)
+        VIDEO_PARSERS.get(self.parser)
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1, got {self.limit}")
+
+
+class _Tally:
+    """Per video: right and counted, for every metric."""
+
+    def __init__(self) -> None:
+        self.right: dict[str, list[int]] = defaultdict(list)
+        self.total: dict[str, list[int]] = defaultdict(list)
+        self.invalid = 0  # programs (questions, or option then question) without an answer
+
+    def add(self, video: int, metric: str, right: bool) -> None:
+        for table in (self.right, self.total):
+            row = table[metric]
+            row.extend([0] * (video + 1 - len(row)))
+        self.right[metric][video] += int(right)
+        self.total[metric][video] += 1
+
+    def summary(self, videos: int, seed: int) -> tuple[dict[str, float], dict[str, list[float]], dict[str, int]]:
+        acc, interval, counts = {}, {}, {}
+        for metric in self.total:
+            right = np.array(self.right[metric] + [0] * (videos - len(self.right[metric])))
+            total = np.array(self.total[metric] + [0] * (videos - len(self.total[metric])))
+            counts[metric] = int(total.sum())
+            acc[metric] = float(right.sum() / total.sum()) if total.sum() else 0.0
+            interval[metric] = scene_bootstrap_interval(total, right, seed=seed)
+        return acc, interval, counts
+
+
+def _load_questions(cfg: ClevrerEvalConfig) -> list[dict[str, Any]]:
+    path = question_path(cfg.data, cfg.split)
+    entries = read_json(path, "CLEVRER questions file")
+    if not isinstance(entries, list):
+        raise DataError(f"{path}: expected a list of videos with their questions, got {type(entries).__name__}")
+    return entries[: cfg.limit] if cfg.limit else entries
+
+
+def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Answer every question of the split with the chosen parts; accuracy per CLEVRER metric.
+
+    A video or question that cannot be read is reported in ``errors`` and its
+    questions counted wrong; the run goes on.
+    """
+    start = time.perf_counter()
+    entries = _load_questions(cfg)
+    perceive = VIDEO_PERCEPTION.get(cfg.perception)(cfg.perception_checkpoint)
+    dynamics_for = VIDEO_DYNAMICS.get(cfg.dynamics)(cfg.dynamics_checkpoint)
+    parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
+    tally = _Tally()
+    errors: list[str] = []
+    for v, entry in enumerate(tqdm(entries, desc="CLEVRER questions", unit="video", disable=not progress)):
+        questions = entry.get("questions", []) if isinstance(entry, dict) else []
+        try:
+            files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))
+            annotation = perceive(files)
+            scene = VideoScene(annotation, dynamics_for(files, annotation))
+        except (NesyError, KeyError, TypeError, ValueError) as exc:
+            errors.append(f"video {v}: {exc}")
+            scene = None
+        for q in questions:
+            qtype = q.get("question_type", "?")
+            try:
+                if scene is None:
+                    raise DataError("its video could not be read")
+                parsed = parse(q)
+                if qtype == "descriptive":
+                    result = execute_video(from_clevrer_tokens(parsed.program), scene, trace=False)
+                    tally.invalid += not result.valid
+                    ok = result.answer == q["answer"]
+                    tally.add(v, "descriptive", ok)
+                    tally.add(v, f"descriptive_{q.get('question_subtype', 'other')}", ok)
+                    continue
+                _judge(q, parsed, scene, v, tally)
+            except (NesyError, KeyError, TypeError, ValueError) as exc:
+                if len(errors) < MAX_ERRORS:
+                    errors.append(f"video {v}, question {q.get('question_id', '?')}: {exc}")
+                _count_wrong(q, v, tally)
+    for metric in METRICS:  # every column shows, even with no question of its type
+        tally.total.setdefault(metric, [])
+        tally.right.setdefault(metric, [])
+    acc, interval, counts = tally.summary(len(entries), cfg.seed)
+    result = {
+        "accuracy": acc,
+        "interval": interval,
+        "counts": counts,
+        "invalid": tally.invalid,
+        "errors": errors[:MAX_ERRORS],
+        "videos": len(entries),
+        "seconds": round(time.perf_counter() - start, 3),
+        "config": asdict(cfg),
+    }
+    if cfg.out:
+        atomic_write_json(cfg.out, result)
+    return result
+
+
+def _judge(q: dict[str, Any], parsed: ParsedQuestion, scene: VideoScene, v: int, tally: _Tally) -> None:
+    qtype = q["question_type"]
+    if qtype not in MC_TYPES:
+        raise DataError(f"unknown question_type {qtype!r}; CLEVRER's are descriptive, {', '.join(MC_TYPES)}")
+    choices = q["choices"]
+    if len(parsed.choices) != len(choices):
+        raise DataError(f"{len(choices)} options but {len(parsed.choices)} option programs")
+    all_right = True
+    for choice, tokens in zip(choices, parsed.choices, strict=True):
+        verdict, _ = judge_choice(tokens, parsed.program, scene)
+        tally.invalid += verdict is None
+        ok = verdict == choice["answer"]
+        all_right &= ok
+        tally.add(v, f"{qtype}_per_option", ok)
+    tally.add(v, f"{qtype}_per_question", all_right)
+
+
+def _count_wrong(q: dict[str, Any], v: int, tally: _Tally) -> None:
+    qtype = q.get("question_type")
+    if qtype == "descriptive":
+        tally.add(v, "descriptive", False)
+        tally.add(v, f"descriptive_{q.get('question_subtype', 'other')}", False)
+    elif qtype in MC_TYPES:
+        for _ in q.get("choices") or [None]:
+            tally.add(v, f"{qtype}_per_option", False)
+        tally.add(v, f"{qtype}_per_question", False)
+
+
+def table_rows(result: dict[str, Any]) -> tuple[list[list[Any]], list[str]]:
+    """The paper's layout: one row of accuracies, one of counts, one of 90% intervals."""
+    from benchmarks.table import percent
+
+    acc, counts, interval = result["accuracy"], result["counts"], result["interval"]
+    cfg = result["config"]
+    name = f"perception {cfg['perception']}, dynamics {cfg['dynamics']}, parser {cfg['parser']}"
+    short = {"explanatory": "explan.", "predictive": "predict.", "counterfactual": "counterf."}
+    header = ["", "descriptive", *(f"{short[t]} per {u}" for t in MC_TYPES for u in ("opt.", "ques."))]
+    rows = [
+        [name, *(percent(acc[m]) if counts[m] else "-" for m in METRICS)],
+        ["counted", *(counts[m] for m in METRICS)],
+        ["90% interval", *(f"{100 * interval[m][0]:.1f}-{100 * interval[m][1]:.1f}" if counts[m] else "-" for m in METRICS)],
+    ]
+    return rows, header
+
+
+def subtype_rows(result: dict[str, Any]) -> list[list[Any]]:
+    """Descriptive accuracy per subtype (count, exist, query_*)."""
+    from benchmarks.table import percent
+
+    acc, counts = result["accuracy"], result["counts"]
+    return [[s, counts[f"descriptive_{s}"], percent(acc[f"descriptive_{s}"])]
+            for s in DESCRIPTIVE_SUBTYPES if counts.get(f"descriptive_{s}")]

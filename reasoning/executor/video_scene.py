@@ -1,0 +1,214 @@
+"""A CLEVRER video bound once for the executor: objects, events, motion, futures, counterfactuals.
+
+:class:`VideoScene` is to CLEVRER's operations (:mod:`reasoning.executor.video_ops`)
+what :class:`~reasoning.executor.bound_scene.BoundScene` is to CLEVR's: the
+evidence of one video in the shape the operations read. It is built from a
+:class:`~physics.worlds.clevrer_annotation.VideoAnnotation` (perceived or true)
+and a video dynamics provider (:class:`~reasoning.executor.truth_dynamics.VideoDynamics`).
+Observed events come from :func:`~physics.worlds.clevrer_events.derive_events`
+on the annotation; future and counterfactual events from the same rule on the
+provider's outputs, asked for only when a question needs them (a learned model's
+rollouts cost time).
+
+Values, as the operations see them (the official executor's, typed)::
+
+    ObjectSet  tuple[int, ...]    object ids, in object order
+    Object     int                an object id
+    EventSet   tuple[Event, ...]  in frame order (physics.worlds.clevrer_events.Event)
+    Event      Event              all_events() pairs carry frame -1 (no frame)
+    Frame      int | None         None: the whole observed video (``null``)
+
+Rules taken from the official executor (``executor/executor.py`` and
+``simulation.py`` of the CLEVRER release), restated for our annotations:
+
+* ``objects()``: the objects in view in at least one observed frame.
+* an object *moves* at a frame when it is in view and its ground-plane speed
+  exceeds :data:`MOVING_SPEED`; with no frame, when it does so at some observed frame.
+* the causal trace of an object is its in/out/collision events in frame order;
+  the causes of an event are, recursively, the previous event in the trace of
+  each object taking part.
+* ``unseen_events()``: the events after the last observed frame (in, out, collision);
+  ``counterfact_events(o)``: the collisions of the whole video re-run without ``o``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from physics.worlds.camera import CLEVR_CAMERA, Camera
+from physics.worlds.clevrer_annotation import FrameStates, ObjectProperty, VideoAnnotation
+from physics.worlds.clevrer_events import Event, derive_events
+from reasoning.executor.truth_dynamics import VideoDynamics
+
+__all__ = ["VideoScene", "MOVING_SPEED", "FUTURE_FRAMES", "DIRECTION_HALF_ANGLE", "NO_FRAME", "describe_event"]
+
+# Ground-plane speed (scene units per second) above which an object counts as
+# moving: objects at rest have speed 0 up to simulation noise of about 1e-3,
+# sliding objects move at 0.3-8 units/s until friction stops them.
+MOVING_SPEED = 0.05
+# Frames of future asked of the dynamics for predictive questions (CLEVRER: about 2 s).
+FUTURE_FRAMES = 50
+# query_direction: the velocity must lie within this many degrees of left, right, up or
+# down in the image (the official executor's angle_half_range=40; else no answer).
+DIRECTION_HALF_ANGLE = 40.0
+NO_FRAME = -1  # frame of the all_events() candidates, which have none
+
+
+def describe_event(event: Event) -> str:
+    """``"collision(0, 2)@57"``, ``"in(3)@12"``, ``"start@0"`` (how traces print events)."""
+    objs = f"({', '.join(map(str, event.objects))})" if event.objects else ""
+    frame = "" if event.frame == NO_FRAME else f"@{event.frame}"
+    return f"{event.kind}{objs}{frame}"
+
+
+@dataclass
+class VideoScene:
+    """One video's evidence for CLEVRER's operations.
+
+    Args:
+        annotation: The observed video (official annotation format).
+        dynamics: Futures and counterfactuals (ground truth or a learned model).
+        future_frames: Frames of future asked for (predictive questions).
+        camera: The fixed camera (for ``query_direction``; CLEVRER's by default).
+    """
+
+    annotation: VideoAnnotation
+    dynamics: VideoDynamics
+    future_frames: int = FUTURE_FRAMES
+    camera: Camera = CLEVR_CAMERA
+    _counterfactuals: dict[int, tuple[Event, ...]] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ static
+    @property
+    def name(self) -> str:
+        return f"video {self.annotation.scene_index}"
+
+    @cached_property
+    def properties(self) -> dict[int, ObjectProperty]:
+        """Object id -> its colour, material and shape."""
+        return {p.object_id: p for p in self.annotation.object_property}
+
+    @cached_property
+    def _states(self) -> dict[int, FrameStates]:
+        return {fr.frame_id: fr for fr in self.annotation.motion_trajectory}
+
+    @cached_property
+    def objects(self) -> tuple[int, ...]:
+        """The objects in view in at least one observed frame, in object order."""
+        seen = {o.object_id for fr in self.annotation.motion_trajectory for o in fr.objects if o.inside_camera_view}
+        return tuple(p.object_id for p in self.annotation.object_property if p.object_id in seen)
+
+    @property
+    def observed_frames(self) -> int:
+        return self.annotation.num_frames
+
+    # ------------------------------------------------------------------ motion
+    def visible(self, obj: int, frame: int) -> bool:
+        """Whether ``obj`` is in view at ``frame`` (KeyError: no such observed frame)."""
+        state = self._states[frame].by_id().get(obj)
+        return state is not None and state.inside_camera_view
+
+    def moving_at(self, obj: int, frame: int) -> bool:
+        """Whether ``obj`` is in view and moving at ``frame``."""
+        state = self._states[frame].by_id().get(obj)
+        return (
+            state is not None
+            and state.inside_camera_view
+            and math.hypot(state.velocity[0], state.velocity[1]) > MOVING_SPEED
+        )
+
+    @cached_property
+    def _ever_moving(self) -> frozenset[int]:
+        return frozenset(o for o in self.objects if any(self.moving_at(o, f) for f in self._states))
+
+    def moving(self, obj: int, frame: int | None) -> bool:
+        """Moving at ``frame``, or (``None``) at some observed frame."""
+        return obj in self._ever_moving if frame is None else self.moving_at(obj, frame)
+
+    def in_view(self, obj: int, frame: int | None) -> bool:
+        """In view at ``frame``, or (``None``) at some observed frame."""
+        return obj in self.objects if frame is None else self.visible(obj, frame)
+
+    def direction(self, obj: int, frame: int) -> str | None:
+        """``left``/``right``/``up``/``down`` in the image of ``obj``'s motion at ``frame`` (None: in between)."""
+        state = self._states[frame].by_id().get(obj)
+        if state is None:
+            return None
+        fx, fy = self.camera.target[0] - self.camera.eye[0], self.camera.target[1] - self.camera.eye[1]
+        norm = math.hypot(fx, fy)
+        fx, fy = fx / norm, fy / norm  # "up" in the image: away from the camera on the floor
+        rx, ry = fy, -fx  # "right" in the image
+        vx, vy = state.velocity[0], state.velocity[1]
+        if math.hypot(vx, vy) <= MOVING_SPEED:
+            return None
+        angle = math.degrees(math.atan2(vx * fx + vy * fy, vx * rx + vy * ry))
+        for name, centre in (("right", 0.0), ("up", 90.0), ("left", 180.0), ("down", -90.0)):
+            if abs((angle - centre + 180.0) % 360.0 - 180.0) < DIRECTION_HALF_ANGLE:
+                return name
+        return None
+
+    # ------------------------------------------------------------------ events
+    @cached_property
+    def events(self) -> tuple[Event, ...]:
+        """The observed events (start, end, in, out, collision) in frame order."""
+        ann = self.annotation
+        return tuple(derive_events(ann.motion_trajectory, ann.collision))
+
+    @cached_property
+    def unseen_events(self) -> tuple[Event, ...]:
+        """The in, out and collision events after the last observed frame, in frame order."""
+        ann = self.annotation
+        future, collisions = self.dynamics.future(ann, self.future_frames)
+        if not future:
+            return ()
+        trajectory = (*ann.motion_trajectory, *future)
+        last = ann.motion_trajectory[-1].frame_id
+        every = derive_events(trajectory, (*ann.collision, *collisions), end_frame=last)
+        return tuple(e for e in every if e.frame > last and e.kind not in ("start", "end"))
+
+    @cached_property
+    def all_events(self) -> tuple[Event, ...]:
+        """A collision candidate (no frame) for every pair of objects."""
+        objs = self.objects
+        return tuple(Event(NO_FRAME, "collision", (a, b)) for i, a in enumerate(objs) for b in objs[i + 1:])
+
+    def counterfact_events(self, obj: int) -> tuple[Event, ...]:
+        """The collisions of the whole video re-run without ``obj`` (asked once, then kept)."""
+        if obj not in self._counterfactuals:
+            cf = self.dynamics.counterfactual(self.annotation, obj)
+            collisions = sorted(e for e in cf.events if e.kind == "collision")
+            self._counterfactuals[obj] = tuple(collisions)
+        return self._counterfactuals[obj]
+
+    @cached_property
+    def _traces(self) -> dict[int, tuple[Event, ...]]:
+        traces: dict[int, list[Event]] = {o: [] for o in self.properties}
+        for e in self.events:
+            if e.kind not in ("start", "end"):
+                for o in e.objects:
+                    traces.setdefault(o, []).append(e)
+        return {o: tuple(tr) for o, tr in traces.items()}
+
+    def causes(self, event: Event) -> frozenset[Event]:
+        """The causal ancestors of an observed event (empty for one outside the video's events)."""
+        found: set[Event] = set()
+        frontier = [event]
+        while frontier:
+            nxt = []
+            for target in frontier:
+                for trace in self._traces.values():
+                    if target in trace:
+                        k = trace.index(target)
+                        if k > 0 and trace[k - 1] not in found:
+                            found.add(trace[k - 1])
+                            nxt.append(trace[k - 1])
+            frontier = nxt
+        return frozenset(found)
+
+
+def objects_of(events: Sequence[Event]) -> frozenset[int]:
+    """Every object taking part in one of ``events`` (start and end have none)."""
+    return frozenset(o for e in events for o in e.objects)

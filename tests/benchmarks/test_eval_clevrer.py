@@ -1,0 +1,90 @@
+"""``nesy data clevrer-questions`` and ``nesy eval clevrer`` end to end on one simulated video.
+
+Ground truth everywhere must answer every question of every type.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import cli
+from benchmarks.eval_clevrer import METRICS
+from physics.worlds.clevrer_annotation import write_annotation
+from physics.worlds.clevrer_truth import simulate_video, write_truth
+from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clevrer")
+    world = ClevrerWorld(ClevrerConfig(width=96, height=64, frames=48, future_frames=24))
+    annotation, truth = simulate_video(world, (5, 2), 0, "video_00000.gif")  # 1 observed, 3 future collisions
+    write_annotation(out / "annotation_val" / "annotation_00000.json", annotation)
+    write_truth(out / "truth_val" / "truth_00000.json", truth)
+    assert cli.main(["data", "clevrer-questions", "--data", str(out), "--split", "val", "--quiet"]) == 0
+    return out
+
+
+def test_questions_are_written_in_the_official_file_and_resume_to_the_same_bytes(folder, capsys):
+    first = (folder / "validation.json").read_bytes()
+    entries = json.loads(first)
+    assert [e["scene_index"] for e in entries] == [0]
+    capsys.readouterr()
+    assert cli.main(["data", "clevrer-questions", "--data", str(folder), "--split", "val", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["resumed"] == 1 and summary["generated"] == 0
+    assert (folder / "validation.json").read_bytes() == first
+    assert cli.main(["data", "clevrer-questions", "--data", str(folder), "--split", "val", "--seed", "3"]) == 2
+
+
+def test_ground_truth_everywhere_answers_every_question(folder, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--perception", "gt",
+                     "--dynamics", "gt", "--parser", "gt", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "descriptive" in printed and "counterf. per ques." in printed
+    result = json.loads(out.read_text())
+    assert set(METRICS) <= set(result["accuracy"])
+    counted = [m for m in METRICS if result["counts"][m]]
+    assert "descriptive" in counted and "counterfactual_per_option" in counted
+    assert all(result["accuracy"][m] == 1.0 and result["interval"][m] == [1.0, 1.0] for m in counted)
+    assert result["invalid"] == 0 and result["errors"] == []
+
+
+def test_a_video_without_its_truth_is_reported_and_counted_wrong(folder, tmp_path):
+    broken = tmp_path / "broken"
+    for sub in ("annotation_val", "truth_val"):
+        (broken / sub).mkdir(parents=True)
+        for f in (folder / sub).iterdir():
+            (broken / sub / f.name).write_bytes(f.read_bytes())
+    (broken / "validation.json").write_bytes((folder / "validation.json").read_bytes())
+    (broken / "truth_val" / "truth_00000.json").write_text("{not json")
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(broken), "--split", "val", "--out", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert result["errors"] and "video 0" in result["errors"][0]
+    assert result["accuracy"]["descriptive"] == 0.0
+
+
+def test_an_unknown_part_names_the_registered_choices(folder, capsys):
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--dynamics", "propnett"]) == 2
+    assert "video dynamics" in capsys.readouterr().err
+
+
+def test_answer_prints_program_trace_and_answer_for_a_video(folder, capsys):
+    annotation = folder / "annotation_val" / "annotation_00000.json"
+    assert cli.main(["answer", "--video", str(annotation), "--program", "events objects filter_collision count"]) == 0
+    printed = capsys.readouterr().out
+    assert "count(filter_collision(events(), objects()))" in printed and "answer: 1" in printed
+    assert "filter_collision" in printed.splitlines()[-2]  # the trace table's rows
+    q = next(q for q in json.loads((folder / "validation.json").read_text())[0]["questions"] if "choices" in q)
+    assert cli.main(["answer", "--video", str(folder), "--index", "0", "--question", q["question"],
+                     "--choice", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["answer"] == {"correct": "yes", "wrong": "no"}[q["choices"][0]["answer"]]
+    assert out["tokens"] == q["choices"][0]["program"] + q["program"]
+    assert cli.main(["answer", "--video", str(folder), "--index", "0", "--question", "Why?"]) == 2
+    assert "no video question parser" in capsys.readouterr().err
