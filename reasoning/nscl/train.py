@@ -53,6 +53,7 @@ class NSCLTrainConfig:
         default="constant", metadata={"help": "learning rate: constant, or cosine (warm-up, then decay to a twentieth)"}
     )
     flip: bool = field(default=False, metadata={"help": "mirror half of the training crops (attributes do not change)"})
+    init: str = field(default="", metadata={"help": "start from this NS-CL model's weights (fine-tuning; a new run)"})
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
 
@@ -137,6 +138,11 @@ def train_nscl(
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     model = ConceptLearner(model_config or ConceptConfig())
+    if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
+        start, _ = load_nscl(config.init)
+        if start.config != model.config or start.vocabulary != model.vocabulary:
+            raise ConfigError(f"--init {config.init}: its architecture or concepts differ from this run's")
+        model.load_state_dict(start.state_dict())
     out = Path(out)
     meta: dict[str, Any] = {
         "command": command,

@@ -97,6 +97,11 @@ def test_flips_and_the_cosine_schedule_are_seeded_and_used(split, tmp_path):
     assert meta["history"][-1]["lr"] < meta["history"][0]["lr"]  # cosine decays
     with pytest.raises(ConfigError, match="schedule"):
         NSCLTrainConfig(schedule="linear")
+    # fine-tuning starts from a finished model's weights
+    tuned, _ = train_nscl(data, NSCLTrainConfig(epochs=1, curriculum="0:0", learning_rate=1e-9, init=str(tmp_path / "a.pt")),
+                          tmp_path / "d.pt", progress=False)
+    assert all(torch.allclose(x, y, atol=1e-5)  # parameters; batch-norm statistics move on
+               for x, y in zip(a.parameters(), tuned.parameters(), strict=True))
 
 
 def test_curriculum_stages_and_bad_flags():
