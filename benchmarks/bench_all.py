@@ -3,7 +3,8 @@
 Each suite of :data:`benchmarks.suites.SUITES` runs as an independent job on
 data it generates itself from its documented seed (``--quick`` settings or the
 full ones), fanned out over ``workers`` processes (:mod:`physics.fanout`; Ray
-with ``backend="ray"``).  A suite that cannot run here (its ``available`` check
+with ``backend="ray"``); suites registered ``exclusive`` (the speed suite) run
+afterwards, alone, so that their timings do not compete with other suites.  A suite that cannot run here (its ``available`` check
 gives a reason) is listed as skipped with that reason; one that raises is listed
 as failed with its error and the others still run.  Layout of ``OUT``::
 
@@ -187,14 +188,23 @@ def run_bench_all(config: BenchAllConfig, *, say: Callable[[str], None] = print)
         "threads_per_suite": config.threads,
         "suites": records,
     }
+    shared = [j for j in jobs if not SUITES.get(j[0]).exclusive]
+    alone = [j for j in jobs if SUITES.get(j[0]).exclusive]
     if jobs:
-        say(f"running {len(jobs)} suite(s) on {min(config.workers, len(jobs))} worker(s): "
-            + ", ".join(j[0] for j in jobs))
-        fan = make_fanout(config.backend, min(config.workers, len(jobs)))
-        for k, record in enumerate(fan.imap(_run_job, jobs), 1):
+        workers = max(1, min(config.workers, len(shared)))
+        say(f"running {len(jobs)} suite(s): " + ", ".join(j[0] for j in shared)
+            + (f" on {workers} worker(s)" if shared else "")
+            + (f"; then alone: {', '.join(j[0] for j in alone)}" if alone else ""))
+    finished = 0
+    for batch, backend, workers in ((shared, config.backend, min(config.workers, len(shared))),
+                                    (alone, "serial", 1)):
+        if not batch:
+            continue
+        for record in make_fanout(backend, max(1, workers)).imap(_run_job, batch):
+            finished += 1
             records[record["suite"]] = record
             detail = "ok" if record["status"] == "ok" else f"FAILED: {record['error']}"
-            say(f"[{k}/{len(jobs)}] {record['suite']}: {detail} ({record['seconds']} s)")
+            say(f"[{finished}/{len(jobs)}] {record['suite']}: {detail} ({record['seconds']} s)")
             atomic_write_json(out / "results.json", results, indent=1)  # progress so far
     results["suites"] = {s.name: records[s.name] for s in suites}
     results["seconds"] = round(time.perf_counter() - t0, 1)

@@ -95,6 +95,7 @@ class Suite:
     available: Callable[[], str | None] = field(default=lambda: None)
     group: str = "Other"
     help: str = ""
+    exclusive: bool = False
 
     def params(self, quick: bool) -> dict[str, Any]:
         """The settings of a quick or a full run."""
@@ -121,6 +122,7 @@ def register_suite(
     available: Callable[[], str | None] | None = None,
     group: str = "Other",
     help: str = "",
+    exclusive: bool = False,
     replace: bool = False,
 ) -> Suite:
     """Register a suite for ``nesy bench all``.
@@ -133,6 +135,8 @@ def register_suite(
         available: ``() -> None`` when it can run here, else the reason it cannot.
         group: The report section it is shown in ("CLEVR question answering", ...).
         help: One line for listings.
+        exclusive: Run alone, after the suites that share the workers (a speed suite:
+            its timings should not compete with other suites for the cores).
         replace: Overwrite a suite of the same name.
 
     Returns:
@@ -143,7 +147,7 @@ def register_suite(
     """
     if not isinstance(quick, Mapping) or not isinstance(full, Mapping):
         raise ConfigError(f"suite {name!r}: quick and full settings must be mappings (dicts)")
-    suite = Suite(name, run, dict(quick), dict(full), available or (lambda: None), group, help)
+    suite = Suite(name, run, dict(quick), dict(full), available or (lambda: None), group, help, exclusive)
     SUITES.register(name, suite, help=help, replace=replace)
     return suite
 

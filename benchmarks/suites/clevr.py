@@ -64,8 +64,10 @@ def _accuracy_plot(result: dict[str, Any], model: str, published: tuple[float, .
         ax.bar(x + width / 2, published, width, color="#bbbbbb", label="paper (official CLEVR, other data)")
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(max(0.0, min(ours + list(published or [])) - 5), 100.5)
-    ax.legend(fontsize=7, loc="lower right")
+    low = max(0.0, min(ours + list(published or [])) - 5)
+    ax.set_ylim(low, 100 + 0.4 * (100 - low))  # head room for the legend above the bars
+    ax.set_yticks([t for t in ax.get_yticks() if low <= t <= 100])
+    ax.legend(fontsize=7, loc="upper center", ncol=2, frameon=False)
     ax.set_title(f"{model}: accuracy per question type", fontsize=9)
     fig.tight_layout()
     import io

@@ -70,10 +70,11 @@ def run_speed(ctx: SuiteContext) -> dict[str, Any]:
 
 register_suite(
     "speed", run_speed,
-    quick={"questions": 20_000, "scenes": 500, "repeats": 1, "seed": SEED, "clevr_scenes": 2, "clevrer_videos": 1,
+    quick={"questions": 10_000, "scenes": 500, "repeats": 1, "seed": SEED, "clevr_scenes": 2, "clevrer_videos": 1,
            "clevrer_frames": 32, "clevrer_future_frames": 8},
     full={"questions": 100_000, "scenes": 1000, "repeats": 3, "seed": SEED, "clevr_scenes": 20, "clevrer_videos": 3,
           "clevrer_frames": 128, "clevrer_future_frames": 50},
     group="Speed",
     help="executor against a plain interpreter, CLEVR and CLEVRER data generation",
+    exclusive=True,
 )

@@ -54,13 +54,13 @@ def test_builtin_suites_cover_every_registered_model_world_and_task():
     from physics.worlds.dynamics.registry import WORLDS
     from reasoning.registry import QA_MODELS
 
-    names = SUITES.names()
-    assert {"clevr-nsvqa", "clevr-nscl", "speed"} <= set(names)
-    assert {f"clevr-{m}" for m in QA_MODELS} | {f"dynamics-{w}" for w in WORLDS} | {f"control-{t}" for t in TASKS} <= set(names)
-    for name in names:
+    builtin = ({f"clevr-{m}" for m in QA_MODELS} | {f"dynamics-{w}" for w in WORLDS}
+               | {f"control-{t}" for t in TASKS} | {"speed"})
+    assert {"clevr-nsvqa", "clevr-nscl", "dynamics-cradle", "control-boxpush"} <= builtin <= set(SUITES.names())
+    for name in builtin:
         suite = SUITES.get(name)
         assert suite.unavailable_reason() is None, name  # the shipped checkpoints make every suite runnable
-        assert "seed" in suite.quick or name.startswith("tiny"), name
+        assert "seed" in suite.quick and "seed" in suite.full, name
 
 
 def test_toy_suite_appears_in_results_and_report_and_unavailable_ones_are_skipped(toys, tmp_path):
