@@ -157,6 +157,10 @@ def _intro(results: dict[str, Any]) -> tuple[str, list[list[Any]]]:
     text = (f"A {kind} run of every registered benchmark suite, started {results['started']}, "
             f"{results.get('seconds', '?')} s in all on {results['workers']} worker(s), "
             f"{results['threads_per_suite']} torch thread(s) per suite.")
+    if results["quick"]:
+        text += (" Quick settings measure small samples (a few scenes, trajectories and episodes per suite): "
+                 "they show that every part runs and give a first look; the figures move with the sample, "
+                 "so read the intervals.")
     rows = [[name, r.get("group", ""), _status(r)] for name, r in results["suites"].items()]
     return text, rows
 
@@ -174,8 +178,8 @@ def render_html(results: dict[str, Any], root: Path) -> str:
         parts.append(f"<h2>{html.escape(group)}</h2>")
         for record in records:
             status_class = record["status"]
-            parts.append(f"<h3>{html.escape(record['suite'])} <span class=\"{status_class}\">"
-                         f"({html.escape(_status(record))})</span></h3>")
+            parts.append(f"<h3>{html.escape(record['suite'])}: <span class=\"{status_class}\">"
+                         f"{html.escape(_status(record))}</span></h3>")
             if record.get("help"):
                 parts.append(f"<p class=\"meta\">{html.escape(record['help'])}</p>")
             if record["status"] != "ok":
@@ -216,7 +220,7 @@ def render_markdown(results: dict[str, Any], root: Path) -> str:
     for group, records in _groups(results).items():
         lines += ["", f"## {group}"]
         for record in records:
-            lines += ["", f"### {record['suite']} ({_status(record)})"]
+            lines += ["", f"### {record['suite']}: {_status(record)}"]
             if record["status"] != "ok":
                 continue
             result = record["result"]

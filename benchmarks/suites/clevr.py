@@ -87,7 +87,7 @@ def run_clevr(ctx: SuiteContext) -> dict[str, Any]:
     model = p["model"]
     data = ctx.data / f"clevr_test_seed{p['seed']}_n{p['n']}_q{p['questions_per_scene']}"
     data_cmd = (f"nesy data clevr --n {p['n']} --seed {p['seed']} --split test "
-                f"--questions-per-scene {p['questions_per_scene']} --out {data.name}")
+                f"--questions-per-scene {p['questions_per_scene']} --out {data}")
     with data_lock(data):
         build_clevr(ClevrDataConfig(n=p["n"], out=str(data), seed=p["seed"], split="test",
                                     questions_per_scene=p["questions_per_scene"]), progress=False)
@@ -109,7 +109,7 @@ def run_clevr(ctx: SuiteContext) -> dict[str, Any]:
     tables = [table(
         f"CLEVR question answering, {model}: accuracy (%) per question type",
         header, [ours], published=published_rows, source=source,
-        command=f"{data_cmd}; nesy eval clevr --data {data.name} --split test --model {model} "
+        command=f"{data_cmd}; nesy eval clevr --data {data} --split test --model {model} "
         "--perception model --parser model",
         seed=p["seed"],
         note=f"{result['scenes']} scenes; questions per type: "
@@ -126,7 +126,7 @@ def run_clevr(ctx: SuiteContext) -> dict[str, Any]:
             [[f"{100 * m['detection_precision']:.2f}%", f"{100 * m['detection_recall']:.2f}%",
               "-" if all_attrs is None else f"{100 * all_attrs:.2f}%",
               "-" if m.get("position_error") is None else f"{m['position_error']:.3f}"]],
-            command=f"nesy eval clevr --data {data.name} --split test --model {model}", seed=p["seed"],
+            command=f"nesy eval clevr --data {data} --split test --model {model}", seed=p["seed"],
         ))
     plot = ctx.out / f"clevr_{model}_accuracy.png"
     _accuracy_plot(result, model, PUBLISHED.get(model, (None, None))[1], plot)

@@ -76,7 +76,7 @@ def run_dynamics(ctx: SuiteContext) -> dict[str, Any]:
                      f"{r['mse_full']:.2e}", f"{r['steps_per_s']:.0f}"])
     rows.append(["simulator replay (floor)", *("" for _ in HORIZONS), f"{sim['replay']['mse_full']:.2e}",
                  f"{sim['steps_per_s']:.0f}"])
-    data_cmd = f"nesy data dynamics --world {world} --n {p['n']} --seed {p['seed']} --split test --out {data.name}"
+    data_cmd = f"nesy data dynamics --world {world} --n {p['n']} --seed {p['seed']} --split test --out {data}"
     speed = [speed_row(f"ground-truth simulator ({world}, pybullet)", sim["steps_per_s"], "steps/s",
                        "stepping, actions and reading positions")]
     speed += [speed_row(f"learned rollout ({name}, {world})", r["steps_per_s"], "steps/s", "one trajectory at a time")
@@ -86,7 +86,7 @@ def run_dynamics(ctx: SuiteContext) -> dict[str, Any]:
             f"Learned dynamics, {world}: position MSE (m^2) against horizon, {len(trajs)} held-out trajectories "
             f"of {result['steps']} steps",
             ["model", *(f"MSE @{h}" for h in HORIZONS), "MSE full rollout", "steps/s"], rows,
-            command=f"{data_cmd}; nesy bench dynamics --world {world} --data {data.name} --out R.json",
+            command=f"{data_cmd}; nesy bench dynamics --world {world} --data {data} --out R.json",
             seed=p["seed"], note=PAPERS,
         )],
         "figures": [figure(f"{world}: rollout error against horizon", png, ctx.out),

@@ -130,3 +130,19 @@ def test_tiny_quick_run_of_the_real_clevr_suite_writes_tables_with_published_row
     page = (out / "report.html").read_text()
     assert "NS-VQA paper" in page and "accuracy per question type" in page
     assert (out / "data" / "clevr_test_seed5151_n2_q2" / "CLEVR_test_questions.json").is_file()
+
+
+def test_exclusive_suites_run_alone_after_the_others(tmp_path):
+    register_suite("toy-alone", _toy, quick={"n": 1}, full={"n": 1}, exclusive=True)
+    register_suite("toy-shared", _toy, quick={"n": 2}, full={"n": 2})
+    CALLS.clear()
+    lines: list[str] = []
+    try:
+        results = run_bench_all(BenchAllConfig(out=str(tmp_path / "b"), quick=True, suites="toy-alone,toy-shared"),
+                                say=lines.append)
+    finally:
+        SUITES.unregister("toy-alone")
+        SUITES.unregister("toy-shared")
+    assert CALLS == ["toy-shared", "toy-alone"]
+    assert list(results["suites"]) == ["toy-alone", "toy-shared"]  # the report keeps registration order
+    assert any("then alone: toy-alone" in line for line in lines)
