@@ -50,6 +50,7 @@ __all__ = [
     "figure",
     "speed_row",
     "data_lock",
+    "save_png",
 ]
 
 BUILTIN_MODULES = (
@@ -213,3 +214,18 @@ def data_lock(folder: Path) -> Iterator[Path]:
             yield folder
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def save_png(fig: Any, path: Path) -> None:
+    """Write a matplotlib figure as a PNG file atomically, then close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from physics.io import atomic_write_bytes
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

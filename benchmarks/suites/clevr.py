@@ -15,7 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.suites import SuiteContext, data_lock, figure, register_suite, speed_row, table
+from benchmarks.suites import (
+    SuiteContext,
+    data_lock,
+    figure,
+    register_suite,
+    save_png,
+    speed_row,
+    table,
+)
 
 __all__ = ["run_clevr", "PUBLISHED", "SEED"]
 
@@ -52,8 +60,6 @@ def _accuracy_plot(result: dict[str, Any], model: str, published: tuple[float, .
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from physics.io import atomic_write_bytes
-
     labels = [t.replace("_", "\n") for t in TYPES] + ["overall"]
     ours = [100 * result["accuracy"][t] for t in TYPES] + [100 * result["accuracy"]["overall"]]
     x = np.arange(len(labels))
@@ -69,13 +75,7 @@ def _accuracy_plot(result: dict[str, Any], model: str, published: tuple[float, .
     ax.set_yticks([t for t in ax.get_yticks() if low <= t <= 100])
     ax.legend(fontsize=7, loc="upper center", ncol=2, frameon=False)
     ax.set_title(f"{model}: accuracy per question type", fontsize=9)
-    fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(fig, path)
 
 
 def run_clevr(ctx: SuiteContext) -> dict[str, Any]:

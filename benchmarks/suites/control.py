@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks.suites import SuiteContext, figure, register_suite, speed_row, table
+from benchmarks.suites import SuiteContext, figure, register_suite, save_png, speed_row, table
 
 __all__ = ["run_control", "SEED"]
 
@@ -38,14 +38,10 @@ def _available(task: str, model: str):
 
 
 def _plot(rows: list[tuple[str, dict[str, Any]]], task: str, path) -> None:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from physics.io import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(4.2, 2.6), dpi=90)
     names = [name for name, _ in rows]
@@ -56,11 +52,7 @@ def _plot(rows: list[tuple[str, dict[str, Any]]], task: str, path) -> None:
     ax.set_ylim(0, 105)
     ax.set_ylabel("success (%)")
     ax.set_title(f"{task}: success with 90% interval", fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_png(fig, path)
 
 
 def run_control(ctx: SuiteContext) -> dict[str, Any]:
