@@ -104,3 +104,11 @@ def test_the_check_finds_a_broken_image_and_an_empty_table(tmp_path):
                     "</tr></thead><tbody></tbody></table></body></html>")
     counts = render_check(page, tmp_path)
     assert counts["broken"] == 1 and counts["empty"] == 1
+
+
+def test_committed_quick_report_renders(tmp_path):
+    page = Path(__file__).resolve().parents[2] / "docs" / "results" / "bench-all" / "report.html"
+    if not page.is_file():
+        pytest.skip(f"no committed report at {page}")
+    counts = _check_page(page, tmp_path, min_images=10, min_tables=12)
+    assert counts["images"] == page.read_text().count("<img ")
