@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.suites import SUITES, Suite, SuiteContext
-from physics.errors import ConfigError
+from physics.errors import ConfigError, NesyError
 from physics.fanout import BACKENDS, make_fanout
-from physics.io import atomic_write_json, ensure_dir, read_json
+from physics.io import atomic_write_json, atomic_write_text, ensure_dir, read_json
 
 __all__ = ["BenchAllConfig", "run_bench_all", "machine_description", "select_suites"]
 
@@ -127,8 +127,8 @@ def _kept(folder: Path, params: dict[str, Any]) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        record = read_json(path)
-    except Exception:  # a damaged record is run again
+        record = read_json(path, "suite record")
+    except NesyError:  # a damaged record: the suite runs again
         return None
     if isinstance(record, dict) and record.get("status") == "ok" and record.get("params") == params:
         return record
@@ -150,7 +150,7 @@ def _run_job(job: tuple[str, dict[str, Any], str, str, bool, int, str]) -> dict[
         first = (str(exc).strip().splitlines() or [""])[0]
         record |= {"status": "failed", "seconds": round(time.perf_counter() - t0, 1),
                    "error": f"{type(exc).__name__}: {first}"}
-        (out / "error.txt").write_text(traceback.format_exc())
+        atomic_write_text(out / "error.txt", traceback.format_exc())
     return record
 
 

@@ -100,6 +100,9 @@ def test_a_rerun_keeps_finished_suites_and_runs_failed_ones_again(toys, tmp_path
     run_bench_all(BenchAllConfig(out=str(tmp_path / "b"), quick=False, suites="toy"), say=lambda line: None)
     assert CALLS == ["toy", "toy"]  # other settings: run again
     assert json.loads((tmp_path / "b" / "results.json").read_text())["suites"]["toy"]["params"] == {"n": 5}
+    (tmp_path / "b" / "suites" / "toy" / "result.json").write_text("{damaged")
+    run_bench_all(BenchAllConfig(out=str(tmp_path / "b"), quick=False, suites="toy"), say=lambda line: None)
+    assert CALLS == ["toy", "toy", "toy"]  # a damaged record: run again
 
 
 def test_unknown_suite_names_are_refused_with_the_choices(tmp_path, capsys):
