@@ -37,7 +37,8 @@ h3 { font-size: 1.05em; margin-top: 1.5em; }
 table { border-collapse: collapse; margin: .6em 0; font-size: .9em; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; } td.num { text-align: right; white-space: nowrap; }
-td.code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .85em; }
+td.code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .85em; word-break: break-word; }
+td.long { min-width: 16em; }
 tr.published td { color: #666; font-style: italic; background: #fafafa; }
 .meta { color: #555; font-size: .85em; margin: .2em 0; }
 code { background: #f4f4f4; padding: 0 .2em; font-size: .9em; word-break: break-all; }
@@ -64,6 +65,8 @@ def _td(value: Any) -> str:
         return f'<td class="num">{html.escape(text)}</td>'
     if "(" in text and text.endswith(")") and " " not in text.split("(", 1)[0]:
         return f'<td class="code">{html.escape(text)}</td>'
+    if len(text) > 40:  # a sentence (a question): keep it readable beside a long program
+        return f'<td class="long">{html.escape(text)}</td>'
     return f"<td>{html.escape(text)}</td>"
 
 
