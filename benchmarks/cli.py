@@ -28,7 +28,7 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 # (torch, torch_geometric, pybullet) load for the commands that need them, and
 # `nesy --help` stays instant.
 COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
-    (("demo",), "demo", "build a scene, ask and answer questions, and roll out learned physics"),
+    (("demo",), "demo", "the framework end to end on fresh data, as one HTML page (demo_out/index.html)"),
     (("answer",), "answer", "answer a program or question on a scene or image, with the execution trace"),
     (("execute",), "execute", "answer a CLEVR questions file on a CLEVR scenes file (symbolic executor)"),
     (("data", "clevr"), "data_clevr", "CLEVR-style renders with instance masks, scene JSON and template questions"),
@@ -45,6 +45,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("eval", "clevrer"), "eval_clevrer", "NS-DR accuracy per CLEVRER question type (per option and per question)"),
     (("bench", "speed"), "bench_speed", "speed suites (executor, clevr-data) as JSON"),
     (("bench", "dynamics"), "bench_dynamics", "rollout error and speed of learned simulators against the simulator"),
+    (("bench", "all"), "bench_all", "every registered benchmark suite; results.json, report.html and report.md"),
     (("bench", "compare"), "bench_compare", "paired comparison of two models' rollout errors (bootstrap interval)"),
     (("control",), "control", "model-predictive control on a Gymnasium task (learned or true model)"),
 )

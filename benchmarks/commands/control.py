@@ -44,7 +44,7 @@ def _settings(args: argparse.Namespace, planner_cfg, task_cfg) -> dict:
     }))
 
 
-def _gif(result, path: Path) -> None:
+def episode_gif(result, path: Path) -> None:
     """The true world's frames beside the imagined end of each executed plan (top view)."""
     import imageio.v2 as imageio
     import matplotlib
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 record = i == 0 and not args.no_gif
                 r = run_episode(env, model, planner, seeds[i], record=record)
                 if record:
-                    _gif(r, gif)
+                    episode_gif(r, gif)
                 results.append(r)
                 bar.update()
                 bar.set_postfix(success=f"{sum(x.success for x in results)}/{len(results)}")

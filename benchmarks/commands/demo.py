@@ -18,10 +18,12 @@ def run(args: argparse.Namespace) -> int:
 def register(groups) -> None:
     parser = groups.command(
         "demo",
-        help="build a scene, ask and answer questions, and roll out learned physics",
-        description="Run nesy-physics end to end on data generated on the spot: a pybullet CLEVR "
-        "scene, template questions, symbolic execution with traces, NS-VQA from pixels and a "
-        "learned-simulator rollout when their checkpoints ship.",
+        help="the framework end to end on fresh data, as one HTML page (demo_out/index.html)",
+        description="Run nesy-physics end to end on data generated on the spot and write one page, "
+        "OUT/index.html: a pybullet CLEVR scene, template questions with programs and execution traces, "
+        "NS-VQA from pixels, a CLEVRER-style collision video and its events, the learned simulators "
+        "rolled out beside the true Newton's cradle, and a short control episode. Sections whose "
+        "checkpoints or packages are missing are left out and listed at the end of the page.",
     )
     add_config_flags(parser, DemoConfig)
     parser.set_defaults(func=run)

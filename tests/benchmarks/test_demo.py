@@ -1,34 +1,79 @@
-"""``nesy demo`` runs every part end to end with the shipped checkpoints."""
+"""``nesy demo`` runs every part end to end with the shipped checkpoints and writes one HTML page."""
 
 from __future__ import annotations
 
 import json
 
-import torch
+import pytest
 
 from benchmarks.cli import main
+from benchmarks.demo import (
+    DEMO_SECTIONS,
+    DemoConfig,
+    SectionUnavailable,
+    register_demo_section,
+    run_demo,
+)
 
 
-def test_demo_builds_asks_answers_and_rolls_out(tmp_path, capsys):
-    out = tmp_path / "demo"
-    before = torch.get_num_threads()
-    try:
-        assert main(["demo", "--out", str(out), "--questions", "3", "--no-trace", "--threads", "1"]) == 0
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
-    printed = capsys.readouterr().out
-    summary = json.loads((out / "summary.json").read_text())
+def test_demo_builds_asks_answers_rolls_out_and_controls(reduced_demo):
+    out, summary = reduced_demo
     assert summary["world"]["objects"] >= 3
-    assert summary["symbolic"]["agree_with_generator"] == summary["symbolic"]["questions"] == 3
+    assert summary["questions"]["agree_with_generator"] == 3
+    assert summary["questions"]["questions"] == 3
     assert "skipped" not in summary["nsvqa"] and summary["nsvqa"]["questions"] == 3
     assert "skipped" not in summary["dynamics"]
     assert set(summary["dynamics"]["models"]) == {"in", "propnet", "dpinet"}
-    for name in ("demo.png", "demo_scenes.json", "demo_questions.json", "cradle_rollout.gif"):
+    assert summary["video"]["frames"] == 8 and summary["video"]["objects"] >= 1
+    assert summary["control"]["steps"] <= 2
+    for name in ("demo.png", "demo_scenes.json", "demo_questions.json", "cradle_rollout.gif",
+                 "control_episode.gif", "index.html"):
         assert (out / name).stat().st_size > 0, name
-    assert "NS-VQA from pixels" in printed
+    page = (out / "index.html").read_text()
+    for title in ("NS-VQA from pixels", "Newton&#x27;s cradle rollout", "CLEVRER-style collision video",
+                  "short box-pushing episode", "execution trace of Q0"):
+        assert title in page, title
+    assert page.count("data:image/gif;base64,") == 3 and "data:image/png;base64," in page
+    assert "Left out" not in page
+
+
+def test_a_registered_section_joins_the_page_and_a_missing_one_is_left_out(tmp_path, capsys):
+    def extra(ctx):
+        ctx.say("extra section at work")
+        ctx.table(["objects seen"], [[len(ctx.state["scene"])]], "from the world section")
+        return {"seen": len(ctx.state["scene"])}
+
+    def missing(ctx):
+        raise SectionUnavailable("the toy package is not installed")
+
+    register_demo_section("extra", extra, title="an extra section from a test", order=15, needs=("world",))
+    register_demo_section("missing", missing, title="a section whose parts are missing", order=16)
+    register_demo_section("never", extra, title="never available", order=17, available=lambda config: "no parts")
+    try:
+        summary = run_demo(DemoConfig(out=str(tmp_path / "d"), questions=1, skip="nsvqa,video,dynamics,control",
+                                      trace=False))
+    finally:
+        for name in ("extra", "missing", "never"):
+            DEMO_SECTIONS.unregister(name)
+    printed = capsys.readouterr().out
+    assert summary["extra"] == {"seen": summary["world"]["objects"]}
+    assert summary["missing"] == {"skipped": "the toy package is not installed"}
+    assert summary["never"] == {"skipped": "no parts"} and summary["video"] == {"skipped": "turned off"}
+    page = (tmp_path / "d" / "index.html").read_text()
+    assert "an extra section from a test" in page and "from the world section" in page
+    assert "a section whose parts are missing" not in page  # left out of the page, listed at its end
+    assert "<code>missing</code>: the toy package is not installed" in page
+    assert "[2/" in printed and "extra section at work" in printed and "open the page:" in printed
+    assert json.loads((tmp_path / "d" / "summary.json").read_text())["page"].endswith("index.html")
 
 
 def test_demo_rejects_a_bad_thread_count(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--threads", "0"]) == 2
     assert "threads" in capsys.readouterr().err
+
+
+def test_demo_sections_run_in_order():
+    names = [e.name for e in sorted(DEMO_SECTIONS.entries(), key=lambda e: e.obj.order)]
+    assert names[:6] == ["world", "questions", "nsvqa", "video", "dynamics", "control"]
+    with pytest.raises(Exception, match="control_steps"):
+        DemoConfig(control_steps=0)
