@@ -55,7 +55,7 @@ class TrackConfig:
     max_gap_distance: float = 2.5
     attribute_weight: float = 1.0
     max_missing: int = 12
-    min_length: int = 3
+    min_length: int = 6
 
     def __post_init__(self) -> None:
         if self.max_distance <= 0 or self.max_gap_distance < self.max_distance:

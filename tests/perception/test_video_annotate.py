@@ -28,6 +28,7 @@ from physics.worlds.clevrer_annotation import (
     read_annotation,
     write_annotation,
 )
+from physics.worlds.clevrer_events import derive_events
 
 HW = (320, 480)
 HEIGHTS = {"cube": 0.2475, "sphere": 0.35, "cylinder": 0.35}
@@ -55,15 +56,21 @@ def test_ground_backprojection_inverts_the_camera():
 
 def test_annotation_has_finite_difference_velocities_interpolated_gaps_and_round_trips(tmp_path):
     moving = {f: (-1.0 + 0.1 * f, 0.5) for f in range(20) if f not in (6, 7)}  # 2.5 units/s at 25 fps, hidden 6-7
-    still = {f: (1.5, -1.0) for f in range(5, 20)}  # enters at frame 5
-    tracks = [_track(("red", "metal", "sphere"), moving, 0.35), _track(("gray", "rubber", "cube"), still, 0.2475)]
+    edge, centre = ground_backproject(CLEVR_CAMERA, np.array([[5.0, 200.0], [240.0, 160.0]]), np.full(2, 0.2475), HW)
+    entering = {f: tuple(edge[:2] + (centre[:2] - edge[:2]) * (f - 5) / 14) for f in range(5, 20)}  # in at frame 5
+    hidden = {f: (1.5, -1.0) for f in range(8, 20)}  # first seen at frame 8, well inside the image
+    tracks = [_track(("red", "metal", "sphere"), moving, 0.35), _track(("gray", "rubber", "cube"), entering, 0.2475),
+              _track(("blue", "rubber", "cylinder"), hidden, 0.35)]
     ann = tracks_to_annotation(tracks, list(range(20)), HW, HEIGHTS, scene_index=3, video_filename="video_00003.gif")
-    assert [p.shape for p in ann.object_property] == ["sphere", "cube"]
+    assert [p.shape for p in ann.object_property] == ["sphere", "cube", "cylinder"]
     by_frame = [fr.by_id() for fr in ann.motion_trajectory]
-    assert all(0 in fr for fr in by_frame) and [1 in fr for fr in by_frame] == [f >= 5 for f in range(20)]
+    assert all(0 in fr and 2 in fr for fr in by_frame) and [1 in fr for fr in by_frame] == [f >= 5 for f in range(20)]
+    np.testing.assert_allclose(by_frame[0][2].location, (1.5, -1.0, 0.35), atol=1e-4)  # held: it was hidden
+    assert [(e.kind, e.frame, e.objects) for e in derive_events(ann.motion_trajectory, ann.collision)
+            if e.kind == "in"] == [("in", 5, (1,))]
     np.testing.assert_allclose(by_frame[6][0].location, (-0.4, 0.5, 0.35), atol=1e-4)  # interpolated
     np.testing.assert_allclose(by_frame[10][0].velocity, (2.5, 0.0, 0.0), atol=1e-3)
-    np.testing.assert_allclose(by_frame[10][1].velocity, (0.0, 0.0, 0.0), atol=1e-3)
+    np.testing.assert_allclose(by_frame[10][2].velocity, (0.0, 0.0, 0.0), atol=1e-3)
     assert by_frame[10][1].location[2] == pytest.approx(0.2475)
     assert ann.collision == ()
     path = tmp_path / "annotation_00003.json"
