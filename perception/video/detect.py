@@ -7,6 +7,12 @@ shape and the image position of the object's centre.  Frames go through the
 proposal network ``batch`` at a time and all crops of a batch through the
 attribute network at once.
 
+Masks: an object's mask is one connected region, so each predicted mask keeps
+its largest connected part only.  The shadow of an object waiting outside the
+view falls into the image, and the CLEVR-trained proposal network (CLEVR has
+no such shadows) sometimes gives its pixels to a nearby object's mask; the
+crop of the joined mask then reads wrong attributes and a wrong centre.
+
 3-D position: the ray through the predicted centre pixel, from the video's
 known fixed camera (:class:`physics.worlds.camera.Camera`), meets the plane
 z = h(shape), the resting height of a small object's centre (CLEVRER objects
@@ -30,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
+from torch import Tensor
 
 from perception.derender.attributes import crop_objects
 from perception.derender.derenderer import Derenderer, image_to_tensor
@@ -46,6 +54,7 @@ __all__ = [
     "frame_paths",
     "iter_frames",
     "ground_backproject",
+    "largest_parts",
     "detect_frames",
 ]
 
@@ -130,6 +139,17 @@ def ground_backproject(camera: Camera, pixel: np.ndarray, heights: np.ndarray, i
     return eye + t[:, None] * rays
 
 
+def largest_parts(masks: Tensor) -> Tensor:
+    """Each mask of bool [K, H, W] cut down to its largest 4-connected part."""
+    out = masks.clone()
+    for k, mask in enumerate(masks.numpy()):
+        labels, n = ndimage.label(mask)
+        if n > 1:
+            sizes = np.bincount(labels.ravel())[1:]
+            out[k] = torch.from_numpy(labels == 1 + int(np.argmax(sizes)))
+    return out
+
+
 @torch.no_grad()
 def detect_frames(
     derenderer: Derenderer,
@@ -156,7 +176,7 @@ def detect_frames(
     for start in range(0, len(frames), batch):
         chunk = frames[start : start + batch]
         images = [image_to_tensor(rgb) for _, rgb in chunk]
-        masks = predict_masks(derenderer.proposal_net, images)
+        masks = [largest_parts(m) for m in predict_masks(derenderer.proposal_net, images)]
         crops, boxes, counts = [], [], []
         for image, m in zip(images, masks, strict=True):
             c, b = crop_objects(image, m, derenderer.attribute_net.config)

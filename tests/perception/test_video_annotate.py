@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from perception.video.annotate import (
     VideoPerceptionConfig,
@@ -13,7 +14,7 @@ from perception.video.annotate import (
     tracks_to_annotation,
     video_index,
 )
-from perception.video.detect import VIDEO_ATTRIBUTES, ground_backproject
+from perception.video.detect import VIDEO_ATTRIBUTES, ground_backproject, largest_parts
 from perception.video.metrics import score_video, summarize
 from perception.video.track import Track
 from physics.errors import ConfigError
@@ -152,3 +153,13 @@ def test_scores_are_perfect_for_the_truth_under_other_ids_and_count_what_is_wron
     assert scores["events"]["collision"]["hits"] == 0 and scores["events"]["collision"]["f1"] == 0.0
     two_late = dataclasses.replace(true, collision=(Collision((0, 1), 7, (0.0, 0.0, 0.35)),))
     assert summarize([score_video(two_late, true)])["events"]["collision"]["hits"] == 1
+
+
+def test_a_mask_keeps_its_largest_connected_part():
+    masks = torch.zeros(2, 10, 12, dtype=torch.bool)
+    masks[0, 2:6, 2:6] = True  # the object
+    masks[0, 8:10, 0:2] = True  # a shadow's pixels given to it
+    masks[1, 0:3, 9:12] = True
+    kept = largest_parts(masks)
+    assert int(kept[0].sum()) == 16 and not kept[0, 8:, :2].any()
+    assert torch.equal(kept[1], masks[1])
