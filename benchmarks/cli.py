@@ -46,6 +46,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("bench", "speed"), "bench_speed", "speed suites (executor, clevr-data) as JSON"),
     (("bench", "dynamics"), "bench_dynamics", "rollout error and speed of learned simulators against the simulator"),
     (("bench", "all"), "bench_all", "every registered benchmark suite; results.json, report.html and report.md"),
+    (("bench", "video-perception"), "bench_video_perception", "CLEVRER video perception from pixels scored against the truth"),
     (("bench", "compare"), "bench_compare", "paired comparison of two models' rollout errors (bootstrap interval)"),
     (("control",), "control", "model-predictive control on a Gymnasium task (learned or true model)"),
 )

@@ -1,0 +1,205 @@
+"""Per-frame object detection for videos: the derenderer's two networks, batched over frames.
+
+Every frame of a CLEVRER-style video goes through the NS-VQA derenderer
+(:class:`~perception.derender.derenderer.Derenderer`): its proposal network
+gives instance masks, its attribute network each mask's colour, material,
+shape and the image position of the object's centre.  Frames go through the
+proposal network ``batch`` at a time and all crops of a batch through the
+attribute network at once.
+
+Masks: an object's mask is one connected region, so each predicted mask keeps
+its largest connected part only.  The shadow of an object waiting outside the
+view falls into the image, and the CLEVR-trained proposal network (CLEVR has
+no such shadows) sometimes gives its pixels to a nearby object's mask; the
+crop of the joined mask then reads wrong attributes and a wrong centre.
+
+3-D position: the ray through the predicted centre pixel, from the video's
+known fixed camera (:class:`physics.worlds.camera.Camera`), meets the plane
+z = h(shape), the resting height of a small object's centre (CLEVRER objects
+all have CLEVR's ``small`` size and slide on the floor).  The size head is not
+read: CLEVRER has one size.
+
+Shapes (K detections in one frame)::
+
+    pixel     float [K, 2]   (u, v) image position of the centre, pixels
+    location  float [K, 3]   ground-plane back-projection (scene units)
+    probs     {attribute: float [K, n_values]}  softmax over CLEVR's vocabulary
+    area      int   [K]      mask pixels
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import Tensor
+
+from perception.derender.attributes import crop_objects
+from perception.derender.derenderer import Derenderer, image_to_tensor
+from perception.derender.proposals import predict_masks
+from perception.image_io import load_image
+from physics.errors import DataError, StateError
+from physics.io import PathLike
+from physics.worlds.camera import Camera
+from physics.worlds.clevr_properties import ATTRIBUTES
+
+__all__ = [
+    "VIDEO_ATTRIBUTES",
+    "FrameDetections",
+    "frame_paths",
+    "iter_frames",
+    "ground_backproject",
+    "largest_parts",
+    "detect_frames",
+]
+
+VIDEO_ATTRIBUTES = ("color", "material", "shape")  # what CLEVRER's object_property lists; one size
+VIDEO_SIZE = "small"  # CLEVRER's one object size (CLEVR's small)
+
+
+@dataclass(frozen=True)
+class FrameDetections:
+    """The objects found in one frame (shapes in the module docstring)."""
+
+    frame: int
+    pixel: np.ndarray
+    location: np.ndarray
+    probs: dict[str, np.ndarray]
+    area: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pixel)
+
+    def names(self, attribute: str) -> list[str]:
+        """The most probable value of ``attribute`` for each detection."""
+        return [ATTRIBUTES[attribute][int(i)] for i in self.probs[attribute].argmax(1)]
+
+    @classmethod
+    def empty(cls, frame: int) -> FrameDetections:
+        return cls(frame, np.zeros((0, 2)), np.zeros((0, 3)),
+                   {a: np.zeros((0, len(ATTRIBUTES[a]))) for a in VIDEO_ATTRIBUTES}, np.zeros(0, dtype=np.int64))
+
+
+def frame_paths(frames_dir: PathLike) -> list[Path]:
+    """The PNG frames of a video folder (``<f:04d>.png``), in frame order.
+
+    Raises:
+        DataError: not a folder, or no PNG frame in it.
+    """
+    root = Path(frames_dir)
+    if not root.is_dir():
+        raise DataError(f"video frames folder not found: {root}")
+    paths = sorted((p for p in root.glob("*.png") if p.stem.isdigit()), key=lambda p: int(p.stem))
+    if not paths:
+        raise DataError(f"no numbered PNG frame (0000.png, ...) in {root}")
+    return paths
+
+
+def iter_frames(frames_dir: PathLike) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, RGB uint8 [H, W, 3]) of each frame of a video folder; frames must share one size."""
+    size = None
+    for path in frame_paths(frames_dir):
+        rgb = load_image(path)
+        if size is None:
+            size = rgb.shape
+        elif rgb.shape != size:
+            raise DataError(f"{path}: frame of size {rgb.shape[:2]} in a video of {size[:2]} frames")
+        yield int(path.stem), rgb
+
+
+def ground_backproject(camera: Camera, pixel: np.ndarray, heights: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+    """Where the rays through pixels ``(u, v)`` meet the planes z = ``heights``.
+
+    Args:
+        camera: The fixed camera (its own image size is ignored: ``image_hw`` is used,
+            the same field of view at another resolution).
+        pixel: float [K, 2] continuous pixel coordinates (pixel centres at i + 0.5,
+            as :meth:`Camera.project` gives them).
+        heights: float [K] plane heights.
+        image_hw: (H, W) of the frames.
+
+    Returns:
+        float [K, 3] world points (a ray that never goes down meets its plane at the horizon: clipped).
+    """
+    h, w = image_hw
+    right, up, forward = camera.axes()
+    tan_x = math.tan(math.radians(camera.fov_x_deg) / 2.0)
+    tan_y = tan_x * h / w
+    xs = (np.asarray(pixel[:, 0], float) / w * 2.0 - 1.0) * tan_x
+    ys = (1.0 - np.asarray(pixel[:, 1], float) / h * 2.0) * tan_y
+    rays = forward + xs[:, None] * right + ys[:, None] * up
+    eye = np.asarray(camera.eye, float)
+    down = np.minimum(rays[:, 2], -1e-3)  # a ray at or above the horizon: the far clip instead
+    t = np.minimum((np.asarray(heights, float) - eye[2]) / down, camera.far)
+    return eye + t[:, None] * rays
+
+
+def largest_parts(masks: Tensor) -> Tensor:
+    """Each mask of bool [K, H, W] cut down to its largest 4-connected part."""
+    out = masks.clone()
+    for k, mask in enumerate(masks.numpy()):
+        labels, n = ndimage.label(mask)
+        if n > 1:
+            sizes = np.bincount(labels.ravel())[1:]
+            out[k] = torch.from_numpy(labels == 1 + int(np.argmax(sizes)))
+    return out
+
+
+@torch.no_grad()
+def detect_frames(
+    derenderer: Derenderer,
+    frames: Sequence[tuple[int, np.ndarray]],
+    camera: Camera,
+    *,
+    batch: int = 16,
+) -> list[FrameDetections]:
+    """Detect the objects of each frame (proposal masks, attributes, centre, 3-D position).
+
+    Args:
+        derenderer: The trained networks.
+        frames: (frame index, RGB uint8 [H, W, 3]) pairs.
+        camera: The videos' fixed camera.
+        batch: Frames per forward pass of the proposal network.
+
+    Returns:
+        One :class:`FrameDetections` per frame, in the given order.
+    """
+    if batch < 1:
+        raise StateError(f"detect_frames: batch must be >= 1, got {batch}")
+    out: list[FrameDetections] = []
+    heights = {s: derenderer.height(s, VIDEO_SIZE) for s in ATTRIBUTES["shape"]}
+    for start in range(0, len(frames), batch):
+        chunk = frames[start : start + batch]
+        images = [image_to_tensor(rgb) for _, rgb in chunk]
+        masks = [largest_parts(m) for m in predict_masks(derenderer.proposal_net, images)]
+        crops, boxes, counts = [], [], []
+        for image, m in zip(images, masks, strict=True):
+            c, b = crop_objects(image, m, derenderer.attribute_net.config)
+            crops.append(c)
+            boxes.append(b)
+            counts.append(len(m))
+        if sum(counts) == 0:
+            out += [FrameDetections.empty(f) for f, _ in chunk]
+            continue
+        logits, centre = derenderer.attribute_net(torch.cat(crops), torch.cat(boxes))
+        probs = {a: torch.softmax(logits[a], 1).numpy() for a in VIDEO_ATTRIBUTES}
+        box = torch.cat(boxes)
+        offset = 0
+        for (f, rgb), m, k in zip(chunk, masks, counts, strict=True):
+            sl = slice(offset, offset + k)
+            offset += k
+            h, w = rgb.shape[:2]
+            side = box[sl, 2] * w
+            u = (box[sl, 0] * w + centre[sl, 0] * side).numpy()
+            v = (box[sl, 1] * h + centre[sl, 1] * side).numpy()
+            pixel = np.stack([u, v], 1).astype(float)
+            p = {a: probs[a][sl] for a in VIDEO_ATTRIBUTES}
+            z = np.array([heights[ATTRIBUTES["shape"][i]] for i in p["shape"].argmax(1)], dtype=float)
+            location = ground_backproject(camera, pixel, z, (h, w))
+            out.append(FrameDetections(f, pixel, location, p, m.flatten(1).sum(1).numpy().astype(np.int64)))
+    return out

@@ -1,0 +1,119 @@
+"""The registered video perceivers: ``model`` (from pixels) and ``gt`` (the annotation file).
+
+``model`` is NS-DR's video parsing (Yi, Gan et al., ICLR 2020, Sec. 4) built on
+this framework's parts: the NS-VQA derenderer on every frame
+(:mod:`perception.video.detect`, frames batched through both networks),
+tracking (:mod:`perception.video.track`) and the annotation rules
+(:mod:`perception.video.annotate`).  Its weights are the derenderer's: the
+shipped CLEVR derenderer reads CLEVRER frames as they are (its accuracy on
+video frames is in ``docs/results/clevrer.md``), so no video checkpoint ships.
+
+``gt`` returns the video's own annotation (``annotation_<split>/annotation_<k>.json``
+next to ``frames_<split>/video_<k>/``), for runs that isolate the other parts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from perception.derender.derenderer import Derenderer, load_default_derenderer, load_derenderer
+from perception.video.annotate import VideoPerceptionConfig, tracks_to_annotation, video_index
+from perception.video.detect import VIDEO_SIZE, FrameDetections, detect_frames, iter_frames
+from perception.video.registry import VideoPerceiver, register_video_perceiver
+from perception.video.track import track_detections
+from physics.errors import DataError
+from physics.io import PathLike
+from physics.worlds.clevr_properties import SHAPES
+from physics.worlds.clevrer_annotation import VideoAnnotation, read_annotation
+
+__all__ = ["PixelVideoPerceiver", "GroundTruthVideoPerceiver", "annotation_for_frames"]
+
+
+class PixelVideoPerceiver(VideoPerceiver):
+    """From pixels: the derenderer on every frame, tracking, velocities and collisions.
+
+    Args:
+        derenderer: The per-frame detector (default: the shipped one).
+        config: Batch size, frame rate, tracking and collision parameters.
+    """
+
+    name = "model"
+
+    def __init__(self, derenderer: Derenderer | None = None, config: VideoPerceptionConfig | None = None) -> None:
+        self.derenderer = derenderer if derenderer is not None else load_default_derenderer()
+        self.config = config if config is not None else VideoPerceptionConfig()
+        self.last_detections: list[FrameDetections] = []
+
+    @classmethod
+    def load(cls, checkpoint: PathLike | None = None) -> PixelVideoPerceiver:
+        """With the derenderer checkpoint ``checkpoint`` (``nesy train derender``; None: the shipped one)."""
+        return cls(None if checkpoint is None else load_derenderer(checkpoint))
+
+    def heights(self) -> dict[str, float]:
+        """Resting height of each shape's centre (CLEVRER's one size), from the derenderer's calibration."""
+        return {s: self.derenderer.height(s, VIDEO_SIZE) for s in SHAPES}
+
+    def __call__(self, frames_dir: PathLike) -> VideoAnnotation:
+        """The annotation of the video in ``frames_dir`` (see :mod:`perception.video.annotate` for its rules).
+
+        The per-frame detections stay in :attr:`last_detections` (for scoring detection alone).
+
+        Raises:
+            DataError: a missing folder, no frames, or an unreadable frame (named).
+        """
+        frames = list(iter_frames(frames_dir))
+        detections = detect_frames(self.derenderer, frames, self.config.camera, batch=self.config.batch)
+        self.last_detections = detections
+        tracks = track_detections(detections, self.config.track)
+        k = video_index(frames_dir)
+        return tracks_to_annotation(
+            tracks,
+            [f for f, _ in frames],
+            frames[0][1].shape[:2],
+            self.heights(),
+            self.config,
+            scene_index=k,
+            video_filename=f"{Path(frames_dir).name}.gif",
+        )
+
+
+def annotation_for_frames(frames_dir: PathLike) -> Path:
+    """The annotation file of a frame folder in ``nesy data clevrer``'s layout.
+
+    ``DIR/frames_<split>/video_<k>/`` -> ``DIR/annotation_<split>/annotation_<k>.json``.
+
+    Raises:
+        DataError: the folder is not laid out so, or the file is missing.
+    """
+    frames_dir = Path(frames_dir)
+    split = frames_dir.parent.name.removeprefix("frames_")
+    if not frames_dir.parent.name.startswith("frames_"):
+        raise DataError(f"{frames_dir}: not a frames_<split>/video_<k> folder, so its annotation cannot be found")
+    path = frames_dir.parent.parent / f"annotation_{split}" / f"annotation_{video_index(frames_dir):05d}.json"
+    if not path.is_file():
+        raise DataError(f"{frames_dir}: its annotation {path} is missing")
+    return path
+
+
+class GroundTruthVideoPerceiver(VideoPerceiver):
+    """Ground-truth perception: the video's own annotation file."""
+
+    name = "gt"
+
+    @classmethod
+    def load(cls, checkpoint: PathLike | None = None) -> GroundTruthVideoPerceiver:
+        """No weights: ``checkpoint`` must be None.
+
+        Raises:
+            DataError: a checkpoint was given.
+        """
+        if checkpoint is not None:
+            raise DataError(f"video perceiver 'gt' reads annotation files and takes no checkpoint, got {checkpoint}")
+        return cls()
+
+    def __call__(self, frames_dir: PathLike) -> VideoAnnotation:
+        return read_annotation(annotation_for_frames(frames_dir))
+
+
+register_video_perceiver(PixelVideoPerceiver, help="from pixels: derenderer on each frame, tracking, finite differences, collision rule")
+register_video_perceiver(GroundTruthVideoPerceiver, help="ground truth: the video's own annotation file")

@@ -1,0 +1,190 @@
+"""Tracking: per-frame detections -> object tracks (online Hungarian matching, then merging).
+
+Online step, frame by frame (the "tracking by detection" of SORT, Bewley et
+al., 2016, with the objects' attributes as the appearance cue):
+
+1. every open track predicts its ground-plane position at the frame (constant
+   velocity from its last two observations);
+2. the cost of giving detection ``j`` to track ``i`` is the ground-plane
+   distance from the prediction plus ``attribute_weight`` times the attribute
+   disagreement (one minus the mean, over colour, material and shape, of the
+   inner product of the track's mean probabilities and the detection's);
+3. the Hungarian algorithm (scipy's ``linear_sum_assignment``) matches them;
+   pairs further than the gate (``max_distance`` per frame since the track was
+   last seen, at most ``max_gap_distance``) are not matched;
+4. unmatched detections open new tracks (objects entering the view, or seen
+   again); tracks not seen for ``max_missing`` frames close (objects leaving,
+   or hidden for long).
+
+Merging: CLEVRER never shows two identical objects in one video (no two share
+colour, material and shape), so two tracks with the same attributes that never
+coexist are one object seen twice (hidden behind another, or leaving and
+coming back); they are joined.  Tracks seen in fewer than ``min_length``
+frames are dropped as spurious.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from perception.video.detect import VIDEO_ATTRIBUTES, FrameDetections
+from physics.errors import ConfigError
+from physics.worlds.clevr_properties import ATTRIBUTES
+
+__all__ = ["TrackConfig", "Track", "track_detections"]
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Tracking parameters (scene units and frames).
+
+    Args:
+        max_distance: Gate per frame since a track was last seen: CLEVRER objects
+            move at most about 0.32 units a frame (8 units/s at 25 fps).
+        max_gap_distance: The gate never grows past this.
+        attribute_weight: Cost of full attribute disagreement, in scene units.
+        max_missing: Frames a track may go unseen (hidden behind another) before it closes.
+        min_length: Tracks seen in fewer frames are dropped.
+    """
+
+    max_distance: float = 0.6
+    max_gap_distance: float = 2.5
+    attribute_weight: float = 1.0
+    max_missing: int = 12
+    min_length: int = 6
+
+    def __post_init__(self) -> None:
+        if self.max_distance <= 0 or self.max_gap_distance < self.max_distance:
+            raise ConfigError(f"TrackConfig needs 0 < max_distance <= max_gap_distance, got "
+                              f"{self.max_distance}, {self.max_gap_distance}")
+        if self.attribute_weight < 0 or self.max_missing < 0 or self.min_length < 1:
+            raise ConfigError(f"TrackConfig needs attribute_weight >= 0, max_missing >= 0 and min_length >= 1, got "
+                              f"{self.attribute_weight}, {self.max_missing}, {self.min_length}")
+
+
+@dataclass
+class Track:
+    """One object's detections over time.
+
+    Attributes:
+        frames: Frame of each observation, increasing.
+        pixels: float [2] image centre per observation.
+        locations: float [3] ground-plane position per observation.
+        probs: Per attribute, the summed probabilities over observations.
+    """
+
+    frames: list[int] = field(default_factory=list)
+    pixels: list[np.ndarray] = field(default_factory=list)
+    locations: list[np.ndarray] = field(default_factory=list)
+    probs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, frame: int, pixel: np.ndarray, location: np.ndarray, probs: dict[str, np.ndarray]) -> None:
+        self.frames.append(frame)
+        self.pixels.append(np.asarray(pixel, float))
+        self.locations.append(np.asarray(location, float))
+        for a in VIDEO_ATTRIBUTES:
+            self.probs[a] = self.probs.get(a, 0.0) + np.asarray(probs[a], float)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def mean_probs(self, attribute: str) -> np.ndarray:
+        """The mean probabilities of ``attribute`` over the track's observations."""
+        return self.probs[attribute] / max(len(self), 1)
+
+    def attributes(self) -> dict[str, str]:
+        """The track's colour, material and shape: the most probable value on average."""
+        return {a: ATTRIBUTES[a][int(np.argmax(self.probs[a]))] for a in VIDEO_ATTRIBUTES}
+
+    def predict(self, frame: int) -> np.ndarray:
+        """Ground-plane (x, y) expected at ``frame``: constant velocity from the last two observations."""
+        last = self.locations[-1][:2]
+        if len(self) < 2:
+            return last
+        velocity = (last - self.locations[-2][:2]) / (self.frames[-1] - self.frames[-2])
+        return last + velocity * (frame - self.frames[-1])
+
+    def absorb(self, other: Track) -> None:
+        """Append ``other``'s observations (it must start after this track's last frame)."""
+        self.frames += other.frames
+        self.pixels += other.pixels
+        self.locations += other.locations
+        for a in VIDEO_ATTRIBUTES:
+            self.probs[a] = self.probs[a] + other.probs[a]
+
+
+def _disagreement(track: Track, probs: dict[str, np.ndarray]) -> np.ndarray:
+    """One minus the mean attribute agreement of ``track`` with each detection: float [K]."""
+    agree = [probs[a] @ track.mean_probs(a) for a in VIDEO_ATTRIBUTES]
+    return 1.0 - np.mean(agree, axis=0)
+
+
+def track_detections(detections: Sequence[FrameDetections], config: TrackConfig = TrackConfig()) -> list[Track]:
+    """Link per-frame detections into tracks (the rules in the module docstring).
+
+    Args:
+        detections: One :class:`FrameDetections` per frame, in frame order.
+        config: Gates and weights.
+
+    Returns:
+        Tracks ordered by their first frame, then by image column of their first observation.
+    """
+    open_tracks: list[Track] = []
+    closed: list[Track] = []
+    for det in detections:
+        f = det.frame
+        still_open = []
+        for t in open_tracks:
+            (closed if f - t.frames[-1] > config.max_missing + 1 else still_open).append(t)
+        open_tracks = still_open
+        matched: set[int] = set()
+        if open_tracks and len(det):
+            cost = np.empty((len(open_tracks), len(det)))
+            gate = np.empty(len(open_tracks))
+            for i, t in enumerate(open_tracks):
+                distance = np.linalg.norm(det.location[:, :2] - t.predict(f)[None], axis=1)
+                cost[i] = distance + config.attribute_weight * _disagreement(t, det.probs)
+                gate[i] = min(config.max_distance * (f - t.frames[-1]), config.max_gap_distance)
+                cost[i, distance > gate[i]] = np.inf
+            finite = np.where(np.isfinite(cost), cost, 1e9)
+            for i, j in zip(*linear_sum_assignment(finite), strict=True):
+                if np.isfinite(cost[i, j]):
+                    open_tracks[i].add(f, det.pixel[j], det.location[j], {a: det.probs[a][j] for a in VIDEO_ATTRIBUTES})
+                    matched.add(int(j))
+        for j in range(len(det)):
+            if j not in matched:
+                t = Track()
+                t.add(f, det.pixel[j], det.location[j], {a: det.probs[a][j] for a in VIDEO_ATTRIBUTES})
+                open_tracks.append(t)
+    tracks = [t for t in [*closed, *open_tracks] if len(t) >= config.min_length]
+    tracks = _merge_same_object(tracks, config)
+    return sorted(tracks, key=lambda t: (t.frames[0], float(t.pixels[0][0])))
+
+
+def _merge_same_object(tracks: list[Track], config: TrackConfig) -> list[Track]:
+    """Join tracks with the same colour, material and shape that never share a frame.
+
+    The later track must start where the earlier could have got to: within
+    ``max_distance`` per frame between them (a leaving object does not come back elsewhere).
+    """
+    tracks = sorted(tracks, key=lambda t: t.frames[0])
+    kept: list[Track] = []
+    for t in tracks:
+        host = next((k for k in kept if _continues(k, t, config)), None)
+        if host is None:
+            kept.append(t)
+        else:
+            host.absorb(t)
+    return kept
+
+
+def _continues(first: Track, later: Track, config: TrackConfig) -> bool:
+    """Whether ``later`` can be ``first`` seen again: same attributes, after it, within reach."""
+    if first.attributes() != later.attributes() or first.frames[-1] >= later.frames[0]:
+        return False
+    reach = config.max_distance * (later.frames[0] - first.frames[-1])
+    return bool(np.linalg.norm(later.locations[0][:2] - first.locations[-1][:2]) <= reach)

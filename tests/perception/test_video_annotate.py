@@ -1,0 +1,165 @@
+"""Tracks -> the official annotation: velocities, visibility, the collision rule, the file round trip, scores."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from perception.video.annotate import (
+    VideoPerceptionConfig,
+    touch_collisions,
+    tracks_to_annotation,
+    video_index,
+)
+from perception.video.detect import VIDEO_ATTRIBUTES, ground_backproject, largest_parts
+from perception.video.metrics import score_video, summarize
+from perception.video.track import Track
+from physics.errors import ConfigError
+from physics.worlds.camera import CLEVR_CAMERA
+from physics.worlds.clevr_properties import ATTRIBUTES
+from physics.worlds.clevrer_annotation import (
+    Collision,
+    FrameStates,
+    ObjectProperty,
+    ObjectState,
+    VideoAnnotation,
+    read_annotation,
+    write_annotation,
+)
+from physics.worlds.clevrer_events import derive_events
+
+HW = (320, 480)
+HEIGHTS = {"cube": 0.2475, "sphere": 0.35, "cylinder": 0.35}
+CAMERA = CLEVR_CAMERA.with_size(480, 320)
+
+
+def _track(attrs: tuple[str, str, str], path: dict[int, tuple[float, float]], shape_z: float) -> Track:
+    """A track whose observations are the pixels where ``path``'s ground points show."""
+    t = Track()
+    for f, (x, y) in sorted(path.items()):
+        pixel = CAMERA.project(np.array([[x, y, shape_z]]))[0, :2]
+        probs = {a: np.eye(len(ATTRIBUTES[a]))[ATTRIBUTES[a].index(v)] for a, v in zip(VIDEO_ATTRIBUTES, attrs, strict=True)}
+        t.add(f, pixel, np.array([x, y, shape_z]), probs)
+    return t
+
+
+def test_ground_backprojection_inverts_the_camera():
+    points = np.array([[0.5, -1.0, 0.35], [-2.0, 2.5, 0.2475], [3.0, 0.0, 0.35]])
+    pixel = CAMERA.project(points)[:, :2]
+    back = ground_backproject(CLEVR_CAMERA, pixel, points[:, 2], HW)
+    np.testing.assert_allclose(back, points, atol=1e-9)
+    # the same field of view at a quarter of the size
+    np.testing.assert_allclose(ground_backproject(CLEVR_CAMERA, pixel / 4, points[:, 2], (80, 120)), points, atol=1e-9)
+
+
+def test_annotation_has_finite_difference_velocities_interpolated_gaps_and_round_trips(tmp_path):
+    moving = {f: (-1.0 + 0.1 * f, 0.5) for f in range(20) if f not in (6, 7)}  # 2.5 units/s at 25 fps, hidden 6-7
+    edge, centre = ground_backproject(CLEVR_CAMERA, np.array([[5.0, 200.0], [240.0, 160.0]]), np.full(2, 0.2475), HW)
+    entering = {f: tuple(edge[:2] + (centre[:2] - edge[:2]) * (f - 5) / 14) for f in range(5, 20)}  # in at frame 5
+    hidden = {f: (1.5, -1.0) for f in range(8, 20)}  # first seen at frame 8, well inside the image
+    tracks = [_track(("red", "metal", "sphere"), moving, 0.35), _track(("gray", "rubber", "cube"), entering, 0.2475),
+              _track(("blue", "rubber", "cylinder"), hidden, 0.35)]
+    ann = tracks_to_annotation(tracks, list(range(20)), HW, HEIGHTS, scene_index=3, video_filename="video_00003.gif")
+    assert [p.shape for p in ann.object_property] == ["sphere", "cube", "cylinder"]
+    by_frame = [fr.by_id() for fr in ann.motion_trajectory]
+    assert all(0 in fr and 2 in fr for fr in by_frame) and [1 in fr for fr in by_frame] == [f >= 5 for f in range(20)]
+    np.testing.assert_allclose(by_frame[0][2].location, (1.5, -1.0, 0.35), atol=1e-4)  # held: it was hidden
+    assert [(e.kind, e.frame, e.objects) for e in derive_events(ann.motion_trajectory, ann.collision)
+            if e.kind == "in"] == [("in", 5, (1,))]
+    np.testing.assert_allclose(by_frame[6][0].location, (-0.4, 0.5, 0.35), atol=1e-4)  # interpolated
+    np.testing.assert_allclose(by_frame[10][0].velocity, (2.5, 0.0, 0.0), atol=1e-3)
+    np.testing.assert_allclose(by_frame[10][2].velocity, (0.0, 0.0, 0.0), atol=1e-3)
+    assert by_frame[10][1].location[2] == pytest.approx(0.2475)
+    assert ann.collision == ()
+    path = tmp_path / "annotation_00003.json"
+    write_annotation(path, ann)
+    assert read_annotation(path) == dataclasses.replace(ann, extra={})
+    assert video_index(tmp_path / "video_00012") == 12
+
+
+def _frames(paths: dict[int, dict[int, tuple[float, float]]], n: int) -> tuple[FrameStates, ...]:
+    zero = (0.0, 0.0, 0.0)
+    return tuple(
+        FrameStates(f, tuple(ObjectState(k, (*p[f], 0.35), zero, zero, zero, True) for k, p in paths.items() if f in p))
+        for f in range(n)
+    )
+
+
+def _bounce(f: int) -> float:
+    """x of a sphere sliding at 0.4 a frame into x = -0.35, 1/8 of a frame after frame 4, and back."""
+    return -2.0 + 0.4 * f if f <= 4 else -0.7 - 0.4 * (f - 5)
+
+
+def test_a_bounce_inside_one_frame_is_a_collision_at_that_frame():
+    # the two spheres meet between frames 4 and 5 and bounce apart: never closer than 0.8 at a frame
+    a = {f: (_bounce(f), 0.0) for f in range(12)}
+    b = {f: (-_bounce(f), 0.0) for f in range(12)}
+    shapes = {0: "sphere", 1: "sphere"}
+    found = touch_collisions(_frames({0: a, 1: b}, 12), shapes, 0.72, 0.03, 5)
+    assert [(c.object_ids, c.frame_id) for c in found] == [((0, 1), 5)]
+    np.testing.assert_allclose(found[0].location, (0.0, 0.0, 0.35), atol=1e-6)
+
+
+def test_objects_resting_in_contact_collide_once_and_again_only_after_the_gap():
+    apart = {f: (0.0, 0.0) for f in range(30)}
+    # touches at frames 3-10, parts for 3 frames (< gap), touches again, parts for 8 frames, touches again
+    near = {f: (0.7 if (3 <= f <= 10 or 14 <= f <= 16 or f >= 25) else 1.2, 0.0) for f in range(30)}
+    found = touch_collisions(_frames({0: apart, 1: near}, 30), {0: "sphere", 1: "sphere"}, 0.72, 0.03, 5)
+    assert [c.frame_id for c in found] == [3, 25]
+    # two cubes resting 0.7 apart do not touch (their contact distance is 0.72 - 2 * 0.03); two spheres do
+    resting = _frames({0: apart, 1: {f: (0.7, 0.0) for f in range(30)}}, 30)
+    assert touch_collisions(resting, {0: "cube", 1: "cube"}, 0.72, 0.03, 5) == ()
+    assert len(touch_collisions(resting, {0: "sphere", 1: "sphere"}, 0.72, 0.03, 5)) == 1
+
+
+def test_video_perception_config_refuses_nonsense():
+    with pytest.raises(ConfigError, match="contact_distance"):
+        VideoPerceptionConfig(contact_distance=0.0)
+    with pytest.raises(ConfigError, match="batch"):
+        VideoPerceptionConfig(batch=0)
+
+
+def _truth() -> VideoAnnotation:
+    a = {f: (_bounce(f), 0.0) for f in range(12)}
+    b = {f: (-_bounce(f), 0.0) for f in range(12)}
+    props = (ObjectProperty(0, "red", "metal", "sphere"), ObjectProperty(1, "blue", "rubber", "cube"))
+    return VideoAnnotation(0, "video_00000.gif", props, _frames({0: a, 1: b}, 12), (Collision((0, 1), 5, (0.0, 0.0, 0.35)),))
+
+
+def test_scores_are_perfect_for_the_truth_under_other_ids_and_count_what_is_wrong():
+    true = _truth()
+    swap = {0: 1, 1: 0}
+    renamed = dataclasses.replace(
+        true,
+        object_property=tuple(dataclasses.replace(p, object_id=swap[p.object_id]) for p in reversed(true.object_property)),
+        motion_trajectory=tuple(FrameStates(fr.frame_id, tuple(dataclasses.replace(o, object_id=swap[o.object_id])
+                                                               for o in fr.objects)) for fr in true.motion_trajectory),
+    )
+    perfect = summarize([score_video(renamed, true)])
+    assert perfect["identity_accuracy"] == 1.0 and perfect["id_switches"] == 0
+    assert perfect["attribute_accuracy"]["all"] == 1.0 and perfect["location_error"] == 0.0
+    assert perfect["events"]["collision"]["f1"] == 1.0
+    # a wrong colour, and the collision 3 frames late (outside the 2-frame tolerance)
+    wrong = dataclasses.replace(
+        true,
+        object_property=(dataclasses.replace(true.object_property[0], color="green"), true.object_property[1]),
+        collision=(Collision((0, 1), 8, (0.0, 0.0, 0.35)),),
+    )
+    scores = summarize([score_video(wrong, true)])
+    assert scores["attribute_accuracy"]["color"] == 0.5 and scores["attribute_accuracy"]["shape"] == 1.0
+    assert scores["events"]["collision"]["hits"] == 0 and scores["events"]["collision"]["f1"] == 0.0
+    two_late = dataclasses.replace(true, collision=(Collision((0, 1), 7, (0.0, 0.0, 0.35)),))
+    assert summarize([score_video(two_late, true)])["events"]["collision"]["hits"] == 1
+
+
+def test_a_mask_keeps_its_largest_connected_part():
+    masks = torch.zeros(2, 10, 12, dtype=torch.bool)
+    masks[0, 2:6, 2:6] = True  # the object
+    masks[0, 8:10, 0:2] = True  # a shadow's pixels given to it
+    masks[1, 0:3, 9:12] = True
+    kept = largest_parts(masks)
+    assert int(kept[0].sum()) == 16 and not kept[0, 8:, :2].any()
+    assert torch.equal(kept[1], masks[1])

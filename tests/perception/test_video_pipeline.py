@@ -1,0 +1,89 @@
+"""Pixels to annotation on a 2-video tiny data set, the registry, and `nesy bench video-perception`."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from contextlib import redirect_stdout
+
+import pytest
+
+from benchmarks import cli
+from benchmarks.cli import main
+from perception.video import VIDEO_PERCEIVERS, load_video_perceiver, perceive_video
+from perception.video.perceiver import PixelVideoPerceiver, annotation_for_frames
+from physics.errors import ConfigError, DataError
+from physics.worlds.clevrer_annotation import read_annotation, write_annotation
+
+
+def _nesy(args: list[str], module: str) -> str:
+    buf = io.StringIO()
+    with redirect_stdout(buf), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "COMMAND_MODULES", (module,))
+        assert main(args) == 0
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clevrer_tiny")
+    _nesy(["data", "clevrer", "--n", "2", "--frames", "8", "--future-frames", "0", "--width", "96", "--height", "64",
+           "--seed", "3", "--split", "val", "--out", str(out), "--quiet"], "data_clevrer")
+    return out
+
+
+def test_registry_offers_ground_truth_and_the_pixel_model():
+    assert VIDEO_PERCEIVERS.names()[:2] == ["model", "gt"]
+    with pytest.raises(ConfigError, match="video perceiver"):
+        load_video_perceiver("nope")
+
+
+def test_pixels_to_annotation_gives_every_frame_and_round_trips(tiny, tmp_path):
+    video = tiny / "frames_val" / "video_00001"
+    perceiver = PixelVideoPerceiver()
+    ann = perceiver(video)
+    assert ann.scene_index == 1 and [fr.frame_id for fr in ann.motion_trajectory] == list(range(8))
+    assert len(perceiver.last_detections) == 8
+    ids = {p.object_id for p in ann.object_property}
+    assert {o.object_id for fr in ann.motion_trajectory for o in fr.objects} <= ids
+    assert all(set(c.object_ids) <= ids for c in ann.collision)
+    write_annotation(tmp_path / "annotation_00001.json", ann)
+    assert read_annotation(tmp_path / "annotation_00001.json") == dataclasses.replace(ann, extra={})
+
+
+def test_ground_truth_perceiver_reads_the_videos_own_annotation(tiny):
+    video = tiny / "frames_val" / "video_00000"
+    assert perceive_video(video, "gt") == read_annotation(tiny / "annotation_val" / "annotation_00000.json")
+    with pytest.raises(DataError, match="frames_<split>"):
+        annotation_for_frames(tiny)
+
+
+def test_bench_scores_ground_truth_perfectly_and_writes_the_perceived_annotations(tiny, tmp_path):
+    out = tmp_path / "r.json"
+    text = _nesy(["bench", "video-perception", "--data", str(tiny), "--perception", "gt", "--save", str(tmp_path / "p"),
+                  "--out", str(out)], "bench_video_perception")
+    assert "identity accuracy" in text
+    result = json.loads(out.read_text())
+    assert result["videos"] == 2 and result["frames"] == 16 and result["skipped"] == []
+    assert result["identity_accuracy"] == 1.0 and result["attribute_accuracy"]["all"] == 1.0
+    assert result["location_error"] == 0.0 and result["speed"]["frames"] == 16
+    assert read_annotation(tmp_path / "p" / "annotation_val" / "annotation_00001.json") == read_annotation(
+        tiny / "annotation_val" / "annotation_00001.json")
+
+
+def test_bench_model_reports_and_skips_a_broken_video(tiny, tmp_path):
+    broken = tmp_path / "data"
+    (broken / "frames_val" / "video_00000").mkdir(parents=True)
+    (broken / "frames_val" / "video_00000" / "0000.png").write_bytes(b"not a png")
+    (broken / "annotation_val").mkdir()
+    (broken / "annotation_val" / "annotation_00000.json").write_text((tiny / "annotation_val" / "annotation_00000.json").read_text())
+    video = tiny / "frames_val" / "video_00001"
+    (broken / "frames_val" / "video_00001").symlink_to(video)
+    (broken / "annotation_val" / "annotation_00001.json").write_text((tiny / "annotation_val" / "annotation_00001.json").read_text())
+    out = tmp_path / "r.json"
+    text = _nesy(["bench", "video-perception", "--data", str(broken), "--out", str(out)], "bench_video_perception")
+    result = json.loads(out.read_text())
+    assert "skipped video_00000" in text
+    assert [s["video"] for s in result["skipped"]] == ["video_00000"] and result["videos"] == 1
+    assert result["speed"]["frames"] == 8 and result["speed"]["frames_per_second_cpu"] > 0

@@ -1,0 +1,108 @@
+"""Tracking hand-made detections: objects entering, leaving, crossing, hidden, and spurious blips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perception.video.detect import VIDEO_ATTRIBUTES, FrameDetections
+from perception.video.track import TrackConfig, track_detections
+from physics.errors import ConfigError
+from physics.worlds.clevr_properties import ATTRIBUTES
+
+
+def _probs(color: str, material: str, shape: str, confidence: float = 0.9) -> dict[str, np.ndarray]:
+    out = {}
+    for a, value in zip(VIDEO_ATTRIBUTES, (color, material, shape), strict=True):
+        n = len(ATTRIBUTES[a])
+        p = np.full(n, (1.0 - confidence) / (n - 1))
+        p[ATTRIBUTES[a].index(value)] = confidence
+        out[a] = p
+    return out
+
+
+RED_CUBE = ("red", "metal", "cube")
+BLUE_SPHERE = ("blue", "rubber", "sphere")
+GREEN_CYL = ("green", "rubber", "cylinder")
+
+
+def _frames(n: int, objects: dict[tuple[str, str, str], dict[int, tuple[float, float]]]) -> list[FrameDetections]:
+    """Detections of ``objects`` (attributes -> {frame: (x, y)}) over ``n`` frames, in a fixed shuffled order."""
+    rng = np.random.default_rng(0)
+    out = []
+    for f in range(n):
+        here = [(attrs, xy) for attrs, path in objects.items() if (xy := path.get(f)) is not None]
+        here = [here[i] for i in rng.permutation(len(here))]
+        if not here:
+            out.append(FrameDetections.empty(f))
+            continue
+        loc = np.array([[x, y, 0.35] for _, (x, y) in here])
+        probs = [_probs(*attrs) for attrs, _ in here]
+        out.append(FrameDetections(
+            f, pixel=loc[:, :2] * 10 + 200, location=loc,
+            probs={a: np.stack([p[a] for p in probs]) for a in VIDEO_ATTRIBUTES},
+            area=np.full(len(here), 300),
+        ))
+    return out
+
+
+def _by_attributes(tracks):
+    return {tuple(t.attributes().values()): t for t in tracks}
+
+
+def test_entering_and_leaving_objects_get_tracks_spanning_their_frames():
+    still = {f: (0.0, 0.0) for f in range(30)}
+    entering = {f: (3.0 - 0.1 * (f - 10), 1.0) for f in range(10, 30)}  # comes in at frame 10
+    leaving = {f: (-1.0 - 0.2 * f, -1.0) for f in range(0, 12)}  # gone after frame 11
+    tracks = track_detections(_frames(30, {RED_CUBE: still, BLUE_SPHERE: entering, GREEN_CYL: leaving}))
+    assert len(tracks) == 3
+    got = _by_attributes(tracks)
+    assert got[RED_CUBE].frames == list(range(30))
+    assert got[BLUE_SPHERE].frames == list(range(10, 30))
+    assert got[GREEN_CYL].frames == list(range(12))
+    # ids by first appearance: the two present at frame 0 first, the entrant last
+    assert tuple(tracks[-1].attributes().values()) == BLUE_SPHERE
+
+
+def test_crossing_objects_keep_their_identity_through_a_hidden_stretch():
+    # two objects pass each other 0.3 apart; the sphere is hidden for frames 9-11 as they cross
+    a = {f: (-2.0 + 0.2 * f, 0.15) for f in range(21)}
+    b = {f: (2.0 - 0.2 * f, -0.15) for f in range(21) if f not in (9, 10, 11)}
+    tracks = track_detections(_frames(21, {RED_CUBE: a, BLUE_SPHERE: b}))
+    assert len(tracks) == 2
+    got = _by_attributes(tracks)
+    cube_x = [loc[0] for loc in got[RED_CUBE].locations]
+    sphere_x = [loc[0] for loc in got[BLUE_SPHERE].locations]
+    assert cube_x == sorted(cube_x) and sphere_x == sorted(sphere_x, reverse=True)  # nobody swapped
+    assert got[BLUE_SPHERE].frames == [f for f in range(21) if f not in (9, 10, 11)]
+
+
+def test_same_looking_crossing_objects_are_told_apart_by_motion():
+    # identical attributes cannot happen in CLEVRER, but the motion cue alone must still hold
+    a = {f: (-2.0 + 0.2 * f, 0.2) for f in range(21)}
+    b = {f: (2.0 - 0.2 * f, -0.2) for f in range(21)}
+    tracks = track_detections(_frames(21, {RED_CUBE: a, ("red", "metal", "sphere"): b}),
+                              TrackConfig(attribute_weight=0.0))
+    for t in tracks:
+        xs = [loc[0] for loc in t.locations]
+        assert xs == sorted(xs) or xs == sorted(xs, reverse=True)
+
+
+def test_an_object_hidden_long_is_joined_again_by_its_unique_attributes():
+    path = {f: (0.05 * f, 0.0) for f in range(40) if not 10 <= f < 30}  # hidden 20 frames > max_missing
+    tracks = track_detections(_frames(40, {RED_CUBE: path}), TrackConfig(max_missing=5))
+    assert len(tracks) == 1 and len(tracks[0]) == 20
+
+
+def test_spurious_blips_are_dropped():
+    still = {f: (0.0, 0.0) for f in range(20)}
+    blip = {7: (2.0, 2.0)}
+    tracks = track_detections(_frames(20, {RED_CUBE: still, GREEN_CYL: blip}))
+    assert [tuple(t.attributes().values()) for t in tracks] == [RED_CUBE]
+
+
+def test_track_config_refuses_nonsense():
+    with pytest.raises(ConfigError, match="max_distance"):
+        TrackConfig(max_distance=0.0)
+    with pytest.raises(ConfigError, match="min_length"):
+        TrackConfig(min_length=0)
