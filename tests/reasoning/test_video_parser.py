@@ -168,3 +168,12 @@ def test_eval_and_answer_with_the_model_parser(folder, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["tokens"] == option["program"] + q["program"]
     assert printed["answer"] == {"correct": "yes", "wrong": "no"}[option["answer"]]
+
+
+@pytest.mark.parametrize("name", ["reasoning.parser.catalogues", "reasoning.parser.video"])
+def test_docstring_examples_hold(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
