@@ -214,20 +214,56 @@ class VideoQuestionParser:
         return ParsedQuestion(parsed[0], tuple(parsed[1:]))  # type: ignore[arg-type]
 
     def __call__(self, record: Mapping[str, Any]) -> ParsedQuestion:
-        """Parse an official question record (``question`` and, if multiple-choice, ``choices``)."""
-        where = f"question {record.get('question_id', '?')}"
-        if not isinstance(record.get("question"), str):
-            raise DataError(f"{where}: no 'question' text")
-        choices = record.get("choices") or []
-        options = []
-        for k, c in enumerate(choices):
-            if not isinstance(c, Mapping) or not isinstance(c.get("choice"), str):
-                raise DataError(f"{where}, option {k}: no 'choice' text")
-            options.append(c["choice"])
-        try:
-            return self.parse_text(record["question"], options)
-        except DataError as exc:
-            raise DataError(f"{where}: {exc}") from None
+        """Parse an official question record (``question`` and, if multiple-choice, ``choices``).
+
+        Raises:
+            DataError: a record without its texts, or a text without a valid program (names the question).
+        """
+        result = self.parse_many([record])[0]
+        if isinstance(result, DataError):
+            raise result
+        return result
+
+    def parse_many(self, records: Sequence[Mapping[str, Any]]) -> list[ParsedQuestion | DataError]:
+        """Parse many records in one batch (``nesy eval clevrer`` parses a video's questions so).
+
+        Returns:
+            Per record its :class:`~reasoning.nsdr.ParsedQuestion`, or the
+            :class:`~physics.errors.DataError` saying why it has none (one bad
+            record does not stop the others).
+        """
+        texts: list[str] = []
+        kinds: list[str] = []
+        spans: list[tuple[int, int] | DataError] = []
+        for record in records:
+            where = f"question {record.get('question_id', '?')}"
+            if not isinstance(record.get("question"), str):
+                spans.append(DataError(f"{where}: no 'question' text"))
+                continue
+            choices = record.get("choices") or []
+            bad = next((k for k, c in enumerate(choices)
+                        if not isinstance(c, Mapping) or not isinstance(c.get("choice"), str)), None)
+            if bad is not None:
+                spans.append(DataError(f"{where}, option {bad}: no 'choice' text"))
+                continue
+            spans.append((len(texts), len(texts) + 1 + len(choices)))
+            texts += [record["question"], *(c["choice"] for c in choices)]
+            kinds += ["multiple_choice" if choices else "question", *(["choice"] * len(choices))]
+        parsed = self.parse_texts(texts, kinds) if texts else []
+        out: list[ParsedQuestion | DataError] = []
+        for record, span in zip(records, spans, strict=True):
+            if isinstance(span, DataError):
+                out.append(span)
+                continue
+            got = parsed[span[0]:span[1]]
+            missing = next((k for k, t in enumerate(got) if t is None), None)
+            if missing is not None:
+                what = "question" if missing == 0 else f"option {missing - 1}"
+                out.append(DataError(f"question {record.get('question_id', '?')}: the parser found no valid program "
+                                     f"for the {what} {texts[span[0] + missing]!r}"))
+                continue
+            out.append(ParsedQuestion(got[0], tuple(got[1:])))  # type: ignore[arg-type]
+        return out
 
 
 def evaluate_video_parser(parser: VideoQuestionParser, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

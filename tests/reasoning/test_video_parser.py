@@ -146,6 +146,10 @@ def test_the_shipped_parser_loads_and_parses_unseen_videos_questions(folder):
     assert parsed.choices[0] == tuple("all_events objects blue filter_color sphere filter_shape unique "
                                       "filter_collision objects cylinder filter_shape unique filter_collision "
                                       "unique".split())
+    records = [q for entry in _entries(folder) for q in entry["questions"]][:6]
+    batch = parser.parse_many([records[0], {"question_id": 99}, *records[1:]])
+    assert isinstance(batch[1], DataError) and "question 99" in str(batch[1])
+    assert [b.program for b in batch[:1] + batch[2:]] == [parser(r).program for r in records]
 
 
 def test_eval_and_answer_with_the_model_parser(folder, tmp_path, capsys):
