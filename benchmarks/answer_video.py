@@ -5,16 +5,23 @@ Examples::
     nesy answer --video data/clevrer/annotation_val/annotation_00003.json \\
         --program "count(filter_moving(filter_material(objects(), metal), null()))"
     nesy answer --video data/clevrer --index 3 --program "objects metal filter_material null filter_moving count"
+    nesy answer --video data/clevrer --index 3 --question "How many metal objects are moving?"
+    nesy answer --video data/clevrer --index 3 --question "Which of the following will happen next?" \
+        --option "The red cube collides with the sphere"
     nesy answer --video data/clevrer --index 3 --question "Which of the following will happen next?" --choice 1
 
 ``--video`` is an annotation file (its truth file is found beside it, in
 ``truth_<split>/``) or a folder ``nesy data clevrer`` wrote, with ``--index``.
 Futures and counterfactuals come from ``--dynamics`` (a registered name; ``gt``
 re-reads the simulated truth). The program is ``--program`` in our text form
-or CLEVRER's postfix tokens (words separated by spaces or a JSON list). No
-video question parser is trained yet, so ``--question`` looks the question up in
-the split's question file for this video and runs its stored program (with
-``--choice K`` for a multiple-choice option, judged as the official executor does).
+or CLEVRER's postfix tokens (words separated by spaces or a JSON list), or
+``--question`` parsed by ``--video-parser`` (a registered name: ``model``, the
+default, is the trained NS-VQA parser, :mod:`reasoning.parser.video`, with
+``--video-parser-checkpoint`` or the shipped one; ``gt`` looks the question up in
+the split's question file for this video and runs its stored program). A
+multiple-choice question is judged for one option, as the official executor
+does (the option's program, then the question's): ``--option TEXT`` (parsed on
+its own), or ``--choice K``, option K of the question stored for this video.
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ from typing import Any
 from physics.errors import ConfigError, DataError
 from physics.io import read_json
 from reasoning.dsl import Program, parse_program, to_text
-from reasoning.dsl.clevrer_format import from_clevrer_tokens, to_clevrer_tokens
+from reasoning.dsl.clevrer_format import from_clevrer_tokens, join_choice, to_clevrer_tokens
 from reasoning.executor.video import CHOICE_ANSWERS, execute_video
 from reasoning.executor.video_scene import VideoScene
-from reasoning.nsdr import VIDEO_DYNAMICS, VideoFiles
+from reasoning.nsdr import VIDEO_DYNAMICS, VIDEO_PARSERS, VideoFiles
 from reasoning.questions.clevrer import question_path
 
 __all__ = ["video_files_from_args", "video_program_from_args", "run_video"]
@@ -73,18 +80,41 @@ def _read_program(text: str, where: str) -> Program:
     return from_clevrer_tokens(stripped.replace(",", " ").split(), where=where)
 
 
-def _stored_question(folder: Path, split: str, index: int, text: str) -> dict[str, Any]:
+def _stored_question(folder: Path, split: str, index: int, text: str, why: str) -> dict[str, Any]:
     path = question_path(folder, split)
     if not path.is_file():
-        raise DataError(f"--question needs the split's questions ({path}; nesy data clevrer-questions writes it): "
-                        "no video question parser is trained yet, give --program instead")
+        raise DataError(f"{why} needs the split's questions ({path}; nesy data clevrer-questions writes it)")
     for entry in read_json(path, "CLEVRER questions file"):
         if entry.get("scene_index") == index:
             for q in entry.get("questions", []):
                 if q.get("question", "").strip().lower() == text.strip().lower():
                     return q
-    raise DataError(f"video {index} has no question {text!r} in {path.name}; no video question parser is "
-                    "trained yet, so --question reads stored programs only: give --program instead")
+    raise DataError(f"video {index} has no question {text!r} in {path.name}; {why} reads stored questions only "
+                    "(--video-parser model parses any text)")
+
+
+def _question_record(args: argparse.Namespace, folder: Path, split: str, index: int) -> tuple[dict[str, Any], str]:
+    """The question record to parse (text, and the one option judged) and where the option came from."""
+    gt = args.video_parser == "gt"
+    if args.option is not None:
+        if args.choice is not None:
+            raise ConfigError("give either --option TEXT or --choice K, not both")
+        if gt:
+            raise ConfigError("--option TEXT needs a parser (--video-parser model); gt reads stored programs only")
+        return {"question": args.question, "choices": [{"choice": args.option}]}, f"option {args.option!r}"
+    if not gt and args.choice is None:
+        return {"question": args.question}, ""
+    why = "--video-parser gt" if gt else "--choice K"
+    q = _stored_question(folder, split, index, args.question, why)
+    if "choices" not in q:
+        if args.choice is not None:
+            raise ConfigError("--choice picks an option of a multiple-choice question; this one is descriptive")
+        return q, ""
+    if args.choice is None or not 0 <= args.choice < len(q["choices"]):
+        options = "; ".join(f"{c['choice_id']}: {c['choice']}" for c in q["choices"])
+        raise ConfigError(f"a multiple-choice question: choose an option with --choice or --option ({options})")
+    choice = q["choices"][args.choice]
+    return {**q, "choices": [choice]}, f"option {args.choice} ({choice['choice']}; true label {choice['answer']})"
 
 
 def video_program_from_args(args: argparse.Namespace, folder: Path, split: str, index: int) -> tuple[Program, str]:
@@ -92,19 +122,15 @@ def video_program_from_args(args: argparse.Namespace, folder: Path, split: str, 
     if args.question is not None:
         if args.program is not None:
             raise ConfigError("give either --program or --question, not both")
-        q = _stored_question(folder, split, index, args.question)
-        if "choices" not in q:
-            if args.choice is not None:
-                raise ConfigError("--choice picks an option of a multiple-choice question; this one is descriptive")
-            return from_clevrer_tokens(q["program"], where="stored program"), "stored with the question"
-        if args.choice is None or not 0 <= args.choice < len(q["choices"]):
-            options = "; ".join(f"{c['choice_id']}: {c['choice']}" for c in q["choices"])
-            raise ConfigError(f"a multiple-choice question: choose an option with --choice ({options})")
-        choice = q["choices"][args.choice]
-        return (from_clevrer_tokens(choice["program"] + q["program"], where="stored program"),
-                f"option {args.choice} ({choice['choice']}; true label {choice['answer']}), then the question")
-    if args.choice is not None:
-        raise ConfigError("--choice goes with --question; with --program, write the option's program first")
+        record, option = _question_record(args, folder, split, index)
+        parse = VIDEO_PARSERS.get(args.video_parser)(args.video_parser_checkpoint)
+        parsed = parse(record)
+        source = "stored with the question" if args.video_parser == "gt" else f"parsed by {args.video_parser}"
+        if not parsed.choices:
+            return from_clevrer_tokens(parsed.program, where="question program"), source
+        return join_choice(parsed.choices[0], parsed.program, where="option program"), f"{option}, then the question; {source}"
+    if args.choice is not None or args.option is not None:
+        raise ConfigError("--choice and --option go with --question; with --program, write the option's program first")
     if args.program is None:
         raise ConfigError('give a program: --program "count(objects())" (or CLEVRER tokens) or --question')
     return _read_program(args.program, "--program"), "--program"

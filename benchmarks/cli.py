@@ -39,6 +39,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("train", "derender"), "train_derender", "NS-VQA derenderer: object proposals and attribute network"),
     (("train", "parser"), "train_parser", "train the NS-VQA question parser"),
     (("train", "parser-curve"), "train_parser", "parser accuracy vs number of supervised programs (plot)"),
+    (("train", "video-parser"), "train_video_parser", "train the NS-VQA question parser on CLEVRER questions"),
     (("train", "nscl"), "train_nscl", "NS-CL: visual concepts from questions and answers alone"),
     (("train", "dynamics"), "train_dynamics", "train a learned simulator on a dynamics data set"),
     (("eval", "clevr"), "eval_clevr", "QA model accuracy per question type, parser and perception scores"),

@@ -130,8 +130,10 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()
     errors: list[str] = []
+    parse_many = getattr(parse, "parse_many", None)  # a learned parser parses a video's questions in one batch
     for v, entry in enumerate(tqdm(entries, desc="CLEVRER questions", unit="video", disable=not progress)):
         questions = entry.get("questions", []) if isinstance(entry, dict) else []
+        batch = parse_many(questions) if parse_many is not None and questions else None
         try:
             files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))
             annotation = perceive(files)
@@ -139,12 +141,14 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         except (NesyError, KeyError, TypeError, ValueError) as exc:
             errors.append(f"video {v}: {exc}")
             scene = None
-        for q in questions:
+        for k, q in enumerate(questions):
             qtype = q.get("question_type", "?")
             try:
                 if scene is None:
                     raise DataError("its video could not be read")
-                parsed = parse(q)
+                parsed = parse(q) if batch is None else batch[k]
+                if isinstance(parsed, NesyError):
+                    raise parsed
                 if qtype == "descriptive":
                     result = execute_video(from_clevrer_tokens(parsed.program), scene, trace=False)
                     tally.invalid += not result.valid

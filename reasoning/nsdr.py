@@ -144,3 +144,15 @@ def _gt_parser(checkpoint: str | None) -> Parse:
 VIDEO_PERCEPTION.register("gt", _gt_perception, help="the annotation file (true objects, trajectories, collisions)")
 VIDEO_DYNAMICS.register("gt", _gt_dynamics, help="the truth file: the world re-simulated (future, counterfactuals)")
 VIDEO_PARSERS.register("gt", _gt_parser, help="the programs stored with the questions")
+
+
+def _model_parser(checkpoint: str | None) -> Parse:
+    # torch loads only when a model parser is asked for
+    from reasoning.parser.video import video_parser
+
+    return video_parser(checkpoint)
+
+
+VIDEO_PARSERS.register("model", _model_parser,
+                       help="the NS-VQA parser trained on CLEVRER questions (nesy train video-parser; "
+                       "--parser-checkpoint, default the shipped one)")

@@ -37,7 +37,7 @@ from physics.errors import ConfigError, DataError
 from reasoning.dsl import Program, parse_program, to_text
 from reasoning.errors import ProgramError
 from reasoning.executor import ExecutionResult, execute
-from reasoning.nsdr import VIDEO_DYNAMICS
+from reasoning.nsdr import VIDEO_DYNAMICS, VIDEO_PARSERS
 
 __all__ = ["register", "run", "scene_from_args", "program_from_args", "format_trace", "format_scene"]
 
@@ -134,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.answer_video import run_video
 
         return run_video(args)
-    if args.choice is not None or args.dynamics != "gt":
-        raise ConfigError("--choice and --dynamics go with --video")
+    if args.choice is not None or args.option is not None or args.dynamics != "gt" or args.video_parser_checkpoint:
+        raise ConfigError("--choice, --option, --dynamics and --video-parser-checkpoint go with --video")
     scene = scene_from_args(args)
     program = program_from_args(args)
     result = execute(program, scene, trace=True)
@@ -178,7 +178,12 @@ def register(groups) -> None:
     video_group.add_argument("--video", help="a CLEVRER annotation file, or a folder from nesy data clevrer with --index")
     registry_argument(video_group, "--dynamics", registry=VIDEO_DYNAMICS, default="gt",
                       help="futures and counterfactuals of --video from (default: gt)")
-    video_group.add_argument("--choice", type=int, help="option K of a multiple-choice --question about --video")
+    video_group.add_argument("--choice", type=int, help="option K of a multiple-choice --question about --video "
+                             "(the question stored for the video)")
+    video_group.add_argument("--option", help="an option's text, judged for a multiple-choice --question about --video")
+    registry_argument(video_group, "--video-parser", registry=VIDEO_PARSERS, default="model",
+                      help="parses --question about --video (default: model)")
+    video_group.add_argument("--video-parser-checkpoint", help="the video parser's checkpoint (default: its shipped one)")
     program_group = parser.add_argument_group("program")
     program_group.add_argument("--program", help='program text, e.g. "count(filter_color(scene(), red))" '
                                "(with --video also CLEVRER postfix tokens)")

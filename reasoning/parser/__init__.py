@@ -6,6 +6,10 @@ and writes program tokens in prefix order, side inputs fused into the tokens
 pairs and fine-tuned with REINFORCE on (question, answer) pairs, the reward
 being whether the executed program answers correctly.
 
+The same model parses CLEVRER's video questions and their options into
+CLEVRER programs (:mod:`reasoning.parser.video`, ``nesy train video-parser``):
+a parser is built for one catalogue (:mod:`reasoning.parser.catalogues`).
+
 >>> parser = load_default_parser()                            # doctest: +SKIP
 >>> [str(p) for p in parser.parse(["How many red cubes are there?"])]  # doctest: +SKIP
 """

@@ -45,6 +45,14 @@ The parser then only learns how phrases and relations nest, which a few
 programs per template show; the filters of a phrase are read off its words.
 A filter chain whose tokens differ from every phrase's chain keeps its value
 slots, so nothing the phrase rule misses is lost.
+
+The same rules serve CLEVRER (``catalogue=Catalogue.clevrer()``): its object
+phrases are the same attribute filters over ``objects`` (the set head there),
+its other ``filter_*`` operations (``filter_moving``, ``filter_collision``)
+are not part of a phrase, and its programs name one object twice ("the
+object that collides with the blue object" finds the blue object's collision,
+then asks for the partner of the blue object): with ``reuse_phrases`` a chain
+equal to an already used phrase's takes that phrase's slot again.
 """
 
 from __future__ import annotations
@@ -79,7 +87,9 @@ PHRASE_HEAD = "shape"  # value type that names the noun itself
 _VALUE_TOKEN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([^,\]]+)\]$")
 _PHRASE_SLOT = re.compile(r"^<obj(\d+)>$")
 QUESTION_WORDS = frozenset({"how"})  # a value word after one of these is part of the question ("how big"), not a value
-_SET_HEADS = ("scene", "relate", "same_", "intersect", "union")  # tokens whose object set a phrase can filter
+_SET_HEADS = ("scene", "relate", "same_", "intersect", "union", "objects")  # tokens whose object set a phrase can filter
+# the filters an object phrase is made of (``filter_color[red]``); CLEVRER's filter_moving & co. are not
+_PHRASE_FILTERS = tuple(f"filter_{t}[" for t in (*PHRASE_ATTRIBUTES, PHRASE_HEAD))
 
 
 def build_lexicon(
@@ -208,6 +218,9 @@ def anonymize_program(
     slots: Mapping[str, str],
     phrases: Mapping[str, Sequence[str]] | None = None,
     words: Sequence[str] | None = None,
+    *,
+    catalogue: Catalogue | None = None,
+    reuse_phrases: bool = False,
 ) -> list[str]:
     """Program tokens with values replaced by the question's slots where it names them.
 
@@ -219,9 +232,14 @@ def anonymize_program(
     Where several slots hold the value (``per_occurrence`` numbering), the one
     whose next phrase in ``words`` (the anonymised question) is the token's next
     phrase in the program is taken: "left of the <obj2>" is ``relate[..] unique <obj2>``.
+
+    Args:
+        catalogue: Arities of the program's functions (default: CLEVR).
+        reuse_phrases: A chain equal to an already used phrase's chain takes that
+            phrase's slot again (CLEVRER names an object twice), instead of keeping its values.
     """
     if phrases:
-        tokens = _collapse_chains(tokens, phrases)
+        tokens = _collapse_chains(tokens, phrases, catalogue, reuse_phrases)
     candidates: dict[str, list[str]] = {}
     for slot, value in slots.items():
         candidates.setdefault(value, []).append(slot)
@@ -247,9 +265,9 @@ def anonymize_program(
     return out
 
 
-def _parents(tokens: Sequence[str]) -> list[int]:
-    """Index of each prefix token's parent (-1 for the root), from the catalogue's arities."""
-    catalogue = Catalogue.default()
+def _parents(tokens: Sequence[str], catalogue: Catalogue | None = None) -> list[int]:
+    """Index of each prefix token's parent (-1 for the root), from the catalogue's arities (default: CLEVR)."""
+    catalogue = catalogue or Catalogue.default()
     parents, open_args = [], []  # open_args: [parent index, inputs still to come]
     for i, t in enumerate(tokens):
         parents.append(open_args[-1][0] if open_args else -1)
@@ -263,14 +281,17 @@ def _parents(tokens: Sequence[str]) -> list[int]:
     return parents
 
 
-def _collapse_chains(tokens: Sequence[str], phrases: Mapping[str, Sequence[str]]) -> list[str]:
+def _collapse_chains(
+    tokens: Sequence[str], phrases: Mapping[str, Sequence[str]], catalogue: Catalogue | None = None, reuse: bool = False
+) -> list[str]:
     unused = {k: v for k, v in phrases.items() if v}
+    used: dict[str, Sequence[str]] = {}
     bare = [k for k, v in phrases.items() if not v]
-    parents = _parents(tokens)
+    parents = _parents(tokens, catalogue)
     sites = [
         i for i, t in enumerate(tokens)
         if t.startswith(_SET_HEADS)
-        and (parents[i] < 0 or not tokens[parents[i]].startswith(("filter_", "intersect")))
+        and (parents[i] < 0 or not tokens[parents[i]].startswith((*_PHRASE_FILTERS, "intersect")))
     ]
     while len(sites) > len(bare) and any(tokens[i] == "union" for i in sites):
         sites.remove(next(i for i in sites if tokens[i] == "union"))  # "the number of A and B": no noun for A or B
@@ -280,22 +301,24 @@ def _collapse_chains(tokens: Sequence[str], phrases: Mapping[str, Sequence[str]]
     out: list[str] = []
     i = 0
     while i < len(tokens):
-        if not tokens[i].startswith("filter_"):
+        if not tokens[i].startswith(_PHRASE_FILTERS):
             if i in bare_at:
                 out.append(bare_at[i])
             out.append(tokens[i])
             i += 1
             continue
         j = i
-        while j < len(tokens) and tokens[j].startswith("filter_"):
+        while j < len(tokens) and tokens[j].startswith(_PHRASE_FILTERS):
             j += 1
         chain = tuple(tokens[i:j])
         slot = next((k for k, v in unused.items() if tuple(v) == chain), None)
+        if slot is None and reuse:
+            slot = next((k for k, v in used.items() if tuple(v) == chain), None)
         if slot is None:
             out.extend(chain)
         else:
             out.append(slot)
-            del unused[slot]
+            used[slot] = unused.pop(slot, None) or used[slot]
         i = j
     return out
 
@@ -338,8 +361,8 @@ def slot_tokens(signatures: Mapping[str, T], catalogue: Catalogue | None = None)
 
 
 def phrase_tokens(signatures: Mapping[str, T]) -> dict[str, T]:
-    """Phrase slots ``<obj1>`` ... ``<objN>`` with the signature of a filter (objects -> objects)."""
-    filters = [sig for t, sig in signatures.items() if t.startswith("filter_")]
+    """Phrase slots ``<obj1>`` ... ``<objN>`` with the signature of an attribute filter (objects -> objects)."""
+    filters = [sig for t, sig in signatures.items() if t.startswith(_PHRASE_FILTERS)]
     if not filters:
         return {}
     return {f"<obj{k}>": filters[0] for k in range(1, MAX_PHRASES + 1)}

@@ -6,7 +6,7 @@ A checkpoint is a plain dict of tensors, strings and numbers, so it loads with
 ``format``, ``config`` (the :class:`ParserConfig` fields), ``question_vocab``,
 ``program_tokens`` with their signatures (``program_inputs``, ``program_outputs``,
 ``program_terminal``), ``lexicon`` (value words anonymised
-into slots), ``nouns`` (generic nouns closing an object phrase; empty: no phrase slots), ``model`` (state dict), ``meta``
+into slots), ``catalogue`` (whose programs it writes; absent: ``clevr``), ``nouns`` (generic nouns closing an object phrase; empty: no phrase slots), ``model`` (state dict), ``meta``
 (command, seed, data source, metrics), ``weights_sha256`` (the digest of the
 weights, checked on load: a damaged file is refused) and, while training,
 ``train_state`` (the :class:`~physics.training.TrainLoop` state: stage, step,
@@ -19,7 +19,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from physics.errors import CheckpointError
+from physics.errors import CheckpointError, NesyError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
 from reasoning.parser.config import ParserConfig
 from reasoning.parser.model import QuestionParser
@@ -53,6 +53,7 @@ def parser_payload(parser: QuestionParser, meta: dict[str, Any] | None = None) -
         "program_terminal": list(parser.program_vocab.terminal),
         "lexicon": {w: list(tv) for w, tv in sorted(parser.lexicon.items())},
         "nouns": sorted(parser.nouns),
+        "catalogue": parser.catalogue_name,
         "model": {k: v.detach().clone() for k, v in parser.state_dict().items()},
         "meta": dict(meta or {}),
     }
@@ -107,9 +108,10 @@ def parser_from_checkpoint(obj: dict[str, Any], where: str = "checkpoint") -> Qu
             config,
             {w: (tv[0], tv[1]) for w, tv in obj.get("lexicon", {}).items()},
             obj.get("nouns", ()),
+            str(obj.get("catalogue", "clevr")),
         )
         parser.load_state_dict(obj["model"])
-    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError, NesyError) as exc:
         raise CheckpointError(f"{where} does not fit the question parser: {exc}") from None
     parser.eval()
     return parser

@@ -51,6 +51,8 @@ class ParserExample:
         image_index: Index of the scene the question is about.
         template: ``template_filename:question_family_index`` (or ``""``), used to
             spread the supervised pairs evenly over templates.
+        kind: What the text is (:data:`~reasoning.parser.catalogues.KINDS`): a
+            question, or for CLEVRER a multiple-choice question or one of its options.
     """
 
     question: str
@@ -58,6 +60,7 @@ class ParserExample:
     answer: str | None = None
     image_index: int = -1
     template: str = ""
+    kind: str = "question"
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class ParserData:
         source: How the data was made, stored in checkpoint metadata.
         synonyms: Value -> phrases of the template sets beyond the project's own
             (their single words join the slot lexicon); empty: the project's only.
+        catalogue: Whose programs the examples hold (:data:`~reasoning.parser.catalogues.CATALOGUES`).
     """
 
     examples: tuple[ParserExample, ...]
@@ -79,6 +83,7 @@ class ParserData:
     extra_words: frozenset[str] = frozenset()
     source: Mapping[str, Any] = field(default_factory=dict)
     synonyms: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    catalogue: str = "clevr"
 
     def split(self, first: int) -> tuple[ParserData, ParserData]:
         """The first ``first`` examples and the rest, sharing scenes, words and synonyms."""

@@ -12,6 +12,12 @@ So every decode is a program the catalogue accepts, and REINFORCE never spends
 samples on ill-typed programs (NS-VQA's decoder had no such constraint; it
 only helps).  Masks are computed for a whole batch at once; only the per-row
 slot stacks are Python lists.
+
+Types may be unions (CLEVRER's ``Object|Event``): a token fits a slot when one
+alternative of its output is an alternative of the slot's type, the rule of
+:func:`reasoning.dsl.typecheck.compatible`.  A row's root slot is :data:`ROOT`
+(any terminal function) unless the decode asks for another root type (a
+CLEVRER option's program returns an ``Object|Event``, see ``roots``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from reasoning.dsl.typecheck import alternatives
 from reasoning.parser.vocab import ProgramVocabulary
 
 __all__ = ["TypeGrammar", "DecodeState"]
@@ -71,21 +78,32 @@ class TypeGrammar:
 
     Args:
         vocab: Program tokens with their signatures.
+        roots: Further types a decode may ask its root to have (besides
+            :data:`ROOT`); slot types of the vocabulary need not be listed.
+        optional: Tokens some rows may be denied (CLEVRER's option hole): the
+            minimal lengths do not count on them, so a row without them can
+            always complete its tree.
     """
 
-    def __init__(self, vocab: ProgramVocabulary) -> None:
-        types = sorted({t for t in vocab.outputs if t} | {t for ins in vocab.inputs for t in ins})
+    def __init__(self, vocab: ProgramVocabulary, roots: Sequence[str] = (), optional: Sequence[str] = ()) -> None:
+        types = sorted({t for t in vocab.outputs if t} | {t for ins in vocab.inputs for t in ins} | set(roots))
         self.type_names = ("", ROOT, *types)  # id 0: no slot (row complete)
         tid = {t: i for i, t in enumerate(self.type_names)}
+        self.type_ids = tid
         v = len(vocab)
         self.input_type_ids = [tuple(tid[t] for t in ins) for ins in vocab.inputs]
         allowed = torch.zeros(len(self.type_names), v, dtype=torch.bool)
         allowed[0, 0] = True  # complete rows emit PAD
         for k in range(2, v):
-            allowed[tid[vocab.outputs[k]], k] = True
+            out = set(alternatives(vocab.outputs[k]))
+            for t in types:  # one alternative in common: the token may fill the slot
+                if out & set(alternatives(t)):
+                    allowed[tid[t], k] = True
             if vocab.terminal[k]:
                 allowed[tid[ROOT], k] = True
         self.allowed_by_type = allowed
+        denied = {k for k in range(2, v) if vocab.tokens[k] in set(optional)}
+        fills = [[k for k in range(2, v) if allowed[t, k] and k not in denied] for t in range(len(self.type_names))]
         # minimal number of tokens that can fill a slot of each type (fixed point)
         inf = 10**6
         min_len = [inf] * len(self.type_names)
@@ -93,10 +111,10 @@ class TypeGrammar:
         changed = True
         while changed:
             changed = False
-            for k in range(2, v):
-                cost = 1 + sum(min_len[t] for t in self.input_type_ids[k])
-                for t in (tid[vocab.outputs[k]], tid[ROOT] if vocab.terminal[k] else None):
-                    if t is not None and cost < min_len[t]:
+            for t in range(1, len(self.type_names)):
+                for k in fills[t]:
+                    cost = 1 + sum(min_len[i] for i in self.input_type_ids[k])
+                    if cost < min_len[t]:
                         min_len[t] = cost
                         changed = True
         self.min_length_list = min_len
@@ -106,9 +124,15 @@ class TypeGrammar:
             [0, 0, *(sum(min_len[t] for t in self.input_type_ids[k]) for k in range(2, v))], dtype=torch.long
         )
 
-    def start(self, batch: int) -> DecodeState:
-        """Every row has one open slot: the root."""
-        return DecodeState([[1] for _ in range(batch)], self)
+    def start(self, batch: int, roots: Sequence[str] | None = None) -> DecodeState:
+        """Every row has one open slot: the root (:data:`ROOT`, or the type ``roots[i]`` names).
+
+        Raises:
+            KeyError: a root type the grammar was not built with.
+        """
+        if roots is None:
+            return DecodeState([[1] for _ in range(batch)], self)
+        return DecodeState([[self.type_ids[r]] for r in roots], self)
 
     def mask(self, state: DecodeState, remaining: int) -> Tensor:
         """[B, V] bool: tokens allowed now, with ``remaining`` tokens left after this one."""
@@ -116,10 +140,10 @@ class TypeGrammar:
         fits = (state.rest[:, None] + self.token_cost[None, :]) <= remaining
         return allowed & (fits | state.done[:, None])
 
-    def teacher_masks(self, targets: Tensor, max_length: int) -> Tensor:
-        """[B, T, V] masks along teacher-forced ``targets`` [B, T] (0-padded)."""
+    def teacher_masks(self, targets: Tensor, max_length: int, roots: Sequence[str] | None = None) -> Tensor:
+        """[B, T, V] masks along teacher-forced ``targets`` [B, T] (0-padded), rows rooted as in :meth:`start`."""
         b, t = targets.shape
-        state = self.start(b)
+        state = self.start(b, roots)
         rows = targets.tolist()
         masks = []
         for step in range(t):

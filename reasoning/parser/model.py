@@ -11,6 +11,13 @@ the decoder stops exactly when the prefix tree is complete, never runs past
 A decode can still be unusable when it names a value slot the question does not
 have (see :mod:`reasoning.parser.anonymize`); :meth:`QuestionParser.parse`
 reports those as ``None``.
+
+A parser writes the programs of one catalogue (:mod:`reasoning.parser.catalogues`:
+CLEVR's, or CLEVRER's).  For CLEVRER, each text says what it is (``kinds``): a
+question, a multiple-choice question (whose program holds one
+:data:`~reasoning.parser.catalogues.CHOICE`, where the option's value goes) or
+an option (its program rooted at an ``Object|Event``); the decoder is
+constrained accordingly.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from physics.errors import DataError, NesyError
-from reasoning.dsl import Catalogue, Program, from_prefix_tokens
+from reasoning.dsl import Program, from_prefix_tokens
 from reasoning.parser.anonymize import (
     anonymize_phrases,
     anonymize_program,
@@ -31,8 +38,9 @@ from reasoning.parser.anonymize import (
     restore_program,
     token_slot,
 )
+from reasoning.parser.catalogues import CHOICE, CHOICE_ROOT, KINDS, parser_catalogue
 from reasoning.parser.config import ParserConfig
-from reasoning.parser.grammar import TypeGrammar
+from reasoning.parser.grammar import ROOT, TypeGrammar
 from reasoning.parser.vocab import PAD, ProgramVocabulary, Vocabulary, tokenize
 
 __all__ = ["QuestionParser", "Decoded", "QuestionSlots", "pad_batch"]
@@ -90,6 +98,8 @@ class QuestionParser(nn.Module):
             slots (:mod:`reasoning.parser.anonymize`); empty: no anonymisation.
         nouns: Generic nouns closing an object phrase ("thing", "objects");
             non-empty turns phrase slots (``<obj1>``) on.
+        catalogue: Name of the catalogue the programs belong to
+            (:data:`~reasoning.parser.catalogues.CATALOGUES`).
 
     Example:
         >>> parser = load_default_parser()                    # doctest: +SKIP
@@ -104,8 +114,11 @@ class QuestionParser(nn.Module):
         config: ParserConfig,
         lexicon: Mapping[str, tuple[str, str]] | None = None,
         nouns: Iterable[str] = (),
+        catalogue: str = "clevr",
     ) -> None:
         super().__init__()
+        self.catalogue_name = catalogue
+        self.catalogue = parser_catalogue(catalogue)
         self.lexicon = dict(lexicon or {})
         self.nouns = frozenset(nouns)
         self.question_vocab = question_vocab
@@ -124,8 +137,8 @@ class QuestionParser(nn.Module):
         self.combine = nn.Linear(2 * h, h)
         self.output = nn.Linear(h, len(program_vocab))
         self.dropout = nn.Dropout(config.dropout)
-        self.grammar = TypeGrammar(program_vocab)
-        self._catalogue: Catalogue | None = None
+        self._choice_ids = [i for i, t in enumerate(program_vocab.tokens) if t == CHOICE]
+        self.grammar = TypeGrammar(program_vocab, roots=(CHOICE_ROOT,) if self._choice_ids else (), optional=(CHOICE,))
         # slot ("<color1>", "<obj2>") -> the ids of the tokens naming it, for masking slots a question lacks
         self._slot_tokens: dict[str, list[int]] = {}
         for i, t in enumerate(program_vocab.tokens):
@@ -175,13 +188,21 @@ class QuestionParser(nn.Module):
         return self.output(self.dropout(mixed)), mixed, (h, c)
 
     # ------------------------------------------------------------------ training
-    def forward(self, words: Tensor, lengths: Tensor, targets: Tensor, allowed: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        words: Tensor,
+        lengths: Tensor,
+        targets: Tensor,
+        allowed: Tensor | None = None,
+        roots: Sequence[str] | None = None,
+    ) -> Tensor:
         """Teacher-forced log-probabilities of ``targets``.
 
         Args:
             words: [B, S] question word ids; lengths: [B].
             targets: [B, T] prefix program token ids, 0-padded.
             allowed: [B, V] bool, tokens each question may use (:meth:`slot_mask`); None: all.
+            roots: Root type of each row (:meth:`kind_roots`); None: every row a question.
 
         Returns:
             [B, T] log-probability of each target token under the arity-masked
@@ -197,7 +218,7 @@ class QuestionParser(nn.Module):
             logits_t, feed, state = self._step(inputs[:, t], feed, state, memory, keys, words != 0)
             steps.append(logits_t)
         logits = torch.stack(steps, dim=1)
-        masks = self.grammar.teacher_masks(targets, self.config.max_program_length)
+        masks = self.grammar.teacher_masks(targets, self.config.max_program_length, roots)
         if allowed is not None:
             masks = masks & allowed[:, None, :]
         logits = logits.masked_fill(~masks, float("-inf"))
@@ -213,6 +234,7 @@ class QuestionParser(nn.Module):
         mode: str = "greedy",
         beam_size: int = 1,
         allowed: Tensor | None = None,
+        roots: Sequence[str] | None = None,
     ) -> Decoded:
         """Decode programs for a batch of questions.
 
@@ -223,16 +245,17 @@ class QuestionParser(nn.Module):
             beam_size: Beams per question in ``"beam"`` mode.
             allowed: [B, V] bool, tokens each question may use (:meth:`slot_mask`):
                 a decode never names a slot its question lacks.  None: all tokens.
+            roots: Root type of each row (:meth:`kind_roots`); None: every row a question.
         """
         if mode == "beam" and beam_size > 1:
-            return self._beam(words, lengths, beam_size, allowed)
+            return self._beam(words, lengths, beam_size, allowed, roots)
         if mode not in ("greedy", "sample", "beam"):
             raise NesyError(f"decode mode must be 'greedy', 'sample' or 'beam', got {mode!r}")
         memory, keys, state = self.encode(words, lengths)
         word_mask = words != 0
         b = words.shape[0]
         prev = torch.ones(b, dtype=torch.long, device=words.device)
-        grammar = self.grammar.start(b)
+        grammar = self.grammar.start(b, roots)
         out, log_prob, entropy = [], words.new_zeros(b, dtype=torch.float), words.new_zeros(b, dtype=torch.float)
         feed = memory.new_zeros(b, memory.shape[2])
         for t in range(self.config.max_program_length):
@@ -256,7 +279,9 @@ class QuestionParser(nn.Module):
                 break
         return Decoded(torch.stack(out, dim=1), log_prob, entropy)
 
-    def _beam(self, words: Tensor, lengths: Tensor, k: int, allowed: Tensor | None = None) -> Decoded:
+    def _beam(
+        self, words: Tensor, lengths: Tensor, k: int, allowed: Tensor | None = None, roots: Sequence[str] | None = None
+    ) -> Decoded:
         """Beam search (``k`` beams per question); returns the best complete beam."""
         memory, keys, (h, c) = self.encode(words, lengths)
         b, v = words.shape[0], len(self.program_vocab)
@@ -269,7 +294,7 @@ class QuestionParser(nn.Module):
         score[:, 0] = 0.0
         score = score.view(-1)
         prev = torch.ones(b * k, dtype=torch.long, device=words.device)
-        grammar = self.grammar.start(b * k)
+        grammar = self.grammar.start(b * k, None if roots is None else [r for r in roots for _ in range(k)])
         history = torch.zeros(b * k, 0, dtype=torch.long, device=words.device)
         base = (torch.arange(b, device=words.device) * k)[:, None]
         for t in range(self.config.max_program_length):
@@ -346,14 +371,37 @@ class QuestionParser(nn.Module):
         words_t, lengths = pad_batch(ids)
         return words_t, lengths, slots
 
-    def slot_mask(self, slots: Sequence[QuestionSlots]) -> Tensor:
-        """[B, V] bool: every token, except slot tokens naming a slot the question lacks."""
+    def slot_mask(self, slots: Sequence[QuestionSlots], kinds: Sequence[str] | None = None) -> Tensor:
+        """[B, V] bool: every token, except slot tokens naming a slot the question lacks.
+
+        With ``kinds``, the option hole :data:`~reasoning.parser.catalogues.CHOICE`
+        is allowed only in multiple-choice questions.
+        """
         mask = torch.ones(len(slots), len(self.program_vocab), dtype=torch.bool)
         for i, sl in enumerate(slots):
             for slot, token_ids in self._slot_tokens.items():
                 if slot not in sl.values and slot not in sl.phrases:
                     mask[i, token_ids] = False
+        for i, kind in enumerate(kinds or ["question"] * len(slots)):
+            if kind != "multiple_choice":
+                mask[i, self._choice_ids] = False
         return mask
+
+    def kind_roots(self, kinds: Sequence[str] | None) -> list[str] | None:
+        """Root type of each text of ``kinds`` (None when all are questions: the terminal root).
+
+        Raises:
+            DataError: an unknown kind, or an option or multiple-choice question
+                for a parser whose catalogue has no option hole (CLEVR's).
+        """
+        if kinds is None or all(k == "question" for k in kinds):
+            return None
+        for k in kinds:
+            if k not in KINDS:
+                raise DataError(f"unknown text kind {k!r}; choose one of {', '.join(KINDS)}")
+        if not self._choice_ids:
+            raise DataError(f"this parser writes {self.catalogue_name} programs, which have no multiple-choice options")
+        return [CHOICE_ROOT if k == "choice" else ROOT for k in kinds]
 
     def target_ids(self, tokens: Sequence[str], slots: QuestionSlots, where: str = "program") -> list[int]:
         """Decoder targets for ground-truth prefix ``tokens`` (values named by the question become slots)."""
@@ -363,7 +411,8 @@ class QuestionParser(nn.Module):
                 f"{self.config.max_program_length}"
             )
         if self.lexicon:
-            tokens = anonymize_program(tokens, slots.values, slots.phrases, slots.words)
+            tokens = anonymize_program(tokens, slots.values, slots.phrases, slots.words, catalogue=self.catalogue,
+                                       reuse_phrases=self.catalogue_name != "clevr")
         return self.program_vocab.encode(tokens, where=where)
 
     def restore(self, ids: Sequence[int], slots: QuestionSlots) -> tuple[str, ...] | None:
@@ -376,22 +425,26 @@ class QuestionParser(nn.Module):
         """The Program of prefix ``tokens``, or None if it is ill-formed or ill-typed."""
         if tokens is None:
             return None
-        if self._catalogue is None:
-            self._catalogue = Catalogue.default()
         try:
-            program = from_prefix_tokens(list(tokens))
-            self._catalogue.check(program)
+            program = from_prefix_tokens(list(tokens), self.catalogue)
+            self.catalogue.check(program)
         except NesyError:
             return None
         return program
 
     @torch.no_grad()
     def parse_tokens(
-        self, questions: Sequence[str], *, beam_size: int = 1, batch_size: int = 256
+        self,
+        questions: Sequence[str],
+        *,
+        beam_size: int = 1,
+        batch_size: int = 256,
+        kinds: Sequence[str] | None = None,
     ) -> list[tuple[str, ...] | None]:
         """Prefix program tokens decoded for each question (greedy, or beam if ``beam_size > 1``).
 
         ``None`` where the decode names a value slot the question does not have.
+        ``kinds`` says what each text is (:data:`~reasoning.parser.catalogues.KINDS`; default: questions).
         """
         was_training = self.training
         self.eval()
@@ -399,8 +452,10 @@ class QuestionParser(nn.Module):
         try:
             for s in range(0, len(questions), batch_size):
                 words, lengths, slots = self.encode_questions(questions[s : s + batch_size])
+                part = None if kinds is None else kinds[s : s + batch_size]
                 mode = "beam" if beam_size > 1 else "greedy"
-                dec = self.decode(words, lengths, mode=mode, beam_size=beam_size, allowed=self.slot_mask(slots))
+                dec = self.decode(words, lengths, mode=mode, beam_size=beam_size, allowed=self.slot_mask(slots, part),
+                                  roots=self.kind_roots(part))
                 out.extend(self.restore(row.tolist(), sl) for row, sl in zip(dec.tokens, slots, strict=False))
         finally:
             self.train(was_training)

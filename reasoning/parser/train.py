@@ -43,6 +43,7 @@ from reasoning.parser.anonymize import (
     phrase_tokens,
     slot_tokens,
 )
+from reasoning.parser.catalogues import parser_catalogue
 from reasoning.parser.checkpoint import load_checkpoint, parser_from_checkpoint, parser_payload
 from reasoning.parser.config import ParserConfig
 from reasoning.parser.data import (
@@ -90,7 +91,8 @@ def build_parser(config: ParserConfig, data: ParserData, synonyms: Mapping[str, 
         merged.setdefault(k, [])
         merged[k] += [p for p in phrases if p not in merged[k]]
     synonyms = merged
-    lexicon = build_lexicon(synonyms) if config.anonymize else {}
+    catalogue = parser_catalogue(data.catalogue)
+    lexicon = build_lexicon(synonyms, catalogue) if config.anonymize else {}
     nouns = build_nouns(synonyms) if config.anonymize and config.phrases else frozenset()
     words = set(data.extra_words)
     for e in data.examples:
@@ -99,17 +101,18 @@ def build_parser(config: ParserConfig, data: ParserData, synonyms: Mapping[str, 
     words.update(f"<{t}{k}>" for t in {v[0] for v in lexicon.values()} for k in range(1, MAX_SLOTS + 1))
     if nouns:
         words.update(f"<obj{k}>" for k in range(1, MAX_PHRASES + 1))
-    signatures = program_token_signatures()
+    signatures = program_token_signatures(catalogue)
     for e in data.examples:
         for t in e.tokens:
             if t not in signatures:
                 raise DataError(f"program token {t!r} of question {e.question!r} is not a catalogue token")
     if lexicon:
-        signatures.update(slot_tokens(signatures))
+        signatures.update(slot_tokens(signatures, catalogue))
     if nouns:
         signatures.update(phrase_tokens(signatures))
     torch.manual_seed(config.seed)
-    return QuestionParser(Vocabulary.build(words), ProgramVocabulary.build(signatures), config, lexicon, nouns)
+    return QuestionParser(Vocabulary.build(words), ProgramVocabulary.build(signatures), config, lexicon, nouns,
+                          data.catalogue)
 
 
 def _step_seed(config: ParserConfig, stage: str, step: int) -> int:
@@ -124,7 +127,8 @@ def supervised_loss(parser: QuestionParser, batch: Sequence[ParserExample]) -> t
     dropout = parser.config.word_dropout if parser.training else 0.0
     words, lengths, slots = parser.encode_questions([e.question for e in batch], word_dropout=dropout)
     targets, _ = pad_batch([parser.target_ids(e.tokens, sl) for e, sl in zip(batch, slots, strict=False)])
-    logp = parser(words, lengths, targets, parser.slot_mask(slots))
+    kinds = [e.kind for e in batch]
+    logp = parser(words, lengths, targets, parser.slot_mask(slots, kinds), parser.kind_roots(kinds))
     return -logp.sum() / (targets != 0).sum()
 
 

@@ -82,9 +82,10 @@ def test_answer_prints_program_trace_and_answer_for_a_video(folder, capsys):
     assert "filter_collision" in printed.splitlines()[-2]  # the trace table's rows
     q = next(q for q in json.loads((folder / "validation.json").read_text())[0]["questions"] if "choices" in q)
     assert cli.main(["answer", "--video", str(folder), "--index", "0", "--question", q["question"],
-                     "--choice", "0", "--json"]) == 0
+                     "--choice", "0", "--video-parser", "gt", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["answer"] == {"correct": "yes", "wrong": "no"}[q["choices"][0]["answer"]]
     assert out["tokens"] == q["choices"][0]["program"] + q["program"]
-    assert cli.main(["answer", "--video", str(folder), "--index", "0", "--question", "Why?"]) == 2
-    assert "no video question parser" in capsys.readouterr().err
+    assert cli.main(["answer", "--video", str(folder), "--index", "0", "--question", "Why?",
+                     "--video-parser", "gt"]) == 2
+    assert "reads stored questions only" in capsys.readouterr().err
