@@ -264,6 +264,8 @@ def _query_candidates(v: _Video) -> list[Candidate]:
     out: list[Candidate] = []
 
     def ask(target: int, about: str, program: Callable[[], Call], avoid: dict[str, str] | None = None) -> None:
+        if target not in v.props:
+            return  # never in view (a collision just outside the frame): nothing a viewer could name
         for attr in ATTRS:
             if avoid and attr in avoid:
                 continue  # do not ask what the question already says
