@@ -40,9 +40,11 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("train", "parser-curve"), "train_parser", "parser accuracy vs number of supervised programs (plot)"),
     (("train", "nscl"), "train_nscl", "NS-CL: visual concepts from questions and answers alone"),
     (("train", "dynamics"), "train_dynamics", "train a learned simulator on a dynamics data set"),
+    (("train", "video-dynamics"), "train_video_dynamics", "learned PropNet over CLEVRER object states"),
     (("eval", "clevr"), "eval_clevr", "QA model accuracy per question type, parser and perception scores"),
     (("bench", "speed"), "bench_speed", "speed suites (executor, clevr-data) as JSON"),
     (("bench", "dynamics"), "bench_dynamics", "rollout error and speed of learned simulators against the simulator"),
+    (("bench", "video-dynamics"), "bench_video_dynamics", "future and counterfactual collisions of video dynamics providers"),
     (("bench", "compare"), "bench_compare", "paired comparison of two models' rollout errors (bootstrap interval)"),
     (("control",), "control", "model-predictive control on a Gymnasium task (learned or true model)"),
 )
