@@ -29,7 +29,7 @@ here are of one size and stand on the floor with their centres at one height,
 so touching is a question of footprints: a disc of radius 0.35 for spheres and
 cylinders, a square of half-side 0.35 / sqrt(2) turned by its yaw for cubes.
 :func:`state_collisions` calls a pair touching during frame ``f`` when their
-footprints come within ``tolerance`` at any of ``substeps`` states between
+footprints come within ``tolerance`` (0: touching or overlapping) at any of ``substeps`` states between
 frames ``f - 1`` and ``f``, moved linearly towards frame ``f`` or on at the
 velocity of frame ``f - 1`` (objects that bounce within the frame never meet
 on the straight line between the two frames); a touch is a new collision when the
@@ -170,7 +170,7 @@ def state_collisions(
         trajectory: Frames in order (consecutive frame ids; objects may be absent from some).
         shapes: ``object_id -> shape`` (``cube``: a square footprint turned by its yaw;
             anything else: a disc).
-        tolerance: Footprints closer than this (scene units) touch.
+        tolerance: Footprints at most this far apart (scene units) touch.
         gap: A touch is a new collision when the pair did not touch in the previous ``gap`` frames.
         substeps: States checked per frame on each path (see the module docstring).
 
@@ -211,7 +211,7 @@ def state_collisions(
             rows = np.concatenate(owner)
             cube = np.array([[shapes.get(a) == "cube", shapes.get(b) == "cube"] for a, b in pairs])[rows]
             gaps = footprint_gaps(np.concatenate(sa), np.concatenate(sb), cube[:, 0], cube[:, 1])
-            touching = set(rows[gaps < tolerance].tolist())
+            touching = set(rows[gaps <= tolerance].tolist())
         by_id = fr.by_id()
         for k in sorted(touching):
             a, b = pairs[k]
