@@ -126,14 +126,12 @@ def _position_errors(pred: Sequence[FrameStates], true: Sequence[FrameStates]) -
 
 def plot_position_error(results: dict[str, dict[str, Any]], path: Any) -> None:
     """PNG: mean position error against horizon, one line per provider."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from physics.io import atomic_write_bytes
+    from benchmarks.dynamics_eval import save_figure
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
     for name, r in results.items():
@@ -145,8 +143,4 @@ def plot_position_error(results: dict[str, dict[str, Any]], path: Any) -> None:
     ax.set_title(f"CLEVRER future: position error, {n} held-out videos")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path)

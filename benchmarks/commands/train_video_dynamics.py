@@ -19,12 +19,11 @@ checkpoint.  Prints a JSON summary.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
-import shutil
 from pathlib import Path
 
 from benchmarks.commands.data_dynamics import parse_overrides
+from benchmarks.commands.train_dynamics import report_run
 from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
 from physics.models import MODELS, TrainConfig
 from physics.training import config_flags
@@ -50,12 +49,7 @@ def run(args: argparse.Namespace) -> int:
     summary = train_video_model(args.model, pairs, out, cfg, valid_fraction=args.valid_fraction,
                                 overrides=parse_overrides(args.set), resume=args.resume, meta=meta,
                                 progress=not args.quiet)
-    if args.export:
-        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / "model.pt", args.export)
-        summary["files"]["export"] = str(args.export)
-    summary.pop("history")
-    print(json.dumps(summary, indent=1))
+    report_run(summary, out, args.export)
     return 0
 
 
