@@ -46,7 +46,7 @@ from physics.io import PathLike, atomic_write_bytes
 from physics.models import MODELS, load_model, rollout_errors
 from physics.trajectory import Trajectory
 
-__all__ = ["SHIPPED_CHECKPOINTS", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif", "gif_frame_ms"]
+__all__ = ["save_figure", "SHIPPED_CHECKPOINTS", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif", "gif_frame_ms"]
 
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[1] / "physics" / "models" / "checkpoints"
 GIF_FRAMES = 50  # frames kept in the rollout GIF (evenly spaced)
@@ -122,6 +122,13 @@ def plot_errors(result: dict[str, Any], path: PathLike) -> None:
     ax.set_title(f"{result['world']}: rollout error, {result['trajectories']} held-out trajectories")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: PathLike) -> None:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -35,7 +35,7 @@ from physics.models import MODELS, PRESETS, TrainConfig, make_model, preset, tra
 from physics.training import config_flags
 from physics.training.distributed import shutdown_distributed, world_info
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "report_run"]
 
 
 def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
@@ -98,13 +98,18 @@ def run(args: argparse.Namespace) -> int:
             return 0
     finally:
         shutdown_distributed()
-    if args.export:
-        Path(args.export).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / "model.pt", args.export)
-        summary["files"]["export"] = str(args.export)
+    report_run(summary, out, args.export)
+    return 0
+
+
+def report_run(summary: dict, out: Path, export: str | None) -> None:
+    """Copy the best ``OUT/model.pt`` to ``export`` (when given) and print the run's summary as JSON."""
+    if export:
+        Path(export).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "model.pt", export)
+        summary["files"]["export"] = str(export)
     summary.pop("history")
     print(json.dumps(summary, indent=1))
-    return 0
 
 
 def register(groups) -> None:

@@ -9,6 +9,9 @@ Output folder (one split; the official file names where CLEVRER has them)::
     OUT/masks_<split>/video_00000/0000.png         palette PNG masks, index = object id + 1 (0 background)
     OUT/build_<split>.json                         the options the split is built with
 
+``render=False`` (``--no-render``) simulates only: annotations and truth files, no
+frames, masks or GIF (what the learned dynamics train on; about 3x faster).
+
 Determinism and resumption, as for ``nesy data clevr``
 (:mod:`benchmarks.datasets.clevr_builder`): video ``k`` is a pure function of
 ``scene_seed(seed, split, k)`` and the config; every file is written atomically
@@ -62,6 +65,7 @@ class ClevrerDataConfig:
     future_frames: int = field(default=50, metadata={"help": "frames simulated after them, for predictive truth"})
     width: int = field(default=480, metadata={"help": "frame width in pixels"})
     height: int = field(default=320, metadata={"help": "frame height in pixels"})
+    render: bool = field(default=True, metadata={"help": "render frames, masks and GIF (--no-render: annotations and truth only)"})
     workers: int = field(default=1, metadata={"help": "worker processes"})
     backend: str = field(
         default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]}
@@ -138,12 +142,14 @@ def build_video(cfg: ClevrerDataConfig, k: int, timings: dict[str, float] | None
             clock[name] = clock.get(name, 0.0) + dt
 
     annotation, truth = simulate_video(
-        _world(cfg.world_config()), scene_seed(cfg.seed, cfg.split, k), k, f"video_{k:05d}.gif", on_frame
+        _world(cfg.world_config()), scene_seed(cfg.seed, cfg.split, k), k, f"video_{k:05d}.gif",
+        on_frame if cfg.render else None,
     )
     t0 = tick()
-    buf = io.BytesIO()
-    gif_frames[0].save(buf, format="GIF", save_all=True, append_images=gif_frames[1:], duration=GIF_FRAME_MS, loop=0)
-    atomic_write_bytes(paths["gif"], buf.getvalue())
+    if cfg.render:
+        buf = io.BytesIO()
+        gif_frames[0].save(buf, format="GIF", save_all=True, append_images=gif_frames[1:], duration=GIF_FRAME_MS, loop=0)
+        atomic_write_bytes(paths["gif"], buf.getvalue())
     t1 = tick()
     write_annotation(paths["annotation"], annotation)
     write_truth(paths["truth"], truth)
@@ -176,6 +182,8 @@ def _intact(cfg: ClevrerDataConfig, k: int) -> bool:
             return False
         if truth.seed != scene_seed(cfg.seed, cfg.split, k):
             return False
+        if not cfg.render:
+            return True
         size = (cfg.width, cfg.height)
         for f in range(cfg.frames):
             if verify_image(paths["frames"] / frame_name(f)) != size or verify_image(paths["masks"] / frame_name(f)) != size:
@@ -215,6 +223,8 @@ def _check_same_build(cfg: ClevrerDataConfig) -> None:
     """
     marker = Path(cfg.out) / f"build_{cfg.split}.json"
     identity = {k: getattr(cfg, k) for k in _IDENTITY}
+    if not cfg.render:
+        identity["render"] = False  # only when off, so the records of rendered builds stay as they were
     if not marker.is_file():
         atomic_write_json(marker, identity, indent=1)
         return

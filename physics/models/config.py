@@ -159,6 +159,13 @@ register_preset(
     help="radius 0.12, rigid boxes",
 )
 register_preset(
+    "clevrer",
+    # CLEVRER objects (physics.models.video_propnet): every pair related (<= 6 objects), state (x, y, theta);
+    # small objects touch at centre distances 0.7-1.0; launches are actions
+    WorldPreset(history=2, radius=None, roots=1, steps=3, noise=1e-3),
+    help="CLEVRER object states: all pairs related, L = 3",
+)
+register_preset(
     "toy",
     WorldPreset(history=2, radius=None, roots=2, steps=3, noise=0.0),
     help="fixed relations only, for small synthetic worlds and the tests",

@@ -1,0 +1,101 @@
+"""``nesy bench video-dynamics``: future and counterfactual collisions of video Dynamics providers.
+
+Example::
+
+    nesy data clevrer --n 40 --seed 1502 --split val --no-render --out data/clevrer_dyn
+    nesy bench video-dynamics --data data/clevrer_dyn --split val --dynamics gt,propnet --out results/video_dyn.json
+
+For each provider of ``--dynamics`` (:data:`physics.video_dynamics.VIDEO_DYNAMICS`;
+learned ones from ``--checkpoint``, by default the shipped one) and every video
+of the split: future collision events (same pair within ``--window`` frames:
+precision, recall, F1) and position error against horizon over the truth's
+future frames; counterfactual collision F1 over a re-run without each object
+(all collisions, and the changed ones only); rollout speed; and the state
+collision rule's agreement with the recorded collisions on true states.  Keys:
+:mod:`benchmarks.video_dynamics_eval`.  Writes ``--out`` (JSON) and the error
+curve beside it (``.png``); prints a short table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmarks.config_flags import registry_argument
+from benchmarks.table import print_table
+from physics.errors import ConfigError
+from physics.io import atomic_write_json
+from physics.video_dynamics import VIDEO_DYNAMICS
+
+__all__ = ["register", "run"]
+
+
+def _f1(part: dict) -> str:
+    return "-" if part["f1"] is None else f"{part['f1']:.3f}"
+
+
+def print_summary(result: dict, out: Path) -> None:
+    rows = []
+    for name, r in result["providers"].items():
+        fut, cf = r["future"], r["counterfactual"]
+        err = fut["position_error_at"]
+        rows.append([name, _f1(fut["collisions"]), _f1(cf["collisions"]), _f1(cf["changed_collisions"]),
+                     *(f"{err[h]:.3f}" if h in err else "-" for h in (10, 25, 50)),
+                     f"{r['speed']['seconds_per_counterfactual']:.2f}"])
+    print_table(rows, ["dynamics", "future F1", "cf F1", "cf changed F1", "err@10", "err@25", "err@50", "s/cf"],
+                title=f"{result['videos']} videos ({result['data']}, split {result['split']}); events within "
+                f"{result['window']} frames; position error in scene units")
+    rule = result["collision_rule"]
+    print(f"state collision rule on true states: precision {rule['precision']:.3f}, recall {rule['recall']:.3f}, "
+          f"F1 {rule['f1']:.3f}")
+    print(f"full result -> {out}; figure -> {result['figures']['position_error_png']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from benchmarks.video_dynamics_eval import evaluate_video_dynamics, plot_position_error
+    from physics.models.video_propnet import load_video_split
+    from physics.video_dynamics import make_video_dynamics
+
+    torch.set_num_threads(args.threads)
+    names = [n.strip() for n in args.dynamics.split(",") if n.strip()]
+    if not names:
+        raise ConfigError(f"--dynamics: no provider named in {args.dynamics!r}; choose from {', '.join(VIDEO_DYNAMICS)}")
+    for n in names:
+        VIDEO_DYNAMICS.get(n)
+    videos = load_video_split(args.data, args.split, limit=args.n)
+    providers = {}
+    for name in names:
+        providers[name] = evaluate_video_dynamics(
+            videos, lambda truth, name=name: make_video_dynamics(name, truth=truth, checkpoint=args.checkpoint),
+            window=args.window, progress=not args.quiet,
+        )
+    rule = next(iter(providers.values()))["collision_rule"]
+    for r in providers.values():
+        r.pop("collision_rule")
+    out = Path(args.out)
+    png = out.with_suffix(".png")
+    plot_position_error(providers, png)
+    result = {"data": str(args.data), "split": args.split, "videos": len(videos), "window": args.window,
+              "checkpoint": args.checkpoint, "collision_rule": rule, "providers": providers,
+              "figures": {"position_error_png": str(png)}}
+    atomic_write_json(out, result, indent=1)
+    print_summary(result, out)
+    return 0
+
+
+def register(groups) -> None:
+    parser = groups.sub("bench", "video-dynamics", help="future and counterfactual collisions of video dynamics providers",
+                        description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="folder written by `nesy data clevrer` (annotations and truth)")
+    parser.add_argument("--split", default="val", help="split to bench (default: val)")
+    parser.add_argument("--n", type=int, default=None, help="first N videos only (default: all)")
+    registry_argument(parser, "--dynamics", registry=VIDEO_DYNAMICS, many=True, default="gt,propnet",
+                      help="comma-separated providers (default: gt,propnet)")
+    parser.add_argument("--checkpoint", default=None, help="model file of the learned providers (default: the shipped one)")
+    parser.add_argument("--window", type=int, default=2, help="frames a predicted collision may be off (default: 2)")
+    parser.add_argument("--out", required=True, help="result JSON; the error curve PNG goes beside it")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)

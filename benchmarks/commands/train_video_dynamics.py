@@ -1,0 +1,72 @@
+"""``nesy train video-dynamics``: the learned PropNet over CLEVRER object states.
+
+Example::
+
+    nesy data clevrer --n 200 --seed 1501 --split train --no-render --out data/clevrer_dyn
+    nesy train video-dynamics --data data/clevrer_dyn --split train --out runs/clevrer_propnet \\
+        --epochs 30 --threads 1 --export clevrer_propnet.pt
+
+Reads the annotations and truth files of one split of a ``nesy data clevrer``
+folder (observed and future frames of every video; frames are not needed, so
+``--no-render`` data is enough), holds out the last ``--valid-fraction`` of the
+videos for the loop's validation, and trains with the shared training loop
+(:func:`physics.models.training.train`): ``OUT/checkpoint.pt`` every epoch
+(``--resume`` continues from it, bit-identical), ``OUT/model.pt`` the best
+validation epoch, ``OUT/loss.jsonl``.  The exact command is stored in the
+checkpoint.  Prints a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from benchmarks.commands.data_dynamics import parse_overrides
+from benchmarks.commands.train_dynamics import report_run
+from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
+from physics.models import MODELS, TrainConfig
+from physics.training import config_flags
+
+__all__ = ["register", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from physics.models.video_propnet import load_video_split, train_video_model
+
+    cfg = config_from_args(TrainConfig, args)
+    MODELS.get(args.model)
+    pairs = load_video_split(args.data, args.split, limit=args.n)
+    out = Path(args.out)
+    words = ["nesy", "train", "video-dynamics", "--model", args.model, "--data", str(args.data), "--split", args.split,
+             "--out", str(out), "--valid-fraction", str(args.valid_fraction)]
+    if args.n is not None:
+        words += ["--n", str(args.n)]
+    words += config_flags(cfg)
+    for item in args.set or []:
+        words += ["--set", item]
+    meta = {"command": shlex.join(words), "seed": cfg.seed, "data": str(args.data), "split": args.split}
+    summary = train_video_model(args.model, pairs, out, cfg, valid_fraction=args.valid_fraction,
+                                overrides=parse_overrides(args.set), resume=args.resume, meta=meta,
+                                progress=not args.quiet)
+    report_run(summary, out, args.export)
+    return 0
+
+
+def register(groups) -> None:
+    parser = groups.sub("train", "video-dynamics", help="learned PropNet over CLEVRER object states",
+                        description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="folder written by `nesy data clevrer` (annotations and truth)")
+    parser.add_argument("--split", default="train", help="split to train on (default: train)")
+    parser.add_argument("--n", type=int, default=None, help="use the first N videos (default: all)")
+    parser.add_argument("--valid-fraction", type=float, default=0.1,
+                        help="last share of the videos held out for validation (default: 0.1)")
+    registry_argument(parser, "--model", registry=MODELS, default="propnet", help="simulator to train (default: propnet)")
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (bit-identical)")
+    parser.add_argument("--export", default=None, help="copy the best model.pt to this file")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="change a model config field from the clevrer preset (repeatable), e.g. --set hidden=128")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(parser, TrainConfig)
+    parser.set_defaults(func=run)

@@ -1,0 +1,146 @@
+"""Scores of a video Dynamics provider on CLEVRER-style videos with truth files.
+
+For every video of a ``nesy data clevrer`` split (annotation + truth):
+
+* ``collision_rule``: how well the state collision rule
+  (:func:`physics.video_dynamics.state_collisions`) reproduces the recorded
+  collisions on the *true* states (observed + future frames and every true
+  counterfactual): a ceiling for any provider whose collisions come from states;
+* ``future``: the provider's ``future`` over the truth's future frames:
+  collision events against the truth (same pair, within ``window`` frames;
+  precision, recall, F1) and the centres' distance on the floor to the truth
+  per predicted frame (``position_error_curve``, mean over objects, scene
+  units; ``position_error_at`` a few horizons);
+* ``counterfactual``: one counterfactual per object: collision events of the
+  whole re-run against the truth's, and the same for the *changed* collisions
+  only (those that differ from the factual video: what a counterfactual
+  question probes; copying the video scores zero there);
+* ``speed``: wall seconds per future and per counterfactual, and predicted frames per second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from physics.video_dynamics import VideoDynamics, match_collisions, state_collisions
+from physics.worlds.clevrer_annotation import Collision, FrameStates, VideoAnnotation
+from physics.worlds.clevrer_truth import VideoTruth
+
+__all__ = ["evaluate_video_dynamics", "prf", "plot_position_error", "HORIZONS"]
+
+HORIZONS = (1, 5, 10, 25, 50)
+
+
+def prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
+    """Precision, recall and F1 (``None`` where undefined) with the counts."""
+    p = tp / (tp + fp) if tp + fp else None
+    r = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+    return {"precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+def _changed(collisions: Sequence[Collision], factual: Sequence[Collision], window: int) -> list[Collision]:
+    """The collisions with no counterpart (same pair within ``window`` frames) in ``factual``."""
+    return [c for c in collisions if match_collisions([c], factual, window)[0] == 0]
+
+
+def evaluate_video_dynamics(
+    videos: Sequence[tuple[VideoAnnotation, VideoTruth]],
+    provider: Callable[[VideoTruth], VideoDynamics],
+    window: int = 2,
+    horizons: Sequence[int] = HORIZONS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score ``provider(truth)`` on ``videos`` (keys in the module docstring)."""
+    counts = {k: np.zeros(3, int) for k in ("rule", "future", "cf", "cf_changed")}
+    curves: list[list[float]] = []
+    t_future = t_cf = 0.0
+    n_cf = future_frames = 0
+    for ann, truth in tqdm(videos, desc="video dynamics", unit="video", disable=not progress):
+        shapes = {p.object_id: p.shape for p in ann.object_property}
+        factual_frames = tuple(ann.motion_trajectory) + tuple(truth.future_trajectory)
+        factual = tuple(ann.collision) + tuple(truth.future_collisions)
+        counts["rule"] += match_collisions(state_collisions(factual_frames, shapes), factual, window)
+        for cf in truth.counterfactuals:
+            counts["rule"] += match_collisions(state_collisions(cf.trajectory, shapes), cf.collisions, window)
+        dyn = provider(truth)
+        frames = len(truth.future_trajectory)
+        start = time.perf_counter()
+        states, collisions = dyn.future(ann, frames)
+        t_future += time.perf_counter() - start
+        future_frames += frames
+        counts["future"] += match_collisions(collisions, truth.future_collisions, window)
+        curves.append(_position_errors(states, truth.future_trajectory))
+        for p in ann.object_property:
+            start = time.perf_counter()
+            cf = dyn.counterfactual(ann, p.object_id)
+            t_cf += time.perf_counter() - start
+            n_cf += 1
+            true_cf = truth.counterfactual(p.object_id)
+            counts["cf"] += match_collisions(cf.collisions, true_cf.collisions, window)
+            kept = [c for c in factual if p.object_id not in c.object_ids]
+            counts["cf_changed"] += match_collisions(
+                _changed(cf.collisions, kept, window), _changed(true_cf.collisions, kept, window), window
+            )
+    length = min((len(c) for c in curves), default=0)
+    curve = np.mean([c[:length] for c in curves], axis=0) if length else np.zeros(0)
+    return {
+        "videos": len(videos),
+        "window": window,
+        "collision_rule": prf(*counts["rule"].tolist()),
+        "future": {
+            "frames": length,
+            "collisions": prf(*counts["future"].tolist()),
+            "true_collisions": int(counts["future"][0] + counts["future"][2]),
+            "position_error_at": {int(h): float(curve[h - 1]) for h in horizons if h <= length},
+            "position_error_curve": [float(x) for x in curve],
+        },
+        "counterfactual": {
+            "runs": n_cf,
+            "collisions": prf(*counts["cf"].tolist()),
+            "changed_collisions": prf(*counts["cf_changed"].tolist()),
+        },
+        "speed": {
+            "seconds_per_future": t_future / max(len(videos), 1),
+            "seconds_per_counterfactual": t_cf / max(n_cf, 1),
+            "future_frames_per_s": future_frames / t_future if t_future > 0 else None,
+        },
+    }
+
+
+def _position_errors(pred: Sequence[FrameStates], true: Sequence[FrameStates]) -> list[float]:
+    """Per frame: mean floor distance between predicted and true centres of the objects in both."""
+    out = []
+    for p, t in zip(pred, true, strict=False):
+        tb = t.by_id()
+        d = [float(np.hypot(o.location[0] - tb[o.object_id].location[0], o.location[1] - tb[o.object_id].location[1]))
+             for o in p.objects if o.object_id in tb]
+        out.append(float(np.mean(d)) if d else 0.0)
+    return out
+
+
+def plot_position_error(results: dict[str, dict[str, Any]], path: Any) -> None:
+    """PNG: mean position error against horizon, one line per provider."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.dynamics_eval import save_figure
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+    for name, r in results.items():
+        curve = r["future"]["position_error_curve"]
+        ax.plot(np.arange(1, len(curve) + 1), curve, label=name)
+    ax.set_xlabel("horizon (frames after the last observed one, 25 per second)")
+    ax.set_ylabel("mean centre error (scene units)")
+    n = next(iter(results.values()))["videos"] if results else 0
+    ax.set_title(f"CLEVRER future: position error, {n} held-out videos")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

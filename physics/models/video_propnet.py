@@ -1,0 +1,543 @@
+"""A learned PropNet over CLEVRER object states, behind the video Dynamics interface.
+
+NS-DR (Yi, Gan et al., ICLR 2020) predicts CLEVRER's future and counterfactual
+frames with a Propagation Network (Li et al. 2019) over objects.  Here the
+project's one PropNet (:class:`~physics.models.propnet.PropNet`, world preset
+``clevrer``) learns object states from the videos' trajectories with the shared
+training loop (:func:`physics.models.training.train`), and
+:class:`PropNetVideoDynamics` answers :class:`~physics.video_dynamics.VideoDynamics`.
+
+State and graph
+---------------
+An object is one node; its state is ``(x, y, theta)``: the centre on the floor
+(scene units) and an orientation channel, the yaw of cubes unwrapped modulo a
+quarter turn (a cube looks the same after 90 degrees), zero for spheres and
+cylinders, whose yaw is invisible.  Velocities are the differences of the
+history (GNS); shape and material one-hot are the static node attributes; every
+pair of objects is a relation (at most 6 objects: 30 relations).
+
+Launches
+--------
+CLEVRER's entering objects start at rest outside the view and are launched at a
+random frame: nothing in the states explains that push.  A launch is the
+trajectory's external *action* (as the pusher is in the boxes world):
+:func:`launch_actions` finds, from the states alone, an object at rest that
+moves the next frame with no other object near, and gives it its first
+displacement as the action of that frame.  Training sees the launches as
+actions; rollouts replay the launches observed in the video.
+
+Rollouts
+--------
+* ``future``: from the last observed frames, every object present at the last
+  observed frame is rolled out (objects that left a perceived annotation stay
+  gone).
+* ``counterfactual``: the video is re-run from its first frame without the
+  removed object.  An object follows its observed states (launch included) until
+  the removed object, or an object already changed, could have reached it
+  (centres within ``influence_distance`` in the observed or the rolled-out
+  states); from then on the model predicts it, seeing the others' current
+  states.  After the last observed frame every object is predicted.  Objects of
+  a perceived annotation join when they first appear, already moving.
+  Collisions between objects both still following the video are the video's
+  own; any pair with a predicted member gets them from the state rule
+  (:func:`physics.video_dynamics.state_collisions`).
+
+``inside_camera_view`` of a predicted state is its centre projected by the
+CLEVRER world's fixed camera (``ClevrerConfig().camera``, 480x320).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from physics.errors import ConfigError, DataError
+from physics.graph.builder import GraphBuilder
+from physics.io import PathLike
+from physics.models.base import DynamicsModel
+from physics.models.resolver import load_model, make_model, preset
+from physics.models.training import TrainConfig, train
+from physics.trajectory import Trajectory
+from physics.video_dynamics import (
+    COLLISION_GAP,
+    CONTACT_TOLERANCE,
+    HALF_EXTENT,
+    register_video_dynamics,
+    state_collisions,
+    yaw_of,
+)
+from physics.worlds.camera import Camera
+from physics.worlds.clevr_properties import MATERIALS, SHAPES
+from physics.worlds.clevrer_annotation import (
+    Collision,
+    FrameStates,
+    ObjectState,
+    VideoAnnotation,
+    annotation_files,
+    read_annotation,
+)
+from physics.worlds.clevrer_events import derive_events
+from physics.worlds.clevrer_truth import Counterfactual, VideoTruth, read_truth
+from physics.worlds.clevrer_world import ClevrerConfig
+
+__all__ = [
+    "WORLD",
+    "STATE_DIM",
+    "NODE_ATTR_DIM",
+    "SHIPPED_CHECKPOINT",
+    "RolloutConfig",
+    "PropNetVideoDynamics",
+    "launch_actions",
+    "video_trajectory",
+    "load_video_split",
+    "train_video_model",
+]
+
+WORLD = "clevrer"  # the world preset (physics.models.config) the video PropNet is built from
+STATE_DIM = 3  # x, y, orientation channel
+NODE_ATTR_DIM = len(SHAPES) + len(MATERIALS)
+SYMMETRY = {"cube": 4}  # quarter-turn symmetry: the orientation channel is yaw unwrapped modulo 2 pi / 4
+REST_STEP = 1e-3  # scene units a frame: an object moving less is at rest (launch detection)
+LAUNCH_STEP = 0.02  # an object at rest moving more than this the next frame was pushed (0.5 units/s at 25 fps)
+LAUNCH_CLEARANCE = 2.0 * math.sqrt(2.0) * HALF_EXTENT + 0.2  # centres farther apart: no object could have pushed it
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "video" / "clevrer_propnet.pt"
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """How :class:`PropNetVideoDynamics` rolls out.
+
+    Args:
+        future_frames: Frames after the observed ones a counterfactual covers (the truth files' 50).
+        contact_tolerance: Footprint distance of the collision rule (:func:`state_collisions`).
+        collision_gap: Frames apart before a touch is a new collision (the world's rule).
+        influence_distance: An object starts being predicted in a counterfactual once its
+            centre comes this close to the removed object or to an object already changed
+            (above the farthest touching centres, 0.7 for two discs,
+            plus a frame of motion, so a contact is never missed).
+        fps: Frames per second (velocities of predicted states).
+    """
+
+    future_frames: int = ClevrerConfig().future_frames
+    contact_tolerance: float = CONTACT_TOLERANCE
+    collision_gap: int = COLLISION_GAP
+    influence_distance: float = 1.3
+    fps: int = ClevrerConfig().fps
+
+    def __post_init__(self) -> None:
+        if self.future_frames < 0 or self.fps < 1 or self.collision_gap < 1:
+            raise ConfigError(f"RolloutConfig: future_frames >= 0, fps >= 1 and collision_gap >= 1 needed, got {self}")
+        if self.contact_tolerance < 0 or self.influence_distance <= 2.0 * HALF_EXTENT:
+            raise ConfigError("RolloutConfig: need contact_tolerance >= 0 and influence_distance > "
+                              f"{2.0 * HALF_EXTENT}, got {self.contact_tolerance}, {self.influence_distance}")
+
+
+# ---------------------------------------------------------------------- states as arrays
+def _orientation_channel(shape: str, yaws: np.ndarray) -> np.ndarray:
+    """The orientation channel of one object over frames (see the module docstring)."""
+    k = SYMMETRY.get(shape)
+    if k is None or yaws.size == 0:
+        return np.zeros_like(yaws)
+    return np.unwrap(k * yaws) / k
+
+
+def _shapes(annotation: VideoAnnotation) -> dict[int, str]:
+    return {p.object_id: p.shape for p in annotation.object_property}
+
+
+def _attributes(annotation: VideoAnnotation) -> dict[int, np.ndarray]:
+    """``object_id -> shape one-hot + material one-hot``."""
+    out = {}
+    for p in annotation.object_property:
+        if p.shape not in SHAPES or p.material not in MATERIALS:
+            raise DataError(f"video {annotation.scene_index}: object {p.object_id} is a {p.material} {p.shape}; "
+                            f"the video PropNet knows shapes {SHAPES} and materials {MATERIALS}")
+        a = np.zeros(NODE_ATTR_DIM, np.float32)
+        a[SHAPES.index(p.shape)] = 1.0
+        a[len(SHAPES) + MATERIALS.index(p.material)] = 1.0
+        out[p.object_id] = a
+    return out
+
+
+@dataclass
+class _Track:
+    """One object's observed states, indexed by frame position (``None`` where absent)."""
+
+    shape: str
+    states: list[ObjectState | None]
+    xyt: np.ndarray  # [T, 3] x, y, orientation channel (NaN where absent)
+
+
+def _tracks(annotation: VideoAnnotation, frames: Sequence[FrameStates] | None = None) -> dict[int, _Track]:
+    """Per-object observed states of ``frames`` (default: the annotation's), frame ids consecutive."""
+    frames = annotation.motion_trajectory if frames is None else frames
+    if not frames:
+        raise DataError(f"video {annotation.scene_index}: the annotation has no frames")
+    first = frames[0].frame_id
+    for i, fr in enumerate(frames):
+        if fr.frame_id != first + i:
+            raise DataError(f"video {annotation.scene_index}: motion_trajectory frame {fr.frame_id} at position {i}; "
+                            "the video PropNet needs consecutive frame ids")
+    shapes = {p.object_id: p.shape for p in annotation.object_property}
+    out: dict[int, _Track] = {}
+    for oid, shape in shapes.items():
+        states = [fr.by_id().get(oid) for fr in frames]
+        xyt = np.full((len(frames), STATE_DIM), np.nan)
+        idx = [i for i, s in enumerate(states) if s is not None]
+        if idx:
+            xyt[idx, 0] = [states[i].location[0] for i in idx]
+            xyt[idx, 1] = [states[i].location[1] for i in idx]
+            xyt[idx, 2] = _orientation_channel(shape, np.array([yaw_of(states[i].orientation) for i in idx]))
+        out[oid] = _Track(shape, states, xyt)
+    return out
+
+
+def launch_actions(positions: np.ndarray) -> np.ndarray:
+    """Launches found in states: the action ``[T, N, D]`` that explains each unprovoked start.
+
+    Object ``k`` is launched at frame ``t`` when it was at rest (moved less than
+    ``REST_STEP`` from ``t - 1``; frame 0 counts as rest), moves more than
+    ``LAUNCH_STEP`` from ``t`` to ``t + 1``, and no other object's centre is within
+    ``LAUNCH_CLEARANCE`` at ``t`` or ``t + 1``.  Its action at ``t``
+    is that first displacement (x, y; zero orientation); every other entry is zero.
+
+    Args:
+        positions: ``[T, N, D]`` states (x, y first), NaN where an object is absent.
+    """
+    pos = np.asarray(positions, dtype=np.float64)
+    t_len, n = pos.shape[:2]
+    act = np.zeros(pos.shape, np.float32)
+    if t_len < 2:
+        return act
+    xy = pos[:, :, :2]
+    step = np.linalg.norm(xy[1:] - xy[:-1], axis=-1)  # [T-1, N]: t -> t+1
+    with np.errstate(invalid="ignore"):
+        dist = np.linalg.norm(xy[:, :, None] - xy[:, None, :], axis=-1)  # [T, N, N]
+    dist[:, np.arange(n), np.arange(n)] = np.inf
+    near = np.nan_to_num(dist, nan=np.inf).min(axis=2) < LAUNCH_CLEARANCE  # [T, N]
+    for t in range(t_len - 1):
+        rest = np.ones(n, bool) if t == 0 else step[t - 1] < REST_STEP
+        go = rest & (step[t] > LAUNCH_STEP) & ~near[t] & ~near[t + 1]
+        for k in np.flatnonzero(go):
+            act[t, k, :2] = xy[t + 1, k] - xy[t, k]
+    return act
+
+
+def video_trajectory(annotation: VideoAnnotation, truth: VideoTruth | None = None) -> Trajectory:
+    """One video as a :class:`~physics.trajectory.Trajectory` of object states (a training example).
+
+    Observed frames, then the truth's future frames when given; every object must be
+    present in every frame (the generated annotations hold objects outside the view too).
+
+    Raises:
+        DataError: an object is missing from a frame, or the frame ids are not consecutive.
+    """
+    frames = tuple(annotation.motion_trajectory) + (tuple(truth.future_trajectory) if truth is not None else ())
+    tracks = _tracks(annotation, frames)
+    ids = sorted(tracks)
+    pos = np.stack([tracks[k].xyt for k in ids], axis=1)  # [T, N, 3]
+    if np.isnan(pos).any():
+        t, k = np.argwhere(np.isnan(pos[:, :, 0]))[0]
+        raise DataError(f"video {annotation.scene_index}: object {ids[k]} is missing at frame {frames[t].frame_id}; "
+                        "training needs every object in every frame")
+    attrs = _attributes(annotation)
+    n = len(ids)
+    edges = np.array([(i, j) for i in range(n) for j in range(n) if i != j], np.int64).reshape(-1, 2).T
+    fps = truth.fps if truth is not None else ClevrerConfig().fps
+    return Trajectory(
+        positions=pos.astype(np.float32),
+        node_attr=np.stack([attrs[k] for k in ids]),
+        instance=np.arange(n, dtype=np.int64),
+        edges=edges,
+        edge_attr=np.zeros((edges.shape[1], 0), np.float32),
+        actions=launch_actions(pos),
+        observed=np.ones(n, bool),
+        dt=1.0 / fps,
+        meta={"name": f"video {annotation.scene_index}", "object_ids": ids,
+              "seed": list(truth.seed) if truth is not None else None},
+    )
+
+
+def load_video_split(data: PathLike, split: str, limit: int | None = None) -> list[tuple[VideoAnnotation, VideoTruth]]:
+    """The (annotation, truth) pairs of one split of a ``nesy data clevrer`` folder, in video order.
+
+    Raises:
+        DataError: no annotations, or an annotation without its truth file.
+    """
+    root = Path(data)
+    files = annotation_files(root / f"annotation_{split}")
+    out = []
+    for path in files[:limit]:
+        ann = read_annotation(path)
+        tpath = root / f"truth_{split}" / path.name.replace("annotation_", "truth_")
+        if not tpath.is_file():
+            raise DataError(f"{path}: no truth file {tpath} beside it (made by `nesy data clevrer`)")
+        out.append((ann, read_truth(tpath)))
+    return out
+
+
+# ---------------------------------------------------------------------- the dynamics provider
+class PropNetVideoDynamics:
+    """Future and counterfactual frames from a learned PropNet over object states.
+
+    Args:
+        model: A simulator trained on :func:`video_trajectory` data (``dim`` 3, shape and material attributes).
+        config: Rollout settings.
+        camera: Decides ``inside_camera_view`` of predicted states (default: the CLEVRER world's).
+
+    >>> dyn = PropNetVideoDynamics.load()  # the shipped checkpoint
+    """
+
+    def __init__(self, model: DynamicsModel, config: RolloutConfig = RolloutConfig(), camera: Camera | None = None) -> None:
+        cfg = model.config
+        if cfg.dim != STATE_DIM or cfg.node_attr_dim != NODE_ATTR_DIM or cfg.edge_attr_dim != 0:
+            raise ConfigError(f"a video PropNet needs dim {STATE_DIM}, node_attr_dim {NODE_ATTR_DIM}, edge_attr_dim 0; "
+                              f"the model has {cfg.dim}, {cfg.node_attr_dim}, {cfg.edge_attr_dim}")
+        self.model = model.eval()
+        self.config = config
+        world = ClevrerConfig()
+        self.camera = camera or world.camera.with_size(world.width, world.height)
+        self.builder = GraphBuilder(cfg.graph)
+        self.history = cfg.graph.history
+
+    @classmethod
+    def load(cls, checkpoint: PathLike | None = None, config: RolloutConfig = RolloutConfig()) -> PropNetVideoDynamics:
+        """From a model file (``None``: the shipped ``clevrer_propnet.pt``).
+
+        Raises:
+            CheckpointError: missing or damaged file.
+        """
+        return cls(_load_cached(str(checkpoint or SHIPPED_CHECKPOINT)), config)
+
+    # ------------------------------------------------------------------ the interface
+    def future(self, annotation: VideoAnnotation, frames: int) -> tuple[tuple[FrameStates, ...], tuple[Collision, ...]]:
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
+            raise ConfigError(f"future frames must be a non-negative integer, got {frames!r}")
+        run = self._run(annotation, removed=None, extra=frames)
+        last = annotation.motion_trajectory[-1].frame_id
+        collisions = state_collisions(run.frames, _shapes(annotation), self.config.contact_tolerance,
+                                      self.config.collision_gap)
+        return run.frames[-frames:] if frames else (), tuple(c for c in collisions if c.frame_id > last)
+
+    def counterfactual(self, annotation: VideoAnnotation, removed_object_id: int) -> Counterfactual:
+        ids = {p.object_id for p in annotation.object_property}
+        if removed_object_id not in ids:
+            raise DataError(f"video {annotation.scene_index} has no object {removed_object_id} to remove (ids {sorted(ids)})")
+        run = self._run(annotation, removed=removed_object_id, extra=self.config.future_frames)
+        ruled = state_collisions(run.frames, _shapes(annotation), self.config.contact_tolerance, self.config.collision_gap)
+        kept = [c for c in annotation.collision
+                if removed_object_id not in c.object_ids and all(run.followed(k, c.frame_id) for k in c.object_ids)]
+        kept += [c for c in ruled if not all(run.followed(k, c.frame_id) for k in c.object_ids)]
+        collisions = tuple(sorted(kept, key=lambda c: (c.frame_id, tuple(sorted(c.object_ids)))))
+        last = annotation.motion_trajectory[-1].frame_id
+        events = derive_events(run.frames, collisions, end_frame=last)
+        return Counterfactual(removed_object_id, run.frames, collisions, tuple(events))
+
+    # ------------------------------------------------------------------ the rollout
+    def _run(self, annotation: VideoAnnotation, removed: int | None, extra: int) -> _Run:
+        """Observed frames (followed until influenced, see the module docstring), then ``extra`` predicted ones."""
+        tracks = _tracks(annotation)
+        attrs = _attributes(annotation)
+        t_obs = len(annotation.motion_trajectory)
+        first = annotation.motion_trajectory[0].frame_id
+        ids = sorted(k for k in tracks if k != removed)
+        observed = np.stack([tracks[k].xyt for k in ids], axis=1) if ids else np.zeros((t_obs, 0, STATE_DIM))
+        actions = launch_actions(observed)
+        gone = tracks[removed].xyt[:, :2] if removed is not None else None
+        ghost_r = self.config.influence_distance
+        n, total = len(ids), t_obs + extra
+        state = np.full((total, n, STATE_DIM), np.nan)
+        predicted = np.zeros((total, n), bool)
+        changed = np.zeros(n, bool)
+        for f in range(total):
+            if f == 0:
+                state[0] = observed[0]
+                continue
+            cache: dict[str, np.ndarray | None] = {}
+
+            def pred(f: int = f, cache: dict = cache) -> np.ndarray | None:
+                if "p" not in cache:
+                    cache["p"] = self._step(state, actions, attrs, ids, f - 1)
+                return cache["p"]
+
+            if f >= t_obs:
+                p = pred()
+                if p is not None:
+                    state[f] = p
+                    predicted[f] = ~np.isnan(p[:, 0])
+                continue
+            if changed.any():
+                p = pred()
+                state[f, changed] = p[changed]
+                predicted[f, changed] = True
+            grew = True
+            while grew:  # an object changed this frame can reach another in the same frame
+                grew = False
+                for i in np.flatnonzero(~changed & ~np.isnan(observed[f, :, 0])):
+                    here = observed[f, i, :2]
+                    sources = [gone[f]] if gone is not None else []
+                    sources += [observed[f, j, :2] for j in np.flatnonzero(changed)]
+                    sources += [state[f, j, :2] for j in np.flatnonzero(changed)]
+                    reach = any(np.linalg.norm(here - s) < ghost_r for s in sources if not np.isnan(s).any())
+                    p = pred() if reach else None
+                    if p is not None and not np.isnan(p[i, 0]):
+                        changed[i] = grew = True
+                        state[f, i] = p[i]
+                        predicted[f, i] = True
+            follow = ~changed
+            state[f, follow] = observed[f, follow]
+        frames = self._frames(annotation, tracks, ids, state, predicted, first)
+        return _Run(frames, ids, predicted, first)
+
+    def _step(self, state: np.ndarray, actions: np.ndarray, attrs: dict[int, np.ndarray], ids: list[int], t: int) -> np.ndarray | None:
+        """Predicted states at ``t + 1`` ``[N, 3]`` (NaN rows: objects absent at ``t``), or None before the history."""
+        h = self.history
+        if t < h:
+            return None
+        here = np.flatnonzero(~np.isnan(state[t, :, 0]))
+        out = np.full(state.shape[1:], np.nan)
+        if here.size == 0:
+            return out
+        hist = state[t - h : t + 1][:, here].copy()  # [H+1, M, 3]
+        for c in range(hist.shape[1]):  # an object that appeared within the history: extend it back at rest
+            col = hist[:, c]
+            known = np.flatnonzero(~np.isnan(col[:, 0]))
+            col[: known[0]] = col[known[0]]
+        m = here.size
+        edges = torch.tensor([(i, j) for i in range(m) for j in range(m) if i != j], dtype=torch.long).reshape(-1, 2).T
+        act = actions[t][here] if t < actions.shape[0] else np.zeros((m, STATE_DIM), np.float32)
+        with torch.no_grad():
+            g = self.builder.build(
+                torch.as_tensor(hist, dtype=torch.float32),
+                torch.as_tensor(np.stack([attrs[ids[i]] for i in here])),
+                torch.as_tensor(act, dtype=torch.float32),
+                edges,
+                torch.zeros(edges.shape[1], 0),
+            )
+            nxt = self.model.next_positions(g)[:m]
+        self.model.check_finite(nxt, f"video PropNet rollout at frame {t + 1}")
+        out[here] = nxt.numpy()
+        return out
+
+    def _frames(self, annotation: VideoAnnotation, tracks: dict[int, _Track], ids: list[int], state: np.ndarray,
+                predicted: np.ndarray, first: int) -> tuple[FrameStates, ...]:
+        """Rollout arrays -> frames: observed states as recorded, predicted ones built from (x, y, theta)."""
+        fps = self.config.fps
+        t_obs = len(annotation.motion_trajectory)
+        last_seen: dict[int, ObjectState] = {}
+        frames = []
+        for f in range(state.shape[0]):
+            objs = []
+            pending = []
+            for i, k in enumerate(ids):
+                obs = tracks[k].states[f] if f < t_obs else None
+                if obs is not None:
+                    last_seen[k] = obs
+                if np.isnan(state[f, i, 0]):
+                    continue
+                if not predicted[f, i] and obs is not None:
+                    objs.append(obs)
+                    continue
+                base = last_seen[k]
+                x, y, th = state[f, i]
+                px, py, pth = state[f - 1, i] if f and not np.isnan(state[f - 1, i, 0]) else state[f, i]
+                yaw0 = yaw_of(base.orientation)
+                th0 = _orientation_channel(tracks[k].shape, np.array([yaw0]))[0]
+                yaw = yaw0 + (th - th0) if tracks[k].shape in SYMMETRY else yaw0
+                orient = tuple(base.orientation[:2]) + (yaw,) if len(base.orientation) == 3 else tuple(base.orientation)
+                pending.append((len(objs), (x, y, base.location[2])))
+                objs.append(ObjectState(
+                    object_id=k,
+                    location=(float(x), float(y), float(base.location[2])),
+                    orientation=tuple(float(v) for v in orient),
+                    velocity=(float((x - px) * fps), float((y - py) * fps), 0.0),
+                    angular_velocity=(0.0, 0.0, float((th - pth) * fps)) if tracks[k].shape in SYMMETRY else (0.0, 0.0, 0.0),
+                    inside_camera_view=False,
+                ))
+            if pending:
+                uvd = self.camera.project(np.array([p for _, p in pending], dtype=float))
+                w, h, near = self.camera.width, self.camera.height, self.camera.near
+                for (slot, _), (u, v, d) in zip(pending, uvd, strict=True):
+                    inside = bool(d > near and 0.0 <= u < w and 0.0 <= v < h)
+                    o = objs[slot]
+                    objs[slot] = ObjectState(o.object_id, o.location, o.orientation, o.velocity, o.angular_velocity, inside)
+            frames.append(FrameStates(first + f, tuple(objs)))
+        return tuple(frames)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A rollout: its frames and which object was predicted (not followed) at which frame."""
+
+    frames: tuple[FrameStates, ...]
+    ids: list[int]
+    predicted: np.ndarray  # [T, N] bool
+    first: int
+
+    def followed(self, object_id: int, frame_id: int) -> bool:
+        """Whether ``object_id`` still followed the video at ``frame_id`` (and the frame before)."""
+        i = self.ids.index(object_id)
+        f = frame_id - self.first
+        return not self.predicted[max(f - 1, 0) : f + 1, i].any()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str) -> DynamicsModel:
+    model, _meta = load_model(path)
+    return model
+
+
+def _propnet(truth: VideoTruth | None, checkpoint: PathLike | None) -> PropNetVideoDynamics:
+    return PropNetVideoDynamics.load(checkpoint)
+
+
+register_video_dynamics("propnet", _propnet, help="learned PropNet over object states (shipped checkpoint or --checkpoint)")
+
+
+# ---------------------------------------------------------------------- training
+def train_video_model(
+    model_name: str,
+    pairs: Sequence[tuple[VideoAnnotation, VideoTruth]],
+    out_dir: PathLike,
+    config: TrainConfig | None = None,
+    *,
+    valid_fraction: float = 0.1,
+    overrides: dict | None = None,
+    resume: bool = False,
+    meta: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train simulator ``model_name`` (``propnet``) on videos' object trajectories with the shared loop.
+
+    Each video (observed plus future frames) is one :func:`video_trajectory`; the last
+    ``valid_fraction`` of the videos validate (the loop keeps the best epoch in ``model.pt``).
+
+    Args:
+        model_name: Any of :data:`physics.models.MODELS`.
+        pairs: ``(annotation, truth)`` per video (:func:`load_video_split`).
+        out_dir: Run folder (``checkpoint.pt``, ``model.pt``, ``loss.jsonl``).
+        config: Optimisation settings (default: :class:`TrainConfig`'s).
+        valid_fraction: Share of the videos held out for validation (0: none).
+        overrides: ModelConfig fields changed from the ``clevrer`` preset.
+
+    Raises:
+        DataError: fewer than two videos, or a video unfit for training.
+    """
+    config = config or TrainConfig()
+    if len(pairs) < 2:
+        raise DataError(f"training the video PropNet needs at least 2 videos, got {len(pairs)}")
+    trajs = [video_trajectory(a, t) for a, t in pairs]
+    n_valid = int(round(len(trajs) * valid_fraction)) if valid_fraction > 0 else 0
+    n_valid = min(max(n_valid, 1 if valid_fraction > 0 else 0), len(trajs) - 1)
+    train_trajs, valid_trajs = trajs[: len(trajs) - n_valid], trajs[len(trajs) - n_valid :]
+    torch.manual_seed(config.seed)
+    mcfg = preset(WORLD, model_name, dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM, edge_attr_dim=0, **(overrides or {}))
+    model = make_model(model_name, mcfg)
+    info = {**(meta or {}), "world": WORLD, "train_videos": len(train_trajs), "valid_videos": len(valid_trajs)}
+    return train(model, train_trajs, valid_trajs, out_dir, config, resume=resume, meta=info, progress=progress)

@@ -1,0 +1,62 @@
+"""``nesy data clevrer --no-render``, ``nesy train video-dynamics`` and ``nesy bench video-dynamics`` on a tiny split."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import cli
+from benchmarks.cli import main
+from benchmarks.datasets.clevrer_builder import video_paths
+from physics.models import load_model
+
+TINY = ["--n", "2", "--frames", "14", "--future-frames", "4", "--seed", "11", "--split", "val", "--no-render", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clevrer_dyn") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "COMMAND_MODULES", ("data_clevrer",))
+        assert main(["data", "clevrer", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+def test_no_render_writes_annotations_and_truth_only_and_resumes(data, capsys):
+    paths = video_paths(data, "val", 0)
+    assert paths["annotation"].is_file() and paths["truth"].is_file()
+    assert not paths["frames"].exists() and not paths["gif"].exists()
+    assert json.loads((data / "build_val.json").read_text())["render"] is False
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "COMMAND_MODULES", ("data_clevrer",))
+        assert main(["data", "clevrer", *TINY, "--out", str(data)]) == 0
+    assert json.loads(capsys.readouterr().out)["resumed"] == 2  # finished videos are kept, not redone
+
+
+def test_train_then_bench_video_dynamics(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "video-dynamics", "--data", str(data), "--split", "val", "--out", str(run), "--epochs", "1",
+                 "--max-samples", "20", "--valid-samples", "5", "--valid-fraction", "0.5", "--quiet"]) == 0
+    model, meta = load_model(run / "model.pt")
+    assert meta["command"].startswith("nesy train video-dynamics --model propnet") and meta["train_videos"] == 1
+    capsys.readouterr()
+    out = tmp_path / "bench.json"
+    assert main(["bench", "video-dynamics", "--data", str(data), "--split", "val", "--n", "1", "--dynamics", "gt,propnet",
+                 "--checkpoint", str(run / "model.pt"), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "future F1" in printed and "state collision rule" in printed
+    result = json.loads(out.read_text())
+    gt = result["providers"]["gt"]
+    assert gt["future"]["position_error_at"]["1"] == 0.0
+    assert gt["counterfactual"]["collisions"]["fn"] == 0 and gt["counterfactual"]["collisions"]["fp"] == 0
+    learned = result["providers"]["propnet"]
+    assert learned["counterfactual"]["runs"] == gt["counterfactual"]["runs"] > 0
+    assert len(learned["future"]["position_error_curve"]) == 4
+    assert (tmp_path / "bench.png").is_file()
+
+
+def test_bench_video_dynamics_names_an_unknown_provider(data, tmp_path, capsys):
+    assert main(["bench", "video-dynamics", "--data", str(data), "--dynamics", "physx", "--out", str(tmp_path / "r.json")]) == 2
+    assert "physx" in capsys.readouterr().err

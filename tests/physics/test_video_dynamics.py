@@ -1,0 +1,225 @@
+"""The video Dynamics interface: ground truth answers the truth, the learned PropNet conforms and is
+deterministic, one training step lowers its loss, and the state collision rule on hand-made states."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from physics.errors import CheckpointError, ConfigError, DataError
+from physics.models import load_model, make_model, preset
+from physics.models.video_propnet import (
+    NODE_ATTR_DIM,
+    SHIPPED_CHECKPOINT,
+    STATE_DIM,
+    PropNetVideoDynamics,
+    RolloutConfig,
+    launch_actions,
+    video_trajectory,
+)
+from physics.video_dynamics import (
+    HALF_EXTENT,
+    VIDEO_DYNAMICS,
+    GroundTruthDynamics,
+    VideoDynamics,
+    make_video_dynamics,
+    match_collisions,
+    state_collisions,
+)
+from physics.worlds.clevrer_annotation import Collision, FrameStates, ObjectState
+from physics.worlds.clevrer_truth import simulate_video
+from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
+
+FRAMES, FUTURE = 16, 6
+SHORT = RolloutConfig(future_frames=4)  # counterfactuals 4 frames past the video: fast tests
+
+
+@pytest.fixture(scope="module")
+def videos():
+    """Two short simulated videos (no renders): (annotation, truth) each."""
+    world = ClevrerWorld(ClevrerConfig(width=96, height=64, frames=FRAMES, future_frames=FUTURE, launch_fraction=0.3,
+                                       late_fraction=0.2, min_objects=3, max_objects=3))
+    try:
+        return [simulate_video(world, (3, k), k, f"video_{k:05d}.gif") for k in range(2)]
+    finally:
+        world.close()
+
+
+@pytest.fixture(scope="module")
+def propnet():
+    return PropNetVideoDynamics.load(config=SHORT)
+
+
+def test_both_providers_conform_and_are_registered(videos, propnet):
+    ann, truth = videos[0]
+    assert {"gt", "propnet"} <= set(VIDEO_DYNAMICS.names())
+    gt = make_video_dynamics("gt", truth=truth)
+    assert isinstance(gt, GroundTruthDynamics) and isinstance(gt, VideoDynamics)
+    assert isinstance(propnet, VideoDynamics)
+    assert isinstance(make_video_dynamics("propnet"), PropNetVideoDynamics)
+    with pytest.raises(ConfigError, match="truth"):
+        make_video_dynamics("gt")
+    with pytest.raises(ConfigError, match="unknown video dynamics"):
+        make_video_dynamics("physx")
+    with pytest.raises(CheckpointError):
+        make_video_dynamics("propnet", checkpoint="/nonexistent/model.pt")
+
+
+def test_ground_truth_returns_the_recorded_truth_exactly(videos):
+    ann, truth = videos[0]
+    gt = GroundTruthDynamics(truth)
+    states, collisions = gt.future(ann, FUTURE)
+    assert states == truth.future_trajectory and collisions == truth.future_collisions
+    few, _ = gt.future(ann, 3)
+    assert few == truth.future_trajectory[:3]
+    for p in ann.object_property:
+        assert gt.counterfactual(ann, p.object_id) == truth.counterfactual(p.object_id)
+    with pytest.raises(DataError, match="recorded"):
+        gt.future(ann, FUTURE + 1)
+    with pytest.raises(DataError, match="no counterfactual"):
+        gt.counterfactual(ann, 99)
+    with pytest.raises(DataError, match="asked about video 1"):
+        gt.future(videos[1][0], 2)
+
+
+def test_propnet_future_continues_from_the_last_observed_frame(videos, propnet):
+    ann, _ = videos[0]
+    states, collisions = propnet.future(ann, FUTURE)
+    last = ann.motion_trajectory[-1]
+    assert [f.frame_id for f in states] == list(range(last.frame_id + 1, last.frame_id + 1 + FUTURE))
+    assert all({o.object_id for o in f.objects} == {o.object_id for o in last.objects} for f in states)
+    assert all(math.isfinite(x) for f in states for o in f.objects for x in o.location + o.velocity)
+    assert all(c.frame_id > last.frame_id for c in collisions)
+    assert propnet.future(ann, 0) == ((), ())
+
+
+def test_propnet_counterfactual_is_deterministic_and_drops_the_object(videos, propnet):
+    ann, truth = videos[1]
+    removed = ann.object_property[0].object_id
+    a = propnet.counterfactual(ann, removed)
+    b = propnet.counterfactual(ann, removed)
+    assert a == b
+    assert a.removed_object_id == removed and len(a.trajectory) == FRAMES + propnet.config.future_frames
+    assert all(removed not in f.by_id() for f in a.trajectory)
+    assert all(removed not in c.object_ids for c in a.collisions)
+    assert a.trajectory[0].objects == tuple(o for o in ann.motion_trajectory[0].objects if o.object_id != removed)
+    assert a.events[0].kind == "start" and any(e.kind == "end" and e.frame == FRAMES - 1 for e in a.events)
+    with pytest.raises(DataError, match="no object 42"):
+        propnet.counterfactual(ann, 42)
+
+
+def test_objects_out_of_reach_of_the_removed_one_follow_the_video():
+    """Two objects far apart: removing one leaves the other exactly on its observed states."""
+    from physics.worlds.clevrer_annotation import ObjectProperty, VideoAnnotation
+
+    def state(k, x, y, vx=0.0):
+        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (vx, 0.0, 0.0), (0.0, 0.0, 0.0), True)
+
+    frames = tuple(FrameStates(f, (state(0, -2.0 + 0.1 * f, -2.0, 2.5), state(1, 2.0, 2.0))) for f in range(10))
+    ann = VideoAnnotation(0, "v.gif", (ObjectProperty(0, "red", "metal", "sphere"), ObjectProperty(1, "blue", "rubber", "cube")),
+                          frames, ())
+    cf = PropNetVideoDynamics.load(config=SHORT).counterfactual(ann, 1)
+    assert tuple(f.objects[0] for f in cf.trajectory[:10]) == tuple(f.objects[0] for f in frames)
+
+
+def test_one_training_step_lowers_the_loss(videos):
+    from torch_geometric.data import Batch
+
+    from physics.graph.builder import GraphBuilder
+    from physics.models.data import make_samples
+
+    torch.manual_seed(0)
+    model = make_model("propnet", preset("clevrer", "propnet", dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM))
+    trajs = [video_trajectory(a, t) for a, t in videos]
+    graphs = make_samples(trajs, GraphBuilder(model.config.graph), max_samples=40, seed=0)
+    model.fit_normalizers(graphs)
+    batch = Batch.from_data_list(graphs)
+    model.eval()
+    with torch.no_grad():
+        before = float(model.loss(batch))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    opt.zero_grad()
+    model.loss(batch).backward()
+    opt.step()
+    model.eval()
+    with torch.no_grad():
+        assert float(model.loss(batch)) < before
+
+
+def test_video_trajectory_holds_states_attributes_and_launches(videos):
+    ann, truth = videos[0]
+    traj = video_trajectory(ann, truth)
+    n = len(ann.object_property)
+    assert traj.positions.shape == (FRAMES + FUTURE, n, STATE_DIM) and traj.node_attr.shape == (n, NODE_ATTR_DIM)
+    assert traj.edges.shape == (2, n * (n - 1))
+    launched = {(o.launch_frame, o.object_id) for o in truth.initial_state.objects if o.velocity != (0.0, 0.0)}
+    found = {(int(t), traj.meta["object_ids"][k]) for t, k in zip(*np.nonzero(np.abs(traj.actions).sum(-1)), strict=True)}
+    assert found <= launched and found  # every launch found is a true one
+
+
+def test_launch_actions_find_unprovoked_starts_only():
+    pos = np.zeros((6, 3, 3))
+    pos[:, 1, 0] = 3.0  # object 1 rests far away, launched at frame 2
+    pos[3:, 1, 0] = 3.0 + 0.2 * np.arange(1, 4)
+    pos[:, 2, 0] = -3.0  # object 2 is pushed at frame 2 by object 0 arriving beside it
+    pos[3:, 2, 0] = -3.0 + 0.2 * np.arange(1, 4)
+    pos[:, 0, 0] = -3.7
+    act = launch_actions(pos)
+    assert np.allclose(act[2, 1], [0.2, 0.0, 0.0]) and np.abs(act).sum() == pytest.approx(0.2)
+
+
+def _frames(tracks: dict[int, list[tuple[float, float, float]]]) -> list[FrameStates]:
+    """Frames from per-object (x, y, yaw) lists."""
+    n = len(next(iter(tracks.values())))
+    return [FrameStates(f, tuple(ObjectState(k, (xs[f][0], xs[f][1], 0.35), (0.0, 0.0, xs[f][2]), (0.0,) * 3, (0.0,) * 3, True)
+                                 for k, xs in tracks.items())) for f in range(n)]
+
+
+def test_collision_rule_counts_a_head_on_touch_once_and_a_later_one_again():
+    d = 2 * HALF_EXTENT
+    # two spheres close in, touch for three frames, part, and touch again 8 frames later (gap is 5)
+    gaps = [0.6, 0.3, 0.0, -0.01, 0.0, 0.2, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.2, 0.0, 0.3]  # 0: touching
+    frames = _frames({0: [(0.0, 0.0, 0.0)] * len(gaps), 1: [(d + g, 0.0, 0.0) for g in gaps]})
+    got = state_collisions(frames, {0: "sphere", 1: "sphere"}, substeps=1)
+    assert [(c.object_ids, c.frame_id) for c in got] == [((0, 1), 2), ((0, 1), 13)]
+    assert got[0].location == pytest.approx((d / 2, 0.0, 0.35))
+
+
+def test_collision_rule_uses_cube_footprints_and_catches_bounces_within_a_frame():
+    hc = HALF_EXTENT / math.sqrt(2)
+    near = HALF_EXTENT + hc + 0.05  # a sphere this far from a cube's centre misses its face ...
+    straight = _frames({0: [(0.0, 0.0, 0.0)] * 2, 1: [(near, 0.0, 0.0)] * 2})
+    assert state_collisions(straight, {0: "cube", 1: "sphere"}) == ()
+    turned = _frames({0: [(0.0, 0.0, math.pi / 4)] * 2, 1: [(near, 0.0, 0.0)] * 2})  # ... but meets its corner
+    assert len(state_collisions(turned, {0: "cube", 1: "sphere"})) == 1
+    apart = _frames({0: [(0.0, 0.0, 0.0)] * 2, 1: [(2 * HALF_EXTENT + 0.01, 0.0, 0.0)] * 2})
+    assert state_collisions(apart, {0: "sphere", 1: "cylinder"}) == ()
+    # a sphere comes in at 0.4 a frame and bounces back inside the frame: never touching at a frame
+    xs = [1.8, 1.4, 1.0, 1.0, 1.4]
+    bounce = _frames({0: [(0.0, 0.0, 0.0)] * 5, 1: [(x, 0.0, 0.0) for x in xs]})
+    assert [c.frame_id for c in state_collisions(bounce, {0: "sphere", 1: "sphere"})] == [3]
+    with pytest.raises(ConfigError):
+        state_collisions(bounce, {}, gap=0)
+
+
+def test_match_collisions_pairs_events_within_the_window():
+    def c(pair, f):
+        return Collision(pair, f, (0.0, 0.0, 0.0))
+
+    true = [c((0, 1), 10), c((1, 2), 30)]
+    assert match_collisions([c((1, 0), 12), c((1, 2), 33), c((0, 2), 30)], true) == (1, 2, 1)
+    assert match_collisions(true, true, window=0) == (2, 0, 0)
+
+
+def test_the_shipped_checkpoint_loads_small_and_reproducible():
+    assert SHIPPED_CHECKPOINT.is_file() and SHIPPED_CHECKPOINT.stat().st_size < 2_000_000
+    model, meta = load_model(SHIPPED_CHECKPOINT)  # weights_only, digest checked
+    assert meta["command"].startswith("nesy train video-dynamics --model propnet")
+    assert meta["world"] == "clevrer" and bool(model.vel_norm.fitted)
+    assert model.config == preset("clevrer", "propnet", dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM, edge_attr_dim=0)
+    assert Path(SHIPPED_CHECKPOINT).parent.name == "video"
