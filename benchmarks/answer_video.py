@@ -37,7 +37,7 @@ from reasoning.dsl import Program, parse_program, to_text
 from reasoning.dsl.clevrer_format import from_clevrer_tokens, join_choice, to_clevrer_tokens
 from reasoning.executor.video import CHOICE_ANSWERS, execute_video
 from reasoning.executor.video_scene import VideoScene
-from reasoning.nsdr import VIDEO_DYNAMICS, VIDEO_PARSERS, VideoFiles
+from reasoning.nsdr import VIDEO_PARSERS, VideoFiles, dynamics_for
 from reasoning.questions.clevrer import question_path
 
 __all__ = ["video_files_from_args", "video_program_from_args", "run_video"]
@@ -144,7 +144,7 @@ def run_video(args: argparse.Namespace) -> int:
     from physics.worlds.clevrer_annotation import read_annotation
 
     annotation = read_annotation(files.annotation)
-    dynamics = VIDEO_DYNAMICS.get(args.dynamics)(None)(files, annotation)
+    dynamics = dynamics_for(args.dynamics)(files, annotation)
     program, source = video_program_from_args(args, folder, split, files.index)
     result = execute_video(program, VideoScene(annotation, dynamics), trace=True)
     if args.json:

@@ -48,6 +48,8 @@ from reasoning.nsdr import (
     VIDEO_PERCEPTION,
     ParsedQuestion,
     VideoFiles,
+    dynamics_for,
+    perception_for,
 )
 from reasoning.questions.clevrer import DESCRIPTIVE_SUBTYPES, question_path
 
@@ -125,8 +127,8 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     """
     start = time.perf_counter()
     entries = _load_questions(cfg)
-    perceive = VIDEO_PERCEPTION.get(cfg.perception)(cfg.perception_checkpoint)
-    dynamics_for = VIDEO_DYNAMICS.get(cfg.dynamics)(cfg.dynamics_checkpoint)
+    perceive = perception_for(cfg.perception, cfg.perception_checkpoint)
+    provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint)
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()
     errors: list[str] = []
@@ -137,7 +139,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         try:
             files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))
             annotation = perceive(files)
-            scene = VideoScene(annotation, dynamics_for(files, annotation))
+            scene = VideoScene(annotation, provider(files, annotation))
         except (NesyError, KeyError, TypeError, ValueError) as exc:
             errors.append(f"video {v}: {exc}")
             scene = None

@@ -123,8 +123,9 @@ class GroundTruthDynamics:
         truth: The video's truth record (``nesy data clevrer`` writes one per video).
 
     Raises (from the calls):
-        DataError: the annotation is of another video, more future frames are asked
-            for than were recorded, or the video has no such object.
+        DataError: the annotation is of another video, a negative number of future
+            frames, or the video has no such object.  ``future`` returns at most the
+            frames that were recorded.
     """
 
     def __init__(self, truth: VideoTruth) -> None:
@@ -137,11 +138,9 @@ class GroundTruthDynamics:
 
     def future(self, annotation: VideoAnnotation, frames: int) -> tuple[tuple[FrameStates, ...], tuple[Collision, ...]]:
         self._check(annotation)
-        recorded = self.truth.future_trajectory
-        if not 0 <= frames <= len(recorded):
-            raise DataError(f"video {self.truth.scene_index}: {frames} future frames asked for, "
-                            f"{len(recorded)} recorded")
-        states = recorded[:frames]
+        if frames < 0:
+            raise DataError(f"video {self.truth.scene_index}: {frames} future frames asked for")
+        states = self.truth.future_trajectory[:frames]  # the world recorded no more than it simulated
         last = states[-1].frame_id if states else -1
         return tuple(states), tuple(c for c in self.truth.future_collisions if c.frame_id <= last)
 

@@ -8,14 +8,16 @@ name from a registry, so ``nesy eval clevrer --perception --dynamics --parser``
 lists the registered choices and a new model joins with one registration in
 its own module (added to the registry's ``modules``):
 
-* :data:`VIDEO_PERCEPTION`: ``name -> factory(checkpoint) -> perceive(video) -> VideoAnnotation``
-* :data:`VIDEO_DYNAMICS`: ``name -> factory(checkpoint) -> dynamics_for(video, annotation) -> VideoDynamics``
+* :data:`VIDEO_PERCEPTION`: the video perceivers of :mod:`perception.video`
+  (``gt``, ``model``); :func:`perception_for` makes ``perceive(video) -> VideoAnnotation``;
+* :data:`VIDEO_DYNAMICS`: the providers of :mod:`physics.video_dynamics` (``gt``,
+  ``propnet``); :func:`dynamics_for` makes ``provider(video, annotation) -> VideoDynamics``;
 * :data:`VIDEO_PARSERS`: ``name -> factory(checkpoint) -> parse(question record) -> ParsedQuestion``
 
 where ``video`` is a :class:`VideoFiles` (the paths ``nesy data clevrer`` writes)
 and a question record is one entry of the official question JSON. The ``gt``
 entries read the ground truth: the annotation file, the truth file
-(:class:`~reasoning.executor.truth_dynamics.TruthDynamics`), and the programs
+(:class:`~physics.video_dynamics.GroundTruthDynamics`), and the programs
 stored with the questions.
 
 >>> "gt" in VIDEO_PARSERS and "gt" in VIDEO_DYNAMICS
@@ -25,15 +27,22 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from perception.video import VIDEO_PERCEIVERS as VIDEO_PERCEPTION
+from perception.video import load_video_perceiver
 from physics.errors import ConfigError, DataError
 from physics.registry import Registry
-from physics.worlds.clevrer_annotation import VideoAnnotation, read_annotation
-from physics.worlds.clevrer_truth import read_truth
-from reasoning.executor.truth_dynamics import TruthDynamics, VideoDynamics
+from physics.video_dynamics import VIDEO_DYNAMICS, VideoDynamics
+from physics.worlds.clevrer_annotation import (
+    Collision,
+    FrameStates,
+    VideoAnnotation,
+    read_annotation,
+)
+from physics.worlds.clevrer_truth import Counterfactual, read_truth
 
 __all__ = [
     "VideoFiles",
@@ -94,31 +103,95 @@ Perceive = Callable[[VideoFiles], VideoAnnotation]
 DynamicsFor = Callable[[VideoFiles, VideoAnnotation], VideoDynamics]
 Parse = Callable[[Mapping[str, Any]], ParsedQuestion]
 
-VIDEO_PERCEPTION: Registry[Callable[[str | None], Perceive]] = Registry("video perception")
-VIDEO_DYNAMICS: Registry[Callable[[str | None], DynamicsFor]] = Registry("video dynamics")
 VIDEO_PARSERS: Registry[Callable[[str | None], Parse]] = Registry("video question parser")
+
+
+def perception_for(name: str, checkpoint: str | None = None) -> Perceive:
+    """``video -> VideoAnnotation`` by video perceiver ``name`` of :data:`VIDEO_PERCEPTION`.
+
+    ``gt`` reads the video's annotation file; any other perceiver reads its frames.
+    """
+    if name == "gt":
+        _no_checkpoint("perception", checkpoint)
+        return lambda video: read_annotation(video.annotation)
+    perceiver = load_video_perceiver(name, checkpoint)
+
+    def perceive(video: VideoFiles) -> VideoAnnotation:
+        if video.frames is None:
+            raise DataError(f"video {video.index}: no frames next to {video.annotation}; --perception {name} "
+                            "reads them (the data set was built with --no-render?)")
+        return perceiver(video.frames)
+
+    return perceive
+
+
+def dynamics_for(name: str, checkpoint: str | None = None) -> DynamicsFor:
+    """``(video, annotation) -> VideoDynamics`` by provider ``name`` of :data:`VIDEO_DYNAMICS`.
+
+    The provider gets the video's truth record when there is one (``gt`` answers
+    from it).  When the annotation is a perceived one, its object ids are the
+    perceiver's, not the world's: a provider answering from the truth is then
+    renumbered through the objects' attributes (CLEVRER never shows two alike),
+    so that ``--perception model --dynamics gt`` isolates the perception errors.
+    """
+    builder = VIDEO_DYNAMICS.get(name)
+    shared: list[VideoDynamics] = []  # a learned provider is loaded once and serves every video
+
+    def provider(video: VideoFiles, annotation: VideoAnnotation) -> VideoDynamics:
+        truth = read_truth(video.truth) if video.truth is not None else None
+        if truth is None:
+            if not shared:
+                shared.append(builder(None, checkpoint))
+            return shared[0]
+        dynamics = builder(truth, checkpoint)
+        true_annotation = read_annotation(video.annotation)
+        ids = _id_map(true_annotation, annotation)
+        return dynamics if ids is None else _Renumbered(dynamics, true_annotation, ids)
+
+    return provider
+
+
+def _id_map(true: VideoAnnotation, perceived: VideoAnnotation) -> dict[int, int] | None:
+    """True object id -> perceived id by attributes; None when the ids already agree."""
+    key = {(p.color, p.material, p.shape): p.object_id for p in perceived.object_property}
+    mapping = {p.object_id: key.get((p.color, p.material, p.shape)) for p in true.object_property}
+    if all(t == q for t, q in mapping.items()) and len(key) == len(mapping):
+        return None
+    unseen = iter(range(max([*key.values(), *mapping.keys(), -1]) + 1, 10**6))
+    return {t: (q if q is not None else next(unseen)) for t, q in mapping.items()}
+
+
+class _Renumbered:
+    """A provider in the world's ids seen through a perceiver's ids (objects it missed get fresh ids)."""
+
+    def __init__(self, inner: VideoDynamics, true_annotation: VideoAnnotation, ids: dict[int, int]) -> None:
+        self.inner, self.true_annotation, self.ids = inner, true_annotation, ids
+        self.back = {q: t for t, q in ids.items()}
+
+    def _states(self, frames: tuple[FrameStates, ...]) -> tuple[FrameStates, ...]:
+        return tuple(replace(f, objects=tuple(replace(o, object_id=self.ids[o.object_id]) for o in f.objects))
+                     for f in frames)
+
+    def _collisions(self, collisions: tuple[Collision, ...]) -> tuple[Collision, ...]:
+        return tuple(replace(c, object_ids=tuple(sorted(self.ids[i] for i in c.object_ids))) for c in collisions)
+
+    def future(self, annotation: VideoAnnotation, frames: int) -> tuple[tuple[FrameStates, ...], tuple[Collision, ...]]:
+        states, collisions = self.inner.future(self.true_annotation, frames)
+        return self._states(states), self._collisions(collisions)
+
+    def counterfactual(self, annotation: VideoAnnotation, removed_object_id: int) -> Counterfactual:
+        if removed_object_id not in self.back:
+            raise DataError(f"object {removed_object_id} of the perceived video matches no object of the world")
+        cf = self.inner.counterfactual(self.true_annotation, self.back[removed_object_id])
+        return Counterfactual(
+            removed_object_id, self._states(cf.trajectory), self._collisions(cf.collisions),
+            tuple(replace(e, objects=tuple(sorted(self.ids[i] for i in e.objects))) for e in cf.events),
+        )
 
 
 def _no_checkpoint(name: str, checkpoint: str | None) -> None:
     if checkpoint is not None:
         raise ConfigError(f"the ground-truth {name} takes no checkpoint, got {checkpoint!r}")
-
-
-def _gt_perception(checkpoint: str | None) -> Perceive:
-    _no_checkpoint("perception", checkpoint)
-    return lambda video: read_annotation(video.annotation)
-
-
-def _gt_dynamics(checkpoint: str | None) -> DynamicsFor:
-    _no_checkpoint("dynamics", checkpoint)
-
-    def dynamics_for(video: VideoFiles, annotation: VideoAnnotation) -> VideoDynamics:
-        if video.truth is None:
-            raise DataError(f"video {video.index}: no truth file next to {video.annotation}; "
-                            "--dynamics gt needs the truth_<split> folder nesy data clevrer writes")
-        return TruthDynamics(read_truth(video.truth))
-
-    return dynamics_for
 
 
 def _tokens(value: Any, where: str) -> tuple[str, ...]:
@@ -141,8 +214,6 @@ def _gt_parser(checkpoint: str | None) -> Parse:
     return parse
 
 
-VIDEO_PERCEPTION.register("gt", _gt_perception, help="the annotation file (true objects, trajectories, collisions)")
-VIDEO_DYNAMICS.register("gt", _gt_dynamics, help="the truth file: the world re-simulated (future, counterfactuals)")
 VIDEO_PARSERS.register("gt", _gt_parser, help="the programs stored with the questions")
 
 

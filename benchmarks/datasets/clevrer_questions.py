@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, ensure_dir, read_json
+from physics.video_dynamics import GroundTruthDynamics
 from physics.worlds.clevrer_annotation import annotation_files, read_annotation
 from physics.worlds.clevrer_truth import read_truth
-from reasoning.executor.truth_dynamics import TruthDynamics
 from reasoning.executor.video_scene import VideoScene
 from reasoning.nsdr import VideoFiles
 from reasoning.questions.clevrer import (
@@ -116,7 +116,7 @@ def build_clevrer_questions(cfg: ClevrerQuestionsDataConfig, *, progress: bool =
                 if video.truth is None:
                     raise DataError(f"no truth file for {path.name} (nesy data clevrer writes truth_{cfg.split}/)")
                 annotation = read_annotation(video.annotation)
-                scene = VideoScene(annotation, TruthDynamics(read_truth(video.truth)))
+                scene = VideoScene(annotation, GroundTruthDynamics(read_truth(video.truth)))
                 entry = generate_video_questions(annotation, scene, cfg.questions(), cfg.seed)
             except NesyError as exc:
                 skipped.append(f"{path.name}: {exc}")

@@ -4,7 +4,7 @@
 what :class:`~reasoning.executor.bound_scene.BoundScene` is to CLEVR's: the
 evidence of one video in the shape the operations read. It is built from a
 :class:`~physics.worlds.clevrer_annotation.VideoAnnotation` (perceived or true)
-and a video dynamics provider (:class:`~reasoning.executor.truth_dynamics.VideoDynamics`).
+and a video dynamics provider (:class:`~physics.video_dynamics.VideoDynamics`).
 Observed events come from :func:`~physics.worlds.clevrer_events.derive_events`
 on the annotation; future and counterfactual events from the same rule on the
 provider's outputs, asked for only when a question needs them (a learned model's
@@ -38,10 +38,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from physics.video_dynamics import VideoDynamics
 from physics.worlds.camera import CLEVR_CAMERA, Camera
 from physics.worlds.clevrer_annotation import FrameStates, ObjectProperty, VideoAnnotation
 from physics.worlds.clevrer_events import Event, derive_events
-from reasoning.executor.truth_dynamics import VideoDynamics
 
 __all__ = ["VideoScene", "MOVING_SPEED", "FUTURE_FRAMES", "DIRECTION_HALF_ANGLE", "NO_FRAME", "describe_event"]
 

@@ -78,8 +78,9 @@ def test_ground_truth_returns_the_recorded_truth_exactly(videos):
     assert few == truth.future_trajectory[:3]
     for p in ann.object_property:
         assert gt.counterfactual(ann, p.object_id) == truth.counterfactual(p.object_id)
-    with pytest.raises(DataError, match="recorded"):
-        gt.future(ann, FUTURE + 1)
+    assert gt.future(ann, FUTURE + 10)[0] == truth.future_trajectory  # no more than the world recorded
+    with pytest.raises(DataError, match="-1 future frames"):
+        gt.future(ann, -1)
     with pytest.raises(DataError, match="no counterfactual"):
         gt.counterfactual(ann, 99)
     with pytest.raises(DataError, match="asked about video 1"):

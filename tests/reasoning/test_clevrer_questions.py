@@ -15,12 +15,12 @@ from dataclasses import replace
 import pytest
 
 from physics.errors import DataError
+from physics.video_dynamics import GroundTruthDynamics
 from physics.worlds.clevrer_annotation import VideoAnnotation
 from physics.worlds.clevrer_truth import VideoTruth, simulate_video
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
 from reasoning.dsl import Catalogue, parse_program, to_text
 from reasoning.dsl.clevrer_format import from_clevrer_tokens, to_clevrer_tokens
-from reasoning.executor.truth_dynamics import TruthDynamics
 from reasoning.executor.video import execute_video, judge_choice
 from reasoning.executor.video_scene import VideoScene
 from reasoning.questions.clevrer import (
@@ -41,7 +41,7 @@ def videos() -> list[tuple[VideoAnnotation, VideoTruth]]:
 
 
 def _questions(videos, seed: int = 0, config: ClevrerQuestionConfig = DEFAULTS) -> list[dict]:
-    return [generate_video_questions(a, VideoScene(a, TruthDynamics(t)), config, seed) for a, t in videos]
+    return [generate_video_questions(a, VideoScene(a, GroundTruthDynamics(t)), config, seed) for a, t in videos]
 
 
 def test_entries_have_the_official_keys_and_types(videos):
@@ -78,7 +78,7 @@ def test_every_program_round_trips_through_json_tokens_and_text(videos):
 
 def test_answers_agree_with_the_executor_on_the_truth(videos):
     for entry, (annotation, truth) in zip(_questions(videos), videos, strict=True):
-        scene = VideoScene(annotation, TruthDynamics(truth))  # a fresh scene: nothing cached from generation
+        scene = VideoScene(annotation, GroundTruthDynamics(truth))  # a fresh scene: nothing cached from generation
         for q in entry["questions"]:
             if "answer" in q:
                 assert execute_video(from_clevrer_tokens(q["program"]), scene).answer == q["answer"], q["question"]
@@ -123,4 +123,4 @@ def test_a_video_with_two_alike_objects_is_refused(videos):
                    material=annotation.object_property[0].material, shape=annotation.object_property[0].shape)
     alike = replace(annotation, object_property=(annotation.object_property[0], twin, *annotation.object_property[2:]))
     with pytest.raises(DataError, match="looks like another object"):
-        generate_video_questions(alike, VideoScene(alike, TruthDynamics(truth)), DEFAULTS)
+        generate_video_questions(alike, VideoScene(alike, GroundTruthDynamics(truth)), DEFAULTS)
