@@ -43,6 +43,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("eval", "clevr"), "eval_clevr", "QA model accuracy per question type, parser and perception scores"),
     (("bench", "speed"), "bench_speed", "speed suites (executor, clevr-data) as JSON"),
     (("bench", "dynamics"), "bench_dynamics", "rollout error and speed of learned simulators against the simulator"),
+    (("bench", "perception"), "bench_perception", "train perception models and check each against its ablation"),
     (("bench", "compare"), "bench_compare", "paired comparison of two models' rollout errors (bootstrap interval)"),
     (("control",), "control", "model-predictive control on a Gymnasium task (learned or true model)"),
 )
