@@ -51,7 +51,7 @@ def _train(seed: int, steps: int = 6) -> tuple[list[float], dict]:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses, model.state_dict()
 
 
