@@ -21,6 +21,8 @@ from perception.synthetic import sample_scene_graph
 from physics.errors import CheckpointError, ConfigError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _overconfident(n: int, seed: int) -> tuple[dict, dict]:
     """Logits 4x too sharp: the right class gets a margin drawn around 1, scaled by 4."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from perception.events.tsm import EVENT_CLASSES, TSMConfig, TSMNet, event_clips, temporal_shift
 from perception.model_stats import count_macs, count_parameters
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_temporal_shift_moves_one_eighth_back_and_one_eighth_forward():

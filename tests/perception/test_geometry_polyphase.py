@@ -16,6 +16,8 @@ from perception.geometry.polyphase import (
 )
 from physics.errors import ConfigError, StateError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_components_are_the_four_stride_two_grids():
     x = torch.arange(16.0).view(1, 1, 4, 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from perception.geometry.warped import (
@@ -13,6 +14,8 @@ from perception.geometry.warped import (
     yaw_target,
 )
 from perception.model_stats import count_parameters
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_a_quarter_turn_of_the_crop_rolls_the_log_polar_image_by_a_quarter():
