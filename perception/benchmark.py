@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -154,38 +154,47 @@ def run_bench(name: str, quick: bool = False, seed: int = 0) -> dict[str, Any]:
 
 def train_steps(
     model: torch.nn.Module,
-    step_fn: Callable[[Any], Mapping[str, Any]],
-    batches: Callable[[int], Sequence[Any]],
+    step_fn: Callable[[torch.Tensor], Mapping[str, Any]],
     *,
-    rounds: int,
+    items: int,
+    steps: int,
+    batch: int,
     lr: float,
     seed: int,
     desc: str,
-    weight_decay: float = 0.0,
+    per_round: int = 100,
 ) -> list[dict[str, Any]]:
     """Train ``model`` with the shared loop (:class:`~physics.training.TrainLoop`), no checkpoint file.
 
     Benchmarks train from scratch every time, so nothing is written; the loop
     still seeds, schedules and logs each round the way every trainer does.
+    Each step gets ``batch`` indices drawn with replacement from ``range(items)``;
+    round r's draws come from a generator seeded with ``seed * 1000 + r``.
 
     Args:
-        model: The network; its parameters are optimised with Adam.
-        step_fn: Batch -> ``{"loss": scalar, ...}``.
-        batches: Round -> that round's batches (a pure function of the round).
-        rounds: Number of rounds.
-        lr: Constant learning rate.
-        seed: Seeds every generator before training.
+        model: The network; its parameters are optimised with Adam at the constant rate ``lr``.
+        step_fn: int64 [batch] indices of the training items -> ``{"loss": scalar, ...}``.
+        items: Number of training items.
+        steps: Optimiser steps in all.
+        batch: Items per step.
+        lr: Learning rate.
+        seed: Seeds every generator before training, and the batches.
         desc: Name of the run in the history records.
-        weight_decay: Adam's weight decay.
+        per_round: Steps per round of the loop (one history record each).
 
     Returns:
         The loop's history: one record per round (mean loss, step, seconds).
     """
+
+    def batches(r: int) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(seed * 1000 + r)
+        return list(torch.randint(items, (min(per_round, steps - r * per_round), batch), generator=g))
+
     seed_everything(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    loop = TrainLoop(model, optimizer, Constant(lr), None, flags={"lr": lr, "rounds": rounds, "seed": seed},
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loop = TrainLoop(model, optimizer, Constant(lr), None, flags={"lr": lr, "steps": steps, "seed": seed},
                      unit="step", desc=desc, progress=False)
-    return loop.fit(rounds, batches, step_fn)
+    return loop.fit(-(-steps // per_round), batches, step_fn)
 
 
 def _finite(data: Any) -> Any:

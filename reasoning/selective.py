@@ -108,17 +108,12 @@ def bench_selective(quick: bool, seed: int) -> BenchOutcome:
 
     torch.manual_seed(seed)
     net = AttributeNet(crop)
-    per_round = 100
-
-    def batches(r: int) -> list[torch.Tensor]:
-        g = torch.Generator().manual_seed(seed * 1000 + r)
-        return list(torch.randint(len(train), (min(per_round, bench.steps - r * per_round), bench.batch), generator=g))
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         logits, _ = net(train.crops[idx], train.boxes[idx])
         return {"loss": sum(F.cross_entropy(logits[a], train.labels[a][idx]) for a in ATTRIBUTES)}
 
-    train_steps(net, step, batches, rounds=-(-bench.steps // per_round), lr=bench.lr, seed=seed,
+    train_steps(net, step, items=len(train), steps=bench.steps, batch=bench.batch, lr=bench.lr, seed=seed,
                 desc="selective attribute net")
     net.eval()
     with torch.no_grad():

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from perception.benchmark import BenchOutcome, Check, register_perception_bench, train_steps
 from perception.model_stats import count_macs, count_parameters
-from physics.errors import StateError
+from physics.errors import ConfigError, StateError
 
 __all__ = ["EVENT_CLASSES", "TSMConfig", "temporal_shift", "TSMNet", "event_clips"]
 
@@ -59,6 +59,10 @@ class TSMConfig:
     shift_div: int = 8
     classes: int = len(EVENT_CLASSES)
 
+    def __post_init__(self) -> None:
+        if self.shift_div < 0 or (self.shift_div and self.width < self.shift_div):
+            raise ConfigError(f"TSMConfig: shift_div must be 0 or at most width ({self.width}), got {self.shift_div}")
+
 
 def temporal_shift(x: Tensor, frames: int, shift_div: int) -> Tensor:
     """Shift 1/shift_div of the channels one frame back and as many one frame forward.
@@ -77,8 +81,10 @@ def temporal_shift(x: Tensor, frames: int, shift_div: int) -> Tensor:
     nt, c, h, w = x.shape
     if nt % frames:
         raise StateError(f"temporal_shift: {nt} frames is not a whole number of clips of {frames}")
-    x = x.view(nt // frames, frames, c, h, w)
     fold = c // shift_div
+    if fold == 0:  # nothing would move (and empty slices crash torch 2.13's backward)
+        raise StateError(f"temporal_shift: {c} channels cannot give 1/{shift_div} of them a shift; use fewer divisions")
+    x = x.view(nt // frames, frames, c, h, w)
     out = torch.zeros_like(x)
     out[:, :-1, :fold] = x[:, 1:, :fold]  # from the future
     out[:, 1:, fold : 2 * fold] = x[:, :-1, fold : 2 * fold]  # from the past
@@ -208,20 +214,12 @@ def train_tsm(config: TSMConfig, clips: Tensor, labels: Tensor, bench: _BenchCon
     """Train :class:`TSMNet` on ``clips`` / ``labels`` with the shared loop (batches drawn from ``seed``)."""
     torch.manual_seed(seed)
     model = TSMNet(config)
-    per_round = 50
 
-    def batches(r: int) -> list[tuple[Tensor, Tensor]]:
-        g = torch.Generator().manual_seed(seed * 1000 + r)
-        steps = min(per_round, bench.steps - r * per_round)
-        idx = torch.randint(len(labels), (steps, bench.batch), generator=g)
-        return [(clips[i], labels[i]) for i in idx]
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        return {"loss": F.cross_entropy(model(clips[idx]), labels[idx])}
 
-    def step(batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
-        x, y = batch
-        return {"loss": F.cross_entropy(model(x), y)}
-
-    train_steps(model, step, batches, rounds=-(-bench.steps // per_round), lr=bench.lr, seed=seed,
-                desc=f"tsm shift_div={config.shift_div}")
+    train_steps(model, step, items=len(labels), steps=bench.steps, batch=bench.batch, lr=bench.lr, seed=seed,
+                desc=f"tsm shift_div={config.shift_div}", per_round=50)
     return model.eval()
 
 

@@ -189,17 +189,12 @@ def train_polyphase(config: PolyphaseConfig, crops: Tensor, labels: dict[str, Te
     """Train a classifier on ``crops`` / ``labels`` with the shared loop (no shift augmentation, as in the paper)."""
     torch.manual_seed(seed)
     model = PolyphaseAttributeNet(config)
-    per_round = 100
-
-    def batches(r: int) -> list[Tensor]:
-        g = torch.Generator().manual_seed(seed * 1000 + r)
-        return list(torch.randint(len(crops), (min(per_round, steps - r * per_round), batch), generator=g))
 
     def step(idx: Tensor) -> dict[str, Tensor]:
         logits = model(crops[idx])
         return {"loss": sum(F.cross_entropy(logits[a], labels[a][idx]) for a in CROP_ATTRIBUTES)}
 
-    train_steps(model, step, batches, rounds=-(-steps // per_round), lr=lr, seed=seed,
+    train_steps(model, step, items=len(crops), steps=steps, batch=batch, lr=lr, seed=seed,
                 desc=f"polyphase {config.down}")
     return model.eval()
 

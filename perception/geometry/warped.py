@@ -186,16 +186,11 @@ def top_down_world(width: int = 160, height: int = 160):
 def train_yaw(model: nn.Module, crops: Tensor, rotation: Tensor, bench: _BenchConfig, seed: int) -> nn.Module:
     """Train a yaw network with the loss 1 - cos(4 (yaw - true yaw)) (the shared loop)."""
     target = yaw_target(rotation)
-    per_round = 100
-
-    def batches(r: int) -> list[Tensor]:
-        g = torch.Generator().manual_seed(seed * 1000 + r)
-        return list(torch.randint(len(crops), (min(per_round, bench.steps - r * per_round), bench.batch), generator=g))
 
     def step(idx: Tensor) -> dict[str, Tensor]:
         return {"loss": (1 - (model(crops[idx]) * target[idx]).sum(1)).mean()}
 
-    train_steps(model, step, batches, rounds=-(-bench.steps // per_round), lr=bench.lr, seed=seed,
+    train_steps(model, step, items=len(crops), steps=bench.steps, batch=bench.batch, lr=bench.lr, seed=seed,
                 desc=type(model).__name__)
     return model.eval()
 

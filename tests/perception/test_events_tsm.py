@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from perception.events.tsm import EVENT_CLASSES, TSMConfig, TSMNet, event_clips, temporal_shift
 from perception.model_stats import count_macs, count_parameters
+from physics.errors import ConfigError, StateError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -20,6 +21,13 @@ def test_temporal_shift_moves_one_eighth_back_and_one_eighth_forward():
     assert torch.equal(y[:, :-1, 0], v[:, 1:, 0]) and (y[:, -1, 0] == 0).all()  # from the future
     assert torch.equal(y[:, 1:, 1], v[:, :-1, 1]) and (y[:, 0, 1] == 0).all()  # from the past
     assert torch.equal(y[:, :, 2:], v[:, :, 2:])
+
+
+def test_a_shift_that_would_move_no_channel_is_refused():
+    with pytest.raises(ConfigError, match="shift_div"):
+        TSMConfig(width=4, shift_div=8)
+    with pytest.raises(StateError, match="channels"):
+        temporal_shift(torch.zeros(8, 4, 2, 2), frames=8, shift_div=8)
 
 
 def test_clips_have_the_documented_shapes_and_reversed_classes_share_frames():
