@@ -98,6 +98,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.geometry.polyphase",
         "perception.geometry.warped",
         "perception.events.tsm",
+        "perception.events.ctcn",
     ),
 )
 

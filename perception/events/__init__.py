@@ -1,1 +1,1 @@
-"""Models of events over time in clips: the Temporal Shift Module (:mod:`perception.events.tsm`)."""
+"""Models of events over time: the Temporal Shift Module (:mod:`~perception.events.tsm`) and C-TCN (:mod:`~perception.events.ctcn`)."""
