@@ -94,7 +94,6 @@ class PerceptionBench:
 PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
     "perception benchmark",
     modules=(
-        "perception.confidence.selective",
         "perception.geometry.polyphase",
         "perception.geometry.warped",
         "perception.events.tsm",
