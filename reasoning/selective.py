@@ -162,8 +162,12 @@ def bench_selective(quick: bool, seed: int) -> BenchOutcome:
         Check("NS-VQA accuracy when answering", f"fraction right of answered (coverage {coverage_q:.2f}); "
               "ablation answers all", acc_sel, acc_all, "> ablation", answered > 0 and acc_sel > acc_all),
     )
+    test_scene_conf = _scene_confidence(conf_by_attr, test.scene, len(test.scenes))
+    calib_scene_conf = _scene_confidence(calib_conf, calib.scene, len(calib.scenes))
     figures = {
         "temperatures": scaler.temperatures, "scene_gate_threshold": gate.threshold,
+        "scene_coverage_calib": float(gate.accepts(calib_scene_conf).float().mean()),
+        "scene_coverage_test": float(gate.accepts(test_scene_conf).float().mean()),
         "question_coverage": coverage_q, "questions": len(questions), "answered": answered,
         "train_objects": len(train), "calib_objects": len(calib), "test_objects": len(test),
         "train_scenes": bench.train_scenes, "calib_scenes": bench.calib_scenes, "test_scenes": bench.test_scenes,
