@@ -50,6 +50,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("bench", "all"), "bench_all", "every registered benchmark suite; results.json, report.html and report.md"),
     (("bench", "video-perception"), "bench_video_perception", "CLEVRER video perception from pixels scored against the truth"),
     (("bench", "video-dynamics"), "bench_video_dynamics", "future and counterfactual collisions of video dynamics providers"),
+    (("bench", "perception"), "bench_perception", "train perception models and check each against its ablation"),
     (("bench", "compare"), "bench_compare", "paired comparison of two models' rollout errors (bootstrap interval)"),
     (("control",), "control", "model-predictive control on a Gymnasium task (learned or true model)"),
 )

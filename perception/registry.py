@@ -77,7 +77,9 @@ class Perceiver(ABC):
         return cls.from_checkpoint(cls.default_checkpoint)
 
 
-PERCEIVERS: Registry[type[Perceiver]] = Registry("perceiver", modules=("perception.derender.derenderer",))
+PERCEIVERS: Registry[type[Perceiver]] = Registry(
+    "perceiver", modules=("perception.derender.derenderer", "perception.confidence.selective")
+)
 
 
 def register_perceiver(cls: type[Perceiver], *, help: str | None = None) -> type[Perceiver]:

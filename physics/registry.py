@@ -113,7 +113,16 @@ class Registry(Generic[T]):
                 "pick another name or pass replace=True"
             )
         self._entries[name] = Entry(name, obj, " ".join(help.split()))
+        if getattr(obj, "__module__", None) in self._modules:
+            # a built-in module whose own registration triggered the load registers after the
+            # modules listed behind it: keep the built-ins in the order of `modules` regardless
+            self._entries = dict(sorted(self._entries.items(), key=lambda item: self._rank(item[1].obj)))
         return obj
+
+    def _rank(self, obj: Any) -> int:
+        """Position of ``obj``'s module in ``modules`` (entries from elsewhere rank after them all)."""
+        module = getattr(obj, "__module__", None)
+        return self._modules.index(module) if module in self._modules else len(self._modules)
 
     def register_class(self, cls: Any, base: type, *, help: str | None = None) -> Any:
         """Register subclass ``cls`` of ``base`` under its class attribute ``name``.

@@ -78,6 +78,28 @@ def test_built_in_modules_load_on_first_read_and_stay_first(tmp_path, monkeypatc
         monkeypatch.delitem(sys.modules, name)
 
 
+def test_built_ins_keep_the_order_of_modules_when_a_built_in_import_triggers_the_load(tmp_path, monkeypatch):
+    (tmp_path / "reg_home2.py").write_text(
+        "from physics.registry import Registry\n"
+        "PARTS = Registry('part', modules=('reg_first', 'reg_second'))\n"
+    )
+    (tmp_path / "reg_first.py").write_text(
+        "from reg_home2 import PARTS\nclass First: pass\nPARTS.register('first', First)\n"
+    )
+    (tmp_path / "reg_second.py").write_text(
+        "import reg_first\nfrom reg_home2 import PARTS\nclass Second(reg_first.First): pass\n"
+        "PARTS.register('second', Second)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import reg_first  # its registration loads the built-ins while it is itself half imported
+    import reg_home2
+
+    assert reg_home2.PARTS.names() == ["first", "second"]
+    assert reg_first.First is reg_home2.PARTS.get("first")
+    for name in ("reg_home2", "reg_first", "reg_second"):
+        monkeypatch.delitem(sys.modules, name)
+
+
 def test_module_example_runs():
     result = doctest.testmod(physics.registry)
     assert result.attempted >= 3 and result.failed == 0

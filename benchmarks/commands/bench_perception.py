@@ -1,0 +1,69 @@
+"""``nesy bench perception``: train and check the perception models against their ablations.
+
+Examples::
+
+    nesy bench perception --list
+    nesy bench perception --model tsm --seed 0 --out tsm.json
+    nesy bench perception --all --quick --out perception.json
+
+Each model trains from ``--seed`` on data the framework makes, is evaluated on
+held-out data beside its ablation (the same network without the model's idea,
+trained on the same data and steps), and reports its checks; ``--all`` runs
+every registered model and prints one table.  The JSON holds, per model, the
+figures, the thresholds and a boolean ``passed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from benchmarks.perception_bench import perception_benches, results_table, run_perception_bench
+from benchmarks.table import format_table
+from physics.errors import ConfigError
+from physics.io import atomic_write_json
+
+__all__ = ["register", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if args.list:
+        rows = [[b.name, b.paper, b.check, b.ablation] for b in perception_benches()]
+        print(format_table(rows, ["model", "paper", "check", "ablation"]))
+        return 0
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    names = [b.name for b in perception_benches()] if args.all else [args.model]
+    results = []
+    for name in names:
+        results.append(run_perception_bench(name, quick=args.quick, seed=args.seed))
+        if args.out:  # written after every model, so a long --all keeps what it finished
+            payload = results[0] if not args.all else {"seed": args.seed, "quick": args.quick, "results": results}
+            atomic_write_json(args.out, payload, indent=1)
+    print(results_table(results))
+    print(f"full result -> {args.out}" if args.out else "(--out FILE writes the full result as JSON)")
+    return 0 if all(r["passed"] for r in results) else 1
+
+
+def register(groups) -> None:
+    parser = groups.sub(
+        "bench",
+        "perception",
+        help="train perception models from a seed and check each against its ablation",
+        description="Train a perception model and its ablation from --seed on framework-generated data, "
+        "evaluate its check on held-out data and print it; JSON with --out. Exit status 1 when a check fails.",
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--list", action="store_true", help="list the registered models and their checks")
+    what.add_argument("--model", metavar="NAME", help="the model to train and check (see --list)")
+    what.add_argument("--all", action="store_true", help="every registered model, one table")
+    parser.add_argument("--quick", action="store_true", help="a tiny configuration (seconds; for tests)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default 0)")
+    parser.add_argument("--out", metavar="FILE", help="write the JSON result here")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.set_defaults(func=run)

@@ -1,0 +1,212 @@
+"""Perception-model benchmarks: each model's check against its ablation, trained from one seed.
+
+Every perception model that is not the derenderer carries a check from its
+paper (``docs/results/perception.md`` lists them): a figure measured on
+held-out data, compared with a threshold and with the same network trained
+without the model's idea (its *ablation*) on the same data, steps and seed.
+A model module registers its benchmark next to itself with one call::
+
+    @register_perception_bench("tsm", paper="Lin et al., arXiv 1811.08383",
+                               check="clip accuracy >= ablation + 20 points", ablation="no temporal shift")
+    def bench_tsm(quick: bool, seed: int) -> list[Check]:
+        ...
+
+The function trains both networks from ``seed`` on data the framework makes
+(``quick``: a tiny configuration that runs in seconds, for the tests), then
+returns its :class:`Check` s.  :func:`run_bench` runs one by name and
+returns a JSON-ready dict; ``nesy bench perception`` prints and writes it.
+
+Result of :func:`run_bench` (one model)::
+
+    model, paper, check, ablation     the registration's text
+    seed, quick, threads              how it was run
+    train_minutes                     wall time of the whole entry (both trainings and the evaluation)
+    checks                            [{name, metric, ours, ablation, threshold, passed}, ...]
+    figures                           everything else the entry measured (counts, curves, sizes)
+    passed                            every check passed
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from physics.errors import ConfigError
+from physics.registry import Registry
+from physics.training import Constant, TrainLoop, seed_everything
+
+__all__ = [
+    "Check",
+    "BenchOutcome",
+    "PerceptionBench",
+    "PERCEPTION_BENCHES",
+    "register_perception_bench",
+    "run_bench",
+    "train_steps",
+]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One measured check.
+
+    Attributes:
+        name: What is checked (``"shift consistency"``).
+        metric: How the figure reads (``"fraction, higher is better"``).
+        ours: The model's figure.
+        ablation: The ablation's figure (None when the check has no ablation side).
+        threshold: The condition in words (``">= 1.0 and >= ablation"``).
+        passed: Whether ``ours`` meets it.
+    """
+
+    name: str
+    metric: str
+    ours: float
+    ablation: float | None
+    threshold: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class BenchOutcome:
+    """What a benchmark function returns: its checks and any other figures it measured."""
+
+    checks: tuple[Check, ...]
+    figures: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PerceptionBench:
+    """A registered benchmark: the function and the words that describe its check."""
+
+    name: str
+    run: Callable[[bool, int], BenchOutcome]
+    paper: str
+    check: str
+    ablation: str
+
+
+PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
+    "perception benchmark",
+    modules=(
+        "perception.geometry.polyphase",
+        "perception.geometry.warped",
+        "perception.events.tsm",
+        "perception.events.ctcn",
+    ),
+)
+
+
+def register_perception_bench(
+    name: str, *, paper: str, check: str, ablation: str
+) -> Callable[[Callable[[bool, int], BenchOutcome]], Callable[[bool, int], BenchOutcome]]:
+    """Decorator: register ``fn(quick, seed) -> BenchOutcome`` as benchmark ``name``.
+
+    Args:
+        name: The name users type (``nesy bench perception --model NAME``).
+        paper: The paper the model comes from (authors, arXiv id).
+        check: The check in words, as the table and the docs show it.
+        ablation: What the ablation lacks (``"no temporal shift"``).
+    """
+
+    def decorate(fn: Callable[[bool, int], BenchOutcome]) -> Callable[[bool, int], BenchOutcome]:
+        PERCEPTION_BENCHES.register(name, PerceptionBench(name, fn, paper, check, ablation), help=check)
+        return fn
+
+    return decorate
+
+
+def run_bench(name: str, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    """Train and evaluate benchmark ``name`` from ``seed``; a JSON-ready dict (module docstring).
+
+    Benchmarks registered above the perception layer (selective prediction's,
+    which runs NS-VQA) are loaded by :func:`benchmarks.perception_bench.run_perception_bench`.
+
+    Raises:
+        ConfigError: unknown name (the message lists the registered ones).
+    """
+    bench = PERCEPTION_BENCHES.get(name)
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"perception benchmark {name!r}: seed must be an integer >= 0, got {seed!r}")
+    t0 = time.perf_counter()
+    outcome = bench.run(bool(quick), seed)
+    minutes = (time.perf_counter() - t0) / 60.0
+    checks = [_finite(asdict(c)) for c in outcome.checks]
+    return {
+        "model": name,
+        "paper": bench.paper,
+        "check": bench.check,
+        "ablation": bench.ablation,
+        "seed": seed,
+        "quick": bool(quick),
+        "threads": torch.get_num_threads(),
+        "train_minutes": round(minutes, 3),
+        "checks": checks,
+        "figures": _finite(dict(outcome.figures)),
+        "passed": bool(checks) and all(c["passed"] for c in checks),
+    }
+
+
+def train_steps(
+    model: torch.nn.Module,
+    step_fn: Callable[[torch.Tensor], Mapping[str, Any]],
+    *,
+    items: int,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    desc: str,
+    per_round: int = 100,
+) -> list[dict[str, Any]]:
+    """Train ``model`` with the shared loop (:class:`~physics.training.TrainLoop`), no checkpoint file.
+
+    Benchmarks train from scratch every time, so nothing is written; the loop
+    still seeds, schedules and logs each round the way every trainer does.
+    Each step gets ``batch`` indices drawn with replacement from ``range(items)``;
+    round r's draws come from a generator seeded with ``seed * 1000 + r``.
+
+    Args:
+        model: The network; its parameters are optimised with Adam at the constant rate ``lr``.
+        step_fn: int64 [batch] indices of the training items -> ``{"loss": scalar, ...}``.
+        items: Number of training items.
+        steps: Optimiser steps in all.
+        batch: Items per step.
+        lr: Learning rate.
+        seed: Seeds every generator before training, and the batches.
+        desc: Name of the run in the history records.
+        per_round: Steps per round of the loop (one history record each).
+
+    Returns:
+        The loop's history: one record per round (mean loss, step, seconds).
+    """
+
+    def batches(r: int) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(seed * 1000 + r)
+        return list(torch.randint(items, (min(per_round, steps - r * per_round), batch), generator=g))
+
+    seed_everything(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loop = TrainLoop(model, optimizer, Constant(lr), None, flags={"lr": lr, "steps": steps, "seed": seed},
+                     unit="step", desc=desc, progress=False)
+    return loop.fit(-(-steps // per_round), batches, step_fn)
+
+
+def _finite(data: Any) -> Any:
+    """JSON-safe copy: tensors and numpy scalars to Python numbers, NaN/inf to None."""
+    if isinstance(data, Mapping):
+        return {str(k): _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    if torch.is_tensor(data):
+        return _finite(data.tolist())
+    if hasattr(data, "item") and callable(data.item):  # numpy scalar
+        return _finite(data.item())
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data

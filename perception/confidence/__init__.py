@@ -1,0 +1,1 @@
+"""Confidence of perception: calibration and selective prediction (:mod:`perception.confidence.selective`)."""

@@ -1,0 +1,1 @@
+"""Geometry-aware layers: learnable polyphase sampling (shift invariance) and warped convolutions (rotation)."""
