@@ -35,7 +35,7 @@ from perception.video import VIDEO_PERCEIVERS as VIDEO_PERCEPTION
 from perception.video import load_video_perceiver
 from physics.errors import ConfigError, DataError
 from physics.registry import Registry
-from physics.video_dynamics import VIDEO_DYNAMICS, VideoDynamics
+from physics.video_dynamics import VIDEO_DYNAMICS, GroundTruthDynamics, VideoDynamics
 from physics.worlds.clevrer_annotation import (
     Collision,
     FrameStates,
@@ -144,6 +144,8 @@ def dynamics_for(name: str, checkpoint: str | None = None) -> DynamicsFor:
                 shared.append(builder(None, checkpoint))
             return shared[0]
         dynamics = builder(truth, checkpoint)
+        if not isinstance(dynamics, GroundTruthDynamics):
+            return dynamics  # a model predicts from the annotation it is given, in its ids
         true_annotation = read_annotation(video.annotation)
         ids = _id_map(true_annotation, annotation)
         return dynamics if ids is None else _Renumbered(dynamics, true_annotation, ids)

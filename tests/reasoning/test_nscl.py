@@ -166,5 +166,6 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
 
     perceiver = NSCLPerceiver.load_default()
     meta = perceiver.metadata
-    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 10_000
+    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 20_000
     assert meta["command"].startswith("nesy train nscl --data ")
+    assert "--init" in meta["command"] and "second round" in meta["round"]  # fine-tuned from the 16-epoch run
