@@ -89,7 +89,7 @@ def toys():
 
 def test_help_lists_the_registered_toys_beside_the_built_ins(toys, capsys):
     for argv, flag, listing in (
-        (["data", "dynamics"], "--world", "{cradle,rope,boxes,toy}"),
+        (["data", "dynamics"], "--world", "{cradle,rope,boxes,fluidfall,boxbath,fluidshake,ricegrip,toy}"),
         (["train", "dynamics"], "--model", "{in,propnet,dpinet,toy}"),
         (["eval", "clevr"], "--perceiver", "{derender,nscl,toy}"),
     ):
