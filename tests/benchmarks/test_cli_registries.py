@@ -90,7 +90,7 @@ def toys():
 def test_help_lists_the_registered_toys_beside_the_built_ins(toys, capsys):
     for argv, flag, listing in (
         (["data", "dynamics"], "--world", "{cradle,rope,fluidfall,boxbath,fluidshake,ricegrip,boxes,toy}"),
-        (["train", "dynamics"], "--model", "{in,propnet,dpinet,toy}"),
+        (["train", "dynamics"], "--model", "{in,propnet,gns,dpinet,toy}"),
         (["eval", "clevr"], "--perceiver", "{derender,nscl,toy}"),
     ):
         with pytest.raises(SystemExit):
@@ -188,7 +188,7 @@ def test_misspelt_names_get_a_did_you_mean_error(toys, clevr_split, tmp_path, ca
         (["data", "dynamics", "--world", "rop", "--n", "1", "--out", str(tmp_path)],
          "unknown dynamics world 'rop' (did you mean 'rope'?); choose one of cradle, rope, fluidfall, boxbath, fluidshake, ricegrip, boxes, toy"),
         (["train", "dynamics", "--world", "cradle", "--model", "propnt", "--data", str(tmp_path)],
-         "unknown dynamics model 'propnt' (did you mean 'propnet'?); choose one of in, propnet, dpinet, toy"),
+         "unknown dynamics model 'propnt' (did you mean 'propnet'?); choose one of in, propnet, gns, dpinet, toy"),
         (["bench", "dynamics", "--world", "cradel", "--data", str(tmp_path), "--out", str(tmp_path / "r.json")],
          "unknown dynamics world 'cradel' (did you mean 'cradle'?)"),
         (["eval", "clevr", "--data", str(clevr_split), "--perceiver", "derendr"],
