@@ -80,7 +80,7 @@ def test_dpinet_shape_matching_keeps_the_box_rigid_in_a_rollout(boxbath_tiny):
     assert np.array_equal(pred[:, walls], traj.positions[:, walls]) and not np.array_equal(pred[:, ~walls], traj.positions[:, ~walls])
 
 
-@pytest.mark.parametrize("world", ["fluidfall"])
+@pytest.mark.parametrize("world", ["fluidfall", "boxbath"])
 def test_shipped_particle_checkpoints_roll_out_finite(boxbath_tiny, world):
     from pathlib import Path
 
