@@ -25,6 +25,12 @@
                                          order (``nesy bench compare`` pairs them),
                         "steps_per_s":   predicted steps per second (one trajectory at a time),
                         "speed_vs_simulator": steps_per_s / ground_truth steps_per_s,
+                        "rigidity_error": (particle worlds with rigid objects) the largest
+                                         distance (m) of a predicted rigid particle from the
+                                         rigid motion of its object's first-frame shape that
+                                         fits best, over frames, objects and trajectories
+                                         (``physics.models.rigidity_error``); the recorded
+                                         ground truth's is ``ground_truth["rigidity_error"]``,
                         "trained":       the checkpoint's metadata (command, seed, epochs)}}
     figures          {"error_png": error against horizon, "rollout_gif": predicted beside true}
 
@@ -43,10 +49,13 @@ import numpy as np
 
 from physics.errors import CheckpointError
 from physics.io import PathLike, atomic_write_bytes
-from physics.models import MODELS, load_model, rollout_errors
+from physics.models import MODELS, load_model, rigidity_error, rollout_errors
 from physics.trajectory import Trajectory
 
-__all__ = ["save_figure", "SHIPPED_CHECKPOINTS", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif", "gif_frame_ms"]
+__all__ = [
+    "save_figure", "SHIPPED_CHECKPOINTS", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif",
+    "gif_frame_ms", "rigid_groups", "worst_rigidity",
+]
 
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[1] / "physics" / "models" / "checkpoints"
 GIF_FRAMES = 50  # frames kept in the rollout GIF (evenly spaced)
@@ -64,6 +73,26 @@ def find_checkpoint(world: str, model: str, folder: PathLike | None = None) -> P
         f"(looked for {world}_{model}.pt and {world}_{model}/model.pt); train one with "
         f"`nesy train dynamics --world {world} --model {model} --data DIR`"
     )
+
+
+def rigid_groups(traj: Trajectory) -> np.ndarray | None:
+    """Rigid-object id per node (-1: not rigid) of a particle trajectory, or None if it has no rigid particle."""
+    materials = list(traj.meta.get("materials", ()))
+    if "rigid" not in materials:
+        return None
+    rigid = traj.node_attr[:, materials.index("rigid")] == 1
+    if not rigid.any():
+        return None
+    return np.where(rigid, traj.instance, -1)
+
+
+def worst_rigidity(trajs: Sequence[Trajectory], positions: Sequence[np.ndarray]) -> float | None:
+    """The largest :func:`~physics.models.rigidity_error` over trajectories (None: no rigid objects)."""
+    import torch
+
+    errs = [rigidity_error(torch.from_numpy(np.asarray(p)), torch.from_numpy(g))
+            for t, p in zip(trajs, positions, strict=True) if (g := rigid_groups(t)) is not None]
+    return max(errs) if errs else None
 
 
 def evaluate_dynamics(
@@ -85,6 +114,9 @@ def evaluate_dynamics(
         "ground_truth": sim_speed,
         "models": {},
     }
+    rigidity = worst_rigidity(trajs, [t.positions for t in trajs])
+    if rigidity is not None and sim_speed is not None:
+        result["ground_truth"] = {**sim_speed, "rigidity_error": rigidity}
     preds: dict[str, list[np.ndarray]] = {}
     gt_speed = (sim_speed or {}).get("steps_per_s")
     for name in models:
@@ -97,6 +129,9 @@ def evaluate_dynamics(
         r["mse_at"] = {str(k): v for k, v in r["mse_at"].items()}
         r["checkpoint"] = str(path)
         r["speed_vs_simulator"] = r["steps_per_s"] / gt_speed if gt_speed else None
+        rigidity = worst_rigidity(trajs, preds[name])
+        if rigidity is not None:
+            r["rigidity_error"] = rigidity
         r["trained"] = {k: meta[k] for k in ("command", "seed", "epoch", "valid_loss", "train_seconds", "world") if k in meta}
         result["models"][name] = r
     return result, preds

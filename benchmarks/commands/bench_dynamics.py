@@ -69,9 +69,15 @@ def print_summary(result: dict, out: Path) -> None:
         rows.append([name, f"{r['mse_full']:.2e}", *(f"{r['mse_at'][h]:.2e}" if h in r["mse_at"] else "-"
                                                      for h in horizons), f"{r['steps_per_s']:.0f}"])
     sim = result["ground_truth"]
-    rows.append(["simulator replay", f"{sim['replay']['mse_full']:.2e}", *("" for _ in horizons),
-                 f"{sim['steps_per_s']:.0f}"])
-    print_table(rows, ["model", "MSE full", *(f"MSE @{h}" for h in horizons), "steps/s"],
+    replay = f"{sim['replay']['mse_full']:.2e}" if sim.get("replay") else "not run"
+    rigid = "rigidity_error" in sim
+    if rigid:
+        for row, r in zip(rows, result["models"].values(), strict=True):
+            row.append(f"{r['rigidity_error']:.1e}")
+    rows.append(["simulator replay", replay, *("" for _ in horizons), f"{sim['steps_per_s']:.1f}",
+                 *([f"{sim['rigidity_error']:.1e}"] if rigid else [])])
+    print_table(rows, ["model", "MSE full", *(f"MSE @{h}" for h in horizons), "steps/s",
+                       *(["rigidity (m)"] if rigid else [])],
                 title=f"{result['world']}: {result['trajectories']} trajectories of {result['steps']} steps "
                 f"({result['data']}, split {result['split']}), position MSE in m^2")
     figures = [f for f in result["figures"].values() if f]
@@ -101,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
     with stages:
         sim = measure_sim_speed(args.world, steps=trajs[0].num_steps)
         stages.update()
-        stages.set_description(f"simulator replay of {len(trajs)}")
-        sim["replay"] = replay_errors(trajs)
+        if not args.skip_replay:
+            stages.set_description(f"simulator replay of {len(trajs)}")
+            sim["replay"] = replay_errors(trajs)
         stages.update()
         result: dict = {}
         preds: dict = {}
@@ -143,5 +150,7 @@ def register(groups) -> None:
     parser.add_argument("--max-trajectories", type=int, default=0, help="use only the first N trajectories (0: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF")
+    parser.add_argument("--skip-replay", action="store_true",
+                        help="do not re-simulate the trajectories for the replay floor (slow particle worlds)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

@@ -18,11 +18,12 @@ from physics.models.config import (
 )
 from physics.models.data import make_samples, one_step_graphs
 from physics.models.dpinet import DPINet
+from physics.models.gns import GNS
 from physics.models.interaction_network import InteractionNetwork
 from physics.models.propnet import PropNet
 from physics.models.resolver import load_model, make_model, preset, save_model
 from physics.models.rollout import rollout, rollout_errors
-from physics.models.shape_matching import kabsch, shape_match
+from physics.models.shape_matching import kabsch, rigidity_error, shape_match
 from physics.models.training import TrainConfig, resolve_device, train
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "InteractionNetwork",
     "PropNet",
     "DPINet",
+    "GNS",
     "ModelConfig",
     "WorldPreset",
     "MODELS",
@@ -48,6 +50,7 @@ __all__ = [
     "rollout_errors",
     "kabsch",
     "shape_match",
+    "rigidity_error",
     "random_walk_noise",
     "TrainConfig",
     "train",

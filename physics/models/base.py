@@ -254,7 +254,7 @@ class DynamicsModel(nn.Module, abc.ABC):
 
 MODELS: Registry[type[DynamicsModel]] = Registry(
     "dynamics model",
-    modules=("physics.models.interaction_network", "physics.models.propnet", "physics.models.dpinet"),
+    modules=("physics.models.interaction_network", "physics.models.propnet", "physics.models.dpinet", "physics.models.gns"),
 )
 
 

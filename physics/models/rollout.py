@@ -3,6 +3,13 @@
 A rollout starts from the first ``H+1`` true frames (H = the model's history),
 feeds the true actions, and from then on sees only its own predictions; the
 graph (neighbours, hierarchy) is rebuilt from the predicted positions each step.
+
+Prescribed nodes: in a particle world (``traj.meta["materials"]`` names a
+``wall`` column of ``node_attr``) the marker nodes of walls, containers and
+grippers are kinematic, moved by the script or the action rather than by the
+physics, so a rollout takes their positions from the recording (DPI-Net is
+given the shapes' states the same way), and the errors count the simulated
+particles only.
 """
 
 from __future__ import annotations
@@ -19,7 +26,15 @@ from physics.models.base import DynamicsModel
 from physics.models.data import trajectory_tensors
 from physics.trajectory import Trajectory
 
-__all__ = ["rollout", "rollout_errors"]
+__all__ = ["rollout", "rollout_errors", "prescribed_nodes"]
+
+
+def prescribed_nodes(traj: Trajectory) -> np.ndarray:
+    """Bool ``[N]``: nodes whose positions a rollout takes from the recording (kinematic wall markers)."""
+    materials = list(traj.meta.get("materials", ()))
+    if "wall" not in materials:
+        return np.zeros(traj.num_nodes, bool)
+    return traj.node_attr[:, materials.index("wall")] == 1
 
 
 @torch.no_grad()
@@ -60,6 +75,7 @@ def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, de
     n = traj.num_nodes
     frames = [a["positions"][t] for t in range(h + 1)]
     hidden = ~a["observed"] if cfg.partially_observed else None
+    given = torch.from_numpy(prescribed_nodes(traj)).to(device)
     for k in range(steps):
         t = h + k
         act = a["actions"][min(t, traj.num_steps - 1)]
@@ -68,6 +84,8 @@ def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, de
         nxt = model.next_positions(g)[:n]
         if hidden is not None:
             nxt = torch.where(hidden[:, None], frames[-1], nxt)
+        if bool(given.any()):
+            nxt = torch.where(given[:, None], a["positions"][min(t + 1, traj.num_steps - 1)], nxt)
         if not torch.isfinite(nxt).all():
             raise StateError(f"rollout of {name}: prediction for step {t + 1} holds NaN or inf (model {model.name})")
         frames.append(nxt)
@@ -80,7 +98,8 @@ def rollout_errors(
     """Position MSE of rollouts at given horizons and over the whole rollout.
 
     MSE is averaged over the model-visible nodes (all, or the observed ones in
-    the partially observable mode), the D coordinates and the trajectories.
+    the partially observable mode; without the prescribed wall markers of a
+    particle world), the D coordinates and the trajectories.
     Horizon ``k`` is the k-th predicted step.
 
     Returns:
@@ -96,6 +115,7 @@ def rollout_errors(
         total_time += time.perf_counter() - start
         total_steps += pred.shape[0] - h - 1
         mask = traj.observed if model.config.partially_observed else np.ones(traj.num_nodes, bool)
+        mask = mask & ~prescribed_nodes(traj)
         err = ((pred[h + 1 :] - traj.positions[h + 1 :]) ** 2)[:, mask].mean(axis=(1, 2))
         curves.append(err)
         preds.append(pred)

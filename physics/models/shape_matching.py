@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["kabsch", "shape_match"]
+__all__ = ["kabsch", "shape_match", "rigidity_error"]
 
 
 def kabsch(x: Tensor, y: Tensor, group: Tensor, num_groups: int) -> tuple[Tensor, Tensor]:
@@ -67,3 +67,33 @@ def shape_match(rest: Tensor, pred: Tensor, group: Tensor) -> Tensor:
     moved = (rot[g2] @ rest[idx].double()[:, :, None]).squeeze(-1) + t[g2]
     out[idx] = moved.to(pred.dtype)
     return out
+
+
+def rigidity_error(positions: Tensor, group: Tensor) -> float:
+    """How far the grouped points of a rollout are from rigid motions of their first-frame shape.
+
+    For every frame and group, the rotation and translation that best map the
+    group's first-frame points onto that frame's (:func:`kabsch`) are applied, and
+    the largest remaining distance of any point is taken.
+
+    Args:
+        positions: ``[T, N, D]`` points over time (computed in float64).
+        group: Rigid-object id of each point ``[N]`` (-1: not rigid).
+
+    Returns:
+        The largest distance over frames, groups and points (scene units); 0.0
+        when no group has two points.
+    """
+    sel = group >= 0
+    if int(sel.sum()) < 2:
+        return 0.0
+    _, g = torch.unique(group[sel], return_inverse=True)
+    num = int(g.max()) + 1
+    pos = positions[:, sel].double()
+    rest = pos[0]
+    worst = 0.0
+    for t in range(1, pos.shape[0]):
+        rot, shift = kabsch(rest, pos[t], g, num)
+        fit = (rot[g] @ rest[:, :, None]).squeeze(-1) + shift[g]
+        worst = max(worst, float((fit - pos[t]).norm(dim=-1).max()))
+    return worst

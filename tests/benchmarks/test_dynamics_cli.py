@@ -82,8 +82,8 @@ def test_train_resume_and_bench_write_results(cradle_data, tmp_path, capsys):
 
 def test_clear_errors_for_bad_input(cradle_data, tmp_path, capsys):
     rc = main(["bench", "dynamics", "--world", "cradle", "--data", str(cradle_data), "--out", str(tmp_path / "r.json"),
-               "--models", "in,gns", "--checkpoints", str(tmp_path)])
-    assert rc == 2 and "unknown dynamics model 'gns'; choose one of in, propnet, dpinet" in capsys.readouterr().err
+               "--models", "in,gnn", "--checkpoints", str(tmp_path)])
+    assert rc == 2 and "unknown dynamics model 'gnn' (did you mean 'gns'?); choose one of in, propnet" in capsys.readouterr().err
     rc = main(["bench", "dynamics", "--world", "cradle", "--data", str(cradle_data), "--out", str(tmp_path / "r.json"),
                "--models", "dpinet", "--checkpoints", str(tmp_path)])
     assert rc == 2 and "no checkpoint for model 'dpinet'" in capsys.readouterr().err

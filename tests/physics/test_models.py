@@ -261,8 +261,8 @@ def test_mismatched_state_shapes_are_named():
 
 
 def test_unknown_model_and_world_list_the_choices():
-    with pytest.raises(ConfigError, match="choose one of in, propnet, dpinet"):
-        make_model("gns", chain_config("in"))
+    with pytest.raises(ConfigError, match="choose one of in, propnet"):
+        make_model("gnn", chain_config("in"))
     with pytest.raises(ConfigError, match="choose one of cradle, rope, boxes"):
         preset("fluid", "in")
     with pytest.raises(ConfigError, match="predict must be one of acceleration, velocity"):

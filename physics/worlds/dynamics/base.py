@@ -102,6 +102,7 @@ class DynamicsWorld(ABC):
 
     name: ClassVar[str] = "world"
     config_cls: ClassVar[type[WorldConfig]] = WorldConfig
+    dim: ClassVar[int] = 3  # spatial dimensions D of positions and actions (2 for the 2-D particle worlds)
 
     def __init__(self, config: WorldConfig | None = None) -> None:
         config = self.config_cls() if config is None else config
@@ -193,7 +194,7 @@ class DynamicsWorld(ABC):
             self._call("stepSimulation")
 
     def state(self) -> np.ndarray:
-        """Node positions ``[N, 3]`` (float64, metres)."""
+        """Node positions ``[N, D]`` (float64, metres)."""
         self._require_ready()
         return self._positions()
 
@@ -215,9 +216,9 @@ class DynamicsWorld(ABC):
         return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[..., :3].copy()
 
     def sample_action(self) -> np.ndarray:
-        """The next ``[N, 3]`` action of the world's seeded random policy."""
+        """The next ``[N, D]`` action of the world's seeded random policy."""
         self._require_ready()
-        return np.asarray(self._sample_action(), dtype=np.float64).reshape(self.num_nodes, 3)
+        return np.asarray(self._sample_action(), dtype=np.float64).reshape(self.num_nodes, self.dim)
 
     def rollout(self, seed: int, steps: int | None = None) -> Trajectory:
         """Reset to ``seed`` and record ``steps`` states under the random policy.
@@ -233,8 +234,8 @@ class DynamicsWorld(ABC):
             raise ConfigError(f"steps must be >= 1, got {steps}")
         self.reset(seed)
         n = self.num_nodes
-        positions = np.empty((steps, n, 3), np.float64)
-        actions = np.empty((steps, n, 3), np.float64)
+        positions = np.empty((steps, n, self.dim), np.float64)
+        actions = np.empty((steps, n, self.dim), np.float64)
         for t in range(steps):
             positions[t] = self.state()
             actions[t] = self.sample_action()
@@ -300,7 +301,7 @@ class DynamicsWorld(ABC):
 
     def _sample_action(self) -> np.ndarray:
         """Next action of the random policy (passive worlds: zeros)."""
-        return np.zeros((self.num_nodes, 3))
+        return np.zeros((self.num_nodes, self.dim))
 
     def _engine_parameters(self) -> dict[str, Any]:
         """Extra ``setPhysicsEngineParameter`` keywords for this world."""
@@ -321,19 +322,19 @@ class DynamicsWorld(ABC):
 
     def _full_action(self, action: np.ndarray | None) -> np.ndarray:
         self._require_ready()
-        n = self.num_nodes
+        n, d = self.num_nodes, self.dim
         if action is None:
-            return np.zeros((n, 3))
+            return np.zeros((n, d))
         action = np.asarray(action, dtype=np.float64)
-        if action.shape == (3,):
+        if action.shape == (d,):
             node = self._actuated_node()
             if node is None:
-                raise StateError(f"world {self.name!r} has no actuated node; pass None or an [N={n}, 3] action")
-            full = np.zeros((n, 3))
+                raise StateError(f"world {self.name!r} has no actuated node; pass None or an [N={n}, {d}] action")
+            full = np.zeros((n, d))
             full[node] = action
             action = full
-        if action.shape != (n, 3):
-            raise StateError(f"world {self.name!r}: action must be [{n}, 3] or [3], got {action.shape}")
+        if action.shape != (n, d):
+            raise StateError(f"world {self.name!r}: action must be [{n}, {d}] or [{d}], got {action.shape}")
         if not np.isfinite(action).all():
             raise StateError(f"world {self.name!r}: action holds NaN or inf")
         return action

@@ -28,6 +28,10 @@ WORLDS: Registry[type[DynamicsWorld]] = Registry(
         "physics.worlds.dynamics.cradle",
         "physics.worlds.dynamics.rope",
         "physics.worlds.dynamics.box_push",
+        "physics.worlds.dynamics.fluidfall",
+        "physics.worlds.dynamics.boxbath",
+        "physics.worlds.dynamics.fluidshake",
+        "physics.worlds.dynamics.ricegrip",
     ),
 )
 

@@ -47,7 +47,7 @@ def replay(traj: Trajectory, world: DynamicsWorld | None = None) -> np.ndarray:
         w.reset(int(_meta(traj)["seed"]))
         if w.num_nodes != traj.num_nodes:
             raise DataError(f"{_name(traj)}: the world has {w.num_nodes} nodes but the trajectory {traj.num_nodes}")
-        out = np.empty((traj.num_steps, traj.num_nodes, 3), np.float64)
+        out = np.empty((traj.num_steps, traj.num_nodes, w.dim), np.float64)
         for t in range(traj.num_steps):
             out[t] = w.state()
             w.step(np.asarray(traj.actions[t], np.float64))
