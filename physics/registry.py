@@ -103,7 +103,8 @@ class Registry(Generic[T]):
         """
         if obj is None:
             return lambda target: self.register(name, target, help=help, replace=replace)
-        self._load()  # built-ins first, whichever module registers first
+        if getattr(obj, "__module__", None) not in self._modules:
+            self._load()  # built-ins first, whichever module registers first (a built-in needs no others)
         if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "," in name:
             raise ConfigError(f"{self.kind} name must be a non-empty word without spaces or commas, got {name!r}")
         old = self._entries.get(name)

@@ -93,7 +93,9 @@ class VideoDynamics(Protocol):
 
 DynamicsBuilder = Callable[[VideoTruth | None, PathLike | None], VideoDynamics]
 
-VIDEO_DYNAMICS: Registry[DynamicsBuilder] = Registry("video dynamics", modules=("physics.models.video_propnet",))
+VIDEO_DYNAMICS: Registry[DynamicsBuilder] = Registry(
+    "video dynamics", modules=("physics.video_dynamics", "physics.models.video_propnet")
+)
 
 
 def register_video_dynamics(name: str, builder: DynamicsBuilder, *, help: str = "") -> DynamicsBuilder:

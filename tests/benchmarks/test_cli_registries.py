@@ -186,9 +186,9 @@ def test_toy_perceiver_is_evaluated_from_the_checkpoint_given_by_path(toys, clev
 def test_misspelt_names_get_a_did_you_mean_error(toys, clevr_split, tmp_path, capsys):
     cases = (
         (["data", "dynamics", "--world", "rop", "--n", "1", "--out", str(tmp_path)],
-         "unknown dynamics world 'rop' (did you mean 'rope'?); choose one of cradle, rope, fluidfall, boxbath, fluidshake, ricegrip, boxes, toy"),
+         "unknown dynamics world 'rop' (did you mean 'rope'?); choose one of cradle, rope, boxes, fluidfall, boxbath, fluidshake, ricegrip, toy"),
         (["train", "dynamics", "--world", "cradle", "--model", "propnt", "--data", str(tmp_path)],
-         "unknown dynamics model 'propnt' (did you mean 'propnet'?); choose one of in, propnet, gns, dpinet, toy"),
+         "unknown dynamics model 'propnt' (did you mean 'propnet'?); choose one of in, propnet, dpinet, gns, toy"),
         (["bench", "dynamics", "--world", "cradel", "--data", str(tmp_path), "--out", str(tmp_path / "r.json")],
          "unknown dynamics world 'cradel' (did you mean 'cradle'?)"),
         (["eval", "clevr", "--data", str(clevr_split), "--perceiver", "derendr"],

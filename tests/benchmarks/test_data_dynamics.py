@@ -84,7 +84,7 @@ def test_bad_input_fails_with_one_line_and_status_2(tmp_path, capsys):
     assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--out", str(tmp_path), "--set", "wheels=3"]) == 2
     assert "no setting" in capsys.readouterr().err
     assert main(["data", "dynamics", "--world", "rop", "--n", "1", "--out", str(tmp_path)]) == 2
-    assert "unknown dynamics world 'rop' (did you mean 'rope'?); choose one of cradle, rope, fluidfall, boxbath, fluidshake, ricegrip, boxes" in capsys.readouterr().err
+    assert "unknown dynamics world 'rop' (did you mean 'rope'?); choose one of cradle, rope, boxes, fluidfall, boxbath, fluidshake, ricegrip" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="choose one of"):
         DynamicsDataConfig(world="pendulum", n=1, out=str(tmp_path))
 
