@@ -55,6 +55,7 @@ __all__ = [
 
 BUILTIN_MODULES = (
     "benchmarks.suites.clevr",
+    "benchmarks.suites.clevrer",
     "benchmarks.suites.dynamics",
     "benchmarks.suites.control",
     "benchmarks.suites.speed",

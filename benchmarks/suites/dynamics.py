@@ -41,6 +41,13 @@ def shipped_models(world: str) -> list[str]:
 
 def _available(world: str):
     def check() -> str | None:
+        import importlib.util
+
+        from physics.worlds.dynamics.particle_base import ParticleWorld
+        from physics.worlds.dynamics.registry import WORLDS
+
+        if issubclass(WORLDS.get(world), ParticleWorld) and importlib.util.find_spec("taichi") is None:
+            return f"world {world!r} needs the particles extra (pip install 'nesy-physics[particles]')"
         return None if shipped_models(world) else f"no learned simulator ships a checkpoint for world {world!r}"
 
     return check
