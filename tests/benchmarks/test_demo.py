@@ -26,12 +26,13 @@ def test_demo_builds_asks_answers_rolls_out_and_controls(reduced_demo):
     assert set(summary["dynamics"]["models"]) == {"in", "propnet", "dpinet"}
     assert summary["video"]["frames"] == 8 and summary["video"]["objects"] >= 1
     assert summary["control"]["steps"] <= 2
+    assert "skipped" not in summary["video-qa"] and 1 <= summary["video-qa"]["questions"] <= summary["video-qa"]["answers"]
     for name in ("demo.png", "demo_scenes.json", "demo_questions.json", "cradle_rollout.gif",
                  "control_episode.gif", "index.html"):
         assert (out / name).stat().st_size > 0, name
     page = (out / "index.html").read_text()
     for title in ("NS-VQA from pixels", "Newton&#x27;s cradle rollout", "CLEVRER-style collision video",
-                  "short box-pushing episode", "execution trace of Q0"):
+                  "short box-pushing episode", "execution trace of Q0", "NS-DR from pixels"):
         assert title in page, title
     assert page.count("data:image/gif;base64,") == 3 and "data:image/png;base64," in page
     assert "Left out" not in page
@@ -74,6 +75,6 @@ def test_demo_rejects_a_bad_thread_count(tmp_path, capsys):
 
 def test_demo_sections_run_in_order():
     names = [e.name for e in sorted(DEMO_SECTIONS.entries(), key=lambda e: e.obj.order)]
-    assert names[:6] == ["world", "questions", "nsvqa", "video", "dynamics", "control"]
+    assert names[:7] == ["world", "questions", "nsvqa", "video", "video-qa", "dynamics", "control"]
     with pytest.raises(Exception, match="control_steps"):
         DemoConfig(control_steps=0)
