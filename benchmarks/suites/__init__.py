@@ -56,6 +56,7 @@ __all__ = [
 BUILTIN_MODULES = (
     "benchmarks.suites.clevr",
     "benchmarks.suites.clevrer",
+    "benchmarks.suites.perception",
     "benchmarks.suites.dynamics",
     "benchmarks.suites.control",
     "benchmarks.suites.speed",

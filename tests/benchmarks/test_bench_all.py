@@ -171,3 +171,17 @@ def test_the_clevrer_suite_swaps_each_part_and_ground_truth_answers_everything(t
     first = result["tables"][0]
     assert len(first["rows"]) == len(PARTS) and first["published"][0][0].startswith("NS-DR")
     assert result["speed"][0][2] == "videos/min"
+
+
+def test_each_perception_model_is_a_suite_with_its_checks_in_the_table(tmp_path):
+    from benchmarks.perception_bench import perception_bench_names
+    from benchmarks.suites import SuiteContext
+    from benchmarks.suites.perception import run_perception
+
+    assert {f"perception-{n}" for n in perception_bench_names()} <= set(SUITES.names())
+    out = tmp_path / "suite"
+    out.mkdir()
+    result = run_perception(SuiteContext("perception-warped", {"model": "warped", "seed": 1}, out, tmp_path / "data"))
+    rows = result["tables"][0]["rows"]
+    assert rows and rows[0][0] == "warped" and rows[0][5] in ("pass", "FAIL")
+    assert "--quick" in result["tables"][0]["command"] and result["metrics"]["checks"]
