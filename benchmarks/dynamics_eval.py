@@ -54,7 +54,7 @@ from physics.trajectory import Trajectory
 
 __all__ = [
     "save_figure", "SHIPPED_CHECKPOINTS", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif",
-    "gif_frame_ms", "rigid_groups", "worst_rigidity",
+    "gif_frame_ms", "rigid_groups", "worst_rigidity", "shipped_models",
 ]
 
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[1] / "physics" / "models" / "checkpoints"
@@ -73,6 +73,18 @@ def find_checkpoint(world: str, model: str, folder: PathLike | None = None) -> P
         f"(looked for {world}_{model}.pt and {world}_{model}/model.pt); train one with "
         f"`nesy train dynamics --world {world} --model {model} --data DIR`"
     )
+
+
+def shipped_models(world: str, folder: PathLike | None = None) -> list[str]:
+    """The registered models with a checkpoint for ``world`` in ``folder`` (shipped folder by default)."""
+    found = []
+    for name in MODELS.names():
+        try:
+            find_checkpoint(world, name, folder)
+        except CheckpointError:
+            continue
+        found.append(name)
+    return found
 
 
 def rigid_groups(traj: Trajectory) -> np.ndarray | None:

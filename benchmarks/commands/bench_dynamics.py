@@ -23,7 +23,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks.config_flags import registry_argument
-from benchmarks.dynamics_eval import evaluate_dynamics, plot_errors, rollout_gif
+from benchmarks.dynamics_eval import evaluate_dynamics, plot_errors, rollout_gif, shipped_models
 from benchmarks.table import print_table
 from physics.errors import ConfigError, DataError
 from physics.io import atomic_write_json
@@ -92,7 +92,13 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     WORLDS.get(args.world)
-    models = MODELS.names() if args.models is None else [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.models is None:  # every model with a checkpoint for this world
+        models = shipped_models(args.world, args.checkpoints)
+        if not models:
+            raise ConfigError(f"no model has a checkpoint for world {args.world!r} under "
+                              f"{args.checkpoints or 'the shipped checkpoints'}; train one with nesy train dynamics")
+    else:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise ConfigError(f"--models: no model named in {args.models!r}; choose one of {', '.join(MODELS)}")
     for m in models:
@@ -142,7 +148,7 @@ def register(groups) -> None:
     parser.add_argument("--data", required=True, help="folder written by `nesy data dynamics`")
     parser.add_argument("--out", required=True, help="result JSON; the PNG and GIF go beside it")
     registry_argument(parser, "--models", registry=MODELS, many=True, default=None,
-                      help="comma-separated simulators (default: all)")
+                      help="comma-separated simulators (default: every one with a checkpoint for the world)")
     parser.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the shipped ones)")
     parser.add_argument("--split", default=None,
                         help="split to bench (default: test, or the only split the folder holds)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.dynamics_eval import shipped_models
 from benchmarks.suites import SuiteContext, data_lock, figure, register_suite, speed_row, table
 
 __all__ = ["run_dynamics", "SEED", "shipped_models"]
@@ -21,22 +22,6 @@ SEED = 5252  # held-out test trajectories of bench all; never used for training 
 HORIZONS = (1, 5, 10, 20)
 PAPERS = ("PropNet (Li et al., ICRA 2019) and DPI-Net (Li et al., ICLR 2019) show rollout error as curves "
           "on their own worlds; no published figure is comparable to these worlds, so none is shown.")
-
-
-def shipped_models(world: str) -> list[str]:
-    """The learned simulators that ship a checkpoint for ``world``."""
-    from benchmarks.dynamics_eval import find_checkpoint
-    from physics.errors import CheckpointError
-    from physics.models import MODELS
-
-    found = []
-    for name in MODELS.names():
-        try:
-            find_checkpoint(world, name)
-        except CheckpointError:
-            continue
-        found.append(name)
-    return found
 
 
 def _available(world: str):

@@ -113,3 +113,18 @@ def test_bench_names_the_splits_when_it_cannot_choose(tmp_path, capsys):
     rc = main(["bench", "dynamics", "--world", "cradle", "--data", str(tmp_path), "--out", str(tmp_path / "r.json")])
     err = capsys.readouterr().err
     assert rc == 2 and "holds splits train, valid" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_without_models_takes_every_model_with_a_checkpoint_for_the_world(tmp_path, capsys):
+    from benchmarks.dynamics_eval import shipped_models
+
+    root = tmp_path / "cradle"
+    assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "12", "--out", str(root),
+                 "--quiet"]) == 0
+    out = tmp_path / "r.json"
+    assert main(["bench", "dynamics", "--world", "cradle", "--data", str(root), "--out", str(out),
+                 "--no-gif", "--quiet"]) == 0
+    assert sorted(json.loads(out.read_text())["models"]) == sorted(shipped_models("cradle")) == ["dpinet", "in", "propnet"]
+    assert main(["bench", "dynamics", "--world", "cradle", "--data", str(root), "--out", str(out),
+                 "--checkpoints", str(tmp_path / "none"), "--quiet"]) == 2
+    assert "no model has a checkpoint for world 'cradle'" in capsys.readouterr().err
