@@ -146,6 +146,8 @@ class _Video:
 
     def ref(self, obj: int) -> _Ref:
         """The shortest description naming only ``obj`` (ties broken at random, then kept)."""
+        if obj not in self.props:
+            raise DataError(f"{self.scene.name}: object {obj} is never in view, so no question can name it")
         if obj not in self._refs:
             for size in (1, 2, 3):
                 subsets = self.shuffled(itertools.combinations(ATTRS, size))
@@ -362,8 +364,11 @@ def _pick_options(v: _Video, options: list[Option], n: int) -> list[Option] | No
 def _explanatory(v: _Video) -> list[tuple[str, Callable[[Call], Call], list[Option]]]:
     s = v.scene
     out = []
+    seen = set(v.props)  # a collision with an object never in view cannot be named
     for target in v.observed:
         if target.kind != "collision" or len(v.pair_events(*target.objects, v.observed)) != 1:
+            continue
+        if not seen.issuperset(target.objects):
             continue
         a, b = target.objects
         causes = s.causes(target)
@@ -371,7 +376,7 @@ def _explanatory(v: _Video) -> list[tuple[str, Callable[[Call], Call], list[Opti
             continue
         options: list[Option] = []
         for e in v.observed:
-            if e == target:
+            if e == target or not seen.issuperset(e.objects):
                 continue
             if e.kind == "collision" and len(v.pair_events(*e.objects, v.observed)) == 1:
                 p, q = e.objects

@@ -124,3 +124,20 @@ def test_a_video_with_two_alike_objects_is_refused(videos):
     alike = replace(annotation, object_property=(annotation.object_property[0], twin, *annotation.object_property[2:]))
     with pytest.raises(DataError, match="looks like another object"):
         generate_video_questions(alike, VideoScene(alike, GroundTruthDynamics(truth)), DEFAULTS)
+
+
+def test_an_object_never_in_view_is_never_named(videos):
+    """Collisions with an object outside the frame happen; questions only name what a viewer saw."""
+    from dataclasses import replace
+
+    annotation, truth = videos[0]
+    hidden = annotation.collision[0].object_ids[0]  # an object that collides, now never in view
+    frames = tuple(replace(f, objects=tuple(replace(o, inside_camera_view=False) if o.object_id == hidden else o
+                                            for o in f.objects)) for f in annotation.motion_trajectory)
+    unseen = replace(annotation, motion_trajectory=frames)
+    entry = generate_video_questions(unseen, VideoScene(unseen, GroundTruthDynamics(truth)),
+                                     ClevrerQuestionConfig(descriptive=30, explanatory=4, counterfactual=4), 0)
+    assert entry["questions"]
+    colour = next(p.color for p in annotation.object_property if p.object_id == hidden)
+    assert all(colour not in q["question"] + "".join(c["choice"] for c in q.get("choices", []))
+               for q in entry["questions"] if not q.get("answer") == colour)
