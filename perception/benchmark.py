@@ -41,6 +41,7 @@ from physics.registry import Registry
 from physics.training import Constant, TrainLoop, seed_everything
 
 __all__ = [
+    "BenchSize",
     "Check",
     "BenchOutcome",
     "PerceptionBench",
@@ -49,6 +50,17 @@ __all__ = [
     "run_bench",
     "train_steps",
 ]
+
+
+@dataclass(frozen=True)
+class BenchSize:
+    """How much a benchmark entry trains and tests: items (scenes, clips or sequences), steps, batch, rate."""
+
+    train: int
+    test: int
+    steps: int
+    batch: int
+    lr: float = 2e-3
 
 
 @dataclass(frozen=True)

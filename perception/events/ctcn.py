@@ -33,7 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perception.benchmark import BenchOutcome, Check, register_perception_bench, train_steps
+from perception.benchmark import (
+    BenchOutcome,
+    BenchSize,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
 from perception.model_stats import count_macs, count_parameters
 from physics.errors import ConfigError, StateError
 
@@ -155,21 +161,12 @@ def segment_f1(pred: Tensor, truth: Tensor, iou: float = 0.5) -> float:
 
 
 # ---------------------------------------------------------------------- benchmark
-@dataclass(frozen=True)
-class _BenchConfig:
-    train: int
-    test: int
-    steps: int
-    batch: int
-    lr: float = 2e-3
-
-
-_FULL = _BenchConfig(train=100, test=300, steps=400, batch=16)  # few sequences: where sharing kernels matters
-_QUICK = _BenchConfig(train=16, test=8, steps=4, batch=4)
+_FULL = BenchSize(train=100, test=300, steps=400, batch=16)  # few sequences: where sharing kernels matters
+_QUICK = BenchSize(train=16, test=8, steps=4, batch=4)
 _PLAIN_WIDTH = 64
 
 
-def train_tcn(config: TCNConfig, scores: Tensor, labels: Tensor, bench: _BenchConfig, seed: int) -> TCN:
+def train_tcn(config: TCNConfig, scores: Tensor, labels: Tensor, bench: BenchSize, seed: int) -> TCN:
     """Train a :class:`TCN` with per-frame cross-entropy (the shared loop)."""
     torch.manual_seed(seed)
     model = TCN(config)

@@ -33,7 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perception.benchmark import BenchOutcome, Check, register_perception_bench, train_steps
+from perception.benchmark import (
+    BenchOutcome,
+    BenchSize,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
 from perception.model_stats import count_macs, count_parameters
 from physics.errors import ConfigError, StateError
 
@@ -197,20 +203,11 @@ def event_clips(n: int, seed: int, *, frames: int = 8, size: int = 32, noise: fl
 
 
 # ---------------------------------------------------------------------- benchmark
-@dataclass(frozen=True)
-class _BenchConfig:
-    train_clips: int
-    test_clips: int
-    steps: int
-    batch: int
-    lr: float = 2e-3
+_FULL = BenchSize(train=2000, test=1000, steps=600, batch=32)
+_QUICK = BenchSize(train=64, test=64, steps=8, batch=8)
 
 
-_FULL = _BenchConfig(train_clips=2000, test_clips=1000, steps=600, batch=32)
-_QUICK = _BenchConfig(train_clips=64, test_clips=64, steps=8, batch=8)
-
-
-def train_tsm(config: TSMConfig, clips: Tensor, labels: Tensor, bench: _BenchConfig, seed: int) -> TSMNet:
+def train_tsm(config: TSMConfig, clips: Tensor, labels: Tensor, bench: BenchSize, seed: int) -> TSMNet:
     """Train :class:`TSMNet` on ``clips`` / ``labels`` with the shared loop (batches drawn from ``seed``)."""
     torch.manual_seed(seed)
     model = TSMNet(config)
@@ -238,8 +235,8 @@ def _accuracy(model: TSMNet, clips: Tensor, labels: Tensor) -> float:
 def bench_tsm(quick: bool, seed: int) -> BenchOutcome:
     """Train TSM and its shift-free twin on the same clips, steps and seed; test on clips of another seed."""
     bench = _QUICK if quick else _FULL
-    train_x, train_y = event_clips(bench.train_clips, seed=2 * seed)
-    test_x, test_y = event_clips(bench.test_clips, seed=2 * seed + 1)
+    train_x, train_y = event_clips(bench.train, seed=2 * seed)
+    test_x, test_y = event_clips(bench.test, seed=2 * seed + 1)
     ours_cfg, plain_cfg = TSMConfig(), TSMConfig(shift_div=0)
     ours = train_tsm(ours_cfg, train_x, train_y, bench, seed)
     plain = train_tsm(plain_cfg, train_x, train_y, bench, seed)
@@ -258,7 +255,7 @@ def bench_tsm(quick: bool, seed: int) -> BenchOutcome:
     figures = {
         "params_ours": size["params"][0], "params_ablation": size["params"][1],
         "macs_per_clip_ours": size["macs_per_clip"][0], "macs_per_clip_ablation": size["macs_per_clip"][1],
-        "train_clips": bench.train_clips, "test_clips": bench.test_clips, "steps": bench.steps,
+        "train_clips": bench.train, "test_clips": bench.test, "steps": bench.steps,
         "batch": bench.batch, "frames": ours_cfg.frames, "classes": list(EVENT_CLASSES),
         "data": "synthetic blob clips in torch (train seed 2*seed, test seed 2*seed+1)",
     }

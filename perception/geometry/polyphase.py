@@ -35,7 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perception.benchmark import BenchOutcome, Check, register_perception_bench, train_steps
+from perception.benchmark import (
+    BenchOutcome,
+    BenchSize,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
 from perception.model_stats import count_macs, count_parameters
 from physics.errors import ConfigError, StateError
 from physics.worlds.clevr_properties import ATTRIBUTES
@@ -169,17 +175,8 @@ def shift_consistency(model: PolyphaseAttributeNet, crops: Tensor, seed: int) ->
 
 
 # ---------------------------------------------------------------------- benchmark
-@dataclass(frozen=True)
-class _BenchConfig:
-    train_scenes: int
-    test_scenes: int
-    steps: int
-    batch: int
-    lr: float = 2e-3
-
-
-_FULL = _BenchConfig(train_scenes=200, test_scenes=80, steps=800, batch=32)
-_QUICK = _BenchConfig(train_scenes=6, test_scenes=3, steps=10, batch=16)
+_FULL = BenchSize(train=200, test=80, steps=800, batch=32)
+_QUICK = BenchSize(train=6, test=3, steps=10, batch=16)
 _CROP = 32  # crop side: a multiple of 8 for three down-samplings
 _WORLD = dict(width=240, height=160, min_pixels=60)  # CLEVR's 480 x 320 at half size
 
@@ -214,8 +211,8 @@ def bench_polyphase(quick: bool, seed: int) -> BenchOutcome:
     bench = _QUICK if quick else _FULL
     world, crop = ClevrWorldConfig(**_WORLD), AttributeConfig(crop_size=_CROP)
     base = 1_000_000 + seed * 10_000  # scene seeds: train then test, disjoint
-    train = render_object_crops(range(base, base + bench.train_scenes), world, crop)
-    test = render_object_crops(range(base + 5_000, base + 5_000 + bench.test_scenes), world, crop)
+    train = render_object_crops(range(base, base + bench.train), world, crop)
+    test = render_object_crops(range(base + 5_000, base + 5_000 + bench.test), world, crop)
     models = {down: train_polyphase(PolyphaseConfig(down=down), train.crops, train.labels, bench.steps, bench.batch,
                                     bench.lr, seed) for down in DOWNS}
     truth = torch.stack([test.labels[a] for a in CROP_ATTRIBUTES], 1)
@@ -230,8 +227,8 @@ def bench_polyphase(quick: bool, seed: int) -> BenchOutcome:
               ">= ablation - 0.01", acc["lps"] >= acc["plain"] - 0.01),
     )
     figures = {
-        "train_objects": len(train), "test_objects": len(test), "train_scenes": bench.train_scenes,
-        "test_scenes": bench.test_scenes, "steps": bench.steps, "batch": bench.batch, "crop": _CROP,
+        "train_objects": len(train), "test_objects": len(test), "train_scenes": bench.train,
+        "test_scenes": bench.test, "steps": bench.steps, "batch": bench.batch, "crop": _CROP,
         "params_ours": count_parameters(models["lps"]), "params_ablation": count_parameters(models["plain"]),
         "macs_ours": count_macs(models["lps"], probe), "macs_ablation": count_macs(models["plain"], probe),
         "image": f"{world.width}x{world.height} pybullet CLEVR renders",

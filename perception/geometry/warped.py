@@ -39,7 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perception.benchmark import BenchOutcome, Check, register_perception_bench, train_steps
+from perception.benchmark import (
+    BenchOutcome,
+    BenchSize,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
 from perception.model_stats import count_macs, count_parameters
 from physics.errors import StateError
 
@@ -157,17 +163,8 @@ def yaw_error_deg(pred: Tensor, rotation_deg: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------- benchmark
-@dataclass(frozen=True)
-class _BenchConfig:
-    train_scenes: int
-    test_scenes: int
-    steps: int
-    batch: int
-    lr: float = 3e-3
-
-
-_FULL = _BenchConfig(train_scenes=150, test_scenes=100, steps=600, batch=32)
-_QUICK = _BenchConfig(train_scenes=8, test_scenes=4, steps=10, batch=8)
+_FULL = BenchSize(train=150, test=100, steps=600, batch=32, lr=3e-3)
+_QUICK = BenchSize(train=8, test=4, steps=10, batch=8, lr=3e-3)
 _CROP = 32
 
 
@@ -183,7 +180,7 @@ def top_down_world(width: int = 160, height: int = 160):
     return ClevrWorldConfig(width=width, height=height, camera=camera, camera_jitter=0.0, min_pixels=40)
 
 
-def train_yaw(model: nn.Module, crops: Tensor, rotation: Tensor, bench: _BenchConfig, seed: int) -> nn.Module:
+def train_yaw(model: nn.Module, crops: Tensor, rotation: Tensor, bench: BenchSize, seed: int) -> nn.Module:
     """Train a yaw network with the loss 1 - cos(4 (yaw - true yaw)) (the shared loop)."""
     target = yaw_target(rotation)
 
@@ -216,9 +213,9 @@ def bench_warped(quick: bool, seed: int) -> BenchOutcome:
         data = render_object_crops(seeds, world, crop)
         return data.subset(data.labels["shape"] == cube)
 
-    train = cubes(range(base, base + bench.train_scenes))
+    train = cubes(range(base, base + bench.train))
     train = train.subset(train.rotation % 90 < SEEN_YAW)  # half of the distinct yaws; the test has them all
-    test = cubes(range(base + 5_000, base + 5_000 + bench.test_scenes))
+    test = cubes(range(base + 5_000, base + 5_000 + bench.test))
     config = WarpConfig()
     torch.manual_seed(seed)
     ours = train_yaw(WarpedYawNet(config), train.crops, train.rotation, bench, seed)
@@ -234,8 +231,8 @@ def bench_warped(quick: bool, seed: int) -> BenchOutcome:
               "<= ablation / 2", err["ours"] <= err["plain"] / 2),
     )
     figures = {
-        "train_cubes": len(train), "test_cubes": len(test), "train_scenes": bench.train_scenes,
-        "test_scenes": bench.test_scenes, "steps": bench.steps, "batch": bench.batch, "crop": _CROP,
+        "train_cubes": len(train), "test_cubes": len(test), "train_scenes": bench.train,
+        "test_scenes": bench.test, "steps": bench.steps, "batch": bench.batch, "crop": _CROP,
         "params_ours": count_parameters(ours), "params_ablation": count_parameters(plain),
         "macs_ours": count_macs(ours, probe), "macs_ablation": count_macs(plain, probe),
         "chance_error_deg": 22.5, "camera": "top-down, 160x160, no jitter",

@@ -9,6 +9,7 @@ schedule is refused.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 
 from physics.errors import ConfigError
@@ -16,11 +17,12 @@ from physics.errors import ConfigError
 __all__ = ["Schedule", "Constant", "ExponentialDecay", "WarmupCosine"]
 
 
-class Schedule:
+class Schedule(ABC):
     """Base class: ``lr(round, step)`` is the rate of the step numbered ``step`` (0-based) in ``round``."""
 
-    def lr(self, round_: int, step: int) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def lr(self, round_: int, step: int) -> float:
+        """The learning rate of global step ``step``, in round ``round_``."""
 
     def describe(self) -> dict:
         """Name and parameters (JSON-ready), stored in checkpoints."""

@@ -1,4 +1,4 @@
-"""CLEVRER annotations as typed objects: read and write the official ``annotation_XXXXX.json``.
+"""CLEVRER annotations as typed objects: read and write the official ``annotation_<index>.json``.
 
 The official CLEVRER release (Yi, Gan et al., ICLR 2020) describes each video in
 one JSON file::
