@@ -58,6 +58,7 @@ from physics.worlds.sound import (
     INSTRUMENTS,
     impact_modes,
     impact_sound,
+    impact_word,
     instrument_tone,
     read_wav,
     speed_envelope,
@@ -235,6 +236,7 @@ class AVObject:
         positions: float32 ``[T, 3]`` centre per video frame (scene units).
         speeds: float32 ``[T]`` mean speed during each video frame (units/s, over its physics frames,
             each counted with the speed it leaves with, so a push at frame 0 counts in frame 0).
+        velocities: float32 ``[T, 3]`` mean velocity during each video frame (the same way).
         in_view: bool ``[T]``: its centre projects inside the frame.
         loudness: float32 ``[T]``: mean absolute amplitude of its tone per frame (after the clip gain).
     """
@@ -251,6 +253,7 @@ class AVObject:
     speeds: np.ndarray
     in_view: np.ndarray
     loudness: np.ndarray
+    velocities: np.ndarray
 
     @property
     def sounding_frames(self) -> np.ndarray:
@@ -263,6 +266,7 @@ class AVObject:
             "size": self.size, "category": self.category, "is_sounding": self.is_sounding, "pitch": self.pitch,
             "positions": _rounded(self.positions), "speeds": _rounded(self.speeds),
             "in_view": [bool(v) for v in self.in_view], "loudness": _rounded(self.loudness),
+            "velocities": _rounded(self.velocities),
         }
 
     @classmethod
@@ -278,12 +282,14 @@ class AVObject:
                 speeds=np.asarray(data["speeds"], dtype=np.float32),
                 in_view=np.asarray(data["in_view"], dtype=bool),
                 loudness=np.asarray(data["loudness"], dtype=np.float32),
+                velocities=np.asarray(data["velocities"], dtype=np.float32),
             )
         except KeyError as exc:
             raise DataError(f"{where}: missing field {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise DataError(f"{where}: malformed object ({exc})") from None
-        shapes = {"positions": (frames, 3), "speeds": (frames,), "in_view": (frames,), "loudness": (frames,)}
+        shapes = {"positions": (frames, 3), "speeds": (frames,), "in_view": (frames,), "loudness": (frames,),
+                  "velocities": (frames, 3)}
         for name, want in shapes.items():
             if getattr(obj, name).shape != want:
                 raise DataError(f"{where}.{name}: shape {getattr(obj, name).shape}, expected {want}")
@@ -300,6 +306,7 @@ class AVCollision:
         onset: First audio sample of the impact sound.
         speed: Relative speed of the two just before (units/s); the sound's amplitude follows it.
         location: Mean contact point (scene units).
+        sound: What it sounds like (:func:`~physics.worlds.sound.impact_word`: ``ring`` or ``thud``).
     """
 
     frame: int
@@ -307,10 +314,11 @@ class AVCollision:
     onset: int
     speed: float
     location: tuple[float, float, float]
+    sound: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"frame": self.frame, "objects": list(self.objects), "onset": self.onset,
-                "speed": round(self.speed, 6), "location": list(self.location)}
+                "speed": round(self.speed, 6), "location": list(self.location), "sound": self.sound}
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> AVCollision:
@@ -318,7 +326,7 @@ class AVCollision:
             a, b = data["objects"]
             x, y, z = data["location"]
             return cls(int(data["frame"]), (int(a), int(b)), int(data["onset"]), float(data["speed"]),
-                       (float(x), float(y), float(z)))
+                       (float(x), float(y), float(z)), str(data["sound"]))
         except KeyError as exc:
             raise DataError(f"{where}: missing field {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
@@ -531,6 +539,7 @@ def make_clip(seed: int, config: AudioVisualConfig = AudioVisualConfig()) -> Aud
     view = np.array([[s.inside_camera_view for s in fs.objects] for fs in sim.trajectory], dtype=bool)
     speed = np.linalg.norm(vel, axis=2)
     leaving = np.concatenate([speed[1:], speed[-1:]], axis=0)
+    leaving_vel = np.concatenate([vel[1:], vel[-1:]], axis=0)
     times = np.arange(len(sim.trajectory)) / (cfg.fps * os_)
     length, sr = cfg.samples, cfg.sample_rate
     starts = np.array([cfg.frame_start(f) for f in range(cfg.frames + 1)])
@@ -558,7 +567,8 @@ def make_clip(seed: int, config: AudioVisualConfig = AudioVisualConfig()) -> Aud
             ring = impact_sound(impact_modes(o.shape, plan.sizes[obj], o.material), rel, sr, span, seed=(seed, i, j))
             impact_track[onset:onset + span] += cfg.impact_gain * ring
         frame = int(np.searchsorted(starts, onset, side="right") - 1)
-        collisions.append(AVCollision(frame, (a, b), onset, rel, tuple(float(x) for x in col.location)))
+        word = impact_word([plan.initial.objects[a].material, plan.initial.objects[b].material])
+        collisions.append(AVCollision(frame, (a, b), onset, rel, tuple(float(x) for x in col.location), word))
     kinds = ["instrument"] * len(rows)
     if cfg.impacts:
         rows.append(impact_track)
@@ -572,6 +582,7 @@ def make_clip(seed: int, config: AudioVisualConfig = AudioVisualConfig()) -> Aud
 
     picks = np.arange(cfg.frames) * os_
     frame_speed = leaving.reshape(cfg.frames, os_, n).mean(axis=1)
+    frame_vel = leaving_vel.reshape(cfg.frames, os_, n, 3).mean(axis=1)
     objects = []
     for k, o in enumerate(plan.initial.objects):
         loud = np.zeros(cfg.frames, dtype=np.float32)
@@ -582,7 +593,7 @@ def make_clip(seed: int, config: AudioVisualConfig = AudioVisualConfig()) -> Aud
             index=k, shape=o.shape, color=o.color, material=o.material, size=plan.sizes[k],
             category=plan.categories[k], is_sounding=plan.categories[k] is not None, pitch=plan.pitches[k],
             positions=loc[picks, k].astype(np.float32), speeds=frame_speed[:, k].astype(np.float32),
-            in_view=view[picks, k], loudness=loud,
+            in_view=view[picks, k], loudness=loud, velocities=frame_vel[:, k].astype(np.float32),
         ))
     return AudioVisualClip(
         frames=np.stack(frames), masks=np.stack(masks).astype(np.int16), sources=sources,

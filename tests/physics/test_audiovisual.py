@@ -87,7 +87,13 @@ def test_impact_onsets_fall_in_their_collision_frames(clips):
 
 def test_instrument_loudness_follows_speed(clips):
     for c in clips:
+        for col in c.collisions:
+            metal = "metal" in {c.objects[i].material for i in col.objects}
+            assert col.sound == ("ring" if metal else "thud")
         for o in c.objects:
+            mean_velocity = np.linalg.norm(o.velocities, axis=1)
+            assert (mean_velocity <= o.speeds + 1e-4).all()  # |mean v| <= mean |v|
+            assert np.median(mean_velocity - o.speeds) > -0.1 * max(o.speeds.max(), 1e-3)
             if o.is_sounding:
                 assert np.corrcoef(o.speeds, o.loudness)[0, 1] > 0.9
                 assert (o.loudness[o.speeds < 1e-3] < 1e-3).all()
