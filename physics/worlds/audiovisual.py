@@ -53,6 +53,13 @@ from physics.errors import ConfigError, DataError
 from physics.io import PathLike, atomic_write_bytes, atomic_write_json, ensure_dir, read_json
 from physics.worlds.clevr_layout import ObjectSpec
 from physics.worlds.clevr_properties import COLORS, MATERIALS, SHAPES, SIZE_RADIUS
+from physics.worlds.clevrer_annotation import (
+    Collision,
+    FrameStates,
+    ObjectProperty,
+    ObjectState,
+    VideoAnnotation,
+)
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld, InitialState, VideoObject
 from physics.worlds.sound import (
     INSTRUMENTS,
@@ -378,6 +385,27 @@ class AudioVisualClip:
         """Objects whose tone is audible in video frame ``f``."""
         return tuple(o.index for o in self.objects if o.sounding_frames[f])
 
+    def annotation(self, scene_index: int = 0) -> VideoAnnotation:
+        """The clip's video as a CLEVRER annotation (per-frame states, collisions; ids = object indices).
+
+        Orientations and angular velocities are not kept by a clip and read as zero; velocities are
+        the objects' mean velocities per frame; the ``video_filename`` is ``clip_<seed>``.
+        """
+        zero = (0.0, 0.0, 0.0)
+        frames = tuple(
+            FrameStates(f, tuple(
+                ObjectState(o.index, tuple(float(x) for x in o.positions[f]), zero,
+                            tuple(float(x) for x in o.velocities[f]), zero, bool(o.in_view[f]))
+                for o in self.objects))
+            for f in range(self.frames.shape[0])
+        )
+        return VideoAnnotation(
+            scene_index=scene_index, video_filename=f"clip_{self.seed}",
+            object_property=tuple(ObjectProperty(o.index, o.color, o.material, o.shape) for o in self.objects),
+            motion_trajectory=frames,
+            collision=tuple(Collision(c.objects, c.frame, c.location) for c in self.collisions),
+        )
+
     def metadata(self) -> dict[str, Any]:
         """Everything but the arrays, as JSON (what ``clip.json`` holds besides file names)."""
         return {
@@ -664,6 +692,8 @@ def read_clip(folder: PathLike) -> AudioVisualClip:
         collisions = tuple(AVCollision.from_json(c, f"{path}: collisions[{i}]") for i, c in enumerate(meta["collisions"]))
         source_object = tuple(int(s["object"]) for s in meta["sources"])
         source_kind = tuple(str(s["kind"]) for s in meta["sources"])
+    except DataError:
+        raise
     except KeyError as exc:
         raise DataError(f"{path}: missing field {exc.args[0]!r}") from None
     except (TypeError, ValueError, AttributeError) as exc:
