@@ -10,7 +10,8 @@ A clip is a pure function of its seed (:func:`make_clip`):
 2. **Motion** (pybullet, :class:`~physics.worlds.clevrer_world.ClevrerWorld`,
    simulated at ``oversample`` physics frames per video frame): instruments are
    pushed towards random points in view every ``kick_seconds`` or so (their speed
-   rises and falls with friction); a silent object is launched at another with
+   rises and falls with friction; with chance ``p_pause`` a gap is longer, and they
+   come to rest and fall silent for a while); a silent object is launched at another with
    chance ``p_moving``.  Collisions are recorded as CLEVRER does.
 3. **Sound** (:mod:`physics.worlds.sound`): each instrument plays its class's
    harmonic tone at its own pitch, loudness proportional to its speed (interpolated
@@ -117,6 +118,8 @@ class AudioVisualConfig:
         oversample: Physics frames per video frame (resolution of loudness and onsets).
         substeps: Physics steps per physics frame.
         kick_seconds: Mean time between the pushes that keep instruments moving.
+        p_pause: Chance that a gap between pushes is longer by 1-2 ``kick_seconds``, so that
+            the instrument comes to rest and falls silent for a while.
         p_moving: Chance that a silent object is launched at another at the start.
         extent: Objects start, and instruments are pushed towards points, in [-extent, extent]^2.
         max_speed: Speed cap of pushes (units/s).
@@ -140,6 +143,7 @@ class AudioVisualConfig:
     oversample: int = 4
     substeps: int = 8
     kick_seconds: float = 0.6
+    p_pause: float = 0.3
     p_moving: float = 0.5
     extent: float = 2.5
     max_speed: float = 4.0
@@ -164,6 +168,7 @@ class AudioVisualConfig:
             "substeps": self.substeps >= 1,
             "kick_seconds": self.kick_seconds > 0.0,
             "p_moving": 0.0 <= self.p_moving <= 1.0,
+            "p_pause": 0.0 <= self.p_pause <= 1.0,
             "extent": 0.5 <= self.extent <= 3.0,
             "max_speed": self.max_speed > 0.0,
             "friction": self.friction > 0.0,
@@ -507,6 +512,8 @@ def _plan(seed: int, cfg: AudioVisualConfig, world: _SoundingWorld) -> _Plan:
                 margin = float(rng.uniform(0.2, 1.0))
                 kicks.setdefault(int(round(t * physics_fps)), []).append((k, target, margin))
                 t += float(rng.uniform(0.5, 1.5)) * cfg.kick_seconds
+                if rng.random() < cfg.p_pause:  # a longer gap: friction stops it and it falls silent
+                    t += float(rng.uniform(1.0, 2.0)) * cfg.kick_seconds
         objects.append(VideoObject(k, color, material, shape, (round(pos[0], 6), round(pos[1], 6)), yaw, vel, 0))
     return _Plan(InitialState(tuple(objects)), tuple(d[3] for d in described), tuple(d[4] for d in described),
                  tuple(pitches), kicks)

@@ -20,8 +20,8 @@ from physics.worlds.audiovisual import read_clip
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("av")
-    cfg = AudioVisualDataConfig(n=2, out=str(out), seed=3, frames=6, width=48, height=32, backend="serial")
-    assert build_audiovisual(cfg, progress=False)["generated"] == 2
+    cfg = AudioVisualDataConfig(n=3, out=str(out), seed=3, frames=6, width=48, height=32, backend="serial")
+    assert build_audiovisual(cfg, progress=False)["generated"] == 3
     return out
 
 
@@ -45,15 +45,15 @@ def test_which_object_is_making_the_sound_on_a_clip_folder(folder, capsys):
 
 
 def test_what_sounds_after_a_collision_and_what_a_collision_sounds_like(folder, capsys):
-    clip = read_clip(clip_folder(folder, 1))
+    clip = read_clip(clip_folder(folder, 2))
     assert clip.collisions, "this seed's clip has a collision"
     col = clip.collisions[0]
     shape = clip.objects[col.objects[0]].shape
     first = next(c for c in clip.collisions if shape in {clip.objects[i].shape for i in c.objects})
-    out = _answer(capsys, "--video", str(clip_folder(folder, 1)), "--question", f"What sounds after the {shape} collides?")
+    out = _answer(capsys, "--video", str(clip_folder(folder, 2)), "--question", f"What sounds after the {shape} collides?")
     after = [o.index for o in clip.objects if o.sounding_frames[first.frame + 1:].any()]
     assert out["answer"] == _names(clip, after)
-    out = _answer(capsys, "--video", str(clip_folder(folder, 1)), "--question", "What does the first collision sound like?")
+    out = _answer(capsys, "--video", str(clip_folder(folder, 2)), "--question", "What does the first collision sound like?")
     assert out["answer"] == col.sound
 
 
