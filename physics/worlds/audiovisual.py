@@ -183,6 +183,9 @@ class AudioVisualConfig:
         unknown = [c for c in self.categories if c not in INSTRUMENTS]
         if unknown or not self.categories:
             raise ConfigError(f"AudioVisualConfig.categories {self.categories!r}: choose from {list(INSTRUMENTS)}")
+        if self.same_category and self.n_sounding > 4:
+            raise ConfigError(f"n_sounding = {self.n_sounding} instruments of one class: at most 4 fit its "
+                              "one-octave range at distinct pitches (two semitones apart at least)")
         if not self.same_category and self.n_sounding > len(self.categories):
             raise ConfigError(f"n_sounding = {self.n_sounding} instruments of different classes need as many "
                               f"categories, got {len(self.categories)}; add categories or set same_category")

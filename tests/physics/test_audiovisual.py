@@ -149,6 +149,8 @@ def test_bad_options_are_config_errors():
         AudioVisualConfig(sample_rate=44100)
     with pytest.raises(ConfigError, match="n_sounding"):
         AudioVisualConfig(n_objects=(1, 2), n_sounding=2)
+    with pytest.raises(ConfigError, match="at most 4"):
+        AudioVisualConfig(n_objects=(5, 6), n_sounding=5, same_category=True)
     with pytest.raises(ConfigError, match="seed"):
         make_clip(-1, CFG)
 
