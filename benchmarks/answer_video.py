@@ -205,7 +205,7 @@ def clip_folder_from_args(args: argparse.Namespace) -> Path | None:
     return None
 
 
-class _NoFutures:
+class NoFutures:
     """The dynamics of an audio-visual clip: it records what was seen and heard, nothing beyond."""
 
     def __init__(self, folder: Path) -> None:
@@ -255,6 +255,6 @@ def run_clip(args: argparse.Namespace, folder: Path) -> int:
     clip = read_clip(folder)
     program, source = _clip_program(args)
     estimate = localiser_for(args.localiser, args.localiser_checkpoint)(clip)
-    scene = VideoScene(clip.annotation(), _NoFutures(folder), sound=estimate)
+    scene = VideoScene(clip.annotation(), NoFutures(folder), sound=estimate)
     result = execute_video(program, scene, trace=True)
     return _print(args, program, source, result, f"clip {folder} (seed {clip.seed}), localiser {args.localiser}")

@@ -152,7 +152,8 @@ class DemoSection:
     needs: tuple[str, ...] = ()
 
 
-DEMO_SECTIONS: Registry[DemoSection] = Registry("demo section")
+# sections of other modules register on first read (DemoSection objects all name this module as theirs)
+DEMO_SECTIONS: Registry[DemoSection] = Registry("demo section", modules=("benchmarks.demo", "benchmarks.demo_sound"))
 
 
 def register_demo_section(
@@ -529,6 +530,8 @@ def _headline(name: str, s: dict[str, Any]) -> str:
         return f"{s['frames']} frames, {s['events']} observed events"
     if name == "dynamics":
         return ", ".join(f"{m} MSE {v['mse_full']:.1e}" for m, v in s["models"].items())
+    if name == "sound":
+        return f"{s['objects']} objects, {s['sources']} sources; localisers {', '.join(s['localisers'])} agree on {s['agree']}/{s['questions']} questions"
     if name == "control":
         return f"{'goal reached' if s['success'] else 'goal not reached'} in {s['steps']} steps"
     numbers = [f"{k} {v}" for k, v in s.items() if isinstance(v, (int, float, str)) and len(str(v)) < 30]

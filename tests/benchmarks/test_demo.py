@@ -27,14 +27,18 @@ def test_demo_builds_asks_answers_rolls_out_and_controls(reduced_demo):
     assert summary["video"]["frames"] == 8 and summary["video"]["objects"] >= 1
     assert summary["control"]["steps"] <= 2
     assert "skipped" not in summary["video-qa"] and 1 <= summary["video-qa"]["questions"] <= summary["video-qa"]["answers"]
+    sound = summary["sound"]
+    assert "skipped" not in sound and sound["objects"] >= 3 and sound["questions"] >= 3
+    assert sound["localisers"][0] == "gt" and 0 <= sound["agree"] <= sound["questions"]
     for name in ("demo.png", "demo_scenes.json", "demo_questions.json", "cradle_rollout.gif",
                  "control_episode.gif", "index.html"):
         assert (out / name).stat().st_size > 0, name
     page = (out / "index.html").read_text()
     for title in ("NS-VQA from pixels", "Newton&#x27;s cradle rollout", "CLEVRER-style collision video",
-                  "short box-pushing episode", "execution trace of Q0", "NS-DR from pixels"):
+                  "short box-pushing episode", "execution trace of Q0", "NS-DR from pixels",
+                  "who makes the sound", "data:audio/wav;base64,", "Which object is making the sound?"):
         assert title in page, title
-    assert page.count("data:image/gif;base64,") == 3 and "data:image/png;base64," in page
+    assert page.count("data:image/gif;base64,") == 4 and "data:image/png;base64," in page
     assert "Left out" not in page
 
 
@@ -51,7 +55,7 @@ def test_a_registered_section_joins_the_page_and_a_missing_one_is_left_out(tmp_p
     register_demo_section("missing", missing, title="a section whose parts are missing", order=16)
     register_demo_section("never", extra, title="never available", order=17, available=lambda config: "no parts")
     try:
-        summary = run_demo(DemoConfig(out=str(tmp_path / "d"), questions=1, skip="nsvqa,video,dynamics,control",
+        summary = run_demo(DemoConfig(out=str(tmp_path / "d"), questions=1, skip="nsvqa,video,sound,dynamics,control",
                                       trace=False))
     finally:
         for name in ("extra", "missing", "never"):
@@ -75,6 +79,6 @@ def test_demo_rejects_a_bad_thread_count(tmp_path, capsys):
 
 def test_demo_sections_run_in_order():
     names = [e.name for e in sorted(DEMO_SECTIONS.entries(), key=lambda e: e.obj.order)]
-    assert names[:7] == ["world", "questions", "nsvqa", "video", "video-qa", "dynamics", "control"]
+    assert names[:8] == ["world", "questions", "nsvqa", "video", "video-qa", "sound", "dynamics", "control"]
     with pytest.raises(Exception, match="control_steps"):
         DemoConfig(control_steps=0)
