@@ -110,6 +110,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.geometry.warped",
         "perception.events.tsm",
         "perception.events.ctcn",
+        "perception.interpret.net2vec",
     ),
 )
 
