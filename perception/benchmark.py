@@ -111,6 +111,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.events.tsm",
         "perception.events.ctcn",
         "perception.interpret.net2vec",
+        "perception.interpret.perturbation",
     ),
 )
 

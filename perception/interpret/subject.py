@@ -11,9 +11,13 @@ the shared training loop), and renders two more sets of scenes with the
 fit whatever they learn on the ``probe`` scenes and are judged on the ``test``
 scenes; neither set was seen by the network.
 
-The crops have a wider margin than the derenderer's (0.5 of the mask box on
-each side instead of 0.25) so that neighbouring objects fall inside many of
-them: an explanation must then find *the* object among several.
+The crops are wider than the derenderer's and not centred on their object,
+so that an explanation has to *find* the object: each scene's objects are
+cropped with a margin of one mask box on each side (a ``1.5 S`` crop three box
+sides wide), then an ``S`` window is cut from it at a seeded random offset
+(:func:`random_windows`); the object's box always lies inside the window but
+anywhere in it, and neighbouring objects fall inside many windows.  The network
+trains on such windows too.
 
 Shapes (K crops, crop side S)::
 
@@ -51,6 +55,7 @@ __all__ = [
     "other_mask",
     "concept_mask",
     "rgb_logits",
+    "random_windows",
 ]
 
 _WORLD = dict(width=240, height=160, min_pixels=60)  # CLEVR's 480 x 320 at half size, as the other crop benches
@@ -65,7 +70,8 @@ class SubjectConfig:
         probe_scenes: Scenes the tools fit on (concept weights, concept units, explainers).
         test_scenes: Held-out scenes every check is measured on.
         steps, batch, lr: The network's training (Adam, the shared loop).
-        crop_size, width, margin: :class:`~perception.derender.attributes.AttributeConfig`.
+        crop_size: S, the side of the network's input window.
+        width: Channels of the network's first block.
     """
 
     train_scenes: int
@@ -76,15 +82,20 @@ class SubjectConfig:
     lr: float = 2e-3
     crop_size: int = 32
     width: int = 16
-    margin: float = 0.5
 
     @property
     def attribute_config(self) -> AttributeConfig:
-        return AttributeConfig(crop_size=self.crop_size, margin=self.margin, width=self.width)
+        """The network's: windows of side S."""
+        return AttributeConfig(crop_size=self.crop_size, width=self.width)
+
+    @property
+    def render_config(self) -> AttributeConfig:
+        """The rendered crops: 1.5 S pixels for three mask-box sides (margin 1), so an S window holds the box."""
+        return AttributeConfig(crop_size=self.crop_size * 3 // 2, margin=1.0, width=self.width)
 
 
 QUICK_SUBJECT = SubjectConfig(train_scenes=4, probe_scenes=2, test_scenes=2, steps=10, batch=16)
-FULL_SUBJECT = SubjectConfig(train_scenes=150, probe_scenes=40, test_scenes=60, steps=500, batch=64)
+FULL_SUBJECT = SubjectConfig(train_scenes=150, probe_scenes=40, test_scenes=60, steps=1500, batch=64)
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,7 @@ class Subject:
         net: The network.
         config: How it was made.
         seed: The seed of its scenes and its training.
-        train: Its training crops.
+        train: Its training crops (1.5 S wide: the network saw a fresh random S window of them at each step).
         probe: Crops of other scenes, with ``instances`` (tools fit here).
         test: Crops of yet other scenes, with ``instances`` (checks are measured here).
         accuracy: Test accuracy of each attribute head.
@@ -119,17 +130,22 @@ def train_subject(config: SubjectConfig, seed: int) -> Subject:
     """
     if seed < 0:
         raise ConfigError(f"train_subject: seed must be >= 0, got {seed}")
-    world, crop = ClevrWorldConfig(**_WORLD), config.attribute_config
+    world, crop, s = ClevrWorldConfig(**_WORLD), config.render_config, config.crop_size
     base = 5_000_000 + seed * 10_000
-    train = render_object_crops(range(base, base + config.train_scenes), world, crop)
-    probe = render_object_crops(range(base + 3_000, base + 3_000 + config.probe_scenes), world, crop, instances=True)
-    test = render_object_crops(range(base + 6_000, base + 6_000 + config.test_scenes), world, crop, instances=True)
+    train = render_object_crops(range(base, base + config.train_scenes), world, crop)  # windows drawn per step
+    probe = random_windows(render_object_crops(range(base + 3_000, base + 3_000 + config.probe_scenes), world, crop,
+                                               instances=True), s, seed + 1)
+    test = random_windows(render_object_crops(range(base + 6_000, base + 6_000 + config.test_scenes), world, crop,
+                                              instances=True), s, seed + 2)
     torch.manual_seed(seed)
-    net = AttributeNet(crop)
+    net = AttributeNet(config.attribute_config)
+
+    draws = iter(range(seed * 1_000_000 + 10, seed * 1_000_000 + 10 + config.steps))
 
     def step(idx: Tensor) -> dict[str, Tensor]:
-        logits, _ = net(train.crops[idx], train.boxes[idx])
-        return {"loss": sum(F.cross_entropy(logits[a], train.labels[a][idx]) for a in ATTRIBUTES)}
+        batch = random_windows(train.subset(idx), s, next(draws))  # a new window of each crop at every step
+        logits, _ = net(batch.crops, batch.boxes)
+        return {"loss": sum(F.cross_entropy(logits[a], batch.labels[a]) for a in ATTRIBUTES)}
 
     train_steps(net, step, items=len(train), steps=config.steps, batch=config.batch, lr=config.lr, seed=seed,
                 desc="interpret subject")
@@ -140,6 +156,32 @@ def train_subject(config: SubjectConfig, seed: int) -> Subject:
         logits, _ = net(test.crops, test.boxes)
     accuracy = {a: float((logits[a].argmax(1) == test.labels[a]).float().mean()) for a in ATTRIBUTES}
     return Subject(net, config, seed, train, probe, test, accuracy)
+
+
+def random_windows(crops: ObjectCrops, size: int, seed: int) -> ObjectCrops:
+    """An S = ``size`` window of each crop at a random offset in [0, side - S] per axis (drawn from ``seed``).
+
+    The boxes follow the windows (centre moved, side scaled), so the network
+    still knows where each window lies in the image.  With crops of
+    ``1.5 S`` pixels and margin 1 the object's mask box always lies inside the window.
+    """
+    side = crops.crops.shape[-1]
+    if not 0 < size <= side:
+        raise ConfigError(f"random_windows: window {size} must be in 1..{side} (the crop side)")
+    g = torch.Generator().manual_seed(seed)
+    off = torch.randint(side - size + 1, (len(crops), 2), generator=g)  # (x, y) of each window's corner
+    rows = off[:, 1, None] + torch.arange(size)  # [K, S]
+    cols = off[:, 0, None] + torch.arange(size)
+    k = torch.arange(len(crops))[:, None, None]
+    window = crops.crops[k[..., None], torch.arange(crops.crops.shape[1])[None, :, None, None],
+                         rows[:, None, :, None], cols[:, None, None, :]]
+    instances = None if crops.instances is None else crops.instances[k, rows[:, :, None], cols[:, None, :]]
+    boxes = crops.boxes.clone()
+    shift = (off.float() + size / 2) / side - 0.5  # window centre - crop centre, in crop sides
+    boxes[:, 0] += shift[:, 0] * crops.boxes[:, 2]
+    boxes[:, 1] += shift[:, 1] * crops.boxes[:, 3]
+    boxes[:, 2:] *= size / side
+    return ObjectCrops(window, boxes, crops.labels, crops.rotation, crops.scene, crops.scenes, instances)
 
 
 def object_map(crops: ObjectCrops) -> Tensor:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from perception.datasets.object_crops import render_object_crops
-from perception.derender.attributes import AttributeConfig
 from perception.interpret.subject import (
     QUICK_SUBJECT,
     concept_mask,
     object_map,
     other_mask,
     own_mask,
+    random_windows,
     train_subject,
 )
 from physics.errors import ConfigError
@@ -23,9 +24,28 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def crops():
+def wide():
     return render_object_crops(range(2), ClevrWorldConfig(width=240, height=160, min_pixels=60),
-                               AttributeConfig(crop_size=32, margin=0.5), instances=True)
+                               QUICK_SUBJECT.render_config, instances=True)
+
+
+@pytest.fixture(scope="module")
+def crops(wide):
+    return random_windows(wide, QUICK_SUBJECT.crop_size, seed=0)
+
+
+def test_windows_hold_the_whole_object_and_their_boxes_recrop_the_same_pixels(wide, crops):
+    from perception.datasets.clevr_render import generate_scene
+    from perception.derender.attributes import crop_grid
+
+    assert crops.crops.shape == (len(wide), 4, 32, 32)
+    assert torch.equal(own_mask(crops).sum((1, 2)), own_mask(wide).sum((1, 2)))  # never cut by the window
+    assert len(set(map(tuple, crops.boxes[:, :2].tolist()))) == len(crops)
+    _, rgb, _, _ = generate_scene(0, ClevrWorldConfig(width=240, height=160, min_pixels=60))
+    image = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
+    n = int((crops.scene == 0).sum())
+    again = F.grid_sample(image.expand(n, -1, -1, -1), crop_grid(crops.boxes[:n], 32), align_corners=False)
+    assert torch.allclose(again, crops.crops[:n, :3], atol=1e-4)
 
 
 def test_own_mask_is_the_crop_mask_channel_and_others_are_disjoint(crops):
