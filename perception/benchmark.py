@@ -112,6 +112,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.events.ctcn",
         "perception.interpret.net2vec",
         "perception.interpret.perturbation",
+        "perception.interpret.promotion",
     ),
 )
 
