@@ -113,6 +113,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.interpret.net2vec",
         "perception.interpret.perturbation",
         "perception.interpret.promotion",
+        "perception.interpret.scaffold",
     ),
 )
 
