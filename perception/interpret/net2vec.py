@@ -80,10 +80,10 @@ def concept_targets(crops, names: Sequence[tuple[str, str | None]]) -> Tensor:
 
 def layer_activations(net: AttributeNet, crops: Tensor, layer: int) -> Tensor:
     """float [K, C, S, S]: block ``layer`` of ``net.features`` on ``crops`` [K, 4, S, S], upsampled bilinearly."""
-    if not 0 <= layer < len(net.features):
-        raise ConfigError(f"layer {layer} out of range: AttributeNet has blocks 0..{len(net.features) - 1}")
+    from perception.interpret.subject import block_output
+
     with torch.no_grad():
-        a = net.features[: layer + 1](crops)
+        a = block_output(net, crops, layer)
     return F.interpolate(a, size=crops.shape[-2:], mode="bilinear", align_corners=False)
 
 
@@ -188,9 +188,9 @@ IOU_GAIN = 0.1  # the issue's check: combination IoU - best single filter IoU, m
 )
 def bench_net2vec(quick: bool, seed: int) -> BenchOutcome:
     """Fit combinations and single-filter thresholds on probe crops; compare IoUs on held-out crops."""
-    from perception.interpret.subject import FULL_SUBJECT, QUICK_SUBJECT, train_subject
+    from perception.interpret.subject import bench_subject
 
-    subject = train_subject(QUICK_SUBJECT if quick else FULL_SUBJECT, seed)
+    subject = bench_subject(quick, seed)
     config = Net2VecConfig(steps=20) if quick else Net2VecConfig()
     names = concepts()
     probe_t, test_t = concept_targets(subject.probe, names), concept_targets(subject.test, names)

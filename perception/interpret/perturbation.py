@@ -230,15 +230,9 @@ def bench_meaningful_perturbation(quick: bool, seed: int) -> BenchOutcome:
     """Explain the shape predictions of the subject network on cluttered held-out crops."""
     from captum.attr import IntegratedGradients, Occlusion
 
-    from perception.interpret.subject import (
-        FULL_SUBJECT,
-        QUICK_SUBJECT,
-        other_mask,
-        own_mask,
-        train_subject,
-    )
+    from perception.interpret.subject import bench_subject, other_mask, own_mask
 
-    subject = train_subject(QUICK_SUBJECT if quick else FULL_SUBJECT, seed)
+    subject = bench_subject(quick, seed)
     config = PerturbationConfig(steps=10) if quick else PerturbationConfig()
     test = subject.test
     own, others = own_mask(test), other_mask(test)

@@ -154,9 +154,9 @@ def attack(kind: str, score: Score, rgb: Tensor, target: Tensor, config: AttackC
 
 def unit_activations(net: AttributeNet, crops: Tensor, layer: int) -> Tensor:
     """float [K, C]: block ``layer`` of ``net.features`` on crops [K, 4, S, S], averaged over space."""
-    if not 0 <= layer < len(net.features):
-        raise ConfigError(f"layer {layer} out of range: AttributeNet has blocks 0..{len(net.features) - 1}")
-    return net.features[: layer + 1](crops).mean((2, 3))
+    from perception.interpret.subject import block_output
+
+    return block_output(net, crops, layer).mean((2, 3))
 
 
 def concept_units(units: Tensor, is_a: Tensor, is_b: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -201,13 +201,13 @@ PROMOTE = 0.25  # ... and sphere units' rises by at least 25%, on the successful
     "promotion-suppression",
     paper="Xu et al., adversarial promotion and suppression, arXiv 1904.02057 (ICLR 2019)",
     check="cube->sphere attacks (Linf, L2, L0): cube-unit activation -25% or more, sphere-unit +25% or more, each type",
-    ablation="the same number of random units of the block",
+    ablation="the same number of random other units of the block",
 )
 def bench_promotion_suppression(quick: bool, seed: int) -> BenchOutcome:
     """Attack held-out cubes towards sphere three ways; measure the concept units chosen on probe crops."""
-    from perception.interpret.subject import FULL_SUBJECT, QUICK_SUBJECT, rgb_logits, train_subject
+    from perception.interpret.subject import bench_subject, rgb_logits
 
-    subject = train_subject(QUICK_SUBJECT if quick else FULL_SUBJECT, seed)
+    subject = bench_subject(quick, seed)
     config = AttackConfig(steps=3) if quick else AttackConfig()
     shapes = ATTRIBUTES["shape"]
     cube, sphere = shapes.index("cube"), shapes.index("sphere")
@@ -221,7 +221,8 @@ def bench_promotion_suppression(quick: bool, seed: int) -> BenchOutcome:
         cube_units, sphere_units = torch.arange(N_UNITS), torch.arange(probe_units.shape[1] - N_UNITS, probe_units.shape[1])
         selectivity = torch.zeros(probe_units.shape[1])
     g = torch.Generator().manual_seed(seed)
-    random_units = torch.randperm(probe_units.shape[1], generator=g)[:N_UNITS]
+    rest = torch.tensor([u for u in range(probe_units.shape[1]) if u not in set(cube_units.tolist() + sphere_units.tolist())])
+    random_units = rest[torch.randperm(len(rest), generator=g)[:N_UNITS]]  # neither cube nor sphere units
 
     test = subject.test
     with torch.no_grad():

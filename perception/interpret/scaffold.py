@@ -133,11 +133,11 @@ class TeacherExplainer(nn.Module):
 
 def teacher_targets(teacher: AttributeNet, crops: Tensor, boxes: Tensor, layer: int) -> tuple[dict[str, Tensor], Tensor]:
     """The teacher's predicted values {attr: int64 [K]} and its block ``layer`` output [K, C_T, h, w]."""
-    if not 0 <= layer < len(teacher.features):
-        raise ConfigError(f"layer {layer} out of range: AttributeNet has blocks 0..{len(teacher.features) - 1}")
+    from perception.interpret.subject import block_output
+
     with torch.no_grad():
         logits, _ = teacher(crops, boxes)
-        block = teacher.features[: layer + 1](crops)
+        block = block_output(teacher, crops, layer)
     return {a: v.argmax(1) for a, v in logits.items()}, block
 
 
@@ -251,9 +251,9 @@ GAIN = 0.03  # the issue's check: agreement with explanations - without, in frac
 )
 def bench_scaffold(quick: bool, seed: int) -> BenchOutcome:
     """Meta-train the explainer on probe crops; train students on few probe crops; agreement on test crops."""
-    from perception.interpret.subject import FULL_SUBJECT, QUICK_SUBJECT, train_subject
+    from perception.interpret.subject import bench_subject
 
-    subject = train_subject(QUICK_SUBJECT if quick else FULL_SUBJECT, seed)
+    subject = bench_subject(quick, seed)
     config = (ScaffoldConfig(examples=6, inner_steps=3, outer_steps=2, validation=4) if quick else ScaffoldConfig())
     teacher, probe, test = subject.net, subject.probe, subject.test
     explainer, history = learn_explainer(teacher, probe.crops, probe.boxes, config, seed)

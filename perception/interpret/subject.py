@@ -56,6 +56,8 @@ __all__ = [
     "concept_mask",
     "rgb_logits",
     "random_windows",
+    "bench_subject",
+    "block_output",
 ]
 
 _WORLD = dict(width=240, height=160, min_pixels=60)  # CLEVR's 480 x 320 at half size, as the other crop benches
@@ -156,6 +158,18 @@ def train_subject(config: SubjectConfig, seed: int) -> Subject:
         logits, _ = net(test.crops, test.boxes)
     accuracy = {a: float((logits[a].argmax(1) == test.labels[a]).float().mean()) for a in ATTRIBUTES}
     return Subject(net, config, seed, train, probe, test, accuracy)
+
+
+def bench_subject(quick: bool, seed: int) -> Subject:
+    """The subject of a benchmark entry: :data:`QUICK_SUBJECT` or :data:`FULL_SUBJECT`, trained from ``seed``."""
+    return train_subject(QUICK_SUBJECT if quick else FULL_SUBJECT, seed)
+
+
+def block_output(net: AttributeNet, crops: Tensor, layer: int) -> Tensor:
+    """float [K, C, h, w]: the output of conv block ``layer`` of ``net.features`` on crops [K, 4, S, S]."""
+    if not 0 <= layer < len(net.features):
+        raise ConfigError(f"layer {layer} out of range: AttributeNet has blocks 0..{len(net.features) - 1}")
+    return net.features[: layer + 1](crops)
 
 
 def random_windows(crops: ObjectCrops, size: int, seed: int) -> ObjectCrops:
