@@ -110,6 +110,10 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.geometry.warped",
         "perception.events.tsm",
         "perception.events.ctcn",
+        "perception.interpret.net2vec",
+        "perception.interpret.perturbation",
+        "perception.interpret.promotion",
+        "perception.interpret.scaffold",
     ),
 )
 

@@ -15,6 +15,9 @@ Shapes (K objects in all the scenes, crop side S)::
     rotation  float [K]            yaw about the vertical axis, degrees (CLEVR ``rotation``)
     scene     int64 [K]            index of the scene the object is in
     scenes    the ground-truth SceneGraph of each scene (objects in crop order)
+    instances int64 [K, S, S]      (only with ``instances=True``) which object of the crop's scene each crop
+                                   pixel shows, -1 for background: the exact masks of the object itself and
+                                   of every other object that falls inside its crop
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from perception.datasets.clevr_render import generate_scene
-from perception.derender.attributes import AttributeConfig, crop_objects
+from perception.derender.attributes import AttributeConfig, crop_grid, crop_objects
 from perception.scene_graph import SceneGraph
 from physics.worlds.clevr_properties import ATTRIBUTES
 from physics.worlds.clevr_world import ClevrWorldConfig
@@ -44,6 +48,7 @@ class ObjectCrops:
     rotation: Tensor
     scene: Tensor
     scenes: tuple[SceneGraph, ...] = ()
+    instances: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.crops.shape[0])
@@ -51,11 +56,12 @@ class ObjectCrops:
     def subset(self, keep: Tensor) -> ObjectCrops:
         """The objects selected by ``keep`` (bool [K] or int64 indices); ``scenes`` stay whole."""
         return ObjectCrops(self.crops[keep], self.boxes[keep], {k: v[keep] for k, v in self.labels.items()},
-                           self.rotation[keep], self.scene[keep], self.scenes)
+                           self.rotation[keep], self.scene[keep], self.scenes,
+                           None if self.instances is None else self.instances[keep])
 
 
 def render_object_crops(
-    seeds: Iterable[int], world: ClevrWorldConfig, crop: AttributeConfig | None = None
+    seeds: Iterable[int], world: ClevrWorldConfig, crop: AttributeConfig | None = None, *, instances: bool = False
 ) -> ObjectCrops:
     """Render one scene per seed and crop each of its objects.
 
@@ -63,9 +69,10 @@ def render_object_crops(
         seeds: Scene seeds (each scene is a pure function of its seed and ``world``).
         world: Image size, camera and layout of the scenes.
         crop: Crop side and margin (None: the derenderer's).
+        instances: Also crop the instance-id map (nearest sampling) into ``ObjectCrops.instances``.
     """
     crop = crop or AttributeConfig()
-    crops, boxes, rotation, scene_index, scenes = [], [], [], [], []
+    crops, boxes, rotation, scene_index, scenes, ids_crops = [], [], [], [], [], []
     labels: dict[str, list[int]] = {a: [] for a in ATTRIBUTES}
     for k, seed in enumerate(seeds):
         scene, rgb, _depth, mask = generate_scene(seed, world)
@@ -73,6 +80,11 @@ def render_object_crops(
         ids = torch.from_numpy(mask.astype("int64"))
         masks = torch.stack([ids == i for i in range(len(scene))])
         c, b = crop_objects(image, masks, crop)
+        if instances:  # object k + 1 in a channel of nearest-sampled ids; 0 (background and outside) -> -1
+            grid = crop_grid(b, crop.crop_size)
+            plane = (ids + 1).float()[None, None].expand(len(b), 1, *ids.shape)
+            ids_crops.append(F.grid_sample(plane, grid, mode="nearest", padding_mode="zeros",
+                                           align_corners=False)[:, 0].round().long() - 1)
         scenes.append(scene)
         crops.append(c)
         boxes.append(b)
@@ -84,4 +96,5 @@ def render_object_crops(
     return ObjectCrops(
         torch.cat(crops), torch.cat(boxes), {a: torch.tensor(v) for a, v in labels.items()},
         torch.tensor(rotation, dtype=torch.float32), torch.tensor(scene_index), tuple(scenes),
+        torch.cat(ids_crops) if instances else None,
     )

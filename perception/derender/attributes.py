@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from physics.errors import StateError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
-__all__ = ["AttributeConfig", "AttributeNet", "crop_objects", "jitter_crops", "attribute_loss"]
+__all__ = ["AttributeConfig", "AttributeNet", "crop_objects", "crop_grid", "jitter_crops", "attribute_loss"]
 
 
 @dataclass(frozen=True)
@@ -72,19 +72,29 @@ def crop_objects(image: Tensor, masks: Tensor, config: AttributeConfig = Attribu
         x0, x1 = xs.min().item(), xs.max().item() + 1
         side = max(max(y1 - y0, x1 - x0) * (1 + 2 * config.margin), config.min_side)
         boxes[i] = torch.tensor([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, side / w, side / h])
-    # affine_grid works in [-1, 1] coordinates (align_corners=False)
-    theta = torch.zeros(k, 2, 3)
-    theta[:, 0, 0] = boxes[:, 2]
-    theta[:, 0, 2] = boxes[:, 0] * 2 - 1
-    theta[:, 1, 1] = boxes[:, 3]
-    theta[:, 1, 2] = boxes[:, 1] * 2 - 1
-    grid = F.affine_grid(theta, [k, 4, s, s], align_corners=False)  # [K, S, S, 2]
+    grid = crop_grid(boxes, s)
     # the K crops of the one image are sampled as one tall grid: no K copies of the image
     rgb = F.grid_sample(image.unsqueeze(0), grid.reshape(1, k * s, s, 2), mode="bilinear",
                         padding_mode="zeros", align_corners=False)
     rgb = rgb.view(3, k, s, s).transpose(0, 1)
     mask = F.grid_sample(masks.float().unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return torch.cat([rgb, mask], 1), boxes
+
+
+def crop_grid(boxes: Tensor, size: int) -> Tensor:
+    """Sampling grid of each crop box for ``F.grid_sample``: float [K, S, S, 2] in [-1, 1] image coordinates.
+
+    Args:
+        boxes: float [K, 4] (cx / W, cy / H, side / W, side / H), as :func:`crop_objects` returns them.
+        size: S, the crop side in pixels.
+    """
+    # affine_grid works in [-1, 1] coordinates (align_corners=False)
+    theta = torch.zeros(len(boxes), 2, 3)
+    theta[:, 0, 0] = boxes[:, 2]
+    theta[:, 0, 2] = boxes[:, 0] * 2 - 1
+    theta[:, 1, 1] = boxes[:, 3]
+    theta[:, 1, 2] = boxes[:, 1] * 2 - 1
+    return F.affine_grid(theta, [len(boxes), 1, size, size], align_corners=False)
 
 
 def jitter_crops(
