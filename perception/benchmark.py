@@ -112,6 +112,8 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.events.ctcn",
         "perception.generative.autoencoder",
         "perception.generative.gan",
+        "perception.generative.deep_image_prior",
+        "perception.generative.score_manifold",
     ),
 )
 
