@@ -114,6 +114,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.generative.gan",
         "perception.generative.deep_image_prior",
         "perception.generative.score_manifold",
+        "perception.generative.masked_conv_ae",
     ),
 )
 

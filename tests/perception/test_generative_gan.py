@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from perception.generative.autoencoder import VAE, Autoencoder, CodecConfig, reconstruction_mse, train_codec
+from perception.generative.autoencoder import (
+    VAE,
+    Autoencoder,
+    CodecConfig,
+    reconstruction_mse,
+    train_codec,
+)
 from perception.generative.gan import GAN, ValidObjectJudge, object_confidence, train_gan
 from perception.generative.scenes import SHAPES, SMALL_WORLD, render_scenes
 from perception.generative.segmenter import ShapeSegmenter, object_masks, segment
