@@ -115,6 +115,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.generative.deep_image_prior",
         "perception.generative.score_manifold",
         "perception.generative.masked_conv_ae",
+        "perception.interpret.gan_dissection",
     ),
 )
 
