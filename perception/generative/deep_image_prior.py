@@ -231,7 +231,7 @@ class DipSize:
     min_pixels: int
 
 
-_FULL = DipSize(images=2, height=96, width=128, config=DipConfig(steps=1500), inpaint_steps=800, min_pixels=40)
+_FULL = DipSize(images=2, height=64, width=96, config=DipConfig(steps=1500), inpaint_steps=800, min_pixels=20)
 _QUICK = DipSize(images=1, height=32, width=32, config=DipConfig(channels=8, levels=2, steps=6, window=3,
                                                                 patience=2), inpaint_steps=3,
                 min_pixels=4)
@@ -244,7 +244,7 @@ _QUICK = DipSize(images=1, height=32, width=32, config=DipConfig(channels=8, lev
     ablation="the noisy input (an oracle-stopped fit and a Gaussian blur in the figures)",
 )
 def bench_dip(quick: bool, seed: int) -> BenchOutcome:
-    """Denoise and inpaint held-out renders (128 x 96) from scene seeds of ``seed``."""
+    """Denoise and inpaint held-out renders (96 x 64) from scene seeds of ``seed``."""
     from perception.generative.scenes import SMALL_WORLD, render_scenes
 
     size = _QUICK if quick else _FULL
