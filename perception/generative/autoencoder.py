@@ -33,6 +33,7 @@ from perception.benchmark import (
     register_perception_bench,
     train_steps,
 )
+from perception.generative.scenes import random_hflip
 from physics.errors import ConfigError, StateError
 
 __all__ = ["CodecConfig", "ConvEncoder", "ConvDecoder", "Autoencoder", "VAE", "train_codec", "reconstruction_mse"]
@@ -181,9 +182,7 @@ def train_codec(model: Autoencoder | VAE, images: Tensor, *, steps: int, batch: 
     flip = torch.Generator().manual_seed(seed + 11)
 
     def step(idx: Tensor) -> dict[str, Tensor]:
-        x = images[idx]
-        f = torch.rand(len(idx), generator=flip) < 0.5
-        out = model(torch.where(f[:, None, None, None], x.flip(-1), x))
+        out = model(random_hflip(flip, images[idx])[0])
         return {k: v for k, v in out.items() if k in ("loss", "mse", "kl")}  # the loop logs scalars
 
     train_steps(model, step, items=len(images), steps=steps, batch=batch, lr=lr, seed=seed,

@@ -47,7 +47,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.generative.autoencoder import CodecConfig, ConvDecoder, ConvEncoder
-from perception.generative.scenes import SceneRenders, render_scenes
+from perception.generative.scenes import SceneRenders, random_hflip, render_scenes
 from perception.generative.segmenter import ShapeSegmenter, object_masks, segment, train_segmenter
 from physics.training import Constant, TrainLoop, seed_everything
 
@@ -102,9 +102,7 @@ def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr
         return list(torch.randint(len(images), (min(per_round, steps - r * per_round), batch), generator=g))
 
     def step(idx: Tensor) -> dict[str, Tensor]:
-        x = images[idx]
-        f = torch.rand(len(idx), generator=flip) < 0.5
-        return gan(torch.where(f[:, None, None, None], x.flip(-1), x))
+        return gan(random_hflip(flip, images[idx])[0])
 
     loop.fit(-(-steps // per_round), batches, step)
     return gan.eval()

@@ -41,6 +41,7 @@ from perception.benchmark import (
     register_perception_bench,
     train_steps,
 )
+from perception.generative.scenes import random_hflip
 from physics.errors import ConfigError, StateError
 
 __all__ = ["PATCH", "MaskedConvConfig", "MaskedConvEncoder", "MaskedConvAE", "ConvMAEClassifier",
@@ -229,18 +230,13 @@ class ConvMAEClassifier(nn.Module):
         return self.head(self.encoder(images).mean(1))
 
 
-def _flips(images: Tensor, generator: torch.Generator) -> Tensor:
-    f = torch.rand(len(images), generator=generator) < 0.5
-    return torch.where(f[:, None, None, None], images.flip(-1), images)
-
-
 def pretrain(images: Tensor, config: MaskedConvConfig, *, steps: int, batch: int, lr: float, seed: int) -> MaskedConvAE:
     """Masked pretraining on unlabelled ``images`` with the shared loop (horizontal flips)."""
     torch.manual_seed(seed)
     model = MaskedConvAE(config)
     model.generator = torch.Generator().manual_seed(seed + 31)
     flip = torch.Generator().manual_seed(seed + 32)
-    train_steps(model, lambda idx: {"loss": model(_flips(images[idx], flip))["loss"]}, items=len(images),
+    train_steps(model, lambda idx: {"loss": model(random_hflip(flip, images[idx])[0])["loss"]}, items=len(images),
                 steps=steps, batch=batch, lr=lr, seed=seed, desc="convmae pretrain")
     return model.eval()
 
@@ -251,7 +247,7 @@ def finetune(images: Tensor, labels: Tensor, classes: int, config: MaskedConvCon
     torch.manual_seed(seed)
     model = ConvMAEClassifier(config, classes, encoder)
     flip = torch.Generator().manual_seed(seed + 33)
-    train_steps(model, lambda idx: {"loss": F.cross_entropy(model(_flips(images[idx], flip)), labels[idx])},
+    train_steps(model, lambda idx: {"loss": F.cross_entropy(model(random_hflip(flip, images[idx])[0]), labels[idx])},
                 items=len(images), steps=steps, batch=batch, lr=lr, seed=seed,
                 desc="convmae finetune" if encoder is not None else "convmae scratch")
     return model.eval()

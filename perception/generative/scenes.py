@@ -35,7 +35,7 @@ from physics.worlds.clevr_layout import LayoutConfig
 from physics.worlds.clevr_properties import ATTRIBUTES
 from physics.worlds.clevr_world import ClevrWorldConfig
 
-__all__ = ["SHAPES", "SMALL_WORLD", "SceneRenders", "render_scenes"]
+__all__ = ["SHAPES", "SMALL_WORLD", "SceneRenders", "render_scenes", "random_hflip"]
 
 SHAPES: tuple[str, ...] = tuple(ATTRIBUTES["shape"])  # CLEVR vocabulary order
 # A 64 x 48 render of 2-4 objects within 2 units of the centre, seen through a 32-degree lens
@@ -92,3 +92,14 @@ def _render(seeds: tuple[int, ...], world: ClevrWorldConfig) -> SceneRenders:
     return SceneRenders(torch.stack(images), torch.stack(instances), torch.stack(shapes),
                         torch.tensor(counts), torch.tensor(largest), {a: torch.tensor(v) for a, v in attributes.items()})
 
+
+
+def random_hflip(generator: torch.Generator, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """Mirror each item left-right with probability 1/2, the same items in every tensor (a mirrored scene is a scene).
+
+    Args:
+        generator: Source of the draws (one per item).
+        tensors: [N, ..., W] tensors of the same N (images, label maps).
+    """
+    f = torch.rand(len(tensors[0]), generator=generator) < 0.5
+    return tuple(torch.where(f.view(-1, *[1] * (t.dim() - 1)), t.flip(-1), t) for t in tensors)

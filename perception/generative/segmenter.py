@@ -26,7 +26,7 @@ from scipy import ndimage
 from torch import Tensor, nn
 
 from perception.benchmark import train_steps
-from perception.generative.scenes import SHAPES, SceneRenders
+from perception.generative.scenes import SHAPES, SceneRenders, random_hflip
 from physics.errors import StateError
 
 __all__ = ["ShapeSegmenter", "train_segmenter", "segment", "object_masks"]
@@ -65,16 +65,13 @@ class ShapeSegmenter(nn.Module):
 
 def train_segmenter(data: SceneRenders, *, steps: int, batch: int, lr: float, seed: int,
                     width: int = 24) -> ShapeSegmenter:
-    """Train on renders and their shape maps (random horizontal flips: a mirrored scene is a scene)."""
+    """Train on renders and their shape maps (random horizontal flips)."""
     torch.manual_seed(seed)
     model = ShapeSegmenter(width)
     flip = torch.Generator().manual_seed(seed + 7)
 
     def step(idx: Tensor) -> dict[str, Tensor]:
-        x, y = data.images[idx], data.shapes[idx]
-        f = torch.rand(len(idx), generator=flip) < 0.5
-        x = torch.where(f[:, None, None, None], x.flip(-1), x)
-        y = torch.where(f[:, None, None], y.flip(-1), y)
+        x, y = random_hflip(flip, data.images[idx], data.shapes[idx])
         return {"loss": F.cross_entropy(model(x), y)}
 
     train_steps(model, step, items=len(data), steps=steps, batch=batch, lr=lr, seed=seed, desc="shape segmenter")

@@ -38,6 +38,7 @@ def test_activations_and_iou_have_one_row_per_unit_within_zero_and_one():
     assert float(result.iou.min()) >= 0 and float(result.iou.max()) <= 1
     assert float(result.iou[:, 1:].max()) == 0.0  # no sphere or cylinder pixels at all
     assert result.best_units(0, 3).tolist() == result.iou[:, 0].argsort(descending=True)[:3].tolist()
+    assert result.specific_units(0, 3).tolist() == result.best_units(0, 3).tolist()  # the other concepts are empty
     with pytest.raises(ConfigError):
         layer_activations(gen, z, 5)
 
