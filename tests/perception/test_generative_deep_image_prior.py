@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -54,6 +55,9 @@ def test_fit_stops_within_its_steps_and_inpainting_ignores_unknown_pixels():
     result = fit_dip(noisy_copy(clean, 0.1, 0), TINY, seed=0, clean=clean, every=2)
     assert 1 <= result.stop_step <= result.steps_run <= TINY.steps
     assert result.image.shape == clean.shape and len(result.psnr_curve) == result.steps_run // 2
+    fixed = fit_dip(noisy_copy(clean, 0.1, 0), replace(TINY, patience=0), seed=0)
+    assert fixed.steps_run == fixed.stop_step == TINY.steps and 1 <= fixed.wmv_step <= TINY.steps
+    assert fixed.wmv_image is not None and fixed.wmv_image.shape == clean.shape
     known = torch.zeros(16, 16, dtype=torch.bool)
     known[:, :8] = True
     one = fit_dip(torch.where(known, clean, torch.zeros(())), TINY, known=known, seed=0)
