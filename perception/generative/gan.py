@@ -51,7 +51,7 @@ from perception.generative.scenes import SceneRenders, random_hflip, render_scen
 from perception.generative.segmenter import ShapeSegmenter, object_masks, segment, train_segmenter
 from physics.training import Constant, TrainLoop, seed_everything
 
-__all__ = ["GAN", "train_gan", "object_confidence", "ValidObjectJudge", "GanRun", "train_gan_run"]
+__all__ = ["GAN", "train_gan", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "train_gan_run"]
 
 BETAS = (0.5, 0.999)  # DCGAN's Adam momentum: beta1 = 0.9 oscillates
 
