@@ -1,0 +1,1 @@
+"""Generative substrates of renders: autoencoder, VAE and DCGAN (:mod:`~perception.generative.autoencoder`, :mod:`~perception.generative.gan`), deep image prior, a score model on a known manifold, and the masked convolutional autoencoder."""

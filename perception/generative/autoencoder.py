@@ -1,0 +1,242 @@
+"""Convolutional autoencoder and variational autoencoder of small CLEVR renders.
+
+The autoencoder compresses a render into a latent vector and decodes it back,
+trained on the mean squared reconstruction error.  The VAE (Kingma and
+Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv 1312.6114)
+encodes a Gaussian posterior ``q(z | x) = N(mu, diag(sigma^2))`` instead,
+decodes a sample drawn with the reparameterisation trick and adds the KL
+divergence to the unit Gaussian prior, so that decoding prior samples gives
+images.  Both share :class:`ConvEncoder` and :class:`ConvDecoder` (the GAN's
+generator in :mod:`perception.generative.gan` is the same decoder), and the
+benchmark reports the VAE's held-out reconstruction error against the
+autoencoder's: the price the KL term makes it pay for a sampleable latent.
+
+Shapes (N images of H x W, both multiples of 8)::
+
+    images   float [N, 3, H, W]   RGB in [0, 1]
+    z        float [N, latent]
+    mu, logvar  float [N, latent]  (VAE posterior)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from perception.benchmark import (
+    BenchOutcome,
+    BenchSize,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
+from perception.generative.scenes import random_hflip
+from physics.errors import ConfigError, StateError
+
+__all__ = ["CodecConfig", "ConvEncoder", "ConvDecoder", "Autoencoder", "VAE", "train_codec", "reconstruction_mse"]
+
+STAGES = 3  # stride-2 stages: a 64 x 48 render becomes an 8 x 6 grid
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Architecture shared by the encoders and decoders.
+
+    Args:
+        height, width: Image size (multiples of 8).
+        latent: Size of the code.
+        channels: Channels of the finest stage (doubled at each coarser one).
+        beta: Weight of the VAE's KL term (1: the ELBO).
+    """
+
+    height: int = 48
+    width: int = 64
+    latent: int = 64
+    channels: int = 32
+    beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.height % 2**STAGES or self.width % 2**STAGES:
+            raise ConfigError(f"CodecConfig: image size must be multiples of {2 ** STAGES}, "
+                              f"got {self.height}x{self.width}")
+        if self.latent < 1 or self.channels < 1:
+            raise ConfigError(f"CodecConfig: latent and channels must be >= 1, got {self.latent}, {self.channels}")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Size of the coarsest feature map."""
+        return self.height // 2**STAGES, self.width // 2**STAGES
+
+
+class ConvEncoder(nn.Module):
+    """``forward(images [N, 3, H, W]) -> [N, outputs]`` (three stride-2 convolutions, then a linear map)."""
+
+    def __init__(self, config: CodecConfig, outputs: int) -> None:
+        super().__init__()
+        c, (h, w) = config.channels, config.grid
+        self.config = config
+        self.features = nn.Sequential(
+            nn.Conv2d(3, c, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.BatchNorm2d(4 * c), nn.LeakyReLU(0.2),
+        )
+        self.head = nn.Linear(4 * c * h * w, outputs)
+
+    def forward(self, images: Tensor) -> Tensor:
+        cfg = self.config
+        if images.dim() != 4 or tuple(images.shape[1:]) != (3, cfg.height, cfg.width):
+            raise StateError(f"ConvEncoder expects images [N, 3, {cfg.height}, {cfg.width}], got {tuple(images.shape)}")
+        return self.head(self.features(images).flatten(1))
+
+
+class ConvDecoder(nn.Module):
+    """DCGAN-style decoder: ``forward(z [N, latent]) -> images [N, 3, H, W]`` in [0, 1].
+
+    A linear map to a 4c x H/8 x W/8 grid, then three transposed convolutions
+    (batch norm and ReLU between); ``blocks[i]`` is the i-th up-sampling stage,
+    the layers GAN dissection reads and edits.
+    """
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        c, (h, w) = config.channels, config.grid
+        self.config = config
+        self.project = nn.Sequential(nn.Linear(config.latent, 4 * c * h * w), nn.Unflatten(1, (4 * c, h, w)),
+                                     nn.BatchNorm2d(4 * c), nn.ReLU())
+        self.blocks = nn.ModuleList([
+            nn.Sequential(nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * c), nn.ReLU()),
+            nn.Sequential(nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU()),
+        ])
+        self.to_rgb = nn.ConvTranspose2d(c, 3, 4, 2, 1)
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = self.project(z)
+        for block in self.blocks:
+            x = block(x)
+        return torch.sigmoid(self.to_rgb(x))
+
+
+class Autoencoder(nn.Module):
+    """``forward(images) -> {"recon", "z", "loss"}``: the code is deterministic; loss = pixel MSE."""
+
+    def __init__(self, config: CodecConfig = CodecConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder, self.decoder = ConvEncoder(config, config.latent), ConvDecoder(config)
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        z = self.encoder(images)
+        recon = self.decoder(z)
+        return {"recon": recon, "z": z, "loss": F.mse_loss(recon, images)}
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> Tensor:
+        """Evaluation-mode reconstruction [N, 3, H, W]."""
+        self.eval()
+        return self.decoder(self.encoder(images))
+
+
+class VAE(nn.Module):
+    """``forward(images) -> {"recon", "mu", "logvar", "kl", "mse", "loss"}``.
+
+    The loss is the negative ELBO per pixel with a unit-variance Gaussian
+    likelihood scaled to the MSE: ``mse + beta * kl / (3 H W)``, so that
+    ``beta = 1`` weighs the prior as the ELBO of pixels with noise variance 1/2.
+    """
+
+    def __init__(self, config: CodecConfig = CodecConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder, self.decoder = ConvEncoder(config, 2 * config.latent), ConvDecoder(config)
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        mu, logvar = self.encoder(images).chunk(2, 1)
+        logvar = logvar.clamp(-10.0, 6.0)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        recon = self.decoder(z)
+        mse = F.mse_loss(recon, images)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1).mean()
+        pixels = images[0].numel()
+        return {"recon": recon, "mu": mu, "logvar": logvar, "kl": kl, "mse": mse,
+                "loss": mse + self.config.beta * kl / pixels}
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> Tensor:
+        """Decode the posterior mean [N, 3, H, W] (evaluation mode)."""
+        self.eval()
+        return self.forward(images)["recon"]
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Decode ``n`` draws from the prior: [n, 3, H, W]."""
+        self.eval()
+        return self.decoder(torch.randn(n, self.config.latent, generator=generator))
+
+
+def train_codec(model: Autoencoder | VAE, images: Tensor, *, steps: int, batch: int, lr: float,
+                seed: int) -> Autoencoder | VAE:
+    """Train an autoencoder or VAE on ``images`` [N, 3, H, W] with the shared loop (horizontal flips)."""
+    flip = torch.Generator().manual_seed(seed + 11)
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        out = model(random_hflip(flip, images[idx])[0])
+        return {k: v for k, v in out.items() if k in ("loss", "mse", "kl")}  # the loop logs scalars
+
+    train_steps(model, step, items=len(images), steps=steps, batch=batch, lr=lr, seed=seed,
+                desc=type(model).__name__.lower())
+    return model.eval()
+
+
+@torch.no_grad()
+def reconstruction_mse(model: Autoencoder | VAE, images: Tensor) -> float:
+    """Mean squared error per pixel of ``model.reconstruct`` on ``images``."""
+    return float(torch.cat([(model.reconstruct(x) - x).pow(2).flatten(1).mean(1) for x in images.split(256)]).mean())
+
+
+# ---------------------------------------------------------------------- benchmark
+_FULL = BenchSize(train=800, test=200, steps=800, batch=32)
+_QUICK = BenchSize(train=8, test=4, steps=4, batch=8)
+_CODEC = CodecConfig(channels=16)  # a small codec: two of them train in about two minutes
+
+
+def scene_seeds(seed: int, bench: BenchSize) -> tuple[range, range]:
+    """Scene seeds of a bench run: (train, test), disjoint, both from ``seed``."""
+    base = 4_000_000 + seed * 100_000
+    return range(base, base + bench.train), range(base + 50_000, base + 50_000 + bench.test)
+
+
+@register_perception_bench(
+    "vae",
+    paper="Kingma and Welling, auto-encoding variational Bayes, arXiv 1312.6114",
+    check="VAE held-out reconstruction MSE reported beside the autoencoder's; below the mean image's",
+    ablation="plain autoencoder (no KL term, deterministic code)",
+)
+def bench_vae(quick: bool, seed: int) -> BenchOutcome:
+    """Train an autoencoder and a VAE of the same architecture on the same renders; test on other scenes."""
+    from perception.generative.scenes import render_scenes
+
+    bench = _QUICK if quick else _FULL
+    train_seeds, test_seeds = scene_seeds(seed, bench)
+    train, test = render_scenes(train_seeds).images, render_scenes(test_seeds).images
+    config = _CODEC
+    torch.manual_seed(seed)
+    ae = train_codec(Autoencoder(config), train, steps=bench.steps, batch=bench.batch, lr=bench.lr, seed=seed)
+    torch.manual_seed(seed)
+    vae = train_codec(VAE(config), train, steps=bench.steps, batch=bench.batch, lr=bench.lr, seed=seed)
+    mse = {"vae": reconstruction_mse(vae, test), "ae": reconstruction_mse(ae, test)}
+    mean_image = float((test - train.mean(0)).pow(2).mean())
+    with torch.no_grad():
+        kl = float(vae.train(False)(test)["kl"])
+        samples = vae.sample(256, torch.Generator().manual_seed(seed))
+    checks = (
+        Check("reconstruction MSE (VAE vs AE)", "per pixel on held-out renders, lower is better", mse["vae"],
+              mse["ae"], "reported; < mean image's MSE", mse["vae"] < mean_image),
+    )
+    figures = {"mean_image_mse": mean_image, "vae_kl_nats": kl, "latent": config.latent,
+               "vae_sample_pixel_std": float(samples.std(0).mean()), "data_pixel_std": float(test.std(0).mean()),
+               "train_scenes": bench.train, "test_scenes": bench.test, "steps": bench.steps, "batch": bench.batch,
+               "image": f"{config.width}x{config.height} pybullet CLEVR renders (perception.generative.scenes)"}
+    return BenchOutcome(checks, figures)

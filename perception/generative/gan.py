@@ -1,0 +1,258 @@
+"""DCGAN-style generative adversarial network of small CLEVR renders.
+
+Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014 (arXiv
+1406.2661), with the convolutional architecture of Radford, Metz and Chintala,
+"Unsupervised Representation Learning with Deep Convolutional Generative
+Adversarial Networks", ICLR 2016 (arXiv 1511.06434): a generator of transposed
+convolutions with batch norm and ReLU (:class:`~perception.generative.autoencoder.ConvDecoder`,
+the autoencoders' decoder), a discriminator of stride-2 convolutions with
+leaky ReLU (:class:`~perception.generative.autoencoder.ConvEncoder` with one
+output), Adam with beta1 = 0.5 and the non-saturating generator loss.
+
+Both players step together in one optimiser step of the shared training loop:
+the discriminator's loss sees detached fakes, and the generator's loss goes
+through the discriminator with detached weights, so each player's gradient
+comes from its own loss only.
+
+The check: does a sample contain a valid object?  A sample's objects are found
+by the shape segmenter (:mod:`perception.generative.segmenter`, trained on
+renders with the renderer's masks), cropped with their masks as the
+derenderer's attribute network sees them, and classified by a small
+:class:`~perception.derender.attributes.AttributeNet` trained on ground-truth
+crops of real renders.  An object is valid when, for every attribute, the
+network's largest probability reaches a threshold that 95% of the objects found
+the same way in held-out real renders reach; a sample is valid when it holds
+at least one valid object.
+
+Shapes::
+
+    z        float [N, latent]
+    samples  float [N, 3, H, W]  RGB in [0, 1]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from perception.benchmark import (
+    BenchOutcome,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
+from perception.generative.autoencoder import CodecConfig, ConvDecoder, ConvEncoder
+from perception.generative.scenes import SceneRenders, random_hflip, render_scenes
+from perception.generative.segmenter import ShapeSegmenter, object_masks, segment, train_segmenter
+from physics.training import Constant, TrainLoop, seed_everything
+
+__all__ = ["GAN", "train_gan", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "train_gan_run"]
+
+BETAS = (0.5, 0.999)  # DCGAN's Adam momentum: beta1 = 0.9 oscillates
+
+
+class GAN(nn.Module):
+    """Generator and discriminator; ``forward(real [N, 3, H, W]) -> {"loss", "d_loss", "g_loss"}``."""
+
+    def __init__(self, config: CodecConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or CodecConfig()
+        self.generator = ConvDecoder(config)
+        self.discriminator = ConvEncoder(config, 1)
+
+    def forward(self, real: Tensor) -> dict[str, Tensor]:
+        return self.losses(real, torch.randn(len(real), self.config.latent))
+
+    def losses(self, real: Tensor, z: Tensor) -> dict[str, Tensor]:
+        """Both players' losses for real images [N, 3, H, W] in [0, 1] and codes z [N, latent]."""
+        fake = self.generator(z)
+        d_real = self.discriminator(real * 2 - 1)
+        d_fake = self.discriminator(fake.detach() * 2 - 1)
+        d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
+        g_logit = functional_call(self.discriminator, frozen, (fake * 2 - 1,))
+        g_loss = F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))  # non-saturating
+        return {"loss": d_loss + g_loss, "d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` samples [n, 3, H, W] (generator in evaluation mode)."""
+        self.generator.eval()
+        return self.generator(torch.randn(n, self.config.latent, generator=generator))
+
+
+def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: float, seed: int,
+              per_round: int = 100) -> GAN:
+    """Train a GAN on ``images`` [N, 3, H, W] with the shared loop (Adam, beta1 0.5; horizontal flips)."""
+    seed_everything(seed)
+    gan = GAN(config)
+    flip = torch.Generator().manual_seed(seed + 13)
+    optimizer = torch.optim.Adam(gan.parameters(), lr=lr, betas=BETAS)
+    loop = TrainLoop(gan, optimizer, Constant(lr), None, flags={"lr": lr, "steps": steps, "seed": seed},
+                     unit="step", desc="dcgan", progress=False)
+
+    def batches(r: int) -> list[Tensor]:
+        g = torch.Generator().manual_seed(seed * 1000 + r)
+        return list(torch.randint(len(images), (min(per_round, steps - r * per_round), batch), generator=g))
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        return gan(random_hflip(flip, images[idx])[0])
+
+    loop.fit(-(-steps // per_round), batches, step)
+    return gan.eval()
+
+
+def object_confidence(net: nn.Module, images: Tensor, labels: Tensor, crop_size: int,
+                      min_pixels: int = 6) -> list[Tensor]:
+    """Per image, each found object's weakest attribute confidence (float [K_i]).
+
+    Objects are the connected components of the segmenter's labels; each is
+    cropped with its mask and classified by the attribute network; an
+    object's confidence is the smallest, over attributes, of the largest class
+    probability.
+    """
+    from perception.derender.attributes import AttributeConfig, crop_objects
+
+    crop = AttributeConfig(crop_size=crop_size, min_side=8.0)
+    out = []
+    net.eval()
+    with torch.no_grad():
+        for image, lab in zip(images, labels, strict=True):
+            masks = object_masks(lab, min_pixels)
+            if len(masks) == 0:
+                out.append(torch.zeros(0))
+                continue
+            crops, boxes = crop_objects(image, masks, crop)
+            logits, _ = net(crops, boxes)
+            out.append(torch.stack([v.softmax(-1).max(-1).values for v in logits.values()], 1).min(1).values)
+    return out
+
+
+@dataclass(frozen=True)
+class ValidObjectJudge:
+    """Decides whether an image holds a valid object (module docstring); threshold from real renders."""
+
+    segmenter: ShapeSegmenter
+    attribute_net: nn.Module
+    crop_size: int
+    threshold: float
+
+    def confidences(self, images: Tensor) -> list[Tensor]:
+        return object_confidence(self.attribute_net, images, segment(self.segmenter, images), self.crop_size)
+
+    def rates(self, images: Tensor) -> dict[str, float]:
+        """Fraction of images with a valid object, of found objects that are valid, and objects per image."""
+        conf = self.confidences(images)
+        valid = [c >= self.threshold for c in conf]
+        found = sum(len(c) for c in conf)
+        return {"images_valid": sum(bool(v.any()) for v in valid) / max(len(conf), 1),
+                "objects_valid": sum(int(v.sum()) for v in valid) / max(found, 1),
+                "objects_per_image": found / max(len(conf), 1)}
+
+
+def train_attribute_net(data: SceneRenders, *, crop_size: int, steps: int, batch: int, lr: float,
+                        seed: int) -> nn.Module:
+    """A small AttributeNet on ground-truth-mask crops of ``data`` (attributes from the renderer)."""
+    from perception.derender.attributes import AttributeConfig, AttributeNet, crop_objects
+    crop = AttributeConfig(crop_size=crop_size, width=16, min_side=8.0)
+    crops, boxes = [], []
+    for image, inst in zip(data.images, data.instances, strict=True):
+        masks = torch.stack([inst == k for k in range(int(inst.max()) + 1)])
+        c, b = crop_objects(image, masks, crop)
+        crops.append(c)
+        boxes.append(b)
+    crops_t, boxes_t = torch.cat(crops), torch.cat(boxes)
+    labels = data.attributes
+    torch.manual_seed(seed)
+    net = AttributeNet(crop)
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        logits, _ = net(crops_t[idx], boxes_t[idx])
+        return {"loss": sum(F.cross_entropy(logits[a], labels[a][idx]) for a in logits)}
+
+    train_steps(net, step, items=len(crops_t), steps=steps, batch=batch, lr=lr, seed=seed, desc="attribute net")
+    return net.eval()
+
+
+# ---------------------------------------------------------------------- benchmark
+@dataclass(frozen=True)
+class GanSize:
+    """How much the GAN benchmark renders and trains."""
+
+    train: int
+    test: int
+    gan_steps: int
+    seg_steps: int
+    attr_steps: int
+    samples: int
+    batch: int = 64
+    lr: float = 2e-4
+
+
+_FULL = GanSize(train=1000, test=200, gan_steps=2000, seg_steps=400, attr_steps=400, samples=500, batch=32)
+_QUICK = GanSize(train=8, test=4, gan_steps=3, seg_steps=3, attr_steps=3, samples=8, batch=8)
+GAN_CODEC = CodecConfig(channels=24)  # generator layer blocks[0]: 48 units on a 12 x 16 grid
+SEG_WIDTH = 12
+CROP = 32  # attribute-network crop side
+
+
+@dataclass(frozen=True)
+class GanRun:
+    """What one GAN benchmark run trains (GAN dissection reuses it)."""
+
+    gan: GAN
+    segmenter: ShapeSegmenter
+    attribute_net: nn.Module
+    train: SceneRenders
+    test: SceneRenders
+
+
+@lru_cache(maxsize=2)
+def train_gan_run(quick: bool, seed: int) -> GanRun:
+    """Render, then train the GAN, the segmenter and the attribute network from ``seed`` (cached per process)."""
+    size = _QUICK if quick else _FULL
+    base = 5_000_000 + seed * 100_000
+    train = render_scenes(range(base, base + size.train))
+    test = render_scenes(range(base + 50_000, base + 50_000 + size.test))
+    gan = train_gan(train.images, GAN_CODEC, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed)
+    seg = train_segmenter(train, steps=size.seg_steps, batch=16, lr=2e-3, seed=seed, width=SEG_WIDTH)
+    attr = train_attribute_net(train, crop_size=CROP, steps=size.attr_steps, batch=64, lr=2e-3, seed=seed)
+    return GanRun(gan, seg, attr, train, test)
+
+
+@register_perception_bench(
+    "gan",
+    paper="Radford et al., DCGAN, arXiv 1511.06434 (Goodfellow et al., arXiv 1406.2661)",
+    check="samples holding a valid object (attribute network, threshold met by 95% of real objects) >= 80%",
+    ablation="the untrained generator (real renders' rate in the figures)",
+)
+def bench_gan(quick: bool, seed: int) -> BenchOutcome:
+    """Train the GAN, the segmenter and the attribute network; judge GAN samples against real renders."""
+    size = _QUICK if quick else _FULL
+    run = train_gan_run(quick, seed)
+    real_conf = object_confidence(run.attribute_net, run.test.images, segment(run.segmenter, run.test.images), CROP)
+    flat = torch.cat(real_conf)
+    threshold = float(torch.quantile(flat, 0.05)) if len(flat) else 1.0
+    judge = ValidObjectJudge(run.segmenter, run.attribute_net, CROP, threshold)
+    g = torch.Generator().manual_seed(seed + 1)
+    ours = judge.rates(run.gan.sample(size.samples, g))
+    torch.manual_seed(seed)
+    untrained = judge.rates(GAN(run.gan.config).sample(size.samples, torch.Generator().manual_seed(seed + 1)))
+    real = judge.rates(run.test.images)
+    seg_acc = float((segment(run.segmenter, run.test.images) == run.test.shapes).float().mean())
+    checks = (
+        Check("samples with a valid object", "fraction of GAN samples, higher is better", ours["images_valid"],
+              untrained["images_valid"], ">= 0.80", ours["images_valid"] >= 0.80),
+    )
+    figures = {"threshold": threshold, "ours": ours, "untrained_generator": untrained, "real_test_renders": real,
+               "segmenter_pixel_accuracy": seg_acc, "train_scenes": size.train, "test_scenes": size.test,
+               "gan_steps": size.gan_steps, "samples": size.samples,
+               "valid_object": "every attribute's max probability >= threshold (the 5% quantile of real "
+                               "test objects' weakest-attribute confidence, found and cropped the same way)"}
+    return BenchOutcome(checks, figures)

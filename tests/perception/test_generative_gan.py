@@ -1,0 +1,148 @@
+"""Small renders, the shape segmenter, the AE / VAE codecs and the DCGAN: shapes, gradients, training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from perception.generative.autoencoder import (
+    VAE,
+    Autoencoder,
+    CodecConfig,
+    reconstruction_mse,
+    train_codec,
+)
+from perception.generative.gan import GAN, ValidObjectJudge, object_confidence, train_gan
+from perception.generative.scenes import SHAPES, SMALL_WORLD, render_scenes
+from perception.generative.segmenter import ShapeSegmenter, object_masks, segment
+from physics.errors import ConfigError, StateError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+TINY = CodecConfig(height=16, width=24, latent=4, channels=4)
+
+
+def test_renders_carry_consistent_shape_maps_and_are_cached():
+    data = render_scenes(range(2))
+    assert data.images.shape == (2, 3, SMALL_WORLD.height, SMALL_WORLD.width)
+    assert 0.0 <= float(data.images.min()) and float(data.images.max()) <= 1.0
+    assert ((data.shapes > 0) == (data.instances >= 0)).all()
+    assert int(data.shapes.max()) <= len(SHAPES)
+    assert len(data.attributes["shape"]) == int(data.counts.sum())
+    first = data.attributes["shape"][: int(data.counts[0])]
+    assert int(data.largest[0]) in first.tolist()
+    assert render_scenes(range(2)) is data  # rendered once per process
+
+
+def test_object_masks_split_components_and_drop_speckle():
+    labels = torch.zeros(10, 12, dtype=torch.long)
+    labels[1:4, 1:4] = 1
+    labels[5:9, 6:10] = 2
+    labels[0, 11] = 3  # one stray pixel
+    masks = object_masks(labels, min_pixels=4)
+    assert masks.shape == (2, 10, 12) and masks.sum().item() == 9 + 16
+    assert object_masks(torch.zeros(4, 4, dtype=torch.long)).shape == (0, 4, 4)
+    with pytest.raises(StateError):
+        object_masks(labels[None])
+
+
+def test_segmenter_labels_every_pixel():
+    seg = ShapeSegmenter(4)
+    assert seg(torch.rand(2, 3, 16, 24)).shape == (2, 1 + len(SHAPES), 16, 24)
+    labels = segment(seg, torch.rand(3, 3, 16, 24))
+    assert labels.shape == (3, 16, 24) and labels.dtype == torch.long
+    with pytest.raises(StateError):
+        seg(torch.rand(1, 3, 15, 24))
+
+
+def test_codecs_reconstruct_images_of_the_same_shape_and_training_lowers_the_error():
+    torch.manual_seed(0)
+    images = torch.rand(6, 3, 16, 24) * 0.2 + 0.4
+    for cls in (Autoencoder, VAE):
+        torch.manual_seed(0)
+        model = cls(TINY)
+        out = model(images)
+        assert out["recon"].shape == images.shape and out["loss"].dim() == 0
+        before = reconstruction_mse(model, images)
+        train_codec(model, images, steps=30, batch=6, lr=1e-2, seed=0)
+        assert reconstruction_mse(model, images) < before
+    vae = VAE(TINY).eval()
+    assert torch.equal(vae.reconstruct(images), vae.reconstruct(images))  # the posterior mean in evaluation
+    assert vae.sample(3, torch.Generator().manual_seed(0)).shape == (3, 3, 16, 24)
+    with pytest.raises(ConfigError):
+        CodecConfig(height=20)
+    with pytest.raises(StateError):
+        Autoencoder(TINY)(torch.rand(1, 3, 16, 16))
+
+
+def test_vae_kl_is_zero_at_the_prior_and_positive_elsewhere():
+    vae = VAE(TINY)
+    with torch.no_grad():
+        vae.encoder.head.weight.zero_()
+        vae.encoder.head.bias.zero_()
+    assert float(vae(torch.rand(2, 3, 16, 24))["kl"].detach()) == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        vae.encoder.head.bias[:TINY.latent] = 1.0
+    assert float(vae(torch.rand(2, 3, 16, 24))["kl"].detach()) == pytest.approx(0.5 * TINY.latent, rel=1e-5)
+
+
+def test_each_gan_player_gets_the_gradient_of_its_own_loss_only():
+    torch.manual_seed(0)
+    gan = GAN(TINY)
+    real, z = torch.rand(4, 3, 16, 24), torch.randn(4, TINY.latent)
+    state = {k: v.clone() for k, v in gan.state_dict().items()}
+    out = gan.losses(real, z)
+    d_params, g_params = list(gan.discriminator.parameters()), list(gan.generator.parameters())
+    grads = torch.autograd.grad(out["loss"], d_params + g_params)
+    gan.load_state_dict(state)
+    fake = gan.generator(z)
+    d_real, d_fake = gan.discriminator(real * 2 - 1), gan.discriminator(fake.detach() * 2 - 1)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+    g_loss = bce(gan.discriminator(fake * 2 - 1), torch.ones_like(d_fake))
+    want_d = torch.autograd.grad(d_loss, d_params)
+    want_g = torch.autograd.grad(g_loss, g_params)
+    for got, want in zip(grads, want_d + want_g, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_gan_trains_deterministically_for_a_seed():
+    images = torch.rand(8, 3, 16, 24)
+    a = train_gan(images, TINY, steps=4, batch=4, lr=1e-3, seed=3, per_round=2)
+    b = train_gan(images, TINY, steps=4, batch=4, lr=1e-3, seed=3, per_round=2)
+    g = torch.Generator().manual_seed(0)
+    sample = a.sample(2, g)
+    assert sample.shape == (2, 3, 16, 24) and 0 <= float(sample.min()) and float(sample.max()) <= 1
+    assert torch.equal(sample, b.sample(2, torch.Generator().manual_seed(0)))
+
+
+class _FixedNet(torch.nn.Module):
+    """An 'attribute network' whose probabilities are fixed: shape 0.9 max, colour 0.6 max."""
+
+    def forward(self, crops, boxes):
+        k = len(crops)
+        shape = torch.tensor([0.9, 0.05, 0.05]).log().expand(k, 3)
+        color = torch.tensor([0.6, 0.4]).log().expand(k, 2)
+        return {"shape": shape, "color": color}, torch.zeros(k, 2)
+
+
+def test_object_confidence_is_the_weakest_attributes_top_probability():
+    images = torch.rand(2, 3, 16, 24)
+    labels = torch.zeros(2, 16, 24, dtype=torch.long)
+    labels[0, 2:8, 2:8] = 1
+    labels[0, 10:15, 14:20] = 2
+    conf = object_confidence(_FixedNet(), images, labels, crop_size=8)
+    assert conf[0].tolist() == pytest.approx([0.6, 0.6]) and len(conf[1]) == 0
+
+
+def test_the_judge_counts_images_with_a_confident_object():
+    class _AllObject(ShapeSegmenter):
+        def forward(self, images):
+            logits = torch.zeros(len(images), 4, *images.shape[-2:])
+            logits[:, 1, 4:10, 4:10] = 5.0
+            return logits
+
+    judge = ValidObjectJudge(_AllObject(4), _FixedNet(), 8, threshold=0.5)
+    assert judge.rates(torch.rand(3, 3, 16, 24)) == {"images_valid": 1.0, "objects_valid": 1.0,
+                                                     "objects_per_image": 1.0}
+    strict = ValidObjectJudge(_AllObject(4), _FixedNet(), 8, threshold=0.7)
+    assert strict.rates(torch.rand(3, 3, 16, 24))["images_valid"] == 0.0

@@ -1,0 +1,77 @@
+"""GAN dissection: IoU of units with the segmenter's concepts, ablation and insertion by forward hooks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from perception.generative.autoencoder import CodecConfig, ConvDecoder
+from perception.generative.scenes import SHAPES
+from perception.generative.segmenter import ShapeSegmenter
+from perception.interpret.gan_dissection import ablate, dissect, edited, insert, layer_activations
+from physics.errors import ConfigError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+TINY = CodecConfig(height=16, width=24, latent=4, channels=4)
+
+
+class _RedIsCube(ShapeSegmenter):
+    """A segmenter that calls a pixel 'cube' where red exceeds 0.5."""
+
+    def forward(self, images):
+        logits = torch.zeros(len(images), 1 + len(SHAPES), *images.shape[-2:])
+        logits[:, 1] = (images[:, 0] > 0.5).float() * 10 - 5
+        return logits
+
+
+def _generator() -> ConvDecoder:
+    torch.manual_seed(0)
+    return ConvDecoder(TINY).eval()
+
+
+def test_activations_and_iou_have_one_row_per_unit_within_zero_and_one():
+    gen, z = _generator(), torch.randn(6, TINY.latent, generator=torch.Generator().manual_seed(0))
+    acts, images = layer_activations(gen, z, 0)
+    assert acts.shape == (6, 2 * TINY.channels, 4, 6) and images.shape == (6, 3, 16, 24)
+    result = dissect(gen, _RedIsCube(4), z, 0)
+    assert result.iou.shape == (2 * TINY.channels, len(SHAPES))
+    assert float(result.iou.min()) >= 0 and float(result.iou.max()) <= 1
+    assert float(result.iou[:, 1:].max()) == 0.0  # no sphere or cylinder pixels at all
+    assert result.best_units(0, 3).tolist() == result.iou[:, 0].argsort(descending=True)[:3].tolist()
+    assert result.specific_units(0, 3).tolist() == result.best_units(0, 3).tolist()  # the other concepts are empty
+    with pytest.raises(ConfigError):
+        layer_activations(gen, z, 5)
+
+
+def test_a_unit_that_paints_the_concept_is_found_first():
+    gen, z = _generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
+    # make unit 3 of block 0 light the red channel where it is active, nothing else
+    with torch.no_grad():
+        for p in gen.blocks[1].parameters():
+            p.zero_()
+        gen.to_rgb.weight.zero_()
+        gen.to_rgb.bias.fill_(-3.0)
+        gen.blocks[1][0].weight[3, 0] = 1.0  # unit 3 -> channel 0 of block 1
+        gen.blocks[1][1].weight.fill_(1.0)
+        gen.blocks[1][1].running_var.fill_(1.0)
+        gen.blocks[1][1].running_mean.zero_()
+        gen.to_rgb.weight[0, 0] = 4.0
+    result = dissect(gen, _RedIsCube(4), z, 0)
+    assert int(result.best_units(0, 1)) == 3 and float(result.iou[3, 0]) > 0.3
+
+
+def test_ablation_and_insertion_edit_only_the_chosen_units_and_the_hook_is_removed():
+    gen, z = _generator(), torch.randn(3, TINY.latent, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain = gen(z)
+    none = torch.tensor([], dtype=torch.long)
+    assert torch.allclose(ablate(gen, z, 0, none), plain)
+    assert not torch.allclose(ablate(gen, z, 0, torch.arange(8)), plain)
+    units = torch.tensor([0, 1])
+    out = insert(gen, z, 0, units, torch.tensor([5.0, 5.0]), (0, 1, 0, 1))
+    changed = (out - plain).abs().sum((0, 1)) > 1e-6
+    assert changed[:8, :8].any() and not changed[10:, 14:].any()  # a patch of the 4x6 grid touches its corner only
+    with edited(gen, 0, lambda out: out * 0):
+        pass
+    with torch.no_grad():
+        assert torch.allclose(gen(z), plain)
