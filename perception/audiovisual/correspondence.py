@@ -1,0 +1,270 @@
+"""Audio-visual correspondence (L3-Net), embeddings for retrieval (AVE-Net) and localisation (AVOL-Net).
+
+Arandjelovic and Zisserman, "Look, Listen and Learn", ICCV 2017 (arXiv
+1705.08168), and "Objects that Sound", ECCV 2018 (arXiv 1712.06651).  All
+three learn from the *audio-visual correspondence* task and no labels: a frame
+and an audio window either come from the same moment of the same clip, or the
+audio comes from another clip; the network says which.
+
+* :class:`L3Net`: a vision and an audio subnetwork (conv towers, global max
+  pooling), their features concatenated and fused by two fully connected
+  layers into two logits (mismatched, corresponding).
+* :class:`AVENet`: each subnetwork ends in two fully connected layers and an
+  L2-normalised embedding; the only fusion is the Euclidean distance of the two
+  embeddings, mapped to the two logits by one scalar affine layer.  The
+  distance is therefore meaningful across clips: it ranks images for an audio
+  query (cross-modal retrieval).
+* :class:`AVOLNet`: the vision subnetwork keeps its spatial grid (1x1
+  convolutions to an embedding per location); the scalar product of every
+  location's embedding with the audio embedding, calibrated by a learned scale
+  and bias, is the localisation map, and its maximum over locations is the
+  correspondence score (multiple-instance learning: the clip corresponds if
+  *some* location makes the sound).
+
+Shapes (N pairs, C image channels, H x W pixels, F frequency bins, S spectrogram frames)::
+
+    frames   float [N, C, H, W] in [0, 1]      C = 3 x context frames stacked on channels
+    spec     float [N, 1, F, S]                 a log-magnitude spectrogram of the audio window
+    L3Net / AVENet   -> logits float [N, 2]     index 1 = "corresponds"
+    AVENet.embed_frames / embed_audio -> float [N, D], unit length
+    AVOLNet          -> score logits float [N], map logits float [N, h, w]  (h = H / 2^(blocks - 1))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from physics.errors import ConfigError, StateError
+
+__all__ = [
+    "AVNetConfig",
+    "ConvTower",
+    "L3Net",
+    "AVENet",
+    "AVOLNet",
+    "mismatched_partners",
+    "correspondence_logits",
+    "correspondence_loss",
+    "recall_at_k",
+    "peak_hits",
+]
+
+
+@dataclass(frozen=True)
+class AVNetConfig:
+    """Size of the correspondence networks (the papers' VGG-like towers, narrower).
+
+    Args:
+        image_channels: Channels of the vision input (3 per stacked frame).
+        widths: Channels of each conv block; every block but the last halves the resolution.
+        embed: D, the embedding size of AVE-Net and AVOL-Net (the papers' 128).
+        fusion: Hidden units of L3-Net's fusion layer (the paper's 128).
+    """
+
+    image_channels: int = 3
+    widths: tuple[int, ...] = (16, 32, 64, 64)
+    embed: int = 64
+    fusion: int = 64
+
+    def __post_init__(self) -> None:
+        if self.image_channels < 1 or not self.widths or min(self.widths) < 1 or self.embed < 1 or self.fusion < 1:
+            raise ConfigError(f"AVNetConfig: channels, widths, embed and fusion must be positive, got {self}")
+
+
+class ConvTower(nn.Module):
+    """Blocks of two 3x3 conv-BN-ReLU layers, each block but the last followed by 2x2 max pooling.
+
+    ``forward(x [N, cin, H, W]) -> [N, widths[-1], H / 2^(len(widths) - 1), W / ...]`` (floor division).
+    """
+
+    def __init__(self, cin: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i, w in enumerate(widths):
+            for c_in in (cin, w):
+                layers += [nn.Conv2d(c_in, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            cin = w
+        self.net = nn.Sequential(*layers)
+        self.out_channels = widths[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def _check(frames: Tensor, spec: Tensor, config: AVNetConfig, who: str) -> None:
+    if frames.dim() != 4 or frames.shape[1] != config.image_channels:
+        raise StateError(f"{who}: frames must be [N, {config.image_channels}, H, W], got {tuple(frames.shape)}")
+    if spec.dim() != 4 or spec.shape[1] != 1:
+        raise StateError(f"{who}: spec must be [N, 1, F, S], got {tuple(spec.shape)}")
+    if frames.shape[0] != spec.shape[0]:
+        raise StateError(f"{who}: {frames.shape[0]} frames but {spec.shape[0]} spectrograms; pairs need one of each")
+
+
+def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(), nn.Linear(hidden, cout))
+
+
+class L3Net(nn.Module):
+    """L3-Net: concatenated max-pooled vision and audio features, fused into two logits."""
+
+    def __init__(self, config: AVNetConfig = AVNetConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.vision = ConvTower(config.image_channels, config.widths)
+        self.audio = ConvTower(1, config.widths)
+        self.fusion = _mlp(2 * config.widths[-1], config.fusion, 2)
+
+    def features(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
+        """Max-pooled features of each subnetwork: ``[N, widths[-1]]`` twice (the paper's transfer features)."""
+        return self.vision(frames).amax((2, 3)), self.audio(spec).amax((2, 3))
+
+    def forward(self, frames: Tensor, spec: Tensor) -> Tensor:
+        _check(frames, spec, self.config, "L3Net")
+        v, a = self.features(frames, spec)
+        return self.fusion(torch.cat([v, a], 1))
+
+
+class AVENet(nn.Module):
+    """AVE-Net: unit embeddings per modality; the logits are an affine function of their distance."""
+
+    def __init__(self, config: AVNetConfig = AVNetConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c, d = config.widths[-1], config.embed
+        self.vision = ConvTower(config.image_channels, config.widths)
+        self.audio = ConvTower(1, config.widths)
+        self.vision_head, self.audio_head = _mlp(c, d, d), _mlp(c, d, d)
+        self.calibrate = nn.Linear(1, 2)  # the paper's fc3: distance -> two logits
+        with torch.no_grad():  # start with "close means corresponding", as the trained layer ends up
+            self.calibrate.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+            self.calibrate.bias.zero_()
+
+    def embed_frames(self, frames: Tensor) -> Tensor:
+        """Unit image embeddings ``[N, D]``."""
+        return F.normalize(self.vision_head(self.vision(frames).amax((2, 3))), dim=1)
+
+    def embed_audio(self, spec: Tensor) -> Tensor:
+        """Unit audio embeddings ``[N, D]``."""
+        return F.normalize(self.audio_head(self.audio(spec).amax((2, 3))), dim=1)
+
+    def forward(self, frames: Tensor, spec: Tensor) -> Tensor:
+        _check(frames, spec, self.config, "AVENet")
+        dist = (self.embed_frames(frames) - self.embed_audio(spec)).norm(dim=1, keepdim=True)
+        return self.calibrate(dist)
+
+
+class AVOLNet(nn.Module):
+    """AVOL-Net: a per-location similarity map between the image grid and the audio, max-pooled to a score."""
+
+    def __init__(self, config: AVNetConfig = AVNetConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c, d = config.widths[-1], config.embed
+        self.vision = ConvTower(config.image_channels, config.widths)
+        self.vision_head = nn.Sequential(nn.Conv2d(c, d, 1), nn.ReLU(), nn.Conv2d(d, d, 1))  # the paper's conv5, conv6
+        self.audio = ConvTower(1, config.widths)
+        self.audio_head = _mlp(c, d, d)
+        self.scale = nn.Parameter(torch.tensor(1.0))  # the paper's calibration (a 1x1 conv on one channel)
+        self.bias = nn.Parameter(torch.tensor(0.0))
+
+    def similarity_map(self, frames: Tensor, spec: Tensor) -> Tensor:
+        """Calibrated scalar products of every location with the audio: logits ``[N, h, w]``."""
+        _check(frames, spec, self.config, "AVOLNet")
+        v = self.vision_head(self.vision(frames))  # [N, D, h, w]
+        a = self.audio_head(self.audio(spec).amax((2, 3)))  # [N, D]
+        sim = torch.einsum("ndhw,nd->nhw", v, a) / self.config.embed**0.5
+        return self.scale * sim + self.bias
+
+    def forward(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
+        """``(score logits [N], map logits [N, h, w])``: the score is the map's maximum (multiple instances)."""
+        m = self.similarity_map(frames, spec)
+        return m.flatten(1).amax(1), m
+
+    @torch.no_grad()
+    def localise(self, frames: Tensor, spec: Tensor) -> Tensor:
+        """Where the sound comes from: probabilities ``[N, H, W]``, the map upsampled bilinearly to the image."""
+        m = torch.sigmoid(self.similarity_map(frames, spec))
+        return F.interpolate(m[:, None], size=frames.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+
+
+# ---------------------------------------------------------------------- training pieces
+def mismatched_partners(clip_ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """For each pair i, the index j of another pair in the batch whose audio serves as i's negative.
+
+    j = (i + r) mod N with r drawn once from 1..N-1, so no pair is its own partner;
+    a partner from the same clip (batches are drawn with replacement) is still
+    possible and is labelled corresponding by :func:`correspondence_logits`.
+
+    Args:
+        clip_ids: int64 [N], the clip each pair comes from (N >= 2).
+
+    Returns:
+        int64 [N].
+    """
+    n = clip_ids.shape[0]
+    if n < 2:
+        raise StateError(f"mismatched_partners: a batch needs at least 2 pairs to mismatch, got {n}")
+    r = int(torch.randint(1, n, (1,), generator=generator))
+    return (torch.arange(n) + r) % n
+
+
+def correspondence_logits(model: nn.Module, frames: Tensor, spec: Tensor, clip_ids: Tensor,
+                          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Score every frame with its own audio and with a mismatched one.
+
+    Returns:
+        ``(logits, labels)``: for L3-Net and AVE-Net logits float [2N, 2], for
+        AVOL-Net score logits float [2N]; labels int64 [2N] (1 = corresponds).
+    """
+    partner = mismatched_partners(clip_ids, generator)
+    both_frames = torch.cat([frames, frames])
+    both_spec = torch.cat([spec, spec[partner]])
+    labels = torch.cat([torch.ones_like(clip_ids), (clip_ids[partner] == clip_ids).long()])
+    out = model(both_frames, both_spec)
+    return (out[0] if isinstance(out, tuple) else out), labels
+
+
+def correspondence_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy of two logits per pair, or binary cross-entropy of one score logit per pair."""
+    if logits.dim() == 1:
+        return F.binary_cross_entropy_with_logits(logits, labels.float())
+    return F.cross_entropy(logits, labels)
+
+
+def recall_at_k(queries: Tensor, items: Tensor, k: int) -> float:
+    """Fraction of queries whose own item (same row) is among the ``k`` nearest items (Euclidean).
+
+    Args:
+        queries: float [N, D] (audio embeddings).
+        items: float [N, D] (image embeddings); row i belongs to query i.
+        k: 1 <= k <= N.
+    """
+    n = queries.shape[0]
+    if items.shape[0] != n or not 1 <= k <= n:
+        raise StateError(f"recall_at_k: needs as many items as queries and 1 <= k <= {n}, got {items.shape[0]}, k={k}")
+    dist = torch.cdist(queries, items)  # [N, N]
+    own = dist.diagonal()[:, None]
+    rank = (dist < own).sum(1)  # items strictly nearer than the own one (ties count for the query)
+    return float((rank < k).float().mean())
+
+
+def peak_hits(maps: Tensor, targets: Tensor) -> Tensor:
+    """Whether each map's maximum falls on a target pixel.
+
+    Args:
+        maps: float [N, H, W] (a localisation map at image resolution).
+        targets: bool [N, H, W] (the pixels of the sounding objects).
+
+    Returns:
+        bool [N].
+    """
+    if maps.shape != targets.shape:
+        raise StateError(f"peak_hits: maps {tuple(maps.shape)} and targets {tuple(targets.shape)} differ in shape")
+    peak = maps.flatten(1).argmax(1)
+    return targets.flatten(1).gather(1, peak[:, None])[:, 0].bool()
