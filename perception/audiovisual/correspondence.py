@@ -32,12 +32,24 @@ Shapes (N pairs, C image channels, H x W pixels, F frequency bins, S spectrogram
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from perception.audiovisual.clips import ClipBank, clip_bank
+from perception.benchmark import (
+    BenchOutcome,
+    BenchSize,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
+from perception.model_stats import count_parameters
 from physics.errors import ConfigError, StateError
 
 __all__ = [
@@ -51,6 +63,9 @@ __all__ = [
     "correspondence_loss",
     "recall_at_k",
     "peak_hits",
+    "Window",
+    "train_correspondence",
+    "evaluate_correspondence",
 ]
 
 
@@ -268,3 +283,163 @@ def peak_hits(maps: Tensor, targets: Tensor) -> Tensor:
         raise StateError(f"peak_hits: maps {tuple(maps.shape)} and targets {tuple(targets.shape)} differ in shape")
     peak = maps.flatten(1).argmax(1)
     return targets.flatten(1).gather(1, peak[:, None])[:, 0].bool()
+
+
+# ---------------------------------------------------------------------- training on clips
+@dataclass(frozen=True)
+class Window:
+    """Which frames and which audio a pair holds, around its centre frame ``t``.
+
+    Args:
+        offsets: Frames ``t + offset`` stacked on channels (``(0,)``: one frame, as in the papers).
+        before: Audio from video frame ``t - before`` ...
+        after: ... to ``t + after`` (exclusive); 4 + 4 frames at 8 fps is the papers' one second.
+    """
+
+    offsets: tuple[int, ...] = (0,)
+    before: int = 4
+    after: int = 4
+
+    def centres(self, frames: int) -> tuple[int, int]:
+        """Lowest and highest centre frame whose audio lies inside a clip of ``frames`` frames."""
+        return self.before, frames - self.after
+
+    def pairs(self, bank: ClipBank, idx: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(frames [B, 3 * len(offsets), H, W], spec [B, 1, F, S]) of clips ``idx`` at centres ``t``."""
+        return bank.frame_stack(idx, t, self.offsets), bank.audio_window(idx, t, self.before, self.after)
+
+
+def train_correspondence(model: nn.Module, bank: ClipBank, window: Window, bench: BenchSize, seed: int,
+                         desc: str) -> list[dict[str, Any]]:
+    """Train on the audio-visual correspondence task with the shared loop; each pair's centre frame is random.
+
+    Half of each batch's pairs are the clips' own audio, half another clip's
+    (:func:`correspondence_logits`); the centres and the partners come from the
+    loop's seeded generators.
+    """
+    lo, hi = window.centres(bank.frames.shape[1])
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        t = torch.randint(lo, hi + 1, idx.shape)
+        frames, spec = window.pairs(bank, idx, t)
+        logits, labels = correspondence_logits(model, frames, spec, idx)
+        return {"loss": correspondence_loss(logits, labels)}
+
+    return train_steps(model, step, items=len(bank), steps=bench.steps, batch=bench.batch, lr=bench.lr,
+                       seed=seed, desc=desc, per_round=50)
+
+
+@torch.no_grad()
+def _scores(model: nn.Module, frames: Tensor, spec: Tensor) -> Tensor:
+    """P(corresponds) per pair, in batches."""
+    out = []
+    for f, s in zip(frames.split(128), spec.split(128), strict=True):
+        o = model(f, s)
+        out.append(torch.sigmoid(o[0]) if isinstance(o, tuple) else o.softmax(1)[:, 1])
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def evaluate_correspondence(model: nn.Module, bank: ClipBank, window: Window, centre: int) -> float:
+    """Accuracy on every test clip's own audio and on the next clip's (a balanced set of 2N pairs)."""
+    model.eval()
+    idx = torch.arange(len(bank))
+    frames, spec = window.pairs(bank, idx, torch.full_like(idx, centre))
+    p_own, p_other = _scores(model, frames, spec), _scores(model, frames, spec.roll(1, 0))
+    return float(torch.cat([p_own > 0.5, p_other <= 0.5]).float().mean())
+
+
+@torch.no_grad()
+def _retrieval(model: AVENet, bank: ClipBank, window: Window, centre: int, ks: Sequence[int]) -> dict[int, float]:
+    model.eval()
+    idx = torch.arange(len(bank))
+    frames, spec = window.pairs(bank, idx, torch.full_like(idx, centre))
+    images = torch.cat([model.embed_frames(f) for f in frames.split(128)])
+    audio = torch.cat([model.embed_audio(s) for s in spec.split(128)])
+    return {k: recall_at_k(audio, images, k) for k in ks}
+
+
+@torch.no_grad()
+def _localisation(model: AVOLNet, bank: ClipBank, window: Window, centre: int) -> dict[str, float]:
+    """Peak-on-sounding-object rate over the test clips with a sounding object in view at the centre frame."""
+    model.eval()
+    idx = torch.arange(len(bank))
+    frames, spec = window.pairs(bank, idx, torch.full_like(idx, centre))
+    maps = torch.cat([model.localise(f, s) for f, s in zip(frames.split(128), spec.split(128), strict=True)])
+    masks = bank.masks[:, centre].long()  # [N, H, W]
+    sounding = bank.sounding[:, centre]  # [N, O]
+    target = (masks >= 0) & sounding.gather(1, masks.clamp_min(0).flatten(1)).view_as(masks)
+    on_object = masks >= 0
+    keep = target.flatten(1).any(1)
+    hits = peak_hits(maps[keep], target[keep])
+    return {
+        "peak_on_sounding": float(hits.float().mean()),
+        "peak_on_any_object": float(peak_hits(maps[keep], on_object[keep]).float().mean()),
+        "sounding_area": float(target[keep].float().mean()),  # a random pixel's chance of a hit
+        "clips": int(keep.sum()),
+    }
+
+
+# ---------------------------------------------------------------------- benchmark
+FULL_SIZE = BenchSize(train=1200, test=1000, steps=1500, batch=32)
+_QUICK = BenchSize(train=12, test=12, steps=3, batch=8)
+_CONFIG = AVNetConfig()
+SINGLE_FRAME = Window()
+FRAME_STACK = Window(offsets=(-4, -2, 0, 2))  # AVE-Net: the motion over the audio's second (module docs)
+_TRAIN_SEEDS, _TEST_SEEDS = 0, 500_000  # clip seeds: 1,000,000 * seed + these, + 0 .. n - 1
+_CENTRE = 8  # test pairs are centred on the middle frame
+
+
+@register_perception_bench(
+    "av-correspondence",
+    paper="Arandjelovic & Zisserman, L3-Net arXiv 1705.08168 and AVE-Net/AVOL-Net arXiv 1712.06651",
+    check="L3 correspondence accuracy >= 0.85; AVE audio-to-image recall@10 >= 0.50 over 1,000 clips; "
+    "AVOL map peak on a sounding object >= 0.70",
+    ablation="the same networks untrained",
+)
+def bench_av_correspondence(quick: bool, seed: int) -> BenchOutcome:
+    """Train L3-Net, AVE-Net and AVOL-Net on one set of clips; test on clips of other seeds (module docstring)."""
+    bench = _QUICK if quick else FULL_SIZE
+    train = clip_bank(1_000_000 * seed + _TRAIN_SEEDS, bench.train)
+    test = clip_bank(1_000_000 * seed + _TEST_SEEDS, bench.test)
+    stack = replace(_CONFIG, image_channels=3 * len(FRAME_STACK.offsets))
+    nets: dict[str, tuple[nn.Module, nn.Module, Window]] = {}
+    seconds: dict[str, float] = {}
+    for name, cls, config, window in (("l3", L3Net, _CONFIG, SINGLE_FRAME), ("ave", AVENet, stack, FRAME_STACK),
+                                       ("avol", AVOLNet, _CONFIG, SINGLE_FRAME)):
+        torch.manual_seed(seed)
+        untrained = cls(config)
+        trained = cls(config)
+        trained.load_state_dict(untrained.state_dict())
+        t0 = time.process_time()
+        train_correspondence(trained, train, window, bench, seed, f"{name} correspondence")
+        seconds[name] = time.process_time() - t0
+        nets[name] = (trained.eval(), untrained.eval(), window)
+    acc = {k: tuple(evaluate_correspondence(m, test, w, _CENTRE) for m in (t, u)) for k, (t, u, w) in nets.items()}
+    ave, ave0, w = nets["ave"]
+    rec, rec0 = _retrieval(ave, test, w, _CENTRE, (1, 10)), _retrieval(ave0, test, w, _CENTRE, (1, 10))
+    avol, avol0, w = nets["avol"]
+    loc, loc0 = _localisation(avol, test, w, _CENTRE), _localisation(avol0, test, w, _CENTRE)
+    checks = (
+        Check("L3 correspondence accuracy", "fraction of held-out pairs (half mismatched), higher is better",
+              acc["l3"][0], acc["l3"][1], ">= 0.85 (chance 0.5)", acc["l3"][0] >= 0.85),
+        Check(f"AVE audio-to-image recall@10 of {len(test)}", "fraction of audio queries, higher is better",
+              rec[10], rec0[10], f">= 0.50 (chance {10 / len(test):.3f})", rec[10] >= 0.50),
+        Check("AVOL peak on a sounding object", "fraction of held-out frames, higher is better",
+              loc["peak_on_sounding"], loc0["peak_on_sounding"], ">= 0.70", loc["peak_on_sounding"] >= 0.70),
+    )
+    figures = {
+        "correspondence_accuracy": {k: {"trained": v[0], "untrained": v[1]} for k, v in acc.items()},
+        "recall_at_1": {"trained": rec[1], "untrained": rec0[1]}, "chance_recall_at_10": 10 / len(test),
+        "localisation": {"trained": loc, "untrained": loc0},
+        "params": {k: count_parameters(v[0]) for k, v in nets.items()},
+        "train_cpu_seconds": seconds,
+        "train_clips": len(train), "test_clips": len(test), "skipped_clips": [*train.skipped, *test.skipped],
+        "steps": bench.steps, "batch": bench.batch, "lr": bench.lr,
+        "windows": {"l3": SINGLE_FRAME.offsets, "ave": FRAME_STACK.offsets, "avol": SINGLE_FRAME.offsets,
+                    "audio_frames": (SINGLE_FRAME.before, SINGLE_FRAME.after)},
+        "data": f"make_clip seeds {1_000_000 * seed + _TRAIN_SEEDS}+ (train) and {1_000_000 * seed + _TEST_SEEDS}+ "
+                f"(test), {train.config.height}x{train.config.width}, {train.config.frames} frames at "
+                f"{train.config.fps} fps, {train.config.sample_rate} Hz; test pairs centred on frame {_CENTRE}",
+    }
+    return BenchOutcome(checks, figures)

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from perception.audiovisual.clips import Vocabulary
 from perception.audiovisual.vatt import (
     VATT,
     VATTConfig,
-    Vocabulary,
     drop_tokens,
     mil_nce_loss,
     nce_loss,
