@@ -33,8 +33,8 @@ from physics.worlds.audiovisual import AudioVisualClip, AudioVisualConfig, make_
 from physics.worlds.clevr_properties import COLORS, MATERIALS, SHAPES, SIZE_RADIUS
 from physics.worlds.sound import INSTRUMENTS
 
-__all__ = ["Vocabulary", "CLIP_CONFIG", "SPECTROGRAM", "MAX_OBJECTS", "VOCABULARY", "ClipBank", "clip_bank", "describe",
-           "spectrogram"]
+__all__ = ["Vocabulary", "CLIP_CONFIG", "SPECTROGRAM", "SPEC_HOP", "MAX_OBJECTS", "VOCABULARY", "ClipBank",
+           "clip_bank", "describe", "spectrogram"]
 
 class Vocabulary:
     """Word ids of a closed vocabulary: 0 is padding, 1 unknown, then the words in the order given.
@@ -62,6 +62,8 @@ class Vocabulary:
 
 CLIP_CONFIG = AudioVisualConfig(height=48, width=64)  # 16 frames at 8 fps (2 s), 11,025 Hz, 2 instruments
 SPECTROGRAM = SpectrogramConfig(n_fft=256, hop=128, eps=1e-3)  # 43 Hz bins up to 5.5 kHz, 11.6 ms frames
+_POOL = 2  # the log-magnitudes are averaged over 2 x 2 cells: 86 Hz x 23 ms (a second is 64 x 43)
+SPEC_HOP = SPECTROGRAM.hop * _POOL  # samples per frame of :func:`spectrogram`
 MAX_OBJECTS = 8
 _LOG_CENTRE, _LOG_SCALE = -4.0, 2.5  # log(|X| + 1e-3) spans about [-6.9, 3]; this maps it near [-1, 3]
 PHRASES, WORDS = 7, 6  # up to 4 objects and 3 collisions; "small red rubber cube cello sounds"
@@ -69,8 +71,14 @@ VOCABULARY = Vocabulary([*SIZE_RADIUS, *COLORS, *MATERIALS, *SHAPES, *INSTRUMENT
 
 
 def spectrogram(wave: Tensor) -> Tensor:
-    """Normalised log-magnitude ``[..., F, S]`` of waveforms ``[..., L]`` (the Nyquist bin dropped: F = 128)."""
-    return (log_magnitude(stft(wave, SPECTROGRAM), SPECTROGRAM)[..., :-1, :] - _LOG_CENTRE) / _LOG_SCALE
+    """Normalised log-magnitude ``[..., F, S]`` of waveforms ``[..., L]``, averaged over 2 x 2 cells.
+
+    F = 64 (the Nyquist bin dropped, then pairs of bins), S = (1 + L // 128) // 2 (frames of ``SPEC_HOP``).
+    """
+    log_mag = (log_magnitude(stft(wave, SPECTROGRAM), SPECTROGRAM)[..., :-1, :] - _LOG_CENTRE) / _LOG_SCALE
+    lead = log_mag.shape[:-2]
+    pooled = torch.nn.functional.avg_pool2d(log_mag.reshape(-1, 1, *log_mag.shape[-2:]), _POOL)
+    return pooled.reshape(*lead, *pooled.shape[-2:])
 
 
 def describe(clip: AudioVisualClip) -> list[str]:
@@ -107,7 +115,7 @@ class ClipBank:
 
     def spec_frame(self, f: int) -> int:
         """Spectrogram frame nearest the first sample of video frame ``f``."""
-        return int(round(self.config.frame_start(f) / SPECTROGRAM.hop))
+        return int(round(self.config.frame_start(f) / SPEC_HOP))
 
     def frame_stack(self, idx: Tensor, t: Tensor, offsets: Sequence[int]) -> Tensor:
         """Frames ``t + offset`` of clips ``idx`` stacked on channels: float ``[B, 3 * len(offsets), H, W]``."""

@@ -32,9 +32,10 @@ Shapes (N pairs, C image channels, H x W pixels, F frequency bins, S spectrogram
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -50,7 +51,8 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.model_stats import count_parameters
-from physics.errors import ConfigError, StateError
+from physics.errors import CheckpointError, ConfigError, StateError
+from physics.io import PathLike, atomic_torch_save, torch_load
 
 __all__ = [
     "AVNetConfig",
@@ -64,8 +66,16 @@ __all__ = [
     "recall_at_k",
     "peak_hits",
     "Window",
+    "SINGLE_FRAME",
+    "FRAME_STACK",
     "train_correspondence",
     "evaluate_correspondence",
+    "TrainedNetworks",
+    "trained_networks",
+    "FULL_SIZE",
+    "save_avol",
+    "load_avol",
+    "train_localiser",
 ]
 
 
@@ -76,6 +86,7 @@ class AVNetConfig:
     Args:
         image_channels: Channels of the vision input (3 per stacked frame).
         widths: Channels of each conv block; every block but the last halves the resolution.
+        convs: 3x3 convolutions per block (the papers' VGG blocks have two; one fits a CPU budget).
         embed: D, the embedding size of AVE-Net and AVOL-Net (the papers' 128).
         fusion: Hidden units of L3-Net's fusion layer (the paper's 128).
     """
@@ -84,23 +95,26 @@ class AVNetConfig:
     widths: tuple[int, ...] = (16, 32, 64, 64)
     embed: int = 64
     fusion: int = 64
+    convs: int = 1
 
     def __post_init__(self) -> None:
-        if self.image_channels < 1 or not self.widths or min(self.widths) < 1 or self.embed < 1 or self.fusion < 1:
+        object.__setattr__(self, "widths", tuple(self.widths))
+        if (self.image_channels < 1 or not self.widths or min(self.widths) < 1 or self.embed < 1 or self.fusion < 1
+                or self.convs < 1):
             raise ConfigError(f"AVNetConfig: channels, widths, embed and fusion must be positive, got {self}")
 
 
 class ConvTower(nn.Module):
-    """Blocks of two 3x3 conv-BN-ReLU layers, each block but the last followed by 2x2 max pooling.
+    """Blocks of ``convs`` 3x3 conv-BN-ReLU layers, each block but the last followed by 2x2 max pooling.
 
     ``forward(x [N, cin, H, W]) -> [N, widths[-1], H / 2^(len(widths) - 1), W / ...]`` (floor division).
     """
 
-    def __init__(self, cin: int, widths: tuple[int, ...]) -> None:
+    def __init__(self, cin: int, widths: tuple[int, ...], convs: int = 1) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i, w in enumerate(widths):
-            for c_in in (cin, w):
+            for c_in in (cin, *[w] * (convs - 1)):
                 layers += [nn.Conv2d(c_in, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
             if i < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2))
@@ -131,18 +145,21 @@ class L3Net(nn.Module):
     def __init__(self, config: AVNetConfig = AVNetConfig()) -> None:
         super().__init__()
         self.config = config
-        self.vision = ConvTower(config.image_channels, config.widths)
-        self.audio = ConvTower(1, config.widths)
+        self.vision = ConvTower(config.image_channels, config.widths, config.convs)
+        self.audio = ConvTower(1, config.widths, config.convs)
         self.fusion = _mlp(2 * config.widths[-1], config.fusion, 2)
 
-    def features(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
+    def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
         """Max-pooled features of each subnetwork: ``[N, widths[-1]]`` twice (the paper's transfer features)."""
+        _check(frames, spec, self.config, "L3Net")
         return self.vision(frames).amax((2, 3)), self.audio(spec).amax((2, 3))
 
-    def forward(self, frames: Tensor, spec: Tensor) -> Tensor:
-        _check(frames, spec, self.config, "L3Net")
-        v, a = self.features(frames, spec)
+    def head(self, v: Tensor, a: Tensor) -> Tensor:
+        """Logits ``[N, 2]`` of encoded frames ``v`` and audio ``a``."""
         return self.fusion(torch.cat([v, a], 1))
+
+    def forward(self, frames: Tensor, spec: Tensor) -> Tensor:
+        return self.head(*self.encode(frames, spec))
 
 
 class AVENet(nn.Module):
@@ -152,8 +169,8 @@ class AVENet(nn.Module):
         super().__init__()
         self.config = config
         c, d = config.widths[-1], config.embed
-        self.vision = ConvTower(config.image_channels, config.widths)
-        self.audio = ConvTower(1, config.widths)
+        self.vision = ConvTower(config.image_channels, config.widths, config.convs)
+        self.audio = ConvTower(1, config.widths, config.convs)
         self.vision_head, self.audio_head = _mlp(c, d, d), _mlp(c, d, d)
         self.calibrate = nn.Linear(1, 2)  # the paper's fc3: distance -> two logits
         with torch.no_grad():  # start with "close means corresponding", as the trained layer ends up
@@ -168,10 +185,17 @@ class AVENet(nn.Module):
         """Unit audio embeddings ``[N, D]``."""
         return F.normalize(self.audio_head(self.audio(spec).amax((2, 3))), dim=1)
 
-    def forward(self, frames: Tensor, spec: Tensor) -> Tensor:
+    def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
+        """Both unit embeddings, ``[N, D]`` each."""
         _check(frames, spec, self.config, "AVENet")
-        dist = (self.embed_frames(frames) - self.embed_audio(spec)).norm(dim=1, keepdim=True)
-        return self.calibrate(dist)
+        return self.embed_frames(frames), self.embed_audio(spec)
+
+    def head(self, v: Tensor, a: Tensor) -> Tensor:
+        """Logits ``[N, 2]``: an affine function of the embeddings' distance."""
+        return self.calibrate((v - a).norm(dim=1, keepdim=True))
+
+    def forward(self, frames: Tensor, spec: Tensor) -> Tensor:
+        return self.head(*self.encode(frames, spec))
 
 
 class AVOLNet(nn.Module):
@@ -181,25 +205,30 @@ class AVOLNet(nn.Module):
         super().__init__()
         self.config = config
         c, d = config.widths[-1], config.embed
-        self.vision = ConvTower(config.image_channels, config.widths)
+        self.vision = ConvTower(config.image_channels, config.widths, config.convs)
         self.vision_head = nn.Sequential(nn.Conv2d(c, d, 1), nn.ReLU(), nn.Conv2d(d, d, 1))  # the paper's conv5, conv6
-        self.audio = ConvTower(1, config.widths)
+        self.audio = ConvTower(1, config.widths, config.convs)
         self.audio_head = _mlp(c, d, d)
         self.scale = nn.Parameter(torch.tensor(1.0))  # the paper's calibration (a 1x1 conv on one channel)
         self.bias = nn.Parameter(torch.tensor(0.0))
 
+    def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
+        """An embedding per location ``[N, D, h, w]`` and the audio's ``[N, D]``."""
+        _check(frames, spec, self.config, "AVOLNet")
+        return self.vision_head(self.vision(frames)), self.audio_head(self.audio(spec).amax((2, 3)))
+
+    def head(self, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        """``(score logits [N], map logits [N, h, w])``: the score is the map's maximum (multiple instances)."""
+        sim = torch.einsum("ndhw,nd->nhw", v, a) / self.config.embed**0.5
+        m = self.scale * sim + self.bias
+        return m.flatten(1).amax(1), m
+
     def similarity_map(self, frames: Tensor, spec: Tensor) -> Tensor:
         """Calibrated scalar products of every location with the audio: logits ``[N, h, w]``."""
-        _check(frames, spec, self.config, "AVOLNet")
-        v = self.vision_head(self.vision(frames))  # [N, D, h, w]
-        a = self.audio_head(self.audio(spec).amax((2, 3)))  # [N, D]
-        sim = torch.einsum("ndhw,nd->nhw", v, a) / self.config.embed**0.5
-        return self.scale * sim + self.bias
+        return self.head(*self.encode(frames, spec))[1]
 
     def forward(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
-        """``(score logits [N], map logits [N, h, w])``: the score is the map's maximum (multiple instances)."""
-        m = self.similarity_map(frames, spec)
-        return m.flatten(1).amax(1), m
+        return self.head(*self.encode(frames, spec))
 
     @torch.no_grad()
     def localise(self, frames: Tensor, spec: Tensor) -> Tensor:
@@ -229,7 +258,7 @@ def mismatched_partners(clip_ids: Tensor, generator: torch.Generator | None = No
     return (torch.arange(n) + r) % n
 
 
-def correspondence_logits(model: nn.Module, frames: Tensor, spec: Tensor, clip_ids: Tensor,
+def correspondence_logits(model: L3Net | AVENet | AVOLNet, frames: Tensor, spec: Tensor, clip_ids: Tensor,
                           generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Score every frame with its own audio and with a mismatched one.
 
@@ -238,11 +267,12 @@ def correspondence_logits(model: nn.Module, frames: Tensor, spec: Tensor, clip_i
         AVOL-Net score logits float [2N]; labels int64 [2N] (1 = corresponds).
     """
     partner = mismatched_partners(clip_ids, generator)
-    both_frames = torch.cat([frames, frames])
-    both_spec = torch.cat([spec, spec[partner]])
+    v, a = model.encode(frames, spec)  # each input is encoded once, then paired twice
+    own, other = model.head(v, a), model.head(v, a[partner])
     labels = torch.cat([torch.ones_like(clip_ids), (clip_ids[partner] == clip_ids).long()])
-    out = model(both_frames, both_spec)
-    return (out[0] if isinstance(out, tuple) else out), labels
+    if isinstance(own, tuple):
+        return torch.cat([own[0], other[0]]), labels
+    return torch.cat([own, other]), labels
 
 
 def correspondence_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -380,14 +410,69 @@ def _localisation(model: AVOLNet, bank: ClipBank, window: Window, centre: int) -
     }
 
 
+# ---------------------------------------------------------------------- checkpoints
+def save_avol(model: AVOLNet, path: PathLike, *, height: int, width: int, sample_rate: int, command: str) -> None:
+    """Write ``model`` with what it was trained on (frame size, sample rate, window) and the command."""
+    atomic_torch_save(path, {
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(model.config).items()},
+        "state": model.state_dict(), "height": height, "width": width, "sample_rate": sample_rate,
+        "window": [SINGLE_FRAME.before, SINGLE_FRAME.after], "command": command,
+    })
+
+
+def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
+    """The network and its metadata (frame size, sample rate, window, command) from ``path``."""
+    ckpt = torch_load(path, "AVOL-Net checkpoint")
+    try:
+        cfg = ckpt["config"]
+        model = AVOLNet(AVNetConfig(image_channels=int(cfg["image_channels"]), widths=tuple(cfg["widths"]),
+                                    embed=int(cfg["embed"]), fusion=int(cfg["fusion"]), convs=int(cfg["convs"])))
+        model.load_state_dict(ckpt["state"])
+        meta = {k: ckpt[k] for k in ("height", "width", "sample_rate", "window", "command")}
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"AVOL-Net checkpoint {path} does not fit the network ({exc})") from None
+    return model.eval(), meta
+
+
 # ---------------------------------------------------------------------- benchmark
-FULL_SIZE = BenchSize(train=1200, test=1000, steps=1500, batch=32)
+FULL_SIZE = BenchSize(train=1200, test=1000, steps=1000, batch=32)
 _QUICK = BenchSize(train=12, test=12, steps=3, batch=8)
 _CONFIG = AVNetConfig()
 SINGLE_FRAME = Window()
 FRAME_STACK = Window(offsets=(-4, -2, 0, 2))  # AVE-Net: the motion over the audio's second (module docs)
 _TRAIN_SEEDS, _TEST_SEEDS = 0, 500_000  # clip seeds: 1,000,000 * seed + these, + 0 .. n - 1
 _CENTRE = 8  # test pairs are centred on the middle frame
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedNetworks:
+    """The three networks trained by the benchmark: name -> (trained, untrained twin, window), and their data."""
+
+    nets: dict[str, tuple[nn.Module, nn.Module, Window]]
+    cpu_seconds: dict[str, float]
+    bank: ClipBank
+
+
+@functools.lru_cache(maxsize=1)
+def trained_networks(quick: bool, seed: int) -> TrainedNetworks:
+    """L3-Net, AVE-Net and AVOL-Net trained as the benchmark trains them (cached per process, so the
+    shipped AVOL-Net checkpoint is the benchmark's network without training it twice; do not train them further)."""
+    bench = _QUICK if quick else FULL_SIZE
+    train = clip_bank(1_000_000 * seed + _TRAIN_SEEDS, bench.train)
+    stack = replace(_CONFIG, image_channels=3 * len(FRAME_STACK.offsets))
+    nets: dict[str, tuple[nn.Module, nn.Module, Window]] = {}
+    seconds: dict[str, float] = {}
+    for name, cls, config, window in (("l3", L3Net, _CONFIG, SINGLE_FRAME), ("ave", AVENet, stack, FRAME_STACK),
+                                       ("avol", AVOLNet, _CONFIG, SINGLE_FRAME)):
+        torch.manual_seed(seed)
+        untrained = cls(config)
+        model = cls(config)
+        model.load_state_dict(untrained.state_dict())
+        t0 = time.process_time()
+        train_correspondence(model, train, window, bench, seed, f"{name} correspondence")
+        seconds[name] = time.process_time() - t0
+        nets[name] = (model.eval(), untrained.eval(), window)
+    return TrainedNetworks(nets, seconds, train)
 
 
 @register_perception_bench(
@@ -400,21 +485,10 @@ _CENTRE = 8  # test pairs are centred on the middle frame
 def bench_av_correspondence(quick: bool, seed: int) -> BenchOutcome:
     """Train L3-Net, AVE-Net and AVOL-Net on one set of clips; test on clips of other seeds (module docstring)."""
     bench = _QUICK if quick else FULL_SIZE
-    train = clip_bank(1_000_000 * seed + _TRAIN_SEEDS, bench.train)
     test = clip_bank(1_000_000 * seed + _TEST_SEEDS, bench.test)
-    stack = replace(_CONFIG, image_channels=3 * len(FRAME_STACK.offsets))
-    nets: dict[str, tuple[nn.Module, nn.Module, Window]] = {}
-    seconds: dict[str, float] = {}
-    for name, cls, config, window in (("l3", L3Net, _CONFIG, SINGLE_FRAME), ("ave", AVENet, stack, FRAME_STACK),
-                                       ("avol", AVOLNet, _CONFIG, SINGLE_FRAME)):
-        torch.manual_seed(seed)
-        untrained = cls(config)
-        trained = cls(config)
-        trained.load_state_dict(untrained.state_dict())
-        t0 = time.process_time()
-        train_correspondence(trained, train, window, bench, seed, f"{name} correspondence")
-        seconds[name] = time.process_time() - t0
-        nets[name] = (trained.eval(), untrained.eval(), window)
+    trained = trained_networks(quick, seed)
+    train = trained.bank
+    nets, seconds = trained.nets, trained.cpu_seconds
     acc = {k: tuple(evaluate_correspondence(m, test, w, _CENTRE) for m in (t, u)) for k, (t, u, w) in nets.items()}
     ave, ave0, w = nets["ave"]
     rec, rec0 = _retrieval(ave, test, w, _CENTRE, (1, 10)), _retrieval(ave0, test, w, _CENTRE, (1, 10))
@@ -443,3 +517,18 @@ def bench_av_correspondence(quick: bool, seed: int) -> BenchOutcome:
                 f"{train.config.fps} fps, {train.config.sample_rate} Hz; test pairs centred on frame {_CENTRE}",
     }
     return BenchOutcome(checks, figures)
+
+
+def train_localiser(path: PathLike, seed: int = 0) -> AVOLNet:
+    """AVOL-Net trained as the ``av-correspondence`` benchmark trains it at ``seed``, written to ``path``.
+
+    In a process that has just run the benchmark this is the benchmark's own network
+    (:func:`~perception.audiovisual.correspondence.trained_networks` is cached).
+    """
+    trained = trained_networks(False, seed)
+    model = trained.nets["avol"][0]
+    save_avol(model, path, height=trained.bank.config.height, width=trained.bank.config.width,
+              sample_rate=trained.bank.config.sample_rate,
+              command=f"python -c \"from perception.audiovisual.correspondence import train_localiser; "
+                      f"train_localiser('{path}', seed={seed})\"")
+    return model

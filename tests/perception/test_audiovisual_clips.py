@@ -38,7 +38,7 @@ def test_bank_holds_each_clips_frames_masks_truth_and_sound(bank):
         assert tuple(torch.nonzero(bank.sounding[1, f])[:, 0].tolist()) == clip.sounding_at(f)
     assert int(bank.collisions[1].sum()) == len(clip.collisions)
     assert torch.allclose(bank.spec[1], spectrogram(torch.from_numpy(clip.mixture)))
-    assert bank.spec.shape[1] == SPECTROGRAM.n_fft // 2
+    assert bank.spec.shape[1] == SPECTROGRAM.n_fft // 4
     words = [VOCABULARY.words[i] for i in bank.text[1, 0] if i]
     assert " ".join(words) == describe(clip)[0]
 
@@ -47,7 +47,7 @@ def test_windows_take_the_frames_and_the_second_of_audio_around_a_centre(bank):
     idx, t = torch.tensor([0, 1]), torch.tensor([4, 6])
     frames, spec = SINGLE_FRAME.pairs(bank, idx, t)
     assert frames.shape == (2, 3, 32, 48) and torch.equal(frames[1], bank.frames[1, 6].float() / 255)
-    assert spec.shape == (2, 1, 128, bank.spec_frame(8))
+    assert spec.shape == (2, 1, 64, bank.spec_frame(8))
     assert torch.equal(spec[1, 0], bank.spec[1, :, bank.spec_frame(2) : bank.spec_frame(2) + spec.shape[-1]])
     stacked, _ = FRAME_STACK.pairs(bank, idx, t)
     assert stacked.shape == (2, 12, 32, 48)

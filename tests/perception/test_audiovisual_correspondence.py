@@ -12,11 +12,13 @@ from perception.audiovisual.correspondence import (
     L3Net,
     correspondence_logits,
     correspondence_loss,
+    load_avol,
     mismatched_partners,
     peak_hits,
     recall_at_k,
+    save_avol,
 )
-from physics.errors import ConfigError, StateError
+from physics.errors import CheckpointError, ConfigError, StateError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,6 +37,7 @@ def test_networks_return_the_documented_shapes():
     assert AVENet(SMALL)(frames, spec).shape == (6, 2)
     score, grid = AVOLNet(SMALL)(frames, spec)
     assert score.shape == (6,) and grid.shape == (6, 8, 8)  # 32 / 2^(3 - 1)
+    assert AVNetConfig(convs=2).convs == 2 and len(L3Net(AVNetConfig(convs=2)).vision.net) > len(L3Net().vision.net)
     maps = AVOLNet(SMALL).localise(frames, spec)
     assert maps.shape == (6, 32, 32) and 0 <= float(maps.min()) and float(maps.max()) <= 1
 
@@ -125,3 +128,18 @@ def test_each_network_learns_a_planted_correspondence(cls):
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+
+
+def test_avol_checkpoint_round_trips_and_a_damaged_one_is_refused(tmp_path):
+    torch.manual_seed(0)
+    net = AVOLNet(SMALL).eval()
+    path = tmp_path / "avol.pt"
+    save_avol(net, path, height=32, width=32, sample_rate=11025, command="test")
+    back, meta = load_avol(path)
+    frames, spec = _pairs()
+    with torch.no_grad():
+        assert torch.equal(back.similarity_map(frames, spec), net.similarity_map(frames, spec))
+    assert meta["height"] == 32 and meta["sample_rate"] == 11025 and meta["command"] == "test"
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_avol(path)
