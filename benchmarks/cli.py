@@ -33,6 +33,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("execute",), "execute", "answer a CLEVR questions file on a CLEVR scenes file (symbolic executor)"),
     (("data", "clevr"), "data_clevr", "CLEVR-style renders with instance masks, scene JSON and template questions"),
     (("data", "clevrer"), "data_clevrer", "CLEVRER-style collision videos with masks, annotations and counterfactual truth"),
+    (("data", "audiovisual"), "data_audiovisual", "audio-visual clips: frames, masks, per-source WAVs, mixture and truth"),
     (("data", "clevrer-questions"), "data_clevrer_questions", "CLEVRER questions of the four types (official JSON) for a folder of videos"),
     (("data", "questions"), "questions", "template questions (official CLEVR questions JSON) for a scenes file"),
     (("data", "dynamics"), "data_dynamics", "rollouts of a dynamics world as trajectory .npz files"),
