@@ -1,16 +1,19 @@
-"""The AVOL-Net localiser: registered by name, one object under each active frame's peak, checkpoints by path."""
+"""The AVOL-Net localiser: registered by name, one object under each active frame's peak, used by nesy answer."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 import torch
 
+from benchmarks import cli
 from perception.audio.localise import SOUNDING_LOCALISERS, localiser_for
 from perception.audiovisual.correspondence import AVNetConfig, AVOLNet, save_avol
 from perception.audiovisual.localiser import avol_maps
 from physics.errors import ConfigError
-from physics.worlds.audiovisual import AudioVisualConfig, make_clip
+from physics.worlds.audiovisual import AudioVisualConfig, make_clip, write_clip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -55,3 +58,14 @@ def test_a_clip_at_another_sample_rate_is_refused(checkpoint):
     with pytest.raises(ConfigError, match="11025 Hz"):
         localiser_for("avol", checkpoint)(other)
 
+
+def test_nesy_answer_asks_the_avol_localiser_which_object_is_making_the_sound(clip, checkpoint, tmp_path, capsys):
+    folder = tmp_path / "clip"
+    write_clip(clip, folder)
+    assert cli.main(["answer", "--video", str(folder), "--question", "Which object is making the sound?",
+                     "--localiser", "avol", "--localiser-checkpoint", checkpoint, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    marked = localiser_for("avol", checkpoint)(clip).sounding_objects()
+    names = " and ".join(f"{clip.objects[k].color} {clip.objects[k].material} {clip.objects[k].shape}"
+                         for k in marked) or "nothing"
+    assert out["valid"] and out["answer"] == names
