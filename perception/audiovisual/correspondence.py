@@ -435,7 +435,7 @@ def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
 
 
 # ---------------------------------------------------------------------- benchmark
-FULL_SIZE = BenchSize(train=1200, test=1000, steps=1000, batch=32)
+FULL_SIZE = BenchSize(train=600, test=1000, steps=800, batch=32)
 _QUICK = BenchSize(train=12, test=12, steps=3, batch=8)
 _CONFIG = AVNetConfig()
 SINGLE_FRAME = Window()

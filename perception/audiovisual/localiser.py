@@ -1,4 +1,4 @@
-"""AVOL-Net as a learned sounding-object localiser (``--localiser avol``), and its shipped checkpoint.
+"""AVOL-Net as a learned sounding-object localiser (``--localiser avol --localiser-checkpoint PATH``).
 
 Arandjelovic and Zisserman, "Objects that Sound", ECCV 2018 (arXiv 1712.06651):
 the localisation map of :class:`~perception.audiovisual.correspondence.AVOLNet`,
@@ -8,10 +8,12 @@ peak read through the clip's instance masks
 peak is the one making the sound.  Frames whose mixture is silent (mean absolute
 amplitude below :data:`~physics.worlds.audiovisual.SOUNDING_LEVEL`) mark no object.
 
-The shipped checkpoint (``checkpoints/avol.pt``, 1.2 MB) is the network the
-``av-correspondence`` benchmark trains at seed 0;
-:func:`~perception.audiovisual.correspondence.train_localiser` reproduces it.  Frames of another size are resized to the checkpoint's
-(bilinear), audio of another rate is refused.
+No checkpoint ships yet: the network the ``av-correspondence`` benchmark trains
+at seed 0 does not meet its localisation check (docs/results/perception.md), so
+``checkpoints/avol.pt`` is absent and the localiser needs ``--localiser-checkpoint``;
+:func:`~perception.audiovisual.correspondence.train_localiser` writes one.  Frames
+of another size are resized to the checkpoint's (bilinear); audio of another
+sample rate is refused.
 
 Shapes: a clip's frames uint8 ``[T, H, W, 3]`` and mixture float ``[L]`` in;
 :class:`~perception.audio.localise.SoundingEstimate` (bool ``[T, objects]``) out.
@@ -72,6 +74,10 @@ def avol_maps(model: AVOLNet, clip: AudioVisualClip, size: tuple[int, int], wind
 
 def avol_localiser(checkpoint: str | None) -> Localise:
     """Factory of the ``avol`` localiser (``checkpoint``: None for the shipped one)."""
+    if checkpoint is None and not CHECKPOINT.is_file():
+        raise ConfigError("no AVOL-Net checkpoint ships (its localisation check is not met yet; see "
+                          "docs/results/perception.md): train one with perception.audiovisual.correspondence."
+                          "train_localiser(PATH) and pass --localiser-checkpoint PATH")
     model, meta = load_avol(checkpoint or CHECKPOINT)
 
     def localise(clip: AudioVisualClip) -> SoundingEstimate:

@@ -69,3 +69,11 @@ def test_nesy_answer_asks_the_avol_localiser_which_object_is_making_the_sound(cl
     names = " and ".join(f"{clip.objects[k].color} {clip.objects[k].material} {clip.objects[k].shape}"
                          for k in marked) or "nothing"
     assert out["valid"] and out["answer"] == names
+
+
+def test_without_a_shipped_checkpoint_the_localiser_says_how_to_make_one(monkeypatch, tmp_path):
+    import perception.audiovisual.localiser as module
+
+    monkeypatch.setattr(module, "CHECKPOINT", tmp_path / "absent.pt")
+    with pytest.raises(ConfigError, match="train_localiser"):
+        localiser_for("avol")
