@@ -8,7 +8,7 @@ peak read through the clip's instance masks
 peak is the one making the sound.  Frames whose mixture is silent (mean absolute
 amplitude below :data:`~physics.worlds.audiovisual.SOUNDING_LEVEL`) mark no object.
 
-No checkpoint ships yet: the network the ``av-correspondence`` benchmark trains
+No checkpoint ships yet: the network the ``avol-net`` benchmark trains
 at seed 0 does not meet its localisation check (docs/results/perception.md), so
 ``checkpoints/avol.pt`` is absent and the localiser needs ``--localiser-checkpoint``;
 :func:`~perception.audiovisual.correspondence.train_localiser` writes one.  Frames
