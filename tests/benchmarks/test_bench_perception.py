@@ -10,7 +10,7 @@ from benchmarks.cli import main
 from benchmarks.perception_bench import perception_bench_names, results_table, run_perception_bench
 from perception.benchmark import PERCEPTION_BENCHES, BenchOutcome, Check, register_perception_bench
 
-BUILT_IN = ("selective", "polyphase", "warped", "tsm", "ctcn")
+BUILT_IN = ("selective", "polyphase", "warped", "tsm", "ctcn", "av-correspondence", "avol-net", "vatt")
 
 
 @pytest.fixture
