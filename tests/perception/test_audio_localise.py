@@ -53,15 +53,17 @@ def test_a_localiser_registers_from_anywhere(clip):
 
 def test_maps_peak_on_an_object_marks_it_sounding(clip):
     k = clip.sounding[0]
-    maps = np.zeros((4, 8, 12), np.float32)
+    maps = np.zeros((4, 16, 24), np.float32)  # half the masks' resolution: cell (i, j) reads pixel (2i+1, 2j+1)
     for f in range(4):
-        ys, xs = np.nonzero(clip.masks[f] == k)
-        y, x = ys[len(ys) // 2], xs[len(xs) // 2]
-        maps[f, y * 8 // 32, x * 12 // 48] = 1.0
+        cells = [(i, j) for i in range(16) for j in range(24) if clip.masks[f, 2 * i + 1, 2 * j + 1] == k]
+        assert cells, "the object is in view"
+        maps[f][cells[len(cells) // 2]] = 1.0
     est = sounding_from_maps(maps, clip.masks, len(clip.objects), active=np.array([1, 1, 1, 0], bool))
-    hits = [est.sounding[f, k] for f in range(3)]
-    assert sum(hits) >= 2 and not est.sounding[3].any()  # a coarse map cell may straddle an edge
-    assert est.sounding.sum() <= 3
+    assert est.sounding[:3, k].all() and est.sounding.sum() == 3  # the peak's object, nothing else
+    assert not est.sounding[3].any()  # an inactive frame marks no object
+    background = np.zeros_like(maps)
+    background[:, 0, 0] = 1.0  # the top-left corner is floor
+    assert clip.masks[0, 1, 1] == -1 and not sounding_from_maps(background, clip.masks, len(clip.objects)).sounding.any()
     with pytest.raises(StateError, match="agree in T"):
         sounding_from_maps(maps[:2], clip.masks, len(clip.objects))
 
