@@ -120,6 +120,8 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.interpret.perturbation",
         "perception.interpret.promotion",
         "perception.interpret.scaffold",
+        "perception.audiovisual.correspondence",
+        "perception.audiovisual.vatt",
     ),
 )
 

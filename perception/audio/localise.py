@@ -83,7 +83,7 @@ class SoundingEstimate:
 Localise = Callable[["AudioVisualClip"], SoundingEstimate]
 
 SOUNDING_LOCALISERS: Registry[Callable[[str | None], Localise]] = Registry(
-    "sounding-object localiser", modules=("perception.audio.localise",)
+    "sounding-object localiser", modules=("perception.audio.localise", "perception.audiovisual.localiser")
 )
 
 

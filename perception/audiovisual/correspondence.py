@@ -1,0 +1,577 @@
+"""Audio-visual correspondence (L3-Net), embeddings for retrieval (AVE-Net) and localisation (AVOL-Net).
+
+Arandjelovic and Zisserman, "Look, Listen and Learn", ICCV 2017 (arXiv
+1705.08168), and "Objects that Sound", ECCV 2018 (arXiv 1712.06651).  All
+three learn from the *audio-visual correspondence* task and no labels: a frame
+and an audio window either come from the same moment of the same clip, or the
+audio comes from another clip; the network says which.
+
+* :class:`L3Net`: a vision and an audio subnetwork (conv towers, global max
+  pooling), their features concatenated and fused by two fully connected
+  layers into two logits (mismatched, corresponding).
+* :class:`AVENet`: each subnetwork ends in two fully connected layers and an
+  L2-normalised embedding; the only fusion is the Euclidean distance of the two
+  embeddings, mapped to the two logits by one scalar affine layer.  The
+  distance is therefore meaningful across clips: it ranks images for an audio
+  query (cross-modal retrieval).
+* :class:`AVOLNet`: the vision subnetwork keeps its spatial grid (1x1
+  convolutions to an embedding per location); the scalar product of every
+  location's embedding with the audio embedding, calibrated by a learned scale
+  and bias, is the localisation map, and its maximum over locations is the
+  correspondence score (multiple-instance learning: the clip corresponds if
+  *some* location makes the sound).
+
+Shapes (N pairs, C image channels, H x W pixels, F frequency bins, S spectrogram frames)::
+
+    frames   float [N, C, H, W] in [0, 1]      C = 3 x context frames stacked on channels
+    spec     float [N, 1, F, S]                 a log-magnitude spectrogram of the audio window
+    L3Net / AVENet   -> logits float [N, 2]     index 1 = "corresponds"
+    AVENet.embed_frames / embed_audio -> float [N, D], unit length
+    AVOLNet          -> score logits float [N], map logits float [N, h, w]  (h = H / 2^(blocks - 1))
+
+Benchmarks: ``av-correspondence`` trains L3-Net and AVE-Net on one set of
+two-instrument clips (correspondence accuracy, audio-to-image recall@10 over
+1,000 held-out clips); ``avol-net`` trains AVOL-Net on one-instrument clips (where
+its map peaks in held-out frames).  Each beside the same network untrained.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from perception.audiovisual.clips import CLIP_CONFIG, ClipBank, clip_bank
+from perception.benchmark import (
+    BenchOutcome,
+    BenchSize,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
+from perception.model_stats import count_parameters
+from physics.errors import CheckpointError, ConfigError, StateError
+from physics.io import PathLike, atomic_torch_save, torch_load
+from physics.worlds.audiovisual import AudioVisualConfig
+
+__all__ = [
+    "AVNetConfig",
+    "ConvTower",
+    "L3Net",
+    "AVENet",
+    "AVOLNet",
+    "mismatched_partners",
+    "correspondence_logits",
+    "correspondence_loss",
+    "recall_at_k",
+    "peak_hits",
+    "Window",
+    "SINGLE_FRAME",
+    "FRAME_STACK",
+    "train_correspondence",
+    "evaluate_correspondence",
+    "TrainedNetworks",
+    "trained_networks",
+    "ONE_INSTRUMENT",
+    "AVOL_SIZE",
+    "FULL_SIZE",
+    "save_avol",
+    "load_avol",
+    "train_localiser",
+]
+
+
+@dataclass(frozen=True)
+class AVNetConfig:
+    """Size of the correspondence networks (the papers' VGG-like towers, narrower).
+
+    Args:
+        image_channels: Channels of the vision input (3 per stacked frame).
+        widths: Channels of each conv block; every block but the last halves the resolution.
+        convs: 3x3 convolutions per block (the papers' VGG blocks have two; one fits a CPU budget).
+        embed: D, the embedding size of AVE-Net and AVOL-Net (the papers' 128).
+        fusion: Hidden units of L3-Net's fusion layer (the paper's 128).
+    """
+
+    image_channels: int = 3
+    widths: tuple[int, ...] = (16, 32, 64, 64)
+    embed: int = 64
+    fusion: int = 64
+    convs: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(self.widths))
+        if (self.image_channels < 1 or not self.widths or min(self.widths) < 1 or self.embed < 1 or self.fusion < 1
+                or self.convs < 1):
+            raise ConfigError(f"AVNetConfig: channels, widths, embed and fusion must be positive, got {self}")
+
+
+class ConvTower(nn.Module):
+    """Blocks of ``convs`` 3x3 conv-BN-ReLU layers, each block but the last followed by 2x2 max pooling.
+
+    ``forward(x [N, cin, H, W]) -> [N, widths[-1], H / 2^(len(widths) - 1), W / ...]`` (floor division).
+    """
+
+    def __init__(self, cin: int, widths: tuple[int, ...], convs: int = 1) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i, w in enumerate(widths):
+            for c_in in (cin, *[w] * (convs - 1)):
+                layers += [nn.Conv2d(c_in, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            cin = w
+        self.net = nn.Sequential(*layers)
+        self.out_channels = widths[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def _check(frames: Tensor, spec: Tensor, config: AVNetConfig, who: str) -> None:
+    if frames.dim() != 4 or frames.shape[1] != config.image_channels:
+        raise StateError(f"{who}: frames must be [N, {config.image_channels}, H, W], got {tuple(frames.shape)}")
+    if spec.dim() != 4 or spec.shape[1] != 1:
+        raise StateError(f"{who}: spec must be [N, 1, F, S], got {tuple(spec.shape)}")
+    if frames.shape[0] != spec.shape[0]:
+        raise StateError(f"{who}: {frames.shape[0]} frames but {spec.shape[0]} spectrograms; pairs need one of each")
+
+
+def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(), nn.Linear(hidden, cout))
+
+
+class L3Net(nn.Module):
+    """L3-Net: concatenated max-pooled vision and audio features, fused into two logits."""
+
+    def __init__(self, config: AVNetConfig = AVNetConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.vision = ConvTower(config.image_channels, config.widths, config.convs)
+        self.audio = ConvTower(1, config.widths, config.convs)
+        self.fusion = _mlp(2 * config.widths[-1], config.fusion, 2)
+
+    def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
+        """Max-pooled features of each subnetwork: ``[N, widths[-1]]`` twice (the paper's transfer features)."""
+        _check(frames, spec, self.config, "L3Net")
+        return self.vision(frames).amax((2, 3)), self.audio(spec).amax((2, 3))
+
+    def head(self, v: Tensor, a: Tensor) -> Tensor:
+        """Logits ``[N, 2]`` of encoded frames ``v`` and audio ``a``."""
+        return self.fusion(torch.cat([v, a], 1))
+
+    def forward(self, frames: Tensor, spec: Tensor) -> Tensor:
+        return self.head(*self.encode(frames, spec))
+
+
+class AVENet(nn.Module):
+    """AVE-Net: unit embeddings per modality; the logits are an affine function of their distance."""
+
+    def __init__(self, config: AVNetConfig = AVNetConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c, d = config.widths[-1], config.embed
+        self.vision = ConvTower(config.image_channels, config.widths, config.convs)
+        self.audio = ConvTower(1, config.widths, config.convs)
+        self.vision_head, self.audio_head = _mlp(c, d, d), _mlp(c, d, d)
+        self.calibrate = nn.Linear(1, 2)  # the paper's fc3: distance -> two logits
+        with torch.no_grad():  # start with "close means corresponding", as the trained layer ends up
+            self.calibrate.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+            self.calibrate.bias.zero_()
+
+    def embed_frames(self, frames: Tensor) -> Tensor:
+        """Unit image embeddings ``[N, D]``."""
+        return F.normalize(self.vision_head(self.vision(frames).amax((2, 3))), dim=1)
+
+    def embed_audio(self, spec: Tensor) -> Tensor:
+        """Unit audio embeddings ``[N, D]``."""
+        return F.normalize(self.audio_head(self.audio(spec).amax((2, 3))), dim=1)
+
+    def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
+        """Both unit embeddings, ``[N, D]`` each."""
+        _check(frames, spec, self.config, "AVENet")
+        return self.embed_frames(frames), self.embed_audio(spec)
+
+    def head(self, v: Tensor, a: Tensor) -> Tensor:
+        """Logits ``[N, 2]``: an affine function of the embeddings' distance."""
+        return self.calibrate((v - a).norm(dim=1, keepdim=True))
+
+    def forward(self, frames: Tensor, spec: Tensor) -> Tensor:
+        return self.head(*self.encode(frames, spec))
+
+
+class AVOLNet(nn.Module):
+    """AVOL-Net: a per-location similarity map between the image grid and the audio, max-pooled to a score."""
+
+    def __init__(self, config: AVNetConfig = AVNetConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c, d = config.widths[-1], config.embed
+        self.vision = ConvTower(config.image_channels, config.widths, config.convs)
+        self.vision_head = nn.Sequential(nn.Conv2d(c, d, 1), nn.ReLU(), nn.Conv2d(d, d, 1))  # the paper's conv5, conv6
+        self.audio = ConvTower(1, config.widths, config.convs)
+        self.audio_head = _mlp(c, d, d)
+        self.scale = nn.Parameter(torch.tensor(1.0))  # the paper's calibration (a 1x1 conv on one channel)
+        self.bias = nn.Parameter(torch.tensor(0.0))
+
+    def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
+        """An embedding per location ``[N, D, h, w]`` and the audio's ``[N, D]``."""
+        _check(frames, spec, self.config, "AVOLNet")
+        return self.vision_head(self.vision(frames)), self.audio_head(self.audio(spec).amax((2, 3)))
+
+    def head(self, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
+        """``(score logits [N], map logits [N, h, w])``: the score is the map's maximum (multiple instances)."""
+        sim = torch.einsum("ndhw,nd->nhw", v, a) / self.config.embed**0.5
+        m = self.scale * sim + self.bias
+        return m.flatten(1).amax(1), m
+
+    def similarity_map(self, frames: Tensor, spec: Tensor) -> Tensor:
+        """Calibrated scalar products of every location with the audio: logits ``[N, h, w]``."""
+        return self.head(*self.encode(frames, spec))[1]
+
+    def forward(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
+        return self.head(*self.encode(frames, spec))
+
+    @torch.no_grad()
+    def localise(self, frames: Tensor, spec: Tensor) -> Tensor:
+        """Where the sound comes from: probabilities ``[N, H, W]``, the map upsampled bilinearly to the image."""
+        m = torch.sigmoid(self.similarity_map(frames, spec))
+        return F.interpolate(m[:, None], size=frames.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+
+
+# ---------------------------------------------------------------------- training pieces
+def mismatched_partners(clip_ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """For each pair i, the index j of another pair in the batch whose audio serves as i's negative.
+
+    j = (i + r) mod N with r drawn once from 1..N-1, so no pair is its own partner;
+    a partner from the same clip (batches are drawn with replacement) is still
+    possible and is labelled corresponding by :func:`correspondence_logits`.
+
+    Args:
+        clip_ids: int64 [N], the clip each pair comes from (N >= 2).
+
+    Returns:
+        int64 [N].
+    """
+    n = clip_ids.shape[0]
+    if n < 2:
+        raise StateError(f"mismatched_partners: a batch needs at least 2 pairs to mismatch, got {n}")
+    r = int(torch.randint(1, n, (1,), generator=generator))
+    return (torch.arange(n) + r) % n
+
+
+def correspondence_logits(model: L3Net | AVENet | AVOLNet, frames: Tensor, spec: Tensor, clip_ids: Tensor,
+                          generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Score every frame with its own audio and with a mismatched one.
+
+    Returns:
+        ``(logits, labels)``: for L3-Net and AVE-Net logits float [2N, 2], for
+        AVOL-Net score logits float [2N]; labels int64 [2N] (1 = corresponds).
+    """
+    partner = mismatched_partners(clip_ids, generator)
+    v, a = model.encode(frames, spec)  # each input is encoded once, then paired twice
+    own, other = model.head(v, a), model.head(v, a[partner])
+    labels = torch.cat([torch.ones_like(clip_ids), (clip_ids[partner] == clip_ids).long()])
+    if isinstance(own, tuple):
+        return torch.cat([own[0], other[0]]), labels
+    return torch.cat([own, other]), labels
+
+
+def correspondence_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy of two logits per pair, or binary cross-entropy of one score logit per pair."""
+    if logits.dim() == 1:
+        return F.binary_cross_entropy_with_logits(logits, labels.float())
+    return F.cross_entropy(logits, labels)
+
+
+def recall_at_k(queries: Tensor, items: Tensor, k: int) -> float:
+    """Fraction of queries whose own item (same row) is among the ``k`` nearest items (Euclidean).
+
+    Args:
+        queries: float [N, D] (audio embeddings).
+        items: float [N, D] (image embeddings); row i belongs to query i.
+        k: 1 <= k <= N.
+    """
+    n = queries.shape[0]
+    if items.shape[0] != n or not 1 <= k <= n:
+        raise StateError(f"recall_at_k: needs as many items as queries and 1 <= k <= {n}, got {items.shape[0]}, k={k}")
+    dist = torch.cdist(queries, items)  # [N, N]
+    own = dist.diagonal()[:, None]
+    rank = (dist < own).sum(1)  # items strictly nearer than the own one (ties count for the query)
+    return float((rank < k).float().mean())
+
+
+def peak_hits(maps: Tensor, targets: Tensor) -> Tensor:
+    """Whether each map's maximum falls on a target pixel.
+
+    Args:
+        maps: float [N, H, W] (a localisation map at image resolution).
+        targets: bool [N, H, W] (the pixels of the sounding objects).
+
+    Returns:
+        bool [N].
+    """
+    if maps.shape != targets.shape:
+        raise StateError(f"peak_hits: maps {tuple(maps.shape)} and targets {tuple(targets.shape)} differ in shape")
+    peak = maps.flatten(1).argmax(1)
+    return targets.flatten(1).gather(1, peak[:, None])[:, 0].bool()
+
+
+# ---------------------------------------------------------------------- training on clips
+@dataclass(frozen=True)
+class Window:
+    """Which frames and which audio a pair holds, around its centre frame ``t``.
+
+    Args:
+        offsets: Frames ``t + offset`` stacked on channels (``(0,)``: one frame, as in the papers).
+        before: Audio from video frame ``t - before`` ...
+        after: ... to ``t + after`` (exclusive); 4 + 4 frames at 8 fps is the papers' one second.
+    """
+
+    offsets: tuple[int, ...] = (0,)
+    before: int = 4
+    after: int = 4
+
+    def centres(self, frames: int) -> tuple[int, int]:
+        """Lowest and highest centre frame whose audio lies inside a clip of ``frames`` frames."""
+        return self.before, frames - self.after
+
+    def pairs(self, bank: ClipBank, idx: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(frames [B, 3 * len(offsets), H, W], spec [B, 1, F, S]) of clips ``idx`` at centres ``t``."""
+        return bank.frame_stack(idx, t, self.offsets), bank.audio_window(idx, t, self.before, self.after)
+
+
+def train_correspondence(model: nn.Module, bank: ClipBank, window: Window, bench: BenchSize, seed: int,
+                         desc: str) -> list[dict[str, Any]]:
+    """Train on the audio-visual correspondence task with the shared loop; each pair's centre frame is random.
+
+    Half of each batch's pairs are the clips' own audio, half another clip's
+    (:func:`correspondence_logits`); the centres and the partners come from the
+    loop's seeded generators.
+    """
+    lo, hi = window.centres(bank.frames.shape[1])
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        t = torch.randint(lo, hi + 1, idx.shape)
+        frames, spec = window.pairs(bank, idx, t)
+        logits, labels = correspondence_logits(model, frames, spec, idx)
+        return {"loss": correspondence_loss(logits, labels)}
+
+    return train_steps(model, step, items=len(bank), steps=bench.steps, batch=bench.batch, lr=bench.lr,
+                       seed=seed, desc=desc, per_round=50)
+
+
+@torch.no_grad()
+def _scores(model: nn.Module, frames: Tensor, spec: Tensor) -> Tensor:
+    """P(corresponds) per pair, in batches."""
+    out = []
+    for f, s in zip(frames.split(128), spec.split(128), strict=True):
+        o = model(f, s)
+        out.append(torch.sigmoid(o[0]) if isinstance(o, tuple) else o.softmax(1)[:, 1])
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def evaluate_correspondence(model: nn.Module, bank: ClipBank, window: Window, centre: int) -> float:
+    """Accuracy on every test clip's own audio and on the next clip's (a balanced set of 2N pairs)."""
+    model.eval()
+    idx = torch.arange(len(bank))
+    frames, spec = window.pairs(bank, idx, torch.full_like(idx, centre))
+    p_own, p_other = _scores(model, frames, spec), _scores(model, frames, spec.roll(1, 0))
+    return float(torch.cat([p_own > 0.5, p_other <= 0.5]).float().mean())
+
+
+@torch.no_grad()
+def _retrieval(model: AVENet, bank: ClipBank, window: Window, centre: int, ks: Sequence[int]) -> dict[int, float]:
+    model.eval()
+    idx = torch.arange(len(bank))
+    frames, spec = window.pairs(bank, idx, torch.full_like(idx, centre))
+    images = torch.cat([model.embed_frames(f) for f in frames.split(128)])
+    audio = torch.cat([model.embed_audio(s) for s in spec.split(128)])
+    return {k: recall_at_k(audio, images, k) for k in ks}
+
+
+@torch.no_grad()
+def _localisation(model: AVOLNet, bank: ClipBank, window: Window, centre: int) -> dict[str, float]:
+    """Peak-on-sounding-object rate over the test clips with a sounding object in view at the centre frame."""
+    model.eval()
+    idx = torch.arange(len(bank))
+    frames, spec = window.pairs(bank, idx, torch.full_like(idx, centre))
+    maps = torch.cat([model.localise(f, s) for f, s in zip(frames.split(128), spec.split(128), strict=True)])
+    masks = bank.masks[:, centre].long()  # [N, H, W]
+    sounding = bank.sounding[:, centre]  # [N, O]
+    target = (masks >= 0) & sounding.gather(1, masks.clamp_min(0).flatten(1)).view_as(masks)
+    on_object = masks >= 0
+    keep = target.flatten(1).any(1)
+    hits = peak_hits(maps[keep], target[keep])
+    return {
+        "peak_on_sounding": float(hits.float().mean()),
+        "peak_on_any_object": float(peak_hits(maps[keep], on_object[keep]).float().mean()),
+        "sounding_area": float(target[keep].float().mean()),  # a random pixel's chance of a hit
+        "clips": int(keep.sum()),
+    }
+
+
+# ---------------------------------------------------------------------- checkpoints
+def save_avol(model: AVOLNet, path: PathLike, *, height: int, width: int, sample_rate: int, command: str) -> None:
+    """Write ``model`` with what it was trained on (frame size, sample rate, window) and the command."""
+    atomic_torch_save(path, {
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(model.config).items()},
+        "state": model.state_dict(), "height": height, "width": width, "sample_rate": sample_rate,
+        "window": [SINGLE_FRAME.before, SINGLE_FRAME.after], "command": command,
+    })
+
+
+def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
+    """The network and its metadata (frame size, sample rate, window, command) from ``path``."""
+    ckpt = torch_load(path, "AVOL-Net checkpoint")
+    try:
+        cfg = ckpt["config"]
+        model = AVOLNet(AVNetConfig(image_channels=int(cfg["image_channels"]), widths=tuple(cfg["widths"]),
+                                    embed=int(cfg["embed"]), fusion=int(cfg["fusion"]), convs=int(cfg["convs"])))
+        model.load_state_dict(ckpt["state"])
+        meta = {k: ckpt[k] for k in ("height", "width", "sample_rate", "window", "command")}
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"AVOL-Net checkpoint {path} does not fit the network ({exc})") from None
+    return model.eval(), meta
+
+
+# ---------------------------------------------------------------------- benchmark
+FULL_SIZE = BenchSize(train=600, test=1000, steps=800, batch=32)
+_QUICK = BenchSize(train=12, test=12, steps=3, batch=8)
+_CONFIG = AVNetConfig()
+SINGLE_FRAME = Window()
+FRAME_STACK = Window(offsets=(-4, -2, 0, 2))  # AVE-Net: the motion over the audio's second (module docs)
+_TRAIN_SEEDS, _TEST_SEEDS = 0, 500_000  # clip seeds: 1,000,000 * seed + these, + 0 .. n - 1
+_CENTRE = 8  # test pairs are centred on the middle frame
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedNetworks:
+    """Networks trained by a benchmark: name -> (trained, untrained twin, window), and their data."""
+
+    nets: dict[str, tuple[nn.Module, nn.Module, Window]]
+    cpu_seconds: dict[str, float]
+    bank: ClipBank
+
+
+_NETWORKS = {"l3": (L3Net, SINGLE_FRAME), "ave": (AVENet, FRAME_STACK), "avol": (AVOLNet, SINGLE_FRAME)}
+ONE_INSTRUMENT = replace(CLIP_CONFIG, n_sounding=1)  # AVOL-Net's clips: one sound source, as in the paper
+AVOL_SIZE = BenchSize(train=600, test=500, steps=800, batch=32)
+
+
+@functools.lru_cache(maxsize=2)
+def trained_networks(quick: bool, seed: int, names: tuple[str, ...], clips: AudioVisualConfig = CLIP_CONFIG,
+                     size: BenchSize = FULL_SIZE) -> TrainedNetworks:
+    """The networks ``names`` (of l3, ave, avol) trained as the benchmarks train them, from ``seed``.
+
+    Cached per process, so the shipped AVOL-Net checkpoint is the benchmark's network
+    without training it twice; do not train the returned networks further.
+    """
+    bench = _QUICK if quick else size
+    train = clip_bank(1_000_000 * seed + _TRAIN_SEEDS, bench.train, clips)
+    nets: dict[str, tuple[nn.Module, nn.Module, Window]] = {}
+    seconds: dict[str, float] = {}
+    for name in names:
+        cls, window = _NETWORKS[name]
+        config = replace(_CONFIG, image_channels=3 * len(window.offsets))
+        torch.manual_seed(seed)
+        untrained = cls(config)
+        model = cls(config)
+        model.load_state_dict(untrained.state_dict())
+        t0 = time.process_time()
+        train_correspondence(model, train, window, bench, seed, f"{name} correspondence")
+        seconds[name] = time.process_time() - t0
+        nets[name] = (model.eval(), untrained.eval(), window)
+    return TrainedNetworks(nets, seconds, train)
+
+
+def _data_figures(train: ClipBank, test: ClipBank, bench: BenchSize, seed: int) -> dict[str, Any]:
+    return {
+        "train_clips": len(train), "test_clips": len(test), "skipped_clips": [*train.skipped, *test.skipped],
+        "steps": bench.steps, "batch": bench.batch, "lr": bench.lr,
+        "data": f"make_clip seeds {1_000_000 * seed + _TRAIN_SEEDS}+ (train) and {1_000_000 * seed + _TEST_SEEDS}+ "
+                f"(test), {train.config.height}x{train.config.width}, {train.config.frames} frames at "
+                f"{train.config.fps} fps, {train.config.sample_rate} Hz, {train.config.n_sounding} instrument(s); "
+                f"test pairs centred on frame {_CENTRE}",
+    }
+
+
+@register_perception_bench(
+    "av-correspondence",
+    paper="Arandjelovic & Zisserman, L3-Net arXiv 1705.08168 and AVE-Net arXiv 1712.06651",
+    check="L3 correspondence accuracy >= 0.85; AVE audio-to-image recall@10 >= 0.50 over 1,000 clips",
+    ablation="the same networks untrained",
+)
+def bench_av_correspondence(quick: bool, seed: int) -> BenchOutcome:
+    """Train L3-Net and AVE-Net on one set of clips; test on clips of other seeds (module docstring)."""
+    bench = _QUICK if quick else FULL_SIZE
+    test = clip_bank(1_000_000 * seed + _TEST_SEEDS, bench.test)
+    trained = trained_networks(quick, seed, ("l3", "ave"))
+    nets = trained.nets
+    acc = {k: tuple(evaluate_correspondence(m, test, w, _CENTRE) for m in (t, u)) for k, (t, u, w) in nets.items()}
+    ave, ave0, w = nets["ave"]
+    rec, rec0 = _retrieval(ave, test, w, _CENTRE, (1, 10)), _retrieval(ave0, test, w, _CENTRE, (1, 10))
+    checks = (
+        Check("L3 correspondence accuracy", "fraction of held-out pairs (half mismatched), higher is better",
+              acc["l3"][0], acc["l3"][1], ">= 0.85 (chance 0.5)", acc["l3"][0] >= 0.85),
+        Check(f"AVE audio-to-image recall@10 of {len(test)}", "fraction of audio queries, higher is better",
+              rec[10], rec0[10], f">= 0.50 (chance {10 / len(test):.3f})", rec[10] >= 0.50),
+    )
+    figures = {
+        "correspondence_accuracy": {k: {"trained": v[0], "untrained": v[1]} for k, v in acc.items()},
+        "recall_at_1": {"trained": rec[1], "untrained": rec0[1]}, "chance_recall_at_10": 10 / len(test),
+        "params": {k: count_parameters(v[0]) for k, v in nets.items()}, "train_cpu_seconds": trained.cpu_seconds,
+        "windows": {"l3": SINGLE_FRAME.offsets, "ave": FRAME_STACK.offsets,
+                    "audio_frames": (SINGLE_FRAME.before, SINGLE_FRAME.after)},
+        **_data_figures(trained.bank, test, bench, seed),
+    }
+    return BenchOutcome(checks, figures)
+
+
+@register_perception_bench(
+    "avol-net",
+    paper="Arandjelovic & Zisserman, Objects that Sound (AVOL-Net), arXiv 1712.06651",
+    check="localisation map peak on the sounding object >= 0.70 (clips with one instrument)",
+    ablation="the same network untrained",
+)
+def bench_avol(quick: bool, seed: int) -> BenchOutcome:
+    """Train AVOL-Net on clips with one instrument; where does its map peak on held-out clips?"""
+    bench = _QUICK if quick else AVOL_SIZE
+    test = clip_bank(1_000_000 * seed + _TEST_SEEDS, bench.test, ONE_INSTRUMENT)
+    trained = trained_networks(quick, seed, ("avol",), ONE_INSTRUMENT, AVOL_SIZE)
+    avol, avol0, w = trained.nets["avol"]
+    loc, loc0 = _localisation(avol, test, w, _CENTRE), _localisation(avol0, test, w, _CENTRE)
+    acc = evaluate_correspondence(avol, test, w, _CENTRE), evaluate_correspondence(avol0, test, w, _CENTRE)
+    checks = (
+        Check("AVOL peak on the sounding object", "fraction of held-out frames with it sounding, higher is better",
+              loc["peak_on_sounding"], loc0["peak_on_sounding"], ">= 0.70", loc["peak_on_sounding"] >= 0.70),
+    )
+    figures = {
+        "localisation": {"trained": loc, "untrained": loc0},
+        "correspondence_accuracy": {"trained": acc[0], "untrained": acc[1]},
+        "params": count_parameters(avol), "train_cpu_seconds": trained.cpu_seconds["avol"],
+        **_data_figures(trained.bank, test, bench, seed),
+    }
+    return BenchOutcome(checks, figures)
+
+
+def train_localiser(path: PathLike, seed: int = 0) -> AVOLNet:
+    """AVOL-Net trained as the ``avol-net`` benchmark trains it at ``seed``, written to ``path``.
+
+    In a process that has just run the benchmark this is the benchmark's own network
+    (:func:`~perception.audiovisual.correspondence.trained_networks` is cached).
+    """
+    trained = trained_networks(False, seed, ("avol",), ONE_INSTRUMENT, AVOL_SIZE)
+    model = trained.nets["avol"][0]
+    save_avol(model, path, height=trained.bank.config.height, width=trained.bank.config.width,
+              sample_rate=trained.bank.config.sample_rate,
+              command=f"python -c \"from perception.audiovisual.correspondence import train_localiser; "
+                      f"train_localiser('{path}', seed={seed})\"")
+    return model

@@ -1,0 +1,392 @@
+"""A small VATT: transformers over raw video patches, waveform chunks and words, trained contrastively.
+
+Akbari, Yuan, Qian, Chuang, Chang, Cui and Gong, "VATT: Transformers for
+Multimodal Self-Supervised Learning from Raw Video, Audio and Text", NeurIPS
+2021 (arXiv 2104.11178).  Each modality is cut into tokens with no hand-made
+features: the video into 3-D tubelets of raw pixels (a linear projection,
+written as a strided ``Conv3d``), the waveform into chunks of raw samples, the
+text into words.  Learned positional embeddings (separable in time, height and
+width for the video) are added, an aggregation token ``[AGG]`` is prepended,
+and one transformer per modality ("modality-specific" VATT) encodes them.
+
+Training is self-supervised in VATT's fine-and-coarse common spaces: video and
+audio meet in a video-audio space (NCE, in-batch negatives, both directions),
+and the video's video-audio embedding is mapped on to a video-text space where
+it meets the clip's description (MIL-NCE, Miech et al. 2020: the several phrases
+of a clip are all positives).  **DropToken** drops a random fraction of the
+video and audio tokens of every clip while training (never the ``[AGG]``
+token, never at evaluation), which cuts the cost of the quadratic attention.
+
+Shapes (N clips)::
+
+    video    float [N, T, 3, H, W] in [0, 1]   T, H, W multiples of the tubelet
+    audio    float [N, L]                       raw waveform, L a multiple of the chunk
+    text     int64 [N, P, W]                    P phrases of W word ids (0 = padding), >= 1 word per clip
+    VATT.video_features(video) -> float [N, 2 * dim]   ([AGG] output beside the mean of the tokens)
+    VATT.losses(video, audio, text) -> {"loss", "nce_va", "mil_nce_vt"} scalars
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from perception.audiovisual.clips import VOCABULARY, ClipBank, clip_bank
+from perception.benchmark import (
+    BenchOutcome,
+    BenchSize,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
+from perception.model_stats import count_parameters
+from physics.errors import ConfigError, StateError
+
+__all__ = [
+    "VATTConfig",
+    "drop_tokens",
+    "nce_loss",
+    "mil_nce_loss",
+    "VATT",
+    "linear_probe",
+    "collision_late",
+]
+
+PAD = 0  # word id of padding; a phrase of all PAD is absent
+
+
+@dataclass(frozen=True)
+class VATTConfig:
+    """Size of :class:`VATT` (the paper's Base is 12 layers of width 768; this one fits a CPU).
+
+    Args:
+        frames, height, width: Video size T, H, W.
+        tubelet: (t, h, w) of a video patch (the paper's 4 x 16 x 16, smaller here).
+        samples: L, waveform samples per clip.
+        chunk: Waveform samples per audio token (the paper's 128).
+        vocab: Number of word ids (0 is padding).
+        dim: Transformer width.
+        depth: Layers per modality's transformer (the text's has one).
+        heads: Attention heads.
+        va_dim: Size of the video-audio space.
+        vt_dim: Size of the video-text space.
+        drop_token: Fraction of video and audio tokens dropped per clip in training (the paper's 0.5).
+        temperature: NCE temperature (the paper's 0.07 with batches of 2,048; 0.1 for batches of 32).
+    """
+
+    frames: int = 8
+    height: int = 64
+    width: int = 64
+    tubelet: tuple[int, int, int] = (2, 8, 8)
+    samples: int = 16000
+    chunk: int = 128
+    vocab: int = 64
+    dim: int = 64
+    depth: int = 2
+    heads: int = 4
+    va_dim: int = 64
+    vt_dim: int = 32
+    drop_token: float = 0.5
+    temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        t, h, w = self.tubelet
+        if self.frames % t or self.height % h or self.width % w:
+            raise ConfigError(f"VATTConfig: video {self.frames}x{self.height}x{self.width} is not a whole number "
+                              f"of tubelets {self.tubelet}")
+        if self.samples % self.chunk:
+            raise ConfigError(f"VATTConfig: {self.samples} samples is not a whole number of chunks of {self.chunk}")
+        if not 0.0 <= self.drop_token < 1.0:
+            raise ConfigError(f"VATTConfig: drop_token must be in [0, 1), got {self.drop_token}")
+        if self.dim % self.heads or self.vocab < 2 or self.temperature <= 0:
+            raise ConfigError(f"VATTConfig: dim must divide by heads, vocab >= 2, temperature > 0; got {self}")
+
+    @property
+    def video_grid(self) -> tuple[int, int, int]:
+        """Tubelets along time, height and width."""
+        t, h, w = self.tubelet
+        return self.frames // t, self.height // h, self.width // w
+
+    @property
+    def audio_tokens(self) -> int:
+        return self.samples // self.chunk
+
+
+def drop_tokens(tokens: Tensor, rate: float, generator: torch.Generator | None = None) -> Tensor:
+    """DropToken: keep a random ``1 - rate`` of each sequence's tokens, in their order.
+
+    Args:
+        tokens: float [N, K, D] (positional embeddings already added).
+        rate: Fraction dropped, in [0, 1); at least one token is kept.
+
+    Returns:
+        float [N, max(1, round(K * (1 - rate))), D].
+    """
+    n, k, d = tokens.shape
+    keep = max(1, round(k * (1.0 - rate)))
+    if keep >= k:
+        return tokens
+    order = torch.rand(n, k, generator=generator, device=tokens.device).argsort(1)[:, :keep].sort(1).values
+    return tokens.gather(1, order[..., None].expand(n, keep, d))
+
+
+def nce_loss(a: Tensor, b: Tensor, temperature: float) -> Tensor:
+    """Symmetric InfoNCE of paired unit embeddings ``a``, ``b`` [N, D]; the other rows are the negatives."""
+    logits = a @ b.T / temperature
+    target = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def mil_nce_loss(video: Tensor, phrases: Tensor, present: Tensor, temperature: float) -> Tensor:
+    """MIL-NCE: each clip's phrases are all positives, every other clip's phrases negatives.
+
+    Args:
+        video: float [N, D] unit embeddings.
+        phrases: float [N, P, D] unit embeddings of each clip's phrases.
+        present: bool [N, P], which phrases exist (each clip has at least one).
+
+    Returns:
+        Mean over clips of ``-log(sum_pos exp(s / t) / sum_all exp(s / t))``.
+    """
+    n, p, _ = phrases.shape
+    if not bool(present.any(1).all()):
+        raise StateError("mil_nce_loss: every clip needs at least one phrase")
+    sims = video @ phrases.reshape(n * p, -1).T / temperature  # [N, N * P]
+    sims = sims.masked_fill(~present.reshape(1, n * p), float("-inf"))
+    own = torch.eye(n, dtype=torch.bool, device=video.device).repeat_interleave(p, 1) & present.reshape(1, n * p)
+    positive = sims.masked_fill(~own, float("-inf")).logsumexp(1)
+    return (sims.logsumexp(1) - positive).mean()
+
+
+class _Encoder(nn.Module):
+    """[AGG] token + tokens -> transformer; returns [AGG] output and all token outputs."""
+
+    def __init__(self, dim: int, depth: int, heads: int) -> None:
+        super().__init__()
+        self.agg = nn.Parameter(torch.zeros(1, 1, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        nn.init.normal_(self.agg, std=0.02)
+
+    def forward(self, tokens: Tensor, padding: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x = torch.cat([self.agg.expand(tokens.shape[0], -1, -1), tokens], 1)
+        if padding is not None:
+            padding = torch.cat([torch.zeros_like(padding[:, :1]), padding], 1)
+        x = self.norm(self.blocks(x, src_key_padding_mask=padding))
+        return x[:, 0], x[:, 1:]
+
+
+class VATT(nn.Module):
+    """Modality-specific VATT with DropToken and the fine-and-coarse common spaces (module docstring)."""
+
+    def __init__(self, config: VATTConfig = VATTConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        gt, gh, gw = c.video_grid
+        self.patch = nn.Conv3d(3, c.dim, c.tubelet, c.tubelet)  # linear projection of raw tubelets
+        self.pos_t = nn.Parameter(torch.randn(gt, 1, 1, c.dim) * 0.02)
+        self.pos_h = nn.Parameter(torch.randn(1, gh, 1, c.dim) * 0.02)
+        self.pos_w = nn.Parameter(torch.randn(1, 1, gw, c.dim) * 0.02)
+        self.chunk = nn.Linear(c.chunk, c.dim)  # linear projection of raw waveform chunks
+        self.pos_a = nn.Parameter(torch.randn(1, c.audio_tokens, c.dim) * 0.02)
+        self.words = nn.Embedding(c.vocab, c.dim, padding_idx=PAD)
+        self.video_encoder = _Encoder(c.dim, c.depth, c.heads)
+        self.audio_encoder = _Encoder(c.dim, c.depth, c.heads)
+        self.text_encoder = _Encoder(c.dim, 1, c.heads)
+        self.video_to_va = nn.Linear(c.dim, c.va_dim)
+        self.audio_to_va = nn.Linear(c.dim, c.va_dim)
+        self.va_to_vt = nn.Linear(c.va_dim, c.vt_dim)
+        self.text_to_vt = nn.Linear(c.dim, c.vt_dim)
+
+    # ---------------------------------------------------------------- tokens
+    def video_tokens(self, video: Tensor) -> Tensor:
+        """float [N, T, 3, H, W] -> tokens [N, gt * gh * gw, dim] with positions added."""
+        c = self.config
+        if video.dim() != 5 or tuple(video.shape[1:]) != (c.frames, 3, c.height, c.width):
+            raise StateError(f"VATT: video must be [N, {c.frames}, 3, {c.height}, {c.width}], got {tuple(video.shape)}")
+        x = self.patch(video.transpose(1, 2))  # [N, dim, gt, gh, gw]
+        x = x.permute(0, 2, 3, 4, 1) + self.pos_t + self.pos_h + self.pos_w
+        return x.flatten(1, 3)
+
+    def audio_tokens(self, audio: Tensor) -> Tensor:
+        """float [N, L] -> tokens [N, L / chunk, dim] with positions added."""
+        c = self.config
+        if audio.dim() != 2 or audio.shape[1] != c.samples:
+            raise StateError(f"VATT: audio must be [N, {c.samples}], got {tuple(audio.shape)}")
+        return self.chunk(audio.view(audio.shape[0], c.audio_tokens, c.chunk)) + self.pos_a
+
+    # ---------------------------------------------------------------- encoders
+    def _drop(self, tokens: Tensor) -> Tensor:
+        return drop_tokens(tokens, self.config.drop_token) if self.training and self.config.drop_token else tokens
+
+    def encode_video(self, video: Tensor) -> tuple[Tensor, Tensor]:
+        """``([AGG] [N, dim], tokens [N, K, dim])``; DropToken applies in training mode."""
+        return self.video_encoder(self._drop(self.video_tokens(video)))
+
+    def encode_audio(self, audio: Tensor) -> tuple[Tensor, Tensor]:
+        return self.audio_encoder(self._drop(self.audio_tokens(audio)))
+
+    def encode_text(self, text: Tensor) -> Tensor:
+        """int64 [M, W] phrases -> [AGG] outputs [M, dim] (padding masked; an all-padding phrase gives a value
+        that callers mask out)."""
+        if text.dim() != 2:
+            raise StateError(f"VATT: phrases must be [M, W] word ids, got {tuple(text.shape)}")
+        pos = _sinusoid(text.shape[1], self.config.dim).to(text.device)
+        agg, _ = self.text_encoder(self.words(text) + pos, padding=text == PAD)
+        return agg
+
+    @torch.no_grad()
+    def video_features(self, video: Tensor, batch: int = 64) -> Tensor:
+        """Frozen video representation for a linear probe: ``[AGG]`` output beside the token mean, [N, 2 dim]."""
+        was = self.training
+        self.eval()
+        try:
+            out = []
+            for v in video.split(batch):
+                agg, tokens = self.encode_video(v)
+                out.append(torch.cat([agg, tokens.mean(1)], 1))
+            return torch.cat(out)
+        finally:
+            self.train(was)
+
+    # ---------------------------------------------------------------- objective
+    def losses(self, video: Tensor, audio: Tensor, text: Tensor) -> dict[str, Tensor]:
+        """NCE in the video-audio space plus MIL-NCE in the video-text space (VATT's equal weights)."""
+        c = self.config
+        if text.dim() != 3 or text.shape[0] != video.shape[0] or audio.shape[0] != video.shape[0]:
+            raise StateError(f"VATT.losses: needs N clips of each modality and text [N, P, W]; got video "
+                             f"{tuple(video.shape)}, audio {tuple(audio.shape)}, text {tuple(text.shape)}")
+        v_va = self.video_to_va(self.encode_video(video)[0])
+        a_va = self.audio_to_va(self.encode_audio(audio)[0])
+        v_vt = F.normalize(self.va_to_vt(v_va), dim=1)
+        n, p, w = text.shape
+        present = (text != PAD).any(2)
+        t_vt = F.normalize(self.text_to_vt(self.encode_text(text.view(n * p, w))), dim=1).view(n, p, -1)
+        nce = nce_loss(F.normalize(v_va, dim=1), F.normalize(a_va, dim=1), c.temperature)
+        mil = mil_nce_loss(v_vt, t_vt, present, c.temperature)
+        return {"loss": nce + mil, "nce_va": nce.detach(), "mil_nce_vt": mil.detach()}
+
+
+def _sinusoid(length: int, dim: int) -> Tensor:
+    """Fixed sinusoidal positions [length, dim] for words (a phrase is short; nothing to learn)."""
+    pos = torch.arange(length, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    out = torch.zeros(length, dim)
+    out[:, 0::2] = torch.sin(pos * freq)
+    out[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return out
+
+
+# ---------------------------------------------------------------------- probe and benchmark
+def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, classes: int, seed: int,
+                 steps: int = 300) -> float:
+    """Accuracy on ``test`` of a linear classifier trained on frozen features ``train_x`` [N, D].
+
+    The features are standardised with the training set's mean and deviation;
+    the classifier is trained by the shared loop (Adam, 1e-4 weight decay as L2).
+    """
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    xs, xt = (train_x - mean) / std, (test_x - mean) / std
+    torch.manual_seed(seed)
+    probe = nn.Linear(xs.shape[1], classes)
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        logits = probe(xs[idx])
+        return {"loss": F.cross_entropy(logits, train_y[idx]) + 1e-4 * probe.weight.square().sum()}
+
+    train_steps(probe, step, items=len(train_y), steps=steps, batch=min(256, len(train_y)), lr=1e-2, seed=seed,
+                desc="linear probe", per_round=steps)
+    with torch.no_grad():
+        return float((probe(xt).argmax(1) == test_y).float().mean())
+
+
+def collision_late(collisions: Tensor) -> Tensor:
+    """The probe's event label: int64 [N], 1 when a collision sounds in the second half of the clip.
+
+    Args:
+        collisions: int64 [N, T], collisions starting in each frame.
+    """
+    return (collisions[:, collisions.shape[1] // 2 :].sum(1) > 0).long()
+
+
+_FULL = BenchSize(train=600, test=1000, steps=400, batch=32, lr=1e-3)
+_QUICK = BenchSize(train=12, test=12, steps=2, batch=4)
+_VIDEO_STRIDE = 2  # every second frame: 8 of the clip's 16, 4 fps
+_CHUNK = 128
+
+
+def _inputs(bank: ClipBank, config: VATTConfig) -> tuple[Tensor, Tensor, Tensor]:
+    video = bank.frames[:, ::_VIDEO_STRIDE].float() / 255.0
+    return video, bank.wave[:, : config.samples], bank.text
+
+
+def _config(bank: ClipBank) -> VATTConfig:
+    cfg = bank.config
+    return VATTConfig(frames=cfg.frames // _VIDEO_STRIDE, height=cfg.height, width=cfg.width,
+                      samples=cfg.samples // _CHUNK * _CHUNK, chunk=_CHUNK, vocab=len(VOCABULARY))
+
+
+def train_vatt(model: VATT, video: Tensor, audio: Tensor, text: Tensor, bench: BenchSize, seed: int) -> float:
+    """Pretrain ``model`` contrastively with the shared loop; returns CPU seconds per step."""
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        return model.losses(video[idx], audio[idx], text[idx])
+
+    t0 = time.process_time()
+    train_steps(model, step, items=len(video), steps=bench.steps, batch=bench.batch, lr=bench.lr, seed=seed,
+                desc=f"vatt drop_token={model.config.drop_token}", per_round=50)
+    return (time.process_time() - t0) / max(bench.steps, 1)
+
+
+@register_perception_bench(
+    "vatt",
+    paper="Akbari et al., VATT, NeurIPS 2021, arXiv 2104.11178",
+    check="linear probe of frozen video features (collision in the clip's second half) >= random encoder + 15 "
+    "points; DropToken 0.5 cuts CPU time per step >= 40% with the probe within 2 points",
+    ablation="a randomly initialised encoder; the same VATT without DropToken",
+)
+def bench_vatt(quick: bool, seed: int) -> BenchOutcome:
+    """Pretrain VATT with and without DropToken on the same clips, probe the frozen video features."""
+    bench = _QUICK if quick else _FULL
+    train = clip_bank(1_000_000 * seed, bench.train)
+    test = clip_bank(1_000_000 * seed + 500_000, bench.test)
+    config = _config(train)
+    video, audio, text = _inputs(train, config)
+    test_video = _inputs(test, config)[0]
+    y_train, y_test = collision_late(train.collisions), collision_late(test.collisions)
+    probes, step_seconds, params = {}, {}, 0
+    for name, drop in (("random", None), ("drop_token", config.drop_token), ("no_drop", 0.0)):
+        torch.manual_seed(seed)
+        model = VATT(replace(config, drop_token=drop or 0.0))
+        params = count_parameters(model)
+        if drop is not None:
+            step_seconds[name] = train_vatt(model, video, audio, text, bench, seed)
+        probes[name] = linear_probe(model.video_features(video), y_train, model.video_features(test_video), y_test,
+                                    2, seed)
+    cut = 1.0 - step_seconds["drop_token"] / step_seconds["no_drop"]
+    gap = abs(probes["drop_token"] - probes["no_drop"])
+    checks = (
+        Check("probe accuracy, collision in second half", "fraction of held-out clips, higher is better",
+              probes["drop_token"], probes["random"], ">= ablation + 0.15",
+              probes["drop_token"] >= probes["random"] + 0.15),
+        Check("DropToken 0.5: CPU time per step cut", "1 - time(drop) / time(no drop), higher is better",
+              cut, None, ">= 0.40", cut >= 0.40),
+        Check("DropToken 0.5: probe change", "|probe(drop) - probe(no drop)|, lower is better",
+              gap, probes["no_drop"], "<= 0.02", gap <= 0.02),
+    )
+    figures = {
+        "probe_accuracy": probes, "majority_class": float(max(y_test.float().mean(), 1 - y_test.float().mean())),
+        "cpu_seconds_per_step": step_seconds, "params": params,
+        "train_clips": len(train), "test_clips": len(test), "steps": bench.steps, "batch": bench.batch,
+        "lr": bench.lr, "tokens": {"video": int(torch.tensor(config.video_grid).prod()),
+                                   "audio": config.audio_tokens, "phrases": int(text.shape[1])},
+        "skipped_clips": [*train.skipped, *test.skipped],
+    }
+    return BenchOutcome(checks, figures)

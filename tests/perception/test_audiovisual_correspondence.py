@@ -1,0 +1,145 @@
+"""L3-Net, AVE-Net, AVOL-Net: shapes, the AVE distance and AVOL max pooling, negatives, metrics, losses fall."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from perception.audiovisual.correspondence import (
+    AVENet,
+    AVNetConfig,
+    AVOLNet,
+    L3Net,
+    correspondence_logits,
+    correspondence_loss,
+    load_avol,
+    mismatched_partners,
+    peak_hits,
+    recall_at_k,
+    save_avol,
+)
+from physics.errors import CheckpointError, ConfigError, StateError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SMALL = AVNetConfig(widths=(4, 8, 8), embed=8, fusion=8)
+
+
+def _pairs(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 32, 32, generator=g), torch.randn(n, 1, 24, 16, generator=g)
+
+
+def test_networks_return_the_documented_shapes():
+    frames, spec = _pairs()
+    torch.manual_seed(0)
+    assert L3Net(SMALL)(frames, spec).shape == (6, 2)
+    assert AVENet(SMALL)(frames, spec).shape == (6, 2)
+    score, grid = AVOLNet(SMALL)(frames, spec)
+    assert score.shape == (6,) and grid.shape == (6, 8, 8)  # 32 / 2^(3 - 1)
+    assert AVNetConfig(convs=2).convs == 2 and len(L3Net(AVNetConfig(convs=2)).vision.net) > len(L3Net().vision.net)
+    maps = AVOLNet(SMALL).localise(frames, spec)
+    assert maps.shape == (6, 32, 32) and 0 <= float(maps.min()) and float(maps.max()) <= 1
+
+
+def test_ave_net_embeddings_are_unit_and_its_logits_depend_only_on_their_distance():
+    frames, spec = _pairs()
+    torch.manual_seed(0)
+    net = AVENet(SMALL).eval()
+    with torch.no_grad():
+        v, a = net.embed_frames(frames), net.embed_audio(spec)
+        assert torch.allclose(v.norm(dim=1), torch.ones(6)) and torch.allclose(a.norm(dim=1), torch.ones(6))
+        dist = (v - a).norm(dim=1, keepdim=True)
+        assert torch.allclose(net(frames, spec), net.calibrate(dist))
+
+
+def test_avol_score_is_the_maximum_of_its_map():
+    frames, spec = _pairs()
+    torch.manual_seed(0)
+    net = AVOLNet(SMALL).eval()
+    with torch.no_grad():
+        score, grid = net(frames, spec)
+    assert torch.equal(score, grid.flatten(1).amax(1))
+
+
+def test_wrong_shapes_and_configs_are_refused_by_name():
+    frames, spec = _pairs()
+    with pytest.raises(StateError, match="frames must be"):
+        L3Net(SMALL)(frames[:, :1], spec)
+    with pytest.raises(StateError, match="pairs need one of each"):
+        AVENet(SMALL)(frames, spec[:3])
+    with pytest.raises(ConfigError, match="widths"):
+        AVNetConfig(widths=())
+
+
+def test_mismatched_partners_never_pair_a_row_with_itself_and_same_clip_partners_count_as_corresponding():
+    g = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        partner = mismatched_partners(torch.arange(5), g)
+        assert (partner != torch.arange(5)).all() and sorted(partner.tolist()) == list(range(5))
+    with pytest.raises(StateError, match="at least 2"):
+        mismatched_partners(torch.arange(1))
+    frames, spec = _pairs(4)
+    torch.manual_seed(0)
+    logits, labels = correspondence_logits(L3Net(SMALL), frames, spec, torch.tensor([7, 7, 7, 7]), g)
+    assert logits.shape == (8, 2) and labels.tolist() == [1] * 8  # every partner is the same clip
+
+
+def test_recall_at_k_counts_the_own_item_among_the_k_nearest():
+    items = torch.eye(4)
+    queries = torch.eye(4)[[0, 2, 1, 3]]  # queries 1 and 2 are nearest to each other's item
+    assert recall_at_k(queries, items, 1) == 0.5
+    assert recall_at_k(queries, items, 2) == 1.0
+    with pytest.raises(StateError, match="1 <= k"):
+        recall_at_k(queries, items, 5)
+
+
+def test_peak_hits_reads_the_target_under_each_maximum():
+    maps = torch.zeros(2, 4, 4)
+    maps[0, 1, 2] = 1.0
+    maps[1, 3, 3] = 1.0
+    targets = torch.zeros(2, 4, 4, dtype=torch.bool)
+    targets[0, 1, 2] = True
+    targets[1, 0, 0] = True
+    assert peak_hits(maps, targets).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("cls", [L3Net, AVENet, AVOLNet])
+def test_each_network_learns_a_planted_correspondence(cls):
+    # the clip's identity is a colour in the frame and a frequency band in the spectrogram
+    n = 16
+    ids = torch.arange(n) % 4
+    frames = torch.zeros(n, 3, 16, 16)
+    frames[torch.arange(n), ids % 3, 4:12, 4:12] = 1.0
+    frames[ids == 3] = 0.5
+    spec = torch.zeros(n, 1, 16, 8)
+    for row in range(n):
+        spec[row, 0, 4 * ids[row] : 4 * ids[row] + 4] = 1.0
+    torch.manual_seed(0)
+    net = cls(AVNetConfig(widths=(8, 8, 16), embed=8, fusion=16))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(80):
+        logits, labels = correspondence_logits(net, frames, spec, ids, g)
+        loss = correspondence_loss(logits, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+
+
+def test_avol_checkpoint_round_trips_and_a_damaged_one_is_refused(tmp_path):
+    torch.manual_seed(0)
+    net = AVOLNet(SMALL).eval()
+    path = tmp_path / "avol.pt"
+    save_avol(net, path, height=32, width=32, sample_rate=11025, command="test")
+    back, meta = load_avol(path)
+    frames, spec = _pairs()
+    with torch.no_grad():
+        assert torch.equal(back.similarity_map(frames, spec), net.similarity_map(frames, spec))
+    assert meta["height"] == 32 and meta["sample_rate"] == 11025 and meta["command"] == "test"
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_avol(path)

@@ -1,0 +1,121 @@
+"""VATT: tokens, DropToken, NCE and MIL-NCE, frozen features, and the contrastive losses fall."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from perception.audiovisual.clips import Vocabulary
+from perception.audiovisual.vatt import (
+    VATT,
+    VATTConfig,
+    drop_tokens,
+    mil_nce_loss,
+    nce_loss,
+)
+from physics.errors import ConfigError, StateError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = VATTConfig(frames=4, height=16, width=16, tubelet=(2, 8, 8), samples=256, chunk=32, vocab=12, dim=16,
+                  depth=1, heads=2, va_dim=8, vt_dim=8)
+
+
+def _batch(n: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    video = torch.rand(n, 4, 3, 16, 16, generator=g)
+    audio = torch.randn(n, 256, generator=g)
+    text = torch.randint(1, 12, (n, 3, 4), generator=g)
+    text[:, 2] = 0  # a missing phrase
+    return video, audio, text
+
+
+def test_tokens_have_one_per_tubelet_and_chunk():
+    video, audio, _ = _batch()
+    torch.manual_seed(0)
+    net = VATT(TINY)
+    assert net.video_tokens(video).shape == (4, 2 * 2 * 2, 16)
+    assert net.audio_tokens(audio).shape == (4, 8, 16)
+    assert net.video_features(video).shape == (4, 32)
+
+
+def test_drop_token_keeps_the_asked_share_in_order_and_only_in_training():
+    tokens = torch.arange(10, dtype=torch.float32).view(1, 10, 1).expand(3, 10, 2)
+    kept = drop_tokens(tokens, 0.5, torch.Generator().manual_seed(0))
+    assert kept.shape == (3, 5, 2)
+    assert (kept[:, 1:, 0] > kept[:, :-1, 0]).all()  # order kept, no repeats
+    video, _, _ = _batch()
+    torch.manual_seed(0)
+    net = VATT(TINY)
+    assert net.train().encode_video(video)[1].shape[1] == 4  # 8 tokens, half dropped
+    assert net.eval().encode_video(video)[1].shape[1] == 8
+
+
+def test_video_features_are_deterministic_and_leave_the_mode_alone():
+    video, _, _ = _batch()
+    torch.manual_seed(0)
+    net = VATT(TINY).train()
+    a, b = net.video_features(video), net.video_features(video)
+    assert torch.equal(a, b) and net.training
+
+
+def test_nce_is_low_for_matched_pairs_and_log_n_for_uninformative_ones():
+    e = torch.eye(5)
+    assert float(nce_loss(e, e, 0.07)) < 1e-3
+    assert math.isclose(float(nce_loss(torch.ones(5, 5) / 5**0.5, torch.ones(5, 5) / 5**0.5, 0.07)), math.log(5),
+                        rel_tol=1e-5)
+
+
+def test_mil_nce_counts_every_phrase_of_a_clip_as_positive_and_ignores_missing_ones():
+    video = torch.eye(3)
+    phrases = torch.zeros(3, 2, 3)
+    phrases[:, 0] = torch.eye(3)  # each clip's first phrase matches it
+    phrases[:, 1] = torch.eye(3)[[1, 2, 0]]  # the second is another clip's direction
+    present = torch.tensor([[True, False]] * 3)
+    low = mil_nce_loss(video, phrases, present, 0.1)
+    both = mil_nce_loss(video, phrases, torch.ones(3, 2, dtype=torch.bool), 0.1)
+    assert float(low) < 1e-3 < float(both)
+    with pytest.raises(StateError, match="at least one phrase"):
+        mil_nce_loss(video, phrases, torch.zeros(3, 2, dtype=torch.bool), 0.1)
+
+
+def test_vocabulary_pads_and_marks_unknown_words():
+    v = Vocabulary(["red", "cube", "red"])
+    assert len(v) == 4
+    assert v.encode(["Red cube hits", "sphere"], words=2).tolist() == [[2, 3], [1, 0]]
+
+
+def test_bad_sizes_are_refused_by_name():
+    with pytest.raises(ConfigError, match="tubelets"):
+        VATTConfig(frames=5)
+    with pytest.raises(ConfigError, match="drop_token"):
+        VATTConfig(drop_token=1.0)
+    torch.manual_seed(0)
+    with pytest.raises(StateError, match="video must be"):
+        VATT(TINY).video_tokens(torch.zeros(2, 4, 3, 8, 8))
+
+
+def test_contrastive_losses_fall_on_paired_clips():
+    # each clip's video, waveform and first phrase are its own; only pairing them lowers the losses
+    n = 8
+    g = torch.Generator().manual_seed(0)
+    video, audio = torch.rand(n, 4, 3, 16, 16, generator=g), torch.randn(n, 256, generator=g)
+    text = torch.zeros(n, 2, 4, dtype=torch.long)
+    text[:, 0, 0] = 2 + torch.arange(n)
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(TINY, temperature=0.2))  # DropToken at 0.5 stays on
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(40):
+        out = net.losses(video, audio, text)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:3]) / 3
+    assert sum(losses[-3:]) / 3 < 2 * math.log(n) - 1.0  # chance is log n per loss
+    assert F.normalize(net.video_features(video), dim=1).isfinite().all()
