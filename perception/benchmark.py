@@ -110,6 +110,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.geometry.warped",
         "perception.events.tsm",
         "perception.events.ctcn",
+        "perception.training_methods.curveball",
     ),
 )
 
@@ -175,6 +176,7 @@ def train_steps(
     seed: int,
     desc: str,
     per_round: int = 100,
+    optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` with the shared loop (:class:`~physics.training.TrainLoop`), no checkpoint file.
 
@@ -184,7 +186,7 @@ def train_steps(
     round r's draws come from a generator seeded with ``seed * 1000 + r``.
 
     Args:
-        model: The network; its parameters are optimised with Adam at the constant rate ``lr``.
+        model: The network; its parameters are optimised (by default with Adam) at the constant rate ``lr``.
         step_fn: int64 [batch] indices of the training items -> ``{"loss": scalar, ...}``.
         items: Number of training items.
         steps: Optimiser steps in all.
@@ -193,6 +195,7 @@ def train_steps(
         seed: Seeds every generator before training, and the batches.
         desc: Name of the run in the history records.
         per_round: Steps per round of the loop (one history record each).
+        optimizer: Model -> its optimiser (default: Adam over its parameters); the loop sets its rate.
 
     Returns:
         The loop's history: one record per round (mean loss, step, seconds).
@@ -203,8 +206,8 @@ def train_steps(
         return list(torch.randint(items, (min(per_round, steps - r * per_round), batch), generator=g))
 
     seed_everything(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loop = TrainLoop(model, optimizer, Constant(lr), None, flags={"lr": lr, "steps": steps, "seed": seed},
+    opt = optimizer(model) if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
+    loop = TrainLoop(model, opt, Constant(lr), None, flags={"lr": lr, "steps": steps, "seed": seed},
                      unit="step", desc=desc, progress=False)
     return loop.fit(-(-steps // per_round), batches, step_fn)
 
