@@ -111,6 +111,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.events.tsm",
         "perception.events.ctcn",
         "perception.training_methods.curveball",
+        "perception.training_methods.distillation",
     ),
 )
 
