@@ -112,6 +112,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.events.ctcn",
         "perception.training_methods.curveball",
         "perception.training_methods.distillation",
+        "perception.robust.defensive_quantization",
     ),
 )
 
