@@ -113,6 +113,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.training_methods.curveball",
         "perception.training_methods.distillation",
         "perception.robust.defensive_quantization",
+        "perception.robust.trap_and_replace",
     ),
 )
 
