@@ -114,6 +114,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.training_methods.distillation",
         "perception.robust.defensive_quantization",
         "perception.robust.trap_and_replace",
+        "perception.training_methods.residual_adapters",
     ),
 )
 
