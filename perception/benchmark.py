@@ -115,6 +115,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.robust.defensive_quantization",
         "perception.robust.trap_and_replace",
         "perception.training_methods.residual_adapters",
+        "perception.training_methods.once_for_all",
     ),
 )
 
