@@ -181,6 +181,12 @@ class OFANet(nn.Module):
             rng.choice(c.resolutions),
         )
 
+    def minimum(self, kernel: bool, depth: bool, width: bool) -> SubNet:
+        """The smallest sub-network over the dimensions made elastic so far (others at their largest)."""
+        small, big = smallest(self.config), largest(self.config)
+        return SubNet(small.kernels if kernel else big.kernels, small.expands if width else big.expands,
+                      small.depths if depth else big.depths, small.resolution)
+
 
 @torch.no_grad()
 def recalibrate_batchnorm(model: OFANet, sub: SubNet, crops: Tensor, batches: int = 10, batch: int = 64) -> None:
@@ -214,20 +220,31 @@ class ShrinkSchedule:
 
 
 def progressive_shrinking(model: OFANet, crops: Tensor, labels: dict[str, Tensor], schedule: ShrinkSchedule, *,
-                          batch: int, lr: float, seed: int, distill: float = 1.0) -> OFANet:
-    """Train the supernet: largest network, then elastic kernel, depth and width (resolution sampled throughout)."""
+                          batch: int, lr: float, seed: int, distill: float = 1.0, sandwich: bool = True) -> OFANet:
+    """Train the supernet: largest network, then elastic kernel, depth and width (resolution sampled throughout).
+
+    With ``sandwich`` every step of the elastic phases also trains the smallest sub-network over the
+    dimensions made elastic so far (uniform sampling alone almost never draws it).
+    """
     rng = random.Random(seed)
     teacher: OFANet | None = None
 
     def phase(steps: int, kernel: bool, depth: bool, width: bool, tag: str) -> None:
         def step(idx: Tensor) -> dict[str, Tensor]:
-            sub = model.sample(rng, kernel, depth, width)
-            logits = model(crops[idx], sub)
-            loss = attribute_loss(logits, {a: v[idx] for a, v in labels.items()})
+            subs = [model.sample(rng, kernel, depth, width)]
+            if sandwich and teacher is not None:
+                subs.append(model.minimum(kernel, depth, width))
+            target = {a: v[idx] for a, v in labels.items()}
+            soft = None
             if teacher is not None and distill > 0:
                 with torch.no_grad():
                     soft = teacher(crops[idx])
-                loss = loss + distill * _soft_loss(logits, soft)
+            loss = torch.zeros(())
+            for sub in subs:
+                logits = model(crops[idx], sub)
+                loss = loss + attribute_loss(logits, target)
+                if soft is not None:
+                    loss = loss + distill * _soft_loss(logits, soft)
             return {"loss": loss}
 
         if steps:

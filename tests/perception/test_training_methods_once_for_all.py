@@ -34,6 +34,9 @@ def test_every_sub_network_runs_and_the_extremes_differ_in_size():
         assert net(x, net.sample(rng, True, True, True)).shape == (2, 13)
     small, big = smallest(TINY), largest(TINY)
     assert small.kernels[0] == 3 and small.depths == (1, 1, 1) and big.expands[0] == 4 and big.resolution == 16
+    partial = net.minimum(kernel=True, depth=False, width=False)  # the sandwich's small end in the kernel phase
+    assert set(partial.kernels) == {3} and set(partial.expands) == {4} and partial.depths == (3, 3, 3)
+    assert net.minimum(True, True, True) == small
     with pytest.raises(ConfigError):
         OFAConfig(kernels=(3, 4))
 
