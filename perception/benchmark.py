@@ -122,6 +122,12 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.interpret.scaffold",
         "perception.audiovisual.correspondence",
         "perception.audiovisual.vatt",
+        "perception.training_methods.curveball",
+        "perception.training_methods.distillation",
+        "perception.robust.defensive_quantization",
+        "perception.robust.trap_and_replace",
+        "perception.training_methods.residual_adapters",
+        "perception.training_methods.once_for_all",
     ),
 )
 
@@ -187,6 +193,7 @@ def train_steps(
     seed: int,
     desc: str,
     per_round: int = 100,
+    optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` with the shared loop (:class:`~physics.training.TrainLoop`), no checkpoint file.
 
@@ -196,7 +203,7 @@ def train_steps(
     round r's draws come from a generator seeded with ``seed * 1000 + r``.
 
     Args:
-        model: The network; its parameters are optimised with Adam at the constant rate ``lr``.
+        model: The network; its parameters are optimised (by default with Adam) at the constant rate ``lr``.
         step_fn: int64 [batch] indices of the training items -> ``{"loss": scalar, ...}``.
         items: Number of training items.
         steps: Optimiser steps in all.
@@ -205,6 +212,7 @@ def train_steps(
         seed: Seeds every generator before training, and the batches.
         desc: Name of the run in the history records.
         per_round: Steps per round of the loop (one history record each).
+        optimizer: Model -> its optimiser (default: Adam over its parameters); the loop sets its rate.
 
     Returns:
         The loop's history: one record per round (mean loss, step, seconds).
@@ -215,8 +223,8 @@ def train_steps(
         return list(torch.randint(items, (min(per_round, steps - r * per_round), batch), generator=g))
 
     seed_everything(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loop = TrainLoop(model, optimizer, Constant(lr), None, flags={"lr": lr, "steps": steps, "seed": seed},
+    opt = optimizer(model) if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
+    loop = TrainLoop(model, opt, Constant(lr), None, flags={"lr": lr, "steps": steps, "seed": seed},
                      unit="step", desc=desc, progress=False)
     return loop.fit(-(-steps // per_round), batches, step_fn)
 

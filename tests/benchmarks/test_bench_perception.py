@@ -12,7 +12,8 @@ from perception.benchmark import PERCEPTION_BENCHES, BenchOutcome, Check, regist
 
 BUILT_IN = ("selective", "polyphase", "warped", "tsm", "ctcn", "av-correspondence", "avol-net", "vatt", "vae", "gan",
             "deep-image-prior", "score-manifold", "gan-dissection", "masked-conv-ae", "net2vec",
-            "meaningful-perturbation", "promotion-suppression", "scaffold")
+            "meaningful-perturbation", "promotion-suppression", "scaffold", "curveball", "distillation",
+            "defensive-quantization", "trap-and-replace", "residual-adapters", "once-for-all")
 
 
 @pytest.fixture
