@@ -1,0 +1,1 @@
+"""Audio-visual perception: which pixels make which sound, separation of mixtures, correspondence."""
