@@ -57,6 +57,7 @@ __all__ = [
     "separate",
     "sdr",
     "pool_seeds",
+    "bench_pools",
     "frames_float",
     "chunks",
 ]
@@ -293,6 +294,13 @@ def pool_seeds(seed: int, part: int, n: int) -> tuple[int, ...]:
     """Clip seeds of pool ``part`` (0 train, 1 test, ...) of a benchmark run from ``seed``: disjoint ranges."""
     base = (4 * seed + part) * 100_000
     return tuple(range(base, base + n))
+
+
+def bench_pools(seed: int, train: int, test: int) -> tuple[SeparationClips, SeparationClips]:
+    """A benchmark run's clips: ``train`` clips of seed range 0 of ``seed`` and ``test`` of range 1
+    (:func:`pool_seeds`), under :func:`clip_config`."""
+    config = clip_config()
+    return separation_clips(pool_seeds(seed, 0, train), config), separation_clips(pool_seeds(seed, 1, test), config)
 
 
 def frames_float(frames: Tensor) -> Tensor:

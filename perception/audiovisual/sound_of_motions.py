@@ -45,29 +45,24 @@ from perception.audiovisual.dense_trajectories import dense_tracks, track_displa
 from perception.audiovisual.mix_separate import (
     MixtureBatch,
     SeparationClips,
-    clip_config,
-    draw_partners,
+    bench_pools,
     frames_float,
-    mask_loss,
-    mixture_batch,
-    pool_seeds,
-    separation_clips,
 )
 from perception.audiovisual.sound_of_pixels import (
     SoundOfPixels,
     SoundOfPixelsConfig,
-    disentangle_loss,
     held_out_pairs,
     pooled_frames,
     separation_sdr,
+    sop_forward,
     sop_logits,
+    train_mix_separate,
 )
 from perception.benchmark import (
     BenchOutcome,
     BenchSize,
     Check,
     register_perception_bench,
-    train_steps,
 )
 from physics.errors import ConfigError, StateError
 
@@ -77,6 +72,7 @@ __all__ = [
     "SoundOfMotions",
     "clip_tracks",
     "train_separator",
+    "som_forward",
     "som_logits",
 ]
 
@@ -194,53 +190,48 @@ def clip_tracks(clips: SeparationClips, stride: int) -> Tensor:
     return torch.stack([dense_tracks(frames_float(f), stride) for f in clips.frames])
 
 
-def som_logits(model: SoundOfMotions, clips: SeparationClips, batch: MixtureBatch, pair: Tensor,
-               tracks: Tensor) -> Tensor:
-    """Mask logits ``[b, 2, F', N']`` of the clips of ``pair`` ``[b, 2]`` (``tracks`` of every clip)."""
+def som_forward(model: SoundOfMotions, clips: SeparationClips, batch: MixtureBatch, pair: Tensor,
+                tracks: Tensor) -> tuple[Tensor, Tensor]:
+    """Mask logits ``[b, 2, F', N']`` and clip vectors of the clips of ``pair`` ``[b, 2]`` (``tracks`` of every clip)."""
     cfg = model.config.appearance
     frames = pooled_frames(clips, pair.flatten(), cfg.frames).view(*pair.shape, cfg.frames, *clips.frames.shape[2:])
-    return model(batch, frames, tracks[pair])[0]
+    return model(batch, frames, tracks[pair])
+
+
+def som_logits(model: SoundOfMotions, clips: SeparationClips, batch: MixtureBatch, pair: Tensor,
+               tracks: Tensor) -> Tensor:
+    """The mask logits of :func:`som_forward`."""
+    return som_forward(model, clips, batch, pair, tracks)[0]
 
 
 def train_separator(model: nn.Module, clips: SeparationClips, bench: BenchSize, seed: int, *,
                     curriculum: float, tracks: Tensor | None = None, desc: str, per_round: int = 50) -> list[dict]:
-    """Mix-and-separate training with the curriculum: the first ``curriculum`` of the steps on
-    mixtures of different categories, the rest on mixtures of identical-looking instruments.
+    """Mix-and-separate training with the curriculum (:func:`~perception.audiovisual.sound_of_pixels.
+    train_mix_separate`): the first ``curriculum`` of the steps on mixtures of different categories,
+    the rest on mixtures of identical-looking instruments.
 
     ``model`` is a :class:`SoundOfMotions` (``tracks`` ``[N, T, P, 2]`` of every clip needed) or a
     :class:`SoundOfPixels`.  Returns the loop's history, one record per ``per_round`` steps.
     """
-    if not 0.0 <= curriculum <= 1.0:
-        raise ConfigError(f"curriculum must be a fraction of the steps in [0, 1], got {curriculum}")
-    partners = torch.Generator().manual_seed(seed + 7)
-    switch = round(curriculum * bench.steps)
-    done = [0]
-    frames_cfg = model.config.appearance if isinstance(model, SoundOfMotions) else model.config
+    if isinstance(model, SoundOfMotions):
+        if tracks is None:
+            raise ConfigError("train_separator: a SoundOfMotions model needs the clips' tracks")
+        cfg = model.config.appearance
 
-    def step(idx: Tensor) -> dict[str, Tensor]:
-        mode = "different" if done[0] < switch else "same-look"
-        done[0] += 1
-        pair = torch.stack([idx, draw_partners(clips, idx, mode, partners)], 1)
-        batch = mixture_batch(clips.waves[pair])
-        if isinstance(model, SoundOfMotions):
-            frames = pooled_frames(clips, pair.flatten(), frames_cfg.frames)
-            logits, vector = model(batch, frames.view(*pair.shape, *frames.shape[1:]), tracks[pair])
-        else:
-            frames = pooled_frames(clips, pair.flatten(), frames_cfg.frames)
-            logits, vector = model(batch.log_mix, frames.view(*pair.shape, *frames.shape[1:]))
-        sep = mask_loss(logits, batch)
-        dis = disentangle_loss(vector.flatten(0, 1), clips.category[pair.flatten()])
-        return {"loss": sep + frames_cfg.disentangle * dis, "separation": sep.detach(), "disentangle": dis.detach()}
+        def forward(batch: MixtureBatch, pair: Tensor) -> tuple[Tensor, Tensor]:
+            return som_forward(model, clips, batch, pair, tracks)
+    else:
+        cfg = model.config
 
-    model.train()
-    history = train_steps(model, step, items=len(clips), steps=bench.steps, batch=bench.batch, lr=bench.lr,
-                          seed=seed, desc=desc, per_round=per_round)
-    model.eval()
-    return history
+        def forward(batch: MixtureBatch, pair: Tensor) -> tuple[Tensor, Tensor]:
+            return sop_forward(model, clips, batch, pair)
+
+    return train_mix_separate(model, clips, bench, seed, forward=forward, disentangle=cfg.disentangle,
+                              curriculum=curriculum, desc=desc, per_round=per_round)
 
 
 # ---------------------------------------------------------------------- benchmark
-_FULL = BenchSize(train=480, test=160, steps=1000, batch=8, lr=2e-3)
+_FULL = BenchSize(train=240, test=120, steps=600, batch=8, lr=2e-3)
 _QUICK = BenchSize(train=12, test=6, steps=3, batch=2)
 _CURRICULUM = 0.5  # half the steps on different-category mixtures, then identical-looking ones
 
@@ -255,9 +246,7 @@ def bench_sound_of_motions(quick: bool, seed: int) -> BenchOutcome:
     """Train both models on clips of seed range 0 of ``seed``; test on identical-looking pairs of range 1."""
     bench = _QUICK if quick else _FULL
     t0 = time.process_time()
-    config = clip_config()
-    train = separation_clips(pool_seeds(seed, 0, bench.train), config)
-    test = separation_clips(pool_seeds(seed, 1, bench.test), config)
+    train, test = bench_pools(seed, bench.train, bench.test)
     som_cfg = SoundOfMotionsConfig()
     train_tracks = clip_tracks(train, som_cfg.track_stride)
     test_tracks = clip_tracks(test, som_cfg.track_stride)

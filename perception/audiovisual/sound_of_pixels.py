@@ -42,16 +42,14 @@ from perception.audiovisual.mix_separate import (
     AudioUNet,
     MixtureBatch,
     SeparationClips,
+    bench_pools,
     chunks,
-    clip_config,
     draw_partners,
     frames_float,
     mask_loss,
     mixture_batch,
-    pool_seeds,
     sdr,
     separate,
-    separation_clips,
 )
 from perception.benchmark import (
     BenchOutcome,
@@ -67,6 +65,8 @@ __all__ = [
     "PixelNet",
     "SoundOfPixels",
     "disentangle_loss",
+    "sop_forward",
+    "train_mix_separate",
     "train_sound_of_pixels",
     "pooled_frames",
     "held_out_pairs",
@@ -196,26 +196,62 @@ def pooled_frames(clips: SeparationClips, idx: Tensor, count: int) -> Tensor:
     return frames_float(clips.frames[idx][:, picks])
 
 
-def train_sound_of_pixels(model: SoundOfPixels, clips: SeparationClips, bench: BenchSize, seed: int,
-                          desc: str = "sound-of-pixels", per_round: int = 50) -> list[dict]:
-    """Mix-and-separate training on pairs of clips of different categories (partners drawn from ``seed``);
-    the loop's history, one record (mean losses) per ``per_round`` steps."""
+def sop_forward(model: SoundOfPixels, clips: SeparationClips, batch: MixtureBatch,
+                pair: Tensor) -> tuple[Tensor, Tensor]:
+    """Mask logits ``[b, 2, F', N']`` and clip vectors ``[b, 2, K]`` of the clips of ``pair`` ``[b, 2]``
+    in ``batch`` (their mixtures)."""
+    frames = pooled_frames(clips, pair.flatten(), model.config.frames)
+    return model(batch.log_mix, frames.view(*pair.shape, *frames.shape[1:]))
+
+
+def sop_logits(model: SoundOfPixels, clips: SeparationClips, batch: MixtureBatch, pair: Tensor) -> Tensor:
+    """The mask logits of :func:`sop_forward`."""
+    return sop_forward(model, clips, batch, pair)[0]
+
+
+def train_mix_separate(model: nn.Module, clips: SeparationClips, bench: BenchSize, seed: int, *,
+                       forward: Callable[[MixtureBatch, Tensor], tuple[Tensor, Tensor]], disentangle: float,
+                       curriculum: float = 1.0, desc: str, per_round: int = 50) -> list[dict]:
+    """Mix-and-separate training with the shared loop: each step mixes every drawn clip with a partner
+    (drawn from ``seed``), and minimises the mask loss plus ``disentangle`` times the disentangling loss.
+
+    Args:
+        forward: ``(batch, pair [B, 2]) -> (logits [B, 2, F', N'], vectors [B, 2, K])``.
+        curriculum: The first ``curriculum`` of the steps mix clips of different categories, the rest
+            clips whose instruments look identical (Sound of Motions' curriculum; 1.0: different only).
+        per_round: Steps per history record.
+
+    Returns:
+        The loop's history, one record (mean losses) per ``per_round`` steps.
+    """
+    if not 0.0 <= curriculum <= 1.0:
+        raise ConfigError(f"curriculum must be a fraction of the steps in [0, 1], got {curriculum}")
     partners = torch.Generator().manual_seed(seed + 7)
+    switch = round(curriculum * bench.steps)
+    done = [0]
 
     def step(idx: Tensor) -> dict[str, Tensor]:
-        pair = torch.stack([idx, draw_partners(clips, idx, "different", partners)], 1)  # [B, 2]
+        mode = "different" if done[0] < switch else "same-look"
+        done[0] += 1
+        pair = torch.stack([idx, draw_partners(clips, idx, mode, partners)], 1)  # [B, 2]
         batch = mixture_batch(clips.waves[pair])
-        logits, vector = model(batch.log_mix, pooled_frames(clips, pair.flatten(), model.config.frames)
-                               .view(*pair.shape, model.config.frames, *clips.frames.shape[2:]))
+        logits, vector = forward(batch, pair)
         sep = mask_loss(logits, batch)
         dis = disentangle_loss(vector.flatten(0, 1), clips.category[pair.flatten()])
-        return {"loss": sep + model.config.disentangle * dis, "separation": sep.detach(), "disentangle": dis.detach()}
+        return {"loss": sep + disentangle * dis, "separation": sep.detach(), "disentangle": dis.detach()}
 
     model.train()
     history = train_steps(model, step, items=len(clips), steps=bench.steps, batch=bench.batch, lr=bench.lr,
                           seed=seed, desc=desc, per_round=per_round)
     model.eval()
     return history
+
+
+def train_sound_of_pixels(model: SoundOfPixels, clips: SeparationClips, bench: BenchSize, seed: int,
+                          desc: str = "sound-of-pixels", per_round: int = 50) -> list[dict]:
+    """Mix-and-separate training on pairs of clips of different categories (:func:`train_mix_separate`)."""
+    return train_mix_separate(model, clips, bench, seed, forward=lambda b, p: sop_forward(model, clips, b, p),
+                              disentangle=model.config.disentangle, desc=desc, per_round=per_round)
 
 
 def held_out_pairs(clips: SeparationClips, mode: str, seed: int) -> Tensor:
@@ -244,12 +280,6 @@ def separation_sdr(model: nn.Module, clips: SeparationClips, pairs: Tensor, logi
         est.append(sdr(waves, sources))
         mix.append(sdr(sources.sum(1, keepdim=True).expand_as(sources), sources))
     return {"estimate": torch.cat(est), "mixture": torch.cat(mix)}
-
-
-def sop_logits(model: SoundOfPixels, clips: SeparationClips, batch: MixtureBatch, pair: Tensor) -> Tensor:
-    """Mask logits ``[b, 2, F', N']`` of the clips of ``pair`` ``[b, 2]`` in ``batch`` (their mixtures)."""
-    frames = pooled_frames(clips, pair.flatten(), model.config.frames)
-    return model(batch.log_mix, frames.view(*pair.shape, *frames.shape[1:]))[0]
 
 
 @torch.no_grad()
@@ -294,9 +324,7 @@ def bench_sound_of_pixels(quick: bool, seed: int) -> BenchOutcome:
     """Train on clips of seed range 0 of ``seed``; test on mixtures of two clips of range 1 (other categories)."""
     bench = _QUICK if quick else _FULL
     t0 = time.process_time()
-    config = clip_config()
-    train = separation_clips(pool_seeds(seed, 0, bench.train), config)
-    test = separation_clips(pool_seeds(seed, 1, bench.test), config)
+    train, test = bench_pools(seed, bench.train, bench.test)
     data_cpu = time.process_time() - t0
     torch.manual_seed(seed)
     model = SoundOfPixels(SoundOfPixelsConfig())

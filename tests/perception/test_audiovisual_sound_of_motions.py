@@ -16,7 +16,7 @@ from perception.audiovisual.sound_of_motions import (
     train_separator,
 )
 from perception.audiovisual.sound_of_pixels import SoundOfPixels, SoundOfPixelsConfig
-from perception.benchmark import PERCEPTION_BENCHES, BenchSize
+from perception.benchmark import PERCEPTION_BENCHES, BenchSize, run_bench
 from physics.errors import ConfigError, StateError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -107,3 +107,11 @@ def test_curriculum_training_lowers_the_loss_of_both_models():
 def test_the_bench_entry_is_registered_with_its_check():
     bench = PERCEPTION_BENCHES.get("sound-of-motions")
     assert "3 dB" in bench.check and "identical-looking" in bench.check and "1904.05979" in bench.paper
+
+
+@pytest.mark.slow
+def test_the_quick_bench_compares_with_the_appearance_only_model_on_identical_looks():
+    pytest.importorskip("torchmetrics", reason="SDR comes from torchmetrics (the [audio] extra)")
+    result = run_bench("sound-of-motions", quick=True, seed=0)
+    (check,) = result["checks"]
+    assert check["ours"] is not None and check["ablation"] is not None and check["threshold"] == ">= ablation + 3 dB"

@@ -16,7 +16,7 @@ from perception.audiovisual.sound_of_pixels import (
     disentangle_loss,
     train_sound_of_pixels,
 )
-from perception.benchmark import PERCEPTION_BENCHES, BenchSize
+from perception.benchmark import PERCEPTION_BENCHES, BenchSize, run_bench
 from physics.errors import ConfigError, StateError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -105,3 +105,13 @@ def test_mix_and_separate_training_lowers_both_losses():
 def test_the_bench_entry_is_registered_with_its_check():
     bench = PERCEPTION_BENCHES.get("sound-of-pixels")
     assert "5 dB" in bench.check and "IoU" in bench.check and "1904.09013" in bench.paper
+
+
+@pytest.mark.slow
+def test_the_quick_bench_reports_the_sdr_check_and_one_iou_check_per_category():
+    pytest.importorskip("torchmetrics", reason="SDR comes from torchmetrics (the [audio] extra)")
+    result = run_bench("sound-of-pixels", quick=True, seed=0)
+    names = [c["name"] for c in result["checks"]]
+    assert names[0] == "SDR of separated sources" and len(names) == 1 + len(CATEGORIES)
+    assert all(c["ours"] is not None and c["ablation"] is not None for c in result["checks"])
+    assert result["figures"]["test_mixtures"] == result["figures"]["test_clips"]
