@@ -22,6 +22,19 @@ the split's question file for this video and runs its stored program). A
 multiple-choice question is judged for one option, as the official executor
 does (the option's program, then the question's): ``--option TEXT`` (parsed on
 its own), or ``--choice K``, option K of the question stored for this video.
+
+An audio-visual clip (a folder ``nesy data audiovisual`` wrote, ``clip_<k>``, or
+its output folder with ``--index k``) is answered the same way, on the clip's
+video and sound: a registered sounding-object localiser (``--localiser``, ``gt``
+by default: the clip's truth) says which objects sound in which frames, and the
+executor's sound operations read it. ``--question`` goes, unless ``--video-parser``
+says otherwise, to the question templates for questions about sound
+(:mod:`reasoning.parser.sound_questions`: the learned parser was never trained on
+them) and, when no template matches, to the learned parser. A clip has no
+futures or counterfactuals (``--dynamics`` does not apply)::
+
+    nesy answer --video data/av/clip_00003 --question "Which object is making the sound?"
+    nesy answer --video data/av --index 3 --question "What sounds after the cube collides?"
 """
 
 from __future__ import annotations
@@ -35,12 +48,13 @@ from physics.errors import ConfigError, DataError
 from physics.io import read_json
 from reasoning.dsl import Program, parse_program, to_text
 from reasoning.dsl.clevrer_format import from_clevrer_tokens, join_choice, to_clevrer_tokens
+from reasoning.executor.result import ExecutionResult
 from reasoning.executor.video import CHOICE_ANSWERS, execute_video
 from reasoning.executor.video_scene import VideoScene
 from reasoning.nsdr import VIDEO_PARSERS, VideoFiles, dynamics_for
 from reasoning.questions.clevrer import question_path
 
-__all__ = ["video_files_from_args", "video_program_from_args", "run_video"]
+__all__ = ["video_files_from_args", "video_program_from_args", "run_video", "clip_folder_from_args", "run_clip"]
 
 
 def video_files_from_args(args: argparse.Namespace) -> tuple[VideoFiles, Path, str]:
@@ -138,8 +152,12 @@ def video_program_from_args(args: argparse.Namespace, folder: Path, split: str, 
 
 def run_video(args: argparse.Namespace) -> int:
     """``nesy answer --video``: print the program (text and tokens), the answer and the trace."""
-    from benchmarks.commands.answer import format_trace
-
+    clip = clip_folder_from_args(args)
+    if clip is not None:
+        return run_clip(args, clip)
+    if args.localiser != "gt" or args.localiser_checkpoint:
+        raise ConfigError("--localiser goes with an audio-visual clip (nesy data audiovisual); this is a CLEVRER video")
+    args.video_parser = args.video_parser or "model"
     files, folder, split = video_files_from_args(args)
     from physics.worlds.clevrer_annotation import read_annotation
 
@@ -147,11 +165,17 @@ def run_video(args: argparse.Namespace) -> int:
     dynamics = dynamics_for(args.dynamics)(files, annotation)
     program, source = video_program_from_args(args, folder, split, files.index)
     result = execute_video(program, VideoScene(annotation, dynamics), trace=True)
+    return _print(args, program, source, result, f"video {files.index} ({split}), dynamics {args.dynamics}")
+
+
+def _print(args: argparse.Namespace, program: Program, source: str, result: ExecutionResult, header: str) -> int:
+    from benchmarks.commands.answer import format_trace
+
     if args.json:
         print(json.dumps({"program": to_text(program), "tokens": to_clevrer_tokens(program), **result.to_json()},
                          indent=1))
         return 0
-    print(f"video {files.index} ({split}), dynamics {args.dynamics}; program ({source}):")
+    print(f"{header}; program ({source}):")
     print(f"  {to_text(program)}")
     print(f"  tokens: {' '.join(to_clevrer_tokens(program))}")
     if result.valid:
@@ -161,3 +185,76 @@ def run_video(args: argparse.Namespace) -> int:
         print(f"answer: none ({result.reason})")
     print(format_trace(result))
     return 0
+
+
+# ---------------------------------------------------------------------- audio-visual clips
+def clip_folder_from_args(args: argparse.Namespace) -> Path | None:
+    """The clip folder ``--video`` (and ``--index``) names, or None when it is a CLEVRER video."""
+    path = Path(args.video)
+    if (path / "clip.json").is_file():
+        if args.index is not None:
+            raise ConfigError(f"--video {path} is one clip; --index picks a clip of a data folder")
+        return path
+    if path.is_dir() and (path / "build.json").is_file() and any(path.glob("clip_*")):
+        if args.index is None:
+            raise ConfigError(f"--video {path} is a folder of audio-visual clips; choose one with --index")
+        folder = path / f"clip_{args.index:05d}"
+        if not (folder / "clip.json").is_file():
+            raise DataError(f"--video {path} --index {args.index}: no finished clip {folder.name} there")
+        return folder
+    return None
+
+
+class _NoFutures:
+    """The dynamics of an audio-visual clip: it records what was seen and heard, nothing beyond."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _refuse(self, what: str) -> None:
+        raise ConfigError(f"the audio-visual clip {self.folder} has no {what}; ask about what it shows and sounds")
+
+    def future(self, annotation: Any, frames: int) -> Any:
+        self._refuse("future frames")
+
+    def counterfactual(self, annotation: Any, removed_object_id: int) -> Any:
+        self._refuse("counterfactual truth")
+
+
+def _clip_program(args: argparse.Namespace) -> tuple[Program, str]:
+    """(the program, where it came from) for a clip: ``--program``, or ``--question`` parsed."""
+    if args.choice is not None or args.option is not None:
+        raise ConfigError("--choice and --option judge CLEVRER's multiple-choice questions; a clip has none stored")
+    if args.question is None:
+        if args.program is None:
+            raise ConfigError('give a program: --program "describe_objects(filter_sounding(objects(), null()))" '
+                              "or --question")
+        return _read_program(args.program, "--program"), "--program"
+    if args.program is not None:
+        raise ConfigError("give either --program or --question, not both")
+    record = {"question": args.question}
+    if args.video_parser is not None:
+        parsed = VIDEO_PARSERS.get(args.video_parser)(args.video_parser_checkpoint)(record)
+        return from_clevrer_tokens(parsed.program, where="question program"), f"parsed by {args.video_parser}"
+    try:
+        parsed = VIDEO_PARSERS.get("templates")(None)(record)
+        return from_clevrer_tokens(parsed.program, where="question program"), "parsed by the sound templates"
+    except ConfigError:
+        parsed = VIDEO_PARSERS.get("model")(args.video_parser_checkpoint)(record)
+        return (from_clevrer_tokens(parsed.program, where="question program"),
+                "parsed by model (no sound template matched)")
+
+
+def run_clip(args: argparse.Namespace, folder: Path) -> int:
+    """``nesy answer --video CLIP``: a program on an audio-visual clip's video and sound."""
+    from perception.audio.localise import localiser_for
+    from physics.worlds.audiovisual import read_clip
+
+    if args.dynamics != "gt":
+        raise ConfigError("--dynamics does not apply to an audio-visual clip (it has no futures or counterfactuals)")
+    clip = read_clip(folder)
+    program, source = _clip_program(args)
+    estimate = localiser_for(args.localiser, args.localiser_checkpoint)(clip)
+    scene = VideoScene(clip.annotation(), _NoFutures(folder), sound=estimate)
+    result = execute_video(program, scene, trace=True)
+    return _print(args, program, source, result, f"clip {folder} (seed {clip.seed}), localiser {args.localiser}")

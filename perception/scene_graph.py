@@ -8,6 +8,8 @@ Shape of the data (one scene)::
       .rotation      float, degrees about z               (CLEVR `rotation`)
       .pixel_coords  (u, v, depth) or None                 (CLEVR `pixel_coords`)
       .mask          run-length mask dict or None          (optional)
+      .sound         str or None: the sound it makes, e.g. an instrument class  (optional, `sound`)
+      .is_sounding   bool or None: whether it is making it now  (optional, `is_sounding`)
     directions       {relation name: (dx, dy, dz)}         (CLEVR `directions`)
     relationships    {relation: [[j, ...] for each i]}     (CLEVR `relationships`)
 
@@ -50,7 +52,8 @@ __all__ = ["SceneObject", "SceneGraph", "load_scenes", "save_scenes", "compute_r
 Vec3 = tuple[float, float, float]
 
 # Keys of a CLEVR object that SceneObject models; anything else is kept in `extra`.
-_OBJECT_KEYS = {"shape", "color", "material", "size", "3d_coords", "rotation", "pixel_coords", "mask"}
+_OBJECT_KEYS = {"shape", "color", "material", "size", "3d_coords", "rotation", "pixel_coords", "mask", "sound",
+                "is_sounding"}
 _SCENE_KEYS = {"objects", "directions", "relationships", "image_index", "image_filename", "split"}
 
 
@@ -67,6 +70,8 @@ class SceneObject:
     pixel_coords: Vec3 | None = None
     mask: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    sound: str | None = None
+    is_sounding: bool | None = None
 
     def attribute(self, name: str) -> str:
         """The value of attribute ``name`` (shape, color, material or size)."""
@@ -86,6 +91,10 @@ class SceneObject:
             out["pixel_coords"] = list(self.pixel_coords)
         if self.mask is not None:
             out["mask"] = dict(self.mask)
+        if self.sound is not None:
+            out["sound"] = self.sound
+        if self.is_sounding is not None:
+            out["is_sounding"] = self.is_sounding
         out.update(self.extra)
         return out
 
@@ -307,7 +316,14 @@ def _parse_object(o: Any, where: str, vocabulary: Mapping[str, Sequence[str]]) -
     mask = o.get("mask")
     if mask is not None and not isinstance(mask, Mapping):
         raise SceneError(f"{where}: 'mask' must be a run-length dict, got {type(mask).__name__}")
+    sound, sounding = o.get("sound"), o.get("is_sounding")
+    if sound is not None and not isinstance(sound, str):
+        raise SceneError(f"{where}: 'sound' must be a word, got {sound!r}")
+    if sounding is not None and not isinstance(sounding, bool):
+        raise SceneError(f"{where}: 'is_sounding' must be true or false, got {sounding!r}")
     return SceneObject(
+        sound=sound,
+        is_sounding=sounding,
         position=position,  # type: ignore[arg-type]
         rotation=float(rotation),
         pixel_coords=pixel_coords,  # type: ignore[arg-type]

@@ -226,6 +226,22 @@ def _model_parser(checkpoint: str | None) -> Parse:
     return video_parser(checkpoint)
 
 
+def _template_parser(checkpoint: str | None) -> Parse:
+    _no_checkpoint("parser", checkpoint)
+    from reasoning.dsl.clevrer_format import to_clevrer_tokens
+    from reasoning.parser.sound_questions import parse_sound_question
+
+    def parse(question: Mapping[str, Any]) -> ParsedQuestion:
+        if question.get("choices"):
+            raise ConfigError("the templates parser reads questions about sound, which have no options")
+        return ParsedQuestion(tuple(to_clevrer_tokens(parse_sound_question(str(question.get("question", ""))))))
+
+    return parse
+
+
+VIDEO_PARSERS.register("templates", _template_parser,
+                       help="question templates for questions about sound (audio-visual clips; "
+                       "reasoning.parser.sound_questions)")
 VIDEO_PARSERS.register("model", _model_parser,
                        help="the NS-VQA parser trained on CLEVRER questions (nesy train video-parser; "
                        "--parser-checkpoint, default the shipped one)")

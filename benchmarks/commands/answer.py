@@ -12,7 +12,11 @@ the shipped derenderer by default, or its weights from ``--checkpoint``) turns
 the image into a scene graph (printed), the shipped parser turns the question
 into a program (printed), and the executor answers with its trace.
 
-``--video`` answers a CLEVRER program on a video instead (:mod:`benchmarks.answer_video`).
+``--video`` answers a CLEVRER program on a video instead (:mod:`benchmarks.answer_video`),
+or on an audio-visual clip (a folder from ``nesy data audiovisual``), where questions
+may ask about sound::
+
+    nesy answer --video data/av/clip_00003 --question "Which object is making the sound?"
 
 prints the answer and a table of every node (post-order index, function, input
 nodes, side inputs, output: sets as object index lists).  ``--json`` prints the
@@ -31,6 +35,7 @@ import json
 from pathlib import Path
 
 from benchmarks.config_flags import registry_argument
+from perception.audio.localise import SOUNDING_LOCALISERS
 from perception.registry import PERCEIVERS
 from perception.scene_graph import SceneGraph, load_scenes
 from physics.errors import ConfigError, DataError
@@ -134,8 +139,10 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.answer_video import run_video
 
         return run_video(args)
-    if args.choice is not None or args.option is not None or args.dynamics != "gt" or args.video_parser_checkpoint:
-        raise ConfigError("--choice, --option, --dynamics and --video-parser-checkpoint go with --video")
+    if (args.choice is not None or args.option is not None or args.dynamics != "gt" or args.video_parser_checkpoint
+            or args.video_parser is not None or args.localiser != "gt" or args.localiser_checkpoint):
+        raise ConfigError("--choice, --option, --dynamics, --video-parser(-checkpoint) and --localiser(-checkpoint) "
+                          "go with --video")
     scene = scene_from_args(args)
     program = program_from_args(args)
     result = execute(program, scene, trace=True)
@@ -174,16 +181,21 @@ def register(groups) -> None:
     registry_argument(scene_group, "--perceiver", registry=PERCEIVERS, default=DEFAULT_PERCEIVER,
                       help=f"perception model for --image (default: {DEFAULT_PERCEIVER})")
     scene_group.add_argument("--checkpoint", help="the perceiver's checkpoint file (default: its shipped one)")
-    video_group = parser.add_argument_group("video (CLEVRER; see benchmarks.answer_video)")
-    video_group.add_argument("--video", help="a CLEVRER annotation file, or a folder from nesy data clevrer with --index")
+    video_group = parser.add_argument_group("video (CLEVRER or an audio-visual clip; see benchmarks.answer_video)")
+    video_group.add_argument("--video", help="a CLEVRER annotation file, a folder from nesy data clevrer with --index, "
+                             "or an audio-visual clip folder (nesy data audiovisual; its output folder with --index)")
     registry_argument(video_group, "--dynamics", registry=VIDEO_DYNAMICS, default="gt",
                       help="futures and counterfactuals of --video from (default: gt)")
     video_group.add_argument("--choice", type=int, help="option K of a multiple-choice --question about --video "
                              "(the question stored for the video)")
     video_group.add_argument("--option", help="an option's text, judged for a multiple-choice --question about --video")
-    registry_argument(video_group, "--video-parser", registry=VIDEO_PARSERS, default="model",
-                      help="parses --question about --video (default: model)")
+    registry_argument(video_group, "--video-parser", registry=VIDEO_PARSERS, default=None,
+                      help="parses --question about --video (default: model; on a clip, templates for questions "
+                      "about sound, else model)")
     video_group.add_argument("--video-parser-checkpoint", help="the video parser's checkpoint (default: its shipped one)")
+    registry_argument(video_group, "--localiser", registry=SOUNDING_LOCALISERS, default="gt",
+                      help="which objects sound in an audio-visual clip, for questions about sound (default: gt)")
+    video_group.add_argument("--localiser-checkpoint", help="the localiser's checkpoint (default: its shipped one)")
     program_group = parser.add_argument_group("program")
     program_group.add_argument("--program", help='program text, e.g. "count(filter_color(scene(), red))" '
                                "(with --video also CLEVRER postfix tokens)")

@@ -33,9 +33,10 @@ from typing import Any
 
 from tqdm import tqdm
 
+from benchmarks.datasets.build_record import check_same_build
 from physics.errors import ConfigError, DataError, NesyError
 from physics.fanout import make_fanout
-from physics.io import atomic_write_json, ensure_dir, read_json
+from physics.io import ensure_dir
 from physics.worlds.audiovisual import (
     SAMPLE_RATES,
     AudioVisualConfig,
@@ -158,18 +159,8 @@ _IDENTITY = ("seed", "frames", "fps", "width", "height", "sample_rate", "min_obj
 
 
 def _check_same_build(cfg: AudioVisualDataConfig) -> None:
-    marker = Path(cfg.out) / "build.json"
-    identity = {k: getattr(cfg, k) for k in _IDENTITY}
-    if not marker.is_file():
-        atomic_write_json(marker, identity, indent=1)
-        return
-    previous = read_json(marker, "audio-visual build record")
-    if not isinstance(previous, dict):
-        raise DataError(f"{marker} is not a build record (expected an object of options); delete it to start again")
-    if previous != identity:
-        diff = ", ".join(f"{k}={previous.get(k)!r}" for k in _IDENTITY if previous.get(k) != identity[k])
-        raise ConfigError(f"{cfg.out} holds clips built with {diff}; rerun with the same options to resume, "
-                          "or choose another --out")
+    check_same_build(Path(cfg.out) / "build.json", {k: getattr(cfg, k) for k in _IDENTITY},
+                     what="audio-visual build record", holds=f"{cfg.out} holds clips built")
 
 
 def build_audiovisual(cfg: AudioVisualDataConfig, *, progress: bool = True) -> dict[str, Any]:

@@ -36,12 +36,13 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
+from benchmarks.datasets.build_record import check_same_build
 from benchmarks.datasets.clevr_builder import check_build_options, encode_png, scene_seed
 from perception.datasets.instance_masks import encode_mask_png
 from perception.image_io import verify_image
 from physics.errors import ConfigError, DataError
 from physics.fanout import make_fanout
-from physics.io import atomic_write_bytes, atomic_write_json, ensure_dir, read_json
+from physics.io import atomic_write_bytes, ensure_dir
 from physics.worlds.clevrer_annotation import read_annotation, write_annotation
 from physics.worlds.clevrer_truth import read_truth, simulate_video, write_truth
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
@@ -225,16 +226,7 @@ def _check_same_build(cfg: ClevrerDataConfig) -> None:
     identity = {k: getattr(cfg, k) for k in _IDENTITY}
     if not cfg.render:
         identity["render"] = False  # only when off, so the records of rendered builds stay as they were
-    if not marker.is_file():
-        atomic_write_json(marker, identity, indent=1)
-        return
-    previous = read_json(marker, "CLEVRER build record")
-    if not isinstance(previous, dict):
-        raise DataError(f"{marker} is not a build record (expected an object of options); delete it to start again")
-    if previous != identity:
-        diff = ", ".join(f"{k}={previous.get(k)!r}" for k in _IDENTITY if previous.get(k) != identity[k])
-        raise ConfigError(f"{Path(cfg.out)} holds {cfg.split} videos built with {diff}; rerun with the same "
-                          "options to resume, or choose another --out")
+    check_same_build(marker, identity, what="CLEVRER build record", holds=f"{Path(cfg.out)} holds {cfg.split} videos built")
 
 
 def build_clevrer(cfg: ClevrerDataConfig, *, progress: bool = True) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from benchmarks.datasets.build_record import check_same_build
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, ensure_dir, read_json
 from physics.video_dynamics import GroundTruthDynamics
@@ -71,14 +72,9 @@ def _per_video(cfg: ClevrerQuestionsDataConfig, index: int) -> Path:
 def _check_same_build(cfg: ClevrerQuestionsDataConfig) -> None:
     marker = Path(cfg.data) / f"questions_{cfg.split}.build.json"
     identity = {k: v for k, v in asdict(cfg).items() if k != "data"}
-    if not marker.is_file():
-        atomic_write_json(marker, identity, indent=1)
-        return
-    previous = read_json(marker, "CLEVRER questions build record")
-    if previous != identity:
-        diff = ", ".join(f"{k}={previous.get(k)!r}" for k in identity if previous.get(k) != identity[k])
-        raise ConfigError(f"{cfg.data} holds {cfg.split} questions made with {diff}; rerun with the same options "
-                          f"to resume, or delete {marker.name} and questions_{cfg.split}/ to start again")
+    check_same_build(marker, identity, what="CLEVRER questions build record",
+                     holds=f"{cfg.data} holds {cfg.split} questions made",
+                     remedy=f"delete {marker.name} and questions_{cfg.split}/ to start again")
 
 
 def _done(path: Path) -> dict[str, Any] | None:

@@ -10,7 +10,8 @@ A clip is a pure function of its seed (:func:`make_clip`):
 2. **Motion** (pybullet, :class:`~physics.worlds.clevrer_world.ClevrerWorld`,
    simulated at ``oversample`` physics frames per video frame): instruments are
    pushed towards random points in view every ``kick_seconds`` or so (their speed
-   rises and falls with friction); a silent object is launched at another with
+   rises and falls with friction; with chance ``p_pause`` a gap is longer, and they
+   come to rest and fall silent for a while); a silent object is launched at another with
    chance ``p_moving``.  Collisions are recorded as CLEVRER does.
 3. **Sound** (:mod:`physics.worlds.sound`): each instrument plays its class's
    harmonic tone at its own pitch, loudness proportional to its speed (interpolated
@@ -53,11 +54,19 @@ from physics.errors import ConfigError, DataError
 from physics.io import PathLike, atomic_write_bytes, atomic_write_json, ensure_dir, read_json
 from physics.worlds.clevr_layout import ObjectSpec
 from physics.worlds.clevr_properties import COLORS, MATERIALS, SHAPES, SIZE_RADIUS
+from physics.worlds.clevrer_annotation import (
+    Collision,
+    FrameStates,
+    ObjectProperty,
+    ObjectState,
+    VideoAnnotation,
+)
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld, InitialState, VideoObject
 from physics.worlds.sound import (
     INSTRUMENTS,
     impact_modes,
     impact_sound,
+    impact_word,
     instrument_tone,
     read_wav,
     speed_envelope,
@@ -109,6 +118,8 @@ class AudioVisualConfig:
         oversample: Physics frames per video frame (resolution of loudness and onsets).
         substeps: Physics steps per physics frame.
         kick_seconds: Mean time between the pushes that keep instruments moving.
+        p_pause: Chance that a gap between pushes is longer by 1-2 ``kick_seconds``, so that
+            the instrument comes to rest and falls silent for a while.
         p_moving: Chance that a silent object is launched at another at the start.
         extent: Objects start, and instruments are pushed towards points, in [-extent, extent]^2.
         max_speed: Speed cap of pushes (units/s).
@@ -132,6 +143,7 @@ class AudioVisualConfig:
     oversample: int = 4
     substeps: int = 8
     kick_seconds: float = 0.6
+    p_pause: float = 0.3
     p_moving: float = 0.5
     extent: float = 2.5
     max_speed: float = 4.0
@@ -156,6 +168,7 @@ class AudioVisualConfig:
             "substeps": self.substeps >= 1,
             "kick_seconds": self.kick_seconds > 0.0,
             "p_moving": 0.0 <= self.p_moving <= 1.0,
+            "p_pause": 0.0 <= self.p_pause <= 1.0,
             "extent": 0.5 <= self.extent <= 3.0,
             "max_speed": self.max_speed > 0.0,
             "friction": self.friction > 0.0,
@@ -170,6 +183,9 @@ class AudioVisualConfig:
         unknown = [c for c in self.categories if c not in INSTRUMENTS]
         if unknown or not self.categories:
             raise ConfigError(f"AudioVisualConfig.categories {self.categories!r}: choose from {list(INSTRUMENTS)}")
+        if self.same_category and self.n_sounding > 4:
+            raise ConfigError(f"n_sounding = {self.n_sounding} instruments of one class: at most 4 fit its "
+                              "one-octave range at distinct pitches (two semitones apart at least)")
         if not self.same_category and self.n_sounding > len(self.categories):
             raise ConfigError(f"n_sounding = {self.n_sounding} instruments of different classes need as many "
                               f"categories, got {len(self.categories)}; add categories or set same_category")
@@ -235,6 +251,7 @@ class AVObject:
         positions: float32 ``[T, 3]`` centre per video frame (scene units).
         speeds: float32 ``[T]`` mean speed during each video frame (units/s, over its physics frames,
             each counted with the speed it leaves with, so a push at frame 0 counts in frame 0).
+        velocities: float32 ``[T, 3]`` mean velocity during each video frame (the same way).
         in_view: bool ``[T]``: its centre projects inside the frame.
         loudness: float32 ``[T]``: mean absolute amplitude of its tone per frame (after the clip gain).
     """
@@ -251,6 +268,7 @@ class AVObject:
     speeds: np.ndarray
     in_view: np.ndarray
     loudness: np.ndarray
+    velocities: np.ndarray
 
     @property
     def sounding_frames(self) -> np.ndarray:
@@ -263,6 +281,7 @@ class AVObject:
             "size": self.size, "category": self.category, "is_sounding": self.is_sounding, "pitch": self.pitch,
             "positions": _rounded(self.positions), "speeds": _rounded(self.speeds),
             "in_view": [bool(v) for v in self.in_view], "loudness": _rounded(self.loudness),
+            "velocities": _rounded(self.velocities),
         }
 
     @classmethod
@@ -278,12 +297,14 @@ class AVObject:
                 speeds=np.asarray(data["speeds"], dtype=np.float32),
                 in_view=np.asarray(data["in_view"], dtype=bool),
                 loudness=np.asarray(data["loudness"], dtype=np.float32),
+                velocities=np.asarray(data["velocities"], dtype=np.float32),
             )
         except KeyError as exc:
             raise DataError(f"{where}: missing field {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise DataError(f"{where}: malformed object ({exc})") from None
-        shapes = {"positions": (frames, 3), "speeds": (frames,), "in_view": (frames,), "loudness": (frames,)}
+        shapes = {"positions": (frames, 3), "speeds": (frames,), "in_view": (frames,), "loudness": (frames,),
+                  "velocities": (frames, 3)}
         for name, want in shapes.items():
             if getattr(obj, name).shape != want:
                 raise DataError(f"{where}.{name}: shape {getattr(obj, name).shape}, expected {want}")
@@ -300,6 +321,7 @@ class AVCollision:
         onset: First audio sample of the impact sound.
         speed: Relative speed of the two just before (units/s); the sound's amplitude follows it.
         location: Mean contact point (scene units).
+        sound: What it sounds like (:func:`~physics.worlds.sound.impact_word`: ``ring`` or ``thud``).
     """
 
     frame: int
@@ -307,10 +329,11 @@ class AVCollision:
     onset: int
     speed: float
     location: tuple[float, float, float]
+    sound: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"frame": self.frame, "objects": list(self.objects), "onset": self.onset,
-                "speed": round(self.speed, 6), "location": list(self.location)}
+                "speed": round(self.speed, 6), "location": list(self.location), "sound": self.sound}
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> AVCollision:
@@ -318,7 +341,7 @@ class AVCollision:
             a, b = data["objects"]
             x, y, z = data["location"]
             return cls(int(data["frame"]), (int(a), int(b)), int(data["onset"]), float(data["speed"]),
-                       (float(x), float(y), float(z)))
+                       (float(x), float(y), float(z)), str(data["sound"]))
         except KeyError as exc:
             raise DataError(f"{where}: missing field {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
@@ -369,6 +392,27 @@ class AudioVisualClip:
     def sounding_at(self, f: int) -> tuple[int, ...]:
         """Objects whose tone is audible in video frame ``f``."""
         return tuple(o.index for o in self.objects if o.sounding_frames[f])
+
+    def annotation(self, scene_index: int = 0) -> VideoAnnotation:
+        """The clip's video as a CLEVRER annotation (per-frame states, collisions; ids = object indices).
+
+        Orientations and angular velocities are not kept by a clip and read as zero; velocities are
+        the objects' mean velocities per frame; the ``video_filename`` is ``clip_<seed>``.
+        """
+        zero = (0.0, 0.0, 0.0)
+        frames = tuple(
+            FrameStates(f, tuple(
+                ObjectState(o.index, tuple(float(x) for x in o.positions[f]), zero,
+                            tuple(float(x) for x in o.velocities[f]), zero, bool(o.in_view[f]))
+                for o in self.objects))
+            for f in range(self.frames.shape[0])
+        )
+        return VideoAnnotation(
+            scene_index=scene_index, video_filename=f"clip_{self.seed}",
+            object_property=tuple(ObjectProperty(o.index, o.color, o.material, o.shape) for o in self.objects),
+            motion_trajectory=frames,
+            collision=tuple(Collision(c.objects, c.frame, c.location) for c in self.collisions),
+        )
 
     def metadata(self) -> dict[str, Any]:
         """Everything but the arrays, as JSON (what ``clip.json`` holds besides file names)."""
@@ -471,6 +515,8 @@ def _plan(seed: int, cfg: AudioVisualConfig, world: _SoundingWorld) -> _Plan:
                 margin = float(rng.uniform(0.2, 1.0))
                 kicks.setdefault(int(round(t * physics_fps)), []).append((k, target, margin))
                 t += float(rng.uniform(0.5, 1.5)) * cfg.kick_seconds
+                if rng.random() < cfg.p_pause:  # a longer gap: friction stops it and it falls silent
+                    t += float(rng.uniform(1.0, 2.0)) * cfg.kick_seconds
         objects.append(VideoObject(k, color, material, shape, (round(pos[0], 6), round(pos[1], 6)), yaw, vel, 0))
     return _Plan(InitialState(tuple(objects)), tuple(d[3] for d in described), tuple(d[4] for d in described),
                  tuple(pitches), kicks)
@@ -531,6 +577,7 @@ def make_clip(seed: int, config: AudioVisualConfig = AudioVisualConfig()) -> Aud
     view = np.array([[s.inside_camera_view for s in fs.objects] for fs in sim.trajectory], dtype=bool)
     speed = np.linalg.norm(vel, axis=2)
     leaving = np.concatenate([speed[1:], speed[-1:]], axis=0)
+    leaving_vel = np.concatenate([vel[1:], vel[-1:]], axis=0)
     times = np.arange(len(sim.trajectory)) / (cfg.fps * os_)
     length, sr = cfg.samples, cfg.sample_rate
     starts = np.array([cfg.frame_start(f) for f in range(cfg.frames + 1)])
@@ -558,7 +605,8 @@ def make_clip(seed: int, config: AudioVisualConfig = AudioVisualConfig()) -> Aud
             ring = impact_sound(impact_modes(o.shape, plan.sizes[obj], o.material), rel, sr, span, seed=(seed, i, j))
             impact_track[onset:onset + span] += cfg.impact_gain * ring
         frame = int(np.searchsorted(starts, onset, side="right") - 1)
-        collisions.append(AVCollision(frame, (a, b), onset, rel, tuple(float(x) for x in col.location)))
+        word = impact_word([plan.initial.objects[a].material, plan.initial.objects[b].material])
+        collisions.append(AVCollision(frame, (a, b), onset, rel, tuple(float(x) for x in col.location), word))
     kinds = ["instrument"] * len(rows)
     if cfg.impacts:
         rows.append(impact_track)
@@ -572,6 +620,7 @@ def make_clip(seed: int, config: AudioVisualConfig = AudioVisualConfig()) -> Aud
 
     picks = np.arange(cfg.frames) * os_
     frame_speed = leaving.reshape(cfg.frames, os_, n).mean(axis=1)
+    frame_vel = leaving_vel.reshape(cfg.frames, os_, n, 3).mean(axis=1)
     objects = []
     for k, o in enumerate(plan.initial.objects):
         loud = np.zeros(cfg.frames, dtype=np.float32)
@@ -582,7 +631,7 @@ def make_clip(seed: int, config: AudioVisualConfig = AudioVisualConfig()) -> Aud
             index=k, shape=o.shape, color=o.color, material=o.material, size=plan.sizes[k],
             category=plan.categories[k], is_sounding=plan.categories[k] is not None, pitch=plan.pitches[k],
             positions=loc[picks, k].astype(np.float32), speeds=frame_speed[:, k].astype(np.float32),
-            in_view=view[picks, k], loudness=loud,
+            in_view=view[picks, k], loudness=loud, velocities=frame_vel[:, k].astype(np.float32),
         ))
     return AudioVisualClip(
         frames=np.stack(frames), masks=np.stack(masks).astype(np.int16), sources=sources,
@@ -653,6 +702,8 @@ def read_clip(folder: PathLike) -> AudioVisualClip:
         collisions = tuple(AVCollision.from_json(c, f"{path}: collisions[{i}]") for i, c in enumerate(meta["collisions"]))
         source_object = tuple(int(s["object"]) for s in meta["sources"])
         source_kind = tuple(str(s["kind"]) for s in meta["sources"])
+    except DataError:
+        raise
     except KeyError as exc:
         raise DataError(f"{path}: missing field {exc.args[0]!r}") from None
     except (TypeError, ValueError, AttributeError) as exc:

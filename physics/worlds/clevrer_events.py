@@ -15,6 +15,10 @@ perceived tracks alike:
   every later frame.  An object still in view at the last frame has no ``out``.
 * ``collision``: one event per annotated collision, objects sorted.
 
+An event may carry its ``sound`` (a word, e.g. a collision's ``ring`` or ``thud``
+in the audio-visual worlds, :mod:`physics.worlds.audiovisual`); it plays no part
+in equality or order, and is written to JSON only when set.
+
 Events are ordered by frame, then kind (start, in, collision, out, end), then
 objects.  Frames after ``end_frame`` (a simulated future) keep their events;
 ``end`` marks where the observed video stops.
@@ -23,7 +27,7 @@ objects.  Frames after ``end_frame`` (a simulated future) keep their events;
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from physics.errors import DataError
@@ -41,12 +45,16 @@ class Event:
     frame: int
     kind: str
     objects: tuple[int, ...] = ()
+    sound: str | None = field(default=None, compare=False)
 
     def sort_key(self) -> tuple[int, int, tuple[int, ...]]:
         return (self.frame, EVENT_KINDS.index(self.kind), self.objects)
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "frame_id": self.frame, "object_ids": list(self.objects)}
+        out: dict[str, Any] = {"type": self.kind, "frame_id": self.frame, "object_ids": list(self.objects)}
+        if self.sound is not None:
+            out["sound"] = self.sound
+        return out
 
 
 def derive_events(
@@ -101,5 +109,8 @@ def parse_events(data: Any, where: str) -> list[Event]:
             raise DataError(f"{at}.frame_id: expected an integer, got {frame!r}")
         if not isinstance(objs, list) or not all(isinstance(o, int) and not isinstance(o, bool) for o in objs):
             raise DataError(f"{at}.object_ids: expected a list of integers, got {objs!r}")
-        out.append(Event(frame, e["type"], tuple(objs)))
+        sound = e.get("sound")
+        if sound is not None and not isinstance(sound, str):
+            raise DataError(f"{at}.sound: expected a word, got {sound!r}")
+        out.append(Event(frame, e["type"], tuple(objs), sound))
     return out

@@ -52,7 +52,10 @@ __all__ = [
     "SHAPE_MODE_RATIOS",
     "MATERIAL_SOUND",
     "REFERENCE_SPEED",
+    "IMPACT_WORDS",
+    "SOUND_WORDS",
     "impact_modes",
+    "impact_word",
     "impact_sound",
     "instrument_tone",
     "speed_envelope",
@@ -120,6 +123,25 @@ INSTRUMENTS: Mapping[str, Instrument] = MappingProxyType({
     "clarinet": Instrument((1.0, 0.02, 0.7, 0.02, 0.45, 0.02, 0.25), (180.0, 360.0), "cylinder", "blue"),
     "trumpet": Instrument((0.5, 1.0, 0.9, 0.7, 0.5, 0.35, 0.2), (260.0, 520.0), "cube", "yellow"),
 })
+
+
+# What a collision sounds like, in one word: metal rings (about a second), rubber thuds (a few
+# hundredths); when a metal object takes part its ring outlasts any thud, so the collision rings.
+IMPACT_WORDS: Mapping[str, str] = MappingProxyType({"metal": "ring", "rubber": "thud"})
+# Every word a sound can be named by: the instrument classes, then the impact words.
+SOUND_WORDS: tuple[str, ...] = (*INSTRUMENTS, *dict.fromkeys(IMPACT_WORDS.values()))
+
+
+def impact_word(materials: Sequence[str]) -> str:
+    """The word for a collision of objects of ``materials``: ``ring`` when one is metal, else ``thud``.
+
+    Raises:
+        ConfigError: no materials, or an unknown one.
+    """
+    unknown = [m for m in materials if m not in IMPACT_WORDS]
+    if unknown or not materials:
+        raise ConfigError(f"no impact word for materials {list(materials)!r}; choose from {list(IMPACT_WORDS)}")
+    return IMPACT_WORDS["metal"] if "metal" in materials else IMPACT_WORDS["rubber"]
 
 
 def impact_modes(shape: str, size: str, material: str) -> Modes:

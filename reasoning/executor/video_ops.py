@@ -9,6 +9,15 @@ no implementation. An operation takes the :class:`VideoScene` first, then its
 inputs, then its literal side inputs; value types are listed in
 :mod:`reasoning.executor.video_scene`.
 
+Four operations go beyond CLEVRER's, for audio-visual clips (their scene carries a
+sound estimate; on a silent video they have no answer): ``filter_sounding(objects,
+frame)`` keeps the objects sounding at the frame (``null``: at some frame),
+``filter_sounding_after(objects, event)`` those sounding at some frame after the
+event's, ``query_sound(object or event)`` names an object's sound (its instrument
+class, or ``silent``) or a collision's (``ring`` or ``thud``), and
+``describe_objects(object or objects)`` names objects for an answer ("cyan rubber
+sphere and blue metal cylinder"; "nothing" for none).
+
 Semantics are those of CLEVRER's official executor (Yi, Gan et al., ICLR 2020):
 where it answers ``'error'`` (``unique`` of a set that is not one element, an
 order past the end, a value of the wrong kind) the operation raises
@@ -253,6 +262,36 @@ def _filter_counterfact(scene: VideoScene, events: object, obj: object) -> Event
     return tuple(e for e in _events(events) if frozenset(e.objects) in pairs)
 
 
+# ---------------------------------------------------------------- sound (audio-visual clips)
+def _filter_sounding(scene: VideoScene, objs: object, frame: object) -> ObjectSet:
+    f = _frame(scene, frame)
+    return tuple(o for o in _objects(objs) if scene.sounding(o, f))
+
+
+def _filter_sounding_after(scene: VideoScene, objs: object, event: object) -> ObjectSet:
+    frame = _event(event).frame
+    return tuple(o for o in _objects(objs) if scene.sounding_after(o, frame))
+
+
+def _query_sound(scene: VideoScene, entry: object) -> str:
+    if isinstance(entry, Event):
+        scene.require_sound()
+        if entry.kind != "collision":
+            raise InvalidExecution(f"only a collision makes a sound, got a {entry.kind} event")
+        event = next((e for e in scene.events if e == entry), entry)
+        if event.sound is None:
+            raise InvalidExecution(f"the collision of {entry.objects} at frame {entry.frame} is not in the video")
+        return event.sound
+    return scene.sound_of(_object(entry))
+
+
+def _describe_objects(scene: VideoScene, entry: object) -> str:
+    ids = _objects(entry) if isinstance(entry, tuple) else (_object(entry),)
+    props = scene.properties
+    names = [f"{props[o].color} {props[o].material} {props[o].shape}" for o in ids]
+    return " and ".join(names) if names else "nothing"
+
+
 _IMPLEMENTATIONS: dict[str, Callable[..., object]] = {
     "objects": _objects_op,
     "events": _events_op,
@@ -285,6 +324,10 @@ _IMPLEMENTATIONS: dict[str, Callable[..., object]] = {
     "all_events": _all_events,
     "counterfact_events": _counterfact_events,
     "filter_counterfact": _filter_counterfact,
+    "filter_sounding": _filter_sounding,
+    "filter_sounding_after": _filter_sounding_after,
+    "query_sound": _query_sound,
+    "describe_objects": _describe_objects,
 }
 for _name, _fn in _IMPLEMENTATIONS.items():
     attach_video(_name, _fn)

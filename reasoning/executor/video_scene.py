@@ -29,21 +29,37 @@ Rules taken from the official executor (``executor/executor.py`` and
   each object taking part.
 * ``unseen_events()``: the events after the last observed frame (in, out, collision);
   ``counterfact_events(o)``: the collisions of the whole video re-run without ``o``.
+
+Sound (audio-visual clips, :mod:`physics.worlds.audiovisual`): a scene may carry a
+``sound`` estimate (:class:`~perception.audio.localise.SoundingEstimate`, from a
+registered sounding-object localiser): an object *is sounding* at a frame when the
+estimate says so, and with no frame when it does at some observed frame; its
+``sound`` is the estimate's word for it (``silent`` when none); each collision
+event then carries its sound (:func:`~physics.worlds.sound.impact_word` of the two
+objects' materials).  A video without a ``sound`` estimate has no sound to ask about.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import TYPE_CHECKING
 
+from physics.errors import DataError
 from physics.video_dynamics import VideoDynamics
 from physics.worlds.camera import CLEVR_CAMERA, Camera
 from physics.worlds.clevrer_annotation import FrameStates, ObjectProperty, VideoAnnotation
 from physics.worlds.clevrer_events import Event, derive_events
+from physics.worlds.sound import impact_word
+from reasoning.executor.ops import InvalidExecution
 
-__all__ = ["VideoScene", "MOVING_SPEED", "FUTURE_FRAMES", "DIRECTION_HALF_ANGLE", "NO_FRAME", "describe_event"]
+if TYPE_CHECKING:
+    from perception.audio.localise import SoundingEstimate
+
+__all__ = ["VideoScene", "MOVING_SPEED", "FUTURE_FRAMES", "DIRECTION_HALF_ANGLE", "NO_FRAME", "SILENT",
+           "describe_event"]
 
 # Ground-plane speed (scene units per second) above which an object counts as
 # moving: objects at rest have speed 0 up to simulation noise of about 1e-3,
@@ -55,6 +71,7 @@ FUTURE_FRAMES = 50
 # down in the image (the official executor's angle_half_range=40; else no answer).
 DIRECTION_HALF_ANGLE = 40.0
 NO_FRAME = -1  # frame of the all_events() candidates, which have none
+SILENT = "silent"  # the sound of an object that makes none
 
 
 def describe_event(event: Event) -> str:
@@ -73,15 +90,23 @@ class VideoScene:
         dynamics: Futures and counterfactuals (ground truth or a learned model).
         future_frames: Frames of future asked for (predictive questions).
         camera: The fixed camera (for ``query_direction``; CLEVRER's by default).
+        sound: Which objects sound in each observed frame, and what they sound like
+            (None: a silent video).
     """
 
     annotation: VideoAnnotation
     dynamics: VideoDynamics
     future_frames: int = FUTURE_FRAMES
     camera: Camera = CLEVR_CAMERA
+    sound: SoundingEstimate | None = None
     _counterfactuals: dict[int, tuple[Event, ...]] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ static
+    def __post_init__(self) -> None:
+        if self.sound is not None and self.sound.sounding.shape[0] != self.annotation.num_frames:
+            raise DataError(f"video {self.annotation.scene_index}: the sound estimate covers "
+                            f"{self.sound.sounding.shape[0]} frames, the video has {self.annotation.num_frames}")
+
     @property
     def name(self) -> str:
         return f"video {self.annotation.scene_index}"
@@ -155,7 +180,43 @@ class VideoScene:
     def events(self) -> tuple[Event, ...]:
         """The observed events (start, end, in, out, collision) in frame order."""
         ann = self.annotation
-        return tuple(derive_events(ann.motion_trajectory, ann.collision))
+        events = derive_events(ann.motion_trajectory, ann.collision)
+        if self.sound is not None:
+            events = [replace(e, sound=impact_word([self.properties[o].material for o in e.objects]))
+                      if e.kind == "collision" else e for e in events]
+        return tuple(events)
+
+    # ------------------------------------------------------------------ sound
+    def sounding(self, obj: int, frame: int | None) -> bool:
+        """Whether ``obj`` is sounding at ``frame`` (None: at some observed frame); needs ``sound``."""
+        est = self.require_sound()
+        if not 0 <= obj < est.sounding.shape[1]:
+            return False
+        if frame is None:
+            return bool(est.sounding[:, obj].any())
+        return bool(est.sounding[self._frame_row(frame), obj])
+
+    def sounding_after(self, obj: int, frame: int) -> bool:
+        """Whether ``obj`` is sounding at some observed frame after ``frame``."""
+        est = self.require_sound()
+        if not 0 <= obj < est.sounding.shape[1]:
+            return False
+        first = max(frame - self.annotation.motion_trajectory[0].frame_id + 1, 0)
+        return bool(est.sounding[first:, obj].any())
+
+    def sound_of(self, obj: int) -> str:
+        """The word for ``obj``'s sound (``silent`` when it makes none, or none is known)."""
+        est = self.require_sound()
+        word = est.sounds[obj] if 0 <= obj < len(est.sounds) else None
+        return word if word is not None else SILENT
+
+    def _frame_row(self, frame: int) -> int:
+        return frame - self.annotation.motion_trajectory[0].frame_id
+
+    def require_sound(self) -> SoundingEstimate:
+        if self.sound is None:
+            raise InvalidExecution(f"{self.name} has no sound (answer sound questions on an audio-visual clip)")
+        return self.sound
 
     @cached_property
     def unseen_events(self) -> tuple[Event, ...]:

@@ -21,7 +21,7 @@ from benchmarks.datasets.audiovisual_builder import (
     clip_folder,
     clip_seed,
 )
-from physics.errors import ConfigError, StateError
+from physics.errors import ConfigError, DataError, StateError
 from physics.worlds.audiovisual import make_clip, read_clip
 
 TINY = ["--n", "3", "--frames", "4", "--width", "48", "--height", "32", "--seed", "5", "--quiet"]
@@ -89,6 +89,9 @@ def test_other_options_in_the_same_folder_are_refused(built, tmp_path):
     shutil.copytree(source, out)
     with pytest.raises(ConfigError, match="seed=5"):
         build_audiovisual(_cfg(out, seed=6), progress=False)
+    (out / "build.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="build.json is not a build record"):
+        build_audiovisual(_cfg(out), progress=False)
     with pytest.raises(ConfigError, match="--n must be"):
         replace(_cfg(out), n=0)
     with pytest.raises(ConfigError, match="sample_rate"):

@@ -87,7 +87,13 @@ def test_impact_onsets_fall_in_their_collision_frames(clips):
 
 def test_instrument_loudness_follows_speed(clips):
     for c in clips:
+        for col in c.collisions:
+            metal = "metal" in {c.objects[i].material for i in col.objects}
+            assert col.sound == ("ring" if metal else "thud")
         for o in c.objects:
+            mean_velocity = np.linalg.norm(o.velocities, axis=1)
+            assert (mean_velocity <= o.speeds + 1e-4).all()  # |mean v| <= mean |v|
+            assert np.median(mean_velocity - o.speeds) > -0.1 * max(o.speeds.max(), 1e-3)
             if o.is_sounding:
                 assert np.corrcoef(o.speeds, o.loudness)[0, 1] > 0.9
                 assert (o.loudness[o.speeds < 1e-3] < 1e-3).all()
@@ -143,6 +149,8 @@ def test_bad_options_are_config_errors():
         AudioVisualConfig(sample_rate=44100)
     with pytest.raises(ConfigError, match="n_sounding"):
         AudioVisualConfig(n_objects=(1, 2), n_sounding=2)
+    with pytest.raises(ConfigError, match="at most 4"):
+        AudioVisualConfig(n_objects=(5, 6), n_sounding=5, same_category=True)
     with pytest.raises(ConfigError, match="seed"):
         make_clip(-1, CFG)
 
@@ -154,3 +162,28 @@ def test_docstring_examples_run():
     import physics.worlds.sound as sound
 
     assert doctest.testmod(audiovisual).failed == 0 and doctest.testmod(sound).failed == 0
+
+
+def test_a_clip_reads_as_a_clevrer_annotation(clips):
+    c = clips[0]
+    ann = c.annotation(scene_index=3)
+    assert ann.scene_index == 3 and ann.num_frames == CFG.frames
+    assert [p.object_id for p in ann.object_property] == [o.index for o in c.objects]
+    assert [(x.object_ids, x.frame_id) for x in ann.collision] == [(x.objects, x.frame) for x in c.collisions]
+    state = ann.motion_trajectory[2].by_id()[1]
+    np.testing.assert_allclose(state.location, c.objects[1].positions[2], atol=1e-6)
+    from physics.worlds.clevrer_annotation import VideoAnnotation
+
+    assert VideoAnnotation.from_json(ann.to_json()) == ann  # a valid annotation: it round-trips
+
+
+def test_events_carry_a_sound_that_round_trips_and_plays_no_part_in_equality():
+    from physics.worlds.clevrer_events import Event, events_json, parse_events
+
+    ring, plain = Event(3, "collision", (0, 1), "ring"), Event(3, "collision", (0, 1))
+    assert ring == plain and hash(ring) == hash(plain) and sorted([ring, Event(1, "start")])[1] is ring
+    assert parse_events(events_json([ring, plain]), "events") == [ring, plain]
+    assert [e.sound for e in parse_events(events_json([ring, plain]), "events")] == ["ring", None]
+    assert "sound" not in plain.to_json()
+    with pytest.raises(DataError, match=r"events\[0\]\.sound"):
+        parse_events([{"type": "collision", "frame_id": 3, "object_ids": [0, 1], "sound": 5}], "events")

@@ -85,3 +85,12 @@ def test_corrupt_or_missing_wav_is_a_nesy_error_naming_the_file(tmp_path):
         read_wav(tmp_path / "cut.wav")
     with pytest.raises(DataError, match="missing.wav"):
         read_wav(tmp_path / "missing.wav")
+
+
+def test_a_collision_rings_when_metal_takes_part_and_thuds_otherwise():
+    from physics.worlds.sound import SOUND_WORDS, impact_word
+
+    assert impact_word(["metal", "rubber"]) == "ring" and impact_word(["rubber", "rubber"]) == "thud"
+    assert {"ring", "thud", "cello"} <= set(SOUND_WORDS)
+    with pytest.raises(ConfigError, match="wood"):
+        impact_word(["wood"])
