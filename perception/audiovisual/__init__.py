@@ -1,1 +1,1 @@
-"""Audio-visual perception: models that learn from the sound and the frames of a clip together."""
+"""Audio-visual perception: which pixels make which sound, separation of mixtures, correspondence and localisation."""

@@ -1,0 +1,355 @@
+"""Sound of Pixels co-segmentation: mix-and-separate with disentangled pixel channels.
+
+Rouditchenko, Zhao, Gan, McDermott and Torralba, "Self-supervised Audio-Visual
+Co-Segmentation", ICASSP 2019 (arXiv 1904.09013), extending PixelPlayer (Zhao et
+al., "The Sound of Pixels", ECCV 2018, arXiv 1804.03160).
+
+* A small image network gives every pixel K feature channels in [0, 1]
+  (:class:`PixelNet`, sigmoid activations as PixelPlayer's); a clip's vector is
+  per channel the mean of its few largest values over space and the pooled frames
+  (PixelPlayer's maximum, widened to about a small object's area).
+* The audio U-Net (:class:`~perception.audiovisual.mix_separate.AudioUNet`) turns
+  the mixture's log-magnitude spectrogram into K channels ``A_k``; the mask of the
+  sound of a pixel (or clip) with features ``v`` is
+  ``sigmoid(sum_k alpha_k v_k A_k + b)`` (PixelPlayer's linear synthesizer).
+* Trained by mix-and-separate (two clips' audio added, each recovered from the
+  mixture given its own frames; binary-mask BCE) plus the **disentangling loss**:
+  binary cross-entropy between the clip vector and the one-hot of the clip's
+  instrument category, which assigns category ``CATEGORIES[k]`` to channel k.  It
+  uses clip-level category labels only (never a mask), so each channel then
+  segments the objects of its category: co-segmentation from sound and a label.
+
+Shapes (B mixtures of S clips, T pooled frames of H x W; K channels)::
+
+    frames    float [B, S, T, 3, H, W] in [0, 1]
+    features  float [B * S, T, K, H / 2, W / 2] in [0, 1]
+    vector    float [B, S, K]
+    log_mix   float [B, 1, F', N'] -> logits float [B, S, F', N']
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from perception.audiovisual.mix_separate import (
+    CATEGORIES,
+    AudioUNet,
+    MixtureBatch,
+    SeparationClips,
+    bench_pools,
+    chunks,
+    draw_partners,
+    frames_float,
+    mask_loss,
+    mixture_batch,
+    sdr,
+    separate,
+)
+from perception.benchmark import (
+    BenchOutcome,
+    BenchSize,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
+from physics.errors import ConfigError, StateError
+
+__all__ = [
+    "SoundOfPixelsConfig",
+    "PixelNet",
+    "SoundOfPixels",
+    "disentangle_loss",
+    "sop_forward",
+    "train_mix_separate",
+    "train_sound_of_pixels",
+    "pooled_frames",
+    "held_out_pairs",
+    "sop_logits",
+    "separation_sdr",
+    "channel_iou",
+]
+
+
+@dataclass(frozen=True)
+class SoundOfPixelsConfig:
+    """Architecture and loss weights of :class:`SoundOfPixels`.
+
+    Args:
+        channels: K, pixel feature channels (one per instrument category with the disentangling loss).
+        width: Channels of the image network.
+        audio_width: First-stage channels of the audio U-Net.
+        frames: Frames pooled into a clip's vector (spread evenly over the clip, PixelPlayer uses 3).
+        pool_top: A clip's vector is each channel's mean over its ``pool_top`` largest pixel values
+            (over the pooled frames).  PixelPlayer takes the maximum (1); with the maximum the
+            disentangling loss lights one pixel per clip, with about a small object's area of
+            feature pixels (a small object covers about 8 at half resolution) it lights the object.
+        disentangle: Weight of the disentangling loss (0: plain PixelPlayer channels).
+    """
+
+    channels: int = len(CATEGORIES)
+    width: int = 16
+    audio_width: int = 8
+    frames: int = 3
+    pool_top: int = 8
+    disentangle: float = 1.0
+
+    def __post_init__(self) -> None:
+        if min(self.channels, self.width, self.audio_width, self.frames, self.pool_top) < 1 or self.disentangle < 0:
+            raise ConfigError(f"SoundOfPixelsConfig: sizes must be >= 1 and disentangle >= 0, got {self}")
+        if self.disentangle and self.channels < len(CATEGORIES):
+            raise ConfigError(f"SoundOfPixelsConfig: the disentangling loss needs a channel per category "
+                              f"({len(CATEGORIES)}), got channels={self.channels}")
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(4, channels), channels)
+
+
+class PixelNet(nn.Module):
+    """A small fully convolutional image network: ``[B, 3, H, W] -> [B, K, H / 2, W / 2]`` in [0, 1].
+
+    Four 3x3 convolutions (the second of stride 2, the last of dilation 2): a receptive field of
+    17 pixels, about a large object's size, so a pixel's features can only come from what is
+    near it and a channel that finds an object fires on the object, not beside it.  Group
+    normalisation (statistics per image) makes the maps the same in training and evaluation.
+    """
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(3, w, 3, 1, 1), _norm(w), nn.ReLU(),
+            nn.Conv2d(w, w, 3, 2, 1), _norm(w), nn.ReLU(),
+            nn.Conv2d(w, w, 3, 1, 1), _norm(w), nn.ReLU(),
+            nn.Conv2d(w, w, 3, 1, 2, dilation=2), _norm(w), nn.ReLU(),
+            nn.Conv2d(w, channels, 1),
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        return torch.sigmoid(self.body(images))
+
+
+class SoundOfPixels(nn.Module):
+    """PixelPlayer's three parts (image network, audio U-Net, linear synthesizer) with K channels."""
+
+    def __init__(self, config: SoundOfPixelsConfig = SoundOfPixelsConfig(), audio_in: int = 1) -> None:
+        super().__init__()
+        self.config = config
+        k = config.channels
+        self.pixels = PixelNet(k, config.width)
+        self.unet = AudioUNet(audio_in, k, config.audio_width)
+        self.alpha = nn.Parameter(torch.ones(k))
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def pixel_features(self, frames: Tensor) -> Tensor:
+        """float ``[..., T, 3, H, W]`` -> ``[..., T, K, H / 2, W / 2]`` in [0, 1]."""
+        if frames.dim() < 4 or frames.shape[-3] != 3:
+            raise StateError(f"SoundOfPixels needs frames [..., T, 3, H, W], got {tuple(frames.shape)}")
+        lead = frames.shape[:-3]
+        out = self.pixels(frames.reshape(-1, *frames.shape[-3:]))
+        return out.view(*lead, *out.shape[1:])
+
+    def clip_vector(self, features: Tensor) -> Tensor:
+        """``[..., T, K, h, w] -> [..., K]``: per channel, the mean of the ``pool_top`` largest values over
+        frames and pixels (1: PixelPlayer's maximum)."""
+        flat = features.transpose(-3, -4).flatten(-3)  # [..., K, T * h * w]
+        return flat.topk(min(self.config.pool_top, flat.shape[-1]), dim=-1).values.mean(-1)
+
+    def synthesize(self, audio: Tensor, vector: Tensor) -> Tensor:
+        """Mask logits ``[B, S, F, N]`` from U-Net channels ``[B, K, F, N]`` and vectors ``[B, S, K]``.
+
+        The audio may also be per source, ``[B, S, K, F, N]`` (a model that conditions the U-Net on each source).
+        """
+        if audio.dim() == 4:
+            audio = audio[:, None]
+        return torch.einsum("bsk,bskfn->bsfn", vector * self.alpha, audio.expand(-1, vector.shape[1], -1, -1, -1)) \
+            + self.bias
+
+    def forward(self, log_mix: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """Mask logits ``[B, S, F', N']`` of each clip's sound, and the clip vectors ``[B, S, K]``.
+
+        Args:
+            log_mix: float ``[B, 1, F', N']`` (:func:`~perception.audiovisual.mix_separate.mixture_batch`).
+            frames: float ``[B, S, T, 3, H, W]``: the pooled frames of each of the S clips.
+        """
+        vector = self.clip_vector(self.pixel_features(frames))
+        return self.synthesize(self.unet(log_mix), vector), vector
+
+
+def disentangle_loss(vector: Tensor, category: Tensor) -> Tensor:
+    """Binary cross-entropy of clip vectors ``[M, K]`` (in [0, 1]) against the one-hot of ``category`` ``[M]``:
+    channel k fires somewhere in a clip exactly when an instrument of category k is in it."""
+    target = F.one_hot(category, vector.shape[-1]).float()
+    return F.binary_cross_entropy(vector.clamp(1e-6, 1 - 1e-6), target)
+
+
+def pooled_frames(clips: SeparationClips, idx: Tensor, count: int) -> Tensor:
+    """float ``[len(idx), count, 3, H, W]``: ``count`` frames spread evenly over each clip."""
+    t = clips.frames.shape[1]
+    picks = torch.linspace(0, t - 1, count).round().long()
+    return frames_float(clips.frames[idx][:, picks])
+
+
+def sop_forward(model: SoundOfPixels, clips: SeparationClips, batch: MixtureBatch,
+                pair: Tensor) -> tuple[Tensor, Tensor]:
+    """Mask logits ``[b, 2, F', N']`` and clip vectors ``[b, 2, K]`` of the clips of ``pair`` ``[b, 2]``
+    in ``batch`` (their mixtures)."""
+    frames = pooled_frames(clips, pair.flatten(), model.config.frames)
+    return model(batch.log_mix, frames.view(*pair.shape, *frames.shape[1:]))
+
+
+def sop_logits(model: SoundOfPixels, clips: SeparationClips, batch: MixtureBatch, pair: Tensor) -> Tensor:
+    """The mask logits of :func:`sop_forward`."""
+    return sop_forward(model, clips, batch, pair)[0]
+
+
+def train_mix_separate(model: nn.Module, clips: SeparationClips, bench: BenchSize, seed: int, *,
+                       forward: Callable[[MixtureBatch, Tensor], tuple[Tensor, Tensor]], disentangle: float,
+                       curriculum: float = 1.0, desc: str, per_round: int = 50) -> list[dict]:
+    """Mix-and-separate training with the shared loop: each step mixes every drawn clip with a partner
+    (drawn from ``seed``), and minimises the mask loss plus ``disentangle`` times the disentangling loss.
+
+    Args:
+        forward: ``(batch, pair [B, 2]) -> (logits [B, 2, F', N'], vectors [B, 2, K])``.
+        curriculum: The first ``curriculum`` of the steps mix clips of different categories, the rest
+            clips whose instruments look identical (Sound of Motions' curriculum; 1.0: different only).
+        per_round: Steps per history record.
+
+    Returns:
+        The loop's history, one record (mean losses) per ``per_round`` steps.
+    """
+    if not 0.0 <= curriculum <= 1.0:
+        raise ConfigError(f"curriculum must be a fraction of the steps in [0, 1], got {curriculum}")
+    partners = torch.Generator().manual_seed(seed + 7)
+    switch = round(curriculum * bench.steps)
+    done = [0]
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        mode = "different" if done[0] < switch else "same-look"
+        done[0] += 1
+        pair = torch.stack([idx, draw_partners(clips, idx, mode, partners)], 1)  # [B, 2]
+        batch = mixture_batch(clips.waves[pair])
+        logits, vector = forward(batch, pair)
+        sep = mask_loss(logits, batch)
+        dis = disentangle_loss(vector.flatten(0, 1), clips.category[pair.flatten()])
+        return {"loss": sep + disentangle * dis, "separation": sep.detach(), "disentangle": dis.detach()}
+
+    model.train()
+    history = train_steps(model, step, items=len(clips), steps=bench.steps, batch=bench.batch, lr=bench.lr,
+                          seed=seed, desc=desc, per_round=per_round)
+    model.eval()
+    return history
+
+
+def train_sound_of_pixels(model: SoundOfPixels, clips: SeparationClips, bench: BenchSize, seed: int,
+                          desc: str = "sound-of-pixels", per_round: int = 50) -> list[dict]:
+    """Mix-and-separate training on pairs of clips of different categories (:func:`train_mix_separate`)."""
+    return train_mix_separate(model, clips, bench, seed, forward=lambda b, p: sop_forward(model, clips, b, p),
+                              disentangle=model.config.disentangle, desc=desc, per_round=per_round)
+
+
+def held_out_pairs(clips: SeparationClips, mode: str, seed: int) -> Tensor:
+    """int64 ``[N, 2]``: every test clip with one partner (``mode`` as in ``draw_partners``), drawn from ``seed``."""
+    idx = torch.arange(len(clips))
+    return torch.stack([idx, draw_partners(clips, idx, mode, torch.Generator().manual_seed(seed))], 1)
+
+
+@torch.no_grad()
+def separation_sdr(model: nn.Module, clips: SeparationClips, pairs: Tensor, logits_fn: Callable) -> dict[str, Tensor]:
+    """SDR (dB) of each separated source and of the mixture against it, over ``pairs`` ``[M, 2]``.
+
+    Args:
+        logits_fn: ``(model, clips, batch, pair [b, 2]) -> logits [b, 2, F', N']`` (e.g. :func:`sop_logits`).
+
+    Returns:
+        ``{"estimate": [M, 2], "mixture": [M, 2]}``.
+    """
+    model.eval()
+    est, mix = [], []
+    for rows in chunks(len(pairs), 16):
+        pair = pairs[rows]
+        sources = clips.waves[pair]
+        batch = mixture_batch(sources)
+        waves = separate(logits_fn(model, clips, batch, pair), batch)
+        est.append(sdr(waves, sources))
+        mix.append(sdr(sources.sum(1, keepdim=True).expand_as(sources), sources))
+    return {"estimate": torch.cat(est), "mixture": torch.cat(mix)}
+
+
+@torch.no_grad()
+def channel_iou(model: SoundOfPixels, clips: SeparationClips, frame_step: int = 4) -> Tensor:
+    """IoU ``[K, C]`` of each channel's pixels (> 0.5, upsampled to the frame) with each category's objects.
+
+    Pooled over every ``frame_step``-th frame of every clip: intersection and union are summed
+    over all of them (a channel firing in a clip without its category counts in the union).
+    """
+    model.eval()
+    k, c = model.config.channels, len(CATEGORIES)
+    inter = torch.zeros(k, c)
+    union = torch.zeros(k, c)
+    t = torch.arange(0, clips.frames.shape[1], frame_step)
+    for rows in chunks(len(clips), 16):
+        frames = frames_float(clips.frames[rows][:, t])  # [b, t, 3, H, W]
+        feats = model.pixel_features(frames)  # [b, t, K, h, w]
+        up = F.interpolate(feats.flatten(0, 1), size=frames.shape[-2:], mode="bilinear", align_corners=False)
+        pred = (up > 0.5).view(*feats.shape[:3], *frames.shape[-2:])  # [b, t, K, H, W]
+        truth = clips.masks[rows][:, t]  # [b, t, H, W]
+        cats = clips.category[rows]
+        for j in range(c):
+            true_j = truth & (cats == j).view(-1, 1, 1, 1)  # [b, t, H, W]
+            inter[:, j] += (pred & true_j[:, :, None]).sum((0, 1, 3, 4)).float()
+            union[:, j] += (pred | true_j[:, :, None]).sum((0, 1, 3, 4)).float()
+    return inter / union.clamp_min(1.0)
+
+
+# ---------------------------------------------------------------------- benchmark
+_FULL = BenchSize(train=400, test=120, steps=1000, batch=8, lr=2e-3)
+_QUICK = BenchSize(train=12, test=6, steps=3, batch=2)
+
+
+@register_perception_bench(
+    "sound-of-pixels",
+    paper="Rouditchenko et al., Self-supervised Audio-Visual Co-Segmentation, arXiv 1904.09013 (PixelPlayer)",
+    check="SDR >= mixture + 5 dB on held-out two-source mixtures; each category channel IoU >= 0.3 and >= 2x "
+          "a random channel's",
+    ablation="the mixture itself (SDR); a channel drawn at random (IoU)",
+)
+def bench_sound_of_pixels(quick: bool, seed: int) -> BenchOutcome:
+    """Train on clips of seed range 0 of ``seed``; test on mixtures of two clips of range 1 (other categories)."""
+    bench = _QUICK if quick else _FULL
+    t0 = time.process_time()
+    train, test = bench_pools(seed, bench.train, bench.test)
+    data_cpu = time.process_time() - t0
+    torch.manual_seed(seed)
+    model = SoundOfPixels(SoundOfPixelsConfig())
+    history = train_sound_of_pixels(model, train, bench, seed)
+    pairs = held_out_pairs(test, "different", seed + 1)
+    scores = separation_sdr(model, test, pairs, sop_logits)
+    ours, base = float(scores["estimate"].mean()), float(scores["mixture"].mean())
+    iou = channel_iou(model, test)  # [K, C]
+    checks = [Check("SDR of separated sources", "dB, mean over both sources of held-out mixtures", ours, base,
+                    ">= ablation (the mixture) + 5 dB", ours >= base + 5.0)]
+    for j, name in enumerate(CATEGORIES):
+        own, rand = float(iou[j, j]), float(iou[:, j].mean())
+        checks.append(Check(f"IoU of channel {j} with {name} objects", "fraction, higher is better", own, rand,
+                            ">= 0.3 and >= 2 x ablation (a uniformly random channel)", own >= 0.3 and own >= 2 * rand))
+    figures = {
+        "sdr_improvement_db": ours - base,
+        "sdr_median_db": float(scores["estimate"].median()),
+        "iou_channel_by_category": iou.tolist(),
+        "categories": list(CATEGORIES),
+        "loss_first_last": [history[0]["loss"], history[-1]["loss"]] if history else [],
+        "train_clips": len(train), "test_clips": len(test), "test_mixtures": len(pairs),
+        "skipped_clips": len(train.skipped) + len(test.skipped),
+        "steps": bench.steps, "batch": bench.batch,
+        "data_cpu_seconds": round(data_cpu, 1), "cpu_seconds": round(time.process_time() - t0, 1),
+        "data": f"make_clip seeds {train.seeds[0]}.. (train), {test.seeds[0]}.. (test): one instrument, "
+                "one or two silent objects, no impacts",
+    }
+    return BenchOutcome(tuple(checks), figures)
