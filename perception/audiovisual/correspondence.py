@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perception.audiovisual.clips import CLIP_CONFIG, ClipBank, clip_bank
+from perception.audiovisual.clips import CLIP_CONFIG, SPEC_BINS, ClipBank, clip_bank
 from perception.benchmark import (
     BenchOutcome,
     BenchSize,
@@ -97,6 +97,10 @@ class AVNetConfig:
         convs: 3x3 convolutions per block (the papers' VGG blocks have two; one fits a CPU budget).
         embed: D, the embedding size of AVE-Net and AVOL-Net (the papers' 128).
         fusion: Hidden units of L3-Net's fusion layer (the paper's 128).
+        profile: AVOL-Net's audio embedding also sees the spectrogram's mean over time (one value per
+            frequency bin, the timbre and pitch), which the tower's global max pooling over frequency loses.
+        kernels: Kernel size of each block of AVOL-Net's vision tower (empty: 3 everywhere); 1x1 late
+            blocks keep the receptive field of a map location near the size of one object.
     """
 
     image_channels: int = 3
@@ -104,26 +108,33 @@ class AVNetConfig:
     embed: int = 64
     fusion: int = 64
     convs: int = 1
+    profile: bool = False
+    kernels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
+        object.__setattr__(self, "kernels", tuple(self.kernels))
+        if self.kernels and (len(self.kernels) != len(self.widths) or any(k < 1 or k % 2 == 0 for k in self.kernels)):
+            raise ConfigError(f"AVNetConfig: kernels must be one odd size per block of widths, got {self.kernels}")
         if (self.image_channels < 1 or not self.widths or min(self.widths) < 1 or self.embed < 1 or self.fusion < 1
                 or self.convs < 1):
             raise ConfigError(f"AVNetConfig: channels, widths, embed and fusion must be positive, got {self}")
 
 
 class ConvTower(nn.Module):
-    """Blocks of ``convs`` 3x3 conv-BN-ReLU layers, each block but the last followed by 2x2 max pooling.
+    """Blocks of ``convs`` conv-BN-ReLU layers, each block but the last followed by 2x2 max pooling.
 
+    ``kernels`` gives each block's kernel size (odd; empty: 3x3 everywhere).
     ``forward(x [N, cin, H, W]) -> [N, widths[-1], H / 2^(len(widths) - 1), W / ...]`` (floor division).
     """
 
-    def __init__(self, cin: int, widths: tuple[int, ...], convs: int = 1) -> None:
+    def __init__(self, cin: int, widths: tuple[int, ...], convs: int = 1, kernels: tuple[int, ...] = ()) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i, w in enumerate(widths):
+            k = kernels[i] if kernels else 3
             for c_in in (cin, *[w] * (convs - 1)):
-                layers += [nn.Conv2d(c_in, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+                layers += [nn.Conv2d(c_in, w, k, padding=k // 2, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
             if i < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2))
             cin = w
@@ -213,17 +224,22 @@ class AVOLNet(nn.Module):
         super().__init__()
         self.config = config
         c, d = config.widths[-1], config.embed
-        self.vision = ConvTower(config.image_channels, config.widths, config.convs)
+        self.vision = ConvTower(config.image_channels, config.widths, config.convs, config.kernels)
         self.vision_head = nn.Sequential(nn.Conv2d(c, d, 1), nn.ReLU(), nn.Conv2d(d, d, 1))  # the paper's conv5, conv6
         self.audio = ConvTower(1, config.widths, config.convs)
-        self.audio_head = _mlp(c, d, d)
+        self.audio_head = _mlp(c + (SPEC_BINS if config.profile else 0), d, d)
         self.scale = nn.Parameter(torch.tensor(1.0))  # the paper's calibration (a 1x1 conv on one channel)
         self.bias = nn.Parameter(torch.tensor(0.0))
 
     def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
         """An embedding per location ``[N, D, h, w]`` and the audio's ``[N, D]``."""
         _check(frames, spec, self.config, "AVOLNet")
-        return self.vision_head(self.vision(frames)), self.audio_head(self.audio(spec).amax((2, 3)))
+        a = self.audio(spec).amax((2, 3))
+        if self.config.profile:
+            if spec.shape[2] != SPEC_BINS:
+                raise StateError(f"AVOLNet: the spectral profile needs {SPEC_BINS} bins, got {spec.shape[2]}")
+            a = torch.cat([a, spec.mean(3)[:, 0]], 1)
+        return self.vision_head(self.vision(frames)), self.audio_head(a)
 
     def head(self, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         """``(score logits [N], map logits [N, h, w])``: the score is the map's maximum (multiple instances)."""
@@ -434,7 +450,9 @@ def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
     try:
         cfg = ckpt["config"]
         model = AVOLNet(AVNetConfig(image_channels=int(cfg["image_channels"]), widths=tuple(cfg["widths"]),
-                                    embed=int(cfg["embed"]), fusion=int(cfg["fusion"]), convs=int(cfg["convs"])))
+                                    embed=int(cfg["embed"]), fusion=int(cfg["fusion"]), convs=int(cfg["convs"]),
+                                    profile=bool(cfg.get("profile", False)),
+                                    kernels=tuple(cfg.get("kernels", ()))))
         model.load_state_dict(ckpt["state"])
         meta = {k: ckpt[k] for k in ("height", "width", "sample_rate", "window", "command")}
     except (KeyError, TypeError, RuntimeError) as exc:
