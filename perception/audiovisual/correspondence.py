@@ -80,6 +80,7 @@ __all__ = [
     "trained_networks",
     "ONE_INSTRUMENT",
     "AVOL_SIZE",
+    "AVOL_CONFIG",
     "FULL_SIZE",
     "save_avol",
     "load_avol",
@@ -101,6 +102,8 @@ class AVNetConfig:
             frequency bin, the timbre and pitch), which the tower's global max pooling over frequency loses.
         kernels: Kernel size of each block of AVOL-Net's vision tower (empty: 3 everywhere); 1x1 late
             blocks keep the receptive field of a map location near the size of one object.
+        cosine: AVOL-Net's map compares unit embeddings (cosine similarity, calibration scale starting
+            at 10) instead of raw scalar products over sqrt(D).
     """
 
     image_channels: int = 3
@@ -110,6 +113,7 @@ class AVNetConfig:
     convs: int = 1
     profile: bool = False
     kernels: tuple[int, ...] = ()
+    cosine: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
@@ -228,7 +232,7 @@ class AVOLNet(nn.Module):
         self.vision_head = nn.Sequential(nn.Conv2d(c, d, 1), nn.ReLU(), nn.Conv2d(d, d, 1))  # the paper's conv5, conv6
         self.audio = ConvTower(1, config.widths, config.convs)
         self.audio_head = _mlp(c + (SPEC_BINS if config.profile else 0), d, d)
-        self.scale = nn.Parameter(torch.tensor(1.0))  # the paper's calibration (a 1x1 conv on one channel)
+        self.scale = nn.Parameter(torch.tensor(10.0 if config.cosine else 1.0))  # the paper's calibration (a 1x1 conv on one channel)
         self.bias = nn.Parameter(torch.tensor(0.0))
 
     def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
@@ -243,7 +247,10 @@ class AVOLNet(nn.Module):
 
     def head(self, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         """``(score logits [N], map logits [N, h, w])``: the score is the map's maximum (multiple instances)."""
-        sim = torch.einsum("ndhw,nd->nhw", v, a) / self.config.embed**0.5
+        if self.config.cosine:
+            sim = torch.einsum("ndhw,nd->nhw", F.normalize(v, dim=1), F.normalize(a, dim=1))
+        else:
+            sim = torch.einsum("ndhw,nd->nhw", v, a) / self.config.embed**0.5
         m = self.scale * sim + self.bias
         return m.flatten(1).amax(1), m
 
@@ -452,7 +459,7 @@ def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
         model = AVOLNet(AVNetConfig(image_channels=int(cfg["image_channels"]), widths=tuple(cfg["widths"]),
                                     embed=int(cfg["embed"]), fusion=int(cfg["fusion"]), convs=int(cfg["convs"]),
                                     profile=bool(cfg.get("profile", False)),
-                                    kernels=tuple(cfg.get("kernels", ()))))
+                                    kernels=tuple(cfg.get("kernels", ())), cosine=bool(cfg.get("cosine", False))))
         model.load_state_dict(ckpt["state"])
         meta = {k: ckpt[k] for k in ("height", "width", "sample_rate", "window", "command")}
     except (KeyError, TypeError, RuntimeError) as exc:
@@ -480,6 +487,10 @@ class TrainedNetworks:
 
 
 _NETWORKS = {"l3": (L3Net, SINGLE_FRAME), "ave": (AVENet, FRAME_STACK), "avol": (AVOLNet, SINGLE_FRAME)}
+# AVOL-Net's towers: two poolings (a 12 x 16 map of 4 x 4 px cells at 48 x 64) and 1x1 late vision blocks
+# (a location sees 6 x 6 px, about one instrument), cosine similarities, the audio's spectral profile.
+AVOL_CONFIG = AVNetConfig(widths=(16, 32, 64), kernels=(3, 1, 1), profile=True, cosine=True)
+_CONFIGS = {"avol": AVOL_CONFIG}
 ONE_INSTRUMENT = replace(CLIP_CONFIG, n_sounding=1)  # AVOL-Net's clips: one sound source, as in the paper
 AVOL_SIZE = BenchSize(train=600, test=500, steps=800, batch=32)
 
@@ -498,7 +509,7 @@ def trained_networks(quick: bool, seed: int, names: tuple[str, ...], clips: Audi
     seconds: dict[str, float] = {}
     for name in names:
         cls, window = _NETWORKS[name]
-        config = replace(_CONFIG, image_channels=3 * len(window.offsets))
+        config = replace(_CONFIGS.get(name, _CONFIG), image_channels=3 * len(window.offsets))
         torch.manual_seed(seed)
         untrained = cls(config)
         model = cls(config)
