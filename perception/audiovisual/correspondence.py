@@ -102,8 +102,9 @@ class AVNetConfig:
             frequency bin, the timbre and pitch), which the tower's global max pooling over frequency loses.
         kernels: Kernel size of each block of AVOL-Net's vision tower (empty: 3 everywhere); 1x1 late
             blocks keep the receptive field of a map location near the size of one object.
-        cosine: AVOL-Net's map compares unit embeddings (cosine similarity, calibration scale starting
-            at 10) instead of raw scalar products over sqrt(D).
+        cosine: AVOL-Net's map compares unit embeddings (cosine similarity; the calibration scale starts
+            at 1 and is learned: starting at 10 collapsed to a constant map at one initialisation of two)
+            instead of raw scalar products over sqrt(D).
     """
 
     image_channels: int = 3
@@ -232,7 +233,7 @@ class AVOLNet(nn.Module):
         self.vision_head = nn.Sequential(nn.Conv2d(c, d, 1), nn.ReLU(), nn.Conv2d(d, d, 1))  # the paper's conv5, conv6
         self.audio = ConvTower(1, config.widths, config.convs)
         self.audio_head = _mlp(c + (SPEC_BINS if config.profile else 0), d, d)
-        self.scale = nn.Parameter(torch.tensor(10.0 if config.cosine else 1.0))  # the paper's calibration (a 1x1 conv on one channel)
+        self.scale = nn.Parameter(torch.tensor(1.0))  # the paper's calibration (a 1x1 conv on one channel)
         self.bias = nn.Parameter(torch.tensor(0.0))
 
     def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
