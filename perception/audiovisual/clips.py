@@ -33,8 +33,8 @@ from physics.worlds.audiovisual import AudioVisualClip, AudioVisualConfig, make_
 from physics.worlds.clevr_properties import COLORS, MATERIALS, SHAPES, SIZE_RADIUS
 from physics.worlds.sound import INSTRUMENTS
 
-__all__ = ["Vocabulary", "CLIP_CONFIG", "SPECTROGRAM", "SPEC_HOP", "MAX_OBJECTS", "VOCABULARY", "ClipBank",
-           "clip_bank", "describe", "spectrogram"]
+__all__ = ["Vocabulary", "CLIP_CONFIG", "SPECTROGRAM", "SPEC_HOP", "SPEC_BINS", "MAX_OBJECTS", "VOCABULARY",
+           "ClipBank", "clip_bank", "describe", "spectrogram"]
 
 class Vocabulary:
     """Word ids of a closed vocabulary: 0 is padding, 1 unknown, then the words in the order given.
@@ -64,6 +64,7 @@ CLIP_CONFIG = AudioVisualConfig(height=48, width=64)  # 16 frames at 8 fps (2 s)
 SPECTROGRAM = SpectrogramConfig(n_fft=256, hop=128, eps=1e-3)  # 43 Hz bins up to 5.5 kHz, 11.6 ms frames
 _POOL = 2  # the log-magnitudes are averaged over 2 x 2 cells: 86 Hz x 23 ms (a second is 64 x 43)
 SPEC_HOP = SPECTROGRAM.hop * _POOL  # samples per frame of :func:`spectrogram`
+SPEC_BINS = (SPECTROGRAM.n_fft // 2) // _POOL  # frequency bins of :func:`spectrogram` (64)
 MAX_OBJECTS = 8
 _LOG_CENTRE, _LOG_SCALE = -4.0, 2.5  # log(|X| + 1e-3) spans about [-6.9, 3]; this maps it near [-1, 3]
 PHRASES, WORDS = 7, 6  # up to 4 objects and 3 collisions; "small red rubber cube cello sounds"

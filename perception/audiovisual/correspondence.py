@@ -32,7 +32,9 @@ Shapes (N pairs, C image channels, H x W pixels, F frequency bins, S spectrogram
 Benchmarks: ``av-correspondence`` trains L3-Net and AVE-Net on one set of
 two-instrument clips (correspondence accuracy, audio-to-image recall@10 over
 1,000 held-out clips); ``avol-net`` trains AVOL-Net on one-instrument clips (where
-its map peaks in held-out frames).  Each beside the same network untrained.
+its map peaks in held-out frames) in :data:`AVOL_CONFIG`: 1x1 late vision blocks (a
+map location sees about one instrument), the spectrogram's mean over time beside the
+audio tower's features, and cosine similarities.  Each beside the same network untrained.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perception.audiovisual.clips import CLIP_CONFIG, ClipBank, clip_bank
+from perception.audiovisual.clips import CLIP_CONFIG, SPEC_BINS, ClipBank, clip_bank
 from perception.benchmark import (
     BenchOutcome,
     BenchSize,
@@ -80,6 +82,7 @@ __all__ = [
     "trained_networks",
     "ONE_INSTRUMENT",
     "AVOL_SIZE",
+    "AVOL_CONFIG",
     "FULL_SIZE",
     "save_avol",
     "load_avol",
@@ -97,6 +100,13 @@ class AVNetConfig:
         convs: 3x3 convolutions per block (the papers' VGG blocks have two; one fits a CPU budget).
         embed: D, the embedding size of AVE-Net and AVOL-Net (the papers' 128).
         fusion: Hidden units of L3-Net's fusion layer (the paper's 128).
+        profile: AVOL-Net's audio embedding also sees the spectrogram's mean over time (one value per
+            frequency bin, the timbre and pitch), which the tower's global max pooling over frequency loses.
+        kernels: Kernel size of each block of AVOL-Net's vision tower (empty: 3 everywhere); 1x1 late
+            blocks keep the receptive field of a map location near the size of one object.
+        cosine: AVOL-Net's map compares unit embeddings (cosine similarity; the calibration scale starts
+            at 1 and is learned: starting at 10 collapsed to a constant map at one initialisation of two)
+            instead of raw scalar products over sqrt(D).
     """
 
     image_channels: int = 3
@@ -104,26 +114,34 @@ class AVNetConfig:
     embed: int = 64
     fusion: int = 64
     convs: int = 1
+    profile: bool = False
+    kernels: tuple[int, ...] = ()
+    cosine: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
+        object.__setattr__(self, "kernels", tuple(self.kernels))
+        if self.kernels and (len(self.kernels) != len(self.widths) or any(k < 1 or k % 2 == 0 for k in self.kernels)):
+            raise ConfigError(f"AVNetConfig: kernels must be one odd size per block of widths, got {self.kernels}")
         if (self.image_channels < 1 or not self.widths or min(self.widths) < 1 or self.embed < 1 or self.fusion < 1
                 or self.convs < 1):
             raise ConfigError(f"AVNetConfig: channels, widths, embed and fusion must be positive, got {self}")
 
 
 class ConvTower(nn.Module):
-    """Blocks of ``convs`` 3x3 conv-BN-ReLU layers, each block but the last followed by 2x2 max pooling.
+    """Blocks of ``convs`` conv-BN-ReLU layers, each block but the last followed by 2x2 max pooling.
 
+    ``kernels`` gives each block's kernel size (odd; empty: 3x3 everywhere).
     ``forward(x [N, cin, H, W]) -> [N, widths[-1], H / 2^(len(widths) - 1), W / ...]`` (floor division).
     """
 
-    def __init__(self, cin: int, widths: tuple[int, ...], convs: int = 1) -> None:
+    def __init__(self, cin: int, widths: tuple[int, ...], convs: int = 1, kernels: tuple[int, ...] = ()) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i, w in enumerate(widths):
+            k = kernels[i] if kernels else 3
             for c_in in (cin, *[w] * (convs - 1)):
-                layers += [nn.Conv2d(c_in, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+                layers += [nn.Conv2d(c_in, w, k, padding=k // 2, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
             if i < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2))
             cin = w
@@ -213,21 +231,29 @@ class AVOLNet(nn.Module):
         super().__init__()
         self.config = config
         c, d = config.widths[-1], config.embed
-        self.vision = ConvTower(config.image_channels, config.widths, config.convs)
+        self.vision = ConvTower(config.image_channels, config.widths, config.convs, config.kernels)
         self.vision_head = nn.Sequential(nn.Conv2d(c, d, 1), nn.ReLU(), nn.Conv2d(d, d, 1))  # the paper's conv5, conv6
         self.audio = ConvTower(1, config.widths, config.convs)
-        self.audio_head = _mlp(c, d, d)
+        self.audio_head = _mlp(c + (SPEC_BINS if config.profile else 0), d, d)
         self.scale = nn.Parameter(torch.tensor(1.0))  # the paper's calibration (a 1x1 conv on one channel)
         self.bias = nn.Parameter(torch.tensor(0.0))
 
     def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
         """An embedding per location ``[N, D, h, w]`` and the audio's ``[N, D]``."""
         _check(frames, spec, self.config, "AVOLNet")
-        return self.vision_head(self.vision(frames)), self.audio_head(self.audio(spec).amax((2, 3)))
+        a = self.audio(spec).amax((2, 3))
+        if self.config.profile:
+            if spec.shape[2] != SPEC_BINS:
+                raise StateError(f"AVOLNet: the spectral profile needs {SPEC_BINS} bins, got {spec.shape[2]}")
+            a = torch.cat([a, spec.mean(3)[:, 0]], 1)
+        return self.vision_head(self.vision(frames)), self.audio_head(a)
 
     def head(self, v: Tensor, a: Tensor) -> tuple[Tensor, Tensor]:
         """``(score logits [N], map logits [N, h, w])``: the score is the map's maximum (multiple instances)."""
-        sim = torch.einsum("ndhw,nd->nhw", v, a) / self.config.embed**0.5
+        if self.config.cosine:
+            sim = torch.einsum("ndhw,nd->nhw", F.normalize(v, dim=1), F.normalize(a, dim=1))
+        else:
+            sim = torch.einsum("ndhw,nd->nhw", v, a) / self.config.embed**0.5
         m = self.scale * sim + self.bias
         return m.flatten(1).amax(1), m
 
@@ -434,7 +460,9 @@ def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
     try:
         cfg = ckpt["config"]
         model = AVOLNet(AVNetConfig(image_channels=int(cfg["image_channels"]), widths=tuple(cfg["widths"]),
-                                    embed=int(cfg["embed"]), fusion=int(cfg["fusion"]), convs=int(cfg["convs"])))
+                                    embed=int(cfg["embed"]), fusion=int(cfg["fusion"]), convs=int(cfg["convs"]),
+                                    profile=bool(cfg.get("profile", False)),
+                                    kernels=tuple(cfg.get("kernels", ())), cosine=bool(cfg.get("cosine", False))))
         model.load_state_dict(ckpt["state"])
         meta = {k: ckpt[k] for k in ("height", "width", "sample_rate", "window", "command")}
     except (KeyError, TypeError, RuntimeError) as exc:
@@ -462,6 +490,10 @@ class TrainedNetworks:
 
 
 _NETWORKS = {"l3": (L3Net, SINGLE_FRAME), "ave": (AVENet, FRAME_STACK), "avol": (AVOLNet, SINGLE_FRAME)}
+# AVOL-Net's towers: two poolings (a 12 x 16 map of 4 x 4 px cells at 48 x 64) and 1x1 late vision blocks
+# (a location sees 6 x 6 px, about one instrument), cosine similarities, the audio's spectral profile.
+AVOL_CONFIG = AVNetConfig(widths=(16, 32, 64), kernels=(3, 1, 1), profile=True, cosine=True)
+_CONFIGS = {"avol": AVOL_CONFIG}
 ONE_INSTRUMENT = replace(CLIP_CONFIG, n_sounding=1)  # AVOL-Net's clips: one sound source, as in the paper
 AVOL_SIZE = BenchSize(train=600, test=500, steps=800, batch=32)
 
@@ -480,7 +512,7 @@ def trained_networks(quick: bool, seed: int, names: tuple[str, ...], clips: Audi
     seconds: dict[str, float] = {}
     for name in names:
         cls, window = _NETWORKS[name]
-        config = replace(_CONFIG, image_channels=3 * len(window.offsets))
+        config = replace(_CONFIGS.get(name, _CONFIG), image_channels=3 * len(window.offsets))
         torch.manual_seed(seed)
         untrained = cls(config)
         model = cls(config)

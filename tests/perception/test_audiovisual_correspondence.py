@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from perception.audiovisual.clips import SPEC_BINS
 from perception.audiovisual.correspondence import (
     AVENet,
     AVNetConfig,
@@ -143,3 +144,35 @@ def test_avol_checkpoint_round_trips_and_a_damaged_one_is_refused(tmp_path):
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(CheckpointError, match="corrupt"):
         load_avol(path)
+
+
+LOCAL = AVNetConfig(widths=(4, 8, 8), embed=8, kernels=(3, 1, 1), profile=True, cosine=True)
+
+
+def test_avol_options_keep_the_map_shape_and_bound_the_cosine_map_by_its_scale():
+    g = torch.Generator().manual_seed(1)
+    frames, spec = torch.rand(5, 3, 32, 32, generator=g), torch.randn(5, 1, SPEC_BINS, 16, generator=g)
+    torch.manual_seed(0)
+    net = AVOLNet(LOCAL).eval()
+    with torch.no_grad():
+        score, grid = net(frames, spec)
+        assert grid.shape == (5, 8, 8) and torch.equal(score, grid.flatten(1).amax(1))
+        assert float((grid - net.bias).abs().max()) <= float(net.scale.abs()) + 1e-5  # |cos| <= 1
+        louder = spec.clone()
+        louder[:, :, 10] += 3.0  # one frequency bin louder throughout: the profile (and the map) change
+        assert not torch.allclose(net(frames, louder)[1], grid)
+    with pytest.raises(StateError, match="bins"):
+        net(frames, torch.randn(5, 1, 24, 16))
+    with pytest.raises(ConfigError, match="kernels"):
+        AVNetConfig(widths=(4, 8), kernels=(3, 2))
+
+
+def test_avol_checkpoint_keeps_its_options(tmp_path):
+    torch.manual_seed(0)
+    net = AVOLNet(LOCAL).eval()
+    save_avol(net, tmp_path / "avol.pt", height=32, width=32, sample_rate=11025, command="test")
+    back, _ = load_avol(tmp_path / "avol.pt")
+    assert back.config == LOCAL
+    frames, spec = torch.rand(2, 3, 32, 32), torch.randn(2, 1, SPEC_BINS, 16)
+    with torch.no_grad():
+        assert torch.equal(back.similarity_map(frames, spec), net.similarity_map(frames, spec))

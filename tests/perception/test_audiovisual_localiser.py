@@ -77,3 +77,19 @@ def test_without_a_shipped_checkpoint_the_localiser_says_how_to_make_one(monkeyp
     monkeypatch.setattr(module, "CHECKPOINT", tmp_path / "absent.pt")
     with pytest.raises(ConfigError, match="train_localiser"):
         localiser_for("avol")
+
+
+def test_the_shipped_checkpoint_loads_by_default_and_marks_the_sounding_instrument():
+    from perception.audiovisual.correspondence import ONE_INSTRUMENT
+    from perception.audiovisual.localiser import CHECKPOINT
+
+    assert CHECKPOINT.is_file() and CHECKPOINT.stat().st_size < 2_000_000
+    localise = localiser_for("avol")
+    hits = frames = 0
+    for seed in range(990_000, 990_004):  # one-instrument clips no benchmark uses
+        one = make_clip(seed, ONE_INSTRUMENT)
+        k = next(o.index for o in one.objects if o.is_sounding)
+        sounds = one.objects[k].sounding_frames.astype(bool)
+        hits += int(localise(one).sounding[sounds, k].sum())
+        frames += int(sounds.sum())
+    assert frames > 0 and hits / frames >= 0.7  # measured 55 of 64 frames (0.86) when it shipped
