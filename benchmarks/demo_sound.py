@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.demo import DemoContext, register_demo_section
 from physics.errors import NesyError
+from physics.io import atomic_write_bytes
 
 __all__ = ["QUESTIONS", "run_sound"]
 
@@ -30,11 +33,14 @@ QUESTIONS = (
 )
 
 
-def _gif(frames: np.ndarray, path: Any, fps: float) -> None:
+def _gif(frames: np.ndarray, path: Path, fps: float) -> None:
+    """Frames (uint8 [T, H, W, 3]) as an animated GIF, three times larger, written atomically."""
     from PIL import Image
 
     images = [Image.fromarray(f).resize((f.shape[1] * 3, f.shape[0] * 3), Image.NEAREST) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _shape_question(clip: Any) -> str | None:
