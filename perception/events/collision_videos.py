@@ -1,0 +1,228 @@
+"""CLEVRER-style collision videos as per-frame features, with their collision events as segments.
+
+The event localisers (:mod:`~perception.events.pgcn`) read a video the way
+temporal action localisers read I3D features: one feature vector per frame,
+here what a per-colour frame detector reports.  The videos come from a small,
+seeded 2-D world of CLEVRER's kind, simulated in torch for many videos at
+once: discs of distinct colours (CLEVR's eight) rest on a table, a few are
+launched towards others, and they collide elastically (equal masses); an
+object that leaves the table leaves the view.  Rendering CLEVRER videos in
+pybullet and running a video backbone would cost the benchmark's whole time
+budget, so the features are computed from the simulated states, with noise.
+
+Every collision is an event with a temporal extent (the frames in which the
+two objects are closer than ``near``: the approach, the contact and the
+separation) and a class, after CLEVRER's explanatory questions
+("which collision is responsible for ..."):
+
+* ``chained``: the collision is linked to another one by cause: one of its
+  objects was set in motion from rest by the other collision, or it sets in
+  motion an object that goes on to collide (so a chain A->B->C makes both
+  of its collisions ``chained``);
+* ``clash``: not chained, and both objects were moving before the contact;
+* ``strike``: not chained, a moving object hits a resting one.
+
+Per-frame features (``D = 2 * COLOURS + 2``), each with Gaussian noise:
+``speed[c]`` of the object of colour c (scaled, 0 when absent or out of
+view), ``contact[c] = exp(-gap / 0.5)`` with ``gap`` the distance from that
+object's rim to the nearest other rim, the fraction of objects moving and the
+fraction in view.
+
+Shapes (N videos, T frames, D features)::
+
+    features  float [N, T, D]
+    events    per video, a list of (class index, start frame, end frame), end exclusive
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from physics.errors import ConfigError
+
+__all__ = ["COLLISION_CLASSES", "COLOURS", "CollisionVideos", "VideoConfig", "collision_videos"]
+
+COLLISION_CLASSES = ("strike", "clash", "chained")
+COLOURS = 8  # CLEVR's gray, red, blue, green, brown, purple, cyan, yellow: one object each at most
+RADIUS = 0.5  # disc radius, table units
+SUBSTEPS = 4  # integration steps per frame: at the top speed an object moves 0.1 radius per substep
+REST = 0.02  # speed (units per frame) below which an object counts as resting
+MAX_EVENT = 32  # frames; a pair that stays close longer is cut there
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """What the collision videos look like.
+
+    Args:
+        frames: T.
+        width, height: The table (the camera's view), in table units (a disc is 1 across).
+        objects: (fewest, most) objects per video, at most :data:`COLOURS`.
+        movers: (fewest, most) objects launched at the start.
+        speed: (slowest, fastest) launch speed, units per frame.
+        spacing: Least distance between two objects' centres at the start.
+        near: Rim-to-rim distance below which two objects are in a collision event.
+        noise: Standard deviation of the Gaussian noise on every feature.
+    """
+
+    frames: int = 128
+    width: float = 20.0
+    height: float = 14.0
+    objects: tuple[int, int] = (6, 8)
+    movers: tuple[int, int] = (2, 3)
+    speed: tuple[float, float] = (0.12, 0.3)
+    spacing: float = 2.0
+    near: float = 1.0
+    noise: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not (2 <= self.objects[0] <= self.objects[1] <= COLOURS):
+            raise ConfigError(f"VideoConfig.objects must be 2 <= fewest <= most <= {COLOURS}, got {self.objects}")
+        if not (1 <= self.movers[0] <= self.movers[1] < self.objects[0]):
+            raise ConfigError(f"VideoConfig.movers must be 1 <= fewest <= most < fewest objects, got {self.movers}")
+        if self.spacing < 2 * RADIUS:
+            raise ConfigError(f"VideoConfig.spacing must be at least a diameter ({2 * RADIUS}), got {self.spacing}")
+        if self.frames < 8 or not (0 < self.speed[0] <= self.speed[1]) or self.near <= 0 or self.noise < 0:
+            raise ConfigError(f"VideoConfig needs frames >= 8, 0 < speeds, near > 0 and noise >= 0, got {self}")
+
+    @property
+    def feature_dim(self) -> int:
+        return 2 * COLOURS + 2
+
+
+@dataclass(frozen=True)
+class CollisionVideos:
+    """Videos as features with their events (module docstring for the shapes)."""
+
+    features: Tensor
+    events: tuple[tuple[tuple[int, int, int], ...], ...]
+    config: VideoConfig
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+
+def _layout(n_obj: int, cfg: VideoConfig, g: torch.Generator) -> Tensor:
+    """Random positions [n_obj, 2] inside the table, centres at least ``cfg.spacing`` apart."""
+    pos: list[Tensor] = []
+    while len(pos) < n_obj:
+        p = torch.rand(2, generator=g, dtype=torch.float64) * torch.tensor([cfg.width - 4, cfg.height - 4]) + 2
+        if all(float((p - q).norm()) > cfg.spacing for q in pos):
+            pos.append(p)
+    return torch.stack(pos)
+
+
+def collision_videos(n: int, seed: int, config: VideoConfig = VideoConfig()) -> CollisionVideos:
+    """``n`` videos and their collision events; a pure function of ``seed`` and ``config``.
+
+    Each video: 6-8 objects of distinct colours at rest on the table; 2-3 of
+    them are launched, each aimed at another object (within 0.15 rad), so
+    that collisions, and chains of them, happen.
+    """
+    cfg = config
+    g = torch.Generator().manual_seed(seed)
+    k = COLOURS
+    pos = torch.full((n, k, 2), -1e3, dtype=torch.float64)  # absent objects sit far away, never seen
+    vel = torch.zeros(n, k, 2, dtype=torch.float64)
+    present = torch.zeros(n, k, dtype=torch.bool)
+    for i in range(n):
+        n_obj = int(torch.randint(cfg.objects[0], cfg.objects[1] + 1, (1,), generator=g))
+        colours = torch.randperm(k, generator=g)[:n_obj]
+        pos[i, colours] = _layout(n_obj, cfg, g) + 0.0
+        present[i, colours] = True
+        n_mov = int(torch.randint(cfg.movers[0], cfg.movers[1] + 1, (1,), generator=g))
+        order = colours[torch.randperm(n_obj, generator=g)]
+        for m in range(n_mov):
+            mover, target = int(order[m]), int(order[n_mov + int(torch.randint(n_obj - n_mov, (1,), generator=g))])
+            d = pos[i, target] - pos[i, mover]
+            angle = math.atan2(float(d[1]), float(d[0])) + float(torch.rand(1, generator=g) - 0.5) * 0.3
+            speed = cfg.speed[0] + float(torch.rand(1, generator=g)) * (cfg.speed[1] - cfg.speed[0])
+            vel[i, mover] = torch.tensor([math.cos(angle), math.sin(angle)], dtype=torch.float64) * speed
+    states, collisions = _simulate(pos, vel, present, cfg)
+    features = _features(states, present, cfg, g)
+    events = tuple(_events(states[0][i], collisions[i], cfg) for i in range(n))
+    return CollisionVideos(features, events, cfg)
+
+
+def _simulate(pos: Tensor, vel: Tensor, present: Tensor, cfg: VideoConfig
+              ) -> tuple[tuple[Tensor, Tensor, Tensor], list[list[dict]]]:
+    """Integrate all videos at once; returns (positions [N, T, K, 2], velocities [N, T, K, 2],
+    in view [N, T, K]) and, per video, its collisions in order: {frame, pair, moving (bool, bool)}."""
+    n, k = present.shape
+    active = present.clone()
+    positions = torch.zeros(n, cfg.frames, k, 2, dtype=torch.float64)
+    velocities = torch.zeros_like(positions)
+    in_view = torch.zeros(n, cfg.frames, k, dtype=torch.bool)
+    collisions: list[list[dict]] = [[] for _ in range(n)]
+    pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+    dt = 1.0 / SUBSTEPS
+    for t in range(cfg.frames):
+        positions[:, t], velocities[:, t], in_view[:, t] = pos, vel, active
+        for _ in range(SUBSTEPS):
+            pos = pos + vel * dt
+            inside = (pos[..., 0] > 0) & (pos[..., 0] < cfg.width) & (pos[..., 1] > 0) & (pos[..., 1] < cfg.height)
+            active = active & inside  # an object that leaves the view is gone
+            for a, b in pairs:
+                d = pos[:, b] - pos[:, a]
+                dist = d.norm(dim=-1).clamp_min(1e-9)
+                normal = d / dist[:, None]
+                closing = ((vel[:, a] - vel[:, b]) * normal).sum(-1)
+                hit = active[:, a] & active[:, b] & (dist < 2 * RADIUS) & (closing > 0)
+                if not bool(hit.any()):
+                    continue
+                for i in hit.nonzero().flatten().tolist():
+                    moving = (float(vel[i, a].norm()) > REST, float(vel[i, b].norm()) > REST)
+                    collisions[i].append({"frame": t, "pair": (a, b), "moving": moving})
+                impulse = closing[:, None] * normal * hit[:, None]  # equal masses: swap the normal components
+                vel = vel.clone()
+                vel[:, a] -= impulse
+                vel[:, b] += impulse
+    return (positions, velocities, in_view), collisions
+
+
+def _features(states: tuple[Tensor, Tensor, Tensor], present: Tensor, cfg: VideoConfig,
+              g: torch.Generator) -> Tensor:
+    """Per-frame detector features [N, T, D] (module docstring), noise drawn from ``g``."""
+    positions, velocities, in_view = states
+    speed = velocities.norm(dim=-1) * in_view / cfg.speed[1]  # [N, T, K]
+    dist = (positions[:, :, :, None] - positions[:, :, None]).norm(dim=-1)  # [N, T, K, K]
+    seen = in_view[:, :, :, None] & in_view[:, :, None, :]
+    eye = torch.eye(positions.shape[2], dtype=torch.bool)
+    dist = dist.masked_fill(~seen | eye, float("inf"))
+    gap = (dist.amin(-1) - 2 * RADIUS).clamp_min(0)
+    contact = torch.exp(-gap / 0.5) * in_view
+    count = present.sum(1).clamp_min(1)[:, None].double()
+    moving = ((velocities.norm(dim=-1) > REST) & in_view).sum(-1) / count
+    visible = in_view.sum(-1) / count
+    feats = torch.cat([speed, contact, moving[..., None], visible[..., None]], -1).float()
+    return feats + cfg.noise * torch.randn(feats.shape, generator=g)
+
+
+def _events(positions: Tensor, collisions: list[dict], cfg: VideoConfig) -> tuple[tuple[int, int, int], ...]:
+    """Events (class, start, end) of one video from its positions [T, K, 2] and ordered collisions."""
+    origin: dict[int, int] = {}  # object -> the collision that set it in motion from rest
+    linked = [False] * len(collisions)
+    for c, col in enumerate(collisions):
+        for obj, was_moving in zip(col["pair"], col["moving"], strict=True):
+            if was_moving and obj in origin:
+                linked[c] = linked[origin[obj]] = True
+            elif not was_moving:
+                origin[obj] = c
+    events = []
+    for c, col in enumerate(collisions):
+        a, b = col["pair"]
+        gap = (positions[:, a] - positions[:, b]).norm(dim=-1) - 2 * RADIUS  # [T]
+        close = (gap < cfg.near).tolist()
+        t0 = t1 = col["frame"]
+        close[t0] = True  # the contact happened inside this frame
+        while t0 > 0 and close[t0 - 1] and col["frame"] - t0 < MAX_EVENT // 2:
+            t0 -= 1
+        while t1 + 1 < cfg.frames and close[t1 + 1] and t1 - col["frame"] < MAX_EVENT // 2:
+            t1 += 1
+        cls = 2 if linked[c] else (1 if all(col["moving"]) else 0)
+        events.append((cls, t0, t1 + 1))
+    return tuple(sorted(events, key=lambda e: (e[1], e[2], e[0])))

@@ -1,0 +1,457 @@
+"""P-GCN: a graph over temporal proposals, localising collision events in CLEVRER-style videos.
+
+Zeng, Huang, Tan, Rong, Zhao, Huang and Gan, "Graph Convolutional Networks
+for Temporal Action Localization", ICCV 2019 (arXiv 1909.03252).  The
+proposals of one video are the nodes of a graph with two kinds of edge:
+
+* *contextual* edges join overlapping proposals (temporal IoU above
+  ``ctx_iou``, the paper's 0.7): they share what each sees of the same event;
+* *surrounding* edges join disjoint proposals whose centres are close
+  (``|c_i - c_j| / U(p_i, p_j) < sur_dist``, U the total length of the two,
+  the paper's 1): they bring in the neighbouring events.
+
+Each node keeps at most ``neighbours`` edges of each kind (the paper samples
+four), weighted by the cosine similarity of the two proposals' features
+(negative similarities are cut to zero), plus its self-loop; a graph
+convolution averages the neighbours' transformed features with these weights
+(:class:`ProposalConv`, a PyG ``MessagePassing``).  As in the paper, two GCNs
+of two layers read the proposals: one on the *extended* feature (the
+proposal and half its length on each side) classifies the proposal into K
+event classes or background, the other on the proposal's own feature scores
+its completeness per class and regresses its boundaries (SSN's heads, Zhao
+et al. 2017).  A proposal's score for class k is
+``softmax(class)[k] * sigmoid(completeness[k])``; per-class NMS follows.
+
+The ablation (``edges=False``) is the same network on the same proposal
+features with only the self-loops: every layer then transforms each proposal
+alone (the same parameters and multiply-accumulates).
+
+Proposals are sliding windows of :data:`SCALES` frames (stride a quarter of
+the length; S-CNN's multi-scale windows); a proposal's feature is SSN's
+structured pooling of the per-frame features (mean over each third).
+
+Shapes (P proposals of one video, T frames, D per-frame features, K classes)::
+
+    features     float [T, D]                      (perception.events.collision_videos)
+    proposals    int64 [P, 2]   start, end (exclusive)
+    x_own        float [P, 3D]   x_ext float [P, 5D]
+    edge_index   int64 [2, E]   edge_weight float [E]
+    outputs      class logits [P, K + 1], completeness logits [P, K], regression [P, K, 2]
+    detections   per video, (class, start, end, score) with float boundaries
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import scatter
+
+from perception.benchmark import (
+    BenchOutcome,
+    BenchSize,
+    Check,
+    register_perception_bench,
+    train_steps,
+)
+from perception.events.collision_videos import (
+    COLLISION_CLASSES,
+    CollisionVideos,
+    VideoConfig,
+    collision_videos,
+)
+from perception.model_stats import count_parameters
+from physics.errors import ConfigError, StateError
+
+__all__ = [
+    "SCALES",
+    "PGCNConfig",
+    "ProposalConv",
+    "PGCN",
+    "sliding_proposals",
+    "temporal_iou",
+    "proposal_graph",
+    "video_graphs",
+    "detect",
+    "mean_average_precision",
+]
+
+SCALES = (6, 8, 10, 13, 16, 20, 25, 32)  # window lengths in frames: neighbouring scales overlap at tIoU ~0.8
+Event = tuple[int, int, int]  # class, start, end (exclusive)
+
+
+@dataclass(frozen=True)
+class PGCNConfig:
+    """The proposal graph and the network.
+
+    Args:
+        classes: K event classes (background is added).
+        feature_dim: D, per-frame features.
+        hidden: Width of the graph convolutions.
+        edges: False gives the ablation (self-loops only).
+        ctx_iou: Contextual edge when tIoU > this (the paper's 0.7).
+        sur_dist: Surrounding edge when disjoint and centre distance / total length < this (the paper's 1).
+        neighbours: Edges of each kind kept per node (the most overlapping / the nearest; the paper samples 4).
+        dropout: Dropout after each graph convolution (the paper's 0.8 keep-probability is for I3D's 1024-d).
+    """
+
+    classes: int = len(COLLISION_CLASSES)
+    feature_dim: int = VideoConfig().feature_dim
+    hidden: int = 128
+    edges: bool = True
+    ctx_iou: float = 0.7
+    sur_dist: float = 1.0
+    neighbours: int = 4
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.classes < 1 or self.feature_dim < 1 or self.hidden < 1 or self.neighbours < 0:
+            raise ConfigError(f"PGCNConfig needs classes, feature_dim, hidden >= 1 and neighbours >= 0, got {self}")
+        if not (0 <= self.ctx_iou < 1 and self.sur_dist > 0 and 0 <= self.dropout < 1):
+            raise ConfigError(f"PGCNConfig needs 0 <= ctx_iou < 1, sur_dist > 0, 0 <= dropout < 1, got {self}")
+
+
+# ---------------------------------------------------------------------- proposals and their graph
+def sliding_proposals(frames: int, scales: Sequence[int] = SCALES) -> Tensor:
+    """Multi-scale sliding windows inside ``frames``: int64 [P, 2] (start, end exclusive)."""
+    out = [(s, s + length) for length in scales if length <= frames
+           for s in range(0, frames - length + 1, max(1, length // 4))]
+    if not out:
+        raise ConfigError(f"sliding_proposals: no window of {tuple(scales)} fits in {frames} frames")
+    return torch.tensor(out, dtype=torch.int64)
+
+
+def temporal_iou(a: Tensor, b: Tensor) -> Tensor:
+    """Temporal IoU of segments a [P, 2] and b [Q, 2] (start, end): float [P, Q]."""
+    a, b = a.double(), b.double()
+    inter = (torch.minimum(a[:, None, 1], b[None, :, 1]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp_min(0)
+    union = (a[:, 1] - a[:, 0])[:, None] + (b[:, 1] - b[:, 0])[None, :] - inter
+    return inter / union.clamp_min(1e-9)
+
+
+def _pool(features: Tensor, proposals: Tensor) -> tuple[Tensor, Tensor]:
+    """SSN's structured pooling: own feature [P, 3D] (thirds) and extended feature [P, 5D] (+ half a length each side)."""
+    t = features.shape[0]
+    csum = torch.cat([features.new_zeros(1, features.shape[1]), features.cumsum(0)])
+
+    def mean(s: Tensor, e: Tensor) -> Tensor:
+        s, e = s.clamp(0, t), e.clamp(0, t)
+        return (csum[e] - csum[s]) / (e - s).clamp_min(1)[:, None]
+
+    s, e = proposals[:, 0], proposals[:, 1]
+    length = e - s
+    cuts = [s, s + length // 3, s + (2 * length) // 3, e]
+    own = torch.cat([mean(a, b) for a, b in zip(cuts, cuts[1:], strict=False)], 1)
+    half = (length + 1) // 2
+    ext = torch.cat([mean(s - half, s), own, mean(e, e + half)], 1)
+    return own, ext
+
+
+def proposal_graph(proposals: Tensor, own: Tensor, config: PGCNConfig) -> tuple[Tensor, Tensor, Tensor]:
+    """Contextual and surrounding edges (module docstring), no self-loops.
+
+    Each node keeps its ``neighbours`` most overlapping contextual partners and
+    its ``neighbours`` most similar (cosine of the own features) surrounding ones.
+
+    Returns:
+        ``edge_index`` int64 [2, E] (source, target), ``edge_weight`` float [E] (cosine similarity, >= 0),
+        ``edge_kind`` int64 [E] (0 contextual, 1 surrounding).
+    """
+    empty = torch.zeros(2, 0, dtype=torch.int64), torch.zeros(0), torch.zeros(0, dtype=torch.int64)
+    if not config.edges or config.neighbours == 0:
+        return empty
+    iou = temporal_iou(proposals, proposals)
+    iou.fill_diagonal_(-1)  # a proposal is not its own neighbour of either kind
+    centre = proposals.double().mean(1)
+    length = (proposals[:, 1] - proposals[:, 0]).double()
+    dist = (centre[:, None] - centre[None, :]).abs() / (length[:, None] + length[None, :])
+    unit = F.normalize(own, dim=1)
+    cosine = (unit @ unit.T).clamp_min(0).double()
+    k = config.neighbours
+    ctx_score = torch.where(iou > config.ctx_iou, iou, torch.full_like(iou, -1.0))
+    sur_score = torch.where((iou == 0) & (dist < config.sur_dist), cosine, torch.full_like(dist, -1.0))
+    src, dst, kind = [], [], []
+    for t, score in enumerate((ctx_score, sur_score)):
+        top, idx = score.topk(min(k, score.shape[1]), dim=1)  # per target node i, its best neighbours j
+        keep = top > -1
+        dst.append(torch.arange(len(proposals))[:, None].expand_as(idx)[keep])
+        src.append(idx[keep])
+        kind.append(torch.full((int(keep.sum()),), t, dtype=torch.int64))
+    edge_index = torch.stack([torch.cat(src), torch.cat(dst)])
+    return edge_index, cosine[edge_index[0], edge_index[1]].float(), torch.cat(kind)
+
+
+def _targets(proposals: Tensor, events: Sequence[Event]) -> dict[str, Tensor]:
+    """SSN-style targets of each proposal from the true events of its video."""
+    p = len(proposals)
+    cls = torch.full((p,), -100, dtype=torch.int64)
+    comp = torch.full((p,), -1.0)
+    comp_cls = torch.zeros(p, dtype=torch.int64)
+    reg = torch.zeros(p, 2)
+    if not events:
+        cls[:] = 0
+        return {"cls": cls, "comp": comp, "comp_cls": comp_cls, "reg": reg}
+    truth = torch.tensor([[s, e] for _, s, e in events], dtype=torch.int64)
+    classes = torch.tensor([c for c, _, _ in events])
+    iou = temporal_iou(proposals, truth)
+    best_iou, best = iou.max(1)
+    inter = (torch.minimum(proposals[:, None, 1], truth[None, :, 1])
+             - torch.maximum(proposals[:, None, 0], truth[None, :, 0])).clamp_min(0)
+    coverage = (inter.double() / (proposals[:, 1] - proposals[:, 0])[:, None]).amax(1)
+    positive = best_iou >= 0.5
+    cls[positive] = classes[best[positive]] + 1
+    cls[coverage < 0.2] = 0  # background: (almost) no event inside
+    comp_cls = classes[best]
+    comp[best_iou >= 0.6] = 1.0
+    comp[(best_iou < 0.3) & (coverage >= 0.2)] = 0.0  # incomplete: part of an event, or an event and much else
+    length = (proposals[:, 1] - proposals[:, 0]).float()
+    g = truth[best].float()
+    reg[:, 0] = (g.mean(1) - proposals.float().mean(1)) / length
+    reg[:, 1] = torch.log((g[:, 1] - g[:, 0]) / length)
+    reg[~positive] = float("nan")
+    return {"cls": cls, "comp": comp, "comp_cls": comp_cls, "reg": reg}
+
+
+def video_graphs(videos: CollisionVideos, config: PGCNConfig) -> list[Data]:
+    """One PyG ``Data`` per video: proposals, pooled features, edges and training targets."""
+    proposals = sliding_proposals(videos.features.shape[1])
+    graphs = []
+    for features, events in zip(videos.features, videos.events, strict=True):
+        own, ext = _pool(features, proposals)
+        edge_index, edge_weight, edge_kind = proposal_graph(proposals, own, config)
+        graphs.append(Data(x_own=own, x_ext=ext, edge_index=edge_index, edge_weight=edge_weight, edge_kind=edge_kind,
+                           proposals=proposals, num_nodes=len(proposals), **_targets(proposals, events)))
+    return graphs
+
+
+# ---------------------------------------------------------------------- the network
+class ProposalConv(MessagePassing):
+    """``h_i' = W_0 h_i + sum_r W_r (sum_{j in N_r(i)} a_ij h_j / sum_{j in N_r(i)} a_ij)``.
+
+    The node's own term and one cosine-weighted mean per edge kind r (contextual,
+    surrounding), as GraphSAGE's and R-GCN's self/neighbour split; a node with no
+    edges of kind r gets nothing from it.
+
+    Args:
+        inp, out: Feature widths.
+        kinds: Number of edge kinds.
+    """
+
+    def __init__(self, inp: int, out: int, kinds: int = 2) -> None:
+        super().__init__(aggr="add")
+        self.self_lin = nn.Linear(inp, out)
+        self.kind_lins = nn.ModuleList([nn.Linear(inp, out, bias=False) for _ in range(kinds)])
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_kind: Tensor) -> Tensor:
+        """x [P, inp], edge_index [2, E], edge_weight [E], edge_kind [E] -> [P, out]."""
+        n = x.shape[0]
+        out = self.self_lin(x)
+        for r, lin in enumerate(self.kind_lins):
+            mask = edge_kind == r
+            if not bool(mask.any()):
+                continue
+            ei, w = edge_index[:, mask], edge_weight[mask]
+            w = w / scatter(w, ei[1], 0, dim_size=n, reduce="sum").clamp_min(1e-6)[ei[1]]
+            out = out + lin(self.propagate(ei, x=x, weight=w))
+        return out
+
+    def message(self, x_j: Tensor, weight: Tensor) -> Tensor:
+        return weight[:, None] * x_j
+
+
+class _Branch(nn.Module):
+    """Two graph convolutions with ReLU and dropout."""
+
+    def __init__(self, inp: int, config: PGCNConfig) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList([ProposalConv(inp, config.hidden), ProposalConv(config.hidden, config.hidden)])
+        self.dropout = config.dropout
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_kind: Tensor) -> Tensor:
+        for conv in self.convs:
+            x = F.dropout(F.relu(conv(x, edge_index, edge_weight, edge_kind)), self.dropout, self.training)
+        return x
+
+
+class PGCN(nn.Module):
+    """``forward(graph) -> (class logits [P, K+1], completeness logits [P, K], regression [P, K, 2])``.
+
+    ``graph`` is a PyG ``Data`` or ``Batch`` from :func:`video_graphs` (fields ``x_own``,
+    ``x_ext``, ``edge_index``, ``edge_weight``).
+    """
+
+    def __init__(self, config: PGCNConfig = PGCNConfig()) -> None:
+        super().__init__()
+        self.config = config
+        d, k = config.feature_dim, config.classes
+        self.cls_branch = _Branch(5 * d, config)
+        self.loc_branch = _Branch(3 * d, config)
+        self.cls_head = nn.Linear(config.hidden, k + 1)
+        self.comp_head = nn.Linear(config.hidden, k)
+        self.reg_head = nn.Linear(config.hidden, 2 * k)
+
+    def forward(self, graph: Data) -> tuple[Tensor, Tensor, Tensor]:
+        d = self.config.feature_dim
+        if graph.x_own.dim() != 2 or graph.x_own.shape[1] != 3 * d or graph.x_ext.shape[1] != 5 * d:
+            raise StateError(f"PGCN expects x_own [P, {3 * d}] and x_ext [P, {5 * d}], "
+                             f"got {tuple(graph.x_own.shape)} and {tuple(graph.x_ext.shape)}")
+        edges = (graph.edge_index, graph.edge_weight, graph.edge_kind)
+        if not self.config.edges:
+            edges = (edges[0][:, :0], edges[1][:0], edges[2][:0])
+        h_cls = self.cls_branch(graph.x_ext, *edges)
+        h_loc = self.loc_branch(graph.x_own, *edges)
+        reg = self.reg_head(h_loc).view(-1, self.config.classes, 2)
+        return self.cls_head(h_cls), self.comp_head(h_loc), reg
+
+
+def pgcn_loss(model: PGCN, graph: Data, reg_weight: float = 0.5) -> dict[str, Tensor]:
+    """Classification cross-entropy + completeness BCE + boundary smooth L1 (on positives), as in SSN / P-GCN."""
+    cls, comp, reg = model(graph)
+    loss_cls = F.cross_entropy(cls, graph.cls, ignore_index=-100)
+    rows = torch.arange(len(comp))
+    known = graph.comp >= 0
+    loss_comp = F.binary_cross_entropy_with_logits(comp[rows, graph.comp_cls][known], graph.comp[known]) \
+        if bool(known.any()) else comp.sum() * 0
+    pos = graph.cls > 0
+    loss_reg = F.smooth_l1_loss(reg[rows, graph.comp_cls][pos], graph.reg[pos]) if bool(pos.any()) else reg.sum() * 0
+    loss = loss_cls + loss_comp + reg_weight * loss_reg
+    return {"loss": loss, "cls": loss_cls.detach(), "comp": loss_comp.detach(), "reg": loss_reg.detach()}
+
+
+# ---------------------------------------------------------------------- detection and scoring
+@torch.no_grad()
+def detect(model: PGCN, graph: Data, nms_iou: float = 0.4, top: int = 20) -> list[tuple[int, float, float, float]]:
+    """Scored detections of one video: (class, start, end, score), per-class NMS at ``nms_iou``."""
+    model.eval()
+    cls, comp, reg = model(graph)
+    score = cls.softmax(1)[:, 1:] * comp.sigmoid()  # [P, K]
+    prop = graph.proposals.float()
+    centre, length = prop.mean(1, keepdim=True), (prop[:, 1] - prop[:, 0])[:, None]
+    c = centre + reg[..., 0] * length
+    ln = length * reg[..., 1].clamp(-2, 2).exp()
+    out = []
+    for k in range(score.shape[1]):
+        segs = torch.stack([c[:, k] - ln[:, k] / 2, c[:, k] + ln[:, k] / 2], 1)
+        order = score[:, k].argsort(descending=True)
+        kept: list[int] = []
+        for i in order.tolist():
+            if len(kept) == top:
+                break
+            if not kept or float(temporal_iou(segs[i : i + 1], segs[kept]).max()) <= nms_iou:
+                kept.append(i)
+        out += [(k, float(segs[i, 0]), float(segs[i, 1]), float(score[i, k])) for i in kept]
+    return out
+
+
+def mean_average_precision(detections: Sequence[Sequence[tuple[int, float, float, float]]],
+                           events: Sequence[Sequence[Event]], classes: int, iou: float = 0.5) -> tuple[float, list[float]]:
+    """mAP at temporal IoU ``iou`` over videos (ActivityNet's interpolated AP per class, then the mean).
+
+    Each detection matches at most one unmatched true event of its class and video (the best-overlapping
+    one at or above ``iou``), in order of falling score.
+
+    Returns:
+        (mAP, [AP per class]); a class with no true event has AP 0 and counts in the mean.
+    """
+    if len(detections) != len(events):
+        raise StateError(f"mean_average_precision: {len(detections)} detection lists for {len(events)} videos")
+    aps = []
+    for k in range(classes):
+        truth = [torch.tensor([[s, e] for c, s, e in ev if c == k], dtype=torch.float64).view(-1, 2) for ev in events]
+        n_true = sum(len(t) for t in truth)
+        found = sorted(((sc, v, s, e) for v, dets in enumerate(detections) for c, s, e, sc in dets if c == k),
+                       key=lambda d: -d[0])
+        used = [torch.zeros(len(t), dtype=torch.bool) for t in truth]
+        hits = []
+        for _, v, s, e in found:
+            ok = False
+            if len(truth[v]):
+                ious = temporal_iou(torch.tensor([[s, e]]), truth[v])[0].masked_fill(used[v], -1)
+                j = int(ious.argmax())
+                if float(ious[j]) >= iou:
+                    used[v][j], ok = True, True
+            hits.append(ok)
+        aps.append(_average_precision(hits, n_true))
+    return sum(aps) / len(aps), aps
+
+
+def _average_precision(hits: Sequence[bool], n_true: int) -> float:
+    """Area under the interpolated precision-recall curve of ranked ``hits`` (ActivityNet / VOC 2010+)."""
+    if n_true == 0 or not hits:
+        return 0.0
+    tp = torch.tensor(hits, dtype=torch.float64).cumsum(0)
+    precision = tp / torch.arange(1, len(hits) + 1)
+    recall = tp / n_true
+    precision = torch.cummax(precision.flip(0), 0).values.flip(0)  # the envelope
+    steps = torch.cat([recall.new_zeros(1), recall]).diff()
+    return float((precision * steps).sum())
+
+
+# ---------------------------------------------------------------------- benchmark
+_FULL = BenchSize(train=400, test=300, steps=600, batch=8, lr=1e-3)
+_QUICK = BenchSize(train=6, test=4, steps=3, batch=2, lr=1e-3)
+_QUICK_VIDEO = VideoConfig(frames=48)
+
+
+def train_pgcn(config: PGCNConfig, graphs: Sequence[Data], bench: BenchSize, seed: int) -> PGCN:
+    """Train :class:`PGCN` on per-video graphs with the shared loop (``bench.batch`` videos a step)."""
+    torch.manual_seed(seed)
+    model = PGCN(config)
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        model.train()
+        return pgcn_loss(model, Batch.from_data_list([graphs[i] for i in idx.tolist()]))
+
+    train_steps(model, step, items=len(graphs), steps=bench.steps, batch=bench.batch, lr=bench.lr, seed=seed,
+                desc=f"pgcn edges={config.edges}")
+    return model.eval()
+
+
+@register_perception_bench(
+    "pgcn",
+    paper="Zeng et al., P-GCN, ICCV 2019, arXiv 1909.03252",
+    check="collision-event mAP at tIoU 0.5 >= no-edge ablation + 10 points",
+    ablation="the same proposal features and network with no edges (self-loops only)",
+)
+def bench_pgcn(quick: bool, seed: int) -> BenchOutcome:
+    """Train P-GCN and its edge-free twin on the same videos, steps and seed; test on another seed's videos."""
+    bench, video = (_QUICK, _QUICK_VIDEO) if quick else (_FULL, VideoConfig())
+    ours_cfg = PGCNConfig(feature_dim=video.feature_dim)
+    train = collision_videos(bench.train, seed=2 * seed, config=video)
+    test = collision_videos(bench.test, seed=2 * seed + 1, config=video)
+    train_graphs, test_graphs = video_graphs(train, ours_cfg), video_graphs(test, ours_cfg)
+    results = {}
+    for name, cfg in (("ours", ours_cfg), ("ablation", PGCNConfig(feature_dim=video.feature_dim, edges=False))):
+        model = train_pgcn(cfg, train_graphs, bench, seed)
+        dets = [detect(model, g) for g in test_graphs]
+        results[name] = {
+            "model": model,
+            "map": {f"{t:.1f}": mean_average_precision(dets, test.events, cfg.classes, t) for t in (0.3, 0.5, 0.7)},
+        }
+    ours, abl = results["ours"]["map"]["0.5"][0], results["ablation"]["map"]["0.5"][0]
+    checks = (
+        Check("collision-event mAP at tIoU 0.5", "mean AP over the 3 classes, higher is better", ours, abl,
+              ">= ablation + 0.10", ours >= abl + 0.10),
+    )
+    counts = [0] * ours_cfg.classes
+    for ev in test.events:
+        for c, _, _ in ev:
+            counts[c] += 1
+    figures = {
+        **{f"{name}_map_at_{t}": r["map"][t][0] for name, r in results.items() for t in r["map"]},
+        **{f"{name}_ap_per_class_at_0.5": r["map"]["0.5"][1] for name, r in results.items()},
+        "classes": list(COLLISION_CLASSES), "test_events_per_class": counts,
+        "params": {name: count_parameters(r["model"]) for name, r in results.items()},
+        "proposals_per_video": int(test_graphs[0].num_nodes),
+        "edges_per_video": sum(g.edge_index.shape[1] for g in test_graphs) / max(len(test_graphs), 1),
+        "train_videos": bench.train, "test_videos": bench.test, "steps": bench.steps, "batch": bench.batch,
+        "frames": video.frames,
+        "data": "2-D CLEVRER-style collision videos simulated in torch (train seed 2*seed, test 2*seed+1)",
+    }
+    return BenchOutcome(checks, figures)
+

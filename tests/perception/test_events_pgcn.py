@@ -1,0 +1,135 @@
+"""P-GCN: proposals, their graph, the edge-free ablation, mAP read right, the network trains, seeded."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from perception.events.collision_videos import VideoConfig, collision_videos
+from perception.events.pgcn import (
+    PGCN,
+    PGCNConfig,
+    _pool,
+    detect,
+    mean_average_precision,
+    pgcn_loss,
+    proposal_graph,
+    sliding_proposals,
+    temporal_iou,
+    video_graphs,
+)
+from perception.model_stats import count_parameters
+from physics.errors import ConfigError, StateError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+VIDEO = VideoConfig(frames=40)
+CONFIG = PGCNConfig(feature_dim=VIDEO.feature_dim, hidden=16)
+
+
+@pytest.fixture(scope="module")
+def graphs():
+    return video_graphs(collision_videos(4, seed=1, config=VIDEO), CONFIG), collision_videos(4, seed=1, config=VIDEO)
+
+
+def test_proposals_and_temporal_iou():
+    props = sliding_proposals(40, scales=(8, 16))
+    assert props.shape[1] == 2 and int(props[:, 1].max()) <= 40 and bool((props[:, 1] - props[:, 0] >= 8).all())
+    assert props[:3].tolist() == [[0, 8], [2, 10], [4, 12]]  # stride: a quarter of the length
+    iou = temporal_iou(torch.tensor([[0, 10], [5, 15]]), torch.tensor([[0, 10], [20, 30]]))
+    assert iou.tolist() == [[1.0, 0.0], [pytest.approx(1 / 3), 0.0]]
+    with pytest.raises(ConfigError, match="no window"):
+        sliding_proposals(4, scales=(8,))
+
+
+def test_structured_pooling_reads_thirds_and_half_a_length_each_side():
+    features = torch.arange(30, dtype=torch.float32)[:, None]
+    own, ext = _pool(features, torch.tensor([[9, 15]]))
+    assert own.tolist() == [[9.5, 11.5, 13.5]]
+    assert ext.tolist() == [[7.0, 9.5, 11.5, 13.5, 16.0]]  # frames 6-8 before, 15-17 after
+
+
+def test_graph_edges_follow_the_contextual_and_surrounding_rules():
+    props = sliding_proposals(60)
+    own = torch.rand(len(props), 6, generator=torch.Generator().manual_seed(0))
+    edge_index, weight, kind = proposal_graph(props, own, CONFIG)
+    assert bool((edge_index[0] != edge_index[1]).all()) and bool((weight >= 0).all())
+    iou = temporal_iou(props, props)[edge_index[0], edge_index[1]]
+    assert bool((iou[kind == 0] > 0.7).all()) and bool((iou[kind == 1] == 0).all())
+    src, dst = props[edge_index[0, kind == 1]].double(), props[edge_index[1, kind == 1]].double()
+    dist = (src.mean(1) - dst.mean(1)).abs() / ((src[:, 1] - src[:, 0]) + (dst[:, 1] - dst[:, 0]))
+    assert bool((dist < 1).all())
+    for r in (0, 1):
+        assert int(torch.bincount(edge_index[1, kind == r]).max()) <= CONFIG.neighbours
+    assert proposal_graph(props, own, replace(CONFIG, edges=False))[0].shape == (2, 0)
+
+
+def test_the_ablation_ignores_edges_and_has_the_same_parameters(graphs):
+    data = graphs[0][0]
+    torch.manual_seed(0)
+    ours = PGCN(CONFIG).eval()
+    torch.manual_seed(0)
+    ablation = PGCN(replace(CONFIG, edges=False)).eval()
+    assert count_parameters(ours) == count_parameters(ablation)
+    cut = data.clone()
+    cut.edge_index, cut.edge_weight, cut.edge_kind = data.edge_index[:, :0], data.edge_weight[:0], data.edge_kind[:0]
+    with torch.no_grad():
+        cls, comp, reg = ours(data)
+        p, k = data.num_nodes, CONFIG.classes
+        assert cls.shape == (p, k + 1) and comp.shape == (p, k) and reg.shape == (p, k, 2)
+        assert not torch.allclose(ours(data)[0], ours(cut)[0])
+        assert torch.equal(ablation(data)[0], ablation(cut)[0]) and torch.equal(ablation(data)[0], ours(cut)[0])
+    with pytest.raises(StateError, match="x_own"):
+        bad = data.clone()
+        bad.x_own = bad.x_own[:, :5]
+        ours(bad)
+
+
+def _train(graphs, edges: bool, seed: int):
+    torch.manual_seed(seed)
+    model = PGCN(replace(CONFIG, edges=edges, dropout=0.0))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    batch = Batch.from_data_list(graphs)
+    losses = []
+    for _ in range(8):
+        loss = pgcn_loss(model, batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses, model
+
+
+def test_both_networks_loss_falls_and_is_deterministic_for_a_seed(graphs):
+    for edges in (True, False):
+        losses, model = _train(graphs[0], edges, 0)
+        again, model2 = _train(graphs[0], edges, 0)
+        assert losses[-1] < losses[0], edges
+        assert losses == again
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values(), strict=True))
+
+
+def test_detections_are_suppressed_per_class(graphs):
+    torch.manual_seed(0)
+    dets = detect(PGCN(CONFIG), graphs[0][0], nms_iou=0.4, top=5)
+    for k in range(CONFIG.classes):
+        segs = torch.tensor([[s, e] for c, s, e, _ in dets if c == k])
+        assert 0 < len(segs) <= 5
+        iou = temporal_iou(segs, segs).fill_diagonal_(0)
+        assert float(iou.max()) <= 0.4 + 1e-9
+
+
+def test_map_of_perfect_wrong_and_ranked_detections():
+    events = [((0, 0, 10), (1, 20, 30)), ((0, 5, 15),)]
+    perfect = [[(c, float(s), float(e), 1.0) for c, s, e in ev] for ev in events]
+    assert mean_average_precision(perfect, events, 2) == (1.0, [1.0, 1.0])
+    wrong = [[(1 - c, float(s), float(e), 1.0) for c, s, e in ev] for ev in events]
+    assert mean_average_precision(wrong, events, 2)[0] == 0.0
+    # class 0: a false detection ranked first, then both true ones: precision 1/2 at recall 1/2, 2/3 at 1
+    ranked = [[(0, 40.0, 50.0, 0.9), (0, 0.0, 10.0, 0.8)], [(0, 6.0, 15.0, 0.7)]]
+    assert mean_average_precision(ranked, events, 1)[0] == pytest.approx(0.5 * 2 / 3 + 0.5 * 2 / 3)
+    with pytest.raises(StateError, match="detection lists"):
+        mean_average_precision([[]], events, 2)
