@@ -44,7 +44,7 @@ from torch import Tensor
 
 from physics.errors import ConfigError
 
-__all__ = ["COLLISION_CLASSES", "COLOURS", "CollisionVideos", "VideoConfig", "collision_videos"]
+__all__ = ["COLLISION_CLASSES", "COLOURS", "RADIUS", "CollisionVideos", "VideoConfig", "collision_videos", "frame_features"]
 
 COLLISION_CLASSES = ("strike", "clash", "chained")
 COLOURS = 8  # CLEVR's gray, red, blue, green, brown, purple, cyan, yellow: one object each at most
@@ -143,7 +143,8 @@ def collision_videos(n: int, seed: int, config: VideoConfig = VideoConfig()) -> 
             speed = cfg.speed[0] + float(torch.rand(1, generator=g)) * (cfg.speed[1] - cfg.speed[0])
             vel[i, mover] = torch.tensor([math.cos(angle), math.sin(angle)], dtype=torch.float64) * speed
     states, collisions = _simulate(pos, vel, present, cfg)
-    features = _features(states, present, cfg, g)
+    colour = torch.where(present, torch.arange(k), torch.full_like(present, -1, dtype=torch.int64))
+    features = frame_features(*states, colour, cfg, g)
     events = tuple(_events(states[0][i], collisions[i], cfg) for i in range(n))
     return CollisionVideos(features, events, cfg)
 
@@ -184,22 +185,40 @@ def _simulate(pos: Tensor, vel: Tensor, present: Tensor, cfg: VideoConfig
     return (positions, velocities, in_view), collisions
 
 
-def _features(states: tuple[Tensor, Tensor, Tensor], present: Tensor, cfg: VideoConfig,
-              g: torch.Generator) -> Tensor:
-    """Per-frame detector features [N, T, D] (module docstring), noise drawn from ``g``."""
-    positions, velocities, in_view = states
-    speed = velocities.norm(dim=-1) * in_view / cfg.speed[1]  # [N, T, K]
+def frame_features(positions: Tensor, velocities: Tensor, in_view: Tensor, colour: Tensor, config: VideoConfig,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """Per-frame detector features [N, T, D] (module docstring) of objects' states.
+
+    Args:
+        positions: float [N, T, K, 2], table units.
+        velocities: float [N, T, K, 2], table units per frame.
+        in_view: bool [N, T, K].
+        colour: int64 [N, K], each object's colour index (0..COLOURS-1), -1 for no object;
+            objects sharing a colour share its slot (the larger speed, the closer contact).
+        config: The speed scale and the noise.
+        generator: Draws the noise; None gives the noise-free features.
+    """
+    n, t, k = in_view.shape
+    present = colour >= 0
+    in_view = in_view & present[:, None]
+    speed = velocities.norm(dim=-1) * in_view / config.speed[1]  # [N, T, K]
     dist = (positions[:, :, :, None] - positions[:, :, None]).norm(dim=-1)  # [N, T, K, K]
     seen = in_view[:, :, :, None] & in_view[:, :, None, :]
-    eye = torch.eye(positions.shape[2], dtype=torch.bool)
-    dist = dist.masked_fill(~seen | eye, float("inf"))
+    dist = dist.masked_fill(~seen | torch.eye(k, dtype=torch.bool), float("inf"))
     gap = (dist.amin(-1) - 2 * RADIUS).clamp_min(0)
     contact = torch.exp(-gap / 0.5) * in_view
+    slot = colour.clamp_min(0)[:, None].expand(n, t, k)
+    per_colour = []
+    for value in (speed, contact):
+        out = value.new_zeros(n, t, COLOURS)
+        per_colour.append(out.scatter_reduce(2, slot, value * present[:, None], reduce="amax"))
     count = present.sum(1).clamp_min(1)[:, None].double()
     moving = ((velocities.norm(dim=-1) > REST) & in_view).sum(-1) / count
     visible = in_view.sum(-1) / count
-    feats = torch.cat([speed, contact, moving[..., None], visible[..., None]], -1).float()
-    return feats + cfg.noise * torch.randn(feats.shape, generator=g)
+    feats = torch.cat([*per_colour, moving[..., None], visible[..., None]], -1).float()
+    if generator is None or config.noise == 0:
+        return feats
+    return feats + config.noise * torch.randn(feats.shape, generator=generator)
 
 
 def _events(positions: Tensor, collisions: list[dict], cfg: VideoConfig) -> tuple[tuple[int, int, int], ...]:

@@ -59,6 +59,8 @@ class TCNConfig:
         concepts: C.
         width: Channels of the plain TCN; kernels per concept (m) of the C-TCN.
         kernel: Temporal kernel size.
+        residual: Every layer after the first adds its input back (``x + BN(conv(x))``, then ReLU), as the
+            paper's backbone of CTC residual blocks; False stacks the layers as a conventional TCN.
     """
 
     kind: str = "ctcn"
@@ -66,6 +68,7 @@ class TCNConfig:
     concepts: int = 48
     width: int = 8
     kernel: int = 3
+    residual: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -78,6 +81,18 @@ class TCNConfig:
         return 2 * EVENT_KINDS + 1
 
 
+class _Layer(nn.Module):
+    """Convolution, batch norm and ReLU; with ``residual`` (same widths) the input is added before the ReLU."""
+
+    def __init__(self, conv: nn.Module, norm: nn.Module, residual: bool) -> None:
+        super().__init__()
+        self.conv, self.norm, self.residual = conv, norm, residual
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.norm(self.conv(x))
+        return F.relu(x + y if self.residual else y)
+
+
 class TCN(nn.Module):
     """``forward(scores [N, C, T]) -> logits [N, classes, T]``; plain or concept-wise (module docstring)."""
 
@@ -88,13 +103,14 @@ class TCN(nn.Module):
         layers: list[nn.Module] = []
         if config.kind == "plain":
             chans = [c] + [w] * config.depth
-            for a, b in zip(chans, chans[1:], strict=False):
-                layers += [nn.Conv1d(a, b, k, padding=k // 2), nn.BatchNorm1d(b), nn.ReLU()]
+            for i, (a, b) in enumerate(zip(chans, chans[1:], strict=False)):
+                layers.append(_Layer(nn.Conv1d(a, b, k, padding=k // 2), nn.BatchNorm1d(b), config.residual and i > 0))
             self.head = nn.Conv1d(w, config.classes, 1)
         else:
             chans = [1] + [w] * config.depth
-            for a, b in zip(chans, chans[1:], strict=False):
-                layers += [nn.Conv2d(a, b, (1, k), padding=(0, k // 2)), nn.BatchNorm2d(b), nn.ReLU()]
+            for i, (a, b) in enumerate(zip(chans, chans[1:], strict=False)):
+                layers.append(_Layer(nn.Conv2d(a, b, (1, k), padding=(0, k // 2)), nn.BatchNorm2d(b),
+                                     config.residual and i > 0))
             self.head = nn.Conv1d(w * c, config.classes, 1)  # the concepts meet only here
         self.body = nn.Sequential(*layers)
 

@@ -76,6 +76,7 @@ __all__ = [
     "sliding_proposals",
     "temporal_iou",
     "proposal_graph",
+    "video_graph",
     "video_graphs",
     "detect",
     "mean_average_precision",
@@ -217,16 +218,22 @@ def _targets(proposals: Tensor, events: Sequence[Event]) -> dict[str, Tensor]:
     return {"cls": cls, "comp": comp, "comp_cls": comp_cls, "reg": reg}
 
 
+def video_graph(features: Tensor, config: PGCNConfig, events: Sequence[Event] | None = None) -> Data:
+    """The proposal graph of one video's features [T, D] as a PyG ``Data`` (proposals, pooled features,
+    edges), with the training targets when its true ``events`` are given."""
+    if features.dim() != 2 or features.shape[1] != config.feature_dim:
+        raise StateError(f"video_graph expects features [T, {config.feature_dim}], got {tuple(features.shape)}")
+    proposals = sliding_proposals(features.shape[0])
+    own, ext = _pool(features, proposals)
+    edge_index, edge_weight, edge_kind = proposal_graph(proposals, own, config)
+    targets = _targets(proposals, events) if events is not None else {}
+    return Data(x_own=own, x_ext=ext, edge_index=edge_index, edge_weight=edge_weight, edge_kind=edge_kind,
+                proposals=proposals, num_nodes=len(proposals), **targets)
+
+
 def video_graphs(videos: CollisionVideos, config: PGCNConfig) -> list[Data]:
-    """One PyG ``Data`` per video: proposals, pooled features, edges and training targets."""
-    proposals = sliding_proposals(videos.features.shape[1])
-    graphs = []
-    for features, events in zip(videos.features, videos.events, strict=True):
-        own, ext = _pool(features, proposals)
-        edge_index, edge_weight, edge_kind = proposal_graph(proposals, own, config)
-        graphs.append(Data(x_own=own, x_ext=ext, edge_index=edge_index, edge_weight=edge_weight, edge_kind=edge_kind,
-                           proposals=proposals, num_nodes=len(proposals), **_targets(proposals, events)))
-    return graphs
+    """One graph with targets per video (:func:`video_graph`)."""
+    return [video_graph(f, config, ev) for f, ev in zip(videos.features, videos.events, strict=True)]
 
 
 # ---------------------------------------------------------------------- the network
