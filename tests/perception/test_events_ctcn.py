@@ -69,3 +69,15 @@ def test_both_tcns_loss_falls_and_is_deterministic_for_a_seed():
         again, w2 = _train(kind, 0)
         assert losses[-1] < losses[0], kind
         assert losses == again and all(torch.equal(w[k], w2[k]) for k in w)
+
+
+def test_residual_layers_add_their_input_back():
+    torch.manual_seed(0)
+    for kind in ("ctcn", "plain"):
+        net = TCN(TCNConfig(kind, depth=3, concepts=8, width=4, residual=True)).eval()
+        first, later = net.body[0], net.body[1]
+        assert not first.residual and later.residual  # the first layer changes the width, so it cannot add
+        x = torch.randn(2, 4, 8, 12) if kind == "ctcn" else torch.randn(2, 4, 12)
+        with torch.no_grad():
+            assert torch.allclose(later(x), F.relu(x + later.norm(later.conv(x))))
+        assert net(torch.randn(2, 8, 12)).shape == (2, 7, 12)
