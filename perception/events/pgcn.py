@@ -11,10 +11,13 @@ proposals of one video are the nodes of a graph with two kinds of edge:
   the paper's 1): they bring in the neighbouring events.
 
 Each node keeps at most ``neighbours`` edges of each kind (the paper samples
-four), weighted by the cosine similarity of the two proposals' features
-(negative similarities are cut to zero), plus its self-loop; a graph
-convolution averages the neighbours' transformed features with these weights
-(:class:`ProposalConv`, a PyG ``MessagePassing``).  As in the paper, two GCNs
+four): its most overlapping contextual partners and its most similar
+surrounding ones, each edge weighted by the cosine similarity of the two
+proposals' features (negative similarities cut to zero).  A graph convolution
+(:class:`ProposalConv`, a PyG ``MessagePassing``) adds to the node's own
+transformed feature one cosine-weighted mean of its neighbours per edge kind
+(the paper's ``A X W`` averages self and neighbours in one sum, which measured
+worse here: docs/results/perception.md).  As in the paper, two GCNs
 of two layers read the proposals: one on the *extended* feature (the
 proposal and half its length on each side) classifies the proposal into K
 event classes or background, the other on the proposal's own feature scores
@@ -23,8 +26,8 @@ et al. 2017).  A proposal's score for class k is
 ``softmax(class)[k] * sigmoid(completeness[k])``; per-class NMS follows.
 
 The ablation (``edges=False``) is the same network on the same proposal
-features with only the self-loops: every layer then transforms each proposal
-alone (the same parameters and multiply-accumulates).
+features without the edges: every layer then transforms each proposal alone
+(the same parameters).
 
 Proposals are sliding windows of :data:`SCALES` frames (stride a quarter of
 the length; S-CNN's multi-scale windows); a proposal's feature is SSN's
@@ -94,10 +97,10 @@ class PGCNConfig:
         classes: K event classes (background is added).
         feature_dim: D, per-frame features.
         hidden: Width of the graph convolutions.
-        edges: False gives the ablation (self-loops only).
+        edges: False gives the ablation (each proposal transformed alone).
         ctx_iou: Contextual edge when tIoU > this (the paper's 0.7).
         sur_dist: Surrounding edge when disjoint and centre distance / total length < this (the paper's 1).
-        neighbours: Edges of each kind kept per node (the most overlapping / the nearest; the paper samples 4).
+        neighbours: Edges of each kind kept per node (the most overlapping / the most similar; the paper samples 4).
         dropout: Dropout after each graph convolution (the paper's 0.8 keep-probability is for I3D's 1024-d).
     """
 
@@ -423,7 +426,7 @@ def train_pgcn(config: PGCNConfig, graphs: Sequence[Data], bench: BenchSize, see
     "pgcn",
     paper="Zeng et al., P-GCN, ICCV 2019, arXiv 1909.03252",
     check="collision-event mAP at tIoU 0.5 >= no-edge ablation + 10 points",
-    ablation="the same proposal features and network with no edges (self-loops only)",
+    ablation="the same proposal features and network with no edges (each proposal alone)",
 )
 def bench_pgcn(quick: bool, seed: int) -> BenchOutcome:
     """Train P-GCN and its edge-free twin on the same videos, steps and seed; test on another seed's videos."""
