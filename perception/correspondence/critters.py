@@ -65,12 +65,12 @@ class CritterConfig:
     """
 
     size: int = 64
-    scale: tuple[float, float] = (0.55, 0.75)
+    scale: tuple[float, float] = (0.45, 0.65)
     aspect: tuple[float, float] = (0.8, 1.2)
     taper: tuple[float, float] = (-0.25, 0.25)
     bend: tuple[float, float] = (-0.25, 0.25)
-    rotation: float = 25.0
-    shift: float = 0.12
+    rotation: float = 35.0
+    shift: float = 0.3
     spots: tuple[int, int] = (4, 9)
 
     def __post_init__(self) -> None:
@@ -201,7 +201,7 @@ def correspond(coords_a: Tensor, points: Tensor, coords_b: Tensor, mask_b: Tenso
     inside = mask_b.flatten() > 0.5
     cand = coords_b.flatten(1).T[inside]  # [M, 2]
     idx = torch.nonzero(inside).squeeze(1)
-    dist = torch.cdist(query, cand)
+    dist = torch.cdist(query, cand, compute_mode="donot_use_mm_for_euclid_dist")  # exact, not via matmul
     best, arg = dist.min(1)
     flat = idx[arg]
     return torch.stack([flat % s, flat // s], 1).float(), best

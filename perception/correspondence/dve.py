@@ -290,6 +290,12 @@ def train_dve(config: DVEConfig, images: Tensor, size: BenchSize, seed: int,
     return model.eval(), history
 
 
+def _pixel_codes(images: Tensor) -> Tensor:
+    """Descriptors that only say where a pixel is (one-hot, [N, S*S, S, S]): a match is the same pixel."""
+    n, _, h, w = images.shape
+    return torch.eye(h * w).reshape(h * w, h, w).expand(n, -1, -1, -1)
+
+
 # ---------------------------------------------------------------------- benchmark
 _FULL = BenchSize(train=1500, test=200, steps=800, batch=8, lr=1e-3)
 _QUICK = BenchSize(train=12, test=6, steps=4, batch=4, lr=1e-3)
@@ -314,10 +320,15 @@ def bench_dve(quick: bool, seed: int) -> BenchOutcome:
     ours_cfg, plain_cfg = DVEConfig(), DVEConfig(exchange=False)
     runs = {name: train_dve(cfg, train.images, bench, seed) for name, cfg in (("dve", ours_cfg),
                                                                               ("plain", plain_cfg))}
+    torch.manual_seed(seed)
+    nets = {"dve": runs["dve"][0], "plain": runs["plain"][0], "untrained": DescriptorNet(ours_cfg)}
     pck, scored = {}, 0
-    for name, (model, _) in runs.items():
+    for name, model in nets.items():
         desc = full_resolution(model, test.images)
         pck[name], scored = pck_between(desc, test, pairs, _POINTS, _RADIUS, torch.Generator().manual_seed(seed))
+    # the position prior alone: a point matched to the same pixel of the other image
+    pck["same_pixel"], _ = pck_between(_pixel_codes(test.images), test, pairs, _POINTS, _RADIUS,
+                                       torch.Generator().manual_seed(seed))
     checks = (
         Check("PCK@5px, different critters", "fraction of held-out points, higher is better", pck["dve"],
               pck["plain"], ">= 0.70 and >= ablation + 0.10",
@@ -330,6 +341,7 @@ def bench_dve(quick: bool, seed: int) -> BenchOutcome:
         "tau": ours_cfg.tau, "params": count_parameters(runs["dve"][0]),
         "macs_per_image": count_macs(runs["dve"][0], probe),
         "final_loss": {name: h[-1]["loss"] for name, (_, h) in runs.items()},
+        "pck_untrained_network": pck["untrained"], "pck_same_pixel": pck["same_pixel"],
         "data": "critters (perception.correspondence.critters), train seeds base.., test seeds base+50000..",
     }
     return BenchOutcome(checks, figures)
