@@ -93,6 +93,13 @@ class DVEConfig:
 class WarpRange:
     """Range of the synthetic warps: similarity plus a smooth random displacement field.
 
+    The warps are large on purpose.  A CNN with zero padding can encode where a
+    pixel lies in the frame; with small warps (20 degrees, 10% zoom and shift)
+    such a code alone nearly solves both losses, the exchange included, since
+    ``T(q)`` stays within a few pixels of ``q``, and the descriptors learnt
+    that way match different critters no better than the position prior
+    (measured: PCK 0.20 against 0.13 for "the same pixel").
+
     Args:
         rotation: Largest rotation in degrees.
         scale: Range of the zoom.
@@ -101,10 +108,10 @@ class WarpRange:
         flow_cells: Coarse grid of the displacement (a few cells: smooth).
     """
 
-    rotation: float = 20.0
-    scale: tuple[float, float] = (0.9, 1.1)
-    shift: float = 0.1
-    flow: float = 0.06
+    rotation: float = 60.0
+    scale: tuple[float, float] = (0.8, 1.25)
+    shift: float = 0.3
+    flow: float = 0.08
     flow_cells: int = 4
 
 
@@ -297,7 +304,7 @@ def _pixel_codes(images: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------- benchmark
-_FULL = BenchSize(train=1500, test=200, steps=800, batch=8, lr=1e-3)
+_FULL = BenchSize(train=1500, test=200, steps=1000, batch=8, lr=1e-3)
 _QUICK = BenchSize(train=12, test=6, steps=4, batch=4, lr=1e-3)
 _RADIUS = 5.0  # PCK radius in pixels (the issue's check), on 64-pixel images
 _POINTS = 40  # points per held-out pair
