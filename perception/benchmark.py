@@ -111,6 +111,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.events.tsm",
         "perception.events.ctcn",
         "perception.events.pgcn",
+        "perception.correspondence.dve",
         "perception.audiovisual.sound_of_pixels",
         "perception.audiovisual.sound_of_motions",
         "perception.audiovisual.correspondence",

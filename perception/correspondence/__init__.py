@@ -1,0 +1,1 @@
+"""Dense correspondence: self-supervised descriptors (descriptor vector exchange) and critters, their test class."""
