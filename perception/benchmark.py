@@ -110,6 +110,8 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.geometry.warped",
         "perception.events.tsm",
         "perception.events.ctcn",
+        "perception.intuitive_physics.tracker",
+        "perception.intuitive_physics.extrapolation",
         "perception.audiovisual.sound_of_pixels",
         "perception.audiovisual.sound_of_motions",
         "perception.audiovisual.correspondence",
