@@ -81,7 +81,7 @@ class TrackerConfig:
     causality: float = 10.0
     equivariance: float = 100.0
     entropy: float = 1.0
-    entropy_warmup: float = 0.6
+    entropy_warmup: float = 0.2
     max_rotation: float = 0.35
     max_shift: float = 0.1
 

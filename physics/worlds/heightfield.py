@@ -197,6 +197,16 @@ def render(terrain_grid: Tensor, positions: Tensor, config: HeightfieldConfig,
     return frames.clamp(0, 1)
 
 
+def _draw(n: int, config: HeightfieldConfig, generator: torch.Generator) -> tuple[Terrain, Tensor, Tensor]:
+    """Terrains and initial states (positions [n, 2] inside the walls, velocities [n, 2] of uniform direction)."""
+    terrain = random_terrain(n, config, generator)
+    r = config.ball_radius
+    start = r + (1 - 2 * r) * torch.rand(n, 2, generator=generator, dtype=torch.float64)
+    angle = 2 * torch.pi * torch.rand(n, generator=generator, dtype=torch.float64)
+    speed = config.max_speed * torch.rand(n, generator=generator, dtype=torch.float64)
+    return terrain, start, speed[:, None] * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+
+
 def heightfield_videos(n: int, frames: int, seed: int, config: HeightfieldConfig = HeightfieldConfig(), *,
                        rendered: int | None = None) -> HeightfieldVideos:
     """``n`` videos of ``frames`` frames, each on its own terrain: a pure function of ``seed``.
@@ -216,12 +226,7 @@ def heightfield_videos(n: int, frames: int, seed: int, config: HeightfieldConfig
         raise ConfigError(f"heightfield_videos: need n >= 1, frames >= 1 and 0 <= rendered <= frames, "
                           f"got {n}, {frames}, {rendered}")
     g = torch.Generator().manual_seed(seed)
-    terrain = random_terrain(n, config, g)
-    r = config.ball_radius
-    start = r + (1 - 2 * r) * torch.rand(n, 2, generator=g, dtype=torch.float64)
-    angle = 2 * torch.pi * torch.rand(n, generator=g, dtype=torch.float64)
-    speed = config.max_speed * torch.rand(n, generator=g, dtype=torch.float64)
-    velocity = speed[:, None] * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+    terrain, start, velocity = _draw(n, config, g)
     pos, vel = simulate(terrain, start, velocity, frames, config)
     grid = terrain.grid(config.size)
     images = render(grid, pos[:, :rendered], config, g)
@@ -243,13 +248,7 @@ class HeightfieldWorld:
 
     def reset(self, seed: int) -> dict[str, Tensor]:
         """New terrain and initial state from ``seed`` (the same draws as ``heightfield_videos(1, T, seed)``)."""
-        g = torch.Generator().manual_seed(seed)
-        self._terrain = random_terrain(1, self.config, g)
-        r = self.config.ball_radius
-        self._p = r + (1 - 2 * r) * torch.rand(1, 2, generator=g, dtype=torch.float64)
-        angle = 2 * torch.pi * torch.rand(1, generator=g, dtype=torch.float64)
-        speed = self.config.max_speed * torch.rand(1, generator=g, dtype=torch.float64)
-        self._v = speed[:, None] * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
+        self._terrain, self._p, self._v = _draw(1, self.config, torch.Generator().manual_seed(seed))
         return self.state()
 
     def _require(self) -> Terrain:
