@@ -105,9 +105,13 @@ class PositionExtractor(nn.Module):
     """``Phi``: frame -> probability map over pixels -> expected position (soft-argmax).
 
     ``forward(frames [M, 3, S, S]) -> (positions [M, 2] pixels, prob [M, S, S])``.
+
+    Args:
+        width: Channels of the convolutions.
+        gain: Initial factor on the logits (learned afterwards); see ``LOGIT_GAIN``.
     """
 
-    def __init__(self, width: int = 16) -> None:
+    def __init__(self, width: int = 16, gain: float = LOGIT_GAIN) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(3, width, 3, 1, 1), nn.ReLU(),
@@ -115,7 +119,7 @@ class PositionExtractor(nn.Module):
             nn.Conv2d(width, width, 3, 1, 2, dilation=2), nn.ReLU(),
             nn.Conv2d(width, 1, 1),
         )
-        self.log_gain = nn.Parameter(torch.tensor(math.log(LOGIT_GAIN)))  # how peaked, apart from where
+        self.log_gain = nn.Parameter(torch.tensor(math.log(gain)))  # how peaked, apart from where
 
     def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         if frames.dim() != 4 or frames.shape[1] != 3:
