@@ -112,6 +112,8 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.events.ctcn",
         "perception.events.pgcn",
         "perception.correspondence.dve",
+        "perception.intuitive_physics.tracker",
+        "perception.intuitive_physics.extrapolation",
         "perception.audiovisual.sound_of_pixels",
         "perception.audiovisual.sound_of_motions",
         "perception.audiovisual.correspondence",
