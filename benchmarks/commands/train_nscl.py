@@ -30,10 +30,13 @@ __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from physics.training import config_flags
     from reasoning.nscl import NSCLTrainConfig, load_split, train_nscl
 
     config = config_from_args(NSCLTrainConfig, args)
+    torch.set_num_threads(config.threads)  # reading (proposals) too: idle threads spin on a loaded machine
     proposals = None
     if args.objects == "proposals":
         from perception.derender import load_default_derenderer
