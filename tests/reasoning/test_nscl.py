@@ -201,5 +201,5 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
     meta = perceiver.metadata
     assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 20_000
     assert meta["command"].startswith("nesy train nscl --data ")
-    assert "--init" in meta["command"] and "third round" in meta["round"]  # fine-tuned from the second round
+    assert "--init" in meta["command"] and "fourth round" in meta["round"]  # fine-tuned from the third round
     assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
