@@ -11,7 +11,9 @@ never the scene files' attribute fields), trains the concept learner through
 the quasi-symbolic executor with a curriculum, and writes the checkpoint
 ``--out`` after every epoch (resumable: rerun the same command; only
 ``--threads`` may change), ``OUT.jsonl`` (one line per epoch) and ``OUT.json``
-(the summary, also shown as a table).
+(the summary, also shown as a table).  ``--objects proposals`` cuts the objects
+of both splits with the derenderer's proposal masks matched to the true ones
+(what ``nesy eval clevr --model nscl`` sees from pixels) instead of the true masks.
 """
 
 from __future__ import annotations
@@ -28,19 +30,30 @@ __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from physics.training import config_flags
     from reasoning.nscl import NSCLTrainConfig, load_split, train_nscl
 
     config = config_from_args(NSCLTrainConfig, args)
-    train = load_split(args.data, args.split, limit_images=args.limit_images, progress=not args.quiet)
+    torch.set_num_threads(config.threads)  # reading (proposals) too: idle threads spin on a loaded machine
+    proposals = None
+    if args.objects == "proposals":
+        from perception.derender import load_default_derenderer
+
+        proposals = load_default_derenderer()
+    read = {"progress": not args.quiet, "objects": args.objects, "proposals": proposals}
+    train = load_split(args.data, args.split, limit_images=args.limit_images, **read)
     valid = None
     if args.eval_data:
-        valid = load_split(args.eval_data, args.eval_split, progress=not args.quiet)
+        valid = load_split(args.eval_data, args.eval_split, **read)
     parts = ["nesy", "train", "nscl", "--data", str(args.data), "--split", args.split]
     if args.eval_data:
         parts += ["--eval-data", str(args.eval_data), "--eval-split", args.eval_split]
     if args.limit_images:
         parts += ["--limit-images", str(args.limit_images)]
+    if args.objects != "masks":
+        parts += ["--objects", args.objects]
     parts += ["--out", str(args.out), *config_flags(config, skip=("threads",), defaults=NSCLTrainConfig())]
     command = shlex.join(parts)
     model, meta = train_nscl(train, config, args.out, valid=valid, command=command, progress=not args.quiet)
@@ -50,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         "train_images": len(train.crops),
         "train_questions": len(train),
         "skipped_questions": len(train.skipped),
+        "objects": args.objects,
+        "train_objects_from_proposals": train.from_proposals,
+        "train_objects_from_masks": train.from_masks,
         "epochs": config.epochs,
         "seconds": meta["seconds"],
         "train_accuracy": last.get("train_accuracy"),
@@ -67,6 +83,12 @@ def register(groups) -> None:
     parser.add_argument("--eval-data", default=None, help="held-out folder scored after every epoch")
     parser.add_argument("--eval-split", default="val", help="split of --eval-data (default: val)")
     parser.add_argument("--limit-images", type=int, default=0, help="use the first N images only (0: all)")
+    from reasoning.nscl.data import OBJECT_SOURCES
+
+    parser.add_argument(
+        "--objects", choices=OBJECT_SOURCES, default="masks",
+        help="cut objects with the true masks, or with the derenderer's proposals matched to them",
+    )
     parser.add_argument("--out", default="runs/nscl/nscl.pt", help="checkpoint (resumed when it exists)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     from reasoning.nscl.train import NSCLTrainConfig

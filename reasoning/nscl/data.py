@@ -5,24 +5,35 @@ official layout with masks) into :class:`QASet`: per image the crops and boxes
 of its objects (from the instance masks, which name no attribute), and per
 question its program and answer.  The scene files' attribute fields are never
 read: ``tests/reasoning/test_nscl.py`` scrambles them and gets the same data.
+
+With ``objects="proposals"`` each object is cut instead with the mask the
+derenderer's proposal network finds for it (what the model sees at test time,
+from pixels): proposals are matched one-to-one to the true masks by IoU
+(Hungarian), an object whose best proposal overlaps less than ``min_iou`` keeps
+its true mask, and proposals matching no object are left out, so the objects
+stay those the answers are about.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 from tqdm import tqdm
 
 from perception.datasets import ClevrDataset
 from perception.derender.attributes import AttributeConfig, crop_objects
-from physics.errors import DataError
+from physics.errors import ConfigError, DataError
 from physics.io import PathLike
 from reasoning.dsl import Program, from_clevr
 from reasoning.errors import ProgramError
 
-__all__ = ["QASet", "load_split", "image_objects"]
+__all__ = ["QASet", "load_split", "image_objects", "match_proposals", "OBJECT_SOURCES"]
+
+OBJECT_SOURCES = ("masks", "proposals")
 
 
 @dataclass
@@ -34,6 +45,8 @@ class QASet:
         boxes: Per image ``float [K, 4]``.
         programs, answers, image: Per question its program, answer and image position.
         skipped: One line per question left out (no program, or a malformed one).
+        from_proposals: Objects cut with a matched proposal mask (``objects="proposals"``).
+        from_masks: Objects cut with their true mask.
     """
 
     crops: list[Tensor]
@@ -42,6 +55,8 @@ class QASet:
     answers: list[str]
     image: list[int]
     skipped: list[str]
+    from_proposals: int = field(default=0)
+    from_masks: int = field(default=0)
 
     def __len__(self) -> int:
         return len(self.programs)
@@ -58,12 +73,66 @@ def image_objects(image: Tensor, masks: Tensor, crop_size: int) -> tuple[Tensor,
     return crops.mul(255.0).round_().clamp_(0, 255).to(torch.uint8), boxes
 
 
-def load_split(root: PathLike, split: str, *, crop_size: int = 32, limit_images: int = 0, progress: bool = True) -> QASet:
+def match_proposals(masks: Tensor, proposals: Tensor, min_iou: float = 0.5) -> tuple[Tensor, Tensor]:
+    """Each true mask replaced by the proposal matched to it, where one overlaps enough.
+
+    Args:
+        masks: bool ``[K, H, W]``, the true instance masks.
+        proposals: bool ``[P, H, W]``, the proposal network's masks of the same image.
+        min_iou: Below this IoU an object keeps its true mask.
+
+    Returns:
+        bool ``[K, H, W]``: per object its matched proposal or, unmatched, its own mask
+        (one-to-one matching by IoU; unmatched proposals are left out), and bool ``[K]``:
+        which objects took a proposal.
+    """
+    out, used = masks.clone(), torch.zeros(len(masks), dtype=torch.bool)
+    if not len(masks) or not len(proposals):
+        return out, used
+    a, b = masks.flatten(1).float(), proposals.flatten(1).float()
+    inter = a @ b.T
+    iou = inter / (a.sum(1, keepdim=True) + b.sum(1)[None, :] - inter).clamp_min(1.0)
+    rows, cols = linear_sum_assignment(iou.numpy(), maximize=True)
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        if iou[r, c] >= min_iou:
+            out[r], used[r] = proposals[c], True
+    return out, used
+
+
+def load_split(
+    root: PathLike,
+    split: str,
+    *,
+    crop_size: int = 32,
+    limit_images: int = 0,
+    progress: bool = True,
+    objects: str = "masks",
+    proposals: Any = None,
+    min_iou: float = 0.5,
+) -> QASet:
     """Read a CLEVR split's images, instance masks and questions (never its attribute fields).
 
+    Args:
+        root, split: The CLEVR-format folder and split name.
+        crop_size: Side of the object crops.
+        limit_images: Read the first N images only (0: all).
+        progress: Show a progress bar.
+        objects: ``"masks"`` cuts objects with their true masks; ``"proposals"`` with the
+            proposal network's masks matched to them (see :func:`match_proposals`).
+        proposals: The :class:`~perception.derender.Derenderer` whose proposals are used
+            (default: the shipped one); only with ``objects="proposals"``.
+        min_iou: Smallest IoU of a proposal that replaces a true mask.
+
     Raises:
+        ConfigError: ``objects`` is not one of :data:`OBJECT_SOURCES`.
         DataError: the split has no instance masks or no questions.
     """
+    if objects not in OBJECT_SOURCES:
+        raise ConfigError(f"objects: choose one of {', '.join(OBJECT_SOURCES)}, got {objects!r}")
+    if objects == "proposals" and proposals is None:
+        from perception.derender import load_default_derenderer
+
+        proposals = load_default_derenderer()
     data = ClevrDataset(root, split)
     if not data.load_masks:
         raise DataError(f"{root}: split {split!r} has no instance masks, which NS-CL's objects come from")
@@ -76,6 +145,15 @@ def load_split(root: PathLike, split: str, *, crop_size: int = 32, limit_images:
         ids = item["mask"]
         count = int(ids.max()) + 1 if ids.numel() else 0
         masks = torch.stack([ids == i for i in range(count)]) if count else torch.zeros(0, *ids.shape, dtype=torch.bool)
+        masks = masks[masks.flatten(1).any(1)]
+        if objects == "proposals":
+            with torch.no_grad():
+                found = proposals.instance_masks(item["image"])
+            masks, used = match_proposals(masks, found, min_iou)
+            out.from_proposals += int(used.sum())
+            out.from_masks += int((~used).sum())
+        else:
+            out.from_masks += len(masks)
         crops, boxes = image_objects(item["image"], masks, crop_size)
         out.crops.append(crops)
         out.boxes.append(boxes)

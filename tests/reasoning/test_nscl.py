@@ -19,6 +19,7 @@ from reasoning.nscl import (
     load_split,
     train_nscl,
 )
+from reasoning.nscl.data import match_proposals
 from reasoning.nscl.train import stage_of
 
 
@@ -55,6 +56,36 @@ def test_attribute_labels_are_never_read(split, tmp_path):
     ma, _ = train_nscl(a, config, tmp_path / "a.pt", progress=False)
     mb, _ = train_nscl(b, config, tmp_path / "b.pt", progress=False)
     assert all(torch.equal(x, y) for x, y in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True))
+
+
+def test_proposals_replace_the_true_masks_they_match_and_nothing_else():
+    masks = torch.zeros(2, 20, 20, dtype=torch.bool)
+    masks[0, 2:8, 2:8] = True
+    masks[1, 12:18, 12:18] = True
+    proposals = torch.zeros(3, 20, 20, dtype=torch.bool)
+    proposals[0, 0:2, 15:20] = True  # matches nothing: left out
+    proposals[1, 3:8, 2:8] = True  # object 0, IoU 30/36
+    proposals[2, 12:14, 12:14] = True  # object 1, IoU 4/36: too small, the true mask stays
+    out, used = match_proposals(masks, proposals, min_iou=0.5)
+    assert used.tolist() == [True, False]
+    assert torch.equal(out[0], proposals[1]) and torch.equal(out[1], masks[1])
+    assert torch.equal(match_proposals(masks, proposals[:0])[0], masks)  # no proposal: every true mask stays
+    assert match_proposals(masks, proposals, min_iou=0.1)[1].tolist() == [True, True]
+
+
+def test_proposal_crops_keep_the_questions_and_read_no_attribute(split, tmp_path):
+    a = load_split(split, "train", limit_images=4, progress=False)
+    b = load_split(split, "train", limit_images=4, progress=False, objects="proposals")
+    assert a.programs == b.programs and a.answers == b.answers and a.image == b.image
+    assert [len(x) for x in a.boxes] == [len(x) for x in b.boxes]  # the objects the answers are about
+    assert b.from_proposals + b.from_masks == a.from_masks == sum(len(x) for x in a.boxes)
+    assert b.from_proposals > 0.9 * a.from_masks  # the shipped proposals find nearly every object
+    assert not all(torch.equal(x, y) for x, y in zip(a.crops, b.crops, strict=True))
+    _scrambled_copy(split, tmp_path / "scrambled")
+    c = load_split(tmp_path / "scrambled", "train", limit_images=4, progress=False, objects="proposals")
+    assert all(torch.equal(x, y) for x, y in zip(b.crops, c.crops, strict=True))
+    with pytest.raises(ConfigError, match="objects"):
+        load_split(split, "train", objects="boxes")
 
 
 def test_a_short_run_raises_accuracy_and_a_resume_keeps_the_run_flags(split, tmp_path):
@@ -114,12 +145,14 @@ def test_curriculum_stages_and_bad_flags():
 def test_train_nscl_command_writes_checkpoint_and_summary(split, tmp_path, capsys):
     out = tmp_path / "run" / "nscl.pt"
     assert main(["train", "nscl", "--data", str(split), "--limit-images", "4", "--epochs", "1",
-                 "--out", str(out), "--quiet"]) == 0
+                 "--objects", "proposals", "--out", str(out), "--quiet"]) == 0
     summary = json.loads(out.with_suffix(".json").read_text())
-    assert summary["train_questions"] == 40 and summary["epochs"] == 1
+    assert summary["train_questions"] == 40 and summary["epochs"] == 1 and summary["objects"] == "proposals"
+    assert summary["train_objects_from_proposals"] > 0
     assert "NS-CL training" in capsys.readouterr().out
     _, meta = load_nscl(out)
     assert meta["command"].startswith("nesy train nscl --data ") and "--epochs 1" in meta["command"]
+    assert "--objects proposals" in meta["command"]
 
 
 def test_eval_clevr_scores_an_nscl_checkpoint_as_a_qa_model(split, tmp_path):
@@ -168,4 +201,5 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
     meta = perceiver.metadata
     assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 20_000
     assert meta["command"].startswith("nesy train nscl --data ")
-    assert "--init" in meta["command"] and "second round" in meta["round"]  # fine-tuned from the 16-epoch run
+    assert "--init" in meta["command"] and "fourth round" in meta["round"]  # fine-tuned from the third round
+    assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
