@@ -128,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
         writer.truncate(len(done))
     seeds = episode_seeds(args.seed, args.episodes)
     results = [EpisodeResult(d["seed"], d["success"], d["final_distance"], d["start_distance"], d["steps"],
-                             [d["plan_seconds_mean"]] * d["steps"]) for d in done]
+                             [d["plan_seconds_mean"]] * d["steps"],
+                             [d["plan_cpu_seconds_mean"]] * d["steps"] if d.get("plan_cpu_seconds_mean") is not None else [])
+               for d in done]
     gif = out.with_suffix(".gif")
     bar = tqdm(total=args.episodes, initial=len(done), desc=f"{args.task} {args.model} {args.planner}",
                unit="episode", disable=args.quiet)
@@ -172,8 +174,10 @@ def _write(out: Path, settings: dict, results: list, args: argparse.Namespace, *
 def _summary(result: dict, out: Path) -> None:
     lo, hi = result["success_interval_90"]
     rows = [[result["task"], result["model"], result["planner"], result["episodes"], f"{percent(result['success_rate'], 0)} ({percent(lo, 0)}-{percent(hi, 0)})",
-             f"{result['final_distance_mean']:.3f}", f"{result['plan_seconds_per_step_mean']:.3f}"]]
-    print_table(rows, ["task", "model", "planner", "episodes", "success (90% CI)", "final dist (m)", "plan s/step"],
+             f"{result['final_distance_mean']:.3f}", f"{result['plan_seconds_per_step_mean']:.3f}",
+             "-" if result.get("plan_cpu_seconds_per_step_mean") is None else f"{result['plan_cpu_seconds_per_step_mean']:.3f}"]]
+    print_table(rows, ["task", "model", "planner", "episodes", "success (90% CI)", "final dist (m)", "plan s/step",
+                       "plan CPU s/step"],
                 title=f"model-predictive control, seed {result['settings']['seed']}")
     print(f"full result -> {out}" + (f"; GIF -> {result['gif']}" if result.get("gif") else ""))
 

@@ -39,6 +39,7 @@ class EpisodeResult:
     start_distance: float
     steps: int
     plan_seconds: list[float]
+    plan_cpu_seconds: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
     imagined: list[np.ndarray] = field(default_factory=list)
     trajectory: Trajectory | None = None
@@ -51,6 +52,7 @@ class EpisodeResult:
             "start_distance": self.start_distance,
             "steps": self.steps,
             "plan_seconds_mean": float(np.mean(self.plan_seconds)) if self.plan_seconds else 0.0,
+            "plan_cpu_seconds_mean": float(np.mean(self.plan_cpu_seconds)) if self.plan_cpu_seconds else None,
         }
 
 
@@ -111,19 +113,21 @@ def run_episode(
         model.bind(env)
     noise = np.random.default_rng([int(seed), 7])
     times: list[float] = []
+    cpu: list[float] = []
     frames = [env.world.render(160, 160)] if record else []
     imagined: list[np.ndarray] = []
     states, actions = [env.history(1)[0]], []
     done = False
     steps = 0
     while not done:
-        tic = time.perf_counter()
+        tic, cpu_tic = time.perf_counter(), time.process_time()
         if planner.needs_model:
             problem = problem_for(env, model, planner.config.horizon)
         else:
             problem = Problem(planner.config.horizon, int(env.action_space.shape[0]), lambda a: a.sum((1, 2)), False)
         plan = planner.plan(problem)
         times.append(time.perf_counter() - tic)
+        cpu.append(time.process_time() - cpu_tic)
         if record and planner.needs_model:
             with torch.no_grad():
                 history = torch.as_tensor(env.history(model.history_frames), dtype=torch.float32)
@@ -141,7 +145,7 @@ def run_episode(
         done = terminated or truncated
     traj = _trajectory(env, states, actions, seed, planner.name, getattr(model, "name", None), explore) if trajectory else None
     return EpisodeResult(seed=seed, success=bool(info["success"]), final_distance=float(info["distance"]),
-                         start_distance=start, steps=steps, plan_seconds=times, frames=frames, imagined=imagined,
+                         start_distance=start, steps=steps, plan_seconds=times, plan_cpu_seconds=cpu, frames=frames, imagined=imagined,
                          trajectory=traj)
 
 
@@ -186,6 +190,7 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
     n = len(results)
     wins = sum(r.success for r in results)
     times = np.concatenate([r.plan_seconds for r in results]) if results else np.zeros(0)
+    cpu = np.concatenate([r.plan_cpu_seconds for r in results]) if results else np.zeros(0)
     lo, hi = wilson_interval(wins, n)
     final = np.array([r.final_distance for r in results])
     return {
@@ -198,5 +203,8 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
         "start_distance_mean": float(np.mean([r.start_distance for r in results])) if n else None,
         "plan_seconds_per_step_mean": float(times.mean()) if times.size else 0.0,
         "plan_seconds_per_step_p95": float(np.percentile(times, 95)) if times.size else 0.0,
+        # CPU time of this process while planning: what the planning costs, whatever else the machine runs
+        "plan_cpu_seconds_per_step_mean": float(cpu.mean()) if cpu.size else None,
+        "plan_cpu_seconds_per_step_p95": float(np.percentile(cpu, 95)) if cpu.size else None,
         "control_steps": int(times.size),
     }
