@@ -80,9 +80,13 @@ class SplitWriter:
         return load_trajectory(self.folder / self.files[k])
 
     def truncate(self, count: int) -> None:
-        """Keep the first ``count`` episodes (a resumed run whose result file stopped earlier)."""
-        if count < self.count:
-            self.seeds, self.files = self.seeds[:count], self.files[:count]
+        """Keep the first ``count`` episodes (a resumed run whose result file stopped earlier).
+
+        Also rewrites the index, so a run resumed with ``total`` episodes already written is complete.
+        """
+        count = min(count, self.total)
+        self.seeds, self.files = self.seeds[:count], self.files[:count]
+        if self.files:
             self._write_index()
 
     def add(self, traj: Trajectory) -> None:

@@ -63,6 +63,9 @@ def test_split_writer_makes_a_training_split_and_resumes(env, tmp_path):
         SplitWriter(tmp_path, "train", 2, {**source, "seed": 4})
     again.truncate(1)
     assert SplitWriter(tmp_path, "train", 2, source).count == 1
+    fewer = SplitWriter(tmp_path, "train", 1, source)  # a run resumed with fewer episodes: complete at once
+    fewer.truncate(1)
+    assert len(load_split(tmp_path, "train")) == 1
     cfg = preset("boxes", "propnet", node_attr_dim=5, edge_attr_dim=1)
     samples = make_samples(loaded, GraphBuilder(cfg.graph), 8, horizon=4)  # what `nesy train dynamics` builds
     assert len(samples) == 8 and samples[0].target_seq.shape[1] == 4
