@@ -230,3 +230,10 @@ def make_planning_model(name: str, world: str, checkpoint: str | Path | None = N
     if model.name != name:
         raise CheckpointError(f"{path} holds a {model.name!r} model, not {name!r}")
     return LearnedModel(model)
+
+
+register_control_checkpoint(
+    "boxes", "propnet", CHECKPOINTS / "boxes_propnet_control.pt",
+    help="the shipped boxes PropNet fine-tuned on 5-step rollouts of the random policy's data and the CEM "
+    "planner's episodes (DAgger); the dynamics benchmark keeps boxes_propnet.pt",
+)
