@@ -13,6 +13,17 @@ distance to the goal, the planning time per control step and every episode;
 ``R.gif`` shows the first episode (the true world, left; the positions the model
 imagined for the executed plan, right).  The JSON is rewritten after every
 episode, so ``--resume`` continues a killed run.
+
+Data the planner collects (DAgger-style; :mod:`physics.control.collect`)::
+
+    nesy control --task boxpush --model propnet --planner cem --episodes 40 --seed 21 --explore 0.3 \
+        --record data/boxes_dagger --record-split train --out data/boxes_dagger/train.json
+    nesy train dynamics --world boxes --model propnet --data data/boxes --data data/boxes_dagger ...
+
+``--record DIR`` writes every episode's true world steps (positions, per-node
+actions) as ``DIR/<split>/traj_*.npz`` with its ``index.json``, the layout ``nesy
+data dynamics`` writes; ``--explore S`` adds Gaussian noise of std ``S`` to each
+executed normalised action.
 """
 
 from __future__ import annotations
@@ -33,7 +44,9 @@ __all__ = ["register", "run"]
 
 def _settings(args: argparse.Namespace, planner_cfg, task_cfg) -> dict:
     """What makes two runs' episodes the same (as JSON stores it: tuples become lists)."""
+    extra = {"explore": args.explore} if args.explore else {}
     return json.loads(json.dumps({
+        **extra,
         "task": args.task,
         "model": args.model,
         "planner": args.planner,
@@ -87,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         make_planning_model,
         run_episode,
     )
+    from physics.control.collect import SplitWriter
     from physics.control.episode import EpisodeResult
     from physics.control.planners import PlannerConfig
 
@@ -108,9 +122,15 @@ def run(args: argparse.Namespace) -> int:
         old = read_json(out)
         if old.get("settings") == settings:
             done = old.get("per_episode", [])[: args.episodes]
+    writer = SplitWriter(args.record, args.record_split, args.episodes, settings) if args.record else None
+    if writer is not None:  # both files hold the same first episodes (a kill may fall between their writes)
+        done = done[: writer.count]
+        writer.truncate(len(done))
     seeds = episode_seeds(args.seed, args.episodes)
     results = [EpisodeResult(d["seed"], d["success"], d["final_distance"], d["start_distance"], d["steps"],
-                             [d["plan_seconds_mean"]] * d["steps"]) for d in done]
+                             [d["plan_seconds_mean"]] * d["steps"],
+                             [d["plan_cpu_seconds_mean"]] * d["steps"] if d.get("plan_cpu_seconds_mean") is not None else [])
+               for d in done]
     gif = out.with_suffix(".gif")
     bar = tqdm(total=args.episodes, initial=len(done), desc=f"{args.task} {args.model} {args.planner}",
                unit="episode", disable=args.quiet)
@@ -118,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
         with bar:
             for i in range(len(done), args.episodes):
                 record = i == 0 and not args.no_gif
-                r = run_episode(env, model, planner, seeds[i], record=record)
+                r = run_episode(env, model, planner, seeds[i], record=record, explore=args.explore,
+                                trajectory=writer is not None)
+                if writer is not None:
+                    writer.add(r.trajectory)
                 if record:
                     episode_gif(r, gif)
                 results.append(r)
@@ -151,8 +174,10 @@ def _write(out: Path, settings: dict, results: list, args: argparse.Namespace, *
 def _summary(result: dict, out: Path) -> None:
     lo, hi = result["success_interval_90"]
     rows = [[result["task"], result["model"], result["planner"], result["episodes"], f"{percent(result['success_rate'], 0)} ({percent(lo, 0)}-{percent(hi, 0)})",
-             f"{result['final_distance_mean']:.3f}", f"{result['plan_seconds_per_step_mean']:.3f}"]]
-    print_table(rows, ["task", "model", "planner", "episodes", "success (90% CI)", "final dist (m)", "plan s/step"],
+             f"{result['final_distance_mean']:.3f}", f"{result['plan_seconds_per_step_mean']:.3f}",
+             "-" if result.get("plan_cpu_seconds_per_step_mean") is None else f"{result['plan_cpu_seconds_per_step_mean']:.3f}"]]
+    print_table(rows, ["task", "model", "planner", "episodes", "success (90% CI)", "final dist (m)", "plan s/step",
+                       "plan CPU s/step"],
                 title=f"model-predictive control, seed {result['settings']['seed']}")
     print(f"full result -> {out}" + (f"; GIF -> {result['gif']}" if result.get("gif") else ""))
 
@@ -175,6 +200,12 @@ def register(groups) -> None:
     parser.add_argument("--repeat", type=int, default=None, help="world steps per control step (task default)")
     parser.add_argument("--max-steps", type=int, default=None, help="control steps per episode (task default)")
     parser.add_argument("--tolerance", type=float, default=None, help="success distance in m (task default)")
+    parser.add_argument("--explore", type=float, default=0.0,
+                        help="std of Gaussian noise on each executed normalised action (data collection; default 0)")
+    parser.add_argument("--record", default=None, metavar="DIR",
+                        help="write each episode's true world steps as a dynamics data split under DIR (DAgger data)")
+    parser.add_argument("--record-split", default="train", choices=("train", "valid", "test"),
+                        help="split of --record (default: train)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue the episodes already in --out")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF of the first episode")

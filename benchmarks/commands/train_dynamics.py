@@ -6,6 +6,11 @@ Example::
     nesy data dynamics --world cradle --n 6 --out data/cradle --split valid
     nesy train dynamics --world cradle --model propnet --data data/cradle --epochs 20 --out runs/cradle_propnet
 
+``--data`` may be given several times: the runs' train (and valid) splits are
+pooled, e.g. a random policy's data and the episodes a planner collected
+(``nesy control --record``); ``--init FILE`` starts from a saved model's weights
+(fine-tuning), ``--rollout-steps K`` trains on K-step rollouts.
+
 Writes ``OUT/checkpoint.pt`` (every epoch; ``--resume`` continues from it),
 ``OUT/model.pt`` (best validation epoch), ``OUT/loss.jsonl``; a resume with other
 training flags than the run's is refused (``--threads`` and ``--device`` may change); ``--export FILE``
@@ -40,8 +45,10 @@ __all__ = ["register", "run", "report_run"]
 
 def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     """The full command that reproduces this run, every training setting spelled out."""
-    parts = [*_launcher(), "train", "dynamics", "--world", args.world, "--model", args.model, "--data", str(args.data),
-             "--out", str(out)]
+    parts = [*_launcher(), "train", "dynamics", "--world", args.world, "--model", args.model]
+    for folder in args.data:
+        parts += ["--data", str(folder)]
+    parts += ["--out", str(out)]
     parts += config_flags(cfg)
     for item in args.set or []:
         parts += ["--set", item]
@@ -63,11 +70,13 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(TrainConfig, args)
     PRESETS.get(args.world), MODELS.get(args.model)  # name errors before any data is read
-    train_trajs = load_split(args.data, "train")
-    try:
-        valid_trajs = load_split(args.data, "valid")
-    except DataError:
-        valid_trajs = []
+    train_trajs, valid_trajs = [], []
+    for folder in args.data:
+        train_trajs += load_split(folder, "train")
+        try:
+            valid_trajs += load_split(folder, "valid")
+        except DataError:
+            pass
     t0 = train_trajs[0]
     overrides = parse_overrides(args.set)
     mcfg = preset(
@@ -87,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         "command": _command_line(args, cfg, out),
         "seed": cfg.seed,
         "world": args.world,
-        "data": str(args.data),
+        "data": str(args.data[0]) if len(args.data) == 1 else [str(d) for d in args.data],
         "train_trajectories": len(train_trajs),
         "data_seed": t0.meta.get("seed"),
     }
@@ -121,7 +130,9 @@ def register(groups) -> None:
     )
     registry_argument(parser, "--world", registry=PRESETS, required=True, help="world the data comes from (its model preset)")
     registry_argument(parser, "--model", registry=MODELS, required=True, help="simulator to train")
-    parser.add_argument("--data", required=True, help="folder written by `nesy data dynamics` (train and valid splits)")
+    parser.add_argument("--data", required=True, action="append",
+                        help="folder written by `nesy data dynamics` or `nesy control --record` (train and valid "
+                        "splits); repeat to pool several")
     parser.add_argument("--out", default=None, help="run folder (default: runs/dynamics/WORLD_MODEL)")
     parser.add_argument(
         "--resume", action="store_true",

@@ -233,6 +233,10 @@ class ControlEnv(gym.Env):
         out = out.index_copy(2, torch.tensor([self.actuated_node], device=actions.device), rows[:, :, None])
         return out.repeat_interleave(self.config.repeat, dim=1)
 
+    def world_action(self, action: np.ndarray) -> np.ndarray:
+        """The per-node world action ``[N, 3]`` of one normalised action ``[2]`` (clipped), as recorded."""
+        return self._node_action(np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0))
+
     # ------------------------------------------------------------------ helpers
     def _node_action(self, a: np.ndarray) -> np.ndarray:
         full = np.zeros((self.world.num_nodes, 3))

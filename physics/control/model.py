@@ -14,7 +14,10 @@ of per-node world actions ``[B, T, N, 3]`` to the predicted positions
   end (a loop over candidates; not differentiable).
 
 :func:`make_planning_model` builds either by name (``gt`` or a name of
-:data:`physics.models.MODELS`, from the shipped checkpoint of the world).
+:data:`physics.models.MODELS`).  A learned model loads the world's control
+checkpoint when one is registered in :data:`CONTROL_CHECKPOINTS` (a model
+fine-tuned on the data a planner collects, :mod:`physics.control.collect`), else
+the world's shipped dynamics checkpoint ``WORLD_NAME.pt``.
 """
 
 from __future__ import annotations
@@ -30,11 +33,35 @@ from physics.control.envs import ControlEnv
 from physics.errors import CheckpointError, ConfigError, StateError
 from physics.graph.builder import GraphBuilder
 from physics.models import MODELS, DynamicsModel, load_model
+from physics.registry import Registry
 
-__all__ = ["PlanningModel", "LearnedModel", "SimulatorModel", "make_planning_model", "GROUND_TRUTH", "CHECKPOINTS"]
+__all__ = [
+    "PlanningModel",
+    "LearnedModel",
+    "SimulatorModel",
+    "make_planning_model",
+    "GROUND_TRUTH",
+    "CHECKPOINTS",
+    "CONTROL_CHECKPOINTS",
+    "register_control_checkpoint",
+    "default_checkpoint",
+]
 
 GROUND_TRUTH = "gt"
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
+
+CONTROL_CHECKPOINTS: Registry[Path] = Registry("control checkpoint")
+
+
+def register_control_checkpoint(world: str, model: str, path: str | Path, *, help: str = "") -> Path:
+    """Make ``path`` the checkpoint ``make_planning_model(model, world)`` loads (name ``WORLD_MODEL``)."""
+    return CONTROL_CHECKPOINTS.register(f"{world}_{model}", Path(path), help=help)
+
+
+def default_checkpoint(name: str, world: str) -> Path:
+    """The registered control checkpoint of ``(world, name)``, else the shipped ``WORLD_NAME.pt``."""
+    key = f"{world}_{name}"
+    return CONTROL_CHECKPOINTS.get(key) if key in CONTROL_CHECKPOINTS else CHECKPOINTS / f"{key}.pt"
 
 
 class PlanningModel(ABC):
@@ -188,7 +215,7 @@ class SimulatorModel(PlanningModel):
 
 
 def make_planning_model(name: str, world: str, checkpoint: str | Path | None = None) -> PlanningModel:
-    """``gt`` (the simulator) or a learned model from ``checkpoint`` (default: the shipped ``WORLD_NAME.pt``).
+    """``gt`` (the simulator) or a learned model from ``checkpoint`` (default: :func:`default_checkpoint`).
 
     Raises:
         ConfigError: unknown name (lists the choices).
@@ -198,8 +225,15 @@ def make_planning_model(name: str, world: str, checkpoint: str | Path | None = N
         return SimulatorModel()
     if name not in MODELS:
         raise ConfigError(f"{MODELS.unknown_message(name)} (or '{GROUND_TRUTH}' for the simulator)")
-    path = Path(checkpoint) if checkpoint else CHECKPOINTS / f"{world}_{name}.pt"
+    path = Path(checkpoint) if checkpoint else default_checkpoint(name, world)
     model, _ = load_model(path)
     if model.name != name:
         raise CheckpointError(f"{path} holds a {model.name!r} model, not {name!r}")
     return LearnedModel(model)
+
+
+register_control_checkpoint(
+    "boxes", "propnet", CHECKPOINTS / "boxes_propnet_control.pt",
+    help="the shipped boxes PropNet fine-tuned on 5-step rollouts of the random policy's data and the CEM "
+    "planner's episodes (DAgger); the dynamics benchmark keeps boxes_propnet.pt",
+)

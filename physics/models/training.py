@@ -7,6 +7,9 @@ K future frames and the loss averages the errors of a K-step rollout of the mode
 on its own predictions (:meth:`DynamicsModel.loss`), which trains rollout stability.
 Adam with an exponential learning-rate decay per epoch
 (:class:`~physics.training.ExponentialDecay`, from ``lr`` to ``lr_final``).
+With ``init`` a run starts from the weights of a saved model of the same name
+and config (fine-tuning, e.g. on data a planner collected,
+:mod:`physics.control.collect`), its normalisation statistics included.
 
 Files written to ``out_dir`` (all atomically):
 
@@ -74,6 +77,10 @@ class TrainConfig:
     rollout_steps: int = field(
         default=1, metadata={"help": "train on K-step rollouts of the model's own predictions (1: one-step targets)"}
     )
+    init: str | None = field(
+        default=None, metadata={"help": "start from this model file's weights and normalisers (same model and "
+                                "config; fine-tuning); default: a fresh model"}
+    )
     seed: int = field(default=0, metadata={"help": "seed of initialisation, sampling, shuffling and noise"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
     device: str = field(default="auto", metadata={"help": "auto (cuda when present), cpu, cuda, cuda:N"})
@@ -108,6 +115,19 @@ def _evaluate(model: DynamicsModel, loader: DataLoader, device: torch.device) ->
         total += float(model.loss(batch)) * batch.num_graphs
         count += batch.num_graphs
     return total / max(count, 1)
+
+
+def _load_init(model: DynamicsModel, path: str) -> None:
+    """Copy the weights and normalisers of the model file ``path`` into ``model`` (same name and config)."""
+    from physics.models.resolver import load_model
+
+    start, _ = load_model(path)
+    if start.name != model.name or config_to_dict(start.config) != config_to_dict(model.config):
+        raise CheckpointError(
+            f"--init {path} holds a {start.name!r} model with another config than the run's {model.name!r}; "
+            "give the same --model and --set options it was trained with"
+        )
+    model.load_state_dict(start.state_dict())
 
 
 def train(
@@ -174,6 +194,8 @@ def train(
     if resume and loop.resume(check=same_model):
         if loop.command:
             meta["command"] = loop.command  # the run's own command (a resume may differ in threads/device)
+    elif config.init:
+        _load_init(model, config.init)
     else:
         model.fit_normalizers(train_graphs)
     model.to(device)

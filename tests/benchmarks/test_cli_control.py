@@ -20,6 +20,7 @@ def test_control_writes_json_table_and_gif_and_resumes(tmp_path, capsys):
     lo, hi = result["success_interval_90"]
     assert 0 <= lo <= result["success_rate"] <= hi <= 1
     assert result["plan_seconds_per_step_mean"] > 0 and result["control_steps"] == 4
+    assert result["plan_cpu_seconds_per_step_mean"] > 0  # CPU time: what planning costs whatever the load
     assert result["settings"]["planner_config"]["samples"] == 4
     assert out.with_suffix(".gif").stat().st_size > 0
     table = capsys.readouterr().out

@@ -128,3 +128,21 @@ def test_bench_without_models_takes_every_model_with_a_checkpoint_for_the_world(
     assert main(["bench", "dynamics", "--world", "cradle", "--data", str(root), "--out", str(out),
                  "--checkpoints", str(tmp_path / "none"), "--quiet"]) == 2
     assert "no model has a checkpoint for world 'cradle'" in capsys.readouterr().err
+
+
+def test_train_pools_data_folders_and_fine_tunes_from_init(cradle_data, tmp_path, capsys):
+    more = tmp_path / "more"
+    assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "24", "--seed", "9",
+                 "--out", str(more), "--split", "train", "--quiet"]) == 0
+    capsys.readouterr()
+    assert _train(cradle_data, tmp_path / "a", "in", 1) == 0
+    first = json.loads(capsys.readouterr().out)
+    start = tmp_path / "a" / "model.pt"
+    assert _train(cradle_data, tmp_path / "b", "in", 1, "--data", str(more), "--init", str(start)) == 0
+    summary = json.loads(capsys.readouterr().out)
+    ckpt = torch_load(tmp_path / "b" / "model.pt")
+    assert ckpt["meta"]["data"] == [str(cradle_data), str(more)] and ckpt["meta"]["train_trajectories"] == 3
+    assert f"--data {cradle_data} --data {more}" in summary["command"] and f"--init {start}" in summary["command"]
+    assert summary["best_valid_loss"] < first["best_valid_loss"]  # went on from the first run's weights
+    assert _train(cradle_data, tmp_path / "c", "propnet", 1, "--init", str(start)) == 2  # another model: refused
+    assert "another config" in capsys.readouterr().err

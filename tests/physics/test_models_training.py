@@ -116,3 +116,22 @@ def test_training_on_rollouts_lowers_the_loss(tmp_path):
     assert losses[-1] < 0.85 * losses[0] and losses == sorted(losses, reverse=True), losses
     with pytest.raises(ConfigError, match="rollout_steps"):
         TrainConfig(rollout_steps=0)
+
+
+def test_init_starts_from_a_saved_model_and_refuses_another_config(tmp_path):
+    from physics.models import load_model
+    from physics.models.training import _load_init
+
+    _, first = _run(tmp_path / "a", 2)
+    saved, _ = load_model(tmp_path / "a" / "model.pt")
+    fresh = make_model("propnet", chain_config("propnet"))
+    _load_init(fresh, str(tmp_path / "a" / "model.pt"))
+    for (k, a), b in zip(saved.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k  # weights and normalisers
+    torch.manual_seed(0)
+    tuned = make_model("propnet", chain_config("propnet"))
+    summary = train(tuned, [spring_chain(1), spring_chain(2)], [spring_chain(3)], tmp_path / "b",
+                    TrainConfig(epochs=1, init=str(tmp_path / "a" / "model.pt"), **FAST), progress=False)
+    assert summary["best_valid_loss"] < first["history"][0]["valid_loss"]  # it went on, not from scratch
+    with pytest.raises(CheckpointError, match="another config"):
+        _load_init(make_model("in", chain_config("in")), str(tmp_path / "a" / "model.pt"))

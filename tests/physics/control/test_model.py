@@ -89,3 +89,14 @@ def test_rope_models_plan_on_the_rope_task():
 def test_unknown_model_names_the_choices():
     with pytest.raises(ConfigError, match="gt"):
         make_planning_model("propnett", "boxes")
+
+
+def test_boxes_propnet_plans_with_its_registered_control_checkpoint(boxes):
+    from physics.control.model import CHECKPOINTS, CONTROL_CHECKPOINTS, default_checkpoint
+
+    assert "boxes_propnet" in CONTROL_CHECKPOINTS and default_checkpoint("propnet", "boxes").is_file()
+    assert default_checkpoint("propnet", "rope") == CHECKPOINTS / "rope_propnet.pt"  # none registered: the shipped one
+    control = make_planning_model("propnet", "boxes")
+    shipped = make_planning_model("propnet", "boxes", CHECKPOINTS / "boxes_propnet.pt")
+    changed = [k for k, v in control.model.state_dict().items() if not torch.equal(v, shipped.model.state_dict()[k])]
+    assert changed  # a different model from the dynamics checkpoint, same architecture
