@@ -110,6 +110,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.geometry.warped",
         "perception.events.tsm",
         "perception.events.ctcn",
+        "perception.keypoints.autolink",
         "perception.audiovisual.sound_of_pixels",
         "perception.audiovisual.sound_of_motions",
         "perception.audiovisual.correspondence",
