@@ -4,8 +4,8 @@ He, Wandt and Rhodin, "AutoLink: Self-supervised Learning of Human Skeletons
 and Object Outlines by Linking Keypoints", NeurIPS 2022 (arXiv 2205.10636).
 A detector turns an image into K keypoints (a heatmap per keypoint, then its
 soft arg-max).  Every pair of keypoints is linked by an edge whose weight
-``w_ij`` is one learned number shared by all images (Sec. 3.2; a softplus,
-starting near zero and learning faster than the networks); the edge map
+``w_ij`` is one learned number shared by all images (Sec. 3.2; a softplus
+whose parameter learns faster than the networks'); the edge map
 draws each link as a Gaussian line of thickness ``sigma`` between its two
 keypoints, scaled by its weight, and keeps the maximum over all links (Eq. 2).
 A decoder reconstructs the image from the edge map and a copy of the image
@@ -97,7 +97,9 @@ class AutoLinkConfig:
             raise ConfigError(f"AutoLinkConfig.mask_ratio must be in [0, 1), got {self.mask_ratio}")
 
 
-_LINK_START = -4.0  # softplus(-4) = 0.018: links start nearly off
+# softplus(-1) = 0.31: every link starts partly on, so every keypoint gets a gradient from the start
+# (measured on seed 0: starting nearly off, at softplus(-4) as the authors' release does, left a keypoint unused)
+_LINK_START = -1.0
 LINK_THRESHOLD = 0.25  # a link belongs to the graph when its weight is >= this fraction of the largest
 _LINK_RATE = 25.0  # the link parameters move 25x faster than the networks' (a per-parameter rate, by scaling)
 
@@ -214,8 +216,7 @@ class AutoLink(nn.Module):
         k = config.keypoints
         self.detector = _Detector(k, config.width)
         self.decoder = _Decoder(config.width)
-        # one parameter per pair, shared by all images; every link starts nearly off (softplus(-4) = 0.018),
-        # so only the links that help the reconstruction grow, as in the authors' release
+        # one parameter per pair, shared by all images; the links that do not help the reconstruction fade
         pairs = k * (k - 1) // 2
         self.link_logits = nn.Parameter(torch.full((pairs,), _LINK_START / _LINK_RATE)) if config.links else None
 

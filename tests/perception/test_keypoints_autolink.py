@@ -97,7 +97,7 @@ def test_forward_shapes_and_symmetric_link_weights():
     assert out["keypoints"].shape == (2, 4, 2) and out["map"].shape == (2, 1, 16, 16)
     assert out["recon"].shape == (2, 3, 16, 16) and float(out["keypoints"].abs().max()) <= 1.0
     w = model.weights().detach()
-    assert torch.equal(w, w.T) and torch.all(w.diagonal() == 0) and 0 < float(w[0, 1]) < 0.05  # links start off
+    assert torch.equal(w, w.T) and torch.all(w.diagonal() == 0) and 0.2 < float(w[0, 1]) < 0.4  # links start partly on
     with pytest.raises(StateError):
         model.keypoints(torch.rand(2, 1, 16, 16))
     with pytest.raises(ConfigError):
