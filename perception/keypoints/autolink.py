@@ -63,6 +63,9 @@ __all__ = [
     "LINK_THRESHOLD",
     "detect",
     "fit_linear_regressor",
+    "apply_regressor",
+    "evaluate_keypoints",
+    "train_autolink",
     "match_keypoints",
     "edge_f1",
 ]
