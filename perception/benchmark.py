@@ -114,6 +114,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.correspondence.dve",
         "perception.intuitive_physics.tracker",
         "perception.intuitive_physics.extrapolation",
+        "perception.keypoints.autolink",
         "perception.audiovisual.sound_of_pixels",
         "perception.audiovisual.sound_of_motions",
         "perception.audiovisual.correspondence",

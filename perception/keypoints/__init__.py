@@ -1,0 +1,1 @@
+"""Keypoint models: AutoLink (keypoints linked by a learned graph)."""
