@@ -108,6 +108,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
     modules=(
         "perception.geometry.polyphase",
         "perception.geometry.warped",
+        "perception.generative.von",
         "perception.events.tsm",
         "perception.events.ctcn",
         "perception.audiovisual.sound_of_pixels",
