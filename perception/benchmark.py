@@ -109,6 +109,7 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
         "perception.geometry.polyphase",
         "perception.geometry.warped",
         "perception.generative.von",
+        "perception.grounding.joint_embedding",
         "perception.events.tsm",
         "perception.events.ctcn",
         "perception.audiovisual.sound_of_pixels",
