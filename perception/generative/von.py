@@ -27,6 +27,16 @@ of the projection + image L1 of the texture network painting the (detached)
 projected sketches.  The camera is orthographic at a fixed elevation; the
 viewpoint is its azimuth, known for every image (as CLEVR's camera is).
 
+Texture exchange (``texture_exchange``, on by default): in training, each
+object is painted with the texture code read from *another* object of the same
+texture class (colour and pattern; a different shape, size and viewpoint), so
+that the code can only carry what the two share.  Trained with its own code
+(the first round), the texture code also carried geometry: reconstructions
+were good (image L1 0.048) but swapped textures were recognised 9% of the
+time.  The paper needs no such pairs because its texture network is trained
+adversarially with cycle losses on unpaired images; here the texture labels
+pick the partners, which is weaker supervision than a swapped render.
+
 The ablation (``decoder="2d"``) keeps the encoders, codes, losses and steps
 but replaces the voxels, projection and texture network by one 2-D
 transposed-convolution decoder of the codes and viewpoint into silhouette,
@@ -73,8 +83,8 @@ from perception.model_stats import count_parameters
 from physics.errors import ConfigError, StateError
 from physics.worlds.clevr_properties import COLORS, SHAPES
 
-__all__ = ["VonConfig", "VisualObjectNetwork", "project_voxels", "AttributeNet", "train_von", "train_attributes",
-           "depth_error", "swap_recognition"]
+__all__ = ["VonConfig", "VisualObjectNetwork", "project_voxels", "texture_partners", "AttributeNet", "train_von",
+           "train_attributes", "depth_error", "swap_recognition"]
 
 DECODERS = ("voxel", "2d")
 RAY_SAMPLES = 64  # samples per ray of the projection: 2 per voxel (32 samples bias the depth by +3% of its range)
@@ -90,6 +100,8 @@ class VonConfig:
         width: Channels of the first encoder stage (doubled twice).
         decoder: ``"voxel"`` (voxels, projection, texture network) or ``"2d"`` (the ablation).
         depth_weight: Weight of the depth L1 (the other terms weigh 1).
+        texture_exchange: Paint each training object with the texture code of another object of its
+            texture class (module docstring); False: its own code.
     """
 
     shape_dim: int = 32
@@ -97,6 +109,7 @@ class VonConfig:
     width: int = 32
     decoder: str = "voxel"
     depth_weight: float = 4.0
+    texture_exchange: bool = True
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -232,8 +245,11 @@ class VisualObjectNetwork(nn.Module):
             raise StateError(f"VisualObjectNetwork expects images [N, 3, {IMAGE}, {IMAGE}] and azimuth [N], got "
                              f"{tuple(images.shape)} and {tuple(azimuth.shape)}")
         z_shape = self.shape_head(torch.cat([self.shape_trunk(images), _view_features(azimuth)], 1))
-        z_texture = self.texture_head(self.texture_trunk(images))
-        return z_shape, z_texture
+        return z_shape, self.encode_texture(images)
+
+    def encode_texture(self, images: Tensor) -> Tensor:
+        """Texture codes alone: [N, 3, S, S] -> [N, texture_dim]."""
+        return self.texture_head(self.texture_trunk(images))
 
     def generate(self, z_shape: Tensor, z_texture: Tensor, azimuth: Tensor,
                  detach_sketch: bool = False) -> dict[str, Tensor]:
@@ -255,9 +271,17 @@ class VisualObjectNetwork(nn.Module):
         return self.generate(*self.encode(images, azimuth), azimuth)
 
     def loss(self, data: VoxelObjects, idx: Tensor) -> Tensor:
-        """Voxel BCE (voxel decoder only) + silhouette BCE + weighted depth L1 + image L1 on objects ``idx``."""
+        """Voxel BCE (voxel decoder only) + silhouette BCE + weighted depth L1 + image L1 on objects ``idx``.
+
+        With ``texture_exchange`` the texture code of each object comes from
+        another training object of the same texture class (colour and pattern),
+        drawn at random (:func:`texture_partners`).
+        """
         az = data.azimuth[idx]
-        out = self.generate(*self.encode(data.images[idx], az), az, detach_sketch=True)
+        z_shape, z_texture = self.encode(data.images[idx], az)
+        if self.config.texture_exchange:
+            z_texture = self.encode_texture(data.images[texture_partners(data, idx)])
+        out = self.generate(z_shape, z_texture, az, detach_sketch=True)
         sil = out["silhouette"].clamp(1e-5, 1 - 1e-5)
         loss = (F.binary_cross_entropy(sil, data.mask[idx])
                 + self.config.depth_weight * (out["depth"] - data.depth[idx]).abs().mean()
@@ -265,6 +289,20 @@ class VisualObjectNetwork(nn.Module):
         if "voxel_logits" in out:
             loss = loss + F.binary_cross_entropy_with_logits(out["voxel_logits"], data.voxels[idx])
         return loss
+
+
+def texture_partners(data: VoxelObjects, idx: Tensor) -> Tensor:
+    """For each object of ``idx``, a random other object of ``data`` with its colour and pattern: int64 [len(idx)].
+
+    Draws from torch's global generator (seeded by the training loop); an
+    object alone in its class is its own partner.
+    """
+    key = data.color * len(PATTERNS) + data.pattern
+    candidate = key[idx].view(-1, 1) == key.view(1, -1)
+    candidate[torch.arange(len(idx)), idx] = False
+    alone = ~candidate.any(1)
+    candidate[alone, idx[alone]] = True
+    return torch.where(candidate, torch.rand(candidate.shape), -1.0).argmax(1)
 
 
 class AttributeNet(nn.Module):

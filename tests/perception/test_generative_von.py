@@ -15,6 +15,7 @@ from perception.generative.von import (
     depth_error,
     project_voxels,
     swap_recognition,
+    texture_partners,
     train_von,
 )
 from perception.generative.voxel_objects import IMAGE, VOXELS, random_objects, render_objects
@@ -119,3 +120,13 @@ def test_quick_bench_reports_three_checks_beside_the_2d_ablation():
                                                      "shape swaps recognised", "texture swaps recognised"]
     assert all(c["ablation"] is not None for c in result["checks"])
     assert set(result["figures"]["models"]) == {"voxel", "2d"}
+
+
+def test_texture_partners_share_colour_and_pattern_and_differ_from_the_object(objects):
+    torch.manual_seed(0)
+    idx = torch.arange(len(objects))
+    partner = texture_partners(objects, idx)
+    assert torch.equal(objects.color[partner], objects.color) and torch.equal(objects.pattern[partner], objects.pattern)
+    key = objects.color * 2 + objects.pattern
+    has_mate = (key.view(-1, 1) == key.view(1, -1)).sum(1) > 1
+    assert (partner[has_mate] != idx[has_mate]).all() and (partner[~has_mate] == idx[~has_mate]).all()
