@@ -409,7 +409,7 @@ def swap_recognition(attributes: AttributeNet, model: VisualObjectNetwork, test:
 
 
 # ---------------------------------------------------------------------- benchmark
-_FULL = BenchSize(train=1500, test=300, steps=1500, batch=16, lr=1e-3)
+_FULL = BenchSize(train=1500, test=300, steps=1200, batch=16, lr=1e-3)
 _QUICK = BenchSize(train=24, test=12, steps=4, batch=8, lr=1e-3)
 _ATTRIBUTE_STEPS = {False: 600, True: 4}
 
