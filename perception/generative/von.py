@@ -30,12 +30,12 @@ viewpoint is its azimuth, known for every image (as CLEVR's camera is).
 Texture exchange (``texture_exchange``, on by default): in training, each
 object is painted with the texture code read from *another* object of the same
 texture class (colour and pattern; a different shape, size and viewpoint), so
-that the code can only carry what the two share.  Trained with its own code
-(the first round), the texture code also carried geometry: reconstructions
-were good (image L1 0.048) but swapped textures were recognised 9% of the
-time.  The paper needs no such pairs because its texture network is trained
-adversarially with cycle losses on unpaired images; here the texture labels
-pick the partners, which is weaker supervision than a swapped render.
+that the code can only carry what the two share.  It was added after the
+first round, whose swapped textures were recognised 9% of the time; it did
+not raise that figure (docs/results/perception.md says what was measured and
+what comes next).  The paper needs no such pairs because its texture network
+is trained adversarially with cycle losses on unpaired images; here the
+texture labels pick the partners, which is weaker supervision than a swapped render.
 
 The ablation (``decoder="2d"``) keeps the encoders, codes, losses and steps
 but replaces the voxels, projection and texture network by one 2-D
