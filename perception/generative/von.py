@@ -23,9 +23,10 @@ paper trains its shape network on a 3-D shape collection and its texture
 network on images; our objects carry both): a shape encoder reads the image
 and the camera azimuth into the shape code, a texture encoder reads the image
 into the texture code, and the loss is voxel BCE + silhouette BCE + depth L1
-of the projection + image L1 of the texture network painting the (detached)
-projected sketches.  The camera is orthographic at a fixed elevation; the
-viewpoint is its azimuth, known for every image (as CLEVR's camera is).
+of the projection + image L1 of the texture network painting the true
+sketches (in training; the projected ones when generating).  The camera is
+orthographic at a fixed elevation; the viewpoint is its azimuth, known for
+every image (as CLEVR's camera is).
 
 Texture exchange (``texture_exchange``, on by default): in training, each
 object is painted with the texture code read from *another* object of the same
@@ -252,13 +253,20 @@ class VisualObjectNetwork(nn.Module):
         return self.texture_head(self.texture_trunk(images))
 
     def generate(self, z_shape: Tensor, z_texture: Tensor, azimuth: Tensor,
-                 detach_sketch: bool = False) -> dict[str, Tensor]:
-        """Render codes at a viewpoint; ``detach_sketch`` stops the image loss reaching the shape network."""
+                 sketch: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
+        """Render codes at a viewpoint.
+
+        ``sketch`` (silhouette, depth), when given, is what the texture network
+        paints instead of the projection: training passes the true sketches, as
+        the paper trains its texture network on real 2.5-D sketches.  Painting
+        the early, wrong projections instead gated the output by silhouettes
+        over the background, and the texture network learnt to paint black.
+        """
         if self.config.decoder == "voxel":
             logits = self.voxel_decoder(z_shape)
             voxels = torch.sigmoid(logits)
             silhouette, depth = project_voxels(voxels, azimuth)
-            s, d = (silhouette.detach(), depth.detach()) if detach_sketch else (silhouette, depth)
+            s, d = sketch if sketch is not None else (silhouette, depth)
             rgb = self.texture_net(s, d, z_texture)
             return {"voxel_logits": logits, "voxels": voxels, "silhouette": silhouette, "depth": depth, "rgb": rgb}
         out = self.decoder_2d(torch.cat([z_shape, z_texture], 1), _view_features(azimuth))
@@ -281,7 +289,7 @@ class VisualObjectNetwork(nn.Module):
         z_shape, z_texture = self.encode(data.images[idx], az)
         if self.config.texture_exchange:
             z_texture = self.encode_texture(data.images[texture_partners(data, idx)])
-        out = self.generate(z_shape, z_texture, az, detach_sketch=True)
+        out = self.generate(z_shape, z_texture, az, sketch=(data.mask[idx], data.depth[idx]))
         sil = out["silhouette"].clamp(1e-5, 1 - 1e-5)
         loss = (F.binary_cross_entropy(sil, data.mask[idx])
                 + self.config.depth_weight * (out["depth"] - data.depth[idx]).abs().mean()

@@ -95,6 +95,10 @@ def test_training_lowers_the_loss_and_is_deterministic_for_a_seed(objects):
     fresh = VisualObjectNetwork(config)
     with torch.no_grad():
         assert model.loss(objects, idx) < fresh.loss(objects, idx)
+        # the texture network paints colour where the object is (a collapsed one paints black: ~1e-13)
+        z_shape, z_texture = model.encode(objects.images, objects.azimuth)
+        rgb = model.generate(z_shape, z_texture, objects.azimuth, sketch=(objects.mask, objects.depth))["rgb"]
+        assert rgb.permute(1, 0, 2, 3)[:, objects.mask > 0].mean() > 0.02
 
 
 def test_depth_error_and_swaps_report_fractions(objects):
