@@ -31,11 +31,11 @@ every image (as CLEVR's camera is).
 Texture exchange (``texture_exchange``, on by default): in training, each
 object is painted with the texture code read from *another* object of the same
 texture class (colour and pattern; a different shape, size and viewpoint), so
-that the code can only carry what the two share.  It was added after the
-first round, whose swapped textures were recognised 9% of the time; it did
-not raise that figure (docs/results/perception.md says what was measured and
-what comes next).  The paper needs no such pairs because its texture network
-is trained adversarially with cycle losses on unpaired images; here the
+that the code can only carry what the two share.  It was added in the
+second round, before the texture network's collapse (see :meth:`generate`)
+was found; whether the swaps need it once that was fixed has not been
+measured.  The paper needs no such pairs because its texture network is
+trained adversarially with cycle losses on unpaired images; here the
 texture labels pick the partners, which is weaker supervision than a swapped render.
 
 The ablation (``decoder="2d"``) keeps the encoders, codes, losses and steps
