@@ -108,6 +108,8 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
     modules=(
         "perception.geometry.polyphase",
         "perception.geometry.warped",
+        "perception.generative.von",
+        "perception.grounding.joint_embedding",
         "perception.events.tsm",
         "perception.events.ctcn",
         "perception.events.pgcn",

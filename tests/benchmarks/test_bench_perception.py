@@ -10,7 +10,7 @@ from benchmarks.cli import main
 from benchmarks.perception_bench import perception_bench_names, results_table, run_perception_bench
 from perception.benchmark import PERCEPTION_BENCHES, BenchOutcome, Check, register_perception_bench
 
-BUILT_IN = ("selective", "polyphase", "warped", "tsm", "ctcn", "pgcn", "dve", "autolink", "intuitive-physics", "heightfield-extrapolation",
+BUILT_IN = ("selective", "polyphase", "warped", "tsm", "ctcn", "pgcn", "dve", "autolink", "von", "joint-embedding", "intuitive-physics", "heightfield-extrapolation",
             "av-correspondence", "avol-net", "vatt", "sound-of-pixels",
             "sound-of-motions", "vae", "gan",
             "deep-image-prior", "score-manifold", "gan-dissection", "masked-conv-ae", "net2vec",

@@ -1,0 +1,1 @@
+"""Grounding: joint image / scene-description embeddings with pyramid alignment (:mod:`~perception.grounding.joint_embedding`)."""

@@ -1,0 +1,136 @@
+"""Visual Object Networks: exact voxel-object renders, a differentiable projection that agrees with them, a trainable model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from perception.benchmark import run_bench
+from perception.generative.von import (
+    AttributeNet,
+    VisualObjectNetwork,
+    VonConfig,
+    depth_error,
+    project_voxels,
+    swap_recognition,
+    texture_partners,
+    train_von,
+)
+from perception.generative.voxel_objects import IMAGE, VOXELS, random_objects, render_objects
+from physics.errors import ConfigError, StateError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def objects():
+    return random_objects(12, seed=3)
+
+
+def test_renders_are_deterministic_for_a_seed_and_shaped(objects):
+    again = random_objects(12, seed=3)
+    assert objects.images.shape == (12, 3, IMAGE, IMAGE) and objects.voxels.shape == (12, VOXELS, VOXELS, VOXELS)
+    assert torch.equal(objects.images, again.images) and torch.equal(objects.depth, again.depth)
+    assert objects.images.min() >= 0 and objects.images.max() <= 1
+    assert (objects.depth[objects.mask == 0] == 1).all() and (objects.depth[objects.mask > 0] < 1).all()
+    assert not torch.equal(objects.images, random_objects(12, seed=4).images)
+
+
+def test_projection_of_the_true_voxels_matches_the_renderers_depth_and_silhouette(objects):
+    silhouette, depth = project_voxels(objects.voxels, objects.azimuth)
+    inside = objects.mask > 0
+    assert (depth - objects.depth)[inside].abs().mean() < 0.015  # of the camera's depth interval
+    iou = ((silhouette > 0.5) & inside).sum() / ((silhouette > 0.5) | inside).sum()
+    assert iou > 0.9
+
+
+def test_projection_bounds_and_gradient():
+    empty = torch.zeros(2, VOXELS, VOXELS, VOXELS)
+    s, d = project_voxels(empty, torch.zeros(2))
+    assert torch.all(s == 0) and torch.all(d == 1)
+    voxels = torch.full((2, VOXELS, VOXELS, VOXELS), 0.5, requires_grad=True)
+    s, d = project_voxels(voxels, torch.tensor([0.0, math.pi / 3]))
+    assert s.shape == d.shape == (2, IMAGE, IMAGE)
+    assert s.min() >= 0 and s.max() <= 1 + 1e-6 and d.min() >= 0 and d.max() <= 1 + 1e-6
+    d.sum().backward()
+    assert voxels.grad is not None and voxels.grad.abs().sum() > 0
+    with pytest.raises(StateError):
+        project_voxels(torch.zeros(2, VOXELS, VOXELS), torch.zeros(2))
+
+
+def test_a_rotated_object_projects_like_its_render_at_that_azimuth():
+    """The projection follows the viewpoint: voxels of one box match its render at two azimuths."""
+    shape, ext = torch.tensor([0, 0]), torch.tensor([[0.8, 0.45, 0.6]] * 2)
+    az = torch.tensor([0.1, 1.2])
+    objs = render_objects(shape, ext, az, torch.tensor([1, 1]), torch.tensor([0, 0]))
+    _, depth = project_voxels(objs.voxels[:1].expand(2, -1, -1, -1), az)
+    inside = objs.mask > 0
+    matched = (depth - objs.depth)[inside].abs().mean()
+    crossed = (depth.flip(0) - objs.depth)[inside].abs().mean()  # each view's projection against the other render
+    assert matched < 0.025 and crossed > 3 * matched
+
+
+@pytest.mark.parametrize("decoder", ["voxel", "2d"])
+def test_model_shapes_and_factorised_generation(objects, decoder):
+    model = VisualObjectNetwork(VonConfig(decoder=decoder, shape_dim=8, texture_dim=4, width=16))
+    z_shape, z_texture = model.encode(objects.images[:3], objects.azimuth[:3])
+    assert z_shape.shape == (3, 8) and z_texture.shape == (3, 4)
+    out = model.generate(z_shape, z_texture.flip(0), objects.azimuth[:3])
+    assert out["rgb"].shape == (3, 3, IMAGE, IMAGE) and out["depth"].shape == (3, IMAGE, IMAGE)
+    assert out["rgb"].min() >= 0 and out["rgb"].max() <= 1
+    if decoder == "voxel":
+        assert out["voxels"].shape == (3, VOXELS, VOXELS, VOXELS)
+    with pytest.raises(StateError):
+        model.encode(objects.images[:3, :2], objects.azimuth[:3])
+
+
+def test_training_lowers_the_loss_and_is_deterministic_for_a_seed(objects):
+    config = VonConfig(shape_dim=8, texture_dim=4, width=16)
+    model, losses = train_von(config, objects, steps=24, batch=6, lr=2e-3, seed=0)
+    _, again = train_von(config, objects, steps=24, batch=6, lr=2e-3, seed=0)
+    assert losses == again
+    idx = torch.arange(len(objects))
+    fresh = VisualObjectNetwork(config)
+    with torch.no_grad():
+        assert model.loss(objects, idx) < fresh.loss(objects, idx)
+        # the texture network paints colour where the object is (a collapsed one paints black: ~1e-13)
+        z_shape, z_texture = model.encode(objects.images, objects.azimuth)
+        rgb = model.generate(z_shape, z_texture, objects.azimuth, sketch=(objects.mask, objects.depth))["rgb"]
+        assert rgb.permute(1, 0, 2, 3)[:, objects.mask > 0].mean() > 0.02
+
+
+def test_depth_error_and_swaps_report_fractions(objects):
+    err = depth_error(objects.depth, objects.depth, objects.mask)
+    assert err == {"object": 0.0, "all": 0.0}
+    swaps = swap_recognition(AttributeNet(width=8).eval(), VisualObjectNetwork(VonConfig(width=16)).eval(),
+                             objects, seed=0)
+    assert 0 < swaps["pairs"] <= len(objects)
+    assert all(0 <= swaps[k] <= 1 for k in ("shape", "texture", "both"))
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ConfigError, match="voxel"):
+        VonConfig(decoder="mesh")
+    with pytest.raises(ConfigError, match="half-extents"):
+        render_objects(torch.tensor([0]), torch.tensor([[0.9, 0.5, 0.5]]), torch.zeros(1), torch.tensor([0]),
+                       torch.tensor([0]))
+
+
+def test_quick_bench_reports_three_checks_beside_the_2d_ablation():
+    result = run_bench("von", quick=True, seed=0)
+    assert [c["name"] for c in result["checks"]] == ["depth L1 / depth range, held-out objects",
+                                                     "shape swaps recognised", "texture swaps recognised"]
+    assert all(c["ablation"] is not None for c in result["checks"])
+    assert set(result["figures"]["models"]) == {"voxel", "2d"}
+
+
+def test_texture_partners_share_colour_and_pattern_and_differ_from_the_object(objects):
+    torch.manual_seed(0)
+    idx = torch.arange(len(objects))
+    partner = texture_partners(objects, idx)
+    assert torch.equal(objects.color[partner], objects.color) and torch.equal(objects.pattern[partner], objects.pattern)
+    key = objects.color * 2 + objects.pattern
+    has_mate = (key.view(-1, 1) == key.view(1, -1)).sum(1) > 1
+    assert (partner[has_mate] != idx[has_mate]).all() and (partner[~has_mate] == idx[~has_mate]).all()
