@@ -36,13 +36,16 @@ in [0, 1]):
 Perception, the per-image part, fans out through :func:`physics.fanout.make_fanout`
 (``backend``, ``workers``, ``address``): each worker loads the perceiver once and
 runs ``threads`` (default 1) torch threads; images come back in order, so every
-figure is the same whatever the backend and worker count (``seconds`` aside).
+figure is the same whatever the backend and worker count (``seconds`` aside). While
+the workers perceive, this process parses the questions.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -253,6 +256,7 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
                               "questions": len(questions), "scenes": len(image_ids)}
 
     # --- perception
+    parsed: tuple[list[Program | None], dict[str, Any]] | None = None
     if config.perception == "model":
         from perception.derender import perception_metrics
 
@@ -260,14 +264,21 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
         for i in image_ids:
             name = gt_scenes[i].image_filename or f"CLEVR_{config.split}_{i:06d}.png"
             jobs.append((i, name, str(layout.images / name)))
+        def collect(perceived: Iterable[SceneGraph]) -> dict[int, SceneGraph]:
+            bar = tqdm(perceived, total=len(jobs), desc="perceive", unit="image", disable=not progress)
+            return {job[0]: scene for job, scene in zip(jobs, bar, strict=True)}
+
         if given or (config.backend != "ray" and config.workers == 1):
-            perceived = (_perceive(model, job) for job in jobs)
+            scenes: dict[int, SceneGraph] = collect(_perceive(model, job) for job in jobs)
         else:
             fan = make_fanout(config.backend, config.workers, config.address)
             spec = (config.model, replace(config.parts(), parser=False, parser_checkpoint=None), config.threads or 1)
-            perceived = fan.imap(_perceive_job, [(spec, job) for job in jobs])
-        bar = tqdm(perceived, total=len(jobs), desc="perceive", unit="image", disable=not progress)
-        scenes: dict[int, SceneGraph] = {job[0]: scene for job, scene in zip(jobs, bar, strict=True)}
+            # the workers perceive while this process parses the questions (it would otherwise idle)
+            with ThreadPoolExecutor(max_workers=1) as waiter:
+                pending = waiter.submit(collect, fan.imap(_perceive_job, [(spec, job) for job in jobs]))
+                if config.parser == "model":
+                    parsed = _parse_all(model, [q["question"] for q in questions], progress)
+                scenes = pending.result()
         metrics = perception_metrics([scenes[i] for i in image_ids], [gt_scenes[i] for i in image_ids])
         result["perception"] = metrics
     else:
@@ -275,7 +286,7 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
 
     # --- parsing
     if config.parser == "model":
-        programs, report = _parse_all(model, [q["question"] for q in questions], progress)
+        programs, report = parsed or _parse_all(model, [q["question"] for q in questions], progress)
         scene_list = [gt_scenes[i] for i in image_ids]
         pos = {i: k for k, i in enumerate(image_ids)}
         on_gt = model.answer_programs(programs, scene_list, [pos[q["image_index"]] for q in questions])

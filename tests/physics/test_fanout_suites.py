@@ -21,11 +21,13 @@ def figures(result: dict) -> dict:
     return {k: v for k, v in result.items() if k not in ("seconds", "config")}
 
 
-def test_eval_clevr_perception_on_two_processes_matches_one(split):
-    one = evaluate_clevr(ClevrEvalConfig(data=str(split), parser="gt", threads=1), progress=False)
-    two = evaluate_clevr(ClevrEvalConfig(data=str(split), parser="gt", backend="process", workers=2), progress=False)
+@pytest.mark.parametrize("parser", ["gt", "model"])  # model: the driver parses while the workers perceive
+def test_eval_clevr_perception_on_two_processes_matches_one(split, parser):
+    one = evaluate_clevr(ClevrEvalConfig(data=str(split), parser=parser, threads=1), progress=False)
+    two = evaluate_clevr(ClevrEvalConfig(data=str(split), parser=parser, backend="process", workers=2), progress=False)
     assert figures(two) == figures(one)
     assert one["perception"]["detection_recall"] > 0  # perception did run
+    assert ("parser" in one) == (parser == "model")
 
 
 def test_eval_clevr_refuses_zero_workers(split):
