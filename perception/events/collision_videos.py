@@ -44,7 +44,8 @@ from torch import Tensor
 
 from physics.errors import ConfigError
 
-__all__ = ["COLLISION_CLASSES", "COLOURS", "RADIUS", "CollisionVideos", "VideoConfig", "collision_videos", "frame_features"]
+__all__ = ["COLLISION_CLASSES", "COLOURS", "RADIUS", "CollisionVideos", "VideoConfig", "collision_videos", "frame_features",
+           "frame_labels"]
 
 COLLISION_CLASSES = ("strike", "clash", "chained")
 COLOURS = 8  # CLEVR's gray, red, blue, green, brown, purple, cyan, yellow: one object each at most
@@ -245,3 +246,17 @@ def _events(positions: Tensor, collisions: list[dict], cfg: VideoConfig) -> tupl
         cls = 2 if linked[c] else (1 if all(col["moving"]) else 0)
         events.append((cls, t0, t1 + 1))
     return tuple(sorted(events, key=lambda e: (e[1], e[2], e[0])))
+
+
+def frame_labels(videos: CollisionVideos, *, classes: bool = True) -> Tensor:
+    """Per-frame labels int64 [N, T] of the videos' events, for frame-wise localisers (``perception.events.ctcn``).
+
+    0 is background; a frame inside an event holds its class + 1 (``classes=False``: 1 for every
+    event).  Where two events overlap, the later-starting one holds the frame.
+    """
+    n, t = videos.features.shape[:2]
+    labels = torch.zeros(n, t, dtype=torch.int64)
+    for i, events in enumerate(videos.events):
+        for cls, start, end in events:  # sorted by start: a later event overwrites an earlier one
+            labels[i, start:end] = cls + 1 if classes else 1
+    return labels

@@ -61,6 +61,9 @@ class TCNConfig:
         kernel: Temporal kernel size.
         residual: Every layer after the first adds its input back (``x + BN(conv(x))``, then ReLU), as the
             paper's backbone of CTC residual blocks; False stacks the layers as a conventional TCN.
+        classes: Output classes per frame, background included (the synthetic task's ``2K + 1`` by default).
+        head_hidden: 0 reads the classes from the last layer with one 1 x 1 convolution; ``h > 0`` puts a
+            hidden 1 x 1 layer of ``h`` channels and a ReLU before it (a per-frame MLP, the same for both kinds).
     """
 
     kind: str = "ctcn"
@@ -69,16 +72,14 @@ class TCNConfig:
     width: int = 8
     kernel: int = 3
     residual: bool = False
+    classes: int = 2 * EVENT_KINDS + 1
+    head_hidden: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"TCNConfig.kind must be one of {KINDS}, got {self.kind!r}")
-        if self.depth < 1 or self.width < 1 or self.concepts < 2 * EVENT_KINDS:
-            raise ConfigError(f"TCNConfig needs depth, width >= 1 and concepts >= {2 * EVENT_KINDS}, got {self}")
-
-    @property
-    def classes(self) -> int:
-        return 2 * EVENT_KINDS + 1
+        if self.depth < 1 or self.width < 1 or self.concepts < 1 or self.classes < 2 or self.head_hidden < 0:
+            raise ConfigError(f"TCNConfig needs depth, width, concepts >= 1 and classes >= 2, got {self}")
 
 
 class _Layer(nn.Module):
@@ -105,13 +106,16 @@ class TCN(nn.Module):
             chans = [c] + [w] * config.depth
             for i, (a, b) in enumerate(zip(chans, chans[1:], strict=False)):
                 layers.append(_Layer(nn.Conv1d(a, b, k, padding=k // 2), nn.BatchNorm1d(b), config.residual and i > 0))
-            self.head = nn.Conv1d(w, config.classes, 1)
+            features = w
         else:
             chans = [1] + [w] * config.depth
             for i, (a, b) in enumerate(zip(chans, chans[1:], strict=False)):
                 layers.append(_Layer(nn.Conv2d(a, b, (1, k), padding=(0, k // 2)), nn.BatchNorm2d(b),
                                      config.residual and i > 0))
-            self.head = nn.Conv1d(w * c, config.classes, 1)  # the concepts meet only here
+            features = w * c  # the concepts meet only in the head
+        h = config.head_hidden
+        self.head = nn.Conv1d(features, config.classes, 1) if h == 0 else nn.Sequential(
+            nn.Conv1d(features, h, 1), nn.ReLU(), nn.Conv1d(h, config.classes, 1))
         self.body = nn.Sequential(*layers)
 
     def forward(self, scores: Tensor) -> Tensor:
@@ -123,8 +127,16 @@ class TCN(nn.Module):
 
 
 def concept_sequences(n: int, seed: int, *, frames: int = 96, concepts: int = 48,
-                      noise: float = 0.25) -> tuple[Tensor, Tensor]:
-    """``n`` sequences of concept scores with their per-frame labels; a pure function of ``seed``."""
+                      noise: float = 0.25, group: int = 1) -> tuple[Tensor, Tensor]:
+    """``n`` sequences of concept scores with their per-frame labels; a pure function of ``seed``.
+
+    With ``group`` g > 1 each role of an event kind (its first and its second part) excites g concepts
+    (``2K`` groups of g), each with its own gain drawn uniformly in [0.3, 1.0] per event, as one action
+    excites many of a video backbone's latent channels, each weakly; ``group=1`` is the one-concept task.
+    """
+    if concepts < 2 * EVENT_KINDS * group:
+        raise ConfigError(f"concept_sequences needs concepts >= {2 * EVENT_KINDS * group} for group {group}, "
+                          f"got {concepts}")
     g = torch.Generator().manual_seed(seed)
     scores = (torch.rand(n, concepts, frames, generator=g) < 0.03).float() * 0.8  # stray activations
     labels = torch.zeros(n, frames, dtype=torch.int64)
@@ -138,8 +150,13 @@ def concept_sequences(n: int, seed: int, *, frames: int = 96, concepts: int = 48
             kind = cls % EVENT_KINDS
             first, second = (2 * kind + 1, 2 * kind) if cls >= EVENT_KINDS else (2 * kind, 2 * kind + 1)
             half = length // 2
-            scores[i, first, t : t + half] += 1.0
-            scores[i, second, t + half : t + length] += 1.0
+            if group == 1:
+                scores[i, first, t : t + half] += 1.0
+                scores[i, second, t + half : t + length] += 1.0
+            else:
+                gains = 0.3 + 0.7 * torch.rand(2, group, 1, generator=g)
+                scores[i, first * group : (first + 1) * group, t : t + half] += gains[0]
+                scores[i, second * group : (second + 1) * group, t + half : t + length] += gains[1]
             labels[i, t : t + length] = cls + 1
             t += length + int(torch.randint(4, 20, (1,), generator=g))
     return scores + noise * torch.randn(scores.shape, generator=g), labels

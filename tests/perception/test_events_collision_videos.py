@@ -12,6 +12,7 @@ from perception.events.collision_videos import (
     _events,
     _simulate,
     collision_videos,
+    frame_labels,
 )
 from physics.errors import ConfigError
 
@@ -79,3 +80,18 @@ def test_an_event_spans_the_frames_the_pair_is_near():
     gap = (positions[0, :, 0] - positions[0, :, 1]).norm(dim=-1) - 2 * RADIUS
     assert cls == 1 and bool((gap[start:end] < 1.0).all())
     assert float(gap[start - 1]) >= 1.0 and float(gap[end]) >= 1.0
+
+
+def test_frame_labels_mark_each_event_with_its_class():
+    videos = collision_videos(3, seed=2, config=VideoConfig(frames=60))
+    labels, agnostic = frame_labels(videos), frame_labels(videos, classes=False)
+    assert labels.shape == agnostic.shape == (3, 60) and labels.dtype == torch.int64
+    assert torch.equal(agnostic, (labels > 0).long())
+    for row, events in zip(labels, videos.events, strict=True):
+        inside = torch.zeros(60, dtype=torch.bool)
+        for _, start, end in events:
+            inside[start:end] = True
+        assert torch.equal(row > 0, inside)
+        if events:
+            cls, start, end = events[-1]  # the last-starting event holds all its frames
+            assert bool((row[start:end] == cls + 1).all())

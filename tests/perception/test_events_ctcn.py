@@ -81,3 +81,20 @@ def test_residual_layers_add_their_input_back():
         with torch.no_grad():
             assert torch.allclose(later(x), F.relu(x + later.norm(later.conv(x))))
         assert net(torch.randn(2, 8, 12)).shape == (2, 7, 12)
+
+
+def test_grouped_concepts_excite_every_concept_of_a_role_and_the_mlp_head_keeps_shapes():
+    scores, labels = concept_sequences(4, seed=3, frames=60, concepts=30, group=4, noise=0.0)
+    assert scores.shape == (4, 30, 60)
+    for row, truth in zip(scores, labels, strict=True):
+        for cls, start, end in segments(truth):
+            kind, reverse = (cls - 1) % 3, cls - 1 >= 3
+            first, second = (2 * kind + 1, 2 * kind) if reverse else (2 * kind, 2 * kind + 1)
+            half = (end - start) // 2
+            assert bool((row[first * 4 : first * 4 + 4, start : start + half] >= 0.3).all())
+            assert bool((row[second * 4 : second * 4 + 4, start + half : end] >= 0.3).all())
+    with pytest.raises(ConfigError, match="group"):
+        concept_sequences(1, seed=0, concepts=20, group=4)
+    for kind in ("ctcn", "plain"):
+        net = TCN(TCNConfig(kind, depth=2, concepts=30, width=4, classes=3, head_hidden=5)).eval()
+        assert net(scores).shape == (4, 3, 60)
