@@ -17,12 +17,13 @@ proposals' features (negative similarities cut to zero).  A graph convolution
 (:class:`ProposalConv`, a PyG ``MessagePassing``) adds to the node's own
 transformed feature one cosine-weighted mean of its neighbours per edge kind
 (the paper's ``A X W`` averages self and neighbours in one sum, which measured
-worse here: docs/results/perception.md).  As in the paper, two GCNs
-of two layers read the proposals: one on the *extended* feature (the
-proposal and half its length on each side) classifies the proposal into K
-event classes or background, the other on the proposal's own feature scores
+worse here: docs/results/perception.md).  As in the paper (its section
+3.4), two GCNs of two layers read the proposals: one on the proposal's own
+feature classifies it into K event classes or background, the other on the
+*extended* feature (the proposal and half its length on each side) scores
 its completeness per class and regresses its boundaries (SSN's heads, Zhao
-et al. 2017).  A proposal's score for class k is
+et al. 2017); ``class_feature="extended"`` swaps the two features, as this
+entry's first rounds did.  A proposal's score for class k is
 ``softmax(class)[k] * sigmoid(completeness[k])``; per-class NMS follows.
 
 The ablation (``edges=False``) is the same network on the same proposal
@@ -102,6 +103,9 @@ class PGCNConfig:
         sur_dist: Surrounding edge when disjoint and centre distance / total length < this (the paper's 1).
         neighbours: Edges of each kind kept per node (the most overlapping / the most similar; the paper samples 4).
         dropout: Dropout after each graph convolution (the paper's 0.8 keep-probability is for I3D's 1024-d).
+        class_feature: Which pooled feature the classification GCN reads: ``"own"`` (the paper's
+            section 3.4: classification on the proposal's own feature, completeness and boundaries on the
+            extended one) or ``"extended"`` (the split the other way round, this entry's first rounds).
     """
 
     classes: int = len(COLLISION_CLASSES)
@@ -112,12 +116,15 @@ class PGCNConfig:
     sur_dist: float = 1.0
     neighbours: int = 4
     dropout: float = 0.2
+    class_feature: str = "own"
 
     def __post_init__(self) -> None:
         if self.classes < 1 or self.feature_dim < 1 or self.hidden < 1 or self.neighbours < 0:
             raise ConfigError(f"PGCNConfig needs classes, feature_dim, hidden >= 1 and neighbours >= 0, got {self}")
         if not (0 <= self.ctx_iou < 1 and self.sur_dist > 0 and 0 <= self.dropout < 1):
             raise ConfigError(f"PGCNConfig needs 0 <= ctx_iou < 1, sur_dist > 0, 0 <= dropout < 1, got {self}")
+        if self.class_feature not in ("own", "extended"):
+            raise ConfigError(f"PGCNConfig.class_feature must be 'own' or 'extended', got {self.class_feature!r}")
 
 
 # ---------------------------------------------------------------------- proposals and their graph
@@ -299,8 +306,9 @@ class PGCN(nn.Module):
         super().__init__()
         self.config = config
         d, k = config.feature_dim, config.classes
-        self.cls_branch = _Branch(5 * d, config)
-        self.loc_branch = _Branch(3 * d, config)
+        own_cls = config.class_feature == "own"
+        self.cls_branch = _Branch((3 if own_cls else 5) * d, config)
+        self.loc_branch = _Branch((5 if own_cls else 3) * d, config)
         self.cls_head = nn.Linear(config.hidden, k + 1)
         self.comp_head = nn.Linear(config.hidden, k)
         self.reg_head = nn.Linear(config.hidden, 2 * k)
@@ -313,8 +321,9 @@ class PGCN(nn.Module):
         edges = (graph.edge_index, graph.edge_weight, graph.edge_kind)
         if not self.config.edges:
             edges = (edges[0][:, :0], edges[1][:0], edges[2][:0])
-        h_cls = self.cls_branch(graph.x_ext, *edges)
-        h_loc = self.loc_branch(graph.x_own, *edges)
+        x_cls, x_loc = (graph.x_own, graph.x_ext) if self.config.class_feature == "own" else (graph.x_ext, graph.x_own)
+        h_cls = self.cls_branch(x_cls, *edges)
+        h_loc = self.loc_branch(x_loc, *edges)
         reg = self.reg_head(h_loc).view(-1, self.config.classes, 2)
         return self.cls_head(h_cls), self.comp_head(h_loc), reg
 

@@ -133,3 +133,23 @@ def test_map_of_perfect_wrong_and_ranked_detections():
     assert mean_average_precision(ranked, events, 1)[0] == pytest.approx(0.5 * 2 / 3 + 0.5 * 2 / 3)
     with pytest.raises(StateError, match="detection lists"):
         mean_average_precision([[]], events, 2)
+
+
+def test_classification_reads_the_own_feature_as_in_the_paper_and_the_other_split_swaps_them(graphs):
+    data = graphs[0][0]
+    torch.manual_seed(0)
+    paper = PGCN(replace(CONFIG, edges=False)).eval()
+    torch.manual_seed(0)
+    swapped = PGCN(replace(CONFIG, edges=False, class_feature="extended")).eval()
+    d = CONFIG.feature_dim
+    assert paper.cls_branch.convs[0].self_lin.in_features == 3 * d
+    assert swapped.cls_branch.convs[0].self_lin.in_features == 5 * d
+    changed = data.clone()
+    changed.x_ext = data.x_ext + 1.0  # only the extended feature changes
+    with torch.no_grad():
+        assert torch.equal(paper(data)[0], paper(changed)[0])  # classification: own feature only
+        assert not torch.allclose(paper(data)[1], paper(changed)[1])  # completeness: the extended one
+        assert not torch.allclose(swapped(data)[0], swapped(changed)[0])
+    with pytest.raises(ConfigError, match="class_feature"):
+        replace(CONFIG, class_feature="both")
+
