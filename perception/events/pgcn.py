@@ -102,6 +102,9 @@ class PGCNConfig:
         ctx_iou: Contextual edge when tIoU > this (the paper's 0.7).
         sur_dist: Surrounding edge when disjoint and centre distance / total length < this (the paper's 1).
         neighbours: Edges of each kind kept per node (the most overlapping / the most similar; the paper samples 4).
+        surrounding: ``"similar"`` keeps a node's most similar surrounding partners; ``"random"`` keeps
+            ``neighbours`` of them drawn uniformly (a fixed draw, seeded by ``edge_seed``), as the paper samples.
+        edge_seed: Seed of the ``"random"`` draw.
         dropout: Dropout after each graph convolution (the paper's 0.8 keep-probability is for I3D's 1024-d).
         class_feature: Which pooled feature the classification GCN reads: ``"own"`` (the paper's
             section 3.4: classification on the proposal's own feature, completeness and boundaries on the
@@ -115,6 +118,8 @@ class PGCNConfig:
     ctx_iou: float = 0.7
     sur_dist: float = 1.0
     neighbours: int = 4
+    surrounding: str = "similar"
+    edge_seed: int = 0
     dropout: float = 0.2
     class_feature: str = "own"
 
@@ -123,6 +128,8 @@ class PGCNConfig:
             raise ConfigError(f"PGCNConfig needs classes, feature_dim, hidden >= 1 and neighbours >= 0, got {self}")
         if not (0 <= self.ctx_iou < 1 and self.sur_dist > 0 and 0 <= self.dropout < 1):
             raise ConfigError(f"PGCNConfig needs 0 <= ctx_iou < 1, sur_dist > 0, 0 <= dropout < 1, got {self}")
+        if self.surrounding not in ("similar", "random"):
+            raise ConfigError(f"PGCNConfig.surrounding must be 'similar' or 'random', got {self.surrounding!r}")
         if self.class_feature not in ("own", "extended"):
             raise ConfigError(f"PGCNConfig.class_feature must be 'own' or 'extended', got {self.class_feature!r}")
 
@@ -185,7 +192,9 @@ def proposal_graph(proposals: Tensor, own: Tensor, config: PGCNConfig) -> tuple[
     cosine = (unit @ unit.T).clamp_min(0).double()
     k = config.neighbours
     ctx_score = torch.where(iou > config.ctx_iou, iou, torch.full_like(iou, -1.0))
-    sur_score = torch.where((iou == 0) & (dist < config.sur_dist), cosine, torch.full_like(dist, -1.0))
+    pick = cosine if config.surrounding == "similar" else torch.rand(
+        cosine.shape, generator=torch.Generator().manual_seed(config.edge_seed), dtype=torch.float64)
+    sur_score = torch.where((iou == 0) & (dist < config.sur_dist), pick, torch.full_like(dist, -1.0))
     src, dst, kind = [], [], []
     for t, score in enumerate((ctx_score, sur_score)):
         top, idx = score.topk(min(k, score.shape[1]), dim=1)  # per target node i, its best neighbours j

@@ -153,3 +153,18 @@ def test_classification_reads_the_own_feature_as_in_the_paper_and_the_other_spli
     with pytest.raises(ConfigError, match="class_feature"):
         replace(CONFIG, class_feature="both")
 
+
+
+def test_random_surrounding_partners_follow_the_same_rules_and_are_a_fixed_draw():
+    props = sliding_proposals(60)
+    own = torch.rand(len(props), 6, generator=torch.Generator().manual_seed(0))
+    similar = proposal_graph(props, own, CONFIG)
+    drawn = proposal_graph(props, own, replace(CONFIG, surrounding="random"))
+    again = proposal_graph(props, own, replace(CONFIG, surrounding="random"))
+    assert all(torch.equal(a, b) for a, b in zip(drawn, again, strict=True))
+    index, _, kind = drawn
+    assert bool((temporal_iou(props, props)[index[0], index[1]][kind == 1] == 0).all())
+    assert torch.equal(index[:, kind == 0], similar[0][:, similar[2] == 0])  # contextual edges unchanged
+    assert not torch.equal(index[:, kind == 1], similar[0][:, similar[2] == 1])
+    with pytest.raises(ConfigError, match="surrounding"):
+        replace(CONFIG, surrounding="all")
