@@ -176,3 +176,20 @@ def test_avol_checkpoint_keeps_its_options(tmp_path):
     frames, spec = torch.rand(2, 3, 32, 32), torch.randn(2, 1, SPEC_BINS, 16)
     with torch.no_grad():
         assert torch.equal(back.similarity_map(frames, spec), net.similarity_map(frames, spec))
+
+
+@pytest.mark.parametrize("cls", [L3Net, AVENet])
+def test_l3_and_ave_with_the_spectral_profile_hear_a_louder_bin_and_refuse_other_bin_counts(cls):
+    g = torch.Generator().manual_seed(2)
+    frames, spec = torch.rand(4, 3, 32, 32, generator=g), torch.randn(4, 1, SPEC_BINS, 16, generator=g)
+    config = AVNetConfig(widths=(4, 8, 8), embed=8, fusion=8, profile=True)
+    torch.manual_seed(0)
+    net = cls(config).eval()
+    with torch.no_grad():
+        out = net(frames, spec)
+        assert out.shape == (4, 2)
+        louder = spec.clone()
+        louder[:, :, 10] += 3.0  # one bin louder throughout: the profile, hence the logits, change
+        assert not torch.allclose(net(frames, louder), out)
+    with pytest.raises(StateError, match=f"{cls.__name__}: the spectral profile needs {SPEC_BINS} bins"):
+        net(frames, torch.randn(4, 1, 24, 16))
