@@ -32,11 +32,16 @@ Rollouts
   observed frame is rolled out (objects that left a perceived annotation stay
   gone).
 * ``counterfactual``: the video is re-run from its first frame without the
-  removed object.  An object follows its observed states (launch included) until
-  the removed object, or an object already changed, could have reached it
-  (centres within ``influence_distance`` in the observed or the rolled-out
-  states); from then on the model predicts it, seeing the others' current
-  states.  After the last observed frame every object is predicted.  Objects of
+  removed object.  Without the removed object nothing differs until it would
+  have touched something, so an object follows its observed states (launch
+  included) until it is about to touch (``contact_lead`` frames before a
+  collision the annotation records) the removed object or an object already
+  changed, or until a changed object's rolled-out centre comes within
+  ``influence_distance`` of it (a contact the video does not show); from then
+  on the model predicts it, seeing the others' current states.  (The first
+  version switched on any object coming within ``influence_distance`` of the
+  removed one, touching or not; the model then re-predicted collisions that
+  nothing had changed, ``docs/results/clevrer.md``.)  After the last observed frame every object is predicted.  Objects of
   a perceived annotation join when they first appear, already moving.
   Collisions between objects both still following the video are the video's
   own; any pair with a predicted member gets them from the state rule
@@ -118,9 +123,13 @@ class RolloutConfig:
         contact_tolerance: Footprint distance of the collision rule (:func:`state_collisions`).
         collision_gap: Frames apart before a touch is a new collision (the world's rule).
         influence_distance: An object starts being predicted in a counterfactual once its
-            centre comes this close to the removed object or to an object already changed
+            centre comes this close to the rolled-out centre of an object already changed
             (above the farthest touching centres, 0.7 for two discs,
             plus a frame of motion, so a contact is never missed).
+        contact_lead: An object starts being predicted this many frames before a collision the
+            annotation records between it and the removed object or an object already changed
+            (the contact that may not happen; the margin covers perceived collision frames a
+            frame or two late).
         fps: Frames per second (velocities of predicted states).
     """
 
@@ -128,11 +137,13 @@ class RolloutConfig:
     contact_tolerance: float = CONTACT_TOLERANCE
     collision_gap: int = COLLISION_GAP
     influence_distance: float = 1.3
+    contact_lead: int = 2
     fps: int = ClevrerConfig().fps
 
     def __post_init__(self) -> None:
-        if self.future_frames < 0 or self.fps < 1 or self.collision_gap < 1:
-            raise ConfigError(f"RolloutConfig: future_frames >= 0, fps >= 1 and collision_gap >= 1 needed, got {self}")
+        if self.future_frames < 0 or self.fps < 1 or self.collision_gap < 1 or self.contact_lead < 0:
+            raise ConfigError(f"RolloutConfig: future_frames >= 0, fps >= 1, collision_gap >= 1 and contact_lead >= 0 "
+                              f"needed, got {self}")
         if self.contact_tolerance < 0 or self.influence_distance <= 2.0 * HALF_EXTENT:
             raise ConfigError("RolloutConfig: need contact_tolerance >= 0 and influence_distance > "
                               f"{2.0 * HALF_EXTENT}, got {self.contact_tolerance}, {self.influence_distance}")
@@ -348,13 +359,25 @@ class PropNetVideoDynamics:
         first = annotation.motion_trajectory[0].frame_id
         ids = sorted(k for k in tracks if k != removed)
         observed = np.stack([tracks[k].xyt for k in ids], axis=1) if ids else np.zeros((t_obs, 0, STATE_DIM))
-        actions = launch_actions(observed)
-        gone = tracks[removed].xyt[:, :2] if removed is not None else None
+        # launches are found with every object present: a push by the removed object is no launch
+        everyone = sorted(tracks)
+        actions = launch_actions(np.stack([tracks[k].xyt for k in everyone], axis=1))[:, [everyone.index(k) for k in ids]]
+        contacts = _contact_frames(annotation, first)
+        lead = self.config.contact_lead
         ghost_r = self.config.influence_distance
         n, total = len(ids), t_obs + extra
         state = np.full((total, n, STATE_DIM), np.nan)
         predicted = np.zeros((total, n), bool)
         changed = np.zeros(n, bool)
+
+        def touched(i: int, f: int) -> bool:
+            """Whether object ``ids[i]`` touches, within ``lead`` frames after ``f``, the removed or a changed object."""
+            for other, frames in contacts.get(ids[i], {}).items():
+                source = other == removed or (other in ids and changed[ids.index(other)])
+                if source and any(f <= c <= f + lead for c in frames):
+                    return True
+            return False
+
         for f in range(total):
             if f == 0:
                 state[0] = observed[0]
@@ -381,10 +404,9 @@ class PropNetVideoDynamics:
                 grew = False
                 for i in np.flatnonzero(~changed & ~np.isnan(observed[f, :, 0])):
                     here = observed[f, i, :2]
-                    sources = [gone[f]] if gone is not None else []
-                    sources += [observed[f, j, :2] for j in np.flatnonzero(changed)]
-                    sources += [state[f, j, :2] for j in np.flatnonzero(changed)]
-                    reach = any(np.linalg.norm(here - s) < ghost_r for s in sources if not np.isnan(s).any())
+                    near = [state[f, j, :2] for j in np.flatnonzero(changed)]
+                    reach = touched(i, f) or any(np.linalg.norm(here - s) < ghost_r for s in near
+                                                 if not np.isnan(s).any())
                     p = pred() if reach else None
                     if p is not None and not np.isnan(p[i, 0]):
                         changed[i] = grew = True
@@ -469,6 +491,18 @@ class PropNetVideoDynamics:
                     objs[slot] = ObjectState(o.object_id, o.location, o.orientation, o.velocity, o.angular_velocity, inside)
             frames.append(FrameStates(first + f, tuple(objs)))
         return tuple(frames)
+
+
+def _contact_frames(annotation: VideoAnnotation, first: int) -> dict[int, dict[int, list[int]]]:
+    """``object -> other object -> frame positions`` of the annotation's collisions between them."""
+    out: dict[int, dict[int, list[int]]] = {}
+    for c in annotation.collision:
+        if len(c.object_ids) != 2:
+            continue
+        a, b = c.object_ids
+        out.setdefault(a, {}).setdefault(b, []).append(c.frame_id - first)
+        out.setdefault(b, {}).setdefault(a, []).append(c.frame_id - first)
+    return out
 
 
 @dataclass(frozen=True)

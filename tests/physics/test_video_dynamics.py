@@ -127,6 +127,41 @@ def test_objects_out_of_reach_of_the_removed_one_follow_the_video():
     assert tuple(f.objects[0] for f in cf.trajectory[:10]) == tuple(f.objects[0] for f in frames)
 
 
+def _two_object_video(removed_path, other_path, collisions=()):
+    from physics.worlds.clevrer_annotation import ObjectProperty, VideoAnnotation
+
+    def state(k, xy):
+        return ObjectState(k, (xy[0], xy[1], 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
+
+    frames = tuple(FrameStates(f, (state(0, removed_path[f]), state(1, other_path[f]))) for f in range(len(other_path)))
+    props = (ObjectProperty(0, "red", "metal", "sphere"), ObjectProperty(1, "blue", "rubber", "cylinder"))
+    return VideoAnnotation(0, "v.gif", props, frames, tuple(collisions))
+
+
+def test_an_object_the_removed_one_passes_without_touching_follows_the_video():
+    """Removing an object that passes 1 unit from another (no contact) changes nothing about the other."""
+    passing = [(-2.0 + 0.2 * f, 1.0) for f in range(20)]
+    resting = [(0.0, 0.0)] * 20
+    ann = _two_object_video(passing, resting)
+    cf = PropNetVideoDynamics.load(config=SHORT).counterfactual(ann, 0)
+    assert tuple(f.objects for f in cf.trajectory[:20]) == tuple(
+        tuple(o for o in f.objects if o.object_id == 1) for f in ann.motion_trajectory)
+
+
+def test_an_object_the_removed_one_hits_is_predicted_from_just_before_the_contact():
+    """The removed object strikes a resting one at frame 10: without it the other stays put, predicted from frame 8."""
+    striker = [(-2.0 + 0.13 * f, 0.0) for f in range(11)] + [(-0.7, 0.0)] * 9
+    struck = [(0.0, 0.0)] * 11 + [(0.15 * k, 0.0) for k in range(1, 10)]
+    ann = _two_object_video(striker, struck, [Collision((0, 1), 10, (-0.35, 0.0, 0.35))])
+    dyn = PropNetVideoDynamics.load(config=SHORT)
+    assert dyn.config.contact_lead == 2
+    cf = dyn.counterfactual(ann, 0)
+    xs = [f.by_id()[1].location[0] for f in cf.trajectory[:20]]
+    assert xs[:8] == [0.0] * 8  # followed, exactly the video's states
+    assert all(abs(x) < 0.1 for x in xs[8:])  # predicted: no push without the striker
+    assert all(0 not in c.object_ids for c in cf.collisions)
+
+
 def test_one_training_step_lowers_the_loss(videos):
     from torch_geometric.data import Batch
 
