@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from benchmarks.eval_clevr import scene_bootstrap_interval
@@ -76,8 +77,15 @@ class ClevrerEvalConfig:
     limit: int | None = field(default=None, metadata={"help": "evaluate at most this many videos"})
     seed: int = field(default=0, metadata={"help": "seed of the interval's resampling"})
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
+    threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads (default: torch's choice; 1 on a machine shared with other jobs, "
+                  "where more threads than free cores slow perception and dynamics down several times)"},
+    )
 
     def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
         VIDEO_PERCEPTION.get(self.perception)  # unknown: ConfigError naming the choices
         VIDEO_DYNAMICS.get(self.dynamics)
         VIDEO_PARSERS.get(self.parser)
@@ -126,6 +134,8 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     questions counted wrong; the run goes on.
     """
     start = time.perf_counter()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     entries = _load_questions(cfg)
     perceive = perception_for(cfg.perception, cfg.perception_checkpoint)
     provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint)

@@ -74,6 +74,11 @@ def test_an_unknown_part_names_the_registered_choices(folder, capsys):
     assert "video dynamics" in capsys.readouterr().err
 
 
+def test_a_thread_count_below_one_is_refused_by_name(folder, capsys):
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--threads", "0"]) == 2
+    assert "threads must be >= 1, got 0" in capsys.readouterr().err
+
+
 def test_answer_prints_program_trace_and_answer_for_a_video(folder, capsys):
     annotation = folder / "annotation_val" / "annotation_00000.json"
     assert cli.main(["answer", "--video", str(annotation), "--program", "events objects filter_collision count"]) == 0
