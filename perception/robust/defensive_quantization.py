@@ -45,7 +45,7 @@ from perception.benchmark import (
 from perception.datasets.digits import N_CLASSES
 from physics.errors import ConfigError
 
-__all__ = ["quantize_unit", "quantize_weight", "QuantLinear", "QuantMLP", "QuantConfig", "orthogonality_penalty",
+__all__ = ["quantize_unit", "quantize_weight", "QuantLinear", "QuantMLP", "QuantConfig", "orthogonality_penalty", "init_seeds",
            "fgsm", "train_quantized"]
 
 
@@ -158,36 +158,61 @@ def train_quantized(config: QuantConfig, images: Tensor, labels: Tensor, *, step
 _FULL = BenchSize(train=0, test=0, steps=3000, batch=64, lr=1e-3)
 _QUICK = BenchSize(train=0, test=0, steps=20, batch=32, lr=1e-3)
 _EPSILON = 0.1  # FGSM step on digits scaled to [0, 1], as the issue asks
-_BETA = 1e-3  # the regulariser's weight, chosen on seed 0's validation digits
+# The regulariser's weight: on seed 0's validation digits (3 initialisations each) the largest FGSM accuracy
+# with clean accuracy within 1 point of plain 4-bit, among 1e-3, 3e-3 and 1e-2 (see the results page).
+_BETA = 3e-3
+_INITS = 3  # initialisations per configuration; every figure is their mean (one point is 5 test digits)
+
+
+def init_seeds(seed: int, inits: int) -> list[int]:
+    """The initialisation seeds of one benchmark seed: ``inits`` seeds of their own, disjoint across benchmark seeds."""
+    return [seed * 100 + i for i in range(inits)]
 
 
 @register_perception_bench(
     "defensive-quantization",
     paper="Lin, Gan and Han, defensive quantization, ICLR 2019, arXiv 1904.08444",
-    check="4-bit FGSM (eps 0.1) accuracy >= plain 4-bit + 10 points; clean accuracy within 2 points",
+    check="4-bit FGSM (eps 0.1) accuracy >= plain 4-bit + 10 points; clean accuracy within 2 points (mean of 3 inits)",
     ablation="plain 4-bit quantisation (no Lipschitz regulariser)",
 )
 def bench_defensive_quantization(quick: bool, seed: int) -> BenchOutcome:
-    """Train 4-bit MLPs on digits with and without the regulariser (and a full-precision one); attack with FGSM."""
+    """Train 4-bit MLPs on digits with and without the regulariser (and a full-precision one); attack with FGSM.
+
+    Each configuration is trained from :data:`_INITS` initialisations on the seed's split (one in the quick
+    config); the checks compare the means over the initialisations.
+    """
     from perception.datasets.digits import load_digit_split
 
     size = _QUICK if quick else _FULL
+    inits = init_seeds(seed, 1 if quick else _INITS)
     split = load_digit_split(seed)
     configs = {"dq": QuantConfig(beta=_BETA), "plain": QuantConfig(), "full precision": QuantConfig(bits=0)}
-    models = {k: train_quantized(c, split.train_images, split.train_labels, steps=size.steps, batch=size.batch,
-                                 lr=size.lr, seed=seed) for k, c in configs.items()}
     x, y = split.test_images, split.test_labels
-    clean = {k: _accuracy(m, x, y) for k, m in models.items()}
-    attacked = {k: _accuracy(m, fgsm(m, x, y, _EPSILON), y) for k, m in models.items()}
+    clean: dict[str, list[float]] = {k: [] for k in configs}
+    attacked: dict[str, list[float]] = {k: [] for k in configs}
+    penalty: dict[str, list[float]] = {k: [] for k in configs}
+    for init in inits:
+        for k, c in configs.items():
+            m = train_quantized(c, split.train_images, split.train_labels, steps=size.steps, batch=size.batch,
+                                lr=size.lr, seed=init)
+            clean[k].append(_accuracy(m, x, y))
+            attacked[k].append(_accuracy(m, fgsm(m, x, y, _EPSILON), y))
+            with torch.no_grad():
+                penalty[k].append(float(orthogonality_penalty(m)))
+
+    def mean(values: dict[str, list[float]]) -> dict[str, float]:
+        return {k: sum(v) / len(v) for k, v in values.items()}
+
+    clean_mean, attacked_mean = mean(clean), mean(attacked)
     checks = (
-        Check(f"FGSM accuracy, eps {_EPSILON}", "fraction of held-out digits, higher is better", attacked["dq"],
-              attacked["plain"], ">= ablation + 0.10", attacked["dq"] >= attacked["plain"] + 0.10),
-        Check("clean accuracy", "fraction of held-out digits, higher is better", clean["dq"], clean["plain"],
-              ">= ablation - 0.02", clean["dq"] >= clean["plain"] - 0.02),
+        Check(f"FGSM accuracy, eps {_EPSILON}", f"fraction of held-out digits, mean of {len(inits)} inits",
+              attacked_mean["dq"], attacked_mean["plain"], ">= ablation + 0.10",
+              attacked_mean["dq"] >= attacked_mean["plain"] + 0.10),
+        Check("clean accuracy", f"fraction of held-out digits, mean of {len(inits)} inits", clean_mean["dq"],
+              clean_mean["plain"], ">= ablation - 0.02", clean_mean["dq"] >= clean_mean["plain"] - 0.02),
     )
-    with torch.no_grad():
-        penalty = {k: float(orthogonality_penalty(m)) for k, m in models.items()}
-    figures = {"clean": clean, "fgsm": attacked, "orthogonality_penalty": penalty, "beta": _BETA, "bits": 4,
+    figures = {"clean": clean_mean, "fgsm": attacked_mean, "clean_per_init": clean, "fgsm_per_init": attacked,
+               "orthogonality_penalty": mean(penalty), "beta": _BETA, "bits": 4, "init_seeds": inits,
                "steps": size.steps, "batch": size.batch, "train_digits": len(split.train_labels),
                "test_digits": len(y)}
     return BenchOutcome(checks, figures)

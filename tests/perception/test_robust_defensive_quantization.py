@@ -9,6 +9,7 @@ from perception.robust.defensive_quantization import (
     QuantConfig,
     QuantMLP,
     fgsm,
+    init_seeds,
     orthogonality_penalty,
     quantize_unit,
     quantize_weight,
@@ -62,3 +63,9 @@ def test_regularised_training_lowers_the_penalty_and_is_deterministic():
     with torch.no_grad():
         assert float(orthogonality_penalty(dq)) < float(orthogonality_penalty(plain))
         assert torch.equal(dq(x), again(x))
+
+
+def test_init_seeds_are_distinct_within_and_across_benchmark_seeds():
+    seeds = [init_seeds(s, 3) for s in range(4)]
+    flat = [i for group in seeds for i in group]
+    assert all(len(group) == 3 for group in seeds) and len(set(flat)) == len(flat)
