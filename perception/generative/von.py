@@ -84,7 +84,7 @@ from perception.model_stats import count_parameters
 from physics.errors import ConfigError, StateError
 from physics.worlds.clevr_properties import COLORS, SHAPES
 
-__all__ = ["VonConfig", "VisualObjectNetwork", "project_voxels", "texture_partners", "AttributeNet", "train_von",
+__all__ = ["VonConfig", "VisualObjectNetwork", "project_voxels", "depth_normals", "texture_partners", "AttributeNet", "train_von",
            "train_attributes", "depth_error", "swap_recognition"]
 
 DECODERS = ("voxel", "2d")
@@ -103,6 +103,10 @@ class VonConfig:
         depth_weight: Weight of the depth L1 (the other terms weigh 1).
         texture_exchange: Paint each training object with the texture code of another object of its
             texture class (module docstring); False: its own code.
+        normals: Give the texture network the surface normals of the depth sketch
+            (:func:`depth_normals`) besides the sketch itself: the renders' light is
+            fixed to the camera, so the normals decide the shading that tells a box's
+            flat faces from a cylinder's or an ellipsoid's curved ones (fourth round).
     """
 
     shape_dim: int = 32
@@ -111,6 +115,7 @@ class VonConfig:
     decoder: str = "voxel"
     depth_weight: float = 4.0
     texture_exchange: bool = True
+    normals: bool = True
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
@@ -141,6 +146,35 @@ def project_voxels(voxels: Tensor, azimuth: Tensor, samples: int = RAY_SAMPLES) 
     silhouette = stop.sum(1)
     depth = (stop * t.view(1, -1, 1, 1)).sum(1) + (1 - silhouette)
     return silhouette, depth
+
+
+def depth_normals(silhouette: Tensor, depth: Tensor) -> Tensor:
+    """Camera-frame surface normals of a depth sketch: [N, S, S] twice -> [N, 3, S, S] (zero off the object).
+
+    Central differences of the depth (orthographic camera, pixels of
+    ``(FAR - NEAR) / S`` units) give ``n ~ (dz/du, dz/dv, -1)`` in the
+    camera's (right, up, forward) axes, normalised; a difference that reaches
+    off the object (its neighbour's silhouette is low) is replaced by the
+    one-sided difference towards the object, so edges carry no jump to the far
+    background.
+    """
+    if silhouette.shape != depth.shape or depth.dim() != 3:
+        raise StateError(f"depth_normals expects silhouette and depth [N, S, S], got {tuple(silhouette.shape)} "
+                         f"and {tuple(depth.shape)}")
+    pixel = (FAR - NEAR) / depth.shape[-1]
+    z = depth * (FAR - NEAR)  # units along the view
+    zp = F.pad(z.unsqueeze(1), (1, 1, 1, 1), mode="replicate").squeeze(1)
+    sp = F.pad(silhouette.unsqueeze(1), (1, 1, 1, 1)).squeeze(1)
+
+    def slope(ahead: Tensor, behind: Tensor, s_ahead: Tensor, s_behind: Tensor) -> Tensor:
+        both = (ahead - behind) / (2 * pixel)
+        fwd, back = (ahead - z) / pixel, (z - behind) / pixel
+        return s_ahead * s_behind * both + s_ahead * (1 - s_behind) * fwd + (1 - s_ahead) * s_behind * back
+
+    dzdu = slope(zp[:, 1:-1, 2:], zp[:, 1:-1, :-2], sp[:, 1:-1, 2:], sp[:, 1:-1, :-2])
+    dzdv = slope(zp[:, :-2, 1:-1], zp[:, 2:, 1:-1], sp[:, :-2, 1:-1], sp[:, 2:, 1:-1])  # row 0 is the top (v up)
+    normal = F.normalize(torch.stack([dzdu, dzdv, -torch.ones_like(z)], 1), dim=1)
+    return normal * silhouette.unsqueeze(1)
 
 
 def _view_features(azimuth: Tensor) -> Tensor:
@@ -183,14 +217,18 @@ class TextureNet(nn.Module):
 
     Every layer sees the texture code (concatenated, as in the paper's
     generator); the coordinates let it place the bands, which lie at fixed
-    heights, from the depth.  The background (outside the silhouette) is black.
+    heights, from the depth.  With ``normals`` it also sees the surface normals
+    of the depth sketch (:func:`depth_normals`), which decide the shading under
+    the renders' camera-fixed light.  The background (outside the silhouette)
+    is black.
     """
 
-    def __init__(self, texture_dim: int, width: int = 32) -> None:
+    def __init__(self, texture_dim: int, width: int = 32, normals: bool = False) -> None:
         super().__init__()
+        self.normals = normals
         side = torch.linspace(-1, 1, IMAGE)
         self.register_buffer("coords", torch.stack(torch.meshgrid(side, side, indexing="ij")), persistent=False)
-        cin = 4 + texture_dim
+        cin = 4 + texture_dim + (3 if normals else 0)
         self.layers = nn.ModuleList([nn.Conv2d(cin, width, 3, padding=1)]
                                     + [nn.Conv2d(width + texture_dim, width, 3, padding=1)]
                                     + [nn.Conv2d(width + texture_dim, width, 1) for _ in range(2)])
@@ -200,6 +238,8 @@ class TextureNet(nn.Module):
         n = len(z)
         code = z.view(n, -1, 1, 1).expand(-1, -1, IMAGE, IMAGE)
         h = torch.cat([silhouette.unsqueeze(1), depth.unsqueeze(1), self.coords.expand(n, -1, -1, -1)], 1)
+        if self.normals:
+            h = torch.cat([h, depth_normals(silhouette, depth)], 1)
         for layer in self.layers:
             h = F.leaky_relu(layer(torch.cat([h, code], 1)), 0.2)
         return torch.sigmoid(self.out(h)) * silhouette.unsqueeze(1)
@@ -237,7 +277,7 @@ class VisualObjectNetwork(nn.Module):
         self.texture_trunk, self.texture_head = _encoder(config.width // 2, config.texture_dim)
         if config.decoder == "voxel":
             self.voxel_decoder = VoxelDecoder(config.shape_dim)
-            self.texture_net = TextureNet(config.texture_dim)
+            self.texture_net = TextureNet(config.texture_dim, normals=config.normals)
         else:
             self.decoder_2d = Decoder2d(config.shape_dim + config.texture_dim)
 
@@ -416,6 +456,31 @@ def swap_recognition(attributes: AttributeNet, model: VisualObjectNetwork, test:
             "both": float((shape_ok & texture_ok).float().mean()), "pairs": int(len(i))}
 
 
+@torch.no_grad()
+def _shape_reads(attributes: AttributeNet, model: VisualObjectNetwork, test: VoxelObjects,
+                 rec: dict[str, Tensor], codes: tuple[Tensor, Tensor]) -> dict[str, float]:
+    """The attribute network's shape accuracy on unswapped generations: where shape is lost.
+
+    ``reconstructions``: the model's own images; for the voxel decoder also
+    ``true_sketches_painted`` (the texture network painting the true silhouette
+    and depth: its own share) and ``hard_silhouette_painted`` (the projection's
+    silhouette thresholded at 0.5, hard-edged as the renders are).
+    """
+    def accuracy(images: Tensor) -> float:
+        return float((attributes.predict(images)["shape"] == test.shape).float().mean())
+
+    reads = {"reconstructions": accuracy(rec["rgb"])}
+    if model.config.decoder == "voxel":
+        z_shape, z_texture = codes
+        for name, sketch in (("true_sketches_painted", (test.mask, test.depth)),
+                             ("hard_silhouette_painted", ((rec["silhouette"] > 0.5).float(), rec["depth"]))):
+            rgb = [model.generate(a, b, c, sketch=(m, d))["rgb"] for a, b, c, m, d in zip(
+                z_shape.split(64), z_texture.split(64), test.azimuth.split(64), sketch[0].split(64),
+                sketch[1].split(64), strict=True)]
+            reads[name] = accuracy(torch.cat(rgb))
+    return reads
+
+
 # ---------------------------------------------------------------------- benchmark
 _FULL = BenchSize(train=1500, test=300, steps=1200, batch=16, lr=1e-3)
 _QUICK = BenchSize(train=24, test=12, steps=4, batch=8, lr=1e-3)
@@ -463,6 +528,7 @@ def bench_von(quick: bool, seed: int) -> BenchOutcome:
                                     / ((rec["silhouette"] > 0.5) | (test.mask > 0.5)).sum()),
             "image_l1": float((rec["rgb"] - test.images).abs().mean()),
             "swaps": swap_recognition(attributes, model, test, seed),
+            "shape_read": _shape_reads(attributes, model, test, rec, (z_shape, z_texture)),
             "params": count_parameters(model),
             "loss_first_last": [losses[0], losses[-1]],
         }

@@ -12,6 +12,7 @@ from perception.correspondence.dve import (
     DescriptorNet,
     DVEConfig,
     WarpRange,
+    colour_jitter,
     dense_matching_loss,
     match_points,
     pck_between,
@@ -63,6 +64,20 @@ def test_a_zero_warp_is_the_identity_and_a_warp_moves_pixels_where_its_grid_says
     grid = still[:1] + torch.tensor([0.25, 0.0])
     moved = F.grid_sample(img[:1], grid, align_corners=False)
     assert torch.allclose(moved[..., :, :14], img[:1, ..., :, 2:], atol=1e-5)
+
+
+def test_colour_jitter_changes_colours_not_geometry_and_repeats_for_a_seed():
+    images = render_critters([5, 6], SMALL).images
+    assert colour_jitter(images, torch.Generator().manual_seed(0), 0.0) is images
+    a = colour_jitter(images, torch.Generator().manual_seed(0), 0.5)
+    b = colour_jitter(images, torch.Generator().manual_seed(0), 0.5)
+    assert torch.equal(a, b) and a.shape == images.shape and 0 <= float(a.min()) and float(a.max()) <= 1
+    assert (a - images).abs().mean() > 0.02
+    # a per-pixel colour map: pixels of equal colour stay equal, so every edge stays where it was
+    flat = images[0].flatten(1).T
+    twin = (flat[:, None] == flat[None]).all(-1)
+    out = a[0].flatten(1).T
+    assert (out[:, None] == out[None]).all(-1)[twin].all()
 
 
 def _positional(h: int, dim: int = 64) -> torch.Tensor:

@@ -13,12 +13,21 @@ from perception.generative.von import (
     VisualObjectNetwork,
     VonConfig,
     depth_error,
+    depth_normals,
     project_voxels,
     swap_recognition,
     texture_partners,
     train_von,
 )
-from perception.generative.voxel_objects import IMAGE, VOXELS, random_objects, render_objects
+from perception.generative.voxel_objects import (
+    _AMBIENT,
+    _LIGHT,
+    IMAGE,
+    PATTERNS,
+    VOXELS,
+    random_objects,
+    render_objects,
+)
 from physics.errors import ConfigError, StateError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -72,9 +81,31 @@ def test_a_rotated_object_projects_like_its_render_at_that_azimuth():
     assert matched < 0.025 and crossed > 3 * matched
 
 
-@pytest.mark.parametrize("decoder", ["voxel", "2d"])
-def test_model_shapes_and_factorised_generation(objects, decoder):
-    model = VisualObjectNetwork(VonConfig(decoder=decoder, shape_dim=8, texture_dim=4, width=16))
+def test_normals_from_the_depth_sketch_reproduce_the_renders_shading():
+    """The renderer's light is fixed to the camera, so the depth's normals give its Lambertian shading."""
+    objs = random_objects(24, seed=5)
+    normals = depth_normals(objs.mask, objs.depth)
+    assert normals.shape == (24, 3, IMAGE, IMAGE) and (normals.permute(1, 0, 2, 3)[:, objs.mask == 0] == 0).all()
+    assert torch.allclose(normals.norm(dim=1)[objs.mask > 0], torch.ones(1), atol=1e-5)
+    light = torch.nn.functional.normalize(torch.tensor(_LIGHT), dim=0).view(1, 3, 1, 1)
+    shade = _AMBIENT + (1 - _AMBIENT) * (normals * light).sum(1).clamp(min=0)
+    inner = -torch.nn.functional.max_pool2d(-objs.mask[:, None], 3, 1, 1)[:, 0] > 0.5
+    errors = []
+    for i in torch.nonzero(objs.pattern == PATTERNS.index("plain")).flatten().tolist():
+        seen, want = objs.images[i].sum(0)[inner[i]], shade[i][inner[i]]
+        colour = (seen * want).sum() / (want * want).sum()  # the object's colour, fitted
+        errors.append(float((seen - colour * want).abs().mean() / seen.mean()))
+    assert len(errors) >= 5 and sum(errors) / len(errors) < 0.08
+    # a flat sketch facing the camera has the normal (0, 0, -1); the wrong sign of a slope would not fit above
+    flat = depth_normals(torch.ones(1, 8, 8), torch.full((1, 8, 8), 0.4))
+    assert torch.allclose(flat[0, :, 4, 4], torch.tensor([0.0, 0.0, -1.0]))
+    with pytest.raises(StateError):
+        depth_normals(torch.ones(1, 8, 8), torch.ones(8, 8))
+
+
+@pytest.mark.parametrize(("decoder", "normals"), [("voxel", True), ("voxel", False), ("2d", True)])
+def test_model_shapes_and_factorised_generation(objects, decoder, normals):
+    model = VisualObjectNetwork(VonConfig(decoder=decoder, shape_dim=8, texture_dim=4, width=16, normals=normals))
     z_shape, z_texture = model.encode(objects.images[:3], objects.azimuth[:3])
     assert z_shape.shape == (3, 8) and z_texture.shape == (3, 4)
     out = model.generate(z_shape, z_texture.flip(0), objects.azimuth[:3])
@@ -124,6 +155,10 @@ def test_quick_bench_reports_three_checks_beside_the_2d_ablation():
                                                      "shape swaps recognised", "texture swaps recognised"]
     assert all(c["ablation"] is not None for c in result["checks"])
     assert set(result["figures"]["models"]) == {"voxel", "2d"}
+    reads = {k: v["shape_read"] for k, v in result["figures"]["models"].items()}
+    assert set(reads["voxel"]) == {"reconstructions", "true_sketches_painted", "hard_silhouette_painted"}
+    assert set(reads["2d"]) == {"reconstructions"}
+    assert all(0 <= x <= 1 for r in reads.values() for x in r.values())
 
 
 def test_texture_partners_share_colour_and_pattern_and_differ_from_the_object(objects):
