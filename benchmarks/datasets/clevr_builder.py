@@ -110,6 +110,14 @@ class ClevrDataConfig:
                   "(--renderer blender)"},
     )
     threads: int = field(default=1, metadata={"help": "CPU threads per Blender render (--renderer blender)"})
+    bounces: int = field(
+        default=8, metadata={"help": "Cycles' most light bounces per path (official: 8; --renderer blender)"}
+    )
+    scenes_per_process: int = field(
+        default=100,
+        metadata={"help": "scenes one Blender process renders before it restarts (1: a process per scene; the "
+                  "images are byte-identical either way; --renderer blender)"},
+    )
     denoise: bool = field(
         default=False, metadata={"help": "OpenImageDenoise after sampling, if Blender has it (--renderer blender)"}
     )
@@ -142,7 +150,8 @@ def blender_config(cfg: ClevrDataConfig) -> BlenderConfig | None:
     """
     if cfg.renderer != "blender":
         return None
-    blender = BlenderConfig(assets=str(cfg.assets), samples=cfg.samples, threads=cfg.threads, denoise=cfg.denoise)
+    blender = BlenderConfig(assets=str(cfg.assets), samples=cfg.samples, threads=cfg.threads, denoise=cfg.denoise,
+                            bounces=cfg.bounces, scenes_per_process=cfg.scenes_per_process)
     check_assets(blender.assets)
     find_blender(blender.executable)
     return blender
@@ -207,7 +216,7 @@ def _info(cfg: ClevrDataConfig) -> dict[str, Any]:
     }
     if cfg.renderer == "blender":  # pybullet builds keep the info they always had
         info["generator"] = "nesy-physics (Blender Cycles, official CLEVR assets)"
-        info.update(renderer="blender", samples=cfg.samples, denoise=cfg.denoise)
+        info.update(renderer="blender", samples=cfg.samples, denoise=cfg.denoise, bounces=cfg.bounces)
     return info
 
 
@@ -441,7 +450,7 @@ def build_clevr(cfg: ClevrDataConfig, *, progress: bool = True) -> dict[str, Any
 
 BUILD_MARKER = "build.json"
 # options that change what is generated (n, workers, backend and out do not; nor do the assets' folder
-# and Blender's thread count, which leave the scenes, masks and image bytes as they are)
+# and Blender's thread count and scenes per process, which leave the scenes, masks and image bytes as they are)
 _IDENTITY = ("seed", "split", "width", "height", "min_pixels", "cogent", "questions_per_scene", "templates")
 _BLENDER_IDENTITY = ("renderer", "samples", "denoise")
 
@@ -449,7 +458,10 @@ _BLENDER_IDENTITY = ("renderer", "samples", "denoise")
 def _identity(cfg: ClevrDataConfig) -> dict[str, Any]:
     """The options a partial build records (Blender's only for Blender builds, so older markers still match)."""
     keys = _IDENTITY + (_BLENDER_IDENTITY if cfg.renderer == "blender" else ())
-    return {k: getattr(cfg, k) for k in keys}
+    identity = {k: getattr(cfg, k) for k in keys}
+    if cfg.renderer == "blender" and cfg.bounces != BlenderConfig.bounces:  # older markers hold the default
+        identity["bounces"] = cfg.bounces
+    return identity
 
 
 def _check_same_build(cfg: ClevrDataConfig) -> None:

@@ -23,7 +23,7 @@ from perception.scene_graph import SceneGraph, load_scenes
 from physics.errors import DataError
 from physics.io import PathLike
 
-__all__ = ["load_image", "load_instance_mask", "DerenderSample", "load_derender_folder"]
+__all__ = ["load_image", "load_instance_mask", "DerenderSample", "load_derender_folder", "load_derender_folders"]
 
 
 def load_instance_mask(path: PathLike) -> np.ndarray:
@@ -95,4 +95,22 @@ def load_derender_folder(root: PathLike, *, split: str | None = None, limit: int
             raise DataError(f"{scenes_file.name}: image of scene {k} not found: {image}")
         mask = root / "masks" / scene.image_filename
         samples.append(DerenderSample(image, mask if mask.is_file() else None, scene))
+    return samples
+
+
+def load_derender_folders(roots: str, *, limit: int | None = None) -> list[DerenderSample]:
+    """The samples of one folder, or of several joined by commas, in the order named.
+
+    ``limit`` keeps the first ``limit`` samples of the whole list.
+
+    Raises:
+        DataError: as :func:`load_derender_folder`, naming the folder.
+    """
+    samples: list[DerenderSample] = []
+    for root in (r.strip() for r in roots.split(",")):
+        if not root:
+            raise DataError(f"--data {roots!r}: an empty folder name between commas")
+        if limit is not None and len(samples) >= limit:
+            break
+        samples += load_derender_folder(root, limit=None if limit is None else limit - len(samples))
     return samples

@@ -19,7 +19,8 @@ RESUMABLE_CHANGES = ("threads", "out", "stage", "eval_data", "eval_limit")
 class DerenderTrainConfig:
     """Options of ``nesy train derender`` (each field is a flag)."""
 
-    data: str = field(metadata={"help": "training data folder written by `nesy data clevr`"})
+    data: str = field(metadata={"help": "training data folder written by `nesy data clevr`; several folders "
+                                "joined by commas are read in turn (e.g. pybullet and Blender renders)"})
     out: str = field(default="runs/derender", metadata={"help": "output folder (checkpoints, metrics.jsonl)"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation and batch order"})
     epochs: int = field(default=10, metadata={"help": "epochs of each network unless set below"})
@@ -64,6 +65,11 @@ class DerenderTrainConfig:
     attribute_augment: bool = field(
         default=False,
         metadata={"help": "jitter each attribute training crop's box (shift, scale) and mask (grow, shrink)"},
+    )
+    look_augment: bool = field(
+        default=False,
+        metadata={"help": "randomise the look of every training image and crop (brightness, contrast, gamma, "
+                  "channel gains, blur, noise), so the derenderer meets other renderers' looks"},
     )
     proposal_init: str | None = field(
         default=None,

@@ -26,6 +26,7 @@ from perception.derender.attributes import (
     attribute_loss,
     jitter_crops,
 )
+from perception.derender.look import jitter_look
 from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
@@ -112,6 +113,7 @@ def train_proposal_net(
     out: Path,
     init: ProposalNet | None = None,
     offset_balance: float = 0.0,
+    look: bool = False,
     progress: bool = True,
     flags: dict[str, Any] | None = None,
     command: str = "",
@@ -121,17 +123,23 @@ def train_proposal_net(
     ``init``: start from this network's weights (fine-tuning, e.g. at a larger
     input size) instead of a new one; its width must match ``config``'s.
     ``offset_balance``: :func:`proposal_loss`'s ``instance_balance``.
+    ``look``: jitter every batch's look (:func:`~perception.derender.look.jitter_look`)
+    with a generator seeded by ``seed`` and checkpointed with the weights.
     ``flags`` / ``command``: the run's training flags (a resume must match them) and
     the command that reproduces it (default: the arguments here).
     """
     net = _new_network(ProposalNet, config, seed, init, "proposal")
+    gen = torch.Generator().manual_seed(seed)
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         x = images[idx].float() / 255.0
+        if look:
+            x = jitter_look(x, gen)
         targets = proposal_targets(masks[idx].long(), config)
         return proposal_loss(net(x), targets, instance_balance=offset_balance)
 
-    hist = _fit("proposal", net, len(images), batch_size, epochs, lr, seed, step, Path(out), progress, flags, command)
+    hist = _fit("proposal", net, len(images), batch_size, epochs, lr, seed, step, Path(out), progress, flags, command,
+                generators={"look": gen})
     return net, hist
 
 
@@ -146,6 +154,7 @@ def train_attribute_net(
     out: Path,
     init: AttributeNet | None = None,
     augment: bool = False,
+    look: bool = False,
     progress: bool = True,
     flags: dict[str, Any] | None = None,
     command: str = "",
@@ -155,15 +164,20 @@ def train_attribute_net(
     ``init``: start from this network's weights (fine-tuning) instead of a new one.
     ``augment``: jitter every batch's crops (:func:`jitter_crops`) with a generator
     seeded by ``seed`` and checkpointed with the weights.
+    ``look``: also jitter every crop's look (:func:`~perception.derender.look.jitter_look`;
+    the mask channel is kept), from a second checkpointed generator.
     """
     net = _new_network(AttributeNet, config, seed, init, "attribute")
     names = list(ATTRIBUTES)
     gen = torch.Generator().manual_seed(seed)
+    look_gen = torch.Generator().manual_seed(seed + 1)
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         crops, boxes, target = arrays["crops"][idx].float() / 255.0, arrays["boxes"][idx], arrays["centre"][idx]
         if augment:
             crops, boxes, target = jitter_crops(crops, boxes, target, gen)
+        if look:
+            crops = jitter_look(crops, look_gen)
         logits, centre = net(crops, boxes)
         labels = {a: arrays["labels"][idx, k] for k, a in enumerate(names)}
         parts = attribute_loss(logits, centre, labels, target)
@@ -173,7 +187,7 @@ def train_attribute_net(
         return parts
 
     hist = _fit("attribute", net, len(arrays["crops"]), batch_size, epochs, lr, seed, step, Path(out), progress,
-                flags, command, generators={"augment": gen})
+                flags, command, generators={"augment": gen, "look": look_gen})
     return net, hist
 
 

@@ -39,7 +39,12 @@ from tqdm import tqdm
 from perception.derender.arrays import attribute_arrays, proposal_arrays, proposal_attribute_arrays
 from perception.derender.attributes import AttributeNet
 from perception.derender.calibration import calibrate_camera
-from perception.derender.data import DerenderSample, load_derender_folder, load_image
+from perception.derender.data import (
+    DerenderSample,
+    load_derender_folder,
+    load_derender_folders,
+    load_image,
+)
 from perception.derender.derenderer import Derenderer, save_derenderer
 from perception.derender.metrics import perception_metrics
 from perception.derender.proposals import ProposalNet
@@ -88,7 +93,7 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     end = None if config.limit is None else config.skip + config.limit
-    samples = load_derender_folder(config.data, limit=end)[config.skip :]
+    samples = load_derender_folders(config.data, limit=end)[config.skip :]
     if not samples:
         raise DataError(f"{config.data}: no training scenes (skip {config.skip}, limit {config.limit})")
     first = load_image(samples[0].image_path)
@@ -112,7 +117,8 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
         images, masks = proposal_arrays(samples, pcfg, progress=progress)
         pnet, _ = train_proposal_net(images, masks, pcfg, epochs=p_epochs, batch_size=config.batch_size,
                                      lr=config.lr, seed=config.seed, out=out, init=init_pnet,
-                                     offset_balance=config.offset_balance, progress=progress,
+                                     offset_balance=config.offset_balance, look=config.look_augment,
+                                     progress=progress,
                                      flags=flags, command=summary["command"])
         del images, masks
         summary["proposal_wall_s"] = round(time.perf_counter() - t0, 1)
@@ -139,7 +145,8 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
         summary["attribute_prep_s"] = round(time.perf_counter() - t0, 1)
         anet, _ = train_attribute_net(arrays, acfg, epochs=a_epochs, batch_size=config.attribute_batch_size,
                                       lr=config.lr, seed=config.seed, out=out, init=init_anet,
-                                      augment=config.attribute_augment, progress=progress,
+                                      augment=config.attribute_augment, look=config.look_augment,
+                                      progress=progress,
                                       flags=flags, command=summary["command"])
         summary["attribute_wall_s"] = round(time.perf_counter() - t0, 1)
 

@@ -5,6 +5,16 @@ interpreter; :mod:`physics.worlds.clevr_blender` starts it as::
 
     blender -b --factory-startup -noaudio -P blender_scene.py -- SPEC.json
 
+or, to render many scenes in one process (Blender's start-up and loading the
+base scene cost about 4 s an image)::
+
+    blender -b --factory-startup -noaudio -P blender_scene.py -- --serve
+
+which reads one spec path per line on stdin, re-opens ``base_scene.blend`` for
+each (so every scene starts from the same state and its PNGs are byte-identical
+to a one-scene process's), and answers each line with one line on stdout:
+``NESY_DONE`` or ``NESY_FAIL <reason>``.  An empty line or end of input ends it.
+
 It imports nothing from the project.  The spec (JSON, written by
 :func:`physics.worlds.clevr_blender.blender_spec`) names the asset folder (the
 official CLEVR ``base_scene.blend``, ``shapes/`` and ``materials/``), the
@@ -35,9 +45,13 @@ SHAPE_FILES = {"cube": "SmoothCube_v2", "sphere": "Sphere", "cylinder": "SmoothC
 MATERIAL_FILES = {"rubber": "Rubber", "metal": "MyMetal"}
 
 
-def _spec_path(argv: list[str]) -> str:
+DONE = "NESY_DONE"
+FAIL = "NESY_FAIL"
+
+
+def _spec_arg(argv: list[str]) -> str:
     if "--" not in argv or len(argv) <= argv.index("--") + 1:
-        raise SystemExit("blender_scene.py: pass the spec file after '--'")
+        raise SystemExit("blender_scene.py: pass the spec file (or --serve) after '--'")
     return argv[argv.index("--") + 1]
 
 
@@ -103,12 +117,8 @@ def _render(bpy, path: str) -> None:
     bpy.ops.render.render(write_still=True)
 
 
-def main(argv: list[str]) -> None:
-    import bpy  # only inside Blender
-    import mathutils
-
-    with open(_spec_path(argv), encoding="utf-8") as fh:
-        spec = json.load(fh)
+def render_spec(bpy, mathutils, spec: dict) -> None:
+    """Build the scene of ``spec`` on a freshly opened base scene and write its two PNGs."""
     assets = spec["assets"]
     bpy.ops.wm.open_mainfile(filepath=f"{assets}/base_scene.blend")
     scene = bpy.context.scene
@@ -162,7 +172,7 @@ def main(argv: list[str]) -> None:
         cycles.denoiser = "OPENIMAGEDENOISE"
     cycles.blur_glossy = 2.0
     cycles.transparent_max_bounces = cycles.transparent_min_bounces = 8
-    cycles.max_bounces = 8
+    cycles.max_bounces = spec["bounces"]
     _render(bpy, spec["image"])
 
     # the flat-colour pass: exact instance ids
@@ -188,6 +198,37 @@ def main(argv: list[str]) -> None:
     cycles.filter_width = 0.01
     cycles.caustics_reflective = cycles.caustics_refractive = False
     _render(bpy, spec["mask"])
+
+
+def _load(path: str) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def serve(bpy, mathutils) -> None:
+    """Render the spec named on each stdin line; answer each with one DONE/FAIL line on stdout."""
+    for line in sys.stdin:
+        path = line.strip()
+        if not path:
+            break
+        try:
+            render_spec(bpy, mathutils, _load(path))
+        except (Exception, SystemExit) as exc:  # one bad scene is reported; the process serves the next
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"\n{FAIL} {reason}", flush=True)
+        else:
+            print(f"\n{DONE}", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    import bpy  # only inside Blender
+    import mathutils
+
+    arg = _spec_arg(argv)
+    if arg == "--serve":
+        serve(bpy, mathutils)
+    else:
+        render_spec(bpy, mathutils, _load(arg))
 
 
 if __name__ == "__main__":

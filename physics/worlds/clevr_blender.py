@@ -30,11 +30,16 @@ docs/results/data.md for what was measured across thread counts).
 
 from __future__ import annotations
 
+import atexit
+import collections
 import json
 import math
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +49,7 @@ import numpy as np
 from PIL import Image
 
 from physics.errors import ConfigError, NesyError, StateError
+from physics.worlds.blender_scene import DONE, FAIL
 from physics.worlds.clevr_properties import COLOR_RGB, SIZE_RADIUS
 from physics.worlds.clevr_world import BACKGROUND, ClevrRender, ClevrWorldConfig, process_world
 
@@ -55,6 +61,7 @@ __all__ = [
     "lamp_offsets",
     "blender_spec",
     "render_blender",
+    "close_blender_processes",
     "render_clevr_scene_blender",
     "decode_mask",
     "SCRIPT",
@@ -92,28 +99,41 @@ class BlenderConfig:
         threads: CPU threads Cycles uses (fixed, for reproducible images).
         denoise: Run OpenImageDenoise after sampling (needs a Blender built with it;
             Debian's 3.4 package is not).
+        bounces: Cycles' most light bounces per path (the official renders: 8);
+            fewer is cheaper and darkens what only indirect light reaches.
         lamp_jitter: Most shift of each lamp coordinate (CLEVR: 1.0).
         executable: The Blender program (a name on PATH or a path).
         timeout_s: Most seconds one scene may take before it counts as failed.
+        scenes_per_process: Scenes one Blender process renders before it is
+            restarted (1: a process per scene).  Start-up and loading the base
+            scene cost about 4 s, so a long-lived process saves that per scene;
+            the PNGs are byte-identical either way (every scene re-opens the
+            base scene in a fresh state).
     """
 
     assets: str
     samples: int = 64
     threads: int = 1
     denoise: bool = False
+    bounces: int = 8
     lamp_jitter: float = 1.0
     executable: str = "blender"
     timeout_s: float = 1800.0
+    scenes_per_process: int = 100
 
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise ConfigError(f"Blender samples must be >= 1, got {self.samples}")
         if self.threads < 1:
             raise ConfigError(f"Blender threads must be >= 1, got {self.threads}")
+        if self.bounces < 0:
+            raise ConfigError(f"Blender light bounces must be >= 0, got {self.bounces}")
         if self.lamp_jitter < 0:
             raise ConfigError(f"lamp jitter must be >= 0, got {self.lamp_jitter}")
         if self.timeout_s <= 0:
             raise ConfigError(f"Blender timeout must be positive, got {self.timeout_s}")
+        if self.scenes_per_process < 1:
+            raise ConfigError(f"Blender scenes per process must be >= 1, got {self.scenes_per_process}")
 
 
 def find_blender(executable: str = "blender") -> str:
@@ -212,6 +232,7 @@ def blender_spec(scene: dict[str, Any], config: BlenderConfig, seed: int | Seque
         "height": int(cam["height"]),
         "samples": config.samples,
         "denoise": config.denoise,
+        "bounces": config.bounces,
         "threads": config.threads,
         "seed": cycles_seed(seed),
         "camera": {k: cam[k] for k in ("eye", "target", "up", "fov_x_deg")},
@@ -228,8 +249,108 @@ def _last_lines(text: str, count: int = 3) -> str:
     return " | ".join(lines[-count:]) or "(no output)"
 
 
+class _BlenderServer:
+    """One long-lived ``blender_scene.py --serve`` process: a spec path in, a DONE/FAIL line out."""
+
+    def __init__(self, program: str) -> None:
+        cmd = [program, "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1"]
+        cmd += ["-P", str(SCRIPT), "--", "--serve"]
+        self.program = program
+        self.served = 0
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.tail: collections.deque[str] = collections.deque(maxlen=40)
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def render(self, spec_file: Path, timeout_s: float, seed: Any) -> None:
+        """Render one spec; raises BlenderError (and leaves the process dead) on failure or timeout."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(f"{spec_file}\n")
+            self.proc.stdin.flush()
+        except OSError:
+            self.close()
+            raise BlenderError(f"Blender quit before scene seed {seed!r}: {_last_lines(chr(10).join(self.tail))}") from None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.close()
+                raise BlenderError(f"Blender took over {timeout_s:g} s for scene seed {seed!r}") from None
+            if line is None:
+                self.close()
+                raise BlenderError(
+                    f"Blender failed on scene seed {seed!r} (exit {self.proc.returncode}): "
+                    f"{_last_lines(chr(10).join(self.tail))}"
+                )
+            if line == DONE:
+                self.served += 1
+                return
+            if line.startswith(FAIL):
+                self.served += 1
+                raise BlenderError(f"Blender failed on scene seed {seed!r}: {line[len(FAIL):].strip()}")
+            self.tail.append(line)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+_SERVERS: dict[str, _BlenderServer] = {}
+
+
+def _server(program: str, scenes_per_process: int) -> _BlenderServer:
+    server = _SERVERS.get(program)
+    if server is not None and (not server.alive() or server.served >= scenes_per_process):
+        server.close()
+        server = None
+    if server is None:
+        server = _SERVERS[program] = _BlenderServer(program)
+    return server
+
+
+@atexit.register
+def close_blender_processes() -> None:
+    """End this process's long-lived Blender processes (also run at exit)."""
+    while _SERVERS:
+        _SERVERS.popitem()[1].close()
+
+
+def _run_once(program: str, spec_file: Path, timeout_s: float, seed: Any) -> None:
+    cmd = [program, "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1"]
+    cmd += ["-P", str(SCRIPT), "--", str(spec_file)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise BlenderError(f"Blender took over {timeout_s:g} s for scene seed {seed!r}") from None
+    if done.returncode != 0:
+        raise BlenderError(f"Blender failed on scene seed {seed!r} (exit {done.returncode}): {_last_lines(done.stdout + done.stderr)}")
+
+
 def render_blender(scene: dict[str, Any], config: BlenderConfig, seed: int | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Render ``scene`` with Blender: (rgb uint8 [H, W, 3], mask int16 [H, W]).
+
+    With ``config.scenes_per_process > 1`` the scene goes to this process's
+    long-lived Blender (started on first use, restarted after that many scenes
+    or after a failure); otherwise a Blender process is started for it alone.
 
     Raises:
         ConfigError: Blender or the assets are missing.
@@ -241,16 +362,12 @@ def render_blender(scene: dict[str, Any], config: BlenderConfig, seed: int | Seq
         spec = blender_spec(scene, config, seed, image=image, mask=mask)
         spec_file = Path(tmp) / "spec.json"
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        cmd = [program, "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1"]
-        cmd += ["-P", str(SCRIPT), "--", str(spec_file)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=config.timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            raise BlenderError(f"Blender took over {config.timeout_s:g} s for scene seed {seed!r}") from None
-        if done.returncode != 0 or not (Path(image).is_file() and Path(mask).is_file()):
-            raise BlenderError(
-                f"Blender failed on scene seed {seed!r} (exit {done.returncode}): {_last_lines(done.stdout + done.stderr)}"
-            )
+        if config.scenes_per_process > 1:
+            _server(program, config.scenes_per_process).render(spec_file, config.timeout_s, seed)
+        else:
+            _run_once(program, spec_file, config.timeout_s, seed)
+        if not (Path(image).is_file() and Path(mask).is_file()):
+            raise BlenderError(f"Blender wrote no image for scene seed {seed!r}")
         try:
             with Image.open(image) as im:
                 rgb = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()

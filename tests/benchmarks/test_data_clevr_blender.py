@@ -33,6 +33,12 @@ def test_renderer_switch_errors_are_one_line(tmp_path, capsys, monkeypatch, only
     assert "--renderer blender needs --assets DIR" in capsys.readouterr().err
     assert main(["data", "clevr", "--n", "1", "--out", out, "--renderer", "blender", "--assets", out, *TINY]) == 2
     assert "no such folder" in capsys.readouterr().err
+    if (ASSETS / "base_scene.blend").is_file():
+        bad = ["data", "clevr", "--n", "1", "--out", out, "--renderer", "blender", "--assets", str(ASSETS), *TINY]
+        assert main([*bad, "--scenes-per-process", "0"]) == 2
+        assert "scenes per process must be >= 1" in capsys.readouterr().err
+        assert main([*bad, "--bounces", "-1"]) == 2
+        assert "bounces must be >= 0" in capsys.readouterr().err
     monkeypatch.setattr(clevr_blender.shutil, "which", lambda name: None)  # a machine without Blender
     if (ASSETS / "base_scene.blend").is_file():
         args = ["data", "clevr", "--n", "1", "--out", out, "--renderer", "blender", "--assets", str(ASSETS), *TINY]
@@ -89,6 +95,10 @@ def test_cli_renders_a_split_with_blender_and_resumes(tmp_path, capsys, only_thi
     with pytest.raises(ConfigError, match="samples=2"):
         build_clevr(ClevrDataConfig(n=2, out=str(out), seed=4, renderer="blender", assets=str(ASSETS), samples=3,
                                     questions_per_scene=2, width=120, height=80, min_pixels=10), progress=False)
+    with pytest.raises(ConfigError, match="bounces="):  # fewer bounces change the images: another build
+        build_clevr(ClevrDataConfig(n=2, out=str(out), seed=4, renderer="blender", assets=str(ASSETS), samples=2,
+                                    bounces=4, questions_per_scene=2, width=120, height=80, min_pixels=10),
+                    progress=False)
     assert Path(out / "images" / "CLEVR_train_000000.png").is_file()
 
 

@@ -12,14 +12,17 @@ import pytest
 from perception.scene_graph import SceneGraph
 from physics.errors import ConfigError
 from physics.worlds.clevr_blender import (
+    _SERVERS,
     MAX_OBJECTS,
     BlenderConfig,
     BlenderError,
     blender_spec,
     check_assets,
+    close_blender_processes,
     decode_mask,
     find_blender,
     lamp_offsets,
+    render_blender,
     render_clevr_scene_blender,
 )
 from physics.worlds.clevr_properties import SIZE_RADIUS
@@ -125,3 +128,40 @@ def test_a_seed_gives_the_same_scene_mask_and_image_every_time(tiny_render):
     # Cycles on the CPU gave identical bytes for 1 and 2 threads here; allow 2 levels for other machines
     diff = np.abs(two.rgb.astype(int) - tiny_render.rgb.astype(int))
     assert diff.max() <= 2
+
+
+@requires_blender
+def test_one_blender_process_for_many_scenes_gives_the_bytes_of_one_process_per_scene(tiny_render):
+    served = BlenderConfig(assets=str(ASSETS), samples=2, scenes_per_process=2)  # 3 scenes: one restart
+    alone = BlenderConfig(assets=str(ASSETS), samples=2, scenes_per_process=1)
+    try:
+        many = [render_clevr_scene_blender(seed, TINY, served) for seed in ((5, 1), (5, 2), (5, 3))]
+        assert 1 <= next(iter(_SERVERS.values())).served <= 2  # restarted after two renders
+    finally:
+        close_blender_processes()
+    assert not _SERVERS
+    assert np.array_equal(many[0].rgb, tiny_render.rgb) and np.array_equal(many[0].mask, tiny_render.mask)
+    one = render_clevr_scene_blender((5, 3), TINY, alone)
+    assert json.dumps(one.scene) == json.dumps(many[2].scene)
+    assert np.array_equal(one.rgb, many[2].rgb) and np.array_equal(one.mask, many[2].mask)
+
+
+@requires_blender
+def test_a_failed_scene_in_a_long_lived_blender_is_reported_and_the_next_one_renders(tmp_path):
+    config = BlenderConfig(assets=str(ASSETS), samples=1, scenes_per_process=10)
+    world = process_world(TINY)
+    scene = world.reset(2)
+    broken = {**scene, "objects": [{**scene["objects"][0], "shape": "cube"}]}
+    try:
+        bad_assets = tmp_path / "assets"  # links to the real files, but a damaged cube
+        for name in ("base_scene.blend", "shapes/Sphere.blend", "shapes/SmoothCylinder.blend",
+                     "materials/Rubber.blend", "materials/MyMetal.blend"):
+            (bad_assets / name).parent.mkdir(parents=True, exist_ok=True)
+            (bad_assets / name).symlink_to(ASSETS.resolve() / name)
+        (bad_assets / "shapes" / "SmoothCube_v2.blend").write_bytes(b"not a blend file")
+        with pytest.raises(BlenderError, match="Blender failed on scene seed 2"):
+            render_blender(broken, BlenderConfig(assets=str(bad_assets), samples=1, scenes_per_process=10), 2)
+        rgb, mask = render_blender(scene, config, 2)  # the same long-lived process goes on
+        assert rgb.shape == (80, 120, 3) and set(np.unique(mask).tolist()) == {-1, *range(len(scene["objects"]))}
+    finally:
+        close_blender_processes()
