@@ -9,7 +9,9 @@ import torch
 
 from benchmarks.cli import main
 from perception.derender import DEFAULT_CHECKPOINT, load_derenderer
+from perception.derender.derenderer import BLENDER_CHECKPOINT, BlenderDerenderer
 from perception.derender.training import DerenderTrainConfig, train_derenderer
+from perception.registry import load_perceiver
 from physics.errors import CheckpointError, ConfigError
 from physics.io import DIGEST_KEY, atomic_torch_save, torch_load, weights_digest
 from tests.perception.test_derender_pipeline import _tiny_data
@@ -19,15 +21,23 @@ TINY = dict(epochs=1, batch_size=2, attribute_batch_size=8, input_height=32, inp
             attribute_width=8, crop_size=16, threads=1)
 
 
-def test_shipped_derenderer_carries_a_digest_and_a_flipped_weight_byte_is_refused(tmp_path):
-    ckpt = torch_load(DEFAULT_CHECKPOINT)
+@pytest.mark.parametrize("shipped", [DEFAULT_CHECKPOINT, BLENDER_CHECKPOINT], ids=["pybullet", "blender"])
+def test_shipped_derenderer_carries_a_digest_and_a_flipped_weight_byte_is_refused(tmp_path, shipped):
+    ckpt = torch_load(shipped)
     assert ckpt[DIGEST_KEY] == weights_digest(ckpt)
     path = tmp_path / "derender.pt"
-    shutil.copyfile(DEFAULT_CHECKPOINT, path)
+    shutil.copyfile(shipped, path)
     flip_tensor_bytes(path, max(ckpt["attribute"]["state_dict"].values(), key=lambda t: t.numel()))
     with pytest.raises(CheckpointError, match="damaged") as err:
         load_derenderer(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_blender_derenderer_is_registered_with_its_own_checkpoint_and_training_record():
+    model = load_perceiver("derender-blender")
+    assert isinstance(model, BlenderDerenderer) and model.name == "derender-blender"
+    assert "--look-augment" in model.metadata["command"] and "blender_train" in model.metadata["command"]
+    assert type(load_perceiver("derender")).__name__ == "Derenderer"
 
 
 @pytest.mark.parametrize("edit, message", [
