@@ -192,7 +192,7 @@ def test_misspelt_names_get_a_did_you_mean_error(toys, clevr_split, tmp_path, ca
         (["bench", "dynamics", "--world", "cradel", "--data", str(tmp_path), "--out", str(tmp_path / "r.json")],
          "unknown dynamics world 'cradel' (did you mean 'cradle'?)"),
         (["eval", "clevr", "--data", str(clevr_split), "--perceiver", "derendr"],
-         "unknown perceiver 'derendr' (did you mean 'derender'?); choose one of derender, derender-blender, derender-selective, nscl, toy"),
+         "unknown perceiver 'derendr' (did you mean 'derender' or 'derender-blender'?); choose one of derender, derender-blender, derender-selective, nscl, toy"),
         (["eval", "clevr", "--data", str(clevr_split), "--model", "nsvq"],
          "unknown QA model 'nsvq' (did you mean 'nsvqa'?); choose one of nsvqa, nscl"),
         (["answer", "--image", str(tmp_path / "x.png"), "--perceiver", "tyo", "--program", "count(scene())"],
