@@ -38,10 +38,9 @@ Rollouts
   collision the annotation records) the removed object or an object already
   changed, or until a changed object's rolled-out centre comes within
   ``influence_distance`` of it (a contact the video does not show); from then
-  on the model predicts it, seeing the others' current states.  (The first
-  version switched on any object coming within ``influence_distance`` of the
-  removed one, touching or not; the model then re-predicted collisions that
-  nothing had changed, ``docs/results/clevrer.md``.)  After the last observed frame every object is predicted.  Objects of
+  on the model predicts it, seeing the others' current states.  Merely passing
+  near the removed object changes nothing, so it is no reason to predict.
+  After the last observed frame every object is predicted.  Objects of
   a perceived annotation join when they first appear, already moving.
   Collisions between objects both still following the video are the video's
   own; any pair with a predicted member gets them from the state rule

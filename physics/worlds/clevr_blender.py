@@ -249,12 +249,16 @@ def _last_lines(text: str, count: int = 3) -> str:
     return " | ".join(lines[-count:]) or "(no output)"
 
 
+def _blender_command(program: str, argument: str) -> list[str]:
+    """Headless Blender running :data:`SCRIPT` with ``argument`` (a spec file, or ``--serve``)."""
+    return [program, "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1", "-P", str(SCRIPT), "--", argument]
+
+
 class _BlenderServer:
     """One long-lived ``blender_scene.py --serve`` process: a spec path in, a DONE/FAIL line out."""
 
     def __init__(self, program: str) -> None:
-        cmd = [program, "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1"]
-        cmd += ["-P", str(SCRIPT), "--", "--serve"]
+        cmd = _blender_command(program, "--serve")
         self.program = program
         self.served = 0
         self.proc = subprocess.Popen(
@@ -335,8 +339,7 @@ def close_blender_processes() -> None:
 
 
 def _run_once(program: str, spec_file: Path, timeout_s: float, seed: Any) -> None:
-    cmd = [program, "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1"]
-    cmd += ["-P", str(SCRIPT), "--", str(spec_file)]
+    cmd = _blender_command(program, str(spec_file))
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
