@@ -36,8 +36,9 @@ in [0, 1]):
 Perception, the per-image part, fans out through :func:`physics.fanout.make_fanout`
 (``backend``, ``workers``, ``address``): each worker loads the perceiver once and
 runs ``threads`` (default 1) torch threads; images come back in order, so every
-figure is the same whatever the backend and worker count (``seconds`` aside). While
-the workers perceive, this process parses the questions.
+figure is the same whatever the backend and worker count (``seconds`` aside). The
+questions are parsed by the same fan-out, in chunks of :data:`PARSE_BATCH` spread
+among the images, so with N workers this process only collects results.
 """
 
 from __future__ import annotations
@@ -45,8 +46,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -162,7 +162,12 @@ def scene_bootstrap_interval(
     return paired_ratio([correct], [questions], n_boot=n_boot, level=level, seed=seed)["interval"]
 
 
-_WORKER_MODELS: dict[tuple[str, QAParts], QAModel] = {}  # one perceiver per worker process, loaded once
+_WORKER_MODELS: dict[tuple[str, QAParts], QAModel] = {}  # one model per worker process, loaded once
+PARSE_BATCH = 256  # questions per parser call, and per fan-out job
+
+# A job of the evaluation's fan-out: ("perceive", (image_index, file name, path)) or
+# ("parse", (first question's position, question texts)).
+Job = tuple[str, tuple]
 
 
 def _perceive(model: QAModel, job: tuple[int, str, str]) -> SceneGraph:
@@ -170,37 +175,56 @@ def _perceive(model: QAModel, job: tuple[int, str, str]) -> SceneGraph:
     return model.perceive(load_image(path), image_index=index, image_filename=name)
 
 
-def _perceive_job(args: tuple[tuple[str, QAParts, int], tuple[int, str, str]]) -> SceneGraph:
-    """Worker entry point: the scene graph of one image (the worker's model is loaded on its first image)."""
+def _run_job(model: QAModel, job: Job) -> object:
+    """One job's result: a scene graph, or a parsed chunk (see :func:`_parse_chunk`)."""
+    kind, arg = job
+    return _perceive(model, arg) if kind == "perceive" else _parse_chunk(model, *arg)
+
+
+def _worker_job(args: tuple[tuple[str, QAParts, int], Job]) -> object:
+    """Worker entry point: one job (the worker's model is loaded on its first job)."""
     (name, parts, threads), job = args
     if (name, parts) not in _WORKER_MODELS:
         torch.set_num_threads(threads)
         _WORKER_MODELS[(name, parts)] = load_qa_model(name, parts)
-    return _perceive(_WORKER_MODELS[(name, parts)], job)
+    return _run_job(_WORKER_MODELS[(name, parts)], job)
 
 
-def _parse_all(model: QAModel, texts: list[str], progress: bool) -> tuple[list[Program | None], dict[str, Any]]:
-    """Parse every question; one that cannot be parsed is ``None`` (counted wrong) and reported, never fatal.
+def _jobs(images: list[tuple[int, str, str]], texts: list[str] | None) -> list[Job]:
+    """Perception jobs, one per image, with the parse chunks spread evenly among them.
 
-    Returns the programs and the report: ``unknown_word_questions`` (questions
-    holding a word the parser never saw, read as its unknown-word token),
-    ``unknown_words`` (the 20 most frequent, with counts), ``unparsed``
-    (questions with no program: a parse error or no well-typed decode),
-    ``parse_errors`` (questions whose parse raised) and ``errors`` (the first
-    :data:`MAX_ERRORS` messages).
+    Spreading the chunks (each costs several images' perception) keeps every
+    worker busy to the end; the jobs are the same whatever the worker count.
     """
-    programs: list[Program | None] = []
+    chunks = [] if texts is None else list(range(0, len(texts), PARSE_BATCH))
+    out: list[Job] = []
+    c = 0
+    for k, image in enumerate(images):
+        while c < len(chunks) and c * len(images) <= k * len(chunks):
+            out.append(("parse", (chunks[c], texts[chunks[c] : chunks[c] + PARSE_BATCH])))  # type: ignore[index]
+            c += 1
+        out.append(("perceive", image))
+    out.extend(("parse", (s, texts[s : s + PARSE_BATCH])) for s in chunks[c:])  # type: ignore[index]
+    return out
+
+
+ParsedChunk = tuple[list[Program | None], int, list[str], list[tuple[str, ...]]]
+
+
+def _parse_chunk(model: QAModel, start: int, texts: list[str]) -> ParsedChunk:
+    """Parse questions ``start, start + 1, ...``; one that cannot be parsed is ``None``, never fatal.
+
+    Returns:
+        (programs, questions whose parse raised, their messages, the unknown
+        words of each question -- empty when the parser cannot tell).
+    """
     errors: list[str] = []
     failed = 0
-    batch = 256
-    for start in tqdm(range(0, len(texts), batch), desc="parse", unit="batch", disable=not progress):
-        chunk = texts[start : start + batch]
-        try:
-            programs.extend(model.parse(chunk))
-            continue
-        except NesyError:
-            pass
-        for k, text in enumerate(chunk):  # find the questions that fail, keep the rest
+    try:
+        programs = list(model.parse(texts))
+    except NesyError:
+        programs = []
+        for k, text in enumerate(texts):  # find the questions that fail, keep the rest
             try:
                 programs.extend(model.parse([text]))
             except NesyError as exc:
@@ -208,19 +232,37 @@ def _parse_all(model: QAModel, texts: list[str], progress: bool) -> tuple[list[P
                 failed += 1
                 if len(errors) < MAX_ERRORS:
                     errors.append(f"question {start + k}: {str(exc).removeprefix('question 0: ')}")
-    words: Counter[str] = Counter()
-    with_unknown = 0
     parser = getattr(model, "parser", None)
-    if parser is not None and hasattr(parser, "unknown_words"):
-        for unknown in parser.unknown_words(texts):
-            with_unknown += bool(unknown)
-            words.update(unknown)
+    unknown = list(parser.unknown_words(texts)) if hasattr(parser, "unknown_words") else []
+    return programs, failed, errors, unknown
+
+
+def _parse_report(chunks: Iterable[ParsedChunk]) -> tuple[list[Program | None], dict[str, Any]]:
+    """The programs of parsed chunks (in question order) and the parser report.
+
+    The report: ``unknown_word_questions`` (questions holding a word the parser
+    never saw, read as its unknown-word token), ``unknown_words`` (the 20 most
+    frequent, with counts), ``unparsed`` (questions with no program: a parse
+    error or no well-typed decode), ``parse_errors`` (questions whose parse
+    raised) and ``errors`` (the first :data:`MAX_ERRORS` messages).
+    """
+    programs: list[Program | None] = []
+    errors: list[str] = []
+    failed = with_unknown = 0
+    words: Counter[str] = Counter()
+    for got, bad, messages, unknown in chunks:
+        programs.extend(got)
+        failed += bad
+        errors.extend(messages)
+        for u in unknown:
+            with_unknown += bool(u)
+            words.update(u)
     return programs, {
         "unknown_word_questions": with_unknown,
         "unknown_words": dict(words.most_common(20)),
         "unparsed": sum(p is None for p in programs),
         "parse_errors": failed,
-        "errors": errors,
+        "errors": errors[:MAX_ERRORS],
     }
 
 
@@ -255,38 +297,40 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
     result: dict[str, Any] = {"config": asdict(config), "parts": asdict(config.parts()),
                               "questions": len(questions), "scenes": len(image_ids)}
 
-    # --- perception
-    parsed: tuple[list[Program | None], dict[str, Any]] | None = None
+    # --- perception and parsing: one fan-out of per-image and per-chunk jobs
+    texts = [q["question"] for q in questions] if config.parser == "model" else None
+    images: list[tuple[int, str, str]] = []
+    if config.perception == "model":
+        for i in image_ids:
+            name = gt_scenes[i].image_filename or f"CLEVR_{config.split}_{i:06d}.png"
+            images.append((i, name, str(layout.images / name)))
+    jobs = _jobs(images, texts)
+    desc = "+".join(n for n, on in (("perceive", images), ("parse", texts)) if on)
+    if given or (config.backend != "ray" and config.workers == 1):
+        done: Iterable[object] = (_run_job(model, job) for job in jobs)
+    else:  # the workers perceive and parse; this process only collects
+        fan = make_fanout(config.backend, config.workers, config.address)
+        spec = (config.model, config.parts(), config.threads or 1)
+        done = fan.imap(_worker_job, [(spec, job) for job in jobs])
+    perceived: dict[int, SceneGraph] = {}
+    chunks: list[ParsedChunk] = []
+    bar = tqdm(done, total=len(jobs), desc=desc, unit="job", disable=not progress or not jobs)
+    for (kind, arg), got in zip(jobs, bar, strict=True):
+        if kind == "perceive":
+            perceived[arg[0]] = got  # type: ignore[assignment]
+        else:
+            chunks.append(got)  # type: ignore[arg-type]
     if config.perception == "model":
         from perception.derender import perception_metrics
 
-        jobs = []
-        for i in image_ids:
-            name = gt_scenes[i].image_filename or f"CLEVR_{config.split}_{i:06d}.png"
-            jobs.append((i, name, str(layout.images / name)))
-        def collect(perceived: Iterable[SceneGraph]) -> dict[int, SceneGraph]:
-            bar = tqdm(perceived, total=len(jobs), desc="perceive", unit="image", disable=not progress)
-            return {job[0]: scene for job, scene in zip(jobs, bar, strict=True)}
-
-        if given or (config.backend != "ray" and config.workers == 1):
-            scenes: dict[int, SceneGraph] = collect(_perceive(model, job) for job in jobs)
-        else:
-            fan = make_fanout(config.backend, config.workers, config.address)
-            spec = (config.model, replace(config.parts(), parser=False, parser_checkpoint=None), config.threads or 1)
-            # the workers perceive while this process parses the questions (it would otherwise idle)
-            with ThreadPoolExecutor(max_workers=1) as waiter:
-                pending = waiter.submit(collect, fan.imap(_perceive_job, [(spec, job) for job in jobs]))
-                if config.parser == "model":
-                    parsed = _parse_all(model, [q["question"] for q in questions], progress)
-                scenes = pending.result()
+        scenes = perceived
         metrics = perception_metrics([scenes[i] for i in image_ids], [gt_scenes[i] for i in image_ids])
         result["perception"] = metrics
     else:
         scenes = gt_scenes
 
-    # --- parsing
     if config.parser == "model":
-        programs, report = parsed or _parse_all(model, [q["question"] for q in questions], progress)
+        programs, report = _parse_report(chunks)
         scene_list = [gt_scenes[i] for i in image_ids]
         pos = {i: k for k, i in enumerate(image_ids)}
         on_gt = model.answer_programs(programs, scene_list, [pos[q["image_index"]] for q in questions])

@@ -21,7 +21,7 @@ def figures(result: dict) -> dict:
     return {k: v for k, v in result.items() if k not in ("seconds", "config")}
 
 
-@pytest.mark.parametrize("parser", ["gt", "model"])  # model: the driver parses while the workers perceive
+@pytest.mark.parametrize("parser", ["gt", "model"])  # model: the workers parse too
 def test_eval_clevr_perception_on_two_processes_matches_one(split, parser):
     one = evaluate_clevr(ClevrEvalConfig(data=str(split), parser=parser, threads=1), progress=False)
     two = evaluate_clevr(ClevrEvalConfig(data=str(split), parser=parser, backend="process", workers=2), progress=False)
@@ -33,3 +33,18 @@ def test_eval_clevr_perception_on_two_processes_matches_one(split, parser):
 def test_eval_clevr_refuses_zero_workers(split):
     with pytest.raises(ConfigError, match="workers"):
         ClevrEvalConfig(data=str(split), workers=0)
+
+
+def test_eval_jobs_spread_parse_chunks_among_images_and_cover_every_question():
+    from benchmarks.eval_clevr import PARSE_BATCH, _jobs
+
+    images = [(i, f"{i}.png", f"/x/{i}.png") for i in range(10)]
+    texts = [f"q{k}" for k in range(3 * PARSE_BATCH + 5)]
+    jobs = _jobs(images, texts)
+    kinds = [kind for kind, _ in jobs]
+    assert [arg for kind, arg in jobs if kind == "perceive"] == images
+    parsed = [t for kind, arg in jobs if kind == "parse" for t in arg[1]]
+    assert parsed == texts  # each question once, in order
+    where = [k for k, kind in enumerate(kinds) if kind == "parse"]
+    assert len(where) == 4 and where[0] == 0 and where[-1] < len(jobs) - 1  # spread, not bunched at an end
+    assert _jobs([], texts) == [("parse", (s, texts[s : s + PARSE_BATCH])) for s in range(0, len(texts), PARSE_BATCH)]
