@@ -57,10 +57,7 @@ class BoundScene:
             while an unknown word still fails the lookup.
     """
 
-    __slots__ = ("name", "n", "all", "bits", "values", "rel", "same", "__weakref__")
-
-    rel: Mapping[str, Mapping[int, int]]
-    same: Mapping[str, Mapping[int, int]]
+    __slots__ = ("name", "n", "all", "bits", "values", "relationships", "_rel", "_same", "__weakref__")
 
     def __init__(
         self, scene: SceneGraph, vocabulary: Mapping[str, tuple[str, ...]] = ATTRIBUTES
@@ -71,19 +68,36 @@ class BoundScene:
         self.n = n
         self.all = (1 << n) - 1
         self.values: dict[str, tuple[str, ...]] = {
-            a: tuple(map(attrgetter(a), objects)) for a in vocabulary
+            a: tuple(map(_GETTERS.get(a) or attrgetter(a), objects)) for a in vocabulary
         }
         self.bits: dict[str, dict[str, int]] = {}
         bit = _BITS[:n] if n <= len(_BITS) else [1 << i for i in range(n)]
         for a, allowed in vocabulary.items():
             table = dict.fromkeys(allowed, 0)
-            column = self.values[a]
-            for v, b in zip(column, bit, strict=True):
-                table[v] = table.get(v, 0) | b
+            for v, b in zip(self.values[a], bit, strict=True):
+                if v in table:
+                    table[v] |= b
+                else:  # a word outside the vocabulary has its bitset too
+                    table[v] = b
             self.bits[a] = table
-        self.same = _Lazy(self._same_rows)
-        relationships = scene.relationships
-        self.rel = _Lazy(lambda r: _Lazy(partial(_related, relationships[r])))
+        self.relationships = scene.relationships  # relationships[R][i]: the objects j
+        self._rel: _Lazy | None = None
+        self._same: _Lazy | None = None
+
+    @property
+    def rel(self) -> Mapping[str, Mapping[int, int]]:
+        """``rel[R][i]``: the bitset of ``relationships[R][i]`` (rows made when first read)."""
+        if self._rel is None:
+            relationships = self.relationships
+            self._rel = _Lazy(lambda r: _Lazy(partial(_related, relationships[r])))
+        return self._rel
+
+    @property
+    def same(self) -> Mapping[str, Mapping[int, int]]:
+        """``same[a][i]``: the other objects sharing object i's attribute a (made when first read)."""
+        if self._same is None:
+            self._same = _Lazy(self._same_rows)
+        return self._same
 
     def _same_rows(self, attr: str) -> _Lazy:
         return _Lazy(partial(_same, self.bits[attr], self.values[attr]))
@@ -101,6 +115,7 @@ class BoundScene:
 
 
 _BITS = [1 << i for i in range(64)]
+_GETTERS = {a: attrgetter(a) for a in ATTRIBUTES}
 
 
 def _related(rows: list[list[int]], i: int) -> int:

@@ -45,7 +45,8 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from operator import itemgetter
+from functools import reduce
+from operator import itemgetter, or_
 from types import CodeType
 
 import numpy as np
@@ -61,7 +62,6 @@ from reasoning.executor.batched import BatchPlan, _tree_like
 from reasoning.executor.bound_scene import BoundScene, bind_scene
 from reasoning.executor.check import side_vocabulary
 from reasoning.executor.encode import ROOT_KINDS, encode
-from reasoning.executor.fast_eval import _one
 from reasoning.executor.ops import (
     _VERSION,
     ANSWER_TYPES,
@@ -77,8 +77,10 @@ from reasoning.executor.symbolic import default_executor
 
 __all__ = ["answer_node_lists", "clear_structure_cache"]
 
-_FUNCTION, _TYPE = itemgetter("function"), itemgetter("type")
+_FUNCTION, _TYPE, _INPUTS = itemgetter("function"), itemgetter("type"), itemgetter("inputs")
 _FAILURES = (InvalidExecution, KeyError, TypeError, ValueError, IndexError, AttributeError)
+_BIT = {i: 1 << i for i in range(64)}  # object index -> its bit (bitset ints hold any size;
+# the single executor's own rows take indices up to any size, so the fast path stops at 64)
 _ATTR_OF = {f"filter_{a}": a for a in VALUE_TYPES.values()}
 _ATTR_OF_NAME = {f"{op}_{a}": a for a in VALUE_TYPES.values() for op in ("filter", "query", "same")}
 
@@ -115,15 +117,10 @@ class _Structure:
     structure's, and reads the side inputs it needs.
     """
 
-    __slots__ = ("run", "words_ok", "key", "params")
+    __slots__ = ("run", "key", "params")
 
-    def __init__(
-        self,
-        run: tuple[Callable | None, Callable | None],
-        key: tuple | None,
-        params: Callable | None,
-    ):
-        self.run, self.words_ok = run  # (BoundScene, nodes) -> answer; nodes -> bool
+    def __init__(self, run: Callable | None, key: tuple | None, params: Callable | None):
+        self.run = run  # (positions, node lists, scene indices, bindings, out, K) -> (other, slow)
         self.key = key  # canonical batched key
         self.params = params  # nodes -> parameter codes
 
@@ -154,9 +151,7 @@ def _structure(functions: tuple, key: str, nodes: list, where: str, batched: boo
         for j in ins:
             reads[j] += 1
     if batched:
-        s = _Structure(
-            (None, None), *_compile_encoder(functions, inputs, key, reads, program, nodes)
-        )
+        s = _Structure(None, *_compile_encoder(functions, inputs, key, reads, program, nodes))
     else:
         s = _Structure(_compile_run(functions, inputs), None, None)
     _CACHES[batched].setdefault(functions, []).append(s)
@@ -177,14 +172,9 @@ def _prologue(
     """
     n = len(inputs)
     lines = [f"    {''.join(f'n{i}, ' for i in range(n))}= N"]
-    tests = []
-    for i, ins in enumerate(inputs):
-        if ins:
-            env[f"I{i}"] = list(ins)
-            tests.append(f'n{i}["inputs"] != I{i}')
-        else:
-            tests.append(f'n{i}["inputs"]')
-    lines += [f"    if {' or '.join(tests)}:", "        raise _OtherStructure"]
+    env["I"] = [list(ins) for ins in inputs]
+    env["INPUTS"] = _INPUTS
+    lines += ["    if list(map(INPUTS, N)) != I:", "        raise _OtherStructure"]
     bare = [f"K in n{i} and n{i}[K]" for i in range(n) if i not in valued and i not in own]
     if bare:
         lines += [f"    if {' or '.join(bare)}:", "        raise ValueError"]
@@ -218,10 +208,11 @@ def _define(lines: list[str], env: dict[str, object]) -> None:
 
 _INLINE: dict[str, str] = {  # built-in operations as expressions of their inputs a, b
     "scene": "bs.all",
-    "unique": "_one({a})",
+    "unique": "{a}",  # then checked and turned into an index by statements (_compile_run)
     "count": "{a}.bit_count()",
     "exist": "{a} != 0",
-    "relate": "bs.rel[{w}][{a}]",
+    # relate and same_* read the scene's own rows, not the binding's lazily built ones
+    "relate": "reduce(or_, map(BIT, bs.relationships[{w}][{a}]), 0)",
     "union": "{a} | {b}",
     "intersect": "{a} & {b}",
     "equal_integer": "{a} == {b}",
@@ -230,54 +221,67 @@ _INLINE: dict[str, str] = {  # built-in operations as expressions of their input
     "greater_than": "{a} > {b}",
     **{f"filter_{a}": "{a} & bits[A{i}][{w}]" for a in VALUE_TYPES.values()},
     **{f"query_{a}": "bs.values[A{i}][{a}]" for a in VALUE_TYPES.values()},
-    **{f"same_{a}": "bs.same[A{i}][{a}]" for a in VALUE_TYPES.values()},
+    **{f"same_{a}": "bits[A{i}][bs.values[A{i}][{a}]] & ~(1 << {a})" for a in VALUE_TYPES.values()},
     **{f"equal_{a}": "{a} == {b}" for a in VALUE_TYPES.values()},
 }
 
 
-def _compile_run(functions: tuple, inputs: list) -> tuple[Callable | None, Callable | None]:
-    """Generate the evaluator of one structure and its word check.
+def _compile_run(functions: tuple, inputs: list) -> Callable | None:
+    """Generate the evaluator of one structure.
 
     Returns:
-        ``run(bs, nodes) -> answer`` and ``words_ok(nodes) -> bool``: whether
-        every word is in its vocabulary (run has checked the counts), which
-        tells an invalid ``unique`` (answer ``None``) from a malformed program
-        when ``run`` raises :class:`InvalidExecution`.
+        ``run(nodes, bs, K) -> answer`` (``None``: invalid on that scene), or
+        ``None`` when the root gives no answer (the slow path says why).  It
+        raises :class:`_OtherStructure` when the ``inputs`` are not this
+        structure's, and one of :data:`_FAILURES` when the fast path cannot
+        judge the node list (a malformed node, a word outside its vocabulary,
+        an operation's own side inputs when its execution is invalid).
     """
     root = OPS[functions[-1]]
     if root.output not in ANSWER_TYPES:
-        return None, None  # the slow path says why there is no answer
+        return None
     body: list[str] = []
-    env: dict[str, object] = {"_one": _one}
+    env: dict[str, object] = {
+        "InvalidExecution": InvalidExecution,
+        "reduce": reduce,
+        "or_": or_,
+        "BIT": _BIT.__getitem__,  # a bad index (negative, too large) fails: the slow path judges
+    }
     valued: set[int] = set()
     own: set[int] = set()
-    words: list[str] = []  # membership tests of the inline nodes' words
+    words: list[tuple[int, frozenset]] | None = []  # (node, vocabulary) of the inline words
     for i, (name, ins) in enumerate(zip(functions, inputs, strict=True)):
         spec = OPS[name]
         args = [f"x{j}" for j in ins]
         inline = _INLINE.get(name) if _builtin(name) else None
+        if name == "unique" and inline is not None:  # inlined: no call per node
+            body += [
+                f"        x{i} = {args[0]}",
+                f"        if not x{i} or x{i} & (x{i} - 1):",
+                "            raise InvalidExecution",
+                f"        x{i} = x{i}.bit_length() - 1",
+            ]
+            continue
         if inline is not None:
             if spec.side_inputs:
                 valued.add(i)
-                env[f"W{i}"] = frozenset(side_vocabulary(spec.side_inputs[0]) or ())
-                words.append(f"N[{i}][K][0] in W{i}")
+                if words is not None:
+                    words.append((i, frozenset(side_vocabulary(spec.side_inputs[0]) or ())))
             env[f"A{i}"] = _ATTR_OF_NAME.get(name)
             expr = inline.format(
                 a=args[0] if args else "", b=args[1] if len(args) > 1 else "", w=f"w{i}", i=i
             )
         else:
             own.add(i)
-            words.append("False")  # an operation's own words: the slow path judges them
+            words = None  # an operation's own words: the slow path judges them
             env[f"F{i}"] = spec.fn
+            body.append(f"        s{i} = n{i}.get(K, ())")
             if spec.optional_side:
                 least = 1 if "Relation" in spec.side_inputs else 0
-                body.append(f"    s{i} = n{i}.get(K, ())")
-                body.append(f"    if not {least} <= len(s{i}) <= {len(spec.side_inputs)}:")
-                body.append("        raise ValueError")
-            else:
-                body.append(f"    s{i} = n{i}.get(K, ())")
+                body.append(f"        if not {least} <= len(s{i}) <= {len(spec.side_inputs)}:")
+                body.append("            raise ValueError")
             expr = f"F{i}(bs, {''.join(a + ', ' for a in args)}*s{i})"
-        body.append(f"    x{i} = {expr}")
+        body.append(f"        x{i} = {expr}")
     last = f"x{len(functions) - 1}"
     if root.output == BOOL:
         body.append(f"    return 'yes' if {last} else 'no'")
@@ -286,13 +290,16 @@ def _compile_run(functions: tuple, inputs: list) -> tuple[Callable | None, Calla
     else:
         body.append(f"    return {last}")
     head = [
-        "def run(bs, N, K):",  # K: the side-input key of the node list's spelling
+        "def run(N, bs, K):",  # K: the side-input key of the node list's spelling
         *_prologue(inputs, valued, env, frozenset(own)),
         "    bits = bs.bits",
+        "    try:",
     ]
-    check = ["def words_ok(N, K):", f"    return {' and '.join(words) or 'True'}"]
-    _define(head + body + check, env)
-    return env["run"], env["words_ok"]  # type: ignore[return-value]
+    env["WORDS"], env["_invalid"] = words, _invalid
+    tail = ["    except InvalidExecution:", "        return _invalid(N, K, WORDS)"]
+    body, ret = body[:-1], body[-1:]
+    _define(head + body + tail + ret, env)
+    return env["run"]  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------- the batched encoder
@@ -434,65 +441,100 @@ def answer_node_lists(
     def where(k: int) -> str:
         return _where_of(names, k)
 
-    def fail(k: int, exc: NesyError) -> None:
-        if errors is None:
-            raise exc
-        errors[k] = exc
+    found: dict[int, NesyError] = {} if errors is None else errors
 
-    if batched:
-        return _batched(node_lists, scenes, scene_indices, where, fail)
-    out: list[str | None] = [None] * len(node_lists)
-    bound: list[BoundScene | None] = [None] * len(scenes)
-    structures = _CACHES[False].get
-    for k, (nodes, i) in enumerate(zip(node_lists, scene_indices, strict=True)):
-        bs = bound[i]
-        if bs is None:
-            bs = bound[i] = bind_scene(scenes[i])
-        found = _functions(nodes)
-        if found is not None:
-            functions, side = found
-            for s in structures(functions, ()):
-                if s.run is None:
-                    break  # no answer type: the slow path says why
-                try:
-                    out[k] = s.run(bs, nodes, side)
-                    break
-                except _OtherStructure:
-                    continue
-                except InvalidExecution:
-                    if s.words_ok(nodes, side):  # type: ignore[misc]
-                        break  # invalid on this scene, as the slow path would find
-                    s = None
-                    break
-                except _FAILURES:
-                    s = None
-                    break
-            else:
-                try:
-                    s = _structure(functions, side, nodes, where(k), False)
-                except ProgramError as exc:
-                    fail(k, exc)
-                    continue
-                done, out[k] = _run_first(s, bs, nodes, side)
-                if done:
-                    continue
-                s = None
-            if s is not None and s.run is not None:
-                continue
-        out[k] = _slow(nodes, scenes[i], where(k), k, fail)
+    def fail(k: int, exc: NesyError) -> None:
+        found[k] = exc
+
+    run = _batched if batched else _single
+    out = run(node_lists, scenes, scene_indices, where, fail)
+    if errors is None and found:
+        raise found[min(found)]  # the first malformed program (questions are grouped, not in order)
     return out
 
 
-def _run_first(s: _Structure, bs: BoundScene, nodes: list, side: str) -> tuple[bool, str | None]:
-    """Run a freshly compiled structure on the node list it was compiled from: (done, answer)."""
+def _invalid(nodes: list, side: str, words: list[tuple[int, frozenset]] | None) -> None:
+    """An evaluator's execution was invalid: ``None`` if every word is known, else raise.
+
+    An unknown word makes the program malformed, not invalid on the scene
+    (``words`` ``None``: an operation reads its own words; the slow path judges).
+    """
+    if words is None or not all(nodes[i][side][0] in vocab for i, vocab in words):
+        raise ValueError
+    return None
+
+
+class _Slow(Exception):
+    """Internal: the fast path cannot judge this node list; ``from_clevr`` and the executors will."""
+
+
+def _single(
+    node_lists: Sequence[object],
+    scenes: Sequence[SceneGraph],
+    scene_indices: Sequence[int],
+    where: Callable[[int], str],
+    fail: Callable,
+) -> list[str | None]:
+    """Single mode: each question in turn, by its structure's generated evaluator.
+
+    Questions are taken in the order given (so a scene's questions, written
+    together, find its tables in the processor's caches), each looked up by
+    its tuple of functions.
+    """
+    out: list[str | None] = [None] * len(node_lists)
+    bound: list[BoundScene | None] = [None] * len(scenes)
+    for i in set(scene_indices):
+        bound[i] = bind_scene(scenes[i])
+    runs = {f: ss[0].run for f, ss in _CACHES[False].items()}  # the first structure of each
+    slow: list[int] = []
+    for k, (nodes, i) in enumerate(zip(node_lists, scene_indices, strict=True)):
+        try:
+            if "function" in nodes[0]:  # type: ignore[index]
+                functions, side = tuple(map(_FUNCTION, nodes)), "value_inputs"  # type: ignore[call-overload]
+            else:
+                functions, side = tuple(map(_TYPE, nodes)), "side_inputs"  # type: ignore[call-overload]
+            run = runs.get(functions)
+            if run is None:
+                raise _OtherStructure
+            out[k] = run(nodes, bound[i], side)
+        except _OtherStructure:
+            try:
+                out[k] = _other_structure(functions, side, nodes, bound[i], where(k), runs)
+            except ProgramError as exc:
+                fail(k, exc)
+            except (_Slow, *_FAILURES):
+                slow.append(k)
+        except _FAILURES:  # not a list of dicts, a missing key, a bad word ...
+            slow.append(k)
+    for k in slow:
+        out[k] = _slow(node_lists[k], scenes[scene_indices[k]], where(k), k, fail)
+    return out
+
+
+def _other_structure(
+    functions: tuple, side: str, nodes: list, bs: BoundScene, where: str, runs: dict
+) -> str | None:
+    """Answer a node list its functions' first structure does not fit: another, or a new one.
+
+    Raises:
+        ProgramError: the node list is malformed.
+        _Slow: (or one of :data:`_FAILURES`) the slow path must judge it.
+    """
+    for s in _CACHES[False].get(functions, ()):
+        if s.run is None:
+            raise _Slow  # no answer type: the slow path says why
+        try:
+            return s.run(nodes, bs, side)
+        except _OtherStructure:
+            continue
+    s = _structure(functions, side, nodes, where, False)
+    runs.setdefault(functions, s.run)
     if s.run is None:
-        return False, None
+        raise _Slow
     try:
-        return True, s.run(bs, nodes, side)
-    except InvalidExecution:
-        return bool(s.words_ok(nodes, side)), None  # type: ignore[misc]
-    except _FAILURES:
-        return False, None
+        return s.run(nodes, bs, side)
+    except _OtherStructure:  # its own structure did not take it (inputs as a tuple)
+        raise _Slow from None
 
 
 def _where_of(names: Sequence[str] | None, k: int) -> str:
