@@ -306,10 +306,12 @@ class BlenderDerenderer(Derenderer):
     """The derenderer fine-tuned for Blender (Cycles) renders of the official CLEVR assets.
 
     Same networks and interface as :class:`Derenderer`; its shipped checkpoint
-    (``checkpoints/derender_blender.pt``) was fine-tuned with ``--look-augment`` on
-    Blender and pybullet renders together (docs/results/derender.md, "Blender
-    renders"). It reads Blender renders far better than ``derender`` and our pybullet
-    renders slightly worse, so ``derender`` stays the default.
+    (``checkpoints/derender_blender.pt``, round 4) was fine-tuned with ``--look-augment``
+    on Blender and pybullet renders together, then its attribute network once more
+    without look jitter on new Blender scenes and as many pybullet ones
+    (docs/results/derender.md, "Blender renders"). It reads Blender renders far better
+    than ``derender`` and our pybullet renders slightly worse, so ``derender`` stays the
+    default.
     """
 
     name = "derender-blender"
