@@ -154,3 +154,21 @@ def test_focused_rollout_has_gradients_and_no_focus_rolls_every_node(corners):
     whole.reset(seed=4)
     assert whole.focus_nodes(hist[-1]) is None and BoxPushTaskConfig().focus is None
     whole.close()
+
+
+def test_shipped_corner_propnet_pushes_the_box_like_the_simulator(corners):
+    """Drive the pusher into the target box for 24 world steps: the corners follow pybullet."""
+    model = make_planning_model("propnet", corners.checkpoint_world)
+    assert model.model.config.shape_matching
+    model.bind(corners)
+    gt = SimulatorModel()
+    gt.bind(corners)
+    state = corners.world.state()
+    toward = torch.as_tensor(corners.box_centres(state)[corners.target] - state[corners.actuated_node, :2])
+    raw = (toward / toward.norm()).float().expand(1, 6, 2).clone()
+    hist = torch.as_tensor(corners.history(model.history_frames), dtype=torch.float32)
+    with torch.no_grad():
+        pred = model.predict(hist, corners.node_actions(raw))
+    true = gt.predict(hist, corners.node_actions(raw))
+    assert float((true[0, -1, 4 * corners.target: 4 * corners.target + 4] - hist[-1, 4 * corners.target: 4 * corners.target + 4]).norm(dim=-1).max()) > 1e-3  # pushed
+    assert float((pred - true).norm(dim=-1).max()) < 5e-3  # metres, over 24 world steps
