@@ -90,11 +90,16 @@ class BoxPushTaskConfig(ControlConfig):
         approach_weight: Planner cost weight of the pusher's distance to the point
             behind the box (the side opposite the goal), which guides the pusher
             to the box before the box term can move.
+        kinematic_pusher: Learned planning models move the pusher by its commanded
+            velocity (the world sets it before every physics step) instead of
+            predicting it; the boxes' motion stays the model's
+            (:meth:`ControlEnv.kinematic_node`).
     """
 
     max_steps: int = 40
     goal_distance: tuple[float, float] = (0.08, 0.12)
     approach_weight: float = 0.3
+    kinematic_pusher: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -107,6 +112,7 @@ class BoxPushTaskConfig(ControlConfig):
 class BoxPushCornersTaskConfig(BoxPushTaskConfig):
     """Box pushing on corner nodes: :class:`BoxPushTaskConfig` with the world's ``box_nodes="corners"``.
 
+    The pusher is kinematic in the planning models by default (``kinematic_pusher``).
     ``focus`` defaults to 0.25 m: within a 5-step horizon (1/3 s) the pusher moves
     at most 0.067 m, so a box whose centre lies farther than 0.25 m cannot be
     reached even through a touching box (pusher radius 0.03 m, box half
@@ -115,6 +121,7 @@ class BoxPushCornersTaskConfig(BoxPushTaskConfig):
 
     world: dict[str, Any] = field(default_factory=lambda: {"box_nodes": "corners"})
     focus: float | None = 0.25
+    kinematic_pusher: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -225,6 +232,12 @@ class ControlEnv(gym.Env):
     def _focus_always(self) -> list[int]:
         """Nodes that every focused rollout keeps (the task's own object)."""
         return []
+
+    def kinematic_node(self) -> tuple[int, float] | None:
+        """``(node, dt)`` when the actuated node moves by exactly its world action times ``dt``
+        per recorded step (a velocity-controlled body): learned models then move it so
+        instead of predicting it.  ``None``: the model predicts every node."""
+        return None
 
     @abstractmethod
     def _sample_goal(self, rng: np.random.Generator) -> np.ndarray:
@@ -360,6 +373,9 @@ class BoxPushEnv(ControlEnv):
         """Planar box centres ``[num_boxes, 2]`` of node positions ``[N, 3]`` (corner nodes averaged)."""
         k = self.box_node_count
         return positions[: self.actuated_node, :2].reshape(-1, k, 2).mean(axis=1)
+
+    def kinematic_node(self) -> tuple[int, float] | None:
+        return (self.actuated_node, self.world.dt) if self.config.kinematic_pusher else None
 
     def _focus_always(self) -> list[int]:
         k = self.box_node_count

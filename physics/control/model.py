@@ -194,15 +194,20 @@ class LearnedModel(PlanningModel):
         if history.shape != (h1, n, d):
             raise StateError(f"LearnedModel.predict: history must be [{h1}, {n}, {d}], got {tuple(history.shape)}")
         keep = self.env.focus_nodes(history[-1]) if self.env is not None else None
+        pin = self.env.kinematic_node() if self.env is not None else None
         if keep is None or bool(keep.all()):
-            return self._rollout(self._tiled(b), history, actions)
+            return self._rollout(self._tiled(b), history, actions, pin)
         idx = keep.nonzero().squeeze(1)
-        part = self._rollout(self._tiled(b, keep), history[:, idx], actions[:, :, idx])
+        if pin is not None:
+            pin = (int((idx < pin[0]).sum()), pin[1])  # its row among the kept nodes
+        part = self._rollout(self._tiled(b, keep), history[:, idx], actions[:, :, idx], pin)
         still = history[-1].float().expand(b, t, n, d)
         return still.index_copy(2, idx, part)
 
-    def _rollout(self, u: dict[str, Tensor], history: Tensor, actions: Tensor) -> Tensor:
-        """Roll ``B`` copies of the scene of ``u`` out from ``history`` under ``actions`` ``[B, T, n, 3]``."""
+    def _rollout(self, u: dict[str, Tensor], history: Tensor, actions: Tensor,
+                 pin: tuple[int, float] | None = None) -> Tensor:
+        """Roll ``B`` copies of the scene of ``u`` out from ``history`` under ``actions`` ``[B, T, n, 3]``;
+        node ``pin[0]`` of each copy moves by its action times ``pin[1]`` (a kinematic actuator)."""
         b, t, n, d = actions.shape
         h1 = self.history_frames
         roots = u["root_of"] if self.model.config.graph.roots_per_instance else None
@@ -215,6 +220,9 @@ class LearnedModel(PlanningModel):
             nxt = self.model.next_positions(g)[: b * n]
             if hidden is not None:
                 nxt = torch.where(hidden[:, None], frames[-1], nxt)
+            if pin is not None:
+                rows = torch.arange(b) * n + pin[0]
+                nxt = nxt.index_copy(0, rows, frames[-1][rows] + pin[1] * actions[:, k, pin[0]].float())
             frames.append(nxt)
             out.append(nxt.reshape(b, n, d))
         return torch.stack(out, dim=1)

@@ -172,3 +172,19 @@ def test_shipped_corner_propnet_pushes_the_box_like_the_simulator(corners):
     true = gt.predict(hist, corners.node_actions(raw))
     assert float((true[0, -1, 4 * corners.target: 4 * corners.target + 4] - hist[-1, 4 * corners.target: 4 * corners.target + 4]).norm(dim=-1).max()) > 1e-3  # pushed
     assert float((pred - true).norm(dim=-1).max()) < 5e-3  # metres, over 24 world steps
+
+
+def test_kinematic_pusher_moves_by_its_commanded_velocity_and_passes_gradients(corners):
+    model = _corner_propnet()
+    model.bind(corners)
+    node, dt = corners.kinematic_node()
+    assert node == corners.actuated_node and dt == pytest.approx(corners.world.dt)
+    hist = torch.as_tensor(corners.history(model.history_frames), dtype=torch.float32)
+    raw = (2 * torch.rand(2, 3, 2, generator=torch.Generator().manual_seed(2)) - 1).requires_grad_(True)
+    acts = corners.node_actions(raw)
+    pred = model.predict(hist, acts)
+    expected = hist[-1, node] + dt * acts[:, :, node].cumsum(dim=1)
+    torch.testing.assert_close(pred[:, :, node], expected, atol=1e-6, rtol=0)
+    pred[:, -1, node, :2].sum().backward()
+    assert raw.grad is not None and float(raw.grad.abs().sum()) > 0
+    assert BoxPushTaskConfig().kinematic_pusher is False  # the centre task's rows predict the pusher
