@@ -19,12 +19,16 @@ from physics.control import (
 from physics.errors import ConfigError
 
 
-@pytest.fixture(scope="module")
-def boxes():
-    env = BoxPushEnv()
+def _env_at_seed_4(cls):
+    env = cls()
     env.reset(seed=4)
     yield env
     env.close()
+
+
+@pytest.fixture(scope="module")
+def boxes():
+    yield from _env_at_seed_4(BoxPushEnv)
 
 
 def _actions(env, b, t, seed=0):
@@ -107,10 +111,7 @@ def test_boxes_propnet_plans_with_its_registered_control_checkpoint(boxes):
 
 @pytest.fixture(scope="module")
 def corners():
-    env = BoxPushCornersEnv()
-    env.reset(seed=4)
-    yield env
-    env.close()
+    yield from _env_at_seed_4(BoxPushCornersEnv)
 
 
 def _corner_propnet(seed=0):
