@@ -109,11 +109,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
     task = TASKS.get(args.task)
     planner_cfg = config_from_args(PlannerConfig, args)
-    overrides = {k: getattr(args, k) for k in ("repeat", "max_steps", "tolerance") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("repeat", "max_steps", "tolerance", "focus") if getattr(args, k) is not None}
     task_cfg = dataclasses.replace(task.env_cls.config_cls(), **overrides)
     planner = make_planner(args.planner, planner_cfg)
     env = task.env_cls(task_cfg)
-    model = make_planning_model(args.model, env.world_name, args.checkpoint) if planner.needs_model else None
+    model = make_planning_model(args.model, env.checkpoint_world, args.checkpoint) if planner.needs_model else None
     out = Path(args.out)
     ensure_dir(out.parent)
     settings = _settings(args, planner_cfg, task_cfg)
@@ -200,6 +200,9 @@ def register(groups) -> None:
     parser.add_argument("--repeat", type=int, default=None, help="world steps per control step (task default)")
     parser.add_argument("--max-steps", type=int, default=None, help="control steps per episode (task default)")
     parser.add_argument("--tolerance", type=float, default=None, help="success distance in m (task default)")
+    parser.add_argument("--focus", type=float, default=None,
+                        help="learned models simulate only objects within this many m of the actuated node "
+                        "(task default; boxpush-corners: 0.25)")
     parser.add_argument("--explore", type=float, default=0.0,
                         help="std of Gaussian noise on each executed normalised action (data collection; default 0)")
     parser.add_argument("--record", default=None, metavar="DIR",

@@ -23,14 +23,12 @@ PAPERS = ("PropNet (Li et al., ICRA 2019) reports control on its own box-pushing
 
 def _available(task: str, model: str):
     def check() -> str | None:
-        from benchmarks.dynamics_eval import find_checkpoint
         from physics.control import TASKS
-        from physics.errors import CheckpointError
+        from physics.control.model import default_checkpoint
 
-        world = TASKS.get(task).env_cls.world_name
-        try:
-            find_checkpoint(world, model)
-        except CheckpointError:
+        cls = TASKS.get(task).env_cls
+        world = cls.checkpoint_world_for(cls.config_cls())
+        if not default_checkpoint(model, world).is_file():
             return f"no shipped {model} checkpoint for world {world!r} (task {task!r})"
         return None
 
@@ -79,7 +77,7 @@ def run_control(ctx: SuiteContext) -> dict[str, Any]:
         for model_name, planner_name, episodes in ((p["model"], "cem", p["episodes"]),
                                                    ("gt", "random", p["random_episodes"])):
             planner = make_planner(planner_name)
-            model = make_planning_model(model_name, env.world_name) if planner.needs_model else None
+            model = make_planning_model(model_name, env.checkpoint_world) if planner.needs_model else None
             t0 = time.perf_counter()
             results = [run_episode(env, model, planner, s) for s in episode_seeds(p["seed"], episodes)]
             summary = summarize(results) | {"seconds": round(time.perf_counter() - t0, 2)}

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 
 from physics.control.envs import (
+    BoxPushCornersEnv,
+    BoxPushCornersTaskConfig,
     BoxPushEnv,
     BoxPushTaskConfig,
     ControlConfig,
@@ -61,9 +63,11 @@ from physics.registry import Registry
 __all__ = [
     "ControlConfig",
     "BoxPushTaskConfig",
+    "BoxPushCornersTaskConfig",
     "RopeTaskConfig",
     "ControlEnv",
     "BoxPushEnv",
+    "BoxPushCornersEnv",
     "RopeShapeEnv",
     "Task",
     "TASKS",
@@ -112,4 +116,6 @@ def register_task(name: str, env_cls: type[ControlEnv], gym_id: str, *, help: st
 
 
 register_task("boxpush", BoxPushEnv, "nesy/BoxPush-v0", help="push a box onto a goal point (nesy/BoxPush-v0)")
+register_task("boxpush-corners", BoxPushCornersEnv, "nesy/BoxPushCorners-v0",
+              help="push a box onto a goal point, boxes as corner nodes (nesy/BoxPushCorners-v0)")
 register_task("rope", RopeShapeEnv, "nesy/RopeShape-v0", help="drag a rope into a goal shape (nesy/RopeShape-v0)")

@@ -42,7 +42,10 @@ from torch import Tensor
 from physics.errors import ConfigError
 from physics.worlds.dynamics import BoxPushing, DynamicsWorld, Rope, make_world
 
-__all__ = ["ControlConfig", "BoxPushTaskConfig", "RopeTaskConfig", "ControlEnv", "BoxPushEnv", "RopeShapeEnv"]
+__all__ = [
+    "ControlConfig", "BoxPushTaskConfig", "BoxPushCornersTaskConfig", "RopeTaskConfig", "ControlEnv", "BoxPushEnv",
+    "BoxPushCornersEnv", "RopeShapeEnv",
+]
 
 HISTORY = 8  # recorded frames kept for the models (they read the last history + 1)
 
@@ -56,12 +59,17 @@ class ControlConfig:
         max_steps: Control steps per episode before truncation.
         tolerance: Goal distance (m) below which the episode succeeds.
         world: Overrides of the world's preset config (``{"num_boxes": 8}``).
+        focus: When set, learned planning models simulate only the objects whose
+            centre lies within ``focus`` m of the actuated node (and the task's
+            own object); the others hold still in the imagined rollouts
+            (:meth:`ControlEnv.focus_nodes`).  ``None``: every node.
     """
 
     repeat: int = 4
     max_steps: int = 40
     tolerance: float = 0.03
     world: dict[str, Any] = field(default_factory=dict)
+    focus: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("repeat", "max_steps"):
@@ -69,6 +77,8 @@ class ControlConfig:
                 raise ConfigError(f"{type(self).__name__}.{key} must be >= 1, got {getattr(self, key)}")
         if not self.tolerance > 0:
             raise ConfigError(f"{type(self).__name__}.tolerance must be positive, got {self.tolerance}")
+        if self.focus is not None and not self.focus > 0:
+            raise ConfigError(f"{type(self).__name__}.focus must be positive or None, got {self.focus}")
 
 
 @dataclass(frozen=True)
@@ -80,17 +90,43 @@ class BoxPushTaskConfig(ControlConfig):
         approach_weight: Planner cost weight of the pusher's distance to the point
             behind the box (the side opposite the goal), which guides the pusher
             to the box before the box term can move.
+        kinematic_pusher: Learned planning models move the pusher by its commanded
+            velocity (the world sets it before every physics step) instead of
+            predicting it; the boxes' motion stays the model's
+            (:meth:`ControlEnv.kinematic_node`).
     """
 
     max_steps: int = 40
     goal_distance: tuple[float, float] = (0.08, 0.12)
     approach_weight: float = 0.3
+    kinematic_pusher: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         lo, hi = self.goal_distance
         if not 0 < lo <= hi:
             raise ConfigError(f"BoxPushTaskConfig.goal_distance must be (low, high) with 0 < low <= high, got {self.goal_distance}")
+
+
+@dataclass(frozen=True)
+class BoxPushCornersTaskConfig(BoxPushTaskConfig):
+    """Box pushing on corner nodes: :class:`BoxPushTaskConfig` with the world's ``box_nodes="corners"``.
+
+    The pusher is kinematic in the planning models by default (``kinematic_pusher``).
+    ``focus`` defaults to 0.25 m: within a 5-step horizon (1/3 s) the pusher moves
+    at most 0.067 m, so a box whose centre lies farther than 0.25 m cannot be
+    reached even through a touching box (pusher radius 0.03 m, box half
+    diagonals up to 0.057 m).
+    """
+
+    world: dict[str, Any] = field(default_factory=lambda: {"box_nodes": "corners"})
+    focus: float | None = 0.25
+    kinematic_pusher: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.world.get("box_nodes", "centre") != "corners":
+            raise ConfigError(f"BoxPushCornersTaskConfig.world must keep box_nodes='corners', got {self.world!r}")
 
 
 @dataclass(frozen=True)
@@ -161,6 +197,47 @@ class ControlEnv(gym.Env):
     @abstractmethod
     def action_scale(self) -> float:
         """World units of a normalised action of 1 (m/s or N)."""
+
+    @classmethod
+    def checkpoint_world_for(cls, config: ControlConfig) -> str:
+        """The name the learned models of this task under ``config`` are kept under (the world's, by default)."""
+        return cls.world_name
+
+    @property
+    def checkpoint_world(self) -> str:
+        """:meth:`checkpoint_world_for` of this environment's config (``make_planning_model``'s world)."""
+        return self.checkpoint_world_for(self.config)
+
+    def focus_nodes(self, positions: Tensor) -> Tensor | None:
+        """Nodes a learned model must simulate at ``positions`` ``[N, 3]``: bool ``[N]``, or ``None`` (all).
+
+        With ``config.focus`` set: every node of an object (``world.instance``)
+        whose mean position lies within ``focus`` (planar) of the actuated node,
+        the actuated node, and the nodes of :meth:`_focus_always`.
+        """
+        if self.config.focus is None:
+            return None
+        inst = torch.as_tensor(self.world.instance, dtype=torch.long, device=positions.device)
+        xy = positions[:, :2].detach()
+        ids, group = torch.unique(inst, return_inverse=True)
+        count = torch.bincount(group, minlength=len(ids)).clamp(min=1)[:, None].to(xy.dtype)
+        centre = torch.zeros(len(ids), 2, dtype=xy.dtype, device=xy.device).index_add_(0, group, xy) / count
+        near = (centre - xy[self.actuated_node]).norm(dim=-1) <= self.config.focus
+        keep = near[group] & (inst >= 0)
+        keep[self.actuated_node] = True
+        for node in self._focus_always():
+            keep[node] = True
+        return keep
+
+    def _focus_always(self) -> list[int]:
+        """Nodes that every focused rollout keeps (the task's own object)."""
+        return []
+
+    def kinematic_node(self) -> tuple[int, float] | None:
+        """``(node, dt)`` when the actuated node moves by exactly its world action times ``dt``
+        per recorded step (a velocity-controlled body): learned models then move it so
+        instead of predicting it.  ``None``: the model predicts every node."""
+        return None
 
     @abstractmethod
     def _sample_goal(self, rng: np.random.Generator) -> np.ndarray:
@@ -282,33 +359,58 @@ class BoxPushEnv(ControlEnv):
     def action_scale(self) -> float:
         return self.world.config.max_speed
 
+    @property
+    def box_node_count(self) -> int:
+        """Nodes per box: 1 (its centre) or 4 (its corners, ``box_nodes="corners"``)."""
+        return 4 if self.world.config.box_nodes == "corners" else 1
+
+    @classmethod
+    def checkpoint_world_for(cls, config: ControlConfig) -> str:
+        """``boxes`` for centre nodes, ``boxes_corners`` for corner nodes (their models differ)."""
+        return "boxes_corners" if config.world.get("box_nodes", "centre") == "corners" else "boxes"
+
+    def box_centres(self, positions: np.ndarray) -> np.ndarray:
+        """Planar box centres ``[num_boxes, 2]`` of node positions ``[N, 3]`` (corner nodes averaged)."""
+        k = self.box_node_count
+        return positions[: self.actuated_node, :2].reshape(-1, k, 2).mean(axis=1)
+
+    def kinematic_node(self) -> tuple[int, float] | None:
+        return (self.actuated_node, self.world.dt) if self.config.kinematic_pusher else None
+
+    def _focus_always(self) -> list[int]:
+        k = self.box_node_count
+        return list(range(k * self.target, k * (self.target + 1)))
+
     def _sample_goal(self, rng: np.random.Generator) -> np.ndarray:
-        if self.world.config.box_nodes != "centre":
-            raise ConfigError("BoxPush: the task needs box_nodes='centre' (one node per box)")
-        pos = self.world.state()[:, :2]
-        p = self.actuated_node
-        self.target = int(np.argmin(np.linalg.norm(pos[:p] - pos[p], axis=1)))
+        state = self.world.state()
+        centres = self.box_centres(state)
+        self.target = int(np.argmin(np.linalg.norm(centres - state[self.actuated_node, :2], axis=1)))
         lo, hi = self.config.goal_distance
         limit = self.world.config.layout
         for _ in range(100):  # a goal inside the layout square
             angle = rng.uniform(-np.pi, np.pi)
-            goal = pos[self.target] + rng.uniform(lo, hi) * np.array([np.cos(angle), np.sin(angle)])
+            goal = centres[self.target] + rng.uniform(lo, hi) * np.array([np.cos(angle), np.sin(angle)])
             if np.abs(goal).max() <= limit:
                 return goal
         return np.clip(goal, -limit, limit)
 
     def distance(self, positions: np.ndarray) -> float:
-        return float(np.linalg.norm(positions[self.target, :2] - self.goal))
+        return float(np.linalg.norm(self.box_centres(positions)[self.target] - self.goal))
 
     def cost(self, positions: Tensor) -> Tensor:
         """Mean over the horizon of the box's goal distance, last step doubled, plus the
-        pusher's distance to the spot behind the box (``approach_weight``)."""
+        pusher's distance to the spot behind the box (``approach_weight``).
+
+        With corner nodes the box's position is the mean of its four corners.
+        """
         goal = positions.new_tensor(self.goal)
-        box = positions[:, :, self.target, :2]
+        k = self.box_node_count
+        box = positions[:, :, k * self.target: k * (self.target + 1), :2].mean(dim=2)
         pusher = positions[:, :, self.actuated_node, :2]
         to_goal = goal - box
         dist = to_goal.norm(dim=-1)
-        reach = 0.5 * float(np.linalg.norm(self.world.node_attr[self.target, 2:4])) + self.world.config.pusher_radius
+        size = self.world.node_attr[k * self.target, 2:4]
+        reach = 0.5 * float(np.linalg.norm(size)) + self.world.config.pusher_radius
         behind = box - reach * to_goal / dist.clamp(min=1e-6)[..., None]
         approach = (pusher - behind).norm(dim=-1)
         per_step = dist + self.config.approach_weight * approach
@@ -316,6 +418,19 @@ class BoxPushEnv(ControlEnv):
 
     def _info(self, state: np.ndarray) -> dict[str, Any]:
         return super()._info(state) | {"target": self.target}
+
+
+class BoxPushCornersEnv(BoxPushEnv):
+    """Push a box onto a goal point, boxes as four corner nodes (``nesy/BoxPushCorners-v0``).
+
+    The same task as :class:`BoxPushEnv` on the ``boxes`` world with
+    ``box_nodes="corners"`` (DPI-Net's particles per rigid body): the state
+    carries every box's yaw.  The box's position is the mean of its corners;
+    ``info["target"]`` is the box's index (its nodes are ``4 * target .. 4 * target + 3``).
+    """
+
+    config_cls = BoxPushCornersTaskConfig
+    config: BoxPushCornersTaskConfig
 
 
 class RopeShapeEnv(ControlEnv):

@@ -112,7 +112,7 @@ class LearnedModel(PlanningModel):
         self.name = model.name
         self.builder = GraphBuilder(model.config.graph)
         self._static: dict[str, Tensor] = {}
-        self._union: dict[int, dict[str, Tensor]] = {}
+        self._union: dict[tuple, dict[str, Tensor]] = {}
 
     @property
     def history_frames(self) -> int:
@@ -140,11 +140,12 @@ class LearnedModel(PlanningModel):
         self._static = s
         self._union = {}
 
-    def _tiled(self, b: int) -> dict[str, Tensor]:
-        """Static arrays of ``b`` disjoint copies of the scene (ids offset per copy)."""
-        if b in self._union:
-            return self._union[b]
-        s = self._static
+    def _tiled(self, b: int, keep: Tensor | None = None) -> dict[str, Tensor]:
+        """Static arrays of ``b`` disjoint copies of the scene, or of its ``keep`` nodes (ids offset per copy)."""
+        key = (b, None if keep is None else keep.cpu().numpy().tobytes())
+        if key in self._union:
+            return self._union[key]
+        s = self._static if keep is None else self._subset(keep)
         n = s["node_attr"].shape[0]
         copy = torch.arange(b)
         inst, roots = s["instance"], s["root_of"]
@@ -159,17 +160,56 @@ class LearnedModel(PlanningModel):
             "root_of": torch.where(roots >= 0, roots + (copy * n_root)[:, None], roots).reshape(-1),
             "batch": copy.repeat_interleave(n),
         }
-        self._union = {b: u}
+        self._union = {key: u}
         return u
 
+    def _subset(self, keep: Tensor) -> dict[str, Tensor]:
+        """The static arrays of the ``keep`` nodes: fixed relations among them, root ids renumbered."""
+        s = self._static
+        new_id = torch.full((keep.numel(),), -1, dtype=torch.long)
+        new_id[keep] = torch.arange(int(keep.sum()))
+        both = keep[s["edges"][0]] & keep[s["edges"][1]]
+        roots = s["root_of"][keep]
+        if bool((roots >= 0).any()):
+            _, packed = torch.unique(roots[roots >= 0], return_inverse=True)
+            roots = roots.clone()
+            roots[roots >= 0] = packed
+        return {
+            "node_attr": s["node_attr"][keep],
+            "edges": new_id[s["edges"][:, both]],
+            "edge_attr": s["edge_attr"][both],
+            "instance": s["instance"][keep],
+            "observed": s["observed"][keep],
+            "root_of": roots,
+        }
+
     def predict(self, history: Tensor, actions: Tensor) -> Tensor:
+        """See :meth:`PlanningModel.predict`.  With the task's ``focus`` set, only the
+        environment's :meth:`~physics.control.envs.ControlEnv.focus_nodes` are rolled
+        out; every other node holds its current position."""
         if not self._static:
             raise StateError("LearnedModel.predict: call bind(env) first")
         b, t, n, d = actions.shape
         h1 = self.history_frames
         if history.shape != (h1, n, d):
             raise StateError(f"LearnedModel.predict: history must be [{h1}, {n}, {d}], got {tuple(history.shape)}")
-        u = self._tiled(b)
+        keep = self.env.focus_nodes(history[-1]) if self.env is not None else None
+        pin = self.env.kinematic_node() if self.env is not None else None
+        if keep is None or bool(keep.all()):
+            return self._rollout(self._tiled(b), history, actions, pin)
+        idx = keep.nonzero().squeeze(1)
+        if pin is not None:
+            pin = (int((idx < pin[0]).sum()), pin[1])  # its row among the kept nodes
+        part = self._rollout(self._tiled(b, keep), history[:, idx], actions[:, :, idx], pin)
+        still = history[-1].float().expand(b, t, n, d)
+        return still.index_copy(2, idx, part)
+
+    def _rollout(self, u: dict[str, Tensor], history: Tensor, actions: Tensor,
+                 pin: tuple[int, float] | None = None) -> Tensor:
+        """Roll ``B`` copies of the scene of ``u`` out from ``history`` under ``actions`` ``[B, T, n, 3]``;
+        node ``pin[0]`` of each copy moves by its action times ``pin[1]`` (a kinematic actuator)."""
+        b, t, n, d = actions.shape
+        h1 = self.history_frames
         roots = u["root_of"] if self.model.config.graph.roots_per_instance else None
         hidden = ~u["observed"] if self.model.config.partially_observed else None
         frames = list(history.float()[:, None].expand(h1, b, n, d).reshape(h1, b * n, d))
@@ -180,6 +220,9 @@ class LearnedModel(PlanningModel):
             nxt = self.model.next_positions(g)[: b * n]
             if hidden is not None:
                 nxt = torch.where(hidden[:, None], frames[-1], nxt)
+            if pin is not None:
+                rows = torch.arange(b) * n + pin[0]
+                nxt = nxt.index_copy(0, rows, frames[-1][rows] + pin[1] * actions[:, k, pin[0]].float())
             frames.append(nxt)
             out.append(nxt.reshape(b, n, d))
         return torch.stack(out, dim=1)

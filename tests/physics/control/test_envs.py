@@ -5,9 +5,18 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
-from physics.control import TASKS, BoxPushEnv, BoxPushTaskConfig, RopeShapeEnv
+from physics.control import (
+    TASKS,
+    BoxPushCornersEnv,
+    BoxPushCornersTaskConfig,
+    BoxPushEnv,
+    BoxPushTaskConfig,
+    RopeShapeEnv,
+)
+from physics.errors import ConfigError
 
 
 @pytest.mark.parametrize("task", TASKS.names())
@@ -20,7 +29,7 @@ def test_every_registered_task_passes_check_env(task):
 
 
 def test_gym_ids_are_versioned_and_wrap_the_world_classes():
-    assert {TASKS.get(t).gym_id for t in TASKS} >= {"nesy/BoxPush-v0", "nesy/RopeShape-v0"}
+    assert {TASKS.get(t).gym_id for t in TASKS} >= {"nesy/BoxPush-v0", "nesy/BoxPushCorners-v0", "nesy/RopeShape-v0"}
     env = gym.make("nesy/BoxPush-v0")
     assert type(env.unwrapped.world).__name__ == "BoxPushing"
     env.close()
@@ -68,3 +77,39 @@ def test_rope_goal_is_a_shape_the_rope_reaches_and_the_start_is_restored():
     assert info["distance"] == pytest.approx(np.linalg.norm(beads - goal, axis=1).mean())
     assert info["distance"] > 0.05  # the goal is away from the start
     env.close()
+
+
+def test_corner_task_carries_the_yaw_and_measures_the_box_centre():
+    env = BoxPushCornersEnv(BoxPushCornersTaskConfig(max_steps=3))
+    obs, info = env.reset(seed=4)
+    state = env.world.state()
+    assert env.world.num_nodes == 4 * env.world.config.num_boxes + 1 and env.actuated_node == env.world.num_nodes - 1
+    corners = state[4 * env.target: 4 * env.target + 4, :2]
+    centre = corners.mean(axis=0)
+    assert info["distance"] == pytest.approx(float(np.linalg.norm(centre - env.goal)))
+    lo, hi = env.config.goal_distance
+    assert lo - 1e-9 <= info["distance"] <= hi + 1e-9 or np.abs(env.goal).max() == pytest.approx(env.world.config.layout)
+    edge = corners[1] - corners[0]  # the yaw is in the state: the first edge runs along the box's x side
+    size_x = env.world.node_attr[4 * env.target, 2]
+    assert np.linalg.norm(edge) == pytest.approx(size_x, abs=1e-6)
+    assert env.checkpoint_world == "boxes_corners" and BoxPushEnv().checkpoint_world == "boxes"
+    env.goal = centre.copy()
+    _, _, terminated, _, info = env.step(np.zeros(2, np.float32))
+    assert terminated and info["success"]
+    env.close()
+
+
+def test_corner_cost_uses_the_mean_of_the_box_corners():
+    env = BoxPushCornersEnv()
+    env.reset(seed=4)
+    pos = torch.as_tensor(env.world.state(), dtype=torch.float32)[None, None]
+    far = pos.clone()
+    far[:, :, 4 * env.target: 4 * env.target + 4, :2] += torch.as_tensor(env.goal - env.box_centres(env.world.state())[env.target],
+                                                                          dtype=torch.float32)
+    assert env.cost(far).item() < env.cost(pos).item()  # the box on the goal costs less
+    env.close()
+
+
+def test_corner_config_refuses_centre_nodes():
+    with pytest.raises(ConfigError, match="corners"):
+        BoxPushCornersTaskConfig(world={"box_nodes": "centre"})

@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from physics.control import (
+    BoxPushCornersEnv,
+    BoxPushCornersTaskConfig,
     BoxPushEnv,
+    BoxPushTaskConfig,
     LearnedModel,
     RopeShapeEnv,
     SimulatorModel,
@@ -16,12 +19,16 @@ from physics.control import (
 from physics.errors import ConfigError
 
 
-@pytest.fixture(scope="module")
-def boxes():
-    env = BoxPushEnv()
+def _env_at_seed_4(cls):
+    env = cls()
     env.reset(seed=4)
     yield env
     env.close()
+
+
+@pytest.fixture(scope="module")
+def boxes():
+    yield from _env_at_seed_4(BoxPushEnv)
 
 
 def _actions(env, b, t, seed=0):
@@ -100,3 +107,85 @@ def test_boxes_propnet_plans_with_its_registered_control_checkpoint(boxes):
     shipped = make_planning_model("propnet", "boxes", CHECKPOINTS / "boxes_propnet.pt")
     changed = [k for k, v in control.model.state_dict().items() if not torch.equal(v, shipped.model.state_dict()[k])]
     assert changed  # a different model from the dynamics checkpoint, same architecture
+
+
+@pytest.fixture(scope="module")
+def corners():
+    yield from _env_at_seed_4(BoxPushCornersEnv)
+
+
+def _corner_propnet(seed=0):
+    """An untrained PropNet with shape matching on the corner world (the checkpoint's architecture)."""
+    from physics.models import make_model, preset
+
+    torch.manual_seed(seed)
+    cfg = preset("boxes", "propnet", dim=3, node_attr_dim=5, edge_attr_dim=1, shape_matching=True)
+    return LearnedModel(make_model("propnet", cfg))
+
+
+def test_focused_rollout_holds_far_boxes_and_keeps_boxes_rigid(corners):
+    model = _corner_propnet()
+    model.bind(corners)
+    hist = torch.as_tensor(corners.history(model.history_frames), dtype=torch.float32)
+    keep = corners.focus_nodes(hist[-1])
+    assert keep is not None and 0 < int(keep.sum()) < corners.world.num_nodes
+    assert keep[corners.actuated_node] and keep[4 * corners.target: 4 * corners.target + 4].all()
+    assert (keep.reshape(-1)[:-1].reshape(-1, 4).all(dim=1) == keep[:-1].reshape(-1, 4).any(dim=1)).all()  # whole boxes
+    acts = _actions(corners, 3, 2)
+    with torch.no_grad():
+        pred = model.predict(hist, acts)
+        single = torch.cat([model.predict(hist, acts[i: i + 1]) for i in range(3)])
+    assert pred.shape == (3, 8, corners.world.num_nodes, 3) and torch.isfinite(pred).all()
+    torch.testing.assert_close(pred, single, atol=1e-5, rtol=0)
+    far = ~keep
+    torch.testing.assert_close(pred[:, :, far], hist[-1, far].expand(3, 8, -1, 3))  # out of focus: still
+    box = pred[:, -1, 4 * corners.target: 4 * corners.target + 4]
+    rest = hist[-1, 4 * corners.target: 4 * corners.target + 4]
+    torch.testing.assert_close(torch.cdist(box, box), torch.cdist(rest, rest)[None].expand(3, 4, 4), atol=1e-4, rtol=0)
+
+
+def test_focused_rollout_has_gradients_and_no_focus_rolls_every_node(corners):
+    model = _corner_propnet()
+    model.bind(corners)
+    hist = torch.as_tensor(corners.history(model.history_frames), dtype=torch.float32)
+    raw = (2 * torch.rand(2, 2, 2, generator=torch.Generator().manual_seed(1)) - 1).requires_grad_(True)
+    corners.cost(model.predict(hist, corners.node_actions(raw))).sum().backward()
+    assert raw.grad is not None and torch.isfinite(raw.grad).all()
+    whole = BoxPushCornersEnv(BoxPushCornersTaskConfig(focus=None))
+    whole.reset(seed=4)
+    assert whole.focus_nodes(hist[-1]) is None and BoxPushTaskConfig().focus is None
+    whole.close()
+
+
+def test_shipped_corner_propnet_pushes_the_box_like_the_simulator(corners):
+    """Drive the pusher into the target box for 24 world steps: the corners follow pybullet."""
+    model = make_planning_model("propnet", corners.checkpoint_world)
+    assert model.model.config.shape_matching
+    model.bind(corners)
+    gt = SimulatorModel()
+    gt.bind(corners)
+    state = corners.world.state()
+    toward = torch.as_tensor(corners.box_centres(state)[corners.target] - state[corners.actuated_node, :2])
+    raw = (toward / toward.norm()).float().expand(1, 6, 2).clone()
+    hist = torch.as_tensor(corners.history(model.history_frames), dtype=torch.float32)
+    with torch.no_grad():
+        pred = model.predict(hist, corners.node_actions(raw))
+    true = gt.predict(hist, corners.node_actions(raw))
+    assert float((true[0, -1, 4 * corners.target: 4 * corners.target + 4] - hist[-1, 4 * corners.target: 4 * corners.target + 4]).norm(dim=-1).max()) > 1e-3  # pushed
+    assert float((pred - true).norm(dim=-1).max()) < 5e-3  # metres, over 24 world steps
+
+
+def test_kinematic_pusher_moves_by_its_commanded_velocity_and_passes_gradients(corners):
+    model = _corner_propnet()
+    model.bind(corners)
+    node, dt = corners.kinematic_node()
+    assert node == corners.actuated_node and dt == pytest.approx(corners.world.dt)
+    hist = torch.as_tensor(corners.history(model.history_frames), dtype=torch.float32)
+    raw = (2 * torch.rand(2, 3, 2, generator=torch.Generator().manual_seed(2)) - 1).requires_grad_(True)
+    acts = corners.node_actions(raw)
+    pred = model.predict(hist, acts)
+    expected = hist[-1, node] + dt * acts[:, :, node].cumsum(dim=1)
+    torch.testing.assert_close(pred[:, :, node], expected, atol=1e-6, rtol=0)
+    pred[:, -1, node, :2].sum().backward()
+    assert raw.grad is not None and float(raw.grad.abs().sum()) > 0
+    assert BoxPushTaskConfig().kinematic_pusher is False  # the centre task's rows predict the pusher
