@@ -23,6 +23,7 @@ Shapes (N clips)::
     audio    float [N, L]                       raw waveform, L a multiple of the chunk
     text     int64 [N, P, W]                    P phrases of W word ids (0 = padding), >= 1 word per clip
     VATT.video_features(video) -> float [N, 2 * dim]   ([AGG] output beside the mean of the tokens)
+    VATT.video_features(video, per_time=True) -> float [N, (1 + T / t) * dim]   (a mean per time step)
     VATT.losses(video, audio, text) -> {"loss", "nce_va", "mil_nce_vt"} scalars
 """
 
@@ -77,6 +78,9 @@ class VATTConfig:
         vt_dim: Size of the video-text space.
         drop_token: Fraction of video and audio tokens dropped per clip in training (the paper's 0.5).
         temperature: NCE temperature (the paper's 0.07 with batches of 2,048; 0.1 for batches of 32).
+        sync_negatives: Add each clip's own audio, rolled by half the clip, as a further negative of its video
+            in the video-to-audio NCE (Korbar, Tran and Torresani's AVTS "hard negatives", NeurIPS 2018): the
+            same sources out of time, so the video has to carry *when* things sound, not only what sounds.
     """
 
     frames: int = 8
@@ -93,6 +97,7 @@ class VATTConfig:
     vt_dim: int = 32
     drop_token: float = 0.5
     temperature: float = 0.1
+    sync_negatives: bool = False
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -135,11 +140,15 @@ def drop_tokens(tokens: Tensor, rate: float, generator: torch.Generator | None =
     return tokens.gather(1, order[..., None].expand(n, keep, d))
 
 
-def nce_loss(a: Tensor, b: Tensor, temperature: float) -> Tensor:
-    """Symmetric InfoNCE of paired unit embeddings ``a``, ``b`` [N, D]; the other rows are the negatives."""
+def nce_loss(a: Tensor, b: Tensor, temperature: float, extra: Tensor | None = None) -> Tensor:
+    """Symmetric InfoNCE of paired unit embeddings ``a``, ``b`` [N, D]; the other rows are the negatives.
+
+    ``extra`` [M, D] are further negatives of every ``a`` (the ``a -> b`` direction only).
+    """
     logits = a @ b.T / temperature
     target = torch.arange(a.shape[0], device=a.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    forward = logits if extra is None else torch.cat([logits, a @ extra.T / temperature], 1)
+    return 0.5 * (F.cross_entropy(forward, target) + F.cross_entropy(logits.T, target))
 
 
 def mil_nce_loss(video: Tensor, phrases: Tensor, present: Tensor, temperature: float) -> Tensor:
@@ -243,15 +252,23 @@ class VATT(nn.Module):
         return agg
 
     @torch.no_grad()
-    def video_features(self, video: Tensor, batch: int = 64) -> Tensor:
-        """Frozen video representation for a linear probe: ``[AGG]`` output beside the token mean, [N, 2 dim]."""
+    def video_features(self, video: Tensor, batch: int = 64, per_time: bool = False) -> Tensor:
+        """Frozen video representation for a linear probe.
+
+        Args:
+            per_time: Pool the tokens of each tubelet time step apart (``[AGG]`` beside ``gt`` means,
+                float [N, (1 + gt) dim]) rather than all together (``[AGG]`` beside one mean, [N, 2 dim]).
+        """
         was = self.training
         self.eval()
         try:
             out = []
             for v in video.split(batch):
                 agg, tokens = self.encode_video(v)
-                out.append(torch.cat([agg, tokens.mean(1)], 1))
+                gt = self.config.video_grid[0]
+                pooled = tokens.view(len(v), gt, -1, tokens.shape[-1]).mean(2).flatten(1) if per_time \
+                    else tokens.mean(1)
+                out.append(torch.cat([agg, pooled], 1))
             return torch.cat(out)
         finally:
             self.train(was)
@@ -269,7 +286,10 @@ class VATT(nn.Module):
         n, p, w = text.shape
         present = (text != PAD).any(2)
         t_vt = F.normalize(self.text_to_vt(self.encode_text(text.view(n * p, w))), dim=1).view(n, p, -1)
-        nce = nce_loss(F.normalize(v_va, dim=1), F.normalize(a_va, dim=1), c.temperature)
+        extra = None
+        if c.sync_negatives:  # the clip's own audio out of time: the second half first
+            extra = F.normalize(self.audio_to_va(self.encode_audio(audio.roll(c.samples // 2, 1))[0]), dim=1)
+        nce = nce_loss(F.normalize(v_va, dim=1), F.normalize(a_va, dim=1), c.temperature, extra)
         mil = mil_nce_loss(v_vt, t_vt, present, c.temperature)
         return {"loss": nce + mil, "nce_va": nce.detach(), "mil_nce_vt": mil.detach()}
 

@@ -10,26 +10,30 @@ inner loop trains the student (simulation loss plus explanation loss), an
 outer loop moves the explainer's parameters down the student's simulation loss
 on held-out inputs, differentiating through the unrolled inner loop.
 
-Here the teacher is the attribute network.  Its explainer makes ``M`` spatial
-saliency maps from one conv block: map m is the softmax over positions of a
-learnt combination ``phi_m`` of the block's standardised channels (the
-attention-head weighting of the paper, on a CNN).  The student is a smaller
-CNN with the same kind of explainer on its own middle block (``psi``, learnt
-with the student); the explanation loss is ``KL(teacher map || student map)``
-averaged over maps and crops.  The student simulates all four attribute heads
-(cross-entropy to the teacher's predicted values).
+Here the teacher is the attribute network and an explanation is a saliency map
+over the input: for each attribute, the gradient of the teacher's logit of its
+predicted value with respect to the crop's four channels (RGB and the object
+mask), weighted per channel by the learnt explainer parameters
+``phi = exp(theta)`` (``theta`` starts at 0: the plain input gradient, which is
+the *static* explainer).  The student is a smaller CNN; its own explainer is
+the same kind of map of its own network (its input gradient for the teacher's
+predicted value), so the explanation loss ``1 - cos(student map, teacher
+map)`` per crop and attribute teaches the student how the teacher's decision
+changes with the pixels (Jacobian matching, Srinivas and Fleuret, ICML 2018,
+as the student's explanation regulariser).  The student simulates all four
+attribute heads (cross-entropy to the teacher's predicted values).
 
-Shapes (K crops, crop side S, M maps, P = positions of the explained blocks)::
+Shapes (K crops, crop side S, A = 4 attributes, C = 4 input channels)::
 
-    crops         float [K, 4, S, S];  boxes float [K, 4]
-    teacher block float [K, C_T, S/4, S/4]  ->  teacher maps float [K, M, P] (log-probabilities)
-    student block float [K, C_S, S/4, S/4]  ->  student maps float [K, M, P] (log-probabilities)
-    phi           float [M, C_T];  psi float [M, C_S]
+    crops          float [K, C, S, S];  boxes float [K, 4]
+    teacher grads  float [K, A, C, S, S]  -> explanations float [K, A, C, S, S] (grads * phi per channel)
+    student grads  float [K, A, C, S, S]  (its input gradients, differentiable in its weights)
+    theta          float [A, C]
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +50,7 @@ __all__ = [
     "ScaffoldConfig",
     "Student",
     "TeacherExplainer",
+    "input_gradients",
     "teacher_targets",
     "explanation_loss",
     "train_student",
@@ -55,6 +60,7 @@ __all__ = [
 
 
 ADAM_BETAS = (0.9, 0.999)  # the student's optimiser, PyTorch's defaults
+CHANNELS = 4  # RGB and the object's mask, the attribute network's input
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,6 @@ class ScaffoldConfig:
     """The students, their few examples and the explainer's meta-training.
 
     Attributes:
-        maps: M, saliency maps per explanation.
-        layer: Block of the teacher's ``features`` that is explained (its output is S/4 wide for layer 2).
         student_width: Channels of the student's first block.
         examples: Teacher-labelled crops each student learns from.
         inner_steps, inner_lr: The student's training (full-batch Adam, unrolled).
@@ -72,80 +76,90 @@ class ScaffoldConfig:
         validation: Crops the student's simulation loss is measured on in each meta step.
     """
 
-    maps: int = 4
-    layer: int = 2
     student_width: int = 8
     examples: int = 48
     inner_steps: int = 40
     inner_lr: float = 0.01
-    beta: float = 1.0
-    outer_steps: int = 60
-    outer_lr: float = 0.01
+    beta: float = 5.0
+    outer_steps: int = 20
+    outer_lr: float = 0.05
     validation: int = 128
+
+    def __post_init__(self) -> None:
+        if self.examples < 1 or self.inner_steps < 1 or self.beta < 0 or self.validation < 1:
+            raise ConfigError(f"ScaffoldConfig: examples, inner_steps and validation must be >= 1, beta >= 0; "
+                              f"got {self}")
 
 
 class Student(nn.Module):
-    """A small CNN on crop + mask with four attribute heads and its own explainer ``psi``.
+    """A small CNN on crop + mask with four attribute heads.
 
-    ``forward(crops [K, 4, S, S], boxes [K, 4]) -> (logits {attr: [K, n]}, maps float [K, M, P])``,
-    maps being log-probabilities over the positions of the second block (S/4 x S/4).
+    ``forward(crops [K, 4, S, S], boxes [K, 4]) -> {attr: logits [K, n]}``.
     """
 
-    def __init__(self, crop_size: int, width: int, maps: int) -> None:
+    def __init__(self, crop_size: int, width: int) -> None:
         super().__init__()
         if crop_size % 8:
             raise ConfigError(f"Student needs a crop side divisible by 8, got {crop_size}")
-        self.conv1 = nn.Conv2d(4, width, 3, stride=2, padding=1)
+        self.conv1 = nn.Conv2d(CHANNELS, width, 3, stride=2, padding=1)
         self.conv2 = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
         self.conv3 = nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1)
         self.fc = nn.Linear(2 * width * (crop_size // 8) ** 2 + 4, 64)
         self.heads = nn.ModuleDict({a: nn.Linear(64, len(v)) for a, v in ATTRIBUTES.items()})
-        self.psi = nn.Parameter(torch.zeros(maps, 2 * width))
 
-    def forward(self, crops: Tensor, boxes: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        h = F.relu(self.conv2(F.relu(self.conv1(crops))))
-        maps = torch.einsum("kchw,mc->kmhw", h, self.psi).flatten(2).log_softmax(-1)
-        z = F.relu(self.fc(torch.cat([F.relu(self.conv3(h)).flatten(1), boxes * 4.0], 1)))
-        return {a: head(z) for a, head in self.heads.items()}, maps
+    def forward(self, crops: Tensor, boxes: Tensor) -> dict[str, Tensor]:
+        h = F.relu(self.conv3(F.relu(self.conv2(F.relu(self.conv1(crops))))))
+        z = F.relu(self.fc(torch.cat([h.flatten(1), boxes * 4.0], 1)))
+        return {a: head(z) for a, head in self.heads.items()}
 
 
 class TeacherExplainer(nn.Module):
-    """``phi``: M combinations of the teacher block's standardised channels, softmax over positions.
+    """``phi = exp(theta)``: per attribute, a weight of each input channel of the teacher's input gradient.
 
-    Args:
-        mean, std: float [C_T] statistics of the block's channels (fixed).
-        maps: M.
-        seed: Seeds the initial ``phi`` (N(0, 1 / C_T)).
+    ``forward(grads [K, A, C, S, S]) -> explanations [K, A, C, S, S]``; ``theta`` starts at 0 (plain gradients).
     """
 
-    def __init__(self, mean: Tensor, std: Tensor, maps: int, seed: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("mean", mean.clone())
-        self.register_buffer("std", std.clamp(min=1e-6).clone())
-        g = torch.Generator().manual_seed(seed)
-        self.phi = nn.Parameter(torch.randn(maps, len(mean), generator=g) / len(mean) ** 0.5)
+        self.theta = nn.Parameter(torch.zeros(len(ATTRIBUTES), CHANNELS))
 
-    def forward(self, block: Tensor) -> Tensor:
-        """float [K, M, P] log-probabilities from the teacher block [K, C_T, h, w]."""
-        z = (block - self.mean[:, None, None]) / self.std[:, None, None]
-        return torch.einsum("kchw,mc->kmhw", z, self.phi).flatten(2).log_softmax(-1)
+    def forward(self, grads: Tensor) -> Tensor:
+        if grads.dim() != 5 or tuple(grads.shape[1:3]) != tuple(self.theta.shape):
+            raise ConfigError(f"TeacherExplainer: gradients must be [K, {len(ATTRIBUTES)}, {CHANNELS}, S, S], "
+                              f"got {tuple(grads.shape)}")
+        return grads * self.theta.exp()[None, :, :, None, None]
 
 
-def teacher_targets(teacher: AttributeNet, crops: Tensor, boxes: Tensor, layer: int) -> tuple[dict[str, Tensor], Tensor]:
-    """The teacher's predicted values {attr: int64 [K]} and its block ``layer`` output [K, C_T, h, w]."""
-    from perception.interpret.subject import block_output
+def input_gradients(model: Callable[[Tensor, Tensor], Mapping[str, Tensor]], crops: Tensor, boxes: Tensor,
+                    labels: Mapping[str, Tensor] | None = None, create_graph: bool = False,
+                    ) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
+    """Each attribute's logit of ``labels`` (None: of the model's own prediction), differentiated by the input.
 
-    with torch.no_grad():
-        logits, _ = teacher(crops, boxes)
-        block = block_output(teacher, crops, layer)
-    return {a: v.argmax(1) for a, v in logits.items()}, block
+    Returns:
+        (logits {attr: [K, n]}, the labels used {attr: int64 [K]}, gradients float [K, A, C, S, S]).
+        With ``create_graph`` the gradients stay differentiable in the model's weights.
+    """
+    x = crops.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x, boxes)
+        if labels is None:
+            labels = {a: v.argmax(1).detach() for a, v in logits.items()}
+        grads = [torch.autograd.grad(logits[a].gather(1, labels[a][:, None]).sum(), x, create_graph=create_graph,
+                                     retain_graph=True)[0] for a in ATTRIBUTES]
+    return logits, dict(labels), torch.stack(grads, 1)
+
+
+def teacher_targets(teacher: AttributeNet, crops: Tensor, boxes: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+    """The teacher's predicted values {attr: int64 [K]} and its input gradients for them [K, A, C, S, S]."""
+    _, labels, grads = input_gradients(lambda x, b: teacher(x, b)[0], crops, boxes)
+    return labels, grads.detach()
 
 
 def explanation_loss(teacher_maps: Tensor, student_maps: Tensor) -> Tensor:
-    """Mean over crops and maps of KL(teacher || student); both float [K, M, P] log-probabilities."""
+    """Mean over crops and attributes of ``1 - cos`` of the two maps; both float [K, A, C, S, S]."""
     if teacher_maps.shape != student_maps.shape:
         raise ConfigError(f"teacher maps {tuple(teacher_maps.shape)} and student maps {tuple(student_maps.shape)} differ")
-    return (teacher_maps.exp() * (teacher_maps - student_maps)).sum(-1).mean()
+    return (1.0 - F.cosine_similarity(student_maps.flatten(2), teacher_maps.flatten(2), dim=2, eps=1e-12)).mean()
 
 
 def _simulation_loss(logits: Mapping[str, Tensor], labels: Mapping[str, Tensor]) -> Tensor:
@@ -166,7 +180,7 @@ def train_student(
     Args:
         student: Its parameters are the starting point (left unchanged).
         crops, boxes, labels: The examples and the teacher's predicted values.
-        teacher_maps: float [K, M, P] the teacher's explanations of the examples (None: no explanation loss).
+        teacher_maps: float [K, A, C, S, S] the teacher's explanations of the examples (None: no explanation loss).
         differentiable: Keep the graph, so the result can be differentiated with respect to ``teacher_maps``.
     """
     params = {n: p.detach().clone().requires_grad_(True) for n, p in student.named_parameters()}
@@ -174,13 +188,13 @@ def train_student(
     second = {n: torch.zeros_like(p) for n, p in params.items()}
     b1, b2 = ADAM_BETAS
     for t in range(1, config.inner_steps + 1):
-        logits, maps = functional_call(student, params, (crops, boxes))
-        loss = _simulation_loss(logits, labels)
-        if teacher_maps is not None:
-            loss = loss + config.beta * explanation_loss(teacher_maps, maps)
-        # allow_unused: without an explanation loss the student's explainer psi gets no gradient
-        grads = torch.autograd.grad(loss, list(params.values()), create_graph=differentiable, allow_unused=True)
-        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads, strict=True)]
+        if teacher_maps is None:
+            loss = _simulation_loss(functional_call(student, params, (crops, boxes)), labels)
+        else:
+            logits, _, maps = input_gradients(lambda x, b, p=params: functional_call(student, p, (x, b)), crops, boxes,
+                                              labels, create_graph=True)
+            loss = _simulation_loss(logits, labels) + config.beta * explanation_loss(teacher_maps, maps)
+        grads = torch.autograd.grad(loss, list(params.values()), create_graph=differentiable)
         first = {n: b1 * first[n] + (1 - b1) * g for n, g in zip(params, grads, strict=True)}
         second = {n: b2 * second[n] + (1 - b2) * g * g for n, g in zip(params, grads, strict=True)}
         step = config.inner_lr * (1 - b2**t) ** 0.5 / (1 - b1**t)
@@ -194,11 +208,11 @@ def train_student(
 
 
 def agreement(student: Student, params: Mapping[str, Tensor], crops: Tensor, boxes: Tensor,
-              labels: Mapping[str, Tensor]) -> float:
-    """Fraction of (crop, attribute) pairs on which the student predicts the teacher's value."""
+              labels: Mapping[str, Tensor]) -> dict[str, float]:
+    """Per attribute, the fraction of crops on which the student predicts the teacher's value."""
     with torch.no_grad():
-        logits, _ = functional_call(student, dict(params), (crops, boxes))
-    return float(torch.stack([(logits[a].argmax(1) == labels[a]).float() for a in ATTRIBUTES]).mean())
+        logits = functional_call(student, dict(params), (crops, boxes))
+    return {a: float((logits[a].argmax(1) == labels[a]).float().mean()) for a in ATTRIBUTES}
 
 
 def learn_explainer(
@@ -215,9 +229,11 @@ def learn_explainer(
     Returns:
         The explainer and the loop's history (``loss``: the validation simulation loss).
     """
-    labels, block = teacher_targets(teacher, crops, boxes, config.layer)
-    flat = block.transpose(0, 1).flatten(1)
-    explainer = TeacherExplainer(flat.mean(1), flat.std(1), config.maps, seed)
+    if config.examples + config.validation > len(crops):
+        raise ConfigError(f"learn_explainer: {config.examples} examples + {config.validation} validation crops "
+                          f"need more than the {len(crops)} crops given")
+    labels, grads = teacher_targets(teacher, crops, boxes)
+    explainer = TeacherExplainer()
     calls = [0]
 
     def step(_: Tensor) -> dict[str, Tensor]:  # the loop's draws are with replacement; a task needs distinct crops
@@ -227,10 +243,10 @@ def learn_explainer(
         idx, val = perm[: config.examples], perm[config.examples : config.examples + config.validation]
         with torch.random.fork_rng():
             torch.manual_seed(seed * 100_003 + calls[0])
-            student = Student(crops.shape[-1], config.student_width, config.maps)
+            student = Student(crops.shape[-1], config.student_width)
         sub = {a: v[idx] for a, v in labels.items()}
-        params = train_student(student, crops[idx], boxes[idx], sub, explainer(block[idx]), config, differentiable=True)
-        logits, _ = functional_call(student, params, (crops[val], boxes[val]))
+        params = train_student(student, crops[idx], boxes[idx], sub, explainer(grads[idx]), config, differentiable=True)
+        logits = functional_call(student, params, (crops[val], boxes[val]))
         return {"loss": _simulation_loss(logits, {a: v[val] for a, v in labels.items()})}
 
     history = train_steps(explainer, step, items=len(crops), steps=config.outer_steps, batch=1,
@@ -257,23 +273,26 @@ def bench_scaffold(quick: bool, seed: int) -> BenchOutcome:
     config = (ScaffoldConfig(examples=6, inner_steps=3, outer_steps=2, validation=4) if quick else ScaffoldConfig())
     teacher, probe, test = subject.net, subject.probe, subject.test
     explainer, history = learn_explainer(teacher, probe.crops, probe.boxes, config, seed)
-    static = TeacherExplainer(explainer.mean, explainer.std, config.maps, seed)  # phi before meta-training
-    probe_labels, probe_block = teacher_targets(teacher, probe.crops, probe.boxes, config.layer)
-    test_labels, _ = teacher_targets(teacher, test.crops, test.boxes, config.layer)
+    static = TeacherExplainer()  # theta = 0: the teacher's plain input gradients
+    probe_labels, probe_grads = teacher_targets(teacher, probe.crops, probe.boxes)
+    test_labels, _ = teacher_targets(teacher, test.crops, test.boxes)
     arms: dict[str, list[float]] = {"learnt explanations": [], "no explanations": [], "static explanations": []}
+    per_attribute: dict[str, list[dict[str, float]]] = {arm: [] for arm in arms}
     for s in range(STUDENT_SEEDS):
         g = torch.Generator().manual_seed(10_000 + 97 * seed + s)  # student seeds apart from the meta-training's
         idx = torch.randperm(len(probe), generator=g)[: config.examples]
         with torch.random.fork_rng():
             torch.manual_seed(10_000 + 97 * seed + s)
-            student = Student(probe.crops.shape[-1], config.student_width, config.maps)
+            student = Student(probe.crops.shape[-1], config.student_width)
         sub = {a: v[idx] for a, v in probe_labels.items()}
         with torch.no_grad():
-            maps = {"learnt explanations": explainer(probe_block[idx]), "no explanations": None,
-                    "static explanations": static(probe_block[idx])}
+            maps = {"learnt explanations": explainer(probe_grads[idx]), "no explanations": None,
+                    "static explanations": static(probe_grads[idx])}
         for arm, m in maps.items():
             params = train_student(student, probe.crops[idx], probe.boxes[idx], sub, m, config)
-            arms[arm].append(agreement(student, params, test.crops, test.boxes, test_labels))
+            agree = agreement(student, params, test.crops, test.boxes, test_labels)
+            per_attribute[arm].append(agree)
+            arms[arm].append(sum(agree.values()) / len(agree))
     mean = {arm: sum(v) / len(v) for arm, v in arms.items()}
     gain = mean["learnt explanations"] - mean["no explanations"]
     checks = (
@@ -283,7 +302,9 @@ def bench_scaffold(quick: bool, seed: int) -> BenchOutcome:
               f">= ablation + {GAIN}", gain >= GAIN),
     )
     figures = {
-        "agreement_per_student": arms, "agreement_mean": mean,
+        "agreement_per_student": arms, "agreement_mean": mean, "agreement_per_attribute": per_attribute,
+        "channel_weights": {a: [round(float(w), 4) for w in row]
+                            for a, row in zip(ATTRIBUTES, explainer.theta.detach().exp(), strict=True)},
         "meta_loss_first_last": [history[0]["loss"], history[-1]["loss"]] if history else None,
         "config": repr(config), "teacher_accuracy": subject.accuracy, "probe_crops": len(probe),
         "test_crops": len(test), "subject": repr(subject.config),

@@ -41,6 +41,9 @@ def test_tokens_have_one_per_tubelet_and_chunk():
     assert net.video_tokens(video).shape == (4, 2 * 2 * 2, 16)
     assert net.audio_tokens(audio).shape == (4, 8, 16)
     assert net.video_features(video).shape == (4, 32)
+    per_time = net.video_features(video, per_time=True)  # [AGG] beside the mean of each of the 2 time steps
+    assert per_time.shape == (4, 48)
+    assert torch.allclose(per_time[:, 16:].view(4, 2, 16).mean(1), net.video_features(video)[:, 16:], atol=1e-6)
 
 
 def test_drop_token_keeps_the_asked_share_in_order_and_only_in_training():
@@ -68,6 +71,27 @@ def test_nce_is_low_for_matched_pairs_and_log_n_for_uninformative_ones():
     assert float(nce_loss(e, e, 0.07)) < 1e-3
     assert math.isclose(float(nce_loss(torch.ones(5, 5) / 5**0.5, torch.ones(5, 5) / 5**0.5, 0.07)), math.log(5),
                         rel_tol=1e-5)
+
+
+def test_extra_negatives_only_enter_the_video_to_audio_direction():
+    a = F.normalize(torch.randn(4, 6, generator=torch.Generator().manual_seed(0)), dim=1)
+    assert float(nce_loss(a, a, 0.1, extra=-a)) < float(nce_loss(a, a, 0.1, extra=a))  # a copy of the positive
+    far = nce_loss(a, a, 0.1, extra=torch.zeros(0, 6))
+    assert torch.allclose(far, nce_loss(a, a, 0.1))
+
+
+def test_sync_negatives_are_the_clip_audio_out_of_time():
+    video, audio, text = _batch()
+    cfg = dataclasses.replace(TINY, drop_token=0.0)
+    torch.manual_seed(0)
+    plain = VATT(cfg)
+    torch.manual_seed(0)
+    synced = VATT(dataclasses.replace(cfg, sync_negatives=True))
+    assert float(synced.losses(video, audio, text)["nce_va"]) > float(plain.losses(video, audio, text)["nce_va"])
+    # audio whose two halves are equal is its own roll: the negative ties with the positive, so the
+    # video-to-audio cross-entropy is at least log 2 and the symmetric NCE at least half of that
+    still = audio[:, :128].repeat(1, 2)
+    assert float(synced.losses(video, still, text)["nce_va"]) >= 0.5 * math.log(2) - 1e-5
 
 
 def test_mil_nce_counts_every_phrase_of_a_clip_as_positive_and_ignores_missing_ones():
