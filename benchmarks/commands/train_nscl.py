@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         from perception.derender import load_default_derenderer
 
         proposals = load_default_derenderer()
-    read = {"progress": not args.quiet, "objects": args.objects, "proposals": proposals}
+    read = {"progress": not args.quiet, "objects": args.objects, "proposals": proposals, "crop_size": config.crop_size}
     train = load_split(args.data, args.split, limit_images=args.limit_images, **read)
     valid = None
     if args.eval_data:

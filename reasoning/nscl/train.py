@@ -53,15 +53,19 @@ class NSCLTrainConfig:
         default="constant", metadata={"help": "learning rate: constant, or cosine (warm-up, then decay to a twentieth)"}
     )
     flip: bool = field(default=False, metadata={"help": "mirror half of the training crops (attributes do not change)"})
-    init: str = field(default="", metadata={"help": "start from this NS-CL model's weights (fine-tuning; a new run)"})
+    init: str = field(
+        default="",
+        metadata={"help": "start from this NS-CL model's weights (fine-tuning; a new run; its crop size may differ)"},
+    )
+    crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels (the model's input)"})
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
+        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0 or self.crop_size < 8:
             raise ConfigError(
-                f"epochs, batch size and learning rate must be positive, got {self.epochs}, "
-                f"{self.batch_size}, {self.learning_rate}"
+                f"epochs, batch size and learning rate must be positive and the crop size at least 8, got "
+                f"{self.epochs}, {self.batch_size}, {self.learning_rate}, {self.crop_size}"
             )
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
@@ -132,15 +136,27 @@ def train_nscl(
 ) -> tuple[ConceptLearner, dict[str, Any]]:
     """Train (or resume) NS-CL on ``data``; checkpoint at ``out`` after every epoch.
 
+    ``config.crop_size`` overrides ``model_config``'s, and ``data`` must be cut at that size.
+    An ``--init`` model may come from another crop size: the CNN pools adaptively, so its
+    weights fit any crop side.
+
     Returns:
         The model and its metadata (history, seconds, what it was trained on).
+
+    Raises:
+        ConfigError: the data's crops are not ``config.crop_size``, or the ``--init`` model's
+            architecture (other than its crop size) or concepts differ from this run's.
     """
+    side = next((int(c.shape[-1]) for c in data.crops if len(c)), config.crop_size)
+    if side != config.crop_size:
+        raise ConfigError(f"crop size {config.crop_size}, but the training data is cut at {side} pixels")
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
-    model = ConceptLearner(model_config or ConceptConfig())
+    model = ConceptLearner(dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size))
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
-        if start.config != model.config or start.vocabulary != model.vocabulary:
+        same = dataclasses.replace(start.config, crop_size=config.crop_size) == model.config
+        if not same or start.vocabulary != model.vocabulary:
             raise ConfigError(f"--init {config.init}: its architecture or concepts differ from this run's")
         model.load_state_dict(start.state_dict())
     out = Path(out)

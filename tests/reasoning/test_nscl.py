@@ -135,6 +135,25 @@ def test_flips_and_the_cosine_schedule_are_seeded_and_used(split, tmp_path):
                for x, y in zip(a.parameters(), tuned.parameters(), strict=True))
 
 
+def test_larger_crops_train_from_a_32_pixel_model_and_a_mismatch_is_refused(split, tmp_path):
+    small = load_split(split, "train", limit_images=3, progress=False)
+    base, _ = train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
+    large = load_split(split, "train", limit_images=3, crop_size=48, progress=False)
+    assert large.crops[0].shape[-2:] == (48, 48)
+    with pytest.raises(ConfigError, match="cut at 48 pixels"):
+        train_nscl(large, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "b.pt", progress=False)
+    config = NSCLTrainConfig(epochs=1, curriculum="0:0", crop_size=48, learning_rate=1e-9, init=str(tmp_path / "a.pt"))
+    tuned, _ = train_nscl(large, config, tmp_path / "c.pt", progress=False)
+    assert all(torch.allclose(x, y, atol=1e-5)  # the CNN pools adaptively: the same weights fit 48-pixel crops
+               for x, y in zip(base.parameters(), tuned.parameters(), strict=True))
+    assert load_nscl(tmp_path / "c.pt")[0].config.crop_size == 48
+    out = tmp_path / "cli.pt"  # the command cuts both splits at the size and records it
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--epochs", "1", "--crop-size", "48",
+                 "--out", str(out), "--quiet"]) == 0
+    model, meta = load_nscl(out)
+    assert model.config.crop_size == 48 and "--crop-size 48" in meta["command"]
+
+
 def test_curriculum_stages_and_bad_flags():
     config = NSCLTrainConfig(epochs=6, curriculum="6:5,10:7,0:0")
     assert [stage_of(config, e) for e in range(6)] == [(6, 5), (6, 5), (10, 7), (10, 7), (0, 0), (0, 0)]
@@ -199,7 +218,7 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
 
     perceiver = NSCLPerceiver.load_default()
     meta = perceiver.metadata
-    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 20_000
+    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 39_999
     assert meta["command"].startswith("nesy train nscl --data ")
-    assert "--init" in meta["command"] and "fourth round" in meta["round"]  # fine-tuned from the third round
+    assert "--init" in meta["command"] and "fifth round" in meta["round"]  # fine-tuned from the fourth round
     assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
