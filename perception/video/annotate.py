@@ -14,7 +14,15 @@ Per track (one object), in frame order:
   (last) location is held from the video's first frame (to its last);
 * ``velocity``: central finite differences over ``2 * velocity_span`` frames
   (one-sided at the ends), times the frame rate; no vertical velocity (objects
-  slide on the floor);
+  slide on the floor); zero where the track is at rest: every centre within
+  ``rest_window`` frames either side lies within ``rest_radius`` of their
+  median.  A resting object's perceived centre jitters by about 0.01 units
+  from frame to frame (more when another object passes in front or its shadow
+  falls near), which finite differences turn into 0.05-0.1 units/s, above the
+  executor's "moving" speed (0.05): without the rule a stationary object
+  reads as moving (``filter_stationary`` then finds none, and questions about
+  "the stationary object" get no answer).  True objects either rest (below
+  0.05 units/s in every frame) or slide faster than 0.3 units/s;
 * ``orientation`` and ``angular_velocity``: not perceived, written as zeros;
 * ``inside_camera_view``: the location projects inside the image (the
   annotations' rule);
@@ -60,7 +68,7 @@ from physics.worlds.clevrer_annotation import (
 )
 from physics.worlds.clevrer_world import ClevrerConfig
 
-__all__ = ["VideoPerceptionConfig", "tracks_to_annotation", "touch_collisions", "video_index"]
+__all__ = ["VideoPerceptionConfig", "tracks_to_annotation", "touch_collisions", "at_rest", "video_index"]
 
 _DIGITS = 5  # decimals written, as in the annotations
 
@@ -81,6 +89,13 @@ class VideoPerceptionConfig:
             (the annotations' ``collision_gap``).
         border: Tracks that start or end further inside the image than this fraction of
             its width were hidden, not entering or leaving (see the module docstring).
+        min_area: Masks covering less of the frame than this fraction are dropped before
+            tracking (:func:`perception.video.detect.drop_small`; 0.0013 is about 200 pixels
+            at 480x320).
+        rest_window: Frames either side of a frame that the rest test looks at (0: no rest test).
+        rest_radius: A track is at rest at a frame when its centres over the window all lie
+            within this ground-plane distance (scene units) of their median; its velocity is
+            then zero.
         camera: The videos' fixed camera (its image size is replaced by the frames').
         track: Tracking parameters.
     """
@@ -92,6 +107,9 @@ class VideoPerceptionConfig:
     cube_inset: float = 0.03
     collision_gap: int = ClevrerConfig().collision_gap
     border: float = 0.05
+    min_area: float = 0.0013
+    rest_window: int = 6
+    rest_radius: float = 0.04
     camera: Camera = CLEVR_CAMERA
     track: TrackConfig = field(default_factory=TrackConfig)
 
@@ -101,6 +119,11 @@ class VideoPerceptionConfig:
                               f"{self.batch}, {self.fps}, {self.velocity_span}, {self.collision_gap}")
         if not 0.0 <= self.border < 0.5:
             raise ConfigError(f"VideoPerceptionConfig.border must lie in [0, 0.5), got {self.border}")
+        if not 0.0 <= self.min_area < 1.0:
+            raise ConfigError(f"VideoPerceptionConfig.min_area must lie in [0, 1), got {self.min_area}")
+        if self.rest_window < 0 or self.rest_radius <= 0:
+            raise ConfigError(f"VideoPerceptionConfig needs rest_window >= 0 and rest_radius > 0, got "
+                              f"{self.rest_window}, {self.rest_radius}")
         if self.contact_distance <= 0:
             raise ConfigError(f"VideoPerceptionConfig.contact_distance must be > 0, got {self.contact_distance}")
 
@@ -144,10 +167,28 @@ def _track_states(
     span = np.maximum(ahead - behind, 1)[:, None]
     velocity = (location[ahead] - location[behind]) / span * config.fps
     velocity[:, 2] = 0.0
+    velocity[at_rest(location, config.rest_window, config.rest_radius)] = 0.0
     h, w = image_hw
     u, v, depth = camera.with_size(w, h).project(location).T
     inside = (depth > camera.near) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
     return frames, location, velocity, inside
+
+
+def at_rest(location: np.ndarray, window: int, radius: float) -> np.ndarray:
+    """Frames at which a track rests: bool [N] for ground-plane centres ``location`` [N, >=2].
+
+    Frame ``i`` rests when every centre of frames ``i - window .. i + window``
+    (cut at the ends) lies within ``radius`` of their median; ``window`` 0: none rests.
+    """
+    n = len(location)
+    rest = np.zeros(n, bool)
+    if window < 1:
+        return rest
+    xy = np.asarray(location, float)[:, :2]
+    for i in range(n):
+        part = xy[max(0, i - window) : i + window + 1]
+        rest[i] = bool(np.linalg.norm(part - np.median(part, axis=0), axis=1).max() < radius)
+    return rest
 
 
 def tracks_to_annotation(

@@ -13,6 +13,16 @@ view falls into the image, and the CLEVR-trained proposal network (CLEVR has
 no such shadows) sometimes gives its pixels to a nearby object's mask; the
 crop of the joined mask then reads wrong attributes and a wrong centre.
 
+Small masks: a mask of less than ``min_area`` of the frame (about 200 pixels at
+480x320) is dropped by :func:`drop_small`.  An object in view covers 600-2,800
+pixels at 480x320 (an object half out of the image still 200 or more); the
+masks below that are slivers of shadows cast into the image by objects waiting
+outside it, which the CLEVR-trained proposal network (CLEVR has no such
+shadows) reads as a small gray object.  Kept, such a sliver lasts as a track
+for as long as its object waits, and the object's own detections join that
+track when it enters (same place), so the object takes the sliver's colour
+and shape, or the sliver stays an object of its own.
+
 3-D position: the ray through the predicted centre pixel, from the video's
 known fixed camera (:class:`physics.worlds.camera.Camera`), meets the plane
 z = h(shape), the resting height of a small object's centre (CLEVRER objects
@@ -56,6 +66,7 @@ __all__ = [
     "ground_backproject",
     "largest_parts",
     "detect_frames",
+    "drop_small",
 ]
 
 VIDEO_ATTRIBUTES = ("color", "material", "shape")  # what CLEVRER's object_property lists; one size
@@ -78,6 +89,11 @@ class FrameDetections:
     def names(self, attribute: str) -> list[str]:
         """The most probable value of ``attribute`` for each detection."""
         return [ATTRIBUTES[attribute][int(i)] for i in self.probs[attribute].argmax(1)]
+
+    def keep(self, mask: np.ndarray) -> FrameDetections:
+        """The detections where bool [K] ``mask`` is true."""
+        return FrameDetections(self.frame, self.pixel[mask], self.location[mask],
+                               {a: p[mask] for a, p in self.probs.items()}, self.area[mask])
 
     @classmethod
     def empty(cls, frame: int) -> FrameDetections:
@@ -203,3 +219,9 @@ def detect_frames(
             location = ground_backproject(camera, pixel, z, (h, w))
             out.append(FrameDetections(f, pixel, location, p, m.flatten(1).sum(1).numpy().astype(np.int64)))
     return out
+
+
+def drop_small(detections: Sequence[FrameDetections], min_area: float, image_hw: tuple[int, int]) -> list[FrameDetections]:
+    """The detections whose mask covers at least ``min_area`` of the ``image_hw`` frame (a fraction; 0 keeps all)."""
+    least = min_area * image_hw[0] * image_hw[1]
+    return [d.keep(d.area >= least) for d in detections]

@@ -18,7 +18,13 @@ from pathlib import Path
 
 from perception.derender.derenderer import Derenderer, load_default_derenderer, load_derenderer
 from perception.video.annotate import VideoPerceptionConfig, tracks_to_annotation, video_index
-from perception.video.detect import VIDEO_SIZE, FrameDetections, detect_frames, iter_frames
+from perception.video.detect import (
+    VIDEO_SIZE,
+    FrameDetections,
+    detect_frames,
+    drop_small,
+    iter_frames,
+)
 from perception.video.registry import VideoPerceiver, register_video_perceiver
 from perception.video.track import track_detections
 from physics.errors import DataError
@@ -56,13 +62,15 @@ class PixelVideoPerceiver(VideoPerceiver):
     def __call__(self, frames_dir: PathLike) -> VideoAnnotation:
         """The annotation of the video in ``frames_dir`` (see :mod:`perception.video.annotate` for its rules).
 
-        The per-frame detections stay in :attr:`last_detections` (for scoring detection alone).
+        The per-frame detections kept (small masks dropped) stay in :attr:`last_detections`
+        (for scoring detection alone).
 
         Raises:
             DataError: a missing folder, no frames, or an unreadable frame (named).
         """
         frames = list(iter_frames(frames_dir))
         detections = detect_frames(self.derenderer, frames, self.config.camera, batch=self.config.batch)
+        detections = drop_small(detections, self.config.min_area, frames[0][1].shape[:2])
         self.last_detections = detections
         tracks = track_detections(detections, self.config.track)
         k = video_index(frames_dir)

@@ -10,11 +10,18 @@ import torch
 
 from perception.video.annotate import (
     VideoPerceptionConfig,
+    at_rest,
     touch_collisions,
     tracks_to_annotation,
     video_index,
 )
-from perception.video.detect import VIDEO_ATTRIBUTES, ground_backproject, largest_parts
+from perception.video.detect import (
+    VIDEO_ATTRIBUTES,
+    FrameDetections,
+    drop_small,
+    ground_backproject,
+    largest_parts,
+)
 from perception.video.metrics import score_video, summarize
 from perception.video.track import Track
 from physics.errors import ConfigError
@@ -120,6 +127,51 @@ def test_video_perception_config_refuses_nonsense():
         VideoPerceptionConfig(contact_distance=0.0)
     with pytest.raises(ConfigError, match="batch"):
         VideoPerceptionConfig(batch=0)
+    with pytest.raises(ConfigError, match="rest_radius"):
+        VideoPerceptionConfig(rest_radius=0.0)
+    with pytest.raises(ConfigError, match="min_area"):
+        VideoPerceptionConfig(min_area=1.5)
+
+
+def test_a_resting_object_whose_centre_jitters_has_zero_velocity_and_a_sliding_one_keeps_its_own():
+    rng = np.random.default_rng(0)
+    # perceived centres of a resting object wander by about 0.01 units a frame (seed-60601 videos)
+    resting = {f: tuple(np.array([0.5, -1.0]) + rng.normal(0.0, 0.006, 2)) for f in range(40)}
+    # a slow slide (0.3 units/s, the slowest CLEVRER objects move) that stops at frame 20
+    sliding = {f: (-1.0 + 0.012 * min(f, 20), 1.0) for f in range(40)}
+    tracks = [_track(("red", "metal", "sphere"), resting, 0.35), _track(("gray", "rubber", "cube"), sliding, 0.2475)]
+    plain = tracks_to_annotation(tracks, list(range(40)), HW, HEIGHTS, VideoPerceptionConfig(rest_window=0))
+    ann = tracks_to_annotation(tracks, list(range(40)), HW, HEIGHTS)
+    speed = np.array([[np.hypot(*fr.by_id()[o].velocity[:2]) for o in (0, 1)] for fr in ann.motion_trajectory])
+    plain_speed = np.array([np.hypot(*fr.by_id()[0].velocity[:2]) for fr in plain.motion_trajectory])
+    assert plain_speed.max() > 0.05  # without the rest test the jitter reads as motion (the executor's 0.05)
+    assert np.all(speed[:, 0] == 0.0)
+    np.testing.assert_allclose(speed[2:15, 1], 0.3, atol=1e-3)  # still sliding: untouched
+    assert np.all(speed[27:, 1] == 0.0)
+    # the locations themselves are not moved
+    assert [fr.by_id()[0].location for fr in ann.motion_trajectory] == [fr.by_id()[0].location for fr in plain.motion_trajectory]
+
+
+def test_at_rest_needs_every_centre_of_the_window_near_their_median():
+    still = np.zeros((20, 3))
+    assert at_rest(still, 3, 0.04).all() and not at_rest(still, 0, 0.04).any()
+    jump = still.copy()
+    jump[10:, 0] = 0.2  # moved between frames 9 and 10
+    rest = at_rest(jump, 3, 0.04)
+    assert rest[:7].all() and not rest[7:13].any() and rest[13:].all()
+
+
+def test_small_masks_are_dropped_before_tracking():
+    det = FrameDetections(
+        3, np.array([[10.0, 200.0], [240.0, 160.0]]), np.zeros((2, 3)),
+        {a: np.full((2, len(ATTRIBUTES[a])), 1.0 / len(ATTRIBUTES[a])) for a in VIDEO_ATTRIBUTES},
+        np.array([82, 900]),
+    )
+    kept = drop_small([det], 0.0013, HW)  # 200 pixels of 480x320
+    assert len(kept) == 1 and kept[0].frame == 3 and kept[0].area.tolist() == [900]
+    np.testing.assert_allclose(kept[0].pixel, [[240.0, 160.0]])
+    assert all(p.shape == (1, len(ATTRIBUTES[a])) for a, p in kept[0].probs.items())
+    assert len(drop_small([det], 0.0, HW)[0]) == 2
 
 
 def _truth() -> VideoAnnotation:
