@@ -164,8 +164,9 @@ register_preset(
 # there is rigid (boxes, walls, containers, grippers): DPI-Net shape-matches them all.
 # fluidfall's radius is 0.025 m: its falling fluid moves up to 0.036 m per recorded frame (99th
 # percentile 0.020 m, training split), so at 0.015 m a particle meets no floor marker before it is
-# through the floor; the IN at 0.025 m keeps 98% of the fluid in the tank where every model at 0.015 m
-# lost it (docs/results/particles.md, session 3).  boxbath's particles move < 0.011 m per frame.
+# through the floor; the IN at 0.025 m keeps 98% and 66% (two seeds) of the fluid in the tank,
+# where every model at 0.015 m lost it (docs/results/particles.md, session 3).  boxbath's particles
+# move < 0.011 m per frame.
 for _world in ("fluidfall", "boxbath", "fluidshake", "ricegrip"):
     _radius = 0.025 if _world == "fluidfall" else 0.015
     register_preset(
