@@ -70,14 +70,15 @@ def print_summary(result: dict, out: Path) -> None:
                                                      for h in horizons), f"{r['steps_per_s']:.0f}"])
     sim = result["ground_truth"]
     replay = f"{sim['replay']['mse_full']:.2e}" if sim.get("replay") else "not run"
-    rigid = "rigidity_error" in sim
-    if rigid:
-        for row, r in zip(rows, result["models"].values(), strict=True):
-            row.append(f"{r['rigidity_error']:.1e}")
+    rigid, tank = "rigidity_error" in sim, "left_container" in sim
+    for row, r in zip(rows, result["models"].values(), strict=True):
+        row += [f"{r['rigidity_error']:.1e}"] if rigid else []
+        row += [f"{100 * r['left_container']:.1f}%"] if tank else []
     rows.append(["simulator replay", replay, *("" for _ in horizons), f"{sim['steps_per_s']:.1f}",
-                 *([f"{sim['rigidity_error']:.1e}"] if rigid else [])])
+                 *([f"{sim['rigidity_error']:.1e}"] if rigid else []),
+                 *([f"{100 * sim['left_container']:.1f}%"] if tank else [])])
     print_table(rows, ["model", "MSE full", *(f"MSE @{h}" for h in horizons), "steps/s",
-                       *(["rigidity (m)"] if rigid else [])],
+                       *(["rigidity (m)"] if rigid else []), *(["left tank"] if tank else [])],
                 title=f"{result['world']}: {result['trajectories']} trajectories of {result['steps']} steps "
                 f"({result['data']}, split {result['split']}), position MSE in m^2")
     figures = [f for f in result["figures"].values() if f]

@@ -22,7 +22,7 @@ from physics.models.gns import GNS
 from physics.models.interaction_network import InteractionNetwork
 from physics.models.propnet import PropNet
 from physics.models.resolver import load_model, make_model, preset, save_model
-from physics.models.rollout import rollout, rollout_errors
+from physics.models.rollout import prescribed_nodes, rollout, rollout_errors
 from physics.models.shape_matching import kabsch, rigidity_error, shape_match
 from physics.models.training import TrainConfig, resolve_device, train
 
@@ -48,6 +48,7 @@ __all__ = [
     "one_step_graphs",
     "rollout",
     "rollout_errors",
+    "prescribed_nodes",
     "kabsch",
     "shape_match",
     "rigidity_error",
