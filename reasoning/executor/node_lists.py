@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import reduce
-from operator import itemgetter, or_
+from operator import attrgetter, itemgetter, or_
 from types import CodeType
 
 import numpy as np
@@ -59,7 +59,6 @@ from reasoning.dsl.function_table import register_mode
 from reasoning.dsl.program import Program
 from reasoning.errors import ProgramError
 from reasoning.executor.batched import BatchPlan, _tree_like
-from reasoning.executor.bound_scene import BoundScene, bind_scene
 from reasoning.executor.check import side_vocabulary
 from reasoning.executor.encode import ROOT_KINDS, encode
 from reasoning.executor.ops import (
@@ -207,21 +206,23 @@ def _define(lines: list[str], env: dict[str, object]) -> None:
 
 
 _INLINE: dict[str, str] = {  # built-in operations as expressions of their inputs a, b
-    "scene": "bs.all",
+    # vb: the scene's value bitsets by word code (SceneTable.value_rows), objs: its objects,
+    # rels: its relationships; a word outside its vocabulary fails the C<i> lookup
+    "scene": "vb[ANY]",
     "unique": "{a}",  # then checked and turned into an index by statements (_compile_run)
     "count": "{a}.bit_count()",
     "exist": "{a} != 0",
-    # relate and same_* read the scene's own rows, not the binding's lazily built ones
-    "relate": "reduce(or_, map(BIT, bs.relationships[{w}][{a}]), 0)",
+    # relate reads the scene's own rows: relationships[R][i]
+    "relate": "reduce(or_, map(BIT, rels[{w}][{a}]), 0)",
     "union": "{a} | {b}",
     "intersect": "{a} & {b}",
     "equal_integer": "{a} == {b}",
     "equal_object": "{a} == {b}",
     "less_than": "{a} < {b}",
     "greater_than": "{a} > {b}",
-    **{f"filter_{a}": "{a} & bits[A{i}][{w}]" for a in VALUE_TYPES.values()},
-    **{f"query_{a}": "bs.values[A{i}][{a}]" for a in VALUE_TYPES.values()},
-    **{f"same_{a}": "bits[A{i}][bs.values[A{i}][{a}]] & ~(1 << {a})" for a in VALUE_TYPES.values()},
+    **{f"filter_{a}": "{a} & vb[C{i}[{w}]]" for a in VALUE_TYPES.values()},
+    **{f"query_{a}": "G{i}(objs[{a}])" for a in VALUE_TYPES.values()},
+    **{f"same_{a}": "vb[C{i}[G{i}(objs[{a}])]] & ~(1 << {a})" for a in VALUE_TYPES.values()},
     **{f"equal_{a}": "{a} == {b}" for a in VALUE_TYPES.values()},
 }
 
@@ -230,31 +231,35 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
     """Generate the evaluator of one structure.
 
     Returns:
-        ``run(nodes, bs, K) -> answer`` (``None``: invalid on that scene), or
-        ``None`` when the root gives no answer (the slow path says why).  It
-        raises :class:`_OtherStructure` when the ``inputs`` are not this
-        structure's, and one of :data:`_FAILURES` when the fast path cannot
-        judge the node list (a malformed node, a word outside its vocabulary,
-        an operation's own side inputs when its execution is invalid).
+        ``run(nodes, K, vb, objs, rels) -> answer`` (``None``: invalid on that
+        scene; ``K``: the side-input key of the node list's spelling; ``vb``,
+        ``objs``, ``rels``: the scene's value bitsets, objects and
+        relationships, see :func:`_single`), or ``None`` when the root gives
+        no answer or an operation has no inline form (the slow path answers
+        those).  It raises :class:`_OtherStructure` when the ``inputs`` are not
+        this structure's, and one of :data:`_FAILURES` when the fast path
+        cannot judge the node list (a malformed node, a word outside its
+        vocabulary, a scene the value table does not hold).
     """
     root = OPS[functions[-1]]
-    if root.output not in ANSWER_TYPES:
+    if root.output not in ANSWER_TYPES or not all(
+        _builtin(name) and name in _INLINE for name in functions
+    ):
         return None
     body: list[str] = []
     env: dict[str, object] = {
         "InvalidExecution": InvalidExecution,
         "reduce": reduce,
         "or_": or_,
+        "ANY": ANY,
         "BIT": _BIT.__getitem__,  # a bad index (negative, too large) fails: the slow path judges
     }
     valued: set[int] = set()
-    own: set[int] = set()
-    words: list[tuple[int, frozenset]] | None = []  # (node, vocabulary) of the inline words
+    words: list[tuple[int, frozenset]] = []  # (node, vocabulary) of the words
     for i, (name, ins) in enumerate(zip(functions, inputs, strict=True)):
         spec = OPS[name]
         args = [f"x{j}" for j in ins]
-        inline = _INLINE.get(name) if _builtin(name) else None
-        if name == "unique" and inline is not None:  # inlined: no call per node
+        if name == "unique":  # inlined: no call per node
             body += [
                 f"        x{i} = {args[0]}",
                 f"        if not x{i} or x{i} & (x{i} - 1):",
@@ -262,25 +267,16 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
                 f"        x{i} = x{i}.bit_length() - 1",
             ]
             continue
-        if inline is not None:
-            if spec.side_inputs:
-                valued.add(i)
-                if words is not None:
-                    words.append((i, frozenset(side_vocabulary(spec.side_inputs[0]) or ())))
-            env[f"A{i}"] = _ATTR_OF_NAME.get(name)
-            expr = inline.format(
-                a=args[0] if args else "", b=args[1] if len(args) > 1 else "", w=f"w{i}", i=i
-            )
-        else:
-            own.add(i)
-            words = None  # an operation's own words: the slow path judges them
-            env[f"F{i}"] = spec.fn
-            body.append(f"        s{i} = n{i}.get(K, ())")
-            if spec.optional_side:
-                least = 1 if "Relation" in spec.side_inputs else 0
-                body.append(f"        if not {least} <= len(s{i}) <= {len(spec.side_inputs)}:")
-                body.append("            raise ValueError")
-            expr = f"F{i}(bs, {''.join(a + ', ' for a in args)}*s{i})"
+        if spec.side_inputs:
+            valued.add(i)
+            words.append((i, frozenset(side_vocabulary(spec.side_inputs[0]) or ())))
+        attr = _ATTR_OF_NAME.get(name)
+        if attr is not None:
+            env[f"C{i}"] = _CODES[attr]
+            env[f"G{i}"] = attrgetter(attr)
+        expr = _INLINE[name].format(
+            a=args[0] if args else "", b=args[1] if len(args) > 1 else "", w=f"w{i}", i=i
+        )
         body.append(f"        x{i} = {expr}")
     last = f"x{len(functions) - 1}"
     if root.output == BOOL:
@@ -290,9 +286,8 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
     else:
         body.append(f"    return {last}")
     head = [
-        "def run(N, bs, K):",  # K: the side-input key of the node list's spelling
-        *_prologue(inputs, valued, env, frozenset(own)),
-        "    bits = bs.bits",
+        "def run(N, K, vb, objs, rels):",
+        *_prologue(inputs, valued, env),
         "    try:",
     ]
     env["WORDS"], env["_invalid"] = words, _invalid
@@ -479,12 +474,16 @@ def _single(
 
     Questions are taken in the order given (so a scene's questions, written
     together, find its tables in the processor's caches), each looked up by
-    its tuple of functions.
+    its tuple of functions.  The scenes are bound all at once: their value
+    bitsets come from one :class:`SceneTable` (a few numpy passes over every
+    object, instead of a ``BoundScene`` built in Python per scene), read back
+    as Python ints per scene; ``relate`` reads the scene's own relationship
+    rows.  A scene the table does not hold (more than 64 objects, a word
+    outside the vocabulary) has no row, and its questions take the slow path.
     """
     out: list[str | None] = [None] * len(node_lists)
-    bound: list[BoundScene | None] = [None] * len(scenes)
-    for i in set(scene_indices):
-        bound[i] = bind_scene(scenes[i])
+    table = SceneTable(scenes)
+    values, objects, relationships = table.value_rows(), table.objects, table.relationships
     runs = {f: ss[0].run for f, ss in _CACHES[False].items()}  # the first structure of each
     slow: list[int] = []
     for k, (nodes, i) in enumerate(zip(node_lists, scene_indices, strict=True)):
@@ -496,10 +495,11 @@ def _single(
             run = runs.get(functions)
             if run is None:
                 raise _OtherStructure
-            out[k] = run(nodes, bound[i], side)
+            out[k] = run(nodes, side, values[i], objects[i], relationships[i])
         except _OtherStructure:
             try:
-                out[k] = _other_structure(functions, side, nodes, bound[i], where(k), runs)
+                scene = (values[i], objects[i], relationships[i])
+                out[k] = _other_structure(functions, side, nodes, scene, where(k), runs)
             except ProgramError as exc:
                 fail(k, exc)
             except (_Slow, *_FAILURES):
@@ -512,7 +512,7 @@ def _single(
 
 
 def _other_structure(
-    functions: tuple, side: str, nodes: list, bs: BoundScene, where: str, runs: dict
+    functions: tuple, side: str, nodes: list, scene: tuple, where: str, runs: dict
 ) -> str | None:
     """Answer a node list its functions' first structure does not fit: another, or a new one.
 
@@ -522,9 +522,9 @@ def _other_structure(
     """
     for s in _CACHES[False].get(functions, ()):
         if s.run is None:
-            raise _Slow  # no answer type: the slow path says why
+            raise _Slow  # no answer type or no inline form: the slow path answers
         try:
-            return s.run(nodes, bs, side)
+            return s.run(nodes, side, *scene)
         except _OtherStructure:
             continue
     s = _structure(functions, side, nodes, where, False)
@@ -532,7 +532,7 @@ def _other_structure(
     if s.run is None:
         raise _Slow
     try:
-        return s.run(nodes, bs, side)
+        return s.run(nodes, side, *scene)
     except _OtherStructure:  # its own structure did not take it (inputs as a tuple)
         raise _Slow from None
 

@@ -27,9 +27,10 @@ cost the batched executor exists to avoid; the tests check both forms answer ali
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from itertools import chain
-from operator import attrgetter
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from itertools import chain, cycle, repeat
+from operator import attrgetter, itemgetter
 
 import numpy as np
 
@@ -46,92 +47,138 @@ ANY = len(WORDS)  # value_bits column meaning "no constraint"
 _CODES = [{v: WORD_CODE[(a, v)] for v in ATTRIBUTES[a]} for a in ATTRS]
 
 
-def _objects(scenes: Sequence[SceneGraph], fits: np.ndarray) -> tuple:
-    """(kept scene ids [K], kept scenes, scene row [T], position in scene [T], codes [T, A]).
+_OBJECTS, _RELATIONSHIPS = attrgetter("objects"), attrgetter("relationships")
+_WORDS_OF = attrgetter(*ATTRS) if len(ATTRS) > 1 else (lambda o: (getattr(o, ATTRS[0]),))
+_ROWS_OF = itemgetter(*RELATIONS) if len(RELATIONS) > 1 else (lambda r: (r[RELATIONS[0]],))
 
-    Raises:
-        KeyError: an object has a word outside the CLEVR vocabulary.
-    """
-    kept_ids = np.flatnonzero(fits)
-    kept = [scenes[k] for k in kept_ids.tolist()]
-    kept_n = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
-    objects = [o for sc in kept for o in sc.objects]
-    T = len(objects)
-    row = np.repeat(kept_ids, kept_n)
-    pos = np.arange(T, dtype=np.int64) - np.repeat(np.cumsum(kept_n) - kept_n, kept_n)
-    codes = np.empty((T, len(ATTRS)), dtype=np.int64)
-    for j, a in enumerate(ATTRS):
-        codes[:, j] = np.fromiter(
-            map(_CODES[j].__getitem__, map(attrgetter(a), objects)), dtype=np.int64, count=T
-        )
-    return kept_ids, kept, row, pos, codes
+
+def _block(relationships: Mapping, name: str, m: int) -> list:
+    """``relationships[name]`` as exactly ``m`` rows (a missing relation: empty rows)."""
+    rows = list(relationships.get(name) or ())[:m]
+    return rows + [[]] * (m - len(rows))
 
 
 class SceneTable:
     """The bitset tensors of a list of scenes (see the module docstring).
+
+    ``value_bits``, ``all_bits`` and ``fits`` are built at once (every plan and
+    the single-question answering of :mod:`~reasoning.executor.node_lists` read
+    them); ``attr_codes``, ``same_bits`` and ``rel_bits`` (and their flat views)
+    are built when first read, since many batches read none of them.
 
     Args:
         scenes: The scenes; scene ``k`` of the list is row ``k``.
     """
 
     def __init__(self, scenes: Sequence[SceneGraph]) -> None:
-        S, A, R = len(scenes), len(ATTRS), len(RELATIONS)
+        S, A = len(scenes), len(ATTRS)
         self.n_scenes = S
-        sizes = np.fromiter(map(len, scenes), dtype=np.int64, count=S)
+        self.objects: list = list(map(_OBJECTS, scenes))  # each scene's objects
+        self.relationships: list = list(map(_RELATIONSHIPS, scenes))  # each scene's own
+        sizes = np.fromiter(map(len, self.objects), dtype=np.int64, count=S)
+        objects = list(chain.from_iterable(self.objects))
+        T = len(objects)
+        row = np.repeat(np.arange(S, dtype=np.int64), sizes)
+        pos = np.arange(T, dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        codes = np.fromiter(
+            map(dict.get, cycle(_CODES), chain.from_iterable(map(_WORDS_OF, objects)), repeat(-1)),
+            dtype=np.int64,
+            count=T * A,
+        ).reshape(T, A)
+        # a scene fits: at most MAX_OBJECTS objects, every word in the CLEVR vocabulary
         fits = sizes <= MAX_OBJECTS
-        try:
-            kept_ids, kept, row, pos, codes = _objects(scenes, fits)
-        except (
-            KeyError
-        ):  # a word outside the CLEVR vocabulary: those scenes go to the single executor
-            for k in np.flatnonzero(fits).tolist():
-                objs = scenes[k].objects
-                if any(o.attribute(a) not in _CODES[j] for o in objs for j, a in enumerate(ATTRS)):
-                    fits[k] = False
-            kept_ids, kept, row, pos, codes = _objects(scenes, fits)
+        fits[row[(codes < 0).any(axis=1)]] = False
+        keep = fits[row]
+        if not keep.all():
+            row, pos, codes = row[keep], pos[keep], codes[keep]
         self.fits = fits
-        kept_n = sizes[kept_ids]
-        N = self.max_objects = max(1, int(kept_n.max(initial=0)))
-        bit = np.left_shift(np.uint64(1), pos.astype(np.uint64))
+        self._sizes = sizes
+        kept_n = sizes[fits]
+        self.max_objects = max(1, int(kept_n.max(initial=0)))
+        self._row, self._pos, self._codes = row, pos, codes
+        self._bit = np.left_shift(np.uint64(1), pos.astype(np.uint64))
 
-        self.attr_codes = np.zeros((S, N, A), dtype=np.int64)
-        self.attr_codes[row, pos] = codes
-        self.all_bits = np.zeros(S, dtype=np.uint64)
-        np.bitwise_or.at(self.all_bits, row, bit)
+        full = np.where(sizes >= 64, np.uint64(2**64 - 1), 0).astype(np.uint64)
+        small = sizes < 64
+        full[small] = np.left_shift(np.uint64(1), sizes[small].astype(np.uint64)) - np.uint64(1)
+        self.all_bits = np.where(fits, full, np.uint64(0)).astype(np.uint64)
         self.value_bits = np.zeros((S, ANY + 1), dtype=np.uint64)
-        for j in range(A):
-            np.bitwise_or.at(self.value_bits, (row, codes[:, j]), bit)
+        self.value_flat = self.value_bits.reshape(-1)
+        if T:
+            cells = (row * (ANY + 1))[:, None] + codes
+            np.bitwise_or.at(self.value_flat, cells.reshape(-1), np.repeat(self._bit, A))
         self.value_bits[:, ANY] = self.all_bits
-        self.same_bits = np.zeros((S, A, N), dtype=np.uint64)
-        for j in range(A):
-            self.same_bits[row, j, pos] = self.value_bits[row, codes[:, j]] & ~bit
 
-        # ---- relations: relationships[R][i] lists, flattened in (scene, relation, i) order
-        rows = [
-            js
-            for sc, m in zip(kept, kept_n.tolist(), strict=True)
-            for r in RELATIONS
-            for js in (sc.relationships.get(r) or [[]] * m)
-        ]
+    @cached_property
+    def attr_codes(self) -> np.ndarray:
+        """``int64 [S, N, A]``: word code of attribute a of object i (0 on padding)."""
+        out = np.zeros((self.n_scenes, self.max_objects, len(ATTRS)), dtype=np.int64)
+        out[self._row, self._pos] = self._codes
+        return out
+
+    @cached_property
+    def same_bits(self) -> np.ndarray:
+        """``uint64 [S, A, N]``: objects other than i sharing attribute a with i."""
+        out = np.zeros((self.n_scenes, len(ATTRS), self.max_objects), dtype=np.uint64)
+        row, pos, codes, bit = self._row, self._pos, self._codes, self._bit
+        for j in range(len(ATTRS)):
+            out[row, j, pos] = self.value_bits[row, codes[:, j]] & ~bit
+        return out
+
+    @cached_property
+    def rel_bits(self) -> np.ndarray:
+        """``uint64 [S, R, N]``: ``rel_bits[s, r, i]`` = objects j that are R of object i."""
+        S, R, N = self.n_scenes, len(RELATIONS), self.max_objects
+        kept_ids = np.flatnonzero(self.fits)
+        kept_n = self._sizes[kept_ids]
+        rels = [self.relationships[k] for k in kept_ids.tolist()]
+        try:  # every scene holds every relation with one row per object (SceneGraph's own)
+            blocks = list(chain.from_iterable(map(_ROWS_OF, rels)))
+            ok = np.array_equal(
+                np.fromiter(map(len, blocks), dtype=np.int64, count=len(blocks)),
+                np.repeat(kept_n, R),
+            )
+        except KeyError:
+            ok = False
+        if not ok:  # a relation missing (an empty table then) or rows of another length
+            blocks = [
+                _block(r, name, m)
+                for r, m in zip(rels, kept_n.tolist(), strict=True)
+                for name in RELATIONS
+            ]
+        rows = list(chain.from_iterable(blocks))
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         targets = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
         block = np.repeat(kept_n, R)  # objects per (scene, relation) block
         row_scene = np.repeat(np.repeat(kept_ids, R), block)
-        row_rel = np.repeat(np.tile(np.arange(R, dtype=np.int64), len(kept)), block)
+        row_rel = np.repeat(np.tile(np.arange(R, dtype=np.int64), len(rels)), block)
         row_i = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(block) - block, block)
-        row_flat = (row_scene * R + row_rel) * N + row_i
-        self.rel_bits = np.zeros((S, R, N), dtype=np.uint64)
+        out = np.zeros((S, R, N), dtype=np.uint64)
         np.bitwise_or.at(
-            self.rel_bits.reshape(-1),
-            np.repeat(row_flat, lengths),
+            out.reshape(-1),
+            np.repeat((row_scene * R + row_rel) * N + row_i, lengths),
             np.left_shift(np.uint64(1), targets.astype(np.uint64)),
         )
+        return out
 
-        # flat views for single-gather indexing in the plans
-        self.value_flat = self.value_bits.reshape(-1)
-        self.attr_flat = self.attr_codes.reshape(-1)
-        self.rel_flat = self.rel_bits.reshape(-1)
-        self.same_flat = self.same_bits.reshape(-1)
+    @cached_property
+    def attr_flat(self) -> np.ndarray:
+        return self.attr_codes.reshape(-1)
+
+    @cached_property
+    def rel_flat(self) -> np.ndarray:
+        return self.rel_bits.reshape(-1)
+
+    @cached_property
+    def same_flat(self) -> np.ndarray:
+        return self.same_bits.reshape(-1)
+
+    def value_rows(self) -> list[list[int] | None]:
+        """``value_bits`` as Python ints per scene (``None`` for a scene that does not fit)."""
+        rows: list = self.value_bits.tolist()
+        for k in np.flatnonzero(~self.fits).tolist():
+            rows[k] = None
+        return rows
 
     def __len__(self) -> int:
         return self.n_scenes
