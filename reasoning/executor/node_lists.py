@@ -171,9 +171,10 @@ def _prologue(
     """
     n = len(inputs)
     lines = [f"    {''.join(f'n{i}, ' for i in range(n))}= N"]
-    env["I"] = [list(ins) for ins in inputs]
-    env["INPUTS"] = _INPUTS
-    lines += ["    if list(map(INPUTS, N)) != I:", "        raise _OtherStructure"]
+    for i, ins in enumerate(inputs):  # each node's inputs, compared one by one (no list built)
+        env[f"I{i}"] = list(ins)
+    checks = " or ".join(f"n{i}['inputs'] != I{i}" for i in range(n))
+    lines += [f"    if {checks}:", "        raise _OtherStructure"]
     bare = [f"K in n{i} and n{i}[K]" for i in range(n) if i not in valued and i not in own]
     if bare:
         lines += [f"    if {' or '.join(bare)}:", "        raise ValueError"]
@@ -231,10 +232,9 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
     """Generate the evaluator of one structure.
 
     Returns:
-        ``run(nodes, K, vb, objs, rels) -> answer`` (``None``: invalid on that
-        scene; ``K``: the side-input key of the node list's spelling; ``vb``,
-        ``objs``, ``rels``: the scene's value bitsets, objects and
-        relationships, see :func:`_single`), or ``None`` when the root gives
+        ``run(nodes, K, scene) -> answer`` (``None``: invalid on that scene;
+        ``K``: the side-input key of the node list's spelling; ``scene``: the
+        scene's value bitsets, objects and relationships, see :func:`_single`), or ``None`` when the root gives
         no answer or an operation has no inline form (the slow path answers
         those).  It raises :class:`_OtherStructure` when the ``inputs`` are not
         this structure's, and one of :data:`_FAILURES` when the fast path
@@ -286,8 +286,9 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
     else:
         body.append(f"    return {last}")
     head = [
-        "def run(N, K, vb, objs, rels):",
+        "def run(N, K, S):",
         *_prologue(inputs, valued, env),
+        "    vb, objs, rels = S",
         "    try:",
     ]
     env["WORDS"], env["_invalid"] = words, _invalid
@@ -483,7 +484,7 @@ def _single(
     """
     out: list[str | None] = [None] * len(node_lists)
     table = SceneTable(scenes)
-    values, objects, relationships = table.value_rows(), table.objects, table.relationships
+    rows = list(zip(table.value_rows(), table.objects, table.relationships, strict=True))
     runs = {f: ss[0].run for f, ss in _CACHES[False].items()}  # the first structure of each
     slow: list[int] = []
     for k, (nodes, i) in enumerate(zip(node_lists, scene_indices, strict=True)):
@@ -495,11 +496,10 @@ def _single(
             run = runs.get(functions)
             if run is None:
                 raise _OtherStructure
-            out[k] = run(nodes, side, values[i], objects[i], relationships[i])
+            out[k] = run(nodes, side, rows[i])
         except _OtherStructure:
             try:
-                scene = (values[i], objects[i], relationships[i])
-                out[k] = _other_structure(functions, side, nodes, scene, where(k), runs)
+                out[k] = _other_structure(functions, side, nodes, rows[i], where(k), runs)
             except ProgramError as exc:
                 fail(k, exc)
             except (_Slow, *_FAILURES):
@@ -524,7 +524,7 @@ def _other_structure(
         if s.run is None:
             raise _Slow  # no answer type or no inline form: the slow path answers
         try:
-            return s.run(nodes, side, *scene)
+            return s.run(nodes, side, scene)
         except _OtherStructure:
             continue
     s = _structure(functions, side, nodes, where, False)
@@ -532,7 +532,7 @@ def _other_structure(
     if s.run is None:
         raise _Slow
     try:
-        return s.run(nodes, side, *scene)
+        return s.run(nodes, side, scene)
     except _OtherStructure:  # its own structure did not take it (inputs as a tuple)
         raise _Slow from None
 
@@ -641,8 +641,14 @@ def _batched(
     fallback_programs: list = [None] * len(node_lists)
     for k in fallback:
         fallback_programs[k] = programs[k]
+    table = SceneTable(scenes)
+    sidx = np.asarray(scene_indices, dtype=np.int64)
+    if not table.fits.all():  # questions on scenes the table cannot hold: the single executor
+        for pos, _ in arrays.values():
+            for k in pos[~table.fits[sidx[pos]]].tolist():
+                fallback_programs[k] = _decode(node_lists[k], where(k))  # read once already
     plan = BatchPlan(len(node_lists), arrays, fallback, fallback_programs)
-    out = plan.run(SceneTable(scenes), np.asarray(scene_indices, dtype=np.int64), scenes)
+    out = plan.run(table, sidx, scenes)
     for k in failed:
         out[k] = None
     return out

@@ -183,3 +183,195 @@ def test_odd_json_gets_the_slow_paths_errors(data, batched):
     assert "node 1 must be an object" in str(errors[1])
     assert "the node list is empty" in str(errors[2])
     assert "must be a list of nodes" in str(errors[3])
+
+
+# ---------------------------------------------------------------------- against the plain interpreter
+def _function_style(nodes: list[dict]) -> list[dict]:
+    """A node list in the function/value_inputs spelling (what the plain interpreter reads)."""
+    return [
+        {
+            "inputs": list(n["inputs"]),
+            "function": n.get("function", n.get("type")),
+            "value_inputs": list(n.get("value_inputs", n.get("side_inputs", []))),
+        }
+        for n in nodes
+    ]
+
+
+def _both_modes_cold_and_warm(node_lists, scenes, idx) -> list[list]:
+    clear_structure_cache()
+    got = []
+    for batched in (False, True):
+        got.append(answer_node_lists(node_lists, scenes, idx, batched=batched))
+        got.append(answer_node_lists(node_lists, scenes, idx, batched=batched))  # compiled
+    return got
+
+
+def test_fast_paths_agree_with_the_plain_interpreter_on_official_shaped_dags():
+    from benchmarks.speed.baseline import plain_answer
+    from benchmarks.speed.executor_suite import official_nodes
+
+    scenes = sample_scene_graphs(12, seed=31)
+    programs = random_programs(300, seed=32, scenes=scenes)
+    node_lists = [
+        official_nodes(p, "type" if k % 2 else "function") for k, p in enumerate(programs)
+    ]
+    idx = [k % len(scenes) for k in range(len(programs))]
+    dicts = [s.to_clevr() for s in scenes]
+    truth = [
+        plain_answer(_function_style(n), dicts[i]) for n, i in zip(node_lists, idx, strict=True)
+    ]
+    assert sum(from_clevr(n).graph is not None for n in node_lists) > 10  # generator DAGs present
+    assert sum(a is None for a in truth) > 0 and sum(a is not None for a in truth) > 150
+    for got in _both_modes_cold_and_warm(node_lists, scenes, idx):
+        assert got == truth
+
+
+def test_the_official_single_or_example_is_answered_as_the_official_engine_does():
+    from benchmarks.speed.baseline import plain_answer
+    from tests.conftest import SINGLE_OR
+
+    scenes = sample_scene_graphs(20, seed=41)
+    function_style = _function_style(SINGLE_OR)
+    node_lists = [SINGLE_OR, function_style] * len(scenes)
+    idx = [k // 2 for k in range(len(node_lists))]
+    # "What number of cubes are objects or large blue things?": node 1 (all objects) is read
+    # twice and node 0 by nobody; the union holds every object, so the answer is the cubes
+    expected = [str(sum(o.shape == "cube" for o in s.objects)) for s in scenes]
+    assert len(set(expected)) > 1
+    truth = [plain_answer(function_style, s.to_clevr()) for s in scenes]
+    assert truth == expected
+    for got in _both_modes_cold_and_warm(node_lists, scenes, idx):
+        assert got == [a for a in expected for _ in range(2)]
+
+
+def test_empty_sets_unique_on_non_singletons_and_unread_invalid_nodes(data):
+    from benchmarks.speed.baseline import plain_answer
+
+    scenes, *_ = data
+    scene = scenes[0]
+    absent = next(
+        c
+        for c in ("gray", "red", "blue", "green", "brown", "purple", "cyan", "yellow")
+        if all(o.color != c for o in scene.objects)
+    )
+    many = next(
+        c for c in ("cube", "sphere", "cylinder") if sum(o.shape == c for o in scene.objects) > 1
+    )
+    s, f = {"inputs": [], "function": "scene", "value_inputs": []}, "function"
+    cases = [
+        # count and exist of an empty set
+        [
+            s,
+            {"inputs": [0], f: "filter_color", "value_inputs": [absent]},
+            {"inputs": [1], f: "count", "value_inputs": []},
+        ],
+        [
+            s,
+            {"inputs": [0], f: "filter_color", "value_inputs": [absent]},
+            {"inputs": [1], f: "exist", "value_inputs": []},
+        ],
+        # unique of an empty set, then of several objects: invalid
+        [
+            s,
+            {"inputs": [0], f: "filter_color", "value_inputs": [absent]},
+            {"inputs": [1], f: "unique", "value_inputs": []},
+            {"inputs": [2], f: "query_size", "value_inputs": []},
+        ],
+        [
+            s,
+            {"inputs": [0], f: "filter_shape", "value_inputs": [many]},
+            {"inputs": [1], f: "unique", "value_inputs": []},
+            {"inputs": [2], f: "query_color", "value_inputs": []},
+        ],
+        # an unread unique on several objects stops the official engine: invalid
+        [
+            s,
+            {"inputs": [0], f: "unique", "value_inputs": []},
+            {"inputs": [0], f: "count", "value_inputs": []},
+        ],
+        # relate from a unique object and same_* (the object itself excluded)
+        [
+            s,
+            {"inputs": [0], f: "unique", "value_inputs": []},
+            {"inputs": [1], f: "relate", "value_inputs": ["left"]},
+            {"inputs": [2], f: "count", "value_inputs": []},
+        ],
+    ]
+    one, o = next(
+        (sc, o)
+        for sc in sample_scene_graphs(30, seed=43)
+        for o in sc.objects
+        if sum((p.shape, p.color) == (o.shape, o.color) for p in sc.objects) == 1
+    )
+    cases.append(
+        [
+            s,
+            {"inputs": [0], f: "filter_shape", "value_inputs": [o.shape]},
+            {"inputs": [1], f: "filter_color", "value_inputs": [o.color]},
+            {"inputs": [2], f: "unique", "value_inputs": []},
+            {"inputs": [3], f: "same_size", "value_inputs": []},
+            {"inputs": [4], f: "count", "value_inputs": []},
+        ]
+    )
+    pool = [scene, one]
+    idx = [0] * (len(cases) - 1) + [1]
+    truth = [plain_answer(n, pool[i].to_clevr()) for n, i in zip(cases, idx, strict=True)]
+    assert truth[:5] == ["0", "no", None, None, None]
+    assert truth[6] is not None
+    for got in _both_modes_cold_and_warm(cases, pool, idx):
+        assert got == truth
+
+
+def test_scenes_the_value_table_cannot_hold_are_answered_by_the_slow_path(data):
+    from perception.scene_graph import SceneGraph, SceneObject
+    from physics.worlds.clevr_properties import ATTRIBUTES
+
+    scenes, *_ = data
+    big = SceneGraph(
+        objects=tuple(
+            SceneObject(
+                "cube" if k % 3 else "sphere",
+                "red" if k % 2 else "blue",
+                "metal",
+                "large",
+                (float(k % 9) * 3 - 12, float(k // 9) * 3 - 12, 0.7),
+            )
+            for k in range(70)
+        )
+    )
+    odd = SceneGraph.from_clevr(
+        {
+            "objects": [
+                {
+                    "shape": "cube",
+                    "color": "pink",
+                    "material": "metal",
+                    "size": "large",
+                    "3d_coords": [0, 0, 0.7],
+                }
+            ]
+        },
+        vocabulary=dict(ATTRIBUTES, color=(*ATTRIBUTES["color"], "pink")),
+    )
+    pool = [scenes[0], big, odd]
+    node_lists = [
+        [
+            {"inputs": [], "type": "scene"},
+            {"inputs": [0], "type": "filter_color", "side_inputs": ["red"]},
+            {"inputs": [1], "type": "count"},
+        ],
+        [
+            {"inputs": [], "type": "scene"},
+            {"inputs": [0], "type": "unique"},
+            {"inputs": [1], "type": "query_color"},
+        ],
+    ]
+    lists = [n for n in node_lists for _ in pool]
+    idx = [i for _ in node_lists for i in range(len(pool))]
+    truth = [
+        execute(from_clevr(n), pool[i], trace=False).answer for n, i in zip(lists, idx, strict=True)
+    ]
+    assert truth[1] == "35" and truth[5] == "pink"
+    for got in _both_modes_cold_and_warm(lists, pool, idx):
+        assert got == truth
