@@ -1,4 +1,4 @@
-"""Many scenes as padded bitset tensors, for the batched executor.
+"""Many scenes as padded bitset tensors, for the batched executor and node-list answering.
 
 Object sets are ``uint64`` bitsets (bit ``i`` = object ``i``), so a scene may
 hold at most :data:`MAX_OBJECTS` objects here (CLEVR scenes hold 3 to 10);
@@ -12,6 +12,15 @@ Fields (S scenes, N = max objects, V vocabulary words, A = 4 attributes, R relat
     same_bits   uint64 [S, A, N]   objects other than i sharing attribute a with i
     all_bits    uint64 [S]         every object of the scene
     fits        bool   [S]         scene has at most MAX_OBJECTS objects, all CLEVR words
+
+``value_bits``, ``all_bits`` and ``fits`` are built when the table is made (about
+3 us per CLEVR scene: the objects' words are read with C-level ``attrgetter`` /
+``dict.get`` maps and OR-ed into place with one ``np.bitwise_or.at``);
+``attr_codes``, ``same_bits`` and ``rel_bits`` when first read (the relation
+rows, about 80 indices per CLEVR scene, cost twice the rest together, and a
+batch without ``relate`` never reads them).  Single-mode answering of node lists
+(:mod:`reasoning.executor.node_lists`) reads ``value_rows()``, the value bitsets
+as Python ints per scene, in place of a ``BoundScene`` per scene.
 
 Word codes enumerate ``(attribute, value)`` pairs of the CLEVR vocabulary in
 :data:`WORDS` order; relations are coded in :data:`RELATIONS` order.
