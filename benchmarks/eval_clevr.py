@@ -292,10 +292,10 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
     threads = torch.get_num_threads()
     fan: Fanout | None = None
     spec: WorkerSpec = (config.model, config.parts(), config.threads or 1)
-    if model is None and (config.backend == "ray" or config.workers > 1):  # a given model stays here
-        # the process backend makes this process one of the workers; the others start
-        # now and load their model while this one reads the split and loads its own
-        fan = make_fanout(config.backend, config.workers, config.address, caller_works=True)
+    if model is None and config.backend == "process" and config.workers > 1:  # a given model stays here
+        # this process is one of the workers; the others start now and load their
+        # model while this one reads the split and loads its own
+        fan = make_fanout("process", config.workers, config.address, caller_works=True)  # an address: ConfigError
         fan.start(_worker_setup, spec)
     try:
         return _evaluate(config, t0, model, fan, spec, progress)
@@ -336,7 +336,9 @@ def _evaluate(
             images.append((i, name, str(layout.images / name)))
     jobs = _jobs(images, texts)
     desc = "+".join(n for n, on in (("perceive", images), ("parse", texts)) if on)
-    if fan is None:
+    if fan is None and model is None and config.backend == "ray":  # after reading: bad data fails before Ray starts
+        fan = make_fanout("ray", config.workers, config.address)
+    if fan is None:  # one worker, the serial backend, or a given model: all here
         if model is None:
             model = load_qa_model(config.model, config.parts())
         if jobs:
@@ -346,7 +348,7 @@ def _evaluate(
         done = fan.imap(_worker_job, [(spec, job) for job in jobs])
         if config.backend == "process":  # this process runs its share of the jobs as the workers do
             model = _worker_setup(spec)
-        else:
+        else:  # Ray's workers run them all
             model = load_qa_model(config.model, config.parts())
     gt_programs = [from_clevr(q["program"], where=f"{layout.questions.name}: question {k}") for k, q in enumerate(questions)]
     perceived: dict[int, SceneGraph] = {}
