@@ -38,7 +38,10 @@ Perception, the per-image part, fans out through :func:`physics.fanout.make_fano
 runs ``threads`` (default 1) torch threads; images come back in order, so every
 figure is the same whatever the backend and worker count (``seconds`` aside). The
 questions are parsed by the same fan-out, in chunks of :data:`PARSE_BATCH` spread
-among the images, so with N workers this process only collects results.
+among the images.  With the process backend this process is one of the N workers:
+it starts the other N - 1 first (they load the model while it reads the split and
+loads its own), then runs jobs beside them while it collects their results.  With
+Ray the workers are Ray's and this process only collects.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from perception.image_io import load_image
 from perception.registry import PERCEIVERS
 from perception.scene_graph import SceneGraph, load_scenes
 from physics.errors import ConfigError, DataError, NesyError
-from physics.fanout import BACKENDS, make_fanout
+from physics.fanout import BACKENDS, Fanout, keep_freed_memory, make_fanout
 from physics.io import atomic_write_json, read_json
 from reasoning.dsl import Program, from_clevr
 from reasoning.questions import QUESTION_TYPES, question_type
@@ -181,13 +184,23 @@ def _run_job(model: QAModel, job: Job) -> object:
     return _perceive(model, arg) if kind == "perceive" else _parse_chunk(model, *arg)
 
 
-def _worker_job(args: tuple[tuple[str, QAParts, int], Job]) -> object:
-    """Worker entry point: one job (the worker's model is loaded on its first job)."""
-    (name, parts, threads), job = args
+WorkerSpec = tuple[str, QAParts, int]  # QA model name, its parts, torch threads
+
+
+def _worker_setup(spec: WorkerSpec) -> QAModel:
+    """A worker's model, loaded on first use (and its torch threads and memory reuse set)."""
+    name, parts, threads = spec
     if (name, parts) not in _WORKER_MODELS:
         torch.set_num_threads(threads)
+        keep_freed_memory()
         _WORKER_MODELS[(name, parts)] = load_qa_model(name, parts)
-    return _run_job(_WORKER_MODELS[(name, parts)], job)
+    return _WORKER_MODELS[(name, parts)]
+
+
+def _worker_job(args: tuple[WorkerSpec, Job]) -> object:
+    """Worker entry point: one job (the worker's model is loaded on its first job, or ahead)."""
+    spec, job = args
+    return _run_job(_worker_setup(spec), job)
 
 
 def _jobs(images: list[tuple[int, str, str]], texts: list[str] | None) -> list[Job]:
@@ -270,10 +283,32 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
     """Run the evaluation and return (and write, if ``config.out``) the result dict.
 
     ``model`` replaces the one ``config`` names (already built parts, e.g. in tests).
+    The process that runs perception jobs keeps the memory it frees for reuse
+    (:func:`physics.fanout.keep_freed_memory`), for the rest of its life.
     """
     t0 = time.perf_counter()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    threads = torch.get_num_threads()
+    fan: Fanout | None = None
+    spec: WorkerSpec = (config.model, config.parts(), config.threads or 1)
+    if model is None and config.backend == "process" and config.workers > 1:  # a given model stays here
+        # this process is one of the workers; the others start now and load their
+        # model while this one reads the split and loads its own
+        fan = make_fanout("process", config.workers, config.address, caller_works=True)  # an address: ConfigError
+        fan.start(_worker_setup, spec)
+    try:
+        return _evaluate(config, t0, model, fan, spec, progress)
+    finally:
+        if fan is not None:
+            fan.close()
+        _WORKER_MODELS.pop(spec[:2], None)  # this process's own, lent to its share of the jobs
+        torch.set_num_threads(threads)
+
+
+def _evaluate(
+    config: ClevrEvalConfig, t0: float, model: QAModel | None, fan: Fanout | None, spec: WorkerSpec, progress: bool
+) -> dict[str, Any]:
     layout = find_layout(config.data, config.split)
     if layout.scenes is None or layout.questions is None:
         raise DataError(f"{config.data}: split {config.split!r} needs both a scenes and a questions file")
@@ -288,12 +323,7 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
                 raise DataError(f"{layout.questions}: question {k} lacks '{key}'")
         if q["image_index"] not in gt_scenes:
             raise DataError(f"{layout.questions}: question {k} asks about image {q['image_index']}, not in the scenes file")
-    gt_programs = [from_clevr(q["program"], where=f"{layout.questions.name}: question {k}") for k, q in enumerate(questions)]
     image_ids = sorted({q["image_index"] for q in questions})
-
-    given = model is not None  # an object of this process: perception stays here
-    if model is None:
-        model = load_qa_model(config.model, config.parts())
     result: dict[str, Any] = {"config": asdict(config), "parts": asdict(config.parts()),
                               "questions": len(questions), "scenes": len(image_ids)}
 
@@ -306,12 +336,21 @@ def evaluate_clevr(config: ClevrEvalConfig, *, model: QAModel | None = None, pro
             images.append((i, name, str(layout.images / name)))
     jobs = _jobs(images, texts)
     desc = "+".join(n for n, on in (("perceive", images), ("parse", texts)) if on)
-    if given or (config.backend != "ray" and config.workers == 1):
+    if fan is None and model is None and config.backend == "ray":  # after reading: bad data fails before Ray starts
+        fan = make_fanout("ray", config.workers, config.address)
+    if fan is None:  # one worker, the serial backend, or a given model: all here
+        if model is None:
+            model = load_qa_model(config.model, config.parts())
+        if jobs:
+            keep_freed_memory()
         done: Iterable[object] = (_run_job(model, job) for job in jobs)
-    else:  # the workers perceive and parse; this process only collects
-        fan = make_fanout(config.backend, config.workers, config.address)
-        spec = (config.model, config.parts(), config.threads or 1)
+    else:  # the workers get their first jobs now; this process loads its model meanwhile
         done = fan.imap(_worker_job, [(spec, job) for job in jobs])
+        if config.backend == "process":  # this process runs its share of the jobs as the workers do
+            model = _worker_setup(spec)
+        else:  # Ray's workers run them all
+            model = load_qa_model(config.model, config.parts())
+    gt_programs = [from_clevr(q["program"], where=f"{layout.questions.name}: question {k}") for k, q in enumerate(questions)]
     perceived: dict[int, SceneGraph] = {}
     chunks: list[ParsedChunk] = []
     bar = tqdm(done, total=len(jobs), desc=desc, unit="job", disable=not progress or not jobs)

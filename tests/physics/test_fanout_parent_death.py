@@ -74,15 +74,17 @@ SLEEPER = textwrap.dedent(
     import physics.fanout as fanout
     if sys.argv[1] == "watcher":  # the portable fallback: as on a system without prctl
         fanout.sys = types.SimpleNamespace(platform="other")
-    for _ in fanout.ProcessFanout(2).imap(time.sleep, [60.0] * 4):
+    fan = fanout.ProcessFanout(3 if sys.argv[2] == "caller" else 2, caller_works=sys.argv[2] == "caller")
+    for _ in fan.imap(time.sleep, [60.0] * 6):
         pass
     """
 )
 
 
 @pytest.mark.parametrize("how", ["prctl", "watcher"])
-def test_pool_workers_end_when_their_parent_is_killed(how):
-    _kill_parent_and_check_workers_end([sys.executable, "-c", SLEEPER, how], workers=2, start_timeout=30.0)
+@pytest.mark.parametrize("pool", ["pool", "caller"])  # caller: the caller works too, beside 2 processes
+def test_pool_workers_end_when_their_parent_is_killed(how, pool):
+    _kill_parent_and_check_workers_end([sys.executable, "-c", SLEEPER, how, pool], workers=2, start_timeout=30.0)
 
 
 def test_killing_data_clevr_with_two_workers_ends_the_workers(tmp_path):

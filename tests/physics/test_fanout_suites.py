@@ -48,3 +48,25 @@ def test_eval_jobs_spread_parse_chunks_among_images_and_cover_every_question():
     where = [k for k, kind in enumerate(kinds) if kind == "parse"]
     assert len(where) == 4 and where[0] == 0 and where[-1] < len(jobs) - 1  # spread, not bunched at an end
     assert _jobs([], texts) == [("parse", (s, texts[s : s + PARSE_BATCH])) for s in range(0, len(texts), PARSE_BATCH)]
+
+
+@pytest.mark.parametrize("spoil", ["lacks", "program"])  # before the fan-out starts, and after (bad program)
+def test_bad_questions_with_two_workers_are_a_data_error_and_leave_no_worker(split, tmp_path, spoil):
+    import json
+    import multiprocessing
+    import shutil
+
+    from physics.errors import NesyError
+
+    bad = tmp_path / "bad"
+    shutil.copytree(split, bad)
+    path = bad / "CLEVR_test_questions.json"
+    raw = json.loads(path.read_text())
+    if spoil == "lacks":
+        del raw["questions"][1]["program"]
+    else:
+        raw["questions"][1]["program"][0]["inputs"] = [5]  # reads a later node
+    path.write_text(json.dumps(raw))
+    with pytest.raises(NesyError, match="question 1"):
+        evaluate_clevr(ClevrEvalConfig(data=str(bad), split="test", backend="process", workers=2), progress=False)
+    assert multiprocessing.active_children() == []
