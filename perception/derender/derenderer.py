@@ -306,9 +306,9 @@ class BlenderDerenderer(Derenderer):
     """The derenderer fine-tuned for Blender (Cycles) renders of the official CLEVR assets.
 
     Same networks and interface as :class:`Derenderer`; its shipped checkpoint
-    (``checkpoints/derender_blender.pt``, round 4) was fine-tuned with ``--look-augment``
-    on Blender and pybullet renders together, then its attribute network once more
-    without look jitter on new Blender scenes and as many pybullet ones
+    (``checkpoints/derender_blender.pt``, round 5) was fine-tuned with ``--look-augment``
+    on Blender and pybullet renders together, then its attribute network twice more
+    without look jitter, each time on new Blender scenes and as many pybullet ones
     (docs/results/derender.md, "Blender renders"). It reads Blender renders far better
     than ``derender`` and our pybullet renders slightly worse, so ``derender`` stays the
     default.
