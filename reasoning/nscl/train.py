@@ -57,6 +57,11 @@ class NSCLTrainConfig:
         default="",
         metadata={"help": "start from this NS-CL model's weights (fine-tuning; a new run; its crop size may differ)"},
     )
+    whole_images: bool = field(
+        default=False,
+        metadata={"help": "batches of whole images: all admitted questions of an image in one batch, about "
+                          "batch-size questions each (the CNN reads a crop once for its ~10 questions)"},
+    )
     crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels (the model's input)"})
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
@@ -96,6 +101,20 @@ def _admitted(data: QASet, limits: tuple[int, int]) -> list[int]:
         for q in range(len(data))
         if (not nodes or len(data.programs[q]) <= nodes) and (not objects or len(data.boxes[data.image[q]]) <= objects)
     ]
+
+
+def _image_batches(data: QASet, admitted: list[int], size: int, g: torch.Generator) -> list[list[int]]:
+    """Admitted questions grouped by image, images in random order, cut after ``size`` or more questions."""
+    by_image: dict[int, list[int]] = {}
+    for q in admitted:
+        by_image.setdefault(data.image[q], []).append(q)
+    images = list(by_image)
+    out: list[list[int]] = [[]]
+    for i in torch.randperm(len(images), generator=g).tolist():
+        if len(out[-1]) >= size:
+            out.append([])
+        out[-1].extend(by_image[images[i]])
+    return [b for b in out if b]
 
 
 def _batch_loss(
@@ -173,12 +192,11 @@ def train_nscl(
     def batches(epoch: int) -> list[tuple[int, list[int]]]:
         admitted = _admitted(data, stage_of(config, epoch))
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        base = (config.seed * 1_000_003 + epoch) * 100_003  # each batch carries its own flip seed,
+        if config.whole_images:  # so a resumed run mirrors the same crops
+            return [(base + k, qs) for k, qs in enumerate(_image_batches(data, admitted, config.batch_size, g))]
         order = [admitted[i] for i in torch.randperm(len(admitted), generator=g).tolist()]
-        # each batch carries its own flip seed, so a resumed run mirrors the same crops
-        return [
-            ((config.seed * 1_000_003 + epoch) * 100_003 + k, order[k : k + config.batch_size])
-            for k in range(0, len(order), config.batch_size)
-        ]
+        return [(base + k, order[k : k + config.batch_size]) for k in range(0, len(order), config.batch_size)]
 
     schedule: Schedule = Constant(config.learning_rate)
     if config.schedule == "cosine":

@@ -19,8 +19,8 @@ from reasoning.nscl import (
     load_split,
     train_nscl,
 )
-from reasoning.nscl.data import match_proposals
-from reasoning.nscl.train import stage_of
+from reasoning.nscl.data import join_sets, match_proposals
+from reasoning.nscl.train import _image_batches, stage_of
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +152,40 @@ def test_larger_crops_train_from_a_32_pixel_model_and_a_mismatch_is_refused(spli
                  "--out", str(out), "--quiet"]) == 0
     model, meta = load_nscl(out)
     assert model.config.crop_size == 48 and "--crop-size 48" in meta["command"]
+
+
+def test_whole_image_batches_keep_each_image_whole_and_train(split, tmp_path):
+    data = load_split(split, "train", limit_images=8, progress=False)
+    admitted = [q for q in range(len(data)) if q % 3]  # as a curriculum stage would leave them
+    batches = _image_batches(data, admitted, 25, torch.Generator().manual_seed(1))
+    assert sorted(q for b in batches for q in b) == admitted  # every admitted question once
+    owner = {data.image[q]: k for k, b in enumerate(batches) for q in b}
+    assert all(owner[data.image[q]] == k for k, b in enumerate(batches) for q in b)  # no image split
+    assert all(len(b) >= 25 for b in batches[:-1]) and len(batches) < len(admitted) / 20
+    config = NSCLTrainConfig(epochs=1, batch_size=25, curriculum="0:0", whole_images=True)
+    a, meta = train_nscl(data, config, tmp_path / "a.pt", progress=False)
+    b, _ = train_nscl(data, config, tmp_path / "b.pt", progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert meta["history"][0]["loss"] > 0
+
+
+def test_the_object_cache_is_reused_only_for_the_same_read(split, tmp_path):
+    cache = tmp_path / "cache"
+    a = load_split(split, "train", limit_images=4, progress=False, objects="proposals", cache=cache)
+    (written,) = cache.iterdir()
+    first = written.stat().st_mtime_ns
+    b = load_split(split, "train", limit_images=4, progress=False, objects="proposals", cache=cache)
+    assert written.stat().st_mtime_ns == first  # read from the cache, not written again
+    assert a.programs == b.programs and a.answers == b.answers and a.image == b.image
+    assert all(torch.equal(x, y) for x, y in zip(a.crops, b.crops, strict=True))
+    assert (a.from_proposals, a.from_masks) == (b.from_proposals, b.from_masks)
+    load_split(split, "train", limit_images=4, progress=False, cache=cache)  # true masks: another entry
+    assert len(list(cache.iterdir())) == 2
+    written.write_bytes(b"damaged")  # a damaged entry is read again from the images
+    c = load_split(split, "train", limit_images=4, progress=False, objects="proposals", cache=cache)
+    assert all(torch.equal(x, y) for x, y in zip(a.crops, c.crops, strict=True))
+    both = join_sets([a, c])
+    assert len(both) == 2 * len(a) and len(both.crops) == 8 and both.image[len(a):] == [i + 4 for i in a.image]
 
 
 def test_curriculum_stages_and_bad_flags():
