@@ -20,7 +20,7 @@ from reasoning.nscl import (
     train_nscl,
 )
 from reasoning.nscl.data import join_sets, match_proposals
-from reasoning.nscl.train import _image_batches, stage_of
+from reasoning.nscl.train import _image_batches, question_weight, stage_of
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +186,27 @@ def test_the_object_cache_is_reused_only_for_the_same_read(split, tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a.crops, c.crops, strict=True))
     both = join_sets([a, c])
     assert len(both) == 2 * len(a) and len(both.crops) == 8 and both.image[len(a):] == [i + 4 for i in a.image]
+
+
+def test_group_weights_weigh_the_questions_about_their_groups(split, tmp_path):
+    data = load_split(split, "train", limit_images=4, progress=False)
+    weights = NSCLTrainConfig(group_weights="material:3,shape:2").weights
+    assert weights == {"material": 3.0, "shape": 2.0}
+    seen = {question_weight(p, weights) for p in data.programs}
+    for p in data.programs:
+        names = {c.function for c in p.nodes()} | {v for c in p.nodes() for v in c.values}
+        about = {"material": {"filter_material", "query_material", "same_material", "equal_material", "rubber", "metal"},
+                 "shape": {"filter_shape", "query_shape", "same_shape", "equal_shape", "cube", "sphere", "cylinder"}}
+        expect = 3.0 if names & about["material"] else 2.0 if names & about["shape"] else 1.0
+        assert question_weight(p, weights) == expect, p
+    assert 1.0 in seen and 3.0 in seen
+    config = NSCLTrainConfig(epochs=1, batch_size=20, curriculum="0:0", group_weights="material:3")
+    a, _ = train_nscl(data, config, tmp_path / "a.pt", progress=False)
+    b, _ = train_nscl(data, dataclasses.replace(config, group_weights=""), tmp_path / "b.pt", progress=False)
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    for bad in ("texture:2", "shape:0", "shape"):
+        with pytest.raises(ConfigError, match="group weights"):
+            NSCLTrainConfig(group_weights=bad)
 
 
 def test_curriculum_stages_and_bad_flags():
