@@ -229,6 +229,19 @@ def test_train_nscl_command_writes_checkpoint_and_summary(split, tmp_path, capsy
     assert "--objects proposals" in meta["command"]
 
 
+def test_the_command_trains_on_several_folders_with_a_cache(split, tmp_path):
+    out, cache = tmp_path / "run" / "nscl.pt", tmp_path / "cache"
+    assert main(["train", "nscl", "--data", str(split), str(split), "--limit-images", "3", "--epochs", "1",
+                 "--whole-images", "--group-weights", "shape:2", "--cache", str(cache), "--out", str(out),
+                 "--quiet"]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["train_images"] == 6 and summary["train_questions"] == 60
+    assert len(list(cache.iterdir())) == 1  # the same folder read once, then from the cache
+    _, meta = load_nscl(out)
+    assert f"--data {split} {split} " in meta["command"] and "--whole-images" in meta["command"]
+    assert "--group-weights shape:2" in meta["command"]
+
+
 def test_eval_clevr_scores_an_nscl_checkpoint_as_a_qa_model(split, tmp_path):
     ckpt = tmp_path / "nscl.pt"
     assert main(["train", "nscl", "--data", str(split), "--limit-images", "3", "--epochs", "1",
