@@ -14,6 +14,8 @@ the quasi-symbolic executor with a curriculum, and writes the checkpoint
 (the summary, also shown as a table).  ``--objects proposals`` cuts the objects
 of both splits with the derenderer's proposal masks matched to the true ones
 (what ``nesy eval clevr --model nscl`` sees from pixels) instead of the true masks.
+Several ``--data`` folders train together; ``--cache DIR`` keeps the objects read
+(images decoded, proposals run) for later runs over the same splits.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from physics.training import config_flags
     from reasoning.nscl import NSCLTrainConfig, load_split, train_nscl
+    from reasoning.nscl.data import join_sets
 
     config = config_from_args(NSCLTrainConfig, args)
     torch.set_num_threads(config.threads)  # reading (proposals) too: idle threads spin on a loaded machine
@@ -43,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
 
         proposals = load_default_derenderer()
     read = {"progress": not args.quiet, "objects": args.objects, "proposals": proposals, "crop_size": config.crop_size}
-    train = load_split(args.data, args.split, limit_images=args.limit_images, **read)
+    if args.cache:
+        read["cache"] = args.cache
+    train = join_sets([load_split(d, args.split, limit_images=args.limit_images, **read) for d in args.data])
     valid = None
     if args.eval_data:
         valid = load_split(args.eval_data, args.eval_split, **read)
-    parts = ["nesy", "train", "nscl", "--data", str(args.data), "--split", args.split]
+    parts = ["nesy", "train", "nscl", "--data", *map(str, args.data), "--split", args.split]
     if args.eval_data:
         parts += ["--eval-data", str(args.eval_data), "--eval-split", args.eval_split]
     if args.limit_images:
@@ -78,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
 
 def register(groups) -> None:
     parser = groups.sub("train", "nscl", help="NS-CL: concepts from questions and answers", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="CLEVR-format folder with images, instance masks and questions")
+    parser.add_argument(
+        "--data", required=True, nargs="+",
+        help="CLEVR-format folder(s) with images, instance masks and questions (several: trained on together)",
+    )
     parser.add_argument("--split", default="train", help="split of --data (default: train)")
     parser.add_argument("--eval-data", default=None, help="held-out folder scored after every epoch")
     parser.add_argument("--eval-split", default="val", help="split of --eval-data (default: val)")
@@ -90,6 +98,10 @@ def register(groups) -> None:
         help="cut objects with the true masks, or with the derenderer's proposals matched to them",
     )
     parser.add_argument("--out", default="runs/nscl/nscl.pt", help="checkpoint (resumed when it exists)")
+    parser.add_argument(
+        "--cache", default=None,
+        help="folder that keeps the objects read from each split (reused while images and proposal weights match)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     from reasoning.nscl.train import NSCLTrainConfig
 

@@ -12,11 +12,20 @@ from pixels): proposals are matched one-to-one to the true masks by IoU
 (Hungarian), an object whose best proposal overlaps less than ``min_iou`` keeps
 its true mask, and proposals matching no object are left out, so the objects
 stay those the answers are about.
+
+With ``cache=DIR`` the objects read (the costly part: images decoded and, with
+proposals, run through the proposal network) are kept in one file per split
+and reading options under ``DIR``; a later read with the same options, the same
+images and the same proposal weights takes them from there (questions are
+always read afresh from the questions file).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,12 +35,12 @@ from tqdm import tqdm
 
 from perception.datasets import ClevrDataset
 from perception.derender.attributes import AttributeConfig, crop_objects
-from physics.errors import ConfigError, DataError
-from physics.io import PathLike
+from physics.errors import CheckpointError, ConfigError, DataError
+from physics.io import PathLike, atomic_torch_save, torch_load, weights_digest
 from reasoning.dsl import Program, from_clevr
 from reasoning.errors import ProgramError
 
-__all__ = ["QASet", "load_split", "image_objects", "match_proposals", "OBJECT_SOURCES"]
+__all__ = ["QASet", "load_split", "join_sets", "image_objects", "match_proposals", "OBJECT_SOURCES"]
 
 OBJECT_SOURCES = ("masks", "proposals")
 
@@ -64,6 +73,22 @@ class QASet:
     def objects(self, images: list[int]) -> tuple[list[Tensor], list[Tensor]]:
         """The float crops and boxes of ``images`` (positions), as :class:`ConceptLearner` takes them."""
         return [self.crops[i].float().div_(255.0) for i in images], [self.boxes[i] for i in images]
+
+
+def join_sets(sets: list[QASet]) -> QASet:
+    """Several splits as one: images one after the other, each question still on its own image."""
+    out = QASet([], [], [], [], [], [])
+    for part in sets:
+        offset = len(out.crops)
+        out.crops += part.crops
+        out.boxes += part.boxes
+        out.programs += part.programs
+        out.answers += part.answers
+        out.image += [offset + i for i in part.image]
+        out.skipped += part.skipped
+        out.from_proposals += part.from_proposals
+        out.from_masks += part.from_masks
+    return out
 
 
 def image_objects(image: Tensor, masks: Tensor, crop_size: int) -> tuple[Tensor, Tensor]:
@@ -109,6 +134,7 @@ def load_split(
     objects: str = "masks",
     proposals: Any = None,
     min_iou: float = 0.5,
+    cache: PathLike | None = None,
 ) -> QASet:
     """Read a CLEVR split's images, instance masks and questions (never its attribute fields).
 
@@ -122,6 +148,8 @@ def load_split(
         proposals: The :class:`~perception.derender.Derenderer` whose proposals are used
             (default: the shipped one); only with ``objects="proposals"``.
         min_iou: Smallest IoU of a proposal that replaces a true mask.
+        cache: Folder that keeps the objects read, to be reused by a later read with the
+            same options, images and proposal weights (None: no cache).
 
     Raises:
         ConfigError: ``objects`` is not one of :data:`OBJECT_SOURCES`.
@@ -140,25 +168,36 @@ def load_split(
         raise DataError(f"{root}: split {split!r} has no questions file")
     n = len(data) if not limit_images else min(limit_images, len(data))
     out = QASet([], [], [], [], [], [])
+    path, key, stored = None, "", None
+    if cache is not None:
+        path, key = _cache_entry(cache, data, n, objects, proposals, crop_size, min_iou)
+        stored = _read_cache(path, key)
+        if stored is not None:
+            out.crops, out.boxes = stored["crops"], stored["boxes"]
+            out.from_proposals, out.from_masks = int(stored["from_proposals"]), int(stored["from_masks"])
     for k in tqdm(range(n), desc=f"objects of {split}", unit="image", disable=not progress, leave=False):
-        item = data[k]
-        ids = item["mask"]
-        count = int(ids.max()) + 1 if ids.numel() else 0
-        masks = torch.stack([ids == i for i in range(count)]) if count else torch.zeros(0, *ids.shape, dtype=torch.bool)
-        masks = masks[masks.flatten(1).any(1)]
-        if objects == "proposals":
-            with torch.no_grad():
-                found = proposals.instance_masks(item["image"])
-            masks, used = match_proposals(masks, found, min_iou)
-            out.from_proposals += int(used.sum())
-            out.from_masks += int((~used).sum())
+        if len(out.crops) > k:  # from the cache: only the questions are read
+            name, questions = data.filenames[k], data.questions.get(data.indices[k], [])
         else:
-            out.from_masks += len(masks)
-        crops, boxes = image_objects(item["image"], masks, crop_size)
-        out.crops.append(crops)
-        out.boxes.append(boxes)
-        for q in item["questions"]:
-            where = f"{item['image_filename']} question {q.get('question_index', '?')}"
+            item = data[k]
+            name, questions = item["image_filename"], item["questions"]
+            ids = item["mask"]
+            count = int(ids.max()) + 1 if ids.numel() else 0
+            masks = torch.stack([ids == i for i in range(count)]) if count else torch.zeros(0, *ids.shape, dtype=torch.bool)
+            masks = masks[masks.flatten(1).any(1)]
+            if objects == "proposals":
+                with torch.no_grad():
+                    found = proposals.instance_masks(item["image"])
+                masks, used = match_proposals(masks, found, min_iou)
+                out.from_proposals += int(used.sum())
+                out.from_masks += int((~used).sum())
+            else:
+                out.from_masks += len(masks)
+            crops, boxes = image_objects(item["image"], masks, crop_size)
+            out.crops.append(crops)
+            out.boxes.append(boxes)
+        for q in questions:
+            where = f"{name} question {q.get('question_index', '?')}"
             if "program" not in q or "answer" not in q:
                 out.skipped.append(f"{where}: no program or answer")
                 continue
@@ -170,4 +209,35 @@ def load_split(
             out.programs.append(program)
             out.answers.append(str(q["answer"]))
             out.image.append(k)
+    if path is not None and stored is None:
+        atomic_torch_save(path, {"key": key, "crops": out.crops, "boxes": out.boxes,
+                                 "from_proposals": out.from_proposals, "from_masks": out.from_masks})
     return out
+
+
+def _cache_entry(
+    cache: PathLike, data: ClevrDataset, n: int, objects: str, proposals: Any, crop_size: int, min_iou: float
+) -> tuple[Path, str]:
+    """The cache file of a read and the key that must match for it to be reused."""
+    images = data.layout.images
+    files = [images / name for name in data.filenames[:n]]
+    stamp = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    weights = weights_digest(proposals.proposal_net.state_dict()) if objects == "proposals" else ""
+    key = json.dumps({"root": str(Path(data.root).resolve()), "split": data.split, "objects": objects,
+                      "crop_size": crop_size, "min_iou": min_iou if objects == "proposals" else None,
+                      "images": stamp, "proposals": weights}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return Path(cache) / f"{data.split}-{objects}-{crop_size}-{n}-{digest}.pt", key
+
+
+def _read_cache(path: Path, key: str) -> dict[str, Any] | None:
+    """A cache file's objects if it exists and was written for ``key`` (else None)."""
+    if not path.is_file():
+        return None
+    try:
+        stored = torch_load(path, "NS-CL object cache")
+    except CheckpointError:  # damaged: read the images again and write it anew
+        return None
+    if not isinstance(stored, dict) or stored.get("key") != key:
+        return None
+    return stored

@@ -28,11 +28,13 @@ import torch
 from physics.errors import CheckpointError, ConfigError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
 from physics.training import Constant, RunLog, Schedule, TrainLoop, WarmupCosine, seed_everything
+from physics.worlds.clevr_properties import ATTRIBUTES
+from reasoning.dsl import Program
 from reasoning.executor.soft import soft_execute
 from reasoning.nscl.data import QASet
 from reasoning.nscl.model import ConceptConfig, ConceptLearner
 
-__all__ = ["NSCLTrainConfig", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
+__all__ = ["NSCLTrainConfig", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
 
 RESUMABLE_CHANGES = ("threads",)
 SCHEDULES = ("constant", "cosine")
@@ -57,6 +59,16 @@ class NSCLTrainConfig:
         default="",
         metadata={"help": "start from this NS-CL model's weights (fine-tuning; a new run; its crop size may differ)"},
     )
+    whole_images: bool = field(
+        default=False,
+        metadata={"help": "batches of whole images: all admitted questions of an image in one batch, about "
+                          "batch-size questions each (the CNN reads a crop once for its ~10 questions)"},
+    )
+    group_weights: str = field(
+        default="",
+        metadata={"help": "GROUP:W,... : questions whose program names a concept group (a filter, query, same or "
+                          "equal on it, or one of its words) weigh W in the loss (the heaviest group counts)"},
+    )
     crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels (the model's input)"})
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
@@ -70,6 +82,24 @@ class NSCLTrainConfig:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         self.stages  # noqa: B018 -- validates the curriculum
+        self.weights  # noqa: B018 -- validates the group weights
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """``group_weights`` as {concept group: loss weight}."""
+        out: dict[str, float] = {}
+        for part in filter(None, self.group_weights.split(",")):
+            name, _, w = part.partition(":")
+            try:
+                weight = float(w)
+            except ValueError:
+                weight = -1.0
+            if name.strip() not in ATTRIBUTES or not weight > 0:
+                raise ConfigError(
+                    f"group weights: give GROUP:W with GROUP one of {', '.join(ATTRIBUTES)} and W > 0, got {part!r}"
+                )
+            out[name.strip()] = weight
+        return out
 
     @property
     def stages(self) -> tuple[tuple[int, int], ...]:
@@ -98,8 +128,36 @@ def _admitted(data: QASet, limits: tuple[int, int]) -> list[int]:
     ]
 
 
+def _image_batches(data: QASet, admitted: list[int], size: int, g: torch.Generator) -> list[list[int]]:
+    """Admitted questions grouped by image, images in random order, cut after ``size`` or more questions."""
+    by_image: dict[int, list[int]] = {}
+    for q in admitted:
+        by_image.setdefault(data.image[q], []).append(q)
+    images = list(by_image)
+    out: list[list[int]] = [[]]
+    for i in torch.randperm(len(images), generator=g).tolist():
+        if len(out[-1]) >= size:
+            out.append([])
+        out[-1].extend(by_image[images[i]])
+    return [b for b in out if b]
+
+
+def question_weight(program: Program, weights: dict[str, float], vocabulary=ATTRIBUTES) -> float:
+    """The loss weight of a question: the largest of its program's concept groups' weights (1 if none)."""
+    out = 1.0
+    for call in program.nodes():
+        for group, w in weights.items():
+            if call.function.endswith("_" + group) or any(v in vocabulary[group] for v in call.values):
+                out = max(out, w)
+    return out
+
+
 def _batch_loss(
-    model: ConceptLearner, data: QASet, questions: Sequence[int], flip: torch.Generator | None = None
+    model: ConceptLearner,
+    data: QASet,
+    questions: Sequence[int],
+    flip: torch.Generator | None = None,
+    weights: dict[str, float] | None = None,
 ) -> tuple[torch.Tensor, int]:
     images = sorted({data.image[q] for q in questions})
     row = {img: k for k, img in enumerate(images)}
@@ -111,7 +169,11 @@ def _batch_loss(
     scenes = model(crops, boxes)
     out = soft_execute([data.programs[q] for q in questions], scenes, [row[data.image[q]] for q in questions])
     right = sum(a == data.answers[q] for a, q in zip(out.answers, questions, strict=True))
-    return -out.log_prob([data.answers[q] for q in questions]).mean(), right
+    log_prob = out.log_prob([data.answers[q] for q in questions])
+    if not weights:
+        return -log_prob.mean(), right
+    w = torch.tensor([question_weight(data.programs[q], weights, model.vocabulary) for q in questions])
+    return -(w * log_prob).sum() / w.sum(), right
 
 
 @torch.no_grad()
@@ -173,12 +235,11 @@ def train_nscl(
     def batches(epoch: int) -> list[tuple[int, list[int]]]:
         admitted = _admitted(data, stage_of(config, epoch))
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        base = (config.seed * 1_000_003 + epoch) * 100_003  # each batch carries its own flip seed,
+        if config.whole_images:  # so a resumed run mirrors the same crops
+            return [(base + k, qs) for k, qs in enumerate(_image_batches(data, admitted, config.batch_size, g))]
         order = [admitted[i] for i in torch.randperm(len(admitted), generator=g).tolist()]
-        # each batch carries its own flip seed, so a resumed run mirrors the same crops
-        return [
-            ((config.seed * 1_000_003 + epoch) * 100_003 + k, order[k : k + config.batch_size])
-            for k in range(0, len(order), config.batch_size)
-        ]
+        return [(base + k, order[k : k + config.batch_size]) for k in range(0, len(order), config.batch_size)]
 
     schedule: Schedule = Constant(config.learning_rate)
     if config.schedule == "cosine":
@@ -194,7 +255,7 @@ def train_nscl(
     def step(batch: tuple[int, list[int]]) -> dict[str, Any]:
         flip_seed, questions = batch
         flip = torch.Generator().manual_seed(flip_seed) if config.flip else None
-        loss, right = _batch_loss(model, data, questions, flip)
+        loss, right = _batch_loss(model, data, questions, flip, config.weights)
         return {"loss": loss, "train_accuracy": right / len(questions), "weight": len(questions)}
 
     def end_round(epoch: int, record: dict[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from reasoning.nscl import (
     load_split,
     train_nscl,
 )
-from reasoning.nscl.data import match_proposals
-from reasoning.nscl.train import stage_of
+from reasoning.nscl.data import join_sets, match_proposals
+from reasoning.nscl.train import _image_batches, question_weight, stage_of
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +154,61 @@ def test_larger_crops_train_from_a_32_pixel_model_and_a_mismatch_is_refused(spli
     assert model.config.crop_size == 48 and "--crop-size 48" in meta["command"]
 
 
+def test_whole_image_batches_keep_each_image_whole_and_train(split, tmp_path):
+    data = load_split(split, "train", limit_images=8, progress=False)
+    admitted = [q for q in range(len(data)) if q % 3]  # as a curriculum stage would leave them
+    batches = _image_batches(data, admitted, 25, torch.Generator().manual_seed(1))
+    assert sorted(q for b in batches for q in b) == admitted  # every admitted question once
+    owner = {data.image[q]: k for k, b in enumerate(batches) for q in b}
+    assert all(owner[data.image[q]] == k for k, b in enumerate(batches) for q in b)  # no image split
+    assert all(len(b) >= 25 for b in batches[:-1]) and len(batches) < len(admitted) / 20
+    config = NSCLTrainConfig(epochs=1, batch_size=25, curriculum="0:0", whole_images=True)
+    a, meta = train_nscl(data, config, tmp_path / "a.pt", progress=False)
+    b, _ = train_nscl(data, config, tmp_path / "b.pt", progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert meta["history"][0]["loss"] > 0
+
+
+def test_the_object_cache_is_reused_only_for_the_same_read(split, tmp_path):
+    cache = tmp_path / "cache"
+    a = load_split(split, "train", limit_images=4, progress=False, objects="proposals", cache=cache)
+    (written,) = cache.iterdir()
+    first = written.stat().st_mtime_ns
+    b = load_split(split, "train", limit_images=4, progress=False, objects="proposals", cache=cache)
+    assert written.stat().st_mtime_ns == first  # read from the cache, not written again
+    assert a.programs == b.programs and a.answers == b.answers and a.image == b.image
+    assert all(torch.equal(x, y) for x, y in zip(a.crops, b.crops, strict=True))
+    assert (a.from_proposals, a.from_masks) == (b.from_proposals, b.from_masks)
+    load_split(split, "train", limit_images=4, progress=False, cache=cache)  # true masks: another entry
+    assert len(list(cache.iterdir())) == 2
+    written.write_bytes(b"damaged")  # a damaged entry is read again from the images
+    c = load_split(split, "train", limit_images=4, progress=False, objects="proposals", cache=cache)
+    assert all(torch.equal(x, y) for x, y in zip(a.crops, c.crops, strict=True))
+    both = join_sets([a, c])
+    assert len(both) == 2 * len(a) and len(both.crops) == 8 and both.image[len(a):] == [i + 4 for i in a.image]
+
+
+def test_group_weights_weigh_the_questions_about_their_groups(split, tmp_path):
+    data = load_split(split, "train", limit_images=4, progress=False)
+    weights = NSCLTrainConfig(group_weights="material:3,shape:2").weights
+    assert weights == {"material": 3.0, "shape": 2.0}
+    seen = {question_weight(p, weights) for p in data.programs}
+    for p in data.programs:
+        names = {c.function for c in p.nodes()} | {v for c in p.nodes() for v in c.values}
+        about = {"material": {"filter_material", "query_material", "same_material", "equal_material", "rubber", "metal"},
+                 "shape": {"filter_shape", "query_shape", "same_shape", "equal_shape", "cube", "sphere", "cylinder"}}
+        expect = 3.0 if names & about["material"] else 2.0 if names & about["shape"] else 1.0
+        assert question_weight(p, weights) == expect, p
+    assert 1.0 in seen and 3.0 in seen
+    config = NSCLTrainConfig(epochs=1, batch_size=20, curriculum="0:0", group_weights="material:3")
+    a, _ = train_nscl(data, config, tmp_path / "a.pt", progress=False)
+    b, _ = train_nscl(data, dataclasses.replace(config, group_weights=""), tmp_path / "b.pt", progress=False)
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    for bad in ("texture:2", "shape:0", "shape"):
+        with pytest.raises(ConfigError, match="group weights"):
+            NSCLTrainConfig(group_weights=bad)
+
+
 def test_curriculum_stages_and_bad_flags():
     config = NSCLTrainConfig(epochs=6, curriculum="6:5,10:7,0:0")
     assert [stage_of(config, e) for e in range(6)] == [(6, 5), (6, 5), (10, 7), (10, 7), (0, 0), (0, 0)]
@@ -172,6 +227,19 @@ def test_train_nscl_command_writes_checkpoint_and_summary(split, tmp_path, capsy
     _, meta = load_nscl(out)
     assert meta["command"].startswith("nesy train nscl --data ") and "--epochs 1" in meta["command"]
     assert "--objects proposals" in meta["command"]
+
+
+def test_the_command_trains_on_several_folders_with_a_cache(split, tmp_path):
+    out, cache = tmp_path / "run" / "nscl.pt", tmp_path / "cache"
+    assert main(["train", "nscl", "--data", str(split), str(split), "--limit-images", "3", "--epochs", "1",
+                 "--whole-images", "--group-weights", "shape:2", "--cache", str(cache), "--out", str(out),
+                 "--quiet"]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["train_images"] == 6 and summary["train_questions"] == 60
+    assert len(list(cache.iterdir())) == 1  # the same folder read once, then from the cache
+    _, meta = load_nscl(out)
+    assert f"--data {split} {split} " in meta["command"] and "--whole-images" in meta["command"]
+    assert "--group-weights shape:2" in meta["command"]
 
 
 def test_eval_clevr_scores_an_nscl_checkpoint_as_a_qa_model(split, tmp_path):
@@ -218,7 +286,8 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
 
     perceiver = NSCLPerceiver.load_default()
     meta = perceiver.metadata
-    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 39_999
+    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 35_000
     assert meta["command"].startswith("nesy train nscl --data ")
-    assert "--init" in meta["command"] and "fifth round" in meta["round"]  # fine-tuned from the fourth round
+    assert "--init" in meta["command"] and "sixth round" in meta["round"]  # fine-tuned from the fifth round
+    assert "fifth round" in meta["previous_round"]["round"]  # and says how that one was trained
     assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
