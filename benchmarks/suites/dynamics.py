@@ -69,7 +69,11 @@ def run_dynamics(ctx: SuiteContext) -> dict[str, Any]:
     rows.append(["simulator replay (floor)", *("" for _ in HORIZONS), f"{sim['replay']['mse_full']:.2e}",
                  f"{sim['steps_per_s']:.0f}"])
     data_cmd = f"nesy data dynamics --world {world} --n {p['n']} --seed {p['seed']} --split test --out {data}"
-    speed = [speed_row(f"ground-truth simulator ({world}, pybullet)", sim["steps_per_s"], "steps/s",
+    from physics.worlds.dynamics.particle_base import ParticleWorld
+    from physics.worlds.dynamics.registry import WORLDS
+
+    engine = "Taichi MPM" if issubclass(WORLDS.get(world), ParticleWorld) else "pybullet"
+    speed = [speed_row(f"ground-truth simulator ({world}, {engine})", sim["steps_per_s"], "steps/s",
                        "stepping, actions and reading positions")]
     speed += [speed_row(f"learned rollout ({name}, {world})", r["steps_per_s"], "steps/s", "one trajectory at a time")
               for name, r in result["models"].items()]

@@ -60,10 +60,7 @@ def test_builtin_suites_cover_every_registered_model_world_and_task():
     for name in builtin:
         suite = SUITES.get(name)
         reason = suite.unavailable_reason()
-        if name in ("dynamics-fluidshake", "dynamics-ricegrip"):  # worlds with no trained simulator yet
-            assert reason is not None and "checkpoint" in reason, name
-        else:
-            assert reason is None, (name, reason)  # the shipped checkpoints make every other suite runnable
+        assert reason is None, (name, reason)  # the shipped checkpoints make every suite runnable (all four particle worlds too)
         assert "seed" in suite.quick and "seed" in suite.full, name
     assert SUITES.get("clevrer-nsdr").unavailable_reason() is None
 

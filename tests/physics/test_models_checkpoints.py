@@ -16,9 +16,9 @@ SHIPPED = sorted((Path(__file__).resolve().parents[2] / "physics" / "models" / "
 
 
 def test_every_shipped_dynamics_checkpoint_carries_a_matching_digest():
-    # cradle, rope, boxes: in, propnet, dpinet; fluidfall, boxbath: in, dpinet, gns; boxes_propnet_control and
-    # boxes_corners_propnet (control)
-    assert len(SHIPPED) == 17
+    # cradle, rope, boxes: in, propnet, dpinet; fluidfall, boxbath, fluidshake, ricegrip: in, dpinet, gns;
+    # boxes_propnet_control and boxes_corners_propnet (control)
+    assert len(SHIPPED) == 23
     for path in SHIPPED:
         ckpt = torch_load(path)
         assert ckpt[DIGEST_KEY] == weights_digest(ckpt), path.name
