@@ -258,22 +258,27 @@ def _unswap(tracks: list[Track], config: TrackConfig) -> list[Track]:
         return tracks
     tracks = list(tracks)
     while (swap := _find_swap(tracks, config)) is not None:
-        i, ki, j, kj = swap
+        i, j, frame = swap
         ti, tj = tracks[i], tracks[j]
+        ki = int(np.searchsorted(ti.frames, frame))
+        kj = int(np.searchsorted(tj.frames, frame))
         tracks[i], tracks[j] = ti.cut(0, ki), tj.cut(0, kj)
         tracks[i].absorb(tj.cut(kj))
         tracks[j].absorb(ti.cut(ki))
     return tracks
 
 
-def _find_swap(tracks: list[Track], config: TrackConfig) -> tuple[int, int, int, int] | None:
-    """(track i, its cut, track j, its cut) of the first mirror-image pair of switches, or None."""
+def _find_swap(tracks: list[Track], config: TrackConfig) -> tuple[int, int, int] | None:
+    """(track i, track j, frame) of the first mirror-image pair of switches, or None.
+
+    Both tracks are cut at the later of the two switches' frames (observations
+    between them, read while the two objects touch, stay before the cut).
+    """
     found = [_switches(t, config.swap_run, config.swap_slack) for t in tracks]
     for i, j in combinations(range(len(tracks)), 2):
         for ki, a, b in found[i]:
             for kj, c, d in found[j]:
-                if (a, b) != (d, c) or abs(tracks[i].frames[ki] - tracks[j].frames[kj]) > config.swap_slack:
-                    continue
-                if tracks[i].frames[ki - 1] < tracks[j].frames[kj] and tracks[j].frames[kj - 1] < tracks[i].frames[ki]:
-                    return i, ki, j, kj
+                fi, fj = tracks[i].frames[ki], tracks[j].frames[kj]
+                if (a, b) == (d, c) and abs(fi - fj) <= config.swap_slack:
+                    return i, j, max(fi, fj)
     return None
