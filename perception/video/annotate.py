@@ -22,7 +22,13 @@ Per track (one object), in frame order:
   executor's "moving" speed (0.05): without the rule a stationary object
   reads as moving (``filter_stationary`` then finds none, and questions about
   "the stationary object" get no answer).  True objects either rest (below
-  0.05 units/s in every frame) or slide faster than 0.3 units/s;
+  0.05 units/s in every frame) or slide faster than 0.3 units/s.  The rest
+  test looks only at steady observations (:func:`steady_areas`: mask area
+  within ``area_tolerance`` of the median over the window): a passing object
+  cuts a resting one's mask, or the proposal network gives the resting one
+  part of the passer's pixels, and its centre moves by up to 0.2 units
+  while the object does not; where such a track rests it is held at its
+  steady centres' median;
 * ``orientation`` and ``angular_velocity``: not perceived, written as zeros;
 * ``inside_camera_view``: the location projects inside the image (the
   annotations' rule);
