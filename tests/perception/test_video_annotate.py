@@ -200,9 +200,10 @@ def test_a_resting_object_whose_mask_swells_under_a_passing_one_stays_put():
     still = {f: (0.5, -1.0) for f in range(40)}
     pulled = {f: ((0.65, -1.0) if 18 <= f <= 22 else xy) for f, xy in still.items()}
     areas = {f: (1750.0 if 18 <= f <= 22 else 1440.0) for f in range(40)}
-    ann = tracks_to_annotation([_track(("green", "rubber", "cylinder"), pulled, 0.35, areas)], list(range(40)), HW, HEIGHTS)
-    plain = tracks_to_annotation([_track(("green", "rubber", "cylinder"), pulled, 0.35)], list(range(40)), HW, HEIGHTS)
-    assert max(np.hypot(*fr.by_id()[0].velocity[:2]) for fr in plain.motion_trajectory) > 0.05  # reads as moving
+    cfg = VideoPerceptionConfig(area_tolerance=0.1)
+    ann = tracks_to_annotation([_track(("green", "rubber", "cylinder"), pulled, 0.35, areas)], list(range(40)), HW, HEIGHTS, cfg)
+    plain = tracks_to_annotation([_track(("green", "rubber", "cylinder"), pulled, 0.35, areas)], list(range(40)), HW, HEIGHTS)
+    assert max(np.hypot(*fr.by_id()[0].velocity[:2]) for fr in plain.motion_trajectory) > 0.05  # off (default): moving
     assert all(fr.by_id()[0].velocity == (0.0, 0.0, 0.0) for fr in ann.motion_trajectory)
     np.testing.assert_allclose([fr.by_id()[0].location[:2] for fr in ann.motion_trajectory], [(0.5, -1.0)] * 40, atol=1e-4)
     with pytest.raises(ConfigError, match="area_tolerance"):
