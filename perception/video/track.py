@@ -21,12 +21,19 @@ colour, material and shape), so two tracks with the same attributes that never
 coexist are one object seen twice (hidden behind another, or leaving and
 coming back); they are joined.  Tracks seen in fewer than ``min_length``
 frames are dropped as spurious.
+
+Swaps: before merging, two tracks that traded objects at a contact (each reads
+one object's colour, material and shape for ``swap_run`` observations, then
+the other's from about the same frame on) get their tails exchanged (the
+striker stops where the tracker expected it to go on, and the struck object
+moves into that place).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -49,6 +56,11 @@ class TrackConfig:
         attribute_weight: Cost of full attribute disagreement, in scene units.
         max_missing: Frames a track may go unseen (hidden behind another) before it closes.
         min_length: Tracks seen in fewer frames are dropped.
+        swap_run: Two tracks whose observations read one object's attributes for at least this
+            many observations and then, from about the same frame on, the other's for as many
+            swapped identities there: their tails are exchanged (0: never).
+        swap_slack: Frames apart the two switches of a swap may lie, and observations of
+            neither reading a switch may hold between its two runs.
     """
 
     max_distance: float = 0.6
@@ -56,6 +68,8 @@ class TrackConfig:
     attribute_weight: float = 1.0
     max_missing: int = 12
     min_length: int = 6
+    swap_run: int = 5
+    swap_slack: int = 3
 
     def __post_init__(self) -> None:
         if self.max_distance <= 0 or self.max_gap_distance < self.max_distance:
@@ -75,19 +89,30 @@ class Track:
         pixels: float [2] image centre per observation.
         locations: float [3] ground-plane position per observation.
         probs: Per attribute, the summed probabilities over observations.
+        areas: Mask pixels per observation (NaN where not known).
+        labels: The most probable (colour, material, shape) of each observation.
+        obs_probs: Per observation, the probabilities of each attribute.
     """
 
     frames: list[int] = field(default_factory=list)
     pixels: list[np.ndarray] = field(default_factory=list)
     locations: list[np.ndarray] = field(default_factory=list)
     probs: dict[str, np.ndarray] = field(default_factory=dict)
+    areas: list[float] = field(default_factory=list)
+    labels: list[tuple[str, ...]] = field(default_factory=list)
+    obs_probs: list[dict[str, np.ndarray]] = field(default_factory=list)
 
-    def add(self, frame: int, pixel: np.ndarray, location: np.ndarray, probs: dict[str, np.ndarray]) -> None:
+    def add(self, frame: int, pixel: np.ndarray, location: np.ndarray, probs: dict[str, np.ndarray],
+            area: float = float("nan")) -> None:
         self.frames.append(frame)
+        self.areas.append(float(area))
         self.pixels.append(np.asarray(pixel, float))
         self.locations.append(np.asarray(location, float))
+        own = {a: np.asarray(probs[a], float) for a in VIDEO_ATTRIBUTES}
+        self.obs_probs.append(own)
+        self.labels.append(tuple(ATTRIBUTES[a][int(np.argmax(own[a]))] for a in VIDEO_ATTRIBUTES))
         for a in VIDEO_ATTRIBUTES:
-            self.probs[a] = self.probs.get(a, 0.0) + np.asarray(probs[a], float)
+            self.probs[a] = self.probs.get(a, 0.0) + own[a]
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -113,8 +138,18 @@ class Track:
         self.frames += other.frames
         self.pixels += other.pixels
         self.locations += other.locations
+        self.areas += other.areas
+        self.labels += other.labels
+        self.obs_probs += other.obs_probs
         for a in VIDEO_ATTRIBUTES:
             self.probs[a] = self.probs[a] + other.probs[a]
+
+    def cut(self, start: int, stop: int | None = None) -> Track:
+        """A new track of observations ``start:stop`` (list positions)."""
+        out = Track()
+        for k in range(start, len(self) if stop is None else stop):
+            out.add(self.frames[k], self.pixels[k], self.locations[k], self.obs_probs[k], self.areas[k])
+        return out
 
 
 def _disagreement(track: Track, probs: dict[str, np.ndarray]) -> np.ndarray:
@@ -153,14 +188,16 @@ def track_detections(detections: Sequence[FrameDetections], config: TrackConfig 
             finite = np.where(np.isfinite(cost), cost, 1e9)
             for i, j in zip(*linear_sum_assignment(finite), strict=True):
                 if np.isfinite(cost[i, j]):
-                    open_tracks[i].add(f, det.pixel[j], det.location[j], {a: det.probs[a][j] for a in VIDEO_ATTRIBUTES})
+                    open_tracks[i].add(f, det.pixel[j], det.location[j], {a: det.probs[a][j] for a in VIDEO_ATTRIBUTES},
+                                          float(det.area[j]))
                     matched.add(int(j))
         for j in range(len(det)):
             if j not in matched:
                 t = Track()
-                t.add(f, det.pixel[j], det.location[j], {a: det.probs[a][j] for a in VIDEO_ATTRIBUTES})
+                t.add(f, det.pixel[j], det.location[j], {a: det.probs[a][j] for a in VIDEO_ATTRIBUTES}, float(det.area[j]))
                 open_tracks.append(t)
     tracks = [t for t in [*closed, *open_tracks] if len(t) >= config.min_length]
+    tracks = _unswap(tracks, config)
     tracks = _merge_same_object(tracks, config)
     return sorted(tracks, key=lambda t: (t.frames[0], float(t.pixels[0][0])))
 
@@ -188,3 +225,60 @@ def _continues(first: Track, later: Track, config: TrackConfig) -> bool:
         return False
     reach = config.max_distance * (later.frames[0] - first.frames[-1])
     return bool(np.linalg.norm(later.locations[0][:2] - first.locations[-1][:2]) <= reach)
+
+
+def _switches(track: Track, run: int, slack: int) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
+    """(list position, labels before, labels after) where a track's reading changes for good.
+
+    A change counts when a run of at least ``run`` observations reading one
+    (colour, material, shape) is followed, after at most ``slack`` other
+    observations, by a run of at least ``run`` reading another; its position is
+    the later run's first observation.
+    """
+    runs: list[tuple[int, int, tuple[str, ...]]] = []  # (first, past-the-end, labels)
+    for k, lab in enumerate(track.labels):
+        if runs and runs[-1][2] == lab and runs[-1][1] == k:
+            runs[-1] = (runs[-1][0], k + 1, lab)
+        else:
+            runs.append((k, k + 1, lab))
+    long = [r for r in runs if r[1] - r[0] >= run]
+    return [(b[0], a[2], b[2]) for a, b in zip(long, long[1:], strict=False) if a[2] != b[2] and b[0] - a[1] <= slack]
+
+
+def _unswap(tracks: list[Track], config: TrackConfig) -> list[Track]:
+    """Exchange the tails of two tracks that swapped objects (see ``TrackConfig.swap_run``).
+
+    Two objects that touch can trade tracks: the tracker predicts each at constant
+    velocity, and a collision moves the struck object where the striker was
+    expected.  Each track then reads one object's attributes before the contact
+    and the other's after, in mirror image; cutting both there and exchanging the
+    tails gives each object its own.
+    """
+    if config.swap_run < 1:
+        return tracks
+    tracks = list(tracks)
+    while (swap := _find_swap(tracks, config)) is not None:
+        i, j, frame = swap
+        ti, tj = tracks[i], tracks[j]
+        ki = int(np.searchsorted(ti.frames, frame))
+        kj = int(np.searchsorted(tj.frames, frame))
+        tracks[i], tracks[j] = ti.cut(0, ki), tj.cut(0, kj)
+        tracks[i].absorb(tj.cut(kj))
+        tracks[j].absorb(ti.cut(ki))
+    return tracks
+
+
+def _find_swap(tracks: list[Track], config: TrackConfig) -> tuple[int, int, int] | None:
+    """(track i, track j, frame) of the first mirror-image pair of switches, or None.
+
+    Both tracks are cut at the later of the two switches' frames (observations
+    between them, read while the two objects touch, stay before the cut).
+    """
+    found = [_switches(t, config.swap_run, config.swap_slack) for t in tracks]
+    for i, j in combinations(range(len(tracks)), 2):
+        for ki, a, b in found[i]:
+            for kj, c, d in found[j]:
+                fi, fj = tracks[i].frames[ki], tracks[j].frames[kj]
+                if (a, b) == (d, c) and abs(fi - fj) <= config.swap_slack:
+                    return i, j, max(fi, fj)
+    return None

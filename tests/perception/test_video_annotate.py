@@ -11,6 +11,7 @@ import torch
 from perception.video.annotate import (
     VideoPerceptionConfig,
     at_rest,
+    steady_areas,
     touch_collisions,
     tracks_to_annotation,
     video_index,
@@ -43,13 +44,14 @@ HEIGHTS = {"cube": 0.2475, "sphere": 0.35, "cylinder": 0.35}
 CAMERA = CLEVR_CAMERA.with_size(480, 320)
 
 
-def _track(attrs: tuple[str, str, str], path: dict[int, tuple[float, float]], shape_z: float) -> Track:
-    """A track whose observations are the pixels where ``path``'s ground points show."""
+def _track(attrs: tuple[str, str, str], path: dict[int, tuple[float, float]], shape_z: float,
+           areas: dict[int, float] | None = None) -> Track:
+    """A track whose observations are the pixels where ``path``'s ground points show (mask areas ``areas``)."""
     t = Track()
     for f, (x, y) in sorted(path.items()):
         pixel = CAMERA.project(np.array([[x, y, shape_z]]))[0, :2]
         probs = {a: np.eye(len(ATTRIBUTES[a]))[ATTRIBUTES[a].index(v)] for a, v in zip(VIDEO_ATTRIBUTES, attrs, strict=True)}
-        t.add(f, pixel, np.array([x, y, shape_z]), probs)
+        t.add(f, pixel, np.array([x, y, shape_z]), probs, np.nan if areas is None else areas[f])
     return t
 
 
@@ -159,6 +161,53 @@ def test_at_rest_needs_every_centre_of_the_window_near_their_median():
     jump[10:, 0] = 0.2  # moved between frames 9 and 10
     rest = at_rest(jump, 3, 0.04)
     assert rest[:7].all() and not rest[7:13].any() and rest[13:].all()
+
+
+def test_steady_areas_flag_masks_cut_or_swollen_against_their_neighbours():
+    frames = list(range(20))
+    areas = [1400.0] * 20
+    areas[8], areas[9], areas[15] = 1750.0, 1800.0, 900.0  # swollen by a neighbour's pixels; cut by one in front
+    areas[12] = 1480.0  # within 10%: steady
+    steady = steady_areas(frames, areas, 6, 0.1)
+    assert np.flatnonzero(~steady).tolist() == [8, 9, 15]
+    assert steady_areas(frames, areas, 0, 0.1).all()  # no window: every observation is steady
+    assert steady_areas(frames, [np.nan] * 20, 6, 0.1).all()  # areas not known: steady
+    # an object coming closer grows slowly: no observation stands out
+    assert steady_areas(frames, [1000.0 * 1.01**f for f in frames], 6, 0.1).all()
+
+
+def test_at_rest_looks_at_steady_centres_only_and_needs_them_on_both_sides():
+    xy = np.zeros((20, 3))
+    xy[8:11, 0] = 0.15  # the centre pulled towards a passing neighbour while its mask swells
+    steady = np.ones(20, bool)
+    steady[8:11] = False
+    assert not at_rest(xy, 4, 0.04)[4:15].any()
+    assert at_rest(xy, 4, 0.04, steady).all()
+    # a struck object: steady centres after the unsteady stretch have moved, so it no longer rests there
+    struck = np.zeros((20, 3))
+    struck[8:, 0] = 0.1 * np.arange(12)
+    rest = at_rest(struck, 4, 0.04, steady)
+    assert rest[:6].all() and not rest[8:].any()
+    # no steady centre after frame 7 within the window: frame 7 is not called at rest from one side alone
+    only_before = np.ones(20, bool)
+    only_before[8:12] = False
+    assert not at_rest(np.zeros((20, 3)), 3, 0.04, only_before)[7:9].any()
+
+
+def test_a_resting_object_whose_mask_swells_under_a_passing_one_stays_put():
+    # seed 46464 video 21: a resting cylinder's mask takes a passing sphere's pixels for 5 frames,
+    # its area grows 10-25% and its centre moves 0.15 units towards the sphere, then back
+    still = {f: (0.5, -1.0) for f in range(40)}
+    pulled = {f: ((0.65, -1.0) if 18 <= f <= 22 else xy) for f, xy in still.items()}
+    areas = {f: (1750.0 if 18 <= f <= 22 else 1440.0) for f in range(40)}
+    cfg = VideoPerceptionConfig(area_tolerance=0.1)
+    ann = tracks_to_annotation([_track(("green", "rubber", "cylinder"), pulled, 0.35, areas)], list(range(40)), HW, HEIGHTS, cfg)
+    plain = tracks_to_annotation([_track(("green", "rubber", "cylinder"), pulled, 0.35, areas)], list(range(40)), HW, HEIGHTS)
+    assert max(np.hypot(*fr.by_id()[0].velocity[:2]) for fr in plain.motion_trajectory) > 0.05  # off (default): moving
+    assert all(fr.by_id()[0].velocity == (0.0, 0.0, 0.0) for fr in ann.motion_trajectory)
+    np.testing.assert_allclose([fr.by_id()[0].location[:2] for fr in ann.motion_trajectory], [(0.5, -1.0)] * 40, atol=1e-4)
+    with pytest.raises(ConfigError, match="area_tolerance"):
+        VideoPerceptionConfig(area_tolerance=0.0)
 
 
 def test_small_masks_are_dropped_before_tracking():

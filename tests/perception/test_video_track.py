@@ -106,3 +106,46 @@ def test_track_config_refuses_nonsense():
         TrackConfig(max_distance=0.0)
     with pytest.raises(ConfigError, match="min_length"):
         TrackConfig(min_length=0)
+
+
+def _collision_with_a_merged_mask() -> list[FrameDetections]:
+    """A red cube slides at 0.3 a frame into a resting blue sphere and stops; the sphere goes on at its speed.
+
+    At the contact (frames 10-11) the two masks are one detection, read as the cube, as
+    the proposal network gives them; from frame 12 both are seen again.
+    """
+    cube = {f: (-3.0 + 0.3 * min(f, 10), 0.0) for f in range(30) if f not in (10, 11)}
+    sphere = {f: (0.7 + 0.3 * max(f - 11, 0), 0.0) for f in range(30) if f not in (10, 11)}
+    merged = {f: (0.35, 0.0) for f in (10, 11)}
+    dets = _frames(30, {RED_CUBE: cube, BLUE_SPHERE: sphere})
+    return [_frames(30, {RED_CUBE: merged})[f] if f in merged else d for f, d in enumerate(dets)]
+
+
+def test_two_tracks_that_trade_objects_at_a_contact_get_their_tails_exchanged():
+    dets = _collision_with_a_merged_mask()
+    # by motion alone the tracker hands the moving-on sphere to the cube's track, and the stopped cube to the sphere's
+    swapped = track_detections(dets, TrackConfig(attribute_weight=0.0, swap_run=0))
+    assert len(swapped) == 2
+    for t in swapped:
+        assert len(set(t.labels)) == 2  # each track reads both objects
+    tracks = track_detections(dets, TrackConfig(attribute_weight=0.0))
+    got = _by_attributes(tracks)
+    assert set(got) == {RED_CUBE, BLUE_SPHERE}
+    cube, sphere = got[RED_CUBE], got[BLUE_SPHERE]
+    # cut at the later switch: the merged detections (frames 10, 11) stay with whichever track took them
+    assert set(cube.labels) == {RED_CUBE}
+    assert [f for f, lab in zip(sphere.frames, sphere.labels, strict=True) if lab != BLUE_SPHERE] == [10]
+    assert [f for f in cube.frames if f >= 12] == list(range(12, 30))
+    assert [f for f in sphere.frames if f >= 12] == list(range(12, 30))
+    np.testing.assert_allclose([p[0] for p, f in zip(cube.locations, cube.frames, strict=True) if f >= 12], 0.0)
+    assert sphere.locations[-1][0] == pytest.approx(0.7 + 0.3 * 18)
+
+
+def test_a_track_whose_reading_changes_alone_is_not_cut():
+    # one object misread for good from frame 15 (no second track reads the mirror image): left as it is
+    path = {f: (-1.0 + 0.1 * f, 0.0) for f in range(30)}
+    dets = _frames(30, {RED_CUBE: path})
+    late = _frames(30, {BLUE_SPHERE: path})
+    tracks = track_detections([late[f] if f >= 15 else d for f, d in enumerate(dets)], TrackConfig(attribute_weight=0.0))
+    assert len(tracks) == 1 and tracks[0].frames == list(range(30))
+    assert tracks[0].labels[:15] == [RED_CUBE] * 15 and tracks[0].labels[15:] == [BLUE_SPHERE] * 15
