@@ -178,22 +178,14 @@ def test_programs_given_as_bare_calls_are_accepted(scenes):
     assert default_executor.answer(call, scenes[0]) == str(len(scenes[0]))
 
 
+def pink_cube_scene() -> SceneGraph:
+    """One large metal cube in a colour outside CLEVR's vocabulary (the table cannot hold it)."""
+    obj = {"shape": "cube", "color": "pink", "material": "metal", "size": "large", "3d_coords": [0, 0, 0.7]}
+    return SceneGraph.from_clevr({"objects": [obj]}, vocabulary=dict(ATTRIBUTES, color=(*ATTRIBUTES["color"], "pink")))
+
+
 def test_scenes_with_words_outside_the_vocabulary_fall_back_and_keep_their_words(scenes):
-    vocabulary = dict(ATTRIBUTES, color=(*ATTRIBUTES["color"], "pink"))
-    odd = SceneGraph.from_clevr(
-        {
-            "objects": [
-                {
-                    "shape": "cube",
-                    "color": "pink",
-                    "material": "metal",
-                    "size": "large",
-                    "3d_coords": [0, 0, 0.7],
-                }
-            ]
-        },
-        vocabulary=vocabulary,
-    )
+    odd = pink_cube_scene()
     table = SceneTable([scenes[0], odd])
     assert table.fits.tolist() == [True, False]
     program = parse_program("query_color(unique(scene()))")

@@ -13,6 +13,7 @@ from reasoning.dsl import from_clevr, to_clevr
 from reasoning.errors import ProgramError
 from reasoning.executor import OPS, execute, random_programs, register
 from reasoning.executor.node_lists import answer_node_lists, clear_structure_cache
+from tests.reasoning.test_executor_batched import pink_cube_scene
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +326,6 @@ def test_empty_sets_unique_on_non_singletons_and_unread_invalid_nodes(data):
 
 def test_scenes_the_value_table_cannot_hold_are_answered_by_the_slow_path(data):
     from perception.scene_graph import SceneGraph, SceneObject
-    from physics.worlds.clevr_properties import ATTRIBUTES
 
     scenes, *_ = data
     big = SceneGraph(
@@ -340,20 +340,7 @@ def test_scenes_the_value_table_cannot_hold_are_answered_by_the_slow_path(data):
             for k in range(70)
         )
     )
-    odd = SceneGraph.from_clevr(
-        {
-            "objects": [
-                {
-                    "shape": "cube",
-                    "color": "pink",
-                    "material": "metal",
-                    "size": "large",
-                    "3d_coords": [0, 0, 0.7],
-                }
-            ]
-        },
-        vocabulary=dict(ATTRIBUTES, color=(*ATTRIBUTES["color"], "pink")),
-    )
+    odd = pink_cube_scene()
     pool = [scenes[0], big, odd]
     node_lists = [
         [
