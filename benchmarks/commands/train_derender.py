@@ -19,6 +19,10 @@ two can run side by side in one OUT folder; the later finisher writes
 network on the proposal network's own masks (or on those and the true ones);
 ``--proposal-from CKPT --attribute-init CKPT`` fine-tunes an earlier
 derenderer's attribute network on its proposal network's masks.
+
+Under ``torchrun --nproc_per_node N`` both networks split every global batch
+across the processes (gloo on CPU, nccl with ``--device cuda``); rank 0 alone
+writes files and prints the summary, and a resume needs the same N.
 """
 
 from __future__ import annotations
@@ -28,13 +32,19 @@ import json
 
 from benchmarks.config_flags import add_config_flags, config_from_args
 from perception.derender.training import DerenderTrainConfig, command_line, train_derenderer
+from physics.training.distributed import shutdown_distributed, world_info
 
 __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(DerenderTrainConfig, args)
-    summary = train_derenderer(cfg, command=command_line(cfg), progress=not args.quiet)
+    try:
+        summary = train_derenderer(cfg, command=command_line(cfg), progress=not args.quiet)
+        if not world_info().is_main:  # under torchrun rank 0 alone reports
+            return 0
+    finally:
+        shutdown_distributed()
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -25,6 +25,7 @@ Shapes (B images, input H x W, output stride ``s``; h = H / s, w = W / s)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -169,7 +170,8 @@ def proposal_targets(masks: Tensor, config: ProposalConfig) -> dict[str, Tensor]
 
 
 def proposal_loss(
-    out: ProposalOutput, targets: dict[str, Tensor], *, instance_balance: float = 0.0
+    out: ProposalOutput, targets: dict[str, Tensor], *, instance_balance: float = 0.0,
+    sum_over: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Panoptic-DeepLab's losses: BCE foreground, weighted MSE heat map, L1 offsets.
 
@@ -179,9 +181,15 @@ def proposal_loss(
     (then per image), so that a small object, such as the sliver of one seen
     behind another, pulls its offsets toward its own centre as hard as a large
     one does.  Returns the parts and their sum under ``"loss"``.
+
+    ``sum_over``: under torchrun, adds a count up over the processes (an all-reduce);
+    every average is then this share's sum over the whole global batch's count, so
+    that the processes' parts add up to the global batch's loss.
     """
     if not 0.0 <= instance_balance <= 1.0:
         raise ConfigError(f"proposal_loss: instance_balance must lie in [0, 1], got {instance_balance}")
+    if sum_over is not None:
+        return _share_loss(out, targets, instance_balance, sum_over)
     fg_t, heat_t, off_t = targets["foreground"], targets["heatmap"], targets["offsets"]
     l_fg = F.binary_cross_entropy_with_logits(out.foreground, fg_t)
     weight = 1.0 + 9.0 * (heat_t > 0.1).float()
@@ -192,6 +200,26 @@ def proposal_loss(
     if instance_balance > 0:
         per_image = (err * targets["instance_weight"]).sum(dim=(1, 2, 3))  # mean over instances, both offsets
         n_images = (targets["instance_weight"].flatten(1).sum(1) > 0).sum().clamp(min=1)
+        l_off = (1.0 - instance_balance) * l_off + instance_balance * per_image.sum() / n_images
+    l_off = l_off * 0.1
+    return {"loss": l_fg + l_heat + l_off, "foreground": l_fg, "heatmap": l_heat, "offsets": l_off}
+
+
+def _share_loss(
+    out: ProposalOutput, targets: dict[str, Tensor], instance_balance: float, sum_over: Callable[[Tensor], Tensor]
+) -> dict[str, Tensor]:
+    """:func:`proposal_loss` of one process's share: its sums over the global batch's counts."""
+    fg_t, heat_t, off_t = targets["foreground"], targets["heatmap"], targets["offsets"]
+    count = torch.tensor(float(fg_t.numel()), dtype=fg_t.dtype, device=fg_t.device)
+    l_fg = F.binary_cross_entropy_with_logits(out.foreground, fg_t, reduction="sum") / sum_over(count)
+    weight = 1.0 + 9.0 * (heat_t > 0.1).float()
+    l_heat = (weight * (torch.sigmoid(out.heatmap) - heat_t) ** 2).sum() / sum_over(weight.sum()) * 10.0
+    n_fg = sum_over(fg_t.sum()).clamp(min=1.0)
+    err = (out.offsets - off_t).abs()
+    l_off = (err * fg_t).sum() / n_fg
+    if instance_balance > 0:
+        per_image = (err * targets["instance_weight"]).sum(dim=(1, 2, 3))
+        n_images = sum_over((targets["instance_weight"].flatten(1).sum(1) > 0).sum().float()).clamp(min=1)
         l_off = (1.0 - instance_balance) * l_off + instance_balance * per_image.sum() / n_images
     l_off = l_off * 0.1
     return {"loss": l_fg + l_heat + l_off, "foreground": l_fg, "heatmap": l_heat, "offsets": l_off}

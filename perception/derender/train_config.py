@@ -12,7 +12,7 @@ from physics.training import config_flags
 __all__ = ["DerenderTrainConfig", "command_line", "RESUMABLE_CHANGES"]
 
 # flags a resumed network's training may change: they do not change what is computed
-RESUMABLE_CHANGES = ("threads", "out", "stage", "eval_data", "eval_limit")
+RESUMABLE_CHANGES = ("threads", "device", "out", "stage", "eval_data", "eval_limit")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class DerenderTrainConfig:
         metadata={"help": "which networks to train", "choices": ("all", "proposal", "attribute")},
     )
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    # cpu by default, not auto: a run on a GPU machine stays the CPU run it was before the flag
+    device: str = field(default="cpu", metadata={"help": "auto (cuda when present), cpu, cuda, cuda:N; under "
+                                                  "torchrun cuda gives each process cuda:LOCAL_RANK"})
     eval_data: str | None = field(default=None, metadata={"help": "held-out data folder to evaluate on"})
     eval_limit: int | None = field(default=None, metadata={"help": "evaluate on the first N held-out scenes"})
     input_height: int = field(default=160, metadata={"help": "proposal-network input height"})

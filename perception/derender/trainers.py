@@ -9,6 +9,17 @@ one JSON line per epoch to ``OUT/metrics.jsonl`` (and TensorBoard scalars to
 ``OUT/tb/`` when ``tensorboard`` is installed).  A rerun resumes bit-identically;
 a rerun with other training flags is refused (only
 :data:`~perception.derender.train_config.RESUMABLE_CHANGES` may differ).
+
+Under ``torchrun`` (:mod:`physics.training.distributed`) both networks split each
+global batch (``--batch-size``, ``--attribute-batch-size``) across the processes:
+every process draws the same order and the same augmentation of the whole batch
+(on the CPU, from the checkpointed generators) and trains on its share
+(:func:`~physics.training.distributed.rank_share`).  The attribute network's
+losses are per-crop means, so each share is weighted by its size; the proposal
+network's losses are ratios over the whole batch (pixels, foreground pixels,
+images), so their counts are summed over the processes and each share's sums
+divided by them.  Either way the averaged gradient is the global batch's.  Rank 0
+alone writes checkpoints and metrics.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from perception.derender.train_config import RESUMABLE_CHANGES
 from physics.errors import CheckpointError
 from physics.io import require_fields, torch_load
 from physics.training import RunLog, TrainLoop, WarmupCosine
+from physics.training.distributed import WorldInfo, rank_share, world_info
 from physics.worlds.clevr_properties import ATTRIBUTES
 
 __all__ = ["train_proposal_net", "train_attribute_net", "load_trained", "network_from", "TRAIN_FORMAT"]
@@ -58,13 +70,18 @@ def _fit(
     flags: dict[str, Any] | None,
     command: str,
     generators: dict[str, torch.Generator] | None = None,
+    world: WorldInfo | None = None,
 ) -> list[dict[str, Any]]:
-    """Train ``model`` on shuffled index batches of ``n_items`` with the shared loop (resuming if possible)."""
+    """Train ``model`` on shuffled index batches of ``n_items`` with the shared loop (resuming if possible).
+
+    Under torchrun every process gets the same global batches; ``step_fn`` takes its share.
+    """
+    world = world or world_info()
     steps_per_epoch = max(1, math.ceil(n_items / batch_size))
 
     def payload() -> dict[str, Any]:
         return {"format": TRAIN_FORMAT, "network": name, "config": _plain(model.config),
-                "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+                "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
 
     def same_network(ckpt: dict[str, Any]) -> None:
         if ckpt.get("network", name) != name:
@@ -72,24 +89,44 @@ def _fit(
 
     def batches(epoch: int) -> list[torch.Tensor]:
         order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
-        return [order[b * batch_size : (b + 1) * batch_size] for b in range(steps_per_epoch)]
+        every = [order[b * batch_size : (b + 1) * batch_size] for b in range(steps_per_epoch)]
+        # a last batch smaller than the world would leave a process without a share
+        return every if world.size == 1 else [b for b in every if len(b) >= world.size]
 
     loop = TrainLoop(
         model, torch.optim.Adam(model.parameters(), lr=lr), WarmupCosine(lr, steps_per_epoch * epochs),
         out / f"{name}_train.pt", flags=flags if flags is not None else {"epochs": epochs, "lr": lr, "seed": seed,
                                                                           "batch_size": batch_size},
         command=command, payload=payload, generators=generators,
-        log=RunLog(out / "metrics.jsonl", rewrite=False, tensorboard=out / "tb"),
+        log=RunLog(out / "metrics.jsonl", rewrite=False, tensorboard=out / "tb") if world.is_main else None,
         tags={"stage": name}, may_change=RESUMABLE_CHANGES, desc=name, progress=progress,
+        distributed=True, world=world,
     )
     loop.resume(check=same_network)
     try:
         return loop.fit(epochs, batches, step_fn, steps_in=lambda _: steps_per_epoch)
     finally:
-        loop.log.close()
+        if loop.log is not None:
+            loop.log.close()
 
 
-def _new_network(cls: type, config: Any, seed: int, init: torch.nn.Module | None, part: str) -> Any:
+def _share(n: int, world: WorldInfo) -> slice:
+    """This process's contiguous share of a global batch of ``n`` (everything outside torchrun)."""
+    if world.size == 1:
+        return slice(0, n)
+    positions = rank_share(range(n), world)
+    return slice(positions[0], positions[-1] + 1)
+
+
+def _sum_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """``value`` (a count, no gradient) added up over the processes."""
+    total = value.detach().clone()
+    torch.distributed.all_reduce(total)
+    return total
+
+
+def _new_network(cls: type, config: Any, seed: int, init: torch.nn.Module | None, part: str,
+                 device: torch.device | None = None, world: WorldInfo | None = None) -> Any:
     """A ``cls`` network initialised from ``seed``, or with ``init``'s weights (fine-tuning)."""
     torch.manual_seed(seed)
     net = cls(config)
@@ -98,7 +135,60 @@ def _new_network(cls: type, config: Any, seed: int, init: torch.nn.Module | None
             net.load_state_dict(init.state_dict())
         except RuntimeError as exc:
             raise CheckpointError(f"the initial {part} network does not fit {config}: {exc}") from None
-    return net
+    if world is not None and world.size > 1:
+        for module in net.modules():  # statistics of the global batch, not of each share
+            if type(module) is torch.nn.BatchNorm2d:
+                module.__class__ = _GlobalBatchNorm2d
+    return net if device is None else net.to(device)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """A sum over the processes that gradients flow through (the gradient of each rank's
+    input is the sum of every rank's gradient of the output)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        out = x.detach().clone()
+        torch.distributed.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        torch.distributed.all_reduce(grad)
+        return grad
+
+
+class _GlobalBatchNorm2d(torch.nn.BatchNorm2d):
+    """BatchNorm whose training statistics are those of the whole global batch under torchrun.
+
+    Same parameters and buffers as :class:`torch.nn.BatchNorm2d` (checkpoints load into
+    either); the sums are added up over the processes with a differentiable all-reduce,
+    so that gradients flow through the global mean and variance.  Unlike
+    :class:`torch.nn.SyncBatchNorm` it works on the CPU (gloo) as well as on GPUs.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        all_reduce = _AllReduceSum.apply
+        dims = (0, 2, 3)
+        count = torch.tensor(float(x.numel() // x.shape[1]), dtype=x.dtype, device=x.device)
+        total = all_reduce(torch.cat([x.sum(dims), count.reshape(1)]))
+        n = total[-1].detach()
+        mean = total[:-1] / n
+        centred = x - mean.reshape(1, -1, 1, 1)
+        var = all_reduce((centred * centred).sum(dims)) / n
+        out = centred / torch.sqrt(var.reshape(1, -1, 1, 1) + self.eps)
+        if self.affine:
+            out = out * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (n / max(float(n) - 1, 1.0)), alpha=m)
+        return out
 
 
 def train_proposal_net(
@@ -117,6 +207,8 @@ def train_proposal_net(
     progress: bool = True,
     flags: dict[str, Any] | None = None,
     command: str = "",
+    device: torch.device | None = None,
+    world: WorldInfo | None = None,
 ) -> tuple[ProposalNet, list[dict[str, Any]]]:
     """Train (or resume) a proposal network on uint8 images and output-resolution masks.
 
@@ -127,19 +219,29 @@ def train_proposal_net(
     with a generator seeded by ``seed`` and checkpointed with the weights.
     ``flags`` / ``command``: the run's training flags (a resume must match them) and
     the command that reproduces it (default: the arguments here).
+    ``device``: where the network trains (data stay on the CPU until each batch).
+    ``world``: the torchrun process group (default: the running one, if any).
     """
-    net = _new_network(ProposalNet, config, seed, init, "proposal")
+    world = world or world_info()
+    net = _new_network(ProposalNet, config, seed, init, "proposal", device, world)
     gen = torch.Generator().manual_seed(seed)
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         x = images[idx].float() / 255.0
         if look:
-            x = jitter_look(x, gen)
-        targets = proposal_targets(masks[idx].long(), config)
-        return proposal_loss(net(x), targets, instance_balance=offset_balance)
+            x = jitter_look(x, gen)  # the whole global batch: the same draws on every process
+        share = _share(len(idx), world)
+        x, targets = x[share], proposal_targets(masks[idx[share]].long(), config)
+        if device is not None:
+            x, targets = x.to(device), {k: v.to(device) for k, v in targets.items()}
+        if world.size == 1:
+            return proposal_loss(net(x), targets, instance_balance=offset_balance)
+        parts = proposal_loss(net(x), targets, instance_balance=offset_balance, sum_over=_sum_over_ranks)
+        # the shares' parts add up to the global loss; DDP averages, so each counts world.size times
+        return {k: v * world.size for k, v in parts.items()}
 
     hist = _fit("proposal", net, len(images), batch_size, epochs, lr, seed, step, Path(out), progress, flags, command,
-                generators={"look": gen})
+                generators={"look": gen}, world=world)
     return net, hist
 
 
@@ -158,6 +260,8 @@ def train_attribute_net(
     progress: bool = True,
     flags: dict[str, Any] | None = None,
     command: str = "",
+    device: torch.device | None = None,
+    world: WorldInfo | None = None,
 ) -> tuple[AttributeNet, list[dict[str, Any]]]:
     """Train (or resume) an attribute network on :func:`~perception.derender.arrays.attribute_arrays` output.
 
@@ -166,8 +270,10 @@ def train_attribute_net(
     seeded by ``seed`` and checkpointed with the weights.
     ``look``: also jitter every crop's look (:func:`~perception.derender.look.jitter_look`;
     the mask channel is kept), from a second checkpointed generator.
+    ``device`` / ``world``: as for :func:`train_proposal_net`.
     """
-    net = _new_network(AttributeNet, config, seed, init, "attribute")
+    world = world or world_info()
+    net = _new_network(AttributeNet, config, seed, init, "attribute", device, world)
     names = list(ATTRIBUTES)
     gen = torch.Generator().manual_seed(seed)
     look_gen = torch.Generator().manual_seed(seed + 1)
@@ -178,16 +284,24 @@ def train_attribute_net(
             crops, boxes, target = jitter_crops(crops, boxes, target, gen)
         if look:
             crops = jitter_look(crops, look_gen)
-        logits, centre = net(crops, boxes)
+        # augmented as a whole global batch (the same draws on every process), then this process's share
+        share = _share(len(idx), world)
+        crops, boxes, target, idx = crops[share], boxes[share], target[share], idx[share]
         labels = {a: arrays["labels"][idx, k] for k, a in enumerate(names)}
+        if device is not None:
+            crops, boxes, target = crops.to(device), boxes.to(device), target.to(device)
+            labels = {a: v.to(device) for a, v in labels.items()}
+        logits, centre = net(crops, boxes)
         parts = attribute_loss(logits, centre, labels, target)
         with torch.no_grad():
             hits = torch.stack([logits[a].argmax(1) == labels[a] for a in names]).all(0)
             parts["train_accuracy"] = hits.float().mean()
+        if world.size > 1:
+            parts["weight"] = len(idx)  # per-crop means: the loop weights each share by its size
         return parts
 
     hist = _fit("attribute", net, len(arrays["crops"]), batch_size, epochs, lr, seed, step, Path(out), progress,
-                flags, command, generators={"augment": gen, "look": look_gen})
+                flags, command, generators={"augment": gen, "look": look_gen}, world=world)
     return net, hist
 
 

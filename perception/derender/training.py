@@ -58,6 +58,7 @@ from perception.derender.trainers import (
 )
 from physics.errors import ConfigError, DataError
 from physics.io import atomic_write_json
+from physics.training.distributed import init_distributed, world_info
 
 __all__ = [
     "DerenderTrainConfig",
@@ -87,8 +88,15 @@ def evaluate_derenderer(
 def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress: bool = True) -> dict[str, Any]:
     """Run ``nesy train derender``: calibrate, train both networks, save, evaluate.
 
-    Returns a JSON-ready summary (paths, wall times, camera error, metrics).
+    Returns a JSON-ready summary (paths, wall times, camera error, metrics).  Under
+    torchrun both networks split their batches across the processes
+    (:mod:`~perception.derender.trainers`) and rank 0 alone evaluates and writes files.
     """
+    from physics.models.training import resolve_device
+
+    device = init_distributed(resolve_device(config.device))
+    world = world_info()
+    progress = progress and world.is_main
     torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +126,7 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
         pnet, _ = train_proposal_net(images, masks, pcfg, epochs=p_epochs, batch_size=config.batch_size,
                                      lr=config.lr, seed=config.seed, out=out, init=init_pnet,
                                      offset_balance=config.offset_balance, look=config.look_augment,
-                                     progress=progress,
+                                     progress=progress, device=device, world=world,
                                      flags=flags, command=summary["command"])
         del images, masks
         summary["proposal_wall_s"] = round(time.perf_counter() - t0, 1)
@@ -146,7 +154,7 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
         anet, _ = train_attribute_net(arrays, acfg, epochs=a_epochs, batch_size=config.attribute_batch_size,
                                       lr=config.lr, seed=config.seed, out=out, init=init_anet,
                                       augment=config.attribute_augment, look=config.look_augment,
-                                      progress=progress,
+                                      progress=progress, device=device, world=world,
                                       flags=flags, command=summary["command"])
         summary["attribute_wall_s"] = round(time.perf_counter() - t0, 1)
 
@@ -154,13 +162,16 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     # other stage's checkpoint is complete; until then it stops here
     pnet = given_pnet or load_trained(ProposalNet(pcfg), out / "proposal_train.pt", p_epochs)
     anet = load_trained(AttributeNet(acfg), out / "attribute_train.pt", a_epochs)
+    if not world.is_main:  # the other processes' part ends with the training
+        summary["checkpoint"] = None
+        return summary
     if pnet is None or anet is None:
         summary["checkpoint"] = None
         atomic_write_json(out / f"summary_{config.stage}.json", summary, indent=2)
         return summary
     metadata = {"command": summary["command"], "seed": config.seed, "data": str(config.data),
                 "n_train_scenes": len(samples), "camera_reprojection_px": camera_err,
-                "proposal_epochs": p_epochs, "attribute_epochs": a_epochs}
+                "proposal_epochs": p_epochs, "attribute_epochs": a_epochs, "world_size": world.size}
     metadata.update({k: summary[k] for k in ("proposal_wall_s", "attribute_wall_s", "proposal_masks")
                      if k in summary})
     configs = [config]
