@@ -18,7 +18,7 @@ used for training or tuning).  ``--data DIR`` reads a folder written by
 ``*scenes*.json``).
 
 Writes the checkpoint ``--out`` (resumes if it exists, bit-identical to an
-uninterrupted run; the flags must be the run's: only ``--threads`` may change and
+uninterrupted run; the flags must be the run's: only ``--threads`` and ``--device`` may change and
 ``--reinforce-steps`` may grow, anything else is refused by name), its metrics log
 ``OUT.jsonl`` and a JSON summary ``OUT.json`` (also printed): wall time per
 stage, held-out program accuracy (exact match and executed-answer match).  The
@@ -106,7 +106,10 @@ def _evaluate(parser, held: ParserData, beam_size: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from physics.models.training import resolve_device
+
     cfg = config_from_args(ParserConfig, args)
+    resolve_device(cfg.device)  # an unknown device, or cuda without CUDA: one line, before any data is read
     train, held = _data(args)
     out = Path(args.out)
     meta = {"command": _command_line(args, cfg), "data_seed": None if args.data else args.data_seed,

@@ -15,11 +15,13 @@ when ``tensorboard`` is installed), and a resume that is bit-identical
 to an uninterrupted run (the batch order and sampling noise of every step are
 derived from ``(seed, stage, step)``; the loop restores the optimiser, the RNG
 states and the reward baseline).  A resume must use the run's flags: only
-``threads`` may change, and ``reinforce_steps`` may grow (REINFORCE runs at a
+``threads`` and ``device`` may change, and ``reinforce_steps`` may grow (REINFORCE runs at a
 constant rate, so more steps continue the same run).
 
-Under ``torchrun --nproc_per_node N`` (:mod:`physics.training.distributed`, gloo:
-the parser trains on the CPU) every process draws the same global batch of
+``config.device`` (default ``cpu``: a small model decoded token by token; ``auto``,
+``cuda``, ``cuda:N``) is where it trains; checkpoints hold CPU tensors and load anywhere.
+Under ``torchrun --nproc_per_node N`` (:mod:`physics.training.distributed`: gloo
+on the CPU, nccl with ``cuda``, one GPU per process) every process draws the same global batch of
 ``batch_size`` questions and trains on its share, :func:`rank_share`, in both
 stages; the supervised shares are weighted by their target tokens and the
 REINFORCE shares by their questions, so DistributedDataParallel's average is the
@@ -81,7 +83,7 @@ __all__ = [
 
 _STAGE_SEED = {"supervised": 1, "reinforce": 2}
 GRAD_CLIP = 5.0  # gradient-norm clip of both stages
-RESUMABLE_CHANGES = ("threads",)  # a resume may change these flags; reinforce_steps may grow
+RESUMABLE_CHANGES = ("threads", "device")  # a resume may change these flags; reinforce_steps may grow
 
 
 def build_parser(config: ParserConfig, data: ParserData, synonyms: Mapping[str, Sequence[str]] | None = None) -> QuestionParser:
@@ -139,6 +141,7 @@ def supervised_loss(parser: QuestionParser, batch: Sequence[ParserExample]) -> t
     dropout = parser.config.word_dropout if parser.training else 0.0
     words, lengths, slots = parser.encode_questions([e.question for e in batch], word_dropout=dropout)
     targets, _ = pad_batch([parser.target_ids(e.tokens, sl) for e, sl in zip(batch, slots, strict=False)])
+    targets = targets.to(words.device)
     kinds = [e.kind for e in batch]
     logp = parser(words, lengths, targets, parser.slot_mask(slots, kinds), parser.kind_roots(kinds))
     return -logp.sum() / (targets != 0).sum()
@@ -214,7 +217,7 @@ def reinforce_loss(
     words, lengths, slots = parser.encode_questions([e.question for e in batch])
     dec = parser.decode(words, lengths, mode="sample", allowed=parser.slot_mask(slots))
     token_lists = [parser.restore(row.tolist(), sl) for row, sl in zip(dec.tokens, slots, strict=False)]
-    rewards = torch.tensor(reward_fn(token_lists, batch), dtype=torch.float)
+    rewards = torch.tensor(reward_fn(token_lists, batch), dtype=torch.float, device=dec.log_prob.device)
     if world is not None and world.size > 1:
         total = torch.tensor([float(rewards.sum()), float(len(rewards))], dtype=torch.float,
                              device=next(parser.parameters()).device)
@@ -346,7 +349,9 @@ def train_parser(
         ConfigError: ``out`` was trained with other flags (named), or REINFORCE lacks data.
     """
     torch.set_num_threads(config.threads)
-    init_distributed(torch.device("cpu"))  # under torchrun: join the (gloo) process group
+    from physics.models.training import resolve_device
+
+    device = init_distributed(resolve_device(config.device))  # under torchrun: join the process group
     world = world_info()
     out_path = Path(out) if out is not None else None
     if out_path is not None and world.is_main:
@@ -398,7 +403,7 @@ def train_parser(
         )
         loop.history = list(history)
         if name == file_stage and loop.resume():  # the stage the file stopped in continues from it
-            parser.config = config  # only threads / a larger reinforce_steps differ (checked by resume)
+            parser.config = config  # only threads, device / a larger reinforce_steps differ (checked by resume)
             meta["command"] = loop.command
         return loop
 
@@ -406,6 +411,7 @@ def train_parser(
         """Rounds of ``every`` steps; each yields its global step numbers (from where the run stands)."""
         return math.ceil(total / every), lambda r: range(loop.step, min((r + 1) * every, total))
 
+    parser.to(device)
     parser.train()
     history: list[dict[str, Any]] = []
     if state["stage"] == "supervised":

@@ -122,3 +122,39 @@ def test_torchrun_trains_the_parser_on_two_processes(tmp_path, folder) -> None: 
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["meta"]["world_size"] == 2 and ckpt["train_state"]["world_size"] == 2
     assert ckpt["train_state"]["extra"]["stage"] == "reinforce"
+
+
+@pytest.mark.parametrize("device, message", [("tpu9", "unknown device 'tpu9'"), ("cuda", "CUDA is not available")])
+def test_cli_refuses_a_device_it_cannot_use_in_one_line(tmp_path, folder, capsys, monkeypatch, device, message):  # noqa: F811
+    from benchmarks.cli import main
+    from tests.reasoning.test_parser_cli import TINY_FLAGS
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc = main(["train", "parser", "--data", str(folder), "--out", str(tmp_path / "p.pt"), "--quiet", *TINY_FLAGS,
+               "--device", device])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and message in err and "\n" not in err
+    assert not (tmp_path / "p.pt").exists()
+
+
+def _device() -> str:
+    return os.environ.get("NESY_TEST_DEVICE", "cuda")
+
+
+@pytest.mark.skipif(_device() == "cuda" and not torch.cuda.is_available(), reason="no GPU here")
+def test_parser_trains_on_the_device_and_its_checkpoint_loads_on_the_cpu(tmp_path, folder) -> None:  # noqa: F811
+    """Both stages on ``--device cuda`` (NESY_TEST_DEVICE=cpu runs the same checks on the CPU); resume may change it."""
+    from reasoning.parser import load_parser
+
+    data = load_parser_data(folder)
+    cfg = dataclasses.replace(WITH_RL, device=_device(), dropout=0.1, word_dropout=0.02)
+    out = tmp_path / "p.pt"
+    parser = train_parser(cfg, data, out=out, progress=False)["parser"]
+    assert next(parser.parameters()).device.type == torch.device(_device()).type
+    assert len(parser.parse(["How many things are there?"])) == 1
+    ckpt = torch.load(out, map_location="cpu", weights_only=True)
+    assert ckpt["train_state"]["step"] == 3 and all(v.device.type == "cpu" for v in ckpt["model"].values())
+    on_cpu = load_parser(out)
+    assert next(on_cpu.parameters()).device.type == "cpu" and len(on_cpu.parse(["How many things are there?"])) == 1
+    more = train_parser(dataclasses.replace(cfg, device="cpu", reinforce_steps=6), data, out=out, progress=False)
+    assert more["reinforce_steps"] == 6 and torch.load(out, weights_only=True)["train_state"]["step"] == 6
