@@ -18,11 +18,17 @@ used for training or tuning).  ``--data DIR`` reads a folder written by
 ``*scenes*.json``).
 
 Writes the checkpoint ``--out`` (resumes if it exists, bit-identical to an
-uninterrupted run; the flags must be the run's: only ``--threads`` may change and
+uninterrupted run; the flags must be the run's: only ``--threads`` and ``--device`` may change and
 ``--reinforce-steps`` may grow, anything else is refused by name), its metrics log
 ``OUT.jsonl`` and a JSON summary ``OUT.json`` (also printed): wall time per
 stage, held-out program accuracy (exact match and executed-answer match).  The
 command line and seeds are stored in the checkpoint metadata.
+
+Under ``torchrun --nproc_per_node N -m benchmarks.cli train parser ...`` each
+process trains on its share of every global batch (``--batch-size`` stays the
+global size) in both stages, DistributedDataParallel averages the gradients,
+the REINFORCE baseline follows the whole global batch's rewards, and rank 0
+alone writes the files and the summary; the metadata records ``world_size``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import shlex
 import time
 from pathlib import Path
@@ -40,6 +47,7 @@ from benchmarks.config_flags import add_config_flags, config_from_args
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
 from physics.training import config_flags
+from physics.training.distributed import shutdown_distributed, world_info
 from reasoning.parser import (
     ParserConfig,
     ParserData,
@@ -57,7 +65,9 @@ DEFAULT_EVAL_SEED = 20261122  # held-out scenes and questions: never trained or 
 
 
 def _command_line(args: argparse.Namespace, cfg: ParserConfig, name: str = "parser") -> str:
-    parts = ["nesy", "train", name]
+    from benchmarks.commands.train_dynamics import _launcher
+
+    parts = [*_launcher(), "train", name]
     for key in ("data", "eval_data", "templates", "official_templates", "out"):
         if getattr(args, key, None):
             parts += ["--" + key.replace("_", "-"), str(getattr(args, key))]
@@ -96,13 +106,21 @@ def _evaluate(parser, held: ParserData, beam_size: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from physics.models.training import resolve_device
+
     cfg = config_from_args(ParserConfig, args)
+    resolve_device(cfg.device)  # an unknown device, or cuda without CUDA: one line, before any data is read
     train, held = _data(args)
     out = Path(args.out)
     meta = {"command": _command_line(args, cfg), "data_seed": None if args.data else args.data_seed,
             "eval_seed": None if args.eval_data else args.eval_seed}
     t0 = time.perf_counter()
-    metrics = train_parser(cfg, train, out=out, meta=meta, progress=not args.quiet)
+    try:
+        metrics = train_parser(cfg, train, out=out, meta=meta, progress=not args.quiet)
+        if not world_info().is_main:  # under torchrun rank 0 alone evaluates, writes and reports
+            return 0
+    finally:
+        shutdown_distributed()
     wall = time.perf_counter() - t0
     parser = metrics.pop("parser")
     summary = {
@@ -126,6 +144,9 @@ def run_curve(args: argparse.Namespace) -> int:
     """Train one parser per N in ``--programs-list`` (with and without REINFORCE) and plot accuracy."""
     from reasoning.parser.figures import plot_data_efficiency
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("parser-curve trains one process's parsers; run it without torchrun "
+                          "(torchrun ... train parser trains one parser on several processes)")
     base = config_from_args(ParserConfig, args)
     train, held = _data(args)
     if not held.examples:

@@ -54,7 +54,7 @@ def parser_payload(parser: QuestionParser, meta: dict[str, Any] | None = None) -
         "lexicon": {w: list(tv) for w, tv in sorted(parser.lexicon.items())},
         "nouns": sorted(parser.nouns),
         "catalogue": parser.catalogue_name,
-        "model": {k: v.detach().clone() for k, v in parser.state_dict().items()},
+        "model": {k: v.detach().cpu().clone() for k, v in parser.state_dict().items()},  # loads anywhere
         "meta": dict(meta or {}),
     }
 

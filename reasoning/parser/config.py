@@ -42,6 +42,8 @@ class ParserConfig:
     # --- bookkeeping
     seed: int = field(default=0, metadata={"help": "seed of initialisation, batching and sampling"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    device: str = field(default="cpu", metadata={"help": "cpu (default: a small model decoded token by token), "
+                                                 "auto (cuda when present), cuda, cuda:N"})
     checkpoint_every: int = field(default=200, metadata={"help": "optimiser steps between checkpoints"})
 
     def __post_init__(self) -> None:

@@ -218,7 +218,7 @@ class QuestionParser(nn.Module):
             logits_t, feed, state = self._step(inputs[:, t], feed, state, memory, keys, words != 0)
             steps.append(logits_t)
         logits = torch.stack(steps, dim=1)
-        masks = self.grammar.teacher_masks(targets, self.config.max_program_length, roots)
+        masks = self.grammar.teacher_masks(targets.cpu(), self.config.max_program_length, roots).to(logits.device)
         if allowed is not None:
             masks = masks & allowed[:, None, :]
         logits = logits.masked_fill(~masks, float("-inf"))
@@ -260,7 +260,7 @@ class QuestionParser(nn.Module):
         feed = memory.new_zeros(b, memory.shape[2])
         for t in range(self.config.max_program_length):
             logits, feed, state = self._step(prev, feed, state, memory, keys, word_mask)
-            mask = self.grammar.mask(grammar, self.config.max_program_length - t - 1)
+            mask = self.grammar.mask(grammar, self.config.max_program_length - t - 1).to(logits.device)
             if allowed is not None:
                 mask = mask & allowed
             logp = torch.log_softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
@@ -268,7 +268,7 @@ class QuestionParser(nn.Module):
                 tok = torch.multinomial(logp.exp(), 1)[:, 0]
             else:
                 tok = logp.argmax(dim=-1)
-            live = ~grammar.done
+            live = ~grammar.done.to(logits.device)
             log_prob = log_prob + logp.gather(1, tok[:, None])[:, 0] * live
             p = logp.exp()
             entropy = entropy - (p * logp.masked_fill(p == 0, 0.0)).sum(-1) * live
@@ -299,11 +299,11 @@ class QuestionParser(nn.Module):
         base = (torch.arange(b, device=words.device) * k)[:, None]
         for t in range(self.config.max_program_length):
             logits, feed, state = self._step(prev, feed, state, memory, keys, word_mask)
-            mask = self.grammar.mask(grammar, self.config.max_program_length - t - 1)
+            mask = self.grammar.mask(grammar, self.config.max_program_length - t - 1).to(logits.device)
             if allowed is not None:
                 mask = mask & allowed
             logp = torch.log_softmax(logits.masked_fill(~mask, float("-inf")), -1)
-            done = grammar.done
+            done = grammar.done.to(logits.device)
             logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
             logp[:, 0] = torch.where(done, 0.0, float("-inf"))
             total = (score[:, None] + logp).view(b, k * v)
@@ -369,7 +369,7 @@ class QuestionParser(nn.Module):
             ids.append(row)
             slots.append(QuestionSlots(values, phrases, tuple(words), tuple(self.question_vocab.unknown(words))))
         words_t, lengths = pad_batch(ids)
-        return words_t, lengths, slots
+        return words_t.to(self.word_embedding.weight.device), lengths, slots
 
     def slot_mask(self, slots: Sequence[QuestionSlots], kinds: Sequence[str] | None = None) -> Tensor:
         """[B, V] bool: every token, except slot tokens naming a slot the question lacks.
@@ -385,7 +385,7 @@ class QuestionParser(nn.Module):
         for i, kind in enumerate(kinds or ["question"] * len(slots)):
             if kind != "multiple_choice":
                 mask[i, self._choice_ids] = False
-        return mask
+        return mask.to(self.word_embedding.weight.device)
 
     def kind_roots(self, kinds: Sequence[str] | None) -> list[str] | None:
         """Root type of each text of ``kinds`` (None when all are questions: the terminal root).

@@ -15,8 +15,21 @@ when ``tensorboard`` is installed), and a resume that is bit-identical
 to an uninterrupted run (the batch order and sampling noise of every step are
 derived from ``(seed, stage, step)``; the loop restores the optimiser, the RNG
 states and the reward baseline).  A resume must use the run's flags: only
-``threads`` may change, and ``reinforce_steps`` may grow (REINFORCE runs at a
+``threads`` and ``device`` may change, and ``reinforce_steps`` may grow (REINFORCE runs at a
 constant rate, so more steps continue the same run).
+
+``config.device`` (default ``cpu``: a small model decoded token by token; ``auto``,
+``cuda``, ``cuda:N``) is where it trains; checkpoints hold CPU tensors and load anywhere.
+Under ``torchrun --nproc_per_node N`` (:mod:`physics.training.distributed`: gloo
+on the CPU, nccl with ``cuda``, one GPU per process) every process draws the same global batch of
+``batch_size`` questions and trains on its share, :func:`rank_share`, in both
+stages; the supervised shares are weighted by their target tokens and the
+REINFORCE shares by their questions, so DistributedDataParallel's average is the
+whole batch's gradient, and the REINFORCE mean reward and baseline are the whole
+batch's (all-reduced), the same on every rank.  Dropout and sampling noise are
+drawn per rank (rank 0 keeps the single-process seeds), so an N-process run is not
+bit-identical to a 1-process one; a resume needs the same N.  Rank 0 writes the
+files; ``world_size`` is in the metadata.  A 1-process run is unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ import torch
 from physics.errors import ConfigError, DataError
 from physics.io import PathLike, read_json
 from physics.training import Constant, RunLog, TrainLoop
+from physics.training.distributed import WorldInfo, init_distributed, rank_share, world_info
 from reasoning.dsl import Program
 from reasoning.executor import SceneTable, execute_batch
 from reasoning.parser.anonymize import (
@@ -69,7 +83,7 @@ __all__ = [
 
 _STAGE_SEED = {"supervised": 1, "reinforce": 2}
 GRAD_CLIP = 5.0  # gradient-norm clip of both stages
-RESUMABLE_CHANGES = ("threads",)  # a resume may change these flags; reinforce_steps may grow
+RESUMABLE_CHANGES = ("threads", "device")  # a resume may change these flags; reinforce_steps may grow
 
 
 def build_parser(config: ParserConfig, data: ParserData, synonyms: Mapping[str, Sequence[str]] | None = None) -> QuestionParser:
@@ -127,6 +141,7 @@ def supervised_loss(parser: QuestionParser, batch: Sequence[ParserExample]) -> t
     dropout = parser.config.word_dropout if parser.training else 0.0
     words, lengths, slots = parser.encode_questions([e.question for e in batch], word_dropout=dropout)
     targets, _ = pad_batch([parser.target_ids(e.tokens, sl) for e, sl in zip(batch, slots, strict=False)])
+    targets = targets.to(words.device)
     kinds = [e.kind for e in batch]
     logp = parser(words, lengths, targets, parser.slot_mask(slots, kinds), parser.kind_roots(kinds))
     return -logp.sum() / (targets != 0).sum()
@@ -189,17 +204,27 @@ def reinforce_loss(
     reward_fn: RewardFn,
     baseline: float | None,
     config: ParserConfig,
+    world: WorldInfo | None = None,
 ) -> tuple[torch.Tensor, float, float]:
     """The REINFORCE loss of one sampled batch; returns (loss, mean reward, updated baseline).
 
     Loss = -mean((r - b) * log p(program | question)) - w_H * mean(entropy), with
     b the moving-average reward (the batch mean on the first step, ``baseline=None``).
+    Under torchrun (``world.size > 1``) ``batch`` is this rank's share of the global
+    batch and the mean reward (hence the baseline) is the whole global batch's,
+    summed over the ranks, so that every rank keeps the baseline one process would.
     """
     words, lengths, slots = parser.encode_questions([e.question for e in batch])
     dec = parser.decode(words, lengths, mode="sample", allowed=parser.slot_mask(slots))
     token_lists = [parser.restore(row.tolist(), sl) for row, sl in zip(dec.tokens, slots, strict=False)]
-    rewards = torch.tensor(reward_fn(token_lists, batch), dtype=torch.float)
-    mean = float(rewards.mean())
+    rewards = torch.tensor(reward_fn(token_lists, batch), dtype=torch.float, device=dec.log_prob.device)
+    if world is not None and world.size > 1:
+        total = torch.tensor([float(rewards.sum()), float(len(rewards))], dtype=torch.float,
+                             device=next(parser.parameters()).device)
+        torch.distributed.all_reduce(total)
+        mean = float(total[0] / total[1])
+    else:
+        mean = float(rewards.mean())
     if baseline is None:
         baseline = mean
     advantage = rewards - baseline
@@ -266,6 +291,28 @@ def evaluate_parser(parser: QuestionParser, data: ParserData, *, beam_size: int 
     }
 
 
+def _rank_seed(seed: int, world: WorldInfo) -> int:
+    """The seed of a step's dropout and sampling on this rank (rank 0, and a single process, keep ``seed``)."""
+    return seed if world.rank == 0 else (seed * 6_364_136_223_846_793_005 + world.rank) % (2**63)
+
+
+def _target_tokens(parser: QuestionParser, batch: Sequence[ParserExample]) -> int:
+    """Number of decoder target tokens of ``batch`` (what :func:`supervised_loss` averages over); draws no noise."""
+    _, _, slots = parser.encode_questions([e.question for e in batch])
+    return sum(len(parser.target_ids(e.tokens, sl)) for e, sl in zip(batch, slots, strict=True))
+
+
+def _check_shares(config: ParserConfig, supervised: int, size: int) -> None:
+    """Under torchrun every global batch must give each of the ``size`` processes at least one question."""
+    last = supervised - (math.ceil(supervised / config.batch_size) - 1) * config.batch_size
+    if min(config.batch_size, last) < size:
+        raise ConfigError(
+            f"{size} processes need at least {size} questions in every batch, but --batch-size {config.batch_size} "
+            f"over {supervised} supervised programs leaves a batch of {min(config.batch_size, last)}; "
+            "change --batch-size or --programs, or use fewer processes"
+        )
+
+
 def _template_set(template: str) -> str:
     return "official" if template.startswith(OFFICIAL_PREFIX) else "own"
 
@@ -302,8 +349,12 @@ def train_parser(
         ConfigError: ``out`` was trained with other flags (named), or REINFORCE lacks data.
     """
     torch.set_num_threads(config.threads)
+    from physics.models.training import resolve_device
+
+    device = init_distributed(resolve_device(config.device))  # under torchrun: join the process group
+    world = world_info()
     out_path = Path(out) if out is not None else None
-    if out_path is not None:
+    if out_path is not None and world.is_main:
         out_path.parent.mkdir(parents=True, exist_ok=True)
     supervised = select_supervised(data.examples, config.programs)
     chosen = {id(e) for e in supervised}
@@ -312,6 +363,9 @@ def train_parser(
     if config.reinforce_questions and config.reinforce_steps and not rl_pool:
         raise ConfigError("REINFORCE needs (question, answer) pairs with scenes; the data has none (or set --reinforce-questions 0)")
     meta = {**(meta or {}), "seed": config.seed, "source": dict(data.source), "supervised_programs": len(supervised), "reinforce_questions": len(rl_pool)}
+    if world.size > 1:
+        _check_shares(config, len(supervised), world.size)
+    meta["world_size"] = world.size
 
     stage, file_stage = "supervised", None
     if out_path is not None and out_path.exists():
@@ -323,7 +377,7 @@ def train_parser(
     else:
         parser = build_parser(config, data)
     log = None
-    if out_path is not None:  # TensorBoard events (when installed) beside the checkpoint, in OUT_tb/
+    if out_path is not None and world.is_main:  # TensorBoard events (when installed) beside the checkpoint, in OUT_tb/
         log = RunLog(out_path.with_suffix(".jsonl"), rewrite=False, tensorboard=out_path.with_name(out_path.stem + "_tb"))
     metrics: dict[str, Any] = {"supervised_seconds": 0.0, "reinforce_seconds": 0.0}
     per_epoch = math.ceil(len(supervised) / config.batch_size)
@@ -345,10 +399,11 @@ def train_parser(
             grad_clip=GRAD_CLIP, log=log, tags={"stage": name}, unit="step", may_change=RESUMABLE_CHANGES,
             may_grow=("reinforce_steps",), extra_state=lambda: dict(state),
             load_extra=lambda e: state.update(baseline=e.get("baseline")), desc=f"parser: {name}", progress=progress,
+            distributed=True, world=world,
         )
         loop.history = list(history)
         if name == file_stage and loop.resume():  # the stage the file stopped in continues from it
-            parser.config = config  # only threads / a larger reinforce_steps differ (checked by resume)
+            parser.config = config  # only threads, device / a larger reinforce_steps differ (checked by resume)
             meta["command"] = loop.command
         return loop
 
@@ -356,6 +411,7 @@ def train_parser(
         """Rounds of ``every`` steps; each yields its global step numbers (from where the run stands)."""
         return math.ceil(total / every), lambda r: range(loop.step, min((r + 1) * every, total))
 
+    parser.to(device)
     parser.train()
     history: list[dict[str, Any]] = []
     if state["stage"] == "supervised":
@@ -366,8 +422,12 @@ def train_parser(
             g = torch.Generator().manual_seed(_step_seed(config, "supervised", epoch))
             order = torch.randperm(len(supervised), generator=g).tolist()
             batch = [supervised[i] for i in order[k * config.batch_size : (k + 1) * config.batch_size]]
-            torch.manual_seed(_step_seed(config, "supervised", step))
-            return {"loss": supervised_loss(parser, batch)}
+            torch.manual_seed(_rank_seed(_step_seed(config, "supervised", step), world))
+            if world.size == 1:
+                return {"loss": supervised_loss(parser, batch)}
+            # the loss is a mean over target tokens: each share weighs its part of the global batch's tokens
+            share = rank_share(batch, world)
+            return {"loss": supervised_loss(parser, share), "weight": _target_tokens(parser, share) / _target_tokens(parser, batch)}
 
         t0 = time.perf_counter()
         rounds, batches = blocks(loop, sup_steps)
@@ -389,10 +449,16 @@ def train_parser(
         def rl_step(step: int) -> dict[str, Any]:
             g = torch.Generator().manual_seed(_step_seed(config, "reinforce", step))
             idx = torch.randint(len(rl_pool), (config.batch_size,), generator=g).tolist()
-            torch.manual_seed(_step_seed(config, "reinforce", step) + 7)
-            loss, reward, state["baseline"] = reinforce_loss(parser, [rl_pool[i] for i in idx], reward_fn,
-                                                             state["baseline"], config)
-            return {"loss": loss, "reward": reward}
+            torch.manual_seed(_rank_seed(_step_seed(config, "reinforce", step) + 7, world))
+            if world.size == 1:
+                loss, reward, state["baseline"] = reinforce_loss(parser, [rl_pool[i] for i in idx], reward_fn,
+                                                                 state["baseline"], config)
+                return {"loss": loss, "reward": reward}
+            # this rank's share; the reward (and baseline) is the global batch's mean, the same on every rank
+            share = rank_share(idx, world)
+            loss, reward, state["baseline"] = reinforce_loss(parser, [rl_pool[i] for i in share], reward_fn,
+                                                             state["baseline"], config, world)
+            return {"loss": loss, "reward": reward, "weight": len(share) / len(idx)}
 
         t0 = time.perf_counter()
         rounds, batches = blocks(loop, rl_steps)
