@@ -16,6 +16,10 @@ of both splits with the derenderer's proposal masks matched to the true ones
 (what ``nesy eval clevr --model nscl`` sees from pixels) instead of the true masks.
 Several ``--data`` folders train together; ``--cache DIR`` keeps the objects read
 (images decoded, proposals run) for later runs over the same splits.
+
+Under ``torchrun --nproc_per_node N`` each process trains on its share of every
+batch (DistributedDataParallel: gloo on CPU, nccl with ``--device cuda``); rank 0
+alone writes the cache (the others wait, then read it), the checkpoint and the summary.
 """
 
 from __future__ import annotations
@@ -34,24 +38,43 @@ __all__ = ["register", "run"]
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from physics.training import config_flags
-    from reasoning.nscl import NSCLTrainConfig, load_split, train_nscl
-    from reasoning.nscl.data import join_sets
+    from physics.models.training import resolve_device
+    from physics.training.distributed import init_distributed, shutdown_distributed
+    from reasoning.nscl import NSCLTrainConfig
 
     config = config_from_args(NSCLTrainConfig, args)
     torch.set_num_threads(config.threads)  # reading (proposals) too: idle threads spin on a loaded machine
+    init_distributed(resolve_device(config.device))  # under torchrun: join the group before the cache is read
+    try:
+        return _run(args, config)
+    finally:
+        shutdown_distributed()
+
+
+def _run(args: argparse.Namespace, config) -> int:
+    import torch.distributed as dist
+
+    from physics.training import config_flags
+    from physics.training.distributed import world_info
+    from reasoning.nscl import NSCLTrainConfig, load_split, train_nscl
+    from reasoning.nscl.data import join_sets
+
+    world = world_info()
     proposals = None
     if args.objects == "proposals":
         from perception.derender import load_default_derenderer
 
         proposals = load_default_derenderer()
-    read = {"progress": not args.quiet, "objects": args.objects, "proposals": proposals, "crop_size": config.crop_size}
+    read = {"progress": not args.quiet and world.is_main, "objects": args.objects, "proposals": proposals,
+            "crop_size": config.crop_size}
     if args.cache:
         read["cache"] = args.cache
+    if args.cache and not world.is_main:
+        dist.barrier()  # rank 0 writes the cache; the others then read it
     train = join_sets([load_split(d, args.split, limit_images=args.limit_images, **read) for d in args.data])
-    valid = None
-    if args.eval_data:
-        valid = load_split(args.eval_data, args.eval_split, **read)
+    valid = load_split(args.eval_data, args.eval_split, **read) if args.eval_data else None
+    if args.cache and world.is_main and world.size > 1:
+        dist.barrier()  # the cache is whole: the others may read it
     parts = ["nesy", "train", "nscl", "--data", *map(str, args.data), "--split", args.split]
     if args.eval_data:
         parts += ["--eval-data", str(args.eval_data), "--eval-split", args.eval_split]
@@ -59,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         parts += ["--limit-images", str(args.limit_images)]
     if args.objects != "masks":
         parts += ["--objects", args.objects]
-    parts += ["--out", str(args.out), *config_flags(config, skip=("threads",), defaults=NSCLTrainConfig())]
+    parts += ["--out", str(args.out), *config_flags(config, skip=("threads", "device"), defaults=NSCLTrainConfig())]
     command = shlex.join(parts)
     model, meta = train_nscl(train, config, args.out, valid=valid, command=command, progress=not args.quiet)
     last = meta["history"][-1] if meta["history"] else {}
@@ -76,9 +99,13 @@ def run(args: argparse.Namespace) -> int:
         "train_accuracy": last.get("train_accuracy"),
         "valid_accuracy": last.get("valid_accuracy"),
     }
+    if not world.is_main:  # under torchrun rank 0 alone writes the summary and reports
+        return 0
     atomic_write_json(Path(args.out).with_suffix(".json"), {**summary, "history": meta["history"]}, indent=1)
     print_table([[k, v] for k, v in summary.items()], ["", "NS-CL training"])
     return 0
+
+
 
 
 def register(groups) -> None:

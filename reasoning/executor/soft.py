@@ -211,7 +211,7 @@ class SoftContext:
         """The vocabulary indices of ``words`` (one per row) for ``attribute``."""
         table = self._codes[attribute]
         try:
-            return torch.tensor([table[w] for w in words], dtype=torch.long)
+            return torch.tensor([table[w] for w in words], dtype=torch.long, device=self.present.device)
         except KeyError as exc:
             raise ProgramError(
                 f"soft executor: {exc.args[0]!r} is not a {attribute}; known: {list(table)}"
@@ -237,7 +237,7 @@ class SoftContext:
     def relation(self, words: Sequence[str]) -> Tensor:
         """``[G, N, N]``: ``[g, i, j]`` probability that object j is the row's relation of object i."""
         try:
-            codes = torch.tensor([self._relations[w] for w in words], dtype=torch.long)
+            codes = torch.tensor([self._relations[w] for w in words], dtype=torch.long, device=self.present.device)
         except KeyError as exc:
             raise ProgramError(
                 f"soft executor: {exc.args[0]!r} is not a relation; known: {list(self._relations)}"
@@ -280,11 +280,11 @@ def _intersect(ctx: SoftContext, a: Tensor, b: Tensor) -> Tensor:
 def _count(ctx: SoftContext, objs: Tensor) -> Tensor:
     """The distribution of the number of objects drawn, each with its own probability."""
     g, n = objs.shape
-    dist = torch.zeros(g, n + 1, dtype=objs.dtype)
+    dist = torch.zeros(g, n + 1, dtype=objs.dtype, device=objs.device)
     dist[:, 0] = 1.0
     for i in range(n):
         p = objs[:, i : i + 1]
-        shifted = torch.cat([torch.zeros(g, 1, dtype=objs.dtype), dist[:, :-1]], dim=1)
+        shifted = torch.cat([torch.zeros(g, 1, dtype=objs.dtype, device=objs.device), dist[:, :-1]], dim=1)
         dist = dist * (1 - p) + shifted * p
     return dist
 
@@ -317,7 +317,7 @@ def _same(attr: str) -> SoftOp:
     def same_attr(ctx: SoftContext, obj: Tensor) -> Tensor:
         cls = ctx.classification(attr)  # [G, N, V]
         shares = torch.einsum("giv,gjv->gij", cls, cls)
-        shares = shares * (1 - torch.eye(obj.shape[1], dtype=obj.dtype))  # never the object itself
+        shares = shares * (1 - torch.eye(obj.shape[1], dtype=obj.dtype, device=obj.device))  # never the object itself
         return torch.einsum("gi,gij->gj", obj, shares) * ctx.present
 
     return same_attr
@@ -328,7 +328,7 @@ def _constrain(ctx: SoftContext, objs: Tensor, columns: Sequence[Sequence[str]])
     for attr, words in zip(SLOTS, columns, strict=False):
         if not any(words):
             continue
-        keep = torch.tensor([bool(w) for w in words])
+        keep = torch.tensor([bool(w) for w in words], device=objs.device)
         probs = ctx.concept(attr, [w or ctx.scenes.vocabulary[attr][0] for w in words])
         objs = torch.where(keep[:, None], torch.minimum(objs, probs), objs)
     return objs
@@ -516,7 +516,8 @@ def soft_execute(
     types: list[str] = [""] * len(programs)
     values: list[Tensor | None] = [None] * len(programs)
     for members in groups.values():
-        ctx = SoftContext(scenes, torch.tensor([scene_indices[k] for k in members], dtype=torch.long))
+        index = torch.tensor([scene_indices[k] for k in members], dtype=torch.long, device=scenes.present.device)
+        ctx = SoftContext(scenes, index)
         calls0, inputs = lists[members[0]]
         outs: list[Tensor] = []
         for pos, (call, ins) in enumerate(zip(calls0, inputs, strict=True)):

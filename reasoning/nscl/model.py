@@ -97,22 +97,23 @@ class ConceptLearner(nn.Module):
         """Per image its crops ``[K_s, 4, S, S]`` and boxes ``[K_s, 4]`` -> the batch's concept logits."""
         counts = [len(b) for b in boxes]
         s, n = len(counts), max(counts, default=0)
-        dtype = self.relation_concepts.dtype
-        present = torch.zeros(s, n, dtype=dtype)
+        dtype, device = self.relation_concepts.dtype, self.relation_concepts.device
+        present = torch.zeros(s, n, dtype=dtype, device=device)
         for k, c in enumerate(counts):
             present[k, :c] = 1.0
-        flat_boxes = torch.cat(list(boxes)) if s else torch.zeros(0, 4)
+        flat_boxes = torch.cat(list(boxes)) if s else torch.zeros(0, 4, device=device)
         features = self.object_features(torch.cat(list(crops)), flat_boxes) if sum(counts) else None
         attributes = {}
         for a, words in self.vocabulary.items():
-            out = torch.full((s, n, len(words)), -1.0 / self.config.temperature, dtype=dtype)
+            out = torch.full((s, n, len(words)), -1.0 / self.config.temperature, dtype=dtype, device=device)
             if features is not None:
                 logits = self._logits(self.attribute_maps[a](features), self.concepts[a])
-                out = out.index_put(_slots(counts), logits)
+                out = out.index_put(_slots(counts, device), logits)
             attributes[a] = out
-        relations = torch.full((s, len(self.relation_names), n, n), -1.0 / self.config.temperature, dtype=dtype)
+        relations = torch.full((s, len(self.relation_names), n, n), -1.0 / self.config.temperature, dtype=dtype,
+                               device=device)
         if n:
-            padded = torch.zeros(s, n, 4, dtype=dtype).index_put(_slots(counts), flat_boxes)
+            padded = torch.zeros(s, n, 4, dtype=dtype, device=device).index_put(_slots(counts, device), flat_boxes)
             bi = padded[:, :, None, :].expand(s, n, n, 4)  # [s, i, j]: the subject i
             bj = padded[:, None, :, :].expand(s, n, n, 4)  # and the object j
             pair = self.pair_mlp(torch.cat([bi, bj, bj - bi], dim=-1))  # [s, n, n, d]
@@ -120,8 +121,8 @@ class ConceptLearner(nn.Module):
         return SoftScenes(present, attributes, relations, self.vocabulary, self.relation_names)
 
 
-def _slots(counts: Sequence[int]) -> tuple[Tensor, Tensor]:
+def _slots(counts: Sequence[int], device: torch.device | None = None) -> tuple[Tensor, Tensor]:
     """(scene, object) index pairs of the real objects, in order."""
-    scene = torch.cat([torch.full((c,), k, dtype=torch.long) for k, c in enumerate(counts)])
-    obj = torch.cat([torch.arange(c) for c in counts])
+    scene = torch.cat([torch.full((c,), k, dtype=torch.long, device=device) for k, c in enumerate(counts)])
+    obj = torch.cat([torch.arange(c, device=device) for c in counts])
     return scene, obj

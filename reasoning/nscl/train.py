@@ -12,6 +12,14 @@ epochs are split evenly between the stages).
 The shared :class:`~physics.training.TrainLoop` runs it: a checkpoint after
 every epoch, JSON-line logs beside it, and a bit-identical resume (each
 epoch's order comes from ``(seed, epoch)``).
+
+Under ``torchrun --nproc_per_node N`` (:mod:`physics.training.distributed`) every
+process draws the same global batches and trains on its share of each: whole
+images with ``whole_images`` (an image's questions stay on one process), else
+questions; rank 0 alone writes the files, ``world_size`` is recorded in the
+metadata and a resume needs the same N.  The CNN's batch normalisation then
+takes its statistics over the whole global batch (:class:`GlobalBatchNorm2d`, for
+CPU and GPU alike), so that a step is the single-process step on that batch.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import torch
 from physics.errors import CheckpointError, ConfigError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
 from physics.training import Constant, RunLog, Schedule, TrainLoop, WarmupCosine, seed_everything
+from physics.training.distributed import WorldInfo, init_distributed, rank_share, world_info
 from physics.worlds.clevr_properties import ATTRIBUTES
 from reasoning.dsl import Program
 from reasoning.executor.soft import soft_execute
@@ -36,7 +45,7 @@ from reasoning.nscl.model import ConceptConfig, ConceptLearner
 
 __all__ = ["NSCLTrainConfig", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
 
-RESUMABLE_CHANGES = ("threads",)
+RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
 
 
@@ -72,6 +81,7 @@ class NSCLTrainConfig:
     crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels (the model's input)"})
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when present; may change on resume)"})
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0 or self.crop_size < 8:
@@ -142,6 +152,76 @@ def _image_batches(data: QASet, admitted: list[int], size: int, g: torch.Generat
     return [b for b in out if b]
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """A tensor summed over the processes; its gradient is summed back (each share feeds every output)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+        x = x.clone()
+        torch.distributed.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+        grad = grad.clone()
+        torch.distributed.all_reduce(grad)
+        return grad
+
+
+class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics span every process's share of the batch.
+
+    The per-channel sums are added up over the processes with a differentiable
+    all-reduce (gloo or nccl; :class:`torch.nn.SyncBatchNorm` is GPU-only); the
+    parameters, buffers and evaluation are BatchNorm2d's.  Every process must call
+    it once per step (each share has objects).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if not self.training or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return super().forward(x)
+        c = x.shape[1]
+        local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), x.new_tensor([x.numel() // c])])
+        total = _SumOverRanks.apply(local)
+        n = total[-1]
+        mean = total[:c] / n
+        var = (total[c : 2 * c] / n - mean * mean).clamp_min(0.0)
+        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            with torch.no_grad():
+                m = self.momentum if self.momentum is not None else 0.1
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1).clamp_min(1.0), alpha=m)
+                self.num_batches_tracked.add_(1)
+        y = (x - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
+        return y * self.weight[None, :, None, None] + self.bias[None, :, None, None] if self.affine else y
+
+
+def _global_batch_norm(model: torch.nn.Module) -> None:
+    """Make every BatchNorm2d of ``model`` a :class:`GlobalBatchNorm2d` (same weights and buffers)."""
+    for module in model.modules():
+        if type(module) is torch.nn.BatchNorm2d:
+            module.__class__ = GlobalBatchNorm2d
+
+
+def _share(data: QASet, questions: list[int], world: WorldInfo, whole_images: bool) -> list[int]:
+    """This rank's share of a global batch: whole images (an image's questions stay together) or questions.
+
+    Empty when the batch has fewer images (or questions) than processes: every rank skips it.
+    """
+    if world.size == 1:
+        return questions
+    if not whole_images:
+        return rank_share(questions, world) if len(questions) >= world.size else []
+    groups: dict[int, list[int]] = {}
+    for q in questions:
+        groups.setdefault(data.image[q], []).append(q)
+    if len(groups) < world.size:
+        return []
+    return [q for group in rank_share(list(groups.values()), world) for q in group]
+
+
 def question_weight(program: Program, weights: dict[str, float], vocabulary=ATTRIBUTES) -> float:
     """The loss weight of a question: the largest of its program's concept groups' weights (1 if none)."""
     out = 1.0
@@ -158,6 +238,7 @@ def _batch_loss(
     questions: Sequence[int],
     flip: torch.Generator | None = None,
     weights: dict[str, float] | None = None,
+    total: list[float] | None = None,
 ) -> tuple[torch.Tensor, int]:
     images = sorted({data.image[q] for q in questions})
     row = {img: k for k, img in enumerate(images)}
@@ -166,6 +247,9 @@ def _batch_loss(
         crops = [
             torch.where(torch.rand(len(c), 1, 1, 1, generator=flip) < 0.5, c.flip(-1), c) for c in crops
         ]
+    device = next(model.parameters()).device
+    if device.type != "cpu":
+        crops, boxes = [c.to(device) for c in crops], [b.to(device) for b in boxes]
     scenes = model(crops, boxes)
     out = soft_execute([data.programs[q] for q in questions], scenes, [row[data.image[q]] for q in questions])
     right = sum(a == data.answers[q] for a, q in zip(out.answers, questions, strict=True))
@@ -173,7 +257,9 @@ def _batch_loss(
     if not weights:
         return -log_prob.mean(), right
     w = torch.tensor([question_weight(data.programs[q], weights, model.vocabulary) for q in questions])
-    return -(w * log_prob).sum() / w.sum(), right
+    if total is not None:  # the share's weight, for the loop to weigh it against the other processes' shares
+        total.append(float(w.sum()))
+    return -(w.to(log_prob.device) * log_prob).sum() / w.sum().to(log_prob.device), right
 
 
 @torch.no_grad()
@@ -214,6 +300,10 @@ def train_nscl(
         raise ConfigError(f"crop size {config.crop_size}, but the training data is cut at {side} pixels")
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
+    from physics.models.training import resolve_device
+
+    device = init_distributed(resolve_device(config.device))
+    world = world_info()
     model = ConceptLearner(dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size))
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
@@ -227,12 +317,13 @@ def train_nscl(
         "trained_on": "images, instance masks, questions and answers (no attribute label)",
         "train_questions": len(data),
         "train_images": len(data.crops),
+        "world_size": world.size,
     }
 
     def payload() -> dict[str, Any]:
         return _payload(model, {**meta, "history": loop.history, "seconds": round(loop.seconds, 1)})
 
-    def batches(epoch: int) -> list[tuple[int, list[int]]]:
+    def global_batches(epoch: int) -> list[tuple[int, list[int]]]:
         admitted = _admitted(data, stage_of(config, epoch))
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         base = (config.seed * 1_000_003 + epoch) * 100_003  # each batch carries its own flip seed,
@@ -243,20 +334,35 @@ def train_nscl(
 
     schedule: Schedule = Constant(config.learning_rate)
     if config.schedule == "cosine":
-        schedule = WarmupCosine(config.learning_rate, sum(len(batches(e)) for e in range(config.epochs)))
+        schedule = WarmupCosine(config.learning_rate, sum(len(global_batches(e)) for e in range(config.epochs)))
+
+    def batches(epoch: int) -> list[tuple[int, list[int]]]:
+        """The epoch's global batches (the same on every process), each cut to this rank's share."""
+        if world.size == 1:
+            return global_batches(epoch)
+        shares = [(seed, _share(data, qs, world, config.whole_images)) for seed, qs in global_batches(epoch)]
+        return [(seed, qs) for seed, qs in shares if qs]
+
+    model.to(device)
+    if world.size > 1:
+        _global_batch_norm(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     loop = TrainLoop(
         model, optimizer, schedule, out, flags=dataclasses.asdict(config), command=command,
         payload=payload, grad_clip=5.0, log=RunLog(out.with_suffix(".jsonl")), may_change=RESUMABLE_CHANGES,
-        desc="nscl", progress=progress,
+        desc="nscl", progress=progress, distributed=True, world=world,
     )
     loop.resume()
 
     def step(batch: tuple[int, list[int]]) -> dict[str, Any]:
         flip_seed, questions = batch
         flip = torch.Generator().manual_seed(flip_seed) if config.flip else None
-        loss, right = _batch_loss(model, data, questions, flip, config.weights)
-        return {"loss": loss, "train_accuracy": right / len(questions), "weight": len(questions)}
+        total: list[float] = []
+        loss, right = _batch_loss(model, data, questions, flip, config.weights, total)
+        # under torchrun a group-weighted share weighs its questions' weights, so that the processes'
+        # average is the whole batch's gradient; one process logs per question as before
+        weight = total[0] if world.size > 1 and total else len(questions)
+        return {"loss": loss, "train_accuracy": right / len(questions), "weight": weight}
 
     def end_round(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
         nodes, objects = stage_of(config, epoch)
@@ -273,7 +379,7 @@ def train_nscl(
 
 def _payload(model: ConceptLearner, meta: dict[str, Any]) -> dict[str, Any]:
     return {
-        "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "config": dataclasses.asdict(model.config),
         "vocabulary": {a: list(ws) for a, ws in model.vocabulary.items()},
         "relations": list(model.relation_names),
