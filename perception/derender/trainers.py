@@ -48,7 +48,7 @@ from perception.derender.train_config import RESUMABLE_CHANGES
 from physics.errors import CheckpointError
 from physics.io import require_fields, torch_load
 from physics.training import RunLog, TrainLoop, WarmupCosine
-from physics.training.distributed import WorldInfo, rank_share, world_info
+from physics.training.distributed import WorldInfo, global_batch_norm, rank_share, world_info
 from physics.worlds.clevr_properties import ATTRIBUTES
 
 __all__ = ["train_proposal_net", "train_attribute_net", "load_trained", "network_from", "TRAIN_FORMAT"]
@@ -136,59 +136,8 @@ def _new_network(cls: type, config: Any, seed: int, init: torch.nn.Module | None
         except RuntimeError as exc:
             raise CheckpointError(f"the initial {part} network does not fit {config}: {exc}") from None
     if world is not None and world.size > 1:
-        for module in net.modules():  # statistics of the global batch, not of each share
-            if type(module) is torch.nn.BatchNorm2d:
-                module.__class__ = _GlobalBatchNorm2d
+        global_batch_norm(net)  # statistics of the global batch, not of each share
     return net if device is None else net.to(device)
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """A sum over the processes that gradients flow through (the gradient of each rank's
-    input is the sum of every rank's gradient of the output)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        out = x.detach().clone()
-        torch.distributed.all_reduce(out)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous().clone()
-        torch.distributed.all_reduce(grad)
-        return grad
-
-
-class _GlobalBatchNorm2d(torch.nn.BatchNorm2d):
-    """BatchNorm whose training statistics are those of the whole global batch under torchrun.
-
-    Same parameters and buffers as :class:`torch.nn.BatchNorm2d` (checkpoints load into
-    either); the sums are added up over the processes with a differentiable all-reduce,
-    so that gradients flow through the global mean and variance.  Unlike
-    :class:`torch.nn.SyncBatchNorm` it works on the CPU (gloo) as well as on GPUs.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return super().forward(x)
-        all_reduce = _AllReduceSum.apply
-        dims = (0, 2, 3)
-        count = torch.tensor(float(x.numel() // x.shape[1]), dtype=x.dtype, device=x.device)
-        total = all_reduce(torch.cat([x.sum(dims), count.reshape(1)]))
-        n = total[-1].detach()
-        mean = total[:-1] / n
-        centred = x - mean.reshape(1, -1, 1, 1)
-        var = all_reduce((centred * centred).sum(dims)) / n
-        out = centred / torch.sqrt(var.reshape(1, -1, 1, 1) + self.eps)
-        if self.affine:
-            out = out * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked += 1
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * (n / max(float(n) - 1, 1.0)), alpha=m)
-        return out
 
 
 def train_proposal_net(

@@ -31,7 +31,16 @@ import torch.distributed as dist
 
 from physics.errors import ConfigError
 
-__all__ = ["WorldInfo", "world_info", "init_distributed", "shutdown_distributed", "rank_share", "backend_for"]
+__all__ = [
+    "WorldInfo",
+    "world_info",
+    "init_distributed",
+    "shutdown_distributed",
+    "rank_share",
+    "backend_for",
+    "GlobalBatchNorm2d",
+    "global_batch_norm",
+]
 
 T = TypeVar("T")
 
@@ -133,3 +142,60 @@ def rank_share(items: Sequence[T], world: WorldInfo) -> list[T]:
     base, rest = divmod(len(items), world.size)
     start = world.rank * base + min(world.rank, rest)
     return list(items[start:start + base + (world.rank < rest)])
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """A tensor summed over the processes; its gradient is summed back (each share feeds every output)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+        out = x.detach().clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics span every process's share of the global batch.
+
+    The per-channel sums are added up over the processes with a differentiable
+    all-reduce, so gradients flow through the global mean and variance, on gloo
+    as on nccl (:class:`torch.nn.SyncBatchNorm` is GPU-only).  Parameters,
+    buffers and evaluation are BatchNorm2d's, so checkpoints load into either.
+    Outside a process group it is plain BatchNorm2d.  Every process must call it
+    once per step (each share must hold at least one item).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return super().forward(x)
+        dims = (0, 2, 3)
+        count = x.new_tensor([x.numel() // x.shape[1]])
+        total = _SumOverRanks.apply(torch.cat([x.sum(dims), count]))
+        n = total[-1].detach()
+        mean = total[:-1] / n
+        centred = x - mean.reshape(1, -1, 1, 1)
+        var = _SumOverRanks.apply((centred * centred).sum(dims)) / n
+        out = centred / torch.sqrt(var.reshape(1, -1, 1, 1) + self.eps)
+        if self.affine:
+            out = out * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(var.detach() * (n / max(float(n) - 1, 1.0)), alpha=m)
+        return out
+
+
+def global_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
+    """Make every BatchNorm2d of ``model`` a :class:`GlobalBatchNorm2d` (same weights and buffers); returns it."""
+    for module in model.modules():
+        if type(module) is torch.nn.BatchNorm2d:
+            module.__class__ = GlobalBatchNorm2d
+    return model

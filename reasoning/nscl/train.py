@@ -18,8 +18,8 @@ process draws the same global batches and trains on its share of each: whole
 images with ``whole_images`` (an image's questions stay on one process), else
 questions; rank 0 alone writes the files, ``world_size`` is recorded in the
 metadata and a resume needs the same N.  The CNN's batch normalisation then
-takes its statistics over the whole global batch (:class:`GlobalBatchNorm2d`, for
-CPU and GPU alike), so that a step is the single-process step on that batch.
+takes its statistics over the whole global batch
+(:class:`~physics.training.distributed.GlobalBatchNorm2d`, for CPU and GPU alike), so that a step is the single-process step on that batch.
 """
 
 from __future__ import annotations
@@ -36,7 +36,13 @@ import torch
 from physics.errors import CheckpointError, ConfigError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
 from physics.training import Constant, RunLog, Schedule, TrainLoop, WarmupCosine, seed_everything
-from physics.training.distributed import WorldInfo, init_distributed, rank_share, world_info
+from physics.training.distributed import (
+    WorldInfo,
+    global_batch_norm,
+    init_distributed,
+    rank_share,
+    world_info,
+)
 from physics.worlds.clevr_properties import ATTRIBUTES
 from reasoning.dsl import Program
 from reasoning.executor.soft import soft_execute
@@ -150,59 +156,6 @@ def _image_batches(data: QASet, admitted: list[int], size: int, g: torch.Generat
             out.append([])
         out[-1].extend(by_image[images[i]])
     return [b for b in out if b]
-
-
-class _SumOverRanks(torch.autograd.Function):
-    """A tensor summed over the processes; its gradient is summed back (each share feeds every output)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
-        x = x.clone()
-        torch.distributed.all_reduce(x)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
-        grad = grad.clone()
-        torch.distributed.all_reduce(grad)
-        return grad
-
-
-class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
-    """BatchNorm2d whose training statistics span every process's share of the batch.
-
-    The per-channel sums are added up over the processes with a differentiable
-    all-reduce (gloo or nccl; :class:`torch.nn.SyncBatchNorm` is GPU-only); the
-    parameters, buffers and evaluation are BatchNorm2d's.  Every process must call
-    it once per step (each share has objects).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
-        if not self.training or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return super().forward(x)
-        c = x.shape[1]
-        local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), x.new_tensor([x.numel() // c])])
-        total = _SumOverRanks.apply(local)
-        n = total[-1]
-        mean = total[:c] / n
-        var = (total[c : 2 * c] / n - mean * mean).clamp_min(0.0)
-        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
-            with torch.no_grad():
-                m = self.momentum if self.momentum is not None else 0.1
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1).clamp_min(1.0), alpha=m)
-                self.num_batches_tracked.add_(1)
-        y = (x - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
-        return y * self.weight[None, :, None, None] + self.bias[None, :, None, None] if self.affine else y
-
-
-def _global_batch_norm(model: torch.nn.Module) -> None:
-    """Make every BatchNorm2d of ``model`` a :class:`GlobalBatchNorm2d` (same weights and buffers)."""
-    for module in model.modules():
-        if type(module) is torch.nn.BatchNorm2d:
-            module.__class__ = GlobalBatchNorm2d
 
 
 def _share(data: QASet, questions: list[int], world: WorldInfo, whole_images: bool) -> list[int]:
@@ -345,7 +298,7 @@ def train_nscl(
 
     model.to(device)
     if world.size > 1:
-        _global_batch_norm(model)
+        global_batch_norm(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     loop = TrainLoop(
         model, optimizer, schedule, out, flags=dataclasses.asdict(config), command=command,
