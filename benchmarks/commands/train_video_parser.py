@@ -35,6 +35,7 @@ from benchmarks.config_flags import add_config_flags, config_from_args
 from physics.errors import ConfigError
 from physics.io import atomic_write_json, read_json
 from physics.training import config_flags
+from physics.training.distributed import shutdown_distributed, world_info
 from reasoning.parser import ParserConfig, train_parser
 from reasoning.parser.checkpoint import export_parser
 from reasoning.parser.video import (
@@ -70,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     meta = {"command": _command_line(args, cfg), "data": str(args.data), "split": args.split}
     t0 = time.perf_counter()
-    metrics = train_parser(cfg, data, out=out, meta=meta, progress=not args.quiet)
+    try:
+        metrics = train_parser(cfg, data, out=out, meta=meta, progress=not args.quiet)
+        if not world_info().is_main:  # under torchrun rank 0 alone evaluates, writes and reports
+            return 0
+    finally:
+        shutdown_distributed()
     wall = time.perf_counter() - t0
     parser = VideoQuestionParser(metrics.pop("parser"), beam_size=args.beam_size)
     held: dict = {}
