@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from benchmarks.cli import main
 from benchmarks.datasets.clevr_builder import ClevrDataConfig, build_clevr
@@ -28,6 +26,7 @@ from perception.derender.trainers import train_attribute_net, train_proposal_net
 from perception.derender.training import DerenderTrainConfig, train_derenderer
 from physics.errors import ConfigError
 from physics.training.distributed import world_info
+from tests.ddp import spawn_ranks
 
 WORLD = 2
 PCFG = ProposalConfig(input_size=(32, 48), width=8)
@@ -71,10 +70,7 @@ def runs(tmp_path_factory) -> Path:
     crops = attribute_arrays(samples, ACFG, PCFG, progress=False)
     assert len(images) % WORLD and len(crops["crops"]) >= WORLD
     torch.save({"images": images, "masks": masks, **crops}, folder / "arrays.pt")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(port, str(folder)), nprocs=WORLD, join=True)
+    spawn_ranks(_worker, str(folder), nprocs=WORLD)
     return folder
 
 

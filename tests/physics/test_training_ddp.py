@@ -7,17 +7,16 @@ One ``torch.multiprocessing.spawn`` of two ranks does all the distributed work
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from physics.errors import ConfigError
 from physics.training import Constant, TrainLoop
 from physics.training.distributed import WorldInfo, rank_share, world_info
+from tests.ddp import free_port, spawn_ranks
 
 WORLD = 2
 SAMPLES = 16
@@ -93,10 +92,7 @@ def _worker(rank: int, port: int, folder: str) -> None:
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("ddp")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(port, str(folder)), nprocs=WORLD, join=True)
+    spawn_ranks(_worker, str(folder), nprocs=WORLD)
     return folder
 
 
@@ -160,9 +156,7 @@ def test_torchrun_trains_dynamics_on_two_processes_and_resumes(tmp_path) -> None
     for split, n in (("train", 3), ("valid", 1)):
         subprocess.run([*nesy, "data", "dynamics", "--world", "cradle", "--n", str(n), "--steps", "20", "--split",
                         split, "--out", str(data), "--backend", "serial", "--quiet"], check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     train = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
              "-m", "benchmarks.cli", "train", "dynamics", "--world", "cradle", "--model", "in", "--data", str(data),
              "--max-samples", "24", "--valid-samples", "8", "--batch-size", "6", "--device", "cpu", "--out", str(out),

@@ -11,17 +11,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from benchmarks.cli import main
 from physics.errors import ConfigError
 from reasoning.nscl import NSCLTrainConfig, load_split, train_nscl
+from tests.ddp import spawn_ranks
 
 WORLD = 2
 # one global batch holds every question: one optimiser step per run
@@ -65,10 +64,7 @@ def split(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ddp_runs(split, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("nscl_ddp_runs")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(port, str(split), str(folder)), nprocs=WORLD, join=True)
+    spawn_ranks(_worker, str(split), str(folder), nprocs=WORLD)
     return folder
 
 

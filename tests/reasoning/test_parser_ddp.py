@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from physics.errors import ConfigError
 from physics.training.distributed import world_info
 from reasoning.parser import ParserConfig, load_parser_data, train_parser
 from reasoning.parser.train import _check_shares, build_parser, reinforce_loss
+from tests.ddp import free_port, spawn_ranks
 from tests.reasoning.test_parser_cli import _one_thread, folder  # noqa: F401 (fixtures)
 
 WORLD = 2
@@ -59,10 +58,7 @@ def _worker(rank: int, port: int, folder: str, out: str) -> None:  # noqa: F811
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory, folder) -> Path:  # noqa: F811
     out = tmp_path_factory.mktemp("parser_ddp")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(port, str(folder), str(out)), nprocs=WORLD, join=True)
+    spawn_ranks(_worker, str(folder), str(out), nprocs=WORLD)
     return out
 
 
@@ -109,9 +105,7 @@ def test_torchrun_trains_the_parser_on_two_processes(tmp_path, folder) -> None: 
 
     from tests.reasoning.test_parser_cli import TINY_FLAGS
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     out = tmp_path / "p.pt"
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                            str(port), "-m", "benchmarks.cli", "train", "parser", "--data", str(folder), "--eval-data",
