@@ -48,7 +48,13 @@ from perception.derender.train_config import RESUMABLE_CHANGES
 from physics.errors import CheckpointError
 from physics.io import require_fields, torch_load
 from physics.training import RunLog, TrainLoop, WarmupCosine
-from physics.training.distributed import WorldInfo, global_batch_norm, rank_share, world_info
+from physics.training.distributed import (
+    WorldInfo,
+    global_batch_norm,
+    rank_share,
+    sum_over_ranks,
+    world_info,
+)
 from physics.worlds.clevr_properties import ATTRIBUTES
 
 __all__ = ["train_proposal_net", "train_attribute_net", "load_trained", "network_from", "TRAIN_FORMAT"]
@@ -118,13 +124,6 @@ def _share(n: int, world: WorldInfo) -> slice:
     return slice(positions[0], positions[-1] + 1)
 
 
-def _sum_over_ranks(value: torch.Tensor) -> torch.Tensor:
-    """``value`` (a count, no gradient) added up over the processes."""
-    total = value.detach().clone()
-    torch.distributed.all_reduce(total)
-    return total
-
-
 def _new_network(cls: type, config: Any, seed: int, init: torch.nn.Module | None, part: str,
                  device: torch.device | None = None, world: WorldInfo | None = None) -> Any:
     """A ``cls`` network initialised from ``seed``, or with ``init``'s weights (fine-tuning)."""
@@ -185,7 +184,7 @@ def train_proposal_net(
             x, targets = x.to(device), {k: v.to(device) for k, v in targets.items()}
         if world.size == 1:
             return proposal_loss(net(x), targets, instance_balance=offset_balance)
-        parts = proposal_loss(net(x), targets, instance_balance=offset_balance, sum_over=_sum_over_ranks)
+        parts = proposal_loss(net(x), targets, instance_balance=offset_balance, sum_over=sum_over_ranks)
         # the shares' parts add up to the global loss; DDP averages, so each counts world.size times
         return {k: v * world.size for k, v in parts.items()}
 

@@ -39,6 +39,7 @@ __all__ = [
     "rank_share",
     "backend_for",
     "GlobalBatchNorm2d",
+    "sum_over_ranks",
     "global_batch_norm",
 ]
 
@@ -142,6 +143,14 @@ def rank_share(items: Sequence[T], world: WorldInfo) -> list[T]:
     base, rest = divmod(len(items), world.size)
     start = world.rank * base + min(world.rank, rest)
     return list(items[start:start + base + (world.rank < rest)])
+
+
+def sum_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """A copy of ``value`` (counts, sums: no gradient) added up over the processes of the group, if any."""
+    total = value.detach().clone()
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(total)
+    return total
 
 
 class _SumOverRanks(torch.autograd.Function):

@@ -46,7 +46,13 @@ import torch
 from physics.errors import ConfigError, DataError
 from physics.io import PathLike, read_json
 from physics.training import Constant, RunLog, TrainLoop
-from physics.training.distributed import WorldInfo, init_distributed, rank_share, world_info
+from physics.training.distributed import (
+    WorldInfo,
+    init_distributed,
+    rank_share,
+    sum_over_ranks,
+    world_info,
+)
 from reasoning.dsl import Program
 from reasoning.executor import SceneTable, execute_batch
 from reasoning.parser.anonymize import (
@@ -219,9 +225,8 @@ def reinforce_loss(
     token_lists = [parser.restore(row.tolist(), sl) for row, sl in zip(dec.tokens, slots, strict=False)]
     rewards = torch.tensor(reward_fn(token_lists, batch), dtype=torch.float, device=dec.log_prob.device)
     if world is not None and world.size > 1:
-        total = torch.tensor([float(rewards.sum()), float(len(rewards))], dtype=torch.float,
-                             device=next(parser.parameters()).device)
-        torch.distributed.all_reduce(total)
+        total = sum_over_ranks(torch.tensor([float(rewards.sum()), float(len(rewards))], dtype=torch.float,
+                                            device=next(parser.parameters()).device))
         mean = float(total[0] / total[1])
     else:
         mean = float(rewards.mean())
