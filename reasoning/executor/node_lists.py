@@ -71,12 +71,13 @@ from reasoning.executor.ops import (
     VALUE_TYPES,
     InvalidExecution,
 )
-from reasoning.executor.scene_table import ANY, ATTRS, WORD_CODE, SceneTable
+from reasoning.executor.scene_table import ANY, ATTRS, WORD_CODE, SceneTable, value_rows
 from reasoning.executor.symbolic import default_executor
 
 __all__ = ["answer_node_lists", "clear_structure_cache"]
 
 _FUNCTION, _TYPE, _INPUTS = itemgetter("function"), itemgetter("type"), itemgetter("inputs")
+_OBJECTS, _RELATIONSHIPS = attrgetter("objects"), attrgetter("relationships")
 _FAILURES = (InvalidExecution, KeyError, TypeError, ValueError, IndexError, AttributeError)
 _BIT = {i: 1 << i for i in range(64)}  # object index -> its bit (bitset ints hold any size;
 # the single executor's own rows take indices up to any size, so the fast path stops at 64)
@@ -217,7 +218,7 @@ def _define(lines: list[str], env: dict[str, object]) -> None:
 
 
 _INLINE: dict[str, str] = {  # built-in operations as expressions of their inputs a, b
-    # vb: the scene's value bitsets by word code (SceneTable.value_rows), objs: its objects,
+    # vb: the scene's value bitsets by word code (scene_table.value_rows), objs: its objects,
     # rels: its relationships; a word outside its vocabulary fails the C<i> lookup
     "scene": "vb[ANY]",
     "unique": "ONE[{a}]",  # a set of one object -> its index, else InvalidExecution
@@ -500,15 +501,14 @@ def _single(
     Questions are taken in the order given (so a scene's questions, written
     together, find its tables in the processor's caches), each looked up by
     its tuple of functions.  The scenes are bound all at once: their value
-    bitsets come from one :class:`SceneTable` (a few numpy passes over every
-    object, instead of a ``BoundScene`` built in Python per scene), read back
-    as Python ints per scene; ``relate`` reads the scene's own relationship
-    rows.  A scene the table does not hold (more than 64 objects, a word
-    outside the vocabulary) has no row, and its questions take the slow path.
+    bitsets, as Python ints per scene (:func:`~reasoning.executor.scene_table.value_rows`,
+    the rows of the batched :class:`SceneTable`, without a ``BoundScene`` per
+    scene); ``relate`` reads the scene's own relationship rows.  A scene the
+    table does not hold (more than 64 objects, a word outside the vocabulary)
+    has no row, and its questions take the slow path.
     """
     out: list[str | None] = [None] * len(node_lists)
-    table = SceneTable(scenes)
-    rows = list(zip(table.value_rows(), table.objects, table.relationships, strict=True))
+    rows = list(zip(value_rows(scenes), map(_OBJECTS, scenes), map(_RELATIONSHIPS, scenes), strict=True))
     runs = {f: ss[0].run for f, ss in _CACHES[False].items()}  # the first structure of each
     slow: list[int] = []
     for k, (nodes, i) in enumerate(zip(node_lists, scene_indices, strict=True)):
