@@ -508,7 +508,9 @@ def _single(
     has no row, and its questions take the slow path.
     """
     out: list[str | None] = [None] * len(node_lists)
-    rows = list(zip(value_rows(scenes), map(_OBJECTS, scenes), map(_RELATIONSHIPS, scenes), strict=True))
+    rows = list(
+        zip(value_rows(scenes), map(_OBJECTS, scenes), map(_RELATIONSHIPS, scenes), strict=True)
+    )
     runs = {f: ss[0].run for f, ss in _CACHES[False].items()}  # the first structure of each
     slow: list[int] = []
     for k, (nodes, i) in enumerate(zip(node_lists, scene_indices, strict=True)):
