@@ -37,7 +37,7 @@ cost the batched executor exists to avoid; the tests check both forms answer ali
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from itertools import chain, cycle, repeat
 from operator import attrgetter, itemgetter
@@ -93,7 +93,7 @@ def _value_rows_source(n_attrs: int) -> str:
 """
 
 
-def _make_value_rows() -> object:
+def _make_value_rows() -> Callable[[Sequence[SceneGraph]], list[list[int] | None]]:
     env: dict[str, object] = {
         "OBJECTS": _OBJECTS,
         "WORDS_OF": _WORDS_OF,
@@ -102,7 +102,7 @@ def _make_value_rows() -> object:
         **{f"C{k}": codes for k, codes in enumerate(_CODES)},
     }
     exec(_value_rows_source(len(ATTRS)), env)  # noqa: S102 -- source built here from ATTRS
-    fn = env["value_rows"]
+    fn: Callable = env["value_rows"]  # type: ignore[assignment]
     fn.__doc__ = """``value_bits`` of each scene as a list of Python ints (``None``: the scene does not fit).
 
     Row ``k`` equals ``SceneTable(scenes).value_bits[k]`` (where ``fits[k]``),
