@@ -71,15 +71,27 @@ from reasoning.executor.ops import (
     VALUE_TYPES,
     InvalidExecution,
 )
-from reasoning.executor.scene_table import ANY, ATTRS, WORD_CODE, SceneTable
+from reasoning.executor.scene_table import ANY, ATTRS, WORD_CODE, SceneTable, value_rows
 from reasoning.executor.symbolic import default_executor
 
 __all__ = ["answer_node_lists", "clear_structure_cache"]
 
 _FUNCTION, _TYPE, _INPUTS = itemgetter("function"), itemgetter("type"), itemgetter("inputs")
+_OBJECTS, _RELATIONSHIPS = attrgetter("objects"), attrgetter("relationships")
 _FAILURES = (InvalidExecution, KeyError, TypeError, ValueError, IndexError, AttributeError)
 _BIT = {i: 1 << i for i in range(64)}  # object index -> its bit (bitset ints hold any size;
 # the single executor's own rows take indices up to any size, so the fast path stops at 64)
+
+
+class _One(dict):
+    """A set of exactly one object (bitset) -> that object's index; ``unique`` of any other
+    set raises :class:`InvalidExecution` (one dict lookup per ``unique``)."""
+
+    def __missing__(self, key: object) -> int:
+        raise InvalidExecution
+
+
+_ONE = _One({1 << i: i for i in range(64)})
 _ATTR_OF = {f"filter_{a}": a for a in VALUE_TYPES.values()}
 _ATTR_OF_NAME = {f"{op}_{a}": a for a in VALUE_TYPES.values() for op in ("filter", "query", "same")}
 
@@ -171,11 +183,10 @@ def _prologue(
     """
     n = len(inputs)
     lines = [f"    {''.join(f'n{i}, ' for i in range(n))}= N"]
-    for i, ins in enumerate(inputs):  # each node's inputs, compared one by one (no list built)
-        env[f"I{i}"] = list(ins)
-    checks = " or ".join(f"n{i}['inputs'] != I{i}" for i in range(n))
-    lines += [f"    if {checks}:", "        raise _OtherStructure"]
-    bare = [f"K in n{i} and n{i}[K]" for i in range(n) if i not in valued and i not in own]
+    env["I"] = [list(ins) for ins in inputs]  # every node's inputs, compared in one list
+    checks = ", ".join(f"n{i}['inputs']" for i in range(n))
+    lines += [f"    if [{checks}] != I:", "        raise _OtherStructure"]
+    bare = [f"n{i}.get(K)" for i in range(n) if i not in valued and i not in own]
     if bare:
         lines += [f"    if {' or '.join(bare)}:", "        raise ValueError"]
     lines += [f"    (w{i},) = n{i}[K]" for i in sorted(valued)]
@@ -207,10 +218,10 @@ def _define(lines: list[str], env: dict[str, object]) -> None:
 
 
 _INLINE: dict[str, str] = {  # built-in operations as expressions of their inputs a, b
-    # vb: the scene's value bitsets by word code (SceneTable.value_rows), objs: its objects,
+    # vb: the scene's value bitsets by word code (scene_table.value_rows), objs: its objects,
     # rels: its relationships; a word outside its vocabulary fails the C<i> lookup
     "scene": "vb[ANY]",
-    "unique": "{a}",  # then checked and turned into an index by statements (_compile_run)
+    "unique": "ONE[{a}]",  # a set of one object -> its index, else InvalidExecution
     "count": "{a}.bit_count()",
     "exist": "{a} != 0",
     # relate reads the scene's own rows: relationships[R][i]
@@ -246,27 +257,27 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
         _builtin(name) and name in _INLINE for name in functions
     ):
         return None
-    body: list[str] = []
     env: dict[str, object] = {
         "InvalidExecution": InvalidExecution,
         "reduce": reduce,
         "or_": or_,
         "ANY": ANY,
+        "ONE": _ONE,
         "BIT": _BIT.__getitem__,  # a bad index (negative, too large) fails: the slow path judges
     }
     valued: set[int] = set()
     words: list[tuple[int, frozenset]] = []  # (node, vocabulary) of the words
+    n = len(functions)
+    reads = [0] * n
+    readers_once = [True] * n  # every reader's form names its input once
+    for k, ins in enumerate(inputs):
+        for j in ins:
+            reads[j] += 1
+            readers_once[j] &= _ONCE[functions[k]]
+    exprs: list[str] = []  # each node's value as an expression of the others' (x<j> or inlined)
+    body: list[str] = []
     for i, (name, ins) in enumerate(zip(functions, inputs, strict=True)):
         spec = OPS[name]
-        args = [f"x{j}" for j in ins]
-        if name == "unique":  # inlined: no call per node
-            body += [
-                f"        x{i} = {args[0]}",
-                f"        if not x{i} or x{i} & (x{i} - 1):",
-                "            raise InvalidExecution",
-                f"        x{i} = x{i}.bit_length() - 1",
-            ]
-            continue
         if spec.side_inputs:
             valued.add(i)
             words.append((i, frozenset(side_vocabulary(spec.side_inputs[0]) or ())))
@@ -274,17 +285,28 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
         if attr is not None:
             env[f"C{i}"] = _CODES[attr]
             env[f"G{i}"] = attrgetter(attr)
-        expr = _INLINE[name].format(
+        template = _INLINE[name]
+        args = [exprs[j] for j in ins]
+        if name.startswith("filter_") and functions[ins[0]] == "scene":
+            template = template.replace("{a} & ", "")  # the scene's objects hold every word's
+        expr = template.format(
             a=args[0] if args else "", b=args[1] if len(args) > 1 else "", w=f"w{i}", i=i
         )
-        body.append(f"        x{i} = {expr}")
-    last = f"x{len(functions) - 1}"
+        # A node read once is written into its reader's expression (no variable), unless the
+        # reader's form names its input twice (same_*); scene nodes are always written in
+        # (they cannot fail), and an unread scene node is not evaluated at all.
+        if i < n - 1 and (name == "scene" or (reads[i] == 1 and readers_once[i])):
+            exprs.append(f"({expr})")
+        else:
+            exprs.append(f"x{i}")
+            body.append(f"        x{i} = {expr}")
+    last = f"x{n - 1}"
     if root.output == BOOL:
-        body.append(f"    return 'yes' if {last} else 'no'")
+        ret = f"    return 'yes' if {last} else 'no'"
     elif root.output == INTEGER:
-        body.append(f"    return str({last})")
+        ret = f"    return str({last})"
     else:
-        body.append(f"    return {last}")
+        ret = f"    return {last}"
     head = [
         "def run(N, K, S):",
         *_prologue(inputs, valued, env),
@@ -293,9 +315,12 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
     ]
     env["WORDS"], env["_invalid"] = words, _invalid
     tail = ["    except InvalidExecution:", "        return _invalid(N, K, WORDS)"]
-    body, ret = body[:-1], body[-1:]
-    _define(head + body + tail + ret, env)
+    _define([*head, *body, *tail, ret], env)
     return env["run"]  # type: ignore[return-value]
+
+
+# forms that name each input once (a node read only by such forms is written into them)
+_ONCE = {name: form.count("{a}") + form.count("{b}") <= 1 for name, form in _INLINE.items()}
 
 
 # ---------------------------------------------------------------------- the batched encoder
@@ -476,15 +501,16 @@ def _single(
     Questions are taken in the order given (so a scene's questions, written
     together, find its tables in the processor's caches), each looked up by
     its tuple of functions.  The scenes are bound all at once: their value
-    bitsets come from one :class:`SceneTable` (a few numpy passes over every
-    object, instead of a ``BoundScene`` built in Python per scene), read back
-    as Python ints per scene; ``relate`` reads the scene's own relationship
-    rows.  A scene the table does not hold (more than 64 objects, a word
-    outside the vocabulary) has no row, and its questions take the slow path.
+    bitsets, as Python ints per scene (:func:`~reasoning.executor.scene_table.value_rows`,
+    the rows of the batched :class:`SceneTable`, without a ``BoundScene`` per
+    scene); ``relate`` reads the scene's own relationship rows.  A scene the
+    table does not hold (more than 64 objects, a word outside the vocabulary)
+    has no row, and its questions take the slow path.
     """
     out: list[str | None] = [None] * len(node_lists)
-    table = SceneTable(scenes)
-    rows = list(zip(table.value_rows(), table.objects, table.relationships, strict=True))
+    rows = list(
+        zip(value_rows(scenes), map(_OBJECTS, scenes), map(_RELATIONSHIPS, scenes), strict=True)
+    )
     runs = {f: ss[0].run for f, ss in _CACHES[False].items()}  # the first structure of each
     slow: list[int] = []
     for k, (nodes, i) in enumerate(zip(node_lists, scene_indices, strict=True)):

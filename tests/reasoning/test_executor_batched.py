@@ -235,3 +235,17 @@ def test_fast_and_traced_single_paths_agree_on_random_programs(scenes):
         )
         if traced.valid:
             assert len(traced.trace) == len(program)
+
+
+def test_value_rows_are_the_tables_rows_as_python_ints(scenes):
+    from reasoning.executor.scene_table import value_rows
+
+    cube = [SceneObject("cube", "red", "metal", "large", (float(k), 0.0, 0.7)) for k in range(65)]
+    big = SceneGraph(objects=tuple(cube))  # over 64 objects: no row
+    empty = SceneGraph(objects=())
+    mixed = [*scenes, pink_cube_scene(), big, empty]
+    table = SceneTable(mixed)
+    rows, fits = table.value_bits.tolist(), table.fits.tolist()
+    expected = [row if ok else None for row, ok in zip(rows, fits, strict=True)]
+    assert value_rows(mixed) == expected
+    assert expected[-3:] == [None, None, [0] * 15 + [0]]
