@@ -95,6 +95,13 @@ class ClevrDataConfig:
     width: int = field(default=480, metadata={"help": "image width in pixels"})
     height: int = field(default=320, metadata={"help": "image height in pixels"})
     min_pixels: int = field(default=200, metadata={"help": "fewest visible pixels per object (CLEVR: 200)"})
+    min_objects: int = field(default=3, metadata={"help": "fewest objects in a scene (CLEVR: 3)"})
+    max_objects: int = field(
+        default=10, metadata={"help": "most objects in a scene (CLEVR: 10; more crowd and hide each other)"}
+    )
+    min_dist: float = field(
+        default=0.25, metadata={"help": "least gap between object surfaces (CLEVR: 0.25; smaller: more touching)"}
+    )
     backend: str = field(
         default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]}
     )
@@ -128,6 +135,12 @@ class ClevrDataConfig:
 
     def __post_init__(self) -> None:
         check_build_options(self, SPLITS, "scenes")
+        if not 1 <= self.min_objects <= self.max_objects:
+            raise ConfigError(
+                f"need 1 <= --min-objects <= --max-objects, got {self.min_objects} and {self.max_objects}"
+            )
+        if self.min_dist < 0:
+            raise ConfigError(f"--min-dist must be >= 0, got {self.min_dist}")
         if self.questions_per_scene < 0:
             raise ConfigError(f"--questions-per-scene must be >= 0, got {self.questions_per_scene}")
         if self.cogent is not None and self.cogent not in COGENT_CONDITIONS:
@@ -194,7 +207,12 @@ def image_name(split: str, k: int) -> str:
 
 def world_config(cfg: ClevrDataConfig) -> ClevrWorldConfig:
     """The world config a data config asks for (CoGenT palettes, image size, visibility)."""
-    layout = LayoutConfig(shape_colors=COGENT_CONDITIONS[cfg.cogent] if cfg.cogent else None)
+    layout = LayoutConfig(
+        min_objects=cfg.min_objects,
+        max_objects=cfg.max_objects,
+        min_dist=cfg.min_dist,
+        shape_colors=COGENT_CONDITIONS[cfg.cogent] if cfg.cogent else None,
+    )
     return ClevrWorldConfig(width=cfg.width, height=cfg.height, min_pixels=cfg.min_pixels, layout=layout)
 
 
@@ -214,10 +232,19 @@ def _info(cfg: ClevrDataConfig) -> dict[str, Any]:
         "templates": cfg.templates or "nesy-physics default templates",
         "mask_format": "palette PNG, pixel index = object index + 1, 0 = background",
     }
+    info.update(_crowding(cfg))
     if cfg.renderer == "blender":  # pybullet builds keep the info they always had
         info["generator"] = "nesy-physics (Blender Cycles, official CLEVR assets)"
         info.update(renderer="blender", samples=cfg.samples, denoise=cfg.denoise, bounces=cfg.bounces)
     return info
+
+
+def _crowding(cfg: ClevrDataConfig) -> dict[str, Any]:
+    """The layout options that differ from CLEVR's (none for a default build, whose files stay as they were)."""
+    return {k: getattr(cfg, k) for k, v in _CROWDING_DEFAULTS.items() if getattr(cfg, k) != v}
+
+
+_CROWDING_DEFAULTS = {"min_objects": 3, "max_objects": 10, "min_dist": 0.25}
 
 
 # ---------------------------------------------------------------------- one scene (worker side)
@@ -459,6 +486,7 @@ def _identity(cfg: ClevrDataConfig) -> dict[str, Any]:
     """The options a partial build records (Blender's only for Blender builds, so older markers still match)."""
     keys = _IDENTITY + (_BLENDER_IDENTITY if cfg.renderer == "blender" else ())
     identity = {k: getattr(cfg, k) for k in keys}
+    identity.update(_crowding(cfg))  # only where not CLEVR's, so older markers still match
     if cfg.renderer == "blender" and cfg.bounces != BlenderConfig.bounces:  # older markers hold the default
         identity["bounces"] = cfg.bounces
     return identity
@@ -493,7 +521,9 @@ def _check_same_build(cfg: ClevrDataConfig) -> None:
             info = read_json(scenes_file, "CLEVR scenes file").get("info", {})
         except (DataError, AttributeError):
             info = None
-        wanted = {k: v for k, v in _info(cfg).items() if k != "num_images"}
+        wanted = {**_CROWDING_DEFAULTS, **{k: v for k, v in _info(cfg).items() if k != "num_images"}}
+        if isinstance(info, dict):
+            info = {**_CROWDING_DEFAULTS, **info}  # a default build's file does not name them
         if isinstance(info, dict) and {k: info.get(k) for k in wanted} != wanted:
             diff = ", ".join(f"{k}={info.get(k)!r}" for k in wanted if info.get(k) != wanted[k])
             raise ConfigError(
