@@ -55,6 +55,22 @@ def test_forward_gives_mask_logits_per_clip_and_clip_vectors_in_unit_range():
         SoundOfPixelsConfig(channels=2)
 
 
+def test_replicate_padding_leaves_no_frame_edge_for_a_channel_to_fire_on():
+    """An empty floor gives the same features everywhere, the edge included, only when the edge is padded
+    with the floor; zero padding makes the edge a place of its own (where the cello channel once fired)."""
+    floor = torch.full((1, 3, 16, 24), 0.6)
+    torch.manual_seed(0)
+    zeros = SoundOfPixels(SMALL).eval()
+    torch.manual_seed(0)
+    replicate = SoundOfPixels(SoundOfPixelsConfig(width=4, audio_width=4, frames=2, padding="replicate")).eval()
+    with torch.no_grad():
+        flat, edged = replicate.pixel_features(floor), zeros.pixel_features(floor)
+    assert float((flat - flat[..., 4:5, 6:7]).abs().max()) < 1e-5
+    assert float((edged - edged[..., 4:5, 6:7]).abs().max()) > 1e-3
+    with pytest.raises(ConfigError, match="padding"):
+        SoundOfPixelsConfig(padding="circular")
+
+
 def test_the_mask_of_a_clip_is_the_synthesizer_of_its_own_vector():
     model = SoundOfPixels(SMALL)
     audio = torch.randn(1, len(CATEGORIES), 4, 5)
