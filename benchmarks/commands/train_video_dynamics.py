@@ -8,8 +8,9 @@ Example::
 
 Reads the annotations and truth files of one split of a ``nesy data clevrer``
 folder (observed and future frames of every video; frames are not needed, so
-``--no-render`` data is enough), holds out the last ``--valid-fraction`` of the
-videos for the loop's validation, and trains with the shared training loop
+``--no-render`` data is enough), or a trajectory file of ``nesy data
+video-trajectories`` (``--split`` unused), holds out the last ``--valid-fraction`` of the
+videos (with their counterfactuals) for the loop's validation, and trains with the shared training loop
 (:func:`physics.models.training.train`): ``OUT/checkpoint.pt`` every epoch
 (``--resume`` continues from it, bit-identical), ``OUT/model.pt`` the best
 validation epoch, ``OUT/loss.jsonl``.  The exact command is stored in the
@@ -32,23 +33,41 @@ __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from physics.models.video_propnet import load_video_split, train_video_model
+    from physics.errors import ConfigError
+    from physics.models.video_propnet import (
+        load_trajectory_pack,
+        load_video_split,
+        train_video_model,
+    )
 
     cfg = config_from_args(TrainConfig, args)
     MODELS.get(args.model)
-    pairs = load_video_split(args.data, args.split, limit=args.n)
+    if Path(args.data).is_file():
+        if args.counterfactuals:
+            raise ConfigError(f"--counterfactuals reads truth files; {args.data} is a trajectory file, which holds "
+                              "them when `nesy data video-trajectories --counterfactuals` made it")
+        trajs = load_trajectory_pack(args.data)
+        keep = list(dict.fromkeys(t.meta.get("video") for t in trajs))[: args.n]
+        videos = [t for t in trajs if t.meta.get("video") in set(keep)]
+    else:
+        videos = load_video_split(args.data, args.split, limit=args.n)
     out = Path(args.out)
     words = ["nesy", "train", "video-dynamics", "--model", args.model, "--data", str(args.data), "--split", args.split,
              "--out", str(out), "--valid-fraction", str(args.valid_fraction)]
     if args.n is not None:
         words += ["--n", str(args.n)]
+    if args.counterfactuals:
+        words += ["--counterfactuals"]
+    if args.contact_weight != 1.0:
+        words += ["--contact-weight", str(args.contact_weight), "--contact-after", str(args.contact_after)]
     words += config_flags(cfg)
     for item in args.set or []:
         words += ["--set", item]
     meta = {"command": shlex.join(words), "seed": cfg.seed, "data": str(args.data), "split": args.split}
-    summary = train_video_model(args.model, pairs, out, cfg, valid_fraction=args.valid_fraction,
+    summary = train_video_model(args.model, videos, out, cfg, valid_fraction=args.valid_fraction,
                                 overrides=parse_overrides(args.set), resume=args.resume, meta=meta,
-                                progress=not args.quiet)
+                                progress=not args.quiet, counterfactuals=args.counterfactuals,
+                                contact_weight=args.contact_weight, contact_after=args.contact_after)
     report_run(summary, out, args.export)
     return 0
 
@@ -56,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
 def register(groups) -> None:
     parser = groups.sub("train", "video-dynamics", help="learned PropNet over CLEVRER object states",
                         description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="folder written by `nesy data clevrer` (annotations and truth)")
+    parser.add_argument("--data", required=True, help="folder written by `nesy data clevrer` (annotations and truth), "
+                        "or a .npz of `nesy data video-trajectories`")
     parser.add_argument("--split", default="train", help="split to train on (default: train)")
     parser.add_argument("--n", type=int, default=None, help="use the first N videos (default: all)")
     parser.add_argument("--valid-fraction", type=float, default=0.1,
@@ -68,5 +88,11 @@ def register(groups) -> None:
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="change a model config field from the clevrer preset (repeatable), e.g. --set hidden=128")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--counterfactuals", action="store_true",
+                        help="train on each video's counterfactual re-runs too (truth files)")
+    parser.add_argument("--contact-weight", type=float, default=1.0,
+                        help="relative chance of drawing a step around a recorded collision (default: 1, no preference)")
+    parser.add_argument("--contact-after", type=int, default=10,
+                        help="frames after a collision that count as around it (default: 10)")
     add_config_flags(parser, TrainConfig)
     parser.set_defaults(func=run)

@@ -6,6 +6,12 @@ With ``horizon`` K > 1 a sample also holds ``target_seq`` ``[M, K, D]`` (the
 positions at ``t+1 .. t+K``; zeros on root rows) and ``action_seq`` ``[M, K, D]``
 (the actions at ``t .. t+K-1``) for training on K-step rollouts.
 A trajectory's root assignment (DPI-Net) is computed once from its first frame.
+
+A trajectory whose ``meta`` holds ``step_weights`` (one non-negative number per
+step ``t``, at least one positive per trajectory) has its sampled steps drawn with
+those relative chances (without replacement) when :func:`make_samples` takes fewer
+steps than the trajectory holds: the video PropNet draws the steps around contacts
+more often (:func:`physics.models.video_propnet.contact_step_weights`).
 """
 
 from __future__ import annotations
@@ -99,8 +105,12 @@ def make_samples(
     """Training graphs from many trajectories; at most ``max_samples``, spread evenly.
 
     When the trajectories hold more samples than ``max_samples``, the same
-    number of time steps is drawn (seeded) from each trajectory.  ``horizon``:
-    steps ahead each sample holds targets for (see :func:`one_step_graphs`).
+    number of time steps is drawn (seeded) from each trajectory, with the chances
+    of its ``meta["step_weights"]`` when it has them (module docstring).
+    ``horizon``: steps ahead each sample holds targets for (see :func:`one_step_graphs`).
+
+    Raises:
+        DataError: no trajectories, or ``step_weights`` of the wrong length or sign.
     """
     if not trajs:
         raise DataError("no trajectories to build training samples from")
@@ -110,6 +120,27 @@ def make_samples(
     out: list[Data] = []
     for i, traj in enumerate(trajs):
         valid = list(range(h, traj.num_steps - horizon))
-        steps = valid if per is None or per >= len(valid) else sorted(rng.choice(valid, per, replace=False).tolist())
+        if per is None or per >= len(valid):
+            steps = valid
+        else:
+            p = _step_chances(traj, valid)
+            if p is not None and np.count_nonzero(p) < per:  # too few weighted steps: draw the rest evenly
+                p = None
+            steps = sorted(rng.choice(valid, per, replace=False, p=p).tolist())
         out += one_step_graphs(traj, builder, steps, seed=seed + i, horizon=horizon)
     return out
+
+
+def _step_chances(traj: Trajectory, valid: list[int]) -> np.ndarray | None:
+    """The normalised ``meta["step_weights"]`` of steps ``valid``, or None when the trajectory has none."""
+    w = traj.meta.get("step_weights")
+    if w is None:
+        return None
+    w = np.asarray(w, dtype=np.float64)
+    name = traj.meta.get("name", "trajectory")
+    if w.shape != (traj.num_steps,) or not np.isfinite(w).all() or (w < 0).any():
+        raise DataError(f"{name}: step_weights must be {traj.num_steps} finite non-negative numbers, got shape {w.shape}")
+    p = w[valid]
+    if p.sum() <= 0:
+        raise DataError(f"{name}: step_weights are zero at every step a sample can be drawn from")
+    return p / p.sum()

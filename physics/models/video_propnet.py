@@ -52,6 +52,7 @@ CLEVRER world's fixed camera (``ClevrerConfig().camera``, 480x320).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -99,6 +100,11 @@ __all__ = [
     "PropNetVideoDynamics",
     "launch_actions",
     "video_trajectory",
+    "counterfactual_trajectory",
+    "video_trajectories",
+    "contact_step_weights",
+    "save_trajectory_pack",
+    "load_trajectory_pack",
     "load_video_split",
     "train_video_model",
 ]
@@ -244,34 +250,160 @@ def video_trajectory(annotation: VideoAnnotation, truth: VideoTruth | None = Non
 
     Observed frames, then the truth's future frames when given; every object must be
     present in every frame (the generated annotations hold objects outside the view too).
+    ``meta["collision_frames"]`` holds the frame positions of the recorded collisions
+    (observed, and future ones when ``truth`` is given).
 
     Raises:
         DataError: an object is missing from a frame, or the frame ids are not consecutive.
     """
     frames = tuple(annotation.motion_trajectory) + (tuple(truth.future_trajectory) if truth is not None else ())
+    collisions = tuple(annotation.collision) + (tuple(truth.future_collisions) if truth is not None else ())
+    return _states_trajectory(annotation, frames, collisions, truth, removed=None)
+
+
+def counterfactual_trajectory(annotation: VideoAnnotation, truth: VideoTruth, removed_object_id: int) -> Trajectory:
+    """The video re-simulated without ``removed_object_id`` (the truth's counterfactual) as a trajectory.
+
+    A counterfactual is the same world from the same initial state with one object fewer:
+    another example of the same dynamics, with the collisions that removing it makes and
+    unmakes.  ``meta["removed"]`` names the object; otherwise as :func:`video_trajectory`.
+
+    Raises:
+        DataError: no such counterfactual, or an object missing from one of its frames.
+    """
+    cf = truth.counterfactual(removed_object_id)
+    return _states_trajectory(annotation, cf.trajectory, cf.collisions, truth, removed=removed_object_id)
+
+
+def _states_trajectory(annotation: VideoAnnotation, frames: Sequence[FrameStates], collisions: Sequence[Collision],
+                       truth: VideoTruth | None, removed: int | None) -> Trajectory:
     tracks = _tracks(annotation, frames)
-    ids = sorted(tracks)
+    ids = sorted(k for k in tracks if k != removed)
+    if not ids:
+        raise DataError(f"video {annotation.scene_index}: no object left to train on")
     pos = np.stack([tracks[k].xyt for k in ids], axis=1)  # [T, N, 3]
+    what = f"video {annotation.scene_index}" + (f" without object {removed}" if removed is not None else "")
     if np.isnan(pos).any():
         t, k = np.argwhere(np.isnan(pos[:, :, 0]))[0]
-        raise DataError(f"video {annotation.scene_index}: object {ids[k]} is missing at frame {frames[t].frame_id}; "
+        raise DataError(f"{what}: object {ids[k]} is missing at frame {frames[t].frame_id}; "
                         "training needs every object in every frame")
     attrs = _attributes(annotation)
-    n = len(ids)
+    first = frames[0].frame_id
+    hits = sorted({c.frame_id - first for c in collisions if 0 <= c.frame_id - first < len(frames)})
+    return _make_trajectory(pos, np.stack([attrs[k] for k in ids]), truth.fps if truth is not None else ClevrerConfig().fps,
+                            {"name": what, "video": annotation.scene_index, "object_ids": ids, "removed": removed,
+                             "collision_frames": hits, "seed": list(truth.seed) if truth is not None else None})
+
+
+def _make_trajectory(pos: np.ndarray, node_attr: np.ndarray, fps: float, meta: dict) -> Trajectory:
+    """A trajectory of states ``pos`` ``[T, N, 3]``: every pair related, launches as actions.
+
+    Launches are found on the float32 states, so a trajectory read back from a pack is the same.
+    """
+    pos = np.asarray(pos, np.float32)
+    n = pos.shape[1]
     edges = np.array([(i, j) for i in range(n) for j in range(n) if i != j], np.int64).reshape(-1, 2).T
-    fps = truth.fps if truth is not None else ClevrerConfig().fps
     return Trajectory(
-        positions=pos.astype(np.float32),
-        node_attr=np.stack([attrs[k] for k in ids]),
+        positions=pos,
+        node_attr=np.asarray(node_attr, np.float32),
         instance=np.arange(n, dtype=np.int64),
         edges=edges,
         edge_attr=np.zeros((edges.shape[1], 0), np.float32),
         actions=launch_actions(pos),
         observed=np.ones(n, bool),
         dt=1.0 / fps,
-        meta={"name": f"video {annotation.scene_index}", "object_ids": ids,
-              "seed": list(truth.seed) if truth is not None else None},
+        meta=meta,
     )
+
+
+def video_trajectories(annotation: VideoAnnotation, truth: VideoTruth, counterfactuals: bool = False) -> list[Trajectory]:
+    """The video's trajectory, then (``counterfactuals``) one per object removed, in object order."""
+    out = [video_trajectory(annotation, truth)]
+    if counterfactuals:
+        out += [counterfactual_trajectory(annotation, truth, cf.removed_object_id) for cf in truth.counterfactuals]
+    return out
+
+
+def contact_step_weights(traj: Trajectory, weight: float, after: int, horizon: int = 1, before: int = 1) -> np.ndarray:
+    """Relative chances ``[T]`` of drawing each step ``t`` as a sample: ``weight`` around contacts, 1 elsewhere.
+
+    A sample at ``t`` predicts frames ``t + 1 .. t + horizon``; it is a contact sample when
+    one of them lies from ``before`` frames before a recorded collision
+    (``meta["collision_frames"]``) to ``after`` frames after it: the impulse and the
+    motion it starts, which a struck object's future (and every changed counterfactual
+    collision) depends on, and which are a few percent of a video's frames.
+    """
+    if weight < 0 or after < 0 or before < 0 or horizon < 1:
+        raise ConfigError(f"contact weights need weight, after, before >= 0 and horizon >= 1, got "
+                          f"{weight}, {after}, {before}, {horizon}")
+    w = np.ones(traj.num_steps)
+    for c in traj.meta.get("collision_frames", ()):
+        lo, hi = max(c - before - horizon, 0), min(c + after, traj.num_steps - 1)  # t + horizon >= c - before, t + 1 <= c + after
+        w[lo : hi] = weight
+    return w
+
+
+# ---------------------------------------------------------------------- compact trajectory files
+PACK_FORMAT = "nesy-video-trajectories-1"
+
+
+def save_trajectory_pack(path: PathLike, trajs: Sequence[Trajectory]) -> None:
+    """Write video trajectories (states, attributes, meta) into one compressed ``.npz``, atomically.
+
+    About 50 times smaller than the annotation and truth JSON they come from (launches and
+    edges are recomputed on loading), so many videos travel to another machine.
+    """
+    import io
+    import json
+
+    from physics.io import atomic_write_bytes
+
+    if not trajs:
+        raise DataError("no trajectories to write")
+    sizes = np.array([t.positions.shape[:2] for t in trajs], np.int64)  # [K, 2]: T, N
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        format=np.frombuffer(PACK_FORMAT.encode(), np.uint8),
+        sizes=sizes,
+        fps=np.array([1.0 / t.dt for t in trajs]),
+        positions=np.concatenate([t.positions.reshape(-1) for t in trajs]).astype(np.float32),
+        node_attr=np.concatenate([t.node_attr for t in trajs]).astype(np.float32),
+        meta=np.frombuffer(json.dumps([dict(t.meta) for t in trajs]).encode(), np.uint8),
+    )
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_trajectory_pack(path: PathLike) -> list[Trajectory]:
+    """Read the trajectories of :func:`save_trajectory_pack` (launch actions and edges recomputed).
+
+    Raises:
+        DataError: missing, damaged or not a trajectory pack (names the file).
+    """
+    import json
+    import zipfile
+    import zlib
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        if "format" not in arrays or arrays["format"].tobytes().decode() != PACK_FORMAT:
+            raise DataError(f"{path} is not a video trajectory pack ({PACK_FORMAT}; made by `nesy data video-trajectories`)")
+        sizes, fps, metas = arrays["sizes"], arrays["fps"], json.loads(arrays["meta"].tobytes().decode())
+        pos, attr = arrays["positions"], arrays["node_attr"]
+    except FileNotFoundError:
+        raise DataError(f"trajectory pack not found: {path}") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise DataError(f"trajectory pack {path} is damaged: {exc}") from None
+    if len(metas) != len(sizes) or len(fps) != len(sizes) or int((sizes[:, 0] * sizes[:, 1]).sum()) * STATE_DIM != pos.size \
+            or int(sizes[:, 1].sum()) != len(attr):
+        raise DataError(f"trajectory pack {path} is damaged: its arrays disagree in size")
+    out, p, a = [], 0, 0
+    for (t, n), f, meta in zip(sizes.tolist(), fps.tolist(), metas, strict=True):
+        out.append(_make_trajectory(pos[p : p + t * n * STATE_DIM].reshape(t, n, STATE_DIM), attr[a : a + n], f, meta))
+        p, a = p + t * n * STATE_DIM, a + n
+    return out
 
 
 def load_video_split(data: PathLike, split: str, limit: int | None = None) -> list[tuple[VideoAnnotation, VideoTruth]]:
@@ -536,7 +668,7 @@ register_video_dynamics("propnet", _propnet, help="learned PropNet over object s
 # ---------------------------------------------------------------------- training
 def train_video_model(
     model_name: str,
-    pairs: Sequence[tuple[VideoAnnotation, VideoTruth]],
+    videos: Sequence[tuple[VideoAnnotation, VideoTruth]] | Sequence[Trajectory],
     out_dir: PathLike,
     config: TrainConfig | None = None,
     *,
@@ -545,32 +677,57 @@ def train_video_model(
     resume: bool = False,
     meta: dict | None = None,
     progress: bool = True,
+    counterfactuals: bool = False,
+    contact_weight: float = 1.0,
+    contact_after: int = 10,
 ) -> dict:
     """Train simulator ``model_name`` (``propnet``) on videos' object trajectories with the shared loop.
 
-    Each video (observed plus future frames) is one :func:`video_trajectory`; the last
-    ``valid_fraction`` of the videos validate (the loop keeps the best epoch in ``model.pt``).
+    Each video (observed plus future frames) is one :func:`video_trajectory`, and with
+    ``counterfactuals`` each of its counterfactual re-runs one more
+    (:func:`counterfactual_trajectory`); the last ``valid_fraction`` of the videos
+    (with their counterfactuals) validate (the loop keeps the best epoch in ``model.pt``).
 
     Args:
         model_name: Any of :data:`physics.models.MODELS`.
-        pairs: ``(annotation, truth)`` per video (:func:`load_video_split`).
+        videos: ``(annotation, truth)`` per video (:func:`load_video_split`), or trajectories
+            (:func:`load_trajectory_pack`; ``meta["video"]`` groups a video's counterfactuals with it).
         out_dir: Run folder (``checkpoint.pt``, ``model.pt``, ``loss.jsonl``).
         config: Optimisation settings (default: :class:`TrainConfig`'s).
         valid_fraction: Share of the videos held out for validation (0: none).
         overrides: ModelConfig fields changed from the ``clevrer`` preset.
+        counterfactuals: Train on the truth's counterfactual re-runs too (pairs only; a pack holds what it holds).
+        contact_weight: Relative chance of drawing a step around a contact (:func:`contact_step_weights`;
+            1: every step alike).
+        contact_after: Frames after a contact that count as around it.
 
     Raises:
         DataError: fewer than two videos, or a video unfit for training.
     """
     config = config or TrainConfig()
-    if len(pairs) < 2:
-        raise DataError(f"training the video PropNet needs at least 2 videos, got {len(pairs)}")
-    trajs = [video_trajectory(a, t) for a, t in pairs]
-    n_valid = int(round(len(trajs) * valid_fraction)) if valid_fraction > 0 else 0
-    n_valid = min(max(n_valid, 1 if valid_fraction > 0 else 0), len(trajs) - 1)
-    train_trajs, valid_trajs = trajs[: len(trajs) - n_valid], trajs[len(trajs) - n_valid :]
+    if videos and isinstance(videos[0], Trajectory):
+        trajs = list(videos)
+    else:
+        trajs = [t for a, tr in videos for t in video_trajectories(a, tr, counterfactuals)]
+    groups: dict = {}
+    for t in trajs:
+        groups.setdefault(t.meta.get("video", t.meta.get("name")), []).append(t)
+    order = list(groups)
+    if len(order) < 2:
+        raise DataError(f"training the video PropNet needs at least 2 videos, got {len(order)}")
+    n_valid = int(round(len(order) * valid_fraction)) if valid_fraction > 0 else 0
+    n_valid = min(max(n_valid, 1 if valid_fraction > 0 else 0), len(order) - 1)
+    if contact_weight != 1.0:
+        trajs = [dataclasses.replace(t, meta={**t.meta, "step_weights": contact_step_weights(
+            t, contact_weight, contact_after, horizon=config.rollout_steps).tolist()}) for t in trajs]
+        groups = {}
+        for t in trajs:
+            groups.setdefault(t.meta.get("video", t.meta.get("name")), []).append(t)
+    train_trajs = [t for k in order[: len(order) - n_valid] for t in groups[k]]
+    valid_trajs = [t for k in order[len(order) - n_valid :] for t in groups[k]]
     torch.manual_seed(config.seed)
     mcfg = preset(WORLD, model_name, dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM, edge_attr_dim=0, **(overrides or {}))
     model = make_model(model_name, mcfg)
-    info = {**(meta or {}), "world": WORLD, "train_videos": len(train_trajs), "valid_videos": len(valid_trajs)}
+    info = {**(meta or {}), "world": WORLD, "train_videos": len(order) - n_valid, "valid_videos": n_valid,
+            "train_trajectories": len(train_trajs), "contact_weight": contact_weight, "contact_after": contact_after}
     return train(model, train_trajs, valid_trajs, out_dir, config, resume=resume, meta=info, progress=progress)

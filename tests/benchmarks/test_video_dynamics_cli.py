@@ -60,3 +60,23 @@ def test_train_then_bench_video_dynamics(data, tmp_path, capsys):
 def test_bench_video_dynamics_names_an_unknown_provider(data, tmp_path, capsys):
     assert main(["bench", "video-dynamics", "--data", str(data), "--dynamics", "physx", "--out", str(tmp_path / "r.json")]) == 2
     assert "physx" in capsys.readouterr().err
+
+
+def test_train_video_dynamics_from_a_trajectory_file_with_counterfactuals_and_contact_weights(data, tmp_path, capsys):
+    pack = tmp_path / "trajs.npz"
+    assert main(["data", "video-trajectories", "--data", str(data), "--split", "val", "--counterfactuals",
+                 "--out", str(pack)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["videos"] == 2 and summary["trajectories"] > 2 and pack.stat().st_size == summary["bytes"]
+    run = tmp_path / "run"
+    assert main(["train", "video-dynamics", "--data", str(pack), "--out", str(run), "--epochs", "1",
+                 "--max-samples", "20", "--valid-samples", "5", "--valid-fraction", "0.5", "--contact-weight", "4",
+                 "--rollout-steps", "2", "--quiet"]) == 0
+    _model, meta = load_model(run / "model.pt")
+    assert meta["train_videos"] == 1 and meta["valid_videos"] == 1 and meta["contact_weight"] == 4.0
+    assert meta["train_trajectories"] > 1  # the video and its counterfactuals
+    assert "--contact-weight 4.0 --contact-after 10" in meta["command"] and str(pack) in meta["command"]
+    capsys.readouterr()
+    assert main(["train", "video-dynamics", "--data", str(pack), "--counterfactuals", "--out", str(tmp_path / "r2"),
+                 "--epochs", "1", "--quiet"]) == 2
+    assert "--counterfactuals" in capsys.readouterr().err

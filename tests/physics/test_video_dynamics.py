@@ -4,6 +4,7 @@ deterministic, one training step lowers its loss, and the state collision rule o
 from __future__ import annotations
 
 import math
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,12 @@ from physics.models.video_propnet import (
     STATE_DIM,
     PropNetVideoDynamics,
     RolloutConfig,
+    contact_step_weights,
+    counterfactual_trajectory,
     launch_actions,
+    load_trajectory_pack,
+    save_trajectory_pack,
+    video_trajectories,
     video_trajectory,
 )
 from physics.video_dynamics import (
@@ -196,6 +202,76 @@ def test_video_trajectory_holds_states_attributes_and_launches(videos):
     launched = {(o.launch_frame, o.object_id) for o in truth.initial_state.objects if o.velocity != (0.0, 0.0)}
     found = {(int(t), traj.meta["object_ids"][k]) for t, k in zip(*np.nonzero(np.abs(traj.actions).sum(-1)), strict=True)}
     assert found <= launched and found  # every launch found is a true one
+
+
+def test_counterfactual_trajectories_hold_the_rerun_without_the_removed_object(videos):
+    ann, truth = videos[1]
+    removed = ann.object_property[0].object_id
+    traj = counterfactual_trajectory(ann, truth, removed)
+    cf = truth.counterfactual(removed)
+    kept = [p.object_id for p in ann.object_property if p.object_id != removed]
+    assert traj.meta["object_ids"] == kept and traj.meta["removed"] == removed and traj.meta["video"] == ann.scene_index
+    assert traj.positions.shape == (len(cf.trajectory), len(kept), STATE_DIM)
+    for f, frame in enumerate(cf.trajectory):
+        for i, k in enumerate(kept):
+            assert traj.positions[f, i, :2] == pytest.approx(frame.by_id()[k].location[:2], abs=1e-6)
+    assert traj.meta["collision_frames"] == sorted({c.frame_id - cf.trajectory[0].frame_id for c in cf.collisions})
+    every = video_trajectories(ann, truth, counterfactuals=True)
+    assert len(every) == 1 + len(ann.object_property) and every[0].meta["removed"] is None
+    assert [t.meta["removed"] for t in every[1:]] == [p.object_id for p in ann.object_property]
+    factual = every[0].meta["collision_frames"]
+    assert factual == sorted({c.frame_id for c in ann.collision + truth.future_collisions})
+
+
+def test_a_trajectory_pack_reads_back_the_same_trajectories(videos, tmp_path):
+    trajs = [t for a, tr in videos for t in video_trajectories(a, tr, counterfactuals=True)]
+    path = tmp_path / "pack.npz"
+    save_trajectory_pack(path, trajs)
+    back = load_trajectory_pack(path)
+    assert len(back) == len(trajs)
+    for a, b in zip(trajs, back, strict=True):
+        assert np.array_equal(a.positions, b.positions) and np.array_equal(a.actions, b.actions)
+        assert np.array_equal(a.node_attr, b.node_attr) and np.array_equal(a.edges, b.edges) and a.meta == b.meta
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DataError, match="damaged"):
+        load_trajectory_pack(path)
+    np.savez(tmp_path / "other.npz", positions=np.zeros(3))
+    with pytest.raises(DataError, match="not a video trajectory pack"):
+        load_trajectory_pack(tmp_path / "other.npz")
+    with pytest.raises(DataError, match="not found"):
+        load_trajectory_pack(tmp_path / "none.npz")
+
+
+def test_contact_weights_cover_the_samples_whose_targets_reach_a_contact(videos):
+    ann, truth = videos[0]
+    traj = dataclass_replace(video_trajectory(ann, truth), meta={"collision_frames": [10], "name": "v"})
+    w = contact_step_weights(traj, 5.0, after=3, horizon=2, before=1)
+    # a sample at t predicts t+1, t+2: it reaches frames 9 (10 - before) .. 13 (10 + after) for t in 7 .. 12
+    assert np.flatnonzero(w == 5.0).tolist() == [7, 8, 9, 10, 11, 12] and set(w.tolist()) == {1.0, 5.0}
+    with pytest.raises(ConfigError):
+        contact_step_weights(traj, -1.0, after=3)
+
+
+def test_samples_are_drawn_with_the_step_weights():
+    from physics.graph.builder import GraphBuilder
+    from physics.models.data import make_samples
+
+    cfg = preset("clevrer", "propnet", dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM, edge_attr_dim=0)
+    pos = np.zeros((40, 2, 3), np.float32)
+    pos[:, 1, 0] = 2.0 + 0.01 * np.arange(40)  # frame t's x encodes t
+    w = np.zeros(40)
+    w[20:25] = 1.0
+    from physics.models.video_propnet import _make_trajectory
+
+    traj = _make_trajectory(pos, np.zeros((2, NODE_ATTR_DIM)), 25, {"name": "w", "step_weights": w.tolist()})
+    graphs = make_samples([traj], GraphBuilder(cfg.graph), max_samples=5, seed=3)
+    steps = sorted(round((float(g.pos_hist[1, -1, 0]) - 2.0) / 0.01) for g in graphs)
+    assert steps == [20, 21, 22, 23, 24]  # only the weighted steps
+    plain = dataclass_replace(traj, meta={"name": "p"})
+    assert len(make_samples([plain], GraphBuilder(cfg.graph), max_samples=5, seed=3)) == 5
+    bad = dataclass_replace(traj, meta={"name": "b", "step_weights": [1.0] * 3})
+    with pytest.raises(DataError, match="step_weights"):
+        make_samples([bad], GraphBuilder(cfg.graph), max_samples=5)
 
 
 def test_launch_actions_find_unprovoked_starts_only():
