@@ -210,7 +210,7 @@ class LearnedModel(PlanningModel):
         node ``pin[0]`` of each copy moves by its action times ``pin[1]`` (a kinematic actuator)."""
         b, t, n, d = actions.shape
         h1 = self.history_frames
-        roots = u["root_of"] if self.model.config.graph.roots_per_instance else None
+        roots = u["root_of"] if self.model.config.graph.has_roots else None
         hidden = ~u["observed"] if self.model.config.partially_observed else None
         frames = list(history.float()[:, None].expand(h1, b, n, d).reshape(h1, b * n, d))
         out = []

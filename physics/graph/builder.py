@@ -33,7 +33,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 
 from physics.errors import ConfigError, StateError
-from physics.graph.hierarchy import assign_roots, hierarchy_edges
+from physics.graph.hierarchy import assign_roots, hierarchy_edges, kmeans
 from physics.graph.neighbors import (
     RADIUS_METHODS,
     radius_graph,
@@ -74,6 +74,9 @@ class GraphConfig:
         fixed: Use the world's fixed relations (``Trajectory.edges``).
         symmetric_fixed: Add the reverse of every fixed relation that lacks one.
         roots_per_instance: 0 builds no hierarchy; k >= 1 gives each object k roots.
+        free_roots: k >= 1 gives the nodes of no object (``instance == -1``: a fluid,
+            a plastic block) k roots of their own, as one body (k-means clusters of the
+            first frame, numbered after the objects' roots); 0 (the default): none.
         neighbor_search: ``grid`` (torch cell grid), ``kdtree`` (scipy) or ``brute``.
     """
 
@@ -84,6 +87,7 @@ class GraphConfig:
     symmetric_fixed: bool = True
     roots_per_instance: int = 0
     neighbor_search: str = "grid"
+    free_roots: int = 0
 
     def __post_init__(self) -> None:
         if self.history < 1:
@@ -94,6 +98,13 @@ class GraphConfig:
             raise ConfigError(f"GraphConfig.neighbor_search must be one of {', '.join(RADIUS_METHODS)}, got {self.neighbor_search!r}")
         if self.roots_per_instance < 0:
             raise ConfigError(f"GraphConfig.roots_per_instance must be >= 0, got {self.roots_per_instance}")
+        if self.free_roots < 0:
+            raise ConfigError(f"GraphConfig.free_roots must be >= 0, got {self.free_roots}")
+
+    @property
+    def has_roots(self) -> bool:
+        """Whether graphs get root nodes (objects' or the free nodes')."""
+        return self.roots_per_instance > 0 or self.free_roots > 0
 
 
 _SEARCH = {"grid": radius_graph, "kdtree": radius_graph_kdtree, "brute": radius_graph_brute}
@@ -120,9 +131,19 @@ class GraphBuilder:
 
     def roots_for(self, pos0: Tensor, instance: Tensor, seed: int = 0) -> Tensor | None:
         """Root assignment for a trajectory (from its first frame), or None without a hierarchy."""
-        if not self.config.roots_per_instance:
+        cfg = self.config
+        if not cfg.has_roots:
             return None
-        return assign_roots(pos0, instance, self.config.roots_per_instance, seed=seed)
+        if cfg.roots_per_instance:
+            root_of = assign_roots(pos0, instance, cfg.roots_per_instance, seed=seed)
+        else:
+            root_of = torch.full_like(instance, -1)
+        free = (instance < 0).nonzero(as_tuple=True)[0]
+        if cfg.free_roots and free.numel():
+            k = min(cfg.free_roots, free.numel())
+            labels = kmeans(pos0[free], k, seed=seed) if k > 1 else torch.zeros_like(free)
+            root_of[free] = labels + int(root_of.max()) + 1
+        return root_of
 
     def build(
         self,
@@ -198,7 +219,7 @@ class GraphBuilder:
 
         pos_m, attr_m, act_m, inst_m, obs_m, tgt_m = pos_hist, node_attr.float(), action.float(), instance, observed, target_pos
         node_type = torch.zeros(n, dtype=torch.long, device=dev)
-        if cfg.roots_per_instance:
+        if cfg.has_roots:
             if root_of is None:
                 raise StateError("graph builder: this config builds root nodes; pass root_of from roots_for()")
             if root_of.shape != (n,):

@@ -14,7 +14,10 @@ Differences from PropNet, all implemented here:
   rigid object by the single rotation and translation closest to the free
   prediction (:mod:`physics.models.shape_matching`).
 
-Without roots (``graph.roots_per_instance = 0``) the hierarchy stages are skipped
+``graph.free_roots`` k >= 1 also gives the particles of no object (a fluid) k roots,
+one body, so that a push on part of it (a container wall) reaches all of it
+within one step through root -> root -> leaf.  Without roots
+(``graph.roots_per_instance = 0`` and ``graph.free_roots = 0``) the hierarchy stages are skipped
 and the model reduces to PropNet on a dynamic graph: the ablation "DPI-Net
 without roots".
 """
@@ -51,7 +54,7 @@ class DPINet(DynamicsModel):
         n_leaf = 1 if config.share_weights else config.propagation_steps
         n_root = 1 if config.share_weights else config.root_steps
         self.leaf_convs = nn.ModuleList(RelationConv(hd, ly) for _ in range(n_leaf))
-        self.has_roots = config.graph.roots_per_instance > 0
+        self.has_roots = config.graph.has_roots
         if self.has_roots:
             self.up = RelationConv(hd, ly)
             self.root_convs = nn.ModuleList(RelationConv(hd, ly) for _ in range(n_root))

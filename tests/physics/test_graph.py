@@ -136,6 +136,24 @@ def test_builder_fields_relation_types_and_roots():
     assert g.edge_attr.shape == (g.edge_index.shape[1], 1)
 
 
+def test_free_roots_give_the_nodes_of_no_object_a_body_of_their_own():
+    pos = torch.stack([torch.arange(8.0), torch.zeros(8)], 1)
+    instance = torch.tensor([-1, -1, -1, -1, -1, 0, 0, -1])  # a "fluid" of 6 nodes and one object
+    alone = GraphBuilder(GraphConfig(free_roots=1)).roots_for(pos, instance)
+    assert alone.tolist() == [0, 0, 0, 0, 0, -1, -1, 0]  # the object gets no root without roots_per_instance
+    both = GraphBuilder(GraphConfig(roots_per_instance=1, free_roots=2)).roots_for(pos, instance, seed=3)
+    assert both[5] == both[6] == 0 and set(both[instance < 0].tolist()) == {1, 2}  # numbered after the objects
+    assert GraphBuilder(GraphConfig(roots_per_instance=1)).roots_for(pos, instance)[0] == -1  # default: none
+    # one free root meets the object's root through a contact, and every free node sends to it
+    b = GraphBuilder(GraphConfig(history=1, radius=1.5, roots_per_instance=1, free_roots=1))
+    g = b.build(pos[None].expand(2, 8, 2), torch.zeros(8, 1), instance=instance,
+                root_of=b.roots_for(pos, instance))
+    assert g.num_nodes == 10 and (g.edge_type == Relation.LEAF_ROOT).sum() == 8
+    assert set(zip(*g.edge_index[:, g.edge_type == Relation.ROOT_ROOT].tolist(), strict=True)) == {(8, 9), (9, 8)}
+    with pytest.raises(ConfigError, match="free_roots"):
+        GraphConfig(free_roots=-1)
+
+
 def test_builder_names_the_bad_field():
     b = GraphBuilder(GraphConfig(history=1))
     s = _state()

@@ -44,12 +44,19 @@ def boxbath_tiny():
     return [world.rollout(seed=s) for s in (0, 1)]
 
 
-@pytest.mark.parametrize("name", ["in", "dpinet", "gns"])
+@pytest.mark.parametrize("name", ["in", "dpinet", "gns", "dpinet+fluid-root"])
 def test_one_training_step_lowers_the_loss(boxbath_tiny, name):
     torch.manual_seed(0)
-    cfg = preset("boxbath", name, dim=2, node_attr_dim=4, edge_attr_dim=0, hidden=16)
+    name, _, variant = name.partition("+")
+    # the variant is session 5's fluidshake DPI-Net: one root for the fluid, the paper's stage order
+    extra = {"graph.free_roots": 1, "stage_order": "leaves_first"} if variant else {}
+    cfg = preset("boxbath", name, dim=2, node_attr_dim=4, edge_attr_dim=0, hidden=16, **extra)
     model = make_model(name, cfg)
     samples = make_samples(boxbath_tiny, GraphBuilder(cfg.graph), max_samples=4)
+    if variant:
+        fluid = samples[0].node_attr[:, 0] == 1
+        assert int((samples[0].node_type == 1).sum()) == int(samples[0].instance.max()) + 2  # box, walls, fluid
+        assert bool(torch.isin(fluid.nonzero(as_tuple=True)[0], samples[0].edge_index[0, samples[0].edge_type == 2]).all())
     model.fit_normalizers(samples)
     batch = collate(samples)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
