@@ -1,7 +1,9 @@
 """NS-CL's visual side: object features meet concept embeddings (Mao et al., ICLR 2019).
 
 Each object proposal (an image crop stacked with its mask, and its box) goes
-through a small CNN to a feature vector.  Per attribute group (colour, shape,
+through a small CNN to a feature vector (three stride-2 stages, each optionally
+followed by ``residual`` residual blocks that widen its receptive field to the
+whole crop).  Per attribute group (colour, shape,
 material, size) a linear map takes it into that group's concept space, where
 every concept (``red``, ``cube``, ...) is one learned embedding; the object's
 logit for a concept is the paper's
@@ -31,7 +33,7 @@ from torch import Tensor, nn
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 from reasoning.executor.soft import SoftScenes
 
-__all__ = ["ConceptConfig", "ConceptLearner"]
+__all__ = ["ConceptConfig", "ConceptLearner", "ResidualBlock"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,32 @@ class ConceptConfig:
 
     crop_size: int = 32  # S: crops are resized to S x S
     width: int = 32  # channels of the first conv stage (doubled twice)
+    residual: int = 0  # residual blocks after each conv stage (0: three convolutions, a 15-px receptive field)
     feature_dim: int = 128  # object feature size
     concept_dim: int = 32  # size of every concept space
     margin: float = 0.2  # NS-CL's gamma
     temperature: float = 0.1  # NS-CL's tau
+
+
+class ResidualBlock(nn.Module):
+    """``relu(x + bn(conv(relu(bn(conv(x))))))`` at constant width and resolution.
+
+    The second normalisation's scale starts at zero (Goyal et al. 2017, "zero-init
+    residual"), so a new block is exactly the identity on the non-negative features
+    it follows: a model deepened with ``nesy train nscl --residual N --init SMALLER``
+    starts as the smaller model and only then learns what the blocks add.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+        )
+        nn.init.zeros_(self.body[4].weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x + self.body(x))
 
 
 class ConceptLearner(nn.Module):
@@ -67,9 +91,10 @@ class ConceptLearner(nn.Module):
         self.relation_names = tuple(relations)
         w = config.width
 
-        def block(cin: int, cout: int) -> nn.Sequential:
+        def block(cin: int, cout: int) -> nn.Sequential:  # a model with residual=0 keeps its keys cnn.K.0/1
             return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+                nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                *(ResidualBlock(cout) for _ in range(config.residual)),
             )
 
         self.cnn = nn.Sequential(block(4, w), block(w, 2 * w), block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1))

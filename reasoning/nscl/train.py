@@ -85,6 +85,11 @@ class NSCLTrainConfig:
                           "equal on it, or one of its words) weigh W in the loss (the heaviest group counts)"},
     )
     crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels (the model's input)"})
+    residual: int = field(
+        default=0,
+        metadata={"help": "residual blocks after each of the CNN's three stages (a deeper object encoder); an "
+                          "--init model with fewer starts the new blocks as the identity"},
+    )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when present; may change on resume)"})
@@ -95,6 +100,8 @@ class NSCLTrainConfig:
                 f"epochs, batch size and learning rate must be positive and the crop size at least 8, got "
                 f"{self.epochs}, {self.batch_size}, {self.learning_rate}, {self.crop_size}"
             )
+        if self.residual < 0:
+            raise ConfigError(f"residual: give a number of blocks >= 0, got {self.residual}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         self.stages  # noqa: B018 -- validates the curriculum
@@ -237,16 +244,18 @@ def train_nscl(
 ) -> tuple[ConceptLearner, dict[str, Any]]:
     """Train (or resume) NS-CL on ``data``; checkpoint at ``out`` after every epoch.
 
-    ``config.crop_size`` overrides ``model_config``'s, and ``data`` must be cut at that size.
-    An ``--init`` model may come from another crop size: the CNN pools adaptively, so its
-    weights fit any crop side.
+    ``config.crop_size`` and ``config.residual`` override ``model_config``'s, and ``data``
+    must be cut at that size.  An ``--init`` model may come from another crop size (the CNN
+    pools adaptively, so its weights fit any crop side) and have fewer residual blocks per
+    stage (the new ones start as the identity: the deeper model starts as the ``--init`` one).
 
     Returns:
         The model and its metadata (history, seconds, what it was trained on).
 
     Raises:
         ConfigError: the data's crops are not ``config.crop_size``, or the ``--init`` model's
-            architecture (other than its crop size) or concepts differ from this run's.
+            architecture (other than its crop size and fewer residual blocks) or concepts differ
+            from this run's.
     """
     side = next((int(c.shape[-1]) for c in data.crops if len(c)), config.crop_size)
     if side != config.crop_size:
@@ -257,13 +266,12 @@ def train_nscl(
 
     device = init_distributed(resolve_device(config.device))
     world = world_info()
-    model = ConceptLearner(dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size))
+    model = ConceptLearner(
+        dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual)
+    )
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
-        same = dataclasses.replace(start.config, crop_size=config.crop_size) == model.config
-        if not same or start.vocabulary != model.vocabulary:
-            raise ConfigError(f"--init {config.init}: its architecture or concepts differ from this run's")
-        model.load_state_dict(start.state_dict())
+        _load_init(model, start, config.init)
     out = Path(out)
     meta: dict[str, Any] = {
         "command": command,
@@ -328,6 +336,20 @@ def train_nscl(
     loop.fit(config.epochs, batches, step, end_round=end_round, steps_in=lambda e: len(batches(e)))
     meta.update(history=loop.history, seconds=round(loop.seconds, 1), wall_seconds=round(time.perf_counter() - t0, 1))
     return model, meta
+
+
+def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None:
+    """``start``'s weights into ``model``; residual blocks ``start`` lacks keep their identity start."""
+    same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual)
+    if same != model.config or start.config.residual > model.config.residual or start.vocabulary != model.vocabulary:
+        raise ConfigError(
+            f"--init {where}: its architecture or concepts differ from this run's (it may differ only in crop "
+            f"size and have fewer residual blocks: it has {start.config.residual}, this run {model.config.residual})"
+        )
+    missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
+    new_blocks = {f"cnn.{k}.{3 + b}." for k in range(3) for b in range(start.config.residual, model.config.residual)}
+    if unexpected or any(not any(key.startswith(p) for p in new_blocks) for key in missing):
+        raise ConfigError(f"--init {where}: weights that do not fit this model ({sorted(unexpected + missing)[:4]})")
 
 
 def _payload(model: ConceptLearner, meta: dict[str, Any]) -> dict[str, Any]:

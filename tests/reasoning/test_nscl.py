@@ -20,7 +20,7 @@ from reasoning.nscl import (
     train_nscl,
 )
 from reasoning.nscl.data import join_sets, match_proposals
-from reasoning.nscl.train import _image_batches, question_weight, stage_of
+from reasoning.nscl.train import _image_batches, _load_init, question_weight, stage_of
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +152,26 @@ def test_larger_crops_train_from_a_32_pixel_model_and_a_mismatch_is_refused(spli
                  "--out", str(out), "--quiet"]) == 0
     model, meta = load_nscl(out)
     assert model.config.crop_size == 48 and "--crop-size 48" in meta["command"]
+
+
+def test_a_deeper_encoder_starts_as_the_model_it_grows_from_and_learns(split, tmp_path):
+    data = load_split(split, "train", limit_images=3, progress=False)
+    base, _ = train_nscl(data, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
+    config = NSCLTrainConfig(epochs=1, curriculum="0:0", residual=2, init=str(tmp_path / "a.pt"), learning_rate=1e-2)
+    deep = ConceptLearner(dataclasses.replace(base.config, residual=2)).eval()
+    _load_init(deep, base, "a.pt")
+    crops, boxes = data.objects([0, 1, 2])
+    before, after = base.eval()(crops, boxes), deep(crops, boxes)
+    for group in before.attributes:  # the new blocks are the identity until trained
+        assert torch.equal(before.attributes[group], after.attributes[group])
+    tuned, _ = train_nscl(data, config, tmp_path / "b.pt", progress=False)
+    assert tuned.config.residual == 2 and len(tuned.cnn[2]) == 5  # conv, norm, relu and two blocks per stage
+    assert tuned.cnn[2][4].body[4].weight.abs().sum() > 0  # the zero-started scales moved: gradients reach them
+    with pytest.raises(ConfigError, match="fewer residual blocks: it has 2, this run 1"):
+        train_nscl(data, dataclasses.replace(config, residual=1, init=str(tmp_path / "b.pt")), tmp_path / "c.pt",
+                   progress=False)
+    with pytest.raises(ConfigError, match="residual"):
+        NSCLTrainConfig(residual=-1)
 
 
 def test_whole_image_batches_keep_each_image_whole_and_train(split, tmp_path):
