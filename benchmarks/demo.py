@@ -13,7 +13,7 @@ page (``OUT/index.html``: renders, GIFs and tables, all inlined) and of
 4. ``video``: a short CLEVRER-style collision video (GIF) and its events.
 5. ``dynamics``: the shipped learned simulators rolled out beside the true
    Newton's cradle (GIF with the strings drawn, real-time frame duration).
-6. ``control``: a short model-predictive control episode through the shipped
+6. ``control``: a model-predictive control episode (the task's 40 steps at most) through the shipped
    PropNet (GIF of the true world beside the imagined plans).
 
 A section whose parts do not exist here (no checkpoint ships, a package is
@@ -62,8 +62,10 @@ class DemoConfig:
     pixels: bool = field(default=True, metadata={"help": "run NS-VQA from pixels when its checkpoints ship"})
     dynamics: bool = field(default=True, metadata={"help": "roll out a learned simulator when its checkpoint ships"})
     video: bool = field(default=True, metadata={"help": "make a short CLEVRER-style video and list its events"})
-    control: bool = field(default=True, metadata={"help": "run a short control episode when a model ships"})
-    control_steps: int = field(default=12, metadata={"help": "control steps of the control episode"})
+    control: bool = field(default=True, metadata={"help": "run a control episode when a model ships"})
+    control_steps: int | None = field(
+        default=None, metadata={"help": "control steps of the control episode (default: the task's own episode length, 40)"}
+    )
     video_frames: int = field(default=64, metadata={"help": "observed frames of the video"})
     video_seed: int = field(
         default=7, metadata={"help": "seed of the video (7: one whose events give all four kinds of question)"}
@@ -76,7 +78,7 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"DemoConfig.threads must be >= 1, got {self.threads}")
-        if self.control_steps < 1:
+        if self.control_steps is not None and self.control_steps < 1:
             raise ConfigError(f"DemoConfig.control_steps must be >= 1, got {self.control_steps}")
         if self.video_frames < 8:
             raise ConfigError(f"DemoConfig.video_frames must be >= 8, got {self.video_frames}")
@@ -406,10 +408,13 @@ def _control(ctx: DemoContext) -> dict[str, Any]:
         find_checkpoint(task.env_cls.world_name, "propnet")
     except CheckpointError as exc:
         raise SectionUnavailable(f"no shipped PropNet for the box world ({exc})") from None
-    env = task.env_cls(dataclasses.replace(task.env_cls.config_cls(), max_steps=ctx.config.control_steps))
+    env_config = task.env_cls.config_cls()
+    if ctx.config.control_steps is not None:  # shorter (or longer) than the task's own episodes
+        env_config = dataclasses.replace(env_config, max_steps=ctx.config.control_steps)
+    env = task.env_cls(env_config)
     try:
         model = make_planning_model("propnet", env.world_name)
-        ctx.say(f"pushing a box to a goal with CEM through PropNet, at most {ctx.config.control_steps} control steps")
+        ctx.say(f"pushing a box to a goal with CEM through PropNet, at most {env_config.max_steps} control steps")
         t0 = time.perf_counter()
         r = run_episode(env, model, make_planner("cem"), ctx.config.seed, record=True)
         seconds = round(time.perf_counter() - t0, 2)
@@ -425,7 +430,7 @@ def _control(ctx: DemoContext) -> dict[str, Any]:
                "plan s / step"],
               [[task.gym_id, "propnet + cem", r.steps, f"{r.start_distance:.3f}", f"{r.final_distance:.3f}",
                 "yes" if r.success else "no", f"{float(np.mean(r.plan_seconds)):.2f}"]],
-              f"a short episode (seed {ctx.config.seed}); docs/results/control.md has the 50-episode figures")
+              f"one episode (seed {ctx.config.seed}); docs/results/control.md has the 50-episode figures")
     return {"success": r.success, "steps": r.steps, "start_distance": r.start_distance,
             "final_distance": r.final_distance, "seconds": seconds, "gif": str(gif)}
 
@@ -438,7 +443,7 @@ register_demo_section("video", _video, title="a CLEVRER-style collision video an
 register_demo_section("video-qa", _video_qa, title="NS-DR: video questions from pixels, learned dynamics and parser",
                       order=45, needs=("video",))
 register_demo_section("dynamics", _dynamics, title="learned physics: a Newton's cradle rollout", order=50)
-register_demo_section("control", _control, title="model-based control: a short box-pushing episode", order=60)
+register_demo_section("control", _control, title="model-based control: a box-pushing episode", order=60)
 
 
 # ---------------------------------------------------------------------------- the run

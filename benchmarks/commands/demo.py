@@ -22,7 +22,7 @@ def register(groups) -> None:
         description="Run nesy-physics end to end on data generated on the spot and write one page, "
         "OUT/index.html: a pybullet CLEVR scene, template questions with programs and execution traces, "
         "NS-VQA from pixels, a CLEVRER-style collision video and its events, the learned simulators "
-        "rolled out beside the true Newton's cradle, and a short control episode. Sections whose "
+        "rolled out beside the true Newton's cradle, and a control episode. Sections whose "
         "checkpoints or packages are missing are left out and listed at the end of the page.",
     )
     add_config_flags(parser, DemoConfig)

@@ -35,7 +35,7 @@ def test_demo_builds_asks_answers_rolls_out_and_controls(reduced_demo):
         assert (out / name).stat().st_size > 0, name
     page = (out / "index.html").read_text()
     for title in ("NS-VQA from pixels", "Newton&#x27;s cradle rollout", "CLEVRER-style collision video",
-                  "short box-pushing episode", "execution trace of Q0", "NS-DR from pixels",
+                  "a box-pushing episode", "execution trace of Q0", "NS-DR from pixels",
                   "who makes the sound", "data:audio/wav;base64,", "Which object is making the sound?"):
         assert title in page, title
     assert page.count("data:image/gif;base64,") == 4 and "data:image/png;base64," in page
