@@ -385,6 +385,8 @@ def load_trajectory_pack(path: PathLike) -> list[Trajectory]:
     import zlib
 
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise DataError(f"trajectory pack {path} is damaged or not a .npz file (made by `nesy data video-trajectories`)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -235,6 +235,9 @@ def test_a_trajectory_pack_reads_back_the_same_trajectories(videos, tmp_path):
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(DataError, match="damaged"):
         load_trajectory_pack(path)
+    (tmp_path / "text.npz").write_text("not an archive")
+    with pytest.raises(DataError, match="not a .npz file"):
+        load_trajectory_pack(tmp_path / "text.npz")
     np.savez(tmp_path / "other.npz", positions=np.zeros(3))
     with pytest.raises(DataError, match="not a video trajectory pack"):
         load_trajectory_pack(tmp_path / "other.npz")
