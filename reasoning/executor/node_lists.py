@@ -45,8 +45,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import reduce
-from operator import attrgetter, itemgetter, or_
+from operator import attrgetter, itemgetter
 from types import CodeType
 
 import numpy as np
@@ -71,7 +70,14 @@ from reasoning.executor.ops import (
     VALUE_TYPES,
     InvalidExecution,
 )
-from reasoning.executor.scene_table import ANY, ATTRS, WORD_CODE, SceneTable, value_rows
+from reasoning.executor.scene_table import (
+    ANY,
+    ATTRS,
+    WORD_CODE,
+    RowBits,
+    SceneTable,
+    value_rows,
+)
 from reasoning.executor.symbolic import default_executor
 
 __all__ = ["answer_node_lists", "clear_structure_cache"]
@@ -79,8 +85,6 @@ __all__ = ["answer_node_lists", "clear_structure_cache"]
 _FUNCTION, _TYPE, _INPUTS = itemgetter("function"), itemgetter("type"), itemgetter("inputs")
 _OBJECTS, _RELATIONSHIPS = attrgetter("objects"), attrgetter("relationships")
 _FAILURES = (InvalidExecution, KeyError, TypeError, ValueError, IndexError, AttributeError)
-_BIT = {i: 1 << i for i in range(64)}  # object index -> its bit (bitset ints hold any size;
-# the single executor's own rows take indices up to any size, so the fast path stops at 64)
 
 
 class _One(dict):
@@ -95,23 +99,12 @@ _ONE = _One({1 << i: i for i in range(64)})
 _NUMERALS = tuple(map(str, range(65)))  # a count of a bitset of at most 64 objects -> its answer
 
 
-class _RowBits(dict):
-    """A relationship row (as a tuple of object indices) -> its bitset, computed on first use.
-
-    ``relate`` runs about once per question; OR-ing its row's bits one index at a
-    time (``reduce(or_, map(...))``) cost several times this lookup, and a CLEVR
-    scene of up to ten objects has few distinct rows, shared across scenes.  A bad
-    index (negative, 64 or more, not an integer) raises ``KeyError`` and is not
-    stored, so the slow path judges it.  Emptied at the start and end of every
-    :func:`answer_node_lists` call, so its size is bounded by the rows one call reads.
-    """
-
-    def __missing__(self, row: tuple) -> int:
-        bits = self[row] = reduce(or_, map(_BIT.__getitem__, row), 0)
-        return bits
-
-
-_ROW_BITS = _RowBits()
+# a relationship row (as a tuple of object indices) -> its bitset, computed on first use:
+# ``relate`` runs about once per question, and OR-ing its row one index at a time cost several
+# times this lookup.  A bad index (negative, 64 or more, not an integer) raises ``KeyError``
+# and is not stored, so the slow path judges it.  Emptied at the start and end of every
+# answer_node_lists call, so its size is bounded by the rows one call reads.
+_ROW_BITS = RowBits()
 _ATTR_OF = {f"filter_{a}": a for a in VALUE_TYPES.values()}
 _ATTR_OF_NAME = {f"{op}_{a}": a for a in VALUE_TYPES.values() for op in ("filter", "query", "same")}
 
