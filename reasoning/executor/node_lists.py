@@ -45,8 +45,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import reduce
-from operator import attrgetter, itemgetter, or_
+from operator import attrgetter, itemgetter
 from types import CodeType
 
 import numpy as np
@@ -71,7 +70,14 @@ from reasoning.executor.ops import (
     VALUE_TYPES,
     InvalidExecution,
 )
-from reasoning.executor.scene_table import ANY, ATTRS, WORD_CODE, SceneTable, value_rows
+from reasoning.executor.scene_table import (
+    ANY,
+    ATTRS,
+    WORD_CODE,
+    RowBits,
+    SceneTable,
+    value_rows,
+)
 from reasoning.executor.symbolic import default_executor
 
 __all__ = ["answer_node_lists", "clear_structure_cache"]
@@ -79,8 +85,6 @@ __all__ = ["answer_node_lists", "clear_structure_cache"]
 _FUNCTION, _TYPE, _INPUTS = itemgetter("function"), itemgetter("type"), itemgetter("inputs")
 _OBJECTS, _RELATIONSHIPS = attrgetter("objects"), attrgetter("relationships")
 _FAILURES = (InvalidExecution, KeyError, TypeError, ValueError, IndexError, AttributeError)
-_BIT = {i: 1 << i for i in range(64)}  # object index -> its bit (bitset ints hold any size;
-# the single executor's own rows take indices up to any size, so the fast path stops at 64)
 
 
 class _One(dict):
@@ -92,6 +96,15 @@ class _One(dict):
 
 
 _ONE = _One({1 << i: i for i in range(64)})
+_NUMERALS = tuple(map(str, range(65)))  # a count of a bitset of at most 64 objects -> its answer
+
+
+# a relationship row (as a tuple of object indices) -> its bitset, computed on first use:
+# ``relate`` runs about once per question, and OR-ing its row one index at a time cost several
+# times this lookup.  A bad index (negative, 64 or more, not an integer) raises ``KeyError``
+# and is not stored, so the slow path judges it.  Emptied at the start and end of every
+# answer_node_lists call, so its size is bounded by the rows one call reads.
+_ROW_BITS = RowBits()
 _ATTR_OF = {f"filter_{a}": a for a in VALUE_TYPES.values()}
 _ATTR_OF_NAME = {f"{op}_{a}": a for a in VALUE_TYPES.values() for op in ("filter", "query", "same")}
 
@@ -225,7 +238,7 @@ _INLINE: dict[str, str] = {  # built-in operations as expressions of their input
     "count": "{a}.bit_count()",
     "exist": "{a} != 0",
     # relate reads the scene's own rows: relationships[R][i]
-    "relate": "reduce(or_, map(BIT, rels[{w}][{a}]), 0)",
+    "relate": "RB[tuple(rels[{w}][{a}])]",
     "union": "{a} | {b}",
     "intersect": "{a} & {b}",
     "equal_integer": "{a} == {b}",
@@ -259,11 +272,9 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
         return None
     env: dict[str, object] = {
         "InvalidExecution": InvalidExecution,
-        "reduce": reduce,
-        "or_": or_,
         "ANY": ANY,
         "ONE": _ONE,
-        "BIT": _BIT.__getitem__,  # a bad index (negative, too large) fails: the slow path judges
+        "RB": _ROW_BITS,  # a bad index (negative, too large) fails: the slow path judges
     }
     valued: set[int] = set()
     words: list[tuple[int, frozenset]] = []  # (node, vocabulary) of the words
@@ -304,13 +315,17 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
     if root.output == BOOL:
         ret = f"    return 'yes' if {last} else 'no'"
     elif root.output == INTEGER:
-        ret = f"    return str({last})"
+        ret = f"    return NUM[{last}]"  # a count of at most 64 objects
+        env["NUM"] = _NUMERALS
     else:
         ret = f"    return {last}"
+    used = "".join(body)
     head = [
         "def run(N, K, S):",
         *_prologue(inputs, valued, env),
-        "    vb, objs, rels = S",
+        # the scene's parts this structure reads
+        "    vb, objs, rels = S" if "rels[" in used else "    vb, objs, _ = S" if "objs[" in used
+        else "    vb = S[0]",
         "    try:",
     ]
     env["WORDS"], env["_invalid"] = words, _invalid
@@ -468,7 +483,11 @@ def answer_node_lists(
         found[k] = exc
 
     run = _batched if batched else _single
-    out = run(node_lists, scenes, scene_indices, where, fail)
+    _ROW_BITS.clear()
+    try:
+        out = run(node_lists, scenes, scene_indices, where, fail)
+    finally:
+        _ROW_BITS.clear()
     if errors is None and found:
         raise found[min(found)]  # the first malformed program (questions are grouped, not in order)
     return out

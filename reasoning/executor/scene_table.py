@@ -38,16 +38,16 @@ cost the batched executor exists to avoid; the tests check both forms answer ali
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import cached_property
+from functools import cached_property, reduce
 from itertools import chain, cycle, repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter, itemgetter, or_
 
 import numpy as np
 
 from perception.scene_graph import SceneGraph
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 
-__all__ = ["SceneTable", "value_rows", "WORDS", "WORD_CODE", "ANY", "ATTRS", "MAX_OBJECTS"]
+__all__ = ["SceneTable", "RowBits", "value_rows", "WORDS", "WORD_CODE", "ANY", "ATTRS", "MAX_OBJECTS"]
 
 MAX_OBJECTS = 64  # bits in a uint64 object set
 ATTRS: tuple[str, ...] = tuple(ATTRIBUTES)  # attribute order of attr_codes / same_bits
@@ -60,6 +60,22 @@ _CODES = [{v: WORD_CODE[(a, v)] for v in ATTRIBUTES[a]} for a in ATTRS]
 _OBJECTS, _RELATIONSHIPS = attrgetter("objects"), attrgetter("relationships")
 _WORDS_OF = attrgetter(*ATTRS) if len(ATTRS) > 1 else (lambda o: (getattr(o, ATTRS[0]),))
 _ROWS_OF = itemgetter(*RELATIONS) if len(RELATIONS) > 1 else (lambda r: (r[RELATIONS[0]],))
+
+
+_BIT = {i: 1 << i for i in range(MAX_OBJECTS)}  # object index -> its bit
+
+
+class RowBits(dict):
+    """A relationship row (a tuple of object indices) -> its bitset, computed on first use.
+
+    OR-ing a row's bits one index at a time costs several times one lookup, and
+    CLEVR scenes of up to ten objects share most of their rows.  A row holding an
+    index outside ``0..63`` (or not an integer) raises ``KeyError`` and is not stored.
+    """
+
+    def __missing__(self, row: tuple) -> int:
+        bits = self[row] = reduce(or_, map(_BIT.__getitem__, row), 0)
+        return bits
 
 
 def _block(relationships: Mapping, name: str, m: int) -> list:
@@ -205,16 +221,25 @@ class SceneTable:
                 for name in RELATIONS
             ]
         rows = list(chain.from_iterable(blocks))
-        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        targets = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
         block = np.repeat(kept_n, R)  # objects per (scene, relation) block
         row_scene = np.repeat(np.repeat(kept_ids, R), block)
         row_rel = np.repeat(np.tile(np.arange(R, dtype=np.int64), len(rels)), block)
         row_i = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(block) - block, block)
+        cell = (row_scene * R + row_rel) * N + row_i
         out = np.zeros((S, R, N), dtype=np.uint64)
+        try:  # each distinct row OR-ed once (CLEVR scenes share most of their rows)
+            bits = np.fromiter(
+                map(RowBits().__getitem__, map(tuple, rows)), dtype=np.uint64, count=len(rows)
+            )
+            out.reshape(-1)[cell] = bits
+            return out
+        except (KeyError, TypeError, OverflowError):  # an index outside 0..63: the general path
+            pass
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        targets = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
         np.bitwise_or.at(
             out.reshape(-1),
-            np.repeat((row_scene * R + row_rel) * N + row_i, lengths),
+            np.repeat(cell, lengths),
             np.left_shift(np.uint64(1), targets.astype(np.uint64)),
         )
         return out

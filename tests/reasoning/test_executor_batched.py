@@ -249,3 +249,19 @@ def test_value_rows_are_the_tables_rows_as_python_ints(scenes):
     expected = [row if ok else None for row, ok in zip(rows, fits, strict=True)]
     assert value_rows(mixed) == expected
     assert expected[-3:] == [None, None, [0] * 15 + [0]]
+
+
+def test_relation_bits_are_each_rows_objects_or_ed_with_rows_past_64_on_the_general_path(scenes):
+    table = SceneTable(scenes)
+    for s, scene in enumerate(scenes):
+        for r, name in enumerate(RELATIONS):
+            for i, row in enumerate(scene.relationships[name]):
+                assert int(table.rel_bits[s, r, i]) == sum(1 << j for j in set(row))
+    base = scenes[0]
+    rows = {r: [list(row) for row in base.relationships[r]] for r in base.relationships}
+    rows["left"][0] = [1, 1, 2]  # a repeated index
+    rows["front"][1] = [70]  # beyond a uint64 bitset: the cache refuses it, numpy's path runs
+    odd = SceneGraph(objects=base.objects, directions=base.directions, relationships=rows)
+    bits = SceneTable([odd, base]).rel_bits
+    assert int(bits[0, RELATIONS.index("left"), 0]) == 0b110
+    assert bits[1].tolist() == table.rel_bits[0, :, : bits.shape[2]].tolist()

@@ -362,3 +362,54 @@ def test_scenes_the_value_table_cannot_hold_are_answered_by_the_slow_path(data):
     assert truth[1] == "35" and truth[5] == "pink"
     for got in _both_modes_cold_and_warm(lists, pool, idx):
         assert got == truth
+
+
+def test_relation_rows_with_repeated_or_bad_indices_are_read_as_the_ordinary_executor_reads_them(
+    data,
+):
+    import reasoning.executor.node_lists as node_lists_module
+    from perception.scene_graph import SceneGraph
+
+    scenes, *_ = data
+    base = next(
+        s for s in scenes if len({(o.shape, o.color, o.size, o.material) for o in s.objects}) == len(s)
+    )
+    rows = {r: [list(row) for row in base.relationships[r]] for r in base.relationships}
+    rows["left"][0] = [1, 1, 2]  # a repeated index: OR-ed, not added
+    # past the 64 objects a bitset holds: the slow path judges (SceneGraph.from_clevr refuses
+    # such rows; batched mode, which only a hand-built SceneGraph can give them, is not checked)
+    rows["left"][1] = [len(base) + 70]
+    odd = SceneGraph(objects=base.objects, directions=base.directions, relationships=rows)
+
+    def left_of(i: int) -> list[dict]:  # how many things are left of object i (named by its words)
+        o = base.objects[i]
+        return [
+            {"inputs": [], "type": "scene"},
+            {"inputs": [0], "type": "filter_shape", "side_inputs": [o.shape]},
+            {"inputs": [1], "type": "filter_color", "side_inputs": [o.color]},
+            {"inputs": [2], "type": "filter_size", "side_inputs": [o.size]},
+            {"inputs": [3], "type": "filter_material", "side_inputs": [o.material]},
+            {"inputs": [4], "type": "unique"},
+            {"inputs": [5], "type": "relate", "side_inputs": ["left"]},
+            {"inputs": [6], "type": "count"},
+        ]
+
+    lists = [left_of(0), left_of(1), left_of(0), left_of(2)]
+    pool = [odd, base]
+    idx = [0, 0, 1, 0]
+
+    truth = [
+        execute(from_clevr(n), pool[i], trace=False).answer for n, i in zip(lists, idx, strict=True)
+    ]
+    assert truth[0] == "2"  # objects 1 and 2, object 1 named twice
+    assert truth[3] == str(len(rows["left"][2]))
+    assert truth[1] == "1"  # as the plain interpreter counts the row's one entry
+    for batched in (False, True):
+        keep = [0, 2, 3] if batched else [0, 1, 2, 3]
+        clear_structure_cache()
+        for _ in range(2):
+            got = answer_node_lists(
+                [lists[k] for k in keep], pool, [idx[k] for k in keep], batched=batched
+            )
+            assert got == [truth[k] for k in keep]
+            assert not node_lists_module._ROW_BITS  # the row cache lives for one call only
