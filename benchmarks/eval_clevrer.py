@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,7 @@ from reasoning.nsdr import (
 )
 from reasoning.questions.clevrer import DESCRIPTIVE_SUBTYPES, question_path
 
-__all__ = ["ClevrerEvalConfig", "evaluate_clevrer", "METRICS", "MC_TYPES"]
+__all__ = ["ClevrerEvalConfig", "RolloutFlags", "evaluate_clevrer", "METRICS", "MC_TYPES"]
 
 MC_TYPES = ("explanatory", "predictive", "counterfactual")
 # The columns of CLEVRER's Table 2, in its order.
@@ -62,9 +62,42 @@ METRICS = ("descriptive", *(f"{t}_{u}" for t in MC_TYPES for u in ("per_option",
 MAX_ERRORS = 5  # reasons of programs without an answer kept in the result
 
 
+@dataclass(frozen=True, kw_only=True)
+class RolloutFlags:
+    """How a learned dynamics provider turns its future rollout into collisions (``--dynamics propnet``).
+
+    Each flag left out keeps the provider's default
+    (:class:`physics.models.video_propnet.RolloutConfig`, chosen on development videos);
+    :meth:`rollout_settings` gives the ones set, by the config's field names.
+    """
+
+    future_ensemble: int | None = field(default=None, metadata={
+        "help": "future rollouts whose collisions are voted (1: one rollout)", "setting": "ensemble"})
+    future_votes: int | None = field(default=None, metadata={
+        "help": "rollouts of the ensemble that must find a collision", "setting": "votes"})
+    future_starts: int | None = field(default=None, metadata={
+        "help": "starting frames the ensemble's rollouts cycle through, back from the last observed one",
+        "setting": "ensemble_starts"})
+    future_shift: float | None = field(default=None, metadata={
+        "help": "std of each object's starting shift in an ensemble rollout (scene units)", "setting": "ensemble_shift"})
+    future_turn: float | None = field(default=None, metadata={
+        "help": "std of the turn of each object's starting velocity (radians)", "setting": "ensemble_turn"})
+    future_speed: float | None = field(default=None, metadata={
+        "help": "relative std of each object's starting speed", "setting": "ensemble_speed"})
+    future_tolerance: float | None = field(default=None, metadata={
+        "help": "footprint distance at which predicted objects collide (scene units)", "setting": "future_tolerance"})
+    future_approach: float | None = field(default=None, metadata={
+        "help": "closing speed a predicted collision needs (units/s; 0: none)", "setting": "approach_speed"})
+
+    def rollout_settings(self) -> dict[str, Any]:
+        """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""
+        return {f.metadata["setting"]: getattr(self, f.name) for f in fields(RolloutFlags)
+                if getattr(self, f.name) is not None}
+
+
 @dataclass(frozen=True)
-class ClevrerEvalConfig:
-    """What to evaluate, with which parts, on which split."""
+class ClevrerEvalConfig(RolloutFlags):
+    """What to evaluate, with which parts, on which split (and the learned dynamics' rollout flags)."""
 
     data: str = field(metadata={"help": "folder written by nesy data clevrer and nesy data clevrer-questions"})
     split: str = field(default="val", metadata={"help": "split name in the folder names"})
@@ -138,7 +171,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         torch.set_num_threads(cfg.threads)
     entries = _load_questions(cfg)
     perceive = perception_for(cfg.perception, cfg.perception_checkpoint)
-    provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint)
+    provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint, cfg.rollout_settings())
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()
     errors: list[str] = []
