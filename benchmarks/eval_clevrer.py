@@ -108,6 +108,9 @@ class ClevrerEvalConfig(RolloutFlags):
     dynamics_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the dynamics model"})
     parser_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the question parser"})
     limit: int | None = field(default=None, metadata={"help": "evaluate at most this many videos"})
+    types: tuple[str, ...] = field(default=("descriptive", *MC_TYPES), metadata={
+        "help": "question types to answer (others are skipped and not counted; e.g. only predictive, which asks "
+                "for no counterfactual rollouts)", "choices": ("descriptive", *MC_TYPES)})
     seed: int = field(default=0, metadata={"help": "seed of the interval's resampling"})
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
     threads: int | None = field(
@@ -124,6 +127,9 @@ class ClevrerEvalConfig(RolloutFlags):
         VIDEO_PARSERS.get(self.parser)
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
+        unknown = sorted(set(self.types) - {"descriptive", *MC_TYPES})
+        if unknown or not self.types:
+            raise ConfigError(f"types: choose from descriptive, {', '.join(MC_TYPES)}; got {list(self.types)}")
 
 
 class _Tally:
@@ -178,6 +184,8 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     parse_many = getattr(parse, "parse_many", None)  # a learned parser parses a video's questions in one batch
     for v, entry in enumerate(tqdm(entries, desc="CLEVRER questions", unit="video", disable=not progress)):
         questions = entry.get("questions", []) if isinstance(entry, dict) else []
+        if set(cfg.types) != {"descriptive", *MC_TYPES}:  # all: every question, an unknown type reported as before
+            questions = [q for q in questions if not isinstance(q, dict) or q.get("question_type") in cfg.types]
         batch = parse_many(questions) if parse_many is not None and questions else None
         try:
             files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))

@@ -85,6 +85,17 @@ def test_rollout_flags_reach_the_learned_dynamics(folder, tmp_path):
     assert result["errors"] == [] and result["counts"]["predictive_per_option"] > 0
 
 
+def test_types_answers_only_the_question_types_named(folder, tmp_path):
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--types", "predictive", "counterfactual",
+                     "--out", str(out), "--quiet"]) == 0
+    counts = json.loads(out.read_text())["counts"]
+    assert counts["predictive_per_question"] > 0 and counts["counterfactual_per_question"] > 0
+    assert counts["descriptive"] == 0 and counts["explanatory_per_question"] == 0
+    with pytest.raises(SystemExit):  # argparse names the choices
+        cli.main(["eval", "clevrer", "--data", str(folder), "--types", "predictiv"])
+
+
 def test_rollout_flags_are_refused_where_they_mean_nothing(folder, capsys):
     assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--dynamics", "gt",
                      "--future-ensemble", "3", "--quiet"]) == 2
