@@ -30,7 +30,10 @@ Rollouts
 --------
 * ``future``: from the last observed frames, every object present at the last
   observed frame is rolled out (objects that left a perceived annotation stay
-  gone).
+  gone); its collisions come from the state rule, optionally with a tolerance and
+  a closing-speed test of their own, and optionally voted over an ensemble of
+  rollouts from perturbed or earlier starts (:class:`RolloutConfig`; off by
+  default, as measured).
 * ``counterfactual``: the video is re-run from its first frame without the
   removed object.  Without the removed object nothing differs until it would
   have touched something, so an object follows its observed states (launch
@@ -162,6 +165,11 @@ class RolloutConfig:
             velocity (radians; the history is turned about its last state).
         ensemble_speed: Relative standard deviation of each object's starting speed.
         ensemble_seed: Seed of the members' perturbations.
+
+    The future defaults (one rollout, the counterfactual rule) were kept after measurement:
+    on 100 development videos (seed 64646) a 9-member ensemble with unanimous votes found
+    fewer invented collisions but answered fewer predictive questions, and no tolerance,
+    closing speed or vote count answered more (``docs/results/clevrer.md``).
     """
 
     future_frames: int = ClevrerConfig().future_frames
