@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,7 @@ from reasoning.nsdr import (
 )
 from reasoning.questions.clevrer import DESCRIPTIVE_SUBTYPES, question_path
 
-__all__ = ["ClevrerEvalConfig", "evaluate_clevrer", "METRICS", "MC_TYPES"]
+__all__ = ["ClevrerEvalConfig", "RolloutFlags", "evaluate_clevrer", "METRICS", "MC_TYPES"]
 
 MC_TYPES = ("explanatory", "predictive", "counterfactual")
 # The columns of CLEVRER's Table 2, in its order.
@@ -62,9 +62,42 @@ METRICS = ("descriptive", *(f"{t}_{u}" for t in MC_TYPES for u in ("per_option",
 MAX_ERRORS = 5  # reasons of programs without an answer kept in the result
 
 
+@dataclass(frozen=True, kw_only=True)
+class RolloutFlags:
+    """How a learned dynamics provider turns its future rollout into collisions (``--dynamics propnet``).
+
+    Each flag left out keeps the provider's default
+    (:class:`physics.models.video_propnet.RolloutConfig`, chosen on development videos);
+    :meth:`rollout_settings` gives the ones set, by the config's field names.
+    """
+
+    future_ensemble: int | None = field(default=None, metadata={
+        "help": "future rollouts whose collisions are voted (1: one rollout)", "setting": "ensemble"})
+    future_votes: int | None = field(default=None, metadata={
+        "help": "rollouts of the ensemble that must find a collision", "setting": "votes"})
+    future_starts: int | None = field(default=None, metadata={
+        "help": "starting frames the ensemble's rollouts cycle through, back from the last observed one",
+        "setting": "ensemble_starts"})
+    future_shift: float | None = field(default=None, metadata={
+        "help": "std of each object's starting shift in an ensemble rollout (scene units)", "setting": "ensemble_shift"})
+    future_turn: float | None = field(default=None, metadata={
+        "help": "std of the turn of each object's starting velocity (radians)", "setting": "ensemble_turn"})
+    future_speed: float | None = field(default=None, metadata={
+        "help": "relative std of each object's starting speed", "setting": "ensemble_speed"})
+    future_tolerance: float | None = field(default=None, metadata={
+        "help": "footprint distance at which predicted objects collide (scene units)", "setting": "future_tolerance"})
+    future_approach: float | None = field(default=None, metadata={
+        "help": "closing speed a predicted collision needs (units/s; 0: none)", "setting": "approach_speed"})
+
+    def rollout_settings(self) -> dict[str, Any]:
+        """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""
+        return {f.metadata["setting"]: getattr(self, f.name) for f in fields(RolloutFlags)
+                if getattr(self, f.name) is not None}
+
+
 @dataclass(frozen=True)
-class ClevrerEvalConfig:
-    """What to evaluate, with which parts, on which split."""
+class ClevrerEvalConfig(RolloutFlags):
+    """What to evaluate, with which parts, on which split (and the learned dynamics' rollout flags)."""
 
     data: str = field(metadata={"help": "folder written by nesy data clevrer and nesy data clevrer-questions"})
     split: str = field(default="val", metadata={"help": "split name in the folder names"})
@@ -75,6 +108,9 @@ class ClevrerEvalConfig:
     dynamics_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the dynamics model"})
     parser_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the question parser"})
     limit: int | None = field(default=None, metadata={"help": "evaluate at most this many videos"})
+    types: tuple[str, ...] = field(default=("descriptive", *MC_TYPES), metadata={
+        "help": "question types to answer (others are skipped and not counted; e.g. only predictive, which asks "
+                "for no counterfactual rollouts)", "choices": ("descriptive", *MC_TYPES)})
     seed: int = field(default=0, metadata={"help": "seed of the interval's resampling"})
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
     threads: int | None = field(
@@ -91,6 +127,9 @@ class ClevrerEvalConfig:
         VIDEO_PARSERS.get(self.parser)
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
+        unknown = sorted(set(self.types) - {"descriptive", *MC_TYPES})
+        if unknown or not self.types:
+            raise ConfigError(f"types: choose from descriptive, {', '.join(MC_TYPES)}; got {list(self.types)}")
 
 
 class _Tally:
@@ -138,13 +177,15 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         torch.set_num_threads(cfg.threads)
     entries = _load_questions(cfg)
     perceive = perception_for(cfg.perception, cfg.perception_checkpoint)
-    provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint)
+    provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint, cfg.rollout_settings())
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()
     errors: list[str] = []
     parse_many = getattr(parse, "parse_many", None)  # a learned parser parses a video's questions in one batch
     for v, entry in enumerate(tqdm(entries, desc="CLEVRER questions", unit="video", disable=not progress)):
         questions = entry.get("questions", []) if isinstance(entry, dict) else []
+        if set(cfg.types) != {"descriptive", *MC_TYPES}:  # all: every question, an unknown type reported as before
+            questions = [q for q in questions if not isinstance(q, dict) or q.get("question_type") in cfg.types]
         batch = parse_many(questions) if parse_many is not None and questions else None
         try:
             files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))

@@ -12,8 +12,9 @@ answers the same two calls on a video's observed :class:`VideoAnnotation`:
   events by :func:`~physics.worlds.clevrer_events.derive_events`).
 
 Providers are registered in :data:`VIDEO_DYNAMICS` (``--dynamics gt|propnet``);
-each entry is a builder ``(truth, checkpoint) -> VideoDynamics`` and
-:func:`make_video_dynamics` calls it:
+each entry is a builder ``(truth, checkpoint[, settings]) -> VideoDynamics`` and
+:func:`make_video_dynamics` calls it (``settings``: the provider's own options by
+name, e.g. the PropNet's future ensemble; passed only when some are given):
 
 * ``gt``: :class:`GroundTruthDynamics`, the recorded re-simulation of the world
   (a video's :class:`~physics.worlds.clevrer_truth.VideoTruth`);
@@ -45,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -64,6 +65,7 @@ __all__ = [
     "make_video_dynamics",
     "GroundTruthDynamics",
     "state_collisions",
+    "vote_collisions",
     "match_collisions",
     "yaw_of",
     "footprint_gaps",
@@ -76,6 +78,7 @@ HALF_EXTENT = SIZE_RADIUS[ClevrerConfig().size]  # the one object size: disc rad
 CONTACT_TOLERANCE = 0.0  # footprints touching or overlapping; 0, 0.01, 0.02, 0.03 tried on training videos (docs/results/clevrer.md)
 CONTACT_SUBSTEPS = 5  # states checked per frame (the world checks contacts every physics sub-step)
 COLLISION_GAP = ClevrerConfig().collision_gap  # the world's rule: frames apart before a touch is a new collision
+FPS = ClevrerConfig().fps  # frames per second of the videos (approach speeds)
 
 
 @runtime_checkable
@@ -91,7 +94,7 @@ class VideoDynamics(Protocol):
         ...
 
 
-DynamicsBuilder = Callable[[VideoTruth | None, PathLike | None], VideoDynamics]
+DynamicsBuilder = Callable[..., VideoDynamics]  # (truth, checkpoint[, settings]) -> provider
 
 VIDEO_DYNAMICS: Registry[DynamicsBuilder] = Registry(
     "video dynamics", modules=("physics.video_dynamics", "physics.models.video_propnet")
@@ -99,22 +102,26 @@ VIDEO_DYNAMICS: Registry[DynamicsBuilder] = Registry(
 
 
 def register_video_dynamics(name: str, builder: DynamicsBuilder, *, help: str = "") -> DynamicsBuilder:
-    """Register ``builder(truth, checkpoint) -> VideoDynamics`` under ``name`` (``--dynamics NAME``)."""
+    """Register ``builder(truth, checkpoint[, settings]) -> VideoDynamics`` under ``name`` (``--dynamics NAME``)."""
     return VIDEO_DYNAMICS.register(name, builder, help=help)
 
 
-def make_video_dynamics(name: str, *, truth: VideoTruth | None = None, checkpoint: PathLike | None = None) -> VideoDynamics:
+def make_video_dynamics(name: str, *, truth: VideoTruth | None = None, checkpoint: PathLike | None = None,
+                        settings: Mapping[str, Any] | None = None) -> VideoDynamics:
     """The provider ``name`` of :data:`VIDEO_DYNAMICS` for one video.
 
     Args:
         name: A registered name (``gt``, ``propnet``, ...).
         truth: The video's truth record (what ``gt`` answers from).
         checkpoint: A model file (learned providers; ``None``: the shipped one).
+        settings: The provider's own options by name (``propnet``: fields of
+            :class:`~physics.models.video_propnet.RolloutConfig`); empty or ``None``: its defaults.
 
     Raises:
-        ConfigError: unknown name, or what the provider needs is missing.
+        ConfigError: unknown name, what the provider needs is missing, or settings it does not take.
     """
-    return VIDEO_DYNAMICS.get(name)(truth, checkpoint)
+    builder = VIDEO_DYNAMICS.get(name)
+    return builder(truth, checkpoint, dict(settings)) if settings else builder(truth, checkpoint)
 
 
 # ---------------------------------------------------------------------- ground truth
@@ -151,7 +158,10 @@ class GroundTruthDynamics:
         return self.truth.counterfactual(removed_object_id)
 
 
-def _ground_truth(truth: VideoTruth | None, checkpoint: PathLike | None) -> VideoDynamics:
+def _ground_truth(truth: VideoTruth | None, checkpoint: PathLike | None,
+                  settings: Mapping[str, Any] | None = None) -> VideoDynamics:
+    if settings:
+        raise ConfigError(f"--dynamics gt re-plays the world and takes no rollout settings, got {sorted(settings)}")
     if truth is None:
         raise ConfigError("--dynamics gt answers from the videos' truth files; none was given (truth_<split>/ missing?)")
     return GroundTruthDynamics(truth)
@@ -164,6 +174,8 @@ def state_collisions(
     tolerance: float = CONTACT_TOLERANCE,
     gap: int = COLLISION_GAP,
     substeps: int = CONTACT_SUBSTEPS,
+    approach_speed: float = 0.0,
+    fps: float = FPS,
 ) -> tuple[Collision, ...]:
     """Collisions of a trajectory of object states, by the rule in the module docstring.
 
@@ -174,13 +186,20 @@ def state_collisions(
         tolerance: Footprints at most this far apart (scene units) touch.
         gap: A touch is a new collision when the pair did not touch in the previous ``gap`` frames.
         substeps: States checked per frame on each path (see the module docstring).
+        approach_speed: With a positive value, a pair touches only when its centres also
+            closed in at this speed or faster (scene units a second) over the frame or the
+            frame before (the bounce path): footprints that lie close without closing in
+            (resting side by side, sliding past) do not collide; meant for a ``tolerance``
+            above 0 on predicted states.  0: no such test (the rule on true states).
+        fps: Frames per second (approach speeds).
 
     Returns:
         Collisions in frame order (pairs sorted within a frame), ``object_ids`` sorted,
         located at the midpoint of the two centres.
     """
-    if tolerance < 0 or gap < 1 or substeps < 1:
-        raise ConfigError(f"state_collisions needs tolerance >= 0, gap >= 1, substeps >= 1; got {tolerance}, {gap}, {substeps}")
+    if tolerance < 0 or gap < 1 or substeps < 1 or approach_speed < 0 or fps <= 0:
+        raise ConfigError(f"state_collisions needs tolerance >= 0, gap >= 1, substeps >= 1, approach_speed >= 0, fps > 0; "
+                          f"got {tolerance}, {gap}, {substeps}, {approach_speed}, {fps}")
     out: list[Collision] = []
     last_touch: dict[tuple[int, int], int] = {}
     prev: dict[int, np.ndarray] = {}
@@ -212,7 +231,10 @@ def state_collisions(
             rows = np.concatenate(owner)
             cube = np.array([[shapes.get(a) == "cube", shapes.get(b) == "cube"] for a, b in pairs])[rows]
             gaps = footprint_gaps(np.concatenate(sa), np.concatenate(sb), cube[:, 0], cube[:, 1])
-            touching = set(rows[gaps <= tolerance].tolist())
+            close = gaps <= tolerance
+            if approach_speed > 0:
+                close &= _closing(pairs, now, prev, prev2, fps)[rows] >= approach_speed
+            touching = set(rows[close].tolist())
         by_id = fr.by_id()
         for k in sorted(touching):
             a, b = pairs[k]
@@ -223,6 +245,65 @@ def state_collisions(
             last_touch[(a, b)] = fr.frame_id
         prev2, prev = prev, now
     return tuple(out)
+
+
+def _closing(pairs: Sequence[tuple[int, int]], now: Mapping[int, np.ndarray], prev: Mapping[int, np.ndarray],
+             prev2: Mapping[int, np.ndarray], fps: float) -> np.ndarray:
+    """Per pair, the faster rate its centres closed in over this frame or the one before (units/s).
+
+    0 at the first frame of either object, where no motion is known (no collision under the test).
+    """
+    out = np.zeros(len(pairs))
+    for k, (a, b) in enumerate(pairs):
+        if a not in prev or b not in prev:
+            continue
+        d_now = float(np.hypot(*(now[a][:2] - now[b][:2])))
+        d_prev = float(np.hypot(*(prev[a][:2] - prev[b][:2])))
+        rate = d_prev - d_now
+        if a in prev2 and b in prev2:
+            rate = max(rate, float(np.hypot(*(prev2[a][:2] - prev2[b][:2]))) - d_prev)
+        out[k] = rate * fps
+    return out
+
+
+def vote_collisions(members: Sequence[Sequence[Collision]], votes: int, window: int) -> tuple[Collision, ...]:
+    """The collisions that at least ``votes`` of an ensemble's rollouts agree on.
+
+    Each member's collisions of a pair are grouped in frame order: an event joins the
+    group whose first event lies at most ``window`` frames before it, else starts a new
+    one.  A group found by at least ``votes`` distinct members is kept as one collision
+    at its events' median frame (the lower median), located at their mean location.
+
+    Args:
+        members: Each rollout's collisions.
+        votes: Members that must agree (1: the union; ``len(members)``: every one).
+        window: Frames within which events of one pair are the same collision.
+
+    Returns:
+        Collisions in frame order (pairs sorted within a frame), ``object_ids`` sorted.
+    """
+    if votes < 1 or window < 0:
+        raise ConfigError(f"vote_collisions needs votes >= 1 and window >= 0, got {votes}, {window}")
+    by_pair: dict[tuple[int, ...], list[tuple[int, int, Collision]]] = {}
+    for m, collisions in enumerate(members):
+        for c in collisions:
+            by_pair.setdefault(tuple(sorted(c.object_ids)), []).append((c.frame_id, m, c))
+    out: list[Collision] = []
+    for pair, events in by_pair.items():
+        events.sort(key=lambda e: (e[0], e[1]))
+        groups: list[list[tuple[int, int, Collision]]] = []
+        for e in events:
+            if groups and e[0] - groups[-1][0][0] <= window:
+                groups[-1].append(e)
+            else:
+                groups.append([e])
+        for g in groups:
+            if len({m for _, m, _ in g}) < votes:
+                continue
+            frames = sorted(f for f, _, _ in g)
+            where = np.mean([c.location for _, _, c in g], axis=0)
+            out.append(Collision(pair, frames[(len(frames) - 1) // 2], tuple(round(float(x), 5) + 0.0 for x in where)))
+    return tuple(sorted(out, key=lambda c: (c.frame_id, c.object_ids)))
 
 
 def yaw_of(orientation: Sequence[float]) -> float:

@@ -125,8 +125,12 @@ def perception_for(name: str, checkpoint: str | None = None) -> Perceive:
     return perceive
 
 
-def dynamics_for(name: str, checkpoint: str | None = None) -> DynamicsFor:
+def dynamics_for(name: str, checkpoint: str | None = None, settings: Mapping[str, Any] | None = None) -> DynamicsFor:
     """``(video, annotation) -> VideoDynamics`` by provider ``name`` of :data:`VIDEO_DYNAMICS`.
+
+    ``settings``: the provider's own options by name (see
+    :func:`~physics.video_dynamics.make_video_dynamics`), checked here by building
+    the provider once without a truth record (``gt`` refuses any).
 
     The provider gets the video's truth record when there is one (``gt`` answers
     from it).  When the annotation is a perceived one, its object ids are the
@@ -136,14 +140,17 @@ def dynamics_for(name: str, checkpoint: str | None = None) -> DynamicsFor:
     """
     builder = VIDEO_DYNAMICS.get(name)
     shared: list[VideoDynamics] = []  # a learned provider is loaded once and serves every video
+    extra = (dict(settings),) if settings else ()
+    if settings:  # settings a provider refuses fail here, once, not at every video
+        builder(None, checkpoint, *extra)
 
     def provider(video: VideoFiles, annotation: VideoAnnotation) -> VideoDynamics:
         truth = read_truth(video.truth) if video.truth is not None else None
         if truth is None:
             if not shared:
-                shared.append(builder(None, checkpoint))
+                shared.append(builder(None, checkpoint, *extra))
             return shared[0]
-        dynamics = builder(truth, checkpoint)
+        dynamics = builder(truth, checkpoint, *extra)
         if not isinstance(dynamics, GroundTruthDynamics):
             return dynamics  # a model predicts from the annotation it is given, in its ids
         true_annotation = read_annotation(video.annotation)

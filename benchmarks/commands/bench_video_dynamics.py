@@ -7,7 +7,8 @@ Example::
 
 For each provider of ``--dynamics`` (:data:`physics.video_dynamics.VIDEO_DYNAMICS`;
 learned ones from ``--checkpoint``, by default the shipped one) and every video
-of the split: future collision events (same pair within ``--window`` frames:
+of the split (learned ones with the ``--future-*`` rollout flags of
+:class:`benchmarks.eval_clevrer.RolloutFlags`, applied to every learned provider): future collision events (same pair within ``--window`` frames:
 precision, recall, F1) and position error against horizon over the truth's
 future frames; counterfactual collision F1 over a re-run without each object
 (all collisions, and the changed ones only); rollout speed; and the state
@@ -21,7 +22,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.config_flags import registry_argument
+from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
+from benchmarks.eval_clevrer import RolloutFlags
 from benchmarks.table import print_table
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
@@ -64,11 +66,20 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--dynamics: no provider named in {args.dynamics!r}; choose from {', '.join(VIDEO_DYNAMICS)}")
     for n in names:
         VIDEO_DYNAMICS.get(n)
+    settings = config_from_args(RolloutFlags, args).rollout_settings()
+    learned = [n for n in names if n != "gt"]
+    if settings and not learned:
+        raise ConfigError(f"--future-* flags {sorted(settings)} set the learned providers' rollouts; none of "
+                          f"{args.dynamics!r} is learned")
     videos = load_video_split(args.data, args.split, limit=args.n)
     providers = {}
     for name in names:
+        given = settings if name != "gt" else None
+        if given:
+            make_video_dynamics(name, checkpoint=args.checkpoint, settings=given)  # refuses bad settings before the run
         providers[name] = evaluate_video_dynamics(
-            videos, lambda truth, name=name: make_video_dynamics(name, truth=truth, checkpoint=args.checkpoint),
+            videos, lambda truth, name=name, given=given: make_video_dynamics(
+                name, truth=truth, checkpoint=args.checkpoint, settings=given),
             window=args.window, progress=not args.quiet,
         )
     rule = next(iter(providers.values()))["collision_rule"]
@@ -78,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     png = out.with_suffix(".png")
     plot_position_error(providers, png)
     result = {"data": str(args.data), "split": args.split, "videos": len(videos), "window": args.window,
-              "checkpoint": args.checkpoint, "collision_rule": rule, "providers": providers,
+              "checkpoint": args.checkpoint, "rollout_settings": settings, "collision_rule": rule, "providers": providers,
               "figures": {"position_error_png": str(png)}}
     atomic_write_json(out, result, indent=1)
     print_summary(result, out)
@@ -94,6 +105,7 @@ def register(groups) -> None:
     registry_argument(parser, "--dynamics", registry=VIDEO_DYNAMICS, many=True, default="gt,propnet",
                       help="comma-separated providers (default: gt,propnet)")
     parser.add_argument("--checkpoint", default=None, help="model file of the learned providers (default: the shipped one)")
+    add_config_flags(parser, RolloutFlags)
     parser.add_argument("--window", type=int, default=2, help="frames a predicted collision may be off (default: 2)")
     parser.add_argument("--out", required=True, help="result JSON; the error curve PNG goes beside it")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")

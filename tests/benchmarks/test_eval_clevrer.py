@@ -74,6 +74,37 @@ def test_an_unknown_part_names_the_registered_choices(folder, capsys):
     assert "video dynamics" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_rollout_flags_reach_the_learned_dynamics(folder, tmp_path):
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--dynamics", "propnet",
+                     "--future-ensemble", "3", "--future-votes", "2", "--future-shift", "0.01", "--future-tolerance",
+                     "0.02", "--future-approach", "0.3", "--threads", "1", "--out", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert result["config"]["future_ensemble"] == 3 and result["config"]["future_approach"] == 0.3
+    assert result["errors"] == [] and result["counts"]["predictive_per_option"] > 0
+
+
+def test_types_answers_only_the_question_types_named(folder, tmp_path):
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--types", "predictive", "counterfactual",
+                     "--out", str(out), "--quiet"]) == 0
+    counts = json.loads(out.read_text())["counts"]
+    assert counts["predictive_per_question"] > 0 and counts["counterfactual_per_question"] > 0
+    assert counts["descriptive"] == 0 and counts["explanatory_per_question"] == 0
+    with pytest.raises(SystemExit):  # argparse names the choices
+        cli.main(["eval", "clevrer", "--data", str(folder), "--types", "predictiv"])
+
+
+def test_rollout_flags_are_refused_where_they_mean_nothing(folder, capsys):
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--dynamics", "gt",
+                     "--future-ensemble", "3", "--quiet"]) == 2
+    assert "no rollout settings" in capsys.readouterr().err
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--dynamics", "propnet",
+                     "--future-ensemble", "2", "--future-votes", "3", "--quiet"]) == 2
+    assert "votes" in capsys.readouterr().err
+
+
 def test_a_thread_count_below_one_is_refused_by_name(folder, capsys):
     assert cli.main(["eval", "clevrer", "--data", str(folder), "--threads", "0"]) == 2
     assert "threads must be >= 1, got 0" in capsys.readouterr().err

@@ -44,7 +44,8 @@ def test_train_then_bench_video_dynamics(data, tmp_path, capsys):
     capsys.readouterr()
     out = tmp_path / "bench.json"
     assert main(["bench", "video-dynamics", "--data", str(data), "--split", "val", "--n", "1", "--dynamics", "gt,propnet",
-                 "--checkpoint", str(run / "model.pt"), "--out", str(out), "--quiet"]) == 0
+                 "--checkpoint", str(run / "model.pt"), "--future-ensemble", "2", "--future-starts", "2",
+                 "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "future F1" in printed and "state collision rule" in printed
     result = json.loads(out.read_text())
@@ -55,6 +56,10 @@ def test_train_then_bench_video_dynamics(data, tmp_path, capsys):
     assert learned["counterfactual"]["runs"] == gt["counterfactual"]["runs"] > 0
     assert len(learned["future"]["position_error_curve"]) == 4
     assert (tmp_path / "bench.png").is_file()
+    assert result["rollout_settings"] == {"ensemble": 2, "ensemble_starts": 2}
+    assert main(["bench", "video-dynamics", "--data", str(data), "--split", "val", "--dynamics", "gt",
+                 "--future-ensemble", "2", "--out", str(tmp_path / "r.json")]) == 2
+    assert "none of 'gt' is learned" in capsys.readouterr().err
 
 
 def test_bench_video_dynamics_names_an_unknown_provider(data, tmp_path, capsys):

@@ -23,6 +23,7 @@ from physics.models.video_propnet import (
     counterfactual_trajectory,
     launch_actions,
     load_trajectory_pack,
+    rollout_config,
     save_trajectory_pack,
     video_trajectories,
     video_trajectory,
@@ -35,6 +36,7 @@ from physics.video_dynamics import (
     make_video_dynamics,
     match_collisions,
     state_collisions,
+    vote_collisions,
 )
 from physics.worlds.clevrer_annotation import Collision, FrameStates, ObjectState
 from physics.worlds.clevrer_truth import simulate_video
@@ -320,6 +322,71 @@ def test_collision_rule_uses_cube_footprints_and_catches_bounces_within_a_frame(
     assert [c.frame_id for c in state_collisions(bounce, {0: "sphere", 1: "sphere"})] == [3]
     with pytest.raises(ConfigError):
         state_collisions(bounce, {}, gap=0)
+
+
+def test_approach_speed_keeps_closing_touches_and_drops_neighbours_at_rest():
+    d = 2 * HALF_EXTENT
+    # two spheres resting 0.02 apart, and two closing in at 0.1 a frame (2.5 units/s) to 0.02 apart
+    rest = _frames({0: [(0.0, 0.0, 0.0)] * 4, 1: [(d + 0.02, 0.0, 0.0)] * 4})
+    come = _frames({0: [(0.0, 0.0, 0.0)] * 4, 1: [(d + g, 0.0, 0.0) for g in (0.32, 0.22, 0.12, 0.02)]})
+    shapes = {0: "sphere", 1: "sphere"}
+    assert state_collisions(rest, shapes) == () and state_collisions(come, shapes) == ()  # 0.02 apart: no touch
+    assert len(state_collisions(rest, shapes, tolerance=0.03)) == 1  # a tolerance alone makes neighbours collide
+    assert state_collisions(rest, shapes, tolerance=0.03, approach_speed=0.5) == ()
+    got = state_collisions(come, shapes, tolerance=0.03, approach_speed=0.5)
+    assert [c.frame_id for c in got] == [3]
+    assert state_collisions(come, shapes, tolerance=0.03, approach_speed=3.0) == ()  # closing at 2.5 units/s only
+    with pytest.raises(ConfigError, match="approach_speed"):
+        state_collisions(come, shapes, approach_speed=-1.0)
+
+
+def test_votes_keep_the_collisions_enough_rollouts_agree_on():
+    def c(pair, f, x=0.0):
+        return Collision(pair, f, (x, 0.0, 0.35))
+
+    members = [
+        [c((0, 1), 10, 1.0), c((1, 2), 40)],
+        [c((1, 0), 12, 3.0)],
+        [c((0, 1), 11, 2.0), c((0, 2), 20)],
+        [c((0, 1), 30)],  # the same pair far later: another collision
+    ]
+    assert vote_collisions(members, 3, window=5) == (Collision((0, 1), 11, (2.0, 0.0, 0.35)),)  # median frame, mean place
+    union = vote_collisions(members, 1, window=5)
+    assert [(x.object_ids, x.frame_id) for x in union] == [((0, 1), 11), ((0, 2), 20), ((0, 1), 30), ((1, 2), 40)]
+    assert vote_collisions(members, 2, window=1) == (Collision((0, 1), 10, (1.5, 0.0, 0.35)),)  # frame 12 too far
+    assert vote_collisions(members, 4, window=50) == (Collision((0, 1), 11, (1.5, 0.0, 0.35)),)
+    assert vote_collisions([[c((0, 1), 10)], [c((0, 1), 10)]], 2, window=0) != ()  # one member twice is one vote ...
+    assert vote_collisions([[c((0, 1), 10), c((0, 1), 12)], []], 2, window=5) == ()  # ... not two
+    with pytest.raises(ConfigError, match="votes"):
+        vote_collisions(members, 0, window=5)
+
+
+def test_an_ensemble_of_one_is_the_plain_rollout_and_members_differ_reproducibly(videos, propnet):
+    ann, _ = videos[0]
+    plain = propnet.future(ann, FUTURE)
+    assert PropNetVideoDynamics.load(config=dataclass_replace(SHORT, ensemble=1, votes=1)).future(ann, FUTURE) == plain
+    cfg = dataclass_replace(SHORT, ensemble=4, votes=2, ensemble_starts=2, ensemble_shift=0.05, ensemble_turn=0.1,
+                            ensemble_speed=0.1)
+    ens = PropNetVideoDynamics.load(config=cfg)
+    runs = ens.future_runs(ann, FUTURE)
+    assert len(runs) == 4 and runs[0].frames == propnet.future_runs(ann, FUTURE)[0].frames
+    last = len(ann.motion_trajectory)
+    tails = [r.frames[last - 2 :] for r in runs]
+    assert all(t != tails[0] for t in tails[1:])  # each member starts elsewhere or perturbed
+    assert runs[1].predicted[last - 1].all() and not runs[2].predicted[last - 1].any()  # member 1 starts a frame back
+    assert ens.future_runs(ann, FUTURE)[3].frames == runs[3].frames  # reproducible
+    states, collisions = ens.future(ann, FUTURE)
+    assert states == plain[0]  # member 0's states; the collisions are the vote's
+    members = [ens.future_collisions(ann, r.frames) for r in runs]
+    assert collisions == vote_collisions(members, 2, cfg.vote_window)
+    with pytest.raises(ConfigError, match="votes"):
+        RolloutConfig(ensemble=2, votes=3)
+    with pytest.raises(ConfigError, match="unknown"):
+        rollout_config({"ensembel": 3})
+    assert rollout_config({"ensemble": 3, "votes": 2}).ensemble == 3
+    assert isinstance(make_video_dynamics("propnet", settings={"future_tolerance": 0.02}), PropNetVideoDynamics)
+    with pytest.raises(ConfigError, match="no rollout settings"):
+        make_video_dynamics("gt", truth=videos[0][1], settings={"ensemble": 3})
 
 
 def test_match_collisions_pairs_events_within_the_window():
