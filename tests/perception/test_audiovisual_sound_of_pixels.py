@@ -14,6 +14,7 @@ from perception.audiovisual.sound_of_pixels import (
     SoundOfPixelsConfig,
     channel_iou,
     disentangle_loss,
+    pixel_disentangle_loss,
     train_sound_of_pixels,
 )
 from perception.benchmark import PERCEPTION_BENCHES, BenchSize, run_bench
@@ -87,6 +88,64 @@ def test_disentangle_loss_is_lowest_when_each_clip_lights_only_its_category_chan
     assert disentangle_loss(right, category) < 0.05 < 1.0 < disentangle_loss(wrong, category)
 
 
+def _maps(lit_floor: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features [4, 2, 4, 4, 6] of four clips (categories 0-3) whose own channel is 0.98 on a 2 x 2 object
+    and 0.01 elsewhere; with ``lit_floor`` one absent channel per clip is 0.3 over the whole floor."""
+    features = torch.full((4, 2, 4, 4, 6), 0.01)
+    for c in range(4):
+        features[c, :, c, 1:3, 2:4] = 0.98
+        if lit_floor:
+            features[c, :, (c + 1) % 4] = 0.3
+    return features, torch.arange(4)
+
+
+def test_pixel_disentangle_loss_also_pushes_down_a_faint_wide_firing_that_pooling_would_weigh_as_one_patch():
+    right, category = _maps(False)
+    lit, _ = _maps(True)
+    model = SoundOfPixels(SoundOfPixelsConfig(width=4, audio_width=4, frames=2, pool_top=4, negatives="pixels"))
+    assert float(model.disentangle(right, category)) < 0.05
+    # the pooled entry of the lit channel is 0.3 either way; the pixel term counts every lit floor pixel
+    vector = model.clip_vector(lit)
+    pooled_part = pixel_disentangle_loss(vector, torch.full_like(lit, 0.01), category)
+    assert float(pixel_disentangle_loss(vector, lit, category)) > float(pooled_part) + 0.05
+    assert float(model.disentangle(lit, category)) > float(model.disentangle(right, category)) + 0.1
+
+
+def test_per_frame_pooling_asks_every_frame_to_light_its_object():
+    cfg = SoundOfPixelsConfig(width=4, audio_width=4, frames=2, pool_top=4, pool_per_frame=True)
+    model = SoundOfPixels(cfg)
+    features, _ = _maps(False)
+    one_frame = features.clone()
+    one_frame[:, 1] = 0.01  # the object lit in the first frame only
+    both, first = model.clip_vector(features), model.clip_vector(one_frame)
+    assert torch.allclose(both.diagonal(), torch.full((4,), 0.98))
+    assert torch.allclose(first.diagonal(), torch.full((4,), (0.98 + 0.01) / 2))
+    # pooled over the clip, the same maps give the object's full value
+    clip_pooled = SoundOfPixels(SoundOfPixelsConfig(width=4, audio_width=4, frames=2, pool_top=4))
+    assert torch.allclose(clip_pooled.clip_vector(one_frame).diagonal(), torch.full((4,), 0.98))
+
+
+def test_separation_warmup_keeps_the_separation_gradient_out_of_the_image_network():
+    torch.manual_seed(0)
+    model = SoundOfPixels(SMALL)
+    log_mix, frames = torch.randn(2, 1, 32, 16), torch.rand(2, 2, 2, 3, 16, 24)
+    for image_grad in (False, True):
+        model.zero_grad()
+        logits, features = model.separate_with_features(log_mix, frames, image_grad=image_grad)
+        assert features.shape == (2, 2, 2, len(CATEGORIES), 8, 12)
+        logits.square().mean().backward()
+        image = sum(float(p.grad.abs().sum()) for p in model.pixels.parameters() if p.grad is not None)
+        audio = sum(float(p.grad.abs().sum()) for p in model.unet.parameters())
+        assert audio > 0 and (image > 0) == image_grad
+
+
+def test_new_config_fields_are_checked():
+    with pytest.raises(ConfigError, match="negatives"):
+        SoundOfPixelsConfig(negatives="all")
+    with pytest.raises(ConfigError, match="separation_warmup"):
+        SoundOfPixelsConfig(separation_warmup=1.5)
+
+
 class _ColourChannels(nn.Module):
     """An oracle image network: channel c < 3 is colour channel c at half resolution, channel 3 is dark."""
 
@@ -105,10 +164,14 @@ def test_channel_iou_is_one_for_a_channel_that_finds_exactly_its_category():
     assert float(iou[1, 0]) == 0.0 and float(iou[3].max()) == 0.0  # fires elsewhere / never fires
 
 
-def test_mix_and_separate_training_lowers_both_losses():
+@pytest.mark.parametrize("config", [SMALL, SoundOfPixelsConfig(width=4, audio_width=4, frames=2, pool_top=4,
+                                                                  pool_per_frame=True, negatives="pixels",
+                                                                  separation_warmup=0.5)],
+                         ids=["pooled", "per-frame-pixels-warmup"])
+def test_mix_and_separate_training_lowers_both_losses(config):
     clips = _clips(8)
     torch.manual_seed(0)
-    model = SoundOfPixels(SMALL)
+    model = SoundOfPixels(config)
     history = train_sound_of_pixels(model, clips, BenchSize(train=8, test=0, steps=20, batch=4, lr=1e-2), seed=0,
                                     per_round=5)
     first, last = history[0], history[-1]
