@@ -106,7 +106,7 @@ class BoxPushTaskConfig(ControlConfig):
     goal_distance: tuple[float, float] = (0.08, 0.12)
     approach_weight: float = 0.3
     kinematic_pusher: bool = False
-    side_weight: float = 0.0
+    side_weight: float = 2.0  # dev seed 4812, learned PropNet + CEM: 10/12 episodes against 7/12 without it
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -132,6 +132,7 @@ class BoxPushCornersTaskConfig(BoxPushTaskConfig):
     world: dict[str, Any] = field(default_factory=lambda: {"box_nodes": "corners"})
     focus: float | None = 0.25
     kinematic_pusher: bool = True
+    side_weight: float = 0.0  # measured on centre nodes only; the corner task keeps its measured cost
 
     def __post_init__(self) -> None:
         super().__post_init__()
