@@ -116,7 +116,7 @@ def test_corner_config_refuses_centre_nodes():
 
 
 def test_side_term_charges_a_pusher_within_reach_in_front_of_the_box_but_not_behind_or_far():
-    plain, sided = BoxPushEnv(), BoxPushEnv(BoxPushTaskConfig(side_weight=2.0))
+    plain, sided = BoxPushEnv(BoxPushTaskConfig(side_weight=0.0)), BoxPushEnv(BoxPushTaskConfig(side_weight=2.0))
     for env in (plain, sided):
         env.reset(seed=4)
     state = plain.world.state()
@@ -139,3 +139,8 @@ def test_side_term_charges_a_pusher_within_reach_in_front_of_the_box_but_not_beh
         BoxPushTaskConfig(side_weight=-1.0)
     for env in (plain, sided):
         env.close()
+
+
+def test_side_term_is_on_for_centre_boxes_and_off_for_corners_by_default():
+    assert BoxPushTaskConfig().side_weight > 0  # measured on centre nodes (docs/results/control.md)
+    assert BoxPushCornersTaskConfig().side_weight == 0.0
