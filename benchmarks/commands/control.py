@@ -110,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
     task = TASKS.get(args.task)
     planner_cfg = config_from_args(PlannerConfig, args)
     overrides = {k: getattr(args, k) for k in ("repeat", "max_steps", "tolerance", "focus") if getattr(args, k) is not None}
+    if args.side_weight is not None:
+        if not hasattr(task.env_cls.config_cls(), "side_weight"):
+            raise ConfigError(f"--side-weight: task {args.task!r} has no side term (box pushing tasks only)")
+        overrides["side_weight"] = args.side_weight
     task_cfg = dataclasses.replace(task.env_cls.config_cls(), **overrides)
     planner = make_planner(args.planner, planner_cfg)
     env = task.env_cls(task_cfg)
@@ -203,6 +207,9 @@ def register(groups) -> None:
     parser.add_argument("--focus", type=float, default=None,
                         help="learned models simulate only objects within this many m of the actuated node "
                         "(task default; boxpush-corners: 0.25)")
+    parser.add_argument("--side-weight", type=float, default=None,
+                        help="box tasks: planner cost weight of the pusher within reach of the box but not behind it "
+                        "(task default)")
     parser.add_argument("--explore", type=float, default=0.0,
                         help="std of Gaussian noise on each executed normalised action (data collection; default 0)")
     parser.add_argument("--record", default=None, metavar="DIR",

@@ -94,18 +94,28 @@ class BoxPushTaskConfig(ControlConfig):
             velocity (the world sets it before every physics step) instead of
             predicting it; the boxes' motion stays the model's
             (:meth:`ControlEnv.kinematic_node`).
+        side_weight: Planner cost weight of the pusher coming within reach of the
+            box anywhere but behind it: ``side_weight * relu(reach - d) * (1 - cos) / 2``
+            with ``d`` the pusher's distance to the box centre, ``reach`` the box's
+            half diagonal plus the pusher's radius (no contact beyond it) and ``cos``
+            the alignment of pusher -> box with box -> goal (1 behind the box).  It
+            makes the pusher go round a box it would otherwise graze and push away.
     """
 
     max_steps: int = 40
     goal_distance: tuple[float, float] = (0.08, 0.12)
     approach_weight: float = 0.3
     kinematic_pusher: bool = False
+    side_weight: float = 2.0  # dev seed 4812, learned PropNet + CEM: 10/12 episodes against 7/12 without it
 
     def __post_init__(self) -> None:
         super().__post_init__()
         lo, hi = self.goal_distance
         if not 0 < lo <= hi:
             raise ConfigError(f"BoxPushTaskConfig.goal_distance must be (low, high) with 0 < low <= high, got {self.goal_distance}")
+        for key in ("approach_weight", "side_weight"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"{type(self).__name__}.{key} must be >= 0, got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,7 @@ class BoxPushCornersTaskConfig(BoxPushTaskConfig):
     world: dict[str, Any] = field(default_factory=lambda: {"box_nodes": "corners"})
     focus: float | None = 0.25
     kinematic_pusher: bool = True
+    side_weight: float = 0.0  # measured on centre nodes only; the corner task keeps its measured cost
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -399,7 +410,8 @@ class BoxPushEnv(ControlEnv):
 
     def cost(self, positions: Tensor) -> Tensor:
         """Mean over the horizon of the box's goal distance, last step doubled, plus the
-        pusher's distance to the spot behind the box (``approach_weight``).
+        pusher's distance to the spot behind the box (``approach_weight``) and its
+        coming within reach of the box elsewhere (``side_weight``).
 
         With corner nodes the box's position is the mean of its four corners.
         """
@@ -414,6 +426,11 @@ class BoxPushEnv(ControlEnv):
         behind = box - reach * to_goal / dist.clamp(min=1e-6)[..., None]
         approach = (pusher - behind).norm(dim=-1)
         per_step = dist + self.config.approach_weight * approach
+        if self.config.side_weight > 0:
+            away = box - pusher
+            near = away.norm(dim=-1)
+            cos = (away * to_goal).sum(dim=-1) / (near * dist).clamp(min=1e-9)
+            per_step = per_step + self.config.side_weight * torch.relu(reach - near) * (1 - cos) / 2
         return per_step.mean(dim=1) + per_step[:, -1]
 
     def _info(self, state: np.ndarray) -> dict[str, Any]:

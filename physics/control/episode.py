@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from physics.control.adapt import OnlineCorrection
 from physics.control.envs import ControlEnv
 from physics.control.model import PlanningModel
 from physics.control.planners import Planner, Problem
@@ -43,6 +44,7 @@ class EpisodeResult:
     frames: list[np.ndarray] = field(default_factory=list)
     imagined: list[np.ndarray] = field(default_factory=list)
     trajectory: Trajectory | None = None
+    adapt_gains: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,7 +55,7 @@ class EpisodeResult:
             "steps": self.steps,
             "plan_seconds_mean": float(np.mean(self.plan_seconds)) if self.plan_seconds else 0.0,
             "plan_cpu_seconds_mean": float(np.mean(self.plan_cpu_seconds)) if self.plan_cpu_seconds else None,
-        }
+        } | ({"adapt_gains_final": [round(g, 4) for g in self.adapt_gains]} if self.adapt_gains else {})
 
 
 def episode_seeds(seed: int, episodes: int) -> list[int]:
@@ -61,15 +63,33 @@ def episode_seeds(seed: int, episodes: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(episodes, np.uint32)]
 
 
-def problem_for(env: ControlEnv, model: PlanningModel, horizon: int) -> Problem:
-    """The planning problem of ``env``'s current state under ``model`` (horizon in control steps)."""
+def problem_for(env: ControlEnv, model: PlanningModel, horizon: int,
+                correction: OnlineCorrection | None = None) -> Problem:
+    """The planning problem of ``env``'s current state under ``model`` (horizon in control steps),
+    the predictions corrected by ``correction`` when given (online adaptation)."""
     history = torch.as_tensor(env.history(model.history_frames), dtype=torch.float32)
 
     def cost(actions: torch.Tensor) -> torch.Tensor:
-        return env.cost(model.predict(history, env.node_actions(actions)))
+        return env.cost(predicted(env, model, history, actions, correction))
 
     return Problem(horizon=horizon, action_dim=int(env.action_space.shape[0]), cost=cost,
                    differentiable=model.differentiable)
+
+
+def predicted(env: ControlEnv, model: PlanningModel, history: torch.Tensor, actions: torch.Tensor,
+              correction: OnlineCorrection | None = None) -> torch.Tensor:
+    """Positions ``[B, T * repeat, N, 3]`` the planner expects of control sequences ``actions`` ``[B, T, 2]``."""
+    out = model.predict(history, env.node_actions(actions))
+    return out if correction is None else correction.apply(history[-1], out)
+
+
+def make_correction(env: ControlEnv, model: PlanningModel | None, planner: Planner) -> OnlineCorrection | None:
+    """The online adaptation ``planner.config.adapt`` asks for, or ``None`` (off, no model, or an exact model)."""
+    c = planner.config
+    if c.adapt == "none" or model is None or not planner.needs_model or model.exact:
+        return None
+    return OnlineCorrection(model, env.actuated_node, c.horizon * env.config.repeat, c.adapt, c.adapt_window,
+                            c.adapt_prior, c.adapt_max_gain)
 
 
 def run_episode(
@@ -98,6 +118,11 @@ def run_episode(
             its per-node action) as ``EpisodeResult.trajectory``, the format
             ``nesy train dynamics`` reads.
 
+    The planner's ``config.adapt`` turns on online adaptation of a learned model
+    (:mod:`physics.control.adapt`): its predictions are corrected by a gain fitted,
+    before every plan, to what the world did so far in the episode; that fit's
+    time counts as planning time.
+
     Returns:
         The :class:`EpisodeResult` (success = the goal reached within the episode).
 
@@ -111,6 +136,9 @@ def run_episode(
     planner.reset(seed)
     if model is not None:
         model.bind(env)
+    correction = make_correction(env, model, planner)
+    if correction is not None:
+        correction.start(env.history(1)[0])
     noise = np.random.default_rng([int(seed), 7])
     times: list[float] = []
     cpu: list[float] = []
@@ -122,7 +150,9 @@ def run_episode(
     while not done:
         tic, cpu_tic = time.perf_counter(), time.process_time()
         if planner.needs_model:
-            problem = problem_for(env, model, planner.config.horizon)
+            if correction is not None:
+                correction.update()
+            problem = problem_for(env, model, planner.config.horizon, correction)
         else:
             problem = Problem(planner.config.horizon, int(env.action_space.shape[0]), lambda a: a.sum((1, 2)), False)
         plan = planner.plan(problem)
@@ -131,11 +161,13 @@ def run_episode(
         if record and planner.needs_model:
             with torch.no_grad():
                 history = torch.as_tensor(env.history(model.history_frames), dtype=torch.float32)
-                imagined.append(model.predict(history, env.node_actions(plan[None]))[0].numpy())
+                imagined.append(predicted(env, model, history, plan[None], correction)[0].numpy())
         act = plan[0].numpy().astype(np.float64)
         if explore > 0:
             act = np.clip(act + explore * noise.standard_normal(act.shape), -1.0, 1.0)
         _, _, terminated, truncated, info = env.step(act)
+        if correction is not None:
+            correction.record(env.history(env.config.repeat), [env.world_action(act)] * env.config.repeat)
         if trajectory:
             states.extend(env.history(env.config.repeat))
             actions.extend([env.world_action(act)] * env.config.repeat)
@@ -146,7 +178,7 @@ def run_episode(
     traj = _trajectory(env, states, actions, seed, planner.name, getattr(model, "name", None), explore) if trajectory else None
     return EpisodeResult(seed=seed, success=bool(info["success"]), final_distance=float(info["distance"]),
                          start_distance=start, steps=steps, plan_seconds=times, plan_cpu_seconds=cpu, frames=frames, imagined=imagined,
-                         trajectory=traj)
+                         trajectory=traj, adapt_gains=[] if correction is None else correction.gains.tolist())
 
 
 def _trajectory(env: ControlEnv, states: list[np.ndarray], actions: list[np.ndarray], seed: int, planner: str,

@@ -69,6 +69,7 @@ class PlanningModel(ABC):
 
     name = "model"
     differentiable = False
+    exact = False  # True for the simulator itself: nothing to adapt (physics.control.adapt)
 
     def __init__(self) -> None:
         self.env: ControlEnv | None = None
@@ -236,6 +237,7 @@ class SimulatorModel(PlanningModel):
     """
 
     name = GROUND_TRUTH
+    exact = True
 
     def predict(self, history: Tensor, actions: Tensor) -> Tensor:
         if self.env is None:

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
+from physics.control.adapt import ADAPT_MODES
 from physics.errors import ConfigError
 from physics.registry import Registry
 
@@ -77,6 +78,13 @@ class PlannerConfig:
         lr: Adam's learning rate on normalised actions.
         std: Initial sampling std (CEM) and perturbation std (MPPI) of normalised actions.
         temperature: MPPI's softmax temperature, relative to the spread of the costs.
+        adapt: Online adaptation of a learned planning model during the episode
+            (:mod:`physics.control.adapt`): ``none``, ``gain`` (one gain on the
+            predicted displacement of the passive nodes, fitted to what the world
+            did) or ``lead`` (one gain per lead time of the horizon).
+        adapt_window: Most recent windows (one per control step) the adaptation fits.
+        adapt_prior: The adaptation's regulariser (m^2) towards a gain of 1.
+        adapt_max_gain: The adapted gain stays within ``[1 / adapt_max_gain, adapt_max_gain]``.
     """
 
     horizon: int = 5
@@ -88,12 +96,22 @@ class PlannerConfig:
     lr: float = 0.2
     std: float = 0.6
     temperature: float = 0.1
+    adapt: str = field(default="none", metadata={
+        "help": "online adaptation of a learned model: none, gain (one gain on predicted box displacements, fitted "
+        "during the episode) or lead (one gain per lead time)", "choices": ADAPT_MODES})
+    adapt_window: int = field(default=10, metadata={"help": "control steps of recent windows the adaptation fits"})
+    adapt_prior: float = field(default=2.5e-5, metadata={"help": "adaptation regulariser towards a gain of 1 (m^2)"})
+    adapt_max_gain: float = field(default=3.0, metadata={"help": "the adapted gain stays in [1/G, G]"})
 
     def __post_init__(self) -> None:
-        for key in ("horizon", "samples", "iterations", "grad_steps", "elites", "starts"):
+        if self.adapt not in ADAPT_MODES:
+            raise ConfigError(f"PlannerConfig.adapt must be one of {ADAPT_MODES}, got {self.adapt!r}")
+        if self.adapt_max_gain < 1:
+            raise ConfigError(f"PlannerConfig.adapt_max_gain must be >= 1, got {self.adapt_max_gain}")
+        for key in ("horizon", "samples", "iterations", "grad_steps", "elites", "starts", "adapt_window"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"PlannerConfig.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("lr", "std", "temperature"):
+        for key in ("lr", "std", "temperature", "adapt_prior"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"PlannerConfig.{key} must be positive, got {getattr(self, key)}")
 

@@ -113,3 +113,34 @@ def test_corner_cost_uses_the_mean_of_the_box_corners():
 def test_corner_config_refuses_centre_nodes():
     with pytest.raises(ConfigError, match="corners"):
         BoxPushCornersTaskConfig(world={"box_nodes": "centre"})
+
+
+def test_side_term_charges_a_pusher_within_reach_in_front_of_the_box_but_not_behind_or_far():
+    plain, sided = BoxPushEnv(BoxPushTaskConfig(side_weight=0.0)), BoxPushEnv(BoxPushTaskConfig(side_weight=2.0))
+    for env in (plain, sided):
+        env.reset(seed=4)
+    state = plain.world.state()
+    box = state[plain.target, :2]
+    to_goal = (plain.goal - box) / np.linalg.norm(plain.goal - box)
+
+    def at(offset: np.ndarray) -> torch.Tensor:  # the pusher at box + offset, [1, 1, N, 3]
+        pos = state.copy()
+        pos[plain.actuated_node, :2] = box + offset
+        return torch.as_tensor(pos, dtype=torch.float32)[None, None]
+
+    size = plain.world.node_attr[plain.target, 2:4]
+    reach = 0.5 * float(np.linalg.norm(size)) + plain.world.config.pusher_radius
+    behind, in_front, far_in_front = at(-0.9 * reach * to_goal), at(0.9 * reach * to_goal), at(1.5 * reach * to_goal)
+    for pos in (behind, far_in_front):  # behind the box or out of reach: no side charge
+        torch.testing.assert_close(sided.cost(pos), plain.cost(pos))
+    extra = float(sided.cost(in_front) - plain.cost(in_front))
+    assert extra == pytest.approx(2 * 2.0 * 0.1 * reach, rel=1e-3)  # weight * (reach - d) * (1 - cos) / 2, last step twice
+    with pytest.raises(ConfigError, match="side_weight"):
+        BoxPushTaskConfig(side_weight=-1.0)
+    for env in (plain, sided):
+        env.close()
+
+
+def test_side_term_is_on_for_centre_boxes_and_off_for_corners_by_default():
+    assert BoxPushTaskConfig().side_weight > 0  # measured on centre nodes (docs/results/control.md)
+    assert BoxPushCornersTaskConfig().side_weight == 0.0
