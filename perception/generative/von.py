@@ -88,6 +88,7 @@ __all__ = ["VonConfig", "VisualObjectNetwork", "project_voxels", "depth_normals"
            "train_attributes", "depth_error", "swap_recognition"]
 
 DECODERS = ("voxel", "2d")
+TEXTURE_SKETCHES = ("render", "projected")  # what the texture network paints in training (VonConfig)
 RAY_SAMPLES = 64  # samples per ray of the projection: 2 per voxel (32 samples bias the depth by +3% of its range)
 
 
@@ -107,6 +108,14 @@ class VonConfig:
             (:func:`depth_normals`) besides the sketch itself: the renders' light is
             fixed to the camera, so the normals decide the shading that tells a box's
             flat faces from a cylinder's or an ellipsoid's curved ones (fourth round).
+        texture_sketch: What the texture network paints in training: ``"render"``, the renderer's exact
+            sketches (rounds 3-4), or ``"projected"``, the differentiable projection of the object's true
+            voxels (:func:`project_voxels`), as the paper's texture network paints the projections of
+            real 3-D shapes.  In generation it always paints the projection of the generated voxels, so
+            ``"projected"`` trains it on sketches made the way the ones it paints are made (soft edges,
+            trilinear depth), while the object's true shape keeps them right from the first step.
+            Measured on seed 0 at reduced size: no gain in shape swaps, so ``"render"`` stays the default.
+        leaky_voxels: LeakyReLU instead of ReLU in the voxel decoder (:class:`VoxelDecoder`).
     """
 
     shape_dim: int = 32
@@ -116,10 +125,15 @@ class VonConfig:
     depth_weight: float = 4.0
     texture_exchange: bool = True
     normals: bool = True
+    texture_sketch: str = "render"
+    leaky_voxels: bool = False
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
             raise ConfigError(f"VonConfig.decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.texture_sketch not in TEXTURE_SKETCHES:
+            raise ConfigError(f"VonConfig.texture_sketch must be one of {TEXTURE_SKETCHES}, got "
+                              f"{self.texture_sketch!r}")
 
 
 def project_voxels(voxels: Tensor, azimuth: Tensor, samples: int = RAY_SAMPLES) -> tuple[Tensor, Tensor]:
@@ -196,15 +210,30 @@ def _encoder(width: int, out: int, extra: int = 0) -> tuple[nn.Sequential, nn.Se
 
 
 class VoxelDecoder(nn.Module):
-    """Shape network: code [N, shape_dim] -> occupancy [N, 32, 32, 32] (3-D transposed convolutions)."""
+    """Shape network: code [N, shape_dim] -> occupancy logits [N, 32, 32, 32] (3-D transposed convolutions).
 
-    def __init__(self, shape_dim: int) -> None:
+    ``leaky``: LeakyReLU(0.2) between the layers instead of ReLU.  With ReLU the
+    network trained itself into a trap (seed 0, 600 steps): every channel of
+    the last stage that reached the output with a positive weight was dead
+    (active at 2% of the voxels), so an object's inside was "no channel
+    active", its logit the final bias (-0.12), and no voxel's occupancy rose
+    above 0.47; the projection then saw a half-transparent cloud.  LeakyReLU
+    frees it (inside voxels 0.89 on average) but left the depth error and the
+    shape swaps where they were (seed 0 at reduced size; seed 1 at full size
+    85.3% of shape swaps), so it is off by default (perception results page).
+    """
+
+    def __init__(self, shape_dim: int, leaky: bool = False) -> None:
         super().__init__()
         self.fc = nn.Linear(shape_dim, 32 * 4 ** 3)
+
+        def act() -> nn.Module:
+            return nn.LeakyReLU(0.2) if leaky else nn.ReLU()
+
         self.net = nn.Sequential(
-            nn.ReLU(),
-            nn.ConvTranspose3d(32, 16, 4, 2, 1), nn.GroupNorm(4, 16), nn.ReLU(),
-            nn.ConvTranspose3d(16, 8, 4, 2, 1), nn.GroupNorm(4, 8), nn.ReLU(),
+            act(),
+            nn.ConvTranspose3d(32, 16, 4, 2, 1), nn.GroupNorm(4, 16), act(),
+            nn.ConvTranspose3d(16, 8, 4, 2, 1), nn.GroupNorm(4, 8), act(),
             nn.ConvTranspose3d(8, 1, 4, 2, 1),
         )
 
@@ -276,7 +305,7 @@ class VisualObjectNetwork(nn.Module):
         self.shape_trunk, self.shape_head = _encoder(config.width, config.shape_dim, extra=4)
         self.texture_trunk, self.texture_head = _encoder(config.width // 2, config.texture_dim)
         if config.decoder == "voxel":
-            self.voxel_decoder = VoxelDecoder(config.shape_dim)
+            self.voxel_decoder = VoxelDecoder(config.shape_dim, leaky=config.leaky_voxels)
             self.texture_net = TextureNet(config.texture_dim, normals=config.normals)
         else:
             self.decoder_2d = Decoder2d(config.shape_dim + config.texture_dim)
@@ -329,7 +358,12 @@ class VisualObjectNetwork(nn.Module):
         z_shape, z_texture = self.encode(data.images[idx], az)
         if self.config.texture_exchange:
             z_texture = self.encode_texture(data.images[texture_partners(data, idx)])
-        out = self.generate(z_shape, z_texture, az, sketch=(data.mask[idx], data.depth[idx]))
+        if self.config.texture_sketch == "projected" and self.config.decoder == "voxel":
+            with torch.no_grad():
+                sketch = project_voxels(data.voxels[idx], az)
+        else:
+            sketch = (data.mask[idx], data.depth[idx])
+        out = self.generate(z_shape, z_texture, az, sketch=sketch)
         sil = out["silhouette"].clamp(1e-5, 1 - 1e-5)
         loss = (F.binary_cross_entropy(sil, data.mask[idx])
                 + self.config.depth_weight * (out["depth"] - data.depth[idx]).abs().mean()
@@ -463,7 +497,9 @@ def _shape_reads(attributes: AttributeNet, model: VisualObjectNetwork, test: Vox
 
     ``reconstructions``: the model's own images; for the voxel decoder also
     ``true_sketches_painted`` (the texture network painting the true silhouette
-    and depth: its own share) and ``hard_silhouette_painted`` (the projection's
+    and depth: its own share), ``true_voxels_projected_painted`` (painting the
+    projection of the true voxels: the projection's style without the shape
+    network's errors) and ``hard_silhouette_painted`` (the projection's
     silhouette thresholded at 0.5, hard-edged as the renders are).
     """
     def accuracy(images: Tensor) -> float:
@@ -473,6 +509,7 @@ def _shape_reads(attributes: AttributeNet, model: VisualObjectNetwork, test: Vox
     if model.config.decoder == "voxel":
         z_shape, z_texture = codes
         for name, sketch in (("true_sketches_painted", (test.mask, test.depth)),
+                             ("true_voxels_projected_painted", project_voxels(test.voxels, test.azimuth)),
                              ("hard_silhouette_painted", ((rec["silhouette"] > 0.5).float(), rec["depth"]))):
             rgb = [model.generate(a, b, c, sketch=(m, d))["rgb"] for a, b, c, m, d in zip(
                 z_shape.split(64), z_texture.split(64), test.azimuth.split(64), sketch[0].split(64),

@@ -132,6 +132,31 @@ def test_training_lowers_the_loss_and_is_deterministic_for_a_seed(objects):
         assert rgb.permute(1, 0, 2, 3)[:, objects.mask > 0].mean() > 0.02
 
 
+def test_texture_network_on_projected_true_voxels_leaves_the_shape_side_alone(objects):
+    """texture_sketch="projected" changes what the texture network paints in training, nothing else."""
+    runs = {mode: train_von(VonConfig(shape_dim=8, texture_dim=4, width=16, texture_sketch=mode), objects, steps=12,
+                            batch=6, lr=2e-3, seed=0)[0] for mode in ("render", "projected")}
+    shape_side = ("shape_trunk", "shape_head", "voxel_decoder")
+    for name, p in runs["render"].named_parameters():
+        other = dict(runs["projected"].named_parameters())[name]
+        assert torch.equal(p, other) == name.startswith(shape_side), name
+    idx = torch.arange(len(objects))
+    with torch.no_grad():
+        fresh = VisualObjectNetwork(VonConfig(shape_dim=8, texture_dim=4, width=16, texture_sketch="projected"))
+        assert runs["projected"].loss(objects, idx) < fresh.loss(objects, idx)
+
+
+def test_leaky_voxel_decoder_swaps_the_activations_only(objects):
+    plain, leaky = (VisualObjectNetwork(VonConfig(shape_dim=8, texture_dim=4, width=16, leaky_voxels=flag))
+                    for flag in (False, True))
+    kinds = {flag: {type(m).__name__ for m in net.voxel_decoder.net} for flag, net in ((False, plain), (True, leaky))}
+    assert "ReLU" in kinds[False] and "LeakyReLU" not in kinds[False]
+    assert "LeakyReLU" in kinds[True] and "ReLU" not in kinds[True]
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in leaky.parameters())
+    out = leaky.generate(torch.zeros(2, 8), torch.zeros(2, 4), objects.azimuth[:2])
+    assert out["voxels"].shape == (2, VOXELS, VOXELS, VOXELS) and 0 <= out["voxels"].min() <= out["voxels"].max() <= 1
+
+
 def test_depth_error_and_swaps_report_fractions(objects):
     err = depth_error(objects.depth, objects.depth, objects.mask)
     assert err == {"object": 0.0, "all": 0.0}
@@ -144,6 +169,8 @@ def test_depth_error_and_swaps_report_fractions(objects):
 def test_bad_configs_are_refused():
     with pytest.raises(ConfigError, match="voxel"):
         VonConfig(decoder="mesh")
+    with pytest.raises(ConfigError, match="texture_sketch"):
+        VonConfig(texture_sketch="photo")
     with pytest.raises(ConfigError, match="half-extents"):
         render_objects(torch.tensor([0]), torch.tensor([[0.9, 0.5, 0.5]]), torch.zeros(1), torch.tensor([0]),
                        torch.tensor([0]))
@@ -156,7 +183,8 @@ def test_quick_bench_reports_three_checks_beside_the_2d_ablation():
     assert all(c["ablation"] is not None for c in result["checks"])
     assert set(result["figures"]["models"]) == {"voxel", "2d"}
     reads = {k: v["shape_read"] for k, v in result["figures"]["models"].items()}
-    assert set(reads["voxel"]) == {"reconstructions", "true_sketches_painted", "hard_silhouette_painted"}
+    assert set(reads["voxel"]) == {"reconstructions", "true_sketches_painted", "true_voxels_projected_painted",
+                                   "hard_silhouette_painted"}
     assert set(reads["2d"]) == {"reconstructions"}
     assert all(0 <= x <= 1 for r in reads.values() for x in r.values())
 
