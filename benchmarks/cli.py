@@ -36,6 +36,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("data", "audiovisual"), "data_audiovisual", "audio-visual clips: frames, masks, per-source WAVs, mixture and truth"),
     (("data", "clevrer-questions"), "data_clevrer_questions", "CLEVRER questions of the four types (official JSON) for a folder of videos"),
     (("data", "questions"), "questions", "template questions (official CLEVR questions JSON) for a scenes file"),
+    (("data", "stats"), "data_stats", "objects per scene and program size and depth of a CLEVR-format split"),
     (("data", "video-trajectories"), "data_video_trajectories", "a CLEVRER split's object states in one compact .npz (training data)"),
     (("data", "dynamics"), "data_dynamics", "rollouts of a dynamics world as trajectory .npz files"),
     (("train", "derender"), "train_derender", "NS-VQA derenderer: object proposals and attribute network"),

@@ -21,6 +21,11 @@ in [0, 1]):
   ``parser="model"``;
 * ``per_family``: ``{"template_filename:question_family_index": {questions,
   accuracy}}`` for the questions that name their template;
+* ``per_depth`` and ``per_objects``: ``{"N": {questions, accuracy}}`` by the
+  ground-truth program's depth (:meth:`reasoning.dsl.Program.depth`) and by the
+  number of objects in the question's true scene (generalisation to deeper
+  programs and fuller scenes; ``min_depth`` keeps only the questions at least
+  that deep, a held-out selection of programs deeper than training's);
 * ``perception.detection_precision``, ``perception.detection_recall``,
   ``perception.attribute_accuracy`` (all attributes of a matched object right),
   ``perception.attribute_accuracy_<attr>``, ``perception.position_error``
@@ -94,6 +99,11 @@ class ClevrEvalConfig:
         default=None, metadata={"help": "the question parser's checkpoint file (default: the shipped one)"}
     )
     limit: int | None = field(default=None, metadata={"help": "evaluate at most this many questions"})
+    min_depth: int = field(
+        default=0,
+        metadata={"help": "answer only the questions whose ground-truth program is at least this deep (calls on the "
+                  "longest path from the answer to scene); 0: all. Applied before --limit"},
+    )
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
     threads: int | None = field(
         default=None,
@@ -113,6 +123,8 @@ class ClevrEvalConfig:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.min_depth < 0:
+            raise ConfigError(f"min_depth must be >= 0, got {self.min_depth}")
         for name in ("perception", "parser"):
             if getattr(self, name) not in SOURCES:
                 raise ConfigError(f"{name} must be one of {SOURCES}, got {getattr(self, name)!r}")
@@ -139,6 +151,10 @@ class ClevrEvalConfig:
             parser=self.parser == "model",
             parser_checkpoint=self.parser_checkpoint,
         )
+
+
+def _program(question: dict[str, Any], file: str, k: int) -> Program:
+    return from_clevr(question["program"], where=f"{file}: question {k}")
 
 
 def _ratio(num: float, den: float) -> float:
@@ -316,13 +332,24 @@ def _evaluate(
     raw = read_json(layout.questions, "CLEVR questions file")
     if not isinstance(raw, dict) or not isinstance(raw.get("questions"), list):
         raise DataError(f"{layout.questions}: expected an object with a 'questions' list")
-    questions = raw["questions"][: config.limit] if config.limit else raw["questions"]
+    questions = raw["questions"]
     for k, q in enumerate(questions):
         for key in ("question", "program", "answer", "image_index"):
             if key not in q:
                 raise DataError(f"{layout.questions}: question {k} lacks '{key}'")
+    index = list(range(len(questions)))  # each kept question's place in the file, for messages
+    if config.min_depth:
+        index = [k for k in index if _program(questions[k], layout.questions.name, k).depth() >= config.min_depth]
+        if not index:
+            raise DataError(f"{layout.questions}: no question's program is {config.min_depth} or more calls deep")
+        questions = [questions[k] for k in index]
+    if config.limit:
+        questions, index = questions[: config.limit], index[: config.limit]
+    for k, q in enumerate(questions):
         if q["image_index"] not in gt_scenes:
-            raise DataError(f"{layout.questions}: question {k} asks about image {q['image_index']}, not in the scenes file")
+            raise DataError(
+                f"{layout.questions}: question {index[k]} asks about image {q['image_index']}, not in the scenes file"
+            )
     image_ids = sorted({q["image_index"] for q in questions})
     result: dict[str, Any] = {"config": asdict(config), "parts": asdict(config.parts()),
                               "questions": len(questions), "scenes": len(image_ids)}
@@ -350,7 +377,7 @@ def _evaluate(
             model = _worker_setup(spec)
         else:  # Ray's workers run them all
             model = load_qa_model(config.model, config.parts())
-    gt_programs = [from_clevr(q["program"], where=f"{layout.questions.name}: question {k}") for k, q in enumerate(questions)]
+    gt_programs = [_program(q, layout.questions.name, index[k]) for k, q in enumerate(questions)]
     perceived: dict[int, SceneGraph] = {}
     chunks: list[ParsedChunk] = []
     bar = tqdm(done, total=len(jobs), desc=desc, unit="job", disable=not progress or not jobs)
@@ -412,6 +439,15 @@ def _evaluate(
             row[0] += 1
             row[1] += int(a == q["answer"])
     result["per_family"] = {k: {"questions": n, "accuracy": _ratio(c, n)} for k, (n, c) in sorted(family.items())}
+    by_depth: dict[int, list[int]] = {}
+    by_objects: dict[int, list[int]] = {}
+    for a, q, g in zip(answers, questions, gt_programs, strict=True):
+        for table, key in ((by_depth, g.depth()), (by_objects, len(gt_scenes[q["image_index"]].objects))):
+            row = table.setdefault(key, [0, 0])
+            row[0] += 1
+            row[1] += int(a == q["answer"])
+    for name, table in (("per_depth", by_depth), ("per_objects", by_objects)):
+        result[name] = {str(k): {"questions": n, "accuracy": _ratio(c, n)} for k, (n, c) in sorted(table.items())}
     result["seconds"] = round(time.perf_counter() - t0, 2)
     if config.out:
         atomic_write_json(config.out, result, indent=1)

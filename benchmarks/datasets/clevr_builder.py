@@ -102,6 +102,10 @@ class ClevrDataConfig:
     min_dist: float = field(
         default=0.25, metadata={"help": "least gap between object surfaces (CLEVR: 0.25; smaller: more touching)"}
     )
+    margin: float = field(
+        default=0.4, metadata={"help": "least gap between object centres along each of left/right/front/behind "
+                               "(CLEVR: 0.4; more than 10 objects need less, e.g. 0.25 for 11-13)"}
+    )
     backend: str = field(
         default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]}
     )
@@ -141,6 +145,8 @@ class ClevrDataConfig:
             )
         if self.min_dist < 0:
             raise ConfigError(f"--min-dist must be >= 0, got {self.min_dist}")
+        if self.margin < 0:
+            raise ConfigError(f"--margin must be >= 0, got {self.margin}")
         if self.questions_per_scene < 0:
             raise ConfigError(f"--questions-per-scene must be >= 0, got {self.questions_per_scene}")
         if self.cogent is not None and self.cogent not in COGENT_CONDITIONS:
@@ -211,6 +217,7 @@ def world_config(cfg: ClevrDataConfig) -> ClevrWorldConfig:
         min_objects=cfg.min_objects,
         max_objects=cfg.max_objects,
         min_dist=cfg.min_dist,
+        margin=cfg.margin,
         shape_colors=COGENT_CONDITIONS[cfg.cogent] if cfg.cogent else None,
     )
     return ClevrWorldConfig(width=cfg.width, height=cfg.height, min_pixels=cfg.min_pixels, layout=layout)
@@ -244,7 +251,7 @@ def _crowding(cfg: ClevrDataConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k, v in _CROWDING_DEFAULTS.items() if getattr(cfg, k) != v}
 
 
-_CROWDING_DEFAULTS = {"min_objects": 3, "max_objects": 10, "min_dist": 0.25}
+_CROWDING_DEFAULTS = {"min_objects": 3, "max_objects": 10, "min_dist": 0.25, "margin": 0.4}
 
 
 # ---------------------------------------------------------------------- one scene (worker side)

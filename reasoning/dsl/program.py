@@ -76,6 +76,17 @@ class Program:
             return [call for call, _ in self.graph]
         return list(self.root.walk())
 
+    def depth(self) -> int:
+        """Calls on the longest path from the root down to a leaf (for CLEVR, the answer back to ``scene``).
+
+        The number of steps that must run one after another; a DAG's depth is its
+        tree expansion's (a shared node is counted once per path, as any node).
+        """
+        memo: dict[int, int] = {}
+        for call in self.root.walk():  # post-order: children first
+            memo[id(call)] = 1 + max((memo[id(a)] for a in call.args), default=0)
+        return memo[id(self.root)]
+
     def __len__(self) -> int:
         if self.graph is not None:
             return len(self.graph)

@@ -45,7 +45,7 @@ from reasoning.questions.engine import ATTRS, FUNCTIONS, INVALID, FilterKey, Sce
 from reasoning.questions.template import Template
 from reasoning.questions.vocab import ATTRIBUTE_TYPES
 
-__all__ = ["Instance", "instantiate", "is_degenerate", "COMPOSITE_FUNCTIONS"]
+__all__ = ["Instance", "instantiate", "is_degenerate", "COMPOSITE_FUNCTIONS", "program_bounds"]
 
 # the catalogue's template-only composite nodes, which the search expands (see _SUFFIX)
 COMPOSITE_FUNCTIONS = frozenset(
@@ -288,6 +288,28 @@ _SUFFIX = {
 # The question engine mode of the function table: basic functions in engine.FUNCTIONS,
 # composites expanded here.
 register_mode("question engine", lambda: (*FUNCTIONS, *_SUFFIX))
+
+
+def program_bounds(template: Template) -> tuple[int, int]:
+    """The largest (depth, node count) a program instantiated from ``template`` can have.
+
+    Every composite node is counted at its fullest expansion (``relate``, one
+    ``filter_<attribute>`` per filter parameter, then its ending node), as if no
+    parameter were left empty; depth is as :meth:`reasoning.dsl.Program.depth`
+    counts it.  A question set whose programs are deeper than every bound of a
+    template set is deeper than anything that set can generate.
+    """
+    depth: list[int] = []
+    size = 0
+    for node in template.nodes:
+        if node.type in COMPOSITE_FUNCTIONS:
+            # relate_filter*: the relation's side input is its relate node, each other one a filter
+            span = len(node.side_inputs) + int(_SUFFIX[node.type] is not None)
+        else:
+            span = 1
+        size += span
+        depth.append(span + max((depth[i] for i in node.inputs), default=0))
+    return depth[-1], size
 
 
 def _prune(options: list[Any], nulls: tuple[int, ...]) -> list[Any]:

@@ -151,20 +151,23 @@ def test_cogent_condition_b_swaps_cube_and_cylinder_palettes(tmp_path):
 
 def test_crowding_options_set_the_object_count_and_are_recorded(tmp_path, cfg, built):
     crowded = ClevrDataConfig(n=3, out=str(tmp_path / "crowded"), split="val", questions_per_scene=0,
-                              width=240, height=160, min_pixels=30, min_objects=8, max_objects=9, min_dist=0.2)
+                              width=240, height=160, min_pixels=30, min_objects=8, max_objects=9, min_dist=0.2,
+                              margin=0.3)
     build_clevr(crowded, progress=False)
     data = json.loads(scenes_path(crowded.out, "val").read_text())
     assert all(8 <= len(scene["objects"]) <= 9 for scene in data["scenes"])
-    assert {k: data["info"][k] for k in ("min_objects", "max_objects", "min_dist")} == {
-        "min_objects": 8, "max_objects": 9, "min_dist": 0.2}
+    assert {k: data["info"][k] for k in ("min_objects", "max_objects", "min_dist", "margin")} == {
+        "min_objects": 8, "max_objects": 9, "min_dist": 0.2, "margin": 0.3}
     with pytest.raises(ConfigError, match="min_objects=8"):  # a finished crowded build is not mixed with others
         build_clevr(replace(crowded, min_objects=3, max_objects=10, min_dist=0.25), progress=False)
     default_info = json.loads(scenes_path(cfg.out, "val").read_text())["info"]
-    assert not {"min_objects", "max_objects", "min_dist"} & set(default_info)  # CLEVR's defaults: files as before
+    assert not {"min_objects", "max_objects", "min_dist", "margin"} & set(default_info)  # CLEVR's defaults: files as before
     with pytest.raises(ConfigError, match="--min-objects <= --max-objects"):
         ClevrDataConfig(n=1, out=str(tmp_path), min_objects=5, max_objects=4)
     with pytest.raises(ConfigError, match="--min-dist"):
         ClevrDataConfig(n=1, out=str(tmp_path), min_dist=-0.1)
+    with pytest.raises(ConfigError, match="--margin"):
+        ClevrDataConfig(n=1, out=str(tmp_path), margin=-0.1)
 
 
 def test_cli_builds_and_prints_json(tmp_path, capsys, templates, only_this_command):

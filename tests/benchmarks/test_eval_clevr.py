@@ -30,6 +30,31 @@ def test_ground_truth_parts_answer_every_question(split, tmp_path):
     assert json.loads(out.read_text())["accuracy"] == res["accuracy"]
 
 
+def test_min_depth_keeps_only_deep_programs_and_results_break_down_by_depth_and_scene_size(split):
+    qs = json.loads((split / "CLEVR_test_questions.json").read_text())["questions"]
+    scenes = json.loads((split / "CLEVR_test_scenes.json").read_text())["scenes"]
+    depths = [from_clevr(q["program"]).depth() for q in qs]
+    cut = sorted(depths)[len(depths) // 2]
+    every = evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="gt"), progress=False)
+    assert {int(k): v["questions"] for k, v in every["per_depth"].items()} == {
+        d: depths.count(d) for d in set(depths)}
+    sizes = {s["image_index"]: len(s["objects"]) for s in scenes}
+    assert sum(v["questions"] for v in every["per_objects"].values()) == len(qs)
+    assert {int(k) for k in every["per_objects"]} == {sizes[q["image_index"]] for q in qs}
+    deep = evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="gt", min_depth=cut), progress=False)
+    assert deep["questions"] == sum(d >= cut for d in depths) < len(qs)
+    assert min(int(k) for k in deep["per_depth"]) >= cut
+    assert deep["accuracy"]["overall"] == 1.0
+    limited = evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="gt", min_depth=cut, limit=2),
+                             progress=False)
+    assert limited["questions"] == 2 and min(int(k) for k in limited["per_depth"]) >= cut  # the filter comes first
+    with pytest.raises(DataError, match="or more calls deep"):
+        evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="gt", min_depth=max(depths) + 1),
+                       progress=False)
+    with pytest.raises(ConfigError, match="min_depth"):
+        ClevrEvalConfig(data=str(split), min_depth=-1)
+
+
 class _OracleParser:
     """Parses by looking the question up: checks the plumbing of parser='model'."""
 

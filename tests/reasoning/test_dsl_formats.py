@@ -427,3 +427,14 @@ def test_any_token_list_gives_a_program_or_a_program_error(tokens: list[str]) ->
             continue
         assert decode(encode(program)) == program
         assert len(encode(program)) == len(tokens)
+
+
+def test_depth_counts_calls_on_the_longest_path_to_a_leaf() -> None:
+    assert parse_program("scene()").depth() == 1
+    assert parse_program("count(filter_color(scene(), red))").depth() == 3
+    # two branches: the longer one decides
+    text = "equal_integer(count(filter_color(filter_size(scene(), large), red)), count(scene()))"
+    assert parse_program(text).depth() == 5
+    # a DAG (the official single_or node list): scene -> size -> colour -> union -> shape -> count
+    dag = from_clevr(SINGLE_OR)
+    assert dag.graph is not None and len(dag) == 7 and dag.depth() == 6

@@ -11,6 +11,7 @@ from perception.synthetic import sample_scene_graphs
 from reasoning.dsl import from_clevr
 from reasoning.executor import execute
 from reasoning.questions import (
+    DEFAULT_TEMPLATES,
     FAMILIES,
     QUESTION_KEYS,
     QUESTION_TYPES,
@@ -19,7 +20,7 @@ from reasoning.questions import (
     question_type,
     save_questions,
 )
-from reasoning.questions.search import COMPOSITE_FUNCTIONS
+from reasoning.questions.search import COMPOSITE_FUNCTIONS, program_bounds
 
 
 def _official(shared_clevr) -> QuestionGenerator:
@@ -137,3 +138,28 @@ def test_slow_over_1000_official_questions_all_agree_with_executor(shared_clevr)
     assert len(questions) >= 1000
     _check_agreement(questions, scenes)
     assert len(_covered(questions)) == 90
+
+
+DEEP_TEMPLATES = DEFAULT_TEMPLATES.with_name("templates_deep")
+
+
+def test_program_bounds_hold_every_generated_program_and_deep_templates_exceed_the_default_set(scenes):
+    default = QuestionGenerator()
+    bounds = {t.key: program_bounds(t) for t in default.templates}
+    questions = default.generate(scenes, per_scene=10, seed=3)
+    for q in questions:
+        program = from_clevr(q["program"])
+        depth, nodes = bounds[(q["template_filename"], q["question_family_index"])]
+        assert program.depth() <= depth and len(program) <= nodes
+    # the bound is reached: the fullest three-hop template expands to 25 calls in one chain
+    assert max(d for d, _ in bounds.values()) == 25
+    deep = QuestionGenerator(DEEP_TEMPLATES)
+    assert {t.filename for t in deep.templates} == {"four_hop.json", "five_hop.json", "six_hop.json"}
+    assert min(program_bounds(t)[0] for t in deep.templates) > max(d for d, _ in bounds.values())
+    chains = deep.generate(scenes, per_scene=6, seed=3)
+    assert len(chains) > 50
+    _check_agreement(chains, scenes)
+    hops = {"four_hop.json": 4, "five_hop.json": 5, "six_hop.json": 6}
+    for q in chains:  # every deep question chains more relations than any default template (three)
+        assert sum(n["function"] == "relate" for n in q["program"]) == hops[q["template_filename"]]
+    assert max(sum(n["function"] == "relate" for n in q["program"]) for q in questions) <= 3
