@@ -143,10 +143,9 @@ class ClevrDataConfig:
             raise ConfigError(
                 f"need 1 <= --min-objects <= --max-objects, got {self.min_objects} and {self.max_objects}"
             )
-        if self.min_dist < 0:
-            raise ConfigError(f"--min-dist must be >= 0, got {self.min_dist}")
-        if self.margin < 0:
-            raise ConfigError(f"--margin must be >= 0, got {self.margin}")
+        for flag, value in (("--min-dist", self.min_dist), ("--margin", self.margin)):
+            if not (np.isfinite(value) and value >= 0):  # NaN fails every comparison: test it by name
+                raise ConfigError(f"{flag} must be a finite number >= 0, got {value}")
         if self.questions_per_scene < 0:
             raise ConfigError(f"--questions-per-scene must be >= 0, got {self.questions_per_scene}")
         if self.cogent is not None and self.cogent not in COGENT_CONDITIONS:

@@ -168,6 +168,11 @@ def test_crowding_options_set_the_object_count_and_are_recorded(tmp_path, cfg, b
         ClevrDataConfig(n=1, out=str(tmp_path), min_dist=-0.1)
     with pytest.raises(ConfigError, match="--margin"):
         ClevrDataConfig(n=1, out=str(tmp_path), margin=-0.1)
+    for bad in (float("nan"), float("inf")):  # would pass a `< 0` test and fail only when build.json is written
+        with pytest.raises(ConfigError, match="--margin must be a finite number"):
+            ClevrDataConfig(n=1, out=str(tmp_path), margin=bad)
+        with pytest.raises(ConfigError, match="--min-dist must be a finite number"):
+            ClevrDataConfig(n=1, out=str(tmp_path), min_dist=bad)
 
 
 def test_cli_builds_and_prints_json(tmp_path, capsys, templates, only_this_command):
