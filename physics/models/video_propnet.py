@@ -193,6 +193,14 @@ class RolloutConfig:
         if self.future_frames < 0 or self.fps < 1 or self.collision_gap < 1 or self.contact_lead < 0:
             raise ConfigError(f"RolloutConfig: future_frames >= 0, fps >= 1, collision_gap >= 1 and contact_lead >= 0 "
                               f"needed, got {self}")
+        reals = {"contact_tolerance": self.contact_tolerance, "influence_distance": self.influence_distance,
+                 "approach_speed": self.approach_speed, "ensemble_shift": self.ensemble_shift,
+                 "ensemble_turn": self.ensemble_turn, "ensemble_speed": self.ensemble_speed}
+        if self.future_tolerance is not None:
+            reals["future_tolerance"] = self.future_tolerance
+        bad = {name: value for name, value in reals.items() if not math.isfinite(value)}
+        if bad:  # NaN passes every `< 0` test below and would silently find no collisions
+            raise ConfigError(f"RolloutConfig: settings must be finite numbers, got {bad}")
         if self.future_tolerance is not None and self.future_tolerance < 0 or self.approach_speed < 0:
             raise ConfigError(f"RolloutConfig: future_tolerance and approach_speed must be >= 0, got "
                               f"{self.future_tolerance}, {self.approach_speed}")

@@ -405,3 +405,11 @@ def test_the_shipped_checkpoint_loads_small_and_reproducible():
     assert meta["world"] == "clevrer" and bool(model.vel_norm.fitted)
     assert model.config == preset("clevrer", "propnet", dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM, edge_attr_dim=0)
     assert Path(SHIPPED_CHECKPOINT).parent.name == "video"
+
+
+@pytest.mark.parametrize("name", ["future_tolerance", "approach_speed", "ensemble_shift", "contact_tolerance"])
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_rollout_settings_that_are_not_finite_are_refused_by_name(name, value):
+    # NaN passes every `< 0` check and would make the collision rule find nothing, silently
+    with pytest.raises(ConfigError, match=name):
+        RolloutConfig(**{name: value})
