@@ -106,7 +106,7 @@ class PlannerConfig:
     def __post_init__(self) -> None:
         if self.adapt not in ADAPT_MODES:
             raise ConfigError(f"PlannerConfig.adapt must be one of {ADAPT_MODES}, got {self.adapt!r}")
-        if self.adapt_max_gain < 1:
+        if not self.adapt_max_gain >= 1:  # also refuses NaN
             raise ConfigError(f"PlannerConfig.adapt_max_gain must be >= 1, got {self.adapt_max_gain}")
         for key in ("horizon", "samples", "iterations", "grad_steps", "elites", "starts", "adapt_window"):
             if getattr(self, key) < 1:

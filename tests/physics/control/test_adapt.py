@@ -96,6 +96,9 @@ def test_bad_settings_are_refused():
         PlannerConfig(adapt="always")
     with pytest.raises(ConfigError, match="adapt_prior"):
         PlannerConfig(adapt_prior=0.0)
+    for gain in (0.5, float("nan")):
+        with pytest.raises(ConfigError, match="adapt_max_gain"):
+            PlannerConfig(adapt_max_gain=gain)
     with pytest.raises(ConfigError, match="mode must be one of"):
         OnlineCorrection(ScaledMotion(1.0), ACTUATED, lead_steps=4, mode="none")
     c = OnlineCorrection(ScaledMotion(1.0), ACTUATED, lead_steps=4)
