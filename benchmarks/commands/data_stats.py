@@ -37,13 +37,17 @@ def _summary(counts: Counter[int]) -> dict[str, Any]:
 def split_stats(data: str, split: str) -> dict[str, Any]:
     """Object counts of a split's scenes and node counts and depths of its questions' programs.
 
+    A question without a valid program is left out of the counts and named under
+    ``skipped`` (the first few), not fatal to the rest.
+
     Raises:
-        DataError: no scenes file, or a malformed questions file (naming the file and question).
+        DataError: no scenes file, or a questions file that is not one.
     """
+    from benchmarks.commands.execute import load_questions
     from perception.datasets.clevr import find_layout
     from perception.scene_graph import load_scenes
-    from physics.io import read_json
     from reasoning.dsl import from_clevr
+    from reasoning.errors import ProgramError
 
     layout = find_layout(data, split)
     if layout.scenes is None:
@@ -51,20 +55,25 @@ def split_stats(data: str, split: str) -> dict[str, Any]:
     objects = Counter(len(s.objects) for s in load_scenes(layout.scenes))
     out: dict[str, Any] = {"data": data, "split": split, "scenes": sum(objects.values()), "objects": _summary(objects)}
     if layout.questions is not None:
-        raw = read_json(layout.questions, "CLEVR questions file")
-        if not isinstance(raw, dict) or not isinstance(raw.get("questions"), list):
-            raise DataError(f"{layout.questions}: expected an object with a 'questions' list")
+        questions = load_questions(layout.questions)
         nodes: Counter[int] = Counter()
         depth: Counter[int] = Counter()
-        for k, q in enumerate(raw["questions"]):
-            if not isinstance(q, dict) or "program" not in q:
-                raise DataError(f"{layout.questions}: question {k} lacks 'program'")
-            program = from_clevr(q["program"], where=f"{layout.questions.name}: question {k}")
+        skipped: list[str] = []
+        for k, q in enumerate(questions):
+            where = f"{layout.questions.name}: question {k}"
+            try:
+                if not isinstance(q, dict) or "program" not in q:
+                    raise DataError(f"{where} lacks 'program'")
+                program = from_clevr(q["program"], where=where)
+            except (DataError, ProgramError) as err:
+                skipped.append(str(err))
+                continue
             nodes[len(program)] += 1
             depth[program.depth()] += 1
-        out.update(questions=len(raw["questions"]), program_nodes=_summary(nodes), program_depth=_summary(depth))
+        out.update(questions=len(questions), program_nodes=_summary(nodes), program_depth=_summary(depth))
+        if skipped:
+            out["skipped"] = {"count": len(skipped), "first": skipped[:5]}
     return out
-
 
 def template_bounds(path: str) -> dict[str, Any]:
     """The largest program depth and node count a template set (``default``: the project's own) can produce."""

@@ -55,3 +55,20 @@ def test_a_split_without_scenes_is_named(tmp_path):
 
     with pytest.raises(DataError):
         split_stats(str(tmp_path), "test")
+
+
+def test_a_bad_question_is_reported_and_skipped_not_fatal(deep_split, tmp_path):
+    from benchmarks.commands.data_stats import split_stats
+
+    for name in ("CLEVR_test_scenes.json", "CLEVR_test_questions.json"):
+        (tmp_path / name).write_text((deep_split / name).read_text())
+    qfile = tmp_path / "CLEVR_test_questions.json"
+    data = json.loads(qfile.read_text())
+    good = len(data["questions"])
+    data["questions"] += [{"question": "no program"}, {"program": [{"function": "count", "inputs": [3]}]}]
+    qfile.write_text(json.dumps(data))
+    stats = split_stats(str(tmp_path), "test")
+    assert stats["questions"] == good + 2
+    assert sum(stats["program_depth"]["histogram"].values()) == good
+    assert stats["skipped"]["count"] == 2
+    assert f"question {good}" in stats["skipped"]["first"][0] and "references node 3" in stats["skipped"]["first"][1]
