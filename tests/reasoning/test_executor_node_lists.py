@@ -413,3 +413,76 @@ def test_relation_rows_with_repeated_or_bad_indices_are_read_as_the_ordinary_exe
             )
             assert got == [truth[k] for k in keep]
             assert not node_lists_module._ROW_BITS  # the row cache lives for one call only
+
+
+def _ordinary(nodes: list, scene) -> tuple[str | None, str | None]:
+    """(answer, error) the ordinary way: from_clevr, the executor's type check, execute."""
+    from reasoning.executor import default_executor
+
+    try:
+        program = from_clevr(nodes, where="program 0")
+        try:
+            default_executor.check(program)
+        except ProgramError as exc:
+            raise ProgramError(f"program 0: {exc}") from None
+        return execute(program, scene, trace=False).answer, None
+    except ProgramError as exc:
+        return None, str(exc)
+
+
+def test_structures_checked_from_the_signatures_accept_and_refuse_as_from_clevr_does(data):
+    """Single mode checks a new structure from the operation signatures (no Program): mutated
+    wiring and functions get from_clevr's error or its answer, cold and with the good
+    structure compiled."""
+    import random
+
+    from reasoning.dsl.text import MAX_DEPTH
+
+    scenes, node_lists, idx, _ = data
+    rng = random.Random(3)
+    names = sorted(OPS)
+    mutated: list[tuple[list, int]] = []
+    for nodes, i in zip(node_lists[:150], idx[:150], strict=True):
+        for _ in range(3):
+            bad = copy.deepcopy(nodes)
+            k = rng.randrange(len(bad))
+            node = bad[k]
+            kind = rng.randrange(4)
+            if kind == 0:  # rewire one input: earlier, later, itself, negative, not an int
+                choice = rng.choice([rng.randrange(max(1, k)), k, k + 1, -1, True, 1.0, "0"])
+                node["inputs"] = [choice, *node["inputs"][1:]]
+            elif kind == 1:  # another operation in its place
+                node["function" if "function" in node else "type"] = rng.choice(names)
+            elif kind == 2:  # one input more or fewer
+                node["inputs"] = list(node["inputs"][:-1]) if node["inputs"] else [0]
+            else:  # not a dict
+                bad[k] = list(node.items())
+            mutated.append((bad, i))
+    scene = [
+        {"inputs": [], "function": "scene", "value_inputs": []},
+        *[
+            {"inputs": [j], "function": "filter_color", "value_inputs": ["red"]}
+            for j in range(MAX_DEPTH)
+        ],
+    ]
+    mutated.append(([*scene, {"inputs": [MAX_DEPTH], "function": "count", "value_inputs": []}], 0))
+    truth = [_ordinary(bad, scenes[i]) for bad, i in mutated]
+    for (bad, i), expected in zip(mutated, truth, strict=True):  # cold: each structure new
+        clear_structure_cache()
+        found: dict = {}
+        got = answer_node_lists([bad], scenes, [i], batched=False, errors=found)
+        assert (got[0], str(found[0]) if found else None) == expected, bad
+    clear_structure_cache()
+    answer_node_lists(node_lists, scenes, idx, batched=False)  # the good structures compiled
+    found = {}
+    got = answer_node_lists(
+        [b for b, _ in mutated],
+        scenes,
+        [i for _, i in mutated],
+        batched=False,
+        names=["program 0"] * len(mutated),
+        errors=found,
+    )
+    assert [(a, str(found[k]) if k in found else None) for k, a in enumerate(got)] == truth
+    errors = sum(e is not None for _, e in truth)
+    assert len(mutated) // 2 < errors < len(mutated)  # both kinds were tried
