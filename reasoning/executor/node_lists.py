@@ -21,19 +21,25 @@ the generated source names its per-structure constants (attributes, word
 tables, inputs) instead of spelling them out, so structures that differ only
 in which attribute a filter reads share one compiled text.
 
-A structure is validated when it is first compiled: its first node list goes
-through ``from_clevr`` and the executor's type check, and the generated batched
-encoder must give what ``encode`` gives on it.  Words are checked by the table
+A structure is validated when it is first compiled: in single mode its
+functions and wiring are checked against the operation signatures
+(:func:`_fits_signatures`, the rules of ``from_clevr`` and the type check, words
+aside: the evaluator checks those on every node list), in batched mode its first
+node list goes through ``from_clevr`` and the executor's type check, and the
+generated batched encoder must give what ``encode`` gives on it.  Words are checked by the table
 lookups themselves (and, when a ``unique`` is invalid, against the vocabulary,
 so that a bad word later in the list is still an error).  Any node list that
 does not fit the fast path exactly (nodes in mixed spellings, a wrong number of
 side inputs, an unknown word, an operation without a built-in form) is read by
 ``from_clevr`` and answered by the ordinary executors, so answers, invalid
-reasons and error messages are theirs.  Two leniencies remain, both in node
+reasons and error messages are theirs.  Three leniencies remain, all in node
 lists no tool writes: an ``inputs`` index written as ``true`` or ``1.0`` is read
-as ``1`` (as the official engine reads it), and a node holding both spellings
+as ``1`` (as the official engine reads it), a node holding both spellings
 is read in the first node's spelling instead of being refused when the two
-differ.
+differ, and a node without side inputs whose side-input field is a falsy
+non-list (``""``, ``0``, ``false``, ``{}``) is read as having none (the official
+engine and the plain interpreter ignore that field on such nodes; ``from_clevr``
+refuses it, and so does batched mode on the first node list of a structure).
 
 >>> from perception.synthetic import sample_scene_graph
 >>> scene = sample_scene_graph(seed=0)

@@ -486,3 +486,26 @@ def test_structures_checked_from_the_signatures_accept_and_refuse_as_from_clevr_
     assert [(a, str(found[k]) if k in found else None) for k, a in enumerate(got)] == truth
     errors = sum(e is not None for _, e in truth)
     assert len(mutated) // 2 < errors < len(mutated)  # both kinds were tried
+
+
+def test_a_falsy_side_input_field_on_a_bare_node_is_read_as_none_cold_and_warm(data):
+    """The documented leniency: as the official engine and the plain interpreter, single mode
+    ignores a falsy non-list side-input field on a node that takes none, whether or not its
+    structure is compiled already (from_clevr refuses it)."""
+    from benchmarks.speed.baseline import plain_answer
+
+    scenes, *_ = data
+    good = [
+        {"inputs": [], "function": "scene", "value_inputs": []},
+        {"inputs": [0], "function": "count", "value_inputs": []},
+    ]
+    for value in ("", 0, False, {}):
+        bad = copy.deepcopy(good)
+        bad[0]["value_inputs"] = value
+        with pytest.raises(ProgramError, match="must be a list of strings"):
+            from_clevr(bad)
+        expected = plain_answer(bad, scenes[0].to_clevr())
+        clear_structure_cache()
+        cold = answer_node_lists([bad], scenes, [0], batched=False)
+        warm = answer_node_lists([bad], scenes, [0], batched=False)
+        assert cold == warm == [expected] == [str(len(scenes[0]))]
