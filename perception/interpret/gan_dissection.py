@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,9 @@ from perception.generative.autoencoder import ConvDecoder
 from perception.generative.scenes import SHAPES
 from perception.generative.segmenter import ShapeSegmenter, segment
 from physics.errors import ConfigError
+
+if TYPE_CHECKING:
+    from perception.generative.gan import GanRun
 
 __all__ = ["QUANTILES", "Dissection", "layer_activations", "edited", "dissect", "ablate", "insert"]
 
@@ -166,25 +170,33 @@ def _pixels(segmenter: ShapeSegmenter, images: Tensor, concept: int) -> Tensor:
 @torch.no_grad()
 def _intervention_figures(generator: ConvDecoder, segmenter: ShapeSegmenter, z: Tensor, units: Tensor,
                           value: Tensor, cube: int, sphere: int, patches: Sequence[tuple[int, int]],
-                          patch: int, scale: int) -> dict[str, float]:
-    """Cube/sphere pixels before and after ablating ``units``; how often inserting them adds a cube."""
+                          patch: int, scale: int, layer: int = LAYER) -> dict[str, float]:
+    """Cube/sphere pixels before and after ablating ``units``; how often inserting them adds a cube.
+
+    ``sphere_change`` is the relative change of the sphere pixel count (the check's figure);
+    ``sphere_pixels_lost`` counts pixel by pixel: the fraction of the originals' sphere pixels that are
+    not sphere in the ablated images (never below the count's loss, since gains elsewhere cannot offset it).
+    """
     base = generator(z)
-    before = {"cube": _pixels(segmenter, base, cube), "sphere": _pixels(segmenter, base, sphere)}
-    after_img = ablate(generator, z, LAYER, units)
-    after = {"cube": _pixels(segmenter, after_img, cube), "sphere": _pixels(segmenter, after_img, sphere)}
-    removed = 1.0 - float(after["cube"].sum()) / max(float(before["cube"].sum()), 1.0)
-    sphere_change = abs(float(after["sphere"].sum()) - float(before["sphere"].sum())) / max(
-        float(before["sphere"].sum()), 1.0)
     base_labels = segment(segmenter, base)
+    after_labels = segment(segmenter, ablate(generator, z, layer, units))
+    before = {"cube": (base_labels == cube + 1).sum((1, 2)), "sphere": (base_labels == sphere + 1).sum((1, 2))}
+    after = {"cube": (after_labels == cube + 1).sum((1, 2)), "sphere": (after_labels == sphere + 1).sum((1, 2))}
+    cubes, spheres = float(before["cube"].sum()), float(before["sphere"].sum())
+    nan = float("nan")  # no cube (sphere) pixels to begin with: nothing was removed (kept), the check cannot pass
+    removed = 1.0 - float(after["cube"].sum()) / cubes if cubes else nan
+    sphere_change = abs(float(after["sphere"].sum()) - spheres) / spheres if spheres else nan
+    was_sphere = base_labels == sphere + 1
+    sphere_lost = float((was_sphere & (after_labels != sphere + 1)).sum()) / spheres if spheres else nan
     inserted, tried = 0, 0
     for (gy, gx) in patches:
-        images = insert(generator, z, LAYER, units, value, (gy, gy + patch, gx, gx + patch))
+        images = insert(generator, z, layer, units, value, (gy, gy + patch, gx, gx + patch))
         labels = segment(segmenter, images)
         ys, xs = slice(gy * scale, (gy + patch) * scale), slice(gx * scale, (gx + patch) * scale)
         new = ((labels[:, ys, xs] == cube + 1) & (base_labels[:, ys, xs] != cube + 1)).sum((1, 2))
         inserted += int((new >= _INSERT_MIN).sum())
         tried += len(z)
-    return {"cube_removed": removed, "sphere_change": sphere_change, "inserted": inserted, "tried": tried,
+    return {"cube_removed": removed, "sphere_change": sphere_change, "sphere_pixels_lost": sphere_lost, "inserted": inserted, "tried": tried,
             "inserted_fraction": inserted / max(tried, 1),
             "cube_pixels_before": int(before["cube"].sum()), "cube_pixels_after": int(after["cube"].sum()),
             "sphere_pixels_before": int(before["sphere"].sum()), "sphere_pixels_after": int(after["sphere"].sum())}
@@ -201,19 +213,23 @@ def bench_gan_dissection(quick: bool, seed: int) -> BenchOutcome:
     """Dissect the benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples."""
     from perception.generative.gan import train_gan_run
 
-    run = train_gan_run(quick, seed)
+    return dissection_outcome(train_gan_run(quick, seed), quick, seed, LAYER)
+
+
+def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int) -> BenchOutcome:
+    """The bench's checks and figures for ``generator.blocks[layer]`` of a trained GAN run."""
     gen, seg = run.gan.generator.eval(), run.segmenter
     n_dissect, n_edit = (8, 4) if quick else (600, 300)
     latent = run.gan.config.latent
     z = torch.randn(n_dissect, latent, generator=torch.Generator().manual_seed(seed + 21))
     z_edit = torch.randn(n_edit, latent, generator=torch.Generator().manual_seed(seed + 22))  # held out
-    result = dissect(gen, seg, z, LAYER)
+    result = dissect(gen, seg, z, layer)
     cube, sphere = SHAPES.index("cube"), SHAPES.index("sphere")
     best_iou = result.iou.max(0).values
     k = min(UNITS, result.iou.shape[0])
     units = result.best_units(cube, k)
     random_units = torch.randperm(result.iou.shape[0], generator=torch.Generator().manual_seed(seed + 23))[:k]
-    acts, images = layer_activations(gen, z[:1], LAYER)
+    acts, images = layer_activations(gen, z[:1], layer)
     grid_h, grid_w = acts.shape[-2:]
     scale = images.shape[-1] // grid_w
     patch = max(1, grid_h // 4)
@@ -221,12 +237,12 @@ def bench_gan_dissection(quick: bool, seed: int) -> BenchOutcome:
                for dy in (-patch, 0, patch) for dx in (-2 * patch, 0, 2 * patch)]
     patches = [(min(max(y, 0), grid_h - patch), min(max(x, 0), grid_w - patch)) for y, x in patches]
     ours = _intervention_figures(gen, seg, z_edit, units, result.high[units, cube], cube, sphere, patches, patch,
-                                 scale)
+                                 scale, layer)
     rand = _intervention_figures(gen, seg, z_edit, random_units, result.high[random_units, cube], cube, sphere,
-                                 patches, patch, scale)
+                                 patches, patch, scale, layer)
     specific = result.specific_units(cube, k)  # not the check's ranking: a measured alternative
     spec = _intervention_figures(gen, seg, z_edit, specific, result.high[specific, cube], cube, sphere, patches,
-                                 patch, scale)
+                                 patch, scale, layer)
     checks = tuple(
         Check(f"best unit IoU with {shape}", "IoU over dissection samples, higher is better", float(best_iou[c]),
               None, "> 0.2", float(best_iou[c]) > 0.2) for c, shape in enumerate(SHAPES)
@@ -239,7 +255,7 @@ def bench_gan_dissection(quick: bool, seed: int) -> BenchOutcome:
               ours["inserted_fraction"], rand["inserted_fraction"], "> ablation",
               ours["inserted_fraction"] > rand["inserted_fraction"]),
     )
-    figures = {"layer": f"generator.blocks[{LAYER}]", "units_in_layer": int(result.iou.shape[0]),
+    figures = {"layer": f"generator.blocks[{layer}]", "units_in_layer": int(result.iou.shape[0]),
                "cube_units": units.tolist(), "cube_unit_iou": result.iou[units, cube].tolist(),
                "best_iou": dict(zip(SHAPES, best_iou.tolist(), strict=True)),
                "units_over_0.2": {s: int((result.iou[:, c] > 0.2).sum()) for c, s in enumerate(SHAPES)},

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from perception.generative.autoencoder import CodecConfig, ConvDecoder
 from perception.generative.scenes import SHAPES
 from perception.generative.segmenter import ShapeSegmenter
-from perception.interpret.gan_dissection import ablate, dissect, edited, insert, layer_activations
+from perception.interpret.gan_dissection import (
+    _intervention_figures,
+    ablate,
+    dissect,
+    edited,
+    insert,
+    layer_activations,
+)
 from physics.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -21,6 +30,16 @@ class _RedIsCube(ShapeSegmenter):
     def forward(self, images):
         logits = torch.zeros(len(images), 1 + len(SHAPES), *images.shape[-2:])
         logits[:, 1] = (images[:, 0] > 0.5).float() * 10 - 5
+        return logits
+
+
+class _RedCubeGreenSphere(ShapeSegmenter):
+    """'sphere' where green exceeds 0.5, 'cube' where red does and green does not."""
+
+    def forward(self, images):
+        logits = torch.zeros(len(images), 1 + len(SHAPES), *images.shape[-2:])
+        logits[:, 1] = (images[:, 0] > 0.5).float() * 10 - 5
+        logits[:, 2] = (images[:, 1] > 0.5).float() * 20 - 10
         return logits
 
 
@@ -43,9 +62,9 @@ def test_activations_and_iou_have_one_row_per_unit_within_zero_and_one():
         layer_activations(gen, z, 5)
 
 
-def test_a_unit_that_paints_the_concept_is_found_first():
-    gen, z = _generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
-    # make unit 3 of block 0 light the red channel where it is active, nothing else
+def _painting_generator() -> ConvDecoder:
+    """Unit 3 of block 0 lights the red channel where it is active, unit 5 the green one; nothing else draws."""
+    gen = _generator()
     with torch.no_grad():
         for p in gen.blocks[1].parameters():
             p.zero_()
@@ -56,6 +75,13 @@ def test_a_unit_that_paints_the_concept_is_found_first():
         gen.blocks[1][1].running_var.fill_(1.0)
         gen.blocks[1][1].running_mean.zero_()
         gen.to_rgb.weight[0, 0] = 4.0
+        gen.blocks[1][0].weight[5, 1] = 1.0  # unit 5 -> channel 1 of block 1 -> green
+        gen.to_rgb.weight[1, 1] = 4.0
+    return gen
+
+
+def test_a_unit_that_paints_the_concept_is_found_first():
+    gen, z = _painting_generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
     result = dissect(gen, _RedIsCube(4), z, 0)
     assert int(result.best_units(0, 1)) == 3 and float(result.iou[3, 0]) > 0.3
 
@@ -75,3 +101,28 @@ def test_ablation_and_insertion_edit_only_the_chosen_units_and_the_hook_is_remov
         pass
     with torch.no_grad():
         assert torch.allclose(gen(z), plain)
+
+
+def test_ablating_the_cube_unit_removes_cubes_and_leaves_spheres_pixel_for_pixel():
+    gen, z = _painting_generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
+    seg = _RedCubeGreenSphere(4)
+    cube, sphere = SHAPES.index("cube"), SHAPES.index("sphere")
+    args = (cube, sphere, [(0, 0)], 1, 4, 0)
+    ours = _intervention_figures(gen, seg, z, torch.tensor([3]), torch.tensor([5.0]), *args)
+    assert ours["cube_pixels_before"] > 0 and ours["sphere_pixels_before"] > 0
+    assert ours["cube_removed"] == 1.0 and ours["cube_pixels_after"] == 0
+    assert ours["sphere_change"] == 0.0 and ours["sphere_pixels_lost"] == 0.0
+    both = _intervention_figures(gen, seg, z, torch.tensor([3, 5]), torch.tensor([5.0, 5.0]), *args)
+    assert both["sphere_change"] == 1.0 and both["sphere_pixels_lost"] == 1.0  # the sphere unit went too
+    # pixel by pixel never below the count's loss: losses elsewhere are not offset by gains
+    assert both["sphere_pixels_lost"] >= 1 - both["sphere_pixels_after"] / both["sphere_pixels_before"]
+
+
+def test_with_no_cube_pixels_to_begin_with_nothing_counts_as_removed():
+    gen, z = _painting_generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        gen.to_rgb.weight[0, 0] = 0.0  # nothing red: no cubes
+    out = _intervention_figures(gen, _RedCubeGreenSphere(4), z, torch.tensor([5]), torch.tensor([5.0]),
+                                SHAPES.index("cube"), SHAPES.index("sphere"), [(0, 0)], 1, 4, 0)
+    assert out["cube_pixels_before"] == 0 and math.isnan(out["cube_removed"])
+    assert not out["cube_removed"] >= 0.5  # the check's comparison fails

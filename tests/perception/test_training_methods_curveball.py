@@ -127,3 +127,76 @@ def test_crop_attribute_net_shapes_loss_and_steps_to_target():
     assert attribute_loss(logits, labels).dim() == 0
     history = [{"loss": 2.0, "step": 10}, {"loss": 0.5, "step": 20}, {"loss": 0.1, "step": 30}]
     assert steps_to_target(history, 0.5) == 20 and steps_to_target(history, 0.01) is None
+
+
+def _least_squares(seed: int, n: int = 40, d: int = 6, spread: float = 1.0):
+    """A linear model with squared error, where the Gauss-Newton matrix is the exact Hessian ``2 X^T X / (n k)``."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.logspace(0, spread, d, dtype=torch.float64)
+    t = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    torch.manual_seed(seed)
+    model = nn.Linear(d, 2, bias=False).double()
+    return model, x, t, lambda o: ((o - t) ** 2).mean()
+
+
+def _one_step(model: nn.Module, solver: CurveBall, x: torch.Tensor, loss_fn) -> None:
+    solver.zero_grad()
+    loss_fn(model(x)).backward()
+    solver.bind(x, loss_fn)
+    solver.step()
+
+
+def test_one_step_is_the_papers_update_computed_with_explicit_matrices():
+    # Henriques et al. 2019, Sec. 3: dz = (G + lambda I) z + g; beta, rho minimise the quadratic model over
+    # the plane of dz and z; z <- rho z - beta dz; w <- w + z; lambda /= factor**interval when the loss fell by
+    # less than half of what the model predicted, *= when by more than 3/2
+    model, x, t, loss_fn = _least_squares(3)
+    lambd, factor = 0.5, 0.9
+    solver = CurveBall(model, lambd=lambd, lambda_factor=factor, lambda_interval=1)
+    w0 = model.weight.detach().clone()
+    z0 = torch.randn(w0.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 0.1
+    solver.state[model.weight]["z"] = z0.clone()
+    _one_step(model, solver, x, loss_fn)
+    # the same by hand: vec(W) row-major, output o = W x, loss = sum((o - t)^2) / (n k)
+    n, k = t.shape
+    hess = torch.kron(torch.eye(k, dtype=torch.float64), 2 * x.T @ x / (n * k))  # exact Hessian = G
+    grad = (2 * (x @ w0.T - t).T @ x / (n * k)).flatten()
+    a = hess + lambd * torch.eye(hess.shape[0], dtype=torch.float64)
+    z = z0.flatten()
+    dz = a @ z + grad
+    system = torch.tensor([[dz @ a @ dz, -(z @ a @ dz)], [-(z @ a @ dz), z @ a @ z]], dtype=torch.float64)
+    beta, rho = torch.linalg.solve(system, torch.stack([grad @ dz, -(grad @ z)])).tolist()
+    z_new = rho * z - beta * dz
+    assert torch.allclose(solver.state[model.weight]["z"].flatten(), z_new, atol=1e-10)
+    assert torch.allclose(model.weight.detach().flatten(), w0.flatten() + z_new, atol=1e-10)
+    assert solver.last["rho"] == pytest.approx(rho, rel=1e-8) and solver.last["beta"] == pytest.approx(beta, rel=1e-8)
+    predicted = grad @ z_new + 0.5 * z_new @ a @ z_new
+    assert solver.last["predicted"] == pytest.approx(float(predicted), rel=1e-8)
+    # the real change of a quadratic is g.s + s^T G s / 2, i.e. the damped model minus lambda |s|^2 / 2
+    actual = float(grad @ z_new + 0.5 * z_new @ hess @ z_new)
+    ratio = actual / float(predicted)
+    expected = lambd / factor if ratio < 0.5 else lambd * factor if ratio > 1.5 else lambd
+    assert solver.lambd == pytest.approx(expected)
+
+
+def test_on_an_ill_conditioned_quadratic_it_beats_gradient_descent_at_its_best_fixed_step_by_far():
+    # full batch, fixed tiny damping, Hessian condition number about 9e3: the plane search over (z, dz) lowers
+    # the loss gap 1000-fold in 30 steps, where gradient descent at its optimal fixed step 2 / (L + mu) keeps
+    # 80% of it (measured: 0.43 against 336 of 417).  Not CG: dz is the model's gradient at z (the paper's
+    # warm-started inner solve), so it does not finish in d steps
+    model, x, t, loss_fn = _least_squares(5, spread=2.0)
+    with torch.no_grad():
+        w_star = torch.linalg.lstsq(x, t).solution.T
+        best, start = float(loss_fn(x @ w_star.T)), float(loss_fn(model(x)))
+    solver = CurveBall(model, lambd=1e-9, auto_lambda=False)
+    for _ in range(30):
+        _one_step(model, solver, x, loss_fn)
+    with torch.no_grad():
+        curveball_gap = float(loss_fn(model(x))) - best
+        eig = torch.linalg.eigvalsh(2 * x.T @ x / t.numel())
+        w = _least_squares(5, spread=2.0)[0].weight.detach().clone()
+        for _ in range(30):
+            w -= 2 / float(eig[-1] + eig[0]) * 2 * (x @ w.T - t).T @ x / t.numel()
+        gd_gap = float(loss_fn(x @ w.T)) - best
+    assert curveball_gap < 3e-3 * (start - best)
+    assert gd_gap > 100 * curveball_gap
