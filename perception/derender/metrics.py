@@ -18,6 +18,7 @@ Sec. 4.1).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -110,6 +111,8 @@ def perception_metrics(
         matched objects of each true shape: under CLEVR-CoGenT, condition B gives
         cubes and cylinders the colours they never wore in A, so colour and shape
         on them, against spheres, is the direct test of composition),
+        "attribute_confusion": {attribute: {true value: {predicted value: n}}}
+        over the matched objects (what a wrong value was taken for),
         "position_error" (mean 3D distance
         of matched pairs, scene units), "pixel_error" (mean image distance, when
         pixel_coords exist), "n_scenes", "n_pred", "n_gt", "n_matched",
@@ -123,6 +126,7 @@ def perception_metrics(
     correct = {name: 0 for name in ATTRIBUTES}
     all_correct = 0
     by_shape: dict[str, dict[str, int]] = {}
+    confusion: dict[str, dict[str, Counter[str]]] = {name: {} for name in ATTRIBUTES}
     pos_err: list[float] = []
     pix_err: list[float] = []
     perfect_scenes = 0
@@ -141,6 +145,7 @@ def perception_metrics(
                 hit = p.attribute(name) == g.attribute(name)
                 correct[name] += hit
                 cell[name] += hit
+                confusion[name].setdefault(str(g.attribute(name)), Counter())[str(p.attribute(name))] += 1
                 ok &= hit
             all_correct += ok
             cell["all"] += ok
@@ -162,6 +167,10 @@ def perception_metrics(
         "attribute_accuracy_by_shape": {
             shape: {"n": c["n"], **{name: frac(c[name], c["n"]) for name in (*ATTRIBUTES, "all")}}
             for shape, c in sorted(by_shape.items())
+        },
+        "attribute_confusion": {
+            name: {true: dict(sorted(got.items())) for true, got in sorted(table.items())}
+            for name, table in confusion.items()
         },
         "position_error": float(np.mean(pos_err)) if pos_err else None,
         "pixel_error": float(np.mean(pix_err)) if pix_err else None,

@@ -73,6 +73,8 @@ def test_metrics_count_detections_attributes_and_positions():
     assert set(by) == {"cube", "sphere"}
     cubes = by["cube"]
     assert cubes["n"] == 2 and cubes["color"] == pytest.approx(0.5) and cubes["all"] == pytest.approx(0.5)
+    assert m["attribute_confusion"]["color"] == {"blue": {"green": 1}, "red": {"red": 2}}
+    assert m["attribute_confusion"]["size"]["small"] == {"large": 1}
     assert by["sphere"] == {"n": 1, "shape": 1.0, "color": 1.0, "material": 1.0, "size": 0.0, "all": 0.0}
 
 
