@@ -28,7 +28,9 @@ in [0, 1]):
   that deep, a held-out selection of programs deeper than training's);
 * ``perception.detection_precision``, ``perception.detection_recall``,
   ``perception.attribute_accuracy`` (all attributes of a matched object right),
-  ``perception.attribute_accuracy_<attr>``, ``perception.position_error``
+  ``perception.attribute_accuracy_<attr>``, ``perception.attribute_accuracy_by_shape``
+  (the same scores by the objects' true shape: CoGenT condition B's cubes and
+  cylinders against its spheres), ``perception.position_error``
   (mean 3D distance, scene units); present when ``perception="model"``;
 * ``accuracy_interval``: a 90% interval of ``accuracy.overall`` from resampling
   scenes with their questions (one misread object spoils every question about

@@ -18,6 +18,7 @@ Sec. 4.1).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -105,7 +106,14 @@ def perception_metrics(
 
     Returns:
         ``{"detection_precision", "detection_recall", "attribute_accuracy":
-        {shape, color, material, size, all}, "position_error" (mean 3D distance
+        {shape, color, material, size, all}, "attribute_accuracy_by_shape": {true
+        shape: {n, shape, color, material, size, all}} (the same scores over the
+        matched objects of each true shape: under CLEVR-CoGenT, condition B gives
+        cubes and cylinders the colours they never wore in A, so colour and shape
+        on them, against spheres, is the direct test of composition),
+        "attribute_confusion": {attribute: {true value: {predicted value: n}}}
+        over the matched objects (what a wrong value was taken for),
+        "position_error" (mean 3D distance
         of matched pairs, scene units), "pixel_error" (mean image distance, when
         pixel_coords exist), "n_scenes", "n_pred", "n_gt", "n_matched",
         "scene_accuracy" (share of scenes whose every object is found with all
@@ -117,6 +125,8 @@ def perception_metrics(
     n_pred = n_gt = n_matched = 0
     correct = {name: 0 for name in ATTRIBUTES}
     all_correct = 0
+    by_shape: dict[str, dict[str, int]] = {}
+    confusion: dict[str, dict[str, Counter[str]]] = {name: {} for name in ATTRIBUTES}
     pos_err: list[float] = []
     pix_err: list[float] = []
     perfect_scenes = 0
@@ -129,11 +139,16 @@ def perception_metrics(
         for i, j in pairs:
             p, g = pred.objects[i], gt.objects[j]
             ok = True
+            cell = by_shape.setdefault(str(g.attribute("shape")), dict.fromkeys(("n", *ATTRIBUTES, "all"), 0))
+            cell["n"] += 1
             for name in ATTRIBUTES:
                 hit = p.attribute(name) == g.attribute(name)
                 correct[name] += hit
+                cell[name] += hit
+                confusion[name].setdefault(str(g.attribute(name)), Counter())[str(p.attribute(name))] += 1
                 ok &= hit
             all_correct += ok
+            cell["all"] += ok
             scene_ok &= ok
             pos_err.append(math.dist(p.position, g.position))
             if p.pixel_coords is not None and g.pixel_coords is not None:
@@ -149,6 +164,14 @@ def perception_metrics(
         "detection_precision": frac(n_matched, n_pred),
         "detection_recall": frac(n_matched, n_gt),
         "attribute_accuracy": acc,
+        "attribute_accuracy_by_shape": {
+            shape: {"n": c["n"], **{name: frac(c[name], c["n"]) for name in (*ATTRIBUTES, "all")}}
+            for shape, c in sorted(by_shape.items())
+        },
+        "attribute_confusion": {
+            name: {true: dict(sorted(got.items())) for true, got in sorted(table.items())}
+            for name, table in confusion.items()
+        },
         "position_error": float(np.mean(pos_err)) if pos_err else None,
         "pixel_error": float(np.mean(pix_err)) if pix_err else None,
         "scene_accuracy": frac(perfect_scenes, len(gts)),

@@ -69,6 +69,13 @@ def test_metrics_count_detections_attributes_and_positions():
     assert acc["all"] == pytest.approx(1 / 3)
     assert m["position_error"] == pytest.approx(0.1 / 3)
     assert m["scene_accuracy"] == 0.0
+    by = m["attribute_accuracy_by_shape"]
+    assert set(by) == {"cube", "sphere"}
+    cubes = by["cube"]
+    assert cubes["n"] == 2 and cubes["color"] == pytest.approx(0.5) and cubes["all"] == pytest.approx(0.5)
+    assert m["attribute_confusion"]["color"] == {"blue": {"green": 1}, "red": {"red": 2}}
+    assert m["attribute_confusion"]["size"]["small"] == {"large": 1}
+    assert by["sphere"] == {"n": 1, "shape": 1.0, "color": 1.0, "material": 1.0, "size": 0.0, "all": 0.0}
 
 
 def test_metrics_of_empty_predictions_and_length_mismatch():
@@ -77,5 +84,6 @@ def test_metrics_of_empty_predictions_and_length_mismatch():
     assert m["detection_recall"] == 0.0
     assert m["detection_precision"] is None
     assert m["attribute_accuracy"]["all"] is None
+    assert m["attribute_accuracy_by_shape"] == {}
     with pytest.raises(DataError, match="1 predicted scenes but 2"):
         perception_metrics([SceneGraph(())], gts * 2)
