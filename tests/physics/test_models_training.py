@@ -203,3 +203,22 @@ def test_select_rollouts_off_stores_no_new_flag_and_is_checked(tmp_path):
     with pytest.raises(ConfigError, match=r"--select-rollouts None \(now 1\)"):
         train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], tmp_path,
               TrainConfig(epochs=1, select_rollouts=1, **FAST), resume=True, progress=False)
+
+
+def test_wall_features_reach_the_model_and_stay_out_of_configs_that_do_not_use_them(tmp_path):
+    from physics.models import load_model
+    from physics.models.config import apply_overrides, config_from_dict, config_to_dict
+
+    plain = config_to_dict(chain_config("dpinet"))
+    assert "wall_clip" not in plain["graph"]  # as saved before the option existed
+    assert config_from_dict(plain) == chain_config("dpinet")
+    cfg = apply_overrides(chain_config("dpinet"), {"graph.wall_clip": 0.05, "graph.wall_column": 0})
+    assert config_to_dict(cfg)["graph"]["wall_clip"] == 0.05 and config_from_dict(config_to_dict(cfg)) == cfg
+    torch.manual_seed(0)
+    model = make_model("dpinet", cfg)
+    summary = train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], tmp_path,
+                    TrainConfig(epochs=2, seed=0, **FAST), progress=False)
+    assert summary["history"][-1]["valid_loss"] < summary["history"][0]["valid_loss"]
+    kept, _ = load_model(tmp_path / "model.pt")
+    assert kept.config.graph.wall_clip == 0.05
+    assert kept.node_encoder[0].in_features == make_model("dpinet", chain_config("dpinet")).node_encoder[0].in_features + 3
