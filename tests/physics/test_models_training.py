@@ -222,3 +222,34 @@ def test_wall_features_reach_the_model_and_stay_out_of_configs_that_do_not_use_t
     kept, _ = load_model(tmp_path / "model.pt")
     assert kept.config.graph.wall_clip == 0.05
     assert kept.node_encoder[0].in_features == make_model("dpinet", chain_config("dpinet")).node_encoder[0].in_features + 3
+
+
+def test_select_rollouts_resumes_after_a_kill_with_the_same_kept_epoch(tmp_path, monkeypatch):
+    from physics.models import load_model
+    from physics.models.base import DynamicsModel
+
+    def run(out):
+        torch.manual_seed(0)
+        model = make_model("propnet", chain_config("propnet"))
+        return train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], out,
+                     TrainConfig(epochs=3, seed=0, select_rollouts=1, **FAST), resume=True, progress=False)
+
+    straight = run(tmp_path / "a")
+    real, calls = DynamicsModel.loss, {"n": 0}
+
+    def killed_in_epoch_three(self, batch, **kw):  # 8 training batches per epoch, 1 validation batch
+        calls["n"] += 1
+        if calls["n"] == 2 * 9 + 3:
+            raise KeyboardInterrupt
+        return real(self, batch, **kw)
+
+    monkeypatch.setattr(DynamicsModel, "loss", killed_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b")
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["train_state"]["round"] == 2
+    resumed = run(tmp_path / "b")
+    assert (resumed["best_epoch"], resumed["best_rollout_mse"]) == (straight["best_epoch"], straight["best_rollout_mse"])
+    a, b = load_model(tmp_path / "a" / "model.pt")[0], load_model(tmp_path / "b" / "model.pt")[0]
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), k
