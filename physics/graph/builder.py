@@ -17,6 +17,9 @@ Fields of a built graph (M = N leaves + R roots, H = history length, E edges)::
     edge_type   int64   [E]          Relation value of each edge
     edge_attr   float32 [E, B]       features of fixed relations (zeros for the others)
     target_pos  float32 [M, D]       positions at t+1, when known (training)
+    wall_feat   float32 [M, D+1]     with ``wall_clip`` > 0 only: each non-wall leaf's vector to
+                                     the nearest wall marker and that distance, both divided by
+                                     ``wall_clip``, zeros beyond it (distance 1); markers, roots: 0
 
 Relation types follow PropNet/DPI-Net: fixed relations of the world (springs,
 links), dynamic neighbours within a radius (contacts, recomputed every step as
@@ -78,6 +81,13 @@ class GraphConfig:
             a plastic block) k roots of their own, as one body (k-means clusters of the
             first frame, numbered after the objects' roots); 0 (the default): none.
         neighbor_search: ``grid`` (torch cell grid), ``kdtree`` (scipy) or ``brute``.
+        wall_clip: > 0 gives each particle its distance (and vector) to the nearest wall
+            marker, clipped at this distance, as node features (``wall_feat``), so a model
+            sees a kinematic wall's side and distance, not only the markers inside the
+            radius: GNS's boundary features (Sanchez-Gonzalez et al. 2020) built from the
+            markers; 0 (the default): none.
+        wall_column: The ``node_attr`` column that flags wall markers (particle worlds:
+            the last, ``wall``).
     """
 
     history: int = field(default=1, metadata={"help": "past velocities fed to the model"})
@@ -88,6 +98,8 @@ class GraphConfig:
     roots_per_instance: int = 0
     neighbor_search: str = "grid"
     free_roots: int = 0
+    wall_clip: float = 0.0
+    wall_column: int = -1
 
     def __post_init__(self) -> None:
         if self.history < 1:
@@ -100,6 +112,8 @@ class GraphConfig:
             raise ConfigError(f"GraphConfig.roots_per_instance must be >= 0, got {self.roots_per_instance}")
         if self.free_roots < 0:
             raise ConfigError(f"GraphConfig.free_roots must be >= 0, got {self.free_roots}")
+        if not self.wall_clip >= 0:
+            raise ConfigError(f"GraphConfig.wall_clip must be >= 0, got {self.wall_clip}")
 
     @property
     def has_roots(self) -> bool:
@@ -262,7 +276,34 @@ class GraphBuilder:
         )
         if tgt_m is not None:
             data.target_pos = tgt_m.float()
+        if cfg.wall_clip > 0:
+            data.wall_feat = self._wall_features(pos_hist[-1].float(), node_attr, batch, node_type.shape[0])
         return data
+
+    def _wall_features(self, x: Tensor, node_attr: Tensor, batch: Tensor | None, m: int) -> Tensor:
+        """``[M, D+1]`` clipped vector and distance of each non-wall leaf to its nearest wall marker."""
+        cfg = self.config
+        n, d = x.shape
+        if not -node_attr.shape[1] <= cfg.wall_column < node_attr.shape[1]:
+            raise StateError(f"graph builder: wall_column {cfg.wall_column} is outside node_attr's "
+                             f"{node_attr.shape[1]} columns")
+        out = torch.zeros(m, d + 1, device=x.device)
+        out[:n, d] = 1.0
+        wall = node_attr[:, cfg.wall_column] > 0.5
+        out[:n][wall] = 0.0
+        free = ~wall
+        if not wall.any() or not free.any():
+            return out
+        dist = torch.cdist(x[free], x[wall])
+        if batch is not None:  # no wall of another copy of the scene
+            dist = dist.masked_fill(batch[free][:, None] != batch[wall][None, :], float("inf"))
+        near, j = dist.min(1)
+        inside = near < cfg.wall_clip
+        vec = (x[wall][j] - x[free]) / cfg.wall_clip
+        feat = torch.cat([vec * inside[:, None], (near.clamp(max=cfg.wall_clip) / cfg.wall_clip)[:, None]], 1)
+        rows = torch.nonzero(free).squeeze(1)
+        out[rows] = feat
+        return out
 
 
 def collate(graphs: list[Data]) -> Batch:

@@ -94,7 +94,8 @@ class DynamicsModel(nn.Module, abc.ABC):
             vel_in = hd
         else:
             vel_in = h * d
-        self.node_encoder = mlp(vel_in + c.node_attr_dim + d + len(NodeType) + po, hd, hd, c.mlp_layers, norm=True)
+        wall = d + 1 if c.graph.wall_clip > 0 else 0  # GraphConfig.wall_clip's node features
+        self.node_encoder = mlp(vel_in + c.node_attr_dim + d + len(NodeType) + po + wall, hd, hd, c.mlp_layers, norm=True)
         self.edge_encoder = mlp(2 * d + 1 + c.edge_attr_dim + NUM_RELATIONS, hd, hd, c.mlp_layers, norm=True)
         self.decoder = mlp(hd, hd, d, c.mlp_layers)
 
@@ -146,6 +147,8 @@ class DynamicsModel(nn.Module, abc.ABC):
         parts += [self.attr_norm(g.node_attr), self.action_norm(action), node_type]
         if cfg.partially_observed:
             parts.append(g.observed.float()[:, None])
+        if cfg.graph.wall_clip > 0:
+            parts.append(g.wall_feat)
         c_node = self.node_encoder(torch.cat(parts, dim=-1))
         s, r = g.edge_index
         rel = (pos_hist[r, -1] - pos_hist[s, -1]) / self.rel_scale

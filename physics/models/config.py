@@ -209,8 +209,14 @@ def apply_overrides(cfg: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
 
 
 def config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
-    """Plain dict (JSON and ``weights_only`` checkpoint friendly)."""
-    return dataclasses.asdict(cfg)
+    """Plain dict (JSON and ``weights_only`` checkpoint friendly).
+
+    The wall features' fields are left out while they are off, so the configs of models
+    saved before they existed compare equal (``--init``, resume)."""
+    d = dataclasses.asdict(cfg)
+    if not d["graph"]["wall_clip"]:
+        del d["graph"]["wall_clip"], d["graph"]["wall_column"]
+    return d
 
 
 def config_from_dict(d: dict[str, Any]) -> ModelConfig:

@@ -19,7 +19,17 @@ Files written to ``out_dir`` (all atomically):
     model.pt        the weights of the epoch with the lowest validation loss, with
                     name/config/metadata (what ``load_model`` and the benchmarks read)
     loss.jsonl      one JSON line per epoch: epoch, step, train_loss, valid_loss, lr, seconds
+                    (and valid_rollout_mse with ``select_rollouts``)
     TensorBoard events under ``tb/`` when the ``tensorboard`` package is installed
+
+With ``select_rollouts`` N > 0, ``model.pt`` keeps instead the epoch whose full rollouts
+(:func:`~physics.models.rollout.rollout_errors`, from each trajectory's first frames to its
+end) of the first N validation trajectories have the lowest mean position MSE; a rollout
+that turns NaN/inf scores ``inf``.  With ``init`` the starting weights compete as epoch 0,
+so a continuation that only breaks the rollouts leaves ``model.pt`` at its start.  The
+one-step validation loss can fall while the rollouts break (``docs/results/particles.md``,
+``fluidshake``); this option costs N rollouts per epoch.  Off (0), nothing changes: the flag
+is not stored, so runs started before it existed resume as before.
 
 ``resume=True`` continues from ``checkpoint.pt``: the result is bit-identical to an
 uninterrupted run.  Only ``threads`` and ``device`` may differ from the run's
@@ -37,6 +47,7 @@ a 1-process one, but a resumed N-process run is to an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,13 +58,14 @@ from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
-from physics.errors import CheckpointError, ConfigError
+from physics.errors import CheckpointError, ConfigError, StateError
 from physics.graph.builder import GraphBuilder
 from physics.io import PathLike
 from physics.models.base import DynamicsModel
 from physics.models.config import config_to_dict
 from physics.models.data import make_samples
 from physics.models.resolver import save_model
+from physics.models.rollout import rollout_errors
 from physics.training import ExponentialDecay, RunLog, TrainLoop
 from physics.training.distributed import init_distributed, rank_share, world_info
 from physics.trajectory import Trajectory
@@ -74,6 +86,11 @@ class TrainConfig:
     max_samples: int = field(default=3000, metadata={"help": "one-step training samples drawn from the trajectories"})
     valid_samples: int = field(default=400, metadata={"help": "one-step validation samples"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient norm clip (0: none)"})
+    select_rollouts: int = field(
+        default=0, metadata={"help": "keep as model.pt the epoch with the lowest full-rollout MSE on the first N "
+                             "validation trajectories (with --init, the starting weights compete as epoch 0) "
+                             "instead of the lowest one-step validation loss (0: one-step)"}
+    )
     rollout_steps: int = field(
         default=1, metadata={"help": "train on K-step rollouts of the model's own predictions (1: one-step targets)"}
     )
@@ -89,6 +106,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "max_samples", "threads", "rollout_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.select_rollouts < 0:
+            raise ConfigError(f"TrainConfig.select_rollouts must be >= 0, got {self.select_rollouts}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ConfigError(f"learning rates must be positive, got lr={self.lr}, lr_final={self.lr_final}")
 
@@ -104,6 +123,24 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
     return dev
+
+
+def _flags(config: TrainConfig) -> dict[str, Any]:
+    """The run's flags as stored and compared on resume; an option left off is not stored, so
+    checkpoints written before it existed resume unchanged."""
+    flags = dataclasses.asdict(config)
+    if not flags["select_rollouts"]:
+        del flags["select_rollouts"]
+    return flags
+
+
+def _rollout_score(model: DynamicsModel, trajs: list[Trajectory], device: torch.device) -> float:
+    """Mean full-rollout position MSE of ``model`` on ``trajs``; ``inf`` when a rollout turns NaN/inf."""
+    try:
+        mse = rollout_errors(model, trajs, horizons=(), device=device)["mse_full"]
+    except StateError:
+        return float("inf")
+    return mse if math.isfinite(mse) else float("inf")
 
 
 @torch.no_grad()
@@ -161,9 +198,22 @@ def train(
     k = config.rollout_steps
     train_graphs = make_samples(train_trajs, builder, config.max_samples, seed=config.seed, horizon=k)
     valid_graphs = make_samples(valid_trajs, builder, config.valid_samples, seed=config.seed + 1, horizon=k) if valid_trajs else []
+    select = config.select_rollouts
+    select_trajs = valid_trajs[:select]
+    if select:
+        if not select_trajs:
+            raise ConfigError("--select-rollouts needs validation trajectories (a 'valid' split in --data); none given")
+        need = model.config.graph.history + 2
+        short = [i for i, t in enumerate(select_trajs) if t.num_steps < need]
+        if short:
+            raise ConfigError(f"--select-rollouts: validation trajectories {short} have fewer than {need} steps, "
+                              "too few for a rollout")
     meta = {**(meta or {}), "world_size": world.size}
+    if select:
+        meta["selected_by"] = f"full-rollout MSE on {len(select_trajs)} validation trajectories"
     ckpt_path = out / "checkpoint.pt"
-    best = {"loss": float("inf")}
+    # best: the kept epoch's score (one-step validation loss, or full-rollout MSE with select_rollouts)
+    best: dict[str, Any] = {"loss": float("inf"), "valid": float("inf"), "epoch": None}
     info: dict[str, Any] = dict(meta)
 
     def payload() -> dict[str, Any]:
@@ -185,13 +235,16 @@ def train(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     loop = TrainLoop(
         model, opt, ExponentialDecay(config.lr, config.lr_final, config.epochs), ckpt_path,
-        flags=dataclasses.asdict(config), command=str(meta.get("command", "")), payload=payload,
+        flags=_flags(config), command=str(meta.get("command", "")), payload=payload,
         weights_key="state_dict", grad_clip=config.grad_clip,
         log=RunLog(out / "loss.jsonl", tensorboard=out / "tb"), may_change=RESUMABLE_CHANGES,
-        extra_state=lambda: {"best": best["loss"]}, load_extra=lambda e: best.update(loss=float(e["best"])),
+        extra_state=lambda: {"best": best["loss"], **({"best_valid": best["valid"], "best_epoch": best["epoch"]} if select else {})},
+        load_extra=lambda e: best.update(loss=float(e["best"]), valid=e.get("best_valid", best["valid"]),
+                                         epoch=e.get("best_epoch", best["epoch"])),
         desc=model.name, progress=progress, loss_key="train_loss", distributed=True, world=world,
     )
-    if resume and loop.resume(check=same_model):
+    resumed = resume and loop.resume(check=same_model)
+    if resumed:
         if loop.command:
             meta["command"] = loop.command  # the run's own command (a resume may differ in threads/device)
     elif config.init:
@@ -200,6 +253,17 @@ def train(
         model.fit_normalizers(train_graphs)
     model.to(device)
     valid_loader = DataLoader(valid_graphs, batch_size=config.batch_size * 4) if valid_graphs else None
+    if select and config.init and not resumed:
+        # the starting weights compete too: a continuation that breaks the rollouts keeps them
+        score = _rollout_score(model, select_trajs, device)
+        valid_loss = _evaluate(model, valid_loader, device) if valid_loader else float("nan")
+        best.update(loss=score, valid=valid_loss, epoch=0)
+        info.update({**meta, "epoch": 0, "valid_loss": valid_loss, "valid_rollout_mse": score,
+                     "train_seconds": 0.0, "train_config": _flags(config)})
+        if world.is_main:
+            save_model(out / "model.pt", model, info)
+        if progress and world.is_main:
+            tqdm.write(f"{model.name} epoch 0 (--init weights): valid {valid_loss:.4g} rollout {score:.4g}")
     current: dict[str, torch.Generator] = {}
 
     def batches(epoch: int):
@@ -223,15 +287,20 @@ def train(
         valid_loss = _evaluate(model, valid_loader, device) if valid_loader else record["train_loss"]
         info.clear()
         info.update({**meta, "epoch": epoch + 1, "valid_loss": valid_loss,
-                     "train_seconds": round(loop.seconds, 2), "train_config": dataclasses.asdict(config)})
-        if valid_loss < best["loss"]:
-            best["loss"] = valid_loss
+                     "train_seconds": round(loop.seconds, 2), "train_config": _flags(config)})
+        result = {"valid_loss": valid_loss}
+        score = valid_loss
+        if select:
+            score = result["valid_rollout_mse"] = info["valid_rollout_mse"] = _rollout_score(model, select_trajs, device)
+        if score < best["loss"] or (select and best["epoch"] is None):
+            best.update(loss=score, valid=valid_loss, epoch=epoch + 1)
             if world.is_main:
                 save_model(out / "model.pt", model, info)
         if progress and world.is_main:
-            tqdm.write(f"{model.name} epoch {epoch + 1}: train {record['train_loss']:.4g} valid {valid_loss:.4g} "
+            rollout = f" rollout {score:.4g}" if select else ""
+            tqdm.write(f"{model.name} epoch {epoch + 1}: train {record['train_loss']:.4g} valid {valid_loss:.4g}{rollout} "
                        f"({loop.seconds:.0f} s)")
-        return {"valid_loss": valid_loss}
+        return result
 
     per_epoch = -(-len(train_graphs) // config.batch_size)
     try:
@@ -243,7 +312,8 @@ def train(
         "model": model.name,
         "epochs": config.epochs,
         "history": history,
-        "best_valid_loss": best["loss"],
+        "best_valid_loss": best["valid"] if select else best["loss"],
+        **({"best_rollout_mse": best["loss"], "best_epoch": best["epoch"]} if select else {}),
         "train_seconds": loop.seconds,
         "train_samples": len(train_graphs),
         "command": loop.command,

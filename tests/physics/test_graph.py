@@ -179,3 +179,29 @@ def test_collate_shifts_edges_per_graph():
     assert batch.num_graphs == 2 and batch.num_nodes == 12
     assert torch.equal(batch.edge_index[:, g1.num_edges :], g2.edge_index + 6)
     assert torch.equal(batch.batch, torch.tensor([0] * 6 + [1] * 6))
+
+
+def test_wall_features_give_the_clipped_vector_and_distance_to_the_nearest_wall_marker():
+    # two wall markers on the line x = 0 (node_attr's last column flags them) and three particles
+    pos = torch.tensor([[0.0, 0.0], [0.0, 0.1], [0.01, 0.0], [0.005, 0.1], [0.5, 0.5]])
+    attr = torch.tensor([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    hist = pos[None].expand(2, -1, -1)
+    off = GraphBuilder(GraphConfig(history=1, radius=0.05)).build(hist, attr)
+    assert "wall_feat" not in off  # off by default: graphs as before
+    g = GraphBuilder(GraphConfig(history=1, radius=0.05, wall_clip=0.02)).build(hist, attr)
+    expect = torch.tensor([[0, 0, 0], [0, 0, 0], [-0.5, 0, 0.5], [-0.25, 0, 0.25], [0, 0, 1]])
+    assert torch.allclose(g.wall_feat, expect)
+    # with roots the roots get zeros; copies of a scene (batch) see only their own walls
+    b = GraphBuilder(GraphConfig(history=1, radius=0.05, wall_clip=0.02, free_roots=1))
+    inst = torch.tensor([0, 0, -1, -1, -1])
+    g = b.build(hist, attr, instance=inst, root_of=b.roots_for(pos, inst))
+    assert g.wall_feat.shape == (g.num_nodes, 3) and torch.allclose(g.wall_feat[:5], expect)
+    assert not g.wall_feat[5:].any()
+    two = torch.cat([pos, pos + torch.tensor([0.015, 0.0])])[None].expand(2, -1, -1)
+    g = GraphBuilder(GraphConfig(history=1, wall_clip=0.02)).build(two, torch.cat([attr, attr]),
+                                                                    batch=torch.tensor([0] * 5 + [1] * 5))
+    assert torch.allclose(g.wall_feat[:5], expect) and torch.allclose(g.wall_feat[5:], expect)
+    with pytest.raises(ConfigError, match="wall_clip"):
+        GraphConfig(wall_clip=-1.0)
+    with pytest.raises(StateError, match="wall_column 5"):
+        GraphBuilder(GraphConfig(history=1, wall_clip=0.02, wall_column=5)).build(hist, attr)

@@ -135,3 +135,121 @@ def test_init_starts_from_a_saved_model_and_refuses_another_config(tmp_path):
     assert summary["best_valid_loss"] < first["history"][0]["valid_loss"]  # it went on, not from scratch
     with pytest.raises(CheckpointError, match="another config"):
         _load_init(make_model("in", chain_config("in")), str(tmp_path / "a" / "model.pt"))
+
+
+def test_select_rollouts_keeps_the_epoch_of_lowest_full_rollout_error(tmp_path):
+    from physics.models import load_model
+    from physics.models.rollout import rollout_errors
+
+    torch.manual_seed(0)
+    model = make_model("propnet", chain_config("propnet"))
+    valid = [spring_chain(3), spring_chain(4), spring_chain(5)]
+    cfg = TrainConfig(epochs=4, seed=0, select_rollouts=2, **FAST)
+    summary = train(model, [spring_chain(1), spring_chain(2)], valid, tmp_path, cfg, progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "loss.jsonl").read_text().splitlines()]
+    scores = [r["valid_rollout_mse"] for r in rows]
+    assert len(scores) == 4 and all(s > 0 for s in scores)
+    kept, meta = load_model(tmp_path / "model.pt")
+    best = min(range(4), key=scores.__getitem__)
+    assert meta["epoch"] == best + 1 == summary["best_epoch"]
+    assert summary["best_rollout_mse"] == scores[best] == meta["valid_rollout_mse"]
+    assert summary["best_valid_loss"] == rows[best]["valid_loss"]
+    # the score is the full-rollout MSE of the kept weights on the first two validation trajectories only
+    assert rollout_errors(kept, valid[:2], horizons=())["mse_full"] == pytest.approx(scores[best], rel=1e-6)
+    assert rollout_errors(kept, valid, horizons=())["mse_full"] != pytest.approx(scores[best], rel=1e-6)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["train_state"]
+    assert state["flags"]["select_rollouts"] == 2 and state["extra"]["best_epoch"] == best + 1
+    assert "selected_by" in meta
+
+
+def test_select_rollouts_with_init_keeps_the_start_when_the_continuation_breaks_the_rollouts(tmp_path):
+    from physics.models import load_model
+
+    _run(tmp_path / "a", 3)
+    start, _ = load_model(tmp_path / "a" / "model.pt")
+    torch.manual_seed(0)
+    model = make_model("propnet", chain_config("propnet"))
+    # a learning rate of 0.3 wrecks the weights (the rollout error grows 40x or more), but they stay finite
+    broken = dict(FAST, lr=0.3, lr_final=0.3)
+    cfg = TrainConfig(epochs=2, seed=0, init=str(tmp_path / "a" / "model.pt"), select_rollouts=1, **broken)
+    summary = train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], tmp_path / "b", cfg, progress=False)
+    kept, meta = load_model(tmp_path / "b" / "model.pt")
+    rows = [json.loads(x) for x in (tmp_path / "b" / "loss.jsonl").read_text().splitlines()]
+    assert meta["epoch"] == 0 == summary["best_epoch"]
+    assert all(r["valid_rollout_mse"] > meta["valid_rollout_mse"] for r in rows), rows
+    for (k, a), b in zip(start.state_dict().items(), kept.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert all(r["valid_rollout_mse"] > 40 * meta["valid_rollout_mse"] for r in rows), rows
+    # the default keeps the trained epoch of lowest one-step validation loss, whose rollouts are broken
+    torch.manual_seed(0)
+    model = make_model("propnet", chain_config("propnet"))
+    cfg = TrainConfig(epochs=2, seed=0, init=str(tmp_path / "a" / "model.pt"), **broken)
+    train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], tmp_path / "c", cfg, progress=False)
+    default = [json.loads(x) for x in (tmp_path / "c" / "loss.jsonl").read_text().splitlines()]
+    kept_by_default = min(default, key=lambda r: r["valid_loss"])["epoch"]
+    assert load_model(tmp_path / "c" / "model.pt")[1]["epoch"] == kept_by_default >= 1
+
+
+def test_select_rollouts_off_stores_no_new_flag_and_is_checked(tmp_path):
+    _run(tmp_path, 1)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["train_state"]
+    assert "select_rollouts" not in state["flags"] and set(state["extra"]) == {"best"}  # as before the option
+    with pytest.raises(ConfigError, match="select_rollouts must be >= 0"):
+        TrainConfig(select_rollouts=-1)
+    model = make_model("propnet", chain_config("propnet"))
+    with pytest.raises(ConfigError, match="needs validation trajectories"):
+        train(model, [spring_chain(1)], [], tmp_path / "d", TrainConfig(epochs=1, select_rollouts=1, **FAST),
+              progress=False)
+    with pytest.raises(ConfigError, match=r"--select-rollouts None \(now 1\)"):
+        train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], tmp_path,
+              TrainConfig(epochs=1, select_rollouts=1, **FAST), resume=True, progress=False)
+
+
+def test_wall_features_reach_the_model_and_stay_out_of_configs_that_do_not_use_them(tmp_path):
+    from physics.models import load_model
+    from physics.models.config import apply_overrides, config_from_dict, config_to_dict
+
+    plain = config_to_dict(chain_config("dpinet"))
+    assert "wall_clip" not in plain["graph"]  # as saved before the option existed
+    assert config_from_dict(plain) == chain_config("dpinet")
+    cfg = apply_overrides(chain_config("dpinet"), {"graph.wall_clip": 0.05, "graph.wall_column": 0})
+    assert config_to_dict(cfg)["graph"]["wall_clip"] == 0.05 and config_from_dict(config_to_dict(cfg)) == cfg
+    torch.manual_seed(0)
+    model = make_model("dpinet", cfg)
+    summary = train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], tmp_path,
+                    TrainConfig(epochs=2, seed=0, **FAST), progress=False)
+    assert summary["history"][-1]["valid_loss"] < summary["history"][0]["valid_loss"]
+    kept, _ = load_model(tmp_path / "model.pt")
+    assert kept.config.graph.wall_clip == 0.05
+    assert kept.node_encoder[0].in_features == make_model("dpinet", chain_config("dpinet")).node_encoder[0].in_features + 3
+
+
+def test_select_rollouts_resumes_after_a_kill_with_the_same_kept_epoch(tmp_path, monkeypatch):
+    from physics.models import load_model
+    from physics.models.base import DynamicsModel
+
+    def run(out):
+        torch.manual_seed(0)
+        model = make_model("propnet", chain_config("propnet"))
+        return train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], out,
+                     TrainConfig(epochs=3, seed=0, select_rollouts=1, **FAST), resume=True, progress=False)
+
+    straight = run(tmp_path / "a")
+    real, calls = DynamicsModel.loss, {"n": 0}
+
+    def killed_in_epoch_three(self, batch, **kw):  # 8 training batches per epoch, 1 validation batch
+        calls["n"] += 1
+        if calls["n"] == 2 * 9 + 3:
+            raise KeyboardInterrupt
+        return real(self, batch, **kw)
+
+    monkeypatch.setattr(DynamicsModel, "loss", killed_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b")
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["train_state"]["round"] == 2
+    resumed = run(tmp_path / "b")
+    assert (resumed["best_epoch"], resumed["best_rollout_mse"]) == (straight["best_epoch"], straight["best_rollout_mse"])
+    a, b = load_model(tmp_path / "a" / "model.pt")[0], load_model(tmp_path / "b" / "model.pt")[0]
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), k
