@@ -19,6 +19,12 @@ For every video of a ``nesy data clevrer`` split (annotation + truth):
   whole re-run against the truth's, and the same for the *changed* collisions
   only (those that differ from the factual video: what a counterfactual
   question probes; copying the video scores zero there);
+* ``contact_response`` (providers with a ``collision_impulses`` method, the learned
+  PropNet): at every recorded collision, the velocity change of each of its objects
+  over the step into it, in the truth and in the model's one-step prediction from
+  true states; ``median_ratio`` of predicted to true and ``share_over_half`` (the
+  predicted change is more than half the true one), over the changes above
+  ``IMPULSE_MIN`` units/s.  A model that only carries objects on scores near 0;
 * ``speed``: wall seconds per future and per counterfactual, and predicted frames per second.
 """
 
@@ -35,10 +41,11 @@ from physics.video_dynamics import VideoDynamics, match_collisions, state_collis
 from physics.worlds.clevrer_annotation import Collision, FrameStates, VideoAnnotation
 from physics.worlds.clevrer_truth import VideoTruth
 
-__all__ = ["evaluate_video_dynamics", "object_groups", "prf", "plot_position_error", "HORIZONS", "GROUPS"]
+__all__ = ["evaluate_video_dynamics", "contact_response", "object_groups", "prf", "plot_position_error", "HORIZONS", "GROUPS"]
 
 HORIZONS = (1, 5, 10, 25, 50)
 GROUPS = ("sliding", "colliding", "resting")
+IMPULSE_MIN = 0.3  # units/s: a collision's velocity change counted in contact_response
 MOVING_SPEED = 0.05  # units/s on the floor: moving, as the executor's filter_moving reads it
 
 
@@ -66,6 +73,8 @@ def evaluate_video_dynamics(
     counts = {k: np.zeros(3, int) for k in ("rule", "future", "cf", "cf_changed")}
     curves: list[list[float]] = []
     grouped: dict[str, list[list[float]]] = {g: [] for g in GROUPS}
+    impulses: list[tuple[float, float]] = []
+    responds = False
     t_future = t_cf = 0.0
     n_cf = future_frames = 0
     for ann, truth in tqdm(videos, desc="video dynamics", unit="video", disable=not progress):
@@ -76,6 +85,9 @@ def evaluate_video_dynamics(
         for cf in truth.counterfactuals:
             counts["rule"] += match_collisions(state_collisions(cf.trajectory, shapes), cf.collisions, window)
         dyn = provider(truth)
+        if hasattr(dyn, "collision_impulses"):
+            responds = True
+            impulses += dyn.collision_impulses(ann, truth)
         frames = len(truth.future_trajectory)
         start = time.perf_counter()
         states, collisions = dyn.future(ann, frames)
@@ -117,12 +129,22 @@ def evaluate_video_dynamics(
             "collisions": prf(*counts["cf"].tolist()),
             "changed_collisions": prf(*counts["cf_changed"].tolist()),
         },
+        "contact_response": contact_response(impulses) if responds else None,
         "speed": {
             "seconds_per_future": t_future / max(len(videos), 1),
             "seconds_per_counterfactual": t_cf / max(n_cf, 1),
             "future_frames_per_s": future_frames / t_future if t_future > 0 else None,
         },
     }
+
+
+def contact_response(impulses: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """Summary of (true, predicted) velocity changes at collisions (see the module docstring)."""
+    r = np.array([x for x in impulses if x[0] > IMPULSE_MIN], float).reshape(-1, 2)
+    if not len(r):
+        return {"changes": 0, "median_true": None, "median_predicted": None, "median_ratio": None, "share_over_half": None}
+    return {"changes": len(r), "median_true": float(np.median(r[:, 0])), "median_predicted": float(np.median(r[:, 1])),
+            "median_ratio": float(np.median(r[:, 1] / r[:, 0])), "share_over_half": float(np.mean(r[:, 1] > 0.5 * r[:, 0]))}
 
 
 def object_groups(annotation: VideoAnnotation, truth: VideoTruth) -> dict[int, str]:

@@ -53,6 +53,10 @@ def print_summary(result: dict, out: Path) -> None:
                                                    for h in (10, 25, 50)) for g, v in groups.items()]
         if parts:
             print(f"{name} position error at 10/25/50 frames by object: " + ", ".join(parts))
+        resp = r.get("contact_response")
+        if resp and resp["changes"]:
+            print(f"{name} contact response ({resp['changes']} velocity changes at collisions, true states in): "
+                  f"predicted/true median {resp['median_ratio']:.2f}, over half the true change {resp['share_over_half']:.0%}")
     rule = result["collision_rule"]
     print(f"state collision rule on true states: precision {rule['precision']:.3f}, recall {rule['recall']:.3f}, "
           f"F1 {rule['f1']:.3f}")

@@ -63,6 +63,8 @@ def test_train_then_bench_video_dynamics(data, tmp_path, capsys):
         assert sum(g["objects"] for g in groups.values()) == len(videos[0][0].motion_trajectory[-1].objects)
     assert all(v == 0.0 for g in gt["future"]["position_error_by_group"].values() for v in g["position_error_at"].values())
     assert "position error at 10/25/50 frames by object" in printed
+    assert gt["contact_response"] is None  # the truth has no one-step model to ask
+    assert set(learned["contact_response"]) >= {"changes", "median_ratio", "share_over_half"}
     assert (tmp_path / "bench.png").is_file()
     assert result["rollout_settings"] == {"ensemble": 2, "ensemble_starts": 2}
     assert main(["bench", "video-dynamics", "--data", str(data), "--split", "val", "--dynamics", "gt",
