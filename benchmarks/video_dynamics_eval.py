@@ -10,11 +10,21 @@ For every video of a ``nesy data clevrer`` split (annotation + truth):
   collision events against the truth (same pair, within ``window`` frames;
   precision, recall, F1) and the centres' distance on the floor to the truth
   per predicted frame (``position_error_curve``, mean over objects, scene
-  units; ``position_error_at`` a few horizons);
+  units; ``position_error_at`` a few horizons), and the same split by what
+  each object does in the truth's future (``position_error_by_group``:
+  ``sliding``, moving at the last observed frame and in no future collision, so
+  its error is the free slide's, friction alone; ``colliding``, in a future
+  collision; ``resting``, neither), each with its ``objects`` count;
 * ``counterfactual``: one counterfactual per object: collision events of the
   whole re-run against the truth's, and the same for the *changed* collisions
   only (those that differ from the factual video: what a counterfactual
   question probes; copying the video scores zero there);
+* ``contact_response`` (providers with a ``collision_impulses`` method, the learned
+  PropNet): at every recorded collision, the velocity change of each of its objects
+  over the step into it, in the truth and in the model's one-step prediction from
+  true states; ``median_ratio`` of predicted to true and ``share_over_half`` (the
+  predicted change is more than half the true one), over the changes above
+  ``IMPULSE_MIN`` units/s.  A model that only carries objects on scores near 0;
 * ``speed``: wall seconds per future and per counterfactual, and predicted frames per second.
 """
 
@@ -31,9 +41,12 @@ from physics.video_dynamics import VideoDynamics, match_collisions, state_collis
 from physics.worlds.clevrer_annotation import Collision, FrameStates, VideoAnnotation
 from physics.worlds.clevrer_truth import VideoTruth
 
-__all__ = ["evaluate_video_dynamics", "prf", "plot_position_error", "HORIZONS"]
+__all__ = ["evaluate_video_dynamics", "contact_response", "object_groups", "prf", "plot_position_error", "HORIZONS", "GROUPS"]
 
 HORIZONS = (1, 5, 10, 25, 50)
+GROUPS = ("sliding", "colliding", "resting")
+IMPULSE_MIN = 0.3  # units/s: a collision's velocity change counted in contact_response
+MOVING_SPEED = 0.05  # units/s on the floor: moving, as the executor's filter_moving reads it
 
 
 def prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
@@ -59,6 +72,9 @@ def evaluate_video_dynamics(
     """Score ``provider(truth)`` on ``videos`` (keys in the module docstring)."""
     counts = {k: np.zeros(3, int) for k in ("rule", "future", "cf", "cf_changed")}
     curves: list[list[float]] = []
+    grouped: dict[str, list[list[float]]] = {g: [] for g in GROUPS}
+    impulses: list[tuple[float, float]] = []
+    responds = False
     t_future = t_cf = 0.0
     n_cf = future_frames = 0
     for ann, truth in tqdm(videos, desc="video dynamics", unit="video", disable=not progress):
@@ -69,6 +85,9 @@ def evaluate_video_dynamics(
         for cf in truth.counterfactuals:
             counts["rule"] += match_collisions(state_collisions(cf.trajectory, shapes), cf.collisions, window)
         dyn = provider(truth)
+        if hasattr(dyn, "collision_impulses"):
+            responds = True
+            impulses += dyn.collision_impulses(ann, truth)
         frames = len(truth.future_trajectory)
         start = time.perf_counter()
         states, collisions = dyn.future(ann, frames)
@@ -76,6 +95,10 @@ def evaluate_video_dynamics(
         future_frames += frames
         counts["future"] += match_collisions(collisions, truth.future_collisions, window)
         curves.append(_position_errors(states, truth.future_trajectory))
+        groups = object_groups(ann, truth)
+        for oid, errors in _object_errors(states, truth.future_trajectory).items():
+            if oid in groups:
+                grouped[groups[oid]].append(errors)
         for p in ann.object_property:
             start = time.perf_counter()
             cf = dyn.counterfactual(ann, p.object_id)
@@ -99,18 +122,64 @@ def evaluate_video_dynamics(
             "true_collisions": int(counts["future"][0] + counts["future"][2]),
             "position_error_at": {int(h): float(curve[h - 1]) for h in horizons if h <= length},
             "position_error_curve": [float(x) for x in curve],
+            "position_error_by_group": {g: _group_curve(grouped[g], horizons) for g in GROUPS},
         },
         "counterfactual": {
             "runs": n_cf,
             "collisions": prf(*counts["cf"].tolist()),
             "changed_collisions": prf(*counts["cf_changed"].tolist()),
         },
+        "contact_response": contact_response(impulses) if responds else None,
         "speed": {
             "seconds_per_future": t_future / max(len(videos), 1),
             "seconds_per_counterfactual": t_cf / max(n_cf, 1),
             "future_frames_per_s": future_frames / t_future if t_future > 0 else None,
         },
     }
+
+
+def contact_response(impulses: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """Summary of (true, predicted) velocity changes at collisions (see the module docstring)."""
+    r = np.array([x for x in impulses if x[0] > IMPULSE_MIN], float).reshape(-1, 2)
+    if not len(r):
+        return {"changes": 0, "median_true": None, "median_predicted": None, "median_ratio": None, "share_over_half": None}
+    return {"changes": len(r), "median_true": float(np.median(r[:, 0])), "median_predicted": float(np.median(r[:, 1])),
+            "median_ratio": float(np.median(r[:, 1] / r[:, 0])), "share_over_half": float(np.mean(r[:, 1] > 0.5 * r[:, 0]))}
+
+
+def object_groups(annotation: VideoAnnotation, truth: VideoTruth) -> dict[int, str]:
+    """``object_id -> group`` of the objects present at the last observed frame (groups: module docstring)."""
+    last = annotation.motion_trajectory[-1] if annotation.motion_trajectory else None
+    if last is None:
+        return {}
+    struck = {k for c in truth.future_collisions for k in c.object_ids}
+    out = {}
+    for o in last.objects:
+        if o.object_id in struck:
+            out[o.object_id] = "colliding"
+        else:
+            out[o.object_id] = "sliding" if float(np.hypot(*o.velocity[:2])) > MOVING_SPEED else "resting"
+    return out
+
+
+def _object_errors(pred: Sequence[FrameStates], true: Sequence[FrameStates]) -> dict[int, list[float]]:
+    """Per object present in every frame of both: its floor distance to the truth per frame."""
+    out: dict[int, list[float]] = {}
+    n = min(len(pred), len(true))
+    for k, (p, t) in enumerate(zip(pred[:n], true[:n], strict=True)):
+        tb = t.by_id()
+        for o in p.objects:
+            if o.object_id in tb and len(out.setdefault(o.object_id, [])) == k:
+                out[o.object_id].append(float(np.hypot(o.location[0] - tb[o.object_id].location[0],
+                                                       o.location[1] - tb[o.object_id].location[1])))
+    return {k: v for k, v in out.items() if len(v) == n}
+
+
+def _group_curve(errors: list[list[float]], horizons: Sequence[int]) -> dict[str, Any]:
+    """Mean error of a group's objects at each horizon within their common length."""
+    length = min((len(e) for e in errors), default=0)
+    curve = np.mean([e[:length] for e in errors], axis=0) if length else np.zeros(0)
+    return {"objects": len(errors), "position_error_at": {int(h): float(curve[h - 1]) for h in horizons if h <= length}}
 
 
 def _position_errors(pred: Sequence[FrameStates], true: Sequence[FrameStates]) -> list[float]:

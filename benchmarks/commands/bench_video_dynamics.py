@@ -47,6 +47,16 @@ def print_summary(result: dict, out: Path) -> None:
     print_table(rows, ["dynamics", "future F1", "cf F1", "cf changed F1", "err@10", "err@25", "err@50", "s/cf"],
                 title=f"{result['videos']} videos ({result['data']}, split {result['split']}); events within "
                 f"{result['window']} frames; position error in scene units")
+    for name, r in result["providers"].items():
+        groups = r["future"].get("position_error_by_group", {})
+        parts = [f"{g} ({v['objects']}) " + "/".join(f"{v['position_error_at'][h]:.3f}" if h in v["position_error_at"] else "-"
+                                                   for h in (10, 25, 50)) for g, v in groups.items()]
+        if parts:
+            print(f"{name} position error at 10/25/50 frames by object: " + ", ".join(parts))
+        resp = r.get("contact_response")
+        if resp and resp["changes"]:
+            print(f"{name} contact response ({resp['changes']} velocity changes at collisions, true states in): "
+                  f"predicted/true median {resp['median_ratio']:.2f}, over half the true change {resp['share_over_half']:.0%}")
     rule = result["collision_rule"]
     print(f"state collision rule on true states: precision {rule['precision']:.3f}, recall {rule['recall']:.3f}, "
           f"F1 {rule['f1']:.3f}")

@@ -570,6 +570,41 @@ class PropNetVideoDynamics:
         events = derive_events(run.frames, collisions, end_frame=last)
         return Counterfactual(removed_object_id, run.frames, collisions, tuple(events))
 
+    def collision_impulses(self, annotation: VideoAnnotation, truth: VideoTruth) -> list[tuple[float, float]]:
+        """Per recorded collision and each of its objects: (true, predicted) velocity change, units/s.
+
+        A diagnostic of the model's contact response with true states in: at the step into
+        the first frame a collision is recorded (frame ``c - 1`` to ``c``, observed and future
+        collisions), the change of the object's velocity over the previous step's in the
+        truth, and in the model's one-step prediction from the true history.  A model that
+        only carries objects on (inertia and friction) predicts a change near 0 there.
+        Collisions within the model's history of the first frame are skipped.
+        """
+        frames = (*annotation.motion_trajectory, *truth.future_trajectory)
+        tracks = _tracks(annotation, frames)
+        ids = sorted(tracks)
+        state = np.stack([tracks[k].xyt for k in ids], axis=1)
+        actions = launch_actions(state)
+        attrs = _attributes(annotation)
+        first, fps = frames[0].frame_id, self.config.fps
+        out = []
+        cache: dict[int, np.ndarray | None] = {}
+        for c in (*annotation.collision, *truth.future_collisions):
+            t = c.frame_id - first - 1
+            if t < self.history + 1 or t + 1 >= len(frames) or len(c.object_ids) != 2:
+                continue
+            if t not in cache:
+                cache[t] = self._step(state, actions, attrs, ids, t)
+            pred = cache[t]
+            for k in c.object_ids:
+                i = ids.index(k)
+                before = state[t, i, :2] - state[t - 1, i, :2]
+                if pred is None or np.isnan(pred[i, 0]) or np.isnan(state[t + 1, i, 0]) or np.isnan(before).any():
+                    continue
+                out.append((float(np.linalg.norm(state[t + 1, i, :2] - state[t, i, :2] - before) * fps),
+                            float(np.linalg.norm(pred[i, :2] - state[t, i, :2] - before) * fps)))
+        return out
+
     # ------------------------------------------------------------------ the rollout
     def _run(self, annotation: VideoAnnotation, removed: int | None, extra: int, back: int = 0,
              jitter: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> _Run:

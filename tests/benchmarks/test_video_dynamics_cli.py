@@ -10,6 +10,7 @@ from benchmarks import cli
 from benchmarks.cli import main
 from benchmarks.datasets.clevrer_builder import video_paths
 from physics.models import load_model
+from physics.models.video_propnet import load_video_split
 
 TINY = ["--n", "2", "--frames", "14", "--future-frames", "4", "--seed", "11", "--split", "val", "--no-render", "--quiet"]
 
@@ -47,6 +48,7 @@ def test_train_then_bench_video_dynamics(data, tmp_path, capsys):
                  "--checkpoint", str(run / "model.pt"), "--future-ensemble", "2", "--future-starts", "2",
                  "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
+    videos = load_video_split(data, "val", limit=1)
     assert "future F1" in printed and "state collision rule" in printed
     result = json.loads(out.read_text())
     gt = result["providers"]["gt"]
@@ -55,6 +57,14 @@ def test_train_then_bench_video_dynamics(data, tmp_path, capsys):
     learned = result["providers"]["propnet"]
     assert learned["counterfactual"]["runs"] == gt["counterfactual"]["runs"] > 0
     assert len(learned["future"]["position_error_curve"]) == 4
+    for name in ("gt", "propnet"):  # every object at the last observed frame is in one group
+        groups = result["providers"][name]["future"]["position_error_by_group"]
+        assert set(groups) == {"sliding", "colliding", "resting"}
+        assert sum(g["objects"] for g in groups.values()) == len(videos[0][0].motion_trajectory[-1].objects)
+    assert all(v == 0.0 for g in gt["future"]["position_error_by_group"].values() for v in g["position_error_at"].values())
+    assert "position error at 10/25/50 frames by object" in printed
+    assert gt["contact_response"] is None  # the truth has no one-step model to ask
+    assert set(learned["contact_response"]) >= {"changes", "median_ratio", "share_over_half"}
     assert (tmp_path / "bench.png").is_file()
     assert result["rollout_settings"] == {"ensemble": 2, "ensemble_starts": 2}
     assert main(["bench", "video-dynamics", "--data", str(data), "--split", "val", "--dynamics", "gt",
@@ -85,3 +95,22 @@ def test_train_video_dynamics_from_a_trajectory_file_with_counterfactuals_and_co
     assert main(["train", "video-dynamics", "--data", str(pack), "--counterfactuals", "--out", str(tmp_path / "r2"),
                  "--epochs", "1", "--quiet"]) == 2
     assert "--counterfactuals" in capsys.readouterr().err
+
+
+def test_object_groups_sort_objects_by_their_future(data):
+    from dataclasses import replace
+
+    from benchmarks.video_dynamics_eval import object_groups
+    from physics.worlds.clevrer_annotation import Collision, FrameStates
+
+    ann, truth = load_video_split(data, "val", limit=1)[0]
+    last = ann.motion_trajectory[-1]
+    a, b, *rest = last.objects
+    moving = replace(a, velocity=(0.3, -0.2, 0.0))
+    still = replace(b, velocity=(0.01, 0.0, 0.0))
+    ann = replace(ann, motion_trajectory=(*ann.motion_trajectory[:-1], FrameStates(last.frame_id, (moving, still, *rest))))
+    assert object_groups(ann, replace(truth, future_collisions=()))[a.object_id] == "sliding"
+    assert object_groups(ann, replace(truth, future_collisions=()))[b.object_id] == "resting"
+    struck = Collision((a.object_id, b.object_id), last.frame_id + 2, (0.0, 0.0, 0.0))
+    groups = object_groups(ann, replace(truth, future_collisions=(struck,)))
+    assert groups[a.object_id] == groups[b.object_id] == "colliding"

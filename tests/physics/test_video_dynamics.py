@@ -413,3 +413,21 @@ def test_rollout_settings_that_are_not_finite_are_refused_by_name(name, value):
     # NaN passes every `< 0` check and would make the collision rule find nothing, silently
     with pytest.raises(ConfigError, match=name):
         RolloutConfig(**{name: value})
+
+
+def test_collision_impulses_compare_the_velocity_change_into_a_recorded_collision(videos, propnet):
+    ann, truth = videos[0]
+    frames = (*ann.motion_trajectory, *truth.future_trajectory)
+    a, b = ann.object_property[0].object_id, ann.object_property[1].object_id
+    f = FRAMES - 2  # a collision recorded at this frame: the step f - 1 -> f carries its impulse
+    truth = dataclass_replace(truth, future_collisions=(Collision((a, b), f, (0.0, 0.0, 0.0)),))
+    ann = dataclass_replace(ann, collision=())
+    pairs = propnet.collision_impulses(ann, truth)
+    assert len(pairs) == 2 and all(math.isfinite(x) and x >= 0 for p in pairs for x in p)
+    xy = {k: [np.array(fr.by_id()[k].location[:2]) for fr in frames[f - 2 : f + 1]] for k in (a, b)}
+    fps = propnet.config.fps
+    for (true_change, _), k in zip(pairs, (a, b), strict=True):
+        p0, p1, p2 = xy[k]
+        assert true_change == pytest.approx(float(np.linalg.norm((p2 - p1) - (p1 - p0)) * fps), abs=1e-4)
+    early = dataclass_replace(truth, future_collisions=(Collision((a, b), 1, (0.0, 0.0, 0.0)),))
+    assert propnet.collision_impulses(ann, early) == []  # inside the model's history of the first frame
