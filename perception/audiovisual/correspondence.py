@@ -31,7 +31,12 @@ Shapes (N pairs, C image channels, H x W pixels, F frequency bins, S spectrogram
 
 Benchmarks: ``av-correspondence`` trains L3-Net and AVE-Net on one set of
 two-instrument clips (correspondence accuracy, audio-to-image recall@10 over
-1,000 held-out clips); ``avol-net`` trains AVOL-Net on one-instrument clips (where
+1,000 held-out clips), both with temporal towers (``AVNetConfig.steps``: each of
+the audio second's 8 frames seen beside its difference from the frame before,
+the spectrum averaged per frame, heads that keep the order of the steps) and
+:func:`synchrony_loss` (every mismatch of the batch, and each clip's own audio at
+another moment), because in these clips only the timing of each instrument's
+loudness against its motion tells two clips with the same instruments apart; ``avol-net`` trains AVOL-Net on one-instrument clips (where
 its map peaks in held-out frames) in :data:`AVOL_CONFIG`: 1x1 late vision blocks (a
 map location sees about one instrument), the spectrogram's mean over time beside the
 audio tower's features, and cosine similarities.  Each beside the same network untrained.
