@@ -31,7 +31,12 @@ Shapes (N pairs, C image channels, H x W pixels, F frequency bins, S spectrogram
 
 Benchmarks: ``av-correspondence`` trains L3-Net and AVE-Net on one set of
 two-instrument clips (correspondence accuracy, audio-to-image recall@10 over
-1,000 held-out clips); ``avol-net`` trains AVOL-Net on one-instrument clips (where
+1,000 held-out clips), both with temporal towers (``AVNetConfig.steps``: each of
+the audio second's 8 frames seen beside its difference from the frame before,
+the spectrum averaged per frame, heads that keep the order of the steps) and
+:func:`synchrony_loss` (every mismatch of the batch, and each clip's own audio at
+another moment), because in these clips only the timing of each instrument's
+loudness against its motion tells two clips with the same instruments apart; ``avol-net`` trains AVOL-Net on one-instrument clips (where
 its map peaks in held-out frames) in :data:`AVOL_CONFIG`: 1x1 late vision blocks (a
 map location sees about one instrument), the spectrogram's mean over time beside the
 audio tower's features, and cosine similarities.  Each beside the same network untrained.
@@ -68,7 +73,12 @@ __all__ = [
     "L3Net",
     "AVENet",
     "AVOLNet",
+    "FrameMotionTower",
+    "SpectralTimeTower",
     "mismatched_partners",
+    "shifted_centres",
+    "synchrony_loss",
+    "train_synchrony",
     "correspondence_logits",
     "correspondence_loss",
     "recall_at_k",
@@ -76,6 +86,8 @@ __all__ = [
     "Window",
     "SINGLE_FRAME",
     "FRAME_STACK",
+    "SYNC_WINDOW",
+    "PAPER_CONFIG",
     "train_correspondence",
     "evaluate_correspondence",
     "TrainedNetworks",
@@ -107,6 +119,10 @@ class AVNetConfig:
         cosine: AVOL-Net's map compares unit embeddings (cosine similarity; the calibration scale starts
             at 1 and is learned: starting at 10 collapsed to a constant map at one initialisation of two)
             instead of raw scalar products over sqrt(D).
+        steps: 0: the papers' towers (global max pooling, no time).  T > 0: L3-Net and AVE-Net keep time
+            (:class:`FrameMotionTower` over T frames and the frame before them, so ``image_channels`` must be
+            3 * (T + 1), and :class:`SpectralTimeTower` averaged into the same T frames), each followed by a
+            head over every step, so what is compared is *when* each look moves and each timbre sounds.
     """
 
     image_channels: int = 3
@@ -117,6 +133,7 @@ class AVNetConfig:
     profile: bool = False
     kernels: tuple[int, ...] = ()
     cosine: bool = False
+    steps: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
@@ -126,6 +143,9 @@ class AVNetConfig:
         if (self.image_channels < 1 or not self.widths or min(self.widths) < 1 or self.embed < 1 or self.fusion < 1
                 or self.convs < 1):
             raise ConfigError(f"AVNetConfig: channels, widths, embed and fusion must be positive, got {self}")
+        if self.steps < 0 or (self.steps and self.image_channels != 3 * (self.steps + 1)):
+            raise ConfigError(f"AVNetConfig: steps = {self.steps} needs image_channels = 3 * (steps + 1) "
+                              f"(the frame before the window's first), got {self.image_channels}")
 
 
 class ConvTower(nn.Module):
@@ -150,6 +170,61 @@ class ConvTower(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+# ---------------------------------------------------------------------- temporal (synchrony) networks
+class FrameMotionTower(nn.Module):
+    """Per-frame features of a window of frames, each seen with its difference from the frame before.
+
+    ``forward(frames [N, 3 * (T + 1), H, W])`` (frames stacked on channels, oldest first; the first only
+    serves as the previous frame of the second) -> ``[N, 2 * widths[-1], T]``: the shared conv tower's
+    maximum and mean over space at each of the T frames.  The difference channels show what moves (an
+    instrument's loudness follows its speed); the maximum says which looks are in view.
+    """
+
+    def __init__(self, widths: tuple[int, ...], convs: int = 1) -> None:
+        super().__init__()
+        self.tower = ConvTower(6, widths, convs)
+        self.out_channels = 2 * widths[-1]
+
+    def forward(self, frames: Tensor) -> Tensor:
+        n, c, h, w = frames.shape
+        x = frames.view(n, c // 3, 3, h, w)
+        x = torch.cat([x[:, 1:], x[:, 1:] - x[:, :-1]], 2)  # [N, T, 6, H, W]
+        f = self.tower(x.flatten(0, 1))
+        f = torch.cat([f.amax((2, 3)), f.mean((2, 3))], 1)
+        return f.view(n, c // 3 - 1, -1).transpose(1, 2)
+
+
+class SpectralTimeTower(nn.Module):
+    """Per-time features of a spectrogram window: 1-D convolutions over time with the bins as channels.
+
+    ``forward(spec [N, 1, F, S]) -> [N, width, T]`` (averaged into the T video frames the window spans),
+    so each step carries the spectrum of its frame: which timbres and pitches sound and how loudly.
+    """
+
+    def __init__(self, bins: int, width: int, steps: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(bins, width, 3, padding=1, bias=False), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.Conv1d(width, width, 3, padding=1, bias=False), nn.BatchNorm1d(width), nn.ReLU())
+        self.steps = steps
+        self.out_channels = width
+
+    def forward(self, spec: Tensor) -> Tensor:
+        return F.adaptive_avg_pool1d(self.net(spec[:, 0]), self.steps)
+
+
+class _TimeHead(nn.Module):
+    """``[N, C, T]`` -> ``[N, D]``: a temporal convolution, then one linear layer over every step (keeps *when*)."""
+
+    def __init__(self, channels: int, steps: int, out: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv1d(channels, hidden, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(hidden * steps, out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.conv(x).flatten(1))
 
 
 def _check(frames: Tensor, spec: Tensor, config: AVNetConfig, who: str) -> None:
@@ -187,18 +262,31 @@ class L3Net(nn.Module):
     def __init__(self, config: AVNetConfig = AVNetConfig()) -> None:
         super().__init__()
         self.config = config
-        self.vision = ConvTower(config.image_channels, config.widths, config.convs)
-        self.audio = ConvTower(1, config.widths, config.convs)
-        self.fusion = _mlp(2 * config.widths[-1] + _profile_bins(config), config.fusion, 2)
+        if config.steps:  # temporal towers; the fusion also sees the product of the two step-wise codes
+            d = config.embed
+            self.vision = nn.Sequential(FrameMotionTower(config.widths, config.convs),
+                                        _TimeHead(2 * config.widths[-1], config.steps, d))
+            self.audio = nn.Sequential(SpectralTimeTower(SPEC_BINS, config.widths[-1], config.steps),
+                                       _TimeHead(config.widths[-1], config.steps, d))
+            self.fusion = _mlp(3 * d, config.fusion, 2)
+        else:
+            self.vision = ConvTower(config.image_channels, config.widths, config.convs)
+            self.audio = ConvTower(1, config.widths, config.convs)
+            self.fusion = _mlp(2 * config.widths[-1] + _profile_bins(config), config.fusion, 2)
 
     def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
         """Max-pooled features of each subnetwork: ``[N, widths[-1]]`` twice (the paper's transfer features;
-        the audio's followed by the spectral profile when ``config.profile``)."""
+        the audio's followed by the spectral profile when ``config.profile``); with ``config.steps`` the
+        temporal heads' codes, ``[N, embed]`` twice."""
         _check(frames, spec, self.config, "L3Net")
+        if self.config.steps:
+            return self.vision(frames), self.audio(spec)
         return self.vision(frames).amax((2, 3)), _audio_features(self.audio, spec, self.config, "L3Net")
 
     def head(self, v: Tensor, a: Tensor) -> Tensor:
         """Logits ``[N, 2]`` of encoded frames ``v`` and audio ``a``."""
+        if self.config.steps:
+            return self.fusion(torch.cat([v, a, v * a], 1))
         return self.fusion(torch.cat([v, a], 1))
 
     def forward(self, frames: Tensor, spec: Tensor) -> Tensor:
@@ -212,9 +300,14 @@ class AVENet(nn.Module):
         super().__init__()
         self.config = config
         c, d = config.widths[-1], config.embed
-        self.vision = ConvTower(config.image_channels, config.widths, config.convs)
-        self.audio = ConvTower(1, config.widths, config.convs)
-        self.vision_head, self.audio_head = _mlp(c, d, d), _mlp(c + _profile_bins(config), d, d)
+        if config.steps:  # temporal towers (class docs of AVNetConfig)
+            self.vision = FrameMotionTower(config.widths, config.convs)
+            self.audio = SpectralTimeTower(SPEC_BINS, c, config.steps)
+            self.vision_head, self.audio_head = _TimeHead(2 * c, config.steps, d), _TimeHead(c, config.steps, d)
+        else:
+            self.vision = ConvTower(config.image_channels, config.widths, config.convs)
+            self.audio = ConvTower(1, config.widths, config.convs)
+            self.vision_head, self.audio_head = _mlp(c, d, d), _mlp(c + _profile_bins(config), d, d)
         self.calibrate = nn.Linear(1, 2)  # the paper's fc3: distance -> two logits
         with torch.no_grad():  # start with "close means corresponding", as the trained layer ends up
             self.calibrate.weight.copy_(torch.tensor([[1.0], [-1.0]]))
@@ -222,10 +315,14 @@ class AVENet(nn.Module):
 
     def embed_frames(self, frames: Tensor) -> Tensor:
         """Unit image embeddings ``[N, D]``."""
+        if self.config.steps:
+            return F.normalize(self.vision_head(self.vision(frames)), dim=1)
         return F.normalize(self.vision_head(self.vision(frames).amax((2, 3))), dim=1)
 
     def embed_audio(self, spec: Tensor) -> Tensor:
         """Unit audio embeddings ``[N, D]``."""
+        if self.config.steps:
+            return F.normalize(self.audio_head(self.audio(spec)), dim=1)
         return F.normalize(self.audio_head(_audio_features(self.audio, spec, self.config, "AVENet")), dim=1)
 
     def encode(self, frames: Tensor, spec: Tensor) -> tuple[Tensor, Tensor]:
@@ -406,6 +503,76 @@ def train_correspondence(model: nn.Module, bank: ClipBank, window: Window, bench
                        seed=seed, desc=desc, per_round=50)
 
 
+def shifted_centres(t: Tensor, lo: int, hi: int, generator: torch.Generator | None = None) -> Tensor:
+    """Another centre for each of ``t`` (all in ``lo..hi``), at least two frames away from it.
+
+    ``lo + (t - lo + d) mod (hi - lo + 1)`` with d drawn from ``2 .. hi - lo - 1``; needs ``hi - lo >= 3``.
+    """
+    span = hi - lo + 1
+    if span < 4:
+        raise StateError(f"shifted_centres: centres {lo}..{hi} leave no shift of two frames or more both ways")
+    d = torch.randint(2, span - 1, t.shape, generator=generator)
+    return lo + (t - lo + d) % span
+
+
+def synchrony_loss(model: L3Net | AVENet, frames: Tensor, spec: Tensor, shifted: Tensor, clip_ids: Tensor,
+                   temperature: float = 0.1) -> Tensor:
+    """The correspondence task with every mismatch a batch holds, and the clip's own audio out of time.
+
+    Each frame window (``frames [N, C, H, W]``) is scored against every audio window of the batch:
+    its own (``spec [N, 1, F, S]``, same clip and moment, the positive), the other clips' and each
+    clip's own audio at another moment (``shifted [N, 1, F, S]``: same instruments, wrong timing, the
+    "hard negatives" of Korbar et al., AVTS, NeurIPS 2018).  Pairs of two windows of one clip at
+    possibly the same moment (a batch draws clips with replacement) are left out.
+
+    * AVE-Net: an NCE loss over the embeddings' cosine similarities (``/ temperature``), both ways
+      (an audio query's items are the frame windows of the batch), plus the paper's two-way
+      cross-entropy of its calibrated distance on each frame's own audio and one mismatched clip's;
+    * L3-Net: the two-way cross-entropy of the fusion's logits on all ``N x 2N`` pairs, positives and
+      negatives weighted half and half.
+    """
+    n = clip_ids.shape[0]
+    _check(frames, spec, model.config, "synchrony_loss")
+    if not model.config.steps:
+        raise ConfigError("synchrony_loss: the network needs temporal towers (AVNetConfig.steps > 0)")
+    audio = torch.cat([spec, shifted])
+    if isinstance(model, AVENet):
+        v, a = model.embed_frames(frames), model.embed_audio(audio)  # [N, D], [2N, D]
+    else:
+        v, a = model.vision(frames), model.audio(audio)
+    same = clip_ids[:, None] == clip_ids[None, :]
+    eye = torch.eye(n, dtype=torch.bool)
+    skip = torch.cat([same & ~eye, same & ~eye], 1)  # [N, 2N]; the own clip's shifted audio stays a negative
+    if isinstance(model, AVENet):
+        sim = (v @ a.T / temperature).masked_fill(skip, float("-inf"))
+        target = torch.arange(n)
+        nce = F.cross_entropy(sim, target) + F.cross_entropy(sim[:, :n].T, target)
+        partner = mismatched_partners(clip_ids)
+        logits, labels = torch.cat([model.head(v, a[:n]), model.head(v, a[partner])]), torch.cat(
+            [torch.ones_like(clip_ids), same[torch.arange(n), partner].long()])
+        return nce + correspondence_loss(logits, labels)
+    pair_logits = model.head(v.repeat_interleave(2 * n, 0), a.repeat(n, 1)).view(n, 2 * n, 2)
+    log_p = pair_logits.log_softmax(2)
+    positive = torch.cat([eye, torch.zeros_like(eye)], 1)
+    negative = ~positive & ~skip
+    return -(log_p[..., 1][positive].mean() + log_p[..., 0][negative].mean()) / 2
+
+
+def train_synchrony(model: L3Net | AVENet, bank: ClipBank, window: Window, bench: BenchSize, seed: int,
+                    desc: str, temperature: float = 0.1) -> list[dict[str, Any]]:
+    """Train with :func:`synchrony_loss` (the shared loop); each clip's centre and its shifted centre are random."""
+    lo, hi = window.centres(bank.frames.shape[1])
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        t = torch.randint(lo, hi + 1, idx.shape)
+        frames, spec = window.pairs(bank, idx, t)
+        shifted = bank.audio_window(idx, shifted_centres(t, lo, hi), window.before, window.after)
+        return {"loss": synchrony_loss(model, frames, spec, shifted, idx, temperature)}
+
+    return train_steps(model, step, items=len(bank), steps=bench.steps, batch=bench.batch, lr=bench.lr,
+                       seed=seed, desc=desc, per_round=50)
+
+
 @torch.no_grad()
 def _scores(model: nn.Module, frames: Tensor, spec: Tensor) -> Tensor:
     """P(corresponds) per pair, in batches."""
@@ -484,11 +651,13 @@ def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
 
 
 # ---------------------------------------------------------------------- benchmark
-FULL_SIZE = BenchSize(train=600, test=1000, steps=800, batch=32)
+FULL_SIZE = BenchSize(train=1200, test=1000, steps=650, batch=32)
 _QUICK = BenchSize(train=12, test=12, steps=3, batch=8)
-_CONFIG = AVNetConfig()  # L3-Net and AVE-Net (with profile=True: 0.692 and recall@10 0.019 at seed 1, docs)
+PAPER_CONFIG = AVNetConfig()  # the papers' single-image towers (0.684 and recall@10 0.012 at seed 0, docs)
 SINGLE_FRAME = Window()
-FRAME_STACK = Window(offsets=(-4, -2, 0, 2))  # AVE-Net: the motion over the audio's second (module docs)
+FRAME_STACK = Window(offsets=(-4, -2, 0, 2))  # the first rounds' AVE-Net: four frames stacked on channels
+SYNC_WINDOW = Window(offsets=tuple(range(-5, 4)))  # frames t-5 .. t+3: the 8 frames of the audio and the one before
+_CONFIG = AVNetConfig(image_channels=3 * len(SYNC_WINDOW.offsets), widths=(16, 32, 64), steps=8)  # L3-Net, AVE-Net
 _TRAIN_SEEDS, _TEST_SEEDS = 0, 500_000  # clip seeds: 1,000,000 * seed + these, + 0 .. n - 1
 _CENTRE = 8  # test pairs are centred on the middle frame
 
@@ -502,7 +671,7 @@ class TrainedNetworks:
     bank: ClipBank
 
 
-_NETWORKS = {"l3": (L3Net, SINGLE_FRAME), "ave": (AVENet, FRAME_STACK), "avol": (AVOLNet, SINGLE_FRAME)}
+_NETWORKS = {"l3": (L3Net, SYNC_WINDOW), "ave": (AVENet, SYNC_WINDOW), "avol": (AVOLNet, SINGLE_FRAME)}
 # AVOL-Net's towers: two poolings (a 12 x 16 map of 4 x 4 px cells at 48 x 64) and 1x1 late vision blocks
 # (a location sees 6 x 6 px, about one instrument), cosine similarities, the audio's spectral profile.
 AVOL_CONFIG = AVNetConfig(widths=(16, 32, 64), kernels=(3, 1, 1), profile=True, cosine=True)
@@ -531,7 +700,10 @@ def trained_networks(quick: bool, seed: int, names: tuple[str, ...], clips: Audi
         model = cls(config)
         model.load_state_dict(untrained.state_dict())
         t0 = time.process_time()
-        train_correspondence(model, train, window, bench, seed, f"{name} correspondence")
+        if config.steps:  # L3-Net and AVE-Net: every mismatch of the batch and the clip's own audio out of time
+            train_synchrony(model, train, window, bench, seed, f"{name} synchrony")
+        else:
+            train_correspondence(model, train, window, bench, seed, f"{name} correspondence")
         seconds[name] = time.process_time() - t0
         nets[name] = (model.eval(), untrained.eval(), window)
     return TrainedNetworks(nets, seconds, train)
@@ -573,8 +745,8 @@ def bench_av_correspondence(quick: bool, seed: int) -> BenchOutcome:
         "correspondence_accuracy": {k: {"trained": v[0], "untrained": v[1]} for k, v in acc.items()},
         "recall_at_1": {"trained": rec[1], "untrained": rec0[1]}, "chance_recall_at_10": 10 / len(test),
         "params": {k: count_parameters(v[0]) for k, v in nets.items()}, "train_cpu_seconds": trained.cpu_seconds,
-        "windows": {"l3": SINGLE_FRAME.offsets, "ave": FRAME_STACK.offsets,
-                    "audio_frames": (SINGLE_FRAME.before, SINGLE_FRAME.after)},
+        "windows": {"l3": SYNC_WINDOW.offsets, "ave": SYNC_WINDOW.offsets,
+                    "audio_frames": (SYNC_WINDOW.before, SYNC_WINDOW.after)},
         **_data_figures(trained.bank, test, bench, seed),
     }
     return BenchOutcome(checks, figures)

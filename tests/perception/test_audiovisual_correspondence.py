@@ -193,3 +193,72 @@ def test_l3_and_ave_with_the_spectral_profile_hear_a_louder_bin_and_refuse_other
         assert not torch.allclose(net(frames, louder), out)
     with pytest.raises(StateError, match=f"{cls.__name__}: the spectral profile needs {SPEC_BINS} bins"):
         net(frames, torch.randn(4, 1, 24, 16))
+
+
+TEMPORAL = AVNetConfig(image_channels=3 * 5, widths=(4, 8, 8), embed=8, fusion=16, steps=4)
+
+
+def test_temporal_networks_keep_time_and_check_their_window():
+    from perception.audiovisual.correspondence import FrameMotionTower, SpectralTimeTower
+
+    g = torch.Generator().manual_seed(3)
+    frames, spec = torch.rand(3, 15, 16, 16, generator=g), torch.randn(3, 1, SPEC_BINS, 20, generator=g)
+    assert FrameMotionTower((4, 8))(frames).shape == (3, 16, 4)  # max and mean of 8 channels, 4 steps
+    assert SpectralTimeTower(SPEC_BINS, 8, 4)(spec).shape == (3, 8, 4)
+    torch.manual_seed(0)
+    for cls in (L3Net, AVENet):
+        assert cls(TEMPORAL).eval()(frames, spec).shape == (3, 2)
+    net = AVENet(TEMPORAL).eval()
+    with torch.no_grad():
+        still = frames.view(3, 5, 3, 16, 16)[:, :1].expand(3, 5, 3, 16, 16).reshape(3, 15, 16, 16)
+        moved = still.clone()
+        moved[:, 9:12] = still[:, 9:12].roll(2, -1)  # the fourth frame moves: its difference and the next one's
+        assert not torch.allclose(net.embed_frames(moved), net.embed_frames(still))
+    with pytest.raises(ConfigError, match="steps = 4 needs image_channels = 3"):
+        AVNetConfig(image_channels=12, steps=4)
+
+
+def test_shifted_centres_stay_in_range_and_move_two_frames_or_more():
+    from perception.audiovisual.correspondence import shifted_centres
+
+    t = torch.arange(4, 13).repeat(50)
+    s = shifted_centres(t, 4, 12, torch.Generator().manual_seed(0))
+    assert int(s.min()) >= 4 and int(s.max()) <= 12 and int((s - t).abs().min()) >= 2
+    with pytest.raises(StateError, match="no shift"):
+        shifted_centres(t, 4, 6)
+
+
+@pytest.mark.parametrize("cls", [L3Net, AVENet])
+def test_synchrony_loss_falls_when_the_clips_differ_only_in_timing(cls):
+    from perception.audiovisual.correspondence import synchrony_loss
+
+    # every clip shows the same square; it moves in the steps where the audio is loud, which differ per clip
+    n, steps = 8, 4
+    g = torch.Generator().manual_seed(0)
+    loud = torch.rand(n, steps, generator=g) > 0.5
+    loud[torch.arange(n), torch.arange(n) % steps] = True
+    frames = torch.zeros(n, steps + 1, 3, 16, 16)
+    x = torch.zeros(n, dtype=torch.long) + 2
+    for k in range(steps + 1):
+        if k:
+            x = x + 3 * loud[:, k - 1].long()
+        for i in range(n):
+            frames[i, k, 0, 6:10, int(x[i]) : int(x[i]) + 3] = 1.0
+    spec = torch.zeros(n, 1, SPEC_BINS, 4 * steps)
+    spec[:, 0, 10:20] = loud.repeat_interleave(4, 1)[:, None].float()
+    shifted = spec.roll(4, -1)
+    torch.manual_seed(0)
+    net = cls(TEMPORAL)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    ids = torch.arange(n)
+    losses = []
+    for _ in range(60):
+        loss = synchrony_loss(net, frames.flatten(1, 2), spec, shifted, ids)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+    with pytest.raises(ConfigError, match="temporal towers"):
+        synchrony_loss(cls(SMALL), torch.rand(2, 3, 16, 16), torch.randn(2, 1, 16, 8), torch.randn(2, 1, 16, 8),
+                       torch.arange(2))
