@@ -114,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         if not hasattr(task.env_cls.config_cls(), "side_weight"):
             raise ConfigError(f"--side-weight: task {args.task!r} has no side term (box pushing tasks only)")
         overrides["side_weight"] = args.side_weight
+    if args.approach is not None:
+        if not hasattr(task.env_cls.config_cls(), "approach_path"):
+            raise ConfigError(f"--approach: task {args.task!r} has no approach term (box pushing tasks only)")
+        overrides["approach_path"] = args.approach
     task_cfg = dataclasses.replace(task.env_cls.config_cls(), **overrides)
     planner = make_planner(args.planner, planner_cfg)
     env = task.env_cls(task_cfg)
@@ -188,6 +192,7 @@ def _summary(result: dict, out: Path) -> None:
 
 def register(groups) -> None:
     from physics.control import PLANNERS, TASKS
+    from physics.control.envs import APPROACH_PATHS
     from physics.control.planners import PlannerConfig
 
     parser = groups.command("control", help="model-predictive control on a Gymnasium task (learned or true model)",
@@ -210,6 +215,9 @@ def register(groups) -> None:
     parser.add_argument("--side-weight", type=float, default=None,
                         help="box tasks: planner cost weight of the pusher within reach of the box but not behind it "
                         "(task default)")
+    parser.add_argument("--approach", default=None, choices=APPROACH_PATHS,
+                        help="box tasks: the pusher's way to the spot behind the box in the planner's cost, straight "
+                        "(through the box) or around (round its reach disk) (task default)")
     parser.add_argument("--explore", type=float, default=0.0,
                         help="std of Gaussian noise on each executed normalised action (data collection; default 0)")
     parser.add_argument("--record", default=None, metavar="DIR",

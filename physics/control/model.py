@@ -278,8 +278,9 @@ def make_planning_model(name: str, world: str, checkpoint: str | Path | None = N
 
 
 register_control_checkpoint(
-    "boxes", "propnet", CHECKPOINTS / "boxes_propnet_control_r3.pt",
-    help="the boxes PropNet fine-tuned where the CEM planner goes (DAgger, three rounds: the planner's episodes "
-    "beside the random policy's, 5-step rollout loss); the dynamics benchmark keeps boxes_propnet.pt, and "
-    "boxes_propnet_control.pt (round 2) stays for the earlier rows",
+    "boxes", "propnet", CHECKPOINTS / "boxes_propnet_control_r4.pt",
+    help="the boxes PropNet fine-tuned where the CEM planner goes (DAgger, four rounds: the planner's episodes "
+    "beside the random policy's, 5-step rollout loss; round 4 with the side term and the way-round approach on); "
+    "the dynamics benchmark keeps boxes_propnet.pt, and boxes_propnet_control.pt (round 2) and "
+    "boxes_propnet_control_r3.pt (round 3) stay for the earlier rows",
 )

@@ -17,8 +17,9 @@ SHIPPED = sorted((Path(__file__).resolve().parents[2] / "physics" / "models" / "
 
 def test_every_shipped_dynamics_checkpoint_carries_a_matching_digest():
     # cradle, rope, boxes: in, propnet, dpinet; fluidfall, boxbath, fluidshake, ricegrip: in, dpinet, gns;
-    # boxes_propnet_control (DAgger round 2), boxes_propnet_control_r3 (round 3) and boxes_corners_propnet (control)
-    assert len(SHIPPED) == 24
+    # boxes_propnet_control (DAgger round 2), boxes_propnet_control_r3 (round 3), boxes_propnet_control_r4
+    # (round 4) and boxes_corners_propnet (control)
+    assert len(SHIPPED) == 25
     for path in SHIPPED:
         ckpt = torch_load(path)
         assert ckpt[DIGEST_KEY] == weights_digest(ckpt), path.name

@@ -91,13 +91,17 @@ def test_control_command_takes_the_adaptation_and_side_term_flags(tmp_path, caps
     out = tmp_path / "r.json"
     args = ["control", "--task", "boxpush", "--model", "propnet", "--planner", "cem", "--episodes", "1", "--seed", "3",
             "--max-steps", "2", "--horizon", "2", "--samples", "4", "--iterations", "1", "--adapt", "lead",
-            "--side-weight", "1.5", "--out", str(out), "--no-gif", "--quiet"]
+            "--side-weight", "1.5", "--approach", "straight", "--out", str(out), "--no-gif", "--quiet"]
     assert main(args) == 0
     result = json.loads(out.read_text())
     assert result["settings"]["planner_config"]["adapt"] == "lead"
     assert result["settings"]["task_config"]["side_weight"] == 1.5
+    assert result["settings"]["task_config"]["approach_path"] == "straight"
     assert len(result["per_episode"][0]["adapt_gains_final"]) == 2 * 4  # horizon * repeat lead times
     capsys.readouterr()
     assert main(["control", "--task", "rope", "--model", "gt", "--planner", "random", "--episodes", "1",
                  "--side-weight", "1", "--out", str(tmp_path / "rope.json"), "--no-gif", "--quiet"]) == 2
     assert "--side-weight: task 'rope' has no side term" in capsys.readouterr().err
+    assert main(["control", "--task", "rope", "--model", "gt", "--planner", "random", "--episodes", "1",
+                 "--approach", "around", "--out", str(tmp_path / "rope.json"), "--no-gif", "--quiet"]) == 2
+    assert "--approach: task 'rope' has no approach term" in capsys.readouterr().err

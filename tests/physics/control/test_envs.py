@@ -16,6 +16,7 @@ from physics.control import (
     BoxPushTaskConfig,
     RopeShapeEnv,
 )
+from physics.control.envs import around_distance
 from physics.errors import ConfigError
 
 
@@ -144,3 +145,54 @@ def test_side_term_charges_a_pusher_within_reach_in_front_of_the_box_but_not_beh
 def test_side_term_is_on_for_centre_boxes_and_off_for_corners_by_default():
     assert BoxPushTaskConfig().side_weight > 0  # measured on centre nodes (docs/results/control.md)
     assert BoxPushCornersTaskConfig().side_weight == 0.0
+
+
+def test_around_distance_goes_round_the_disk_and_is_straight_where_the_spot_is_in_view():
+    r = 0.075
+    spot = torch.tensor([[-r, 0.0]])
+
+    def around(x: float, y: float) -> tuple[float, np.ndarray]:
+        p = torch.tensor([[x, y]], requires_grad=True)
+        d = around_distance(p, spot, (p - spot).norm(dim=-1), r)
+        d.sum().backward()
+        return float(d), p.grad[0].numpy()
+
+    far_side, _ = around(0.13, 0.0)  # opposite the spot: tangent plus the arc beyond the tangent point
+    alpha = np.arccos(r / 0.13)
+    assert far_side == pytest.approx(np.sqrt(0.13**2 - r**2) + r * (np.pi - alpha), rel=1e-3)  # acos clamped at the pole
+    assert far_side > 0.13 + r  # longer than the straight line through the box
+    in_view, grad = around(-0.2, 0.05)  # the spot in view: the straight line
+    assert in_view == pytest.approx(float(np.hypot(-0.2 + r, 0.05)), rel=1e-5)
+    assert np.isfinite(grad).all()
+    # a step round the disk, either way, shortens the way from the far side (the straight line does not
+    # prefer either side and barely changes: the pusher there has no way round)
+    assert around(0.13, 0.01)[0] < far_side - 0.004 and around(0.13, -0.01)[0] < far_side - 0.004
+    behind_in_contact, grad = around(-0.05, 0.0)  # inside the disk behind the box: no pull back out to the circle
+    assert behind_in_contact == pytest.approx(0.0, abs=1e-3) and np.isfinite(grad).all()
+    assert around(0.05, 0.0)[0] == pytest.approx(r * np.pi, rel=1e-3)  # inside, in front: the arc round
+
+
+def test_approach_path_around_is_the_centre_task_default_and_changes_only_the_approach_term():
+    assert BoxPushTaskConfig().approach_path == "around"
+    assert BoxPushCornersTaskConfig().approach_path == "straight"  # measured on centre nodes only
+    with pytest.raises(ConfigError, match="approach_path"):
+        BoxPushTaskConfig(approach_path="sideways")
+    straight, around = (BoxPushEnv(BoxPushTaskConfig(approach_path=a, side_weight=0.0)) for a in ("straight", "around"))
+    for env in (straight, around):
+        env.reset(seed=4)
+    state = straight.world.state()
+    box = state[straight.target, :2]
+    to_goal = (straight.goal - box) / np.linalg.norm(straight.goal - box)
+    size = straight.world.node_attr[straight.target, 2:4]
+    reach = 0.5 * float(np.linalg.norm(size)) + straight.world.config.pusher_radius
+
+    def at(offset: np.ndarray) -> torch.Tensor:
+        pos = state.copy()
+        pos[straight.actuated_node, :2] = box + offset
+        return torch.as_tensor(pos, dtype=torch.float32)[None, None]
+
+    far_behind, in_front = at(-3 * reach * to_goal), at(2 * reach * to_goal)
+    torch.testing.assert_close(around.cost(far_behind), straight.cost(far_behind))  # the spot in view: the same
+    assert float(around.cost(in_front)) > float(straight.cost(in_front))  # the way round is longer
+    for env in (straight, around):
+        env.close()
