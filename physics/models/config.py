@@ -13,6 +13,9 @@ single fields.
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,9 +206,33 @@ def apply_overrides(cfg: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
             f"unknown model config field(s) {unknown}; allowed: {sorted(names - {'graph'})} "
             f"and graph.{{{', '.join(sorted(gnames))}}}"
         )
+    for prefix, cls, over in (("", ModelConfig, model_over), ("graph.", GraphConfig, graph_over)):
+        hints = typing.get_type_hints(cls)
+        for key, value in over.items():
+            _check_override_type(prefix + key, hints[key], value)
     if graph_over:
         model_over["graph"] = dataclasses.replace(cfg.graph, **graph_over)
     return dataclasses.replace(cfg, **model_over) if model_over else cfg
+
+
+def _check_override_type(name: str, hint: Any, value: Any) -> None:
+    """ConfigError unless ``value`` fits the field's type (``--set`` values arrive as JSON or text),
+    so that ``--set graph.radius=nan`` is named here instead of failing deep inside as a TypeError."""
+    allowed = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else {hint}
+    numeric = allowed & {int, float}
+    if value is None and type(None) in allowed:
+        return
+    if numeric and not (isinstance(value, bool) and bool not in allowed):
+        if isinstance(value, (int, float)) and (float in numeric or isinstance(value, int)):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--set {name}={value!r}: must be a finite number")
+            return
+        kind = "an integer" if numeric == {int} else "a number"
+        raise ConfigError(f"--set {name}={value!r}: must be {kind}")
+    if bool in allowed and not isinstance(value, bool):
+        raise ConfigError(f"--set {name}={value!r}: must be true or false")
+    if str in allowed and not isinstance(value, str):
+        raise ConfigError(f"--set {name}={value!r}: must be text")
 
 
 def config_to_dict(cfg: ModelConfig) -> dict[str, Any]:

@@ -253,3 +253,30 @@ def test_select_rollouts_resumes_after_a_kill_with_the_same_kept_epoch(tmp_path,
     a, b = load_model(tmp_path / "a" / "model.pt")[0], load_model(tmp_path / "b" / "model.pt")[0]
     for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), k
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"graph.radius": "nan"}, "--set graph.radius='nan': must be a number"),
+        ({"graph.wall_clip": float("inf")}, "graph.wall_clip=inf: must be a finite number"),
+        ({"hidden": "abc"}, "--set hidden='abc': must be an integer"),
+        ({"hidden": 1.5}, "--set hidden=1.5: must be an integer"),
+        ({"share_weights": 3}, "--set share_weights=3: must be true or false"),
+        ({"stage_order": 5}, "--set stage_order=5: must be text"),
+    ],
+)
+def test_overrides_of_the_wrong_type_are_named(override, message):
+    """``--set`` values arrive as JSON or text: one of the wrong type is refused by name, not a TypeError deep inside."""
+    from physics.models.config import apply_overrides
+
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(chain_config("dpinet"), override)
+    assert message in str(err.value)
+
+
+def test_overrides_of_the_right_type_apply():
+    from physics.models.config import apply_overrides
+
+    cfg = apply_overrides(chain_config("dpinet"), {"hidden": 16, "graph.radius": None, "noise_std": 0, "stage_order": "leaves_first"})
+    assert (cfg.hidden, cfg.graph.radius, cfg.noise_std, cfg.stage_order) == (16, None, 0, "leaves_first")
