@@ -591,7 +591,8 @@ class PropNetVideoDynamics:
         cache: dict[int, np.ndarray | None] = {}
         for c in (*annotation.collision, *truth.future_collisions):
             t = c.frame_id - first - 1
-            if t < self.history + 1 or t + 1 >= len(frames) or len(c.object_ids) != 2:
+            if (t < self.history + 1 or t + 1 >= len(frames) or len(c.object_ids) != 2
+                    or any(k not in tracks for k in c.object_ids)):  # an object never tracked: nothing to compare
                 continue
             if t not in cache:
                 cache[t] = self._step(state, actions, attrs, ids, t)
