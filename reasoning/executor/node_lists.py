@@ -50,6 +50,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from operator import attrgetter, itemgetter
 from types import CodeType
@@ -386,12 +387,10 @@ def _compile_run(functions: tuple, inputs: list) -> Callable | None:
     return run  # type: ignore[no-any-return]
 
 
-def _vocabulary(type_name: str, _cache: dict[str, frozenset] = {}) -> frozenset:  # noqa: B006
+@functools.cache
+def _vocabulary(type_name: str) -> frozenset:
     """The words of a side-input type as a frozenset (built once per type)."""
-    vocab = _cache.get(type_name)
-    if vocab is None:
-        vocab = _cache[type_name] = frozenset(side_vocabulary(type_name) or ())
-    return vocab
+    return frozenset(side_vocabulary(type_name) or ())
 
 
 # forms that name each input once (a node read only by such forms is written into them)
