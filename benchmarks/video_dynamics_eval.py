@@ -40,13 +40,15 @@ from tqdm import tqdm
 from physics.video_dynamics import VideoDynamics, match_collisions, state_collisions
 from physics.worlds.clevrer_annotation import Collision, FrameStates, VideoAnnotation
 from physics.worlds.clevrer_truth import VideoTruth
+from reasoning.executor.video_scene import (
+    MOVING_SPEED,  # moving, as the executor's filter_moving reads it
+)
 
 __all__ = ["evaluate_video_dynamics", "contact_response", "object_groups", "prf", "plot_position_error", "HORIZONS", "GROUPS"]
 
 HORIZONS = (1, 5, 10, 25, 50)
 GROUPS = ("sliding", "colliding", "resting")
 IMPULSE_MIN = 0.3  # units/s: a collision's velocity change counted in contact_response
-MOVING_SPEED = 0.05  # units/s on the floor: moving, as the executor's filter_moving reads it
 
 
 def prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
