@@ -36,7 +36,10 @@ the audio second's 8 frames seen beside its difference from the frame before,
 the spectrum averaged per frame, heads that keep the order of the steps) and
 :func:`synchrony_loss` (every mismatch of the batch, and each clip's own audio at
 another moment), because in these clips only the timing of each instrument's
-loudness against its motion tells two clips with the same instruments apart; ``avol-net`` trains AVOL-Net on one-instrument clips (where
+loudness against its motion tells two clips with the same instruments apart.
+AVE-Net trains first; L3-Net then starts from its towers and time heads
+(:func:`l3_from_ave`, :data:`L3_WARM`: towers frozen, a quarter of AVE-Net's steps),
+so the budget goes to one set of towers.  ``avol-net`` trains AVOL-Net on one-instrument clips (where
 its map peaks in held-out frames) in :data:`AVOL_CONFIG`: 1x1 late vision blocks (a
 map location sees about one instrument), the spectrogram's mean over time beside the
 audio tower's features, and cosine similarities.  Each beside the same network untrained.
@@ -704,7 +707,7 @@ def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
 
 
 # ---------------------------------------------------------------------- benchmark
-FULL_SIZE = BenchSize(train=1200, test=1000, steps=1400, batch=32)
+FULL_SIZE = BenchSize(train=1200, test=1000, steps=1400, batch=32)  # AVE-Net; L3-Net L3_WARM[0] of these (round 4)
 _QUICK = BenchSize(train=12, test=12, steps=3, batch=8)
 PAPER_CONFIG = AVNetConfig()  # the papers' single-image towers (0.684 and recall@10 0.012 at seed 0, docs)
 SINGLE_FRAME = Window()
