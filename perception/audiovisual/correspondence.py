@@ -36,7 +36,10 @@ the audio second's 8 frames seen beside its difference from the frame before,
 the spectrum averaged per frame, heads that keep the order of the steps) and
 :func:`synchrony_loss` (every mismatch of the batch, and each clip's own audio at
 another moment), because in these clips only the timing of each instrument's
-loudness against its motion tells two clips with the same instruments apart; ``avol-net`` trains AVOL-Net on one-instrument clips (where
+loudness against its motion tells two clips with the same instruments apart.
+AVE-Net trains first; L3-Net then starts from its towers and time heads
+(:func:`l3_from_ave`, :data:`L3_WARM`: towers frozen, a quarter of AVE-Net's steps),
+so the budget goes to one set of towers.  ``avol-net`` trains AVOL-Net on one-instrument clips (where
 its map peaks in held-out frames) in :data:`AVOL_CONFIG`: 1x1 late vision blocks (a
 map location sees about one instrument), the spectrogram's mean over time beside the
 audio tower's features, and cosine similarities.  Each beside the same network untrained.
@@ -44,6 +47,7 @@ audio tower's features, and cosine similarities.  Each beside the same network u
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import time
 from collections.abc import Sequence
@@ -79,6 +83,8 @@ __all__ = [
     "shifted_centres",
     "synchrony_loss",
     "train_synchrony",
+    "l3_from_ave",
+    "keep_freed_memory",
     "correspondence_logits",
     "correspondence_loss",
     "recall_at_k",
@@ -96,6 +102,7 @@ __all__ = [
     "AVOL_SIZE",
     "AVOL_CONFIG",
     "FULL_SIZE",
+    "L3_WARM",
     "save_avol",
     "load_avol",
     "train_localiser",
@@ -559,18 +566,67 @@ def synchrony_loss(model: L3Net | AVENet, frames: Tensor, spec: Tensor, shifted:
 
 
 def train_synchrony(model: L3Net | AVENet, bank: ClipBank, window: Window, bench: BenchSize, seed: int,
-                    desc: str, temperature: float = 0.1) -> list[dict[str, Any]]:
-    """Train with :func:`synchrony_loss` (the shared loop); each clip's centre and its shifted centre are random."""
+                    desc: str, temperature: float = 0.1, frozen: Sequence[nn.Module] = ()) -> list[dict[str, Any]]:
+    """Train with :func:`synchrony_loss` (the shared loop); each clip's centre and its shifted centre are random.
+
+    Args:
+        frozen: Parts of ``model`` left as they are: no gradient, batch norm in evaluation mode (its
+            running statistics used and kept), so a step does not pay for their backward pass.
+    """
     lo, hi = window.centres(bank.frames.shape[1])
+    for part in frozen:
+        part.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ConfigError(f"train_synchrony ({desc}): every parameter is frozen, nothing to train")
 
     def step(idx: Tensor) -> dict[str, Tensor]:
+        for part in frozen:  # the loop puts the whole model in training mode each round
+            part.eval()
         t = torch.randint(lo, hi + 1, idx.shape)
         frames, spec = window.pairs(bank, idx, t)
         shifted = bank.audio_window(idx, shifted_centres(t, lo, hi), window.before, window.after)
         return {"loss": synchrony_loss(model, frames, spec, shifted, idx, temperature)}
 
     return train_steps(model, step, items=len(bank), steps=bench.steps, batch=bench.batch, lr=bench.lr,
-                       seed=seed, desc=desc, per_round=50)
+                       seed=seed, desc=desc, per_round=50,
+                       optimizer=lambda m: torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=bench.lr))
+
+
+def l3_from_ave(l3: L3Net, ave: AVENet) -> tuple[nn.Module, nn.Module]:
+    """Start a temporal L3-Net from a trained AVE-Net: its vision and audio towers and their time heads take
+    AVE-Net's weights (the same shapes: a tower, then a temporal convolution and a linear layer over the
+    steps), and only its fusion starts fresh.  The towers a warm-started L3-Net may keep frozen are returned.
+
+    AVE-Net learns the same correspondence task, but its distance-only fusion makes every training pair
+    a retrieval problem (an NCE over the batch), which trains the towers to tell clips apart by timing;
+    L3-Net's own start spends a quarter of its steps at chance (measured, docs/results/perception.md).
+    """
+    if not (l3.config.steps and ave.config.steps) or l3.config != ave.config:
+        raise ConfigError("l3_from_ave: both networks need the same temporal configuration "
+                          f"(AVNetConfig.steps > 0), got {l3.config} and {ave.config}")
+    l3.vision[0].load_state_dict(ave.vision.state_dict())
+    l3.vision[1].load_state_dict(ave.vision_head.state_dict())
+    l3.audio[0].load_state_dict(ave.audio.state_dict())
+    l3.audio[1].load_state_dict(ave.audio_head.state_dict())
+    return l3.vision[0], l3.audio[0]
+
+
+def keep_freed_memory() -> bool:
+    """Let this process reuse the memory its tensors free rather than hand it back to the system (glibc only).
+
+    A training step over the temporal towers allocates activations of tens of MB; glibc serves blocks
+    over 32 MB by ``mmap`` and returns them when freed, so every step faults its pages in anew (measured
+    on the synchrony step: 0.14-0.21 s of system time a step against 0.38-0.41 s of user time, 86,000-115,000
+    minor page faults; with this, 0.01 s and about none).  ``mallopt(M_MMAP_MAX, 0)`` serves every block from
+    the heap and ``mallopt(M_TRIM_THRESHOLD, 1 GiB)`` keeps freed heap for the next step.  The process's
+    peak memory is kept until it exits, so only benchmark processes call this.  Returns whether it applied.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-4, 0)) and bool(libc.mallopt(-1, 1 << 30))  # M_MMAP_MAX, M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (macOS, musl): leave the allocator as it is
+        return False
 
 
 @torch.no_grad()
@@ -651,13 +707,16 @@ def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
 
 
 # ---------------------------------------------------------------------- benchmark
-FULL_SIZE = BenchSize(train=1200, test=1000, steps=650, batch=32)
+FULL_SIZE = BenchSize(train=1200, test=1000, steps=1400, batch=32)  # AVE-Net; L3-Net L3_WARM[0] of these (round 4)
 _QUICK = BenchSize(train=12, test=12, steps=3, batch=8)
 PAPER_CONFIG = AVNetConfig()  # the papers' single-image towers (0.684 and recall@10 0.012 at seed 0, docs)
 SINGLE_FRAME = Window()
 FRAME_STACK = Window(offsets=(-4, -2, 0, 2))  # the first rounds' AVE-Net: four frames stacked on channels
 SYNC_WINDOW = Window(offsets=tuple(range(-5, 4)))  # frames t-5 .. t+3: the 8 frames of the audio and the one before
 _CONFIG = AVNetConfig(image_channels=3 * len(SYNC_WINDOW.offsets), widths=(16, 32, 64), steps=8)  # L3-Net, AVE-Net
+# L3-Net of av-correspondence starts from the trained AVE-Net's towers and time heads (l3_from_ave):
+# (its steps as a fraction of AVE-Net's, whether the towers stay frozen)
+L3_WARM = (0.25, True)
 _TRAIN_SEEDS, _TEST_SEEDS = 0, 500_000  # clip seeds: 1,000,000 * seed + these, + 0 .. n - 1
 _CENTRE = 8  # test pairs are centred on the middle frame
 
@@ -690,9 +749,12 @@ def trained_networks(quick: bool, seed: int, names: tuple[str, ...], clips: Audi
     """
     bench = _QUICK if quick else size
     train = clip_bank(1_000_000 * seed + _TRAIN_SEEDS, bench.train, clips)
+    if not quick:
+        keep_freed_memory()
     nets: dict[str, tuple[nn.Module, nn.Module, Window]] = {}
     seconds: dict[str, float] = {}
-    for name in names:
+    order = sorted(names, key=lambda n: n == "l3")  # L3-Net last: it starts from the trained AVE-Net
+    for name in order:
         cls, window = _NETWORKS[name]
         config = replace(_CONFIGS.get(name, _CONFIG), image_channels=3 * len(window.offsets))
         torch.manual_seed(seed)
@@ -700,13 +762,17 @@ def trained_networks(quick: bool, seed: int, names: tuple[str, ...], clips: Audi
         model = cls(config)
         model.load_state_dict(untrained.state_dict())
         t0 = time.process_time()
-        if config.steps:  # L3-Net and AVE-Net: every mismatch of the batch and the clip's own audio out of time
+        if name == "l3" and "ave" in nets and config.steps:  # L3-Net's fusion on AVE-Net's towers (L3_WARM)
+            towers = l3_from_ave(model, nets["ave"][0])
+            train_synchrony(model, train, window, replace(bench, steps=max(1, round(bench.steps * L3_WARM[0]))),
+                            seed, "l3 synchrony from ave", frozen=towers if L3_WARM[1] else ())
+        elif config.steps:  # L3-Net and AVE-Net: every mismatch of the batch and the clip's own audio out of time
             train_synchrony(model, train, window, bench, seed, f"{name} synchrony")
         else:
             train_correspondence(model, train, window, bench, seed, f"{name} correspondence")
         seconds[name] = time.process_time() - t0
         nets[name] = (model.eval(), untrained.eval(), window)
-    return TrainedNetworks(nets, seconds, train)
+    return TrainedNetworks({n: nets[n] for n in names}, seconds, train)
 
 
 def _data_figures(train: ClipBank, test: ClipBank, bench: BenchSize, seed: int) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from perception.audiovisual.clips import SPEC_BINS
+from perception.audiovisual.clips import SPEC_BINS, clip_bank
 from perception.audiovisual.correspondence import (
     AVENet,
     AVNetConfig,
@@ -262,3 +265,82 @@ def test_synchrony_loss_falls_when_the_clips_differ_only_in_timing(cls):
     with pytest.raises(ConfigError, match="temporal towers"):
         synchrony_loss(cls(SMALL), torch.rand(2, 3, 16, 16), torch.randn(2, 1, 16, 8), torch.randn(2, 1, 16, 8),
                        torch.arange(2))
+
+
+def test_l3_from_ave_copies_towers_and_time_heads_and_refuses_other_configs():
+    from perception.audiovisual.correspondence import l3_from_ave
+
+    g = torch.Generator().manual_seed(4)
+    frames, spec = torch.rand(3, 15, 16, 16, generator=g), torch.randn(3, 1, SPEC_BINS, 20, generator=g)
+    torch.manual_seed(1)
+    ave = AVENet(TEMPORAL).eval()
+    torch.manual_seed(2)
+    l3 = L3Net(TEMPORAL).eval()
+    fusion = [p.clone() for p in l3.fusion.parameters()]
+    towers = l3_from_ave(l3, ave)
+    assert towers == (l3.vision[0], l3.audio[0])
+    with torch.no_grad():
+        v, a = l3.encode(frames, spec)
+        # L3-Net's codes are AVE-Net's embeddings before their normalisation
+        assert torch.allclose(F.normalize(v, dim=1), ave.embed_frames(frames), atol=1e-6)
+        assert torch.allclose(F.normalize(a, dim=1), ave.embed_audio(spec), atol=1e-6)
+    assert all(torch.equal(p, q) for p, q in zip(fusion, l3.fusion.parameters(), strict=True))  # fusion fresh
+    with pytest.raises(ConfigError, match="same temporal configuration"):
+        l3_from_ave(L3Net(SMALL), AVENet(SMALL))
+    with pytest.raises(ConfigError, match="same temporal configuration"):
+        l3_from_ave(L3Net(TEMPORAL), AVENet(replace(TEMPORAL, embed=16)))
+
+
+@pytest.fixture(scope="module")
+def tiny_bank():
+    return clip_bank(990_100, 8)  # eight real clips (about a second to make)
+
+
+def test_train_synchrony_keeps_frozen_towers_and_their_statistics_and_trains_the_rest(tiny_bank):
+    from perception.audiovisual.correspondence import Window, l3_from_ave, train_synchrony
+    from perception.benchmark import BenchSize
+
+    torch.manual_seed(0)
+    ave, l3 = AVENet(TEMPORAL), L3Net(TEMPORAL)
+    towers = l3_from_ave(l3, ave)
+    before = {k: v.clone() for k, v in l3.state_dict().items()}
+    window = Window(offsets=tuple(range(-3, 2)), before=4, after=4)  # audio averaged into the 4 steps
+    history = train_synchrony(l3, tiny_bank, window, BenchSize(train=8, test=0, steps=4, batch=6), 0, "t",
+                              frozen=towers)
+    assert history and all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
+    after = l3.state_dict()
+    frozen = [k for k in before if k.startswith(("vision.0.", "audio.0."))]
+    assert frozen and any("running_mean" in k for k in frozen)
+    assert all(torch.equal(before[k], after[k]) for k in frozen)  # weights and batch-norm statistics kept
+    assert not torch.equal(before["fusion.0.weight"], after["fusion.0.weight"])
+    assert not torch.equal(before["vision.1.fc.weight"], after["vision.1.fc.weight"])  # time heads still learn
+    with pytest.raises(ConfigError, match="every parameter is frozen"):
+        train_synchrony(l3, tiny_bank, window, BenchSize(train=8, test=0, steps=1, batch=6), 0, "t", frozen=(l3,))
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch: 5-18 s on the shared machine
+def test_keep_freed_memory_applies_under_glibc_in_its_own_process():
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    # a process of its own: the setting lasts for the life of the process that makes it
+    code = "from perception.audiovisual.correspondence import keep_freed_memory as k; print(k())"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == str(platform.libc_ver()[0] == "glibc")
+
+
+def test_the_benchmarks_l3_net_starts_from_its_ave_net_and_keeps_its_towers_frozen():
+    from perception.audiovisual.correspondence import L3_WARM, trained_networks
+
+    trained = trained_networks(True, 3, ("l3", "ave"))  # the quick configuration: 12 clips, a few steps
+    assert list(trained.nets) == ["l3", "ave"] and set(trained.cpu_seconds) == {"l3", "ave"}
+    l3, ave = trained.nets["l3"][0], trained.nets["ave"][0]
+    assert L3_WARM[1]  # the benchmark freezes the towers it takes from AVE-Net
+    for mine, theirs in ((l3.vision[0], ave.vision), (l3.audio[0], ave.audio)):
+        assert all(torch.equal(p, q) for p, q in zip(mine.state_dict().values(), theirs.state_dict().values(),
+                                                     strict=True))
+    untrained = trained.nets["l3"][1]  # the ablation stays a randomly initialised L3-Net
+    assert not torch.equal(untrained.vision[0].tower.net[0].weight, l3.vision[0].tower.net[0].weight)
