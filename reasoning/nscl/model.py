@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 from reasoning.executor.soft import SoftScenes
 
-__all__ = ["ConceptConfig", "ConceptLearner", "ResidualBlock"]
+__all__ = ["ConceptConfig", "ConceptLearner", "ResidualBlock", "recolour"]
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,21 @@ class ConceptLearner(nn.Module):
         cos = F.normalize(x, dim=-1) @ F.normalize(concepts, dim=-1).T
         return (cos - self.config.margin) / self.config.temperature
 
-    def forward(self, crops: Sequence[Tensor], boxes: Sequence[Tensor]) -> SoftScenes:
-        """Per image its crops ``[K_s, 4, S, S]`` and boxes ``[K_s, 4]`` -> the batch's concept logits."""
+    def forward(
+        self,
+        crops: Sequence[Tensor],
+        boxes: Sequence[Tensor],
+        recoloured: Sequence[Tensor] | None = None,
+        groups: Sequence[str] = (),
+    ) -> SoftScenes:
+        """Per image its crops ``[K_s, 4, S, S]`` and boxes ``[K_s, 4]`` -> the batch's concept logits.
+
+        With ``recoloured`` (the same crops with other colours, see :func:`recolour`) the
+        attribute groups named in ``groups`` read those crops' features instead of the
+        originals' (one CNN pass over both, so batch normalisation sees them together):
+        training with randomised colours for, say, shape leaves the shape concepts nothing
+        to learn from colour.
+        """
         counts = [len(b) for b in boxes]
         s, n = len(counts), max(counts, default=0)
         dtype, device = self.relation_concepts.dtype, self.relation_concepts.device
@@ -127,12 +140,18 @@ class ConceptLearner(nn.Module):
         for k, c in enumerate(counts):
             present[k, :c] = 1.0
         flat_boxes = torch.cat(list(boxes)) if s else torch.zeros(0, 4, device=device)
-        features = self.object_features(torch.cat(list(crops)), flat_boxes) if sum(counts) else None
+        features = other = None
+        if sum(counts) and recoloured is not None and groups:
+            both = self.object_features(torch.cat([*crops, *recoloured]), torch.cat([flat_boxes, flat_boxes]))
+            features, other = both[: len(flat_boxes)], both[len(flat_boxes) :]
+        elif sum(counts):
+            features = self.object_features(torch.cat(list(crops)), flat_boxes)
         attributes = {}
         for a, words in self.vocabulary.items():
             out = torch.full((s, n, len(words)), -1.0 / self.config.temperature, dtype=dtype, device=device)
             if features is not None:
-                logits = self._logits(self.attribute_maps[a](features), self.concepts[a])
+                x = other if other is not None and a in groups else features
+                logits = self._logits(self.attribute_maps[a](x), self.concepts[a])
                 out = out.index_put(_slots(counts, device), logits)
             attributes[a] = out
         relations = torch.full((s, len(self.relation_names), n, n), -1.0 / self.config.temperature, dtype=dtype,
@@ -144,6 +163,34 @@ class ConceptLearner(nn.Module):
             pair = self.pair_mlp(torch.cat([bi, bj, bj - bi], dim=-1))  # [s, n, n, d]
             relations = self._logits(pair, self.relation_concepts).permute(0, 3, 1, 2)
         return SoftScenes(present, attributes, relations, self.vocabulary, self.relation_names)
+
+
+def recolour(crops: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``[K, 4, S, S]`` crops with each object's colours randomised; the mask channel kept.
+
+    Per crop, the RGB values are rotated about the gray axis by an angle drawn
+    uniformly from [0, 2 pi) (a hue rotation that keeps each pixel's mean of R, G, B),
+    their distance from that gray scaled by U(0, 1.25) (saturation: even a gray
+    object's colours are then reachable from every other colour's) and the whole
+    scaled by U(0.75, 1.25) (brightness), then clamped to [0, 1].  The identity
+    (angle 0, both scales 1) is among the draws, so the original crops lie within
+    what a model trained on recoloured crops has seen.
+    """
+    k = len(crops)
+    if not k:
+        return crops
+    angle = torch.rand(k, generator=generator) * (2 * torch.pi)
+    saturation = torch.rand(k, generator=generator) * 1.25
+    brightness = 0.75 + torch.rand(k, generator=generator) * 0.5
+    u = torch.full((3,), 3 ** -0.5)
+    cross = torch.tensor([[0.0, -u[2], u[1]], [u[2], 0.0, -u[0]], [-u[1], u[0], 0.0]])
+    cos, sin = angle.cos()[:, None, None], angle.sin()[:, None, None]
+    rotation = cos * torch.eye(3) + sin * cross + (1 - cos) * torch.outer(u, u)  # Rodrigues, [K, 3, 3]
+    rgb = torch.einsum("kij,kjhw->kihw", rotation.to(crops), crops[:, :3])
+    gray = rgb.mean(1, keepdim=True)
+    scale = lambda v: v.to(crops)[:, None, None, None]  # noqa: E731
+    rgb = ((gray + scale(saturation) * (rgb - gray)) * scale(brightness)).clamp(0.0, 1.0)
+    return torch.cat([rgb, crops[:, 3:]], dim=1)
 
 
 def _slots(counts: Sequence[int], device: torch.device | None = None) -> tuple[Tensor, Tensor]:

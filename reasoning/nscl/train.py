@@ -47,7 +47,7 @@ from physics.worlds.clevr_properties import ATTRIBUTES
 from reasoning.dsl import Program
 from reasoning.executor.soft import soft_execute
 from reasoning.nscl.data import QASet
-from reasoning.nscl.model import ConceptConfig, ConceptLearner
+from reasoning.nscl.model import ConceptConfig, ConceptLearner, recolour
 
 __all__ = ["NSCLTrainConfig", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
 
@@ -84,6 +84,12 @@ class NSCLTrainConfig:
         metadata={"help": "GROUP:W,... : questions whose program names a concept group (a filter, query, same or "
                           "equal on it, or one of its words) weigh W in the loss (the heaviest group counts)"},
     )
+    colour_jitter: str = field(
+        default="",
+        metadata={"help": "GROUP,... : concept groups (shape, material, size) whose maps read, in training, a "
+                          "copy of each crop with randomised colours (hue rotated, saturation and brightness "
+                          "scaled), so that they cannot lean on colour; the colour map reads the original"},
+    )
     crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels (the model's input)"})
     residual: int = field(
         default=0,
@@ -106,6 +112,19 @@ class NSCLTrainConfig:
             raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         self.stages  # noqa: B018 -- validates the curriculum
         self.weights  # noqa: B018 -- validates the group weights
+        self.jitter_groups  # noqa: B018 -- validates the colour-jittered groups
+
+    @property
+    def jitter_groups(self) -> tuple[str, ...]:
+        """``colour_jitter`` as a tuple of concept groups (never colour itself)."""
+        groups = tuple(g.strip() for g in self.colour_jitter.split(",") if g.strip())
+        allowed = [a for a in ATTRIBUTES if a != "color"]
+        bad = [g for g in groups if g not in allowed]
+        if bad or len(set(groups)) != len(groups) or (self.colour_jitter.strip() and not groups):
+            raise ConfigError(
+                f"colour jitter: give groups among {', '.join(allowed)}, each once, got {self.colour_jitter!r}"
+            )
+        return groups
 
     @property
     def weights(self) -> dict[str, float]:
@@ -199,6 +218,8 @@ def _batch_loss(
     flip: torch.Generator | None = None,
     weights: dict[str, float] | None = None,
     total: list[float] | None = None,
+    jitter: torch.Generator | None = None,
+    jitter_groups: Sequence[str] = (),
 ) -> tuple[torch.Tensor, int]:
     images = sorted({data.image[q] for q in questions})
     row = {img: k for k, img in enumerate(images)}
@@ -207,10 +228,12 @@ def _batch_loss(
         crops = [
             torch.where(torch.rand(len(c), 1, 1, 1, generator=flip) < 0.5, c.flip(-1), c) for c in crops
         ]
+    recoloured = [recolour(c, jitter) for c in crops] if jitter is not None and jitter_groups else None
     device = next(model.parameters()).device
     if device.type != "cpu":
         crops, boxes = [c.to(device) for c in crops], [b.to(device) for b in boxes]
-    scenes = model(crops, boxes)
+        recoloured = [c.to(device) for c in recoloured] if recoloured is not None else None
+    scenes = model(crops, boxes, recoloured, jitter_groups)
     out = soft_execute([data.programs[q] for q in questions], scenes, [row[data.image[q]] for q in questions])
     right = sum(a == data.answers[q] for a, q in zip(out.answers, questions, strict=True))
     log_prob = out.log_prob([data.answers[q] for q in questions])
@@ -318,8 +341,10 @@ def train_nscl(
     def step(batch: tuple[int, list[int]]) -> dict[str, Any]:
         flip_seed, questions = batch
         flip = torch.Generator().manual_seed(flip_seed) if config.flip else None
+        # the colours drawn from the batch's own seed too (another stream), so that a resume redraws them
+        jitter = torch.Generator().manual_seed(flip_seed + 7_777_777) if config.jitter_groups else None
         total: list[float] = []
-        loss, right = _batch_loss(model, data, questions, flip, config.weights, total)
+        loss, right = _batch_loss(model, data, questions, flip, config.weights, total, jitter, config.jitter_groups)
         # under torchrun a group-weighted share weighs its questions' weights, so that the processes'
         # average is the whole batch's gradient; one process logs per question as before
         weight = total[0] if world.size > 1 and total else len(questions)

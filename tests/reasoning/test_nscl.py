@@ -20,6 +20,7 @@ from reasoning.nscl import (
     train_nscl,
 )
 from reasoning.nscl.data import join_sets, match_proposals
+from reasoning.nscl.model import recolour
 from reasoning.nscl.train import _image_batches, _load_init, question_weight, stage_of
 
 
@@ -227,6 +228,59 @@ def test_group_weights_weigh_the_questions_about_their_groups(split, tmp_path):
     for bad in ("texture:2", "shape:0", "shape"):
         with pytest.raises(ConfigError, match="group weights"):
             NSCLTrainConfig(group_weights=bad)
+
+
+def test_recolour_moves_hue_saturation_and_brightness_and_keeps_the_mask():
+    red = torch.zeros(64, 4, 6, 6)
+    red[:, 0], red[:, 3] = 0.8, (torch.rand(6, 6) > 0.5).float()
+    out = recolour(red, torch.Generator().manual_seed(1))
+    assert torch.equal(out, recolour(red, torch.Generator().manual_seed(1)))  # seeded
+    assert torch.equal(out[:, 3], red[:, 3]) and out.min() >= 0 and out.max() <= 1
+    strongest = out[:, :3, 0, 0].argmax(1)  # the red object turns green or blue in some crops
+    assert {0, 1, 2} <= set(strongest.tolist())
+    gray = torch.full((64, 4, 6, 6), 0.5)
+    out = recolour(gray, torch.Generator().manual_seed(2))
+    assert torch.allclose(out[:, 0], out[:, 1], atol=1e-5) and torch.allclose(out[:, 1], out[:, 2], atol=1e-5)
+    assert out[:, 0].std() > 0.05  # brightness differs between crops, the gray stays gray
+    assert recolour(torch.zeros(0, 4, 6, 6)).shape == (0, 4, 6, 6)
+
+
+def test_colour_jitter_feeds_the_named_groups_the_recoloured_crops(split, tmp_path):
+    torch.manual_seed(0)
+    model = ConceptLearner().eval()  # batch normalisation from running statistics: each crop on its own
+    crops, boxes = [torch.rand(3, 4, 32, 32), torch.rand(2, 4, 32, 32)], [torch.rand(3, 4), torch.rand(2, 4)]
+    other = [recolour(c, torch.Generator().manual_seed(3)) for c in crops]
+    with torch.no_grad():
+        mixed, plain, recoloured = model(crops, boxes, other, ("shape",)), model(crops, boxes), model(other, boxes)
+    assert torch.allclose(mixed.attributes["shape"], recoloured.attributes["shape"], atol=1e-5)
+    for group in ("color", "material", "size"):
+        assert torch.allclose(mixed.attributes[group], plain.attributes[group], atol=1e-5)
+    assert torch.allclose(mixed.relations, plain.relations)
+
+    data = load_split(split, "train", limit_images=4, progress=False)
+    config = NSCLTrainConfig(epochs=1, batch_size=20, curriculum="0:0", colour_jitter="shape,material")
+    a, _ = train_nscl(data, config, tmp_path / "a.pt", progress=False)
+    b, _ = train_nscl(data, config, tmp_path / "b.pt", progress=False)
+    c, _ = train_nscl(data, dataclasses.replace(config, colour_jitter=""), tmp_path / "c.pt", progress=False)
+    weights = [list(m.state_dict().values()) for m in (a, b, c)]
+    assert all(torch.equal(x, y) for x, y in zip(weights[0], weights[1], strict=True))  # same seed, same colours
+    assert not all(torch.equal(x, y) for x, y in zip(weights[0], weights[2], strict=True))
+    assert NSCLTrainConfig(colour_jitter=" shape, size").jitter_groups == ("shape", "size")
+    for bad in ("color", "shape,shape", "texture", ",", "nan"):
+        with pytest.raises(ConfigError, match="colour jitter"):
+            NSCLTrainConfig(colour_jitter=bad)
+
+
+def test_the_colour_jitter_flag_is_recorded_and_a_bad_one_named(split, tmp_path, capsys):
+    out = tmp_path / "run" / "nscl.pt"
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "1", "--epochs", "1",
+                 "--colour-jitter", "shape,material", "--out", str(out), "--quiet"]) == 0
+    _, meta = load_nscl(out)
+    assert "--colour-jitter shape,material" in meta["command"]
+    capsys.readouterr()
+    assert main(["train", "nscl", "--data", str(split), "--colour-jitter", "color", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "colour jitter" in err[-1] and "'color'" in err[-1]
 
 
 def test_curriculum_stages_and_bad_flags():
