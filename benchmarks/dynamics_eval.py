@@ -9,6 +9,9 @@
     trajectories     number of held-out trajectories
     steps            recorded steps per trajectory
     horizons         the horizons reported in ``mse_at``
+    wall_projection  whether the rollouts projected the particles back inside the container
+                     the wall markers outline (``physics.models.rollout``; default off;
+                     only particle worlds with wall markers are affected)
     ground_truth     the simulator's speed: {"steps_per_s", "physics_steps_per_s",
                      "seconds", "steps", "nodes", ...} from
                      ``physics.worlds.dynamics.measure_sim_speed``, and under
@@ -151,8 +154,12 @@ def evaluate_dynamics(
     checkpoints: PathLike | None = None,
     horizons: Sequence[int] = (1, 5, 10, 20),
     sim_speed: dict[str, Any] | None = None,
+    wall_projection: bool = False,
 ) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
-    """Roll each model out on ``trajs``; returns (result dict without figures, predictions per model)."""
+    """Roll each model out on ``trajs``; returns (result dict without figures, predictions per model).
+
+    ``wall_projection`` is :func:`physics.models.rollout`'s, the same for every model.
+    """
     for m in models:
         MODELS.get(m)  # unknown: ConfigError naming the closest models and the choices
     result: dict[str, Any] = {
@@ -160,6 +167,7 @@ def evaluate_dynamics(
         "trajectories": len(trajs),
         "steps": int(trajs[0].num_steps) if trajs else 0,
         "horizons": [int(h) for h in horizons],
+        "wall_projection": bool(wall_projection),
         "ground_truth": sim_speed,
         "models": {},
     }
@@ -176,7 +184,7 @@ def evaluate_dynamics(
         model, meta = load_model(path)
         if model.name != name:
             raise CheckpointError(f"{path} holds a {model.name!r} model, not {name!r}")
-        r = rollout_errors(model, trajs, horizons)
+        r = rollout_errors(model, trajs, horizons, wall_projection=wall_projection)
         preds[name] = r.pop("predictions")
         r["mse_at"] = {str(k): v for k, v in r["mse_at"].items()}
         r["checkpoint"] = str(path)

@@ -12,7 +12,9 @@ for the MSE), and writes ``R.json`` plus ``R.png`` (error against horizon) and
 ``R.gif`` (predicted beside true).  Keys: see
 :mod:`benchmarks.dynamics_eval`.  Checkpoints come from ``--checkpoints DIR``
 (``DIR/WORLD_MODEL.pt`` or ``DIR/WORLD_MODEL/model.pt``), by default the ones
-shipped in ``physics/models/checkpoints``.  Without ``--split`` the ``test``
+shipped in ``physics/models/checkpoints``.  ``--wall-projection`` projects every
+model's rollout on a particle world back inside the container the wall markers
+outline (off by default: the models' own rollouts).  Without ``--split`` the ``test``
 split is benched, or the only split the folder holds.  The terminal gets a
 short table; the JSON goes to ``--out``.
 """
@@ -80,7 +82,8 @@ def print_summary(result: dict, out: Path) -> None:
     print_table(rows, ["model", "MSE full", *(f"MSE @{h}" for h in horizons), "steps/s",
                        *(["rigidity (m)"] if rigid else []), *(["left tank"] if tank else [])],
                 title=f"{result['world']}: {result['trajectories']} trajectories of {result['steps']} steps "
-                f"({result['data']}, split {result['split']}), position MSE in m^2")
+                f"({result['data']}, split {result['split']}), position MSE in m^2"
+                + (", wall projection on" if result.get("wall_projection") else ""))
     figures = [f for f in result["figures"].values() if f]
     print(f"full result -> {out}" + (f"; figures -> {', '.join(figures)}" if figures else ""))
 
@@ -122,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         preds: dict = {}
         for name in models:
             stages.set_description(f"rollouts of {name}")
-            part, part_preds = evaluate_dynamics(args.world, trajs, [name], args.checkpoints, horizons, sim)
+            part, part_preds = evaluate_dynamics(args.world, trajs, [name], args.checkpoints, horizons, sim,
+                                                 wall_projection=args.wall_projection)
             result = part | {"models": result.get("models", {}) | part["models"]}
             preds |= part_preds
             stages.update()
@@ -159,5 +163,8 @@ def register(groups) -> None:
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF")
     parser.add_argument("--skip-replay", action="store_true",
                         help="do not re-simulate the trajectories for the replay floor (slow particle worlds)")
+    parser.add_argument("--wall-projection", action=argparse.BooleanOptionalAction, default=False,
+                        help="project predicted particles back inside the container the wall markers outline, "
+                        "the same for every model (particle worlds only; default: off)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

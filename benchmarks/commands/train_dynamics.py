@@ -49,7 +49,10 @@ def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     for folder in args.data:
         parts += ["--data", str(folder)]
     parts += ["--out", str(out)]
-    parts += config_flags(cfg, skip=() if cfg.select_rollouts else ("select_rollouts",))  # off: as before it existed
+    # off: as before they existed (the wall projection only matters to the rollout check)
+    skip = () if cfg.select_rollouts else ("select_rollouts",)
+    skip += () if cfg.select_rollouts and cfg.wall_projection else ("wall_projection",)
+    parts += config_flags(cfg, skip=skip)
     for item in args.set or []:
         parts += ["--set", item]
     return shlex.join(parts)  # without --resume: a resumed run ends with the same weights

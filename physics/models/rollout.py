@@ -10,6 +10,25 @@ grippers are kinematic, moved by the script or the action rather than by the
 physics, so a rollout takes their positions from the recording (DPI-Net is
 given the shapes' states the same way), and the errors count the simulated
 particles only.
+
+Wall projection (``wall_projection=True``; off by default): in a particle world
+whose wall markers outline a container, every predicted frame is projected back
+inside it after the model's step, the way learned particle simulators can
+handle known solid boundaries.  The container is what :func:`container_box`
+reads from the markers' recorded positions at the predicted step (the box the
+benchmark's ``left_container`` counts against): between their smallest and
+largest coordinate on every axis but the last, above their lowest point on the
+last (up) axis, open on top.  In every particle world these are the
+simulator's own walls (slip planes of unbounded height through the marker
+lines), so the projection uses nothing the rollout is not already given.  A
+free particle (fluid, plastic) beyond a wall is moved onto it (clamped per
+axis); a rigid object is translated as a whole by the largest push any of its
+particles needs, so shape matching's rigidity is kept.  It acts on every model
+the same way; worlds without wall markers (cradle, rope, boxes) are untouched.
+It is off by default because on ``fluidshake`` it raised the full-rollout error
+of the IN and DPI-Net about twofold (docs/results/particles.md, session 7): the
+fluid that a model lets lag behind the moving wall is pushed into a layer on
+the wall line, and the models answer that compression by lifting it up the wall.
 """
 
 from __future__ import annotations
@@ -26,7 +45,7 @@ from physics.models.base import DynamicsModel
 from physics.models.data import trajectory_tensors
 from physics.trajectory import Trajectory
 
-__all__ = ["rollout", "rollout_errors", "prescribed_nodes"]
+__all__ = ["rollout", "rollout_errors", "prescribed_nodes", "container_box", "project_into_container", "rigid_ids"]
 
 
 def prescribed_nodes(traj: Trajectory) -> np.ndarray:
@@ -37,8 +56,55 @@ def prescribed_nodes(traj: Trajectory) -> np.ndarray:
     return traj.node_attr[:, materials.index("wall")] == 1
 
 
+def rigid_ids(traj: Trajectory) -> np.ndarray:
+    """Int ``[N]``: the rigid object id of each rigid particle of a particle world, -1 elsewhere."""
+    materials = list(traj.meta.get("materials", ()))
+    if "rigid" not in materials:
+        return np.full(traj.num_nodes, -1, np.int64)
+    rigid = traj.node_attr[:, materials.index("rigid")] == 1
+    return np.where(rigid, traj.instance, -1).astype(np.int64)
+
+
+def container_box(positions: torch.Tensor, walls: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The container the wall markers outline: ``(lo, hi)``, each ``[D]``; ``hi[-1]`` is inf (open top).
+
+    Args:
+        positions: ``[N, D]`` node positions of one frame.
+        walls: bool ``[N]``, the wall markers (at least one).
+    """
+    marks = positions[walls]
+    lo = marks.min(0).values
+    hi = marks.max(0).values.clone()
+    hi[-1] = float("inf")
+    return lo, hi
+
+
+def project_into_container(positions: torch.Tensor, walls: torch.Tensor, rigid: torch.Tensor) -> torch.Tensor:
+    """Move the non-marker nodes of ``positions`` inside :func:`container_box` (see the module docstring).
+
+    Args:
+        positions: ``[N, D]`` one predicted frame, the markers already at their recorded place.
+        walls: bool ``[N]``, the wall markers (at least one); they are not moved.
+        rigid: int ``[N]``, rigid object id per node (-1: a free particle, moved on its own).
+
+    Returns:
+        ``[N, D]``: free particles clamped into the box per axis, each rigid object translated by the
+        largest push (per axis) that any of its particles needs; the markers unchanged.
+    """
+    lo, hi = container_box(positions, walls)
+    shift = torch.minimum(torch.maximum(positions, lo), hi) - positions
+    shift[walls] = 0.0
+    for obj in torch.unique(rigid[(rigid >= 0) & ~walls]).tolist():
+        rows = rigid == obj
+        s = shift[rows]
+        up, down = s.clamp(min=0).max(0).values, s.clamp(max=0).min(0).values
+        shift[rows] = torch.where(up > 0, up, down)
+    return positions + shift
+
+
 @torch.no_grad()
-def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, device: str | torch.device = "cpu") -> np.ndarray:
+def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, device: str | torch.device = "cpu",
+            wall_projection: bool = False) -> np.ndarray:
     """Predict a trajectory from its first ``H+1`` frames.
 
     Args:
@@ -46,6 +112,8 @@ def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, de
         traj: Ground truth; its first frames, static arrays and actions are used.
         steps: Predicted steps, at least 1 (default: to the end of ``traj``).
         device: Where the model runs.
+        wall_projection: Project every predicted frame inside the container the wall markers
+            outline (module docstring); no effect on a world without wall markers.
 
     Returns:
         Positions ``[H+1+steps, N, D]``: the true first frames, then predictions.
@@ -76,6 +144,8 @@ def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, de
     frames = [a["positions"][t] for t in range(h + 1)]
     hidden = ~a["observed"] if cfg.partially_observed else None
     given = torch.from_numpy(prescribed_nodes(traj)).to(device)
+    contain = wall_projection and bool(given.any()) and not bool(given.all())
+    rigid = torch.from_numpy(rigid_ids(traj)).to(device)
     for k in range(steps):
         t = h + k
         act = a["actions"][min(t, traj.num_steps - 1)]
@@ -86,6 +156,8 @@ def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, de
             nxt = torch.where(hidden[:, None], frames[-1], nxt)
         if bool(given.any()):
             nxt = torch.where(given[:, None], a["positions"][min(t + 1, traj.num_steps - 1)], nxt)
+        if contain:
+            nxt = project_into_container(nxt, given, rigid)
         if not torch.isfinite(nxt).all():
             raise StateError(f"rollout of {name}: prediction for step {t + 1} holds NaN or inf (model {model.name})")
         frames.append(nxt)
@@ -93,14 +165,15 @@ def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, de
 
 
 def rollout_errors(
-    model: DynamicsModel, trajs: Sequence[Trajectory], horizons: Sequence[int] = (1, 5, 10, 20), device: str = "cpu"
+    model: DynamicsModel, trajs: Sequence[Trajectory], horizons: Sequence[int] = (1, 5, 10, 20), device: str = "cpu",
+    wall_projection: bool = False,
 ) -> dict:
     """Position MSE of rollouts at given horizons and over the whole rollout.
 
     MSE is averaged over the model-visible nodes (all, or the observed ones in
     the partially observable mode; without the prescribed wall markers of a
     particle world), the D coordinates and the trajectories.
-    Horizon ``k`` is the k-th predicted step.
+    Horizon ``k`` is the k-th predicted step; ``wall_projection`` as in :func:`rollout`.
 
     Returns:
         ``{"mse_at": {k: float}, "mse_full": float, "mse_curve": [float] (per step),
@@ -111,7 +184,7 @@ def rollout_errors(
     curves, preds, total_steps, total_time = [], [], 0, 0.0
     for traj in trajs:
         start = time.perf_counter()
-        pred = rollout(model, traj, device=device)
+        pred = rollout(model, traj, device=device, wall_projection=wall_projection)
         total_time += time.perf_counter() - start
         total_steps += pred.shape[0] - h - 1
         mask = traj.observed if model.config.partially_observed else np.ones(traj.num_nodes, bool)

@@ -91,6 +91,10 @@ class TrainConfig:
                              "validation trajectories (with --init, the starting weights compete as epoch 0) "
                              "instead of the lowest one-step validation loss (0: one-step)"}
     )
+    wall_projection: bool = field(
+        default=False, metadata={"help": "with --select-rollouts: project the rollouts' particles back inside the "
+                                "container the wall markers outline, as nesy bench dynamics does (particle worlds)"}
+    )
     rollout_steps: int = field(
         default=1, metadata={"help": "train on K-step rollouts of the model's own predictions (1: one-step targets)"}
     )
@@ -131,13 +135,16 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
     flags = dataclasses.asdict(config)
     if not flags["select_rollouts"]:
         del flags["select_rollouts"]
+    if not (flags.get("select_rollouts") and flags["wall_projection"]):
+        del flags["wall_projection"]  # only a projected rollout check stores it
     return flags
 
 
-def _rollout_score(model: DynamicsModel, trajs: list[Trajectory], device: torch.device) -> float:
+def _rollout_score(model: DynamicsModel, trajs: list[Trajectory], device: torch.device,
+                   wall_projection: bool = False) -> float:
     """Mean full-rollout position MSE of ``model`` on ``trajs``; ``inf`` when a rollout turns NaN/inf."""
     try:
-        mse = rollout_errors(model, trajs, horizons=(), device=device)["mse_full"]
+        mse = rollout_errors(model, trajs, horizons=(), device=device, wall_projection=wall_projection)["mse_full"]
     except StateError:
         return float("inf")
     return mse if math.isfinite(mse) else float("inf")
@@ -255,7 +262,7 @@ def train(
     valid_loader = DataLoader(valid_graphs, batch_size=config.batch_size * 4) if valid_graphs else None
     if select and config.init and not resumed:
         # the starting weights compete too: a continuation that breaks the rollouts keeps them
-        score = _rollout_score(model, select_trajs, device)
+        score = _rollout_score(model, select_trajs, device, config.wall_projection)
         valid_loss = _evaluate(model, valid_loader, device) if valid_loader else float("nan")
         best.update(loss=score, valid=valid_loss, epoch=0)
         info.update({**meta, "epoch": 0, "valid_loss": valid_loss, "valid_rollout_mse": score,
@@ -291,7 +298,8 @@ def train(
         result = {"valid_loss": valid_loss}
         score = valid_loss
         if select:
-            score = result["valid_rollout_mse"] = info["valid_rollout_mse"] = _rollout_score(model, select_trajs, device)
+            score = _rollout_score(model, select_trajs, device, config.wall_projection)
+            result["valid_rollout_mse"] = info["valid_rollout_mse"] = score
         if score < best["loss"] or (select and best["epoch"] is None):
             best.update(loss=score, valid=valid_loss, epoch=epoch + 1)
             if world.is_main:
