@@ -14,6 +14,7 @@ from perception.generative.von import (
     VonConfig,
     depth_error,
     depth_normals,
+    normal_error,
     project_voxels,
     swap_recognition,
     texture_partners,
@@ -157,6 +158,23 @@ def test_leaky_voxel_decoder_swaps_the_activations_only(objects):
     assert out["voxels"].shape == (2, VOXELS, VOXELS, VOXELS) and 0 <= out["voxels"].min() <= out["voxels"].max() <= 1
 
 
+def test_normal_error_is_zero_on_the_truth_and_trains_the_shape_side_only(objects):
+    assert float(normal_error(objects.mask, objects.depth, objects.mask, objects.depth)) == 0.0
+    tilted = objects.depth + 0.2 * torch.linspace(-1, 1, IMAGE).view(1, 1, -1)  # a slope across each row
+    assert float(normal_error(objects.mask, tilted, objects.mask, objects.depth)) > 0.05
+    idx = torch.arange(4)
+    plain, weighted = (VisualObjectNetwork(VonConfig(shape_dim=8, texture_dim=4, width=16, normal_weight=w))
+                       for w in (0.0, 1.0))
+    weighted.load_state_dict(plain.state_dict())
+    torch.manual_seed(0)
+    base = plain.loss(objects, idx)
+    torch.manual_seed(0)
+    extra = weighted.loss(objects, idx)
+    assert extra > base
+    extra.backward()
+    assert weighted.voxel_decoder.fc.weight.grad.abs().sum() > 0
+
+
 def test_depth_error_and_swaps_report_fractions(objects):
     err = depth_error(objects.depth, objects.depth, objects.mask)
     assert err == {"object": 0.0, "all": 0.0}
@@ -171,6 +189,12 @@ def test_bad_configs_are_refused():
         VonConfig(decoder="mesh")
     with pytest.raises(ConfigError, match="texture_sketch"):
         VonConfig(texture_sketch="photo")
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="normal_weight"):
+            VonConfig(normal_weight=bad)
+    for bad in (1, 2.5, True, "64"):
+        with pytest.raises(ConfigError, match="ray_samples"):
+            VonConfig(ray_samples=bad)
     with pytest.raises(ConfigError, match="half-extents"):
         render_objects(torch.tensor([0]), torch.tensor([[0.9, 0.5, 0.5]]), torch.zeros(1), torch.tensor([0]),
                        torch.tensor([0]))
