@@ -79,6 +79,7 @@ from perception.generative.voxel_objects import (
     camera_points,
     random_objects,
     render_objects,
+    shade_sketch,
 )
 from perception.model_stats import count_parameters
 from physics.errors import ConfigError, StateError
@@ -525,12 +526,27 @@ def _shape_reads(attributes: AttributeNet, model: VisualObjectNetwork, test: Vox
     projection of the true voxels: the projection's style without the shape
     network's errors) and ``hard_silhouette_painted`` (the projection's
     silhouette thresholded at 0.5, hard-edged as the renders are).
+
+    The ``*_shaded`` reads replace the texture network by the renderer's own
+    shading of the sketch's normals (:func:`shade_sketch`, with the object's
+    true colour and pattern), so they measure the geometry alone:
+    ``reconstructions_shaded`` (the model's silhouette and depth, both
+    decoders), ``true_sketches_shaded`` (the exact sketches: the finite-difference
+    normals' own cost) and ``true_voxels_projected_shaded`` (the projection of
+    the true voxels: the 32^3 grid's and the ray sampling's ceiling).
     """
     def accuracy(images: Tensor) -> float:
         return float((attributes.predict(images)["shape"] == test.shape).float().mean())
 
-    reads = {"reconstructions": accuracy(rec["rgb"])}
+    def shaded(silhouette: Tensor, depth: Tensor) -> float:
+        return accuracy(shade_sketch(silhouette, depth, depth_normals(silhouette, depth), test.azimuth, test.color,
+                                     test.pattern))
+
+    reads = {"reconstructions": accuracy(rec["rgb"]), "reconstructions_shaded": shaded(rec["silhouette"], rec["depth"])}
     if model.config.decoder == "voxel":
+        reads["true_sketches_shaded"] = shaded(test.mask, test.depth)
+        reads["true_voxels_projected_shaded"] = shaded(*project_voxels(test.voxels, test.azimuth,
+                                                                       model.config.ray_samples))
         z_shape, z_texture = codes
         for name, sketch in (("true_sketches_painted", (test.mask, test.depth)),
                              ("true_voxels_projected_painted", project_voxels(test.voxels, test.azimuth)),

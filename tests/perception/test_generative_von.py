@@ -28,6 +28,7 @@ from perception.generative.voxel_objects import (
     VOXELS,
     random_objects,
     render_objects,
+    shade_sketch,
 )
 from physics.errors import ConfigError, StateError
 
@@ -175,6 +176,17 @@ def test_normal_error_is_zero_on_the_truth_and_trains_the_shape_side_only(object
     assert weighted.voxel_decoder.fc.weight.grad.abs().sum() > 0
 
 
+def test_renderer_shading_of_the_true_sketches_reproduces_the_renders(objects):
+    """shade_sketch paints sketches with the renderer's light, colour and bands (the painter with no network)."""
+    normals = depth_normals(objects.mask, objects.depth)
+    image = shade_sketch(objects.mask, objects.depth, normals, objects.azimuth, objects.color, objects.pattern)
+    assert image.shape == objects.images.shape
+    assert (image - objects.images).abs().mean() < 0.1 * objects.images.mean()
+    assert (image[objects.mask.unsqueeze(1).expand_as(image) == 0] == 0).all()
+    with pytest.raises(ConfigError, match="shade_sketch"):
+        shade_sketch(objects.mask, objects.depth, normals[:, :2], objects.azimuth, objects.color, objects.pattern)
+
+
 def test_depth_error_and_swaps_report_fractions(objects):
     err = depth_error(objects.depth, objects.depth, objects.mask)
     assert err == {"object": 0.0, "all": 0.0}
@@ -208,8 +220,9 @@ def test_quick_bench_reports_three_checks_beside_the_2d_ablation():
     assert set(result["figures"]["models"]) == {"voxel", "2d"}
     reads = {k: v["shape_read"] for k, v in result["figures"]["models"].items()}
     assert set(reads["voxel"]) == {"reconstructions", "true_sketches_painted", "true_voxels_projected_painted",
-                                   "hard_silhouette_painted"}
-    assert set(reads["2d"]) == {"reconstructions"}
+                                   "hard_silhouette_painted", "reconstructions_shaded", "true_sketches_shaded",
+                                   "true_voxels_projected_shaded"}
+    assert set(reads["2d"]) == {"reconstructions", "reconstructions_shaded"}
     assert all(0 <= x <= 1 for r in reads.values() for x in r.values())
 
 
