@@ -38,7 +38,7 @@ from physics.errors import ConfigError
 from physics.worlds.clevr_properties import COLOR_RGB, COLORS, SHAPES
 
 __all__ = ["IMAGE", "VOXELS", "NEAR", "FAR", "ELEVATION_DEG", "PATTERNS", "STRIPE_PERIOD", "TRUTH_SAMPLES",
-           "VoxelObjects", "camera_axes", "camera_points", "render_objects", "random_objects"]
+           "VoxelObjects", "camera_axes", "camera_points", "render_objects", "random_objects", "shade_sketch"]
 
 IMAGE = 32  # pixels per side
 VOXELS = 32  # voxel cells per side of [-1, 1]^3
@@ -144,6 +144,39 @@ def _shade(p: Tensor, n: Tensor, hit: Tensor, azimuth: Tensor, color: Tensor, pa
     shade = shade * torch.where(band, STRIPE_DARK, 1.0)
     rgb = torch.tensor([COLOR_RGB[c] for c in COLORS], dtype=torch.float32)[color] / 255.0
     return (rgb.view(-1, 3, 1, 1) * shade.unsqueeze(1)) * hit.unsqueeze(1)
+
+
+@torch.no_grad()
+def shade_sketch(silhouette: Tensor, depth: Tensor, normals: Tensor, azimuth: Tensor, color: Tensor,
+                 pattern: Tensor) -> Tensor:
+    """Paint 2.5-D sketches with the renderer's own shading (light, colour, bands): an image [N, 3, S, S].
+
+    The painter with no network: each pixel's object-frame point comes from
+    its depth, its normal from ``normals`` (camera frame, e.g. the
+    finite differences of a depth sketch), and the image is weighted by the
+    silhouette.  On the exact sketches it nearly reproduces the renders, so
+    on other sketches it measures what their geometry alone costs.
+
+    Args:
+        silhouette: float [N, S, S] in [0, 1].
+        depth: float [N, S, S] in [0, 1] of the camera's interval.
+        normals: float [N, 3, S, S] camera-frame (right, up, forward) normals.
+        azimuth: float [N]; color, pattern: int64 [N].
+    """
+    n, side = depth.shape[0], depth.shape[-1]
+    if silhouette.shape != depth.shape or normals.shape != (n, 3, side, side) or len(azimuth) != n:
+        raise ConfigError(f"shade_sketch expects silhouette and depth [N, S, S], normals [N, 3, S, S] and azimuth [N], "
+                          f"got {tuple(silhouette.shape)}, {tuple(depth.shape)}, {tuple(normals.shape)} and "
+                          f"{tuple(azimuth.shape)}")
+    step = (FAR - NEAR) / side
+    u = NEAR + (torch.arange(side) + 0.5) * step
+    v = FAR - (torch.arange(side) + 0.5) * step
+    vv, uu = torch.meshgrid(v, u, indexing="ij")
+    cam = torch.stack([uu.expand_as(depth), vv.expand_as(depth), NEAR + depth * (FAR - NEAR)], -1)
+    axes = camera_axes(azimuth)
+    p = torch.einsum("nij,nhwj->nhwi", axes, cam)
+    normal = torch.einsum("nij,njhw->nhwi", axes, torch.nn.functional.normalize(normals, dim=1))
+    return _shade(p, normal, silhouette, azimuth, color, pattern)
 
 
 @torch.no_grad()

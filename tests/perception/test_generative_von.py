@@ -14,6 +14,7 @@ from perception.generative.von import (
     VonConfig,
     depth_error,
     depth_normals,
+    normal_error,
     project_voxels,
     swap_recognition,
     texture_partners,
@@ -27,6 +28,7 @@ from perception.generative.voxel_objects import (
     VOXELS,
     random_objects,
     render_objects,
+    shade_sketch,
 )
 from physics.errors import ConfigError, StateError
 
@@ -157,6 +159,34 @@ def test_leaky_voxel_decoder_swaps_the_activations_only(objects):
     assert out["voxels"].shape == (2, VOXELS, VOXELS, VOXELS) and 0 <= out["voxels"].min() <= out["voxels"].max() <= 1
 
 
+def test_normal_error_is_zero_on_the_truth_and_trains_the_shape_side_only(objects):
+    assert float(normal_error(objects.mask, objects.depth, objects.mask, objects.depth)) == 0.0
+    tilted = objects.depth + 0.2 * torch.linspace(-1, 1, IMAGE).view(1, 1, -1)  # a slope across each row
+    assert float(normal_error(objects.mask, tilted, objects.mask, objects.depth)) > 0.05
+    idx = torch.arange(4)
+    plain, weighted = (VisualObjectNetwork(VonConfig(shape_dim=8, texture_dim=4, width=16, normal_weight=w))
+                       for w in (0.0, 1.0))
+    weighted.load_state_dict(plain.state_dict())
+    torch.manual_seed(0)
+    base = plain.loss(objects, idx)
+    torch.manual_seed(0)
+    extra = weighted.loss(objects, idx)
+    assert extra > base
+    extra.backward()
+    assert weighted.voxel_decoder.fc.weight.grad.abs().sum() > 0
+
+
+def test_renderer_shading_of_the_true_sketches_reproduces_the_renders(objects):
+    """shade_sketch paints sketches with the renderer's light, colour and bands (the painter with no network)."""
+    normals = depth_normals(objects.mask, objects.depth)
+    image = shade_sketch(objects.mask, objects.depth, normals, objects.azimuth, objects.color, objects.pattern)
+    assert image.shape == objects.images.shape
+    assert (image - objects.images).abs().mean() < 0.1 * objects.images.mean()
+    assert (image[objects.mask.unsqueeze(1).expand_as(image) == 0] == 0).all()
+    with pytest.raises(ConfigError, match="shade_sketch"):
+        shade_sketch(objects.mask, objects.depth, normals[:, :2], objects.azimuth, objects.color, objects.pattern)
+
+
 def test_depth_error_and_swaps_report_fractions(objects):
     err = depth_error(objects.depth, objects.depth, objects.mask)
     assert err == {"object": 0.0, "all": 0.0}
@@ -171,6 +201,12 @@ def test_bad_configs_are_refused():
         VonConfig(decoder="mesh")
     with pytest.raises(ConfigError, match="texture_sketch"):
         VonConfig(texture_sketch="photo")
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="normal_weight"):
+            VonConfig(normal_weight=bad)
+    for bad in (1, 2.5, True, "64"):
+        with pytest.raises(ConfigError, match="ray_samples"):
+            VonConfig(ray_samples=bad)
     with pytest.raises(ConfigError, match="half-extents"):
         render_objects(torch.tensor([0]), torch.tensor([[0.9, 0.5, 0.5]]), torch.zeros(1), torch.tensor([0]),
                        torch.tensor([0]))
@@ -184,8 +220,9 @@ def test_quick_bench_reports_three_checks_beside_the_2d_ablation():
     assert set(result["figures"]["models"]) == {"voxel", "2d"}
     reads = {k: v["shape_read"] for k, v in result["figures"]["models"].items()}
     assert set(reads["voxel"]) == {"reconstructions", "true_sketches_painted", "true_voxels_projected_painted",
-                                   "hard_silhouette_painted"}
-    assert set(reads["2d"]) == {"reconstructions"}
+                                   "hard_silhouette_painted", "reconstructions_shaded", "true_sketches_shaded",
+                                   "true_voxels_projected_shaded"}
+    assert set(reads["2d"]) == {"reconstructions", "reconstructions_shaded"}
     assert all(0 <= x <= 1 for r in reads.values() for x in r.values())
 
 
