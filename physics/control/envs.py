@@ -1,4 +1,5 @@
-"""Gymnasium faces of the dynamics worlds: push a box to a goal, drag a rope into a shape.
+"""Gymnasium faces of the dynamics worlds: push a box to a goal, drag a rope into a shape (and, in
+:mod:`physics.control.fluidshake` and :mod:`physics.control.ricegrip`, carry a fluid, squeeze a block).
 
 Each environment wraps the very :class:`~physics.worlds.dynamics.DynamicsWorld`
 class that ``nesy data dynamics`` records (one world, two faces), so a model
@@ -9,10 +10,11 @@ Both tasks share one contract (:class:`ControlEnv`):
 
 * ``reset(seed=s)`` rebuilds the scene from a world seed drawn from ``s`` and
   samples the goal from the same seed; the same ``s`` gives the same episode.
-* the action is a normalised vector in ``[-1, 1]^2``, scaled to the world's
-  actuator (the pusher's velocity, the pull on the rope's head);
-* the observation is every node's position (``N * 3``) then the goal's
-  coordinates, float32;
+* the action is a normalised vector in ``[-1, 1]^A`` (``action_dim``, 2 unless a
+  task says otherwise), scaled to the world's actuator (the pusher's velocity, the
+  pull on the rope's head, a particle world's body velocities: :class:`ParticleEnv`);
+* the observation is every node's position (``N * D``, D = 3, or 2 on the particle
+  worlds) then the goal's coordinates, float32;
 * ``reward = -distance`` to the goal every step (metres, the task's distance
   below); ``terminated`` when ``distance < tolerance`` (``info["success"]``);
   ``truncated`` after ``max_steps`` control steps.

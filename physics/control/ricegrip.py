@@ -48,7 +48,7 @@ class RiceGripTaskConfig(ControlConfig):
     """
 
     max_steps: int = 20
-    tolerance: float = 0.005
+    tolerance: float = 0.01  # dev seed 11: pressing to the goal depth at other speeds comes within 0.8-1.0 cm, the block still flowing
     world: dict[str, Any] = field(default_factory=lambda: {"block_width": (0.14, 0.14), "block_height": (0.16, 0.16)})
     squeeze: tuple[float, float] = (0.2, 0.4)
     goal_speed: float = 0.15

@@ -32,7 +32,7 @@ from physics.errors import ConfigError  # noqa: E402
 # few particles and substeps: the checks, not the physics, are under test here
 FLUID = FluidShakeTaskConfig(world={"fluid_particles": 40, "frame_skip": 10}, settle_steps=3, max_steps=3)
 RICE = RiceGripTaskConfig(world={"block_width": (0.06, 0.06), "block_height": (0.1, 0.1), "frame_skip": 20},
-                          goal_speed=0.6, squeeze=(0.2, 0.3), settle_steps=0, max_steps=3)
+                          goal_speed=0.6, squeeze=(0.2, 0.3), settle_steps=0, max_steps=3, tolerance=0.002)
 TINY_PLAN = PlannerConfig(horizon=2, samples=3, iterations=1, elites=2)
 
 
@@ -80,8 +80,8 @@ def test_rice_goal_is_reachable_by_the_squeeze_that_made_it():
 def test_rails_stop_the_bodies_and_planners_see_the_same_actions():
     env = FluidShakeEnv(dataclasses_replace(FLUID, travel=0.02, goal_shift=(0.01, 0.02), max_steps=20))
     env.reset(seed=0)
-    planned = env.node_actions(torch.ones(1, 4, 1, dtype=torch.float64))[:, :: env.config.repeat]
-    for k in range(4):
+    planned = env.node_actions(torch.ones(1, 5, 1, dtype=torch.float64))[:, :: env.config.repeat]
+    for k in range(5):  # 4.8 mm per control step: the fifth is cut to reach the rail's end
         np.testing.assert_allclose(env.world_action(np.ones(1)), planned[0, k].numpy(), atol=1e-9)
         env.step(np.ones(1, np.float32))
     shift = env._rail(env.world.state())[0][0]
@@ -135,7 +135,7 @@ def test_learned_particle_models_plan_batched_with_gradients_and_move_the_bodies
     assert seq.grad is not None and torch.isfinite(seq.grad).all() and seq.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("model_name,planner", [("gt", "cem"), ("dpinet", "cem"), ("dpinet", "grad"), ("gt", "random")])
+@pytest.mark.parametrize("model_name,planner", [("gt", "cem"), ("dpinet", "cem"), ("gt", "random")])
 def test_short_particle_episodes_run_end_to_end(env, model_name, planner):
     model = make_planning_model(model_name, env.checkpoint_world)
     r = run_episode(env, model, make_planner(planner, TINY_PLAN), seed=4)
