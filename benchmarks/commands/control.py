@@ -77,7 +77,7 @@ def episode_gif(result, path: Path) -> None:
             up = 1 if plan.shape[-1] == 2 else -1  # 2-D particle worlds: y up, as the world draws them
             for t in range(plan.shape[0]):
                 axes[1].scatter(plan[t, :, 0], up * plan[t, :, 1], s=6, c=np.arange(plan.shape[1]) % 10, cmap="tab10",
-                                alpha=0.2 + 0.8 * (t + 1) / plan.shape[0])
+                                alpha=min(1.0, 0.2 + 0.8 * (t + 1) / plan.shape[0]))
             axes[1].set_aspect("equal")
             axes[1].set_title("imagined plan", fontsize=8)
         for ax in axes:
