@@ -73,10 +73,11 @@ def episode_gif(result, path: Path) -> None:
         axes[0].imshow(frame)
         axes[0].set_title(f"world, step {k}", fontsize=8)
         if result.imagined:
-            plan = result.imagined[min(k, len(result.imagined) - 1)]  # [T, N, 3]
+            plan = result.imagined[min(k, len(result.imagined) - 1)]  # [T, N, D]
+            up = 1 if plan.shape[-1] == 2 else -1  # 2-D particle worlds: y up, as the world draws them
             for t in range(plan.shape[0]):
-                axes[1].scatter(plan[t, :, 0], -plan[t, :, 1], s=6, c=np.arange(plan.shape[1]) % 10, cmap="tab10",
-                                alpha=0.2 + 0.8 * (t + 1) / plan.shape[0])
+                axes[1].scatter(plan[t, :, 0], up * plan[t, :, 1], s=6, c=np.arange(plan.shape[1]) % 10, cmap="tab10",
+                                alpha=min(1.0, 0.2 + 0.8 * (t + 1) / plan.shape[0]))
             axes[1].set_aspect("equal")
             axes[1].set_title("imagined plan", fontsize=8)
         for ax in axes:

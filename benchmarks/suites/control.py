@@ -1,14 +1,17 @@
-"""Model-based control, one suite per registered control task (``control-boxpush``, ``control-rope``).
+"""Model-based control, one suite per registered control task (``control-boxpush``, ``control-rope``, ...).
 
 Each suite runs closed-loop episodes of the task (``nesy control``) from episode
-seeds drawn from :data:`SEED`: CEM through the shipped PropNet of the task's
-world, and random actions as the baseline, and reports the success rate with its
+seeds drawn from :data:`SEED`: CEM through the task's shipped learned model
+(PropNet; DPI-Net on the particle tasks, with the task's cheaper plan), and
+random actions as the baseline, and reports the success rate with its
 90% Wilson interval, the final distance and the planning time per control step,
 with a bar chart of success.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import time
 from typing import Any
 
@@ -23,10 +26,12 @@ PAPERS = ("PropNet (Li et al., ICRA 2019) reports control on its own box-pushing
 
 def _available(task: str, model: str):
     def check() -> str | None:
-        from physics.control import TASKS
+        from physics.control import TASKS, ParticleEnv
         from physics.control.model import default_checkpoint
 
         cls = TASKS.get(task).env_cls
+        if issubclass(cls, ParticleEnv) and importlib.util.find_spec("taichi") is None:
+            return "the particle worlds need the particles extra: pip install -e '.[particles]'"
         world = cls.checkpoint_world_for(cls.config_cls())
         if not default_checkpoint(model, world).is_file():
             return f"no shipped {model} checkpoint for world {world!r} (task {task!r})"
@@ -65,18 +70,23 @@ def run_control(ctx: SuiteContext) -> dict[str, Any]:
         run_episode,
         summarize,
     )
+    from physics.control.planners import PlannerConfig
 
     torch.set_num_threads(ctx.threads)
     p = ctx.params
     task = TASKS.get(p["task"])
-    env = task.env_cls()
+    config = task.env_cls.config_cls()
+    if p.get("max_steps"):
+        config = dataclasses.replace(config, max_steps=p["max_steps"])
+    env = task.env_cls(config)
+    plan_cfg = PlannerConfig(**p.get("planner", {}))
     seeds = episode_seeds(p["seed"], p["episodes"])
     runs: list[tuple[str, dict[str, Any]]] = []
     speed = []
     try:
         for model_name, planner_name, episodes in ((p["model"], "cem", p["episodes"]),
                                                    ("gt", "random", p["random_episodes"])):
-            planner = make_planner(planner_name)
+            planner = make_planner(planner_name, plan_cfg)
             model = make_planning_model(model_name, env.checkpoint_world) if planner.needs_model else None
             t0 = time.perf_counter()
             results = [run_episode(env, model, planner, s) for s in episode_seeds(p["seed"], episodes)]
@@ -97,9 +107,11 @@ def run_control(ctx: SuiteContext) -> dict[str, Any]:
                      f"{s['start_distance_mean']:.3f}", f"{s['plan_seconds_per_step_mean']:.2f}"])
     png = ctx.out / f"control_{p['task']}_success.png"
     _plot(runs, p["task"], png)
+    flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in p.get("planner", {}).items())
+    flags += f" --max-steps {p['max_steps']}" if p.get("max_steps") else ""
     cmd = (f"nesy control --task {p['task']} --model {p['model']} --planner cem --episodes {p['episodes']} "
-           f"--seed {p['seed']} --out R.json; nesy control --task {p['task']} --model gt --planner random "
-           f"--episodes {p['random_episodes']} --seed {p['seed']} --out R_random.json")
+           f"--seed {p['seed']}{flags} --out R.json; nesy control --task {p['task']} --model gt --planner random "
+           f"--episodes {p['random_episodes']} --seed {p['seed']}{flags} --out R_random.json")
     return {
         "tables": [table(
             f"Model-predictive control, {p['task']} ({task.gym_id}): success within {env.config.max_steps} "
@@ -114,15 +126,21 @@ def run_control(ctx: SuiteContext) -> dict[str, Any]:
 
 
 def _register() -> None:
-    from physics.control import TASKS
+    from physics.control import TASKS, ParticleEnv
 
     for name in TASKS.names():
+        task = TASKS.get(name)
+        extra = {"planner": task.planner} if task.planner else {}
+        # a plan on the MPM worlds costs seconds: the quick run stops after 5 control steps, the full one after 5 episodes
+        slow = issubclass(task.env_cls, ParticleEnv)
         register_suite(
             f"control-{name}", run_control,
-            quick={"task": name, "model": "propnet", "episodes": 2, "random_episodes": 2, "seed": SEED},
-            full={"task": name, "model": "propnet", "episodes": 20, "random_episodes": 20, "seed": SEED},
-            available=_available(name, "propnet"), group="Model-based control",
-            help=f"success of CEM through the shipped PropNet on {name}, beside random actions",
+            quick={"task": name, "model": task.model, "episodes": 1 if slow else 2, "random_episodes": 2, "seed": SEED,
+                   **extra, **({"max_steps": 5} if slow else {})},
+            full={"task": name, "model": task.model, "episodes": 5 if slow else 20, "random_episodes": 20,
+                  "seed": SEED, **extra},
+            available=_available(name, task.model), group="Model-based control",
+            help=f"success of CEM through the shipped {task.model} on {name}, beside random actions",
         )
 
 

@@ -1,4 +1,5 @@
-"""Gymnasium faces of the dynamics worlds: push a box to a goal, drag a rope into a shape.
+"""Gymnasium faces of the dynamics worlds: push a box to a goal, drag a rope into a shape (and, in
+:mod:`physics.control.fluidshake` and :mod:`physics.control.ricegrip`, carry a fluid, squeeze a block).
 
 Each environment wraps the very :class:`~physics.worlds.dynamics.DynamicsWorld`
 class that ``nesy data dynamics`` records (one world, two faces), so a model
@@ -9,10 +10,11 @@ Both tasks share one contract (:class:`ControlEnv`):
 
 * ``reset(seed=s)`` rebuilds the scene from a world seed drawn from ``s`` and
   samples the goal from the same seed; the same ``s`` gives the same episode.
-* the action is a normalised vector in ``[-1, 1]^2``, scaled to the world's
-  actuator (the pusher's velocity, the pull on the rope's head);
-* the observation is every node's position (``N * 3``) then the goal's
-  coordinates, float32;
+* the action is a normalised vector in ``[-1, 1]^A`` (``action_dim``, 2 unless a
+  task says otherwise), scaled to the world's actuator (the pusher's velocity, the
+  pull on the rope's head, a particle world's body velocities: :class:`ParticleEnv`);
+* the observation is every node's position (``N * D``, D = 3, or 2 on the particle
+  worlds) then the goal's coordinates, float32;
 * ``reward = -distance`` to the goal every step (metres, the task's distance
   below); ``terminated`` when ``distance < tolerance`` (``info["success"]``);
   ``truncated`` after ``max_steps`` control steps.
@@ -44,7 +46,7 @@ from physics.worlds.dynamics import BoxPushing, DynamicsWorld, Rope, make_world
 
 __all__ = [
     "ControlConfig", "BoxPushTaskConfig", "BoxPushCornersTaskConfig", "RopeTaskConfig", "ControlEnv", "BoxPushEnv",
-    "BoxPushCornersEnv", "RopeShapeEnv", "APPROACH_PATHS", "around_distance",
+    "BoxPushCornersEnv", "RopeShapeEnv", "ParticleEnv", "APPROACH_PATHS", "around_distance",
 ]
 
 HISTORY = 8  # recorded frames kept for the models (they read the last history + 1)
@@ -188,6 +190,7 @@ class ControlEnv(gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
     world_name: ClassVar[str] = ""
     config_cls: ClassVar[type[ControlConfig]] = ControlConfig
+    action_dim: ClassVar[int] = 2  # size of the normalised action
 
     def __init__(self, config: ControlConfig | None = None, render_mode: str | None = None) -> None:
         config = self.config_cls() if config is None else config
@@ -201,8 +204,8 @@ class ControlEnv(gym.Env):
         self.world.reset(0)
         n, g = self.world.num_nodes, self.goal_size
         bound = np.float32(self.world.config.bound)
-        self.observation_space = gym.spaces.Box(-bound, bound, shape=(3 * n + g,), dtype=np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(-bound, bound, shape=(self.world.dim * n + g,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.action_dim,), dtype=np.float32)
         self.goal = np.zeros(g)
         self._frames: deque[np.ndarray] = deque(maxlen=HISTORY)
         self._steps = 0
@@ -291,8 +294,8 @@ class ControlEnv(gym.Env):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (2,) or not np.isfinite(a).all():
-            raise ConfigError(f"{type(self).__name__}: action must be 2 finite numbers, got {action!r}")
+        if a.shape != (self.action_dim,) or not np.isfinite(a).all():
+            raise ConfigError(f"{type(self).__name__}: action must be {self.action_dim} finite numbers, got {action!r}")
         full = self._node_action(np.clip(a, -1.0, 1.0))
         for _ in range(self.config.repeat):
             self.world.step(full)
@@ -313,7 +316,7 @@ class ControlEnv(gym.Env):
 
     # ------------------------------------------------------------------ for planners
     def history(self, frames: int) -> np.ndarray:
-        """The last ``frames`` recorded positions ``[frames, N, 3]``, oldest first."""
+        """The last ``frames`` recorded positions ``[frames, N, D]``, oldest first."""
         if not 1 <= frames <= HISTORY:
             raise ConfigError(f"history: frames must lie in 1..{HISTORY}, got {frames}")
         return np.stack(list(self._frames)[-frames:])
@@ -336,8 +339,8 @@ class ControlEnv(gym.Env):
         return out.repeat_interleave(self.config.repeat, dim=1)
 
     def world_action(self, action: np.ndarray) -> np.ndarray:
-        """The per-node world action ``[N, 3]`` of one normalised action ``[2]`` (clipped), as recorded."""
-        return self._node_action(np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0))
+        """The per-node world action ``[N, D]`` of one normalised action ``[A]`` (clipped), as recorded."""
+        return self._node_action(np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_dim), -1.0, 1.0))
 
     # ------------------------------------------------------------------ helpers
     def _node_action(self, a: np.ndarray) -> np.ndarray:
@@ -532,3 +535,94 @@ class RopeShapeEnv(ControlEnv):
         goal = positions.new_tensor(self.goal.reshape(-1, 2))
         per_step = (positions[:, :, :b, :2] - goal).norm(dim=-1).mean(dim=-1)
         return per_step.mean(dim=1) + per_step[:, -1]
+
+
+class ParticleEnv(ControlEnv):
+    """A task on a 2-D particle world (Taichi MLS-MPM) whose action moves kinematic bodies on rails.
+
+    The normalised action ``a`` ``[A]`` gives each degree of freedom a speed ``a * dof_speed``
+    (m/s); :meth:`_velocity_map` turns those into per-node velocities (the world's action: a
+    body's marker nodes carry its velocity).  Each degree of freedom has a position (its
+    bodies' shift from the episode's start) that stays within :meth:`_rail`'s bounds: a speed
+    that would leave them is cut to reach the bound within the control step, both when the
+    world steps and in :meth:`node_actions`, so planners see the rail ends as they are.
+    Learned models move every wall marker by its action (:meth:`kinematic_node`), as
+    rollouts prescribe the kinematic bodies.  ``config.focus`` does not apply (the fluid or
+    plastic is one object).
+    """
+
+    dof_speed: ClassVar[str] = "max_speed"  # the task config field of the speed at |a| = 1
+
+    def __init__(self, config: ControlConfig | None = None, render_mode: str | None = None) -> None:
+        super().__init__(config, render_mode)
+        if self.config.focus is not None:
+            raise ConfigError(f"{type(self).__name__}: focus does not apply to particle tasks, got {self.config.focus}")
+        self._start = self.world.state()
+        self._map = self._velocity_map()
+
+    @property
+    def actuated_node(self) -> int:
+        return int(np.flatnonzero(np.abs(self._map).sum(axis=(1, 2)) > 0)[0])
+
+    @property
+    def action_scale(self) -> float:
+        return float(getattr(self.config, self.dof_speed))
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """As :meth:`ControlEnv.reset`, but the episode starts after :meth:`_prepare`, and the goal
+        sampler's run is undone by restoring the MPM state (not by rebuilding and preparing again)."""
+        gym.Env.reset(self, seed=seed)
+        world_seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.world.reset(world_seed)
+        self._start = self.world.state()
+        self._map = self._velocity_map()
+        self._prepare()
+        self._start = self.world.state()
+        saved = self.world.save_state()
+        self.goal = np.asarray(self._sample_goal(np.random.default_rng([world_seed, 1])), dtype=np.float64)
+        self.world.restore_state(saved)
+        state = self.world.state()
+        self._frames.clear()
+        self._frames.extend([state] * HISTORY)
+        self._steps = 0
+        return self._obs(), self._info(state)
+
+    def _prepare(self) -> None:
+        """Bring the fresh world to the episode's start (the particles settle from their lattice)."""
+
+    @abstractmethod
+    def _velocity_map(self) -> np.ndarray:
+        """``[N, D, A]``: node velocity per unit speed of each degree of freedom."""
+
+    @abstractmethod
+    def _rail(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positions ``[A]`` of the degrees of freedom at node ``positions`` and their bounds (low, high)."""
+
+    def kinematic_node(self) -> tuple[np.ndarray, float]:
+        """Every wall marker (the moving bodies and the fixed walls) moves by its action times ``dt``."""
+        return np.flatnonzero(self.world.node_attr[:, -1] > 0.5), self.world.dt
+
+    def focus_nodes(self, positions: Tensor) -> None:
+        return None
+
+    def node_actions(self, actions: Tensor) -> Tensor:
+        """Per-node world actions ``[B, T * repeat, N, 2]`` of control sequences ``[B, T, A]``, on the rails."""
+        pos, lo, hi = (actions.new_tensor(x) for x in self._rail(self.world.state()))
+        span = self.world.dt * self.config.repeat
+        speeds = []
+        for k in range(actions.shape[1]):
+            nxt = torch.minimum(torch.maximum(pos + actions[:, k].clamp(-1.0, 1.0) * self.action_scale * span, lo), hi)
+            speeds.append((nxt - pos) / span)
+            pos = nxt
+        v = torch.stack(speeds, dim=1)  # [B, T, A] m/s
+        out = torch.einsum("nda,bta->btnd", actions.new_tensor(self._map), v)
+        return out.repeat_interleave(self.config.repeat, dim=1)
+
+    def _node_action(self, a: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.node_actions(torch.as_tensor(a, dtype=torch.float64).reshape(1, 1, -1))[0, 0].numpy()
+
+    def body_nodes(self, body: int) -> np.ndarray:
+        """Node indices of kinematic body ``body``'s markers (in the world's build order)."""
+        first = int(self.world.instance[self.world.node_attr[:, -1] < 0.5].max(initial=-1)) + 1
+        return np.flatnonzero((self.world.instance == first + body) & (self.world.node_attr[:, -1] > 0.5))

@@ -9,9 +9,10 @@ of per-node world actions ``[B, T, N, 3]`` to the predicted positions
   ``B`` candidates are ``B`` disjoint copies of the scene in **one** graph per
   step (node ids offset per copy, neighbours searched per copy), so one forward
   pass advances every candidate; gradients flow to the actions.
-* :class:`SimulatorModel` is the ground truth: the environment's own pybullet
-  world, saved with ``saveState`` and restored before each candidate and at the
-  end (a loop over candidates; not differentiable).
+* :class:`SimulatorModel` is the ground truth: the environment's own world,
+  saved (pybullet's ``saveState``; the MPM fields of a particle world) and
+  restored before each candidate and at the end (a loop over candidates; not
+  differentiable).
 
 :func:`make_planning_model` builds either by name (``gt`` or a name of
 :data:`physics.models.MODELS`).  A learned model loads the world's control
@@ -206,9 +207,9 @@ class LearnedModel(PlanningModel):
         return still.index_copy(2, idx, part)
 
     def _rollout(self, u: dict[str, Tensor], history: Tensor, actions: Tensor,
-                 pin: tuple[int, float] | None = None) -> Tensor:
+                 pin: tuple[int | np.ndarray, float] | None = None) -> Tensor:
         """Roll ``B`` copies of the scene of ``u`` out from ``history`` under ``actions`` ``[B, T, n, 3]``;
-        node ``pin[0]`` of each copy moves by its action times ``pin[1]`` (a kinematic actuator)."""
+        node(s) ``pin[0]`` of each copy move by their action times ``pin[1]`` (kinematic actuators)."""
         b, t, n, d = actions.shape
         h1 = self.history_frames
         roots = u["root_of"] if self.model.config.graph.has_roots else None
@@ -222,8 +223,10 @@ class LearnedModel(PlanningModel):
             if hidden is not None:
                 nxt = torch.where(hidden[:, None], frames[-1], nxt)
             if pin is not None:
-                rows = torch.arange(b) * n + pin[0]
-                nxt = nxt.index_copy(0, rows, frames[-1][rows] + pin[1] * actions[:, k, pin[0]].float())
+                nodes = torch.as_tensor(pin[0], dtype=torch.long).reshape(-1)
+                rows = (torch.arange(b)[:, None] * n + nodes).reshape(-1)
+                step = pin[1] * actions[:, k, nodes].float().reshape(-1, d)
+                nxt = nxt.index_copy(0, rows, frames[-1][rows] + step)
             frames.append(nxt)
             out.append(nxt.reshape(b, n, d))
         return torch.stack(out, dim=1)
@@ -232,7 +235,8 @@ class LearnedModel(PlanningModel):
 class SimulatorModel(PlanningModel):
     """The ground truth: the environment's own world, stepped once per candidate.
 
-    The world's pybullet state is saved before planning and restored before each
+    The world's state is saved before planning (:meth:`DynamicsWorld.save_state`: pybullet's
+    saveState, or a copy of a particle world's MPM fields) and restored before each
     candidate and at the end, so the episode continues exactly where it was.
     """
 
@@ -244,18 +248,18 @@ class SimulatorModel(PlanningModel):
             raise StateError("SimulatorModel.predict: call bind(env) first")
         world = self.env.world
         acts = actions.detach().cpu().double().numpy()
-        b, t, n, _ = acts.shape
-        out = np.empty((b, t, n, 3))
-        saved = world._call("saveState")
+        b, t, n, d = acts.shape
+        out = np.empty((b, t, n, d))
+        saved = world.save_state()
         try:
             for i in range(b):
-                world._call("restoreState", saved)
+                world.restore_state(saved)
                 for k in range(t):
                     world.step(acts[i, k])
                     out[i, k] = world.state()
         finally:
-            world._call("restoreState", saved)
-            world._call("removeState", saved)
+            world.restore_state(saved)
+            world.discard_state(saved)
         return torch.as_tensor(out, dtype=actions.dtype)
 
 

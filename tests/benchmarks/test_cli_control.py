@@ -49,3 +49,16 @@ def test_control_unknown_task_names_the_choices(tmp_path, capsys):
     rc = main(["control", "--task", "boxes", "--model", "propnet", "--out", str(tmp_path / "x.json")])
     assert rc == 2
     assert "boxpush" in capsys.readouterr().err
+
+
+def test_episode_gif_draws_plans_of_any_length_in_2d_and_3d(tmp_path):
+    import numpy as np
+
+    from benchmarks.commands.control import episode_gif
+    from physics.control import EpisodeResult
+
+    for d in (2, 3):  # 12 planned steps made the last alpha 1.0000000000000002, which matplotlib refused
+        r = EpisodeResult(0, False, 0.1, 0.1, 1, [0.1], frames=[np.zeros((8, 8, 3), np.uint8)] * 2,
+                          imagined=[np.zeros((12, 3, d))])
+        episode_gif(r, tmp_path / f"g{d}.gif")
+        assert (tmp_path / f"g{d}.gif").stat().st_size > 0

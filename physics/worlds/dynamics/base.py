@@ -198,6 +198,22 @@ class DynamicsWorld(ABC):
         self._require_ready()
         return self._positions()
 
+    def save_state(self) -> Any:
+        """A snapshot of the simulation that :meth:`restore_state` returns to (planning on the true world).
+
+        Pybullet worlds keep it inside the client: free it with :meth:`discard_state`.
+        """
+        self._require_ready()
+        return self._call("saveState")
+
+    def restore_state(self, saved: Any) -> None:
+        """Return to the snapshot ``saved`` of :meth:`save_state` (it stays valid)."""
+        self._call("restoreState", saved)
+
+    def discard_state(self, saved: Any) -> None:
+        """Free the snapshot ``saved``."""
+        self._call("removeState", saved)
+
     def render(self, width: int = 160, height: int = 120) -> np.ndarray:
         """Render the scene with pybullet's TinyRenderer (CPU).
 

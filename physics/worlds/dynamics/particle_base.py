@@ -308,6 +308,33 @@ class ParticleWorld(DynamicsWorld):
                 self._upload_bodies()
         self._t += 1
 
+    def save_state(self) -> dict[str, Any]:
+        """A copy of the MPM state (particle x, v, C, F, Jp), the bodies' offsets and velocities,
+        the step count and the policy's random state (pybullet's saveState has no MPM counterpart)."""
+        self._require_ready()
+        return {
+            "fields": {k: getattr(self, k).to_numpy() for k in ("_x", "_v", "_C", "_F", "_Jp")},
+            "bodies": [(b.offset.copy(), b.velocity.copy()) for b in self._bodies],
+            "t": self._t,
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def restore_state(self, saved: dict[str, Any]) -> None:
+        """Return to a :meth:`save_state` snapshot of this episode (it stays valid)."""
+        self._require_ready()
+        if len(saved["bodies"]) != len(self._bodies) or len(saved["fields"]["_x"]) != self._n_sim:
+            raise StateError(f"world {self.name!r}: the saved state belongs to another scene")
+        for k, v in saved["fields"].items():
+            getattr(self, k).from_numpy(v)
+        for b, (offset, velocity) in zip(self._bodies, saved["bodies"], strict=True):
+            b.offset, b.velocity = offset.copy(), velocity.copy()
+        self._upload_bodies()
+        self._t = saved["t"]
+        self._rng.bit_generator.state = saved["rng"]
+
+    def discard_state(self, saved: dict[str, Any]) -> None:
+        """Nothing to free: the snapshot is plain arrays."""
+
     def _positions(self) -> np.ndarray:
         x = self._x.to_numpy().astype(np.float64)
         shells = [b.shell + b.offset for b in self._bodies]

@@ -14,14 +14,16 @@ from physics.control import (
     BoxPushCornersTaskConfig,
     BoxPushEnv,
     BoxPushTaskConfig,
+    ParticleEnv,
     RopeShapeEnv,
 )
 from physics.control.envs import around_distance
 from physics.errors import ConfigError
 
 
-@pytest.mark.parametrize("task", TASKS.names())
+@pytest.mark.parametrize("task", [t for t in TASKS.names() if not issubclass(TASKS.get(t).env_cls, ParticleEnv)])
 def test_every_registered_task_passes_check_env(task):
+    """(The particle tasks pass it with tiny worlds in test_particle_envs.py: the MPM at full size is slow.)"""
     env = gym.make(TASKS.get(task).gym_id)
     try:
         check_env(env.unwrapped, skip_render_check=True)
