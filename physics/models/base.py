@@ -10,6 +10,7 @@ One step, for a graph built by :class:`physics.graph.GraphBuilder`::
                 relative positions x_i - x_j on every edge, scaled by a buffer
     encode      c_i = f_enc([v-history, node_attr, action, node type])    [M, hidden]
                 c_ij = f_rel([x_i - x_j, |x_i - x_j|, v_i - v_j, edge_attr, type])  [E, hidden]
+                       (+ footprint gap, next-frame gap, approach speed with ModelConfig.contact)
     process     h = hook(c_i, c_ij, graph)        (IN / PropNet / DPI-Net) [M, hidden]
     decode      y = f_dec(h)  -> normalised acceleration (or velocity)    [M, D]
     integrate   v_{t+1} = v_t + a;  x_{t+1} = x_t + v_{t+1}   (per-step units, no dt)
@@ -36,6 +37,7 @@ from torch_geometric.data import Data
 from physics.errors import StateError
 from physics.graph.builder import NUM_RELATIONS, NodeType, Relation
 from physics.models.config import ModelConfig, WorldPreset
+from physics.models.contact import CONTACT_FEATURES, contact_features
 from physics.models.layers import mlp
 from physics.models.normalization import Normalizer
 from physics.models.shape_matching import shape_match
@@ -96,7 +98,8 @@ class DynamicsModel(nn.Module, abc.ABC):
             vel_in = h * d
         wall = d + 1 if c.graph.wall_clip > 0 else 0  # GraphConfig.wall_clip's node features
         self.node_encoder = mlp(vel_in + c.node_attr_dim + d + len(NodeType) + po + wall, hd, hd, c.mlp_layers, norm=True)
-        self.edge_encoder = mlp(2 * d + 1 + c.edge_attr_dim + NUM_RELATIONS, hd, hd, c.mlp_layers, norm=True)
+        contact = CONTACT_FEATURES if c.contact else 0  # ModelConfig.contact's edge features
+        self.edge_encoder = mlp(2 * d + 1 + c.edge_attr_dim + NUM_RELATIONS + contact, hd, hd, c.mlp_layers, norm=True)
         self.decoder = mlp(hd, hd, d, c.mlp_layers)
 
     # ------------------------------------------------------------------ statistics
@@ -160,6 +163,9 @@ class DynamicsModel(nn.Module, abc.ABC):
             rel_vel = rel_vel * (g.observed[s] & g.observed[r]).float()[:, None]
         etype = nn.functional.one_hot(g.edge_type, NUM_RELATIONS).float()
         feats = [rel, rel.norm(dim=-1, keepdim=True), rel_vel, self.edge_attr_norm(g.edge_attr), etype]
+        if cfg.contact:
+            leaf = g.node_type == NodeType.LEAF
+            feats.append(contact_features(cfg.contact, pos_hist, g.node_attr, s, r, self.vel_norm.std[0], leaf[s] & leaf[r]))
         c_edge = self.edge_encoder(torch.cat(feats, -1))
         return c_node, c_edge
 

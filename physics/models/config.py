@@ -21,6 +21,7 @@ from typing import Any
 
 from physics.errors import ConfigError
 from physics.graph.builder import GraphConfig
+from physics.models.contact import check_contact
 from physics.registry import Registry
 
 __all__ = [
@@ -64,6 +65,11 @@ class ModelConfig:
         predict: ``acceleration`` (GNS, integrated twice) or ``velocity``.
         shape_matching: DPI-Net head: move each object's particles by one rigid motion.
         partially_observed: PropNet's partially observable mode (see ``base.py``).
+        contact: A footprint of :data:`physics.models.contact.FOOTPRINTS` (``clevrer``): every
+            edge between objects gets the gap between their footprints, that gap one frame
+            later at the current velocities, and the approach speed along the centre line
+            as features (:func:`physics.models.contact.contact_features`); ``''`` (the
+            default): none.
         graph: How states become graphs (history, radius, roots).
     """
 
@@ -80,6 +86,7 @@ class ModelConfig:
     predict: str = "acceleration"
     shape_matching: bool = False
     partially_observed: bool = False
+    contact: str = ""
     graph: GraphConfig = field(default_factory=GraphConfig)
 
     def __post_init__(self) -> None:
@@ -92,6 +99,7 @@ class ModelConfig:
                 raise ConfigError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.noise_std < 0:
             raise ConfigError(f"ModelConfig.noise_std must be >= 0, got {self.noise_std}")
+        check_contact(self.contact)
 
 
 @dataclass(frozen=True)
@@ -238,9 +246,11 @@ def _check_override_type(name: str, hint: Any, value: Any) -> None:
 def config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
     """Plain dict (JSON and ``weights_only`` checkpoint friendly).
 
-    The wall features' fields are left out while they are off, so the configs of models
-    saved before they existed compare equal (``--init``, resume)."""
+    The wall and contact features' fields are left out while they are off, so the configs of
+    models saved before they existed compare equal (``--init``, resume)."""
     d = dataclasses.asdict(cfg)
+    if not d["contact"]:
+        del d["contact"]
     if not d["graph"]["wall_clip"]:
         del d["graph"]["wall_clip"], d["graph"]["wall_column"]
     return d

@@ -14,7 +14,10 @@ An object is one node; its state is ``(x, y, theta)``: the centre on the floor
 quarter turn (a cube looks the same after 90 degrees), zero for spheres and
 cylinders, whose yaw is invisible.  Velocities are the differences of the
 history (GNS); shape and material one-hot are the static node attributes; every
-pair of objects is a relation (at most 6 objects: 30 relations).
+pair of objects is a relation (at most 6 objects: 30 relations).  The shipped
+checkpoint was trained with ``--set contact=clevrer``: each relation also carries
+the gap between the two footprints, that gap one frame on, and the approach speed
+(:mod:`physics.models.contact`), so the network sees a contact coming.
 
 Launches
 --------

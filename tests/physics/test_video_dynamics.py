@@ -403,7 +403,8 @@ def test_the_shipped_checkpoint_loads_small_and_reproducible():
     model, meta = load_model(SHIPPED_CHECKPOINT)  # weights_only, digest checked
     assert meta["command"].startswith("nesy train video-dynamics --model propnet")
     assert meta["world"] == "clevrer" and bool(model.vel_norm.fitted)
-    assert model.config == preset("clevrer", "propnet", dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM, edge_attr_dim=0)
+    assert model.config == preset("clevrer", "propnet", dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM, edge_attr_dim=0,
+                                  contact="clevrer")  # footprint gaps on every edge (eleventh session)
     assert Path(SHIPPED_CHECKPOINT).parent.name == "video"
 
 
