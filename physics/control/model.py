@@ -102,12 +102,16 @@ class LearnedModel(PlanningModel):
 
     Args:
         model: A :class:`~physics.models.DynamicsModel` (put in eval mode here).
+        trained_on: The world its checkpoint records (``meta["world"]``); binding to an
+            environment on another world is refused.
+        source: Where the model came from, for that error.
     """
 
     differentiable = True
 
-    def __init__(self, model: DynamicsModel) -> None:
+    def __init__(self, model: DynamicsModel, trained_on: str | None = None, source: str = "the model") -> None:
         super().__init__()
+        self.trained_on, self.source = trained_on, source
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -122,6 +126,10 @@ class LearnedModel(PlanningModel):
 
     def bind(self, env: ControlEnv) -> None:
         super().bind(env)
+        if self.trained_on is not None and self.trained_on != env.world.name:
+            raise CheckpointError(
+                f"{self.source} was trained on world {self.trained_on!r}; this task runs on {env.world.name!r}"
+            )
         cfg = self.model.config
         st = env.static()
         if env.world.node_attr.shape[1] != cfg.node_attr_dim or st["edge_attr"].shape[1] != cfg.edge_attr_dim:
@@ -268,17 +276,18 @@ def make_planning_model(name: str, world: str, checkpoint: str | Path | None = N
 
     Raises:
         ConfigError: unknown name (lists the choices).
-        CheckpointError: the checkpoint is missing or holds another model.
+        CheckpointError: the checkpoint is missing or holds another model (one trained on another
+            world is refused when the model is bound to an environment).
     """
     if name == GROUND_TRUTH:
         return SimulatorModel()
     if name not in MODELS:
         raise ConfigError(f"{MODELS.unknown_message(name)} (or '{GROUND_TRUTH}' for the simulator)")
     path = Path(checkpoint) if checkpoint else default_checkpoint(name, world)
-    model, _ = load_model(path)
+    model, meta = load_model(path)
     if model.name != name:
         raise CheckpointError(f"{path} holds a {model.name!r} model, not {name!r}")
-    return LearnedModel(model)
+    return LearnedModel(model, trained_on=meta.get("world"), source=str(path))
 
 
 register_control_checkpoint(

@@ -98,6 +98,17 @@ def test_unknown_model_names_the_choices():
         make_planning_model("propnett", "boxes")
 
 
+def test_a_checkpoint_of_another_world_is_refused_naming_both_worlds(boxes):
+    from physics.control.model import CHECKPOINTS
+    from physics.errors import CheckpointError
+
+    # same model and same attribute sizes: without the check it would plan silently
+    model = make_planning_model("dpinet", "fluidshake", CHECKPOINTS / "ricegrip_dpinet.pt")
+    assert model.trained_on == "ricegrip"
+    with pytest.raises(CheckpointError, match="trained on world 'rope'; this task runs on 'boxes'"):
+        make_planning_model("dpinet", "boxes", CHECKPOINTS / "rope_dpinet.pt").bind(boxes)
+
+
 def test_boxes_propnet_plans_with_its_registered_control_checkpoint(boxes):
     from physics.control.model import CHECKPOINTS, CONTROL_CHECKPOINTS, default_checkpoint
 
