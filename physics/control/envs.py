@@ -282,15 +282,21 @@ class ControlEnv(gym.Env):
     # ------------------------------------------------------------------ gymnasium
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        world_seed = int(self.np_random.integers(0, 2**31 - 1))
-        self.world.reset(world_seed)
-        self.goal = np.asarray(self._sample_goal(np.random.default_rng([world_seed, 1])), dtype=np.float64)
-        self.world.reset(world_seed)  # the goal sampler may have run the world
+        self._start_episode(int(self.np_random.integers(0, 2**31 - 1)))
         state = self.world.state()
         self._frames.clear()
         self._frames.extend([state] * HISTORY)  # at rest: zero velocity
         self._steps = 0
         return self._obs(), self._info(state)
+
+    def _start_episode(self, world_seed: int) -> None:
+        """Build the episode's world from ``world_seed`` and sample its goal from the same seed."""
+        self.world.reset(world_seed)
+        self.goal = self._goal_from(world_seed)
+        self.world.reset(world_seed)  # the goal sampler may have run the world
+
+    def _goal_from(self, world_seed: int) -> np.ndarray:
+        return np.asarray(self._sample_goal(np.random.default_rng([world_seed, 1])), dtype=np.float64)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         a = np.asarray(action, dtype=np.float64).reshape(-1)
@@ -568,24 +574,18 @@ class ParticleEnv(ControlEnv):
     def action_scale(self) -> float:
         return float(getattr(self.config, self.dof_speed))
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        """As :meth:`ControlEnv.reset`, but the episode starts after :meth:`_prepare`, and the goal
-        sampler's run is undone by restoring the MPM state (not by rebuilding and preparing again)."""
-        gym.Env.reset(self, seed=seed)
-        world_seed = int(self.np_random.integers(0, 2**31 - 1))
+    def _start_episode(self, world_seed: int) -> None:
+        """As :meth:`ControlEnv._start_episode`, but the episode starts after :meth:`_prepare`, and the
+        goal sampler's run is undone by restoring the MPM state (not by rebuilding and preparing again)."""
         self.world.reset(world_seed)
         self._start = self.world.state()
         self._map = self._velocity_map()
         self._prepare()
         self._start = self.world.state()
         saved = self.world.save_state()
-        self.goal = np.asarray(self._sample_goal(np.random.default_rng([world_seed, 1])), dtype=np.float64)
+        self.goal = self._goal_from(world_seed)
         self.world.restore_state(saved)
-        state = self.world.state()
-        self._frames.clear()
-        self._frames.extend([state] * HISTORY)
-        self._steps = 0
-        return self._obs(), self._info(state)
+        self.world.discard_state(saved)
 
     def _prepare(self) -> None:
         """Bring the fresh world to the episode's start (the particles settle from their lattice)."""
