@@ -38,6 +38,8 @@ Both sides read node lists decoded by ``json.loads`` from one JSON text, as a
 questions file gives them: lists built in this process would share their key
 strings with the executor's code and flatter every dict lookup (about 0.14x of
 the single-mode ratio, measured in session 11).
+``end_to_end.compiled_path`` says whether the C module (:mod:`reasoning.executor.compiled`)
+answered, and how many questions each mode left to the Python path.
 The speed-ups over the plain interpreter are ``end_to_end.speedup_vs_plain``;
 the targets are :data:`E2E_TARGETS`.
 
@@ -70,6 +72,7 @@ from reasoning.executor import (
     bind_scene,
     clear_binding_cache,
     compile_batch,
+    compiled,
     default_executor,
 )
 from reasoning.executor.node_lists import answer_node_lists, clear_structure_cache
@@ -271,10 +274,16 @@ def executor_suite(config: SpeedConfig) -> dict:
     e2e_dicts = [s.to_clevr() for s in e2e_scenes]
     n_e2e = len(e2e_nodes)
 
+    runs: dict[str, dict] = {}  # what the compiled path did, per mode (the last run of each)
+
     def e2e(batched: bool, cold: bool = True) -> list:
         if cold:
             clear_structure_cache()  # compiling each structure is part of decoding
-        return answer_node_lists(e2e_nodes, e2e_scenes, e2e_idx, batched=batched)
+        out = answer_node_lists(e2e_nodes, e2e_scenes, e2e_idx, batched=batched)
+        runs[("batched" if batched else "single") + ("" if cold else "_warm")] = dict(
+            compiled.LAST_RUN
+        )
+        return out
 
     plan = compile_batch(programs)
     table = SceneTable(scenes)
@@ -353,6 +362,9 @@ def executor_suite(config: SpeedConfig) -> dict:
             for m in E2E_MODES[1:]
         },
         "targets_vs_plain": dict(E2E_TARGETS),
+        # whether the C module answered (reasoning.executor.compiled) and how many questions
+        # it left to the Python path, per mode
+        "compiled_path": {**compiled.status(), "runs": runs},
         "disagreements_with_plain": {
             m: sum(x != y for x, y in zip(last[f"e2e_{m}"], e2e_truth, strict=True))  # type: ignore[call-overload]
             for m in E2E_MODES[1:]
@@ -414,6 +426,17 @@ def format_table(result: dict) -> str:
         f"{'mode':<16}{'questions/s':>14}{'x plain (wall)':>16}{'x plain (cpu)':>15}{'target':>8}"
         f"{'differ':>8}",
     ]
+    path = e2e.get("compiled_path")
+    if path is not None:
+        used = {m: r for m, r in path["runs"].items() if r.get("compiled")}
+        lines.append(
+            "compiled path: "
+            + (
+                "used (" + ", ".join(f"{m}: {r['fallback']} left to Python" for m, r in used.items()) + ")"
+                if used
+                else "not used (" + ("turned off" if path["available"] else "C module not built") + ")"
+            )
+        )
     for mode in E2E_MODES:
         speedup = e2e["speedup_vs_plain"].get(mode, {"wall": 1.0, "cpu": 1.0})
         target = E2E_TARGETS.get(mode)

@@ -53,7 +53,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from operator import attrgetter, itemgetter
-from types import CodeType
+from types import CodeType, ModuleType
 
 import numpy as np
 
@@ -66,6 +66,7 @@ from reasoning.dsl.program import Program
 from reasoning.dsl.text import MAX_DEPTH
 from reasoning.dsl.typecheck import compatible
 from reasoning.errors import ProgramError
+from reasoning.executor import compiled
 from reasoning.executor.batched import BatchPlan, _tree_like
 from reasoning.executor.check import side_vocabulary
 from reasoning.executor.encode import ROOT_KINDS, encode
@@ -482,7 +483,7 @@ def _compile_encoder(
     fn = env["params"]
     try:
         ok = encode(program.root) == (tuple(key), fn(sample, side))  # type: ignore[operator]
-    except _FAILURES:
+    except (_OtherStructure, *_FAILURES):  # e.g. inputs given as a tuple: the slow path reads it
         ok = False
     return (tuple(key), fn) if ok else (None, None)
 
@@ -541,7 +542,12 @@ def answer_node_lists(
     def fail(k: int, exc: NesyError) -> None:
         found[k] = exc
 
-    run = _batched if batched else _single
+    c = compiled.module()
+    if c is not None:
+        run = functools.partial(_compiled, c, batched)
+    else:
+        run = _batched if batched else _single
+        compiled.LAST_RUN.update(compiled=False, questions=len(node_lists), fallback=len(node_lists))
     _ROW_BITS.clear()
     try:
         out = run(node_lists, scenes, scene_indices, where, fail)
@@ -549,6 +555,43 @@ def answer_node_lists(
         _ROW_BITS.clear()
     if errors is None and found:
         raise found[min(found)]  # the first malformed program (questions are grouped, not in order)
+    return out
+
+
+def _compiled(
+    c: ModuleType,
+    batched: bool,
+    node_lists: Sequence[object],
+    scenes: Sequence[SceneGraph],
+    scene_indices: Sequence[int],
+    where: Callable[[int], str],
+    fail: Callable,
+) -> list[str | None]:
+    """The compiled path (:mod:`reasoning.executor.compiled`): the C module answers what it can.
+
+    Single mode calls it once per question, batched mode once for all.  The
+    questions it leaves (:data:`~reasoning.executor.compiled.SLOW`: an
+    operation it does not run, anything irregular) are answered by this
+    module's Python path for that mode, under their own positions and names.
+    """
+    bound = c.bind(scenes)
+    if batched:
+        out, slow = c.answer_all(node_lists, bound, scene_indices)
+    else:
+        one, SLOW = c.answer, compiled.SLOW
+        out = [one(nodes, bound, i) for nodes, i in zip(node_lists, scene_indices, strict=True)]
+        slow = [k for k, a in enumerate(out) if a is SLOW]
+    compiled.LAST_RUN.update(compiled=True, questions=len(node_lists), fallback=len(slow))
+    if slow:
+        rest = (_batched if batched else _single)(
+            [node_lists[k] for k in slow],
+            scenes,
+            [scene_indices[k] for k in slow],
+            lambda j: where(slow[j]),
+            lambda j, exc: fail(slow[j], exc),
+        )
+        for k, a in zip(slow, rest, strict=True):
+            out[k] = a
     return out
 
 

@@ -274,6 +274,14 @@ def test_bench_speed_executor_suite_reports_measured_rates(tmp_path, capsys):
     }
     assert all(v > 0 for m in e2e["speedup_vs_plain"].values() for v in m.values())
     assert set(e2e["disagreements_with_plain"].values()) == {0}
+    # whether the C module answered, and what it left to Python, per mode
+    path = e2e["compiled_path"]
+    assert set(path["runs"]) == {"single", "batched", "single_warm", "batched_warm"}
+    if path["available"] and path["enabled"]:
+        assert all(r["compiled"] and r["fallback"] == 0 for r in path["runs"].values())
+        assert "compiled path: used (single: 0 left to Python" in printed
+    else:
+        assert "compiled path: not used" in printed
     table = printed.splitlines()
     single = next(line for line in table if line.startswith("single "))
     assert single.split()[2] == f"{e2e['speedup_vs_plain']['single']['wall']:.2f}"

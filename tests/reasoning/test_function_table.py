@@ -43,7 +43,15 @@ from reasoning.executor.soft import SOFT_OPS, SoftScenes, attach_soft, soft_exec
 from reasoning.questions.engine import FUNCTIONS, INVALID, SceneIndex, run_nodes
 from reasoning.questions.question_types import QUESTION_TYPES, question_type
 
-MODES = {"symbolic", "fast single", "batched", "node lists", "question engine", "soft"}
+MODES = {
+    "symbolic",
+    "fast single",
+    "batched",
+    "node lists",
+    "compiled node lists",
+    "question engine",
+    "soft",
+}
 
 
 def _relate_count(bs, obj: int, relation: str) -> int:
@@ -111,8 +119,8 @@ def test_adding_an_operation_is_one_entry_plus_one_implementation_per_mode(tmp_p
     # no mode implements it yet: every one is reported
     assert coverage(cat, before) == [f"mode {m!r} lacks 'relate_count'" for m in sorted(before)]
 
-    # one registration per mode (symbolic: attach; fast single and node lists:
-    # nothing, they fall back to the symbolic function; question engine: one
+    # one registration per mode (symbolic: attach; fast single, node lists and compiled node
+    # lists: nothing, they fall back to the symbolic function; question engine: one
     # FUNCTIONS entry; batched: an encoder, soft: attach_soft, both standing in by name)
     ops = {**OPS, "relate_count": op_spec("relate_count", _relate_count, cat)}
     engine = {
@@ -124,6 +132,7 @@ def test_adding_an_operation_is_one_entry_plus_one_implementation_per_mode(tmp_p
         "symbolic": ops,
         "fast single": make_fast_eval(ops),
         "node lists": {*before["node lists"], *ops},
+        "compiled node lists": {*before["compiled node lists"], *ops},
         "soft": {*before["soft"], "relate_count"},
         "question engine": {*before["question engine"], *engine},
     }
