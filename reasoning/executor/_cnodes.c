@@ -329,11 +329,25 @@ static PyTypeObject BoundType = {
     .tp_doc = "Scenes bound (on first use) to attribute codes and value bitsets.",
 };
 
+/* The scene's relationships[R] rows (owned references). */
+static void read_relations(Scene *sc, PyObject *scene) {
+    PyObject *rels = PyObject_GetAttr(scene, g_relationships_name);
+    if (rels == NULL) {
+        PyErr_Clear(); /* relate then goes slow: Python judges */
+        return;
+    }
+    for (int r = 0; r < g_nrels; r++) {
+        sc->rel[r] = PyObject_GetItem(rels, g_rel_names[r]);
+        if (sc->rel[r] == NULL) PyErr_Clear(); /* a relation the scene lacks: relate goes slow */
+    }
+    Py_DECREF(rels);
+}
+
 /* Bind scene s; returns BOUND or UNFIT (errors are cleared: Python judges that scene). */
 static int bind_one(Bound *b, Py_ssize_t s) {
     Scene *sc = &b->data[s];
     PyObject *scene = PyTuple_GET_ITEM(b->scenes, s);
-    PyObject *objs = PyObject_GetAttr(scene, g_objects_name), *rels = NULL;
+    PyObject *objs = PyObject_GetAttr(scene, g_objects_name);
     int ok = 0;
     memset(sc->vb, 0, sizeof(sc->vb));
     memset(sc->rel, 0, sizeof(sc->rel));
@@ -354,17 +368,13 @@ static int bind_one(Bound *b, Py_ssize_t s) {
             sc->vb[a][code] |= (uint64_t)1 << i;
         }
     }
-    rels = PyObject_GetAttr(scene, g_relationships_name);
-    if (rels == NULL) goto done;
-    for (int r = 0; r < g_nrels; r++) {
-        sc->rel[r] = PyObject_GetItem(rels, g_rel_names[r]);
-        if (sc->rel[r] == NULL) PyErr_Clear(); /* a relation the scene lacks: relate goes slow */
-    }
+    /* read now, not on the first relate: reading may run Python code (a property), which must
+     * not happen while a node list's fields are held (answer_one reads them all first) */
+    read_relations(sc, scene);
     ok = 1;
 done:
     if (PyErr_Occurred()) PyErr_Clear();
     Py_XDECREF(objs);
-    Py_XDECREF(rels);
     if (!ok) {
         for (int r = 0; r < MAX_RELS; r++) Py_CLEAR(sc->rel[r]);
         return b->state[s] = UNFIT;
@@ -664,7 +674,10 @@ static PyObject *answer(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (check_bound(args[1])) return NULL;
     Py_ssize_t s = PyLong_AsSsize_t(args[2]);
-    if (s == -1 && PyErr_Occurred()) return NULL;
+    if (s == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
+        PyErr_Clear(); /* not an index: Python judges that question */
+    }
     return answer_one(args[0], (Bound *)args[1], s);
 }
 
@@ -707,11 +720,17 @@ static PyObject *answer_all(PyObject *self, PyObject *const *args, Py_ssize_t na
             PyListObject *next = (PyListObject *)nl[k + 1];
             Py_ssize_t m = Py_SIZE(next) < MAX_NODES ? Py_SIZE(next) : MAX_NODES;
             for (Py_ssize_t i = 0; i < m; i++)
-                if (PyDict_CheckExact(next->ob_item[i]))
-                    __builtin_prefetch(((PyDictObject *)next->ob_item[i])->ma_keys);
+                if (PyDict_CheckExact(next->ob_item[i])) { /* the keys and their entries */
+                    const char *keys = (const char *)((PyDictObject *)next->ob_item[i])->ma_keys;
+                    __builtin_prefetch(keys);
+                    __builtin_prefetch(keys + 64);
+                }
         }
         Py_ssize_t s = PyLong_AsSsize_t(ix[k]);
-        if (s == -1 && PyErr_Occurred()) goto done;
+        if (s == -1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) goto done;
+            PyErr_Clear(); /* not an index: Python judges that question */
+        }
         PyObject *a = answer_one(nl[k], (Bound *)args[1], s);
         if (a == NULL) goto done;
         if (a == g_slow) {

@@ -524,12 +524,9 @@ def answer_node_lists(
         raise DataError(
             f"answer_node_lists: {len(node_lists)} programs but {len(scene_indices)} scene indices"
         )
-    if node_lists and (min(scene_indices) < 0 or max(scene_indices) >= len(scenes)):
-        bad = next(k for k, i in enumerate(scene_indices) if not 0 <= i < len(scenes))
-        raise DataError(
-            f"{_where_of(names, bad)}: scene index {scene_indices[bad]} is out of range "
-            f"0..{len(scenes) - 1}"
-        )
+    c = compiled.module()
+    if c is None or not batched:  # batched C checks every index itself (see _compiled)
+        _check_indices(scene_indices, len(scenes), names)
     if _BUILT_FOR[0] != _VERSION[0]:  # an operation was registered: recompile
         clear_structure_cache()
         _BUILT_FOR[0] = _VERSION[0]
@@ -542,9 +539,8 @@ def answer_node_lists(
     def fail(k: int, exc: NesyError) -> None:
         found[k] = exc
 
-    c = compiled.module()
     if c is not None:
-        run = functools.partial(_compiled, c, batched)
+        run = functools.partial(_compiled, c, batched, names)
     else:
         run = _batched if batched else _single
         compiled.LAST_RUN.update(compiled=False, questions=len(node_lists), fallback=len(node_lists))
@@ -558,9 +554,19 @@ def answer_node_lists(
     return out
 
 
+def _check_indices(scene_indices: Sequence[int], n: int, names: Sequence[str] | None) -> None:
+    """Raise :class:`DataError` naming the first scene index outside ``0..n-1``."""
+    if len(scene_indices) and (min(scene_indices) < 0 or max(scene_indices) >= n):
+        bad = next(k for k, i in enumerate(scene_indices) if not 0 <= i < n)
+        raise DataError(
+            f"{_where_of(names, bad)}: scene index {scene_indices[bad]} is out of range 0..{n - 1}"
+        )
+
+
 def _compiled(
     c: ModuleType,
     batched: bool,
+    names: Sequence[str] | None,
     node_lists: Sequence[object],
     scenes: Sequence[SceneGraph],
     scene_indices: Sequence[int],
@@ -583,6 +589,8 @@ def _compiled(
         slow = [k for k, a in enumerate(out) if a is SLOW]
     compiled.LAST_RUN.update(compiled=True, questions=len(node_lists), fallback=len(slow))
     if slow:
+        if batched:  # the C module leaves a question whose scene index is bad: name it
+            _check_indices(scene_indices, len(scenes), names)
         rest = (_batched if batched else _single)(
             [node_lists[k] for k in slow],
             scenes,
