@@ -1,5 +1,11 @@
 """CLEVR node lists answered straight from parsed JSON, compiled once per program structure.
 
+When the optional C module is built (:mod:`reasoning.executor.compiled`), both
+modes first hand the node lists to it (single mode one call per question,
+batched mode one call for all); the questions it leaves (an operation it does
+not run, anything irregular) come here, to the Python path described below,
+which is also the whole path without the module.
+
 Reading a node list into a :class:`~reasoning.dsl.Program` (``from_clevr``) costs
 more than running it, yet the questions of one CLEVR template share their
 structure: the same functions in the same order, reading the same nodes.  So a

@@ -253,3 +253,14 @@ def test_without_the_c_module_the_python_path_answers(generated):
     got, errors, _ = _answers(node_lists[:300], scenes, idx[:300], on=False, batched=False)
     assert got == truth[:300] and errors == {}
     assert compiled.LAST_RUN["compiled"] is False
+
+
+def test_nesy_no_compiled_in_the_environment_turns_the_c_path_off():
+    import os
+    import subprocess
+    import sys
+
+    code = "from reasoning.executor import compiled; print(compiled.status()['enabled'], compiled.module())"
+    env = {**os.environ, "NESY_NO_COMPILED": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "None"]
