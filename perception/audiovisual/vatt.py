@@ -54,6 +54,7 @@ __all__ = [
     "nce_loss",
     "mil_nce_loss",
     "VATT",
+    "step_means",
     "linear_probe",
     "collision_late",
 ]
@@ -81,6 +82,11 @@ class VATTConfig:
         sync_negatives: Add each clip's own audio, rolled by half the clip, as a further negative of its video
             in the video-to-audio NCE (Korbar, Tran and Torresani's AVTS "hard negatives", NeurIPS 2018): the
             same sources out of time, so the video has to carry *when* things sound, not only what sounds.
+        temporal_nce: Weight of a fine-grained video-audio NCE between *time steps* (0 = off, VATT's own
+            objective): the video tokens of each tubelet time step are averaged, the audio tokens of the same
+            span likewise, and each video step must pick its own audio step among every step of the batch,
+            the other steps of its own clip included. The same sources at another time are then negatives,
+            so the video tokens have to carry when something sounds (an impact), not only what sounds.
     """
 
     frames: int = 8
@@ -98,6 +104,7 @@ class VATTConfig:
     drop_token: float = 0.5
     temperature: float = 0.1
     sync_negatives: bool = False
+    temporal_nce: float = 0.0
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -108,6 +115,8 @@ class VATTConfig:
             raise ConfigError(f"VATTConfig: {self.samples} samples is not a whole number of chunks of {self.chunk}")
         if not 0.0 <= self.drop_token < 1.0:
             raise ConfigError(f"VATTConfig: drop_token must be in [0, 1), got {self.drop_token}")
+        if not (math.isfinite(self.temporal_nce) and self.temporal_nce >= 0):
+            raise ConfigError(f"VATTConfig: temporal_nce must be a finite weight >= 0, got {self.temporal_nce}")
         if self.dim % self.heads or self.vocab < 2 or self.temperature <= 0:
             raise ConfigError(f"VATTConfig: dim must divide by heads, vocab >= 2, temperature > 0; got {self}")
 
@@ -122,22 +131,34 @@ class VATTConfig:
         return self.samples // self.chunk
 
 
-def drop_tokens(tokens: Tensor, rate: float, generator: torch.Generator | None = None) -> Tensor:
+def drop_tokens(tokens: Tensor, rate: float, generator: torch.Generator | None = None,
+                return_index: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """DropToken: keep a random ``1 - rate`` of each sequence's tokens, in their order.
 
     Args:
         tokens: float [N, K, D] (positional embeddings already added).
         rate: Fraction dropped, in [0, 1); at least one token is kept.
+        return_index: Also return which tokens were kept, int64 [N, keep] (positions in ``0 .. K-1``).
 
     Returns:
-        float [N, max(1, round(K * (1 - rate))), D].
+        float [N, max(1, round(K * (1 - rate))), D] (and the kept positions when asked).
     """
     n, k, d = tokens.shape
     keep = max(1, round(k * (1.0 - rate)))
     if keep >= k:
-        return tokens
+        return (tokens, torch.arange(k, device=tokens.device).expand(n, k)) if return_index else tokens
     order = torch.rand(n, k, generator=generator, device=tokens.device).argsort(1)[:, :keep].sort(1).values
-    return tokens.gather(1, order[..., None].expand(n, keep, d))
+    kept = tokens.gather(1, order[..., None].expand(n, keep, d))
+    return (kept, order) if return_index else kept
+
+
+def step_means(tokens: Tensor, step: Tensor, steps: int) -> Tensor:
+    """Mean of the tokens of each time step: tokens float [N, K, D], step int64 [N, K] -> float [N, steps, D].
+
+    A step with no token (all dropped) gives zeros.
+    """
+    onehot = F.one_hot(step, steps).to(tokens.dtype)  # [N, K, S]
+    return (onehot.transpose(1, 2) @ tokens) / onehot.sum(1).clamp_min(1.0)[..., None]
 
 
 def nce_loss(a: Tensor, b: Tensor, temperature: float, extra: Tensor | None = None) -> Tensor:
@@ -213,6 +234,9 @@ class VATT(nn.Module):
         self.audio_to_va = nn.Linear(c.dim, c.va_dim)
         self.va_to_vt = nn.Linear(c.va_dim, c.vt_dim)
         self.text_to_vt = nn.Linear(c.dim, c.vt_dim)
+        if c.temporal_nce:  # heads of the per-time-step video-audio space
+            self.video_to_step = nn.Linear(c.dim, c.va_dim)
+            self.audio_to_step = nn.Linear(c.dim, c.va_dim)
 
     # ---------------------------------------------------------------- tokens
     def video_tokens(self, video: Tensor) -> Tensor:
@@ -232,15 +256,32 @@ class VATT(nn.Module):
         return self.chunk(audio.view(audio.shape[0], c.audio_tokens, c.chunk)) + self.pos_a
 
     # ---------------------------------------------------------------- encoders
-    def _drop(self, tokens: Tensor) -> Tensor:
-        return drop_tokens(tokens, self.config.drop_token) if self.training and self.config.drop_token else tokens
+    def _drop(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """DropToken in training mode; returns the kept tokens and their positions [N, K']."""
+        if self.training and self.config.drop_token:
+            return drop_tokens(tokens, self.config.drop_token, return_index=True)
+        n, k, _ = tokens.shape
+        return tokens, torch.arange(k, device=tokens.device).expand(n, k)
+
+    def _video(self, video: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """[AGG] [N, dim], token outputs [N, K', dim] and each output's time step [N, K']."""
+        tokens, kept = self._drop(self.video_tokens(video))
+        agg, out = self.video_encoder(tokens)
+        _, gh, gw = self.config.video_grid
+        return agg, out, kept // (gh * gw)
+
+    def _audio(self, audio: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """As :meth:`_video`; chunk ``k`` belongs to video time step ``k * gt // audio_tokens``."""
+        tokens, kept = self._drop(self.audio_tokens(audio))
+        agg, out = self.audio_encoder(tokens)
+        return agg, out, kept * self.config.video_grid[0] // self.config.audio_tokens
 
     def encode_video(self, video: Tensor) -> tuple[Tensor, Tensor]:
         """``([AGG] [N, dim], tokens [N, K, dim])``; DropToken applies in training mode."""
-        return self.video_encoder(self._drop(self.video_tokens(video)))
+        return self._video(video)[:2]
 
     def encode_audio(self, audio: Tensor) -> tuple[Tensor, Tensor]:
-        return self.audio_encoder(self._drop(self.audio_tokens(audio)))
+        return self._audio(audio)[:2]
 
     def encode_text(self, text: Tensor) -> Tensor:
         """int64 [M, W] phrases -> [AGG] outputs [M, dim] (padding masked; an all-padding phrase gives a value
@@ -275,13 +316,15 @@ class VATT(nn.Module):
 
     # ---------------------------------------------------------------- objective
     def losses(self, video: Tensor, audio: Tensor, text: Tensor) -> dict[str, Tensor]:
-        """NCE in the video-audio space plus MIL-NCE in the video-text space (VATT's equal weights)."""
+        """NCE in the video-audio space plus MIL-NCE in the video-text space (VATT's equal weights), plus
+        ``temporal_nce`` times the per-time-step NCE when the config asks for it."""
         c = self.config
         if text.dim() != 3 or text.shape[0] != video.shape[0] or audio.shape[0] != video.shape[0]:
             raise StateError(f"VATT.losses: needs N clips of each modality and text [N, P, W]; got video "
                              f"{tuple(video.shape)}, audio {tuple(audio.shape)}, text {tuple(text.shape)}")
-        v_va = self.video_to_va(self.encode_video(video)[0])
-        a_va = self.audio_to_va(self.encode_audio(audio)[0])
+        v_agg, v_tokens, v_step = self._video(video)
+        a_agg, a_tokens, a_step = self._audio(audio)
+        v_va, a_va = self.video_to_va(v_agg), self.audio_to_va(a_agg)
         v_vt = F.normalize(self.va_to_vt(v_va), dim=1)
         n, p, w = text.shape
         present = (text != PAD).any(2)
@@ -291,7 +334,15 @@ class VATT(nn.Module):
             extra = F.normalize(self.audio_to_va(self.encode_audio(audio.roll(c.samples // 2, 1))[0]), dim=1)
         nce = nce_loss(F.normalize(v_va, dim=1), F.normalize(a_va, dim=1), c.temperature, extra)
         mil = mil_nce_loss(v_vt, t_vt, present, c.temperature)
-        return {"loss": nce + mil, "nce_va": nce.detach(), "mil_nce_vt": mil.detach()}
+        out = {"loss": nce + mil, "nce_va": nce.detach(), "mil_nce_vt": mil.detach()}
+        if c.temporal_nce:
+            steps = c.video_grid[0]
+            vs = F.normalize(self.video_to_step(step_means(v_tokens, v_step, steps)), dim=-1).flatten(0, 1)
+            as_ = F.normalize(self.audio_to_step(step_means(a_tokens, a_step, steps)), dim=-1).flatten(0, 1)
+            temporal = nce_loss(vs, as_, c.temperature)
+            out["loss"] = out["loss"] + c.temporal_nce * temporal
+            out["nce_steps"] = temporal.detach()
+        return out
 
 
 def _sinusoid(length: int, dim: int) -> Tensor:

@@ -16,6 +16,7 @@ from perception.audiovisual.vatt import (
     drop_tokens,
     mil_nce_loss,
     nce_loss,
+    step_means,
 )
 from physics.errors import ConfigError, StateError
 
@@ -92,6 +93,63 @@ def test_sync_negatives_are_the_clip_audio_out_of_time():
     # video-to-audio cross-entropy is at least log 2 and the symmetric NCE at least half of that
     still = audio[:, :128].repeat(1, 2)
     assert float(synced.losses(video, still, text)["nce_va"]) >= 0.5 * math.log(2) - 1e-5
+
+
+def test_drop_tokens_can_say_which_tokens_it_kept():
+    tokens = torch.randn(3, 10, 2)
+    kept, index = drop_tokens(tokens, 0.5, torch.Generator().manual_seed(0), return_index=True)
+    assert torch.equal(kept, tokens.gather(1, index[..., None].expand(3, 5, 2)))
+    whole, index = drop_tokens(tokens, 0.0, return_index=True)
+    assert torch.equal(whole, tokens) and index.tolist() == [list(range(10))] * 3
+
+
+def test_step_means_average_each_time_step_and_give_zero_to_an_empty_one():
+    tokens = torch.tensor([[[1.0], [3.0], [10.0], [7.0]]])
+    assert step_means(tokens, torch.tensor([[0, 0, 2, 2]]), 3).flatten().tolist() == [2.0, 0.0, 8.5]
+
+
+def test_temporal_nce_is_weighted_into_the_loss_and_reads_tokens_by_time_step():
+    # the per-step NCE is reported, added to the loss by its weight and off by default; video tokens belong
+    # to their tubelet's time step, audio chunks to the step whose span holds them
+    video, audio, text = _batch()
+    cfg = dataclasses.replace(TINY, drop_token=0.0, temporal_nce=1.0)
+    torch.manual_seed(0)
+    net = VATT(cfg)
+    out = net.losses(video, audio, text)
+    assert torch.allclose(out["loss"], out["nce_va"] + out["mil_nce_vt"] + out["nce_steps"])
+    assert "nce_steps" not in VATT(TINY).losses(video, audio, text)
+    steps = cfg.video_grid[0]  # 2 steps: chunks 0-3 belong to step 0, 4-7 to step 1
+    agg, tokens, step = net._audio(audio)
+    assert step[0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1] and net._video(video)[2][0].tolist() == [0] * 4 + [1] * 4
+    assert step_means(tokens, step, steps).shape == (4, steps, cfg.dim)
+    with pytest.raises(ConfigError, match="temporal_nce"):
+        VATTConfig(temporal_nce=float("nan"))
+    with pytest.raises(ConfigError, match="temporal_nce"):
+        VATTConfig(temporal_nce=-1.0)
+
+
+def test_temporal_nce_falls_when_the_sound_follows_the_video_in_time():
+    # each clip: a bright patch in one time step and a loud waveform in the same step; only the timing pairs them
+    n = 8
+    g = torch.Generator().manual_seed(1)
+    on = torch.randint(0, 2, (n,), generator=g)
+    video = torch.rand(n, 4, 3, 16, 16, generator=g) * 0.1
+    audio = torch.randn(n, 256, generator=g) * 0.1
+    for i, s in enumerate(on.tolist()):
+        video[i, 2 * s : 2 * s + 2, :, :8, :8] += 1.0
+        audio[i, 128 * s : 128 * s + 128] *= 10.0
+    text = torch.randint(1, 12, (n, 1, 4), generator=g)
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(TINY, drop_token=0.0, temporal_nce=1.0, temperature=0.2))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    first = None
+    for _ in range(60):
+        out = net.losses(video, audio, text)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        first = out["nce_steps"].item() if first is None else first
+    assert out["nce_steps"].item() < 0.8 * first
 
 
 def test_mil_nce_counts_every_phrase_of_a_clip_as_positive_and_ignores_missing_ones():
