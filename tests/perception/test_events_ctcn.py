@@ -117,3 +117,16 @@ def test_more_event_kinds_label_every_kind_in_both_orders_with_its_own_concepts(
         concept_sequences(1, seed=0, concepts=20, kinds=12)
     with pytest.raises(ConfigError, match="kinds"):
         concept_sequences(1, seed=0, kinds=0)
+
+
+def test_quick_bench_compares_means_over_the_same_three_training_seeds():
+    from perception.events.ctcn import bench_ctcn
+
+    out = bench_ctcn(quick=True, seed=7)
+    per_seed = out.figures["f1_per_training_seed"]
+    assert out.figures["training_seeds"] == [7, 8, 9] and out.figures["event_classes"] == 24
+    assert all(len(v) == 3 for v in per_seed.values())
+    (check,) = out.checks
+    assert check.ours == pytest.approx(sum(per_seed["ctcn8"]) / 3)
+    assert check.ablation == pytest.approx(sum(per_seed["plain8"]) / 3)
+    assert check.passed == (check.ours >= check.ablation + 0.05)
