@@ -98,3 +98,35 @@ def test_grouped_concepts_excite_every_concept_of_a_role_and_the_mlp_head_keeps_
     for kind in ("ctcn", "plain"):
         net = TCN(TCNConfig(kind, depth=2, concepts=30, width=4, classes=3, head_hidden=5)).eval()
         assert net(scores).shape == (4, 3, 60)
+
+
+def test_more_event_kinds_label_every_kind_in_both_orders_with_its_own_concepts():
+    scores, labels = concept_sequences(40, seed=5, frames=96, concepts=48, kinds=12, noise=0.0)
+    assert scores.shape == (40, 48, 96) and int(labels.max()) <= 24
+    seen = set()
+    for row, truth in zip(scores, labels, strict=True):
+        for cls, start, end in segments(truth):
+            seen.add(cls)
+            kind, reverse = (cls - 1) % 12, cls - 1 >= 12
+            first, second = (2 * kind + 1, 2 * kind) if reverse else (2 * kind, 2 * kind + 1)
+            half = (end - start) // 2
+            assert bool((row[first, start : start + half] >= 1.0).all())
+            assert bool((row[second, start + half : end] >= 1.0).all())
+    assert len(seen) == 24
+    with pytest.raises(ConfigError, match="kinds"):
+        concept_sequences(1, seed=0, concepts=20, kinds=12)
+    with pytest.raises(ConfigError, match="kinds"):
+        concept_sequences(1, seed=0, kinds=0)
+
+
+def test_quick_bench_compares_means_over_the_same_three_training_seeds():
+    from perception.events.ctcn import bench_ctcn
+
+    out = bench_ctcn(quick=True, seed=7)
+    per_seed = out.figures["f1_per_training_seed"]
+    assert out.figures["training_seeds"] == [7, 8, 9] and out.figures["event_classes"] == 24
+    assert all(len(v) == 3 for v in per_seed.values())
+    (check,) = out.checks
+    assert check.ours == pytest.approx(sum(per_seed["ctcn8"]) / 3)
+    assert check.ablation == pytest.approx(sum(per_seed["plain8"]) / 3)
+    assert check.passed == (check.ours >= check.ablation + 0.05)
