@@ -47,6 +47,7 @@ class ConceptConfig:
     concept_dim: int = 32  # size of every concept space
     margin: float = 0.2  # NS-CL's gamma
     temperature: float = 0.1  # NS-CL's tau
+    test_flip: bool = False  # in evaluation, average each object's concept logits over its crop and the mirrored crop
 
 
 class ResidualBlock(nn.Module):
@@ -131,7 +132,9 @@ class ConceptLearner(nn.Module):
         attribute groups named in ``groups`` read those crops' features instead of the
         originals' (one CNN pass over both, so batch normalisation sees them together):
         training with randomised colours for, say, shape leaves the shape concepts nothing
-        to learn from colour.
+        to learn from colour.  In evaluation (``eval()``) a model whose config has
+        ``test_flip`` reads every crop also mirrored left to right (as ``--flip`` training
+        shows them) and takes the mean of the two concept logits; relations read boxes only.
         """
         counts = [len(b) for b in boxes]
         s, n = len(counts), max(counts, default=0)
@@ -140,10 +143,15 @@ class ConceptLearner(nn.Module):
         for k, c in enumerate(counts):
             present[k, :c] = 1.0
         flat_boxes = torch.cat(list(boxes)) if s else torch.zeros(0, 4, device=device)
-        features = other = None
+        features = other = mirrored = None
+        k = len(flat_boxes)
         if sum(counts) and recoloured is not None and groups:
             both = self.object_features(torch.cat([*crops, *recoloured]), torch.cat([flat_boxes, flat_boxes]))
-            features, other = both[: len(flat_boxes)], both[len(flat_boxes) :]
+            features, other = both[:k], both[k:]
+        elif sum(counts) and self.config.test_flip and not self.training:
+            flat = torch.cat(list(crops))
+            both = self.object_features(torch.cat([flat, flat.flip(-1)]), torch.cat([flat_boxes, flat_boxes]))
+            features, mirrored = both[:k], both[k:]
         elif sum(counts):
             features = self.object_features(torch.cat(list(crops)), flat_boxes)
         attributes = {}
@@ -152,6 +160,8 @@ class ConceptLearner(nn.Module):
             if features is not None:
                 x = other if other is not None and a in groups else features
                 logits = self._logits(self.attribute_maps[a](x), self.concepts[a])
+                if mirrored is not None:  # test_flip: the mean of the crop's and its mirror image's logits
+                    logits = 0.5 * (logits + self._logits(self.attribute_maps[a](mirrored), self.concepts[a]))
                 out = out.index_put(_slots(counts, device), logits)
             attributes[a] = out
         relations = torch.full((s, len(self.relation_names), n, n), -1.0 / self.config.temperature, dtype=dtype,

@@ -96,6 +96,11 @@ class NSCLTrainConfig:
         metadata={"help": "residual blocks after each of the CNN's three stages (a deeper object encoder); an "
                           "--init model with fewer starts the new blocks as the identity"},
     )
+    test_flip: bool = field(
+        default=False,
+        metadata={"help": "the model, in evaluation, averages each object's concept logits over its crop and the "
+                          "crop mirrored left to right (recorded in the model; training steps are unchanged)"},
+    )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when present; may change on resume)"})
@@ -267,7 +272,7 @@ def train_nscl(
 ) -> tuple[ConceptLearner, dict[str, Any]]:
     """Train (or resume) NS-CL on ``data``; checkpoint at ``out`` after every epoch.
 
-    ``config.crop_size`` and ``config.residual`` override ``model_config``'s, and ``data``
+    ``config.crop_size``, ``config.residual`` and ``config.test_flip`` override ``model_config``'s, and ``data``
     must be cut at that size.  An ``--init`` model may come from another crop size (the CNN
     pools adaptively, so its weights fit any crop side) and have fewer residual blocks per
     stage (the new ones start as the identity: the deeper model starts as the ``--init`` one).
@@ -290,7 +295,8 @@ def train_nscl(
     device = init_distributed(resolve_device(config.device))
     world = world_info()
     model = ConceptLearner(
-        dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual)
+        dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual,
+                            test_flip=config.test_flip)
     )
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
@@ -365,7 +371,8 @@ def train_nscl(
 
 def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None:
     """``start``'s weights into ``model``; residual blocks ``start`` lacks keep their identity start."""
-    same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual)
+    same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual,
+                               test_flip=model.config.test_flip)
     if same != model.config or start.config.residual > model.config.residual or start.vocabulary != model.vocabulary:
         raise ConfigError(
             f"--init {where}: its architecture or concepts differ from this run's (it may differ only in crop "

@@ -365,3 +365,29 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
     assert "--init" in meta["command"] and "sixth round" in meta["round"]  # fine-tuned from the fifth round
     assert "fifth round" in meta["previous_round"]["round"]  # and says how that one was trained
     assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
+
+
+def test_test_flip_averages_the_crop_and_its_mirror_in_evaluation_only(split, tmp_path, capsys):
+    torch.manual_seed(0)
+    plain = ConceptLearner()
+    flipped = ConceptLearner(dataclasses.replace(plain.config, test_flip=True))
+    flipped.load_state_dict(plain.state_dict())
+    crops, boxes = [torch.rand(3, 4, 32, 32), torch.rand(2, 4, 32, 32)], [torch.rand(3, 4), torch.rand(2, 4)]
+    mirror = [c.flip(-1) for c in crops]
+    with torch.no_grad():
+        plain.eval(), flipped.eval()
+        a, b, both = plain(crops, boxes), plain(mirror, boxes), flipped(crops, boxes)
+        for group in a.attributes:
+            assert torch.allclose(both.attributes[group], 0.5 * (a.attributes[group] + b.attributes[group]), atol=1e-5)
+            assert not torch.allclose(both.attributes[group], a.attributes[group])
+        assert torch.equal(both.relations, a.relations)  # relations read the boxes only
+        plain.train(), flipped.train()  # training steps are those of a model without it
+        assert torch.allclose(flipped(crops, boxes).attributes["shape"], plain(crops, boxes).attributes["shape"])
+
+    data = load_split(split, "train", limit_images=3, progress=False)
+    base, _ = train_nscl(data, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
+    out = tmp_path / "b.pt"  # a model without it starts one with it, and the flag is recorded
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "3", "--epochs", "1", "--curriculum", "0:0",
+                 "--init", str(tmp_path / "a.pt"), "--test-flip", "--out", str(out), "--quiet"]) == 0
+    model, meta = load_nscl(out)
+    assert model.config.test_flip and "--test-flip" in meta["command"] and not base.config.test_flip
