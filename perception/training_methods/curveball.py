@@ -94,11 +94,18 @@ class CurveBall(torch.optim.Optimizer):
         lambda_factor: ``lambda`` changes by this factor per iteration of the interval.
         lambda_interval: Iterations between two adaptations of ``lambda``.
         rho, beta: Fixed momentum and step of the inner solver (None: automatic, as in the paper).
+        curvature_scale: Multiplies the curvature ``J^T H_L J + lambda I`` of the quadratic model (1: the
+            model of the batch-mean loss).  ``1 / batch`` reproduces the authors' MatConvNet solver for the
+            softmax loss, whose gradient and loss are summed over the batch (``vl_nnloss``) while its
+            ``H_L`` is divided by the batch size; on the mean loss that is the same iteration with the
+            curvature and ``lambda`` divided by the batch size (same ``z``, ``beta * dz``, ratio).
     """
 
     def __init__(self, model: nn.Module, lr: float = 1.0, *, lambd: float = 1.0, auto_lambda: bool = True,
                  lambda_factor: float = 0.999, lambda_interval: int = 5, rho: float | None = None,
-                 beta: float | None = None) -> None:
+                 beta: float | None = None, curvature_scale: float = 1.0) -> None:
+        if not curvature_scale > 0 or curvature_scale == float("inf"):
+            raise ConfigError(f"CurveBall needs a finite curvature_scale > 0, got {curvature_scale}")
         if lambd <= 0 or not 0 < lambda_factor <= 1 or lambda_interval < 1:
             raise ConfigError(f"CurveBall needs lambd > 0, 0 < lambda_factor <= 1 and lambda_interval >= 1; got "
                               f"{lambd}, {lambda_factor}, {lambda_interval}")
@@ -110,6 +117,7 @@ class CurveBall(torch.optim.Optimizer):
         self.lambd, self.auto_lambda = float(lambd), auto_lambda
         self.lambda_factor, self.lambda_interval = lambda_factor, lambda_interval
         self.fixed = (rho, beta)
+        self.curvature_scale = float(curvature_scale)
         self.count = 0
         self.last: dict[str, float] = {}
         self._batch: tuple[Tensor, LossFn] | None = None
@@ -137,19 +145,21 @@ class CurveBall(torch.optim.Optimizer):
             out, back = vjp(forward, *w)
             out = out.detach()
             _, jz = jvp(forward, w, tuple(zs))
-            h_jz = _loss_hessian_product(loss_fn, out, jz)
-            dz = [a + self.lambd * z + b for a, z, b in zip(back(h_jz), zs, g, strict=True)]
+            c = self.curvature_scale
+            h_jz = c * _loss_hessian_product(loss_fn, out, jz)
+            lam = c * self.lambd
+            dz = [a + lam * z + b for a, z, b in zip(back(h_jz), zs, g, strict=True)]
             _, jdz = jvp(forward, w, tuple(dz))
-            h_jdz = _loss_hessian_product(loss_fn, out, jdz)
+            h_jdz = c * _loss_hessian_product(loss_fn, out, jdz)
             loss = float(loss_fn(out))
 
         def dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> float:
             return float(sum((x * y).sum() for x, y in zip(a, b, strict=True)))
 
         # M(-beta dz + rho z) = -beta b1 + rho b2 + 1/2 [beta, rho] [[a11, -a12], [-a12, a22]] [beta, rho]^T
-        a11 = float((jdz * h_jdz).sum()) + self.lambd * dot(dz, dz)
-        a12 = float((jz * h_jdz).sum()) + self.lambd * dot(zs, dz)
-        a22 = float((jz * h_jz).sum()) + self.lambd * dot(zs, zs)
+        a11 = float((jdz * h_jdz).sum()) + lam * dot(dz, dz)
+        a12 = float((jz * h_jdz).sum()) + lam * dot(zs, dz)
+        a22 = float((jz * h_jz).sum()) + lam * dot(zs, zs)
         b1, b2 = dot(g, dz), dot(g, zs)
         if self.fixed[0] is not None:
             rho, beta = float(self.fixed[0]), float(self.fixed[1])

@@ -117,6 +117,9 @@ def test_curveball_needs_its_batch_and_sane_settings():
         CurveBall(model, lambd=0.0)
     with pytest.raises(ConfigError):
         CurveBall(model, rho=0.9)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="curvature_scale"):
+            CurveBall(model, curvature_scale=bad)
 
 
 def test_crop_attribute_net_shapes_loss_and_steps_to_target():
@@ -146,13 +149,15 @@ def _one_step(model: nn.Module, solver: CurveBall, x: torch.Tensor, loss_fn) -> 
     solver.step()
 
 
-def test_one_step_is_the_papers_update_computed_with_explicit_matrices():
+@pytest.mark.parametrize("scale", [1.0, 0.25])
+def test_one_step_is_the_papers_update_computed_with_explicit_matrices(scale: float):
     # Henriques et al. 2019, Sec. 3: dz = (G + lambda I) z + g; beta, rho minimise the quadratic model over
     # the plane of dz and z; z <- rho z - beta dz; w <- w + z; lambda /= factor**interval when the loss fell by
-    # less than half of what the model predicted, *= when by more than 3/2
+    # less than half of what the model predicted, *= when by more than 3/2.  curvature_scale c: the model's
+    # curvature is c (G + lambda I) (c = 1 / batch: the authors' MatConvNet softmax branch)
     model, x, t, loss_fn = _least_squares(3)
     lambd, factor = 0.5, 0.9
-    solver = CurveBall(model, lambd=lambd, lambda_factor=factor, lambda_interval=1)
+    solver = CurveBall(model, lambd=lambd, lambda_factor=factor, lambda_interval=1, curvature_scale=scale)
     w0 = model.weight.detach().clone()
     z0 = torch.randn(w0.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 0.1
     solver.state[model.weight]["z"] = z0.clone()
@@ -161,7 +166,7 @@ def test_one_step_is_the_papers_update_computed_with_explicit_matrices():
     n, k = t.shape
     hess = torch.kron(torch.eye(k, dtype=torch.float64), 2 * x.T @ x / (n * k))  # exact Hessian = G
     grad = (2 * (x @ w0.T - t).T @ x / (n * k)).flatten()
-    a = hess + lambd * torch.eye(hess.shape[0], dtype=torch.float64)
+    a = scale * (hess + lambd * torch.eye(hess.shape[0], dtype=torch.float64))
     z = z0.flatten()
     dz = a @ z + grad
     system = torch.tensor([[dz @ a @ dz, -(z @ a @ dz)], [-(z @ a @ dz), z @ a @ z]], dtype=torch.float64)
