@@ -38,6 +38,7 @@ import torch
 from tqdm import tqdm
 
 from benchmarks.eval_clevr import scene_bootstrap_interval
+from perception.video.annotate import perception_config
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
@@ -105,6 +106,11 @@ class ClevrerEvalConfig(RolloutFlags):
     dynamics: str = field(default="gt", metadata={"help": "futures and counterfactuals from", "registry": VIDEO_DYNAMICS})
     parser: str = field(default="gt", metadata={"help": "programs from", "registry": VIDEO_PARSERS})
     perception_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the perception model"})
+    perception_set: tuple[str, ...] = field(default=(), metadata={
+        "help": "KEY=VALUE settings of the pixel perceiver's rules (perception.video.annotate.VideoPerceptionConfig "
+                "fields, e.g. cube_settle=0; none for track_height or area_tolerance)"})
+    perception_cache: str | None = field(default=None, metadata={
+        "help": "folder of per-frame detections: written on the first run, read on the next (one derenderer a folder)"})
     dynamics_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the dynamics model"})
     parser_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the question parser"})
     limit: int | None = field(default=None, metadata={"help": "evaluate at most this many videos"})
@@ -123,6 +129,9 @@ class ClevrerEvalConfig(RolloutFlags):
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         VIDEO_PERCEPTION.get(self.perception)  # unknown: ConfigError naming the choices
+        if (self.perception_set or self.perception_cache) and self.perception == "gt":
+            raise ConfigError("--perception-set and --perception-cache apply to a pixel perceiver, not --perception gt")
+        perception_config(self.perception_set)  # a bad setting fails here, before any video
         VIDEO_DYNAMICS.get(self.dynamics)
         VIDEO_PARSERS.get(self.parser)
         if self.limit is not None and self.limit < 1:
@@ -176,7 +185,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     entries = _load_questions(cfg)
-    perceive = perception_for(cfg.perception, cfg.perception_checkpoint)
+    perceive = perception_for(cfg.perception, cfg.perception_checkpoint, cfg.perception_set, cfg.perception_cache)
     provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint, cfg.rollout_settings())
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()

@@ -26,13 +26,15 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from perception.video import VIDEO_PERCEIVERS as VIDEO_PERCEPTION
 from perception.video import load_video_perceiver
+from perception.video.annotate import perception_config
+from perception.video.perceiver import PixelVideoPerceiver
 from physics.errors import ConfigError, DataError
 from physics.registry import Registry
 from physics.video_dynamics import VIDEO_DYNAMICS, GroundTruthDynamics, VideoDynamics
@@ -106,15 +108,28 @@ Parse = Callable[[Mapping[str, Any]], ParsedQuestion]
 VIDEO_PARSERS: Registry[Callable[[str | None], Parse]] = Registry("video question parser")
 
 
-def perception_for(name: str, checkpoint: str | None = None) -> Perceive:
+def perception_for(name: str, checkpoint: str | None = None, settings: Sequence[str] = (),
+                   cache: str | None = None) -> Perceive:
     """``video -> VideoAnnotation`` by video perceiver ``name`` of :data:`VIDEO_PERCEPTION`.
 
     ``gt`` reads the video's annotation file; any other perceiver reads its frames.
+    ``settings`` (``KEY=VALUE``, :func:`perception.video.annotate.perception_config`) and
+    ``cache`` (a folder of per-frame detections) apply to the pixel perceiver ``model``.
+
+    Raises:
+        ConfigError: settings or a cache for a perceiver that takes none, or a bad setting.
     """
     if name == "gt":
         _no_checkpoint("perception", checkpoint)
+        if settings or cache:
+            raise ConfigError("--perception gt reads annotation files: it takes no perception settings or cache")
         return lambda video: read_annotation(video.annotation)
     perceiver = load_video_perceiver(name, checkpoint)
+    if settings or cache:
+        if not isinstance(perceiver, PixelVideoPerceiver):
+            raise ConfigError(f"video perceiver {name!r} takes no perception settings or cache")
+        perceiver.config = perception_config(settings, perceiver.config)
+        perceiver.cache = None if cache is None else Path(cache)
 
     def perceive(video: VideoFiles) -> VideoAnnotation:
         if video.frames is None:

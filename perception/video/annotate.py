@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,8 @@ from physics.worlds.clevrer_annotation import (
 )
 from physics.worlds.clevrer_world import ClevrerConfig
 
-__all__ = ["VideoPerceptionConfig", "tracks_to_annotation", "touch_collisions", "at_rest", "steady_areas", "video_index"]
+__all__ = ["VideoPerceptionConfig", "perception_config", "tracks_to_annotation", "touch_collisions", "at_rest", "settle_excursions",
+           "steady_areas", "video_index"]
 
 _DIGITS = 5  # decimals written, as in the annotations
 
@@ -102,6 +103,18 @@ class VideoPerceptionConfig:
         rest_radius: A track is at rest at a frame when its centres over the window all lie
             within this ground-plane distance (scene units) of their median; its velocity is
             then zero.
+        excursion_frames: A resting track whose centre leaves its place and comes back to it
+            (within ``rest_radius``) after at most ``2 * rest_window + excursion_frames`` frames
+            rests throughout (:func:`settle_excursions`): a passing object cut or swelled its
+            mask; the object did not move (0: off).
+        cube_settle: A touch that involves a cube is dated at the frame the pair stops closing in,
+            at most this many frames after the centres first come within the contact distance
+            (:func:`touch_collisions`; 0: at that first frame).
+        track_height: The tracker matches detections back-projected onto this one plane
+            (:func:`perception.video.detect.at_height`; the resting height of round objects),
+            so that a shape misread in one frame does not move a detection; None: each at its
+            read shape's height.  The annotation's locations come from the pixels at the track's
+            shape height either way.
         area_tolerance: None (the default): the rest test reads every centre.  A fraction: an
             observation whose mask area differs by more than it from the median over the rest
             window is not steady (cut by an object in front, or swollen by a touching
@@ -124,6 +137,9 @@ class VideoPerceptionConfig:
     rest_window: int = 6
     rest_radius: float = 0.04
     area_tolerance: float | None = None
+    excursion_frames: int = 8
+    track_height: float | None = 0.35
+    cube_settle: int = 5
     camera: Camera = CLEVR_CAMERA
     track: TrackConfig = field(default_factory=TrackConfig)
 
@@ -138,10 +154,59 @@ class VideoPerceptionConfig:
         if self.rest_window < 0 or self.rest_radius <= 0:
             raise ConfigError(f"VideoPerceptionConfig needs rest_window >= 0 and rest_radius > 0, got "
                               f"{self.rest_window}, {self.rest_radius}")
+        if self.excursion_frames < 0 or self.cube_settle < 0:
+            raise ConfigError(f"VideoPerceptionConfig needs excursion_frames >= 0 and cube_settle >= 0, got "
+                              f"{self.excursion_frames}, {self.cube_settle}")
         if self.area_tolerance is not None and self.area_tolerance <= 0:
             raise ConfigError(f"VideoPerceptionConfig.area_tolerance must be > 0, got {self.area_tolerance}")
+        if self.track_height is not None and not 0.0 <= self.track_height < 5.0:
+            raise ConfigError(f"VideoPerceptionConfig.track_height must lie in [0, 5) scene units or be None, got "
+                              f"{self.track_height}")
         if self.contact_distance <= 0:
             raise ConfigError(f"VideoPerceptionConfig.contact_distance must be > 0, got {self.contact_distance}")
+
+
+_SETTABLE = ("batch", "velocity_span", "contact_distance", "cube_inset", "collision_gap", "border", "min_area",
+             "rest_window", "rest_radius", "area_tolerance", "excursion_frames", "track_height", "cube_settle")
+
+
+def perception_config(settings: Sequence[str], base: VideoPerceptionConfig | None = None) -> VideoPerceptionConfig:
+    """``base`` (default: the defaults) with ``KEY=VALUE`` settings applied (``nesy eval clevrer --perception-set``).
+
+    Keys are :class:`VideoPerceptionConfig` fields (numbers; ``none`` for the ones that may be None).
+
+    Raises:
+        ConfigError: an unknown key, a setting not of the form KEY=VALUE, a value that is not a
+            finite number of the field's kind, or one the config refuses (each names the setting).
+    """
+    base = base if base is not None else VideoPerceptionConfig()
+    changes: dict[str, int | float | None] = {}
+    for item in settings:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or key not in _SETTABLE:
+            raise ConfigError(f"perception setting {item!r}: expected KEY=VALUE with KEY one of {', '.join(_SETTABLE)}")
+        current = getattr(base, key)
+        if text.strip().lower() == "none":
+            if key not in ("area_tolerance", "track_height"):
+                raise ConfigError(f"perception setting {item!r}: {key} cannot be none")
+            changes[key] = None
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"perception setting {item!r}: {text!r} is not a number") from None
+        if not np.isfinite(value):
+            raise ConfigError(f"perception setting {item!r}: the value must be finite")
+        if isinstance(current, int) and not isinstance(current, bool):
+            if value != int(value):
+                raise ConfigError(f"perception setting {item!r}: {key} takes a whole number")
+            value = int(value)
+        changes[key] = value
+    try:
+        return replace(base, **changes)
+    except ConfigError as exc:
+        raise ConfigError(f"perception settings {list(settings)}: {exc}") from None
 
 
 def video_index(frames_dir: str | Path) -> int:
@@ -184,7 +249,10 @@ def _track_states(
     velocity = (location[ahead] - location[behind]) / span * config.fps
     velocity[:, 2] = 0.0
     if config.area_tolerance is None:
-        velocity[at_rest(location, config.rest_window, config.rest_radius)] = 0.0
+        rest = at_rest(location, config.rest_window, config.rest_radius)
+        if config.excursion_frames:
+            rest = settle_excursions(location, rest, 2 * config.rest_window + config.excursion_frames, config.rest_radius)
+        velocity[rest] = 0.0
     else:
         steady = np.zeros(len(frames), bool)  # frames between observations (interpolated) are not steady
         steady[observed - frames[0]] = steady_areas(observed, track.areas, config.rest_window, config.area_tolerance) \
@@ -224,6 +292,40 @@ def at_rest(location: np.ndarray, window: int, radius: float, steady: np.ndarray
             continue
         part = xy[lo:hi][ok[lo:hi]]
         rest[i] = bool(np.linalg.norm(part - np.median(part, axis=0), axis=1).max() < radius)
+    return rest
+
+
+def settle_excursions(location: np.ndarray, rest: np.ndarray, max_frames: int, radius: float) -> np.ndarray:
+    """Rest frames, with short excursions of a resting track that end where they began: bool [N].
+
+    A run of at most ``max_frames`` frames not at rest (``rest``, bool [N]) between
+    two resting stretches whose median centres lie within ``radius`` of each other
+    is an object that never moved: a passing object cut its mask or the proposal
+    network gave it some of the passer's pixels, and its centre moved by up to 0.2
+    units for a few frames.  Such a run's centres are put at the two stretches'
+    mean place (``location`` [N, >=2] is changed in place, ground plane only) and
+    its frames returned as resting.  A struck object does not come back to the
+    same place, so real motion is left as it is.  The stretches compared are the
+    ``max_frames`` resting frames on each side (fewer where the track is shorter).
+    """
+    rest = np.asarray(rest, bool).copy()
+    n = len(rest)
+    k = 0
+    while k < n:
+        if rest[k]:
+            k += 1
+            continue
+        end = k
+        while end < n and not rest[end]:
+            end += 1
+        if k > 0 and end < n and end - k <= max_frames:
+            before = location[max(0, k - max_frames) : k, :2][rest[max(0, k - max_frames) : k]]
+            after = location[end : end + max_frames, :2][rest[end : end + max_frames]]
+            a, b = np.median(before, axis=0), np.median(after, axis=0)
+            if np.linalg.norm(a - b) < radius:
+                location[k:end, :2] = (a + b) / 2.0
+                rest[k:end] = True
+        k = end
     return rest
 
 
@@ -285,7 +387,8 @@ def tracks_to_annotation(
                 per_frame[f].append(ObjectState(oid, _rounded(loc), zero, _rounded(vel), zero, bool(ins)))
     trajectory = tuple(FrameStates(f, tuple(per_frame[f])) for f in frame_ids)
     shapes = {p.object_id: p.shape for p in props}
-    collisions = touch_collisions(trajectory, shapes, config.contact_distance, config.cube_inset, config.collision_gap)
+    collisions = touch_collisions(trajectory, shapes, config.contact_distance, config.cube_inset, config.collision_gap,
+                                  cube_settle=config.cube_settle)
     return VideoAnnotation(scene_index, video_filename, tuple(props), trajectory, collisions)
 
 
@@ -295,6 +398,8 @@ def touch_collisions(
     contact_distance: float,
     cube_inset: float,
     gap: int,
+    *,
+    cube_settle: int = 0,
 ) -> tuple[Collision, ...]:
     """Collisions from per-frame object centres (the rule in the module docstring).
 
@@ -304,6 +409,13 @@ def touch_collisions(
         contact_distance: Ground-plane centre distance under which two round objects touch.
         cube_inset: Subtracted from ``contact_distance`` per cube in the pair.
         gap: A touch is a new collision when the pair did not touch in the previous ``gap`` frames.
+        cube_settle: For a pair with a cube, the collision is dated at the first frame, at most
+            this many after the touch, from which the centre distance closes by less than half
+            its closing over the frame before the touch (the pair stopped closing in), or at
+            the touch where it never does so.  Unturned, a cube's face is 0.2475 from its
+            centre and its corner 0.35: the contact distance (less ``cube_inset``) is reached
+            at a corner's reach, so a slow approach face first read so touches up to 0.1 units,
+            3-5 frames, early (``docs/results/clevrer.md``).  0: no change.
 
     Returns:
         Collisions in frame order, ``object_ids`` sorted.
@@ -311,7 +423,7 @@ def touch_collisions(
     out: list[Collision] = []
     last_touch: dict[tuple[int, int], int] = {}
     history: list[dict[int, np.ndarray]] = [{}, {}, {}]  # centres (x, y) three, two and one frame before
-    for fr in trajectory:
+    for index, fr in enumerate(trajectory):
         now = {o.object_id: np.asarray(o.location[:2], float) for o in fr.objects}
         ids = sorted(now)
         for i, a in enumerate(ids):
@@ -321,11 +433,37 @@ def touch_collisions(
                     continue
                 last = last_touch.get((a, b))
                 if last is None or fr.frame_id - last > gap:
-                    mid = np.r_[(now[a] + now[b]) / 2.0, (_z(fr, a) + _z(fr, b)) / 2.0]
-                    out.append(Collision((a, b), fr.frame_id, _rounded(mid)))
+                    at = index
+                    if cube_settle and "cube" in (shapes.get(a), shapes.get(b)):
+                        at = _settled(trajectory, index, a, b, cube_settle)
+                    there = trajectory[at]
+                    both = {o.object_id: np.asarray(o.location[:2], float) for o in there.objects}
+                    mid = np.r_[(both[a] + both[b]) / 2.0, (_z(there, a) + _z(there, b)) / 2.0]
+                    out.append(Collision((a, b), there.frame_id, _rounded(mid)))
                 last_touch[(a, b)] = fr.frame_id
         history = [*history[1:], now]
-    return tuple(out)
+    return tuple(sorted(out, key=lambda c: (c.frame_id, c.object_ids)))
+
+
+def _settled(trajectory: Sequence[FrameStates], index: int, a: int, b: int, frames: int) -> int:
+    """Index of the frame, at most ``frames`` after ``index``, at which pair a-b stops closing in."""
+    def gap(i: int) -> float | None:
+        if not 0 <= i < len(trajectory):
+            return None
+        here = {o.object_id: o.location for o in trajectory[i].objects}
+        return float(np.linalg.norm(np.subtract(here[a][:2], here[b][:2]))) if a in here and b in here else None
+
+    before, touch = gap(index - 1), gap(index)
+    if before is None or touch is None or before - touch <= 0:
+        return index
+    closing = before - touch
+    for i in range(index, min(index + frames, len(trajectory) - 1) + 1):
+        now, then = gap(i), gap(i + 1)
+        if now is None or then is None:
+            return index
+        if now - then < closing / 2.0:
+            return i
+    return index
 
 
 def _z(frame: FrameStates, object_id: int) -> float:

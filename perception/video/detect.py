@@ -67,6 +67,9 @@ __all__ = [
     "largest_parts",
     "detect_frames",
     "drop_small",
+    "at_height",
+    "save_detections",
+    "load_detections",
 ]
 
 VIDEO_ATTRIBUTES = ("color", "material", "shape")  # what CLEVRER's object_property lists; one size
@@ -219,6 +222,67 @@ def detect_frames(
             location = ground_backproject(camera, pixel, z, (h, w))
             out.append(FrameDetections(f, pixel, location, p, m.flatten(1).sum(1).numpy().astype(np.int64)))
     return out
+
+
+def at_height(detections: Sequence[FrameDetections], camera: Camera, image_hw: tuple[int, int],
+              height: float) -> list[FrameDetections]:
+    """The detections with every ``location`` back-projected onto the one plane z = ``height``.
+
+    Each detection's own location lies at its read shape's resting height, so a
+    shape misread for one frame (a metal cylinder read as a cube, 0.1 lower)
+    moves it by up to 0.4 units on the ground; the tracker, which predicts at
+    constant velocity, then takes that for a jump and loses the object.  On one
+    plane the locations of a track move only with the object (an object's offset
+    from its true place is the same in every frame).  Pixels and attributes are
+    kept.
+    """
+    out = []
+    for d in detections:
+        location = ground_backproject(camera, d.pixel, np.full(len(d), float(height)), image_hw) if len(d) else d.location
+        out.append(FrameDetections(d.frame, d.pixel, location, d.probs, d.area))
+    return out
+
+
+def save_detections(path: PathLike, detections: Sequence[FrameDetections], image_hw: tuple[int, int]) -> None:
+    """Write one video's detections to ``path`` (``.npz``, written atomically; :func:`load_detections` reads it)."""
+    path = Path(path)
+    counts = np.array([len(d) for d in detections], dtype=np.int64)
+    arrays = {
+        "frames": np.array([d.frame for d in detections], dtype=np.int64),
+        "counts": counts,
+        "image_hw": np.array(image_hw, dtype=np.int64),
+        "pixel": np.concatenate([d.pixel.reshape(-1, 2) for d in detections]) if detections else np.zeros((0, 2)),
+        "location": np.concatenate([d.location.reshape(-1, 3) for d in detections]) if detections else np.zeros((0, 3)),
+        "area": np.concatenate([d.area for d in detections]).astype(np.int64) if detections else np.zeros(0, np.int64),
+    }
+    for a in VIDEO_ATTRIBUTES:
+        arrays[f"probs_{a}"] = (np.concatenate([d.probs[a] for d in detections]) if detections
+                                else np.zeros((0, len(ATTRIBUTES[a]))))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_detections(path: PathLike) -> tuple[list[FrameDetections], tuple[int, int]]:
+    """(detections, image (H, W)) written by :func:`save_detections`.
+
+    Raises:
+        DataError: the file is unreadable or not a detections file (named).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        counts, frames = data["counts"], data["frames"]
+        ends = np.cumsum(counts)
+        out = []
+        for f, lo, hi in zip(frames.tolist(), (ends - counts).tolist(), ends.tolist(), strict=True):
+            out.append(FrameDetections(int(f), data["pixel"][lo:hi], data["location"][lo:hi],
+                                       {a: data[f"probs_{a}"][lo:hi] for a in VIDEO_ATTRIBUTES}, data["area"][lo:hi]))
+        hw = tuple(int(x) for x in data["image_hw"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable detections file ({type(exc).__name__}: {exc})") from None
+    return out, (hw[0], hw[1])
 
 
 def drop_small(detections: Sequence[FrameDetections], min_area: float, image_hw: tuple[int, int]) -> list[FrameDetections]:

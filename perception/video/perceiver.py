@@ -21,9 +21,13 @@ from perception.video.annotate import VideoPerceptionConfig, tracks_to_annotatio
 from perception.video.detect import (
     VIDEO_SIZE,
     FrameDetections,
+    at_height,
     detect_frames,
     drop_small,
+    frame_paths,
     iter_frames,
+    load_detections,
+    save_detections,
 )
 from perception.video.registry import VideoPerceiver, register_video_perceiver
 from perception.video.track import track_detections
@@ -41,13 +45,19 @@ class PixelVideoPerceiver(VideoPerceiver):
     Args:
         derenderer: The per-frame detector (default: the shipped one).
         config: Batch size, frame rate, tracking and collision parameters.
+        cache: A folder for each video's per-frame detections (None: none kept).  A video
+            whose detections are there is not run through the networks again, so that
+            tracking and event rules can be compared on the same detections; the folder
+            holds one derenderer's detections (use a new folder for another checkpoint).
     """
 
     name = "model"
 
-    def __init__(self, derenderer: Derenderer | None = None, config: VideoPerceptionConfig | None = None) -> None:
+    def __init__(self, derenderer: Derenderer | None = None, config: VideoPerceptionConfig | None = None,
+                 cache: PathLike | None = None) -> None:
         self.derenderer = derenderer if derenderer is not None else load_default_derenderer()
         self.config = config if config is not None else VideoPerceptionConfig()
+        self.cache = None if cache is None else Path(cache)
         self.last_detections: list[FrameDetections] = []
 
     @classmethod
@@ -68,21 +78,38 @@ class PixelVideoPerceiver(VideoPerceiver):
         Raises:
             DataError: a missing folder, no frames, or an unreadable frame (named).
         """
-        frames = list(iter_frames(frames_dir))
-        detections = detect_frames(self.derenderer, frames, self.config.camera, batch=self.config.batch)
-        detections = drop_small(detections, self.config.min_area, frames[0][1].shape[:2])
+        detections, image_hw = self._detections(frames_dir)
+        detections = drop_small(detections, self.config.min_area, image_hw)
         self.last_detections = detections
+        if self.config.track_height is not None:
+            detections = at_height(detections, self.config.camera, image_hw, self.config.track_height)
         tracks = track_detections(detections, self.config.track)
         k = video_index(frames_dir)
         return tracks_to_annotation(
             tracks,
-            [f for f, _ in frames],
-            frames[0][1].shape[:2],
+            [d.frame for d in detections],
+            image_hw,
             self.heights(),
             self.config,
             scene_index=k,
             video_filename=f"{Path(frames_dir).name}.gif",
         )
+
+
+    def _detections(self, frames_dir: PathLike) -> tuple[list[FrameDetections], tuple[int, int]]:
+        """Every frame's detections (all masks) and the frames' (H, W): from the cache where it has them."""
+        frames_dir = Path(frames_dir)
+        cached = None if self.cache is None else self.cache / f"{frames_dir.parent.name}_{frames_dir.name}.npz"
+        if cached is not None and cached.is_file():
+            detections, image_hw = load_detections(cached)
+            if [d.frame for d in detections] == [int(p.stem) for p in frame_paths(frames_dir)]:
+                return detections, image_hw
+        frames = list(iter_frames(frames_dir))
+        image_hw = frames[0][1].shape[:2]
+        detections = detect_frames(self.derenderer, frames, self.config.camera, batch=self.config.batch)
+        if cached is not None:
+            save_detections(cached, detections, image_hw)
+        return detections, (int(image_hw[0]), int(image_hw[1]))
 
 
 def annotation_for_frames(frames_dir: PathLike) -> Path:

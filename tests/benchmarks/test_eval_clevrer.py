@@ -152,3 +152,15 @@ def test_truth_dynamics_speaks_a_perceivers_ids(folder):
     states, _ = provider.future(perceived, 5)
     assert {o.object_id for o in states[0].objects} == {perm[o.object_id] for o in truth.future_trajectory[0].objects}
     assert dynamics_for("gt")(files, true).counterfactual(true, ids[0]) == truth.counterfactual(ids[0])  # same ids: as is
+
+
+def test_perception_settings_and_cache_are_refused_by_name_where_wrong(folder, capsys):
+    base = ["eval", "clevrer", "--data", str(folder), "--split", "val", "--quiet"]
+    for settings, said in ((["bogus=1"], "KEY=VALUE"), (["cube_settle=nan"], "finite"), (["cube_settle=-2"], "cube_settle"),
+                           (["track_height=x"], "not a number")):
+        assert cli.main([*base, "--perception", "model", "--perception-set", *settings]) == 2
+        assert said in capsys.readouterr().err
+    assert cli.main([*base, "--perception-set", "cube_settle=0"]) == 2  # --perception gt (the default)
+    assert "not --perception gt" in capsys.readouterr().err
+    assert cli.main([*base, "--perception-cache", "somewhere"]) == 2
+    assert "not --perception gt" in capsys.readouterr().err

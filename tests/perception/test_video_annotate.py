@@ -202,8 +202,11 @@ def test_a_resting_object_whose_mask_swells_under_a_passing_one_stays_put():
     areas = {f: (1750.0 if 18 <= f <= 22 else 1440.0) for f in range(40)}
     cfg = VideoPerceptionConfig(area_tolerance=0.1)
     ann = tracks_to_annotation([_track(("green", "rubber", "cylinder"), pulled, 0.35, areas)], list(range(40)), HW, HEIGHTS, cfg)
-    plain = tracks_to_annotation([_track(("green", "rubber", "cylinder"), pulled, 0.35, areas)], list(range(40)), HW, HEIGHTS)
-    assert max(np.hypot(*fr.by_id()[0].velocity[:2]) for fr in plain.motion_trajectory) > 0.05  # off (default): moving
+    plain = tracks_to_annotation([_track(("green", "rubber", "cylinder"), pulled, 0.35, areas)], list(range(40)), HW, HEIGHTS,
+                                 VideoPerceptionConfig(excursion_frames=0))
+    assert max(np.hypot(*fr.by_id()[0].velocity[:2]) for fr in plain.motion_trajectory) > 0.05  # both rules off: moving
+    default = tracks_to_annotation([_track(("green", "rubber", "cylinder"), pulled, 0.35, areas)], list(range(40)), HW, HEIGHTS)
+    assert all(fr.by_id()[0].velocity == (0.0, 0.0, 0.0) for fr in default.motion_trajectory)  # the excursion rule
     assert all(fr.by_id()[0].velocity == (0.0, 0.0, 0.0) for fr in ann.motion_trajectory)
     np.testing.assert_allclose([fr.by_id()[0].location[:2] for fr in ann.motion_trajectory], [(0.5, -1.0)] * 40, atol=1e-4)
     with pytest.raises(ConfigError, match="area_tolerance"):
@@ -264,3 +267,108 @@ def test_a_mask_keeps_its_largest_connected_part():
     kept = largest_parts(masks)
     assert int(kept[0].sum()) == 16 and not kept[0, 8:, :2].any()
     assert torch.equal(kept[1], masks[1])
+
+
+def test_a_resting_track_whose_centre_leaves_and_comes_back_rests_throughout():
+    from perception.video.annotate import settle_excursions
+
+    xy = np.zeros((60, 3))
+    xy[:, :2] = (1.0, -0.5)
+    xy[28:31, 0] += 0.15  # a passing object swells the mask for 3 frames; the object does not move
+    rest = at_rest(xy, 6, 0.04)
+    assert not rest[25:34].any()
+    loc = xy.copy()
+    settled = settle_excursions(loc, rest, 20, 0.04)
+    assert settled.all()
+    np.testing.assert_allclose(loc[:, :2], np.tile((1.0, -0.5), (60, 1)), atol=1e-9)
+    # struck: it slides 0.5 units and stops elsewhere, so it moved
+    moved = np.zeros((60, 3))
+    moved[:, :2] = (1.0, -0.5)
+    moved[28:36, 0] += np.linspace(0.06, 0.5, 8)
+    moved[36:, 0] += 0.5
+    loc = moved.copy()
+    settled = settle_excursions(loc, at_rest(moved, 6, 0.04), 20, 0.04)
+    assert not settled[28:36].any()
+    np.testing.assert_array_equal(loc, moved)
+    # an excursion longer than allowed (a stay of 30 frames elsewhere) is left alone
+    long = np.zeros((80, 3))
+    long[30:60, 0] = 0.15
+    loc = long.copy()
+    settle_excursions(loc, at_rest(long, 6, 0.04), 20, 0.04)
+    np.testing.assert_array_equal(loc, long)
+
+
+def test_the_pixel_perceiver_settles_excursions_by_default():
+    still = {f: (1.0, -0.5) if not 28 <= f <= 30 else (1.15, -0.5) for f in range(60)}
+    tracks = [_track(("blue", "metal", "cylinder"), still, 0.35)]
+    on = tracks_to_annotation(tracks, list(range(60)), HW, HEIGHTS)
+    off = tracks_to_annotation(tracks, list(range(60)), HW, HEIGHTS, VideoPerceptionConfig(excursion_frames=0))
+    assert all(o.velocity == (0.0, 0.0, 0.0) for fr in on.motion_trajectory for o in fr.objects)
+    assert any(o.velocity != (0.0, 0.0, 0.0) for fr in off.motion_trajectory for o in fr.objects)
+
+
+def test_a_touch_with_a_cube_is_dated_where_the_pair_stops_closing_in():
+    # a sphere slides at 0.04 a frame towards a resting cube and stops against its face (0.6 apart) at frame 12;
+    # the contact distance less one cube inset (0.69) is crossed at frame 10
+    sphere = {f: (-(0.6 + 0.04 * max(0, 12 - f)), 0.0) for f in range(25)}
+    cube = {f: (0.0, 0.0) for f in range(25)}
+    shapes = {0: "sphere", 1: "cube"}
+    plain = touch_collisions(_frames({0: sphere, 1: cube}, 25), shapes, 0.72, 0.03, 5)
+    settled = touch_collisions(_frames({0: sphere, 1: cube}, 25), shapes, 0.72, 0.03, 5, cube_settle=5)
+    assert [c.frame_id for c in plain] == [10]
+    assert [c.frame_id for c in settled] == [12]
+    np.testing.assert_allclose(settled[0].location[:2], (-0.3, 0.0), atol=1e-6)
+    # two spheres: the rule leaves them alone
+    assert [c.frame_id for c in touch_collisions(_frames({0: sphere, 1: cube}, 25), {0: "sphere", 1: "sphere"},
+                                                 0.72, 0.03, 5, cube_settle=5)] == [10]
+
+
+def test_tracking_locations_on_one_plane_do_not_jump_when_a_shape_is_misread():
+    from perception.video.detect import at_height
+
+    pixel = CAMERA.project(np.array([[-2.9, 2.1, 0.35]]))[:, :2]
+    probs = {a: np.eye(len(ATTRIBUTES[a]))[[0]] for a in VIDEO_ATTRIBUTES}
+    as_cube = FrameDetections(0, pixel, ground_backproject(CLEVR_CAMERA, pixel, np.array([0.2475]), HW), probs, np.array([800]))
+    as_sphere = FrameDetections(1, pixel, ground_backproject(CLEVR_CAMERA, pixel, np.array([0.35]), HW), probs, np.array([800]))
+    assert np.linalg.norm(as_cube.location[0, :2] - as_sphere.location[0, :2]) > 0.2
+    a, b = at_height([as_cube, as_sphere], CLEVR_CAMERA, HW, 0.35)
+    np.testing.assert_allclose(a.location, b.location, atol=1e-9)
+    np.testing.assert_allclose(b.location[0], (-2.9, 2.1, 0.35), atol=1e-6)
+    assert a.pixel is as_cube.pixel and a.area is as_cube.area
+
+
+def test_perception_settings_parse_and_refuse_nonsense():
+    from perception.video.annotate import perception_config
+
+    cfg = perception_config(["cube_settle=0", "track_height=none", "contact_distance=0.7"])
+    assert (cfg.cube_settle, cfg.track_height, cfg.contact_distance) == (0, None, 0.7)
+    assert perception_config([]) == VideoPerceptionConfig()
+    for bad, match in (("bogus=1", "KEY=VALUE"), ("cube_settle", "KEY=VALUE"), ("cube_settle=nan", "finite"),
+                       ("cube_settle=1.5", "whole"), ("cube_settle=x", "not a number"), ("cube_settle=-1", "cube_settle"),
+                       ("contact_distance=none", "cannot be none"), ("track_height=inf", "finite"),
+                       ("track_height=-1", "track_height")):
+        with pytest.raises(ConfigError, match=match):
+            perception_config([bad])
+
+
+def test_detections_round_trip_through_the_cache_file(tmp_path):
+    from perception.video.detect import load_detections, save_detections
+    from physics.errors import DataError
+
+    rng = np.random.default_rng(0)
+    dets = []
+    for f, k in enumerate((2, 0, 3)):
+        probs = {a: rng.random((k, len(ATTRIBUTES[a]))) for a in VIDEO_ATTRIBUTES}
+        dets.append(FrameDetections(f, rng.random((k, 2)), rng.random((k, 3)), probs, rng.integers(0, 900, k)))
+    save_detections(tmp_path / "v.npz", dets, (320, 480))
+    back, hw = load_detections(tmp_path / "v.npz")
+    assert hw == (320, 480) and [d.frame for d in back] == [0, 1, 2] and [len(d) for d in back] == [2, 0, 3]
+    for d, e in zip(dets, back, strict=True):
+        np.testing.assert_array_equal(d.pixel, e.pixel)
+        np.testing.assert_array_equal(d.location, e.location)
+        np.testing.assert_array_equal(d.area, e.area)
+        for a in VIDEO_ATTRIBUTES:
+            np.testing.assert_array_equal(d.probs[a], e.probs[a])
+    (tmp_path / "bad.npz").write_bytes(b"not a file")
+    with pytest.raises(DataError, match="bad.npz"):
+        load_detections(tmp_path / "bad.npz")
