@@ -31,7 +31,7 @@ from torch_geometric.data import Data
 
 from physics.graph.builder import NodeType, Relation
 from physics.models.base import LEAF_RELATIONS, DynamicsModel, register_model
-from physics.models.config import ModelConfig, WorldPreset
+from physics.models.config import ModelConfig, WorldPreset, apply_overrides
 from physics.models.layers import RelationConv
 
 __all__ = ["DPINet"]
@@ -44,9 +44,11 @@ class DPINet(DynamicsModel):
 
     @classmethod
     def preset_config(cls, world: WorldPreset) -> ModelConfig:
-        """PropNet's processor plus the world's roots per object; shape matching on rigid worlds."""
+        """PropNet's processor plus the world's roots per object; shape matching on rigid worlds;
+        then the world's DPI-Net settings (``WorldPreset.dpinet``)."""
         base = super().preset_config(world)
-        return dataclasses.replace(base, graph=world.graph(roots=world.roots), shape_matching=world.rigid)
+        cfg = dataclasses.replace(base, graph=world.graph(roots=world.roots), shape_matching=world.rigid)
+        return apply_overrides(cfg, dict(world.dpinet)) if world.dpinet else cfg
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)

@@ -19,6 +19,20 @@ def test_gns_preset_has_long_history_noise_unshared_blocks_and_no_hierarchy():
     assert len(make_model("gns", cfg).blocks) == cfg.propagation_steps
 
 
+def test_fluidfall_dpinet_preset_is_the_papers_fluid_setting_and_leaves_the_other_models_alone():
+    # DPI-Net's FluidFall: no hierarchy (the tank's markers are given), no shape matching (nothing
+    # rigid moves), L = 2, on the IN's shipped radius; the IN and GNS keep the shared preset
+    dpi = preset("fluidfall", "dpinet", dim=2, node_attr_dim=4)
+    assert not dpi.graph.has_roots and not dpi.shape_matching
+    assert dpi.propagation_steps == 2 and dpi.graph.radius == 0.025
+    assert not make_model("dpinet", dpi).has_roots
+    for model in ("in", "gns"):
+        assert preset("fluidfall", model, dim=2, node_attr_dim=4) == preset("fluidshake", model, dim=2, node_attr_dim=4)
+    assert preset("fluidshake", "dpinet", dim=2, node_attr_dim=4).graph.roots_per_instance == 1
+    # --set still wins over the world's DPI-Net settings
+    assert preset("fluidfall", "dpinet", dim=2, node_attr_dim=4, propagation_steps=3).propagation_steps == 3
+
+
 def test_rigidity_error_is_zero_for_rigid_motion_and_sees_a_dent():
     rng = np.random.default_rng(0)
     rest = torch.tensor(rng.normal(size=(12, 2)))
