@@ -33,8 +33,6 @@ from typing import Any
 
 from perception.video import VIDEO_PERCEIVERS as VIDEO_PERCEPTION
 from perception.video import load_video_perceiver
-from perception.video.annotate import perception_config
-from perception.video.perceiver import PixelVideoPerceiver
 from physics.errors import ConfigError, DataError
 from physics.registry import Registry
 from physics.video_dynamics import VIDEO_DYNAMICS, GroundTruthDynamics, VideoDynamics
@@ -126,6 +124,10 @@ def perception_for(name: str, checkpoint: str | None = None, settings: Sequence[
         return lambda video: read_annotation(video.annotation)
     perceiver = load_video_perceiver(name, checkpoint)
     if settings or cache:
+        # imported here: the pixel perceiver's modules read torch, which `nesy answer` etc. never need
+        from perception.video.annotate import perception_config
+        from perception.video.perceiver import PixelVideoPerceiver
+
         if not isinstance(perceiver, PixelVideoPerceiver):
             raise ConfigError(f"video perceiver {name!r} takes no perception settings or cache")
         perceiver.config = perception_config(settings, perceiver.config)
