@@ -34,6 +34,7 @@ from typing import Any
 from perception.video import VIDEO_PERCEIVERS as VIDEO_PERCEPTION
 from perception.video import load_video_perceiver
 from physics.errors import ConfigError, DataError
+from physics.io import ensure_dir
 from physics.registry import Registry
 from physics.video_dynamics import VIDEO_DYNAMICS, GroundTruthDynamics, VideoDynamics
 from physics.worlds.clevrer_annotation import (
@@ -131,7 +132,7 @@ def perception_for(name: str, checkpoint: str | None = None, settings: Sequence[
         if not isinstance(perceiver, PixelVideoPerceiver):
             raise ConfigError(f"video perceiver {name!r} takes no perception settings or cache")
         perceiver.config = perception_config(settings, perceiver.config)
-        perceiver.cache = None if cache is None else Path(cache)
+        perceiver.cache = None if cache is None else ensure_dir(cache, "perception cache folder")
 
     def perceive(video: VideoFiles) -> VideoAnnotation:
         if video.frames is None:

@@ -54,7 +54,7 @@ from perception.derender.derenderer import Derenderer, image_to_tensor
 from perception.derender.proposals import predict_masks
 from perception.image_io import load_image
 from physics.errors import DataError, StateError
-from physics.io import PathLike
+from physics.io import PathLike, atomic_open
 from physics.worlds.camera import Camera
 from physics.worlds.clevr_properties import ATTRIBUTES
 
@@ -258,10 +258,8 @@ def save_detections(path: PathLike, detections: Sequence[FrameDetections], image
     for a in VIDEO_ATTRIBUTES:
         arrays[f"probs_{a}"] = (np.concatenate([d.probs[a] for d in detections]) if detections
                                 else np.zeros((0, len(ATTRIBUTES[a]))))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_open(path, "wb") as f:  # OutputError naming the path if it cannot be written
+        np.savez(f, **arrays)
 
 
 def load_detections(path: PathLike) -> tuple[list[FrameDetections], tuple[int, int]]:

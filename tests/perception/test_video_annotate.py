@@ -372,3 +372,19 @@ def test_detections_round_trip_through_the_cache_file(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a file")
     with pytest.raises(DataError, match="bad.npz"):
         load_detections(tmp_path / "bad.npz")
+    # an unwritable cache is named, not a stack trace from numpy, and leaves no partial file
+    from physics.errors import OutputError
+
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(OutputError, match="file"):
+        save_detections(tmp_path / "file" / "v.npz", dets, (320, 480))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz", "file", "v.npz"]
+
+
+def test_perception_cache_folder_that_cannot_be_made_is_named(tmp_path):
+    from physics.errors import OutputError
+    from reasoning.nsdr import perception_for
+
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(OutputError, match="perception cache folder"):
+        perception_for("model", cache=str(tmp_path / "file" / "cache"))
