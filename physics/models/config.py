@@ -193,7 +193,7 @@ for _world in ("boxbath", "fluidshake", "ricegrip"):
 # (Li et al. 2019: a fluid has no hierarchy; the reference training script defaults to two
 # propagation steps) on the shipped IN's radius, 0.025 m: no root for the tank (its markers are
 # given in a rollout; a root summing ~100 of them rewrote every marker's latent first), no shape
-# matching (no rigid body moves), L = 2.  Measured in docs/results/particles.md (session 8); the
+# matching (no rigid body moves), L = 2.  Measured in docs/results/particles.md (twelfth session); the
 # other models keep the shared preset, which the shipped IN (--set graph.radius=0.025) and GNS
 # were trained from.
 register_preset(
