@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +166,11 @@ class VideoPerceptionConfig:
             raise ConfigError(f"VideoPerceptionConfig.contact_distance must be > 0, got {self.contact_distance}")
 
 
-_SETTABLE = ("batch", "velocity_span", "contact_distance", "cube_inset", "collision_gap", "border", "min_area",
-             "rest_window", "rest_radius", "area_tolerance", "excursion_frames", "track_height", "cube_settle")
+# the settable rules: every number field of the config (read from it, so a new rule is settable at
+# once), except fps, which is the videos' own frame rate; "X | None" fields also take "none"
+_NUMBER_TYPES = {"int": False, "float": False, "int | None": True, "float | None": True}
+_SETTABLE = {f.name: _NUMBER_TYPES[f.type] for f in fields(VideoPerceptionConfig)
+             if f.type in _NUMBER_TYPES and f.name != "fps"}
 
 
 def perception_config(settings: Sequence[str], base: VideoPerceptionConfig | None = None) -> VideoPerceptionConfig:
@@ -188,7 +191,7 @@ def perception_config(settings: Sequence[str], base: VideoPerceptionConfig | Non
             raise ConfigError(f"perception setting {item!r}: expected KEY=VALUE with KEY one of {', '.join(_SETTABLE)}")
         current = getattr(base, key)
         if text.strip().lower() == "none":
-            if key not in ("area_tolerance", "track_height"):
+            if not _SETTABLE[key]:
                 raise ConfigError(f"perception setting {item!r}: {key} cannot be none")
             changes[key] = None
             continue
