@@ -28,10 +28,18 @@ view), ``contact[c] = exp(-gap / 0.5)`` with ``gap`` the distance from that
 object's rim to the nearest other rim, the fraction of objects moving and the
 fraction in view.
 
-Shapes (N videos, T frames, D features)::
+Per-pair features (``PAIR_DIM = 6`` for each of the :data:`PAIRS` colour pairs (a, b), a < b), what
+the CLEVRER pipeline's per-object tracks give two objects, each with Gaussian noise: the pair's
+``contact = exp(-gap_ab / 0.5)``, its closing speed along the line of centres (scaled), each
+object's speed and whether each is in view.  Drawn after the per-frame features, so those (and the
+C-TCN that reads them) are unchanged.
 
-    features  float [N, T, D]
-    events    per video, a list of (class index, start frame, end frame), end exclusive
+Shapes (N videos, T frames, D features, P = 28 colour pairs)::
+
+    features       float [N, T, D]
+    pair_features  float [N, T, P, PAIR_DIM]
+    events         per video, a list of (class index, start frame, end frame), end exclusive
+    event_pairs    per video, the colour pair index (into PAIRS) of each event, in the order of ``events``
 """
 
 from __future__ import annotations
@@ -44,8 +52,8 @@ from torch import Tensor
 
 from physics.errors import ConfigError
 
-__all__ = ["COLLISION_CLASSES", "COLOURS", "RADIUS", "CollisionVideos", "VideoConfig", "collision_videos", "frame_features",
-           "frame_labels"]
+__all__ = ["COLLISION_CLASSES", "COLOURS", "PAIRS", "PAIR_DIM", "RADIUS", "CollisionVideos", "VideoConfig",
+           "collision_videos", "frame_features", "frame_labels", "pair_features"]
 
 COLLISION_CLASSES = ("strike", "clash", "chained")
 COLOURS = 8  # CLEVR's gray, red, blue, green, brown, purple, cyan, yellow: one object each at most
@@ -53,6 +61,8 @@ RADIUS = 0.5  # disc radius, table units
 SUBSTEPS = 4  # integration steps per frame: at the top speed an object moves 0.1 radius per substep
 REST = 0.02  # speed (units per frame) below which an object counts as resting
 MAX_EVENT = 32  # frames; a pair that stays close longer is cut there
+PAIRS = tuple((a, b) for a in range(COLOURS) for b in range(a + 1, COLOURS))  # colour pairs, a < b
+PAIR_DIM = 6  # contact, closing speed, speed of a, speed of b, a in view, b in view
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,8 @@ class CollisionVideos:
     features: Tensor
     events: tuple[tuple[tuple[int, int, int], ...], ...]
     config: VideoConfig
+    pair_features: Tensor | None = None
+    event_pairs: tuple[tuple[int, ...], ...] = ()
 
     def __len__(self) -> int:
         return self.features.shape[0]
@@ -146,8 +158,11 @@ def collision_videos(n: int, seed: int, config: VideoConfig = VideoConfig()) -> 
     states, collisions = _simulate(pos, vel, present, cfg)
     colour = torch.where(present, torch.arange(k), torch.full_like(present, -1, dtype=torch.int64))
     features = frame_features(*states, colour, cfg, g)
-    events = tuple(_events(states[0][i], collisions[i], cfg) for i in range(n))
-    return CollisionVideos(features, events, cfg)
+    pairs = pair_features(*states, colour, cfg, g)  # drawn after: the per-frame features are unchanged
+    labelled = [_events(states[0][i], collisions[i], cfg, with_pairs=True) for i in range(n)]
+    events = tuple(tuple(e for e, _ in ev) for ev in labelled)
+    event_pairs = tuple(tuple(PAIRS.index(p) for _, p in ev) for ev in labelled)
+    return CollisionVideos(features, events, cfg, pairs, event_pairs)
 
 
 def _simulate(pos: Tensor, vel: Tensor, present: Tensor, cfg: VideoConfig
@@ -222,8 +237,52 @@ def frame_features(positions: Tensor, velocities: Tensor, in_view: Tensor, colou
     return feats + config.noise * torch.randn(feats.shape, generator=generator)
 
 
-def _events(positions: Tensor, collisions: list[dict], cfg: VideoConfig) -> tuple[tuple[int, int, int], ...]:
-    """Events (class, start, end) of one video from its positions [T, K, 2] and ordered collisions."""
+def pair_features(positions: Tensor, velocities: Tensor, in_view: Tensor, colour: Tensor, config: VideoConfig,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """Per-pair features [N, T, P, PAIR_DIM] (module docstring) of objects' states, for the colour pairs :data:`PAIRS`.
+
+    Args as :func:`frame_features` (each colour is one object at most; a pair with an absent
+    colour reads zeros, plus noise).
+    """
+    n, t, k = in_view.shape
+    present = colour >= 0
+    seen = in_view & present[:, None]
+    slot = torch.full((n, COLOURS), k, dtype=torch.int64)  # colour -> object column; k: no object
+    rows = torch.arange(n)[:, None].expand(n, k)
+    slot[rows[present], colour[present]] = torch.arange(k).expand(n, k)[present]
+
+    def pad(x: Tensor) -> Tensor:  # one more column: "no object", never in view
+        return torch.cat([x, x.new_zeros(x.shape[:2] + (1,) + x.shape[3:])], 2)
+
+    pos, vel, view = pad(positions), pad(velocities), pad(seen)
+    a_idx = torch.tensor([a for a, _ in PAIRS])
+    b_idx = torch.tensor([b for _, b in PAIRS])
+    ca, cb = slot[:, a_idx], slot[:, b_idx]  # [N, P] object columns of each pair
+
+    def take(x: Tensor, cols: Tensor) -> Tensor:  # x [N, T, K+1, ...] -> [N, T, P, ...]
+        index = cols[:, None].expand(n, t, cols.shape[1])
+        return torch.gather(x, 2, index.view(*index.shape, *([1] * (x.dim() - 3))).expand(
+            n, t, cols.shape[1], *x.shape[3:]))
+
+    pa, pb, va, vb = take(pos, ca), take(pos, cb), take(vel, ca), take(vel, cb)
+    both = take(view, ca) & take(view, cb)
+    d = pb - pa
+    dist = d.norm(dim=-1).clamp_min(1e-9)
+    gap = (dist - 2 * RADIUS).clamp_min(0)
+    contact = torch.exp(-gap / 0.5) * both
+    closing = ((va - vb) * d / dist[..., None]).sum(-1) * both / config.speed[1]
+    speed_a = va.norm(dim=-1) * take(view, ca) / config.speed[1]
+    speed_b = vb.norm(dim=-1) * take(view, cb) / config.speed[1]
+    feats = torch.stack([contact, closing, speed_a, speed_b, take(view, ca).double(), take(view, cb).double()],
+                        -1).float()
+    if generator is None or config.noise == 0:
+        return feats
+    return feats + config.noise * torch.randn(feats.shape, generator=generator)
+
+
+def _events(positions: Tensor, collisions: list[dict], cfg: VideoConfig, with_pairs: bool = False) -> tuple:
+    """Events (class, start, end) of one video from its positions [T, K, 2] and ordered collisions;
+    ``with_pairs``: ((class, start, end), (a, b)) with the colliding pair, in the same order."""
     origin: dict[int, int] = {}  # object -> the collision that set it in motion from rest
     linked = [False] * len(collisions)
     for c, col in enumerate(collisions):
@@ -244,8 +303,9 @@ def _events(positions: Tensor, collisions: list[dict], cfg: VideoConfig) -> tupl
         while t1 + 1 < cfg.frames and close[t1 + 1] and t1 - col["frame"] < MAX_EVENT // 2:
             t1 += 1
         cls = 2 if linked[c] else (1 if all(col["moving"]) else 0)
-        events.append((cls, t0, t1 + 1))
-    return tuple(sorted(events, key=lambda e: (e[1], e[2], e[0])))
+        events.append(((cls, t0, t1 + 1), (a, b)))
+    ordered = sorted(events, key=lambda e: (e[0][1], e[0][2], e[0][0]))
+    return tuple(ordered) if with_pairs else tuple(e for e, _ in ordered)
 
 
 def frame_labels(videos: CollisionVideos, *, classes: bool = True) -> Tensor:

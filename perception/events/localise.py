@@ -5,7 +5,8 @@ Plugs :mod:`~perception.events.pgcn` into the CLEVRER video pipeline: a
 truth's, or one perceived from frames by :mod:`perception.video`) becomes the
 per-frame features the localiser was trained on
 (:func:`~perception.events.collision_videos.frame_features`: per-colour speed
-and contact, fractions moving and in view), the P-GCN scores its proposals,
+and contact, fractions moving and in view; or, for a P-GCN with proposals per
+object pair, :func:`~perception.events.collision_videos.pair_features`), the P-GCN scores its proposals,
 and every detection above a score threshold becomes one
 :class:`~physics.worlds.clevrer_events.Event` of kind ``collision``, located
 at the frame of its segment where two objects in view come closest, with
@@ -27,14 +28,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from perception.events.collision_videos import RADIUS, VideoConfig, frame_features
-from perception.events.pgcn import PGCN, detect, video_graph
+from perception.events.collision_videos import RADIUS, VideoConfig, frame_features, pair_features
+from perception.events.pgcn import PGCN, detect, video_graph, video_pair_graph
 from physics.errors import ConfigError, DataError
 from physics.worlds.clevr_properties import COLORS, SIZE_RADIUS
 from physics.worlds.clevrer_annotation import VideoAnnotation
 from physics.worlds.clevrer_events import Event
 
-__all__ = ["annotation_features", "detections_to_events", "localise_collisions"]
+__all__ = ["annotation_features", "annotation_pair_features", "detections_to_events", "localise_collisions"]
 
 TRAINED_VIDEOS = VideoConfig()  # the feature configuration the pgcn benchmark trains on
 CLEVRER_FPS = 25  # frames per second of CLEVRER's videos (physics.worlds.clevrer_world.ClevrerConfig.fps)
@@ -73,6 +74,13 @@ def annotation_features(annotation: VideoAnnotation, config: VideoConfig = TRAIN
     """A video's noise-free per-frame features [T, D] and its object ids [K] (module docstring for the units)."""
     positions, velocities, in_view, colour, ids = _states(annotation, radius, fps)
     return frame_features(positions, velocities, in_view, colour, config)[0], ids
+
+
+def annotation_pair_features(annotation: VideoAnnotation, config: VideoConfig = TRAINED_VIDEOS,
+                             radius: float = SIZE_RADIUS["small"], fps: int = CLEVRER_FPS) -> Tensor:
+    """A video's noise-free per-pair features [T, P, PAIR_DIM] (for a P-GCN with ``proposals="pairs"``)."""
+    positions, velocities, in_view, colour, _ = _states(annotation, radius, fps)
+    return pair_features(positions, velocities, in_view, colour, config)[0]
 
 
 def detections_to_events(detections: Sequence[tuple[int, float, float, float]], annotation: VideoAnnotation,
@@ -118,5 +126,9 @@ def localise_collisions(model: PGCN, annotation: VideoAnnotation, threshold: flo
     features, _ = annotation_features(annotation, video, radius, fps)
     if features.shape[0] < 8:
         raise DataError(f"video {annotation.scene_index}: {features.shape[0]} frames, localisation needs at least 8")
-    detections = detect(model, video_graph(features, model.config))
+    if model.config.proposals == "pairs":
+        graph = video_pair_graph(annotation_pair_features(annotation, video, radius, fps), model.config)
+    else:
+        graph = video_graph(features, model.config)
+    detections = detect(model, graph)
     return detections_to_events(detections, annotation, threshold, radius)

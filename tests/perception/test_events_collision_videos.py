@@ -7,6 +7,8 @@ import torch
 
 from perception.events.collision_videos import (
     COLLISION_CLASSES,
+    PAIR_DIM,
+    PAIRS,
     RADIUS,
     VideoConfig,
     _events,
@@ -95,3 +97,22 @@ def test_frame_labels_mark_each_event_with_its_class():
         if events:
             cls, start, end = events[-1]  # the last-starting event holds all its frames
             assert bool((row[start:end] == cls + 1).all())
+
+
+def test_pair_features_read_each_pair_and_leave_the_frame_features_unchanged():
+    clean = VideoConfig(frames=60, noise=0.0)
+    videos = collision_videos(3, seed=2, config=clean)
+    assert videos.pair_features.shape == (3, 60, len(PAIRS), PAIR_DIM)
+    assert len(videos.event_pairs) == 3
+    for i, (events, pairs) in enumerate(zip(videos.events, videos.event_pairs, strict=True)):
+        assert len(events) == len(pairs)
+        for (_, start, end), p in zip(events, pairs, strict=True):
+            # the colliding pair touches inside its event (contact 1 at gap 0; frames sample it); both are in view
+            assert float(videos.pair_features[i, start:end, p, 0].max()) > 0.8
+            assert bool((videos.pair_features[i, start:end, p, 4:] == 1).all())
+    # the per-frame speed of a colour is the pair features' speed of that colour
+    a, b = PAIRS[0]
+    assert torch.allclose(videos.pair_features[..., 0, 2], videos.features[..., a], atol=1e-6)
+    assert torch.allclose(videos.pair_features[..., 0, 3], videos.features[..., b], atol=1e-6)
+    noisy = collision_videos(3, seed=2, config=VideoConfig(frames=60))
+    assert noisy.events == videos.events and not torch.equal(noisy.pair_features, videos.pair_features)

@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from perception.events.collision_videos import RADIUS, VideoConfig, _simulate, frame_features
+from perception.events.collision_videos import (
+    PAIR_DIM,
+    PAIRS,
+    RADIUS,
+    VideoConfig,
+    _simulate,
+    frame_features,
+)
 from perception.events.localise import (
     annotation_features,
+    annotation_pair_features,
     detections_to_events,
     localise_collisions,
 )
@@ -78,3 +86,15 @@ def test_localise_collisions_returns_events_of_the_videos_objects():
     bad = VideoAnnotation(0, "v.mp4", (ObjectProperty(1, "pink", "rubber", "cube"),), annotation.motion_trajectory, ())
     with pytest.raises(DataError, match="colours"):
         annotation_features(bad)
+
+
+def test_a_pair_model_localises_from_the_pair_features():
+    _, annotation = _head_on(frames=40)
+    pairs = annotation_pair_features(annotation, radius=CLEVRER_RADIUS, fps=FPS)
+    assert pairs.shape == (40, len(PAIRS), PAIR_DIM)
+    touching = PAIRS.index((2, 6))  # the two annotated colours
+    assert float(pairs[:, touching, 0].max()) > 0.9 and float(pairs[:, 0, 0].abs().max()) == 0.0
+    torch.manual_seed(0)
+    model = PGCN(PGCNConfig(feature_dim=PAIR_DIM, hidden=8, proposals="pairs")).eval()
+    events = localise_collisions(model, annotation, threshold=0.0, radius=CLEVRER_RADIUS, fps=FPS)
+    assert events and all(e.kind == "collision" and e.objects == IDS for e in events)

@@ -8,18 +8,21 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from perception.events.collision_videos import VideoConfig, collision_videos
+from perception.events.collision_videos import PAIR_DIM, PAIRS, VideoConfig, collision_videos
 from perception.events.pgcn import (
     PGCN,
     PGCNConfig,
     _pool,
     detect,
     mean_average_precision,
+    pair_graph,
+    pair_proposals,
     pgcn_loss,
     proposal_graph,
     sliding_proposals,
     temporal_iou,
     video_graphs,
+    video_pair_graph,
 )
 from perception.model_stats import count_parameters
 from physics.errors import ConfigError, StateError
@@ -168,3 +171,106 @@ def test_random_surrounding_partners_follow_the_same_rules_and_are_a_fixed_draw(
     assert not torch.equal(index[:, kind == 1], similar[0][:, similar[2] == 1])
     with pytest.raises(ConfigError, match="surrounding"):
         replace(CONFIG, surrounding="all")
+
+
+# ---------------------------------------------------------------------- proposals per object pair
+PAIR_CONFIG = PGCNConfig(feature_dim=PAIR_DIM, hidden=16, proposals="pairs")
+
+
+@pytest.fixture(scope="module")
+def pair_graphs():
+    videos = collision_videos(4, seed=1, config=VideoConfig(frames=60))
+    return video_graphs(videos, PAIR_CONFIG), videos
+
+
+def test_pair_proposals_sit_on_the_peaks_of_each_pairs_contact():
+    contact = torch.zeros(60, len(PAIRS))
+    contact[18:23, 3] = 1.0  # pair 3 touches around frame 20
+    contact[39:44, 7] = torch.tensor([0.5, 0.8, 0.9, 0.8, 0.5])
+    proposals, group, node_peak, peaks = pair_proposals(contact, peak=0.4)
+    assert sorted(peaks[:, :2].tolist()) == [[3, 20], [7, 41]]
+    assert set(group.tolist()) == {3, 7} and len(proposals) == len(group) == len(node_peak)
+    assert bool((proposals[:, 0] >= 0).all()) and bool((proposals[:, 1] <= 60).all())
+    first = proposals[node_peak == 0]
+    assert bool(((first[:, 0] <= 20) & (first[:, 1] > 20)).all())  # every window of a peak holds it
+    for pair, frame, rep in peaks.tolist():
+        s, e = proposals[rep].tolist()
+        assert group[rep] == pair and e - s == 13 and s <= frame < e
+    quiet = pair_proposals(torch.zeros(60, len(PAIRS)), peak=0.4)[3]
+    assert len(quiet) == 1  # no peak above the level: the highest frame stands in
+
+
+def test_pair_edges_join_proposals_that_share_one_object():
+    contact = torch.zeros(60, len(PAIRS))
+    ab, bc, de = PAIRS.index((0, 1)), PAIRS.index((1, 2)), PAIRS.index((3, 4))
+    contact[10:13, ab] = contact[30:33, bc] = contact[30:33, de] = 1.0
+    proposals, group, node_peak, peaks = pair_proposals(contact, peak=0.4)
+    own = torch.rand(len(proposals), 3 * PAIR_DIM, generator=torch.Generator().manual_seed(0))
+    index, weight, kind = pair_graph(proposals, group, node_peak, peaks, own, PAIR_CONFIG)
+    assert bool((index[0] != index[1]).all()) and bool((weight >= 0).all())
+    ctx = kind == 0
+    assert bool((group[index[0, ctx]] == group[index[1, ctx]]).all())
+    assert bool((temporal_iou(proposals, proposals)[index[0, ctx], index[1, ctx]] > 0.7).all())
+    sharing = index[:, ~ctx]
+    pairs = {(int(group[s]), int(group[d])) for s, d in sharing.T.tolist()}
+    assert pairs == {(ab, bc), (bc, ab)}  # (3, 4) shares no object with either
+    # a (0, 1) proposal hears (1, 2) later: shared object 1 is its second and the source's first
+    into_ab = kind[(~ctx) & (group[index[1]] == ab)]
+    assert set(into_ab.tolist()) == {1 + 4 + 2 + 0}
+    into_bc = kind[(~ctx) & (group[index[1]] == bc)]
+    assert set(into_bc.tolist()) == {1 + 0 + 0 + 1}
+    assert bool((sharing[0][:, None] == peaks[:, 2][None]).any(1).all())  # sources are the peaks' own nodes
+    assert pair_graph(proposals, group, node_peak, peaks, own, replace(PAIR_CONFIG, edges=False))[0].shape == (2, 0)
+
+
+def test_pair_mode_targets_ablation_and_training(pair_graphs):
+    graphs, videos = pair_graphs
+    data = graphs[0]
+    assert data.x_own.shape == (data.num_nodes, 3 * PAIR_DIM) and data.x_ext.shape == (data.num_nodes, 5 * PAIR_DIM)
+    for g, events, pairs in zip(graphs, videos.events, videos.event_pairs, strict=True):
+        positive = g.cls > 0
+        for i in positive.nonzero().flatten().tolist():  # a positive proposal overlaps an event of its own pair
+            own = [(s, e) for (_, s, e), p in zip(events, pairs, strict=True) if p == int(g.group[i])]
+            assert own and float(temporal_iou(g.proposals[i : i + 1], torch.tensor(own)).max()) >= 0.5
+    torch.manual_seed(0)
+    ours = PGCN(PAIR_CONFIG).eval()
+    torch.manual_seed(0)
+    ablation = PGCN(replace(PAIR_CONFIG, edges=False)).eval()
+    assert count_parameters(ours) == count_parameters(ablation)
+    cut = data.clone()
+    cut.edge_index, cut.edge_weight, cut.edge_kind = data.edge_index[:, :0], data.edge_weight[:0], data.edge_kind[:0]
+    with torch.no_grad():
+        assert not torch.allclose(ours(data)[0], ours(cut)[0])
+        assert torch.equal(ablation(data)[0], ours(cut)[0])
+    for edges in (True, False):
+        torch.manual_seed(0)
+        model = PGCN(replace(PAIR_CONFIG, edges=edges, dropout=0.0))
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        batch = Batch.from_data_list(graphs)
+        losses = []
+        for _ in range(8):
+            loss = pgcn_loss(model, batch)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        assert losses[-1] < losses[0], edges
+    with pytest.raises(ConfigError, match="proposals"):
+        replace(PAIR_CONFIG, proposals="objects")
+    with pytest.raises(StateError, match="pair features"):
+        video_pair_graph(videos.features[0], PAIR_CONFIG)
+
+
+def test_pair_detections_are_suppressed_per_class_and_pair(pair_graphs):
+    graphs, _ = pair_graphs
+    torch.manual_seed(0)
+    data = graphs[0]
+    dets = detect(PGCN(PAIR_CONFIG), data, nms_iou=0.4, top=200)
+    assert dets
+    # two pairs' windows on the same frames are both kept: suppression is within a pair
+    by_class = {}
+    for c, s, e, _ in dets:
+        by_class.setdefault(c, []).append((s, e))
+    overlapping = any(float(temporal_iou(torch.tensor(v), torch.tensor(v)).fill_diagonal_(0).max()) > 0.4
+                      for v in by_class.values() if len(v) > 1)
+    assert overlapping == (len(data.group.unique()) > 1)
