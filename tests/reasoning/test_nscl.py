@@ -175,6 +175,41 @@ def test_a_deeper_encoder_starts_as_the_model_it_grows_from_and_learns(split, tm
         NSCLTrainConfig(residual=-1)
 
 
+def test_a_detail_cnn_on_larger_crops_starts_as_the_model_it_grows_from_and_learns(split, tmp_path):
+    small = load_split(split, "train", limit_images=3, progress=False)
+    base, _ = train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
+    large = load_split(split, "train", limit_images=3, crop_size=48, progress=False)
+    grown = ConceptLearner(dataclasses.replace(base.config, detail_size=48)).eval()
+    _load_init(grown, base, "a.pt")
+    assert all(torch.equal(x, y) for x, y in zip(grown.detail_cnn.parameters(), base.cnn.parameters(), strict=True))
+    crops, boxes = large.objects([0, 1, 2])
+    resized = [torch.nn.functional.interpolate(c, size=(32, 32), mode="bilinear", align_corners=False) for c in crops]
+    before, after = base.eval()(resized, boxes), grown(crops, boxes)
+    for group in before.attributes:  # zero columns read the detail CNN until trained
+        assert torch.allclose(before.attributes[group], after.attributes[group], atol=1e-5)
+    with pytest.raises(ConfigError, match="crop size 48, but the training data is cut at 32"):  # cut at the detail size
+        train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48), tmp_path / "x.pt",
+                   progress=False)
+    config = NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, init=str(tmp_path / "a.pt"),
+                             learning_rate=1e-2, batch_size=8)  # the CNN learns from the second step on
+    tuned, _ = train_nscl(large, config, tmp_path / "b.pt", progress=False)
+    width = 4 * base.config.width
+    assert tuned.object_mlp[0].weight[:, width + 4:].abs().sum() > 0  # gradients reach the zero columns
+    assert not all(torch.equal(x, y) for x, y in zip(tuned.detail_cnn.parameters(), base.cnn.parameters(), strict=True))
+    assert load_nscl(tmp_path / "b.pt")[0].config.input_size == 48
+    with pytest.raises(ConfigError, match="lack the detail CNN: its detail size 48, this run's 0"):
+        train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0", init=str(tmp_path / "b.pt")),
+                   tmp_path / "c.pt", progress=False)
+    for bad in (32, 20, -1):
+        with pytest.raises(ConfigError, match="detail size"):
+            NSCLTrainConfig(detail_size=bad)
+    out = tmp_path / "cli.pt"  # the command cuts the crops at the detail size and records it
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--epochs", "1", "--detail-size", "48",
+                 "--out", str(out), "--quiet"]) == 0
+    model, meta = load_nscl(out)
+    assert model.config.detail_size == 48 and "--detail-size 48" in meta["command"]
+
+
 def test_whole_image_batches_keep_each_image_whole_and_train(split, tmp_path):
     data = load_split(split, "train", limit_images=8, progress=False)
     admitted = [q for q in range(len(data)) if q % 3]  # as a curriculum stage would leave them
