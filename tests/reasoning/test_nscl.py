@@ -395,10 +395,12 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
 
     perceiver = NSCLPerceiver.load_default()
     meta = perceiver.metadata
-    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 35_000
+    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 20_000
     assert meta["command"].startswith("nesy train nscl --data ")
-    assert "--init" in meta["command"] and "sixth round" in meta["round"]  # fine-tuned from the fifth round
-    assert "fifth round" in meta["previous_round"]["round"]  # and says how that one was trained
+    assert "--init" in meta["command"] and "thirteenth session" in meta["round"]  # grown from the sixth round
+    assert "--detail-size 48" in meta["command"] and perceiver.model.config.detail_size == 48
+    assert "sixth round" in meta["previous_round"]["round"]  # and says how that one was trained,
+    assert "fifth round" in meta["previous_round"]["previous_round"]["round"]  # and the one before
     assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
 
 
