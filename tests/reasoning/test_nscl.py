@@ -175,7 +175,7 @@ def test_a_deeper_encoder_starts_as_the_model_it_grows_from_and_learns(split, tm
         NSCLTrainConfig(residual=-1)
 
 
-def test_a_detail_cnn_on_larger_crops_starts_as_the_model_it_grows_from_and_learns(split, tmp_path):
+def test_a_detail_cnn_on_larger_crops_starts_as_the_model_it_grows_from_and_learns(split, tmp_path, capsys):
     small = load_split(split, "train", limit_images=3, progress=False)
     base, _ = train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
     large = load_split(split, "train", limit_images=3, crop_size=48, progress=False)
@@ -208,6 +208,15 @@ def test_a_detail_cnn_on_larger_crops_starts_as_the_model_it_grows_from_and_lear
                  "--out", str(out), "--quiet"]) == 0
     model, meta = load_nscl(out)
     assert model.config.detail_size == 48 and "--detail-size 48" in meta["command"]
+    for bad in ("-3", "nan", "x", "1.5"):  # each a one-line error naming the flag, before any data is read
+        capsys.readouterr()
+        try:
+            code = main(["train", "nscl", "--data", str(tmp_path / "none"), "--detail-size", bad, "--out", str(out),
+                         "--quiet"])
+        except SystemExit as exc:  # argparse: not an integer
+            code = exc.code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and "detail" in err[-1] and bad in err[-1]
 
 
 def test_whole_image_batches_keep_each_image_whole_and_train(split, tmp_path):
