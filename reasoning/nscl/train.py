@@ -90,7 +90,8 @@ class NSCLTrainConfig:
                           "copy of each crop with randomised colours (hue rotated, saturation and brightness "
                           "scaled), so that they cannot lean on colour; the colour map reads the original"},
     )
-    crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels (the model's input)"})
+    crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels that the CNN reads (the model's input unless "
+                                                    "--detail-size)"})
     residual: int = field(
         default=0,
         metadata={"help": "residual blocks after each of the CNN's three stages (a deeper object encoder); an "
