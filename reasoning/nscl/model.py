@@ -3,7 +3,11 @@
 Each object proposal (an image crop stacked with its mask, and its box) goes
 through a small CNN to a feature vector (three stride-2 stages, each optionally
 followed by ``residual`` residual blocks that widen its receptive field to the
-whole crop).  Per attribute group (colour, shape,
+whole crop).  With ``detail_size`` the crops are cut at that larger side: the CNN
+reads them resized to ``crop_size`` and a second CNN of the same shape reads them
+at full size, for the finer detail (edges of cubes and cylinders, highlights of
+metal) that a 32-pixel crop of a small object loses; both pooled features feed
+the object MLP.  Per attribute group (colour, shape,
 material, size) a linear map takes it into that group's concept space, where
 every concept (``red``, ``cube``, ...) is one learned embedding; the object's
 logit for a concept is the paper's
@@ -17,7 +21,7 @@ runs programs over; nothing here ever sees an attribute label.
 
 Shapes (K objects of one image, crop side S)::
 
-    crops   float [K, 4, S, S]   RGB in [0, 1] and the mask channel
+    crops   float [K, 4, S, S]   RGB in [0, 1] and the mask channel (S: ``config.input_size``)
     boxes   float [K, 4]         (cx / W, cy / H, side / W, side / H)
 """
 
@@ -48,6 +52,12 @@ class ConceptConfig:
     margin: float = 0.2  # NS-CL's gamma
     temperature: float = 0.1  # NS-CL's tau
     test_flip: bool = False  # in evaluation, average each object's concept logits over its crop and the mirrored crop
+    detail_size: int = 0  # 0: none; N: crops cut at N px, read at that side by a second CNN beside the crop_size one
+
+    @property
+    def input_size(self) -> int:
+        """Side of the crops the model takes (``detail_size`` if set, else ``crop_size``)."""
+        return self.detail_size or self.crop_size
 
 
 class ResidualBlock(nn.Module):
@@ -98,9 +108,15 @@ class ConceptLearner(nn.Module):
                 *(ResidualBlock(cout) for _ in range(config.residual)),
             )
 
-        self.cnn = nn.Sequential(block(4, w), block(w, 2 * w), block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1))
+        def cnn() -> nn.Sequential:
+            return nn.Sequential(block(4, w), block(w, 2 * w), block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1))
+
+        self.cnn = cnn()
+        # the detail CNN's features come after the boxes in the object MLP's input, so that the first
+        # 4w + 4 columns are a model without it (see reasoning.nscl.train._load_init)
+        self.detail_cnn = cnn() if config.detail_size else None
         self.object_mlp = nn.Sequential(
-            nn.Linear(4 * w + 4, config.feature_dim), nn.ReLU(inplace=True), nn.Linear(config.feature_dim, config.feature_dim)
+            nn.Linear(4 * w + 4 + (4 * w if config.detail_size else 0), config.feature_dim), nn.ReLU(inplace=True), nn.Linear(config.feature_dim, config.feature_dim)
         )
         d = config.concept_dim
         self.attribute_maps = nn.ModuleDict({a: nn.Linear(config.feature_dim, d) for a in self.vocabulary})
@@ -111,9 +127,13 @@ class ConceptLearner(nn.Module):
         self.relation_concepts = nn.Parameter(torch.randn(len(self.relation_names), d) * 0.5)
 
     def object_features(self, crops: Tensor, boxes: Tensor) -> Tensor:
-        """``[K, 4, S, S]`` crops and ``[K, 4]`` boxes -> ``[K, feature_dim]``."""
-        pooled = self.cnn(crops).flatten(1)
-        return self.object_mlp(torch.cat([pooled, boxes], dim=1))
+        """``[K, 4, S, S]`` crops (``S = config.input_size``) and ``[K, 4]`` boxes -> ``[K, feature_dim]``."""
+        if self.detail_cnn is None:  # the CNN pools adaptively: it reads crops of any side as they come
+            return self.object_mlp(torch.cat([self.cnn(crops).flatten(1), boxes], dim=1))
+        side = self.config.crop_size
+        coarse = F.interpolate(crops, size=(side, side), mode="bilinear", align_corners=False)
+        parts = [self.cnn(coarse).flatten(1), boxes, self.detail_cnn(crops).flatten(1)]
+        return self.object_mlp(torch.cat(parts, dim=1))
 
     def _logits(self, x: Tensor, concepts: Tensor) -> Tensor:
         cos = F.normalize(x, dim=-1) @ F.normalize(concepts, dim=-1).T

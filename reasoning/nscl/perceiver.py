@@ -76,7 +76,7 @@ class NSCLPerceiver(Perceiver):
         meta = {"image_index": image_index, "image_filename": image_filename}
         if len(masks) == 0:
             return SceneGraph(objects=(), directions=directions, **meta)
-        crops, boxes = image_objects(image, masks, self.model.config.crop_size)
+        crops, boxes = image_objects(image, masks, self.model.config.input_size)
         scores = self.model([crops.float().div_(255.0)], [boxes])
         words = {
             a: [self.model.vocabulary[a][int(k)] for k in logits[0].argmax(-1)]

@@ -90,7 +90,8 @@ class NSCLTrainConfig:
                           "copy of each crop with randomised colours (hue rotated, saturation and brightness "
                           "scaled), so that they cannot lean on colour; the colour map reads the original"},
     )
-    crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels (the model's input)"})
+    crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels that the CNN reads (the model's input unless "
+                                                    "--detail-size)"})
     residual: int = field(
         default=0,
         metadata={"help": "residual blocks after each of the CNN's three stages (a deeper object encoder); an "
@@ -100,6 +101,13 @@ class NSCLTrainConfig:
         default=False,
         metadata={"help": "the model, in evaluation, averages each object's concept logits over its crop and the "
                           "crop mirrored left to right (recorded in the model; training steps are unchanged)"},
+    )
+    detail_size: int = field(
+        default=0,
+        metadata={"help": "0: none; N > crop-size: cut the crops at N pixels; the CNN reads them resized to crop-size "
+                          "and a second CNN of its shape (the detail CNN) at N, both feeding the object MLP. An --init "
+                          "model without one starts it as a copy of its CNN, read by zero weights (so the run starts "
+                          "as that model)"},
     )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
@@ -113,6 +121,11 @@ class NSCLTrainConfig:
             )
         if self.residual < 0:
             raise ConfigError(f"residual: give a number of blocks >= 0, got {self.residual}")
+        if self.detail_size and self.detail_size <= self.crop_size or self.detail_size < 0:
+            raise ConfigError(
+                f"detail size: give 0 (none) or a crop side larger than the crop size {self.crop_size}, "
+                f"got {self.detail_size}"
+            )
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         self.stages  # noqa: B018 -- validates the curriculum
@@ -272,22 +285,25 @@ def train_nscl(
 ) -> tuple[ConceptLearner, dict[str, Any]]:
     """Train (or resume) NS-CL on ``data``; checkpoint at ``out`` after every epoch.
 
-    ``config.crop_size``, ``config.residual`` and ``config.test_flip`` override ``model_config``'s, and ``data``
-    must be cut at that size.  An ``--init`` model may come from another crop size (the CNN
-    pools adaptively, so its weights fit any crop side) and have fewer residual blocks per
-    stage (the new ones start as the identity: the deeper model starts as the ``--init`` one).
+    ``config.crop_size``, ``config.residual``, ``config.test_flip`` and ``config.detail_size`` override
+    ``model_config``'s, and ``data`` must be cut at the model's input size (``detail_size`` if set, else
+    ``crop_size``).  An ``--init`` model may come from another crop size (the CNN
+    pools adaptively, so its weights fit any crop side), have fewer residual blocks per
+    stage (the new ones start as the identity: the deeper model starts as the ``--init`` one)
+    and lack the detail CNN (it starts as a copy of the CNN, read through zero weights).
 
     Returns:
         The model and its metadata (history, seconds, what it was trained on).
 
     Raises:
-        ConfigError: the data's crops are not ``config.crop_size``, or the ``--init`` model's
+        ConfigError: the data's crops are not at the input size, or the ``--init`` model's
             architecture (other than its crop size and fewer residual blocks) or concepts differ
             from this run's.
     """
-    side = next((int(c.shape[-1]) for c in data.crops if len(c)), config.crop_size)
-    if side != config.crop_size:
-        raise ConfigError(f"crop size {config.crop_size}, but the training data is cut at {side} pixels")
+    wanted = config.detail_size or config.crop_size
+    side = next((int(c.shape[-1]) for c in data.crops if len(c)), wanted)
+    if side != wanted:
+        raise ConfigError(f"crop size {wanted}, but the training data is cut at {side} pixels")
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     from physics.models.training import resolve_device
@@ -296,7 +312,7 @@ def train_nscl(
     world = world_info()
     model = ConceptLearner(
         dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual,
-                            test_flip=config.test_flip)
+                            test_flip=config.test_flip, detail_size=config.detail_size)
     )
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
@@ -370,16 +386,33 @@ def train_nscl(
 
 
 def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None:
-    """``start``'s weights into ``model``; residual blocks ``start`` lacks keep their identity start."""
+    """``start``'s weights into ``model``; what ``start`` lacks starts so that ``model`` computes what it does.
+
+    Residual blocks ``start`` lacks keep their identity start.  A detail CNN that ``start``
+    lacks becomes a copy of its CNN (features that already tell objects apart, at the finer
+    scale), read by zero columns of the object MLP's first layer: the grown model's logits are
+    ``start``'s on the same crops resized, and the gradient teaches those columns first.
+    """
     same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual,
-                               test_flip=model.config.test_flip)
-    if same != model.config or start.config.residual > model.config.residual or start.vocabulary != model.vocabulary:
+                               test_flip=model.config.test_flip, detail_size=model.config.detail_size)
+    grows_detail = model.detail_cnn is not None and start.detail_cnn is None
+    if (same != model.config or start.config.residual > model.config.residual or start.vocabulary != model.vocabulary
+            or (start.detail_cnn is not None and model.detail_cnn is None)):
         raise ConfigError(
             f"--init {where}: its architecture or concepts differ from this run's (it may differ only in crop "
-            f"size and have fewer residual blocks: it has {start.config.residual}, this run {model.config.residual})"
+            f"size, have fewer residual blocks: it has {start.config.residual}, this run {model.config.residual}, "
+            f"and lack the detail CNN: its detail size {start.config.detail_size}, this run's {model.config.detail_size})"
         )
-    missing, unexpected = model.load_state_dict(start.state_dict(), strict=False)
-    new_blocks = {f"cnn.{k}.{3 + b}." for k in range(3) for b in range(start.config.residual, model.config.residual)}
+    state = start.state_dict()
+    if grows_detail:
+        state.update({f"detail_cnn.{k}": v.clone() for k, v in start.cnn.state_dict().items()})
+        first = model.object_mlp[0].weight.detach().clone()
+        first.zero_()
+        first[:, : state["object_mlp.0.weight"].shape[1]] = state["object_mlp.0.weight"]
+        state["object_mlp.0.weight"] = first
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    new_blocks = {f"{cnn}.{k}.{3 + b}." for cnn in ("cnn", "detail_cnn") for k in range(3)
+                  for b in range(start.config.residual, model.config.residual)}
     if unexpected or any(not any(key.startswith(p) for p in new_blocks) for key in missing):
         raise ConfigError(f"--init {where}: weights that do not fit this model ({sorted(unexpected + missing)[:4]})")
 

@@ -175,6 +175,50 @@ def test_a_deeper_encoder_starts_as_the_model_it_grows_from_and_learns(split, tm
         NSCLTrainConfig(residual=-1)
 
 
+def test_a_detail_cnn_on_larger_crops_starts_as_the_model_it_grows_from_and_learns(split, tmp_path, capsys):
+    small = load_split(split, "train", limit_images=3, progress=False)
+    base, _ = train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
+    large = load_split(split, "train", limit_images=3, crop_size=48, progress=False)
+    grown = ConceptLearner(dataclasses.replace(base.config, detail_size=48)).eval()
+    _load_init(grown, base, "a.pt")
+    assert all(torch.equal(x, y) for x, y in zip(grown.detail_cnn.parameters(), base.cnn.parameters(), strict=True))
+    crops, boxes = large.objects([0, 1, 2])
+    resized = [torch.nn.functional.interpolate(c, size=(32, 32), mode="bilinear", align_corners=False) for c in crops]
+    before, after = base.eval()(resized, boxes), grown(crops, boxes)
+    for group in before.attributes:  # zero columns read the detail CNN until trained
+        assert torch.allclose(before.attributes[group], after.attributes[group], atol=1e-5)
+    with pytest.raises(ConfigError, match="crop size 48, but the training data is cut at 32"):  # cut at the detail size
+        train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48), tmp_path / "x.pt",
+                   progress=False)
+    config = NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, init=str(tmp_path / "a.pt"),
+                             learning_rate=1e-2, batch_size=8)  # the CNN learns from the second step on
+    tuned, _ = train_nscl(large, config, tmp_path / "b.pt", progress=False)
+    width = 4 * base.config.width
+    assert tuned.object_mlp[0].weight[:, width + 4:].abs().sum() > 0  # gradients reach the zero columns
+    assert not all(torch.equal(x, y) for x, y in zip(tuned.detail_cnn.parameters(), base.cnn.parameters(), strict=True))
+    assert load_nscl(tmp_path / "b.pt")[0].config.input_size == 48
+    with pytest.raises(ConfigError, match="lack the detail CNN: its detail size 48, this run's 0"):
+        train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0", init=str(tmp_path / "b.pt")),
+                   tmp_path / "c.pt", progress=False)
+    for bad in (32, 20, -1):
+        with pytest.raises(ConfigError, match="detail size"):
+            NSCLTrainConfig(detail_size=bad)
+    out = tmp_path / "cli.pt"  # the command cuts the crops at the detail size and records it
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--epochs", "1", "--detail-size", "48",
+                 "--out", str(out), "--quiet"]) == 0
+    model, meta = load_nscl(out)
+    assert model.config.detail_size == 48 and "--detail-size 48" in meta["command"]
+    for bad in ("-3", "nan", "x", "1.5"):  # each a one-line error naming the flag, before any data is read
+        capsys.readouterr()
+        try:
+            code = main(["train", "nscl", "--data", str(tmp_path / "none"), "--detail-size", bad, "--out", str(out),
+                         "--quiet"])
+        except SystemExit as exc:  # argparse: not an integer
+            code = exc.code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and "detail" in err[-1] and bad in err[-1]
+
+
 def test_whole_image_batches_keep_each_image_whole_and_train(split, tmp_path):
     data = load_split(split, "train", limit_images=8, progress=False)
     admitted = [q for q in range(len(data)) if q % 3]  # as a curriculum stage would leave them
@@ -360,10 +404,12 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
 
     perceiver = NSCLPerceiver.load_default()
     meta = perceiver.metadata
-    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 35_000
+    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 20_000
     assert meta["command"].startswith("nesy train nscl --data ")
-    assert "--init" in meta["command"] and "sixth round" in meta["round"]  # fine-tuned from the fifth round
-    assert "fifth round" in meta["previous_round"]["round"]  # and says how that one was trained
+    assert "--init" in meta["command"] and "thirteenth session" in meta["round"]  # grown from the sixth round
+    assert "--detail-size 48" in meta["command"] and perceiver.model.config.detail_size == 48
+    assert "sixth round" in meta["previous_round"]["round"]  # and says how that one was trained,
+    assert "fifth round" in meta["previous_round"]["previous_round"]["round"]  # and the one before
     assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
 
 
