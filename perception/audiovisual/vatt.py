@@ -8,6 +8,9 @@ written as a strided ``Conv3d``), the waveform into chunks of raw samples, the
 text into words.  Learned positional embeddings (separable in time, height and
 width for the video) are added, an aggregation token ``[AGG]`` is prepended,
 and one transformer per modality ("modality-specific" VATT) encodes them.
+``VATTConfig.audio_front`` can replace the raw chunks by log-magnitude STFT columns
+or a learned filterbank (the benchmark uses STFT columns: a raw-chunk tower did not
+learn the impacts' onsets here; ``docs/results/perception.md``).
 
 Training is self-supervised in VATT's fine-and-coarse common spaces: video and
 audio meet in a video-audio space (NCE, in-batch negatives, both directions),
