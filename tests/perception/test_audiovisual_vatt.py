@@ -13,6 +13,7 @@ from perception.audiovisual.clips import Vocabulary
 from perception.audiovisual.vatt import (
     VATT,
     VATTConfig,
+    clip_step_nce,
     drop_tokens,
     mil_nce_loss,
     nce_loss,
@@ -201,3 +202,75 @@ def test_contrastive_losses_fall_on_paired_clips():
     assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:3]) / 3
     assert sum(losses[-3:]) / 3 < 2 * math.log(n) - 1.0  # chance is log n per loss
     assert F.normalize(net.video_features(video), dim=1).isfinite().all()
+
+
+@pytest.mark.parametrize("front", ["waveform", "stft", "conv"])
+def test_every_audio_front_gives_one_token_per_chunk_and_trains(front):
+    video, audio, text = _batch()
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(TINY, audio_front=front, drop_token=0.0))
+    assert net.audio_tokens(audio).shape == (4, TINY.audio_tokens, TINY.dim)
+    net.losses(video, audio, text)["loss"].backward()
+    assert all(p.grad is not None and p.grad.isfinite().all() for p in net.chunk.parameters())
+
+
+def test_stft_front_hears_only_its_chunk_and_the_samples_before_it():
+    # the columns are causal: a click in chunk 5 changes tokens 5 and 6 (the 2-chunk window reaches one chunk
+    # back, so token 6 still hears it) and no token before 5
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(TINY, audio_front="stft"))
+    quiet = torch.zeros(1, TINY.samples)
+    click = quiet.clone()
+    click[0, 5 * TINY.chunk + 3] = 1.0
+    changed = (net.audio_tokens(click) - net.audio_tokens(quiet)).abs().amax(-1)[0] > 1e-6
+    assert changed.nonzero().flatten().tolist() == [5, 6]
+
+
+def test_stft_front_reads_an_onset_whatever_its_phase():
+    # the same tone burst shifted by a few samples inside its chunk: raw chunks differ a lot, the STFT tokens
+    # little, because the log-magnitude drops the phase
+    t = torch.arange(TINY.samples, dtype=torch.float32)
+    burst = lambda shift: torch.sin(2 * math.pi * 0.2 * (t - shift)) * ((t >= 128) & (t < 192))  # noqa: E731
+    torch.manual_seed(0)
+    stft_net = VATT(dataclasses.replace(TINY, audio_front="stft"))
+    torch.manual_seed(0)
+    raw_net = VATT(TINY)
+
+    @torch.no_grad()
+    def change(net):
+        a, b = net.audio_tokens(burst(0)[None]), net.audio_tokens(burst(2)[None])
+        return float((a - b).norm() / (a - net.audio_tokens(torch.zeros(1, TINY.samples))).norm())
+
+    assert change(stft_net) < 0.5 * change(raw_net)
+
+
+def test_an_unknown_audio_front_is_refused_by_name():
+    with pytest.raises(ConfigError, match="audio_front must be one of waveform, stft, conv"):
+        VATTConfig(audio_front="mel")
+    with pytest.raises(ConfigError, match="chunk divisible by 8"):
+        VATTConfig(samples=260, chunk=20, audio_front="conv")
+
+
+def test_clip_step_nce_compares_steps_within_each_clip_only():
+    e = torch.eye(3).expand(2, 3, 3)  # two clips of three orthogonal steps
+    assert float(clip_step_nce(e, e, 0.05)) < 1e-3
+    shuffled = e[:, [1, 2, 0]]
+    assert float(clip_step_nce(e, shuffled, 0.05)) > 10.0
+    # another clip's identical steps do not count as negatives: a batch of copies loses nothing
+    assert math.isclose(float(clip_step_nce(e, e, 0.5)), float(clip_step_nce(e[:1], e[:1], 0.5)), rel_tol=1e-6)
+    video, audio, text = _batch()
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(TINY, drop_token=0.0, temporal_nce=1.0, temporal_negatives="clip"))
+    out = net.losses(video, audio, text)
+    assert torch.allclose(out["loss"], out["nce_va"] + out["mil_nce_vt"] + out["nce_steps"])
+    with pytest.raises(ConfigError, match="temporal_negatives must be 'batch' or 'clip'"):
+        VATTConfig(temporal_negatives="all")
+
+
+def test_audio_features_pool_the_audio_tower_like_the_video_features():
+    _, audio, _ = _batch()
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(TINY, audio_front="stft")).train()
+    whole, per_time = net.audio_features(audio), net.audio_features(audio, per_time=True)
+    assert whole.shape == (4, 32) and per_time.shape == (4, 48) and net.training
+    assert torch.allclose(per_time[:, 16:].view(4, 2, 16).mean(1), whole[:, 16:], atol=1e-6)  # 4 chunks a step
