@@ -11,10 +11,12 @@ import torch
 from perception.video.annotate import (
     VideoPerceptionConfig,
     at_rest,
+    perception_config,
     steady_areas,
     touch_collisions,
     tracks_to_annotation,
     video_index,
+    voted_attributes,
 )
 from perception.video.detect import (
     VIDEO_ATTRIBUTES,
@@ -388,3 +390,50 @@ def test_perception_cache_folder_that_cannot_be_made_is_named(tmp_path):
     (tmp_path / "file").write_text("in the way")
     with pytest.raises(OutputError, match="perception cache folder"):
         perception_for("model", cache=str(tmp_path / "file" / "cache"))
+
+
+def _tipped_track() -> Track:
+    """Rests for 10 frames read 'gray metal cylinder', then slides 30 frames read 'gray rubber sphere'."""
+    still = _track(("gray", "metal", "cylinder"), {f: (1.0, 0.5) for f in range(10)}, 0.35)
+    sliding = _track(("gray", "rubber", "sphere"), {f: (1.0 - 0.1 * (f - 9), 0.5) for f in range(10, 40)}, 0.35)
+    still.absorb(sliding)
+    return still
+
+
+def test_a_track_with_enough_resting_reads_takes_its_attributes_from_them():
+    track = _tipped_track()
+    everyone = voted_attributes(track, HW, VideoPerceptionConfig(rest_votes=0))
+    assert everyone == track.attributes() == {"color": "gray", "material": "rubber", "shape": "sphere"}
+    resting = voted_attributes(track, HW, VideoPerceptionConfig(rest_votes=3))
+    assert resting == {"color": "gray", "material": "metal", "shape": "cylinder"}
+    # fewer resting observations (frames 0-3 rest with a 6-frame window) than asked: every observation votes
+    assert voted_attributes(track, HW, VideoPerceptionConfig(rest_votes=5)) == everyone
+    ann = tracks_to_annotation([track], list(range(40)), HW, HEIGHTS, VideoPerceptionConfig(rest_votes=3))
+    assert (ann.object_property[0].material, ann.object_property[0].shape) == ("metal", "cylinder")
+
+
+def test_observations_at_the_image_edge_weigh_edge_weight_unless_every_one_is_there():
+    # ground points whose pixels lie at the image's left edge (within 5% of the width) and well inside it
+    edge = [p for p in ((x, y) for x in np.linspace(-4, 4, 81) for y in np.linspace(-4, 4, 81))
+            if 0 <= CAMERA.project(np.array([[*p, 0.35]]))[0, 0] < 0.04 * 480
+            and 20 < CAMERA.project(np.array([[*p, 0.35]]))[0, 1] < 300]
+    assert edge, "no ground point shows at the left edge"
+    cut = _track(("red", "rubber", "cube"), {f: edge[0] for f in range(6)}, 0.35)
+    whole = _track(("red", "rubber", "sphere"), {f: (0.0, 0.0) for f in range(6, 10)}, 0.35)
+    cut.absorb(whole)
+    assert voted_attributes(cut, HW, VideoPerceptionConfig(edge_weight=1.0))["shape"] == "cube"
+    assert voted_attributes(cut, HW, VideoPerceptionConfig(edge_weight=0.2))["shape"] == "sphere"
+    only_edge = _track(("red", "rubber", "cube"), {f: edge[0] for f in range(6)}, 0.35)
+    assert voted_attributes(only_edge, HW, VideoPerceptionConfig(edge_weight=0.0))["shape"] == "cube"
+
+
+def test_vote_settings_refuse_nonsense():
+    with pytest.raises(ConfigError, match="rest_votes"):
+        VideoPerceptionConfig(rest_votes=-1)
+    with pytest.raises(ConfigError, match="edge_weight"):
+        VideoPerceptionConfig(edge_weight=1.5)
+    for bad, match in (("rest_votes=2.5", "whole"), ("edge_weight=-0.1", "edge_weight"), ("edge_weight=nan", "finite"),
+                       ("rest_votes=none", "cannot be none")):
+        with pytest.raises(ConfigError, match=match):
+            perception_config([bad])
+    assert perception_config(["rest_votes=4", "edge_weight=0.5"]).rest_votes == 4
