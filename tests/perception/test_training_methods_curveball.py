@@ -9,6 +9,7 @@ from torch import nn
 
 from perception.benchmark import train_steps
 from perception.training_methods.curveball import (
+    BasicCNN,
     CropAttributeNet,
     CurveBall,
     attribute_loss,
@@ -261,3 +262,17 @@ def test_on_a_nonlinear_net_the_product_and_one_step_match_the_explicit_gauss_ne
     z_new = rho * z0 - beta * dz
     assert torch.allclose(_flat_params(model), w0 + z_new, atol=1e-10)
     assert solver.last["predicted"] == pytest.approx(float(grad @ z_new + 0.5 * z_new @ a @ z_new), rel=1e-8)
+
+
+def test_the_papers_basic_cnn_takes_16_pixel_images_and_its_bench_compares_at_every_declared_target():
+    net = BasicCNN(width=4)
+    assert net(torch.rand(3, 1, 16, 16)).shape == (3, 10)
+    with pytest.raises(StateError, match="16, 16"):
+        net(torch.rand(3, 1, 8, 8))
+    from benchmarks.perception_bench import run_perception_bench
+
+    result = run_perception_bench("curveball-digits", quick=True, seed=0)
+    assert [c["name"] for c in result["checks"]] == ["iterations to loss 2.2", "iterations to loss 1"]
+    for check in result["checks"]:  # neither side reaches these targets in 4 steps: both read as one round past the end
+        assert check["ours"] == check["ablation"] == 6.0 and check["passed"] is False
+    assert set(result["figures"]["steps_to_target"]["2.2"]["adam"]) == {"0.001", "0.01"}  # JSON keys
