@@ -3,6 +3,7 @@
 Run from the repository root, for docs/results/particles.md::
 
     PYTHONPATH=$PWD python docs/results/particles_floor.py DATA [SPLIT] [--offsets 0,0.5,1,1.5]
+    PYTHONPATH=$PWD python docs/results/particles_floor.py DATA [SPLIT] --model MODEL.pt [--start 0,60]
 
 DATA/SPLIT holds trajectories written by ``nesy data dynamics`` (default split
 ``train``).  For each marker offset k (grid cells: the markers that a recording
@@ -16,6 +17,12 @@ the whole recording, and how far the farthest fluid particle of any frame lies
 past the line (in grid cells; negative: inside).  Shares near 0 mean the
 recordings never show fluid beyond the markers, so a model is never taught that
 fluid past a marker line is where fluid belongs.
+
+With ``--model`` it measures a learned simulator instead: it rolls the model out
+(one CPU thread) from each recorded frame in ``--start`` to the end of every
+trajectory and prints, every 10 predicted frames, the share of the fluid more
+than half a grid cell past the recorded markers, averaged over the trajectories
+(from frame 0 the fluid is still falling; from a late frame it has landed).
 """
 
 from __future__ import annotations
@@ -50,12 +57,55 @@ def fluid_beyond(traj, offset: float) -> tuple[float, float, float]:
     return float((past[-1] > 0).mean()), float((past > 0).mean()), float(past.max() / dx)
 
 
+def model_leak(model_path: str, trajs, starts: list[int]) -> None:
+    """Print the share of the model's fluid past the markers along rollouts from each frame in ``starts``."""
+    import torch
+
+    from physics.models.resolver import load_model
+    from physics.models.rollout import rollout
+    from physics.trajectory import Trajectory
+
+    torch.set_num_threads(1)
+    model, _ = load_model(model_path)
+    keys = ("positions", "node_attr", "instance", "edges", "edge_attr", "actions", "observed")
+    for start in starts:
+        shares = []
+        for t in trajs:
+            if not 0 <= start < len(t.positions) - 2:
+                raise SystemExit(f"--start {start} is outside the {len(t.positions)} frames of {t.meta.get('name')}")
+            arrays = {k: getattr(t, k) for k in keys}
+            arrays["positions"], arrays["actions"] = t.positions[start:], t.actions[start:]
+            pred = rollout(model, Trajectory.from_arrays(arrays, t.dt, t.meta))
+            dx = 1.0 / float(t.meta.get("config", {}).get("grid", 64))
+            mats = list(t.meta["materials"])
+            wall = t.node_attr[:, mats.index("wall")] == 1
+            fluid = t.node_attr[:, mats.index("fluid")] == 1
+            marks = t.positions[start, wall]
+            p = pred[:, fluid]
+            below = marks[:, 1].min() - p[..., 1] > 0.5 * dx
+            side = np.maximum(marks[:, 0].min() - p[..., 0], p[..., 0] - marks[:, 0].max()) > 0.5 * dx
+            shares.append([(below | side).mean(1), below.mean(1), (side & ~below).mean(1)])
+        mean = np.mean(shares, 0)  # [3, frames]
+        cells = ", ".join(f"{k}: {mean[0, k]:.1%} ({mean[1, k]:.1%} / {mean[2, k]:.1%})" for k in range(0, mean.shape[1], 10))
+        print(f"from frame {start}: fluid > 0.5 cell past the markers (below the floor / only beyond a side) "
+              f"at predicted frame {cells}; last {mean[0, -1]:.1%} ({mean[1, -1]:.1%} / {mean[2, -1]:.1%})")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data")
     ap.add_argument("split", nargs="?", default="train")
     ap.add_argument("--offsets", default="0,0.5,1,1.5")
+    ap.add_argument("--model", help="a trained simulator's model.pt: measure its rollouts instead")
+    ap.add_argument("--start", default="0,60", help="recorded frames the model's rollouts start from")
     args = ap.parse_args(argv)
+    if args.model:
+        try:
+            starts = [int(k) for k in args.start.split(",")]
+        except ValueError:
+            raise SystemExit(f"--start must be comma-separated frame numbers, got {args.start!r}") from None
+        model_leak(args.model, load_split(args.data, args.split), starts)
+        return
     try:
         offsets = [float(o) for o in args.offsets.split(",")]
     except ValueError:
