@@ -111,3 +111,26 @@ def test_render_and_errors():
         make_world("boxbath", grid=4)
     with pytest.raises(StateError, match="reset"):
         tiny("ricegrip").state()
+
+
+def test_fluidfall_markers_sit_where_the_grid_boundary_stops_the_fluid_and_old_recordings_still_replay():
+    # session 9: fluidfall's floor and side markers moved one grid cell outside the slip planes,
+    # where MPM's boundary (on grid nodes) and the clamp at 2 cells actually stop the fluid
+    new, old = tiny("fluidfall", steps=30), tiny("fluidfall", steps=30, wall_marker_offset=0.0)
+    assert new.config.wall_marker_offset == 1.0 and make_world("boxbath").config.wall_marker_offset == 0.0
+    a, b = new.rollout(seed=1), old.rollout(seed=1)
+    wa, wb = (t.node_attr[:, MATERIALS.index("wall")] == 1 for t in (a, b))
+    dx, (lo, hi) = new.config.dx, new.config.tank
+    np.testing.assert_array_equal(a.positions[:, ~wa], b.positions[:, ~wb])  # markers only: the same fluid
+    ma, mb = a.positions[0, wa], b.positions[0, wb]
+    np.testing.assert_allclose([ma[:, 1].min(), ma[:, 0].min(), ma[:, 0].max()], [2 * dx, lo - dx, hi + dx])
+    np.testing.assert_allclose([mb[:, 1].min(), mb[:, 0].min(), mb[:, 0].max()], [3 * dx, lo, hi])
+    assert (a.positions[:, ~wa, 1] >= 2 * dx).all()  # no recorded fluid below the new floor markers
+    assert (b.positions[-1, ~wb, 1] < 3 * dx).any()  # but some below the old marker line
+    # a recording made before the setting existed (its config lacks the key) replays with the old markers
+    short = tiny("fluidfall", steps=3, wall_marker_offset=0.0).rollout(seed=2)
+    del short.meta["config"]["wall_marker_offset"]
+    np.testing.assert_allclose(replay(short), short.positions, rtol=0, atol=1e-6)  # float32 storage
+    for bad in (-1.0, 3.0, float("nan")):
+        with pytest.raises(ConfigError, match="wall_marker_offset"):
+            make_world("fluidfall", wall_marker_offset=bad)

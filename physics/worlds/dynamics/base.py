@@ -71,6 +71,14 @@ class WorldConfig:
                 raise ConfigError(f"{type(self).__name__}.{key} = {getattr(self, key)!r} is not allowed; "
                                   "it must be positive (gravity: >= 0)")
 
+    @classmethod
+    def recorded_defaults(cls) -> dict[str, Any]:
+        """Values that a recorded config lacking a setting had (data written before the setting existed).
+
+        A replay of old data fills them in instead of the preset, which may have changed since.
+        """
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready field values (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

@@ -28,6 +28,11 @@ class FluidFallConfig(ParticleConfig):
     min_radius: float = field(default=0.045, metadata={"help": "smallest blob radius (m)"})
     max_radius: float = field(default=0.065, metadata={"help": "largest blob radius (m)"})
     tank: tuple[float, float] = field(default=(0.2, 0.8), metadata={"help": "x of the tank's side walls (m)"})
+    # one cell outside the planes: where the grid boundary (and the clamp at 2 cells) stops the fluid,
+    # so no recorded fluid lies past the markers (docs/results/particles.md, session 9)
+    wall_marker_offset: float = field(default=1.0, metadata={
+        "help": "how far the floor and side-wall markers sit outside the walls' boundary planes, in grid cells "
+                "(0: on the planes, as recorded before session 9)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -111,6 +111,9 @@ class ParticleConfig(WorldConfig):
     plastic_youngs: float = field(default=3000.0, metadata={"help": "plastic Young's modulus (per unit density)"})
     rigid_density: float = field(default=0.6, metadata={"help": "rigid objects' density relative to the fluid"})
     shell_spacing: float = field(default=1.0, metadata={"help": "wall marker spacing, in grid cells"})
+    wall_marker_offset: float = field(default=0.0, metadata={
+        "help": "how far the floor and side-wall markers sit outside the walls' boundary planes, in grid cells "
+                "(MPM's slip planes act on grid nodes, so resting fluid sinks up to one cell past the plane)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -119,6 +122,14 @@ class ParticleConfig(WorldConfig):
         for key in ("fluid_bulk", "plastic_youngs", "rigid_density", "shell_spacing"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{type(self).__name__}.{key} must be positive, got {getattr(self, key)}")
+        if not 0 <= self.wall_marker_offset <= 2:
+            raise ConfigError(f"{type(self).__name__}.wall_marker_offset must lie in [0, 2] grid cells, "
+                              f"got {self.wall_marker_offset}")
+
+    @classmethod
+    def recorded_defaults(cls) -> dict[str, Any]:
+        """Recordings made before ``wall_marker_offset`` existed had their markers on the planes."""
+        return {**super().recorded_defaults(), "wall_marker_offset": 0.0}
 
     @property
     def dx(self) -> float:
@@ -184,13 +195,19 @@ class ParticleWorld(DynamicsWorld):
         return len(self._bodies) - 1
 
     def _domain_walls(self, floor: bool = True, sides: tuple[float, float] | None = None, height: float = 0.6) -> None:
-        """Static floor (at 3 cells) and side walls at x = ``sides`` as one body with a marker shell."""
+        """Static floor (at 3 cells) and side walls at x = ``sides`` as one body with a marker shell.
+
+        The markers sit ``config.wall_marker_offset`` grid cells outside the planes (below the
+        floor, outward of the sides): where the grid boundary stops the fluid.
+        """
         dx = self.config.dx
         y0 = 3 * dx
         sp = self.config.shell_spacing * dx
         lo, hi = sides if sides is not None else (3 * dx, 1 - 3 * dx)
-        shell = [segment((lo, y0), (hi, y0), sp)] if floor else []
-        shell += [segment((lo, y0 + sp), (lo, y0 + height), sp), segment((hi, y0 + sp), (hi, y0 + height), sp)]
+        off = self.config.wall_marker_offset * dx
+        my, mlo, mhi = y0 - off, lo - off, hi + off
+        shell = [segment((mlo, my), (mhi, my), sp)] if floor else []
+        shell += [segment((mlo, my + sp), (mlo, y0 + height), sp), segment((mhi, my + sp), (mhi, y0 + height), sp)]
         planes = [(0.0, 1.0, y0), (1.0, 0.0, lo), (-1.0, 0.0, -hi)]
         self._add_body(np.concatenate(shell), planes=planes)
 

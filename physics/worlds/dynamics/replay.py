@@ -22,7 +22,7 @@ import numpy as np
 from physics.errors import DataError
 from physics.trajectory import Trajectory
 from physics.worlds.dynamics.base import DynamicsWorld
-from physics.worlds.dynamics.registry import make_world
+from physics.worlds.dynamics.registry import make_world, world_class
 
 __all__ = ["replay", "replay_errors"]
 
@@ -106,4 +106,5 @@ def _world_key(traj: Trajectory) -> tuple[Any, Any]:
 
 def _world_of(traj: Trajectory) -> DynamicsWorld:
     name, config = _world_key(traj)
-    return make_world(str(name), **dict(config))
+    recorded = {**world_class(str(name)).config_cls.recorded_defaults(), **dict(config)}
+    return make_world(str(name), **recorded)
