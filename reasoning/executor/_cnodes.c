@@ -14,6 +14,10 @@
  * path only ever answers node lists the ordinary path would read and accept, and answers them
  * the way the symbolic executor does: every node in list order (shared nodes once, unread
  * nodes too), ``unique`` of a set that is not one object makes the execution invalid (None).
+ *
+ * Two reads skip the C API where CPython's layout is known and checked (see DIRECT_DICT and
+ * DIRECT_VALUES): node dicts' entries straight from their table (3.11, 3.12), and scene objects'
+ * attributes from their inline values (3.11).  Anything else takes the C API path.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -52,8 +56,23 @@ typedef struct {
 
 static inline int same_str(PyObject *a, PyObject *b) {
     Py_ssize_t len = PyUnicode_GET_LENGTH(a);
+    if (len != PyUnicode_GET_LENGTH(b)) return 0;
+    if (PyUnicode_IS_COMPACT_ASCII(a) && PyUnicode_IS_COMPACT_ASCII(b)) {
+        /* the short names here: compared inline, 8 bytes at a time (no library call) */
+        const unsigned char *x = PyUnicode_DATA(a), *y = PyUnicode_DATA(b);
+        Py_ssize_t i = 0;
+        for (; i + 8 <= len; i += 8) {
+            uint64_t u, v;
+            memcpy(&u, x + i, 8);
+            memcpy(&v, y + i, 8);
+            if (u != v) return 0;
+        }
+        for (; i < len; i++)
+            if (x[i] != y[i]) return 0;
+        return 1;
+    }
     int kind = PyUnicode_KIND(a);
-    return len == PyUnicode_GET_LENGTH(b) && kind == PyUnicode_KIND(b) &&
+    return kind == PyUnicode_KIND(b) &&
            memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)len * kind) == 0;
 }
 
@@ -95,6 +114,32 @@ bad:
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "configure: malformed table");
     return -1;
 }
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000 && !defined(Py_GIL_DISABLED)
+#define DIRECT_DICT 1
+typedef struct { /* CPython's struct _dictkeysobject (Include/internal/pycore_dict.h) */
+    Py_ssize_t dk_refcnt;
+    uint8_t dk_log2_size, dk_log2_index_bytes, dk_kind;
+    uint32_t dk_version;
+    Py_ssize_t dk_usable, dk_nentries;
+    char dk_indices[];
+} DictKeys;
+typedef struct {
+    PyObject *me_key, *me_value;
+} DictUnicodeEntry;
+#define DICT_KEYS_UNICODE 1
+static int g_direct_dict = 0; /* set by direct_dict_works() at import */
+
+/* the entries of a combined table of str keys, or NULL (then use PyDict_Next) */
+static inline const DictUnicodeEntry *dict_entries(PyObject *d, Py_ssize_t *n) {
+    PyDictObject *mp = (PyDictObject *)d;
+    if (!g_direct_dict || mp->ma_values != NULL) return NULL;
+    const DictKeys *k = (const DictKeys *)mp->ma_keys;
+    if (k->dk_kind != DICT_KEYS_UNICODE) return NULL;
+    *n = k->dk_nentries;
+    return (const DictUnicodeEntry *)(k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes));
+}
+#endif
 
 /* ------------------------------------------------------------------ configuration */
 static int g_configured = 0;
@@ -343,6 +388,77 @@ static void read_relations(Scene *sc, PyObject *scene) {
     Py_DECREF(rels);
 }
 
+/* An object's attribute value, borrowed in *v (NULL: absent), without a Python attribute
+ * lookup where CPython 3.11 keeps it in the object's inline values: the object's type is
+ * exactly the last one seen, that type has not changed since (same version tag, same shared
+ * keys), defines nothing under the name (no descriptor), and looks attributes up generically;
+ * the index of each name in the type's shared keys is found once per type and checked at that
+ * moment against PyObject_GetAttr.  Everything else, an object whose __dict__ was made, and
+ * other Python versions go through PyObject_GetAttr (new reference in *owned).  Returns -1 on
+ * a Python error. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && defined(DIRECT_DICT)
+#define DIRECT_VALUES 1
+#define DICT_KEYS_SPLIT 2
+static PyTypeObject *g_obj_type = NULL; /* held */
+static unsigned int g_obj_version = 0;
+static const DictKeys *g_obj_keys = NULL;
+static Py_ssize_t g_obj_index[MAX_ATTRS];
+static PyTypeObject *g_no_type = NULL; /* held: the last type that could not be read directly */
+static unsigned int g_no_version = 0;
+
+static inline PyObject **inline_values(PyObject *o) {
+    return *(((PyObject ***)o) - 4); /* CPython 3.11 _PyObject_ValuesPointer */
+}
+
+/* Learn where type(o) keeps each attribute; 1 when every one can be read directly. */
+static int learn_layout(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    Py_CLEAR(g_obj_type);
+    if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) ||
+        !(tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ||
+        tp->tp_getattro != PyObject_GenericGetAttr)
+        return 0;
+    const DictKeys *k = (const DictKeys *)((PyHeapTypeObject *)tp)->ht_cached_keys;
+    PyObject **vals = inline_values(o);
+    if (k == NULL || k->dk_kind != DICT_KEYS_SPLIT || vals == NULL) return 0;
+    const DictUnicodeEntry *e =
+        (const DictUnicodeEntry *)(k->dk_indices + ((size_t)1 << k->dk_log2_index_bytes));
+    for (int a = 0; a < g_nattrs; a++) {
+        PyObject *name = g_attr_names[a];
+        if (_PyType_Lookup(tp, name) != NULL) return 0; /* a class attribute or descriptor */
+        g_obj_index[a] = -1;
+        for (Py_ssize_t j = 0; j < k->dk_nentries; j++)
+            if (e[j].me_key != NULL && PyUnicode_CheckExact(e[j].me_key) &&
+                same_str(e[j].me_key, name))
+                g_obj_index[a] = j;
+        if (g_obj_index[a] < 0) return 0;
+        PyObject *v = PyObject_GetAttr(o, name); /* the check: the same object both ways */
+        int same = v != NULL && v == vals[g_obj_index[a]];
+        Py_XDECREF(v);
+        PyErr_Clear();
+        if (!same) return 0;
+    }
+    g_obj_type = (PyTypeObject *)Py_NewRef(tp);
+    g_obj_version = tp->tp_version_tag;
+    g_obj_keys = k;
+    return 1;
+}
+
+/* whether objects of type tp can be read directly now (learning its layout from o) */
+static inline int direct_type(PyObject *o) {
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == g_obj_type && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) &&
+        tp->tp_version_tag == g_obj_version &&
+        (const DictKeys *)((PyHeapTypeObject *)tp)->ht_cached_keys == g_obj_keys)
+        return 1;
+    if (tp == g_no_type && tp->tp_version_tag == g_no_version) return 0;
+    if (learn_layout(o)) return 1;
+    Py_XSETREF(g_no_type, (PyTypeObject *)Py_NewRef(tp));
+    g_no_version = tp->tp_version_tag;
+    return 0;
+}
+#endif
+
 /* Bind scene s; returns BOUND or UNFIT (errors are cleared: Python judges that scene). */
 static int bind_one(Bound *b, Py_ssize_t s) {
     Scene *sc = &b->data[s];
@@ -358,11 +474,18 @@ static int bind_one(Bound *b, Py_ssize_t s) {
     sc->all = n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *o = PySequence_Fast_GET_ITEM(objs, i);
+        PyObject **vals = NULL;
+#ifdef DIRECT_VALUES
+        if (direct_type(o)) vals = inline_values(o); /* NULL when its __dict__ was made */
+#endif
         for (int a = 0; a < g_nattrs; a++) {
-            PyObject *v = PyObject_GetAttr(o, g_attr_names[a]);
-            if (v == NULL) goto done;
+            PyObject *v = vals != NULL ? vals[g_obj_index[a]] : NULL, *owned = NULL;
+            if (v == NULL) {
+                v = owned = PyObject_GetAttr(o, g_attr_names[a]);
+                if (v == NULL) goto done;
+            }
             int code = PyUnicode_CheckExact(v) ? table_find(&g_attr_table[a], v) : -1;
-            Py_DECREF(v);
+            Py_XDECREF(owned);
             if (code < 0 || code >= MAX_WORDS) goto done;
             sc->codes[i][a] = (uint8_t)code;
             sc->vb[a][code] |= (uint64_t)1 << i;
@@ -464,35 +587,90 @@ static inline long node_index(PyObject *x) {
     return v >= 0 && v < MAX_NODES ? v : -1;
 }
 
+/* A node dict's entries are read straight from its table where the layout is known (CPython
+ * 3.11 and 3.12: a combined table of str keys, the usual json.loads dict), and checked at
+ * import against PyDict_Next (direct_dict_works); otherwise, and for any other dict, through
+ * PyDict_Next.  Both visit the same entries in the same order. */
+
+/* One dict entry of a node (k, v); returns 1 to go on, or SLOW. */
+static inline int node_entry(PyObject *k, PyObject *v, PyObject **fn, PyObject **ins,
+                             PyObject **side) {
+    switch (key_of(k)) {
+    case KEY_FUNCTION:
+    case KEY_TYPE:
+        if (*fn) return SLOW; /* both spellings: from_clevr decides */
+        *fn = v;
+        break;
+    case KEY_INPUTS:
+        *ins = v;
+        break;
+    case KEY_VALUE_INPUTS:
+    case KEY_SIDE_INPUTS:
+        if (*side) return SLOW;
+        *side = v;
+        break;
+    case -2:
+        return SLOW; /* a str subclass as key */
+    default:
+        break;
+    }
+    return OK;
+}
+
 /* A node's fields; returns SLOW on anything irregular. */
 static inline int read_node(PyObject *node, PyObject **fn, PyObject **ins, PyObject **side) {
-    Py_ssize_t pos = 0;
-    PyObject *k, *v;
     *fn = *ins = *side = NULL;
     if (!PyDict_CheckExact(node)) return SLOW;
-    while (PyDict_Next(node, &pos, &k, &v)) {
-        switch (key_of(k)) {
-        case KEY_FUNCTION:
-        case KEY_TYPE:
-            if (*fn) return SLOW; /* both spellings: from_clevr decides */
-            *fn = v;
-            break;
-        case KEY_INPUTS:
-            *ins = v;
-            break;
-        case KEY_VALUE_INPUTS:
-        case KEY_SIDE_INPUTS:
-            if (*side) return SLOW;
-            *side = v;
-            break;
-        case -2:
-            return SLOW; /* a str subclass as key */
-        default:
-            break;
-        }
+#ifdef DIRECT_DICT
+    Py_ssize_t ne;
+    const DictUnicodeEntry *e = dict_entries(node, &ne);
+    if (e != NULL) {
+        for (Py_ssize_t i = 0; i < ne; i++)
+            if (e[i].me_value != NULL && node_entry(e[i].me_key, e[i].me_value, fn, ins, side))
+                return SLOW;
+        return *fn == NULL ? SLOW : OK;
     }
+#endif
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(node, &pos, &k, &v))
+        if (node_entry(k, v, fn, ins, side)) return SLOW;
     return *fn == NULL ? SLOW : OK;
 }
+
+#ifdef DIRECT_DICT
+/* Whether reading a table directly gives what PyDict_Next gives, on dicts shaped as
+ * json.loads makes them (one and three str keys, one deleted); 0 also on any error. */
+static int direct_dict_works(void) {
+    int ok = 1;
+    for (int shape = 0; shape < 3 && ok; shape++) {
+        PyObject *d = PyDict_New();
+        if (d == NULL) return 0;
+        const char *keys[] = {"function", "inputs", "value_inputs", "extra"};
+        int nk = shape == 0 ? 1 : 4;
+        for (int j = 0; j < nk && ok; j++) {
+            PyObject *v = PyLong_FromLong(1000 + j);
+            ok = v != NULL && PyDict_SetItemString(d, keys[j], v) == 0;
+            Py_XDECREF(v);
+        }
+        if (ok && shape == 2) ok = PyDict_DelItemString(d, "inputs") == 0;
+        Py_ssize_t ne, pos = 0, i = 0;
+        PyObject *k, *v;
+        const DictUnicodeEntry *e = ok ? dict_entries(d, &ne) : NULL;
+        ok = ok && e != NULL;
+        while (ok && PyDict_Next(d, &pos, &k, &v)) {
+            while (i < ne && e[i].me_value == NULL) i++;
+            ok = i < ne && e[i].me_key == k && e[i].me_value == v;
+            i++;
+        }
+        while (ok && i < ne && e[i].me_value == NULL) i++;
+        ok = ok && i == ne;
+        Py_DECREF(d);
+    }
+    PyErr_Clear();
+    return ok;
+}
+#endif
 
 static inline uint64_t row_bits(PyObject *rows, long obj, int n, int *slow) {
     PyObject *row;
@@ -523,34 +701,46 @@ bad:
     return 0;
 }
 
-/* The answer of one node list on one bound scene: a new reference to the answer string,
+/* One node list's fields, read from its dicts before anything is judged or run. */
+typedef struct {
+    Py_ssize_t n; /* nodes; 0 when the list was found irregular while reading (slow) */
+    PyObject *fn[MAX_NODES], *ins[MAX_NODES], *side[MAX_NODES]; /* borrowed */
+} Fields;
+
+/* Read every node's fields (borrowed; nothing may run Python code until they are used) and
+ * prefetch the objects they point to: the nodes' objects are scattered in memory, and loads of
+ * independent nodes overlap in a short loop.  Returns OK, or SLOW on anything irregular. */
+static inline int gather(PyObject *nodes, Fields *f) {
+    f->n = 0;
+    if (!PyList_CheckExact(nodes)) return SLOW;
+    Py_ssize_t n = PyList_GET_SIZE(nodes);
+    if (n == 0 || n > MAX_NODES) return SLOW;
+    PyObject **items = ((PyListObject *)nodes)->ob_item;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (read_node(items[i], &f->fn[i], &f->ins[i], &f->side[i])) return SLOW;
+        /* a short string's hash and characters may straddle two cache lines */
+        __builtin_prefetch((const char *)f->fn[i] + 16);
+        __builtin_prefetch((const char *)f->fn[i] + 56);
+        __builtin_prefetch(f->ins[i]);
+        __builtin_prefetch(f->side[i]);
+    }
+    f->n = n;
+    return OK;
+}
+
+/* The answer of gathered fields on a bound scene: a new reference to the answer string,
  * None (invalid execution) or the SLOW sentinel; NULL only on a Python error. */
-static PyObject *answer_one(PyObject *nodes, Bound *b, Py_ssize_t s) {
+static PyObject *run_fields(const Fields *f, const Scene *sc) {
     int64_t val[MAX_NODES];
     int out_t[MAX_NODES];
     long depth[MAX_NODES], size[MAX_NODES];
     int invalid = 0;
     val[0] = 0;
     out_t[0] = 0;
-    if (!PyList_CheckExact(nodes)) goto slow;
-    Py_ssize_t n = PyList_GET_SIZE(nodes);
-    if (n == 0 || n > MAX_NODES || s < 0 || s >= b->n || b->generation != g_generation)
-        goto slow;
-    if (b->state[s] != BOUND && (b->state[s] == UNFIT || bind_one(b, s) != BOUND)) goto slow;
-    const Scene *sc = &b->data[s];
-    PyObject **items = ((PyListObject *)nodes)->ob_item;
-    PyObject *fns[MAX_NODES], *inss[MAX_NODES], *sides[MAX_NODES];
-    /* Read every node's fields first, then judge and run them: the nodes' objects are
-     * scattered in memory, and loads of independent nodes overlap in a short loop. */
-    for (Py_ssize_t i = 0; i < n; i++) __builtin_prefetch(items[i]);
+    Py_ssize_t n = f->n;
+    if (n == 0) goto slow;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (read_node(items[i], &fns[i], &inss[i], &sides[i])) goto slow;
-        __builtin_prefetch(fns[i]);
-        __builtin_prefetch(inss[i]);
-        __builtin_prefetch(sides[i]);
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *fn = fns[i], *ins = inss[i], *side = sides[i];
+        PyObject *fn = f->fn[i], *ins = f->ins[i], *side = f->side[i];
         if (!PyUnicode_CheckExact(fn)) goto slow;
         int opk = table_find(&g_fn_table, fn);
         if (opk < 0) goto slow_err;
@@ -652,6 +842,21 @@ slow_err:
     }
 slow:
     return Py_NewRef(g_slow);
+}
+
+/* The answer of one node list on one bound scene (single mode); see run_fields. */
+static PyObject *answer_one(PyObject *nodes, Bound *b, Py_ssize_t s) {
+    Fields f;
+    if (!PyList_CheckExact(nodes) || s < 0 || s >= b->n || b->generation != g_generation)
+        return Py_NewRef(g_slow);
+    if (b->state[s] != BOUND && (b->state[s] == UNFIT || bind_one(b, s) != BOUND))
+        return Py_NewRef(g_slow);
+    PyObject **items = ((PyListObject *)nodes)->ob_item;
+    Py_ssize_t n = PyList_GET_SIZE(nodes);
+    if (n <= MAX_NODES)
+        for (Py_ssize_t i = 0; i < n; i++) __builtin_prefetch(items[i]);
+    if (gather(nodes, &f)) return Py_NewRef(g_slow);
+    return run_fields(&f, &b->data[s]);
 }
 
 static int check_bound(PyObject *b) {
@@ -796,6 +1001,10 @@ PyMODINIT_FUNC PyInit__cnodes(void) {
         PyModule_AddIntConstant(m, "MAX_RELS", MAX_RELS) < 0)
         goto fail;
     find_small_ints();
+#ifdef DIRECT_DICT
+    g_direct_dict = 1;
+    g_direct_dict = direct_dict_works();
+#endif
     g_objects_name = PyUnicode_InternFromString("objects");
     g_relationships_name = PyUnicode_InternFromString("relationships");
     if (g_objects_name == NULL || g_relationships_name == NULL) goto fail;

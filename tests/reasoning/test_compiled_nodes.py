@@ -264,3 +264,68 @@ def test_nesy_no_compiled_in_the_environment_turns_the_c_path_off():
     env = {**os.environ, "NESY_NO_COMPILED": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "None"]
+
+
+@needs_c
+@pytest.mark.parametrize("batched", [False, True])
+def test_scene_objects_read_without_attribute_lookups_still_answer_as_python(generated, batched):
+    # The C module reads an object's attributes straight from its inline values where CPython
+    # keeps them there; objects kept otherwise are read through getattr.  Both must give the
+    # symbolic executor's answers, and a change to an object is seen by the next call.
+    from perception.scene_graph import SceneGraph, SceneObject
+    from reasoning.executor.bound_scene import clear_binding_cache
+
+    class Shouting(SceneObject):  # reads its colour through Python code: every one is red
+        def __getattribute__(self, name):
+            value = super().__getattribute__(name)
+            return "red" if name == "color" else value
+
+    scenes, node_lists, _, _ = generated
+    plain = scenes[2]
+    with_dict = SceneGraph(objects=tuple(SceneObject(**vars(o)) for o in scenes[3].objects))
+    assert all(isinstance(vars(o), dict) for o in with_dict.objects)  # __dict__ now made
+    shouting = SceneGraph(objects=tuple(Shouting(**vars(o)) for o in scenes[4].objects))
+    changed = SceneGraph(objects=tuple(SceneObject(**vars(o)) for o in scenes[5].objects))
+    pool = [plain, with_dict, shouting, changed]
+    lists = node_lists[:600]
+    idx = [k % len(pool) for k in range(len(lists))]
+
+    def truth():
+        return [
+            execute(from_clevr(n), pool[i], trace=False).answer
+            for n, i in zip(lists, idx, strict=True)
+        ]
+
+    before = truth()
+    got, errors, fallback = _answers(lists, pool, idx, on=True, batched=batched)
+    assert got == before and errors == {} and fallback == 0
+    # the same objects changed in place (frozen dataclasses, changed anyway): the next call
+    # reads the new values
+    for o in changed.objects:
+        object.__setattr__(o, "color", "cyan" if o.color != "cyan" else "gray")
+        object.__setattr__(o, "shape", "sphere")
+    clear_binding_cache()  # the symbolic executor's own cache of bound scenes
+    after = truth()
+    assert after != before
+    got, errors, fallback = _answers(lists, pool, idx, on=True, batched=batched)
+    assert got == after and errors == {} and fallback == 0
+
+
+@needs_c
+@pytest.mark.parametrize("batched", [False, True])
+def test_node_dicts_of_any_layout_are_read_alike(generated, batched):
+    # json.loads gives compact dicts of str keys, which the C module reads straight from their
+    # table; a dict with a deleted entry, or with a key that is not a str, must read the same
+    scenes, node_lists, idx, truth = generated
+    lists = copy.deepcopy(node_lists[:500])
+    for k, nodes in enumerate(lists):
+        for n in nodes:
+            if k % 3 == 0:
+                n["note"] = "x"
+                del n["note"]  # a deleted entry in the table
+            elif k % 3 == 1:
+                n[7] = "ignored"  # a key that is not a str: another table kind
+    got, errors, _ = _answers(lists, scenes, idx[:500], on=True, batched=batched)
+    off, errors_off, _ = _answers(lists, scenes, idx[:500], on=False, batched=batched)
+    assert got == off and errors == errors_off
+    assert got == truth[:500]
