@@ -33,6 +33,14 @@ needs_c = pytest.mark.skipif(
 )
 
 
+@pytest.fixture
+def c_on():
+    """The compiled path on for one test, even under NESY_NO_COMPILED=1 (these test the C module)."""
+    before = compiled.use_compiled(True)
+    yield
+    compiled.use_compiled(before)
+
+
 def test_every_catalogue_function_is_run_in_c_or_listed_as_left_to_python():
     names = set(Catalogue.default().names)
     assert not set(compiled.FORMS) & compiled.FALLBACK
@@ -41,7 +49,7 @@ def test_every_catalogue_function_is_run_in_c_or_listed_as_left_to_python():
 
 
 @needs_c
-def test_the_c_module_runs_every_form_it_is_given_and_knows_no_function_name():
+def test_the_c_module_runs_every_form_it_is_given_and_knows_no_function_name(c_on):
     from reasoning.executor import _cnodes
 
     assert {kind for kind, _ in compiled.FORMS.values()} <= set(_cnodes.KINDS)
@@ -227,7 +235,7 @@ def test_scenes_c_cannot_bind_are_answered_by_python(generated):
 
 
 @needs_c
-def test_a_replaced_built_in_is_not_run_in_c(generated):
+def test_a_replaced_built_in_is_not_run_in_c(generated, c_on):
     scenes, node_lists, idx, _ = generated
 
     def no_red(bs, objs, value):  # filter_color that never finds red
