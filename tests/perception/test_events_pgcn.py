@@ -91,9 +91,9 @@ def test_the_ablation_ignores_edges_and_has_the_same_parameters(graphs):
         ours(bad)
 
 
-def _train(graphs, edges: bool, seed: int):
+def _train(graphs, edges: bool, seed: int, config=None):
     torch.manual_seed(seed)
-    model = PGCN(replace(CONFIG, edges=edges, dropout=0.0))
+    model = PGCN(replace(config or CONFIG, edges=edges, dropout=0.0))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     batch = Batch.from_data_list(graphs)
     losses = []
@@ -243,17 +243,7 @@ def test_pair_mode_targets_ablation_and_training(pair_graphs):
         assert not torch.allclose(ours(data)[0], ours(cut)[0])
         assert torch.equal(ablation(data)[0], ours(cut)[0])
     for edges in (True, False):
-        torch.manual_seed(0)
-        model = PGCN(replace(PAIR_CONFIG, edges=edges, dropout=0.0))
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        batch = Batch.from_data_list(graphs)
-        losses = []
-        for _ in range(8):
-            loss = pgcn_loss(model, batch)["loss"]
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+        losses, _ = _train(graphs, edges, 0, PAIR_CONFIG)
         assert losses[-1] < losses[0], edges
     with pytest.raises(ConfigError, match="proposals"):
         replace(PAIR_CONFIG, proposals="objects")
