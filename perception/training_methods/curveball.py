@@ -239,6 +239,40 @@ _CROP = 16  # crop side: small, so that forward-mode products stay cheap on a CP
 _WORLD = dict(width=240, height=160, min_pixels=60)  # CLEVR's 480 x 320 at half size
 
 
+def _train_one(
+    make_model: Callable[[], nn.Module],
+    batch_of: Callable[[Tensor], tuple[Tensor, LossFn]],
+    items: int,
+    optimizer: str,
+    lr: float,
+    size: BenchSize,
+    per_round: int,
+    lambd: float,
+    lambda_factor: float,
+    seed: int,
+) -> tuple[nn.Module, list[dict], CurveBall | None]:
+    """One run of a benchmark race: a fresh model from ``seed`` trained by CurveBall or Adam with the shared loop.
+
+    ``batch_of(idx)`` gives a batch's inputs and its loss of the model's output; CurveBall is bound to
+    both each step (its products need the loss as a function of the output).  Returns the model, its
+    history and the solver (``None`` for Adam).
+    """
+    torch.manual_seed(seed)
+    model = make_model()
+    solver = CurveBall(model, lambd=lambd, lambda_factor=lambda_factor) if optimizer == "curveball" else None
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        inputs, loss_of = batch_of(idx)
+        if solver is not None:
+            solver.bind(inputs, loss_of)
+        return {"loss": loss_of(model(inputs))}
+
+    history = train_steps(model, step, items=items, steps=size.steps, batch=size.batch, lr=lr, seed=seed,
+                          desc=f"{optimizer} {lr:g}", per_round=per_round,
+                          optimizer=(lambda m: solver) if solver is not None else None)
+    return model, history, solver
+
+
 @register_perception_bench(
     "curveball",
     paper="Henriques et al., CurveBall, ICCV 2019, arXiv 1805.08095",
@@ -258,21 +292,13 @@ def bench_curveball(quick: bool, seed: int) -> BenchOutcome:
     test = render_object_crops(range(base + 5_000, base + 5_000 + cfg.scenes[1]), world, crop)
     labels = {a: train.labels[a] for a in CROP_HEADS}
 
-    def run(optimizer: str, lr: float) -> tuple[CropAttributeNet, list[dict], CurveBall | None]:
-        torch.manual_seed(seed)
-        model = CropAttributeNet()
-        solver = CurveBall(model, lambd=cfg.lambd, lambda_factor=cfg.lambda_factor) if optimizer == "curveball" else None
+    def batch_of(idx: Tensor) -> tuple[Tensor, LossFn]:
+        target = {a: v[idx] for a, v in labels.items()}
+        return train.crops[idx], lambda out: attribute_loss(out, target)
 
-        def step(idx: Tensor) -> dict[str, Tensor]:
-            target = {a: v[idx] for a, v in labels.items()}
-            if solver is not None:
-                solver.bind(train.crops[idx], lambda out: attribute_loss(out, target))
-            return {"loss": attribute_loss(model(train.crops[idx]), target)}
-
-        history = train_steps(model, step, items=len(train), steps=cfg.size.steps, batch=cfg.size.batch, lr=lr,
-                              seed=seed, desc=f"{optimizer} {lr:g}", per_round=cfg.per_round,
-                              optimizer=(lambda m: solver) if solver is not None else None)
-        return model, history, solver
+    def run(optimizer: str, lr: float) -> tuple[nn.Module, list[dict], CurveBall | None]:
+        return _train_one(CropAttributeNet, batch_of, len(train), optimizer, lr, cfg.size, cfg.per_round,
+                          cfg.lambd, cfg.lambda_factor, seed)
 
     cb_model, cb_history, solver = run("curveball", 1.0)
     adam = {lr: run("adam", lr) for lr in cfg.adam_rates}
@@ -371,20 +397,12 @@ def bench_curveball_digits(quick: bool, seed: int) -> BenchOutcome:
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     train_y = split.train_labels.long()
 
-    def run(optimizer: str, lr: float) -> tuple[BasicCNN, list[dict], CurveBall | None]:
-        torch.manual_seed(seed)
-        model = BasicCNN(width=cfg.width)
-        solver = CurveBall(model, lambd=cfg.lambd, lambda_factor=cfg.lambda_factor) if optimizer == "curveball" else None
+    def batch_of(idx: Tensor) -> tuple[Tensor, LossFn]:
+        return train_x[idx], lambda out: F.cross_entropy(out, train_y[idx])
 
-        def step(idx: Tensor) -> dict[str, Tensor]:
-            if solver is not None:
-                solver.bind(train_x[idx], lambda out: F.cross_entropy(out, train_y[idx]))
-            return {"loss": F.cross_entropy(model(train_x[idx]), train_y[idx])}
-
-        history = train_steps(model, step, items=len(train_x), steps=cfg.size.steps, batch=cfg.size.batch, lr=lr,
-                              seed=seed, desc=f"{optimizer} {lr:g}", per_round=cfg.per_round,
-                              optimizer=(lambda m: solver) if solver is not None else None)
-        return model, history, solver
+    def run(optimizer: str, lr: float) -> tuple[nn.Module, list[dict], CurveBall | None]:
+        return _train_one(lambda: BasicCNN(width=cfg.width), batch_of, len(train_x), optimizer, lr, cfg.size,
+                          cfg.per_round, cfg.lambd, cfg.lambda_factor, seed)
 
     cb_model, cb_history, solver = run("curveball", 1.0)
     adam = {lr: run("adam", lr) for lr in cfg.adam_rates}
