@@ -9,8 +9,9 @@ import torch
 
 from perception.generative.autoencoder import CodecConfig, ConvDecoder
 from perception.generative.scenes import SHAPES
-from perception.generative.segmenter import ShapeSegmenter
+from perception.generative.segmenter import ShapeSegmenter, segment
 from perception.interpret.gan_dissection import (
+    ObjectShapeLabeller,
     _intervention_figures,
     ablate,
     dissect,
@@ -126,3 +127,37 @@ def test_with_no_cube_pixels_to_begin_with_nothing_counts_as_removed():
                                 SHAPES.index("cube"), SHAPES.index("sphere"), [(0, 0)], 1, 4, 0)
     assert out["cube_pixels_before"] == 0 and math.isnan(out["cube_removed"])
     assert not out["cube_removed"] >= 0.5  # the check's comparison fails
+
+
+class _GreenMeansCylinder(torch.nn.Module):
+    """An attribute network stub: 'cylinder' when the crop's object is green, else 'sphere'."""
+
+    def forward(self, crops, boxes):
+        inside = crops[:, 3] > 0.5
+        green = (crops[:, 1] * inside).sum((1, 2)) / inside.sum((1, 2)).clamp(min=1)
+        logits = torch.zeros(len(crops), len(SHAPES))
+        logits[:, SHAPES.index("sphere")] = 0.5
+        logits[:, SHAPES.index("cylinder")] = green
+        return {"shape": logits}, torch.zeros(len(crops), 2)
+
+
+def test_object_labeller_gives_each_segmented_object_the_attribute_networks_shape():
+    images = torch.zeros(2, 3, 16, 24)
+    images[0, 0, 2:6, 2:6] = 1.0  # red square: the segmenter says cube, the stub sphere
+    images[0, :2, 9:14, 15:20] = 1.0  # yellow square: cube per pixel, cylinder per object
+    images[1, 0, 0, 0:2] = 1.0  # a 2-pixel speck: not an object
+    labels = ObjectShapeLabeller(_RedIsCube(4), _GreenMeansCylinder(), crop_size=16)(images)
+    assert labels.shape == (2, 16, 24) and labels.dtype == torch.int64
+    assert (labels[0, 2:6, 2:6] == 1 + SHAPES.index("sphere")).all()
+    assert (labels[0, 9:14, 15:20] == 1 + SHAPES.index("cylinder")).all()
+    assert int((labels[0] > 0).sum()) == 16 + 25 and int(labels[1].sum()) == 0
+    assert not ObjectShapeLabeller(_RedIsCube(4), _GreenMeansCylinder(), 16)(torch.zeros(1, 3, 16, 24)).any()
+
+
+def test_dissection_and_interventions_take_any_labeller_as_the_segmenter_would_give():
+    gen, z = _painting_generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
+    seg = _RedCubeGreenSphere(4)
+    by_callable = dissect(gen, lambda images: segment(seg, images), z, 0)
+    assert torch.equal(by_callable.iou, dissect(gen, seg, z, 0).iou)
+    args = (z, torch.tensor([3]), torch.tensor([5.0]), SHAPES.index("cube"), SHAPES.index("sphere"), [(0, 0)], 1, 4, 0)
+    assert _intervention_figures(gen, lambda images: segment(seg, images), *args) == _intervention_figures(gen, seg, *args)
