@@ -36,7 +36,8 @@ shapes of the parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -60,11 +61,34 @@ __all__ = ["CurveBall", "gauss_newton_product", "CropAttributeNet", "BasicCNN", 
 LossFn = Callable[[Tensor], Tensor]
 
 
+@contextmanager
+def _batch_statistics(model: nn.Module) -> Iterator[None]:
+    """Batch norm layers in training mode normalise by the batch's statistics without updating their running ones.
+
+    The solver's products see the network as a function of its weights on one batch: in training mode that
+    is batch norm with the batch's mean and variance (what the loss the loop back-propagates saw), and the
+    running statistics are the loop's forward pass's to update, once per step, not each product's.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+              and m.training and m.track_running_stats]
+    for m in layers:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.track_running_stats = True
+
+
 def _forward_of(model: nn.Module, inputs: Tensor, names: Sequence[str]) -> Callable[..., Tensor]:
-    """The network as a function of the listed parameters (the others, and the buffers, held fixed)."""
+    """The network as a function of the listed parameters (the others, and the buffers, held fixed).
+
+    Batch norm in training mode uses the batch's statistics (:func:`_batch_statistics`).
+    """
 
     def forward(*params: Tensor) -> Tensor:
-        return functional_call(model, dict(zip(names, params, strict=True)), (inputs,))
+        with _batch_statistics(model):
+            return functional_call(model, dict(zip(names, params, strict=True)), (inputs,))
 
     return forward
 
@@ -339,18 +363,23 @@ class BasicCNN(nn.Module):
     """The paper's "basic CNN" of its CIFAR experiments (MatConvNet's CIFAR network), sized for 16 x 16 inputs.
 
     5x5 convolutions of 32, 32 and 64 channels, each followed by a 2x2 pooling (max after the first, average
-    after the others), ReLUs, then a convolution to 64 over the remaining 2x2 and a 1x1 classifier; no batch
-    norm (the solver needs the network as a pure function of its weights).
+    after the others), ReLUs, then a convolution to 64 over the remaining 2x2 and a 1x1 classifier.  With
+    ``batch_norm`` a batch norm follows each of the first four convolutions (MatConvNet's option for this
+    network); the solver's products then normalise by the batch's statistics (:func:`_batch_statistics`).
     ``forward(images [N, C, 16, 16]) -> logits [N, classes]``.
     """
 
-    def __init__(self, in_channels: int = 1, classes: int = 10, width: int = 32) -> None:
+    def __init__(self, in_channels: int = 1, classes: int = 10, width: int = 32, batch_norm: bool = False) -> None:
         super().__init__()
+
+        def conv(cin: int, cout: int, k: int, pad: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, k, padding=pad)] + ([nn.BatchNorm2d(cout)] if batch_norm else [])
+
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, width, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
-            nn.Conv2d(width, width, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
-            nn.Conv2d(width, 2 * width, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 2), nn.ReLU(), nn.Conv2d(2 * width, classes, 1), nn.Flatten(),
+            *conv(in_channels, width, 5, 2), nn.MaxPool2d(2), nn.ReLU(),
+            *conv(width, width, 5, 2), nn.ReLU(), nn.AvgPool2d(2),
+            *conv(width, 2 * width, 5, 2), nn.ReLU(), nn.AvgPool2d(2),
+            *conv(2 * width, 2 * width, 2, 0), nn.ReLU(), nn.Conv2d(2 * width, classes, 1), nn.Flatten(),
         )
 
     def forward(self, images: Tensor) -> Tensor:

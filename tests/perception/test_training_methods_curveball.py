@@ -276,3 +276,30 @@ def test_the_papers_basic_cnn_takes_16_pixel_images_and_its_bench_compares_at_ev
     for check in result["checks"]:  # neither side reaches these targets in 4 steps: both read as one round past the end
         assert check["ours"] == check["ablation"] == 6.0 and check["passed"] is False
     assert set(result["figures"]["steps_to_target"]["2.2"]["adam"]) == {"0.001", "0.01"}  # JSON keys
+
+
+def test_with_batch_norm_the_products_use_the_batch_statistics_and_leave_the_running_ones_to_the_loop():
+    # in training mode the network the loss saw normalises by the batch's statistics: G is J^T H_L J of that
+    # function, and only the loop's own forward pass (one per step) moves the running statistics
+    _, x, y = _problem()
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 3)).double().train()
+    loss_fn = lambda o: F.cross_entropy(o, y)  # noqa: E731
+    ggn, _, grad = _explicit_ggn(model, x, y)
+    bn = model[1]
+    before = (bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked))
+    sizes = [p.numel() for p in model.parameters()]
+    v = torch.randn(sum(sizes), generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    got = gauss_newton_product(model, x, loss_fn, [c.view(p.shape) for c, p in zip(v.split(sizes), model.parameters(), strict=True)])
+    assert torch.allclose(torch.cat([t.flatten() for t in got]), ggn @ v, atol=1e-10)
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
+    assert int(bn.num_batches_tracked) == before[2] and bn.track_running_stats
+    # one step from z = 0: z = -beta g with beta = g.g / g.(G + lambda I) g, the running statistics moved once
+    lambd = 0.3
+    solver, w0 = CurveBall(model, lambd=lambd, auto_lambda=False), _flat_params(model)
+    _one_step(model, solver, x, loss_fn)
+    beta = float(grad @ grad) / float(grad @ (ggn + lambd * torch.eye(len(w0), dtype=torch.float64)) @ grad)
+    assert torch.allclose(_flat_params(model), w0 - beta * grad, atol=1e-10)
+    assert int(bn.num_batches_tracked) == before[2] + 1
+    net = BasicCNN(width=4, batch_norm=True)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 4 and net(torch.rand(3, 1, 16, 16)).shape == (3, 10)
