@@ -13,8 +13,8 @@ samples.  The concepts are CLEVR's shapes and the segmentation is a
 connected foreground component) the shape the attribute network calls for its
 crop.  The benchmark uses the per-object one: on GAN samples the per-pixel
 segmenter calls almost no object a cylinder (15 of 902 on seed 0) while the
-attribute network reads a quarter of them as cylinders, as in real renders.  The paper picks each threshold by an information-quality
-ratio; here ``t_{u,c}`` is the activation quantile (among :data:`QUANTILES`)
+attribute network reads a quarter of them as cylinders, as in real renders.
+The paper picks each threshold by an information-quality ratio; here ``t_{u,c}`` is the activation quantile (among :data:`QUANTILES`)
 that maximises the IoU itself, a simpler choice with the same purpose.
 Intervention: *ablating* a set of units sets them to zero at every position;
 *inserting* sets them to a high value (each unit's mean activation where it
@@ -261,8 +261,8 @@ def _intervention_figures(generator: ConvDecoder, labeller: ShapeSegmenter | Lab
 @register_perception_bench(
     "gan-dissection",
     paper="Bau et al., GAN dissection, ICLR 2019, arXiv 1811.10597",
-    check="a unit with IoU > 0.2 for every shape (per-object shape masks); ablating the 10 best cube units removes >= 50% of cube "
-          "pixels, spheres change < 10%; inserting them adds cubes (counted)",
+    check="a unit with IoU > 0.2 for every shape (per-object shape masks); ablating the 10 best cube units "
+          "removes >= 50% of cube pixels, spheres change < 10%; inserting them adds cubes (counted)",
     ablation="10 random units of the same layer",
 )
 def bench_gan_dissection(quick: bool, seed: int) -> BenchOutcome:
