@@ -18,16 +18,18 @@ Shapes (K objects, crop side S)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from physics.errors import StateError
+from physics.errors import ConfigError, StateError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
-__all__ = ["AttributeConfig", "AttributeNet", "crop_objects", "crop_grid", "jitter_crops", "attribute_loss"]
+__all__ = ["AttributeConfig", "AttributeNet", "crop_objects", "crop_grid", "recrop", "read_attributes", "jitter_crops",
+           "attribute_loss"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,15 @@ class AttributeConfig:
     margin: float = 0.25  # crop side = (1 + 2 * margin) * the mask box's longer side
     min_side: float = 12.0  # smallest crop side in image pixels
     width: int = 32  # channels of the first conv stage
+    # test-time crops: the class probabilities of the plain crop are averaged with those of crops
+    # re-cut at these multiples of its side (same centre); () reads the plain crop only. Used by
+    # read_attributes (the derenderer), not by training; the centre is always the plain crop's.
+    test_scales: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        for s in self.test_scales:
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0.5 <= s <= 2.0:
+                raise ConfigError(f"AttributeConfig.test_scales must be numbers in [0.5, 2], got {self.test_scales!r}")
 
 
 def crop_objects(image: Tensor, masks: Tensor, config: AttributeConfig = AttributeConfig()) -> tuple[Tensor, Tensor]:
@@ -72,13 +83,7 @@ def crop_objects(image: Tensor, masks: Tensor, config: AttributeConfig = Attribu
         x0, x1 = xs.min().item(), xs.max().item() + 1
         side = max(max(y1 - y0, x1 - x0) * (1 + 2 * config.margin), config.min_side)
         boxes[i] = torch.tensor([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, side / w, side / h])
-    grid = crop_grid(boxes, s)
-    # the K crops of the one image are sampled as one tall grid: no K copies of the image
-    rgb = F.grid_sample(image.unsqueeze(0), grid.reshape(1, k * s, s, 2), mode="bilinear",
-                        padding_mode="zeros", align_corners=False)
-    rgb = rgb.view(3, k, s, s).transpose(0, 1)
-    mask = F.grid_sample(masks.float().unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return torch.cat([rgb, mask], 1), boxes
+    return recrop(image, masks, boxes, 1.0, s), boxes
 
 
 def crop_grid(boxes: Tensor, size: int) -> Tensor:
@@ -95,6 +100,48 @@ def crop_grid(boxes: Tensor, size: int) -> Tensor:
     theta[:, 1, 1] = boxes[:, 3]
     theta[:, 1, 2] = boxes[:, 1] * 2 - 1
     return F.affine_grid(theta, [len(boxes), 1, size, size], align_corners=False)
+
+
+def recrop(image: Tensor, masks: Tensor, boxes: Tensor, scale: float, size: int) -> Tensor:
+    """Crops [K, 4, S, S] (RGB + mask) of boxes [K, 4] grown by ``scale`` about their centres.
+
+    ``image`` float [3, H, W], ``masks`` [K, H, W]; as :func:`crop_objects` cuts them.
+    """
+    k = len(boxes)
+    if k == 0:
+        return torch.zeros(0, 4, size, size)
+    scaled = boxes.clone()
+    scaled[:, 2:] *= scale
+    grid = crop_grid(scaled, size)
+    # the K crops of the one image are sampled as one tall grid: no K copies of the image
+    rgb = F.grid_sample(image.unsqueeze(0), grid.reshape(1, k * size, size, 2), mode="bilinear",
+                        padding_mode="zeros", align_corners=False)
+    rgb = rgb.view(3, k, size, size).transpose(0, 1)
+    mask = F.grid_sample(masks.float().unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return torch.cat([rgb, mask], 1)
+
+
+@torch.no_grad()
+def read_attributes(net: AttributeNet, image: Tensor, masks: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    """Attribute probabilities, centres and crop boxes of the K masked objects of one image.
+
+    The plain crop of each mask (:func:`crop_objects`) gives the centre; the class
+    probabilities are the mean over it and the crops re-cut at each of
+    ``net.config.test_scales`` times its side (test-time augmentation; the
+    network was trained on crops whose box was scaled by up to +-10%).
+
+    Returns:
+        ({attribute: float [K, n_values] probabilities}, centre float [K, 2], boxes float [K, 4]).
+    """
+    crops, boxes = crop_objects(image, masks, net.config)
+    logits, centre = net(crops, boxes)
+    probs = {a: torch.softmax(v, 1) for a, v in logits.items()}
+    for scale in net.config.test_scales:
+        extra, _ = net(recrop(image, masks, boxes, scale, net.config.crop_size), boxes * torch.tensor([1, 1, scale, scale]))
+        for a, v in extra.items():
+            probs[a] = probs[a] + torch.softmax(v, 1)
+    n = 1 + len(net.config.test_scales)
+    return {a: p / n for a, p in probs.items()}, centre, boxes
 
 
 def jitter_crops(

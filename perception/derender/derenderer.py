@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from perception.derender.attributes import AttributeConfig, AttributeNet, crop_objects
+from perception.derender.attributes import AttributeConfig, AttributeNet, read_attributes
 from perception.derender.camera import backproject_to_plane, ground_directions, project
 from perception.derender.proposals import ProposalConfig, ProposalNet, predict_masks
 from perception.registry import Perceiver, register_perceiver
@@ -169,9 +169,8 @@ class Derenderer(Perceiver):
         h, w = image.shape[1:]
         if len(masks) == 0:
             return SceneGraph(objects=(), directions=dict(self.directions), **meta)
-        crops, boxes = crop_objects(image, masks, self.attribute_net.config)
-        logits, centre = self.attribute_net(crops, boxes)
-        names = {a: [ATTRIBUTES[a][int(i)] for i in logits[a].argmax(1)] for a in logits}
+        probs, centre, boxes = read_attributes(self.attribute_net, image, masks)
+        names = {a: [ATTRIBUTES[a][int(i)] for i in probs[a].argmax(1)] for a in probs}
         side = boxes[:, 2] * w
         u = (boxes[:, 0] * w + centre[:, 0] * side).numpy()
         v = (boxes[:, 1] * h + centre[:, 1] * side).numpy()
@@ -306,12 +305,12 @@ class BlenderDerenderer(Derenderer):
     """The derenderer fine-tuned for Blender (Cycles) renders of the official CLEVR assets.
 
     Same networks and interface as :class:`Derenderer`; its shipped checkpoint
-    (``checkpoints/derender_blender.pt``, round 5) was fine-tuned with ``--look-augment``
-    on Blender and pybullet renders together, then its attribute network twice more
-    without look jitter, each time on new Blender scenes and as many pybullet ones
-    (docs/results/derender.md, "Blender renders"). It reads Blender renders far better
-    than ``derender`` and our pybullet renders slightly worse, so ``derender`` stays the
-    default.
+    (``checkpoints/derender_blender.pt``; its ``metadata`` records the round and the
+    command chain) was fine-tuned with ``--look-augment`` on Blender and pybullet renders
+    together, then round by round on more Blender scenes rendered by ``nesy data clevr
+    --renderer blender`` (docs/results/derender.md, "Blender renders"). It reads Blender
+    renders far better than ``derender`` and our pybullet renders slightly worse, so
+    ``derender`` stays the default.
     """
 
     name = "derender-blender"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from perception.derender.attributes import AttributeConfig
@@ -12,7 +13,7 @@ from physics.training import config_flags
 __all__ = ["DerenderTrainConfig", "command_line", "RESUMABLE_CHANGES"]
 
 # flags a resumed network's training may change: they do not change what is computed
-RESUMABLE_CHANGES = ("threads", "device", "out", "stage", "eval_data", "eval_limit")
+RESUMABLE_CHANGES = ("threads", "device", "out", "stage", "eval_data", "eval_limit", "test_scales")
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,15 @@ class DerenderTrainConfig:
         metadata={"help": "share (0..1) of the proposal offset loss averaged per object instead of per pixel: "
                   "small, half-hidden objects weigh as much as large ones"},
     )
+    test_scales: str = field(
+        default="",
+        metadata={"help": "comma-separated crop scales (each in [0.5, 2], e.g. 0.92,1.08) whose attribute "
+                  "probabilities the derenderer averages with the plain crop's at test time; recorded in the "
+                  "checkpoint, not used in training (default: the plain crop only)"},
+    )
 
     def __post_init__(self) -> None:
+        self.parsed_test_scales()  # one-line error for a bad --test-scales
         for name in ("epochs", "batch_size", "attribute_batch_size", "threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"DerenderTrainConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -111,9 +119,25 @@ class DerenderTrainConfig:
     def proposal_config(self) -> ProposalConfig:
         return ProposalConfig(input_size=(self.input_height, self.input_width), width=self.width)
 
+    def parsed_test_scales(self) -> tuple[float, ...]:
+        """``test_scales`` as numbers; ConfigError naming the flag when one is not a number in [0.5, 2]."""
+        if not self.test_scales.strip():
+            return ()
+        out = []
+        for item in self.test_scales.split(","):
+            try:
+                value = float(item)
+            except ValueError:
+                raise ConfigError(f"--test-scales {self.test_scales!r}: {item.strip()!r} is not a number") from None
+            if not math.isfinite(value) or not 0.5 <= value <= 2.0:
+                raise ConfigError(f"--test-scales {self.test_scales!r}: each scale must lie in [0.5, 2], got {item.strip()}")
+            out.append(value)
+        return tuple(out)
+
     @property
     def attribute_config(self) -> AttributeConfig:
-        return AttributeConfig(crop_size=self.crop_size, width=self.attribute_width)
+        return AttributeConfig(crop_size=self.crop_size, width=self.attribute_width,
+                               test_scales=self.parsed_test_scales())
 
 
 def command_line(config: DerenderTrainConfig) -> str:
