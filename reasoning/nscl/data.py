@@ -18,6 +18,10 @@ proposals, run through the proposal network) are kept in one file per split
 and reading options under ``DIR``; a later read with the same options, the same
 images and the same proposal weights takes them from there (questions are
 always read afresh from the questions file).
+
+With ``context_size=C`` each image is also kept whole, resized to C x 3C/2 pixels
+(:func:`context_image`), for a model with a context CNN; these are not cached
+(resizing a decoded image is cheap next to the proposals).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 from tqdm import tqdm
@@ -39,8 +44,9 @@ from physics.errors import CheckpointError, ConfigError, DataError
 from physics.io import PathLike, atomic_torch_save, torch_load, weights_digest
 from reasoning.dsl import Program, from_clevr
 from reasoning.errors import ProgramError
+from reasoning.nscl.model import context_shape
 
-__all__ = ["QASet", "load_split", "join_sets", "image_objects", "match_proposals", "OBJECT_SOURCES"]
+__all__ = ["QASet", "load_split", "join_sets", "image_objects", "match_proposals", "context_image", "OBJECT_SOURCES"]
 
 OBJECT_SOURCES = ("masks", "proposals")
 
@@ -56,6 +62,7 @@ class QASet:
         skipped: One line per question left out (no program, or a malformed one).
         from_proposals: Objects cut with a matched proposal mask (``objects="proposals"``).
         from_masks: Objects cut with their true mask.
+        contexts: Per image ``uint8 [3, C, 3C/2]``, the whole image resized (``context_size``; else empty).
     """
 
     crops: list[Tensor]
@@ -66,6 +73,7 @@ class QASet:
     skipped: list[str]
     from_proposals: int = field(default=0)
     from_masks: int = field(default=0)
+    contexts: list[Tensor] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.programs)
@@ -73,6 +81,12 @@ class QASet:
     def objects(self, images: list[int]) -> tuple[list[Tensor], list[Tensor]]:
         """The float crops and boxes of ``images`` (positions), as :class:`ConceptLearner` takes them."""
         return [self.crops[i].float().div_(255.0) for i in images], [self.boxes[i] for i in images]
+
+    def context_images(self, images: list[int]) -> list[Tensor] | None:
+        """The float whole images of ``images`` (positions) for a context CNN (None if not read)."""
+        if not self.contexts:
+            return None
+        return [self.contexts[i].float().div_(255.0) for i in images]
 
 
 def join_sets(sets: list[QASet]) -> QASet:
@@ -88,6 +102,9 @@ def join_sets(sets: list[QASet]) -> QASet:
         out.skipped += part.skipped
         out.from_proposals += part.from_proposals
         out.from_masks += part.from_masks
+        out.contexts += part.contexts
+    if out.contexts and len(out.contexts) != len(out.crops):
+        raise ConfigError("join_sets: some splits were read with whole images (context_size) and some without")
     return out
 
 
@@ -96,6 +113,12 @@ def image_objects(image: Tensor, masks: Tensor, crop_size: int) -> tuple[Tensor,
     masks = masks[masks.flatten(1).any(1)]
     crops, boxes = crop_objects(image, masks.float(), AttributeConfig(crop_size=crop_size))
     return crops.mul(255.0).round_().clamp_(0, 255).to(torch.uint8), boxes
+
+
+def context_image(image: Tensor, size: int) -> Tensor:
+    """``float [3, H, W]`` image in [0, 1] -> ``uint8 [3, size, 3 size / 2]`` (area-averaged), a context CNN's input."""
+    small = F.interpolate(image[None].float(), size=context_shape(size), mode="area")[0]
+    return small.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def match_proposals(masks: Tensor, proposals: Tensor, min_iou: float = 0.5) -> tuple[Tensor, Tensor]:
@@ -135,6 +158,7 @@ def load_split(
     proposals: Any = None,
     min_iou: float = 0.5,
     cache: PathLike | None = None,
+    context_size: int = 0,
 ) -> QASet:
     """Read a CLEVR split's images, instance masks and questions (never its attribute fields).
 
@@ -150,11 +174,14 @@ def load_split(
         min_iou: Smallest IoU of a proposal that replaces a true mask.
         cache: Folder that keeps the objects read, to be reused by a later read with the
             same options, images and proposal weights (None: no cache).
+        context_size: Keep each image whole at this height too (:func:`context_image`; 0: not).
 
     Raises:
         ConfigError: ``objects`` is not one of :data:`OBJECT_SOURCES`.
         DataError: the split has no instance masks or no questions.
     """
+    if not isinstance(context_size, int) or context_size < 0:
+        raise ConfigError(f"context size: give 0 (none) or an image height in pixels, got {context_size!r}")
     if objects not in OBJECT_SOURCES:
         raise ConfigError(f"objects: choose one of {', '.join(OBJECT_SOURCES)}, got {objects!r}")
     if objects == "proposals" and proposals is None:
@@ -176,7 +203,11 @@ def load_split(
             out.crops, out.boxes = stored["crops"], stored["boxes"]
             out.from_proposals, out.from_masks = int(stored["from_proposals"]), int(stored["from_masks"])
     for k in tqdm(range(n), desc=f"objects of {split}", unit="image", disable=not progress, leave=False):
-        if len(out.crops) > k:  # from the cache: only the questions are read
+        if len(out.crops) > k and context_size:  # from the cache, but the whole image is wanted too
+            item = data[k]
+            name, questions = item["image_filename"], item["questions"]
+            out.contexts.append(context_image(item["image"], context_size))
+        elif len(out.crops) > k:  # from the cache: only the questions are read
             name, questions = data.filenames[k], data.questions.get(data.indices[k], [])
         else:
             item = data[k]
@@ -196,6 +227,8 @@ def load_split(
             crops, boxes = image_objects(item["image"], masks, crop_size)
             out.crops.append(crops)
             out.boxes.append(boxes)
+            if context_size:
+                out.contexts.append(context_image(item["image"], context_size))
         for q in questions:
             where = f"{name} question {q.get('question_index', '?')}"
             if "program" not in q or "answer" not in q:

@@ -7,7 +7,11 @@ whole crop).  With ``detail_size`` the crops are cut at that larger side: the CN
 reads them resized to ``crop_size`` and a second CNN of the same shape reads them
 at full size, for the finer detail (edges of cubes and cylinders, highlights of
 metal) that a 32-pixel crop of a small object loses; both pooled features feed
-the object MLP.  Per attribute group (colour, shape,
+the object MLP.  With ``context_size`` a third, small CNN reads the whole image
+resized to that height (the light's direction, which the renderer jitters per
+scene, shows in the shading and the shadows of every object; a crop alone does
+not tell a flat metal face from a rubber one lit another way); its pooled
+feature joins every object's.  Per attribute group (colour, shape,
 material, size) a linear map takes it into that group's concept space, where
 every concept (``red``, ``cube``, ...) is one learned embedding; the object's
 logit for a concept is the paper's
@@ -23,6 +27,7 @@ Shapes (K objects of one image, crop side S)::
 
     crops   float [K, 4, S, S]   RGB in [0, 1] and the mask channel (S: ``config.input_size``)
     boxes   float [K, 4]         (cx / W, cy / H, side / W, side / H)
+    images  float [3, C, 3C/2]   the whole image in [0, 1] (C: ``config.context_size``; only with a context CNN)
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from torch import Tensor, nn
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 from reasoning.executor.soft import SoftScenes
 
-__all__ = ["ConceptConfig", "ConceptLearner", "ResidualBlock", "recolour"]
+__all__ = ["ConceptConfig", "ConceptLearner", "ResidualBlock", "recolour", "context_shape"]
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,17 @@ class ConceptConfig:
     temperature: float = 0.1  # NS-CL's tau
     test_flip: bool = False  # in evaluation, average each object's concept logits over its crop and the mirrored crop
     detail_size: int = 0  # 0: none; N: crops cut at N px, read at that side by a second CNN beside the crop_size one
+    context_size: int = 0  # 0: none; C: the whole image at C x 3C/2 px, read by a context CNN whose feature joins every object's
 
     @property
     def input_size(self) -> int:
         """Side of the crops the model takes (``detail_size`` if set, else ``crop_size``)."""
         return self.detail_size or self.crop_size
+
+
+def context_shape(size: int) -> tuple[int, int]:
+    """(height, width) of the whole-image input of a context CNN of ``context_size`` ``size`` (CLEVR's 3:2)."""
+    return size, round(1.5 * size)
 
 
 class ResidualBlock(nn.Module):
@@ -115,8 +126,14 @@ class ConceptLearner(nn.Module):
         # the detail CNN's features come after the boxes in the object MLP's input, so that the first
         # 4w + 4 columns are a model without it (see reasoning.nscl.train._load_init)
         self.detail_cnn = cnn() if config.detail_size else None
+        # the context CNN's feature (2w) comes last, after the detail CNN's: a model without it is the first columns
+        self.context_cnn = (
+            nn.Sequential(block(3, w // 2), block(w // 2, w), block(w, 2 * w), nn.AdaptiveAvgPool2d(1))
+            if config.context_size else None
+        )
+        inputs = 4 * w + 4 + (4 * w if config.detail_size else 0) + (2 * w if config.context_size else 0)
         self.object_mlp = nn.Sequential(
-            nn.Linear(4 * w + 4 + (4 * w if config.detail_size else 0), config.feature_dim), nn.ReLU(inplace=True), nn.Linear(config.feature_dim, config.feature_dim)
+            nn.Linear(inputs, config.feature_dim), nn.ReLU(inplace=True), nn.Linear(config.feature_dim, config.feature_dim)
         )
         d = config.concept_dim
         self.attribute_maps = nn.ModuleDict({a: nn.Linear(config.feature_dim, d) for a in self.vocabulary})
@@ -126,14 +143,35 @@ class ConceptLearner(nn.Module):
         self.pair_mlp = nn.Sequential(nn.Linear(12, 64), nn.ReLU(inplace=True), nn.Linear(64, d))
         self.relation_concepts = nn.Parameter(torch.randn(len(self.relation_names), d) * 0.5)
 
-    def object_features(self, crops: Tensor, boxes: Tensor) -> Tensor:
-        """``[K, 4, S, S]`` crops (``S = config.input_size``) and ``[K, 4]`` boxes -> ``[K, feature_dim]``."""
+    def object_features(self, crops: Tensor, boxes: Tensor, context: Tensor | None = None) -> Tensor:
+        """``[K, 4, S, S]`` crops (``S = config.input_size``) and ``[K, 4]`` boxes -> ``[K, feature_dim]``.
+
+        ``context``: ``[K, 2 * width]``, each object's image's context feature (with a context CNN only).
+        """
         if self.detail_cnn is None:  # the CNN pools adaptively: it reads crops of any side as they come
-            return self.object_mlp(torch.cat([self.cnn(crops).flatten(1), boxes], dim=1))
-        side = self.config.crop_size
-        coarse = F.interpolate(crops, size=(side, side), mode="bilinear", align_corners=False)
-        parts = [self.cnn(coarse).flatten(1), boxes, self.detail_cnn(crops).flatten(1)]
+            parts = [self.cnn(crops).flatten(1), boxes]
+        else:
+            side = self.config.crop_size
+            coarse = F.interpolate(crops, size=(side, side), mode="bilinear", align_corners=False)
+            parts = [self.cnn(coarse).flatten(1), boxes, self.detail_cnn(crops).flatten(1)]
+        if self.context_cnn is not None:
+            if context is None:
+                raise ValueError("this model reads the whole image too (context_size): give each object's context")
+            parts.append(context)
         return self.object_mlp(torch.cat(parts, dim=1))
+
+    def _contexts(self, images: Sequence[Tensor] | None, counts: Sequence[int], mirror: bool = False) -> Tensor | None:
+        """Per object its image's context feature ``[sum(counts), 2 * width]`` (None without a context CNN)."""
+        if self.context_cnn is None:
+            return None
+        if images is None or len(images) != len(counts):
+            raise ValueError(
+                f"this model reads the whole image too (context_size {self.config.context_size}): give one "
+                f"[3, H, W] image per scene, got {'none' if images is None else len(images)} for {len(counts)} scenes"
+            )
+        batch = torch.stack(list(images))
+        features = self.context_cnn(batch.flip(-1) if mirror else batch).flatten(1)
+        return features.repeat_interleave(torch.as_tensor(list(counts), device=features.device), dim=0)
 
     def _logits(self, x: Tensor, concepts: Tensor) -> Tensor:
         cos = F.normalize(x, dim=-1) @ F.normalize(concepts, dim=-1).T
@@ -145,8 +183,12 @@ class ConceptLearner(nn.Module):
         boxes: Sequence[Tensor],
         recoloured: Sequence[Tensor] | None = None,
         groups: Sequence[str] = (),
+        images: Sequence[Tensor] | None = None,
     ) -> SoftScenes:
         """Per image its crops ``[K_s, 4, S, S]`` and boxes ``[K_s, 4]`` -> the batch's concept logits.
+
+        ``images``: per scene the whole image ``[3, C, 3C/2]`` (:func:`context_shape`), required
+        by a model with a context CNN (``config.context_size``) and ignored by any other.
 
         With ``recoloured`` (the same crops with other colours, see :func:`recolour`) the
         attribute groups named in ``groups`` read those crops' features instead of the
@@ -154,7 +196,8 @@ class ConceptLearner(nn.Module):
         training with randomised colours for, say, shape leaves the shape concepts nothing
         to learn from colour.  In evaluation (``eval()``) a model whose config has
         ``test_flip`` reads every crop also mirrored left to right (as ``--flip`` training
-        shows them) and takes the mean of the two concept logits; relations read boxes only.
+        shows them) and takes the mean of the two concept logits (the mirrored crops with the
+        mirrored image's context); relations read boxes only.
         """
         counts = [len(b) for b in boxes]
         s, n = len(counts), max(counts, default=0)
@@ -165,15 +208,19 @@ class ConceptLearner(nn.Module):
         flat_boxes = torch.cat(list(boxes)) if s else torch.zeros(0, 4, device=device)
         features = other = mirrored = None
         k = len(flat_boxes)
+        context = self._contexts(images, counts) if sum(counts) else None
+        twice = torch.cat([context, context]) if context is not None else None
         if sum(counts) and recoloured is not None and groups:
-            both = self.object_features(torch.cat([*crops, *recoloured]), torch.cat([flat_boxes, flat_boxes]))
+            both = self.object_features(torch.cat([*crops, *recoloured]), torch.cat([flat_boxes, flat_boxes]), twice)
             features, other = both[:k], both[k:]
         elif sum(counts) and self.config.test_flip and not self.training:
             flat = torch.cat(list(crops))
-            both = self.object_features(torch.cat([flat, flat.flip(-1)]), torch.cat([flat_boxes, flat_boxes]))
+            if context is not None:
+                twice = torch.cat([context, self._contexts(images, counts, mirror=True)])
+            both = self.object_features(torch.cat([flat, flat.flip(-1)]), torch.cat([flat_boxes, flat_boxes]), twice)
             features, mirrored = both[:k], both[k:]
         elif sum(counts):
-            features = self.object_features(torch.cat(list(crops)), flat_boxes)
+            features = self.object_features(torch.cat(list(crops)), flat_boxes, context)
         attributes = {}
         for a, words in self.vocabulary.items():
             out = torch.full((s, n, len(words)), -1.0 / self.config.temperature, dtype=dtype, device=device)

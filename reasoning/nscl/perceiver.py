@@ -31,7 +31,7 @@ from perception.scene_graph import SceneGraph
 from physics.io import PathLike
 from reasoning.dsl import Program
 from reasoning.executor.soft import SoftScenes, soft_execute
-from reasoning.nscl.data import image_objects
+from reasoning.nscl.data import context_image, image_objects
 from reasoning.nscl.model import ConceptLearner
 from reasoning.nscl.train import load_nscl
 from reasoning.nsvqa import NSVQA
@@ -77,7 +77,10 @@ class NSCLPerceiver(Perceiver):
         if len(masks) == 0:
             return SceneGraph(objects=(), directions=directions, **meta)
         crops, boxes = image_objects(image, masks, self.model.config.input_size)
-        scores = self.model([crops.float().div_(255.0)], [boxes])
+        whole = None
+        if self.model.config.context_size:  # the whole image too, as training read it (uint8-rounded)
+            whole = [context_image(image, self.model.config.context_size).float().div_(255.0)]
+        scores = self.model([crops.float().div_(255.0)], [boxes], images=whole)
         words = {
             a: [self.model.vocabulary[a][int(k)] for k in logits[0].argmax(-1)]
             for a, logits in scores.attributes.items()

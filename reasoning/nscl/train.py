@@ -47,7 +47,7 @@ from physics.worlds.clevr_properties import ATTRIBUTES
 from reasoning.dsl import Program
 from reasoning.executor.soft import soft_execute
 from reasoning.nscl.data import QASet
-from reasoning.nscl.model import ConceptConfig, ConceptLearner, recolour
+from reasoning.nscl.model import ConceptConfig, ConceptLearner, context_shape, recolour
 
 __all__ = ["NSCLTrainConfig", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
 
@@ -109,6 +109,14 @@ class NSCLTrainConfig:
                           "model without one starts it as a copy of its CNN, read by zero weights (so the run starts "
                           "as that model)"},
     )
+    context_size: int = field(
+        default=0,
+        metadata={"help": "0: none; C >= 16: a small CNN (the context CNN) reads the whole image resized to C x 3C/2 "
+                          "pixels and its pooled feature joins every object's in the object MLP (the light's "
+                          "direction, which shading depends on); with --flip an image's crops and the image are "
+                          "mirrored together. An --init model without one reads it by zero weights (so the run "
+                          "starts as that model)"},
+    )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when present; may change on resume)"})
@@ -126,6 +134,8 @@ class NSCLTrainConfig:
                 f"detail size: give 0 (none) or a crop side larger than the crop size {self.crop_size}, "
                 f"got {self.detail_size}"
             )
+        if self.context_size and self.context_size < 16 or self.context_size < 0:
+            raise ConfigError(f"context size: give 0 (none) or an image height of at least 16 pixels, got {self.context_size}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         self.stages  # noqa: B018 -- validates the curriculum
@@ -242,7 +252,15 @@ def _batch_loss(
     images = sorted({data.image[q] for q in questions})
     row = {img: k for k, img in enumerate(images)}
     crops, boxes = data.objects(images)
-    if flip is not None:  # mirror each object's crop with probability 1/2; colour, shape, material, size stay
+    whole = data.context_images(images) if model.context_cnn is not None else None
+    if model.context_cnn is not None and whole is None:
+        raise ConfigError(f"the model reads whole images (context size {model.config.context_size}), but the data "
+                          "was read without them (load_split(..., context_size=...))")
+    if flip is not None and whole is not None:  # mirror an image's crops and the image together, probability 1/2
+        turn = (torch.rand(len(crops), generator=flip) < 0.5).tolist()
+        crops = [c.flip(-1) if t else c for c, t in zip(crops, turn, strict=True)]
+        whole = [x.flip(-1) if t else x for x, t in zip(whole, turn, strict=True)]
+    elif flip is not None:  # mirror each object's crop with probability 1/2; colour, shape, material, size stay
         crops = [
             torch.where(torch.rand(len(c), 1, 1, 1, generator=flip) < 0.5, c.flip(-1), c) for c in crops
         ]
@@ -251,7 +269,8 @@ def _batch_loss(
     if device.type != "cpu":
         crops, boxes = [c.to(device) for c in crops], [b.to(device) for b in boxes]
         recoloured = [c.to(device) for c in recoloured] if recoloured is not None else None
-    scenes = model(crops, boxes, recoloured, jitter_groups)
+        whole = [x.to(device) for x in whole] if whole is not None else None
+    scenes = model(crops, boxes, recoloured, jitter_groups, whole)
     out = soft_execute([data.programs[q] for q in questions], scenes, [row[data.image[q]] for q in questions])
     right = sum(a == data.answers[q] for a, q in zip(out.answers, questions, strict=True))
     log_prob = out.log_prob([data.answers[q] for q in questions])
@@ -285,12 +304,13 @@ def train_nscl(
 ) -> tuple[ConceptLearner, dict[str, Any]]:
     """Train (or resume) NS-CL on ``data``; checkpoint at ``out`` after every epoch.
 
-    ``config.crop_size``, ``config.residual``, ``config.test_flip`` and ``config.detail_size`` override
+    ``config.crop_size``, ``config.residual``, ``config.test_flip``, ``config.detail_size`` and ``config.context_size`` override
     ``model_config``'s, and ``data`` must be cut at the model's input size (``detail_size`` if set, else
     ``crop_size``).  An ``--init`` model may come from another crop size (the CNN
     pools adaptively, so its weights fit any crop side), have fewer residual blocks per
     stage (the new ones start as the identity: the deeper model starts as the ``--init`` one)
-    and lack the detail CNN (it starts as a copy of the CNN, read through zero weights).
+    and lack the detail CNN (it starts as a copy of the CNN, read through zero weights) or the
+    context CNN (read through zero weights).
 
     Returns:
         The model and its metadata (history, seconds, what it was trained on).
@@ -304,6 +324,11 @@ def train_nscl(
     side = next((int(c.shape[-1]) for c in data.crops if len(c)), wanted)
     if side != wanted:
         raise ConfigError(f"crop size {wanted}, but the training data is cut at {side} pixels")
+    if config.context_size:
+        have = tuple(data.contexts[0].shape[-2:]) if data.contexts else None
+        if have != context_shape(config.context_size):
+            raise ConfigError(f"context size {config.context_size}, but the training data's whole images are "
+                              f"{'not read' if have is None else f'{have[0]} pixels high'}")
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     from physics.models.training import resolve_device
@@ -312,7 +337,8 @@ def train_nscl(
     world = world_info()
     model = ConceptLearner(
         dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual,
-                            test_flip=config.test_flip, detail_size=config.detail_size)
+                            test_flip=config.test_flip, detail_size=config.detail_size,
+                            context_size=config.context_size)
     )
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
@@ -391,27 +417,38 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
     Residual blocks ``start`` lacks keep their identity start.  A detail CNN that ``start``
     lacks becomes a copy of its CNN (features that already tell objects apart, at the finer
     scale), read by zero columns of the object MLP's first layer: the grown model's logits are
-    ``start``'s on the same crops resized, and the gradient teaches those columns first.
+    ``start``'s on the same crops resized, and the gradient teaches those columns first.  A context
+    CNN that ``start`` lacks keeps its random start, read by zero columns too (they come last).
     """
     same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual,
-                               test_flip=model.config.test_flip, detail_size=model.config.detail_size)
+                               test_flip=model.config.test_flip, detail_size=model.config.detail_size,
+                               context_size=model.config.context_size)
     grows_detail = model.detail_cnn is not None and start.detail_cnn is None
+    grows_context = model.context_cnn is not None and start.context_cnn is None
     if (same != model.config or start.config.residual > model.config.residual or start.vocabulary != model.vocabulary
-            or (start.detail_cnn is not None and model.detail_cnn is None)):
+            or (start.detail_cnn is not None and model.detail_cnn is None)
+            or (start.context_cnn is not None and model.context_cnn is None)):
         raise ConfigError(
             f"--init {where}: its architecture or concepts differ from this run's (it may differ only in crop "
             f"size, have fewer residual blocks: it has {start.config.residual}, this run {model.config.residual}, "
-            f"and lack the detail CNN: its detail size {start.config.detail_size}, this run's {model.config.detail_size})"
+            f"and lack the detail CNN: its detail size {start.config.detail_size}, this run's {model.config.detail_size}, "
+            f"or the context CNN: its context size {start.config.context_size}, this run's {model.config.context_size})"
         )
+    if start.context_cnn is not None and start.config.context_size != model.config.context_size:
+        raise ConfigError(f"--init {where}: its context CNN reads {start.config.context_size}-pixel images, this run "
+                          f"{model.config.context_size}")
     state = start.state_dict()
     if grows_detail:
         state.update({f"detail_cnn.{k}": v.clone() for k, v in start.cnn.state_dict().items()})
+    if grows_context:
+        state.update({f"context_cnn.{k}": v.detach().clone() for k, v in model.context_cnn.state_dict().items()})
+    if grows_detail or grows_context:
         first = model.object_mlp[0].weight.detach().clone()
         first.zero_()
         first[:, : state["object_mlp.0.weight"].shape[1]] = state["object_mlp.0.weight"]
         state["object_mlp.0.weight"] = first
     missing, unexpected = model.load_state_dict(state, strict=False)
-    new_blocks = {f"{cnn}.{k}.{3 + b}." for cnn in ("cnn", "detail_cnn") for k in range(3)
+    new_blocks = {f"{cnn}.{k}.{3 + b}." for cnn in ("cnn", "detail_cnn", "context_cnn") for k in range(3)
                   for b in range(start.config.residual, model.config.residual)}
     if unexpected or any(not any(key.startswith(p) for p in new_blocks) for key in missing):
         raise ConfigError(f"--init {where}: weights that do not fit this model ({sorted(unexpected + missing)[:4]})")

@@ -219,6 +219,74 @@ def test_a_detail_cnn_on_larger_crops_starts_as_the_model_it_grows_from_and_lear
         assert code == 2 and "detail" in err[-1] and bad in err[-1]
 
 
+def test_a_context_cnn_over_the_whole_image_starts_as_the_model_it_grows_from_and_learns(split, tmp_path, capsys):
+    from reasoning.nscl.data import context_image
+    from reasoning.nscl.model import context_shape
+    from reasoning.registry import QAParts, load_qa_model
+
+    small = load_split(split, "train", limit_images=3, progress=False)
+    assert small.contexts == [] and small.context_images([0]) is None  # read only when asked for
+    base, _ = train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
+    whole = load_split(split, "train", limit_images=3, context_size=16, progress=False)
+    assert [tuple(c.shape) for c in whole.contexts] == [(3, *context_shape(16))] * 3 == [(3, 16, 24)] * 3
+    assert all(torch.equal(x, y) for x, y in zip(whole.crops, small.crops, strict=True))  # the objects unchanged
+    grown = ConceptLearner(dataclasses.replace(base.config, context_size=16)).eval()
+    _load_init(grown, base, "a.pt")
+    crops, boxes = small.objects([0, 1, 2])
+    before, after = base.eval()(crops, boxes), grown(crops, boxes, images=whole.context_images([0, 1, 2]))
+    for group in before.attributes:  # zero columns read the context CNN until trained
+        assert torch.allclose(before.attributes[group], after.attributes[group], atol=1e-5)
+    with pytest.raises(ValueError, match="one \\[3, H, W\\] image per scene, got none for 3 scenes"):
+        grown(crops, boxes)
+    with pytest.raises(ConfigError, match="context size 16, but the training data's whole images are not read"):
+        train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0", context_size=16), tmp_path / "x.pt",
+                   progress=False)
+    config = NSCLTrainConfig(epochs=1, curriculum="0:0", context_size=16, init=str(tmp_path / "a.pt"),
+                             learning_rate=1e-2, batch_size=8, flip=True)  # flips: an image and its crops together
+    tuned, _ = train_nscl(whole, config, tmp_path / "b.pt", progress=False)
+    columns = 4 * base.config.width + 4
+    assert tuned.object_mlp[0].weight[:, columns:].abs().sum() > 0  # gradients reach the zero columns
+    assert not all(torch.equal(x, y) for x, y in zip(tuned.context_cnn.parameters(), grown.context_cnn.parameters(),
+                                                     strict=True))  # and the context CNN behind them
+    assert load_nscl(tmp_path / "b.pt")[0].config.context_size == 16
+    with pytest.raises(ConfigError, match="or the context CNN: its context size 16, this run's 0"):
+        train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0", init=str(tmp_path / "b.pt")),
+                   tmp_path / "c.pt", progress=False)
+    with pytest.raises(ConfigError, match="its context CNN reads 16-pixel images, this run 32"):
+        train_nscl(load_split(split, "train", limit_images=3, context_size=32, progress=False),
+                   NSCLTrainConfig(epochs=1, curriculum="0:0", context_size=32, init=str(tmp_path / "b.pt")),
+                   tmp_path / "c.pt", progress=False)
+    with pytest.raises(ConfigError, match="some splits were read with whole images"):
+        join_sets([whole, small])
+    for bad in (8, -1):
+        with pytest.raises(ConfigError, match="context size"):
+            NSCLTrainConfig(context_size=bad)
+    # the perceiver gives the whole image to the model, as training read it, and the QA model answers
+    model = load_qa_model("nscl", QAParts(perceiver="nscl", perceiver_checkpoint=str(tmp_path / "b.pt"), parser=False))
+    from perception.datasets import ClevrDataset
+
+    item = ClevrDataset(split, "train")[0]
+    rgb = (item["image"].permute(1, 2, 0) * 255).round().byte().numpy()
+    scores = model.derenderer.scores_of(model.perceive(rgb))
+    image = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
+    assert torch.equal(context_image(image, 16), whole.contexts[0])
+    assert scores is not None and scores.num_objects > 0
+    out = tmp_path / "cli.pt"  # the command reads the whole images and records the flag
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--epochs", "1", "--context-size", "16",
+                 "--out", str(out), "--quiet"]) == 0
+    model, meta = load_nscl(out)
+    assert model.config.context_size == 16 and "--context-size 16" in meta["command"]
+    for bad in ("-3", "nan", "x", "8"):  # each a one-line error naming the flag, before any data is read
+        capsys.readouterr()
+        try:
+            code = main(["train", "nscl", "--data", str(tmp_path / "none"), "--context-size", bad, "--out", str(out),
+                         "--quiet"])
+        except SystemExit as exc:  # argparse: not an integer
+            code = exc.code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and "context" in err[-1] and bad in err[-1]
+
+
 def test_whole_image_batches_keep_each_image_whole_and_train(split, tmp_path):
     data = load_split(split, "train", limit_images=8, progress=False)
     admitted = [q for q in range(len(data)) if q % 3]  # as a curriculum stage would leave them
