@@ -144,6 +144,29 @@ def test_new_config_fields_are_checked():
         SoundOfPixelsConfig(negatives="all")
     with pytest.raises(ConfigError, match="separation_warmup"):
         SoundOfPixelsConfig(separation_warmup=1.5)
+    with pytest.raises(ConfigError, match="head"):
+        SoundOfPixelsConfig(head="full")
+
+
+def test_the_gated_head_gives_full_resolution_maps_cut_by_a_local_gate():
+    torch.manual_seed(0)
+    half = SoundOfPixels(SMALL).eval()
+    torch.manual_seed(0)
+    gated = SoundOfPixels(SoundOfPixelsConfig(width=4, audio_width=4, frames=2, head="gated")).eval()
+    images = torch.rand(5, 3, 16, 24)
+    with torch.no_grad():
+        full, coarse = gated.pixel_features(images), half.pixel_features(images)
+        assert full.shape == (5, len(CATEGORIES), 16, 24) and coarse.shape == (5, len(CATEGORIES), 8, 12)
+        assert 0 <= float(full.min()) and float(full.max()) <= 1
+        # the same weights below the gate (created in the same order): the gated map is the half-resolution
+        # map upsampled times the gate, so closing the gate darkens every pixel and opening it gives the map
+        gated.pixels.gate.weight.zero_()
+        gated.pixels.gate.bias.fill_(30.0)
+        up = nn.functional.interpolate(coarse, size=(16, 24), mode="bilinear", align_corners=False)
+        assert torch.allclose(gated.pixel_features(images), up, atol=1e-6)
+        gated.pixels.gate.bias.fill_(-30.0)
+        assert float(gated.pixel_features(images).max()) < 1e-6
+    assert half.pixels.gate is None
 
 
 class _ColourChannels(nn.Module):
@@ -166,8 +189,10 @@ def test_channel_iou_is_one_for_a_channel_that_finds_exactly_its_category():
 
 @pytest.mark.parametrize("config", [SMALL, SoundOfPixelsConfig(width=4, audio_width=4, frames=2, pool_top=4,
                                                                   pool_per_frame=True, negatives="pixels",
-                                                                  separation_warmup=0.5)],
-                         ids=["pooled", "per-frame-pixels-warmup"])
+                                                                  separation_warmup=0.5),
+                                    SoundOfPixelsConfig(width=4, audio_width=4, frames=2, pool_top=16,
+                                                        pool_per_frame=True, negatives="pixels", head="gated")],
+                         ids=["pooled", "per-frame-pixels-warmup", "gated"])
 def test_mix_and_separate_training_lowers_both_losses(config):
     clips = _clips(8)
     torch.manual_seed(0)
