@@ -20,6 +20,11 @@ Fields of a built graph (M = N leaves + R roots, H = history length, E edges)::
     wall_feat   float32 [M, D+1]     with ``wall_clip`` > 0 only: each non-wall leaf's vector to
                                      the nearest wall marker and that distance, both divided by
                                      ``wall_clip``, zeros beyond it (distance 1); markers, roots: 0
+    box_bounds  float32 [M, 2, D]    with ``wall_box`` > 0 only: the container the node's copy of
+                                     the scene's wall markers outline, ``[lo, hi]`` (``hi`` of the
+                                     last, up, axis +inf: open on top); markers, roots and scenes
+                                     without markers: -inf / +inf (no wall).  The model turns it
+                                     into signed distances of its (noisy) input positions.
 
 Relation types follow PropNet/DPI-Net: fixed relations of the world (springs,
 links), dynamic neighbours within a radius (contacts, recomputed every step as
@@ -44,7 +49,7 @@ from physics.graph.neighbors import (
     radius_graph_kdtree,
 )
 
-__all__ = ["Relation", "NodeType", "GraphConfig", "GraphBuilder", "collate"]
+__all__ = ["Relation", "NodeType", "GraphConfig", "GraphBuilder", "box_distances", "collate"]
 
 
 class Relation(IntEnum):
@@ -88,6 +93,15 @@ class GraphConfig:
             markers; 0 (the default): none.
         wall_column: The ``node_attr`` column that flags wall markers (particle worlds:
             the last, ``wall``).
+        wall_box: > 0 gives each non-wall particle its *signed* distances to the walls of
+            the container the markers outline (``box_bounds``; the model computes
+            ``(x - lo) / wall_box`` on every axis and ``(hi - x) / wall_box`` on every axis
+            but the last, clipped to [-1, 1]; negative: past that wall), so a model can
+            tell the inside of a wall from its outside, which neither the edges to the
+            markers nor ``wall_clip``'s vector to the nearest one can: past the right wall
+            the markers lie where they lie for a particle just inside the left one.  GNS's
+            clipped distance to each boundary (Sanchez-Gonzalez et al. 2020), signed.
+            0 (the default): none.
     """
 
     history: int = field(default=1, metadata={"help": "past velocities fed to the model"})
@@ -100,6 +114,7 @@ class GraphConfig:
     free_roots: int = 0
     wall_clip: float = 0.0
     wall_column: int = -1
+    wall_box: float = 0.0
 
     def __post_init__(self) -> None:
         if self.history < 1:
@@ -114,6 +129,8 @@ class GraphConfig:
             raise ConfigError(f"GraphConfig.free_roots must be >= 0, got {self.free_roots}")
         if not self.wall_clip >= 0:
             raise ConfigError(f"GraphConfig.wall_clip must be >= 0, got {self.wall_clip}")
+        if not (self.wall_box >= 0 and self.wall_box < float("inf")):
+            raise ConfigError(f"GraphConfig.wall_box must be a finite number >= 0, got {self.wall_box}")
 
     @property
     def has_roots(self) -> bool:
@@ -278,18 +295,39 @@ class GraphBuilder:
             data.target_pos = tgt_m.float()
         if cfg.wall_clip > 0:
             data.wall_feat = self._wall_features(pos_hist[-1].float(), node_attr, batch, node_type.shape[0])
+        if cfg.wall_box > 0:
+            data.box_bounds = self._box_bounds(pos_hist[-1].float(), node_attr, batch, node_type.shape[0])
         return data
+
+    def _wall_mask(self, node_attr: Tensor) -> Tensor:
+        cfg = self.config
+        if not -node_attr.shape[1] <= cfg.wall_column < node_attr.shape[1]:
+            raise StateError(f"graph builder: wall_column {cfg.wall_column} is outside node_attr's "
+                             f"{node_attr.shape[1]} columns")
+        return node_attr[:, cfg.wall_column] > 0.5
+
+    def _box_bounds(self, x: Tensor, node_attr: Tensor, batch: Tensor | None, m: int) -> Tensor:
+        """``[M, 2, D]`` the container ``[lo, hi]`` of each non-wall leaf's copy of the scene (see ``box_bounds``)."""
+        n, d = x.shape
+        inf = float("inf")
+        out = torch.empty(m, 2, d, device=x.device)
+        out[:, 0], out[:, 1] = -inf, inf
+        wall = self._wall_mask(node_attr)
+        copies = batch if batch is not None else torch.zeros(n, dtype=torch.long, device=x.device)
+        for c in torch.unique(copies[wall]).tolist():
+            marks = x[wall & (copies == c)]
+            rows = torch.nonzero(~wall & (copies == c)).squeeze(1)
+            out[rows, 0] = marks.min(0).values
+            out[rows, 1, :-1] = marks.max(0).values[:-1]
+        return out
 
     def _wall_features(self, x: Tensor, node_attr: Tensor, batch: Tensor | None, m: int) -> Tensor:
         """``[M, D+1]`` clipped vector and distance of each non-wall leaf to its nearest wall marker."""
         cfg = self.config
         n, d = x.shape
-        if not -node_attr.shape[1] <= cfg.wall_column < node_attr.shape[1]:
-            raise StateError(f"graph builder: wall_column {cfg.wall_column} is outside node_attr's "
-                             f"{node_attr.shape[1]} columns")
+        wall = self._wall_mask(node_attr)
         out = torch.zeros(m, d + 1, device=x.device)
         out[:n, d] = 1.0
-        wall = node_attr[:, cfg.wall_column] > 0.5
         out[:n][wall] = 0.0
         free = ~wall
         if not wall.any() or not free.any():
@@ -304,6 +342,16 @@ class GraphBuilder:
         rows = torch.nonzero(free).squeeze(1)
         out[rows] = feat
         return out
+
+
+def box_distances(x: Tensor, bounds: Tensor, clip: float) -> Tensor:
+    """``[M, 2D-1]`` signed distances of positions ``x`` ``[M, D]`` to the walls of ``bounds``
+    ``[M, 2, D]`` (``box_bounds``): ``x - lo`` on every axis, ``hi - x`` on every axis but the
+    last (open on top), divided by ``clip`` and clipped to [-1, 1]; positive inside, 1 where
+    there is no wall (infinite bounds)."""
+    d = x.shape[1]
+    dist = torch.cat([x - bounds[:, 0], (bounds[:, 1] - x)[:, : d - 1]], 1)
+    return (dist / clip).clamp(-1.0, 1.0)
 
 
 def collate(graphs: list[Data]) -> Batch:

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from physics.errors import StateError
-from physics.graph.builder import NUM_RELATIONS, NodeType, Relation
+from physics.graph.builder import NUM_RELATIONS, NodeType, Relation, box_distances
 from physics.models.config import ModelConfig, WorldPreset
 from physics.models.contact import CONTACT_FEATURES, contact_features
 from physics.models.layers import mlp
@@ -97,6 +97,7 @@ class DynamicsModel(nn.Module, abc.ABC):
         else:
             vel_in = h * d
         wall = d + 1 if c.graph.wall_clip > 0 else 0  # GraphConfig.wall_clip's node features
+        wall += 2 * d - 1 if c.graph.wall_box > 0 else 0  # GraphConfig.wall_box's signed distances
         self.node_encoder = mlp(vel_in + c.node_attr_dim + d + len(NodeType) + po + wall, hd, hd, c.mlp_layers, norm=True)
         contact = CONTACT_FEATURES if c.contact else 0  # ModelConfig.contact's edge features
         self.edge_encoder = mlp(2 * d + 1 + c.edge_attr_dim + NUM_RELATIONS + contact, hd, hd, c.mlp_layers, norm=True)
@@ -152,6 +153,8 @@ class DynamicsModel(nn.Module, abc.ABC):
             parts.append(g.observed.float()[:, None])
         if cfg.graph.wall_clip > 0:
             parts.append(g.wall_feat)
+        if cfg.graph.wall_box > 0:
+            parts.append(box_distances(pos_hist[:, -1], g.box_bounds, cfg.graph.wall_box))
         c_node = self.node_encoder(torch.cat(parts, dim=-1))
         s, r = g.edge_index
         rel = (pos_hist[r, -1] - pos_hist[s, -1]) / self.rel_scale

@@ -270,8 +270,11 @@ def config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     if not d["contact"]:
         del d["contact"]
-    if not d["graph"]["wall_clip"]:
-        del d["graph"]["wall_clip"], d["graph"]["wall_column"]
+    if not d["graph"]["wall_clip"] and not d["graph"]["wall_box"]:
+        del d["graph"]["wall_column"]
+    for key in ("wall_clip", "wall_box"):
+        if not d["graph"][key]:
+            del d["graph"][key]
     return d
 
 

@@ -205,3 +205,33 @@ def test_wall_features_give_the_clipped_vector_and_distance_to_the_nearest_wall_
         GraphConfig(wall_clip=-1.0)
     with pytest.raises(StateError, match="wall_column 5"):
         GraphBuilder(GraphConfig(history=1, wall_clip=0.02, wall_column=5)).build(hist, attr)
+
+
+def test_box_features_tell_the_inside_of_a_wall_from_its_outside():
+    from physics.graph.builder import box_distances
+
+    # a U of wall markers: floor y = 0 from x = 0 to 1, sides up to y = 0.5; three particles:
+    # inside near the left wall, past the right wall, below the floor
+    marks = [[x, 0.0] for x in (0.0, 0.5, 1.0)] + [[0.0, 0.5], [1.0, 0.5]]
+    pos = torch.tensor(marks + [[0.01, 0.3], [1.01, 0.3], [0.5, -0.03]])
+    attr = torch.tensor([[0.0, 1.0]] * 5 + [[1.0, 0.0]] * 3)
+    hist = pos[None].expand(2, -1, -1)
+    assert "box_bounds" not in GraphBuilder(GraphConfig(history=1, radius=0.05)).build(hist, attr)
+    g = GraphBuilder(GraphConfig(history=1, radius=0.05, wall_box=0.02)).build(hist, attr)
+    feat = box_distances(g.pos_hist[:, -1], g.box_bounds, 0.02)  # [x - left, y - floor, right - x]
+    expect = torch.tensor([[0.5, 1.0, 1.0], [1.0, 1.0, -0.5], [1.0, -1.0, 1.0]])
+    assert torch.allclose(feat[5:], expect)
+    assert torch.equal(feat[:5], torch.ones(5, 3))  # markers: no wall of their own
+    # the edges cannot tell the two side cases apart: a marker lies 0.01 m to the left of both particles
+    assert torch.allclose(pos[5] - pos[3], torch.tensor([0.01, -0.2])) and torch.allclose(pos[6] - pos[4], torch.tensor([0.01, -0.2]))
+    # copies of a scene (batch) get their own container; a scene without markers gets none (1: far)
+    two = torch.cat([pos, pos + torch.tensor([5.0, 0.0])])[None].expand(2, -1, -1)
+    g = GraphBuilder(GraphConfig(history=1, wall_box=0.02)).build(two, torch.cat([attr, attr]),
+                                                                   batch=torch.tensor([0] * 8 + [1] * 8))
+    feat = box_distances(g.pos_hist[:, -1], g.box_bounds, 0.02)
+    assert torch.allclose(feat[5:8], expect) and torch.allclose(feat[13:], expect, atol=1e-4)
+    free = GraphBuilder(GraphConfig(history=1, wall_box=0.02)).build(hist[:, 5:], attr[5:])
+    assert torch.equal(box_distances(free.pos_hist[:, -1], free.box_bounds, 0.02), torch.ones(3, 3))
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="wall_box"):
+            GraphConfig(wall_box=bad)

@@ -224,6 +224,42 @@ def test_wall_features_reach_the_model_and_stay_out_of_configs_that_do_not_use_t
     assert kept.node_encoder[0].in_features == make_model("dpinet", chain_config("dpinet")).node_encoder[0].in_features + 3
 
 
+def test_box_features_reach_the_model_from_its_noisy_input_and_stay_out_of_configs_that_do_not_use_them():
+    from physics.graph.builder import GraphBuilder
+    from physics.models.config import apply_overrides, config_from_dict, config_to_dict
+
+    plain = config_to_dict(chain_config("dpinet"))
+    assert "wall_box" not in plain["graph"] and "wall_column" not in plain["graph"]  # as saved before
+    cfg = apply_overrides(chain_config("dpinet"), {"graph.wall_box": 0.04})
+    saved = config_to_dict(cfg)
+    assert saved["graph"]["wall_box"] == 0.04 and "wall_clip" not in saved["graph"] and config_from_dict(saved) == cfg
+    torch.manual_seed(0)
+    model = make_model("dpinet", cfg)
+    assert model.node_encoder[0].in_features == make_model("dpinet", chain_config("dpinet")).node_encoder[0].in_features + 3
+    # the features come from the positions the model is given (noisy in training), not from the graph's:
+    # the whole scene moved 0.01 m changes no velocity and no edge, only the distances to the stored walls
+    pos = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.02, 0.01], [0.05, 0.02]])
+    attr = torch.tensor([[1.0], [1.0], [0.0], [0.0]])  # column 0 (the last) flags the two markers
+    hist = torch.stack([pos, pos + 0.001, pos + 0.003])
+    moved = hist.transpose(0, 1) + torch.tensor([0.01, 0.0])
+    plain_model = make_model("dpinet", chain_config("dpinet")).eval()
+    inst = torch.tensor([0, 0, -1, -1])
+
+    def graph(c):
+        b = GraphBuilder(c.graph)
+        g = b.build(hist, attr, edges=torch.zeros(2, 0, dtype=torch.long), edge_attr=torch.zeros(0, 1), instance=inst,
+                    root_of=b.roots_for(pos, inst))
+        return g, torch.cat([moved, g.pos_hist[4:] + torch.tensor([0.01, 0.0])])  # roots move with their leaves
+
+    with torch.no_grad():
+        g, shifted = graph(cfg)
+        assert not torch.allclose(model.eval()(g)[2:4], model(g, shifted)[2:4])
+        g0, shifted0 = graph(plain_model.config)
+        assert torch.allclose(plain_model(g0), plain_model(g0, shifted0), atol=1e-6)
+    with pytest.raises(ConfigError, match="graph.wall_box=nan: must be a finite number"):
+        apply_overrides(chain_config("dpinet"), {"graph.wall_box": float("nan")})
+
+
 def test_select_rollouts_resumes_after_a_kill_with_the_same_kept_epoch(tmp_path, monkeypatch):
     from physics.models import load_model
     from physics.models.base import DynamicsModel
