@@ -83,7 +83,8 @@ class PixelVideoPerceiver(VideoPerceiver):
         self.last_detections = detections
         if self.config.track_height is not None:
             detections = at_height(detections, self.config.camera, image_hw, self.config.track_height)
-        tracks = track_detections(detections, self.config.track)
+        tracks = track_detections(detections, self.config.track, border=self.config.border,
+                                  image_hw=image_hw if self.config.split_reentries else None)
         k = video_index(frames_dir)
         return tracks_to_annotation(
             tracks,

@@ -22,6 +22,16 @@ coexist are one object seen twice (hidden behind another, or leaving and
 coming back); they are joined.  Tracks seen in fewer than ``min_length``
 frames are dropped as spurious.
 
+Re-entries: CLEVRER objects leave across the image border and rarely come
+back, while another may enter at the same place a few frames later; the
+online step's gate grows with the frames a track went unseen, so it may give
+the entrant to the track of the object that left.  With the image size given,
+a track whose last observation before a gap lay within ``border`` of the
+image's edge (the object left the view) is cut where the gap ends, and the two
+parts stay apart when each is at least ``min_length`` observations long and
+they read other attributes (colour, material or shape by their mean
+probabilities); otherwise they are joined again.
+
 Swaps: before merging, two tracks that traded objects at a contact (each reads
 one object's colour, material and shape for ``swap_run`` observations, then
 the other's from about the same frame on) get their tails exchanged (the
@@ -42,7 +52,7 @@ from perception.video.detect import VIDEO_ATTRIBUTES, FrameDetections
 from physics.errors import ConfigError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
-__all__ = ["TrackConfig", "Track", "track_detections"]
+__all__ = ["TrackConfig", "Track", "track_detections", "at_edge"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,9 @@ class Track:
         areas: Mask pixels per observation (NaN where not known).
         labels: The most probable (colour, material, shape) of each observation.
         obs_probs: Per observation, the probabilities of each attribute.
+        reentries: List positions of observations that continued the track after a gap
+            that began at the image's edge (filled by :func:`track_detections` when it is
+            given the image size; cut and absorbed tracks start without any).
     """
 
     frames: list[int] = field(default_factory=list)
@@ -101,6 +114,7 @@ class Track:
     areas: list[float] = field(default_factory=list)
     labels: list[tuple[str, ...]] = field(default_factory=list)
     obs_probs: list[dict[str, np.ndarray]] = field(default_factory=list)
+    reentries: list[int] = field(default_factory=list)
 
     def add(self, frame: int, pixel: np.ndarray, location: np.ndarray, probs: dict[str, np.ndarray],
             area: float = float("nan")) -> None:
@@ -158,12 +172,16 @@ def _disagreement(track: Track, probs: dict[str, np.ndarray]) -> np.ndarray:
     return 1.0 - np.mean(agree, axis=0)
 
 
-def track_detections(detections: Sequence[FrameDetections], config: TrackConfig = TrackConfig()) -> list[Track]:
+def track_detections(detections: Sequence[FrameDetections], config: TrackConfig = TrackConfig(), *,
+                     image_hw: tuple[int, int] | None = None, border: float = 0.05) -> list[Track]:
     """Link per-frame detections into tracks (the rules in the module docstring).
 
     Args:
         detections: One :class:`FrameDetections` per frame, in frame order.
         config: Gates and weights.
+        image_hw: (H, W) of the frames: with it, re-entries are split (module docstring);
+            None: not.
+        border: A pixel within this fraction of the image's width from its edge is at the edge.
 
     Returns:
         Tracks ordered by their first frame, then by image column of their first observation.
@@ -188,6 +206,9 @@ def track_detections(detections: Sequence[FrameDetections], config: TrackConfig 
             finite = np.where(np.isfinite(cost), cost, 1e9)
             for i, j in zip(*linear_sum_assignment(finite), strict=True):
                 if np.isfinite(cost[i, j]):
+                    if (image_hw is not None and f - open_tracks[i].frames[-1] > 1
+                            and at_edge(open_tracks[i].pixels[-1], image_hw, border)):
+                        open_tracks[i].reentries.append(len(open_tracks[i]))
                     open_tracks[i].add(f, det.pixel[j], det.location[j], {a: det.probs[a][j] for a in VIDEO_ATTRIBUTES},
                                           float(det.area[j]))
                     matched.add(int(j))
@@ -196,10 +217,37 @@ def track_detections(detections: Sequence[FrameDetections], config: TrackConfig 
                 t = Track()
                 t.add(f, det.pixel[j], det.location[j], {a: det.probs[a][j] for a in VIDEO_ATTRIBUTES}, float(det.area[j]))
                 open_tracks.append(t)
-    tracks = [t for t in [*closed, *open_tracks] if len(t) >= config.min_length]
+    tracks = [part for t in [*closed, *open_tracks] for part in _split_reentries(t, config)]
+    tracks = [t for t in tracks if len(t) >= config.min_length]
     tracks = _unswap(tracks, config)
     tracks = _merge_same_object(tracks, config)
     return sorted(tracks, key=lambda t: (t.frames[0], float(t.pixels[0][0])))
+
+
+def at_edge(pixel: np.ndarray, image_hw: tuple[int, int], border: float) -> bool:
+    """Whether image point ``pixel`` (u, v) lies within ``border`` of the image's width from its edge."""
+    h, w = image_hw
+    margin = border * w
+    return not (margin <= pixel[0] < w - margin and margin <= pixel[1] < h - margin)
+
+
+def _split_reentries(track: Track, config: TrackConfig) -> list[Track]:
+    """``track`` cut at its re-entries where the parts read other attributes (module docstring).
+
+    Each part is compared with the track built so far before it; a part that reads the
+    same attributes, or either of which is shorter than ``min_length``, is joined to it.
+    """
+    if not track.reentries:
+        return [track]
+    cuts = [0, *track.reentries, len(track)]
+    out = [track.cut(cuts[0], cuts[1])]
+    for start, stop in zip(cuts[1:], cuts[2:], strict=False):
+        part = track.cut(start, stop)
+        if min(len(part), len(out[-1])) >= config.min_length and part.attributes() != out[-1].attributes():
+            out.append(part)
+        else:
+            out[-1].absorb(part)
+    return out
 
 
 def _merge_same_object(tracks: list[Track], config: TrackConfig) -> list[Track]:

@@ -12,6 +12,7 @@ from perception.video.annotate import (
     VideoPerceptionConfig,
     at_rest,
     perception_config,
+    second_partners,
     steady_areas,
     touch_collisions,
     tracks_to_annotation,
@@ -124,6 +125,49 @@ def test_objects_resting_in_contact_collide_once_and_again_only_after_the_gap():
     resting = _frames({0: apart, 1: {f: (0.7, 0.0) for f in range(30)}}, 30)
     assert touch_collisions(resting, {0: "cube", 1: "cube"}, 0.72, 0.03, 5) == ()
     assert len(touch_collisions(resting, {0: "sphere", 1: "sphere"}, 0.72, 0.03, 5)) == 1
+
+
+def _struck_by_two(x_rests: bool = True) -> dict[int, dict[int, tuple[float, float]]]:
+    """Sphere 0 at the origin is struck in frame 6 by sphere 1 from the left and sphere 2 from the right.
+
+    Sphere 1 comes within 0.61 (found by the touch rule); sphere 2 slows and its centre
+    stops 0.85 away (as perceived centres of three touching objects come out). Sphere 3
+    rests 0.8 below sphere 0 throughout and is not struck. With ``x_rests`` False,
+    sphere 0 slides up at 0.05 a frame before the strike.
+    """
+    def x_path(f: int) -> tuple[float, float]:
+        before = 0.0 if x_rests else 0.05 * (f - 5)
+        return (0.0, before if f <= 5 else 0.1 * (f - 5))
+
+    return {
+        0: {f: x_path(f) for f in range(16)},
+        1: {f: (-3.0 + 0.4 * f if f <= 6 else -0.7, 0.0) for f in range(16)},
+        2: {f: (1.5 - 0.1 * f if f <= 5 else (0.84 if f == 6 else 0.9 + 0.05 * (f - 7)), 0.0) for f in range(16)},
+        3: {f: (0.0, -0.8) for f in range(16)},
+    }
+
+
+def test_a_resting_object_struck_by_two_gets_its_second_partner():
+    states = _frames(_struck_by_two(), 16)
+    shapes = dict.fromkeys(range(4), "sphere")
+    first = touch_collisions(states, shapes, 0.72, 0.03, 5)
+    assert [(c.object_ids, c.frame_id) for c in first] == [((0, 1), 6)]  # the right-hand partner is missed
+    both = second_partners(states, shapes, first, 0.72 + 0.15, 0.03, 5)
+    assert [(c.object_ids, c.frame_id) for c in both] == [((0, 1), 6), ((0, 2), 6)]
+    np.testing.assert_allclose(both[1].location, (0.42, 0.05, 0.35), atol=1e-6)
+    # within a looser distance than the partner came, or with no collision to start from: nothing added
+    assert second_partners(states, shapes, first, 0.72 + 0.05, 0.03, 5) == first
+    assert second_partners(states, shapes, (), 0.87, 0.03, 5) == ()
+    # a partner already colliding with it within the gap is not counted twice
+    again = (*first, Collision((0, 2), 8, (0.0, 0.0, 0.35)))
+    assert second_partners(states, shapes, again, 0.87, 0.03, 5) == tuple(sorted(again, key=lambda c: c.frame_id))
+
+
+def test_no_second_partner_for_an_object_that_was_already_moving():
+    states = _frames(_struck_by_two(x_rests=False), 16)
+    shapes = dict.fromkeys(range(4), "sphere")
+    first = touch_collisions(states, shapes, 0.72, 0.03, 5)
+    assert second_partners(states, shapes, first, 0.87, 0.03, 5) == first
 
 
 def test_video_perception_config_refuses_nonsense():
@@ -437,3 +481,17 @@ def test_vote_settings_refuse_nonsense():
         with pytest.raises(ConfigError, match=match):
             perception_config([bad])
     assert perception_config(["rest_votes=4", "edge_weight=0.5"]).rest_votes == 4
+
+
+def test_second_partner_and_reentry_settings_refuse_nonsense():
+    with pytest.raises(ConfigError, match="second_partner"):
+        VideoPerceptionConfig(second_partner=-0.1)
+    with pytest.raises(ConfigError, match="split_reentries"):
+        VideoPerceptionConfig(split_reentries=2)
+    for bad, match in (("second_partner=-1", "second_partner"), ("second_partner=nan", "finite"),
+                       ("second_partner=x", "not a number"), ("split_reentries=0.5", "whole"),
+                       ("split_reentries=3", "split_reentries"), ("split_reentries=none", "cannot be none")):
+        with pytest.raises(ConfigError, match=match):
+            perception_config([bad])
+    cfg = perception_config(["second_partner=0.15", "split_reentries=0"])
+    assert (cfg.second_partner, cfg.split_reentries) == (0.15, 0)

@@ -149,3 +149,49 @@ def test_a_track_whose_reading_changes_alone_is_not_cut():
     tracks = track_detections([late[f] if f >= 15 else d for f, d in enumerate(dets)], TrackConfig(attribute_weight=0.0))
     assert len(tracks) == 1 and tracks[0].frames == list(range(30))
     assert tracks[0].labels[:15] == [RED_CUBE] * 15 and tracks[0].labels[15:] == [BLUE_SPHERE] * 15
+
+
+def _exit_then_entry(entrant: tuple[str, str, str]) -> list[FrameDetections]:
+    """A brown sphere leaves across the bottom edge at frame 14; ``entrant`` enters there at frame 20.
+
+    Pixels are made as in ``_frames`` (x * 10 + 200, y * 10 + 200) in a 480x320 image, so
+    y = 11.5 is at the bottom edge (v = 315).
+    """
+    leaving = {f: (0.0, 7.0 + 0.3 * f) for f in range(15)}  # v from 270 to 312: within 24 px of the edge from frame 9
+    entering = {f: (0.5, 11.5 - 0.3 * (f - 20)) for f in range(20, 40)}
+    if entrant == ("brown", "metal", "sphere"):
+        return _frames(40, {entrant: {**leaving, **entering}})
+    return _frames(40, {("brown", "metal", "sphere"): leaving, entrant: entering})
+
+
+def test_an_object_entering_where_another_left_gets_its_own_track():
+    dets = _exit_then_entry(("yellow", "rubber", "sphere"))
+    joined = track_detections(dets)  # without the image size: the online gate hands the entrant to the leaver's track
+    assert len(joined) == 1 and joined[0].frames == [*range(15), *range(20, 40)]
+    tracks = track_detections(dets, image_hw=(320, 480))
+    got = _by_attributes(tracks)
+    assert set(got) == {("brown", "metal", "sphere"), ("yellow", "rubber", "sphere")}
+    assert got[("brown", "metal", "sphere")].frames == list(range(15))
+    assert got[("yellow", "rubber", "sphere")].frames == list(range(20, 40))
+
+
+def test_an_object_that_comes_back_across_the_edge_stays_one_track():
+    # the same object seen again: same attributes, so the parts are joined again
+    tracks = track_detections(_exit_then_entry(("brown", "metal", "sphere")), image_hw=(320, 480))
+    assert len(tracks) == 1 and tracks[0].frames == [*range(15), *range(20, 40)]
+
+
+def test_a_gap_away_from_the_edge_is_not_split():
+    # hidden behind another object in the middle of the image for 4 frames, read otherwise after: not a re-entry
+    path = {f: (-1.0 + 0.1 * f, 0.0) for f in range(30) if not 12 <= f < 16}
+    dets = _frames(30, {RED_CUBE: path})
+    late = _frames(30, {BLUE_SPHERE: path})
+    tracks = track_detections([late[f] if f >= 16 else d for f, d in enumerate(dets)], image_hw=(320, 480))
+    assert len(tracks) == 1 and len(tracks[0]) == 26
+
+
+def test_a_short_entrant_is_joined_back():
+    # a part shorter than min_length is not made a track of its own (it would be dropped as a blip)
+    dets = _exit_then_entry(("yellow", "rubber", "sphere"))[:24]  # the entrant seen in frames 20-23 only
+    tracks = track_detections(dets, image_hw=(320, 480))
+    assert len(tracks) == 1 and len(tracks[0]) == 19
