@@ -58,16 +58,29 @@ static inline int same_str(PyObject *a, PyObject *b) {
     Py_ssize_t len = PyUnicode_GET_LENGTH(a);
     if (len != PyUnicode_GET_LENGTH(b)) return 0;
     if (PyUnicode_IS_COMPACT_ASCII(a) && PyUnicode_IS_COMPACT_ASCII(b)) {
-        /* the short names here: compared inline, 8 bytes at a time (no library call) */
+        /* the short names here: compared inline in whole words, the last word overlapping
+         * the one before it (no library call, no byte loop; never past the last character) */
         const unsigned char *x = PyUnicode_DATA(a), *y = PyUnicode_DATA(b);
-        Py_ssize_t i = 0;
-        for (; i + 8 <= len; i += 8) {
+        if (len >= 8) {
             uint64_t u, v;
-            memcpy(&u, x + i, 8);
-            memcpy(&v, y + i, 8);
-            if (u != v) return 0;
+            for (Py_ssize_t i = 0; i + 8 < len; i += 8) {
+                memcpy(&u, x + i, 8);
+                memcpy(&v, y + i, 8);
+                if (u != v) return 0;
+            }
+            memcpy(&u, x + len - 8, 8);
+            memcpy(&v, y + len - 8, 8);
+            return u == v;
         }
-        for (; i < len; i++)
+        if (len >= 4) {
+            uint32_t u, v, p, q;
+            memcpy(&u, x, 4);
+            memcpy(&v, y, 4);
+            memcpy(&p, x + len - 4, 4);
+            memcpy(&q, y + len - 4, 4);
+            return u == v && p == q;
+        }
+        for (Py_ssize_t i = 0; i < len; i++)
             if (x[i] != y[i]) return 0;
         return 1;
     }
@@ -530,7 +543,7 @@ static PyObject *bind(PyObject *self, PyObject *scenes) {
 }
 
 /* ------------------------------------------------------------------ answering */
-static inline int key_of(PyObject *k) {
+static int key_lookup(PyObject *k) {
     for (int j = 0; j < N_KEYS; j++)
         if (k == g_key_seen[j]) return j;
     if (!PyUnicode_CheckExact(k)) return PyUnicode_Check(k) ? -2 : -1;
@@ -542,6 +555,30 @@ static inline int key_of(PyObject *k) {
         }
     }
     return -1; /* another key: ignored, as from_clevr ignores it */
+}
+
+/* A key's KEY_* (or -1: another key, -2: a str subclass), found in one pointer comparison for
+ * the keys json.loads shares within a parse: a small table by address holds each key object
+ * already recognised (held, so its address cannot be taken by another object meanwhile).  A
+ * slot is taken over only from a key that is no longer the last one seen under its name, so
+ * two live keys landing in one slot do not evict each other (the second is found by
+ * key_lookup's comparisons, as before); anything else is looked up by key_lookup. */
+#define KEY_SLOTS 64
+static PyObject *g_key_slot[KEY_SLOTS];
+static int g_key_code[KEY_SLOTS];
+
+static inline int key_of(PyObject *k) {
+    size_t h = (size_t)(((uint64_t)(uintptr_t)k * 0x9E3779B97F4A7C15ull) >> 58);
+    if (g_key_slot[h] == k) return g_key_code[h];
+    int code = key_lookup(k);
+    if (code >= 0) {
+        PyObject *old = g_key_slot[h];
+        if (old != NULL && g_key_seen[g_key_code[h]] == old) return code; /* live: keep it */
+        g_key_slot[h] = Py_NewRef(k);
+        g_key_code[h] = code;
+        Py_XDECREF(old); /* a str: freeing it runs no Python code */
+    }
+    return code;
 }
 
 #define SLOW 1
@@ -787,7 +824,9 @@ static PyObject *run_fields(const Fields *f, const Scene *sc) {
         case K_SCENE: r = (int64_t)sc->all; break;
         case K_FILTER: r = a & (int64_t)sc->vb[op->attr][word]; break;
         case K_UNIQUE:
-            if (__builtin_popcountll((uint64_t)a) != 1) invalid = 1;
+            /* one object: a nonzero power of two (no popcount: a library call on x86-64's
+             * baseline instruction set) */
+            if (a == 0 || ((uint64_t)a & ((uint64_t)a - 1)) != 0) invalid = 1;
             else r = __builtin_ctzll((uint64_t)a);
             break;
         case K_RELATE: {
