@@ -999,7 +999,19 @@ done:
     return result;
 }
 
+/* _same_str(a, b) -> bool: the name comparison itself, for tests (a lookup reaches it only
+ * when two strings' hashes are equal, which tests cannot arrange). */
+static PyObject *same_str_py(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyUnicode_CheckExact(args[0]) || !PyUnicode_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_same_str(a, b) takes two str");
+        return NULL;
+    }
+    return PyBool_FromLong(same_str(args[0], args[1]));
+}
+
 static PyMethodDef methods[] = {
+    {"_same_str", (PyCFunction)(void (*)(void))same_str_py, METH_FASTCALL,
+     "_same_str(a, b) -> whether the module takes two str for the same name (tests)."},
     {"configure", configure, METH_O, "configure(spec): the operation table, from Python."},
     {"bind", bind, METH_O, "bind(scenes) -> Bound: scenes bound on first use."},
     {"answer", (PyCFunction)(void (*)(void))answer, METH_FASTCALL,
