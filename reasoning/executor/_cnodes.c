@@ -557,23 +557,32 @@ static int key_lookup(PyObject *k) {
     return -1; /* another key: ignored, as from_clevr ignores it */
 }
 
-/* A key's KEY_* (or -1: another key, -2: a str subclass), found in one pointer comparison for
- * the keys json.loads shares within a parse: a small table by address holds each key object
- * already recognised (held, so its address cannot be taken by another object meanwhile).  A
- * slot is taken over only from a key that is no longer the last one seen under its name, so
- * two live keys landing in one slot do not evict each other (the second is found by
- * key_lookup's comparisons, as before); anything else is looked up by key_lookup. */
+/* A key's KEY_* (or -1: another key, -2: a str subclass), found in one or two pointer
+ * comparisons for the keys json.loads shares within a parse: a small table by address (two
+ * slots per key: its own and its neighbour) holds each key object already recognised (held,
+ * so its address cannot be taken by another object meanwhile).  A slot is taken over only
+ * from a key that is no longer the last one seen under its name, so live keys landing on the
+ * same slots do not evict each other (a third is found by key_lookup's comparisons, as
+ * before); anything else is looked up by key_lookup. */
 #define KEY_SLOTS 64
 static PyObject *g_key_slot[KEY_SLOTS];
 static int g_key_code[KEY_SLOTS];
 
+static inline int key_live(size_t h) {
+    return g_key_slot[h] != NULL && g_key_seen[g_key_code[h]] == g_key_slot[h];
+}
+
 static inline int key_of(PyObject *k) {
     size_t h = (size_t)(((uint64_t)(uintptr_t)k * 0x9E3779B97F4A7C15ull) >> 58);
     if (g_key_slot[h] == k) return g_key_code[h];
+    if (g_key_slot[h ^ 1] == k) return g_key_code[h ^ 1];
     int code = key_lookup(k);
     if (code >= 0) {
+        if (key_live(h)) {
+            h ^= 1;
+            if (key_live(h)) return code; /* both taken by live keys: keep them */
+        }
         PyObject *old = g_key_slot[h];
-        if (old != NULL && g_key_seen[g_key_code[h]] == old) return code; /* live: keep it */
         g_key_slot[h] = Py_NewRef(k);
         g_key_code[h] = code;
         Py_XDECREF(old); /* a str: freeing it runs no Python code */
@@ -884,7 +893,7 @@ slow:
 }
 
 /* The answer of one node list on one bound scene (single mode); see run_fields. */
-static PyObject *answer_one(PyObject *nodes, Bound *b, Py_ssize_t s) {
+static inline PyObject *answer_one(PyObject *nodes, Bound *b, Py_ssize_t s, int prefetch) {
     Fields f;
     if (!PyList_CheckExact(nodes) || s < 0 || s >= b->n || b->generation != g_generation)
         return Py_NewRef(g_slow);
@@ -892,7 +901,7 @@ static PyObject *answer_one(PyObject *nodes, Bound *b, Py_ssize_t s) {
         return Py_NewRef(g_slow);
     PyObject **items = ((PyListObject *)nodes)->ob_item;
     Py_ssize_t n = PyList_GET_SIZE(nodes);
-    if (n <= MAX_NODES)
+    if (prefetch && n <= MAX_NODES) /* answer_all prefetched them two questions ago */
         for (Py_ssize_t i = 0; i < n; i++) __builtin_prefetch(items[i]);
     if (gather(nodes, &f)) return Py_NewRef(g_slow);
     return run_fields(&f, &b->data[s]);
@@ -922,7 +931,7 @@ static PyObject *answer(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
         PyErr_Clear(); /* not an index: Python judges that question */
     }
-    return answer_one(args[0], (Bound *)args[1], s);
+    return answer_one(args[0], (Bound *)args[1], s, 1);
 }
 
 /* answer_all(node_lists, bound, scene_indices) -> (answers, positions answered SLOW) */
@@ -975,7 +984,7 @@ static PyObject *answer_all(PyObject *self, PyObject *const *args, Py_ssize_t na
             if (!PyErr_ExceptionMatches(PyExc_Exception)) goto done;
             PyErr_Clear(); /* not an index: Python judges that question */
         }
-        PyObject *a = answer_one(nl[k], (Bound *)args[1], s);
+        PyObject *a = answer_one(nl[k], (Bound *)args[1], s, 0);
         if (a == NULL) goto done;
         if (a == g_slow) {
             PyObject *pos = PyLong_FromSsize_t(k);
