@@ -58,16 +58,29 @@ static inline int same_str(PyObject *a, PyObject *b) {
     Py_ssize_t len = PyUnicode_GET_LENGTH(a);
     if (len != PyUnicode_GET_LENGTH(b)) return 0;
     if (PyUnicode_IS_COMPACT_ASCII(a) && PyUnicode_IS_COMPACT_ASCII(b)) {
-        /* the short names here: compared inline, 8 bytes at a time (no library call) */
+        /* the short names here: compared inline in whole words, the last word overlapping
+         * the one before it (no library call, no byte loop; never past the last character) */
         const unsigned char *x = PyUnicode_DATA(a), *y = PyUnicode_DATA(b);
-        Py_ssize_t i = 0;
-        for (; i + 8 <= len; i += 8) {
+        if (len >= 8) {
             uint64_t u, v;
-            memcpy(&u, x + i, 8);
-            memcpy(&v, y + i, 8);
-            if (u != v) return 0;
+            for (Py_ssize_t i = 0; i + 8 < len; i += 8) {
+                memcpy(&u, x + i, 8);
+                memcpy(&v, y + i, 8);
+                if (u != v) return 0;
+            }
+            memcpy(&u, x + len - 8, 8);
+            memcpy(&v, y + len - 8, 8);
+            return u == v;
         }
-        for (; i < len; i++)
+        if (len >= 4) {
+            uint32_t u, v, p, q;
+            memcpy(&u, x, 4);
+            memcpy(&v, y, 4);
+            memcpy(&p, x + len - 4, 4);
+            memcpy(&q, y + len - 4, 4);
+            return u == v && p == q;
+        }
+        for (Py_ssize_t i = 0; i < len; i++)
             if (x[i] != y[i]) return 0;
         return 1;
     }
@@ -530,7 +543,7 @@ static PyObject *bind(PyObject *self, PyObject *scenes) {
 }
 
 /* ------------------------------------------------------------------ answering */
-static inline int key_of(PyObject *k) {
+static int key_lookup(PyObject *k) {
     for (int j = 0; j < N_KEYS; j++)
         if (k == g_key_seen[j]) return j;
     if (!PyUnicode_CheckExact(k)) return PyUnicode_Check(k) ? -2 : -1;
@@ -542,6 +555,39 @@ static inline int key_of(PyObject *k) {
         }
     }
     return -1; /* another key: ignored, as from_clevr ignores it */
+}
+
+/* A key's KEY_* (or -1: another key, -2: a str subclass), found in one or two pointer
+ * comparisons for the keys json.loads shares within a parse: a small table by address (two
+ * slots per key: its own and its neighbour) holds each key object already recognised (held,
+ * so its address cannot be taken by another object meanwhile).  A slot is taken over only
+ * from a key that is no longer the last one seen under its name, so live keys landing on the
+ * same slots do not evict each other (a third is found by key_lookup's comparisons, as
+ * before); anything else is looked up by key_lookup. */
+#define KEY_SLOTS 64
+static PyObject *g_key_slot[KEY_SLOTS];
+static int g_key_code[KEY_SLOTS];
+
+static inline int key_live(size_t h) {
+    return g_key_slot[h] != NULL && g_key_seen[g_key_code[h]] == g_key_slot[h];
+}
+
+static inline int key_of(PyObject *k) {
+    size_t h = (size_t)(((uint64_t)(uintptr_t)k * 0x9E3779B97F4A7C15ull) >> 58);
+    if (g_key_slot[h] == k) return g_key_code[h];
+    if (g_key_slot[h ^ 1] == k) return g_key_code[h ^ 1];
+    int code = key_lookup(k);
+    if (code >= 0) {
+        if (key_live(h)) {
+            h ^= 1;
+            if (key_live(h)) return code; /* both taken by live keys: keep them */
+        }
+        PyObject *old = g_key_slot[h];
+        g_key_slot[h] = Py_NewRef(k);
+        g_key_code[h] = code;
+        Py_XDECREF(old); /* a str: freeing it runs no Python code */
+    }
+    return code;
 }
 
 #define SLOW 1
@@ -787,7 +833,9 @@ static PyObject *run_fields(const Fields *f, const Scene *sc) {
         case K_SCENE: r = (int64_t)sc->all; break;
         case K_FILTER: r = a & (int64_t)sc->vb[op->attr][word]; break;
         case K_UNIQUE:
-            if (__builtin_popcountll((uint64_t)a) != 1) invalid = 1;
+            /* one object: a nonzero power of two (no popcount: a library call on x86-64's
+             * baseline instruction set) */
+            if (a == 0 || ((uint64_t)a & ((uint64_t)a - 1)) != 0) invalid = 1;
             else r = __builtin_ctzll((uint64_t)a);
             break;
         case K_RELATE: {
@@ -845,7 +893,7 @@ slow:
 }
 
 /* The answer of one node list on one bound scene (single mode); see run_fields. */
-static PyObject *answer_one(PyObject *nodes, Bound *b, Py_ssize_t s) {
+static inline PyObject *answer_one(PyObject *nodes, Bound *b, Py_ssize_t s, int prefetch) {
     Fields f;
     if (!PyList_CheckExact(nodes) || s < 0 || s >= b->n || b->generation != g_generation)
         return Py_NewRef(g_slow);
@@ -853,7 +901,7 @@ static PyObject *answer_one(PyObject *nodes, Bound *b, Py_ssize_t s) {
         return Py_NewRef(g_slow);
     PyObject **items = ((PyListObject *)nodes)->ob_item;
     Py_ssize_t n = PyList_GET_SIZE(nodes);
-    if (n <= MAX_NODES)
+    if (prefetch && n <= MAX_NODES) /* answer_all prefetched them two questions ago */
         for (Py_ssize_t i = 0; i < n; i++) __builtin_prefetch(items[i]);
     if (gather(nodes, &f)) return Py_NewRef(g_slow);
     return run_fields(&f, &b->data[s]);
@@ -883,7 +931,7 @@ static PyObject *answer(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
         PyErr_Clear(); /* not an index: Python judges that question */
     }
-    return answer_one(args[0], (Bound *)args[1], s);
+    return answer_one(args[0], (Bound *)args[1], s, 1);
 }
 
 /* answer_all(node_lists, bound, scene_indices) -> (answers, positions answered SLOW) */
@@ -936,7 +984,7 @@ static PyObject *answer_all(PyObject *self, PyObject *const *args, Py_ssize_t na
             if (!PyErr_ExceptionMatches(PyExc_Exception)) goto done;
             PyErr_Clear(); /* not an index: Python judges that question */
         }
-        PyObject *a = answer_one(nl[k], (Bound *)args[1], s);
+        PyObject *a = answer_one(nl[k], (Bound *)args[1], s, 0);
         if (a == NULL) goto done;
         if (a == g_slow) {
             PyObject *pos = PyLong_FromSsize_t(k);
@@ -960,7 +1008,19 @@ done:
     return result;
 }
 
+/* _same_str(a, b) -> bool: the name comparison itself, for tests (a lookup reaches it only
+ * when two strings' hashes are equal, which tests cannot arrange). */
+static PyObject *same_str_py(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyUnicode_CheckExact(args[0]) || !PyUnicode_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_same_str(a, b) takes two str");
+        return NULL;
+    }
+    return PyBool_FromLong(same_str(args[0], args[1]));
+}
+
 static PyMethodDef methods[] = {
+    {"_same_str", (PyCFunction)(void (*)(void))same_str_py, METH_FASTCALL,
+     "_same_str(a, b) -> whether the module takes two str for the same name (tests)."},
     {"configure", configure, METH_O, "configure(spec): the operation table, from Python."},
     {"bind", bind, METH_O, "bind(scenes) -> Bound: scenes bound on first use."},
     {"answer", (PyCFunction)(void (*)(void))answer, METH_FASTCALL,

@@ -337,3 +337,105 @@ def test_node_dicts_of_any_layout_are_read_alike(generated, batched):
     off, errors_off, _ = _answers(lists, scenes, idx[:500], on=False, batched=batched)
     assert got == off and errors == errors_off
     assert got == truth[:500]
+
+
+class _Key(str):
+    """A str subclass as a node key: the C module must leave such a node list to Python."""
+
+
+@needs_c
+@pytest.mark.parametrize("batched", [False, True])
+def test_node_keys_of_many_parses_and_kinds_are_recognised_alike(generated, batched):
+    # The C module finds a key by its address in a small table of the keys it has seen (one
+    # key object per name within a json.loads parse).  Keys of many separate parses (new
+    # objects each time, some landing in slots held by live keys), keys built at run time,
+    # str-subclass keys and unknown keys must all read as the Python path reads them.
+    scenes, node_lists, idx, truth = generated
+    n = 300
+    lists = [json.loads(json.dumps(nodes)) for nodes in node_lists[:n]]  # a parse per question
+    got, errors, fallback = _answers(lists, scenes, idx[:n], on=True, batched=batched)
+    assert got == truth[:n] and errors == {} and fallback == 0
+    built = copy.deepcopy(node_lists[:n])
+    for k, nodes in enumerate(built):
+        for j, node in enumerate(nodes):
+            old = list(node.items())
+            node.clear()
+            for key, value in old:
+                if k % 3 == 0:  # an equal key made at run time (not the parse's object)
+                    key = "".join(list(key))
+                elif k % 3 == 1 and j == 0:  # a str subclass: left to Python
+                    key = _Key(key)
+                node[key] = value
+            if k % 5 == 0:
+                node["extra" + str(j)] = 1  # an unknown key: ignored, as from_clevr does
+    got, errors, fallback = _answers(built, scenes, idx[:n], on=True, batched=batched)
+    off, errors_off, _ = _answers(built, scenes, idx[:n], on=False, batched=batched)
+    assert got == off == truth[:n] and errors == errors_off == {}
+    assert fallback == len(range(1, n, 3))  # exactly the node lists with a str-subclass key
+
+
+@needs_c
+def test_the_name_comparison_tells_apart_strings_differing_in_any_one_character():
+    # Names are compared in whole words, the last one overlapping the one before (a lookup
+    # compares them only after their hashes matched, so they are tested here directly)
+    from reasoning.executor import _cnodes
+
+    for n in range(41):
+        for text in ("".join(chr(97 + (7 * i) % 26) for i in range(n)), "\u00e9" * n):
+            assert _cnodes._same_str(text, "".join(list(text)))  # equal, another object
+            assert not _cnodes._same_str(text, text + "a")
+            assert not _cnodes._same_str(text + "a", text)
+            for pos in range(n):
+                changed = text[:pos] + chr(ord(text[pos]) ^ 1) + text[pos + 1 :]
+                assert not _cnodes._same_str(text, changed), (text, pos)
+                assert not _cnodes._same_str(changed, text), (text, pos)
+    assert not _cnodes._same_str("cube", "cub\u00e9")  # same length, other kinds
+    with pytest.raises(TypeError):
+        _cnodes._same_str("a", b"a")
+
+
+@needs_c
+@pytest.mark.parametrize("batched", [False, True])
+def test_names_and_words_differing_in_any_one_character_are_told_apart(generated, batched):
+    # End to end: a name or word changed at any one position, of any length, is an error of
+    # the Python path (never taken for the real one), and an equal one made at run time
+    # (another object, hash computed on first use) is answered in C.
+    scenes, node_lists, idx, truth = generated
+    bad, bad_idx, good, good_idx, lengths = [], [], [], [], set()
+    for k in range(0, 600, 25):
+        nodes = node_lists[k]
+        fkey = "function" if "function" in nodes[0] else "type"
+        skey = "value_inputs" if fkey == "function" else "side_inputs"
+        for j, node in enumerate(nodes):
+            for key in (fkey, skey):
+                value = node.get(key)
+                word = value if key == fkey else (value[0] if value else None)
+                if not word:
+                    continue
+                for pos in range(len(word)):
+                    for ch in (chr(ord(word[pos]) ^ 1),):
+                        changed = word[:pos] + ch + word[pos + 1 :]
+                        if changed == word:
+                            continue
+                        out = copy.deepcopy(nodes)
+                        out[j][key] = changed if key == fkey else [changed]
+                        lengths.add(len(changed))
+                        bad.append(out)
+                        bad_idx.append(idx[k])
+                out = copy.deepcopy(nodes)
+                same = "".join(list(word))  # equal, another object
+                out[j][key] = same if key == fkey else [same]
+                good.append(out)
+                good_idx.append(idx[k])
+    # below four, four to seven, exactly eight, and over eight characters
+    assert {3, 4, 5, 6, 8, 9, 12, 13, 14, 15} <= lengths and len(bad) > 500
+    on, errors_on, fallback = _answers(bad, scenes, bad_idx, on=True, batched=batched)
+    off, errors_off, _ = _answers(bad, scenes, bad_idx, on=False, batched=batched)
+    assert on == off and errors_on == errors_off
+    assert fallback == len(bad) and len(errors_on) == len(bad)  # every one is an error
+    got, errors, fallback = _answers(good, scenes, good_idx, on=True, batched=batched)
+    expected = [
+        execute(from_clevr(n), scenes[i], trace=False).answer
+        for n, i in zip(good, good_idx, strict=True)
+    ]
+    assert got == expected and errors == {} and fallback == 0
