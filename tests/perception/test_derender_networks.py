@@ -26,6 +26,8 @@ from perception.derender.proposals import (
 from perception.derender.training import train_attribute_net
 from physics.errors import ConfigError, StateError
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one torch thread
+
 SMALL = ProposalConfig(input_size=(32, 48), width=8, heat_sigma=1.5, nms_kernel=3, min_area=2)
 
 
@@ -255,12 +257,3 @@ def test_attribute_training_lowers_the_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest on one thread (and the test machine is shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -33,13 +33,7 @@ from physics.errors import CheckpointError, ConfigError, DataError
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 from physics.worlds.clevr_world import ClevrWorldConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one torch thread
 
 
 def _tiny_derenderer(seed: int = 0) -> Derenderer:
@@ -267,5 +261,3 @@ def test_proposal_network_fine_tuned_at_a_larger_input_size(tmp_path):
     assert earlier == "nesy train derender --first"
     assert "--proposal-init" in proposal_cmd and "--stage attribute" in attribute_cmd
     assert meta["based_on"] == [str(start)]
-
-

@@ -20,13 +20,7 @@ from perception.derender.training import DerenderTrainConfig
 from physics.errors import ConfigError
 from physics.io import torch_load
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one torch thread
 
 
 def _image_and_masks():
