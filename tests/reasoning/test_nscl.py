@@ -175,6 +175,19 @@ def test_a_deeper_encoder_starts_as_the_model_it_grows_from_and_learns(split, tm
         NSCLTrainConfig(residual=-1)
 
 
+def _assert_train_flag_refused(flag, bads, word, tmp_path, capsys):
+    """Each bad value of a `nesy train nscl` flag is a one-line error naming it, before any data is read."""
+    for bad in bads:
+        capsys.readouterr()
+        try:
+            code = main(["train", "nscl", "--data", str(tmp_path / "none"), flag, bad, "--out", str(tmp_path / "x.pt"),
+                         "--quiet"])
+        except SystemExit as exc:  # argparse: not an integer
+            code = exc.code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and word in err[-1] and bad in err[-1], (flag, bad, err)
+
+
 def test_a_detail_cnn_on_larger_crops_starts_as_the_model_it_grows_from_and_learns(split, tmp_path, capsys):
     small = load_split(split, "train", limit_images=3, progress=False)
     base, _ = train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
@@ -208,15 +221,7 @@ def test_a_detail_cnn_on_larger_crops_starts_as_the_model_it_grows_from_and_lear
                  "--out", str(out), "--quiet"]) == 0
     model, meta = load_nscl(out)
     assert model.config.detail_size == 48 and "--detail-size 48" in meta["command"]
-    for bad in ("-3", "nan", "x", "1.5"):  # each a one-line error naming the flag, before any data is read
-        capsys.readouterr()
-        try:
-            code = main(["train", "nscl", "--data", str(tmp_path / "none"), "--detail-size", bad, "--out", str(out),
-                         "--quiet"])
-        except SystemExit as exc:  # argparse: not an integer
-            code = exc.code
-        err = capsys.readouterr().err.strip().splitlines()
-        assert code == 2 and "detail" in err[-1] and bad in err[-1]
+    _assert_train_flag_refused("--detail-size", ("-3", "nan", "x", "1.5"), "detail", tmp_path, capsys)
 
 
 def test_a_context_cnn_over_the_whole_image_starts_as_the_model_it_grows_from_and_learns(split, tmp_path, capsys):
@@ -276,15 +281,7 @@ def test_a_context_cnn_over_the_whole_image_starts_as_the_model_it_grows_from_an
                  "--out", str(out), "--quiet"]) == 0
     model, meta = load_nscl(out)
     assert model.config.context_size == 16 and "--context-size 16" in meta["command"]
-    for bad in ("-3", "nan", "x", "8"):  # each a one-line error naming the flag, before any data is read
-        capsys.readouterr()
-        try:
-            code = main(["train", "nscl", "--data", str(tmp_path / "none"), "--context-size", bad, "--out", str(out),
-                         "--quiet"])
-        except SystemExit as exc:  # argparse: not an integer
-            code = exc.code
-        err = capsys.readouterr().err.strip().splitlines()
-        assert code == 2 and "context" in err[-1] and bad in err[-1]
+    _assert_train_flag_refused("--context-size", ("-3", "nan", "x", "8"), "context", tmp_path, capsys)
 
 
 def test_whole_image_batches_keep_each_image_whole_and_train(split, tmp_path):
