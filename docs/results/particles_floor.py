@@ -110,19 +110,26 @@ def model_leak(model_path: str, trajs, starts: list[int]) -> None:
               f"at predicted frame {cells}; last {mean[0, -1]:.1%} ({mean[1, -1]:.1%} / {mean[2, -1]:.1%})")
 
 
-def onestep_bias(model_path: str, trajs, starts: list[int]) -> None:
-    """Print the model's one-step error along each wall's outward normal, near that wall (see the docstring)."""
+def _model_and_builder(model_path: str):
+    """The model in eval mode on one thread, its graph builder and its history length."""
     import torch
 
     from physics.graph.builder import GraphBuilder
-    from physics.models.data import trajectory_tensors
     from physics.models.resolver import load_model
 
     torch.set_num_threads(1)
     model, _ = load_model(model_path)
     model.eval()
-    builder = GraphBuilder(model.config.graph)
-    h = model.config.graph.history
+    return model, GraphBuilder(model.config.graph), model.config.graph.history
+
+
+def onestep_bias(model_path: str, trajs, starts: list[int]) -> None:
+    """Print the model's one-step error along each wall's outward normal, near that wall (see the docstring)."""
+    import torch
+
+    from physics.models.data import trajectory_tensors
+
+    model, builder, h = _model_and_builder(model_path)
     for start in starts:
         acc = {"floor": [], "left": [], "right": [], "inner": []}
         past = {"floor": [], "left": [], "right": []}
@@ -165,15 +172,9 @@ def probe_past_walls(model_path: str, trajs, starts: list[int], depth: float) ->
     """Print the model's step for one particle put past (and inside) each wall (see the docstring)."""
     import torch
 
-    from physics.graph.builder import GraphBuilder
     from physics.models.data import trajectory_tensors
-    from physics.models.resolver import load_model
 
-    torch.set_num_threads(1)
-    model, _ = load_model(model_path)
-    model.eval()
-    builder = GraphBuilder(model.config.graph)
-    h = model.config.graph.history
+    model, builder, h = _model_and_builder(model_path)
     for start in starts:
         moves = {(name, side): [] for name in ("floor", "left", "right") for side in ("past", "inside")}
         for t in trajs:
