@@ -38,7 +38,7 @@ import torch
 
 from physics.errors import ConfigError
 from physics.registry import Registry
-from physics.training import Constant, TrainLoop, seed_everything
+from physics.training import Constant, Schedule, TrainLoop, seed_everything
 
 __all__ = [
     "BenchSize",
@@ -203,6 +203,7 @@ def train_steps(
     desc: str,
     per_round: int = 100,
     optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer] | None = None,
+    schedule: Schedule | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` with the shared loop (:class:`~physics.training.TrainLoop`), no checkpoint file.
 
@@ -222,6 +223,7 @@ def train_steps(
         desc: Name of the run in the history records.
         per_round: Steps per round of the loop (one history record each).
         optimizer: Model -> its optimiser (default: Adam over its parameters); the loop sets its rate.
+        schedule: The rate of each step (default: ``Constant(lr)``).
 
     Returns:
         The loop's history: one record per round (mean loss, step, seconds).
@@ -233,7 +235,8 @@ def train_steps(
 
     seed_everything(seed)
     opt = optimizer(model) if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
-    loop = TrainLoop(model, opt, Constant(lr), None, flags={"lr": lr, "steps": steps, "seed": seed},
+    rates = schedule if schedule is not None else Constant(lr)
+    loop = TrainLoop(model, opt, rates, None, flags={"lr": lr, "steps": steps, "seed": seed},
                      unit="step", desc=desc, progress=False)
     return loop.fit(-(-steps // per_round), batches, step_fn)
 

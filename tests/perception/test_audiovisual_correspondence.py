@@ -318,6 +318,43 @@ def test_train_synchrony_keeps_frozen_towers_and_their_statistics_and_trains_the
         train_synchrony(l3, tiny_bank, window, BenchSize(train=8, test=0, steps=1, batch=6), 0, "t", frozen=(l3,))
 
 
+def test_train_steps_follows_a_given_schedule_step_by_step():
+    from perception.benchmark import train_steps
+    from physics.training import WarmupCosine
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    rates = WarmupCosine(1e-2, 6, 0.1)
+    history = train_steps(model, lambda idx: {"loss": model(torch.ones(len(idx), 2)).pow(2).mean()}, items=4,
+                          steps=6, batch=2, lr=1e-2, seed=0, desc="t", per_round=1, schedule=rates)
+    assert [h["lr"] for h in history] == pytest.approx([rates.lr(0, s) for s in range(6)])
+    lrs = [h["lr"] for h in history]
+    assert lrs[1] == pytest.approx(1e-2) and all(a > b > 1e-3 for a, b in zip(lrs[1:-1], lrs[2:], strict=True))  # decays towards the floor
+
+
+def test_train_synchrony_cosine_decay_trains_and_bad_fractions_or_temperatures_are_refused(tiny_bank):
+    from perception.audiovisual.correspondence import Window, train_synchrony
+    from perception.benchmark import BenchSize
+
+    window = Window(offsets=tuple(range(-3, 2)), before=4, after=4)
+    size = BenchSize(train=8, test=0, steps=3, batch=6)
+    nets = []
+    for cosine in (None, 0.0):
+        torch.manual_seed(0)
+        ave = AVENet(TEMPORAL)
+        history = train_synchrony(ave, tiny_bank, window, size, 0, "t", cosine=cosine)
+        assert history and all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
+        nets.append(ave.state_dict())
+    # the same start and batches; only the rates differ after the warm-up step
+    assert not torch.equal(nets[0]["audio_head.fc.weight"], nets[1]["audio_head.fc.weight"])
+    for bad in (float("nan"), -0.1, 1.5, "0.1", True):
+        with pytest.raises(ConfigError, match="cosine must be a fraction"):
+            train_synchrony(AVENet(TEMPORAL), tiny_bank, window, size, 0, "t", cosine=bad)
+    for bad in (0.0, -0.05, float("nan"), float("inf"), "0.05", True):
+        with pytest.raises(ConfigError, match="temperature must be a positive number"):
+            train_synchrony(AVENet(TEMPORAL), tiny_bank, window, size, 0, "t", temperature=bad)
+
+
 @pytest.mark.slow  # a fresh interpreter imports torch: 5-18 s on the shared machine
 def test_keep_freed_memory_applies_under_glibc_in_its_own_process():
     import os
