@@ -29,14 +29,3 @@ def shared_clevr() -> Path:
     if not (SHARED_CLEVR / "templates").is_dir():
         pytest.skip(f"official CLEVR data not found at {SHARED_CLEVR}")
     return SHARED_CLEVR
-
-
-@pytest.fixture
-def one_thread():
-    """One torch thread for a test of tiny networks: they only lose time to thread hand-offs."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -26,7 +26,7 @@ from perception.derender.proposals import (
 from perception.derender.training import train_attribute_net
 from physics.errors import ConfigError, StateError
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one torch thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one torch thread
 
 SMALL = ProposalConfig(input_size=(32, 48), width=8, heat_sigma=1.5, nms_kernel=3, min_area=2)
 

@@ -33,7 +33,7 @@ from physics.errors import CheckpointError, ConfigError, DataError
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 from physics.worlds.clevr_world import ClevrWorldConfig
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one torch thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one torch thread
 
 
 def _tiny_derenderer(seed: int = 0) -> Derenderer:

@@ -20,7 +20,7 @@ from perception.derender.training import DerenderTrainConfig
 from physics.errors import ConfigError
 from physics.io import torch_load
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one torch thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one torch thread
 
 
 def _image_and_masks():
