@@ -194,8 +194,11 @@ for _world in ("boxbath", "fluidshake", "ricegrip"):
 # propagation steps) on the shipped IN's radius, 0.025 m: no root for the tank (its markers are
 # given in a rollout; a root summing ~100 of them rewrote every marker's latent first), no shape
 # matching (no rigid body moves), L = 2.  Measured in docs/results/particles.md (twelfth session); the
-# other models keep the shared preset, which the shipped IN (--set graph.radius=0.025) and GNS
-# were trained from.
+# other models keep the shared preset, which the shipped GNS was trained from.  The shipped IN and
+# DPI-Net (fourteenth session) add --set graph.wall_box=0.04 --set noise_std=0.001 (and the IN
+# graph.radius=0.025): the walls' signed distances keep 98-99% of the fluid in the tank.  Each
+# checkpoint's meta["command"] holds its full command; the preset is left as it is so that the
+# GNS and older recordings stay reproducible.
 register_preset(
     "fluidfall",
     WorldPreset(history=2, radius=0.015, roots=1, steps=3, noise=3e-4, rigid=True,
