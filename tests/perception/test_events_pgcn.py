@@ -70,15 +70,21 @@ def test_graph_edges_follow_the_contextual_and_surrounding_rules():
     assert proposal_graph(props, own, replace(CONFIG, edges=False))[0].shape == (2, 0)
 
 
-def test_the_ablation_ignores_edges_and_has_the_same_parameters(graphs):
-    data = graphs[0][0]
+def _with_and_without_edges(config, data):
+    """P-GCN and its no-edge ablation from the same seed (same parameter count, checked), and ``data`` with no edges."""
     torch.manual_seed(0)
-    ours = PGCN(CONFIG).eval()
+    ours = PGCN(config).eval()
     torch.manual_seed(0)
-    ablation = PGCN(replace(CONFIG, edges=False)).eval()
+    ablation = PGCN(replace(config, edges=False)).eval()
     assert count_parameters(ours) == count_parameters(ablation)
     cut = data.clone()
     cut.edge_index, cut.edge_weight, cut.edge_kind = data.edge_index[:, :0], data.edge_weight[:0], data.edge_kind[:0]
+    return ours, ablation, cut
+
+
+def test_the_ablation_ignores_edges_and_has_the_same_parameters(graphs):
+    data = graphs[0][0]
+    ours, ablation, cut = _with_and_without_edges(CONFIG, data)
     with torch.no_grad():
         cls, comp, reg = ours(data)
         p, k = data.num_nodes, CONFIG.classes
@@ -232,13 +238,7 @@ def test_pair_mode_targets_ablation_and_training(pair_graphs):
         for i in positive.nonzero().flatten().tolist():  # a positive proposal overlaps an event of its own pair
             own = [(s, e) for (_, s, e), p in zip(events, pairs, strict=True) if p == int(g.group[i])]
             assert own and float(temporal_iou(g.proposals[i : i + 1], torch.tensor(own)).max()) >= 0.5
-    torch.manual_seed(0)
-    ours = PGCN(PAIR_CONFIG).eval()
-    torch.manual_seed(0)
-    ablation = PGCN(replace(PAIR_CONFIG, edges=False)).eval()
-    assert count_parameters(ours) == count_parameters(ablation)
-    cut = data.clone()
-    cut.edge_index, cut.edge_weight, cut.edge_kind = data.edge_index[:, :0], data.edge_weight[:0], data.edge_kind[:0]
+    ours, ablation, cut = _with_and_without_edges(PAIR_CONFIG, data)
     with torch.no_grad():
         assert not torch.allclose(ours(data)[0], ours(cut)[0])
         assert torch.equal(ablation(data)[0], ours(cut)[0])
