@@ -75,7 +75,7 @@ from pathlib import Path
 import numpy as np
 
 from perception.video.detect import VIDEO_ATTRIBUTES, ground_backproject
-from perception.video.track import Track, TrackConfig
+from perception.video.track import Track, TrackConfig, at_edge
 from physics.errors import ConfigError
 from physics.worlds.camera import CLEVR_CAMERA, Camera
 from physics.worlds.clevr_properties import ATTRIBUTES
@@ -271,13 +271,6 @@ def _rounded(values: np.ndarray) -> tuple[float, ...]:
     return tuple(round(float(x), _DIGITS) + 0.0 for x in values)  # +0.0: no -0.0
 
 
-def _inner(pixel: np.ndarray, image_hw: tuple[int, int], border: float) -> bool:
-    """Whether ``pixel`` lies more than ``border`` of the image's width inside the image."""
-    h, w = image_hw
-    margin = border * w
-    return bool(margin <= pixel[0] < w - margin and margin <= pixel[1] < h - margin)
-
-
 def _track_states(
     track: Track,
     height: float,
@@ -290,8 +283,8 @@ def _track_states(
     observed = np.asarray(track.frames)
     pixels = np.stack(track.pixels)
     points = ground_backproject(camera, pixels, np.full(len(pixels), height), image_hw)
-    first = span[0] if _inner(pixels[0], image_hw, config.border) else observed[0]
-    last = span[1] if _inner(pixels[-1], image_hw, config.border) else observed[-1]
+    first = span[0] if not at_edge(pixels[0], image_hw, config.border) else observed[0]
+    last = span[1] if not at_edge(pixels[-1], image_hw, config.border) else observed[-1]
     frames = np.arange(min(first, observed[0]), max(last, observed[-1]) + 1)
     location = np.stack([np.interp(frames, observed, points[:, k]) for k in range(3)], 1)
     k = config.velocity_span
@@ -414,7 +407,7 @@ def voted_attributes(track: Track, image_hw: tuple[int, int], config: VideoPerce
     weight is zero, every observation votes.  With the defaults this is ``track.attributes()``.
     """
     n = len(track)
-    inner = np.array([_inner(np.asarray(px), image_hw, config.border) for px in track.pixels], bool)
+    inner = np.array([not at_edge(np.asarray(px), image_hw, config.border) for px in track.pixels], bool)
     weight = np.where(inner, 1.0, config.edge_weight)
     if config.rest_votes and n:
         rest = at_rest(np.stack(track.locations), config.rest_window, config.rest_radius) & inner
