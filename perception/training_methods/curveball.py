@@ -56,7 +56,7 @@ from perception.model_stats import count_parameters
 from physics.errors import ConfigError, StateError
 
 __all__ = ["CurveBall", "gauss_newton_product", "CropAttributeNet", "BasicCNN", "attribute_loss", "steps_to_target",
-           "CROP_HEADS"]
+           "steps_to_loss", "CROP_HEADS"]
 
 LossFn = Callable[[Tensor], Tensor]
 
@@ -243,6 +243,11 @@ def steps_to_target(history: Sequence[Mapping[str, float]], target: float) -> in
     return None
 
 
+def steps_to_loss(curve: Sequence[float], target: float) -> int | None:
+    """The first step count ``t`` whose loss ``curve[t]`` (read after ``t`` steps) is at most ``target`` (None: never)."""
+    return next((t for t, value in enumerate(curve) if value <= target), None)
+
+
 @dataclass(frozen=True)
 class _CurveBallBench:
     size: BenchSize
@@ -274,18 +279,24 @@ def _train_one(
     lambd: float,
     lambda_factor: float,
     seed: int,
+    read: Callable[[nn.Module], float] | None = None,
 ) -> tuple[nn.Module, list[dict], CurveBall | None]:
     """One run of a benchmark race: a fresh model from ``seed`` trained by CurveBall or Adam with the shared loop.
 
     ``batch_of(idx)`` gives a batch's inputs and its loss of the model's output; CurveBall is bound to
-    both each step (its products need the loss as a function of the output).  Returns the model, its
-    history and the solver (``None`` for Adam).
+    both each step (its products need the loss as a function of the output).  With ``read``, the
+    history's last record gets ``"curve"``: ``read(model)`` before every step and after the last one
+    (``curve[t]`` is the value after ``t`` steps).  Returns the model, its history and the solver
+    (``None`` for Adam).
     """
     torch.manual_seed(seed)
     model = make_model()
     solver = CurveBall(model, lambd=lambd, lambda_factor=lambda_factor) if optimizer == "curveball" else None
+    curve: list[float] = []
 
     def step(idx: Tensor) -> dict[str, Tensor]:
+        if read is not None:
+            curve.append(read(model))
         inputs, loss_of = batch_of(idx)
         if solver is not None:
             solver.bind(inputs, loss_of)
@@ -294,6 +305,8 @@ def _train_one(
     history = train_steps(model, step, items=items, steps=size.steps, batch=size.batch, lr=lr, seed=seed,
                           desc=f"{optimizer} {lr:g}", per_round=per_round,
                           optimizer=(lambda m: solver) if solver is not None else None)
+    if read is not None:
+        history[-1]["curve"] = [*curve, read(model)]
     return model, history, solver
 
 
@@ -390,27 +403,36 @@ class BasicCNN(nn.Module):
 
 @dataclass(frozen=True)
 class _DigitsBench:
+    """The race of `curveball-digits`: each optimiser tuned over a grid of the same size, the loss read every step.
+
+    Each target is met at the first step count after which the whole training set's mean cross-entropy (the
+    batch norms normalising by the whole set's statistics, the function the batches sample) is at most the
+    target; each side's figure is its best over its own grid (Adam: the rate; CurveBall: the initial lambda).
+    """
+
     size: BenchSize
     adam_rates: tuple[float, ...]
+    lambdas: tuple[float, ...]  # CurveBall's grid of initial lambdas: as many runs as Adam's
     targets: tuple[float, ...]  # mean cross-entropy; declared before any run
-    per_round: int
+    per_round: int  # steps per round of the loop (it draws the batches); the loss is read after every step
     width: int = 32
-    lambd: float = 1.0  # the bench's CurveBall setting, as in `curveball` (best of three on seed 0's split)
     lambda_factor: float = 0.95
     batch_norm: bool = True  # the network with MatConvNet's batch norm, both sides (session 14; False before)
 
 
-_DIGITS_FULL = _DigitsBench(BenchSize(train=0, test=0, steps=300, batch=128), (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
-                            targets=(0.5, 0.1), per_round=10)
-_DIGITS_QUICK = _DigitsBench(BenchSize(train=0, test=0, steps=4, batch=16), (1e-3, 1e-2), targets=(2.2, 1.0),
-                             per_round=2, width=4)
+# session 15, chosen on seed 0's split (results page): every-step reading, target 0.01 added, 150 steps (every run
+# on seed 0 but Adam 1e-3 met 0.01 by step 102); grids of four, 3x apart, each side's seed-0 best inside
+_DIGITS_FULL = _DigitsBench(BenchSize(train=0, test=0, steps=150, batch=128), (1e-3, 3e-3, 1e-2, 3e-2),
+                            (0.01, 0.03, 0.1, 0.3), targets=(0.5, 0.1, 0.01), per_round=10)
+_DIGITS_QUICK = _DigitsBench(BenchSize(train=0, test=0, steps=4, batch=16), (1e-3, 1e-2), (0.1, 1.0),
+                             targets=(2.2, 1.0), per_round=2, width=4)
 
 
 @register_perception_bench(
     "curveball-digits",
     paper="Henriques et al., CurveBall, ICCV 2019, arXiv 1805.08095 (its basic CNN; digits for CIFAR)",
-    check="iterations to each target training loss <= 60% of tuned Adam's (the paper's basic CNN with batch norm, "
-          "batch 128)",
+    check="steps to each target training loss <= 60% of tuned Adam's (the paper's basic CNN with batch norm, "
+          "batch 128, both sides tuned over grids of the same size, the loss read every step)",
     ablation="Adam, rate tuned over a grid",
 )
 def bench_curveball_digits(quick: bool, seed: int) -> BenchOutcome:
@@ -431,40 +453,46 @@ def bench_curveball_digits(quick: bool, seed: int) -> BenchOutcome:
     def batch_of(idx: Tensor) -> tuple[Tensor, LossFn]:
         return train_x[idx], lambda out: F.cross_entropy(out, train_y[idx])
 
-    def run(optimizer: str, lr: float) -> tuple[nn.Module, list[dict], CurveBall | None]:
-        return _train_one(lambda: BasicCNN(width=cfg.width, batch_norm=cfg.batch_norm), batch_of, len(train_x), optimizer, lr, cfg.size,
-                          cfg.per_round, cfg.lambd, cfg.lambda_factor, seed)
+    @torch.no_grad()
+    def train_loss(model: nn.Module) -> float:
+        with _batch_statistics(model):
+            return float(F.cross_entropy(model(train_x), train_y))
 
-    cb_model, cb_history, solver = run("curveball", 1.0)
-    adam = {lr: run("adam", lr) for lr in cfg.adam_rates}
-    budget = float(cfg.size.steps + cfg.per_round)  # "never" reads as one round past the end
+    def run(optimizer: str, lr: float, lambd: float = 1.0) -> tuple[nn.Module, list[dict], CurveBall | None]:
+        return _train_one(lambda: BasicCNN(width=cfg.width, batch_norm=cfg.batch_norm), batch_of, len(train_x),
+                          optimizer, lr, cfg.size, cfg.per_round, lambd, cfg.lambda_factor, seed, read=train_loss)
+
+    races = {"curveball": {lam: run("curveball", 1.0, lam) for lam in cfg.lambdas},
+             "adam": {lr: run("adam", lr) for lr in cfg.adam_rates}}
+    budget = float(cfg.size.steps + 1)  # "never" reads as one step past the end
     checks, per_target = [], {}
     for target in cfg.targets:
-        reached = {lr: steps_to_target(h, target) for lr, (_, h, _) in adam.items()}
-        finite = {lr: n for lr, n in reached.items() if n is not None}
-        best = min(finite.values()) if finite else None
-        ours = steps_to_target(cb_history, target)
-        ours_f, theirs_f = float(ours) if ours else budget, float(best) if best else budget
-        per_target[str(target)] = {"curveball": ours, "adam": reached}
-        checks.append(Check(f"iterations to loss {target:g}", "steps until the mean training cross-entropy <= "
-                            f"{target:g} (lower is better)", ours_f, theirs_f, "<= 0.6 x ablation",
-                            ours is not None and ours_f <= 0.6 * theirs_f))
+        reached = {side: {k: steps_to_loss(h[-1]["curve"], target) for k, (_, h, _) in runs.items()}
+                   for side, runs in races.items()}
+        best = {side: min((n for n in r.values() if n is not None), default=None) for side, r in reached.items()}
+        ours_f, theirs_f = (budget if best[side] is None else float(best[side]) for side in ("curveball", "adam"))
+        per_target[str(target)] = reached
+        checks.append(Check(f"iterations to loss {target:g}", "steps until the whole training set's mean "
+                            f"cross-entropy <= {target:g}, best of each grid (lower is better)", ours_f, theirs_f,
+                            "<= 0.6 x ablation", best["curveball"] is not None and ours_f <= 0.6 * theirs_f))
 
     @torch.no_grad()
     def accuracy(model: nn.Module) -> float:
+        model.eval()
         return float((model(test_x).argmax(1) == split.test_labels).float().mean())
 
-    best_final = min(adam, key=lambda r: adam[r][1][-1]["loss"])
+    final = {side: {k: h[-1]["curve"][-1] for k, (_, h, _) in runs.items()} for side, runs in races.items()}
+    lowest = {side: min(f, key=f.get) for side, f in final.items()}
     figures = {
         "train_images": len(train_x), "test_images": len(test_x), "batch": cfg.size.batch, "steps": cfg.size.steps,
-        "batch_norm": cfg.batch_norm,
-        "steps_to_target": per_target, "curveball_final": solver.last if solver else {},
-        "final_train_loss": {"curveball": cb_history[-1]["loss"],
-                             **{f"adam {lr:g}": h[-1]["loss"] for lr, (_, h, _) in adam.items()}},
-        "test_accuracy": {"curveball": accuracy(cb_model), f"adam {best_final:g}": accuracy(adam[best_final][0])},
-        "loss_curve": {"curveball": [round(r["loss"], 4) for r in cb_history],
-                       f"adam {best_final:g}": [round(r["loss"], 4) for r in adam[best_final][1]]},
-        "params": count_parameters(cb_model),
-        "seconds": {"curveball": cb_history[-1]["seconds"], f"adam {best_final:g}": adam[best_final][1][-1]["seconds"]},
+        "batch_norm": cfg.batch_norm, "grids": {"curveball lambda": list(cfg.lambdas), "adam rate": list(cfg.adam_rates)},
+        "steps_to_target": per_target,
+        "curveball_final": {k: s.last for k, (_, _, s) in races["curveball"].items() if s is not None},
+        "final_train_loss": final,
+        "test_accuracy": {f"{side} {k:g}": accuracy(races[side][k][0]) for side, k in lowest.items()},
+        "loss_curve": {f"{side} {k:g}": [round(v, 4) for v in races[side][k][1][-1]["curve"]]
+                       for side, k in lowest.items()},
+        "params": count_parameters(races["adam"][cfg.adam_rates[0]][0]),
+        "seconds": {f"{side} {k:g}": races[side][k][1][-1]["seconds"] for side, k in lowest.items()},
     }
     return BenchOutcome(tuple(checks), figures)

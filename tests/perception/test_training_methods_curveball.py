@@ -14,6 +14,7 @@ from perception.training_methods.curveball import (
     CurveBall,
     attribute_loss,
     gauss_newton_product,
+    steps_to_loss,
     steps_to_target,
 )
 from physics.errors import ConfigError, StateError
@@ -272,16 +273,30 @@ def test_the_papers_basic_cnn_takes_16_pixel_images_and_its_bench_compares_at_ev
     from benchmarks.perception_bench import run_perception_bench
 
     result = run_perception_bench("curveball-digits", quick=True, seed=0)
+    figures = result["figures"]
     assert [c["name"] for c in result["checks"]] == ["iterations to loss 2.2", "iterations to loss 1"]
-    assert result["figures"]["batch_norm"] is True
+    assert figures["batch_norm"] is True
+    # grids of the same size on both sides; each check is each side's best over its own grid
+    assert len(figures["grids"]["curveball lambda"]) == len(figures["grids"]["adam rate"]) == 2
     for check, target in zip(result["checks"], ("2.2", "1.0"), strict=True):
-        reached = result["figures"]["steps_to_target"][target]  # "never" reads as one round past the end: 6
-        best = min((n for n in reached["adam"].values() if n is not None), default=None)
-        assert check["ablation"] == (6.0 if best is None else best)
-        assert check["ours"] == (6.0 if reached["curveball"] is None else reached["curveball"])
-        assert check["passed"] is (reached["curveball"] is not None and check["ours"] <= 0.6 * check["ablation"])
-    assert result["checks"][1]["ours"] == result["checks"][1]["ablation"] == 6.0  # loss 1 is out of reach in 4 steps
-    assert set(result["figures"]["steps_to_target"]["2.2"]["adam"]) == {"0.001", "0.01"}  # JSON keys
+        reached = figures["steps_to_target"][target]  # "never" reads as one step past the end: 5
+        best = {side: min((n for n in r.values() if n is not None), default=None) for side, r in reached.items()}
+        assert check["ablation"] == (5.0 if best["adam"] is None else best["adam"])
+        assert check["ours"] == (5.0 if best["curveball"] is None else best["curveball"])
+        assert check["passed"] is (best["curveball"] is not None and check["ours"] <= 0.6 * check["ablation"])
+    assert result["checks"][1]["ours"] == result["checks"][1]["ablation"] == 5.0  # loss 1 is out of reach in 4 steps
+    assert set(figures["steps_to_target"]["2.2"]["adam"]) == {"0.001", "0.01"}  # JSON keys
+    assert set(figures["steps_to_target"]["2.2"]["curveball"]) == {"0.1", "1.0"}
+    # the loss is read before every step and after the last: 5 values, the first the untrained network's
+    curves = figures["loss_curve"]
+    assert len(curves) == 2 and all(len(c) == 5 for c in curves.values())
+    assert len({c[0] for c in curves.values()}) == 1  # both sides start from the same initialisation
+
+
+def test_steps_to_loss_reads_the_first_step_count_at_or_below_the_target():
+    assert steps_to_loss([2.3, 0.9, 0.5, 0.6, 0.1], 0.5) == 2
+    assert steps_to_loss([2.3, 0.9, 0.5, 0.6, 0.1], 0.05) is None
+    assert steps_to_loss([0.4], 0.5) == 0
 
 
 def test_with_batch_norm_the_products_use_the_batch_statistics_and_leave_the_running_ones_to_the_loop():
