@@ -502,3 +502,49 @@ def test_test_flip_averages_the_crop_and_its_mirror_in_evaluation_only(split, tm
                  "--init", str(tmp_path / "a.pt"), "--test-flip", "--out", str(out), "--quiet"]) == 0
     model, meta = load_nscl(out)
     assert model.config.test_flip and "--test-flip" in meta["command"] and not base.config.test_flip
+
+
+def test_part_lr_scales_the_step_of_a_grown_part_and_its_columns_only(split, tmp_path, capsys):
+    from reasoning.nscl.train import PartScaledAdam
+
+    torch.manual_seed(0)
+    model = ConceptLearner(dataclasses.replace(ConceptLearner().config, detail_size=48))
+    width = 4 * model.config.width
+    scaled = model.part_parameters("detail")
+    assert scaled[-1][0] is model.object_mlp[0].weight and scaled[-1][1] == slice(width + 4, 2 * width + 4)
+    assert {id(p) for p, _ in scaled[:-1]} == {id(p) for p in model.detail_cnn.parameters()}
+    with pytest.raises(ValueError, match="no context CNN"):
+        model.part_parameters("context")
+    with pytest.raises(ValueError, match="no part 'cnn'"):
+        model.part_parameters("cnn")
+    plain = ConceptLearner(model.config)
+    plain.load_state_dict(model.state_dict())
+    optimisers = (PartScaledAdam(model.parameters(), [(p, c, 10.0) for p, c in scaled], lr=1e-3),
+                  torch.optim.Adam(plain.parameters(), lr=1e-3))
+    crops, boxes = [torch.rand(3, 4, 48, 48)], [torch.rand(3, 4)]
+    starts = [m.object_mlp[0].weight.detach().clone() for m in (model, plain)]
+    for m, opt in zip((model, plain), optimisers, strict=True):
+        opt.zero_grad()
+        sum(v.square().sum() for v in m.train()(crops, boxes).attributes.values()).backward()
+        opt.step()
+    for a, b in zip(*(opt.state_dict()["state"].values() for opt in optimisers), strict=True):
+        assert torch.equal(a["exp_avg"], b["exp_avg"]) and torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])  # moments kept
+    fast = model.object_mlp[0].weight.detach() - starts[0]
+    slow = plain.object_mlp[0].weight.detach() - starts[1]
+    assert torch.allclose(fast[:, width + 4:], 10 * slow[:, width + 4:], rtol=1e-3, atol=1e-7)  # the detail columns
+    assert torch.allclose(fast[:, :width + 4], slow[:, :width + 4], rtol=1e-3, atol=1e-7)  # the others as Adam's
+    assert slow[:, width + 4:].abs().sum() > 0
+    moved = [(a - b).abs().max() for a, b in zip(model.cnn.parameters(), plain.cnn.parameters(), strict=True)]
+    assert max(moved) < 1e-5  # the crop CNN steps as plain Adam's
+    for bad in ("detail:0", "detail:nan", "detail", "cnn:2", "detail:2,detail:3", ","):
+        with pytest.raises(ConfigError, match="part lr"):
+            NSCLTrainConfig(part_lr=bad)
+    small = load_split(split, "train", limit_images=2, progress=False)
+    with pytest.raises(ConfigError, match="no detail CNN"):  # a model without the part is refused by name
+        train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0", part_lr="detail:10"), tmp_path / "x.pt",
+                   progress=False)
+    out = tmp_path / "cli.pt"  # the command records the flag
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--epochs", "1", "--detail-size", "48",
+                 "--part-lr", "detail:10", "--out", str(out), "--quiet"]) == 0
+    assert "--part-lr detail:10" in load_nscl(out)[1]["command"]
+    _assert_train_flag_refused("--part-lr", ("detail:-1", "x:2"), "part lr", tmp_path, capsys)
