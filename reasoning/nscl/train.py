@@ -49,7 +49,7 @@ from reasoning.executor.soft import soft_execute
 from reasoning.nscl.data import QASet
 from reasoning.nscl.model import ConceptConfig, ConceptLearner, context_shape, recolour
 
-__all__ = ["NSCLTrainConfig", "PartScaledAdam", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
+__all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
@@ -530,6 +530,42 @@ def _payload(model: ConceptLearner, meta: dict[str, Any]) -> dict[str, Any]:
 def save_nscl(path: PathLike, model: ConceptLearner, meta: dict[str, Any]) -> None:
     """Write a finished model file (no training state), atomically with its weights digest."""
     atomic_torch_save(path, _payload(model, meta))
+
+
+def average_nscl(paths: Sequence[PathLike], weights: Sequence[float] | None = None) -> tuple[ConceptLearner, dict[str, Any]]:
+    """The weighted mean of the weights of NS-CL models of one architecture (a "model soup").
+
+    Every float tensor (batch-norm statistics included) is averaged; integer ones (batch-norm
+    step counts) come from the first model.  Meant for a fine-tune and the model it started
+    from (WiSE-FT, Wortsman et al. 2022), which lie in one basin.  The metadata is the first
+    model's, with ``averaged_from`` (paths, weights and each model's command).
+
+    Raises:
+        ConfigError: fewer than two models, weights that are not positive or do not match the
+            paths, or models of different architectures or concepts.
+    """
+    if len(paths) < 2:
+        raise ConfigError(f"average: give two or more NS-CL models, got {len(paths)}")
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths) or not all(0 < w < float("inf") for w in weights):
+        raise ConfigError(f"average: give one positive weight per model, got {list(weights)} for {len(paths)} models")
+    models = [load_nscl(p) for p in paths]
+    first, meta = models[0]
+    for p, (m, _) in zip(paths[1:], models[1:], strict=True):
+        if m.config != first.config or m.vocabulary != first.vocabulary or m.relation_names != first.relation_names:
+            raise ConfigError(f"average: {p} has another architecture or other concepts than {paths[0]}")
+    total = sum(weights)
+    states = [m.state_dict() for m, _ in models]
+    mean = {
+        k: sum(w / total * s[k].double() for w, s in zip(weights, states, strict=True)).to(v.dtype)
+        if v.is_floating_point() else v.clone()
+        for k, v in states[0].items()
+    }
+    out = ConceptLearner(first.config, first.vocabulary, first.relation_names)
+    out.load_state_dict(mean)
+    sources = [{"path": str(p), "weight": w, "command": m.get("command", "")}
+               for p, w, (_, m) in zip(paths, weights, models, strict=True)]
+    return out.eval(), {**meta, "averaged_from": sources}
 
 
 def load_nscl(path: PathLike) -> tuple[ConceptLearner, dict[str, Any]]:

@@ -469,12 +469,14 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
 
     perceiver = NSCLPerceiver.load_default()
     meta = perceiver.metadata
-    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 20_000
+    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 9_500
     assert meta["command"].startswith("nesy train nscl --data ")
-    assert "--init" in meta["command"] and "thirteenth session" in meta["round"]  # grown from the sixth round
+    assert "--init" in meta["command"] and "fifteenth session" in meta["round"]  # a fine-tune of the thirteenth's
+    assert "--part-lr detail:10" in meta["command"] and "average_nscl" in meta["average"]  # averaged with its start
+    assert [s["weight"] for s in meta["averaged_from"]] == [1.0, 1.0]
     assert "--detail-size 48" in meta["command"] and perceiver.model.config.detail_size == 48
-    assert "sixth round" in meta["previous_round"]["round"]  # and says how that one was trained,
-    assert "fifth round" in meta["previous_round"]["previous_round"]["round"]  # and the one before
+    assert "thirteenth session" in meta["previous_round"]["round"]  # and says how that one was trained,
+    assert "sixth round" in meta["previous_round"]["previous_round"]["round"]  # and the one before
     assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
 
 
@@ -548,3 +550,26 @@ def test_part_lr_scales_the_step_of_a_grown_part_and_its_columns_only(split, tmp
                  "--part-lr", "detail:10", "--out", str(out), "--quiet"]) == 0
     assert "--part-lr detail:10" in load_nscl(out)[1]["command"]
     _assert_train_flag_refused("--part-lr", ("detail:-1", "x:2"), "part lr", tmp_path, capsys)
+
+
+def test_average_nscl_takes_the_mean_of_the_weights_and_refuses_other_architectures(split, tmp_path):
+    from reasoning.nscl.train import average_nscl, save_nscl
+
+    small = load_split(split, "train", limit_images=2, progress=False)
+    a, _ = train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
+    b, _ = train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0", seed=1), tmp_path / "b.pt", progress=False)
+    mean, meta = average_nscl([tmp_path / "a.pt", tmp_path / "b.pt"], [1.0, 3.0])
+    for k, v in mean.state_dict().items():
+        x, y = a.state_dict()[k], b.state_dict()[k]
+        assert torch.allclose(v, 0.25 * x + 0.75 * y) if v.is_floating_point() else torch.equal(v, x)
+    assert [s["weight"] for s in meta["averaged_from"]] == [1.0, 3.0] and "command" in meta["averaged_from"][0]
+    save_nscl(tmp_path / "m.pt", mean, meta)
+    assert "averaged_from" in load_nscl(tmp_path / "m.pt")[1]
+    large = load_split(split, "train", limit_images=2, crop_size=48, progress=False)
+    train_nscl(large, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48), tmp_path / "c.pt", progress=False)
+    with pytest.raises(ConfigError, match="another architecture"):
+        average_nscl([tmp_path / "a.pt", tmp_path / "c.pt"])
+    for paths, weights in (([tmp_path / "a.pt"], None), ([tmp_path / "a.pt", tmp_path / "b.pt"], [1.0, 0.0]),
+                           ([tmp_path / "a.pt", tmp_path / "b.pt"], [1.0])):
+        with pytest.raises(ConfigError, match="average"):
+            average_nscl(paths, weights)
