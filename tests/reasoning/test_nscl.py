@@ -573,3 +573,29 @@ def test_average_nscl_takes_the_mean_of_the_weights_and_refuses_other_architectu
                            ([tmp_path / "a.pt", tmp_path / "b.pt"], [1.0])):
         with pytest.raises(ConfigError, match="average"):
             average_nscl(paths, weights)
+
+
+def test_the_error_diagnosis_substitutes_truth_and_its_learned_row_is_the_evaluation(split, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "results" / "nscl_errors.py"
+    spec = importlib.util.spec_from_file_location("nscl_errors", path)
+    errors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(errors)
+    ckpt = tmp_path / "nscl.pt"
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "3", "--epochs", "1",
+                 "--out", str(ckpt), "--quiet"]) == 0
+    out = errors.diagnose(split, "train", ckpt, limit_images=4)
+    report = tmp_path / "eval.json"  # the same 4 images' 40 questions through nesy eval clevr
+    assert main(["eval", "clevr", "--data", str(split), "--split", "train", "--model", "nscl", "--checkpoint",
+                 str(ckpt), "--parser", "gt", "--limit", "40", "--out", str(report)]) == 0
+    res = json.loads(report.read_text())
+    v = out["variants"]
+    assert v["learned"]["questions"] == res["questions"] == 40
+    assert v["learned"]["right"] == round(res["accuracy"]["overall"] * 40)  # the learned row is the evaluation's
+    # a barely trained model: the truth repairs most answers, only detection and the executor stay
+    assert v["true attributes and relations"]["right"] > v["learned"]["right"]
+    assert v["true attributes and relations"]["right"] >= 0.9 * 40
+    assert out["detection"]["matched"] <= min(out["detection"]["proposals"], out["detection"]["objects"])
+    assert sum(out["misreads"].values()) > 0
