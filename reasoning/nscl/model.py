@@ -143,6 +143,25 @@ class ConceptLearner(nn.Module):
         self.pair_mlp = nn.Sequential(nn.Linear(12, 64), nn.ReLU(inplace=True), nn.Linear(64, d))
         self.relation_concepts = nn.Parameter(torch.randn(len(self.relation_names), d) * 0.5)
 
+    def part_parameters(self, part: str) -> list[tuple[nn.Parameter, slice | None]]:
+        """The weights of ``part`` (``detail`` or ``context``): (parameter, its columns, or None for all of it).
+
+        A part is its CNN and the columns of the object MLP's first layer that read its feature.
+
+        Raises:
+            ValueError: an unknown part, or one this model does not have.
+        """
+        w = self.config.width
+        detail = 4 * w if self.detail_cnn is not None else 0
+        where = {"detail": (self.detail_cnn, slice(4 * w + 4, 4 * w + 4 + detail)),
+                 "context": (self.context_cnn, slice(4 * w + 4 + detail, None))}
+        if part not in where:
+            raise ValueError(f"part_parameters: no part {part!r}; parts: {', '.join(where)}")
+        cnn, columns = where[part]
+        if cnn is None:
+            raise ValueError(f"part_parameters: this model has no {part} CNN ({part}_size 0)")
+        return [(p, None) for p in cnn.parameters()] + [(self.object_mlp[0].weight, columns)]
+
     def object_features(self, crops: Tensor, boxes: Tensor, context: Tensor | None = None) -> Tensor:
         """``[K, 4, S, S]`` crops (``S = config.input_size``) and ``[K, 4]`` boxes -> ``[K, feature_dim]``.
 

@@ -49,10 +49,11 @@ from reasoning.executor.soft import soft_execute
 from reasoning.nscl.data import QASet
 from reasoning.nscl.model import ConceptConfig, ConceptLearner, context_shape, recolour
 
-__all__ = ["NSCLTrainConfig", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
+__all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
+PARTS = ("detail", "context")  # --part-lr: parts of the model that --init can grow
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,12 @@ class NSCLTrainConfig:
                           "mirrored together. An --init model without one reads it by zero weights (so the run "
                           "starts as that model)"},
     )
+    part_lr: str = field(
+        default="",
+        metadata={"help": "PART:F,... : the learning rate of a part of the model times F (parts: detail, the detail "
+                          "CNN and the object MLP's columns that read it; context, the same for the context CNN), so "
+                          "that a part grown through zero columns by --init moves as fast as it needs to"},
+    )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when present; may change on resume)"})
@@ -141,6 +148,7 @@ class NSCLTrainConfig:
         self.stages  # noqa: B018 -- validates the curriculum
         self.weights  # noqa: B018 -- validates the group weights
         self.jitter_groups  # noqa: B018 -- validates the colour-jittered groups
+        self.part_scales  # noqa: B018 -- validates the per-part learning rates
 
     @property
     def jitter_groups(self) -> tuple[str, ...]:
@@ -153,6 +161,25 @@ class NSCLTrainConfig:
                 f"colour jitter: give groups among {', '.join(allowed)}, each once, got {self.colour_jitter!r}"
             )
         return groups
+
+    @property
+    def part_scales(self) -> dict[str, float]:
+        """``part_lr`` as {part: learning-rate factor}."""
+        out: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in self.part_lr.split(","))):
+            name, _, f = part.partition(":")
+            try:
+                factor = float(f)
+            except ValueError:
+                factor = -1.0
+            if name.strip() not in PARTS or not 0 < factor < float("inf") or name.strip() in out:
+                raise ConfigError(
+                    f"part lr: give PART:F with PART one of {', '.join(PARTS)} (each once) and F > 0, got {part!r}"
+                )
+            out[name.strip()] = factor
+        if self.part_lr.strip() and not out:
+            raise ConfigError(f"part lr: give PART:F,... with PART one of {', '.join(PARTS)}, got {self.part_lr!r}")
+        return out
 
     @property
     def weights(self) -> dict[str, float]:
@@ -379,6 +406,12 @@ def train_nscl(
     if world.size > 1:
         global_batch_norm(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    if config.part_scales:
+        try:
+            scaled = [(p, cols, f) for part, f in config.part_scales.items() for p, cols in model.part_parameters(part)]
+        except ValueError as exc:
+            raise ConfigError(f"part lr {config.part_lr!r}: {exc}") from None
+        optimizer = PartScaledAdam(model.parameters(), scaled, lr=config.learning_rate)
     loop = TrainLoop(
         model, optimizer, schedule, out, flags=dataclasses.asdict(config), command=command,
         payload=payload, grad_clip=5.0, log=RunLog(out.with_suffix(".jsonl")), may_change=RESUMABLE_CHANGES,
@@ -409,6 +442,36 @@ def train_nscl(
     loop.fit(config.epochs, batches, step, end_round=end_round, steps_in=lambda e: len(batches(e)))
     meta.update(history=loop.history, seconds=round(loop.seconds, 1), wall_seconds=round(time.perf_counter() - t0, 1))
     return model, meta
+
+
+class PartScaledAdam(torch.optim.Adam):
+    """Adam whose step on some parameters (or some of their columns) is ``factor`` times as long.
+
+    Adam's step does not depend on the gradient's scale, so a part's learning rate cannot be
+    raised through its gradient; and one parameter group per part cannot take a column range
+    of a shared weight.  After Adam's step the change of each scaled slice is multiplied by its
+    factor: for Adam without weight decay that is the step at ``factor`` times the rate (the
+    moments, and so a resume, are unchanged).
+
+    Args:
+        params: All parameters, as for Adam.
+        scaled: (parameter, column slice or None for all of it, factor) triples.
+    """
+
+    def __init__(self, params, scaled: Sequence[tuple[torch.nn.Parameter, slice | None, float]], **kwargs) -> None:
+        super().__init__(params, **kwargs)
+        if any(group["weight_decay"] for group in self.param_groups):
+            raise ConfigError("PartScaledAdam: scaled steps need Adam without weight decay")
+        self.scaled = list(scaled)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        before = [(p[:, cols] if cols is not None else p).clone() for p, cols, _ in self.scaled]
+        loss = super().step(closure)
+        for (p, cols, factor), old in zip(self.scaled, before, strict=True):
+            view = p[:, cols] if cols is not None else p
+            view.copy_(old + factor * (view - old))
+        return loss
 
 
 def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None:
@@ -467,6 +530,42 @@ def _payload(model: ConceptLearner, meta: dict[str, Any]) -> dict[str, Any]:
 def save_nscl(path: PathLike, model: ConceptLearner, meta: dict[str, Any]) -> None:
     """Write a finished model file (no training state), atomically with its weights digest."""
     atomic_torch_save(path, _payload(model, meta))
+
+
+def average_nscl(paths: Sequence[PathLike], weights: Sequence[float] | None = None) -> tuple[ConceptLearner, dict[str, Any]]:
+    """The weighted mean of the weights of NS-CL models of one architecture (a "model soup").
+
+    Every float tensor (batch-norm statistics included) is averaged; integer ones (batch-norm
+    step counts) come from the first model.  Meant for a fine-tune and the model it started
+    from (WiSE-FT, Wortsman et al. 2022), which lie in one basin.  The metadata is the first
+    model's, with ``averaged_from`` (paths, weights and each model's command).
+
+    Raises:
+        ConfigError: fewer than two models, weights that are not positive or do not match the
+            paths, or models of different architectures or concepts.
+    """
+    if len(paths) < 2:
+        raise ConfigError(f"average: give two or more NS-CL models, got {len(paths)}")
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths) or not all(0 < w < float("inf") for w in weights):
+        raise ConfigError(f"average: give one positive weight per model, got {list(weights)} for {len(paths)} models")
+    models = [load_nscl(p) for p in paths]
+    first, meta = models[0]
+    for p, (m, _) in zip(paths[1:], models[1:], strict=True):
+        if m.config != first.config or m.vocabulary != first.vocabulary or m.relation_names != first.relation_names:
+            raise ConfigError(f"average: {p} has another architecture or other concepts than {paths[0]}")
+    total = sum(weights)
+    states = [m.state_dict() for m, _ in models]
+    mean = {
+        k: sum(w / total * s[k].double() for w, s in zip(weights, states, strict=True)).to(v.dtype)
+        if v.is_floating_point() else v.clone()
+        for k, v in states[0].items()
+    }
+    out = ConceptLearner(first.config, first.vocabulary, first.relation_names)
+    out.load_state_dict(mean)
+    sources = [{"path": str(p), "weight": w, "command": m.get("command", "")}
+               for p, w, (_, m) in zip(paths, weights, models, strict=True)]
+    return out.eval(), {**meta, "averaged_from": sources}
 
 
 def load_nscl(path: PathLike) -> tuple[ConceptLearner, dict[str, Any]]:

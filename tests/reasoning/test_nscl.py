@@ -469,12 +469,14 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
 
     perceiver = NSCLPerceiver.load_default()
     meta = perceiver.metadata
-    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 20_000
+    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 9_500
     assert meta["command"].startswith("nesy train nscl --data ")
-    assert "--init" in meta["command"] and "thirteenth session" in meta["round"]  # grown from the sixth round
+    assert "--init" in meta["command"] and "fifteenth session" in meta["round"]  # a fine-tune of the thirteenth's
+    assert "--part-lr detail:10" in meta["command"] and "average_nscl" in meta["average"]  # averaged with its start
+    assert [s["weight"] for s in meta["averaged_from"]] == [1.0, 1.0]
     assert "--detail-size 48" in meta["command"] and perceiver.model.config.detail_size == 48
-    assert "sixth round" in meta["previous_round"]["round"]  # and says how that one was trained,
-    assert "fifth round" in meta["previous_round"]["previous_round"]["round"]  # and the one before
+    assert "thirteenth session" in meta["previous_round"]["round"]  # and says how that one was trained,
+    assert "sixth round" in meta["previous_round"]["previous_round"]["round"]  # and the one before
     assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
 
 
@@ -502,3 +504,98 @@ def test_test_flip_averages_the_crop_and_its_mirror_in_evaluation_only(split, tm
                  "--init", str(tmp_path / "a.pt"), "--test-flip", "--out", str(out), "--quiet"]) == 0
     model, meta = load_nscl(out)
     assert model.config.test_flip and "--test-flip" in meta["command"] and not base.config.test_flip
+
+
+def test_part_lr_scales_the_step_of_a_grown_part_and_its_columns_only(split, tmp_path, capsys):
+    from reasoning.nscl.train import PartScaledAdam
+
+    torch.manual_seed(0)
+    model = ConceptLearner(dataclasses.replace(ConceptLearner().config, detail_size=48))
+    width = 4 * model.config.width
+    scaled = model.part_parameters("detail")
+    assert scaled[-1][0] is model.object_mlp[0].weight and scaled[-1][1] == slice(width + 4, 2 * width + 4)
+    assert {id(p) for p, _ in scaled[:-1]} == {id(p) for p in model.detail_cnn.parameters()}
+    with pytest.raises(ValueError, match="no context CNN"):
+        model.part_parameters("context")
+    with pytest.raises(ValueError, match="no part 'cnn'"):
+        model.part_parameters("cnn")
+    plain = ConceptLearner(model.config)
+    plain.load_state_dict(model.state_dict())
+    optimisers = (PartScaledAdam(model.parameters(), [(p, c, 10.0) for p, c in scaled], lr=1e-3),
+                  torch.optim.Adam(plain.parameters(), lr=1e-3))
+    crops, boxes = [torch.rand(3, 4, 48, 48)], [torch.rand(3, 4)]
+    starts = [m.object_mlp[0].weight.detach().clone() for m in (model, plain)]
+    for m, opt in zip((model, plain), optimisers, strict=True):
+        opt.zero_grad()
+        sum(v.square().sum() for v in m.train()(crops, boxes).attributes.values()).backward()
+        opt.step()
+    for a, b in zip(*(opt.state_dict()["state"].values() for opt in optimisers), strict=True):
+        assert torch.equal(a["exp_avg"], b["exp_avg"]) and torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])  # moments kept
+    fast = model.object_mlp[0].weight.detach() - starts[0]
+    slow = plain.object_mlp[0].weight.detach() - starts[1]
+    assert torch.allclose(fast[:, width + 4:], 10 * slow[:, width + 4:], rtol=1e-3, atol=1e-7)  # the detail columns
+    assert torch.allclose(fast[:, :width + 4], slow[:, :width + 4], rtol=1e-3, atol=1e-7)  # the others as Adam's
+    assert slow[:, width + 4:].abs().sum() > 0
+    moved = [(a - b).abs().max() for a, b in zip(model.cnn.parameters(), plain.cnn.parameters(), strict=True)]
+    assert max(moved) < 1e-5  # the crop CNN steps as plain Adam's
+    for bad in ("detail:0", "detail:nan", "detail", "cnn:2", "detail:2,detail:3", ","):
+        with pytest.raises(ConfigError, match="part lr"):
+            NSCLTrainConfig(part_lr=bad)
+    small = load_split(split, "train", limit_images=2, progress=False)
+    with pytest.raises(ConfigError, match="no detail CNN"):  # a model without the part is refused by name
+        train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0", part_lr="detail:10"), tmp_path / "x.pt",
+                   progress=False)
+    out = tmp_path / "cli.pt"  # the command records the flag
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--epochs", "1", "--detail-size", "48",
+                 "--part-lr", "detail:10", "--out", str(out), "--quiet"]) == 0
+    assert "--part-lr detail:10" in load_nscl(out)[1]["command"]
+    _assert_train_flag_refused("--part-lr", ("detail:-1", "x:2"), "part lr", tmp_path, capsys)
+
+
+def test_average_nscl_takes_the_mean_of_the_weights_and_refuses_other_architectures(split, tmp_path):
+    from reasoning.nscl.train import average_nscl, save_nscl
+
+    small = load_split(split, "train", limit_images=2, progress=False)
+    a, _ = train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
+    b, _ = train_nscl(small, NSCLTrainConfig(epochs=1, curriculum="0:0", seed=1), tmp_path / "b.pt", progress=False)
+    mean, meta = average_nscl([tmp_path / "a.pt", tmp_path / "b.pt"], [1.0, 3.0])
+    for k, v in mean.state_dict().items():
+        x, y = a.state_dict()[k], b.state_dict()[k]
+        assert torch.allclose(v, 0.25 * x + 0.75 * y) if v.is_floating_point() else torch.equal(v, x)
+    assert [s["weight"] for s in meta["averaged_from"]] == [1.0, 3.0] and "command" in meta["averaged_from"][0]
+    save_nscl(tmp_path / "m.pt", mean, meta)
+    assert "averaged_from" in load_nscl(tmp_path / "m.pt")[1]
+    large = load_split(split, "train", limit_images=2, crop_size=48, progress=False)
+    train_nscl(large, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48), tmp_path / "c.pt", progress=False)
+    with pytest.raises(ConfigError, match="another architecture"):
+        average_nscl([tmp_path / "a.pt", tmp_path / "c.pt"])
+    for paths, weights in (([tmp_path / "a.pt"], None), ([tmp_path / "a.pt", tmp_path / "b.pt"], [1.0, 0.0]),
+                           ([tmp_path / "a.pt", tmp_path / "b.pt"], [1.0])):
+        with pytest.raises(ConfigError, match="average"):
+            average_nscl(paths, weights)
+
+
+def test_the_error_diagnosis_substitutes_truth_and_its_learned_row_is_the_evaluation(split, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "results" / "nscl_errors.py"
+    spec = importlib.util.spec_from_file_location("nscl_errors", path)
+    errors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(errors)
+    ckpt = tmp_path / "nscl.pt"
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "3", "--epochs", "1",
+                 "--out", str(ckpt), "--quiet"]) == 0
+    out = errors.diagnose(split, "train", ckpt, limit_images=4)
+    report = tmp_path / "eval.json"  # the same 4 images' 40 questions through nesy eval clevr
+    assert main(["eval", "clevr", "--data", str(split), "--split", "train", "--model", "nscl", "--checkpoint",
+                 str(ckpt), "--parser", "gt", "--limit", "40", "--out", str(report)]) == 0
+    res = json.loads(report.read_text())
+    v = out["variants"]
+    assert v["learned"]["questions"] == res["questions"] == 40
+    assert v["learned"]["right"] == round(res["accuracy"]["overall"] * 40)  # the learned row is the evaluation's
+    # a barely trained model: the truth repairs most answers, only detection and the executor stay
+    assert v["true attributes and relations"]["right"] > v["learned"]["right"]
+    assert v["true attributes and relations"]["right"] >= 0.9 * 40
+    assert out["detection"]["matched"] <= min(out["detection"]["proposals"], out["detection"]["objects"])
+    assert sum(out["misreads"].values()) > 0
