@@ -12,13 +12,14 @@ from perception.generative.autoencoder import CodecConfig, ConvDecoder
 from perception.generative.scenes import SHAPES
 from perception.generative.segmenter import ShapeSegmenter, segment
 from perception.interpret.gan_dissection import (
-    DISSECT_CODEC,
     LAYER,
     QUANTILES,
     UNITS,
+    WIDE_CODEC,
     ObjectShapeLabeller,
     _intervention_figures,
     ablate,
+    bench_gan_dissection,
     dissect,
     edited,
     insert,
@@ -215,9 +216,20 @@ def test_counted_iou_equals_the_literal_definition_on_a_wide_layer():
         dissect(gen, labeller, z, 0, quantiles=(0.9, 0.8))
 
 
-def test_the_dissected_generator_has_hundreds_of_units_in_its_middle_layer():
-    gen = ConvDecoder(DISSECT_CODEC)
-    acts, images = layer_activations(gen, torch.randn(2, DISSECT_CODEC.latent), LAYER)
-    assert acts.shape[1] == DISSECT_CODEC.decoder_channels[1] >= 256
-    assert images.shape == (2, 3, DISSECT_CODEC.height, DISSECT_CODEC.width)
+def test_the_wide_option_has_hundreds_of_units_in_its_middle_layer():
+    gen = ConvDecoder(WIDE_CODEC)
+    acts, images = layer_activations(gen, torch.randn(2, WIDE_CODEC.latent), LAYER)
+    assert acts.shape[1] == WIDE_CODEC.decoder_channels[1] >= 256
+    assert images.shape == (2, 3, WIDE_CODEC.height, WIDE_CODEC.width)
     assert UNITS / acts.shape[1] <= 0.04  # 10 units are a few per cent of the layer, as 20 of 512 in the paper
+
+
+@pytest.mark.slow
+def test_the_entry_dissects_the_gan_benchs_generator_and_the_option_the_wide_one():
+    from perception.generative.gan import GAN_CODEC
+
+    plain = bench_gan_dissection(True, 0)
+    wide = bench_gan_dissection(True, 0, WIDE_CODEC)
+    assert plain.figures["generator_widths"] == list(GAN_CODEC.decoder_channels)
+    assert plain.figures["units_in_layer"] == GAN_CODEC.decoder_channels[1] == 48
+    assert wide.figures["units_in_layer"] == 256 and len(wide.checks) == len(plain.checks) == 6
