@@ -50,6 +50,9 @@ class CodecConfig:
         latent: Size of the code.
         channels: Channels of the finest stage (doubled at each coarser one).
         beta: Weight of the VAE's KL term (1: the ELBO).
+        decoder_widths: Channels of the decoder's projected grid, ``blocks[0]`` and
+            ``blocks[1]``; None gives ``(4 c, 2 c, c)``.  GAN dissection widens
+            ``blocks[0]`` to hundreds of units (the encoder keeps ``channels``).
     """
 
     height: int = 48
@@ -57,6 +60,7 @@ class CodecConfig:
     latent: int = 64
     channels: int = 32
     beta: float = 1.0
+    decoder_widths: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.height % 2**STAGES or self.width % 2**STAGES:
@@ -64,6 +68,15 @@ class CodecConfig:
                               f"got {self.height}x{self.width}")
         if self.latent < 1 or self.channels < 1:
             raise ConfigError(f"CodecConfig: latent and channels must be >= 1, got {self.latent}, {self.channels}")
+        widths = self.decoder_widths
+        if widths is not None and (len(widths) != 3 or any(not isinstance(w, int) or w < 1 for w in widths)):
+            raise ConfigError(f"CodecConfig: decoder_widths must be three ints >= 1, got {widths!r}")
+
+    @property
+    def decoder_channels(self) -> tuple[int, int, int]:
+        """The decoder's widths: projected grid, ``blocks[0]``, ``blocks[1]``."""
+        c = self.channels
+        return self.decoder_widths if self.decoder_widths is not None else (4 * c, 2 * c, c)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -95,22 +108,23 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """DCGAN-style decoder: ``forward(z [N, latent]) -> images [N, 3, H, W]`` in [0, 1].
 
-    A linear map to a 4c x H/8 x W/8 grid, then three transposed convolutions
+    A linear map to a w0 x H/8 x W/8 grid, then three transposed convolutions
     (batch norm and ReLU between); ``blocks[i]`` is the i-th up-sampling stage,
-    the layers GAN dissection reads and edits.
+    the layers GAN dissection reads and edits.  Widths ``(w0, w1, w2)`` are
+    :attr:`CodecConfig.decoder_channels` (``(4c, 2c, c)`` unless set).
     """
 
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
-        c, (h, w) = config.channels, config.grid
+        (w0, w1, w2), (h, w) = config.decoder_channels, config.grid
         self.config = config
-        self.project = nn.Sequential(nn.Linear(config.latent, 4 * c * h * w), nn.Unflatten(1, (4 * c, h, w)),
-                                     nn.BatchNorm2d(4 * c), nn.ReLU())
+        self.project = nn.Sequential(nn.Linear(config.latent, w0 * h * w), nn.Unflatten(1, (w0, h, w)),
+                                     nn.BatchNorm2d(w0), nn.ReLU())
         self.blocks = nn.ModuleList([
-            nn.Sequential(nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * c), nn.ReLU()),
-            nn.Sequential(nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU()),
+            nn.Sequential(nn.ConvTranspose2d(w0, w1, 4, 2, 1, bias=False), nn.BatchNorm2d(w1), nn.ReLU()),
+            nn.Sequential(nn.ConvTranspose2d(w1, w2, 4, 2, 1, bias=False), nn.BatchNorm2d(w2), nn.ReLU()),
         ])
-        self.to_rgb = nn.ConvTranspose2d(c, 3, 4, 2, 1)
+        self.to_rgb = nn.ConvTranspose2d(w2, 3, 4, 2, 1)
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.project(z)

@@ -214,15 +214,28 @@ class GanRun:
 
 
 @lru_cache(maxsize=2)
-def train_gan_run(quick: bool, seed: int) -> GanRun:
-    """Render, then train the GAN, the segmenter and the attribute network from ``seed`` (cached per process)."""
+def _renders_and_judges(quick: bool, seed: int) -> tuple[SceneRenders, SceneRenders, ShapeSegmenter, nn.Module]:
+    """The run's renders (train, test), segmenter and attribute network (cached per process)."""
     size = _QUICK if quick else _FULL
     base = 5_000_000 + seed * 100_000
     train = render_scenes(range(base, base + size.train))
     test = render_scenes(range(base + 50_000, base + 50_000 + size.test))
-    gan = train_gan(train.images, GAN_CODEC, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed)
     seg = train_segmenter(train, steps=size.seg_steps, batch=16, lr=2e-3, seed=seed, width=SEG_WIDTH)
     attr = train_attribute_net(train, crop_size=CROP, steps=size.attr_steps, batch=64, lr=2e-3, seed=seed)
+    return train, test, seg, attr
+
+
+@lru_cache(maxsize=2)
+def train_gan_run(quick: bool, seed: int, codec: CodecConfig = GAN_CODEC) -> GanRun:
+    """Render, then train the GAN of ``codec``, the segmenter and the attribute network from ``seed``.
+
+    Cached per process; the renders, segmenter and attribute network are shared by runs of the
+    same ``(quick, seed)`` whatever the codec (GAN dissection trains a wider generator beside the
+    ``gan`` bench's).
+    """
+    size = _QUICK if quick else _FULL
+    train, test, seg, attr = _renders_and_judges(quick, seed)
+    gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed)
     return GanRun(gan, seg, attr, train, test)
 
 

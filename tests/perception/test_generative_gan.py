@@ -146,3 +146,15 @@ def test_the_judge_counts_images_with_a_confident_object():
                                                      "objects_per_image": 1.0}
     strict = ValidObjectJudge(_AllObject(4), _FixedNet(), 8, threshold=0.7)
     assert strict.rates(torch.rand(3, 3, 16, 24))["images_valid"] == 0.0
+
+
+def test_decoder_widths_set_each_stage_and_default_to_the_channel_ladder():
+    plain = GAN(TINY).generator
+    assert [b[0].out_channels for b in plain.blocks] == [8, 4] and TINY.decoder_channels == (16, 8, 4)
+    wide = GAN(CodecConfig(height=16, width=24, latent=4, channels=4, decoder_widths=(6, 30, 5)))
+    assert [b[0].out_channels for b in wide.generator.blocks] == [30, 5]
+    assert wide.generator(torch.randn(2, 4)).shape == (2, 3, 16, 24)
+    assert wide.discriminator.features[0].out_channels == 4  # the encoder keeps ``channels``
+    for bad in ((6, 30), (6, 0, 5), (6.0, 30, 5)):
+        with pytest.raises(ConfigError, match="decoder_widths"):
+            CodecConfig(decoder_widths=bad)

@@ -6,14 +6,20 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from perception.generative.autoencoder import CodecConfig, ConvDecoder
 from perception.generative.scenes import SHAPES
 from perception.generative.segmenter import ShapeSegmenter, segment
 from perception.interpret.gan_dissection import (
+    LAYER,
+    QUANTILES,
+    UNITS,
+    WIDE_CODEC,
     ObjectShapeLabeller,
     _intervention_figures,
     ablate,
+    bench_gan_dissection,
     dissect,
     edited,
     insert,
@@ -161,3 +167,69 @@ def test_dissection_and_interventions_take_any_labeller_as_the_segmenter_would_g
     assert torch.equal(by_callable.iou, dissect(gen, seg, z, 0).iou)
     args = (z, torch.tensor([3]), torch.tensor([5.0]), SHAPES.index("cube"), SHAPES.index("sphere"), [(0, 0)], 1, 4, 0)
     assert _intervention_figures(gen, lambda images: segment(seg, images), *args) == _intervention_figures(gen, seg, *args)
+
+
+def _naive_iou(maps: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The definition read literally: every (unit, concept, quantile) mask compared with every concept's mask."""
+    flat = maps.transpose(0, 1).reshape(maps.shape[1], -1)
+    q = torch.tensor(QUANTILES)
+    pick = torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(0))[:200_000]
+    cuts = torch.quantile(flat[:, pick], q, dim=1).T
+    iou, threshold, high = (torch.zeros(flat.shape[0], len(SHAPES)) for _ in range(3))
+    for u in range(flat.shape[0]):
+        on = flat[u][None, :] > cuts[u][:, None]
+        for c in range(len(SHAPES)):
+            s = (labels == c + 1).flatten()[None, :]
+            scores = (on & s).sum(1).float() / (on | s).sum(1).float().clamp(min=1)
+            best = int(scores.argmax())
+            iou[u, c], threshold[u, c] = scores[best], cuts[u, best]
+            high[u, c] = flat[u][on[best]].mean() if on[best].any() else flat[u].max()
+    return iou, threshold, high
+
+
+def test_counted_iou_equals_the_literal_definition_on_a_wide_layer():
+    cfg = CodecConfig(height=16, width=24, latent=4, channels=4, decoder_widths=(8, 40, 4))
+    torch.manual_seed(0)
+    gen = ConvDecoder(cfg).eval()
+    z = torch.randn(30, 4, generator=torch.Generator().manual_seed(1))
+
+    def labeller(images):  # three concepts of different sizes from the colour channels
+        out = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.int64)
+        m = images.mean((0, 2, 3))
+        for c, margin in enumerate((0.002, 0.004, 0.006)):
+            out[images[:, c] > m[c] + margin] = c + 1
+        return out
+
+    result = dissect(gen, labeller, z, 0)
+    acts, images = layer_activations(gen, z, 0)
+    assert acts.shape[1] == 40 and result.iou.shape == (40, len(SHAPES))
+    maps = torch.stack([F.interpolate(acts[:, u:u + 1], size=images.shape[-2:], mode="bilinear",
+                                      align_corners=False)[:, 0] for u in range(40)], 1)
+    labels = labeller(images)
+    assert all(int((labels == c + 1).sum()) > 0 for c in range(len(SHAPES)))
+    iou, threshold, high = _naive_iou(maps, labels)
+    assert float(iou.max()) > 0.05  # not a comparison of zeros
+    torch.testing.assert_close(result.iou, iou, rtol=0, atol=1e-6)
+    torch.testing.assert_close(result.threshold, threshold, rtol=0, atol=1e-6)
+    torch.testing.assert_close(result.high, high, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="ascending"):
+        dissect(gen, labeller, z, 0, quantiles=(0.9, 0.8))
+
+
+def test_the_wide_option_has_hundreds_of_units_in_its_middle_layer():
+    gen = ConvDecoder(WIDE_CODEC)
+    acts, images = layer_activations(gen, torch.randn(2, WIDE_CODEC.latent), LAYER)
+    assert acts.shape[1] == WIDE_CODEC.decoder_channels[1] >= 256
+    assert images.shape == (2, 3, WIDE_CODEC.height, WIDE_CODEC.width)
+    assert UNITS / acts.shape[1] <= 0.04  # 10 units are a few per cent of the layer, as 20 of 512 in the paper
+
+
+@pytest.mark.slow
+def test_the_entry_dissects_the_gan_benchs_generator_and_the_option_the_wide_one():
+    from perception.generative.gan import GAN_CODEC
+
+    plain = bench_gan_dissection(True, 0)
+    wide = bench_gan_dissection(True, 0, WIDE_CODEC)
+    assert plain.figures["generator_widths"] == list(GAN_CODEC.decoder_channels)
+    assert plain.figures["units_in_layer"] == GAN_CODEC.decoder_channels[1] == 48
+    assert wide.figures["units_in_layer"] == 256 and len(wide.checks) == len(plain.checks) == 6
