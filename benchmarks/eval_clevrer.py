@@ -89,6 +89,9 @@ class RolloutFlags:
         "help": "footprint distance at which predicted objects collide (scene units)", "setting": "future_tolerance"})
     future_approach: float | None = field(default=None, metadata={
         "help": "closing speed a predicted collision needs (units/s; 0: none)", "setting": "approach_speed"})
+    future_fit: int | None = field(default=None, metadata={
+        "help": "future rollouts start from each object's last N observed centres fitted by a parabola "
+                "(0: the observed history)", "setting": "start_fit"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

@@ -9,7 +9,9 @@ Adam with an exponential learning-rate decay per epoch
 (:class:`~physics.training.ExponentialDecay`, from ``lr`` to ``lr_final``).
 With ``init`` a run starts from the weights of a saved model of the same name
 and config (fine-tuning, e.g. on data a planner collected,
-:mod:`physics.control.collect`), its normalisation statistics included.
+:mod:`physics.control.collect`), its normalisation statistics included.  The
+training input noise (``noise_std``) may differ: it shapes no weight, so a model
+can be fine-tuned with more noise than it was trained with.
 
 Files written to ``out_dir`` (all atomically):
 
@@ -166,7 +168,8 @@ def _load_init(model: DynamicsModel, path: str) -> None:
     from physics.models.resolver import load_model
 
     start, _ = load_model(path)
-    if start.name != model.name or config_to_dict(start.config) != config_to_dict(model.config):
+    same = dataclasses.replace(start.config, noise_std=model.config.noise_std)  # training-only: may differ
+    if start.name != model.name or config_to_dict(same) != config_to_dict(model.config):
         raise CheckpointError(
             f"--init {path} holds a {start.name!r} model with another config than the run's {model.name!r}; "
             "give the same --model and --set options it was trained with"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -135,6 +136,12 @@ def test_init_starts_from_a_saved_model_and_refuses_another_config(tmp_path):
     assert summary["best_valid_loss"] < first["history"][0]["valid_loss"]  # it went on, not from scratch
     with pytest.raises(CheckpointError, match="another config"):
         _load_init(make_model("in", chain_config("in")), str(tmp_path / "a" / "model.pt"))
+    noisier = make_model("propnet", dataclasses.replace(chain_config("propnet"), noise_std=0.05))
+    _load_init(noisier, str(tmp_path / "a" / "model.pt"))  # the training noise shapes no weight: may differ
+    assert torch.equal(next(iter(noisier.state_dict().values())), next(iter(saved.state_dict().values())))
+    with pytest.raises(CheckpointError, match="another config"):
+        _load_init(make_model("propnet", dataclasses.replace(chain_config("propnet"), hidden=8)),
+                   str(tmp_path / "a" / "model.pt"))
 
 
 def test_select_rollouts_keeps_the_epoch_of_lowest_full_rollout_error(tmp_path):

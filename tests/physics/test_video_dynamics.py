@@ -21,6 +21,7 @@ from physics.models.video_propnet import (
     RolloutConfig,
     contact_step_weights,
     counterfactual_trajectory,
+    fitted_start,
     launch_actions,
     load_trajectory_pack,
     rollout_config,
@@ -387,6 +388,44 @@ def test_an_ensemble_of_one_is_the_plain_rollout_and_members_differ_reproducibly
     assert isinstance(make_video_dynamics("propnet", settings={"future_tolerance": 0.02}), PropNetVideoDynamics)
     with pytest.raises(ConfigError, match="no rollout settings"):
         make_video_dynamics("gt", truth=videos[0][1], settings={"ensemble": 3})
+
+
+def test_fitted_start_smooths_a_jittery_slide_and_keeps_touches_gaps_and_other_frames():
+    t = np.arange(12, dtype=float)
+    slide = np.stack([0.1 * t - 0.002 * t * t, 0.05 * t, np.zeros(12)], axis=1)  # decelerating along x
+    jitter = np.array([0.01, -0.01] * 6)
+    noisy = slide.copy()
+    noisy[:, 0] += jitter
+    bounced = slide.copy()
+    bounced[9:, :2] = bounced[8, :2] - (bounced[9:, :2] - bounced[8, :2])  # turned back at frame 8
+    gap = slide.copy()
+    gap[6] = np.nan
+    obs = np.stack([noisy, bounced, gap], axis=1)  # [T, 3, 3]
+    out = fitted_start(obs, t_pred=12, history=2, window=8, residual=0.03)
+    np.testing.assert_allclose(out[9:, 0, :2], slide[9:, :2], atol=0.01)  # jitter gone from the history
+    assert np.abs(np.diff(out[9:, 0, 0]) - np.diff(slide[9:, 0])).max() < 0.01 < np.abs(np.diff(noisy[9:, 0]) - np.diff(slide[9:, 0])).max()
+    np.testing.assert_array_equal(out[:9], obs[:9])  # only the history frames change
+    np.testing.assert_array_equal(out[:, 1], obs[:, 1])  # the touch inside the window: observed history kept
+    np.testing.assert_array_equal(out[:, 2], obs[:, 2])  # a gap inside the window: kept
+    np.testing.assert_array_equal(out[:, 0, 2], obs[:, 0, 2])  # the orientation channel is never fitted
+    np.testing.assert_array_equal(fitted_start(obs, t_pred=5, history=2, window=8, residual=0.03), obs)  # too early
+    with pytest.raises(ConfigError, match="start_fit 3"):
+        fitted_start(obs, t_pred=12, history=2, window=3, residual=0.03)
+    with pytest.raises(ConfigError, match="start_fit"):
+        RolloutConfig(start_fit=-1)
+    with pytest.raises(ConfigError, match="fit_residual"):
+        RolloutConfig(start_fit=8, fit_residual=math.nan)
+
+
+def test_start_fit_changes_futures_only(videos):
+    ann, _ = videos[0]
+    plain = PropNetVideoDynamics.load(config=SHORT)
+    fitted = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, start_fit=6, fit_residual=10.0))
+    oid = ann.object_property[0].object_id
+    assert fitted.counterfactual(ann, oid) == plain.counterfactual(ann, oid)
+    last = len(ann.motion_trajectory)
+    a, b = plain.future_runs(ann, FUTURE)[0].frames, fitted.future_runs(ann, FUTURE)[0].frames
+    assert a[:last] == b[:last] and a[last:] != b[last:]  # observed frames as recorded, the rollout from the fit
 
 
 def test_match_collisions_pairs_events_within_the_window():
