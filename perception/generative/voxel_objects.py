@@ -16,7 +16,8 @@ The camera is shared with the differentiable projection of
 point of every (depth sample, row, column) for an azimuth, so that the
 projection samples the voxels where the renderer evaluates the shape.
 
-Shapes (N objects, image side S = :data:`IMAGE`, voxel side V = :data:`VOXELS`)::
+Shapes (N objects, image side S = :data:`IMAGE`, voxel side V = :data:`VOXELS` unless
+``voxels`` asks for another grid)::
 
     images    float [N, 3, S, S]  RGB in [0, 1], background 0
     depth     float [N, S, S]     depth in [0, 1] over the camera's interval (:data:`NEAR`, :data:`FAR`), background 1
@@ -125,9 +126,9 @@ def _normals(p: Tensor, shape: Tensor, ext: Tensor) -> Tensor:
     return torch.nn.functional.normalize(n, dim=-1)
 
 
-def _voxelize(shape: Tensor, ext: Tensor) -> Tensor:
-    """Occupied fraction of each cell (2 x 2 x 2 samples per cell): -> [N, V, V, V] indexed [z, y, x]."""
-    fine = 2 * VOXELS
+def _voxelize(shape: Tensor, ext: Tensor, side: int = VOXELS) -> Tensor:
+    """Occupied fraction of each cell (2 x 2 x 2 samples per cell): -> [N, side, side, side] indexed [z, y, x]."""
+    fine = 2 * side
     c = -1 + (torch.arange(fine) + 0.5) * 2 / fine
     zz, yy, xx = torch.meshgrid(c, c, c, indexing="ij")
     p = torch.stack([xx, yy, zz], -1).expand(len(shape), fine, fine, fine, 3)
@@ -181,7 +182,7 @@ def shade_sketch(silhouette: Tensor, depth: Tensor, normals: Tensor, azimuth: Te
 
 @torch.no_grad()
 def render_objects(shape: Tensor, extents: Tensor, azimuth: Tensor, color: Tensor, pattern: Tensor,
-                   chunk: int = 16) -> VoxelObjects:
+                   chunk: int = 16, voxels: int = VOXELS) -> VoxelObjects:
     """Render objects and voxelize them (exact truth; see the module docstring).
 
     Args:
@@ -189,7 +190,9 @@ def render_objects(shape: Tensor, extents: Tensor, azimuth: Tensor, color: Tenso
         extents: float [N, 3] half-extents, each in (0, 0.85].
         azimuth: float [N] radians.
         chunk: Objects ray-cast at once (bounds memory).
+        voxels: Cells per side of the voxel truth (the images do not depend on it).
     """
+    _check_side(voxels, "render_objects")
     n = len(shape)
     if not (len(extents) == len(azimuth) == len(color) == len(pattern) == n) or extents.shape[-1:] != (3,):
         raise ConfigError(f"render_objects: every argument needs one row per object, got shape {tuple(shape.shape)},"
@@ -209,13 +212,21 @@ def render_objects(shape: Tensor, extents: Tensor, azimuth: Tensor, color: Tenso
         depth = (first.float() + 0.5) / TRUTH_SAMPLES
         depths.append(torch.where(hit, depth, 1.0))
         masks.append(hit.float())
-    voxels = torch.cat([_voxelize(shape[sl], extents[sl]) for sl in (slice(i, i + chunk) for i in range(0, n, chunk))])
-    return VoxelObjects(torch.cat(images), torch.cat(depths), torch.cat(masks), voxels, azimuth.float(), shape,
+    grid = torch.cat([_voxelize(shape[sl], extents[sl], voxels) for sl in (slice(i, i + chunk) for i in range(0, n, chunk))])
+    return VoxelObjects(torch.cat(images), torch.cat(depths), torch.cat(masks), grid, azimuth.float(), shape,
                         color, pattern, extents)
 
 
-def random_objects(count: int, seed: int) -> VoxelObjects:
-    """``count`` objects drawn from ``seed``: shape, colour, pattern, half-extents and azimuth uniform."""
+def _check_side(voxels: object, where: str) -> None:
+    if isinstance(voxels, bool) or not isinstance(voxels, int) or voxels < 2:
+        raise ConfigError(f"{where}: voxels (cells per side) must be an integer >= 2, got {voxels!r}")
+
+
+def random_objects(count: int, seed: int, voxels: int = VOXELS) -> VoxelObjects:
+    """``count`` objects drawn from ``seed``: shape, colour, pattern, half-extents and azimuth uniform.
+
+    ``voxels``: cells per side of their voxel truth; the draws and the images do not depend on it.
+    """
     if count < 0:
         raise ConfigError(f"random_objects: count must be >= 0, got {count}")
     g = torch.Generator().manual_seed(seed)
@@ -224,4 +235,4 @@ def random_objects(count: int, seed: int) -> VoxelObjects:
     pattern = torch.randint(len(PATTERNS), (count,), generator=g)
     extents = _EXTENT[0] + (_EXTENT[1] - _EXTENT[0]) * torch.rand(count, 3, generator=g)
     azimuth = torch.rand(count, generator=g) * (math.pi / 2)
-    return render_objects(shape, extents, azimuth, color, pattern)
+    return render_objects(shape, extents, azimuth, color, pattern, voxels=voxels)
