@@ -146,6 +146,29 @@ def test_interaction_network_reaches_one_hop_propnet_reaches_l_hops():
         assert changed == list(range(7 - reach, 8)), (name, changed)
 
 
+def test_dpinet_with_a_weight_set_per_step_contains_the_interaction_network():
+    """Without roots and with ``share_weights=False`` DPI-Net's first leaf step is the IN's one step:
+    given the IN's weights and a second step whose object update is zero, it predicts what the IN
+    predicts.  With shared weights (the default) the second step repeats the first, so DPI-Net
+    cannot fall back to the IN (docs/results/particles.md, fluidfall, fifteenth session)."""
+    in_model, traj = fitted_model("in")
+    over = {"propagation_steps": 2, "graph.roots_per_instance": 0}
+    dpi = make_model("dpinet", chain_config("dpinet", share_weights=False, **over)).eval()
+    assert len(dpi.leaf_convs) == 2 and not dpi.has_roots
+    assert len(make_model("dpinet", chain_config("dpinet", **over)).leaf_convs) == 1
+    state = {k.replace("conv.", "leaf_convs.0.", 1) if k.startswith("conv.") else k: v
+             for k, v in in_model.state_dict().items()}
+    missing = dpi.load_state_dict(state, strict=False).missing_keys
+    assert missing and all(k.startswith("leaf_convs.1.") for k in missing)
+    g = one_step_graphs(traj, GraphBuilder(dpi.config.graph), [5])[0]
+    with torch.no_grad():
+        assert not torch.allclose(dpi.next_positions(g), in_model.next_positions(g))  # step 2 still acts
+        last = dpi.leaf_convs[1].obj[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        assert torch.equal(dpi.next_positions(g), in_model.next_positions(g))
+
+
 def test_dpinet_leaves_first_roots_carry_what_the_leaves_learned():
     """Paper order (leaf <-> leaf, then leaf -> root -> root -> leaf): a change on one
     leaf-leaf relation reaches every leaf of the object through the roots in one
