@@ -743,7 +743,7 @@ def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
 # ---------------------------------------------------------------------- benchmark
 # AVE-Net; L3-Net L3_WARM[0] of these steps (round 4; 1,650 steps took 903 CPU s, over the budget).  Round 7
 # (session 15): 2,400 training clips instead of 1,200 (AVE-Net overfits its clips; more cost no training CPU):
-# held-out seed 12884, recall@10 0.514 and L3 correspondence 0.9115 (docs/results/perception.md)
+# held-out seeds 12884 and 11509: recall@10 0.514 and 0.535, L3 correspondence 0.9115 and 0.904 (docs/results/perception.md)
 FULL_SIZE = BenchSize(train=2400, test=1000, steps=1400, batch=32)
 _QUICK = BenchSize(train=12, test=12, steps=3, batch=8)
 PAPER_CONFIG = AVNetConfig()  # the papers' single-image towers (0.684 and recall@10 0.012 at seed 0, docs)
