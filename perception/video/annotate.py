@@ -15,6 +15,13 @@ Per track (one object), in frame order:
   after the first frame (ends before the last) with its centre more than
   ``border`` of the image's width inside the image was hidden, and its first
   (last) location is held from the video's first frame (to its last);
+* with ``coast_frames`` K > 0 (off by default): a track whose last observation
+  lies inside the image (not within ``border`` of its edge) before the video's
+  last frame, and which was moving at its last steady observation, was hidden
+  while moving (passed behind another object): from that observation it carries
+  on at its velocity there for up to K frames past its last observation, then is
+  held (:func:`coast_lost_track`), instead of being held at its last centre, which
+  is often the centre of the sliver left visible as it went behind;
 * ``velocity``: central finite differences over ``2 * velocity_span`` frames
   (one-sided at the ends), times the frame rate; no vertical velocity (objects
   slide on the floor); zero where the track is at rest: every centre within
@@ -89,7 +96,7 @@ from physics.worlds.clevrer_annotation import (
 from physics.worlds.clevrer_world import ClevrerConfig
 
 __all__ = ["VideoPerceptionConfig", "perception_config", "tracks_to_annotation", "touch_collisions", "at_rest", "settle_excursions",
-           "steady_areas", "video_index", "second_partners",
+           "steady_areas", "coast_lost_track", "video_index", "second_partners",
            "voted_attributes"]
 
 _DIGITS = 5  # decimals written, as in the annotations
@@ -160,6 +167,13 @@ class VideoPerceptionConfig:
             is put at the steady centres' median (:func:`steady_areas`).  Off by default: at 0.1
             it cost 2 count questions on 40 fresh videos (seed 13579, video 0: a resting cube
             whose window held too few steady frames read as moving; ``docs/results/clevrer.md``).
+        coast_frames: 0 (the default): a track lost inside the image is held at its last centre.
+            K > 0: a track lost inside the image while moving carries on at the velocity of its
+            last steady observation for up to K frames past its last observation
+            (:func:`coast_lost_track`; ``docs/results/clevrer.md``, fifteenth session).
+        coast_area: An observation is steady for coasting when its mask covers at least this
+            fraction of the median mask area of the track's last ``2 * rest_window``
+            observations (the ones after the last steady one were being cut by an occluder).
         camera: The videos' fixed camera (its image size is replaced by the frames').
         track: Tracking parameters.
     """
@@ -182,6 +196,8 @@ class VideoPerceptionConfig:
     excursion_frames: int = 8
     track_height: float | None = 0.35
     cube_settle: int = 5
+    coast_frames: int = 0
+    coast_area: float = 0.8
     camera: Camera = CLEVR_CAMERA
     track: TrackConfig = field(default_factory=TrackConfig)
 
@@ -211,6 +227,9 @@ class VideoPerceptionConfig:
                               f"{self.track_height}")
         if self.second_partner < 0:
             raise ConfigError(f"VideoPerceptionConfig.second_partner must be >= 0, got {self.second_partner}")
+        if self.coast_frames < 0 or not 0.0 < self.coast_area <= 1.0:
+            raise ConfigError(f"VideoPerceptionConfig needs coast_frames >= 0 and coast_area in (0, 1], got "
+                              f"{self.coast_frames}, {self.coast_area}")
         if self.contact_distance <= 0:
             raise ConfigError(f"VideoPerceptionConfig.contact_distance must be > 0, got {self.contact_distance}")
 
@@ -287,6 +306,9 @@ def _track_states(
     last = span[1] if not at_edge(pixels[-1], image_hw, config.border) else observed[-1]
     frames = np.arange(min(first, observed[0]), max(last, observed[-1]) + 1)
     location = np.stack([np.interp(frames, observed, points[:, k]) for k in range(3)], 1)
+    if config.coast_frames and observed[-1] < frames[-1]:
+        areas = np.asarray(track.areas, float) if len(track.areas) == len(observed) else np.full(len(observed), np.nan)
+        location = coast_lost_track(frames, location, observed, points, areas, config)
     k = config.velocity_span
     ahead = np.minimum(np.arange(len(frames)) + k, len(frames) - 1)
     behind = np.maximum(np.arange(len(frames)) - k, 0)
@@ -312,6 +334,55 @@ def _track_states(
     u, v, depth = camera.with_size(w, h).project(location).T
     inside = (depth > camera.near) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
     return frames, location, velocity, inside
+
+
+def coast_lost_track(
+    frames: np.ndarray,
+    location: np.ndarray,
+    observed: np.ndarray,
+    points: np.ndarray,
+    areas: np.ndarray,
+    config: VideoPerceptionConfig,
+) -> np.ndarray:
+    """``location`` [N, 3] over ``frames`` [N] with a moving track's lost end carried on at constant velocity.
+
+    ``observed`` [M] are the frames the track was seen in, ``points`` [M, 3] its ground-plane
+    centres there and ``areas`` [M] its mask areas (NaN: unknown; all steady).  The last
+    steady observation is the last one whose area is at least ``config.coast_area`` of the
+    median area of the last ``2 * rest_window`` observations (an object going behind another
+    shrinks to a sliver whose centre is not the object's).  Its velocity is the least-squares
+    slope of the centres seen in the ``2 * velocity_span`` frames up to it.  Where that
+    observation is not at rest (:func:`at_rest` on the centres up to it) and its speed is at
+    least the executor's moving speed (0.05 units/s), every frame after it, up to
+    ``config.coast_frames`` frames past the last observation, is put on the straight line
+    through it at that velocity (ground plane only), and later frames are held at the line's
+    end.  Otherwise ``location`` is returned unchanged.  The caller applies this only to a
+    track lost inside the image before the video's end; a copy is returned.
+    """
+    observed = np.asarray(observed)
+    xy = np.asarray(points, float)[:, :2]
+    a = np.asarray(areas, float)
+    recent = a[-max(2 * config.rest_window, 1):]
+    recent = recent[~np.isnan(recent)]
+    steady = np.isnan(a) | (a >= config.coast_area * (np.median(recent) if len(recent) else 0.0))
+    if not steady.any():
+        return location
+    i0 = int(np.flatnonzero(steady)[-1])
+    f0 = observed[i0]
+    near = (observed >= f0 - 2 * config.velocity_span) & (observed <= f0)
+    if near.sum() < 2:
+        return location
+    t = observed[near] - f0
+    slope = np.array([np.polyfit(t, xy[near, k], 1) for k in range(2)])  # [2, (slope, intercept)]
+    v, p0 = slope[:, 0], slope[:, 1]
+    if np.linalg.norm(v) * config.fps < 0.05 or at_rest(xy[: i0 + 1], config.rest_window, config.rest_radius)[-1]:
+        return location
+    out = np.array(location, float, copy=True)
+    end = min(int(observed[-1]) + config.coast_frames, int(frames[-1]))
+    later = frames > f0
+    steps = np.minimum(frames[later], end) - f0
+    out[later, :2] = p0[None] + steps[:, None] * v[None]
+    return out
 
 
 def at_rest(location: np.ndarray, window: int, radius: float, steady: np.ndarray | None = None) -> np.ndarray:

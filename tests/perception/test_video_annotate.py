@@ -495,3 +495,43 @@ def test_second_partner_and_reentry_settings_refuse_nonsense():
             perception_config([bad])
     cfg = perception_config(["second_partner=0.15", "split_reentries=0"])
     assert (cfg.second_partner, cfg.split_reentries) == (0.15, 0)
+
+
+def test_coasting_carries_a_moving_track_lost_inside_the_image_on_and_leaves_resting_and_edge_tracks_held():
+    n = 30
+    # slides at 0.05 a frame (1.25 units/s) until frame 16, shrinking to a sliver (whose centre runs ahead)
+    # in frames 14-16 as it goes behind another object, then is not seen: lost inside the image while moving
+    sliding = {f: (-1.0 + 0.05 * f, 0.5) for f in range(14)}
+    sliding.update({14: (-0.25, 0.5), 15: (-0.15, 0.5), 16: (-0.05, 0.5)})
+    areas = {f: 700.0 if f < 14 else {14: 500.0, 15: 400.0, 16: 230.0}[f] for f in sliding}
+    resting = {f: (1.5, -1.0) for f in range(17)}  # at rest, lost inside the image at frame 16
+    # leaves across the image's left edge while moving
+    edge, centre = ground_backproject(CLEVR_CAMERA, np.array([[5.0, 200.0], [240.0, 200.0]]), np.full(2, 0.35), HW)
+    leaving = {f: tuple(centre[:2] + (edge[:2] - centre[:2]) * f / 16) for f in range(17)}
+    tracks = [_track(("red", "rubber", "cube"), sliding, 0.2475, areas),
+              _track(("blue", "metal", "cylinder"), resting, 0.35, {f: 1500.0 for f in resting}),
+              _track(("green", "rubber", "sphere"), leaving, 0.35, {f: 900.0 for f in leaving})]
+    held = tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS)
+    coasted = tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(coast_frames=8))
+    h = [fr.by_id() for fr in held.motion_trajectory]
+    c = [fr.by_id() for fr in coasted.motion_trajectory]
+    # off (the default): held at the sliver's last centre from frame 16 on, no velocity at the end
+    np.testing.assert_allclose(h[25][0].location[:2], (-0.05, 0.5), atol=1e-4)
+    np.testing.assert_allclose(h[25][0].velocity, (0.0, 0.0, 0.0), atol=1e-6)
+    # on: from the last steady observation (frame 13, x = -0.35) at 0.05 a frame, to 8 frames past frame 16
+    for f in (14, 16, 20, 24):
+        np.testing.assert_allclose(c[f][0].location[:2], (-0.35 + 0.05 * (f - 13), 0.5), atol=1e-4)
+    np.testing.assert_allclose(c[20][0].velocity, (1.25, 0.0, 0.0), atol=1e-3)
+    np.testing.assert_allclose(c[29][0].location[:2], (-0.35 + 0.05 * 11, 0.5), atol=1e-4)  # held after frame 24
+    # the resting track is not moved, the track that left across the edge is not extended
+    for ann in (h, c):
+        for f in (16, 29):
+            np.testing.assert_allclose(ann[f][1].location[:2], (1.5, -1.0), atol=1e-4)
+        assert max(f for f in range(n) if 2 in ann[f]) == 16
+    for f in range(17):
+        assert c[f][1] == h[f][1] and c[f][2] == h[f][2]
+    assert perception_config(["coast_frames=8"]).coast_frames == 8
+    with pytest.raises(ConfigError, match="coast_frames"):
+        VideoPerceptionConfig(coast_frames=-1)
+    with pytest.raises(ConfigError, match="coast_area"):
+        VideoPerceptionConfig(coast_area=0.0)
