@@ -116,6 +116,10 @@ class VATTConfig:
             al. (ECCV 2016) predict sound statistics from frames. No label enters: the target is the clip's
             own audio, through a fixed (never trained) front end, so the video tower must learn to see what
             makes an onset.
+        audio_positions: Add learned positional embeddings to the audio tokens (VATT's own). With ``False``
+            the audio tower is blind to position (its STFT tokens are causal and local), so an audio step's
+            features say only what sounds in it: the per-step NCE can no longer pair a video step with the
+            audio step of the same position by their positional embeddings alone, only by what happens.
     """
 
     frames: int = 8
@@ -138,6 +142,7 @@ class VATTConfig:
     audio_front: str = "waveform"
     video_input: str = "rgb"
     onset_target: float = 0.0
+    audio_positions: bool = True
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -321,7 +326,8 @@ class VATT(nn.Module):
         c = self.config
         if audio.dim() != 2 or audio.shape[1] != c.samples:
             raise StateError(f"VATT: audio must be [N, {c.samples}], got {tuple(audio.shape)}")
-        return self.chunk(audio) + self.pos_a
+        tokens = self.chunk(audio)
+        return tokens + self.pos_a if self.config.audio_positions else tokens
 
     # ---------------------------------------------------------------- encoders
     def _drop(self, tokens: Tensor) -> tuple[Tensor, Tensor]:

@@ -337,3 +337,18 @@ def test_onset_target_is_weighted_into_the_loss_and_falls_when_the_video_shows_t
     for bad in (float("nan"), -1.0):
         with pytest.raises(ConfigError, match="onset_target"):
             VATTConfig(onset_target=bad)
+
+
+def test_audio_tower_without_positions_sees_the_same_sound_alike_at_any_step():
+    # with audio_positions=False two identical chunks give identical tokens wherever they sit, so no audio
+    # step can be told from another by its position; with positions (VATT's default) they differ
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(TINY, drop_token=0.0)
+    blind, placed = VATT(dataclasses.replace(cfg, audio_positions=False)), VATT(cfg)
+    blind.chunk.load_state_dict(placed.chunk.state_dict())
+    audio = torch.randn(1, TINY.chunk).repeat(1, TINY.audio_tokens)  # the same chunk everywhere
+    a, b = blind.audio_tokens(audio)[0], placed.audio_tokens(audio)[0]
+    assert torch.allclose(a[1:], a[1:2].expand_as(a[1:]), atol=1e-6)
+    assert not torch.allclose(b[1:], b[1:2].expand_as(b[1:]), atol=1e-4)
+    agg, tokens = blind.eval().encode_audio(audio)
+    assert torch.allclose(tokens, tokens[:, :1].expand_as(tokens), atol=1e-5)  # the whole tower stays blind
