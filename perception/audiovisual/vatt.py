@@ -120,6 +120,10 @@ class VATTConfig:
             the audio tower is blind to position (its STFT tokens are causal and local), so an audio step's
             features say only what sounds in it: the per-step NCE can no longer pair a video step with the
             audio step of the same position by their positional embeddings alone, only by what happens.
+        video_time_positions: Add the learned positional embedding along time to the video tubelets (VATT's
+            own); the height and width embeddings stay either way. With ``False`` (and ``audio_positions=False``)
+            neither tower knows which time step it is in, so a video step can pick its audio step only by what
+            it shows.
     """
 
     frames: int = 8
@@ -143,6 +147,7 @@ class VATTConfig:
     video_input: str = "rgb"
     onset_target: float = 0.0
     audio_positions: bool = True
+    video_time_positions: bool = True
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -318,7 +323,9 @@ class VATT(nn.Module):
         if c.video_input == "diff":
             x = torch.cat([x, F.pad(x.diff(dim=2), (0, 0, 0, 0, 1, 0))], 1)  # frame beside (frame - previous)
         x = self.patch(x)  # [N, dim, gt, gh, gw]
-        x = x.permute(0, 2, 3, 4, 1) + self.pos_t + self.pos_h + self.pos_w
+        x = x.permute(0, 2, 3, 4, 1) + self.pos_h + self.pos_w
+        if c.video_time_positions:
+            x = x + self.pos_t
         return x.flatten(1, 3)
 
     def audio_tokens(self, audio: Tensor) -> Tensor:

@@ -352,3 +352,16 @@ def test_audio_tower_without_positions_sees_the_same_sound_alike_at_any_step():
     assert not torch.allclose(b[1:], b[1:2].expand_as(b[1:]), atol=1e-4)
     agg, tokens = blind.eval().encode_audio(audio)
     assert torch.allclose(tokens, tokens[:, :1].expand_as(tokens), atol=1e-5)  # the whole tower stays blind
+
+
+def test_video_without_time_positions_cannot_tell_its_time_steps_apart():
+    # a still video: with video_time_positions=False its two time steps give the same tokens (height and width
+    # positions stay), with VATT's time positions they differ
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(TINY, drop_token=0.0)
+    timeless, timed = VATT(dataclasses.replace(cfg, video_time_positions=False)), VATT(cfg)
+    timeless.load_state_dict(timed.state_dict())
+    still = torch.rand(1, 1, 3, 16, 16).expand(1, 4, 3, 16, 16)
+    a, b = timeless.video_tokens(still)[0].view(2, 4, -1), timed.video_tokens(still)[0].view(2, 4, -1)
+    assert torch.allclose(a[0], a[1], atol=1e-6) and not torch.allclose(b[0], b[1], atol=1e-4)
+    assert not torch.allclose(a[0, 0], a[0, 1], atol=1e-4)  # the places inside a step are still told apart
