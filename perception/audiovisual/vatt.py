@@ -28,7 +28,7 @@ Shapes (N clips)::
     VATT.video_features(video) -> float [N, 2 * dim]   ([AGG] output beside the mean of the tokens)
     VATT.video_features(video, per_time=True) -> float [N, (1 + T / t) * dim]   (a mean per time step)
     VATT.audio_features(audio[, per_time]) -> the same sizes, from the audio tower
-    VATT.losses(video, audio, text) -> {"loss", "nce_va", "mil_nce_vt"} scalars
+    VATT.losses(video, audio, text) -> {"loss", "nce_va", "mil_nce_vt"} scalars (+ "nce_steps", "onset_mse")
 """
 
 from __future__ import annotations
@@ -62,10 +62,12 @@ __all__ = [
     "step_means",
     "linear_probe",
     "collision_late",
+    "onset_strength",
 ]
 
 PAD = 0  # word id of padding; a phrase of all PAD is absent
 AUDIO_FRONTS = ("waveform", "stft", "conv")
+VIDEO_INPUTS = ("rgb", "diff")
 _LOG_EPS = 1e-3  # floor of the STFT front end's log-magnitude (the mixture peaks at 0.9)
 _LOG_CENTRE, _LOG_SCALE = -4.0, 2.5  # log(|X| + 1e-3) spans about [-6.9, 3]; this maps it near [-1, 3]
 _FILTERS = 32  # learned filters of the "conv" front end
@@ -105,6 +107,23 @@ class VATTConfig:
             column ends at its hop), where an impact's broadband onset is a rise across bins that one linear
             map can read, whatever the chunk's phase. ``"conv"``: a learned filterbank, a strided 1-D
             convolution (32 filters of ``chunk / 4`` samples), GELU, then a convolution of stride ``chunk``.
+        video_input: What a tubelet holds. ``"rgb"`` (VATT's own): the raw pixels. ``"diff"``: each frame's
+            pixels beside its difference from the frame before (zero for the first frame), 6 channels, so one
+            linear map of a tubelet sees motion and contact, not only appearance.
+        onset_target: Weight of a cross-modal regression (0 = off): a linear head on each video time step's
+            token mean predicts the audio's onset strength in that step (:func:`onset_strength`: mean and peak
+            positive spectral flux of the fixed log-magnitude STFT, standardised over the batch), as Owens et
+            al. (ECCV 2016) predict sound statistics from frames. No label enters: the target is the clip's
+            own audio, through a fixed (never trained) front end, so the video tower must learn to see what
+            makes an onset.
+        audio_positions: Add learned positional embeddings to the audio tokens (VATT's own). With ``False``
+            the audio tower is blind to position (its STFT tokens are causal and local), so an audio step's
+            features say only what sounds in it: the per-step NCE can no longer pair a video step with the
+            audio step of the same position by their positional embeddings alone, only by what happens.
+        video_time_positions: Add the learned positional embedding along time to the video tubelets (VATT's
+            own); the height and width embeddings stay either way. With ``False`` (and ``audio_positions=False``)
+            neither tower knows which time step it is in, so a video step can pick its audio step only by what
+            it shows.
     """
 
     frames: int = 8
@@ -125,6 +144,10 @@ class VATTConfig:
     temporal_nce: float = 0.0
     temporal_negatives: str = "batch"
     audio_front: str = "waveform"
+    video_input: str = "rgb"
+    onset_target: float = 0.0
+    audio_positions: bool = True
+    video_time_positions: bool = True
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -143,6 +166,13 @@ class VATTConfig:
         if self.audio_front not in AUDIO_FRONTS:
             raise ConfigError(f"VATTConfig: audio_front must be one of {', '.join(AUDIO_FRONTS)}, "
                               f"got {self.audio_front!r}")
+        if self.video_input not in VIDEO_INPUTS:
+            raise ConfigError(f"VATTConfig: video_input must be one of {', '.join(VIDEO_INPUTS)}, "
+                              f"got {self.video_input!r}")
+        if not (math.isfinite(self.onset_target) and self.onset_target >= 0):
+            raise ConfigError(f"VATTConfig: onset_target must be a finite weight >= 0, got {self.onset_target}")
+        if self.onset_target and self.chunk % 8:
+            raise ConfigError(f"VATTConfig: onset_target needs chunk divisible by 8, got {self.chunk}")
         if self.audio_front != "waveform" and self.chunk % 8:
             raise ConfigError(f"VATTConfig: audio_front {self.audio_front!r} needs chunk divisible by 8, "
                               f"got {self.chunk}")
@@ -262,7 +292,8 @@ class VATT(nn.Module):
         self.config = config
         c = config
         gt, gh, gw = c.video_grid
-        self.patch = nn.Conv3d(3, c.dim, c.tubelet, c.tubelet)  # linear projection of raw tubelets
+        channels = 6 if c.video_input == "diff" else 3
+        self.patch = nn.Conv3d(channels, c.dim, c.tubelet, c.tubelet)  # linear projection of raw tubelets
         self.pos_t = nn.Parameter(torch.randn(gt, 1, 1, c.dim) * 0.02)
         self.pos_h = nn.Parameter(torch.randn(1, gh, 1, c.dim) * 0.02)
         self.pos_w = nn.Parameter(torch.randn(1, 1, gw, c.dim) * 0.02)
@@ -279,6 +310,8 @@ class VATT(nn.Module):
         if c.temporal_nce:  # heads of the per-time-step video-audio space
             self.video_to_step = nn.Linear(c.dim, c.va_dim)
             self.audio_to_step = nn.Linear(c.dim, c.va_dim)
+        if c.onset_target:  # a video step's token mean -> the audio's onset strength in that step
+            self.video_to_onset = nn.Linear(c.dim, ONSET_FEATURES)
 
     # ---------------------------------------------------------------- tokens
     def video_tokens(self, video: Tensor) -> Tensor:
@@ -286,8 +319,13 @@ class VATT(nn.Module):
         c = self.config
         if video.dim() != 5 or tuple(video.shape[1:]) != (c.frames, 3, c.height, c.width):
             raise StateError(f"VATT: video must be [N, {c.frames}, 3, {c.height}, {c.width}], got {tuple(video.shape)}")
-        x = self.patch(video.transpose(1, 2))  # [N, dim, gt, gh, gw]
-        x = x.permute(0, 2, 3, 4, 1) + self.pos_t + self.pos_h + self.pos_w
+        x = video.transpose(1, 2)  # [N, 3, T, H, W]
+        if c.video_input == "diff":
+            x = torch.cat([x, F.pad(x.diff(dim=2), (0, 0, 0, 0, 1, 0))], 1)  # frame beside (frame - previous)
+        x = self.patch(x)  # [N, dim, gt, gh, gw]
+        x = x.permute(0, 2, 3, 4, 1) + self.pos_h + self.pos_w
+        if c.video_time_positions:
+            x = x + self.pos_t
         return x.flatten(1, 3)
 
     def audio_tokens(self, audio: Tensor) -> Tensor:
@@ -295,7 +333,8 @@ class VATT(nn.Module):
         c = self.config
         if audio.dim() != 2 or audio.shape[1] != c.samples:
             raise StateError(f"VATT: audio must be [N, {c.samples}], got {tuple(audio.shape)}")
-        return self.chunk(audio) + self.pos_a
+        tokens = self.chunk(audio)
+        return tokens + self.pos_a if self.config.audio_positions else tokens
 
     # ---------------------------------------------------------------- encoders
     def _drop(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
@@ -394,6 +433,13 @@ class VATT(nn.Module):
                 temporal = nce_loss(vs.flatten(0, 1), as_.flatten(0, 1), c.temperature)
             out["loss"] = out["loss"] + c.temporal_nce * temporal
             out["nce_steps"] = temporal.detach()
+        if c.onset_target:
+            target = onset_strength(audio, c.video_grid[0], c.chunk)  # [N, S, 2], no gradient
+            target = (target - target.mean((0, 1))) / (target.std((0, 1)) + 1e-6)
+            guess = self.video_to_onset(step_means(v_tokens, v_step, c.video_grid[0]))
+            onset = F.mse_loss(guess, target)
+            out["loss"] = out["loss"] + c.onset_target * onset
+            out["onset_mse"] = onset.detach()
         return out
 
 
@@ -444,6 +490,32 @@ class _ConvFilterbank(nn.Module):
     def forward(self, audio: Tensor) -> Tensor:
         x = F.gelu(self.filters(audio[:, None]))
         return self.pool(x).transpose(1, 2)  # L / (chunk / 8) filter frames -> L / chunk tokens
+
+
+ONSET_FEATURES = 2  # mean and peak spectral flux per time step
+
+
+@torch.no_grad()
+def onset_strength(audio: Tensor, steps: int, chunk: int = 128) -> Tensor:
+    """Onset strength of each time step of waveforms: float [N, L] -> [N, steps, 2] (mean, peak).
+
+    The positive spectral flux (sum over bins of the rise of the log-magnitude from one column to the next)
+    of the causal STFT of the ``"stft"`` audio front (Hann window ``2 * chunk``, hop ``chunk / 2``), its
+    ``log1p``, then the mean and the maximum over the columns of each of ``steps`` equal spans. An impact's
+    broadband attack is a large rise in every bin; an instrument's tone swelling with its speed is not.
+    """
+    n, length = audio.shape
+    if length % steps or (length // steps) % (chunk // 2):
+        raise StateError(f"onset_strength: {length} samples do not split into {steps} steps of whole hops "
+                         f"of {chunk // 2}")
+    n_fft, hop = 2 * chunk, chunk // 2
+    padded = F.pad(audio, (n_fft - hop, 0))
+    spec = torch.stft(padded, n_fft, hop_length=hop, window=torch.hann_window(n_fft, device=audio.device),
+                      center=False, return_complex=True)
+    logmag = (spec.abs() + _LOG_EPS).log()  # [N, F, L / hop]
+    flux = F.pad(logmag.diff(dim=2).clamp_min(0).sum(1), (1, 0)).log1p()  # [N, L / hop], 0 for the first column
+    per_step = flux.view(n, steps, -1)
+    return torch.stack([per_step.mean(2), per_step.amax(2)], 2)
 
 
 def _audio_front(config: VATTConfig) -> nn.Module:

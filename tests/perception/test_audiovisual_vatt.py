@@ -17,6 +17,7 @@ from perception.audiovisual.vatt import (
     drop_tokens,
     mil_nce_loss,
     nce_loss,
+    onset_strength,
     step_means,
 )
 from physics.errors import ConfigError, StateError
@@ -274,3 +275,93 @@ def test_audio_features_pool_the_audio_tower_like_the_video_features():
     whole, per_time = net.audio_features(audio), net.audio_features(audio, per_time=True)
     assert whole.shape == (4, 32) and per_time.shape == (4, 48) and net.training
     assert torch.allclose(per_time[:, 16:].view(4, 2, 16).mean(1), whole[:, 16:], atol=1e-6)  # 4 chunks a step
+
+
+def test_diff_input_adds_motion_channels_that_a_still_video_leaves_silent():
+    # the diff half of the tubelet projection sees (frame - previous frame): zero for a still video, so
+    # changing those weights leaves a still video's tokens alone and changes a moving video's
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(TINY, video_input="diff"))
+    assert net.patch.in_channels == 6
+    still = torch.rand(1, 1, 3, 16, 16).expand(2, 4, 3, 16, 16).contiguous()
+    moving = still.clone()
+    moving[:, 1, :, :8, :8] += 0.5  # a patch changes in frame 1 only
+    before = net.video_tokens(still), net.video_tokens(moving)
+    with torch.no_grad():
+        net.patch.weight[:, 3:] += 1.0
+    assert torch.allclose(net.video_tokens(still), before[0], atol=1e-5)
+    assert not torch.allclose(net.video_tokens(moving), before[1], atol=1e-3)
+    with pytest.raises(ConfigError, match="video_input must be one of rgb, diff"):
+        VATTConfig(video_input="flow")
+
+
+def test_onset_strength_peaks_in_the_step_of_a_click_over_a_steady_tone():
+    t = torch.arange(1024, dtype=torch.float32)
+    tone = 0.3 * torch.sin(2 * math.pi * 0.05 * t)[None]
+    click = tone.clone()
+    click[0, 2 * 256 + 100] += 1.0  # step 2 of 4
+    quiet, loud = onset_strength(tone, 4, 64), onset_strength(click, 4, 64)
+    assert quiet.shape == (1, 4, 2)
+    assert float(loud[0, 2, 1]) > 3 * float(loud[0, 1, 1]) and float(loud[0, 2, 1]) > 3 * float(loud[0, 3, 1])
+    assert float(loud[0, 2, 1]) > 3 * float(quiet[0, 2, 1])  # the tone alone has no onset in step 2
+    with pytest.raises(StateError, match="onset_strength"):
+        onset_strength(tone, 3, 64)
+
+
+def test_onset_target_is_weighted_into_the_loss_and_falls_when_the_video_shows_the_click():
+    # each clip: a bright patch flashes in the time step where the audio clicks; only that timing lets the
+    # video predict the onset strength
+    n = 8
+    g = torch.Generator().manual_seed(2)
+    on = torch.randint(0, 2, (n,), generator=g)
+    video = torch.rand(n, 4, 3, 16, 16, generator=g) * 0.1
+    audio = torch.randn(n, 256, generator=g) * 0.01
+    for i, s in enumerate(on.tolist()):
+        video[i, 2 * s + 1, :, :8, :8] += 1.0
+        audio[i, 128 * s + 40] += 1.0
+    text = torch.randint(1, 12, (n, 1, 4), generator=g)
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(TINY, drop_token=0.0, video_input="diff", onset_target=2.0)
+    net = VATT(cfg)
+    out = net.losses(video, audio, text)
+    assert torch.allclose(out["loss"], out["nce_va"] + out["mil_nce_vt"] + 2.0 * out["onset_mse"])
+    assert "onset_mse" not in VATT(TINY).losses(video, audio, text)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    first = out["onset_mse"].item()
+    for _ in range(40):
+        out = net.losses(video, audio, text)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    assert out["onset_mse"].item() < 0.5 * first
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(ConfigError, match="onset_target"):
+            VATTConfig(onset_target=bad)
+
+
+def test_audio_tower_without_positions_sees_the_same_sound_alike_at_any_step():
+    # with audio_positions=False two identical chunks give identical tokens wherever they sit, so no audio
+    # step can be told from another by its position; with positions (VATT's default) they differ
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(TINY, drop_token=0.0)
+    blind, placed = VATT(dataclasses.replace(cfg, audio_positions=False)), VATT(cfg)
+    blind.chunk.load_state_dict(placed.chunk.state_dict())
+    audio = torch.randn(1, TINY.chunk).repeat(1, TINY.audio_tokens)  # the same chunk everywhere
+    a, b = blind.audio_tokens(audio)[0], placed.audio_tokens(audio)[0]
+    assert torch.allclose(a[1:], a[1:2].expand_as(a[1:]), atol=1e-6)
+    assert not torch.allclose(b[1:], b[1:2].expand_as(b[1:]), atol=1e-4)
+    agg, tokens = blind.eval().encode_audio(audio)
+    assert torch.allclose(tokens, tokens[:, :1].expand_as(tokens), atol=1e-5)  # the whole tower stays blind
+
+
+def test_video_without_time_positions_cannot_tell_its_time_steps_apart():
+    # a still video: with video_time_positions=False its two time steps give the same tokens (height and width
+    # positions stay), with VATT's time positions they differ
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(TINY, drop_token=0.0)
+    timeless, timed = VATT(dataclasses.replace(cfg, video_time_positions=False)), VATT(cfg)
+    timeless.load_state_dict(timed.state_dict())
+    still = torch.rand(1, 1, 3, 16, 16).expand(1, 4, 3, 16, 16)
+    a, b = timeless.video_tokens(still)[0].view(2, 4, -1), timed.video_tokens(still)[0].view(2, 4, -1)
+    assert torch.allclose(a[0], a[1], atol=1e-6) and not torch.allclose(b[0], b[1], atol=1e-4)
+    assert not torch.allclose(a[0, 0], a[0, 1], atol=1e-4)  # the places inside a step are still told apart

@@ -1,0 +1,104 @@
+"""VATT development runs of the fifteenth session (seed 0 only; docs/results/audiovisual.md, round 5).
+
+    PYTHONPATH=$PWD python docs/results/vatt_dev.py MODE FRAMES VIDEO_INPUT ONSET STEPS [TEMPORAL_NCE [POSITIONS]]
+
+MODE: random (probe an untrained encoder), sup (train the video tower and a linear head on the probe's own
+label: the supervised upper bound; supbn: the same with the head's input batch-normalised), vatt (VATT pretraining as the benchmark does, then the probe).
+FRAMES 8 or 16, VIDEO_INPUT rgb or diff, ONSET the onset_target weight, POSITIONS pos (default), nopos
+(audio_positions=False) or notime (no audio positions and no video time positions). Clips: 600 of
+clip_bank(0, 600) to train, 300 of clip_bank(500_000, 300) to test, read from VATT_BANKS (a folder whose
+train0.pt and test0.pt hold the banks' frames, wave, text and collisions tensors) when set, else made here
+(about 110 CPU s). One JSON line is
+printed and appended to VATT_DEV_LOG when set.
+"""
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from perception.audiovisual.clips import VOCABULARY, clip_bank
+from perception.audiovisual.vatt import (
+    VATT,
+    VATTConfig,
+    collision_late,
+    linear_probe,
+    step_means,
+    train_vatt,
+)
+from perception.benchmark import BenchSize, train_steps
+
+torch.set_num_threads(1)
+mode, frames, vin, onset, steps = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+tnce = float(sys.argv[6]) if len(sys.argv) > 6 else 1.0
+apos = (sys.argv[7] not in ("nopos", "notime")) if len(sys.argv) > 7 else True
+vtpos = (sys.argv[7] != "notime") if len(sys.argv) > 7 else True
+ntest = 300
+
+
+def bank(first, n, name):
+    if os.environ.get("VATT_BANKS"):
+        return torch.load(os.path.join(os.environ["VATT_BANKS"], name))
+    b = clip_bank(first, n)
+    return {"frames": b.frames, "wave": b.wave, "text": b.text, "collisions": b.collisions}
+
+
+tr, te = bank(0, 600, "train0.pt"), bank(500_000, 300, "test0.pt")
+stride = 16 // frames
+def inputs(b, n=None):
+    v = b["frames"][:n, ::stride].float() / 255.0
+    return v, b["wave"][:n, :22016], b["text"][:n]
+video, audio, text = inputs(tr)
+tv, ta, _ = inputs(te, ntest)
+ytr, yte = collision_late(tr["collisions"]), collision_late(te["collisions"][:ntest])
+if os.environ.get("VATT_LABEL") == "cello":  # a sanity label the frames show plainly: a cello (brown cylinder) in the clip
+    cello = VOCABULARY.ids["cello"]
+    ytr, yte = (tr["text"] == cello).flatten(1).any(1).long(), (te["text"][:ntest] == cello).flatten(1).any(1).long()
+cfg = VATTConfig(frames=frames, height=48, width=64, samples=22016, chunk=128, vocab=len(VOCABULARY),
+                 audio_front="stft", temporal_nce=tnce, temporal_negatives="clip", video_input=vin, onset_target=onset, audio_positions=apos, video_time_positions=vtpos)
+torch.manual_seed(0)
+t0 = time.process_time()
+if mode in ("sup", "supbn"):
+    model = VATT(dataclasses.replace(cfg, drop_token=0.0))
+    head = torch.nn.Linear((1 + cfg.video_grid[0]) * cfg.dim, 2)
+    if mode == "supbn":  # the tower's features barely vary across clips (std 0.003): standardise them for the head
+        head = torch.nn.Sequential(torch.nn.BatchNorm1d(head.in_features, affine=False), head)
+    both = torch.nn.ModuleDict({"m": model, "h": head})
+    def step(idx):
+        agg, tok, st = model._video(video[idx])
+        f = torch.cat([agg, step_means(tok, st, cfg.video_grid[0]).flatten(1)], 1)
+        return {"loss": F.cross_entropy(head(f), ytr[idx])}
+    train_steps(both, step, items=len(video), steps=steps, batch=32, lr=1e-3, seed=0, desc="sup", per_round=50)
+    model.eval()
+    head.eval()
+    with torch.no_grad():
+        agg, tok, st = model._video(tv)
+        direct = float((head(torch.cat([agg, step_means(tok, st, cfg.video_grid[0]).flatten(1)], 1)).argmax(1) == yte).float().mean())
+        agg, tok, st = model._video(video)
+        train_acc = float((head(torch.cat([agg, step_means(tok, st, cfg.video_grid[0]).flatten(1)], 1)).argmax(1) == ytr).float().mean())
+    res = {"direct_head": direct, "train_acc_head": train_acc}
+elif mode == "vatt":
+    model = VATT(cfg)
+    res = {"sec_per_step": train_vatt(model, video, audio, text, BenchSize(train=600, test=ntest, steps=steps, batch=32, lr=1e-3), 0)}
+    with torch.no_grad():
+        model.eval()
+        out = model.losses(video[:64], audio[:64], text[:64])
+        res["losses"] = {k: round(float(v), 4) for k, v in out.items()}
+        # shortcut check: each clip's video against ANOTHER clip's audio; a step NCE as low as the matched one
+        # means the steps are told apart by position, not by content
+        mis = model.losses(video[:64], audio[:64].roll(1, 0), text[:64])
+        res["losses_mismatched_audio"] = {k: round(float(v), 4) for k, v in mis.items()}
+else:
+    model = VATT(cfg)
+    res = {}
+train_s = time.process_time() - t0
+res["probe_video"] = linear_probe(model.video_features(video, per_time=True), ytr, model.video_features(tv, per_time=True), yte, 2, 0)
+res |= {"mode": mode, "frames": frames, "video_input": vin, "onset": onset, "steps": steps, "tnce": tnce, "audio_positions": apos, "video_time_positions": vtpos,
+        "train_cpu_s": round(train_s, 1), "cpu_s": round(time.process_time() - t0, 1), "label": os.environ.get("VATT_LABEL", "collision_late"), "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
+print(json.dumps(res))
+if os.environ.get("VATT_DEV_LOG"):
+    with open(os.environ["VATT_DEV_LOG"], "a") as f:
+        f.write(json.dumps(res) + "\n")
