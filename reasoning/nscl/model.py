@@ -59,6 +59,7 @@ class ConceptConfig:
     test_flip: bool = False  # in evaluation, average each object's concept logits over its crop and the mirrored crop
     detail_size: int = 0  # 0: none; N: crops cut at N px, read at that side by a second CNN beside the crop_size one
     context_size: int = 0  # 0: none; C: the whole image at C x 3C/2 px, read by a context CNN whose feature joins every object's
+    max_pool: bool = False  # also max-pool the last feature map of the detail CNN (or of the CNN without one); its 4w columns come last
 
     @property
     def input_size(self) -> int:
@@ -131,7 +132,10 @@ class ConceptLearner(nn.Module):
             nn.Sequential(block(3, w // 2), block(w // 2, w), block(w, 2 * w), nn.AdaptiveAvgPool2d(1))
             if config.context_size else None
         )
-        inputs = 4 * w + 4 + (4 * w if config.detail_size else 0) + (2 * w if config.context_size else 0)
+        # the max-pooled feature (4w) of the detail CNN's (else the CNN's) last map comes after everything else:
+        # a model without it is the first columns
+        inputs = (4 * w + 4 + (4 * w if config.detail_size else 0) + (2 * w if config.context_size else 0)
+                  + (4 * w if config.max_pool else 0))
         self.object_mlp = nn.Sequential(
             nn.Linear(inputs, config.feature_dim), nn.ReLU(inplace=True), nn.Linear(config.feature_dim, config.feature_dim)
         )
@@ -144,20 +148,28 @@ class ConceptLearner(nn.Module):
         self.relation_concepts = nn.Parameter(torch.randn(len(self.relation_names), d) * 0.5)
 
     def part_parameters(self, part: str) -> list[tuple[nn.Parameter, slice | None]]:
-        """The weights of ``part`` (``detail`` or ``context``): (parameter, its columns, or None for all of it).
+        """The weights of ``part`` (``detail``, ``context`` or ``max``): (parameter, its columns, or None for all of it).
 
-        A part is its CNN and the columns of the object MLP's first layer that read its feature.
+        A part is its CNN and the columns of the object MLP's first layer that read its feature;
+        ``max`` (the max-pooled branch, ``max_pool``) is those columns only, its CNN being shared.
 
         Raises:
             ValueError: an unknown part, or one this model does not have.
         """
         w = self.config.width
         detail = 4 * w if self.detail_cnn is not None else 0
+        context = 2 * w if self.context_cnn is not None else 0
+        start = 4 * w + 4 + detail + context
         where = {"detail": (self.detail_cnn, slice(4 * w + 4, 4 * w + 4 + detail)),
-                 "context": (self.context_cnn, slice(4 * w + 4 + detail, None))}
+                 "context": (self.context_cnn, slice(4 * w + 4 + detail, start)),
+                 "max": (None, slice(start, None))}
         if part not in where:
             raise ValueError(f"part_parameters: no part {part!r}; parts: {', '.join(where)}")
         cnn, columns = where[part]
+        if part == "max":
+            if not self.config.max_pool:
+                raise ValueError("part_parameters: this model has no max-pooled branch (max_pool off)")
+            return [(self.object_mlp[0].weight, columns)]
         if cnn is None:
             raise ValueError(f"part_parameters: this model has no {part} CNN ({part}_size 0)")
         return [(p, None) for p in cnn.parameters()] + [(self.object_mlp[0].weight, columns)]
@@ -167,17 +179,29 @@ class ConceptLearner(nn.Module):
 
         ``context``: ``[K, 2 * width]``, each object's image's context feature (with a context CNN only).
         """
+        peak = None
         if self.detail_cnn is None:  # the CNN pools adaptively: it reads crops of any side as they come
-            parts = [self.cnn(crops).flatten(1), boxes]
+            parts = [*self._pooled(self.cnn, crops), boxes]
+            peak = parts.pop(1)
         else:
             side = self.config.crop_size
             coarse = F.interpolate(crops, size=(side, side), mode="bilinear", align_corners=False)
-            parts = [self.cnn(coarse).flatten(1), boxes, self.detail_cnn(crops).flatten(1)]
+            fine, peak = self._pooled(self.detail_cnn, crops)
+            parts = [self._pooled(self.cnn, coarse)[0], boxes, fine]
         if self.context_cnn is not None:
             if context is None:
                 raise ValueError("this model reads the whole image too (context_size): give each object's context")
             parts.append(context)
+        if self.config.max_pool:
+            parts.append(peak)
         return self.object_mlp(torch.cat(parts, dim=1))
+
+    def _pooled(self, cnn: nn.Sequential, crops: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``cnn``'s average-pooled feature ``[K, 4w]``, and with ``max_pool`` its last map's maximum (else None)."""
+        if not self.config.max_pool:
+            return cnn(crops).flatten(1), None
+        maps = cnn[:-1](crops)
+        return cnn[-1](maps).flatten(1), maps.amax(dim=(-2, -1))
 
     def _contexts(self, images: Sequence[Tensor] | None, counts: Sequence[int], mirror: bool = False) -> Tensor | None:
         """Per object its image's context feature ``[sum(counts), 2 * width]`` (None without a context CNN)."""

@@ -53,7 +53,7 @@ __all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
-PARTS = ("detail", "context")  # --part-lr: parts of the model that --init can grow
+PARTS = ("detail", "context", "max")  # --part-lr: parts of the model that --init can grow
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,17 @@ class NSCLTrainConfig:
                           "mirrored together. An --init model without one reads it by zero weights (so the run "
                           "starts as that model)"},
     )
+    max_pool: bool = field(
+        default=False,
+        metadata={"help": "also max-pool the last feature map of the detail CNN (of the CNN without one) beside its "
+                          "average pool, for small bright spots (a metal highlight is a few pixels of a face). An "
+                          "--init model without it reads the new feature by zero weights (so the run starts as that "
+                          "model)"},
+    )
     part_lr: str = field(
         default="",
         metadata={"help": "PART:F,... : the learning rate of a part of the model times F (parts: detail, the detail "
-                          "CNN and the object MLP's columns that read it; context, the same for the context CNN), so "
+                          "CNN and the object MLP's columns that read it; context, the same for the context CNN; max, the columns that read the max-pooled feature), so "
                           "that a part grown through zero columns by --init moves as fast as it needs to"},
     )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
@@ -365,7 +372,7 @@ def train_nscl(
     model = ConceptLearner(
         dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual,
                             test_flip=config.test_flip, detail_size=config.detail_size,
-                            context_size=config.context_size)
+                            context_size=config.context_size, max_pool=config.max_pool)
     )
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
@@ -481,22 +488,29 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
     lacks becomes a copy of its CNN (features that already tell objects apart, at the finer
     scale), read by zero columns of the object MLP's first layer: the grown model's logits are
     ``start``'s on the same crops resized, and the gradient teaches those columns first.  A context
-    CNN that ``start`` lacks keeps its random start, read by zero columns too (they come last).
+    CNN that ``start`` lacks keeps its random start, read by zero columns too (after the detail CNN's), and so does
+    a max-pooled branch (``max_pool``, last).
     """
     same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual,
                                test_flip=model.config.test_flip, detail_size=model.config.detail_size,
-                               context_size=model.config.context_size)
+                               context_size=model.config.context_size, max_pool=model.config.max_pool)
     grows_detail = model.detail_cnn is not None and start.detail_cnn is None
     grows_context = model.context_cnn is not None and start.context_cnn is None
+    grows_max = model.config.max_pool and not start.config.max_pool
     if (same != model.config or start.config.residual > model.config.residual or start.vocabulary != model.vocabulary
             or (start.detail_cnn is not None and model.detail_cnn is None)
-            or (start.context_cnn is not None and model.context_cnn is None)):
+            or (start.context_cnn is not None and model.context_cnn is None)
+            or (start.config.max_pool and not model.config.max_pool)):
         raise ConfigError(
             f"--init {where}: its architecture or concepts differ from this run's (it may differ only in crop "
             f"size, have fewer residual blocks: it has {start.config.residual}, this run {model.config.residual}, "
             f"and lack the detail CNN: its detail size {start.config.detail_size}, this run's {model.config.detail_size}, "
-            f"or the context CNN: its context size {start.config.context_size}, this run's {model.config.context_size})"
+            f"or the context CNN: its context size {start.config.context_size}, this run's {model.config.context_size}, "
+            f"or the max-pooled branch: its max pool {start.config.max_pool}, this run's {model.config.max_pool})"
         )
+    if start.config.max_pool and (grows_detail or grows_context):
+        raise ConfigError(f"--init {where}: it has the max-pooled branch, whose columns come last; grow the detail or "
+                          "context CNN from a model without it, then add the branch")
     if start.context_cnn is not None and start.config.context_size != model.config.context_size:
         raise ConfigError(f"--init {where}: its context CNN reads {start.config.context_size}-pixel images, this run "
                           f"{model.config.context_size}")
@@ -505,7 +519,7 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
         state.update({f"detail_cnn.{k}": v.clone() for k, v in start.cnn.state_dict().items()})
     if grows_context:
         state.update({f"context_cnn.{k}": v.detach().clone() for k, v in model.context_cnn.state_dict().items()})
-    if grows_detail or grows_context:
+    if grows_detail or grows_context or grows_max:
         first = model.object_mlp[0].weight.detach().clone()
         first.zero_()
         first[:, : state["object_mlp.0.weight"].shape[1]] = state["object_mlp.0.weight"]
