@@ -599,3 +599,37 @@ def test_the_error_diagnosis_substitutes_truth_and_its_learned_row_is_the_evalua
     assert v["true attributes and relations"]["right"] >= 0.9 * 40
     assert out["detection"]["matched"] <= min(out["detection"]["proposals"], out["detection"]["objects"])
     assert sum(out["misreads"].values()) > 0
+
+
+def test_a_max_pooled_branch_starts_as_the_model_it_grows_from_and_learns_at_its_own_step(split, tmp_path):
+    large = load_split(split, "train", limit_images=3, crop_size=48, progress=False)
+    base, _ = train_nscl(large, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48), tmp_path / "a.pt",
+                         progress=False)
+    grown = ConceptLearner(dataclasses.replace(base.config, max_pool=True)).eval()
+    _load_init(grown, base, "a.pt")
+    width = 4 * base.config.width
+    assert grown.object_mlp[0].weight.shape[1] == 3 * width + 4 and not grown.object_mlp[0].weight[:, -width:].any()
+    crops, boxes = large.objects([0, 1, 2])
+    before, after = base.eval()(crops, boxes), grown(crops, boxes)
+    for group in before.attributes:  # zero columns read the max-pooled feature until trained
+        assert torch.allclose(before.attributes[group], after.attributes[group], atol=1e-5)
+    maps = grown.detail_cnn[:-1](torch.cat(crops))  # the branch is the detail CNN's last map's maximum
+    assert torch.allclose(grown._pooled(grown.detail_cnn, torch.cat(crops))[1], maps.amax(dim=(-2, -1)))
+    assert grown.part_parameters("max") == [(grown.object_mlp[0].weight, slice(2 * width + 4, None))]
+    with pytest.raises(ValueError, match="no max-pooled branch"):
+        base.part_parameters("max")
+    config = NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, max_pool=True, part_lr="max:10",
+                             init=str(tmp_path / "a.pt"), learning_rate=1e-2, batch_size=8)
+    tuned, meta = train_nscl(large, config, tmp_path / "b.pt", progress=False)
+    assert tuned.object_mlp[0].weight[:, -width:].abs().sum() > 0  # gradients reach the zero columns
+    assert load_nscl(tmp_path / "b.pt")[0].config.max_pool
+    with pytest.raises(ConfigError, match="its max pool True, this run's False"):  # never dropped silently
+        train_nscl(large, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, init=str(tmp_path / "b.pt")),
+                   tmp_path / "c.pt", progress=False)
+    with pytest.raises(ConfigError, match="whose columns come last"):  # a CNN grown after the branch is refused
+        _load_init(ConceptLearner(dataclasses.replace(tuned.config, context_size=16)), tuned, "b.pt")
+    small = load_split(split, "train", limit_images=2, progress=False)  # without a detail CNN, the CNN's map
+    plain = ConceptLearner(dataclasses.replace(ConceptLearner().config, max_pool=True)).eval()
+    assert plain.object_mlp[0].weight.shape[1] == 2 * width + 4
+    crops, boxes = small.objects([0, 1])
+    assert plain(crops, boxes).attributes["shape"].shape[-1] == 3
