@@ -11,7 +11,9 @@ the object MLP.  With ``context_size`` a third, small CNN reads the whole image
 resized to that height (the light's direction, which the renderer jitters per
 scene, shows in the shading and the shadows of every object; a crop alone does
 not tell a flat metal face from a rubber one lit another way); its pooled
-feature joins every object's.  Per attribute group (colour, shape,
+feature joins every object's.  With ``max_pool`` the last feature map of the detail CNN
+(of the CNN without one) is max-pooled beside its average pool (a highlight is a few
+pixels of a face, which an average dilutes); that feature comes last.  Per attribute group (colour, shape,
 material, size) a linear map takes it into that group's concept space, where
 every concept (``red``, ``cube``, ...) is one learned embedding; the object's
 logit for a concept is the paper's
