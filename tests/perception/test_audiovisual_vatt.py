@@ -130,17 +130,25 @@ def test_temporal_nce_is_weighted_into_the_loss_and_reads_tokens_by_time_step():
         VATTConfig(temporal_nce=-1.0)
 
 
+def _timed_clips(seed, audio_scale, mark):
+    """Eight clips of 4 frames and 256 samples with random text; ``mark(video, audio, step)`` puts each
+    clip's event in its step (0 or 1, drawn from ``seed``), so only the timing pairs sight and sound."""
+    g = torch.Generator().manual_seed(seed)
+    on = torch.randint(0, 2, (8,), generator=g)
+    video = torch.rand(8, 4, 3, 16, 16, generator=g) * 0.1
+    audio = torch.randn(8, 256, generator=g) * audio_scale
+    for i, s in enumerate(on.tolist()):
+        mark(video[i], audio[i], s)
+    return video, audio, torch.randint(1, 12, (8, 1, 4), generator=g)
+
+
 def test_temporal_nce_falls_when_the_sound_follows_the_video_in_time():
     # each clip: a bright patch in one time step and a loud waveform in the same step; only the timing pairs them
-    n = 8
-    g = torch.Generator().manual_seed(1)
-    on = torch.randint(0, 2, (n,), generator=g)
-    video = torch.rand(n, 4, 3, 16, 16, generator=g) * 0.1
-    audio = torch.randn(n, 256, generator=g) * 0.1
-    for i, s in enumerate(on.tolist()):
-        video[i, 2 * s : 2 * s + 2, :, :8, :8] += 1.0
-        audio[i, 128 * s : 128 * s + 128] *= 10.0
-    text = torch.randint(1, 12, (n, 1, 4), generator=g)
+    def mark(video, audio, s):
+        video[2 * s : 2 * s + 2, :, :8, :8] += 1.0
+        audio[128 * s : 128 * s + 128] *= 10.0
+
+    video, audio, text = _timed_clips(1, 0.1, mark)
     torch.manual_seed(0)
     net = VATT(dataclasses.replace(TINY, drop_token=0.0, temporal_nce=1.0, temperature=0.2))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -311,15 +319,11 @@ def test_onset_strength_peaks_in_the_step_of_a_click_over_a_steady_tone():
 def test_onset_target_is_weighted_into_the_loss_and_falls_when_the_video_shows_the_click():
     # each clip: a bright patch flashes in the time step where the audio clicks; only that timing lets the
     # video predict the onset strength
-    n = 8
-    g = torch.Generator().manual_seed(2)
-    on = torch.randint(0, 2, (n,), generator=g)
-    video = torch.rand(n, 4, 3, 16, 16, generator=g) * 0.1
-    audio = torch.randn(n, 256, generator=g) * 0.01
-    for i, s in enumerate(on.tolist()):
-        video[i, 2 * s + 1, :, :8, :8] += 1.0
-        audio[i, 128 * s + 40] += 1.0
-    text = torch.randint(1, 12, (n, 1, 4), generator=g)
+    def mark(video, audio, s):
+        video[2 * s + 1, :, :8, :8] += 1.0
+        audio[128 * s + 40] += 1.0
+
+    video, audio, text = _timed_clips(2, 0.01, mark)
     torch.manual_seed(0)
     cfg = dataclasses.replace(TINY, drop_token=0.0, video_input="diff", onset_target=2.0)
     net = VATT(cfg)
