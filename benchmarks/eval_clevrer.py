@@ -43,7 +43,7 @@ from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
 from reasoning.executor.video import execute_video, judge_choice
-from reasoning.executor.video_scene import VideoScene
+from reasoning.executor.video_scene import UNIQUE_FALLBACKS, VideoScene
 from reasoning.nsdr import (
     VIDEO_DYNAMICS,
     VIDEO_PARSERS,
@@ -120,6 +120,9 @@ class ClevrerEvalConfig(RolloutFlags):
     types: tuple[str, ...] = field(default=("descriptive", *MC_TYPES), metadata={
         "help": "question types to answer (others are skipped and not counted; e.g. only predictive, which asks "
                 "for no counterfactual rollouts)", "choices": ("descriptive", *MC_TYPES)})
+    unique_fallback: str = field(default="most_seen", metadata={
+        "help": "unique of several objects: most_seen (the object in view in the most observed frames; shipped "
+                "after seed 55221) or none (the official executor: no answer)", "choices": UNIQUE_FALLBACKS})
     seed: int = field(default=0, metadata={"help": "seed of the interval's resampling"})
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
     threads: int | None = field(
@@ -139,6 +142,8 @@ class ClevrerEvalConfig(RolloutFlags):
         VIDEO_PARSERS.get(self.parser)
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
+        if self.unique_fallback not in UNIQUE_FALLBACKS:
+            raise ConfigError(f"unique_fallback: choose from {', '.join(UNIQUE_FALLBACKS)}; got {self.unique_fallback!r}")
         unknown = sorted(set(self.types) - {"descriptive", *MC_TYPES})
         if unknown or not self.types:
             raise ConfigError(f"types: choose from descriptive, {', '.join(MC_TYPES)}; got {list(self.types)}")
@@ -202,7 +207,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         try:
             files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))
             annotation = perceive(files)
-            scene = VideoScene(annotation, provider(files, annotation))
+            scene = VideoScene(annotation, provider(files, annotation), unique_fallback=cfg.unique_fallback)
         except (NesyError, KeyError, TypeError, ValueError) as exc:
             errors.append(f"video {v}: {exc}")
             scene = None

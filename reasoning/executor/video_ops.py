@@ -91,6 +91,9 @@ def _list(value: object) -> tuple:
 
 def _unique(scene: VideoScene, items: object) -> int | Event:
     items = _list(items)
+    if len(items) > 1 and scene.unique_fallback == "most_seen" and all(isinstance(i, int) for i in items):
+        seen = scene.seen_frames  # the most confident of several perceived objects
+        return min(items, key=lambda o: (-seen.get(o, 0), o))
     if len(items) != 1:
         raise InvalidExecution(f"unique needs exactly 1 element, got {len(items)}")
     return items[0]

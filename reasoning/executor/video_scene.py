@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from physics.errors import DataError
+from physics.errors import ConfigError, DataError
 from physics.video_dynamics import VideoDynamics
 from physics.worlds.camera import CLEVR_CAMERA, Camera
 from physics.worlds.clevrer_annotation import FrameStates, ObjectProperty, VideoAnnotation
@@ -59,12 +59,14 @@ if TYPE_CHECKING:
     from perception.audio.localise import SoundingEstimate
 
 __all__ = ["VideoScene", "MOVING_SPEED", "FUTURE_FRAMES", "DIRECTION_HALF_ANGLE", "NO_FRAME", "SILENT",
-           "describe_event"]
+           "UNIQUE_FALLBACKS", "describe_event"]
 
 # Ground-plane speed (scene units per second) above which an object counts as
 # moving: objects at rest have speed 0 up to simulation noise of about 1e-3,
 # sliding objects move at 0.3-8 units/s until friction stops them.
 MOVING_SPEED = 0.05
+# What ``unique`` may do with several objects (VideoScene.unique_fallback).
+UNIQUE_FALLBACKS = ("none", "most_seen")
 # Frames of future asked of the dynamics for predictive questions (CLEVRER: about 2 s).
 FUTURE_FRAMES = 50
 # query_direction: the velocity must lie within this many degrees of left, right, up or
@@ -92,6 +94,10 @@ class VideoScene:
         camera: The fixed camera (for ``query_direction``; CLEVRER's by default).
         sound: Which objects sound in each observed frame, and what they sound like
             (None: a silent video).
+        unique_fallback: What ``unique`` does with several objects: ``"none"`` (the
+            official executor: no answer) or ``"most_seen"`` (the object inside the
+            camera view in the most observed frames, the most confident track; ties
+            to the lowest object id). An empty set, and several events, stay invalid.
     """
 
     annotation: VideoAnnotation
@@ -99,10 +105,14 @@ class VideoScene:
     future_frames: int = FUTURE_FRAMES
     camera: Camera = CLEVR_CAMERA
     sound: SoundingEstimate | None = None
+    unique_fallback: str = "none"
     _counterfactuals: dict[int, tuple[Event, ...]] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ static
     def __post_init__(self) -> None:
+        if self.unique_fallback not in UNIQUE_FALLBACKS:
+            raise ConfigError(f"unique_fallback must be one of {', '.join(UNIQUE_FALLBACKS)}, "
+                              f"got {self.unique_fallback!r}")
         if self.sound is not None and self.sound.sounding.shape[0] != self.annotation.num_frames:
             raise DataError(f"video {self.annotation.scene_index}: the sound estimate covers "
                             f"{self.sound.sounding.shape[0]} frames, the video has {self.annotation.num_frames}")
@@ -125,6 +135,16 @@ class VideoScene:
         """The objects in view in at least one observed frame, in object order."""
         seen = {o.object_id for fr in self.annotation.motion_trajectory for o in fr.objects if o.inside_camera_view}
         return tuple(p.object_id for p in self.annotation.object_property if p.object_id in seen)
+
+    @cached_property
+    def seen_frames(self) -> dict[int, int]:
+        """Object id -> the number of observed frames it is inside the camera view."""
+        seen: dict[int, int] = {}
+        for fr in self.annotation.motion_trajectory:
+            for o in fr.objects:
+                if o.inside_camera_view:
+                    seen[o.object_id] = seen.get(o.object_id, 0) + 1
+        return seen
 
     @property
     def observed_frames(self) -> int:

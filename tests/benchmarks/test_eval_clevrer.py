@@ -166,3 +166,13 @@ def test_perception_settings_and_cache_are_refused_by_name_where_wrong(folder, c
     assert "not --perception gt" in capsys.readouterr().err
     assert cli.main([*base, "--perception-cache", "somewhere"]) == 2
     assert "not --perception gt" in capsys.readouterr().err
+
+
+def test_unique_fallback_defaults_to_most_seen_and_a_bad_one_is_refused_by_name():
+    from benchmarks.eval_clevrer import ClevrerEvalConfig
+    from physics.errors import ConfigError
+
+    assert ClevrerEvalConfig(data="d").unique_fallback == "most_seen"
+    assert ClevrerEvalConfig(data="d", unique_fallback="none").unique_fallback == "none"
+    with pytest.raises(ConfigError, match="unique_fallback"):
+        ClevrerEvalConfig(data="d", unique_fallback="first")

@@ -151,6 +151,27 @@ def test_objects_events_count_exist_unique(scene):
     assert not invalid.valid and "exactly 1" in invalid.reason
 
 
+def test_unique_fallback_most_seen_takes_the_object_in_view_longest():
+    from dataclasses import replace
+
+    from physics.errors import ConfigError
+
+    strict, lenient = VideoScene(ANNOTATION, HandMadeDynamics()), VideoScene(ANNOTATION, HandMadeDynamics(),
+                                                                              unique_fallback="most_seen")
+    metal = "query_color(unique(filter_material(objects(), metal)))"  # red cube 10 frames, yellow sphere 8
+    assert run(metal, strict) is None
+    assert lenient.seen_frames == {0: 10, 1: 8, 2: 10, 3: 8}
+    assert run(metal, lenient) == "red"
+    assert run("query_color(unique(filter_shape(objects(), sphere)))", lenient) == "blue"  # a tie: the lower id
+    assert run(f"query_shape({BLUE})", lenient) == "sphere"  # one object: unchanged
+    for empty_or_events in ("query_color(unique(filter_color(objects(), gray)))",
+                            "query_frame(unique(filter_collision(events(), " + RED + ")))"):
+        result = execute_video(parse_program(empty_or_events), lenient)
+        assert not result.valid and "exactly 1" in result.reason
+    with pytest.raises(ConfigError, match="unique_fallback"):
+        replace(lenient, unique_fallback="first")
+
+
 def test_negate_and_belong_to_objects_and_events(scene):
     assert run("negate(exist(objects()))", scene) == "no"
     assert run(f"belong_to({HIT}, events())", scene) == "yes"
