@@ -174,6 +174,13 @@ class VideoPerceptionConfig:
         coast_area: An observation is steady for coasting when its mask covers at least this
             fraction of the median mask area of the track's last ``2 * rest_window``
             observations (the ones after the last steady one were being cut by an occluder).
+        collision_release: 0 (the default): a pair's touch is a new collision when its centres
+            were not under the contact distance in the previous ``collision_gap`` frames (the
+            annotations' rule).  R > 0 (scene units): a pair that has collided stays in contact
+            while its centres stay under the contact distance plus R, so a pair that collided
+            and then rests side by side, its perceived distance wobbling about the contact
+            distance (0.71-0.78 for 30 frames), gives one collision and not one per dip
+            (:func:`touch_collisions`; ``docs/results/clevrer.md``, fifteenth session, collmerge).
         camera: The videos' fixed camera (its image size is replaced by the frames').
         track: Tracking parameters.
     """
@@ -198,6 +205,7 @@ class VideoPerceptionConfig:
     cube_settle: int = 5
     coast_frames: int = 0
     coast_area: float = 0.8
+    collision_release: float = 0.0
     camera: Camera = CLEVR_CAMERA
     track: TrackConfig = field(default_factory=TrackConfig)
 
@@ -232,6 +240,8 @@ class VideoPerceptionConfig:
                               f"{self.coast_frames}, {self.coast_area}")
         if self.contact_distance <= 0:
             raise ConfigError(f"VideoPerceptionConfig.contact_distance must be > 0, got {self.contact_distance}")
+        if self.collision_release < 0:
+            raise ConfigError(f"VideoPerceptionConfig.collision_release must be >= 0, got {self.collision_release}")
 
 
 # the settable rules: every number field of the config (read from it, so a new rule is settable at
@@ -529,7 +539,7 @@ def tracks_to_annotation(
     trajectory = tuple(FrameStates(f, tuple(per_frame[f])) for f in frame_ids)
     shapes = {p.object_id: p.shape for p in props}
     collisions = touch_collisions(trajectory, shapes, config.contact_distance, config.cube_inset, config.collision_gap,
-                                  cube_settle=config.cube_settle)
+                                  cube_settle=config.cube_settle, release=config.collision_release)
     if config.second_partner > 0:
         collisions = second_partners(trajectory, shapes, collisions, config.contact_distance + config.second_partner,
                                      config.cube_inset, config.collision_gap)
@@ -544,6 +554,7 @@ def touch_collisions(
     gap: int,
     *,
     cube_settle: int = 0,
+    release: float = 0.0,
 ) -> tuple[Collision, ...]:
     """Collisions from per-frame object centres (the rule in the module docstring).
 
@@ -560,6 +571,10 @@ def touch_collisions(
             centre and its corner 0.35: the contact distance (less ``cube_inset``) is reached
             at a corner's reach, so a slow approach face first read so touches up to 0.1 units,
             3-5 frames, early (``docs/results/clevrer.md``).  0: no change.
+        release: A pair that has collided still touches (for ``gap``) while its centres come
+            closer than the contact distance plus ``release``: a pair resting side by side after
+            a collision, its perceived distance wobbling about the contact distance, makes no
+            new collision per dip.  0: only the contact distance counts (the annotations' rule).
 
     Returns:
         Collisions in frame order, ``object_ids`` sorted.
@@ -573,7 +588,10 @@ def touch_collisions(
         for i, a in enumerate(ids):
             for b in ids[i + 1 :]:
                 reach = contact_distance - cube_inset * ((shapes.get(a) == "cube") + (shapes.get(b) == "cube"))
-                if _closest_approach(a, b, now, *history) >= reach:
+                approach = _closest_approach(a, b, now, *history)
+                if approach >= reach:
+                    if release > 0 and (a, b) in last_touch and approach < reach + release:
+                        last_touch[(a, b)] = fr.frame_id  # still side by side: the same contact
                     continue
                 last = last_touch.get((a, b))
                 if last is None or fr.frame_id - last > gap:

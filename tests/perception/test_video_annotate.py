@@ -535,3 +535,25 @@ def test_coasting_carries_a_moving_track_lost_inside_the_image_on_and_leaves_res
         VideoPerceptionConfig(coast_frames=-1)
     with pytest.raises(ConfigError, match="coast_area"):
         VideoPerceptionConfig(coast_area=0.0)
+
+
+def test_collision_release_keeps_a_pair_resting_side_by_side_one_collision():
+    still = {f: (0.0, 0.0) for f in range(80)}
+    # slides in, touches at frame 4 (0.7), then rests beside it at 0.74-0.76 (over the 0.72 contact distance)
+    # dipping to 0.71 every 9 frames: the perceived wobble of seed 55221 video 7 (frames 94-125)
+    wobble = {f: (1.5 - 0.2 * f if f < 5 else (0.71 if f % 9 == 5 else 0.74 + 0.01 * (f % 3)), 0.0) for f in range(80)}
+    shapes = {0: "sphere", 1: "sphere"}
+    states = _frames({0: still, 1: wobble}, 80)
+    assert [c.frame_id for c in touch_collisions(states, shapes, 0.72, 0.03, 5)] == [4, 14, 23, 32, 41, 50, 59, 68, 77]
+    assert [c.frame_id for c in touch_collisions(states, shapes, 0.72, 0.03, 5, release=0.05)] == [4]
+    # two genuine collisions: the pair parts to 1.2 for 8 frames (more than the gap) and meets again
+    twice = {f: (0.7 if (3 <= f <= 10 or f >= 19) else 1.2, 0.0) for f in range(30)}
+    again = _frames({0: still, 1: twice}, 30)
+    assert [c.frame_id for c in touch_collisions(again, shapes, 0.72, 0.03, 5, release=0.05)] == [3, 19]
+
+
+def test_collision_release_is_a_setting_and_refuses_a_negative_value():
+    assert perception_config(["collision_release=0.05"]).collision_release == 0.05
+    assert VideoPerceptionConfig().collision_release == 0.0
+    with pytest.raises(ConfigError, match="collision_release"):
+        perception_config(["collision_release=-0.1"])
