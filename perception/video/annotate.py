@@ -176,8 +176,8 @@ class VideoPerceptionConfig:
             observations (the ones after the last steady one were being cut by an occluder).
         collision_release: 0 (the default): a pair's touch is a new collision when its centres
             were not under the contact distance in the previous ``collision_gap`` frames (the
-            annotations' rule).  R > 0 (scene units): a pair that has collided stays in contact
-            while its centres stay under the contact distance plus R, so a pair that collided
+            annotations' rule).  R > 0 (scene units): a pair that touched stays in contact, from
+            frame to frame, while its centres stay under the contact distance plus R, so a pair that collided
             and then rests side by side, its perceived distance wobbling about the contact
             distance (0.71-0.78 for 30 frames), gives one collision and not one per dip
             (:func:`touch_collisions`; ``docs/results/clevrer.md``, fifteenth session, collmerge).
@@ -571,10 +571,13 @@ def touch_collisions(
             centre and its corner 0.35: the contact distance (less ``cube_inset``) is reached
             at a corner's reach, so a slow approach face first read so touches up to 0.1 units,
             3-5 frames, early (``docs/results/clevrer.md``).  0: no change.
-        release: A pair that has collided still touches (for ``gap``) while its centres come
-            closer than the contact distance plus ``release``: a pair resting side by side after
-            a collision, its perceived distance wobbling about the contact distance, makes no
-            new collision per dip.  0: only the contact distance counts (the annotations' rule).
+        release: A pair that touched in the frame before still touches (for ``gap``) while its
+            centres come closer than the contact distance plus ``release`` (a hysteresis: the
+            contact lasts from the touch until the pair first parts beyond the looser distance):
+            a pair side by side after a collision, its perceived distance wobbling about the
+            contact distance, makes no new collision per dip, while a pair that parted and
+            closes in again is not held in contact before it touches.  0: only the contact
+            distance counts (the annotations' rule).
 
     Returns:
         Collisions in frame order, ``object_ids`` sorted.
@@ -584,14 +587,15 @@ def touch_collisions(
     history: list[dict[int, np.ndarray]] = [{}, {}, {}]  # centres (x, y) three, two and one frame before
     for index, fr in enumerate(trajectory):
         now = {o.object_id: np.asarray(o.location[:2], float) for o in fr.objects}
+        previous = trajectory[index - 1].frame_id if index else None
         ids = sorted(now)
         for i, a in enumerate(ids):
             for b in ids[i + 1 :]:
                 reach = contact_distance - cube_inset * ((shapes.get(a) == "cube") + (shapes.get(b) == "cube"))
                 approach = _closest_approach(a, b, now, *history)
                 if approach >= reach:
-                    if release > 0 and (a, b) in last_touch and approach < reach + release:
-                        last_touch[(a, b)] = fr.frame_id  # still side by side: the same contact
+                    if release > 0 and approach < reach + release and index and last_touch.get((a, b)) == previous:
+                        last_touch[(a, b)] = fr.frame_id  # still side by side since the touch: the same contact
                     continue
                 last = last_touch.get((a, b))
                 if last is None or fr.frame_id - last > gap:

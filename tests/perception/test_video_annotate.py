@@ -557,3 +557,12 @@ def test_collision_release_is_a_setting_and_refuses_a_negative_value():
     assert VideoPerceptionConfig().collision_release == 0.0
     with pytest.raises(ConfigError, match="collision_release"):
         perception_config(["collision_release=-0.1"])
+
+
+def test_collision_release_holds_no_pair_in_contact_before_it_touches_again():
+    still = {f: (0.0, 0.0) for f in range(30)}
+    # touches at 3-6, parts to 1.2 at 7-14, jumps to 0.75 (under 0.72 + 0.05) at 15, so the
+    # path carried on from there touches at 16: a new collision, not held in contact since frame 6
+    path = {f: (0.7 if 3 <= f <= 6 or f >= 17 else (0.75 if f in (15, 16) else 1.2), 0.0) for f in range(30)}
+    found = touch_collisions(_frames({0: still, 1: path}, 30), {0: "sphere", 1: "sphere"}, 0.72, 0.03, 5, release=0.05)
+    assert [c.frame_id for c in found] == [3, 16]
