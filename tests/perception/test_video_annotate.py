@@ -554,7 +554,7 @@ def test_collision_release_keeps_a_pair_resting_side_by_side_one_collision():
 
 def test_collision_release_is_a_setting_and_refuses_a_negative_value():
     assert perception_config(["collision_release=0.05"]).collision_release == 0.05
-    assert VideoPerceptionConfig().collision_release == 0.0
+    assert VideoPerceptionConfig().collision_release == 0.05  # the default since the fifteenth session
     with pytest.raises(ConfigError, match="collision_release"):
         perception_config(["collision_release=-0.1"])
 
