@@ -42,6 +42,7 @@ objects' materials).  A video without a ``sound`` estimate has no sound to ask a
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -133,18 +134,13 @@ class VideoScene:
     @cached_property
     def objects(self) -> tuple[int, ...]:
         """The objects in view in at least one observed frame, in object order."""
-        seen = {o.object_id for fr in self.annotation.motion_trajectory for o in fr.objects if o.inside_camera_view}
-        return tuple(p.object_id for p in self.annotation.object_property if p.object_id in seen)
+        return tuple(p.object_id for p in self.annotation.object_property if p.object_id in self.seen_frames)
 
     @cached_property
     def seen_frames(self) -> dict[int, int]:
-        """Object id -> the number of observed frames it is inside the camera view."""
-        seen: dict[int, int] = {}
-        for fr in self.annotation.motion_trajectory:
-            for o in fr.objects:
-                if o.inside_camera_view:
-                    seen[o.object_id] = seen.get(o.object_id, 0) + 1
-        return seen
+        """Object id -> the number of observed frames it is inside the camera view (objects never in view absent)."""
+        return dict(Counter(o.object_id for fr in self.annotation.motion_trajectory for o in fr.objects
+                            if o.inside_camera_view))
 
     @property
     def observed_frames(self) -> int:
