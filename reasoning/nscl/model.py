@@ -149,6 +149,22 @@ class ConceptLearner(nn.Module):
         self.pair_mlp = nn.Sequential(nn.Linear(12, 64), nn.ReLU(inplace=True), nn.Linear(64, d))
         self.relation_concepts = nn.Parameter(torch.randn(len(self.relation_names), d) * 0.5)
 
+    def feature_columns(self) -> dict[str, slice]:
+        """The columns of the object MLP's first layer that read each part's feature, for the parts this model has.
+
+        ``base`` (the crop CNN and the box), then ``detail``, ``context`` and ``max`` (``max_pool``),
+        in the order :meth:`object_features` joins them.
+        """
+        w = self.config.width
+        widths = {"base": 4 * w + 4, "detail": 4 * w if self.detail_cnn is not None else 0,
+                  "context": 2 * w if self.context_cnn is not None else 0, "max": 4 * w if self.config.max_pool else 0}
+        columns, start = {}, 0
+        for part, width in widths.items():
+            if width:
+                columns[part] = slice(start, start + width)
+                start += width
+        return columns
+
     def part_parameters(self, part: str) -> list[tuple[nn.Parameter, slice | None]]:
         """The weights of ``part`` (``detail``, ``context`` or ``max``): (parameter, its columns, or None for all of it).
 
@@ -158,23 +174,15 @@ class ConceptLearner(nn.Module):
         Raises:
             ValueError: an unknown part, or one this model does not have.
         """
-        w = self.config.width
-        detail = 4 * w if self.detail_cnn is not None else 0
-        context = 2 * w if self.context_cnn is not None else 0
-        start = 4 * w + 4 + detail + context
-        where = {"detail": (self.detail_cnn, slice(4 * w + 4, 4 * w + 4 + detail)),
-                 "context": (self.context_cnn, slice(4 * w + 4 + detail, start)),
-                 "max": (None, slice(start, None))}
-        if part not in where:
-            raise ValueError(f"part_parameters: no part {part!r}; parts: {', '.join(where)}")
-        cnn, columns = where[part]
-        if part == "max":
-            if not self.config.max_pool:
-                raise ValueError("part_parameters: this model has no max-pooled branch (max_pool off)")
-            return [(self.object_mlp[0].weight, columns)]
-        if cnn is None:
-            raise ValueError(f"part_parameters: this model has no {part} CNN ({part}_size 0)")
-        return [(p, None) for p in cnn.parameters()] + [(self.object_mlp[0].weight, columns)]
+        cnns = {"detail": self.detail_cnn, "context": self.context_cnn, "max": None}
+        if part not in cnns:
+            raise ValueError(f"part_parameters: no part {part!r}; parts: {', '.join(cnns)}")
+        columns = self.feature_columns().get(part)
+        if columns is None:
+            raise ValueError("part_parameters: this model has no max-pooled branch (max_pool off)" if part == "max"
+                             else f"part_parameters: this model has no {part} CNN ({part}_size 0)")
+        cnn = cnns[part]
+        return ([] if cnn is None else [(p, None) for p in cnn.parameters()]) + [(self.object_mlp[0].weight, columns)]
 
     def object_features(self, crops: Tensor, boxes: Tensor, context: Tensor | None = None) -> Tensor:
         """``[K, 4, S, S]`` crops (``S = config.input_size``) and ``[K, 4]`` boxes -> ``[K, feature_dim]``.

@@ -488,8 +488,9 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
     lacks becomes a copy of its CNN (features that already tell objects apart, at the finer
     scale), read by zero columns of the object MLP's first layer: the grown model's logits are
     ``start``'s on the same crops resized, and the gradient teaches those columns first.  A context
-    CNN that ``start`` lacks keeps its random start, read by zero columns too (after the detail CNN's), and so does
-    a max-pooled branch (``max_pool``, last).
+    CNN that ``start`` lacks keeps its random start, read by zero columns too, and so does a max-pooled
+    branch (``max_pool``); each part ``start`` has keeps its columns, moved to where this model reads that
+    part (:meth:`ConceptLearner.feature_columns`), so parts can be grown in any order.
     """
     same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual,
                                test_flip=model.config.test_flip, detail_size=model.config.detail_size,
@@ -508,9 +509,9 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
             f"or the context CNN: its context size {start.config.context_size}, this run's {model.config.context_size}, "
             f"or the max-pooled branch: its max pool {start.config.max_pool}, this run's {model.config.max_pool})"
         )
-    if start.config.max_pool and (grows_detail or grows_context):
-        raise ConfigError(f"--init {where}: it has the max-pooled branch, whose columns come last; grow the detail or "
-                          "context CNN from a model without it, then add the branch")
+    if start.config.max_pool and grows_detail:
+        raise ConfigError(f"--init {where}: its max-pooled branch reads the crop CNN's map; with a detail CNN it would "
+                          "read the detail CNN's: grow the detail CNN from a model without the branch, then add it")
     if start.context_cnn is not None and start.config.context_size != model.config.context_size:
         raise ConfigError(f"--init {where}: its context CNN reads {start.config.context_size}-pixel images, this run "
                           f"{model.config.context_size}")
@@ -519,10 +520,11 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
         state.update({f"detail_cnn.{k}": v.clone() for k, v in start.cnn.state_dict().items()})
     if grows_context:
         state.update({f"context_cnn.{k}": v.detach().clone() for k, v in model.context_cnn.state_dict().items()})
-    if grows_detail or grows_context or grows_max:
-        first = model.object_mlp[0].weight.detach().clone()
-        first.zero_()
-        first[:, : state["object_mlp.0.weight"].shape[1]] = state["object_mlp.0.weight"]
+    if grows_detail or grows_context or grows_max:  # each part's columns where this model reads that part
+        first = torch.zeros_like(model.object_mlp[0].weight)
+        old, new = start.feature_columns(), model.feature_columns()
+        for part, columns in old.items():
+            first[:, new[part]] = state["object_mlp.0.weight"][:, columns]
         state["object_mlp.0.weight"] = first
     missing, unexpected = model.load_state_dict(state, strict=False)
     new_blocks = {f"{cnn}.{k}.{3 + b}." for cnn in ("cnn", "detail_cnn", "context_cnn") for k in range(3)

@@ -615,7 +615,7 @@ def test_a_max_pooled_branch_starts_as_the_model_it_grows_from_and_learns_at_its
         assert torch.allclose(before.attributes[group], after.attributes[group], atol=1e-5)
     maps = grown.detail_cnn[:-1](torch.cat(crops))  # the branch is the detail CNN's last map's maximum
     assert torch.allclose(grown._pooled(grown.detail_cnn, torch.cat(crops))[1], maps.amax(dim=(-2, -1)))
-    assert grown.part_parameters("max") == [(grown.object_mlp[0].weight, slice(2 * width + 4, None))]
+    assert grown.part_parameters("max") == [(grown.object_mlp[0].weight, slice(2 * width + 4, 3 * width + 4))]
     with pytest.raises(ValueError, match="no max-pooled branch"):
         base.part_parameters("max")
     config = NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, max_pool=True, part_lr="max:10",
@@ -626,8 +626,15 @@ def test_a_max_pooled_branch_starts_as_the_model_it_grows_from_and_learns_at_its
     with pytest.raises(ConfigError, match="its max pool True, this run's False"):  # never dropped silently
         train_nscl(large, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, init=str(tmp_path / "b.pt")),
                    tmp_path / "c.pt", progress=False)
-    with pytest.raises(ConfigError, match="whose columns come last"):  # a CNN grown after the branch is refused
-        _load_init(ConceptLearner(dataclasses.replace(tuned.config, context_size=16)), tuned, "b.pt")
+    later = ConceptLearner(dataclasses.replace(tuned.config, context_size=16)).eval()  # a context CNN grown after it
+    _load_init(later, tuned.eval(), "b.pt")  # its columns go in before the branch's, which move
+    assert later.feature_columns()["max"] == slice(2 * width + 4 + 2 * base.config.width, 3 * width + 4 + 2 * base.config.width)
+    images = load_split(split, "train", limit_images=3, context_size=16, progress=False).context_images([0, 1, 2])
+    before, after = tuned(crops, boxes), later(crops, boxes, images=images)
+    assert all(torch.allclose(before.attributes[g], after.attributes[g], atol=1e-5) for g in before.attributes)
+    with pytest.raises(ConfigError, match="grow the detail CNN from a model without the branch"):
+        _load_init(ConceptLearner(dataclasses.replace(ConceptLearner().config, max_pool=True, detail_size=48)),
+                   ConceptLearner(dataclasses.replace(ConceptLearner().config, max_pool=True)), "m.pt")
     small = load_split(split, "train", limit_images=2, progress=False)  # without a detail CNN, the CNN's map
     plain = ConceptLearner(dataclasses.replace(ConceptLearner().config, max_pool=True)).eval()
     assert plain.object_mlp[0].weight.shape[1] == 2 * width + 4
