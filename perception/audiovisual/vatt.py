@@ -455,6 +455,14 @@ class _WaveformChunks(nn.Module):
         return self.proj(audio.view(audio.shape[0], -1, self.size))
 
 
+def _causal_log_stft(audio: Tensor, chunk: int, window: Tensor) -> Tensor:
+    """[N, L] -> log-magnitude [N, F, L / hop] of the causal STFT of :class:`_STFTColumns` (window ``2 * chunk``)."""
+    n_fft, hop = 2 * chunk, chunk // 2
+    padded = F.pad(audio, (n_fft - hop, 0))
+    spec = torch.stft(padded, n_fft, hop_length=hop, window=window, center=False, return_complex=True)
+    return (spec.abs() + _LOG_EPS).log()
+
+
 class _STFTColumns(nn.Module):
     """Log-magnitude STFT tokens: [N, L] -> [N, L / chunk, dim], a linear map of each chunk's 2 columns.
 
@@ -470,10 +478,7 @@ class _STFTColumns(nn.Module):
         self.proj = nn.Linear(2 * (self.n_fft // 2 + 1), dim)
 
     def forward(self, audio: Tensor) -> Tensor:
-        padded = F.pad(audio, (self.n_fft - self.hop, 0))
-        spec = torch.stft(padded, self.n_fft, hop_length=self.hop, window=self.window, center=False,
-                          return_complex=True)  # [N, F, L / hop]
-        logmag = ((spec.abs() + _LOG_EPS).log() - _LOG_CENTRE) / _LOG_SCALE
+        logmag = (_causal_log_stft(audio, self.size, self.window) - _LOG_CENTRE) / _LOG_SCALE
         n, bins, cols = logmag.shape
         return self.proj(logmag.transpose(1, 2).reshape(n, cols // 2, 2 * bins))
 
@@ -508,11 +513,7 @@ def onset_strength(audio: Tensor, steps: int, chunk: int = 128) -> Tensor:
     if length % steps or (length // steps) % (chunk // 2):
         raise StateError(f"onset_strength: {length} samples do not split into {steps} steps of whole hops "
                          f"of {chunk // 2}")
-    n_fft, hop = 2 * chunk, chunk // 2
-    padded = F.pad(audio, (n_fft - hop, 0))
-    spec = torch.stft(padded, n_fft, hop_length=hop, window=torch.hann_window(n_fft, device=audio.device),
-                      center=False, return_complex=True)
-    logmag = (spec.abs() + _LOG_EPS).log()  # [N, F, L / hop]
+    logmag = _causal_log_stft(audio, chunk, torch.hann_window(2 * chunk, device=audio.device))  # [N, F, L / hop]
     flux = F.pad(logmag.diff(dim=2).clamp_min(0).sum(1), (1, 0)).log1p()  # [N, L / hop], 0 for the first column
     per_step = flux.view(n, steps, -1)
     return torch.stack([per_step.mean(2), per_step.amax(2)], 2)
