@@ -529,6 +529,9 @@ class PropNetVideoDynamics:
         self.camera = camera or world.camera.with_size(world.width, world.height)
         self.builder = GraphBuilder(cfg.graph)
         self.history = cfg.graph.history
+        if config.start_fit and config.start_fit < self.history + 2:  # refused here, not at the first rollout
+            raise ConfigError(f"start_fit {config.start_fit} frames cannot fit the model's history of "
+                              f"{self.history + 1} frames; need >= {self.history + 2}")
 
     @classmethod
     def load(cls, checkpoint: PathLike | None = None, config: RolloutConfig = RolloutConfig()) -> PropNetVideoDynamics:

@@ -426,6 +426,8 @@ def test_start_fit_changes_futures_only(videos):
     last = len(ann.motion_trajectory)
     a, b = plain.future_runs(ann, FUTURE)[0].frames, fitted.future_runs(ann, FUTURE)[0].frames
     assert a[:last] == b[:last] and a[last:] != b[last:]  # observed frames as recorded, the rollout from the fit
+    with pytest.raises(ConfigError, match="start_fit 2 frames cannot fit"):  # refused when built, not at a rollout
+        PropNetVideoDynamics.load(config=dataclass_replace(SHORT, start_fit=2))
 
 
 def test_match_collisions_pairs_events_within_the_window():
