@@ -13,7 +13,10 @@ scene, shows in the shading and the shadows of every object; a crop alone does
 not tell a flat metal face from a rubber one lit another way); its pooled
 feature joins every object's.  With ``max_pool`` the last feature map of the detail CNN
 (of the CNN without one) is max-pooled beside its average pool (a highlight is a few
-pixels of a face, which an average dilutes); that feature comes last.  Per attribute group (colour, shape,
+pixels of a face, which an average dilutes); that feature comes last.  With ``mask_crop`` every
+crop's RGB outside its object's mask is replaced by the mean colour there (:func:`mask_outside`):
+the neighbours that a crop's box takes in (their pixels, their highlights) are hidden, the light's
+level around the object is kept.  Per attribute group (colour, shape,
 material, size) a linear map takes it into that group's concept space, where
 every concept (``red``, ``cube``, ...) is one learned embedding; the object's
 logit for a concept is the paper's
@@ -44,7 +47,7 @@ from torch import Tensor, nn
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 from reasoning.executor.soft import SoftScenes
 
-__all__ = ["ConceptConfig", "ConceptLearner", "ResidualBlock", "recolour", "context_shape"]
+__all__ = ["ConceptConfig", "ConceptLearner", "ResidualBlock", "recolour", "context_shape", "mask_outside"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class ConceptConfig:
     detail_size: int = 0  # 0: none; N: crops cut at N px, read at that side by a second CNN beside the crop_size one
     context_size: int = 0  # 0: none; C: the whole image at C x 3C/2 px, read by a context CNN whose feature joins every object's
     max_pool: bool = False  # also max-pool the last feature map of the detail CNN (or of the CNN without one); its 4w columns come last
+    mask_crop: bool = False  # RGB outside the object's mask replaced by the crop's mean colour there (mask_outside), for every CNN
 
     @property
     def input_size(self) -> int:
@@ -190,6 +194,8 @@ class ConceptLearner(nn.Module):
         ``context``: ``[K, 2 * width]``, each object's image's context feature (with a context CNN only).
         """
         peak = None
+        if self.config.mask_crop:
+            crops = mask_outside(crops)
         if self.detail_cnn is None:  # the CNN pools adaptively: it reads crops of any side as they come
             parts = [*self._pooled(self.cnn, crops), boxes]
             peak = parts.pop(1)
@@ -321,6 +327,22 @@ def recolour(crops: Tensor, generator: torch.Generator | None = None) -> Tensor:
     scale = lambda v: v.to(crops)[:, None, None, None]  # noqa: E731
     rgb = ((gray + scale(saturation) * (rgb - gray)) * scale(brightness)).clamp(0.0, 1.0)
     return torch.cat([rgb, crops[:, 3:]], dim=1)
+
+
+def mask_outside(crops: Tensor) -> Tensor:
+    """``[K, 4, S, S]`` crops with the RGB outside each object's mask replaced by the crop's mean colour there.
+
+    The mask channel ``m`` (soft at the edges, as the crops are resampled) blends: ``rgb m + fill (1 - m)``,
+    where ``fill`` is the crop's mean RGB weighted by ``1 - m`` (the ground and whatever else lies
+    around the object, so the light's level stays); a crop that is all object keeps its pixels.
+    The mask channel is kept.
+    """
+    if not len(crops):
+        return crops
+    rgb, m = crops[:, :3], crops[:, 3:]
+    out = 1.0 - m
+    fill = (rgb * out).sum((-2, -1), keepdim=True) / out.sum((-2, -1), keepdim=True).clamp_min(1e-6)
+    return torch.cat([rgb * m + fill * out, m], dim=1)
 
 
 def _slots(counts: Sequence[int], device: torch.device | None = None) -> tuple[Tensor, Tensor]:

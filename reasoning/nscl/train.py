@@ -125,6 +125,12 @@ class NSCLTrainConfig:
                           "--init model without it reads the new feature by zero weights (so the run starts as that "
                           "model)"},
     )
+    mask_crop: bool = field(
+        default=False,
+        metadata={"help": "every CNN reads each crop with the RGB outside its object's (proposal) mask replaced by "
+                          "the crop's mean colour there: the neighbours a crop's box takes in are hidden. Recorded "
+                          "in the model; an --init model without it may start the run"},
+    )
     part_lr: str = field(
         default="",
         metadata={"help": "PART:F,... : the learning rate of a part of the model times F (parts: detail, the detail "
@@ -372,7 +378,7 @@ def train_nscl(
     model = ConceptLearner(
         dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual,
                             test_flip=config.test_flip, detail_size=config.detail_size,
-                            context_size=config.context_size, max_pool=config.max_pool)
+                            context_size=config.context_size, max_pool=config.max_pool, mask_crop=config.mask_crop)
     )
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
@@ -494,7 +500,8 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
     """
     same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual,
                                test_flip=model.config.test_flip, detail_size=model.config.detail_size,
-                               context_size=model.config.context_size, max_pool=model.config.max_pool)
+                               context_size=model.config.context_size, max_pool=model.config.max_pool,
+                               mask_crop=model.config.mask_crop)
     grows_detail = model.detail_cnn is not None and start.detail_cnn is None
     grows_context = model.context_cnn is not None and start.context_cnn is None
     grows_max = model.config.max_pool and not start.config.max_pool
