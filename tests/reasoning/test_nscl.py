@@ -640,3 +640,61 @@ def test_a_max_pooled_branch_starts_as_the_model_it_grows_from_and_learns_at_its
     assert plain.object_mlp[0].weight.shape[1] == 2 * width + 4
     crops, boxes = small.objects([0, 1])
     assert plain(crops, boxes).attributes["shape"].shape[-1] == 3
+
+
+def test_mask_crop_hides_what_lies_outside_the_object_and_can_start_from_a_model_without_it(split, tmp_path, capsys):
+    from perception.datasets import ClevrDataset
+    from reasoning.nscl.data import image_objects
+    from reasoning.nscl.model import mask_outside
+    from reasoning.nscl.perceiver import NSCLPerceiver
+
+    crop = torch.rand(2, 4, 8, 8)
+    crop[:, 3] = 0.0
+    crop[0, 3, 2:5, 3:6] = 1.0  # a 3 x 3 object
+    crop[1, 3] = 1.0  # all object
+    out = mask_outside(crop)
+    inside = crop[0, 3] > 0
+    assert torch.equal(out[:, 3], crop[:, 3]) and torch.equal(out[1], crop[1])  # mask kept; all object: unchanged
+    assert torch.equal(out[0, :3][:, inside], crop[0, :3][:, inside])
+    fill = crop[0, :3][:, ~inside].mean(1)  # outside: the mean colour there
+    assert torch.allclose(out[0, :3][:, ~inside], fill[:, None].expand(3, int((~inside).sum())))
+    assert len(mask_outside(torch.zeros(0, 4, 8, 8))) == 0
+
+    data = load_split(split, "train", limit_images=3, progress=False)
+    base, _ = train_nscl(data, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
+    masked = ConceptLearner(dataclasses.replace(base.config, mask_crop=True)).eval()
+    _load_init(masked, base.eval(), "a.pt")  # the same weights: the option changes the input only
+    crops, boxes = data.objects([0, 1, 2])
+    moved = []  # the pixels outside every mask shuffled within each crop (their mean kept)
+    for c in crops:
+        c = c.clone()
+        for k in range(len(c)):
+            away = c[k, 3] == 0
+            rgb = c[k, :3][:, away]
+            c[k, :3][:, away] = rgb[:, torch.randperm(rgb.shape[1], generator=torch.Generator().manual_seed(k))]
+        moved.append(c)
+    with torch.no_grad():
+        a, b = masked(crops, boxes), masked(moved, boxes)
+        plain_a, plain_b = base(crops, boxes), base(moved, boxes)
+        same = base([mask_outside(c) for c in crops], boxes)
+    for g in a.attributes:  # a neighbour's pixels do not reach the masked model
+        assert torch.allclose(a.attributes[g], b.attributes[g], atol=1e-5)
+        assert torch.allclose(a.attributes[g], same.attributes[g], atol=1e-5)
+    assert not torch.allclose(plain_a.attributes["material"], plain_b.attributes["material"], atol=1e-5)
+    out = tmp_path / "b.pt"  # from pixels the perceiver's model masks as training did; the flag is recorded
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "3", "--epochs", "1", "--curriculum", "0:0",
+                 "--init", str(tmp_path / "a.pt"), "--mask-crop", "--out", str(out), "--quiet"]) == 0
+    model, meta = load_nscl(out)
+    assert model.config.mask_crop and "--mask-crop" in meta["command"] and not base.config.mask_crop
+    assert any((x - y).abs().max() > 0 for x, y in zip(model.parameters(), base.parameters(), strict=True))
+    assert not load_nscl(tmp_path / "a.pt")[0].config.mask_crop  # a file written before the option reads it off
+    perceiver = NSCLPerceiver.from_checkpoint(out)
+    item = ClevrDataset(split, "train")[0]
+    scene = perceiver(item["image"])
+    found = perceiver.proposals.instance_masks(item["image"])
+    c, b = image_objects(item["image"], found, model.config.input_size)
+    unmasked = ConceptLearner(dataclasses.replace(model.config, mask_crop=False))
+    unmasked.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        want = unmasked.eval()([mask_outside(c.float().div(255.0))], [b])
+    assert torch.allclose(perceiver.scores_of(scene).attributes["material"], want.attributes["material"], atol=1e-5)
