@@ -14,7 +14,7 @@ BUILT_IN = ("selective", "polyphase", "warped", "tsm", "ctcn", "pgcn", "dve", "a
             "av-correspondence", "avol-net", "vatt", "sound-of-pixels",
             "sound-of-motions", "vae", "gan",
             "deep-image-prior", "score-manifold", "gan-dissection", "masked-conv-ae", "net2vec",
-            "meaningful-perturbation", "promotion-suppression", "scaffold", "curveball", "curveball-digits",
+            "meaningful-perturbation", "promotion-suppression", "scaffold", "curveball", "curveball-digits", "curveball-attributes",
             "distillation",
             "defensive-quantization", "trap-and-replace", "residual-adapters", "once-for-all")
 

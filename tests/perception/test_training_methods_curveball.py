@@ -9,11 +9,13 @@ from torch import nn
 
 from perception.benchmark import train_steps
 from perception.training_methods.curveball import (
+    AttributeLogits,
     BasicCNN,
     CropAttributeNet,
     CurveBall,
     attribute_loss,
     gauss_newton_product,
+    median_steps,
     steps_to_loss,
     steps_to_target,
 )
@@ -324,3 +326,66 @@ def test_with_batch_norm_the_products_use_the_batch_statistics_and_leave_the_run
     assert int(bn.num_batches_tracked) == before[2] + 1
     net = BasicCNN(width=4, batch_norm=True)
     assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 4 and net(torch.rand(3, 1, 16, 16)).shape == (3, 10)
+
+
+def test_median_steps_counts_a_run_that_never_reaches_the_target_as_the_budget():
+    assert median_steps([12, 7, 30], budget=201) == 12.0
+    assert median_steps([12, None, None], budget=201) == 201.0  # two of three seeds never: the median never either
+    assert median_steps([None, 5, 9], budget=201) == 9.0
+    assert median_steps([4, 6], budget=9) == 5.0
+    with pytest.raises(ConfigError, match="at least one"):
+        median_steps([], budget=9)
+
+
+def test_the_attribute_network_as_one_output_trains_by_curveball_with_its_centre_head_frozen():
+    from perception.derender.attributes import AttributeConfig
+
+    torch.manual_seed(0)
+    model = AttributeLogits(AttributeConfig(crop_size=16, width=2)).train()
+    crops, boxes = torch.randn(6, 4, 16, 16), torch.rand(6, 4)
+    labels = torch.stack([torch.randint(n, (6,)) for n in model.sizes], 1)
+    out = model((crops, boxes))
+    assert model.names == ("shape", "color", "material", "size") and out.shape == (6, 3 + 8 + 2 + 2)
+    logits, _ = model.net(crops, boxes)
+    expected = sum(F.cross_entropy(logits[a], labels[:, i]) for i, a in enumerate(model.names))
+    assert torch.allclose(model.loss(out, labels), expected)
+    centre = [p.detach().clone() for p in model.net.centre.parameters()]
+    solver, w0 = CurveBall(model, lambd=1.0), [p.detach().clone() for p in model.parameters() if p.requires_grad]
+    loss_fn = lambda o: model.loss(o, labels)  # noqa: E731
+    losses = []
+    for _ in range(3):
+        solver.zero_grad()
+        loss = loss_fn(model((crops, boxes)))
+        loss.backward()
+        solver.bind((crops, boxes), loss_fn)
+        solver.step()
+        losses.append(float(loss.detach()))
+    assert all(torch.equal(a, b) for a, b in zip(centre, model.net.centre.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(w0, (p for p in model.parameters() if p.requires_grad), strict=True))
+    assert losses[-1] < losses[0]
+
+
+def test_the_attribute_race_decides_by_the_median_over_training_seeds_at_its_primary_target():
+    from benchmarks.perception_bench import run_perception_bench
+    from perception.training_methods.curveball import _ATTR_FULL, _AttributeRace
+
+    result = run_perception_bench("curveball-attributes", quick=True, seed=3)
+    figures = result["figures"]
+    assert [c["name"] for c in result["checks"]] == ["iterations to loss 4"]  # the primary target alone decides
+    assert figures["training_seeds"] == [3000, 3001]
+    for target, per_side in figures["steps_to_target"].items():
+        for side, by_key in per_side.items():
+            assert len(by_key) == 2 and all(len(counts) == 2 for counts in by_key.values())  # 2 seeds per point
+            medians = {k: median_steps(c, budget=5) for k, c in by_key.items()}
+            assert figures["median_steps"][target][side] == medians
+            assert medians[str(figures["best"][target][side])] == min(medians.values())
+    check = result["checks"][0]
+    best = figures["best"]["4.0"]
+    assert check["ours"] == figures["median_steps"]["4.0"]["curveball"][str(best["curveball"])]
+    assert check["ablation"] == figures["median_steps"]["4.0"]["adam"][str(best["adam"])]
+    assert check["passed"] is (check["ours"] < 5 and check["ours"] <= 0.6 * check["ablation"])
+    # every grid point of both sides starts training seed k from the same network: the first reading agrees
+    assert len(figures["loss_curve"]) == 2 and len({c[0] for c in figures["loss_curve"].values()}) == 1
+    assert _ATTR_FULL.primary in _ATTR_FULL.targets and _ATTR_FULL.seeds >= 3
+    with pytest.raises(ConfigError, match="primary"):
+        _AttributeRace(_ATTR_FULL.size, (1, 1), (1e-3,), (1.0,), seeds=2, targets=(1.0,), primary=0.5)
