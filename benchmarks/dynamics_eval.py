@@ -57,7 +57,8 @@ import numpy as np
 
 from physics.errors import CheckpointError
 from physics.io import PathLike, atomic_write_bytes
-from physics.models import MODELS, load_model, prescribed_nodes, rigidity_error, rollout_errors
+from physics.models import MODELS, load_model, rigidity_error, rollout_errors
+from physics.models.rollout import CONTAINER_MARGIN, outside_container
 from physics.trajectory import Trajectory
 
 __all__ = [
@@ -67,8 +68,6 @@ __all__ = [
 
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parents[1] / "physics" / "models" / "checkpoints"
 GIF_FRAMES = 50  # frames kept in the rollout GIF (evenly spaced)
-# an MPM particle may sink up to one grid cell (1/64 m) into a wall; the recordings stay within 0.016 m
-CONTAINER_MARGIN = 0.02
 MIN_FRAME_MS = 40  # viewers show GIF delays under 20 ms as 100 ms; 40 ms is 25 frames/s
 
 
@@ -125,16 +124,8 @@ def left_container(trajs: Sequence[Trajectory], positions: Sequence[np.ndarray],
     Returns:
         The mean fraction in [0, 1], or None when no trajectory has both wall markers and moving particles.
     """
-    fractions = []
-    for traj, pos in zip(trajs, positions, strict=True):
-        walls = prescribed_nodes(traj)
-        if not walls.any() or walls.all():
-            continue
-        last = np.asarray(pos)[-1]
-        lo, hi = last[walls].min(0) - margin, last[walls].max(0) + margin
-        free = last[~walls]
-        out = (free[:, :-1] < lo[:-1]).any(1) | (free[:, :-1] > hi[:-1]).any(1) | (free[:, -1] < lo[-1])
-        fractions.append(float(out.mean()))
+    fractions = [f for traj, pos in zip(trajs, positions, strict=True)
+                 if (f := outside_container(traj, pos, margin)) is not None]
     return float(np.mean(fractions)) if fractions else None
 
 

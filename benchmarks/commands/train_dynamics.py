@@ -52,6 +52,8 @@ def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     # off: as before they existed (the wall projection only matters to the rollout check)
     skip = () if cfg.select_rollouts else ("select_rollouts",)
     skip += () if cfg.select_rollouts and cfg.wall_projection else ("wall_projection",)
+    skip += () if cfg.select_rollouts and cfg.select_max_outside < 1.0 else ("select_max_outside",)
+    skip += () if cfg.rebuild_edges else ("rebuild_edges",)
     parts += config_flags(cfg, skip=skip)
     for item in args.set or []:
         parts += ["--set", item]

@@ -176,6 +176,19 @@ class GraphBuilder:
             root_of[free] = labels + int(root_of.max()) + 1
         return root_of
 
+    def neighbor_edges(self, pos: Tensor, batch: Tensor | None = None) -> Tensor:
+        """The dynamic neighbour edges ``[2, E]`` (``Relation.NEIGHBOR``) of positions ``pos`` ``[N, D]``:
+        pairs within ``config.radius`` (at most ``max_neighbors`` senders per receiver), none joining
+        two graphs of ``batch``; what :meth:`build` adds, and what a training unroll rebuilds each step.
+
+        Raises:
+            ConfigError: the config has no radius.
+        """
+        cfg = self.config
+        if cfg.radius is None:
+            raise ConfigError("graph builder: neighbour edges need GraphConfig.radius; it is None")
+        return _SEARCH[cfg.neighbor_search](pos, cfg.radius, batch=batch, max_neighbors=cfg.max_neighbors)
+
     def build(
         self,
         pos_hist: Tensor,
@@ -242,7 +255,7 @@ class GraphBuilder:
             types.append(torch.full((fe.shape[1],), Relation.FIXED, dtype=torch.long, device=dev))
             attrs.append(fa.float())
         if cfg.radius is not None:
-            ne = _SEARCH[cfg.neighbor_search](pos_hist[-1], cfg.radius, batch=batch, max_neighbors=cfg.max_neighbors)
+            ne = self.neighbor_edges(pos_hist[-1], batch)
             parts.append(ne)
             types.append(torch.full((ne.shape[1],), Relation.NEIGHBOR, dtype=torch.long, device=dev))
             attrs.append(torch.zeros(ne.shape[1], b, device=dev))

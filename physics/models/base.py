@@ -29,13 +29,14 @@ whole rollout.
 from __future__ import annotations
 
 import abc
+import copy
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from physics.errors import StateError
-from physics.graph.builder import NUM_RELATIONS, NodeType, Relation, box_distances
+from physics.graph.builder import NUM_RELATIONS, GraphBuilder, NodeType, Relation, box_distances
 from physics.models.config import ModelConfig, WorldPreset
 from physics.models.contact import CONTACT_FEATURES, contact_features
 from physics.models.layers import mlp
@@ -206,7 +207,7 @@ class DynamicsModel(nn.Module, abc.ABC):
             nxt = shape_match(pos_hist[:, -1], nxt, group)
         return nxt
 
-    def loss(self, g: Data, generator: torch.Generator | None = None) -> Tensor:
+    def loss(self, g: Data, generator: torch.Generator | None = None, rebuild_edges: bool = False) -> Tensor:
         """Rollout loss: MSE of predicted positions in units of the one-step target's std
         (leaves; observed leaves in the partially observable mode), with GNS input noise
         on the first history in training.
@@ -214,10 +215,15 @@ class DynamicsModel(nn.Module, abc.ABC):
         One step ahead (``g.target_pos``) for one-step samples.  For K-step samples
         (``g.target_seq`` ``[M, K, D]``, see :mod:`physics.models.data`) the model rolls
         out K steps on its own predictions, as in a test rollout, and the K errors are
-        averaged; gradients flow through the whole unroll.  Within the unroll the
-        edges stay those of the first state (rollouts rebuild the neighbours every
-        step; over a few steps the two differ little) and the root positions are
+        averaged; gradients flow through the whole unroll.  The root positions are
         the means of their leaves' predictions, as the graph builder makes them.
+        Within the unroll the edges stay those of the first state, unless
+        ``rebuild_edges``: then before every step after the first the dynamic
+        neighbour edges (``Relation.NEIGHBOR``, wall markers included) are searched
+        again among the predicted leaf positions, as a test rollout's graph builder
+        does (:meth:`with_neighbors_of`); fixed and hierarchy edges stay those of the
+        first state (``box_bounds`` too).  A particle that reaches a wall within the
+        unroll then sees the wall's markers.
         """
         pos_hist = g.pos_hist
         if self.training and self.config.noise_std > 0:
@@ -236,7 +242,27 @@ class DynamicsModel(nn.Module, abc.ABC):
             total = total + (err**2).mean()
             if k + 1 < horizon:
                 pos_hist = torch.cat([pos_hist[:, 1:], self._roots_as_leaf_means(g, nxt)[:, None]], dim=1)
+                if rebuild_edges:
+                    g = self.with_neighbors_of(g, pos_hist[:, -1])
         return total / horizon
+
+    def with_neighbors_of(self, g: Data, pos: Tensor) -> Data:
+        """A shallow copy of graph (batch) ``g`` whose dynamic neighbour edges are those of the leaf
+        positions ``pos`` ``[M, D]`` (:meth:`GraphBuilder.neighbor_edges`, no edge between two graphs
+        of a batch); the other edges (fixed, hierarchy) and every node field are kept.
+
+        Raises:
+            ConfigError: the model's graph has no neighbour radius.
+        """
+        rows = (g.node_type == NodeType.LEAF).nonzero(as_tuple=True)[0]
+        batch = g.batch[rows] if getattr(g, "batch", None) is not None else None
+        ne = rows[GraphBuilder(self.config.graph).neighbor_edges(pos[rows].detach(), batch)]
+        keep = g.edge_type != Relation.NEIGHBOR
+        out = copy.copy(g)
+        out.edge_index = torch.cat([g.edge_index[:, keep], ne], 1)
+        out.edge_type = torch.cat([g.edge_type[keep], torch.full_like(ne[0], int(Relation.NEIGHBOR))])
+        out.edge_attr = torch.cat([g.edge_attr[keep], g.edge_attr.new_zeros(ne.shape[1], g.edge_attr.shape[1])])
+        return out
 
     @staticmethod
     def _roots_as_leaf_means(g: Data, pos: Tensor) -> Tensor:

@@ -45,7 +45,11 @@ from physics.models.base import DynamicsModel
 from physics.models.data import trajectory_tensors
 from physics.trajectory import Trajectory
 
-__all__ = ["rollout", "rollout_errors", "prescribed_nodes", "container_box", "project_into_container", "rigid_ids"]
+__all__ = ["rollout", "rollout_errors", "prescribed_nodes", "container_box", "project_into_container", "rigid_ids",
+           "outside_container", "CONTAINER_MARGIN"]
+
+# an MPM particle may sink up to one grid cell (1/64 m) into a wall; the recordings stay within 0.016 m
+CONTAINER_MARGIN = 0.02
 
 
 def prescribed_nodes(traj: Trajectory) -> np.ndarray:
@@ -77,6 +81,26 @@ def container_box(positions: torch.Tensor, walls: torch.Tensor) -> tuple[torch.T
     hi = marks.max(0).values.clone()
     hi[-1] = float("inf")
     return lo, hi
+
+
+def outside_container(traj: Trajectory, positions: np.ndarray, margin: float = CONTAINER_MARGIN) -> float | None:
+    """The fraction of moving particles (not wall markers) outside their container at the last frame
+    of ``positions`` ``[T, N, D]`` (recorded or predicted for ``traj``), or None when ``traj`` has no
+    wall markers or nothing else.
+
+    The container is what the wall markers outline in that frame (:func:`container_box`: between
+    their smallest and largest coordinate on every axis but the last, above their lowest point on
+    the last, up, axis; open on top); a particle counts as outside when it lies more than ``margin``
+    (scene units) beyond it.  The benchmark's ``left_container`` is its mean over trajectories.
+    """
+    walls = prescribed_nodes(traj)
+    if not walls.any() or walls.all():
+        return None
+    last = np.asarray(positions)[-1]
+    lo, hi = last[walls].min(0) - margin, last[walls].max(0) + margin
+    free = last[~walls]
+    out = (free[:, :-1] < lo[:-1]).any(1) | (free[:, :-1] > hi[:-1]).any(1) | (free[:, -1] < lo[-1])
+    return float(out.mean())
 
 
 def project_into_container(positions: torch.Tensor, walls: torch.Tensor, rigid: torch.Tensor) -> torch.Tensor:

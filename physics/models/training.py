@@ -31,7 +31,15 @@ that turns NaN/inf scores ``inf``.  With ``init`` the starting weights compete a
 so a continuation that only breaks the rollouts leaves ``model.pt`` at its start.  The
 one-step validation loss can fall while the rollouts break (``docs/results/particles.md``,
 ``fluidshake``); this option costs N rollouts per epoch.  Off (0), nothing changes: the flag
-is not stored, so runs started before it existed resume as before.
+is not stored, so runs started before it existed resume as before.  With ``select_max_outside``
+L < 1 (particle worlds) the check also measures the mean fraction of moving particles outside
+the container at the rollouts' last frame (:func:`~physics.models.rollout.outside_container`,
+the bench's ``left_container``; ``valid_rollout_outside`` in ``loss.jsonl``), and epochs rank by
+``(max(0, outside - L), rollout MSE)``: an epoch within the limit beats every epoch past it, and
+past it the one with less outside wins, so a lower error bought by letting the fluid out is not
+kept.  ``rebuild_edges`` (with ``rollout_steps`` K > 1) rebuilds the neighbour edges from the
+predicted positions before every unrolled step (:meth:`DynamicsModel.loss`).  Either option,
+left at its default, is not stored.
 
 ``resume=True`` continues from ``checkpoint.pt``: the result is bit-identical to an
 uninterrupted run.  Only ``threads`` and ``device`` may differ from the run's
@@ -67,7 +75,7 @@ from physics.models.base import DynamicsModel
 from physics.models.config import config_to_dict
 from physics.models.data import make_samples
 from physics.models.resolver import save_model
-from physics.models.rollout import rollout_errors
+from physics.models.rollout import outside_container, rollout_errors
 from physics.training import ExponentialDecay, RunLog, TrainLoop
 from physics.training.distributed import init_distributed, rank_share, world_info
 from physics.trajectory import Trajectory
@@ -97,8 +105,18 @@ class TrainConfig:
         default=False, metadata={"help": "with --select-rollouts: project the rollouts' particles back inside the "
                                 "container the wall markers outline, as nesy bench dynamics does (particle worlds)"}
     )
+    select_max_outside: float = field(
+        default=1.0, metadata={"help": "with --select-rollouts: an epoch whose rollouts leave more than this fraction "
+                               "of the moving particles outside the container at the last frame (the bench's "
+                               "left_container) ranks behind every epoch within it, and among such epochs the one "
+                               "with less outside wins (particle worlds; 1: no limit)"}
+    )
     rollout_steps: int = field(
         default=1, metadata={"help": "train on K-step rollouts of the model's own predictions (1: one-step targets)"}
+    )
+    rebuild_edges: bool = field(
+        default=False, metadata={"help": "with --rollout-steps K > 1: search the neighbour edges again from the "
+                                 "predicted positions before every unrolled step (default: the first state's edges)"}
     )
     init: str | None = field(
         default=None, metadata={"help": "start from this model file's weights and normalisers (same model and "
@@ -114,6 +132,8 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.select_rollouts < 0:
             raise ConfigError(f"TrainConfig.select_rollouts must be >= 0, got {self.select_rollouts}")
+        if not 0.0 <= self.select_max_outside <= 1.0:
+            raise ConfigError(f"TrainConfig.select_max_outside must be a fraction in [0, 1], got {self.select_max_outside}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ConfigError(f"learning rates must be positive, got lr={self.lr}, lr_final={self.lr_final}")
 
@@ -139,26 +159,41 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["select_rollouts"]
     if not (flags.get("select_rollouts") and flags["wall_projection"]):
         del flags["wall_projection"]  # only a projected rollout check stores it
+    if not (flags.get("select_rollouts") and flags["select_max_outside"] < 1.0):
+        del flags["select_max_outside"]  # only a containment-limited rollout check stores it
+    if not flags["rebuild_edges"]:
+        del flags["rebuild_edges"]
     return flags
 
 
 def _rollout_score(model: DynamicsModel, trajs: list[Trajectory], device: torch.device,
-                   wall_projection: bool = False) -> float:
-    """Mean full-rollout position MSE of ``model`` on ``trajs``; ``inf`` when a rollout turns NaN/inf."""
+                   wall_projection: bool = False) -> tuple[float, float]:
+    """Mean full-rollout position MSE of ``model`` on ``trajs`` and the mean fraction of moving particles
+    outside the container at the last frame (:func:`outside_container`; 0 where a trajectory has no
+    wall markers); ``(inf, 1.0)`` when a rollout turns NaN/inf."""
     try:
-        mse = rollout_errors(model, trajs, horizons=(), device=device, wall_projection=wall_projection)["mse_full"]
+        res = rollout_errors(model, trajs, horizons=(), device=device, wall_projection=wall_projection)
     except StateError:
-        return float("inf")
-    return mse if math.isfinite(mse) else float("inf")
+        return float("inf"), 1.0
+    mse = res["mse_full"]
+    if not math.isfinite(mse):
+        return float("inf"), 1.0
+    outside = [outside_container(t, p) for t, p in zip(trajs, res["predictions"], strict=True)]
+    return mse, float(sum(f or 0.0 for f in outside) / len(trajs))
+
+
+def _excess(outside: float, limit: float) -> float:
+    """How far a rollout check's outside fraction lies past ``select_max_outside`` (0: within it)."""
+    return max(0.0, outside - limit) if limit < 1.0 else 0.0
 
 
 @torch.no_grad()
-def _evaluate(model: DynamicsModel, loader: DataLoader, device: torch.device) -> float:
+def _evaluate(model: DynamicsModel, loader: DataLoader, device: torch.device, rebuild_edges: bool = False) -> float:
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
         batch = batch.to(device)
-        total += float(model.loss(batch)) * batch.num_graphs
+        total += float(model.loss(batch, rebuild_edges=rebuild_edges)) * batch.num_graphs
         count += batch.num_graphs
     return total / max(count, 1)
 
@@ -222,8 +257,12 @@ def train(
     if select:
         meta["selected_by"] = f"full-rollout MSE on {len(select_trajs)} validation trajectories"
     ckpt_path = out / "checkpoint.pt"
-    # best: the kept epoch's score (one-step validation loss, or full-rollout MSE with select_rollouts)
-    best: dict[str, Any] = {"loss": float("inf"), "valid": float("inf"), "epoch": None}
+    # best: the kept epoch's score (one-step validation loss, or full-rollout MSE with select_rollouts),
+    # and with select_max_outside its rollouts' excess of fluid outside the container (ranked first)
+    best: dict[str, Any] = {"loss": float("inf"), "valid": float("inf"), "epoch": None, "excess": float("inf")}
+    limit = config.select_max_outside
+    if select and limit < 1.0:
+        meta["selected_by"] += f", epochs with at most {limit:g} of the moving particles outside the container first"
     info: dict[str, Any] = dict(meta)
 
     def payload() -> dict[str, Any]:
@@ -248,9 +287,10 @@ def train(
         flags=_flags(config), command=str(meta.get("command", "")), payload=payload,
         weights_key="state_dict", grad_clip=config.grad_clip,
         log=RunLog(out / "loss.jsonl", tensorboard=out / "tb"), may_change=RESUMABLE_CHANGES,
-        extra_state=lambda: {"best": best["loss"], **({"best_valid": best["valid"], "best_epoch": best["epoch"]} if select else {})},
+        extra_state=lambda: {"best": best["loss"], **({"best_valid": best["valid"], "best_epoch": best["epoch"]} if select else {}),
+                             **({"best_excess": best["excess"]} if select and limit < 1.0 else {})},
         load_extra=lambda e: best.update(loss=float(e["best"]), valid=e.get("best_valid", best["valid"]),
-                                         epoch=e.get("best_epoch", best["epoch"])),
+                                         epoch=e.get("best_epoch", best["epoch"]), excess=e.get("best_excess", best["excess"])),
         desc=model.name, progress=progress, loss_key="train_loss", distributed=True, world=world,
     )
     resumed = resume and loop.resume(check=same_model)
@@ -265,15 +305,16 @@ def train(
     valid_loader = DataLoader(valid_graphs, batch_size=config.batch_size * 4) if valid_graphs else None
     if select and config.init and not resumed:
         # the starting weights compete too: a continuation that breaks the rollouts keeps them
-        score = _rollout_score(model, select_trajs, device, config.wall_projection)
-        valid_loss = _evaluate(model, valid_loader, device) if valid_loader else float("nan")
-        best.update(loss=score, valid=valid_loss, epoch=0)
+        score, outside = _rollout_score(model, select_trajs, device, config.wall_projection)
+        valid_loss = _evaluate(model, valid_loader, device, config.rebuild_edges) if valid_loader else float("nan")
+        best.update(loss=score, valid=valid_loss, epoch=0, excess=_excess(outside, limit))
         info.update({**meta, "epoch": 0, "valid_loss": valid_loss, "valid_rollout_mse": score,
-                     "train_seconds": 0.0, "train_config": _flags(config)})
+                     "valid_rollout_outside": outside, "train_seconds": 0.0, "train_config": _flags(config)})
         if world.is_main:
             save_model(out / "model.pt", model, info)
         if progress and world.is_main:
-            tqdm.write(f"{model.name} epoch 0 (--init weights): valid {valid_loss:.4g} rollout {score:.4g}")
+            tqdm.write(f"{model.name} epoch 0 (--init weights): valid {valid_loss:.4g} rollout {score:.4g} "
+                       f"outside {outside:.3f}")
     current: dict[str, torch.Generator] = {}
 
     def batches(epoch: int):
@@ -291,24 +332,28 @@ def train(
                 yield Batch.from_data_list([train_graphs[i] for i in rank_share(indices, world)]).to(device)
 
     def step(batch) -> dict[str, Any]:
-        return {"train_loss": model.loss(batch, generator=current["gen"]), "weight": batch.num_graphs}
+        return {"train_loss": model.loss(batch, generator=current["gen"], rebuild_edges=config.rebuild_edges),
+                "weight": batch.num_graphs}
 
     def end_epoch(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
-        valid_loss = _evaluate(model, valid_loader, device) if valid_loader else record["train_loss"]
+        valid_loss = _evaluate(model, valid_loader, device, config.rebuild_edges) if valid_loader else record["train_loss"]
         info.clear()
         info.update({**meta, "epoch": epoch + 1, "valid_loss": valid_loss,
                      "train_seconds": round(loop.seconds, 2), "train_config": _flags(config)})
         result = {"valid_loss": valid_loss}
-        score = valid_loss
+        score, excess = valid_loss, 0.0
         if select:
-            score = _rollout_score(model, select_trajs, device, config.wall_projection)
+            score, outside = _rollout_score(model, select_trajs, device, config.wall_projection)
             result["valid_rollout_mse"] = info["valid_rollout_mse"] = score
-        if score < best["loss"] or (select and best["epoch"] is None):
-            best.update(loss=score, valid=valid_loss, epoch=epoch + 1)
+            result["valid_rollout_outside"] = info["valid_rollout_outside"] = outside
+            excess = _excess(outside, limit)
+        better = (excess, score) < (best["excess"], best["loss"]) if select and limit < 1.0 else score < best["loss"]
+        if better or (select and best["epoch"] is None):
+            best.update(loss=score, valid=valid_loss, epoch=epoch + 1, excess=excess)
             if world.is_main:
                 save_model(out / "model.pt", model, info)
         if progress and world.is_main:
-            rollout = f" rollout {score:.4g}" if select else ""
+            rollout = f" rollout {score:.4g} outside {result['valid_rollout_outside']:.3f}" if select else ""
             tqdm.write(f"{model.name} epoch {epoch + 1}: train {record['train_loss']:.4g} valid {valid_loss:.4g}{rollout} "
                        f"({loop.seconds:.0f} s)")
         return result
