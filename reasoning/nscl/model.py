@@ -16,7 +16,8 @@ feature joins every object's.  With ``max_pool`` the last feature map of the det
 pixels of a face, which an average dilutes); that feature comes last.  With ``mask_crop`` every
 crop's RGB outside its object's mask is replaced by the mean colour there (:func:`mask_outside`):
 the neighbours that a crop's box takes in (their pixels, their highlights) are hidden, the light's
-level around the object is kept.  Per attribute group (colour, shape,
+level around the object is kept; ``mask_dilate`` grows the mask that hides by that many crop pixels
+first (a proposal mask misses a rim of its object; the mask channel itself stays).  Per attribute group (colour, shape,
 material, size) a linear map takes it into that group's concept space, where
 every concept (``red``, ``cube``, ...) is one learned embedding; the object's
 logit for a concept is the paper's
@@ -66,6 +67,13 @@ class ConceptConfig:
     context_size: int = 0  # 0: none; C: the whole image at C x 3C/2 px, read by a context CNN whose feature joins every object's
     max_pool: bool = False  # also max-pool the last feature map of the detail CNN (or of the CNN without one); its 4w columns come last
     mask_crop: bool = False  # RGB outside the object's mask replaced by the crop's mean colour there (mask_outside), for every CNN
+    mask_dilate: int = 0  # with mask_crop: the mask that hides grown by this many pixels of the input_size crop first
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mask_dilate, int) or self.mask_dilate < 0:
+            raise ValueError(f"ConceptConfig.mask_dilate: give a number of crop pixels >= 0, got {self.mask_dilate!r}")
+        if self.mask_dilate and not self.mask_crop:
+            raise ValueError(f"ConceptConfig.mask_dilate {self.mask_dilate}: dilates the mask of mask_crop, which is off")
 
     @property
     def input_size(self) -> int:
@@ -195,7 +203,7 @@ class ConceptLearner(nn.Module):
         """
         peak = None
         if self.config.mask_crop:
-            crops = mask_outside(crops)
+            crops = mask_outside(crops, self.config.mask_dilate)
         if self.detail_cnn is None:  # the CNN pools adaptively: it reads crops of any side as they come
             parts = [*self._pooled(self.cnn, crops), boxes]
             peak = parts.pop(1)
@@ -329,20 +337,28 @@ def recolour(crops: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return torch.cat([rgb, crops[:, 3:]], dim=1)
 
 
-def mask_outside(crops: Tensor) -> Tensor:
+def mask_outside(crops: Tensor, dilate: int = 0) -> Tensor:
     """``[K, 4, S, S]`` crops with the RGB outside each object's mask replaced by the crop's mean colour there.
 
     The mask channel ``m`` (soft at the edges, as the crops are resampled) blends: ``rgb m + fill (1 - m)``,
     where ``fill`` is the crop's mean RGB weighted by ``1 - m`` (the ground and whatever else lies
     around the object, so the light's level stays); a crop that is all object keeps its pixels.
-    The mask channel is kept.
+    With ``dilate`` d > 0, ``m`` is first grown by d pixels (the maximum over a (2d+1)-pixel square
+    about each pixel), so a rim of the object that its (proposal) mask missed stays visible.
+    The mask channel is kept as it came.
+
+    Raises:
+        ValueError: ``dilate`` negative.
     """
+    if dilate < 0:
+        raise ValueError(f"mask_outside: dilate by a number of pixels >= 0, got {dilate}")
     if not len(crops):
         return crops
-    rgb, m = crops[:, :3], crops[:, 3:]
+    rgb, mask = crops[:, :3], crops[:, 3:]
+    m = F.max_pool2d(mask, 2 * dilate + 1, stride=1, padding=dilate) if dilate else mask
     out = 1.0 - m
     fill = (rgb * out).sum((-2, -1), keepdim=True) / out.sum((-2, -1), keepdim=True).clamp_min(1e-6)
-    return torch.cat([rgb * m + fill * out, m], dim=1)
+    return torch.cat([rgb * m + fill * out, mask], dim=1)
 
 
 def _slots(counts: Sequence[int], device: torch.device | None = None) -> tuple[Tensor, Tensor]:

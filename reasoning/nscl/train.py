@@ -131,6 +131,12 @@ class NSCLTrainConfig:
                           "the crop's mean colour there: the neighbours a crop's box takes in are hidden. Recorded "
                           "in the model; an --init model without it may start the run"},
     )
+    mask_dilate: int = field(
+        default=0,
+        metadata={"help": "with --mask-crop: grow the mask that hides by this many crop pixels (of the crop side the "
+                          "model reads, --detail-size if set) first, so the rim of an object that its proposal mask "
+                          "missed stays visible (recorded in the model)"},
+    )
     part_lr: str = field(
         default="",
         metadata={"help": "PART:F,... : the learning rate of a part of the model times F (parts: detail, the detail "
@@ -154,6 +160,9 @@ class NSCLTrainConfig:
                 f"detail size: give 0 (none) or a crop side larger than the crop size {self.crop_size}, "
                 f"got {self.detail_size}"
             )
+        if self.mask_dilate < 0 or self.mask_dilate and not self.mask_crop:
+            raise ConfigError(f"mask dilate: give a number of crop pixels >= 0, with --mask-crop, got {self.mask_dilate}"
+                              f"{'' if self.mask_crop else ' without --mask-crop'}")
         if self.context_size and self.context_size < 16 or self.context_size < 0:
             raise ConfigError(f"context size: give 0 (none) or an image height of at least 16 pixels, got {self.context_size}")
         if self.schedule not in SCHEDULES:
@@ -378,7 +387,8 @@ def train_nscl(
     model = ConceptLearner(
         dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual,
                             test_flip=config.test_flip, detail_size=config.detail_size,
-                            context_size=config.context_size, max_pool=config.max_pool, mask_crop=config.mask_crop)
+                            context_size=config.context_size, max_pool=config.max_pool, mask_crop=config.mask_crop,
+                            mask_dilate=config.mask_dilate)
     )
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
@@ -501,7 +511,7 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
     same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual,
                                test_flip=model.config.test_flip, detail_size=model.config.detail_size,
                                context_size=model.config.context_size, max_pool=model.config.max_pool,
-                               mask_crop=model.config.mask_crop)
+                               mask_crop=model.config.mask_crop, mask_dilate=model.config.mask_dilate)
     grows_detail = model.detail_cnn is not None and start.detail_cnn is None
     grows_context = model.context_cnn is not None and start.context_cnn is None
     grows_max = model.config.max_pool and not start.config.max_pool

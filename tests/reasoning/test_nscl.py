@@ -698,3 +698,45 @@ def test_mask_crop_hides_what_lies_outside_the_object_and_can_start_from_a_model
     with torch.no_grad():
         want = unmasked.eval()([mask_outside(c.float().div(255.0))], [b])
     assert torch.allclose(perceiver.scores_of(scene).attributes["material"], want.attributes["material"], atol=1e-5)
+
+
+def test_mask_dilate_keeps_the_rim_a_proposal_mask_missed_and_hides_what_lies_beyond(split, tmp_path):
+    from reasoning.nscl.model import ConceptConfig, mask_outside
+
+    crop = torch.rand(1, 4, 9, 9)
+    crop[:, 3] = 0.0
+    crop[0, 3, 3:6, 3:6] = 1.0  # a 3 x 3 mask
+    out = mask_outside(crop, 1)
+    kept = torch.zeros(9, 9, dtype=torch.bool)
+    kept[2:7, 2:7] = True  # the mask grown by one pixel
+    assert torch.equal(out[0, 3], crop[0, 3])  # the mask channel as it came
+    assert torch.equal(out[0, :3][:, kept], crop[0, :3][:, kept])  # the rim is kept
+    fill = crop[0, :3][:, ~kept].mean(1)  # beyond it: the mean colour there
+    assert torch.allclose(out[0, :3][:, ~kept], fill[:, None].expand(3, int((~kept).sum())))
+    assert torch.equal(mask_outside(crop, 0), mask_outside(crop))
+    rim = kept & (crop[0, 3] == 0)
+    assert not torch.allclose(mask_outside(crop)[0, :3][:, rim], crop[0, :3][:, rim])  # undilated, the rim is hidden
+    with pytest.raises(ValueError, match="dilate"):
+        mask_outside(crop, -1)
+    with pytest.raises(ValueError, match="mask_crop"):
+        ConceptConfig(mask_dilate=2)
+    for bad in (["--mask-dilate", "2"], ["--mask-crop", "--mask-dilate", "-1"]):  # refused by name
+        with pytest.raises(ConfigError, match="mask dilate"):
+            NSCLTrainConfig(**{"mask_crop": "--mask-crop" in bad, "mask_dilate": int(bad[-1])})
+
+    data = load_split(split, "train", limit_images=2, progress=False)
+    base, _ = train_nscl(data, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "a.pt", progress=False)
+    grown = ConceptLearner(dataclasses.replace(base.config, mask_crop=True, mask_dilate=2)).eval()
+    _load_init(grown, base.eval(), "a.pt")
+    crops, boxes = data.objects([0, 1])
+    with torch.no_grad():  # the model reads exactly the dilated masking of its crops
+        got = grown(crops, boxes)
+        want = base([mask_outside(c, 2) for c in crops], boxes)
+    for g in got.attributes:
+        assert torch.allclose(got.attributes[g], want.attributes[g], atol=1e-5)
+    out = tmp_path / "b.pt"
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--epochs", "1", "--curriculum", "0:0",
+                 "--init", str(tmp_path / "a.pt"), "--mask-crop", "--mask-dilate", "2", "--out", str(out), "--quiet"]) == 0
+    model, meta = load_nscl(out)
+    assert model.config.mask_crop and model.config.mask_dilate == 2 and "--mask-dilate 2" in meta["command"]
+    assert load_nscl(tmp_path / "a.pt")[0].config.mask_dilate == 0  # a file written before the option reads it 0
