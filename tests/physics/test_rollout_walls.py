@@ -22,7 +22,7 @@ from physics.models import (
     save_model,
 )
 from physics.models.rollout import container_box, project_into_container
-from physics.models.training import _flags
+from physics.models.training import _flags, _rollout_score
 from physics.trajectory import Trajectory
 
 MATERIALS = ["fluid", "rigid", "plastic", "wall"]
@@ -209,3 +209,13 @@ def test_declare_model_adds_the_property_to_a_trained_checkpoint_and_keeps_its_w
         declare_model(tmp_path / "old.pt", tmp_path / "bad.pt", hidden=16)
     with pytest.raises(ConfigError, match="got none"):
         declare_model(tmp_path / "old.pt", tmp_path / "bad.pt")
+
+
+def test_the_training_rollout_check_scores_a_declaring_model_as_the_bench_rolls_it_out():
+    trajs = [_tank(FLUID)]
+    plain, declared = _leaking_in(None), _leaking_in(True)
+    cpu = torch.device("cpu")
+    mse_plain, out_plain = _rollout_score(plain, trajs, cpu)
+    mse_declared, out_declared = _rollout_score(declared, trajs, cpu)  # TrainConfig.wall_projection off: as declared
+    assert out_plain == 1.0 and out_declared == 0.0 and mse_declared < mse_plain
+    assert _rollout_score(plain, trajs, cpu, True) == (mse_declared, out_declared)  # forced on: the same rollout
