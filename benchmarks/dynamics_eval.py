@@ -9,9 +9,11 @@
     trajectories     number of held-out trajectories
     steps            recorded steps per trajectory
     horizons         the horizons reported in ``mse_at``
-    wall_projection  whether the rollouts projected the particles back inside the container
-                     the wall markers outline (``physics.models.rollout``; default off;
-                     only particle worlds with wall markers are affected)
+    wall_projection  the setting forced on every model (``--wall-projection``: true,
+                     ``--no-wall-projection``: false), or null: each model as its checkpoint
+                     declares (``ModelConfig.wall_projection``, default off); what each model
+                     got is its own ``wall_projection`` below (``physics.models.rollout``; only
+                     particle worlds with wall markers are affected)
     ground_truth     the simulator's speed: {"steps_per_s", "physics_steps_per_s",
                      "seconds", "steps", "nodes", ...} from
                      ``physics.worlds.dynamics.measure_sim_speed``, and under
@@ -21,6 +23,8 @@
                      ``physics.worlds.dynamics.replay_errors``, a floor for "mse_full"
     models           {name: {
                         "checkpoint":    file the weights came from,
+                        "wall_projection": whether its rollouts were projected back inside the
+                                         container (forced, or as its checkpoint declares),
                         "mse_at":        {"1": MSE at the 1st predicted step, "5": ..., ...},
                         "mse_full":      MSE averaged over every predicted step,
                         "mse_curve":     MSE per predicted step (mean over trajectories),
@@ -145,11 +149,12 @@ def evaluate_dynamics(
     checkpoints: PathLike | None = None,
     horizons: Sequence[int] = (1, 5, 10, 20),
     sim_speed: dict[str, Any] | None = None,
-    wall_projection: bool = False,
+    wall_projection: bool | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
     """Roll each model out on ``trajs``; returns (result dict without figures, predictions per model).
 
-    ``wall_projection`` is :func:`physics.models.rollout`'s, the same for every model.
+    ``wall_projection`` is :func:`physics.models.rollout`'s: True or False the same for every
+    model, None (the default) each model as its checkpoint declares (``ModelConfig.wall_projection``).
     """
     for m in models:
         MODELS.get(m)  # unknown: ConfigError naming the closest models and the choices
@@ -158,7 +163,7 @@ def evaluate_dynamics(
         "trajectories": len(trajs),
         "steps": int(trajs[0].num_steps) if trajs else 0,
         "horizons": [int(h) for h in horizons],
-        "wall_projection": bool(wall_projection),
+        "wall_projection": None if wall_projection is None else bool(wall_projection),
         "ground_truth": sim_speed,
         "models": {},
     }
@@ -175,10 +180,12 @@ def evaluate_dynamics(
         model, meta = load_model(path)
         if model.name != name:
             raise CheckpointError(f"{path} holds a {model.name!r} model, not {name!r}")
-        r = rollout_errors(model, trajs, horizons, wall_projection=wall_projection)
+        projected = model.config.wall_projection if wall_projection is None else bool(wall_projection)
+        r = rollout_errors(model, trajs, horizons, wall_projection=projected)
         preds[name] = r.pop("predictions")
         r["mse_at"] = {str(k): v for k, v in r["mse_at"].items()}
         r["checkpoint"] = str(path)
+        r["wall_projection"] = bool(projected)
         r["speed_vs_simulator"] = r["steps_per_s"] / gt_speed if gt_speed else None
         rigidity = worst_rigidity(trajs, preds[name])
         if rigidity is not None:

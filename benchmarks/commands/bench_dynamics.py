@@ -12,9 +12,10 @@ for the MSE), and writes ``R.json`` plus ``R.png`` (error against horizon) and
 ``R.gif`` (predicted beside true).  Keys: see
 :mod:`benchmarks.dynamics_eval`.  Checkpoints come from ``--checkpoints DIR``
 (``DIR/WORLD_MODEL.pt`` or ``DIR/WORLD_MODEL/model.pt``), by default the ones
-shipped in ``physics/models/checkpoints``.  ``--wall-projection`` projects every
-model's rollout on a particle world back inside the container the wall markers
-outline (off by default: the models' own rollouts).  Without ``--split`` the ``test``
+shipped in ``physics/models/checkpoints``.  Each model's rollout on a particle world
+is projected back inside the container the wall markers outline when its
+checkpoint declares it (``ModelConfig.wall_projection``, part of that model);
+``--wall-projection`` / ``--no-wall-projection`` force one setting for every model.  Without ``--split`` the ``test``
 split is benched, or the only split the folder holds.  The terminal gets a
 short table; the JSON goes to ``--out``.
 """
@@ -63,6 +64,16 @@ def find_split(root: str, split: str | None) -> str:
     raise DataError(f"{root} holds splits {', '.join(found)} and no test split; choose one with --split")
 
 
+def _projection_note(result: dict) -> str:
+    """The title's note on the wall projection: forced for every model, or the models that declare it."""
+    if result.get("wall_projection") is True:
+        return ", wall projection on"
+    if result.get("wall_projection") is False:
+        return ", wall projection forced off"
+    declared = [name for name, r in result["models"].items() if r.get("wall_projection")]
+    return f", wall projection declared by {', '.join(declared)}" if declared else ""
+
+
 def print_summary(result: dict, out: Path) -> None:
     """Per model: full-rollout MSE, MSE at each horizon and speed; the simulator's floor and speed below."""
     horizons = [str(h) for h in result["horizons"]]
@@ -83,7 +94,7 @@ def print_summary(result: dict, out: Path) -> None:
                        *(["rigidity (m)"] if rigid else []), *(["left tank"] if tank else [])],
                 title=f"{result['world']}: {result['trajectories']} trajectories of {result['steps']} steps "
                 f"({result['data']}, split {result['split']}), position MSE in m^2"
-                + (", wall projection on" if result.get("wall_projection") else ""))
+                + _projection_note(result))
     figures = [f for f in result["figures"].values() if f]
     print(f"full result -> {out}" + (f"; figures -> {', '.join(figures)}" if figures else ""))
 
@@ -163,8 +174,9 @@ def register(groups) -> None:
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF")
     parser.add_argument("--skip-replay", action="store_true",
                         help="do not re-simulate the trajectories for the replay floor (slow particle worlds)")
-    parser.add_argument("--wall-projection", action=argparse.BooleanOptionalAction, default=False,
-                        help="project predicted particles back inside the container the wall markers outline, "
-                        "the same for every model (particle worlds only; default: off)")
+    parser.add_argument("--wall-projection", action=argparse.BooleanOptionalAction, default=None,
+                        help="project predicted particles back inside the container the wall markers outline "
+                        "(--no-wall-projection: never), the same for every model (particle worlds only; default: "
+                        "each model as its checkpoint declares, ModelConfig.wall_projection, off unless declared)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

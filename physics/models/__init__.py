@@ -21,7 +21,7 @@ from physics.models.dpinet import DPINet
 from physics.models.gns import GNS
 from physics.models.interaction_network import InteractionNetwork
 from physics.models.propnet import PropNet
-from physics.models.resolver import load_model, make_model, preset, save_model
+from physics.models.resolver import declare_model, load_model, make_model, preset, save_model
 from physics.models.rollout import prescribed_nodes, rollout, rollout_errors
 from physics.models.shape_matching import kabsch, rigidity_error, shape_match
 from physics.models.training import TrainConfig, resolve_device, train
@@ -44,6 +44,7 @@ __all__ = [
     "make_model",
     "save_model",
     "load_model",
+    "declare_model",
     "make_samples",
     "one_step_graphs",
     "rollout",

@@ -70,6 +70,12 @@ class ModelConfig:
             later at the current velocities, and the approach speed along the centre line
             as features (:func:`physics.models.contact.contact_features`); ``''`` (the
             default): none.
+        wall_projection: Part of the model in a particle world with wall markers: its rollouts
+            put every predicted particle back inside the container the markers outline
+            (:func:`physics.models.rollout.project_into_container`), and ``nesy bench dynamics``
+            applies it to this model unless ``--wall-projection`` / ``--no-wall-projection``
+            forces one setting for every model.  Off by default, so checkpoints saved before
+            the field existed load and roll out unchanged; no effect on worlds without markers.
         graph: How states become graphs (history, radius, roots).
     """
 
@@ -87,6 +93,7 @@ class ModelConfig:
     shape_matching: bool = False
     partially_observed: bool = False
     contact: str = ""
+    wall_projection: bool = False
     graph: GraphConfig = field(default_factory=GraphConfig)
 
     def __post_init__(self) -> None:

@@ -24,7 +24,11 @@ from physics.models.config import (
     config_to_dict,
 )
 
-__all__ = ["make_model", "preset", "save_model", "load_model"]
+__all__ = ["make_model", "preset", "save_model", "load_model", "declare_model", "DECLARABLE"]
+
+# config fields that say how a trained model is rolled out, not what its weights compute: a checkpoint may
+# declare them after training (declare_model) without retraining
+DECLARABLE = ("wall_projection",)
 
 
 def make_model(name: str, config: ModelConfig) -> DynamicsModel:
@@ -90,3 +94,25 @@ def load_model(path: PathLike) -> tuple[DynamicsModel, dict[str, Any]]:
         raise CheckpointError(f"{Path(path)}: weights do not fit the stored config: {exc}") from None
     model.eval()
     return model, dict(meta)
+
+
+def declare_model(src: PathLike, dst: PathLike, note: str = "", **fields: Any) -> None:
+    """Write ``src``'s model to ``dst`` with config fields of :data:`DECLARABLE` set (``wall_projection=True``).
+
+    The weights and metadata are copied unchanged; ``meta["declared"]`` records the fields (and ``note``,
+    e.g. the rule that decided them), so the file says what was added after training.
+
+    Raises:
+        ConfigError: no field, or a field that is not declarable (one that would change the weights' meaning).
+        CheckpointError: ``src`` is not a loadable model file.
+    """
+    bad = sorted(set(fields) - set(DECLARABLE))
+    if not fields or bad:
+        raise ConfigError(f"declare_model: give fields among {', '.join(DECLARABLE)} (what changes a rollout, not "
+                          f"the weights), got {', '.join(bad) or 'none'}")
+    old, meta = load_model(src)
+    model = make_model(old.name, apply_overrides(old.config, fields))
+    model.load_state_dict(old.state_dict())
+    declared = ", ".join(f"{k}={v!r}" for k, v in sorted(fields.items()))
+    meta["declared"] = declared + (f" ({note})" if note else "")
+    save_model(dst, model, meta)

@@ -11,7 +11,8 @@ physics, so a rollout takes their positions from the recording (DPI-Net is
 given the shapes' states the same way), and the errors count the simulated
 particles only.
 
-Wall projection (``wall_projection=True``; off by default): in a particle world
+Wall projection (``wall_projection=True``; by default what the model declares,
+``ModelConfig.wall_projection``, off unless a checkpoint says so): in a particle world
 whose wall markers outline a container, every predicted frame is projected back
 inside it after the model's step, the way learned particle simulators can
 handle known solid boundaries.  The container is what :func:`container_box`
@@ -128,7 +129,7 @@ def project_into_container(positions: torch.Tensor, walls: torch.Tensor, rigid: 
 
 @torch.no_grad()
 def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, device: str | torch.device = "cpu",
-            wall_projection: bool = False) -> np.ndarray:
+            wall_projection: bool | None = None) -> np.ndarray:
     """Predict a trajectory from its first ``H+1`` frames.
 
     Args:
@@ -137,7 +138,8 @@ def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, de
         steps: Predicted steps, at least 1 (default: to the end of ``traj``).
         device: Where the model runs.
         wall_projection: Project every predicted frame inside the container the wall markers
-            outline (module docstring); no effect on a world without wall markers.
+            outline (module docstring); no effect on a world without wall markers.  None (the
+            default): as the model declares (``model.config.wall_projection``).
 
     Returns:
         Positions ``[H+1+steps, N, D]``: the true first frames, then predictions.
@@ -168,6 +170,8 @@ def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, de
     frames = [a["positions"][t] for t in range(h + 1)]
     hidden = ~a["observed"] if cfg.partially_observed else None
     given = torch.from_numpy(prescribed_nodes(traj)).to(device)
+    if wall_projection is None:
+        wall_projection = bool(getattr(cfg, "wall_projection", False))
     contain = wall_projection and bool(given.any()) and not bool(given.all())
     rigid = torch.from_numpy(rigid_ids(traj)).to(device)
     for k in range(steps):
@@ -190,14 +194,15 @@ def rollout(model: DynamicsModel, traj: Trajectory, steps: int | None = None, de
 
 def rollout_errors(
     model: DynamicsModel, trajs: Sequence[Trajectory], horizons: Sequence[int] = (1, 5, 10, 20), device: str = "cpu",
-    wall_projection: bool = False,
+    wall_projection: bool | None = None,
 ) -> dict:
     """Position MSE of rollouts at given horizons and over the whole rollout.
 
     MSE is averaged over the model-visible nodes (all, or the observed ones in
     the partially observable mode; without the prescribed wall markers of a
     particle world), the D coordinates and the trajectories.
-    Horizon ``k`` is the k-th predicted step; ``wall_projection`` as in :func:`rollout`.
+    Horizon ``k`` is the k-th predicted step; ``wall_projection`` as in :func:`rollout` (None: as the
+    model declares).
 
     Returns:
         ``{"mse_at": {k: float}, "mse_full": float, "mse_curve": [float] (per step),

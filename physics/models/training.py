@@ -103,7 +103,8 @@ class TrainConfig:
     )
     wall_projection: bool = field(
         default=False, metadata={"help": "with --select-rollouts: project the rollouts' particles back inside the "
-                                "container the wall markers outline, as nesy bench dynamics does (particle worlds)"}
+                                "container the wall markers outline, as nesy bench dynamics does (particle worlds; "
+                                "off: as the model declares, ModelConfig.wall_projection)"}
     )
     select_max_outside: float = field(
         default=1.0, metadata={"help": "with --select-rollouts: an epoch whose rollouts leave more than this fraction "
@@ -168,11 +169,12 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
 
 def _rollout_score(model: DynamicsModel, trajs: list[Trajectory], device: torch.device,
                    wall_projection: bool = False) -> tuple[float, float]:
-    """Mean full-rollout position MSE of ``model`` on ``trajs`` and the mean fraction of moving particles
+    """Mean full-rollout position MSE of ``model`` on ``trajs`` (projected when asked or when the model
+    declares ``wall_projection``, as the bench rolls it out) and the mean fraction of moving particles
     outside the container at the last frame (:func:`outside_container`; 0 where a trajectory has no
     wall markers); ``(inf, 1.0)`` when a rollout turns NaN/inf."""
     try:
-        res = rollout_errors(model, trajs, horizons=(), device=device, wall_projection=wall_projection)
+        res = rollout_errors(model, trajs, horizons=(), device=device, wall_projection=wall_projection or None)
     except StateError:
         return float("inf"), 1.0
     mse = res["mse_full"]

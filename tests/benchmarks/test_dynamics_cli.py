@@ -71,14 +71,16 @@ def test_train_resume_and_bench_write_results(cradle_data, tmp_path, capsys):
     floor = res["ground_truth"]["replay"]  # the simulator re-run from the recording: a floor under every model
     assert len(floor["mse_per_trajectory"]) == 1 and floor["mse_full"] < min(r["mse_full"] for r in res["models"].values())
     assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".gif").stat().st_size > 1000
-    # the wall projection is off by default and recorded; the cradle has no wall markers, so on changes nothing
+    # the wall projection is each model's own (declared by none of these: off) unless forced, and recorded;
+    # the cradle has no wall markers, so forcing it on changes nothing
     capsys.readouterr()
     walled = tmp_path / "res" / "cradle_walls.json"
     assert main(["bench", "dynamics", "--world", "cradle", "--data", str(cradle_data), "--out", str(walled),
                  "--models", "in", "--checkpoints", str(runs), "--horizons", "1,5", "--skip-replay", "--no-gif",
                  "--wall-projection"]) == 0
     res_walled = json.loads(walled.read_text())
-    assert res["wall_projection"] is False and res_walled["wall_projection"] is True
+    assert res["wall_projection"] is None and res_walled["wall_projection"] is True
+    assert res["models"]["in"]["wall_projection"] is False and res_walled["models"]["in"]["wall_projection"] is True
     assert res_walled["models"]["in"]["mse_per_trajectory"] == res["models"]["in"]["mse_per_trajectory"]
     assert "wall projection on" in capsys.readouterr().out
 

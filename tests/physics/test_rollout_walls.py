@@ -3,14 +3,26 @@ wall markers outline, rigid objects as a whole; off, the rollout is the one befo
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from benchmarks.dynamics_eval import left_container
-from physics.models import TrainConfig, make_model, preset, rigidity_error, rollout
+from benchmarks.dynamics_eval import evaluate_dynamics, left_container
+from physics.errors import ConfigError
+from physics.models import (
+    TrainConfig,
+    declare_model,
+    load_model,
+    make_model,
+    preset,
+    rigidity_error,
+    rollout,
+    save_model,
+)
 from physics.models.rollout import container_box, project_into_container
-from physics.models.training import _flags
+from physics.models.training import _flags, _rollout_score
 from physics.trajectory import Trajectory
 
 MATERIALS = ["fluid", "rigid", "plastic", "wall"]
@@ -123,3 +135,87 @@ def test_the_rollout_check_of_training_stores_the_projection_only_when_it_projec
     assert "wall_projection" not in _flags(TrainConfig()) and "wall_projection" not in _flags(TrainConfig(select_rollouts=2))
     assert "wall_projection" not in _flags(TrainConfig(wall_projection=True))
     assert _flags(TrainConfig(select_rollouts=2, wall_projection=True))["wall_projection"] is True
+
+
+def _leaking_in(declared: bool | None):
+    """A real IN (saved and loaded like any checkpoint) whose decoder predicts a constant acceleration down and
+    to the left, out through the floor and the left wall; ``declared``: its config's ``wall_projection``
+    (None: a config dict without the field, as every checkpoint saved before it existed)."""
+    over = {} if declared is None else {"wall_projection": declared}
+    model = make_model("in", preset("fluidshake", "in", dim=2, node_attr_dim=4, edge_attr_dim=0, hidden=8, **over))
+    with torch.no_grad():
+        model.decoder[4].weight.zero_()
+        model.decoder[4].bias.fill_(-30.0)
+    return model
+
+
+def _save(model, path, drop_field: bool = False):
+    save_model(path, model, {"seed": 0})
+    if drop_field:  # the file as an older version of the code wrote it
+        ckpt = torch.load(path, weights_only=True)
+        del ckpt["config"]["wall_projection"]
+        torch.save(ckpt, path)
+
+
+def test_a_model_declaring_the_wall_projection_is_projected_by_default_and_old_checkpoints_load_unchanged(tmp_path):
+    traj = _tank(FLUID)
+    _save(_leaking_in(None), tmp_path / "old.pt", drop_field=True)
+    assert "wall_projection" not in torch.load(tmp_path / "old.pt", weights_only=True)["config"]
+    old, _ = load_model(tmp_path / "old.pt")
+    assert old.config.wall_projection is False
+    raw = rollout(old, traj)
+    assert np.array_equal(raw, rollout(old, traj, wall_projection=False)) and left_container([traj], [raw]) == 1.0
+    _save(_leaking_in(True), tmp_path / "new.pt")
+    new, _ = load_model(tmp_path / "new.pt")
+    assert new.config.wall_projection is True
+    assert np.array_equal(rollout(new, traj), rollout(new, traj, wall_projection=True))  # the default: as declared
+    assert left_container([traj], [rollout(new, traj)], margin=1e-5) == 0.0  # on the walls, to float rounding
+    assert np.array_equal(rollout(new, traj, wall_projection=False), raw)  # same weights: forced off is the raw rollout
+    assert preset("fluidfall", "dpinet").wall_projection is False  # no preset declares it unless a rule shipped it
+
+
+def test_the_bench_applies_the_projection_to_the_models_that_declare_it_and_not_to_the_others(tmp_path):
+    trajs = [_tank(FLUID), _tank(FLUID[1:])]
+    _save(_leaking_in(None), tmp_path / "fluidshake_in.pt", drop_field=True)
+    _save(_leaking_in(True), tmp_path / "fluidshake_dpinet.pt")
+    # the "dpinet" slot holds an IN here; the bench checks the name, so bench it under its own name via a copy
+    ckpt = torch.load(tmp_path / "fluidshake_dpinet.pt", weights_only=True)
+    ckpt["model"] = "in"
+    (tmp_path / "declared").mkdir()
+    torch.save(ckpt, tmp_path / "declared" / "fluidshake_in.pt")
+    plain, _ = evaluate_dynamics("fluidshake", trajs, ["in"], tmp_path, horizons=(1,))
+    declared, _ = evaluate_dynamics("fluidshake", trajs, ["in"], tmp_path / "declared", horizons=(1,))
+    forced_off, _ = evaluate_dynamics("fluidshake", trajs, ["in"], tmp_path / "declared", horizons=(1,),
+                                      wall_projection=False)
+    forced_on, _ = evaluate_dynamics("fluidshake", trajs, ["in"], tmp_path, horizons=(1,), wall_projection=True)
+    assert plain["wall_projection"] is None and declared["wall_projection"] is None
+    p, d, off, on = (r["models"]["in"] for r in (plain, declared, forced_off, forced_on))
+    assert p["wall_projection"] is False and p["left_container"] == 1.0
+    assert d["wall_projection"] is True and d["left_container"] == 0.0 and d["mse_full"] < p["mse_full"]
+    assert off["wall_projection"] is False and off["mse_per_trajectory"] == p["mse_per_trajectory"]
+    assert on["wall_projection"] is True and on["mse_per_trajectory"] == d["mse_per_trajectory"]
+
+
+def test_declare_model_adds_the_property_to_a_trained_checkpoint_and_keeps_its_weights(tmp_path):
+    _save(_leaking_in(None), tmp_path / "old.pt", drop_field=True)
+    declare_model(tmp_path / "old.pt", tmp_path / "new.pt", note="a test", wall_projection=True)
+    (old, _), (new, meta) = load_model(tmp_path / "old.pt"), load_model(tmp_path / "new.pt")
+    assert new.config.wall_projection is True and meta["declared"] == "wall_projection=True (a test)"
+    assert meta["seed"] == 0 and dataclasses.replace(new.config, wall_projection=False) == old.config
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values(), strict=True))
+    traj = _tank(FLUID)
+    assert np.array_equal(rollout(new, traj), rollout(old, traj, wall_projection=True))
+    with pytest.raises(ConfigError, match="wall_projection .*got hidden"):
+        declare_model(tmp_path / "old.pt", tmp_path / "bad.pt", hidden=16)
+    with pytest.raises(ConfigError, match="got none"):
+        declare_model(tmp_path / "old.pt", tmp_path / "bad.pt")
+
+
+def test_the_training_rollout_check_scores_a_declaring_model_as_the_bench_rolls_it_out():
+    trajs = [_tank(FLUID)]
+    plain, declared = _leaking_in(None), _leaking_in(True)
+    cpu = torch.device("cpu")
+    mse_plain, out_plain = _rollout_score(plain, trajs, cpu)
+    mse_declared, out_declared = _rollout_score(declared, trajs, cpu)  # TrainConfig.wall_projection off: as declared
+    assert out_plain == 1.0 and out_declared == 0.0 and mse_declared < mse_plain
+    assert _rollout_score(plain, trajs, cpu, True) == (mse_declared, out_declared)  # forced on: the same rollout
