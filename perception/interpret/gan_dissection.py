@@ -14,6 +14,9 @@ connected foreground component) the shape the attribute network calls for its
 crop.  The benchmark uses the per-object one: on GAN samples the per-pixel
 segmenter calls almost no object a cylinder (15 of 902 on seed 0) while the
 attribute network reads a quarter of them as cylinders, as in real renders.
+:class:`LabelRule` (an option, off by default) cuts objects per shape label and
+lets the segmenter vote, which matches the renders' truth better but did not
+improve the checks on GAN samples (docs/results/perception.md, eighth look).
 The paper picks each threshold by an information-quality ratio; here ``t_{u,c}`` is the activation quantile (among :data:`QUANTILES`)
 that maximises the IoU itself, a simpler choice with the same purpose.
 Intervention: *ablating* a set of units sets them to zero at every position;
