@@ -12,10 +12,12 @@ from perception.generative.autoencoder import CodecConfig, ConvDecoder
 from perception.generative.scenes import SHAPES
 from perception.generative.segmenter import ShapeSegmenter, segment
 from perception.interpret.gan_dissection import (
+    BENCH_RULE,
     LAYER,
     QUANTILES,
     UNITS,
     WIDE_CODEC,
+    LabelRule,
     ObjectShapeLabeller,
     _intervention_figures,
     ablate,
@@ -23,6 +25,7 @@ from perception.interpret.gan_dissection import (
     dissect,
     edited,
     insert,
+    labeller_iou_on_renders,
     layer_activations,
 )
 from physics.errors import ConfigError
@@ -160,6 +163,33 @@ def test_object_labeller_gives_each_segmented_object_the_attribute_networks_shap
     assert not ObjectShapeLabeller(_RedIsCube(4), _GreenMeansCylinder(), 16)(torch.zeros(1, 3, 16, 24)).any()
 
 
+def test_label_rules_split_touching_objects_by_the_segmenters_labels_and_let_it_vote():
+    images = torch.zeros(1, 3, 16, 24)
+    images[0, 0, 2:6, 2:6] = 1.0  # red 4x4: cube per pixel
+    images[0, 1, 2:6, 6:12] = 1.0  # green 4x6 touching it: sphere per pixel
+    cube, sphere, cylinder = (1 + SHAPES.index(s) for s in ("cube", "sphere", "cylinder"))
+    seg, attr = _RedCubeGreenSphere(4), _GreenMeansCylinder()
+    merged = ObjectShapeLabeller(seg, attr, 16)(images)[0]  # one component, 60% green: cylinder throughout
+    assert (merged[2:6, 2:12] == cylinder).all() and int((merged > 0).sum()) == 40
+    split = ObjectShapeLabeller(seg, attr, 16, rule=LabelRule(per_label=True))(images)[0]
+    assert (split[2:6, 2:6] == sphere).all() and (split[2:6, 6:12] == cylinder).all()  # two objects, two calls
+    voted = ObjectShapeLabeller(seg, attr, 16, rule=LabelRule(per_label=True, segmenter_vote=True))(images)[0]
+    assert (voted[2:6, 2:6] == cube).all() and (voted[2:6, 6:12] == sphere).all()  # the segmenter's sure calls win
+    assert torch.equal(voted, segment(seg, images)[0])
+    assert ObjectShapeLabeller(seg, attr, 16, rule=BENCH_RULE)(images).shape == (1, 16, 24)
+
+
+def test_labeller_iou_on_renders_compares_with_the_renderers_shape_maps():
+    images = torch.zeros(1, 3, 16, 24)
+    images[0, 0, 2:6, 2:6] = 1.0
+    truth = torch.zeros(1, 16, 24, dtype=torch.int64)
+    truth[0, 2:6, 2:8] = 1 + SHAPES.index("cube")  # 24 true cube pixels, 16 of them found
+    truth[0, 10:12, 10:12] = 1 + SHAPES.index("sphere")  # never found
+    iou = labeller_iou_on_renders(_RedIsCube(4), images, truth)
+    assert iou[SHAPES.index("cube")] == pytest.approx(16 / 24) and iou[SHAPES.index("sphere")] == 0.0
+    assert math.isnan(iou[SHAPES.index("cylinder")])  # neither side has cylinders
+
+
 def test_dissection_and_interventions_take_any_labeller_as_the_segmenter_would_give():
     gen, z = _painting_generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
     seg = _RedCubeGreenSphere(4)
@@ -233,3 +263,7 @@ def test_the_entry_dissects_the_gan_benchs_generator_and_the_option_the_wide_one
     assert plain.figures["generator_widths"] == list(GAN_CODEC.decoder_channels)
     assert plain.figures["units_in_layer"] == GAN_CODEC.decoder_channels[1] == 48
     assert wide.figures["units_in_layer"] == 256 and len(wide.checks) == len(plain.checks) == 6
+    assert plain.figures["label_rule"] == {"per_label": BENCH_RULE.per_label, "segmenter_vote": BENCH_RULE.segmenter_vote}
+    truth = plain.figures["labeller_iou_on_real_renders"]
+    assert set(truth) == {"class masks", "one shape per foreground component", "per-pixel segmenter"}
+    assert all(set(v) == set(SHAPES) for v in truth.values())
