@@ -94,7 +94,7 @@ class RolloutFlags:
                 "(0: the observed history)", "setting": "start_fit"})
     unknown_yaw_reach: float | None = field(default=None, metadata={
         "help": "a cube whose yaw the annotation does not give (the pixel perceiver's zeros) is a disc of this "
-                "radius in the collision rule of futures and counterfactuals (scene units; 0: a square at yaw 0)",
+                "radius in the collision rule of futures and counterfactuals (scene units; shipped 0.315; 0: a square at yaw 0)",
         "setting": "unknown_yaw_reach"})
 
     def rollout_settings(self) -> dict[str, Any]:
