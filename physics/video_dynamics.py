@@ -37,7 +37,9 @@ on the straight line between the two frames); a touch is a new collision when th
 pair did not touch in the previous ``gap`` frames (the world's
 ``collision_gap`` rule), located at the centres' midpoint.  (A plain threshold
 on centre distances, the simplest rule, agreed less: 0.88 F1 at its best
-threshold on training videos.)  :data:`CONTACT_TOLERANCE` was chosen on
+threshold on training videos.)  Objects passed in ``discs`` are discs of their
+own radius whatever their shape: the learned PropNet's rollout so takes a cube
+whose yaw was not perceived (``RolloutConfig.unknown_yaw_reach``).  :data:`CONTACT_TOLERANCE` was chosen on
 training videos; the rule's agreement with the recorded collisions on true
 states is measured in ``docs/results/clevrer.md``.
 """
