@@ -92,6 +92,10 @@ class RolloutFlags:
     future_fit: int | None = field(default=None, metadata={
         "help": "future rollouts start from each object's last N observed centres fitted by a parabola "
                 "(0: the observed history)", "setting": "start_fit"})
+    unknown_yaw_reach: float | None = field(default=None, metadata={
+        "help": "a cube whose yaw the annotation does not give (the pixel perceiver's zeros) is a disc of this "
+                "radius in the collision rule of futures and counterfactuals (scene units; shipped 0.315; 0: a square at yaw 0)",
+        "setting": "unknown_yaw_reach"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

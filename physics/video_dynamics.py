@@ -37,7 +37,9 @@ on the straight line between the two frames); a touch is a new collision when th
 pair did not touch in the previous ``gap`` frames (the world's
 ``collision_gap`` rule), located at the centres' midpoint.  (A plain threshold
 on centre distances, the simplest rule, agreed less: 0.88 F1 at its best
-threshold on training videos.)  :data:`CONTACT_TOLERANCE` was chosen on
+threshold on training videos.)  Objects passed in ``discs`` are discs of their
+own radius whatever their shape: the learned PropNet's rollout so takes a cube
+whose yaw was not perceived (``RolloutConfig.unknown_yaw_reach``).  :data:`CONTACT_TOLERANCE` was chosen on
 training videos; the rule's agreement with the recorded collisions on true
 states is measured in ``docs/results/clevrer.md``.
 """
@@ -176,6 +178,7 @@ def state_collisions(
     substeps: int = CONTACT_SUBSTEPS,
     approach_speed: float = 0.0,
     fps: float = FPS,
+    discs: Mapping[int, float] | None = None,
 ) -> tuple[Collision, ...]:
     """Collisions of a trajectory of object states, by the rule in the module docstring.
 
@@ -192,6 +195,9 @@ def state_collisions(
             (resting side by side, sliding past) do not collide; meant for a ``tolerance``
             above 0 on predicted states.  0: no such test (the rule on true states).
         fps: Frames per second (approach speeds).
+        discs: ``object_id -> radius``: these objects are discs of that radius, whatever
+            their shape (a cube whose yaw is not known: see
+            :attr:`~physics.models.video_propnet.RolloutConfig.unknown_yaw_reach`).
 
     Returns:
         Collisions in frame order (pairs sorted within a frame), ``object_ids`` sorted,
@@ -200,6 +206,10 @@ def state_collisions(
     if tolerance < 0 or gap < 1 or substeps < 1 or approach_speed < 0 or fps <= 0:
         raise ConfigError(f"state_collisions needs tolerance >= 0, gap >= 1, substeps >= 1, approach_speed >= 0, fps > 0; "
                           f"got {tolerance}, {gap}, {substeps}, {approach_speed}, {fps}")
+    discs = dict(discs or {})
+    bad = {k: r for k, r in discs.items() if not (math.isfinite(r) and r > 0)}
+    if bad:
+        raise ConfigError(f"state_collisions: disc radii must be finite numbers > 0, got {bad}")
     out: list[Collision] = []
     last_touch: dict[tuple[int, int], int] = {}
     prev: dict[int, np.ndarray] = {}
@@ -229,8 +239,13 @@ def state_collisions(
         touching: set[int] = set()
         if pairs:
             rows = np.concatenate(owner)
-            cube = np.array([[shapes.get(a) == "cube", shapes.get(b) == "cube"] for a, b in pairs])[rows]
+            cube = np.array([[shapes.get(a) == "cube" and a not in discs, shapes.get(b) == "cube" and b not in discs]
+                             for a, b in pairs])[rows]
             gaps = footprint_gaps(np.concatenate(sa), np.concatenate(sb), cube[:, 0], cube[:, 1])
+            if discs:  # a disc of radius r reaches HALF_EXTENT - r less than the footprints' discs
+                shrink = np.array([2.0 * HALF_EXTENT - discs.get(a, HALF_EXTENT) - discs.get(b, HALF_EXTENT)
+                                   for a, b in pairs])
+                gaps = gaps + shrink[rows]
             close = gaps <= tolerance
             if approach_speed > 0:
                 close &= _closing(pairs, now, prev, prev2, fps)[rows] >= approach_speed

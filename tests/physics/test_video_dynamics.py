@@ -26,6 +26,7 @@ from physics.models.video_propnet import (
     load_trajectory_pack,
     rollout_config,
     save_trajectory_pack,
+    unknown_yaw_cubes,
     video_trajectories,
     video_trajectory,
 )
@@ -39,7 +40,13 @@ from physics.video_dynamics import (
     state_collisions,
     vote_collisions,
 )
-from physics.worlds.clevrer_annotation import Collision, FrameStates, ObjectState
+from physics.worlds.clevrer_annotation import (
+    Collision,
+    FrameStates,
+    ObjectProperty,
+    ObjectState,
+    VideoAnnotation,
+)
 from physics.worlds.clevrer_truth import simulate_video
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
 
@@ -323,6 +330,69 @@ def test_collision_rule_uses_cube_footprints_and_catches_bounces_within_a_frame(
     assert [c.frame_id for c in state_collisions(bounce, {0: "sphere", 1: "sphere"})] == [3]
     with pytest.raises(ConfigError):
         state_collisions(bounce, {}, gap=0)
+
+
+def test_a_cube_listed_as_a_disc_reaches_that_radius_every_way():
+    hc = HALF_EXTENT / math.sqrt(2)
+    # a sphere slides in along x, slowing, and stops 0.63 from an unturned cube's centre: 0.03 off its
+    # face (0.02 on the rule's bounce path), inside a disc of 0.315 (the yaw-averaged reach of the square)
+    xs = [0.95, 0.83, 0.74, 0.68, 0.65, 0.635, 0.63, 0.63]
+    frames = _frames({0: [(0.0, 0.0, 0.0)] * len(xs), 1: [(x, 0.0, 0.0) for x in xs]})
+    shapes = {0: "cube", 1: "sphere"}
+    assert 0.63 - HALF_EXTENT - hc == pytest.approx(0.0325, abs=1e-3)
+    assert state_collisions(frames, shapes) == ()
+    got = state_collisions(frames, shapes, discs={0: 0.315})
+    assert [(c.object_ids, c.frame_id) for c in got] == [((0, 1), 3)]  # 0.65 on the bounce path, under 0.665
+    assert state_collisions(frames, shapes, discs={0: 0.24}) == ()  # 0.62 at the closest, over 0.59
+    # a disc that is not a cube (a sphere listed) shrinks or grows the same way
+    spheres = {0: "sphere", 1: "sphere"}
+    far = _frames({0: [(0.0, 0.0, 0.0)] * 2, 1: [(0.72, 0.0, 0.0)] * 2})
+    assert state_collisions(far, spheres) == () and len(state_collisions(far, spheres, discs={1: 0.38})) == 1
+    with pytest.raises(ConfigError, match="disc radii"):
+        state_collisions(frames, shapes, discs={0: 0.0})
+    with pytest.raises(ConfigError, match="disc radii"):
+        state_collisions(frames, shapes, discs={0: math.nan})
+
+
+def _still_annotation(shapes: dict[int, str], yaws: dict[int, float], at: dict[int, tuple[float, float]],
+                      frames: int = 8) -> VideoAnnotation:
+    colors = ("red", "blue", "green")
+    props = tuple(ObjectProperty(k, colors[i], "rubber", shapes[k]) for i, k in enumerate(sorted(shapes)))
+    traj = tuple(FrameStates(f, tuple(ObjectState(k, (*at[k], 0.35), (0.0, 0.0, yaws[k]), (0.0,) * 3, (0.0,) * 3, True)
+                                      for k in sorted(shapes))) for f in range(frames))
+    return VideoAnnotation(0, "video_00000.mp4", props, traj, ())
+
+
+def test_unknown_yaw_cubes_are_cubes_whose_orientation_is_never_given():
+    ann = _still_annotation({0: "cube", 1: "cube", 2: "sphere"}, {0: 0.0, 1: 0.4, 2: 0.0},
+                            {0: (0.0, 0.0), 1: (2.0, 0.0), 2: (4.0, 0.0)})
+    assert unknown_yaw_cubes(ann) == {0}
+    # one frame with a yaw is enough to know it
+    turned = dataclass_replace(ann, motion_trajectory=(*ann.motion_trajectory[:-1], FrameStates(7, tuple(
+        dataclass_replace(o, orientation=(0.0, 0.0, 0.1)) for o in ann.motion_trajectory[-1].objects))))
+    assert unknown_yaw_cubes(turned) == frozenset()
+
+
+def test_unknown_yaw_reach_makes_an_unturned_cube_a_disc_in_the_future_rule_unless_off():
+    ann = _still_annotation({0: "cube", 1: "sphere"}, {0: 0.0, 1: 0.0}, {0: (0.0, 0.0), 1: (1.07, 0.0)})
+    last = ann.motion_trajectory[-1].frame_id
+    # hand-made future: the sphere slides in and comes to rest 0.63 from the cube's centre (the test above)
+    future = tuple(FrameStates(last + 1 + i, (
+        ObjectState(0, (0.0, 0.0, 0.35), (0.0, 0.0, 0.0), (0.0,) * 3, (0.0,) * 3, True),
+        ObjectState(1, (x, 0.0, 0.35), (0.0, 0.0, 0.0), (0.0,) * 3, (0.0,) * 3, True)))
+        for i, x in enumerate((0.95, 0.83, 0.74, 0.68, 0.65, 0.635, 0.63)))
+    frames = (*ann.motion_trajectory, *future)
+    plain = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, unknown_yaw_reach=0.0))
+    disc = PropNetVideoDynamics.load(config=SHORT)
+    assert RolloutConfig().unknown_yaw_reach == 0.315  # the shipped default (held-out seed 61937)
+    assert plain.future_collisions(ann, frames) == ()
+    assert [(c.object_ids, c.frame_id) for c in disc.future_collisions(ann, frames)] == [((0, 1), last + 4)]
+    # a cube whose yaw is given keeps its square footprint under the option
+    known = _still_annotation({0: "cube", 1: "sphere"}, {0: 1e-3, 1: 0.0}, {0: (0.0, 0.0), 1: (1.07, 0.0)})
+    assert disc.future_collisions(known, frames) == ()
+    for bad in (-0.1, 0.5, math.nan):
+        with pytest.raises(ConfigError, match="unknown_yaw_reach"):
+            RolloutConfig(unknown_yaw_reach=bad)
 
 
 def test_approach_speed_keeps_closing_touches_and_drops_neighbours_at_rest():
