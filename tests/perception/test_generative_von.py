@@ -14,8 +14,10 @@ from perception.generative.von import (
     VonConfig,
     depth_error,
     depth_normals,
+    encode_objects,
     normal_error,
     project_voxels,
+    refine_shape_codes,
     swap_recognition,
     texture_partners,
     train_von,
@@ -281,3 +283,57 @@ def test_quick_bench_takes_its_grid_from_the_entry_config(monkeypatch):
     result = run_bench("von", quick=True, seed=0)
     assert result["figures"]["voxels"] == "48^3" and result["figures"]["ray_samples"] == 96
     assert set(result["figures"]["models"]) == {"voxel", "2d"}
+
+
+@pytest.mark.parametrize("decoder", ["voxel", "2d"])
+def test_refining_the_shape_code_repaints_the_image_closer_and_leaves_the_model_alone(objects, decoder):
+    """Test-time refinement: Adam on the shape codes lowers each chunk's image L1; weights and texture codes fixed."""
+    config = VonConfig(shape_dim=8, texture_dim=4, width=16, decoder=decoder)
+    model, _ = train_von(config, objects, steps=6, batch=6, lr=2e-3, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        z_shape, z_texture = model.encode(objects.images, objects.azimuth)
+
+    def image_l1(z):
+        with torch.no_grad():
+            rgb = model.generate(z, z_texture, objects.azimuth)["rgb"]
+        return float((rgb - objects.images).abs().mean())
+
+    refined, snaps = refine_shape_codes(model, objects.images, objects.azimuth, z_shape, z_texture, steps=12,
+                                        lr=0.05, chunk=5, snapshots=(4, 12))
+    assert refined.shape == z_shape.shape and set(snaps) == {4, 12} and torch.equal(snaps[12], refined)
+    assert image_l1(refined) < image_l1(snaps[4]) < image_l1(z_shape)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.requires_grad for p in model.parameters())
+    # objects are independent: chunking does not change an object's code
+    alone, _ = refine_shape_codes(model, objects.images[:1], objects.azimuth[:1], z_shape[:1], z_texture[:1],
+                                  steps=12, lr=0.05)
+    assert torch.allclose(alone, refined[:1], atol=1e-5)
+    same, _ = refine_shape_codes(model, objects.images, objects.azimuth, z_shape, z_texture, steps=0, lr=0.05)
+    assert torch.equal(same, z_shape)
+    # the config's refinement is what encode_objects (hence swap_recognition) uses
+    model.config = VonConfig(shape_dim=8, texture_dim=4, width=16, decoder=decoder, refine_steps=12, refine_lr=0.05)
+    z_cfg, t_cfg = encode_objects(model, objects.images, objects.azimuth)
+    assert torch.allclose(z_cfg, refined, atol=1e-5) and torch.allclose(t_cfg, z_texture, atol=1e-6)
+    with pytest.raises(StateError, match="refine_shape_codes"):
+        refine_shape_codes(model, objects.images, objects.azimuth, z_shape[:3], z_texture, steps=2, lr=0.05)
+    with pytest.raises(ConfigError, match="snapshots"):
+        refine_shape_codes(model, objects.images, objects.azimuth, z_shape, z_texture, steps=2, lr=0.05,
+                           snapshots=(3,))
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match="refine_steps"):
+            VonConfig(refine_steps=bad)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="refine_lr"):
+            VonConfig(refine_lr=bad)
+
+
+def test_quick_bench_with_refinement_reports_the_encoder_codes_beside(monkeypatch):
+    import perception.generative.von as von
+    monkeypatch.setattr(von, "BENCH_CONFIG", VonConfig(refine_steps=3))
+    result = run_bench("von", quick=True, seed=0)
+    assert result["figures"]["refine_steps"] == 3
+    for model in result["figures"]["models"].values():
+        refinement = model["refinement"]
+        assert refinement["steps"] == 3 and 0 <= refinement["swaps_encoder_codes"]["shape"] <= 1
+        assert refinement["depth_encoder_codes"]["object"] >= 0
