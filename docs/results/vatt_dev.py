@@ -12,7 +12,8 @@ train0.pt and test0.pt hold the banks' frames, wave, text and collisions tensors
 printed and appended to VATT_DEV_LOG when set.
 
 Sixteenth session: VATT_STEM=conv (``video_stem="conv"``, a small CNN inside each tubelet) with VATT_STEM_WIDTH
-(default 16), and VATT_LR (default 1e-3) when set;
+(default 16), VATT_LR (default 1e-3) and VATT_EXTRA
+(a file like train0.pt of more training clips, appended) when set;
 sup and supbn runs also print their training loss per 50 steps, supbn its head read with the training set's
 own feature statistics (``precise_bn``: the running ones lag the tower), and VATT_FLIP=1 mirrors half of each
 supervised batch left to right.
@@ -53,6 +54,12 @@ def bank(first, n, name):
 
 
 tr, te = bank(0, 600, "train0.pt"), bank(500_000, 300, "test0.pt")
+if os.environ.get("VATT_EXTRA"):  # more training clips (a file like train0.pt, e.g. of clip_bank(600, 1800))
+    more = torch.load(os.environ["VATT_EXTRA"])
+    p_, w_ = max(tr["text"].shape[1], more["text"].shape[1]), max(tr["text"].shape[2], more["text"].shape[2])
+    pad = lambda t: F.pad(t, (0, w_ - t.shape[2], 0, p_ - t.shape[1]))  # noqa: E731
+    tr = {k: torch.cat([pad(tr[k]), pad(more[k])]) if k == "text" else torch.cat([tr[k], more[k]])
+          for k in ("frames", "wave", "text", "collisions")}
 stride = 16 // frames
 def inputs(b, n=None):
     v = b["frames"][:n, ::stride].float() / 255.0
@@ -120,7 +127,7 @@ res["probe_video"] = linear_probe(model.video_features(video, per_time=True), yt
 res |= {"mode": mode, "frames": frames, "video_input": vin, "onset": onset, "steps": steps, "tnce": tnce, "audio_positions": apos, "video_time_positions": vtpos,
         "train_cpu_s": round(train_s, 1), "cpu_s": round(time.process_time() - t0, 1), "label": os.environ.get("VATT_LABEL", "collision_late"),
         "stem": cfg.video_stem, "stem_width": cfg.stem_width, "lr": lr,
-        "flip": os.environ.get("VATT_FLIP") == "1", "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
+        "flip": os.environ.get("VATT_FLIP") == "1", "train_clips": len(ytr), "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
 print(json.dumps(res))
 if os.environ.get("VATT_DEV_LOG"):
     with open(os.environ["VATT_DEV_LOG"], "a") as f:
