@@ -10,6 +10,13 @@ clip_bank(0, 600) to train, 300 of clip_bank(500_000, 300) to test, read from VA
 train0.pt and test0.pt hold the banks' frames, wave, text and collisions tensors) when set, else made here
 (about 110 CPU s). One JSON line is
 printed and appended to VATT_DEV_LOG when set.
+
+Sixteenth session: VATT_STEM=conv (``video_stem="conv"``, a small CNN inside each tubelet) with VATT_STEM_WIDTH
+(default 16), VATT_LR (default 1e-3) and VATT_EXTRA
+(a file like train0.pt of more training clips, appended) when set;
+sup and supbn runs also print their training loss per 50 steps, supbn its head read with the training set's
+own feature statistics (``precise_bn``: the running ones lag the tower), and VATT_FLIP=1 mirrors half of each
+supervised batch left to right.
 """
 import dataclasses
 import json
@@ -47,6 +54,12 @@ def bank(first, n, name):
 
 
 tr, te = bank(0, 600, "train0.pt"), bank(500_000, 300, "test0.pt")
+if os.environ.get("VATT_EXTRA"):  # more training clips (a file like train0.pt, e.g. of clip_bank(600, 1800))
+    more = torch.load(os.environ["VATT_EXTRA"])
+    p_, w_ = max(tr["text"].shape[1], more["text"].shape[1]), max(tr["text"].shape[2], more["text"].shape[2])
+    pad = lambda t: F.pad(t, (0, w_ - t.shape[2], 0, p_ - t.shape[1]))  # noqa: E731
+    tr = {k: torch.cat([pad(tr[k]), pad(more[k])]) if k == "text" else torch.cat([tr[k], more[k]])
+          for k in ("frames", "wave", "text", "collisions")}
 stride = 16 // frames
 def inputs(b, n=None):
     v = b["frames"][:n, ::stride].float() / 255.0
@@ -58,7 +71,9 @@ if os.environ.get("VATT_LABEL") == "cello":  # a sanity label the frames show pl
     cello = VOCABULARY.ids["cello"]
     ytr, yte = (tr["text"] == cello).flatten(1).any(1).long(), (te["text"][:ntest] == cello).flatten(1).any(1).long()
 cfg = VATTConfig(frames=frames, height=48, width=64, samples=22016, chunk=128, vocab=len(VOCABULARY),
-                 audio_front="stft", temporal_nce=tnce, temporal_negatives="clip", video_input=vin, onset_target=onset, audio_positions=apos, video_time_positions=vtpos)
+                 audio_front="stft", temporal_nce=tnce, temporal_negatives="clip", video_input=vin, onset_target=onset, audio_positions=apos, video_time_positions=vtpos,
+                 video_stem=os.environ.get("VATT_STEM", "linear"), stem_width=int(os.environ.get("VATT_STEM_WIDTH", "16")))
+lr = float(os.environ.get("VATT_LR", "1e-3"))
 torch.manual_seed(0)
 t0 = time.process_time()
 if mode in ("sup", "supbn"):
@@ -67,11 +82,15 @@ if mode in ("sup", "supbn"):
     if mode == "supbn":  # the tower's features barely vary across clips (std 0.003): standardise them for the head
         head = torch.nn.Sequential(torch.nn.BatchNorm1d(head.in_features, affine=False), head)
     both = torch.nn.ModuleDict({"m": model, "h": head})
+    flip = torch.Generator().manual_seed(1)
     def step(idx):
-        agg, tok, st = model._video(video[idx])
+        v = video[idx]
+        if os.environ.get("VATT_FLIP") == "1":  # mirror half the clips left to right (the label does not change)
+            v = torch.where(torch.rand(len(idx), 1, 1, 1, 1, generator=flip) < 0.5, v.flip(-1), v)
+        agg, tok, st = model._video(v)
         f = torch.cat([agg, step_means(tok, st, cfg.video_grid[0]).flatten(1)], 1)
         return {"loss": F.cross_entropy(head(f), ytr[idx])}
-    train_steps(both, step, items=len(video), steps=steps, batch=32, lr=1e-3, seed=0, desc="sup", per_round=50)
+    history = train_steps(both, step, items=len(video), steps=steps, batch=32, lr=lr, seed=0, desc="sup", per_round=50)
     model.eval()
     head.eval()
     with torch.no_grad():
@@ -79,10 +98,19 @@ if mode in ("sup", "supbn"):
         direct = float((head(torch.cat([agg, step_means(tok, st, cfg.video_grid[0]).flatten(1)], 1)).argmax(1) == yte).float().mean())
         agg, tok, st = model._video(video)
         train_acc = float((head(torch.cat([agg, step_means(tok, st, cfg.video_grid[0]).flatten(1)], 1)).argmax(1) == ytr).float().mean())
-    res = {"direct_head": direct, "train_acc_head": train_acc}
+    res = {"direct_head": direct, "train_acc_head": train_acc,
+           "loss_per_50": [round(float(h["loss"]), 3) for h in history]}
+    if mode == "supbn":  # the running statistics lag the tower; read the head again with the training set's own
+        with torch.no_grad():
+            f_tr = torch.cat([agg, step_means(tok, st, cfg.video_grid[0]).flatten(1)], 1)
+            head[0].running_mean.copy_(f_tr.mean(0))
+            head[0].running_var.copy_(f_tr.var(0))
+            res["train_acc_head_precise_bn"] = float((head(f_tr).argmax(1) == ytr).float().mean())
+            agg, tok, st = model._video(tv)
+            res["direct_head_precise_bn"] = float((head(torch.cat([agg, step_means(tok, st, cfg.video_grid[0]).flatten(1)], 1)).argmax(1) == yte).float().mean())
 elif mode == "vatt":
     model = VATT(cfg)
-    res = {"sec_per_step": train_vatt(model, video, audio, text, BenchSize(train=600, test=ntest, steps=steps, batch=32, lr=1e-3), 0)}
+    res = {"sec_per_step": train_vatt(model, video, audio, text, BenchSize(train=len(video), test=ntest, steps=steps, batch=32, lr=lr), 0)}
     with torch.no_grad():
         model.eval()
         out = model.losses(video[:64], audio[:64], text[:64])
@@ -97,7 +125,9 @@ else:
 train_s = time.process_time() - t0
 res["probe_video"] = linear_probe(model.video_features(video, per_time=True), ytr, model.video_features(tv, per_time=True), yte, 2, 0)
 res |= {"mode": mode, "frames": frames, "video_input": vin, "onset": onset, "steps": steps, "tnce": tnce, "audio_positions": apos, "video_time_positions": vtpos,
-        "train_cpu_s": round(train_s, 1), "cpu_s": round(time.process_time() - t0, 1), "label": os.environ.get("VATT_LABEL", "collision_late"), "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
+        "train_cpu_s": round(train_s, 1), "cpu_s": round(time.process_time() - t0, 1), "label": os.environ.get("VATT_LABEL", "collision_late"),
+        "stem": cfg.video_stem, "stem_width": cfg.stem_width, "lr": lr,
+        "flip": os.environ.get("VATT_FLIP") == "1", "train_clips": len(ytr), "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
 print(json.dumps(res))
 if os.environ.get("VATT_DEV_LOG"):
     with open(os.environ["VATT_DEV_LOG"], "a") as f:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -63,11 +63,13 @@ __all__ = [
     "linear_probe",
     "collision_late",
     "onset_strength",
+    "run_vatt_bench",
 ]
 
 PAD = 0  # word id of padding; a phrase of all PAD is absent
 AUDIO_FRONTS = ("waveform", "stft", "conv")
 VIDEO_INPUTS = ("rgb", "diff")
+VIDEO_STEMS = ("linear", "conv")
 _LOG_EPS = 1e-3  # floor of the STFT front end's log-magnitude (the mixture peaks at 0.9)
 _LOG_CENTRE, _LOG_SCALE = -4.0, 2.5  # log(|X| + 1e-3) spans about [-6.9, 3]; this maps it near [-1, 3]
 _FILTERS = 32  # learned filters of the "conv" front end
@@ -124,6 +126,12 @@ class VATTConfig:
             own); the height and width embeddings stay either way. With ``False`` (and ``audio_positions=False``)
             neither tower knows which time step it is in, so a video step can pick its audio step only by what
             it shows.
+        video_stem: How a tubelet becomes a token. ``"linear"`` (VATT's own): one linear projection of its raw
+            pixels. ``"conv"``: a small CNN inside each tubelet at full resolution (:class:`_TubeletCNN`: a 3x3
+            convolution per frame, GELU, a strided convolution across the tubelet's frames, GELU, a linear map
+            of the resulting map), for objects of a few pixels whose contact one linear map of 8x8 pixels does
+            not read. It runs on the tokens DropToken keeps, so DropToken cuts its cost too.
+        stem_width: Channels of the ``"conv"`` stem's first layer (twice as many in its second).
     """
 
     frames: int = 8
@@ -148,6 +156,8 @@ class VATTConfig:
     onset_target: float = 0.0
     audio_positions: bool = True
     video_time_positions: bool = True
+    video_stem: str = "linear"
+    stem_width: int = 16
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -169,6 +179,12 @@ class VATTConfig:
         if self.video_input not in VIDEO_INPUTS:
             raise ConfigError(f"VATTConfig: video_input must be one of {', '.join(VIDEO_INPUTS)}, "
                               f"got {self.video_input!r}")
+        if self.video_stem not in VIDEO_STEMS:
+            raise ConfigError(f"VATTConfig: video_stem must be one of {', '.join(VIDEO_STEMS)}, "
+                              f"got {self.video_stem!r}")
+        if self.stem_width < 1 or (self.video_stem == "conv" and (self.tubelet[1] % 2 or self.tubelet[2] % 2)):
+            raise ConfigError(f"VATTConfig: the conv stem needs stem_width >= 1 and an even tubelet height and "
+                              f"width, got stem_width {self.stem_width}, tubelet {self.tubelet}")
         if not (math.isfinite(self.onset_target) and self.onset_target >= 0):
             raise ConfigError(f"VATTConfig: onset_target must be a finite weight >= 0, got {self.onset_target}")
         if self.onset_target and self.chunk % 8:
@@ -293,7 +309,10 @@ class VATT(nn.Module):
         c = config
         gt, gh, gw = c.video_grid
         channels = 6 if c.video_input == "diff" else 3
-        self.patch = nn.Conv3d(channels, c.dim, c.tubelet, c.tubelet)  # linear projection of raw tubelets
+        if c.video_stem == "conv":
+            self.stem = _TubeletCNN(channels, c.tubelet, c.dim, c.stem_width)
+        else:
+            self.patch = nn.Conv3d(channels, c.dim, c.tubelet, c.tubelet)  # linear projection of raw tubelets
         self.pos_t = nn.Parameter(torch.randn(gt, 1, 1, c.dim) * 0.02)
         self.pos_h = nn.Parameter(torch.randn(1, gh, 1, c.dim) * 0.02)
         self.pos_w = nn.Parameter(torch.randn(1, 1, gw, c.dim) * 0.02)
@@ -317,16 +336,37 @@ class VATT(nn.Module):
     def video_tokens(self, video: Tensor) -> Tensor:
         """float [N, T, 3, H, W] -> tokens [N, gt * gh * gw, dim] with positions added."""
         c = self.config
-        if video.dim() != 5 or tuple(video.shape[1:]) != (c.frames, 3, c.height, c.width):
-            raise StateError(f"VATT: video must be [N, {c.frames}, 3, {c.height}, {c.width}], got {tuple(video.shape)}")
-        x = video.transpose(1, 2)  # [N, 3, T, H, W]
-        if c.video_input == "diff":
-            x = torch.cat([x, F.pad(x.diff(dim=2), (0, 0, 0, 0, 1, 0))], 1)  # frame beside (frame - previous)
+        x = self._video_input(video)  # [N, C, T, H, W]
+        if c.video_stem == "conv":
+            k = math.prod(c.video_grid)
+            return self.stem(self._tubelets(x).flatten(0, 1)).view(x.shape[0], k, c.dim) + self._video_positions()
         x = self.patch(x)  # [N, dim, gt, gh, gw]
         x = x.permute(0, 2, 3, 4, 1) + self.pos_h + self.pos_w
         if c.video_time_positions:
             x = x + self.pos_t
         return x.flatten(1, 3)
+
+    def _video_input(self, video: Tensor) -> Tensor:
+        """Checked video [N, T, 3, H, W] -> the stem's input [N, C, T, H, W] (C = 6 for ``"diff"``)."""
+        c = self.config
+        if video.dim() != 5 or tuple(video.shape[1:]) != (c.frames, 3, c.height, c.width):
+            raise StateError(f"VATT: video must be [N, {c.frames}, 3, {c.height}, {c.width}], got {tuple(video.shape)}")
+        x = video.transpose(1, 2)  # [N, 3, T, H, W]
+        if c.video_input == "diff":
+            x = torch.cat([x, F.pad(x.diff(dim=2), (0, 0, 0, 0, 1, 0))], 1)  # frame beside (frame - previous)
+        return x
+
+    def _tubelets(self, x: Tensor) -> Tensor:
+        """[N, C, T, H, W] -> [N, gt * gh * gw, C, t, h, w], in the token order of :meth:`video_tokens`."""
+        n, ch = x.shape[:2]
+        (gt, gh, gw), (t, h, w) = self.config.video_grid, self.config.tubelet
+        x = x.reshape(n, ch, gt, t, gh, h, gw, w).permute(0, 2, 4, 6, 1, 3, 5, 7)
+        return x.reshape(n, gt * gh * gw, ch, t, h, w)
+
+    def _video_positions(self) -> Tensor:
+        """Positional embedding of each tubelet, [gt * gh * gw, dim] (time left out when the config says)."""
+        pos = self.pos_h + self.pos_w + (self.pos_t if self.config.video_time_positions else 0.0)
+        return pos.expand(*self.config.video_grid, -1).reshape(-1, self.config.dim)
 
     def audio_tokens(self, audio: Tensor) -> Tensor:
         """float [N, L] -> tokens [N, L / chunk, dim] with positions added."""
@@ -346,7 +386,14 @@ class VATT(nn.Module):
 
     def _video(self, video: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """[AGG] [N, dim], token outputs [N, K', dim] and each output's time step [N, K']."""
-        tokens, kept = self._drop(self.video_tokens(video))
+        if self.config.video_stem == "conv":  # drop raw tubelets first, so the stem runs on the kept ones only
+            tubelets = self._tubelets(self._video_input(video))  # [N, K, C, t, h, w]
+            n, k = tubelets.shape[:2]
+            _, kept = self._drop(tubelets.new_zeros(n, k, 1))
+            chosen = tubelets.gather(1, kept.view(n, -1, 1, 1, 1, 1).expand(-1, -1, *tubelets.shape[2:]))
+            tokens = self.stem(chosen.flatten(0, 1)).view(n, kept.shape[1], -1) + self._video_positions()[kept]
+        else:
+            tokens, kept = self._drop(self.video_tokens(video))
         agg, out = self.video_encoder(tokens)
         _, gh, gw = self.config.video_grid
         return agg, out, kept // (gh * gw)
@@ -441,6 +488,26 @@ class VATT(nn.Module):
             out["loss"] = out["loss"] + c.onset_target * onset
             out["onset_mse"] = onset.detach()
         return out
+
+
+class _TubeletCNN(nn.Module):
+    """A small CNN inside one tubelet at full resolution: [M, C, t, h, w] -> [M, dim].
+
+    A 3x3 convolution on each frame (``width`` channels, zero padding at the tubelet's border), GELU, a
+    convolution across all ``t`` frames with a 3x3 kernel of stride 2 (``2 * width`` channels), GELU, then a
+    linear map of the whole ``2 * width x h/2 x w/2`` map, so where in the tubelet a feature lies is kept.
+    """
+
+    def __init__(self, channels: int, tubelet: tuple[int, int, int], dim: int, width: int) -> None:
+        super().__init__()
+        t, h, w = tubelet
+        self.frame = nn.Conv3d(channels, width, (1, 3, 3), padding=(0, 1, 1))
+        self.across = nn.Conv3d(width, 2 * width, (t, 3, 3), stride=(t, 2, 2), padding=(0, 1, 1))
+        self.proj = nn.Linear(2 * width * (h // 2) * (w // 2), dim)
+
+    def forward(self, tubelets: Tensor) -> Tensor:
+        x = F.gelu(self.across(F.gelu(self.frame(tubelets))))  # [M, 2 width, 1, h / 2, w / 2]
+        return self.proj(x.flatten(1))
 
 
 class _WaveformChunks(nn.Module):
@@ -609,10 +676,19 @@ def train_vatt(model: VATT, video: Tensor, audio: Tensor, text: Tensor, bench: B
 )
 def bench_vatt(quick: bool, seed: int) -> BenchOutcome:
     """Pretrain VATT with and without DropToken on the same clips, probe the frozen video features."""
+    return run_vatt_bench(quick, seed)
+
+
+def run_vatt_bench(quick: bool, seed: int, **overrides) -> BenchOutcome:
+    """The ``vatt`` benchmark with fields of its :class:`VATTConfig` replaced (for a variant's held-out run;
+    ``bench_vatt`` is this with none). The figures name the overrides."""
+    unknown = sorted(set(overrides) - {f.name for f in fields(VATTConfig)})
+    if unknown:
+        raise ConfigError(f"run_vatt_bench: {', '.join(unknown)} are not VATTConfig fields")
     bench = _QUICK if quick else _FULL
     train = clip_bank(1_000_000 * seed, bench.train)
     test = clip_bank(1_000_000 * seed + 500_000, bench.test)
-    config = _config(train)
+    config = replace(_config(train), **overrides)
     video, audio, text = _inputs(train, config)
     test_video, test_audio, _ = _inputs(test, config)
     y_train, y_test = collision_late(train.collisions), collision_late(test.collisions)
@@ -647,6 +723,6 @@ def bench_vatt(quick: bool, seed: int) -> BenchOutcome:
         "train_clips": len(train), "test_clips": len(test), "steps": bench.steps, "batch": bench.batch,
         "lr": bench.lr, "tokens": {"video": int(torch.tensor(config.video_grid).prod()),
                                    "audio": config.audio_tokens, "phrases": int(text.shape[1])},
-        "skipped_clips": [*train.skipped, *test.skipped],
+        "skipped_clips": [*train.skipped, *test.skipped], "config_overrides": dict(overrides),
     }
     return BenchOutcome(checks, figures)

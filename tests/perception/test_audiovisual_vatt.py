@@ -369,3 +369,83 @@ def test_video_without_time_positions_cannot_tell_its_time_steps_apart():
     a, b = timeless.video_tokens(still)[0].view(2, 4, -1), timed.video_tokens(still)[0].view(2, 4, -1)
     assert torch.allclose(a[0], a[1], atol=1e-6) and not torch.allclose(b[0], b[1], atol=1e-4)
     assert not torch.allclose(a[0, 0], a[0, 1], atol=1e-4)  # the places inside a step are still told apart
+
+
+CONV = dataclasses.replace(TINY, video_stem="conv", stem_width=4)
+
+
+def test_conv_stem_gives_one_token_per_tubelet_from_that_tubelet_alone():
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(CONV, drop_token=0.0, video_time_positions=False))
+    video = torch.rand(2, 4, 3, 16, 16)
+    tokens = net.video_tokens(video)
+    assert tokens.shape == (2, 8, 16) and not hasattr(net, "patch")
+    moved = video.clone()
+    moved[0, 2:, :, 9, 3] = 1.0 - moved[0, 2:, :, 9, 3]  # one pixel of time step 1, row 1, column 0
+    diff = (net.video_tokens(moved) - tokens).abs().amax(2)  # [2, 8]
+    assert diff[0, 6] > 1e-4  # tubelet (t=1, h=1, w=0) in time-height-width order sees its own single pixel
+    assert torch.equal(diff[0, torch.arange(8) != 6], torch.zeros(7)) and torch.equal(diff[1], torch.zeros(8))
+
+
+def test_conv_stem_keeps_positions_and_evaluates_as_the_full_token_path():
+    torch.manual_seed(0)
+    net = VATT(CONV).eval()
+    video = torch.rand(3, 4, 3, 16, 16)
+    agg, out, step = net._video(video)  # eval: the kept-tubelets path keeps all of them
+    ref_agg, ref_out = net.video_encoder(net.video_tokens(video))
+    assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(agg, ref_agg, atol=1e-6)
+    assert step.tolist() == [[0, 0, 0, 0, 1, 1, 1, 1]] * 3
+    still = torch.rand(1, 1, 3, 16, 16).expand(1, 4, 3, 16, 16)
+    t = net.video_tokens(still)[0].view(2, 4, -1)
+    assert not torch.allclose(t[0], t[1], atol=1e-4)  # time positions (VATT's default) tell the steps apart
+
+
+def test_drop_token_runs_the_conv_stem_on_the_kept_tubelets_only():
+    # with an identity encoder, each training token must be the full path's token of the tubelet it stands for,
+    # half of the tubelets kept, in order, with the right time step; and the stem sees only those half
+    torch.manual_seed(0)
+    net = VATT(CONV).train()
+    class Identity(torch.nn.Module):
+        def forward(self, tokens):
+            return tokens[:, 0], tokens
+
+    net.video_encoder = Identity()
+    seen = []
+    net.stem.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape[0]))
+    video = torch.rand(3, 4, 3, 16, 16)
+    full = net.video_tokens(video)  # [3, 8, 16]
+    seen.clear()
+    _, out, step = net._video(video)
+    assert out.shape == (3, 4, 16) and seen == [3 * 4]
+    for i in range(3):
+        match = (out[i][:, None] - full[i][None]).abs().amax(2).argmin(1)  # which tubelet each token is
+        assert torch.allclose(out[i], full[i, match], atol=1e-6)
+        assert (match[1:] > match[:-1]).all() and torch.equal(step[i], match // 4)
+
+
+def test_conv_stem_trains_and_bad_stems_are_refused_by_name():
+    video, audio, text = _batch()
+    torch.manual_seed(0)
+    net = VATT(CONV)
+    net.losses(video, audio, text)["loss"].backward()
+    assert all(p.grad is not None and p.grad.isfinite().all() for p in net.stem.parameters())
+    with pytest.raises(ConfigError, match="video_stem"):
+        VATTConfig(video_stem="resnet")
+    with pytest.raises(ConfigError, match="conv stem"):
+        VATTConfig(video_stem="conv", tubelet=(2, 7, 8), height=63)
+
+
+def test_a_bench_variant_names_its_overrides_and_refuses_unknown_fields():
+    from perception.audiovisual.vatt import run_vatt_bench
+
+    with pytest.raises(ConfigError, match="stem_size are not VATTConfig fields"):
+        run_vatt_bench(True, 0, stem_size=4)
+
+
+@pytest.mark.slow
+def test_the_quick_bench_runs_a_conv_stem_variant():
+    from perception.audiovisual.vatt import run_vatt_bench
+
+    out = run_vatt_bench(True, 0, video_stem="conv", stem_width=4, video_time_positions=False)
+    assert out.figures["config_overrides"] == {"video_stem": "conv", "stem_width": 4, "video_time_positions": False}
+    assert 0.0 <= out.figures["probe_accuracy"]["drop_token"] <= 1.0
