@@ -39,7 +39,12 @@ Per track (one object), in frame order:
   or the proposal network gives the resting one part of the passer's pixels,
   and its centre moves by up to 0.2 units while the object does not; where
   such a track rests it is held at its steady centres' median;
-* ``orientation`` and ``angular_velocity``: not perceived, written as zeros;
+* ``orientation``: zeros, except with ``cube_yaw`` on (off by default): a cube
+  track's yaw (0, 0, yaw) from the per-frame fits of its masks
+  (:func:`perception.video.yaw.track_yaw`: averaged modulo a quarter turn over
+  ``yaw_window`` frames either side, fits overlapping their mask less than
+  ``yaw_min_iou`` left out); a cube with no usable fit keeps zeros;
+* ``angular_velocity``: not perceived, written as zeros;
 * ``inside_camera_view``: the location projects inside the image (the
   annotations' rule);
 * ``collision``: :func:`touch_collisions` on these states.
@@ -81,8 +86,9 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.video.detect import VIDEO_ATTRIBUTES, ground_backproject
+from perception.video.detect import VIDEO_ATTRIBUTES, FrameDetections, ground_backproject
 from perception.video.track import Track, TrackConfig, at_edge
+from perception.video.yaw import track_yaw
 from physics.errors import ConfigError
 from physics.worlds.camera import CLEVR_CAMERA, Camera
 from physics.worlds.clevr_properties import ATTRIBUTES
@@ -185,6 +191,14 @@ class VideoPerceptionConfig:
             questions, none lost, collision F1 0.928 -> 0.938; fresh seed 45672: every type
             equal, one true repeat collision 9 frames after the first lost (F1 0.840 -> 0.825)
             (``docs/results/clevrer.md``, fifteenth session, collmerge).
+        cube_yaw: 0 (the default): every orientation is written as zeros (not perceived).
+            1: a cube's yaw is fitted to its masks (:func:`perception.video.yaw.fit_cube_yaw`,
+            the detections must be made with ``cube_yaw``) and written per frame
+            (:func:`perception.video.yaw.track_yaw`), so the rollout's collision rule and the
+            PropNet's orientation input see a turned cube (``docs/results/clevrer.md``,
+            sixteenth session, second wave).
+        yaw_window: Frames either side whose fits are averaged into one frame's yaw.
+        yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
         camera: The videos' fixed camera (its image size is replaced by the frames').
         track: Tracking parameters.
     """
@@ -210,6 +224,9 @@ class VideoPerceptionConfig:
     coast_frames: int = 0
     coast_area: float = 0.8
     collision_release: float = 0.05
+    cube_yaw: int = 0
+    yaw_window: int = 3
+    yaw_min_iou: float = 0.5
     camera: Camera = CLEVR_CAMERA
     track: TrackConfig = field(default_factory=TrackConfig)
 
@@ -244,6 +261,9 @@ class VideoPerceptionConfig:
                               f"{self.coast_frames}, {self.coast_area}")
         if self.contact_distance <= 0:
             raise ConfigError(f"VideoPerceptionConfig.contact_distance must be > 0, got {self.contact_distance}")
+        if self.cube_yaw not in (0, 1) or self.yaw_window < 0 or not 0.0 <= self.yaw_min_iou < 1.0:
+            raise ConfigError(f"VideoPerceptionConfig needs cube_yaw 0 or 1, yaw_window >= 0 and yaw_min_iou in [0, 1), "
+                              f"got {self.cube_yaw}, {self.yaw_window}, {self.yaw_min_iou}")
         if self.collision_release < 0:
             raise ConfigError(f"VideoPerceptionConfig.collision_release must be >= 0, got {self.collision_release}")
 
@@ -507,6 +527,15 @@ def voted_attributes(track: Track, image_hw: tuple[int, int], config: VideoPerce
     return out
 
 
+def _yaw_fits(detections: Sequence[FrameDetections] | None) -> dict[tuple[int, float, float], tuple[float, float]]:
+    """(frame, u, v) of each detection -> (yaw, fit); a track's observation keeps its detection's pixel."""
+    if detections is None or any(d.yaw is None for d in detections):
+        raise ConfigError("cube_yaw is on but the detections carry no yaw fits (detect with cube_yaw=True, "
+                          "or use a perception cache made with it)")
+    return {(d.frame, float(p[0]), float(p[1])): (float(y), float(q))
+            for d in detections for p, y, q in zip(d.pixel, d.yaw, d.yaw_fit, strict=True)}
+
+
 def tracks_to_annotation(
     tracks: Sequence[Track],
     frame_ids: Sequence[int],
@@ -516,6 +545,7 @@ def tracks_to_annotation(
     *,
     scene_index: int = 0,
     video_filename: str = "",
+    detections: Sequence[FrameDetections] | None = None,
 ) -> VideoAnnotation:
     """The official annotation of a video from its object tracks (rules in the module docstring).
 
@@ -527,7 +557,13 @@ def tracks_to_annotation(
         config: Frame rate, velocity span, collision rule, camera.
         scene_index: Recorded as ``scene_index``.
         video_filename: Recorded as ``video_filename``.
+        detections: The per-frame detections the tracks were built from; with
+            ``config.cube_yaw`` on they must carry yaw fits (a cube's orientation is read from them).
+
+    Raises:
+        ConfigError: ``config.cube_yaw`` on without detections that carry yaw fits.
     """
+    fits = _yaw_fits(detections) if config.cube_yaw else {}
     per_frame: dict[int, list[ObjectState]] = {f: [] for f in frame_ids}
     props = []
     zero = (0.0, 0.0, 0.0)
@@ -537,9 +573,16 @@ def tracks_to_annotation(
         frames, location, velocity, inside = _track_states(
             track, heights[attrs["shape"]], (frame_ids[0], frame_ids[-1]), config.camera, image_hw, config
         )
-        for f, loc, vel, ins in zip(frames.tolist(), location, velocity, inside.tolist(), strict=True):
+        orient = [zero] * len(frames)
+        if config.cube_yaw and attrs["shape"] == "cube":
+            obs = [fits.get((f, float(px[0]), float(px[1])), (np.nan, np.nan)) for f, px in zip(track.frames, track.pixels, strict=True)]
+            yaws = track_yaw(track.frames, [o[0] for o in obs], [o[1] for o in obs], frames.tolist(),
+                             window=config.yaw_window, min_iou=config.yaw_min_iou)
+            if np.isfinite(yaws).all():
+                orient = [_rounded(np.array([0.0, 0.0, y])) for y in yaws]
+        for f, loc, vel, ins, ori in zip(frames.tolist(), location, velocity, inside.tolist(), orient, strict=True):
             if f in per_frame:
-                per_frame[f].append(ObjectState(oid, _rounded(loc), zero, _rounded(vel), zero, bool(ins)))
+                per_frame[f].append(ObjectState(oid, _rounded(loc), ori, _rounded(vel), zero, bool(ins)))
     trajectory = tuple(FrameStates(f, tuple(per_frame[f])) for f in frame_ids)
     shapes = {p.object_id: p.shape for p in props}
     collisions = touch_collisions(trajectory, shapes, config.contact_distance, config.cube_inset, config.collision_gap,

@@ -35,6 +35,15 @@ Shapes (K detections in one frame)::
     location  float [K, 3]   ground-plane back-projection (scene units)
     probs     {attribute: float [K, n_values]}  softmax over CLEVR's vocabulary
     area      int   [K]      mask pixels
+    yaw       float [K]      cube yaw fitted to the mask, modulo a quarter turn (NaN: not fitted;
+                             the whole field None when the detections were made without fits)
+    yaw_fit   float [K]      that fit's intersection over union with the mask
+
+Cube yaw (``detect_frames(..., cube_yaw=True)``, off by default): each mask whose
+cube probability is at least ``CUBE_FIT_PROB`` is fitted by
+:func:`perception.video.yaw.fit_cube_yaw` (the projected upright cube whose
+outline best overlaps it), centred where the centre pixel's ray meets the plane
+z = the cube's resting height.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from perception.derender.attributes import crop_objects
 from perception.derender.derenderer import Derenderer, image_to_tensor
 from perception.derender.proposals import predict_masks
 from perception.image_io import load_image
+from perception.video.yaw import fit_cube_yaw
 from physics.errors import DataError, StateError
 from physics.io import PathLike, atomic_open
 from physics.worlds.camera import Camera
@@ -60,6 +70,7 @@ from physics.worlds.clevr_properties import ATTRIBUTES
 
 __all__ = [
     "VIDEO_ATTRIBUTES",
+    "CUBE_FIT_PROB",
     "FrameDetections",
     "frame_paths",
     "iter_frames",
@@ -74,6 +85,7 @@ __all__ = [
 
 VIDEO_ATTRIBUTES = ("color", "material", "shape")  # what CLEVRER's object_property lists; one size
 VIDEO_SIZE = "small"  # CLEVRER's one object size (CLEVR's small)
+CUBE_FIT_PROB = 0.1  # masks whose cube probability is at least this get a yaw fit (cube_yaw=True)
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ class FrameDetections:
     location: np.ndarray
     probs: dict[str, np.ndarray]
     area: np.ndarray
+    yaw: np.ndarray | None = None
+    yaw_fit: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pixel)
@@ -96,12 +110,17 @@ class FrameDetections:
     def keep(self, mask: np.ndarray) -> FrameDetections:
         """The detections where bool [K] ``mask`` is true."""
         return FrameDetections(self.frame, self.pixel[mask], self.location[mask],
-                               {a: p[mask] for a, p in self.probs.items()}, self.area[mask])
+                               {a: p[mask] for a, p in self.probs.items()}, self.area[mask],
+                               None if self.yaw is None else self.yaw[mask],
+                               None if self.yaw_fit is None else self.yaw_fit[mask])
 
     @classmethod
-    def empty(cls, frame: int) -> FrameDetections:
+    def empty(cls, frame: int, fitted: bool = False) -> FrameDetections:
+        """No detection in ``frame`` (``fitted``: with empty yaw fields rather than None)."""
+        none = np.zeros(0) if fitted else None
         return cls(frame, np.zeros((0, 2)), np.zeros((0, 3)),
-                   {a: np.zeros((0, len(ATTRIBUTES[a]))) for a in VIDEO_ATTRIBUTES}, np.zeros(0, dtype=np.int64))
+                   {a: np.zeros((0, len(ATTRIBUTES[a]))) for a in VIDEO_ATTRIBUTES}, np.zeros(0, dtype=np.int64),
+                   none, none)
 
 
 def frame_paths(frames_dir: PathLike) -> list[Path]:
@@ -176,6 +195,7 @@ def detect_frames(
     camera: Camera,
     *,
     batch: int = 16,
+    cube_yaw: bool = False,
 ) -> list[FrameDetections]:
     """Detect the objects of each frame (proposal masks, attributes, centre, 3-D position).
 
@@ -184,6 +204,8 @@ def detect_frames(
         frames: (frame index, RGB uint8 [H, W, 3]) pairs.
         camera: The videos' fixed camera.
         batch: Frames per forward pass of the proposal network.
+        cube_yaw: Fit a cube's yaw to each mask that may be a cube (module docstring);
+            False: ``yaw`` and ``yaw_fit`` are None.
 
     Returns:
         One :class:`FrameDetections` per frame, in the given order.
@@ -203,7 +225,7 @@ def detect_frames(
             boxes.append(b)
             counts.append(len(m))
         if sum(counts) == 0:
-            out += [FrameDetections.empty(f) for f, _ in chunk]
+            out += [FrameDetections.empty(f, cube_yaw) for f, _ in chunk]
             continue
         logits, centre = derenderer.attribute_net(torch.cat(crops), torch.cat(boxes))
         probs = {a: torch.softmax(logits[a], 1).numpy() for a in VIDEO_ATTRIBUTES}
@@ -220,7 +242,14 @@ def detect_frames(
             p = {a: probs[a][sl] for a in VIDEO_ATTRIBUTES}
             z = np.array([heights[ATTRIBUTES["shape"][i]] for i in p["shape"].argmax(1)], dtype=float)
             location = ground_backproject(camera, pixel, z, (h, w))
-            out.append(FrameDetections(f, pixel, location, p, m.flatten(1).sum(1).numpy().astype(np.int64)))
+            yaw = fit = None
+            if cube_yaw:
+                yaw, fit = np.full(k, np.nan), np.full(k, np.nan)
+                cube = ATTRIBUTES["shape"].index("cube")
+                centres = ground_backproject(camera, pixel, np.full(k, heights["cube"]), (h, w))
+                for j in np.flatnonzero(p["shape"][:, cube] >= CUBE_FIT_PROB):
+                    yaw[j], fit[j] = fit_cube_yaw(m[j].numpy(), camera, centres[j], heights["cube"])
+            out.append(FrameDetections(f, pixel, location, p, m.flatten(1).sum(1).numpy().astype(np.int64), yaw, fit))
     return out
 
 
@@ -239,7 +268,7 @@ def at_height(detections: Sequence[FrameDetections], camera: Camera, image_hw: t
     out = []
     for d in detections:
         location = ground_backproject(camera, d.pixel, np.full(len(d), float(height)), image_hw) if len(d) else d.location
-        out.append(FrameDetections(d.frame, d.pixel, location, d.probs, d.area))
+        out.append(FrameDetections(d.frame, d.pixel, location, d.probs, d.area, d.yaw, d.yaw_fit))
     return out
 
 
@@ -255,6 +284,9 @@ def save_detections(path: PathLike, detections: Sequence[FrameDetections], image
         "location": np.concatenate([d.location.reshape(-1, 3) for d in detections]) if detections else np.zeros((0, 3)),
         "area": np.concatenate([d.area for d in detections]).astype(np.int64) if detections else np.zeros(0, np.int64),
     }
+    if detections and all(d.yaw is not None for d in detections):
+        arrays["yaw"] = np.concatenate([d.yaw for d in detections]).astype(float)
+        arrays["yaw_fit"] = np.concatenate([d.yaw_fit for d in detections]).astype(float)
     for a in VIDEO_ATTRIBUTES:
         arrays[f"probs_{a}"] = (np.concatenate([d.probs[a] for d in detections]) if detections
                                 else np.zeros((0, len(ATTRIBUTES[a]))))
@@ -274,9 +306,12 @@ def load_detections(path: PathLike) -> tuple[list[FrameDetections], tuple[int, i
         counts, frames = data["counts"], data["frames"]
         ends = np.cumsum(counts)
         out = []
+        fitted = "yaw" in data
         for f, lo, hi in zip(frames.tolist(), (ends - counts).tolist(), ends.tolist(), strict=True):
             out.append(FrameDetections(int(f), data["pixel"][lo:hi], data["location"][lo:hi],
-                                       {a: data[f"probs_{a}"][lo:hi] for a in VIDEO_ATTRIBUTES}, data["area"][lo:hi]))
+                                       {a: data[f"probs_{a}"][lo:hi] for a in VIDEO_ATTRIBUTES}, data["area"][lo:hi],
+                                       data["yaw"][lo:hi] if fitted else None,
+                                       data["yaw_fit"][lo:hi] if fitted else None))
         hw = tuple(int(x) for x in data["image_hw"])
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"{path}: not a readable detections file ({type(exc).__name__}: {exc})") from None

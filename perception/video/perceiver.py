@@ -94,20 +94,28 @@ class PixelVideoPerceiver(VideoPerceiver):
             self.config,
             scene_index=k,
             video_filename=f"{Path(frames_dir).name}.gif",
+            detections=detections,
         )
 
 
     def _detections(self, frames_dir: PathLike) -> tuple[list[FrameDetections], tuple[int, int]]:
-        """Every frame's detections (all masks) and the frames' (H, W): from the cache where it has them."""
+        """Every frame's detections (all masks) and the frames' (H, W): from the cache where it has them.
+
+        With ``config.cube_yaw`` on, cached detections made without yaw fits are made again
+        (and the cache file rewritten with the fits).
+        """
         frames_dir = Path(frames_dir)
         cached = None if self.cache is None else self.cache / f"{frames_dir.parent.name}_{frames_dir.name}.npz"
         if cached is not None and cached.is_file():
             detections, image_hw = load_detections(cached)
-            if [d.frame for d in detections] == [int(p.stem) for p in frame_paths(frames_dir)]:
+            fitted = all(d.yaw is not None for d in detections)
+            if ([d.frame for d in detections] == [int(p.stem) for p in frame_paths(frames_dir)]
+                    and (fitted or not self.config.cube_yaw)):
                 return detections, image_hw
         frames = list(iter_frames(frames_dir))
         image_hw = frames[0][1].shape[:2]
-        detections = detect_frames(self.derenderer, frames, self.config.camera, batch=self.config.batch)
+        detections = detect_frames(self.derenderer, frames, self.config.camera, batch=self.config.batch,
+                                   cube_yaw=bool(self.config.cube_yaw))
         if cached is not None:
             save_detections(cached, detections, image_hw)
         return detections, (int(image_hw[0]), int(image_hw[1]))

@@ -87,3 +87,19 @@ def test_bench_model_reports_and_skips_a_broken_video(tiny, tmp_path):
     assert "skipped video_00000" in text
     assert [s["video"] for s in result["skipped"]] == ["video_00000"] and result["videos"] == 1
     assert result["speed"]["frames"] == 8 and result["speed"]["frames_per_second_cpu"] > 0
+
+
+def test_cube_yaw_option_refits_a_cache_made_without_fits(tiny, tmp_path):
+    from perception.video.annotate import VideoPerceptionConfig
+    from perception.video.detect import load_detections
+
+    video = tiny / "frames_val" / "video_00000"
+    plain = PixelVideoPerceiver(cache=tmp_path)
+    plain(video)
+    cached = tmp_path / "frames_val_video_00000.npz"
+    assert all(d.yaw is None for d in load_detections(cached)[0])
+    fitted = PixelVideoPerceiver(plain.derenderer, VideoPerceptionConfig(cube_yaw=1), cache=tmp_path)
+    fitted(video)
+    dets = load_detections(cached)[0]
+    assert all(d.yaw is not None and len(d.yaw) == len(d) for d in dets)
+    assert [len(d) for d in dets] == [len(d) for d in plain._detections(video)[0]]
