@@ -265,6 +265,9 @@ def test_the_entry_dissects_the_gan_benchs_generator_and_the_option_the_wide_one
     assert plain.figures["generator_widths"] == list(GAN_CODEC.decoder_channels)
     assert plain.figures["units_in_layer"] == GAN_CODEC.decoder_channels[1] == 48
     assert wide.figures["units_in_layer"] == 256 and len(wide.checks) == len(plain.checks) == 6
+    resize = bench_gan_dissection(True, 0, RESIZE_CODEC)
+    assert resize.figures["units_in_layer"] == 48 and len(resize.checks) == 6
+    assert resize.figures["best_iou"] != plain.figures["best_iou"] or resize.checks != plain.checks  # another GAN
     assert plain.figures["label_rule"] == {"per_label": BENCH_RULE.per_label, "segmenter_vote": BENCH_RULE.segmenter_vote}
     truth = plain.figures["labeller_iou_on_real_renders"]
     assert set(truth) == {"class masks", "one shape per foreground component", "per-pixel segmenter"}
