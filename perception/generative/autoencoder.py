@@ -39,6 +39,7 @@ from physics.errors import ConfigError, StateError
 __all__ = ["CodecConfig", "ConvEncoder", "ConvDecoder", "Autoencoder", "VAE", "train_codec", "reconstruction_mse"]
 
 STAGES = 3  # stride-2 stages: a 64 x 48 render becomes an 8 x 6 grid
+UPSAMPLE = ("transposed", "nearest", "bilinear")  # CodecConfig.upsample: the decoder's grid doubling
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class CodecConfig:
         decoder_widths: Channels of the decoder's projected grid, ``blocks[0]`` and
             ``blocks[1]``; None gives ``(4 c, 2 c, c)``.  GAN dissection widens
             ``blocks[0]`` to hundreds of units (the encoder keeps ``channels``).
+        upsample: How the decoder doubles its grid: ``"transposed"`` (a 4x4 stride-2
+            transposed convolution, DCGAN's; the default, so earlier checkpoints load),
+            or ``"nearest"`` / ``"bilinear"`` (resize, then a 3x3 convolution; Odena,
+            Dumoulin and Olah, "Deconvolution and Checkerboard Artifacts", Distill 2016).
     """
 
     height: int = 48
@@ -61,6 +66,7 @@ class CodecConfig:
     channels: int = 32
     beta: float = 1.0
     decoder_widths: tuple[int, int, int] | None = None
+    upsample: str = "transposed"
 
     def __post_init__(self) -> None:
         if self.height % 2**STAGES or self.width % 2**STAGES:
@@ -71,6 +77,8 @@ class CodecConfig:
         widths = self.decoder_widths
         if widths is not None and (len(widths) != 3 or any(not isinstance(w, int) or w < 1 for w in widths)):
             raise ConfigError(f"CodecConfig: decoder_widths must be three ints >= 1, got {widths!r}")
+        if self.upsample not in UPSAMPLE:
+            raise ConfigError(f"CodecConfig: upsample must be one of {UPSAMPLE}, got {self.upsample!r}")
 
     @property
     def decoder_channels(self) -> tuple[int, int, int]:
@@ -105,11 +113,20 @@ class ConvEncoder(nn.Module):
         return self.head(self.features(images).flatten(1))
 
 
+def _up(c_in: int, c_out: int, mode: str, *, bias: bool) -> list[nn.Module]:
+    """One grid doubling, [N, c_in, h, w] -> [N, c_out, 2h, 2w]: a transposed convolution or resize + 3x3 convolution."""
+    if mode == "transposed":
+        return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)]
+    resize = nn.Upsample(scale_factor=2, mode=mode, align_corners=False if mode == "bilinear" else None)
+    return [resize, nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias)]
+
+
 class ConvDecoder(nn.Module):
     """DCGAN-style decoder: ``forward(z [N, latent]) -> images [N, 3, H, W]`` in [0, 1].
 
-    A linear map to a w0 x H/8 x W/8 grid, then three transposed convolutions
-    (batch norm and ReLU between); ``blocks[i]`` is the i-th up-sampling stage,
+    A linear map to a w0 x H/8 x W/8 grid, then three up-sampling stages, each a
+    transposed convolution or (``CodecConfig.upsample``) a resize and a 3x3
+    convolution (batch norm and ReLU between); ``blocks[i]`` is the i-th up-sampling stage,
     the layers GAN dissection reads and edits.  Widths ``(w0, w1, w2)`` are
     :attr:`CodecConfig.decoder_channels` (``(4c, 2c, c)`` unless set).
     """
@@ -120,11 +137,13 @@ class ConvDecoder(nn.Module):
         self.config = config
         self.project = nn.Sequential(nn.Linear(config.latent, w0 * h * w), nn.Unflatten(1, (w0, h, w)),
                                      nn.BatchNorm2d(w0), nn.ReLU())
+        mode = config.upsample
         self.blocks = nn.ModuleList([
-            nn.Sequential(nn.ConvTranspose2d(w0, w1, 4, 2, 1, bias=False), nn.BatchNorm2d(w1), nn.ReLU()),
-            nn.Sequential(nn.ConvTranspose2d(w1, w2, 4, 2, 1, bias=False), nn.BatchNorm2d(w2), nn.ReLU()),
+            nn.Sequential(*_up(w0, w1, mode, bias=False), nn.BatchNorm2d(w1), nn.ReLU()),
+            nn.Sequential(*_up(w1, w2, mode, bias=False), nn.BatchNorm2d(w2), nn.ReLU()),
         ])
-        self.to_rgb = nn.ConvTranspose2d(w2, 3, 4, 2, 1)
+        to_rgb = _up(w2, 3, mode, bias=True)
+        self.to_rgb = to_rgb[0] if len(to_rgb) == 1 else nn.Sequential(*to_rgb)
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.project(z)

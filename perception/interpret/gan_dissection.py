@@ -23,9 +23,13 @@ Intervention: *ablating* a set of units sets them to zero at every position;
 *inserting* sets them to a high value (each unit's mean activation where it
 exceeds its threshold, as the paper's "typical value when the concept is
 present") in a patch of the layer, and the labeller counts what appeared.
-The entry dissects the ``gan`` bench's generator (48 units at ``blocks[0]``);
+The entry dissects :data:`RESIZE_CODEC`: the ``gan`` bench's generator (48 units at
+``blocks[0]``) trained with resize + 3x3 convolution up-sampling instead of transposed
+convolutions (sixteenth session; it passed 4 of 6 checks held out, the transposed one 3);
 :data:`WIDE_CODEC` trains the same GAN with 256 units there (an option; it did
-not meet the checks on its held-out seed, see docs/results/perception.md).
+not meet the checks on its held-out seed, see docs/results/perception.md), and
+:func:`judges_agreement` measures whether a generator's objects have shapes: how
+often the segmenter and the attribute network call the same one.
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
@@ -55,7 +59,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "judges_agreement", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -272,6 +276,7 @@ def insert(generator: ConvDecoder, z: Tensor, layer: int, units: Tensor, value: 
 # paper ablates 20 of 512; the ``gan`` bench's own 48-unit layer makes them 21%).  Measured once on the
 # held-out seed 14203 (session 15): it did not meet the checks, so the entry dissects the gan bench's GAN.
 WIDE_CODEC = CodecConfig(channels=24, decoder_widths=(96, 256, 24))
+RESIZE_CODEC = CodecConfig(channels=24, upsample="nearest")  # the gan bench's GAN, resize + 3x3 up-sampling (option)
 BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sessions 14-15)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"
@@ -323,12 +328,14 @@ def _intervention_figures(generator: ConvDecoder, labeller: ShapeSegmenter | Lab
 def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = None) -> BenchOutcome:
     """Dissect a benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples.
 
-    ``codec`` None: the ``gan`` bench's GAN (48 units at ``blocks[0]``, the entry); :data:`WIDE_CODEC`
-    trains the same GAN with a 256-unit middle layer instead (the option measured in session 15).
+    ``codec`` None: :data:`RESIZE_CODEC`, the ``gan`` bench's GAN (48 units at ``blocks[0]``) with
+    resize + 3x3 up-sampling (the entry since session 16: 4 of 6 checks on held-out seed 52873 against
+    the transposed generator's 3 of 6 on seed 69890); ``GAN_CODEC`` dissects the ``gan`` bench's own
+    generator (the entry of sessions 5-16); :data:`WIDE_CODEC` a 256-unit middle layer (session 15).
     """
-    from perception.generative.gan import GAN_CODEC, train_gan_run
+    from perception.generative.gan import train_gan_run
 
-    return dissection_outcome(train_gan_run(quick, seed, codec or GAN_CODEC), quick, seed, LAYER)
+    return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC), quick, seed, LAYER)
 
 
 def labeller_iou_on_renders(labeller: ShapeSegmenter | Labeller, images: Tensor, shapes: Tensor) -> list[float]:
@@ -340,6 +347,26 @@ def labeller_iou_on_renders(labeller: ShapeSegmenter | Labeller, images: Tensor,
         union = int((ours | truth).sum())
         out.append(int((ours & truth).sum()) / union if union else float("nan"))
     return out
+
+
+@torch.no_grad()
+def judges_agreement(segmenter: ShapeSegmenter, attribute_net: nn.Module, images: Tensor, crop_size: int,
+                     min_pixels: int = 6) -> tuple[float, int]:
+    """(fraction of objects on which the two judges agree on the shape, objects found) for images [N, 3, H, W].
+
+    Objects are the segmenter's foreground components (as :class:`ObjectShapeLabeller` with the
+    default rule); the per-pixel segmenter's call is its most frequent shape label over the object,
+    the attribute network's is its shape argmax on the object's masked crop.
+    """
+    pixel = segment(segmenter, images)
+    called = ObjectShapeLabeller(segmenter, attribute_net, crop_size, min_pixels)(images)
+    agree = found = 0
+    for lab, obj in zip(pixel, called, strict=True):
+        for mask in object_masks(lab, min_pixels):
+            seg_call = int(torch.bincount(lab[mask], minlength=len(SHAPES) + 1)[1:].argmax()) + 1
+            agree += int(seg_call == int(obj[mask][0]))
+            found += 1
+    return agree / max(found, 1), found
 
 
 def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: LabelRule | None = None) -> BenchOutcome:

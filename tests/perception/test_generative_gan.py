@@ -158,3 +158,61 @@ def test_decoder_widths_set_each_stage_and_default_to_the_channel_ladder():
     for bad in ((6, 30), (6, 0, 5), (6.0, 30, 5)):
         with pytest.raises(ConfigError, match="decoder_widths"):
             CodecConfig(decoder_widths=bad)
+
+
+def test_the_default_decoder_keeps_the_transposed_convolutions_and_its_checkpoint_layout():
+    assert CodecConfig().upsample == "transposed"
+    from perception.generative.gan import GAN_CODEC
+
+    assert GAN_CODEC.upsample == "transposed"  # the gan bench's (and dissection entry's) GAN is unchanged
+    shapes = {k: tuple(v.shape) for k, v in GAN(TINY).generator.state_dict().items() if v.dim()}
+    expected = {"project.0.weight": (16 * 2 * 3, 4), "project.0.bias": (16 * 2 * 3,),
+                "project.2.weight": (16,), "project.2.bias": (16,), "project.2.running_mean": (16,),
+                "project.2.running_var": (16,),
+                "blocks.0.0.weight": (16, 8, 4, 4), "blocks.0.1.weight": (8,), "blocks.0.1.bias": (8,),
+                "blocks.0.1.running_mean": (8,), "blocks.0.1.running_var": (8,),
+                "blocks.1.0.weight": (8, 4, 4, 4), "blocks.1.1.weight": (4,), "blocks.1.1.bias": (4,),
+                "blocks.1.1.running_mean": (4,), "blocks.1.1.running_var": (4,),
+                "to_rgb.weight": (4, 3, 4, 4), "to_rgb.bias": (3,)}
+    assert shapes == expected  # the key layout the earlier autoencoder / VAE / GAN checkpoints were saved with
+    assert all(isinstance(b[0], torch.nn.ConvTranspose2d) for b in GAN(TINY).generator.blocks)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_resize_upsampling_gives_the_same_shapes_without_a_checkerboard(mode):
+    cfg = CodecConfig(height=16, width=24, latent=4, channels=4, upsample=mode)
+    torch.manual_seed(0)
+    gen = GAN(cfg).generator.eval()
+    for block in gen.blocks:
+        assert isinstance(block[0], torch.nn.Upsample) and block[0].mode == mode
+        assert isinstance(block[1], torch.nn.Conv2d) and block[1].kernel_size == (3, 3)
+    images = gen(torch.randn(3, 4)).detach()
+    assert images.shape == (3, 3, 16, 24) and 0 <= float(images.min()) and float(images.max()) <= 1
+    # a constant grid stays constant away from the border after resize + convolution; a transposed
+    # 4x4 stride-2 convolution stamps a period-2 pattern on it (the checkerboard)
+    flat = torch.ones(1, 16, 4, 6)
+    resized = gen.blocks[0][:2](flat)[0, :, 1:-1, 1:-1]
+    assert torch.allclose(resized, resized[:, :1, :1].expand_as(resized), atol=1e-5)
+    torch.manual_seed(0)
+    stamped = GAN(TINY).generator.blocks[0][0](flat)[0, :, 1:-1, 1:-1]
+    assert not torch.allclose(stamped, stamped[:, :1, :1].expand_as(stamped), atol=1e-3)
+
+
+def test_a_resize_gan_checkpoint_round_trips_and_does_not_load_into_the_default_layout():
+    import io
+
+    cfg = CodecConfig(height=16, width=24, latent=4, channels=4, upsample="nearest")
+    torch.manual_seed(1)
+    gan = GAN(cfg).eval()
+    buf = io.BytesIO()
+    torch.save({"gan": gan.state_dict()}, buf)
+    buf.seek(0)
+    back = GAN(cfg)
+    back.load_state_dict(torch.load(buf, weights_only=True)["gan"])
+    back.eval()
+    z = torch.randn(2, 4)
+    assert torch.equal(gan.generator(z), back.generator(z))
+    with pytest.raises(RuntimeError):
+        GAN(TINY).load_state_dict(gan.state_dict())
+    with pytest.raises(ConfigError, match="upsample"):
+        CodecConfig(upsample="cubic")

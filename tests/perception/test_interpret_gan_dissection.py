@@ -15,6 +15,7 @@ from perception.interpret.gan_dissection import (
     BENCH_RULE,
     LAYER,
     QUANTILES,
+    RESIZE_CODEC,
     UNITS,
     WIDE_CODEC,
     LabelRule,
@@ -25,6 +26,7 @@ from perception.interpret.gan_dissection import (
     dissect,
     edited,
     insert,
+    judges_agreement,
     labeller_iou_on_renders,
     layer_activations,
 )
@@ -255,15 +257,52 @@ def test_the_wide_option_has_hundreds_of_units_in_its_middle_layer():
 
 
 @pytest.mark.slow
-def test_the_entry_dissects_the_gan_benchs_generator_and_the_option_the_wide_one():
-    from perception.generative.gan import GAN_CODEC
+def test_the_entry_dissects_the_resize_generator_and_the_options_the_transposed_and_wide_ones():
+    from perception.generative.gan import GAN_CODEC, train_gan_run
 
     plain = bench_gan_dissection(True, 0)
+    hits = train_gan_run.cache_info().hits
+    assert train_gan_run(True, 0, RESIZE_CODEC).gan.config.upsample == "nearest"
+    assert train_gan_run.cache_info().hits == hits + 1  # the entry trained RESIZE_CODEC's GAN
     wide = bench_gan_dissection(True, 0, WIDE_CODEC)
     assert plain.figures["generator_widths"] == list(GAN_CODEC.decoder_channels)
     assert plain.figures["units_in_layer"] == GAN_CODEC.decoder_channels[1] == 48
     assert wide.figures["units_in_layer"] == 256 and len(wide.checks) == len(plain.checks) == 6
+    transposed = bench_gan_dissection(True, 0, GAN_CODEC)
+    assert transposed.figures["units_in_layer"] == 48 and len(transposed.checks) == 6
     assert plain.figures["label_rule"] == {"per_label": BENCH_RULE.per_label, "segmenter_vote": BENCH_RULE.segmenter_vote}
     truth = plain.figures["labeller_iou_on_real_renders"]
     assert set(truth) == {"class masks", "one shape per foreground component", "per-pixel segmenter"}
     assert all(set(v) == set(SHAPES) for v in truth.values())
+
+
+class _BlueMeansCube(torch.nn.Module):
+    """An attribute network stub: 'cube' when the crop's object is blue, else 'sphere'."""
+
+    def forward(self, crops, boxes):
+        inside = crops[:, 3] > 0.5
+        blue = (crops[:, 2] * inside).sum((1, 2)) / inside.sum((1, 2)).clamp(min=1)
+        logits = torch.zeros(len(crops), len(SHAPES))
+        logits[:, SHAPES.index("sphere")] = 0.5
+        logits[:, SHAPES.index("cube")] = blue
+        return {"shape": logits}, torch.zeros(len(crops), 2)
+
+
+def test_judges_agreement_counts_objects_whose_two_shape_calls_match():
+    images = torch.zeros(2, 3, 16, 24)
+    images[0, 0, 1:5, 1:5] = 1.0  # red: segmenter cube, stub sphere -> disagree
+    images[0, 1, 1:5, 10:14] = 1.0  # green: segmenter sphere, stub sphere -> agree
+    images[0, 0, 9:14, 15:20] = images[0, 2, 9:14, 15:20] = 1.0  # magenta: cube and cube -> agree
+    images[1, 0, 0, 0:2] = 1.0  # a 2-pixel speck: not an object
+    assert judges_agreement(_RedCubeGreenSphere(4), _BlueMeansCube(), images, 16) == (2 / 3, 3)
+    assert judges_agreement(_RedCubeGreenSphere(4), _BlueMeansCube(), images[1:], 16) == (0.0, 0)
+
+
+def test_the_resize_option_is_the_gan_benchs_generator_with_resize_up_sampling():
+    from perception.generative.gan import GAN_CODEC
+
+    assert RESIZE_CODEC.upsample == "nearest" and RESIZE_CODEC.decoder_channels == GAN_CODEC.decoder_channels
+    gen = ConvDecoder(RESIZE_CODEC)
+    acts, images = layer_activations(gen, torch.randn(2, RESIZE_CODEC.latent), LAYER)
+    plain, _ = layer_activations(ConvDecoder(GAN_CODEC), torch.randn(2, GAN_CODEC.latent), LAYER)
+    assert acts.shape == plain.shape and images.shape == (2, 3, RESIZE_CODEC.height, RESIZE_CODEC.width)
