@@ -337,3 +337,18 @@ def test_quick_bench_with_refinement_reports_the_encoder_codes_beside(monkeypatc
         refinement = model["refinement"]
         assert refinement["steps"] == 3 and 0 <= refinement["swaps_encoder_codes"]["shape"] <= 1
         assert refinement["depth_encoder_codes"]["object"] >= 0
+
+
+def test_quick_bench_with_another_judge_reports_the_reference_judge_beside(monkeypatch):
+    import perception.generative.von as von
+    plain = run_bench("von", quick=True, seed=0)["figures"]
+    assert "reference_judge" not in plain and "swaps_reference_judge" not in plain["models"]["voxel"]
+    monkeypatch.setattr(von, "ATTRIBUTE_STEPS", {False: 1800, True: 8})
+    result = run_bench("von", quick=True, seed=0)
+    figures = result["figures"]
+    assert figures["attribute_net_steps"] == 8 and figures["reference_judge"]["steps"] == 4
+    # the reference judge is the entry's own: its real-render accuracy equals the plain run's
+    assert figures["reference_judge"]["accuracy_on_real_test_renders"] == plain["attribute_net_accuracy_on_real_test_renders"]
+    for name, model in figures["models"].items():
+        assert model["swaps_reference_judge"] == plain["models"][name]["swaps"]
+        assert model["shape_read_reference_judge"] == plain["models"][name]["shape_read"]
