@@ -96,6 +96,10 @@ class RolloutFlags:
         "help": "a cube whose yaw the annotation does not give (the pixel perceiver's zeros) is a disc of this "
                 "radius in the collision rule of futures and counterfactuals (scene units; shipped 0.315; 0: a square at yaw 0)",
         "setting": "unknown_yaw_reach"})
+    yaw_discs: str | None = field(default=None, metadata={
+        "help": "cubes the collision rule takes as discs of unknown_yaw_reach: unknown (shipped; those whose yaw the "
+                "annotation does not give) or cubes (every cube: a perceived yaw, cube_yaw=1, goes to the PropNet only)",
+        "setting": "yaw_discs", "choices": ("unknown", "cubes")})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

@@ -110,6 +110,7 @@ __all__ = [
     "launch_actions",
     "fitted_start",
     "unknown_yaw_cubes",
+    "YAW_DISCS",
     "video_trajectory",
     "counterfactual_trajectory",
     "video_trajectories",
@@ -124,6 +125,7 @@ WORLD = "clevrer"  # the world preset (physics.models.config) the video PropNet 
 STATE_DIM = 3  # x, y, orientation channel
 NODE_ATTR_DIM = len(SHAPES) + len(MATERIALS)
 SYMMETRY = {"cube": 4}  # quarter-turn symmetry: the orientation channel is yaw unwrapped modulo 2 pi / 4
+YAW_DISCS = ("unknown", "cubes")  # RolloutConfig.yaw_discs: which cubes the collision rule takes as discs
 REST_STEP = 1e-3  # scene units a frame: an object moving less is at rest (launch detection)
 LAUNCH_STEP = 0.02  # an object at rest moving more than this the next frame was pushed (0.5 units/s at 25 fps)
 LAUNCH_CLEARANCE = 2.0 * math.sqrt(2.0) * HALF_EXTENT + 0.2  # centres farther apart: no object could have pushed it
@@ -187,6 +189,11 @@ class RolloutConfig:
             Default 0.315, the square's reach averaged over directions (sixteenth session:
             +6 questions on development, +7 predictive and counterfactual questions on
             held-out seed 61937; true annotations give every cube a yaw and are unchanged).
+        yaw_discs: Which cubes the collision rule takes as discs of ``unknown_yaw_reach``
+            (nothing with ``unknown_yaw_reach`` 0): ``"unknown"`` (the default) the cubes whose
+            yaw the annotation never gives (:func:`unknown_yaw_cubes`); ``"cubes"`` every cube,
+            its yaw (e.g. fitted to its masks, ``VideoPerceptionConfig.cube_yaw``) going to the
+            PropNet's orientation input only, not to the collision rule.
 
     The future defaults (one rollout, the counterfactual rule) were kept after measurement:
     on 100 development videos (seed 64646) a 9-member ensemble with unanimous votes found
@@ -213,8 +220,11 @@ class RolloutConfig:
     start_fit: int = 0
     fit_residual: float = 0.03
     unknown_yaw_reach: float = 0.315
+    yaw_discs: str = "unknown"
 
     def __post_init__(self) -> None:
+        if self.yaw_discs not in YAW_DISCS:
+            raise ConfigError(f"RolloutConfig: yaw_discs must be one of {YAW_DISCS}, got {self.yaw_discs!r}")
         if self.future_frames < 0 or self.fps < 1 or self.collision_gap < 1 or self.contact_lead < 0:
             raise ConfigError(f"RolloutConfig: future_frames >= 0, fps >= 1, collision_gap >= 1 and contact_lead >= 0 "
                               f"needed, got {self}")
@@ -625,9 +635,15 @@ class PropNetVideoDynamics:
         return Counterfactual(removed_object_id, run.frames, collisions, tuple(events))
 
     def _discs(self, annotation: VideoAnnotation) -> dict[int, float]:
-        """Objects the collision rule takes as discs: cubes with no yaw given, under ``unknown_yaw_reach``."""
+        """Objects the collision rule takes as discs of ``unknown_yaw_reach``: the cubes ``yaw_discs`` names."""
         reach = self.config.unknown_yaw_reach
-        return dict.fromkeys(unknown_yaw_cubes(annotation), reach) if reach > 0 else {}
+        if reach <= 0:
+            return {}
+        if self.config.yaw_discs == "cubes":
+            seen = {o.object_id for fr in annotation.motion_trajectory for o in fr.objects}
+            cubes = {p.object_id for p in annotation.object_property if p.shape == "cube"} & seen
+            return dict.fromkeys(cubes, reach)
+        return dict.fromkeys(unknown_yaw_cubes(annotation), reach)
 
     def collision_impulses(self, annotation: VideoAnnotation, truth: VideoTruth) -> list[tuple[float, float]]:
         """Per recorded collision and each of its objects: (true, predicted) velocity change, units/s.

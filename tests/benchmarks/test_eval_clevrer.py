@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import cli
-from benchmarks.eval_clevrer import METRICS
+from benchmarks.eval_clevrer import METRICS, ClevrerEvalConfig
 from physics.worlds.clevrer_annotation import write_annotation
 from physics.worlds.clevrer_truth import simulate_video, write_truth
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
@@ -79,13 +79,23 @@ def test_rollout_flags_reach_the_learned_dynamics(folder, tmp_path):
     out = tmp_path / "r.json"
     assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--dynamics", "propnet",
                      "--future-ensemble", "3", "--future-votes", "2", "--future-shift", "0.01", "--future-tolerance",
-                     "0.02", "--future-approach", "0.3", "--future-fit", "6", "--unknown-yaw-reach", "0.315", "--threads", "1",
+                     "0.02", "--future-approach", "0.3", "--future-fit", "6", "--unknown-yaw-reach", "0.315", "--yaw-discs", "cubes", "--threads", "1",
                      "--out", str(out),
                      "--quiet"]) == 0
     result = json.loads(out.read_text())
     assert result["config"]["future_ensemble"] == 3 and result["config"]["future_approach"] == 0.3
     assert result["config"]["future_fit"] == 6 and result["config"]["unknown_yaw_reach"] == 0.315
+    assert result["config"]["yaw_discs"] == "cubes"
     assert result["errors"] == [] and result["counts"]["predictive_per_option"] > 0
+
+
+def test_yaw_discs_flag_maps_to_the_rollout_setting_and_refuses_other_values(capsys):
+    cfg = ClevrerEvalConfig(data="x", yaw_discs="cubes")
+    assert cfg.rollout_settings() == {"yaw_discs": "cubes"}
+    assert ClevrerEvalConfig(data="x").rollout_settings() == {}
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "clevrer", "--data", "x", "--yaw-discs", "all"])
+    assert "yaw-discs" in capsys.readouterr().err
 
 
 def test_types_answers_only_the_question_types_named(folder, tmp_path):

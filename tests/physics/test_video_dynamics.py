@@ -19,6 +19,7 @@ from physics.models.video_propnet import (
     STATE_DIM,
     PropNetVideoDynamics,
     RolloutConfig,
+    _tracks,
     contact_step_weights,
     counterfactual_trajectory,
     fitted_start,
@@ -393,6 +394,29 @@ def test_unknown_yaw_reach_makes_an_unturned_cube_a_disc_in_the_future_rule_unle
     for bad in (-0.1, 0.5, math.nan):
         with pytest.raises(ConfigError, match="unknown_yaw_reach"):
             RolloutConfig(unknown_yaw_reach=bad)
+
+
+def test_yaw_discs_cubes_makes_a_cube_with_a_given_yaw_a_disc_in_the_collision_rule_only():
+    known = _still_annotation({0: "cube", 1: "sphere"}, {0: 1e-3, 1: 0.0}, {0: (0.0, 0.0), 1: (1.07, 0.0)})
+    last = known.motion_trajectory[-1].frame_id
+    future = tuple(FrameStates(last + 1 + i, (
+        ObjectState(0, (0.0, 0.0, 0.35), (0.0, 0.0, 1e-3), (0.0,) * 3, (0.0,) * 3, True),
+        ObjectState(1, (x, 0.0, 0.35), (0.0, 0.0, 0.0), (0.0,) * 3, (0.0,) * 3, True)))
+        for i, x in enumerate((0.95, 0.83, 0.74, 0.68, 0.65, 0.635, 0.63)))
+    frames = (*known.motion_trajectory, *future)
+    assert RolloutConfig().yaw_discs == "unknown"  # the shipped default: a given yaw keeps the square
+    square = PropNetVideoDynamics.load(config=SHORT)
+    every = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, yaw_discs="cubes"))
+    assert square.future_collisions(known, frames) == ()
+    assert [(c.object_ids, c.frame_id) for c in every.future_collisions(known, frames)] == [((0, 1), last + 4)]
+    # the yaw still reaches the PropNet: its orientation channel is the given yaw, not the disc's zero
+    tracks = _tracks(known, frames)
+    assert np.allclose(tracks[0].xyt[:, 2], 1e-3)
+    # off with unknown_yaw_reach 0: no disc whatever yaw_discs says
+    off = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, yaw_discs="cubes", unknown_yaw_reach=0.0))
+    assert off.future_collisions(known, frames) == ()
+    with pytest.raises(ConfigError, match="yaw_discs"):
+        RolloutConfig(yaw_discs="all")
 
 
 def test_approach_speed_keeps_closing_touches_and_drops_neighbours_at_rest():
