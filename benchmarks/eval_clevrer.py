@@ -100,6 +100,10 @@ class RolloutFlags:
         "help": "cubes the collision rule takes as discs of unknown_yaw_reach: unknown (shipped; those whose yaw the "
                 "annotation does not give) or cubes (every cube: a perceived yaw, cube_yaw=1, goes to the PropNet only)",
         "setting": "yaw_discs", "choices": ("unknown", "cubes")})
+    yaw_input: str | None = field(default=None, metadata={
+        "help": "the PropNet's orientation input: given (shipped; the annotation's yaws) or zeros (every object; "
+                "the annotation's yaws, e.g. cube_yaw=1, go to the collision rule only, carried on through predicted frames)",
+        "setting": "yaw_input", "choices": ("given", "zeros")})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

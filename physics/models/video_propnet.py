@@ -126,6 +126,7 @@ STATE_DIM = 3  # x, y, orientation channel
 NODE_ATTR_DIM = len(SHAPES) + len(MATERIALS)
 SYMMETRY = {"cube": 4}  # quarter-turn symmetry: the orientation channel is yaw unwrapped modulo 2 pi / 4
 YAW_DISCS = ("unknown", "cubes")  # RolloutConfig.yaw_discs: which cubes the collision rule takes as discs
+YAW_INPUTS = ("given", "zeros")  # RolloutConfig.yaw_input: what the PropNet's orientation input gets
 REST_STEP = 1e-3  # scene units a frame: an object moving less is at rest (launch detection)
 LAUNCH_STEP = 0.02  # an object at rest moving more than this the next frame was pushed (0.5 units/s at 25 fps)
 LAUNCH_CLEARANCE = 2.0 * math.sqrt(2.0) * HALF_EXTENT + 0.2  # centres farther apart: no object could have pushed it
@@ -194,6 +195,11 @@ class RolloutConfig:
             yaw the annotation never gives (:func:`unknown_yaw_cubes`); ``"cubes"`` every cube,
             its yaw (e.g. fitted to its masks, ``VideoPerceptionConfig.cube_yaw``) going to the
             PropNet's orientation input only, not to the collision rule.
+        yaw_input: What the PropNet's orientation input gets: ``"given"`` (the default) the
+            annotation's yaws; ``"zeros"`` zeros for every object (what the pixel perceiver
+            gives without ``cube_yaw``), the annotation's yaws going to the collision rule
+            only: a predicted frame keeps the object's last observed yaw (the PropNet's
+            orientation channel, fed zeros, says nothing of it).
 
     The future defaults (one rollout, the counterfactual rule) were kept after measurement:
     on 100 development videos (seed 64646) a 9-member ensemble with unanimous votes found
@@ -221,8 +227,11 @@ class RolloutConfig:
     fit_residual: float = 0.03
     unknown_yaw_reach: float = 0.315
     yaw_discs: str = "unknown"
+    yaw_input: str = "given"
 
     def __post_init__(self) -> None:
+        if self.yaw_input not in YAW_INPUTS:
+            raise ConfigError(f"RolloutConfig: yaw_input must be one of {YAW_INPUTS}, got {self.yaw_input!r}")
         if self.yaw_discs not in YAW_DISCS:
             raise ConfigError(f"RolloutConfig: yaw_discs must be one of {YAW_DISCS}, got {self.yaw_discs!r}")
         if self.future_frames < 0 or self.fps < 1 or self.collision_gap < 1 or self.contact_lead < 0:
@@ -692,6 +701,9 @@ class PropNetVideoDynamics:
         starts from (each history frame turned and stretched about the last one, then shifted).
         """
         tracks = _tracks(annotation)
+        if self.config.yaw_input == "zeros":  # the PropNet sees no yaw; the frames keep the observed states
+            for t in tracks.values():
+                t.xyt[~np.isnan(t.xyt[:, 2]), 2] = 0.0
         attrs = _attributes(annotation)
         t_obs = len(annotation.motion_trajectory)
         first = annotation.motion_trajectory[0].frame_id
@@ -816,7 +828,8 @@ class PropNetVideoDynamics:
                 px, py, pth = state[f - 1, i] if f and not np.isnan(state[f - 1, i, 0]) else state[f, i]
                 yaw0 = yaw_of(base.orientation)
                 th0 = _orientation_channel(tracks[k].shape, np.array([yaw0]))[0]
-                yaw = yaw0 + (th - th0) if tracks[k].shape in SYMMETRY else yaw0
+                turns = tracks[k].shape in SYMMETRY and self.config.yaw_input == "given"
+                yaw = yaw0 + (th - th0) if turns else yaw0  # yaw_input zeros: the last observed yaw carried on
                 orient = tuple(base.orientation[:2]) + (yaw,) if len(base.orientation) == 3 else tuple(base.orientation)
                 pending.append((len(objs), (x, y, base.location[2])))
                 objs.append(ObjectState(

@@ -89,6 +89,13 @@ def test_rollout_flags_reach_the_learned_dynamics(folder, tmp_path):
     assert result["errors"] == [] and result["counts"]["predictive_per_option"] > 0
 
 
+def test_yaw_input_flag_maps_to_the_rollout_setting_and_refuses_other_values(capsys):
+    assert ClevrerEvalConfig(data="x", yaw_input="zeros").rollout_settings() == {"yaw_input": "zeros"}
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "clevrer", "--data", "x", "--yaw-input", "fitted"])
+    assert "yaw-input" in capsys.readouterr().err
+
+
 def test_yaw_discs_flag_maps_to_the_rollout_setting_and_refuses_other_values(capsys):
     cfg = ClevrerEvalConfig(data="x", yaw_discs="cubes")
     assert cfg.rollout_settings() == {"yaw_discs": "cubes"}

@@ -40,6 +40,7 @@ from physics.video_dynamics import (
     match_collisions,
     state_collisions,
     vote_collisions,
+    yaw_of,
 )
 from physics.worlds.clevrer_annotation import (
     Collision,
@@ -417,6 +418,38 @@ def test_yaw_discs_cubes_makes_a_cube_with_a_given_yaw_a_disc_in_the_collision_r
     assert off.future_collisions(known, frames) == ()
     with pytest.raises(ConfigError, match="yaw_discs"):
         RolloutConfig(yaw_discs="all")
+
+
+def test_yaw_input_zeros_feeds_the_propnet_zeros_and_carries_the_observed_yaw_to_the_collision_rule():
+    at = {0: (0.0, 0.0), 1: (1.2, 0.3)}
+    known = _still_annotation({0: "cube", 1: "sphere"}, {0: 0.5, 1: 0.0}, at)
+    unturned = _still_annotation({0: "cube", 1: "sphere"}, {0: 0.0, 1: 0.0}, at)
+    assert RolloutConfig().yaw_input == "given"  # the shipped default: the PropNet sees the annotation's yaw
+    given = PropNetVideoDynamics.load(config=SHORT)
+    zeros = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, yaw_input="zeros"))
+
+    def xy(frames):
+        return np.array([[o.location[:2] for o in fr.objects] for fr in frames])
+
+    def yaws(frames):
+        return [yaw_of(fr.by_id()[0].orientation) for fr in frames]
+
+    with_yaw, _ = zeros.future(known, 6)
+    without, _ = given.future(unturned, 6)
+    turned, _ = given.future(known, 6)
+    # the PropNet's input is the same as with no yaw at all: the same predicted centres
+    assert np.allclose(xy(with_yaw), xy(without))
+    assert not np.allclose(xy(turned), xy(without))  # (the yaw does reach it by default)
+    # every predicted frame keeps the cube's last observed yaw, exactly
+    assert yaws(with_yaw) == [0.5] * 6
+    # counterfactual frames too: the sphere removed, the cube is followed then carried on at 0.5
+    cf = zeros.counterfactual(known, 1)
+    assert len(cf.trajectory) == len(known.motion_trajectory) + SHORT.future_frames
+    assert all(abs(y - 0.5) < 1e-12 for y in yaws(cf.trajectory))
+    # a given yaw is no unknown yaw: the cube stays a square in the collision rule
+    assert unknown_yaw_cubes(known) == frozenset()
+    with pytest.raises(ConfigError, match="yaw_input"):
+        RolloutConfig(yaw_input="fitted")
 
 
 def test_approach_speed_keeps_closing_touches_and_drops_neighbours_at_rest():
