@@ -79,13 +79,13 @@ def test_rollout_flags_reach_the_learned_dynamics(folder, tmp_path):
     out = tmp_path / "r.json"
     assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--dynamics", "propnet",
                      "--future-ensemble", "3", "--future-votes", "2", "--future-shift", "0.01", "--future-tolerance",
-                     "0.02", "--future-approach", "0.3", "--future-fit", "6", "--unknown-yaw-reach", "0.315", "--yaw-discs", "cubes", "--threads", "1",
+                     "0.02", "--future-approach", "0.3", "--future-fit", "6", "--unknown-yaw-reach", "0.315", "--yaw-discs", "cubes", "--yaw-input", "zeros", "--threads", "1",
                      "--out", str(out),
                      "--quiet"]) == 0
     result = json.loads(out.read_text())
     assert result["config"]["future_ensemble"] == 3 and result["config"]["future_approach"] == 0.3
     assert result["config"]["future_fit"] == 6 and result["config"]["unknown_yaw_reach"] == 0.315
-    assert result["config"]["yaw_discs"] == "cubes"
+    assert result["config"]["yaw_discs"] == "cubes" and result["config"]["yaw_input"] == "zeros"
     assert result["errors"] == [] and result["counts"]["predictive_per_option"] > 0
 
 
