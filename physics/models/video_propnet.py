@@ -286,16 +286,15 @@ def unknown_yaw_cubes(annotation: VideoAnnotation) -> frozenset[int]:
     zeros for every object (``perception.video.annotate``).  A cube never observed is not
     counted (it has no footprint to place).
     """
-    cubes = {p.object_id for p in annotation.object_property if p.shape == "cube"}
-    seen: set[int] = set()
-    turned: set[int] = set()
-    for fr in annotation.motion_trajectory:
-        for o in fr.objects:
-            if o.object_id in cubes:
-                seen.add(o.object_id)
-                if any(v != 0.0 for v in o.orientation):
-                    turned.add(o.object_id)
-    return frozenset(seen - turned)
+    turned = {o.object_id for fr in annotation.motion_trajectory for o in fr.objects
+              if any(v != 0.0 for v in o.orientation)}
+    return frozenset(_observed_cubes(annotation) - turned)
+
+
+def _observed_cubes(annotation: VideoAnnotation) -> set[int]:
+    """Cubes present in at least one observed frame of ``annotation``."""
+    seen = {o.object_id for fr in annotation.motion_trajectory for o in fr.objects}
+    return {p.object_id for p in annotation.object_property if p.shape == "cube"} & seen
 
 
 def _attributes(annotation: VideoAnnotation) -> dict[int, np.ndarray]:
@@ -648,11 +647,8 @@ class PropNetVideoDynamics:
         reach = self.config.unknown_yaw_reach
         if reach <= 0:
             return {}
-        if self.config.yaw_discs == "cubes":
-            seen = {o.object_id for fr in annotation.motion_trajectory for o in fr.objects}
-            cubes = {p.object_id for p in annotation.object_property if p.shape == "cube"} & seen
-            return dict.fromkeys(cubes, reach)
-        return dict.fromkeys(unknown_yaw_cubes(annotation), reach)
+        cubes = _observed_cubes(annotation) if self.config.yaw_discs == "cubes" else unknown_yaw_cubes(annotation)
+        return dict.fromkeys(cubes, reach)
 
     def collision_impulses(self, annotation: VideoAnnotation, truth: VideoTruth) -> list[tuple[float, float]]:
         """Per recorded collision and each of its objects: (true, predicted) velocity change, units/s.
