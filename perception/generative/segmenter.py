@@ -29,7 +29,7 @@ from perception.benchmark import train_steps
 from perception.generative.scenes import SHAPES, SceneRenders, random_hflip
 from physics.errors import StateError
 
-__all__ = ["ShapeSegmenter", "train_segmenter", "segment", "object_masks"]
+__all__ = ["ShapeSegmenter", "train_segmenter", "segment", "segment_logits", "object_masks"]
 
 CLASSES = 1 + len(SHAPES)  # background and each shape
 
@@ -79,10 +79,16 @@ def train_segmenter(data: SceneRenders, *, steps: int, batch: int, lr: float, se
 
 
 @torch.no_grad()
-def segment(model: ShapeSegmenter, images: Tensor) -> Tensor:
-    """Per-pixel labels int64 [N, H, W]: 0 background, 1 + SHAPES index."""
+def segment_logits(model: ShapeSegmenter, images: Tensor) -> Tensor:
+    """Per-pixel logits float [N, 1 + len(SHAPES), H, W] (background first), in chunks of 128 images."""
     model.eval()
-    return torch.cat([model(x).argmax(1) for x in images.split(128)])
+    return torch.cat([model(x) for x in images.split(128)])
+
+
+@torch.no_grad()
+def segment(model: ShapeSegmenter, images: Tensor) -> Tensor:
+    """Per-pixel labels int64 [N, H, W]: 0 background, 1 + SHAPES index (chunked: no [N, C, H, W] logits kept)."""
+    return torch.cat([segment_logits(model, x).argmax(1) for x in images.split(128)])
 
 
 def object_masks(labels: Tensor, min_pixels: int = 6) -> Tensor:

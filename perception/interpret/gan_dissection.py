@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from perception.benchmark import BenchOutcome, Check, register_perception_bench
 from perception.generative.autoencoder import CodecConfig, ConvDecoder
 from perception.generative.scenes import SHAPES
-from perception.generative.segmenter import ShapeSegmenter, object_masks, segment
+from perception.generative.segmenter import ShapeSegmenter, object_masks, segment, segment_logits
 from physics.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -122,8 +122,7 @@ class ObjectShapeLabeller:
         from perception.derender.attributes import AttributeConfig, crop_objects
 
         crop = AttributeConfig(crop_size=self.crop_size, min_side=8.0)
-        self.segmenter.eval()
-        logits = torch.cat([self.segmenter(x) for x in images.split(128)])
+        logits = segment_logits(self.segmenter, images)
         pixel = logits.argmax(1)
         out = torch.zeros_like(pixel)
         found: list[tuple[int, Tensor]] = []
