@@ -17,6 +17,11 @@ Sixteenth session: VATT_STEM=conv (``video_stem="conv"``, a small CNN inside eac
 sup and supbn runs also print their training loss per 50 steps, supbn its head read with the training set's
 own feature statistics (``precise_bn``: the running ones lag the tower), and VATT_FLIP=1 mirrors half of each
 supervised batch left to right.
+
+Seventeenth session: VATT_STEM=objects (``video_stem="objects"``, one token per object per frame from the frames
+and the renderer's instance masks, :mod:`perception.audiovisual.object_tokens`) reads banks that hold ``masks``
+(``vatt_bank.py`` now saves them; VATT_BANKS=/work/data/vatt/s17); VATT_TUBELET_T sets the frames per time step
+(default 2; with FRAMES 16 and VATT_TUBELET_T=4 the 4 time steps of the benchmark's 8 frames).
 """
 import dataclasses
 import json
@@ -28,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from perception.audiovisual.clips import VOCABULARY, clip_bank
+from perception.audiovisual.object_tokens import object_features
 from perception.audiovisual.vatt import (
     VATT,
     VATTConfig,
@@ -50,7 +56,7 @@ def bank(first, n, name):
     if os.environ.get("VATT_BANKS"):
         return torch.load(os.path.join(os.environ["VATT_BANKS"], name))
     b = clip_bank(first, n)
-    return {"frames": b.frames, "wave": b.wave, "text": b.text, "collisions": b.collisions}
+    return {"frames": b.frames, "masks": b.masks, "wave": b.wave, "text": b.text, "collisions": b.collisions}
 
 
 tr, te = bank(0, 600, "train0.pt"), bank(500_000, 300, "test0.pt")
@@ -62,7 +68,10 @@ if os.environ.get("VATT_EXTRA"):  # more training clips (a file like train0.pt, 
           for k in ("frames", "wave", "text", "collisions")}
 stride = 16 // frames
 def inputs(b, n=None):
-    v = b["frames"][:n, ::stride].float() / 255.0
+    if os.environ.get("VATT_STEM") == "objects":  # features at the clip's 8 fps, then strided
+        v = object_features(b["frames"][:n], b["masks"][:n], 4)[:, ::stride]
+    else:
+        v = b["frames"][:n, ::stride].float() / 255.0
     return v, b["wave"][:n, :22016], b["text"][:n]
 video, audio, text = inputs(tr)
 tv, ta, _ = inputs(te, ntest)
@@ -72,7 +81,8 @@ if os.environ.get("VATT_LABEL") == "cello":  # a sanity label the frames show pl
     ytr, yte = (tr["text"] == cello).flatten(1).any(1).long(), (te["text"][:ntest] == cello).flatten(1).any(1).long()
 cfg = VATTConfig(frames=frames, height=48, width=64, samples=22016, chunk=128, vocab=len(VOCABULARY),
                  audio_front="stft", temporal_nce=tnce, temporal_negatives="clip", video_input=vin, onset_target=onset, audio_positions=apos, video_time_positions=vtpos,
-                 video_stem=os.environ.get("VATT_STEM", "linear"), stem_width=int(os.environ.get("VATT_STEM_WIDTH", "16")))
+                 video_stem=os.environ.get("VATT_STEM", "linear"), stem_width=int(os.environ.get("VATT_STEM_WIDTH", "16")),
+                 tubelet=(int(os.environ.get("VATT_TUBELET_T", "2")), 8, 8))
 lr = float(os.environ.get("VATT_LR", "1e-3"))
 torch.manual_seed(0)
 t0 = time.process_time()
@@ -126,7 +136,7 @@ train_s = time.process_time() - t0
 res["probe_video"] = linear_probe(model.video_features(video, per_time=True), ytr, model.video_features(tv, per_time=True), yte, 2, 0)
 res |= {"mode": mode, "frames": frames, "video_input": vin, "onset": onset, "steps": steps, "tnce": tnce, "audio_positions": apos, "video_time_positions": vtpos,
         "train_cpu_s": round(train_s, 1), "cpu_s": round(time.process_time() - t0, 1), "label": os.environ.get("VATT_LABEL", "collision_late"),
-        "stem": cfg.video_stem, "stem_width": cfg.stem_width, "lr": lr,
+        "stem": cfg.video_stem, "stem_width": cfg.stem_width, "lr": lr, "tubelet_t": cfg.tubelet[0],
         "flip": os.environ.get("VATT_FLIP") == "1", "train_clips": len(ytr), "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
 print(json.dumps(res))
 if os.environ.get("VATT_DEV_LOG"):

@@ -23,6 +23,7 @@ token, never at evaluation), which cuts the cost of the quadratic attention.
 Shapes (N clips)::
 
     video    float [N, T, 3, H, W] in [0, 1]   T, H, W multiples of the tubelet
+             (``video_stem="objects"``: float [N, T, S, OBJECT_FEATURES], :func:`object_features` of S slots)
     audio    float [N, L]                       raw waveform, L a multiple of the chunk
     text     int64 [N, P, W]                    P phrases of W word ids (0 = padding), >= 1 word per clip
     VATT.video_features(video) -> float [N, 2 * dim]   ([AGG] output beside the mean of the tokens)
@@ -42,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from perception.audiovisual.clips import VOCABULARY, ClipBank, clip_bank
+from perception.audiovisual.object_tokens import OBJECT_FEATURES, object_features
 from perception.benchmark import (
     BenchOutcome,
     BenchSize,
@@ -69,7 +71,7 @@ __all__ = [
 PAD = 0  # word id of padding; a phrase of all PAD is absent
 AUDIO_FRONTS = ("waveform", "stft", "conv")
 VIDEO_INPUTS = ("rgb", "diff")
-VIDEO_STEMS = ("linear", "conv")
+VIDEO_STEMS = ("linear", "conv", "objects")
 _LOG_EPS = 1e-3  # floor of the STFT front end's log-magnitude (the mixture peaks at 0.9)
 _LOG_CENTRE, _LOG_SCALE = -4.0, 2.5  # log(|X| + 1e-3) spans about [-6.9, 3]; this maps it near [-1, 3]
 _FILTERS = 32  # learned filters of the "conv" front end
@@ -131,7 +133,14 @@ class VATTConfig:
             convolution per frame, GELU, a strided convolution across the tubelet's frames, GELU, a linear map
             of the resulting map), for objects of a few pixels whose contact one linear map of 8x8 pixels does
             not read. It runs on the tokens DropToken keeps, so DropToken cuts its cost too.
+            ``"objects"``: one token per object slot per frame (:mod:`perception.audiovisual.object_tokens`: the
+            object's centre, size, colour, velocity and velocity change, measured from the pixels and instance
+            masks), through a two-layer MLP; the video input is then those features, float
+            [N, T, object_slots, OBJECT_FEATURES]. A slot not in view is padding (masked in attention, left out
+            of the per-step means); the tubelet's time length still sets the time steps (frames per step), its
+            height and width are unused.
         stem_width: Channels of the ``"conv"`` stem's first layer (twice as many in its second).
+        object_slots: Object slots per frame of the ``"objects"`` stem.
     """
 
     frames: int = 8
@@ -158,6 +167,7 @@ class VATTConfig:
     video_time_positions: bool = True
     video_stem: str = "linear"
     stem_width: int = 16
+    object_slots: int = 4
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -185,6 +195,10 @@ class VATTConfig:
         if self.stem_width < 1 or (self.video_stem == "conv" and (self.tubelet[1] % 2 or self.tubelet[2] % 2)):
             raise ConfigError(f"VATTConfig: the conv stem needs stem_width >= 1 and an even tubelet height and "
                               f"width, got stem_width {self.stem_width}, tubelet {self.tubelet}")
+        if self.video_stem == "objects" and (self.object_slots < 1 or self.video_input != "rgb"):
+            raise ConfigError(f"VATTConfig: the objects stem needs object_slots >= 1 and video_input 'rgb' (its "
+                              f"tokens carry their own motion), got object_slots {self.object_slots}, "
+                              f"video_input {self.video_input!r}")
         if not (math.isfinite(self.onset_target) and self.onset_target >= 0):
             raise ConfigError(f"VATTConfig: onset_target must be a finite weight >= 0, got {self.onset_target}")
         if self.onset_target and self.chunk % 8:
@@ -230,9 +244,9 @@ def drop_tokens(tokens: Tensor, rate: float, generator: torch.Generator | None =
 def step_means(tokens: Tensor, step: Tensor, steps: int) -> Tensor:
     """Mean of the tokens of each time step: tokens float [N, K, D], step int64 [N, K] -> float [N, steps, D].
 
-    A step with no token (all dropped) gives zeros.
+    A step with no token (all dropped) gives zeros; a token of step -1 (padding) counts in none.
     """
-    onehot = F.one_hot(step, steps).to(tokens.dtype)  # [N, K, S]
+    onehot = F.one_hot(step.clamp_min(0), steps).to(tokens.dtype) * (step >= 0)[..., None]  # [N, K, S]
     return (onehot.transpose(1, 2) @ tokens) / onehot.sum(1).clamp_min(1.0)[..., None]
 
 
@@ -311,6 +325,8 @@ class VATT(nn.Module):
         channels = 6 if c.video_input == "diff" else 3
         if c.video_stem == "conv":
             self.stem = _TubeletCNN(channels, c.tubelet, c.dim, c.stem_width)
+        elif c.video_stem == "objects":
+            self.objects = nn.Sequential(nn.Linear(OBJECT_FEATURES, c.dim), nn.GELU(), nn.Linear(c.dim, c.dim))
         else:
             self.patch = nn.Conv3d(channels, c.dim, c.tubelet, c.tubelet)  # linear projection of raw tubelets
         self.pos_t = nn.Parameter(torch.randn(gt, 1, 1, c.dim) * 0.02)
@@ -334,8 +350,13 @@ class VATT(nn.Module):
 
     # ---------------------------------------------------------------- tokens
     def video_tokens(self, video: Tensor) -> Tensor:
-        """float [N, T, 3, H, W] -> tokens [N, gt * gh * gw, dim] with positions added."""
+        """float [N, T, 3, H, W] -> tokens [N, gt * gh * gw, dim] with positions added.
+
+        ``video_stem="objects"``: float [N, T, S, OBJECT_FEATURES] -> [N, T * S, dim], frame by frame.
+        """
         c = self.config
+        if c.video_stem == "objects":
+            return self._object_tokens(video)[0]
         x = self._video_input(video)  # [N, C, T, H, W]
         if c.video_stem == "conv":
             k = math.prod(c.video_grid)
@@ -345,6 +366,18 @@ class VATT(nn.Module):
         if c.video_time_positions:
             x = x + self.pos_t
         return x.flatten(1, 3)
+
+    def _object_tokens(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Object features [N, T, S, F] -> tokens [N, T * S, dim] (time positions when the config says) and
+        whether each token's object is in view, bool [N, T * S]."""
+        c = self.config
+        if features.dim() != 4 or tuple(features.shape[1:]) != (c.frames, c.object_slots, OBJECT_FEATURES):
+            raise StateError(f"VATT: the objects stem needs object features [N, {c.frames}, {c.object_slots}, "
+                             f"{OBJECT_FEATURES}], got {tuple(features.shape)}")
+        tokens = self.objects(features)  # [N, T, S, dim]
+        if c.video_time_positions:  # the time step's embedding, shared by the frames of the step
+            tokens = tokens + self.pos_t.view(-1, 1, c.dim).repeat_interleave(c.tubelet[0], 0)
+        return tokens.flatten(1, 2), features[..., 0].flatten(1) > 0.5
 
     def _video_input(self, video: Tensor) -> Tensor:
         """Checked video [N, T, 3, H, W] -> the stem's input [N, C, T, H, W] (C = 6 for ``"diff"``)."""
@@ -386,6 +419,13 @@ class VATT(nn.Module):
 
     def _video(self, video: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """[AGG] [N, dim], token outputs [N, K', dim] and each output's time step [N, K']."""
+        if self.config.video_stem == "objects":
+            tokens, present = self._object_tokens(video)
+            tokens, kept = self._drop(tokens)
+            present = present.gather(1, kept)
+            agg, out = self.video_encoder(tokens, padding=~present)
+            step = kept // (self.config.object_slots * self.config.tubelet[0])
+            return agg, out, step.masked_fill(~present, -1)
         if self.config.video_stem == "conv":  # drop raw tubelets first, so the stem runs on the kept ones only
             tubelets = self._tubelets(self._video_input(video))  # [N, K, C, t, h, w]
             n, k = tubelets.shape[:2]
@@ -443,7 +483,7 @@ class VATT(nn.Module):
             for part in x.split(batch):
                 agg, tokens, step = encode(part)
                 pooled = step_means(tokens, step, self.config.video_grid[0]).flatten(1) if per_time \
-                    else tokens.mean(1)
+                    else step_means(tokens, step.clamp_max(0), 1)[:, 0]  # padding (step -1) left out
                 out.append(torch.cat([agg, pooled], 1))
             return torch.cat(out)
         finally:
@@ -641,7 +681,18 @@ _CHUNK = 128
 
 
 def _inputs(bank: ClipBank, config: VATTConfig) -> tuple[Tensor, Tensor, Tensor]:
-    video = bank.frames[:, ::_VIDEO_STRIDE].float() / 255.0
+    """The bank's video (every ``stride``-th of its frames, ``config.frames`` of them), audio and text.
+
+    With ``video_stem="objects"`` the video is :func:`object_features` of the bank's frames and the renderer's
+    instance masks, measured at the bank's full frame rate (so velocities span one frame), then strided.
+    """
+    stride = bank.frames.shape[1] // config.frames
+    if stride < 1 or bank.frames.shape[1] != stride * config.frames:
+        raise ConfigError(f"vatt: {config.frames} frames do not stride the bank's {bank.frames.shape[1]} evenly")
+    if config.video_stem == "objects":
+        video = object_features(bank.frames, bank.masks, config.object_slots)[:, ::stride]
+    else:
+        video = bank.frames[:, ::stride].float() / 255.0
     return video, bank.wave[:, : config.samples], bank.text
 
 
@@ -679,13 +730,17 @@ def bench_vatt(quick: bool, seed: int) -> BenchOutcome:
     return run_vatt_bench(quick, seed)
 
 
-def run_vatt_bench(quick: bool, seed: int, **overrides) -> BenchOutcome:
+def run_vatt_bench(quick: bool, seed: int, lr: float | None = None, **overrides) -> BenchOutcome:
     """The ``vatt`` benchmark with fields of its :class:`VATTConfig` replaced (for a variant's held-out run;
-    ``bench_vatt`` is this with none). The figures name the overrides."""
+    ``bench_vatt`` is this with none), and the pretraining rate ``lr`` when given. The figures name them."""
     unknown = sorted(set(overrides) - {f.name for f in fields(VATTConfig)})
     if unknown:
         raise ConfigError(f"run_vatt_bench: {', '.join(unknown)} are not VATTConfig fields")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"run_vatt_bench: lr must be a finite rate > 0, got {lr}")
     bench = _QUICK if quick else _FULL
+    if lr is not None:
+        bench = replace(bench, lr=lr)
     train = clip_bank(1_000_000 * seed, bench.train)
     test = clip_bank(1_000_000 * seed + 500_000, bench.test)
     config = replace(_config(train), **overrides)

@@ -1,0 +1,81 @@
+"""Object tokens: what each segmented object looks like and how it moves, per frame, for VATT's video tower.
+
+A grid of raw tubelets, linear or convolutional, did not let VATT's video tower see two objects of a few pixels
+touch (``docs/results/audiovisual.md``, rounds 5-6): it memorised its training clips instead.  Object tokens
+replace the grid by one token per object per frame, in the spirit of object-centric video transformers
+(e.g. Ding et al., "Attention over learned object embeddings enables complex visual reasoning", NeurIPS 2021,
+who feed MONet slots to a transformer): the instance masks group the pixels, and each token carries only what
+the frames show of its object, measured from the pixels and the mask, never a label of an event.
+
+Features of object ``o`` in frame ``t`` (``OBJECT_FEATURES`` = 11, all zero where the object is not in view)::
+
+    0      present     1 when the mask has a pixel in the frame
+    1, 2   centre      mean pixel column and row, scaled to [-1, 1]
+    3      size        sqrt(mask area / frame area) * SIZE_SCALE
+    4-6    colour      mean RGB of the mask's pixels, in [-0.5, 0.5]
+    7, 8   velocity    centre(t) - centre(t - 1), times VELOCITY_SCALE (0 unless in view in both frames)
+    9, 10  change      velocity(t) - velocity(t - 1), times VELOCITY_SCALE (0 unless both velocities exist)
+
+The masks must keep an object's index from frame to frame (a tracker's identities, or a renderer's exact masks);
+which source fed a run is the caller's to state.
+
+Shapes (N clips, T frames of H x W, S object slots)::
+
+    frames    uint8 [N, T, 3, H, W] (or float in [0, 1])
+    masks     int   [N, T, H, W]     -1 background, else the object's index in 0 .. S - 1
+    object_features(frames, masks, S) -> float [N, T, S, OBJECT_FEATURES]
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from physics.errors import StateError
+
+__all__ = ["OBJECT_FEATURES", "SIZE_SCALE", "VELOCITY_SCALE", "object_features"]
+
+OBJECT_FEATURES = 11
+SIZE_SCALE = 4.0  # an object of about 60 of 3,072 pixels (48 x 64) gets a size near 0.6
+VELOCITY_SCALE = 10.0  # a pushed object moves 0.02-0.1 of the half-width a frame; this maps it near [-1, 1]
+_CLIPS_AT_ONCE = 32  # the one-hot masks of 32 clips of 16 x 48 x 64 x 4 slots take 25 MB
+
+
+@torch.no_grad()
+def object_features(frames: Tensor, masks: Tensor, slots: int) -> Tensor:
+    """Per-frame features of each object slot (module docstring): -> float [N, T, slots, OBJECT_FEATURES]."""
+    if frames.dim() != 5 or frames.shape[2] != 3 or masks.dim() != 4 or masks.shape[:2] != frames.shape[:2] \
+            or masks.shape[2:] != frames.shape[3:]:
+        raise StateError(f"object_features: needs frames [N, T, 3, H, W] and masks [N, T, H, W] of the same N, T, "
+                         f"H, W; got frames {tuple(frames.shape)}, masks {tuple(masks.shape)}")
+    if slots < 1 or int(masks.max()) >= slots or int(masks.min()) < -1:
+        raise StateError(f"object_features: mask values must be -1 (background) or an object index below "
+                         f"slots={slots}; got values {int(masks.min())} .. {int(masks.max())}")
+    return torch.cat([_features(f, m, slots) for f, m in
+                      zip(frames.split(_CLIPS_AT_ONCE), masks.split(_CLIPS_AT_ONCE), strict=True)])
+
+
+def _features(frames: Tensor, masks: Tensor, slots: int) -> Tensor:
+    n, t, _, h, w = frames.shape
+    rgb = frames.float() / 255.0 if not frames.is_floating_point() else frames.float()
+    onehot = (masks.long()[..., None] == torch.arange(slots)).float()  # [N, T, H, W, S]
+    area = onehot.sum((2, 3))  # [N, T, S]
+    present = area > 0
+    denom = area.clamp_min(1.0)
+    xs = (torch.arange(w, dtype=torch.float32) + 0.5) / w * 2 - 1
+    ys = (torch.arange(h, dtype=torch.float32) + 0.5) / h * 2 - 1
+    cx = torch.einsum("nthws,w->nts", onehot, xs) / denom
+    cy = torch.einsum("nthws,h->nts", onehot, ys) / denom
+    colour = torch.einsum("ntchw,nthws->ntsc", rgb, onehot) / denom[..., None] - 0.5
+    centre = torch.stack([cx, cy], -1)  # [N, T, S, 2]
+    moved = present[:, 1:] & present[:, :-1]
+    velocity = torch.zeros_like(centre)
+    velocity[:, 1:] = (centre[:, 1:] - centre[:, :-1]) * moved[..., None] * VELOCITY_SCALE
+    has_velocity = torch.zeros_like(present)
+    has_velocity[:, 1:] = moved
+    change = torch.zeros_like(centre)
+    both = has_velocity[:, 1:] & has_velocity[:, :-1]
+    change[:, 1:] = (velocity[:, 1:] - velocity[:, :-1]) * both[..., None]
+    size = (area / (h * w)).sqrt() * SIZE_SCALE
+    out = torch.cat([present.float()[..., None], centre, size[..., None], colour, velocity, change], -1)
+    return out * present[..., None]

@@ -1,0 +1,149 @@
+"""Object tokens for VATT: features measured from frames and masks, and the objects stem's padding and steps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from perception.audiovisual.object_tokens import (
+    OBJECT_FEATURES,
+    SIZE_SCALE,
+    VELOCITY_SCALE,
+    object_features,
+)
+from perception.audiovisual.vatt import VATT, VATTConfig, step_means
+from physics.errors import ConfigError, StateError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+OBJ = VATTConfig(frames=4, height=16, width=16, tubelet=(2, 8, 8), samples=256, chunk=32, vocab=12, dim=16,
+                 depth=1, heads=2, va_dim=8, vt_dim=8, video_stem="objects", object_slots=3)
+
+
+def _moving_square() -> tuple[torch.Tensor, torch.Tensor]:
+    """One clip of 4 frames 8 x 16: a red 2 x 2 square (slot 1) steps 2 pixels right, 2 right, then stops."""
+    frames = torch.zeros(1, 4, 3, 8, 16, dtype=torch.uint8)
+    masks = torch.full((1, 4, 8, 16), -1, dtype=torch.int8)
+    for t, x in enumerate((2, 4, 6, 6)):
+        masks[0, t, 3:5, x : x + 2] = 1
+        frames[0, t, 0, 3:5, x : x + 2] = 255
+    return frames, masks
+
+
+def test_object_features_measure_centre_size_colour_and_motion_from_the_mask():
+    f = object_features(*_moving_square(), slots=3)
+    assert f.shape == (1, 4, 3, OBJECT_FEATURES)
+    assert torch.equal(f[0, :, 0], torch.zeros(4, OBJECT_FEATURES))  # slot 0 is never in view: all zero
+    sq = f[0, :, 1]
+    assert sq[:, 0].tolist() == [1.0] * 4
+    centre_x = [(x + 1) / 16 * 2 - 1 for x in (2, 4, 6, 6)]  # mean pixel centre x + 1 (pixels x, x + 1 -> x + 1)
+    assert torch.allclose(sq[:, 1], torch.tensor(centre_x)) and torch.allclose(sq[:, 2], torch.full((4,), 0.0))
+    assert torch.allclose(sq[:, 3], torch.full((4,), (4 / 128) ** 0.5 * SIZE_SCALE))
+    assert torch.allclose(sq[:, 4:7], torch.tensor([0.5, -0.5, -0.5]).expand(4, 3))
+    step = 2 / 16 * 2 * VELOCITY_SCALE  # 2 pixels of 16 on a scale of width 2
+    assert torch.allclose(sq[:, 7], torch.tensor([0.0, step, step, 0.0])) and torch.equal(sq[:, 8], torch.zeros(4))
+    # the change of velocity needs two velocities: none in frames 0 and 1, 0 in frame 2, -step as it stops
+    assert torch.allclose(sq[:, 9], torch.tensor([0.0, 0.0, 0.0, -step]), atol=1e-6)
+
+
+def test_object_features_leave_motion_out_when_the_object_was_not_in_view():
+    frames, masks = _moving_square()
+    masks[0, 1] = -1  # out of view in frame 1: no velocity in frames 1 and 2, no change before frame 3 + 1
+    f = object_features(frames, masks, slots=2)[0, :, 1]
+    assert f[:, 0].tolist() == [1.0, 0.0, 1.0, 1.0]
+    assert torch.equal(f[1], torch.zeros(OBJECT_FEATURES))
+    assert f[2, 7] == 0 and f[3, 7] == 0  # frame 3 repeats frame 2's place: 0 velocity, measured
+    assert torch.equal(f[:, 9], torch.zeros(4))  # never two velocities in a row
+
+
+def test_object_features_refuse_masks_beyond_the_slots_by_name():
+    frames, masks = _moving_square()
+    with pytest.raises(StateError, match="slots=1"):
+        object_features(frames, masks, slots=1)
+    with pytest.raises(StateError, match="masks"):
+        object_features(frames, masks[:, :3], slots=2)
+
+
+def _features(n: int = 3, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    f = torch.randn(n, 4, 3, OBJECT_FEATURES, generator=g)
+    f[..., 0] = 1.0
+    f[0, :, 2] = 0.0  # clip 0's slot 2 never in view
+    f[1, 2:, :, 0] = 0.0  # clip 1's objects all leave in time step 1
+    return f
+
+
+def test_objects_stem_gives_one_token_per_slot_and_frame_and_masks_the_absent_ones():
+    torch.manual_seed(0)
+    net = VATT(OBJ).eval()
+    f = _features()
+    agg, out, step = net._video(f)
+    assert out.shape == (3, 12, 16) and step.shape == (3, 12)
+    assert step[2].tolist() == [0] * 6 + [1] * 6  # frames 0-1 -> step 0, frames 2-3 -> step 1
+    assert step[0].tolist() == [0, 0, -1] * 2 + [1, 1, -1] * 2 and step[1].tolist() == [0] * 6 + [-1] * 6
+    # what an absent slot holds changes nothing: not its neighbours, not the [AGG], not the step means
+    g = f.clone()
+    g[0, :, 2, 1:] = 5.0
+    g[1, 2:, :, 1:] = -3.0
+    agg2, out2, _ = net._video(g)
+    assert torch.allclose(agg, agg2, atol=1e-6)
+    assert torch.allclose(step_means(out, step, 2), step_means(out2, step, 2), atol=1e-6)
+    assert torch.equal(step_means(out, step, 2)[1, 1], torch.zeros(16))  # no object in view: zeros
+    feats = net.video_features(f, per_time=True)
+    assert feats.shape == (3, 3 * 16) and torch.allclose(feats, net.video_features(g, per_time=True), atol=1e-6)
+
+
+def test_objects_stem_drop_token_keeps_presence_with_its_token():
+    torch.manual_seed(0)
+    net = VATT(OBJ).train()
+    f = _features()
+    for _ in range(5):
+        _, out, step = net._video(f)
+        assert out.shape == (3, 6, 16)
+        # clip 1's kept tokens of frames 2-3 are padding, every other kept token is in view
+        assert ((step[1] == -1) | (step[1] == 0)).all() and (step[2] >= 0).all()
+        assert (step[0] == -1).sum() <= 4
+
+
+def test_objects_stem_trains_and_bad_inputs_are_refused_by_name():
+    torch.manual_seed(0)
+    net = VATT(OBJ)
+    g = torch.Generator().manual_seed(1)
+    out = net.losses(_features(4), torch.randn(4, 256, generator=g), torch.randint(1, 12, (4, 2, 3), generator=g))
+    out["loss"].backward()
+    assert all(p.grad is not None and p.grad.isfinite().all() for p in net.objects.parameters())
+    with pytest.raises(StateError, match="object features"):
+        net.video_features(torch.rand(2, 4, 3, 16, 16))
+    with pytest.raises(ConfigError, match="objects stem"):
+        dataclasses.replace(OBJ, video_input="diff")
+    with pytest.raises(ConfigError, match="objects stem"):
+        dataclasses.replace(OBJ, object_slots=0)
+
+
+def test_step_means_leave_padding_out():
+    tokens = torch.tensor([[[1.0], [3.0], [100.0], [5.0]]])
+    assert step_means(tokens, torch.tensor([[0, 0, -1, 1]]), 2).flatten().tolist() == [2.0, 5.0]
+
+
+def test_objects_time_positions_tell_steps_apart_only_when_asked():
+    torch.manual_seed(0)
+    still = torch.zeros(1, 4, 3, OBJECT_FEATURES)
+    still[..., 0] = 1.0
+    still[..., 1] = 0.3
+    for time_positions, differ in ((True, True), (False, False)):
+        net = VATT(dataclasses.replace(OBJ, video_time_positions=time_positions))
+        t = net.video_tokens(still)[0].view(2, 6, -1)
+        assert (not torch.allclose(t[0], t[1], atol=1e-5)) == differ
+
+
+@pytest.mark.slow
+def test_the_quick_bench_runs_the_objects_stem_at_its_own_rate():
+    from perception.audiovisual.vatt import run_vatt_bench
+
+    out = run_vatt_bench(True, 0, lr=3e-4, video_stem="objects", frames=16, tubelet=(4, 8, 8))
+    assert out.figures["config_overrides"]["video_stem"] == "objects" and out.figures["lr"] == 3e-4
+    assert 0.0 <= out.figures["probe_accuracy"]["drop_token"] <= 1.0
+    with pytest.raises(ConfigError, match="lr"):
+        run_vatt_bench(True, 0, lr=0.0)
