@@ -72,6 +72,7 @@ PAD = 0  # word id of padding; a phrase of all PAD is absent
 AUDIO_FRONTS = ("waveform", "stft", "conv")
 VIDEO_INPUTS = ("rgb", "diff")
 VIDEO_STEMS = ("linear", "conv", "objects")
+OBJECT_ATTENTIONS = ("all", "frame")
 _LOG_EPS = 1e-3  # floor of the STFT front end's log-magnitude (the mixture peaks at 0.9)
 _LOG_CENTRE, _LOG_SCALE = -4.0, 2.5  # log(|X| + 1e-3) spans about [-6.9, 3]; this maps it near [-1, 3]
 _FILTERS = 32  # learned filters of the "conv" front end
@@ -141,6 +142,11 @@ class VATTConfig:
             height and width are unused.
         stem_width: Channels of the ``"conv"`` stem's first layer (twice as many in its second).
         object_slots: Object slots per frame of the ``"objects"`` stem.
+        object_attention: Which tokens an object token attends to in the ``"objects"`` stem: ``"all"`` (every
+            token of the clip) or ``"frame"`` (the [AGG] token and the objects of its own frame; the [AGG] token
+            still sees every token). Without time positions a token cannot tell which others share its frame, so
+            with ``"all"`` no layer can measure two objects' gap at one moment; ``"frame"`` gives that pairing
+            without telling any token its time step (its velocity and velocity change already span frames).
     """
 
     frames: int = 8
@@ -168,6 +174,7 @@ class VATTConfig:
     video_stem: str = "linear"
     stem_width: int = 16
     object_slots: int = 4
+    object_attention: str = "all"
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -195,6 +202,9 @@ class VATTConfig:
         if self.stem_width < 1 or (self.video_stem == "conv" and (self.tubelet[1] % 2 or self.tubelet[2] % 2)):
             raise ConfigError(f"VATTConfig: the conv stem needs stem_width >= 1 and an even tubelet height and "
                               f"width, got stem_width {self.stem_width}, tubelet {self.tubelet}")
+        if self.object_attention not in OBJECT_ATTENTIONS:
+            raise ConfigError(f"VATTConfig: object_attention must be one of {', '.join(OBJECT_ATTENTIONS)}, "
+                              f"got {self.object_attention!r}")
         if self.video_stem == "objects" and (self.object_slots < 1 or self.video_input != "rgb"):
             raise ConfigError(f"VATTConfig: the objects stem needs object_slots >= 1 and video_input 'rgb' (its "
                               f"tokens carry their own motion), got object_slots {self.object_slots}, "
@@ -306,11 +316,14 @@ class _Encoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         nn.init.normal_(self.agg, std=0.02)
 
-    def forward(self, tokens: Tensor, padding: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, tokens: Tensor, padding: Tensor | None = None,
+                mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``padding`` bool [N, K] (True: ignore the token); ``mask`` bool [N * heads, K + 1, K + 1] (True: query
+        may not attend to key; row and column 0 are the [AGG] token's)."""
         x = torch.cat([self.agg.expand(tokens.shape[0], -1, -1), tokens], 1)
         if padding is not None:
             padding = torch.cat([torch.zeros_like(padding[:, :1]), padding], 1)
-        x = self.norm(self.blocks(x, src_key_padding_mask=padding))
+        x = self.norm(self.blocks(x, mask=mask, src_key_padding_mask=padding))
         return x[:, 0], x[:, 1:]
 
 
@@ -379,6 +392,16 @@ class VATT(nn.Module):
             tokens = tokens + self.pos_t.view(-1, 1, c.dim).repeat_interleave(c.tubelet[0], 0)
         return tokens.flatten(1, 2), features[..., 0].flatten(1) > 0.5
 
+    def _frame_mask(self, frame: Tensor) -> Tensor | None:
+        """``object_attention="frame"``: the attention mask [N * heads, K + 1, K + 1] that lets each object token
+        see the [AGG] token and the tokens of its own frame only (``frame`` int64 [N, K]); None for ``"all"``."""
+        if self.config.object_attention == "all":
+            return None
+        n, k = frame.shape
+        blocked = torch.zeros(n, k + 1, k + 1, dtype=torch.bool, device=frame.device)
+        blocked[:, 1:, 1:] = frame[:, :, None] != frame[:, None, :]
+        return blocked.repeat_interleave(self.config.heads, 0)
+
     def _video_input(self, video: Tensor) -> Tensor:
         """Checked video [N, T, 3, H, W] -> the stem's input [N, C, T, H, W] (C = 6 for ``"diff"``)."""
         c = self.config
@@ -423,9 +446,9 @@ class VATT(nn.Module):
             tokens, present = self._object_tokens(video)
             tokens, kept = self._drop(tokens)
             present = present.gather(1, kept)
-            agg, out = self.video_encoder(tokens, padding=~present)
-            step = kept // (self.config.object_slots * self.config.tubelet[0])
-            return agg, out, step.masked_fill(~present, -1)
+            frame = kept // self.config.object_slots
+            agg, out = self.video_encoder(tokens, padding=~present, mask=self._frame_mask(frame))
+            return agg, out, (frame // self.config.tubelet[0]).masked_fill(~present, -1)
         if self.config.video_stem == "conv":  # drop raw tubelets first, so the stem runs on the kept ones only
             tubelets = self._tubelets(self._video_input(video))  # [N, K, C, t, h, w]
             n, k = tubelets.shape[:2]

@@ -122,6 +122,45 @@ def test_objects_stem_trains_and_bad_inputs_are_refused_by_name():
         dataclasses.replace(OBJ, object_slots=0)
 
 
+def test_frame_attention_lets_an_object_token_see_its_own_frame_only():
+    # one layer: moving one object of frame 3 changes the outputs of frame 3's tokens and of no other frame's
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(OBJ, object_attention="frame", video_time_positions=False)).eval()
+    f = _features()
+    _, out, _ = net._video(f)
+    g = f.clone()
+    g[2, 3, 1, 1:3] += 1.0  # clip 2, frame 3, slot 1 moves
+    _, out2, _ = net._video(g)
+    changed = (out2 - out).abs().amax(-1) > 1e-5  # [3, 12], token k is frame k // 3
+    assert changed[2, 9:].all() and not changed[2, :9].any() and not changed[:2].any()
+    # with "all" every token of the clip hears of it
+    net_all = VATT(dataclasses.replace(OBJ, video_time_positions=False)).eval()
+    changed = (net_all._video(g)[1] - net_all._video(f)[1]).abs().amax(-1) > 1e-5
+    assert changed[2].all()
+    with pytest.raises(ConfigError, match="object_attention"):
+        dataclasses.replace(OBJ, object_attention="pairs")
+
+
+def test_frame_attention_follows_the_kept_tokens_under_drop_token():
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(OBJ, object_attention="frame", video_time_positions=False)).train()
+    frames_seen = []
+    original = net.video_encoder.forward
+
+    def spy(tokens, padding=None, mask=None):
+        frames_seen.append(mask)
+        return original(tokens, padding, mask)
+
+    net.video_encoder.forward = spy
+    _, out, step = net._video(_features())
+    mask = frames_seen[0]
+    assert mask.shape == (3 * OBJ.heads, 7, 7) and not mask[:, 0].any() and not mask[:, :, 0].any()
+    assert not mask.diagonal(dim1=1, dim2=2).any()  # every token sees itself
+    # two kept tokens of clip 2 (no padding) see each other exactly when they are in the same time step's frame
+    blocked = mask[2 * OBJ.heads, 1:, 1:]
+    assert ((step[2][:, None] != step[2][None]) <= blocked).all()
+
+
 def test_step_means_leave_padding_out():
     tokens = torch.tensor([[[1.0], [3.0], [100.0], [5.0]]])
     assert step_means(tokens, torch.tensor([[0, 0, -1, 1]]), 2).flatten().tolist() == [2.0, 5.0]
