@@ -601,6 +601,42 @@ def test_the_error_diagnosis_substitutes_truth_and_its_learned_row_is_the_evalua
     assert sum(out["misreads"].values()) > 0
 
 
+def test_the_probe_diagnosis_reads_what_the_evaluation_probes_and_fits_labelled_probes(split, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from reasoning.nscl.perceiver import NSCLPerceiver
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "results" / "nscl_probe.py"
+    spec = importlib.util.spec_from_file_location("nscl_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    ckpt = tmp_path / "nscl.pt"
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "3", "--epochs", "1",
+                 "--out", str(ckpt), "--quiet"]) == 0
+    perceiver = NSCLPerceiver.from_checkpoint(ckpt)
+    got = probe.extract(split, "train", perceiver, limit_images=4)
+    n = len(got["image"])
+    assert got["feature"].shape == (n, perceiver.model.config.feature_dim) and n > 0
+    assert got["space:material"].shape == (n, perceiver.model.config.concept_dim)
+    assert got["pooled"].shape[0] == n
+    report = tmp_path / "eval.json"  # the same 4 images through nesy eval clevr: its probe is the model's read
+    assert main(["eval", "clevr", "--data", str(split), "--split", "train", "--model", "nscl", "--checkpoint",
+                 str(ckpt), "--parser", "gt", "--limit", "40", "--out", str(report)]) == 0
+    probed = json.loads(report.read_text())["perception"]["attribute_accuracy"]
+    table = probe.probe_table(got, got, perceiver.model)
+    for group in probe.GROUPS:
+        assert table[group]["model read"] == pytest.approx(probed[group], abs=1e-6)
+        assert 0.0 <= table[group]["linear probe, object feature"] <= 1.0
+    # the labelled probe itself: a separable toy is read perfectly, labels it cannot separate are not
+    x = torch.cat([torch.randn(40, 3) + 4.0, torch.randn(40, 3) - 4.0])
+    y = torch.cat([torch.zeros(40, dtype=torch.long), torch.ones(40, dtype=torch.long)])
+    params = probe.fit_linear(x, y, 2, 1e-3)
+    assert (probe.predict(params, x) == y).all()
+    shuffled = y[torch.randperm(80, generator=torch.Generator().manual_seed(0))]
+    assert (probe.predict(probe.fit_linear(torch.zeros(80, 3), shuffled, 2, 1e-3), x) == shuffled).float().mean() < 0.9
+
+
 def test_a_max_pooled_branch_starts_as_the_model_it_grows_from_and_learns_at_its_own_step(split, tmp_path):
     large = load_split(split, "train", limit_images=3, crop_size=48, progress=False)
     base, _ = train_nscl(large, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48), tmp_path / "a.pt",
