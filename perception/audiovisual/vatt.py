@@ -43,7 +43,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from perception.audiovisual.clips import VOCABULARY, ClipBank, clip_bank
-from perception.audiovisual.object_tokens import OBJECT_FEATURES, PAIR_FEATURES, object_features, pair_features
+from perception.audiovisual.object_tokens import (
+    OBJECT_FEATURES,
+    PAIR_FEATURES,
+    object_features,
+    pair_features,
+)
 from perception.benchmark import (
     BenchOutcome,
     BenchSize,
