@@ -10,7 +10,9 @@ clips of seeds 0.., 300 of seeds 500000..), computes ``object_features`` (frames
 * ``max_velocity_change_per_step``: the largest |velocity change| of any object in each step;
 * ``mask_contact_*``: the trajectory ceiling's contact score from the masks instead of the exact 3-D trajectories
   (per frame, over pairs in view, the smaller velocity change times exp(-gap / 0.1), gap = centre distance less
-  both radii sqrt(area / pi), in half-widths), per frame, or per step with the smallest gap.
+  both radii sqrt(area / pi), in half-widths), per frame, or per step with the smallest gap;
+* ``pair_step_means`` / ``pair_step_max`` (vatt2): each step's mean / largest ``pair_features`` over the pairs in
+  view (what the pair tokens carry before any encoder).
 """
 import json
 import os
@@ -19,7 +21,7 @@ import time
 
 import torch
 
-from perception.audiovisual.object_tokens import SIZE_SCALE, object_features
+from perception.audiovisual.object_tokens import SIZE_SCALE, object_features, pair_features
 from perception.audiovisual.vatt import collision_late, linear_probe
 
 torch.set_num_threads(1)
@@ -55,13 +57,25 @@ def contact(f):
     return per_step, score
 
 
+def pair_pooled(f):
+    p = pair_features(f, *tr["masks"].shape[2:])
+    n, t = p.shape[:2]
+    x = p.view(n, STEPS, t // STEPS, p.shape[2], -1)
+    both = x[..., 0:1]
+    mean = (x * both).sum((2, 3)) / both.sum((2, 3)).clamp_min(1)
+    return mean.flatten(1), x.amax((2, 3)).flatten(1)
+
+
 (mtr, ctr), (mte, cte) = pooled(ftr), pooled(fte)
+(pmtr, pxtr), (pmte, pxte) = pair_pooled(ftr), pair_pooled(fte)
 (str_, sftr), (ste, sfte) = contact(ftr), contact(fte)
 res = {
     "raw_step_means": linear_probe(mtr, ytr, mte, yte, 2, 0),
     "max_velocity_change_per_step": linear_probe(ctr, ytr, cte, yte, 2, 0),
     "mask_contact_per_frame": linear_probe(sftr, ytr, sfte, yte, 2, 0),
     "mask_contact_and_gap_per_step": linear_probe(str_, ytr, ste, yte, 2, 0),
+    "pair_step_means": linear_probe(pmtr, ytr, pmte, yte, 2, 0),
+    "pair_step_max": linear_probe(pxtr, ytr, pxte, yte, 2, 0),
     "majority": float(max(yte.float().mean(), 1 - yte.float().mean())),
     "in_view_share": float(ftr[..., 0].mean()), "cpu_s": round(time.process_time() - t0, 1)}
 print(json.dumps(res))

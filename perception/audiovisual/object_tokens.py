@@ -19,11 +19,25 @@ Features of object ``o`` in frame ``t`` (``OBJECT_FEATURES`` = 11, all zero wher
 The masks must keep an object's index from frame to frame (a tracker's identities, or a renderer's exact masks);
 which source fed a run is the caller's to state.
 
+Pair features (seventeenth session, second round): for each unordered pair ``i < j`` of slots in a frame
+(``pair_slots``), computed from the two objects' features of that frame only (``PAIR_FEATURES`` = 8, all zero
+unless both are in view), as an interaction network's relation inputs, so that "two objects meet and both change
+velocity" is one small read of a pair token rather than something attention must assemble across tokens::
+
+    0      both        1 when both objects are in view
+    1      gap         centre distance less both radii sqrt(area / pi), in half-widths (negative: overlapping)
+    2      closeness   exp(-max(gap, 0) / CLOSENESS_SCALE)
+    3      closing     -(relative position . relative velocity) / distance: the speed at which they approach
+    4      speed       |velocity(i) - velocity(j)|
+    5, 6   change      the smaller and the larger of the two |velocity change|
+    7      opposed     |change(i) - change(j)|
+
 Shapes (N clips, T frames of H x W, S object slots)::
 
     frames    uint8 [N, T, 3, H, W] (or float in [0, 1])
     masks     int   [N, T, H, W]     -1 background, else the object's index in 0 .. S - 1
     object_features(frames, masks, S) -> float [N, T, S, OBJECT_FEATURES]
+    pair_features(object_features(...), H, W) -> float [N, T, S * (S - 1) / 2, PAIR_FEATURES]
 """
 
 from __future__ import annotations
@@ -33,9 +47,12 @@ from torch import Tensor
 
 from physics.errors import StateError
 
-__all__ = ["OBJECT_FEATURES", "SIZE_SCALE", "VELOCITY_SCALE", "object_features"]
+__all__ = ["OBJECT_FEATURES", "PAIR_FEATURES", "SIZE_SCALE", "VELOCITY_SCALE", "object_features", "pair_features",
+           "pair_slots"]
 
 OBJECT_FEATURES = 11
+PAIR_FEATURES = 8
+CLOSENESS_SCALE = 0.1  # half-widths: the trajectory ceiling's contact kernel (docs/results/vatt_mask_ceiling.py)
 SIZE_SCALE = 4.0  # an object of about 60 of 3,072 pixels (48 x 64) gets a size near 0.6
 VELOCITY_SCALE = 10.0  # a pushed object moves 0.02-0.1 of the half-width a frame; this maps it near [-1, 1]
 _CLIPS_AT_ONCE = 32  # the one-hot masks of 32 clips of 16 x 48 x 64 x 4 slots take 25 MB
@@ -79,3 +96,35 @@ def _features(frames: Tensor, masks: Tensor, slots: int) -> Tensor:
     size = (area / (h * w)).sqrt() * SIZE_SCALE
     out = torch.cat([present.float()[..., None], centre, size[..., None], colour, velocity, change], -1)
     return out * present[..., None]
+
+
+def pair_slots(slots: int) -> tuple[Tensor, Tensor]:
+    """The slot indices (i, j), i < j, of every unordered pair, int64 [P] each, P = slots * (slots - 1) / 2."""
+    i, j = torch.triu_indices(slots, slots, offset=1)
+    return i, j
+
+
+def pair_features(features: Tensor, height: int, width: int) -> Tensor:
+    """Per-frame features of each pair of object slots (module docstring) from :func:`object_features`' output
+    [N, T, S, OBJECT_FEATURES] of frames ``height`` x ``width`` -> float [N, T, P, PAIR_FEATURES]."""
+    if features.dim() != 4 or features.shape[-1] != OBJECT_FEATURES or features.shape[2] < 2:
+        raise StateError(f"pair_features: needs object features [N, T, S >= 2, {OBJECT_FEATURES}], "
+                         f"got {tuple(features.shape)}")
+    if height < 1 or width < 1:
+        raise StateError(f"pair_features: height and width must be >= 1, got {height} x {width}")
+    i, j = pair_slots(features.shape[2])
+    a, b = features[:, :, i], features[:, :, j]  # [N, T, P, F]
+    both = (a[..., 0] > 0.5) & (b[..., 0] > 0.5)
+    # size = sqrt(area / (H W)) * SIZE_SCALE, so the radius sqrt(area / pi) in half-widths is:
+    to_radius = (height * width / torch.pi) ** 0.5 / (width / 2) / SIZE_SCALE
+    offset = a[..., 1:3] - b[..., 1:3]
+    distance = offset.norm(dim=-1)
+    gap = distance - (a[..., 3] + b[..., 3]) * to_radius
+    closeness = torch.exp(-gap.clamp_min(0) / CLOSENESS_SCALE)
+    relative = a[..., 7:9] - b[..., 7:9]
+    closing = -(offset * relative).sum(-1) / distance.clamp_min(1e-3)
+    change_a, change_b = a[..., 9:11].norm(dim=-1), b[..., 9:11].norm(dim=-1)
+    opposed = (a[..., 9:11] - b[..., 9:11]).norm(dim=-1)
+    out = torch.stack([both.float(), gap, closeness, closing, relative.norm(dim=-1), torch.minimum(change_a, change_b),
+                       torch.maximum(change_a, change_b), opposed], -1)
+    return out * both[..., None]

@@ -43,7 +43,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from perception.audiovisual.clips import VOCABULARY, ClipBank, clip_bank
-from perception.audiovisual.object_tokens import OBJECT_FEATURES, object_features
+from perception.audiovisual.object_tokens import (
+    OBJECT_FEATURES,
+    PAIR_FEATURES,
+    object_features,
+    pair_features,
+)
 from perception.benchmark import (
     BenchOutcome,
     BenchSize,
@@ -147,6 +152,15 @@ class VATTConfig:
             still sees every token). Without time positions a token cannot tell which others share its frame, so
             with ``"all"`` no layer can measure two objects' gap at one moment; ``"frame"`` gives that pairing
             without telling any token its time step (its velocity and velocity change already span frames).
+        object_pairs: In the ``"objects"`` stem, add one token per pair of object slots per frame
+            (:func:`perception.audiovisual.object_tokens.pair_features`: the pair's gap, closeness, closing and
+            relative speed, and their velocity changes, through its own two-layer MLP), as an interaction
+            network's relations, so that contact is a read of one token; a pair not both in view is padding. The
+            pair tokens belong to their frame (``object_attention="frame"`` pairs them with its objects) and
+            enter the per-step means like the object tokens.
+        temporal_skip_first: Leave the first time step out of ``temporal_nce`` (each clip's steps 1.. only). The
+            first step carries marks no other step has (no velocity in its first frame, the causal STFT's zero
+            padding), so it can be matched by those marks alone; without it only what happens can win the NCE.
     """
 
     frames: int = 8
@@ -175,6 +189,8 @@ class VATTConfig:
     stem_width: int = 16
     object_slots: int = 4
     object_attention: str = "all"
+    object_pairs: bool = False
+    temporal_skip_first: bool = False
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -209,6 +225,12 @@ class VATTConfig:
             raise ConfigError(f"VATTConfig: the objects stem needs object_slots >= 1 and video_input 'rgb' (its "
                               f"tokens carry their own motion), got object_slots {self.object_slots}, "
                               f"video_input {self.video_input!r}")
+        if self.temporal_skip_first and (not self.temporal_nce or self.video_grid[0] < 3):
+            raise ConfigError(f"VATTConfig: temporal_skip_first needs temporal_nce > 0 and at least 3 time steps, "
+                              f"got temporal_nce {self.temporal_nce}, {self.video_grid[0]} steps")
+        if self.object_pairs and (self.video_stem != "objects" or self.object_slots < 2):
+            raise ConfigError(f"VATTConfig: object_pairs needs video_stem 'objects' and object_slots >= 2, got "
+                              f"video_stem {self.video_stem!r}, object_slots {self.object_slots}")
         if not (math.isfinite(self.onset_target) and self.onset_target >= 0):
             raise ConfigError(f"VATTConfig: onset_target must be a finite weight >= 0, got {self.onset_target}")
         if self.onset_target and self.chunk % 8:
@@ -224,6 +246,12 @@ class VATTConfig:
         """Tubelets along time, height and width."""
         t, h, w = self.tubelet
         return self.frames // t, self.height // h, self.width // w
+
+    @property
+    def frame_tokens(self) -> int:
+        """Video tokens per frame of the ``"objects"`` stem: the object slots, and their pairs when asked."""
+        s = self.object_slots
+        return s + (s * (s - 1) // 2 if self.object_pairs else 0)
 
     @property
     def audio_tokens(self) -> int:
@@ -340,6 +368,8 @@ class VATT(nn.Module):
             self.stem = _TubeletCNN(channels, c.tubelet, c.dim, c.stem_width)
         elif c.video_stem == "objects":
             self.objects = nn.Sequential(nn.Linear(OBJECT_FEATURES, c.dim), nn.GELU(), nn.Linear(c.dim, c.dim))
+            if c.object_pairs:
+                self.pairs = nn.Sequential(nn.Linear(PAIR_FEATURES, c.dim), nn.GELU(), nn.Linear(c.dim, c.dim))
         else:
             self.patch = nn.Conv3d(channels, c.dim, c.tubelet, c.tubelet)  # linear projection of raw tubelets
         self.pos_t = nn.Parameter(torch.randn(gt, 1, 1, c.dim) * 0.02)
@@ -388,9 +418,14 @@ class VATT(nn.Module):
             raise StateError(f"VATT: the objects stem needs object features [N, {c.frames}, {c.object_slots}, "
                              f"{OBJECT_FEATURES}], got {tuple(features.shape)}")
         tokens = self.objects(features)  # [N, T, S, dim]
+        present = features[..., 0] > 0.5  # [N, T, S]
+        if c.object_pairs:  # then the frame's pair tokens: [N, T, S + P, dim]
+            pairs = pair_features(features, c.height, c.width)
+            tokens = torch.cat([tokens, self.pairs(pairs)], 2)
+            present = torch.cat([present, pairs[..., 0] > 0.5], 2)
         if c.video_time_positions:  # the time step's embedding, shared by the frames of the step
             tokens = tokens + self.pos_t.view(-1, 1, c.dim).repeat_interleave(c.tubelet[0], 0)
-        return tokens.flatten(1, 2), features[..., 0].flatten(1) > 0.5
+        return tokens.flatten(1, 2), present.flatten(1)
 
     def _frame_mask(self, frame: Tensor) -> Tensor | None:
         """``object_attention="frame"``: the attention mask [N * heads, K + 1, K + 1] that lets each object token
@@ -446,7 +481,7 @@ class VATT(nn.Module):
             tokens, present = self._object_tokens(video)
             tokens, kept = self._drop(tokens)
             present = present.gather(1, kept)
-            frame = kept // self.config.object_slots
+            frame = kept // self.config.frame_tokens
             agg, out = self.video_encoder(tokens, padding=~present, mask=self._frame_mask(frame))
             return agg, out, (frame // self.config.tubelet[0]).masked_fill(~present, -1)
         if self.config.video_stem == "conv":  # drop raw tubelets first, so the stem runs on the kept ones only
@@ -537,6 +572,8 @@ class VATT(nn.Module):
             steps = c.video_grid[0]
             vs = F.normalize(self.video_to_step(step_means(v_tokens, v_step, steps)), dim=-1)  # [N, S, D]
             as_ = F.normalize(self.audio_to_step(step_means(a_tokens, a_step, steps)), dim=-1)
+            if c.temporal_skip_first:
+                vs, as_ = vs[:, 1:], as_[:, 1:]
             if c.temporal_negatives == "clip":
                 temporal = clip_step_nce(vs, as_, c.temperature)
             else:

@@ -9,9 +9,12 @@ import torch
 
 from perception.audiovisual.object_tokens import (
     OBJECT_FEATURES,
+    PAIR_FEATURES,
     SIZE_SCALE,
     VELOCITY_SCALE,
     object_features,
+    pair_features,
+    pair_slots,
 )
 from perception.audiovisual.vatt import VATT, VATTConfig, step_means
 from physics.errors import ConfigError, StateError
@@ -175,6 +178,92 @@ def test_objects_time_positions_tell_steps_apart_only_when_asked():
         net = VATT(dataclasses.replace(OBJ, video_time_positions=time_positions))
         t = net.video_tokens(still)[0].view(2, 6, -1)
         assert (not torch.allclose(t[0], t[1], atol=1e-5)) == differ
+
+
+def _two_squares(stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One clip of 5 frames 8 x 16: slot 0 (2 x 2, red) moves right 2 px a frame from x = 0 towards slot 1 (2 x 2,
+    green) resting at x = 10; from frame ``stop`` on slot 0 stands still. Slot 2 is never in view."""
+    frames = torch.zeros(1, 5, 3, 8, 16, dtype=torch.uint8)
+    masks = torch.full((1, 5, 8, 16), -1, dtype=torch.int8)
+    x = 0
+    for t in range(5):
+        if 0 < t < stop:
+            x += 2
+        masks[0, t, 3:5, x : x + 2] = 0
+        masks[0, t, 3:5, 10:12] = 1
+        frames[0, t, 0, 3:5, x : x + 2] = 255
+        frames[0, t, 1, 3:5, 10:12] = 255
+    return frames, masks
+
+
+def test_pair_features_measure_gap_approach_and_velocity_change_of_a_pair():
+    frames, masks = _two_squares(stop=4)  # slot 0 at x = 0, 2, 4, 6, 6: stops 2 px short of slot 1
+    f = object_features(frames, masks, slots=3)
+    p = pair_features(f, 8, 16)
+    i, j = pair_slots(3)
+    assert (i.tolist(), j.tolist()) == ([0, 0, 1], [1, 2, 2]) and p.shape == (1, 5, 3, PAIR_FEATURES)
+    assert torch.equal(p[0, :, 1:], torch.zeros(5, 2, PAIR_FEATURES))  # slot 2 is never in view
+    pair = p[0, :, 0]
+    assert pair[:, 0].tolist() == [1.0] * 5
+    radius = (4 / torch.pi) ** 0.5 / 8  # sqrt(area / pi) pixels, in half-widths of 16 pixels
+    distance = torch.tensor([10.0, 8, 6, 4, 4]) / 8
+    assert torch.allclose(pair[:, 1], distance - 2 * radius, atol=1e-5)
+    assert torch.allclose(pair[:, 2], torch.exp(-(distance - 2 * radius).clamp_min(0) / 0.1), atol=1e-5)
+    step = 2 / 16 * 2 * VELOCITY_SCALE
+    assert torch.allclose(pair[:, 3], torch.tensor([0.0, step, step, step, 0.0]), atol=1e-5)  # closing speed
+    assert torch.allclose(pair[:, 4], torch.tensor([0.0, step, step, step, 0.0]), atol=1e-5)
+    # only slot 0 changes velocity (when it stops in frame 4): the smaller change 0, the larger and opposed step
+    assert torch.equal(pair[:, 5], torch.zeros(5))
+    assert torch.allclose(pair[:, 6], torch.tensor([0.0, 0, 0, 0, step]), atol=1e-5)
+    assert torch.allclose(pair[:, 7], pair[:, 6])
+    with pytest.raises(StateError, match="pair_features"):
+        pair_features(f[:, :, :1], 8, 16)
+
+
+def test_pair_tokens_join_their_frame_and_are_padding_unless_both_objects_are_in_view():
+    cfg = dataclasses.replace(OBJ, object_pairs=True, object_attention="frame", video_time_positions=False)
+    assert cfg.frame_tokens == 6
+    torch.manual_seed(0)
+    net = VATT(cfg).eval()
+    f = _features()
+    _, out, step = net._video(f)
+    assert out.shape == (3, 4 * 6, 16)
+    # clip 0's slot 2 is never in view: its token and its two pairs (0-2, 1-2) are padding, pair 0-1 is not
+    assert step[0].view(4, 6).tolist() == [[s, s, -1, s, -1, -1] for s in (0, 0, 1, 1)]
+    # a pair token sees its own frame's objects only: moving an object of frame 3 changes frame 3's tokens
+    g = f.clone()
+    g[2, 3, 1, 1:3] += 1.0
+    changed = (net._video(g)[1] - out).abs().amax(-1) > 1e-5
+    assert changed[2, 18:].all() and not changed[2, :18].any() and not changed[:2].any()
+    out_loss = VATT(dataclasses.replace(cfg, temporal_nce=1.0, temporal_negatives="clip")).losses(
+        f, torch.randn(3, 256), torch.randint(1, 12, (3, 2, 3)))
+    out_loss["loss"].backward()
+    with pytest.raises(ConfigError, match="object_pairs"):
+        dataclasses.replace(OBJ, object_pairs=True, object_slots=1)
+    with pytest.raises(ConfigError, match="object_pairs"):
+        VATTConfig(object_pairs=True)
+
+
+def test_temporal_skip_first_leaves_step_zero_out_of_the_step_nce():
+    # frame attention, so frames 0-1 reach no later step's tokens; the audio is the same in both calls
+    cfg = dataclasses.replace(OBJ, frames=6, temporal_nce=1.0, temporal_negatives="clip", drop_token=0.0,
+                              object_attention="frame")
+    torch.manual_seed(0)
+    f = torch.randn(2, 6, 3, OBJECT_FEATURES)
+    f[..., 0] = 1.0
+    audio, text = torch.randn(2, 256), torch.randint(1, 12, (2, 2, 3))
+    torch.manual_seed(1)
+    full = VATT(cfg).eval()
+    torch.manual_seed(1)
+    skip = VATT(dataclasses.replace(cfg, temporal_skip_first=True)).eval()
+    base, skipped = full.losses(f, audio, text)["nce_steps"], skip.losses(f, audio, text)["nce_steps"]
+    # with step 0 out, what the video shows in its first step (frames 0-1) no longer moves the step NCE
+    g = f.clone()
+    g[:, :2, :, 1:] += 3.0
+    assert torch.allclose(skip.losses(g, audio, text)["nce_steps"], skipped, atol=1e-6)
+    assert not torch.allclose(full.losses(g, audio, text)["nce_steps"], base, atol=1e-4)
+    with pytest.raises(ConfigError, match="temporal_skip_first"):
+        dataclasses.replace(OBJ, temporal_skip_first=True)
 
 
 @pytest.mark.slow
