@@ -104,6 +104,9 @@ class RolloutFlags:
         "help": "the PropNet's orientation input: given (shipped; the annotation's yaws) or zeros (every object; "
                 "the annotation's yaws, e.g. cube_yaw=1, go to the collision rule only, carried on through predicted frames)",
         "setting": "yaw_input", "choices": ("given", "zeros")})
+    future_edge: int | None = field(default=None, metadata={
+        "help": "a collision the annotation records in its last N observed frames whose footprints still touch at "
+                "the first predicted frame is also a future collision (0: off)", "setting": "edge_frames"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

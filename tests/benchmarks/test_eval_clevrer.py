@@ -12,6 +12,8 @@ import pytest
 
 from benchmarks import cli
 from benchmarks.eval_clevrer import METRICS, ClevrerEvalConfig
+from physics.errors import ConfigError
+from reasoning.nsdr import dynamics_for
 from physics.worlds.clevrer_annotation import write_annotation
 from physics.worlds.clevrer_truth import simulate_video, write_truth
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
@@ -103,6 +105,14 @@ def test_yaw_discs_flag_maps_to_the_rollout_setting_and_refuses_other_values(cap
     with pytest.raises(SystemExit):
         cli.main(["eval", "clevrer", "--data", "x", "--yaw-discs", "all"])
     assert "yaw-discs" in capsys.readouterr().err
+
+
+def test_future_edge_flag_maps_to_the_rollout_setting_and_a_bad_value_is_refused_by_name():
+    assert ClevrerEvalConfig(data="x", future_edge=2).rollout_settings() == {"edge_frames": 2}
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-edge", "3"])
+    assert args.future_edge == 3
+    with pytest.raises(ConfigError, match="edge_frames"):
+        dynamics_for("propnet", None, {"edge_frames": -1})
 
 
 def test_types_answers_only_the_question_types_named(folder, tmp_path):
