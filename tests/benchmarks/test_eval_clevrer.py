@@ -13,10 +13,10 @@ import pytest
 from benchmarks import cli
 from benchmarks.eval_clevrer import METRICS, ClevrerEvalConfig
 from physics.errors import ConfigError
-from reasoning.nsdr import dynamics_for
 from physics.worlds.clevrer_annotation import write_annotation
 from physics.worlds.clevrer_truth import simulate_video, write_truth
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
+from reasoning.nsdr import dynamics_for
 
 
 @pytest.fixture(scope="module")
