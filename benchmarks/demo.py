@@ -338,7 +338,13 @@ def _video_qa(ctx: DemoContext) -> dict[str, Any]:
     from reasoning.dsl.clevrer_format import from_clevrer_tokens, join_choice
     from reasoning.executor.video import execute_video
     from reasoning.executor.video_scene import VideoScene
-    from reasoning.nsdr import VIDEO_PARSERS, VideoFiles, dynamics_for, perception_for
+    from reasoning.nsdr import (
+        VIDEO_PARSERS,
+        VideoFiles,
+        dynamics_for,
+        perception_for,
+        rollout_settings_for,
+    )
     from reasoning.questions.clevrer import ClevrerQuestionConfig, generate_video_questions
 
     files = VideoFiles.in_folder(ctx.out / "video", "val", 0)
@@ -351,7 +357,7 @@ def _video_qa(ctx: DemoContext) -> dict[str, Any]:
     perceived = perception_for("model")(files)
     ctx.say(f"perceived {len(perceived.object_property)} objects and {len(perceived.collision)} collisions "
             f"from {len(perceived.motion_trajectory)} frames (true: {len(true.object_property)}, {len(true.collision)})")
-    scene = VideoScene(perceived, dynamics_for("propnet")(files, perceived))
+    scene = VideoScene(perceived, dynamics_for("propnet", None, rollout_settings_for("model", "propnet"))(files, perceived))
     parse = VIDEO_PARSERS.get("model")(None)
     rows, right, total, first_trace = [], 0, 0, None
     for q in entry["questions"]:

@@ -52,6 +52,7 @@ from reasoning.nsdr import (
     VideoFiles,
     dynamics_for,
     perception_for,
+    rollout_settings_for,
 )
 from reasoning.questions.clevrer import DESCRIPTIVE_SUBTYPES, question_path
 
@@ -104,6 +105,10 @@ class RolloutFlags:
         "help": "the PropNet's orientation input: given (shipped; the annotation's yaws) or zeros (every object; "
                 "the annotation's yaws, e.g. cube_yaw=1, go to the collision rule only, carried on through predicted frames)",
         "setting": "yaw_input", "choices": ("given", "zeros")})
+    future_edge: int | None = field(default=None, metadata={
+        "help": "a collision the annotation records in its last N observed frames whose footprints still touch at "
+                "the first predicted frame is also a future collision (0: off; default 2 with a pixel perceiver, "
+                "0 with --perception gt)", "setting": "edge_frames"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""
@@ -206,7 +211,8 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         torch.set_num_threads(cfg.threads)
     entries = _load_questions(cfg)
     perceive = perception_for(cfg.perception, cfg.perception_checkpoint, cfg.perception_set, cfg.perception_cache)
-    provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint, cfg.rollout_settings())
+    settings = rollout_settings_for(cfg.perception, cfg.dynamics, cfg.rollout_settings())
+    provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint, settings)
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()
     errors: list[str] = []
@@ -256,6 +262,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         "videos": len(entries),
         "seconds": round(time.perf_counter() - start, 3),
         "config": asdict(cfg),
+        "rollout_settings": settings,
     }
     if cfg.out:
         atomic_write_json(cfg.out, result)

@@ -12,9 +12,11 @@ import pytest
 
 from benchmarks import cli
 from benchmarks.eval_clevrer import METRICS, ClevrerEvalConfig
-from physics.worlds.clevrer_annotation import write_annotation
+from physics.errors import ConfigError
+from physics.worlds.clevrer_annotation import read_annotation, write_annotation
 from physics.worlds.clevrer_truth import simulate_video, write_truth
 from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
+from reasoning.nsdr import dynamics_for, rollout_settings_for
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +105,39 @@ def test_yaw_discs_flag_maps_to_the_rollout_setting_and_refuses_other_values(cap
     with pytest.raises(SystemExit):
         cli.main(["eval", "clevrer", "--data", "x", "--yaw-discs", "all"])
     assert "yaw-discs" in capsys.readouterr().err
+
+
+def test_future_edge_flag_maps_to_the_rollout_setting_and_a_bad_value_is_refused_by_name():
+    assert ClevrerEvalConfig(data="x", future_edge=2).rollout_settings() == {"edge_frames": 2}
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-edge", "3"])
+    assert args.future_edge == 3
+    with pytest.raises(ConfigError, match="edge_frames"):
+        dynamics_for("propnet", None, {"edge_frames": -1})
+
+
+def test_a_pixel_perceiver_gets_edge_frames_2_unless_given_and_true_annotations_none(folder, monkeypatch):
+    import benchmarks.eval_clevrer as ec
+    from physics.models.video_propnet import PropNetVideoDynamics
+
+    seen = []
+    real_future = PropNetVideoDynamics.future
+
+    def future(self, annotation, frames):  # records the rollout settings each future is asked with
+        seen.append(self.config.edge_frames)
+        return real_future(self, annotation, frames)
+
+    monkeypatch.setattr(PropNetVideoDynamics, "future", future)
+    # the pixel perceiver stood in by the annotation reader: the settings follow the perceiver's name
+    monkeypatch.setattr(ec, "perception_for", lambda *a, **k: lambda video: read_annotation(video.annotation))
+
+    def run(**kw):
+        cfg = ClevrerEvalConfig(data=str(folder), split="val", dynamics="propnet", types=("predictive",), threads=1, **kw)
+        return ec.evaluate_clevrer(cfg, progress=False)
+
+    assert run(perception="model")["rollout_settings"] == {"edge_frames": 2} and seen[-1] == 2
+    assert run(perception="model", future_edge=0)["rollout_settings"] == {"edge_frames": 0} and seen[-1] == 0
+    assert run(perception="gt")["rollout_settings"] == {} and seen[-1] == 0
+    assert rollout_settings_for("model", "gt") == {}  # the world's re-simulation takes no rollout settings
 
 
 def test_types_answers_only_the_question_types_named(folder, tmp_path):

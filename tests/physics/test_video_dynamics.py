@@ -22,6 +22,7 @@ from physics.models.video_propnet import (
     _tracks,
     contact_step_weights,
     counterfactual_trajectory,
+    edge_collisions,
     fitted_start,
     launch_actions,
     load_trajectory_pack,
@@ -395,6 +396,42 @@ def test_unknown_yaw_reach_makes_an_unturned_cube_a_disc_in_the_future_rule_unle
     for bad in (-0.1, 0.5, math.nan):
         with pytest.raises(ConfigError, match="unknown_yaw_reach"):
             RolloutConfig(unknown_yaw_reach=bad)
+
+
+def test_edge_frames_makes_a_contact_recorded_at_the_end_and_still_on_a_future_collision():
+    d = 2 * HALF_EXTENT
+    # two spheres touching (0.01 overlap) through the last frames; the annotation records their collision at frame 6
+    ann = _still_annotation({0: "sphere", 1: "sphere"}, {0: 0.0, 1: 0.0}, {0: (0.0, 0.0), 1: (d - 0.01, 0.0)})
+    last = ann.motion_trajectory[-1].frame_id
+    ann = dataclass_replace(ann, collision=(Collision((0, 1), last - 1, (d / 2, 0.0, 0.35)),))
+
+    def future(xs):  # hand-made predicted frames: sphere 1 at these x
+        return (*ann.motion_trajectory, *(FrameStates(last + 1 + i, (
+            ObjectState(0, (0.0, 0.0, 0.35), (0.0,) * 3, (0.0,) * 3, (0.0,) * 3, True),
+            ObjectState(1, (x, 0.0, 0.35), (0.0,) * 3, (0.0,) * 3, (0.0,) * 3, True))) for i, x in enumerate(xs)))
+
+    still_on = future([d - 0.005, d + 0.1, d + 0.3])  # touching at the first predicted frame, then apart
+    parted = future([d + 0.02, d + 0.1, d + 0.3])  # apart from the first predicted frame on
+    assert RolloutConfig().edge_frames == 0  # the shipped default: off
+    plain = PropNetVideoDynamics.load(config=SHORT)
+    edge2 = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, edge_frames=2))
+    edge1 = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, edge_frames=1))
+    assert plain.future_collisions(ann, still_on) == ()  # the touch began in the observed frames: no new collision
+    got = edge2.future_collisions(ann, still_on)
+    assert [(c.object_ids, c.frame_id) for c in got] == [((0, 1), last + 1)]
+    assert got[0].location == pytest.approx(((d - 0.005) / 2, 0.0, 0.35))
+    assert edge1.future_collisions(ann, still_on) == ()  # recorded at last - 1: not within the last frame
+    assert edge2.future_collisions(ann, parted) == ()  # the contact ended with the video
+    # a pair the rollout finds again later keeps that collision only
+    again = future([d - 0.005, d + 0.1, d + 0.3, d + 0.3, d + 0.3, d + 0.3, d + 0.3, d + 0.3, d - 0.01])
+    assert [c.frame_id for c in edge2.future_collisions(ann, again)] == [last + 9]
+    assert [c.frame_id for c in plain.future_collisions(ann, again)] == [last + 9]
+    # a pair never recorded by the annotation is no edge collision; no predicted frame: none
+    assert edge_collisions(dataclass_replace(ann, collision=()), still_on, (), 2, 0.0) == []
+    assert edge_collisions(ann, ann.motion_trajectory, (), 2, 0.0) == []
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="edge_frames"):
+            RolloutConfig(edge_frames=bad)
 
 
 def test_yaw_discs_cubes_makes_a_cube_with_a_given_yaw_a_disc_in_the_collision_rule_only():
