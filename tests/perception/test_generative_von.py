@@ -9,6 +9,8 @@ import torch
 
 from perception.benchmark import run_bench
 from perception.generative.von import (
+    JUDGE_SEED_STRIDE,
+    AttributeEnsemble,
     AttributeNet,
     VisualObjectNetwork,
     VonConfig,
@@ -20,6 +22,8 @@ from perception.generative.von import (
     refine_shape_codes,
     swap_recognition,
     texture_partners,
+    train_attributes,
+    train_judge,
     train_von,
 )
 from perception.generative.voxel_objects import (
@@ -348,6 +352,41 @@ def test_quick_bench_with_another_judge_reports_the_reference_judge_beside(monke
     figures = result["figures"]
     assert figures["attribute_net_steps"] == 8 and figures["reference_judge"]["steps"] == 4
     # the reference judge is the entry's own: its real-render accuracy equals the plain run's
+    assert figures["reference_judge"]["accuracy_on_real_test_renders"] == plain["attribute_net_accuracy_on_real_test_renders"]
+    for name, model in figures["models"].items():
+        assert model["swaps_reference_judge"] == plain["models"][name]["swaps"]
+        assert model["shape_read_reference_judge"] == plain["models"][name]["shape_read"]
+
+
+def test_judge_ensemble_averages_its_members_logits_and_member_0_is_the_single_judge(objects):
+    single = train_judge(objects, 3, 4, 2e-3, seed=5)
+    assert isinstance(single, AttributeNet)
+    ensemble = train_judge(objects, 3, 4, 2e-3, seed=5, members=3)
+    assert isinstance(ensemble, AttributeEnsemble) and len(ensemble.members) == 3
+    for k, member in enumerate(ensemble.members):  # member k is the single judge of seed 5 + stride * k
+        alone = train_attributes(objects, 3, 4, 2e-3, 5 + JUDGE_SEED_STRIDE * k)
+        assert all(torch.equal(a, b) for a, b in zip(member.state_dict().values(), alone.state_dict().values(),
+                                                      strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(ensemble.members[0].state_dict().values(),
+                                                  single.state_dict().values(), strict=True))
+    assert not torch.equal(ensemble.members[0].heads["shape"].weight, ensemble.members[1].heads["shape"].weight)
+    with torch.no_grad():
+        logits = ensemble(objects.images)
+        members = [m(objects.images) for m in ensemble.members]
+    for head in AttributeNet.HEADS:
+        assert torch.allclose(logits[head], sum(m[head] for m in members) / 3, atol=1e-6)
+        assert torch.equal(ensemble.predict(objects.images)[head], logits[head].argmax(1))
+    with pytest.raises(ConfigError, match="members"):
+        train_judge(objects, 3, 4, 2e-3, seed=5, members=0)
+
+
+def test_quick_bench_with_an_ensemble_judge_reports_its_member_0_as_the_reference(monkeypatch):
+    import perception.generative.von as von
+    plain = run_bench("von", quick=True, seed=0)["figures"]
+    assert plain["attribute_net_members"] == 1
+    monkeypatch.setattr(von, "JUDGE_MEMBERS", {False: 5, True: 3})
+    figures = run_bench("von", quick=True, seed=0)["figures"]
+    assert figures["attribute_net_members"] == 3 and figures["reference_judge"]["steps"] == 4
     assert figures["reference_judge"]["accuracy_on_real_test_renders"] == plain["attribute_net_accuracy_on_real_test_renders"]
     for name, model in figures["models"].items():
         assert model["swaps_reference_judge"] == plain["models"][name]["swaps"]
