@@ -292,16 +292,16 @@ def _renders_and_judges(quick: bool, seed: int) -> tuple[SceneRenders, SceneRend
 
 
 @lru_cache(maxsize=2)
-def train_gan_run(quick: bool, seed: int, codec: CodecConfig = GAN_CODEC) -> GanRun:
+def train_gan_run(quick: bool, seed: int, codec: CodecConfig = GAN_CODEC, ema: float = 0.0) -> GanRun:
     """Render, then train the GAN of ``codec``, the segmenter and the attribute network from ``seed``.
 
     Cached per process; the renders, segmenter and attribute network are shared by runs of the
     same ``(quick, seed)`` whatever the codec (GAN dissection trains a wider generator beside the
-    ``gan`` bench's).
+    ``gan`` bench's).  ``ema``: :func:`train_gan`'s generator average (0: none, the ``gan`` bench's).
     """
     size = _QUICK if quick else _FULL
     train, test, seg, attr = _renders_and_judges(quick, seed)
-    gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed)
+    gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed, ema=ema)
     return GanRun(gan, seg, attr, train, test)
 
 
