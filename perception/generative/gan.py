@@ -291,18 +291,26 @@ def _renders_and_judges(quick: bool, seed: int) -> tuple[SceneRenders, SceneRend
     return train, test, seg, attr
 
 
-@lru_cache(maxsize=2)
 def train_gan_run(quick: bool, seed: int, codec: CodecConfig = GAN_CODEC, ema: float = 0.0) -> GanRun:
     """Render, then train the GAN of ``codec``, the segmenter and the attribute network from ``seed``.
 
-    Cached per process; the renders, segmenter and attribute network are shared by runs of the
-    same ``(quick, seed)`` whatever the codec (GAN dissection trains a wider generator beside the
+    Cached per process (one cache entry per ``(quick, seed, codec, ema)``, however the arguments
+    are passed); the renders, segmenter and attribute network are shared by runs of the same
+    ``(quick, seed)`` whatever the codec (GAN dissection trains a wider generator beside the
     ``gan`` bench's).  ``ema``: :func:`train_gan`'s generator average (0: none, the ``gan`` bench's).
     """
+    return _gan_run(quick, seed, codec, ema)
+
+
+@lru_cache(maxsize=2)
+def _gan_run(quick: bool, seed: int, codec: CodecConfig, ema: float) -> GanRun:
     size = _QUICK if quick else _FULL
     train, test, seg, attr = _renders_and_judges(quick, seed)
     gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed, ema=ema)
     return GanRun(gan, seg, attr, train, test)
+
+
+train_gan_run.cache_info = _gan_run.cache_info  # type: ignore[attr-defined]
 
 
 @register_perception_bench(
