@@ -40,6 +40,7 @@ __all__ = ["CodecConfig", "ConvEncoder", "ConvDecoder", "Autoencoder", "VAE", "t
 
 STAGES = 3  # stride-2 stages: a 64 x 48 render becomes an 8 x 6 grid
 UPSAMPLE = ("transposed", "nearest", "bilinear")  # CodecConfig.upsample: the decoder's grid doubling
+ENCODER_NORM = ("batch", "spectral")  # CodecConfig.encoder_norm: how the encoder's layers are normalised
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,12 @@ class CodecConfig:
             transposed convolution, DCGAN's; the default, so earlier checkpoints load),
             or ``"nearest"`` / ``"bilinear"`` (resize, then a 3x3 convolution; Odena,
             Dumoulin and Olah, "Deconvolution and Checkerboard Artifacts", Distill 2016).
+        encoder_norm: ``"batch"`` (batch norm after the second and third convolutions; the
+            default, DCGAN's discriminator) or ``"spectral"`` (no batch norm; every convolution
+            and the head divided by its largest singular value, estimated by one power
+            iteration per training forward: Miyato et al., "Spectral Normalization for
+            Generative Adversarial Networks", ICLR 2018, arXiv 1802.05957; the GAN's
+            discriminator becomes 1-Lipschitz per layer).
     """
 
     height: int = 48
@@ -67,6 +74,7 @@ class CodecConfig:
     beta: float = 1.0
     decoder_widths: tuple[int, int, int] | None = None
     upsample: str = "transposed"
+    encoder_norm: str = "batch"
 
     def __post_init__(self) -> None:
         if self.height % 2**STAGES or self.width % 2**STAGES:
@@ -79,6 +87,8 @@ class CodecConfig:
             raise ConfigError(f"CodecConfig: decoder_widths must be three ints >= 1, got {widths!r}")
         if self.upsample not in UPSAMPLE:
             raise ConfigError(f"CodecConfig: upsample must be one of {UPSAMPLE}, got {self.upsample!r}")
+        if self.encoder_norm not in ENCODER_NORM:
+            raise ConfigError(f"CodecConfig: encoder_norm must be one of {ENCODER_NORM}, got {self.encoder_norm!r}")
 
     @property
     def decoder_channels(self) -> tuple[int, int, int]:
@@ -93,18 +103,28 @@ class CodecConfig:
 
 
 class ConvEncoder(nn.Module):
-    """``forward(images [N, 3, H, W]) -> [N, outputs]`` (three stride-2 convolutions, then a linear map)."""
+    """``forward(images [N, 3, H, W]) -> [N, outputs]`` (three stride-2 convolutions, then a linear map).
+
+    With ``config.encoder_norm == "spectral"`` the batch norms are left out and every
+    convolution and the head are spectrally normalised (``torch.nn.utils.parametrizations``).
+    """
 
     def __init__(self, config: CodecConfig, outputs: int) -> None:
         super().__init__()
         c, (h, w) = config.channels, config.grid
         self.config = config
+        spectral = config.encoder_norm == "spectral"
+        sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
+
+        def norm(width: int) -> list[nn.Module]:
+            return [] if spectral else [nn.BatchNorm2d(width)]
+
         self.features = nn.Sequential(
-            nn.Conv2d(3, c, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.BatchNorm2d(4 * c), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(3, c, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(c, 2 * c, 4, 2, 1)), *norm(2 * c), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(2 * c, 4 * c, 4, 2, 1)), *norm(4 * c), nn.LeakyReLU(0.2),
         )
-        self.head = nn.Linear(4 * c * h * w, outputs)
+        self.head = sn(nn.Linear(4 * c * h * w, outputs))
 
     def forward(self, images: Tensor) -> Tensor:
         cfg = self.config

@@ -32,6 +32,8 @@ Shapes::
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -49,9 +51,10 @@ from perception.benchmark import (
 from perception.generative.autoencoder import CodecConfig, ConvDecoder, ConvEncoder
 from perception.generative.scenes import SceneRenders, random_hflip, render_scenes
 from perception.generative.segmenter import ShapeSegmenter, object_masks, segment, train_segmenter
+from physics.errors import ConfigError
 from physics.training import Constant, TrainLoop, seed_everything
 
-__all__ = ["GAN", "train_gan", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "train_gan_run"]
+__all__ = ["GAN", "train_gan", "fit_gan", "recalibrate_batch_norm", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "train_gan_run"]
 
 BETAS = (0.5, 0.999)  # DCGAN's Adam momentum: beta1 = 0.9 oscillates
 
@@ -88,24 +91,87 @@ class GAN(nn.Module):
 
 
 def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: float, seed: int,
-              per_round: int = 100) -> GAN:
-    """Train a GAN on ``images`` [N, 3, H, W] with the shared loop (Adam, beta1 0.5; horizontal flips)."""
+              per_round: int = 100, ema: float = 0.0) -> GAN:
+    """Train a GAN on ``images`` [N, 3, H, W] with the shared loop (Adam, beta1 0.5; horizontal flips).
+
+    ``ema`` in (0, 1): the returned GAN's generator is the exponential moving average of the
+    generator's weights over training (decay ``ema`` per step; :func:`average_generators`), the
+    discriminator is the trained one.  0: the last step's generator (the default).
+    """
+    if not 0.0 <= ema < 1.0:
+        raise ConfigError(f"train_gan: ema must be in [0, 1), got {ema}")
+    gan, averages = fit_gan(images, config, steps=steps, batch=batch, lr=lr, seed=seed, per_round=per_round,
+                            emas=(ema,) if ema else ())
+    if ema:
+        gan.generator = averages[0]
+    return gan.eval()
+
+
+def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: float, seed: int,
+            per_round: int = 100, emas: Sequence[float] = ()) -> tuple[GAN, list[ConvDecoder]]:
+    """The training run of :func:`train_gan`: (the GAN as trained, one averaged generator per decay in ``emas``).
+
+    Averaged generators (Yazici et al., "The Unusual Effectiveness of Averaging in GAN Training",
+    ICLR 2019, arXiv 1806.04498; Karras et al., ProGAN, arXiv 1710.10196): after every optimiser
+    step each parameter ``a <- d a + (1 - d) w``; their batch-norm statistics are then
+    re-estimated on samples of their own (:func:`recalibrate_batch_norm`), since the running
+    statistics of the trained generator belong to other weights.  Tracking them changes
+    nothing in the training run itself.
+    """
+    if any(not 0.0 < d < 1.0 for d in emas):
+        raise ConfigError(f"fit_gan: every ema decay must be in (0, 1), got {tuple(emas)}")
     seed_everything(seed)
     gan = GAN(config)
+    averages = [copy.deepcopy(gan.generator).requires_grad_(False) for _ in emas]
     flip = torch.Generator().manual_seed(seed + 13)
     optimizer = torch.optim.Adam(gan.parameters(), lr=lr, betas=BETAS)
     loop = TrainLoop(gan, optimizer, Constant(lr), None, flags={"lr": lr, "steps": steps, "seed": seed},
                      unit="step", desc="dcgan", progress=False)
+    taken = [0]
 
     def batches(r: int) -> list[Tensor]:
         g = torch.Generator().manual_seed(seed * 1000 + r)
         return list(torch.randint(len(images), (min(per_round, steps - r * per_round), batch), generator=g))
 
+    def follow() -> None:  # the averages take the weights of the optimiser step just made
+        with torch.no_grad():
+            for decay, avg in zip(emas, averages, strict=True):
+                for a, w in zip(avg.parameters(), gan.generator.parameters(), strict=True):
+                    a.lerp_(w, 1.0 - decay)
+
     def step(idx: Tensor) -> dict[str, Tensor]:
+        if taken[0]:
+            follow()
+        taken[0] += 1
         return gan(random_hflip(flip, images[idx])[0])
 
     loop.fit(-(-steps // per_round), batches, step)
-    return gan.eval()
+    if taken[0]:
+        follow()
+    for i, avg in enumerate(averages):
+        recalibrate_batch_norm(avg, batch=batch, seed=seed + 17 + i)
+    return gan.eval(), [avg.eval() for avg in averages]
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(generator: ConvDecoder, *, batch: int, batches: int = 20, seed: int = 0) -> ConvDecoder:
+    """Re-estimate ``generator``'s batch-norm running statistics from ``batches`` batches of its own samples.
+
+    Each batch norm's running mean and variance become the average over the batches of the
+    batch statistics that training mode uses (cumulative average, ``momentum=None``).
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    g = torch.Generator().manual_seed(seed)
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    generator.train()
+    for _ in range(batches):
+        generator(torch.randn(batch, generator.config.latent, generator=g))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return generator.eval()
 
 
 def object_confidence(net: nn.Module, images: Tensor, labels: Tensor, crop_size: int,
@@ -225,18 +291,26 @@ def _renders_and_judges(quick: bool, seed: int) -> tuple[SceneRenders, SceneRend
     return train, test, seg, attr
 
 
-@lru_cache(maxsize=2)
-def train_gan_run(quick: bool, seed: int, codec: CodecConfig = GAN_CODEC) -> GanRun:
+def train_gan_run(quick: bool, seed: int, codec: CodecConfig = GAN_CODEC, ema: float = 0.0) -> GanRun:
     """Render, then train the GAN of ``codec``, the segmenter and the attribute network from ``seed``.
 
-    Cached per process; the renders, segmenter and attribute network are shared by runs of the
-    same ``(quick, seed)`` whatever the codec (GAN dissection trains a wider generator beside the
-    ``gan`` bench's).
+    Cached per process (one cache entry per ``(quick, seed, codec, ema)``, however the arguments
+    are passed); the renders, segmenter and attribute network are shared by runs of the same
+    ``(quick, seed)`` whatever the codec (GAN dissection trains a wider generator beside the
+    ``gan`` bench's).  ``ema``: :func:`train_gan`'s generator average (0: none, the ``gan`` bench's).
     """
+    return _gan_run(quick, seed, codec, ema)
+
+
+@lru_cache(maxsize=2)
+def _gan_run(quick: bool, seed: int, codec: CodecConfig, ema: float) -> GanRun:
     size = _QUICK if quick else _FULL
     train, test, seg, attr = _renders_and_judges(quick, seed)
-    gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed)
+    gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed, ema=ema)
     return GanRun(gan, seg, attr, train, test)
+
+
+train_gan_run.cache_info = _gan_run.cache_info  # type: ignore[attr-defined]
 
 
 @register_perception_bench(

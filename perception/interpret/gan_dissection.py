@@ -27,7 +27,9 @@ The entry dissects :data:`RESIZE_CODEC`: the ``gan`` bench's generator (48 units
 ``blocks[0]``) trained with resize + 3x3 convolution up-sampling instead of transposed
 convolutions (sixteenth session; it passed 4 of 6 checks held out, the transposed one 3);
 :data:`WIDE_CODEC` trains the same GAN with 256 units there (an option; it did
-not meet the checks on its held-out seed, see docs/results/perception.md), and
+not meet the checks on its held-out seed, see docs/results/perception.md), :data:`SPECTRAL_CODEC`
+the resize GAN with a spectrally normalised discriminator (an option: 5 of 6 on dev seed 0, 3 of 6
+on its held-out seed 42440, session 17), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
 often the segmenter and the attribute network call the same one.
 
@@ -59,7 +61,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "judges_agreement", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "judges_agreement", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -276,6 +278,10 @@ def insert(generator: ConvDecoder, z: Tensor, layer: int, units: Tensor, value: 
 # held-out seed 14203 (session 15): it did not meet the checks, so the entry dissects the gan bench's GAN.
 WIDE_CODEC = CodecConfig(channels=24, decoder_widths=(96, 256, 24))
 RESIZE_CODEC = CodecConfig(channels=24, upsample="nearest")  # the gan bench's GAN, resize + 3x3 up-sampling (option)
+# RESIZE_CODEC's GAN with a spectrally normalised discriminator (Miyato et al., arXiv 1802.05957; no batch
+# norm in it): an option of session 17 (dev seed 0: 5 of 6 checks, the resize GAN 4 of 6; held-out seed 42440:
+# 3 of 6, not more than the entry's 4, so not the default).
+SPECTRAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral")
 BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sessions 14-15)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"
@@ -324,17 +330,19 @@ def _intervention_figures(generator: ConvDecoder, labeller: ShapeSegmenter | Lab
           "removes >= 50% of cube pixels, spheres change < 10%; inserting them adds cubes (counted)",
     ablation="10 random units of the same layer",
 )
-def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = None) -> BenchOutcome:
+def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = None, ema: float = 0.0) -> BenchOutcome:
     """Dissect a benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples.
 
     ``codec`` None: :data:`RESIZE_CODEC`, the ``gan`` bench's GAN (48 units at ``blocks[0]``) with
     resize + 3x3 up-sampling (the entry since session 16: 4 of 6 checks on held-out seed 52873 against
     the transposed generator's 3 of 6 on seed 69890); ``GAN_CODEC`` dissects the ``gan`` bench's own
     generator (the entry of sessions 5-16); :data:`WIDE_CODEC` a 256-unit middle layer (session 15).
+    ``ema``: dissect the average of the generator's weights over training (decay per step;
+    :func:`perception.generative.gan.fit_gan`); 0, the default, dissects the last step's generator.
     """
     from perception.generative.gan import train_gan_run
 
-    return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC), quick, seed, LAYER)
+    return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC, ema), quick, seed, LAYER)
 
 
 def labeller_iou_on_renders(labeller: ShapeSegmenter | Labeller, images: Tensor, shapes: Tensor) -> list[float]:

@@ -85,26 +85,6 @@ def test_vae_kl_is_zero_at_the_prior_and_positive_elsewhere():
     assert float(vae(torch.rand(2, 3, 16, 24))["kl"].detach()) == pytest.approx(0.5 * TINY.latent, rel=1e-5)
 
 
-def test_each_gan_player_gets_the_gradient_of_its_own_loss_only():
-    torch.manual_seed(0)
-    gan = GAN(TINY)
-    real, z = torch.rand(4, 3, 16, 24), torch.randn(4, TINY.latent)
-    state = {k: v.clone() for k, v in gan.state_dict().items()}
-    out = gan.losses(real, z)
-    d_params, g_params = list(gan.discriminator.parameters()), list(gan.generator.parameters())
-    grads = torch.autograd.grad(out["loss"], d_params + g_params)
-    gan.load_state_dict(state)
-    fake = gan.generator(z)
-    d_real, d_fake = gan.discriminator(real * 2 - 1), gan.discriminator(fake.detach() * 2 - 1)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
-    d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
-    g_loss = bce(gan.discriminator(fake * 2 - 1), torch.ones_like(d_fake))
-    want_d = torch.autograd.grad(d_loss, d_params)
-    want_g = torch.autograd.grad(g_loss, g_params)
-    for got, want in zip(grads, want_d + want_g, strict=True):
-        assert torch.allclose(got, want, atol=1e-6)
-
-
 def test_gan_trains_deterministically_for_a_seed():
     images = torch.rand(8, 3, 16, 24)
     a = train_gan(images, TINY, steps=4, batch=4, lr=1e-3, seed=3, per_round=2)
@@ -216,3 +196,88 @@ def test_a_resize_gan_checkpoint_round_trips_and_does_not_load_into_the_default_
         GAN(TINY).load_state_dict(gan.state_dict())
     with pytest.raises(ConfigError, match="upsample"):
         CodecConfig(upsample="cubic")
+
+
+SPECTRAL = CodecConfig(height=16, width=24, latent=4, channels=4, encoder_norm="spectral")
+
+
+def test_a_spectral_discriminator_has_no_batch_norm_and_unit_spectral_norms():
+    disc = GAN(SPECTRAL).discriminator
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in disc.modules())
+    layers = [m for m in disc.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 4 and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in layers)
+    disc.train()
+    for _ in range(30):  # one power iteration per training forward
+        disc(torch.rand(2, 3, 16, 24))
+    disc.eval()
+    for m in layers:
+        assert float(torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)) == pytest.approx(1.0, abs=2e-2)
+    plain = GAN(TINY).discriminator
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 2  # the default is DCGAN's
+    assert CodecConfig().encoder_norm == "batch"
+    with pytest.raises(ConfigError, match="encoder_norm"):
+        CodecConfig(encoder_norm="layer")
+
+
+@pytest.mark.parametrize("config", [TINY, SPECTRAL], ids=["batch", "spectral"])
+def test_each_player_gets_its_own_gradient_with_either_discriminator(config):
+    torch.manual_seed(0)
+    gan = GAN(config)
+    real, z = torch.rand(4, 3, 16, 24), torch.randn(4, config.latent)
+    state = {k: v.clone() for k, v in gan.state_dict().items()}  # spectral norm's power-iteration vectors too
+    out = gan.losses(real, z)
+    d_params, g_params = list(gan.discriminator.parameters()), list(gan.generator.parameters())
+    grads = torch.autograd.grad(out["loss"], d_params + g_params)
+    gan.load_state_dict(state)
+    fake = gan.generator(z)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    d_real, d_fake = gan.discriminator(real * 2 - 1), gan.discriminator(fake.detach() * 2 - 1)
+    d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+    g_loss = bce(gan.discriminator(fake * 2 - 1), torch.ones_like(d_fake))
+    want = torch.autograd.grad(d_loss, d_params) + torch.autograd.grad(g_loss, g_params)
+    for got, w in zip(grads, want, strict=True):
+        assert torch.allclose(got, w, atol=1e-6)
+
+
+def test_generator_averages_follow_the_weights_and_leave_training_unchanged():
+    from perception.generative.gan import fit_gan
+
+    images = torch.rand(8, 3, 16, 24, generator=torch.Generator().manual_seed(2))
+    kw = {"steps": 2, "batch": 4, "lr": 1e-2, "seed": 5, "per_round": 1}
+    weights = []
+    for steps in (0, 1, 2):
+        if steps == 0:
+            from physics.training import seed_everything
+
+            seed_everything(5)
+            weights.append([p.detach().clone() for p in GAN(TINY).generator.parameters()])
+        else:
+            gan, _ = fit_gan(images, TINY, **{**kw, "steps": steps})
+            weights.append([p.detach().clone() for p in gan.generator.parameters()])
+    gan, (avg,) = fit_gan(images, TINY, **kw, emas=(0.75,))
+    for a, w0, w1, w2 in zip(avg.parameters(), *weights, strict=True):
+        want = 0.75 * (0.75 * w0 + 0.25 * w1) + 0.25 * w2
+        assert torch.allclose(a, want, atol=1e-6)
+    plain = train_gan(images, TINY, **kw)  # tracking averages does not change the run
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), gan.state_dict().values(), strict=True))
+    averaged = train_gan(images, TINY, **kw, ema=0.75)
+    assert all(torch.equal(a, b) for a, b in zip(averaged.generator.parameters(), avg.parameters(), strict=True))
+    with pytest.raises(ConfigError, match="ema"):
+        train_gan(images, TINY, **kw, ema=1.0)
+
+
+def test_batch_norm_recalibration_takes_the_mean_of_the_generators_own_batch_statistics():
+    from perception.generative.gan import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    gen = GAN(TINY).generator
+    bn = gen.project[2]
+    bn.running_mean.fill_(7.0)
+    recalibrate_batch_norm(gen, batch=5, batches=2, seed=4)
+    g = torch.Generator().manual_seed(4)
+    z = [torch.randn(5, TINY.latent, generator=g) for _ in range(2)]
+    with torch.no_grad():
+        pre = [gen.project[:2](x) for x in z]  # the batch norm's inputs [5, C, h, w]
+    want = torch.stack([p.mean((0, 2, 3)) for p in pre]).mean(0)
+    assert torch.allclose(bn.running_mean, want, atol=1e-5)
+    assert bn.momentum == 0.1 and not gen.training

@@ -16,6 +16,7 @@ from perception.interpret.gan_dissection import (
     LAYER,
     QUANTILES,
     RESIZE_CODEC,
+    SPECTRAL_CODEC,
     UNITS,
     WIDE_CODEC,
     LabelRule,
@@ -270,6 +271,13 @@ def test_the_entry_dissects_the_resize_generator_and_the_options_the_transposed_
     assert wide.figures["units_in_layer"] == 256 and len(wide.checks) == len(plain.checks) == 6
     transposed = bench_gan_dissection(True, 0, GAN_CODEC)
     assert transposed.figures["units_in_layer"] == 48 and len(transposed.checks) == 6
+    spectral = bench_gan_dissection(True, 0, SPECTRAL_CODEC)  # session 17's option
+    assert spectral.figures["units_in_layer"] == 48 and len(spectral.checks) == 6
+    assert SPECTRAL_CODEC == RESIZE_CODEC.__class__(**{**RESIZE_CODEC.__dict__, "encoder_norm": "spectral"})
+    averaged = bench_gan_dissection(True, 0, SPECTRAL_CODEC, ema=0.5)
+    assert len(averaged.checks) == 6
+    last, mean = (train_gan_run(True, 0, SPECTRAL_CODEC, e).gan.generator for e in (0.0, 0.5))
+    assert not torch.equal(last.blocks[0][1].weight, mean.blocks[0][1].weight)  # ema reaches the dissected GAN
     assert plain.figures["label_rule"] == {"per_label": BENCH_RULE.per_label, "segmenter_vote": BENCH_RULE.segmenter_vote}
     truth = plain.figures["labeller_iou_on_real_renders"]
     assert set(truth) == {"class masks", "one shape per foreground component", "per-pixel segmenter"}
