@@ -135,10 +135,10 @@ class ClevrerEvalConfig(RolloutFlags):
     unique_fallback: str = field(default="most_seen", metadata={
         "help": "unique of several objects: most_seen (the object in view in the most observed frames; shipped "
                 "after seed 55221) or none (the official executor: no answer)", "choices": UNIQUE_FALLBACKS})
-    missing_collision: str = field(default="none", metadata={
-        "help": "unique of the empty set of observed collisions of a named pair: none (the official executor: no "
-                "answer) or out_of_view (presumed where the camera does not see it: at the last observed frame with "
-                "neither object in view; seventeenth session, nsdr2)", "choices": MISSING_COLLISIONS})
+    missing_collision: str = field(default="out_of_view", metadata={
+        "help": "unique of the empty set of observed collisions of a named pair: out_of_view (presumed where the "
+                "camera does not see it: at the last observed frame with neither object in view; shipped after seed "
+                "59524) or none (the official executor: no answer)", "choices": MISSING_COLLISIONS})
     seed: int = field(default=0, metadata={"help": "seed of the interval's resampling"})
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
     threads: int | None = field(
