@@ -43,7 +43,7 @@ from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
 from reasoning.executor.video import execute_video, judge_choice
-from reasoning.executor.video_scene import UNIQUE_FALLBACKS, VideoScene
+from reasoning.executor.video_scene import MISSING_COLLISIONS, UNIQUE_FALLBACKS, VideoScene
 from reasoning.nsdr import (
     VIDEO_DYNAMICS,
     VIDEO_PARSERS,
@@ -140,6 +140,10 @@ class ClevrerEvalConfig(RolloutFlags):
     unique_fallback: str = field(default="most_seen", metadata={
         "help": "unique of several objects: most_seen (the object in view in the most observed frames; shipped "
                 "after seed 55221) or none (the official executor: no answer)", "choices": UNIQUE_FALLBACKS})
+    missing_collision: str = field(default="out_of_view", metadata={
+        "help": "unique of the empty set of observed collisions of a named pair: out_of_view (presumed where the "
+                "camera does not see it: at the last observed frame with neither object in view; shipped after seed "
+                "59524) or none (the official executor: no answer)", "choices": MISSING_COLLISIONS})
     seed: int = field(default=0, metadata={"help": "seed of the interval's resampling"})
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
     threads: int | None = field(
@@ -161,6 +165,9 @@ class ClevrerEvalConfig(RolloutFlags):
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
         if self.unique_fallback not in UNIQUE_FALLBACKS:
             raise ConfigError(f"unique_fallback: choose from {', '.join(UNIQUE_FALLBACKS)}; got {self.unique_fallback!r}")
+        if self.missing_collision not in MISSING_COLLISIONS:
+            raise ConfigError(f"missing_collision: choose from {', '.join(MISSING_COLLISIONS)}; "
+                              f"got {self.missing_collision!r}")
         unknown = sorted(set(self.types) - {"descriptive", *MC_TYPES})
         if unknown or not self.types:
             raise ConfigError(f"types: choose from descriptive, {', '.join(MC_TYPES)}; got {list(self.types)}")
@@ -225,7 +232,8 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         try:
             files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))
             annotation = perceive(files)
-            scene = VideoScene(annotation, provider(files, annotation), unique_fallback=cfg.unique_fallback)
+            scene = VideoScene(annotation, provider(files, annotation), unique_fallback=cfg.unique_fallback,
+                               missing_collision=cfg.missing_collision)
         except (NesyError, KeyError, TypeError, ValueError) as exc:
             errors.append(f"video {v}: {exc}")
             scene = None

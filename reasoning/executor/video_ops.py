@@ -89,8 +89,20 @@ def _list(value: object) -> tuple:
     return value
 
 
+class _PairCollisions(tuple):
+    """The observed collisions involving the named objects (``filter_collision`` over the video's events):
+    remembers the objects, so that ``unique`` can presume a collision the camera missed."""
+
+    involving: frozenset[int] = frozenset()
+
+
 def _unique(scene: VideoScene, items: object) -> int | Event:
     items = _list(items)
+    if (not items and isinstance(items, _PairCollisions) and len(items.involving) == 2
+            and scene.missing_collision == "out_of_view"):
+        presumed = scene.presumed_collision(*sorted(items.involving))
+        if presumed is not None:
+            return presumed
     if len(items) > 1 and scene.unique_fallback == "most_seen" and all(isinstance(i, int) for i in items):
         seen = scene.seen_frames  # the most confident of several perceived objects
         return min(items, key=lambda o: (-seen.get(o, 0), o))
@@ -167,7 +179,12 @@ def _filter_kind(kind: str) -> Callable[[VideoScene, object], Event]:
 def _filter_involving(kind: str) -> Callable[[VideoScene, object, object], EventSet]:
     def filter_involving(scene: VideoScene, events: object, objs: object) -> EventSet:
         ids = _object_ids(objs)
-        return tuple(e for e in _events(events) if e.kind == kind and ids.intersection(e.objects))
+        found = tuple(e for e in _events(events) if e.kind == kind and ids.intersection(e.objects))
+        if kind != "collision" or not (events is scene.events or isinstance(events, _PairCollisions)):
+            return found
+        named = _PairCollisions(found)  # the observed collisions of these objects, remembered for unique
+        named.involving = ids | (events.involving if isinstance(events, _PairCollisions) else frozenset())
+        return named
 
     return filter_involving
 

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from perception.audio.localise import SoundingEstimate
 
 __all__ = ["VideoScene", "MOVING_SPEED", "FUTURE_FRAMES", "DIRECTION_HALF_ANGLE", "NO_FRAME", "SILENT",
-           "UNIQUE_FALLBACKS", "describe_event"]
+           "UNIQUE_FALLBACKS", "MISSING_COLLISIONS", "describe_event"]
 
 # Ground-plane speed (scene units per second) above which an object counts as
 # moving: objects at rest have speed 0 up to simulation noise of about 1e-3,
@@ -68,6 +68,11 @@ __all__ = ["VideoScene", "MOVING_SPEED", "FUTURE_FRAMES", "DIRECTION_HALF_ANGLE"
 MOVING_SPEED = 0.05
 # What ``unique`` may do with several objects (VideoScene.unique_fallback).
 UNIQUE_FALLBACKS = ("none", "most_seen")
+# What ``unique`` does with the empty set of observed collisions of one named pair
+# (VideoScene.missing_collision): "none" (the official executor: no answer) or
+# "out_of_view" (the pair collided where the camera does not see: presumed at the last
+# observed frame at which neither object is in view).
+MISSING_COLLISIONS = ("none", "out_of_view")
 # Frames of future asked of the dynamics for predictive questions (CLEVRER: about 2 s).
 FUTURE_FRAMES = 50
 # query_direction: the velocity must lie within this many degrees of left, right, up or
@@ -99,6 +104,13 @@ class VideoScene:
             official executor: no answer) or ``"most_seen"`` (the object inside the
             camera view in the most observed frames, the most confident track; ties
             to the lowest object id). An empty set, and several events, stay invalid.
+        missing_collision: What ``unique`` does when a program names a collision of two
+            objects (``filter_collision`` twice over the observed events) that the
+            annotation lacks: ``"none"`` (the official executor: no answer) or
+            ``"out_of_view"`` (a perceived video misses collisions outside the camera
+            view: the collision is presumed at the last observed frame at which neither
+            object is in view, :meth:`presumed_collision`, and takes its place in both
+            objects' causal traces; no such frame: still no answer).
     """
 
     annotation: VideoAnnotation
@@ -107,6 +119,7 @@ class VideoScene:
     camera: Camera = CLEVR_CAMERA
     sound: SoundingEstimate | None = None
     unique_fallback: str = "none"
+    missing_collision: str = "none"
     _counterfactuals: dict[int, tuple[Event, ...]] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ static
@@ -114,6 +127,9 @@ class VideoScene:
         if self.unique_fallback not in UNIQUE_FALLBACKS:
             raise ConfigError(f"unique_fallback must be one of {', '.join(UNIQUE_FALLBACKS)}, "
                               f"got {self.unique_fallback!r}")
+        if self.missing_collision not in MISSING_COLLISIONS:
+            raise ConfigError(f"missing_collision must be one of {', '.join(MISSING_COLLISIONS)}, "
+                              f"got {self.missing_collision!r}")
         if self.sound is not None and self.sound.sounding.shape[0] != self.annotation.num_frames:
             raise DataError(f"video {self.annotation.scene_index}: the sound estimate covers "
                             f"{self.sound.sounding.shape[0]} frames, the video has {self.annotation.num_frames}")
@@ -269,10 +285,30 @@ class VideoScene:
                     traces.setdefault(o, []).append(e)
         return {o: tuple(tr) for o, tr in traces.items()}
 
+    def presumed_collision(self, a: int, b: int) -> Event | None:
+        """A collision of ``a`` and ``b`` the camera could not see: at the last observed frame at which
+        neither is in view (None when there is no such frame)."""
+        for fr in reversed(self.annotation.motion_trajectory):
+            seen = fr.by_id()
+            if not any(o in seen and seen[o].inside_camera_view for o in (a, b)):
+                return Event(fr.frame_id, "collision", tuple(sorted((a, b))))
+        return None
+
     def causes(self, event: Event) -> frozenset[Event]:
-        """The causal ancestors of an observed event (empty for one outside the video's events)."""
+        """The causal ancestors of an observed event (empty for one outside the video's events).
+
+        A presumed collision (:meth:`presumed_collision`, not among the observed events) has
+        as causes the events of its two objects' traces before its frame, and theirs.
+        """
         found: set[Event] = set()
         frontier = [event]
+        if event.kind == "collision" and event not in self.events:
+            frontier = []
+            for o in event.objects:
+                before = [e for e in self._traces.get(o, ()) if e.frame <= event.frame]
+                if before and before[-1] not in found:
+                    found.add(before[-1])
+                    frontier.append(before[-1])
         while frontier:
             nxt = []
             for target in frontier:

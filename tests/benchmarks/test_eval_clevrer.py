@@ -221,6 +221,16 @@ def test_perception_settings_and_cache_are_refused_by_name_where_wrong(folder, c
     assert "not --perception gt" in capsys.readouterr().err
 
 
+def test_missing_collision_defaults_to_out_of_view_and_a_bad_one_is_refused_by_name():
+    from benchmarks.eval_clevrer import ClevrerEvalConfig
+    from physics.errors import ConfigError
+
+    assert ClevrerEvalConfig(data="d").missing_collision == "out_of_view"
+    assert ClevrerEvalConfig(data="d", missing_collision="none").missing_collision == "none"
+    with pytest.raises(ConfigError, match="missing_collision"):
+        ClevrerEvalConfig(data="d", missing_collision="always")
+
+
 def test_unique_fallback_defaults_to_most_seen_and_a_bad_one_is_refused_by_name():
     from benchmarks.eval_clevrer import ClevrerEvalConfig
     from physics.errors import ConfigError

@@ -172,6 +172,37 @@ def test_unique_fallback_most_seen_takes_the_object_in_view_longest():
         replace(lenient, unique_fallback="first")
 
 
+def test_missing_collision_out_of_view_presumes_a_named_pair_collision_where_neither_is_seen():
+    from dataclasses import replace
+
+    from physics.errors import ConfigError
+
+    # the blue sphere (1) leaves at frame 6, the yellow one (3) at 8: neither is in view at frames 8 and 9
+    frames = tuple(replace(fr, objects=tuple(replace(o, inside_camera_view=2 <= fr.frame_id < 6) if o.object_id == 1
+                                             else o for o in fr.objects)) for fr in ANNOTATION.motion_trajectory)
+    video = replace(ANNOTATION, motion_trajectory=frames)
+    strict = VideoScene(video, HandMadeDynamics())
+    lenient = VideoScene(video, HandMadeDynamics(), missing_collision="out_of_view")
+    pair = f"unique(filter_collision(filter_collision(events(), {BLUE}), {YELLOW}))"
+    assert not execute_video(parse_program(pair), strict).valid  # the official executor: no answer
+    assert ev(pair, lenient) == "collision(1, 3)@9"  # the last frame at which neither is in view
+    assert ev(f"filter_ancestor(events(), {pair})", lenient) == ["in(1)@2", "collision(0, 1)@3", "out(1)@6",
+                                                                 "out(3)@8"]
+    assert run(f"belong_to({pair}, events())", lenient) == "no"  # not an observed event
+    assert ev(HIT, lenient) == "collision(0, 2)@6"  # a collision the video has: unchanged
+    assert ev(f"filter_ancestor(events(), {HIT})", lenient) == ["in(1)@2", "collision(0, 1)@3"]
+    for still_none in (f"unique(filter_collision(filter_collision(events(), {RED}), {YELLOW}))",  # 0 always seen
+                       f"unique(filter_collision(events(), {YELLOW}))",  # one object named
+                       f"unique(filter_collision(filter_collision(unseen_events(), {BLUE}), {YELLOW}))",
+                       f"unique(filter_collision(filter_collision(filter_after(events(), {HIT}), {BLUE}), {YELLOW}))"):
+        result = execute_video(parse_program(still_none), lenient)
+        assert not result.valid and "exactly 1" in result.reason, still_none
+    assert run(f"count(filter_collision(filter_collision(events(), {BLUE}), {YELLOW}))", lenient) == "0"
+    assert run(f"exist(filter_collision(filter_collision(events(), {BLUE}), {YELLOW}))", lenient) == "no"
+    with pytest.raises(ConfigError, match="missing_collision"):
+        replace(lenient, missing_collision="always")
+
+
 def test_negate_and_belong_to_objects_and_events(scene):
     assert run("negate(exist(objects()))", scene) == "no"
     assert run(f"belong_to({HIT}, events())", scene) == "yes"
