@@ -15,6 +15,7 @@ from perception.generative.von import (
     VisualObjectNetwork,
     VonConfig,
     depth_error,
+    depth_hold_penalty,
     depth_normals,
     encode_objects,
     normal_error,
@@ -332,14 +333,55 @@ def test_refining_the_shape_code_repaints_the_image_closer_and_leaves_the_model_
             VonConfig(refine_lr=bad)
 
 
+def test_depth_hold_is_zero_at_the_start_grows_as_the_depth_moves_and_holds_it(objects):
+    """The refinement's depth hold: 0 at the encoder's code, larger the further the refined depth moves,
+    and with a large weight the refined depth stays nearer the encoder's than without the hold."""
+    config = VonConfig(shape_dim=8, texture_dim=4, width=16)
+    model, _ = train_von(config, objects, steps=6, batch=6, lr=2e-3, seed=0)
+    with torch.no_grad():
+        z_shape, z_texture = model.encode(objects.images, objects.azimuth)
+
+    def depth(z):
+        with torch.no_grad():
+            return model.generate(z, z_texture, objects.azimuth)["depth"]
+
+    start = depth(z_shape)
+    assert torch.equal(depth_hold_penalty(start, start), torch.zeros(len(objects)))
+    free, snaps = refine_shape_codes(model, objects.images, objects.azimuth, z_shape, z_texture, steps=12, lr=0.05,
+                                     snapshots=(2, 12))
+    moved = [float(depth_hold_penalty(depth(z), start).mean()) for z in (snaps[2], free)]
+    assert 0 < moved[0] < moved[1]  # grows as the unheld refinement moves the depth
+    shifted = start + 0.1 * torch.rand(start.shape, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(depth_hold_penalty(shifted, start), (shifted - start).abs().mean((1, 2)))
+    held, _ = refine_shape_codes(model, objects.images, objects.azimuth, z_shape, z_texture, steps=12, lr=0.05,
+                                 depth_weight=100.0)
+    assert float(depth_hold_penalty(depth(held), start).mean()) < 0.5 * moved[1]
+    zero, _ = refine_shape_codes(model, objects.images, objects.azimuth, z_shape, z_texture, steps=12, lr=0.05,
+                                 depth_weight=0.0)
+    assert torch.equal(zero, free)  # weight 0 is the refinement of sessions 16-17 exactly
+    model.config = VonConfig(shape_dim=8, texture_dim=4, width=16, refine_steps=12, refine_lr=0.05,
+                             refine_depth_weight=100.0)
+    assert torch.allclose(encode_objects(model, objects.images, objects.azimuth)[0], held, atol=1e-5)
+    with pytest.raises(StateError, match="depth_hold_penalty"):
+        depth_hold_penalty(start, start[:3])
+    with pytest.raises(ConfigError, match="depth_weight"):
+        refine_shape_codes(model, objects.images, objects.azimuth, z_shape, z_texture, steps=2, lr=0.05,
+                           depth_weight=-1.0)
+    for bad in (-0.5, float("inf"), True, "1"):
+        with pytest.raises(ConfigError, match="refine_depth_weight"):
+            VonConfig(refine_depth_weight=bad)
+    assert VonConfig().refine_depth_weight == 0.0  # off by default
+
+
 def test_quick_bench_with_refinement_reports_the_encoder_codes_beside(monkeypatch):
     import perception.generative.von as von
-    monkeypatch.setattr(von, "BENCH_CONFIG", VonConfig(refine_steps=3))
+    monkeypatch.setattr(von, "BENCH_CONFIG", VonConfig(refine_steps=3, refine_depth_weight=1.0))
     result = run_bench("von", quick=True, seed=0)
     assert result["figures"]["refine_steps"] == 3
     for model in result["figures"]["models"].values():
         refinement = model["refinement"]
         assert refinement["steps"] == 3 and 0 <= refinement["swaps_encoder_codes"]["shape"] <= 1
+        assert refinement["depth_weight"] == 1.0
         assert refinement["depth_encoder_codes"]["object"] >= 0
 
 
