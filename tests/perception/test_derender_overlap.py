@@ -8,7 +8,12 @@ import torch
 
 import perception.derender.derenderer as derenderer_module
 from perception.derender.attributes import AttributeConfig, AttributeNet
-from perception.derender.derenderer import BLENDER_CHECKPOINT, BlenderDerendererNMS, Derenderer
+from perception.derender.derenderer import (
+    BLENDER_CHECKPOINT,
+    BlenderDerenderer,
+    BlenderDerendererPlain,
+    Derenderer,
+)
 from perception.derender.overlap import keep_apart
 from perception.derender.proposals import ProposalConfig, ProposalNet
 from perception.registry import load_perceiver
@@ -82,10 +87,11 @@ def test_a_small_detection_on_a_large_objects_ground_is_dropped_only_with_min_ga
     assert len(scene.relationships["left"]) == 2  # relations are those of the kept objects
 
 
-def test_derender_blender_nms_is_derender_blender_with_the_overlap_rule_on():
-    plain, nms = load_perceiver("derender-blender"), load_perceiver("derender-blender-nms")
-    assert isinstance(nms, BlenderDerendererNMS) and nms.min_gap == 0.0 and plain.min_gap is None
-    assert load_perceiver("derender").min_gap is None  # the defaults keep every detection
+def test_derender_blender_has_the_overlap_rule_on_and_its_plain_twin_keeps_every_detection():
+    nms, plain = load_perceiver("derender-blender"), load_perceiver("derender-blender-plain")
+    assert type(nms) is BlenderDerenderer and nms.min_gap == 0.0
+    assert isinstance(plain, BlenderDerendererPlain) and plain.min_gap is None
+    assert load_perceiver("derender").min_gap is None  # the pybullet default keeps every detection
     assert nms.metadata == plain.metadata
     for a, b in zip(plain.attribute_net.state_dict().values(), nms.attribute_net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
