@@ -1,0 +1,99 @@
+"""The derenderer's test-time overlap rule: detections that would overlap on the ground are dropped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import perception.derender.derenderer as derenderer_module
+from perception.derender.attributes import AttributeConfig, AttributeNet
+from perception.derender.derenderer import (
+    BLENDER_CHECKPOINT,
+    BlenderDerenderer,
+    BlenderDerendererPlain,
+    Derenderer,
+)
+from perception.derender.overlap import keep_apart
+from perception.derender.proposals import ProposalConfig, ProposalNet
+from perception.registry import load_perceiver
+from physics.errors import ConfigError
+from physics.io import torch_load
+from physics.worlds.clevr_properties import ATTRIBUTES
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_keep_apart_keeps_the_larger_of_two_overlapping_detections_and_every_separate_one():
+    xy = [(0.0, 0.0), (0.9, 0.0), (3.0, 0.0), (3.0, 1.1)]
+    radii = [0.7, 0.35, 0.35, 0.35]
+    # 0 and 1 overlap (gap 0.9 - 1.05 < 0): the larger mask (1) wins; 2 and 3 are 0.4 apart: both stay
+    assert keep_apart(xy, radii, [500, 900, 100, 100], min_gap=0.0) == [1, 2, 3]
+    assert keep_apart(xy, radii, [900, 500, 100, 100], min_gap=0.0) == [0, 2, 3]
+    # a wider gap asked for: 2 and 3 (gap 0.4) now clash too, the earlier one wins the tie
+    assert keep_apart(xy, radii, [900, 500, 100, 100], min_gap=0.5) == [0, 2]
+    assert keep_apart([], [], []) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (([(0.0, 0.0)], [0.7, 0.35], [1]), "1 centres, 2 radii and 1 areas"),
+    (([(0.0, 0.0)], [0.7], [1], float("nan")), "finite"),
+])
+def test_keep_apart_refuses_mismatched_inputs_and_a_non_finite_gap(args, message):
+    xy, r, a, *gap = args
+    with pytest.raises(ConfigError, match=message):
+        keep_apart(xy, r, a, min_gap=gap[0] if gap else 0.0)
+
+
+def _derenderer(min_gap):
+    cam = torch_load(BLENDER_CHECKPOINT)["camera"]
+    torch.manual_seed(0)
+    pnet = ProposalNet(ProposalConfig(input_size=(32, 48), width=8))
+    anet = AttributeNet(AttributeConfig(crop_size=16, width=8))
+    return Derenderer(pnet, anet, cam["projection"].numpy(), tuple(cam["image_size"]), cam["heights"], min_gap=min_gap)
+
+
+def _fake_reading(monkeypatch, model, pixels, sizes, areas):
+    """Masks of the given areas whose objects' centres read at ``pixels`` with sizes ``sizes``."""
+    h, w = model.image_size
+    masks = torch.zeros(len(pixels), h, w, dtype=torch.bool)
+    for k, area in enumerate(areas):
+        masks[k].view(-1)[:area] = True
+    monkeypatch.setattr(model, "instance_masks", lambda image: masks)
+
+    def read(net, image, got_masks):
+        probs = {a: torch.zeros(len(pixels), len(v)) for a, v in ATTRIBUTES.items()}
+        for k, size in enumerate(sizes):
+            for a, value in (("shape", "cube"), ("color", "gray"), ("material", "rubber"), ("size", size)):
+                probs[a][k, ATTRIBUTES[a].index(value)] = 1.0
+        boxes = torch.tensor([[u / w, v / h, 0.0, 0.0] for u, v in pixels])
+        return probs, torch.zeros(len(pixels), 2), boxes
+
+    monkeypatch.setattr(derenderer_module, "read_attributes", read)
+    return np.zeros((h, w, 3), dtype=np.uint8)
+
+
+def test_a_small_detection_on_a_large_objects_ground_is_dropped_only_with_min_gap(monkeypatch):
+    # a large object, a small "object" 12 px beside it (a floor shadow) and one far away
+    pixels, sizes, areas = [(240.0, 160.0), (228.0, 166.0), (90.0, 250.0)], ["large", "small", "small"], [2000, 90, 400]
+    plain = _derenderer(None)
+    image = _fake_reading(monkeypatch, plain, pixels, sizes, areas)
+    assert len(plain(image).objects) == 3
+    nms = _derenderer(0.0)
+    image = _fake_reading(monkeypatch, nms, pixels, sizes, areas)
+    scene = nms(image)
+    assert [o.size for o in scene.objects] == ["large", "small"]
+    assert [round(o.pixel_coords[0]) for o in scene.objects] == [240, 90]
+    assert len(scene.relationships["left"]) == 2  # relations are those of the kept objects
+
+
+def test_derender_blender_has_the_overlap_rule_on_and_its_plain_twin_keeps_every_detection():
+    nms, plain = load_perceiver("derender-blender"), load_perceiver("derender-blender-plain")
+    assert type(nms) is BlenderDerenderer and nms.min_gap == 0.0
+    assert isinstance(plain, BlenderDerendererPlain) and plain.min_gap is None
+    assert load_perceiver("derender").min_gap is None  # the pybullet default keeps every detection
+    assert nms.metadata == plain.metadata
+    for a, b in zip(plain.attribute_net.state_dict().values(), nms.attribute_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="min_gap"):
+        _derenderer(float("inf"))
