@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from physics.errors import StateError
+from physics.errors import ConfigError, StateError
 from physics.graph.builder import NUM_RELATIONS, GraphBuilder, NodeType, Relation, box_distances
 from physics.models.config import ModelConfig, WorldPreset
 from physics.models.contact import CONTACT_FEATURES, contact_features
@@ -44,7 +44,7 @@ from physics.models.normalization import Normalizer
 from physics.models.shape_matching import shape_match
 from physics.registry import Registry
 
-__all__ = ["DynamicsModel", "MODELS", "register_model", "random_walk_noise"]
+__all__ = ["DynamicsModel", "MODELS", "register_model", "random_walk_noise", "wall_excess"]
 
 LEAF_RELATIONS = (Relation.FIXED, Relation.NEIGHBOR)
 
@@ -207,7 +207,8 @@ class DynamicsModel(nn.Module, abc.ABC):
             nxt = shape_match(pos_hist[:, -1], nxt, group)
         return nxt
 
-    def loss(self, g: Data, generator: torch.Generator | None = None, rebuild_edges: bool = False) -> Tensor:
+    def loss(self, g: Data, generator: torch.Generator | None = None, rebuild_edges: bool = False,
+             wall_penalty: float = 0.0) -> Tensor:
         """Rollout loss: MSE of predicted positions in units of the one-step target's std
         (leaves; observed leaves in the partially observable mode), with GNS input noise
         on the first history in training.
@@ -224,7 +225,20 @@ class DynamicsModel(nn.Module, abc.ABC):
         does (:meth:`with_neighbors_of`); fixed and hierarchy edges stay those of the
         first state (``box_bounds`` too).  A particle that reaches a wall within the
         unroll then sees the wall's markers.
+
+        ``wall_penalty`` w > 0 adds w times the containment penalty of every predicted
+        step (:func:`wall_excess`: how far each moving leaf lies past the container
+        the first state's wall markers outline, ``box_bounds``, in the same units),
+        averaged over the steps like the errors; it needs ``graph.wall_box`` > 0.
+        The container is the first state's: exact for static walls (fluidfall,
+        boxbath), a step's motion off for a moving one (fluidshake).
+
+        Raises:
+            ConfigError: ``wall_penalty`` > 0 on a graph without ``box_bounds``.
         """
+        if wall_penalty > 0 and "box_bounds" not in g:
+            raise ConfigError("wall_penalty > 0 needs the container's bounds: give the model graph.wall_box > 0 "
+                              "(--set graph.wall_box=...) in a particle world with wall markers")
         pos_hist = g.pos_hist
         if self.training and self.config.noise_std > 0:
             pos_hist = pos_hist + random_walk_noise(pos_hist, self.config.noise_std, generator)
@@ -232,14 +246,20 @@ class DynamicsModel(nn.Module, abc.ABC):
         if self.config.partially_observed:
             mask = mask & g.observed
         if "target_seq" not in g:
-            err = (self.next_positions(g, pos_hist)[mask] - g.target_pos[mask]) / self.acc_norm.std
-            return (err**2).mean()
+            nxt = self.next_positions(g, pos_hist)
+            err = (nxt[mask] - g.target_pos[mask]) / self.acc_norm.std
+            out = (err**2).mean()
+            if wall_penalty > 0:
+                out = out + wall_penalty * wall_excess(nxt[mask], g.box_bounds[mask], self.acc_norm.std)
+            return out
         horizon = g.target_seq.shape[1]
         total = pos_hist.new_zeros(())
         for k in range(horizon):
             nxt = self.next_positions(g, pos_hist, g.action_seq[:, k])
             err = (nxt[mask] - g.target_seq[mask, k]) / self.acc_norm.std
             total = total + (err**2).mean()
+            if wall_penalty > 0:
+                total = total + wall_penalty * wall_excess(nxt[mask], g.box_bounds[mask], self.acc_norm.std)
             if k + 1 < horizon:
                 pos_hist = torch.cat([pos_hist[:, 1:], self._roots_as_leaf_means(g, nxt)[:, None]], dim=1)
                 if rebuild_edges:
@@ -288,6 +308,20 @@ class DynamicsModel(nn.Module, abc.ABC):
             mask |= g.edge_type == rel
         idx = mask.nonzero(as_tuple=True)[0]
         return idx, g.edge_index[:, idx]
+
+
+def wall_excess(pos: Tensor, bounds: Tensor, scale: Tensor | float = 1.0) -> Tensor:
+    """Containment penalty: the mean over the rows of ``pos`` ``[M, D]`` of the squared distances
+    (divided by ``scale``) by which each lies past the walls of its container ``bounds``
+    ``[M, 2, D]`` (``box_bounds``: below ``lo`` on every axis, above ``hi`` on every axis but the
+    last, open on top); 0 inside and for rows without walls (infinite bounds).  Its gradient
+    points each outside row straight back across the wall it passed."""
+    d = pos.shape[1]
+    if pos.shape[0] == 0:
+        return pos.new_zeros(())
+    pos, bounds = pos / scale, bounds / scale  # scale: a number or one per axis [D]
+    past = torch.cat([bounds[:, 0] - pos, (pos - bounds[:, 1])[:, : d - 1]], 1).clamp(min=0.0)
+    return (past**2).sum(1).mean()
 
 
 MODELS: Registry[type[DynamicsModel]] = Registry(

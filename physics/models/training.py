@@ -38,8 +38,11 @@ the bench's ``left_container``; ``valid_rollout_outside`` in ``loss.jsonl``), an
 ``(max(0, outside - L), rollout MSE)``: an epoch within the limit beats every epoch past it, and
 past it the one with less outside wins, so a lower error bought by letting the fluid out is not
 kept.  ``rebuild_edges`` (with ``rollout_steps`` K > 1) rebuilds the neighbour edges from the
-predicted positions before every unrolled step (:meth:`DynamicsModel.loss`).  Either option,
-left at its default, is not stored.
+predicted positions before every unrolled step (:meth:`DynamicsModel.loss`).  ``wall_penalty``
+w > 0 adds w times a containment penalty to the training loss (the squared distance by which
+the predicted particles of every step lie past the container's walls,
+:func:`~physics.models.base.wall_excess`; the validation loss stays the plain error).  Each
+option, left at its default, is not stored.
 
 ``resume=True`` continues from ``checkpoint.pt``: the result is bit-identical to an
 uninterrupted run.  Only ``threads`` and ``device`` may differ from the run's
@@ -119,6 +122,12 @@ class TrainConfig:
         default=False, metadata={"help": "with --rollout-steps K > 1: search the neighbour edges again from the "
                                  "predicted positions before every unrolled step (default: the first state's edges)"}
     )
+    wall_penalty: float = field(
+        default=0.0, metadata={"help": "add this weight times the containment penalty to the training loss: the "
+                               "squared distance (in the loss's units) by which each predicted particle of the "
+                               "(unrolled) steps lies past the container's walls (particle worlds; needs "
+                               "--set graph.wall_box > 0; 0: none)"}
+    )
     init: str | None = field(
         default=None, metadata={"help": "start from this model file's weights and normalisers (same model and "
                                 "config; fine-tuning); default: a fresh model"}
@@ -131,6 +140,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "max_samples", "threads", "rollout_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.wall_penalty >= 0 and math.isfinite(self.wall_penalty)):
+            raise ConfigError(f"TrainConfig.wall_penalty must be a finite number >= 0, got {self.wall_penalty}")
         if self.select_rollouts < 0:
             raise ConfigError(f"TrainConfig.select_rollouts must be >= 0, got {self.select_rollouts}")
         if not 0.0 <= self.select_max_outside <= 1.0:
@@ -164,6 +175,8 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["select_max_outside"]  # only a containment-limited rollout check stores it
     if not flags["rebuild_edges"]:
         del flags["rebuild_edges"]
+    if not flags["wall_penalty"]:
+        del flags["wall_penalty"]
     return flags
 
 
@@ -334,7 +347,8 @@ def train(
                 yield Batch.from_data_list([train_graphs[i] for i in rank_share(indices, world)]).to(device)
 
     def step(batch) -> dict[str, Any]:
-        return {"train_loss": model.loss(batch, generator=current["gen"], rebuild_edges=config.rebuild_edges),
+        return {"train_loss": model.loss(batch, generator=current["gen"], rebuild_edges=config.rebuild_edges,
+                                         wall_penalty=config.wall_penalty),
                 "weight": batch.num_graphs}
 
     def end_epoch(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
