@@ -575,14 +575,20 @@ def test_average_nscl_takes_the_mean_of_the_weights_and_refuses_other_architectu
             average_nscl(paths, weights)
 
 
-def test_the_error_diagnosis_substitutes_truth_and_its_learned_row_is_the_evaluation(split, tmp_path):
+def _results_script(name: str):
+    """The diagnosis script ``docs/results/<name>.py``, imported as a module (it is not a package)."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "docs" / "results" / "nscl_errors.py"
-    spec = importlib.util.spec_from_file_location("nscl_errors", path)
-    errors = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(errors)
+    path = Path(__file__).resolve().parents[2] / "docs" / "results" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_error_diagnosis_substitutes_truth_and_its_learned_row_is_the_evaluation(split, tmp_path):
+    errors = _results_script("nscl_errors")
     ckpt = tmp_path / "nscl.pt"
     assert main(["train", "nscl", "--data", str(split), "--limit-images", "3", "--epochs", "1",
                  "--out", str(ckpt), "--quiet"]) == 0
@@ -602,15 +608,9 @@ def test_the_error_diagnosis_substitutes_truth_and_its_learned_row_is_the_evalua
 
 
 def test_the_probe_diagnosis_reads_what_the_evaluation_probes_and_fits_labelled_probes(split, tmp_path):
-    import importlib.util
-    from pathlib import Path
-
     from reasoning.nscl.perceiver import NSCLPerceiver
 
-    path = Path(__file__).resolve().parents[2] / "docs" / "results" / "nscl_probe.py"
-    spec = importlib.util.spec_from_file_location("nscl_probe", path)
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = _results_script("nscl_probe")
     ckpt = tmp_path / "nscl.pt"
     assert main(["train", "nscl", "--data", str(split), "--limit-images", "3", "--epochs", "1",
                  "--out", str(ckpt), "--quiet"]) == 0
