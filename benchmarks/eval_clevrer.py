@@ -109,6 +109,10 @@ class RolloutFlags:
         "help": "a collision the annotation records in its last N observed frames whose footprints still touch at "
                 "the first predicted frame is also a future collision (0: off; default 2 with a pixel perceiver, "
                 "0 with --perception gt)", "setting": "edge_frames"})
+    contact_carry: int | None = field(default=None, metadata={
+        "help": "a contact the rollout itself makes is answered by momentum exchange (equal masses, restitution "
+                "0.49) and both objects carried on at their new velocities for N frames before the PropNet takes "
+                "over (0: off, the default)", "setting": "contact_carry"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

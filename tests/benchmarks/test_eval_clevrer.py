@@ -115,6 +115,14 @@ def test_future_edge_flag_maps_to_the_rollout_setting_and_a_bad_value_is_refused
         dynamics_for("propnet", None, {"edge_frames": -1})
 
 
+def test_contact_carry_flag_maps_to_the_rollout_setting_and_a_bad_value_is_refused_by_name():
+    assert ClevrerEvalConfig(data="x", contact_carry=3).rollout_settings() == {"contact_carry": 3}
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--contact-carry", "2"])
+    assert args.contact_carry == 2
+    with pytest.raises(ConfigError, match="contact_carry"):
+        dynamics_for("propnet", None, {"contact_carry": -1})
+
+
 def test_a_pixel_perceiver_gets_edge_frames_2_unless_given_and_true_annotations_none(folder, monkeypatch):
     import benchmarks.eval_clevrer as ec
     from physics.models.video_propnet import PropNetVideoDynamics

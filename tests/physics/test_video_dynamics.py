@@ -637,3 +637,50 @@ def test_collision_impulses_compare_the_velocity_change_into_a_recorded_collisio
         assert true_change == pytest.approx(float(np.linalg.norm((p2 - p1) - (p1 - p0)) * fps), abs=1e-4)
     early = dataclass_replace(truth, future_collisions=(Collision((a, b), 1, (0.0, 0.0, 0.0)),))
     assert propnet.collision_impulses(ann, early) == []  # inside the model's history of the first frame
+
+
+def test_contact_carry_exchanges_momentum_at_a_touch_the_rollout_makes_and_carries_both_objects_on():
+    from physics.models.video_propnet import CARRY_CUBE_REACH, _Carry
+
+    cfg = dataclass_replace(SHORT, contact_carry=2)
+    assert RolloutConfig().contact_carry == 0  # the shipped default: off
+    carry = _Carry(cfg, [False, False])
+    d = 2 * HALF_EXTENT
+    # sphere 0 slides at 0.05 a frame towards sphere 1 at rest; they first touch at frame 3
+
+    state = np.zeros((7, 2, 3))
+
+    state[:, 0, 0] = [-0.2 - d + 0.05 * f for f in range(7)]
+    state[3, 0, 0] = -d + 0.01  # overlapping by 0.01 at frame 3
+    predicted = np.ones((7, 2), bool)
+    for f in range(4):
+        carry.step(state, predicted, f)
+    kick = 0.5 * (1 + 0.49) * 0.05
+    assert carry.until.tolist() == [5, 5]
+    assert carry.velocity[1] == pytest.approx([kick, 0.0]) and carry.velocity[0] == pytest.approx([0.05 - kick, 0.0])
+    state[4:] = 0.0  # whatever the network would have said
+    for f in (4, 5, 6):
+        carry.step(state, predicted, f)
+    assert state[4, 1, :2] == pytest.approx([kick, 0.0]) and state[5, 1, :2] == pytest.approx([2 * kick, 0.0])
+    assert state[5, 0, 0] == pytest.approx(-d + 0.01 + 2 * (0.05 - kick))
+    assert state[6, 1, 0] == 0.0  # carried for contact_carry frames only
+    # a touch already on the frame before, one closing slower than carry_min_speed, or objects followed: no carry
+    for setup in ("on", "slow", "followed"):
+        c = _Carry(cfg, [False, True])
+        s = np.zeros((4, 2, 3))
+        s[:, 1, 0] = HALF_EXTENT + CARRY_CUBE_REACH - 0.001  # cube 1 touching sphere 0 throughout
+        if setup == "slow":
+            s[:, 0, 0] = [-0.1, -0.099, -0.098, 0.0]
+            s[:3, 1, 0] += 0.2
+        elif setup == "followed":
+            s[:, 0, 0] = [-0.3, -0.2, -0.1, 0.0]
+            s[:3, 1, 0] += 0.2
+        p = np.ones((4, 2), bool)
+        if setup == "followed":
+            p[:, 1] = False
+        for f in range(4):
+            c.step(s, p, f)
+        assert c.until.tolist() == [-1, -1], setup
+    for bad in ({"contact_carry": -1}, {"contact_carry": True}, {"carry_restitution": 1.5}, {"carry_min_speed": math.nan}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            RolloutConfig(**bad)
