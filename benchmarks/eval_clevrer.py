@@ -113,6 +113,10 @@ class RolloutFlags:
         "help": "a contact the rollout itself makes is answered by momentum exchange (equal masses, restitution "
                 "0.49) and both objects carried on at their new velocities for N frames before the PropNet takes "
                 "over (0: off, the default)", "setting": "contact_carry"})
+    carry_scope: str | None = field(default=None, metadata={
+        "help": "the rollouts --contact-carry applies to: all (the default; futures and counterfactuals) or "
+                "future (future rollouts only, counterfactuals by the PropNet alone)",
+        "setting": "carry_scope", "choices": ("all", "future")})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

@@ -113,6 +113,7 @@ __all__ = [
     "fitted_start",
     "unknown_yaw_cubes",
     "YAW_DISCS",
+    "CARRY_SCOPES",
     "edge_collisions",
     "video_trajectory",
     "counterfactual_trajectory",
@@ -130,6 +131,7 @@ NODE_ATTR_DIM = len(SHAPES) + len(MATERIALS)
 SYMMETRY = {"cube": 4}  # quarter-turn symmetry: the orientation channel is yaw unwrapped modulo 2 pi / 4
 YAW_DISCS = ("unknown", "cubes")  # RolloutConfig.yaw_discs: which cubes the collision rule takes as discs
 YAW_INPUTS = ("given", "zeros")  # RolloutConfig.yaw_input: what the PropNet's orientation input gets
+CARRY_SCOPES = ("all", "future")  # RolloutConfig.carry_scope: which rollouts contact_carry applies to
 REST_STEP = 1e-3  # scene units a frame: an object moving less is at rest (launch detection)
 LAUNCH_STEP = 0.02  # an object at rest moving more than this the next frame was pushed (0.5 units/s at 25 fps)
 CARRY_CUBE_REACH = 0.315  # a cube's footprint as a disc in RolloutConfig.contact_carry (its reach averaged over directions)
@@ -224,9 +226,13 @@ class RolloutConfig:
             ``carry_restitution``, and the next ``contact_carry`` frames move each object on at its
             new velocity; the PropNet takes over from that history.  Meant for the chains of
             collisions the learned rollout cuts short (a struck object or its striker stopped
-            short, seventeenth session).  Futures and counterfactuals alike.  Off by default: 3
-            answered +4 predictive and +1 counterfactual questions on development from pixels but
-            +3 predictive and -5 counterfactual on held-out seed 66419 (``docs/results/clevrer.md``).
+            short, seventeenth session).  The rollouts ``carry_scope`` names.  Off by default: 3
+            on every rollout answered +4 predictive and +1 counterfactual questions on development
+            from pixels but +3 predictive and -5 counterfactual on held-out seed 66419
+            (``docs/results/clevrer.md``).
+        carry_scope: Which rollouts ``contact_carry`` applies to: ``"all"`` (the default) futures
+            and counterfactuals alike; ``"future"`` the future rollouts only, every counterfactual
+            rolled out by the PropNet alone (exactly as with ``contact_carry`` 0).
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
             multiplied: 0.49).
         carry_min_speed: Closing speed (units/s) below which a touch is not carried (objects at
@@ -263,8 +269,11 @@ class RolloutConfig:
     contact_carry: int = 0
     carry_restitution: float = 0.49
     carry_min_speed: float = 0.25
+    carry_scope: str = "all"
 
     def __post_init__(self) -> None:
+        if self.carry_scope not in CARRY_SCOPES:
+            raise ConfigError(f"RolloutConfig: carry_scope must be one of {CARRY_SCOPES}, got {self.carry_scope!r}")
         if isinstance(self.contact_carry, bool) or not isinstance(self.contact_carry, int) or self.contact_carry < 0:
             raise ConfigError(f"RolloutConfig: contact_carry must be an integer >= 0 (0: off), got {self.contact_carry!r}")
         if not (math.isfinite(self.carry_restitution) and 0.0 <= self.carry_restitution <= 1.0):
@@ -768,7 +777,8 @@ class PropNetVideoDynamics:
         predicted = np.zeros((total, n), bool)
         changed = np.zeros(n, bool)
         shapes = _shapes(annotation)
-        carry = _Carry(self.config, [shapes[k] == "cube" for k in ids]) if self.config.contact_carry else None
+        carried = self.config.contact_carry and (removed is None or self.config.carry_scope == "all")
+        carry = _Carry(self.config, [shapes[k] == "cube" for k in ids]) if carried else None
 
         def touched(i: int, f: int) -> bool:
             """Whether object ``ids[i]`` touches, within ``lead`` frames after ``f``, the removed or a changed object."""

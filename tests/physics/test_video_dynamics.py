@@ -684,3 +684,30 @@ def test_contact_carry_exchanges_momentum_at_a_touch_the_rollout_makes_and_carri
     for bad in ({"contact_carry": -1}, {"contact_carry": True}, {"carry_restitution": 1.5}, {"carry_min_speed": math.nan}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             RolloutConfig(**bad)
+
+
+def test_carry_scope_future_carries_the_future_rollout_and_leaves_every_counterfactual_as_without_carry():
+    """A sphere slides into a resting cylinder just after the video ends (a third object far off): scope ``all``
+    carries the touch in the future and in the counterfactual without the far object; ``future`` in the future only."""
+    from physics.models.video_propnet import CARRY_SCOPES
+    from physics.worlds.clevrer_annotation import ObjectProperty, VideoAnnotation
+
+    def state(k, x, y):
+        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
+
+    frames = tuple(FrameStates(f, (state(0, -4.1 + 0.3 * f, 0.0), state(1, 0.0, 0.0), state(2, 2.5, 2.5)))
+                   for f in range(12))
+    props = (ObjectProperty(0, "red", "metal", "sphere"), ObjectProperty(1, "blue", "rubber", "cylinder"),
+             ObjectProperty(2, "green", "rubber", "sphere"))
+    ann = VideoAnnotation(0, "v.gif", props, frames, ())
+    base = dataclass_replace(SHORT, future_frames=8)
+    assert RolloutConfig().carry_scope == "all" and CARRY_SCOPES == ("all", "future")
+    plain = PropNetVideoDynamics.load(config=base)
+    every = PropNetVideoDynamics.load(config=dataclass_replace(base, contact_carry=3))
+    future = PropNetVideoDynamics.load(config=dataclass_replace(base, contact_carry=3, carry_scope="future"))
+    assert future.future(ann, 8) == every.future(ann, 8) != plain.future(ann, 8)  # the future touch is carried
+    assert every.counterfactual(ann, 2) != plain.counterfactual(ann, 2)  # scope all: the counterfactual's too
+    for k in (0, 1, 2):  # scope future: every counterfactual exactly as without carry
+        assert future.counterfactual(ann, k) == plain.counterfactual(ann, k)
+    with pytest.raises(ConfigError, match="carry_scope"):
+        RolloutConfig(carry_scope="counterfactual")
