@@ -123,6 +123,18 @@ def test_contact_carry_flag_maps_to_the_rollout_setting_and_a_bad_value_is_refus
         dynamics_for("propnet", None, {"contact_carry": -1})
 
 
+def test_carry_scope_flag_maps_to_the_rollout_setting_and_refuses_other_values(capsys):
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--contact-carry", "3", "--carry-scope", "future"])
+    assert args.carry_scope == "future"
+    assert ClevrerEvalConfig(data="x", contact_carry=3, carry_scope="future").rollout_settings() == {
+        "contact_carry": 3, "carry_scope": "future"}
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "clevrer", "--data", "x", "--carry-scope", "counterfactual"])
+    assert "carry-scope" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="carry_scope"):
+        dynamics_for("propnet", None, {"carry_scope": "past"})
+
+
 def test_a_pixel_perceiver_gets_edge_frames_2_unless_given_and_true_annotations_none(folder, monkeypatch):
     import benchmarks.eval_clevrer as ec
     from physics.models.video_propnet import PropNetVideoDynamics
