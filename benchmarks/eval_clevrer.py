@@ -112,10 +112,12 @@ class RolloutFlags:
     contact_carry: int | None = field(default=None, metadata={
         "help": "a contact the rollout itself makes is answered by momentum exchange (equal masses, restitution "
                 "0.49) and both objects carried on at their new velocities for N frames before the PropNet takes "
-                "over (0: off, the default)", "setting": "contact_carry"})
+                "over (0: off; default 3, future rollouts only, with a pixel perceiver, 0 with --perception gt)",
+        "setting": "contact_carry"})
     carry_scope: str | None = field(default=None, metadata={
-        "help": "the rollouts --contact-carry applies to: all (the default; futures and counterfactuals) or "
-                "future (future rollouts only, counterfactuals by the PropNet alone)",
+        "help": "the rollouts --contact-carry applies to: all (futures and counterfactuals; the default with "
+                "--perception gt) or future (future rollouts only, counterfactuals by the PropNet alone; the "
+                "default with a pixel perceiver)",
         "setting": "carry_scope", "choices": ("all", "future")})
 
     def rollout_settings(self) -> dict[str, Any]:

@@ -135,7 +135,7 @@ def test_carry_scope_flag_maps_to_the_rollout_setting_and_refuses_other_values(c
         dynamics_for("propnet", None, {"carry_scope": "past"})
 
 
-def test_a_pixel_perceiver_gets_edge_frames_2_unless_given_and_true_annotations_none(folder, monkeypatch):
+def test_a_pixel_perceiver_gets_edge_frames_2_and_the_future_carry_unless_given_and_true_annotations_none(folder, monkeypatch):
     import benchmarks.eval_clevrer as ec
     from physics.models.video_propnet import PropNetVideoDynamics
 
@@ -143,7 +143,7 @@ def test_a_pixel_perceiver_gets_edge_frames_2_unless_given_and_true_annotations_
     real_future = PropNetVideoDynamics.future
 
     def future(self, annotation, frames):  # records the rollout settings each future is asked with
-        seen.append(self.config.edge_frames)
+        seen.append((self.config.edge_frames, self.config.contact_carry, self.config.carry_scope))
         return real_future(self, annotation, frames)
 
     monkeypatch.setattr(PropNetVideoDynamics, "future", future)
@@ -154,9 +154,11 @@ def test_a_pixel_perceiver_gets_edge_frames_2_unless_given_and_true_annotations_
         cfg = ClevrerEvalConfig(data=str(folder), split="val", dynamics="propnet", types=("predictive",), threads=1, **kw)
         return ec.evaluate_clevrer(cfg, progress=False)
 
-    assert run(perception="model")["rollout_settings"] == {"edge_frames": 2} and seen[-1] == 2
-    assert run(perception="model", future_edge=0)["rollout_settings"] == {"edge_frames": 0} and seen[-1] == 0
-    assert run(perception="gt")["rollout_settings"] == {} and seen[-1] == 0
+    pixels = {"edge_frames": 2, "contact_carry": 3, "carry_scope": "future"}
+    assert run(perception="model")["rollout_settings"] == pixels and seen[-1] == (2, 3, "future")
+    assert run(perception="model", future_edge=0, contact_carry=0)["rollout_settings"] == {
+        **pixels, "edge_frames": 0, "contact_carry": 0} and seen[-1] == (0, 0, "future")
+    assert run(perception="gt")["rollout_settings"] == {} and seen[-1] == (0, 0, "all")
     assert rollout_settings_for("model", "gt") == {}  # the world's re-simulation takes no rollout settings
 
 
