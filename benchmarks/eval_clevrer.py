@@ -43,7 +43,12 @@ from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
 from reasoning.executor.video import execute_video, judge_choice
-from reasoning.executor.video_scene import MISSING_COLLISIONS, UNIQUE_FALLBACKS, VideoScene
+from reasoning.executor.video_scene import (
+    MISSING_COLLISIONS,
+    REPEATED_COLLISIONS,
+    UNIQUE_FALLBACKS,
+    VideoScene,
+)
 from reasoning.nsdr import (
     VIDEO_DYNAMICS,
     VIDEO_PARSERS,
@@ -154,6 +159,10 @@ class ClevrerEvalConfig(RolloutFlags):
         "help": "unique of the empty set of observed collisions of a named pair: out_of_view (presumed where the "
                 "camera does not see it: at the last observed frame with neither object in view; shipped after seed "
                 "59524) or none (the official executor: no answer)", "choices": MISSING_COLLISIONS})
+    repeated_collision: str = field(default="none", metadata={
+        "help": "unique of several observed collisions of a named pair: none (the official executor: no answer) or "
+                "first (the earliest: one touch perceived twice; option, measured by nsdr5)",
+        "choices": REPEATED_COLLISIONS})
     seed: int = field(default=0, metadata={"help": "seed of the interval's resampling"})
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
     threads: int | None = field(
@@ -178,6 +187,9 @@ class ClevrerEvalConfig(RolloutFlags):
         if self.missing_collision not in MISSING_COLLISIONS:
             raise ConfigError(f"missing_collision: choose from {', '.join(MISSING_COLLISIONS)}; "
                               f"got {self.missing_collision!r}")
+        if self.repeated_collision not in REPEATED_COLLISIONS:
+            raise ConfigError(f"repeated_collision: choose from {', '.join(REPEATED_COLLISIONS)}; "
+                              f"got {self.repeated_collision!r}")
         unknown = sorted(set(self.types) - {"descriptive", *MC_TYPES})
         if unknown or not self.types:
             raise ConfigError(f"types: choose from descriptive, {', '.join(MC_TYPES)}; got {list(self.types)}")
@@ -243,7 +255,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
             files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))
             annotation = perceive(files)
             scene = VideoScene(annotation, provider(files, annotation), unique_fallback=cfg.unique_fallback,
-                               missing_collision=cfg.missing_collision)
+                               missing_collision=cfg.missing_collision, repeated_collision=cfg.repeated_collision)
         except (NesyError, KeyError, TypeError, ValueError) as exc:
             errors.append(f"video {v}: {exc}")
             scene = None

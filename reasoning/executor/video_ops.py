@@ -91,7 +91,8 @@ def _list(value: object) -> tuple:
 
 class _PairCollisions(tuple):
     """The observed collisions involving the named objects (``filter_collision`` over the video's events):
-    remembers the objects, so that ``unique`` can presume a collision the camera missed."""
+    remembers the objects, so that ``unique`` can presume a collision the camera missed or take the
+    first of one pair's several."""
 
     involving: frozenset[int] = frozenset()
 
@@ -103,6 +104,10 @@ def _unique(scene: VideoScene, items: object) -> int | Event:
         presumed = scene.presumed_collision(*sorted(items.involving))
         if presumed is not None:
             return presumed
+    if (len(items) > 1 and isinstance(items, _PairCollisions) and len(items.involving) == 2
+            and scene.repeated_collision == "first"
+            and all(isinstance(e, Event) and set(e.objects) == items.involving for e in items)):
+        return min(items, key=lambda e: e.frame)  # one touch read twice: the earliest
     if len(items) > 1 and scene.unique_fallback == "most_seen" and all(isinstance(i, int) for i in items):
         seen = scene.seen_frames  # the most confident of several perceived objects
         return min(items, key=lambda o: (-seen.get(o, 0), o))

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from perception.audio.localise import SoundingEstimate
 
 __all__ = ["VideoScene", "MOVING_SPEED", "FUTURE_FRAMES", "DIRECTION_HALF_ANGLE", "NO_FRAME", "SILENT",
-           "UNIQUE_FALLBACKS", "MISSING_COLLISIONS", "describe_event"]
+           "UNIQUE_FALLBACKS", "MISSING_COLLISIONS", "REPEATED_COLLISIONS", "describe_event"]
 
 # Ground-plane speed (scene units per second) above which an object counts as
 # moving: objects at rest have speed 0 up to simulation noise of about 1e-3,
@@ -73,6 +73,11 @@ UNIQUE_FALLBACKS = ("none", "most_seen")
 # "out_of_view" (the pair collided where the camera does not see: presumed at the last
 # observed frame at which neither object is in view).
 MISSING_COLLISIONS = ("none", "out_of_view")
+# What ``unique`` does with several observed collisions of one named pair
+# (VideoScene.repeated_collision): "none" (the official executor: no answer) or "first"
+# (the earliest: a perceived video may read one touch twice, and questions name a pair's
+# collision only when the truth has exactly one).
+REPEATED_COLLISIONS = ("none", "first")
 # Frames of future asked of the dynamics for predictive questions (CLEVRER: about 2 s).
 FUTURE_FRAMES = 50
 # query_direction: the velocity must lie within this many degrees of left, right, up or
@@ -111,6 +116,10 @@ class VideoScene:
             view: the collision is presumed at the last observed frame at which neither
             object is in view, :meth:`presumed_collision`, and takes its place in both
             objects' causal traces; no such frame: still no answer).
+        repeated_collision: What ``unique`` does when a program names a collision of two
+            objects that the annotation has several times: ``"none"`` (the official
+            executor: no answer) or ``"first"`` (the earliest of them; a perceived video
+            may read one touch twice, a later re-touch or wobble).
     """
 
     annotation: VideoAnnotation
@@ -120,6 +129,7 @@ class VideoScene:
     sound: SoundingEstimate | None = None
     unique_fallback: str = "none"
     missing_collision: str = "none"
+    repeated_collision: str = "none"
     _counterfactuals: dict[int, tuple[Event, ...]] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ static
@@ -130,6 +140,9 @@ class VideoScene:
         if self.missing_collision not in MISSING_COLLISIONS:
             raise ConfigError(f"missing_collision must be one of {', '.join(MISSING_COLLISIONS)}, "
                               f"got {self.missing_collision!r}")
+        if self.repeated_collision not in REPEATED_COLLISIONS:
+            raise ConfigError(f"repeated_collision must be one of {', '.join(REPEATED_COLLISIONS)}, "
+                              f"got {self.repeated_collision!r}")
         if self.sound is not None and self.sound.sounding.shape[0] != self.annotation.num_frames:
             raise DataError(f"video {self.annotation.scene_index}: the sound estimate covers "
                             f"{self.sound.sounding.shape[0]} frames, the video has {self.annotation.num_frames}")

@@ -203,6 +203,33 @@ def test_missing_collision_out_of_view_presumes_a_named_pair_collision_where_nei
         replace(lenient, missing_collision="always")
 
 
+def test_repeated_collision_first_takes_the_earliest_of_a_named_pairs_several_collisions():
+    from dataclasses import replace
+
+    from physics.errors import ConfigError
+
+    # one touch of the red cube (0) and the blue sphere (1) read twice: at 3 (true) and again at 5
+    video = replace(ANNOTATION, collision=(_collision(0, 1, 3), _collision(0, 1, 5), _collision(0, 2, 6)))
+    strict = VideoScene(video, HandMadeDynamics())
+    first = VideoScene(video, HandMadeDynamics(), repeated_collision="first")
+    pair = f"unique(filter_collision(filter_collision(events(), {RED}), {BLUE}))"
+    result = execute_video(parse_program(pair), strict)
+    assert not result.valid and "exactly 1" in result.reason  # the official executor: no answer
+    assert ev(pair, first) == "collision(0, 1)@3"
+    swapped = f"unique(filter_collision(filter_collision(events(), {BLUE}), {RED}))"
+    assert ev(swapped, first) == "collision(0, 1)@3"  # the order the pair is named in does not matter
+    assert ev(f"filter_ancestor(events(), {pair})", first) == ["in(1)@2"]
+    assert ev(HIT, first) == "collision(0, 2)@6"  # a pair collided once: unchanged
+    for still_none in (f"unique(filter_collision(events(), {RED}))",  # one object named: 3 collisions
+                       f"unique(filter_collision(events(), {BLUE}))",  # one object named: its 2 collisions
+                       f"unique(filter_collision(filter_collision(filter_before(events(), {HIT}), {RED}), {BLUE}))"):
+        result = execute_video(parse_program(still_none), first)
+        assert not result.valid and "exactly 1" in result.reason, still_none
+    assert run(f"count(filter_collision(filter_collision(events(), {RED}), {BLUE}))", first) == "2"
+    with pytest.raises(ConfigError, match="repeated_collision"):
+        replace(first, repeated_collision="last")
+
+
 def test_negate_and_belong_to_objects_and_events(scene):
     assert run("negate(exist(objects()))", scene) == "no"
     assert run(f"belong_to({HIT}, events())", scene) == "yes"
