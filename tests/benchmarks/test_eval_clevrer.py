@@ -253,12 +253,12 @@ def test_missing_collision_defaults_to_out_of_view_and_a_bad_one_is_refused_by_n
         ClevrerEvalConfig(data="d", missing_collision="always")
 
 
-def test_repeated_collision_defaults_to_none_and_a_bad_one_is_refused_by_name():
+def test_repeated_collision_defaults_to_first_and_a_bad_one_is_refused_by_name():
     from benchmarks.eval_clevrer import ClevrerEvalConfig
     from physics.errors import ConfigError
 
-    assert ClevrerEvalConfig(data="d").repeated_collision == "none"
-    assert ClevrerEvalConfig(data="d", repeated_collision="first").repeated_collision == "first"
+    assert ClevrerEvalConfig(data="d").repeated_collision == "first"
+    assert ClevrerEvalConfig(data="d", repeated_collision="none").repeated_collision == "none"
     with pytest.raises(ConfigError, match="repeated_collision"):
         ClevrerEvalConfig(data="d", repeated_collision="last")
 
