@@ -48,6 +48,7 @@ from reasoning.executor.video_scene import (
     REPEATED_COLLISIONS,
     UNIQUE_FALLBACKS,
     VideoScene,
+    check_unique_settings,
 )
 from reasoning.nsdr import (
     VIDEO_DYNAMICS,
@@ -182,14 +183,8 @@ class ClevrerEvalConfig(RolloutFlags):
         VIDEO_PARSERS.get(self.parser)
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
-        if self.unique_fallback not in UNIQUE_FALLBACKS:
-            raise ConfigError(f"unique_fallback: choose from {', '.join(UNIQUE_FALLBACKS)}; got {self.unique_fallback!r}")
-        if self.missing_collision not in MISSING_COLLISIONS:
-            raise ConfigError(f"missing_collision: choose from {', '.join(MISSING_COLLISIONS)}; "
-                              f"got {self.missing_collision!r}")
-        if self.repeated_collision not in REPEATED_COLLISIONS:
-            raise ConfigError(f"repeated_collision: choose from {', '.join(REPEATED_COLLISIONS)}; "
-                              f"got {self.repeated_collision!r}")
+        check_unique_settings(unique_fallback=self.unique_fallback, missing_collision=self.missing_collision,
+                              repeated_collision=self.repeated_collision)
         unknown = sorted(set(self.types) - {"descriptive", *MC_TYPES})
         if unknown or not self.types:
             raise ConfigError(f"types: choose from descriptive, {', '.join(MC_TYPES)}; got {list(self.types)}")

@@ -60,7 +60,8 @@ if TYPE_CHECKING:
     from perception.audio.localise import SoundingEstimate
 
 __all__ = ["VideoScene", "MOVING_SPEED", "FUTURE_FRAMES", "DIRECTION_HALF_ANGLE", "NO_FRAME", "SILENT",
-           "UNIQUE_FALLBACKS", "MISSING_COLLISIONS", "REPEATED_COLLISIONS", "describe_event"]
+           "UNIQUE_FALLBACKS", "MISSING_COLLISIONS", "REPEATED_COLLISIONS", "check_unique_settings",
+           "describe_event"]
 
 # Ground-plane speed (scene units per second) above which an object counts as
 # moving: objects at rest have speed 0 up to simulation noise of about 1e-3,
@@ -93,6 +94,23 @@ def describe_event(event: Event) -> str:
     frame = "" if event.frame == NO_FRAME else f"@{event.frame}"
     return f"{event.kind}{objs}{frame}"
 
+
+
+def check_unique_settings(**settings: str) -> None:
+    """Refuse, by name, a setting of what ``unique`` does with an odd set of events that is not
+    one of its choices (``unique_fallback``, ``missing_collision``, ``repeated_collision``).
+
+    >>> check_unique_settings(missing_collision="out_of_view", repeated_collision="first")
+    >>> check_unique_settings(repeated_collision="last")
+    Traceback (most recent call last):
+    ...
+    physics.errors.ConfigError: repeated_collision must be one of none, first, got 'last'
+    """
+    choices = {"unique_fallback": UNIQUE_FALLBACKS, "missing_collision": MISSING_COLLISIONS,
+               "repeated_collision": REPEATED_COLLISIONS}
+    for name, value in settings.items():
+        if value not in choices[name]:
+            raise ConfigError(f"{name} must be one of {', '.join(choices[name])}, got {value!r}")
 
 @dataclass
 class VideoScene:
@@ -134,15 +152,8 @@ class VideoScene:
 
     # ------------------------------------------------------------------ static
     def __post_init__(self) -> None:
-        if self.unique_fallback not in UNIQUE_FALLBACKS:
-            raise ConfigError(f"unique_fallback must be one of {', '.join(UNIQUE_FALLBACKS)}, "
-                              f"got {self.unique_fallback!r}")
-        if self.missing_collision not in MISSING_COLLISIONS:
-            raise ConfigError(f"missing_collision must be one of {', '.join(MISSING_COLLISIONS)}, "
-                              f"got {self.missing_collision!r}")
-        if self.repeated_collision not in REPEATED_COLLISIONS:
-            raise ConfigError(f"repeated_collision must be one of {', '.join(REPEATED_COLLISIONS)}, "
-                              f"got {self.repeated_collision!r}")
+        check_unique_settings(unique_fallback=self.unique_fallback, missing_collision=self.missing_collision,
+                              repeated_collision=self.repeated_collision)
         if self.sound is not None and self.sound.sounding.shape[0] != self.annotation.num_frames:
             raise DataError(f"video {self.annotation.scene_index}: the sound estimate covers "
                             f"{self.sound.sounding.shape[0]} frames, the video has {self.annotation.num_frames}")
