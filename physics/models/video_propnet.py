@@ -134,7 +134,7 @@ YAW_INPUTS = ("given", "zeros")  # RolloutConfig.yaw_input: what the PropNet's o
 CARRY_SCOPES = ("all", "future")  # RolloutConfig.carry_scope: which rollouts contact_carry applies to
 REST_STEP = 1e-3  # scene units a frame: an object moving less is at rest (launch detection)
 LAUNCH_STEP = 0.02  # an object at rest moving more than this the next frame was pushed (0.5 units/s at 25 fps)
-CARRY_CUBE_REACH = 0.315  # a cube's footprint as a disc in RolloutConfig.contact_carry (its reach averaged over directions)
+CUBE_MEAN_REACH = 0.315  # a cube's footprint as a disc: the square's reach averaged over directions (unknown_yaw_reach, contact_carry)
 LAUNCH_CLEARANCE = 2.0 * math.sqrt(2.0) * HALF_EXTENT + 0.2  # centres farther apart: no object could have pushed it
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "video" / "clevrer_propnet.pt"
 
@@ -220,7 +220,7 @@ class RolloutConfig:
             77351 and 80949, +1 predictive question of 62, none lost).
         contact_carry: Frames (0: off) over which a contact the rollout itself makes is answered
             by momentum exchange instead of the PropNet: when two predicted objects' footprints
-            (discs; a cube one of ``CARRY_CUBE_REACH``) first touch at a frame while closing in at
+            (discs; a cube one of ``CUBE_MEAN_REACH``) first touch at a frame while closing in at
             ``carry_min_speed`` or faster, both objects' velocities before the touch are exchanged
             along the line of centres as between equal masses with restitution
             ``carry_restitution``, and the next ``contact_carry`` frames move each object on at its
@@ -264,7 +264,7 @@ class RolloutConfig:
     ensemble_seed: int = 0
     start_fit: int = 0
     fit_residual: float = 0.03
-    unknown_yaw_reach: float = 0.315
+    unknown_yaw_reach: float = CUBE_MEAN_REACH
     yaw_discs: str = "unknown"
     yaw_input: str = "given"
     edge_frames: int = 0
@@ -999,7 +999,7 @@ class _Carry:
     def __init__(self, config: RolloutConfig, cubes: Sequence[bool]) -> None:
         self.frames, self.e = config.contact_carry, config.carry_restitution
         self.min_step = config.carry_min_speed / config.fps  # closing speed in units a frame
-        self.reach = np.where(np.asarray(cubes, bool), CARRY_CUBE_REACH, HALF_EXTENT)
+        self.reach = np.where(np.asarray(cubes, bool), CUBE_MEAN_REACH, HALF_EXTENT)
         self.until = np.full(len(cubes), -1)  # last frame each object is carried to
         self.velocity = np.zeros((len(cubes), 2))  # units a frame
 

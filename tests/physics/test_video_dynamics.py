@@ -640,7 +640,7 @@ def test_collision_impulses_compare_the_velocity_change_into_a_recorded_collisio
 
 
 def test_contact_carry_exchanges_momentum_at_a_touch_the_rollout_makes_and_carries_both_objects_on():
-    from physics.models.video_propnet import CARRY_CUBE_REACH, _Carry
+    from physics.models.video_propnet import CUBE_MEAN_REACH, _Carry
 
     cfg = dataclass_replace(SHORT, contact_carry=2)
     assert RolloutConfig().contact_carry == 0  # the shipped default: off
@@ -668,7 +668,7 @@ def test_contact_carry_exchanges_momentum_at_a_touch_the_rollout_makes_and_carri
     for setup in ("on", "slow", "followed"):
         c = _Carry(cfg, [False, True])
         s = np.zeros((4, 2, 3))
-        s[:, 1, 0] = HALF_EXTENT + CARRY_CUBE_REACH - 0.001  # cube 1 touching sphere 0 throughout
+        s[:, 1, 0] = HALF_EXTENT + CUBE_MEAN_REACH - 0.001  # cube 1 touching sphere 0 throughout
         if setup == "slow":
             s[:, 0, 0] = [-0.1, -0.099, -0.098, 0.0]
             s[:3, 1, 0] += 0.2
