@@ -339,6 +339,7 @@ def _video_qa(ctx: DemoContext) -> dict[str, Any]:
     from reasoning.executor.video import execute_video
     from reasoning.executor.video_scene import VideoScene
     from reasoning.nsdr import (
+        SCENE_SETTINGS,
         VIDEO_PARSERS,
         VideoFiles,
         dynamics_for,
@@ -357,7 +358,8 @@ def _video_qa(ctx: DemoContext) -> dict[str, Any]:
     perceived = perception_for("model")(files)
     ctx.say(f"perceived {len(perceived.object_property)} objects and {len(perceived.collision)} collisions "
             f"from {len(perceived.motion_trajectory)} frames (true: {len(true.object_property)}, {len(true.collision)})")
-    scene = VideoScene(perceived, dynamics_for("propnet", None, rollout_settings_for("model", "propnet"))(files, perceived))
+    dynamics = dynamics_for("propnet", None, rollout_settings_for("model", "propnet"))(files, perceived)
+    scene = VideoScene(perceived, dynamics, **SCENE_SETTINGS)
     parse = VIDEO_PARSERS.get("model")(None)
     rows, right, total, first_trace = [], 0, 0, None
     for q in entry["questions"]:

@@ -41,6 +41,7 @@ from benchmarks.eval_clevr import scene_bootstrap_interval
 from perception.video.annotate import perception_config
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
+from physics.models.video_propnet import CARRY_SCOPES
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
 from reasoning.executor.video import execute_video, judge_choice
 from reasoning.executor.video_scene import (
@@ -51,6 +52,7 @@ from reasoning.executor.video_scene import (
     check_unique_settings,
 )
 from reasoning.nsdr import (
+    SCENE_SETTINGS,
     VIDEO_DYNAMICS,
     VIDEO_PARSERS,
     VIDEO_PERCEPTION,
@@ -124,7 +126,7 @@ class RolloutFlags:
         "help": "the rollouts --contact-carry applies to: all (futures and counterfactuals; the default with "
                 "--perception gt) or future (future rollouts only, counterfactuals by the PropNet alone; the "
                 "default with a pixel perceiver)",
-        "setting": "carry_scope", "choices": ("all", "future")})
+        "setting": "carry_scope", "choices": CARRY_SCOPES})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""
@@ -153,14 +155,14 @@ class ClevrerEvalConfig(RolloutFlags):
     types: tuple[str, ...] = field(default=("descriptive", *MC_TYPES), metadata={
         "help": "question types to answer (others are skipped and not counted; e.g. only predictive, which asks "
                 "for no counterfactual rollouts)", "choices": ("descriptive", *MC_TYPES)})
-    unique_fallback: str = field(default="most_seen", metadata={
+    unique_fallback: str = field(default=SCENE_SETTINGS["unique_fallback"], metadata={
         "help": "unique of several objects: most_seen (the object in view in the most observed frames; shipped "
                 "after seed 55221) or none (the official executor: no answer)", "choices": UNIQUE_FALLBACKS})
-    missing_collision: str = field(default="out_of_view", metadata={
+    missing_collision: str = field(default=SCENE_SETTINGS["missing_collision"], metadata={
         "help": "unique of the empty set of observed collisions of a named pair: out_of_view (presumed where the "
                 "camera does not see it: at the last observed frame with neither object in view; shipped after seed "
                 "59524) or none (the official executor: no answer)", "choices": MISSING_COLLISIONS})
-    repeated_collision: str = field(default="first", metadata={
+    repeated_collision: str = field(default=SCENE_SETTINGS["repeated_collision"], metadata={
         "help": "unique of several observed collisions of a named pair: first (the earliest: one touch perceived "
                 "twice; shipped after seed 29548) or none (the official executor: no answer)",
         "choices": REPEATED_COLLISIONS})
