@@ -493,6 +493,7 @@ class AttributeEnsemble(nn.Module):
     """
 
     HEADS = AttributeNet.HEADS
+    predict = AttributeNet.predict  # the same chunked argmax over the averaged logits
 
     def __init__(self, members: list[AttributeNet]) -> None:
         super().__init__()
@@ -503,12 +504,6 @@ class AttributeEnsemble(nn.Module):
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         outs = [m(images) for m in self.members]
         return {k: torch.stack([o[k] for o in outs]).mean(0) for k in self.HEADS}
-
-    @torch.no_grad()
-    def predict(self, images: Tensor) -> dict[str, Tensor]:
-        self.eval()
-        outs = [self(chunk) for chunk in images.split(256)]
-        return {k: torch.cat([o[k] for o in outs]).argmax(1) for k in self.HEADS}
 
 
 def train_von(config: VonConfig, data: VoxelObjects, steps: int, batch: int, lr: float,
