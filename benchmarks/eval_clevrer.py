@@ -127,6 +127,13 @@ class RolloutFlags:
                 "--perception gt) or future (future rollouts only, counterfactuals by the PropNet alone; the "
                 "default with a pixel perceiver)",
         "setting": "carry_scope", "choices": CARRY_SCOPES})
+    lookahead: int | None = field(default=None, metadata={
+        "help": "a pair the rollout brings closing in (0.5 units/s or faster) that would touch within N frames at "
+                "its closing rate collides even if the rollout stops it short (0: off, the default)",
+        "setting": "lookahead"})
+    lookahead_scope: str | None = field(default=None, metadata={
+        "help": "the rollouts --lookahead applies to: all (futures and counterfactuals; the default) or future",
+        "setting": "lookahead_scope", "choices": CARRY_SCOPES})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

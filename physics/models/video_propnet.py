@@ -63,7 +63,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,7 @@ from physics.video_dynamics import (
     COLLISION_GAP,
     CONTACT_TOLERANCE,
     HALF_EXTENT,
+    footprint_gaps,
     register_video_dynamics,
     state_collisions,
     vote_collisions,
@@ -115,6 +116,7 @@ __all__ = [
     "YAW_DISCS",
     "CARRY_SCOPES",
     "edge_collisions",
+    "lookahead_collisions",
     "video_trajectory",
     "counterfactual_trajectory",
     "video_trajectories",
@@ -131,7 +133,7 @@ NODE_ATTR_DIM = len(SHAPES) + len(MATERIALS)
 SYMMETRY = {"cube": 4}  # quarter-turn symmetry: the orientation channel is yaw unwrapped modulo 2 pi / 4
 YAW_DISCS = ("unknown", "cubes")  # RolloutConfig.yaw_discs: which cubes the collision rule takes as discs
 YAW_INPUTS = ("given", "zeros")  # RolloutConfig.yaw_input: what the PropNet's orientation input gets
-CARRY_SCOPES = ("all", "future")  # RolloutConfig.carry_scope: which rollouts contact_carry applies to
+CARRY_SCOPES = ("all", "future")  # RolloutConfig.carry_scope / lookahead_scope: which rollouts the setting applies to
 REST_STEP = 1e-3  # scene units a frame: an object moving less is at rest (launch detection)
 LAUNCH_STEP = 0.02  # an object at rest moving more than this the next frame was pushed (0.5 units/s at 25 fps)
 CUBE_MEAN_REACH = 0.315  # a cube's footprint as a disc: the square's reach averaged over directions (unknown_yaw_reach, contact_carry)
@@ -235,6 +237,20 @@ class RolloutConfig:
         carry_scope: Which rollouts ``contact_carry`` applies to: ``"all"`` (the default) futures
             and counterfactuals alike; ``"future"`` the future rollouts only, every counterfactual
             rolled out by the PropNet alone (exactly as with ``contact_carry`` 0).
+        lookahead: Frames (0: off) of a closing-speed tolerance on the rollout's collision rule
+            (:func:`lookahead_collisions`): a pair with a predicted member whose footprints are
+            apart at a frame but would touch within ``lookahead`` frames if their gap kept
+            closing at its rate over the frame before (at least ``lookahead_min_speed``) is a
+            collision, dated at the pair's closest frame within that window, unless the state
+            rule finds one of the pair within ``collision_gap`` frames.  The tolerance grows
+            with the closing speed: a near miss of a fast approach counts, neighbours at rest
+            or sliding side by side never do.  Meant for the chains the learned rollout cuts
+            short by a few hundredths of a unit (eighteenth session).  The rollouts
+            ``lookahead_scope`` names.
+        lookahead_min_speed: Closing speed of the footprint gap (units/s) below which
+            ``lookahead`` adds nothing.
+        lookahead_scope: Which rollouts ``lookahead`` applies to (``"all"`` or ``"future"``,
+            as ``carry_scope``).
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
             multiplied: 0.49).
         carry_min_speed: Closing speed (units/s) below which a touch is not carried (objects at
@@ -272,8 +288,17 @@ class RolloutConfig:
     carry_restitution: float = 0.49
     carry_min_speed: float = 0.25
     carry_scope: str = "all"
+    lookahead: int = 0
+    lookahead_min_speed: float = 0.5
+    lookahead_scope: str = "all"
 
     def __post_init__(self) -> None:
+        if self.lookahead_scope not in CARRY_SCOPES:
+            raise ConfigError(f"RolloutConfig: lookahead_scope must be one of {CARRY_SCOPES}, got {self.lookahead_scope!r}")
+        if isinstance(self.lookahead, bool) or not isinstance(self.lookahead, int) or self.lookahead < 0:
+            raise ConfigError(f"RolloutConfig: lookahead must be an integer >= 0 (0: off), got {self.lookahead!r}")
+        if not (math.isfinite(self.lookahead_min_speed) and self.lookahead_min_speed > 0.0):
+            raise ConfigError(f"RolloutConfig: lookahead_min_speed must be a number > 0, got {self.lookahead_min_speed!r}")
         if self.carry_scope not in CARRY_SCOPES:
             raise ConfigError(f"RolloutConfig: carry_scope must be one of {CARRY_SCOPES}, got {self.carry_scope!r}")
         if isinstance(self.contact_carry, bool) or not isinstance(self.contact_carry, int) or self.contact_carry < 0:
@@ -679,6 +704,11 @@ class PropNetVideoDynamics:
         collisions = state_collisions(frames, _shapes(annotation), tol, cfg.collision_gap,
                                       approach_speed=cfg.approach_speed, fps=cfg.fps, discs=self._discs(annotation))
         last = annotation.motion_trajectory[-1].frame_id
+        if cfg.lookahead:
+            ahead = lookahead_collisions(frames, _shapes(annotation), cfg.lookahead, cfg.lookahead_min_speed, cfg.fps, tol,
+                                         cfg.collision_gap, collisions, lambda pair, f: f > last,
+                                         self._discs(annotation))
+            collisions = tuple(sorted((*collisions, *ahead), key=lambda c: (c.frame_id, c.object_ids)))
         future = tuple(c for c in collisions if c.frame_id > last)
         edge = edge_collisions(annotation, frames, future, cfg.edge_frames, tol, self._discs(annotation))
         return tuple(sorted((*edge, *future), key=lambda c: c.frame_id)) if edge else future
@@ -693,6 +723,12 @@ class PropNetVideoDynamics:
         kept = [c for c in annotation.collision
                 if removed_object_id not in c.object_ids and all(run.followed(k, c.frame_id) for k in c.object_ids)]
         kept += [c for c in ruled if not all(run.followed(k, c.frame_id) for k in c.object_ids)]
+        cfg = self.config
+        if cfg.lookahead and cfg.lookahead_scope == "all":
+            kept += lookahead_collisions(run.frames, _shapes(annotation), cfg.lookahead, cfg.lookahead_min_speed, cfg.fps,
+                                         cfg.contact_tolerance, cfg.collision_gap, (*ruled, *kept),
+                                         lambda pair, f: not all(run.followed(k, f) for k in pair),
+                                         self._discs(annotation))
         collisions = tuple(sorted(kept, key=lambda c: (c.frame_id, tuple(sorted(c.object_ids)))))
         last = annotation.motion_trajectory[-1].frame_id
         events = derive_events(run.frames, collisions, end_frame=last)
@@ -936,6 +972,78 @@ def edge_collisions(annotation: VideoAnnotation, frames: Sequence[FrameStates], 
             out.append(touching[pair])
             have.add(pair)
     return out
+
+
+def lookahead_collisions(frames: Sequence[FrameStates], shapes: Mapping[int, str], lookahead: int,
+                         min_speed: float, fps: float, tolerance: float, collision_gap: int,
+                         ruled: Sequence[Collision], eligible: Callable[[tuple[int, int], int], bool], discs: Mapping[int, float] | None = None,
+                         ) -> list[Collision]:
+    """Near misses of closing pairs, by a tolerance that grows with the closing speed (:attr:`RolloutConfig.lookahead`).
+
+    At each frame ``f`` (after the first) and each pair present at ``f`` and ``f - 1`` with
+    ``eligible(pair, frame_id)`` true: the footprint gap ``g`` (centres' footprints,
+    :func:`~physics.video_dynamics.footprint_gaps`, ``discs`` as the state rule) is above
+    ``tolerance``, it closed by ``c = g(f - 1) - g(f)`` units over the frame with
+    ``c * fps >= min_speed``, and ``g - lookahead * c <= tolerance``: the pair would touch
+    within ``lookahead`` frames at that rate.  Such a pair is a collision dated at its
+    smallest gap among frames ``f .. f + lookahead`` (where eligible), located at the centres'
+    midpoint there, unless ``ruled`` (the state rule's collisions) or an earlier one found
+    here has a collision of the pair within ``collision_gap`` frames of that date.
+
+    Returns:
+        The added collisions in frame order, ``object_ids`` sorted.
+
+    Raises:
+        ConfigError: ``lookahead`` < 0, ``min_speed`` <= 0, ``fps`` <= 0, ``tolerance`` < 0
+            or ``collision_gap`` < 1.
+    """
+    if lookahead < 0 or not min_speed > 0 or not fps > 0 or tolerance < 0 or collision_gap < 1:
+        raise ConfigError(f"lookahead_collisions needs lookahead >= 0, min_speed > 0, fps > 0, tolerance >= 0 and "
+                          f"collision_gap >= 1; got {lookahead}, {min_speed}, {fps}, {tolerance}, {collision_gap}")
+    if not lookahead or len(frames) < 2:
+        return []
+    discs = dict(discs or {})
+    gaps: list[dict[tuple[int, int], float]] = []
+    mids: list[dict[tuple[int, int], tuple[float, ...]]] = []
+    for fr in frames:
+        by = fr.by_id()
+        ids = sorted(by)
+        pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :]]
+        if not pairs:
+            gaps.append({})
+            mids.append({})
+            continue
+        xa = np.array([[*by[a].location[:2], yaw_of(by[a].orientation)] for a, _ in pairs])
+        xb = np.array([[*by[b].location[:2], yaw_of(by[b].orientation)] for _, b in pairs])
+        cube_a = np.array([shapes.get(a) == "cube" and a not in discs for a, _ in pairs])
+        cube_b = np.array([shapes.get(b) == "cube" and b not in discs for _, b in pairs])
+        g = footprint_gaps(xa, xb, cube_a, cube_b)
+        g = g + np.array([2.0 * HALF_EXTENT - discs.get(a, HALF_EXTENT) - discs.get(b, HALF_EXTENT) for a, b in pairs])
+        gaps.append(dict(zip(pairs, g.tolist(), strict=True)))
+        mids.append({(a, b): tuple(round(float(x), 5) + 0.0 for x in (np.asarray(by[a].location) + np.asarray(by[b].location)) / 2.0)
+                     for a, b in pairs})
+    dates: dict[tuple[int, int], list[int]] = {}
+    for c in ruled:
+        dates.setdefault(tuple(sorted(c.object_ids)), []).append(c.frame_id)
+    out: list[Collision] = []
+    for t in range(1, len(frames)):
+        f = frames[t].frame_id
+        for pair, g in gaps[t].items():
+            before = gaps[t - 1].get(pair)
+            if before is None or g <= tolerance or not eligible(pair, f):
+                continue
+            closing = before - g
+            if closing * fps < min_speed or g - lookahead * closing > tolerance:
+                continue
+            window = [s for s in range(t, min(t + lookahead, len(frames) - 1) + 1)
+                      if pair in gaps[s] and eligible(pair, frames[s].frame_id)]
+            best = min(window, key=lambda s: gaps[s][pair])
+            date = frames[best].frame_id
+            if any(abs(date - d) <= collision_gap for d in dates.get(pair, ())):
+                continue
+            dates.setdefault(pair, []).append(date)
+            out.append(Collision(pair, date, mids[best][pair]))
+    return sorted(out, key=lambda c: (c.frame_id, c.object_ids))
 
 
 def fitted_start(observed: np.ndarray, t_pred: int, history: int, window: int, residual: float) -> np.ndarray:

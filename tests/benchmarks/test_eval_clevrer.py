@@ -135,6 +135,18 @@ def test_carry_scope_flag_maps_to_the_rollout_setting_and_refuses_other_values(c
         dynamics_for("propnet", None, {"carry_scope": "past"})
 
 
+def test_lookahead_flags_map_to_the_rollout_settings_and_bad_values_are_refused_by_name(capsys):
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--lookahead", "3", "--lookahead-scope", "future"])
+    assert (args.lookahead, args.lookahead_scope) == (3, "future")
+    assert ClevrerEvalConfig(data="x", lookahead=3, lookahead_scope="future").rollout_settings() == {
+        "lookahead": 3, "lookahead_scope": "future"}
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "clevrer", "--data", "x", "--lookahead-scope", "past"])
+    assert "lookahead-scope" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="lookahead"):
+        dynamics_for("propnet", None, {"lookahead": -2})
+
+
 def test_a_pixel_perceiver_gets_edge_frames_2_and_the_future_carry_unless_given_and_true_annotations_none(folder, monkeypatch):
     import benchmarks.eval_clevrer as ec
     from physics.models.video_propnet import PropNetVideoDynamics

@@ -26,6 +26,7 @@ from physics.models.video_propnet import (
     fitted_start,
     launch_actions,
     load_trajectory_pack,
+    lookahead_collisions,
     rollout_config,
     save_trajectory_pack,
     unknown_yaw_cubes,
@@ -711,3 +712,72 @@ def test_carry_scope_future_carries_the_future_rollout_and_leaves_every_counterf
         assert future.counterfactual(ann, k) == plain.counterfactual(ann, k)
     with pytest.raises(ConfigError, match="carry_scope"):
         RolloutConfig(carry_scope="counterfactual")
+
+
+def test_lookahead_counts_a_fast_near_miss_and_never_a_slow_one_or_neighbours_at_rest():
+    """Sphere 1 closes on resting sphere 0 at 0.1 units a frame (2.5 units/s) and stops 0.08 short (the rollout's
+    chain cut short): the state rule finds nothing; lookahead 3 finds it, dated at the closest frame."""
+    d = 2 * HALF_EXTENT
+    gaps = [0.50, 0.40, 0.30, 0.20, 0.12, 0.08, 0.08, 0.10, 0.20]  # footprint gaps over frames: never touching
+    fast = _frames({0: [(0.0, 0.0, 0.0)] * len(gaps), 1: [(d + g, 0.0, 0.0) for g in gaps]})
+    shapes = {0: "sphere", 1: "sphere"}
+    every = lambda pair, f: True  # noqa: E731
+    assert state_collisions(fast, shapes) == ()
+    got = lookahead_collisions(fast, shapes, 3, 0.5, 25, 0.0, 5, (), every)
+    assert [(c.object_ids, c.frame_id) for c in got] == [((0, 1), 5)]  # fires at frame 3 (0.20 - 3 x 0.10 <= 0)
+    assert got[0].location == pytest.approx(((d + 0.08) / 2, 0.0, 0.35))
+    assert lookahead_collisions(fast, shapes, 0, 0.5, 25, 0.0, 5, (), every) == []  # off
+    assert lookahead_collisions(fast, shapes, 3, 0.5, 25, 0.0, 5, (), lambda pair, f: f < 2) == []  # not eligible
+    ruled = (Collision((0, 1), 7, (0.0, 0.0, 0.0)),)  # the state rule's touch 2 frames on: no second one
+    assert lookahead_collisions(fast, shapes, 3, 0.5, 25, 0.0, 5, ruled, every) == []
+    # the same pass at 0.01 units a frame (0.25 units/s, below 0.5) and neighbours at rest 0.02 apart: nothing
+    slow = [0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.04, 0.05]
+    slow_frames = _frames({0: [(0.0, 0.0, 0.0)] * len(slow), 1: [(d + g, 0.0, 0.0) for g in slow]})
+    assert lookahead_collisions(slow_frames, shapes, 3, 0.5, 25, 0.0, 5, (), every) == []
+    rest = _frames({0: [(0.0, 0.0, 0.0)] * 5, 1: [(d + 0.02, 0.0, 0.0)] * 5})
+    assert lookahead_collisions(rest, shapes, 8, 0.01, 25, 0.0, 5, (), every) == []
+    # a farther stop (0.28 apart after 2.5 units/s) is not reached in 2 frames, is in 3
+    far = [0.88, 0.78, 0.68, 0.58, 0.48, 0.38, 0.28, 0.35]
+    far_frames = _frames({0: [(0.0, 0.0, 0.0)] * len(far), 1: [(d + g, 0.0, 0.0) for g in far]})
+    assert lookahead_collisions(far_frames, shapes, 2, 0.5, 25, 0.0, 5, (), every) == []
+    assert [c.frame_id for c in lookahead_collisions(far_frames, shapes, 3, 0.5, 25, 0.0, 5, (), every)] == [6]
+    for bad in ({"lookahead": -1}, {"min_speed": 0.0}, {"tolerance": -0.1}, {"collision_gap": 0}):
+        kw = {"lookahead": 3, "min_speed": 0.5, "fps": 25, "tolerance": 0.0, "collision_gap": 5} | bad
+        with pytest.raises(ConfigError, match="lookahead_collisions"):
+            lookahead_collisions(fast, shapes, ruled=(), eligible=every, **kw)
+
+
+def test_lookahead_scope_adds_a_near_miss_to_the_future_and_to_counterfactuals_only_with_scope_all():
+    """A sphere slides past a resting cylinder just after the video ends (a third object far off); the rollout's
+    near misses count with lookahead, in the future always and in a counterfactual with scope ``all`` only."""
+    def state(k, x, y):
+        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
+
+    frames = tuple(FrameStates(f, (state(0, -4.1 + 0.3 * f, 0.72), state(1, 0.0, 0.0), state(2, 2.5, 2.5)))
+                   for f in range(12))  # passes 0.02 apart from the cylinder if it keeps its line and speed
+    props = (ObjectProperty(0, "red", "metal", "sphere"), ObjectProperty(1, "blue", "rubber", "cylinder"),
+             ObjectProperty(2, "green", "rubber", "sphere"))
+    ann = VideoAnnotation(0, "v.gif", props, frames, ())
+    base = dataclass_replace(SHORT, future_frames=8)
+    plain = PropNetVideoDynamics.load(config=base)
+    wide = dataclass_replace(base, lookahead=40, lookahead_min_speed=0.01)  # every closing pair within reach
+    every = PropNetVideoDynamics.load(config=wide)
+    future = PropNetVideoDynamics.load(config=dataclass_replace(wide, lookahead_scope="future"))
+    rolled, found = plain.future(ann, 8)
+    gaps = []  # what the plain rule sees: the pair's footprint gaps over the rollout, never touching
+    for fr in rolled:
+        a, b = fr.by_id()[0].location, fr.by_id()[1].location
+        gaps.append(math.hypot(a[0] - b[0], a[1] - b[1]) - 2 * HALF_EXTENT)
+    expect = lookahead_collisions((frames[-1], *rolled), {0: "sphere", 1: "cylinder", 2: "sphere"}, 40, 0.01, 25, 0.0,
+                                  5, found, lambda pair, f: f > 11)
+    assert expect and min(gaps) > 0.0  # the plain rule misses what the lookahead finds
+    assert every.future(ann, 8)[1] == future.future(ann, 8)[1] == tuple(sorted((*found, *expect), key=lambda c: c.frame_id))
+    assert RolloutConfig().lookahead == 0 and RolloutConfig().lookahead_scope == "all"
+    for k in (0, 1, 2):  # scope future: every counterfactual exactly as without lookahead
+        assert future.counterfactual(ann, k) == plain.counterfactual(ann, k)
+    with pytest.raises(ConfigError, match="lookahead_scope"):
+        RolloutConfig(lookahead_scope="counterfactual")
+    with pytest.raises(ConfigError, match="lookahead"):
+        RolloutConfig(lookahead=-1)
+    with pytest.raises(ConfigError, match="lookahead_min_speed"):
+        RolloutConfig(lookahead_min_speed=0.0)
