@@ -102,7 +102,7 @@ from physics.worlds.clevrer_annotation import (
 from physics.worlds.clevrer_world import ClevrerConfig
 
 __all__ = ["VideoPerceptionConfig", "perception_config", "tracks_to_annotation", "touch_collisions", "at_rest", "settle_excursions",
-           "steady_areas", "coast_lost_track", "video_index", "second_partners", "drop_unstruck",
+           "steady_areas", "coast_lost_track", "video_index", "second_partners", "drop_unstruck", "slow_drift",
            "drop_closing_at_end",
            "voted_attributes"]
 
@@ -213,6 +213,15 @@ class VideoPerceptionConfig:
             two early (the contact distance is reached before the surfaces meet), so the pair is
             still closing in on a touch that comes after the video (the truth's future collision)
             (``docs/results/clevrer.md``, eighteenth session).
+        drift_window: 0 (the default): the rest test alone says where a track rests.  W > 0: a frame
+            the rest test calls resting moves after all when the least-squares line through the
+            track's centres over the W frames either side (cut at the track's ends) drifts at
+            ``drift_speed`` or faster with residuals within half of ``rest_radius``
+            (:func:`slow_drift`): a sphere rolling to a stop creeps at 0.07-0.17 units/s for the
+            last seconds of a video, too slowly for the rest test's radius over its window, and the
+            executor's moving speed is 0.05; its velocity there is the line's slope
+            (``docs/results/clevrer.md``, eighteenth session).
+        drift_speed: The slope (units/s) at or above which a rest frame's line drifts.
         yaw_window: Frames either side whose fits are averaged into one frame's yaw.
         yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
         camera: The videos' fixed camera (its image size is replaced by the frames').
@@ -242,6 +251,8 @@ class VideoPerceptionConfig:
     collision_release: float = 0.05
     unstruck_frames: int = 0
     closing_end_frames: int = 0
+    drift_window: int = 0
+    drift_speed: float = 0.06
     cube_yaw: int = 0
     yaw_window: int = 3
     yaw_min_iou: float = 0.5
@@ -286,6 +297,9 @@ class VideoPerceptionConfig:
             raise ConfigError(f"VideoPerceptionConfig.collision_release must be >= 0, got {self.collision_release}")
         if self.unstruck_frames < 0:
             raise ConfigError(f"VideoPerceptionConfig.unstruck_frames must be >= 0 (0: off), got {self.unstruck_frames}")
+        if self.drift_window < 0 or self.drift_speed <= 0:
+            raise ConfigError(f"VideoPerceptionConfig needs drift_window >= 0 (0: off) and drift_speed > 0, got "
+                              f"{self.drift_window}, {self.drift_speed}")
         if self.closing_end_frames < 0:
             raise ConfigError(f"VideoPerceptionConfig.closing_end_frames must be >= 0 (0: off), got {self.closing_end_frames}")
 
@@ -375,6 +389,10 @@ def _track_states(
         rest = at_rest(location, config.rest_window, config.rest_radius)
         if config.excursion_frames:
             rest = settle_excursions(location, rest, 2 * config.rest_window + config.excursion_frames, config.rest_radius)
+        if config.drift_window:
+            drift = slow_drift(location, rest, config.drift_window, config.drift_speed / config.fps, config.rest_radius / 2.0)
+            rest = rest & ~np.isfinite(drift[:, 0])
+            velocity[np.isfinite(drift[:, 0]), :2] = drift[np.isfinite(drift[:, 0])] * config.fps
         velocity[rest] = 0.0
     else:
         steady = np.zeros(len(frames), bool)  # frames between observations (interpolated) are not steady
@@ -390,6 +408,30 @@ def _track_states(
     u, v, depth = camera.with_size(w, h).project(location).T
     inside = (depth > camera.near) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
     return frames, location, velocity, inside
+
+
+def slow_drift(location: np.ndarray, rest: np.ndarray, window: int, min_step: float, max_residual: float) -> np.ndarray:
+    """Per-frame ground-plane drift (units per frame) of resting frames that creep: float [N, 2], NaN elsewhere.
+
+    For each frame ``i`` with ``rest[i]``, a straight line is fitted (least squares) to the
+    centres ``location[i - window .. i + window, :2]`` (cut at the ends; at least
+    ``window + 1`` frames); where its slope is at least ``min_step`` per frame and the
+    centres lie within ``max_residual`` of it (root mean square), the slope is the frame's
+    drift.  Frames not resting, or whose line is flatter or noisier, get NaN.
+    """
+    n = len(location)
+    out = np.full((n, 2), np.nan)
+    xy = np.asarray(location, float)[:, :2]
+    for i in np.flatnonzero(np.asarray(rest, bool)):
+        lo, hi = max(0, i - window), min(n, i + window + 1)
+        if hi - lo < window + 1:
+            continue
+        t = np.arange(lo, hi, dtype=float) - i
+        fit = np.polyfit(t, xy[lo:hi], 1)  # [2 (slope, intercept), 2 (x, y)]
+        residual = xy[lo:hi] - (fit[0][None] * t[:, None] + fit[1][None])
+        if np.hypot(*fit[0]) >= min_step and np.sqrt((residual ** 2).sum(1).mean()) <= max_residual:
+            out[i] = fit[0]
+    return out
 
 
 def coast_lost_track(

@@ -15,6 +15,7 @@ from perception.video.annotate import (
     drop_unstruck,
     perception_config,
     second_partners,
+    slow_drift,
     steady_areas,
     touch_collisions,
     tracks_to_annotation,
@@ -642,3 +643,32 @@ def test_drop_unstruck_drops_a_touch_that_leaves_a_resting_object_resting():
         VideoPerceptionConfig(unstruck_frames=-1)
     with pytest.raises(ConfigError, match="at least 1"):
         drop_unstruck(states, graze, 0)
+
+
+def test_drift_window_reads_a_sphere_creeping_to_a_stop_as_moving_and_a_jittering_one_as_resting():
+    rng = np.random.default_rng(0)
+    n = 60
+    jitter = rng.normal(0.0, 0.008, (n, 2))
+    # 0.003 units a frame (0.075 units/s at 25 fps): within the rest test's 0.04 over its 13 frames
+    creep = _track(("red", "rubber", "sphere"), {f: (-1.0 + 0.003 * f + jitter[f, 0], 0.5 + jitter[f, 1]) for f in range(n)}, 0.35)
+    still = _track(("blue", "rubber", "sphere"), {f: (1.5 + jitter[f, 1], -1.0 + jitter[f, 0]) for f in range(n)}, 0.35)
+    plain = tracks_to_annotation([creep, still], list(range(n)), HW, HEIGHTS)
+    drift = tracks_to_annotation([creep, still], list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(drift_window=15))
+
+    def speeds(ann, oid):
+        return np.array([np.hypot(*fr.by_id()[oid].velocity[:2]) for fr in ann.motion_trajectory])
+
+    assert (speeds(plain, 0) == 0.0).mean() > 0.5  # the rest test alone: resting most of the time
+    assert (speeds(drift, 0) > 0.05).all() and np.allclose(speeds(drift, 0), 0.075, atol=0.02)
+    assert (speeds(drift, 1) == speeds(plain, 1)).all() and (speeds(drift, 1) == 0.0).all()
+    assert drift.motion_trajectory[10].by_id()[0].location == plain.motion_trajectory[10].by_id()[0].location
+    # the function alone: frames not resting, and windows too short, give NaN
+    xy = np.c_[0.003 * np.arange(n), np.zeros(n)]
+    out = slow_drift(xy, np.r_[np.zeros(5, bool), np.ones(n - 5, bool)], 15, 0.06 / 25, 0.02)
+    assert np.isnan(out[:5]).all() and np.allclose(out[5:, 0], 0.003) and np.allclose(out[5:, 1], 0.0)
+    assert np.isnan(slow_drift(xy[:10], np.ones(10, bool), 15, 0.06 / 25, 0.02)).all()
+    assert VideoPerceptionConfig().drift_window == 0 and perception_config(["drift_window=15"]).drift_window == 15
+    with pytest.raises(ConfigError, match="drift"):
+        VideoPerceptionConfig(drift_window=-1)
+    with pytest.raises(ConfigError, match="drift"):
+        VideoPerceptionConfig(drift_speed=0.0)
