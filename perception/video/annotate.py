@@ -102,7 +102,8 @@ from physics.worlds.clevrer_annotation import (
 from physics.worlds.clevrer_world import ClevrerConfig
 
 __all__ = ["VideoPerceptionConfig", "perception_config", "tracks_to_annotation", "touch_collisions", "at_rest", "settle_excursions",
-           "steady_areas", "coast_lost_track", "video_index", "second_partners",
+           "steady_areas", "coast_lost_track", "video_index", "second_partners", "drop_unstruck", "slow_drift",
+           "drop_closing_at_end",
            "voted_attributes"]
 
 _DIGITS = 5  # decimals written, as in the annotations
@@ -197,6 +198,30 @@ class VideoPerceptionConfig:
             (:func:`perception.video.yaw.track_yaw`), so the rollout's collision rule and the
             PropNet's orientation input see a turned cube (``docs/results/clevrer.md``,
             sixteenth session, second wave).
+        unstruck_frames: 0 (the default): every touch of the collision rule is a collision.
+            W > 0: a collision one of whose objects moves slower than ``UNSTRUCK_SPEED`` (the
+            executor's moving speed, 0.05 units/s) at every frame from W frames before it to W
+            frames after it is dropped (:func:`drop_unstruck`): the objects all weigh the same, so
+            a touch that leaves a resting object resting was a near miss of a passer, or a pair
+            side by side read touching again; a collision fewer than W frames before the video's
+            last frame is kept (what follows it is not seen) (``docs/results/clevrer.md``,
+            eighteenth session).
+        closing_end_frames: 0 (the default): a touch in the video's last frames is a collision like
+            any other.  W > 0: a collision dated in the last W frames whose pair's centre distance
+            shrinks at every frame from the frame before it to the video's last frame is dropped
+            (:func:`drop_closing_at_end`): no bounce is seen, and perceived touches come a frame or
+            two early (the contact distance is reached before the surfaces meet), so the pair is
+            still closing in on a touch that comes after the video (the truth's future collision)
+            (``docs/results/clevrer.md``, eighteenth session).
+        drift_window: 0 (the default): the rest test alone says where a track rests.  W > 0: a frame
+            the rest test calls resting moves after all when the least-squares line through the
+            track's centres over the W frames either side (cut at the track's ends) drifts at
+            ``drift_speed`` or faster with residuals within half of ``rest_radius``
+            (:func:`slow_drift`): a sphere rolling to a stop creeps at 0.07-0.17 units/s for the
+            last seconds of a video, too slowly for the rest test's radius over its window, and the
+            executor's moving speed is 0.05; its velocity there is the line's slope
+            (``docs/results/clevrer.md``, eighteenth session).
+        drift_speed: The slope (units/s) at or above which a rest frame's line drifts.
         yaw_window: Frames either side whose fits are averaged into one frame's yaw.
         yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
         camera: The videos' fixed camera (its image size is replaced by the frames').
@@ -224,6 +249,10 @@ class VideoPerceptionConfig:
     coast_frames: int = 0
     coast_area: float = 0.8
     collision_release: float = 0.05
+    unstruck_frames: int = 0
+    closing_end_frames: int = 0
+    drift_window: int = 0
+    drift_speed: float = 0.06
     cube_yaw: int = 0
     yaw_window: int = 3
     yaw_min_iou: float = 0.5
@@ -266,6 +295,13 @@ class VideoPerceptionConfig:
                               f"got {self.cube_yaw}, {self.yaw_window}, {self.yaw_min_iou}")
         if self.collision_release < 0:
             raise ConfigError(f"VideoPerceptionConfig.collision_release must be >= 0, got {self.collision_release}")
+        if self.unstruck_frames < 0:
+            raise ConfigError(f"VideoPerceptionConfig.unstruck_frames must be >= 0 (0: off), got {self.unstruck_frames}")
+        if self.drift_window < 0 or self.drift_speed <= 0:
+            raise ConfigError(f"VideoPerceptionConfig needs drift_window >= 0 (0: off) and drift_speed > 0, got "
+                              f"{self.drift_window}, {self.drift_speed}")
+        if self.closing_end_frames < 0:
+            raise ConfigError(f"VideoPerceptionConfig.closing_end_frames must be >= 0 (0: off), got {self.closing_end_frames}")
 
 
 # the settable rules: every number field of the config (read from it, so a new rule is settable at
@@ -353,6 +389,10 @@ def _track_states(
         rest = at_rest(location, config.rest_window, config.rest_radius)
         if config.excursion_frames:
             rest = settle_excursions(location, rest, 2 * config.rest_window + config.excursion_frames, config.rest_radius)
+        if config.drift_window:
+            drift = slow_drift(location, rest, config.drift_window, config.drift_speed / config.fps, config.rest_radius / 2.0)
+            rest = rest & ~np.isfinite(drift[:, 0])
+            velocity[np.isfinite(drift[:, 0]), :2] = drift[np.isfinite(drift[:, 0])] * config.fps
         velocity[rest] = 0.0
     else:
         steady = np.zeros(len(frames), bool)  # frames between observations (interpolated) are not steady
@@ -368,6 +408,30 @@ def _track_states(
     u, v, depth = camera.with_size(w, h).project(location).T
     inside = (depth > camera.near) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
     return frames, location, velocity, inside
+
+
+def slow_drift(location: np.ndarray, rest: np.ndarray, window: int, min_step: float, max_residual: float) -> np.ndarray:
+    """Per-frame ground-plane drift (units per frame) of resting frames that creep: float [N, 2], NaN elsewhere.
+
+    For each frame ``i`` with ``rest[i]``, a straight line is fitted (least squares) to the
+    centres ``location[i - window .. i + window, :2]`` (cut at the ends; at least
+    ``window + 1`` frames); where its slope is at least ``min_step`` per frame and the
+    centres lie within ``max_residual`` of it (root mean square), the slope is the frame's
+    drift.  Frames not resting, or whose line is flatter or noisier, get NaN.
+    """
+    n = len(location)
+    out = np.full((n, 2), np.nan)
+    xy = np.asarray(location, float)[:, :2]
+    for i in np.flatnonzero(np.asarray(rest, bool)):
+        lo, hi = max(0, i - window), min(n, i + window + 1)
+        if hi - lo < window + 1:
+            continue
+        t = np.arange(lo, hi, dtype=float) - i
+        fit = np.polyfit(t, xy[lo:hi], 1)  # [2 (slope, intercept), 2 (x, y)]
+        residual = xy[lo:hi] - (fit[0][None] * t[:, None] + fit[1][None])
+        if np.hypot(*fit[0]) >= min_step and np.sqrt((residual ** 2).sum(1).mean()) <= max_residual:
+            out[i] = fit[0]
+    return out
 
 
 def coast_lost_track(
@@ -590,6 +654,10 @@ def tracks_to_annotation(
     if config.second_partner > 0:
         collisions = second_partners(trajectory, shapes, collisions, config.contact_distance + config.second_partner,
                                      config.cube_inset, config.collision_gap)
+    if config.unstruck_frames > 0:
+        collisions = drop_unstruck(trajectory, collisions, config.unstruck_frames)
+    if config.closing_end_frames > 0:
+        collisions = drop_closing_at_end(trajectory, collisions, config.closing_end_frames)
     return VideoAnnotation(scene_index, video_filename, tuple(props), trajectory, collisions)
 
 
@@ -733,6 +801,90 @@ def second_partners(
                     mid = np.r_[(at(i, x) + at(i, other)) / 2.0, (_z(there, x) + _z(there, other)) / 2.0]
                     found.append(Collision(pair, c.frame_id, _rounded(mid)))
     return tuple(sorted(found, key=lambda c: (c.frame_id, c.object_ids)))
+
+
+UNSTRUCK_SPEED = 0.05  # units/s: the executor's moving speed; an object below it at every frame around a collision was not struck
+
+
+def drop_unstruck(trajectory: Sequence[FrameStates], collisions: Sequence[Collision], frames: int) -> tuple[Collision, ...]:
+    """``collisions`` less those that left one of their objects resting (the rule of ``unstruck_frames``).
+
+    A collision at trajectory index ``i`` is dropped when one of its two objects is present at
+    every index ``i - frames .. i + frames`` (indices below 0 read from 0) with a ground-plane
+    speed below ``UNSTRUCK_SPEED`` at each: every object weighs the same, so a struck resting
+    object is set moving (by about three quarters of the striker's speed along the line of
+    centres) and a moving one changes course; an object that rests throughout was not touched.
+    A collision with fewer than ``frames`` frames after it in the trajectory is kept (what
+    follows it is not seen), as is one whose frame is not in the trajectory.
+
+    Args:
+        trajectory: Frames in order, consecutive, with the perceived velocities (zero at rest).
+        collisions: The collisions found (:func:`touch_collisions`, :func:`second_partners`).
+        frames: The window's half-width W (> 0).
+
+    Returns:
+        The collisions kept, in their order.
+
+    Raises:
+        ConfigError: ``frames`` below 1.
+    """
+    if frames < 1:
+        raise ConfigError(f"drop_unstruck needs a window of at least 1 frame, got {frames}")
+    index = {fr.frame_id: k for k, fr in enumerate(trajectory)}
+    speeds = [{o.object_id: float(np.hypot(o.velocity[0], o.velocity[1])) for o in fr.objects} for fr in trajectory]
+
+    def rests(oid: int, i: int) -> bool:
+        window = speeds[max(i - frames, 0) : i + frames + 1]
+        return all(oid in s and s[oid] < UNSTRUCK_SPEED for s in window)
+
+    kept = []
+    for c in collisions:
+        i = index.get(c.frame_id)
+        if i is None or i + frames >= len(trajectory) or not any(rests(o, i) for o in c.object_ids):
+            kept.append(c)
+    return tuple(kept)
+
+
+def drop_closing_at_end(trajectory: Sequence[FrameStates], collisions: Sequence[Collision],
+                        frames: int) -> tuple[Collision, ...]:
+    """``collisions`` less the touches at the video's end that no bounce follows (``closing_end_frames``).
+
+    A collision at one of the last ``frames`` indices of ``trajectory`` is dropped when both its
+    objects are present from the index before it to the last one and their ground-plane centre
+    distance shrinks at every step over those indices: the pair has not parted (nor stopped
+    closing in) after the touch, so the touch the perceiver read, a frame or two early as it
+    reads every touch, has not happened by the video's last frame.  Earlier collisions, and
+    those whose pair is missing at any of those indices, are kept.
+
+    Args:
+        trajectory: Frames in order, consecutive.
+        collisions: The collisions found.
+        frames: How many of the last frames (W > 0) the rule looks at.
+
+    Returns:
+        The collisions kept, in their order.
+
+    Raises:
+        ConfigError: ``frames`` below 1.
+    """
+    if frames < 1:
+        raise ConfigError(f"drop_closing_at_end needs at least 1 frame, got {frames}")
+    index = {fr.frame_id: k for k, fr in enumerate(trajectory)}
+    last = len(trajectory) - 1
+    centres = [{o.object_id: np.asarray(o.location[:2], float) for o in fr.objects} for fr in trajectory]
+
+    def closing(a: int, b: int, i: int) -> bool:
+        if i < 1 or any(a not in centres[k] or b not in centres[k] for k in range(i - 1, last + 1)):
+            return False
+        gaps = [float(np.linalg.norm(centres[k][a] - centres[k][b])) for k in range(i - 1, last + 1)]
+        return all(later < earlier for earlier, later in zip(gaps[:-1], gaps[1:], strict=True))
+
+    kept = []
+    for c in collisions:
+        i = index.get(c.frame_id)
+        if i is None or i <= last - frames or not closing(*c.object_ids, i):
+            kept.append(c)
+    return tuple(kept)
 
 
 def _settled(trajectory: Sequence[FrameStates], index: int, a: int, b: int, frames: int) -> int:

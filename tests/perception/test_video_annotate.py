@@ -11,8 +11,11 @@ import torch
 from perception.video.annotate import (
     VideoPerceptionConfig,
     at_rest,
+    drop_closing_at_end,
+    drop_unstruck,
     perception_config,
     second_partners,
+    slow_drift,
     steady_areas,
     touch_collisions,
     tracks_to_annotation,
@@ -566,3 +569,106 @@ def test_collision_release_holds_no_pair_in_contact_before_it_touches_again():
     path = {f: (0.7 if 3 <= f <= 6 or f >= 17 else (0.75 if f in (15, 16) else 1.2), 0.0) for f in range(30)}
     found = touch_collisions(_frames({0: still, 1: path}, 30), {0: "sphere", 1: "sphere"}, 0.72, 0.03, 5, release=0.05)
     assert [c.frame_id for c in found] == [3, 16]
+
+
+def _moving_frames(paths: dict[int, dict[int, tuple[float, float]]], n: int) -> tuple[FrameStates, ...]:
+    """Like ``_frames``, with each object's velocity the frame-to-frame change of its centre (units per frame)."""
+    zero = (0.0, 0.0, 0.0)
+
+    def vel(p: dict[int, tuple[float, float]], f: int) -> tuple[float, float, float]:
+        g = f - 1 if f - 1 in p else f
+        h = f + 1 if f + 1 in p else f
+        return ((p[h][0] - p[g][0]) / max(h - g, 1), (p[h][1] - p[g][1]) / max(h - g, 1), 0.0)
+
+    return tuple(FrameStates(f, tuple(ObjectState(k, (*p[f], 0.35), zero, vel(p, f), zero, True)
+                                      for k, p in paths.items() if f in p)) for f in range(n))
+
+
+def test_drop_closing_at_end_drops_a_last_frames_touch_no_bounce_follows():
+    still = {f: (0.0, 0.0) for f in range(20)}
+    # closes in at 0.1 a frame, under the 0.72 contact distance at frame 18, still closing at 19 (the last)
+    closing = {f: (2.5 - 0.1 * f, 0.0) for f in range(20)}
+    states = _frames({0: still, 1: closing}, 20)
+    found = touch_collisions(states, {0: "sphere", 1: "sphere"}, 0.72, 0.03, 5)
+    assert [c.frame_id for c in found] == [18]
+    assert drop_closing_at_end(states, found, 2) == () and drop_closing_at_end(states, found, 1) == found
+    # the same touch, then the pair parts at the last frame: the bounce is seen, kept
+    bounced = {**closing, 19: (0.85, 0.0)}
+    seen = _frames({0: still, 1: bounced}, 20)
+    kept = touch_collisions(seen, {0: "sphere", 1: "sphere"}, 0.72, 0.03, 5)
+    assert [c.frame_id for c in kept] == [18] and drop_closing_at_end(seen, kept, 2) == kept
+    # a touch before the last W frames is never looked at, however the pair moves afterwards
+    early = states
+    at17 = (Collision((0, 1), 17, (0.4, 0.0, 0.35)),)
+    assert drop_closing_at_end(early, at17, 2) == at17 and drop_closing_at_end(early, at17, 3) == ()
+    # a pair with an object missing at one of the frames is kept
+    gone = _frames({0: {f: (0.0, 0.0) for f in range(19)}, 1: closing}, 20)
+    at18 = (Collision((0, 1), 18, (0.4, 0.0, 0.35)),)
+    assert drop_closing_at_end(gone, at18, 2) == at18
+    with pytest.raises(ConfigError, match="at least 1"):
+        drop_closing_at_end(states, found, 0)
+
+
+def test_closing_end_frames_is_a_setting_that_tracks_to_annotation_applies():
+    assert VideoPerceptionConfig().closing_end_frames == 0
+    assert perception_config(["closing_end_frames=2"]).closing_end_frames == 2
+    with pytest.raises(ConfigError, match="closing_end_frames"):
+        perception_config(["closing_end_frames=-1"])
+    # two spheres sliding at each other, meeting at the last of 20 frames
+    a = _track(("red", "rubber", "sphere"), {f: (-0.35 - 0.06 * (19 - f), 0.0) for f in range(20)}, 0.35)
+    b = _track(("blue", "rubber", "sphere"), {f: (0.35 + 0.06 * (19 - f), 0.0) for f in range(20)}, 0.35)
+    cfg = VideoPerceptionConfig(rest_window=0, second_partner=0.0)
+    plain = tracks_to_annotation([a, b], list(range(20)), HW, HEIGHTS, cfg)
+    assert [c.frame_id for c in plain.collision] == [19]
+    cut = tracks_to_annotation([a, b], list(range(20)), HW, HEIGHTS, dataclasses.replace(cfg, closing_end_frames=2))
+    assert cut.collision == () and cut.motion_trajectory == plain.motion_trajectory
+
+
+def test_drop_unstruck_drops_a_touch_that_leaves_a_resting_object_resting():
+    still = {f: (0.0, 0.0) for f in range(30)}
+    # a passer grazes the resting sphere at frame 10 (0.7 apart) and slides on; the sphere never moves
+    passer = {f: (-1.5 + 0.15 * f, 0.7) for f in range(30)}
+    states = _moving_frames({0: still, 1: passer}, 30)
+    graze = (Collision((0, 1), 10, (0.0, 0.35, 0.35)),)
+    assert drop_unstruck(states, graze, 3) == ()
+    # struck: the resting sphere moves off at frame 11
+    struck = {f: (0.0 if f <= 10 else 0.1 * (f - 10), 0.0) for f in range(30)}
+    hit = _moving_frames({0: struck, 1: passer}, 30)
+    assert drop_unstruck(hit, graze, 3) == graze
+    # too near the end to see what follows: kept
+    late = (Collision((0, 1), 27, (0.0, 0.35, 0.35)),)
+    assert drop_unstruck(states, late, 3) == late
+    assert VideoPerceptionConfig().unstruck_frames == 0 and perception_config(["unstruck_frames=3"]).unstruck_frames == 3
+    with pytest.raises(ConfigError, match="unstruck_frames"):
+        VideoPerceptionConfig(unstruck_frames=-1)
+    with pytest.raises(ConfigError, match="at least 1"):
+        drop_unstruck(states, graze, 0)
+
+
+def test_drift_window_reads_a_sphere_creeping_to_a_stop_as_moving_and_a_jittering_one_as_resting():
+    rng = np.random.default_rng(0)
+    n = 60
+    jitter = rng.normal(0.0, 0.008, (n, 2))
+    # 0.003 units a frame (0.075 units/s at 25 fps): within the rest test's 0.04 over its 13 frames
+    creep = _track(("red", "rubber", "sphere"), {f: (-1.0 + 0.003 * f + jitter[f, 0], 0.5 + jitter[f, 1]) for f in range(n)}, 0.35)
+    still = _track(("blue", "rubber", "sphere"), {f: (1.5 + jitter[f, 1], -1.0 + jitter[f, 0]) for f in range(n)}, 0.35)
+    plain = tracks_to_annotation([creep, still], list(range(n)), HW, HEIGHTS)
+    drift = tracks_to_annotation([creep, still], list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(drift_window=15))
+
+    def speeds(ann, oid):
+        return np.array([np.hypot(*fr.by_id()[oid].velocity[:2]) for fr in ann.motion_trajectory])
+
+    assert (speeds(plain, 0) == 0.0).mean() > 0.5  # the rest test alone: resting most of the time
+    assert (speeds(drift, 0) > 0.05).all() and np.allclose(speeds(drift, 0), 0.075, atol=0.02)
+    assert (speeds(drift, 1) == speeds(plain, 1)).all() and (speeds(drift, 1) == 0.0).all()
+    assert drift.motion_trajectory[10].by_id()[0].location == plain.motion_trajectory[10].by_id()[0].location
+    # the function alone: frames not resting, and windows too short, give NaN
+    xy = np.c_[0.003 * np.arange(n), np.zeros(n)]
+    out = slow_drift(xy, np.r_[np.zeros(5, bool), np.ones(n - 5, bool)], 15, 0.06 / 25, 0.02)
+    assert np.isnan(out[:5]).all() and np.allclose(out[5:, 0], 0.003) and np.allclose(out[5:, 1], 0.0)
+    assert np.isnan(slow_drift(xy[:10], np.ones(10, bool), 15, 0.06 / 25, 0.02)).all()
+    assert VideoPerceptionConfig().drift_window == 0 and perception_config(["drift_window=15"]).drift_window == 15
+    with pytest.raises(ConfigError, match="drift"):
+        VideoPerceptionConfig(drift_window=-1)
+    with pytest.raises(ConfigError, match="drift"):
+        VideoPerceptionConfig(drift_speed=0.0)
