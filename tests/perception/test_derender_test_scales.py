@@ -105,3 +105,26 @@ def test_test_scales_travel_with_the_checkpoint(tmp_path):
     assert loaded.attribute_net.config.test_scales == (0.92, 1.08)
     assert load_derenderer(tmp_path / "plain.pt").attribute_net.config.test_scales == ()
     assert isinstance(loaded, Derenderer)
+
+
+def test_derenderer_test_scales_replace_the_checkpoints_and_derender_blender_tta_turns_them_on(tmp_path):
+    from perception.derender.derenderer import BlenderDerenderer, BlenderDerendererTTA
+    from perception.registry import load_perceiver
+
+    pnet = ProposalNet(ProposalConfig(input_size=(32, 48), width=8)).eval()
+    projection = torch_load(DEFAULT_CHECKPOINT)["camera"]["projection"].numpy()
+    save_derenderer(tmp_path / "plain.pt", pnet, _net(), projection, (40, 60))
+    # the class setting replaces the checkpoint's (plain) scales; the keyword replaces the class's
+    assert BlenderDerendererTTA.from_checkpoint(tmp_path / "plain.pt").attribute_net.config.test_scales == (0.92, 1.08)
+    assert BlenderDerenderer.from_checkpoint(tmp_path / "plain.pt").attribute_net.config.test_scales == ()
+    d = Derenderer(pnet, _net((0.9, 1.1)), projection, (40, 60), test_scales=(0.95,))
+    assert d.attribute_net.config.test_scales == (0.95,)
+    assert Derenderer(pnet, _net((0.9, 1.1)), projection, (40, 60)).attribute_net.config.test_scales == (0.9, 1.1)
+    with pytest.raises(ConfigError, match="test_scales"):
+        Derenderer(pnet, _net(), projection, (40, 60), test_scales=(3.0,))
+    # the registered perceiver: the shipped Blender weights and overlap rule, read with three crops
+    tta, shipped = load_perceiver("derender-blender-tta"), load_perceiver("derender-blender")
+    assert type(tta) is BlenderDerendererTTA and tta.min_gap == shipped.min_gap == 0.0
+    assert tta.attribute_net.config.test_scales == (0.92, 1.08) and shipped.attribute_net.config.test_scales == ()
+    for a, b in zip(tta.attribute_net.state_dict().values(), shipped.attribute_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
