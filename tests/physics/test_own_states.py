@@ -165,3 +165,15 @@ def test_a_run_with_own_rollouts_logs_the_term_and_is_deterministic(tmp_path):
     _, plain = _train(tmp_path / "c", own=0)
     assert "own_penalty" not in plain[0]
     assert plain[0]["train_loss"] < rows[0]["train_loss"]  # the same batches without the own term
+
+
+def test_the_stored_command_spells_the_options_only_when_on():
+    import argparse
+    from pathlib import Path
+
+    from benchmarks.commands.train_dynamics import _command_line
+
+    args = argparse.Namespace(world="fluidfall", model="dpinet", data=["d"], set=None)
+    on = _command_line(args, TrainConfig(wall_penalty=3.0, own_rollouts=10, own_samples=2), Path("o"))
+    assert "--wall-penalty 3.0 --own-rollouts 10 --own-samples 2" in on
+    assert "--own-" not in _command_line(args, TrainConfig(), Path("o"))
