@@ -55,6 +55,7 @@ def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     skip += () if cfg.select_rollouts and cfg.select_max_outside < 1.0 else ("select_max_outside",)
     skip += () if cfg.rebuild_edges else ("rebuild_edges",)
     skip += () if cfg.wall_penalty else ("wall_penalty",)
+    skip += () if cfg.own_rollouts else ("own_rollouts", "own_samples")
     parts += config_flags(cfg, skip=skip)
     for item in args.set or []:
         parts += ["--set", item]

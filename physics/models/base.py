@@ -208,7 +208,7 @@ class DynamicsModel(nn.Module, abc.ABC):
         return nxt
 
     def loss(self, g: Data, generator: torch.Generator | None = None, rebuild_edges: bool = False,
-             wall_penalty: float = 0.0) -> Tensor:
+             wall_penalty: float = 0.0, errors: bool = True) -> Tensor:
         """Rollout loss: MSE of predicted positions in units of the one-step target's std
         (leaves; observed leaves in the partially observable mode), with GNS input noise
         on the first history in training.
@@ -233,9 +233,16 @@ class DynamicsModel(nn.Module, abc.ABC):
         The container is the first state's: exact for static walls (fluidfall,
         boxbath), a step's motion off for a moving one (fluidshake).
 
+        ``errors=False`` leaves the error terms out: the loss is the penalty alone, for
+        states with no ground truth to compare with (the model's own rollouts,
+        :mod:`physics.models.own_states`); the unroll is the same.
+
         Raises:
-            ConfigError: ``wall_penalty`` > 0 on a graph without ``box_bounds``.
+            ConfigError: ``wall_penalty`` > 0 on a graph without ``box_bounds``, or
+                ``errors=False`` without a penalty (nothing to train).
         """
+        if not errors and not wall_penalty > 0:
+            raise ConfigError("loss(errors=False) is the containment penalty alone: give wall_penalty > 0")
         if wall_penalty > 0 and "box_bounds" not in g:
             raise ConfigError("wall_penalty > 0 needs the container's bounds: give the model graph.wall_box > 0 "
                               "(--set graph.wall_box=...) in a particle world with wall markers")
@@ -247,8 +254,9 @@ class DynamicsModel(nn.Module, abc.ABC):
             mask = mask & g.observed
         if "target_seq" not in g:
             nxt = self.next_positions(g, pos_hist)
-            err = (nxt[mask] - g.target_pos[mask]) / self.acc_norm.std
-            out = (err**2).mean()
+            out = pos_hist.new_zeros(())
+            if errors:
+                out = out + (((nxt[mask] - g.target_pos[mask]) / self.acc_norm.std) ** 2).mean()
             if wall_penalty > 0:
                 out = out + wall_penalty * wall_excess(nxt[mask], g.box_bounds[mask], self.acc_norm.std)
             return out
@@ -256,8 +264,8 @@ class DynamicsModel(nn.Module, abc.ABC):
         total = pos_hist.new_zeros(())
         for k in range(horizon):
             nxt = self.next_positions(g, pos_hist, g.action_seq[:, k])
-            err = (nxt[mask] - g.target_seq[mask, k]) / self.acc_norm.std
-            total = total + (err**2).mean()
+            if errors:
+                total = total + (((nxt[mask] - g.target_seq[mask, k]) / self.acc_norm.std) ** 2).mean()
             if wall_penalty > 0:
                 total = total + wall_penalty * wall_excess(nxt[mask], g.box_bounds[mask], self.acc_norm.std)
             if k + 1 < horizon:

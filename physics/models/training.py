@@ -41,8 +41,14 @@ kept.  ``rebuild_edges`` (with ``rollout_steps`` K > 1) rebuilds the neighbour e
 predicted positions before every unrolled step (:meth:`DynamicsModel.loss`).  ``wall_penalty``
 w > 0 adds w times a containment penalty to the training loss (the squared distance by which
 the predicted particles of every step lie past the container's walls,
-:func:`~physics.models.base.wall_excess`; the validation loss stays the plain error).  Each
-option, left at its default, is not stored.
+:func:`~physics.models.base.wall_excess`; the validation loss stays the plain error).
+``own_rollouts`` N > 0 (with ``wall_penalty``) also puts that penalty where a model's long
+rollouts leak: N times per epoch the model rolls a training trajectory out from its first
+frames, as a test rollout does, and every batch adds the penalty alone (no error term: those
+states have no ground truth) of a K-step unroll from ``own_samples`` of its predicted states
+(:class:`~physics.models.own_states.OwnStates`; ``own_penalty`` in ``loss.jsonl``, and inside
+``train_loss``).  Its draws have their own generator, so the training batches and their noise
+are those of the run without it.  Each option, left at its default, is not stored.
 
 ``resume=True`` continues from ``checkpoint.pt``: the result is bit-identical to an
 uninterrupted run.  Only ``threads`` and ``device`` may differ from the run's
@@ -77,6 +83,7 @@ from physics.io import PathLike
 from physics.models.base import DynamicsModel
 from physics.models.config import config_to_dict
 from physics.models.data import make_samples
+from physics.models.own_states import OwnStates
 from physics.models.resolver import save_model
 from physics.models.rollout import outside_container, rollout_errors
 from physics.training import ExponentialDecay, RunLog, TrainLoop
@@ -128,6 +135,16 @@ class TrainConfig:
                                "(unrolled) steps lies past the container's walls (particle worlds; needs "
                                "--set graph.wall_box > 0; 0: none)"}
     )
+    own_rollouts: int = field(
+        default=0, metadata={"help": "with --wall-penalty: per epoch, N rollouts of training trajectories by the model "
+                             "being trained (no gradient, projected when the model declares wall_projection), spread "
+                             "over the epoch; every batch also adds the penalty alone of a K-step unroll "
+                             "(K = --rollout-steps) from --own-samples states of the latest one, where the model's "
+                             "own long rollouts leak (0: none)"}
+    )
+    own_samples: int = field(
+        default=4, metadata={"help": "with --own-rollouts: states of the model's own rollout drawn per batch"}
+    )
     init: str | None = field(
         default=None, metadata={"help": "start from this model file's weights and normalisers (same model and "
                                 "config; fine-tuning); default: a fresh model"}
@@ -137,11 +154,16 @@ class TrainConfig:
     device: str = field(default="auto", metadata={"help": "auto (cuda when present), cpu, cuda, cuda:N"})
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "max_samples", "threads", "rollout_steps"):
+        for name in ("epochs", "batch_size", "max_samples", "threads", "rollout_steps", "own_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not (self.wall_penalty >= 0 and math.isfinite(self.wall_penalty)):
             raise ConfigError(f"TrainConfig.wall_penalty must be a finite number >= 0, got {self.wall_penalty}")
+        if self.own_rollouts < 0:
+            raise ConfigError(f"TrainConfig.own_rollouts must be >= 0, got {self.own_rollouts}")
+        if self.own_rollouts and not self.wall_penalty > 0:
+            raise ConfigError("TrainConfig.own_rollouts trains the containment penalty on the model's own rollouts: "
+                              "it needs --wall-penalty > 0")
         if self.select_rollouts < 0:
             raise ConfigError(f"TrainConfig.select_rollouts must be >= 0, got {self.select_rollouts}")
         if not 0.0 <= self.select_max_outside <= 1.0:
@@ -177,6 +199,8 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["rebuild_edges"]
     if not flags["wall_penalty"]:
         del flags["wall_penalty"]
+    if not flags["own_rollouts"]:
+        del flags["own_rollouts"], flags["own_samples"]
     return flags
 
 
@@ -268,6 +292,12 @@ def train(
         if short:
             raise ConfigError(f"--select-rollouts: validation trajectories {short} have fewer than {need} steps, "
                               "too few for a rollout")
+    per_epoch = -(-len(train_graphs) // config.batch_size)
+    own = None
+    if config.own_rollouts:
+        if world.size > 1:
+            raise ConfigError("--own-rollouts runs in one process only (its rollouts are not shared between ranks)")
+        own = OwnStates(train_trajs, builder, config.own_rollouts, config.own_samples, k, per_epoch, config.seed)
     meta = {**(meta or {}), "world_size": world.size}
     if select:
         meta["selected_by"] = f"full-rollout MSE on {len(select_trajs)} validation trajectories"
@@ -335,6 +365,8 @@ def train(
     def batches(epoch: int):
         # shuffling and noise come from a generator seeded by (seed, epoch) alone
         current["gen"] = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+        if own is not None:
+            own.start_epoch(epoch)
         if world.size == 1:
             for batch in DataLoader(train_graphs, batch_size=config.batch_size, shuffle=True, generator=current["gen"]):
                 yield batch.to(device)
@@ -347,9 +379,17 @@ def train(
                 yield Batch.from_data_list([train_graphs[i] for i in rank_share(indices, world)]).to(device)
 
     def step(batch) -> dict[str, Any]:
-        return {"train_loss": model.loss(batch, generator=current["gen"], rebuild_edges=config.rebuild_edges,
-                                         wall_penalty=config.wall_penalty),
-                "weight": batch.num_graphs}
+        loss = model.loss(batch, generator=current["gen"], rebuild_edges=config.rebuild_edges,
+                          wall_penalty=config.wall_penalty)
+        parts: dict[str, Any] = {"weight": batch.num_graphs}
+        if own is not None:
+            drifted = own.next_batch(model, device)
+            penalty = loss.new_zeros(()) if drifted is None else model.loss(
+                drifted, generator=own.generator, rebuild_edges=config.rebuild_edges,
+                wall_penalty=config.wall_penalty, errors=False)
+            loss = loss + penalty
+            parts["own_penalty"] = penalty.detach()
+        return {"train_loss": loss, **parts}
 
     def end_epoch(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
         valid_loss = _evaluate(model, valid_loader, device, config.rebuild_edges) if valid_loader else record["train_loss"]
@@ -374,7 +414,6 @@ def train(
                        f"({loop.seconds:.0f} s)")
         return result
 
-    per_epoch = -(-len(train_graphs) // config.batch_size)
     try:
         history = loop.fit(config.epochs, batches, step, end_round=end_epoch, steps_in=lambda _: per_epoch)
     finally:
