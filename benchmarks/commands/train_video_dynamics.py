@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         words += ["--counterfactuals"]
     if args.contact_weight != 1.0:
         words += ["--contact-weight", str(args.contact_weight), "--contact-after", str(args.contact_after)]
+        if args.contact_lead:
+            words += ["--contact-lead", str(args.contact_lead)]
     words += config_flags(cfg)
     for item in args.set or []:
         words += ["--set", item]
@@ -67,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     summary = train_video_model(args.model, videos, out, cfg, valid_fraction=args.valid_fraction,
                                 overrides=parse_overrides(args.set), resume=args.resume, meta=meta,
                                 progress=not args.quiet, counterfactuals=args.counterfactuals,
-                                contact_weight=args.contact_weight, contact_after=args.contact_after)
+                                contact_weight=args.contact_weight, contact_after=args.contact_after,
+                                contact_lead=args.contact_lead)
     report_run(summary, out, args.export)
     return 0
 
@@ -94,5 +97,9 @@ def register(groups) -> None:
                         help="relative chance of drawing a step around a recorded collision (default: 1, no preference)")
     parser.add_argument("--contact-after", type=int, default=10,
                         help="frames after a collision that count as around it (default: 10)")
+    parser.add_argument("--contact-lead", type=int, default=0,
+                        help="with --rollout-steps K > 1: a sample around a collision starts up to this many frames "
+                        "before it, so the unroll holds the contact and what follows (default: 0, the window may "
+                        "end at the contact)")
     add_config_flags(parser, TrainConfig)
     parser.set_defaults(func=run)

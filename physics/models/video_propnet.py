@@ -536,7 +536,8 @@ def video_trajectories(annotation: VideoAnnotation, truth: VideoTruth, counterfa
     return out
 
 
-def contact_step_weights(traj: Trajectory, weight: float, after: int, horizon: int = 1, before: int = 1) -> np.ndarray:
+def contact_step_weights(traj: Trajectory, weight: float, after: int, horizon: int = 1, before: int = 1,
+                         lead: int = 0) -> np.ndarray:
     """Relative chances ``[T]`` of drawing each step ``t`` as a sample: ``weight`` around contacts, 1 elsewhere.
 
     A sample at ``t`` predicts frames ``t + 1 .. t + horizon``; it is a contact sample when
@@ -544,13 +545,19 @@ def contact_step_weights(traj: Trajectory, weight: float, after: int, horizon: i
     (``meta["collision_frames"]``) to ``after`` frames after it: the impulse and the
     motion it starts, which a struck object's future (and every changed counterfactual
     collision) depends on, and which are a few percent of a video's frames.
+
+    ``lead`` L > 0 (for multi-step rollout samples) replaces ``before``: a contact sample
+    starts from L frames before a recorded collision to ``after`` frames after it
+    (``c - L <= t < c + after``), so a long unroll holds the approach, the contact and
+    the motion it starts rather than ending at the contact.
     """
-    if weight < 0 or after < 0 or before < 0 or horizon < 1:
-        raise ConfigError(f"contact weights need weight, after, before >= 0 and horizon >= 1, got "
-                          f"{weight}, {after}, {before}, {horizon}")
+    if weight < 0 or after < 0 or before < 0 or lead < 0 or horizon < 1:
+        raise ConfigError(f"contact weights need weight, after, before, lead >= 0 and horizon >= 1, got "
+                          f"{weight}, {after}, {before}, {lead}, {horizon}")
     w = np.ones(traj.num_steps)
     for c in traj.meta.get("collision_frames", ()):
-        lo, hi = max(c - before - horizon, 0), min(c + after, traj.num_steps - 1)  # t + horizon >= c - before, t + 1 <= c + after
+        lo = c - lead if lead > 0 else c - before - horizon  # t + horizon >= c - before
+        lo, hi = max(lo, 0), min(c + after, traj.num_steps - 1)  # t + 1 <= c + after
         w[lo : hi] = weight
     return w
 
@@ -1197,6 +1204,7 @@ def train_video_model(
     counterfactuals: bool = False,
     contact_weight: float = 1.0,
     contact_after: int = 10,
+    contact_lead: int = 0,
 ) -> dict:
     """Train simulator ``model_name`` (``propnet``) on videos' object trajectories with the shared loop.
 
@@ -1217,6 +1225,8 @@ def train_video_model(
         contact_weight: Relative chance of drawing a step around a contact (:func:`contact_step_weights`;
             1: every step alike).
         contact_after: Frames after a contact that count as around it.
+        contact_lead: With L > 0 a contact sample starts from L frames before a contact
+            (:func:`contact_step_weights`'s ``lead``; 0: the window ends no earlier than the contact).
 
     Raises:
         DataError: fewer than two videos, or a video unfit for training.
@@ -1236,7 +1246,7 @@ def train_video_model(
     n_valid = min(max(n_valid, 1 if valid_fraction > 0 else 0), len(order) - 1)
     if contact_weight != 1.0:
         trajs = [dataclasses.replace(t, meta={**t.meta, "step_weights": contact_step_weights(
-            t, contact_weight, contact_after, horizon=config.rollout_steps).tolist()}) for t in trajs]
+            t, contact_weight, contact_after, horizon=config.rollout_steps, lead=contact_lead).tolist()}) for t in trajs]
         groups = {}
         for t in trajs:
             groups.setdefault(t.meta.get("video", t.meta.get("name")), []).append(t)
@@ -1246,5 +1256,6 @@ def train_video_model(
     mcfg = preset(WORLD, model_name, dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM, edge_attr_dim=0, **(overrides or {}))
     model = make_model(model_name, mcfg)
     info = {**(meta or {}), "world": WORLD, "train_videos": len(order) - n_valid, "valid_videos": n_valid,
-            "train_trajectories": len(train_trajs), "contact_weight": contact_weight, "contact_after": contact_after}
+            "train_trajectories": len(train_trajs), "contact_weight": contact_weight, "contact_after": contact_after,
+            **({"contact_lead": contact_lead} if contact_lead else {})}
     return train(model, train_trajs, valid_trajs, out_dir, config, resume=resume, meta=info, progress=progress)

@@ -269,6 +269,19 @@ def test_contact_weights_cover_the_samples_whose_targets_reach_a_contact(videos)
         contact_step_weights(traj, -1.0, after=3)
 
 
+def test_contact_lead_starts_long_unrolls_before_the_contact(videos):
+    ann, truth = videos[0]
+    traj = dataclass_replace(video_trajectory(ann, truth), meta={"collision_frames": [16], "name": "v"})
+    assert traj.num_steps > 20
+    # 12-step samples starting 6 frames before the contact to 1 after: each holds the contact and 5+ frames past it
+    w = contact_step_weights(traj, 4.0, after=2, horizon=12, lead=6)
+    assert np.flatnonzero(w == 4.0).tolist() == list(range(10, 18))
+    # without lead the window reaches back a whole horizon (t + 12 >= 15), so some samples end at the contact
+    assert np.flatnonzero(contact_step_weights(traj, 4.0, after=2, horizon=12) == 4.0).tolist() == list(range(3, 18))
+    with pytest.raises(ConfigError, match="lead"):
+        contact_step_weights(traj, 4.0, after=2, horizon=12, lead=-1)
+
+
 def test_samples_are_drawn_with_the_step_weights():
     from physics.graph.builder import GraphBuilder
     from physics.models.data import make_samples
