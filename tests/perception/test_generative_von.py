@@ -510,3 +510,22 @@ def test_shape_class_loss_is_added_and_trains_the_class_head(objects, decoder):
             return torch.nn.functional.cross_entropy(
                 net.shape_class_head(net.encode(objects.images, objects.azimuth)[0]), objects.shape)
         assert class_ce(model) < class_ce(fresh)
+
+
+def test_shape_network_options_leave_the_texture_side_as_the_entrys(objects):
+    """voxel_channels / class_voxels re-draw the decoder only: the texture side starts and trains as the entry's."""
+    common = {"shape_dim": 8, "texture_dim": 4, "width": 16}
+    entry, _ = train_von(VonConfig(**common), objects, steps=6, batch=6, lr=2e-3, seed=0)
+    wide, _ = train_von(VonConfig(**common, voxel_channels=(16, 12, 8), shape_class_weight=0.5, class_voxels=True),
+                        objects, steps=6, batch=6, lr=2e-3, seed=0)
+    mine = dict(wide.named_parameters())
+    for name, p in entry.named_parameters():
+        if name.startswith(("texture_trunk", "texture_head", "texture_net", "shape_trunk", "shape_head")):
+            assert torch.equal(p, mine[name]) == name.startswith("texture"), name
+    torch.manual_seed(5)
+    a = VisualObjectNetwork(VonConfig(**common))
+    after_default = torch.rand(3)
+    torch.manual_seed(5)
+    b = VisualObjectNetwork(VonConfig(**common, voxel_channels=(16, 12, 8)))
+    assert torch.equal(torch.rand(3), after_default)
+    assert torch.equal(a.texture_net.out.weight, b.texture_net.out.weight)
