@@ -871,6 +871,8 @@ def bench_von(quick: bool, seed: int) -> BenchOutcome:
         "image": f"{IMAGE}x{IMAGE}", "voxels": f"{entry.voxels}^3", "ray_samples": entry.ray_samples,
         "refine_steps": entry.refine_steps, "refine_lr": entry.refine_lr,
         "refine_depth_weight": entry.refine_depth_weight,
+        "voxel_channels": list(entry.voxel_channels), "shape_class_weight": entry.shape_class_weight,
+        "class_voxels": entry.class_voxels,
         "depth_interval_units": FAR - NEAR,
         "depth_range_of_test_objects": depth_range,
         "attribute_net_steps": judge_steps, "attribute_net_members": judge_members,
@@ -881,7 +883,9 @@ def bench_von(quick: bool, seed: int) -> BenchOutcome:
                                       "accuracy_on_real_test_renders": _attribute_accuracy(reference, test)}
     results = {}
     for decoder in DECODERS:
-        model, losses = train_von(replace(entry, decoder=decoder), train, bench.steps, bench.batch, bench.lr, seed)
+        # the ablation keeps every loss (the shape-class term on the code too) but has no voxels to draw per class
+        config = replace(entry, decoder=decoder, class_voxels=entry.class_voxels and decoder == "voxel")
+        model, losses = train_von(config, train, bench.steps, bench.batch, bench.lr, seed)
         z_shape, z_texture = _encode(model, test.images, test.azimuth)
         encoder_codes = (z_shape, z_texture)
         if entry.refine_steps > 0:  # the same refinement for both decoders: part of inference, not of the 3-D idea
@@ -900,6 +904,8 @@ def bench_von(quick: bool, seed: int) -> BenchOutcome:
             "swaps": swap_recognition(attributes, model, test, seed, codes=(z_shape, z_texture)),
             "shape_read": _shape_reads(attributes, model, test, rec, (z_shape, z_texture)),
             "params": count_parameters(model),
+            **({"shape_class_head_accuracy": float((model.shape_class_head(z_shape).argmax(1) == test.shape)
+                                                   .float().mean())} if entry.shape_class_weight > 0 else {}),
             "loss_first_last": [losses[0], losses[-1]],
         }
         if reference is not None:

@@ -529,3 +529,14 @@ def test_shape_network_options_leave_the_texture_side_as_the_entrys(objects):
     b = VisualObjectNetwork(VonConfig(**common, voxel_channels=(16, 12, 8)))
     assert torch.equal(torch.rand(3), after_default)
     assert torch.equal(a.texture_net.out.weight, b.texture_net.out.weight)
+
+
+def test_quick_bench_with_class_voxels_gives_the_ablation_the_class_loss_without_class_grids(monkeypatch):
+    import perception.generative.von as von
+    monkeypatch.setattr(von, "BENCH_CONFIG", VonConfig(voxel_channels=(16, 12, 8), shape_class_weight=0.2,
+                                                       class_voxels=True))
+    result = run_bench("von", quick=True, seed=0)
+    figures = result["figures"]
+    assert figures["voxel_channels"] == [16, 12, 8] and figures["class_voxels"] is True
+    assert set(figures["models"]) == {"voxel", "2d"}
+    assert all(0 <= m["shape_class_head_accuracy"] <= 1 for m in figures["models"].values())
