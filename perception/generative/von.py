@@ -830,9 +830,11 @@ REFERENCE_ATTRIBUTE_STEPS = {False: 600, True: 4}
 # renders). Its member 0 is the reference judge when the steps are the reference's, so that one is not retrained.
 # Session 17: 3 members met the dev gate (real shapes >= 98.3% at seeds 0, 1, 61937) but, with 100 refinement steps,
 # not the held-out checks (seed 94478: shape swaps 88.0%, depth 5.01% of the range), so 1 stays the default.
-JUDGE_MEMBERS = {False: 1, True: 1}
+# Session 18: 3 members with the shape network below (BENCH_CONFIG), candidate defaults for the held-out run.
+JUDGE_MEMBERS = {False: 3, True: 1}
 # The entry's configuration (the ablation is the same with decoder="2d"); its grid sets the data's voxel truth.
-BENCH_CONFIG = VonConfig()
+# Session 18 candidate: the wider decoder with one grid per shape class mixed by the code's class head.
+BENCH_CONFIG = VonConfig(voxel_channels=(64, 32, 16), shape_class_weight=0.2, class_voxels=True)
 
 
 @register_perception_bench(
