@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -433,3 +434,109 @@ def test_quick_bench_with_an_ensemble_judge_reports_its_member_0_as_the_referenc
     for name, model in figures["models"].items():
         assert model["swaps_reference_judge"] == plain["models"][name]["swaps"]
         assert model["shape_read_reference_judge"] == plain["models"][name]["shape_read"]
+
+
+def test_default_voxel_decoder_is_the_one_of_earlier_sessions():
+    """voxel_channels=(32, 16, 8) and no class head: the modules, names and sizes of sessions 1-17."""
+    model = VisualObjectNetwork(VonConfig())
+    convs = [m for m in model.voxel_decoder.net if isinstance(m, torch.nn.ConvTranspose3d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(32, 16), (16, 8), (8, 1)]
+    assert model.voxel_decoder.fc.out_features == 32 * 4 ** 3
+    assert not hasattr(model, "shape_class_head")
+    assert not any("shape_class" in name for name in model.state_dict())
+
+
+def test_wider_voxel_decoder_follows_its_channels(objects):
+    model = VisualObjectNetwork(VonConfig(shape_dim=8, texture_dim=4, width=16, voxel_channels=(16, 12, 8)))
+    convs = [m for m in model.voxel_decoder.net if isinstance(m, torch.nn.ConvTranspose3d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(16, 12), (12, 8), (8, 1)]
+    out = model.generate(torch.zeros(2, 8), torch.zeros(2, 4), objects.azimuth[:2])
+    assert out["voxels"].shape == (2, VOXELS, VOXELS, VOXELS)
+    for bad in ((32, 16), (32, 16, 6), (32, 16, 0), [32, 16, 8], (32, 16, True)):
+        with pytest.raises(ConfigError, match="voxel_channels"):
+            VonConfig(voxel_channels=bad)
+
+
+def test_class_voxels_mix_one_grid_per_class_by_the_class_head():
+    """With class_voxels the decoder's logits are the class head's softmax mixing one grid per shape class."""
+    from perception.generative.von import VoxelDecoder
+    config = VonConfig(shape_dim=8, texture_dim=4, width=16, shape_class_weight=0.5, class_voxels=True)
+    model = VisualObjectNetwork(config)
+    assert model.voxel_decoder.net[-1].out_channels == 3 and model.shape_class_head.out_features == 3
+    torch.manual_seed(1)
+    z = torch.randn(4, 8)
+    decoder = model.voxel_decoder
+    grids = decoder.net(decoder.fc(z).view(-1, 32, 4, 4, 4))  # [4, 3, V, V, V]
+    one_hot = torch.eye(3)[torch.tensor([0, 2, 1, 2])]
+    assert torch.allclose(decoder(z, one_hot), grids[torch.arange(4), torch.tensor([0, 2, 1, 2])], atol=1e-6)
+    mix = torch.softmax(model.shape_class_head(z), 1)
+    expected = torch.sigmoid((grids * mix.view(4, 3, 1, 1, 1)).sum(1))
+    assert torch.allclose(model.generate(z, torch.zeros(4, 4), torch.zeros(4))["voxels"], expected, atol=1e-6)
+    with pytest.raises(StateError, match="mix"):
+        decoder(z)
+    with pytest.raises(ConfigError, match="classes"):
+        VoxelDecoder(8, classes=0)
+    with pytest.raises(ConfigError, match="class_voxels"):
+        VonConfig(class_voxels=True)
+    with pytest.raises(ConfigError, match="class_voxels"):
+        VonConfig(decoder="2d", shape_class_weight=0.5, class_voxels=True)
+    for bad in (-0.1, float("nan"), True):
+        with pytest.raises(ConfigError, match="shape_class_weight"):
+            VonConfig(shape_class_weight=bad)
+
+
+@pytest.mark.parametrize("decoder", ["voxel", "2d"])
+def test_shape_class_loss_is_added_and_trains_the_class_head(objects, decoder):
+    """shape_class_weight adds weight x the class head's cross-entropy; training lowers it, deterministically."""
+    base = VonConfig(shape_dim=8, texture_dim=4, width=16, decoder=decoder)
+    with_head = replace(base, shape_class_weight=2.0)
+    plain, headed = VisualObjectNetwork(base), VisualObjectNetwork(with_head)
+    headed.load_state_dict(plain.state_dict(), strict=False)
+    idx = torch.arange(len(objects))
+    torch.manual_seed(0)
+    a = plain.loss(objects, idx)
+    torch.manual_seed(0)
+    b = headed.loss(objects, idx)
+    z_shape, _ = headed.encode(objects.images, objects.azimuth)
+    ce = torch.nn.functional.cross_entropy(headed.shape_class_head(z_shape), objects.shape)
+    assert torch.allclose(b, a + 2.0 * ce, atol=1e-5)
+    config = replace(with_head, class_voxels=decoder == "voxel")
+    model, losses = train_von(config, objects, steps=30, batch=6, lr=3e-3, seed=0)
+    _, again = train_von(config, objects, steps=30, batch=6, lr=3e-3, seed=0)
+    assert losses == again
+    fresh = VisualObjectNetwork(config)
+    with torch.no_grad():
+        def class_ce(net):
+            return torch.nn.functional.cross_entropy(
+                net.shape_class_head(net.encode(objects.images, objects.azimuth)[0]), objects.shape)
+        assert class_ce(model) < class_ce(fresh)
+
+
+def test_shape_network_options_leave_the_texture_side_as_the_entrys(objects):
+    """voxel_channels / class_voxels re-draw the decoder only: the texture side starts and trains as the entry's."""
+    common = {"shape_dim": 8, "texture_dim": 4, "width": 16}
+    entry, _ = train_von(VonConfig(**common), objects, steps=6, batch=6, lr=2e-3, seed=0)
+    wide, _ = train_von(VonConfig(**common, voxel_channels=(16, 12, 8), shape_class_weight=0.5, class_voxels=True),
+                        objects, steps=6, batch=6, lr=2e-3, seed=0)
+    mine = dict(wide.named_parameters())
+    for name, p in entry.named_parameters():
+        if name.startswith(("texture_trunk", "texture_head", "texture_net", "shape_trunk", "shape_head")):
+            assert torch.equal(p, mine[name]) == name.startswith("texture"), name
+    torch.manual_seed(5)
+    a = VisualObjectNetwork(VonConfig(**common))
+    after_default = torch.rand(3)
+    torch.manual_seed(5)
+    b = VisualObjectNetwork(VonConfig(**common, voxel_channels=(16, 12, 8)))
+    assert torch.equal(torch.rand(3), after_default)
+    assert torch.equal(a.texture_net.out.weight, b.texture_net.out.weight)
+
+
+def test_quick_bench_with_class_voxels_gives_the_ablation_the_class_loss_without_class_grids(monkeypatch):
+    import perception.generative.von as von
+    monkeypatch.setattr(von, "BENCH_CONFIG", VonConfig(voxel_channels=(16, 12, 8), shape_class_weight=0.2,
+                                                       class_voxels=True))
+    result = run_bench("von", quick=True, seed=0)
+    figures = result["figures"]
+    assert figures["voxel_channels"] == [16, 12, 8] and figures["class_voxels"] is True
+    assert set(figures["models"]) == {"voxel", "2d"}
+    assert all(0 <= m["shape_class_head_accuracy"] <= 1 for m in figures["models"].values())
