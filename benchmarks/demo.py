@@ -407,9 +407,17 @@ def _dynamics(ctx: DemoContext) -> dict[str, Any]:
 def _control(ctx: DemoContext) -> dict[str, Any]:
     import dataclasses
 
+    import torch
+
     from benchmarks.commands.control import episode_gif
     from benchmarks.dynamics_eval import find_checkpoint
-    from physics.control import TASKS, make_planner, make_planning_model, run_episode
+    from physics.control import (
+        PLANNING_THREADS,
+        TASKS,
+        make_planner,
+        make_planning_model,
+        run_episode,
+    )
 
     task = TASKS.get("boxpush")
     try:
@@ -420,6 +428,8 @@ def _control(ctx: DemoContext) -> dict[str, Any]:
     if ctx.config.control_steps is not None:  # shorter (or longer) than the task's own episodes
         env_config = dataclasses.replace(env_config, max_steps=ctx.config.control_steps)
     env = task.env_cls(env_config)
+    threads_before = torch.get_num_threads()  # planning threads (see PLANNING_THREADS) unless --threads is given
+    torch.set_num_threads(ctx.config.threads or PLANNING_THREADS)
     try:
         model = make_planning_model("propnet", env.world_name)
         ctx.say(f"pushing a box to a goal with CEM through PropNet, at most {env_config.max_steps} control steps")
@@ -427,6 +437,7 @@ def _control(ctx: DemoContext) -> dict[str, Any]:
         r = run_episode(env, model, make_planner("cem"), ctx.config.seed, record=True)
         seconds = round(time.perf_counter() - t0, 2)
     finally:
+        torch.set_num_threads(threads_before)
         env.close()
     gif = ctx.out / "control_episode.gif"
     episode_gif(r, gif)

@@ -192,7 +192,7 @@ def _summary(result: dict, out: Path) -> None:
 
 
 def register(groups) -> None:
-    from physics.control import PLANNERS, TASKS
+    from physics.control import PLANNERS, PLANNING_THREADS, TASKS
     from physics.control.envs import APPROACH_PATHS
     from physics.control.planners import PlannerConfig
 
@@ -225,7 +225,8 @@ def register(groups) -> None:
                         help="write each episode's true world steps as a dynamics data split under DIR (DAgger data)")
     parser.add_argument("--record-split", default="train", choices=("train", "valid", "test"),
                         help="split of --record (default: train)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=PLANNING_THREADS,
+                        help=f"torch CPU threads (default {PLANNING_THREADS}: small graphs gain nothing from more)")
     parser.add_argument("--resume", action="store_true", help="continue the episodes already in --out")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF of the first episode")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

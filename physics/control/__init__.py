@@ -50,6 +50,7 @@ from physics.control.model import (
 )
 from physics.control.planners import (
     PLANNERS,
+    PLANNING_THREADS,
     CEMPlanner,
     GradientPlanner,
     HybridPlanner,
@@ -65,6 +66,7 @@ from physics.control.ricegrip import RiceGripEnv, RiceGripTaskConfig
 from physics.registry import Registry
 
 __all__ = [
+    "PLANNING_THREADS",
     "ControlConfig",
     "BoxPushTaskConfig",
     "BoxPushCornersTaskConfig",

@@ -82,3 +82,31 @@ def test_demo_sections_run_in_order():
     assert names[:8] == ["world", "questions", "nsvqa", "video", "video-qa", "sound", "dynamics", "control"]
     with pytest.raises(Exception, match="control_steps"):
         DemoConfig(control_steps=0)
+
+
+@pytest.mark.parametrize("threads", [None, 2])
+def test_control_episode_plans_on_the_planning_threads_and_restores_the_callers(tmp_path, monkeypatch, threads):
+    import torch
+
+    import physics.control
+    from physics.control import PLANNING_THREADS
+
+    seen = []
+    real = physics.control.run_episode
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(physics.control, "run_episode", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        summary = run_demo(DemoConfig(out=str(tmp_path / "d"), questions=1, skip="nsvqa,video,sound,dynamics",
+                                      trace=False, control_steps=1, threads=threads), say=lambda _: None)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert "skipped" not in summary["control"] and summary["control"]["steps"] == 1
+    assert seen == [threads or PLANNING_THREADS]
+    assert after == (threads or 3)  # the caller's threads come back (an explicit --threads stays for the run)
