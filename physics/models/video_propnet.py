@@ -1230,8 +1230,12 @@ def train_video_model(
 
     Raises:
         DataError: fewer than two videos, or a video unfit for training.
+        ConfigError: ``contact_lead`` below 0, or above 0 with ``contact_weight`` 1 (no contact samples to lead).
     """
     config = config or TrainConfig()
+    if contact_lead < 0 or (contact_lead and contact_weight == 1.0):
+        raise ConfigError(f"contact_lead must be >= 0 and needs contact_weight != 1 (--contact-weight): got lead "
+                          f"{contact_lead}, weight {contact_weight}")
     if videos and isinstance(videos[0], Trajectory):
         trajs = list(videos)
     else:

@@ -96,6 +96,10 @@ def test_train_video_dynamics_from_a_trajectory_file_with_counterfactuals_and_co
     assert main(["train", "video-dynamics", "--data", str(pack), "--counterfactuals", "--out", str(tmp_path / "r2"),
                  "--epochs", "1", "--quiet"]) == 2
     assert "--counterfactuals" in capsys.readouterr().err
+    for lead in (["--contact-lead", "3"], ["--contact-lead", "-1", "--contact-weight", "4"]):  # no contact samples / < 0
+        assert main(["train", "video-dynamics", "--data", str(pack), "--out", str(tmp_path / "r3"), "--epochs", "1",
+                     "--quiet", *lead]) == 2
+        assert "contact_lead" in capsys.readouterr().err
 
 
 def test_object_groups_sort_objects_by_their_future(data):
