@@ -156,7 +156,7 @@ class VonConfig:
             weights that only ever draw cubes (needs ``shape_class_weight`` > 0 and the voxel decoder).
             Session 18, ``voxel_channels=(64, 32, 16), shape_class_weight=0.2, class_voxels=True``, the encoder's
             codes, 3-member judge, dev seeds 0 / 1 / 61937: shape swaps 88.0 / 90.0 / 86.7% against the entry's
-            85.3 / 86.7 / 73.7%, texture 99.0 / 98.7 / 97.7%, depth 3.56 / 4.22 / 3.53% of the range
+            85.3 / 86.7 / 73.7%, texture 99.0 / 98.7 / 97.7%, depth 3.56 / 4.22 / 3.53% of the range.
             Held out once, seed 24443 (the full bench with it and a 3-member judge): shape swaps 83.3% (2-D
             ablation 85.3%), texture 95.0%, depth 3.76%; under the rule's 87.0%, so off by default
             (perception results page, VON twelfth round).
