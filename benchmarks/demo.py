@@ -71,12 +71,13 @@ class DemoConfig:
         default=7, metadata={"help": "seed of the video (7: one whose events give all four kinds of question)"}
     )
     skip: str | None = field(default=None, metadata={"help": "comma-separated sections to leave out"})
-    threads: int | None = field(
-        default=None, metadata={"help": "torch CPU threads (default: torch's choice; 1 on cores busy with other jobs)"}
+    threads: int = field(
+        default=1, metadata={"help": "torch CPU threads (default 1: the demo's models are small, and beside other "
+                             "busy jobs torch's own default spins: sections then ran 12-37x slower here)"}
     )
 
     def __post_init__(self) -> None:
-        if self.threads is not None and self.threads < 1:
+        if self.threads < 1:
             raise ConfigError(f"DemoConfig.threads must be >= 1, got {self.threads}")
         if self.control_steps is not None and self.control_steps < 1:
             raise ConfigError(f"DemoConfig.control_steps must be >= 1, got {self.control_steps}")
@@ -407,17 +408,9 @@ def _dynamics(ctx: DemoContext) -> dict[str, Any]:
 def _control(ctx: DemoContext) -> dict[str, Any]:
     import dataclasses
 
-    import torch
-
     from benchmarks.commands.control import episode_gif
     from benchmarks.dynamics_eval import find_checkpoint
-    from physics.control import (
-        PLANNING_THREADS,
-        TASKS,
-        make_planner,
-        make_planning_model,
-        run_episode,
-    )
+    from physics.control import TASKS, make_planner, make_planning_model, run_episode
 
     task = TASKS.get("boxpush")
     try:
@@ -428,8 +421,6 @@ def _control(ctx: DemoContext) -> dict[str, Any]:
     if ctx.config.control_steps is not None:  # shorter (or longer) than the task's own episodes
         env_config = dataclasses.replace(env_config, max_steps=ctx.config.control_steps)
     env = task.env_cls(env_config)
-    threads_before = torch.get_num_threads()  # planning threads (see PLANNING_THREADS) unless --threads is given
-    torch.set_num_threads(ctx.config.threads or PLANNING_THREADS)
     try:
         model = make_planning_model("propnet", env.world_name)
         ctx.say(f"pushing a box to a goal with CEM through PropNet, at most {env_config.max_steps} control steps")
@@ -437,7 +428,6 @@ def _control(ctx: DemoContext) -> dict[str, Any]:
         r = run_episode(env, model, make_planner("cem"), ctx.config.seed, record=True)
         seconds = round(time.perf_counter() - t0, 2)
     finally:
-        torch.set_num_threads(threads_before)
         env.close()
     gif = ctx.out / "control_episode.gif"
     episode_gif(r, gif)
@@ -488,11 +478,21 @@ def _write_page(out: Path, config: DemoConfig, done: list[tuple[DemoSection, Dem
 
 
 def run_demo(config: DemoConfig = DemoConfig(), say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every available section, write ``index.html`` and ``summary.json``; returns the summary."""
-    if config.threads is not None:
-        import torch
+    """Run every available section, write ``index.html`` and ``summary.json``; returns the summary.
 
-        torch.set_num_threads(config.threads)
+    Torch runs on ``config.threads`` threads for the demo, and the caller's thread count comes back after it.
+    """
+    import torch
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _run_sections(config, say)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run_sections(config: DemoConfig, say: Callable[[str], None]) -> dict[str, Any]:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"seed": config.seed}

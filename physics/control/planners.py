@@ -32,7 +32,7 @@ from physics.control.adapt import ADAPT_MODES
 from physics.errors import ConfigError
 from physics.registry import Registry
 
-# Torch CPU threads for planning (`nesy control` and the demo's episode): the candidates roll out on graphs of a
+# Torch CPU threads for planning (`nesy control`'s default; `nesy demo` runs on one thread too): the candidates roll out on graphs of a
 # few objects, too small for intra-op threads to pay, and on cores busy with other jobs torch's default threads
 # spin (the demo's CEM episode: 10 s on an idle 2-core machine either way, 125 s at torch's default against 18 s
 # on one thread beside two busy processes).

@@ -85,16 +85,15 @@ def test_demo_sections_run_in_order():
 
 
 @pytest.mark.parametrize("threads", [None, 2])
-def test_control_episode_plans_on_the_planning_threads_and_restores_the_callers(tmp_path, monkeypatch, threads):
+def test_demo_runs_on_its_threads_one_by_default_and_restores_the_callers(tmp_path, monkeypatch, threads):
     import torch
 
     import physics.control
-    from physics.control import PLANNING_THREADS
 
     seen = []
     real = physics.control.run_episode
 
-    def spy(*args, **kwargs):
+    def spy(*args, **kwargs):  # the control section's episode: how many threads does it plan on?
         seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
@@ -102,11 +101,12 @@ def test_control_episode_plans_on_the_planning_threads_and_restores_the_callers(
     before = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
-        summary = run_demo(DemoConfig(out=str(tmp_path / "d"), questions=1, skip="nsvqa,video,sound,dynamics",
-                                      trace=False, control_steps=1, threads=threads), say=lambda _: None)
+        config = DemoConfig(out=str(tmp_path / "d"), questions=1, skip="nsvqa,video,sound,dynamics", trace=False,
+                            control_steps=1, **({} if threads is None else {"threads": threads}))
+        summary = run_demo(config, say=lambda _: None)
         after = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
     assert "skipped" not in summary["control"] and summary["control"]["steps"] == 1
-    assert seen == [threads or PLANNING_THREADS]
-    assert after == (threads or 3)  # the caller's threads come back (an explicit --threads stays for the run)
+    assert seen == [threads or 1]
+    assert after == 3  # the caller's thread count comes back
