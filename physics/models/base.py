@@ -208,7 +208,7 @@ class DynamicsModel(nn.Module, abc.ABC):
         return nxt
 
     def loss(self, g: Data, generator: torch.Generator | None = None, rebuild_edges: bool = False,
-             wall_penalty: float = 0.0, errors: bool = True) -> Tensor:
+             wall_penalty: float = 0.0, errors: bool = True, velocity_weight: float = 0.0) -> Tensor:
         """Rollout loss: MSE of predicted positions in units of the one-step target's std
         (leaves; observed leaves in the partially observable mode), with GNS input noise
         on the first history in training.
@@ -232,6 +232,13 @@ class DynamicsModel(nn.Module, abc.ABC):
         averaged over the steps like the errors; it needs ``graph.wall_box`` > 0.
         The container is the first state's: exact for static walls (fluidfall,
         boxbath), a step's motion off for a moving one (fluidshake).
+
+        ``velocity_weight`` w > 0 (K-step samples) adds w times the mean squared velocity error,
+        in the same units, of the unrolled steps: each step's predicted displacement (from the
+        state the unroll stands on) against the true one (from the true previous frame), over
+        the leaves and steps ``g.vel_mask_seq`` ``[M, K]`` marks (every step when the sample
+        has no such field; nothing when it marks none).  A position loss lets a lost impulse
+        pass as a small early error; this term charges it at the steps it is lost.
 
         ``errors=False`` leaves the error terms out: the loss is the penalty alone, for
         states with no ground truth to compare with (the model's own rollouts,
@@ -262,16 +269,26 @@ class DynamicsModel(nn.Module, abc.ABC):
             return out
         horizon = g.target_seq.shape[1]
         total = pos_hist.new_zeros(())
+        vel_sum, vel_count = pos_hist.new_zeros(()), 0.0
+        vmask = g.vel_mask_seq.bool() if velocity_weight > 0 and "vel_mask_seq" in g else None
         for k in range(horizon):
             nxt = self.next_positions(g, pos_hist, g.action_seq[:, k])
             if errors:
                 total = total + (((nxt[mask] - g.target_seq[mask, k]) / self.acc_norm.std) ** 2).mean()
+            if errors and velocity_weight > 0:
+                prev_true = g.pos_hist[:, -1] if k == 0 else g.target_seq[:, k - 1]
+                sel = mask if vmask is None else mask & vmask[:, k]
+                err = (((nxt - pos_hist[:, -1]) - (g.target_seq[:, k] - prev_true)) / self.acc_norm.std) ** 2
+                vel_sum = vel_sum + err[sel].mean(-1).sum()
+                vel_count += float(sel.sum())
             if wall_penalty > 0:
                 total = total + wall_penalty * wall_excess(nxt[mask], g.box_bounds[mask], self.acc_norm.std)
             if k + 1 < horizon:
                 pos_hist = torch.cat([pos_hist[:, 1:], self._roots_as_leaf_means(g, nxt)[:, None]], dim=1)
                 if rebuild_edges:
                     g = self.with_neighbors_of(g, pos_hist[:, -1])
+        if vel_count:
+            total = total + velocity_weight * horizon * vel_sum / vel_count
         return total / horizon
 
     def with_neighbors_of(self, g: Data, pos: Tensor) -> Data:

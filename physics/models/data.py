@@ -6,6 +6,9 @@ With ``horizon`` K > 1 a sample also holds ``target_seq`` ``[M, K, D]`` (the
 positions at ``t+1 .. t+K``; zeros on root rows) and ``action_seq`` ``[M, K, D]``
 (the actions at ``t .. t+K-1``) for training on K-step rollouts.
 A trajectory's root assignment (DPI-Net) is computed once from its first frame.
+A trajectory whose ``meta`` holds ``velocity_frames`` (one 0/1 per frame) gives its K-step
+samples ``vel_mask_seq`` ``[M, K]`` too (1 on leaf rows where frame ``t+1+k`` is marked):
+the steps whose velocity error the loss charges (``velocity_weight``).
 
 A trajectory whose ``meta`` holds ``step_weights`` (one non-negative number per
 step ``t``, at least one positive per trajectory) has its sampled steps drawn with
@@ -58,6 +61,12 @@ def one_step_graphs(
         )
     a = trajectory_tensors(traj)
     root_of = builder.roots_for(a["positions"][0], a["instance"], seed=seed)
+    vel_frames = traj.meta.get("velocity_frames")
+    if vel_frames is not None:
+        vel_frames = torch.as_tensor(vel_frames, dtype=torch.float32)
+        if vel_frames.shape != (traj.num_steps,):
+            raise DataError(f"{traj.meta.get('name', 'trajectory')}: velocity_frames must be one number per frame "
+                            f"({traj.num_steps}), got shape {tuple(vel_frames.shape)}")
     last = traj.num_steps - horizon
     steps = list(range(h, last)) if steps is None else steps
     bad = [t for t in steps if not h <= t < last]
@@ -82,6 +91,9 @@ def one_step_graphs(
             act = a["actions"][t : t + horizon].transpose(0, 1)
             g.target_seq = torch.cat([seq, seq.new_zeros(pad, horizon, seq.shape[2])])
             g.action_seq = _with_root_means(g, torch.cat([act, act.new_zeros(pad, horizon, act.shape[2])]))
+            if vel_frames is not None:
+                row = vel_frames[t + 1 : t + 1 + horizon]
+                g.vel_mask_seq = torch.cat([row.expand(traj.num_nodes, horizon), row.new_zeros(pad, horizon)])
         out.append(g)
     return out
 

@@ -42,6 +42,9 @@ predicted positions before every unrolled step (:meth:`DynamicsModel.loss`).  ``
 w > 0 adds w times a containment penalty to the training loss (the squared distance by which
 the predicted particles of every step lie past the container's walls,
 :func:`~physics.models.base.wall_excess`; the validation loss stays the plain error).
+``velocity_weight`` w > 0 (with ``rollout_steps`` K > 1) adds w times the velocity error of the
+unrolled steps a sample marks (``vel_mask_seq``, :mod:`physics.models.data`; every step when it marks
+none) to the training loss (:meth:`DynamicsModel.loss`; the validation loss stays the plain error).
 ``own_rollouts`` N > 0 (with ``wall_penalty``) also puts that penalty where a model's long
 rollouts leak: N times per epoch the model rolls a training trajectory out from its first
 frames, as a test rollout does, and every batch adds the penalty alone (no error term: those
@@ -129,6 +132,12 @@ class TrainConfig:
         default=False, metadata={"help": "with --rollout-steps K > 1: search the neighbour edges again from the "
                                  "predicted positions before every unrolled step (default: the first state's edges)"}
     )
+    velocity_weight: float = field(
+        default=0.0, metadata={"help": "with --rollout-steps K > 1: add this weight times the velocity error (each "
+                               "unrolled step's predicted displacement against the true one, squared, in the loss's "
+                               "units) on the steps a sample marks (the frames just after a recorded contact for the "
+                               "video PropNet; every step when a sample marks none; 0: none)"}
+    )
     wall_penalty: float = field(
         default=0.0, metadata={"help": "add this weight times the containment penalty to the training loss: the "
                                "squared distance (in the loss's units) by which each predicted particle of the "
@@ -157,6 +166,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "max_samples", "threads", "rollout_steps", "own_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.velocity_weight >= 0 and math.isfinite(self.velocity_weight)):
+            raise ConfigError(f"TrainConfig.velocity_weight must be a finite number >= 0, got {self.velocity_weight}")
+        if self.velocity_weight > 0 and self.rollout_steps < 2:
+            raise ConfigError("TrainConfig.velocity_weight needs --rollout-steps >= 2 (on one step the velocity error "
+                              "is the position error)")
         if not (self.wall_penalty >= 0 and math.isfinite(self.wall_penalty)):
             raise ConfigError(f"TrainConfig.wall_penalty must be a finite number >= 0, got {self.wall_penalty}")
         if self.own_rollouts < 0:
@@ -199,6 +213,8 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["rebuild_edges"]
     if not flags["wall_penalty"]:
         del flags["wall_penalty"]
+    if not flags["velocity_weight"]:
+        del flags["velocity_weight"]
     if not flags["own_rollouts"]:
         del flags["own_rollouts"], flags["own_samples"]
     return flags
@@ -380,7 +396,7 @@ def train(
 
     def step(batch) -> dict[str, Any]:
         loss = model.loss(batch, generator=current["gen"], rebuild_edges=config.rebuild_edges,
-                          wall_penalty=config.wall_penalty)
+                          wall_penalty=config.wall_penalty, velocity_weight=config.velocity_weight)
         parts: dict[str, Any] = {"weight": batch.num_graphs}
         if own is not None:
             drifted = own.next_batch(model, device)

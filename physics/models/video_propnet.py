@@ -121,6 +121,7 @@ __all__ = [
     "counterfactual_trajectory",
     "video_trajectories",
     "contact_step_weights",
+    "contact_velocity_frames",
     "save_trajectory_pack",
     "load_trajectory_pack",
     "load_video_split",
@@ -560,6 +561,18 @@ def contact_step_weights(traj: Trajectory, weight: float, after: int, horizon: i
         lo, hi = max(lo, 0), min(c + after, traj.num_steps - 1)  # t + 1 <= c + after
         w[lo : hi] = weight
     return w
+
+
+def contact_velocity_frames(traj: Trajectory, after: int) -> np.ndarray:
+    """``[T]`` 0/1: 1 on frames ``c .. c + after`` of every recorded collision ``c``
+    (``meta["collision_frames"]``), the frames whose velocity a contact sets; the steps a
+    ``velocity_weight`` loss charges (:meth:`~physics.models.base.DynamicsModel.loss`)."""
+    if after < 0:
+        raise ConfigError(f"contact velocity frames need after >= 0, got {after}")
+    m = np.zeros(traj.num_steps)
+    for c in traj.meta.get("collision_frames", ()):
+        m[max(c, 0) : min(c + after + 1, traj.num_steps)] = 1.0
+    return m
 
 
 # ---------------------------------------------------------------------- compact trajectory files
@@ -1227,6 +1240,9 @@ def train_video_model(
         contact_after: Frames after a contact that count as around it.
         contact_lead: With L > 0 a contact sample starts from L frames before a contact
             (:func:`contact_step_weights`'s ``lead``; 0: the window ends no earlier than the contact).
+            With ``config.velocity_weight`` > 0 the loss also charges the velocity error of the
+            frames ``c .. c + contact_after`` of every collision ``c`` (:func:`contact_velocity_frames`),
+            and the metadata records the weight.
 
     Raises:
         DataError: fewer than two videos, or a video unfit for training.
@@ -1251,6 +1267,10 @@ def train_video_model(
     if contact_weight != 1.0:
         trajs = [dataclasses.replace(t, meta={**t.meta, "step_weights": contact_step_weights(
             t, contact_weight, contact_after, horizon=config.rollout_steps, lead=contact_lead).tolist()}) for t in trajs]
+    if config.velocity_weight > 0:
+        trajs = [dataclasses.replace(t, meta={**t.meta, "velocity_frames": contact_velocity_frames(
+            t, contact_after).tolist()}) for t in trajs]
+    if contact_weight != 1.0 or config.velocity_weight > 0:
         groups = {}
         for t in trajs:
             groups.setdefault(t.meta.get("video", t.meta.get("name")), []).append(t)
@@ -1261,5 +1281,6 @@ def train_video_model(
     model = make_model(model_name, mcfg)
     info = {**(meta or {}), "world": WORLD, "train_videos": len(order) - n_valid, "valid_videos": n_valid,
             "train_trajectories": len(train_trajs), "contact_weight": contact_weight, "contact_after": contact_after,
-            **({"contact_lead": contact_lead} if contact_lead else {})}
+            **({"contact_lead": contact_lead} if contact_lead else {}),
+            **({"velocity_weight": config.velocity_weight} if config.velocity_weight > 0 else {})}
     return train(model, train_trajs, valid_trajs, out_dir, config, resume=resume, meta=info, progress=progress)

@@ -86,12 +86,13 @@ def test_train_video_dynamics_from_a_trajectory_file_with_counterfactuals_and_co
     run = tmp_path / "run"
     assert main(["train", "video-dynamics", "--data", str(pack), "--out", str(run), "--epochs", "1",
                  "--max-samples", "20", "--valid-samples", "5", "--valid-fraction", "0.5", "--contact-weight", "4",
-                 "--contact-lead", "3", "--rollout-steps", "2", "--quiet"]) == 0
+                 "--contact-lead", "3", "--rollout-steps", "2", "--velocity-weight", "2", "--quiet"]) == 0
     _model, meta = load_model(run / "model.pt")
     assert meta["train_videos"] == 1 and meta["valid_videos"] == 1 and meta["contact_weight"] == 4.0
     assert meta["train_trajectories"] > 1  # the video and its counterfactuals
     assert "--contact-weight 4.0 --contact-after 10 --contact-lead 3" in meta["command"] and str(pack) in meta["command"]
     assert meta["contact_lead"] == 3
+    assert meta["velocity_weight"] == 2.0 and "--velocity-weight 2.0" in meta["command"]
     capsys.readouterr()
     assert main(["train", "video-dynamics", "--data", str(pack), "--counterfactuals", "--out", str(tmp_path / "r2"),
                  "--epochs", "1", "--quiet"]) == 2

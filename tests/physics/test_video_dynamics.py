@@ -794,3 +794,56 @@ def test_lookahead_scope_adds_a_near_miss_to_the_future_and_to_counterfactuals_o
         RolloutConfig(lookahead=-1)
     with pytest.raises(ConfigError, match="lookahead_min_speed"):
         RolloutConfig(lookahead_min_speed=0.0)
+
+
+def test_velocity_loss_charges_the_marked_steps_after_a_contact(videos):
+    from physics.graph.builder import GraphBuilder
+    from physics.models.data import one_step_graphs
+    from physics.models.video_propnet import contact_velocity_frames
+
+    ann, truth = videos[0]
+    traj = dataclass_replace(video_trajectory(ann, truth), meta={"collision_frames": [16], "name": "v"})
+    frames = contact_velocity_frames(traj, after=2)
+    assert np.flatnonzero(frames).tolist() == [16, 17, 18]
+    with pytest.raises(ConfigError, match="after"):
+        contact_velocity_frames(traj, after=-1)
+    torch.manual_seed(0)
+    model = make_model("propnet", preset("clevrer", "propnet", dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM,
+                                         edge_attr_dim=0)).eval()  # no input noise: the loss is exact
+    builder = GraphBuilder(model.config.graph)
+
+    def sample(mark, horizon=3):
+        t = dataclass_replace(traj, meta={**traj.meta, "velocity_frames": mark})
+        return one_step_graphs(t, builder, [15 - 1], horizon=horizon)[0]  # predicts frames 15, 16, 17
+
+    g = sample(frames.tolist())
+    leaves = torch.arange(traj.num_nodes)
+    assert g.vel_mask_seq[leaves].tolist() == [[0.0, 1.0, 1.0]] * traj.num_nodes  # frames 16 and 17 marked
+    assert float(g.vel_mask_seq[traj.num_nodes:].abs().sum()) == 0.0  # root rows never
+    with torch.no_grad():
+        plain = float(model.loss(g))
+        l1, l3 = float(model.loss(g, velocity_weight=1.0)), float(model.loss(g, velocity_weight=3.0))
+        none = float(model.loss(sample([0.0] * traj.num_steps), velocity_weight=3.0))
+        # only the first step marked: its velocity error is its position error (one-step loss)
+        first = np.zeros(traj.num_steps)
+        first[15] = 1.0
+        g1 = sample(first.tolist())
+        only_first = float(model.loss(g1, velocity_weight=1.0)) - float(model.loss(g1))
+        del g1.target_seq, g1.action_seq
+        one_step = float(model.loss(g1))
+    assert l1 > plain and math.isclose(l3 - plain, 3 * (l1 - plain), rel_tol=1e-4)
+    assert math.isclose(none, plain, rel_tol=1e-6)  # nothing marked: nothing added
+    assert math.isclose(only_first, one_step, rel_tol=1e-4)
+    with pytest.raises(DataError, match="velocity_frames"):
+        sample([1.0] * 3)
+
+
+def test_velocity_weight_needs_a_rollout_and_is_stored_only_when_on():
+    from physics.models.training import TrainConfig, _flags
+
+    with pytest.raises(ConfigError, match="rollout-steps"):
+        TrainConfig(velocity_weight=1.0)
+    with pytest.raises(ConfigError, match="velocity_weight"):
+        TrainConfig(velocity_weight=-1.0, rollout_steps=3)
+    assert "velocity_weight" not in _flags(TrainConfig(rollout_steps=3))
+    assert _flags(TrainConfig(rollout_steps=3, velocity_weight=2.0))["velocity_weight"] == 2.0
