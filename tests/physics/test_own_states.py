@@ -177,3 +177,6 @@ def test_the_stored_command_spells_the_options_only_when_on():
     on = _command_line(args, TrainConfig(wall_penalty=3.0, own_rollouts=10, own_samples=2), Path("o"))
     assert "--wall-penalty 3.0 --own-rollouts 10 --own-samples 2" in on
     assert "--own-" not in _command_line(args, TrainConfig(), Path("o"))
+    # the velocity loss (video PropNet fine-tunes) likewise
+    assert "--velocity-weight 10.0" in _command_line(args, TrainConfig(rollout_steps=3, velocity_weight=10.0), Path("o"))
+    assert "--velocity-weight" not in _command_line(args, TrainConfig(), Path("o"))
