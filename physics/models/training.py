@@ -34,7 +34,10 @@ one-step validation loss can fall while the rollouts break (``docs/results/parti
 is not stored, so runs started before it existed resume as before.  With ``select_max_outside``
 L < 1 (particle worlds) the check also measures the mean fraction of moving particles outside
 the container at the rollouts' last frame (:func:`~physics.models.rollout.outside_container`,
-the bench's ``left_container``; ``valid_rollout_outside`` in ``loss.jsonl``), and epochs rank by
+the bench's ``left_container``; ``valid_rollout_outside`` in ``loss.jsonl``; when the rollouts are
+projected (``wall_projection``, flag or declared) it is measured on a second, UNPROJECTED rollout
+of the same trajectories, the epoch-0 start included, since a projected rollout is inside by
+construction: N more rollouts per check; the MSE stays the projected one's), and epochs rank by
 ``(max(0, outside - L), rollout MSE)``: an epoch within the limit beats every epoch past it, and
 past it the one with less outside wins, so a lower error bought by letting the fluid out is not
 kept.  ``rebuild_edges`` (with ``rollout_steps`` K > 1) rebuilds the neighbour edges from the
@@ -74,6 +77,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader as TorchLoader
 from torch_geometric.data import Batch
@@ -122,8 +126,9 @@ class TrainConfig:
     select_max_outside: float = field(
         default=1.0, metadata={"help": "with --select-rollouts: an epoch whose rollouts leave more than this fraction "
                                "of the moving particles outside the container at the last frame (the bench's "
-                               "left_container) ranks behind every epoch within it, and among such epochs the one "
-                               "with less outside wins (particle worlds; 1: no limit)"}
+                               "left_container; measured on an unprojected rollout when the rollouts are projected) ranks "
+                               "behind every epoch within it, and among such epochs the one with less outside wins "
+                               "(particle worlds; 1: no limit)"}
     )
     rollout_steps: int = field(
         default=1, metadata={"help": "train on K-step rollouts of the model's own predictions (1: one-step targets)"}
@@ -221,11 +226,18 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
 
 
 def _rollout_score(model: DynamicsModel, trajs: list[Trajectory], device: torch.device,
-                   wall_projection: bool = False) -> tuple[float, float]:
+                   wall_projection: bool = False, raw_outside: bool = False) -> tuple[float, float]:
     """Mean full-rollout position MSE of ``model`` on ``trajs`` (projected when asked or when the model
     declares ``wall_projection``, as the bench rolls it out) and the mean fraction of moving particles
     outside the container at the last frame (:func:`outside_container`; 0 where a trajectory has no
-    wall markers); ``(inf, 1.0)`` when a rollout turns NaN/inf."""
+    wall markers); ``(inf, 1.0)`` when a rollout turns NaN/inf.
+
+    A projected rollout keeps every particle inside by construction, so its outside fraction cannot
+    show a leaking model.  With ``raw_outside`` (what ``select_max_outside`` < 1 asks for) and a
+    projected rollout, the outside fraction is measured instead on a second, unprojected rollout of
+    the same trajectories (one more rollout per trajectory); the MSE stays the projected one's.
+    An unprojected rollout that turns NaN/inf counts as all outside (1.0)."""
+    projected = bool(wall_projection or model.config.wall_projection)
     try:
         res = rollout_errors(model, trajs, horizons=(), device=device, wall_projection=wall_projection or None)
     except StateError:
@@ -233,7 +245,15 @@ def _rollout_score(model: DynamicsModel, trajs: list[Trajectory], device: torch.
     mse = res["mse_full"]
     if not math.isfinite(mse):
         return float("inf"), 1.0
-    outside = [outside_container(t, p) for t, p in zip(trajs, res["predictions"], strict=True)]
+    preds = res["predictions"]
+    if raw_outside and projected:
+        try:
+            preds = rollout_errors(model, trajs, horizons=(), device=device, wall_projection=False)["predictions"]
+        except StateError:
+            return mse, 1.0
+        if not all(np.isfinite(p).all() for p in preds):
+            return mse, 1.0
+    outside = [outside_container(t, p) for t, p in zip(trajs, preds, strict=True)]
     return mse, float(sum(f or 0.0 for f in outside) / len(trajs))
 
 
@@ -366,7 +386,7 @@ def train(
     valid_loader = DataLoader(valid_graphs, batch_size=config.batch_size * 4) if valid_graphs else None
     if select and config.init and not resumed:
         # the starting weights compete too: a continuation that breaks the rollouts keeps them
-        score, outside = _rollout_score(model, select_trajs, device, config.wall_projection)
+        score, outside = _rollout_score(model, select_trajs, device, config.wall_projection, raw_outside=limit < 1.0)
         valid_loss = _evaluate(model, valid_loader, device, config.rebuild_edges) if valid_loader else float("nan")
         best.update(loss=score, valid=valid_loss, epoch=0, excess=_excess(outside, limit))
         info.update({**meta, "epoch": 0, "valid_loss": valid_loss, "valid_rollout_mse": score,
@@ -415,7 +435,7 @@ def train(
         result = {"valid_loss": valid_loss}
         score, excess = valid_loss, 0.0
         if select:
-            score, outside = _rollout_score(model, select_trajs, device, config.wall_projection)
+            score, outside = _rollout_score(model, select_trajs, device, config.wall_projection, raw_outside=limit < 1.0)
             result["valid_rollout_mse"] = info["valid_rollout_mse"] = score
             result["valid_rollout_outside"] = info["valid_rollout_outside"] = outside
             excess = _excess(outside, limit)

@@ -29,7 +29,7 @@ from physics.models.training import _flags, _rollout_score
 from physics.trajectory import Trajectory
 from tests.physics.test_models import chain_config, spring_chain
 from tests.physics.test_models_training import FAST
-from tests.physics.test_rollout_walls import FLUID, _drifting_model, _tank
+from tests.physics.test_rollout_walls import FLUID, _drifting_model, _leaking_in, _tank
 
 MATERIALS = ["fluid", "rigid", "plastic", "wall"]
 RADIUS = 0.08
@@ -141,3 +141,45 @@ def test_a_containment_limit_keeps_the_best_epoch_within_it_and_else_the_one_wit
     assert "select_max_outside" not in _flags(TrainConfig(select_max_outside=0.05))  # only with a rollout check
     with pytest.raises(ConfigError, match="select_max_outside"):
         TrainConfig(select_max_outside=1.5)
+
+
+def test_with_a_limit_a_projected_check_counts_the_fluid_outside_on_an_unprojected_rollout(monkeypatch):
+    """A model whose raw rollout leaks (all of it out through the floor and the left wall) but whose projected
+    rollout is inside: the limit's outside fraction is the raw one, the MSE stays the projected one's."""
+    import physics.models.training as training
+
+    trajs, cpu = [_tank(FLUID)], torch.device("cpu")
+    plain, declared = _leaking_in(None), _leaking_in(True)
+    mse_declared, out_declared = _rollout_score(declared, trajs, cpu)
+    mse_plain, out_plain = _rollout_score(plain, trajs, cpu)
+    assert out_declared == 0.0 and out_plain == 1.0  # projected: inside by construction; raw: all out
+    assert _rollout_score(declared, trajs, cpu, raw_outside=True) == (mse_declared, out_plain)
+    assert _rollout_score(plain, trajs, cpu, True, raw_outside=True) == (mse_declared, out_plain)  # forced on
+    calls = []
+    real = training.rollout_errors
+    monkeypatch.setattr(training, "rollout_errors", lambda *a, **k: calls.append(k["wall_projection"]) or real(*a, **k))
+    assert _rollout_score(plain, trajs, cpu, raw_outside=True) == (mse_plain, out_plain)
+    assert calls == [None]  # an unprojected check needs no second rollout
+    calls.clear()
+    _rollout_score(declared, trajs, cpu, raw_outside=True)
+    assert calls == [None, False]  # the declared (projected) rollout, then one unprojected
+
+
+def test_train_asks_for_the_unprojected_outside_at_every_check_only_with_a_limit(tmp_path, monkeypatch):
+    """Epoch 0 (the --init start) and every epoch's check get ``raw_outside`` = (select_max_outside < 1)."""
+    import physics.models.training as training
+    from physics.models.resolver import save_model
+
+    torch.manual_seed(0)
+    start = make_model("propnet", chain_config("propnet"))
+    start.fit_normalizers(one_step_graphs(spring_chain(1), GraphBuilder(start.config.graph)))
+    save_model(tmp_path / "start.pt", start, {"seed": 0})
+    for limit, want in ((0.2, True), (1.0, False)):
+        seen = []
+        monkeypatch.setattr(training, "_rollout_score",
+                            lambda *a, seen=seen, **k: seen.append(k.get("raw_outside", False)) or (0.1, 0.0))
+        cfg = TrainConfig(epochs=2, seed=0, select_rollouts=1, select_max_outside=limit,
+                          init=str(tmp_path / "start.pt"), **FAST)
+        train(make_model("propnet", chain_config("propnet")), [spring_chain(1), spring_chain(2)], [spring_chain(3)],
+              tmp_path / f"run{limit}", cfg, progress=False)
+        assert seen == [want] * 3  # epoch 0, 1, 2
