@@ -72,8 +72,8 @@ class DemoConfig:
     )
     skip: str | None = field(default=None, metadata={"help": "comma-separated sections to leave out"})
     threads: int = field(
-        default=1, metadata={"help": "torch CPU threads (default 1: the demo's models are small, and beside other "
-                             "busy jobs torch's own default spins: sections then ran 12-37x slower here)"}
+        default=1, metadata={"help": "torch CPU threads (default 1: the demo's models are small, and on cores busy "
+                             "with other jobs more threads spin and make its sections 12-37x slower)"}
     )
 
     def __post_init__(self) -> None:
