@@ -297,26 +297,20 @@ class RolloutConfig:
     lookahead_scope: str = "all"
 
     def __post_init__(self) -> None:
-        if self.lookahead_scope not in CARRY_SCOPES:
-            raise ConfigError(f"RolloutConfig: lookahead_scope must be one of {CARRY_SCOPES}, got {self.lookahead_scope!r}")
-        if isinstance(self.lookahead, bool) or not isinstance(self.lookahead, int) or self.lookahead < 0:
-            raise ConfigError(f"RolloutConfig: lookahead must be an integer >= 0 (0: off), got {self.lookahead!r}")
+        for name, choices in (("lookahead_scope", CARRY_SCOPES), ("carry_scope", CARRY_SCOPES),
+                              ("yaw_input", YAW_INPUTS), ("yaw_discs", YAW_DISCS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"RolloutConfig: {name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name in ("lookahead", "contact_carry", "edge_frames"):  # frame counts, 0: off
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"RolloutConfig: {name} must be an integer >= 0 (0: off), got {value!r}")
         if not (math.isfinite(self.lookahead_min_speed) and self.lookahead_min_speed > 0.0):
             raise ConfigError(f"RolloutConfig: lookahead_min_speed must be a number > 0, got {self.lookahead_min_speed!r}")
-        if self.carry_scope not in CARRY_SCOPES:
-            raise ConfigError(f"RolloutConfig: carry_scope must be one of {CARRY_SCOPES}, got {self.carry_scope!r}")
-        if isinstance(self.contact_carry, bool) or not isinstance(self.contact_carry, int) or self.contact_carry < 0:
-            raise ConfigError(f"RolloutConfig: contact_carry must be an integer >= 0 (0: off), got {self.contact_carry!r}")
         if not (math.isfinite(self.carry_restitution) and 0.0 <= self.carry_restitution <= 1.0):
             raise ConfigError(f"RolloutConfig: carry_restitution must be a number from 0 to 1, got {self.carry_restitution!r}")
         if not (math.isfinite(self.carry_min_speed) and self.carry_min_speed >= 0.0):
             raise ConfigError(f"RolloutConfig: carry_min_speed must be a number >= 0, got {self.carry_min_speed!r}")
-        if isinstance(self.edge_frames, bool) or not isinstance(self.edge_frames, int) or self.edge_frames < 0:
-            raise ConfigError(f"RolloutConfig: edge_frames must be an integer >= 0 (0: off), got {self.edge_frames!r}")
-        if self.yaw_input not in YAW_INPUTS:
-            raise ConfigError(f"RolloutConfig: yaw_input must be one of {YAW_INPUTS}, got {self.yaw_input!r}")
-        if self.yaw_discs not in YAW_DISCS:
-            raise ConfigError(f"RolloutConfig: yaw_discs must be one of {YAW_DISCS}, got {self.yaw_discs!r}")
         if self.future_frames < 0 or self.fps < 1 or self.collision_gap < 1 or self.contact_lead < 0:
             raise ConfigError(f"RolloutConfig: future_frames >= 0, fps >= 1, collision_gap >= 1 and contact_lead >= 0 "
                               f"needed, got {self}")
