@@ -107,20 +107,14 @@ def test_yaw_discs_flag_maps_to_the_rollout_setting_and_refuses_other_values(cap
     assert "yaw-discs" in capsys.readouterr().err
 
 
-def test_future_edge_flag_maps_to_the_rollout_setting_and_a_bad_value_is_refused_by_name():
-    assert ClevrerEvalConfig(data="x", future_edge=2).rollout_settings() == {"edge_frames": 2}
-    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-edge", "3"])
-    assert args.future_edge == 3
-    with pytest.raises(ConfigError, match="edge_frames"):
-        dynamics_for("propnet", None, {"edge_frames": -1})
-
-
-def test_contact_carry_flag_maps_to_the_rollout_setting_and_a_bad_value_is_refused_by_name():
-    assert ClevrerEvalConfig(data="x", contact_carry=3).rollout_settings() == {"contact_carry": 3}
-    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--contact-carry", "2"])
-    assert args.contact_carry == 2
-    with pytest.raises(ConfigError, match="contact_carry"):
-        dynamics_for("propnet", None, {"contact_carry": -1})
+@pytest.mark.parametrize("flag,setting", [("future_edge", "edge_frames"), ("contact_carry", "contact_carry"),
+                                          ("lookahead", "lookahead")])
+def test_frame_count_flags_map_to_their_rollout_settings_and_a_bad_value_is_refused_by_name(flag, setting):
+    assert ClevrerEvalConfig(data="x", **{flag: 2}).rollout_settings() == {setting: 2}
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--" + flag.replace("_", "-"), "3"])
+    assert getattr(args, flag) == 3
+    with pytest.raises(ConfigError, match=setting):
+        dynamics_for("propnet", None, {setting: -1})
 
 
 def test_carry_scope_flag_maps_to_the_rollout_setting_and_refuses_other_values(capsys):
@@ -135,7 +129,7 @@ def test_carry_scope_flag_maps_to_the_rollout_setting_and_refuses_other_values(c
         dynamics_for("propnet", None, {"carry_scope": "past"})
 
 
-def test_lookahead_flags_map_to_the_rollout_settings_and_bad_values_are_refused_by_name(capsys):
+def test_lookahead_scope_flag_maps_to_the_rollout_setting_and_refuses_other_values(capsys):
     args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--lookahead", "3", "--lookahead-scope", "future"])
     assert (args.lookahead, args.lookahead_scope) == (3, "future")
     assert ClevrerEvalConfig(data="x", lookahead=3, lookahead_scope="future").rollout_settings() == {
@@ -143,8 +137,8 @@ def test_lookahead_flags_map_to_the_rollout_settings_and_bad_values_are_refused_
     with pytest.raises(SystemExit):
         cli.main(["eval", "clevrer", "--data", "x", "--lookahead-scope", "past"])
     assert "lookahead-scope" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="lookahead"):
-        dynamics_for("propnet", None, {"lookahead": -2})
+    with pytest.raises(ConfigError, match="lookahead_scope"):
+        dynamics_for("propnet", None, {"lookahead_scope": "past"})
 
 
 def test_a_pixel_perceiver_gets_edge_frames_2_and_the_future_carry_unless_given_and_true_annotations_none(folder, monkeypatch):
