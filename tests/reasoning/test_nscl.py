@@ -469,14 +469,16 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
 
     perceiver = NSCLPerceiver.load_default()
     meta = perceiver.metadata
-    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 9_500
+    assert "no attribute label" in meta["trained_on"] and meta["train_questions"] == 30_000
     assert meta["command"].startswith("nesy train nscl --data ")
-    assert "--init" in meta["command"] and "fifteenth session" in meta["round"]  # a fine-tune of the thirteenth's
-    assert "--part-lr detail:10" in meta["command"] and "average_nscl" in meta["average"]  # averaged with its start
+    assert "--init" in meta["command"] and "nineteenth session" in meta["round"]  # a fine-tune of the fifteenth's
+    assert "seed 28614" in meta["round"] and "average_nscl" in meta["average"]  # on new images, averaged with its start
     assert [s["weight"] for s in meta["averaged_from"]] == [1.0, 1.0]
     assert "--detail-size 48" in meta["command"] and perceiver.model.config.detail_size == 48
-    assert "thirteenth session" in meta["previous_round"]["round"]  # and says how that one was trained,
-    assert "sixth round" in meta["previous_round"]["previous_round"]["round"]  # and the one before
+    assert "fifteenth session" in meta["previous_round"]["round"]  # and says how that one was trained,
+    assert "--part-lr detail:10" in meta["previous_round"]["command"]
+    assert "thirteenth session" in meta["previous_round"]["previous_round"]["round"]  # and the ones before
+    assert "sixth round" in meta["previous_round"]["previous_round"]["previous_round"]["round"]
     assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
 
 
