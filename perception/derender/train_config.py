@@ -70,6 +70,11 @@ class DerenderTrainConfig:
         default=False,
         metadata={"help": "jitter each attribute training crop's box (shift, scale) and mask (grow, shrink)"},
     )
+    attribute_occlude: float = field(
+        default=0.0,
+        metadata={"help": "share (0..1) of the attribute training crops offered a nearer object (another crop's, pasted in front) "
+                  "kept when it hides 15-65%% of the mask, then re-cut around the rest, as partly hidden objects are proposed (0: off)"},
+    )
     look_augment: bool = field(
         default=False,
         metadata={"help": "randomise the look of every training image and crop (brightness, contrast, gamma, "
@@ -104,6 +109,8 @@ class DerenderTrainConfig:
         if self.attribute_masks not in ("gt", "proposal", "mixed"):
             raise ConfigError(f"DerenderTrainConfig.attribute_masks must be gt, proposal or mixed, "
                               f"got {self.attribute_masks!r}")
+        if not 0.0 <= self.attribute_occlude <= 1.0:
+            raise ConfigError(f"DerenderTrainConfig.attribute_occlude must lie in [0, 1], got {self.attribute_occlude}")
         if not 0.0 <= self.offset_balance <= 1.0:
             raise ConfigError(f"DerenderTrainConfig.offset_balance must lie in [0, 1], got {self.offset_balance}")
         if not self.match_distance > 0:

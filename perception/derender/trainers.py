@@ -38,6 +38,7 @@ from perception.derender.attributes import (
     jitter_crops,
 )
 from perception.derender.look import jitter_look
+from perception.derender.occlusion import occlude_crops
 from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
@@ -205,6 +206,7 @@ def train_attribute_net(
     init: AttributeNet | None = None,
     augment: bool = False,
     look: bool = False,
+    occlude: float = 0.0,
     progress: bool = True,
     flags: dict[str, Any] | None = None,
     command: str = "",
@@ -218,6 +220,9 @@ def train_attribute_net(
     seeded by ``seed`` and checkpointed with the weights.
     ``look``: also jitter every crop's look (:func:`~perception.derender.look.jitter_look`;
     the mask channel is kept), from a second checkpointed generator.
+    ``occlude``: hide part of this share of each batch's crops behind another crop's
+    object and re-cut them (:func:`~perception.derender.occlusion.occlude_crops`;
+    before the jitter), from a third checkpointed generator; 0 draws nothing.
     ``device`` / ``world``: as for :func:`train_proposal_net`.
     """
     world = world or world_info()
@@ -225,9 +230,12 @@ def train_attribute_net(
     names = list(ATTRIBUTES)
     gen = torch.Generator().manual_seed(seed)
     look_gen = torch.Generator().manual_seed(seed + 1)
+    occlude_gen = torch.Generator().manual_seed(seed + 2)
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         crops, boxes, target = arrays["crops"][idx].float() / 255.0, arrays["boxes"][idx], arrays["centre"][idx]
+        if occlude > 0:  # the scene first (a nearer object), then the proposal mask's wander
+            crops, boxes, target = occlude_crops(crops, boxes, target, occlude_gen, p=occlude, margin=config.margin)
         if augment:
             crops, boxes, target = jitter_crops(crops, boxes, target, gen)
         if look:
@@ -249,7 +257,8 @@ def train_attribute_net(
         return parts
 
     hist = _fit("attribute", net, len(arrays["crops"]), batch_size, epochs, lr, seed, step, Path(out), progress,
-                flags, command, generators={"augment": gen, "look": look_gen}, world=world)
+                flags, command, generators={"augment": gen, "look": look_gen, **({"occlude": occlude_gen} if occlude > 0 else {})},
+                world=world)
     return net, hist
 
 

@@ -15,6 +15,7 @@ from perception.derender.attributes import (
     crop_objects,
     jitter_crops,
 )
+from perception.derender.occlusion import occlude_crops
 from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
@@ -197,7 +198,47 @@ def test_jittered_crops_keep_the_centre_target_on_the_object():
     assert int((area > 1).sum()) > 5 and int((area < -1).sum()) > 5 and int((area.abs() < 1e-4).sum()) > 10
 
 
-def test_augmented_attribute_training_resumes_exactly(tmp_path, monkeypatch):
+def _disc_crops(k: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """K crops of one bright disc each (radius 0.15 crop sides about its centre), boxes and centres."""
+    g = torch.Generator().manual_seed(seed)
+    centre = torch.rand(k, 2, generator=g) * 0.1 - 0.05
+    pix = (torch.arange(size) + 0.5) / size - 0.5
+    d2 = (pix.view(1, 1, size) - centre[:, 0].view(k, 1, 1)) ** 2 + (pix.view(1, size, 1) - centre[:, 1].view(k, 1, 1)) ** 2
+    disc = (d2 < 0.15**2).float()
+    colour = torch.rand(k, 3, 1, 1, generator=g) * 0.5 + 0.5
+    crops = torch.cat([disc.unsqueeze(1) * colour, disc.unsqueeze(1)], 1)
+    boxes = torch.rand(k, 4, generator=g) * 0.1 + torch.tensor([0.4, 0.4, 0.1, 0.15])
+    return crops, boxes, centre
+
+
+def test_occluded_crops_hide_part_of_the_mask_and_are_recut_around_the_rest():
+    k, size = 64, 48
+    crops, boxes, centre = _disc_crops(k, size, 0)
+    out, new_boxes, new_centre = occlude_crops(crops, boxes, centre, torch.Generator().manual_seed(1), p=0.75)
+    assert out.shape == crops.shape and new_boxes.shape == boxes.shape and new_centre.shape == centre.shape
+    hit = (new_boxes - boxes).abs().sum(1) > 1e-7
+    assert 5 < int(hit.sum()) < 0.75 * k + 8  # some of the 3 in 4 offered crops keep their occluder
+    assert torch.equal(out[~hit], crops[~hit]) and torch.equal(new_centre[~hit], centre[~hit])
+    # the object stays where it is in the image: box centre + centre * side is unchanged
+    for axis in (0, 1):
+        before = boxes[:, axis] + centre[:, axis] * boxes[:, 2 + axis]
+        after = new_boxes[:, axis] + new_centre[:, axis] * new_boxes[:, 2 + axis]
+        assert torch.allclose(before, after, atol=1e-6)
+    # a share of the mask within `hidden` is gone: the area, measured in image units (crop px x side^2)
+    scale = new_boxes[:, 2] / boxes[:, 2]
+    left = out[:, 3].sum((1, 2)) * scale**2 / crops[:, 3].sum((1, 2))
+    assert bool(((left[hit] > 0.3) & (left[hit] < 0.9)).all())
+    assert bool((scale[hit] <= 1 + 1e-6).all() and (scale[hit] >= 0.5 - 1e-6).all())
+    # the occluder's colour shows where the mask is gone: the crop's pixels are no longer its own disc's alone
+    assert bool(((out[hit, :3] - crops[hit, :3]).abs().flatten(1).amax(1) > 0.05).all())
+    same = occlude_crops(crops, boxes, centre, torch.Generator().manual_seed(1), p=0.0)
+    assert all(a is b for a, b in zip(same, (crops, boxes, centre), strict=True))
+    with pytest.raises(ConfigError, match="p must"):
+        occlude_crops(crops, boxes, centre, torch.Generator(), p=1.5)
+
+
+@pytest.mark.parametrize("occlude", [0.0, 0.5])
+def test_augmented_attribute_training_resumes_exactly(tmp_path, monkeypatch, occlude):
     g = torch.Generator().manual_seed(5)
     n = 24  # 3 batches of 8 per epoch
     arrays = {
@@ -207,7 +248,7 @@ def test_augmented_attribute_training_resumes_exactly(tmp_path, monkeypatch):
         "centre": torch.rand(n, 2, generator=g) * 0.2 - 0.1,
     }
     cfg = AttributeConfig(crop_size=16, width=8)
-    common = dict(epochs=3, batch_size=8, lr=3e-3, seed=2, augment=True, progress=False)
+    common = dict(epochs=3, batch_size=8, lr=3e-3, seed=2, augment=True, occlude=occlude, progress=False)
     whole, _ = train_attribute_net(arrays, cfg, out=tmp_path / "whole", **common)
 
     calls = []

@@ -191,6 +191,11 @@ def test_cli_reports_a_missing_data_folder(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
+def last_command(out) -> str:
+    """The last command of a finished derender.pt's metadata."""
+    return load_derenderer(out / "derender.pt").metadata["command"].split(" && ")[-1]
+
+
 def test_attribute_network_fine_tuned_on_proposal_masks(tmp_path):
     data = _tiny_data(tmp_path, n=2, seed=5)
     # an untrained proposal network that proposes everywhere: every true object gets a mask
@@ -215,11 +220,14 @@ def test_attribute_network_fine_tuned_on_proposal_masks(tmp_path):
     assert "--attribute-masks proposal" in command and "--attribute-init" in command
     assert meta["based_on"] == [str(start)]
     mixed = train_derenderer(DerenderTrainConfig(**common, out=str(tmp_path / "m"), attribute_masks="mixed",
-                                                 attribute_augment=True), progress=False)
+                                                 attribute_augment=True, attribute_occlude=0.5), progress=False)
     assert mixed["n_train_objects"] == 2 * counts["matched"]  # true-mask crops plus proposal crops
     command = load_derenderer(tmp_path / "m" / "derender.pt").metadata["command"].split(" && ")[-1]
     assert "--attribute-augment" in command  # a boolean flag is written as one word and reads back
     assert build_parser().parse_args(command.split()[1:]).attribute_augment is True
+    assert "--attribute-occlude 0.5" in command and "--attribute-occlude" not in last_command(tmp_path / "p")
+    with pytest.raises(ConfigError, match="attribute_occlude"):
+        DerenderTrainConfig(data=str(data), attribute_occlude=1.5)
     with pytest.raises(ConfigError):
         DerenderTrainConfig(data=str(data), stage="all", proposal_from=str(start))
     with pytest.raises(ConfigError, match="proposal network"):
