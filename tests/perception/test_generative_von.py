@@ -22,6 +22,7 @@ from perception.generative.von import (
     normal_error,
     project_voxels,
     refine_shape_codes,
+    surface_sketch,
     swap_recognition,
     texture_partners,
     train_attributes,
@@ -209,6 +210,8 @@ def test_bad_configs_are_refused():
         VonConfig(decoder="mesh")
     with pytest.raises(ConfigError, match="texture_sketch"):
         VonConfig(texture_sketch="photo")
+    with pytest.raises(ConfigError, match="paint_sketch"):
+        VonConfig(paint_sketch="soft")
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match="normal_weight"):
             VonConfig(normal_weight=bad)
@@ -540,3 +543,52 @@ def test_quick_bench_with_class_voxels_gives_the_ablation_the_class_loss_without
     assert figures["voxel_channels"] == [16, 12, 8] and figures["class_voxels"] is True
     assert set(figures["models"]) == {"voxel", "2d"}
     assert all(0 <= m["shape_class_head_accuracy"] <= 1 for m in figures["models"].values())
+
+
+def test_surface_sketch_keeps_a_hard_sketch_and_recovers_the_stopping_depth(objects):
+    """Hard sketches pass unchanged; a soft pixel's depth is the stopping depth given a stop (not blended with far)."""
+    s, d = surface_sketch(objects.mask, objects.depth)
+    assert torch.equal(s, objects.mask) and torch.allclose(d, objects.depth)
+    # one ray: stops with probability 0.6 at mean depth 0.4 -> expected depth 0.6 * 0.4 + 0.4 * 1 = 0.64
+    sil = torch.tensor([[[0.6, 0.4]]])
+    s, d = surface_sketch(sil, torch.tensor([[[0.64, 0.9]]]))
+    assert s.tolist() == [[[1.0, 0.0]]] and torch.allclose(d, torch.tensor([[[0.4, 1.0]]]))
+    # the true voxels' projection: on its hard silhouette the surface depth is nearer the renderer's than the blend
+    silhouette, depth = project_voxels(objects.voxels, objects.azimuth)
+    hard, surface = surface_sketch(silhouette, depth)
+    both = (hard > 0) & (objects.mask > 0)
+    assert (surface - objects.depth)[both].abs().mean() < 0.8 * (depth - objects.depth)[both].abs().mean()
+    assert ((surface == 1) == (hard == 0)).all() and surface.min() >= 0
+    with pytest.raises(StateError, match="surface_sketch"):
+        surface_sketch(silhouette, depth[:, :4])
+
+
+def test_surface_painting_changes_generation_only(objects):
+    """paint_sketch="surface": the same training (the true sketches are painted there), the same projection and
+    depth, and the texture network painting surface_sketch of the projection when generating."""
+    common = {"shape_dim": 8, "texture_dim": 4, "width": 16}
+    plain, plain_losses = train_von(VonConfig(**common), objects, steps=4, batch=6, lr=2e-3, seed=0)
+    surf, surf_losses = train_von(VonConfig(**common, paint_sketch="surface"), objects, steps=4, batch=6, lr=2e-3,
+                                  seed=0)
+    assert plain_losses == surf_losses
+    mine = dict(surf.named_parameters())
+    assert all(torch.equal(p, mine[name]) for name, p in plain.named_parameters())
+    with torch.no_grad():
+        codes = plain.encode(objects.images, objects.azimuth)
+        a = plain.generate(*codes, objects.azimuth)
+        b = surf.generate(*codes, objects.azimuth)
+        assert torch.equal(a["depth"], b["depth"]) and torch.equal(a["silhouette"], b["silhouette"])
+        assert torch.equal(a["painted_depth"], a["depth"])
+        hard, surface = surface_sketch(a["silhouette"], a["depth"])
+        assert torch.equal(b["painted_silhouette"], hard) and torch.equal(b["painted_depth"], surface)
+        assert torch.equal(b["rgb"], surf.texture_net(hard, surface, codes[1]))
+        assert not torch.equal(a["rgb"], b["rgb"])
+
+
+def test_quick_bench_with_surface_painting_reports_the_painted_depth(monkeypatch):
+    import perception.generative.von as von
+    monkeypatch.setattr(von, "BENCH_CONFIG", VonConfig(paint_sketch="surface"))
+    figures = run_bench("von", quick=True, seed=0)["figures"]
+    assert figures["paint_sketch"] == "surface"
+    assert 0 <= figures["models"]["voxel"]["depth_painted_sketch"]["object"] <= 1
+    assert "depth_painted_sketch" not in figures["models"]["2d"]
