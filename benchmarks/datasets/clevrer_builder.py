@@ -50,6 +50,8 @@ from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld
 __all__ = ["ClevrerDataConfig", "build_clevrer", "build_video", "video_paths", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
+FUTURE_SHARE = 0.715  # CLEVRER: 14,298 predictive questions / 20,000 videos (the CLEVRER paper's question counts)
+LEGACY_SHARE = -1.0  # --future-share: every video as ClevrerWorld.sample draws it (before the nineteenth session)
 GIF_FRAME_MS = 40  # 25 fps, CLEVRER's frame rate
 GIF_QUANTIZE = Image.Quantize.FASTOCTREE  # measured: 6 ms a 480x320 frame vs 100 ms median cut, mean error 0.02 levels
 
@@ -66,6 +68,10 @@ class ClevrerDataConfig:
     future_frames: int = field(default=50, metadata={"help": "frames simulated after them, for predictive truth"})
     width: int = field(default=480, metadata={"help": "frame width in pixels"})
     height: int = field(default=320, metadata={"help": "frame height in pixels"})
+    future_share: float = field(default=FUTURE_SHARE, metadata={
+        "help": "share of videos with a collision after the observed frames between two objects seen in them "
+                "(CLEVRER: 14,298 predictive questions of 20,000 videos); -1: every video as sampled, as the "
+                "eighteenth and earlier sessions made them"})
     render: bool = field(default=True, metadata={"help": "render frames, masks and GIF (--no-render: annotations and truth only)"})
     workers: int = field(default=1, metadata={"help": "worker processes"})
     backend: str = field(
@@ -76,9 +82,13 @@ class ClevrerDataConfig:
         check_build_options(self, SPLITS, "videos")
         if self.frames < 2 or self.future_frames < 0:
             raise ConfigError(f"--frames must be >= 2 and --future-frames >= 0, got {self.frames}, {self.future_frames}")
+        if not (self.future_share == LEGACY_SHARE or 0.0 <= self.future_share <= 1.0):
+            raise ConfigError(f"--future-share must be in [0, 1] or {LEGACY_SHARE:g} (as sampled), got {self.future_share}")
 
     def world_config(self) -> ClevrerConfig:
-        return ClevrerConfig(width=self.width, height=self.height, frames=self.frames, future_frames=self.future_frames)
+        share = None if self.future_share == LEGACY_SHARE else self.future_share
+        return ClevrerConfig(width=self.width, height=self.height, frames=self.frames, future_frames=self.future_frames,
+                             future_share=share)
 
 
 # options that change what is generated (n, workers, backend and out do not)
@@ -181,7 +191,8 @@ def _intact(cfg: ClevrerDataConfig, k: int) -> bool:
         ann = read_annotation(paths["annotation"])
         if truth.scene_index != k or ann.scene_index != k or ann.num_frames != cfg.frames:
             return False
-        if truth.seed != scene_seed(cfg.seed, cfg.split, k):
+        base = scene_seed(cfg.seed, cfg.split, k)
+        if truth.seed[:len(base)] != base or len(truth.seed) > len(base) + 1:  # its seed, or one drawn from it
             return False
         if not cfg.render:
             return True
@@ -226,6 +237,8 @@ def _check_same_build(cfg: ClevrerDataConfig) -> None:
     identity = {k: getattr(cfg, k) for k in _IDENTITY}
     if not cfg.render:
         identity["render"] = False  # only when off, so the records of rendered builds stay as they were
+    if cfg.future_share != LEGACY_SHARE:
+        identity["future_share"] = cfg.future_share  # only when set, so older records read as the sampler they used
     check_same_build(marker, identity, what="CLEVRER build record", holds=f"{Path(cfg.out)} holds {cfg.split} videos built")
 
 

@@ -53,7 +53,10 @@ class ClevrerQuestionsDataConfig:
     explanatory: int = field(default=2, metadata={"help": "explanatory questions per video (at most)"})
     predictive: int = field(default=1, metadata={"help": "predictive questions per video (0 or 1)"})
     counterfactual: int = field(default=3, metadata={"help": "counterfactual questions per video (at most)"})
-    choices: int = field(default=4, metadata={"help": "most options of a multiple-choice question"})
+    choices: int = field(default=4, metadata={"help": "most options of an explanatory or counterfactual question"})
+    predictive_choices: int = field(default=2, metadata={
+        "help": "most options of a predictive question (CLEVRER: 2; 4, the --choices default, as the eighteenth and "
+                "earlier sessions made them)"})
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -62,7 +65,7 @@ class ClevrerQuestionsDataConfig:
 
     def questions(self) -> ClevrerQuestionConfig:
         return ClevrerQuestionConfig(self.descriptive, self.explanatory, self.predictive, self.counterfactual,
-                                     self.choices)
+                                     self.choices, predictive_choices=self.predictive_choices)
 
 
 def _per_video(cfg: ClevrerQuestionsDataConfig, index: int) -> Path:
@@ -72,6 +75,8 @@ def _per_video(cfg: ClevrerQuestionsDataConfig, index: int) -> Path:
 def _check_same_build(cfg: ClevrerQuestionsDataConfig) -> None:
     marker = Path(cfg.data) / f"questions_{cfg.split}.build.json"
     identity = {k: v for k, v in asdict(cfg).items() if k != "data"}
+    if cfg.predictive_choices == cfg.choices:
+        del identity["predictive_choices"]  # predictive questions as every question before: older records still match
     check_same_build(marker, identity, what="CLEVRER questions build record",
                      holds=f"{cfg.data} holds {cfg.split} questions made",
                      remedy=f"delete {marker.name} and questions_{cfg.split}/ to start again")

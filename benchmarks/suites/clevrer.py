@@ -34,7 +34,7 @@ PARTS = (("gt", "gt", "gt"), ("model", "gt", "gt"), ("gt", "propnet", "gt"), ("g
 
 def run_clevrer(ctx: SuiteContext) -> dict[str, Any]:
     """Build the videos and questions, evaluate NS-DR with each mix of parts, lay out the paper's table."""
-    from benchmarks.datasets.clevrer_builder import ClevrerDataConfig, build_clevrer
+    from benchmarks.datasets.clevrer_builder import FUTURE_SHARE, ClevrerDataConfig, build_clevrer
     from benchmarks.datasets.clevrer_questions import (
         ClevrerQuestionsDataConfig,
         build_clevrer_questions,
@@ -42,7 +42,8 @@ def run_clevrer(ctx: SuiteContext) -> dict[str, Any]:
     from benchmarks.eval_clevrer import METRICS, ClevrerEvalConfig, evaluate_clevrer
 
     p = ctx.params
-    data = ctx.data / f"clevrer_test_seed{p['seed']}_n{p['n']}_f{p['frames']}"
+    # the share in the name: a cache built by the sampler before --future-share keeps its own folder
+    data = ctx.data / f"clevrer_test_seed{p['seed']}_n{p['n']}_f{p['frames']}_future{FUTURE_SHARE:g}"
     data_cmd = f"nesy data clevrer --n {p['n']} --seed {p['seed']} --split test --frames {p['frames']} --out {data}"
     with data_lock(data):
         t0 = time.perf_counter()

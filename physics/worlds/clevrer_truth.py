@@ -63,7 +63,8 @@ class VideoTruth:
 
     Attributes:
         scene_index: The video's index (as in its annotation).
-        seed: The seed the video was sampled from.
+        seed: The seed :meth:`ClevrerWorld.sample` draws the initial state from (the video's
+            seed, or one :meth:`ClevrerWorld.draw` derived from it).
         observed_frames: Frames in the video (and in the annotation).
         fps: Frames per second.
         camera: The camera record (``eye``, ``target``, ``up``, ``fov_x_deg``, ``width``, ``height``).
@@ -167,7 +168,7 @@ def simulate_video(
     video_filename: str,
     on_frame: Callable[[int, ClevrerWorld], None] | None = None,
 ) -> tuple[VideoAnnotation, VideoTruth]:
-    """Sample, simulate and (through ``on_frame``) render one video, then its counterfactuals.
+    """Draw (:meth:`ClevrerWorld.draw`), simulate and (through ``on_frame``) render one video, then its counterfactuals.
 
     Args:
         world: The world to use (its config sets frames, size and physics).
@@ -180,7 +181,7 @@ def simulate_video(
         (the official annotation, the truth record).
     """
     cfg = world.video_config
-    start = world.sample(seed)
+    start, drawn_seed = world.draw(seed)
 
     def observed(f: int, w: ClevrerWorld) -> None:
         if on_frame is not None and f < cfg.frames:
@@ -205,7 +206,7 @@ def simulate_video(
     scene = world.state()
     truth = VideoTruth(
         scene_index=scene_index,
-        seed=tuple(int(s) for s in seed),
+        seed=drawn_seed,
         observed_frames=cfg.frames,
         fps=cfg.fps,
         camera=scene["camera"],

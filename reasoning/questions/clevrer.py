@@ -12,7 +12,10 @@ its answer, written in the official question JSON (one entry per video with
   the cube and the sphere?", options are earlier collisions, entrances and
   objects' presence, correct when they are causal ancestors of the collision;
 * predictive: "Which of the following will happen next?", options are
-  collisions, correct when they happen after the observed frames;
+  collisions, correct when they happen after the observed frames; two options
+  (one correct, one wrong) by default, as in CLEVRER, whose published per-option
+  and per-question predictive accuracies agree with two options a question
+  (NS-DR in the CLEVRER paper: 82.9% per option, 68.7% = 0.829^2 per question);
 * counterfactual: "Which of the following will (not) happen if the cube is
   removed?", options are collisions of the other objects in the re-run video.
 
@@ -81,14 +84,21 @@ class ClevrerQuestionConfig:
     explanatory: int = field(default=2, metadata={"help": "explanatory questions per video"})
     predictive: int = field(default=1, metadata={"help": "predictive questions per video (0 or 1: one question, its options vary)"})
     counterfactual: int = field(default=3, metadata={"help": "counterfactual questions per video"})
-    choices: int = field(default=4, metadata={"help": "most options of a multiple-choice question (at least 2)"})
+    choices: int = field(default=4, metadata={"help": "most options of an explanatory or counterfactual question (at least 2)"})
+    predictive_choices: int = field(default=2, metadata={
+        "help": "most options of a predictive question (CLEVRER: 2; the eighteenth and earlier sessions: 4)"})
 
     def __post_init__(self) -> None:
         for name in ("descriptive", "explanatory", "predictive", "counterfactual"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.choices < 2:
-            raise ConfigError(f"choices must be >= 2 (one correct and one wrong option), got {self.choices}")
+        for name in ("choices", "predictive_choices"):
+            if getattr(self, name) < 2:
+                raise ConfigError(f"{name} must be >= 2 (one correct and one wrong option), got {getattr(self, name)}")
+
+    def choices_of(self, question_type: str) -> int:
+        """The most options a multiple-choice question of ``question_type`` gets."""
+        return self.predictive_choices if question_type == "predictive" else self.choices
 
 
 # ---------------------------------------------------------------- programs
@@ -465,7 +475,7 @@ def generate_video_questions(
             for text, build, options in v.shuffled(families(v)):
                 if made >= n:
                     break
-                chosen = _pick_options(v, options, config.choices)
+                chosen = _pick_options(v, options, config.choices_of(qtype))
                 if chosen is None:
                     continue
                 questions.append({

@@ -62,7 +62,7 @@ def test_a_video_has_frames_masks_gif_annotation_and_truth_that_agree(built):
     paths = video_paths(out, "val", 1)
     ann, truth = read_annotation(paths["annotation"]), read_truth(paths["truth"])
     assert ann.video_filename == "video_00001.gif" and ann.num_frames == 8
-    assert truth.seed == (7, truth.seed[1], 1) and len(truth.counterfactuals) == len(ann.object_property)
+    assert truth.seed[:3] == (7, truth.seed[1], 1) and len(truth.counterfactuals) == len(ann.object_property)
     assert load_image(paths["frames"] / "0000.png").shape == (64, 96, 3)
     mask = read_mask_png(paths["masks"] / "0000.png")
     visible = {o.object_id for o in ann.motion_trajectory[0].objects if o.inside_camera_view}
@@ -104,3 +104,24 @@ def test_other_options_in_the_same_folder_are_refused(built, tmp_path):
         replace(cfg, n=0)
     with pytest.raises(ConfigError, match="unknown split"):
         replace(cfg, split="dev")
+
+
+def test_the_future_share_is_recorded_only_when_set_so_older_records_resume_as_sampled(tmp_path):
+    """Folders built before ``--future-share`` (no key in their record) resume with ``--future-share -1`` only."""
+    tiny = {"n": 1, "seed": 7, "split": "val", "frames": 8, "future_frames": 4, "width": 96, "height": 64,
+            "render": False, "backend": "serial"}
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "build_val.json").write_text(json.dumps({"seed": 7, "split": "val", "frames": 8, "future_frames": 4,
+                                                    "width": 96, "height": 64, "render": False}))
+    with pytest.raises(ConfigError, match="future_share"):
+        build_clevrer(ClevrerDataConfig(out=str(old), **tiny), progress=False)  # the default share is new
+    assert build_clevrer(ClevrerDataConfig(out=str(old), future_share=-1, **tiny), progress=False)["generated"] == 1
+    truth = read_truth(video_paths(old, "val", 0)["truth"])
+    assert len(truth.seed) == 3  # as sampled: the video's own seed
+    new = tmp_path / "new"
+    build_clevrer(ClevrerDataConfig(out=str(new), **tiny), progress=False)
+    assert json.loads((new / "build_val.json").read_text())["future_share"] == 0.715
+    with pytest.raises(ConfigError, match="--future-share"):
+        ClevrerDataConfig(out=str(new), future_share=2.0, **tiny)
+    assert ClevrerDataConfig(out=str(new), future_share=-1, **tiny).world_config().future_share is None

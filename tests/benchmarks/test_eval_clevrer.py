@@ -6,6 +6,7 @@ Ground truth everywhere must answer every question of every type.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,21 @@ def test_questions_are_written_in_the_official_file_and_resume_to_the_same_bytes
     assert summary["resumed"] == 1 and summary["generated"] == 0
     assert (folder / "validation.json").read_bytes() == first
     assert cli.main(["data", "clevrer-questions", "--data", str(folder), "--split", "val", "--seed", "3"]) == 2
+
+
+def test_predictive_options_are_recorded_only_apart_from_choices_so_older_question_folders_resume(folder, tmp_path):
+    """Questions made before ``--predictive-choices`` (4 options, no key) resume with ``--predictive-choices 4``."""
+    record = json.loads((folder / "questions_val.build.json").read_text())
+    assert record["predictive_choices"] == 2 and record["choices"] == 4
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    shutil.rmtree(old / "questions_val")
+    del record["predictive_choices"]
+    (old / "questions_val.build.json").write_text(json.dumps(record))
+    assert cli.main(["data", "clevrer-questions", "--data", str(old), "--split", "val", "--quiet"]) == 2
+    assert cli.main(["data", "clevrer-questions", "--data", str(old), "--split", "val", "--quiet",
+                     "--predictive-choices", "4"]) == 0
+    assert json.loads((old / "questions_val.build.json").read_text()) == record
 
 
 def test_ground_truth_everywhere_answers_every_question(folder, tmp_path, capsys):

@@ -10,7 +10,14 @@ from physics.errors import ConfigError
 from physics.worlds.clevrer_annotation import Collision, FrameStates, ObjectState
 from physics.worlds.clevrer_events import Event, derive_events
 from physics.worlds.clevrer_truth import simulate_video
-from physics.worlds.clevrer_world import ClevrerConfig, ClevrerWorld, InitialState, VideoObject
+from physics.worlds.clevrer_world import (
+    ClevrerConfig,
+    ClevrerWorld,
+    InitialState,
+    Simulation,
+    VideoObject,
+    future_collision_seen,
+)
 
 TINY = ClevrerConfig(width=96, height=64, frames=8, future_frames=4)
 
@@ -135,3 +142,42 @@ def test_stepping_before_a_video_is_built_is_refused():
 
     with ClevrerWorld(TINY) as fresh, pytest.raises(StateError, match="reset"):
         fresh.step()
+
+
+def test_draw_keeps_the_sample_without_a_share_and_redraws_to_the_asked_future_with_one():
+    """``future_share`` 1 / 0 asks every video for a future collision between objects seen / for none."""
+    size = {"width": 96, "height": 64}  # full 128 + 50 frames: the future must be long enough to hold collisions
+    plain = ClevrerWorld(ClevrerConfig(**size))
+    wanting = ClevrerWorld(ClevrerConfig(**size, future_share=1.0))
+    refusing = ClevrerWorld(ClevrerConfig(**size, future_share=0.0))
+    try:
+        assert plain.draw((4,)) == (plain.sample((4,)), (4,))
+        assert not future_collision_seen(plain.simulate(plain.sample((4,))), 128)  # so the share must redraw
+        start, seed = wanting.draw((4,))
+        assert seed == (4, 2) and start == plain.sample(seed)  # the kept seed reproduces the video
+        assert future_collision_seen(plain.simulate(start), 128)
+        assert wanting.draw((4,)) == (start, seed)  # a pure function of the seed
+        assert refusing.draw((4,)) == (plain.sample((4,)), (4,))  # the first draw already answers as asked
+        start0, seed0 = refusing.draw((0,))
+        assert future_collision_seen(plain.simulate(plain.sample((0,))), 128)
+        assert seed0 == (0, 1) and not future_collision_seen(plain.simulate(start0), 128)
+    finally:
+        for w in (plain, wanting, refusing):
+            w.close()
+    with pytest.raises(ConfigError, match="future_share"):
+        ClevrerConfig(future_share=1.5)
+    with pytest.raises(ConfigError, match="max_draws"):
+        ClevrerConfig(max_draws=0)
+
+
+def test_future_collision_seen_needs_both_objects_in_view_before_the_cut():
+    def frame(f, inside):
+        return FrameStates(f, tuple(ObjectState(i, (0.0, 0.0, 0.2), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0),
+                                                ok) for i, ok in enumerate(inside)))
+
+    trajectory = (frame(0, (True, True, False)), frame(1, (True, False, False)), frame(2, (True, True, True)))
+    late = Collision((0, 1), 2, (0.0, 0.0, 0.2))
+    unseen = Collision((0, 2), 2, (0.0, 0.0, 0.2))  # object 2 comes into view only after the cut
+    early = Collision((0, 1), 1, (0.0, 0.0, 0.2))
+    assert future_collision_seen(Simulation(trajectory, (late,)), 2)
+    assert not future_collision_seen(Simulation(trajectory, (unseen, early)), 2)

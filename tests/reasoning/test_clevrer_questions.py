@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from physics.errors import DataError
+from physics.errors import ConfigError, DataError
 from physics.video_dynamics import GroundTruthDynamics
 from physics.worlds.clevrer_annotation import VideoAnnotation
 from physics.worlds.clevrer_truth import VideoTruth, simulate_video
@@ -141,3 +141,18 @@ def test_an_object_never_in_view_is_never_named(videos):
     colour = next(p.color for p in annotation.object_property if p.object_id == hidden)
     assert all(colour not in q["question"] + "".join(c["choice"] for c in q.get("choices", []))
                for q in entry["questions"] if not q.get("answer") == colour)
+
+
+def test_predictive_questions_have_two_options_one_right_by_default_and_as_many_as_asked_otherwise(videos):
+    """CLEVRER's predictive questions have two options; ``predictive_choices`` sets it apart from ``choices``."""
+    def options(config):
+        return [[c["answer"] for c in q["choices"]] for e in _questions(videos, config=config)
+                for q in e["questions"] if q["question_type"] == "predictive"]
+
+    two = options(DEFAULTS)
+    assert two and all(sorted(o) == ["correct", "wrong"] for o in two)
+    four = options(ClevrerQuestionConfig(predictive_choices=4))
+    assert len(four) == len(two) and max(len(o) for o in four) > 2
+    assert DEFAULTS.choices_of("predictive") == 2 and DEFAULTS.choices_of("counterfactual") == DEFAULTS.choices
+    with pytest.raises(ConfigError, match="predictive_choices"):
+        ClevrerQuestionConfig(predictive_choices=1)
