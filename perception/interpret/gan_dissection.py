@@ -43,7 +43,7 @@ Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -61,7 +61,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "judges_agreement", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "judges_agreement", "shape_shares", "balanced_snapshot", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -354,6 +354,37 @@ def labeller_iou_on_renders(labeller: ShapeSegmenter | Labeller, images: Tensor,
         union = int((ours | truth).sum())
         out.append(int((ours & truth).sum()) / union if union else float("nan"))
     return out
+
+
+@torch.no_grad()
+def shape_shares(labeller: ShapeSegmenter | Labeller, images: Tensor) -> Tensor:
+    """Each shape's share of the labelled object pixels of ``images`` [N, 3, H, W]: float [C] (SHAPES order; zeros if none)."""
+    counts = torch.bincount(_labels(labeller, images).flatten(), minlength=1 + len(SHAPES))[1:].float()
+    return counts / counts.sum() if counts.sum() > 0 else counts
+
+
+@torch.no_grad()
+def balanced_snapshot(generators: Mapping[int, ConvDecoder], labeller: ShapeSegmenter | Labeller, real: Tensor,
+                      z: Tensor) -> tuple[int, dict[int, float]]:
+    """The generator whose samples' shape balance is nearest the real renders' (a gate before dissecting).
+
+    ``generators``: snapshots by training step (:func:`perception.generative.gan.fit_gan`'s
+    ``snapshots``); each one's samples from ``z`` are labelled by ``labeller`` and their
+    :func:`shape_shares` compared with those of the real renders ``real`` under the same labeller
+    (so the labeller's own bias on renders cancels), by L1 distance.  Returns (the chosen step,
+    the distance of every step); ties go to the later step.  The dissection's check IoU of a unit
+    that fires on every object equals its shape's share of the object pixels, so a GAN whose
+    samples hold few objects the masks call spheres cannot have a sphere unit over 0.2 (session 19).
+    """
+    if not generators:
+        raise ConfigError("balanced_snapshot: no generators given")
+    want = shape_shares(labeller, real)
+    dist = {}
+    for step in sorted(generators):
+        gen = generators[step].eval()
+        dist[step] = float((shape_shares(labeller, gen(z)) - want).abs().sum())
+    best = min(sorted(dist, reverse=True), key=lambda k: dist[k])
+    return best, dist
 
 
 @torch.no_grad()
