@@ -286,6 +286,24 @@ def test_the_entry_dissects_the_resize_generator_and_the_options_the_transposed_
     assert all(set(v) == set(SHAPES) for v in truth.values())
 
 
+@pytest.mark.slow
+def test_the_balanced_option_dissects_the_snapshot_nearest_the_renders_shape_balance():
+    from perception.generative.gan import _QUICK, _renders_and_judges, fit_gan
+    from perception.interpret.gan_dissection import balanced_gan_run
+
+    run, pick, dist = balanced_gan_run(True, 0, SPECTRAL_CODEC)
+    assert set(dist) == {2, 3} and pick in dist and dist[pick] == min(dist.values())  # quick: 3 steps, snapshots 2 and 3
+    train = _renders_and_judges(True, 0)[0]
+    snaps = {pick: None}
+    fit_gan(train.images, SPECTRAL_CODEC, steps=_QUICK.gan_steps, batch=_QUICK.batch, lr=_QUICK.lr, seed=0, snapshots=snaps)
+    assert all(torch.equal(a, b) for a, b in zip(run.gan.generator.state_dict().values(),
+                                                  snaps[pick].state_dict().values(), strict=True))
+    outcome = bench_gan_dissection(True, 0, SPECTRAL_CODEC, balanced=True)
+    assert len(outcome.checks) == 6 and outcome.figures["snapshot"]["step"] == pick
+    with pytest.raises(ConfigError, match="balanced"):
+        bench_gan_dissection(True, 0, SPECTRAL_CODEC, ema=0.5, balanced=True)
+
+
 class _BlueMeansCube(torch.nn.Module):
     """An attribute network stub: 'cube' when the crop's object is blue, else 'sphere'."""
 
