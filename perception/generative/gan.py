@@ -108,8 +108,13 @@ def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr
 
 
 def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: float, seed: int,
-            per_round: int = 100, emas: Sequence[float] = ()) -> tuple[GAN, list[ConvDecoder]]:
+            per_round: int = 100, emas: Sequence[float] = (),
+            snapshots: dict[int, ConvDecoder] | None = None) -> tuple[GAN, list[ConvDecoder]]:
     """The training run of :func:`train_gan`: (the GAN as trained, one averaged generator per decay in ``emas``).
+
+    ``snapshots``: a dict whose keys are step counts in 1..``steps``; each key's value is set to a copy
+    (evaluation mode) of the generator as it was after that many optimiser steps.  Taking them
+    changes nothing in the training run (GAN dissection picks one by its samples' shape balance).
 
     Averaged generators (Yazici et al., "The Unusual Effectiveness of Averaging in GAN Training",
     ICLR 2019, arXiv 1806.04498; Karras et al., ProGAN, arXiv 1710.10196): after every optimiser
@@ -120,6 +125,9 @@ def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: 
     """
     if any(not 0.0 < d < 1.0 for d in emas):
         raise ConfigError(f"fit_gan: every ema decay must be in (0, 1), got {tuple(emas)}")
+    keep = sorted(snapshots) if snapshots is not None else []
+    if any(not isinstance(k, int) or not 1 <= k <= steps for k in keep):
+        raise ConfigError(f"fit_gan: snapshot steps must be ints in 1..{steps}, got {keep}")
     seed_everything(seed)
     gan = GAN(config)
     averages = [copy.deepcopy(gan.generator).requires_grad_(False) for _ in emas]
@@ -139,15 +147,21 @@ def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: 
                 for a, w in zip(avg.parameters(), gan.generator.parameters(), strict=True):
                     a.lerp_(w, 1.0 - decay)
 
+    def snap() -> None:  # after taken[0] optimiser steps
+        if snapshots is not None and taken[0] in snapshots:
+            snapshots[taken[0]] = copy.deepcopy(gan.generator).requires_grad_(False).eval()
+
     def step(idx: Tensor) -> dict[str, Tensor]:
         if taken[0]:
             follow()
+            snap()
         taken[0] += 1
         return gan(random_hflip(flip, images[idx])[0])
 
     loop.fit(-(-steps // per_round), batches, step)
     if taken[0]:
         follow()
+        snap()
     for i, avg in enumerate(averages):
         recalibrate_batch_norm(avg, batch=batch, seed=seed + 17 + i)
     return gan.eval(), [avg.eval() for avg in averages]

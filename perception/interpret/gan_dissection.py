@@ -43,7 +43,7 @@ Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -61,7 +61,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "judges_agreement", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -330,7 +330,8 @@ def _intervention_figures(generator: ConvDecoder, labeller: ShapeSegmenter | Lab
           "removes >= 50% of cube pixels, spheres change < 10%; inserting them adds cubes (counted)",
     ablation="10 random units of the same layer",
 )
-def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = None, ema: float = 0.0) -> BenchOutcome:
+def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = None, ema: float = 0.0,
+                         balanced: bool = False) -> BenchOutcome:
     """Dissect a benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples.
 
     ``codec`` None: :data:`RESIZE_CODEC`, the ``gan`` bench's GAN (48 units at ``blocks[0]``) with
@@ -339,10 +340,46 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = Non
     generator (the entry of sessions 5-16); :data:`WIDE_CODEC` a 256-unit middle layer (session 15).
     ``ema``: dissect the average of the generator's weights over training (decay per step;
     :func:`perception.generative.gan.fit_gan`); 0, the default, dissects the last step's generator.
+    ``balanced`` (an option, session 19): train without averages and dissect the snapshot of
+    :func:`balanced_gan_run` (the one whose samples' shape balance is nearest the renders') instead of
+    the last step's generator.
     """
     from perception.generative.gan import train_gan_run
 
-    return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC, ema), quick, seed, LAYER)
+    if not balanced:
+        return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC, ema), quick, seed, LAYER)
+    if ema:
+        raise ConfigError("bench_gan_dissection: balanced picks a snapshot of the trained generator, not an average (ema 0)")
+    run, pick, dist = balanced_gan_run(quick, seed, codec or RESIZE_CODEC)
+    outcome = dissection_outcome(run, quick, seed, LAYER)
+    outcome.figures["snapshot"] = {"step": pick, "l1_to_renders_shape_shares": {str(k): v for k, v in dist.items()}}
+    return outcome
+
+
+SNAPSHOT_FRACTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)  # of the training steps: the snapshots balanced_gan_run compares
+
+
+def balanced_gan_run(quick: bool, seed: int, codec: CodecConfig) -> tuple[GanRun, int, dict[int, float]]:
+    """The bench GAN run of ``codec`` whose generator is the snapshot with the best shape balance.
+
+    The same renders, judges, GAN training and seed as :func:`perception.generative.gan.train_gan_run`
+    (training is unchanged by taking snapshots), with generator snapshots at
+    :data:`SNAPSHOT_FRACTIONS` of the steps; :func:`balanced_snapshot` picks one by the class masks'
+    shape shares on 300 samples (z from ``seed + 24``, not the dissection's) against the run's test
+    renders.  Returns (the run with the picked generator, its step, every step's L1 distance).
+    """
+    from perception.generative.gan import _FULL, _QUICK, CROP, GanRun, _renders_and_judges, fit_gan
+
+    size = _QUICK if quick else _FULL
+    train, test, seg, attr = _renders_and_judges(quick, seed)
+    snaps: dict[int, ConvDecoder | None] = {max(1, round(f * size.gan_steps)): None for f in SNAPSHOT_FRACTIONS}
+    gan, _ = fit_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed,
+                     snapshots=snaps)  # type: ignore[arg-type]
+    labeller = ObjectShapeLabeller(seg, attr, CROP)
+    z = torch.randn(8 if quick else 300, codec.latent, generator=torch.Generator().manual_seed(seed + 24))
+    pick, dist = balanced_snapshot({k: v for k, v in snaps.items() if v is not None}, labeller, test.images, z)
+    gan.generator = snaps[pick]  # type: ignore[assignment]
+    return GanRun(gan.eval(), seg, attr, train, test), pick, dist
 
 
 def labeller_iou_on_renders(labeller: ShapeSegmenter | Labeller, images: Tensor, shapes: Tensor) -> list[float]:
@@ -354,6 +391,37 @@ def labeller_iou_on_renders(labeller: ShapeSegmenter | Labeller, images: Tensor,
         union = int((ours | truth).sum())
         out.append(int((ours & truth).sum()) / union if union else float("nan"))
     return out
+
+
+@torch.no_grad()
+def shape_shares(labeller: ShapeSegmenter | Labeller, images: Tensor) -> Tensor:
+    """Each shape's share of the labelled object pixels of ``images`` [N, 3, H, W]: float [C] (SHAPES order; zeros if none)."""
+    counts = torch.bincount(_labels(labeller, images).flatten(), minlength=1 + len(SHAPES))[1:].float()
+    return counts / counts.sum() if counts.sum() > 0 else counts
+
+
+@torch.no_grad()
+def balanced_snapshot(generators: Mapping[int, ConvDecoder], labeller: ShapeSegmenter | Labeller, real: Tensor,
+                      z: Tensor) -> tuple[int, dict[int, float]]:
+    """The generator whose samples' shape balance is nearest the real renders' (a gate before dissecting).
+
+    ``generators``: snapshots by training step (:func:`perception.generative.gan.fit_gan`'s
+    ``snapshots``); each one's samples from ``z`` are labelled by ``labeller`` and their
+    :func:`shape_shares` compared with those of the real renders ``real`` under the same labeller
+    (so the labeller's own bias on renders cancels), by L1 distance.  Returns (the chosen step,
+    the distance of every step); ties go to the later step.  The dissection's check IoU of a unit
+    that fires on every object equals its shape's share of the object pixels, so a GAN whose
+    samples hold few objects the masks call spheres cannot have a sphere unit over 0.2 (session 19).
+    """
+    if not generators:
+        raise ConfigError("balanced_snapshot: no generators given")
+    want = shape_shares(labeller, real)
+    dist = {}
+    for step in sorted(generators):
+        gen = generators[step].eval()
+        dist[step] = float((shape_shares(labeller, gen(z)) - want).abs().sum())
+    best = min(sorted(dist, reverse=True), key=lambda k: dist[k])
+    return best, dist
 
 
 @torch.no_grad()

@@ -266,6 +266,25 @@ def test_generator_averages_follow_the_weights_and_leave_training_unchanged():
         train_gan(images, TINY, **kw, ema=1.0)
 
 
+def test_snapshots_are_the_generator_after_their_step_and_leave_training_unchanged():
+    from perception.generative.gan import fit_gan
+
+    images = torch.rand(8, 3, 16, 24, generator=torch.Generator().manual_seed(2))
+    kw = {"batch": 4, "lr": 1e-2, "seed": 5, "per_round": 2}
+    one, _ = fit_gan(images, TINY, steps=1, **kw)
+    plain, _ = fit_gan(images, TINY, steps=3, **kw)
+    snaps = {1: None, 3: None}
+    gan, _ = fit_gan(images, TINY, steps=3, snapshots=snaps, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), gan.state_dict().values(), strict=True))
+    for step, want in ((1, one.generator), (3, gan.generator)):
+        assert not snaps[step].training
+        got = snaps[step].state_dict()
+        assert all(torch.equal(got[k], v) for k, v in want.state_dict().items())
+    assert snaps[1] is not gan.generator and snaps[3] is not gan.generator  # copies, not the live generator
+    with pytest.raises(ConfigError, match="snapshot steps"):
+        fit_gan(images, TINY, steps=3, snapshots={4: None}, **kw)
+
+
 def test_batch_norm_recalibration_takes_the_mean_of_the_generators_own_batch_statistics():
     from perception.generative.gan import recalibrate_batch_norm
 

@@ -23,6 +23,7 @@ from perception.interpret.gan_dissection import (
     ObjectShapeLabeller,
     _intervention_figures,
     ablate,
+    balanced_snapshot,
     bench_gan_dissection,
     dissect,
     edited,
@@ -30,6 +31,7 @@ from perception.interpret.gan_dissection import (
     judges_agreement,
     labeller_iou_on_renders,
     layer_activations,
+    shape_shares,
 )
 from physics.errors import ConfigError
 
@@ -284,6 +286,24 @@ def test_the_entry_dissects_the_resize_generator_and_the_options_the_transposed_
     assert all(set(v) == set(SHAPES) for v in truth.values())
 
 
+@pytest.mark.slow
+def test_the_balanced_option_dissects_the_snapshot_nearest_the_renders_shape_balance():
+    from perception.generative.gan import _QUICK, _renders_and_judges, fit_gan
+    from perception.interpret.gan_dissection import balanced_gan_run
+
+    run, pick, dist = balanced_gan_run(True, 0, SPECTRAL_CODEC)
+    assert set(dist) == {2, 3} and pick in dist and dist[pick] == min(dist.values())  # quick: 3 steps, snapshots 2 and 3
+    train = _renders_and_judges(True, 0)[0]
+    snaps = {pick: None}
+    fit_gan(train.images, SPECTRAL_CODEC, steps=_QUICK.gan_steps, batch=_QUICK.batch, lr=_QUICK.lr, seed=0, snapshots=snaps)
+    assert all(torch.equal(a, b) for a, b in zip(run.gan.generator.state_dict().values(),
+                                                  snaps[pick].state_dict().values(), strict=True))
+    outcome = bench_gan_dissection(True, 0, SPECTRAL_CODEC, balanced=True)
+    assert len(outcome.checks) == 6 and outcome.figures["snapshot"]["step"] == pick
+    with pytest.raises(ConfigError, match="balanced"):
+        bench_gan_dissection(True, 0, SPECTRAL_CODEC, ema=0.5, balanced=True)
+
+
 class _BlueMeansCube(torch.nn.Module):
     """An attribute network stub: 'cube' when the crop's object is blue, else 'sphere'."""
 
@@ -314,3 +334,35 @@ def test_the_resize_option_is_the_gan_benchs_generator_with_resize_up_sampling()
     acts, images = layer_activations(gen, torch.randn(2, RESIZE_CODEC.latent), LAYER)
     plain, _ = layer_activations(ConvDecoder(GAN_CODEC), torch.randn(2, GAN_CODEC.latent), LAYER)
     assert acts.shape == plain.shape and images.shape == (2, 3, RESIZE_CODEC.height, RESIZE_CODEC.width)
+
+
+class _Painter(torch.nn.Module):
+    """A stand-in generator: every sample is the same image, a red square of ``red`` pixels per side and a green one."""
+
+    def __init__(self, red: int, green: int) -> None:
+        super().__init__()
+        self.image = torch.zeros(3, 16, 24)
+        self.image[0, 1:1 + red, 1:1 + red] = 1.0
+        self.image[1, 8:8 + green, 12:12 + green] = 1.0
+
+    def forward(self, z):
+        return self.image.expand(len(z), -1, -1, -1)
+
+
+def test_shape_shares_are_each_shapes_fraction_of_the_labelled_object_pixels():
+    seg = _RedCubeGreenSphere(4)
+    shares = shape_shares(seg, _Painter(4, 2)(torch.zeros(3, 1)))  # 16 cube and 4 sphere pixels per image
+    assert shares.tolist() == pytest.approx([0.8, 0.2, 0.0])
+    assert shape_shares(seg, torch.zeros(2, 3, 16, 24)).tolist() == [0.0, 0.0, 0.0]  # no objects: zeros, no NaN
+
+
+def test_the_balanced_snapshot_is_the_one_whose_shape_shares_match_the_renders():
+    seg, z = _RedCubeGreenSphere(4), torch.zeros(2, 1)
+    real = _Painter(3, 3)(torch.zeros(4, 1))  # renders: half cube, half sphere
+    gens = {100: _Painter(4, 0), 200: _Painter(3, 3), 300: _Painter(2, 4)}  # cube only, balanced, mostly sphere
+    pick, dist = balanced_snapshot(gens, seg, real, z)
+    assert pick == 200 and dist[200] == pytest.approx(0.0)
+    assert dist[100] == pytest.approx(1.0) and dist[300] == pytest.approx(2 * abs(4 / 20 - 0.5))
+    assert balanced_snapshot({1: _Painter(3, 3), 2: _Painter(3, 3)}, seg, real, z)[0] == 2  # ties: the later step
+    with pytest.raises(ConfigError, match="no generators"):
+        balanced_snapshot({}, seg, real, z)
