@@ -6,7 +6,8 @@ normalised-acceleration MSE of GNS).  With ``rollout_steps`` K > 1 each sample h
 K future frames and the loss averages the errors of a K-step rollout of the model
 on its own predictions (:meth:`DynamicsModel.loss`), which trains rollout stability.
 Adam with an exponential learning-rate decay per epoch
-(:class:`~physics.training.ExponentialDecay`, from ``lr`` to ``lr_final``).
+(:class:`~physics.training.ExponentialDecay`, from ``lr`` to ``lr_final``), optionally
+ramped up over the first ``lr_warmup`` updates (:class:`~physics.training.LinearWarmup`).
 With ``init`` a run starts from the weights of a saved model of the same name
 and config (fine-tuning, e.g. on data a planner collected,
 :mod:`physics.control.collect`), its normalisation statistics included.  The
@@ -93,7 +94,7 @@ from physics.models.data import make_samples
 from physics.models.own_states import OwnStates
 from physics.models.resolver import save_model
 from physics.models.rollout import outside_container, rollout_errors
-from physics.training import ExponentialDecay, RunLog, TrainLoop
+from physics.training import ExponentialDecay, LinearWarmup, RunLog, Schedule, TrainLoop
 from physics.training.distributed import init_distributed, rank_share, world_info
 from physics.trajectory import Trajectory
 
@@ -110,6 +111,10 @@ class TrainConfig:
     batch_size: int = field(default=16, metadata={"help": "graphs per batch"})
     lr: float = field(default=1e-3, metadata={"help": "initial Adam learning rate"})
     lr_final: float = field(default=1e-4, metadata={"help": "learning rate at the last epoch (exponential decay)"})
+    lr_warmup: int = field(
+        default=0, metadata={"help": "scale the learning rate linearly from ~0 up to its schedule's over the run's first "
+                             "N optimiser steps (e.g. a fine-tune's first epoch; 0: none)"}
+    )
     max_samples: int = field(default=3000, metadata={"help": "one-step training samples drawn from the trajectories"})
     valid_samples: int = field(default=400, metadata={"help": "one-step validation samples"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient norm clip (0: none)"})
@@ -178,6 +183,8 @@ class TrainConfig:
                               "is the position error)")
         if not (self.wall_penalty >= 0 and math.isfinite(self.wall_penalty)):
             raise ConfigError(f"TrainConfig.wall_penalty must be a finite number >= 0, got {self.wall_penalty}")
+        if self.lr_warmup < 0:
+            raise ConfigError(f"TrainConfig.lr_warmup must be >= 0 optimiser steps, got {self.lr_warmup}")
         if self.own_rollouts < 0:
             raise ConfigError(f"TrainConfig.own_rollouts must be >= 0, got {self.own_rollouts}")
         if self.own_rollouts and not self.wall_penalty > 0:
@@ -222,6 +229,8 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["velocity_weight"]
     if not flags["own_rollouts"]:
         del flags["own_rollouts"], flags["own_samples"]
+    if not flags["lr_warmup"]:
+        del flags["lr_warmup"]
     return flags
 
 
@@ -363,8 +372,11 @@ def train(
             )
 
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    schedule: Schedule = ExponentialDecay(config.lr, config.lr_final, config.epochs)
+    if config.lr_warmup:
+        schedule = LinearWarmup(schedule, config.lr_warmup)
     loop = TrainLoop(
-        model, opt, ExponentialDecay(config.lr, config.lr_final, config.epochs), ckpt_path,
+        model, opt, schedule, ckpt_path,
         flags=_flags(config), command=str(meta.get("command", "")), payload=payload,
         weights_key="state_dict", grad_clip=config.grad_clip,
         log=RunLog(out / "loss.jsonl", tensorboard=out / "tb"), may_change=RESUMABLE_CHANGES,

@@ -14,7 +14,13 @@ from physics.training.command import config_flags
 from physics.training.log import RunLog
 from physics.training.loop import TrainLoop, flag_name
 from physics.training.rng import rng_state, seed_everything, set_rng_state
-from physics.training.schedule import Constant, ExponentialDecay, Schedule, WarmupCosine
+from physics.training.schedule import (
+    Constant,
+    ExponentialDecay,
+    LinearWarmup,
+    Schedule,
+    WarmupCosine,
+)
 
 __all__ = [
     "TrainLoop",
@@ -24,6 +30,7 @@ __all__ = [
     "Schedule",
     "Constant",
     "ExponentialDecay",
+    "LinearWarmup",
     "WarmupCosine",
     "seed_everything",
     "rng_state",

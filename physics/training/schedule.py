@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from physics.errors import ConfigError
 
-__all__ = ["Schedule", "Constant", "ExponentialDecay", "WarmupCosine"]
+__all__ = ["Schedule", "Constant", "ExponentialDecay", "LinearWarmup", "WarmupCosine"]
 
 
 class Schedule(ABC):
@@ -82,3 +82,26 @@ class WarmupCosine(Schedule):
             return self.rate * (step + 1) / warm
         t = (step - warm) / max(1, self.total - warm)
         return self.rate * (self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@dataclass(frozen=True)
+class LinearWarmup(Schedule):
+    """Another schedule's rate scaled by ``(step + 1) / steps`` over the run's first ``steps`` global steps.
+
+    Linear from (almost) 0 up to the inner schedule's rate at step ``steps - 1``, then the inner
+    schedule unchanged; e.g. a fine-tune whose first full-rate updates would break what it starts from.
+    """
+
+    inner: Schedule
+    steps: int
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"LinearWarmup needs steps >= 1, got {self.steps}")
+
+    def lr(self, round_: int, step: int) -> float:
+        rate = self.inner.lr(round_, step)
+        return rate * (step + 1) / self.steps if step < self.steps else rate
+
+    def describe(self) -> dict:
+        return {"name": type(self).__name__, "steps": self.steps, "inner": self.inner.describe()}

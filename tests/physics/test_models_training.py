@@ -212,6 +212,28 @@ def test_select_rollouts_off_stores_no_new_flag_and_is_checked(tmp_path):
               TrainConfig(epochs=1, select_rollouts=1, **FAST), resume=True, progress=False)
 
 
+def test_lr_warmup_sets_the_first_updates_rates_and_is_stored_only_when_on(tmp_path):
+    def run(out, warmup, epochs=2, resume=False):
+        model = make_model("propnet", chain_config("propnet"))
+        train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], out,
+              TrainConfig(epochs=epochs, lr_warmup=warmup, **FAST), resume=resume, progress=False)
+        rows = [json.loads(x) for x in (out / "loss.jsonl").read_text().splitlines()]
+        return [r["lr"] for r in rows], torch.load(out / "checkpoint.pt", weights_only=True)["train_state"]
+
+    plain, state = run(tmp_path / "a", 0)
+    assert "lr_warmup" not in state["flags"] and state["schedule"]["name"] == "ExponentialDecay"  # as before the option
+    # 64 samples / 8 = 8 updates per epoch; a 16-update warm-up covers both epochs
+    warm, state = run(tmp_path / "b", 16)
+    assert warm[0] == pytest.approx(plain[0] / 16) and warm[1] == pytest.approx(plain[1] * 9 / 16), (warm, plain)
+    assert state["flags"]["lr_warmup"] == 16 and state["schedule"]["name"] == "LinearWarmup"
+    short, _ = run(tmp_path / "c", 4)
+    assert short[1] == plain[1]  # after the warm-up the decay is untouched
+    with pytest.raises(ConfigError, match=r"--lr-warmup 16 \(now 4\)"):
+        run(tmp_path / "b", 4, epochs=3, resume=True)
+    with pytest.raises(ConfigError, match="lr_warmup must be >= 0"):
+        TrainConfig(lr_warmup=-1)
+
+
 def test_wall_features_reach_the_model_and_stay_out_of_configs_that_do_not_use_them(tmp_path):
     from physics.models import load_model
     from physics.models.config import apply_overrides, config_from_dict, config_to_dict

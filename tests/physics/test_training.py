@@ -20,6 +20,7 @@ from physics.io import atomic_torch_save
 from physics.training import (
     Constant,
     ExponentialDecay,
+    LinearWarmup,
     RunLog,
     TrainLoop,
     WarmupCosine,
@@ -192,6 +193,19 @@ def test_exponential_decay_matches_torch_exponential_lr_bit_for_bit():
     assert Constant(0.1).lr(5, 50) == 0.1
     cos = WarmupCosine(1.0, 100)
     assert cos.lr(0, 0) == 0.5 and cos.lr(0, 1) == 1.0 and abs(cos.lr(0, 100) - 0.05) < 1e-12
+
+
+def test_linear_warmup_ramps_the_inner_schedule_then_leaves_it_unchanged():
+    inner = ExponentialDecay(1e-3, 1e-4, 4)
+    warm = LinearWarmup(inner, 4)
+    assert [warm.lr(0, s) for s in range(4)] == [inner.lr(0, k - 1) * k / 4 for k in (1, 2, 3, 4)]
+    assert warm.lr(0, 3) == inner.lr(0, 3)  # full rate at the last warm-up step
+    assert warm.lr(2, 10) == inner.lr(2, 10) and warm.lr(1, 4) == inner.lr(1, 4)
+    assert LinearWarmup(inner, 8).lr(1, 5) == inner.lr(1, 5) * 6 / 8  # steps, not rounds, count
+    assert warm.describe() == {"name": "LinearWarmup", "steps": 4, "inner": inner.describe()}
+    assert warm.describe() != LinearWarmup(inner, 5).describe()  # a resume with another warm-up is refused
+    with pytest.raises(ConfigError, match="steps >= 1"):
+        LinearWarmup(inner, 0)
 
 
 def test_run_log_writes_json_lines_and_tensorboard_scalars(tmp_path, monkeypatch):
