@@ -235,3 +235,19 @@ def test_box_features_tell_the_inside_of_a_wall_from_its_outside():
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match="wall_box"):
             GraphConfig(wall_box=bad)
+
+
+def test_box_features_follow_a_moving_container():
+    """fluidshake's container slides: ``box_bounds`` must be the container of the input's last frame,
+    not of an earlier one, so the same particle reads "inside" before the wall passes and "past it" after."""
+    from physics.graph.builder import box_distances
+
+    marks = torch.tensor([[x, 0.0] for x in (0.0, 0.5, 1.0)] + [[0.0, 0.5], [1.0, 0.5]])
+    attr = torch.tensor([[0.0, 1.0]] * 5 + [[1.0, 0.0]])
+    p = torch.tensor([[0.95, 0.3]])
+    hist = torch.stack([torch.cat([marks, p]), torch.cat([marks - torch.tensor([0.1, 0.0]), p])])  # walls moved left
+    g = GraphBuilder(GraphConfig(history=1, radius=0.05, wall_box=0.1)).build(hist, attr)
+    assert torch.allclose(g.box_bounds[5], torch.tensor([[-0.1, 0.0], [0.9, float("inf")]]))
+    assert torch.allclose(box_distances(g.pos_hist[:, -1], g.box_bounds, 0.1)[5], torch.tensor([1.0, 1.0, -0.5]))
+    back = GraphBuilder(GraphConfig(history=1, radius=0.05, wall_box=0.1)).build(hist.flip(0), attr)
+    assert torch.allclose(box_distances(back.pos_hist[:, -1], back.box_bounds, 0.1)[5], torch.tensor([1.0, 1.0, 0.5]))
