@@ -552,6 +552,8 @@ def _headline(name: str, s: dict[str, Any]) -> str:
         return f"{s['correct']}/{s['questions']} right from pixels ({s['objects']} objects derendered)"
     if name == "video":
         return f"{s['frames']} frames, {s['events']} observed events"
+    if name == "video-qa":
+        return f"NS-DR {s['right']}/{s['answers']} answers right ({s['questions']} questions, each option counted)"
     if name == "dynamics":
         return ", ".join(f"{m} MSE {v['mse_full']:.1e}" for m, v in s["models"].items())
     if name == "sound":

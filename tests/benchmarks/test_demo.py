@@ -11,6 +11,7 @@ from benchmarks.demo import (
     DEMO_SECTIONS,
     DemoConfig,
     SectionUnavailable,
+    _headline,
     register_demo_section,
     run_demo,
 )
@@ -40,6 +41,11 @@ def test_demo_builds_asks_answers_rolls_out_and_controls(reduced_demo):
         assert title in page, title
     assert page.count("data:image/gif;base64,") == 4 and "data:image/png;base64," in page
     assert "Left out" not in page
+
+
+def test_the_video_qa_headline_counts_options_apart_from_questions():
+    line = _headline("video-qa", {"questions": 4, "right": 5, "answers": 6, "seconds": 1.0})
+    assert line == "NS-DR 5/6 answers right (4 questions, each option counted)"
 
 
 def test_a_registered_section_joins_the_page_and_a_missing_one_is_left_out(tmp_path, capsys):
