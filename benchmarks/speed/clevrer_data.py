@@ -37,13 +37,16 @@ class ClevrerSpeedConfig:
     width: int = field(default=480, metadata={"help": "frame width"})
     height: int = field(default=320, metadata={"help": "frame height"})
     seed: int = field(default=0, metadata={"help": "base seed"})
+    future_share: float = field(default=ClevrerDataConfig.future_share, metadata={
+        "help": "the builder's --future-share (-1: the sampler alone, without the predictive redraws)"})
 
 
 def run_clevrer_data_speed(cfg: ClevrerSpeedConfig = ClevrerSpeedConfig()) -> dict[str, Any]:
     """Generate ``cfg.videos`` videos in this process and report per-stage seconds and videos per minute."""
     with tempfile.TemporaryDirectory(prefix="nesy-clevrer-speed-") as out:
         data = ClevrerDataConfig(n=cfg.videos + 1, out=out, seed=cfg.seed, split="train", frames=cfg.frames,
-                                 future_frames=cfg.future_frames, width=cfg.width, height=cfg.height)
+                                 future_frames=cfg.future_frames, width=cfg.width, height=cfg.height,
+                                 future_share=cfg.future_share)
         t0 = time.perf_counter()
         build_video(data, cfg.videos)  # warm-up: pybullet connect, first-touch allocations
         warmup = time.perf_counter() - t0
@@ -59,6 +62,7 @@ def run_clevrer_data_speed(cfg: ClevrerSpeedConfig = ClevrerSpeedConfig()) -> di
         "videos": cfg.videos,
         "frames": f"{cfg.frames} observed + {cfg.future_frames} future",
         "image": f"{cfg.width}x{cfg.height}",
+        "future_share": cfg.future_share,
         "videos_per_minute": round(60.0 * cfg.videos / total, 3),
         "seconds": round(total, 3),
         "videos_per_cpu_minute": round(60.0 * cfg.videos / total_cpu, 3),

@@ -25,6 +25,16 @@ def test_speed_run_reports_consistent_stage_times():
     assert sum(ms.values()) == pytest.approx(1000 * r["seconds"] / 8, rel=0.01)
 
 
+def test_speed_run_passes_the_future_share_to_the_builder(monkeypatch):
+    shares = []
+    real = run_clevrer_data_speed.__globals__["build_video"]
+    monkeypatch.setattr("benchmarks.speed.clevrer_data.build_video",
+                        lambda data, k, *a: shares.append(data.future_share) or real(data, k, *a))
+    r = run_clevrer_data_speed(ClevrerSpeedConfig(videos=1, frames=4, future_frames=2, width=96, height=64,
+                                                  future_share=-1.0))
+    assert r["future_share"] == -1.0 and shares == [-1.0, -1.0]  # the warm-up video and the timed one
+
+
 def test_suite_is_registered_and_caps_the_shared_scene_count(monkeypatch):
     assert "clevrer-data" in SUITES
     seen = {}
