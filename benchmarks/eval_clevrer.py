@@ -19,6 +19,11 @@ keys; fractions in [0, 1]):
   they are not independent draws);
 * ``counts.<metric>``: questions or options counted; ``invalid``: programs
   that gave no answer (counted wrong), with the first reasons in ``errors``;
+* ``wrong.<type>``: every question answered wrong, as ``[scene_index,
+  question_id]`` in reading order (``descriptive`` and each multiple-choice
+  type, per question), so that two runs on the same videos compare question by
+  question (which questions a change gains and loses, a sign test) without
+  running anything again;
 * ``videos``, ``seconds``, the config.
 
 CLEVRER's paper (Yi, Gan et al., ICLR 2020, Table 2) reports descriptive per
@@ -249,12 +254,14 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()
     errors: list[str] = []
+    wrong: dict[str, list[list[Any]]] = {t: [] for t in ("descriptive", *MC_TYPES)}
     parse_many = getattr(parse, "parse_many", None)  # a learned parser parses a video's questions in one batch
     for v, entry in enumerate(tqdm(entries, desc="CLEVRER questions", unit="video", disable=not progress)):
         questions = entry.get("questions", []) if isinstance(entry, dict) else []
         if set(cfg.types) != {"descriptive", *MC_TYPES}:  # all: every question, an unknown type reported as before
             questions = [q for q in questions if not isinstance(q, dict) or q.get("question_type") in cfg.types]
         batch = parse_many(questions) if parse_many is not None and questions else None
+        index = entry.get("scene_index", v) if isinstance(entry, dict) else v
         try:
             files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))
             annotation = perceive(files)
@@ -277,12 +284,15 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
                     ok = result.answer == q["answer"]
                     tally.add(v, "descriptive", ok)
                     tally.add(v, f"descriptive_{q.get('question_subtype', 'other')}", ok)
-                    continue
-                _judge(q, parsed, scene, v, tally)
+                else:
+                    ok = _judge(q, parsed, scene, v, tally)
             except (NesyError, KeyError, TypeError, ValueError) as exc:
                 if len(errors) < MAX_ERRORS:
                     errors.append(f"video {v}, question {q.get('question_id', '?')}: {exc}")
                 _count_wrong(q, v, tally)
+                ok = False
+            if not ok and qtype in wrong:
+                wrong[qtype].append([index, q.get("question_id")])
     for metric in METRICS:  # every column shows, even with no question of its type
         tally.total.setdefault(metric, [])
         tally.right.setdefault(metric, [])
@@ -293,6 +303,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         "counts": counts,
         "invalid": tally.invalid,
         "errors": errors[:MAX_ERRORS],
+        "wrong": wrong,
         "videos": len(entries),
         "seconds": round(time.perf_counter() - start, 3),
         "config": asdict(cfg),
@@ -303,7 +314,8 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     return result
 
 
-def _judge(q: dict[str, Any], parsed: ParsedQuestion, scene: VideoScene, v: int, tally: _Tally) -> None:
+def _judge(q: dict[str, Any], parsed: ParsedQuestion, scene: VideoScene, v: int, tally: _Tally) -> bool:
+    """Tally a multiple-choice question's options and the question; whether every option was right."""
     qtype = q["question_type"]
     if qtype not in MC_TYPES:
         raise DataError(f"unknown question_type {qtype!r}; CLEVRER's are descriptive, {', '.join(MC_TYPES)}")
@@ -318,6 +330,7 @@ def _judge(q: dict[str, Any], parsed: ParsedQuestion, scene: VideoScene, v: int,
         all_right &= ok
         tally.add(v, f"{qtype}_per_option", ok)
     tally.add(v, f"{qtype}_per_question", all_right)
+    return all_right
 
 
 def _count_wrong(q: dict[str, Any], v: int, tally: _Tally) -> None:

@@ -70,6 +70,28 @@ def test_ground_truth_everywhere_answers_every_question(folder, tmp_path, capsys
     assert "descriptive" in counted and "counterfactual_per_option" in counted
     assert all(result["accuracy"][m] == 1.0 and result["interval"][m] == [1.0, 1.0] for m in counted)
     assert result["invalid"] == 0 and result["errors"] == []
+    assert result["wrong"] == {t: [] for t in ("descriptive", "explanatory", "predictive", "counterfactual")}
+
+
+def test_every_question_answered_wrong_is_listed_by_type_with_its_video_and_id(folder, tmp_path):
+    """A descriptive answer and one option of a multiple-choice question made false: exactly those two listed."""
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    entries = json.loads((changed / "validation.json").read_text())
+    questions = entries[0]["questions"]
+    desc = next(q for q in questions if q["question_type"] == "descriptive")
+    desc["answer"] = "no such answer"
+    mc = next(q for q in questions if q["question_type"] == "counterfactual")
+    mc["choices"][0]["answer"] = "wrong" if mc["choices"][0]["answer"] == "correct" else "correct"
+    (changed / "validation.json").write_text(json.dumps(entries))
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(changed), "--split", "val", "--perception", "gt",
+                     "--dynamics", "gt", "--parser", "gt", "--out", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    index = entries[0]["scene_index"]
+    assert result["wrong"] == {"descriptive": [[index, desc["question_id"]]], "explanatory": [], "predictive": [],
+                               "counterfactual": [[index, mc["question_id"]]]}
+    assert result["counts"]["descriptive"] - round(result["accuracy"]["descriptive"] * result["counts"]["descriptive"]) == 1
 
 
 def test_a_video_without_its_truth_is_reported_and_counted_wrong(folder, tmp_path):
@@ -85,6 +107,8 @@ def test_a_video_without_its_truth_is_reported_and_counted_wrong(folder, tmp_pat
     result = json.loads(out.read_text())
     assert result["errors"] and "video 0" in result["errors"][0]
     assert result["accuracy"]["descriptive"] == 0.0
+    assert len(result["wrong"]["descriptive"]) == result["counts"]["descriptive"]  # every question of the video listed
+    assert len(result["wrong"]["counterfactual"]) == result["counts"]["counterfactual_per_question"]
 
 
 def test_an_unknown_part_names_the_registered_choices(folder, capsys):
