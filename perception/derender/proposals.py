@@ -12,7 +12,11 @@ fully-convolutional U-Net in the style of Panoptic-DeepLab (Cheng et al., CVPR
 :func:`decode_instances` turns the three maps into instance masks: peaks of the
 heat map after max-pool non-maximum suppression are the object centres, and
 every foreground pixel joins the centre nearest to where its offset points
-(offset voting).  :func:`proposal_targets` builds the training targets from an
+(offset voting).  With ``ProposalConfig.vote_min`` set, a place where many
+pixels' votes pile up far from every heat-map peak is a centre too (an object
+whose own heat blob is too weak or merged into a neighbour's, while its pixels
+still point at their own centre); :func:`decode_scored` also gives each
+instance's centre score.  :func:`proposal_targets` builds the training targets from an
 instance-id mask.
 
 Shapes (B images, input H x W, output stride ``s``; h = H / s, w = W / s)::
@@ -41,7 +45,9 @@ __all__ = [
     "proposal_targets",
     "proposal_loss",
     "decode_instances",
+    "decode_scored",
     "predict_masks",
+    "predict_scored_masks",
 ]
 
 
@@ -61,6 +67,11 @@ class ProposalConfig:
     fg_threshold: float = 0.5  # foreground probability threshold
     min_area: int = 4  # instances with fewer output pixels are dropped
     max_objects: int = 16  # CLEVR scenes hold at most 10
+    # vote centres (0: off): a 3 x 3 window of output pixels where at least vote_min foreground
+    # pixels' votes land, at least vote_far output pixels from every heat-map peak and from
+    # every other vote centre, is an object centre too (decode-time only; no training)
+    vote_min: int = 0
+    vote_far: float = 4.0
 
     stride: int = 2  # fixed by the architecture: two down-, one up-sampling stage net
 
@@ -72,6 +83,10 @@ class ProposalConfig:
             raise ConfigError(f"ProposalConfig.nms_kernel must be odd, got {self.nms_kernel}")
         if self.stride != 2:
             raise ConfigError(f"ProposalConfig.stride is fixed at 2 by the architecture, got {self.stride}")
+        if isinstance(self.vote_min, bool) or not isinstance(self.vote_min, int) or self.vote_min < 0:
+            raise ConfigError(f"ProposalConfig.vote_min must be an integer >= 0 (0: off), got {self.vote_min!r}")
+        if not (isinstance(self.vote_far, (int, float)) and 0 < self.vote_far < float("inf")):
+            raise ConfigError(f"ProposalConfig.vote_far must be a positive number of output pixels, got {self.vote_far!r}")
 
 
 @dataclass
@@ -231,11 +246,32 @@ def decode_instances(out: ProposalOutput, config: ProposalConfig) -> list[Tensor
 
     Args:
         out: :class:`ProposalOutput` for B images, maps of size (h, w).
-        config: thresholds and NMS window.
+        config: thresholds, NMS window and vote centres (:func:`decode_scored`).
 
     Returns:
         B int64 tensors [h, w]: 0 background, 1..K instances ordered by centre
-        score (highest first).
+        score (highest first; vote centres last).
+    """
+    return [label for label, _ in decode_scored(out, config)]
+
+
+@torch.no_grad()
+def decode_scored(out: ProposalOutput, config: ProposalConfig) -> list[tuple[Tensor, Tensor]]:
+    """:func:`decode_instances` with each instance's centre score.
+
+    The centres are the heat-map peaks above ``peak_threshold`` after max-pool
+    suppression (at most ``max_objects``, highest first), then, with ``vote_min`` > 0,
+    the vote centres: each foreground pixel votes for the output pixel its offset
+    points at; a 3 x 3 window holding at least ``vote_min`` votes, the largest in its
+    own 3 x 3 neighbourhood, at least ``vote_far`` output pixels from every peak and
+    from every vote centre taken before it (row-major order), is a centre too. Every
+    foreground pixel then joins the centre nearest to its vote; instances under
+    ``min_area`` pixels are dropped.
+
+    Returns:
+        B pairs (label int64 [h, w] as :func:`decode_instances`, scores float [K]): the
+        heat-map probability at each instance's centre (a vote centre's is the heat
+        there, usually low).
     """
     heat = torch.sigmoid(out.heatmap)
     pooled = F.max_pool2d(heat, config.nms_kernel, stride=1, padding=config.nms_kernel // 2)
@@ -244,23 +280,49 @@ def decode_instances(out: ProposalOutput, config: ProposalConfig) -> list[Tensor
     b, _, h, w = heat.shape
     ys = torch.arange(h, dtype=torch.float32).view(h, 1).expand(h, w)
     xs = torch.arange(w, dtype=torch.float32).view(1, w).expand(h, w)
-    labels = []
+    decoded = []
     for i in range(b):
         py, px = torch.nonzero(peaks[i, 0], as_tuple=True)
         scores = heat[i, 0, py, px]
         order = scores.argsort(descending=True)[: config.max_objects]
-        py, px = py[order].float(), px[order].float()
+        py, px, scores = py[order].float(), px[order].float(), scores[order]
         label = torch.zeros(h, w, dtype=torch.int64)
         sel = fg[i, 0]
         if len(py) == 0 or not sel.any():
-            labels.append(label)
+            decoded.append((label, torch.zeros(0)))
             continue
         vy = (ys + out.offsets[i, 0])[sel]
         vx = (xs + out.offsets[i, 1])[sel]
+        if config.vote_min > 0 and len(py) < config.max_objects:
+            cy, cx = _vote_centres(vy, vx, (h, w), py, px, config)
+            cy, cx = cy[: config.max_objects - len(py)], cx[: config.max_objects - len(py)]
+            scores = torch.cat([scores, heat[i, 0, cy.long(), cx.long()]])
+            py, px = torch.cat([py, cy]), torch.cat([px, cx])
         d2 = (vy[:, None] - py[None]) ** 2 + (vx[:, None] - px[None]) ** 2  # [n_fg, K]
         label[sel] = d2.argmin(1) + 1
-        labels.append(_drop_small(label, config.min_area))
-    return labels
+        decoded.append(_drop_small(label, config.min_area, scores))
+    return decoded
+
+
+def _vote_centres(
+    vy: Tensor, vx: Tensor, hw: tuple[int, int], py: Tensor, px: Tensor, config: ProposalConfig
+) -> tuple[Tensor, Tensor]:
+    """Vote centres (float y, x) of one image: see :func:`decode_scored`."""
+    h, w = hw
+    votes = torch.zeros(h, w)
+    iy, ix = vy.round().long().clamp(0, h - 1), vx.round().long().clamp(0, w - 1)
+    votes.index_put_((iy, ix), torch.ones(len(iy)), accumulate=True)
+    window = F.avg_pool2d(votes[None, None], 3, stride=1, padding=1, count_include_pad=True)[0, 0] * 9.0
+    local_max = F.max_pool2d(window[None, None], 3, stride=1, padding=1)[0, 0]
+    cand_y, cand_x = torch.nonzero((window == local_max) & (window >= config.vote_min - 1e-3), as_tuple=True)
+    taken_y, taken_x = py.tolist(), px.tolist()
+    n_peaks = len(taken_y)
+    far2 = config.vote_far**2
+    for y, x in zip(cand_y.tolist(), cand_x.tolist(), strict=True):
+        if all((y - ty) ** 2 + (x - tx) ** 2 >= far2 for ty, tx in zip(taken_y, taken_x, strict=True)):
+            taken_y.append(y)
+            taken_x.append(x)
+    return torch.tensor(taken_y[n_peaks:], dtype=torch.float32), torch.tensor(taken_x[n_peaks:], dtype=torch.float32)
 
 
 @torch.no_grad()
@@ -274,6 +336,12 @@ def predict_masks(net: ProposalNet, images: list[Tensor]) -> list[Tensor]:
         One bool [K, H, W] per image, without empty masks (an instance can
         vanish when its label map is upsampled).
     """
+    return [masks for masks, _ in predict_scored_masks(net, images)]
+
+
+@torch.no_grad()
+def predict_scored_masks(net: ProposalNet, images: list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """:func:`predict_masks` with each mask's centre score (:func:`decode_scored`): (bool [K, H, W], float [K])."""
     if not images:
         return []
     cfg = net.config
@@ -282,21 +350,22 @@ def predict_masks(net: ProposalNet, images: list[Tensor]) -> list[Tensor]:
         for im in images
     ])
     out = []
-    for image, label in zip(images, decode_instances(net(small), cfg), strict=True):
+    for image, (label, scores) in zip(images, decode_scored(net(small), cfg), strict=True):
         k = int(label.max())
         full = F.interpolate(label[None, None].float(), size=image.shape[1:], mode="nearest")[0, 0].long()
         masks = full.unsqueeze(0) == torch.arange(1, k + 1).view(k, 1, 1)
-        out.append(masks[masks.flatten(1).any(1)])
+        present = masks.flatten(1).any(1)
+        out.append((masks[present], scores[present]))
     return out
 
 
-def _drop_small(label: Tensor, min_area: int) -> Tensor:
-    """Remove instances below ``min_area`` pixels and renumber the rest 1..K."""
+def _drop_small(label: Tensor, min_area: int, scores: Tensor) -> tuple[Tensor, Tensor]:
+    """Remove instances below ``min_area`` pixels and renumber the rest 1..K (with their scores)."""
     out = torch.zeros_like(label)
-    k_new = 0
+    kept = []
     for k in range(1, int(label.max()) + 1):
         sel = label == k
         if int(sel.sum()) >= min_area:
-            k_new += 1
-            out[sel] = k_new
-    return out
+            kept.append(k - 1)
+            out[sel] = len(kept)
+    return out, scores[kept]

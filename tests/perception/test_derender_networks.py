@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -21,6 +22,7 @@ from perception.derender.proposals import (
     ProposalNet,
     ProposalOutput,
     decode_instances,
+    decode_scored,
     proposal_loss,
     proposal_targets,
 )
@@ -115,6 +117,35 @@ def test_decoding_perfect_maps_recovers_every_instance():
             found = label[mask == k].unique()
             assert len(found) == 1 and found.item() > 0
             assert torch.equal(label == found.item(), mask == k)
+
+
+def test_vote_centres_find_an_object_without_a_heat_peak_whose_pixels_vote_for_their_own_centre():
+    masks = torch.zeros(1, 24, 24, dtype=torch.long)
+    masks[0, 2:11, 2:11] = 1  # 81 pixels, centroid (6, 6): one peak
+    masks[0, 14:22, 12:22] = 2  # 80 pixels, centroid (17.5, 16.5)
+    t = proposal_targets(masks, SMALL)
+    heat = proposal_targets((masks == 1).long(), SMALL)["heatmap"].clamp(min=0.05)  # only the first one's blob
+    logit = lambda p: torch.logit(p.clamp(1e-4, 1 - 1e-4))  # noqa: E731
+    out = ProposalOutput(logit(t["foreground"]), logit(heat), t["offsets"])
+    # the plain decoder gives every pixel to the one peak
+    (label, scores), = decode_scored(out, SMALL)
+    assert int(label.max()) == 1 and len(scores) == 1 and scores[0].item() == pytest.approx(1.0, abs=1e-3)
+    assert torch.equal(decode_instances(out, SMALL)[0], label)
+    # 80 votes land on (17.5, 16.5): a 3 x 3 window there holds all of them, 14-17 px from the peak
+    for vote_min, found in ((80, 2), (81, 1)):
+        cfg = dataclasses.replace(SMALL, vote_min=vote_min)
+        (label, scores), = decode_scored(out, cfg)
+        assert int(label.max()) == found and len(scores) == found, vote_min
+    cfg = dataclasses.replace(SMALL, vote_min=80)
+    (label, scores), = decode_scored(out, cfg)
+    assert torch.equal(label == 2, masks[0] == 2) and torch.equal(label == 1, masks[0] == 1)
+    assert scores[1].item() < 0.1  # a vote centre's score is the (low) heat there
+    # too close to the peak: vote_far 20 px (the pile is 14-17 px from it) leaves the second object to it
+    (label, _), = decode_scored(out, dataclasses.replace(cfg, vote_far=20.0))
+    assert int(label.max()) == 1
+    for bad in ({"vote_min": -1}, {"vote_min": 1.5}, {"vote_far": 0.0}, {"vote_far": float("inf")}):
+        with pytest.raises(ConfigError, match="vote_"):
+            dataclasses.replace(SMALL, **bad)
 
 
 def test_proposal_training_lowers_the_loss():

@@ -12,6 +12,7 @@ from perception.derender.derenderer import (
     BLENDER_CHECKPOINT,
     BlenderDerenderer,
     BlenderDerendererPlain,
+    BlenderDerendererRecall,
     Derenderer,
 )
 from perception.derender.overlap import keep_apart
@@ -35,6 +36,24 @@ def test_keep_apart_keeps_the_larger_of_two_overlapping_detections_and_every_sep
     assert keep_apart([], [], []) == []
 
 
+def test_keep_apart_spares_detections_scoring_at_least_keep_score_and_they_still_suppress_later_ones():
+    xy = [(0.0, 0.0), (0.9, 0.0), (1.5, 0.0)]
+    radii = [0.7, 0.35, 0.35]
+    areas = [900, 500, 100]
+    # without keep_score: 1 overlaps 0 and goes; 2 (gap 1.5 - 1.05 = 0.45 from 0) stays
+    assert keep_apart(xy, radii, areas, scores=[0.9, 0.85, 0.4]) == [0, 2]
+    # 1 scores 0.85 >= 0.7: kept, and 2 overlaps it (gap 0.6 - 0.7 < 0) with a weak peak: dropped
+    assert keep_apart(xy, radii, areas, scores=[0.9, 0.85, 0.4], keep_score=0.7) == [0, 1]
+    # a strong 2 is spared too; a weak 1 is dropped as before
+    assert keep_apart(xy, radii, areas, scores=[0.9, 0.6, 0.8], keep_score=0.7) == [0, 2]
+    with pytest.raises(ConfigError, match="needs the detections' scores"):
+        keep_apart(xy, radii, areas, keep_score=0.7)
+    with pytest.raises(ConfigError, match="2 scores for 3 detections"):
+        keep_apart(xy, radii, areas, scores=[0.9, 0.8], keep_score=0.7)
+    with pytest.raises(ConfigError, match="keep_score"):
+        keep_apart(xy, radii, areas, scores=[0.9, 0.8, 0.1], keep_score=float("nan"))
+
+
 @pytest.mark.parametrize("args, message", [
     (([(0.0, 0.0)], [0.7, 0.35], [1]), "1 centres, 2 radii and 1 areas"),
     (([(0.0, 0.0)], [0.7], [1], float("nan")), "finite"),
@@ -45,21 +64,23 @@ def test_keep_apart_refuses_mismatched_inputs_and_a_non_finite_gap(args, message
         keep_apart(xy, r, a, min_gap=gap[0] if gap else 0.0)
 
 
-def _derenderer(min_gap):
+def _derenderer(min_gap, keep_score=None):
     cam = torch_load(BLENDER_CHECKPOINT)["camera"]
     torch.manual_seed(0)
     pnet = ProposalNet(ProposalConfig(input_size=(32, 48), width=8))
     anet = AttributeNet(AttributeConfig(crop_size=16, width=8))
-    return Derenderer(pnet, anet, cam["projection"].numpy(), tuple(cam["image_size"]), cam["heights"], min_gap=min_gap)
+    return Derenderer(pnet, anet, cam["projection"].numpy(), tuple(cam["image_size"]), cam["heights"], min_gap=min_gap,
+                      keep_score=keep_score)
 
 
-def _fake_reading(monkeypatch, model, pixels, sizes, areas):
-    """Masks of the given areas whose objects' centres read at ``pixels`` with sizes ``sizes``."""
+def _fake_reading(monkeypatch, model, pixels, sizes, areas, scores=None):
+    """Masks of the given areas (centre scores ``scores``, default 0.5) whose objects read at ``pixels``."""
     h, w = model.image_size
     masks = torch.zeros(len(pixels), h, w, dtype=torch.bool)
     for k, area in enumerate(areas):
         masks[k].view(-1)[:area] = True
-    monkeypatch.setattr(model, "instance_masks", lambda image: masks)
+    got = torch.tensor(scores if scores is not None else [0.5] * len(pixels))
+    monkeypatch.setattr(model, "detect", lambda image: (masks, got))
 
     def read(net, image, got_masks):
         probs = {a: torch.zeros(len(pixels), len(v)) for a, v in ATTRIBUTES.items()}
@@ -97,3 +118,26 @@ def test_derender_blender_has_the_overlap_rule_on_and_its_plain_twin_keeps_every
         assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="min_gap"):
         _derenderer(float("inf"))
+
+
+def test_keep_score_spares_a_confident_detection_the_overlap_rule_would_drop(monkeypatch):
+    # the small detection's ground footprint overlaps the large one's (as in the shadow test above)
+    pixels, sizes, areas = [(240.0, 160.0), (228.0, 166.0)], ["large", "small"], [2000, 90]
+    for keep_score, scores, kept in ((None, [0.9, 0.85], 1), (0.7, [0.9, 0.85], 2), (0.7, [0.9, 0.5], 1)):
+        model = _derenderer(0.0, keep_score)
+        image = _fake_reading(monkeypatch, model, pixels, sizes, areas, scores)
+        assert len(model(image).objects) == kept, (keep_score, scores)
+    with pytest.raises(ConfigError, match="keep_score"):
+        _derenderer(0.0, float("inf"))
+
+
+def test_derender_blender_recall_is_derender_blender_with_keep_score_and_vote_centres():
+    recall, shipped = load_perceiver("derender-blender-recall"), load_perceiver("derender-blender")
+    assert isinstance(recall, BlenderDerendererRecall) and recall.min_gap == 0.0
+    assert recall.keep_score == 0.7 and recall.proposal_net.config.vote_min == 80
+    # the shipped perceivers are untouched: no spared detections, no vote centres
+    for name in ("derender", "derender-blender", "derender-blender-plain"):
+        model = load_perceiver(name)
+        assert model.keep_score is None and model.proposal_net.config.vote_min == 0, name
+    for a, b in zip(shipped.proposal_net.state_dict().values(), recall.proposal_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
