@@ -29,7 +29,10 @@ convolutions (sixteenth session; it passed 4 of 6 checks held out, the transpose
 :data:`WIDE_CODEC` trains the same GAN with 256 units there (an option; it did
 not meet the checks on its held-out seed, see docs/results/perception.md), :data:`SPECTRAL_CODEC`
 the resize GAN with a spectrally normalised discriminator (an option: 5 of 6 on dev seed 0, 3 of 6
-on its held-out seed 42440, session 17), and
+on its held-out seed 42440, session 17), :data:`CONDITIONAL_CODEC` that GAN made class-conditional on the
+scene's shapes (an option, session 20: the unconditional GANs' units are object units, and a generator
+asked for given shapes must carry them), :func:`shape_probe` reads whether the units, together, tell an
+object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
 often the segmenter and the attribute network call the same one.
 
