@@ -65,6 +65,11 @@ class CodecConfig:
             iteration per training forward: Miyato et al., "Spectral Normalization for
             Generative Adversarial Networks", ICLR 2018, arXiv 1802.05957; the GAN's
             discriminator becomes 1-Lipschitz per layer).
+        conditions: Width of a condition vector (a class-conditional GAN's class code) that
+            the decoder reads appended to its latent code, so that its input is
+            ``[N, latent + conditions]``; 0 (the default): unconditional.  Only the GAN uses it
+            (:class:`~perception.generative.gan.GAN` then has a projection discriminator);
+            the autoencoders refuse it.
     """
 
     height: int = 48
@@ -75,6 +80,7 @@ class CodecConfig:
     decoder_widths: tuple[int, int, int] | None = None
     upsample: str = "transposed"
     encoder_norm: str = "batch"
+    conditions: int = 0
 
     def __post_init__(self) -> None:
         if self.height % 2**STAGES or self.width % 2**STAGES:
@@ -89,6 +95,8 @@ class CodecConfig:
             raise ConfigError(f"CodecConfig: upsample must be one of {UPSAMPLE}, got {self.upsample!r}")
         if self.encoder_norm not in ENCODER_NORM:
             raise ConfigError(f"CodecConfig: encoder_norm must be one of {ENCODER_NORM}, got {self.encoder_norm!r}")
+        if not isinstance(self.conditions, int) or self.conditions < 0:
+            raise ConfigError(f"CodecConfig: conditions must be an int >= 0, got {self.conditions!r}")
 
     @property
     def decoder_channels(self) -> tuple[int, int, int]:
@@ -142,7 +150,7 @@ def _up(c_in: int, c_out: int, mode: str, *, bias: bool) -> list[nn.Module]:
 
 
 class ConvDecoder(nn.Module):
-    """DCGAN-style decoder: ``forward(z [N, latent]) -> images [N, 3, H, W]`` in [0, 1].
+    """DCGAN-style decoder: ``forward(z [N, latent + conditions]) -> images [N, 3, H, W]`` in [0, 1].
 
     A linear map to a w0 x H/8 x W/8 grid, then three up-sampling stages, each a
     transposed convolution or (``CodecConfig.upsample``) a resize and a 3x3
@@ -155,7 +163,7 @@ class ConvDecoder(nn.Module):
         super().__init__()
         (w0, w1, w2), (h, w) = config.decoder_channels, config.grid
         self.config = config
-        self.project = nn.Sequential(nn.Linear(config.latent, w0 * h * w), nn.Unflatten(1, (w0, h, w)),
+        self.project = nn.Sequential(nn.Linear(config.latent + config.conditions, w0 * h * w), nn.Unflatten(1, (w0, h, w)),
                                      nn.BatchNorm2d(w0), nn.ReLU())
         mode = config.upsample
         self.blocks = nn.ModuleList([
@@ -172,11 +180,17 @@ class ConvDecoder(nn.Module):
         return torch.sigmoid(self.to_rgb(x))
 
 
+def _unconditional(config: CodecConfig, who: str) -> None:
+    if config.conditions:
+        raise ConfigError(f"{who}: CodecConfig.conditions is the GAN's (got {config.conditions}); an autoencoder decodes its own code")
+
+
 class Autoencoder(nn.Module):
     """``forward(images) -> {"recon", "z", "loss"}``: the code is deterministic; loss = pixel MSE."""
 
     def __init__(self, config: CodecConfig = CodecConfig()) -> None:
         super().__init__()
+        _unconditional(config, "Autoencoder")
         self.config = config
         self.encoder, self.decoder = ConvEncoder(config, config.latent), ConvDecoder(config)
 
@@ -202,6 +216,7 @@ class VAE(nn.Module):
 
     def __init__(self, config: CodecConfig = CodecConfig()) -> None:
         super().__init__()
+        _unconditional(config, "VAE")
         self.config = config
         self.encoder, self.decoder = ConvEncoder(config, 2 * config.latent), ConvDecoder(config)
 

@@ -49,50 +49,98 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.generative.autoencoder import CodecConfig, ConvDecoder, ConvEncoder
-from perception.generative.scenes import SceneRenders, random_hflip, render_scenes
+from perception.generative.scenes import (
+    SHAPE_CONDITIONS,
+    SceneRenders,
+    random_hflip,
+    render_scenes,
+    shape_conditions,
+)
 from perception.generative.segmenter import ShapeSegmenter, object_masks, segment, train_segmenter
 from physics.errors import ConfigError
 from physics.training import Constant, TrainLoop, seed_everything
 
-__all__ = ["GAN", "train_gan", "fit_gan", "recalibrate_batch_norm", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "train_gan_run"]
+__all__ = ["GAN", "train_gan", "fit_gan", "recalibrate_batch_norm", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "train_gan_run", "run_conditions"]
 
 BETAS = (0.5, 0.999)  # DCGAN's Adam momentum: beta1 = 0.9 oscillates
 
 
 class GAN(nn.Module):
-    """Generator and discriminator; ``forward(real [N, 3, H, W]) -> {"loss", "d_loss", "g_loss"}``."""
+    """Generator and discriminator; ``forward(real [N, 3, H, W], y=None) -> {"loss", "d_loss", "g_loss"}``.
 
-    def __init__(self, config: CodecConfig | None = None) -> None:
+    With ``config.conditions`` > 0 the GAN is class-conditional (Mirza and Osindero, arXiv
+    1411.1784): the generator reads a condition ``y`` [N, conditions] appended to its noise,
+    and the discriminator is a projection discriminator (Miyato and Koyama, "cGANs with
+    Projection Discriminator", ICLR 2018, arXiv 1802.05637): its head gives ``1 + conditions``
+    outputs ``o`` and its logit is ``o[:, 0] + <y, o[:, 1:]>`` (the inner product of the
+    condition with a linear map of the features).  ``conditions`` [K, conditions] is then
+    required: the pool of real conditions (the training scenes') from which :meth:`codes`
+    draws the condition of a sample; training gives each fake its real batch-mate's.
+    """
+
+    def __init__(self, config: CodecConfig | None = None, conditions: Tensor | None = None) -> None:
         super().__init__()
         self.config = config = config or CodecConfig()
         self.generator = ConvDecoder(config)
-        self.discriminator = ConvEncoder(config, 1)
+        self.discriminator = ConvEncoder(config, 1 + config.conditions)
+        if config.conditions:
+            if conditions is None or conditions.dim() != 2 or conditions.shape[1] != config.conditions or not len(conditions):
+                got = None if conditions is None else tuple(conditions.shape)
+                raise ConfigError(f"GAN: a conditional config (conditions={config.conditions}) needs a pool of "
+                                  f"conditions [K >= 1, {config.conditions}], got {got}")
+            self.register_buffer("condition_pool", conditions.detach().float().clone())
+        elif conditions is not None:
+            raise ConfigError("GAN: conditions given to an unconditional config (CodecConfig.conditions = 0)")
 
-    def forward(self, real: Tensor) -> dict[str, Tensor]:
-        return self.losses(real, torch.randn(len(real), self.config.latent))
+    def forward(self, real: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
+        return self.losses(real, torch.randn(len(real), self.config.latent), y)
 
-    def losses(self, real: Tensor, z: Tensor) -> dict[str, Tensor]:
-        """Both players' losses for real images [N, 3, H, W] in [0, 1] and codes z [N, latent]."""
-        fake = self.generator(z)
-        d_real = self.discriminator(real * 2 - 1)
-        d_fake = self.discriminator(fake.detach() * 2 - 1)
+    def critic(self, images: Tensor, y: Tensor | None, params: dict[str, Tensor] | None = None) -> Tensor:
+        """The discriminator's logit [N, 1] for images in [0, 1] (and conditions ``y`` when conditional)."""
+        x = images * 2 - 1
+        out = self.discriminator(x) if params is None else functional_call(self.discriminator, params, (x,))
+        if y is None:
+            return out
+        return out[:, :1] + (out[:, 1:] * y).sum(1, keepdim=True)
+
+    def losses(self, real: Tensor, z: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
+        """Both players' losses for real images [N, 3, H, W] in [0, 1], noise z [N, latent] and, when
+        conditional, the real images' conditions y [N, conditions] (the fakes are drawn with them)."""
+        if (y is None) != (self.config.conditions == 0):
+            raise ConfigError(f"GAN.losses: conditions={self.config.conditions} in the config, "
+                              f"y {'missing' if y is None else tuple(y.shape)}")
+        fake = self.generator(z if y is None else torch.cat([z, y], 1))
+        d_real = self.critic(real, y)
+        d_fake = self.critic(fake.detach(), y)
         d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                   + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
-        g_logit = functional_call(self.discriminator, frozen, (fake * 2 - 1,))
+        g_logit = self.critic(fake, y, frozen)
         g_loss = F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))  # non-saturating
         return {"loss": d_loss + g_loss, "d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+    def codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` generator inputs [n, latent + conditions]: Gaussian noise, then (conditional) a condition
+        drawn uniformly from the pool, both from ``generator`` (unconditional: exactly ``randn(n, latent)``)."""
+        z = torch.randn(n, self.config.latent, generator=generator)
+        if not self.config.conditions:
+            return z
+        pick = torch.randint(len(self.condition_pool), (n,), generator=generator)
+        return torch.cat([z, self.condition_pool[pick]], 1)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` samples [n, 3, H, W] (generator in evaluation mode)."""
         self.generator.eval()
-        return self.generator(torch.randn(n, self.config.latent, generator=generator))
+        return self.generator(self.codes(n, generator))
 
 
 def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: float, seed: int,
-              per_round: int = 100, ema: float = 0.0) -> GAN:
+              per_round: int = 100, ema: float = 0.0, conditions: Tensor | None = None) -> GAN:
     """Train a GAN on ``images`` [N, 3, H, W] with the shared loop (Adam, beta1 0.5; horizontal flips).
+
+    ``conditions`` [N, config.conditions]: each image's condition, for a class-conditional
+    config (:class:`GAN`); None for an unconditional one.
 
     ``ema`` in (0, 1): the returned GAN's generator is the exponential moving average of the
     generator's weights over training (decay ``ema`` per step; :func:`average_generators`), the
@@ -101,7 +149,7 @@ def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr
     if not 0.0 <= ema < 1.0:
         raise ConfigError(f"train_gan: ema must be in [0, 1), got {ema}")
     gan, averages = fit_gan(images, config, steps=steps, batch=batch, lr=lr, seed=seed, per_round=per_round,
-                            emas=(ema,) if ema else ())
+                            emas=(ema,) if ema else (), conditions=conditions)
     if ema:
         gan.generator = averages[0]
     return gan.eval()
@@ -109,8 +157,13 @@ def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr
 
 def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: float, seed: int,
             per_round: int = 100, emas: Sequence[float] = (),
-            snapshots: dict[int, ConvDecoder] | None = None) -> tuple[GAN, list[ConvDecoder]]:
+            snapshots: dict[int, ConvDecoder] | None = None,
+            conditions: Tensor | None = None) -> tuple[GAN, list[ConvDecoder]]:
     """The training run of :func:`train_gan`: (the GAN as trained, one averaged generator per decay in ``emas``).
+
+    ``conditions`` [N, config.conditions]: the images' conditions when ``config`` is
+    class-conditional (each batch's fakes take its real images' conditions; the pool of
+    :meth:`GAN.codes` is all of them).  Averages are for unconditional GANs only.
 
     ``snapshots``: a dict whose keys are step counts in 1..``steps``; each key's value is set to a copy
     (evaluation mode) of the generator as it was after that many optimiser steps.  Taking them
@@ -128,8 +181,13 @@ def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: 
     keep = sorted(snapshots) if snapshots is not None else []
     if any(not isinstance(k, int) or not 1 <= k <= steps for k in keep):
         raise ConfigError(f"fit_gan: snapshot steps must be ints in 1..{steps}, got {keep}")
+    if conditions is not None and len(conditions) != len(images):
+        raise ConfigError(f"fit_gan: {len(images)} images but conditions {tuple(conditions.shape)}")
+    if emas and config.conditions:
+        raise ConfigError("fit_gan: generator averages re-estimate batch norm from unconditional codes; "
+                          "not available with CodecConfig.conditions")
     seed_everything(seed)
-    gan = GAN(config)
+    gan = GAN(config, conditions)
     averages = [copy.deepcopy(gan.generator).requires_grad_(False) for _ in emas]
     flip = torch.Generator().manual_seed(seed + 13)
     optimizer = torch.optim.Adam(gan.parameters(), lr=lr, betas=BETAS)
@@ -156,7 +214,7 @@ def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: 
             follow()
             snap()
         taken[0] += 1
-        return gan(random_hflip(flip, images[idx])[0])
+        return gan(random_hflip(flip, images[idx])[0], None if conditions is None else conditions[idx])
 
     loop.fit(-(-steps // per_round), batches, step)
     if taken[0]:
@@ -320,8 +378,19 @@ def train_gan_run(quick: bool, seed: int, codec: CodecConfig = GAN_CODEC, ema: f
 def _gan_run(quick: bool, seed: int, codec: CodecConfig, ema: float) -> GanRun:
     size = _QUICK if quick else _FULL
     train, test, seg, attr = _renders_and_judges(quick, seed)
-    gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed, ema=ema)
+    gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed, ema=ema,
+                    conditions=run_conditions(codec, train))
     return GanRun(gan, seg, attr, train, test)
+
+
+def run_conditions(codec: CodecConfig, train: SceneRenders) -> Tensor | None:
+    """The training scenes' conditions for a class-conditional ``codec`` (:func:`shape_conditions`), else None."""
+    if not codec.conditions:
+        return None
+    if codec.conditions != SHAPE_CONDITIONS:
+        raise ConfigError(f"train_gan_run: a conditional bench GAN reads shape_conditions ({SHAPE_CONDITIONS} wide), "
+                          f"got CodecConfig.conditions={codec.conditions}")
+    return shape_conditions(train)
 
 
 train_gan_run.cache_info = _gan_run.cache_info  # type: ignore[attr-defined]

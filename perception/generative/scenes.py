@@ -19,6 +19,7 @@ Shapes (N scenes of H x W pixels)::
     counts     int64 [N]            objects in each scene
     largest    int64 [N]            SHAPES index of the object with the most visible pixels
     attributes {attr: int64 [K]}    every object's CLEVR attributes, scene by scene in mask order
+    conditions float [N, SHAPE_CONDITIONS]  shape_conditions: each shape's object count, one-hot
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+from physics.errors import ConfigError
 from physics.worlds.camera import Camera
 from physics.worlds.clevr_layout import LayoutConfig
 from physics.worlds.clevr_properties import ATTRIBUTES
 from physics.worlds.clevr_world import ClevrWorldConfig
 
-__all__ = ["SHAPES", "SMALL_WORLD", "SceneRenders", "render_scenes", "random_hflip"]
+__all__ = ["SHAPES", "SMALL_WORLD", "MAX_OBJECTS", "SHAPE_CONDITIONS", "SceneRenders", "render_scenes", "shape_conditions", "random_hflip"]
 
 SHAPES: tuple[str, ...] = tuple(ATTRIBUTES["shape"])  # CLEVR vocabulary order
 # A 64 x 48 render of 2-4 objects within 2 units of the centre, seen through a 32-degree lens
@@ -92,6 +95,25 @@ def _render(seeds: tuple[int, ...], world: ClevrWorldConfig) -> SceneRenders:
     return SceneRenders(torch.stack(images), torch.stack(instances), torch.stack(shapes),
                         torch.tensor(counts), torch.tensor(largest), {a: torch.tensor(v) for a, v in attributes.items()})
 
+
+MAX_OBJECTS = SMALL_WORLD.layout.max_objects
+SHAPE_CONDITIONS = len(SHAPES) * (MAX_OBJECTS + 1)  # width of shape_conditions' code
+
+
+def shape_conditions(data: SceneRenders, max_objects: int = MAX_OBJECTS) -> Tensor:
+    """Each scene's shapes as a class code: float [N, len(SHAPES) * (max_objects + 1)].
+
+    For every shape (SHAPES order) the one-hot of how many of the scene's objects have it
+    (0..``max_objects``), the blocks concatenated: a scene of two cubes and a cylinder is
+    ``[0,0,1,0,0 | 1,0,0,0,0 | 0,1,0,0,0]``.  A class-conditional GAN reads it
+    (:class:`~perception.generative.gan.GAN` with ``CodecConfig.conditions``).
+    """
+    shapes = data.attributes["shape"].split(data.counts.tolist())
+    counts = torch.stack([torch.bincount(s, minlength=len(SHAPES))[: len(SHAPES)] for s in shapes])
+    if len(counts) and int(counts.max()) > max_objects:
+        raise ConfigError(f"shape_conditions: a scene holds {int(counts.max())} objects of one shape, "
+                          f"more than max_objects={max_objects}")
+    return F.one_hot(counts, max_objects + 1).flatten(1).float()
 
 
 def random_hflip(generator: torch.Generator, *tensors: Tensor) -> tuple[Tensor, ...]:

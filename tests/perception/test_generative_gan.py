@@ -300,3 +300,98 @@ def test_batch_norm_recalibration_takes_the_mean_of_the_generators_own_batch_sta
     want = torch.stack([p.mean((0, 2, 3)) for p in pre]).mean(0)
     assert torch.allclose(bn.running_mean, want, atol=1e-5)
     assert bn.momentum == 0.1 and not gen.training
+
+
+COND = CodecConfig(height=16, width=24, latent=4, channels=4, encoder_norm="spectral", conditions=3)
+
+
+def test_shape_conditions_are_each_shapes_count_one_hot():
+    from perception.generative.scenes import MAX_OBJECTS, SHAPE_CONDITIONS, shape_conditions
+
+    data = render_scenes(range(3))
+    code = shape_conditions(data)
+    assert code.shape == (3, SHAPE_CONDITIONS) == (3, len(SHAPES) * (MAX_OBJECTS + 1))
+    counts = code.view(3, len(SHAPES), MAX_OBJECTS + 1).argmax(2)
+    assert (code.view(3, len(SHAPES), -1).sum(2) == 1).all()  # one count per shape
+    assert counts.sum(1).tolist() == data.counts.tolist()
+    first = data.attributes["shape"][: int(data.counts[0])]
+    assert counts[0].tolist() == torch.bincount(first, minlength=len(SHAPES)).tolist()
+    with pytest.raises(ConfigError, match="max_objects"):
+        shape_conditions(data, max_objects=1)
+
+
+def test_a_conditional_gan_needs_its_pool_and_draws_conditions_from_it():
+    pool = torch.eye(3)[[0, 2]]
+    with pytest.raises(ConfigError, match="pool"):
+        GAN(COND)
+    with pytest.raises(ConfigError, match="pool"):
+        GAN(COND, torch.zeros(2, 4))
+    with pytest.raises(ConfigError, match="unconditional"):
+        GAN(TINY, pool)
+    with pytest.raises(ConfigError, match="conditions"):
+        CodecConfig(conditions=-1)
+    with pytest.raises(ConfigError, match="conditions"):
+        Autoencoder(COND)
+    gan = GAN(COND, pool)
+    assert gan.generator.project[0].in_features == COND.latent + 3
+    codes = gan.codes(50, torch.Generator().manual_seed(3))
+    assert codes.shape == (50, COND.latent + 3)
+    assert {tuple(c) for c in codes[:, COND.latent:].tolist()} == {(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)}
+    again = gan.codes(50, torch.Generator().manual_seed(3))
+    assert torch.equal(codes, again)
+    # unconditional codes are exactly the noise the dissection drew before conditions existed
+    assert torch.equal(GAN(TINY).codes(5, torch.Generator().manual_seed(3)),
+                       torch.randn(5, TINY.latent, generator=torch.Generator().manual_seed(3)))
+    torch.manual_seed(0)
+    gen = gan.generator.eval()
+    z = torch.randn(1, COND.latent)
+    with torch.no_grad():  # the generator reads its condition
+        a, b = (gen(torch.cat([z, pool[i:i + 1]], 1)) for i in (0, 1))
+    assert not torch.allclose(a, b)
+
+
+def test_the_projection_discriminator_adds_the_conditions_inner_product_and_players_keep_their_gradients():
+    torch.manual_seed(0)
+    gan = GAN(COND, torch.eye(3))
+    gan.discriminator.eval()  # no power iteration: the same weights for both reads
+    images, y = torch.rand(4, 3, 16, 24), torch.eye(3)[[0, 1, 2, 1]]
+    out = gan.discriminator(images * 2 - 1)
+    assert out.shape == (4, 4)
+    assert torch.allclose(gan.critic(images, y), out[:, :1] + (out[:, 1:] * y).sum(1, keepdim=True))
+    assert not torch.allclose(gan.critic(images, y), gan.critic(images, torch.eye(3)[[1, 2, 0, 0]]))
+    gan.train()
+    state = {k: v.clone() for k, v in gan.state_dict().items()}
+    z = torch.randn(4, COND.latent)
+    loss = gan.losses(images, z, y)
+    d_params, g_params = list(gan.discriminator.parameters()), list(gan.generator.parameters())
+    grads = torch.autograd.grad(loss["loss"], d_params + g_params)
+    gan.load_state_dict(state)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    fake = gan.generator(torch.cat([z, y], 1))
+    d_real, d_fake = gan.critic(images, y), gan.critic(fake.detach(), y)
+    d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+    g_loss = bce(gan.critic(fake, y), torch.ones_like(d_fake))
+    want = torch.autograd.grad(d_loss, d_params) + torch.autograd.grad(g_loss, g_params)
+    for got, w in zip(grads, want, strict=True):
+        assert torch.allclose(got, w, atol=1e-6)
+    with pytest.raises(ConfigError, match="missing"):
+        gan.losses(images, z)
+    with pytest.raises(ConfigError, match="conditions"):
+        GAN(TINY).losses(images, z, y)
+
+
+def test_a_conditional_gan_trains_on_its_images_conditions():
+    from perception.generative.gan import fit_gan
+
+    images = torch.rand(8, 3, 16, 24, generator=torch.Generator().manual_seed(2))
+    conds = torch.eye(3)[torch.arange(8) % 3]
+    kw = {"steps": 2, "batch": 4, "lr": 1e-2, "seed": 5, "per_round": 1}
+    gan, _ = fit_gan(images, COND, conditions=conds, **kw)
+    assert torch.equal(gan.condition_pool, conds)
+    before = GAN(COND, conds)
+    assert not torch.equal(gan.generator.project[0].weight, before.generator.project[0].weight)
+    with pytest.raises(ConfigError, match="conditions"):
+        fit_gan(images, COND, conditions=conds[:5], **kw)
+    with pytest.raises(ConfigError, match="averages"):
+        fit_gan(images, COND, conditions=conds, emas=(0.5,), **kw)
+    assert gan.sample(3, torch.Generator().manual_seed(0)).shape == (3, 3, 16, 24)

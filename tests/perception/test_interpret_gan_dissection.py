@@ -366,3 +366,67 @@ def test_the_balanced_snapshot_is_the_one_whose_shape_shares_match_the_renders()
     assert balanced_snapshot({1: _Painter(3, 3), 2: _Painter(3, 3)}, seg, real, z)[0] == 2  # ties: the later step
     with pytest.raises(ConfigError, match="no generators"):
         balanced_snapshot({}, seg, real, z)
+
+
+class _SquareGenerator(torch.nn.Module):
+    """A stand-in generator: z[:, 0] in {0, 1, 2} is a shape, z[:, 1] a column; ``blocks[0]`` holds 3 units on a
+    4 x 6 grid: unit s fires on a 1 x 2 patch at the column for shape s (``by_shape``), or all three everywhere
+    whatever the shape (units without shape)."""
+
+    def __init__(self, by_shape: bool) -> None:
+        super().__init__()
+        self.by_shape = by_shape
+        self.blocks = torch.nn.ModuleList([torch.nn.Identity()])
+
+    def forward(self, z):
+        acts = torch.zeros(len(z), 3, 4, 6)
+        for i, (s, col) in enumerate(z[:, :2].long().tolist()):
+            if self.by_shape:
+                acts[i, s, 1:2, col:col + 2] = 1.0
+            else:
+                acts[i] = 1.0
+        acts = self.blocks[0](acts)
+        image = torch.zeros(len(z), 3, 16, 24)
+        for i, (s, col) in enumerate(z[:, :2].long().tolist()):
+            image[i, s, 4:8, 4 * col:4 * col + 8] = 1.0  # the channel is the shape (for the labeller)
+        return image
+
+
+def _channel_labeller(images):
+    """Labels: 1 + the lit channel where a pixel is lit, 0 elsewhere."""
+    lit = images.max(1)
+    return torch.where(lit.values > 0.5, lit.indices + 1, torch.zeros_like(lit.indices))
+
+
+def test_the_shape_probe_reads_shape_units_and_not_object_units():
+    from perception.interpret.gan_dissection import shape_probe
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.stack([torch.randint(0, 3, (60,), generator=g), torch.randint(0, 4, (60,), generator=g)], 1).float()
+    z[:30, 0] = torch.tensor([0, 0, 1, 2] * 7 + [0, 0])  # train half: cubes the majority
+    shape = shape_probe(_SquareGenerator(True), _channel_labeller, z, 0, chunk=7)
+    assert shape["accuracy"] == 1.0 and shape["objects"] == 60
+    assert shape["objects_per_shape"] == torch.bincount(z[:, 0].long(), minlength=3).tolist()
+    objects = shape_probe(_SquareGenerator(False), _channel_labeller, z, 0)
+    test = z[30:, 0].long()
+    assert objects["majority"] == float(torch.bincount(test).max()) / 30
+    assert objects["accuracy"] == float((test == 0).float().mean()) <= objects["majority"]  # the train majority's rate
+    with pytest.raises(ConfigError, match="objects"):
+        shape_probe(_SquareGenerator(True), _channel_labeller, z[:3], 0)
+
+
+@pytest.mark.slow
+def test_the_conditional_option_trains_a_shape_conditioned_gan_and_dissects_it():
+    from perception.generative.gan import _renders_and_judges, train_gan_run
+    from perception.generative.scenes import SHAPE_CONDITIONS, shape_conditions
+    from perception.interpret.gan_dissection import CONDITIONAL_CODEC
+
+    assert CONDITIONAL_CODEC == SPECTRAL_CODEC.__class__(**{**SPECTRAL_CODEC.__dict__, "conditions": SHAPE_CONDITIONS})
+    outcome = bench_gan_dissection(True, 0, CONDITIONAL_CODEC)
+    assert len(outcome.checks) == 6 and outcome.figures["conditions"] == SHAPE_CONDITIONS
+    assert {"accuracy", "majority"} <= set(outcome.figures["shape_probe"])
+    gan = train_gan_run(True, 0, CONDITIONAL_CODEC).gan
+    assert torch.equal(gan.condition_pool, shape_conditions(_renders_and_judges(True, 0)[0]))
+    assert bench_gan_dissection(True, 0).figures["conditions"] == 0  # the entry stays unconditional
+    with pytest.raises(ConfigError, match="shape_conditions"):
+        train_gan_run(True, 0, CodecConfig(channels=24, conditions=3))
