@@ -13,6 +13,7 @@ from perception.derender.derenderer import (
     BlenderDerenderer,
     BlenderDerendererPlain,
     BlenderDerendererRecall,
+    BlenderDerendererStrict,
     Derenderer,
 )
 from perception.derender.overlap import keep_apart
@@ -131,13 +132,16 @@ def test_keep_score_spares_a_confident_detection_the_overlap_rule_would_drop(mon
         _derenderer(0.0, float("inf"))
 
 
-def test_derender_blender_recall_is_derender_blender_with_keep_score_and_vote_centres():
-    recall, shipped = load_perceiver("derender-blender-recall"), load_perceiver("derender-blender")
-    assert isinstance(recall, BlenderDerendererRecall) and recall.min_gap == 0.0
-    assert recall.keep_score == 0.7 and recall.proposal_net.config.vote_min == 80
-    # the shipped perceivers are untouched: no spared detections, no vote centres
-    for name in ("derender", "derender-blender", "derender-blender-plain"):
+def test_derender_blender_reads_with_keep_score_and_vote_centres_and_strict_keeps_the_reading_before():
+    shipped, recall = load_perceiver("derender-blender"), load_perceiver("derender-blender-recall")
+    for model in (shipped, recall):
+        assert model.min_gap == 0.0 and model.keep_score == 0.7 and model.proposal_net.config.vote_min == 80
+    assert isinstance(recall, BlenderDerendererRecall)
+    strict = load_perceiver("derender-blender-strict")
+    assert isinstance(strict, BlenderDerendererStrict) and strict.min_gap == 0.0
+    # the pybullet default and the measured options keep their detection: no spared detections, no vote centres
+    for name in ("derender", "derender-blender-strict", "derender-blender-plain", "derender-blender-tta"):
         model = load_perceiver(name)
         assert model.keep_score is None and model.proposal_net.config.vote_min == 0, name
-    for a, b in zip(shipped.proposal_net.state_dict().values(), recall.proposal_net.state_dict().values(), strict=True):
+    for a, b in zip(shipped.proposal_net.state_dict().values(), strict.proposal_net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
