@@ -246,17 +246,27 @@ class AttributeNet(nn.Module):
 
 
 def attribute_loss(
-    logits: dict[str, Tensor], centre: Tensor, labels: dict[str, Tensor], centre_target: Tensor
+    logits: dict[str, Tensor],
+    centre: Tensor,
+    labels: dict[str, Tensor],
+    centre_target: Tensor,
+    centre_weight: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Cross-entropy per attribute plus smooth-L1 on the centre (in crop units x 10).
 
     Args:
         labels: {attribute: int64 [K]} vocabulary indices.
         centre_target: float [K, 2].
+        centre_weight: optional float [K]: the centre term is the mean over the crops
+            weighted by it (0 leaves a crop's centre out); None weighs all alike.
 
     Returns the parts and their sum under ``"loss"``.
     """
     parts = {name: F.cross_entropy(logits[name], labels[name]) for name in logits}
-    parts["centre"] = F.smooth_l1_loss(centre * 10.0, centre_target * 10.0)
+    if centre_weight is None:
+        parts["centre"] = F.smooth_l1_loss(centre * 10.0, centre_target * 10.0)
+    else:
+        per_crop = F.smooth_l1_loss(centre * 10.0, centre_target * 10.0, reduction="none").mean(1)
+        parts["centre"] = (per_crop * centre_weight).sum() / centre_weight.sum().clamp(min=1.0)
     parts["loss"] = sum(parts.values())
     return parts

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from physics.errors import ConfigError
 
-__all__ = ["occlude_crops"]
+__all__ = ["occlude_crops", "occlude_crops_kept"]
 
 
 def occlude_crops(
@@ -40,6 +40,24 @@ def occlude_crops(
     reach: float = 0.45,
     min_scale: float = 0.5,
 ) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`occlude_crops_kept` without the mask of the crops it occluded."""
+    out, new_boxes, new_centre, _ = occlude_crops_kept(crops, boxes, centre, generator, p=p, margin=margin,
+                                                       hidden=hidden, reach=reach, min_scale=min_scale)
+    return out, new_boxes, new_centre
+
+
+def occlude_crops_kept(
+    crops: Tensor,
+    boxes: Tensor,
+    centre: Tensor,
+    generator: torch.Generator,
+    *,
+    p: float = 0.3,
+    margin: float = 0.25,
+    hidden: tuple[float, float] = (0.15, 0.65),
+    reach: float = 0.45,
+    min_scale: float = 0.5,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Hide part of about ``p`` of the crops behind another crop's object, and re-cut them.
 
     For each crop chosen (probability ``p``) a donor crop of the same batch (never
@@ -55,7 +73,9 @@ def occlude_crops(
     continues the border pixels, as in ``jitter_crops``.
 
     Returns:
-        (crops, boxes, centre) of the same shapes; the crops not occluded are unchanged.
+        (crops, boxes, centre, kept): the first three of the same shapes, the crops not
+        occluded unchanged; ``kept`` bool [K] marks the crops that were occluded (so a
+        trainer can leave their centre target out of the loss).
     """
     if not 0.0 <= p <= 1.0:
         raise ConfigError(f"occlude_crops: p must lie in [0, 1], got {p}")
@@ -63,7 +83,7 @@ def occlude_crops(
         raise ConfigError(f"occlude_crops: hidden must be (low, high) with 0 <= low < high <= 1, got {hidden}")
     k, _, s, _ = crops.shape
     if k < 2 or p == 0.0:
-        return crops, boxes, centre
+        return crops, boxes, centre, torch.zeros(k, dtype=torch.bool)
     u = torch.rand(k, 4, generator=generator)
     chosen = u[:, 0] < p
     donor = (torch.arange(k) + 1 + (u[:, 1] * (k - 1)).long().clamp(max=k - 2)) % k  # never the crop itself
@@ -85,7 +105,7 @@ def occlude_crops(
     inside = mask[:, 0] > 0.5
     keep = chosen & (before > 0) & (left >= 1 - hidden[1]) & (left <= 1 - hidden[0]) & inside.flatten(1).any(1)
     if not keep.any():
-        return crops, boxes, centre
+        return crops, boxes, centre, keep
     # bounding box of what is left of the mask, in crop pixels
     idx = torch.arange(s, dtype=torch.float32)
     rows, cols = inside.any(2), inside.any(1)  # [K, S] each
@@ -109,4 +129,4 @@ def occlude_crops(
     new_boxes[:, 0] += shift[:, 0] * boxes[:, 2]
     new_boxes[:, 1] += shift[:, 1] * boxes[:, 3]
     new_boxes[:, 2:] *= scale[:, None]
-    return out, new_boxes, (centre - shift) / scale[:, None]
+    return out, new_boxes, (centre - shift) / scale[:, None], keep

@@ -75,6 +75,11 @@ class DerenderTrainConfig:
         metadata={"help": "share (0..1) of the attribute training crops offered a nearer object (another crop's, pasted in front) "
                   "kept when it hides 15-65%% of the mask, then re-cut around the rest, as partly hidden objects are proposed (0: off)"},
     )
+    attribute_occlude_no_centre: bool = field(
+        default=False,
+        metadata={"help": "leave the crops that --attribute-occlude occluded out of the centre loss "
+                  "(they train the attribute heads only)"},
+    )
     look_augment: bool = field(
         default=False,
         metadata={"help": "randomise the look of every training image and crop (brightness, contrast, gamma, "
@@ -111,6 +116,9 @@ class DerenderTrainConfig:
                               f"got {self.attribute_masks!r}")
         if not 0.0 <= self.attribute_occlude <= 1.0:
             raise ConfigError(f"DerenderTrainConfig.attribute_occlude must lie in [0, 1], got {self.attribute_occlude}")
+        if self.attribute_occlude_no_centre and self.attribute_occlude == 0.0:
+            raise ConfigError("DerenderTrainConfig.attribute_occlude_no_centre needs attribute_occlude > 0 "
+                              "(no crop is occluded without it)")
         if not 0.0 <= self.offset_balance <= 1.0:
             raise ConfigError(f"DerenderTrainConfig.offset_balance must lie in [0, 1], got {self.offset_balance}")
         if not self.match_distance > 0:

@@ -38,7 +38,7 @@ from perception.derender.attributes import (
     jitter_crops,
 )
 from perception.derender.look import jitter_look
-from perception.derender.occlusion import occlude_crops
+from perception.derender.occlusion import occlude_crops_kept
 from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
@@ -207,6 +207,7 @@ def train_attribute_net(
     augment: bool = False,
     look: bool = False,
     occlude: float = 0.0,
+    occlude_centre: bool = True,
     progress: bool = True,
     flags: dict[str, Any] | None = None,
     command: str = "",
@@ -223,6 +224,8 @@ def train_attribute_net(
     ``occlude``: hide part of this share of each batch's crops behind another crop's
     object and re-cut them (:func:`~perception.derender.occlusion.occlude_crops`;
     before the jitter), from a third checkpointed generator; 0 draws nothing.
+    ``occlude_centre``: False leaves the occluded crops' centre target out of the loss
+    (their labels still count), so the occluders train the class heads only.
     ``device`` / ``world``: as for :func:`train_proposal_net`.
     """
     world = world or world_info()
@@ -234,8 +237,12 @@ def train_attribute_net(
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         crops, boxes, target = arrays["crops"][idx].float() / 255.0, arrays["boxes"][idx], arrays["centre"][idx]
+        weight = None
         if occlude > 0:  # the scene first (a nearer object), then the proposal mask's wander
-            crops, boxes, target = occlude_crops(crops, boxes, target, occlude_gen, p=occlude, margin=config.margin)
+            crops, boxes, target, kept = occlude_crops_kept(crops, boxes, target, occlude_gen, p=occlude,
+                                                            margin=config.margin)
+            if not occlude_centre:
+                weight = (~kept).float()
         if augment:
             crops, boxes, target = jitter_crops(crops, boxes, target, gen)
         if look:
@@ -243,12 +250,15 @@ def train_attribute_net(
         # augmented as a whole global batch (the same draws on every process), then this process's share
         share = _share(len(idx), world)
         crops, boxes, target, idx = crops[share], boxes[share], target[share], idx[share]
+        if weight is not None:
+            weight = weight[share]
         labels = {a: arrays["labels"][idx, k] for k, a in enumerate(names)}
         if device is not None:
             crops, boxes, target = crops.to(device), boxes.to(device), target.to(device)
+            weight = weight.to(device) if weight is not None else None
             labels = {a: v.to(device) for a, v in labels.items()}
         logits, centre = net(crops, boxes)
-        parts = attribute_loss(logits, centre, labels, target)
+        parts = attribute_loss(logits, centre, labels, target, weight)
         with torch.no_grad():
             hits = torch.stack([logits[a].argmax(1) == labels[a] for a in names]).all(0)
             parts["train_accuracy"] = hits.float().mean()

@@ -154,7 +154,9 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
         anet, _ = train_attribute_net(arrays, acfg, epochs=a_epochs, batch_size=config.attribute_batch_size,
                                       lr=config.lr, seed=config.seed, out=out, init=init_anet,
                                       augment=config.attribute_augment, look=config.look_augment,
-                                      occlude=config.attribute_occlude, progress=progress, device=device, world=world,
+                                      occlude=config.attribute_occlude,
+                                      occlude_centre=not config.attribute_occlude_no_centre,
+                                      progress=progress, device=device, world=world,
                                       flags=flags, command=summary["command"])
         summary["attribute_wall_s"] = round(time.perf_counter() - t0, 1)
 

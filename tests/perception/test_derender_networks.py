@@ -16,7 +16,7 @@ from perception.derender.attributes import (
     crop_objects,
     jitter_crops,
 )
-from perception.derender.occlusion import occlude_crops
+from perception.derender.occlusion import occlude_crops, occlude_crops_kept
 from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
@@ -266,6 +266,48 @@ def test_occluded_crops_hide_part_of_the_mask_and_are_recut_around_the_rest():
     assert all(a is b for a, b in zip(same, (crops, boxes, centre), strict=True))
     with pytest.raises(ConfigError, match="p must"):
         occlude_crops(crops, boxes, centre, torch.Generator(), p=1.5)
+
+
+def test_occluded_crops_are_marked_and_can_leave_the_centre_loss():
+    k, size = 64, 48
+    crops, boxes, centre = _disc_crops(k, size, 0)
+    out, new_boxes, new_centre, kept = occlude_crops_kept(crops, boxes, centre, torch.Generator().manual_seed(1),
+                                                          p=0.75)
+    hit = (new_boxes - boxes).abs().sum(1) > 1e-7
+    assert kept.dtype == torch.bool and torch.equal(kept, hit) and int(kept.sum()) > 5
+    plain = occlude_crops(crops, boxes, centre, torch.Generator().manual_seed(1), p=0.75)
+    assert all(torch.equal(a, b) for a, b in zip(plain, (out, new_boxes, new_centre), strict=True))
+    assert not occlude_crops_kept(crops, boxes, centre, torch.Generator(), p=0.0)[3].any()
+    # the weighted centre term: all ones is the plain mean; a zero weight drops that crop's error
+    g = torch.Generator().manual_seed(2)
+    logits = {"shape": torch.randn(4, 3, generator=g)}
+    labels = {"shape": torch.tensor([0, 1, 2, 0])}
+    pred, target = torch.zeros(4, 2), torch.zeros(4, 2)
+    target[3] = 0.5  # only crop 3 is off
+    plain_loss = attribute_loss(logits, pred, labels, target)
+    assert torch.allclose(attribute_loss(logits, pred, labels, target, torch.ones(4))["centre"], plain_loss["centre"])
+    dropped = attribute_loss(logits, pred, labels, target, torch.tensor([1.0, 1.0, 1.0, 0.0]))
+    assert float(plain_loss["centre"]) > 0 and float(dropped["centre"]) == 0.0
+    assert torch.allclose(dropped["shape"], plain_loss["shape"])  # the labels still count
+
+
+def test_training_without_the_occluded_centres_differs_only_by_the_centre_loss(tmp_path):
+    g = torch.Generator().manual_seed(5)
+    n = 16
+    arrays = {
+        "crops": torch.randint(0, 256, (n, 4, 16, 16), generator=g, dtype=torch.uint8),
+        "boxes": torch.rand(n, 4, generator=g) * 0.2 + 0.1,
+        "labels": torch.stack([torch.randint(0, k, (n,), generator=g) for k in (3, 8, 2, 2)], 1),
+        "centre": torch.rand(n, 2, generator=g) * 0.2 - 0.1,
+    }
+    cfg = AttributeConfig(crop_size=16, width=8)
+    common = dict(epochs=1, batch_size=8, lr=3e-3, seed=2, occlude=1.0, progress=False)
+    with_centre, _ = train_attribute_net(arrays, cfg, out=tmp_path / "a", **common)
+    without, hist = train_attribute_net(arrays, cfg, out=tmp_path / "b", occlude_centre=False, **common)
+    changed = [name for (name, a), b in zip(with_centre.state_dict().items(), without.state_dict().values(),
+                                            strict=True) if not torch.equal(a, b)]
+    assert changed  # the occluded crops' centres no longer pull on the network
+    assert hist[-1]["epoch"] == 1
 
 
 @pytest.mark.parametrize("occlude", [0.0, 0.5])

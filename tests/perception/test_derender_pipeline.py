@@ -228,6 +228,10 @@ def test_attribute_network_fine_tuned_on_proposal_masks(tmp_path):
     assert "--attribute-occlude 0.5" in command and "--attribute-occlude" not in last_command(tmp_path / "p")
     with pytest.raises(ConfigError, match="attribute_occlude"):
         DerenderTrainConfig(data=str(data), attribute_occlude=1.5)
+    with pytest.raises(ConfigError, match="attribute_occlude_no_centre"):
+        DerenderTrainConfig(data=str(data), attribute_occlude_no_centre=True)
+    parsed = build_parser().parse_args("train derender --data x --attribute-occlude 0.5 --attribute-occlude-no-centre".split())
+    assert parsed.attribute_occlude_no_centre is True and parsed.attribute_occlude == 0.5
     with pytest.raises(ConfigError):
         DerenderTrainConfig(data=str(data), stage="all", proposal_from=str(start))
     with pytest.raises(ConfigError, match="proposal network"):
