@@ -178,7 +178,11 @@ class VonConfig:
             throughout) or ``"cosine"`` (:class:`~physics.training.schedule.WarmupCosine`: a warm-up over the first
             2% of the steps, then a cosine decay of the same peak rate to 5% of it at the last step).  With a
             constant rate the model the bench reads is Adam's last iterate at full rate, whose shape estimate
-            moves with the draw of the last batches; decaying the rate lets the run settle (session 20).
+            moves with the draw of the last batches; decaying the rate should let the run settle.  Session 20,
+            class-grid network painted as a surface, 3-member judge, new dev seeds 64569 / 17385: shape swaps 74.0 /
+            71.0%, texture 88.3 / 67.3% (the constant rate at 64569: 85.7 / 97.7%); at 1,200 steps the model is still
+            learning and the decay leaves both halves worse, so the gate failed and it is off by default, with no
+            held-out read (perception results page, VON fourteenth round).
     """
 
     shape_dim: int = 32
@@ -910,6 +914,8 @@ JUDGE_MEMBERS = {False: 1, True: 1}
 # Session 19: that network with paint_sketch="surface": dev shape swaps 93.3 / 93.0 / 92.7% (no retraining), held-out
 # 88979 88.0% (texture 97.3%, depth 3.71%; 2-D ablation 89.7%): not kept (docs/results/perception.md, VON thirteenth
 # round).
+# Session 20: that network trained at a cosine-decayed rate (lr_schedule="cosine"): dev gate on new seeds 64569 / 17385
+# failed (shape swaps 74.0 / 71.0%, texture 88.3 / 67.3%), no held-out read (VON fourteenth round).
 BENCH_CONFIG = VonConfig()
 
 
