@@ -592,3 +592,41 @@ def test_quick_bench_with_surface_painting_reports_the_painted_depth(monkeypatch
     assert figures["paint_sketch"] == "surface"
     assert 0 <= figures["models"]["voxel"]["depth_painted_sketch"]["object"] <= 1
     assert "depth_painted_sketch" not in figures["models"]["2d"]
+
+
+def test_cosine_rate_schedule_trains_with_a_decaying_rate_and_constant_is_the_default(objects, monkeypatch):
+    """lr_schedule="constant" is the training of sessions 1-19 bit for bit; "cosine" hands the shared loop a warm-up
+    and cosine decay of the same peak rate over the run's steps, which changes the weights and still trains."""
+    import perception.generative.von as von
+    from physics.training.schedule import Constant, WarmupCosine
+    seen = []
+    real = von.train_steps
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["schedule"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(von, "train_steps", spy)
+    common = {"shape_dim": 8, "texture_dim": 4, "width": 16}
+    plain, plain_losses = train_von(VonConfig(**common), objects, steps=24, batch=6, lr=2e-3, seed=0)
+    const, const_losses = train_von(VonConfig(**common, lr_schedule="constant"), objects, steps=24, batch=6, lr=2e-3,
+                                    seed=0)
+    cos, cos_losses = train_von(VonConfig(**common, lr_schedule="cosine"), objects, steps=24, batch=6, lr=2e-3, seed=0)
+    assert seen == [Constant(2e-3), Constant(2e-3), WarmupCosine(2e-3, 24)]
+    assert seen[2].lr(0, 23) < 0.1 * 2e-3 and seen[2].lr(0, 1) == 2e-3
+    assert plain_losses == const_losses
+    mine = dict(const.named_parameters())
+    assert all(torch.equal(p, mine[name]) for name, p in plain.named_parameters())
+    theirs = dict(cos.named_parameters())
+    assert not all(torch.equal(p, theirs[name]) for name, p in plain.named_parameters())
+    idx = torch.arange(len(objects))
+    with torch.no_grad():
+        assert cos.loss(objects, idx) < VisualObjectNetwork(VonConfig(**common)).loss(objects, idx)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        VonConfig(lr_schedule="step")
+
+
+def test_quick_bench_records_the_rate_schedule(monkeypatch):
+    import perception.generative.von as von
+    monkeypatch.setattr(von, "BENCH_CONFIG", VonConfig(lr_schedule="cosine"))
+    assert run_bench("von", quick=True, seed=0)["figures"]["lr_schedule"] == "cosine"
