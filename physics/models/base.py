@@ -208,7 +208,8 @@ class DynamicsModel(nn.Module, abc.ABC):
         return nxt
 
     def loss(self, g: Data, generator: torch.Generator | None = None, rebuild_edges: bool = False,
-             wall_penalty: float = 0.0, errors: bool = True, velocity_weight: float = 0.0) -> Tensor:
+             wall_penalty: float = 0.0, errors: bool = True, velocity_weight: float = 0.0,
+             bulk_weight: float = 0.0) -> Tensor:
         """Rollout loss: MSE of predicted positions in units of the one-step target's std
         (leaves; observed leaves in the partially observable mode), with GNS input noise
         on the first history in training.
@@ -240,6 +241,15 @@ class DynamicsModel(nn.Module, abc.ABC):
         has no such field; nothing when it marks none).  A position loss lets a lost impulse
         pass as a small early error; this term charges it at the steps it is lost.
 
+        ``bulk_weight`` w > 0 adds w times the squared error of each graph's bulk step: the mean,
+        over the graph's moving leaves (:meth:`moving_leaves`: wall markers left out), of the
+        position errors, in the same units, of every predicted step (averaged over the steps like
+        the errors).  The per-particle error of a model trained with input noise is mostly the
+        noise it corrects; a bias that moves every particle the same way (a blob falling at the
+        wrong rate) is a small part of it, but it grows quadratically over a rollout.  Averaged
+        over a graph's particles the noise cancels and the bias stays
+        (``docs/results/particles.md``, fluidfall, twentieth session).
+
         ``errors=False`` leaves the error terms out: the loss is the penalty alone, for
         states with no ground truth to compare with (the model's own rollouts,
         :mod:`physics.models.own_states`); the unroll is the same.
@@ -264,6 +274,8 @@ class DynamicsModel(nn.Module, abc.ABC):
             out = pos_hist.new_zeros(())
             if errors:
                 out = out + (((nxt[mask] - g.target_pos[mask]) / self.acc_norm.std) ** 2).mean()
+            if errors and bulk_weight > 0:
+                out = out + bulk_weight * self.bulk_error(g, nxt, g.target_pos, mask)
             if wall_penalty > 0:
                 out = out + wall_penalty * wall_excess(nxt[mask], g.box_bounds[mask], self.acc_norm.std)
             return out
@@ -275,6 +287,8 @@ class DynamicsModel(nn.Module, abc.ABC):
             nxt = self.next_positions(g, pos_hist, g.action_seq[:, k])
             if errors:
                 total = total + (((nxt[mask] - g.target_seq[mask, k]) / self.acc_norm.std) ** 2).mean()
+            if errors and bulk_weight > 0:
+                total = total + bulk_weight * self.bulk_error(g, nxt, g.target_seq[:, k], mask)
             if errors and velocity_weight > 0:
                 prev_true = g.pos_hist[:, -1] if k == 0 else g.target_seq[:, k - 1]
                 sel = mask if vmask is None else mask & vmask[:, k]
@@ -290,6 +304,32 @@ class DynamicsModel(nn.Module, abc.ABC):
         if vel_count:
             total = total + velocity_weight * horizon * vel_sum / vel_count
         return total / horizon
+
+    @staticmethod
+    def moving_leaves(g: Data, mask: Tensor) -> Tensor:
+        """``mask`` without the wall markers of a particle world: where ``g`` holds ``box_bounds``
+        (``graph.wall_box`` > 0), the rows with a finite container (the markers' rows, and those of
+        scenes without markers, are infinite); ``mask`` itself when that leaves nothing."""
+        if "box_bounds" in g:
+            moving = mask & torch.isfinite(g.box_bounds[:, 0, 0])
+            if bool(moving.any()):
+                return moving
+        return mask
+
+    def bulk_error(self, g: Data, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        """The mean over the graphs of a batch of the squared error (mean over the D axes, in units of
+        the one-step target's std) of each graph's mean predicted position of its moving leaves
+        (:meth:`moving_leaves` of ``mask``) against the mean target; ``pred``, ``target`` ``[M, D]``."""
+        rows = self.moving_leaves(g, mask)
+        err = (pred[rows] - target[rows]) / self.acc_norm.std
+        batch = g.batch[rows] if getattr(g, "batch", None) is not None else torch.zeros_like(rows.nonzero()[:, 0])
+        n = int(batch.max()) + 1 if batch.numel() else 0
+        if n == 0:
+            return pred.new_zeros(())
+        sums = err.new_zeros(n, err.shape[1]).index_add(0, batch, err)
+        counts = err.new_zeros(n).index_add(0, batch, torch.ones_like(batch, dtype=err.dtype))
+        used = counts > 0
+        return ((sums[used] / counts[used, None]) ** 2).mean()
 
     def with_neighbors_of(self, g: Data, pos: Tensor) -> Data:
         """A shallow copy of graph (batch) ``g`` whose dynamic neighbour edges are those of the leaf

@@ -49,6 +49,9 @@ the predicted particles of every step lie past the container's walls,
 ``velocity_weight`` w > 0 (with ``rollout_steps`` K > 1) adds w times the velocity error of the
 unrolled steps a sample marks (``vel_mask_seq``, :mod:`physics.models.data`; every step when it marks
 none) to the training loss (:meth:`DynamicsModel.loss`; the validation loss stays the plain error).
+``bulk_weight`` w > 0 adds w times the squared error of each graph's bulk step (its moving
+particles' mean predicted position against the mean true one, every unrolled step;
+:meth:`DynamicsModel.bulk_error`; the validation loss stays the plain error).
 ``own_rollouts`` N > 0 (with ``wall_penalty``) also puts that penalty where a model's long
 rollouts leak: N times per epoch the model rolls a training trajectory out from its first
 frames, as a test rollout does, and every batch adds the penalty alone (no error term: those
@@ -148,6 +151,12 @@ class TrainConfig:
                                "units) on the steps a sample marks (the frames just after a recorded contact for the "
                                "video PropNet; every step when a sample marks none; 0: none)"}
     )
+    bulk_weight: float = field(
+        default=0.0, metadata={"help": "add this weight times the squared error of each graph's bulk step (the mean "
+                               "predicted position of its moving particles against the mean true one, every unrolled "
+                               "step, in the loss's units) to the training loss: a bias that moves every particle the "
+                               "same way, which input noise hides in the per-particle error (0: none)"}
+    )
     wall_penalty: float = field(
         default=0.0, metadata={"help": "add this weight times the containment penalty to the training loss: the "
                                "squared distance (in the loss's units) by which each predicted particle of the "
@@ -181,6 +190,8 @@ class TrainConfig:
         if self.velocity_weight > 0 and self.rollout_steps < 2:
             raise ConfigError("TrainConfig.velocity_weight needs --rollout-steps >= 2 (on one step the velocity error "
                               "is the position error)")
+        if not (self.bulk_weight >= 0 and math.isfinite(self.bulk_weight)):
+            raise ConfigError(f"TrainConfig.bulk_weight must be a finite number >= 0, got {self.bulk_weight}")
         if not (self.wall_penalty >= 0 and math.isfinite(self.wall_penalty)):
             raise ConfigError(f"TrainConfig.wall_penalty must be a finite number >= 0, got {self.wall_penalty}")
         if self.lr_warmup < 0:
@@ -227,6 +238,8 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["wall_penalty"]
     if not flags["velocity_weight"]:
         del flags["velocity_weight"]
+    if not flags["bulk_weight"]:
+        del flags["bulk_weight"]
     if not flags["own_rollouts"]:
         del flags["own_rollouts"], flags["own_samples"]
     if not flags["lr_warmup"]:
@@ -428,7 +441,8 @@ def train(
 
     def step(batch) -> dict[str, Any]:
         loss = model.loss(batch, generator=current["gen"], rebuild_edges=config.rebuild_edges,
-                          wall_penalty=config.wall_penalty, velocity_weight=config.velocity_weight)
+                          wall_penalty=config.wall_penalty, velocity_weight=config.velocity_weight,
+                          bulk_weight=config.bulk_weight)
         parts: dict[str, Any] = {"weight": batch.num_graphs}
         if own is not None:
             drifted = own.next_batch(model, device)
