@@ -25,6 +25,7 @@ Pipeline (Yi et al., 2018, Sec. 3.1, with the proposal network of
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -159,12 +160,15 @@ class Derenderer(Perceiver):
         keep_score: float | None = None,
         vote_min: int | None = None,
     ) -> None:
-        self.proposal_net = proposal_net.eval()
         if vote_min is not None:
             self.vote_min = vote_min
-        if self.vote_min is not None:
-            # ProposalConfig checks the value and decode_scored uses it
-            proposal_net.config = dataclasses.replace(proposal_net.config, vote_min=self.vote_min)
+        if self.vote_min is not None and self.vote_min != proposal_net.config.vote_min:
+            # decode_scored reads the network's config (ProposalConfig checks the value); a shallow copy
+            # (the same weights) carries this perceiver's setting, so a network the caller shares is untouched
+            config = dataclasses.replace(proposal_net.config, vote_min=self.vote_min)
+            proposal_net = copy.copy(proposal_net)
+            proposal_net.config = config
+        self.proposal_net = proposal_net.eval()
         self.attribute_net = attribute_net.eval()
         if test_scales is not None:
             self.test_scales = tuple(test_scales)

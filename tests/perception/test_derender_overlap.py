@@ -145,3 +145,14 @@ def test_derender_blender_reads_with_keep_score_and_vote_centres_and_strict_keep
         assert model.keep_score is None and model.proposal_net.config.vote_min == 0, name
     for a, b in zip(shipped.proposal_net.state_dict().values(), strict.proposal_net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_perceivers_vote_centres_leave_the_network_it_was_given_untouched():
+    strict = load_perceiver("derender-blender-strict")
+    net = strict.proposal_net
+    recall = BlenderDerendererRecall(
+        net, strict.attribute_net, strict.projection, strict.image_size, strict.heights
+    )
+    assert recall.proposal_net.config.vote_min == 80 and net.config.vote_min == 0  # the caller's network keeps its own
+    for a, b in zip(recall.proposal_net.parameters(), net.parameters(), strict=True):
+        assert a is b
