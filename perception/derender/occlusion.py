@@ -25,28 +25,10 @@ from torch import Tensor
 
 from physics.errors import ConfigError
 
-__all__ = ["occlude_crops", "occlude_crops_kept"]
+__all__ = ["occlude_crops"]
 
 
 def occlude_crops(
-    crops: Tensor,
-    boxes: Tensor,
-    centre: Tensor,
-    generator: torch.Generator,
-    *,
-    p: float = 0.3,
-    margin: float = 0.25,
-    hidden: tuple[float, float] = (0.15, 0.65),
-    reach: float = 0.45,
-    min_scale: float = 0.5,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`occlude_crops_kept` without the mask of the crops it occluded."""
-    out, new_boxes, new_centre, _ = occlude_crops_kept(crops, boxes, centre, generator, p=p, margin=margin,
-                                                       hidden=hidden, reach=reach, min_scale=min_scale)
-    return out, new_boxes, new_centre
-
-
-def occlude_crops_kept(
     crops: Tensor,
     boxes: Tensor,
     centre: Tensor,

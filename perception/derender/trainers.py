@@ -38,7 +38,7 @@ from perception.derender.attributes import (
     jitter_crops,
 )
 from perception.derender.look import jitter_look
-from perception.derender.occlusion import occlude_crops_kept
+from perception.derender.occlusion import occlude_crops
 from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
@@ -239,8 +239,8 @@ def train_attribute_net(
         crops, boxes, target = arrays["crops"][idx].float() / 255.0, arrays["boxes"][idx], arrays["centre"][idx]
         weight = None
         if occlude > 0:  # the scene first (a nearer object), then the proposal mask's wander
-            crops, boxes, target, kept = occlude_crops_kept(crops, boxes, target, occlude_gen, p=occlude,
-                                                            margin=config.margin)
+            crops, boxes, target, kept = occlude_crops(crops, boxes, target, occlude_gen, p=occlude,
+                                                       margin=config.margin)
             if not occlude_centre:
                 weight = (~kept).float()
         if augment:
