@@ -287,15 +287,19 @@ def test_occluded_crops_are_marked_and_can_leave_the_centre_loss():
     assert torch.allclose(dropped["shape"], plain_loss["shape"])  # the labels still count
 
 
-def test_training_without_the_occluded_centres_differs_only_by_the_centre_loss(tmp_path):
+def _crop_arrays(n: int) -> dict[str, torch.Tensor]:
+    """``n`` random 16 x 16 training crops with labels and centres, as train_attribute_net reads them (seed 5)."""
     g = torch.Generator().manual_seed(5)
-    n = 16
-    arrays = {
+    return {
         "crops": torch.randint(0, 256, (n, 4, 16, 16), generator=g, dtype=torch.uint8),
         "boxes": torch.rand(n, 4, generator=g) * 0.2 + 0.1,
         "labels": torch.stack([torch.randint(0, k, (n,), generator=g) for k in (3, 8, 2, 2)], 1),
         "centre": torch.rand(n, 2, generator=g) * 0.2 - 0.1,
     }
+
+
+def test_training_without_the_occluded_centres_differs_only_by_the_centre_loss(tmp_path):
+    arrays = _crop_arrays(16)
     cfg = AttributeConfig(crop_size=16, width=8)
     common = dict(epochs=1, batch_size=8, lr=3e-3, seed=2, occlude=1.0, progress=False)
     with_centre, _ = train_attribute_net(arrays, cfg, out=tmp_path / "a", **common)
@@ -308,14 +312,7 @@ def test_training_without_the_occluded_centres_differs_only_by_the_centre_loss(t
 
 @pytest.mark.parametrize("occlude", [0.0, 0.5])
 def test_augmented_attribute_training_resumes_exactly(tmp_path, monkeypatch, occlude):
-    g = torch.Generator().manual_seed(5)
-    n = 24  # 3 batches of 8 per epoch
-    arrays = {
-        "crops": torch.randint(0, 256, (n, 4, 16, 16), generator=g, dtype=torch.uint8),
-        "boxes": torch.rand(n, 4, generator=g) * 0.2 + 0.1,
-        "labels": torch.stack([torch.randint(0, k, (n,), generator=g) for k in (3, 8, 2, 2)], 1),
-        "centre": torch.rand(n, 2, generator=g) * 0.2 - 0.1,
-    }
+    arrays = _crop_arrays(24)  # 3 batches of 8 per epoch
     cfg = AttributeConfig(crop_size=16, width=8)
     common = dict(epochs=3, batch_size=8, lr=3e-3, seed=2, augment=True, occlude=occlude, progress=False)
     whole, _ = train_attribute_net(arrays, cfg, out=tmp_path / "whole", **common)
