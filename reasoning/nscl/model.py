@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 from reasoning.executor.soft import SoftScenes
 
-__all__ = ["ConceptConfig", "ConceptLearner", "ResidualBlock", "recolour", "context_shape", "mask_outside"]
+__all__ = ["ConceptConfig", "ConceptLearner", "ResidualBlock", "recolour", "rescale", "context_shape", "mask_outside"]
 
 
 @dataclass(frozen=True)
@@ -335,6 +335,31 @@ def recolour(crops: Tensor, generator: torch.Generator | None = None) -> Tensor:
     scale = lambda v: v.to(crops)[:, None, None, None]  # noqa: E731
     rgb = ((gray + scale(saturation) * (rgb - gray)) * scale(brightness)).clamp(0.0, 1.0)
     return torch.cat([rgb, crops[:, 3:]], dim=1)
+
+
+def rescale(crops: Tensor, spread: float, generator: torch.Generator | None = None) -> Tensor:
+    """``[K, 4, S, S]`` crops re-framed: each crop's box scaled about its centre by a factor from U(1 - spread, 1 + spread).
+
+    The crop is resampled (bilinear, RGB and mask channel alike) as if it had been cut with its box's
+    side times that factor: below 1 the object fills more of the crop, above 1 less, and the band
+    beyond the cut crop repeats its edge pixels (the crops are cut with a quarter of the object's box
+    of margin on each side, so at a spread of 0.1 that band is under 4% of the side).  The model reads
+    the object's box as it was: what a crop's framing says about the object's size is taken away.
+
+    Raises:
+        ValueError: ``spread`` outside [0, 0.5).
+    """
+    if not 0.0 <= spread < 0.5:
+        raise ValueError(f"rescale: give a spread in [0, 0.5), got {spread!r}")
+    k = len(crops)
+    if not k or not spread:
+        return crops
+    factor = 1.0 + spread * (2.0 * torch.rand(k, generator=generator) - 1.0)
+    theta = torch.zeros(k, 2, 3)
+    theta[:, 0, 0] = factor
+    theta[:, 1, 1] = factor
+    grid = F.affine_grid(theta.to(crops), list(crops.shape), align_corners=False)
+    return F.grid_sample(crops, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def mask_outside(crops: Tensor, dilate: int = 0) -> Tensor:

@@ -47,7 +47,7 @@ from physics.worlds.clevr_properties import ATTRIBUTES
 from reasoning.dsl import Program
 from reasoning.executor.soft import soft_execute
 from reasoning.nscl.data import QASet
-from reasoning.nscl.model import ConceptConfig, ConceptLearner, context_shape, recolour
+from reasoning.nscl.model import ConceptConfig, ConceptLearner, context_shape, recolour, rescale
 
 __all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
 
@@ -90,6 +90,12 @@ class NSCLTrainConfig:
         metadata={"help": "GROUP,... : concept groups (shape, material, size) whose maps read, in training, a "
                           "copy of each crop with randomised colours (hue rotated, saturation and brightness "
                           "scaled), so that they cannot lean on colour; the colour map reads the original"},
+    )
+    scale_jitter: float = field(
+        default=0.0,
+        metadata={"help": "S in [0, 0.5): every training crop re-framed as if cut with its box scaled by a factor "
+                          "from U(1 - S, 1 + S) (reasoning.nscl.model.rescale; the model's box input unchanged), so "
+                          "that the concepts cannot lean on exactly where the object's edges fall in its crop"},
     )
     crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels that the CNN reads (the model's input unless "
                                                     "--detail-size)"})
@@ -153,6 +159,8 @@ class NSCLTrainConfig:
                 f"epochs, batch size and learning rate must be positive and the crop size at least 8, got "
                 f"{self.epochs}, {self.batch_size}, {self.learning_rate}, {self.crop_size}"
             )
+        if not 0.0 <= self.scale_jitter < 0.5:
+            raise ConfigError(f"scale jitter: give a spread in [0, 0.5), got {self.scale_jitter}")
         if self.residual < 0:
             raise ConfigError(f"residual: give a number of blocks >= 0, got {self.residual}")
         if self.detail_size and self.detail_size <= self.crop_size or self.detail_size < 0:
@@ -297,6 +305,7 @@ def _batch_loss(
     total: list[float] | None = None,
     jitter: torch.Generator | None = None,
     jitter_groups: Sequence[str] = (),
+    scale: tuple[torch.Generator, float] | None = None,
 ) -> tuple[torch.Tensor, int]:
     images = sorted({data.image[q] for q in questions})
     row = {img: k for k, img in enumerate(images)}
@@ -313,6 +322,8 @@ def _batch_loss(
         crops = [
             torch.where(torch.rand(len(c), 1, 1, 1, generator=flip) < 0.5, c.flip(-1), c) for c in crops
         ]
+    if scale is not None:  # (generator, spread): every crop re-framed (rescale)
+        crops = [rescale(c, scale[1], scale[0]) for c in crops]
     recoloured = [recolour(c, jitter) for c in crops] if jitter is not None and jitter_groups else None
     device = next(model.parameters()).device
     if device.type != "cpu":
@@ -447,8 +458,10 @@ def train_nscl(
         flip = torch.Generator().manual_seed(flip_seed) if config.flip else None
         # the colours drawn from the batch's own seed too (another stream), so that a resume redraws them
         jitter = torch.Generator().manual_seed(flip_seed + 7_777_777) if config.jitter_groups else None
+        scale = (torch.Generator().manual_seed(flip_seed + 3_333_333), config.scale_jitter) if config.scale_jitter else None
         total: list[float] = []
-        loss, right = _batch_loss(model, data, questions, flip, config.weights, total, jitter, config.jitter_groups)
+        loss, right = _batch_loss(model, data, questions, flip, config.weights, total, jitter, config.jitter_groups,
+                                  scale)
         # under torchrun a group-weighted share weighs its questions' weights, so that the processes'
         # average is the whole batch's gradient; one process logs per question as before
         weight = total[0] if world.size > 1 and total else len(questions)
