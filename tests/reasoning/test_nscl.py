@@ -20,7 +20,7 @@ from reasoning.nscl import (
     train_nscl,
 )
 from reasoning.nscl.data import join_sets, match_proposals
-from reasoning.nscl.model import recolour
+from reasoning.nscl.model import recolour, rescale
 from reasoning.nscl.train import _image_batches, _load_init, question_weight, stage_of
 
 
@@ -378,6 +378,40 @@ def test_colour_jitter_feeds_the_named_groups_the_recoloured_crops(split, tmp_pa
     for bad in ("color", "shape,shape", "texture", ",", "nan"):
         with pytest.raises(ConfigError, match="colour jitter"):
             NSCLTrainConfig(colour_jitter=bad)
+
+
+def test_rescale_reframes_each_crop_about_its_centre_within_the_spread():
+    square = torch.zeros(1, 4, 48, 48)
+    square[:, :, 16:32, 16:32] = 1.0  # a 16-px object (all four channels) in the middle of its crop
+    crops = square.repeat(400, 1, 1, 1)
+    assert torch.equal(rescale(crops, 0.0), crops)
+    out = rescale(crops, 0.2, torch.Generator().manual_seed(4))
+    assert torch.equal(out, rescale(crops, 0.2, torch.Generator().manual_seed(4)))  # seeded
+    area = out[:, 3].sum((1, 2)) / 256.0  # the object's area over its area in the plain crop: 1 / factor^2
+    assert area.min() > 1 / 1.2**2 - 0.03 and area.max() < 1 / 0.8**2 + 0.03
+    assert area.min() < 0.8 and area.max() > 1.3  # both ways: the box cut larger and smaller
+    centre = (out[:, 3] * torch.arange(48.0)).sum((1, 2)) / out[:, 3].sum((1, 2))
+    assert torch.allclose(centre, torch.full_like(centre, 23.5), atol=1e-3)  # about the crop's centre
+    assert torch.allclose(out[:, :3], out[:, 3:].expand(-1, 3, -1, -1))  # RGB and mask alike
+    assert rescale(torch.zeros(0, 4, 8, 8), 0.1).shape == (0, 4, 8, 8)
+    for bad in (-0.1, 0.5):
+        with pytest.raises(ValueError, match="spread"):
+            rescale(crops, bad)
+
+
+def test_scale_jitter_changes_the_training_run_and_repeats_for_a_seed(split, tmp_path):
+    data = load_split(split, "train", limit_images=4, progress=False)
+    config = NSCLTrainConfig(epochs=1, batch_size=20, curriculum="0:0", scale_jitter=0.1)
+    a, _ = train_nscl(data, config, tmp_path / "a.pt", progress=False)
+    b, _ = train_nscl(data, config, tmp_path / "b.pt", progress=False)
+    c, _ = train_nscl(data, dataclasses.replace(config, scale_jitter=0.0), tmp_path / "c.pt", progress=False)
+    weights = [list(m.state_dict().values()) for m in (a, b, c)]
+    assert all(torch.equal(x, y) for x, y in zip(weights[0], weights[1], strict=True))  # same seed, same framings
+    assert not all(torch.equal(x, y) for x, y in zip(weights[0], weights[2], strict=True))
+    assert a.config == c.config  # training only: the model is the same architecture, read the same way
+    for bad in (-0.05, 0.5, 2.0):
+        with pytest.raises(ConfigError, match="scale jitter"):
+            NSCLTrainConfig(scale_jitter=bad)
 
 
 def test_the_colour_jitter_flag_is_recorded_and_a_bad_one_named(split, tmp_path, capsys):
