@@ -343,7 +343,7 @@ def rescale(crops: Tensor, spread: float, generator: torch.Generator | None = No
     The crop is resampled (bilinear, RGB and mask channel alike) as if it had been cut with its box's
     side times that factor: below 1 the object fills more of the crop, above 1 less, and the band
     beyond the cut crop repeats its edge pixels (the crops are cut with a quarter of the object's box
-    of margin on each side, so at a spread of 0.1 that band is under 4% of the side).  The model reads
+    of margin on each side; at a spread of 0.1 that band is at most 5% of the side at each edge).  The model reads
     the object's box as it was: what a crop's framing says about the object's size is taken away.
 
     Raises:
