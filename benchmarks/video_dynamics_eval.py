@@ -25,6 +25,14 @@ For every video of a ``nesy data clevrer`` split (annotation + truth):
   true states; ``median_ratio`` of predicted to true and ``share_over_half`` (the
   predicted change is more than half the true one), over the changes above
   ``IMPULSE_MIN`` units/s.  A model that only carries objects on scores near 0;
+* ``free_slide``: every object moving at the last observed frame (at least ``SLIDE_MIN_SPEED``
+  units/s over its last ``SLIDE_SPEED_FRAMES`` frames) and in no recorded collision from those frames
+  to ``SLIDE_HORIZON`` frames after it (:func:`free_slides`): the provider's travel over those frames
+  against the truth's (``travel_ratio``; below 1 a slide that stops short) and its end-point error,
+  medians by the object's speed at the cut (``by_speed``) and over the fast ones
+  (``FAST_SLIDE`` units/s and faster, ``fast``; ``median_ratio_error`` is the median of
+  |ratio - 1|).  A friction the model learned wrong for fast objects shows here before any
+  question does (the late entrants of the predictive questions, ``docs/results/clevrer.md``);
 * ``speed``: wall seconds per future and per counterfactual, and predicted frames per second.
 """
 
@@ -37,18 +45,24 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from physics.video_dynamics import VideoDynamics, match_collisions, state_collisions
+from physics.video_dynamics import FPS, VideoDynamics, match_collisions, state_collisions
 from physics.worlds.clevrer_annotation import Collision, FrameStates, VideoAnnotation
 from physics.worlds.clevrer_truth import VideoTruth
 from reasoning.executor.video_scene import (
     MOVING_SPEED,  # moving, as the executor's filter_moving reads it
 )
 
-__all__ = ["evaluate_video_dynamics", "contact_response", "object_groups", "prf", "plot_position_error", "HORIZONS", "GROUPS"]
+__all__ = ["evaluate_video_dynamics", "contact_response", "object_groups", "free_slides", "free_slide_summary", "prf",
+           "plot_position_error", "HORIZONS", "GROUPS"]
 
 HORIZONS = (1, 5, 10, 25, 50)
 GROUPS = ("sliding", "colliding", "resting")
 IMPULSE_MIN = 0.3  # units/s: a collision's velocity change counted in contact_response
+SLIDE_HORIZON = 20  # frames of a free slide scored (free_slide)
+SLIDE_SPEED_FRAMES = 3  # frames before the cut over which a slide's speed is measured
+SLIDE_MIN_SPEED = 0.3  # units/s: slower objects are not scored as slides
+FAST_SLIDE = 2.0  # units/s: the fast slides summarised apart
+SLIDE_BINS = ((0.3, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, float("inf")))
 
 
 def prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
@@ -76,6 +90,7 @@ def evaluate_video_dynamics(
     curves: list[list[float]] = []
     grouped: dict[str, list[list[float]]] = {g: [] for g in GROUPS}
     impulses: list[tuple[float, float]] = []
+    slides: list[dict[str, float]] = []
     responds = False
     t_future = t_cf = 0.0
     n_cf = future_frames = 0
@@ -97,6 +112,7 @@ def evaluate_video_dynamics(
         future_frames += frames
         counts["future"] += match_collisions(collisions, truth.future_collisions, window)
         curves.append(_position_errors(states, truth.future_trajectory))
+        slides += free_slides(ann, truth, states)
         groups = object_groups(ann, truth)
         for oid, errors in _object_errors(states, truth.future_trajectory).items():
             if oid in groups:
@@ -132,6 +148,7 @@ def evaluate_video_dynamics(
             "changed_collisions": prf(*counts["cf_changed"].tolist()),
         },
         "contact_response": contact_response(impulses) if responds else None,
+        "free_slide": free_slide_summary(slides),
         "speed": {
             "seconds_per_future": t_future / max(len(videos), 1),
             "seconds_per_counterfactual": t_cf / max(n_cf, 1),
@@ -147,6 +164,54 @@ def contact_response(impulses: Sequence[tuple[float, float]]) -> dict[str, Any]:
         return {"changes": 0, "median_true": None, "median_predicted": None, "median_ratio": None, "share_over_half": None}
     return {"changes": len(r), "median_true": float(np.median(r[:, 0])), "median_predicted": float(np.median(r[:, 1])),
             "median_ratio": float(np.median(r[:, 1] / r[:, 0])), "share_over_half": float(np.mean(r[:, 1] > 0.5 * r[:, 0]))}
+
+
+def free_slides(annotation: VideoAnnotation, truth: VideoTruth, states: Sequence[FrameStates],
+                horizon: int = SLIDE_HORIZON) -> list[dict[str, float]]:
+    """The free slides of one video's future (module docstring): per object, its ``speed`` at the cut
+    (units/s), the truth's ``travel`` over ``horizon`` frames, the provider's ``travel_ratio`` to it and
+    the ``end_error`` (floor distances, scene units).  ``states`` are the provider's future frames,
+    the first one the frame after the last observed; a video whose observed or future frames are too
+    few gives none.
+    """
+    obs, fut = annotation.motion_trajectory, truth.future_trajectory
+    if len(obs) <= SLIDE_SPEED_FRAMES or len(fut) < horizon or len(states) < horizon:
+        return []
+    last = obs[-1].frame_id
+    struck = {k for c in (*annotation.collision, *truth.future_collisions)
+              if last - SLIDE_SPEED_FRAMES <= c.frame_id <= last + horizon for k in c.object_ids}
+    before, now = obs[-1 - SLIDE_SPEED_FRAMES].by_id(), obs[-1].by_id()
+    end_true, end_pred = fut[horizon - 1].by_id(), states[horizon - 1].by_id()
+    out = []
+    for oid, o in now.items():
+        if oid in struck or not all(oid in d for d in (before, end_true, end_pred)):
+            continue
+        p0 = np.asarray(o.location[:2], float)
+        speed = float(np.linalg.norm(p0 - np.asarray(before[oid].location[:2], float))) / SLIDE_SPEED_FRAMES * FPS
+        if speed < SLIDE_MIN_SPEED:
+            continue
+        t1, q1 = np.asarray(end_true[oid].location[:2], float), np.asarray(end_pred[oid].location[:2], float)
+        travel = float(np.linalg.norm(t1 - p0))
+        out.append({"speed": speed, "travel": travel,
+                    "travel_ratio": float(np.linalg.norm(q1 - p0)) / max(travel, 1e-6),
+                    "end_error": float(np.linalg.norm(q1 - t1))})
+    return out
+
+
+def free_slide_summary(slides: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """Medians of :func:`free_slides` rows by speed (``by_speed``, keyed ``"lo-hi"`` units/s) and over the fast ones."""
+
+    def part(rows: Sequence[dict[str, float]]) -> dict[str, Any]:
+        if not rows:
+            return {"objects": 0, "median_travel_ratio": None, "median_end_error": None, "median_ratio_error": None}
+        ratio = np.array([r["travel_ratio"] for r in rows])
+        return {"objects": len(rows), "median_travel_ratio": float(np.median(ratio)),
+                "median_end_error": float(np.median([r["end_error"] for r in rows])),
+                "median_ratio_error": float(np.median(np.abs(ratio - 1.0)))}
+
+    by_speed = {f"{lo:g}-{hi:g}": part([r for r in slides if lo <= r["speed"] < hi]) for lo, hi in SLIDE_BINS}
+    return {"horizon": SLIDE_HORIZON, "objects": len(slides), "by_speed": by_speed,
+            "fast": {"min_speed": FAST_SLIDE, **part([r for r in slides if r["speed"] >= FAST_SLIDE])}}
 
 
 def object_groups(annotation: VideoAnnotation, truth: VideoTruth) -> dict[int, str]:

@@ -53,6 +53,11 @@ def print_summary(result: dict, out: Path) -> None:
                                                    for h in (10, 25, 50)) for g, v in groups.items()]
         if parts:
             print(f"{name} position error at 10/25/50 frames by object: " + ", ".join(parts))
+        fast = (r.get("free_slide") or {}).get("fast")
+        if fast and fast["objects"]:
+            print(f"{name} free slide over {r['free_slide']['horizon']} frames, {fast['objects']} objects at "
+                  f"{fast['min_speed']:g} units/s or faster: travel ratio median {fast['median_travel_ratio']:.3f}, "
+                  f"|ratio - 1| median {fast['median_ratio_error']:.3f}, end error median {fast['median_end_error']:.3f}")
         resp = r.get("contact_response")
         if resp and resp["changes"]:
             print(f"{name} contact response ({resp['changes']} velocity changes at collisions, true states in): "

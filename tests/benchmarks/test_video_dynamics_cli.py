@@ -65,6 +65,7 @@ def test_train_then_bench_video_dynamics(data, tmp_path, capsys):
     assert "position error at 10/25/50 frames by object" in printed
     assert gt["contact_response"] is None  # the truth has no one-step model to ask
     assert set(learned["contact_response"]) >= {"changes", "median_ratio", "share_over_half"}
+    assert learned["free_slide"]["horizon"] == 20 and set(learned["free_slide"]["fast"]) >= {"objects", "median_end_error"}
     assert (tmp_path / "bench.png").is_file()
     assert result["rollout_settings"] == {"ensemble": 2, "ensemble_starts": 2}
     assert main(["bench", "video-dynamics", "--data", str(data), "--split", "val", "--dynamics", "gt",
