@@ -69,7 +69,8 @@ class CodecConfig:
         conditions: Width of a condition vector (a class-conditional GAN's class code) that
             the decoder reads appended to its latent code, so that its input is
             ``[N, latent + conditions]``; 0 (the default): unconditional.  Only the GAN uses it
-            (:class:`~perception.generative.gan.GAN` then has a projection discriminator);
+            (:class:`~perception.generative.gan.GAN` then has a projection or auxiliary-classifier
+            discriminator, ``condition_head``);
             the autoencoders refuse it.
         condition_head: How a conditional GAN's discriminator uses the condition:
             ``"projection"`` (the default; Miyato and Koyama, arXiv 1802.05637) or

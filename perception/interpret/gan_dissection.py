@@ -31,7 +31,9 @@ not meet the checks on its held-out seed, see docs/results/perception.md), :data
 the resize GAN with a spectrally normalised discriminator (an option: 5 of 6 on dev seed 0, 3 of 6
 on its held-out seed 42440, session 17), :data:`CONDITIONAL_CODEC` that GAN made class-conditional on the
 scene's shapes (an option, session 20: the unconditional GANs' units are object units, and a generator
-asked for given shapes must carry them), :func:`shape_probe` reads whether the units, together, tell an
+asked for given shapes must carry them), :data:`AUXILIARY_CODEC` the same with an auxiliary-classifier
+discriminator (AC-GAN; an option, session 21), :func:`condition_match` how often a conditional GAN's samples
+show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell an
 object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
 often the segmenter and the attribute network call the same one.
