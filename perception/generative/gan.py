@@ -84,6 +84,7 @@ class GAN(nn.Module):
     adds the classifier's cross-entropy on real images (their true condition) and on fakes
     (the condition they were drawn with), and the generator's loss adds it on its fakes, so the
     generator is pushed to draw what the condition names; each is the mean over blocks.
+    ``"auxiliary_real"``: the discriminator's classifier learns on real images only.
     """
 
     def __init__(self, config: CodecConfig | None = None, conditions: Tensor | None = None) -> None:
@@ -106,7 +107,7 @@ class GAN(nn.Module):
     @property
     def auxiliary(self) -> bool:
         """Whether the discriminator is an auxiliary classifier (AC-GAN) rather than a projection one."""
-        return bool(self.config.conditions) and self.config.condition_head == "auxiliary"
+        return bool(self.config.conditions) and self.config.condition_head.startswith("auxiliary")
 
     def _outputs(self, images: Tensor, params: dict[str, Tensor] | None) -> Tensor:
         x = images * 2 - 1
@@ -155,7 +156,9 @@ class GAN(nn.Module):
         extra: dict[str, Tensor] = {}
         if self.auxiliary:
             assert y is not None
-            d_class = self._class_loss(out_real, y) + self._class_loss(out_fake, y)
+            d_class = self._class_loss(out_real, y)
+            if self.config.condition_head == "auxiliary":  # "auxiliary_real": the classifier learns on renders only
+                d_class = d_class + self._class_loss(out_fake, y)
             g_class = self._class_loss(out_g, y)
             d_loss, g_loss = d_loss + d_class, g_loss + g_class
             extra = {"d_class": d_class.detach(), "g_class": g_class.detach()}

@@ -66,7 +66,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -363,6 +363,10 @@ CONDITIONAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="s
 # players' losses.  One block per shape (its count), so the classifier predicts each shape's count.
 AUXILIARY_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral", conditions=SHAPE_CONDITIONS,
                               condition_head="auxiliary", condition_blocks=len(SHAPES))
+# The same with the classifier learning on renders only (session 21: AUXILIARY_CODEC's classifier read its fakes'
+# conditions 99% of the time and the renders' counts at chance, so the generator drew a code, not shapes).
+AUXILIARY_REAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral", conditions=SHAPE_CONDITIONS,
+                                   condition_head="auxiliary_real", condition_blocks=len(SHAPES))
 BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sessions 14-15)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"
