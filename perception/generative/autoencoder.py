@@ -41,6 +41,7 @@ __all__ = ["CodecConfig", "ConvEncoder", "ConvDecoder", "Autoencoder", "VAE", "t
 STAGES = 3  # stride-2 stages: a 64 x 48 render becomes an 8 x 6 grid
 UPSAMPLE = ("transposed", "nearest", "bilinear")  # CodecConfig.upsample: the decoder's grid doubling
 ENCODER_NORM = ("batch", "spectral")  # CodecConfig.encoder_norm: how the encoder's layers are normalised
+CONDITION_HEAD = ("projection", "auxiliary", "auxiliary_real")  # CodecConfig.condition_head: how a conditional GAN's discriminator reads y
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,20 @@ class CodecConfig:
         conditions: Width of a condition vector (a class-conditional GAN's class code) that
             the decoder reads appended to its latent code, so that its input is
             ``[N, latent + conditions]``; 0 (the default): unconditional.  Only the GAN uses it
-            (:class:`~perception.generative.gan.GAN` then has a projection discriminator);
+            (:class:`~perception.generative.gan.GAN` then has a projection or auxiliary-classifier
+            discriminator, ``condition_head``);
             the autoencoders refuse it.
+        condition_head: How a conditional GAN's discriminator uses the condition:
+            ``"projection"`` (the default; Miyato and Koyama, arXiv 1802.05637) or
+            ``"auxiliary"`` (an auxiliary classifier, AC-GAN: Odena, Olah and Shlens, ICML 2017,
+            arXiv 1610.09585; the discriminator also predicts the condition, and both players
+            add that prediction's cross-entropy to their losses: the discriminator on real
+            images and fakes), or ``"auxiliary_real"`` (the same classifier learning on real
+            images only, so it cannot learn the fakes' own code for their condition; the
+            generator's loss is the same).
+        condition_blocks: The condition is this many one-hot blocks of equal width (e.g. one
+            per shape, each a count); the auxiliary classifier predicts each block with its own
+            softmax.  1 (the default): one one-hot class.
     """
 
     height: int = 48
@@ -81,6 +94,8 @@ class CodecConfig:
     upsample: str = "transposed"
     encoder_norm: str = "batch"
     conditions: int = 0
+    condition_head: str = "projection"
+    condition_blocks: int = 1
 
     def __post_init__(self) -> None:
         if self.height % 2**STAGES or self.width % 2**STAGES:
@@ -97,6 +112,12 @@ class CodecConfig:
             raise ConfigError(f"CodecConfig: encoder_norm must be one of {ENCODER_NORM}, got {self.encoder_norm!r}")
         if not isinstance(self.conditions, int) or self.conditions < 0:
             raise ConfigError(f"CodecConfig: conditions must be an int >= 0, got {self.conditions!r}")
+        if self.condition_head not in CONDITION_HEAD:
+            raise ConfigError(f"CodecConfig: condition_head must be one of {CONDITION_HEAD}, got {self.condition_head!r}")
+        blocks = self.condition_blocks
+        if not isinstance(blocks, int) or blocks < 1 or (self.conditions and self.conditions % blocks):
+            raise ConfigError(f"CodecConfig: condition_blocks must be an int >= 1 dividing conditions={self.conditions}, "
+                              f"got {blocks!r}")
 
     @property
     def decoder_channels(self) -> tuple[int, int, int]:

@@ -76,6 +76,15 @@ class GAN(nn.Module):
     condition with a linear map of the features).  ``conditions`` [K, conditions] is then
     required: the pool of real conditions (the training scenes') from which :meth:`codes`
     draws the condition of a sample; training gives each fake its real batch-mate's.
+
+    With ``config.condition_head == "auxiliary"`` the discriminator is an auxiliary classifier
+    instead (AC-GAN: Odena, Olah and Shlens, ICML 2017, arXiv 1610.09585): its logit is
+    ``o[:, 0]`` alone, and ``o[:, 1:]`` are the condition's class logits (:meth:`classify`,
+    one softmax per one-hot block of ``config.condition_blocks``).  The discriminator's loss
+    adds the classifier's cross-entropy on real images (their true condition) and on fakes
+    (the condition they were drawn with), and the generator's loss adds it on its fakes, so the
+    generator is pushed to draw what the condition names; each is the mean over blocks.
+    ``"auxiliary_real"``: the discriminator's classifier learns on real images only.
     """
 
     def __init__(self, config: CodecConfig | None = None, conditions: Tensor | None = None) -> None:
@@ -95,13 +104,39 @@ class GAN(nn.Module):
     def forward(self, real: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         return self.losses(real, torch.randn(len(real), self.config.latent), y)
 
-    def critic(self, images: Tensor, y: Tensor | None, params: dict[str, Tensor] | None = None) -> Tensor:
-        """The discriminator's logit [N, 1] for images in [0, 1] (and conditions ``y`` when conditional)."""
+    @property
+    def auxiliary(self) -> bool:
+        """Whether the discriminator is an auxiliary classifier (AC-GAN) rather than a projection one."""
+        return bool(self.config.conditions) and self.config.condition_head.startswith("auxiliary")
+
+    def _outputs(self, images: Tensor, params: dict[str, Tensor] | None) -> Tensor:
         x = images * 2 - 1
-        out = self.discriminator(x) if params is None else functional_call(self.discriminator, params, (x,))
-        if y is None:
-            return out
+        return self.discriminator(x) if params is None else functional_call(self.discriminator, params, (x,))
+
+    def critic(self, images: Tensor, y: Tensor | None, params: dict[str, Tensor] | None = None) -> Tensor:
+        """The discriminator's logit [N, 1] for images in [0, 1] (and conditions ``y`` when conditional;
+        an auxiliary-classifier discriminator's logit does not read them)."""
+        return self._critic(self._outputs(images, params), y)
+
+    def _critic(self, out: Tensor, y: Tensor | None) -> Tensor:
+        if y is None or self.auxiliary:
+            return out[:, :1]
         return out[:, :1] + (out[:, 1:] * y).sum(1, keepdim=True)
+
+    def classify(self, images: Tensor, params: dict[str, Tensor] | None = None) -> Tensor:
+        """An auxiliary-classifier discriminator's condition logits [N, condition_blocks, block width]."""
+        if not self.auxiliary:
+            raise ConfigError("GAN.classify: the discriminator is not an auxiliary classifier "
+                              "(CodecConfig.condition_head='auxiliary' with conditions > 0)")
+        return self._classes(self._outputs(images, params))
+
+    def _classes(self, out: Tensor) -> Tensor:
+        return out[:, 1:].unflatten(1, (self.config.condition_blocks, -1))
+
+    def _class_loss(self, out: Tensor, y: Tensor) -> Tensor:
+        """Mean over the condition's blocks of the cross-entropy of the class logits with ``y``'s one-hots."""
+        logits = self._classes(out)
+        return F.cross_entropy(logits.flatten(0, 1), y.unflatten(1, (self.config.condition_blocks, -1)).flatten(0, 1).argmax(1))
 
     def losses(self, real: Tensor, z: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         """Both players' losses for real images [N, 3, H, W] in [0, 1], noise z [N, latent] and, when
@@ -110,14 +145,24 @@ class GAN(nn.Module):
             raise ConfigError(f"GAN.losses: conditions={self.config.conditions} in the config, "
                               f"y {'missing' if y is None else tuple(y.shape)}")
         fake = self.generator(z if y is None else torch.cat([z, y], 1))
-        d_real = self.critic(real, y)
-        d_fake = self.critic(fake.detach(), y)
+        out_real, out_fake = self._outputs(real, None), self._outputs(fake.detach(), None)
+        d_real, d_fake = self._critic(out_real, y), self._critic(out_fake, y)
         d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                   + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
-        g_logit = self.critic(fake, y, frozen)
+        out_g = self._outputs(fake, frozen)
+        g_logit = self._critic(out_g, y)
         g_loss = F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))  # non-saturating
-        return {"loss": d_loss + g_loss, "d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+        extra: dict[str, Tensor] = {}
+        if self.auxiliary:
+            assert y is not None
+            d_class = self._class_loss(out_real, y)
+            if self.config.condition_head == "auxiliary":  # "auxiliary_real": the classifier learns on renders only
+                d_class = d_class + self._class_loss(out_fake, y)
+            g_class = self._class_loss(out_g, y)
+            d_loss, g_loss = d_loss + d_class, g_loss + g_class
+            extra = {"d_class": d_class.detach(), "g_class": g_class.detach()}
+        return {"loss": d_loss + g_loss, "d_loss": d_loss.detach(), "g_loss": g_loss.detach(), **extra}
 
     def codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` generator inputs [n, latent + conditions]: Gaussian noise, then (conditional) a condition

@@ -31,7 +31,9 @@ not meet the checks on its held-out seed, see docs/results/perception.md), :data
 the resize GAN with a spectrally normalised discriminator (an option: 5 of 6 on dev seed 0, 3 of 6
 on its held-out seed 42440, session 17), :data:`CONDITIONAL_CODEC` that GAN made class-conditional on the
 scene's shapes (an option, session 20: the unconditional GANs' units are object units, and a generator
-asked for given shapes must carry them), :func:`shape_probe` reads whether the units, together, tell an
+asked for given shapes must carry them), :data:`AUXILIARY_CODEC` the same with an auxiliary-classifier
+discriminator (AC-GAN; an option, session 21), :func:`condition_match` how often a conditional GAN's samples
+show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell an
 object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
 often the segmenter and the attribute network call the same one.
@@ -64,7 +66,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -281,6 +283,34 @@ def shape_probe(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: 
 
 
 @torch.no_grad()
+def condition_match(labeller: ShapeSegmenter | Labeller, images: Tensor, conditions: Tensor,
+                    min_pixels: int = 6) -> dict[str, float | list[float]]:
+    """How often images show the shapes their :func:`~perception.generative.scenes.shape_conditions` code asks for.
+
+    ``images`` [N, 3, H, W], ``conditions`` [N, len(SHAPES) * (max_objects + 1)] (one one-hot count
+    block per shape).  Each image's objects (``labeller``'s foreground components of at least
+    ``min_pixels``, each with the shape it is labelled) are counted per shape.  Returns
+    ``present_set_equal`` (the set of shapes present equals the condition's: the gate of a
+    class-conditional GAN, sessions 20-21), ``counts_equal`` (every shape's count equals it), and
+    ``per_shape_present`` (per shape, how often present-or-absent agrees).  Read it on real renders
+    with their own codes for the labeller's ceiling.
+    """
+    shapes = len(SHAPES)
+    if conditions.dim() != 2 or len(conditions) != len(images) or conditions.shape[1] % shapes:
+        raise ConfigError(f"condition_match: conditions must be [N={len(images)}, {shapes} x (max_objects + 1)], "
+                          f"got {tuple(conditions.shape)}")
+    asked = conditions.view(len(conditions), shapes, -1).argmax(2)  # [N, C] counts
+    got = torch.zeros_like(asked)
+    for i, lab in enumerate(_labels(labeller, images)):
+        for mask in object_masks(lab, min_pixels):
+            got[i, int(lab[mask].max()) - 1] += 1
+    present = (asked > 0) == (got > 0)
+    return {"present_set_equal": float(present.all(1).float().mean()),
+            "counts_equal": float((asked == got).all(1).float().mean()),
+            "per_shape_present": present.float().mean(0).tolist()}
+
+
+@torch.no_grad()
 def ablate(generator: ConvDecoder, z: Tensor, layer: int, units: Tensor) -> Tensor:
     """Images [N, 3, H, W] generated with ``units`` of the layer set to zero everywhere."""
 
@@ -327,6 +357,16 @@ SPECTRAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spec
 # shape (the unconditional GANs' units are object units: session 19).  Samples draw their condition from the
 # training scenes'.  BigGAN-style class conditioning is what the GAN Dissection follow-ups dissect.
 CONDITIONAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral", conditions=SHAPE_CONDITIONS)
+# An option of session 21: the same conditional GAN with an auxiliary-classifier discriminator (AC-GAN, Odena et
+# al., arXiv 1610.09585) instead of the projection one: session 20's projection discriminator barely read the
+# condition (samples' shapes matched it 11-15% of the time), and an auxiliary classifier puts the condition in both
+# players' losses.  One block per shape (its count), so the classifier predicts each shape's count.
+AUXILIARY_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral", conditions=SHAPE_CONDITIONS,
+                              condition_head="auxiliary", condition_blocks=len(SHAPES))
+# The same with the classifier learning on renders only (session 21: AUXILIARY_CODEC's classifier read its fakes'
+# conditions 99% of the time and the renders' counts at chance, so the generator drew a code, not shapes).
+AUXILIARY_REAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral", conditions=SHAPE_CONDITIONS,
+                                   condition_head="auxiliary_real", condition_blocks=len(SHAPES))
 BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sessions 14-15)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"

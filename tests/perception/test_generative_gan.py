@@ -395,3 +395,75 @@ def test_a_conditional_gan_trains_on_its_images_conditions():
     with pytest.raises(ConfigError, match="averages"):
         fit_gan(images, COND, conditions=conds, emas=(0.5,), **kw)
     assert gan.sample(3, torch.Generator().manual_seed(0)).shape == (3, 3, 16, 24)
+
+
+AUX = CodecConfig(height=16, width=24, latent=4, channels=4, encoder_norm="spectral", conditions=6,
+                  condition_head="auxiliary", condition_blocks=2)
+
+
+def test_condition_head_and_blocks_are_validated():
+    with pytest.raises(ConfigError, match="condition_head"):
+        CodecConfig(conditions=6, condition_head="softmax")
+    with pytest.raises(ConfigError, match="condition_blocks"):
+        CodecConfig(conditions=6, condition_blocks=4)
+    with pytest.raises(ConfigError, match="condition_blocks"):
+        CodecConfig(conditions=6, condition_blocks=0)
+    assert CodecConfig().condition_head == "projection" and CodecConfig().condition_blocks == 1
+    with pytest.raises(ConfigError, match="auxiliary"):
+        GAN(COND, torch.eye(3)).classify(torch.rand(2, 3, 16, 24))
+
+
+@pytest.mark.parametrize("head", ["auxiliary", "auxiliary_real"])
+def test_the_auxiliary_classifier_adds_its_cross_entropy_to_both_players_and_keeps_their_gradients(head):
+    import dataclasses
+
+    torch.manual_seed(0)
+    y = torch.cat([torch.eye(3)[[0, 1, 2, 1]], torch.eye(3)[[2, 2, 0, 1]]], 1)  # two one-hot blocks of 3
+    gan = GAN(dataclasses.replace(AUX, condition_head=head), y)
+    images = torch.rand(4, 3, 16, 24)
+    gan.discriminator.eval()  # no power iteration: the same weights for every read
+    out = gan.discriminator(images * 2 - 1)
+    assert out.shape == (4, 7)
+    assert torch.equal(gan.critic(images, y), out[:, :1])  # the logit does not read the condition
+    assert torch.equal(gan.critic(images, y), gan.critic(images, y.flip(0)))
+    assert torch.equal(gan.classify(images), out[:, 1:].view(4, 2, 3))
+    gan.train()
+    state = {k: v.clone() for k, v in gan.state_dict().items()}
+    z = torch.randn(4, AUX.latent)
+    loss = gan.losses(images, z, y)
+    assert {"d_class", "g_class"} <= set(loss)
+    d_params, g_params = list(gan.discriminator.parameters()), list(gan.generator.parameters())
+    grads = torch.autograd.grad(loss["loss"], d_params + g_params)
+    gan.load_state_dict(state)
+    bce, ce = torch.nn.functional.binary_cross_entropy_with_logits, torch.nn.functional.cross_entropy
+    target = y.view(4, 2, 3).argmax(2).flatten()
+
+    def cls(o):  # mean over the two blocks
+        return ce(o[:, 1:].reshape(8, 3), target)
+
+    fake = gan.generator(torch.cat([z, y], 1))
+    o_real, o_fake = gan.discriminator(images * 2 - 1), gan.discriminator(fake.detach() * 2 - 1)
+    d_class = cls(o_real) + (cls(o_fake) if head == "auxiliary" else 0.0)  # auxiliary_real: renders only
+    d_loss = bce(o_real[:, :1], torch.ones(4, 1)) + bce(o_fake[:, :1], torch.zeros(4, 1)) + d_class
+    o_g = gan.discriminator(fake * 2 - 1)
+    g_loss = bce(o_g[:, :1], torch.ones(4, 1)) + cls(o_g)
+    want = torch.autograd.grad(d_loss, d_params) + torch.autograd.grad(g_loss, g_params)
+    for got, w in zip(grads, want, strict=True):
+        assert torch.allclose(got, w, atol=1e-6)
+    assert torch.allclose(loss["d_class"], d_class, atol=1e-6)
+
+
+def test_an_auxiliary_classifier_gan_learns_to_classify_its_conditions():
+    from perception.generative.gan import fit_gan
+
+    # two classes that differ in brightness: the auxiliary classifier must learn to tell them apart
+    g = torch.Generator().manual_seed(1)
+    cls = torch.arange(32) % 2
+    images = (0.2 + 0.6 * cls[:, None, None, None] + 0.05 * torch.rand(32, 3, 16, 24, generator=g)).clamp(0, 1)
+    one = CodecConfig(height=16, width=24, latent=4, channels=4, encoder_norm="spectral", conditions=2,
+                      condition_head="auxiliary")
+    conds = torch.eye(2)[cls]
+    gan, _ = fit_gan(images, one, conditions=conds, steps=60, batch=16, lr=5e-3, seed=0, per_round=20)
+    with torch.no_grad():
+        acc = float((gan.classify(images)[:, 0].argmax(1) == cls).float().mean())
+    assert acc >= 0.9

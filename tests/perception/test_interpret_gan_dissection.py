@@ -430,3 +430,44 @@ def test_the_conditional_option_trains_a_shape_conditioned_gan_and_dissects_it()
     assert bench_gan_dissection(True, 0).figures["conditions"] == 0  # the entry stays unconditional
     with pytest.raises(ConfigError, match="shape_conditions"):
         train_gan_run(True, 0, CodecConfig(channels=24, conditions=3))
+
+
+def test_condition_match_counts_each_shapes_objects_against_the_asked_counts():
+    from perception.generative.scenes import MAX_OBJECTS
+    from perception.interpret.gan_dissection import condition_match
+
+    images = torch.zeros(3, 3, 12, 12)
+    images[0, 0, 1:4, 1:4] = 1.0  # image 0: two cubes (channel 0) and a sphere (channel 1)
+    images[0, 0, 1:4, 8:11] = 1.0
+    images[0, 1, 8:11, 1:4] = 1.0
+    images[1, 2, 1:4, 1:4] = 1.0  # image 1: one cylinder
+    images[2, 0, 5:6, 5:6] = 1.0  # image 2: one lit pixel, under min_pixels: nothing
+
+    def code(counts):
+        return torch.cat([F.one_hot(torch.tensor(c), MAX_OBJECTS + 1) for c in counts]).float()
+
+    asked = torch.stack([code([2, 1, 0]), code([0, 1, 1]), code([0, 0, 0])])
+    got = condition_match(_channel_labeller, images, asked)
+    assert got["counts_equal"] == pytest.approx(2 / 3)  # image 1 lacks its sphere
+    assert got["present_set_equal"] == pytest.approx(2 / 3)
+    assert got["per_shape_present"] == pytest.approx([1.0, 2 / 3, 1.0])
+    asked[0] = code([1, 1, 0])  # one cube asked, two drawn: the set agrees, the counts do not
+    got = condition_match(_channel_labeller, images, asked)
+    assert got["present_set_equal"] == pytest.approx(2 / 3) and got["counts_equal"] == pytest.approx(1 / 3)
+    with pytest.raises(ConfigError, match="conditions"):
+        condition_match(_channel_labeller, images, asked[:2])
+
+
+@pytest.mark.slow
+def test_the_auxiliary_classifier_option_trains_and_dissects_and_stays_off_by_default():
+    from perception.generative.gan import train_gan_run
+    from perception.generative.scenes import SHAPE_CONDITIONS
+    from perception.interpret.gan_dissection import AUXILIARY_CODEC, CONDITIONAL_CODEC
+
+    assert AUXILIARY_CODEC.condition_head == "auxiliary" and AUXILIARY_CODEC.condition_blocks == len(SHAPES)
+    assert CONDITIONAL_CODEC.condition_head == "projection"  # session 20's option unchanged
+    outcome = bench_gan_dissection(True, 0, AUXILIARY_CODEC)
+    assert len(outcome.checks) == 6 and outcome.figures["conditions"] == SHAPE_CONDITIONS
+    gan = train_gan_run(True, 0, AUXILIARY_CODEC).gan
+    assert gan.auxiliary and gan.classify(gan.sample(2)).shape == (2, len(SHAPES), SHAPE_CONDITIONS // len(SHAPES))
+    assert not train_gan_run(True, 0).gan.auxiliary  # the entry stays unconditional
