@@ -3,11 +3,14 @@ last epochs' weights competes for ``model.pt`` as one more epoch, and is stored 
 
 from __future__ import annotations
 
+import argparse
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+from benchmarks.commands.train_dynamics import _command_line
 from physics.errors import CheckpointError, ConfigError
 from physics.models import TrainConfig, load_model, make_model, train
 from physics.models.averaging import average_models, average_state_dicts
@@ -65,6 +68,9 @@ def test_average_last_keeps_every_epoch_and_scores_their_mean(tmp_path):
 
 def test_average_last_off_is_not_stored_and_bad_values_are_named(tmp_path):
     assert "average_last" not in _flags(TrainConfig())
+    args = argparse.Namespace(world="fluidfall", model="dpinet", data=["d"], set=None)
+    assert "--average-last 3" in _command_line(args, TrainConfig(epochs=5, average_last=3), Path("o"))
+    assert "--average-last" not in _command_line(args, TrainConfig(), Path("o"))
     with pytest.raises(ConfigError, match="average_last must be 0 .off. or between 2 and epochs .3."):
         TrainConfig(epochs=3, average_last=4)
     with pytest.raises(ConfigError, match="average_last"):
