@@ -58,6 +58,7 @@ def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     skip += () if cfg.own_rollouts else ("own_rollouts", "own_samples")
     skip += () if cfg.velocity_weight else ("velocity_weight",)
     skip += () if cfg.bulk_weight else ("bulk_weight",)
+    skip += () if cfg.average_last else ("average_last",)
     parts += config_flags(cfg, skip=skip)
     for item in args.set or []:
         parts += ["--set", item]

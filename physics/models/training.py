@@ -52,6 +52,11 @@ none) to the training loss (:meth:`DynamicsModel.loss`; the validation loss stay
 ``bulk_weight`` w > 0 adds w times the squared error of each graph's bulk step (its moving
 particles' mean predicted position against the mean true one, every unrolled step;
 :meth:`DynamicsModel.bulk_error`; the validation loss stays the plain error).
+``average_last`` K >= 2 keeps every epoch's weights (``epochs/epoch_N.pt``, loadable as ``model.pt`` is)
+and, after the last epoch, scores the mean of the last K epochs' weights
+(:func:`~physics.models.averaging.average_state_dicts`) as an epoch is scored; it becomes
+``model.pt`` (its metadata's ``averaged_epochs``) when it ranks before the kept epoch, and
+``loss.jsonl``'s last line records its scores (``average_*``).  ``checkpoint.pt`` keeps the last epoch.
 ``own_rollouts`` N > 0 (with ``wall_penalty``) also puts that penalty where a model's long
 rollouts leak: N times per epoch the model rolls a training trajectory out from its first
 frames, as a test rollout does, and every batch adds the penalty alone (no error term: those
@@ -157,6 +162,12 @@ class TrainConfig:
                                "step, in the loss's units) to the training loss: a bias that moves every particle the "
                                "same way, which input noise hides in the per-particle error (0: none)"}
     )
+    average_last: int = field(
+        default=0, metadata={"help": "keep every epoch's weights (OUT/epochs/epoch_N.pt) and, after the last epoch, "
+                             "score the mean of the last K epochs' weights as an epoch is scored (the rollout check "
+                             "with --select-rollouts, else the one-step validation loss); it becomes model.pt when it "
+                             "beats the kept epoch (0: off; else 2 <= K <= --epochs)"}
+    )
     wall_penalty: float = field(
         default=0.0, metadata={"help": "add this weight times the containment penalty to the training loss: the "
                                "squared distance (in the loss's units) by which each predicted particle of the "
@@ -201,6 +212,9 @@ class TrainConfig:
         if self.own_rollouts and not self.wall_penalty > 0:
             raise ConfigError("TrainConfig.own_rollouts trains the containment penalty on the model's own rollouts: "
                               "it needs --wall-penalty > 0")
+        if self.average_last and not 2 <= self.average_last <= self.epochs:
+            raise ConfigError(f"TrainConfig.average_last must be 0 (off) or between 2 and epochs ({self.epochs}), "
+                              f"got {self.average_last}")
         if self.select_rollouts < 0:
             raise ConfigError(f"TrainConfig.select_rollouts must be >= 0, got {self.select_rollouts}")
         if not 0.0 <= self.select_max_outside <= 1.0:
@@ -244,6 +258,8 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["own_rollouts"], flags["own_samples"]
     if not flags["lr_warmup"]:
         del flags["lr_warmup"]
+    if not flags["average_last"]:
+        del flags["average_last"]
     return flags
 
 
@@ -356,6 +372,9 @@ def train(
         if world.size > 1:
             raise ConfigError("--own-rollouts runs in one process only (its rollouts are not shared between ranks)")
         own = OwnStates(train_trajs, builder, config.own_rollouts, config.own_samples, k, per_epoch, config.seed)
+    if config.average_last and world.size > 1:
+        raise ConfigError("--average-last runs in one process only (it reads the epochs' files back)")
+    epochs_dir = out / "epochs"
     meta = {**(meta or {}), "world_size": world.size}
     if select:
         meta["selected_by"] = f"full-rollout MSE on {len(select_trajs)} validation trajectories"
@@ -474,6 +493,42 @@ def train(
             rollout = f" rollout {score:.4g} outside {result['valid_rollout_outside']:.3f}" if select else ""
             tqdm.write(f"{model.name} epoch {epoch + 1}: train {record['train_loss']:.4g} valid {valid_loss:.4g}{rollout} "
                        f"({loop.seconds:.0f} s)")
+        if config.average_last:
+            save_model(epochs_dir / f"epoch_{epoch + 1}.pt", model, info)
+            if epoch + 1 == config.epochs:
+                result.update(average_epochs(epoch + 1))
+        return result
+
+    def average_epochs(last: int) -> dict[str, Any]:
+        """Score the mean of the last ``average_last`` epochs' weights as an epoch; keep it as
+        ``model.pt`` when it ranks before the kept epoch; the model leaves with the last epoch's weights."""
+        from physics.models.averaging import average_state_dicts
+        from physics.models.resolver import load_model
+
+        first = last - config.average_last + 1
+        own_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        states = [load_model(epochs_dir / f"epoch_{e}.pt")[0].state_dict() for e in range(first, last + 1)]
+        model.load_state_dict(average_state_dicts(states))
+        valid_loss = _evaluate(model, valid_loader, device, config.rebuild_edges) if valid_loader else float("nan")
+        result: dict[str, Any] = {"average_epochs": [first, last], "average_valid_loss": valid_loss}
+        score, excess = valid_loss, 0.0
+        if select:
+            score, outside = _rollout_score(model, select_trajs, device, config.wall_projection, raw_outside=limit < 1.0)
+            result.update(average_rollout_mse=score, average_rollout_outside=outside)
+            excess = _excess(outside, limit)
+        better = (excess, score) < (best["excess"], best["loss"]) if select and limit < 1.0 else score < best["loss"]
+        result["average_kept"] = bool(better)
+        if better:
+            best.update(loss=score, valid=valid_loss, epoch=f"average {first}-{last}", excess=excess)
+            kept = {**info, "valid_loss": valid_loss, "averaged_epochs": [first, last]}
+            if select:
+                kept.update(valid_rollout_mse=score, valid_rollout_outside=result["average_rollout_outside"])
+            save_model(out / "model.pt", model, kept)
+        if progress:
+            rollout = f" rollout {score:.4g} outside {result['average_rollout_outside']:.3f}" if select else ""
+            tqdm.write(f"{model.name} mean of epochs {first}-{last}: valid {valid_loss:.4g}{rollout}"
+                       f"{' (kept)' if better else ''}")
+        model.load_state_dict(own_weights)
         return result
 
     try:
