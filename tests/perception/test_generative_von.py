@@ -663,3 +663,21 @@ def test_longer_training_continues_the_shorter_run_and_the_quick_bench_trains_tr
     figures = run_bench("von", quick=True, seed=0)["figures"]
     assert figures["steps"] == 6
     assert [n for d, n in kept["steps"] if d.startswith("von ") and d != "von attributes"] == [6, 6]  # VON, the 2-D
+
+
+def test_swap_fractions_are_exact_ratios_of_counts(objects):
+    """270 of 300 swaps must read 0.9 and meet ">= 0.90": a float32 mean gave 0.89999998 (seed 51874, session 21)."""
+    from perception.generative.von import swap_pairs
+    i, j = swap_pairs(objects, 0)
+    n, wrong = len(i), 1
+    assert n > 1 and float(torch.tensor((n - wrong) / n, dtype=torch.float32)) != (n - wrong) / n
+
+    class Judge:
+        def predict(self, rgb):
+            shape = objects.shape[i].clone()
+            shape[:wrong] = (shape[:wrong] + 1) % 3
+            return {"shape": shape, "color": objects.color[j], "pattern": objects.pattern[j]}
+
+    out = swap_recognition(Judge(), VisualObjectNetwork(VonConfig(shape_dim=8, texture_dim=4, width=16)), objects, 0)
+    assert out == {"shape": (n - wrong) / n, "texture": 1.0, "both": (n - wrong) / n, "pairs": n}
+    assert 270 / 300 >= 0.9 and float(torch.tensor([1.0] * 270 + [0.0] * 30).mean()) < 0.9
