@@ -1,0 +1,82 @@
+"""Mirrored attribute crops: ``--attribute-flip`` (training) and ``--test-flip`` (reading)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from perception.derender.attributes import (
+    AttributeConfig,
+    AttributeNet,
+    crop_objects,
+    flip_crops,
+    mirror_crops,
+    read_attributes,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one torch thread
+
+
+def _image_and_masks():
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 40, 60, generator=g)
+    masks = torch.zeros(2, 40, 60, dtype=torch.bool)
+    masks[0, 10:20, 30:42] = True
+    masks[1, 25:38, 5:15] = True
+    return image, masks
+
+
+def test_a_mirrored_crop_is_the_crop_of_the_mirrored_image_and_the_centre_stays_on_the_object():
+    image, masks = _image_and_masks()
+    cfg = AttributeConfig(crop_size=16)
+    crops, boxes = crop_objects(image, masks, cfg)
+    centre = torch.tensor([[0.1, -0.05], [-0.2, 0.15]])
+    m_crops, m_boxes, m_centre = mirror_crops(crops, boxes, centre)
+    f_crops, f_boxes = crop_objects(image.flip(-1), masks.flip(-1), cfg)
+    torch.testing.assert_close(m_crops, f_crops, atol=1e-5, rtol=0)
+    torch.testing.assert_close(m_boxes, f_boxes)
+    # the object's image x, mirrored: W - (cx + dx * side) == (1 - cx) * W + (-dx) * side
+    w = 60
+    before = boxes[:, 0] * w + centre[:, 0] * boxes[:, 2] * w
+    after = m_boxes[:, 0] * w + m_centre[:, 0] * m_boxes[:, 2] * w
+    torch.testing.assert_close(after, w - before)
+    torch.testing.assert_close(m_centre[:, 1], centre[:, 1])
+    assert torch.equal(boxes, crop_objects(image, masks, cfg)[1])  # inputs untouched
+
+
+def test_flip_crops_mirrors_about_its_share_is_seeded_and_off_at_zero():
+    g = torch.Generator().manual_seed(0)
+    k = 200
+    crops, boxes, centre = torch.rand(k, 4, 8, 8, generator=g), torch.rand(k, 4, generator=g), torch.rand(k, 2, generator=g)
+    out, out_boxes, out_centre = flip_crops(crops, boxes, centre, torch.Generator().manual_seed(1), p=0.5)
+    again = flip_crops(crops, boxes, centre, torch.Generator().manual_seed(1), p=0.5)
+    assert torch.equal(out, again[0]) and torch.equal(out_boxes, again[1]) and torch.equal(out_centre, again[2])
+    flipped = (out_boxes[:, 0] - boxes[:, 0]).abs() > 0
+    assert 70 < int(flipped.sum()) < 130
+    torch.testing.assert_close(out[flipped], crops[flipped].flip(-1))
+    assert torch.equal(out[~flipped], crops[~flipped]) and torch.equal(out_centre[~flipped], centre[~flipped])
+    torch.testing.assert_close(out_centre[flipped, 0], -centre[flipped, 0])
+    none = flip_crops(crops, boxes, centre, torch.Generator().manual_seed(1), p=0.0)
+    assert torch.equal(none[0], crops) and torch.equal(none[1], boxes) and torch.equal(none[2], centre)
+    all_ = flip_crops(crops, boxes, centre, torch.Generator().manual_seed(1), p=1.0)
+    assert torch.equal(all_[0], crops.flip(-1))
+    assert flip_crops(crops[:0], boxes[:0], centre[:0], torch.Generator(), p=0.5)[0].shape == (0, 4, 8, 8)
+
+
+@pytest.mark.parametrize("scales", [(), (0.9,)])
+def test_test_flip_averages_each_view_with_its_mirror_and_keeps_the_plain_centre(scales):
+    image, masks = _image_and_masks()
+    torch.manual_seed(0)
+    plain = AttributeNet(AttributeConfig(crop_size=16, width=8, test_scales=scales)).eval()
+    flip = AttributeNet(AttributeConfig(crop_size=16, width=8, test_scales=scales, test_flip=True)).eval()
+    flip.load_state_dict(plain.state_dict())
+    p_probs, p_centre, p_boxes = read_attributes(plain, image, masks)
+    f_probs, f_centre, f_boxes = read_attributes(flip, image, masks)
+    torch.testing.assert_close(f_centre, p_centre)
+    torch.testing.assert_close(f_boxes, p_boxes)
+    # the mirrored image read the same way: its plain views are this image's mirrored views
+    m_probs, _, _ = read_attributes(plain, image.flip(-1), masks.flip(-1))
+    for a in p_probs:
+        torch.testing.assert_close(f_probs[a], (p_probs[a] + m_probs[a]) / 2, atol=1e-5, rtol=0)
+        torch.testing.assert_close(f_probs[a].sum(1), torch.ones(2))
+        assert not torch.allclose(f_probs[a], p_probs[a])
