@@ -80,3 +80,38 @@ def test_test_flip_averages_each_view_with_its_mirror_and_keeps_the_plain_centre
         torch.testing.assert_close(f_probs[a], (p_probs[a] + m_probs[a]) / 2, atol=1e-5, rtol=0)
         torch.testing.assert_close(f_probs[a].sum(1), torch.ones(2))
         assert not torch.allclose(f_probs[a], p_probs[a])
+
+
+def test_derenderer_test_flip_replaces_the_checkpoints_and_derender_blender_flip_turns_it_on(tmp_path):
+    from perception.derender import DEFAULT_CHECKPOINT
+    from perception.derender.derenderer import (
+        BlenderDerenderer,
+        BlenderDerendererFlip,
+        Derenderer,
+        load_derenderer,
+        save_derenderer,
+    )
+    from perception.derender.proposals import ProposalConfig, ProposalNet
+    from perception.registry import load_perceiver
+    from physics.io import torch_load
+
+    pnet = ProposalNet(ProposalConfig(input_size=(32, 48), width=8)).eval()
+    projection = torch_load(DEFAULT_CHECKPOINT)["camera"]["projection"].numpy()
+    plain = AttributeNet(AttributeConfig(crop_size=16, width=8)).eval()
+    save_derenderer(tmp_path / "plain.pt", pnet, plain, projection, (40, 60))
+    flipped = AttributeNet(AttributeConfig(crop_size=16, width=8, test_flip=True)).eval()
+    save_derenderer(tmp_path / "flip.pt", pnet, flipped, projection, (40, 60))
+    # the checkpoint's setting travels; the class setting replaces it; the keyword replaces the class's
+    assert load_derenderer(tmp_path / "flip.pt").attribute_net.config.test_flip is True
+    assert BlenderDerenderer.from_checkpoint(tmp_path / "flip.pt").attribute_net.config.test_flip is True
+    assert BlenderDerendererFlip.from_checkpoint(tmp_path / "plain.pt").attribute_net.config.test_flip is True
+    assert BlenderDerenderer.from_checkpoint(tmp_path / "plain.pt").attribute_net.config.test_flip is False
+    net = AttributeNet(AttributeConfig(crop_size=16, width=8, test_flip=True)).eval()
+    assert Derenderer(pnet, net, projection, (40, 60), test_flip=False).attribute_net.config.test_flip is False
+    # the registered perceiver: the shipped Blender weights and reading, plus the mirror
+    flip, shipped = load_perceiver("derender-blender-flip"), load_perceiver("derender-blender")
+    assert type(flip) is BlenderDerendererFlip
+    assert (flip.min_gap, flip.keep_score, flip.vote_min) == (shipped.min_gap, shipped.keep_score, shipped.vote_min)
+    assert flip.attribute_net.config.test_flip is True and shipped.attribute_net.config.test_flip is False
+    for a, b in zip(flip.attribute_net.state_dict().values(), shipped.attribute_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
