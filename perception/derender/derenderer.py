@@ -175,16 +175,22 @@ class Derenderer(Perceiver):
             proposal_net = copy.copy(proposal_net)
             proposal_net.config = config
         self.proposal_net = proposal_net.eval()
-        self.attribute_net = attribute_net.eval()
         if test_scales is not None:
             self.test_scales = tuple(test_scales)
-        if self.test_scales is not None:
-            # AttributeConfig checks the values (numbers in [0.5, 2]) and read_attributes uses them
-            attribute_net.config = dataclasses.replace(attribute_net.config, test_scales=tuple(self.test_scales))
         if test_flip is not None:
             self.test_flip = bool(test_flip)
+        reading = {}
+        if self.test_scales is not None:
+            reading["test_scales"] = tuple(self.test_scales)
         if self.test_flip is not None:
-            attribute_net.config = dataclasses.replace(attribute_net.config, test_flip=self.test_flip)
+            reading["test_flip"] = self.test_flip
+        if reading:
+            # AttributeConfig checks the values (scales in [0.5, 2]) and read_attributes uses them; as for
+            # vote_min, a shallow copy (the same weights) carries them, so a network the caller shares is untouched
+            config = dataclasses.replace(attribute_net.config, **reading)
+            attribute_net = copy.copy(attribute_net)
+            attribute_net.config = config
+        self.attribute_net = attribute_net.eval()
         self.projection = np.asarray(projection, dtype=np.float64)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.heights = dict(heights or {})

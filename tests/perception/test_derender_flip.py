@@ -115,3 +115,20 @@ def test_derenderer_test_flip_replaces_the_checkpoints_and_derender_blender_flip
     assert flip.attribute_net.config.test_flip is True and shipped.attribute_net.config.test_flip is False
     for a, b in zip(flip.attribute_net.state_dict().values(), shipped.attribute_net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_shared_attribute_network_keeps_its_own_reading_settings():
+    from perception.derender import DEFAULT_CHECKPOINT
+    from perception.derender.derenderer import Derenderer
+    from perception.derender.proposals import ProposalConfig, ProposalNet
+    from physics.io import torch_load
+
+    pnet = ProposalNet(ProposalConfig(input_size=(32, 48), width=8)).eval()
+    projection = torch_load(DEFAULT_CHECKPOINT)["camera"]["projection"].numpy()
+    net = AttributeNet(AttributeConfig(crop_size=16, width=8)).eval()
+    flipped = Derenderer(pnet, net, projection, (40, 60), test_flip=True, test_scales=(0.9,))
+    plain = Derenderer(pnet, net, projection, (40, 60))
+    assert flipped.attribute_net.config.test_flip is True and flipped.attribute_net.config.test_scales == (0.9,)
+    assert net.config.test_flip is False and net.config.test_scales == ()  # the caller's network is untouched
+    assert plain.attribute_net is net and plain.attribute_net.config.test_flip is False
+    assert flipped.attribute_net.heads is net.heads  # the same weights, not a copy
