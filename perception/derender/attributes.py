@@ -29,7 +29,7 @@ from physics.errors import ConfigError, StateError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
 __all__ = ["AttributeConfig", "AttributeNet", "crop_objects", "crop_grid", "recrop", "read_attributes", "jitter_crops",
-           "attribute_loss"]
+           "mirror_crops", "flip_crops", "attribute_loss"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class AttributeConfig:
     # re-cut at these multiples of its side (same centre); () reads the plain crop only. Used by
     # read_attributes (the derenderer), not by training; the centre is always the plain crop's.
     test_scales: tuple[float, ...] = ()
+    # test-time mirror: the class probabilities are also averaged with those of each crop mirrored left to
+    # right (mirror_crops); for networks trained with mirrored crops (--attribute-flip). Centre: plain crop's.
+    test_flip: bool = False
 
     def __post_init__(self) -> None:
         for s in self.test_scales:
@@ -128,7 +131,9 @@ def read_attributes(net: AttributeNet, image: Tensor, masks: Tensor) -> tuple[di
     The plain crop of each mask (:func:`crop_objects`) gives the centre; the class
     probabilities are the mean over it and the crops re-cut at each of
     ``net.config.test_scales`` times its side (test-time augmentation; the
-    network was trained on crops whose box was scaled by up to +-10%).
+    network was trained on crops whose box was scaled by up to +-10%), and, with
+    ``net.config.test_flip``, each of those crops mirrored left to right
+    (:func:`mirror_crops`; for networks trained with mirrored crops).
 
     Returns:
         ({attribute: float [K, n_values] probabilities}, centre float [K, 2], boxes float [K, 4]).
@@ -136,12 +141,50 @@ def read_attributes(net: AttributeNet, image: Tensor, masks: Tensor) -> tuple[di
     crops, boxes = crop_objects(image, masks, net.config)
     logits, centre = net(crops, boxes)
     probs = {a: torch.softmax(v, 1) for a, v in logits.items()}
+    views = [(crops, boxes)] if net.config.test_flip else []
     for scale in net.config.test_scales:
-        extra, _ = net(recrop(image, masks, boxes, scale, net.config.crop_size), boxes * torch.tensor([1, 1, scale, scale]))
+        scaled = boxes * torch.tensor([1, 1, scale, scale])
+        views.append((recrop(image, masks, boxes, scale, net.config.crop_size), scaled))
+        extra, _ = net(*views[-1])
         for a, v in extra.items():
             probs[a] = probs[a] + torch.softmax(v, 1)
     n = 1 + len(net.config.test_scales)
+    if net.config.test_flip:
+        for view_crops, view_boxes in views:
+            extra, _ = net(*mirror_crops(view_crops, view_boxes, torch.zeros(len(view_boxes), 2))[:2])
+            for a, v in extra.items():
+                probs[a] = probs[a] + torch.softmax(v, 1)
+        n *= 2
     return {a: p / n for a, p in probs.items()}, centre, boxes
+
+
+def mirror_crops(crops: Tensor, boxes: Tensor, centre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The crops mirrored left to right, as cut from the mirrored image.
+
+    ``crops`` float [K, C, S, S], ``boxes`` [K, 4] (cx / W, cy / H, side / W, side / H),
+    ``centre`` [K, 2] in crop units; the crop box's x centre becomes ``1 - cx / W`` and the
+    object centre's x offset changes sign. CLEVR's shapes, colours, materials and sizes
+    look the same in a mirror; only the light comes from the other side.
+    """
+    boxes = boxes.clone()
+    boxes[:, 0] = 1.0 - boxes[:, 0]
+    return crops.flip(-1), boxes, centre * torch.tensor([-1.0, 1.0], dtype=centre.dtype)
+
+
+def flip_crops(
+    crops: Tensor, boxes: Tensor, centre: Tensor, generator: torch.Generator, *, p: float = 0.5
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Training augmentation: mirror each crop left to right with probability ``p`` (:func:`mirror_crops`).
+
+    One uniform draw per crop from ``generator``; shapes as :func:`jitter_crops`.
+    """
+    k = crops.shape[0]
+    if k == 0:
+        return crops, boxes, centre
+    flip = torch.rand(k, generator=generator) < p
+    m_crops, m_boxes, m_centre = mirror_crops(crops, boxes, centre)
+    return (torch.where(flip[:, None, None, None], m_crops, crops), torch.where(flip[:, None], m_boxes, boxes),
+            torch.where(flip[:, None], m_centre, centre))
 
 
 def jitter_crops(

@@ -51,6 +51,7 @@ __all__ = [
     "BlenderDerendererTTA",
     "BlenderDerendererRecall",
     "BlenderDerendererStrict",
+    "BlenderDerendererFlip",
     "DEFAULT_CHECKPOINT",
     "BLENDER_CHECKPOINT",
     "CHECKPOINT_FORMAT",
@@ -136,6 +137,9 @@ class Derenderer(Perceiver):
         vote_min: the proposal decoder's vote centres (``ProposalConfig.vote_min``, 0 off),
             replacing the checkpoint's; None (default: the class's :attr:`vote_min`) keeps
             the checkpoint's.
+        test_flip: also read each crop mirrored left to right and average the class
+            probabilities (``AttributeConfig.test_flip``), replacing the checkpoint's; None
+            (default: the class's :attr:`test_flip`) keeps the checkpoint's.
     """
 
     name = "derender"
@@ -144,6 +148,7 @@ class Derenderer(Perceiver):
     keep_score: float | None = None  # the overlap rule spares centre peaks at least this; None = none
     test_scales: tuple[float, ...] | None = None  # test-time crop scales; None: the checkpoint's own
     vote_min: int | None = None  # decode-time vote centres; None: the checkpoint's own (0, off)
+    test_flip: bool | None = None  # test-time mirrored crops; None: the checkpoint's own
 
     def __init__(
         self,
@@ -159,6 +164,7 @@ class Derenderer(Perceiver):
         test_scales: tuple[float, ...] | None = None,
         keep_score: float | None = None,
         vote_min: int | None = None,
+        test_flip: bool | None = None,
     ) -> None:
         if vote_min is not None:
             self.vote_min = vote_min
@@ -169,12 +175,22 @@ class Derenderer(Perceiver):
             proposal_net = copy.copy(proposal_net)
             proposal_net.config = config
         self.proposal_net = proposal_net.eval()
-        self.attribute_net = attribute_net.eval()
         if test_scales is not None:
             self.test_scales = tuple(test_scales)
+        if test_flip is not None:
+            self.test_flip = bool(test_flip)
+        reading = {}
         if self.test_scales is not None:
-            # AttributeConfig checks the values (numbers in [0.5, 2]) and read_attributes uses them
-            attribute_net.config = dataclasses.replace(attribute_net.config, test_scales=tuple(self.test_scales))
+            reading["test_scales"] = tuple(self.test_scales)
+        if self.test_flip is not None:
+            reading["test_flip"] = self.test_flip
+        if reading:
+            # AttributeConfig checks the values (scales in [0.5, 2]) and read_attributes uses them; as for
+            # vote_min, a shallow copy (the same weights) carries them, so a network the caller shares is untouched
+            config = dataclasses.replace(attribute_net.config, **reading)
+            attribute_net = copy.copy(attribute_net)
+            attribute_net.config = config
+        self.attribute_net = attribute_net.eval()
         self.projection = np.asarray(projection, dtype=np.float64)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.heights = dict(heights or {})
@@ -490,4 +506,23 @@ class BlenderDerendererRecall(BlenderDerenderer):
 register_perceiver(
     BlenderDerendererRecall,
     help="derender-blender sparing confident detections from its overlap rule, with vote centres (recall)",
+)
+
+
+class BlenderDerendererFlip(BlenderDerenderer):
+    """``derender-blender`` reading each object's crop and its mirror image (no training; same checkpoint).
+
+    The class probabilities are the mean over the plain crop and the crop mirrored left to
+    right (:attr:`test_flip`; CLEVR's attributes look the same in a mirror, only the light
+    comes from the other side); the centre, and so placement and the overlap rule, stay the
+    plain crop's. Two attribute-network passes per object. Measured on the development and
+    fresh seeds in docs/results/derender.md, "Twenty-first session".
+    """
+
+    name = "derender-blender-flip"
+    test_flip = True
+
+
+register_perceiver(
+    BlenderDerendererFlip, help="derender-blender averaging each crop's attribute probabilities with its mirror's"
 )

@@ -13,7 +13,7 @@ from physics.training import config_flags
 __all__ = ["DerenderTrainConfig", "command_line", "RESUMABLE_CHANGES"]
 
 # flags a resumed network's training may change: they do not change what is computed
-RESUMABLE_CHANGES = ("threads", "device", "out", "stage", "eval_data", "eval_limit", "test_scales")
+RESUMABLE_CHANGES = ("threads", "device", "out", "stage", "eval_data", "eval_limit", "test_scales", "test_flip")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,11 @@ class DerenderTrainConfig:
         metadata={"help": "leave the crops that --attribute-occlude occluded out of the centre loss "
                   "(they train the attribute heads only)"},
     )
+    attribute_flip: float = field(
+        default=0.0,
+        metadata={"help": "share (0..1) of the attribute training crops mirrored left to right (box and centre "
+                  "target with them; 0: off); such a network can read with --test-flip"},
+    )
     look_augment: bool = field(
         default=False,
         metadata={"help": "randomise the look of every training image and crop (brightness, contrast, gamma, "
@@ -101,6 +106,11 @@ class DerenderTrainConfig:
                   "probabilities the derenderer averages with the plain crop's at test time; recorded in the "
                   "checkpoint, not used in training (default: the plain crop only)"},
     )
+    test_flip: bool = field(
+        default=False,
+        metadata={"help": "the derenderer also averages each crop mirrored left to right at test time (for a "
+                  "network trained with --attribute-flip); recorded in the checkpoint, not used in training"},
+    )
 
     def __post_init__(self) -> None:
         self.parsed_test_scales()  # one-line error for a bad --test-scales
@@ -119,6 +129,8 @@ class DerenderTrainConfig:
         if self.attribute_occlude_no_centre and self.attribute_occlude == 0.0:
             raise ConfigError("DerenderTrainConfig.attribute_occlude_no_centre needs attribute_occlude > 0 "
                               "(no crop is occluded without it)")
+        if not 0.0 <= self.attribute_flip <= 1.0:
+            raise ConfigError(f"DerenderTrainConfig.attribute_flip must lie in [0, 1], got {self.attribute_flip}")
         if not 0.0 <= self.offset_balance <= 1.0:
             raise ConfigError(f"DerenderTrainConfig.offset_balance must lie in [0, 1], got {self.offset_balance}")
         if not self.match_distance > 0:
@@ -152,7 +164,7 @@ class DerenderTrainConfig:
     @property
     def attribute_config(self) -> AttributeConfig:
         return AttributeConfig(crop_size=self.crop_size, width=self.attribute_width,
-                               test_scales=self.parsed_test_scales())
+                               test_scales=self.parsed_test_scales(), test_flip=self.test_flip)
 
 
 def command_line(config: DerenderTrainConfig) -> str:

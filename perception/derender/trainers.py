@@ -35,6 +35,7 @@ from perception.derender.attributes import (
     AttributeConfig,
     AttributeNet,
     attribute_loss,
+    flip_crops,
     jitter_crops,
 )
 from perception.derender.look import jitter_look
@@ -208,6 +209,7 @@ def train_attribute_net(
     look: bool = False,
     occlude: float = 0.0,
     occlude_centre: bool = True,
+    flip: float = 0.0,
     progress: bool = True,
     flags: dict[str, Any] | None = None,
     command: str = "",
@@ -226,6 +228,8 @@ def train_attribute_net(
     before the jitter), from a third checkpointed generator; 0 draws nothing.
     ``occlude_centre``: False leaves the occluded crops' centre target out of the loss
     (their labels still count), so the occluders train the class heads only.
+    ``flip``: mirror this share of each batch's crops left to right (:func:`flip_crops`;
+    after the jitter), from a fourth checkpointed generator; 0 draws nothing.
     ``device`` / ``world``: as for :func:`train_proposal_net`.
     """
     world = world or world_info()
@@ -234,6 +238,7 @@ def train_attribute_net(
     gen = torch.Generator().manual_seed(seed)
     look_gen = torch.Generator().manual_seed(seed + 1)
     occlude_gen = torch.Generator().manual_seed(seed + 2)
+    flip_gen = torch.Generator().manual_seed(seed + 3)
 
     def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         crops, boxes, target = arrays["crops"][idx].float() / 255.0, arrays["boxes"][idx], arrays["centre"][idx]
@@ -245,6 +250,8 @@ def train_attribute_net(
                 weight = (~kept).float()
         if augment:
             crops, boxes, target = jitter_crops(crops, boxes, target, gen)
+        if flip > 0:
+            crops, boxes, target = flip_crops(crops, boxes, target, flip_gen, p=flip)
         if look:
             crops = jitter_look(crops, look_gen)
         # augmented as a whole global batch (the same draws on every process), then this process's share
@@ -267,7 +274,8 @@ def train_attribute_net(
         return parts
 
     hist = _fit("attribute", net, len(arrays["crops"]), batch_size, epochs, lr, seed, step, Path(out), progress,
-                flags, command, generators={"augment": gen, "look": look_gen, **({"occlude": occlude_gen} if occlude > 0 else {})},
+                flags, command, generators={"augment": gen, "look": look_gen, **({"occlude": occlude_gen} if occlude > 0 else {}),
+                                                  **({"flip": flip_gen} if flip > 0 else {})},
                 world=world)
     return net, hist
 

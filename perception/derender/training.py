@@ -156,6 +156,7 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
                                       augment=config.attribute_augment, look=config.look_augment,
                                       occlude=config.attribute_occlude,
                                       occlude_centre=not config.attribute_occlude_no_centre,
+                                      flip=config.attribute_flip,
                                       progress=progress, device=device, world=world,
                                       flags=flags, command=summary["command"])
         summary["attribute_wall_s"] = round(time.perf_counter() - t0, 1)

@@ -220,12 +220,19 @@ def test_attribute_network_fine_tuned_on_proposal_masks(tmp_path):
     assert "--attribute-masks proposal" in command and "--attribute-init" in command
     assert meta["based_on"] == [str(start)]
     mixed = train_derenderer(DerenderTrainConfig(**common, out=str(tmp_path / "m"), attribute_masks="mixed",
-                                                 attribute_augment=True, attribute_occlude=0.5), progress=False)
+                                                 attribute_augment=True, attribute_occlude=0.5, attribute_flip=0.5,
+                                                 test_flip=True), progress=False)
     assert mixed["n_train_objects"] == 2 * counts["matched"]  # true-mask crops plus proposal crops
     command = load_derenderer(tmp_path / "m" / "derender.pt").metadata["command"].split(" && ")[-1]
     assert "--attribute-augment" in command  # a boolean flag is written as one word and reads back
     assert build_parser().parse_args(command.split()[1:]).attribute_augment is True
     assert "--attribute-occlude 0.5" in command and "--attribute-occlude" not in last_command(tmp_path / "p")
+    assert "--attribute-flip 0.5" in command and "--attribute-flip" not in last_command(tmp_path / "p")
+    assert "--test-flip" in command and build_parser().parse_args(command.split()[1:]).test_flip is True
+    assert load_derenderer(tmp_path / "m" / "derender.pt").attribute_net.config.test_flip is True
+    assert load_derenderer(tmp_path / "p" / "derender.pt").attribute_net.config.test_flip is False
+    with pytest.raises(ConfigError, match="attribute_flip"):
+        DerenderTrainConfig(data=str(data), attribute_flip=-0.1)
     with pytest.raises(ConfigError, match="attribute_occlude"):
         DerenderTrainConfig(data=str(data), attribute_occlude=1.5)
     with pytest.raises(ConfigError, match="attribute_occlude_no_centre"):
