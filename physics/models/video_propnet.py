@@ -278,7 +278,8 @@ class RolloutConfig:
             states (observed or predicted) read as sliding (:func:`sliding_read`), and keeps it
             until its speed fell to ``ROLL_SPEED`` times the window's first speed; then it rolls
             (no re-reading for ``SPIN_WINDOW`` frames).  A collision's change of spin is not
-            modelled.  Off: unmeasured on questions (twenty-first session, nsdr3).
+            modelled.  Off: the candidate trained with it failed the free-slide gate (twenty-first
+            session, nsdr3; ``docs/results/clevrer.md``); not yet a ``nesy eval clevrer`` flag.
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
             multiplied: 0.49).
         carry_min_speed: Closing speed (units/s) below which a touch is not carried (objects at
@@ -322,6 +323,8 @@ class RolloutConfig:
     spin_input: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.spin_input, bool):
+            raise ConfigError(f"RolloutConfig.spin_input must be True or False, got {self.spin_input!r}")
         for name, choices in (("lookahead_scope", CARRY_SCOPES), ("carry_scope", CARRY_SCOPES),
                               ("yaw_input", YAW_INPUTS), ("yaw_discs", YAW_DISCS)):
             if getattr(self, name) not in choices:

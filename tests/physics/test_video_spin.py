@@ -7,6 +7,7 @@ from dataclasses import replace as dataclass_replace
 import numpy as np
 import pytest
 
+from physics.errors import ConfigError
 from physics.models.video_propnet import (
     ROLL_SPEED,
     SLIDE_INPUT,
@@ -96,6 +97,8 @@ def _sphere_video(speeds: list[float]) -> VideoAnnotation:
 
 def test_spin_input_flags_a_sliding_sphere_until_it_would_roll_and_is_off_by_default():
     assert RolloutConfig().spin_input is False
+    with pytest.raises(ConfigError, match="spin_input"):
+        RolloutConfig(spin_input="false")  # a string from a settings file is refused, not taken as true
     state = np.full((30, 1, 3), np.nan)
     speeds = 6.0 - 0.168 * np.arange(29)  # 8 frames of sliding need a fast launch
     state[:, 0, 0] = np.concatenate([[0.0], np.cumsum(speeds / 25.0)])
