@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     )
 
     pairs = load_video_split(args.data, args.split, limit=args.n)
-    trajs = [t for ann, truth in pairs for t in video_trajectories(ann, truth, args.counterfactuals)]
+    trajs = [t for ann, truth in pairs for t in video_trajectories(ann, truth, args.counterfactuals, spin=args.spin)]
     save_trajectory_pack(args.out, trajs)
-    print(json.dumps({"videos": len(pairs), "trajectories": len(trajs), "counterfactuals": args.counterfactuals,
+    print(json.dumps({"videos": len(pairs), "trajectories": len(trajs), "counterfactuals": args.counterfactuals, "spin": args.spin,
                       "frames": int(sum(t.num_steps for t in trajs)), "out": str(args.out),
                       "bytes": os.path.getsize(args.out)}, indent=1))
     return 0
@@ -46,5 +46,8 @@ def register(groups) -> None:
     parser.add_argument("--n", type=int, default=None, help="the first N videos (default: all)")
     parser.add_argument("--counterfactuals", action="store_true",
                         help="add each video's counterfactual re-runs (one per object removed)")
+    parser.add_argument("--spin", action="store_true",
+                        help="give sliding spheres (by the truth's spin) the sliding input in their actions; a model "
+                             "trained on it rolls out with RolloutConfig(spin_input=True) (off by default)")
     parser.add_argument("--out", required=True, help="the .npz file to write")
     parser.set_defaults(func=run)

@@ -89,7 +89,7 @@ from physics.video_dynamics import (
     yaw_of,
 )
 from physics.worlds.camera import Camera
-from physics.worlds.clevr_properties import MATERIALS, SHAPES
+from physics.worlds.clevr_properties import MATERIALS, SHAPES, SIZE_RADIUS
 from physics.worlds.clevrer_annotation import (
     Collision,
     FrameStates,
@@ -126,6 +126,14 @@ __all__ = [
     "load_trajectory_pack",
     "load_video_split",
     "train_video_model",
+    "SLIDE_INPUT",
+    "ROLL_RATIO",
+    "ROLL_SPEED",
+    "SPIN_WINDOW",
+    "SPIN_SLOPE",
+    "sliding_states",
+    "spin_actions",
+    "sliding_read",
 ]
 
 WORLD = "clevrer"  # the world preset (physics.models.config) the video PropNet is built from
@@ -139,6 +147,15 @@ REST_STEP = 1e-3  # scene units a frame: an object moving less is at rest (launc
 LAUNCH_STEP = 0.02  # an object at rest moving more than this the next frame was pushed (0.5 units/s at 25 fps)
 CUBE_MEAN_REACH = 0.315  # a cube's footprint as a disc: the square's reach averaged over directions (unknown_yaw_reach, contact_carry)
 LAUNCH_CLEARANCE = 2.0 * math.sqrt(2.0) * HALF_EXTENT + 0.2  # centres farther apart: no object could have pushed it
+# The spin input (off by default; ``video_trajectories(spin=True)``, ``RolloutConfig.spin_input``): a sphere that
+# slides (its spin short of rolling) carries SLIDE_INPUT in the orientation channel of its action, which launches
+# never use; a rolling sphere, one at rest and every cube and cylinder carry 0.
+SLIDE_INPUT = 0.05  # about a launch's displacement, so the isotropic action normaliser keeps launches visible
+ROLL_RATIO = 0.9  # truth: a sphere rolls when |angular velocity (x, y)| x radius >= ROLL_RATIO x |velocity (x, y)|
+SPIN_MIN_SPEED = 0.3  # units/s: a slower sphere carries no sliding flag
+SPIN_WINDOW = 8  # rollouts: frames of a sphere's track whose step-length slope reads its spin
+SPIN_SLOPE = -0.10  # units/s a frame: a slope below it reads as sliding (92% agreement on dev 58172, nsdr)
+ROLL_SPEED = 5.0 / 7.0  # a solid sphere launched without spin rolls once its speed fell to 5/7 of its launch speed
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "video" / "clevrer_propnet.pt"
 
 
@@ -255,6 +272,14 @@ class RolloutConfig:
             ``lookahead`` adds nothing.
         lookahead_scope: Which rollouts ``lookahead`` applies to (``"all"`` or ``"future"``,
             as ``carry_scope``).
+        spin_input: For a checkpoint trained on ``video_trajectories(spin=True)`` packs only
+            (``nesy data video-trajectories --spin``): each predicted step gives a sphere the
+            sliding input (``SLIDE_INPUT``) when its last ``SPIN_WINDOW`` steps of the rollout's
+            states (observed or predicted) read as sliding (:func:`sliding_read`), and keeps it
+            until its speed fell to ``ROLL_SPEED`` times the window's first speed; then it rolls
+            (no re-reading for ``SPIN_WINDOW`` frames).  A collision's change of spin is not
+            modelled.  Off: the candidate trained with it failed the free-slide gate (twenty-first
+            session, nsdr3; ``docs/results/clevrer.md``); not yet a ``nesy eval clevrer`` flag.
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
             multiplied: 0.49).
         carry_min_speed: Closing speed (units/s) below which a touch is not carried (objects at
@@ -295,8 +320,11 @@ class RolloutConfig:
     lookahead: int = 0
     lookahead_min_speed: float = 0.5
     lookahead_scope: str = "all"
+    spin_input: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.spin_input, bool):
+            raise ConfigError(f"RolloutConfig.spin_input must be True or False, got {self.spin_input!r}")
         for name, choices in (("lookahead_scope", CARRY_SCOPES), ("carry_scope", CARRY_SCOPES),
                               ("yaw_input", YAW_INPUTS), ("yaw_discs", YAW_DISCS)):
             if getattr(self, name) not in choices:
@@ -452,23 +480,69 @@ def launch_actions(positions: np.ndarray) -> np.ndarray:
     return act
 
 
-def video_trajectory(annotation: VideoAnnotation, truth: VideoTruth | None = None) -> Trajectory:
+def sliding_states(frames: Sequence[FrameStates], ids: Sequence[int], shapes: Mapping[int, str]) -> np.ndarray:
+    """``[T, N]`` bool: sphere ``ids[k]`` slides at frame ``t`` by the truth's spin.
+
+    Sliding: a sphere moving at ``SPIN_MIN_SPEED`` or faster whose spin about the floor's axes
+    is short of rolling (``|angular velocity (x, y)| x radius < ROLL_RATIO x |velocity (x, y)|``).
+    Absent objects, cubes and cylinders are False.
+    """
+    radius = SIZE_RADIUS[ClevrerConfig().size]
+    out = np.zeros((len(frames), len(ids)), bool)
+    for t, fr in enumerate(frames):
+        by = fr.by_id()
+        for k, oid in enumerate(ids):
+            o = by.get(oid)
+            if o is None or shapes.get(oid) != "sphere":
+                continue
+            v = float(np.linalg.norm(np.asarray(o.velocity[:2], float)))
+            w = float(np.linalg.norm(np.asarray(o.angular_velocity[:2], float)))
+            out[t, k] = v >= SPIN_MIN_SPEED and w * radius < ROLL_RATIO * v
+    return out
+
+
+def spin_actions(actions: np.ndarray, sliding: np.ndarray) -> np.ndarray:
+    """``actions`` ``[T, N, D]`` with ``SLIDE_INPUT`` in the orientation channel where ``sliding`` ``[T, N]``."""
+    out = np.array(actions, np.float32, copy=True)
+    out[..., 2] = np.where(sliding, SLIDE_INPUT, out[..., 2])
+    return out
+
+
+def sliding_read(xy: np.ndarray, window: int = SPIN_WINDOW, slope: float = SPIN_SLOPE, fps: float = 25.0) -> tuple[bool, float]:
+    """Whether a track's last ``window + 1`` centres ``[window + 1, 2]`` read as a sliding sphere.
+
+    The slope of a line fitted to the step lengths (units/s a frame) below ``slope`` reads as
+    sliding; also returns the line's speed at the window's first step (units/s), from which a
+    rollout lets the sphere roll at ``ROLL_SPEED`` times it.  NaN anywhere: not sliding.
+    """
+    xy = np.asarray(xy, float)
+    if xy.shape[0] < 3 or np.isnan(xy).any():
+        return False, 0.0
+    steps = np.linalg.norm(np.diff(xy, axis=0), axis=1) * fps
+    b, a = np.polyfit(np.arange(len(steps)), steps, 1)
+    return bool(b < slope and steps[-1] >= SPIN_MIN_SPEED), float(a)
+
+
+def video_trajectory(annotation: VideoAnnotation, truth: VideoTruth | None = None, spin: bool = False) -> Trajectory:
     """One video as a :class:`~physics.trajectory.Trajectory` of object states (a training example).
 
     Observed frames, then the truth's future frames when given; every object must be
     present in every frame (the generated annotations hold objects outside the view too).
     ``meta["collision_frames"]`` holds the frame positions of the recorded collisions
-    (observed, and future ones when ``truth`` is given).
+    (observed, and future ones when ``truth`` is given).  ``spin``: ``meta["sliding"]`` holds the
+    frames each sphere slides by the truth's spin (:func:`sliding_states`, as ``[k, first, end)``
+    runs), which the actions carry (:func:`spin_actions`).
 
     Raises:
         DataError: an object is missing from a frame, or the frame ids are not consecutive.
     """
     frames = tuple(annotation.motion_trajectory) + (tuple(truth.future_trajectory) if truth is not None else ())
     collisions = tuple(annotation.collision) + (tuple(truth.future_collisions) if truth is not None else ())
-    return _states_trajectory(annotation, frames, collisions, truth, removed=None)
+    return _states_trajectory(annotation, frames, collisions, truth, removed=None, spin=spin)
 
 
-def counterfactual_trajectory(annotation: VideoAnnotation, truth: VideoTruth, removed_object_id: int) -> Trajectory:
+def counterfactual_trajectory(annotation: VideoAnnotation, truth: VideoTruth, removed_object_id: int,
+                              spin: bool = False) -> Trajectory:
     """The video re-simulated without ``removed_object_id`` (the truth's counterfactual) as a trajectory.
 
     A counterfactual is the same world from the same initial state with one object fewer:
@@ -479,11 +553,11 @@ def counterfactual_trajectory(annotation: VideoAnnotation, truth: VideoTruth, re
         DataError: no such counterfactual, or an object missing from one of its frames.
     """
     cf = truth.counterfactual(removed_object_id)
-    return _states_trajectory(annotation, cf.trajectory, cf.collisions, truth, removed=removed_object_id)
+    return _states_trajectory(annotation, cf.trajectory, cf.collisions, truth, removed=removed_object_id, spin=spin)
 
 
 def _states_trajectory(annotation: VideoAnnotation, frames: Sequence[FrameStates], collisions: Sequence[Collision],
-                       truth: VideoTruth | None, removed: int | None) -> Trajectory:
+                       truth: VideoTruth | None, removed: int | None, spin: bool = False) -> Trajectory:
     tracks = _tracks(annotation, frames)
     ids = sorted(k for k in tracks if k != removed)
     if not ids:
@@ -497,9 +571,17 @@ def _states_trajectory(annotation: VideoAnnotation, frames: Sequence[FrameStates
     attrs = _attributes(annotation)
     first = frames[0].frame_id
     hits = sorted({c.frame_id - first for c in collisions if 0 <= c.frame_id - first < len(frames)})
+    meta = {"name": what, "video": annotation.scene_index, "object_ids": ids, "removed": removed,
+            "collision_frames": hits, "seed": list(truth.seed) if truth is not None else None}
+    if spin:
+        slides = sliding_states(frames, ids, _shapes(annotation))
+        runs = []
+        for k in range(len(ids)):
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], slides[:, k].astype(np.int8), [0]])))
+            runs += [[k, int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
+        meta["sliding"] = runs
     return _make_trajectory(pos, np.stack([attrs[k] for k in ids]), truth.fps if truth is not None else ClevrerConfig().fps,
-                            {"name": what, "video": annotation.scene_index, "object_ids": ids, "removed": removed,
-                             "collision_frames": hits, "seed": list(truth.seed) if truth is not None else None})
+                            meta)
 
 
 def _make_trajectory(pos: np.ndarray, node_attr: np.ndarray, fps: float, meta: dict) -> Trajectory:
@@ -510,24 +592,32 @@ def _make_trajectory(pos: np.ndarray, node_attr: np.ndarray, fps: float, meta: d
     pos = np.asarray(pos, np.float32)
     n = pos.shape[1]
     edges = np.array([(i, j) for i in range(n) for j in range(n) if i != j], np.int64).reshape(-1, 2).T
+    actions = launch_actions(pos)
+    if "sliding" in meta:  # the spin input (video_trajectory's spin)
+        slides = np.zeros(pos.shape[:2], bool)
+        for k, a, b in meta["sliding"]:
+            slides[a:b, k] = True
+        actions = spin_actions(actions, slides)
     return Trajectory(
         positions=pos,
         node_attr=np.asarray(node_attr, np.float32),
         instance=np.arange(n, dtype=np.int64),
         edges=edges,
         edge_attr=np.zeros((edges.shape[1], 0), np.float32),
-        actions=launch_actions(pos),
+        actions=actions,
         observed=np.ones(n, bool),
         dt=1.0 / fps,
         meta=meta,
     )
 
 
-def video_trajectories(annotation: VideoAnnotation, truth: VideoTruth, counterfactuals: bool = False) -> list[Trajectory]:
-    """The video's trajectory, then (``counterfactuals``) one per object removed, in object order."""
-    out = [video_trajectory(annotation, truth)]
+def video_trajectories(annotation: VideoAnnotation, truth: VideoTruth, counterfactuals: bool = False,
+                       spin: bool = False) -> list[Trajectory]:
+    """The video's trajectory, then (``counterfactuals``) one per object removed, in object order (``spin``: see
+    :func:`video_trajectory`)."""
+    out = [video_trajectory(annotation, truth, spin)]
     if counterfactuals:
-        out += [counterfactual_trajectory(annotation, truth, cf.removed_object_id) for cf in truth.counterfactuals]
+        out += [counterfactual_trajectory(annotation, truth, cf.removed_object_id, spin) for cf in truth.counterfactuals]
     return out
 
 
@@ -834,6 +924,7 @@ class PropNetVideoDynamics:
         shapes = _shapes(annotation)
         carried = self.config.contact_carry and (removed is None or self.config.carry_scope == "all")
         carry = _Carry(self.config, [shapes[k] == "cube" for k in ids]) if carried else None
+        spin: dict[int, tuple[str, float]] | None = {} if self.config.spin_input else None
 
         def touched(i: int, f: int) -> bool:
             """Whether object ``ids[i]`` touches, within ``lead`` frames after ``f``, the removed or a changed object."""
@@ -851,7 +942,7 @@ class PropNetVideoDynamics:
 
             def pred(f: int = f, cache: dict = cache) -> np.ndarray | None:
                 if "p" not in cache:
-                    cache["p"] = self._step(state, actions, attrs, ids, f - 1)
+                    cache["p"] = self._step(state, actions, attrs, ids, f - 1, spin)
                 return cache["p"]
 
             if f >= t_pred:
@@ -886,8 +977,13 @@ class PropNetVideoDynamics:
         frames = self._frames(annotation, tracks, ids, state, predicted, first)
         return _Run(frames, ids, predicted, first)
 
-    def _step(self, state: np.ndarray, actions: np.ndarray, attrs: dict[int, np.ndarray], ids: list[int], t: int) -> np.ndarray | None:
-        """Predicted states at ``t + 1`` ``[N, 3]`` (NaN rows: objects absent at ``t``), or None before the history."""
+    def _step(self, state: np.ndarray, actions: np.ndarray, attrs: dict[int, np.ndarray], ids: list[int], t: int,
+              spin: dict[int, tuple[str, float]] | None = None) -> np.ndarray | None:
+        """Predicted states at ``t + 1`` ``[N, 3]`` (NaN rows: objects absent at ``t``), or None before the history.
+
+        ``spin`` (``RolloutConfig.spin_input``): the rollout's per-object spin memory, updated here
+        (steps in increasing ``t``); None: no spin input.
+        """
         h = self.history
         if t < h:
             return None
@@ -903,6 +999,9 @@ class PropNetVideoDynamics:
         m = here.size
         edges = torch.tensor([(i, j) for i in range(m) for j in range(m) if i != j], dtype=torch.long).reshape(-1, 2).T
         act = actions[t][here] if t < actions.shape[0] else np.zeros((m, STATE_DIM), np.float32)
+        if spin is not None:
+            act = act.copy()
+            act[:, 2] = [SLIDE_INPUT if self._sliding(state, attrs[ids[i]], i, t, spin) else 0.0 for i in here]
         with torch.no_grad():
             g = self.builder.build(
                 torch.as_tensor(hist, dtype=torch.float32),
@@ -915,6 +1014,28 @@ class PropNetVideoDynamics:
         self.model.check_finite(nxt, f"video PropNet rollout at frame {t + 1}")
         out[here] = nxt.numpy()
         return out
+
+    @staticmethod
+    def _sliding(state: np.ndarray, attr: np.ndarray, i: int, t: int, spin: dict[int, tuple[str, float]]) -> bool:
+        """Whether object ``i`` (a sphere) gets the sliding input at step ``t`` (``RolloutConfig.spin_input``)."""
+        if attr[SHAPES.index("sphere")] != 1.0:
+            return False
+        fps = ClevrerConfig().fps
+        speed = float(np.linalg.norm(state[t, i, :2] - state[t - 1, i, :2])) * fps
+        kind, value = spin.get(i, ("", 0.0))
+        if kind == "slide":
+            if speed > value:
+                return True
+            spin[i] = ("hold", t + SPIN_WINDOW)
+            return False
+        if kind == "hold" and t < value:
+            return False
+        sliding, start = sliding_read(state[max(t - SPIN_WINDOW, 0) : t + 1, i, :2], fps=fps)
+        if sliding and speed > ROLL_SPEED * start:
+            spin[i] = ("slide", ROLL_SPEED * start)
+            return True
+        spin.pop(i, None)
+        return False
 
     def _frames(self, annotation: VideoAnnotation, tracks: dict[int, _Track], ids: list[int], state: np.ndarray,
                 predicted: np.ndarray, first: int) -> tuple[FrameStates, ...]:

@@ -10,7 +10,7 @@ from benchmarks import cli
 from benchmarks.cli import main
 from benchmarks.datasets.clevrer_builder import video_paths
 from physics.models import load_model
-from physics.models.video_propnet import load_video_split
+from physics.models.video_propnet import load_trajectory_pack, load_video_split
 
 TINY = ["--n", "2", "--frames", "14", "--future-frames", "4", "--seed", "11", "--split", "val", "--no-render", "--quiet"]
 
@@ -84,6 +84,11 @@ def test_train_video_dynamics_from_a_trajectory_file_with_counterfactuals_and_co
                  "--out", str(pack)]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["videos"] == 2 and summary["trajectories"] > 2 and pack.stat().st_size == summary["bytes"]
+    assert summary["spin"] is False and all("sliding" not in t.meta for t in load_trajectory_pack(pack))
+    spun = tmp_path / "spun.npz"  # --spin: the truth's sliding flags ride along in every trajectory's meta
+    assert main(["data", "video-trajectories", "--data", str(data), "--split", "val", "--spin", "--out", str(spun)]) == 0
+    assert json.loads(capsys.readouterr().out)["spin"] is True
+    assert all("sliding" in t.meta for t in load_trajectory_pack(spun))
     run = tmp_path / "run"
     assert main(["train", "video-dynamics", "--data", str(pack), "--out", str(run), "--epochs", "1",
                  "--max-samples", "20", "--valid-samples", "5", "--valid-fraction", "0.5", "--contact-weight", "4",
