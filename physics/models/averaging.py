@@ -22,14 +22,33 @@ from physics.models.config import config_to_dict
 __all__ = ["average_state_dicts", "average_models"]
 
 
-def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The entry-wise mean of ``states`` (floating entries; the others must agree and are copied).
+def average_state_dicts(
+    states: Sequence[Mapping[str, torch.Tensor]],
+    weights: Sequence[float] | None = None,
+    non_floating: str = "equal",
+) -> dict[str, torch.Tensor]:
+    """The entry-wise (weighted) mean of ``states``; non-floating entries are copied.
+
+    Args:
+        states: State dicts with the same entries and shapes.
+        weights: One positive weight per state (normalised to sum to 1; default equal).
+        non_floating: ``"equal"``: a non-floating entry (a flag, a step count) must agree in every
+            state and is copied; ``"first"``: it is taken from the first state (a fine-tune and its
+            start differ in batch-norm step counts).
 
     Raises:
-        CheckpointError: no state, states with other keys or shapes, or non-floating entries that differ.
+        CheckpointError: no state, states with other keys or shapes, weights that are not positive or
+            do not match the states, or (``"equal"``) non-floating entries that differ.
     """
     if not states:
         raise CheckpointError("average_state_dicts: no weights to average")
+    if non_floating not in ("equal", "first"):
+        raise CheckpointError(f"average_state_dicts: non_floating must be 'equal' or 'first', got {non_floating!r}")
+    weights = [1.0] * len(states) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(states) or not all(0 < w < float("inf") for w in weights):
+        raise CheckpointError(f"average_state_dicts: give one positive weight per state, got {weights} "
+                              f"for {len(states)} states")
+    total = sum(weights)
     keys = list(states[0])
     out: dict[str, torch.Tensor] = {}
     for i, state in enumerate(states[1:], start=1):
@@ -41,9 +60,10 @@ def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[st
             raise CheckpointError(f"average_state_dicts: entry {key!r} has different shapes: "
                                   f"{[tuple(v.shape) for v in values]}")
         if values[0].is_floating_point():
-            out[key] = torch.stack([v.to(torch.float64) for v in values]).mean(0).to(values[0].dtype)
+            mean = sum(w / total * v.to(torch.float64) for w, v in zip(weights, values, strict=True))
+            out[key] = mean.to(values[0].dtype)
         else:
-            if any(not torch.equal(v, values[0]) for v in values):
+            if non_floating == "equal" and any(not torch.equal(v, values[0]) for v in values):
                 raise CheckpointError(f"average_state_dicts: non-floating entry {key!r} differs between the weights")
             out[key] = values[0].clone()
     return out

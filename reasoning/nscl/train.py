@@ -35,6 +35,7 @@ import torch
 
 from physics.errors import CheckpointError, ConfigError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
+from physics.models.averaging import average_state_dicts
 from physics.training import Constant, RunLog, Schedule, TrainLoop, WarmupCosine, seed_everything
 from physics.training.distributed import (
     WorldInfo,
@@ -600,15 +601,8 @@ def average_nscl(paths: Sequence[PathLike], weights: Sequence[float] | None = No
     for p, (m, _) in zip(paths[1:], models[1:], strict=True):
         if m.config != first.config or m.vocabulary != first.vocabulary or m.relation_names != first.relation_names:
             raise ConfigError(f"average: {p} has another architecture or other concepts than {paths[0]}")
-    total = sum(weights)
-    states = [m.state_dict() for m, _ in models]
-    mean = {
-        k: sum(w / total * s[k].double() for w, s in zip(weights, states, strict=True)).to(v.dtype)
-        if v.is_floating_point() else v.clone()
-        for k, v in states[0].items()
-    }
     out = ConceptLearner(first.config, first.vocabulary, first.relation_names)
-    out.load_state_dict(mean)
+    out.load_state_dict(average_state_dicts([m.state_dict() for m, _ in models], weights, non_floating="first"))
     sources = [{"path": str(p), "weight": w, "command": m.get("command", "")}
                for p, w, (_, m) in zip(paths, weights, models, strict=True)]
     return out.eval(), {**meta, "averaged_from": sources}

@@ -88,3 +88,16 @@ def test_average_models_refuses_another_config(tmp_path):
         train(model, [spring_chain(1)], [], tmp_path / name, TrainConfig(epochs=1, **FAST), progress=False)
     with pytest.raises(CheckpointError, match="only one run's epochs"):
         average_models([tmp_path / "in" / "model.pt", tmp_path / "propnet" / "model.pt"])
+
+
+def test_weighted_mean_and_non_floating_entries_taken_from_the_first():
+    a = {"w": torch.tensor([0.0, 4.0]), "steps": torch.tensor(3)}
+    b = {"w": torch.tensor([4.0, 0.0]), "steps": torch.tensor(7)}
+    mean = average_state_dicts([a, b], weights=[3.0, 1.0], non_floating="first")
+    assert torch.allclose(mean["w"], torch.tensor([1.0, 3.0])) and int(mean["steps"]) == 3
+    with pytest.raises(CheckpointError, match="non-floating entry 'steps'"):
+        average_state_dicts([a, b])
+    with pytest.raises(CheckpointError, match="one positive weight per state"):
+        average_state_dicts([a, b], weights=[1.0, 0.0])
+    with pytest.raises(CheckpointError, match="non_floating"):
+        average_state_dicts([a, b], non_floating="last")
