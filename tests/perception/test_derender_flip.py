@@ -13,17 +13,9 @@ from perception.derender.attributes import (
     mirror_crops,
     read_attributes,
 )
+from tests.perception.test_derender_test_scales import _image_and_masks
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one torch thread
-
-
-def _image_and_masks():
-    g = torch.Generator().manual_seed(0)
-    image = torch.rand(3, 40, 60, generator=g)
-    masks = torch.zeros(2, 40, 60, dtype=torch.bool)
-    masks[0, 10:20, 30:42] = True
-    masks[1, 25:38, 5:15] = True
-    return image, masks
 
 
 def test_a_mirrored_crop_is_the_crop_of_the_mirrored_image_and_the_centre_stays_on_the_object():
