@@ -13,7 +13,11 @@ scene, shows in the shading and the shadows of every object; a crop alone does
 not tell a flat metal face from a rubber one lit another way); its pooled
 feature joins every object's.  With ``max_pool`` the last feature map of the detail CNN
 (of the CNN without one) is max-pooled beside its average pool (a highlight is a few
-pixels of a face, which an average dilutes); that feature comes last.  With ``mask_crop`` every
+pixels of a face, which an average dilutes); that feature comes after the others.  With ``spatial`` K
+the same last map keeps its layout: a 1 x 1 convolution (with batch normalisation and a ReLU) reduces
+it to K channels and every position's K numbers join the object MLP (K x (S/8)^2 columns, last), so
+that where on the object a highlight or an edge lies (the top face of a cube, its corners) is not
+averaged away as the pools do; it needs crops of exactly ``input_size``.  With ``mask_crop`` every
 crop's RGB outside its object's mask is replaced by the mean colour there (:func:`mask_outside`):
 the neighbours that a crop's box takes in (their pixels, their highlights) are hidden, the light's
 level around the object is kept; ``mask_dilate`` grows the mask that hides by that many crop pixels
@@ -68,8 +72,11 @@ class ConceptConfig:
     max_pool: bool = False  # also max-pool the last feature map of the detail CNN (or of the CNN without one); its 4w columns come last
     mask_crop: bool = False  # RGB outside the object's mask replaced by the crop's mean colour there (mask_outside), for every CNN
     mask_dilate: int = 0  # with mask_crop: the mask that hides grown by this many pixels of the input_size crop first
+    spatial: int = 0  # 0: none; K: the detail CNN's (or the CNN's) last map reduced to K channels, flattened (its columns last)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.spatial, int) or self.spatial < 0:
+            raise ValueError(f"ConceptConfig.spatial: give a number of channels >= 0, got {self.spatial!r}")
         if not isinstance(self.mask_dilate, int) or self.mask_dilate < 0:
             raise ValueError(f"ConceptConfig.mask_dilate: give a number of crop pixels >= 0, got {self.mask_dilate!r}")
         if self.mask_dilate and not self.mask_crop:
@@ -79,6 +86,14 @@ class ConceptConfig:
     def input_size(self) -> int:
         """Side of the crops the model takes (``detail_size`` if set, else ``crop_size``)."""
         return self.detail_size or self.crop_size
+
+    @property
+    def map_side(self) -> int:
+        """Side of the last feature map of the CNN that reads ``input_size`` crops (three stride-2 stages)."""
+        side = self.input_size
+        for _ in range(3):
+            side = -(-side // 2)
+        return side
 
 
 def context_shape(size: int) -> tuple[int, int]:
@@ -148,8 +163,14 @@ class ConceptLearner(nn.Module):
         )
         # the max-pooled feature (4w) of the detail CNN's (else the CNN's) last map comes after everything else:
         # a model without it is the first columns
+        # the spatial branch (spatial x map_side^2) comes after the max-pooled feature, last of all
+        self.spatial_map = (
+            nn.Sequential(nn.Conv2d(4 * w, config.spatial, 1, bias=False), nn.BatchNorm2d(config.spatial),
+                          nn.ReLU(inplace=True))
+            if config.spatial else None
+        )
         inputs = (4 * w + 4 + (4 * w if config.detail_size else 0) + (2 * w if config.context_size else 0)
-                  + (4 * w if config.max_pool else 0))
+                  + (4 * w if config.max_pool else 0) + config.spatial * config.map_side ** 2)
         self.object_mlp = nn.Sequential(
             nn.Linear(inputs, config.feature_dim), nn.ReLU(inplace=True), nn.Linear(config.feature_dim, config.feature_dim)
         )
@@ -164,12 +185,13 @@ class ConceptLearner(nn.Module):
     def feature_columns(self) -> dict[str, slice]:
         """The columns of the object MLP's first layer that read each part's feature, for the parts this model has.
 
-        ``base`` (the crop CNN and the box), then ``detail``, ``context`` and ``max`` (``max_pool``),
-        in the order :meth:`object_features` joins them.
+        ``base`` (the crop CNN and the box), then ``detail``, ``context``, ``max`` (``max_pool``) and
+        ``spatial``, in the order :meth:`object_features` joins them.
         """
-        w = self.config.width
+        w, c = self.config.width, self.config
         widths = {"base": 4 * w + 4, "detail": 4 * w if self.detail_cnn is not None else 0,
-                  "context": 2 * w if self.context_cnn is not None else 0, "max": 4 * w if self.config.max_pool else 0}
+                  "context": 2 * w if self.context_cnn is not None else 0, "max": 4 * w if c.max_pool else 0,
+                  "spatial": c.spatial * c.map_side ** 2}
         columns, start = {}, 0
         for part, width in widths.items():
             if width:
@@ -178,20 +200,22 @@ class ConceptLearner(nn.Module):
         return columns
 
     def part_parameters(self, part: str) -> list[tuple[nn.Parameter, slice | None]]:
-        """The weights of ``part`` (``detail``, ``context`` or ``max``): (parameter, its columns, or None for all of it).
+        """The weights of ``part`` (``detail``, ``context``, ``max`` or ``spatial``): (parameter, its columns, or None for all of it).
 
         A part is its CNN and the columns of the object MLP's first layer that read its feature;
-        ``max`` (the max-pooled branch, ``max_pool``) is those columns only, its CNN being shared.
+        ``max`` (the max-pooled branch, ``max_pool``) is those columns only, its CNN being shared;
+        ``spatial`` is its 1 x 1 reduction and its columns.
 
         Raises:
             ValueError: an unknown part, or one this model does not have.
         """
-        cnns = {"detail": self.detail_cnn, "context": self.context_cnn, "max": None}
+        cnns = {"detail": self.detail_cnn, "context": self.context_cnn, "max": None, "spatial": self.spatial_map}
         if part not in cnns:
             raise ValueError(f"part_parameters: no part {part!r}; parts: {', '.join(cnns)}")
         columns = self.feature_columns().get(part)
         if columns is None:
             raise ValueError("part_parameters: this model has no max-pooled branch (max_pool off)" if part == "max"
+                             else "part_parameters: this model has no spatial branch (spatial 0)" if part == "spatial"
                              else f"part_parameters: this model has no {part} CNN ({part}_size 0)")
         cnn = cnns[part]
         return ([] if cnn is None else [(p, None) for p in cnn.parameters()]) + [(self.object_mlp[0].weight, columns)]
@@ -201,31 +225,40 @@ class ConceptLearner(nn.Module):
 
         ``context``: ``[K, 2 * width]``, each object's image's context feature (with a context CNN only).
         """
-        peak = None
+        peak = layout = None
         if self.config.mask_crop:
             crops = mask_outside(crops, self.config.mask_dilate)
+        if self.spatial_map is not None and len(crops) and tuple(crops.shape[-2:]) != (self.config.input_size,) * 2:
+            raise ValueError(f"this model's spatial branch reads crops of {self.config.input_size} px, got "
+                             f"{tuple(crops.shape[-2:])}")
         if self.detail_cnn is None:  # the CNN pools adaptively: it reads crops of any side as they come
-            parts = [*self._pooled(self.cnn, crops), boxes]
-            peak = parts.pop(1)
+            pooled, peak, layout = self._pooled(self.cnn, crops)
+            parts = [pooled, boxes]
         else:
             side = self.config.crop_size
             coarse = F.interpolate(crops, size=(side, side), mode="bilinear", align_corners=False)
-            fine, peak = self._pooled(self.detail_cnn, crops)
-            parts = [self._pooled(self.cnn, coarse)[0], boxes, fine]
+            fine, peak, layout = self._pooled(self.detail_cnn, crops)
+            parts = [self._pooled(self.cnn, coarse, last=False)[0], boxes, fine]
         if self.context_cnn is not None:
             if context is None:
                 raise ValueError("this model reads the whole image too (context_size): give each object's context")
             parts.append(context)
         if self.config.max_pool:
             parts.append(peak)
+        if self.spatial_map is not None:
+            parts.append(layout)
         return self.object_mlp(torch.cat(parts, dim=1))
 
-    def _pooled(self, cnn: nn.Sequential, crops: Tensor) -> tuple[Tensor, Tensor | None]:
-        """``cnn``'s average-pooled feature ``[K, 4w]``, and with ``max_pool`` its last map's maximum (else None)."""
-        if not self.config.max_pool:
-            return cnn(crops).flatten(1), None
+    def _pooled(self, cnn: nn.Sequential, crops: Tensor, last: bool = True) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """``cnn``'s average-pooled feature ``[K, 4w]``; with ``last`` (the CNN whose map the branches read) also
+        its last map's maximum with ``max_pool`` and its reduced, flattened map ``[K, spatial * side^2]`` with
+        ``spatial`` (each None without)."""
+        if not last or not (self.config.max_pool or self.spatial_map is not None):
+            return cnn(crops).flatten(1), None, None
         maps = cnn[:-1](crops)
-        return cnn[-1](maps).flatten(1), maps.amax(dim=(-2, -1))
+        peak = maps.amax(dim=(-2, -1)) if self.config.max_pool else None
+        layout = self.spatial_map(maps).flatten(1) if self.spatial_map is not None else None
+        return cnn[-1](maps).flatten(1), peak, layout
 
     def _contexts(self, images: Sequence[Tensor] | None, counts: Sequence[int], mirror: bool = False) -> Tensor | None:
         """Per object its image's context feature ``[sum(counts), 2 * width]`` (None without a context CNN)."""

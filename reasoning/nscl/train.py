@@ -54,7 +54,7 @@ __all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
-PARTS = ("detail", "context", "max")  # --part-lr: parts of the model that --init can grow
+PARTS = ("detail", "context", "max", "spatial")  # --part-lr: parts of the model that --init can grow
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,14 @@ class NSCLTrainConfig:
                           "--init model without it reads the new feature by zero weights (so the run starts as that "
                           "model)"},
     )
+    spatial: int = field(
+        default=0,
+        metadata={"help": "0: none; K > 0: the last feature map of the detail CNN (of the CNN without one) keeps its "
+                          "layout: reduced to K channels by a 1x1 convolution and flattened, every position's K numbers "
+                          "join the object MLP (where on the object a highlight or an edge lies is not averaged "
+                          "away). An --init model without it reads the branch by zero weights (so the run starts as "
+                          "that model)"},
+    )
     mask_crop: bool = field(
         default=False,
         metadata={"help": "every CNN reads each crop with the RGB outside its object's (proposal) mask replaced by "
@@ -147,7 +155,7 @@ class NSCLTrainConfig:
     part_lr: str = field(
         default="",
         metadata={"help": "PART:F,... : the learning rate of a part of the model times F (parts: detail, the detail "
-                          "CNN and the object MLP's columns that read it; context, the same for the context CNN; max, the columns that read the max-pooled feature), so "
+                          "CNN and the object MLP's columns that read it; context, the same for the context CNN; max, the columns that read the max-pooled feature; spatial, the spatial branch's 1x1 convolution and its columns), so "
                           "that a part grown through zero columns by --init moves as fast as it needs to"},
     )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
@@ -172,6 +180,8 @@ class NSCLTrainConfig:
         if self.mask_dilate < 0 or self.mask_dilate and not self.mask_crop:
             raise ConfigError(f"mask dilate: give a number of crop pixels >= 0, with --mask-crop, got {self.mask_dilate}"
                               f"{'' if self.mask_crop else ' without --mask-crop'}")
+        if self.spatial < 0:
+            raise ConfigError(f"spatial: give a number of channels >= 0, got {self.spatial}")
         if self.context_size and self.context_size < 16 or self.context_size < 0:
             raise ConfigError(f"context size: give 0 (none) or an image height of at least 16 pixels, got {self.context_size}")
         if self.schedule not in SCHEDULES:
@@ -400,7 +410,7 @@ def train_nscl(
         dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual,
                             test_flip=config.test_flip, detail_size=config.detail_size,
                             context_size=config.context_size, max_pool=config.max_pool, mask_crop=config.mask_crop,
-                            mask_dilate=config.mask_dilate)
+                            mask_dilate=config.mask_dilate, spatial=config.spatial)
     )
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
@@ -518,30 +528,38 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
     lacks becomes a copy of its CNN (features that already tell objects apart, at the finer
     scale), read by zero columns of the object MLP's first layer: the grown model's logits are
     ``start``'s on the same crops resized, and the gradient teaches those columns first.  A context
-    CNN that ``start`` lacks keeps its random start, read by zero columns too, and so does a max-pooled
-    branch (``max_pool``); each part ``start`` has keeps its columns, moved to where this model reads that
+    CNN that ``start`` lacks keeps its random start, read by zero columns too, and so do a max-pooled
+    branch (``max_pool``) and a spatial branch (``spatial``, its 1 x 1 reduction random); each part ``start`` has keeps its columns, moved to where this model reads that
     part (:meth:`ConceptLearner.feature_columns`), so parts can be grown in any order.
     """
     same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual,
                                test_flip=model.config.test_flip, detail_size=model.config.detail_size,
                                context_size=model.config.context_size, max_pool=model.config.max_pool,
-                               mask_crop=model.config.mask_crop, mask_dilate=model.config.mask_dilate)
+                               mask_crop=model.config.mask_crop, mask_dilate=model.config.mask_dilate,
+                               spatial=model.config.spatial if not start.config.spatial else start.config.spatial)
     grows_detail = model.detail_cnn is not None and start.detail_cnn is None
     grows_context = model.context_cnn is not None and start.context_cnn is None
     grows_max = model.config.max_pool and not start.config.max_pool
+    grows_spatial = model.spatial_map is not None and start.spatial_map is None
     if (same != model.config or start.config.residual > model.config.residual or start.vocabulary != model.vocabulary
             or (start.detail_cnn is not None and model.detail_cnn is None)
             or (start.context_cnn is not None and model.context_cnn is None)
-            or (start.config.max_pool and not model.config.max_pool)):
+            or (start.config.max_pool and not model.config.max_pool)
+            or (start.spatial_map is not None and start.config.input_size != model.config.input_size)):
         raise ConfigError(
             f"--init {where}: its architecture or concepts differ from this run's (it may differ only in crop "
             f"size, have fewer residual blocks: it has {start.config.residual}, this run {model.config.residual}, "
             f"and lack the detail CNN: its detail size {start.config.detail_size}, this run's {model.config.detail_size}, "
             f"or the context CNN: its context size {start.config.context_size}, this run's {model.config.context_size}, "
-            f"or the max-pooled branch: its max pool {start.config.max_pool}, this run's {model.config.max_pool})"
+            f"or the max-pooled branch: its max pool {start.config.max_pool}, this run's {model.config.max_pool}, "
+            f"or the spatial branch: its spatial {start.config.spatial} (at {start.config.input_size} px), this "
+            f"run's {model.config.spatial} (at {model.config.input_size} px))"
         )
     if start.config.max_pool and grows_detail:
         raise ConfigError(f"--init {where}: its max-pooled branch reads the crop CNN's map; with a detail CNN it would "
+                          "read the detail CNN's: grow the detail CNN from a model without the branch, then add it")
+    if start.spatial_map is not None and grows_detail:
+        raise ConfigError(f"--init {where}: its spatial branch reads the crop CNN's map; with a detail CNN it would "
                           "read the detail CNN's: grow the detail CNN from a model without the branch, then add it")
     if start.context_cnn is not None and start.config.context_size != model.config.context_size:
         raise ConfigError(f"--init {where}: its context CNN reads {start.config.context_size}-pixel images, this run "
@@ -551,7 +569,9 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
         state.update({f"detail_cnn.{k}": v.clone() for k, v in start.cnn.state_dict().items()})
     if grows_context:
         state.update({f"context_cnn.{k}": v.detach().clone() for k, v in model.context_cnn.state_dict().items()})
-    if grows_detail or grows_context or grows_max:  # each part's columns where this model reads that part
+    if grows_spatial:
+        state.update({f"spatial_map.{k}": v.detach().clone() for k, v in model.spatial_map.state_dict().items()})
+    if grows_detail or grows_context or grows_max or grows_spatial:  # each part's columns where this model reads it
         first = torch.zeros_like(model.object_mlp[0].weight)
         old, new = start.feature_columns(), model.feature_columns()
         for part, columns in old.items():

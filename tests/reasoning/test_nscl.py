@@ -714,6 +714,67 @@ def test_a_max_pooled_branch_starts_as_the_model_it_grows_from_and_learns_at_its
     assert plain(crops, boxes).attributes["shape"].shape[-1] == 3
 
 
+def test_a_spatial_branch_keeps_the_maps_layout_starts_as_the_model_it_grows_from_and_learns(split, tmp_path, capsys):
+    large = load_split(split, "train", limit_images=3, crop_size=48, progress=False)
+    base, _ = train_nscl(large, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48), tmp_path / "a.pt",
+                         progress=False)
+    grown = ConceptLearner(dataclasses.replace(base.config, spatial=4)).eval()
+    _load_init(grown, base, "a.pt")
+    width, cells = 4 * base.config.width, 4 * 6 * 6  # 48-px crops: a 6 x 6 map, 4 channels per position
+    assert grown.config.map_side == 6 and grown.object_mlp[0].weight.shape[1] == 2 * width + 4 + cells
+    assert not grown.object_mlp[0].weight[:, -cells:].any()
+    crops, boxes = large.objects([0, 1, 2])
+    before, after = base.eval()(crops, boxes), grown(crops, boxes)
+    for group in before.attributes:  # zero columns read the spatial branch until trained
+        assert torch.allclose(before.attributes[group], after.attributes[group], atol=1e-5)
+    flat = torch.cat(crops)  # the branch is the detail CNN's last map, reduced, position by position
+    maps = grown.spatial_map(grown.detail_cnn[:-1](flat))
+    assert maps.shape == (len(flat), 4, 6, 6)
+    assert torch.allclose(grown._pooled(grown.detail_cnn, flat)[2], maps.flatten(1))
+    moved = maps.clone()  # unlike the pools, the branch tells where on the crop a feature lies
+    moved[..., :3, :], moved[..., 3:, :] = maps[..., 3:, :], maps[..., :3, :]
+    assert moved.flatten(1).mean(1).allclose(maps.flatten(1).mean(1)) and not moved.equal(maps)
+    assert grown.part_parameters("spatial")[-1] == (grown.object_mlp[0].weight, slice(2 * width + 4, 2 * width + 4 + cells))
+    with pytest.raises(ValueError, match="no spatial branch"):
+        base.part_parameters("spatial")
+    with pytest.raises(ValueError, match="spatial branch reads crops of 48 px"):
+        grown.object_features(flat[:, :, :40, :40], torch.cat(boxes))
+    config = NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, spatial=4, part_lr="spatial:10",
+                             init=str(tmp_path / "a.pt"), learning_rate=1e-2, batch_size=8)
+    tuned, _ = train_nscl(large, config, tmp_path / "b.pt", progress=False)
+    assert tuned.object_mlp[0].weight[:, -cells:].abs().sum() > 0  # gradients reach the zero columns
+    assert not torch.equal(tuned.spatial_map[0].weight, grown.spatial_map[0].weight)  # and the reduction
+    assert load_nscl(tmp_path / "b.pt")[0].config.spatial == 4
+    for spatial in (0, 8):  # never dropped or resized silently
+        with pytest.raises(ConfigError, match="its spatial 4 .at 48 px., this run's"):
+            train_nscl(large, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, spatial=spatial,
+                                              init=str(tmp_path / "b.pt")), tmp_path / "c.pt", progress=False)
+    with pytest.raises(ConfigError, match="its spatial 2 .at 32 px., this run's 2 .at 48 px."):  # another map
+        _load_init(ConceptLearner(dataclasses.replace(ConceptLearner().config, spatial=2, detail_size=48)),
+                   ConceptLearner(dataclasses.replace(ConceptLearner().config, spatial=2)), "m.pt")
+    with pytest.raises(ConfigError, match="grow the detail CNN from a model without the branch"):  # another CNN's
+        _load_init(ConceptLearner(dataclasses.replace(ConceptLearner().config, spatial=2, crop_size=16, detail_size=32)),
+                   ConceptLearner(dataclasses.replace(ConceptLearner().config, spatial=2)), "m.pt")
+    both = ConceptLearner(dataclasses.replace(base.config, spatial=4, max_pool=True)).eval()  # max pool grown after it
+    _load_init(both, tuned.eval(), "b.pt")  # the branch's columns stay last
+    assert both.feature_columns()["spatial"] == slice(3 * width + 4, 3 * width + 4 + cells)
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in
+               zip(tuned(crops, boxes).attributes.values(), both(crops, boxes).attributes.values(), strict=True))
+    small = load_split(split, "train", limit_images=2, progress=False)  # without a detail CNN, the CNN's 4 x 4 map
+    plain = ConceptLearner(dataclasses.replace(ConceptLearner().config, spatial=2)).eval()
+    assert plain.object_mlp[0].weight.shape[1] == width + 4 + 2 * 4 * 4
+    crops, boxes = small.objects([0, 1])
+    assert plain(crops, boxes).attributes["shape"].shape[-1] == 3
+    with pytest.raises(ConfigError, match="spatial"):
+        NSCLTrainConfig(spatial=-1)
+    out = tmp_path / "cli.pt"  # the command records the flag
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--epochs", "1", "--spatial", "2",
+                 "--part-lr", "spatial:10", "--out", str(out), "--quiet"]) == 0
+    model, meta = load_nscl(out)
+    assert model.config.spatial == 2 and "--spatial 2" in meta["command"]
+    _assert_train_flag_refused("--spatial", ("-3", "x", "1.5"), "spatial", tmp_path, capsys)
+
+
 def test_mask_crop_hides_what_lies_outside_the_object_and_can_start_from_a_model_without_it(split, tmp_path, capsys):
     from perception.datasets import ClevrDataset
     from reasoning.nscl.data import image_objects
