@@ -25,6 +25,10 @@ and the renderer's instance masks, :mod:`perception.audiovisual.object_tokens`) 
 VATT_OBJECT_ATTENTION=frame (``object_attention="frame"``: object tokens attend within their frame).
 Second round: VATT_OBJECT_PAIRS=1 (``object_pairs=True``: a token per pair of objects per frame) and
 VATT_SKIP_FIRST=1 (``temporal_skip_first=True``: step 0 left out of the step NCE).
+
+Twenty-second session: VATT_PAIR_TOKENS=learned (``pair_tokens="learned"``: the pair tokens come from a learned MLP of
+the two objects' features, not the hand-made pair features) and VATT_INIT (the encoder's initialisation seed,
+default 0; the probe's seed stays 0).
 """
 import dataclasses
 import json
@@ -88,9 +92,10 @@ cfg = VATTConfig(frames=frames, height=48, width=64, samples=22016, chunk=128, v
                  tubelet=(int(os.environ.get("VATT_TUBELET_T", "2")), 8, 8),
                  object_attention=os.environ.get("VATT_OBJECT_ATTENTION", "all"),
                  object_pairs=os.environ.get("VATT_OBJECT_PAIRS") == "1",
+                 pair_tokens=os.environ.get("VATT_PAIR_TOKENS", "measured"),
                  temporal_skip_first=os.environ.get("VATT_SKIP_FIRST") == "1")
 lr = float(os.environ.get("VATT_LR", "1e-3"))
-torch.manual_seed(0)
+torch.manual_seed(int(os.environ.get("VATT_INIT", "0")))
 t0 = time.process_time()
 if mode in ("sup", "supbn"):
     model = VATT(dataclasses.replace(cfg, drop_token=0.0))
@@ -143,7 +148,8 @@ res["probe_video"] = linear_probe(model.video_features(video, per_time=True), yt
 res |= {"mode": mode, "frames": frames, "video_input": vin, "onset": onset, "steps": steps, "tnce": tnce, "audio_positions": apos, "video_time_positions": vtpos,
         "train_cpu_s": round(train_s, 1), "cpu_s": round(time.process_time() - t0, 1), "label": os.environ.get("VATT_LABEL", "collision_late"),
         "stem": cfg.video_stem, "stem_width": cfg.stem_width, "lr": lr, "tubelet_t": cfg.tubelet[0], "object_attention": cfg.object_attention,
-        "object_pairs": cfg.object_pairs, "temporal_skip_first": cfg.temporal_skip_first,
+        "object_pairs": cfg.object_pairs, "pair_tokens": cfg.pair_tokens, "init": int(os.environ.get("VATT_INIT", "0")),
+        "temporal_skip_first": cfg.temporal_skip_first,
         "flip": os.environ.get("VATT_FLIP") == "1", "train_clips": len(ytr), "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
 print(json.dumps(res))
 if os.environ.get("VATT_DEV_LOG"):

@@ -244,6 +244,36 @@ def test_pair_tokens_join_their_frame_and_are_padding_unless_both_objects_are_in
         VATTConfig(object_pairs=True)
 
 
+def test_learned_pair_tokens_are_an_unordered_function_of_the_two_objects_and_learn():
+    cfg = dataclasses.replace(OBJ, object_pairs=True, pair_tokens="learned", object_attention="frame",
+                              video_time_positions=False, drop_token=0.0)
+    torch.manual_seed(0)
+    net = VATT(cfg).eval()
+    assert net.pairs[0].in_features == 3 * OBJECT_FEATURES
+    f = _features()
+    tokens, both = net._pair_tokens(f)
+    assert tokens.shape == (3, 4, 3, 16) and both.shape == (3, 4, 3)
+    # clip 0's slot 2 is never in view: pairs 0-2 and 1-2 are padding (zero tokens), pair 0-1 is not
+    assert both[0].tolist() == [[True, False, False]] * 4 and not tokens[0, :, 1:].any()
+    # unordered: swapping slots 0 and 1 leaves pair 0-1's token as it was
+    swapped = f[:, :, [1, 0, 2]]
+    assert torch.allclose(net._pair_tokens(swapped)[0][:, :, 0], tokens[:, :, 0], atol=1e-6)
+    # it is no hand-made measurement: with the hand-made pair features equal, the tokens still differ
+    a = net._pair_tokens(f)[0][2, 0, 0]
+    g = f.clone()
+    g[2, 0, :2, 4:7] += 0.3  # both objects' colour changes; gap, speed and velocity changes do not
+    assert torch.allclose(pair_features(g, 16, 16)[2, 0, 0], pair_features(f, 16, 16)[2, 0, 0])
+    assert not torch.allclose(net._pair_tokens(g)[0][2, 0, 0], a, atol=1e-4)
+    # the pair MLP gets gradient from VATT's losses
+    net = VATT(dataclasses.replace(cfg, temporal_nce=1.0, temporal_negatives="clip")).train()
+    net.losses(f, torch.randn(3, 256), torch.randint(1, 12, (3, 2, 3)))["loss"].backward()
+    assert net.pairs[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="pair_tokens"):
+        dataclasses.replace(OBJ, pair_tokens="learned")  # needs object_pairs
+    with pytest.raises(ConfigError, match="pair_tokens"):
+        dataclasses.replace(OBJ, object_pairs=True, pair_tokens="guessed")
+
+
 def test_temporal_skip_first_leaves_step_zero_out_of_the_step_nce():
     # frame attention, so frames 0-1 reach no later step's tokens; the audio is the same in both calls
     cfg = dataclasses.replace(OBJ, frames=6, temporal_nce=1.0, temporal_negatives="clip", drop_token=0.0,

@@ -1,0 +1,96 @@
+"""Headroom of VATT's probe check on development seed 0 (twenty-second session; docs/results/audiovisual.md).
+
+    PYTHONPATH=$PWD python docs/results/vatt_headroom.py [BANKS] [INITS] [DESIGNS]
+
+The check asks the pretrained encoder's probe to beat a *randomly initialised encoder of the same design* by
+15 points. Before any training, this measures how far that can go: the random encoder's probe, over INITS
+(default 5) initialisation seeds, for each video design tried so far, against the best reading of the same
+information that needs no encoder. Per design (banks of ``vatt_bank.py`` with masks, default
+/work/data/vatt/s17: 600 training clips of seeds 0.., 300 test clips of seeds 500000..; the benchmark's
+``linear_probe``, seed 0, on ``video_features(per_time=True)``, as ``vatt_dev.py`` reads it):
+
+* ``tubelets``: the benchmark's linear tubelet tower (8 frames of 48x64 at 4 fps, VATT's positions);
+* ``objects_all`` / ``objects_frame``: object tokens (16 frames in 4 steps, no time positions), attention over
+  the clip / within the frame (the seventeenth session's first round);
+* ``objects_frame_pairs``: the same with the hand-made pair tokens (its second round, ``object_pairs=True``);
+* ``objects_frame_learned_pairs``: the same with learned pair tokens (``pair_tokens="learned"``, this session).
+
+DESIGNS (comma-separated names; default all but the last) picks the designs; ``none`` skips to the ceilings.
+
+And the ceilings on the same clips, with no encoder: the hand contact score from the masks per frame (the
+smaller velocity change times exp(-gap / 0.1), the largest over pairs in view; ``vatt_mask_ceiling.py``), read
+by the same linear probe and by scikit-learn's gradient-boosted trees with their default settings (not tuned)
+on every pair feature of every frame, the most a non-linear reader of the masks' tokens gets here.
+One JSON object is printed.
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+
+from perception.audiovisual.clips import VOCABULARY
+from perception.audiovisual.object_tokens import SIZE_SCALE, object_features, pair_features
+from perception.audiovisual.vatt import VATT, VATTConfig, collision_late, linear_probe
+
+torch.set_num_threads(1)
+banks = sys.argv[1] if len(sys.argv) > 1 else "/work/data/vatt/s17"
+inits = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+t0 = time.process_time()
+tr, te = torch.load(os.path.join(banks, "train0.pt")), torch.load(os.path.join(banks, "test0.pt"))
+ytr, yte = collision_late(tr["collisions"]), collision_late(te["collisions"])
+otr, ote = object_features(tr["frames"], tr["masks"], 4), object_features(te["frames"], te["masks"], 4)
+common = dict(height=48, width=64, samples=22016, chunk=128, vocab=len(VOCABULARY), audio_front="stft",
+              temporal_nce=1.0, temporal_negatives="clip")
+objects = dict(common, frames=16, tubelet=(4, 8, 8), video_stem="objects", audio_positions=False,
+               video_time_positions=False)
+designs = {
+    "tubelets": (VATTConfig(frames=8, **common), tr["frames"][:, ::2].float() / 255, te["frames"][:, ::2].float() / 255),
+    "objects_all": (VATTConfig(**objects), otr, ote),
+    "objects_frame": (VATTConfig(**objects, object_attention="frame"), otr, ote),
+    "objects_frame_pairs": (VATTConfig(**objects, object_attention="frame", object_pairs=True), otr, ote),
+    "objects_frame_learned_pairs": (VATTConfig(**objects, object_attention="frame", object_pairs=True,
+                                               pair_tokens="learned"), otr, ote),
+}
+chosen = sys.argv[3].split(",") if len(sys.argv) > 3 else list(designs)[:-1]
+designs = {k: designs[k] for k in chosen if k != "none"}
+res = {"random_encoder": {}}
+for name, (cfg, vtr, vte) in designs.items():
+    probes = []
+    for s in range(inits):
+        torch.manual_seed(s)
+        model = VATT(cfg)
+        probes.append(linear_probe(model.video_features(vtr, per_time=True), ytr,
+                                   model.video_features(vte, per_time=True), yte, 2, 0))
+    p = torch.tensor(probes)
+    res["random_encoder"][name] = {"per_init": [round(x, 4) for x in probes], "mean": round(float(p.mean()), 4),
+                                   "min": round(float(p.min()), 4), "max": round(float(p.max()), 4)}
+
+
+def contact(f):  # vatt_mask_ceiling.py's hand score, per frame: [N, T]
+    present, centre, change = f[..., 0] > 0, f[..., 1:3], f[..., 9:11].norm(dim=-1)
+    radius = (f[..., 3] / SIZE_SCALE) * (48 * 64 / torch.pi) ** 0.5 / 32
+    gap = (centre[..., :, None, :] - centre[..., None, :, :]).norm(dim=-1) - radius[..., :, None] - radius[..., None, :]
+    pair = present[..., :, None] & present[..., None, :] & ~torch.eye(4, dtype=torch.bool)
+    score = torch.minimum(change[..., :, None], change[..., None, :]) * torch.exp(-gap.clamp_min(0) / 0.1)
+    return torch.where(pair, score, torch.zeros_like(score)).flatten(-2).amax(-1)
+
+
+ctr, cte = contact(otr), contact(ote)
+ceil = {"hand_contact_linear_probe": linear_probe(ctr, ytr, cte, yte, 2, 0)}
+try:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    ptr, pte = pair_features(otr, 48, 64).flatten(1), pair_features(ote, 48, 64).flatten(1)
+    for name, (a, b) in {"hand_contact": (ctr, cte), "all_pair_features": (ptr, pte),
+                         "all_object_features": (otr.flatten(1), ote.flatten(1))}.items():
+        gbt = HistGradientBoostingClassifier(random_state=0).fit(a.numpy(), ytr.numpy())
+        ceil[f"{name}_boosted_trees"] = float((torch.from_numpy(gbt.predict(b.numpy())) == yte).float().mean())
+except ImportError:  # the [tools] extra is not installed
+    ceil["boosted_trees"] = "scikit-learn not installed"
+res["ceiling_no_encoder"] = ceil
+res |= {"majority": float(max(yte.float().mean(), 1 - yte.float().mean())), "test_clips": len(yte),
+        "standard_error": round(float((0.25 / len(yte)) ** 0.5), 4), "inits": inits,
+        "cpu_s": round(time.process_time() - t0, 1)}
+print(json.dumps(res))
