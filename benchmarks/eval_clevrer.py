@@ -139,6 +139,10 @@ class RolloutFlags:
     lookahead_scope: str | None = field(default=None, metadata={
         "help": "the rollouts --lookahead applies to: all (futures and counterfactuals; the default) or future",
         "setting": "lookahead_scope", "choices": CARRY_SCOPES})
+    spin_input: bool | None = field(default=None, metadata={
+        "help": "--spin-input: each rolled-out sphere whose last 8 steps read as sliding gets the sliding input until "
+                "it would roll; for a checkpoint trained on a nesy data video-trajectories --spin pack only "
+                "(--dynamics-checkpoint; off by default)", "setting": "spin_input"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

@@ -48,6 +48,6 @@ def register(groups) -> None:
                         help="add each video's counterfactual re-runs (one per object removed)")
     parser.add_argument("--spin", action="store_true",
                         help="give sliding spheres (by the truth's spin) the sliding input in their actions; a model "
-                             "trained on it rolls out with RolloutConfig(spin_input=True) (off by default)")
+                             "trained on it rolls out with RolloutConfig(spin_input=True), nesy eval clevrer --spin-input (off by default)")
     parser.add_argument("--out", required=True, help="the .npz file to write")
     parser.set_defaults(func=run)

@@ -278,8 +278,9 @@ class RolloutConfig:
             states (observed or predicted) read as sliding (:func:`sliding_read`), and keeps it
             until its speed fell to ``ROLL_SPEED`` times the window's first speed; then it rolls
             (no re-reading for ``SPIN_WINDOW`` frames).  A collision's change of spin is not
-            modelled.  Off: the candidate trained with it failed the free-slide gate (twenty-first
-            session, nsdr3; ``docs/results/clevrer.md``); not yet a ``nesy eval clevrer`` flag.
+            modelled.  Off: with the 10-step rollout loss it cut the fast free slide's end error by
+            a third but answered no more predictive questions from pixels and fewer counterfactual
+            ones (twenty-second session; ``docs/results/clevrer.md``); ``nesy eval clevrer --spin-input``.
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
             multiplied: 0.49).
         carry_min_speed: Closing speed (units/s) below which a touch is not carried (objects at

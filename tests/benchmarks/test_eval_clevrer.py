@@ -147,6 +147,29 @@ def test_yaw_discs_flag_maps_to_the_rollout_setting_and_refuses_other_values(cap
     assert "yaw-discs" in capsys.readouterr().err
 
 
+def test_spin_input_flag_reaches_the_rollout_config_and_is_off_unless_given(folder, tmp_path, monkeypatch):
+    assert ClevrerEvalConfig(data="x", spin_input=True).rollout_settings() == {"spin_input": True}
+    assert "spin_input" not in ClevrerEvalConfig(data="x").rollout_settings()
+    import physics.models.video_propnet as vp
+    seen = []
+    load = vp.PropNetVideoDynamics.load.__func__
+
+    def spy(cls, *args, **kwargs):
+        provider = load(cls, *args, **kwargs)
+        seen.append(provider.config.spin_input)
+        return provider
+
+    monkeypatch.setattr(vp.PropNetVideoDynamics, "load", classmethod(spy))
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--dynamics", "propnet",
+                     "--types", "counterfactual", "--spin-input", "--threads", "1", "--out", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text())["config"]["spin_input"] is True and seen and all(seen)
+    seen.clear()
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--dynamics", "propnet",
+                     "--types", "counterfactual", "--threads", "1", "--out", str(out), "--quiet"]) == 0
+    assert seen and not any(seen)
+
+
 @pytest.mark.parametrize("flag,setting", [("future_edge", "edge_frames"), ("contact_carry", "contact_carry"),
                                           ("lookahead", "lookahead")])
 def test_frame_count_flags_map_to_their_rollout_settings_and_a_bad_value_is_refused_by_name(flag, setting):
