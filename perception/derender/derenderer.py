@@ -411,6 +411,12 @@ class BlenderDerenderer(Derenderer):
     is round 15's (round 10's recipe rebuilt on 2,148 crowded Blender and pybullet scenes
     with synthetic occluders; round 10's proposal network). ``derender-blender-strict``
     keeps the reading before that (with the new checkpoint; round 10's is in git history).
+
+    Since the twenty-second session (the rule in docs/results/derender.md, "Twenty-second
+    session": pooled over the fresh seeds 16009, 14468 and 47630) it also reads each object's
+    crop mirrored left to right and averages the class probabilities (:attr:`test_flip`; the
+    centre stays the plain crop's), two attribute-network passes per object.
+    ``derender-blender-recall`` keeps the reading before that (no mirror).
     """
 
     name = "derender-blender"
@@ -418,6 +424,7 @@ class BlenderDerenderer(Derenderer):
     min_gap = 0.0
     keep_score = 0.7
     vote_min = 80
+    test_flip = True
 
 
 register_perceiver(BlenderDerenderer, help="the derenderer fine-tuned on Blender (Cycles) renders of CLEVR's assets")
@@ -431,6 +438,7 @@ class BlenderDerendererPlain(BlenderDerenderer):
     """
 
     name = "derender-blender-plain"
+    test_flip = False  # the reading of its measurements: no mirrored crops
     min_gap = None
     keep_score = None  # the detection of its measurements: no overlap rule, no vote centres
     vote_min = 0
@@ -453,6 +461,7 @@ class BlenderDerendererTTA(BlenderDerenderer):
     """
 
     name = "derender-blender-tta"
+    test_flip = False  # the reading of its measurements: no mirrored crops
     test_scales = (0.92, 1.08)
     keep_score = None  # the detection of its measurements: no spared detections, no vote centres
     vote_min = 0
@@ -472,6 +481,7 @@ class BlenderDerendererStrict(BlenderDerenderer):
     """
 
     name = "derender-blender-strict"
+    test_flip = False  # the reading of its measurements: no mirrored crops
     keep_score = None
     vote_min = 0
 
@@ -495,10 +505,12 @@ class BlenderDerendererRecall(BlenderDerenderer):
       neighbour's while its pixels still point at their own centre).
 
     Measured on the development seeds in docs/results/derender.md, "Twentieth session";
-    now also the default reading of ``derender-blender``.
+    the default reading of ``derender-blender`` from then until the twenty-second session,
+    which added the mirror (:attr:`test_flip`): this is ``derender-blender`` without it.
     """
 
     name = "derender-blender-recall"
+    test_flip = False  # the reading of its measurements: no mirrored crops
     keep_score = 0.7
     vote_min = 80
 
@@ -516,7 +528,8 @@ class BlenderDerendererFlip(BlenderDerenderer):
     right (:attr:`test_flip`; CLEVR's attributes look the same in a mirror, only the light
     comes from the other side); the centre, and so placement and the overlap rule, stay the
     plain crop's. Two attribute-network passes per object. Measured on the development and
-    fresh seeds in docs/results/derender.md, "Twenty-first session".
+    fresh seeds in docs/results/derender.md, "Twenty-first session"; since the twenty-second
+    session ``derender-blender`` reads the same way (this name stays for those figures).
     """
 
     name = "derender-blender-flip"

@@ -95,18 +95,37 @@ def test_derenderer_test_flip_replaces_the_checkpoints_and_derender_blender_flip
     save_derenderer(tmp_path / "flip.pt", pnet, flipped, projection, (40, 60))
     # the checkpoint's setting travels; the class setting replaces it; the keyword replaces the class's
     assert load_derenderer(tmp_path / "flip.pt").attribute_net.config.test_flip is True
-    assert BlenderDerenderer.from_checkpoint(tmp_path / "flip.pt").attribute_net.config.test_flip is True
+    assert Derenderer.from_checkpoint(tmp_path / "flip.pt").attribute_net.config.test_flip is True
+    assert Derenderer.from_checkpoint(tmp_path / "plain.pt").attribute_net.config.test_flip is False
     assert BlenderDerendererFlip.from_checkpoint(tmp_path / "plain.pt").attribute_net.config.test_flip is True
-    assert BlenderDerenderer.from_checkpoint(tmp_path / "plain.pt").attribute_net.config.test_flip is False
+    assert BlenderDerenderer.from_checkpoint(tmp_path / "plain.pt").attribute_net.config.test_flip is True  # shipped on
     net = AttributeNet(AttributeConfig(crop_size=16, width=8, test_flip=True)).eval()
     assert Derenderer(pnet, net, projection, (40, 60), test_flip=False).attribute_net.config.test_flip is False
-    # the registered perceiver: the shipped Blender weights and reading, plus the mirror
+    # the registered perceiver: the shipped Blender weights and reading, with the mirror
     flip, shipped = load_perceiver("derender-blender-flip"), load_perceiver("derender-blender")
     assert type(flip) is BlenderDerendererFlip
     assert (flip.min_gap, flip.keep_score, flip.vote_min) == (shipped.min_gap, shipped.keep_score, shipped.vote_min)
-    assert flip.attribute_net.config.test_flip is True and shipped.attribute_net.config.test_flip is False
+    assert flip.attribute_net.config.test_flip is True
     for a, b in zip(flip.attribute_net.state_dict().values(), shipped.attribute_net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_derender_blender_reads_with_the_mirror_and_recall_keeps_the_reading_before():
+    from perception.derender.derenderer import BlenderDerendererRecall
+    from perception.registry import load_perceiver
+
+    # shipped by the twenty-second session's rule (docs/results/derender.md): the mirror is on in
+    # derender-blender; derender-blender-recall is the same weights and detection without it
+    shipped, recall = load_perceiver("derender-blender"), load_perceiver("derender-blender-recall")
+    assert shipped.attribute_net.config.test_flip is True
+    assert isinstance(recall, BlenderDerendererRecall) and recall.attribute_net.config.test_flip is False
+    assert (recall.min_gap, recall.keep_score, recall.proposal_net.config.vote_min) == (
+        shipped.min_gap, shipped.keep_score, shipped.proposal_net.config.vote_min)
+    for a, b in zip(recall.attribute_net.state_dict().values(), shipped.attribute_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # the options measured without the mirror keep reading without it, and so does the pybullet default
+    for name in ("derender", "derender-blender-plain", "derender-blender-tta", "derender-blender-strict"):
+        assert load_perceiver(name).attribute_net.config.test_flip is False, name
 
 
 def test_a_shared_attribute_network_keeps_its_own_reading_settings():
