@@ -41,7 +41,7 @@ __all__ = ["CodecConfig", "ConvEncoder", "ConvDecoder", "Autoencoder", "VAE", "t
 STAGES = 3  # stride-2 stages: a 64 x 48 render becomes an 8 x 6 grid
 UPSAMPLE = ("transposed", "nearest", "bilinear")  # CodecConfig.upsample: the decoder's grid doubling
 ENCODER_NORM = ("batch", "spectral")  # CodecConfig.encoder_norm: how the encoder's layers are normalised
-CONDITION_HEAD = ("projection", "auxiliary", "auxiliary_real")  # CodecConfig.condition_head: how a conditional GAN's discriminator reads y
+CONDITION_HEAD = ("projection", "auxiliary", "auxiliary_real", "classifier")  # CodecConfig.condition_head: how a conditional GAN's discriminator reads y
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,10 @@ class CodecConfig:
             add that prediction's cross-entropy to their losses: the discriminator on real
             images and fakes), or ``"auxiliary_real"`` (the same classifier learning on real
             images only, so it cannot learn the fakes' own code for their condition; the
-            generator's loss is the same).
+            generator's loss is the same), or ``"classifier"`` (the discriminator gives the
+            adversarial logit only and does not read the condition; the generator's loss adds
+            the condition loss of a frozen reader pre-trained on real renders,
+            :mod:`perception.generative.condition_classifier`, on its fakes).
         condition_blocks: The condition is this many one-hot blocks of equal width (e.g. one
             per shape, each a count); the auxiliary classifier predicts each block with its own
             softmax.  1 (the default): one one-hot class.

@@ -49,6 +49,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.generative.autoencoder import CodecConfig, ConvDecoder, ConvEncoder
+from perception.generative.condition_classifier import ShapePresenceNet, train_presence_net
 from perception.generative.scenes import (
     SHAPE_CONDITIONS,
     SceneRenders,
@@ -60,7 +61,7 @@ from perception.generative.segmenter import ShapeSegmenter, object_masks, segmen
 from physics.errors import ConfigError
 from physics.training import Constant, TrainLoop, seed_everything
 
-__all__ = ["GAN", "train_gan", "fit_gan", "recalibrate_batch_norm", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "train_gan_run", "run_conditions"]
+__all__ = ["GAN", "train_gan", "fit_gan", "recalibrate_batch_norm", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "train_gan_run", "run_conditions", "run_classifier"]
 
 BETAS = (0.5, 0.999)  # DCGAN's Adam momentum: beta1 = 0.9 oscillates
 
@@ -85,13 +86,33 @@ class GAN(nn.Module):
     (the condition they were drawn with), and the generator's loss adds it on its fakes, so the
     generator is pushed to draw what the condition names; each is the mean over blocks.
     ``"auxiliary_real"``: the discriminator's classifier learns on real images only.
+
+    With ``config.condition_head == "classifier"`` the discriminator gives the adversarial logit
+    only (one output; it does not read the condition), and ``classifier`` is required: a frozen
+    :class:`~perception.generative.condition_classifier.ShapePresenceNet` pre-trained on real
+    renders (one shape per condition block); the generator's loss adds its
+    :meth:`~perception.generative.condition_classifier.ShapePresenceNet.condition_loss` on the fakes
+    (``g_class``: which shapes are present against the ones the condition asks for), so the generator
+    is pushed to draw what a fixed reader of real renders calls its condition.  The classifier is
+    kept in evaluation mode and never trained here.
     """
 
-    def __init__(self, config: CodecConfig | None = None, conditions: Tensor | None = None) -> None:
+    def __init__(self, config: CodecConfig | None = None, conditions: Tensor | None = None,
+                 classifier: ShapePresenceNet | None = None) -> None:
         super().__init__()
         self.config = config = config or CodecConfig()
         self.generator = ConvDecoder(config)
-        self.discriminator = ConvEncoder(config, 1 + config.conditions)
+        frozen_head = bool(config.conditions) and config.condition_head == "classifier"
+        self.discriminator = ConvEncoder(config, 1 if frozen_head else 1 + config.conditions)
+        if frozen_head:
+            if not isinstance(classifier, ShapePresenceNet) or classifier.shapes != config.condition_blocks:
+                got = None if classifier is None else getattr(classifier, "shapes", type(classifier).__name__)
+                raise ConfigError(f"GAN: condition_head='classifier' needs a ShapePresenceNet of "
+                                  f"{config.condition_blocks} shapes (one per condition block), got {got}")
+            self.classifier = classifier.eval().requires_grad_(False)
+        elif classifier is not None:
+            raise ConfigError(f"GAN: a classifier is given but condition_head={config.condition_head!r} "
+                              f"(conditions={config.conditions}); it is for condition_head='classifier'")
         if config.conditions:
             if conditions is None or conditions.dim() != 2 or conditions.shape[1] != config.conditions or not len(conditions):
                 got = None if conditions is None else tuple(conditions.shape)
@@ -103,6 +124,18 @@ class GAN(nn.Module):
 
     def forward(self, real: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         return self.losses(real, torch.randn(len(real), self.config.latent), y)
+
+    def train(self, mode: bool = True) -> GAN:
+        """As :meth:`nn.Module.train`, but a frozen condition classifier stays in evaluation mode."""
+        super().train(mode)
+        if hasattr(self, "classifier"):
+            self.classifier.eval()
+        return self
+
+    @property
+    def frozen_classifier(self) -> bool:
+        """Whether the condition loss comes from a frozen, pre-trained classifier (``condition_head='classifier'``)."""
+        return hasattr(self, "classifier")
 
     @property
     def auxiliary(self) -> bool:
@@ -119,7 +152,7 @@ class GAN(nn.Module):
         return self._critic(self._outputs(images, params), y)
 
     def _critic(self, out: Tensor, y: Tensor | None) -> Tensor:
-        if y is None or self.auxiliary:
+        if y is None or self.auxiliary or self.frozen_classifier:
             return out[:, :1]
         return out[:, :1] + (out[:, 1:] * y).sum(1, keepdim=True)
 
@@ -162,6 +195,11 @@ class GAN(nn.Module):
             g_class = self._class_loss(out_g, y)
             d_loss, g_loss = d_loss + d_class, g_loss + g_class
             extra = {"d_class": d_class.detach(), "g_class": g_class.detach()}
+        elif self.frozen_classifier:
+            assert y is not None
+            g_class = self.classifier.condition_loss(fake, y)
+            g_loss = g_loss + g_class
+            extra = {"g_class": g_class.detach()}
         return {"loss": d_loss + g_loss, "d_loss": d_loss.detach(), "g_loss": g_loss.detach(), **extra}
 
     def codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -181,11 +219,13 @@ class GAN(nn.Module):
 
 
 def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: float, seed: int,
-              per_round: int = 100, ema: float = 0.0, conditions: Tensor | None = None) -> GAN:
+              per_round: int = 100, ema: float = 0.0, conditions: Tensor | None = None,
+              classifier: ShapePresenceNet | None = None) -> GAN:
     """Train a GAN on ``images`` [N, 3, H, W] with the shared loop (Adam, beta1 0.5; horizontal flips).
 
     ``conditions`` [N, config.conditions]: each image's condition, for a class-conditional
-    config (:class:`GAN`); None for an unconditional one.
+    config (:class:`GAN`); None for an unconditional one.  ``classifier``: the frozen condition
+    classifier of ``condition_head='classifier'`` (:class:`GAN`).
 
     ``ema`` in (0, 1): the returned GAN's generator is the exponential moving average of the
     generator's weights over training (decay ``ema`` per step; :func:`average_generators`), the
@@ -194,7 +234,7 @@ def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr
     if not 0.0 <= ema < 1.0:
         raise ConfigError(f"train_gan: ema must be in [0, 1), got {ema}")
     gan, averages = fit_gan(images, config, steps=steps, batch=batch, lr=lr, seed=seed, per_round=per_round,
-                            emas=(ema,) if ema else (), conditions=conditions)
+                            emas=(ema,) if ema else (), conditions=conditions, classifier=classifier)
     if ema:
         gan.generator = averages[0]
     return gan.eval()
@@ -203,7 +243,8 @@ def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr
 def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: float, seed: int,
             per_round: int = 100, emas: Sequence[float] = (),
             snapshots: dict[int, ConvDecoder] | None = None,
-            conditions: Tensor | None = None) -> tuple[GAN, list[ConvDecoder]]:
+            conditions: Tensor | None = None,
+            classifier: ShapePresenceNet | None = None) -> tuple[GAN, list[ConvDecoder]]:
     """The training run of :func:`train_gan`: (the GAN as trained, one averaged generator per decay in ``emas``).
 
     ``conditions`` [N, config.conditions]: the images' conditions when ``config`` is
@@ -232,10 +273,10 @@ def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: 
         raise ConfigError("fit_gan: generator averages re-estimate batch norm from unconditional codes; "
                           "not available with CodecConfig.conditions")
     seed_everything(seed)
-    gan = GAN(config, conditions)
+    gan = GAN(config, conditions, classifier)
     averages = [copy.deepcopy(gan.generator).requires_grad_(False) for _ in emas]
     flip = torch.Generator().manual_seed(seed + 13)
-    optimizer = torch.optim.Adam(gan.parameters(), lr=lr, betas=BETAS)
+    optimizer = torch.optim.Adam([p for p in gan.parameters() if p.requires_grad], lr=lr, betas=BETAS)
     loop = TrainLoop(gan, optimizer, Constant(lr), None, flags={"lr": lr, "steps": steps, "seed": seed},
                      unit="step", desc="dcgan", progress=False)
     taken = [0]
@@ -364,6 +405,11 @@ def train_attribute_net(data: SceneRenders, *, crop_size: int, steps: int, batch
 
 
 # ---------------------------------------------------------------------- benchmark
+CLASSIFIER_STEPS = 600  # the frozen shape-presence reader: Adam 2e-3, batch 32, on the GAN's training renders (dev: 0.855 present-set on 200 others)
+CLASSIFIER_LR = 2e-3
+CLASSIFIER_WIDTH = 16  # ShapePresenceNet's first width
+
+
 @dataclass(frozen=True)
 class GanSize:
     """How much the GAN benchmark renders and trains."""
@@ -376,10 +422,12 @@ class GanSize:
     samples: int
     batch: int = 64
     lr: float = 2e-4
+    classifier_steps: int = 0  # the frozen condition classifier's training (condition_head="classifier" only)
 
 
-_FULL = GanSize(train=1000, test=200, gan_steps=2000, seg_steps=400, attr_steps=400, samples=500, batch=32)
-_QUICK = GanSize(train=8, test=4, gan_steps=3, seg_steps=3, attr_steps=3, samples=8, batch=8)
+_FULL = GanSize(train=1000, test=200, gan_steps=2000, seg_steps=400, attr_steps=400, samples=500, batch=32,
+                classifier_steps=CLASSIFIER_STEPS)
+_QUICK = GanSize(train=8, test=4, gan_steps=3, seg_steps=3, attr_steps=3, samples=8, batch=8, classifier_steps=3)
 GAN_CODEC = CodecConfig(channels=24)  # generator layer blocks[0]: 48 units on a 12 x 16 grid
 SEG_WIDTH = 12
 CROP = 32  # attribute-network crop side
@@ -424,8 +472,29 @@ def _gan_run(quick: bool, seed: int, codec: CodecConfig, ema: float) -> GanRun:
     size = _QUICK if quick else _FULL
     train, test, seg, attr = _renders_and_judges(quick, seed)
     gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed, ema=ema,
-                    conditions=run_conditions(codec, train))
+                    conditions=run_conditions(codec, train), classifier=run_classifier(quick, seed, codec))
     return GanRun(gan, seg, attr, train, test)
+
+
+def run_classifier(quick: bool, seed: int, codec: CodecConfig) -> ShapePresenceNet | None:
+    """The frozen shape-presence reader of a ``condition_head='classifier'`` ``codec``, else None.
+
+    Trained from ``seed + 41`` on the run's training renders, their shape maps and their
+    :func:`shape_conditions` (:data:`CLASSIFIER_STEPS` steps; cached per process), before the GAN.
+    """
+    if not (codec.conditions and codec.condition_head == "classifier"):
+        return None
+    run_conditions(codec, _renders_and_judges(quick, seed)[0])  # the width check
+    return _classifier(quick, seed, codec.condition_blocks)
+
+
+@lru_cache(maxsize=2)
+def _classifier(quick: bool, seed: int, blocks: int) -> ShapePresenceNet:
+    size = _QUICK if quick else _FULL
+    train = _renders_and_judges(quick, seed)[0]
+    return train_presence_net(train.images, train.shapes, shape_conditions(train), blocks, steps=size.classifier_steps,
+                              batch=32 if not quick else 8, lr=CLASSIFIER_LR, seed=seed + 41,
+                              width=CLASSIFIER_WIDTH if not quick else 4)
 
 
 def run_conditions(codec: CodecConfig, train: SceneRenders) -> Tensor | None:

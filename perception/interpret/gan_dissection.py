@@ -32,7 +32,8 @@ the resize GAN with a spectrally normalised discriminator (an option: 5 of 6 on 
 on its held-out seed 42440, session 17), :data:`CONDITIONAL_CODEC` that GAN made class-conditional on the
 scene's shapes (an option, session 20: the unconditional GANs' units are object units, and a generator
 asked for given shapes must carry them), :data:`AUXILIARY_CODEC` the same with an auxiliary-classifier
-discriminator (AC-GAN; an option, session 21), :func:`condition_match` how often a conditional GAN's samples
+discriminator (AC-GAN; an option, session 21), :data:`FROZEN_CLASSIFIER_CODEC` the same GAN whose condition
+loss is a frozen classifier pre-trained on the renders (an option, session 22), :func:`condition_match` how often a conditional GAN's samples
 show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell an
 object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
@@ -66,7 +67,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -367,6 +368,13 @@ AUXILIARY_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spe
 # conditions 99% of the time and the renders' counts at chance, so the generator drew a code, not shapes).
 AUXILIARY_REAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral", conditions=SHAPE_CONDITIONS,
                                    condition_head="auxiliary_real", condition_blocks=len(SHAPES))
+# An option of session 22: the same conditional GAN whose condition loss is a frozen reader of the shapes present,
+# trained first on the run's renders and their shape maps (perception.generative.condition_classifier): neither
+# AC-GAN head read the renders' counts above the majority rate in 2,000 steps, so neither could teach the
+# generator shapes.  The discriminator is unconditional (one logit).
+FROZEN_CLASSIFIER_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral",
+                                      conditions=SHAPE_CONDITIONS, condition_head="classifier",
+                                      condition_blocks=len(SHAPES))
 BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sessions 14-15)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"
@@ -460,6 +468,7 @@ def balanced_gan_run(quick: bool, seed: int, codec: CodecConfig) -> tuple[GanRun
         GanRun,
         _renders_and_judges,
         fit_gan,
+        run_classifier,
         run_conditions,
     )
 
@@ -467,7 +476,8 @@ def balanced_gan_run(quick: bool, seed: int, codec: CodecConfig) -> tuple[GanRun
     train, test, seg, attr = _renders_and_judges(quick, seed)
     snaps: dict[int, ConvDecoder | None] = {max(1, round(f * size.gan_steps)): None for f in SNAPSHOT_FRACTIONS}
     gan, _ = fit_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed,
-                     snapshots=snaps, conditions=run_conditions(codec, train))  # type: ignore[arg-type]
+                     snapshots=snaps, conditions=run_conditions(codec, train),  # type: ignore[arg-type]
+                     classifier=run_classifier(quick, seed, codec))
     labeller = ObjectShapeLabeller(seg, attr, CROP)
     z = gan.codes(8 if quick else 300, torch.Generator().manual_seed(seed + 24))
     pick, dist = balanced_snapshot({k: v for k, v in snaps.items() if v is not None}, labeller, test.images, z)

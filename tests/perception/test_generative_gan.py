@@ -467,3 +467,106 @@ def test_an_auxiliary_classifier_gan_learns_to_classify_its_conditions():
     with torch.no_grad():
         acc = float((gan.classify(images)[:, 0].argmax(1) == cls).float().mean())
     assert acc >= 0.9
+
+
+
+FROZEN = CodecConfig(height=16, width=24, latent=4, channels=4, encoder_norm="spectral", conditions=6,
+                     condition_head="classifier", condition_blocks=2)
+TWO_SHAPES = torch.cat([torch.eye(3)[[0, 1, 2, 1]], torch.eye(3)[[2, 2, 0, 1]]], 1)  # two count blocks of 0..2
+
+
+def _reader(seed: int = 0):
+    from perception.generative.condition_classifier import ShapePresenceNet
+
+    torch.manual_seed(seed)
+    return ShapePresenceNet(2, width=4).eval()
+
+
+def test_the_presence_reader_gives_grid_logits_and_a_shapes_presence_is_its_best_cell():
+    from perception.generative.condition_classifier import asked_presence, presence_accuracy
+
+    net = _reader()
+    images = torch.rand(4, 3, 16, 24)
+    logits = net(images)
+    assert logits.shape == (4, 3, 4, 6)  # background + 2 shapes on the H/4 x W/4 grid
+    p = net.presence(images)
+    assert p.shape == (4, 2) and torch.equal(p, logits.softmax(1)[:, 1:].amax((2, 3)))
+    asked = asked_presence(TWO_SHAPES, 2)
+    assert asked.tolist() == [[0, 1], [1, 1], [1, 0], [1, 1]]  # count > 0
+    bce = torch.nn.functional.binary_cross_entropy
+    assert torch.allclose(net.condition_loss(images, TWO_SHAPES), bce(p, asked), atol=1e-6)
+    acc = presence_accuracy(net, images, TWO_SHAPES)
+    assert acc["present_set"] == float(((p > 0.5) == (asked > 0.5)).all(1).float().mean())
+    with pytest.raises(ConfigError, match="conditions"):
+        asked_presence(TWO_SHAPES[:, :5], 2)
+    with pytest.raises(ConfigError, match="multiples of 4"):
+        net(torch.rand(1, 3, 10, 24))
+
+
+def test_a_presence_reader_learns_where_shapes_are_from_shape_maps_and_comes_back_frozen():
+    from perception.generative.condition_classifier import presence_accuracy, train_presence_net
+
+    g = torch.Generator().manual_seed(1)
+    n = 32
+    images = 0.1 * torch.rand(n, 3, 16, 24, generator=g)
+    maps = torch.zeros(n, 16, 24, dtype=torch.long)
+    has = torch.stack([torch.arange(n) % 2, torch.arange(n) // 2 % 2], 1)  # shape 0: a red square, 1: a blue one
+    for i in range(n):
+        for s, (ch, x0) in enumerate(((0, 2), (2, 14))):
+            if has[i, s]:
+                images[i, ch, 4:10, x0:x0 + 6] = 1.0
+                maps[i, 4:10, x0:x0 + 6] = s + 1
+    conds = torch.cat([torch.eye(3)[has[:, 0]], torch.eye(3)[has[:, 1]]], 1)
+    net = train_presence_net(images, maps, conds, 2, steps=80, batch=16, lr=1e-2, seed=0, width=4)
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    assert presence_accuracy(net, images, conds)["present_set"] >= 0.9
+    with pytest.raises(ConfigError, match="same renders"):
+        train_presence_net(images, maps[:5], conds, 2, steps=1, batch=4, lr=1e-3, seed=0)
+
+
+def test_the_frozen_classifier_head_adds_the_readers_loss_to_the_generator_only():
+    torch.manual_seed(0)
+    y = TWO_SHAPES
+    clf = _reader()
+    with pytest.raises(ConfigError, match="ShapePresenceNet"):
+        GAN(FROZEN, y)
+    with pytest.raises(ConfigError, match="condition_head"):
+        GAN(AUX, y, clf)
+    gan = GAN(FROZEN, y, clf)
+    images = torch.rand(4, 3, 16, 24)
+    gan.discriminator.eval()
+    out = gan.discriminator(images * 2 - 1)
+    assert out.shape == (4, 1)  # the discriminator does not read or predict the condition
+    assert torch.equal(gan.critic(images, y), out) and torch.equal(gan.critic(images, y.flip(0)), out)
+    gan.train()
+    assert not gan.classifier.training and gan.generator.training  # the reader's batch norm stays frozen
+    state = {k: v.clone() for k, v in gan.state_dict().items()}
+    z = torch.randn(4, FROZEN.latent)
+    loss = gan.losses(images, z, y)
+    assert set(loss) == {"loss", "d_loss", "g_loss", "g_class"}
+    d_params, g_params = list(gan.discriminator.parameters()), list(gan.generator.parameters())
+    grads = torch.autograd.grad(loss["loss"], d_params + g_params)
+    gan.load_state_dict(state)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    fake = gan.generator(torch.cat([z, y], 1))
+    o_real, o_fake = gan.discriminator(images * 2 - 1), gan.discriminator(fake.detach() * 2 - 1)
+    d_loss = bce(o_real, torch.ones(4, 1)) + bce(o_fake, torch.zeros(4, 1))
+    g_class = clf.condition_loss(fake, y)
+    g_loss = bce(gan.discriminator(fake * 2 - 1), torch.ones(4, 1)) + g_class
+    want = torch.autograd.grad(d_loss, d_params) + torch.autograd.grad(g_loss, g_params)
+    for got, w in zip(grads, want, strict=True):
+        assert torch.allclose(got, w, atol=1e-6)
+    assert torch.allclose(loss["g_class"], g_class, atol=1e-6)
+
+
+def test_fit_gan_with_a_frozen_reader_changes_the_generator_not_the_reader():
+    from perception.generative.gan import fit_gan
+
+    images = torch.rand(8, 3, 16, 24, generator=torch.Generator().manual_seed(2))
+    y = torch.cat([torch.eye(3)[torch.arange(8) % 3], torch.eye(3)[torch.arange(8) // 3 % 3]], 1)
+    clf = _reader(3)
+    before = {k: v.clone() for k, v in clf.state_dict().items()}  # weights and batch-norm statistics
+    gan, _ = fit_gan(images, FROZEN, conditions=y, classifier=clf, steps=3, batch=4, lr=1e-2, seed=5, per_round=1)
+    for k, v in gan.classifier.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not torch.equal(gan.generator.project[0].weight, GAN(FROZEN, y, _reader()).generator.project[0].weight)

@@ -471,3 +471,25 @@ def test_the_auxiliary_classifier_option_trains_and_dissects_and_stays_off_by_de
     gan = train_gan_run(True, 0, AUXILIARY_CODEC).gan
     assert gan.auxiliary and gan.classify(gan.sample(2)).shape == (2, len(SHAPES), SHAPE_CONDITIONS // len(SHAPES))
     assert not train_gan_run(True, 0).gan.auxiliary  # the entry stays unconditional
+
+
+@pytest.mark.slow
+def test_the_frozen_classifier_option_trains_the_classifier_first_and_dissects_and_stays_off_by_default():
+    from perception.generative.gan import run_classifier, train_gan_run
+    from perception.generative.scenes import SHAPE_CONDITIONS
+    from perception.interpret.gan_dissection import (
+        AUXILIARY_CODEC,
+        FROZEN_CLASSIFIER_CODEC,
+        RESIZE_CODEC,
+    )
+
+    assert FROZEN_CLASSIFIER_CODEC.condition_head == "classifier"
+    assert FROZEN_CLASSIFIER_CODEC.condition_blocks == len(SHAPES)
+    outcome = bench_gan_dissection(True, 0, FROZEN_CLASSIFIER_CODEC)
+    assert len(outcome.checks) == 6 and outcome.figures["conditions"] == SHAPE_CONDITIONS
+    gan = train_gan_run(True, 0, FROZEN_CLASSIFIER_CODEC).gan
+    clf = run_classifier(True, 0, FROZEN_CLASSIFIER_CODEC)
+    assert gan.frozen_classifier and gan.classifier is clf and not clf.training  # trained once per seed, frozen
+    assert clf.presence(gan.sample(2)).shape == (2, len(SHAPES))
+    assert run_classifier(True, 0, RESIZE_CODEC) is None and run_classifier(True, 0, AUXILIARY_CODEC) is None
+    assert not train_gan_run(True, 0).gan.frozen_classifier  # the entry stays unconditional

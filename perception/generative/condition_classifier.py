@@ -1,0 +1,133 @@
+"""A frozen, pre-trained reader of the shapes a render shows, as a conditional GAN's condition loss.
+
+An auxiliary-classifier GAN (AC-GAN: Odena, Olah and Shlens, ICML 2017, arXiv
+1610.09585) trains the classifier that tells the generator whether its sample
+shows its condition alongside the generator, as a head of the discriminator;
+on CLEVR renders that head read the scenes' shape counts no better than the
+majority rate in 2,000 steps, and the generator drew a code that head read
+instead of shapes (docs/results/perception.md, GAN dissection, thirteenth
+look).  Here the reader is trained **first**, on real renders only, then
+frozen: the generator's loss adds its loss on the fakes with the conditions
+they were drawn with, so the generator is pushed to draw what a fixed reader of
+real renders calls the condition (the guidance of a pre-trained classifier).
+
+A whole-image classifier of the counts (a convolutional encoder and a linear
+head) learnt the 800 training renders by heart and read 200 others at the
+majority rate (twenty-second session), as the AC-GAN heads did.  So the reader
+is fully convolutional and learns from the renderer's exact shape maps: a
+small network gives every cell of an H/4 x W/4 grid background-or-shape logits
+(trained by per-pixel cross-entropy against the shape maps, its logits
+up-sampled), and a shape is *present* with the probability of its most
+confident cell (a max over the grid, so presence is local evidence, as it is
+in a scene).  It reads which shapes are present, not how many: the condition
+loss is the binary cross-entropy of each shape's presence with the condition's
+(a shape is asked for when its count is above 0).  It is the GAN's own
+network, not GAN dissection's judges (the class masks' shapes come from the
+attribute network's call on object crops).
+
+Shapes::
+
+    images      float [N, 3, H, W]   RGB in [0, 1]
+    shape maps  int64 [N, H, W]      0 background, 1 + shape index
+    logits      float [N, 1 + C, H/4, W/4]
+    presence    float [N, C]         probability that each shape is in the image
+    conditions  float [N, C * (max_objects + 1)]  each shape's count, one-hot (shape_conditions)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from perception.benchmark import train_steps
+from perception.generative.scenes import random_hflip
+from physics.errors import ConfigError
+
+__all__ = ["ShapePresenceNet", "asked_presence", "train_presence_net", "presence_accuracy"]
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+
+class ShapePresenceNet(nn.Module):
+    """``forward(images [N, 3, H, W] in [0, 1]) -> logits [N, 1 + shapes, H/4, W/4]``; :meth:`presence` -> [N, shapes].
+
+    Six 3x3 convolutions with batch norm and ReLU (the second and fourth of stride 2; widths
+    ``width``, ``2 width``, ``2 width``, then ``3 width``; receptive field 29 pixels, more than an
+    object's 8-20) and a 1x1 convolution to background-or-shape logits.
+    """
+
+    def __init__(self, shapes: int, width: int = 16) -> None:
+        super().__init__()
+        if shapes < 1 or width < 1:
+            raise ConfigError(f"ShapePresenceNet: needs shapes >= 1 and width >= 1, got {shapes}, {width}")
+        self.shapes = shapes
+        w = width
+        self.features = nn.Sequential(*_conv(3, w), *_conv(w, 2 * w, 2), *_conv(2 * w, 2 * w),
+                                      *_conv(2 * w, 3 * w, 2), *_conv(3 * w, 3 * w), *_conv(3 * w, 3 * w))
+        self.head = nn.Conv2d(3 * w, 1 + shapes, 1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.dim() != 4 or images.shape[1] != 3 or images.shape[2] % 4 or images.shape[3] % 4:
+            raise ConfigError(f"ShapePresenceNet expects images [N, 3, H, W] with H, W multiples of 4, got {tuple(images.shape)}")
+        return self.head(self.features(images * 2 - 1))
+
+    def presence(self, images: Tensor) -> Tensor:
+        """Each shape's probability of being in each image, float [N, shapes]: its most confident cell's."""
+        return self(images).softmax(1)[:, 1:].flatten(2).max(2).values
+
+    def condition_loss(self, images: Tensor, conditions: Tensor) -> Tensor:
+        """Binary cross-entropy of :meth:`presence` with the shapes ``conditions`` ask for (:func:`asked_presence`), mean over shapes."""
+        return F.binary_cross_entropy(self.presence(images).clamp(1e-6, 1 - 1e-6), asked_presence(conditions, self.shapes))
+
+
+def asked_presence(conditions: Tensor, shapes: int) -> Tensor:
+    """Which shapes a :func:`~perception.generative.scenes.shape_conditions` code asks for: float [N, shapes] of 0 / 1 (count > 0)."""
+    if conditions.dim() != 2 or conditions.shape[1] % shapes or conditions.shape[1] // shapes < 2:
+        raise ConfigError(f"asked_presence: conditions must be [N, {shapes} x (max_objects + 1)], got {tuple(conditions.shape)}")
+    return (conditions.view(len(conditions), shapes, -1).argmax(2) > 0).float()
+
+
+@torch.no_grad()
+def presence_accuracy(net: ShapePresenceNet, images: Tensor, conditions: Tensor,
+                      chunk: int = 200) -> dict[str, float | list[float]]:
+    """How well ``net`` reads the shapes present (probability > 0.5) against ``conditions``' counts > 0.
+
+    ``present_set``: all shapes right at once (GAN dissection's condition gate reads the same
+    on the class masks); ``per_shape``: each shape's rate.
+    """
+    net.eval()
+    got = torch.cat([net.presence(part) for part in images.split(chunk)]) > 0.5
+    want = asked_presence(conditions, net.shapes) > 0.5
+    right = got == want
+    return {"present_set": float(right.all(1).float().mean()), "per_shape": right.float().mean(0).tolist()}
+
+
+def train_presence_net(images: Tensor, shape_maps: Tensor, conditions: Tensor, shapes: int, *, steps: int,
+                       batch: int, lr: float, seed: int, width: int = 16) -> ShapePresenceNet:
+    """Train a :class:`ShapePresenceNet` on real renders, then freeze it (evaluation mode, no gradients).
+
+    Loss per step: the per-pixel cross-entropy of its logits, up-sampled (bilinear) to the image,
+    with the renderer's ``shape_maps`` [N, H, W], plus :meth:`ShapePresenceNet.condition_loss`
+    with the renders' own ``conditions``; ``batch`` renders per step with horizontal flips,
+    Adam at the constant rate ``lr`` (:func:`~perception.benchmark.train_steps`).
+    """
+    if not len(images) == len(shape_maps) == len(conditions) or shape_maps.shape[-2:] != images.shape[-2:]:
+        raise ConfigError(f"train_presence_net: images {tuple(images.shape)}, shape maps {tuple(shape_maps.shape)} and "
+                          f"conditions {tuple(conditions.shape)} must be of the same renders")
+    torch.manual_seed(seed)
+    net = ShapePresenceNet(shapes, width)
+    flip = torch.Generator().manual_seed(seed + 31)
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        x, m = random_hflip(flip, images[idx], shape_maps[idx])
+        logits = net(x)
+        dense = F.cross_entropy(F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False), m)
+        present = F.binary_cross_entropy(logits.softmax(1)[:, 1:].flatten(2).max(2).values.clamp(1e-6, 1 - 1e-6),
+                                         asked_presence(conditions[idx], shapes))
+        return {"loss": dense + present, "dense": dense.detach(), "presence": present.detach()}
+
+    train_steps(net, step, items=len(images), steps=steps, batch=batch, lr=lr, seed=seed, desc="shape presence net")
+    return net.eval().requires_grad_(False)
