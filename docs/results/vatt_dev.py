@@ -26,12 +26,12 @@ VATT_OBJECT_ATTENTION=frame (``object_attention="frame"``: object tokens attend 
 Second round: VATT_OBJECT_PAIRS=1 (``object_pairs=True``: a token per pair of objects per frame) and
 VATT_SKIP_FIRST=1 (``temporal_skip_first=True``: step 0 left out of the step NCE).
 
-Twenty-second session, vatt2: VATT_EXTRA may name several files, comma-separated (appended in order), and keeps
-their ``masks`` (the object front end needs them; before, the extra clips' masks were dropped).
-
 Twenty-second session: VATT_PAIR_TOKENS=learned (``pair_tokens="learned"``: the pair tokens come from a learned MLP of
 the two objects' features, not the hand-made pair features) and VATT_INIT (the encoder's initialisation seed,
 default 0; the probe's seed stays 0).
+
+Twenty-second session, vatt2: VATT_EXTRA may name several files, comma-separated (appended in order), and keeps
+their ``masks`` (the object front end needs them; before, the extra clips' masks were dropped).
 """
 import dataclasses
 import json
@@ -73,7 +73,7 @@ tr, te = bank(0, 600, "train0.pt"), bank(500_000, 300, "test0.pt")
 for extra in filter(None, os.environ.get("VATT_EXTRA", "").split(",")):  # more training clips (files like
     more = torch.load(extra)                                             # train0.pt, e.g. of clip_bank(600, 1800))
     p_, w_ = max(tr["text"].shape[1], more["text"].shape[1]), max(tr["text"].shape[2], more["text"].shape[2])
-    pad = lambda t: F.pad(t, (0, w_ - t.shape[2], 0, p_ - t.shape[1]))  # noqa: E731
+    pad = lambda t, p_=p_, w_=w_: F.pad(t, (0, w_ - t.shape[2], 0, p_ - t.shape[1]))  # noqa: E731
     keys = ("frames", "wave", "text", "collisions") + (("masks",) if "masks" in tr and "masks" in more else ())
     tr = {k: torch.cat([pad(tr[k]), pad(more[k])]) if k == "text" else torch.cat([tr[k], more[k]]) for k in keys}
     del more
