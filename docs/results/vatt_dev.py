@@ -29,6 +29,10 @@ VATT_SKIP_FIRST=1 (``temporal_skip_first=True``: step 0 left out of the step NCE
 Twenty-second session: VATT_PAIR_TOKENS=learned (``pair_tokens="learned"``: the pair tokens come from a learned MLP of
 the two objects' features, not the hand-made pair features) and VATT_INIT (the encoder's initialisation seed,
 default 0; the probe's seed stays 0).
+
+Twenty-second session, vatt2: VATT_EXTRA may name several files, comma-separated (appended in order), and keeps
+their ``masks`` (the object front end needs them; before, the extra clips' masks were dropped); with more than
+600 training clips the line also holds ``probe_video_600``, the same probe fitted on the first 600 only.
 """
 import dataclasses
 import json
@@ -67,12 +71,13 @@ def bank(first, n, name):
 
 
 tr, te = bank(0, 600, "train0.pt"), bank(500_000, 300, "test0.pt")
-if os.environ.get("VATT_EXTRA"):  # more training clips (a file like train0.pt, e.g. of clip_bank(600, 1800))
-    more = torch.load(os.environ["VATT_EXTRA"])
+for extra in filter(None, os.environ.get("VATT_EXTRA", "").split(",")):  # more training clips (files like
+    more = torch.load(extra)                                             # train0.pt, e.g. of clip_bank(600, 1800))
     p_, w_ = max(tr["text"].shape[1], more["text"].shape[1]), max(tr["text"].shape[2], more["text"].shape[2])
-    pad = lambda t: F.pad(t, (0, w_ - t.shape[2], 0, p_ - t.shape[1]))  # noqa: E731
-    tr = {k: torch.cat([pad(tr[k]), pad(more[k])]) if k == "text" else torch.cat([tr[k], more[k]])
-          for k in ("frames", "wave", "text", "collisions")}
+    pad = lambda t, p_=p_, w_=w_: F.pad(t, (0, w_ - t.shape[2], 0, p_ - t.shape[1]))  # noqa: E731
+    keys = ("frames", "wave", "text", "collisions") + (("masks",) if "masks" in tr and "masks" in more else ())
+    tr = {k: torch.cat([pad(tr[k]), pad(more[k])]) if k == "text" else torch.cat([tr[k], more[k]]) for k in keys}
+    del more
 stride = 16 // frames
 def inputs(b, n=None):
     if os.environ.get("VATT_STEM") == "objects":  # features at the clip's 8 fps, then strided
@@ -144,7 +149,11 @@ else:
     model = VATT(cfg)
     res = {}
 train_s = time.process_time() - t0
-res["probe_video"] = linear_probe(model.video_features(video, per_time=True), ytr, model.video_features(tv, per_time=True), yte, 2, 0)
+with torch.no_grad():
+    f_train, f_test = model.video_features(video, per_time=True), model.video_features(tv, per_time=True)
+res["probe_video"] = linear_probe(f_train, ytr, f_test, yte, 2, 0)
+if len(ytr) > 600:  # the same probe fitted on the benchmark's 600 labelled clips only (clip seeds 0-599)
+    res["probe_video_600"] = linear_probe(f_train[:600], ytr[:600], f_test, yte, 2, 0)
 res |= {"mode": mode, "frames": frames, "video_input": vin, "onset": onset, "steps": steps, "tnce": tnce, "audio_positions": apos, "video_time_positions": vtpos,
         "train_cpu_s": round(train_s, 1), "cpu_s": round(time.process_time() - t0, 1), "label": os.environ.get("VATT_LABEL", "collision_late"),
         "stem": cfg.video_stem, "stem_width": cfg.stem_width, "lr": lr, "tubelet_t": cfg.tubelet[0], "object_attention": cfg.object_attention,

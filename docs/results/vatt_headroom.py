@@ -22,6 +22,9 @@ smaller velocity change times exp(-gap / 0.1), the largest over pairs in view; `
 by the same linear probe and by scikit-learn's gradient-boosted trees with their default settings (not tuned)
 on every pair feature of every frame, the most a non-linear reader of the masks' tokens gets here.
 One JSON object is printed.
+
+Twenty-second session, vatt2: HEADROOM_EXTRA (comma-separated ``vatt_bank.py`` files with masks) appends more
+training clips, e.g. the 2,400 of seeds 600-2999 in /work/data/vatt2/s22, to see whether the readers gain with data.
 """
 import json
 import os
@@ -39,6 +42,10 @@ banks = sys.argv[1] if len(sys.argv) > 1 else "/work/data/vatt/s17"
 inits = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 t0 = time.process_time()
 tr, te = torch.load(os.path.join(banks, "train0.pt")), torch.load(os.path.join(banks, "test0.pt"))
+for extra in filter(None, os.environ.get("HEADROOM_EXTRA", "").split(",")):  # more training clips (vatt2)
+    more = torch.load(extra)
+    tr = {k: torch.cat([tr[k], more[k]]) for k in ("frames", "masks", "collisions")}
+    del more
 ytr, yte = collision_late(tr["collisions"]), collision_late(te["collisions"])
 otr, ote = object_features(tr["frames"], tr["masks"], 4), object_features(te["frames"], te["masks"], 4)
 common = dict(height=48, width=64, samples=22016, chunk=128, vocab=len(VOCABULARY), audio_front="stft",
@@ -91,6 +98,6 @@ except ImportError:  # the [tools] extra is not installed
     ceil["boosted_trees"] = "scikit-learn not installed"
 res["ceiling_no_encoder"] = ceil
 res |= {"majority": float(max(yte.float().mean(), 1 - yte.float().mean())), "test_clips": len(yte),
-        "standard_error": round(float((0.25 / len(yte)) ** 0.5), 4), "inits": inits,
+        "standard_error": round(float((0.25 / len(yte)) ** 0.5), 4), "inits": inits, "train_clips": len(ytr),
         "cpu_s": round(time.process_time() - t0, 1)}
 print(json.dumps(res))
