@@ -20,6 +20,7 @@ checkpoint.  Prints a JSON summary.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 from pathlib import Path
 
@@ -35,6 +36,7 @@ __all__ = ["register", "run"]
 def run(args: argparse.Namespace) -> int:
     from physics.errors import ConfigError
     from physics.models.video_propnet import (
+        grow_spin_input,
         load_trajectory_pack,
         load_video_split,
         train_video_model,
@@ -42,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(TrainConfig, args)
     MODELS.get(args.model)
+    if args.grow_spin and not cfg.init:
+        raise ConfigError("--grow-spin zeroes the spin-channel weights of the --init model; give --init FILE")
     if Path(args.data).is_file():
         if args.counterfactuals:
             raise ConfigError(f"--counterfactuals reads truth files; {args.data} is a trajectory file, which holds "
@@ -52,6 +56,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         videos = load_video_split(args.data, args.split, limit=args.n)
     out = Path(args.out)
+    init = cfg.init
+    if args.grow_spin:  # the run starts from the grown copy (a resume finds it written)
+        grown = out / "init_grown_spin.pt"
+        if not (args.resume and (out / "checkpoint.pt").is_file()):
+            from physics.models.resolver import load_model, save_model
+
+            start, start_meta = load_model(cfg.init)
+            out.mkdir(parents=True, exist_ok=True)
+            save_model(grown, grow_spin_input(start), {**start_meta, "grown_spin_from": str(cfg.init)})
+        cfg = dataclasses.replace(cfg, init=str(grown))
     words = ["nesy", "train", "video-dynamics", "--model", args.model, "--data", str(args.data), "--split", args.split,
              "--out", str(out), "--valid-fraction", str(args.valid_fraction)]
     if args.n is not None:
@@ -62,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
         words += ["--contact-weight", str(args.contact_weight), "--contact-after", str(args.contact_after)]
         if args.contact_lead:
             words += ["--contact-lead", str(args.contact_lead)]
-    words += config_flags(cfg)
+    words += config_flags(dataclasses.replace(cfg, init=init))
+    if args.grow_spin:
+        words += ["--grow-spin"]
     for item in args.set or []:
         words += ["--set", item]
     meta = {"command": shlex.join(words), "seed": cfg.seed, "data": str(args.data), "split": args.split}
@@ -101,5 +117,9 @@ def register(groups) -> None:
                         help="with --rollout-steps K > 1: a sample around a collision starts up to this many frames "
                         "before it, so the unroll holds the contact and what follows (default: 0, the window may "
                         "end at the contact)")
+    parser.add_argument("--grow-spin", action="store_true",
+                        help="with --init: zero the init model's weights on the action's spin channel first (written to "
+                        "OUT/init_grown_spin.pt), so a model trained without the spin input starts unchanged on a "
+                        "`nesy data video-trajectories --spin` pack (default: off)")
     add_config_flags(parser, TrainConfig)
     parser.set_defaults(func=run)

@@ -72,7 +72,7 @@ import numpy as np
 import torch
 
 from physics.errors import ConfigError, DataError
-from physics.graph.builder import GraphBuilder
+from physics.graph.builder import GraphBuilder, NodeType
 from physics.io import PathLike
 from physics.models.base import DynamicsModel
 from physics.models.resolver import load_model, make_model, preset
@@ -134,6 +134,8 @@ __all__ = [
     "sliding_states",
     "spin_actions",
     "sliding_read",
+    "grow_spin_input",
+    "SPIN_CHANNEL",
 ]
 
 WORLD = "clevrer"  # the world preset (physics.models.config) the video PropNet is built from
@@ -155,6 +157,7 @@ ROLL_RATIO = 0.9  # truth: a sphere rolls when |angular velocity (x, y)| x radiu
 SPIN_MIN_SPEED = 0.3  # units/s: a slower sphere carries no sliding flag
 SPIN_WINDOW = 8  # rollouts: frames of a sphere's track whose step-length slope reads its spin
 SPIN_SLOPE = -0.10  # units/s a frame: a slope below it reads as sliding (92% agreement on dev 58172, nsdr)
+SPIN_CHANNEL = 2  # the action channel that carries SLIDE_INPUT (the orientation channel; launches leave it 0)
 ROLL_SPEED = 5.0 / 7.0  # a solid sphere launched without spin rolls once its speed fell to 5/7 of its launch speed
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "video" / "clevrer_propnet.pt"
 
@@ -522,6 +525,38 @@ def sliding_read(xy: np.ndarray, window: int = SPIN_WINDOW, slope: float = SPIN_
     steps = np.linalg.norm(np.diff(xy, axis=0), axis=1) * fps
     b, a = np.polyfit(np.arange(len(steps)), steps, 1)
     return bool(b < slope and steps[-1] >= SPIN_MIN_SPEED), float(a)
+
+
+def grow_spin_input(model: DynamicsModel) -> DynamicsModel:
+    """Zero the node encoder's first weights on the spin channel of the action, in place; returns ``model``.
+
+    A model trained without the spin input saw 0 in :data:`SPIN_CHANNEL` of every action (its
+    action normaliser does not centre), so its weights on that channel never trained: zeroed,
+    the model gives the same outputs as before for any action, ``SLIDE_INPUT`` or not, and a
+    fine-tune on a ``--spin`` pack (``nesy train video-dynamics --init ... --grow-spin``) grows
+    the input from there (twenty-second session, nsdr2; ``docs/results/clevrer.md``).
+
+    Raises:
+        ConfigError: a model whose node encoder does not read the plain action layout
+            (velocities of the history, attributes, action, node type), or whose action
+            normaliser centres the spin channel (zeroing would then change its outputs).
+    """
+    cfg = model.config
+    first = model.node_encoder[0]
+    if cfg.partially_observed or cfg.dim != STATE_DIM or not isinstance(first, torch.nn.Linear):
+        raise ConfigError(f"grow_spin_input needs a fully observed {STATE_DIM}-D model with a linear node encoder, "
+                          f"got dim {cfg.dim}, partially_observed {cfg.partially_observed}")
+    column = cfg.graph.history * cfg.dim + cfg.node_attr_dim + SPIN_CHANNEL
+    expected = cfg.graph.history * cfg.dim + cfg.node_attr_dim + cfg.dim + len(NodeType)
+    if first.in_features != expected:
+        raise ConfigError(f"grow_spin_input: the node encoder reads {first.in_features} inputs, expected {expected} "
+                          "(history velocities, attributes, action, node type)")
+    if float(model.action_norm.mean[SPIN_CHANNEL]) != 0.0:
+        raise ConfigError("grow_spin_input: the action normaliser centres the spin channel "
+                          f"(mean {float(model.action_norm.mean[SPIN_CHANNEL])}); zeroing its weights would change the outputs")
+    with torch.no_grad():
+        first.weight[:, column] = 0.0
+    return model
 
 
 def video_trajectory(annotation: VideoAnnotation, truth: VideoTruth | None = None, spin: bool = False) -> Trajectory:

@@ -73,6 +73,28 @@ def test_train_then_bench_video_dynamics(data, tmp_path, capsys):
     assert "none of 'gt' is learned" in capsys.readouterr().err
 
 
+def test_grow_spin_starts_the_run_from_the_init_model_with_its_spin_weights_zeroed(data, tmp_path, capsys):
+    import torch
+
+    from physics.models.video_propnet import SHIPPED_CHECKPOINT, SPIN_CHANNEL
+
+    run = tmp_path / "grow"
+    args = ["train", "video-dynamics", "--data", str(data), "--split", "val", "--out", str(run), "--epochs", "1",
+            "--max-samples", "8", "--valid-samples", "4", "--valid-fraction", "0.5", "--set", "contact=clevrer", "--quiet"]
+    assert main([*args, "--grow-spin"]) == 2
+    assert "--grow-spin" in capsys.readouterr().err
+    assert main([*args, "--init", str(SHIPPED_CHECKPOINT), "--grow-spin", "--select-rollouts", "1"]) == 0
+    grown, meta = load_model(run / "init_grown_spin.pt")
+    shipped, _ = load_model(SHIPPED_CHECKPOINT)
+    column = shipped.config.graph.history * 3 + shipped.config.node_attr_dim + SPIN_CHANNEL
+    assert not grown.node_encoder[0].weight[:, column].any() and shipped.node_encoder[0].weight[:, column].any()
+    assert meta["grown_spin_from"] == str(SHIPPED_CHECKPOINT)
+    _, run_meta = load_model(run / "model.pt")
+    assert run_meta["train_config"]["init"] == str(run / "init_grown_spin.pt")
+    assert " --grow-spin" in run_meta["command"] and f"--init {SHIPPED_CHECKPOINT}" in run_meta["command"]
+    torch.testing.assert_close(grown.node_encoder[0].weight[:, :column], shipped.node_encoder[0].weight[:, :column])
+
+
 def test_bench_video_dynamics_names_an_unknown_provider(data, tmp_path, capsys):
     assert main(["bench", "video-dynamics", "--data", str(data), "--dynamics", "physx", "--out", str(tmp_path / "r.json")]) == 2
     assert "physx" in capsys.readouterr().err

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 
 from physics.errors import ConfigError
+from physics.models import load_model
 from physics.models.video_propnet import (
     ROLL_SPEED,
+    SHIPPED_CHECKPOINT,
     SLIDE_INPUT,
     PropNetVideoDynamics,
     RolloutConfig,
+    grow_spin_input,
     launch_actions,
     load_trajectory_pack,
     save_trajectory_pack,
@@ -121,3 +124,31 @@ def test_spin_input_flags_a_sliding_sphere_until_it_would_roll_and_is_off_by_def
 
     assert xs(on, steady) == xs(off, steady)
     assert xs(on, braking) != xs(off, braking)
+
+
+def test_grow_spin_input_gives_the_shipped_outputs_exactly_with_or_without_the_spin_input(video):
+    import torch
+    from torch_geometric.data import Batch
+
+    from physics.graph.builder import GraphBuilder
+    from physics.models.data import make_samples
+
+    ann, truth = video
+    shipped, _ = load_model(SHIPPED_CHECKPOINT)
+    grown = grow_spin_input(load_model(SHIPPED_CHECKPOINT)[0])
+    traj = video_trajectory(ann, truth, spin=True)
+    batch = Batch.from_data_list(make_samples([traj], GraphBuilder(shipped.config.graph), max_samples=40, seed=0))
+    spun = batch.action.clone()
+    spun[:, 2] = SLIDE_INPUT  # every object gets the spin input
+    plain = spun.clone()
+    plain[:, 2] = 0.0
+    with torch.no_grad():
+        want = shipped.next_positions(batch, action=plain)
+        assert torch.equal(grown.next_positions(batch, action=spun), want)
+        assert torch.equal(grown.next_positions(batch, action=plain), want)
+        assert not torch.equal(shipped.next_positions(batch, action=spun), want)  # the untrained weights it zeroes
+    changed = [k for k, v in grown.state_dict().items() if not torch.equal(v, shipped.state_dict()[k])]
+    assert changed == ["node_encoder.0.weight"]
+    shipped.action_norm.mean[2] = 0.5
+    with pytest.raises(ConfigError, match="centres the spin channel"):
+        grow_spin_input(shipped)
