@@ -106,6 +106,10 @@ class RolloutFlags:
     future_fit: int | None = field(default=None, metadata={
         "help": "future rollouts start from each object's last N observed centres fitted by a parabola "
                 "(0: the observed history)", "setting": "start_fit"})
+    future_velocity_fit: int | None = field(default=None, metadata={
+        "help": "future rollouts: each object moving at the last observed frame keeps its last centre, its history "
+                "shaped by a parabola fitted to its last N contiguous centres after its last collision (at least 4; "
+                "late entrants too; 0: the observed history, the default)", "setting": "start_velocity_fit"})
     unknown_yaw_reach: float | None = field(default=None, metadata={
         "help": "a cube whose yaw the annotation does not give (the pixel perceiver's zeros) is a disc of this "
                 "radius in the collision rule of futures and counterfactuals (scene units; shipped 0.315; 0: a square at yaw 0)",

@@ -150,6 +150,8 @@ def test_yaw_discs_flag_maps_to_the_rollout_setting_and_refuses_other_values(cap
 def test_spin_input_flag_reaches_the_rollout_config_and_is_off_unless_given(folder, tmp_path, monkeypatch):
     assert ClevrerEvalConfig(data="x", spin_input=True).rollout_settings() == {"spin_input": True}
     assert "spin_input" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert ClevrerEvalConfig(data="x", future_velocity_fit=12).rollout_settings() == {"start_velocity_fit": 12}
+    assert "start_velocity_fit" not in ClevrerEvalConfig(data="x").rollout_settings()
     import physics.models.video_propnet as vp
     seen = []
     load = vp.PropNetVideoDynamics.load.__func__

@@ -30,6 +30,7 @@ from physics.models.video_propnet import (
     rollout_config,
     save_trajectory_pack,
     unknown_yaw_cubes,
+    velocity_fitted_start,
     video_trajectories,
     video_trajectory,
 )
@@ -606,6 +607,53 @@ def test_start_fit_changes_futures_only(videos):
     assert a[:last] == b[:last] and a[last:] != b[last:]  # observed frames as recorded, the rollout from the fit
     with pytest.raises(ConfigError, match="start_fit 2 frames cannot fit"):  # refused when built, not at a rollout
         PropNetVideoDynamics.load(config=dataclass_replace(SHORT, start_fit=2))
+
+
+def test_velocity_fitted_start_gives_a_late_entrant_its_fitted_slope_and_skips_rest_collisions_and_short_tracks():
+    t = np.arange(16, dtype=float)
+    slide = np.stack([0.16 * t - 0.003 * t * t, 0.02 * t, np.zeros(16)], axis=1)  # decelerating along x
+    late = slide.copy()
+    late[:8] = np.nan  # first seen at frame 8: 8 frames before t_pred 16
+    late[8:, 0] += np.array([0.0, 0.01, -0.01, 0.01, -0.01, 0.0, 0.01, -0.02])  # jitter, the last frame's jump
+    struck = slide.copy()
+    struck[:6] = struck[6]  # at rest until a collision at frame 12; jitter after
+    struck[13:, 0] += np.array([0.0, 0.015, -0.015])
+    brief = late.copy()
+    brief[:13] = np.nan  # 3 frames seen: too few
+    obs = np.stack([late, struck, brief, late], axis=1)  # [T, 4, 3]
+    cut = np.array([-1, 12, -1, -1])
+    moving = np.array([True, True, True, False])
+    out = velocity_fitted_start(obs, t_pred=16, history=2, window=12, last_collision=cut, moving=moving)
+    true_step = slide[15, 0] - slide[14, 0]
+    assert abs((out[15, 0, 0] - out[14, 0, 0]) - true_step) < 0.006 < abs((obs[15, 0, 0] - obs[14, 0, 0]) - true_step)
+    np.testing.assert_array_equal(out[15], obs[15])  # the last centre is kept
+    np.testing.assert_array_equal(out[:13], obs[:13])  # only the history frames (13, 14) change
+    np.testing.assert_array_equal(out[:, 0, 2], obs[:, 0, 2])  # the orientation channel is never fitted
+    np.testing.assert_array_equal(out[:, 1], obs[:, 1])  # 2 frames after its collision (+1): too few, kept
+    np.testing.assert_array_equal(out[:, 2], obs[:, 2])  # 3 frames seen: kept
+    np.testing.assert_array_equal(out[:, 3], obs[:, 3])  # not moving at the last frame: kept
+    loose = velocity_fitted_start(obs, t_pred=16, history=2, window=12, last_collision=np.array([-1, 9, -1, -1]),
+                                  moving=moving)
+    assert not np.array_equal(loose[:, 1], obs[:, 1])  # the collision 3 frames earlier: 5 frames after it, fitted
+    np.testing.assert_array_equal(velocity_fitted_start(obs, t_pred=2, history=2, window=12, last_collision=cut,
+                                                        moving=moving), obs)  # before the history
+    with pytest.raises(ConfigError, match="start_velocity_fit 3"):
+        velocity_fitted_start(obs, t_pred=16, history=2, window=3, last_collision=cut, moving=moving)
+    for bad in (3, -1, True, 6.0):
+        with pytest.raises(ConfigError, match="start_velocity_fit"):
+            RolloutConfig(start_velocity_fit=bad)
+    assert RolloutConfig().start_velocity_fit == 0  # off by default
+
+
+def test_start_velocity_fit_changes_futures_only(videos):
+    ann, _ = videos[0]
+    plain = PropNetVideoDynamics.load(config=SHORT)
+    fitted = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, start_velocity_fit=12))
+    oid = ann.object_property[0].object_id
+    assert fitted.counterfactual(ann, oid) == plain.counterfactual(ann, oid)
+    last = len(ann.motion_trajectory)
+    a, b = plain.future_runs(ann, FUTURE)[0].frames, fitted.future_runs(ann, FUTURE)[0].frames
+    assert a[:last] == b[:last] and a[last:] != b[last:]  # observed frames as recorded, the rollout from the fit
 
 
 def test_match_collisions_pairs_events_within_the_window():
