@@ -49,7 +49,12 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.generative.autoencoder import CodecConfig, ConvDecoder, ConvEncoder
-from perception.generative.condition_classifier import Reader, ReaderEnsemble, ShapePresenceNet, train_presence_net
+from perception.generative.condition_classifier import (
+    Reader,
+    ReaderEnsemble,
+    ShapePresenceNet,
+    train_presence_net,
+)
 from perception.generative.scenes import (
     SHAPE_CONDITIONS,
     SceneRenders,
@@ -489,14 +494,14 @@ def run_classifier(quick: bool, seed: int, codec: CodecConfig) -> Reader | None:
         return None
     run_conditions(codec, _renders_and_judges(quick, seed)[0])  # the width check
     if codec.classifier_members == 1 and not codec.classifier_augment:
-        return _classifier(quick, seed, codec.condition_blocks)
+        return _classifier(quick, seed, codec.condition_blocks, 0, False)
     members = [_classifier(quick, seed, codec.condition_blocks, k, codec.classifier_augment)
                for k in range(codec.classifier_members)]
     return ReaderEnsemble(members, codec.classifier_augment, seed + 43)
 
 
 @lru_cache(maxsize=4)
-def _classifier(quick: bool, seed: int, blocks: int, member: int = 0, augment: bool = False) -> ShapePresenceNet:
+def _classifier(quick: bool, seed: int, blocks: int, member: int, augment: bool) -> ShapePresenceNet:
     size = _QUICK if quick else _FULL
     train = _renders_and_judges(quick, seed)[0]
     return train_presence_net(train.images, train.shapes, shape_conditions(train), blocks, steps=size.classifier_steps,
