@@ -86,6 +86,11 @@ class CodecConfig:
         condition_blocks: The condition is this many one-hot blocks of equal width (e.g. one
             per shape, each a count); the auxiliary classifier predicts each block with its own
             softmax.  1 (the default): one one-hot class.
+        classifier_members, classifier_augment: ``condition_head="classifier"`` only: how many
+            frozen readers of different seeds make the condition loss (their mean), and whether
+            the readers train with, and read the fakes through, differentiable augmentations
+            (:class:`~perception.generative.condition_classifier.ReaderEnsemble`).  1 and False
+            (the defaults): one reader, no augmentation (the twenty-second session's GAN).
     """
 
     height: int = 48
@@ -99,6 +104,8 @@ class CodecConfig:
     conditions: int = 0
     condition_head: str = "projection"
     condition_blocks: int = 1
+    classifier_members: int = 1
+    classifier_augment: bool = False
 
     def __post_init__(self) -> None:
         if self.height % 2**STAGES or self.width % 2**STAGES:
@@ -121,6 +128,12 @@ class CodecConfig:
         if not isinstance(blocks, int) or blocks < 1 or (self.conditions and self.conditions % blocks):
             raise ConfigError(f"CodecConfig: condition_blocks must be an int >= 1 dividing conditions={self.conditions}, "
                               f"got {blocks!r}")
+
+        if not isinstance(self.classifier_members, int) or self.classifier_members < 1:
+            raise ConfigError(f"CodecConfig: classifier_members must be an int >= 1, got {self.classifier_members!r}")
+        if (self.classifier_members != 1 or self.classifier_augment) and self.condition_head != "classifier":
+            raise ConfigError(f"CodecConfig: classifier_members / classifier_augment are for condition_head='classifier', "
+                              f"got {self.condition_head!r}")
 
     @property
     def decoder_channels(self) -> tuple[int, int, int]:

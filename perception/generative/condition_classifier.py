@@ -32,6 +32,16 @@ Shapes::
     logits      float [N, 1 + C, H/4, W/4]
     presence    float [N, C]         probability that each shape is in the image
     conditions  float [N, C * (max_objects + 1)]  each shape's count, one-hot (shape_conditions)
+
+The generator drew samples this reader read as their condition 0.650 of the time while
+GAN dissection's judges agreed 0.212 (twenty-second session): it found the reader's
+adversarial patterns.  Two options make it harder to fool (off by default):
+:func:`diff_augment` (random translation, brightness, saturation, contrast and pixel noise,
+differentiable in the images, after DiffAugment: Zhao et al., NeurIPS 2020, arXiv 2006.10738),
+applied both when the reader trains (``train_presence_net(..., augment=True)``, the shape
+maps translated alike) and to the fakes before the reader's condition loss, so a pattern must
+fool it under every draw; and :class:`ReaderEnsemble`, several readers of different seeds,
+the condition loss their mean.
 """
 
 from __future__ import annotations
@@ -44,7 +54,14 @@ from perception.benchmark import train_steps
 from perception.generative.scenes import random_hflip
 from physics.errors import ConfigError
 
-__all__ = ["ShapePresenceNet", "asked_presence", "train_presence_net", "presence_accuracy"]
+__all__ = ["ShapePresenceNet", "ReaderEnsemble", "Reader", "diff_augment", "asked_presence", "train_presence_net",
+           "presence_accuracy"]
+
+AUGMENT_SHIFT = 0.125  # diff_augment: translation up to this fraction of the height and width (replicated edges)
+AUGMENT_BRIGHTNESS = 0.15  # added, uniform in +-
+AUGMENT_SATURATION = (0.6, 1.4)  # factor on the distance from the pixel's grey
+AUGMENT_CONTRAST = (0.7, 1.3)  # factor on the distance from the image's mean
+AUGMENT_NOISE = 0.03  # Gaussian pixel noise's standard deviation
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
@@ -83,6 +100,73 @@ class ShapePresenceNet(nn.Module):
         return F.binary_cross_entropy(self.presence(images).clamp(1e-6, 1 - 1e-6), asked_presence(conditions, self.shapes))
 
 
+def diff_augment(images: Tensor, generator: torch.Generator, shape_maps: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor | None]:
+    """Random per-image translation, brightness, saturation, contrast and noise; differentiable in ``images``.
+
+    ``images`` [N, 3, H, W] (in [0, 1], not clamped after), ``shape_maps`` [N, H, W] (optional)
+    translated by the same integer shift (up to :data:`AUGMENT_SHIFT` of each side, edges
+    replicated: the render's floor continues).  All draws from ``generator``.  Returns
+    ``(images, shape_maps or None)``.
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ConfigError(f"diff_augment: images must be [N, 3, H, W], got {tuple(images.shape)}")
+    if shape_maps is not None and (shape_maps.shape[0] != images.shape[0] or shape_maps.shape[-2:] != images.shape[-2:]):
+        raise ConfigError(f"diff_augment: shape maps {tuple(shape_maps.shape)} do not match images {tuple(images.shape)}")
+    n, _, h, w = images.shape
+    g = generator
+
+    def uniform(lo: float, hi: float) -> Tensor:
+        return (lo + (hi - lo) * torch.rand(n, 1, 1, 1, generator=g)).to(images)
+
+    sh, sw = int(h * AUGMENT_SHIFT), int(w * AUGMENT_SHIFT)
+    dy = torch.randint(-sh, sh + 1, (n, 1), generator=g)
+    dx = torch.randint(-sw, sw + 1, (n, 1), generator=g)
+    rows = (torch.arange(h)[None] + dy).clamp(0, h - 1)  # [N, H]
+    cols = (torch.arange(w)[None] + dx).clamp(0, w - 1)  # [N, W]
+    idx = torch.arange(n)[:, None, None]
+    x = images.permute(0, 2, 3, 1)[idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    maps = None if shape_maps is None else shape_maps[idx, rows[:, :, None], cols[:, None, :]]
+    x = x + uniform(-AUGMENT_BRIGHTNESS, AUGMENT_BRIGHTNESS)
+    grey = x.mean(1, keepdim=True)
+    x = grey + (x - grey) * uniform(*AUGMENT_SATURATION)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = mean + (x - mean) * uniform(*AUGMENT_CONTRAST)
+    x = x + AUGMENT_NOISE * torch.randn(x.shape, generator=g).to(images)
+    return x, maps
+
+
+class ReaderEnsemble(nn.Module):
+    """Frozen :class:`ShapePresenceNet` readers as one condition loss (same interface: ``shapes``, :meth:`presence`, :meth:`condition_loss`).
+
+    :meth:`condition_loss`: the mean of each member's loss, each on its own :func:`diff_augment`
+    draw of the images when ``augment`` (draws from ``seed``); :meth:`presence`: the members'
+    mean probability, on the images as given (no augmentation).
+    """
+
+    def __init__(self, members: list[ShapePresenceNet], augment: bool, seed: int) -> None:
+        super().__init__()
+        if not members or len({m.shapes for m in members}) != 1:
+            raise ConfigError(f"ReaderEnsemble: needs >= 1 readers of the same shapes, got {[m.shapes for m in members]}")
+        self.members = nn.ModuleList(members)
+        self.shapes = members[0].shapes
+        self.augment = augment
+        self._draws = torch.Generator().manual_seed(seed)
+
+    def presence(self, images: Tensor) -> Tensor:
+        """The members' mean probability of each shape, float [N, shapes]."""
+        return torch.stack([m.presence(images) for m in self.members]).mean(0)
+
+    def condition_loss(self, images: Tensor, conditions: Tensor) -> Tensor:
+        """Mean over the members of :meth:`ShapePresenceNet.condition_loss`, each on its own augmentation draw."""
+        losses = [m.condition_loss(diff_augment(images, self._draws)[0] if self.augment else images, conditions)
+                  for m in self.members]
+        return torch.stack(losses).mean()
+
+
+Reader = ShapePresenceNet | ReaderEnsemble  # what a condition_head="classifier" GAN takes
+
+
 def asked_presence(conditions: Tensor, shapes: int) -> Tensor:
     """Which shapes a :func:`~perception.generative.scenes.shape_conditions` code asks for: float [N, shapes] of 0 / 1 (count > 0)."""
     if conditions.dim() != 2 or conditions.shape[1] % shapes or conditions.shape[1] // shapes < 2:
@@ -91,7 +175,7 @@ def asked_presence(conditions: Tensor, shapes: int) -> Tensor:
 
 
 @torch.no_grad()
-def presence_accuracy(net: ShapePresenceNet, images: Tensor, conditions: Tensor,
+def presence_accuracy(net: Reader, images: Tensor, conditions: Tensor,
                       chunk: int = 200) -> dict[str, float | list[float]]:
     """How well ``net`` reads the shapes present (probability > 0.5) against ``conditions``' counts > 0.
 
@@ -106,13 +190,14 @@ def presence_accuracy(net: ShapePresenceNet, images: Tensor, conditions: Tensor,
 
 
 def train_presence_net(images: Tensor, shape_maps: Tensor, conditions: Tensor, shapes: int, *, steps: int,
-                       batch: int, lr: float, seed: int, width: int = 16) -> ShapePresenceNet:
+                       batch: int, lr: float, seed: int, width: int = 16, augment: bool = False) -> ShapePresenceNet:
     """Train a :class:`ShapePresenceNet` on real renders, then freeze it (evaluation mode, no gradients).
 
     Loss per step: the per-pixel cross-entropy of its logits, up-sampled (bilinear) to the image,
     with the renderer's ``shape_maps`` [N, H, W], plus :meth:`ShapePresenceNet.condition_loss`
     with the renders' own ``conditions``; ``batch`` renders per step with horizontal flips,
-    Adam at the constant rate ``lr`` (:func:`~perception.benchmark.train_steps`).
+    Adam at the constant rate ``lr`` (:func:`~perception.benchmark.train_steps`).  ``augment``:
+    each batch also goes through :func:`diff_augment` (maps translated alike; draws from ``seed + 37``).
     """
     if not len(images) == len(shape_maps) == len(conditions) or shape_maps.shape[-2:] != images.shape[-2:]:
         raise ConfigError(f"train_presence_net: images {tuple(images.shape)}, shape maps {tuple(shape_maps.shape)} and "
@@ -120,9 +205,12 @@ def train_presence_net(images: Tensor, shape_maps: Tensor, conditions: Tensor, s
     torch.manual_seed(seed)
     net = ShapePresenceNet(shapes, width)
     flip = torch.Generator().manual_seed(seed + 31)
+    draws = torch.Generator().manual_seed(seed + 37)
 
     def step(idx: Tensor) -> dict[str, Tensor]:
         x, m = random_hflip(flip, images[idx], shape_maps[idx])
+        if augment:
+            x, m = diff_augment(x, draws, m)
         logits = net(x)
         dense = F.cross_entropy(F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False), m)
         present = F.binary_cross_entropy(logits.softmax(1)[:, 1:].flatten(2).max(2).values.clamp(1e-6, 1 - 1e-6),

@@ -49,7 +49,12 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.generative.autoencoder import CodecConfig, ConvDecoder, ConvEncoder
-from perception.generative.condition_classifier import ShapePresenceNet, train_presence_net
+from perception.generative.condition_classifier import (
+    Reader,
+    ReaderEnsemble,
+    ShapePresenceNet,
+    train_presence_net,
+)
 from perception.generative.scenes import (
     SHAPE_CONDITIONS,
     SceneRenders,
@@ -98,16 +103,16 @@ class GAN(nn.Module):
     """
 
     def __init__(self, config: CodecConfig | None = None, conditions: Tensor | None = None,
-                 classifier: ShapePresenceNet | None = None) -> None:
+                 classifier: Reader | None = None) -> None:
         super().__init__()
         self.config = config = config or CodecConfig()
         self.generator = ConvDecoder(config)
         frozen_head = bool(config.conditions) and config.condition_head == "classifier"
         self.discriminator = ConvEncoder(config, 1 if frozen_head else 1 + config.conditions)
         if frozen_head:
-            if not isinstance(classifier, ShapePresenceNet) or classifier.shapes != config.condition_blocks:
+            if not isinstance(classifier, (ShapePresenceNet, ReaderEnsemble)) or classifier.shapes != config.condition_blocks:
                 got = None if classifier is None else getattr(classifier, "shapes", type(classifier).__name__)
-                raise ConfigError(f"GAN: condition_head='classifier' needs a ShapePresenceNet of "
+                raise ConfigError(f"GAN: condition_head='classifier' needs a ShapePresenceNet (or ReaderEnsemble) of "
                                   f"{config.condition_blocks} shapes (one per condition block), got {got}")
             self.classifier = classifier.eval().requires_grad_(False)
         elif classifier is not None:
@@ -220,7 +225,7 @@ class GAN(nn.Module):
 
 def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: float, seed: int,
               per_round: int = 100, ema: float = 0.0, conditions: Tensor | None = None,
-              classifier: ShapePresenceNet | None = None) -> GAN:
+              classifier: Reader | None = None) -> GAN:
     """Train a GAN on ``images`` [N, 3, H, W] with the shared loop (Adam, beta1 0.5; horizontal flips).
 
     ``conditions`` [N, config.conditions]: each image's condition, for a class-conditional
@@ -244,7 +249,7 @@ def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: 
             per_round: int = 100, emas: Sequence[float] = (),
             snapshots: dict[int, ConvDecoder] | None = None,
             conditions: Tensor | None = None,
-            classifier: ShapePresenceNet | None = None) -> tuple[GAN, list[ConvDecoder]]:
+            classifier: Reader | None = None) -> tuple[GAN, list[ConvDecoder]]:
     """The training run of :func:`train_gan`: (the GAN as trained, one averaged generator per decay in ``emas``).
 
     ``conditions`` [N, config.conditions]: the images' conditions when ``config`` is
@@ -476,25 +481,32 @@ def _gan_run(quick: bool, seed: int, codec: CodecConfig, ema: float) -> GanRun:
     return GanRun(gan, seg, attr, train, test)
 
 
-def run_classifier(quick: bool, seed: int, codec: CodecConfig) -> ShapePresenceNet | None:
+def run_classifier(quick: bool, seed: int, codec: CodecConfig) -> Reader | None:
     """The frozen shape-presence reader of a ``condition_head='classifier'`` ``codec``, else None.
 
     Trained from ``seed + 41`` on the run's training renders, their shape maps and their
     :func:`shape_conditions` (:data:`CLASSIFIER_STEPS` steps; cached per process), before the GAN.
+    With ``codec.classifier_members`` > 1 or ``codec.classifier_augment``: a :class:`ReaderEnsemble`
+    whose member k trains from ``seed + 41 + 1000 k`` (with the augmentations when asked; its
+    draws on the fakes from ``seed + 43``).
     """
     if not (codec.conditions and codec.condition_head == "classifier"):
         return None
     run_conditions(codec, _renders_and_judges(quick, seed)[0])  # the width check
-    return _classifier(quick, seed, codec.condition_blocks)
+    if codec.classifier_members == 1 and not codec.classifier_augment:
+        return _classifier(quick, seed, codec.condition_blocks, 0, False)
+    members = [_classifier(quick, seed, codec.condition_blocks, k, codec.classifier_augment)
+               for k in range(codec.classifier_members)]
+    return ReaderEnsemble(members, codec.classifier_augment, seed + 43)
 
 
-@lru_cache(maxsize=2)
-def _classifier(quick: bool, seed: int, blocks: int) -> ShapePresenceNet:
+@lru_cache(maxsize=4)
+def _classifier(quick: bool, seed: int, blocks: int, member: int, augment: bool) -> ShapePresenceNet:
     size = _QUICK if quick else _FULL
     train = _renders_and_judges(quick, seed)[0]
     return train_presence_net(train.images, train.shapes, shape_conditions(train), blocks, steps=size.classifier_steps,
-                              batch=32 if not quick else 8, lr=CLASSIFIER_LR, seed=seed + 41,
-                              width=CLASSIFIER_WIDTH if not quick else 4)
+                              batch=32 if not quick else 8, lr=CLASSIFIER_LR, seed=seed + 41 + 1000 * member,
+                              width=CLASSIFIER_WIDTH if not quick else 4, augment=augment)
 
 
 def run_conditions(codec: CodecConfig, train: SceneRenders) -> Tensor | None:

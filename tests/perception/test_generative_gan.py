@@ -524,6 +524,20 @@ def test_a_presence_reader_learns_where_shapes_are_from_shape_maps_and_comes_bac
         train_presence_net(images, maps[:5], conds, 2, steps=1, batch=4, lr=1e-3, seed=0)
 
 
+def _two_squares(n: int = 32):
+    """Dark images with a red square on the left (shape 0) and / or a blue one on the right (shape 1)."""
+    g = torch.Generator().manual_seed(1)
+    images = 0.1 * torch.rand(n, 3, 16, 24, generator=g)
+    maps = torch.zeros(n, 16, 24, dtype=torch.long)
+    has = torch.stack([torch.arange(n) % 2, torch.arange(n) // 2 % 2], 1)
+    for i in range(n):
+        for s, (ch, x0) in enumerate(((0, 2), (2, 14))):
+            if has[i, s]:
+                images[i, ch, 4:10, x0:x0 + 6] = 1.0
+                maps[i, 4:10, x0:x0 + 6] = s + 1
+    return images, maps, torch.cat([torch.eye(3)[has[:, 0]], torch.eye(3)[has[:, 1]]], 1)
+
+
 def test_the_frozen_classifier_head_adds_the_readers_loss_to_the_generator_only():
     torch.manual_seed(0)
     y = TWO_SHAPES
@@ -570,3 +584,74 @@ def test_fit_gan_with_a_frozen_reader_changes_the_generator_not_the_reader():
     for k, v in gan.classifier.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert not torch.equal(gan.generator.project[0].weight, GAN(FROZEN, y, _reader()).generator.project[0].weight)
+
+
+def _grey_scene(n: int = 6):
+    """Grey images whose brightness is their shape map (0 floor, 1 or 2 a square), and the maps."""
+    maps = torch.zeros(n, 16, 24, dtype=torch.long)
+    for i in range(n):
+        maps[i, 4 + i % 3:10 + i % 3, 3 + 2 * i:9 + 2 * i] = 1 + i % 2
+    return (0.2 + 0.3 * maps.float())[:, None].expand(n, 3, 16, 24).clone(), maps
+
+
+def test_diff_augment_moves_images_and_shape_maps_together_and_keeps_gradients():
+    from perception.generative.condition_classifier import diff_augment
+
+    images, maps = _grey_scene()
+    x, m = diff_augment(images, torch.Generator().manual_seed(0), maps)
+    assert x.shape == images.shape and m.shape == maps.shape and m.dtype == maps.dtype
+    assert not torch.equal(m, maps)  # translated
+    for i in range(len(x)):  # colour jitter is affine per image on grey pixels (contrast >= 0.7), noise sd 0.03
+        inside, outside = x[i, 0][m[i] > 0], x[i, 0][m[i] == 0]
+        assert len(inside) and float(inside.min()) > float(outside.max())  # the square stayed under its map
+    again, m2 = diff_augment(images, torch.Generator().manual_seed(0), maps)
+    assert torch.equal(again, x) and torch.equal(m2, m)  # the draws are the generator's
+    assert diff_augment(images, torch.Generator().manual_seed(0))[1] is None
+    leaf = images.clone().requires_grad_(True)
+    grad, = torch.autograd.grad(diff_augment(leaf, torch.Generator().manual_seed(1))[0].sum(), leaf)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="shape maps"):
+        diff_augment(images, torch.Generator(), maps[:, :8])
+    with pytest.raises(ConfigError, match="images"):
+        diff_augment(images[:, :1], torch.Generator())
+
+
+def test_a_reader_ensemble_averages_its_members_and_augments_only_its_condition_loss():
+    from perception.generative.condition_classifier import ReaderEnsemble, ShapePresenceNet
+
+    a, b = _reader(0), _reader(1)
+    images = torch.rand(4, 3, 16, 24)
+    plain = ReaderEnsemble([a, b], augment=False, seed=0)
+    assert torch.allclose(plain.presence(images), (a.presence(images) + b.presence(images)) / 2)
+    want = (a.condition_loss(images, TWO_SHAPES) + b.condition_loss(images, TWO_SHAPES)) / 2
+    assert torch.allclose(plain.condition_loss(images, TWO_SHAPES), want, atol=1e-6)
+    aug, aug2 = ReaderEnsemble([a, b], augment=True, seed=3), ReaderEnsemble([a, b], augment=True, seed=3)
+    assert torch.equal(aug.presence(images), plain.presence(images))  # reading is not augmented
+    first = aug.condition_loss(images, TWO_SHAPES)
+    assert not torch.allclose(first, want) and torch.equal(first, aug2.condition_loss(images, TWO_SHAPES))
+    assert not torch.equal(aug.condition_loss(images, TWO_SHAPES), first)  # a fresh draw each call
+    with pytest.raises(ConfigError, match="same shapes"):
+        ReaderEnsemble([a, ShapePresenceNet(3, width=4)], augment=False, seed=0)
+    gan = GAN(FROZEN, TWO_SHAPES, aug)  # a condition_head="classifier" GAN takes an ensemble
+    z = torch.randn(4, FROZEN.latent)
+    assert set(gan.losses(images, z, TWO_SHAPES)) == {"loss", "d_loss", "g_loss", "g_class"}
+    g_params = list(gan.generator.parameters())
+    fake = gan.generator(torch.cat([z, TWO_SHAPES], 1))
+    grads = torch.autograd.grad(gan.classifier.condition_loss(fake, TWO_SHAPES), g_params)
+    assert any(g.abs().sum() > 0 for g in grads)  # the augmented loss reaches the generator
+    assert not any(p.requires_grad for p in a.parameters())
+
+
+def test_the_reader_options_are_classifier_only_and_an_augmented_reader_still_learns():
+    from perception.generative.condition_classifier import presence_accuracy, train_presence_net
+
+    with pytest.raises(ConfigError, match="classifier_members"):
+        CodecConfig(conditions=6, condition_blocks=2, classifier_augment=True)
+    with pytest.raises(ConfigError, match="classifier_members"):
+        CodecConfig(conditions=6, condition_blocks=2, condition_head="classifier", classifier_members=0)
+    images, maps, conds = _two_squares()
+    plain = train_presence_net(images, maps, conds, 2, steps=2, batch=8, lr=1e-2, seed=0, width=4)
+    aug = train_presence_net(images, maps, conds, 2, steps=2, batch=8, lr=1e-2, seed=0, width=4, augment=True)
+    assert not torch.equal(plain.head.weight, aug.head.weight)  # the augmentation changes what it trains on
+    net = train_presence_net(images, maps, conds, 2, steps=80, batch=16, lr=1e-2, seed=0, width=4, augment=True)
+    assert presence_accuracy(net, images, conds)["present_set"] >= 0.9

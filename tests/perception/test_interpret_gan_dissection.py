@@ -493,3 +493,28 @@ def test_the_frozen_classifier_option_trains_the_classifier_first_and_dissects_a
     assert clf.presence(gan.sample(2)).shape == (2, len(SHAPES))
     assert run_classifier(True, 0, RESIZE_CODEC) is None and run_classifier(True, 0, AUXILIARY_CODEC) is None
     assert not train_gan_run(True, 0).gan.frozen_classifier  # the entry stays unconditional
+
+
+def test_the_augmented_reader_option_builds_an_augmented_ensemble_and_the_plain_reader_stays_as_it_was():
+    from dataclasses import replace
+
+    from perception.generative.condition_classifier import ReaderEnsemble, ShapePresenceNet
+    from perception.generative.gan import GAN, run_classifier, train_gan_run
+    from perception.interpret.gan_dissection import (
+        AUGMENTED_CLASSIFIER_CODEC,
+        FROZEN_CLASSIFIER_CODEC,
+    )
+
+    assert AUGMENTED_CLASSIFIER_CODEC == replace(FROZEN_CLASSIFIER_CODEC, classifier_augment=True)
+    assert FROZEN_CLASSIFIER_CODEC.classifier_members == 1 and not FROZEN_CLASSIFIER_CODEC.classifier_augment
+    plain = run_classifier(True, 0, FROZEN_CLASSIFIER_CODEC)
+    assert isinstance(plain, ShapePresenceNet)  # the fourteenth look's reader, unchanged
+    aug = run_classifier(True, 0, AUGMENTED_CLASSIFIER_CODEC)
+    assert isinstance(aug, ReaderEnsemble) and aug.augment and len(aug.members) == 1
+    assert not torch.equal(aug.members[0].head.weight, plain.head.weight)  # trained on augmented renders, same seed
+    two = run_classifier(True, 0, replace(FROZEN_CLASSIFIER_CODEC, classifier_members=2))
+    assert not two.augment and two.members[0] is plain  # member 0 is the plain reader; member 1 a new seed
+    assert not torch.equal(two.members[1].head.weight, plain.head.weight)
+    gan = train_gan_run(True, 0, AUGMENTED_CLASSIFIER_CODEC).gan
+    assert isinstance(gan, GAN) and isinstance(gan.classifier, ReaderEnsemble) and gan.classifier.augment
+    assert gan.classifier.presence(gan.sample(2)).shape == (2, len(SHAPES))
