@@ -17,6 +17,8 @@ about 0.75-0.76. This walks from one to the other, one change at a time, on the 
 * ``floor_estimate_true_radius``: the same with the true radii in the gap (is the radius estimate the loss?);
 * ``floor_gap_exact_change`` / ``exact_gap_floor_change``: which half fails, the estimated gaps with the exact
   velocity changes, or the exact gaps with the estimated (differenced) changes;
+* ``foot_estimate``: another monocular cue, the mask's lowest pixel row (its mean column, the row's bottom edge)
+  mapped to the floor z = 0 through the camera, pushed back by the estimated R along the view's floor direction;
 * ``hand_2d``: the masks' 2-D hand score of ``vatt_headroom.py`` (image gaps in half-widths, exp(-gap / 0.1)).
 
 With SCALE > 1 (an integer) each clip is also rendered at SCALE times the width and height (the same seed, so the
@@ -82,6 +84,26 @@ def estimates(c, cfg, n):  # floor estimate and 2-D hand score from the clip's f
     return score(est, differenced(est, masked), g[..., 2], masked), hand, est, masked, g[..., 2]
 
 
+def foot(c, cfg, n, radius):  # [T, O, 2] floor centres from each mask's lowest row; radius [T, O]
+    camera = cfg.world_config().camera.with_size(cfg.width, cfg.height)
+    right, up, forward = camera.axes()
+    tan_x = np.tan(np.radians(camera.fov_x_deg) / 2)
+    tan_y = np.tan(np.radians(camera.fov_y_deg) / 2)
+    out = np.zeros((len(c.masks), n, 2))
+    for t, m in enumerate(c.masks):
+        for o in range(n):
+            rows, cols = np.nonzero(m == o)
+            if not len(rows):
+                continue
+            low = rows.max()
+            col = cols[rows == low].mean()
+            ray = forward + ((col + 0.5) / cfg.width * 2 - 1) * tan_x * right + (1 - (low + 1) / cfg.height * 2) * tan_y * up
+            point = np.asarray(camera.eye) - camera.eye[2] / min(ray[2], -1e-3) * ray
+            away = ray[:2] / np.linalg.norm(ray[:2])
+            out[t, o] = point[:2] + radius[t, o] * away
+    return out
+
+
 def feats(seed):
     global mismatched
     c = make_clip(seed, CLIP_CONFIG)
@@ -94,12 +116,14 @@ def feats(seed):
     every = np.ones_like(masked)
     dv = np.linalg.norm(np.diff(vel, axis=0, prepend=vel[:1]), axis=2)
     floor, hand, est, _, est_rad = estimates(c, CLIP_CONFIG, len(order))
+    feet = foot(c, CLIP_CONFIG, len(order), est_rad)
     f = {"exact": score(pos, dv, rad, every), "exact_masked": score(pos, dv, rad, masked),
          "positions_all": score(pos, differenced(pos, every), rad, every),
          "positions_masked": score(pos, differenced(pos, masked), rad, masked),
          "floor_estimate": floor, "floor_estimate_true_radius": score(est, differenced(est, masked), rad, masked),
          "floor_gap_exact_change": score(est, dv, est_rad, masked),
-         "exact_gap_floor_change": score(pos, differenced(est, masked), rad, masked), "hand_2d": hand}
+         "exact_gap_floor_change": score(pos, differenced(est, masked), rad, masked), "hand_2d": hand,
+         "foot_estimate": score(feet, differenced(feet, masked), est_rad, masked)}
     if SCALE > 1:
         fine = make_clip(seed, FINE)
         same = len(fine.objects) == len(c.objects) and all(
