@@ -25,6 +25,14 @@ One JSON object is printed.
 
 Twenty-second session, vatt2: HEADROOM_EXTRA (comma-separated ``vatt_bank.py`` files with masks) appends more
 training clips, e.g. the 2,400 of seeds 600-2999 in /work/data/vatt2/s22, to see whether the readers gain with data.
+
+Twenty-second session, vatt3: the floor. ``ground_features`` (where each object stands on the floor, from its mask's
+centre and size and the clips' fixed, known camera; ``perception.audiovisual.object_tokens``) add the designs
+``objects_frame_ground`` and ``objects_frame_learned_pairs_ground`` (``object_ground=True``: each object token carries
+them too) and the ceilings ``ground_contact_*`` (the exact-trajectory ceiling's score, exp(-gap / 0.3) in scene units,
+from the floor estimates instead of the truth), ``hand_and_ground_contact_*`` (both scores per frame),
+``all_ground_features_*`` and ``all_object_and_ground_features_boosted_trees``; ``probe_600`` gives every linear
+probe a second figure fitted on the first 600 training clips only (the benchmark's labelled clips).
 """
 import json
 import os
@@ -33,8 +41,14 @@ import time
 
 import torch
 
-from perception.audiovisual.clips import VOCABULARY
-from perception.audiovisual.object_tokens import SIZE_SCALE, object_features, pair_features
+from perception.audiovisual.clips import CLIP_CONFIG, VOCABULARY
+from perception.audiovisual.object_tokens import (
+    SIZE_SCALE,
+    ground_contact,
+    ground_features,
+    object_features,
+    pair_features,
+)
 from perception.audiovisual.vatt import VATT, VATTConfig, collision_late, linear_probe
 
 torch.set_num_threads(1)
@@ -48,6 +62,9 @@ for extra in filter(None, os.environ.get("HEADROOM_EXTRA", "").split(",")):  # m
     del more
 ytr, yte = collision_late(tr["collisions"]), collision_late(te["collisions"])
 otr, ote = object_features(tr["frames"], tr["masks"], 4), object_features(te["frames"], te["masks"], 4)
+camera = CLIP_CONFIG.world_config().camera.with_size(CLIP_CONFIG.width, CLIP_CONFIG.height)  # the banks' (fixed)
+gtr, gte = ground_features(otr, camera), ground_features(ote, camera)
+ogtr, ogte = torch.cat([otr, gtr], -1), torch.cat([ote, gte], -1)
 common = dict(height=48, width=64, samples=22016, chunk=128, vocab=len(VOCABULARY), audio_front="stft",
               temporal_nce=1.0, temporal_negatives="clip")
 objects = dict(common, frames=16, tubelet=(4, 8, 8), video_stem="objects", audio_positions=False,
@@ -59,20 +76,33 @@ designs = {
     "objects_frame_pairs": (VATTConfig(**objects, object_attention="frame", object_pairs=True), otr, ote),
     "objects_frame_learned_pairs": (VATTConfig(**objects, object_attention="frame", object_pairs=True,
                                                pair_tokens="learned"), otr, ote),
+    "objects_frame_ground": (VATTConfig(**objects, object_attention="frame", object_ground=True), ogtr, ogte),
+    "objects_frame_learned_pairs_ground": (VATTConfig(**objects, object_attention="frame", object_pairs=True,
+                                                      pair_tokens="learned", object_ground=True), ogtr, ogte),
 }
-chosen = sys.argv[3].split(",") if len(sys.argv) > 3 else list(designs)[:-1]
+N600 = min(600, len(ytr))  # the first 600 training clips: the benchmark's labelled ones
+
+
+def probe(a, b):  # the benchmark's linear probe, fitted on every training clip and on the first 600 only
+    return {"probe": round(linear_probe(a, ytr, b, yte, 2, 0), 4),
+            "probe_600": round(linear_probe(a[:N600], ytr[:N600], b, yte, 2, 0), 4)}
+
+chosen = sys.argv[3].split(",") if len(sys.argv) > 3 else list(designs)[:4]
 designs = {k: designs[k] for k in chosen if k != "none"}
 res = {"random_encoder": {}}
 for name, (cfg, vtr, vte) in designs.items():
-    probes = []
+    probes, probes600 = [], []
     for s in range(inits):
         torch.manual_seed(s)
         model = VATT(cfg)
-        probes.append(linear_probe(model.video_features(vtr, per_time=True), ytr,
-                                   model.video_features(vte, per_time=True), yte, 2, 0))
-    p = torch.tensor(probes)
+        r = probe(model.video_features(vtr, per_time=True), model.video_features(vte, per_time=True))
+        probes.append(r["probe"])
+        probes600.append(r["probe_600"])
+    p, p6 = torch.tensor(probes), torch.tensor(probes600)
     res["random_encoder"][name] = {"per_init": [round(x, 4) for x in probes], "mean": round(float(p.mean()), 4),
-                                   "min": round(float(p.min()), 4), "max": round(float(p.max()), 4)}
+                                   "min": round(float(p.min()), 4), "max": round(float(p.max()), 4),
+                                   "per_init_600": [round(x, 4) for x in probes600],
+                                   "mean_600": round(float(p6.mean()), 4)}
 
 
 def contact(f):  # vatt_mask_ceiling.py's hand score, per frame: [N, T]
@@ -85,13 +115,20 @@ def contact(f):  # vatt_mask_ceiling.py's hand score, per frame: [N, T]
 
 
 ctr, cte = contact(otr), contact(ote)
-ceil = {"hand_contact_linear_probe": linear_probe(ctr, ytr, cte, yte, 2, 0)}
+ktr, kte = ground_contact(gtr, otr[..., 0] > 0.5), ground_contact(gte, ote[..., 0] > 0.5)
+hktr, hkte = torch.cat([ctr, ktr], 1), torch.cat([cte, kte], 1)
+ceil = {"hand_contact_linear_probe": linear_probe(ctr, ytr, cte, yte, 2, 0),
+        "hand_contact_linear_probe_600": probe(ctr, cte)["probe_600"],
+        "ground_contact_linear_probe": probe(ktr, kte), "hand_and_ground_contact_linear_probe": probe(hktr, hkte)}
 try:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     ptr, pte = pair_features(otr, 48, 64).flatten(1), pair_features(ote, 48, 64).flatten(1)
     for name, (a, b) in {"hand_contact": (ctr, cte), "all_pair_features": (ptr, pte),
-                         "all_object_features": (otr.flatten(1), ote.flatten(1))}.items():
+                         "all_object_features": (otr.flatten(1), ote.flatten(1)),
+                         "ground_contact": (ktr, kte), "hand_and_ground_contact": (hktr, hkte),
+                         "all_ground_features": (gtr.flatten(1), gte.flatten(1)),
+                         "all_object_and_ground_features": (ogtr.flatten(1), ogte.flatten(1))}.items():
         gbt = HistGradientBoostingClassifier(random_state=0).fit(a.numpy(), ytr.numpy())
         ceil[f"{name}_boosted_trees"] = float((torch.from_numpy(gbt.predict(b.numpy())) == yte).float().mean())
 except ImportError:  # the [tools] extra is not installed

@@ -32,29 +32,53 @@ velocity" is one small read of a pair token rather than something attention must
     5, 6   change      the smaller and the larger of the two |velocity change|
     7      opposed     |change(i) - change(j)|
 
+Ground features (twenty-second session, vatt3; off unless asked for): where each object stands on the floor,
+in scene units, from the same two measurements of the mask (its centre and its size) and the camera that rendered
+the frames (fixed and known: CLEVRER's camera does not move). It is a monocular cue any viewer of the frames with
+the camera's calibration can compute, not the simulator's truth: objects rest on the floor (z = 0), so an object
+of radius ``R`` has its centre at height ``R``, and seen at depth ``d`` its mask has a radius of about
+``R * f / d`` pixels (``f`` the focal length in pixels). The ray through the mask's centre meets the plane
+``z = R`` at ``d = eye_z / (k - ray_z)`` with ``k = sqrt(area / pi) / f`` (the ray scaled to unit depth), which
+gives ``R = k * d`` and the centre ``eye + d * ray``. Occlusion (a mask cut by a nearer object) biases both.
+``ground_features(object_features(...), camera)`` -> float [N, T, S, GROUND_FEATURES] (all zero where the object
+is not in view)::
+
+    0, 1   ground     the centre's x, y on the floor, divided by GROUND_SCALE
+    2      radius     R, scene units
+    3, 4   velocity   ground(t) - ground(t - 1), scene units a frame (0 unless in view in both frames)
+    5, 6   change     velocity(t) - velocity(t - 1) (0 unless both velocities exist)
+
 Shapes (N clips, T frames of H x W, S object slots)::
 
     frames    uint8 [N, T, 3, H, W] (or float in [0, 1])
     masks     int   [N, T, H, W]     -1 background, else the object's index in 0 .. S - 1
     object_features(frames, masks, S) -> float [N, T, S, OBJECT_FEATURES]
     pair_features(object_features(...), H, W) -> float [N, T, S * (S - 1) / 2, PAIR_FEATURES]
+    ground_features(object_features(...), camera) -> float [N, T, S, GROUND_FEATURES]
+    ground_contact(ground_features(...)) -> float [N, T]
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
 
 from physics.errors import StateError
+from physics.worlds.camera import Camera
 
-__all__ = ["OBJECT_FEATURES", "PAIR_FEATURES", "SIZE_SCALE", "VELOCITY_SCALE", "object_features", "pair_features",
-           "pair_slots"]
+__all__ = ["GROUND_FEATURES", "GROUND_SCALE", "OBJECT_FEATURES", "PAIR_FEATURES", "SIZE_SCALE", "VELOCITY_SCALE",
+           "ground_contact", "ground_features", "object_features", "pair_features", "pair_slots"]
 
 OBJECT_FEATURES = 11
 PAIR_FEATURES = 8
 CLOSENESS_SCALE = 0.1  # half-widths: the trajectory ceiling's contact kernel (docs/results/vatt_mask_ceiling.py)
 SIZE_SCALE = 4.0  # an object of about 60 of 3,072 pixels (48 x 64) gets a size near 0.6
 VELOCITY_SCALE = 10.0  # a pushed object moves 0.02-0.1 of the half-width a frame; this maps it near [-1, 1]
+GROUND_FEATURES = 7
+GROUND_SCALE = 3.0  # scene units: the clips' objects stay within about +-3 (AudioVisualConfig.extent 2.5)
+GROUND_CONTACT_SCALE = 0.3  # scene units: the exact-trajectory ceiling's contact kernel (vatt_trajectory_ceiling.py)
 _CLIPS_AT_ONCE = 32  # the one-hot masks of 32 clips of 16 x 48 x 64 x 4 slots take 25 MB
 
 
@@ -128,3 +152,50 @@ def pair_features(features: Tensor, height: int, width: int) -> Tensor:
     out = torch.stack([both.float(), gap, closeness, closing, relative.norm(dim=-1), torch.minimum(change_a, change_b),
                        torch.maximum(change_a, change_b), opposed], -1)
     return out * both[..., None]
+
+
+def ground_features(features: Tensor, camera: Camera) -> Tensor:
+    """Where each object stands on the floor, from :func:`object_features`' output [N, T, S, OBJECT_FEATURES] of
+    frames rendered by ``camera`` (its ``width`` x ``height`` must be the frames'; module docstring)
+    -> float [N, T, S, GROUND_FEATURES]."""
+    if features.dim() != 4 or features.shape[-1] != OBJECT_FEATURES:
+        raise StateError(f"ground_features: needs object features [N, T, S, {OBJECT_FEATURES}], "
+                         f"got {tuple(features.shape)}")
+    right, up, forward = (torch.tensor(a, dtype=torch.float32) for a in camera.axes())
+    eye = torch.tensor(camera.eye, dtype=torch.float32)
+    tan_x = math.tan(math.radians(camera.fov_x_deg) / 2.0)
+    tan_y = math.tan(math.radians(camera.fov_y_deg) / 2.0)
+    present = features[..., 0] > 0.5
+    # the centre feature is the pixel centre's position in [-1, 1] (v downwards), as pixel_rays_at takes it
+    ray = forward + (features[..., 1:2] * tan_x) * right - (features[..., 2:3] * tan_y) * up  # [N, T, S, 3]
+    focal = camera.width / 2.0 / tan_x  # pixels
+    radius_px = features[..., 3] / SIZE_SCALE * (camera.height * camera.width / math.pi) ** 0.5
+    k = radius_px / focal
+    depth = eye[2] / (k - ray[..., 2]).clamp_min(1e-3)  # z = R = k d on the ray eye + d ray
+    centre = eye + depth[..., None] * ray
+    ground = centre[..., :2]
+    moved = present[:, 1:] & present[:, :-1]
+    velocity = torch.zeros_like(ground)
+    velocity[:, 1:] = (ground[:, 1:] - ground[:, :-1]) * moved[..., None]
+    has_velocity = torch.zeros_like(present)
+    has_velocity[:, 1:] = moved
+    change = torch.zeros_like(ground)
+    both = has_velocity[:, 1:] & has_velocity[:, :-1]
+    change[:, 1:] = (velocity[:, 1:] - velocity[:, :-1]) * both[..., None]
+    out = torch.cat([ground / GROUND_SCALE, (k * depth)[..., None], velocity, change], -1)
+    return out * present[..., None]
+
+
+def ground_contact(ground: Tensor, present: Tensor) -> Tensor:
+    """The exact-trajectory ceiling's contact score from :func:`ground_features` [N, T, S, GROUND_FEATURES] and
+    which slots are in view, bool [N, T, S]: per frame, over pairs in view, the smaller |velocity change| times
+    exp(-gap / GROUND_CONTACT_SCALE), gap = floor distance less both radii -> float [N, T]."""
+    if ground.dim() != 4 or ground.shape[-1] != GROUND_FEATURES or present.shape != ground.shape[:3]:
+        raise StateError(f"ground_contact: needs ground features [N, T, S, {GROUND_FEATURES}] and present [N, T, S], "
+                         f"got {tuple(ground.shape)} and {tuple(present.shape)}")
+    s = ground.shape[2]
+    centre, radius, change = ground[..., 0:2] * GROUND_SCALE, ground[..., 2], ground[..., 5:7].norm(dim=-1)
+    gap = (centre[..., :, None, :] - centre[..., None, :, :]).norm(dim=-1) - radius[..., :, None] - radius[..., None, :]
+    pair = present[..., :, None] & present[..., None, :] & ~torch.eye(s, dtype=torch.bool)
+    score = torch.minimum(change[..., :, None], change[..., None, :]) * torch.exp(-gap.clamp_min(0) / GROUND_CONTACT_SCALE)
+    return torch.where(pair, score, torch.zeros_like(score)).flatten(-2).amax(-1)

@@ -23,7 +23,8 @@ token, never at evaluation), which cuts the cost of the quadratic attention.
 Shapes (N clips)::
 
     video    float [N, T, 3, H, W] in [0, 1]   T, H, W multiples of the tubelet
-             (``video_stem="objects"``: float [N, T, S, OBJECT_FEATURES], :func:`object_features` of S slots)
+             (``video_stem="objects"``: float [N, T, S, OBJECT_FEATURES], :func:`object_features` of S slots;
+             with ``object_ground`` its :func:`ground_features` appended: [N, T, S, OBJECT_FEATURES + GROUND_FEATURES])
     audio    float [N, L]                       raw waveform, L a multiple of the chunk
     text     int64 [N, P, W]                    P phrases of W word ids (0 = padding), >= 1 word per clip
     VATT.video_features(video) -> float [N, 2 * dim]   ([AGG] output beside the mean of the tokens)
@@ -44,8 +45,10 @@ from torch import Tensor, nn
 
 from perception.audiovisual.clips import VOCABULARY, ClipBank, clip_bank
 from perception.audiovisual.object_tokens import (
+    GROUND_FEATURES,
     OBJECT_FEATURES,
     PAIR_FEATURES,
+    ground_features,
     object_features,
     pair_features,
     pair_slots,
@@ -169,6 +172,11 @@ class VATTConfig:
         temporal_skip_first: Leave the first time step out of ``temporal_nce`` (each clip's steps 1.. only). The
             first step carries marks no other step has (no velocity in its first frame, the causal STFT's zero
             padding), so it can be matched by those marks alone; without it only what happens can win the NCE.
+        object_ground: In the ``"objects"`` stem, each object token also carries where the object stands on the
+            floor (:func:`perception.audiovisual.object_tokens.ground_features`: its floor position, radius and
+            their motion in scene units, from the mask and the known camera), so the stem's input is
+            ``[..., OBJECT_FEATURES + GROUND_FEATURES]`` (see :attr:`object_inputs`). Twenty-second session, vatt3:
+            the masks' 2-D gaps read the probe's label at about 0.78 whatever reads them; depth is the cue they lack.
     """
 
     frames: int = 8
@@ -200,6 +208,7 @@ class VATTConfig:
     object_pairs: bool = False
     pair_tokens: str = "measured"
     temporal_skip_first: bool = False
+    object_ground: bool = False
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -240,6 +249,8 @@ class VATTConfig:
         if self.object_pairs and (self.video_stem != "objects" or self.object_slots < 2):
             raise ConfigError(f"VATTConfig: object_pairs needs video_stem 'objects' and object_slots >= 2, got "
                               f"video_stem {self.video_stem!r}, object_slots {self.object_slots}")
+        if self.object_ground and self.video_stem != "objects":
+            raise ConfigError(f"VATTConfig: object_ground needs video_stem 'objects', got {self.video_stem!r}")
         if self.pair_tokens not in PAIR_TOKENS or (self.pair_tokens != "measured" and not self.object_pairs):
             raise ConfigError(f"VATTConfig: pair_tokens must be one of {', '.join(PAIR_TOKENS)} ('learned' with "
                               f"object_pairs=True), got {self.pair_tokens!r}, object_pairs {self.object_pairs}")
@@ -264,6 +275,11 @@ class VATTConfig:
         """Video tokens per frame of the ``"objects"`` stem: the object slots, and their pairs when asked."""
         s = self.object_slots
         return s + (s * (s - 1) // 2 if self.object_pairs else 0)
+
+    @property
+    def object_inputs(self) -> int:
+        """Features of one object token of the ``"objects"`` stem (``object_ground`` adds the floor's)."""
+        return OBJECT_FEATURES + (GROUND_FEATURES if self.object_ground else 0)
 
     @property
     def audio_tokens(self) -> int:
@@ -379,9 +395,9 @@ class VATT(nn.Module):
         if c.video_stem == "conv":
             self.stem = _TubeletCNN(channels, c.tubelet, c.dim, c.stem_width)
         elif c.video_stem == "objects":
-            self.objects = nn.Sequential(nn.Linear(OBJECT_FEATURES, c.dim), nn.GELU(), nn.Linear(c.dim, c.dim))
+            self.objects = nn.Sequential(nn.Linear(c.object_inputs, c.dim), nn.GELU(), nn.Linear(c.dim, c.dim))
             if c.object_pairs:
-                inputs = PAIR_FEATURES if c.pair_tokens == "measured" else 3 * OBJECT_FEATURES
+                inputs = PAIR_FEATURES if c.pair_tokens == "measured" else 3 * c.object_inputs
                 self.pairs = nn.Sequential(nn.Linear(inputs, c.dim), nn.GELU(), nn.Linear(c.dim, c.dim))
         else:
             self.patch = nn.Conv3d(channels, c.dim, c.tubelet, c.tubelet)  # linear projection of raw tubelets
@@ -427,9 +443,9 @@ class VATT(nn.Module):
         """Object features [N, T, S, F] -> tokens [N, T * S, dim] (time positions when the config says) and
         whether each token's object is in view, bool [N, T * S]."""
         c = self.config
-        if features.dim() != 4 or tuple(features.shape[1:]) != (c.frames, c.object_slots, OBJECT_FEATURES):
+        if features.dim() != 4 or tuple(features.shape[1:]) != (c.frames, c.object_slots, c.object_inputs):
             raise StateError(f"VATT: the objects stem needs object features [N, {c.frames}, {c.object_slots}, "
-                             f"{OBJECT_FEATURES}], got {tuple(features.shape)}")
+                             f"{c.object_inputs}] (object_ground={c.object_ground}), got {tuple(features.shape)}")
         tokens = self.objects(features)  # [N, T, S, dim]
         present = features[..., 0] > 0.5  # [N, T, S]
         if c.object_pairs:  # then the frame's pair tokens: [N, T, S + P, dim]
@@ -445,7 +461,7 @@ class VATT(nn.Module):
         [N, T, P] (``pair_tokens`` of the config)."""
         c = self.config
         if c.pair_tokens == "measured":
-            pairs = pair_features(features, c.height, c.width)
+            pairs = pair_features(features[..., :OBJECT_FEATURES], c.height, c.width)
             return self.pairs(pairs), pairs[..., 0] > 0.5
         i, j = pair_slots(c.object_slots)
         a, b = features[:, :, i], features[:, :, j]  # [N, T, P, F]
@@ -776,7 +792,11 @@ def _inputs(bank: ClipBank, config: VATTConfig) -> tuple[Tensor, Tensor, Tensor]
     if stride < 1 or bank.frames.shape[1] != stride * config.frames:
         raise ConfigError(f"vatt: {config.frames} frames do not stride the bank's {bank.frames.shape[1]} evenly")
     if config.video_stem == "objects":
-        video = object_features(bank.frames, bank.masks, config.object_slots)[:, ::stride]
+        video = object_features(bank.frames, bank.masks, config.object_slots)
+        if config.object_ground:  # the floor from the mask and the camera that rendered the bank (fixed)
+            camera = bank.config.world_config().camera.with_size(bank.config.width, bank.config.height)
+            video = torch.cat([video, ground_features(video, camera)], -1)
+        video = video[:, ::stride]
     else:
         video = bank.frames[:, ::stride].float() / 255.0
     return video, bank.wave[:, : config.samples], bank.text

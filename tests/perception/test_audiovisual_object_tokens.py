@@ -8,10 +8,14 @@ import pytest
 import torch
 
 from perception.audiovisual.object_tokens import (
+    GROUND_FEATURES,
+    GROUND_SCALE,
     OBJECT_FEATURES,
     PAIR_FEATURES,
     SIZE_SCALE,
     VELOCITY_SCALE,
+    ground_contact,
+    ground_features,
     object_features,
     pair_features,
     pair_slots,
@@ -305,3 +309,109 @@ def test_the_quick_bench_runs_the_objects_stem_at_its_own_rate():
     assert 0.0 <= out.figures["probe_accuracy"]["drop_token"] <= 1.0
     with pytest.raises(ConfigError, match="lr"):
         run_vatt_bench(True, 0, lr=0.0)
+
+
+def _seen(camera, centres: list[tuple[float, float, float]]) -> torch.Tensor:
+    """Object features [1, T, 1, OBJECT_FEATURES] of a ball of radius r resting at (x, y) per frame, as a mask of
+    it would measure them: its centre's pixel position and the radius it shows, r f / depth."""
+    import math
+
+    f = torch.zeros(1, len(centres), 1, OBJECT_FEATURES)
+    focal = camera.width / 2 / math.tan(math.radians(camera.fov_x_deg) / 2)
+    for t, (x, y, r) in enumerate(centres):
+        u, v, depth = camera.project([[x, y, r]])[0]
+        f[0, t, 0, :3] = torch.tensor([1.0, u / camera.width * 2 - 1, v / camera.height * 2 - 1])
+        f[0, t, 0, 3] = r * focal / depth * SIZE_SCALE / (camera.height * camera.width / math.pi) ** 0.5
+    return f
+
+
+def test_ground_features_put_a_resting_ball_back_on_the_floor_through_the_camera():
+    from physics.worlds.camera import CLEVR_CAMERA
+
+    cam = CLEVR_CAMERA.with_size(64, 48)
+    path = [(-1.0, 0.5, 0.7), (-0.6, 0.5, 0.7), (-0.2, 0.5, 0.7), (-0.2, 0.9, 0.7)]  # a large ball turns at frame 3
+    g = ground_features(_seen(cam, path), cam)
+    assert g.shape == (1, 4, 1, GROUND_FEATURES)
+    assert torch.allclose(g[0, :, 0, :2] * GROUND_SCALE, torch.tensor([p[:2] for p in path]), atol=1e-3)
+    assert torch.allclose(g[0, :, 0, 2], torch.full((4,), 0.7), atol=1e-3)
+    assert torch.allclose(g[0, :, 0, 3:5], torch.tensor([[0, 0], [0.4, 0], [0.4, 0], [0, 0.4]]), atol=1e-3)
+    assert torch.allclose(g[0, :, 0, 5:7], torch.tensor([[0, 0], [0, 0], [0, 0], [-0.4, 0.4]]), atol=1e-3)
+    # a small ball at the same pixel is nearer the camera and lower: the size tells depth apart
+    near = ground_features(_seen(cam, [(1.0, -1.0, 0.35)]), cam)[0, 0, 0]
+    assert torch.allclose(near[:3], torch.tensor([1.0 / GROUND_SCALE, -1.0 / GROUND_SCALE, 0.35]), atol=1e-3)
+    # not in view: all zero, and no velocity into or out of the gap
+    f = _seen(cam, path)
+    f[0, 1] = 0.0
+    h = ground_features(f, cam)
+    assert not h[0, 1].any() and not h[0, 2, 0, 3:].any() and not h[0, 3, 0, 5:].any()
+    with pytest.raises(StateError, match="ground_features"):
+        ground_features(torch.zeros(1, 4, 1, 5), cam)
+
+
+def test_ground_features_of_rendered_frames_find_the_objects_on_the_floor():
+    import numpy as np
+
+    from physics.worlds.audiovisual import AudioVisualConfig, make_clip
+
+    cfg = AudioVisualConfig(frames=4, height=48, width=64)
+    clip = make_clip(3, cfg)
+    of = object_features(torch.from_numpy(clip.frames).permute(0, 3, 1, 2)[None],
+                         torch.from_numpy(clip.masks.astype(np.int64))[None], len(clip.objects))
+    g = ground_features(of, cfg.world_config().camera.with_size(64, 48))
+    errors = [float((g[0, t, o.index, :2] * GROUND_SCALE - torch.from_numpy(o.positions[t, :2])).norm())
+              for o in clip.objects for t in range(4) if of[0, t, o.index, 0] > 0.5]
+    assert len(errors) >= 4 and float(np.median(errors)) < 0.4  # scene units; objects are 0.35-0.7 in radius
+
+
+def test_ground_contact_scores_a_touching_pair_that_changes_velocity_by_its_floor_gap():
+    g = torch.zeros(1, 3, 3, GROUND_FEATURES)
+    g[0, :, 0, :3] = torch.tensor([0.0, 0.0, 0.5])
+    g[0, :, 1, :3] = torch.tensor([1.0 / GROUND_SCALE, 0.0, 0.5])  # touching: gap 1 - 0.5 - 0.5 = 0
+    g[0, :, 2, :3] = torch.tensor([2.0, 0.0, 0.5])  # far away
+    g[0, 2, :, 5] = torch.tensor([0.4, -0.2, 0.9])  # frame 2: all three change velocity
+    present = torch.ones(1, 3, 3, dtype=torch.bool)
+    score = ground_contact(g, present)
+    assert score.shape == (1, 3) and score[0, :2].tolist() == [0.0, 0.0]
+    assert abs(float(score[0, 2]) - 0.2) < 1e-6  # the touching pair: the smaller change, 0.2, times exp(0)
+    present[0, 2, 1] = False  # the partner out of view: only the far pair is left
+    assert float(ground_contact(g, present)[0, 2]) < 1e-3
+    with pytest.raises(StateError, match="ground_contact"):
+        ground_contact(g[..., :5], present)
+
+
+def test_object_ground_widens_the_objects_stem_and_only_there():
+    cfg = dataclasses.replace(OBJ, object_ground=True, object_pairs=True, object_attention="frame")
+    assert cfg.object_inputs == OBJECT_FEATURES + GROUND_FEATURES and OBJ.object_inputs == OBJECT_FEATURES
+    torch.manual_seed(0)
+    net = VATT(cfg).eval()
+    assert net.objects[0].in_features == OBJECT_FEATURES + GROUND_FEATURES
+    f = torch.cat([_features(), torch.randn(3, 4, 3, GROUND_FEATURES)], -1)
+    feats = net.video_features(f, per_time=True)
+    assert feats.shape == (3, 3 * 16)
+    g = f.clone()
+    g[2, :, :, OBJECT_FEATURES:] += 1.0  # the floor features reach the tokens
+    assert not torch.allclose(net.video_features(g, per_time=True)[2], feats[2], atol=1e-4)
+    # the measured pair tokens are made from the mask's own features, as without the floor
+    assert torch.allclose(net._pair_tokens(f)[0], net._pair_tokens(g)[0])
+    learned = VATT(dataclasses.replace(cfg, pair_tokens="learned"))
+    assert learned.pairs[0].in_features == 3 * (OBJECT_FEATURES + GROUND_FEATURES)
+    with pytest.raises(StateError, match="object_ground=True"):
+        net.video_features(_features())
+    with pytest.raises(ConfigError, match="object_ground"):
+        dataclasses.replace(OBJ, video_stem="linear", object_ground=True)
+
+
+def test_the_bench_inputs_carry_the_floor_when_object_ground_is_on():
+    from perception.audiovisual.clips import clip_bank
+    from perception.audiovisual.vatt import _inputs
+    from physics.worlds.audiovisual import AudioVisualConfig
+
+    clips = AudioVisualConfig(frames=4, height=48, width=64)
+    bank = clip_bank(3, 2, clips)
+    cfg = dataclasses.replace(OBJ, height=48, width=64, object_slots=8, object_ground=True)
+    video, _, _ = _inputs(bank, cfg)
+    plain, _, _ = _inputs(bank, dataclasses.replace(cfg, object_ground=False))
+    camera = clips.world_config().camera.with_size(64, 48)
+    assert video.shape == (2, 4, 8, OBJECT_FEATURES + GROUND_FEATURES)
+    assert torch.equal(video[..., :OBJECT_FEATURES], plain)
+    assert torch.allclose(video[..., OBJECT_FEATURES:], ground_features(plain, camera))
