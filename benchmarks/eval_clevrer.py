@@ -109,7 +109,8 @@ class RolloutFlags:
     future_velocity_fit: int | None = field(default=None, metadata={
         "help": "future rollouts: each object moving at the last observed frame keeps its last centre, its history "
                 "shaped by a parabola fitted to its last N contiguous centres after its last collision (at least 4; "
-                "late entrants too; 0: the observed history, the default)", "setting": "start_velocity_fit"})
+                "late entrants too; 0: the observed history; default 12 for a pixel perceiver, 0 for --perception gt)",
+        "setting": "start_velocity_fit"})
     unknown_yaw_reach: float | None = field(default=None, metadata={
         "help": "a cube whose yaw the annotation does not give (the pixel perceiver's zeros) is a disc of this "
                 "radius in the collision rule of futures and counterfactuals (scene units; shipped 0.315; 0: a square at yaw 0)",

@@ -214,7 +214,8 @@ def test_a_pixel_perceiver_gets_edge_frames_2_and_the_future_carry_unless_given_
     real_future = PropNetVideoDynamics.future
 
     def future(self, annotation, frames):  # records the rollout settings each future is asked with
-        seen.append((self.config.edge_frames, self.config.contact_carry, self.config.carry_scope))
+        seen.append((self.config.edge_frames, self.config.contact_carry, self.config.carry_scope,
+                     self.config.start_velocity_fit))
         return real_future(self, annotation, frames)
 
     monkeypatch.setattr(PropNetVideoDynamics, "future", future)
@@ -225,11 +226,11 @@ def test_a_pixel_perceiver_gets_edge_frames_2_and_the_future_carry_unless_given_
         cfg = ClevrerEvalConfig(data=str(folder), split="val", dynamics="propnet", types=("predictive",), threads=1, **kw)
         return ec.evaluate_clevrer(cfg, progress=False)
 
-    pixels = {"edge_frames": 2, "contact_carry": 3, "carry_scope": "future"}
-    assert run(perception="model")["rollout_settings"] == pixels and seen[-1] == (2, 3, "future")
-    assert run(perception="model", future_edge=0, contact_carry=0)["rollout_settings"] == {
-        **pixels, "edge_frames": 0, "contact_carry": 0} and seen[-1] == (0, 0, "future")
-    assert run(perception="gt")["rollout_settings"] == {} and seen[-1] == (0, 0, "all")
+    pixels = {"edge_frames": 2, "contact_carry": 3, "carry_scope": "future", "start_velocity_fit": 12}
+    assert run(perception="model")["rollout_settings"] == pixels and seen[-1] == (2, 3, "future", 12)
+    assert run(perception="model", future_edge=0, contact_carry=0, future_velocity_fit=0)["rollout_settings"] == {
+        **pixels, "edge_frames": 0, "contact_carry": 0, "start_velocity_fit": 0} and seen[-1] == (0, 0, "future", 0)
+    assert run(perception="gt")["rollout_settings"] == {} and seen[-1] == (0, 0, "all", 0)
     assert rollout_settings_for("model", "gt") == {}  # the world's re-simulation takes no rollout settings
 
 
