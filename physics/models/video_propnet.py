@@ -965,11 +965,11 @@ class PropNetVideoDynamics:
         if (back or jitter is not None) and removed is not None:
             raise ConfigError("an ensemble member's start (back, jitter) is for future rollouts only")
         t_pred = t_obs - back
+        contacts = _contact_frames(annotation, first)
         if removed is None and self.config.start_fit:
             observed = fitted_start(observed, t_pred, self.history, self.config.start_fit, self.config.fit_residual)
         if removed is None and self.config.start_velocity_fit:
-            cut = [max([c for fr in _contact_frames(annotation, first).get(k, {}).values() for c in fr if c < t_pred],
-                       default=-1) for k in ids]
+            cut = [max([c for fr in contacts.get(k, {}).values() for c in fr if c < t_pred], default=-1) for k in ids]
             moving = [(st := tracks[k].states[t_pred - 1]) is not None and any(st.velocity[:2]) for k in ids]
             observed = velocity_fitted_start(observed, t_pred, self.history, self.config.start_velocity_fit,
                                              np.asarray(cut), np.asarray(moving, bool))
@@ -978,7 +978,6 @@ class PropNetVideoDynamics:
         # launches are found with every object present: a push by the removed object is no launch
         everyone = sorted(tracks)
         actions = launch_actions(np.stack([tracks[k].xyt for k in everyone], axis=1))[:, [everyone.index(k) for k in ids]]
-        contacts = _contact_frames(annotation, first)
         lead = self.config.contact_lead
         ghost_r = self.config.influence_distance
         n, total = len(ids), t_obs + extra
