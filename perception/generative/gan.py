@@ -505,7 +505,7 @@ def _classifier(quick: bool, seed: int, blocks: int, member: int, augment: bool)
     size = _QUICK if quick else _FULL
     train = _renders_and_judges(quick, seed)[0]
     return train_presence_net(train.images, train.shapes, shape_conditions(train), blocks, steps=size.classifier_steps,
-                              batch=32 if not quick else 8, lr=CLASSIFIER_LR, seed=seed + 41 + 1000 * member,
+                              batch=size.batch, lr=CLASSIFIER_LR, seed=seed + 41 + 1000 * member,
                               width=CLASSIFIER_WIDTH if not quick else 4, augment=augment)
 
 
