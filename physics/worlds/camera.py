@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -85,10 +86,36 @@ class Camera:
     # ------------------------------------------------------------------ frames
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Camera axes in world coordinates: (right, up, forward), unit vectors [3]."""
+        right, up, forward = self._frame[:3]
+        return right.copy(), up.copy(), forward.copy()
+
+    @cached_property
+    def _frame(self) -> tuple[np.ndarray, ...]:
+        """(right, up, forward, view [4, 4], projection [4, 4]), read-only, computed once per camera.
+
+        A video projects every object's centre at every frame of every re-simulation (tens of
+        thousands of calls); rebuilding the matrices each time was a fifth of its simulation time.
+        The camera is frozen, so the cache can never go stale.
+        """
         forward = _unit(np.subtract(self.target, self.eye).astype(float))
         right = _unit(np.cross(forward, np.asarray(self.up, float)))
         up = np.cross(right, forward)
-        return right, up, forward
+        eye = np.asarray(self.eye, float)
+        view = np.eye(4)
+        view[0, :3], view[1, :3], view[2, :3] = right, up, -forward
+        view[:3, 3] = -view[:3, :3] @ eye
+        f = 1.0 / math.tan(math.radians(self.fov_y_deg) / 2.0)
+        n, fa = self.near, self.far
+        proj = np.zeros((4, 4))
+        proj[0, 0] = f * self.height / self.width
+        proj[1, 1] = f
+        proj[2, 2] = (fa + n) / (n - fa)
+        proj[2, 3] = 2.0 * fa * n / (n - fa)
+        proj[3, 2] = -1.0
+        out = (right, up, forward, view, proj)
+        for a in out:
+            a.setflags(write=False)
+        return out
 
     @property
     def fov_y_deg(self) -> float:
@@ -98,24 +125,11 @@ class Camera:
 
     def view_matrix(self) -> np.ndarray:
         """World -> eye transform, [4, 4] (OpenGL look-at; the camera looks along -z)."""
-        right, up, forward = self.axes()
-        eye = np.asarray(self.eye, float)
-        m = np.eye(4)
-        m[0, :3], m[1, :3], m[2, :3] = right, up, -forward
-        m[:3, 3] = -m[:3, :3] @ eye
-        return m
+        return self._frame[3].copy()
 
     def projection_matrix(self) -> np.ndarray:
         """Eye -> clip transform, [4, 4] (OpenGL perspective)."""
-        f = 1.0 / math.tan(math.radians(self.fov_y_deg) / 2.0)
-        n, fa = self.near, self.far
-        m = np.zeros((4, 4))
-        m[0, 0] = f * self.height / self.width
-        m[1, 1] = f
-        m[2, 2] = (fa + n) / (n - fa)
-        m[2, 3] = 2.0 * fa * n / (n - fa)
-        m[3, 2] = -1.0
-        return m
+        return self._frame[4].copy()
 
     def pybullet_matrices(self) -> tuple[list[float], list[float]]:
         """(viewMatrix, projectionMatrix) as the column-major 16-lists pybullet expects."""
@@ -129,8 +143,9 @@ class Camera:
         """World points [N, 3] -> pixel coordinates [N, 3] as (u, v, depth)."""
         pts = np.atleast_2d(np.asarray(points, float))
         homo = np.concatenate([pts, np.ones((len(pts), 1))], axis=1)
-        eye_pts = homo @ self.view_matrix().T
-        clip = eye_pts @ self.projection_matrix().T
+        view, proj = self._frame[3:]
+        eye_pts = homo @ view.T
+        clip = eye_pts @ proj.T
         ndc = clip[:, :3] / clip[:, 3:4]
         u = (ndc[:, 0] + 1.0) * 0.5 * self.width
         v = (1.0 - ndc[:, 1]) * 0.5 * self.height

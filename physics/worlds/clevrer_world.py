@@ -46,11 +46,13 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from physics.errors import ConfigError, DataError, StateError
+from physics.worlds._pybullet import pybullet as p
 from physics.worlds.camera import CLEVR_CAMERA, CLEVR_LIGHT, Camera, Light
 from physics.worlds.clevr_layout import ObjectSpec
 from physics.worlds.clevr_properties import COLORS, MATERIALS, SHAPES, SIZE_RADIUS
@@ -325,6 +327,13 @@ class ClevrerWorld(ClevrWorld):
         self._light = config.light
         self._radius = SIZE_RADIUS[config.size]
         self._run: _Run | None = None
+        # pybullet calls of the per-step hot path, bound to this client once: BulletClient builds a
+        # functools.partial on every attribute access (about a tenth of a video's simulation time)
+        cid = self._client._client
+        self._step_physics = partial(p.stepSimulation, physicsClientId=cid)
+        self._contact_points = partial(p.getContactPoints, physicsClientId=cid)
+        self._base_pose = partial(p.getBasePositionAndOrientation, physicsClientId=cid)
+        self._base_velocity = partial(p.getBaseVelocity, physicsClientId=cid)
 
     # ------------------------------------------------------------------ sampling
     def draw(self, seed: int | Sequence[int]) -> tuple[InitialState, tuple[int, ...]]:
@@ -346,7 +355,7 @@ class ClevrerWorld(ClevrWorld):
         for j in range(cfg.max_draws):
             candidate_seed = base if j == 0 else (*base, j)
             candidate = first if j == 0 else self.sample(candidate_seed)
-            if future_collision_seen(self.simulate(candidate), cfg.frames) == want:
+            if self._future_collision_seen(candidate) == want:
                 return candidate, candidate_seed
         return first, base
 
@@ -490,14 +499,18 @@ class ClevrerWorld(ClevrWorld):
             The objects' states at the new frame.
         """
         run = self._require_run()
+        self._advance(run, steps)
+        return self.frame_state()
+
+    def _advance(self, run: _Run, steps: int) -> None:
+        """:meth:`step` without reading the states back (what only needs collisions and poses uses)."""
         cfg = self.video_config
-        c = self._client
         uid_to_id = dict(zip(run.uids, run.ids, strict=True))
         for _ in range(steps):
             run.frame += 1
             touching: dict[tuple[int, int], tuple[float, float, float]] = {}
             for _ in range(cfg.substeps):
-                c.stepSimulation()
+                self._step_physics()
                 for pair, loc in self._contacts(uid_to_id).items():
                     touching.setdefault(pair, loc)
             for pair in sorted(touching):
@@ -508,7 +521,6 @@ class ClevrerWorld(ClevrWorld):
                 run.last_touch[pair] = run.frame
             self._launch()
         self._render_cache = None
-        return self.frame_state()
 
     @property
     def frame(self) -> int:
@@ -549,6 +561,37 @@ class ClevrerWorld(ClevrWorld):
                 on_frame(f, self)
         return Simulation(tuple(trajectory), self.collisions)
 
+    def _future_collision_seen(self, initial: InitialState) -> bool:
+        """``future_collision_seen(self.simulate(initial), frames)``, computed more cheaply.
+
+        The same physics steps and collision rule as :meth:`simulate`, but only the objects'
+        visibility is read back (no velocities, orientations or rounding), and the run stops at
+        the first collision that answers the question.  :meth:`draw` calls this for every
+        candidate start; the answer is what the full simulation gives (tested).
+        """
+        cfg = self.video_config
+        self.begin(initial)
+        run = self._run
+        seen = self._in_view_ids(run)
+        for f in range(1, cfg.total_frames):
+            known = len(run.collisions)
+            self._advance(run, 1)
+            if f < cfg.frames:
+                seen |= self._in_view_ids(run)
+            elif any(seen.issuperset(c.object_ids) for c in run.collisions[known:]):
+                return True
+        return False
+
+    def _in_view_ids(self, run: _Run) -> set[int]:
+        """Ids of the objects whose centre is ``inside_camera_view`` now (as :meth:`_object_states` decides)."""
+        poses = [self._base_pose(uid) for uid in run.uids]
+        uvd = self._camera.project(np.array([pos for pos, _ in poses])).tolist()
+        return {oid for oid, (u, v, d) in zip(run.ids, uvd, strict=True) if self._inside(u, v, d)}
+
+    def _inside(self, u: float, v: float, d: float) -> bool:
+        cam = self._camera
+        return d > cam.near and 0.0 <= u < cam.width and 0.0 <= v < cam.height
+
     def _launch(self) -> None:
         """Give the objects due at the current frame their launch velocity."""
         run = self._run
@@ -565,25 +608,25 @@ class ClevrerWorld(ClevrWorld):
     def _contacts(self, uid_to_id: dict[int, int]) -> dict[tuple[int, int], tuple[float, float, float]]:
         """Object pairs touching after the last step -> mean contact point."""
         points: dict[tuple[int, int], list[np.ndarray]] = {}
-        for cp in self._client.getContactPoints():
-            a, b, dist = cp[1], cp[2], cp[8]
-            if a in uid_to_id and b in uid_to_id and dist < _TOUCH:
+        for cp in self._contact_points():
+            a, b = cp[1], cp[2]
+            if a in uid_to_id and b in uid_to_id and cp[8] < _TOUCH:
                 pair = tuple(sorted((uid_to_id[a], uid_to_id[b])))
                 points.setdefault(pair, []).append((np.asarray(cp[5]) + np.asarray(cp[6])) / 2.0)
+        if not points:  # most substeps: objects touch only the floor
+            return {}
         return {pair: tuple(float(x) for x in np.mean(pts, axis=0)) for pair, pts in points.items()}
 
     def _object_states(self, uids: Sequence[int], ids: Sequence[int]) -> tuple[ObjectState, ...]:
         """Every object's state now (one projection for all centres: the camera is fixed)."""
-        c = self._client
-        poses = [c.getBasePositionAndOrientation(uid) for uid in uids]
-        uvd = self._camera.project(np.array([pos for pos, _ in poses]))
-        w, h, near = self._camera.width, self._camera.height, self._camera.near
-        r = lambda xs: tuple(round(float(x), _DIGITS) + 0.0 for x in xs)  # noqa: E731 (+0.0: no -0.0)
+        poses = [self._base_pose(uid) for uid in uids]
+        uvd = self._camera.project(np.array([pos for pos, _ in poses])).tolist()
+        euler = p.getEulerFromQuaternion
         states = []
         for uid, oid, (pos, quat), (u, v, d) in zip(uids, ids, poses, uvd, strict=True):
-            lin, ang = c.getBaseVelocity(uid)
-            inside = bool(d > near and 0.0 <= u < w and 0.0 <= v < h)
-            states.append(ObjectState(oid, r(pos), r(c.getEulerFromQuaternion(quat)), r(lin), r(ang), inside))
+            lin, ang = self._base_velocity(uid)
+            states.append(ObjectState(oid, _round3(pos), _round3(euler(quat)), _round3(lin), _round3(ang),
+                                      self._inside(u, v, d)))
         return tuple(states)
 
     # ------------------------------------------------------------------ rendering
@@ -601,6 +644,12 @@ def future_collision_seen(sim: Simulation, frames: int) -> bool:
     """
     seen = {o.object_id for fr in sim.trajectory[:frames] for o in fr.objects if o.inside_camera_view}
     return any(c.frame_id >= frames and seen.issuperset(c.object_ids) for c in sim.collisions)
+
+
+def _round3(xs: Sequence[float]) -> tuple[float, float, float]:
+    """A pybullet 3-vector rounded to ``_DIGITS`` decimals (``+ 0.0``: no -0.0 in the files)."""
+    x, y, z = xs
+    return round(x, _DIGITS) + 0.0, round(y, _DIGITS) + 0.0, round(z, _DIGITS) + 0.0
 
 
 def _rounded(obj: VideoObject) -> VideoObject:

@@ -109,3 +109,21 @@ def test_camera_from_a_bad_record_is_a_data_error():
 
     with pytest.raises(DataError, match="fov_x_deg"):
         Camera.from_dict({"eye": [1, 2, 3], "width": 4, "height": 4})
+
+
+def test_camera_matrices_are_computed_once_and_cannot_be_changed_through_the_cache():
+    cam = CLEVR_CAMERA.with_size(64, 48)
+    view = cam.view_matrix()
+    view[:] = 0.0  # a caller's copy: the camera keeps its own
+    assert np.array_equal(cam.view_matrix(), CLEVR_CAMERA.view_matrix())
+    assert cam._frame is cam._frame and not cam._frame[3].flags.writeable
+    right, up, forward = cam.axes()
+    right[:] = 0.0
+    assert np.linalg.norm(cam.axes()[0]) == pytest.approx(1.0)
+    moved = jitter_camera(cam, np.random.default_rng(1), 0.5)  # a new camera gets its own matrices
+    assert not np.array_equal(moved.view_matrix(), cam.view_matrix())
+    assert moved == Camera(**{k: getattr(moved, k) for k in ("eye", "target", "up", "fov_x_deg", "width", "height")})
+    pts = np.array([[0.3, -1.2, 0.35], [4.0, 2.0, 0.0]])
+    homo = np.concatenate([pts, np.ones((2, 1))], axis=1)
+    clip = (homo @ moved.view_matrix().T) @ moved.projection_matrix().T
+    assert np.array_equal(moved.project(pts)[:, 0], (clip[:, 0] / clip[:, 3] + 1.0) * 0.5 * 64)

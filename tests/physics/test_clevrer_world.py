@@ -181,3 +181,17 @@ def test_future_collision_seen_needs_both_objects_in_view_before_the_cut():
     early = Collision((0, 1), 1, (0.0, 0.0, 0.2))
     assert future_collision_seen(Simulation(trajectory, (late,)), 2)
     assert not future_collision_seen(Simulation(trajectory, (unseen, early)), 2)
+
+
+def test_the_draws_cheap_future_check_answers_as_the_full_simulation():
+    """``draw`` asks ``_future_collision_seen`` (no states read back, stops at the first answering collision)."""
+    frames = 48
+    with ClevrerWorld(ClevrerConfig(width=96, height=64, frames=frames, future_frames=32)) as world:
+        answers = []
+        for seed in range(8):
+            start = world.sample((seed,))
+            sim = world.simulate(start)
+            answers.append(future_collision_seen(sim, frames))
+            assert world._future_collision_seen(start) == answers[-1], seed
+        assert world.simulate(start) == sim  # a stopped check leaves nothing behind for the next run
+        assert 2 <= sum(answers) <= 6  # both answers were checked
