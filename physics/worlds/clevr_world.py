@@ -57,7 +57,7 @@ from physics.worlds.camera import (
 )
 from physics.worlds.clevr_layout import LayoutConfig, ObjectSpec, sample_layout
 from physics.worlds.clevr_properties import COLOR_RGB, SIZE_RADIUS
-from physics.worlds.clevr_shading import Solid, paint_floor, shade
+from physics.worlds.clevr_shading import Solid, paint_floor_at, shade
 
 __all__ = [
     "ClevrWorldConfig",
@@ -402,9 +402,10 @@ class ClevrWorld:
 
     def _solids(self) -> list[Solid]:
         out = []
+        pose = self._client.getBasePositionAndOrientation  # one lookup: BulletClient makes a partial per access
         for body in self._bodies:
-            pos, quat = self._client.getBasePositionAndOrientation(body.uid)
-            rot = np.asarray(self._client.getMatrixFromQuaternion(quat), float).reshape(3, 3)
+            pos, quat = pose(body.uid)
+            rot = np.asarray(p.getMatrixFromQuaternion(quat), float).reshape(3, 3)
             out.append(
                 Solid(
                     shape=body.spec.shape,
@@ -436,15 +437,17 @@ class ClevrWorld:
         )
         t1 = time.perf_counter()
         h, w = camera.height, camera.width
-        rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[:, :, :3]
-        depth = camera.linear_depth(np.asarray(depth_buf, dtype=np.float32).reshape(h, w))
-        seg = np.asarray(seg, dtype=np.int64).reshape(h, w)
+        seg = np.asarray(seg).reshape(h, w)
         lut = np.full(max(b.uid for b in self._bodies) + 2, BACKGROUND, dtype=np.int16)
         for k, body in enumerate(self._bodies):
             lut[body.uid + 1] = k
-        mask = lut[np.clip(seg, -1, len(lut) - 2) + 1]
+        mask = lut.take(seg + 1, mode="clip")  # uid -> object index; -1 (nothing) and the floor -> background
+        # only object pixels keep TinyRenderer's colour and depth: the floor pass overwrites the rest
+        objects = np.flatnonzero(mask.ravel() >= 0)
+        object_rgb = np.asarray(rgba, dtype=np.uint8).reshape(h * w, 4)[objects, :3]
+        object_depth = camera.linear_depth(np.asarray(depth_buf, dtype=np.float32).reshape(h * w)[objects])
         t2 = time.perf_counter()
-        rgb, depth = paint_floor(rgb, depth, mask, camera, light, GROUND_RGB)
+        rgb, depth = paint_floor_at(objects, object_rgb, object_depth, camera, light, GROUND_RGB)
         rgb = shade(rgb, depth, mask, camera, light, self._solids())
         self.timings["tinyrenderer"] += t1 - t0
         self.timings["mask"] += t2 - t1
