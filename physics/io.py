@@ -85,12 +85,16 @@ def ensure_dir(path: PathLike, what: str = "output folder") -> Path:
 
 
 @contextmanager
-def atomic_open(path: PathLike, mode: str = "w") -> Iterator[IO[Any]]:
+def atomic_open(path: PathLike, mode: str = "w", *, durable: bool = True) -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path`` and rename it over ``path`` on success.
 
     Args:
         path: Final destination.  Parent folders are created.
         mode: ``"w"`` (text, UTF-8) or ``"wb"``.
+        durable: ``fsync`` the file before the rename, so that it survives a power cut.
+            ``False`` still never shows a half-written file under ``path`` while the system
+            runs; only for files a later check finds damaged if a crash lost them (the CLEVRER
+            builder's frames and masks: its resume check verifies each one's checksums).
 
     Raises:
         OutputError: ``path`` is empty or a folder, or the file cannot be
@@ -117,7 +121,8 @@ def atomic_open(path: PathLike, mode: str = "w") -> Iterator[IO[Any]]:
             yield fh
             try:
                 fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    os.fsync(fh.fileno())
             except OSError as exc:  # a full disk shows here, when buffered bytes reach it
                 raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
         try:
@@ -132,9 +137,9 @@ def atomic_open(path: PathLike, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_open(path, "wb") as fh:
+def atomic_write_bytes(path: PathLike, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (``durable``: see :func:`atomic_open`)."""
+    with atomic_open(path, "wb", durable=durable) as fh:
         fh.write(data)
 
 

@@ -125,3 +125,25 @@ def test_the_future_share_is_recorded_only_when_set_so_older_records_resume_as_s
     with pytest.raises(ConfigError, match="--future-share"):
         ClevrerDataConfig(out=str(new), future_share=2.0, **tiny)
     assert ClevrerDataConfig(out=str(new), future_share=-1, **tiny).world_config().future_share is None
+
+
+def test_frames_are_encode_png_bytes_and_only_the_gif_and_json_files_are_fsynced(built, tmp_path, monkeypatch):
+    """Frames and masks skip the fsync (the resume check verifies each one); their bytes are unchanged."""
+    import os
+
+    import numpy as np
+
+    from benchmarks.datasets.clevr_builder import encode_png
+
+    source, _ = built[1]
+    frames = sorted((source / "frames_val").rglob("*.png"))
+    assert frames and all(f.read_bytes() == encode_png(np.asarray(load_image(f))) for f in frames)
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    out = tmp_path / "fresh"
+    cfg = ClevrerDataConfig(n=1, out=str(out), seed=7, split="val", frames=8, future_frames=4, width=96, height=64,
+                            backend="serial")
+    assert build_clevrer(cfg, progress=False)["generated"] == 1
+    assert len(synced) == 4  # the build record, the GIF, the annotation and the truth file; no frame or mask
+    assert _files(out) == {k: v for k, v in _files(source).items() if "00001" not in k}

@@ -113,3 +113,19 @@ def test_json_with_nan_is_a_data_error_naming_the_file_and_writes_nothing(tmp_pa
         with pytest.raises(DataError, match="cannot write .*answers.json.*finite numbers only"):
             atomic_write_json(path, bad)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_durable_writes_fsync_and_the_others_write_the_same_bytes_without(tmp_path, monkeypatch):
+    import os
+
+    from physics.io import atomic_write_bytes
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    atomic_write_bytes(tmp_path / "a.bin", b"frame")
+    assert len(synced) == 1
+    atomic_write_bytes(tmp_path / "b.bin", b"frame", durable=False)
+    assert len(synced) == 1  # no fsync
+    assert (tmp_path / "b.bin").read_bytes() == (tmp_path / "a.bin").read_bytes() == b"frame"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin"]  # no temporaries left
