@@ -147,3 +147,25 @@ def test_frames_are_encode_png_bytes_and_only_the_gif_and_json_files_are_fsynced
     assert build_clevrer(cfg, progress=False)["generated"] == 1
     assert len(synced) == 4  # the build record, the GIF, the annotation and the truth file; no frame or mask
     assert _files(out) == {k: v for k, v in _files(source).items() if "00001" not in k}
+
+
+def test_no_gif_writes_every_other_file_the_same_and_is_part_of_the_build_identity(built, tmp_path):
+    import io
+    from contextlib import redirect_stdout
+
+    source, _ = built[1]
+    out = tmp_path / "nogif"
+    with redirect_stdout(io.StringIO()), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "COMMAND_MODULES", ("data_clevrer",))
+        assert main(["data", "clevrer", *TINY, "--out", str(out), "--workers", "1", "--backend", "serial",
+                     "--no-gif"]) == 0
+    files = _files(out)
+    assert not any(k.startswith("video_val/") for k in files)
+    expected = {k: v for k, v in _files(source).items() if not k.startswith("video_val/") and k != "build_val.json"}
+    assert {k: v for k, v in files.items() if k != "build_val.json"} == expected
+    assert json.loads(files["build_val.json"])["gif"] is False
+    cfg = ClevrerDataConfig(n=2, out=str(out), seed=7, split="val", frames=8, future_frames=4, width=96, height=64,
+                            backend="serial", gif=False)
+    assert build_clevrer(cfg, progress=False)["generated"] == 0  # resumes: no GIF is asked for
+    with pytest.raises(ConfigError, match="gif"):
+        build_clevrer(replace(cfg, gif=True), progress=False)  # a GIF build does not mix with it
