@@ -575,15 +575,17 @@ class BlenderDerendererOutline(BlenderDerenderer):
 
     name = "derender-blender-outline"
     outline_checkpoint = OUTLINE_CHECKPOINT
-    outline_weight: float | None = None  # None: the outline checkpoint's OutlineConfig.weight
+    # chosen on the development seed 33190 by the rule in docs/results/derender.md ("Twenty-third session"):
+    # of 0, 0.25, ..., 2 the weight with the fewest misread matched objects, then the smaller; None: the checkpoint's
+    outline_weight: float | None = 0.25
 
     def __init__(self, *args: Any, outline_net: OutlineNet | None = None, outline_weight: float | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.outline_net = (outline_net if outline_net is not None else load_outline(self.outline_checkpoint)).eval()
-        if outline_weight is not None:
-            self.outline_weight = outline_weight
-        weight = self.outline_net.config.weight if self.outline_weight is None else self.outline_weight
+        weight = outline_weight if outline_weight is not None else self.outline_weight
+        if weight is None:
+            weight = self.outline_net.config.weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight < 0:
             raise ConfigError(f"{type(self).__name__}: outline_weight must be a finite number >= 0, got {weight!r}")
         self.outline_weight = float(weight)

@@ -165,7 +165,9 @@ def test_train_outline_on_generated_scenes_and_derender_blender_outline_reads_wi
     base = BlenderDerenderer(*parts)(rgb)
     off = BlenderDerendererOutline(*parts, outline_net=outline, outline_weight=0.0)(rgb)
     assert [o.shape for o in off.objects] == [o.shape for o in base.objects]
-    assert BlenderDerendererOutline(*parts, outline_net=outline).outline_weight == 0.5  # the checkpoint's weight
+    assert BlenderDerendererOutline(*parts, outline_net=outline).outline_weight == 0.25  # the class's (chosen on dev)
+    own = type("OwnWeight", (BlenderDerendererOutline,), {"outline_weight": None})
+    assert own(*parts, outline_net=outline).outline_weight == 0.5  # None: the checkpoint's weight
     with pytest.raises(ConfigError, match="outline_weight"):
         BlenderDerendererOutline(*parts, outline_net=outline, outline_weight=-1.0)
 
@@ -177,3 +179,17 @@ def test_bad_train_outline_options_are_refused_with_one_line(tmp_path, capsys):
         OutlineTrainConfig(data="x", weight=9.0)
     code = main(["train", "outline", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2 and "nowhere" in capsys.readouterr().err
+
+
+def test_derender_blender_outline_ships_its_network_and_reads_as_derender_blender_otherwise():
+    from perception.derender.outline import OUTLINE_CHECKPOINT
+    from perception.registry import load_perceiver
+
+    outline, shipped = load_perceiver("derender-blender-outline"), load_perceiver("derender-blender")
+    assert outline.outline_weight == 0.25 and load_outline(OUTLINE_CHECKPOINT).config.crop_size == 64
+    assert (outline.min_gap, outline.keep_score, outline.proposal_net.config.vote_min) == (
+        shipped.min_gap, shipped.keep_score, shipped.proposal_net.config.vote_min)
+    assert outline.attribute_net.config.test_flip is True
+    for a, b in zip(outline.attribute_net.state_dict().values(), shipped.attribute_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not hasattr(shipped, "outline_net")  # the shipped reading does not read outlines
