@@ -40,6 +40,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("data", "video-trajectories"), "data_video_trajectories", "a CLEVRER split's object states in one compact .npz (training data)"),
     (("data", "dynamics"), "data_dynamics", "rollouts of a dynamics world as trajectory .npz files"),
     (("train", "derender"), "train_derender", "NS-VQA derenderer: object proposals and attribute network"),
+    (("train", "outline"), "train_outline", "outline shape reader of derender-blender-outline (proposal-mask silhouettes)"),
     (("train", "parser"), "train_parser", "train the NS-VQA question parser"),
     (("train", "parser-curve"), "train_parser", "parser accuracy vs number of supervised programs (plot)"),
     (("train", "video-parser"), "train_video_parser", "train the NS-VQA question parser on CLEVRER questions"),

@@ -25,7 +25,7 @@ from perception.derender.proposals import ProposalConfig, ProposalNet, predict_m
 from physics.errors import DataError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
-__all__ = ["proposal_arrays", "attribute_arrays", "proposal_attribute_arrays"]
+__all__ = ["proposal_arrays", "attribute_arrays", "proposal_attribute_arrays", "match_proposals", "visible_objects"]
 
 
 def _gt_mask(sample: DerenderSample) -> np.ndarray:
@@ -122,6 +122,35 @@ def attribute_arrays(
     return _stack_records(records, "visible objects")
 
 
+def match_proposals(masks: torch.Tensor, objs: Sequence[Any], max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (mask k, object j) of predicted masks [K, H, W] and true objects with ``pixel_coords``.
+
+    Each mask's centroid is matched to the objects' image centres by Hungarian assignment;
+    pairs further apart than ``max_distance`` pixels are dropped.  Returns (rows, cols).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    ys = torch.arange(masks.shape[1], dtype=torch.float32).view(1, -1, 1)
+    xs = torch.arange(masks.shape[2], dtype=torch.float32).view(1, 1, -1)
+    area = masks.flatten(1).sum(1).float()
+    cx = (masks * xs).flatten(1).sum(1) / area
+    cy = (masks * ys).flatten(1).sum(1) / area
+    uv = np.array([o.pixel_coords[:2] for o in objs], dtype=np.float64)
+    dist = np.hypot(cx.numpy()[:, None] - uv[None, :, 0], cy.numpy()[:, None] - uv[None, :, 1])
+    rows, cols = linear_sum_assignment(dist)
+    ok = dist[rows, cols] <= max_distance
+    return rows[ok], cols[ok]
+
+
+def visible_objects(sample: DerenderSample) -> list[Any]:
+    """The scene's objects that show in its instance mask (all of them when it has none)."""
+    objs = list(sample.scene.objects)
+    if sample.mask_path is not None:  # objects hidden completely cannot be proposed
+        visible = set(np.unique(_gt_mask(sample)).tolist())
+        objs = [o for k, o in enumerate(objs) if k + 1 in visible]
+    return objs
+
+
 @torch.no_grad()
 def proposal_attribute_arrays(
     samples: Sequence[DerenderSample],
@@ -145,8 +174,6 @@ def proposal_attribute_arrays(
         the arrays of :func:`attribute_arrays` and counts ``{"proposals",
         "matched", "true_objects"}``.
     """
-    from scipy.optimize import linear_sum_assignment
-
     proposal_net.eval()
     records = []
     counts = {"proposals": 0, "matched": 0, "true_objects": 0}
@@ -155,26 +182,14 @@ def proposal_attribute_arrays(
         batch = samples[start : start + batch_size]
         images = [image_to_tensor(load_image(s.image_path)) for s in batch]
         for s, image, masks in zip(batch, images, predict_masks(proposal_net, images), strict=True):
-            objs = list(s.scene.objects)
-            if s.mask_path is not None:  # objects hidden completely cannot be proposed
-                visible = set(np.unique(_gt_mask(s)).tolist())
-                objs = [o for k, o in enumerate(objs) if k + 1 in visible]
+            objs = visible_objects(s)
             counts["true_objects"] += len(objs)
             counts["proposals"] += len(masks)
             if len(masks) == 0 or not objs:
                 continue
             if any(o.pixel_coords is None for o in objs):
                 raise DataError(f"{s.image_path.name}: objects need pixel_coords for matching proposals")
-            ys = torch.arange(image.shape[1], dtype=torch.float32).view(1, -1, 1)
-            xs = torch.arange(image.shape[2], dtype=torch.float32).view(1, 1, -1)
-            area = masks.flatten(1).sum(1).float()
-            cx = (masks * xs).flatten(1).sum(1) / area
-            cy = (masks * ys).flatten(1).sum(1) / area
-            uv = np.array([o.pixel_coords[:2] for o in objs], dtype=np.float64)
-            dist = np.hypot(cx.numpy()[:, None] - uv[None, :, 0], cy.numpy()[:, None] - uv[None, :, 1])
-            rows, cols = linear_sum_assignment(dist)
-            ok = dist[rows, cols] <= max_distance
-            rows, cols = rows[ok], cols[ok]
+            rows, cols = match_proposals(masks, objs, max_distance)
             if len(rows) == 0:
                 continue
             counts["matched"] += len(rows)

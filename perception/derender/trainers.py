@@ -40,6 +40,7 @@ from perception.derender.attributes import (
 )
 from perception.derender.look import jitter_look
 from perception.derender.occlusion import occlude_crops
+from perception.derender.outline import OutlineConfig, OutlineNet, augment_outlines
 from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
@@ -59,7 +60,8 @@ from physics.training.distributed import (
 )
 from physics.worlds.clevr_properties import ATTRIBUTES
 
-__all__ = ["train_proposal_net", "train_attribute_net", "load_trained", "network_from", "TRAIN_FORMAT"]
+__all__ = ["train_proposal_net", "train_attribute_net", "train_outline_net", "load_trained", "network_from",
+           "TRAIN_FORMAT"]
 
 TRAIN_FORMAT = "nesy-derender-train-1"
 
@@ -277,6 +279,44 @@ def train_attribute_net(
                 flags, command, generators={"augment": gen, "look": look_gen, **({"occlude": occlude_gen} if occlude > 0 else {}),
                                                   **({"flip": flip_gen} if flip > 0 else {})},
                 world=world)
+    return net, hist
+
+
+def train_outline_net(
+    arrays: dict[str, torch.Tensor],
+    config: OutlineConfig,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    out: Path,
+    augment: bool = True,
+    progress: bool = True,
+    flags: dict[str, Any] | None = None,
+    command: str = "",
+) -> tuple[OutlineNet, list[dict[str, Any]]]:
+    """Train (or resume) an outline network on ``{"crops" uint8 [M, 2, S, S], "boxes" [M, 4], "shape" int64 [M]}``.
+
+    ``augment``: mirror crops and grow or shrink their masks
+    (:func:`~perception.derender.outline.augment_outlines`) from a generator seeded by
+    ``seed`` and checkpointed with the weights.  One process (the network is small).
+    """
+    net = _new_network(OutlineNet, config, seed, None, "outline")
+    gen = torch.Generator().manual_seed(seed)
+
+    def step(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        crops, boxes, labels = arrays["crops"][idx].float() / 255.0, arrays["boxes"][idx], arrays["shape"][idx]
+        if augment:
+            crops, boxes = augment_outlines(crops, boxes, gen)
+        logits = net(crops, boxes)
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        with torch.no_grad():
+            accuracy = (logits.argmax(1) == labels).float().mean()
+        return {"loss": loss, "shape": loss.detach(), "train_accuracy": accuracy}
+
+    hist = _fit("outline", net, len(arrays["crops"]), batch_size, epochs, lr, seed, step, Path(out), progress, flags,
+                command, generators={"augment": gen}, world=WorldInfo())
     return net, hist
 
 
