@@ -112,7 +112,8 @@ def _with_root_means(g: Data, x: Tensor) -> Tensor:
 
 
 def make_samples(
-    trajs: list[Trajectory], builder: GraphBuilder, max_samples: int | None = None, seed: int = 0, horizon: int = 1
+    trajs: list[Trajectory], builder: GraphBuilder, max_samples: int | None = None, seed: int = 0, horizon: int = 1,
+    first_step: int = 0,
 ) -> list[Data]:
     """Training graphs from many trajectories; at most ``max_samples``, spread evenly.
 
@@ -120,9 +121,12 @@ def make_samples(
     number of time steps is drawn (seeded) from each trajectory, with the chances
     of its ``meta["step_weights"]`` when it has them (module docstring).
     ``horizon``: steps ahead each sample holds targets for (see :func:`one_step_graphs`).
+    ``first_step``: samples start at frames ``t >= first_step`` only (and ``t >= history`` always),
+    e.g. the frames after a falling fluid's impact; 0 draws from every frame, as before.
 
     Raises:
-        DataError: no trajectories, or ``step_weights`` of the wrong length or sign.
+        DataError: no trajectories, ``step_weights`` of the wrong length or sign, or a trajectory
+            with no step at or after ``first_step`` that leaves room for ``horizon`` targets.
     """
     if not trajs:
         raise DataError("no trajectories to build training samples from")
@@ -131,7 +135,10 @@ def make_samples(
     per = None if max_samples is None else max(1, max_samples // len(trajs))
     out: list[Data] = []
     for i, traj in enumerate(trajs):
-        valid = list(range(h, traj.num_steps - horizon))
+        valid = list(range(max(h, first_step), traj.num_steps - horizon))
+        if not valid and first_step > h:  # without first_step, one_step_graphs names a short trajectory
+            raise DataError(f"{traj.meta.get('name', f'trajectory {i}')}: {traj.num_steps} steps hold no sample at or "
+                            f"after frame {first_step} with {horizon} target steps (history {h})")
         if per is None or per >= len(valid):
             steps = valid
         else:

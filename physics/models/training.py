@@ -57,6 +57,10 @@ and, after the last epoch, scores the mean of the last K epochs' weights
 (:func:`~physics.models.averaging.average_state_dicts`) as an epoch is scored; it becomes
 ``model.pt`` (its metadata's ``averaged_epochs``) when it ranks before the kept epoch, and
 ``loss.jsonl``'s last line records its scores (``average_*``).  ``checkpoint.pt`` keeps the last epoch.
+``sample_from`` N > 0 draws the training and one-step validation samples only from frames ``t >= N``
+(:func:`~physics.models.data.make_samples`' ``first_step``), so the loss lives where the long rollouts
+lose (e.g. the fluid's spreading and settling after its impact); the rollout check still rolls out from
+each trajectory's first frames.
 ``own_rollouts`` N > 0 (with ``wall_penalty``) also puts that penalty where a model's long
 rollouts leak: N times per epoch the model rolls a training trajectory out from its first
 frames, as a test rollout does, and every batch adds the penalty alone (no error term: those
@@ -146,6 +150,11 @@ class TrainConfig:
     rollout_steps: int = field(
         default=1, metadata={"help": "train on K-step rollouts of the model's own predictions (1: one-step targets)"}
     )
+    sample_from: int = field(
+        default=0, metadata={"help": "draw the training and one-step validation samples only from frames t >= N (the "
+                             "frame a sample's rollout starts from; e.g. 30 on fluidfall: after the impact, where the "
+                             "long rollouts lose); 0: every frame"}
+    )
     rebuild_edges: bool = field(
         default=False, metadata={"help": "with --rollout-steps K > 1: search the neighbour edges again from the "
                                  "predicted positions before every unrolled step (default: the first state's edges)"}
@@ -217,6 +226,8 @@ class TrainConfig:
                               f"got {self.average_last}")
         if self.select_rollouts < 0:
             raise ConfigError(f"TrainConfig.select_rollouts must be >= 0, got {self.select_rollouts}")
+        if self.sample_from < 0:
+            raise ConfigError(f"TrainConfig.sample_from must be a frame index >= 0, got {self.sample_from}")
         if not 0.0 <= self.select_max_outside <= 1.0:
             raise ConfigError(f"TrainConfig.select_max_outside must be a fraction in [0, 1], got {self.select_max_outside}")
         if not (self.lr > 0 and self.lr_final > 0):
@@ -260,6 +271,8 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["lr_warmup"]
     if not flags["average_last"]:
         del flags["average_last"]
+    if not flags["sample_from"]:
+        del flags["sample_from"]
     return flags
 
 
@@ -354,8 +367,15 @@ def train(
     world = world_info()
     builder = GraphBuilder(model.config.graph)
     k = config.rollout_steps
-    train_graphs = make_samples(train_trajs, builder, config.max_samples, seed=config.seed, horizon=k)
-    valid_graphs = make_samples(valid_trajs, builder, config.valid_samples, seed=config.seed + 1, horizon=k) if valid_trajs else []
+    first = config.sample_from
+    if first:
+        short = [i for i, t in enumerate([*train_trajs, *valid_trajs]) if t.num_steps - k <= max(first, builder.config.history)]
+        if short:
+            raise ConfigError(f"--sample-from {first}: trajectories {short[:5]} (training first, then validation) hold "
+                              f"no frame >= {first} with {k} target step(s) after it")
+    train_graphs = make_samples(train_trajs, builder, config.max_samples, seed=config.seed, horizon=k, first_step=first)
+    valid_graphs = (make_samples(valid_trajs, builder, config.valid_samples, seed=config.seed + 1, horizon=k, first_step=first)
+                    if valid_trajs else [])
     select = config.select_rollouts
     select_trajs = valid_trajs[:select]
     if select:

@@ -345,3 +345,32 @@ def test_overrides_of_the_right_type_apply():
 
     cfg = apply_overrides(chain_config("dpinet"), {"hidden": 16, "graph.radius": None, "noise_std": 0, "stage_order": "leaves_first"})
     assert (cfg.hidden, cfg.graph.radius, cfg.noise_std, cfg.stage_order) == (16, None, 0, "leaves_first")
+
+
+def test_sample_from_draws_only_later_frames_and_is_stored_only_when_on(tmp_path):
+    from physics.graph.builder import GraphBuilder
+    from physics.models import make_samples
+
+    traj = spring_chain(1)  # 40 frames
+    builder = GraphBuilder(chain_config("propnet").graph)
+    pos = torch.from_numpy(traj.positions).float()
+    late = make_samples([traj], builder, None, first_step=20, horizon=2)
+    starts = [int(torch.isclose(pos[1:], g.target_pos[: traj.num_nodes]).flatten(1).all(1).nonzero()[0]) for g in late]
+    assert starts == list(range(20, 38))  # frames t = 20 .. 37, each with targets at t+1 and t+2
+    every = make_samples([traj], builder, None, horizon=2)
+    assert len(every) == 38 - builder.config.history  # frames history .. 37: the default is unchanged
+
+    def run(out, first):
+        model = make_model("propnet", chain_config("propnet"))
+        summary = train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], out,
+                        TrainConfig(epochs=1, sample_from=first, **FAST), progress=False)
+        return summary, torch.load(out / "checkpoint.pt", weights_only=True)["train_state"]["flags"]
+
+    plain, flags = run(tmp_path / "a", 0)
+    assert "sample_from" not in flags and plain["train_samples"] == 64  # as before the option
+    later, flags = run(tmp_path / "b", 20)
+    assert flags["sample_from"] == 20 and later["train_samples"] == 2 * 19  # frames 20..38 of each trajectory
+    with pytest.raises(ConfigError, match="sample_from must be a frame index >= 0"):
+        TrainConfig(sample_from=-1)
+    with pytest.raises(ConfigError, match=r"--sample-from 39: trajectories \[0, 1, 2\]"):
+        run(tmp_path / "c", 39)
