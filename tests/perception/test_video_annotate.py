@@ -13,6 +13,7 @@ from perception.video.annotate import (
     at_rest,
     drop_closing_at_end,
     drop_unstruck,
+    end_slide_velocity,
     perception_config,
     second_partners,
     slow_drift,
@@ -672,3 +673,40 @@ def test_drift_window_reads_a_sphere_creeping_to_a_stop_as_moving_and_a_jitterin
         VideoPerceptionConfig(drift_window=-1)
     with pytest.raises(ConfigError, match="drift"):
         VideoPerceptionConfig(drift_speed=0.0)
+
+
+def test_end_slide_reads_a_cylinder_sliding_to_a_stop_at_the_last_frame_as_stopped_and_keeps_a_fast_one_moving():
+    rng = np.random.default_rng(3)
+    n, fps, decel = 40, 25, 2.415
+    t = np.arange(n) / fps
+    # truth: stops at the last frame (the executor's moving speed is 0.05 units/s)
+    v0 = decel * (n - 1) / fps
+    stop = v0 * t - 0.5 * decel * t ** 2
+    # a cube passing through the end at 1 unit/s
+    fast = (1.0 + decel * t[-1]) * t - 0.5 * decel * t ** 2
+    jitter = rng.normal(0.0, 0.008, (n, 4))
+    slider = _track(("red", "rubber", "cylinder"), {f: (-2.5 + stop[f] + jitter[f, 0], 0.5 + jitter[f, 1]) for f in range(n)}, 0.35)
+    cube = _track(("blue", "metal", "cube"), {f: (-1.5 + jitter[f, 2], -2.5 + fast[f] + jitter[f, 3]) for f in range(n)}, 0.2475)
+    still = _track(("green", "rubber", "sphere"), {f: (2.0 + jitter[f, 1] / 2, 1.0 + jitter[f, 0] / 2) for f in range(n)}, 0.35)
+    plain = tracks_to_annotation([slider, cube, still], list(range(n)), HW, HEIGHTS)
+    slid = tracks_to_annotation([slider, cube, still], list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(end_slide=16))
+
+    def speed(ann, frame, oid):
+        return float(np.hypot(*ann.motion_trajectory[frame].by_id()[oid].velocity[:2]))
+
+    assert speed(plain, n - 1, 0) > 0.05  # the one-sided difference: still moving at the end
+    assert speed(slid, n - 1, 0) < 0.05  # the slide fit: stopped
+    assert abs(speed(slid, n - 1, 1) - 1.0) < 0.15 and speed(slid, n - 2, 1) > speed(slid, n - 1, 1)
+    assert speed(slid, n - 1, 2) == speed(plain, n - 1, 2) == 0.0  # resting stays resting
+    # only the last velocity_span frames change; locations and collisions never
+    assert slid.motion_trajectory[: n - 2] == plain.motion_trajectory[: n - 2]
+    assert [fr.by_id()[o].location for fr in slid.motion_trajectory for o in range(3)] == \
+        [fr.by_id()[o].location for fr in plain.motion_trajectory for o in range(3)]
+    assert slid.collision == plain.collision
+    # the function: a slide fitted exactly, a stop inside the window is zeros, a straight line at deceleration 0
+    line = np.c_[0.04 * np.arange(10), 0.02 * np.arange(10)]
+    assert np.allclose(end_slide_velocity(line, 0.0, fps), [1.0, 0.5])
+    assert VideoPerceptionConfig().end_slide == 0 and perception_config(["end_slide=16"]).end_slide == 16
+    for bad in (-1, 2):
+        with pytest.raises(ConfigError, match="end_slide"):
+            VideoPerceptionConfig(end_slide=bad)
