@@ -229,13 +229,14 @@ class VideoPerceptionConfig:
         drift_speed: The slope (units/s) at or above which a rest frame's line drifts.
         end_slide: 0 (the default): a track's velocity in the video's last ``velocity_span``
             frames is the one-sided finite difference, the mean velocity of frames before it.
-            W > 0: where such a frame moves (the rest test did not zero it), its velocity comes
-            from the track's last W centres after its last perceived collision (at least 4;
-            fewer: unchanged) fitted by a slide at the shape's deceleration
-            (:data:`SLIDE_DECELERATION`, :func:`end_slide_velocity`); an object that the fit
-            stops before the frame rests there.  The one-sided difference reads an object sliding
-            to a stop in the last frames at 0.1-0.3 units/s while it has stopped (the executor's
-            moving speed is 0.05), so "moving when the video ends" counts it
+            W > 0: where such a frame moves, or the frame before them does (the rest test's
+            window is cut at the video's end: 0.04 units over 7-8 frames holds a sphere rolling
+            at 0.25 units/s), its velocity comes from the track's last W centres after its last
+            perceived collision (at least 4; fewer: unchanged) fitted by a slide at the shape's
+            deceleration (:data:`SLIDE_DECELERATION`, :func:`end_slide_velocity`); an object that
+            the fit stops before the frame rests there.  The one-sided difference reads an object
+            sliding to a stop in the last frames at 0.1-0.3 units/s while it has stopped (the
+            executor's moving speed is 0.05), so "moving when the video ends" counts it
             (``docs/results/clevrer.md``, twenty-third session).
         yaw_window: Frames either side whose fits are averaged into one frame's yaw.
         yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
@@ -741,10 +742,12 @@ def _slide_to_end(trajectory: tuple[FrameStates, ...], collisions: Sequence[Coll
         centres = np.array(run[::-1])
         decel = SLIDE_DECELERATION.get(shapes.get(oid, ""), 0.0)
         u, speed = _slide_fit(centres, decel, fps)
+        before = frames[n - 1 - k].get(oid) if n > k else None
+        moving_before = before is not None and any(before.velocity[:2])
         for back in range(k):
             s = frames[n - 1 - back].get(oid)
-            if s is None or not any(s.velocity[:2]):
-                continue  # at rest by the rest test: stays so
+            if s is None or not (moving_before or any(s.velocity[:2])):
+                continue  # at rest by the rest test, and before these frames too: stays so
             # back frames before the end the slide was faster by decel x back / fps (not moving: stopped by then)
             at = speed + decel * back / fps
             v = u * at if at > 0 else np.zeros(2)

@@ -698,6 +698,13 @@ def test_end_slide_reads_a_cylinder_sliding_to_a_stop_at_the_last_frame_as_stopp
     assert speed(slid, n - 1, 0) < 0.05  # the slide fit: stopped
     assert abs(speed(slid, n - 1, 1) - 1.0) < 0.15 and speed(slid, n - 2, 1) > speed(slid, n - 1, 1)
     assert speed(slid, n - 1, 2) == speed(plain, n - 1, 2) == 0.0  # resting stays resting
+    # a sphere rolling slowly (0.3 units/s): the rest test's window, cut at the end, reads its last frames resting
+    roll = (0.3 + 0.16 * t[-1]) * t - 0.08 * t ** 2  # at 0.3 at the end, rolling friction 0.16 units/s^2
+    sphere = _track(("cyan", "rubber", "sphere"), {f: (1.0 + roll[f] + jitter[f, 3] / 4, -1.0 + jitter[f, 2] / 4) for f in range(n)}, 0.35)
+    plain_roll = tracks_to_annotation([sphere], list(range(n)), HW, HEIGHTS)
+    slid_roll = tracks_to_annotation([sphere], list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(end_slide=16))
+    assert speed(plain_roll, n - 1, 0) == 0.0 and speed(plain_roll, n - 3, 0) > 0.05
+    assert abs(speed(slid_roll, n - 1, 0) - 0.3) < 0.05
     # only the last velocity_span frames change; locations and collisions never
     assert slid.motion_trajectory[: n - 2] == plain.motion_trajectory[: n - 2]
     assert [fr.by_id()[o].location for fr in slid.motion_trajectory for o in range(3)] == \
