@@ -18,6 +18,7 @@ from perception.video.annotate import (
     second_partners,
     slow_drift,
     steady_areas,
+    struck_at_end,
     touch_collisions,
     tracks_to_annotation,
     video_index,
@@ -717,3 +718,34 @@ def test_end_slide_reads_a_cylinder_sliding_to_a_stop_at_the_last_frame_as_stopp
     for bad in (-1, 2):
         with pytest.raises(ConfigError, match="end_slide"):
             VideoPerceptionConfig(end_slide=bad)
+
+
+def _states(frame: int, objects: dict[int, tuple[tuple[float, float], tuple[float, float]]]) -> FrameStates:
+    zero = (0.0, 0.0, 0.0)
+    return FrameStates(frame, tuple(ObjectState(o, (x, y, 0.35), zero, (vx, vy, 0.0), zero, True)
+                                    for o, ((x, y), (vx, vy)) in sorted(objects.items())))
+
+
+def test_struck_end_sets_an_object_struck_in_the_last_frames_and_read_resting_moving():
+    # object 1 rests at (0, 0); object 0 slides into it along +x at 2 units/s and touches at frame 17 of 20
+    frames = []
+    for f in range(20):
+        x0 = -2.0 + 0.08 * min(f, 17)
+        frames.append(_states(f, {0: ((x0, 0.0), (2.0 if f < 17 else 0.0, 0.0)), 1: ((0.0, 0.0), (0.0, 0.0)),
+                                  2: ((3.0, 3.0), (0.0, 0.0))}))
+    trajectory = tuple(frames)
+    touch = (Collision((0, 1), 17, (-0.35, 0.0, 0.35)),)
+    out = struck_at_end(trajectory, touch, 5)
+    v = [out[f].by_id()[1].velocity for f in range(20)]
+    assert all(v[f] == (0.0, 0.0, 0.0) for f in range(18))  # up to and with the collision's frame: as read
+    assert all(np.isclose(v[f][0], 2.0 * (1 + 0.49) / 2) and v[f][1] == 0.0 for f in range(18, 20))
+    assert [fr.by_id()[1].location for fr in out] == [fr.by_id()[1].location for fr in trajectory]
+    assert out[19].by_id()[2] == trajectory[19].by_id()[2] and out[19].by_id()[0] == trajectory[19].by_id()[0]
+    # a collision before the last W frames, a partner not closing in, and W = 0 change nothing
+    assert struck_at_end(trajectory, touch, 2) == trajectory
+    away = (Collision((1, 2), 17, (1.5, 1.5, 0.35)),)
+    assert struck_at_end(trajectory, away, 5) == trajectory
+    assert struck_at_end(trajectory, touch, 0) == trajectory
+    assert VideoPerceptionConfig().struck_end == 0 and perception_config(["struck_end=8"]).struck_end == 8
+    with pytest.raises(ConfigError, match="struck_end"):
+        VideoPerceptionConfig(struck_end=-1)
