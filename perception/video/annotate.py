@@ -103,10 +103,17 @@ from physics.worlds.clevrer_world import ClevrerConfig
 
 __all__ = ["VideoPerceptionConfig", "perception_config", "tracks_to_annotation", "touch_collisions", "at_rest", "settle_excursions",
            "steady_areas", "coast_lost_track", "video_index", "second_partners", "drop_unstruck", "slow_drift",
-           "drop_closing_at_end",
+           "drop_closing_at_end", "end_slide_velocity", "SLIDE_DECELERATION", "struck_at_end",
            "voted_attributes"]
 
 _DIGITS = 5  # decimals written, as in the annotations
+# Deceleration (units/s^2) of an object sliding free on the floor, by shape: cubes and cylinders
+# slide (friction 0.5 x 0.5 x g: 0.0966 units/s a frame at 25 fps, the median over 600 frames of
+# objects at 0.1-1 units/s in the truth of development seed 16139), spheres roll (0.0064 a frame).
+SLIDE_DECELERATION = {"cube": 2.415, "cylinder": 2.415, "sphere": 0.16}
+END_SLIDE_MIN = 4  # centres a slide fit at the video's end needs (VideoPerceptionConfig.end_slide)
+STRUCK_RESTITUTION = 0.49  # restitution of the exchange that sets a struck object moving (struck_end; contact_carry's)
+STRUCK_MIN_SPEED = 0.05  # units/s: a partner closing slower than the executor's moving speed strikes nothing
 
 
 @dataclass(frozen=True)
@@ -222,6 +229,27 @@ class VideoPerceptionConfig:
             executor's moving speed is 0.05; its velocity there is the line's slope
             (``docs/results/clevrer.md``, eighteenth session).
         drift_speed: The slope (units/s) at or above which a rest frame's line drifts.
+        end_slide: 0 (the default): a track's velocity in the video's last ``velocity_span``
+            frames is the one-sided finite difference, the mean velocity of frames before it.
+            W > 0: where such a frame moves, or the frame before them does (the rest test's
+            window is cut at the video's end: 0.04 units over 7-8 frames holds a sphere rolling
+            at 0.25 units/s), its velocity comes from the track's last W centres after its last
+            perceived collision (at least 4; fewer: unchanged) fitted by a slide at the shape's
+            deceleration (:data:`SLIDE_DECELERATION`, :func:`end_slide_velocity`); an object that
+            the fit stops before the frame rests there.  The one-sided difference reads an object
+            sliding to a stop in the last frames at 0.1-0.3 units/s while it has stopped (the
+            executor's moving speed is 0.05), so "moving when the video ends" counts it
+            (``docs/results/clevrer.md``, twenty-third session).
+        struck_end: 0 (the default): a collision's objects move as their tracks say.  W > 0: a
+            collision perceived in the video's last W frames one of whose objects is at rest from
+            it to the last frame, while its partner moved into it (the partner's velocity two
+            frames before, along the line of centres, at least the executor's 0.05 units/s), sets
+            that object moving from the frame after the collision: the equal-mass exchange along
+            the line of centres at restitution ``STRUCK_RESTITUTION`` (as the rollout's
+            ``contact_carry``), locations unchanged (:func:`struck_at_end`).  A struck object's
+            mask merges with its striker's and its track is often lost or held in the last frames,
+            which the rest test, its window cut at the end, reads as resting
+            (``docs/results/clevrer.md``, twenty-third session).
         yaw_window: Frames either side whose fits are averaged into one frame's yaw.
         yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
         camera: The videos' fixed camera (its image size is replaced by the frames').
@@ -253,6 +281,8 @@ class VideoPerceptionConfig:
     closing_end_frames: int = 0
     drift_window: int = 0
     drift_speed: float = 0.06
+    end_slide: int = 0
+    struck_end: int = 0
     cube_yaw: int = 0
     yaw_window: int = 3
     yaw_min_iou: float = 0.5
@@ -300,6 +330,11 @@ class VideoPerceptionConfig:
         if self.drift_window < 0 or self.drift_speed <= 0:
             raise ConfigError(f"VideoPerceptionConfig needs drift_window >= 0 (0: off) and drift_speed > 0, got "
                               f"{self.drift_window}, {self.drift_speed}")
+        if self.end_slide < 0 or 0 < self.end_slide < END_SLIDE_MIN:
+            raise ConfigError(f"VideoPerceptionConfig.end_slide must be 0 (off) or at least {END_SLIDE_MIN} frames, "
+                              f"got {self.end_slide}")
+        if self.struck_end < 0:
+            raise ConfigError(f"VideoPerceptionConfig.struck_end must be >= 0 (0: off), got {self.struck_end}")
         if self.closing_end_frames < 0:
             raise ConfigError(f"VideoPerceptionConfig.closing_end_frames must be >= 0 (0: off), got {self.closing_end_frames}")
 
@@ -658,7 +693,140 @@ def tracks_to_annotation(
         collisions = drop_unstruck(trajectory, collisions, config.unstruck_frames)
     if config.closing_end_frames > 0:
         collisions = drop_closing_at_end(trajectory, collisions, config.closing_end_frames)
+    if config.end_slide > 0:
+        trajectory = _slide_to_end(trajectory, collisions, shapes, config)
+    if config.struck_end > 0:
+        trajectory = struck_at_end(trajectory, collisions, config.struck_end)
     return VideoAnnotation(scene_index, video_filename, tuple(props), trajectory, collisions)
+
+
+def end_slide_velocity(centres: np.ndarray, deceleration: float, fps: float) -> np.ndarray:
+    """Velocity (units/s, ground plane) at the last of ``centres`` [N, >=2] (consecutive frames) of an object
+    sliding on a straight path at constant ``deceleration`` (units/s^2), by least squares.
+
+    The direction is the path's (last centre less first); taking the deceleration's term off
+    the centres leaves a straight line whose slope is the end velocity.  A slope against the
+    direction (the object stopped inside the window) is a stop: zeros.  ``deceleration`` 0 is
+    a straight line through the centres.
+
+    >>> t = np.arange(10) / 25.0                      # a slide from 1 unit/s at 2.415 units/s^2
+    >>> x = 1.0 * t - 0.5 * 2.415 * t ** 2
+    >>> v = end_slide_velocity(np.c_[x, 0 * x], 2.415, 25)
+    >>> round(float(v[0]), 3), round(float(1.0 - 2.415 * t[-1]), 3)
+    (0.131, 0.131)
+    >>> end_slide_velocity(np.c_[np.minimum(x, 0.15), 0 * x], 2.415, 25).tolist()   # stopped inside the window
+    [0.0, 0.0]
+    """
+    u, speed = _slide_fit(centres, deceleration, fps)
+    return u * speed if speed > 0 else np.zeros(2)
+
+
+def _slide_fit(centres: np.ndarray, deceleration: float, fps: float) -> tuple[np.ndarray, float]:
+    """(direction [2], signed end speed) of :func:`end_slide_velocity` (speed < 0: stopped that long before)."""
+    xy = np.asarray(centres, float)[:, :2]
+    path = xy[-1] - xy[0]
+    length = float(np.hypot(*path))
+    if len(xy) < 2 or length == 0.0:
+        return np.zeros(2), 0.0
+    u = path / length
+    t = (np.arange(len(xy)) - (len(xy) - 1)) / float(fps)  # seconds, 0 at the last centre
+    slope = np.polyfit(t, xy + 0.5 * deceleration * u[None, :] * t[:, None] ** 2, 1)[0]
+    return u, float(slope @ u)
+
+
+def _slide_to_end(trajectory: tuple[FrameStates, ...], collisions: Sequence[Collision], shapes: Mapping[int, str],
+                  config: VideoPerceptionConfig) -> tuple[FrameStates, ...]:
+    """``trajectory`` with the moving velocities of the video's last ``velocity_span`` frames read by
+    :func:`end_slide_velocity` (``VideoPerceptionConfig.end_slide``)."""
+    n, fps, k = len(trajectory), config.fps, min(config.velocity_span, len(trajectory))
+    last_collision: dict[int, int] = {}
+    for c in collisions:
+        for o in c.object_ids:
+            last_collision[o] = max(last_collision.get(o, -1), c.frame_id)
+    frames = [fr.by_id() for fr in trajectory]
+    changed: dict[tuple[int, int], tuple[float, ...]] = {}
+    for oid in frames[-1]:
+        # the object's centres in consecutive frames up to the last, after its last collision (+1)
+        after = last_collision.get(oid, -10**9) + 1
+        run: list[np.ndarray] = []
+        for i in range(n - 1, -1, -1):
+            s = frames[i].get(oid)
+            if s is None or trajectory[i].frame_id <= after or len(run) == config.end_slide:
+                break
+            run.append(np.asarray(s.location[:2], float))
+        if len(run) < END_SLIDE_MIN:
+            continue
+        centres = np.array(run[::-1])
+        decel = SLIDE_DECELERATION.get(shapes.get(oid, ""), 0.0)
+        u, speed = _slide_fit(centres, decel, fps)
+        before = frames[n - 1 - k].get(oid) if n > k else None
+        moving_before = before is not None and any(before.velocity[:2])
+        for back in range(k):
+            s = frames[n - 1 - back].get(oid)
+            if s is None or not (moving_before or any(s.velocity[:2])):
+                continue  # at rest by the rest test, and before these frames too: stays so
+            # back frames before the end the slide was faster by decel x back / fps (not moving: stopped by then)
+            at = speed + decel * back / fps
+            v = u * at if at > 0 else np.zeros(2)
+            changed[(n - 1 - back, oid)] = _rounded(np.r_[v, 0.0])
+    if not changed:
+        return trajectory
+    out = list(trajectory)
+    for i in {i for i, _ in changed}:
+        fr = trajectory[i]
+        out[i] = replace(fr, objects=tuple(replace(o, velocity=changed[(i, o.object_id)]) if (i, o.object_id) in changed
+                                           else o for o in fr.objects))
+    return tuple(out)
+
+
+def struck_at_end(trajectory: tuple[FrameStates, ...], collisions: Sequence[Collision], frames: int) -> tuple[FrameStates, ...]:
+    """``trajectory`` with objects struck in its last ``frames`` frames and read resting since set moving.
+
+    For each collision dated after the last frame less ``frames``, an object of the pair with
+    zero velocity at every frame from the collision's to the last, whose partner's velocity two
+    frames before the collision (the frame before when there is none; the collision's frame at
+    the start) has a component of at least ``STRUCK_MIN_SPEED`` along the line from the
+    partner's centre to the object's at the collision, gets that component times
+    ``(1 + STRUCK_RESTITUTION) / 2`` along that line as its velocity at every frame after the
+    collision (its locations are kept).  ``frames`` 0 returns ``trajectory`` unchanged.
+    """
+    if frames <= 0 or not trajectory:
+        return trajectory
+    index = {fr.frame_id: i for i, fr in enumerate(trajectory)}
+    last = trajectory[-1].frame_id
+    set_moving: dict[tuple[int, int], tuple[float, ...]] = {}
+    for c in collisions:
+        i = index.get(c.frame_id)
+        if i is None or c.frame_id <= last - frames:
+            continue
+        at = trajectory[i].by_id()
+        for x in c.object_ids:
+            (y,) = [o for o in c.object_ids if o != x] or (x,)
+            if y == x or x not in at or y not in at:
+                continue
+            after = [fr.by_id().get(x) for fr in trajectory[i:]]
+            if any(s is None or any(s.velocity[:2]) for s in after):
+                continue
+            partner = trajectory[max(i - 2, 0)].by_id().get(y) or trajectory[max(i - 1, 0)].by_id().get(y) or at[y]
+            line = np.asarray(at[x].location[:2], float) - np.asarray(at[y].location[:2], float)
+            norm = float(np.hypot(*line))
+            if norm == 0.0:
+                continue
+            n = line / norm
+            closing = float(np.asarray(partner.velocity[:2], float) @ n)
+            if closing < STRUCK_MIN_SPEED:
+                continue
+            v = _rounded(np.r_[n * closing * (1.0 + STRUCK_RESTITUTION) / 2.0, 0.0])
+            for j in range(i + 1, len(trajectory)):
+                set_moving.setdefault((j, x), v)  # the earliest strike's
+    if not set_moving:
+        return trajectory
+    out = list(trajectory)
+    for j in sorted({j for j, _ in set_moving}):
+        fr = trajectory[j]
+        out[j] = replace(fr, objects=tuple(replace(o, velocity=set_moving[(j, o.object_id)])
+                                           if (j, o.object_id) in set_moving else o for o in fr.objects))
+    return tuple(out)
 
 
 def touch_collisions(

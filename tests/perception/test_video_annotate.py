@@ -13,10 +13,12 @@ from perception.video.annotate import (
     at_rest,
     drop_closing_at_end,
     drop_unstruck,
+    end_slide_velocity,
     perception_config,
     second_partners,
     slow_drift,
     steady_areas,
+    struck_at_end,
     touch_collisions,
     tracks_to_annotation,
     video_index,
@@ -672,3 +674,78 @@ def test_drift_window_reads_a_sphere_creeping_to_a_stop_as_moving_and_a_jitterin
         VideoPerceptionConfig(drift_window=-1)
     with pytest.raises(ConfigError, match="drift"):
         VideoPerceptionConfig(drift_speed=0.0)
+
+
+def test_end_slide_reads_a_cylinder_sliding_to_a_stop_at_the_last_frame_as_stopped_and_keeps_a_fast_one_moving():
+    rng = np.random.default_rng(3)
+    n, fps, decel = 40, 25, 2.415
+    t = np.arange(n) / fps
+    # truth: stops at the last frame (the executor's moving speed is 0.05 units/s)
+    v0 = decel * (n - 1) / fps
+    stop = v0 * t - 0.5 * decel * t ** 2
+    # a cube passing through the end at 1 unit/s
+    fast = (1.0 + decel * t[-1]) * t - 0.5 * decel * t ** 2
+    jitter = rng.normal(0.0, 0.008, (n, 4))
+    slider = _track(("red", "rubber", "cylinder"), {f: (-2.5 + stop[f] + jitter[f, 0], 0.5 + jitter[f, 1]) for f in range(n)}, 0.35)
+    cube = _track(("blue", "metal", "cube"), {f: (-1.5 + jitter[f, 2], -2.5 + fast[f] + jitter[f, 3]) for f in range(n)}, 0.2475)
+    still = _track(("green", "rubber", "sphere"), {f: (2.0 + jitter[f, 1] / 2, 1.0 + jitter[f, 0] / 2) for f in range(n)}, 0.35)
+    plain = tracks_to_annotation([slider, cube, still], list(range(n)), HW, HEIGHTS)
+    slid = tracks_to_annotation([slider, cube, still], list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(end_slide=16))
+
+    def speed(ann, frame, oid):
+        return float(np.hypot(*ann.motion_trajectory[frame].by_id()[oid].velocity[:2]))
+
+    assert speed(plain, n - 1, 0) > 0.05  # the one-sided difference: still moving at the end
+    assert speed(slid, n - 1, 0) < 0.05  # the slide fit: stopped
+    assert abs(speed(slid, n - 1, 1) - 1.0) < 0.15 and speed(slid, n - 2, 1) > speed(slid, n - 1, 1)
+    assert speed(slid, n - 1, 2) == speed(plain, n - 1, 2) == 0.0  # resting stays resting
+    # a sphere rolling slowly (0.3 units/s): the rest test's window, cut at the end, reads its last frames resting
+    roll = (0.3 + 0.16 * t[-1]) * t - 0.08 * t ** 2  # at 0.3 at the end, rolling friction 0.16 units/s^2
+    sphere = _track(("cyan", "rubber", "sphere"), {f: (1.0 + roll[f] + jitter[f, 3] / 4, -1.0 + jitter[f, 2] / 4) for f in range(n)}, 0.35)
+    plain_roll = tracks_to_annotation([sphere], list(range(n)), HW, HEIGHTS)
+    slid_roll = tracks_to_annotation([sphere], list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(end_slide=16))
+    assert speed(plain_roll, n - 1, 0) == 0.0 and speed(plain_roll, n - 3, 0) > 0.05
+    assert abs(speed(slid_roll, n - 1, 0) - 0.3) < 0.05
+    # only the last velocity_span frames change; locations and collisions never
+    assert slid.motion_trajectory[: n - 2] == plain.motion_trajectory[: n - 2]
+    assert [fr.by_id()[o].location for fr in slid.motion_trajectory for o in range(3)] == \
+        [fr.by_id()[o].location for fr in plain.motion_trajectory for o in range(3)]
+    assert slid.collision == plain.collision
+    # the function: a slide fitted exactly, a stop inside the window is zeros, a straight line at deceleration 0
+    line = np.c_[0.04 * np.arange(10), 0.02 * np.arange(10)]
+    assert np.allclose(end_slide_velocity(line, 0.0, fps), [1.0, 0.5])
+    assert VideoPerceptionConfig().end_slide == 0 and perception_config(["end_slide=16"]).end_slide == 16
+    for bad in (-1, 2):
+        with pytest.raises(ConfigError, match="end_slide"):
+            VideoPerceptionConfig(end_slide=bad)
+
+
+def _states(frame: int, objects: dict[int, tuple[tuple[float, float], tuple[float, float]]]) -> FrameStates:
+    zero = (0.0, 0.0, 0.0)
+    return FrameStates(frame, tuple(ObjectState(o, (x, y, 0.35), zero, (vx, vy, 0.0), zero, True)
+                                    for o, ((x, y), (vx, vy)) in sorted(objects.items())))
+
+
+def test_struck_end_sets_an_object_struck_in_the_last_frames_and_read_resting_moving():
+    # object 1 rests at (0, 0); object 0 slides into it along +x at 2 units/s and touches at frame 17 of 20
+    frames = []
+    for f in range(20):
+        x0 = -2.0 + 0.08 * min(f, 17)
+        frames.append(_states(f, {0: ((x0, 0.0), (2.0 if f < 17 else 0.0, 0.0)), 1: ((0.0, 0.0), (0.0, 0.0)),
+                                  2: ((3.0, 3.0), (0.0, 0.0))}))
+    trajectory = tuple(frames)
+    touch = (Collision((0, 1), 17, (-0.35, 0.0, 0.35)),)
+    out = struck_at_end(trajectory, touch, 5)
+    v = [out[f].by_id()[1].velocity for f in range(20)]
+    assert all(v[f] == (0.0, 0.0, 0.0) for f in range(18))  # up to and with the collision's frame: as read
+    assert all(np.isclose(v[f][0], 2.0 * (1 + 0.49) / 2) and v[f][1] == 0.0 for f in range(18, 20))
+    assert [fr.by_id()[1].location for fr in out] == [fr.by_id()[1].location for fr in trajectory]
+    assert out[19].by_id()[2] == trajectory[19].by_id()[2] and out[19].by_id()[0] == trajectory[19].by_id()[0]
+    # a collision before the last W frames, a partner not closing in, and W = 0 change nothing
+    assert struck_at_end(trajectory, touch, 2) == trajectory
+    away = (Collision((1, 2), 17, (1.5, 1.5, 0.35)),)
+    assert struck_at_end(trajectory, away, 5) == trajectory
+    assert struck_at_end(trajectory, touch, 0) == trajectory
+    assert VideoPerceptionConfig().struck_end == 0 and perception_config(["struck_end=8"]).struck_end == 8
+    with pytest.raises(ConfigError, match="struck_end"):
+        VideoPerceptionConfig(struck_end=-1)
