@@ -68,8 +68,8 @@ from perception.generative.scenes import (
 )
 from perception.generative.segmenter import ShapeSegmenter, object_masks, segment, train_segmenter
 from physics.errors import ConfigError
-from physics.worlds.clevr_world import ClevrWorldConfig
 from physics.training import Constant, TrainLoop, seed_everything
+from physics.worlds.clevr_world import ClevrWorldConfig
 
 __all__ = ["GAN", "train_gan", "fit_gan", "recalibrate_batch_norm", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "SCENES", "train_gan_run", "run_conditions", "run_classifier"]
 
