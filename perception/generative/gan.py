@@ -511,30 +511,29 @@ def _gan_run(quick: bool, seed: int, codec: CodecConfig, ema: float, scenes: str
 def run_classifier(quick: bool, seed: int, codec: CodecConfig, scenes: str = "scenes") -> Reader | None:
     """The frozen shape-presence reader of a ``condition_head='classifier'`` ``codec``, else None.
 
-    Trained from ``seed + 41`` on the run's training renders, their shape maps and their
-    :func:`shape_conditions` (:data:`CLASSIFIER_STEPS` steps; cached per process), before the GAN.
+    Trained from ``seed + 41`` on the run's training renders of ``scenes``, their shape maps and their
+    :func:`shape_conditions` (one-object scenes: :func:`shape_classes`) (:data:`CLASSIFIER_STEPS` steps;
+    cached per process), before the GAN.
     With ``codec.classifier_members`` > 1 or ``codec.classifier_augment``: a :class:`ReaderEnsemble`
     whose member k trains from ``seed + 41 + 1000 k`` (with the augmentations when asked; its
     draws on the fakes from ``seed + 43``).
     """
     if not (codec.conditions and codec.condition_head == "classifier"):
         return None
-    if _world(scenes) is not SMALL_WORLD:
-        raise ConfigError(f"run_classifier: the frozen shape reader (condition_head='classifier') reads shape_conditions "
-                          f"of multi-object scenes; scenes={scenes!r} is not supported with it")
-    run_conditions(codec, _renders_and_judges(quick, seed)[0])  # the width check
+    run_conditions(codec, _renders_and_judges(quick, seed, scenes)[0], scenes)  # the width check
     if codec.classifier_members == 1 and not codec.classifier_augment:
-        return _classifier(quick, seed, codec.condition_blocks, 0, False)
-    members = [_classifier(quick, seed, codec.condition_blocks, k, codec.classifier_augment)
+        return _classifier(quick, seed, codec.condition_blocks, 0, False, scenes)
+    members = [_classifier(quick, seed, codec.condition_blocks, k, codec.classifier_augment, scenes)
                for k in range(codec.classifier_members)]
     return ReaderEnsemble(members, codec.classifier_augment, seed + 43)
 
 
 @lru_cache(maxsize=4)
-def _classifier(quick: bool, seed: int, blocks: int, member: int, augment: bool) -> ShapePresenceNet:
+def _classifier(quick: bool, seed: int, blocks: int, member: int, augment: bool, scenes: str = "scenes") -> ShapePresenceNet:
     size = _QUICK if quick else _FULL
-    train = _renders_and_judges(quick, seed)[0]
-    return train_presence_net(train.images, train.shapes, shape_conditions(train), blocks, steps=size.classifier_steps,
+    train = _renders_and_judges(quick, seed, scenes)[0]
+    conditions = shape_classes(train) if _world(scenes) is ONE_OBJECT_WORLD else shape_conditions(train)
+    return train_presence_net(train.images, train.shapes, conditions, blocks, steps=size.classifier_steps,
                               batch=size.batch, lr=CLASSIFIER_LR, seed=seed + 41 + 1000 * member,
                               width=CLASSIFIER_WIDTH if not quick else 4, augment=augment)
 

@@ -33,7 +33,9 @@ on its held-out seed 42440, session 17), :data:`CONDITIONAL_CODEC` that GAN made
 scene's shapes (an option, session 20: the unconditional GANs' units are object units, and a generator
 asked for given shapes must carry them), :data:`AUXILIARY_CODEC` the same with an auxiliary-classifier
 discriminator (AC-GAN; an option, session 21), :data:`FROZEN_CLASSIFIER_CODEC` the same GAN whose condition
-loss is a frozen classifier pre-trained on the renders (an option, session 22), :func:`condition_match` how often a conditional GAN's samples
+loss is a frozen classifier pre-trained on the renders (an option, session 22), :data:`ONE_OBJECT_CODEC`,
+:data:`ONE_OBJECT_AUXILIARY_CODEC` and :data:`ONE_OBJECT_READER_CODEC` GANs of one-object renders conditioned on the
+object's shape (options, session 23; ``scenes="one_object"``), :func:`condition_match` how often a conditional GAN's samples
 show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell an
 object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
@@ -67,7 +69,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -388,6 +390,9 @@ AUGMENTED_CLASSIFIER_CODEC = replace(FROZEN_CLASSIFIER_CODEC, classifier_augment
 # The projection discriminator of CONDITIONAL_CODEC, and an auxiliary classifier (AC-GAN) of the three classes.
 ONE_OBJECT_CODEC = replace(CONDITIONAL_CODEC, conditions=len(SHAPES))
 ONE_OBJECT_AUXILIARY_CODEC = replace(ONE_OBJECT_CODEC, condition_head="auxiliary")
+# The frozen shape reader as the condition loss on one-object renders (an option, session 23, not measured yet): the
+# discriminators above read one-object shapes at chance, the reader 0.88 of the dev seed's test renders.
+ONE_OBJECT_READER_CODEC = replace(FROZEN_CLASSIFIER_CODEC, conditions=len(SHAPES), condition_blocks=len(SHAPES))
 BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sessions 14-15)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"

@@ -360,8 +360,17 @@ def test_bench_conditions_follow_the_scenes_and_bad_choices_are_refused():
         run_conditions(ONE_OBJECT_CODEC, many)
     with pytest.raises(ConfigError, match="scenes must be one of"):
         run_conditions(ONE_OBJECT_CODEC, one, "one-object")
-    with pytest.raises(ConfigError, match="scenes='one_object' is not supported"):
+    with pytest.raises(ConfigError, match="shape_classes"):  # a reader of scene counts for one-object scenes
         run_classifier(True, 0, FROZEN_CLASSIFIER_CODEC, "one_object")
+
+
+def test_a_one_object_class_code_asks_for_its_shape_alone_and_other_widths_are_refused():
+    from perception.generative.condition_classifier import asked_presence
+
+    code = torch.eye(3)[[2, 0]]
+    assert torch.equal(asked_presence(code, 3), code)
+    with pytest.raises(ConfigError, match="one-object shape classes"):
+        asked_presence(torch.zeros(2, 4), 3)
 
 
 def test_a_conditional_gan_needs_its_pool_and_draws_conditions_from_it():

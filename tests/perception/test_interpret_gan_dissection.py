@@ -500,6 +500,22 @@ def test_the_one_object_option_conditions_on_the_objects_shape_and_the_entry_sta
 
 
 @pytest.mark.slow
+def test_the_one_object_reader_option_trains_its_reader_on_one_object_renders_and_their_classes():
+    from perception.generative.condition_classifier import ShapePresenceNet
+    from perception.generative.gan import run_classifier, train_gan_run
+    from perception.interpret.gan_dissection import FROZEN_CLASSIFIER_CODEC, ONE_OBJECT_READER_CODEC
+
+    assert ONE_OBJECT_READER_CODEC.condition_head == "classifier" and ONE_OBJECT_READER_CODEC.conditions == len(SHAPES)
+    reader = run_classifier(True, 0, ONE_OBJECT_READER_CODEC, "one_object")
+    assert isinstance(reader, ShapePresenceNet) and reader.shapes == len(SHAPES) and not reader.training
+    assert reader is not run_classifier(True, 0, FROZEN_CLASSIFIER_CODEC)  # the scenes' reader is its own
+    gan = train_gan_run(True, 0, ONE_OBJECT_READER_CODEC, scenes="one_object").gan
+    assert gan.frozen_classifier and gan.classifier is reader
+    outcome = bench_gan_dissection(True, 0, ONE_OBJECT_READER_CODEC, scenes="one_object")
+    assert len(outcome.checks) == 6 and outcome.figures["objects_per_render"] == [1]
+
+
+@pytest.mark.slow
 def test_the_auxiliary_classifier_option_trains_and_dissects_and_stays_off_by_default():
     from perception.generative.gan import train_gan_run
     from perception.generative.scenes import SHAPE_CONDITIONS
