@@ -168,9 +168,17 @@ Reader = ShapePresenceNet | ReaderEnsemble  # what a condition_head="classifier"
 
 
 def asked_presence(conditions: Tensor, shapes: int) -> Tensor:
-    """Which shapes a :func:`~perception.generative.scenes.shape_conditions` code asks for: float [N, shapes] of 0 / 1 (count > 0)."""
-    if conditions.dim() != 2 or conditions.shape[1] % shapes or conditions.shape[1] // shapes < 2:
-        raise ConfigError(f"asked_presence: conditions must be [N, {shapes} x (max_objects + 1)], got {tuple(conditions.shape)}")
+    """Which shapes a condition asks for: float [N, shapes] of 0 / 1.
+
+    A :func:`~perception.generative.scenes.shape_conditions` code [N, shapes x (max_objects + 1)]:
+    each shape's count > 0; a one-object :func:`~perception.generative.scenes.shape_classes` code
+    [N, shapes]: the one-hot itself (one object, of that shape).
+    """
+    if conditions.dim() != 2 or conditions.shape[1] % shapes:
+        raise ConfigError(f"asked_presence: conditions must be [N, {shapes} x (max_objects + 1)] or [N, {shapes}] "
+                          f"(one-object shape classes), got {tuple(conditions.shape)}")
+    if conditions.shape[1] == shapes:
+        return (conditions > 0.5).float()
     return (conditions.view(len(conditions), shapes, -1).argmax(2) > 0).float()
 
 

@@ -56,17 +56,22 @@ from perception.generative.condition_classifier import (
     train_presence_net,
 )
 from perception.generative.scenes import (
+    ONE_OBJECT_WORLD,
     SHAPE_CONDITIONS,
+    SHAPES,
+    SMALL_WORLD,
     SceneRenders,
     random_hflip,
     render_scenes,
+    shape_classes,
     shape_conditions,
 )
 from perception.generative.segmenter import ShapeSegmenter, object_masks, segment, train_segmenter
 from physics.errors import ConfigError
 from physics.training import Constant, TrainLoop, seed_everything
+from physics.worlds.clevr_world import ClevrWorldConfig
 
-__all__ = ["GAN", "train_gan", "fit_gan", "recalibrate_batch_norm", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "train_gan_run", "run_conditions", "run_classifier"]
+__all__ = ["GAN", "train_gan", "fit_gan", "recalibrate_batch_norm", "object_confidence", "ValidObjectJudge", "train_attribute_net", "GanRun", "SCENES", "train_gan_run", "run_conditions", "run_classifier"]
 
 BETAS = (0.5, 0.999)  # DCGAN's Adam momentum: beta1 = 0.9 oscillates
 
@@ -434,6 +439,9 @@ _FULL = GanSize(train=1000, test=200, gan_steps=2000, seg_steps=400, attr_steps=
                 classifier_steps=CLASSIFIER_STEPS)
 _QUICK = GanSize(train=8, test=4, gan_steps=3, seg_steps=3, attr_steps=3, samples=8, batch=8, classifier_steps=3)
 GAN_CODEC = CodecConfig(channels=24)  # generator layer blocks[0]: 48 units on a 12 x 16 grid
+# What a bench run renders: "scenes" (SMALL_WORLD, 2-4 objects; the default, every look before session 23) or
+# "one_object" (ONE_OBJECT_WORLD; a conditional GAN then reads shape_classes, three classes, an option).
+SCENES = {"scenes": SMALL_WORLD, "one_object": ONE_OBJECT_WORLD}
 SEG_WIDTH = 12
 CROP = 32  # attribute-network crop side
 
@@ -449,70 +457,101 @@ class GanRun:
     test: SceneRenders
 
 
+def _world(scenes: str) -> ClevrWorldConfig:
+    if scenes not in SCENES:
+        raise ConfigError(f"scenes must be one of {tuple(SCENES)}, got {scenes!r}")
+    return SCENES[scenes]
+
+
+def _renders_and_judges(quick: bool, seed: int, scenes: str = "scenes") -> tuple[SceneRenders, SceneRenders,
+                                                                                 ShapeSegmenter, nn.Module]:
+    """The run's renders (train, test) of ``scenes`` (:data:`SCENES`), segmenter and attribute network (cached per process)."""
+    return _judged_renders(quick, seed, scenes)  # one cache entry however ``scenes`` is passed
+
+
 @lru_cache(maxsize=2)
-def _renders_and_judges(quick: bool, seed: int) -> tuple[SceneRenders, SceneRenders, ShapeSegmenter, nn.Module]:
-    """The run's renders (train, test), segmenter and attribute network (cached per process)."""
+def _judged_renders(quick: bool, seed: int, scenes: str) -> tuple[SceneRenders, SceneRenders, ShapeSegmenter, nn.Module]:
+    world = _world(scenes)
     size = _QUICK if quick else _FULL
     base = 5_000_000 + seed * 100_000
-    train = render_scenes(range(base, base + size.train))
-    test = render_scenes(range(base + 50_000, base + 50_000 + size.test))
+    train = render_scenes(range(base, base + size.train), world)
+    test = render_scenes(range(base + 50_000, base + 50_000 + size.test), world)
     seg = train_segmenter(train, steps=size.seg_steps, batch=16, lr=2e-3, seed=seed, width=SEG_WIDTH)
     attr = train_attribute_net(train, crop_size=CROP, steps=size.attr_steps, batch=64, lr=2e-3, seed=seed)
     return train, test, seg, attr
 
 
-def train_gan_run(quick: bool, seed: int, codec: CodecConfig = GAN_CODEC, ema: float = 0.0) -> GanRun:
+def train_gan_run(quick: bool, seed: int, codec: CodecConfig = GAN_CODEC, ema: float = 0.0,
+                  scenes: str = "scenes") -> GanRun:
     """Render, then train the GAN of ``codec``, the segmenter and the attribute network from ``seed``.
+
+    ``scenes`` (:data:`SCENES`): "scenes", the default, renders :data:`SMALL_WORLD` (2-4 objects; a
+    conditional ``codec`` reads :func:`shape_conditions`); "one_object" renders :data:`ONE_OBJECT_WORLD`
+    (a conditional ``codec`` reads :func:`shape_classes`, ``conditions=len(SHAPES)``), and the
+    segmenter and attribute network learn from those renders too.
 
     Cached per process (one cache entry per ``(quick, seed, codec, ema)``, however the arguments
     are passed); the renders, segmenter and attribute network are shared by runs of the same
     ``(quick, seed)`` whatever the codec (GAN dissection trains a wider generator beside the
     ``gan`` bench's).  ``ema``: :func:`train_gan`'s generator average (0: none, the ``gan`` bench's).
     """
-    return _gan_run(quick, seed, codec, ema)
+    return _gan_run(quick, seed, codec, ema, scenes)
 
 
 @lru_cache(maxsize=2)
-def _gan_run(quick: bool, seed: int, codec: CodecConfig, ema: float) -> GanRun:
+def _gan_run(quick: bool, seed: int, codec: CodecConfig, ema: float, scenes: str) -> GanRun:
     size = _QUICK if quick else _FULL
-    train, test, seg, attr = _renders_and_judges(quick, seed)
+    train, test, seg, attr = _renders_and_judges(quick, seed, scenes)
     gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed, ema=ema,
-                    conditions=run_conditions(codec, train), classifier=run_classifier(quick, seed, codec))
+                    conditions=run_conditions(codec, train, scenes),
+                    classifier=run_classifier(quick, seed, codec, scenes))
     return GanRun(gan, seg, attr, train, test)
 
 
-def run_classifier(quick: bool, seed: int, codec: CodecConfig) -> Reader | None:
+def run_classifier(quick: bool, seed: int, codec: CodecConfig, scenes: str = "scenes") -> Reader | None:
     """The frozen shape-presence reader of a ``condition_head='classifier'`` ``codec``, else None.
 
-    Trained from ``seed + 41`` on the run's training renders, their shape maps and their
-    :func:`shape_conditions` (:data:`CLASSIFIER_STEPS` steps; cached per process), before the GAN.
+    Trained from ``seed + 41`` on the run's training renders of ``scenes``, their shape maps and their
+    :func:`shape_conditions` (one-object scenes: :func:`shape_classes`) (:data:`CLASSIFIER_STEPS` steps;
+    cached per process), before the GAN.
     With ``codec.classifier_members`` > 1 or ``codec.classifier_augment``: a :class:`ReaderEnsemble`
     whose member k trains from ``seed + 41 + 1000 k`` (with the augmentations when asked; its
     draws on the fakes from ``seed + 43``).
     """
     if not (codec.conditions and codec.condition_head == "classifier"):
         return None
-    run_conditions(codec, _renders_and_judges(quick, seed)[0])  # the width check
+    run_conditions(codec, _renders_and_judges(quick, seed, scenes)[0], scenes)  # the width check
     if codec.classifier_members == 1 and not codec.classifier_augment:
-        return _classifier(quick, seed, codec.condition_blocks, 0, False)
-    members = [_classifier(quick, seed, codec.condition_blocks, k, codec.classifier_augment)
+        return _classifier(quick, seed, codec.condition_blocks, 0, False, scenes)
+    members = [_classifier(quick, seed, codec.condition_blocks, k, codec.classifier_augment, scenes)
                for k in range(codec.classifier_members)]
     return ReaderEnsemble(members, codec.classifier_augment, seed + 43)
 
 
 @lru_cache(maxsize=4)
-def _classifier(quick: bool, seed: int, blocks: int, member: int, augment: bool) -> ShapePresenceNet:
+def _classifier(quick: bool, seed: int, blocks: int, member: int, augment: bool, scenes: str = "scenes") -> ShapePresenceNet:
     size = _QUICK if quick else _FULL
-    train = _renders_and_judges(quick, seed)[0]
-    return train_presence_net(train.images, train.shapes, shape_conditions(train), blocks, steps=size.classifier_steps,
+    train = _renders_and_judges(quick, seed, scenes)[0]
+    conditions = shape_classes(train) if _world(scenes) is ONE_OBJECT_WORLD else shape_conditions(train)
+    return train_presence_net(train.images, train.shapes, conditions, blocks, steps=size.classifier_steps,
                               batch=size.batch, lr=CLASSIFIER_LR, seed=seed + 41 + 1000 * member,
                               width=CLASSIFIER_WIDTH if not quick else 4, augment=augment)
 
 
-def run_conditions(codec: CodecConfig, train: SceneRenders) -> Tensor | None:
-    """The training scenes' conditions for a class-conditional ``codec`` (:func:`shape_conditions`), else None."""
+def run_conditions(codec: CodecConfig, train: SceneRenders, scenes: str = "scenes") -> Tensor | None:
+    """The training scenes' conditions for a class-conditional ``codec``, else None.
+
+    ``scenes`` "scenes": :func:`shape_conditions` (``codec.conditions`` must be its width); "one_object":
+    :func:`shape_classes` (``codec.conditions`` must be ``len(SHAPES)``).
+    """
+    world = _world(scenes)
     if not codec.conditions:
         return None
+    if world is ONE_OBJECT_WORLD:
+        if codec.conditions != len(SHAPES):
+            raise ConfigError(f"train_gan_run: a conditional bench GAN of one-object scenes reads shape_classes "
+                              f"({len(SHAPES)} wide), got CodecConfig.conditions={codec.conditions}")
+        return shape_classes(train)
     if codec.conditions != SHAPE_CONDITIONS:
         raise ConfigError(f"train_gan_run: a conditional bench GAN reads shape_conditions ({SHAPE_CONDITIONS} wide), "
                           f"got CodecConfig.conditions={codec.conditions}")

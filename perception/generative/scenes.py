@@ -25,7 +25,7 @@ Shapes (N scenes of H x W pixels)::
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -38,7 +38,8 @@ from physics.worlds.clevr_layout import LayoutConfig
 from physics.worlds.clevr_properties import ATTRIBUTES
 from physics.worlds.clevr_world import ClevrWorldConfig
 
-__all__ = ["SHAPES", "SMALL_WORLD", "MAX_OBJECTS", "SHAPE_CONDITIONS", "SceneRenders", "render_scenes", "shape_conditions", "random_hflip"]
+__all__ = ["SHAPES", "SMALL_WORLD", "ONE_OBJECT_WORLD", "MAX_OBJECTS", "SHAPE_CONDITIONS", "SceneRenders", "render_scenes",
+           "shape_conditions", "shape_classes", "random_hflip"]
 
 SHAPES: tuple[str, ...] = tuple(ATTRIBUTES["shape"])  # CLEVR vocabulary order
 # A 64 x 48 render of 2-4 objects within 2 units of the centre, seen through a 32-degree lens
@@ -50,6 +51,9 @@ SMALL_WORLD = ClevrWorldConfig(
     camera_jitter=0.25,
     min_pixels=12,
 )
+# SMALL_WORLD with exactly one object per render (an option, session 23): a class-conditional GAN asked for
+# "a cube" has one object to draw, so its condition is three classes, not each shape's count in a scene.
+ONE_OBJECT_WORLD = replace(SMALL_WORLD, layout=replace(SMALL_WORLD.layout, min_objects=1, max_objects=1))
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,19 @@ def shape_conditions(data: SceneRenders, max_objects: int = MAX_OBJECTS) -> Tens
         raise ConfigError(f"shape_conditions: a scene holds {int(counts.max())} objects of one shape, "
                           f"more than max_objects={max_objects}")
     return F.one_hot(counts, max_objects + 1).flatten(1).float()
+
+
+def shape_classes(data: SceneRenders) -> Tensor:
+    """Each one-object scene's shape as a class code: float [N, len(SHAPES)], one-hot in SHAPES order.
+
+    For renders of :data:`ONE_OBJECT_WORLD`; a scene of any other size is refused (its shape is
+    not one class: use :func:`shape_conditions`).
+    """
+    if len(data) and bool((data.counts != 1).any()):
+        bad = int((data.counts != 1).nonzero()[0, 0])
+        raise ConfigError(f"shape_classes: every scene must hold one object (ONE_OBJECT_WORLD), "
+                          f"scene {bad} holds {int(data.counts[bad])}")
+    return F.one_hot(data.attributes["shape"], len(SHAPES)).float()
 
 
 def random_hflip(generator: torch.Generator, *tensors: Tensor) -> tuple[Tensor, ...]:

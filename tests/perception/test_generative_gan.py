@@ -320,6 +320,59 @@ def test_shape_conditions_are_each_shapes_count_one_hot():
         shape_conditions(data, max_objects=1)
 
 
+def test_one_object_renders_hold_one_object_and_their_class_code_is_its_shape():
+    from perception.generative.scenes import ONE_OBJECT_WORLD, shape_classes
+
+    data = render_scenes(range(4), ONE_OBJECT_WORLD)
+    assert data.counts.tolist() == [1] * 4
+    code = shape_classes(data)
+    assert code.shape == (4, len(SHAPES)) and (code.sum(1) == 1).all()
+    assert code.argmax(1).tolist() == data.attributes["shape"].tolist() == data.largest.tolist()
+    for i in range(4):  # the shape map shows that one shape
+        assert set((data.shapes[i].unique() - 1).tolist()) == {-1, int(data.attributes["shape"][i])}
+    with pytest.raises(ConfigError, match="one object"):
+        shape_classes(render_scenes(range(3)))  # SMALL_WORLD: 2-4 objects
+
+
+def test_bench_conditions_follow_the_scenes_and_bad_choices_are_refused():
+    from dataclasses import replace
+
+    from perception.generative.gan import run_classifier, run_conditions
+    from perception.generative.scenes import (
+        ONE_OBJECT_WORLD,
+        SHAPE_CONDITIONS,
+        shape_classes,
+        shape_conditions,
+    )
+    from perception.interpret.gan_dissection import (
+        CONDITIONAL_CODEC,
+        FROZEN_CLASSIFIER_CODEC,
+        ONE_OBJECT_CODEC,
+    )
+
+    one, many = render_scenes(range(3), ONE_OBJECT_WORLD), render_scenes(range(3))
+    assert torch.equal(run_conditions(ONE_OBJECT_CODEC, one, "one_object"), shape_classes(one))
+    assert torch.equal(run_conditions(CONDITIONAL_CODEC, many), shape_conditions(many))  # the default scenes
+    assert run_conditions(replace(ONE_OBJECT_CODEC, conditions=0), one, "one_object") is None
+    with pytest.raises(ConfigError, match="shape_classes"):
+        run_conditions(CONDITIONAL_CODEC, one, "one_object")  # 15 wide for a 3-class condition
+    with pytest.raises(ConfigError, match=f"{SHAPE_CONDITIONS} wide"):
+        run_conditions(ONE_OBJECT_CODEC, many)
+    with pytest.raises(ConfigError, match="scenes must be one of"):
+        run_conditions(ONE_OBJECT_CODEC, one, "one-object")
+    with pytest.raises(ConfigError, match="shape_classes"):  # a reader of scene counts for one-object scenes
+        run_classifier(True, 0, FROZEN_CLASSIFIER_CODEC, "one_object")
+
+
+def test_a_one_object_class_code_asks_for_its_shape_alone_and_other_widths_are_refused():
+    from perception.generative.condition_classifier import asked_presence
+
+    code = torch.eye(3)[[2, 0]]
+    assert torch.equal(asked_presence(code, 3), code)
+    with pytest.raises(ConfigError, match="one-object shape classes"):
+        asked_presence(torch.zeros(2, 4), 3)
+
+
 def test_a_conditional_gan_needs_its_pool_and_draws_conditions_from_it():
     pool = torch.eye(3)[[0, 2]]
     with pytest.raises(ConfigError, match="pool"):

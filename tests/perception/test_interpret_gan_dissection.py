@@ -458,6 +458,63 @@ def test_condition_match_counts_each_shapes_objects_against_the_asked_counts():
         condition_match(_channel_labeller, images, asked[:2])
 
 
+def test_condition_match_reads_one_object_shape_classes_as_one_object_of_that_shape():
+    from perception.interpret.gan_dissection import condition_match
+
+    images = torch.zeros(4, 3, 12, 12)
+    images[0, 0, 1:4, 1:4] = 1.0  # a cube
+    images[1, 1, 1:4, 1:4] = 1.0  # a sphere
+    images[2, 2, 1:4, 1:4] = 1.0  # a cylinder and a cube
+    images[2, 0, 8:11, 8:11] = 1.0
+    images[3, 2, 1:4, 1:4] = 1.0  # a cylinder
+    asked = torch.eye(3)[[0, 2, 2, 2]]  # cube, cylinder, cylinder, cylinder
+    got = condition_match(_channel_labeller, images, asked)
+    assert got["present_set_equal"] == pytest.approx(2 / 4)  # image 1 shows the wrong shape, image 2 one too many
+    assert got["counts_equal"] == pytest.approx(2 / 4)
+    assert got["per_shape_present"] == pytest.approx([3 / 4, 3 / 4, 3 / 4])
+
+
+@pytest.mark.slow
+def test_the_one_object_option_conditions_on_the_objects_shape_and_the_entry_stays_as_it_was():
+    from perception.generative.gan import _renders_and_judges, train_gan_run
+    from perception.generative.scenes import shape_classes
+    from perception.interpret.gan_dissection import (
+        CONDITIONAL_CODEC,
+        ONE_OBJECT_AUXILIARY_CODEC,
+        ONE_OBJECT_CODEC,
+    )
+
+    assert ONE_OBJECT_CODEC == CONDITIONAL_CODEC.__class__(**{**CONDITIONAL_CODEC.__dict__, "conditions": len(SHAPES)})
+    assert ONE_OBJECT_AUXILIARY_CODEC.condition_head == "auxiliary" and ONE_OBJECT_AUXILIARY_CODEC.condition_blocks == 1
+    outcome = bench_gan_dissection(True, 0, ONE_OBJECT_CODEC, scenes="one_object")
+    assert len(outcome.checks) == 6 and outcome.figures["conditions"] == len(SHAPES)
+    assert outcome.figures["objects_per_render"] == [1]
+    train = _renders_and_judges(True, 0, "one_object")[0]
+    assert torch.equal(train_gan_run(True, 0, ONE_OBJECT_CODEC, 0.0, "one_object").gan.condition_pool, shape_classes(train))
+    aux = train_gan_run(True, 0, ONE_OBJECT_AUXILIARY_CODEC, scenes="one_object").gan
+    assert aux.auxiliary and aux.classify(aux.sample(2)).shape == (2, 1, len(SHAPES))
+    default = bench_gan_dissection(True, 0)
+    assert default.figures["conditions"] == 0 and default.figures["objects_per_render"] != [1]
+    with pytest.raises(ConfigError, match="scenes must be one of"):
+        bench_gan_dissection(True, 0, ONE_OBJECT_CODEC, scenes="single")
+
+
+@pytest.mark.slow
+def test_the_one_object_reader_option_trains_its_reader_on_one_object_renders_and_their_classes():
+    from perception.generative.condition_classifier import ShapePresenceNet
+    from perception.generative.gan import run_classifier, train_gan_run
+    from perception.interpret.gan_dissection import FROZEN_CLASSIFIER_CODEC, ONE_OBJECT_READER_CODEC
+
+    assert ONE_OBJECT_READER_CODEC.condition_head == "classifier" and ONE_OBJECT_READER_CODEC.conditions == len(SHAPES)
+    reader = run_classifier(True, 0, ONE_OBJECT_READER_CODEC, "one_object")
+    assert isinstance(reader, ShapePresenceNet) and reader.shapes == len(SHAPES) and not reader.training
+    assert reader is not run_classifier(True, 0, FROZEN_CLASSIFIER_CODEC)  # the scenes' reader is its own
+    gan = train_gan_run(True, 0, ONE_OBJECT_READER_CODEC, scenes="one_object").gan
+    assert gan.frozen_classifier and gan.classifier is reader
+    outcome = bench_gan_dissection(True, 0, ONE_OBJECT_READER_CODEC, scenes="one_object")
+    assert len(outcome.checks) == 6 and outcome.figures["objects_per_render"] == [1]
+
+
 @pytest.mark.slow
 def test_the_auxiliary_classifier_option_trains_and_dissects_and_stays_off_by_default():
     from perception.generative.gan import train_gan_run
