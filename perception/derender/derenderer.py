@@ -601,3 +601,24 @@ register_perceiver(
     BlenderDerendererOutline,
     help="derender-blender whose shape read joins a silhouette network's (proposal-mask outlines; an option)",
 )
+
+
+class BlenderDerendererVotes(BlenderDerenderer):
+    """``derender-blender`` taking vote centres from 60 votes instead of 80 (an option, off by default).
+
+    The same checkpoint, mirror and overlap rule; only :attr:`vote_min` (``ProposalConfig.vote_min``)
+    is lower, so a smaller object whose heat blob the proposal network merged into a neighbour's,
+    while its pixels still vote for their own centre (at least 4 output pixels from every peak),
+    gets its own instance.  The census of the twenty-third session (docs/results/derender.md) puts
+    most wrong answers on merged instances; on the development seed 33190 a small sphere inside
+    its large neighbour's instance has a pile of 75 votes, which 80 leaves to the neighbour.
+    """
+
+    name = "derender-blender-votes"
+    vote_min = 60
+
+
+register_perceiver(
+    BlenderDerendererVotes,
+    help="derender-blender with vote centres from 60 votes (80 shipped): objects merged into a neighbour (an option)",
+)

@@ -364,3 +364,28 @@ def test_attribute_training_lowers_the_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_derender_blender_votes_is_the_shipped_reading_with_vote_centres_from_60_votes():
+    from perception.derender.derenderer import BlenderDerenderer, BlenderDerendererVotes
+    from perception.registry import load_perceiver
+
+    shipped, votes = load_perceiver("derender-blender"), load_perceiver("derender-blender-votes")
+    assert type(shipped) is BlenderDerenderer and type(votes) is BlenderDerendererVotes
+    assert (shipped.proposal_net.config.vote_min, votes.proposal_net.config.vote_min) == (80, 60)
+    assert (votes.min_gap, votes.keep_score, votes.attribute_net.config.test_flip) == (
+        shipped.min_gap, shipped.keep_score, shipped.attribute_net.config.test_flip)
+    assert dataclasses.replace(votes.proposal_net.config, vote_min=80) == shipped.proposal_net.config
+    for a, b in zip(votes.proposal_net.state_dict().values(), shipped.proposal_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # a pile of 70 votes 14-17 px from the one heat peak: an object at 60, left to the peak at 80
+    masks = torch.zeros(1, 24, 24, dtype=torch.long)
+    masks[0, 2:11, 2:11] = 1
+    masks[0, 14:21, 12:22] = 2  # 70 pixels
+    t = proposal_targets(masks, SMALL)
+    heat = proposal_targets((masks == 1).long(), SMALL)["heatmap"].clamp(min=0.05)
+    logit = lambda p: torch.logit(p.clamp(1e-4, 1 - 1e-4))  # noqa: E731
+    out = ProposalOutput(logit(t["foreground"]), logit(heat), t["offsets"])
+    for vote_min, found in ((votes.vote_min, 2), (shipped.vote_min, 1)):
+        (label, _), = decode_scored(out, dataclasses.replace(SMALL, vote_min=vote_min))
+        assert int(label.max()) == found, vote_min
