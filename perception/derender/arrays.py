@@ -122,14 +122,23 @@ def attribute_arrays(
     return _stack_records(records, "visible objects")
 
 
-def match_proposals(masks: torch.Tensor, objs: Sequence[Any], max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+def match_proposals(masks: torch.Tensor, objs: Sequence[Any], max_distance: float,
+                    where: str = "scene") -> tuple[np.ndarray, np.ndarray]:
     """Pairs (mask k, object j) of predicted masks [K, H, W] and true objects with ``pixel_coords``.
 
     Each mask's centroid is matched to the objects' image centres by Hungarian assignment;
-    pairs further apart than ``max_distance`` pixels are dropped.  Returns (rows, cols).
+    pairs further apart than ``max_distance`` pixels are dropped.  Returns (rows, cols), both
+    empty when there are no masks or no objects.
+
+    Raises:
+        DataError: an object has no ``pixel_coords`` (named by ``where``, e.g. the image's file name).
     """
     from scipy.optimize import linear_sum_assignment
 
+    if len(masks) == 0 or not objs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if any(o.pixel_coords is None for o in objs):
+        raise DataError(f"{where}: objects need pixel_coords for matching proposals")
     ys = torch.arange(masks.shape[1], dtype=torch.float32).view(1, -1, 1)
     xs = torch.arange(masks.shape[2], dtype=torch.float32).view(1, 1, -1)
     area = masks.flatten(1).sum(1).float()
@@ -185,11 +194,7 @@ def proposal_attribute_arrays(
             objs = visible_objects(s)
             counts["true_objects"] += len(objs)
             counts["proposals"] += len(masks)
-            if len(masks) == 0 or not objs:
-                continue
-            if any(o.pixel_coords is None for o in objs):
-                raise DataError(f"{s.image_path.name}: objects need pixel_coords for matching proposals")
-            rows, cols = match_proposals(masks, objs, max_distance)
+            rows, cols = match_proposals(masks, objs, max_distance, where=s.image_path.name)
             if len(rows) == 0:
                 continue
             counts["matched"] += len(rows)

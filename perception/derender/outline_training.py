@@ -134,11 +134,7 @@ def outline_arrays(
             if pred is None:
                 continue
             counts["proposals"] += len(pred)
-            if len(pred) == 0 or not objs:
-                continue
-            if any(o.pixel_coords is None for o in objs):
-                raise DataError(f"{s.image_path.name}: objects need pixel_coords for matching proposals")
-            rows, cols = match_proposals(pred, objs, max_distance)
+            rows, cols = match_proposals(pred, objs, max_distance, where=s.image_path.name)
             if len(rows) == 0:
                 continue
             counts["matched"] += len(rows)
