@@ -58,7 +58,8 @@ class OutlineTrainConfig:
     width: int = field(default=16, metadata={"help": "channels of the first conv stage"})
     weight: float = field(default=1.0, metadata={"help": "product-of-experts weight recorded in outline.pt "
                                                  "(the derenderer's shape probabilities times the outline's ** weight)"})
-    no_augment: bool = field(default=False, metadata={"help": "no mirror or mask grow/shrink augmentation"})
+    augment: bool = field(default=True, metadata={"help": "mirror the silhouettes and grow or shrink their masks by a "
+                                                  "pixel in training (--no-augment: neither)"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
 
     def __post_init__(self) -> None:
@@ -171,7 +172,7 @@ def train_outline(config: OutlineTrainConfig, *, command: str = "", progress: bo
                                         max_distance=config.match_distance, progress=progress)
         summary.update(counts=counts, n_train_crops=len(arrays["crops"]), prep_s=round(time.perf_counter() - t0, 1))
         net, _ = train_outline_net(arrays, ocfg, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                                   seed=config.seed, out=out, augment=not config.no_augment, progress=progress,
+                                   seed=config.seed, out=out, augment=config.augment, progress=progress,
                                    flags=asdict(config), command=command)
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     save_outline(out / "outline.pt", net, metadata={"command": command, "seed": config.seed, "data": config.data,
