@@ -532,8 +532,7 @@ def run_classifier(quick: bool, seed: int, codec: CodecConfig, scenes: str = "sc
 def _classifier(quick: bool, seed: int, blocks: int, member: int, augment: bool, scenes: str = "scenes") -> ShapePresenceNet:
     size = _QUICK if quick else _FULL
     train = _renders_and_judges(quick, seed, scenes)[0]
-    conditions = shape_classes(train) if _world(scenes) is ONE_OBJECT_WORLD else shape_conditions(train)
-    return train_presence_net(train.images, train.shapes, conditions, blocks, steps=size.classifier_steps,
+    return train_presence_net(train.images, train.shapes, _scene_conditions(train, scenes), blocks, steps=size.classifier_steps,
                               batch=size.batch, lr=CLASSIFIER_LR, seed=seed + 41 + 1000 * member,
                               width=CLASSIFIER_WIDTH if not quick else 4, augment=augment)
 
@@ -544,18 +543,19 @@ def run_conditions(codec: CodecConfig, train: SceneRenders, scenes: str = "scene
     ``scenes`` "scenes": :func:`shape_conditions` (``codec.conditions`` must be its width); "one_object":
     :func:`shape_classes` (``codec.conditions`` must be ``len(SHAPES)``).
     """
-    world = _world(scenes)
+    one_object = _world(scenes) is ONE_OBJECT_WORLD
     if not codec.conditions:
         return None
-    if world is ONE_OBJECT_WORLD:
-        if codec.conditions != len(SHAPES):
-            raise ConfigError(f"train_gan_run: a conditional bench GAN of one-object scenes reads shape_classes "
-                              f"({len(SHAPES)} wide), got CodecConfig.conditions={codec.conditions}")
-        return shape_classes(train)
-    if codec.conditions != SHAPE_CONDITIONS:
-        raise ConfigError(f"train_gan_run: a conditional bench GAN reads shape_conditions ({SHAPE_CONDITIONS} wide), "
+    reader, width = ("shape_classes", len(SHAPES)) if one_object else ("shape_conditions", SHAPE_CONDITIONS)
+    if codec.conditions != width:
+        raise ConfigError(f"train_gan_run: a conditional bench GAN of {scenes!r} reads {reader} ({width} wide), "
                           f"got CodecConfig.conditions={codec.conditions}")
-    return shape_conditions(train)
+    return _scene_conditions(train, scenes)
+
+
+def _scene_conditions(train: SceneRenders, scenes: str) -> Tensor:
+    """The renders' condition codes: :func:`shape_classes` for one-object scenes, else :func:`shape_conditions`."""
+    return shape_classes(train) if _world(scenes) is ONE_OBJECT_WORLD else shape_conditions(train)
 
 
 train_gan_run.cache_info = _gan_run.cache_info  # type: ignore[attr-defined]
