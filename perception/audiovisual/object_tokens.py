@@ -163,8 +163,7 @@ def ground_features(features: Tensor, camera: Camera) -> Tensor:
                          f"got {tuple(features.shape)}")
     right, up, forward = (torch.tensor(a, dtype=torch.float32) for a in camera.axes())
     eye = torch.tensor(camera.eye, dtype=torch.float32)
-    tan_x = math.tan(math.radians(camera.fov_x_deg) / 2.0)
-    tan_y = math.tan(math.radians(camera.fov_y_deg) / 2.0)
+    tan_x, tan_y = camera.half_fov_tangents()
     present = features[..., 0] > 0.5
     # the centre feature is the pixel centre's position in [-1, 1] (v downwards), as pixel_rays_at takes it
     ray = forward + (features[..., 1:2] * tan_x) * right - (features[..., 2:3] * tan_y) * up  # [N, T, S, 3]

@@ -48,7 +48,6 @@ z = the cube's resting height.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,13 +163,7 @@ def ground_backproject(camera: Camera, pixel: np.ndarray, heights: np.ndarray, i
     Returns:
         float [K, 3] world points (a ray that never goes down meets its plane at the horizon: clipped).
     """
-    h, w = image_hw
-    right, up, forward = camera.axes()
-    tan_x = math.tan(math.radians(camera.fov_x_deg) / 2.0)
-    tan_y = tan_x * h / w
-    xs = (np.asarray(pixel[:, 0], float) / w * 2.0 - 1.0) * tan_x
-    ys = (1.0 - np.asarray(pixel[:, 1], float) / h * 2.0) * tan_y
-    rays = forward + xs[:, None] * right + ys[:, None] * up
+    rays = camera.rays_through(pixel[:, 0], pixel[:, 1], image_hw)
     eye = np.asarray(camera.eye, float)
     down = np.minimum(rays[:, 2], -1e-3)  # a ray at or above the horizon: the far clip instead
     t = np.minimum((np.asarray(heights, float) - eye[2]) / down, camera.far)

@@ -120,8 +120,21 @@ class Camera:
     @property
     def fov_y_deg(self) -> float:
         """Vertical field of view in degrees (pybullet's projection takes this one)."""
-        half = math.tan(math.radians(self.fov_x_deg) / 2.0) * self.height / self.width
+        return self._fov_y_deg(self.height, self.width)
+
+    def _fov_y_deg(self, height: int, width: int) -> float:
+        half = math.tan(math.radians(self.fov_x_deg) / 2.0) * height / width
         return 2.0 * math.degrees(math.atan(half))
+
+    def half_fov_tangents(self, image_hw: tuple[int, int] | None = None) -> tuple[float, float]:
+        """(tan(fov_x / 2), tan(fov_y / 2)): the image plane's half extents at unit depth.
+
+        Args:
+            image_hw: (H, W) of an image with this field of view at another resolution
+                (the vertical extent follows its aspect); default the camera's own size.
+        """
+        h, w = image_hw or (self.height, self.width)
+        return math.tan(math.radians(self.fov_x_deg) / 2.0), math.tan(math.radians(self._fov_y_deg(h, w)) / 2.0)
 
     def view_matrix(self) -> np.ndarray:
         """World -> eye transform, [4, 4] (OpenGL look-at; the camera looks along -z)."""
@@ -167,12 +180,34 @@ class Camera:
         Returns:
             float64 [*S, 3].
         """
-        right, up, forward = self.axes()
-        tan_x = math.tan(math.radians(self.fov_x_deg) / 2.0)
-        tan_y = math.tan(math.radians(self.fov_y_deg) / 2.0)
-        xs = ((np.asarray(cols) + 0.5) / self.width * 2.0 - 1.0) * tan_x
-        ys = (1.0 - (np.asarray(rows) + 0.5) / self.height * 2.0) * tan_y
-        return forward + xs[..., None] * right + ys[..., None] * up
+        return self.rays_through(np.asarray(cols) + 0.5, np.asarray(rows) + 0.5)
+
+    def image_plane(
+        self, u: np.ndarray, v: np.ndarray, image_hw: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Continuous pixel positions -> image-plane coordinates (x, y) at unit depth.
+
+        The ray through pixel position ``(u, v)`` is ``forward + x * right + y * up``
+        (:meth:`axes`); every ray of the framework is built from this one mapping.
+
+        Args:
+            u, v: Pixel coordinates, u to the right and v down, pixel centres at
+                i + 0.5 (as :meth:`project` gives them); broadcastable.
+            image_hw: (H, W) of an image with this field of view at another
+                resolution; default the camera's own size.
+
+        Returns:
+            (x, y), float64 arrays of the broadcast shape.
+        """
+        h, w = image_hw or (self.height, self.width)
+        tan_x, tan_y = self.half_fov_tangents((h, w))
+        return (np.asarray(u, float) / w * 2.0 - 1.0) * tan_x, (1.0 - np.asarray(v, float) / h * 2.0) * tan_y
+
+    def rays_through(self, u: np.ndarray, v: np.ndarray, image_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """World-space rays at unit depth through pixel positions ``(u, v)`` (as :meth:`image_plane`), [*S, 3]."""
+        x, y = self.image_plane(u, v, image_hw)
+        right, up, forward = self._frame[:3]
+        return forward + x[..., None] * right + y[..., None] * up
 
     def unproject(self, depth: np.ndarray) -> np.ndarray:
         """Metric depth image [H, W] -> world points [H, W, 3]."""

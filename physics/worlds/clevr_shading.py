@@ -252,10 +252,8 @@ def _floor_geometry(camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     per-column and per-row ray terms, never an [H, W, 3] array.
     """
     right, up, forward = camera.axes()
-    tan_x = np.tan(np.radians(camera.fov_x_deg) / 2.0)
-    tan_y = np.tan(np.radians(camera.fov_y_deg) / 2.0)
-    xs = ((np.arange(camera.width) + 0.5) / camera.width * 2.0 - 1.0) * tan_x
-    ys = (1.0 - (np.arange(camera.height) + 0.5) / camera.height * 2.0) * tan_y
+    xs, _ = camera.image_plane(np.arange(camera.width) + 0.5, 0.0)
+    _, ys = camera.image_plane(0.0, np.arange(camera.height) + 0.5)
 
     def component(i: int) -> np.ndarray:
         return forward[i] + xs[None, :] * right[i] + ys[:, None] * up[i]

@@ -20,6 +20,20 @@ def test_project_then_unproject_round_trips():
     assert np.allclose(uvd[..., 2], 9.0)
 
 
+def test_rays_through_projected_points_pass_through_them_at_any_resolution():
+    rng = np.random.default_rng(0)
+    pts = np.c_[rng.uniform(-3, 3, (20, 2)), rng.uniform(0, 1, 20)]
+    eye = np.asarray(CLEVR_CAMERA.eye)
+    u, v, _ = CLEVR_CAMERA.project(pts).T
+    for scale in (1.0, 0.4):  # the same field of view at 192 x 128: pixel positions scale with the image
+        hw = (round(CLEVR_CAMERA.height * scale), round(CLEVR_CAMERA.width * scale))
+        rays = CLEVR_CAMERA.rays_through(u * scale, v * scale, hw)
+        along = np.einsum("ij,ij->i", pts - eye, rays) / np.einsum("ij,ij->i", rays, rays)
+        assert np.allclose(eye + along[:, None] * rays, pts, atol=1e-9)
+    rows, cols = np.array([0, 319, 17]), np.array([0, 479, 203])
+    assert np.array_equal(CLEVR_CAMERA.pixel_rays_at(rows, cols), CLEVR_CAMERA.rays_through(cols + 0.5, rows + 0.5))
+
+
 def test_target_projects_to_the_image_centre():
     u, v, d = CLEVR_CAMERA.project(np.zeros(3))[0]
     assert (u, v) == pytest.approx((240.0, 160.0))
