@@ -111,6 +111,11 @@ class RolloutFlags:
                 "shaped by a parabola fitted to its last N contiguous centres after its last collision (at least 4; "
                 "late entrants too; 0: the observed history; default 12 for a pixel perceiver, 0 for --perception gt)",
         "setting": "start_velocity_fit"})
+    late_collision_start: int | None = field(default=None, metadata={
+        "help": "future rollouts (with --future-velocity-fit): an object whose last collision is in the last N observed "
+                "frames, too late to fit, starts at the equal-mass exchange of both objects' fitted velocities before "
+                "it, if they were closing in (0: off, the default)",
+        "setting": "late_collision_start"})
     unknown_yaw_reach: float | None = field(default=None, metadata={
         "help": "a cube whose yaw the annotation does not give (the pixel perceiver's zeros) is a disc of this "
                 "radius in the collision rule of futures and counterfactuals (scene units; shipped 0.315; 0: a square at yaw 0)",

@@ -152,6 +152,9 @@ def test_spin_input_flag_reaches_the_rollout_config_and_is_off_unless_given(fold
     assert "spin_input" not in ClevrerEvalConfig(data="x").rollout_settings()
     assert ClevrerEvalConfig(data="x", future_velocity_fit=12).rollout_settings() == {"start_velocity_fit": 12}
     assert "start_velocity_fit" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert ClevrerEvalConfig(data="x", late_collision_start=2).rollout_settings() == {"late_collision_start": 2}
+    assert "late_collision_start" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--late-collision-start", "2"]).late_collision_start == 2
     import physics.models.video_propnet as vp
     seen = []
     load = vp.PropNetVideoDynamics.load.__func__

@@ -24,6 +24,7 @@ from physics.models.video_propnet import (
     counterfactual_trajectory,
     edge_collisions,
     fitted_start,
+    late_collision_start,
     launch_actions,
     load_trajectory_pack,
     lookahead_collisions,
@@ -654,6 +655,53 @@ def test_start_velocity_fit_changes_futures_only(videos):
     last = len(ann.motion_trajectory)
     a, b = plain.future_runs(ann, FUTURE)[0].frames, fitted.future_runs(ann, FUTURE)[0].frames
     assert a[:last] == b[:last] and a[last:] != b[last:]  # observed frames as recorded, the rollout from the fit
+
+
+def test_late_collision_start_exchanges_a_late_struck_pair_and_keeps_phantoms_early_and_ambiguous_ones():
+    t = np.arange(16, dtype=float)[:, None]
+    zero = np.zeros((16, 1))
+    striker = np.concatenate([0.1 * t, zero, zero], axis=1)  # +x at 0.1 a frame, meets the resting one at frame 13
+    struck = np.concatenate([np.full((16, 1), 1.9), zero, zero], axis=1)  # at rest, then still read at rest (lost track)
+    striker[14:, 0] = striker[13, 0] + np.array([0.03, 0.05])  # two jittery frames after the contact
+    twin_a = np.concatenate([0.05 * t, 2.0 + zero, zero], axis=1)  # side by side, same velocity: a phantom at 14
+    twin_b = twin_a + np.array([0.0, 0.65, 0.0])
+    twin_a[15, 0] += 0.04
+    early = np.concatenate([0.08 * t, 5.0 + zero, zero], axis=1)  # its collision at 5 leaves 9 frames to fit: kept
+    obs = np.stack([striker, struck, twin_a, twin_b, early], axis=1)
+    contacts = {0: {1: [13]}, 1: {0: [13]}, 2: {3: [14]}, 3: {2: [14]}, 4: {9: [5]}}
+    ids = [0, 1, 2, 3, 4]
+    out = late_collision_start(obs, t_pred=16, history=2, window=12, frames=3, contacts=contacts, ids=ids,
+                               restitution=0.49, min_speed=0.01)
+    give = 0.5 * 1.49 * 0.1  # the equal-mass exchange of a closing speed of 0.1 a frame
+    np.testing.assert_allclose(out[15, 1, :2] - out[14, 1, :2], [give, 0.0], atol=1e-9)  # struck: moving now
+    np.testing.assert_allclose(out[14, 1, :2] - out[13, 1, :2], [give, 0.0], atol=1e-9)
+    np.testing.assert_allclose(out[15, 0, :2] - out[14, 0, :2], [0.1 - give, 0.0], atol=1e-9)
+    np.testing.assert_array_equal(out[15], obs[15])  # the last centres are kept
+    np.testing.assert_array_equal(out[:13], obs[:13])  # only the history frames (13, 14) change
+    np.testing.assert_array_equal(out[:, 2:], obs[:, 2:])  # the phantom pair and the early collision: kept
+    short = late_collision_start(obs, 16, 2, 12, 2, contacts, ids, 0.49, 0.01)  # frame 13 is 3 frames back: not late
+    np.testing.assert_array_equal(short, obs)
+    two = {**contacts, 0: {1: [13], 2: [13]}}  # two partners at the contact: ambiguous, kept
+    np.testing.assert_array_equal(late_collision_start(obs, 16, 2, 12, 3, two, ids, 0.49, 0.01)[:, 0], obs[:, 0])
+    with pytest.raises(ConfigError, match="late_collision_start"):
+        late_collision_start(obs, 16, 2, 3, 3, contacts, ids, 0.49, 0.01)
+    with pytest.raises(ConfigError, match="late_collision_start needs start_velocity_fit"):
+        RolloutConfig(late_collision_start=2)
+    for bad in (True, -1, 2.0):
+        with pytest.raises(ConfigError, match="late_collision_start must be an integer"):
+            RolloutConfig(late_collision_start=bad, start_velocity_fit=12)
+    assert RolloutConfig().late_collision_start == 0  # off by default
+
+
+def test_late_collision_start_changes_futures_only(videos):
+    ann, _ = videos[0]
+    fit = dataclass_replace(SHORT, start_velocity_fit=12)
+    plain = PropNetVideoDynamics.load(config=fit)
+    late = PropNetVideoDynamics.load(config=dataclass_replace(fit, late_collision_start=2))
+    oid = ann.object_property[0].object_id
+    assert late.counterfactual(ann, oid) == plain.counterfactual(ann, oid)
+    last = len(ann.motion_trajectory)
+    assert late.future_runs(ann, FUTURE)[0].frames[:last] == plain.future_runs(ann, FUTURE)[0].frames[:last]
 
 
 def test_match_collisions_pairs_events_within_the_window():
