@@ -74,6 +74,7 @@ __all__ = [
 CHECKPOINT_FORMAT = "nesy-derender-v1"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "derender.pt"
 BLENDER_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "derender_blender.pt"
+BLENDER_CLOSE_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "derender_blender_close.pt"
 
 
 def image_to_tensor(rgb: np.ndarray | Tensor) -> Tensor:
@@ -621,4 +622,26 @@ class BlenderDerendererVotes(BlenderDerenderer):
 register_perceiver(
     BlenderDerendererVotes,
     help="derender-blender with vote centres from 60 votes (80 shipped): objects merged into a neighbour (an option)",
+)
+
+
+class BlenderDerendererClose(BlenderDerenderer):
+    """``derender-blender`` with a proposal network fine-tuned against merged instances (an option, off by default).
+
+    Its checkpoint (``checkpoints/derender_blender_close.pt``) is the shipped one with only the
+    proposal network replaced: fine-tuned from it with ``nesy train derender --close-weight``,
+    which weighs objects that touch a neighbour in the image more in the heat-map and offset
+    losses (``proposal_targets``' ``close_weight``), so that an object inside a neighbour's
+    instance gets a centre of its own.  The attribute network, camera and reading (overlap rule,
+    vote centres, mirror) are ``derender-blender``'s (docs/results/derender.md, "Twenty-fourth
+    session"; the checkpoint's ``metadata["command"]`` holds the run).
+    """
+
+    name = "derender-blender-close"
+    default_checkpoint = BLENDER_CLOSE_CHECKPOINT
+
+
+register_perceiver(
+    BlenderDerendererClose,
+    help="derender-blender with its proposal network fine-tuned on objects touching a neighbour (an option)",
 )

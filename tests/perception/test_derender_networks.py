@@ -445,3 +445,19 @@ def test_derender_blender_votes_is_the_shipped_reading_with_vote_centres_from_60
     for vote_min, found in ((votes.vote_min, 2), (shipped.vote_min, 1)):
         (label, _), = decode_scored(out, dataclasses.replace(SMALL, vote_min=vote_min))
         assert int(label.max()) == found, vote_min
+
+
+def test_derender_blender_close_is_the_shipped_reading_with_another_proposal_network():
+    from perception.derender.derenderer import BlenderDerenderer, BlenderDerendererClose
+    from perception.registry import load_perceiver
+
+    shipped, close = load_perceiver("derender-blender"), load_perceiver("derender-blender-close")
+    assert type(shipped) is BlenderDerenderer and type(close) is BlenderDerendererClose
+    assert (close.min_gap, close.keep_score, close.vote_min, close.attribute_net.config.test_flip) == (
+        shipped.min_gap, shipped.keep_score, shipped.vote_min, shipped.attribute_net.config.test_flip)
+    assert close.proposal_net.config == shipped.proposal_net.config
+    for a, b in zip(close.attribute_net.state_dict().values(), shipped.attribute_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the attribute network is the shipped one ...
+    assert any(not torch.equal(a, b) for a, b in zip(  # ... the proposal network is not
+        close.proposal_net.state_dict().values(), shipped.proposal_net.state_dict().values(), strict=True))
+    assert "--close-weight" in close.metadata["command"]
