@@ -447,17 +447,17 @@ def test_derender_blender_votes_is_the_shipped_reading_with_vote_centres_from_60
         assert int(label.max()) == found, vote_min
 
 
-def test_derender_blender_close_is_the_shipped_reading_with_another_proposal_network():
-    from perception.derender.derenderer import BlenderDerenderer, BlenderDerendererClose
+def test_derender_blender_ships_the_close_weight_proposal_network_and_r15_keeps_the_one_before():
+    from perception.derender.derenderer import BlenderDerenderer, BlenderDerendererR15
     from perception.registry import load_perceiver
 
-    shipped, close = load_perceiver("derender-blender"), load_perceiver("derender-blender-close")
-    assert type(shipped) is BlenderDerenderer and type(close) is BlenderDerendererClose
-    assert (close.min_gap, close.keep_score, close.vote_min, close.attribute_net.config.test_flip) == (
+    shipped, r15 = load_perceiver("derender-blender"), load_perceiver("derender-blender-r15")
+    assert type(shipped) is BlenderDerenderer and type(r15) is BlenderDerendererR15
+    assert (r15.min_gap, r15.keep_score, r15.vote_min, r15.attribute_net.config.test_flip) == (
         shipped.min_gap, shipped.keep_score, shipped.vote_min, shipped.attribute_net.config.test_flip)
-    assert close.proposal_net.config == shipped.proposal_net.config
-    for a, b in zip(close.attribute_net.state_dict().values(), shipped.attribute_net.state_dict().values(), strict=True):
-        assert torch.equal(a, b)  # the attribute network is the shipped one ...
-    assert any(not torch.equal(a, b) for a, b in zip(  # ... the proposal network is not
-        close.proposal_net.state_dict().values(), shipped.proposal_net.state_dict().values(), strict=True))
-    assert "--close-weight" in close.metadata["command"]
+    assert r15.proposal_net.config == shipped.proposal_net.config
+    for a, b in zip(r15.attribute_net.state_dict().values(), shipped.attribute_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the attribute network is round 15's in both ...
+    assert any(not torch.equal(a, b) for a, b in zip(  # ... the proposal networks differ
+        r15.proposal_net.state_dict().values(), shipped.proposal_net.state_dict().values(), strict=True))
+    assert "--close-weight 4" in shipped.metadata["command"] and "--close-weight" not in r15.metadata["command"]
