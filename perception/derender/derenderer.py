@@ -74,6 +74,7 @@ __all__ = [
 CHECKPOINT_FORMAT = "nesy-derender-v1"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "derender.pt"
 BLENDER_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "derender_blender.pt"
+BLENDER_R15_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "derender_blender_r15.pt"
 
 
 def image_to_tensor(rgb: np.ndarray | Tensor) -> Tensor:
@@ -433,6 +434,14 @@ class BlenderDerenderer(Derenderer):
     crop mirrored left to right and averages the class probabilities (:attr:`test_flip`; the
     centre stays the plain crop's), two attribute-network passes per object.
     ``derender-blender-recall`` keeps the reading before that (no mirror).
+
+    Since the twenty-fourth session (dev gate on seeds 51675 and 33190, then the fresh seed
+    21644 read once by the rule in docs/results/derender.md, "Twenty-fourth session") its
+    proposal network is round 15's fine-tuned with ``nesy train derender --close-weight 4``
+    (objects touching a neighbour weigh 4x in the heat-map and offset losses) on Blender seed
+    57078 and crowded pybullet scenes; the attribute network is unchanged.
+    ``derender-blender-r15`` keeps the checkpoint before that. The other registered readings
+    below (plain, tta, strict, recall, flip, outline, votes) read the new checkpoint too.
     """
 
     name = "derender-blender"
@@ -621,4 +630,23 @@ class BlenderDerendererVotes(BlenderDerenderer):
 register_perceiver(
     BlenderDerendererVotes,
     help="derender-blender with vote centres from 60 votes (80 shipped): objects merged into a neighbour (an option)",
+)
+
+
+class BlenderDerendererR15(BlenderDerenderer):
+    """``derender-blender`` as it read before the twenty-fourth session: round 15's proposal network.
+
+    The same attribute network, camera and reading (overlap rule, vote centres, mirror); its
+    checkpoint (``checkpoints/derender_blender_r15.pt``) is the one ``derender-blender`` shipped
+    from the twentieth session to the twenty-third, before its proposal network was fine-tuned
+    with ``--close-weight 4`` (docs/results/derender.md, "Twenty-fourth session").
+    """
+
+    name = "derender-blender-r15"
+    default_checkpoint = BLENDER_R15_CHECKPOINT
+
+
+register_perceiver(
+    BlenderDerendererR15,
+    help="derender-blender before its proposal network was fine-tuned on objects touching a neighbour",
 )

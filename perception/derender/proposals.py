@@ -43,6 +43,7 @@ __all__ = [
     "ProposalNet",
     "ProposalOutput",
     "proposal_targets",
+    "close_weights",
     "proposal_loss",
     "decode_instances",
     "decode_scored",
@@ -146,12 +147,16 @@ class ProposalNet(nn.Module):
         return ProposalOutput(foreground=out[:, 0:1], heatmap=out[:, 1:2], offsets=out[:, 2:4])
 
 
-def proposal_targets(masks: Tensor, config: ProposalConfig) -> dict[str, Tensor]:
+def proposal_targets(masks: Tensor, config: ProposalConfig, *, close_weight: float = 1.0) -> dict[str, Tensor]:
     """Training targets from instance-id masks already at output resolution.
 
     Args:
         masks: int [B, h, w]; 0 is background, k >= 1 is instance k.
         config: gives the heat-map Gaussian radius.
+        close_weight: w >= 1; with w > 1 the targets also hold ``close_weight`` maps
+            (:func:`close_weights`) that :func:`proposal_loss` multiplies into its
+            heat-map and offset weights: objects touching another in the image (where
+            the network merges an object into its neighbour's instance) weigh w times.
 
     Returns:
         ``foreground`` float [B, 1, h, w], ``heatmap`` float [B, 1, h, w] (max of
@@ -159,10 +164,12 @@ def proposal_targets(masks: Tensor, config: ProposalConfig) -> dict[str, Tensor]
         [B, 2, h, w] (centroid minus pixel, zero on background), and
         ``instance_weight`` float [B, 1, h, w]: on each instance's pixels one over
         (its area times the image's instance count), so that a sum over an image
-        averages per instance (zero on background and in empty images).
+        averages per instance (zero on background and in empty images); with
+        ``close_weight`` > 1 also ``heat_weight`` and ``offset_weight`` float [B, 1, h, w].
     """
     if masks.dim() != 3:
         raise StateError(f"proposal_targets expects masks [B, h, w], got {tuple(masks.shape)}")
+    _check_close_weight(close_weight)
     b, h, w = masks.shape
     ys = torch.arange(h, dtype=torch.float32).view(h, 1).expand(h, w)
     xs = torch.arange(w, dtype=torch.float32).view(1, w).expand(h, w)
@@ -181,7 +188,54 @@ def proposal_targets(masks: Tensor, config: ProposalConfig) -> dict[str, Tensor]
             offsets[i, 0][sel] = cy - ys[sel]
             offsets[i, 1][sel] = cx - xs[sel]
             instance_weight[i, 0][sel] = 1.0 / (float(sel.sum()) * len(ids))
-    return {"foreground": fg, "heatmap": heat, "offsets": offsets, "instance_weight": instance_weight}
+    targets = {"foreground": fg, "heatmap": heat, "offsets": offsets, "instance_weight": instance_weight}
+    if close_weight != 1.0:
+        targets["heat_weight"], targets["offset_weight"] = close_weights(masks, config, close_weight)
+    return targets
+
+
+def _check_close_weight(close_weight: float) -> None:
+    if isinstance(close_weight, bool) or not (isinstance(close_weight, (int, float)) and 1.0 <= close_weight < float("inf")):
+        raise ConfigError(f"close_weight must be a finite number >= 1 (1: off), got {close_weight!r}")
+
+
+def close_weights(masks: Tensor, config: ProposalConfig, close_weight: float) -> tuple[Tensor, Tensor]:
+    """Loss weights that make objects touching a neighbour count ``close_weight`` times.
+
+    An instance is *close* when its mask, grown by one output pixel (3 x 3), meets
+    another instance's pixels: the partly hidden object behind a neighbour, or two side
+    by side. Those are the objects the network can merge into one instance (no heat
+    peak of their own, their pixels voting for the neighbour's centre).
+
+    Args:
+        masks: int [B, h, w] instance ids (0 background), as :func:`proposal_targets`.
+        config: gives the heat-map Gaussian radius.
+        close_weight: w >= 1.
+
+    Returns:
+        ``heat_weight`` float [B, 1, h, w]: w where a close instance's own centre
+        Gaussian exceeds 0.1 (the heat loss's "near a centre" zone), else 1;
+        ``offset_weight`` float [B, 1, h, w]: w on close instances' pixels, else 1.
+    """
+    _check_close_weight(close_weight)
+    b, h, w = masks.shape
+    ys = torch.arange(h, dtype=torch.float32).view(h, 1).expand(h, w)
+    xs = torch.arange(w, dtype=torch.float32).view(1, w).expand(h, w)
+    two_s2 = 2.0 * config.heat_sigma**2
+    heat_weight = torch.ones(b, 1, h, w)
+    offset_weight = torch.ones(b, 1, h, w)
+    for i in range(b):
+        objects = masks[i] > 0
+        for k in [k for k in masks[i].unique().tolist() if k > 0]:
+            sel = masks[i] == k
+            grown = F.max_pool2d(sel[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+            if not (grown & objects & ~sel).any():
+                continue
+            cy, cx = ys[sel].mean(), xs[sel].mean()
+            near = torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / two_s2) > 0.1
+            heat_weight[i, 0][near] = close_weight
+            offset_weight[i, 0][sel] = close_weight
+    return heat_weight, offset_weight
 
 
 def proposal_loss(
@@ -195,7 +249,10 @@ def proposal_loss(
     b > 0 it is ``(1 - b)`` times that plus ``b`` times its average per instance
     (then per image), so that a small object, such as the sliver of one seen
     behind another, pulls its offsets toward its own centre as hard as a large
-    one does.  Returns the parts and their sum under ``"loss"``.
+    one does.  Targets with ``heat_weight`` / ``offset_weight`` (:func:`proposal_targets`'
+    ``close_weight``) multiply the heat-map weights and the offset loss's pixel and
+    instance weights (each average renormalised over its weights).  Returns the parts
+    and their sum under ``"loss"``.
 
     ``sum_over``: under torchrun, adds a count up over the processes (an all-reduce);
     every average is then this share's sum over the whole global batch's count, so
@@ -208,12 +265,19 @@ def proposal_loss(
     fg_t, heat_t, off_t = targets["foreground"], targets["heatmap"], targets["offsets"]
     l_fg = F.binary_cross_entropy_with_logits(out.foreground, fg_t)
     weight = 1.0 + 9.0 * (heat_t > 0.1).float()
+    if "heat_weight" in targets:  # close objects (proposal_targets' close_weight)
+        weight = weight * targets["heat_weight"]
     l_heat = (weight * (torch.sigmoid(out.heatmap) - heat_t) ** 2).sum() / weight.sum() * 10.0
-    n_fg = fg_t.sum().clamp(min=1.0)
     err = (out.offsets - off_t).abs()
-    l_off = (err * fg_t).sum() / n_fg
+    fg_w, inst_w = fg_t, targets["instance_weight"]
+    if "offset_weight" in targets:
+        fg_w = fg_t * targets["offset_weight"]
+        inst_w = inst_w * targets["offset_weight"]
+        inst_w = inst_w / inst_w.flatten(1).sum(1).clamp(min=1e-12).view(-1, 1, 1, 1)  # each image sums to 1 again
+    n_fg = fg_w.sum().clamp(min=1.0)
+    l_off = (err * fg_w).sum() / n_fg
     if instance_balance > 0:
-        per_image = (err * targets["instance_weight"]).sum(dim=(1, 2, 3))  # mean over instances, both offsets
+        per_image = (err * inst_w).sum(dim=(1, 2, 3))  # mean over instances, both offsets
         n_images = (targets["instance_weight"].flatten(1).sum(1) > 0).sum().clamp(min=1)
         l_off = (1.0 - instance_balance) * l_off + instance_balance * per_image.sum() / n_images
     l_off = l_off * 0.1
@@ -228,12 +292,19 @@ def _share_loss(
     count = torch.tensor(float(fg_t.numel()), dtype=fg_t.dtype, device=fg_t.device)
     l_fg = F.binary_cross_entropy_with_logits(out.foreground, fg_t, reduction="sum") / sum_over(count)
     weight = 1.0 + 9.0 * (heat_t > 0.1).float()
+    if "heat_weight" in targets:
+        weight = weight * targets["heat_weight"]
     l_heat = (weight * (torch.sigmoid(out.heatmap) - heat_t) ** 2).sum() / sum_over(weight.sum()) * 10.0
-    n_fg = sum_over(fg_t.sum()).clamp(min=1.0)
     err = (out.offsets - off_t).abs()
-    l_off = (err * fg_t).sum() / n_fg
+    fg_w, inst_w = fg_t, targets["instance_weight"]
+    if "offset_weight" in targets:
+        fg_w = fg_t * targets["offset_weight"]
+        inst_w = inst_w * targets["offset_weight"]
+        inst_w = inst_w / inst_w.flatten(1).sum(1).clamp(min=1e-12).view(-1, 1, 1, 1)
+    n_fg = sum_over(fg_w.sum()).clamp(min=1.0)
+    l_off = (err * fg_w).sum() / n_fg
     if instance_balance > 0:
-        per_image = (err * targets["instance_weight"]).sum(dim=(1, 2, 3))
+        per_image = (err * inst_w).sum(dim=(1, 2, 3))
         n_images = sum_over((targets["instance_weight"].flatten(1).sum(1) > 0).sum().float()).clamp(min=1)
         l_off = (1.0 - instance_balance) * l_off + instance_balance * per_image.sum() / n_images
     l_off = l_off * 0.1

@@ -100,6 +100,12 @@ class DerenderTrainConfig:
         metadata={"help": "share (0..1) of the proposal offset loss averaged per object instead of per pixel: "
                   "small, half-hidden objects weigh as much as large ones"},
     )
+    close_weight: float = field(
+        default=1.0,
+        metadata={"help": "weight (>= 1) of the objects that touch another object in the image in the proposal "
+                  "loss: the heat map near their centres and the offsets on their pixels, against merged "
+                  "instances (1: off)"},
+    )
     test_scales: str = field(
         default="",
         metadata={"help": "comma-separated crop scales (each in [0.5, 2], e.g. 0.92,1.08) whose attribute "
@@ -133,6 +139,9 @@ class DerenderTrainConfig:
             raise ConfigError(f"DerenderTrainConfig.attribute_flip must lie in [0, 1], got {self.attribute_flip}")
         if not 0.0 <= self.offset_balance <= 1.0:
             raise ConfigError(f"DerenderTrainConfig.offset_balance must lie in [0, 1], got {self.offset_balance}")
+        if not (math.isfinite(self.close_weight) and self.close_weight >= 1.0):
+            raise ConfigError(f"DerenderTrainConfig.close_weight must be a finite number >= 1 (1: off), "
+                              f"got {self.close_weight}")
         if not self.match_distance > 0:
             raise ConfigError(f"DerenderTrainConfig.match_distance must be > 0, got {self.match_distance}")
         if self.proposal_from is not None and self.stage != "attribute":

@@ -155,6 +155,7 @@ def train_proposal_net(
     out: Path,
     init: ProposalNet | None = None,
     offset_balance: float = 0.0,
+    close_weight: float = 1.0,
     look: bool = False,
     progress: bool = True,
     flags: dict[str, Any] | None = None,
@@ -167,6 +168,7 @@ def train_proposal_net(
     ``init``: start from this network's weights (fine-tuning, e.g. at a larger
     input size) instead of a new one; its width must match ``config``'s.
     ``offset_balance``: :func:`proposal_loss`'s ``instance_balance``.
+    ``close_weight``: :func:`proposal_targets`' weight of objects touching a neighbour (1: off).
     ``look``: jitter every batch's look (:func:`~perception.derender.look.jitter_look`)
     with a generator seeded by ``seed`` and checkpointed with the weights.
     ``flags`` / ``command``: the run's training flags (a resume must match them) and
@@ -183,7 +185,7 @@ def train_proposal_net(
         if look:
             x = jitter_look(x, gen)  # the whole global batch: the same draws on every process
         share = _share(len(idx), world)
-        x, targets = x[share], proposal_targets(masks[idx[share]].long(), config)
+        x, targets = x[share], proposal_targets(masks[idx[share]].long(), config, close_weight=close_weight)
         if device is not None:
             x, targets = x.to(device), {k: v.to(device) for k, v in targets.items()}
         if world.size == 1:

@@ -125,7 +125,8 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
         images, masks = proposal_arrays(samples, pcfg, progress=progress)
         pnet, _ = train_proposal_net(images, masks, pcfg, epochs=p_epochs, batch_size=config.batch_size,
                                      lr=config.lr, seed=config.seed, out=out, init=init_pnet,
-                                     offset_balance=config.offset_balance, look=config.look_augment,
+                                     offset_balance=config.offset_balance, close_weight=config.close_weight,
+                                     look=config.look_augment,
                                      progress=progress, device=device, world=world,
                                      flags=flags, command=summary["command"])
         del images, masks

@@ -91,7 +91,7 @@ def test_help_lists_the_registered_toys_beside_the_built_ins(toys, capsys):
     for argv, flag, listing in (
         (["data", "dynamics"], "--world", "{cradle,rope,boxes,fluidfall,boxbath,fluidshake,ricegrip,toy}"),
         (["train", "dynamics"], "--model", "{in,propnet,dpinet,gns,toy}"),
-        (["eval", "clevr"], "--perceiver", "{derender,derender-blender,derender-blender-plain,derender-blender-tta,derender-blender-strict,derender-blender-recall,derender-blender-flip,derender-blender-outline,derender-blender-votes,derender-selective,nscl,toy}"),
+        (["eval", "clevr"], "--perceiver", "{derender,derender-blender,derender-blender-plain,derender-blender-tta,derender-blender-strict,derender-blender-recall,derender-blender-flip,derender-blender-outline,derender-blender-votes,derender-blender-r15,derender-selective,nscl,toy}"),
     ):
         with pytest.raises(SystemExit):
             main([*argv, "--help"])
@@ -192,7 +192,7 @@ def test_misspelt_names_get_a_did_you_mean_error(toys, clevr_split, tmp_path, ca
         (["bench", "dynamics", "--world", "cradel", "--data", str(tmp_path), "--out", str(tmp_path / "r.json")],
          "unknown dynamics world 'cradel' (did you mean 'cradle'?)"),
         (["eval", "clevr", "--data", str(clevr_split), "--perceiver", "derendr"],
-         "unknown perceiver 'derendr' (did you mean 'derender' or 'derender-blender'?); choose one of derender, derender-blender, derender-blender-plain, derender-blender-tta, derender-blender-strict, derender-blender-recall, derender-blender-flip, derender-blender-outline, derender-blender-votes, derender-selective, nscl, toy"),
+         "unknown perceiver 'derendr' (did you mean 'derender' or 'derender-blender'?); choose one of derender, derender-blender, derender-blender-plain, derender-blender-tta, derender-blender-strict, derender-blender-recall, derender-blender-flip, derender-blender-outline, derender-blender-votes, derender-blender-r15, derender-selective, nscl, toy"),
         (["eval", "clevr", "--data", str(clevr_split), "--model", "nsvq"],
          "unknown QA model 'nsvq' (did you mean 'nsvqa'?); choose one of nsvqa, nscl"),
         (["answer", "--image", str(tmp_path / "x.png"), "--perceiver", "tyo", "--program", "count(scene())"],

@@ -21,6 +21,7 @@ from perception.derender.proposals import (
     ProposalConfig,
     ProposalNet,
     ProposalOutput,
+    close_weights,
     decode_instances,
     decode_scored,
     proposal_loss,
@@ -102,6 +103,61 @@ def test_instance_balanced_offset_loss_weighs_a_small_object_like_a_large_one():
         proposal_loss(out, t, instance_balance=1.5)
     with pytest.raises(ConfigError, match="offset_balance"):
         training.DerenderTrainConfig(data="d", offset_balance=-0.1)
+
+
+def _close_pair_and_loner() -> torch.Tensor:
+    """Masks [1, 12, 16]: objects 1 and 2 side by side (touching), object 3 on its own."""
+    masks = torch.zeros(1, 12, 16, dtype=torch.long)
+    masks[0, 1:5, 1:5] = 1
+    masks[0, 1:5, 5:8] = 2  # shares an edge with object 1
+    masks[0, 8:11, 11:15] = 3  # two pixels or more from everything
+    return masks
+
+
+def test_close_weights_mark_only_objects_touching_a_neighbour():
+    masks = _close_pair_and_loner()
+    heat_w, off_w = close_weights(masks, SMALL, 3.0)
+    assert off_w[0, 0][masks[0] == 1].eq(3.0).all() and off_w[0, 0][masks[0] == 2].eq(3.0).all()
+    assert off_w[0, 0][masks[0] == 3].eq(1.0).all() and off_w[0, 0][masks[0] == 0].eq(1.0).all()
+    assert heat_w[0, 0, 2, 2].item() == 3.0 and heat_w[0, 0, 2, 6].item() == 3.0  # at the pair's centres
+    assert heat_w[0, 0, 9, 12].item() == 1.0  # the loner's centre keeps the plain weight
+    # off by default: the targets are exactly the ones before the option
+    plain = proposal_targets(masks, SMALL)
+    assert "heat_weight" not in plain and "offset_weight" not in plain
+    weighted = proposal_targets(masks, SMALL, close_weight=3.0)
+    assert weighted["offset_weight"].equal(off_w) and weighted["heatmap"].equal(plain["heatmap"])
+    for bad in (0.5, float("nan"), float("inf"), True):
+        with pytest.raises(ConfigError, match="close_weight"):
+            proposal_targets(masks, SMALL, close_weight=bad)
+    with pytest.raises(ConfigError, match="close_weight"):
+        training.DerenderTrainConfig(data="d", close_weight=0.9)
+
+
+def test_close_weight_makes_errors_on_touching_objects_cost_more():
+    masks = _close_pair_and_loner()
+    logit = lambda p: torch.logit(p.clamp(1e-4, 1 - 1e-4))  # noqa: E731
+
+    def parts(t: dict, wrong: int) -> dict:
+        offsets = t["offsets"].clone()
+        offsets[0, 0][masks[0] == wrong] += 1.0  # one object's offsets off by one row ...
+        heat = t["heatmap"].clone()
+        heat[0, 0][masks[0] == wrong] = 0.0  # ... and no heat on it
+        out = ProposalOutput(logit(t["foreground"]), logit(heat), offsets)
+        return {k: v.item() for k, v in proposal_loss(out, t, instance_balance=0.5).items()}
+
+    plain, weighted = proposal_targets(masks, SMALL), proposal_targets(masks, SMALL, close_weight=4.0)
+    # the same mistake costs more on a touching object than on the loner once weighted ...
+    close, loner = parts(weighted, 2), parts(weighted, 3)
+    assert close["offsets"] > loner["offsets"] and close["heatmap"] > loner["heatmap"]
+    # ... and against the plain loss the loner's mistake costs less, the touching one's more
+    assert loner["offsets"] < parts(plain, 3)["offsets"] and close["offsets"] > parts(plain, 2)["offsets"]
+    assert loner["heatmap"] < parts(plain, 3)["heatmap"] and close["heatmap"] > parts(plain, 2)["heatmap"]
+    # the shared (torchrun) form gives the same loss when the shares are the whole batch
+    out = ProposalOutput(logit(weighted["foreground"]), logit(weighted["heatmap"] * 0.5), weighted["offsets"] + 0.3)
+    whole = proposal_loss(out, weighted, instance_balance=0.5)
+    shared = proposal_loss(out, weighted, instance_balance=0.5, sum_over=lambda x: x)
+    for k in whole:
+        assert shared[k].item() == pytest.approx(whole[k].item(), rel=1e-5)
 
 
 def test_decoding_perfect_maps_recovers_every_instance():
@@ -389,3 +445,19 @@ def test_derender_blender_votes_is_the_shipped_reading_with_vote_centres_from_60
     for vote_min, found in ((votes.vote_min, 2), (shipped.vote_min, 1)):
         (label, _), = decode_scored(out, dataclasses.replace(SMALL, vote_min=vote_min))
         assert int(label.max()) == found, vote_min
+
+
+def test_derender_blender_ships_the_close_weight_proposal_network_and_r15_keeps_the_one_before():
+    from perception.derender.derenderer import BlenderDerenderer, BlenderDerendererR15
+    from perception.registry import load_perceiver
+
+    shipped, r15 = load_perceiver("derender-blender"), load_perceiver("derender-blender-r15")
+    assert type(shipped) is BlenderDerenderer and type(r15) is BlenderDerendererR15
+    assert (r15.min_gap, r15.keep_score, r15.vote_min, r15.attribute_net.config.test_flip) == (
+        shipped.min_gap, shipped.keep_score, shipped.vote_min, shipped.attribute_net.config.test_flip)
+    assert r15.proposal_net.config == shipped.proposal_net.config
+    for a, b in zip(r15.attribute_net.state_dict().values(), shipped.attribute_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the attribute network is round 15's in both ...
+    assert any(not torch.equal(a, b) for a, b in zip(  # ... the proposal networks differ
+        r15.proposal_net.state_dict().values(), shipped.proposal_net.state_dict().values(), strict=True))
+    assert "--close-weight 4" in shipped.metadata["command"] and "--close-weight" not in r15.metadata["command"]
