@@ -59,6 +59,7 @@ def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     skip += () if cfg.velocity_weight else ("velocity_weight",)
     skip += () if cfg.bulk_weight else ("bulk_weight",)
     skip += () if cfg.average_last else ("average_last",)
+    skip += () if cfg.keep_epochs else ("keep_epochs",)
     parts += config_flags(cfg, skip=skip)
     for item in args.set or []:
         parts += ["--set", item]

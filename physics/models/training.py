@@ -57,6 +57,8 @@ and, after the last epoch, scores the mean of the last K epochs' weights
 (:func:`~physics.models.averaging.average_state_dicts`) as an epoch is scored; it becomes
 ``model.pt`` (its metadata's ``averaged_epochs``) when it ranks before the kept epoch, and
 ``loss.jsonl``'s last line records its scores (``average_*``).  ``checkpoint.pt`` keeps the last epoch.
+``keep_epochs`` writes the same ``epochs/epoch_N.pt`` files without averaging (``model.pt`` is chosen as without it),
+so every epoch of a run that does not reproduce bit for bit on another machine can be rebuilt from files.
 ``sample_from`` N > 0 draws the training and one-step validation samples only from frames ``t >= N``
 (:func:`~physics.models.data.make_samples`' ``first_step``), so the loss lives where the long rollouts
 lose (e.g. the fluid's spreading and settling after its impact); the rollout check still rolls out from
@@ -177,6 +179,11 @@ class TrainConfig:
                              "with --select-rollouts, else the one-step validation loss); it becomes model.pt when it "
                              "beats the kept epoch (0: off; else 2 <= K <= --epochs)"}
     )
+    keep_epochs: bool = field(
+        default=False, metadata={"help": "keep every epoch's weights (OUT/epochs/epoch_N.pt, loadable as model.pt is) "
+                                 "without averaging them, so a run's every epoch can be benched or fine-tuned later "
+                                 "(--average-last keeps them too)"}
+    )
     wall_penalty: float = field(
         default=0.0, metadata={"help": "add this weight times the containment penalty to the training loss: the "
                                "squared distance (in the loss's units) by which each predicted particle of the "
@@ -273,6 +280,8 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["average_last"]
     if not flags["sample_from"]:
         del flags["sample_from"]
+    if not flags["keep_epochs"]:
+        del flags["keep_epochs"]
     return flags
 
 
@@ -513,8 +522,9 @@ def train(
             rollout = f" rollout {score:.4g} outside {result['valid_rollout_outside']:.3f}" if select else ""
             tqdm.write(f"{model.name} epoch {epoch + 1}: train {record['train_loss']:.4g} valid {valid_loss:.4g}{rollout} "
                        f"({loop.seconds:.0f} s)")
-        if config.average_last:
+        if (config.average_last or config.keep_epochs) and world.is_main:
             save_model(epochs_dir / f"epoch_{epoch + 1}.pt", model, info)
+        if config.average_last:
             if epoch + 1 == config.epochs:
                 result.update(average_epochs(epoch + 1))
         return result

@@ -101,3 +101,30 @@ def test_weighted_mean_and_non_floating_entries_taken_from_the_first():
         average_state_dicts([a, b], weights=[1.0, 0.0])
     with pytest.raises(CheckpointError, match="non_floating"):
         average_state_dicts([a, b], non_floating="last")
+
+
+def test_keep_epochs_writes_every_epoch_without_averaging_and_is_stored_only_when_on(tmp_path):
+    torch.manual_seed(0)
+    model = make_model("in", chain_config("in"))
+    cfg = TrainConfig(epochs=2, seed=0, select_rollouts=1, keep_epochs=True, **FAST)
+    train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], tmp_path, cfg, progress=False)
+    files = [tmp_path / "epochs" / f"epoch_{e}.pt" for e in (1, 2)]
+    assert all(f.is_file() for f in files)
+    rows = [json.loads(x) for x in (tmp_path / "loss.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and not any("average_epochs" in r for r in rows)
+    # the last epoch's file holds the weights the model leaves training with
+    last, meta = load_model(files[-1])
+    assert meta["epoch"] == 2
+    for (k, a), b in zip(model.state_dict().items(), last.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    # model.pt is the epoch the rollout check keeps, as without the option
+    kept, kept_meta = load_model(tmp_path / "model.pt")
+    scores = [r["valid_rollout_mse"] for r in rows]
+    assert kept_meta["epoch"] == 1 + scores.index(min(scores))
+    assert _flags(cfg)["keep_epochs"] is True and "keep_epochs" not in _flags(TrainConfig())
+    args = argparse.Namespace(world="fluidfall", model="dpinet", data=["d"], set=None)
+    assert "--keep-epochs" in _command_line(args, cfg, Path("o"))
+    assert "keep-epochs" not in _command_line(args, TrainConfig(), Path("o"))
+    plain = tmp_path / "plain"
+    train(make_model("in", chain_config("in")), [spring_chain(1)], [], plain, TrainConfig(epochs=1, **FAST), progress=False)
+    assert not (plain / "epochs").exists()
