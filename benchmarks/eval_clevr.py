@@ -127,6 +127,8 @@ class ClevrEvalConfig:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.min_depth < 0:
             raise ConfigError(f"min_depth must be >= 0, got {self.min_depth}")
+        if self.limit is not None and self.limit < 1:  # a negative limit would slice questions off the end
+            raise ConfigError(f"limit must be >= 1, got {self.limit}")
         for name in ("perception", "parser"):
             if getattr(self, name) not in SOURCES:
                 raise ConfigError(f"{name} must be one of {SOURCES}, got {getattr(self, name)!r}")
