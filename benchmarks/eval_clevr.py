@@ -72,6 +72,8 @@ from physics.errors import ConfigError, DataError, NesyError
 from physics.fanout import BACKENDS, Fanout, keep_freed_memory, make_fanout
 from physics.io import atomic_write_json, read_json
 from reasoning.dsl import Program, from_clevr
+from reasoning.dsl.typecheck import unknown_function
+from reasoning.executor import OPS
 from reasoning.questions import QUESTION_TYPES, question_type
 from reasoning.registry import QA_MODELS, QAModel, QAParts, load_qa_model
 
@@ -127,6 +129,8 @@ class ClevrEvalConfig:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.min_depth < 0:
             raise ConfigError(f"min_depth must be >= 0, got {self.min_depth}")
+        if self.limit is not None and self.limit < 1:  # a negative limit would slice questions off the end
+            raise ConfigError(f"limit must be >= 1, got {self.limit}")
         for name in ("perception", "parser"):
             if getattr(self, name) not in SOURCES:
                 raise ConfigError(f"{name} must be one of {SOURCES}, got {getattr(self, name)!r}")
@@ -153,6 +157,27 @@ class ClevrEvalConfig:
             parser=self.parser == "model",
             parser_checkpoint=self.parser_checkpoint,
         )
+
+
+MAX_SKIPPED_SHOWN = 5  # messages of skipped questions kept in the result (the count is exact)
+
+
+def _check_question(q: Any, file: str, k: int, scenes: dict[int, SceneGraph]) -> None:
+    """Raise a NesyError naming question ``k`` of ``file`` if it cannot be evaluated."""
+    if not isinstance(q, dict):
+        raise DataError(f"{file}: question {k}: expected a JSON object, got {type(q).__name__}")
+    for key in ("question", "program", "answer", "image_index"):
+        if key not in q:
+            raise DataError(f"{file}: question {k} lacks '{key}'")
+    image = q["image_index"]
+    if isinstance(image, bool) or not isinstance(image, int):
+        raise DataError(f"{file}: question {k}: image_index must be an integer, got {image!r}")
+    if image not in scenes:
+        raise DataError(f"{file}: question {k} asks about image {image}, not in the scenes file")
+    program = _program(q, file, k)
+    for n, call in enumerate(program.nodes()):  # names only: the executors judge everything else as before
+        if call.function not in OPS:
+            raise DataError(f"{file}: question {k}: node {n}: {unknown_function(call.function, sorted(OPS))}")
 
 
 def _program(question: dict[str, Any], file: str, k: int) -> Program:
@@ -334,12 +359,17 @@ def _evaluate(
     raw = read_json(layout.questions, "CLEVR questions file")
     if not isinstance(raw, dict) or not isinstance(raw.get("questions"), list):
         raise DataError(f"{layout.questions}: expected an object with a 'questions' list")
-    questions = raw["questions"]
-    for k, q in enumerate(questions):
-        for key in ("question", "program", "answer", "image_index"):
-            if key not in q:
-                raise DataError(f"{layout.questions}: question {k} lacks '{key}'")
-    index = list(range(len(questions)))  # each kept question's place in the file, for messages
+    questions, index, skipped = [], [], []  # index: each kept question's place in the file, for messages
+    for k, q in enumerate(raw["questions"]):
+        try:
+            _check_question(q, layout.questions.name, k, gt_scenes)
+        except NesyError as err:  # one malformed question is reported and skipped, not fatal to the rest
+            skipped.append(str(err))
+            continue
+        questions.append(q)
+        index.append(k)
+    if skipped and not questions:
+        raise DataError(f"{layout.questions}: no question could be read ({len(skipped)} skipped; first: {skipped[0]})")
     if config.min_depth:
         index = [k for k in index if _program(questions[k], layout.questions.name, k).depth() >= config.min_depth]
         if not index:
@@ -347,14 +377,11 @@ def _evaluate(
         questions = [questions[k] for k in index]
     if config.limit:
         questions, index = questions[: config.limit], index[: config.limit]
-    for k, q in enumerate(questions):
-        if q["image_index"] not in gt_scenes:
-            raise DataError(
-                f"{layout.questions}: question {index[k]} asks about image {q['image_index']}, not in the scenes file"
-            )
     image_ids = sorted({q["image_index"] for q in questions})
     result: dict[str, Any] = {"config": asdict(config), "parts": asdict(config.parts()),
                               "questions": len(questions), "scenes": len(image_ids)}
+    if skipped:
+        result["skipped"] = {"count": len(skipped), "first": skipped[:MAX_SKIPPED_SHOWN]}
 
     # --- perception and parsing: one fan-out of per-image and per-chunk jobs
     texts = [q["question"] for q in questions] if config.parser == "model" else None

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from perception.errors import SceneError
+from physics.errors import NesyError
 from physics.io import PathLike, atomic_write_json, read_json
 from physics.worlds.clevr_properties import (
     ATTRIBUTES,
@@ -256,8 +257,14 @@ def compute_relationships(
     return out
 
 
-def load_scenes(path: PathLike, **kwargs: Any) -> list[SceneGraph]:
+def load_scenes(path: PathLike, *, skipped: list[str] | None = None, **kwargs: Any) -> list[SceneGraph]:
     """Read a CLEVR scenes file: ``{"info":..., "scenes": [...]}`` or one scene dict.
+
+    Args:
+        path: The file.
+        skipped: If a list, a malformed scene of a scenes file is left out and its
+            message appended here (a batch reader's "report and skip"); else it raises.
+        **kwargs: Passed to :meth:`SceneGraph.from_clevr`.
 
     Raises:
         DataError / SceneError: unreadable JSON or an invalid scene, with the
@@ -269,7 +276,15 @@ def load_scenes(path: PathLike, **kwargs: Any) -> list[SceneGraph]:
         scenes = data["scenes"]
         if not isinstance(scenes, list):
             raise SceneError(f"{name}: 'scenes' must be a list, got {type(scenes).__name__}")
-        return [SceneGraph.from_clevr(s, where=f"{name}: scene {k}", **kwargs) for k, s in enumerate(scenes)]
+        out = []
+        for k, s in enumerate(scenes):
+            try:
+                out.append(SceneGraph.from_clevr(s, where=f"{name}: scene {k}", **kwargs))
+            except NesyError as err:
+                if skipped is None:
+                    raise
+                skipped.append(str(err))
+        return out
     if isinstance(data, Mapping) and "objects" in data:
         return [SceneGraph.from_clevr(data, where=f"{name}", **kwargs)]
     raise SceneError(f"{name}: expected a CLEVR scenes file (keys 'info', 'scenes') or one scene (key 'objects')")

@@ -147,7 +147,9 @@ def load_trajectory(path: PathLike) -> Trajectory:
     except FileNotFoundError:
         raise DataError(f"trajectory file not found: {path}") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:  # zlib: damaged bytes
-        raise DataError(f"trajectory file {path} is corrupt: {exc}") from None
+        # numpy reads bytes that are neither .npy nor .npz as a pickle and refuses it: say what that means
+        why = "not a NumPy .npz archive" if "pickled" in str(exc) else str(exc)
+        raise DataError(f"trajectory file {path} is corrupt: {why}") from None
     if "dt" not in arrays:
         raise DataError(f"trajectory file {path} lacks 'dt'")
     meta = json.loads(arrays.pop("meta").tobytes().decode()) if "meta" in arrays else {}
@@ -156,3 +158,5 @@ def load_trajectory(path: PathLike) -> Trajectory:
         return Trajectory.from_arrays(arrays, float(arrays.pop("dt")), meta)
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
+    except StateError as exc:  # NaN or a bad shape: name the file, not only the world-seed name
+        raise StateError(f"{path}: {exc}") from None

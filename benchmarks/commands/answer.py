@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from benchmarks.config_flags import registry_argument
@@ -91,7 +92,13 @@ def program_from_args(args: argparse.Namespace) -> Program:
             raise ConfigError("give either --program or --question, not both")
         from reasoning.parser import load_default_parser
 
-        (program,) = load_default_parser().parse([args.question])
+        parser = load_default_parser()
+        (program,) = parser.parse([args.question])
+        unknown = parser.unknown_words([args.question])[0] if hasattr(parser, "unknown_words") else ()
+        if unknown:  # read as the unknown-word token: the program may ignore the word ('plaid things' -> all things)
+            words = ", ".join(repr(w) for w in dict.fromkeys(unknown))
+            print(f"nesy answer: note: the parser never saw {words} in --question; check the program it chose",
+                  file=sys.stderr)
         if program is None:
             raise ProgramError(f"the parser found no well-typed program for --question {args.question!r}")
         return program

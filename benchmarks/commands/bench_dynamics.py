@@ -119,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     for m in models:
         if m not in MODELS:
             raise ConfigError(f"--models: {MODELS.unknown_message(m)}")
+    if args.max_trajectories < 0:  # a negative N would slice trajectories off the end
+        raise ConfigError(f"--max-trajectories must be >= 0 (0: all), got {args.max_trajectories}")
     horizons = _int_list(args.horizons)
     split = find_split(args.data, args.split)
     trajs = load_split(args.data, split)

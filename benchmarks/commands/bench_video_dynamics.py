@@ -86,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
     if settings and not learned:
         raise ConfigError(f"--future-* flags {sorted(settings)} set the learned providers' rollouts; none of "
                           f"{args.dynamics!r} is learned")
+    if args.n is not None and args.n < 1:  # a negative N would slice videos off the end
+        raise ConfigError(f"--n must be a positive number of videos (or left out: all), got {args.n}")
+    if args.window < 0:
+        raise ConfigError(f"--window must be >= 0 frames, got {args.window}")
     videos = load_video_split(args.data, args.split, limit=args.n)
     providers = {}
     for name in names:

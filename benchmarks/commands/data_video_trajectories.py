@@ -19,6 +19,8 @@ import argparse
 import json
 import os
 
+from physics.errors import ConfigError
+
 __all__ = ["register", "run"]
 
 
@@ -29,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
         video_trajectories,
     )
 
+    if args.n is not None and args.n < 1:  # a negative N would slice videos off the end
+        raise ConfigError(f"--n must be a positive number of videos (or left out: all), got {args.n}")
     pairs = load_video_split(args.data, args.split, limit=args.n)
     trajs = [t for ann, truth in pairs for t in video_trajectories(ann, truth, args.counterfactuals, spin=args.spin)]
     save_trajectory_pack(args.out, trajs)

@@ -10,6 +10,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from benchmarks.config_flags import add_config_flags, config_from_args
@@ -38,6 +39,9 @@ def print_summary(result: dict[str, Any], out: str | None) -> None:
     print_table(rows, ["question type", "questions", "accuracy"],
                 title=f"{result['questions']} questions on {result['scenes']} scenes, {result['seconds']} s")
     print(f"overall: 90% interval {percent(low)}-{percent(high)} (resampling scenes with their questions)")
+    if "skipped" in result:
+        s = result["skipped"]
+        print(f"skipped {s['count']} malformed question(s), not counted; first: {s['first'][0]}", file=sys.stderr)
     parts = []
     if "parser" in result:
         p = result["parser"]

@@ -171,7 +171,8 @@ def _answer_all(
 
 
 def run(args: argparse.Namespace) -> int:
-    scene_list = load_scenes(args.scenes)
+    bad_scenes: list[str] = []
+    scene_list = load_scenes(args.scenes, skipped=None if args.strict else bad_scenes)
     scenes = scenes_by_index(scene_list, args.scenes)
     questions = load_questions(args.questions)
     records, runnable = _prepare(
@@ -195,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(seconds, 4),
         "out": str(args.out),
     }
+    if bad_scenes:  # their questions are errors ("no scene with image_index ...")
+        summary["skipped_scenes"] = len(bad_scenes)
     if scored:
         summary["answered_with_ground_truth"] = len(scored)
         summary["wrong"] = wrong
@@ -202,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
             sum(r["answer"] == g for r, g in scored if "error" not in r) / len(scored), 6
         )
     print(json.dumps(summary, indent=1))
+    for message in [] if args.quiet else bad_scenes[:MAX_ERRORS_SHOWN]:
+        print(f"skipped scene: {message}", file=sys.stderr)
     for r in [] if args.quiet else errors[:MAX_ERRORS_SHOWN]:
         print(f"error: {r['error']}", file=sys.stderr)
     if len(errors) > MAX_ERRORS_SHOWN and not args.quiet:

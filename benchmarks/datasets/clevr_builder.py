@@ -432,6 +432,8 @@ def build_clevr(cfg: ClevrDataConfig, *, progress: bool = True) -> dict[str, Any
     Raises:
         ConfigError: bad options.  DataError: unreadable shards at merge time.
     """
+    if cfg.questions_per_scene > 0:  # read the templates now: a malformed file failed only after every render,
+        _question_generator(cfg.templates, cfg.split)  # and --templates is part of the build's identity
     out = Path(cfg.out)
     for sub in ("images", "masks", PARTIAL):
         ensure_dir(out / sub)

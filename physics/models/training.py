@@ -237,6 +237,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.sample_from must be a frame index >= 0, got {self.sample_from}")
         if not 0.0 <= self.select_max_outside <= 1.0:
             raise ConfigError(f"TrainConfig.select_max_outside must be a fraction in [0, 1], got {self.select_max_outside}")
+        if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):  # NaN or < 0 turned clipping off silently
+            raise ConfigError(f"TrainConfig.grad_clip must be a finite number >= 0 (0: no clipping), got {self.grad_clip}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ConfigError(f"learning rates must be positive, got lr={self.lr}, lr_final={self.lr_final}")
 

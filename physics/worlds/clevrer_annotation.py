@@ -24,6 +24,7 @@ rad/s; the official files' conventions are read as given.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,4 +322,6 @@ def _vec(value: Any, where: str, lengths: tuple[int, ...]) -> Vec:
     for x in value:
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             raise DataError(f"{where}: expected numbers, got {value!r}")
+        if not math.isfinite(x):  # Python's json reads NaN and Infinity; our writer never writes them
+            raise DataError(f"{where}: must hold finite numbers, got {value!r}")
     return tuple(float(x) for x in value)

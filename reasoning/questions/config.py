@@ -64,10 +64,11 @@ class GeneratorConfig:
             raise ConfigError(
                 f"instances_per_template must be >= 1, got {self.instances_per_template}"
             )
-        if self.balance_ratio < 1.0:
+        if not self.balance_ratio >= 1.0:  # written so that NaN fails too (it fails every comparison)
             raise ConfigError(f"balance_ratio must be >= 1.0, got {self.balance_ratio}")
-        if self.balance_median_factor <= 0 or self.balance_median_floor < 0:
-            raise ConfigError("balance_median_factor must be > 0 and balance_median_floor >= 0")
+        if not self.balance_median_factor > 0 or self.balance_median_floor < 0:
+            raise ConfigError("balance_median_factor must be > 0 and balance_median_floor >= 0, got "
+                              f"{self.balance_median_factor} and {self.balance_median_floor}")
         if self.reset_counts_every < 0:
             raise ConfigError(f"reset_counts_every must be >= 0, got {self.reset_counts_every}")
         if not 0.0 <= self.trivial_relate_fraction < 1.0:

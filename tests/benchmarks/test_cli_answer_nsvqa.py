@@ -86,3 +86,17 @@ def test_help_lists_every_command_without_importing_heavy_modules():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_word_the_shipped_parser_never_saw_is_named_not_silently_dropped(tmp_path, capsys):
+    # "How many plaid things" parsed to count(scene()) and answered every object, without a word
+    from perception.scene_graph import save_scenes
+    from perception.synthetic import sample_scene_graphs
+
+    save_scenes(tmp_path / "s.json", sample_scene_graphs(1, seed=0))
+    argv = ["answer", "--scene", str(tmp_path / "s.json"), "--index", "0", "--question"]
+    assert main([*argv, "How many plaid things are there?"]) == 0
+    err = capsys.readouterr().err
+    assert "never saw 'plaid' in --question" in err and len(err.strip().splitlines()) == 1, err
+    assert main([*argv, "How many red things are there?"]) == 0
+    assert "never saw" not in capsys.readouterr().err

@@ -126,3 +126,34 @@ def test_data_clevr_refuses_image_sizes_the_renderer_cannot_allocate(tmp_path, c
         _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--width", w, "--height", h,
                                  "--quiet"], f"image size must be 16..4096 pixels a side, got {w}x{h}")
     assert not (tmp_path / "c").exists()
+
+
+# ----------------------------------------------------------------- twenty-fourth session's audit
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["data", "video-trajectories", "--n", "-1", "--out", "t.npz"], "--n must be a positive number of videos"),
+        (["bench", "video-dynamics", "--n", "-2", "--dynamics", "gt", "--out", "r.json"],
+         "--n must be a positive number of videos"),
+        (["bench", "video-dynamics", "--window", "-3", "--dynamics", "gt", "--out", "r.json"],
+         "--window must be >= 0 frames, got -3"),
+        (["bench", "dynamics", "--world", "cradle", "--models", "in", "--max-trajectories", "-1", "--out", "r.json"],
+         "--max-trajectories must be >= 0 (0: all), got -1"),
+        (["eval", "clevr", "--perception", "gt", "--parser", "gt", "--limit", "-2"], "limit must be >= 1, got -2"),
+    ],
+)
+def test_a_negative_count_is_refused_not_sliced_off_the_end(tmp_path, capsys, argv, message):
+    # each was used as list[:n]: -1 silently dropped the last video, trajectory or question
+    _one_line_error(capsys, [*argv, "--data", str(tmp_path / "missing")], message)
+
+
+@pytest.mark.parametrize(("text", "message"), [("{\"a\": ", "is not valid JSON"), ("[{\"params\": []}]", "missing field 'text'")])
+def test_data_clevr_reads_its_templates_before_rendering(tmp_path, capsys, text, message):
+    # a malformed --templates failed after every scene was rendered, and a rerun with a fixed file
+    # is a different build (templates are part of its identity): the renders were lost
+    (tmp_path / "t.json").write_text(text)
+    _one_line_error(capsys, ["data", "clevr", "--n", "2", "--out", str(tmp_path / "c"), "--templates", str(tmp_path / "t.json"),
+                             "--quiet"], message)
+    assert not (tmp_path / "c").exists()

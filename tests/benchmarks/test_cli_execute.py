@@ -302,3 +302,21 @@ def test_bench_speed_unknown_suite_lists_the_suites(capsys):
     assert "executor" in SUITES
     code = main(["bench", "speed", "--suite", "nope", "--questions", "10"])
     assert code == 2 and "unknown speed suite 'nope'; suites: " in capsys.readouterr().err
+
+
+def test_one_malformed_scene_is_skipped_and_only_its_questions_fail(files, capsys):
+    # one bad scene in the scenes file used to stop the whole run before any question was answered
+    tmp, _, _, questions = files
+    raw = json.loads((tmp / "scenes.json").read_text())
+    raw["scenes"][2]["objects"][0]["color"] = "plaid"
+    (tmp / "scenes.json").write_text(json.dumps(raw))
+    code, captured = _execute(tmp, questions, capsys)
+    assert code == 1
+    summary = json.loads(captured.out)
+    assert summary["skipped_scenes"] == 1 and summary["errors"] == 10  # the 10 questions on image 2
+    assert "skipped scene: scenes.json: scene 2 (image_index 2), object 0: unknown color 'plaid'" in captured.err
+    records = json.loads((tmp / "a.json").read_text())
+    assert all(("error" in r) == (q["image_index"] == 2) for r, q in zip(records, questions, strict=True))
+    (tmp / "a.json").unlink()
+    code, captured = _execute(tmp, questions, capsys, "--strict")
+    assert code == 2 and "unknown color 'plaid'" in captured.err and not (tmp / "a.json").exists()

@@ -161,8 +161,37 @@ def test_bad_inputs_are_named(split, tmp_path):
     broken.mkdir()
     (broken / "CLEVR_test_scenes.json").write_text((split / "CLEVR_test_scenes.json").read_text())
     (broken / "CLEVR_test_questions.json").write_text('{"questions": [{"question": "x"}]}')
-    with pytest.raises(DataError, match="question 0 lacks 'program'"):
+    with pytest.raises(DataError, match="no question could be read .* question 0 lacks 'program'"):
         evaluate_clevr(ClevrEvalConfig(data=str(broken), perception="gt", parser="gt"))
+
+
+def test_one_malformed_question_is_reported_and_skipped_not_fatal(split, tmp_path, capsys):
+    # a question that was an integer, or had a list as image_index, ended the run in a TypeError traceback
+    from benchmarks.cli import main
+
+    good = evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="gt"), progress=False)
+    raw = json.loads((split / "CLEVR_test_questions.json").read_text())
+    n = len(raw["questions"])
+    raw["questions"][1] = 5
+    raw["questions"][2]["image_index"] = [0]
+    raw["questions"][3]["image_index"] = 999
+    raw["questions"][4]["program"] = [{"function": "teleport", "inputs": []}]
+    raw["questions"][5].pop("answer")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "CLEVR_test_scenes.json").write_text((split / "CLEVR_test_scenes.json").read_text())
+    (broken / "CLEVR_test_questions.json").write_text(json.dumps(raw))
+    res = evaluate_clevr(ClevrEvalConfig(data=str(broken), perception="gt", parser="gt"), progress=False)
+    assert res["questions"] == n - 5 and res["skipped"]["count"] == 5
+    first = res["skipped"]["first"]
+    assert "question 1: expected a JSON object, got int" in first[0]
+    assert "question 2: image_index must be an integer, got [0]" in first[1]
+    assert "question 3 asks about image 999" in first[2] and "question 4" in first[3] and "question 5 lacks 'answer'" in first[4]
+    assert res["accuracy"]["overall"] == good["accuracy"]["overall"] == 1.0
+    assert "skipped" not in good
+    assert main(["eval", "clevr", "--data", str(broken), "--perception", "gt", "--parser", "gt"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 5 malformed question(s)" in err and "Traceback" not in err
 
 
 def test_threads_are_set_for_the_run_and_checked(split):

@@ -89,6 +89,11 @@ def _broken(mutate):
         (lambda d: d["motion_trajectory"][2].update(frame_id=0), r"motion_trajectory\[2\]\.frame_id"),
         (lambda d: d["collision"][0].update(object_ids=[1, 1]), r"collision\[0\]\.object_ids"),
         (lambda d: d.update(scene_index="10000"), "scene_index: expected an integer"),
+        (lambda d: d["motion_trajectory"][1]["objects"][0]["location"].__setitem__(0, float("nan")),
+         r"motion_trajectory\[1\]\.objects\[0\]\.location: must hold finite numbers"),
+        (lambda d: d["motion_trajectory"][2]["objects"][1]["velocity"].__setitem__(2, float("inf")),
+         r"motion_trajectory\[2\]\.objects\[1\]\.velocity: must hold finite numbers"),
+        (lambda d: d["collision"][0]["location"].__setitem__(1, float("nan")), r"collision\[0\]\.location: must hold finite"),
     ],
 )
 def test_a_malformed_annotation_names_the_file_and_the_field(tmp_path, mutate, field):

@@ -75,6 +75,14 @@ def test_device_option_is_checked():
         TrainConfig(epochs=0)
 
 
+@pytest.mark.parametrize("clip", [float("nan"), float("inf"), -1.0])
+def test_a_grad_clip_that_would_switch_clipping_off_silently_is_refused(clip):
+    # the loop clips only when grad_clip > 0: NaN and negatives trained unclipped without a word
+    with pytest.raises(ConfigError, match="grad_clip must be a finite number >= 0"):
+        TrainConfig(grad_clip=clip)
+    assert TrainConfig(grad_clip=0.0).grad_clip == 0.0
+
+
 @pytest.mark.parametrize("name", ["propnet", "dpinet"])
 def test_multi_step_samples_and_loss(name):
     from physics.errors import DataError

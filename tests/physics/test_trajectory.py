@@ -58,3 +58,16 @@ def test_corrupt_file_gives_data_error(tmp_path):
     path.write_bytes(b"garbage")
     with pytest.raises(DataError, match="bad.npz"):
         load_trajectory(path)
+    path.write_bytes(bytes(range(256)) * 2)  # numpy's own words were "contains pickled (object) data"
+    with pytest.raises(DataError, match="bad.npz is corrupt: not a NumPy .npz archive"):
+        load_trajectory(path)
+
+
+def test_a_nan_in_a_stored_trajectory_names_the_file(tmp_path):
+    save_trajectory(tmp_path / "t.npz", Trajectory.from_arrays(_arrays(), dt=0.02, meta={"world": "toy"}))
+    with np.load(tmp_path / "t.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["positions"][1, 0, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    with pytest.raises(StateError, match=r"nan\.npz: .*positions holds NaN"):
+        load_trajectory(tmp_path / "nan.npz")

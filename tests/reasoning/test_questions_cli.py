@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.cli import main
 from perception.scene_graph import save_scenes
 from perception.synthetic import sample_scene_graphs
@@ -81,4 +83,18 @@ def test_data_questions_reports_bad_input_in_one_line(tmp_path, capsys):
         == 2
     )
     assert "balance_ratio must be >= 1.0" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [("--balance-ratio", "balance_ratio must be >= 1.0, got nan"),
+     ("--balance-median-factor", "balance_median_factor must be > 0")],
+)
+def test_a_nan_balance_option_is_refused_not_read_as_no_rule(tmp_path, capsys, flag, message):
+    # NaN fails every comparison, so `x < 1.0` let it through and the rule never rejected an answer
+    out = tmp_path / "q.json"
+    assert main(["data", "questions", "--synthetic", "2", flag, "nan", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
