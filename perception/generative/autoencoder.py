@@ -42,6 +42,7 @@ STAGES = 3  # stride-2 stages: a 64 x 48 render becomes an 8 x 6 grid
 UPSAMPLE = ("transposed", "nearest", "bilinear")  # CodecConfig.upsample: the decoder's grid doubling
 ENCODER_NORM = ("batch", "spectral")  # CodecConfig.encoder_norm: how the encoder's layers are normalised
 CONDITION_HEAD = ("projection", "auxiliary", "auxiliary_real", "classifier")  # CodecConfig.condition_head: how a conditional GAN's discriminator reads y
+DISCRIMINATOR = ("encoder", "cells")  # CodecConfig.discriminator: the GAN discriminator's body
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,14 @@ class CodecConfig:
             the readers train with, and read the fakes through, differentiable augmentations
             (:class:`~perception.generative.condition_classifier.ReaderEnsemble`).  1 and False
             (the defaults): one reader, no augmentation (the twenty-second session's GAN).
+        discriminator: The GAN discriminator's body: ``"encoder"`` (:class:`ConvEncoder`, a
+            linear map of the whole grid; the default) or ``"cells"`` (the fully convolutional
+            :class:`~perception.generative.cell_discriminator.CellDiscriminator`, built like the
+            shape reader, one logit per cell of the H/4 x W/4 grid, the condition projected in
+            every cell; ``condition_head="projection"`` only).
+        discriminator_maps: ``discriminator="cells"`` only: the discriminator also learns the
+            real images' shape maps (per-cell background-or-shape logits, per-pixel
+            cross-entropy added to its loss); False (the default): it does not.
     """
 
     height: int = 48
@@ -106,6 +115,8 @@ class CodecConfig:
     condition_blocks: int = 1
     classifier_members: int = 1
     classifier_augment: bool = False
+    discriminator: str = "encoder"
+    discriminator_maps: bool = False
 
     def __post_init__(self) -> None:
         if self.height % 2**STAGES or self.width % 2**STAGES:
@@ -134,6 +145,14 @@ class CodecConfig:
         if (self.classifier_members != 1 or self.classifier_augment) and self.condition_head != "classifier":
             raise ConfigError(f"CodecConfig: classifier_members / classifier_augment are for condition_head='classifier', "
                               f"got {self.condition_head!r}")
+        if self.discriminator not in DISCRIMINATOR:
+            raise ConfigError(f"CodecConfig: discriminator must be one of {DISCRIMINATOR}, got {self.discriminator!r}")
+        if self.discriminator == "cells" and self.conditions and self.condition_head != "projection":
+            raise ConfigError(f"CodecConfig: discriminator='cells' projects the condition in every cell; it needs "
+                              f"condition_head='projection', got {self.condition_head!r}")
+        if not isinstance(self.discriminator_maps, bool) or (self.discriminator_maps and self.discriminator != "cells"):
+            raise ConfigError(f"CodecConfig: discriminator_maps must be a bool, True only with discriminator='cells', "
+                              f"got {self.discriminator_maps!r} with {self.discriminator!r}")
 
     @property
     def decoder_channels(self) -> tuple[int, int, int]:

@@ -49,6 +49,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.generative.autoencoder import CodecConfig, ConvDecoder, ConvEncoder
+from perception.generative.cell_discriminator import CellDiscriminator
 from perception.generative.condition_classifier import (
     Reader,
     ReaderEnsemble,
@@ -105,6 +106,15 @@ class GAN(nn.Module):
     (``g_class``: which shapes are present against the ones the condition asks for), so the generator
     is pushed to draw what a fixed reader of real renders calls its condition.  The classifier is
     kept in evaluation mode and never trained here.
+
+    With ``config.discriminator == "cells"`` the discriminator is a
+    :class:`~perception.generative.cell_discriminator.CellDiscriminator` (fully convolutional,
+    built like the shape reader): outputs ``o`` [N, 1 + conditions, H/4, W/4], one logit per
+    cell, ``o[:, 0] + <y, o[:, 1:]>`` in each cell (the projection per cell), and both players'
+    losses are the mean over cells of each cell's binary cross-entropy (PatchGAN's).  With
+    ``config.discriminator_maps`` it also gives ``1 + len(SHAPES)`` shape logits per cell, and
+    its loss adds their per-pixel cross-entropy with the real images' shape maps (``maps`` of
+    :meth:`losses`, required then).
     """
 
     def __init__(self, config: CodecConfig | None = None, conditions: Tensor | None = None,
@@ -113,7 +123,12 @@ class GAN(nn.Module):
         self.config = config = config or CodecConfig()
         self.generator = ConvDecoder(config)
         frozen_head = bool(config.conditions) and config.condition_head == "classifier"
-        self.discriminator = ConvEncoder(config, 1 if frozen_head else 1 + config.conditions)
+        if config.discriminator == "cells":
+            maps = 1 + len(SHAPES) if config.discriminator_maps else 0
+            self.discriminator = CellDiscriminator(config.height, config.width, 1 + config.conditions + maps,
+                                                   config.encoder_norm)
+        else:
+            self.discriminator = ConvEncoder(config, 1 if frozen_head else 1 + config.conditions)
         if frozen_head:
             if not isinstance(classifier, (ShapePresenceNet, ReaderEnsemble)) or classifier.shapes != config.condition_blocks:
                 got = None if classifier is None else getattr(classifier, "shapes", type(classifier).__name__)
@@ -132,8 +147,8 @@ class GAN(nn.Module):
         elif conditions is not None:
             raise ConfigError("GAN: conditions given to an unconditional config (CodecConfig.conditions = 0)")
 
-    def forward(self, real: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
-        return self.losses(real, torch.randn(len(real), self.config.latent), y)
+    def forward(self, real: Tensor, y: Tensor | None = None, maps: Tensor | None = None) -> dict[str, Tensor]:
+        return self.losses(real, torch.randn(len(real), self.config.latent), y, maps)
 
     def train(self, mode: bool = True) -> GAN:
         """As :meth:`nn.Module.train`, but a frozen condition classifier stays in evaluation mode."""
@@ -158,10 +173,16 @@ class GAN(nn.Module):
 
     def critic(self, images: Tensor, y: Tensor | None, params: dict[str, Tensor] | None = None) -> Tensor:
         """The discriminator's logit [N, 1] for images in [0, 1] (and conditions ``y`` when conditional;
-        an auxiliary-classifier discriminator's logit does not read them)."""
+        an auxiliary-classifier discriminator's logit does not read them); a cell discriminator's
+        (``discriminator="cells"``) logits [N, cells], row-major over its H/4 x W/4 grid."""
         return self._critic(self._outputs(images, params), y)
 
     def _critic(self, out: Tensor, y: Tensor | None) -> Tensor:
+        if out.dim() == 4:  # a cell discriminator: the projection in every cell
+            logit = out[:, 0]
+            if y is not None:
+                logit = logit + (out[:, 1:1 + y.shape[1]] * y[:, :, None, None]).sum(1)
+            return logit.flatten(1)
         if y is None or self.auxiliary or self.frozen_classifier:
             return out[:, :1]
         return out[:, :1] + (out[:, 1:] * y).sum(1, keepdim=True)
@@ -181,12 +202,17 @@ class GAN(nn.Module):
         logits = self._classes(out)
         return F.cross_entropy(logits.flatten(0, 1), y.unflatten(1, (self.config.condition_blocks, -1)).flatten(0, 1).argmax(1))
 
-    def losses(self, real: Tensor, z: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
+    def losses(self, real: Tensor, z: Tensor, y: Tensor | None = None, maps: Tensor | None = None) -> dict[str, Tensor]:
         """Both players' losses for real images [N, 3, H, W] in [0, 1], noise z [N, latent] and, when
-        conditional, the real images' conditions y [N, conditions] (the fakes are drawn with them)."""
+        conditional, the real images' conditions y [N, conditions] (the fakes are drawn with them);
+        ``maps`` [N, H, W] (int64, 0 background, 1 + shape index): the real images' shape maps, for
+        ``discriminator_maps`` only."""
         if (y is None) != (self.config.conditions == 0):
             raise ConfigError(f"GAN.losses: conditions={self.config.conditions} in the config, "
                               f"y {'missing' if y is None else tuple(y.shape)}")
+        if (maps is None) == self.config.discriminator_maps:
+            raise ConfigError(f"GAN.losses: shape maps are for CodecConfig.discriminator_maps (here "
+                              f"{self.config.discriminator_maps}); maps {'missing' if maps is None else 'given'}")
         fake = self.generator(z if y is None else torch.cat([z, y], 1))
         out_real, out_fake = self._outputs(real, None), self._outputs(fake.detach(), None)
         d_real, d_fake = self._critic(out_real, y), self._critic(out_fake, y)
@@ -210,6 +236,11 @@ class GAN(nn.Module):
             g_class = self.classifier.condition_loss(fake, y)
             g_loss = g_loss + g_class
             extra = {"g_class": g_class.detach()}
+        if maps is not None:  # the cell discriminator learns the real images' shape maps
+            logits = out_real[:, 1 + self.config.conditions:]
+            d_maps = F.cross_entropy(F.interpolate(logits, size=maps.shape[-2:], mode="bilinear", align_corners=False), maps)
+            d_loss = d_loss + d_maps
+            extra = {**extra, "d_maps": d_maps.detach()}
         return {"loss": d_loss + g_loss, "d_loss": d_loss.detach(), "g_loss": g_loss.detach(), **extra}
 
     def codes(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -230,12 +261,13 @@ class GAN(nn.Module):
 
 def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: float, seed: int,
               per_round: int = 100, ema: float = 0.0, conditions: Tensor | None = None,
-              classifier: Reader | None = None) -> GAN:
+              classifier: Reader | None = None, shape_maps: Tensor | None = None) -> GAN:
     """Train a GAN on ``images`` [N, 3, H, W] with the shared loop (Adam, beta1 0.5; horizontal flips).
 
     ``conditions`` [N, config.conditions]: each image's condition, for a class-conditional
     config (:class:`GAN`); None for an unconditional one.  ``classifier``: the frozen condition
-    classifier of ``condition_head='classifier'`` (:class:`GAN`).
+    classifier of ``condition_head='classifier'`` (:class:`GAN`).  ``shape_maps`` [N, H, W]: the
+    images' shape maps, for ``config.discriminator_maps`` only (flipped with their images).
 
     ``ema`` in (0, 1): the returned GAN's generator is the exponential moving average of the
     generator's weights over training (decay ``ema`` per step; :func:`average_generators`), the
@@ -244,7 +276,8 @@ def train_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr
     if not 0.0 <= ema < 1.0:
         raise ConfigError(f"train_gan: ema must be in [0, 1), got {ema}")
     gan, averages = fit_gan(images, config, steps=steps, batch=batch, lr=lr, seed=seed, per_round=per_round,
-                            emas=(ema,) if ema else (), conditions=conditions, classifier=classifier)
+                            emas=(ema,) if ema else (), conditions=conditions, classifier=classifier,
+                            shape_maps=shape_maps)
     if ema:
         gan.generator = averages[0]
     return gan.eval()
@@ -254,7 +287,8 @@ def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: 
             per_round: int = 100, emas: Sequence[float] = (),
             snapshots: dict[int, ConvDecoder] | None = None,
             conditions: Tensor | None = None,
-            classifier: Reader | None = None) -> tuple[GAN, list[ConvDecoder]]:
+            classifier: Reader | None = None,
+            shape_maps: Tensor | None = None) -> tuple[GAN, list[ConvDecoder]]:
     """The training run of :func:`train_gan`: (the GAN as trained, one averaged generator per decay in ``emas``).
 
     ``conditions`` [N, config.conditions]: the images' conditions when ``config`` is
@@ -279,6 +313,11 @@ def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: 
         raise ConfigError(f"fit_gan: snapshot steps must be ints in 1..{steps}, got {keep}")
     if conditions is not None and len(conditions) != len(images):
         raise ConfigError(f"fit_gan: {len(images)} images but conditions {tuple(conditions.shape)}")
+    if (shape_maps is None) == config.discriminator_maps or (
+            shape_maps is not None and tuple(shape_maps.shape) != (len(images), *images.shape[-2:])):
+        got = None if shape_maps is None else tuple(shape_maps.shape)
+        raise ConfigError(f"fit_gan: shape_maps [N, H, W] of the images are needed exactly when "
+                          f"CodecConfig.discriminator_maps (here {config.discriminator_maps}), got {got}")
     if emas and config.conditions:
         raise ConfigError("fit_gan: generator averages re-estimate batch norm from unconditional codes; "
                           "not available with CodecConfig.conditions")
@@ -310,7 +349,11 @@ def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: 
             follow()
             snap()
         taken[0] += 1
-        return gan(random_hflip(flip, images[idx])[0], None if conditions is None else conditions[idx])
+        y = None if conditions is None else conditions[idx]
+        if shape_maps is not None:
+            x, m = random_hflip(flip, images[idx], shape_maps[idx])
+            return gan(x, y, m)
+        return gan(random_hflip(flip, images[idx])[0], y)
 
     loop.fit(-(-steps // per_round), batches, step)
     if taken[0]:
@@ -504,7 +547,8 @@ def _gan_run(quick: bool, seed: int, codec: CodecConfig, ema: float, scenes: str
     train, test, seg, attr = _renders_and_judges(quick, seed, scenes)
     gan = train_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed, ema=ema,
                     conditions=run_conditions(codec, train, scenes),
-                    classifier=run_classifier(quick, seed, codec, scenes))
+                    classifier=run_classifier(quick, seed, codec, scenes),
+                    shape_maps=train.shapes if codec.discriminator_maps else None)
     return GanRun(gan, seg, attr, train, test)
 
 

@@ -35,7 +35,9 @@ asked for given shapes must carry them), :data:`AUXILIARY_CODEC` the same with a
 discriminator (AC-GAN; an option, session 21), :data:`FROZEN_CLASSIFIER_CODEC` the same GAN whose condition
 loss is a frozen classifier pre-trained on the renders (an option, session 22), :data:`ONE_OBJECT_CODEC`,
 :data:`ONE_OBJECT_AUXILIARY_CODEC` and :data:`ONE_OBJECT_READER_CODEC` GANs of one-object renders conditioned on the
-object's shape (options, session 23; ``scenes="one_object"``), :func:`condition_match` how often a conditional GAN's samples
+object's shape (options, session 23; ``scenes="one_object"``), :data:`ONE_OBJECT_CELL_CODEC` and
+:data:`ONE_OBJECT_CELL_MAPS_CODEC` the same with a fully convolutional discriminator that projects the
+condition in every cell (options, session 24; ``ONE_OBJECT_CELL_BATCH_*`` with batch norm in it), :func:`condition_match` how often a conditional GAN's samples
 show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell an
 object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
@@ -69,7 +71,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -394,6 +396,17 @@ ONE_OBJECT_AUXILIARY_CODEC = replace(ONE_OBJECT_CODEC, condition_head="auxiliary
 # above read one-object shapes near chance, the reader 0.88 of the dev seed's test renders; on dev seed 63346 its GAN's
 # samples show the asked shape 0.375 of the time (gate A needs 0.60 x the judges' 0.985: failed, like the two above).
 ONE_OBJECT_READER_CODEC = replace(FROZEN_CLASSIFIER_CODEC, conditions=len(SHAPES), condition_blocks=len(SHAPES))
+# Options of session 24: ONE_OBJECT_CODEC with a discriminator built like the shape reader (fully convolutional, one
+# logit per cell of the 12 x 16 grid, the condition projected in every cell; perception.generative.cell_discriminator),
+# since the DCGAN discriminator's body read one-object shapes at 0.44 as a plain classifier and the reader at 0.88;
+# and the same discriminator also learning the real renders' shape maps (the reader's supervision).
+ONE_OBJECT_CELL_CODEC = replace(ONE_OBJECT_CODEC, discriminator="cells")
+ONE_OBJECT_CELL_MAPS_CODEC = replace(ONE_OBJECT_CELL_CODEC, discriminator_maps=True)
+# The two with batch norm in the discriminator instead of spectral norm: the spectral body, as a plain classifier of
+# one-object shapes (its cells' mean), read the dev seed's test renders 0.475 (with the map loss 0.470), the batch-norm
+# body 0.925 (the reader 0.880); session 24.
+ONE_OBJECT_CELL_BATCH_CODEC = replace(ONE_OBJECT_CELL_CODEC, encoder_norm="batch")
+ONE_OBJECT_CELL_BATCH_MAPS_CODEC = replace(ONE_OBJECT_CELL_MAPS_CODEC, encoder_norm="batch")
 BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sessions 14-15)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"
@@ -455,8 +468,9 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = Non
     ``balanced`` (an option, session 19): train without averages and dissect the snapshot of
     :func:`balanced_gan_run` (the one whose samples' shape balance is nearest the renders') instead of
     the last step's generator.  ``scenes`` (an option, session 23): what the run renders
-    (:data:`perception.generative.gan.SCENES`); "one_object" with :data:`ONE_OBJECT_CODEC` or
-    :data:`ONE_OBJECT_AUXILIARY_CODEC` dissects a GAN conditioned on its one object's shape.
+    (:data:`perception.generative.gan.SCENES`); "one_object" with :data:`ONE_OBJECT_CODEC`,
+    :data:`ONE_OBJECT_AUXILIARY_CODEC` or :data:`ONE_OBJECT_CELL_CODEC` (and the other one-object
+    codecs) dissects a GAN conditioned on its one object's shape.
     """
     from perception.generative.gan import train_gan_run
 

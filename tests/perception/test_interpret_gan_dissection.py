@@ -575,3 +575,30 @@ def test_the_augmented_reader_option_builds_an_augmented_ensemble_and_the_plain_
     gan = train_gan_run(True, 0, AUGMENTED_CLASSIFIER_CODEC).gan
     assert isinstance(gan, GAN) and isinstance(gan.classifier, ReaderEnsemble) and gan.classifier.augment
     assert gan.classifier.presence(gan.sample(2)).shape == (2, len(SHAPES))
+
+
+def test_the_cell_discriminator_options_train_on_one_object_renders_and_their_maps_and_are_dissected():
+    from dataclasses import replace
+
+    from perception.generative.cell_discriminator import CellDiscriminator
+    from perception.generative.gan import GAN, train_gan_run
+    from perception.interpret.gan_dissection import (
+        ONE_OBJECT_CELL_BATCH_CODEC,
+        ONE_OBJECT_CELL_BATCH_MAPS_CODEC,
+        ONE_OBJECT_CELL_CODEC,
+        ONE_OBJECT_CELL_MAPS_CODEC,
+        ONE_OBJECT_CODEC,
+    )
+
+    assert ONE_OBJECT_CELL_CODEC == ONE_OBJECT_CODEC.__class__(**{**ONE_OBJECT_CODEC.__dict__, "discriminator": "cells"})
+    assert ONE_OBJECT_CELL_MAPS_CODEC.discriminator_maps and not ONE_OBJECT_CELL_CODEC.discriminator_maps
+    assert ONE_OBJECT_CODEC.discriminator == "encoder"  # the earlier options keep their discriminator
+    assert ONE_OBJECT_CELL_BATCH_CODEC.encoder_norm == ONE_OBJECT_CELL_BATCH_MAPS_CODEC.encoder_norm == "batch"
+    assert ONE_OBJECT_CELL_BATCH_MAPS_CODEC == replace(ONE_OBJECT_CELL_MAPS_CODEC, encoder_norm="batch")
+    batch_norms = GAN(ONE_OBJECT_CELL_BATCH_CODEC, torch.eye(len(SHAPES))).discriminator.modules()
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in batch_norms) == 5  # after every convolution but the first
+    gan = train_gan_run(True, 0, ONE_OBJECT_CELL_MAPS_CODEC, scenes="one_object").gan
+    assert isinstance(gan.discriminator, CellDiscriminator)
+    assert gan.discriminator(torch.rand(2, 3, 48, 64)).shape == (2, 1 + len(SHAPES) + 1 + len(SHAPES), 12, 16)
+    outcome = bench_gan_dissection(True, 0, ONE_OBJECT_CELL_MAPS_CODEC, scenes="one_object")
+    assert len(outcome.checks) == 6 and outcome.figures["objects_per_render"] == [1]
