@@ -316,6 +316,8 @@ class RolloutConfig:
             one of the pair within ``collision_gap`` frames.  Meant for the true collisions the
             learned rollout stops short of (twenty-fourth session: about two missed for each one
             invented among wrong answers; a single tolerance added as many invented ones as it found).
+            Off: a logistic score fitted on development near misses tied the shipped default on held-back
+            development videos (counterfactual 3 gained, 3 lost of 247; predictive unchanged; ``docs/results/clevrer.md``).
         near_miss_scope: Which rollouts ``near_miss`` applies to (``"all"`` or ``"future"``).
         spin_input: For a checkpoint trained on ``video_trajectories(spin=True)`` packs only
             (``nesy data video-trajectories --spin``): each predicted step gives a sphere the
