@@ -149,6 +149,13 @@ class RolloutFlags:
     lookahead_scope: str | None = field(default=None, metadata={
         "help": "the rollouts --lookahead applies to: all (futures and counterfactuals; the default) or future",
         "setting": "lookahead_scope", "choices": CARRY_SCOPES})
+    near_miss: tuple[float, ...] | None = field(default=None, metadata={
+        "help": "five weights (bias, gap, closing speed, seconds, spheres) of a score that turns a near miss of the "
+                "rollout (a closest approach above the contact tolerance) into a collision where it is above 0 "
+                "(off by default)", "setting": "near_miss"})
+    near_miss_scope: str | None = field(default=None, metadata={
+        "help": "the rollouts --near-miss applies to: all (futures and counterfactuals; the default) or future",
+        "setting": "near_miss_scope", "choices": CARRY_SCOPES})
     spin_input: bool | None = field(default=None, metadata={
         "help": "--spin-input: each rolled-out sphere whose last 8 steps read as sliding gets the sliding input until "
                 "it would roll; for a checkpoint trained on a nesy data video-trajectories --spin pack only "

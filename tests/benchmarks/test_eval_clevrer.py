@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import cli
+from benchmarks.config_flags import config_from_args
 from benchmarks.eval_clevrer import METRICS, ClevrerEvalConfig
 from physics.errors import ConfigError
 from physics.worlds.clevrer_annotation import read_annotation, write_annotation
@@ -207,6 +208,19 @@ def test_lookahead_scope_flag_maps_to_the_rollout_setting_and_refuses_other_valu
     assert "lookahead-scope" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="lookahead_scope"):
         dynamics_for("propnet", None, {"lookahead_scope": "past"})
+
+
+def test_near_miss_flags_map_to_the_rollout_settings_and_bad_values_are_refused_by_name(capsys):
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--near-miss", "-1.5", "-20", "2", "0", "0.5",
+                                          "--near-miss-scope", "future"])
+    cfg = config_from_args(ClevrerEvalConfig, args)
+    assert cfg.rollout_settings() == {"near_miss": (-1.5, -20.0, 2.0, 0.0, 0.5), "near_miss_scope": "future"}
+    assert "near_miss" not in ClevrerEvalConfig(data="x").rollout_settings()
+    with pytest.raises(ConfigError, match="near_miss"):
+        dynamics_for("propnet", None, {"near_miss": (1.0, 2.0)})
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "clevrer", "--data", "x", "--near-miss-scope", "past"])
+    assert "near-miss-scope" in capsys.readouterr().err
 
 
 def test_a_pixel_perceiver_gets_edge_frames_2_and_the_future_carry_unless_given_and_true_annotations_none(folder, monkeypatch):

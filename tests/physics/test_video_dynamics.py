@@ -28,6 +28,8 @@ from physics.models.video_propnet import (
     launch_actions,
     load_trajectory_pack,
     lookahead_collisions,
+    near_miss_candidates,
+    near_miss_collisions,
     rollout_config,
     save_trajectory_pack,
     unknown_yaw_cubes,
@@ -890,6 +892,69 @@ def test_lookahead_scope_adds_a_near_miss_to_the_future_and_to_counterfactuals_o
         RolloutConfig(lookahead=-1)
     with pytest.raises(ConfigError, match="lookahead_min_speed"):
         RolloutConfig(lookahead_min_speed=0.0)
+
+
+def test_near_miss_score_takes_a_fast_close_pass_and_never_a_slow_one_neighbours_at_rest_or_a_ruled_pair():
+    """Sphere 1 closes on resting sphere 0 at 0.1 units a frame and stops 0.08 short (the state rule finds nothing):
+    one near miss at the last frame of its closest approach, with its features; a score that weighs the gap against
+    the closing speed takes it, and refuses the same pass at 0.01 units a frame; neighbours at rest have none."""
+    d = 2 * HALF_EXTENT
+    gaps = [0.50, 0.40, 0.30, 0.20, 0.12, 0.08, 0.08, 0.10, 0.20]
+    fast = _frames({0: [(0.0, 0.0, 0.0)] * len(gaps), 1: [(d + g, 0.0, 0.0) for g in gaps]})
+    shapes = {0: "sphere", 1: "cylinder"}
+    every = lambda pair, f: True  # noqa: E731
+    assert state_collisions(fast, shapes) == ()
+    near = near_miss_candidates(fast, shapes, 0.0, 25, every, start=2)
+    assert [(c.object_ids, c.frame_id) for c, _ in near] == [((0, 1), 6)]
+    assert near[0][1] == pytest.approx((0.08, (0.20 - 0.08) * 25 / 3, 4 / 25, 1.0))  # gap, closing speed, s, spheres
+    w = (0.0, -20.0, 2.0, 0.0, 0.0)  # collides when the closing speed (units/s) exceeds 10 x the gap (units)
+    assert [(c.object_ids, c.frame_id) for c in near_miss_collisions(near, w, (), 5)] == [((0, 1), 6)]
+    assert near_miss_collisions(near, (0.0, -20.0, 1.0, 0.0, 0.0), (), 5) == []  # a stricter score: none
+    ruled = (Collision((0, 1), 9, (0.0, 0.0, 0.0)),)  # a touch of the pair 3 frames on: no second one
+    assert near_miss_collisions(near, w, ruled, 5) == []
+    assert near_miss_candidates(fast, shapes, 0.0, 25, lambda pair, f: f < 5) == []  # not eligible there
+    assert near_miss_candidates(fast, shapes, 0.1, 25, every) == []  # within the tolerance: the state rule's
+    slow = [0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.04, 0.05]
+    slow_frames = _frames({0: [(0.0, 0.0, 0.0)] * len(slow), 1: [(d + g, 0.0, 0.0) for g in slow]})
+    assert len(near_miss_candidates(slow_frames, shapes, 0.0, 25, every)) == 1
+    assert near_miss_collisions(near_miss_candidates(slow_frames, shapes, 0.0, 25, every), w, (), 5) == []
+    rest = _frames({0: [(0.0, 0.0, 0.0)] * 6, 1: [(d + 0.02, 0.0, 0.0)] * 6})
+    assert near_miss_candidates(rest, shapes, 0.0, 25, every) == []
+    with pytest.raises(ConfigError, match="near_miss"):
+        near_miss_collisions(near, (1.0, 2.0), (), 5)
+    for bad in ((1.0, 2.0), (0.0, 1.0, 2.0, 3.0, float("nan")), [0.0] * 5, (0.0, True, 0.0, 0.0, 0.0)):
+        with pytest.raises(ConfigError, match="near_miss"):
+            RolloutConfig(near_miss=bad)
+    with pytest.raises(ConfigError, match="near_miss_scope"):
+        RolloutConfig(near_miss_scope="counterfactual")
+    assert RolloutConfig().near_miss == () and RolloutConfig().near_miss_scope == "all"
+
+
+def test_near_miss_adds_the_rollouts_close_pass_to_the_future_and_to_counterfactuals_only_with_scope_all():
+    """A sphere slides past a resting cylinder just after the video ends; a score taking every near miss adds the
+    pass to the future, and leaves every counterfactual as without it under scope ``future``."""
+    def state(k, x, y):
+        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
+
+    frames = tuple(FrameStates(f, (state(0, -4.1 + 0.3 * f, 0.72), state(1, 0.0, 0.0), state(2, 2.5, 2.5)))
+                   for f in range(12))
+    props = (ObjectProperty(0, "red", "metal", "sphere"), ObjectProperty(1, "blue", "rubber", "cylinder"),
+             ObjectProperty(2, "green", "rubber", "sphere"))
+    ann = VideoAnnotation(0, "v.gif", props, frames, ())
+    base = dataclass_replace(SHORT, future_frames=8)
+    plain = PropNetVideoDynamics.load(config=base)
+    takes = (1.0, 0.0, 0.0, 0.0, 0.0)  # every near miss collides
+    every = PropNetVideoDynamics.load(config=dataclass_replace(base, near_miss=takes))
+    future = PropNetVideoDynamics.load(config=dataclass_replace(base, near_miss=takes, near_miss_scope="future"))
+    rolled, found = plain.future(ann, 8)
+    near = near_miss_candidates((frames[-1], *rolled), {0: "sphere", 1: "cylinder", 2: "sphere"}, 0.0, 25,
+                                lambda pair, f: f > 11, start=12)
+    assert near and all(c.object_ids == (0, 1) for c, _ in near)
+    expect = near_miss_collisions(near, takes, found, 5)
+    assert expect and every.future(ann, 8)[1] == future.future(ann, 8)[1] == tuple(
+        sorted((*found, *expect), key=lambda c: c.frame_id))
+    for k in (0, 1, 2):  # scope future: every counterfactual exactly as without the score
+        assert future.counterfactual(ann, k) == plain.counterfactual(ann, k)
 
 
 def test_velocity_loss_charges_the_marked_steps_after_a_contact(videos):
