@@ -370,11 +370,12 @@ def _evaluate(
         index.append(k)
     if skipped and not questions:
         raise DataError(f"{layout.questions}: no question could be read ({len(skipped)} skipped; first: {skipped[0]})")
-    if config.min_depth:
-        index = [k for k in index if _program(questions[k], layout.questions.name, k).depth() >= config.min_depth]
-        if not index:
+    if config.min_depth:  # index holds file positions, questions the kept ones: walk them together
+        deep = [(k, q) for k, q in zip(index, questions, strict=True)
+                if _program(q, layout.questions.name, k).depth() >= config.min_depth]
+        if not deep:
             raise DataError(f"{layout.questions}: no question's program is {config.min_depth} or more calls deep")
-        questions = [questions[k] for k in index]
+        index, questions = [k for k, _ in deep], [q for _, q in deep]
     if config.limit:
         questions, index = questions[: config.limit], index[: config.limit]
     image_ids = sorted({q["image_index"] for q in questions})

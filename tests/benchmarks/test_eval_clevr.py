@@ -194,6 +194,26 @@ def test_one_malformed_question_is_reported_and_skipped_not_fatal(split, tmp_pat
     assert "skipped 5 malformed question(s)" in err and "Traceback" not in err
 
 
+def test_min_depth_keeps_the_right_questions_when_some_are_skipped(split, tmp_path):
+    # skipped questions shift the kept list against the file positions min_depth reads them by
+    from reasoning.dsl import from_clevr
+
+    raw = json.loads((split / "CLEVR_test_questions.json").read_text())
+    depths = [from_clevr(q["program"]).depth() for q in raw["questions"]]
+    cut = sorted(depths)[len(depths) // 2] + 1
+    deep = evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="gt", min_depth=cut), progress=False)
+    shallow = [k for k, d in enumerate(depths) if d < cut]
+    assert 0 < deep["questions"] < len(depths) and shallow[0] < max(k for k, d in enumerate(depths) if d >= cut)
+    raw["questions"][shallow[0]] = 5  # a shallow question malformed: the deep ones are the same as before
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "CLEVR_test_scenes.json").write_text((split / "CLEVR_test_scenes.json").read_text())
+    (broken / "CLEVR_test_questions.json").write_text(json.dumps(raw))
+    res = evaluate_clevr(ClevrEvalConfig(data=str(broken), perception="gt", parser="gt", min_depth=cut), progress=False)
+    assert res["skipped"]["count"] == 1
+    assert res["questions"] == deep["questions"] and res["accuracy"] == deep["accuracy"]
+
+
 def test_threads_are_set_for_the_run_and_checked(split):
     import torch
 
