@@ -50,8 +50,10 @@ def test_eval_jobs_spread_parse_chunks_among_images_and_cover_every_question():
     assert _jobs([], texts) == [("parse", (s, texts[s : s + PARSE_BATCH])) for s in range(0, len(texts), PARSE_BATCH)]
 
 
-@pytest.mark.parametrize("spoil", ["lacks", "program"])  # before the fan-out starts, and after (bad program)
-def test_bad_questions_with_two_workers_are_a_data_error_and_leave_no_worker(split, tmp_path, spoil):
+@pytest.mark.parametrize("spoil", ["lacks", "program", "image"])
+def test_bad_input_with_two_workers_is_skipped_or_named_and_leaves_no_worker(split, tmp_path, spoil):
+    # a malformed question is reported and skipped before the fan-out starts; a corrupt image fails
+    # inside a worker, and the run ends with one error naming it, not a hung or orphaned pool
     import json
     import multiprocessing
     import shutil
@@ -62,11 +64,19 @@ def test_bad_questions_with_two_workers_are_a_data_error_and_leave_no_worker(spl
     shutil.copytree(split, bad)
     path = bad / "CLEVR_test_questions.json"
     raw = json.loads(path.read_text())
-    if spoil == "lacks":
-        del raw["questions"][1]["program"]
+    config = ClevrEvalConfig(data=str(bad), split="test", backend="process", workers=2)
+    if spoil == "image":
+        image = sorted((bad / "images").iterdir())[1]
+        image.write_bytes(b"not a png")
+        with pytest.raises(NesyError, match=image.name):
+            evaluate_clevr(config, progress=False)
     else:
-        raw["questions"][1]["program"][0]["inputs"] = [5]  # reads a later node
-    path.write_text(json.dumps(raw))
-    with pytest.raises(NesyError, match="question 1"):
-        evaluate_clevr(ClevrEvalConfig(data=str(bad), split="test", backend="process", workers=2), progress=False)
+        if spoil == "lacks":
+            del raw["questions"][1]["program"]
+        else:
+            raw["questions"][1]["program"][0]["inputs"] = [5]  # reads a later node
+        path.write_text(json.dumps(raw))
+        res = evaluate_clevr(config, progress=False)
+        assert res["skipped"]["count"] == 1 and "question 1" in res["skipped"]["first"][0]
+        assert res["questions"] == len(raw["questions"]) - 1
     assert multiprocessing.active_children() == []
