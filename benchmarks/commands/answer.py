@@ -94,6 +94,7 @@ def program_from_args(args: argparse.Namespace) -> Program:
 
         parser = load_default_parser()
         (program,) = parser.parse([args.question])
+        # a stand-in parser (the CLI tests use a minimal one) may not know its vocabulary: no note then
         unknown = parser.unknown_words([args.question])[0] if hasattr(parser, "unknown_words") else ()
         if unknown:  # read as the unknown-word token: the program may ignore the word ('plaid things' -> all things)
             words = ", ".join(repr(w) for w in dict.fromkeys(unknown))
