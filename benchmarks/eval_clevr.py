@@ -216,9 +216,14 @@ PARSE_BATCH = 256  # questions per parser call, and per fan-out job
 Job = tuple[str, tuple]
 
 
-def _perceive(model: QAModel, job: tuple[int, str, str]) -> SceneGraph:
+def _perceive(model: QAModel, job: tuple[int, str, str]) -> SceneGraph | str:
+    """The perceived scene of one image, or the message of an image that cannot be read (reported, not fatal)."""
     index, name, path = job
-    return model.perceive(load_image(path), image_index=index, image_filename=name)
+    try:
+        image = load_image(path)
+    except DataError as err:  # a missing or corrupt file: the caller reports it and answers its questions None
+        return str(err)
+    return model.perceive(image, image_index=index, image_filename=name)
 
 
 def _run_job(model: QAModel, job: Job) -> object:
@@ -409,13 +414,20 @@ def _evaluate(
             model = load_qa_model(config.model, config.parts())
     gt_programs = [_program(q, layout.questions.name, index[k]) for k, q in enumerate(questions)]
     perceived: dict[int, SceneGraph] = {}
+    unreadable: dict[int, str] = {}  # image index -> why it could not be read
     chunks: list[ParsedChunk] = []
     bar = tqdm(done, total=len(jobs), desc=desc, unit="job", disable=not progress or not jobs)
     for (kind, arg), got in zip(jobs, bar, strict=True):
         if kind == "perceive":
+            if isinstance(got, str):  # an unreadable image: nothing perceived, its questions unanswered
+                unreadable[arg[0]] = got
+                got = SceneGraph(objects=(), image_index=arg[0], image_filename=arg[1])
             perceived[arg[0]] = got  # type: ignore[assignment]
         else:
             chunks.append(got)  # type: ignore[arg-type]
+    if unreadable:
+        result["unreadable_images"] = {"count": len(unreadable),
+                                       "first": [unreadable[i] for i in sorted(unreadable)[:MAX_SKIPPED_SHOWN]]}
     if config.perception == "model":
         from perception.derender import perception_metrics
 
@@ -441,7 +453,8 @@ def _evaluate(
     else:
         programs = list(gt_programs)
 
-    # --- reasoning
+    # --- reasoning (a question about an unreadable image answers None: counted, and wrong)
+    programs = [None if q["image_index"] in unreadable else p for p, q in zip(programs, questions, strict=True)]
     scene_list = [scenes[i] for i in image_ids]
     pos = {i: k for k, i in enumerate(image_ids)}
     answers = model.answer_programs(programs, scene_list, [pos[q["image_index"]] for q in questions])

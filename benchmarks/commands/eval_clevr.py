@@ -42,6 +42,10 @@ def print_summary(result: dict[str, Any], out: str | None) -> None:
     if "skipped" in result:
         s = result["skipped"]
         print(f"skipped {s['count']} malformed question(s), not counted; first: {s['first'][0]}", file=sys.stderr)
+    if "unreadable_images" in result:
+        s = result["unreadable_images"]
+        print(f"{s['count']} image(s) could not be read; their questions count as wrong; first: {s['first'][0]}",
+              file=sys.stderr)
     parts = []
     if "parser" in result:
         p = result["parser"]

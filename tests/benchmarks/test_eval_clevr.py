@@ -194,6 +194,33 @@ def test_one_malformed_question_is_reported_and_skipped_not_fatal(split, tmp_pat
     assert "skipped 5 malformed question(s)" in err and "Traceback" not in err
 
 
+def test_an_unreadable_image_is_reported_and_its_questions_count_as_wrong(split, tmp_path, capsys):
+    # one corrupt PNG used to end the whole evaluation from pixels with its error
+    import shutil
+
+    from benchmarks.cli import main
+
+    good = evaluate_clevr(ClevrEvalConfig(data=str(split), split="test", perception="model"), progress=False)
+    bad = tmp_path / "bad"
+    shutil.copytree(split, bad)
+    raw = json.loads((bad / "CLEVR_test_questions.json").read_text())
+    scenes = json.loads((bad / "CLEVR_test_scenes.json").read_text())["scenes"]
+    spoiled = scenes[0]["image_filename"]
+    (bad / "images" / spoiled).write_bytes(b"\x89PNG truncated")
+    res = evaluate_clevr(ClevrEvalConfig(data=str(bad), split="test", perception="model"), progress=False)
+    assert res["unreadable_images"]["count"] == 1 and spoiled in res["unreadable_images"]["first"][0]
+    assert res["questions"] == good["questions"] == len(raw["questions"])
+    on_spoiled = [k for k, q in enumerate(raw["questions"]) if q["image_index"] == scenes[0]["image_index"]]
+    right_before = {row[0]: row[2] for row in good["per_scene"]}
+    right_after = {row[0]: row[2] for row in res["per_scene"]}
+    assert on_spoiled and right_after[scenes[0]["image_index"]] == 0  # its questions answered None: wrong
+    assert {i: r for i, r in right_after.items() if i != scenes[0]["image_index"]} == {
+        i: r for i, r in right_before.items() if i != scenes[0]["image_index"]}  # the rest as before
+    assert main(["eval", "clevr", "--data", str(bad), "--split", "test"]) == 0
+    err = capsys.readouterr().err
+    assert "1 image(s) could not be read" in err and spoiled in err and "Traceback" not in err
+
+
 def test_min_depth_keeps_the_right_questions_when_some_are_skipped(split, tmp_path):
     # skipped questions shift the kept list against the file positions min_depth reads them by
     from reasoning.dsl import from_clevr
