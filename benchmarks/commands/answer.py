@@ -64,7 +64,8 @@ def scene_from_args(args: argparse.Namespace) -> SceneGraph:
         raise ConfigError("--perceiver and --checkpoint read an --image; a --scene is used as it is")
     if args.scene is None:
         raise ConfigError("give a scene: --scene FILE.json or --image IMAGE.png")
-    scenes = load_scenes(args.scene)
+    bad: list[str] = []  # with --index, a malformed scene other than the one asked for is skipped
+    scenes = load_scenes(args.scene, skipped=None if args.index is None else bad)
     name = Path(args.scene).name
     if args.index is None:
         if len(scenes) != 1:
@@ -73,10 +74,11 @@ def scene_from_args(args: argparse.Namespace) -> SceneGraph:
     for scene in scenes:
         if scene.image_index == args.index:
             return scene
-    if all(s.image_index is None for s in scenes) and 0 <= args.index < len(scenes):
-        return scenes[args.index]
+    if not bad and all(s.image_index is None for s in scenes) and 0 <= args.index < len(scenes):
+        return scenes[args.index]  # by position: only while no skipped scene shifts the positions
     known = [s.image_index if s.image_index is not None else k for k, s in enumerate(scenes)]
-    raise DataError(f"{name}: no scene with image_index {args.index}; the file holds {_span(known)}")
+    skipped = f"; {len(bad)} malformed scene(s) skipped, first: {bad[0]}" if bad else ""
+    raise DataError(f"{name}: no scene with image_index {args.index}; the file holds {_span(known)}{skipped}")
 
 
 def _span(values: list[int]) -> str:

@@ -239,6 +239,22 @@ def test_answer_errors_name_what_is_wrong(files, capsys):
     assert code == 2 and "--program" in capsys.readouterr().err
 
 
+def test_answer_skips_a_malformed_scene_other_than_the_one_asked_for(files, tmp_path, capsys):
+    # one bad scene of a scenes file used to stop `answer --index K` whatever K was
+    tmp, *_ = files
+    raw = json.loads((tmp / "scenes.json").read_text())
+    asked, spoiled = raw["scenes"][1]["image_index"], raw["scenes"][3]["image_index"]
+    raw["scenes"][3]["objects"][0]["color"] = "plaid"
+    path = tmp_path / "scenes.json"
+    path.write_text(json.dumps(raw))
+    argv = ["answer", "--scene", str(path), "--program", "count(scene())", "--json", "--index"]
+    assert main([*argv, str(asked)]) == 0
+    assert json.loads(capsys.readouterr().out)["answer"] == str(len(raw["scenes"][1]["objects"]))
+    assert main([*argv, str(spoiled)]) == 2  # the malformed one itself: named, with why it was skipped
+    err = capsys.readouterr().err
+    assert f"no scene with image_index {spoiled}" in err and "1 malformed scene(s) skipped" in err and "plaid" in err
+
+
 def test_bench_speed_executor_suite_reports_measured_rates(tmp_path, capsys):
     out = tmp_path / "speed.json"
     code = main(
