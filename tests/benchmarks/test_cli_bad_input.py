@@ -157,3 +157,19 @@ def test_data_clevr_reads_its_templates_before_rendering(tmp_path, capsys, text,
     _one_line_error(capsys, ["data", "clevr", "--n", "2", "--out", str(tmp_path / "c"), "--templates", str(tmp_path / "t.json"),
                              "--quiet"], message)
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "dynamics", "--world", "cradle", "--data", "/nonexistent", "--out", "OUT", "--lr", "nan"],
+    ["train", "dynamics", "--world", "cradle", "--data", "/nonexistent", "--out", "OUT", "--grad-clip", "NaN"],
+    ["eval", "clevrer", "--data", "/nonexistent", "--dynamics", "propnet", "--near-miss", "1", "2", "3", "4", "nan"],
+])
+def test_every_float_flag_of_a_typed_config_refuses_nan_naming_the_flag(argv, tmp_path, capsys):
+    # a NaN threshold or rate makes every comparison false: it turned rules off without a word
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    flag = next(a for a in argv if a.startswith("--") and a not in ("--world", "--data", "--out", "--dynamics"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"argument {flag}: must be a number" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
