@@ -87,14 +87,21 @@ def test_data_questions_reports_bad_input_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("flag", "message"),
-    [("--balance-ratio", "balance_ratio must be >= 1.0, got nan"),
-     ("--balance-median-factor", "balance_median_factor must be > 0")],
+    ("flag", "field", "message"),
+    [("--balance-ratio", "balance_ratio", "balance_ratio must be >= 1.0, got nan"),
+     ("--balance-median-factor", "balance_median_factor", "balance_median_factor must be > 0")],
 )
-def test_a_nan_balance_option_is_refused_not_read_as_no_rule(tmp_path, capsys, flag, message):
-    # NaN fails every comparison, so `x < 1.0` let it through and the rule never rejected an answer
+def test_a_nan_balance_option_is_refused_not_read_as_no_rule(tmp_path, capsys, flag, field, message):
+    # NaN fails every comparison, so `x < 1.0` let it through and the rule never rejected an answer;
+    # the CLI refuses it as it parses the flag, the library config when it is built
+    from physics.errors import ConfigError
+    from reasoning.questions.config import GeneratorConfig
+
     out = tmp_path / "q.json"
-    assert main(["data", "questions", "--synthetic", "2", flag, "nan", "--out", str(out), "--quiet"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "questions", "--synthetic", "2", flag, "nan", "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert exit_info.value.code == 2 and f"argument {flag}: must be a number, got 'nan'" in err
     assert not out.exists()
+    with pytest.raises(ConfigError, match=message):
+        GeneratorConfig(**{field: float("nan")})
