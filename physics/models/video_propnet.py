@@ -1414,13 +1414,10 @@ def velocity_fitted_start(observed: np.ndarray, t_pred: int, history: int, windo
     for i in range(observed.shape[1]):
         if not moving[i] or np.isnan(observed[last, i, 0]):
             continue
-        lo = last
-        while lo - 1 >= 0 and lo - 1 > last_collision[i] + 1 and not np.isnan(observed[lo - 1, i, 0]):
-            lo -= 1
-        lo = max(lo, last - window + 1)
-        k = last - lo + 1
-        if k < VELOCITY_FIT_MIN or lo <= last_collision[i] + 1:
+        lo = _fit_span(observed, i, last, last_collision[i] + 1, window)
+        if lo is None:
             continue
+        k = last - lo + 1
         t = np.arange(k, dtype=float) - (k - 1)  # the last observed frame at 0
         coef = np.polyfit(t, observed[lo : last + 1, i, :2], 2)  # [3, 2]
         back = -np.arange(history, 0, -1, dtype=float)  # -history .. -1
