@@ -162,8 +162,8 @@ class ClevrEvalConfig:
 MAX_SKIPPED_SHOWN = 5  # messages of skipped questions kept in the result (the count is exact)
 
 
-def _check_question(q: Any, file: str, k: int, scenes: dict[int, SceneGraph]) -> None:
-    """Raise a NesyError naming question ``k`` of ``file`` if it cannot be evaluated."""
+def _check_question(q: Any, file: str, k: int, scenes: dict[int, SceneGraph]) -> Program:
+    """Question ``k`` of ``file``'s program; a NesyError naming the question if it cannot be evaluated."""
     if not isinstance(q, dict):
         raise DataError(f"{file}: question {k}: expected a JSON object, got {type(q).__name__}")
     for key in ("question", "program", "answer", "image_index"):
@@ -174,14 +174,11 @@ def _check_question(q: Any, file: str, k: int, scenes: dict[int, SceneGraph]) ->
         raise DataError(f"{file}: question {k}: image_index must be an integer, got {image!r}")
     if image not in scenes:
         raise DataError(f"{file}: question {k} asks about image {image}, not in the scenes file")
-    program = _program(q, file, k)
+    program = from_clevr(q["program"], where=f"{file}: question {k}")
     for n, call in enumerate(program.nodes()):  # names only: the executors judge everything else as before
         if call.function not in OPS:
             raise DataError(f"{file}: question {k}: node {n}: {unknown_function(call.function, sorted(OPS))}")
-
-
-def _program(question: dict[str, Any], file: str, k: int) -> Program:
-    return from_clevr(question["program"], where=f"{file}: question {k}")
+    return program
 
 
 def _ratio(num: float, den: float) -> float:
@@ -364,25 +361,24 @@ def _evaluate(
     raw = read_json(layout.questions, "CLEVR questions file")
     if not isinstance(raw, dict) or not isinstance(raw.get("questions"), list):
         raise DataError(f"{layout.questions}: expected an object with a 'questions' list")
-    questions, index, skipped = [], [], []  # index: each kept question's place in the file, for messages
+    questions, gt_programs, skipped = [], [], []  # the kept questions and their programs, read once
     for k, q in enumerate(raw["questions"]):
         try:
-            _check_question(q, layout.questions.name, k, gt_scenes)
+            program = _check_question(q, layout.questions.name, k, gt_scenes)
         except NesyError as err:  # one malformed question is reported and skipped, not fatal to the rest
             skipped.append(str(err))
             continue
         questions.append(q)
-        index.append(k)
+        gt_programs.append(program)
     if skipped and not questions:
         raise DataError(f"{layout.questions}: no question could be read ({len(skipped)} skipped; first: {skipped[0]})")
-    if config.min_depth:  # index holds file positions, questions the kept ones: walk them together
-        deep = [(k, q) for k, q in zip(index, questions, strict=True)
-                if _program(q, layout.questions.name, k).depth() >= config.min_depth]
+    if config.min_depth:
+        deep = [(q, p) for q, p in zip(questions, gt_programs, strict=True) if p.depth() >= config.min_depth]
         if not deep:
             raise DataError(f"{layout.questions}: no question's program is {config.min_depth} or more calls deep")
-        index, questions = [k for k, _ in deep], [q for _, q in deep]
+        questions, gt_programs = [q for q, _ in deep], [p for _, p in deep]
     if config.limit:
-        questions, index = questions[: config.limit], index[: config.limit]
+        questions, gt_programs = questions[: config.limit], gt_programs[: config.limit]
     image_ids = sorted({q["image_index"] for q in questions})
     result: dict[str, Any] = {"config": asdict(config), "parts": asdict(config.parts()),
                               "questions": len(questions), "scenes": len(image_ids)}
@@ -412,7 +408,6 @@ def _evaluate(
             model = _worker_setup(spec)
         else:  # Ray's workers run them all
             model = load_qa_model(config.model, config.parts())
-    gt_programs = [_program(q, layout.questions.name, index[k]) for k, q in enumerate(questions)]
     perceived: dict[int, SceneGraph] = {}
     unreadable: dict[int, str] = {}  # image index -> why it could not be read
     chunks: list[ParsedChunk] = []
