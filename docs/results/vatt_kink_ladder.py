@@ -31,7 +31,12 @@ import numpy as np
 import torch
 
 from perception.audiovisual.clips import CLIP_CONFIG
-from perception.audiovisual.object_tokens import GROUND_SCALE, SIZE_SCALE, ground_features, object_features
+from perception.audiovisual.object_tokens import (
+    GROUND_SCALE,
+    SIZE_SCALE,
+    ground_features,
+    object_features,
+)
 from perception.audiovisual.vatt import linear_probe
 from physics.worlds.audiovisual import make_clip
 from physics.worlds.clevr_properties import SIZE_RADIUS
