@@ -33,6 +33,9 @@ default 0; the probe's seed stays 0).
 Twenty-second session, vatt2: VATT_EXTRA may name several files, comma-separated (appended in order), and keeps
 their ``masks`` (the object front end needs them; before, the extra clips' masks were dropped); with more than
 600 training clips the line also holds ``probe_video_600``, the same probe fitted on the first 600 only.
+
+Twenty-fifth session, vatt2: VATT_OBJECT_CHANGE=kink (``object_change="kink"``: the object tokens' velocity change
+is the difference of two slopes fitted over 2 frames before and after, not the mask centre's second difference).
 """
 import dataclasses
 import json
@@ -81,7 +84,7 @@ for extra in filter(None, os.environ.get("VATT_EXTRA", "").split(",")):  # more 
 stride = 16 // frames
 def inputs(b, n=None):
     if os.environ.get("VATT_STEM") == "objects":  # features at the clip's 8 fps, then strided
-        v = object_features(b["frames"][:n], b["masks"][:n], 4)[:, ::stride]
+        v = object_features(b["frames"][:n], b["masks"][:n], 4, os.environ.get("VATT_OBJECT_CHANGE", "difference"))[:, ::stride]
     else:
         v = b["frames"][:n, ::stride].float() / 255.0
     return v, b["wave"][:n, :22016], b["text"][:n]
@@ -98,7 +101,8 @@ cfg = VATTConfig(frames=frames, height=48, width=64, samples=22016, chunk=128, v
                  object_attention=os.environ.get("VATT_OBJECT_ATTENTION", "all"),
                  object_pairs=os.environ.get("VATT_OBJECT_PAIRS") == "1",
                  pair_tokens=os.environ.get("VATT_PAIR_TOKENS", "measured"),
-                 temporal_skip_first=os.environ.get("VATT_SKIP_FIRST") == "1")
+                 temporal_skip_first=os.environ.get("VATT_SKIP_FIRST") == "1",
+                 object_change=os.environ.get("VATT_OBJECT_CHANGE", "difference"))
 lr = float(os.environ.get("VATT_LR", "1e-3"))
 torch.manual_seed(int(os.environ.get("VATT_INIT", "0")))
 t0 = time.process_time()
@@ -158,7 +162,7 @@ res |= {"mode": mode, "frames": frames, "video_input": vin, "onset": onset, "ste
         "train_cpu_s": round(train_s, 1), "cpu_s": round(time.process_time() - t0, 1), "label": os.environ.get("VATT_LABEL", "collision_late"),
         "stem": cfg.video_stem, "stem_width": cfg.stem_width, "lr": lr, "tubelet_t": cfg.tubelet[0], "object_attention": cfg.object_attention,
         "object_pairs": cfg.object_pairs, "pair_tokens": cfg.pair_tokens, "init": int(os.environ.get("VATT_INIT", "0")),
-        "temporal_skip_first": cfg.temporal_skip_first,
+        "temporal_skip_first": cfg.temporal_skip_first, "object_change": cfg.object_change,
         "flip": os.environ.get("VATT_FLIP") == "1", "train_clips": len(ytr), "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
 print(json.dumps(res))
 if os.environ.get("VATT_DEV_LOG"):

@@ -16,6 +16,13 @@ Features of object ``o`` in frame ``t`` (``OBJECT_FEATURES`` = 11, all zero wher
     7, 8   velocity    centre(t) - centre(t - 1), times VELOCITY_SCALE (0 unless in view in both frames)
     9, 10  change      velocity(t) - velocity(t - 1), times VELOCITY_SCALE (0 unless both velocities exist)
 
+With ``change="kink"`` (twenty-fifth session, vatt2; off by default) features 9-10 are instead the *kink* at frame
+``t``: the least-squares velocity over frames ``t .. t + KINK_FRAMES`` less the one over ``t - KINK_FRAMES .. t``
+(times VELOCITY_SCALE; each side needs the object in view in frame ``t`` and in one more frame of its side, else 0).
+The mask's centre carries a bias that drifts as an object turns and crosses the view; a second difference of it
+reads that drift as velocity changes, while two slopes fitted over a few frames each average it out
+(``docs/results/vatt_kink_ladder.py``). It looks ahead ``KINK_FRAMES`` frames, so it needs the clip, not a stream.
+
 The masks must keep an object's index from frame to frame (a tracker's identities, or a renderer's exact masks);
 which source fed a run is the caller's to state.
 
@@ -68,8 +75,8 @@ from torch import Tensor
 from physics.errors import StateError
 from physics.worlds.camera import Camera
 
-__all__ = ["GROUND_FEATURES", "GROUND_SCALE", "OBJECT_FEATURES", "PAIR_FEATURES", "SIZE_SCALE", "VELOCITY_SCALE",
-           "ground_contact", "ground_features", "object_features", "pair_features", "pair_slots"]
+__all__ = ["CHANGES", "GROUND_FEATURES", "GROUND_SCALE", "KINK_FRAMES", "OBJECT_FEATURES", "PAIR_FEATURES",
+           "SIZE_SCALE", "VELOCITY_SCALE", "ground_contact", "ground_features", "kink", "object_features", "pair_features", "pair_slots"]
 
 OBJECT_FEATURES = 11
 PAIR_FEATURES = 8
@@ -79,12 +86,20 @@ VELOCITY_SCALE = 10.0  # a pushed object moves 0.02-0.1 of the half-width a fram
 GROUND_FEATURES = 7
 GROUND_SCALE = 3.0  # scene units: the clips' objects stay within about +-3 (AudioVisualConfig.extent 2.5)
 GROUND_CONTACT_SCALE = 0.3  # scene units: the exact-trajectory ceiling's contact kernel (vatt_trajectory_ceiling.py)
+CHANGES = ("difference", "kink")  # how object_features measures features 9-10
+KINK_FRAMES = 2  # frames each side of a kink's two slopes (0.25 s at 8 fps): vatt_kink_ladder.py's k = 2
 _CLIPS_AT_ONCE = 32  # the one-hot masks of 32 clips of 16 x 48 x 64 x 4 slots take 25 MB
 
 
 @torch.no_grad()
-def object_features(frames: Tensor, masks: Tensor, slots: int) -> Tensor:
-    """Per-frame features of each object slot (module docstring): -> float [N, T, slots, OBJECT_FEATURES]."""
+def object_features(frames: Tensor, masks: Tensor, slots: int, change: str = "difference") -> Tensor:
+    """Per-frame features of each object slot (module docstring): -> float [N, T, slots, OBJECT_FEATURES].
+
+    ``change``: how features 9-10 are measured, ``"difference"`` (velocity(t) - velocity(t - 1)) or ``"kink"``
+    (the difference of two slopes fitted over ``KINK_FRAMES`` frames before and after ``t``).
+    """
+    if change not in CHANGES:
+        raise StateError(f"object_features: change must be one of {', '.join(CHANGES)}, got {change!r}")
     if frames.dim() != 5 or frames.shape[2] != 3 or masks.dim() != 4 or masks.shape[:2] != frames.shape[:2] \
             or masks.shape[2:] != frames.shape[3:]:
         raise StateError(f"object_features: needs frames [N, T, 3, H, W] and masks [N, T, H, W] of the same N, T, "
@@ -92,11 +107,11 @@ def object_features(frames: Tensor, masks: Tensor, slots: int) -> Tensor:
     if slots < 1 or int(masks.max()) >= slots or int(masks.min()) < -1:
         raise StateError(f"object_features: mask values must be -1 (background) or an object index below "
                          f"slots={slots}; got values {int(masks.min())} .. {int(masks.max())}")
-    return torch.cat([_features(f, m, slots) for f, m in
+    return torch.cat([_features(f, m, slots, change) for f, m in
                       zip(frames.split(_CLIPS_AT_ONCE), masks.split(_CLIPS_AT_ONCE), strict=True)])
 
 
-def _features(frames: Tensor, masks: Tensor, slots: int) -> Tensor:
+def _features(frames: Tensor, masks: Tensor, slots: int, change_kind: str = "difference") -> Tensor:
     n, t, _, h, w = frames.shape
     rgb = frames.float() / 255.0 if not frames.is_floating_point() else frames.float()
     onehot = (masks.long()[..., None] == torch.arange(slots)).float()  # [N, T, H, W, S]
@@ -117,9 +132,36 @@ def _features(frames: Tensor, masks: Tensor, slots: int) -> Tensor:
     change = torch.zeros_like(centre)
     both = has_velocity[:, 1:] & has_velocity[:, :-1]
     change[:, 1:] = (velocity[:, 1:] - velocity[:, :-1]) * both[..., None]
+    if change_kind == "kink":
+        change = kink(centre, present, KINK_FRAMES) * VELOCITY_SCALE
     size = (area / (h * w)).sqrt() * SIZE_SCALE
     out = torch.cat([present.float()[..., None], centre, size[..., None], colour, velocity, change], -1)
     return out * present[..., None]
+
+
+def kink(centre: Tensor, present: Tensor, frames: int) -> Tensor:
+    """Slope after less slope before at each frame: centres float [N, T, S, 2] of objects ``present`` bool
+    [N, T, S] -> float [N, T, S, 2], the least-squares velocity (per frame) over the frames ``t .. t + frames`` in
+    view less the one over ``t - frames .. t``; 0 unless the object is in view at ``t`` and in at least one other
+    frame on each side."""
+    n, t, s, _ = centre.shape
+    w = torch.nn.functional.pad(present.float(), (0, 0, frames, frames))  # [N, T + 2k, S]
+    x = torch.nn.functional.pad(centre, (0, 0, 0, 0, frames, frames))
+    slopes = []
+    for sign in (-1, 1):
+        sums = torch.zeros(5, n, t, s, 2)  # S0, S1, S2, Sx, Stx
+        for d in range(frames + 1):
+            wd = w[:, frames + sign * d : frames + sign * d + t, :, None].expand(n, t, s, 2)
+            xd = x[:, frames + sign * d : frames + sign * d + t]
+            tau = float(sign * d)
+            sums += torch.stack([wd, wd * tau, wd * tau * tau, wd * xd, wd * tau * xd])
+        s0, s1, s2, sx, stx = sums
+        den = s0 * s2 - s1 * s1
+        ok = (s0 >= 2) & (den > 1e-9)
+        slopes.append((torch.where(ok, (s0 * stx - s1 * sx) / den.clamp_min(1e-9), torch.zeros_like(den)), ok))
+    (before, ok_b), (after, ok_a) = slopes
+    valid = ok_b & ok_a & present[..., None]
+    return (after - before) * valid
 
 
 def pair_slots(slots: int) -> tuple[Tensor, Tensor]:

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from perception.audiovisual.clips import VOCABULARY, ClipBank, clip_bank
 from perception.audiovisual.object_tokens import (
+    CHANGES,
     GROUND_FEATURES,
     OBJECT_FEATURES,
     PAIR_FEATURES,
@@ -177,6 +178,11 @@ class VATTConfig:
             their motion in scene units, from the mask and the known camera), so the stem's input is
             ``[..., OBJECT_FEATURES + GROUND_FEATURES]`` (see :attr:`object_inputs`). Twenty-second session, vatt3:
             the masks' 2-D gaps read the probe's label at about 0.78 whatever reads them; depth is the cue they lack.
+        object_change: How the ``"objects"`` stem's tokens measure an object's velocity change (features 9-10 of
+            :func:`perception.audiovisual.object_tokens.object_features`): ``"difference"`` (the second difference
+            of the mask's centre) or ``"kink"`` (two slopes fitted over 2 frames before and after, differenced:
+            the centre's drifting bias averages out; twenty-fifth session, vatt2). The benchmark's ``_inputs``
+            and ``docs/results/vatt_dev.py`` (``VATT_OBJECT_CHANGE``) compute the features this way.
     """
 
     frames: int = 8
@@ -209,6 +215,7 @@ class VATTConfig:
     pair_tokens: str = "measured"
     temporal_skip_first: bool = False
     object_ground: bool = False
+    object_change: str = "difference"
 
     def __post_init__(self) -> None:
         t, h, w = self.tubelet
@@ -249,6 +256,9 @@ class VATTConfig:
         if self.object_pairs and (self.video_stem != "objects" or self.object_slots < 2):
             raise ConfigError(f"VATTConfig: object_pairs needs video_stem 'objects' and object_slots >= 2, got "
                               f"video_stem {self.video_stem!r}, object_slots {self.object_slots}")
+        if self.object_change not in CHANGES or (self.object_change != "difference" and self.video_stem != "objects"):
+            raise ConfigError(f"VATTConfig: object_change must be one of {', '.join(CHANGES)} ('kink' with video_stem "
+                              f"'objects'), got {self.object_change!r}, video_stem {self.video_stem!r}")
         if self.object_ground and self.video_stem != "objects":
             raise ConfigError(f"VATTConfig: object_ground needs video_stem 'objects', got {self.video_stem!r}")
         if self.pair_tokens not in PAIR_TOKENS or (self.pair_tokens != "measured" and not self.object_pairs):
@@ -792,7 +802,7 @@ def _inputs(bank: ClipBank, config: VATTConfig) -> tuple[Tensor, Tensor, Tensor]
     if stride < 1 or bank.frames.shape[1] != stride * config.frames:
         raise ConfigError(f"vatt: {config.frames} frames do not stride the bank's {bank.frames.shape[1]} evenly")
     if config.video_stem == "objects":
-        video = object_features(bank.frames, bank.masks, config.object_slots)
+        video = object_features(bank.frames, bank.masks, config.object_slots, config.object_change)
         if config.object_ground:  # the floor from the mask and the camera that rendered the bank (fixed)
             camera = bank.config.world_config().camera.with_size(bank.config.width, bank.config.height)
             video = torch.cat([video, ground_features(video, camera)], -1)

@@ -415,3 +415,55 @@ def test_the_bench_inputs_carry_the_floor_when_object_ground_is_on():
     assert video.shape == (2, 4, 8, OBJECT_FEATURES + GROUND_FEATURES)
     assert torch.equal(video[..., :OBJECT_FEATURES], plain)
     assert torch.allclose(video[..., OBJECT_FEATURES:], ground_features(plain, camera))
+
+
+def _stopping_square() -> tuple[torch.Tensor, torch.Tensor]:
+    """One clip of 6 frames 8 x 16: a red 2 x 2 square (slot 0) steps 2 pixels right three times, then rests."""
+    frames = torch.zeros(1, 6, 3, 8, 16, dtype=torch.uint8)
+    masks = torch.full((1, 6, 8, 16), -1, dtype=torch.int8)
+    for t, x in enumerate((2, 4, 6, 8, 8, 8)):
+        masks[0, t, 3:5, x : x + 2] = 0
+        frames[0, t, 0, 3:5, x : x + 2] = 255
+    return frames, masks
+
+
+def test_kink_change_is_the_slope_after_less_the_slope_before_fitted_over_two_frames_each():
+    frames, masks = _stopping_square()
+    plain = object_features(frames, masks, slots=1)[0, :, 0]
+    kinked = object_features(frames, masks, slots=1, change="kink")[0, :, 0]
+    assert torch.equal(plain[:, :9], kinked[:, :9])  # only the change differs
+    step = 2 / 16 * 2 * VELOCITY_SCALE
+    # frame 0 and 5 lack a side; frame 2's after-slope over x = 6, 8, 8 is half a step; frame 3 is the stop
+    assert torch.allclose(kinked[:, 9], torch.tensor([0.0, 0.0, -0.5, -1.0, -0.5, 0.0]) * step, atol=1e-5)
+    assert torch.equal(kinked[:, 10], torch.zeros(6))
+    masks[0, 2] = -1  # out of view at frame 2: no kink there; frame 1 keeps frames 0 and 3 .. on its sides
+    gone = object_features(frames, masks, slots=1, change="kink")[0, :, 0]
+    assert gone[2, 9] == 0 and torch.isclose(gone[1, 9], torch.tensor(0.0), atol=1e-5)
+    with pytest.raises(StateError, match="change"):
+        object_features(frames, masks, slots=1, change="second")
+
+
+def test_kink_ignores_a_constant_velocity_whatever_its_offset_and_the_config_refuses_it_off_the_objects_stem():
+    from perception.audiovisual.object_tokens import kink
+
+    t = torch.arange(8, dtype=torch.float32)
+    centre = torch.stack([0.3 + 0.05 * t, -0.2 - 0.01 * t], -1)[None, :, None]  # [1, 8, 1, 2]
+    present = torch.ones(1, 8, 1, dtype=torch.bool)
+    assert torch.allclose(kink(centre, present, 2), torch.zeros(1, 8, 1, 2), atol=1e-6)
+    assert dataclasses.replace(OBJ, object_change="kink").object_change == "kink"
+    with pytest.raises(ConfigError, match="object_change"):
+        dataclasses.replace(OBJ, object_change="smooth")
+    with pytest.raises(ConfigError, match="object_change"):
+        dataclasses.replace(OBJ, video_stem="linear", object_change="kink")
+
+
+def test_the_bench_inputs_measure_the_kink_when_object_change_asks():
+    from perception.audiovisual.clips import clip_bank
+    from perception.audiovisual.vatt import _inputs
+    from physics.worlds.audiovisual import AudioVisualConfig
+
+    bank = clip_bank(3, 2, AudioVisualConfig(frames=4, height=48, width=64))
+    cfg = dataclasses.replace(OBJ, height=48, width=64, object_slots=8, object_change="kink")
+    video, _, _ = _inputs(bank, cfg)
+    assert torch.equal(video, object_features(bank.frames, bank.masks, 8, "kink"))
+    assert not torch.equal(video, _inputs(bank, dataclasses.replace(cfg, object_change="difference"))[0])
