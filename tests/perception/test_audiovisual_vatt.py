@@ -442,6 +442,27 @@ def test_a_bench_variant_names_its_overrides_and_refuses_unknown_fields():
         run_vatt_bench(True, 0, stem_size=4)
 
 
+@pytest.mark.parametrize("bad", [5, True, 12.5, 600_000])
+def test_pretrain_clips_below_the_labelled_clips_or_not_an_integer_is_refused_by_name(bad):
+    from perception.audiovisual.vatt import run_vatt_bench
+
+    with pytest.raises(ConfigError, match="pretrain_clips must be an integer from 12"):
+        run_vatt_bench(True, 0, pretrain_clips=bad)
+
+
+@pytest.mark.slow
+def test_pretrain_clips_widen_the_pretraining_only_and_the_probes_keep_the_labelled_clips():
+    from perception.audiovisual.vatt import run_vatt_bench
+
+    plain = run_vatt_bench(True, 0)
+    wide = run_vatt_bench(True, 0, pretrain_clips=16)
+    assert wide.figures["pretrain_clips"] == 16 and "pretrain_clips" not in plain.figures
+    assert wide.figures["train_clips"] == plain.figures["train_clips"] == 12
+    # the untrained encoder is the same network read on the same 12 labelled clips: the same probe
+    assert wide.figures["probe_accuracy"]["random"] == plain.figures["probe_accuracy"]["random"]
+    assert wide.figures["audio_probe_accuracy_per_time"]["random"] == plain.figures["audio_probe_accuracy_per_time"]["random"]
+
+
 @pytest.mark.slow
 def test_the_quick_bench_runs_a_conv_stem_variant():
     from perception.audiovisual.vatt import run_vatt_bench
