@@ -42,7 +42,6 @@ from physics.worlds.audiovisual import make_clip
 from physics.worlds.clevr_properties import SIZE_RADIUS
 
 torch.set_num_threads(1)
-CACHE = sys.argv[1] if len(sys.argv) > 1 else "/work/data/vatt2/s25/kink_cache.pt"
 T = CLIP_CONFIG.frames
 
 
@@ -136,23 +135,29 @@ def rungs(a):
     return r
 
 
-t0 = time.process_time()
-if os.path.exists(CACHE):
-    data = torch.load(CACHE, weights_only=False)  # our own cache of numpy arrays (written below)
-else:
-    n_train, n_test = (int(x) for x in os.environ.get("KINK_CLIPS", "600,300").split(","))  # fewer: a smoke run
-    data = {"train": [arrays(s) for s in range(n_train)], "test": [arrays(500_000 + s) for s in range(n_test)]}
-    torch.save(data, CACHE + ".tmp")
-    os.replace(CACHE + ".tmp", CACHE)
-made = time.process_time() - t0
-tr, te = [rungs(a) for a in data["train"]], [rungs(a) for a in data["test"]]
-ytr = torch.tensor([a["late"] for a in data["train"]])
-yte = torch.tensor([a["late"] for a in data["test"]])
-res = {}
-for key in tr[0]:
-    xtr = torch.tensor(np.stack([x[key] for x in tr]), dtype=torch.float32)
-    xte = torch.tensor(np.stack([x[key] for x in te]), dtype=torch.float32)
-    res[key] = round(linear_probe(xtr, ytr, xte, yte, 2, 0), 4)
-res |= {"majority": float(max(yte.float().mean(), 1 - yte.float().mean())), "clips_cpu_s": round(made, 1),
-        "cpu_s": round(time.process_time() - t0, 1)}
-print(json.dumps(res))
+def main() -> None:
+    cache = sys.argv[1] if len(sys.argv) > 1 else "/work/data/vatt2/s25/kink_cache.pt"
+    t0 = time.process_time()
+    if os.path.exists(cache):
+        data = torch.load(cache, weights_only=False)  # our own cache of numpy arrays (written below)
+    else:
+        n_train, n_test = (int(x) for x in os.environ.get("KINK_CLIPS", "600,300").split(","))  # fewer: a smoke run
+        data = {"train": [arrays(s) for s in range(n_train)], "test": [arrays(500_000 + s) for s in range(n_test)]}
+        torch.save(data, cache + ".tmp")
+        os.replace(cache + ".tmp", cache)
+    made = time.process_time() - t0
+    tr, te = [rungs(a) for a in data["train"]], [rungs(a) for a in data["test"]]
+    ytr = torch.tensor([a["late"] for a in data["train"]])
+    yte = torch.tensor([a["late"] for a in data["test"]])
+    res = {}
+    for key in tr[0]:
+        xtr = torch.tensor(np.stack([x[key] for x in tr]), dtype=torch.float32)
+        xte = torch.tensor(np.stack([x[key] for x in te]), dtype=torch.float32)
+        res[key] = round(linear_probe(xtr, ytr, xte, yte, 2, 0), 4)
+    res |= {"majority": float(max(yte.float().mean(), 1 - yte.float().mean())), "clips_cpu_s": round(made, 1),
+            "cpu_s": round(time.process_time() - t0, 1)}
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":  # vatt_depth_ladder.py imports the rungs' helpers
+    main()
