@@ -36,6 +36,9 @@ their ``masks`` (the object front end needs them; before, the extra clips' masks
 
 Twenty-fifth session, vatt2: VATT_OBJECT_CHANGE=kink (``object_change="kink"``: the object tokens' velocity change
 is the difference of two slopes fitted over 2 frames before and after, not the mask centre's second difference).
+VATT_DEPTH_CACHE=PATH (``object_ground=True`` with the floor features made from the renderer's depth per mask pixel,
+``vatt_depth_ladder.py``'s cache of the same clip seeds, not from the mask and the camera; the same 7-feature layout:
+x / GROUND_SCALE, y / GROUND_SCALE, R, velocity, second-difference change; no VATT_EXTRA with it).
 """
 import dataclasses
 import json
@@ -82,14 +85,39 @@ for extra in filter(None, os.environ.get("VATT_EXTRA", "").split(",")):  # more 
     tr = {k: torch.cat([pad(tr[k]), pad(more[k])]) if k == "text" else torch.cat([tr[k], more[k]]) for k in keys}
     del more
 stride = 16 // frames
-def inputs(b, n=None):
+depth_cache = torch.load(os.environ["VATT_DEPTH_CACHE"], weights_only=False) if os.environ.get("VATT_DEPTH_CACHE") else None
+
+
+def depth_ground(split, n_clips):  # [N, 16, 4, 7] floor features from the depth cache's centres and radii
+    from perception.audiovisual.object_tokens import GROUND_SCALE
+    out = torch.zeros(n_clips, 16, 4, 7)
+    for i, a in enumerate(depth_cache[split][:n_clips]):
+        seen = torch.from_numpy(a["seen"])  # [16, n]
+        pos = torch.from_numpy(a["depth_centre"]).float()
+        n = seen.shape[1]
+        vel = torch.zeros_like(pos)
+        ok = seen[1:] & seen[:-1]
+        vel[1:] = (pos[1:] - pos[:-1]) * ok[..., None]
+        change = torch.zeros_like(pos)
+        change[2:] = (vel[2:] - vel[1:-1]) * (ok[1:] & ok[:-1])[..., None]
+        g = torch.cat([pos / GROUND_SCALE, torch.from_numpy(a["depth_radius"]).float()[..., None], vel, change], -1)
+        out[i, :, :n] = g * seen[..., None]
+    return out
+
+
+def inputs(b, n=None, split="train"):
     if os.environ.get("VATT_STEM") == "objects":  # features at the clip's 8 fps, then strided
-        v = object_features(b["frames"][:n], b["masks"][:n], 4, os.environ.get("VATT_OBJECT_CHANGE", "difference"))[:, ::stride]
+        v = object_features(b["frames"][:n], b["masks"][:n], 4, os.environ.get("VATT_OBJECT_CHANGE", "difference"))
+        if depth_cache is not None:
+            if not torch.equal(depth_ground(split, len(v))[..., 2] > 0, v[..., 0] > 0.5):
+                raise SystemExit("VATT_DEPTH_CACHE: the cache's objects in view differ from the bank's masks")
+            v = torch.cat([v, depth_ground(split, len(v))], -1)
+        v = v[:, ::stride]
     else:
         v = b["frames"][:n, ::stride].float() / 255.0
     return v, b["wave"][:n, :22016], b["text"][:n]
 video, audio, text = inputs(tr)
-tv, ta, _ = inputs(te, ntest)
+tv, ta, _ = inputs(te, ntest, "test")
 ytr, yte = collision_late(tr["collisions"]), collision_late(te["collisions"][:ntest])
 if os.environ.get("VATT_LABEL") == "cello":  # a sanity label the frames show plainly: a cello (brown cylinder) in the clip
     cello = VOCABULARY.ids["cello"]
@@ -102,7 +130,8 @@ cfg = VATTConfig(frames=frames, height=48, width=64, samples=22016, chunk=128, v
                  object_pairs=os.environ.get("VATT_OBJECT_PAIRS") == "1",
                  pair_tokens=os.environ.get("VATT_PAIR_TOKENS", "measured"),
                  temporal_skip_first=os.environ.get("VATT_SKIP_FIRST") == "1",
-                 object_change=os.environ.get("VATT_OBJECT_CHANGE", "difference"))
+                 object_change=os.environ.get("VATT_OBJECT_CHANGE", "difference"),
+                 object_ground=depth_cache is not None)
 lr = float(os.environ.get("VATT_LR", "1e-3"))
 torch.manual_seed(int(os.environ.get("VATT_INIT", "0")))
 t0 = time.process_time()
@@ -163,6 +192,7 @@ res |= {"mode": mode, "frames": frames, "video_input": vin, "onset": onset, "ste
         "stem": cfg.video_stem, "stem_width": cfg.stem_width, "lr": lr, "tubelet_t": cfg.tubelet[0], "object_attention": cfg.object_attention,
         "object_pairs": cfg.object_pairs, "pair_tokens": cfg.pair_tokens, "init": int(os.environ.get("VATT_INIT", "0")),
         "temporal_skip_first": cfg.temporal_skip_first, "object_change": cfg.object_change,
+        "depth_ground": depth_cache is not None,
         "flip": os.environ.get("VATT_FLIP") == "1", "train_clips": len(ytr), "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
 print(json.dumps(res))
 if os.environ.get("VATT_DEV_LOG"):
