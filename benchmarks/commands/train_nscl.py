@@ -66,7 +66,8 @@ def _run(args: argparse.Namespace, config) -> int:
 
         proposals = load_default_derenderer()
     read = {"progress": not args.quiet and world.is_main, "objects": args.objects, "proposals": proposals,
-            "crop_size": config.detail_size or config.crop_size, "context_size": config.context_size}
+            "crop_size": config.detail_size or config.crop_size, "context_size": config.context_size,
+            "others_mask": config.others_mask}
     if args.cache:
         read["cache"] = args.cache
     if args.cache and not world.is_main:

@@ -19,6 +19,12 @@ and reading options under ``DIR``; a later read with the same options, the same
 images and the same proposal weights takes them from there (questions are
 always read afresh from the questions file).
 
+With ``others_mask=True`` every crop gets a fifth channel: the union of the *other*
+objects' masks of its image, cut with the same box (:func:`image_objects`), so a
+model can tell which pixels of its crop belong to a neighbour (an object partly
+hidden behind another shows as a sliver beside that other's mask).  At test time
+the others are the other proposals; in training, the other objects' masks as cut.
+
 With ``context_size=C`` each image is also kept whole, resized to C x 3C/2 pixels
 (:func:`context_image`), for a model with a context CNN; these are not cached
 (resizing a decoded image is cheap next to the proposals).
@@ -39,14 +45,14 @@ from torch import Tensor
 from tqdm import tqdm
 
 from perception.datasets import ClevrDataset
-from perception.derender.attributes import AttributeConfig, crop_objects
+from perception.derender.attributes import AttributeConfig, crop_grid, crop_objects
 from physics.errors import CheckpointError, ConfigError, DataError
 from physics.io import PathLike, atomic_torch_save, torch_load, weights_digest
 from reasoning.dsl import Program, from_clevr
 from reasoning.errors import ProgramError
 from reasoning.nscl.model import context_shape
 
-__all__ = ["QASet", "load_split", "join_sets", "image_objects", "match_proposals", "context_image", "OBJECT_SOURCES"]
+__all__ = ["QASet", "load_split", "join_sets", "image_objects", "other_masks", "match_proposals", "context_image", "OBJECT_SOURCES"]
 
 OBJECT_SOURCES = ("masks", "proposals")
 
@@ -56,7 +62,8 @@ class QASet:
     """Objects of each image and the questions about them.
 
     Attributes:
-        crops: Per image ``uint8 [K, 4, S, S]`` (RGB and mask, 0-255).
+        crops: Per image ``uint8 [K, 4, S, S]`` (RGB and mask, 0-255; ``[K, 5, S, S]`` with the others' mask
+            channel last, ``others_mask``).
         boxes: Per image ``float [K, 4]``.
         programs, answers, image: Per question its program, answer and image position.
         skipped: One line per question left out (no program, or a malformed one).
@@ -108,11 +115,32 @@ def join_sets(sets: list[QASet]) -> QASet:
     return out
 
 
-def image_objects(image: Tensor, masks: Tensor, crop_size: int) -> tuple[Tensor, Tensor]:
-    """Crops (uint8) and boxes of the non-empty ``masks`` ``[K, H, W]`` of ``image`` ``[3, H, W]``."""
+def image_objects(image: Tensor, masks: Tensor, crop_size: int, others: bool = False) -> tuple[Tensor, Tensor]:
+    """Crops (uint8) and boxes of the non-empty ``masks`` ``[K, H, W]`` of ``image`` ``[3, H, W]``.
+
+    With ``others`` each crop ``[4, S, S]`` gets a fifth channel: the union of the other masks
+    (:func:`other_masks`) cut with its box, as its own mask is.
+    """
     masks = masks[masks.flatten(1).any(1)]
     crops, boxes = crop_objects(image, masks.float(), AttributeConfig(crop_size=crop_size))
+    if others and len(masks):
+        grid = crop_grid(boxes, crop_size)
+        rest = F.grid_sample(other_masks(masks).float().unsqueeze(1), grid, mode="bilinear", padding_mode="zeros",
+                             align_corners=False)
+        crops = torch.cat([crops, rest], dim=1)
+    elif others:
+        crops = torch.zeros(0, 5, crop_size, crop_size)
     return crops.mul(255.0).round_().clamp_(0, 255).to(torch.uint8), boxes
+
+
+def other_masks(masks: Tensor) -> Tensor:
+    """bool ``[K, H, W]``: per mask of ``masks`` ``[K, H, W]`` the union of all the others (pixels it shares with
+    another stay in both)."""
+    if not len(masks):
+        return masks.bool()
+    m = masks.bool()
+    counts = m.sum(0, dtype=torch.int32)
+    return (counts[None] - m.to(torch.int32)) > 0
 
 
 def context_image(image: Tensor, size: int) -> Tensor:
@@ -159,6 +187,7 @@ def load_split(
     min_iou: float = 0.5,
     cache: PathLike | None = None,
     context_size: int = 0,
+    others_mask: bool = False,
 ) -> QASet:
     """Read a CLEVR split's images, instance masks and questions (never its attribute fields).
 
@@ -175,6 +204,7 @@ def load_split(
         cache: Folder that keeps the objects read, to be reused by a later read with the
             same options, images and proposal weights (None: no cache).
         context_size: Keep each image whole at this height too (:func:`context_image`; 0: not).
+        others_mask: Give every crop a fifth channel, the other objects' masks (:func:`image_objects`).
 
     Raises:
         ConfigError: ``objects`` is not one of :data:`OBJECT_SOURCES`.
@@ -197,7 +227,7 @@ def load_split(
     out = QASet([], [], [], [], [], [])
     path, key, stored = None, "", None
     if cache is not None:
-        path, key = _cache_entry(cache, data, n, objects, proposals, crop_size, min_iou)
+        path, key = _cache_entry(cache, data, n, objects, proposals, crop_size, min_iou, others_mask)
         stored = _read_cache(path, key)
         if stored is not None:
             out.crops, out.boxes = stored["crops"], stored["boxes"]
@@ -224,7 +254,7 @@ def load_split(
                 out.from_masks += int((~used).sum())
             else:
                 out.from_masks += len(masks)
-            crops, boxes = image_objects(item["image"], masks, crop_size)
+            crops, boxes = image_objects(item["image"], masks, crop_size, others_mask)
             out.crops.append(crops)
             out.boxes.append(boxes)
             if context_size:
@@ -249,16 +279,20 @@ def load_split(
 
 
 def _cache_entry(
-    cache: PathLike, data: ClevrDataset, n: int, objects: str, proposals: Any, crop_size: int, min_iou: float
+    cache: PathLike, data: ClevrDataset, n: int, objects: str, proposals: Any, crop_size: int, min_iou: float,
+    others_mask: bool = False,
 ) -> tuple[Path, str]:
     """The cache file of a read and the key that must match for it to be reused."""
     images = data.layout.images
     files = [images / name for name in data.filenames[:n]]
     stamp = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
     weights = weights_digest(proposals.proposal_net.state_dict()) if objects == "proposals" else ""
-    key = json.dumps({"root": str(Path(data.root).resolve()), "split": data.split, "objects": objects,
-                      "crop_size": crop_size, "min_iou": min_iou if objects == "proposals" else None,
-                      "images": stamp, "proposals": weights}, sort_keys=True)
+    fields = {"root": str(Path(data.root).resolve()), "split": data.split, "objects": objects,
+              "crop_size": crop_size, "min_iou": min_iou if objects == "proposals" else None,
+              "images": stamp, "proposals": weights}
+    if others_mask:  # only then: the caches of reads without the channel keep their keys
+        fields["others_mask"] = True
+    key = json.dumps(fields, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Path(cache) / f"{data.split}-{objects}-{crop_size}-{n}-{digest}.pt", key
 

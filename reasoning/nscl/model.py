@@ -21,7 +21,10 @@ averaged away as the pools do; it needs crops of exactly ``input_size``.  With `
 crop's RGB outside its object's mask is replaced by the mean colour there (:func:`mask_outside`):
 the neighbours that a crop's box takes in (their pixels, their highlights) are hidden, the light's
 level around the object is kept; ``mask_dilate`` grows the mask that hides by that many crop pixels
-first (a proposal mask misses a rim of its object; the mask channel itself stays).  Per attribute group (colour, shape,
+first (a proposal mask misses a rim of its object; the mask channel itself stays).  With
+``others_mask`` every CNN reads a fifth input channel, the union of the other objects' masks cut with
+the crop's box (:func:`reasoning.nscl.data.image_objects`): which pixels of the crop belong to a
+neighbour, so that an object partly hidden behind another is read as such and not as a small face.  Per attribute group (colour, shape,
 material, size) a linear map takes it into that group's concept space, where
 every concept (``red``, ``cube``, ...) is one learned embedding; the object's
 logit for a concept is the paper's
@@ -35,7 +38,8 @@ runs programs over; nothing here ever sees an attribute label.
 
 Shapes (K objects of one image, crop side S)::
 
-    crops   float [K, 4, S, S]   RGB in [0, 1] and the mask channel (S: ``config.input_size``)
+    crops   float [K, 4, S, S]   RGB in [0, 1] and the mask channel (S: ``config.input_size``;
+                                 [K, 5, S, S] with the others' mask channel last, ``config.others_mask``)
     boxes   float [K, 4]         (cx / W, cy / H, side / W, side / H)
     images  float [3, C, 3C/2]   the whole image in [0, 1] (C: ``config.context_size``; only with a context CNN)
 """
@@ -73,6 +77,7 @@ class ConceptConfig:
     mask_crop: bool = False  # RGB outside the object's mask replaced by the crop's mean colour there (mask_outside), for every CNN
     mask_dilate: int = 0  # with mask_crop: the mask that hides grown by this many pixels of the input_size crop first
     spatial: int = 0  # 0: none; K: the detail CNN's (or the CNN's) last map reduced to K channels, flattened (its columns last)
+    others_mask: bool = False  # crops carry a fifth channel, the other objects' masks, read by every crop CNN
 
     def __post_init__(self) -> None:
         if not isinstance(self.spatial, int) or self.spatial < 0:
@@ -81,6 +86,11 @@ class ConceptConfig:
             raise ValueError(f"ConceptConfig.mask_dilate: give a number of crop pixels >= 0, got {self.mask_dilate!r}")
         if self.mask_dilate and not self.mask_crop:
             raise ValueError(f"ConceptConfig.mask_dilate {self.mask_dilate}: dilates the mask of mask_crop, which is off")
+
+    @property
+    def channels(self) -> int:
+        """Channels of the crops the model takes: RGB, its mask (and the others' masks with ``others_mask``)."""
+        return 5 if self.others_mask else 4
 
     @property
     def input_size(self) -> int:
@@ -150,7 +160,7 @@ class ConceptLearner(nn.Module):
             )
 
         def cnn() -> nn.Sequential:
-            return nn.Sequential(block(4, w), block(w, 2 * w), block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1))
+            return nn.Sequential(block(config.channels, w), block(w, 2 * w), block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1))
 
         self.cnn = cnn()
         # the detail CNN's features come after the boxes in the object MLP's input, so that the first
@@ -200,18 +210,25 @@ class ConceptLearner(nn.Module):
         return columns
 
     def part_parameters(self, part: str) -> list[tuple[nn.Parameter, slice | None]]:
-        """The weights of ``part`` (``detail``, ``context``, ``max`` or ``spatial``): (parameter, its columns, or None for all of it).
+        """The weights of ``part`` (``detail``, ``context``, ``max``, ``spatial`` or ``others``): (parameter, its
+        columns, or None for all of it).
 
         A part is its CNN and the columns of the object MLP's first layer that read its feature;
         ``max`` (the max-pooled branch, ``max_pool``) is those columns only, its CNN being shared;
-        ``spatial`` is its 1 x 1 reduction and its columns.
+        ``spatial`` is its 1 x 1 reduction and its columns; ``others`` (``others_mask``) is the input
+        channel 4 of the first convolution of the crop CNN and of the detail CNN.
 
         Raises:
             ValueError: an unknown part, or one this model does not have.
         """
+        if part == "others":
+            if not self.config.others_mask:
+                raise ValueError("part_parameters: this model has no others' mask channel (others_mask off)")
+            convs = [cnn[0][0].weight for cnn in (self.cnn, self.detail_cnn) if cnn is not None]
+            return [(weight, slice(4, 5)) for weight in convs]
         cnns = {"detail": self.detail_cnn, "context": self.context_cnn, "max": None, "spatial": self.spatial_map}
         if part not in cnns:
-            raise ValueError(f"part_parameters: no part {part!r}; parts: {', '.join(cnns)}")
+            raise ValueError(f"part_parameters: no part {part!r}; parts: {', '.join(cnns)}, others")
         columns = self.feature_columns().get(part)
         if columns is None:
             raise ValueError("part_parameters: this model has no max-pooled branch (max_pool off)" if part == "max"
@@ -226,6 +243,9 @@ class ConceptLearner(nn.Module):
         ``context``: ``[K, 2 * width]``, each object's image's context feature (with a context CNN only).
         """
         peak = layout = None
+        if len(crops) and crops.shape[1] != self.config.channels:
+            raise ValueError(f"this model reads crops of {self.config.channels} channels (others_mask "
+                             f"{self.config.others_mask}), got {crops.shape[1]}")
         if self.config.mask_crop:
             crops = mask_outside(crops, self.config.mask_dilate)
         if self.spatial_map is not None and len(crops) and tuple(crops.shape[-2:]) != (self.config.input_size,) * 2:
@@ -412,11 +432,11 @@ def mask_outside(crops: Tensor, dilate: int = 0) -> Tensor:
         raise ValueError(f"mask_outside: dilate by a number of pixels >= 0, got {dilate}")
     if not len(crops):
         return crops
-    rgb, mask = crops[:, :3], crops[:, 3:]
+    rgb, mask = crops[:, :3], crops[:, 3:4]  # the object's own mask (an others' mask channel after it stays as it is)
     m = F.max_pool2d(mask, 2 * dilate + 1, stride=1, padding=dilate) if dilate else mask
     out = 1.0 - m
     fill = (rgb * out).sum((-2, -1), keepdim=True) / out.sum((-2, -1), keepdim=True).clamp_min(1e-6)
-    return torch.cat([rgb * m + fill * out, mask], dim=1)
+    return torch.cat([rgb * m + fill * out, crops[:, 3:]], dim=1)
 
 
 def _slots(counts: Sequence[int], device: torch.device | None = None) -> tuple[Tensor, Tensor]:

@@ -76,7 +76,7 @@ class NSCLPerceiver(Perceiver):
         meta = {"image_index": image_index, "image_filename": image_filename}
         if len(masks) == 0:
             return SceneGraph(objects=(), directions=directions, **meta)
-        crops, boxes = image_objects(image, masks, self.model.config.input_size)
+        crops, boxes = image_objects(image, masks, self.model.config.input_size, self.model.config.others_mask)
         whole = None
         if self.model.config.context_size:  # the whole image too, as training read it (uint8-rounded)
             whole = [context_image(image, self.model.config.context_size).float().div_(255.0)]

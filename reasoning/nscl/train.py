@@ -54,7 +54,7 @@ __all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
-PARTS = ("detail", "context", "max", "spatial")  # --part-lr: parts of the model that --init can grow
+PARTS = ("detail", "context", "max", "spatial", "others")  # --part-lr: parts of the model that --init can grow
 
 
 @dataclass(frozen=True)
@@ -152,10 +152,18 @@ class NSCLTrainConfig:
                           "model reads, --detail-size if set) first, so the rim of an object that its proposal mask "
                           "missed stays visible (recorded in the model)"},
     )
+    others_mask: bool = field(
+        default=False,
+        metadata={"help": "every crop carries a fifth channel, the union of the other objects' masks cut with its "
+                          "box (which pixels belong to a neighbour: an object partly hidden behind another), read by "
+                          "the crop CNNs. An --init model without it reads the channel by zero weights (so the run "
+                          "starts as that model)"},
+    )
     part_lr: str = field(
         default="",
         metadata={"help": "PART:F,... : the learning rate of a part of the model times F (parts: detail, the detail "
-                          "CNN and the object MLP's columns that read it; context, the same for the context CNN; max, the columns that read the max-pooled feature; spatial, the spatial branch's 1x1 convolution and its columns), so "
+                          "CNN and the object MLP's columns that read it; context, the same for the context CNN; max, the columns that read the max-pooled feature; spatial, the spatial branch's 1x1 convolution and its columns; others, the first convolutions' weights on "
+                          "the others' mask channel), so "
                           "that a part grown through zero columns by --init moves as fast as it needs to"},
     )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
@@ -395,6 +403,10 @@ def train_nscl(
     side = next((int(c.shape[-1]) for c in data.crops if len(c)), wanted)
     if side != wanted:
         raise ConfigError(f"crop size {wanted}, but the training data is cut at {side} pixels")
+    channels = next((int(c.shape[1]) for c in data.crops if len(c)), 5 if config.others_mask else 4)
+    if channels != (5 if config.others_mask else 4):
+        raise ConfigError(f"others mask {config.others_mask}, but the training data's crops have {channels} channels "
+                          "(load_split(..., others_mask=...) must match)")
     if config.context_size:
         have = tuple(data.contexts[0].shape[-2:]) if data.contexts else None
         if have != context_shape(config.context_size):
@@ -410,7 +422,7 @@ def train_nscl(
         dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual,
                             test_flip=config.test_flip, detail_size=config.detail_size,
                             context_size=config.context_size, max_pool=config.max_pool, mask_crop=config.mask_crop,
-                            mask_dilate=config.mask_dilate, spatial=config.spatial)
+                            mask_dilate=config.mask_dilate, spatial=config.spatial, others_mask=config.others_mask)
     )
     if config.init:  # a resumed checkpoint at ``out`` still wins over these weights
         start, _ = load_nscl(config.init)
@@ -530,13 +542,15 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
     ``start``'s on the same crops resized, and the gradient teaches those columns first.  A context
     CNN that ``start`` lacks keeps its random start, read by zero columns too, and so do a max-pooled
     branch (``max_pool``) and a spatial branch (``spatial``, its 1 x 1 reduction random); each part ``start`` has keeps its columns, moved to where this model reads that
-    part (:meth:`ConceptLearner.feature_columns`), so parts can be grown in any order.
+    part (:meth:`ConceptLearner.feature_columns`), so parts can be grown in any order.  An others' mask
+    channel (``others_mask``) that ``start`` lacks is read by zero weights of the first convolutions.
     """
     same = dataclasses.replace(start.config, crop_size=model.config.crop_size, residual=model.config.residual,
                                test_flip=model.config.test_flip, detail_size=model.config.detail_size,
                                context_size=model.config.context_size, max_pool=model.config.max_pool,
                                mask_crop=model.config.mask_crop, mask_dilate=model.config.mask_dilate,
-                               spatial=model.config.spatial if not start.config.spatial else start.config.spatial)
+                               spatial=model.config.spatial if not start.config.spatial else start.config.spatial,
+                               others_mask=model.config.others_mask)
     grows_detail = model.detail_cnn is not None and start.detail_cnn is None
     grows_context = model.context_cnn is not None and start.context_cnn is None
     grows_max = model.config.max_pool and not start.config.max_pool
@@ -545,6 +559,7 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
             or (start.detail_cnn is not None and model.detail_cnn is None)
             or (start.context_cnn is not None and model.context_cnn is None)
             or (start.config.max_pool and not model.config.max_pool)
+            or (start.config.others_mask and not model.config.others_mask)
             or (start.spatial_map is not None and start.config.input_size != model.config.input_size)):
         raise ConfigError(
             f"--init {where}: its architecture or concepts differ from this run's (it may differ only in crop "
@@ -553,7 +568,8 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
             f"or the context CNN: its context size {start.config.context_size}, this run's {model.config.context_size}, "
             f"or the max-pooled branch: its max pool {start.config.max_pool}, this run's {model.config.max_pool}, "
             f"or the spatial branch: its spatial {start.config.spatial} (at {start.config.input_size} px), this "
-            f"run's {model.config.spatial} (at {model.config.input_size} px))"
+            f"run's {model.config.spatial} (at {model.config.input_size} px), or the others' mask channel: its "
+            f"others mask {start.config.others_mask}, this run's {model.config.others_mask})"
         )
     if start.config.max_pool and grows_detail:
         raise ConfigError(f"--init {where}: its max-pooled branch reads the crop CNN's map; with a detail CNN it would "
@@ -571,6 +587,11 @@ def _load_init(model: ConceptLearner, start: ConceptLearner, where: str) -> None
         state.update({f"context_cnn.{k}": v.detach().clone() for k, v in model.context_cnn.state_dict().items()})
     if grows_spatial:
         state.update({f"spatial_map.{k}": v.detach().clone() for k, v in model.spatial_map.state_dict().items()})
+    if model.config.others_mask and not start.config.others_mask:  # the new input channel read by zero weights
+        for cnn in ("cnn", "detail_cnn"):
+            key = f"{cnn}.0.0.weight"
+            if key in state:
+                state[key] = torch.cat([state[key], torch.zeros_like(state[key][:, :1])], dim=1)
     if grows_detail or grows_context or grows_max or grows_spatial:  # each part's columns where this model reads it
         first = torch.zeros_like(model.object_mlp[0].weight)
         old, new = start.feature_columns(), model.feature_columns()

@@ -873,3 +873,75 @@ def test_mask_dilate_keeps_the_rim_a_proposal_mask_missed_and_hides_what_lies_be
     model, meta = load_nscl(out)
     assert model.config.mask_crop and model.config.mask_dilate == 2 and "--mask-dilate 2" in meta["command"]
     assert load_nscl(tmp_path / "a.pt")[0].config.mask_dilate == 0  # a file written before the option reads it 0
+
+
+def test_other_masks_are_the_union_of_every_other_mask():
+    from reasoning.nscl.data import other_masks
+
+    masks = torch.zeros(3, 4, 4, dtype=torch.bool)
+    masks[0, 0, :2] = masks[1, 0, 1:3] = masks[2, 3, 3] = True  # 0 and 1 share pixel (0, 1)
+    out = other_masks(masks)
+    assert torch.equal(out[0], masks[1] | masks[2]) and torch.equal(out[2], masks[0] | masks[1])
+    assert out[0, 0, 1] and out[1, 0, 1]  # a shared pixel is the other's too
+    assert other_masks(masks[:1]).sum() == 0 and other_masks(masks[:0]).shape == (0, 4, 4)
+
+
+def test_an_others_mask_channel_marks_the_neighbours_starts_as_the_model_it_grows_from_and_learns(
+        split, tmp_path, capsys):
+    from perception.derender.attributes import recrop
+    from reasoning.nscl.data import image_objects, other_masks
+    from reasoning.nscl.model import mask_outside
+
+    plain = load_split(split, "train", limit_images=3, crop_size=48, progress=False)
+    large = load_split(split, "train", limit_images=3, crop_size=48, progress=False, others_mask=True)
+    assert all(c.shape[1] == 5 and torch.equal(c[:, :4], p) for c, p in zip(large.crops, plain.crops, strict=True))
+    assert any(c[:, 4].any() for c in large.crops) and large.programs == plain.programs
+    image, masks = torch.rand(3, 40, 60), torch.zeros(2, 40, 60, dtype=torch.bool)
+    masks[0, 10:20, 10:20] = masks[1, 15:25, 18:30] = True  # 1 overlaps the right of 0
+    crops, boxes = image_objects(image, masks, 32, others=True)
+    theirs = recrop(image, other_masks(masks).float(), boxes, 1.0, 32)  # the others' masks cut with each own box
+    assert crops.shape == (2, 5, 32, 32) and crops[0, 4, :, -8:].any() and not crops[0, 4, :, :8].any()
+    assert torch.equal(crops[:, 4], theirs[:, 3].mul(255).round().to(torch.uint8))
+    assert image_objects(image, masks[:0], 32, others=True)[0].shape == (0, 5, 32, 32)
+    hidden = mask_outside(large.crops[0].float() / 255)  # mask_crop hides by the object's own mask, keeps the channel
+    assert torch.equal(hidden[:, 3:], large.crops[0][:, 3:].float() / 255)
+
+    base, _ = train_nscl(plain, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48), tmp_path / "a.pt",
+                         progress=False)
+    grown = ConceptLearner(dataclasses.replace(base.config, others_mask=True)).eval()
+    _load_init(grown, base, "a.pt")
+    for cnn in (grown.cnn, grown.detail_cnn):  # the new channel read by zero weights
+        assert cnn[0][0].weight.shape[1] == 5 and not cnn[0][0].weight[:, 4].any()
+    crops5, boxes = large.objects([0, 1, 2])
+    crops4, _ = plain.objects([0, 1, 2])
+    before, after = base.eval()(crops4, boxes), grown(crops5, boxes)
+    for group in before.attributes:
+        assert torch.allclose(before.attributes[group], after.attributes[group], atol=1e-5)
+    with pytest.raises(ValueError, match="reads crops of 5 channels"):
+        grown(crops4, boxes)
+    assert [cols for _, cols in grown.part_parameters("others")] == [slice(4, 5)] * 2
+    with pytest.raises(ValueError, match="no others' mask channel"):
+        base.part_parameters("others")
+    with pytest.raises(ConfigError, match="others mask True, but the training data's crops have 4 channels"):
+        train_nscl(plain, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, others_mask=True),
+                   tmp_path / "x.pt", progress=False)
+    config = NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, others_mask=True, part_lr="others:10",
+                             init=str(tmp_path / "a.pt"), learning_rate=1e-2, batch_size=8)
+    tuned, _ = train_nscl(large, config, tmp_path / "b.pt", progress=False)
+    assert tuned.cnn[0][0].weight[:, 4].abs().sum() > 0 and tuned.detail_cnn[0][0].weight[:, 4].abs().sum() > 0
+    assert load_nscl(tmp_path / "b.pt")[0].config.others_mask
+    with pytest.raises(ConfigError, match="its others mask True, this run's False"):  # never dropped silently
+        train_nscl(plain, NSCLTrainConfig(epochs=1, curriculum="0:0", detail_size=48, init=str(tmp_path / "b.pt")),
+                   tmp_path / "c.pt", progress=False)
+    out, cache = tmp_path / "cli.pt", tmp_path / "cache"  # the command reads the channel, caches it apart, records it
+    for others, to in (([], tmp_path / "plain.pt"), (["--others-mask"], out)):
+        assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--epochs", "1", *others,
+                     "--cache", str(cache), "--out", str(to), "--quiet"]) == 0
+    assert len(list(cache.iterdir())) == 2
+    model, meta = load_nscl(out)
+    assert model.config.others_mask and "--others-mask" in meta["command"]
+    report = tmp_path / "eval.json"  # from pixels: the perceiver cuts the other proposals' masks too
+    assert main(["eval", "clevr", "--data", str(split), "--split", "train", "--model", "nscl", "--checkpoint",
+                 str(out), "--parser", "gt", "--limit", "10", "--out", str(report)]) == 0
+    assert json.loads(report.read_text())["questions"] == 10
+    _assert_train_flag_refused("--part-lr", ("others:0", "other:2"), "part lr", tmp_path, capsys)
