@@ -35,7 +35,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.config_flags import registry_argument
+from benchmarks.config_flags import count, registry_argument
 from perception.audio.localise import SOUNDING_LOCALISERS
 from perception.registry import PERCEIVERS
 from perception.scene_graph import SceneGraph, load_scenes
@@ -186,7 +186,7 @@ def register(groups) -> None:
     )
     scene_group = parser.add_argument_group("scene")
     scene_group.add_argument("--scene", help="CLEVR scenes JSON (a scenes file or one scene)")
-    scene_group.add_argument("--index", type=int, help="image_index of the scene in the file")
+    scene_group.add_argument("--index", type=count(min=0), help="image_index of the scene in the file")
     scene_group.add_argument("--image", help="an image to turn into a scene graph with --perceiver")
     registry_argument(scene_group, "--perceiver", registry=PERCEIVERS, default=DEFAULT_PERCEIVER,
                       help=f"perception model for --image (default: {DEFAULT_PERCEIVER})")
@@ -196,7 +196,7 @@ def register(groups) -> None:
                              "or an audio-visual clip folder (nesy data audiovisual; its output folder with --index)")
     registry_argument(video_group, "--dynamics", registry=VIDEO_DYNAMICS, default="gt",
                       help="futures and counterfactuals of --video from (default: gt)")
-    video_group.add_argument("--choice", type=int, help="option K of a multiple-choice --question about --video "
+    video_group.add_argument("--choice", type=count(min=0), help="option K of a multiple-choice --question about --video "
                              "(the question stored for the video)")
     video_group.add_argument("--option", help="an option's text, judged for a multiple-choice --question about --video")
     registry_argument(video_group, "--video-parser", registry=VIDEO_PARSERS, default=None,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.config_flags import registry_argument
+from benchmarks.config_flags import count, registry_argument
 from benchmarks.dynamics_eval import evaluate_dynamics, plot_errors, rollout_gif, shipped_models
 from benchmarks.table import print_table
 from physics.errors import ConfigError, DataError
@@ -119,8 +119,6 @@ def run(args: argparse.Namespace) -> int:
     for m in models:
         if m not in MODELS:
             raise ConfigError(f"--models: {MODELS.unknown_message(m)}")
-    if args.max_trajectories < 0:  # a negative N would slice trajectories off the end
-        raise ConfigError(f"--max-trajectories must be >= 0 (0: all), got {args.max_trajectories}")
     horizons = _int_list(args.horizons)
     split = find_split(args.data, args.split)
     trajs = load_split(args.data, split)
@@ -171,8 +169,8 @@ def register(groups) -> None:
     parser.add_argument("--split", default=None,
                         help="split to bench (default: test, or the only split the folder holds)")
     parser.add_argument("--horizons", default="1,5,10,20", help="comma-separated horizons for mse_at")
-    parser.add_argument("--max-trajectories", type=int, default=0, help="use only the first N trajectories (0: all)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--max-trajectories", type=count(min=0, zero="all"), default=0, help="use only the first N trajectories (0: all)")
+    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF")
     parser.add_argument("--skip-replay", action="store_true",
                         help="do not re-simulate the trajectories for the replay floor (slow particle worlds)")

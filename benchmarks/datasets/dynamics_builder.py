@@ -40,11 +40,11 @@ class DynamicsDataConfig:
     """What ``nesy data dynamics`` generates (one split of one world)."""
 
     world: str = field(metadata={"help": "dynamics world", "registry": WORLDS})
-    n: int = field(metadata={"help": "number of trajectories"})
+    n: int = field(metadata={"min": 1, "help": "number of trajectories"})
     out: str = field(metadata={"help": "output folder (the split goes to OUT/<split>/)"})
     seed: int = field(default=0, metadata={"help": "base seed; trajectory k's seed derives from (seed, split, k)"})
-    steps: int | None = field(default=None, metadata={"help": "recorded steps per trajectory (default: the world's preset)"})
-    workers: int = field(default=1, metadata={"help": "worker processes"})
+    steps: int | None = field(default=None, metadata={"min": 1, "help": "recorded steps per trajectory (default: the world's preset)"})
+    workers: int = field(default=1, metadata={"min": 1, "help": "worker processes"})
     split: str = field(default="train", metadata={"help": "split name", "choices": list(SPLITS)})
     backend: str = field(default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]})
     address: str | None = field(

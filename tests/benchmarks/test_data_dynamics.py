@@ -77,8 +77,9 @@ def test_world_overrides_reach_the_config_and_index(tmp_path, capsys):
 
 
 def test_bad_input_fails_with_one_line_and_status_2(tmp_path, capsys):
-    assert main(["data", "dynamics", "--world", "cradle", "--n", "0", "--out", str(tmp_path)]) == 2
-    assert "--n must be a positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a count >= 1, refused as argparse parses it
+        main(["data", "dynamics", "--world", "cradle", "--n", "0", "--out", str(tmp_path)])
+    assert "argument --n: must be an integer >= 1, got '0'" in capsys.readouterr().err
     assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--out", str(tmp_path), "--set", "radius"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--out", str(tmp_path), "--set", "wheels=3"]) == 2

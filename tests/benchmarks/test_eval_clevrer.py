@@ -272,8 +272,9 @@ def test_rollout_flags_are_refused_where_they_mean_nothing(folder, capsys):
 
 
 def test_a_thread_count_below_one_is_refused_by_name(folder, capsys):
-    assert cli.main(["eval", "clevrer", "--data", str(folder), "--threads", "0"]) == 2
-    assert "threads must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # refused as argparse parses it
+        cli.main(["eval", "clevrer", "--data", str(folder), "--threads", "0"])
+    assert exit_info.value.code == 2 and "argument --threads: must be an integer >= 1, got '0'" in capsys.readouterr().err
 
 
 def test_answer_prints_program_trace_and_answer_for_a_video(folder, capsys):
