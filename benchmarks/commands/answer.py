@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
     if args.video is not None:  # a CLEVRER video (benchmarks.answer_video)
         if args.scene is not None or args.image is not None:
             raise ConfigError("give one of --scene, --image or --video")
+        if args.perceiver != DEFAULT_PERCEIVER:  # was ignored without a word
+            raise ConfigError("--perceiver reads an --image; a --video's objects come from its annotation")
         from benchmarks.answer_video import run_video
 
         return run_video(args)
@@ -190,7 +192,8 @@ def register(groups) -> None:
     scene_group.add_argument("--image", help="an image to turn into a scene graph with --perceiver")
     registry_argument(scene_group, "--perceiver", registry=PERCEIVERS, default=DEFAULT_PERCEIVER,
                       help=f"perception model for --image (default: {DEFAULT_PERCEIVER})")
-    scene_group.add_argument("--checkpoint", help="the perceiver's checkpoint file (default: its shipped one)")
+    scene_group.add_argument("--checkpoint", help="the perceiver's checkpoint file for --image, or the learned "
+                             "--dynamics model's for --video (default: the shipped one)")
     video_group = parser.add_argument_group("video (CLEVRER or an audio-visual clip; see benchmarks.answer_video)")
     video_group.add_argument("--video", help="a CLEVRER annotation file, a folder from nesy data clevrer with --index, "
                              "or an audio-visual clip folder (nesy data audiovisual; its output folder with --index)")
