@@ -510,7 +510,10 @@ def _check_same_build(cfg: ClevrDataConfig) -> None:
     identity = _identity(cfg)
     marker = out / PARTIAL / BUILD_MARKER
     if marker.is_file():
-        previous = read_json(marker, "partial build record")
+        try:
+            previous = read_json(marker, "partial build record")
+        except DataError as exc:  # damaged: say how to go on, as for a record that is no object
+            raise DataError(f"{exc}; delete it to resume with the options given now") from None
         if not isinstance(previous, dict):
             raise DataError(
                 f"{marker} is not a partial build record (expected an object of options, got "

@@ -128,6 +128,21 @@ def test_data_clevr_names_a_partial_build_record_that_is_not_an_object(tmp_path,
                     "is not a partial build record")
 
 
+@pytest.mark.parametrize("damage", [b'{"seed": 0, "spl', bytes(range(128, 256))])
+def test_a_damaged_build_record_says_how_to_go_on(tmp_path, capsys, damage):
+    # truncated or random bytes were named, but without the way out that a record of the wrong shape gave
+    (tmp_path / "c" / ".partial").mkdir(parents=True)
+    (tmp_path / "c" / ".partial" / "build.json").write_bytes(damage)
+    err = _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--quiet"],
+                          "; delete it to resume with the options given now")
+    assert "build.json" in err
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "build_val.json").write_bytes(damage)
+    err = _one_line_error(capsys, ["data", "clevrer", "--n", "1", "--split", "val", "--out", str(tmp_path / "v"),
+                                   "--quiet"], "; delete it to start again")
+    assert "build_val.json" in err
+
+
 def test_data_clevr_refuses_image_sizes_the_renderer_cannot_allocate(tmp_path, capsys):
     # 100000x100000 aborted the whole process inside TinyRenderer (C++ bad_alloc)
     _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--width", "100000", "--height",
