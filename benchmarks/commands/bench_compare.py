@@ -24,7 +24,7 @@ from benchmarks.config_flags import count
 from benchmarks.paired import paired_ratio
 from benchmarks.table import print_table
 from physics.errors import ConfigError, DataError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable
 
 __all__ = ["register", "run"]
 
@@ -55,6 +55,8 @@ def _load_run(spec: str, cache: dict[Path, dict[str, Any]]) -> tuple[list[float]
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out:
+        check_writable(args.out)  # not after the resampling
     cache: dict[Path, dict[str, Any]] = {}
     runs = {side: [_load_run(spec, cache) for spec in getattr(args, side)] for side in ("a", "b")}
     sources = {src for side in runs.values() for _, src in side}

@@ -37,7 +37,7 @@ from benchmarks.dynamics_eval import (
 )
 from benchmarks.table import print_table
 from physics.errors import ConfigError, DataError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable
 from physics.models import MODELS
 from physics.worlds.dynamics.registry import WORLDS
 
@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     WORLDS.get(args.world)
     checkpoint_folder(args.checkpoints)  # a file or a missing folder is named before any data is read
+    check_writable(args.out)  # not after the rollouts
     if args.models is None:  # every model with a checkpoint for this world
         models = shipped_models(args.world, args.checkpoints)
         if not models:

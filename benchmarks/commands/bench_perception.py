@@ -22,7 +22,7 @@ import torch
 from benchmarks.config_flags import count
 from benchmarks.perception_bench import perception_benches, results_table, run_perception_bench
 from benchmarks.table import format_table
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable
 
 __all__ = ["register", "run"]
 
@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         rows = [[b.name, b.paper, b.check, b.ablation] for b in perception_benches()]
         print(format_table(rows, ["model", "paper", "check", "ablation"]))
         return 0
+    if args.out:
+        check_writable(args.out)  # not after the first model is trained
     names = [b.name for b in perception_benches()] if args.all else [args.model]
     results = []
     for name in names:

@@ -26,7 +26,7 @@ from benchmarks.config_flags import add_config_flags, config_from_args, count, r
 from benchmarks.eval_clevrer import RolloutFlags
 from benchmarks.table import print_table
 from physics.errors import ConfigError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable
 from physics.video_dynamics import VIDEO_DYNAMICS
 
 __all__ = ["register", "run"]
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from physics.video_dynamics import make_video_dynamics
 
     torch.set_num_threads(args.threads)
+    check_writable(args.out)  # not after the rollouts
     names = [n.strip() for n in args.dynamics.split(",") if n.strip()]
     if not names:
         raise ConfigError(f"--dynamics: no provider named in {args.dynamics!r}; choose from {', '.join(VIDEO_DYNAMICS)}")

@@ -26,7 +26,7 @@ from typing import Any
 from benchmarks.config_flags import count
 from benchmarks.table import percent, print_table
 from physics.errors import DataError, NesyError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable
 
 __all__ = ["register", "run", "evaluate"]
 
@@ -140,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
     from perception.video.registry import load_video_perceiver
 
     torch.set_num_threads(args.threads)
+    if args.out:
+        check_writable(args.out)  # not after the videos are perceived
     perceiver = load_video_perceiver(args.perception, args.checkpoint)
     result = evaluate(Path(args.data), perceiver, split=args.split, limit=args.limit,
                       save=Path(args.save) if args.save else None)

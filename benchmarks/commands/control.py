@@ -37,7 +37,7 @@ from pathlib import Path
 from benchmarks.config_flags import add_config_flags, config_from_args, count, registry_argument
 from benchmarks.table import percent, print_table
 from physics.errors import ConfigError
-from physics.io import atomic_write_json, ensure_dir, read_json
+from physics.io import atomic_write_json, check_writable, ensure_dir, read_json
 
 __all__ = ["register", "run"]
 
@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from physics.control.planners import PlannerConfig
 
     torch.set_num_threads(args.threads)
+    check_writable(args.out)  # not after the episodes
     task = TASKS.get(args.task)
     planner_cfg = config_from_args(PlannerConfig, args)
     overrides = {k: getattr(args, k) for k in ("repeat", "max_steps", "tolerance", "focus") if getattr(args, k) is not None}

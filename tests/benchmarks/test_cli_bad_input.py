@@ -199,3 +199,41 @@ def test_every_float_flag_of_a_typed_config_refuses_nan_naming_the_flag(argv, tm
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"argument {flag}: must be a number" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------- twenty-fifth session's audit
+
+
+@pytest.mark.parametrize(("argv", "optional"), [
+    (["bench", "dynamics", "--world", "cradle", "--data", "MISSING", "--models", "in"], False),
+    (["bench", "video-dynamics", "--data", "MISSING", "--dynamics", "gt"], False),
+    (["bench", "video-perception", "--data", "EMPTY"], True),
+    (["bench", "compare", "--a", "MISSING:in", "--b", "MISSING:in"], True),
+    (["bench", "speed", "--suite", "executor", "--questions", "10", "--scenes", "2", "--repeats", "1"], True),
+    (["control", "--task", "boxpush", "--model", "gt", "--episodes", "1", "--max-steps", "1"], False),
+])
+def test_a_long_command_checks_its_out_before_the_work(argv, optional, tmp_path, capsys):
+    # the result was written last: an unwritable --out failed after every rollout, episode or timed run
+    argv = [a.replace("MISSING", str(tmp_path / "missing")).replace("EMPTY", str(tmp_path / "a_folder")) for a in argv]
+    for why, out in _bad_files(tmp_path).items():
+        if optional and why == "empty":  # --out "" is no --out
+            continue
+        err = _one_line_error(capsys, [*argv, "--out", out], "")
+        assert "cannot write" in err or "names no file" in err, err
+        assert "missing" not in err  # the data (absent) were not read yet
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder"]  # nothing made, nothing left
+
+
+def test_check_writable_names_the_path_and_leaves_nothing_behind(tmp_path):
+    from physics.errors import OutputError
+    from physics.io import check_writable
+
+    assert check_writable(tmp_path / "new" / "deeper" / "r.json") == tmp_path / "new" / "deeper" / "r.json"
+    assert list(tmp_path.iterdir()) == []  # no folder made, no probe file left
+    for why, out in _bad_files(tmp_path).items():
+        with pytest.raises(OutputError, match="cannot write|names no file"):
+            check_writable(out)
+        if why == "under_a_file":
+            with pytest.raises(OutputError, match="a file is in the way"):
+                check_writable(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder"]
