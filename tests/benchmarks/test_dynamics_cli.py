@@ -103,6 +103,9 @@ def test_clear_errors_for_bad_input(cradle_data, tmp_path, capsys):
     assert rc == 2 and "radius must be positive" in capsys.readouterr().err
     rc = _train(tmp_path / "nowhere", tmp_path / "x", "in", 1)
     assert rc == 2 and "not found" in capsys.readouterr().err
+    rc = _train(cradle_data, tmp_path / "x", "in", 1, "--set", "noise_std=NaN")  # a model setting, not a world's
+    err = capsys.readouterr().err
+    assert rc == 2 and "--set noise_std=NaN: NaN is not allowed; settings are finite numbers" in err and "world" not in err
 
 
 def test_bench_finds_the_only_split_of_a_folder(tmp_path, capsys):
