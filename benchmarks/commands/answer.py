@@ -59,11 +59,11 @@ def scene_from_args(args: argparse.Namespace) -> SceneGraph:
         from perception.image_io import load_image
         from perception.registry import load_perceiver
 
+        perceiver = load_perceiver(args.perceiver, args.checkpoint)  # first: a misspelt name is the error to show
         image = load_image(args.image)
         if min(image.shape[:2]) < MIN_IMAGE_SIDE:  # a 1x1 image was "perceived" as a scene of 0 objects
             raise DataError(f"--image {args.image} is {image.shape[1]}x{image.shape[0]} pixels; a scene image needs "
                             f"at least {MIN_IMAGE_SIDE} a side")
-        perceiver = load_perceiver(args.perceiver, args.checkpoint)
         return perceiver(image, image_filename=Path(args.image).name)
     if args.perceiver != DEFAULT_PERCEIVER or args.checkpoint is not None:
         raise ConfigError("--perceiver and --checkpoint read an --image; a --scene is used as it is")
