@@ -153,6 +153,11 @@ def video_program_from_args(args: argparse.Namespace, folder: Path, split: str, 
 def run_video(args: argparse.Namespace) -> int:
     """``nesy answer --video``: print the program (text and tokens), the answer and the trace."""
     clip = clip_folder_from_args(args)
+    if args.checkpoint is not None and (clip is not None or args.dynamics == "gt"):
+        # it was read by nothing: a corrupt or wrong file passed without a word
+        raise ConfigError("--checkpoint with --video is the learned --dynamics model's (e.g. --dynamics propnet); "
+                          + ("an audio-visual clip has no dynamics" if clip is not None else
+                             "--dynamics gt re-plays the world and reads none"))
     if clip is not None:
         return run_clip(args, clip)
     if args.localiser != "gt" or args.localiser_checkpoint:
@@ -162,7 +167,9 @@ def run_video(args: argparse.Namespace) -> int:
     from physics.worlds.clevrer_annotation import read_annotation
 
     annotation = read_annotation(files.annotation)
-    dynamics = dynamics_for(args.dynamics)(files, annotation)
+    # the provider is built (its checkpoint read) before the question is parsed: a corrupt --checkpoint is
+    # named even for a descriptive question, which needs no rollout
+    dynamics = dynamics_for(args.dynamics, args.checkpoint)(files, annotation)
     program, source = video_program_from_args(args, folder, split, files.index)
     result = execute_video(program, VideoScene(annotation, dynamics), trace=True)
     return _print(args, program, source, result, f"video {files.index} ({split}), dynamics {args.dynamics}")

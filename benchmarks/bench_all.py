@@ -46,11 +46,11 @@ class BenchAllConfig:
 
     out: str = field(metadata={"help": "output folder (results.json, report.html, report.md)"})
     quick: bool = field(default=False, metadata={"help": "small settings of every suite (minutes, not hours)"})
-    workers: int = field(default=1, metadata={"help": "suites run in parallel (processes)"})
+    workers: int = field(default=1, metadata={"min": 1, "help": "suites run in parallel (processes)"})
     suites: str | None = field(
         default=None, metadata={"help": "comma-separated suites to run (default: all registered; --list shows them)"}
     )
-    threads: int = field(default=1, metadata={"help": "torch CPU threads per suite"})
+    threads: int = field(default=1, metadata={"min": 1, "help": "torch CPU threads per suite"})
     backend: str = field(default="process", metadata={"help": "fan-out backend of the suites",
                                                       "choices": sorted(BACKENDS)})
 

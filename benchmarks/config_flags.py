@@ -3,7 +3,9 @@
 The library takes frozen config dataclasses, never argparse namespaces.  The CLI
 generates each command's flags from the dataclass fields (``max_steps`` becomes
 ``--max-steps``; the field's ``metadata["help"]`` is the help text; a field with
-``metadata["choices"]`` lists its choices; a field with ``metadata["registry"]``
+``metadata["choices"]`` lists its choices; an ``int`` field is a :func:`count` whose
+least value is ``metadata["min"]`` (default 0: every integer option of the CLI counts
+something: items, steps, frames, pixels, threads, or is a seed or an index); a field with ``metadata["registry"]``
 (a :class:`physics.registry.Registry`) is a :func:`registry_argument`) and builds
 the config from the parsed namespace.
 
@@ -22,9 +24,10 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["add_config_flags", "config_from_args", "registry_argument"]
+__all__ = ["add_config_flags", "config_from_args", "count", "flag_type", "number", "registry_argument"]
 
 C = TypeVar("C")
 
@@ -54,6 +57,32 @@ def number(text: str) -> float:
 number.__name__ = "float"  # argparse names the type in "invalid float value: 'x'"
 
 
+def count(min: int = 0, zero: str | None = None) -> Callable[[str], int]:  # noqa: A002 (reads as the flag's rule)
+    """argparse type of an integer flag: an integer >= ``min``, refused at parse time naming the flag.
+
+    A negative count was sliced off the end of a list (``list[:-1]`` dropped the last item without a
+    word) or turned a rule off; the twenty-fourth session's audit mended four flags one by one, each in
+    its command and each after its data were read.  ``zero`` says what 0 means where it is allowed
+    and special (``count(min=0, zero="all")``); it is shown in the error.
+
+    >>> count(min=1)("3")
+    3
+    """
+    if min < 0:
+        raise ValueError(f"count(min={min}): a count's least value must be >= 0")
+    rule = f"an integer >= {min}" + (f" (0: {zero})" if zero is not None and min == 0 else "")
+
+    def parse(text: str) -> int:
+        value = int(text)  # ValueError: argparse says "invalid int value: 'x'"
+        if value < min:
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
+    parse.minimum = min  # type: ignore[attr-defined]  # read by tests and by help writers
+    return parse
+
+
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()) -> None:
     """Add one ``--flag`` per field of dataclass ``cls`` (fields in ``skip`` excluded)."""
     hints = typing.get_type_hints(cls)
@@ -74,10 +103,9 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, **kwargs)
             continue
         if tp in (int, float, str):
-            kwargs["type"] = number if tp is float else tp
+            kwargs["type"] = flag_type(tp, f)
         elif typing.get_origin(tp) is tuple:
-            inner = typing.get_args(tp)[0]
-            kwargs["type"] = number if inner is float else inner
+            kwargs["type"] = flag_type(typing.get_args(tp)[0], f)
             kwargs["nargs"] = "+"
         else:
             kwargs["type"] = str
@@ -88,6 +116,15 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[
                               **kwargs)
             continue
         parser.add_argument(flag, default=default, required=required_field(f), **kwargs)
+
+
+def flag_type(tp: Any, f: dataclasses.Field) -> Any:
+    """argparse type of a scalar field: floats are :func:`number`, ints :func:`count` (``metadata["min"]``)."""
+    if tp is float:
+        return number
+    if tp is int:
+        return count(min=f.metadata.get("min", 0), zero=f.metadata.get("zero"))
+    return tp
 
 
 def required_field(f: dataclasses.Field) -> bool:

@@ -64,15 +64,15 @@ class DemoConfig:
     video: bool = field(default=True, metadata={"help": "make a short CLEVRER-style video and list its events"})
     control: bool = field(default=True, metadata={"help": "run a control episode when a model ships"})
     control_steps: int | None = field(
-        default=None, metadata={"help": "control steps of the control episode (default: the task's own episode length, 40)"}
+        default=None, metadata={"min": 1, "help": "control steps of the control episode (default: the task's own episode length, 40)"}
     )
-    video_frames: int = field(default=64, metadata={"help": "observed frames of the video"})
+    video_frames: int = field(default=64, metadata={"min": 8, "help": "observed frames of the video"})
     video_seed: int = field(
         default=7, metadata={"help": "seed of the video (7: one whose events give all four kinds of question)"}
     )
     skip: str | None = field(default=None, metadata={"help": "comma-separated sections to leave out"})
     threads: int = field(
-        default=1, metadata={"help": "torch CPU threads (default 1: the demo's models are small, and on cores busy "
+        default=1, metadata={"min": 1, "help": "torch CPU threads (default 1: the demo's models are small, and on cores busy "
                              "with other jobs more threads spin and make its sections 12-37x slower)"}
     )
 

@@ -59,14 +59,14 @@ from typing import Any
 
 import numpy as np
 
-from physics.errors import CheckpointError
+from physics.errors import CheckpointError, ConfigError
 from physics.io import PathLike, atomic_write_bytes
 from physics.models import MODELS, load_model, rigidity_error, rollout_errors
 from physics.models.rollout import CONTAINER_MARGIN, outside_container
 from physics.trajectory import Trajectory
 
 __all__ = [
-    "save_figure", "SHIPPED_CHECKPOINTS", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif",
+    "save_figure", "SHIPPED_CHECKPOINTS", "checkpoint_folder", "find_checkpoint", "evaluate_dynamics", "plot_errors", "rollout_gif",
     "gif_frame_ms", "rigid_groups", "worst_rigidity", "shipped_models", "left_container", "CONTAINER_MARGIN",
 ]
 
@@ -75,9 +75,27 @@ GIF_FRAMES = 50  # frames kept in the rollout GIF (evenly spaced)
 MIN_FRAME_MS = 40  # viewers show GIF delays under 20 ms as 100 ms; 40 ms is 25 frames/s
 
 
+def checkpoint_folder(folder: PathLike | None) -> Path:
+    """``folder`` (the shipped checkpoints when None), checked to be a folder.
+
+    Raises:
+        ConfigError: ``folder`` is missing or is a file (``--checkpoints FILE`` was reported as "no
+            checkpoint ... under FILE", as if the file were an empty folder).
+    """
+    if not folder:
+        return SHIPPED_CHECKPOINTS
+    root = Path(folder)
+    if root.is_file():
+        raise ConfigError(f"--checkpoints names a folder of checkpoints (WORLD_MODEL.pt or WORLD_MODEL/model.pt); "
+                          f"{root} is a file: put it in a folder as WORLD_MODEL.pt")
+    if not root.is_dir():
+        raise ConfigError(f"--checkpoints: no such folder {root}")
+    return root
+
+
 def find_checkpoint(world: str, model: str, folder: PathLike | None = None) -> Path:
     """``folder/<world>_<model>.pt`` or ``folder/<world>_<model>/model.pt`` (shipped folder by default)."""
-    root = Path(folder) if folder else SHIPPED_CHECKPOINTS
+    root = checkpoint_folder(folder)
     for cand in (root / f"{world}_{model}.pt", root / f"{world}_{model}" / "model.pt", root / model / "model.pt"):
         if cand.is_file():
             return cand
@@ -90,6 +108,7 @@ def find_checkpoint(world: str, model: str, folder: PathLike | None = None) -> P
 
 def shipped_models(world: str, folder: PathLike | None = None) -> list[str]:
     """The registered models with a checkpoint for ``world`` in ``folder`` (shipped folder by default)."""
+    checkpoint_folder(folder)  # a file or a missing folder is named, not taken for a folder without checkpoints
     found = []
     for name in MODELS.names():
         try:

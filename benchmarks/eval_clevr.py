@@ -102,7 +102,7 @@ class ClevrEvalConfig:
     parser_checkpoint: str | None = field(
         default=None, metadata={"help": "the question parser's checkpoint file (default: the shipped one)"}
     )
-    limit: int | None = field(default=None, metadata={"help": "evaluate at most this many questions"})
+    limit: int | None = field(default=None, metadata={"min": 1, "help": "evaluate at most this many questions"})
     min_depth: int = field(
         default=0,
         metadata={"help": "answer only the questions whose ground-truth program is at least this deep (calls on the "
@@ -111,12 +111,12 @@ class ClevrEvalConfig:
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
     threads: int | None = field(
         default=None,
-        metadata={"help": "torch CPU threads (default: torch's choice; 1 on a machine shared with training jobs, "
+        metadata={"min": 1, "help": "torch CPU threads (default: torch's choice; 1 on a machine shared with training jobs, "
                   "where more threads than free cores slow the derenderer down several times)"},
     )
     backend: str = field(default="process", metadata={"help": "fan-out backend of perception",
                                                       "choices": sorted(BACKENDS)})
-    workers: int = field(default=1, metadata={"help": "parallel perception workers (each loads the perceiver)"})
+    workers: int = field(default=1, metadata={"min": 1, "help": "parallel perception workers (each loads the perceiver)"})
     address: str | None = field(
         default=None, metadata={"help": "Ray cluster to join with --backend ray (default: a local instance); "
                                 "DATA must be a path every node shares"}

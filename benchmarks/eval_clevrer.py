@@ -86,11 +86,11 @@ class RolloutFlags:
     :meth:`rollout_settings` gives the ones set, by the config's field names.
     """
 
-    future_ensemble: int | None = field(default=None, metadata={
+    future_ensemble: int | None = field(default=None, metadata={"min": 1,
         "help": "future rollouts whose collisions are voted (1: one rollout)", "setting": "ensemble"})
-    future_votes: int | None = field(default=None, metadata={
+    future_votes: int | None = field(default=None, metadata={"min": 1,
         "help": "rollouts of the ensemble that must find a collision", "setting": "votes"})
-    future_starts: int | None = field(default=None, metadata={
+    future_starts: int | None = field(default=None, metadata={"min": 1,
         "help": "starting frames the ensemble's rollouts cycle through, back from the last observed one",
         "setting": "ensemble_starts"})
     future_shift: float | None = field(default=None, metadata={
@@ -184,7 +184,7 @@ class ClevrerEvalConfig(RolloutFlags):
         "help": "folder of per-frame detections: written on the first run, read on the next (one derenderer a folder)"})
     dynamics_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the dynamics model"})
     parser_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the question parser"})
-    limit: int | None = field(default=None, metadata={"help": "evaluate at most this many videos"})
+    limit: int | None = field(default=None, metadata={"min": 1, "help": "evaluate at most this many videos"})
     types: tuple[str, ...] = field(default=("descriptive", *MC_TYPES), metadata={
         "help": "question types to answer (others are skipped and not counted; e.g. only predictive, which asks "
                 "for no counterfactual rollouts)", "choices": ("descriptive", *MC_TYPES)})
@@ -203,7 +203,7 @@ class ClevrerEvalConfig(RolloutFlags):
     out: str | None = field(default=None, metadata={"help": "write the JSON result here"})
     threads: int | None = field(
         default=None,
-        metadata={"help": "torch CPU threads (default: torch's choice; 1 on a machine shared with other jobs, "
+        metadata={"min": 1, "help": "torch CPU threads (default: torch's choice; 1 on a machine shared with other jobs, "
                   "where more threads than free cores slow perception and dynamics down several times)"},
     )
 

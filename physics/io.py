@@ -21,6 +21,7 @@ from physics.errors import CheckpointError, DataError, OutputError
 
 __all__ = [
     "atomic_open",
+    "check_writable",
     "ensure_dir",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -81,6 +82,36 @@ def ensure_dir(path: PathLike, what: str = "output folder") -> Path:
     failure = _mkdir_failure(path)
     if failure:
         raise OutputError(f"cannot create {what} {path}: {failure}")
+    return path
+
+
+def check_writable(path: PathLike) -> Path:
+    """Fail now, not after the work, if :func:`atomic_open` could not write ``path``; nothing is left behind.
+
+    A long command (a benchmark, a control run) checks its ``--out`` before it starts: a folder, an
+    empty path, a file in the way of its folder or a folder that refuses new files failed only
+    when the result was written, after minutes or hours of work.  No folder is created: a
+    temporary file is made and removed in the nearest folder that exists.
+
+    Raises:
+        OutputError: as :func:`atomic_open` would (names the path and the reason).
+    """
+    if str(path) == "" or str(path).endswith(("/", os.sep)):
+        raise OutputError(f"output path {str(path)!r} names no file; give a file name")
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder; give a file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {path}: its folder cannot be created (a file is in the way: {folder})")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".nesy-check.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
+    os.close(fd)
+    os.unlink(tmp)
     return path
 
 

@@ -152,7 +152,12 @@ def load_trajectory(path: PathLike) -> Trajectory:
         raise DataError(f"trajectory file {path} is corrupt: {why}") from None
     if "dt" not in arrays:
         raise DataError(f"trajectory file {path} lacks 'dt'")
-    meta = json.loads(arrays.pop("meta").tobytes().decode()) if "meta" in arrays else {}
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode()) if "meta" in arrays else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"trajectory file {path} is corrupt: its 'meta' entry is not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"trajectory file {path} is corrupt: its 'meta' entry is not a JSON object")
     meta.setdefault("name", path.name)
     try:
         return Trajectory.from_arrays(arrays, float(arrays.pop("dt")), meta)

@@ -35,7 +35,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.config_flags import registry_argument
+from benchmarks.config_flags import count, registry_argument
 from perception.audio.localise import SOUNDING_LOCALISERS
 from perception.registry import PERCEIVERS
 from perception.scene_graph import SceneGraph, load_scenes
@@ -48,6 +48,7 @@ from reasoning.nsdr import VIDEO_DYNAMICS, VIDEO_PARSERS
 __all__ = ["register", "run", "scene_from_args", "program_from_args", "format_trace", "format_scene"]
 
 DEFAULT_PERCEIVER = "derender"  # NS-VQA's perception
+MIN_IMAGE_SIDE = 16  # pixels: the smallest image nesy data clevr renders
 
 
 def scene_from_args(args: argparse.Namespace) -> SceneGraph:
@@ -58,8 +59,12 @@ def scene_from_args(args: argparse.Namespace) -> SceneGraph:
         from perception.image_io import load_image
         from perception.registry import load_perceiver
 
-        perceiver = load_perceiver(args.perceiver, args.checkpoint)
-        return perceiver(load_image(args.image), image_filename=Path(args.image).name)
+        perceiver = load_perceiver(args.perceiver, args.checkpoint)  # first: a misspelt name is the error to show
+        image = load_image(args.image)
+        if min(image.shape[:2]) < MIN_IMAGE_SIDE:  # a 1x1 image was "perceived" as a scene of 0 objects
+            raise DataError(f"--image {args.image} is {image.shape[1]}x{image.shape[0]} pixels; a scene image needs "
+                            f"at least {MIN_IMAGE_SIDE} a side")
+        return perceiver(image, image_filename=Path(args.image).name)
     if args.perceiver != DEFAULT_PERCEIVER or args.checkpoint is not None:
         raise ConfigError("--perceiver and --checkpoint read an --image; a --scene is used as it is")
     if args.scene is None:
@@ -146,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     if args.video is not None:  # a CLEVRER video (benchmarks.answer_video)
         if args.scene is not None or args.image is not None:
             raise ConfigError("give one of --scene, --image or --video")
+        if args.perceiver != DEFAULT_PERCEIVER:  # was ignored without a word
+            raise ConfigError("--perceiver reads an --image; a --video's objects come from its annotation")
         from benchmarks.answer_video import run_video
 
         return run_video(args)
@@ -186,17 +193,18 @@ def register(groups) -> None:
     )
     scene_group = parser.add_argument_group("scene")
     scene_group.add_argument("--scene", help="CLEVR scenes JSON (a scenes file or one scene)")
-    scene_group.add_argument("--index", type=int, help="image_index of the scene in the file")
+    scene_group.add_argument("--index", type=count(min=0), help="image_index of the scene in the file")
     scene_group.add_argument("--image", help="an image to turn into a scene graph with --perceiver")
     registry_argument(scene_group, "--perceiver", registry=PERCEIVERS, default=DEFAULT_PERCEIVER,
                       help=f"perception model for --image (default: {DEFAULT_PERCEIVER})")
-    scene_group.add_argument("--checkpoint", help="the perceiver's checkpoint file (default: its shipped one)")
+    scene_group.add_argument("--checkpoint", help="the perceiver's checkpoint file for --image, or the learned "
+                             "--dynamics model's for --video (default: the shipped one)")
     video_group = parser.add_argument_group("video (CLEVRER or an audio-visual clip; see benchmarks.answer_video)")
     video_group.add_argument("--video", help="a CLEVRER annotation file, a folder from nesy data clevrer with --index, "
                              "or an audio-visual clip folder (nesy data audiovisual; its output folder with --index)")
     registry_argument(video_group, "--dynamics", registry=VIDEO_DYNAMICS, default="gt",
                       help="futures and counterfactuals of --video from (default: gt)")
-    video_group.add_argument("--choice", type=int, help="option K of a multiple-choice --question about --video "
+    video_group.add_argument("--choice", type=count(min=0), help="option K of a multiple-choice --question about --video "
                              "(the question stored for the video)")
     video_group.add_argument("--option", help="an option's text, judged for a multiple-choice --question about --video")
     registry_argument(video_group, "--video-parser", registry=VIDEO_PARSERS, default=None,

@@ -20,10 +20,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.config_flags import count
 from benchmarks.paired import paired_ratio
 from benchmarks.table import print_table
 from physics.errors import ConfigError, DataError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable
 
 __all__ = ["register", "run"]
 
@@ -54,6 +55,8 @@ def _load_run(spec: str, cache: dict[Path, dict[str, Any]]) -> tuple[list[float]
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out:
+        check_writable(args.out)  # not after the resampling
     cache: dict[Path, dict[str, Any]] = {}
     runs = {side: [_load_run(spec, cache) for spec in getattr(args, side)] for side in ("a", "b")}
     sources = {src for side in runs.values() for _, src in side}
@@ -94,8 +97,8 @@ def register(groups) -> None:
     parser.add_argument("--a", nargs="+", required=True, metavar="RESULT:MODEL",
                         help="model A: one or more runs (e.g. training seeds), averaged per episode")
     parser.add_argument("--b", nargs="+", required=True, metavar="RESULT:MODEL", help="model B, the same way")
-    parser.add_argument("--boot", type=int, default=5000, help="bootstrap resamples of the episodes (default: 5000)")
+    parser.add_argument("--boot", type=count(min=1), default=5000, help="bootstrap resamples of the episodes (default: 5000)")
     parser.add_argument("--level", type=float, default=0.9, help="interval coverage (default: 0.9)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the resampling (default: 0)")
+    parser.add_argument("--seed", type=count(min=0), default=0, help="seed of the resampling (default: 0)")
     parser.add_argument("--out", default=None, help="also write the result JSON here")
     parser.set_defaults(func=run)

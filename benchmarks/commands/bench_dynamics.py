@@ -17,19 +17,27 @@ is projected back inside the container the wall markers outline when its
 checkpoint declares it (``ModelConfig.wall_projection``, part of that model);
 ``--wall-projection`` / ``--no-wall-projection`` force one setting for every model.  Without ``--split`` the ``test``
 split is benched, or the only split the folder holds.  The terminal gets a
-short table; the JSON goes to ``--out``.
+short table; the JSON goes to ``--out``.  A trajectory file that cannot be read
+(corrupt, NaN) is named on stderr and in ``skipped_trajectories`` and left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from benchmarks.config_flags import registry_argument
-from benchmarks.dynamics_eval import evaluate_dynamics, plot_errors, rollout_gif, shipped_models
+from benchmarks.config_flags import count, registry_argument
+from benchmarks.dynamics_eval import (
+    checkpoint_folder,
+    evaluate_dynamics,
+    plot_errors,
+    rollout_gif,
+    shipped_models,
+)
 from benchmarks.table import print_table
 from physics.errors import ConfigError, DataError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable
 from physics.models import MODELS
 from physics.worlds.dynamics.registry import WORLDS
 
@@ -107,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     WORLDS.get(args.world)
+    checkpoint_folder(args.checkpoints)  # a file or a missing folder is named before any data is read
+    check_writable(args.out)  # not after the rollouts
     if args.models is None:  # every model with a checkpoint for this world
         models = shipped_models(args.world, args.checkpoints)
         if not models:
@@ -119,11 +129,12 @@ def run(args: argparse.Namespace) -> int:
     for m in models:
         if m not in MODELS:
             raise ConfigError(f"--models: {MODELS.unknown_message(m)}")
-    if args.max_trajectories < 0:  # a negative N would slice trajectories off the end
-        raise ConfigError(f"--max-trajectories must be >= 0 (0: all), got {args.max_trajectories}")
     horizons = _int_list(args.horizons)
     split = find_split(args.data, args.split)
-    trajs = load_split(args.data, split)
+    skipped: list[str] = []  # a corrupt trajectory is reported and left out, not the end of the benchmark
+    trajs = load_split(args.data, split, skipped=skipped)
+    for why in skipped:
+        print(f"skipped trajectory: {why}", file=sys.stderr)
     if args.max_trajectories:
         trajs = trajs[: args.max_trajectories]
     stages = tqdm(total=2 + len(models), desc="simulator speed", unit="stage", disable=args.quiet)
@@ -145,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
             stages.update()
     out = Path(args.out)
     result = {"world": result.pop("world"), "data": str(args.data), "split": split, **result}
+    if skipped:  # only then: a clean data set gives the same JSON as before
+        result["skipped_trajectories"] = skipped
     png, gif = out.with_suffix(".png"), out.with_suffix(".gif")
     plot_errors(result, png)
     if not args.no_gif:
@@ -171,8 +184,8 @@ def register(groups) -> None:
     parser.add_argument("--split", default=None,
                         help="split to bench (default: test, or the only split the folder holds)")
     parser.add_argument("--horizons", default="1,5,10,20", help="comma-separated horizons for mse_at")
-    parser.add_argument("--max-trajectories", type=int, default=0, help="use only the first N trajectories (0: all)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--max-trajectories", type=count(min=0, zero="all"), default=0, help="use only the first N trajectories (0: all)")
+    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF")
     parser.add_argument("--skip-replay", action="store_true",
                         help="do not re-simulate the trajectories for the replay floor (slow particle worlds)")

@@ -19,25 +19,23 @@ import argparse
 
 import torch
 
+from benchmarks.config_flags import count
 from benchmarks.perception_bench import perception_benches, results_table, run_perception_bench
 from benchmarks.table import format_table
-from physics.errors import ConfigError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable
 
 __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     if args.list:
         rows = [[b.name, b.paper, b.check, b.ablation] for b in perception_benches()]
         print(format_table(rows, ["model", "paper", "check", "ablation"]))
         return 0
-    if args.seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if args.out:
+        check_writable(args.out)  # not after the first model is trained
     names = [b.name for b in perception_benches()] if args.all else [args.model]
     results = []
     for name in names:
@@ -63,7 +61,7 @@ def register(groups) -> None:
     what.add_argument("--model", metavar="NAME", help="the model to train and check (see --list)")
     what.add_argument("--all", action="store_true", help="every registered model, one table")
     parser.add_argument("--quick", action="store_true", help="a tiny configuration (seconds; for tests)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default 0)")
+    parser.add_argument("--seed", type=count(min=0), default=0, help="seed of the data and the training (default 0)")
     parser.add_argument("--out", metavar="FILE", help="write the JSON result here")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=count(min=1), default=None, help="torch CPU threads (default: torch's)")
     parser.set_defaults(func=run)

@@ -16,7 +16,7 @@ from benchmarks.config_flags import add_config_flags, config_from_args
 from benchmarks.speed import SUITES, TABLES, SpeedConfig
 from benchmarks.table import print_table, scalar_rows
 from physics.errors import ConfigError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable
 
 __all__ = ["register", "run"]
 
@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     suite = SUITES.get(config.suite)
     if suite is None:
         raise ConfigError(f"unknown speed suite {config.suite!r}; suites: {', '.join(sorted(SUITES))}")
+    if config.out:
+        check_writable(config.out)  # not after the timed runs
     result = suite(config)
     if config.out:
         atomic_write_json(config.out, result, indent=1)

@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
+from benchmarks.config_flags import add_config_flags, config_from_args, count, registry_argument
 from benchmarks.eval_clevrer import RolloutFlags
 from benchmarks.table import print_table
 from physics.errors import ConfigError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable
 from physics.video_dynamics import VIDEO_DYNAMICS
 
 __all__ = ["register", "run"]
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from physics.video_dynamics import make_video_dynamics
 
     torch.set_num_threads(args.threads)
+    check_writable(args.out)  # not after the rollouts
     names = [n.strip() for n in args.dynamics.split(",") if n.strip()]
     if not names:
         raise ConfigError(f"--dynamics: no provider named in {args.dynamics!r}; choose from {', '.join(VIDEO_DYNAMICS)}")
@@ -86,10 +87,6 @@ def run(args: argparse.Namespace) -> int:
     if settings and not learned:
         raise ConfigError(f"--future-* flags {sorted(settings)} set the learned providers' rollouts; none of "
                           f"{args.dynamics!r} is learned")
-    if args.n is not None and args.n < 1:  # a negative N would slice videos off the end
-        raise ConfigError(f"--n must be a positive number of videos (or left out: all), got {args.n}")
-    if args.window < 0:
-        raise ConfigError(f"--window must be >= 0 frames, got {args.window}")
     videos = load_video_split(args.data, args.split, limit=args.n)
     providers = {}
     for name in names:
@@ -120,13 +117,13 @@ def register(groups) -> None:
                         description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="folder written by `nesy data clevrer` (annotations and truth)")
     parser.add_argument("--split", default="val", help="split to bench (default: val)")
-    parser.add_argument("--n", type=int, default=None, help="first N videos only (default: all)")
+    parser.add_argument("--n", type=count(min=1), default=None, help="first N videos only (default: all)")
     registry_argument(parser, "--dynamics", registry=VIDEO_DYNAMICS, many=True, default="gt,propnet",
                       help="comma-separated providers (default: gt,propnet)")
     parser.add_argument("--checkpoint", default=None, help="model file of the learned providers (default: the shipped one)")
     add_config_flags(parser, RolloutFlags)
-    parser.add_argument("--window", type=int, default=2, help="frames a predicted collision may be off (default: 2)")
+    parser.add_argument("--window", type=count(min=0), default=2, help="frames a predicted collision may be off (default: 2)")
     parser.add_argument("--out", required=True, help="result JSON; the error curve PNG goes beside it")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

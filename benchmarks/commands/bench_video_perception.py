@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.config_flags import count
 from benchmarks.table import percent, print_table
-from physics.errors import ConfigError, DataError, NesyError
-from physics.io import atomic_write_json
+from physics.errors import DataError, NesyError
+from physics.io import atomic_write_json, check_writable
 
 __all__ = ["register", "run", "evaluate"]
 
@@ -138,11 +139,9 @@ def run(args: argparse.Namespace) -> int:
 
     from perception.video.registry import load_video_perceiver
 
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit must be >= 1, got {args.limit}")
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
+    if args.out:
+        check_writable(args.out)  # not after the videos are perceived
     perceiver = load_video_perceiver(args.perception, args.checkpoint)
     result = evaluate(Path(args.data), perceiver, split=args.split, limit=args.limit,
                       save=Path(args.save) if args.save else None)
@@ -165,11 +164,11 @@ def register(groups) -> None:
     )
     parser.add_argument("--data", required=True, help="a `nesy data clevrer` folder")
     parser.add_argument("--split", default=None, help="which frames_<split>/ (default: the only one)")
-    parser.add_argument("--limit", type=int, default=None, help="score the first N videos only")
+    parser.add_argument("--limit", type=count(min=1), default=None, help="score the first N videos only")
     parser.add_argument("--perception", default="model", choices=VIDEO_PERCEIVERS.names(),
                         help="; ".join(f"{e.name}: {e.help}" for e in VIDEO_PERCEIVERS.entries()))
     parser.add_argument("--checkpoint", default=None, help="derenderer checkpoint (default: the shipped one)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads")
     parser.add_argument("--save", default=None, help="write the perceived annotations below this folder")
     parser.add_argument("--out", default=None, help="write the full result as JSON")
     parser.set_defaults(func=run)

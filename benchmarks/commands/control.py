@@ -34,10 +34,10 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
+from benchmarks.config_flags import add_config_flags, config_from_args, count, registry_argument
 from benchmarks.table import percent, print_table
 from physics.errors import ConfigError
-from physics.io import atomic_write_json, ensure_dir, read_json
+from physics.io import atomic_write_json, check_writable, ensure_dir, read_json
 
 __all__ = ["register", "run"]
 
@@ -106,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from physics.control.planners import PlannerConfig
 
     torch.set_num_threads(args.threads)
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    check_writable(args.out)  # not after the episodes
     task = TASKS.get(args.task)
     planner_cfg = config_from_args(PlannerConfig, args)
     overrides = {k: getattr(args, k) for k in ("repeat", "max_steps", "tolerance", "focus") if getattr(args, k) is not None}
@@ -202,13 +201,13 @@ def register(groups) -> None:
     parser.add_argument("--model", required=True,
                         help="planning model: gt (the simulator) or a learned simulator (in, propnet, dpinet)")
     registry_argument(parser, "--planner", registry=PLANNERS, default="cem", help="planner")
-    parser.add_argument("--episodes", type=int, default=50, help="episodes (default: 50)")
-    parser.add_argument("--seed", type=int, default=0, help="evaluation seed; episode seeds are drawn from it")
+    parser.add_argument("--episodes", type=count(min=1), default=50, help="episodes (default: 50)")
+    parser.add_argument("--seed", type=count(min=0), default=0, help="evaluation seed; episode seeds are drawn from it")
     parser.add_argument("--out", required=True, help="result JSON (the GIF goes beside it)")
     parser.add_argument("--checkpoint", default=None, help="learned model file (default: the shipped WORLD_MODEL.pt)")
     add_config_flags(parser, PlannerConfig)
-    parser.add_argument("--repeat", type=int, default=None, help="world steps per control step (task default)")
-    parser.add_argument("--max-steps", type=int, default=None, help="control steps per episode (task default)")
+    parser.add_argument("--repeat", type=count(min=1), default=None, help="world steps per control step (task default)")
+    parser.add_argument("--max-steps", type=count(min=1), default=None, help="control steps per episode (task default)")
     parser.add_argument("--tolerance", type=float, default=None, help="success distance in m (task default)")
     parser.add_argument("--focus", type=float, default=None,
                         help="learned models simulate only objects within this many m of the actuated node "
@@ -225,7 +224,7 @@ def register(groups) -> None:
                         help="write each episode's true world steps as a dynamics data split under DIR (DAgger data)")
     parser.add_argument("--record-split", default="train", choices=("train", "valid", "test"),
                         help="split of --record (default: train)")
-    parser.add_argument("--threads", type=int, default=PLANNING_THREADS,
+    parser.add_argument("--threads", type=count(min=1), default=PLANNING_THREADS,
                         help=f"torch CPU threads (default {PLANNING_THREADS}: small graphs gain nothing from more)")
     parser.add_argument("--resume", action="store_true", help="continue the episodes already in --out")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF of the first episode")

@@ -22,18 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks.config_flags import add_config_flags, config_from_args
+from benchmarks.config_flags import add_config_flags, config_from_args, count
 from benchmarks.datasets.clevr_builder import ClevrDataConfig, build_clevr
 from benchmarks.datasets.clevr_grid import save_sample_grid
-from physics.errors import ConfigError
 
 __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(ClevrDataConfig, args)
-    if args.grid and args.grid_count < 1:
-        raise ConfigError(f"--grid-count must be a positive number of images, got {args.grid_count}")
     summary = build_clevr(cfg, progress=not args.quiet)
     if args.grid:
         figure = save_sample_grid(cfg.out, cfg.split, args.grid, count=args.grid_count, beside=args.grid_beside)
@@ -51,7 +48,7 @@ def register(groups) -> None:
     )
     add_config_flags(parser, ClevrDataConfig)
     parser.add_argument("--grid", metavar="PNG", help="also write a figure of sample renders and their masks")
-    parser.add_argument("--grid-count", type=int, default=6, help="images in the --grid figure (default: 6)")
+    parser.add_argument("--grid-count", type=count(min=1), default=6, help="images in the --grid figure (default: 6)")
     parser.add_argument(
         "--grid-beside",
         metavar="FOLDER",

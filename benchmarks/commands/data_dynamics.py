@@ -40,10 +40,11 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def _refuse_non_finite(item: str):
-    """A ``json.loads`` hook that refuses NaN and infinities (no world setting takes them)."""
+    """A ``json.loads`` hook that refuses NaN and infinities (no world or model setting takes them)."""
 
     def refuse(constant: str):
-        raise ConfigError(f"--set {item}: {constant} is not allowed; world settings are finite numbers")
+        # shared by the model --set of train dynamics / video-dynamics: "world settings" misnamed those
+        raise ConfigError(f"--set {item}: {constant} is not allowed; settings are finite numbers")
 
     return refuse
 

@@ -19,7 +19,7 @@ import argparse
 import json
 import os
 
-from physics.errors import ConfigError
+from benchmarks.config_flags import count
 
 __all__ = ["register", "run"]
 
@@ -30,9 +30,6 @@ def run(args: argparse.Namespace) -> int:
         save_trajectory_pack,
         video_trajectories,
     )
-
-    if args.n is not None and args.n < 1:  # a negative N would slice videos off the end
-        raise ConfigError(f"--n must be a positive number of videos (or left out: all), got {args.n}")
     pairs = load_video_split(args.data, args.split, limit=args.n)
     trajs = [t for ann, truth in pairs for t in video_trajectories(ann, truth, args.counterfactuals, spin=args.spin)]
     save_trajectory_pack(args.out, trajs)
@@ -47,7 +44,7 @@ def register(groups) -> None:
                         description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="folder written by `nesy data clevrer` (annotations and truth)")
     parser.add_argument("--split", default="train", help="split to read (default: train)")
-    parser.add_argument("--n", type=int, default=None, help="the first N videos (default: all)")
+    parser.add_argument("--n", type=count(min=1), default=None, help="the first N videos (default: all)")
     parser.add_argument("--counterfactuals", action="store_true",
                         help="add each video's counterfactual re-runs (one per object removed)")
     parser.add_argument("--spin", action="store_true",

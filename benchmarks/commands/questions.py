@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.config_flags import add_config_flags, config_from_args
+from benchmarks.config_flags import add_config_flags, config_from_args, count
 from physics.errors import ConfigError
 from reasoning.questions.config import GeneratorConfig
 
@@ -68,16 +68,10 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.scenes is None) == (args.synthetic is None):
         raise ConfigError("give exactly one of --scenes FILE or --synthetic N")
-    if args.per_scene < 1:
-        raise ConfigError(f"--per-scene must be >= 1, got {args.per_scene}")
-    if args.seed < 0:
-        raise ConfigError(f"--seed must be non-negative, got {args.seed}")
     if args.scenes is not None:
         scenes = load_scenes(args.scenes)
         source = str(args.scenes)
     else:
-        if args.synthetic < 1:
-            raise ConfigError(f"--synthetic must be >= 1, got {args.synthetic}")
         scenes = sample_scene_graphs(args.synthetic, seed=args.seed)
         source = f"synthetic:{args.synthetic}:seed={args.seed}"
     scenes = [s if s.image_index is not None else _with_index(s, k) for k, s in enumerate(scenes)]
@@ -146,7 +140,7 @@ def register(groups) -> None:
         "--scenes", type=Path, help="CLEVR scenes JSON ({'scenes': [...]} or one scene)"
     )
     parser.add_argument(
-        "--synthetic", type=int, metavar="N", help="instead of --scenes: N synthetic scene graphs"
+        "--synthetic", type=count(min=1), metavar="N", help="instead of --scenes: N synthetic scene graphs"
     )
     parser.add_argument(
         "--scenes-out", type=Path, default=None,
@@ -164,9 +158,9 @@ def register(groups) -> None:
         "--metadata", type=Path, help="function catalogue metadata.json (default: CLEVR-v1.0)"
     )
     parser.add_argument(
-        "--per-scene", type=int, default=10, help="templates instantiated per scene (default: 10)"
+        "--per-scene", type=count(min=1), default=10, help="templates instantiated per scene (default: 10)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=count(min=0), default=0, help="random seed (default: 0)")
     add_config_flags(parser, GeneratorConfig)  # balancing and search knobs, --split
     parser.add_argument(
         "--check", action="store_true", help="answer every program with the executor and compare"

@@ -28,7 +28,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from benchmarks.config_flags import add_config_flags, config_from_args
+from benchmarks.config_flags import add_config_flags, config_from_args, count
 from benchmarks.table import print_table
 from physics.io import atomic_write_json
 
@@ -118,7 +118,7 @@ def register(groups) -> None:
     parser.add_argument("--split", default="train", help="split of --data (default: train)")
     parser.add_argument("--eval-data", default=None, help="held-out folder scored after every epoch")
     parser.add_argument("--eval-split", default="val", help="split of --eval-data (default: val)")
-    parser.add_argument("--limit-images", type=int, default=0, help="use the first N images only (0: all)")
+    parser.add_argument("--limit-images", type=count(min=0, zero="all"), default=0, help="use the first N images only (0: all)")
     from reasoning.nscl.data import OBJECT_SOURCES
 
     parser.add_argument(

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.config_flags import add_config_flags, config_from_args
+from benchmarks.config_flags import add_config_flags, config_from_args, count
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
 from physics.training import config_flags
@@ -182,12 +182,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--official-templates", default=None, metavar="DIR",
                         help="a CLEVR release folder (DIR/templates, DIR/synonyms.json, read in place): its questions "
                         "join the generated training and held-out data, over the same scenes")
-    parser.add_argument("--scenes", type=int, default=2000, help="synthetic training scenes when --data is omitted (default: 2000)")
-    parser.add_argument("--per-scene", type=int, default=10, help="templates instantiated per scene (default: 10)")
-    parser.add_argument("--data-seed", type=int, default=DEFAULT_DATA_SEED, help=f"seed of generated training data (default: {DEFAULT_DATA_SEED})")
-    parser.add_argument("--eval-scenes", type=int, default=150, help="synthetic held-out scenes (0: no evaluation; default: 150)")
-    parser.add_argument("--eval-seed", type=int, default=DEFAULT_EVAL_SEED, help=f"seed of held-out data (default: {DEFAULT_EVAL_SEED})")
-    parser.add_argument("--beam-size", type=int, default=1, help="beam size for evaluation (1: greedy)")
+    parser.add_argument("--scenes", type=count(min=1), default=2000, help="synthetic training scenes when --data is omitted (default: 2000)")
+    parser.add_argument("--per-scene", type=count(min=1), default=10, help="templates instantiated per scene (default: 10)")
+    parser.add_argument("--data-seed", type=count(min=0), default=DEFAULT_DATA_SEED, help=f"seed of generated training data (default: {DEFAULT_DATA_SEED})")
+    parser.add_argument("--eval-scenes", type=count(min=0, zero="no evaluation"), default=150, help="synthetic held-out scenes (0: no evaluation; default: 150)")
+    parser.add_argument("--eval-seed", type=count(min=0), default=DEFAULT_EVAL_SEED, help=f"seed of held-out data (default: {DEFAULT_EVAL_SEED})")
+    parser.add_argument("--beam-size", type=count(min=1), default=1, help="beam size for evaluation (1: greedy)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_flags(parser, ParserConfig)
 
@@ -201,10 +201,10 @@ def register(groups) -> None:
     c = groups.sub("train", "parser-curve", help="parser accuracy vs number of supervised programs (plot)",
                    description="Train parsers for several supervised-set sizes, with and without REINFORCE, and plot held-out accuracy.")
     _common(c)
-    c.add_argument("--programs-list", type=int, nargs="+", default=[90, 180, 270, 540, 1000], help="supervised set sizes")
-    c.add_argument("--reinforce-programs", type=int, nargs="*", default=None,
+    c.add_argument("--programs-list", type=count(min=1), nargs="+", default=[90, 180, 270, 540, 1000], help="supervised set sizes")
+    c.add_argument("--reinforce-programs", type=count(min=1), nargs="*", default=None,
                    help="sizes that also get a REINFORCE run (default: all of --programs-list)")
-    c.add_argument("--supervised-steps", type=int, default=None,
+    c.add_argument("--supervised-steps", type=count(min=1), default=None,
                    help="give every N this many supervised steps (epochs = steps / batches per epoch) instead of --epochs")
     c.add_argument("--out-dir", default="runs/parser_curve", help="folder for the checkpoints and curve.json")
     c.add_argument("--figure", default="docs/images/parser_data_efficiency.png", help="PNG to write")

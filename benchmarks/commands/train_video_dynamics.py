@@ -26,7 +26,7 @@ from pathlib import Path
 
 from benchmarks.commands.data_dynamics import parse_overrides
 from benchmarks.commands.train_dynamics import report_run
-from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
+from benchmarks.config_flags import add_config_flags, config_from_args, count, registry_argument
 from physics.models import MODELS, TrainConfig
 from physics.training import config_flags
 
@@ -97,7 +97,7 @@ def register(groups) -> None:
     parser.add_argument("--data", required=True, help="folder written by `nesy data clevrer` (annotations and truth), "
                         "or a .npz of `nesy data video-trajectories`")
     parser.add_argument("--split", default="train", help="split to train on (default: train)")
-    parser.add_argument("--n", type=int, default=None, help="use the first N videos (default: all)")
+    parser.add_argument("--n", type=count(min=1), default=None, help="use the first N videos (default: all)")
     parser.add_argument("--valid-fraction", type=float, default=0.1,
                         help="last share of the videos held out for validation (default: 0.1)")
     registry_argument(parser, "--model", registry=MODELS, default="propnet", help="simulator to train (default: propnet)")
@@ -111,9 +111,9 @@ def register(groups) -> None:
                         help="train on each video's counterfactual re-runs too (truth files)")
     parser.add_argument("--contact-weight", type=float, default=1.0,
                         help="relative chance of drawing a step around a recorded collision (default: 1, no preference)")
-    parser.add_argument("--contact-after", type=int, default=10,
+    parser.add_argument("--contact-after", type=count(min=0), default=10,
                         help="frames after a collision that count as around it (default: 10)")
-    parser.add_argument("--contact-lead", type=int, default=0,
+    parser.add_argument("--contact-lead", type=count(min=0), default=0,
                         help="with --rollout-steps K > 1: a sample around a collision starts up to this many frames "
                         "before it, so the unroll holds the contact and what follows (default: 0, the window may "
                         "end at the contact)")

@@ -31,7 +31,7 @@ import shlex
 import time
 from pathlib import Path
 
-from benchmarks.config_flags import add_config_flags, config_from_args
+from benchmarks.config_flags import add_config_flags, config_from_args, count, flag_type
 from physics.errors import ConfigError
 from physics.io import atomic_write_json, read_json
 from physics.training import config_flags
@@ -110,13 +110,13 @@ def register(groups) -> None:
     p.add_argument("--eval-split", default="val", help="split of --eval-data (default: val)")
     p.add_argument("--out", default="runs/video_parser/parser.pt", help="checkpoint path; resumes if it exists")
     p.add_argument("--export", default=None, help="write the finished parser, without training state, to this file")
-    p.add_argument("--programs", type=int, default=None,
+    p.add_argument("--programs", type=count(min=1), default=None,
                    help="supervised texts, spread over question types (default: every distinct text)")
-    p.add_argument("--beam-size", type=int, default=1, help="beam size for evaluation (1: greedy)")
+    p.add_argument("--beam-size", type=count(min=1), default=1, help="beam size for evaluation (1: greedy)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     fields = {f.name: f for f in dataclasses.fields(ParserConfig)}
     for name, default in VIDEO_DEFAULTS.items():
-        p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,
+        p.add_argument("--" + name.replace("_", "-"), type=flag_type(type(default), fields[name]), default=default,
                        help=f"{fields[name].metadata['help']} (default: {default})")
     add_config_flags(p, ParserConfig, skip=(*VIDEO_DEFAULTS, "programs", "reinforce_steps"))
     p.set_defaults(func=run)

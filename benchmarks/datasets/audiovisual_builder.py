@@ -55,21 +55,21 @@ SEEDS_PER_BASE = 1_000_000  # clip k of --seed S has seed S * SEEDS_PER_BASE + k
 class AudioVisualDataConfig:
     """What ``nesy data audiovisual`` generates."""
 
-    n: int = field(metadata={"help": "number of clips"})
+    n: int = field(metadata={"min": 1, "help": "number of clips"})
     out: str = field(metadata={"help": "output folder"})
     seed: int = field(default=0, metadata={"help": f"base seed; clip k's seed is seed * {SEEDS_PER_BASE} + k"})
-    frames: int = field(default=16, metadata={"help": "video frames per clip"})
-    fps: int = field(default=8, metadata={"help": "video frames per second (a clip lasts frames / fps seconds)"})
-    width: int = field(default=96, metadata={"help": "frame width in pixels"})
-    height: int = field(default=64, metadata={"help": "frame height in pixels"})
-    sample_rate: int = field(default=11025, metadata={"help": "audio samples per second",
+    frames: int = field(default=16, metadata={"min": 1, "help": "video frames per clip"})
+    fps: int = field(default=8, metadata={"min": 1, "help": "video frames per second (a clip lasts frames / fps seconds)"})
+    width: int = field(default=96, metadata={"min": 1, "help": "frame width in pixels"})
+    height: int = field(default=64, metadata={"min": 1, "help": "frame height in pixels"})
+    sample_rate: int = field(default=11025, metadata={"min": 1, "help": "audio samples per second",
                                                       "choices": list(SAMPLE_RATES)})
-    min_objects: int = field(default=3, metadata={"help": "fewest objects in a clip"})
-    max_objects: int = field(default=4, metadata={"help": "most objects in a clip"})
+    min_objects: int = field(default=3, metadata={"min": 1, "help": "fewest objects in a clip"})
+    max_objects: int = field(default=4, metadata={"min": 1, "help": "most objects in a clip"})
     n_sounding: int = field(default=2, metadata={"help": "instrument objects per clip (they sound while moving)"})
     same_category: bool = field(default=False, metadata={"help": "instruments share one class and look"})
     impacts: bool = field(default=True, metadata={"help": "add collision impact sounds (one more source)"})
-    workers: int = field(default=1, metadata={"help": "worker processes"})
+    workers: int = field(default=1, metadata={"min": 1, "help": "worker processes"})
     backend: str = field(default="process", metadata={"help": "fan-out backend",
                                                       "choices": ["serial", "process", "ray"]})
 

@@ -36,7 +36,10 @@ def check_same_build(marker: Path, identity: Mapping[str, Any], *, what: str, ho
     if not marker.is_file():
         atomic_write_json(marker, dict(identity), indent=1)
         return
-    previous = read_json(marker, what)
+    try:
+        previous = read_json(marker, what)
+    except DataError as exc:  # damaged: say how to go on, as for a record that is no object
+        raise DataError(f"{exc}; delete it to start again") from None
     if not isinstance(previous, dict):
         raise DataError(f"{marker} is not a build record (expected an object of options); delete it to start again")
     if previous != dict(identity):

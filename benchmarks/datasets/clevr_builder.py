@@ -78,7 +78,7 @@ RENDERERS = ("pybullet", "blender")
 class ClevrDataConfig:
     """What ``nesy data clevr`` generates (one split)."""
 
-    n: int = field(metadata={"help": "number of scenes (images)"})
+    n: int = field(metadata={"min": 1, "help": "number of scenes (images)"})
     out: str = field(metadata={"help": "output folder"})
     seed: int = field(default=0, metadata={"help": "base seed; scene k's seed derives from (seed, split, k)"})
     split: str = field(default="train", metadata={"help": "split name", "choices": list(SPLITS)})
@@ -91,13 +91,13 @@ class ClevrDataConfig:
     cogent: str | None = field(
         default=None, metadata={"help": "CLEVR-CoGenT condition (shape-colour split)", "choices": ["A", "B"]}
     )
-    workers: int = field(default=1, metadata={"help": "worker processes"})
-    width: int = field(default=480, metadata={"help": "image width in pixels"})
-    height: int = field(default=320, metadata={"help": "image height in pixels"})
+    workers: int = field(default=1, metadata={"min": 1, "help": "worker processes"})
+    width: int = field(default=480, metadata={"min": 16, "help": "image width in pixels"})
+    height: int = field(default=320, metadata={"min": 16, "help": "image height in pixels"})
     min_pixels: int = field(default=200, metadata={"help": "fewest visible pixels per object (CLEVR: 200)"})
-    min_objects: int = field(default=3, metadata={"help": "fewest objects in a scene (CLEVR: 3)"})
+    min_objects: int = field(default=3, metadata={"min": 1, "help": "fewest objects in a scene (CLEVR: 3)"})
     max_objects: int = field(
-        default=10, metadata={"help": "most objects in a scene (CLEVR: 10; more crowd and hide each other)"}
+        default=10, metadata={"min": 1, "help": "most objects in a scene (CLEVR: 10; more crowd and hide each other)"}
     )
     min_dist: float = field(
         default=0.25, metadata={"help": "least gap between object surfaces (CLEVR: 0.25; smaller: more touching)"}
@@ -114,19 +114,19 @@ class ClevrDataConfig:
         metadata={"help": "pybullet (fast, default) or blender (Cycles with the official CLEVR assets)",
                   "choices": list(RENDERERS)},
     )
-    samples: int = field(default=64, metadata={"help": "Cycles samples per pixel (--renderer blender)"})
+    samples: int = field(default=64, metadata={"min": 1, "help": "Cycles samples per pixel (--renderer blender)"})
     assets: str | None = field(
         default=None,
         metadata={"help": "folder of the official CLEVR Blender assets, e.g. ../shared/data/clevr/blender "
                   "(--renderer blender)"},
     )
-    threads: int = field(default=1, metadata={"help": "CPU threads per Blender render (--renderer blender)"})
+    threads: int = field(default=1, metadata={"min": 1, "help": "CPU threads per Blender render (--renderer blender)"})
     bounces: int = field(
         default=8, metadata={"help": "Cycles' most light bounces per path (official: 8; --renderer blender)"}
     )
     scenes_per_process: int = field(
         default=100,
-        metadata={"help": "scenes one Blender process renders before it restarts (1: a process per scene; the "
+        metadata={"min": 1, "help": "scenes one Blender process renders before it restarts (1: a process per scene; the "
                   "images are byte-identical either way; --renderer blender)"},
     )
     denoise: bool = field(
@@ -510,7 +510,10 @@ def _check_same_build(cfg: ClevrDataConfig) -> None:
     identity = _identity(cfg)
     marker = out / PARTIAL / BUILD_MARKER
     if marker.is_file():
-        previous = read_json(marker, "partial build record")
+        try:
+            previous = read_json(marker, "partial build record")
+        except DataError as exc:  # damaged: say how to go on, as for a record that is no object
+            raise DataError(f"{exc}; delete it to resume with the options given now") from None
         if not isinstance(previous, dict):
             raise DataError(
                 f"{marker} is not a partial build record (expected an object of options, got "

@@ -62,14 +62,14 @@ GIF_QUANTIZE = Image.Quantize.FASTOCTREE  # measured: 6 ms a 480x320 frame vs 10
 class ClevrerDataConfig:
     """What ``nesy data clevrer`` generates (one split)."""
 
-    n: int = field(metadata={"help": "number of videos"})
+    n: int = field(metadata={"min": 1, "help": "number of videos"})
     out: str = field(metadata={"help": "output folder"})
     seed: int = field(default=0, metadata={"help": "base seed; video k's seed derives from (seed, split, k)"})
     split: str = field(default="train", metadata={"help": "split name", "choices": list(SPLITS)})
-    frames: int = field(default=128, metadata={"help": "observed (rendered) frames per video (CLEVRER: 128)"})
+    frames: int = field(default=128, metadata={"min": 2, "help": "observed (rendered) frames per video (CLEVRER: 128)"})
     future_frames: int = field(default=50, metadata={"help": "frames simulated after them, for predictive truth"})
-    width: int = field(default=480, metadata={"help": "frame width in pixels"})
-    height: int = field(default=320, metadata={"help": "frame height in pixels"})
+    width: int = field(default=480, metadata={"min": 16, "help": "frame width in pixels"})
+    height: int = field(default=320, metadata={"min": 16, "help": "frame height in pixels"})
     future_share: float = field(default=FUTURE_SHARE, metadata={
         "help": "share of videos with a collision after the observed frames between two objects seen in them "
                 "(CLEVRER: 14,298 predictive questions of 20,000 videos); -1: every video as sampled, as the "
@@ -78,7 +78,7 @@ class ClevrerDataConfig:
     gif: bool = field(default=True, metadata={
         "help": "write each rendered video as a GIF too (--no-gif: frames and masks only, about an eighth less CPU a video; "
                 "the other files are the same)"})
-    workers: int = field(default=1, metadata={"help": "worker processes"})
+    workers: int = field(default=1, metadata={"min": 1, "help": "worker processes"})
     backend: str = field(
         default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]}
     )

@@ -53,8 +53,8 @@ class ClevrerQuestionsDataConfig:
     explanatory: int = field(default=2, metadata={"help": "explanatory questions per video (at most)"})
     predictive: int = field(default=1, metadata={"help": "predictive questions per video (0 or 1)"})
     counterfactual: int = field(default=3, metadata={"help": "counterfactual questions per video (at most)"})
-    choices: int = field(default=4, metadata={"help": "most options of an explanatory or counterfactual question"})
-    predictive_choices: int = field(default=2, metadata={
+    choices: int = field(default=4, metadata={"min": 2, "help": "most options of an explanatory or counterfactual question"})
+    predictive_choices: int = field(default=2, metadata={"min": 2,
         "help": "most options of a predictive question (CLEVRER: 2; 4, the --choices default, as the eighteenth and "
                 "earlier sessions made them)"})
 

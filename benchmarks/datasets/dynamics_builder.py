@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from physics.errors import ConfigError
+from physics.errors import ConfigError, DataError
 from physics.fanout import make_fanout
 from physics.io import atomic_write_json, ensure_dir
 from physics.trajectory import load_trajectory, save_trajectory
@@ -40,11 +40,11 @@ class DynamicsDataConfig:
     """What ``nesy data dynamics`` generates (one split of one world)."""
 
     world: str = field(metadata={"help": "dynamics world", "registry": WORLDS})
-    n: int = field(metadata={"help": "number of trajectories"})
+    n: int = field(metadata={"min": 1, "help": "number of trajectories"})
     out: str = field(metadata={"help": "output folder (the split goes to OUT/<split>/)"})
     seed: int = field(default=0, metadata={"help": "base seed; trajectory k's seed derives from (seed, split, k)"})
-    steps: int | None = field(default=None, metadata={"help": "recorded steps per trajectory (default: the world's preset)"})
-    workers: int = field(default=1, metadata={"help": "worker processes"})
+    steps: int | None = field(default=None, metadata={"min": 1, "help": "recorded steps per trajectory (default: the world's preset)"})
+    workers: int = field(default=1, metadata={"min": 1, "help": "worker processes"})
     split: str = field(default="train", metadata={"help": "split name", "choices": list(SPLITS)})
     backend: str = field(default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]})
     address: str | None = field(
@@ -118,7 +118,7 @@ def build_dynamics_split(
 
     Returns:
         ``{"world", "split", "folder", "count", "generated", "skipped", "seconds",
-        "trajectories_per_s"}``.
+        "trajectories_per_s"}``, and ``index_rebuilt`` (why) when a damaged index was written anew.
 
     Raises:
         ConfigError: bad settings, or the folder already holds a different data
@@ -133,9 +133,13 @@ def build_dynamics_split(
     folder = Path(cfg.out) / cfg.split
     index_path = folder / INDEX_NAME
 
-    if index_path.exists():
-        old = read_index(cfg.out, cfg.split)
-        if old["world"] != cfg.world or old["config"] != wcfg or old.get("seed") != cfg.seed:
+    rebuilt = None
+    if index_path.is_file():
+        try:
+            old = read_index(cfg.out, cfg.split)
+        except DataError as exc:  # damaged (a rerun stopped here for good): write it anew below; each
+            old, rebuilt = None, str(exc)  # trajectory file records its own world, seed and config (_is_done)
+        if old is not None and (old["world"] != cfg.world or old["config"] != wcfg or old.get("seed") != cfg.seed):
             raise ConfigError(
                 f"{folder} already holds a different data set (world {old['world']!r}, seed "
                 f"{old.get('seed')}, config {old['config']}); use another --out or delete it"
@@ -183,4 +187,5 @@ def build_dynamics_split(
         "skipped": cfg.n - len(todo),
         "seconds": round(seconds, 3),
         "trajectories_per_s": round(len(todo) / seconds, 3) if todo and seconds > 0 else None,
+        **({"index_rebuilt": rebuilt} if rebuilt else {}),  # only then: a clean rerun's summary is as before
     }

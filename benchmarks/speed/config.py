@@ -12,19 +12,19 @@ class SpeedConfig:
     """Options shared by the speed suites (flags of ``nesy bench speed``)."""
 
     suite: str = field(default="executor", metadata={"help": "speed suite to run"})
-    questions: int = field(default=100_000, metadata={"help": "questions to answer"})
-    scenes: int = field(default=1000, metadata={"help": "synthetic scenes the questions are about"})
+    questions: int = field(default=100_000, metadata={"min": 1, "help": "questions to answer"})
+    scenes: int = field(default=1000, metadata={"min": 1, "help": "synthetic scenes the questions are about"})
     seed: int = field(default=0, metadata={"help": "random seed of scenes and questions"})
     questions_per_scene: int = field(
         default=10,
-        metadata={
+        metadata={"min": 1,
             "help": "official-shaped questions per scene in the end-to-end run (CLEVR asks about 10)"
         },
     )
     shapes: int = field(
-        default=90, metadata={"help": "distinct program shapes (CLEVR v1.0 has 90 templates)"}
+        default=90, metadata={"min": 1, "help": "distinct program shapes (CLEVR v1.0 has 90 templates)"}
     )
     repeats: int = field(
-        default=3, metadata={"help": "timed runs per mode; the fastest is reported"}
+        default=3, metadata={"min": 1, "help": "timed runs per mode; the fastest is reported"}
     )
     out: str | None = field(default=None, metadata={"help": "also write the JSON result here"})

@@ -50,17 +50,17 @@ class OutlineTrainConfig:
                                                   "choices": ("proposal", "gt", "mixed")})
     match_distance: float = field(default=20.0, metadata={"help": "largest centre distance (px) of a matched proposal"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, batch order and augmentation"})
-    epochs: int = field(default=8, metadata={"help": "training epochs"})
-    batch_size: int = field(default=128, metadata={"help": "crops per batch"})
+    epochs: int = field(default=8, metadata={"min": 1, "help": "training epochs"})
+    batch_size: int = field(default=128, metadata={"min": 1, "help": "crops per batch"})
     lr: float = field(default=2e-3, metadata={"help": "Adam learning rate (cosine decay to 5 percent)"})
-    limit: int | None = field(default=None, metadata={"help": "use the first N training scenes"})
-    crop_size: int = field(default=64, metadata={"help": "silhouette crop side in pixels"})
-    width: int = field(default=16, metadata={"help": "channels of the first conv stage"})
+    limit: int | None = field(default=None, metadata={"min": 1, "help": "use the first N training scenes"})
+    crop_size: int = field(default=64, metadata={"min": 16, "help": "silhouette crop side in pixels"})
+    width: int = field(default=16, metadata={"min": 1, "help": "channels of the first conv stage"})
     weight: float = field(default=1.0, metadata={"help": "product-of-experts weight recorded in outline.pt "
                                                  "(the derenderer's shape probabilities times the outline's ** weight)"})
     augment: bool = field(default=True, metadata={"help": "mirror the silhouettes and grow or shrink their masks by a "
                                                   "pixel in training (--no-augment: neither)"})
-    threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    threads: int = field(default=1, metadata={"min": 1, "help": "torch CPU threads"})
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "threads"):

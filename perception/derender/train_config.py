@@ -24,28 +24,28 @@ class DerenderTrainConfig:
                                 "joined by commas are read in turn (e.g. pybullet and Blender renders)"})
     out: str = field(default="runs/derender", metadata={"help": "output folder (checkpoints, metrics.jsonl)"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation and batch order"})
-    epochs: int = field(default=10, metadata={"help": "epochs of each network unless set below"})
-    proposal_epochs: int | None = field(default=None, metadata={"help": "epochs of the proposal network"})
-    attribute_epochs: int | None = field(default=None, metadata={"help": "epochs of the attribute network"})
-    batch_size: int = field(default=8, metadata={"help": "images per proposal-network batch"})
-    attribute_batch_size: int = field(default=64, metadata={"help": "crops per attribute-network batch"})
+    epochs: int = field(default=10, metadata={"min": 1, "help": "epochs of each network unless set below"})
+    proposal_epochs: int | None = field(default=None, metadata={"min": 1, "help": "epochs of the proposal network"})
+    attribute_epochs: int | None = field(default=None, metadata={"min": 1, "help": "epochs of the attribute network"})
+    batch_size: int = field(default=8, metadata={"min": 1, "help": "images per proposal-network batch"})
+    attribute_batch_size: int = field(default=64, metadata={"min": 1, "help": "crops per attribute-network batch"})
     lr: float = field(default=2e-3, metadata={"help": "Adam learning rate (cosine decay to 5 percent)"})
-    limit: int | None = field(default=None, metadata={"help": "use the first N training scenes"})
+    limit: int | None = field(default=None, metadata={"min": 1, "help": "use the first N training scenes"})
     stage: str = field(
         default="all",
         metadata={"help": "which networks to train", "choices": ("all", "proposal", "attribute")},
     )
-    threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    threads: int = field(default=1, metadata={"min": 1, "help": "torch CPU threads"})
     # cpu by default, not auto: a run on a GPU machine stays the CPU run it was before the flag
     device: str = field(default="cpu", metadata={"help": "auto (cuda when present), cpu, cuda, cuda:N; under "
                                                   "torchrun cuda gives each process cuda:LOCAL_RANK"})
     eval_data: str | None = field(default=None, metadata={"help": "held-out data folder to evaluate on"})
-    eval_limit: int | None = field(default=None, metadata={"help": "evaluate on the first N held-out scenes"})
-    input_height: int = field(default=160, metadata={"help": "proposal-network input height"})
-    input_width: int = field(default=240, metadata={"help": "proposal-network input width"})
-    width: int = field(default=16, metadata={"help": "proposal-network base channels"})
-    attribute_width: int = field(default=32, metadata={"help": "attribute-network base channels"})
-    crop_size: int = field(default=48, metadata={"help": "attribute crop side in pixels"})
+    eval_limit: int | None = field(default=None, metadata={"min": 1, "help": "evaluate on the first N held-out scenes"})
+    input_height: int = field(default=160, metadata={"min": 1, "help": "proposal-network input height"})
+    input_width: int = field(default=240, metadata={"min": 1, "help": "proposal-network input width"})
+    width: int = field(default=16, metadata={"min": 1, "help": "proposal-network base channels"})
+    attribute_width: int = field(default=32, metadata={"min": 1, "help": "attribute-network base channels"})
+    crop_size: int = field(default=48, metadata={"min": 1, "help": "attribute crop side in pixels"})
     skip: int = field(default=0, metadata={"help": "leave out the first N training scenes (--limit counts after them)"})
     attribute_masks: str = field(
         default="gt",

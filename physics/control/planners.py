@@ -93,19 +93,19 @@ class PlannerConfig:
         adapt_max_gain: The adapted gain stays within ``[1 / adapt_max_gain, adapt_max_gain]``.
     """
 
-    horizon: int = 5
-    samples: int = 24
-    iterations: int = 2
-    grad_steps: int = 6
-    elites: int = 4
-    starts: int = 4
+    horizon: int = field(default=5, metadata={"min": 1})
+    samples: int = field(default=24, metadata={"min": 1})
+    iterations: int = field(default=2, metadata={"min": 1})
+    grad_steps: int = field(default=6, metadata={"min": 1})
+    elites: int = field(default=4, metadata={"min": 1})
+    starts: int = field(default=4, metadata={"min": 1})
     lr: float = 0.2
     std: float = 0.6
     temperature: float = 0.1
     adapt: str = field(default="none", metadata={
         "help": "online adaptation of a learned model: none, gain (one gain on predicted box displacements, fitted "
         "during the episode) or lead (one gain per lead time)", "choices": ADAPT_MODES})
-    adapt_window: int = field(default=10, metadata={"help": "control steps of recent windows the adaptation fits"})
+    adapt_window: int = field(default=10, metadata={"min": 1, "help": "control steps of recent windows the adaptation fits"})
     adapt_prior: float = field(default=2.5e-5, metadata={"help": "adaptation regulariser towards a gain of 1 (m^2)"})
     adapt_max_gain: float = field(default=3.0, metadata={"help": "the adapted gain stays in [1/G, G]"})
 

@@ -121,15 +121,15 @@ RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change 
 class TrainConfig:
     """Optimisation settings (the CLI makes one flag per field)."""
 
-    epochs: int = field(default=20, metadata={"help": "passes over the training samples"})
-    batch_size: int = field(default=16, metadata={"help": "graphs per batch"})
+    epochs: int = field(default=20, metadata={"min": 1, "help": "passes over the training samples"})
+    batch_size: int = field(default=16, metadata={"min": 1, "help": "graphs per batch"})
     lr: float = field(default=1e-3, metadata={"help": "initial Adam learning rate"})
     lr_final: float = field(default=1e-4, metadata={"help": "learning rate at the last epoch (exponential decay)"})
     lr_warmup: int = field(
         default=0, metadata={"help": "scale the learning rate linearly from ~0 up to its schedule's over the run's first "
                              "N optimiser steps (e.g. a fine-tune's first epoch; 0: none)"}
     )
-    max_samples: int = field(default=3000, metadata={"help": "one-step training samples drawn from the trajectories"})
+    max_samples: int = field(default=3000, metadata={"min": 1, "help": "one-step training samples drawn from the trajectories"})
     valid_samples: int = field(default=400, metadata={"help": "one-step validation samples"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient norm clip (0: none)"})
     select_rollouts: int = field(
@@ -150,7 +150,7 @@ class TrainConfig:
                                "(particle worlds; 1: no limit)"}
     )
     rollout_steps: int = field(
-        default=1, metadata={"help": "train on K-step rollouts of the model's own predictions (1: one-step targets)"}
+        default=1, metadata={"min": 1, "help": "train on K-step rollouts of the model's own predictions (1: one-step targets)"}
     )
     sample_from: int = field(
         default=0, metadata={"help": "draw the training and one-step validation samples only from frames t >= N (the "
@@ -198,14 +198,14 @@ class TrainConfig:
                              "own long rollouts leak (0: none)"}
     )
     own_samples: int = field(
-        default=4, metadata={"help": "with --own-rollouts: states of the model's own rollout drawn per batch"}
+        default=4, metadata={"min": 1, "help": "with --own-rollouts: states of the model's own rollout drawn per batch"}
     )
     init: str | None = field(
         default=None, metadata={"help": "start from this model file's weights and normalisers (same model and "
                                 "config; fine-tuning); default: a fresh model"}
     )
     seed: int = field(default=0, metadata={"help": "seed of initialisation, sampling, shuffling and noise"})
-    threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    threads: int = field(default=1, metadata={"min": 1, "help": "torch CPU threads"})
     device: str = field(default="auto", metadata={"help": "auto (cuda when present), cpu, cuda, cuda:N"})
 
     def __post_init__(self) -> None:

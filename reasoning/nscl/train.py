@@ -61,8 +61,8 @@ PARTS = ("detail", "context", "max", "spatial", "others")  # --part-lr: parts of
 class NSCLTrainConfig:
     """Flags of ``nesy train nscl``."""
 
-    epochs: int = field(default=12, metadata={"help": "passes over the admitted questions"})
-    batch_size: int = field(default=64, metadata={"help": "questions per optimiser step"})
+    epochs: int = field(default=12, metadata={"min": 1, "help": "passes over the admitted questions"})
+    batch_size: int = field(default=64, metadata={"min": 1, "help": "questions per optimiser step"})
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam step size"})
     curriculum: str = field(
         default="8:6,12:8,0:0",
@@ -98,7 +98,7 @@ class NSCLTrainConfig:
                           "from U(1 - S, 1 + S) (reasoning.nscl.model.rescale; the model's box input unchanged), so "
                           "that the concepts cannot lean on exactly where the object's edges fall in its crop"},
     )
-    crop_size: int = field(default=32, metadata={"help": "side of the object crops in pixels that the CNN reads (the model's input unless "
+    crop_size: int = field(default=32, metadata={"min": 1, "help": "side of the object crops in pixels that the CNN reads (the model's input unless "
                                                     "--detail-size)"})
     residual: int = field(
         default=0,
@@ -167,7 +167,7 @@ class NSCLTrainConfig:
                           "that a part grown through zero columns by --init moves as fast as it needs to"},
     )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
-    threads: int = field(default=1, metadata={"help": "torch CPU threads (may change on resume)"})
+    threads: int = field(default=1, metadata={"min": 1, "help": "torch CPU threads (may change on resume)"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when present; may change on resume)"})
 
     def __post_init__(self) -> None:

@@ -21,17 +21,17 @@ class ParserConfig:
     """
 
     # --- model
-    embedding_dim: int = field(default=128, metadata={"help": "word and token embedding size"})
-    hidden_dim: int = field(default=256, metadata={"help": "LSTM hidden size (encoder: half per direction)"})
+    embedding_dim: int = field(default=128, metadata={"min": 1, "help": "word and token embedding size"})
+    hidden_dim: int = field(default=256, metadata={"min": 1, "help": "LSTM hidden size (encoder: half per direction)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout on embeddings and decoder outputs"})
     anonymize: bool = field(default=True, metadata={"help": "replace attribute words by numbered slots (Dong & Lapata 2016)"})
     phrases: bool = field(default=True, metadata={"help": "also collapse object phrases ('the big red cube') into slots <obj1> (needs anonymize)"})
     word_dropout: float = field(default=0.02, metadata={"help": "probability that a plain question word is read as <unk> in supervised training, so the model learns to read past words it never saw"})
-    max_program_length: int = field(default=40, metadata={"help": "longest prefix program decoded"})
+    max_program_length: int = field(default=40, metadata={"min": 1, "help": "longest prefix program decoded"})
     # --- supervised stage
-    programs: int = field(default=270, metadata={"help": "number of (question, program) pairs for pretraining"})
+    programs: int = field(default=270, metadata={"min": 1, "help": "number of (question, program) pairs for pretraining"})
     epochs: int = field(default=100, metadata={"help": "passes over the supervised pairs"})
-    batch_size: int = field(default=64, metadata={"help": "questions per optimiser step (both stages)"})
+    batch_size: int = field(default=64, metadata={"min": 1, "help": "questions per optimiser step (both stages)"})
     learning_rate: float = field(default=2e-3, metadata={"help": "Adam step size of the supervised stage"})
     # --- REINFORCE stage
     reinforce_questions: int = field(default=20000, metadata={"help": "number of (question, answer) pairs for REINFORCE (0: skip the stage)"})
@@ -41,10 +41,10 @@ class ParserConfig:
     entropy_weight: float = field(default=0.005, metadata={"help": "entropy bonus weight in REINFORCE"})
     # --- bookkeeping
     seed: int = field(default=0, metadata={"help": "seed of initialisation, batching and sampling"})
-    threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    threads: int = field(default=2, metadata={"min": 1, "help": "torch CPU threads"})
     device: str = field(default="cpu", metadata={"help": "cpu (default: a small model decoded token by token), "
                                                  "auto (cuda when present), cuda, cuda:N"})
-    checkpoint_every: int = field(default=200, metadata={"help": "optimiser steps between checkpoints"})
+    checkpoint_every: int = field(default=200, metadata={"min": 1, "help": "optimiser steps between checkpoints"})
 
     def __post_init__(self) -> None:
         positive = (

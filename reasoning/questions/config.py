@@ -19,7 +19,7 @@ class GeneratorConfig:
     """
 
     instances_per_template: int = field(
-        default=1, metadata={"help": "questions one template may give per scene"}
+        default=1, metadata={"min": 1, "help": "questions one template may give per scene"}
     )
     balance: bool = field(
         default=True, metadata={"help": "reject over-represented answers per template"}
@@ -52,7 +52,7 @@ class GeneratorConfig:
     # counts (official templates), while failing searches cost 4x less.
     max_search_states: int = field(
         default=500,
-        metadata={"help": "search states one template may visit per scene before giving up"},
+        metadata={"min": 1, "help": "search states one template may visit per scene before giving up"},
     )
     split: str = field(
         default="train", metadata={"help": "split name for questions whose scene has none"}

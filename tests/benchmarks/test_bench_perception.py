@@ -54,7 +54,9 @@ def test_a_registered_bench_runs_by_name_writes_json_and_sets_the_exit_status(to
 def test_unknown_model_and_negative_seed_are_one_line_errors(capsys):
     assert main(["bench", "perception", "--model", "tsn"]) == 2
     assert "did you mean 'tsm'" in capsys.readouterr().err
-    assert main(["bench", "perception", "--model", "tsm", "--seed", "-1"]) == 2
+    with pytest.raises(SystemExit) as exit_info:  # refused as argparse parses it
+        main(["bench", "perception", "--model", "tsm", "--seed", "-1"])
+    assert exit_info.value.code == 2 and "argument --seed: must be an integer >= 0" in capsys.readouterr().err
 
 
 def test_the_table_has_one_row_per_check():

@@ -29,6 +29,7 @@ def fake_models(monkeypatch):
 
     def derenderer(rgb, **meta):
         seen["shape"] = rgb.shape
+        seen["rgb"] = rgb
         seen["meta"] = meta
         return scene
 
@@ -69,6 +70,22 @@ def test_unparseable_question_and_unreadable_image_are_named(tmp_path, image, fa
     bad.write_bytes(b"not a png")
     assert main(["answer", "--image", str(bad), "--program", "count(scene())"]) == 2
     assert "broken.png" in capsys.readouterr().err
+
+
+def test_an_image_too_small_for_a_scene_is_named_and_a_16_bit_one_is_read_as_8_bit(tmp_path, fake_models, capsys):
+    # a 1x1 image was "perceived" as a scene of 0 objects; a 16-bit PNG reached the derenderer white
+    from PIL import Image
+
+    _, seen = fake_models
+    Image.new("RGB", (1, 1)).save(tmp_path / "one.png")
+    assert main(["answer", "--image", str(tmp_path / "one.png"), "--program", "count(scene())"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "one.png is 1x1 pixels; a scene image needs at least 16 a side" in err
+    assert "shape" not in seen  # never perceived
+    grey = (np.arange(32 * 48, dtype=np.uint16).reshape(32, 48) % 256).astype(np.uint16)
+    Image.fromarray(grey * 257).save(tmp_path / "g16.png")
+    assert main(["answer", "--image", str(tmp_path / "g16.png"), "--program", "count(scene())"]) == 0
+    assert np.array_equal(seen["rgb"][..., 0], grey.astype(np.uint8))  # not clipped to 255 (white)
 
 
 def test_scene_and_image_together_is_a_config_error(image, tmp_path, capsys):

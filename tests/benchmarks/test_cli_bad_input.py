@@ -53,6 +53,14 @@ def _one_line_error(capsys, argv: list[str], must_name: str) -> str:
     return err
 
 
+def _refused_when_parsed(capsys, argv: list[str], message: str) -> None:
+    """argparse refuses a flag's value (status 2), naming the flag, before the command runs."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "Traceback" not in err, err
+
+
 @pytest.fixture()
 def execute_inputs(tmp_path):
     scenes = sample_scene_graphs(2, seed=0)
@@ -101,15 +109,15 @@ def test_data_dynamics_with_an_unmakeable_out_folder_is_one_line(tmp_path, capsy
 # ----------------------------------------------------------------- other bad input found by probing
 
 
-def test_data_questions_refuses_a_negative_seed_in_one_line(tmp_path, capsys):
-    _one_line_error(capsys, ["data", "questions", "--synthetic", "2", "--seed", "-1", "--out", str(tmp_path / "q.json"),
-                             "--quiet"], "--seed must be non-negative, got -1")
+def test_data_questions_refuses_a_negative_seed(tmp_path, capsys):
+    _refused_when_parsed(capsys, ["data", "questions", "--synthetic", "2", "--seed", "-1", "--out", str(tmp_path / "q.json"),
+                                  "--quiet"], "argument --seed: must be an integer >= 0, got '-1'")
 
 
 def test_data_clevr_refuses_a_grid_count_below_one_before_rendering(tmp_path, capsys):
     for count in ("0", "-3"):
-        _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--grid", str(tmp_path / "g.png"),
-                                 "--grid-count", count, "--quiet"], f"--grid-count must be a positive number of images, got {count}")
+        _refused_when_parsed(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--grid", str(tmp_path / "g.png"),
+                                      "--grid-count", count, "--quiet"], f"argument --grid-count: must be an integer >= 1, got '{count}'")
     assert not (tmp_path / "c").exists()
 
 
@@ -120,11 +128,27 @@ def test_data_clevr_names_a_partial_build_record_that_is_not_an_object(tmp_path,
                     "is not a partial build record")
 
 
+@pytest.mark.parametrize("damage", [b'{"seed": 0, "spl', bytes(range(128, 256))])
+def test_a_damaged_build_record_says_how_to_go_on(tmp_path, capsys, damage):
+    # truncated or random bytes were named, but without the way out that a record of the wrong shape gave
+    (tmp_path / "c" / ".partial").mkdir(parents=True)
+    (tmp_path / "c" / ".partial" / "build.json").write_bytes(damage)
+    err = _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--quiet"],
+                          "; delete it to resume with the options given now")
+    assert "build.json" in err
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "build_val.json").write_bytes(damage)
+    err = _one_line_error(capsys, ["data", "clevrer", "--n", "1", "--split", "val", "--out", str(tmp_path / "v"),
+                                   "--quiet"], "; delete it to start again")
+    assert "build_val.json" in err
+
+
 def test_data_clevr_refuses_image_sizes_the_renderer_cannot_allocate(tmp_path, capsys):
     # 100000x100000 aborted the whole process inside TinyRenderer (C++ bad_alloc)
-    for w, h in (("100000", "100000"), ("8", "320")):
-        _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--width", w, "--height", h,
-                                 "--quiet"], f"image size must be 16..4096 pixels a side, got {w}x{h}")
+    _one_line_error(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--width", "100000", "--height",
+                             "100000", "--quiet"], "image size must be 16..4096 pixels a side, got 100000x100000")
+    _refused_when_parsed(capsys, ["data", "clevr", "--n", "1", "--out", str(tmp_path / "c"), "--width", "8", "--quiet"],
+                         "argument --width: must be an integer >= 16, got '8'")
     assert not (tmp_path / "c").exists()
 
 
@@ -134,19 +158,21 @@ def test_data_clevr_refuses_image_sizes_the_renderer_cannot_allocate(tmp_path, c
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["data", "video-trajectories", "--n", "-1", "--out", "t.npz"], "--n must be a positive number of videos"),
+        (["data", "video-trajectories", "--n", "-1", "--out", "t.npz"], "argument --n: must be an integer >= 1, got '-1'"),
         (["bench", "video-dynamics", "--n", "-2", "--dynamics", "gt", "--out", "r.json"],
-         "--n must be a positive number of videos"),
+         "argument --n: must be an integer >= 1, got '-2'"),
         (["bench", "video-dynamics", "--window", "-3", "--dynamics", "gt", "--out", "r.json"],
-         "--window must be >= 0 frames, got -3"),
+         "argument --window: must be an integer >= 0, got '-3'"),
         (["bench", "dynamics", "--world", "cradle", "--models", "in", "--max-trajectories", "-1", "--out", "r.json"],
-         "--max-trajectories must be >= 0 (0: all), got -1"),
-        (["eval", "clevr", "--perception", "gt", "--parser", "gt", "--limit", "-2"], "limit must be >= 1, got -2"),
+         "argument --max-trajectories: must be an integer >= 0 (0: all), got '-1'"),
+        (["eval", "clevr", "--perception", "gt", "--parser", "gt", "--limit", "-2"],
+         "argument --limit: must be an integer >= 1, got '-2'"),
     ],
 )
 def test_a_negative_count_is_refused_not_sliced_off_the_end(tmp_path, capsys, argv, message):
-    # each was used as list[:n]: -1 silently dropped the last video, trajectory or question
-    _one_line_error(capsys, [*argv, "--data", str(tmp_path / "missing")], message)
+    # each was used as list[:n]: -1 silently dropped the last video, trajectory or question; now
+    # (twenty-fifth session) every integer flag is a count that argparse refuses by name
+    _refused_when_parsed(capsys, [*argv, "--data", str(tmp_path / "missing")], message)
 
 
 @pytest.mark.parametrize(("text", "message"), [("{\"a\": ", "is not valid JSON"), ("[{\"params\": []}]", "missing field 'text'")])
@@ -173,3 +199,41 @@ def test_every_float_flag_of_a_typed_config_refuses_nan_naming_the_flag(argv, tm
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"argument {flag}: must be a number" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------- twenty-fifth session's audit
+
+
+@pytest.mark.parametrize(("argv", "optional"), [
+    (["bench", "dynamics", "--world", "cradle", "--data", "MISSING", "--models", "in"], False),
+    (["bench", "video-dynamics", "--data", "MISSING", "--dynamics", "gt"], False),
+    (["bench", "video-perception", "--data", "EMPTY"], True),
+    (["bench", "compare", "--a", "MISSING:in", "--b", "MISSING:in"], True),
+    (["bench", "speed", "--suite", "executor", "--questions", "10", "--scenes", "2", "--repeats", "1"], True),
+    (["control", "--task", "boxpush", "--model", "gt", "--episodes", "1", "--max-steps", "1"], False),
+])
+def test_a_long_command_checks_its_out_before_the_work(argv, optional, tmp_path, capsys):
+    # the result was written last: an unwritable --out failed after every rollout, episode or timed run
+    argv = [a.replace("MISSING", str(tmp_path / "missing")).replace("EMPTY", str(tmp_path / "a_folder")) for a in argv]
+    for why, out in _bad_files(tmp_path).items():
+        if optional and why == "empty":  # --out "" is no --out
+            continue
+        err = _one_line_error(capsys, [*argv, "--out", out], "")
+        assert "cannot write" in err or "names no file" in err, err
+        assert "missing" not in err  # the data (absent) were not read yet
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder"]  # nothing made, nothing left
+
+
+def test_check_writable_names_the_path_and_leaves_nothing_behind(tmp_path):
+    from physics.errors import OutputError
+    from physics.io import check_writable
+
+    assert check_writable(tmp_path / "new" / "deeper" / "r.json") == tmp_path / "new" / "deeper" / "r.json"
+    assert list(tmp_path.iterdir()) == []  # no folder made, no probe file left
+    for why, out in _bad_files(tmp_path).items():
+        with pytest.raises(OutputError, match="cannot write|names no file"):
+            check_writable(out)
+        if why == "under_a_file":
+            with pytest.raises(OutputError, match="a file is in the way"):
+                check_writable(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder"]

@@ -187,8 +187,11 @@ def test_cli_builds_and_prints_json(tmp_path, capsys, templates, only_this_comma
 
 
 def test_bad_options_are_one_line_errors(tmp_path, capsys, only_this_command):
-    assert main(["data", "clevr", "--n", "0", "--out", str(tmp_path)]) == 2
-    assert "--n must be a positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a count >= 1, refused as argparse parses it
+        main(["data", "clevr", "--n", "0", "--out", str(tmp_path)])
+    assert "argument --n: must be an integer >= 1, got '0'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--n must be a positive"):  # the library refuses it too
+        ClevrDataConfig(n=0, out=str(tmp_path))
     with pytest.raises(ConfigError, match="no such file"):
         ClevrDataConfig(n=1, out=str(tmp_path), templates=str(tmp_path / "missing"))
     shutil.rmtree(tmp_path, ignore_errors=True)

@@ -77,8 +77,9 @@ def test_world_overrides_reach_the_config_and_index(tmp_path, capsys):
 
 
 def test_bad_input_fails_with_one_line_and_status_2(tmp_path, capsys):
-    assert main(["data", "dynamics", "--world", "cradle", "--n", "0", "--out", str(tmp_path)]) == 2
-    assert "--n must be a positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a count >= 1, refused as argparse parses it
+        main(["data", "dynamics", "--world", "cradle", "--n", "0", "--out", str(tmp_path)])
+    assert "argument --n: must be an integer >= 1, got '0'" in capsys.readouterr().err
     assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--out", str(tmp_path), "--set", "radius"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--out", str(tmp_path), "--set", "wheels=3"]) == 2
@@ -203,3 +204,21 @@ def test_non_finite_settings_are_refused_in_one_line(tmp_path, capsys, setting):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"--set {setting}" in err and "finite" in err, err
     assert not (tmp_path / "train").exists()
+
+
+@pytest.mark.parametrize("damage", [b'{"format": "nesy-dyn', b"[1]", bytes(range(128, 256))])
+def test_a_damaged_index_is_written_anew_on_resume(tmp_path, capsys, damage):
+    # it stopped every rerun ("index.json is not valid JSON") although each trajectory file records its own
+    # world, seed and config: the resume checks those, so the index can be made again
+    args = ("--world", "cradle", "--n", "2", "--seed", "3", "--steps", "6", "--out", str(tmp_path))
+    _run(capsys, *args)
+    folder = tmp_path / "train"
+    first = (folder / "index.json").read_bytes()
+    (folder / "index.json").write_bytes(damage)
+    again = _run(capsys, *args)
+    assert again["generated"] == 0 and again["skipped"] == 2 and "index.json" in again["index_rebuilt"]
+    assert (folder / "index.json").read_bytes() == first
+    (folder / "index.json").write_bytes(damage)  # a trajectory of another data set is still refused
+    assert main(["data", "dynamics", "--world", "cradle", "--n", "2", "--seed", "4", "--steps", "6", "--out",
+                 str(tmp_path), "--quiet"]) == 2
+    assert "belongs to another data set" in capsys.readouterr().err

@@ -79,8 +79,9 @@ def test_a_registered_section_joins_the_page_and_a_missing_one_is_left_out(tmp_p
 
 
 def test_demo_rejects_a_bad_thread_count(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "d"), "--threads", "0"]) == 2
-    assert "threads" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # refused as argparse parses it (a count >= 1)
+        main(["demo", "--out", str(tmp_path / "d"), "--threads", "0"])
+    assert exit_info.value.code == 2 and "argument --threads: must be an integer >= 1" in capsys.readouterr().err
 
 
 def test_demo_sections_run_in_order():

@@ -103,6 +103,9 @@ def test_clear_errors_for_bad_input(cradle_data, tmp_path, capsys):
     assert rc == 2 and "radius must be positive" in capsys.readouterr().err
     rc = _train(tmp_path / "nowhere", tmp_path / "x", "in", 1)
     assert rc == 2 and "not found" in capsys.readouterr().err
+    rc = _train(cradle_data, tmp_path / "x", "in", 1, "--set", "noise_std=NaN")  # a model setting, not a world's
+    err = capsys.readouterr().err
+    assert rc == 2 and "--set noise_std=NaN: NaN is not allowed; settings are finite numbers" in err and "world" not in err
 
 
 def test_bench_finds_the_only_split_of_a_folder(tmp_path, capsys):
@@ -138,8 +141,55 @@ def test_bench_without_models_takes_every_model_with_a_checkpoint_for_the_world(
                  "--no-gif", "--quiet"]) == 0
     assert sorted(json.loads(out.read_text())["models"]) == sorted(shipped_models("cradle")) == ["dpinet", "in", "propnet"]
     assert main(["bench", "dynamics", "--world", "cradle", "--data", str(root), "--out", str(out),
-                 "--checkpoints", str(tmp_path / "none"), "--quiet"]) == 2
+                 "--checkpoints", str(tmp_path / "empty"), "--quiet"]) == 2
+    assert "--checkpoints: no such folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["bench", "dynamics", "--world", "cradle", "--data", str(root), "--out", str(out),
+                 "--checkpoints", str(tmp_path / "empty"), "--quiet"]) == 2
     assert "no model has a checkpoint for world 'cradle'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("models", [["--models", "in"], []])
+def test_bench_names_a_checkpoint_file_given_where_a_folder_is_expected(models, tmp_path, capsys):
+    # it said "no checkpoint for model 'in' ... under FILE", as if the file were an empty folder
+    from benchmarks.dynamics_eval import find_checkpoint
+
+    ckpt = find_checkpoint("cradle", "in")
+    rc = main(["bench", "dynamics", "--world", "cradle", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r.json"),
+               *models, "--checkpoints", str(ckpt)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert f"{ckpt} is a file: put it in a folder as WORLD_MODEL.pt" in err and "--checkpoints names a folder" in err
+
+
+def test_bench_reports_and_skips_a_corrupt_trajectory_and_training_stops_at_it(tmp_path, capsys):
+    root = tmp_path / "cradle"
+    assert main(["data", "dynamics", "--world", "cradle", "--n", "3", "--steps", "12", "--out", str(root),
+                 "--split", "test", "--quiet"]) == 0
+    out = tmp_path / "r.json"
+    bench = ["bench", "dynamics", "--world", "cradle", "--data", str(root), "--out", str(out), "--models", "in",
+             "--no-gif", "--skip-replay", "--quiet"]
+    assert main(bench) == 0
+    clean = json.loads(out.read_text())
+    assert "skipped_trajectories" not in clean and clean["trajectories"] == 3
+    bad = root / "test" / "traj_00001.npz"
+    bad.write_bytes(bytes(range(256)) * 4)
+    capsys.readouterr()
+    assert main(bench) == 0  # it stopped the whole benchmark with a one-line error
+    err = capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["trajectories"] == 2 and len(result["skipped_trajectories"]) == 1
+    assert f"skipped trajectory: trajectory file {bad} is corrupt" in err
+    assert str(bad) in result["skipped_trajectories"][0]
+    for k in (0, 2):
+        (root / "test" / f"traj_{k:05d}.npz").write_bytes(b"garbage")
+    assert main(bench) == 2  # nothing left to bench
+    assert "no readable trajectory" in capsys.readouterr().err
+    (root / "test").rename(root / "train")  # training data: stops, naming the file
+    assert main(["train", "dynamics", "--world", "cradle", "--model", "in", "--data", str(root), "--out",
+                 str(tmp_path / "run"), "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "traj_00000.npz is corrupt" in err
 
 
 def test_train_pools_data_folders_and_fine_tunes_from_init(cradle_data, tmp_path, capsys):

@@ -272,8 +272,30 @@ def test_rollout_flags_are_refused_where_they_mean_nothing(folder, capsys):
 
 
 def test_a_thread_count_below_one_is_refused_by_name(folder, capsys):
-    assert cli.main(["eval", "clevrer", "--data", str(folder), "--threads", "0"]) == 2
-    assert "threads must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # refused as argparse parses it
+        cli.main(["eval", "clevrer", "--data", str(folder), "--threads", "0"])
+    assert exit_info.value.code == 2 and "argument --threads: must be an integer >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_answer_about_a_video_reads_the_checkpoint_it_is_given(folder, tmp_path, capsys):
+    # --checkpoint was never read with --video: a corrupt file (or one given with --dynamics gt) passed without
+    # a word, even though a descriptive question needs no rollout
+    from physics.models.video_propnet import SHIPPED_CHECKPOINT
+
+    annotation = str(folder / "annotation_val" / "annotation_00000.json")
+    program = ["--program", "objects count"]
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(bytes(range(256)) * 8)
+    assert cli.main(["answer", "--video", annotation, "--dynamics", "propnet", "--checkpoint", str(corrupt), *program]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(corrupt) in err and "corrupt" in err
+    assert cli.main(["answer", "--video", annotation, "--checkpoint", str(corrupt), *program]) == 2
+    assert "--dynamics gt re-plays the world and reads none" in capsys.readouterr().err
+    assert cli.main(["answer", "--video", annotation, "--perceiver", "derender-blender", *program]) == 2
+    assert "--perceiver reads an --image" in capsys.readouterr().err
+    assert cli.main(["answer", "--video", annotation, "--dynamics", "propnet", "--checkpoint", str(SHIPPED_CHECKPOINT),
+                     *program]) == 0
+    assert "answer: " in capsys.readouterr().out
 
 
 def test_answer_prints_program_trace_and_answer_for_a_video(folder, capsys):

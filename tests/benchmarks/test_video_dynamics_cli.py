@@ -125,10 +125,14 @@ def test_train_video_dynamics_from_a_trajectory_file_with_counterfactuals_and_co
     assert main(["train", "video-dynamics", "--data", str(pack), "--counterfactuals", "--out", str(tmp_path / "r2"),
                  "--epochs", "1", "--quiet"]) == 2
     assert "--counterfactuals" in capsys.readouterr().err
-    for lead in (["--contact-lead", "3"], ["--contact-lead", "-1", "--contact-weight", "4"]):  # no contact samples / < 0
-        assert main(["train", "video-dynamics", "--data", str(pack), "--out", str(tmp_path / "r3"), "--epochs", "1",
-                     "--quiet", *lead]) == 2
-        assert "contact_lead" in capsys.readouterr().err
+    # no contact samples: refused by the command
+    assert main(["train", "video-dynamics", "--data", str(pack), "--out", str(tmp_path / "r3"), "--epochs", "1",
+                 "--quiet", "--contact-lead", "3"]) == 2
+    assert "contact_lead" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # < 0: refused as argparse parses it
+        main(["train", "video-dynamics", "--data", str(pack), "--out", str(tmp_path / "r3"), "--epochs", "1",
+              "--quiet", "--contact-lead", "-1", "--contact-weight", "4"])
+    assert exit_info.value.code == 2 and "argument --contact-lead: must be an integer >= 0" in capsys.readouterr().err
 
 
 def test_object_groups_sort_objects_by_their_future(data):

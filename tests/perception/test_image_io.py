@@ -43,3 +43,21 @@ def test_an_image_over_pils_size_limit_is_a_data_error_not_a_traceback(tmp_path)
     for read in (load_image, verify_image):
         with pytest.raises(DataError, match="bomb.png is too large to read"):
             read(path)
+
+
+def test_a_16_bit_greyscale_image_loads_as_its_8_bit_twin_not_white(tmp_path):
+    # PIL's convert("RGB") clips 16-bit values at 255: `nesy answer --image` read a 16-bit PNG of a scene
+    # as a white image and counted 16 objects in it
+    grey = np.random.default_rng(0).integers(0, 256, (12, 20), dtype=np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "g8.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # 0..255 -> 0..65535
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I;16")
+    want = load_image(tmp_path / "g8.png")
+    assert np.array_equal(load_image(tmp_path / "g16.png"), want)
+    Image.fromarray(grey.astype(np.int32), "I").save(tmp_path / "i8.tiff")  # 32-bit values within 0..255: as they are
+    assert np.array_equal(load_image(tmp_path / "i8.tiff"), want)
+    Image.fromarray(grey.astype(np.int32) * 257, "I").save(tmp_path / "i16.tiff")  # 16-bit values in a 32-bit image
+    assert np.array_equal(load_image(tmp_path / "i16.tiff"), want)
+    Image.fromarray(np.full((4, 4), 70000, np.int32), "I").save(tmp_path / "i32.tiff")
+    with pytest.raises(DataError, match="i32.tiff holds 32-bit values outside 0..65535"):
+        load_image(tmp_path / "i32.tiff")

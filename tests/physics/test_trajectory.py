@@ -71,3 +71,14 @@ def test_a_nan_in_a_stored_trajectory_names_the_file(tmp_path):
     np.savez(tmp_path / "nan.npz", **arrays)
     with pytest.raises(StateError, match=r"nan\.npz: .*positions holds NaN"):
         load_trajectory(tmp_path / "nan.npz")
+
+
+def test_a_meta_entry_that_is_not_json_is_a_data_error_naming_the_file(tmp_path):
+    # it was a UnicodeDecodeError traceback (nesy bench dynamics / train dynamics / data dynamics' resume)
+    save_trajectory(tmp_path / "t.npz", Trajectory.from_arrays(_arrays(), dt=0.02, meta={"world": "toy"}))
+    with np.load(tmp_path / "t.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    for name, meta in (("bytes.npz", b"\xff\xfe{x"), ("list.npz", b"[1, 2]")):
+        np.savez(tmp_path / name, **{**arrays, "meta": np.frombuffer(meta, dtype=np.uint8)})
+        with pytest.raises(DataError, match=rf"{name} is corrupt: its 'meta' entry is not"):
+            load_trajectory(tmp_path / name)

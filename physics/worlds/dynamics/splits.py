@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from physics.errors import ConfigError, DataError
+from physics.errors import ConfigError, DataError, StateError
 from physics.io import PathLike, read_json
 from physics.trajectory import Trajectory, load_trajectory
 
@@ -81,16 +81,21 @@ def read_index(root: PathLike, split: str) -> dict:
     return index
 
 
-def load_split(root: PathLike, split: str = "train") -> list[Trajectory]:
+def load_split(root: PathLike, split: str = "train", *, skipped: list[str] | None = None) -> list[Trajectory]:
     """All trajectories of one split, in index order.
 
     Args:
         root: The ``--out`` folder given to ``nesy data dynamics``.
         split: ``train``, ``valid`` or ``test``.
+        skipped: When given, a trajectory file that cannot be read (corrupt, missing, NaN or
+            misshapen arrays) is left out and the reason, naming the file, appended here (a
+            benchmark reports and skips it); by default it is an error (training stops).
 
     Raises:
         DataError: missing or incomplete split (the generation was interrupted:
-            rerun the same command to finish it), or a corrupt trajectory file.
+            rerun the same command to finish it), a corrupt trajectory file (without
+            ``skipped``), or no readable trajectory at all (with it).
+        StateError: a trajectory holds NaN or misshapen arrays (without ``skipped``).
     """
     index = read_index(root, split)
     folder = Path(root) / split
@@ -99,7 +104,17 @@ def load_split(root: PathLike, split: str = "train") -> list[Trajectory]:
             f"{folder} is incomplete (generation was interrupted); rerun the same "
             "`nesy data dynamics` command to finish it"
         )
-    return [load_trajectory(folder / name) for name in index["files"]]
+    if skipped is None:
+        return [load_trajectory(folder / name) for name in index["files"]]
+    trajs = []
+    for name in index["files"]:
+        try:
+            trajs.append(load_trajectory(folder / name))
+        except (DataError, StateError) as exc:
+            skipped.append(str(exc))
+    if not trajs and index["files"]:
+        raise DataError(f"{folder}: no readable trajectory (all {len(skipped)} skipped; first: {skipped[0]})")
+    return trajs
 
 
 def generate_split(
