@@ -69,7 +69,10 @@ frames, as a test rollout does, and every batch adds the penalty alone (no error
 states have no ground truth) of a K-step unroll from ``own_samples`` of its predicted states
 (:class:`~physics.models.own_states.OwnStates`; ``own_penalty`` in ``loss.jsonl``, and inside
 ``train_loss``).  Its draws have their own generator, so the training batches and their noise
-are those of the run without it.  Each option, left at its default, is not stored.
+are those of the run without it.  ``train_only`` (comma-separated parameter-name prefixes) trains only
+the parameters those prefixes name (:func:`trainable_parameters`; e.g. a fine-tune of a PropNet's
+relation path alone, ``edge_encoder,convs.0.rel``); the others keep the ``init`` weights.
+Each option, left at its default, is not stored.
 
 ``resume=True`` continues from ``checkpoint.pt``: the result is bit-identical to an
 uninterrupted run.  Only ``threads`` and ``device`` may differ from the run's
@@ -112,7 +115,7 @@ from physics.training import ExponentialDecay, LinearWarmup, RunLog, Schedule, T
 from physics.training.distributed import init_distributed, rank_share, world_info
 from physics.trajectory import Trajectory
 
-__all__ = ["TrainConfig", "train", "resolve_device", "RESUMABLE_CHANGES"]
+__all__ = ["TrainConfig", "train", "resolve_device", "trainable_parameters", "RESUMABLE_CHANGES"]
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 
@@ -200,6 +203,11 @@ class TrainConfig:
     own_samples: int = field(
         default=4, metadata={"min": 1, "help": "with --own-rollouts: states of the model's own rollout drawn per batch"}
     )
+    train_only: str | None = field(
+        default=None, metadata={"help": "train only the parameters whose names start with one of these comma-separated "
+                                "prefixes (e.g. edge_encoder,convs.0.rel: a PropNet's relation path, whose messages "
+                                "carry every contact); every other weight stays as --init gave it (default: all)"}
+    )
     init: str | None = field(
         default=None, metadata={"help": "start from this model file's weights and normalisers (same model and "
                                 "config; fine-tuning); default: a fresh model"}
@@ -241,6 +249,9 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.grad_clip must be a finite number >= 0 (0: no clipping), got {self.grad_clip}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ConfigError(f"learning rates must be positive, got lr={self.lr}, lr_final={self.lr_final}")
+        if self.train_only is not None and not all(p.strip() for p in self.train_only.split(",")):
+            raise ConfigError(f"TrainConfig.train_only must be comma-separated parameter-name prefixes with no empty "
+                              f"one (e.g. edge_encoder,convs.0.rel), got {self.train_only!r}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -284,7 +295,33 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["sample_from"]
     if not flags["keep_epochs"]:
         del flags["keep_epochs"]
+    if flags["train_only"] is None:
+        del flags["train_only"]
     return flags
+
+
+def trainable_parameters(model: torch.nn.Module, train_only: str | None) -> list[torch.nn.Parameter]:
+    """The parameters ``train_only`` (comma-separated name prefixes; None: all) leaves trainable; the others get
+    ``requires_grad = False``, so no optimiser step moves them.
+
+    Raises:
+        ConfigError: a prefix that names no parameter (the message lists the model's top-level modules).
+    """
+    named = list(model.named_parameters())
+    if train_only is None:
+        return [p for _, p in named]
+    prefixes = [p.strip() for p in train_only.split(",")]
+    for prefix in prefixes:
+        if not any(name.startswith(prefix) for name, _ in named):
+            tops = sorted({name.split(".")[0] for name, _ in named})
+            raise ConfigError(f"--train-only: {prefix!r} names no parameter of {type(model).__name__} "
+                              f"(parameter names start with {', '.join(tops)})")
+    keep = []
+    for name, p in named:
+        p.requires_grad_(any(name.startswith(prefix) for prefix in prefixes))
+        if p.requires_grad:
+            keep.append(p)
+    return keep
 
 
 def _rollout_score(model: DynamicsModel, trajs: list[Trajectory], device: torch.device,
@@ -434,7 +471,7 @@ def train(
                 "use a fresh --out folder or the same --model and settings"
             )
 
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt = torch.optim.Adam(trainable_parameters(model, config.train_only), lr=config.lr)
     schedule: Schedule = ExponentialDecay(config.lr, config.lr_final, config.epochs)
     if config.lr_warmup:
         schedule = LinearWarmup(schedule, config.lr_warmup)

@@ -1008,3 +1008,35 @@ def test_velocity_weight_needs_a_rollout_and_is_stored_only_when_on():
         TrainConfig(velocity_weight=-1.0, rollout_steps=3)
     assert "velocity_weight" not in _flags(TrainConfig(rollout_steps=3))
     assert _flags(TrainConfig(rollout_steps=3, velocity_weight=2.0))["velocity_weight"] == 2.0
+
+
+def test_train_only_moves_the_relation_path_and_keeps_every_other_weight_of_the_init(videos, tmp_path):
+    from physics.models.training import TrainConfig
+    from physics.models.video_propnet import SHIPPED_CHECKPOINT, train_video_model
+
+    cfg = TrainConfig(epochs=1, batch_size=4, max_samples=16, valid_samples=8, rollout_steps=2, seed=0, device="cpu",
+                      init=str(SHIPPED_CHECKPOINT), train_only="edge_encoder,convs.0.rel")
+    train_video_model("propnet", videos, tmp_path / "run", cfg, overrides={"contact": "clevrer"})
+    start = torch.load(SHIPPED_CHECKPOINT, weights_only=True)["state_dict"]
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    after = ckpt["state_dict"]
+    relation = [k for k in start if k.startswith(("edge_encoder.", "convs.0.rel."))]
+    frozen = [k for k in start if k.startswith(("node_encoder.", "decoder.", "convs.0.obj."))]
+    assert relation and frozen
+    assert any(not torch.equal(start[k], after[k]) for k in relation)
+    assert all(torch.equal(start[k], after[k]) for k in frozen)
+    assert ckpt["train_state"]["flags"]["train_only"] == "edge_encoder,convs.0.rel"
+
+
+def test_train_only_is_stored_only_when_set_and_bad_prefixes_are_refused_by_name():
+    from physics.models.training import TrainConfig, _flags, trainable_parameters
+
+    assert "train_only" not in _flags(TrainConfig())
+    with pytest.raises(ConfigError, match="train_only"):
+        TrainConfig(train_only="edge_encoder,")
+    model = make_model("propnet", preset("clevrer", "propnet", dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM))
+    with pytest.raises(ConfigError, match="--train-only: 'edges' names no parameter"):
+        trainable_parameters(model, "edges")
+    kept = trainable_parameters(model, "decoder")
+    assert len(kept) == sum(1 for n, _ in model.named_parameters() if n.startswith("decoder"))
+    assert not model.node_encoder[0].weight.requires_grad
