@@ -96,10 +96,16 @@ class CodecConfig:
             linear map of the whole grid; the default) or ``"cells"`` (the fully convolutional
             :class:`~perception.generative.cell_discriminator.CellDiscriminator`, built like the
             shape reader, one logit per cell of the H/4 x W/4 grid, the condition projected in
-            every cell; ``condition_head="projection"`` only).
+            every cell, or, with ``condition_head="auxiliary"`` / ``"auxiliary_real"``, the
+            condition's class logits the mean over cells of per-cell logits; not with
+            ``"classifier"``).
         discriminator_maps: ``discriminator="cells"`` only: the discriminator also learns the
             real images' shape maps (per-cell background-or-shape logits, per-pixel
             cross-entropy added to its loss); False (the default): it does not.
+        discriminator_image: ``discriminator="cells"`` only: the discriminator also gives one
+            whole-image real-or-fake logit (pooled features, two linear layers), whose binary
+            cross-entropy both players add to the cells' mean, so that the whole image, its
+            object count included, is judged too; False (the default): cells only.
     """
 
     height: int = 48
@@ -117,6 +123,7 @@ class CodecConfig:
     classifier_augment: bool = False
     discriminator: str = "encoder"
     discriminator_maps: bool = False
+    discriminator_image: bool = False
 
     def __post_init__(self) -> None:
         if self.height % 2**STAGES or self.width % 2**STAGES:
@@ -147,12 +154,15 @@ class CodecConfig:
                               f"got {self.condition_head!r}")
         if self.discriminator not in DISCRIMINATOR:
             raise ConfigError(f"CodecConfig: discriminator must be one of {DISCRIMINATOR}, got {self.discriminator!r}")
-        if self.discriminator == "cells" and self.conditions and self.condition_head != "projection":
-            raise ConfigError(f"CodecConfig: discriminator='cells' projects the condition in every cell; it needs "
-                              f"condition_head='projection', got {self.condition_head!r}")
+        if self.discriminator == "cells" and self.conditions and self.condition_head == "classifier":
+            raise ConfigError("CodecConfig: discriminator='cells' reads the condition itself; it needs condition_head "
+                              "'projection', 'auxiliary' or 'auxiliary_real', got 'classifier'")
         if not isinstance(self.discriminator_maps, bool) or (self.discriminator_maps and self.discriminator != "cells"):
             raise ConfigError(f"CodecConfig: discriminator_maps must be a bool, True only with discriminator='cells', "
                               f"got {self.discriminator_maps!r} with {self.discriminator!r}")
+        if not isinstance(self.discriminator_image, bool) or (self.discriminator_image and self.discriminator != "cells"):
+            raise ConfigError(f"CodecConfig: discriminator_image must be a bool, True only with discriminator='cells', "
+                              f"got {self.discriminator_image!r} with {self.discriminator!r}")
 
     @property
     def decoder_channels(self) -> tuple[int, int, int]:

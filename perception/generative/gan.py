@@ -114,7 +114,12 @@ class GAN(nn.Module):
     losses are the mean over cells of each cell's binary cross-entropy (PatchGAN's).  With
     ``config.discriminator_maps`` it also gives ``1 + len(SHAPES)`` shape logits per cell, and
     its loss adds their per-pixel cross-entropy with the real images' shape maps (``maps`` of
-    :meth:`losses`, required then).
+    :meth:`losses`, required then).  With ``condition_head="auxiliary"`` or ``"auxiliary_real"``
+    the cells give no projection: the cell logit is ``o[0]`` alone and the class logits are the
+    mean over cells of ``o[1:1 + conditions]`` (the cell body read one-object shapes at 0.925 so
+    as a plain classifier, session 24).  With ``config.discriminator_image`` the discriminator
+    also gives one whole-image logit, and each player's adversarial loss is the cells' mean
+    plus that logit's binary cross-entropy (:meth:`image_critic`).
     """
 
     def __init__(self, config: CodecConfig | None = None, conditions: Tensor | None = None,
@@ -126,7 +131,7 @@ class GAN(nn.Module):
         if config.discriminator == "cells":
             maps = 1 + len(SHAPES) if config.discriminator_maps else 0
             self.discriminator = CellDiscriminator(config.height, config.width, 1 + config.conditions + maps,
-                                                   config.encoder_norm)
+                                                   config.encoder_norm, image=config.discriminator_image)
         else:
             self.discriminator = ConvEncoder(config, 1 if frozen_head else 1 + config.conditions)
         if frozen_head:
@@ -167,9 +172,27 @@ class GAN(nn.Module):
         """Whether the discriminator is an auxiliary classifier (AC-GAN) rather than a projection one."""
         return bool(self.config.conditions) and self.config.condition_head.startswith("auxiliary")
 
-    def _outputs(self, images: Tensor, params: dict[str, Tensor] | None) -> Tensor:
+    def _outputs(self, images: Tensor, params: dict[str, Tensor] | None) -> Tensor | tuple[Tensor, Tensor]:
+        """The discriminator's outputs: a tensor, or (cells, whole-image logit [N, 1]) with ``discriminator_image``."""
         x = images * 2 - 1
         return self.discriminator(x) if params is None else functional_call(self.discriminator, params, (x,))
+
+    def image_critic(self, images: Tensor, params: dict[str, Tensor] | None = None) -> Tensor:
+        """A cell discriminator's whole-image logit [N, 1] (``CodecConfig.discriminator_image``)."""
+        out = self._outputs(images, params)
+        if not isinstance(out, tuple):
+            raise ConfigError("GAN.image_critic: the discriminator gives no whole-image logit "
+                              "(CodecConfig.discriminator_image=True with discriminator='cells')")
+        return out[1]
+
+    def _adversarial(self, out: Tensor | tuple[Tensor, Tensor], y: Tensor | None, real: bool) -> Tensor:
+        """Binary cross-entropy of the critic's logits against ``real``: the mean over cells (or the one logit),
+        plus the whole-image logit's when there is one."""
+        logit = self._critic(out, y)
+        loss = F.binary_cross_entropy_with_logits(logit, torch.full_like(logit, float(real)))
+        if isinstance(out, tuple):
+            loss = loss + F.binary_cross_entropy_with_logits(out[1], torch.full_like(out[1], float(real)))
+        return loss
 
     def critic(self, images: Tensor, y: Tensor | None, params: dict[str, Tensor] | None = None) -> Tensor:
         """The discriminator's logit [N, 1] for images in [0, 1] (and conditions ``y`` when conditional;
@@ -177,10 +200,12 @@ class GAN(nn.Module):
         (``discriminator="cells"``) logits [N, cells], row-major over its H/4 x W/4 grid."""
         return self._critic(self._outputs(images, params), y)
 
-    def _critic(self, out: Tensor, y: Tensor | None) -> Tensor:
-        if out.dim() == 4:  # a cell discriminator: the projection in every cell
+    def _critic(self, out: Tensor | tuple[Tensor, Tensor], y: Tensor | None) -> Tensor:
+        if isinstance(out, tuple):  # a cell discriminator with a whole-image logit: the cells here
+            out = out[0]
+        if out.dim() == 4:  # a cell discriminator: the projection in every cell (an auxiliary classifier's: none)
             logit = out[:, 0]
-            if y is not None:
+            if y is not None and not self.auxiliary:
                 logit = logit + (out[:, 1:1 + y.shape[1]] * y[:, :, None, None]).sum(1)
             return logit.flatten(1)
         if y is None or self.auxiliary or self.frozen_classifier:
@@ -194,10 +219,14 @@ class GAN(nn.Module):
                               "(CodecConfig.condition_head='auxiliary' with conditions > 0)")
         return self._classes(self._outputs(images, params))
 
-    def _classes(self, out: Tensor) -> Tensor:
+    def _classes(self, out: Tensor | tuple[Tensor, Tensor]) -> Tensor:
+        if isinstance(out, tuple):
+            out = out[0]
+        if out.dim() == 4:  # a cell discriminator: each class logit is the mean of its cells'
+            out = out[:, :1 + self.config.conditions].mean((2, 3))
         return out[:, 1:].unflatten(1, (self.config.condition_blocks, -1))
 
-    def _class_loss(self, out: Tensor, y: Tensor) -> Tensor:
+    def _class_loss(self, out: Tensor | tuple[Tensor, Tensor], y: Tensor) -> Tensor:
         """Mean over the condition's blocks of the cross-entropy of the class logits with ``y``'s one-hots."""
         logits = self._classes(out)
         return F.cross_entropy(logits.flatten(0, 1), y.unflatten(1, (self.config.condition_blocks, -1)).flatten(0, 1).argmax(1))
@@ -215,13 +244,10 @@ class GAN(nn.Module):
                               f"{self.config.discriminator_maps}); maps {'missing' if maps is None else 'given'}")
         fake = self.generator(z if y is None else torch.cat([z, y], 1))
         out_real, out_fake = self._outputs(real, None), self._outputs(fake.detach(), None)
-        d_real, d_fake = self._critic(out_real, y), self._critic(out_fake, y)
-        d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        d_loss = self._adversarial(out_real, y, True) + self._adversarial(out_fake, y, False)
         frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
         out_g = self._outputs(fake, frozen)
-        g_logit = self._critic(out_g, y)
-        g_loss = F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))  # non-saturating
+        g_loss = self._adversarial(out_g, y, True)  # non-saturating
         extra: dict[str, Tensor] = {}
         if self.auxiliary:
             assert y is not None
@@ -237,7 +263,8 @@ class GAN(nn.Module):
             g_loss = g_loss + g_class
             extra = {"g_class": g_class.detach()}
         if maps is not None:  # the cell discriminator learns the real images' shape maps
-            logits = out_real[:, 1 + self.config.conditions:]
+            cells = out_real[0] if isinstance(out_real, tuple) else out_real
+            logits = cells[:, 1 + self.config.conditions:]
             d_maps = F.cross_entropy(F.interpolate(logits, size=maps.shape[-2:], mode="bilinear", align_corners=False), maps)
             d_loss = d_loss + d_maps
             extra = {**extra, "d_maps": d_maps.detach()}

@@ -37,7 +37,9 @@ loss is a frozen classifier pre-trained on the renders (an option, session 22), 
 :data:`ONE_OBJECT_AUXILIARY_CODEC` and :data:`ONE_OBJECT_READER_CODEC` GANs of one-object renders conditioned on the
 object's shape (options, session 23; ``scenes="one_object"``), :data:`ONE_OBJECT_CELL_CODEC` and
 :data:`ONE_OBJECT_CELL_MAPS_CODEC` the same with a fully convolutional discriminator that projects the
-condition in every cell (options, session 24; ``ONE_OBJECT_CELL_BATCH_*`` with batch norm in it), :func:`condition_match` how often a conditional GAN's samples
+condition in every cell (options, session 24; ``ONE_OBJECT_CELL_BATCH_*`` with batch norm in it),
+:data:`ONE_OBJECT_CELL_AUX_CODEC` the batch-norm cell body as an auxiliary classifier learning on renders only, with a
+whole-image logit beside the cells' (an option, session 25), :func:`condition_match` how often a conditional GAN's samples
 show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell an
 object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
@@ -71,7 +73,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -407,6 +409,13 @@ ONE_OBJECT_CELL_MAPS_CODEC = replace(ONE_OBJECT_CELL_CODEC, discriminator_maps=T
 # body 0.925 (the reader 0.880); session 24.
 ONE_OBJECT_CELL_BATCH_CODEC = replace(ONE_OBJECT_CELL_CODEC, encoder_norm="batch")
 ONE_OBJECT_CELL_BATCH_MAPS_CODEC = replace(ONE_OBJECT_CELL_MAPS_CODEC, encoder_norm="batch")
+# An option of session 25: the batch-norm cell body as an auxiliary classifier of the shape that learns on renders only
+# (the class logits the cells' mean; the generator's loss adds its cross-entropy on the fakes), so that the condition
+# has a teacher that reads the body directly and cannot be taught the fakes' own code (session 24: the per-cell
+# projection's only teacher was real-against-fake, and it read the test renders' class at chance inside the game,
+# while the same body as a plain classifier read 0.925); plus a whole-image real-or-fake logit beside the cells', so
+# that the object count is judged (the cells alone let the generator draw 4.5 objects per one-object sample).
+ONE_OBJECT_CELL_AUX_CODEC = replace(ONE_OBJECT_CELL_BATCH_CODEC, condition_head="auxiliary_real", discriminator_image=True)
 BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sessions 14-15)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"

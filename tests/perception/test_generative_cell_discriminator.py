@@ -43,8 +43,13 @@ def test_the_discriminator_options_are_validated_and_off_by_default():
     assert isinstance(GAN(replace(CELLS, discriminator="encoder"), torch.eye(3)).discriminator, ConvEncoder)
     with pytest.raises(ConfigError, match="discriminator must be one of"):
         CodecConfig(discriminator="patch")
-    with pytest.raises(ConfigError, match="condition_head='projection'"):
-        replace(CELLS, condition_head="auxiliary")
+    with pytest.raises(ConfigError, match="got 'classifier'"):
+        replace(CELLS, condition_head="classifier", condition_blocks=3)
+    with pytest.raises(ConfigError, match="discriminator_image"):
+        CodecConfig(discriminator_image=True)  # the encoder already gives one whole-image logit
+    with pytest.raises(ConfigError, match="discriminator_image"):
+        replace(CELLS, discriminator_image="yes")
+    assert not CodecConfig().discriminator_image
     with pytest.raises(ConfigError, match="discriminator_maps"):
         CodecConfig(discriminator_maps=True)  # the encoder has no cells to label
     with pytest.raises(ConfigError, match="discriminator_maps"):
@@ -130,3 +135,69 @@ def test_fit_gan_trains_the_map_head_on_the_images_maps_and_refuses_missing_maps
         fit_gan(images, CELLS, steps=1, shape_maps=maps, **kw)
     with pytest.raises(ConfigError, match="shape_maps"):
         fit_gan(images, MAPS, steps=1, shape_maps=maps[:, :8], **kw)
+
+
+AUX = replace(CELLS, encoder_norm="batch", condition_head="auxiliary_real", discriminator_image=True)
+
+
+def test_the_image_head_sees_the_whole_image_and_is_refused_where_there_is_none():
+    torch.manual_seed(0)
+    net = CellDiscriminator(48, 64, 2, "batch", width=2, image=True).eval()
+    x = torch.rand(1, 3, 48, 64)
+    cells, image = net(x)
+    assert cells.shape == (1, 2, 12, 16) and image.shape == (1, 1)
+    y = x.clone()
+    y[0, :, 0, 0] += 1.0  # a corner pixel moves the image logit (the far cells do not see it)
+    assert net(y)[1] != image
+    with pytest.raises(ConfigError, match="image must be a bool"):
+        CellDiscriminator(48, 64, 1, image=1)
+    with pytest.raises(ConfigError, match="discriminator_image"):
+        GAN(CELLS, torch.eye(3)).image_critic(torch.rand(2, 3, 16, 24))
+
+
+def test_the_cell_auxiliary_classifier_reads_the_cells_mean_learns_on_real_only_and_the_image_logit_joins_both_players():
+    torch.manual_seed(0)
+    gan = GAN(AUX, torch.eye(3))
+    gan.discriminator.eval()  # batch statistics fixed: the same outputs for every read
+    images, y = torch.rand(4, 3, 16, 24), torch.eye(3)[[0, 1, 2, 1]]
+    cells, image = gan.discriminator(images * 2 - 1)
+    assert cells.shape == (4, 4, 4, 6) and image.shape == (4, 1)
+    assert torch.allclose(gan.critic(images, y), cells[:, 0].flatten(1))  # no projection: y is not read
+    assert torch.allclose(gan.critic(images, y), gan.critic(images, torch.eye(3)[[1, 2, 0, 0]]))
+    assert torch.allclose(gan.classify(images), cells[:, 1:4].mean((2, 3))[:, None])
+    assert torch.allclose(gan.image_critic(images), image)
+    z = torch.randn(4, AUX.latent)
+    state = {k: v.clone() for k, v in gan.state_dict().items()}
+    got = gan.losses(images, z, y)
+    d_params, g_params = list(gan.discriminator.parameters()), list(gan.generator.parameters())
+    gan.load_state_dict(state)
+    grads = torch.autograd.grad(gan.losses(images, z, y)["loss"], d_params + g_params)
+    gan.load_state_dict(state)
+    fake = gan.generator(torch.cat([z, y], 1))
+
+    def adv(x: torch.Tensor, target: float) -> torch.Tensor:
+        c, i = gan.critic(x, y), gan.image_critic(x)
+        return bce(c, torch.full_like(c, target)) + bce(i, torch.full_like(i, target))
+
+    real_class = F.cross_entropy(gan.classify(images)[:, 0], y.argmax(1))  # on renders only ("auxiliary_real")
+    assert torch.allclose(got["d_class"], real_class)
+    d_loss = adv(images, 1.0) + adv(fake.detach(), 0.0) + real_class
+    g_loss = adv(fake, 1.0) + F.cross_entropy(gan.classify(fake)[:, 0], y.argmax(1))
+    for g, w in zip(grads, torch.autograd.grad(d_loss, d_params) + torch.autograd.grad(g_loss, g_params), strict=True):
+        assert torch.allclose(g, w, atol=1e-5)
+
+
+def test_fit_gan_teaches_the_cell_auxiliary_classifier_the_real_images_classes():
+    gen = torch.Generator().manual_seed(2)
+    cls = torch.arange(12) % 3
+    images = torch.rand(12, 3, 16, 24, generator=gen) * 0.1
+    images[torch.arange(12), cls] += 0.8  # the class is the image's colour channel
+    conds = torch.eye(3)[cls]
+    torch.manual_seed(5)
+    first = GAN(AUX, conds).eval()
+    gan, _ = fit_gan(images, AUX, steps=40, batch=12, lr=1e-2, seed=5, per_round=1, conditions=conds)
+    gan.eval()
+    with torch.no_grad():
+        before = F.cross_entropy(first.classify(images)[:, 0], cls)
+        after = F.cross_entropy(gan.classify(images)[:, 0], cls)
+        assert after < 0.5 * before and (gan.classify(images)[:, 0].argmax(1) == cls).all()

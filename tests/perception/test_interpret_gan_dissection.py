@@ -602,3 +602,22 @@ def test_the_cell_discriminator_options_train_on_one_object_renders_and_their_ma
     assert gan.discriminator(torch.rand(2, 3, 48, 64)).shape == (2, 1 + len(SHAPES) + 1 + len(SHAPES), 12, 16)
     outcome = bench_gan_dissection(True, 0, ONE_OBJECT_CELL_MAPS_CODEC, scenes="one_object")
     assert len(outcome.checks) == 6 and outcome.figures["objects_per_render"] == [1]
+
+
+def test_the_cell_auxiliary_option_trains_on_one_object_renders_with_an_image_logit_and_is_dissected():
+    from dataclasses import replace
+
+    from perception.generative.gan import train_gan_run
+    from perception.interpret.gan_dissection import (
+        ONE_OBJECT_CELL_AUX_CODEC,
+        ONE_OBJECT_CELL_BATCH_CODEC,
+    )
+
+    assert ONE_OBJECT_CELL_AUX_CODEC == replace(ONE_OBJECT_CELL_BATCH_CODEC, condition_head="auxiliary_real",
+                                                discriminator_image=True)
+    assert not ONE_OBJECT_CELL_BATCH_CODEC.discriminator_image  # the session-24 options are unchanged
+    gan = train_gan_run(True, 0, ONE_OBJECT_CELL_AUX_CODEC, scenes="one_object").gan
+    images = torch.rand(2, 3, 48, 64)
+    assert gan.classify(images).shape == (2, 1, len(SHAPES)) and gan.image_critic(images).shape == (2, 1)
+    outcome = bench_gan_dissection(True, 0, ONE_OBJECT_CELL_AUX_CODEC, scenes="one_object")
+    assert len(outcome.checks) == 6 and outcome.figures["objects_per_render"] == [1]
