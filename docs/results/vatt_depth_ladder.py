@@ -20,16 +20,20 @@ this script wraps to keep the depth; nothing in the library changes) and cached 
 /work/data/vatt2/s25/depth_cache.pt). It gates and ships nothing: the verdict of the round came first.
 """
 import json
-import os
 import sys
 import time
 
 import numpy as np
 import torch
-from vatt_kink_ladder import differenced, kink, score  # docs/results, the script's own folder
+from vatt_kink_ladder import (  # docs/results, this folder
+    cached_clips,
+    differenced,
+    kink,
+    probe_rungs,
+    score,
+)
 
 from perception.audiovisual.clips import CLIP_CONFIG
-from perception.audiovisual.vatt import linear_probe
 from physics.worlds import clevrer_world
 from physics.worlds.audiovisual import make_clip
 from physics.worlds.clevr_properties import SIZE_RADIUS
@@ -86,24 +90,11 @@ def rungs(a):
 def main() -> None:
     cache = sys.argv[1] if len(sys.argv) > 1 else "/work/data/vatt2/s25/depth_cache.pt"
     t0 = time.process_time()
-    if os.path.exists(cache):
-        data = torch.load(cache, weights_only=False)  # our own cache of numpy arrays (written below)
-    else:
-        n_train, n_test = (int(x) for x in os.environ.get("DEPTH_CLIPS", "600,300").split(","))  # fewer: a smoke run
-        data = {"train": [arrays(s) for s in range(n_train)], "test": [arrays(500_000 + s) for s in range(n_test)]}
-        torch.save(data, cache + ".tmp")
-        os.replace(cache + ".tmp", cache)
+    data = cached_clips(cache, "DEPTH_CLIPS", arrays)
     made = time.process_time() - t0
     errors = [np.linalg.norm(a["depth_centre"] - a["pos"], axis=-1)[a["seen"]] for a in data["test"]]
     rad_err = [np.abs(a["depth_radius"] - a["rad"])[a["seen"]] for a in data["test"]]
-    tr, te = [rungs(a) for a in data["train"]], [rungs(a) for a in data["test"]]
-    ytr = torch.tensor([a["late"] for a in data["train"]])
-    yte = torch.tensor([a["late"] for a in data["test"]])
-    res = {}
-    for key in tr[0]:
-        xtr = torch.tensor(np.stack([x[key] for x in tr]), dtype=torch.float32)
-        xte = torch.tensor(np.stack([x[key] for x in te]), dtype=torch.float32)
-        res[key] = round(linear_probe(xtr, ytr, xte, yte, 2, 0), 4)
+    res, yte = probe_rungs([rungs(a) for a in data["train"]], [rungs(a) for a in data["test"]], data)
     res |= {"test_centre_error_median_p90": [round(float(np.percentile(np.concatenate(errors), q)), 3) for q in (50, 90)],
             "test_radius_error_median": round(float(np.median(np.concatenate(rad_err))), 3),
             "majority": float(max(yte.float().mean(), 1 - yte.float().mean())), "clips_cpu_s": round(made, 1),

@@ -135,29 +135,41 @@ def rungs(a):
     return r
 
 
-def main() -> None:
-    cache = sys.argv[1] if len(sys.argv) > 1 else "/work/data/vatt2/s25/kink_cache.pt"
-    t0 = time.process_time()
+def cached_clips(cache, counts_env, arrays):
+    """The clips' arrays from ``cache``, or made by ``arrays`` (600 training and 300 test clips, or the counts
+    "TRAIN,TEST" in the environment variable ``counts_env``: fewer for a smoke run) and cached there."""
     if os.path.exists(cache):
-        data = torch.load(cache, weights_only=False)  # our own cache of numpy arrays (written below)
-    else:
-        n_train, n_test = (int(x) for x in os.environ.get("KINK_CLIPS", "600,300").split(","))  # fewer: a smoke run
-        data = {"train": [arrays(s) for s in range(n_train)], "test": [arrays(500_000 + s) for s in range(n_test)]}
-        torch.save(data, cache + ".tmp")
-        os.replace(cache + ".tmp", cache)
-    made = time.process_time() - t0
-    tr, te = [rungs(a) for a in data["train"]], [rungs(a) for a in data["test"]]
+        return torch.load(cache, weights_only=False)  # our own cache of numpy arrays (written below)
+    n_train, n_test = (int(x) for x in os.environ.get(counts_env, "600,300").split(","))
+    data = {"train": [arrays(s) for s in range(n_train)], "test": [arrays(500_000 + s) for s in range(n_test)]}
+    torch.save(data, cache + ".tmp")
+    os.replace(cache + ".tmp", cache)
+    return data
+
+
+def probe_rungs(train_rows, test_rows, data):
+    """Each rung's linear-probe accuracy: fitted on the training clips' rows, read on the test clips' -> (dict, test
+    labels)."""
     ytr = torch.tensor([a["late"] for a in data["train"]])
     yte = torch.tensor([a["late"] for a in data["test"]])
     res = {}
-    for key in tr[0]:
-        xtr = torch.tensor(np.stack([x[key] for x in tr]), dtype=torch.float32)
-        xte = torch.tensor(np.stack([x[key] for x in te]), dtype=torch.float32)
+    for key in train_rows[0]:
+        xtr = torch.tensor(np.stack([x[key] for x in train_rows]), dtype=torch.float32)
+        xte = torch.tensor(np.stack([x[key] for x in test_rows]), dtype=torch.float32)
         res[key] = round(linear_probe(xtr, ytr, xte, yte, 2, 0), 4)
+    return res, yte
+
+
+def main() -> None:
+    cache = sys.argv[1] if len(sys.argv) > 1 else "/work/data/vatt2/s25/kink_cache.pt"
+    t0 = time.process_time()
+    data = cached_clips(cache, "KINK_CLIPS", arrays)
+    made = time.process_time() - t0
+    res, yte = probe_rungs([rungs(a) for a in data["train"]], [rungs(a) for a in data["test"]], data)
     res |= {"majority": float(max(yte.float().mean(), 1 - yte.float().mean())), "clips_cpu_s": round(made, 1),
             "cpu_s": round(time.process_time() - t0, 1)}
     print(json.dumps(res))
 
 
-if __name__ == "__main__":  # vatt_depth_ladder.py imports the rungs' helpers
+if __name__ == "__main__":  # vatt_depth_ladder.py and vatt_mask_gap.py import its helpers
     main()

@@ -23,9 +23,9 @@ import time
 import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt
+from vatt_kink_ladder import differenced, probe_rungs  # docs/results, this folder
 
 from perception.audiovisual.object_tokens import kink
-from perception.audiovisual.vatt import linear_probe
 
 torch.set_num_threads(1)
 CACHE = sys.argv[1] if len(sys.argv) > 1 else "/work/data/vatt2/s25/kink_cache.pt"
@@ -44,16 +44,6 @@ def mask_gaps(masks, n):  # int8 [T, H, W] -> [T, n, n] smallest pixel distance 
                 if j != i and (m == j).any():
                     out[t, i, j] = dist[m == j].min()
     return np.minimum(out, out.transpose(0, 2, 1))
-
-
-def second_difference(pos, seen):  # [T, O, 2], [T, O] -> [T, O] (the ladder's ``differenced``)
-    vel = np.zeros_like(pos)
-    ok = seen[1:] & seen[:-1]
-    vel[1:] = (pos[1:] - pos[:-1]) * ok[..., None]
-    change = np.zeros(seen.shape)
-    both = ok[1:] & ok[:-1]
-    change[2:] = np.linalg.norm(vel[2:] - vel[1:-1], axis=2) * both
-    return change
 
 
 def score(gaps, change, seen, kappa):  # [T, n, n], [T, n], [T, n] -> [T]
@@ -77,7 +67,7 @@ def rungs(a, masks):
     both = gaps + 4 * np.clip(floor_gaps(a["est"], a["est_rad"]), 0, None) / 0.3
     est = torch.from_numpy(a["est"]).float()[None]
     fk = kink(est, torch.from_numpy(a["seen"])[None], 2)[0].norm(dim=-1).numpy()
-    changes = {"exact": a["dv"], "floor_kink2": fk, "floor_difference": second_difference(a["est"], a["seen"])}
+    changes = {"exact": a["dv"], "floor_kink2": fk, "floor_difference": differenced(a["est"], a["seen"])}
     out = {f"mask_gap{k}_{name}": score(gaps, c, a["seen"], k) for name, c in changes.items() for k in (1, 2, 4)}
     return out | {f"both_gaps_{name}": score(both, c, a["seen"], 4) for name, c in changes.items()}
 
@@ -89,11 +79,6 @@ rows = {}
 for split, bank in (("train", "train0.pt"), ("test", "test0.pt")):
     masks = torch.load(os.path.join(BANKS, bank))["masks"].numpy()
     rows[split] = [rungs(a, m) for a, m in zip(data[split], masks, strict=True)]
-ytr = torch.tensor([a["late"] for a in data["train"]])
-yte = torch.tensor([a["late"] for a in data["test"]])
-for key in rows["train"][0]:
-    xtr = torch.tensor(np.stack([x[key] for x in rows["train"]]), dtype=torch.float32)
-    xte = torch.tensor(np.stack([x[key] for x in rows["test"]]), dtype=torch.float32)
-    res[key] = round(linear_probe(xtr, ytr, xte, yte, 2, 0), 4)
+res |= probe_rungs(rows["train"], rows["test"], data)[0]
 res["cpu_s"] = round(time.process_time() - t0, 1)
 print(json.dumps(res))
