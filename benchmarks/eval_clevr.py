@@ -217,10 +217,9 @@ def _perceive(model: QAModel, job: tuple[int, str, str]) -> SceneGraph | str:
     """The perceived scene of one image, or the message of an image that cannot be read (reported, not fatal)."""
     index, name, path = job
     try:
-        image = load_image(path)
-    except DataError as err:  # a missing or corrupt file: the caller reports it and answers its questions None
+        return model.perceive(load_image(path), image_index=index, image_filename=name)
+    except DataError as err:  # missing, corrupt or too small: the caller reports it and answers its questions None
         return str(err)
-    return model.perceive(image, image_index=index, image_filename=name)
 
 
 def _run_job(model: QAModel, job: Job) -> object:

@@ -48,7 +48,6 @@ from reasoning.nsdr import VIDEO_DYNAMICS, VIDEO_PARSERS
 __all__ = ["register", "run", "scene_from_args", "program_from_args", "format_trace", "format_scene"]
 
 DEFAULT_PERCEIVER = "derender"  # NS-VQA's perception
-MIN_IMAGE_SIDE = 16  # pixels: the smallest image nesy data clevr renders
 
 
 def scene_from_args(args: argparse.Namespace) -> SceneGraph:
@@ -60,11 +59,7 @@ def scene_from_args(args: argparse.Namespace) -> SceneGraph:
         from perception.registry import load_perceiver
 
         perceiver = load_perceiver(args.perceiver, args.checkpoint)  # first: a misspelt name is the error to show
-        image = load_image(args.image)
-        if min(image.shape[:2]) < MIN_IMAGE_SIDE:  # a 1x1 image was "perceived" as a scene of 0 objects
-            raise DataError(f"--image {args.image} is {image.shape[1]}x{image.shape[0]} pixels; a scene image needs "
-                            f"at least {MIN_IMAGE_SIDE} a side")
-        return perceiver(image, image_filename=Path(args.image).name)
+        return perceiver(load_image(args.image), image_filename=Path(args.image).name)  # too small: refused there
     if args.perceiver != DEFAULT_PERCEIVER or args.checkpoint is not None:
         raise ConfigError("--perceiver and --checkpoint read an --image; a --scene is used as it is")
     if args.scene is None:

@@ -47,7 +47,7 @@ from perception.derender.overlap import keep_apart
 from perception.derender.proposals import ProposalConfig, ProposalNet, predict_scored_masks
 from perception.registry import Perceiver, register_perceiver
 from perception.scene_graph import SceneGraph, SceneObject
-from physics.errors import CheckpointError, ConfigError, StateError
+from physics.errors import CheckpointError, ConfigError, DataError, StateError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
 from physics.worlds.clevr_properties import ATTRIBUTES, SIZE_RADIUS
 
@@ -74,6 +74,7 @@ __all__ = [
 CHECKPOINT_FORMAT = "nesy-derender-v1"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "derender.pt"
 BLENDER_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "derender_blender.pt"
+MIN_IMAGE_SIDE = 16  # pixels: the smallest scene image (a 1 x 1 image was "perceived" as a scene of 0 objects)
 BLENDER_R15_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "derender_blender_r15.pt"
 
 
@@ -246,11 +247,17 @@ class Derenderer(Perceiver):
         relationships follow CLEVR's rule.  With :attr:`min_gap` set, detections that
         would overlap a larger one on the ground are dropped first.  ``image_index`` /
         ``image_filename`` are recorded in the scene.
+
+        Raises:
+            DataError: an image under :data:`MIN_IMAGE_SIDE` pixels a side (named by ``image_filename``).
         """
         meta = {"image_index": image_index, "image_filename": image_filename}
         image = image_to_tensor(rgb)
-        masks, scores = self.detect(image)
         h, w = image.shape[1:]
+        if min(h, w) < MIN_IMAGE_SIDE:
+            raise DataError(f"{image_filename or 'the image'} is {w}x{h} pixels; a scene image needs at least "
+                            f"{MIN_IMAGE_SIDE} a side")
+        masks, scores = self.detect(image)
         if len(masks) == 0:
             return SceneGraph(objects=(), directions=dict(self.directions), **meta)
         probs, centre, boxes = read_attributes(self.attribute_net, image, masks)

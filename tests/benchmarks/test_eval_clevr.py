@@ -219,6 +219,11 @@ def test_an_unreadable_image_is_reported_and_its_questions_count_as_wrong(split,
     assert main(["eval", "clevr", "--data", str(bad), "--split", "test"]) == 0
     err = capsys.readouterr().err
     assert "1 image(s) could not be read" in err and spoiled in err and "Traceback" not in err
+    from PIL import Image  # an image too small for a scene is reported the same way (the derenderer refuses it)
+
+    Image.new("RGB", (4, 4)).save(bad / "images" / spoiled)
+    res = evaluate_clevr(ClevrEvalConfig(data=str(bad), split="test", perception="model"), progress=False)
+    assert res["unreadable_images"]["count"] == 1 and "is 4x4 pixels" in res["unreadable_images"]["first"][0]
 
 
 def test_min_depth_keeps_the_right_questions_when_some_are_skipped(split, tmp_path):

@@ -78,3 +78,15 @@ def test_resume_with_changed_flags_or_a_foreign_file_is_refused(tmp_path, capsys
     atomic_torch_save(out / "proposal_train.pt", [1, 2])
     with pytest.raises(CheckpointError, match="holds a list"):
         train_derenderer(cfg, progress=False)
+
+
+@pytest.mark.parametrize("name", ["derender", "derender-blender"])
+def test_an_image_too_small_for_a_scene_is_refused_by_name_not_perceived_as_empty(name):
+    """A 1 x 1 or 8 x 8 image was read as a scene of 0 objects; every derenderer refuses it, naming the file."""
+    from physics.errors import DataError
+
+    perceiver = load_perceiver(name)
+    for h, w in ((1, 1), (8, 12)):
+        with pytest.raises(DataError, match=rf"tiny.png is {w}x{h} pixels; a scene image needs at least 16 a side"):
+            perceiver(torch.zeros(3, h, w), image_filename="tiny.png")
+    assert perceiver(torch.zeros(3, 16, 24)).objects is not None  # the smallest size allowed is read
