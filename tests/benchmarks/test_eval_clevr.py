@@ -198,6 +198,8 @@ def test_an_unreadable_image_is_reported_and_its_questions_count_as_wrong(split,
     # one corrupt PNG used to end the whole evaluation from pixels with its error
     import shutil
 
+    from PIL import Image
+
     from benchmarks.cli import main
 
     good = evaluate_clevr(ClevrEvalConfig(data=str(split), split="test", perception="model"), progress=False)
@@ -219,8 +221,7 @@ def test_an_unreadable_image_is_reported_and_its_questions_count_as_wrong(split,
     assert main(["eval", "clevr", "--data", str(bad), "--split", "test"]) == 0
     err = capsys.readouterr().err
     assert "1 image(s) could not be read" in err and spoiled in err and "Traceback" not in err
-    from PIL import Image  # an image too small for a scene is reported the same way (the derenderer refuses it)
-
+    # an image too small for a scene is reported the same way (the derenderer refuses it)
     Image.new("RGB", (4, 4)).save(bad / "images" / spoiled)
     res = evaluate_clevr(ClevrEvalConfig(data=str(bad), split="test", perception="model"), progress=False)
     assert res["unreadable_images"]["count"] == 1 and "is 4x4 pixels" in res["unreadable_images"]["first"][0]
