@@ -798,20 +798,25 @@ def test_contact_carry_exchanges_momentum_at_a_touch_the_rollout_makes_and_carri
             RolloutConfig(**bad)
 
 
+def _sphere_past_a_resting_cylinder(offset: float) -> VideoAnnotation:
+    """12 frames: a red sphere slides along y = ``offset`` at 0.3 units a frame, to reach a blue cylinder resting at
+    the origin just after the video ends; a green sphere rests far off (2.5, 2.5)."""
+    def state(k, x, y):
+        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
+
+    frames = tuple(FrameStates(f, (state(0, -4.1 + 0.3 * f, offset), state(1, 0.0, 0.0), state(2, 2.5, 2.5)))
+                   for f in range(12))
+    props = (ObjectProperty(0, "red", "metal", "sphere"), ObjectProperty(1, "blue", "rubber", "cylinder"),
+             ObjectProperty(2, "green", "rubber", "sphere"))
+    return VideoAnnotation(0, "v.gif", props, frames, ())
+
+
 def test_carry_scope_future_carries_the_future_rollout_and_leaves_every_counterfactual_as_without_carry():
     """A sphere slides into a resting cylinder just after the video ends (a third object far off): scope ``all``
     carries the touch in the future and in the counterfactual without the far object; ``future`` in the future only."""
     from physics.models.video_propnet import CARRY_SCOPES
-    from physics.worlds.clevrer_annotation import ObjectProperty, VideoAnnotation
 
-    def state(k, x, y):
-        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
-
-    frames = tuple(FrameStates(f, (state(0, -4.1 + 0.3 * f, 0.0), state(1, 0.0, 0.0), state(2, 2.5, 2.5)))
-                   for f in range(12))
-    props = (ObjectProperty(0, "red", "metal", "sphere"), ObjectProperty(1, "blue", "rubber", "cylinder"),
-             ObjectProperty(2, "green", "rubber", "sphere"))
-    ann = VideoAnnotation(0, "v.gif", props, frames, ())
+    ann = _sphere_past_a_resting_cylinder(0.0)  # head on
     base = dataclass_replace(SHORT, future_frames=8)
     assert RolloutConfig().carry_scope == "all" and CARRY_SCOPES == ("all", "future")
     plain = PropNetVideoDynamics.load(config=base)
@@ -861,14 +866,7 @@ def test_lookahead_counts_a_fast_near_miss_and_never_a_slow_one_or_neighbours_at
 def test_lookahead_scope_adds_a_near_miss_to_the_future_and_to_counterfactuals_only_with_scope_all():
     """A sphere slides past a resting cylinder just after the video ends (a third object far off); the rollout's
     near misses count with lookahead, in the future always and in a counterfactual with scope ``all`` only."""
-    def state(k, x, y):
-        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
-
-    frames = tuple(FrameStates(f, (state(0, -4.1 + 0.3 * f, 0.72), state(1, 0.0, 0.0), state(2, 2.5, 2.5)))
-                   for f in range(12))  # passes 0.02 apart from the cylinder if it keeps its line and speed
-    props = (ObjectProperty(0, "red", "metal", "sphere"), ObjectProperty(1, "blue", "rubber", "cylinder"),
-             ObjectProperty(2, "green", "rubber", "sphere"))
-    ann = VideoAnnotation(0, "v.gif", props, frames, ())
+    ann = _sphere_past_a_resting_cylinder(0.72)  # passes 0.02 apart from the cylinder if it keeps its line and speed
     base = dataclass_replace(SHORT, future_frames=8)
     plain = PropNetVideoDynamics.load(config=base)
     wide = dataclass_replace(base, lookahead=40, lookahead_min_speed=0.01)  # every closing pair within reach
@@ -879,7 +877,7 @@ def test_lookahead_scope_adds_a_near_miss_to_the_future_and_to_counterfactuals_o
     for fr in rolled:
         a, b = fr.by_id()[0].location, fr.by_id()[1].location
         gaps.append(math.hypot(a[0] - b[0], a[1] - b[1]) - 2 * HALF_EXTENT)
-    expect = lookahead_collisions((frames[-1], *rolled), {0: "sphere", 1: "cylinder", 2: "sphere"}, 40, 0.01, 25, 0.0,
+    expect = lookahead_collisions((ann.motion_trajectory[-1], *rolled), {0: "sphere", 1: "cylinder", 2: "sphere"}, 40, 0.01, 25, 0.0,
                                   5, found, lambda pair, f: f > 11)
     assert expect and min(gaps) > 0.0  # the plain rule misses what the lookahead finds
     assert every.future(ann, 8)[1] == future.future(ann, 8)[1] == tuple(sorted((*found, *expect), key=lambda c: c.frame_id))
@@ -933,21 +931,14 @@ def test_near_miss_score_takes_a_fast_close_pass_and_never_a_slow_one_neighbours
 def test_near_miss_adds_the_rollouts_close_pass_to_the_future_and_to_counterfactuals_only_with_scope_all():
     """A sphere slides past a resting cylinder just after the video ends; a score taking every near miss adds the
     pass to the future, and leaves every counterfactual as without it under scope ``future``."""
-    def state(k, x, y):
-        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
-
-    frames = tuple(FrameStates(f, (state(0, -4.1 + 0.3 * f, 0.72), state(1, 0.0, 0.0), state(2, 2.5, 2.5)))
-                   for f in range(12))
-    props = (ObjectProperty(0, "red", "metal", "sphere"), ObjectProperty(1, "blue", "rubber", "cylinder"),
-             ObjectProperty(2, "green", "rubber", "sphere"))
-    ann = VideoAnnotation(0, "v.gif", props, frames, ())
+    ann = _sphere_past_a_resting_cylinder(0.72)
     base = dataclass_replace(SHORT, future_frames=8)
     plain = PropNetVideoDynamics.load(config=base)
     takes = (1.0, 0.0, 0.0, 0.0, 0.0)  # every near miss collides
     every = PropNetVideoDynamics.load(config=dataclass_replace(base, near_miss=takes))
     future = PropNetVideoDynamics.load(config=dataclass_replace(base, near_miss=takes, near_miss_scope="future"))
     rolled, found = plain.future(ann, 8)
-    near = near_miss_candidates((frames[-1], *rolled), {0: "sphere", 1: "cylinder", 2: "sphere"}, 0.0, 25,
+    near = near_miss_candidates((ann.motion_trajectory[-1], *rolled), {0: "sphere", 1: "cylinder", 2: "sphere"}, 0.0, 25,
                                 lambda pair, f: f > 11, start=12)
     assert near and all(c.object_ids == (0, 1) for c, _ in near)
     expect = near_miss_collisions(near, takes, found, 5)
