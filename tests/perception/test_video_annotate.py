@@ -517,11 +517,11 @@ def test_coasting_carries_a_moving_track_lost_inside_the_image_on_and_leaves_res
     tracks = [_track(("red", "rubber", "cube"), sliding, 0.2475, areas),
               _track(("blue", "metal", "cylinder"), resting, 0.35, {f: 1500.0 for f in resting}),
               _track(("green", "rubber", "sphere"), leaving, 0.35, {f: 900.0 for f in leaving})]
-    held = tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS)
+    held = tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(coast_frames=0))
     coasted = tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(coast_frames=8))
     h = [fr.by_id() for fr in held.motion_trajectory]
     c = [fr.by_id() for fr in coasted.motion_trajectory]
-    # off (the default): held at the sliver's last centre from frame 16 on, no velocity at the end
+    # off (the default before the twenty-sixth session): held at the sliver's last centre from frame 16 on
     np.testing.assert_allclose(h[25][0].location[:2], (-0.05, 0.5), atol=1e-4)
     np.testing.assert_allclose(h[25][0].velocity, (0.0, 0.0, 0.0), atol=1e-6)
     # on: from the last steady observation (frame 13, x = -0.35) at 0.05 a frame, to 8 frames past frame 16
@@ -554,8 +554,9 @@ def test_coast_stop_holds_a_coasted_track_where_it_meets_the_object_it_vanished_
               _track(("blue", "metal", "sphere"), resting, 0.35, {f: 900.0 for f in resting}),
               _track(("green", "rubber", "cube"), far, 0.2475, {f: 700.0 for f in far})]
     frames = list(range(n))
-    through = tracks_to_annotation(tracks, frames, HW, HEIGHTS, VideoPerceptionConfig(coast_frames=20))
+    through = tracks_to_annotation(tracks, frames, HW, HEIGHTS, VideoPerceptionConfig(coast_frames=20, coast_stop=0))
     stopped = tracks_to_annotation(tracks, frames, HW, HEIGHTS, VideoPerceptionConfig(coast_frames=20, coast_stop=1))
+    assert stopped == tracks_to_annotation(tracks, frames, HW, HEIGHTS)  # the shipped default since session 26
     t = [fr.by_id() for fr in through.motion_trajectory]
     s = [fr.by_id() for fr in stopped.motion_trajectory]
     # coasting alone carries the cylinder through the sphere to x = -0.55 at frame 29
@@ -577,9 +578,9 @@ def test_coast_stop_holds_a_coasted_track_where_it_meets_the_object_it_vanished_
 
 
 def test_join_short_is_a_perception_setting_that_reaches_the_tracker():
-    config = perception_config(["join_short=1"])
-    assert config.join_short == 1 and tracking_config(config).join_short == 1
-    assert tracking_config(VideoPerceptionConfig()).join_short == 0
+    config = perception_config(["join_short=0"])
+    assert config.join_short == 0 and tracking_config(config).join_short == 0
+    assert tracking_config(VideoPerceptionConfig()).join_short == 1  # the shipped default since session 26
     with pytest.raises(ConfigError, match="join_short"):
         perception_config(["join_short=3"])
 
