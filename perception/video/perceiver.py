@@ -17,7 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from perception.derender.derenderer import Derenderer, load_default_derenderer, load_derenderer
-from perception.video.annotate import VideoPerceptionConfig, tracks_to_annotation, video_index
+from perception.video.annotate import (
+    VideoPerceptionConfig,
+    tracking_config,
+    tracks_to_annotation,
+    video_index,
+)
 from perception.video.detect import (
     VIDEO_SIZE,
     FrameDetections,
@@ -83,7 +88,7 @@ class PixelVideoPerceiver(VideoPerceiver):
         self.last_detections = detections
         if self.config.track_height is not None:
             detections = at_height(detections, self.config.camera, image_hw, self.config.track_height)
-        tracks = track_detections(detections, self.config.track, border=self.config.border,
+        tracks = track_detections(detections, tracking_config(self.config), border=self.config.border,
                                   image_hw=image_hw if self.config.split_reentries else None)
         k = video_index(frames_dir)
         return tracks_to_annotation(

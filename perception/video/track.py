@@ -71,6 +71,14 @@ class TrackConfig:
             swapped identities there: their tails are exchanged (0: never).
         swap_slack: Frames apart the two switches of a swap may lie, and observations of
             neither reading a switch may hold between its two runs.
+        join_short: 0 (the default): tracks shorter than ``min_length`` are dropped before
+            merging.  1: a short track that one kept track continues, or that continues one
+            (:func:`_continues`: same attributes, no shared frame, within reach), is joined to
+            it first; only the short tracks left alone are dropped.  An object struck while its
+            mask merges with its striker's is often seen for a few frames only before it
+            vanishes into the merged mask; dropped, its track starts where it comes out, and the
+            annotation holds that first place back to the video's start, far from the contact
+            (``docs/results/clevrer.md``, twenty-sixth session, nsdr5).
     """
 
     max_distance: float = 0.6
@@ -80,6 +88,7 @@ class TrackConfig:
     min_length: int = 6
     swap_run: int = 5
     swap_slack: int = 3
+    join_short: int = 0
 
     def __post_init__(self) -> None:
         if self.max_distance <= 0 or self.max_gap_distance < self.max_distance:
@@ -88,6 +97,8 @@ class TrackConfig:
         if self.attribute_weight < 0 or self.max_missing < 0 or self.min_length < 1:
             raise ConfigError(f"TrackConfig needs attribute_weight >= 0, max_missing >= 0 and min_length >= 1, got "
                               f"{self.attribute_weight}, {self.max_missing}, {self.min_length}")
+        if self.join_short not in (0, 1):
+            raise ConfigError(f"TrackConfig.join_short must be 0 (off) or 1 (on), got {self.join_short}")
 
 
 @dataclass
@@ -218,9 +229,12 @@ def track_detections(detections: Sequence[FrameDetections], config: TrackConfig 
                 t.add(f, det.pixel[j], det.location[j], {a: det.probs[a][j] for a in VIDEO_ATTRIBUTES}, float(det.area[j]))
                 open_tracks.append(t)
     tracks = [part for t in [*closed, *open_tracks] for part in _split_reentries(t, config)]
+    short = [t for t in tracks if len(t) < config.min_length]
     tracks = [t for t in tracks if len(t) >= config.min_length]
     tracks = _unswap(tracks, config)
     tracks = _merge_same_object(tracks, config)
+    if config.join_short:
+        tracks = _join_short(tracks, short, config)
     return sorted(tracks, key=lambda t: (t.frames[0], float(t.pixels[0][0])))
 
 
@@ -265,6 +279,26 @@ def _merge_same_object(tracks: list[Track], config: TrackConfig) -> list[Track]:
         else:
             host.absorb(t)
     return kept
+
+
+def _join_short(tracks: list[Track], short: list[Track], config: TrackConfig) -> list[Track]:
+    """``tracks`` with each track of ``short`` that continues one of them, or that one continues, joined to it.
+
+    Short tracks are taken in frame order, each joined to the first kept track it fits
+    (:func:`_continues` either way round); the others are left out.
+    """
+    out = list(tracks)
+    for s in sorted(short, key=lambda t: t.frames[0]):
+        for i, t in enumerate(out):
+            if _continues(t, s, config):
+                t.absorb(s)
+                break
+            if _continues(s, t, config):
+                joined = s.cut(0)
+                joined.absorb(t)
+                out[i] = joined
+                break
+    return out
 
 
 def _continues(first: Track, later: Track, config: TrackConfig) -> bool:

@@ -20,6 +20,7 @@ from perception.video.annotate import (
     steady_areas,
     struck_at_end,
     touch_collisions,
+    tracking_config,
     tracks_to_annotation,
     video_index,
     voted_attributes,
@@ -516,11 +517,11 @@ def test_coasting_carries_a_moving_track_lost_inside_the_image_on_and_leaves_res
     tracks = [_track(("red", "rubber", "cube"), sliding, 0.2475, areas),
               _track(("blue", "metal", "cylinder"), resting, 0.35, {f: 1500.0 for f in resting}),
               _track(("green", "rubber", "sphere"), leaving, 0.35, {f: 900.0 for f in leaving})]
-    held = tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS)
+    held = tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(coast_frames=0))
     coasted = tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(coast_frames=8))
     h = [fr.by_id() for fr in held.motion_trajectory]
     c = [fr.by_id() for fr in coasted.motion_trajectory]
-    # off (the default): held at the sliver's last centre from frame 16 on, no velocity at the end
+    # off (the default before the twenty-sixth session): held at the sliver's last centre from frame 16 on
     np.testing.assert_allclose(h[25][0].location[:2], (-0.05, 0.5), atol=1e-4)
     np.testing.assert_allclose(h[25][0].velocity, (0.0, 0.0, 0.0), atol=1e-6)
     # on: from the last steady observation (frame 13, x = -0.35) at 0.05 a frame, to 8 frames past frame 16
@@ -540,6 +541,48 @@ def test_coasting_carries_a_moving_track_lost_inside_the_image_on_and_leaves_res
         VideoPerceptionConfig(coast_frames=-1)
     with pytest.raises(ConfigError, match="coast_area"):
         VideoPerceptionConfig(coast_area=0.0)
+
+
+def test_coast_stop_holds_a_coasted_track_where_it_meets_the_object_it_vanished_beside():
+    n = 30
+    # a cylinder slides at 0.05 a frame towards a sphere resting at x = -0.5 and vanishes (merged mask) after
+    # frame 13, inside the image; a cube slides far away and vanishes the same way, meeting nobody
+    sliding = {f: (-2.0 + 0.05 * f, 0.0) for f in range(14)}
+    resting = {f: (-0.5, 0.0) for f in range(n)}
+    far = {f: (2.0 - 0.05 * f, -2.0) for f in range(14)}
+    tracks = [_track(("red", "rubber", "cylinder"), sliding, 0.35, {f: 900.0 for f in sliding}),
+              _track(("blue", "metal", "sphere"), resting, 0.35, {f: 900.0 for f in resting}),
+              _track(("green", "rubber", "cube"), far, 0.2475, {f: 700.0 for f in far})]
+    frames = list(range(n))
+    through = tracks_to_annotation(tracks, frames, HW, HEIGHTS, VideoPerceptionConfig(coast_frames=20, coast_stop=0))
+    stopped = tracks_to_annotation(tracks, frames, HW, HEIGHTS, VideoPerceptionConfig(coast_frames=20, coast_stop=1))
+    assert stopped == tracks_to_annotation(tracks, frames, HW, HEIGHTS)  # the shipped default since session 26
+    t = [fr.by_id() for fr in through.motion_trajectory]
+    s = [fr.by_id() for fr in stopped.motion_trajectory]
+    # coasting alone carries the cylinder through the sphere to x = -0.55 at frame 29
+    np.testing.assert_allclose(t[29][0].location[:2], (-0.55, 0.0), atol=1e-4)
+    # with the stop: on its line until frame 16, the first under the contact distance (0.70 < 0.72), then held
+    np.testing.assert_allclose(s[15][0].location[:2], (-1.25, 0.0), atol=1e-4)
+    for f in (16, 22, 29):
+        np.testing.assert_allclose(s[f][0].location[:2], (-1.2, 0.0), atol=1e-4)
+        np.testing.assert_allclose(s[f][0].velocity, (0.0, 0.0, 0.0), atol=1e-6)
+    assert [(c.frame_id, sorted(c.object_ids)) for c in stopped.collision] == [(16, [0, 1])]
+    # the cube meets nobody: coasted the same either way; before the coast nothing changes
+    for f in range(n):
+        assert s[f][2] == t[f][2] and s[f][1] == t[f][1]
+    for f in range(14):
+        assert s[f][0] == t[f][0]
+    assert perception_config(["coast_stop=1"]).coast_stop == 1
+    with pytest.raises(ConfigError, match="coast_stop"):
+        VideoPerceptionConfig(coast_stop=2)
+
+
+def test_join_short_is_a_perception_setting_that_reaches_the_tracker():
+    config = perception_config(["join_short=0"])
+    assert config.join_short == 0 and tracking_config(config).join_short == 0
+    assert tracking_config(VideoPerceptionConfig()).join_short == 1  # the shipped default since session 26
+    with pytest.raises(ConfigError, match="join_short"):
+        perception_config(["join_short=3"])
 
 
 def test_collision_release_keeps_a_pair_resting_side_by_side_one_collision():

@@ -195,3 +195,23 @@ def test_a_short_entrant_is_joined_back():
     dets = _exit_then_entry(("yellow", "rubber", "sphere"))[:24]  # the entrant seen in frames 20-23 only
     tracks = track_detections(dets, image_hw=(320, 480))
     assert len(tracks) == 1 and len(tracks[0]) == 19
+
+
+def test_join_short_keeps_the_first_frames_of_an_object_that_vanished_into_a_merged_mask():
+    # a cube seen in frames 0-3 only (fewer than min_length), hidden in frames 4-16, seen again from 17;
+    # a green blip (other attributes) stays dropped, and so does a red cube blip at frames 8-9 out of reach
+    seen = {f: (-1.0 - 0.05 * f, 1.8) for f in range(30) if not 4 <= f <= 16}
+    dets = _frames(30, {RED_CUBE: seen, GREEN_CYL: {f: (2.0, 2.0) for f in range(5)}})
+    far = _frames(30, {RED_CUBE: {8: (9.0, -9.0), 9: (9.0, -9.0)}})
+    dets = [far[f] if f in (8, 9) else d for f, d in enumerate(dets)]
+    shipped = track_detections(dets)
+    assert [t.frames[0] for t in shipped] == [17]  # the first 4 frames are dropped as a blip
+    joined = track_detections(dets, TrackConfig(join_short=1))
+    assert len(joined) == 1 and joined[0].frames == [f for f in range(30) if not 4 <= f <= 16]
+    assert np.allclose(joined[0].locations[0][:2], (-1.0, 1.8))
+    assert joined[0].attributes() == dict(zip(VIDEO_ATTRIBUTES, RED_CUBE, strict=True))
+
+
+def test_join_short_is_refused_unless_0_or_1():
+    with pytest.raises(ConfigError, match="join_short"):
+        TrackConfig(join_short=2)
