@@ -43,7 +43,12 @@ whole-image logit beside the cells' (an option, session 25), :func:`condition_ma
 show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell an
 object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
-often the segmenter and the attribute network call the same one.
+often the segmenter and the attribute network call the same one.  Two reading options
+(session 26, off by default): ``layer=PROJECTED`` dissects and edits the generator's projected
+grid (H/8 x W/8, the resolution of the paper's ``layer4``) and ``ranking="causal"`` ablates and
+inserts the 10 units whose ablation alone removes most cube pixels (:func:`causal_units`, the
+paper's causal choice of intervention units) instead of the 10 of highest cube IoU; neither
+met the checks on dev seed 63346 (docs/results/perception.md, nineteenth look).
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
