@@ -43,7 +43,12 @@ whole-image logit beside the cells' (an option, session 25), :func:`condition_ma
 show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell an
 object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
-often the segmenter and the attribute network call the same one.
+often the segmenter and the attribute network call the same one.  Two reading options
+(session 26, off by default): ``layer=PROJECTED`` dissects and edits the generator's projected
+grid (H/8 x W/8, the resolution of the paper's ``layer4``) and ``ranking="causal"`` ablates and
+inserts the 10 units whose ablation alone removes most cube pixels (:func:`causal_units`, the
+paper's causal choice of intervention units) instead of the 10 of highest cube IoU; neither
+met the checks on dev seed 63346 (docs/results/perception.md, nineteenth look).
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
@@ -73,7 +78,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "causal_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -162,9 +167,16 @@ class ObjectShapeLabeller:
         return out
 
 
+PROJECTED = -1  # layer index of the generator's projected grid (H/8 x W/8, before any up-sampling; an option, session 26)
+RANKINGS = ("iou", "causal")  # how the intervention's cube units are chosen (dissection_outcome's ranking)
+
+
 def _layer(generator: ConvDecoder, layer: int) -> nn.Module:
+    if layer == PROJECTED:
+        return generator.project
     if not 0 <= layer < len(generator.blocks):
-        raise ConfigError(f"generator has up-sampling blocks 0..{len(generator.blocks) - 1}, got layer {layer}")
+        raise ConfigError(f"layer must be {PROJECTED} (the projected grid) or an up-sampling block "
+                          f"0..{len(generator.blocks) - 1}, got {layer}")
     return generator.blocks[layer]
 
 
@@ -322,6 +334,29 @@ def condition_match(labeller: ShapeSegmenter | Labeller, images: Tensor, conditi
 
 
 @torch.no_grad()
+def causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int, concept: int,
+                 k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` units whose ablation alone removes most of ``concept``'s pixels: (int64 [k], effect float [U]).
+
+    Each unit of the layer is set to zero everywhere, alone, on the samples from ``z``, and its
+    effect is the fraction of the concept's labelled pixels that go (the paper's average causal
+    effect of ablating it, ``E[s_c(x)] - E[s_c(x_ablated)]``, over the concept's pixels; negative
+    when pixels appear).  The paper chooses the units it ablates and inserts by causal effect
+    (a continuous per-unit ablation optimised by gradient, section 3.2); the class masks here are
+    not differentiable, so each unit's own effect ranks them, its first-order form.  Ties go to
+    the lower unit index.
+    """
+    generator.eval()
+    base = int((_labels(labeller, generator(z)) == concept + 1).sum())
+    units = layer_activations(generator, z[:1], layer)[0].shape[1]
+    effect = torch.zeros(units)
+    for u in range(units):
+        after = int((_labels(labeller, ablate(generator, z, layer, torch.tensor([u]))) == concept + 1).sum())
+        effect[u] = (base - after) / base if base else 0.0
+    return effect.argsort(descending=True, stable=True)[:k], effect
+
+
+@torch.no_grad()
 def ablate(generator: ConvDecoder, z: Tensor, layer: int, units: Tensor) -> Tensor:
     """Images [N, 3, H, W] generated with ``units`` of the layer set to zero everywhere."""
 
@@ -419,6 +454,7 @@ ONE_OBJECT_CELL_AUX_CODEC = replace(ONE_OBJECT_CELL_BATCH_CODEC, condition_head=
 BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sessions 14-15)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"
+CAUSAL_SAMPLES = 150  # of the dissection samples, on which ranking="causal" ablates each unit alone
 _INSERT_MIN = 12  # image pixels of new cube inside the patch that count as an inserted object
 
 
@@ -465,7 +501,8 @@ def _intervention_figures(generator: ConvDecoder, labeller: ShapeSegmenter | Lab
     ablation="10 random units of the same layer",
 )
 def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = None, ema: float = 0.0,
-                         balanced: bool = False, scenes: str = "scenes") -> BenchOutcome:
+                         balanced: bool = False, scenes: str = "scenes", layer: int = LAYER,
+                         ranking: str = "iou") -> BenchOutcome:
     """Dissect a benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples.
 
     ``codec`` None: :data:`RESIZE_CODEC`, the ``gan`` bench's GAN (48 units at ``blocks[0]``) with
@@ -479,18 +516,30 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = Non
     the last step's generator.  ``scenes`` (an option, session 23): what the run renders
     (:data:`perception.generative.gan.SCENES`); "one_object" with :data:`ONE_OBJECT_CODEC`,
     :data:`ONE_OBJECT_AUXILIARY_CODEC` or :data:`ONE_OBJECT_CELL_CODEC` (and the other one-object
-    codecs) dissects a GAN conditioned on its one object's shape.
+    codecs) dissects a GAN conditioned on its one object's shape.  ``layer`` and ``ranking`` (options,
+    session 26; defaults the entry's): the layer dissected and edited (:data:`PROJECTED`, the
+    projected grid, or an up-sampling block) and how the 10 cube units are chosen
+    (:func:`dissection_outcome`).
     """
     from perception.generative.gan import train_gan_run
 
+    _check_reading(layer, ranking)
     if not balanced:
-        return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC, ema, scenes), quick, seed, LAYER)
+        return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC, ema, scenes), quick, seed, layer,
+                                  ranking=ranking)
     if ema:
         raise ConfigError("bench_gan_dissection: balanced picks a snapshot of the trained generator, not an average (ema 0)")
     run, pick, dist = balanced_gan_run(quick, seed, codec or RESIZE_CODEC, scenes)
-    outcome = dissection_outcome(run, quick, seed, LAYER)
+    outcome = dissection_outcome(run, quick, seed, layer, ranking=ranking)
     outcome.figures["snapshot"] = {"step": pick, "l1_to_renders_shape_shares": {str(k): v for k, v in dist.items()}}
     return outcome
+
+
+def _check_reading(layer: int, ranking: str) -> None:
+    if layer not in (PROJECTED, 0, 1):  # ConvDecoder: the projected grid and two up-sampling blocks
+        raise ConfigError(f"layer must be {PROJECTED} (the projected grid), 0 or 1 (up-sampling blocks), got {layer!r}")
+    if ranking not in RANKINGS:
+        raise ConfigError(f"ranking must be one of {RANKINGS}, got {ranking!r}")
 
 
 SNAPSHOT_FRACTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)  # of the training steps: the snapshots balanced_gan_run compares
@@ -591,15 +640,21 @@ def judges_agreement(segmenter: ShapeSegmenter, attribute_net: nn.Module, images
     return agree / max(found, 1), found
 
 
-def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: LabelRule | None = None) -> BenchOutcome:
-    """The bench's checks and figures for ``generator.blocks[layer]`` of a trained GAN run.
+def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: LabelRule | None = None,
+                       ranking: str = "iou") -> BenchOutcome:
+    """The bench's checks and figures for ``generator.blocks[layer]`` (or the projected grid) of a trained GAN run.
 
     Class masks (dissection and interventions alike) are the run's :class:`ObjectShapeLabeller`
     under ``rule`` (None: :data:`BENCH_RULE`); the per-pixel segmenter's best IoUs are reported
     beside them, and each labeller's IoU with the truth of the run's real test renders.
+    ``ranking``: "iou" (the entry) ablates and inserts the 10 units of highest cube IoU; "causal"
+    (an option, session 26) the 10 whose ablation alone removes most cube pixels on the first
+    :data:`CAUSAL_SAMPLES` dissection samples (:func:`causal_units`, the paper's choice of
+    intervention units by causal effect); the IoU check is the same either way.
     """
     from perception.generative.gan import CROP
 
+    _check_reading(layer, ranking)
     rule = BENCH_RULE if rule is None else rule
     gen = run.gan.generator.eval()
     seg = ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP, rule=rule)  # the class masks (module docstring)
@@ -618,7 +673,12 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     cube, sphere = SHAPES.index("cube"), SHAPES.index("sphere")
     best_iou = result.iou.max(0).values
     k = min(UNITS, result.iou.shape[0])
-    units = result.best_units(cube, k)
+    iou_units = result.best_units(cube, k)
+    effect = None
+    if ranking == "causal":
+        units, effect = causal_units(gen, seg, z[:CAUSAL_SAMPLES], layer, cube, k)
+    else:
+        units = iou_units
     random_units = torch.randperm(result.iou.shape[0], generator=torch.Generator().manual_seed(seed + 23))[:k]
     acts, images = layer_activations(gen, z[:1], layer)
     grid_h, grid_w = acts.shape[-2:]
@@ -646,7 +706,11 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
               ours["inserted_fraction"], rand["inserted_fraction"], "> ablation",
               ours["inserted_fraction"] > rand["inserted_fraction"]),
     )
-    figures = {"layer": f"generator.blocks[{layer}]", "units_in_layer": int(result.iou.shape[0]),
+    figures = {"layer": "generator.project" if layer == PROJECTED else f"generator.blocks[{layer}]",
+               "units_in_layer": int(result.iou.shape[0]), "ranking": ranking,
+               "iou_cube_units": iou_units.tolist(),
+               "causal_effect_of_cube_units": None if effect is None else effect[units].tolist(),
+               "causal_samples": None if effect is None else min(CAUSAL_SAMPLES, n_dissect),
                "generator_widths": list(gen.config.decoder_channels),
                "cube_units": units.tolist(), "cube_unit_iou": result.iou[units, cube].tolist(),
                "class_masks": "per object: the attribute network's shape call on each segmented object",

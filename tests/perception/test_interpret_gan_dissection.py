@@ -621,3 +621,68 @@ def test_the_cell_auxiliary_option_trains_on_one_object_renders_with_an_image_lo
     assert gan.classify(images).shape == (2, 1, len(SHAPES)) and gan.image_critic(images).shape == (2, 1)
     outcome = bench_gan_dissection(True, 0, ONE_OBJECT_CELL_AUX_CODEC, scenes="one_object")
     assert len(outcome.checks) == 6 and outcome.figures["objects_per_render"] == [1]
+
+
+def test_the_projected_grid_is_dissected_and_edited_like_a_block_and_other_layers_are_refused():
+    from perception.interpret.gan_dissection import PROJECTED
+
+    gen, z = _generator(), torch.randn(4, TINY.latent, generator=torch.Generator().manual_seed(3))
+    acts, images = layer_activations(gen, z, PROJECTED)
+    assert acts.shape == (4, 4 * TINY.channels, 2, 3) and images.shape == (4, 3, 16, 24)  # H/8 x W/8
+    result = dissect(gen, _RedIsCube(4), z, PROJECTED)
+    assert result.iou.shape == (4 * TINY.channels, len(SHAPES))
+    with torch.no_grad():
+        plain = gen(z)
+    assert not torch.allclose(ablate(gen, z, PROJECTED, torch.arange(4 * TINY.channels)), plain)
+    with torch.no_grad():
+        assert torch.allclose(gen(z), plain)  # the hook is gone
+    for bad in (-2, 2):
+        with pytest.raises(ConfigError, match="layer must be"):
+            layer_activations(gen, z, bad)
+
+
+def test_causal_units_rank_first_the_unit_whose_ablation_removes_the_concept_and_give_drawing_nothing_zero():
+    from perception.interpret.gan_dissection import causal_units
+
+    gen, z = _painting_generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
+    cube = SHAPES.index("cube")
+    units, effect = causal_units(gen, _RedCubeGreenSphere(4), z, 0, cube, 2)
+    assert int(units[0]) == 3 and float(effect[3]) == 1.0  # the red-painting unit carries every cube pixel
+    others = [u for u in range(2 * TINY.channels) if u not in (3, 5)]
+    assert effect[others].abs().max() == 0.0  # units that draw nothing have no causal effect, whatever their IoU
+    assert float(effect[5]) <= 0.0  # removing the green unit can only uncover red (cube) pixels
+    assert effect.shape == (2 * TINY.channels,) and len(units) == 2
+
+
+def test_the_reading_options_are_refused_by_name_before_anything_trains():
+    from perception.generative.gan import train_gan_run
+
+    before = train_gan_run.cache_info().currsize
+    with pytest.raises(ConfigError, match="ranking must be one of"):
+        bench_gan_dissection(True, 0, ranking="specific")
+    with pytest.raises(ConfigError, match="layer must be"):
+        bench_gan_dissection(True, 0, layer=2)
+    assert train_gan_run.cache_info().currsize == before
+
+
+def test_the_projected_grid_with_causal_units_is_dissected_on_one_object_renders_and_the_entry_stays_iou():
+    from perception.generative.gan import train_gan_run
+    from perception.interpret.gan_dissection import PROJECTED, causal_units, dissection_outcome
+
+    outcome = bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object", layer=PROJECTED, ranking="causal")
+    fig = outcome.figures
+    assert len(outcome.checks) == 6 and fig["layer"] == "generator.project" and fig["ranking"] == "causal"
+    assert fig["units_in_layer"] == RESIZE_CODEC.decoder_channels[0] == 96
+    assert fig["insert_patch"].endswith("of the 6x8 grid at 9 places")
+    effects = fig["causal_effect_of_cube_units"]
+    assert len(fig["cube_units"]) == UNITS and effects == sorted(effects, reverse=True)
+    run = train_gan_run(True, 0, RESIZE_CODEC, 0.0, "one_object")  # cached: the same run
+    from perception.generative.gan import CROP
+
+    z = run.gan.codes(8, torch.Generator().manual_seed(21))
+    units, _ = causal_units(run.gan.generator, ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP), z,
+                            PROJECTED, SHAPES.index("cube"), UNITS)
+    assert fig["cube_units"] == units.tolist()  # the figures' units are the causal ranking on the dissection samples
+    entry = dissection_outcome(run, True, 0, LAYER)
+    assert entry.figures["ranking"] == "iou" and entry.figures["cube_units"] == entry.figures["iou_cube_units"]
+    assert entry.figures["layer"] == "generator.blocks[0]" and entry.figures["causal_effect_of_cube_units"] is None
