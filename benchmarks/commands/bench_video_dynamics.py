@@ -124,6 +124,6 @@ def register(groups) -> None:
     add_config_flags(parser, RolloutFlags)
     parser.add_argument("--window", type=count(min=0), default=2, help="frames a predicted collision may be off (default: 2)")
     parser.add_argument("--out", required=True, help="result JSON; the error curve PNG goes beside it")
-    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

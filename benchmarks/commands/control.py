@@ -200,9 +200,9 @@ def register(groups) -> None:
     registry_argument(parser, "--task", registry=TASKS, required=True, help="control task")
     parser.add_argument("--model", required=True,
                         help="planning model: gt (the simulator) or a learned simulator (in, propnet, dpinet)")
-    registry_argument(parser, "--planner", registry=PLANNERS, default="cem", help="planner")
+    registry_argument(parser, "--planner", registry=PLANNERS, default="cem", help="planner (default: cem)")
     parser.add_argument("--episodes", type=count(min=1), default=50, help="episodes (default: 50)")
-    parser.add_argument("--seed", type=count(min=0), default=0, help="evaluation seed; episode seeds are drawn from it")
+    parser.add_argument("--seed", type=count(min=0), default=0, help="evaluation seed; episode seeds are drawn from it (default: 0)")
     parser.add_argument("--out", required=True, help="result JSON (the GIF goes beside it)")
     parser.add_argument("--checkpoint", default=None, help="learned model file (default: the shipped WORLD_MODEL.pt)")
     add_config_flags(parser, PlannerConfig)
