@@ -109,7 +109,8 @@ class RolloutFlags:
     future_velocity_fit: int | None = field(default=None, metadata={
         "help": "future rollouts: each object moving at the last observed frame keeps its last centre, its history "
                 "shaped by a parabola fitted to its last N contiguous centres after its last collision (at least 4; "
-                "late entrants too; 0: the observed history; default 12 for a pixel perceiver, 0 for --perception gt)",
+                "late entrants too; 0: the observed history; default 12 for a pixel perceiver, 0 on true annotations: "
+                "nesy eval clevrer --perception gt, nesy bench video-dynamics)",
         "setting": "start_velocity_fit"})
     late_collision_start: int | None = field(default=None, metadata={
         "help": "future rollouts (with --future-velocity-fit): an object whose last collision is in the last N observed "
@@ -131,15 +132,15 @@ class RolloutFlags:
     future_edge: int | None = field(default=None, metadata={
         "help": "a collision the annotation records in its last N observed frames whose footprints still touch at "
                 "the first predicted frame is also a future collision (0: off; default 2 with a pixel perceiver, "
-                "0 with --perception gt)", "setting": "edge_frames"})
+                "0 on true annotations)", "setting": "edge_frames"})
     contact_carry: int | None = field(default=None, metadata={
         "help": "a contact the rollout itself makes is answered by momentum exchange (equal masses, restitution "
                 "0.49) and both objects carried on at their new velocities for N frames before the PropNet takes "
-                "over (0: off; default 3, future rollouts only, with a pixel perceiver, 0 with --perception gt)",
+                "over (0: off; default 3, future rollouts only, with a pixel perceiver, 0 on true annotations)",
         "setting": "contact_carry"})
     carry_scope: str | None = field(default=None, metadata={
-        "help": "the rollouts --contact-carry applies to: all (futures and counterfactuals; the default with "
-                "--perception gt) or future (future rollouts only, counterfactuals by the PropNet alone; the "
+        "help": "the rollouts --contact-carry applies to: all (futures and counterfactuals; the default on "
+                "true annotations) or future (future rollouts only, counterfactuals by the PropNet alone; the "
                 "default with a pixel perceiver)",
         "setting": "carry_scope", "choices": CARRY_SCOPES})
     lookahead: int | None = field(default=None, metadata={
@@ -159,7 +160,7 @@ class RolloutFlags:
     spin_input: bool | None = field(default=None, metadata={
         "help": "--spin-input: each rolled-out sphere whose last 8 steps read as sliding gets the sliding input until "
                 "it would roll; for a checkpoint trained on a nesy data video-trajectories --spin pack only "
-                "(--dynamics-checkpoint; off by default)", "setting": "spin_input"})
+                "(as the dynamics checkpoint; off by default)", "setting": "spin_input"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
 def register(groups) -> None:
     parser = groups.sub("bench", "video-dynamics", help="future and counterfactual collisions of video dynamics providers",
-                        description=__doc__.split("\n\n")[0])
+                        description=__doc__.split("\n\n")[0] + " Rollouts start from the true annotations, so each "
+                        "--future-* flag left out takes its default on true annotations.")
     parser.add_argument("--data", required=True, help="folder written by `nesy data clevrer` (annotations and truth)")
     parser.add_argument("--split", default="val", help="split to bench (default: val)")
     parser.add_argument("--n", type=count(min=1), default=None, help="first N videos only (default: all)")
