@@ -117,3 +117,16 @@ def test_a_config_flag_shows_its_default_once_as_a_user_would_type_it():
     assert helps["sets"] == "settings (default: none)" and helps["init"] == "weights to start from (default: none)"
     assert helps["scales"] == "crop scales (default: the plain crop only)"  # its own words, not "(default: )" after them
     assert helps["rate"] == "rate (default: 0.5)"
+
+
+def test_every_float_flag_of_the_cli_refuses_nan_at_parse_time(capsys):
+    # seven hand-written float flags were plain type=float: `nesy control --explore nan` took it
+    parser = build_parser()
+    plain = [(" ".join(path), a.option_strings[0]) for path, a in _flags(parser) if a.type is float]
+    assert plain == []
+    for argv, flag in ((["control", "--task", "boxpush", "--model", "gt", "--out", "x.json", "--explore", "nan"], "--explore"),
+                       (["bench", "compare", "--a", "r.json:in", "--b", "r.json:propnet", "--level", "nan"], "--level"),
+                       (["train", "video-dynamics", "--data", "d", "--out", "o", "--valid-fraction", "nan"], "--valid-fraction")):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        assert f"argument {flag}: must be a number, got 'nan'" in capsys.readouterr().err
