@@ -47,6 +47,7 @@ from perception.video.annotate import perception_config
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
 from physics.models.video_propnet import CARRY_SCOPES
+from physics.worlds.clevrer_annotation import split_hint
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
 from reasoning.executor.video import execute_video, judge_choice
 from reasoning.executor.video_scene import (
@@ -254,6 +255,11 @@ class _Tally:
 
 def _load_questions(cfg: ClevrerEvalConfig) -> list[dict[str, Any]]:
     path = question_path(cfg.data, cfg.split)
+    if not path.exists():
+        hint = split_hint(cfg.data, cfg.split) or (
+            f" (make them: nesy data clevrer-questions --data {cfg.data} --split {cfg.split})"
+            if (path.parent / f"annotation_{cfg.split}").is_dir() else "")
+        raise DataError(f"CLEVRER questions file not found: {path}{hint}")
     entries = read_json(path, "CLEVRER questions file")
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected a list of videos with their questions, got {type(entries).__name__}")
