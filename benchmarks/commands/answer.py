@@ -63,7 +63,8 @@ def scene_from_args(args: argparse.Namespace) -> SceneGraph:
     if args.perceiver != DEFAULT_PERCEIVER or args.checkpoint is not None:
         raise ConfigError("--perceiver and --checkpoint read an --image; a --scene is used as it is")
     if args.scene is None:
-        raise ConfigError("give a scene: --scene FILE.json or --image IMAGE.png")
+        raise ConfigError("give a scene: --scene FILE.json, --image IMAGE.png or --video (a CLEVRER annotation, "
+                          "video folder or audio-visual clip)")
     bad: list[str] = []  # with --index, a malformed scene other than the one asked for is skipped
     scenes = load_scenes(args.scene, skipped=None if args.index is None else bad)
     name = Path(args.scene).name

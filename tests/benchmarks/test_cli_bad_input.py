@@ -237,3 +237,10 @@ def test_check_writable_names_the_path_and_leaves_nothing_behind(tmp_path):
             with pytest.raises(OutputError, match="a file is in the way"):
                 check_writable(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder"]
+
+
+def test_answer_without_a_scene_names_every_kind_it_reads(capsys):
+    # a new user's first `nesy answer --question ...`: the error named --scene and --image, not --video
+    assert main(["answer", "--question", "How many cubes are there?"]) == 2
+    err = capsys.readouterr().err
+    assert "give a scene: --scene FILE.json, --image IMAGE.png or --video" in err
