@@ -144,8 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except BrokenPipeError:
         return _stdout_closed()
-    except NesyError as exc:
-        print(f"nesy {args.command}: error: {exc}", file=sys.stderr)
+    except NesyError as exc:  # named as argparse names its own errors: `nesy bench speed`, not `nesy bench`
+        command = " ".join(w for w in (args.command, getattr(args, f"{args.command}_command", None)) if w)
+        print(f"nesy {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished work is saved and the command resumes where it stopped", file=sys.stderr)

@@ -244,3 +244,11 @@ def test_answer_without_a_scene_names_every_kind_it_reads(capsys):
     assert main(["answer", "--question", "How many cubes are there?"]) == 2
     err = capsys.readouterr().err
     assert "give a scene: --scene FILE.json, --image IMAGE.png or --video" in err
+
+
+def test_an_error_names_the_whole_command_as_argparse_does(capsys):
+    # it said `nesy bench: error:` where a bad flag of the same command says `nesy bench speed: error:`
+    assert main(["bench", "speed", "--suite", "bogus"]) == 2
+    assert capsys.readouterr().err.startswith("nesy bench speed: error: unknown speed suite 'bogus'")
+    assert main(["answer"]) == 2
+    assert capsys.readouterr().err.startswith("nesy answer: error: give a scene")
