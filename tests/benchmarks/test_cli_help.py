@@ -86,3 +86,13 @@ def test_a_flag_named_in_a_help_text_is_a_flag_of_that_command(commands):
             named = re.findall(FLAG, own)
             wrong += [f"{name}: {flag} in {text[:100]!r}" for flag in named if flag not in known]
     assert not wrong, "help texts naming a flag their command does not take:\n" + "\n".join(wrong)
+
+
+def test_the_command_lists_name_what_each_command_reads():
+    from benchmarks.speed import SUITES
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    top, bench = (re.sub(r"\s+", " ", p.format_help()) for p in (parser, commands["bench"]))
+    assert all(suite in bench for suite in SUITES)  # `nesy bench --help` listed two of the three speed suites
+    assert "scene, image, video or sounding clip" in top  # `nesy --help`: answer named scenes and images only
