@@ -29,7 +29,7 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 # `nesy --help` stays instant.
 COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("demo",), "demo", "the framework end to end on fresh data, as one HTML page (demo_out/index.html)"),
-    (("answer",), "answer", "answer a program or question on a scene or image, with the execution trace"),
+    (("answer",), "answer", "answer a program or question on a scene, image, video or sounding clip, with the trace"),
     (("execute",), "execute", "answer a CLEVR questions file on a CLEVR scenes file (symbolic executor)"),
     (("data", "clevr"), "data_clevr", "CLEVR-style renders with instance masks, scene JSON and template questions"),
     (("data", "clevrer"), "data_clevrer", "CLEVRER-style collision videos with masks, annotations and counterfactual truth"),
@@ -49,7 +49,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("train", "video-dynamics"), "train_video_dynamics", "learned PropNet over CLEVRER object states"),
     (("eval", "clevr"), "eval_clevr", "QA model accuracy per question type, parser and perception scores"),
     (("eval", "clevrer"), "eval_clevrer", "NS-DR accuracy per CLEVRER question type (per option and per question)"),
-    (("bench", "speed"), "bench_speed", "speed suites (executor, clevr-data) as JSON"),
+    (("bench", "speed"), "bench_speed", "speed suites (executor, clevr-data, clevrer-data) as JSON"),
     (("bench", "dynamics"), "bench_dynamics", "rollout error and speed of learned simulators against the simulator"),
     (("bench", "all"), "bench_all", "every registered benchmark suite; results.json, report.html and report.md"),
     (("bench", "video-perception"), "bench_video_perception", "CLEVRER video perception from pixels scored against the truth"),
@@ -144,8 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except BrokenPipeError:
         return _stdout_closed()
-    except NesyError as exc:
-        print(f"nesy {args.command}: error: {exc}", file=sys.stderr)
+    except NesyError as exc:  # named as argparse names its own errors: `nesy bench speed`, not `nesy bench`
+        command = " ".join(w for w in (args.command, getattr(args, f"{args.command}_command", None)) if w)
+        print(f"nesy {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished work is saved and the command resumes where it stopped", file=sys.stderr)

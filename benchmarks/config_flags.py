@@ -97,8 +97,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[
             else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )
         kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata.get("help", "")}
-        if default is not None:
-            kwargs["help"] = f"{kwargs['help']} (default: {default})".strip()
+        if default is not None and "(default" not in kwargs["help"]:  # a help may say its default in its own words
+            kwargs["help"] = f"{kwargs['help']} (default: {shown_default(default)})".strip()
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, **kwargs)
             continue
@@ -116,6 +116,17 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[
                               **kwargs)
             continue
         parser.add_argument(flag, default=default, required=required_field(f), **kwargs)
+
+
+def shown_default(default: Any) -> str:
+    """A default as a user would type it: a tuple's items space-separated (``nargs="+"``), nothing as ``none``.
+
+    >>> shown_default(("descriptive", "predictive")), shown_default(()), shown_default(""), shown_default(0.5)
+    ('descriptive predictive', 'none', 'none', '0.5')
+    """
+    if isinstance(default, (tuple, list)):
+        default = " ".join(str(v) for v in default)
+    return str(default) if str(default) != "" else "none"
 
 
 def flag_type(tp: Any, f: dataclasses.Field) -> Any:

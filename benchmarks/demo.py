@@ -70,7 +70,9 @@ class DemoConfig:
     video_seed: int = field(
         default=7, metadata={"help": "seed of the video (7: one whose events give all four kinds of question)"}
     )
-    skip: str | None = field(default=None, metadata={"help": "comma-separated sections to leave out"})
+    skip: str | None = field(default=None, metadata={
+        "help": "comma-separated sections to leave out, by their names in summary.json (world, questions, nsvqa, "
+                "video, video-qa, dynamics, control, sound, and any registered with register_demo_section)"})
     threads: int = field(
         default=1, metadata={"min": 1, "help": "torch CPU threads (default 1: the demo's models are small, and on cores busy "
                              "with other jobs more threads spin and make its sections 12-37x slower)"}
@@ -493,6 +495,11 @@ def run_demo(config: DemoConfig = DemoConfig(), say: Callable[[str], None] = pri
 
 
 def _run_sections(config: DemoConfig, say: Callable[[str], None]) -> dict[str, Any]:
+    for name in config.left_out():  # a misspelt --skip ran the whole demo without a word
+        try:
+            DEMO_SECTIONS.get(name)
+        except ConfigError as exc:
+            raise ConfigError(f"--skip: {exc}") from None
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"seed": config.seed}

@@ -47,6 +47,7 @@ from perception.video.annotate import perception_config
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
 from physics.models.video_propnet import CARRY_SCOPES
+from physics.worlds.clevrer_annotation import split_hint
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
 from reasoning.executor.video import execute_video, judge_choice
 from reasoning.executor.video_scene import (
@@ -109,7 +110,8 @@ class RolloutFlags:
     future_velocity_fit: int | None = field(default=None, metadata={
         "help": "future rollouts: each object moving at the last observed frame keeps its last centre, its history "
                 "shaped by a parabola fitted to its last N contiguous centres after its last collision (at least 4; "
-                "late entrants too; 0: the observed history; default 12 for a pixel perceiver, 0 for --perception gt)",
+                "late entrants too; 0: the observed history; default 12 for a pixel perceiver, 0 on true annotations: "
+                "nesy eval clevrer --perception gt, nesy bench video-dynamics)",
         "setting": "start_velocity_fit"})
     late_collision_start: int | None = field(default=None, metadata={
         "help": "future rollouts (with --future-velocity-fit): an object whose last collision is in the last N observed "
@@ -131,15 +133,15 @@ class RolloutFlags:
     future_edge: int | None = field(default=None, metadata={
         "help": "a collision the annotation records in its last N observed frames whose footprints still touch at "
                 "the first predicted frame is also a future collision (0: off; default 2 with a pixel perceiver, "
-                "0 with --perception gt)", "setting": "edge_frames"})
+                "0 on true annotations)", "setting": "edge_frames"})
     contact_carry: int | None = field(default=None, metadata={
         "help": "a contact the rollout itself makes is answered by momentum exchange (equal masses, restitution "
                 "0.49) and both objects carried on at their new velocities for N frames before the PropNet takes "
-                "over (0: off; default 3, future rollouts only, with a pixel perceiver, 0 with --perception gt)",
+                "over (0: off; default 3, future rollouts only, with a pixel perceiver, 0 on true annotations)",
         "setting": "contact_carry"})
     carry_scope: str | None = field(default=None, metadata={
-        "help": "the rollouts --contact-carry applies to: all (futures and counterfactuals; the default with "
-                "--perception gt) or future (future rollouts only, counterfactuals by the PropNet alone; the "
+        "help": "the rollouts --contact-carry applies to: all (futures and counterfactuals; the default on "
+                "true annotations) or future (future rollouts only, counterfactuals by the PropNet alone; the "
                 "default with a pixel perceiver)",
         "setting": "carry_scope", "choices": CARRY_SCOPES})
     lookahead: int | None = field(default=None, metadata={
@@ -159,7 +161,7 @@ class RolloutFlags:
     spin_input: bool | None = field(default=None, metadata={
         "help": "--spin-input: each rolled-out sphere whose last 8 steps read as sliding gets the sliding input until "
                 "it would roll; for a checkpoint trained on a nesy data video-trajectories --spin pack only "
-                "(--dynamics-checkpoint; off by default)", "setting": "spin_input"})
+                "(as the dynamics checkpoint; off by default)", "setting": "spin_input"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""
@@ -253,6 +255,11 @@ class _Tally:
 
 def _load_questions(cfg: ClevrerEvalConfig) -> list[dict[str, Any]]:
     path = question_path(cfg.data, cfg.split)
+    if not path.exists():
+        hint = split_hint(cfg.data, cfg.split) or (
+            f" (make them: nesy data clevrer-questions --data {cfg.data} --split {cfg.split})"
+            if (path.parent / f"annotation_{cfg.split}").is_dir() else "")
+        raise DataError(f"CLEVRER questions file not found: {path}{hint}")
     entries = read_json(path, "CLEVRER questions file")
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected a list of videos with their questions, got {type(entries).__name__}")

@@ -53,7 +53,8 @@ def paired_ratio(
         a, b: per-episode errors, one row per run (e.g. training seed) and one
             column per episode; every row of ``a`` and ``b`` covers the same
             episodes in the same order.  Runs of one model are averaged per episode.
-        n_boot: bootstrap resamples of the episodes.
+        n_boot: bootstrap resamples of the episodes (one whose B errors are all zero has no
+            ratio and is left out of the interval).
         level: coverage of the percentile interval (0.9: 5th to 95th percentile).
         seed: seed of the resampling.
 
@@ -75,7 +76,11 @@ def paired_ratio(
         raise DataError(f"B's mean error is {eb.mean()}; the ratio needs it positive")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(ea), size=(n_boot, len(ea)))
-    boot = ea[idx].mean(1) / np.maximum(eb[idx].mean(1), np.finfo(np.float64).tiny)
+    num, den = ea[idx].mean(1), eb[idx].mean(1)
+    # A resample of episodes whose B is all zero has no ratio (an accuracy over videos none of which
+    # asks a question of the type); it is left out, not read as 0 (which put 0% in the interval of a
+    # type answered 100% right when a few videos hold all its questions).
+    boot = num[den > 0] / den[den > 0] if (den > 0).any() else np.array([ea.mean() / eb.mean()])
     tail = (1.0 - level) / 2.0
     return {
         "a_mean": float(ea.mean()),

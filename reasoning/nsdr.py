@@ -311,4 +311,4 @@ VIDEO_PARSERS.register("templates", _template_parser,
                        "reasoning.parser.sound_questions)")
 VIDEO_PARSERS.register("model", _model_parser,
                        help="the NS-VQA parser trained on CLEVRER questions (nesy train video-parser; "
-                       "--parser-checkpoint, default the shipped one)")
+                       "the shipped checkpoint unless one is given)")

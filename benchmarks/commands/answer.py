@@ -63,7 +63,8 @@ def scene_from_args(args: argparse.Namespace) -> SceneGraph:
     if args.perceiver != DEFAULT_PERCEIVER or args.checkpoint is not None:
         raise ConfigError("--perceiver and --checkpoint read an --image; a --scene is used as it is")
     if args.scene is None:
-        raise ConfigError("give a scene: --scene FILE.json or --image IMAGE.png")
+        raise ConfigError("give a scene: --scene FILE.json, --image IMAGE.png or --video (a CLEVRER annotation, "
+                          "video folder or audio-visual clip)")
     bad: list[str] = []  # with --index, a malformed scene other than the one asked for is skipped
     scenes = load_scenes(args.scene, skipped=None if args.index is None else bad)
     name = Path(args.scene).name
@@ -182,13 +183,14 @@ def run(args: argparse.Namespace) -> int:
 def register(groups) -> None:
     parser = groups.command(
         "answer",
-        help="answer a program or question on a scene or image and print the execution trace",
-        description="Run a program on a scene with the symbolic CLEVR executor; print the answer "
-        "and a table of every node's output.",
+        help="answer a program or question on a scene, image, video or sounding clip, with the trace",
+        description="Run a program (--program, or a --question parsed into one) with the symbolic executor on a "
+        "scene (--scene, or --image through a perceiver) or a video (--video: a CLEVRER annotation or video "
+        "folder, or a sounding clip); print the answer and a table of every node's output.",
     )
     scene_group = parser.add_argument_group("scene")
     scene_group.add_argument("--scene", help="CLEVR scenes JSON (a scenes file or one scene)")
-    scene_group.add_argument("--index", type=count(min=0), help="image_index of the scene in the file")
+    scene_group.add_argument("--index", type=count(min=0), help="image_index of the scene in the --scene file, or the video in a --video folder")
     scene_group.add_argument("--image", help="an image to turn into a scene graph with --perceiver")
     registry_argument(scene_group, "--perceiver", registry=PERCEIVERS, default=DEFAULT_PERCEIVER,
                       help=f"perception model for --image (default: {DEFAULT_PERCEIVER})")
@@ -212,6 +214,6 @@ def register(groups) -> None:
     program_group = parser.add_argument_group("program")
     program_group.add_argument("--program", help='program text, e.g. "count(filter_color(scene(), red))" '
                                "(with --video also CLEVRER postfix tokens)")
-    program_group.add_argument("--question", help="a question to parse with the shipped NS-VQA parser")
+    program_group.add_argument("--question", help="a question to parse into a program (the shipped NS-VQA parser; with --video, --video-parser)")
     parser.add_argument("--json", action="store_true", help="print the result (answer, trace) as JSON")
     parser.set_defaults(func=run)

@@ -183,9 +183,9 @@ def register(groups) -> None:
     parser.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the shipped ones)")
     parser.add_argument("--split", default=None,
                         help="split to bench (default: test, or the only split the folder holds)")
-    parser.add_argument("--horizons", default="1,5,10,20", help="comma-separated horizons for mse_at")
-    parser.add_argument("--max-trajectories", type=count(min=0, zero="all"), default=0, help="use only the first N trajectories (0: all)")
-    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads")
+    parser.add_argument("--horizons", default="1,5,10,20", help="comma-separated horizons (steps) for mse_at (default: 1,5,10,20)")
+    parser.add_argument("--max-trajectories", type=count(min=0, zero="all"), default=0, help="use only the first N trajectories (0: all, the default)")
+    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF")
     parser.add_argument("--skip-replay", action="store_true",
                         help="do not re-simulate the trajectories for the replay floor (slow particle worlds)")

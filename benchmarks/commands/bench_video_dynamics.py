@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
 def register(groups) -> None:
     parser = groups.sub("bench", "video-dynamics", help="future and counterfactual collisions of video dynamics providers",
-                        description=__doc__.split("\n\n")[0])
+                        description=__doc__.split("\n\n")[0] + " Rollouts start from the true annotations, so each "
+                        "--future-* flag left out takes its default on true annotations.")
     parser.add_argument("--data", required=True, help="folder written by `nesy data clevrer` (annotations and truth)")
     parser.add_argument("--split", default="val", help="split to bench (default: val)")
     parser.add_argument("--n", type=count(min=1), default=None, help="first N videos only (default: all)")
@@ -124,6 +125,6 @@ def register(groups) -> None:
     add_config_flags(parser, RolloutFlags)
     parser.add_argument("--window", type=count(min=0), default=2, help="frames a predicted collision may be off (default: 2)")
     parser.add_argument("--out", required=True, help="result JSON; the error curve PNG goes beside it")
-    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

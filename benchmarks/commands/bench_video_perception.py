@@ -166,9 +166,10 @@ def register(groups) -> None:
     parser.add_argument("--split", default=None, help="which frames_<split>/ (default: the only one)")
     parser.add_argument("--limit", type=count(min=1), default=None, help="score the first N videos only")
     parser.add_argument("--perception", default="model", choices=VIDEO_PERCEIVERS.names(),
-                        help="; ".join(f"{e.name}: {e.help}" for e in VIDEO_PERCEIVERS.entries()))
+                        help="video annotations from (default: model): "
+                        + "; ".join(f"{e.name}: {e.help}" for e in VIDEO_PERCEIVERS.entries()))
     parser.add_argument("--checkpoint", default=None, help="derenderer checkpoint (default: the shipped one)")
-    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads")
+    parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--save", default=None, help="write the perceived annotations below this folder")
     parser.add_argument("--out", default=None, help="write the full result as JSON")
     parser.set_defaults(func=run)

@@ -34,7 +34,13 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.config_flags import add_config_flags, config_from_args, count, registry_argument
+from benchmarks.config_flags import (
+    add_config_flags,
+    config_from_args,
+    count,
+    number,
+    registry_argument,
+)
 from benchmarks.table import percent, print_table
 from physics.errors import ConfigError
 from physics.io import atomic_write_json, check_writable, ensure_dir, read_json
@@ -199,26 +205,26 @@ def register(groups) -> None:
                             description=__doc__.split("\n\n")[0])
     registry_argument(parser, "--task", registry=TASKS, required=True, help="control task")
     parser.add_argument("--model", required=True,
-                        help="planning model: gt (the simulator) or a learned simulator (in, propnet, dpinet)")
-    registry_argument(parser, "--planner", registry=PLANNERS, default="cem", help="planner")
+                        help="planning model: gt (the simulator) or a learned simulator (in, propnet, dpinet, gns)")
+    registry_argument(parser, "--planner", registry=PLANNERS, default="cem", help="planner (default: cem)")
     parser.add_argument("--episodes", type=count(min=1), default=50, help="episodes (default: 50)")
-    parser.add_argument("--seed", type=count(min=0), default=0, help="evaluation seed; episode seeds are drawn from it")
+    parser.add_argument("--seed", type=count(min=0), default=0, help="evaluation seed; episode seeds are drawn from it (default: 0)")
     parser.add_argument("--out", required=True, help="result JSON (the GIF goes beside it)")
     parser.add_argument("--checkpoint", default=None, help="learned model file (default: the shipped WORLD_MODEL.pt)")
     add_config_flags(parser, PlannerConfig)
     parser.add_argument("--repeat", type=count(min=1), default=None, help="world steps per control step (task default)")
     parser.add_argument("--max-steps", type=count(min=1), default=None, help="control steps per episode (task default)")
-    parser.add_argument("--tolerance", type=float, default=None, help="success distance in m (task default)")
-    parser.add_argument("--focus", type=float, default=None,
+    parser.add_argument("--tolerance", type=number, default=None, help="success distance in m (task default)")
+    parser.add_argument("--focus", type=number, default=None,
                         help="learned models simulate only objects within this many m of the actuated node "
                         "(task default; boxpush-corners: 0.25)")
-    parser.add_argument("--side-weight", type=float, default=None,
+    parser.add_argument("--side-weight", type=number, default=None,
                         help="box tasks: planner cost weight of the pusher within reach of the box but not behind it "
                         "(task default)")
     parser.add_argument("--approach", default=None, choices=APPROACH_PATHS,
                         help="box tasks: the pusher's way to the spot behind the box in the planner's cost, straight "
                         "(through the box) or around (round its reach disk) (task default)")
-    parser.add_argument("--explore", type=float, default=0.0,
+    parser.add_argument("--explore", type=number, default=0.0,
                         help="std of Gaussian noise on each executed normalised action (data collection; default 0)")
     parser.add_argument("--record", default=None, metavar="DIR",
                         help="write each episode's true world steps as a dynamics data split under DIR (DAgger data)")

@@ -66,7 +66,7 @@ def print_summary(result: dict[str, Any], out: str | None) -> None:
         if m.get("scene_accuracy") is not None:
             parts.append(["perception: scenes fully right", percent(m["scene_accuracy"])])
         if m.get("position_error") is not None:
-            parts.append(["perception: 3D position error", f"{m['position_error']:.3f}"])
+            parts.append(["perception: 3D position error (scene units)", f"{m['position_error']:.3f}"])
     families = result.get("per_family") or {}
     if families:
         worst = min(families, key=lambda k: families[k]["accuracy"])

@@ -43,7 +43,7 @@ def register(groups) -> None:
         help="NS-DR accuracy per CLEVRER question type (per option and per question)",
         description="Answer every question of a CLEVRER split with the chosen video perception, dynamics and "
         "question parser (registered names; gt reads the ground truth) and the symbolic video executor; report "
-        "accuracy in the CLEVRER paper's layout with 90%% intervals from resampling videos.",
+        "accuracy in the CLEVRER paper's layout with 90% intervals from resampling videos.",
     )
     add_config_flags(parser, ClevrerEvalConfig)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

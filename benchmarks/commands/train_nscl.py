@@ -118,14 +118,15 @@ def register(groups) -> None:
     parser.add_argument("--split", default="train", help="split of --data (default: train)")
     parser.add_argument("--eval-data", default=None, help="held-out folder scored after every epoch")
     parser.add_argument("--eval-split", default="val", help="split of --eval-data (default: val)")
-    parser.add_argument("--limit-images", type=count(min=0, zero="all"), default=0, help="use the first N images only (0: all)")
+    parser.add_argument("--limit-images", type=count(min=0, zero="all"), default=0, help="use the first N images only (0: all, the default)")
     from reasoning.nscl.data import OBJECT_SOURCES
 
     parser.add_argument(
         "--objects", choices=OBJECT_SOURCES, default="masks",
-        help="cut objects with the true masks, or with the derenderer's proposals matched to them",
+        help="cut objects with the true masks (masks, the default), or with the derenderer's proposals matched to "
+        "them (proposals)",
     )
-    parser.add_argument("--out", default="runs/nscl/nscl.pt", help="checkpoint (resumed when it exists)")
+    parser.add_argument("--out", default="runs/nscl/nscl.pt", help="checkpoint (resumed when it exists; default: runs/nscl/nscl.pt)")
     parser.add_argument(
         "--cache", default=None,
         help="folder that keeps the objects read from each split (reused while images and proposal weights match)",

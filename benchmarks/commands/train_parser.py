@@ -187,7 +187,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-seed", type=count(min=0), default=DEFAULT_DATA_SEED, help=f"seed of generated training data (default: {DEFAULT_DATA_SEED})")
     parser.add_argument("--eval-scenes", type=count(min=0, zero="no evaluation"), default=150, help="synthetic held-out scenes (0: no evaluation; default: 150)")
     parser.add_argument("--eval-seed", type=count(min=0), default=DEFAULT_EVAL_SEED, help=f"seed of held-out data (default: {DEFAULT_EVAL_SEED})")
-    parser.add_argument("--beam-size", type=count(min=1), default=1, help="beam size for evaluation (1: greedy)")
+    parser.add_argument("--beam-size", type=count(min=1), default=1, help="beam size for evaluation (1: greedy, the default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_flags(parser, ParserConfig)
 
@@ -201,11 +201,11 @@ def register(groups) -> None:
     c = groups.sub("train", "parser-curve", help="parser accuracy vs number of supervised programs (plot)",
                    description="Train parsers for several supervised-set sizes, with and without REINFORCE, and plot held-out accuracy.")
     _common(c)
-    c.add_argument("--programs-list", type=count(min=1), nargs="+", default=[90, 180, 270, 540, 1000], help="supervised set sizes")
+    c.add_argument("--programs-list", type=count(min=1), nargs="+", default=[90, 180, 270, 540, 1000], help="supervised set sizes (default: 90 180 270 540 1000)")
     c.add_argument("--reinforce-programs", type=count(min=1), nargs="*", default=None,
                    help="sizes that also get a REINFORCE run (default: all of --programs-list)")
     c.add_argument("--supervised-steps", type=count(min=1), default=None,
                    help="give every N this many supervised steps (epochs = steps / batches per epoch) instead of --epochs")
-    c.add_argument("--out-dir", default="runs/parser_curve", help="folder for the checkpoints and curve.json")
-    c.add_argument("--figure", default="docs/images/parser_data_efficiency.png", help="PNG to write")
+    c.add_argument("--out-dir", default="runs/parser_curve", help="folder for the checkpoints and curve.json (default: runs/parser_curve)")
+    c.add_argument("--figure", default="docs/images/parser_data_efficiency.png", help="PNG to write (default: the committed figure, docs/images/parser_data_efficiency.png)")
     c.set_defaults(func=run_curve)

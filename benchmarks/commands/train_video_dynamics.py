@@ -26,7 +26,13 @@ from pathlib import Path
 
 from benchmarks.commands.data_dynamics import parse_overrides
 from benchmarks.commands.train_dynamics import report_run
-from benchmarks.config_flags import add_config_flags, config_from_args, count, registry_argument
+from benchmarks.config_flags import (
+    add_config_flags,
+    config_from_args,
+    count,
+    number,
+    registry_argument,
+)
 from physics.models import MODELS, TrainConfig
 from physics.training import config_flags
 
@@ -98,7 +104,7 @@ def register(groups) -> None:
                         "or a .npz of `nesy data video-trajectories`")
     parser.add_argument("--split", default="train", help="split to train on (default: train)")
     parser.add_argument("--n", type=count(min=1), default=None, help="use the first N videos (default: all)")
-    parser.add_argument("--valid-fraction", type=float, default=0.1,
+    parser.add_argument("--valid-fraction", type=number, default=0.1,
                         help="last share of the videos held out for validation (default: 0.1)")
     registry_argument(parser, "--model", registry=MODELS, default="propnet", help="simulator to train (default: propnet)")
     parser.add_argument("--out", required=True, help="run folder")
@@ -109,7 +115,7 @@ def register(groups) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--counterfactuals", action="store_true",
                         help="train on each video's counterfactual re-runs too (truth files)")
-    parser.add_argument("--contact-weight", type=float, default=1.0,
+    parser.add_argument("--contact-weight", type=number, default=1.0,
                         help="relative chance of drawing a step around a recorded collision (default: 1, no preference)")
     parser.add_argument("--contact-after", type=count(min=0), default=10,
                         help="frames after a collision that count as around it (default: 10)")

@@ -108,11 +108,11 @@ def register(groups) -> None:
     p.add_argument("--split", default="train", help="split of --data (default: train)")
     p.add_argument("--eval-data", default=None, help="held-out folder (its questions) scored after training")
     p.add_argument("--eval-split", default="val", help="split of --eval-data (default: val)")
-    p.add_argument("--out", default="runs/video_parser/parser.pt", help="checkpoint path; resumes if it exists")
+    p.add_argument("--out", default="runs/video_parser/parser.pt", help="checkpoint path; resumes if it exists (default: runs/video_parser/parser.pt)")
     p.add_argument("--export", default=None, help="write the finished parser, without training state, to this file")
     p.add_argument("--programs", type=count(min=1), default=None,
                    help="supervised texts, spread over question types (default: every distinct text)")
-    p.add_argument("--beam-size", type=count(min=1), default=1, help="beam size for evaluation (1: greedy)")
+    p.add_argument("--beam-size", type=count(min=1), default=1, help="beam size for evaluation (1: greedy, the default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     fields = {f.name: f for f in dataclasses.fields(ParserConfig)}
     for name, default in VIDEO_DEFAULTS.items():

@@ -13,7 +13,9 @@ class SpeedConfig:
 
     suite: str = field(default="executor", metadata={"help": "speed suite to run"})
     questions: int = field(default=100_000, metadata={"min": 1, "help": "questions to answer"})
-    scenes: int = field(default=1000, metadata={"min": 1, "help": "synthetic scenes the questions are about"})
+    scenes: int = field(default=1000, metadata={"min": 1, "help": (
+        "executor: synthetic scenes of the in-memory runs (in the JSON result; the printed end-to-end table's "
+        "questions have scenes of their own, --questions-per-scene each); clevr-data: scenes rendered")})
     seed: int = field(default=0, metadata={"help": "random seed of scenes and questions"})
     questions_per_scene: int = field(
         default=10,

@@ -426,8 +426,16 @@ def format_table(result: dict) -> str:
         f"{'mode':<16}{'questions/s':>14}{'x plain (wall)':>16}{'x plain (cpu)':>15}{'target':>8}"
         f"{'differ':>8}",
     ]
+    for mode in E2E_MODES:
+        speedup = e2e["speedup_vs_plain"].get(mode, {"wall": 1.0, "cpu": 1.0})
+        target = E2E_TARGETS.get(mode)
+        differ = e2e["disagreements_with_plain"].get(mode, 0)
+        lines.append(
+            f"{mode:<16}{rates[mode]:>14,.0f}{speedup['wall']:>16.2f}{speedup['cpu']:>15.2f}"
+            f"{'' if target is None else f'{target:.0f}x':>8}{differ:>8}"
+        )
     path = e2e.get("compiled_path")
-    if path is not None:
+    if path is not None:  # below the rows, not between the header and them
         used = {m: r for m, r in path["runs"].items() if r.get("compiled")}
         lines.append(
             "compiled path: "
@@ -436,13 +444,5 @@ def format_table(result: dict) -> str:
                 if used
                 else "not used (" + ("turned off" if path["available"] else "C module not built") + ")"
             )
-        )
-    for mode in E2E_MODES:
-        speedup = e2e["speedup_vs_plain"].get(mode, {"wall": 1.0, "cpu": 1.0})
-        target = E2E_TARGETS.get(mode)
-        differ = e2e["disagreements_with_plain"].get(mode, 0)
-        lines.append(
-            f"{mode:<16}{rates[mode]:>14,.0f}{speedup['wall']:>16.2f}{speedup['cpu']:>15.2f}"
-            f"{'' if target is None else f'{target:.0f}x':>8}{differ:>8}"
         )
     return "\n".join(lines)

@@ -93,15 +93,21 @@ class PlannerConfig:
         adapt_max_gain: The adapted gain stays within ``[1 / adapt_max_gain, adapt_max_gain]``.
     """
 
-    horizon: int = field(default=5, metadata={"min": 1})
-    samples: int = field(default=24, metadata={"min": 1})
-    iterations: int = field(default=2, metadata={"min": 1})
-    grad_steps: int = field(default=6, metadata={"min": 1})
-    elites: int = field(default=4, metadata={"min": 1})
-    starts: int = field(default=4, metadata={"min": 1})
-    lr: float = 0.2
-    std: float = 0.6
-    temperature: float = 0.1
+    horizon: int = field(default=5, metadata={"min": 1, "help": "control steps planned ahead"})
+    samples: int = field(default=24, metadata={
+        "min": 1, "help": "candidate action sequences per sampling round (cem, mppi, the hybrid's pool)"})
+    iterations: int = field(default=2, metadata={"min": 1, "help": "sampling rounds per control step (cem, mppi)"})
+    grad_steps: int = field(default=6, metadata={
+        "min": 1, "help": "Adam steps per control step (grad, the hybrid's refinement)"})
+    elites: int = field(default=4, metadata={
+        "min": 1, "help": "sequences the Gaussian is refitted to (cem), or refined by Adam (hybrid)"})
+    starts: int = field(default=4, metadata={
+        "min": 1, "help": "parallel starts of gradient shooting (the warm start plus random ones; grad)"})
+    lr: float = field(default=0.2, metadata={"help": "Adam's learning rate on actions normalised to [-1, 1] (grad, hybrid)"})
+    std: float = field(default=0.6, metadata={
+        "help": "initial sampling std (cem) or perturbation std (mppi), in normalised action units"})
+    temperature: float = field(default=0.1, metadata={
+        "help": "MPPI's softmax temperature, relative to the spread of the sampled costs (mppi)"})
     adapt: str = field(default="none", metadata={
         "help": "online adaptation of a learned model: none, gain (one gain on predicted box displacements, fitted "
         "during the episode) or lead (one gain per lead time)", "choices": ADAPT_MODES})

@@ -1605,7 +1605,7 @@ def _propnet(truth: VideoTruth | None, checkpoint: PathLike | None,
     return PropNetVideoDynamics.load(checkpoint, rollout_config(settings))
 
 
-register_video_dynamics("propnet", _propnet, help="learned PropNet over object states (shipped checkpoint or --checkpoint)")
+register_video_dynamics("propnet", _propnet, help="learned PropNet over object states (the shipped checkpoint unless one is given)")
 
 
 # ---------------------------------------------------------------------- training

@@ -42,6 +42,7 @@ __all__ = [
     "read_annotation",
     "write_annotation",
     "annotation_files",
+    "split_hint",
     "parse_trajectory",
     "parse_collisions",
     "trajectory_json",
@@ -190,6 +191,23 @@ def write_annotation(path: PathLike, annotation: VideoAnnotation) -> None:
     atomic_write_json(Path(path), annotation.to_json())
 
 
+def split_hint(folder: PathLike, asked: str) -> str:
+    """`` (FOLDER holds split val: --split val)`` when a CLEVRER folder holds other splits than ``asked``.
+
+    A command's default ``--split`` (``train`` or ``val``) is often not the split a user made; the error
+    that a file is missing then says which splits are there.  Empty when the folder holds ``asked`` or none.
+
+    >>> split_hint("no/such/folder", "train")
+    ''
+    """
+    folder = Path(folder)
+    splits = sorted(p.name.removeprefix("annotation_") for p in folder.glob("annotation_*") if p.is_dir())
+    if not splits or asked in splits:
+        return ""
+    return (f" ({folder} holds split{'s' if len(splits) > 1 else ''} {', '.join(splits)}: "
+            f"--split {' or --split '.join(splits)})")
+
+
 def annotation_files(root: PathLike) -> list[Path]:
     """Every ``annotation_<index>.json`` below ``root``, in video-index order.
 
@@ -202,7 +220,8 @@ def annotation_files(root: PathLike) -> list[Path]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"CLEVRER annotation folder not found: {root}")
+        raise DataError(f"CLEVRER annotation folder not found: {root}"
+                        f"{split_hint(root.parent, root.name.removeprefix('annotation_'))}")
     found = []
     for path in root.rglob("annotation_*.json"):
         index = path.stem.removeprefix("annotation_")

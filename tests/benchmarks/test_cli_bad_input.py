@@ -237,3 +237,18 @@ def test_check_writable_names_the_path_and_leaves_nothing_behind(tmp_path):
             with pytest.raises(OutputError, match="a file is in the way"):
                 check_writable(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder"]
+
+
+def test_answer_without_a_scene_names_every_kind_it_reads(capsys):
+    # a new user's first `nesy answer --question ...`: the error named --scene and --image, not --video
+    assert main(["answer", "--question", "How many cubes are there?"]) == 2
+    err = capsys.readouterr().err
+    assert "give a scene: --scene FILE.json, --image IMAGE.png or --video" in err
+
+
+def test_an_error_names_the_whole_command_as_argparse_does(capsys):
+    # it said `nesy bench: error:` where a bad flag of the same command says `nesy bench speed: error:`
+    assert main(["bench", "speed", "--suite", "bogus"]) == 2
+    assert capsys.readouterr().err.startswith("nesy bench speed: error: unknown speed suite 'bogus'")
+    assert main(["answer"]) == 2
+    assert capsys.readouterr().err.startswith("nesy answer: error: give a scene")

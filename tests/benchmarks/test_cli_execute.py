@@ -301,6 +301,8 @@ def test_bench_speed_executor_suite_reports_measured_rates(tmp_path, capsys):
     table = printed.splitlines()
     single = next(line for line in table if line.startswith("single "))
     assert single.split()[2] == f"{e2e['speedup_vs_plain']['single']['wall']:.2f}"
+    row = {line.split()[0]: k for k, line in enumerate(table) if line.strip()}
+    assert row["mode"] + 1 == row["plain"] and row["compiled"] > row["single_decoded"]  # the note below the rows
     assert single.split()[4] == "2x"
     rates = saved["questions_per_second"]
     assert set(rates) >= {"single_trace_off", "single_trace_on", "plain_baseline", "batched"}

@@ -99,3 +99,34 @@ def test_a_bad_count_is_refused_before_any_data_is_read(argv, message, tmp_path,
         build_parser(argv).parse_args(argv)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_config_flag_shows_its_default_once_as_a_user_would_type_it():
+    @dataclass(frozen=True)
+    class Toy:
+        types: tuple[str, ...] = field(default=("a", "b"), metadata={"help": "types"})
+        sets: tuple[str, ...] = field(default=(), metadata={"help": "settings"})
+        init: str = field(default="", metadata={"help": "weights to start from"})
+        scales: str = field(default="", metadata={"help": "crop scales (default: the plain crop only)"})
+        rate: float = field(default=0.5, metadata={"help": "rate"})
+
+    parser = argparse.ArgumentParser(prog="toy")
+    add_config_flags(parser, Toy)
+    helps = {a.dest: a.help for a in parser._actions}
+    assert helps["types"] == "types (default: a b)"  # not "('a', 'b')": what --types takes
+    assert helps["sets"] == "settings (default: none)" and helps["init"] == "weights to start from (default: none)"
+    assert helps["scales"] == "crop scales (default: the plain crop only)"  # its own words, not "(default: )" after them
+    assert helps["rate"] == "rate (default: 0.5)"
+
+
+def test_every_float_flag_of_the_cli_refuses_nan_at_parse_time(capsys):
+    # seven hand-written float flags were plain type=float: `nesy control --explore nan` took it
+    parser = build_parser()
+    plain = [(" ".join(path), a.option_strings[0]) for path, a in _flags(parser) if a.type is float]
+    assert plain == []
+    for argv, flag in ((["control", "--task", "boxpush", "--model", "gt", "--out", "x.json", "--explore", "nan"], "--explore"),
+                       (["bench", "compare", "--a", "r.json:in", "--b", "r.json:propnet", "--level", "nan"], "--level"),
+                       (["train", "video-dynamics", "--data", "d", "--out", "o", "--valid-fraction", "nan"], "--valid-fraction")):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        assert f"argument {flag}: must be a number, got 'nan'" in capsys.readouterr().err

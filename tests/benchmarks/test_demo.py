@@ -84,6 +84,14 @@ def test_demo_rejects_a_bad_thread_count(tmp_path, capsys):
     assert exit_info.value.code == 2 and "argument --threads: must be an integer >= 1" in capsys.readouterr().err
 
 
+def test_demo_refuses_a_misspelt_skip_before_any_section_runs(tmp_path, capsys):
+    # it ran the whole demo (minutes) and left nothing out, without a word
+    assert main(["demo", "--out", str(tmp_path / "d"), "--skip", "contrl,sound"]) == 2
+    err = capsys.readouterr().err
+    assert "nesy demo: error: --skip: unknown demo section 'contrl' (did you mean 'control'?)" in err
+    assert not (tmp_path / "d").exists()
+
+
 def test_demo_sections_run_in_order():
     names = [e.name for e in sorted(DEMO_SECTIONS.entries(), key=lambda e: e.obj.order)]
     assert names[:8] == ["world", "questions", "nsvqa", "video", "video-qa", "sound", "dynamics", "control"]

@@ -131,6 +131,19 @@ def test_scene_bootstrap_interval_resamples_whole_scenes():
     assert lo < 0.97 and hi == 1.0
 
 
+def test_a_resample_without_questions_of_a_type_leaves_the_interval_alone():
+    import numpy as np
+
+    from benchmarks.eval_clevr import scene_bootstrap_interval
+
+    # one video of two holds all (8) explanatory options, every one answered right: a quarter of the
+    # resamples draw the other video twice and have no accuracy; they read as 0% before, so the
+    # interval was 0-100% for a type answered 100% right (nesy eval clevrer on the README's 2 videos)
+    assert scene_bootstrap_interval(np.array([0, 8]), np.array([0, 8])) == [1.0, 1.0]
+    lo, hi = scene_bootstrap_interval(np.array([0, 0, 4, 4]), np.array([0, 0, 4, 2]))
+    assert 0.5 <= lo <= hi <= 1.0
+
+
 def test_perception_from_a_model_is_scored_against_the_ground_truth(split):
     from perception import load_scenes
 

@@ -382,3 +382,13 @@ def test_unique_fallback_defaults_to_most_seen_and_a_bad_one_is_refused_by_name(
     assert ClevrerEvalConfig(data="d", unique_fallback="none").unique_fallback == "none"
     with pytest.raises(ConfigError, match="unique_fallback"):
         ClevrerEvalConfig(data="d", unique_fallback="first")
+
+
+def test_a_missing_split_names_the_splits_the_folder_holds(tmp_path, capsys):
+    (tmp_path / "annotation_val").mkdir()  # what `nesy data clevrer --split val` makes; the commands default otherwise
+    assert cli.main(["data", "clevrer-questions", "--data", str(tmp_path)]) == 2  # --split train by default
+    assert f"annotation_train ({tmp_path} holds split val: --split val)" in capsys.readouterr().err
+    assert cli.main(["eval", "clevrer", "--data", str(tmp_path), "--split", "test"]) == 2
+    assert f"test.json ({tmp_path} holds split val: --split val)" in capsys.readouterr().err
+    assert cli.main(["eval", "clevrer", "--data", str(tmp_path)]) == 2  # the split is there, its questions are not
+    assert f"(make them: nesy data clevrer-questions --data {tmp_path} --split val)" in capsys.readouterr().err
