@@ -170,8 +170,9 @@ def run_curve(args: argparse.Namespace) -> int:
                          "held_out_questions": ev["questions"]})
             print(json.dumps(rows[-1]), flush=True)
             atomic_write_json(out_dir / "curve.json", {"rows": rows, "command": _command_line(args, base, "parser-curve")}, indent=1)
-    plot_data_efficiency(rows, args.figure)
-    print(json.dumps({"figure": str(args.figure), "rows": len(rows)}))
+    figure = Path(args.figure) if args.figure else Path(args.out_dir) / "curve.png"
+    plot_data_efficiency(rows, figure)
+    print(json.dumps({"figure": str(figure), "rows": len(rows)}))
     return 0
 
 
@@ -207,5 +208,6 @@ def register(groups) -> None:
     c.add_argument("--supervised-steps", type=count(min=1), default=None,
                    help="give every N this many supervised steps (epochs = steps / batches per epoch) instead of --epochs")
     c.add_argument("--out-dir", default="runs/parser_curve", help="folder for the checkpoints and curve.json (default: runs/parser_curve)")
-    c.add_argument("--figure", default="docs/images/parser_data_efficiency.png", help="PNG to write (default: the committed figure, docs/images/parser_data_efficiency.png)")
+    c.add_argument("--figure", default=None,
+                   help="PNG to write (default: curve.png in --out-dir; the committed figure is docs/images/parser_data_efficiency.png)")
     c.set_defaults(func=run_curve)

@@ -81,3 +81,15 @@ def test_generated_data_has_programs_answers_scenes_and_template_words() -> None
     assert data.examples and all(e.tokens and e.answer is not None for e in data.examples)
     assert {e.image_index for e in data.examples} <= set(data.scenes)
     assert {"balls", "things", "metallic"} <= set(data.extra_words)
+
+
+def test_parser_curve_writes_its_figure_in_its_own_folder_by_default(tmp_path, monkeypatch, capsys):
+    # the committed figure (docs/images/parser_data_efficiency.png) is written only when asked for by --figure
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "curve"
+    assert main(["train", "parser-curve", "--programs-list", "5", "--reinforce-programs", "--scenes", "5",
+                 "--eval-scenes", "3", "--epochs", "1", "--out-dir", str(out), "--quiet", "--threads", "1"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == {"figure": str(out / "curve.png"), "rows": 1}
+    assert (out / "curve.png").stat().st_size > 0 and (out / "curve.json").is_file()
+    assert not (tmp_path / "docs").exists()
