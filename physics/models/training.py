@@ -313,7 +313,9 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
 
 
 def _inputs(trajs: list[Trajectory], perceived: bool) -> list[Trajectory]:
-    """``trajs`` as the samples should see them: without ``meta["input_positions"]`` unless ``perceived``.
+    """``trajs`` as the samples should see them: without ``meta["input_positions"]`` unless ``perceived``; with
+    ``perceived``, a trajectory without them gets its true states as inputs (every sample of a batch then holds
+    the same fields).
 
     Raises:
         ConfigError: ``perceived`` on non-empty ``trajs`` none of which holds input positions.
@@ -321,8 +323,9 @@ def _inputs(trajs: list[Trajectory], perceived: bool) -> list[Trajectory]:
     if perceived:
         if trajs and not any("input_positions" in t.meta for t in trajs):
             raise ConfigError("--perceived-inputs: no trajectory of --data holds input_positions (a pack built with "
-                              "perceived states, physics.models.video_propnet.with_perceived_inputs)")
-        return trajs
+                              "perceived states, physics.models.video_perceived.with_perceived_inputs)")
+        return [t if "input_positions" in t.meta else dataclasses.replace(
+            t, meta={**t.meta, "input_positions": t.positions}) for t in trajs]
     return [dataclasses.replace(t, meta={k: v for k, v in t.meta.items() if k != "input_positions"})
             if "input_positions" in t.meta else t for t in trajs]
 

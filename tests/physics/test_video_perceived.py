@@ -135,7 +135,12 @@ def test_the_flag_uses_the_inputs_only_when_set_is_stored_only_then_and_is_refus
     traj = _traj()
     with_in = with_perceived_inputs(traj, traj.positions[:8, :, :2] + 0.01)
     assert "input_positions" not in _inputs([with_in], False)[0].meta
-    assert _inputs([with_in, traj], True)[0] is with_in
+    both = _inputs([with_in, traj], True)
+    assert both[0] is with_in and np.array_equal(both[1].meta["input_positions"], traj.positions)
+    from torch_geometric.data import Batch
+
+    builder = GraphBuilder(preset("clevrer", "propnet", dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM).graph)
+    Batch.from_data_list(make_samples(both, builder, horizon=2))  # one batch: the same fields in every sample
     with pytest.raises(ConfigError, match="--perceived-inputs"):
         _inputs([traj], True)
     assert "perceived_inputs" not in _flags(TrainConfig())
