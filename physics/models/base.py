@@ -290,7 +290,9 @@ class DynamicsModel(nn.Module, abc.ABC):
             if errors and bulk_weight > 0:
                 total = total + bulk_weight * self.bulk_error(g, nxt, g.target_seq[:, k], mask)
             if errors and velocity_weight > 0:
-                prev_true = g.pos_hist[:, -1] if k == 0 else g.target_seq[:, k - 1]
+                # a sample built from input states (data.py's input_positions) holds the true one as true_last
+                first = g.true_last if "true_last" in g else g.pos_hist[:, -1]
+                prev_true = first if k == 0 else g.target_seq[:, k - 1]
                 sel = mask if vmask is None else mask & vmask[:, k]
                 err = (((nxt - pos_hist[:, -1]) - (g.target_seq[:, k] - prev_true)) / self.acc_norm.std) ** 2
                 vel_sum = vel_sum + err[sel].mean(-1).sum()

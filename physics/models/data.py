@@ -9,6 +9,10 @@ A trajectory's root assignment (DPI-Net) is computed once from its first frame.
 A trajectory whose ``meta`` holds ``velocity_frames`` (one 0/1 per frame) gives its K-step
 samples ``vel_mask_seq`` ``[M, K]`` too (1 on leaf rows where frame ``t+1+k`` is marked):
 the steps whose velocity error the loss charges (``velocity_weight``).
+A trajectory whose ``meta`` holds ``input_positions`` (``[T, N, D]``, finite, e.g. a perceiver's
+states of the same objects) builds each sample's history from them while its targets stay
+``positions``, the truth; such a sample also holds ``true_last`` ``[M, D]`` (the true state at
+``t``, the velocity loss's previous frame for the first unrolled step).
 
 A trajectory whose ``meta`` holds ``step_weights`` (one non-negative number per
 step ``t``, at least one positive per trajectory) has its sampled steps drawn with
@@ -67,6 +71,12 @@ def one_step_graphs(
         if vel_frames.shape != (traj.num_steps,):
             raise DataError(f"{traj.meta.get('name', 'trajectory')}: velocity_frames must be one number per frame "
                             f"({traj.num_steps}), got shape {tuple(vel_frames.shape)}")
+    inputs = traj.meta.get("input_positions")
+    if inputs is not None:
+        inputs = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        if inputs.shape != a["positions"].shape or not bool(torch.isfinite(inputs).all()):
+            raise DataError(f"{traj.meta.get('name', 'trajectory')}: input_positions must be finite and shaped as the "
+                            f"positions {tuple(a['positions'].shape)}, got shape {tuple(inputs.shape)}")
     last = traj.num_steps - horizon
     steps = list(range(h, last)) if steps is None else steps
     bad = [t for t in steps if not h <= t < last]
@@ -75,7 +85,7 @@ def one_step_graphs(
     out = []
     for t in steps:
         g = builder.build(
-            a["positions"][t - h : t + 1],
+            (a["positions"] if inputs is None else inputs)[t - h : t + 1],
             a["node_attr"],
             a["actions"][t],
             a["edges"],
@@ -85,6 +95,9 @@ def one_step_graphs(
             root_of,
             a["positions"][t + 1],
         )
+        if inputs is not None:
+            true = a["positions"][t]
+            g.true_last = torch.cat([true, true.new_zeros(g.num_nodes - traj.num_nodes, true.shape[1])])
         if horizon > 1:
             pad = g.num_nodes - traj.num_nodes  # root rows: no position targets; mean actions
             seq = a["positions"][t + 1 : t + 1 + horizon].transpose(0, 1)

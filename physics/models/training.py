@@ -72,6 +72,10 @@ states have no ground truth) of a K-step unroll from ``own_samples`` of its pred
 are those of the run without it.  ``train_only`` (comma-separated parameter-name prefixes) trains only
 the parameters those prefixes name (:func:`trainable_parameters`; e.g. a fine-tune of a PropNet's
 relation path alone, ``edge_encoder,convs.0.rel``); the others keep the ``init`` weights.
+``perceived_inputs`` builds every sample's history from the trajectories' ``input_positions``
+(:mod:`physics.models.data`; e.g. the video PropNet's states as its perceiver saw them) and keeps the
+true states as targets, so a model learns to reach the truth from perceived starts; off, those
+inputs are dropped and the samples are the true states' as before.
 Each option, left at its default, is not stored.
 
 ``resume=True`` continues from ``checkpoint.pt``: the result is bit-identical to an
@@ -208,6 +212,12 @@ class TrainConfig:
                                 "prefixes (e.g. edge_encoder,convs.0.rel: a PropNet's relation path, whose messages "
                                 "carry every contact); every other weight stays as --init gave it (default: all)"}
     )
+    perceived_inputs: bool = field(
+        default=False, metadata={"help": "build each sample's history from the trajectories' input_positions (a "
+                                 "perceiver's states of the same objects, e.g. the video PropNet's perceived packs) "
+                                 "while the targets stay the true states; off: the true states, input_positions "
+                                 "ignored"}
+    )
     init: str | None = field(
         default=None, metadata={"help": "start from this model file's weights and normalisers (same model and "
                                 "config; fine-tuning); default: a fresh model"}
@@ -297,7 +307,27 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["keep_epochs"]
     if flags["train_only"] is None:
         del flags["train_only"]
+    if not flags["perceived_inputs"]:
+        del flags["perceived_inputs"]
     return flags
+
+
+def _inputs(trajs: list[Trajectory], perceived: bool) -> list[Trajectory]:
+    """``trajs`` as the samples should see them: without ``meta["input_positions"]`` unless ``perceived``; with
+    ``perceived``, a trajectory without them gets its true states as inputs (every sample of a batch then holds
+    the same fields).
+
+    Raises:
+        ConfigError: ``perceived`` on non-empty ``trajs`` none of which holds input positions.
+    """
+    if perceived:
+        if trajs and not any("input_positions" in t.meta for t in trajs):
+            raise ConfigError("--perceived-inputs: no trajectory of --data holds input_positions (a pack built with "
+                              "perceived states, physics.models.video_perceived.with_perceived_inputs)")
+        return [t if "input_positions" in t.meta else dataclasses.replace(
+            t, meta={**t.meta, "input_positions": t.positions}) for t in trajs]
+    return [dataclasses.replace(t, meta={k: v for k, v in t.meta.items() if k != "input_positions"})
+            if "input_positions" in t.meta else t for t in trajs]
 
 
 def trainable_parameters(model: torch.nn.Module, train_only: str | None) -> list[torch.nn.Parameter]:
@@ -421,6 +451,7 @@ def train(
         if short:
             raise ConfigError(f"--sample-from {first}: trajectories {short[:5]} (training first, then validation) hold "
                               f"no frame >= {first} with {k} target step(s) after it")
+    train_trajs, valid_trajs = _inputs(train_trajs, config.perceived_inputs), _inputs(valid_trajs, config.perceived_inputs)
     train_graphs = make_samples(train_trajs, builder, config.max_samples, seed=config.seed, horizon=k, first_step=first)
     valid_graphs = (make_samples(valid_trajs, builder, config.valid_samples, seed=config.seed + 1, horizon=k, first_step=first)
                     if valid_trajs else [])

@@ -765,7 +765,10 @@ def save_trajectory_pack(path: PathLike, trajs: Sequence[Trajectory]) -> None:
     """Write video trajectories (states, attributes, meta) into one compressed ``.npz``, atomically.
 
     About 50 times smaller than the annotation and truth JSON they come from (launches and
-    edges are recomputed on loading), so many videos travel to another machine.
+    edges are recomputed on loading), so many videos travel to another machine.  A trajectory
+    whose ``meta`` holds ``input_positions`` (perceived states, :mod:`physics.models.video_perceived`)
+    keeps them: the pack then holds an ``inputs`` array laid out as ``positions`` (the true states
+    for trajectories without inputs) and ``has_inputs`` per trajectory.
     """
     import io
     import json
@@ -775,6 +778,11 @@ def save_trajectory_pack(path: PathLike, trajs: Sequence[Trajectory]) -> None:
     if not trajs:
         raise DataError("no trajectories to write")
     sizes = np.array([t.positions.shape[:2] for t in trajs], np.int64)  # [K, 2]: T, N
+    has_inputs = np.array(["input_positions" in t.meta for t in trajs])
+    extra = {}
+    if has_inputs.any():
+        extra = {"has_inputs": has_inputs, "inputs": np.concatenate([
+            np.asarray(t.meta.get("input_positions", t.positions), np.float32).reshape(-1) for t in trajs])}
     buf = io.BytesIO()
     np.savez_compressed(
         buf,
@@ -783,7 +791,9 @@ def save_trajectory_pack(path: PathLike, trajs: Sequence[Trajectory]) -> None:
         fps=np.array([1.0 / t.dt for t in trajs]),
         positions=np.concatenate([t.positions.reshape(-1) for t in trajs]).astype(np.float32),
         node_attr=np.concatenate([t.node_attr for t in trajs]).astype(np.float32),
-        meta=np.frombuffer(json.dumps([dict(t.meta) for t in trajs]).encode(), np.uint8),
+        meta=np.frombuffer(json.dumps([{k: v for k, v in t.meta.items() if k != "input_positions"}
+                                       for t in trajs]).encode(), np.uint8),
+        **extra,
     )
     atomic_write_bytes(path, buf.getvalue())
 
@@ -808,15 +818,19 @@ def load_trajectory_pack(path: PathLike) -> list[Trajectory]:
             raise DataError(f"{path} is not a video trajectory pack ({PACK_FORMAT}; made by `nesy data video-trajectories`)")
         sizes, fps, metas = arrays["sizes"], arrays["fps"], json.loads(arrays["meta"].tobytes().decode())
         pos, attr = arrays["positions"], arrays["node_attr"]
+        inputs, has_inputs = arrays.get("inputs"), arrays.get("has_inputs")
     except FileNotFoundError:
         raise DataError(f"trajectory pack not found: {path}") from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise DataError(f"trajectory pack {path} is damaged: {exc}") from None
     if len(metas) != len(sizes) or len(fps) != len(sizes) or int((sizes[:, 0] * sizes[:, 1]).sum()) * STATE_DIM != pos.size \
-            or int(sizes[:, 1].sum()) != len(attr):
+            or int(sizes[:, 1].sum()) != len(attr) or (inputs is not None and (
+                inputs.size != pos.size or has_inputs is None or len(has_inputs) != len(sizes))):
         raise DataError(f"trajectory pack {path} is damaged: its arrays disagree in size")
     out, p, a = [], 0, 0
-    for (t, n), f, meta in zip(sizes.tolist(), fps.tolist(), metas, strict=True):
+    for i, ((t, n), f, meta) in enumerate(zip(sizes.tolist(), fps.tolist(), metas, strict=True)):
+        if inputs is not None and has_inputs[i]:
+            meta = {**meta, "input_positions": inputs[p : p + t * n * STATE_DIM].reshape(t, n, STATE_DIM)}
         out.append(_make_trajectory(pos[p : p + t * n * STATE_DIM].reshape(t, n, STATE_DIM), attr[a : a + n], f, meta))
         p, a = p + t * n * STATE_DIM, a + n
     return out
