@@ -54,14 +54,18 @@ clevrer_world.ClevrerWorld.render_frame = _render_frame_keeping_depth
 
 def arrays(seed):
     _DEPTHS.clear()
-    c = make_clip(seed, CLIP_CONFIG)
+    return depth_arrays(make_clip(seed, CLIP_CONFIG), list(_DEPTHS))
+
+
+def depth_arrays(c, depths):
+    """Per-object arrays of clip ``c`` from its frames' depth buffers ``depths`` (one [H, W] array per frame)."""
     camera = CLIP_CONFIG.world_config().camera.with_size(CLIP_CONFIG.width, CLIP_CONFIG.height)
     rays, eye = camera.pixel_rays(), np.asarray(camera.eye)
     order = sorted(c.objects, key=lambda o: o.index)
     n = len(order)
     centre, radius = np.zeros((T, n, 2)), np.zeros((T, n))
     seen = np.zeros((T, n), dtype=bool)
-    for t, (m, d) in enumerate(zip(c.masks, _DEPTHS, strict=True)):
+    for t, (m, d) in enumerate(zip(c.masks, depths, strict=True)):
         for o in range(n):
             rows, cols = np.nonzero(m == o)
             if not len(rows):

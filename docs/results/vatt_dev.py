@@ -39,6 +39,10 @@ is the difference of two slopes fitted over 2 frames before and after, not the m
 VATT_DEPTH_CACHE=PATH (``object_ground=True`` with the floor features made from the renderer's depth per mask pixel,
 ``vatt_depth_ladder.py``'s cache of the same clip seeds, not from the mask and the camera; the same 7-feature layout:
 x / GROUND_SCALE, y / GROUND_SCALE, R, velocity, second-difference change; no VATT_EXTRA with it).
+
+Twenty-sixth session, vatt3: VATT_DEPTH_EXTRA=PATH[,PATH] (the depth arrays of VATT_EXTRA's clips, in the same
+order, written beside each bank by ``vatt_depth_bank.py``) lets VATT_DEPTH_CACHE run on more than 600 training
+clips; the check against the bank's masks covers every clip.
 """
 import dataclasses
 import json
@@ -86,6 +90,10 @@ for extra in filter(None, os.environ.get("VATT_EXTRA", "").split(",")):  # more 
     del more
 stride = 16 // frames
 depth_cache = torch.load(os.environ["VATT_DEPTH_CACHE"], weights_only=False) if os.environ.get("VATT_DEPTH_CACHE") else None
+for extra in filter(None, os.environ.get("VATT_DEPTH_EXTRA", "").split(",")):  # depth arrays of VATT_EXTRA's clips,
+    if depth_cache is None:                                                     # in the same order
+        raise SystemExit("VATT_DEPTH_EXTRA: needs VATT_DEPTH_CACHE (the first 600 clips' depth arrays)")
+    depth_cache["train"] = depth_cache["train"] + torch.load(extra, weights_only=False)["train"]
 
 
 def depth_ground(split, n_clips):  # [N, 16, 4, 7] floor features from the depth cache's centres and radii

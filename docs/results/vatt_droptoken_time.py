@@ -11,6 +11,11 @@ of the machine's load falls on both, on BANKS/train0.pt (default /work/data/vatt
 with masks), 1 thread, lr 3e-4 (the object runs' rate). Designs: the benchmark's tubelets (8 frames; VATT's
 positions), object tokens with frame attention, and session 22's learned-pair candidate with the kink change
 (16 frames in 4 steps, no time positions, step 0 out of the step NCE). No probe is read.
+
+Twenty-sixth session, vatt3: a fourth design, the depth candidate's tower (learned pairs, 7 floor features per
+object token, the second-difference change, step 0 out of the step NCE), and DROPTIME_DESIGNS=i[,j] to time only the
+designs of those indices (0-3). Its floor features here are the mask's (``ground_features``), not the depth's: the
+step's cost depends on the tokens' count and width, not their values, and the 600 clips' depth is not in the bank.
 """
 import json
 import os
@@ -20,8 +25,8 @@ from dataclasses import replace
 
 import torch
 
-from perception.audiovisual.clips import VOCABULARY
-from perception.audiovisual.object_tokens import object_features
+from perception.audiovisual.clips import CLIP_CONFIG, VOCABULARY
+from perception.audiovisual.object_tokens import ground_features, object_features
 from perception.audiovisual.vatt import VATT, VATTConfig, train_vatt
 from perception.benchmark import BenchSize
 
@@ -43,6 +48,13 @@ designs = {
                                                 temporal_skip_first=True, object_change="kink"),
                                         object_features(bank["frames"], bank["masks"], 4, "kink")),
 }
+plain = object_features(bank["frames"], bank["masks"], 4)
+designs["learned pairs, floor features, skip first (the depth candidate's cost)"] = (
+    replace(objects, object_pairs=True, pair_tokens="learned", temporal_skip_first=True, object_ground=True),
+    torch.cat([plain, ground_features(plain, CLIP_CONFIG.world_config().camera.with_size(64, 48))], -1))
+if os.environ.get("DROPTIME_DESIGNS"):
+    keep = {int(i) for i in os.environ["DROPTIME_DESIGNS"].split(",")}
+    designs = {k: v for i, (k, v) in enumerate(designs.items()) if i in keep}
 res = {}
 for name, (cfg, video) in designs.items():
     seconds = {"drop_token": [], "no_drop": []}

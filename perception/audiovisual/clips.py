@@ -15,6 +15,7 @@ Shapes (N clips, T frames of H x W, O objects at most, F bins, S spectrogram fra
     wave      float [N, L]              the mixture
     text      int64 [N, P, W]           the clip's description, P phrases of W word ids (0 = padding)
     collisions int64 [N, T]             collisions whose sound starts in each frame
+    depth     float [N, T, H, W]        the renderer's depth per pixel, only with ``config.depth`` (else None)
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class ClipBank:
     seeds: tuple[int, ...]
     skipped: tuple[tuple[int, str], ...]
     config: AudioVisualConfig
+    depth: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -155,8 +157,9 @@ def _bank(seeds: Sequence[int], config: AudioVisualConfig) -> ClipBank:
             collisions[i, k.frame] += 1
     wave = torch.from_numpy(np.stack([c.mixture for c in clips]))
     text = torch.stack([_padded(VOCABULARY.encode(describe(c), WORDS)) for c in clips])
+    depth = torch.from_numpy(np.stack([c.depth for c in clips])) if config.depth else None
     return ClipBank(frames, masks, sounding, spectrogram(wave), wave, text, collisions,
-                    tuple(c.seed for c in clips), tuple(skipped), config)
+                    tuple(c.seed for c in clips), tuple(skipped), config, depth)
 
 
 def _padded(phrases: Tensor) -> Tensor:

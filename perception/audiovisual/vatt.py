@@ -43,12 +43,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from perception.audiovisual.clips import VOCABULARY, ClipBank, clip_bank
+from perception.audiovisual.clips import CLIP_CONFIG, VOCABULARY, ClipBank, clip_bank
 from perception.audiovisual.object_tokens import (
     CHANGES,
     GROUND_FEATURES,
     OBJECT_FEATURES,
     PAIR_FEATURES,
+    depth_features,
     ground_features,
     object_features,
     pair_features,
@@ -84,6 +85,7 @@ VIDEO_INPUTS = ("rgb", "diff")
 VIDEO_STEMS = ("linear", "conv", "objects")
 OBJECT_ATTENTIONS = ("all", "frame")
 PAIR_TOKENS = ("measured", "learned")
+GROUNDS = (False, True, "mask", "depth")  # VATTConfig.object_ground: off, the mask and camera's floor (True = "mask"), depth's
 _LOG_EPS = 1e-3  # floor of the STFT front end's log-magnitude (the mixture peaks at 0.9)
 _LOG_CENTRE, _LOG_SCALE = -4.0, 2.5  # log(|X| + 1e-3) spans about [-6.9, 3]; this maps it near [-1, 3]
 _FILTERS = 32  # learned filters of the "conv" front end
@@ -178,6 +180,10 @@ class VATTConfig:
             their motion in scene units, from the mask and the known camera), so the stem's input is
             ``[..., OBJECT_FEATURES + GROUND_FEATURES]`` (see :attr:`object_inputs`). Twenty-second session, vatt3:
             the masks' 2-D gaps read the probe's label at about 0.78 whatever reads them; depth is the cue they lack.
+            ``"depth"`` (twenty-sixth session, vatt3): the same 7 features from the renderer's depth per mask pixel
+            (:func:`perception.audiovisual.object_tokens.depth_features`; an RGB-D sensor, so the clips must be made
+            with ``AudioVisualConfig(depth=True)``, :attr:`ClipBank.depth`); their contact score reads the label at
+            0.86 on the development clips. ``True`` and ``"mask"`` are the mask-and-camera estimate.
         object_change: How the ``"objects"`` stem's tokens measure an object's velocity change (features 9-10 of
             :func:`perception.audiovisual.object_tokens.object_features`): ``"difference"`` (the second difference
             of the mask's centre) or ``"kink"`` (two slopes fitted over 2 frames before and after, differenced:
@@ -214,7 +220,7 @@ class VATTConfig:
     object_pairs: bool = False
     pair_tokens: str = "measured"
     temporal_skip_first: bool = False
-    object_ground: bool = False
+    object_ground: bool | str = False
     object_change: str = "difference"
 
     def __post_init__(self) -> None:
@@ -259,6 +265,9 @@ class VATTConfig:
         if self.object_change not in CHANGES or (self.object_change != "difference" and self.video_stem != "objects"):
             raise ConfigError(f"VATTConfig: object_change must be one of {', '.join(CHANGES)} ('kink' with video_stem "
                               f"'objects'), got {self.object_change!r}, video_stem {self.video_stem!r}")
+        if not any(self.object_ground is g or (isinstance(g, str) and self.object_ground == g) for g in GROUNDS):
+            raise ConfigError(f"VATTConfig: object_ground must be one of {', '.join(map(repr, GROUNDS))}, "
+                              f"got {self.object_ground!r}")
         if self.object_ground and self.video_stem != "objects":
             raise ConfigError(f"VATTConfig: object_ground needs video_stem 'objects', got {self.video_stem!r}")
         if self.pair_tokens not in PAIR_TOKENS or (self.pair_tokens != "measured" and not self.object_pairs):
@@ -804,8 +813,12 @@ def _inputs(bank: ClipBank, config: VATTConfig) -> tuple[Tensor, Tensor, Tensor]
         raise ConfigError(f"vatt: {config.frames} frames do not stride the bank's {bank.frames.shape[1]} evenly")
     if config.video_stem == "objects":
         video = object_features(bank.frames, bank.masks, config.object_slots, config.object_change)
-        if config.object_ground:  # the floor from the mask and the camera that rendered the bank (fixed)
-            camera = bank.config.world_config().camera.with_size(bank.config.width, bank.config.height)
+        camera = bank.config.world_config().camera.with_size(bank.config.width, bank.config.height)  # fixed
+        if config.object_ground == "depth":  # the floor from the depth channel (an RGB-D sensor)
+            if bank.depth is None:
+                raise ConfigError("vatt: object_ground='depth' needs clips made with AudioVisualConfig(depth=True)")
+            video = torch.cat([video, depth_features(bank.masks, bank.depth, camera, config.object_slots)], -1)
+        elif config.object_ground:  # the floor from the mask and the camera that rendered the bank
             video = torch.cat([video, ground_features(video, camera)], -1)
         video = video[:, ::stride]
     else:
@@ -872,8 +885,9 @@ def run_vatt_bench(quick: bool, seed: int, lr: float | None = None, pretrain_cli
         raise ConfigError(f"run_vatt_bench: pretrain_clips must be an integer from {bench.train} (the labelled "
                           f"clips) to {_TEST_OFFSET}, got {pretrain_clips!r}")
     first = 1_000_000 * seed
-    train = clip_bank(first, pretrain_clips or bench.train)
-    test = clip_bank(first + _TEST_OFFSET, bench.test)
+    clips = replace(CLIP_CONFIG, depth=True) if overrides.get("object_ground") == "depth" else CLIP_CONFIG
+    train = clip_bank(first, pretrain_clips or bench.train, clips)
+    test = clip_bank(first + _TEST_OFFSET, bench.test, clips)
     config = replace(_config(train), **overrides)
     video, audio, text = _inputs(train, config)
     test_video, test_audio, _ = _inputs(test, config)

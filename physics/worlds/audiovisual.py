@@ -125,6 +125,8 @@ class AudioVisualConfig:
         max_speed: Speed cap of pushes (units/s).
         friction: Lateral friction of objects and floor.
         restitution: Restitution of objects.
+        depth: Keep the renderer's depth per pixel in :attr:`AudioVisualClip.depth` (twenty-sixth session, vatt3):
+            what an RGB-D camera gives beside the frames. Off by default; the clip is otherwise the same.
     """
 
     frames: int = 16
@@ -149,6 +151,7 @@ class AudioVisualConfig:
     max_speed: float = 4.0
     friction: float = 0.5
     restitution: float = 0.7
+    depth: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n_objects", tuple(int(n) for n in self.n_objects))
@@ -222,7 +225,10 @@ class AudioVisualConfig:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if not self.depth:  # the files written before the option existed stay byte for byte the same
+            del out["depth"]
+        return out
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> AudioVisualConfig:
@@ -365,6 +371,7 @@ class AudioVisualClip:
         seed: The seed it was made from.
         source_kind: ``"instrument"`` or ``"impact"`` per source row.
         config: The options it was made with.
+        depth: float32 ``[T, H, W]``, the renderer's depth per pixel (``config.depth``), else None.
     """
 
     frames: np.ndarray
@@ -379,6 +386,7 @@ class AudioVisualClip:
     seed: int
     source_kind: tuple[str, ...] = ()
     config: AudioVisualConfig = field(default_factory=AudioVisualConfig)
+    depth: np.ndarray | None = None
 
     @property
     def sounding(self) -> tuple[int, ...]:
@@ -558,13 +566,18 @@ def make_clip(seed: int, config: AudioVisualConfig = AudioVisualConfig()) -> Aud
     os_ = cfg.oversample
     frames: list[np.ndarray] = []
     masks: list[np.ndarray] = []
+    depths: list[np.ndarray] = []
 
     def on_frame(f: int, w: ClevrerWorld) -> None:
         uids = w._run.uids
         for k, target, margin in plan.kicks.get(f, ()):
             _push(world, cfg, uids[k], target, margin)
         if f % os_ == 0:
-            rgb, mask = w.render_frame()
+            if cfg.depth:
+                rgb, mask, depth = w.render_frame_with_depth()
+                depths.append(depth)
+            else:
+                rgb, mask = w.render_frame()
             frames.append(rgb)
             masks.append(mask)
 
@@ -637,7 +650,7 @@ def make_clip(seed: int, config: AudioVisualConfig = AudioVisualConfig()) -> Aud
         frames=np.stack(frames), masks=np.stack(masks).astype(np.int16), sources=sources,
         source_object=tuple(source_object), mixture=mixture, sample_rate=sr, fps=float(cfg.fps),
         objects=tuple(objects), collisions=tuple(sorted(collisions, key=lambda c: (c.onset, c.objects))),
-        seed=seed, source_kind=tuple(kinds), config=cfg,
+        seed=seed, source_kind=tuple(kinds), config=cfg, depth=np.stack(depths) if cfg.depth else None,
     )
 
 

@@ -635,6 +635,12 @@ class ClevrerWorld(ClevrWorld):
         rgb, _depth, mask = self._render_raw(self._camera)
         return rgb, mask
 
+    def render_frame_with_depth(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`render_frame` and the renderer's depth per pixel, float32 [H, W] (distance along the camera's
+        forward axis: ``camera.eye + depth[..., None] * camera.pixel_rays()`` is the point seen; an RGB-D sensor)."""
+        rgb, depth, mask = self._render_raw(self._camera)
+        return rgb, mask, np.asarray(depth, dtype=np.float32)
+
 
 def future_collision_seen(sim: Simulation, frames: int) -> bool:
     """Whether a collision at frame ``frames`` or later joins two objects in view in some frame before it.

@@ -14,6 +14,7 @@ from perception.audiovisual.object_tokens import (
     PAIR_FEATURES,
     SIZE_SCALE,
     VELOCITY_SCALE,
+    depth_features,
     ground_contact,
     ground_features,
     object_features,
@@ -467,3 +468,93 @@ def test_the_bench_inputs_measure_the_kink_when_object_change_asks():
     video, _, _ = _inputs(bank, cfg)
     assert torch.equal(video, object_features(bank.frames, bank.masks, 8, "kink"))
     assert not torch.equal(video, _inputs(bank, dataclasses.replace(cfg, object_change="difference"))[0])
+
+
+def _depth_of_a_ball(camera, centre, radius):
+    """The depth [H, W] and mask [H, W] (slot 0) a camera sees of a ball resting at ``centre`` (x, y), radius R."""
+    import numpy as np
+
+    rays, eye = camera.pixel_rays(), np.asarray(camera.eye)
+    c = np.array([*centre, radius])
+    # |eye + d ray - c| = R: the nearer root of a quadratic in d
+    a, b, k = (rays**2).sum(-1), 2 * ((eye - c) * rays).sum(-1), ((eye - c) ** 2).sum() - radius**2
+    disc = b**2 - 4 * a * k
+    hit = disc > 0
+    depth = np.where(hit, (-b - np.sqrt(np.where(hit, disc, 0))) / (2 * a), 0.0)
+    return torch.from_numpy(depth).float(), torch.from_numpy(np.where(hit, 0, -1)).to(torch.int8)
+
+
+def test_depth_features_put_a_ball_seen_by_an_rgbd_camera_back_on_the_floor():
+    from physics.worlds.camera import CLEVR_CAMERA
+
+    cam = CLEVR_CAMERA.with_size(128, 96)
+    path = [(-1.0, 0.5), (-0.6, 0.5), (-0.2, 0.5), (-0.2, 0.9)]  # a large ball turns at frame 3
+    seen = [_depth_of_a_ball(cam, p, 0.7) for p in path]
+    depth, masks = torch.stack([d for d, _ in seen])[None], torch.stack([m for _, m in seen])[None]
+    g = depth_features(masks, depth, cam, slots=2)
+    assert g.shape == (1, 4, 2, GROUND_FEATURES) and not g[0, :, 1].any()  # slot 1 is never in view
+    assert torch.allclose(g[0, :, 0, :2] * GROUND_SCALE, torch.tensor(path), atol=0.05)  # 2R/3: the mean point's depth
+    assert torch.allclose(g[0, :, 0, 2], torch.full((4,), 0.7), atol=0.02)  # half the top's height
+    assert torch.allclose(g[0, :, 0, 3:5], torch.tensor([[0, 0], [0.4, 0], [0.4, 0], [0, 0.4]]), atol=0.03)
+    assert torch.allclose(g[0, 3, 0, 5:7], torch.tensor([-0.4, 0.4]), atol=0.03) and not g[0, :2, 0, 5:].any()
+    masks[0, 1] = -1  # not in view in frame 1: all zero there, no velocity into or out of the gap
+    h = depth_features(masks, depth, cam, slots=2)
+    assert not h[0, 1].any() and not h[0, 2, 0, 3:].any() and not h[0, 3, 0, 5:].any()
+    with pytest.raises(StateError, match="depth_features"):
+        depth_features(masks, depth[..., :-1], cam, slots=2)
+
+
+def test_clips_made_with_depth_are_the_same_clips_with_the_renderers_depth_beside():
+    import numpy as np
+
+    from perception.audiovisual.clips import clip_bank
+    from physics.worlds.audiovisual import AudioVisualConfig, make_clip
+
+    cfg = AudioVisualConfig(frames=4, height=48, width=64)
+    plain, rgbd = make_clip(3, cfg), make_clip(3, dataclasses.replace(cfg, depth=True))
+    assert plain.depth is None and rgbd.depth.shape == (4, 48, 64) and rgbd.depth.dtype == np.float32
+    assert np.array_equal(plain.frames, rgbd.frames) and np.array_equal(plain.mixture, rgbd.mixture)
+    assert "depth" not in plain.config.to_json() and rgbd.config.to_json()["depth"] is True
+    # the depth puts the objects on the floor: their centres within a fraction of their radius (0.35-0.7)
+    camera = cfg.world_config().camera.with_size(64, 48)
+    g = depth_features(torch.from_numpy(rgbd.masks)[None], torch.from_numpy(rgbd.depth)[None], camera, 8)
+    errors = [float((g[0, t, o.index, :2] * GROUND_SCALE - torch.from_numpy(o.positions[t, :2])).norm())
+              for o in rgbd.objects for t in range(4) if (rgbd.masks[t] == o.index).any()]
+    assert len(errors) >= 4 and float(np.median(errors)) < 0.2
+    bank = clip_bank(3, 2, dataclasses.replace(cfg, depth=True))
+    assert bank.depth.shape == (2, 4, 48, 64) and clip_bank(3, 2, cfg).depth is None
+
+
+def test_the_bench_inputs_carry_depth_features_when_object_ground_asks_for_depth():
+    from perception.audiovisual.clips import clip_bank
+    from perception.audiovisual.vatt import _inputs
+    from physics.worlds.audiovisual import AudioVisualConfig
+
+    clips = AudioVisualConfig(frames=4, height=48, width=64, depth=True)
+    bank = clip_bank(3, 2, clips)
+    cfg = dataclasses.replace(OBJ, height=48, width=64, object_slots=8, object_ground="depth")
+    assert cfg.object_inputs == OBJECT_FEATURES + GROUND_FEATURES
+    video, _, _ = _inputs(bank, cfg)
+    plain, _, _ = _inputs(bank, dataclasses.replace(cfg, object_ground=False))
+    camera = clips.world_config().camera.with_size(64, 48)
+    assert torch.equal(video[..., :OBJECT_FEATURES], plain)
+    assert torch.allclose(video[..., OBJECT_FEATURES:], depth_features(bank.masks, bank.depth, camera, 8))
+    assert not torch.allclose(video, _inputs(bank, dataclasses.replace(cfg, object_ground="mask"))[0])
+    with pytest.raises(ConfigError, match="depth=True"):  # clips without the depth channel
+        _inputs(clip_bank(3, 2, dataclasses.replace(clips, depth=False)), cfg)
+    for bad in ("lidar", 1, None):
+        with pytest.raises(ConfigError, match="object_ground must be one of"):
+            dataclasses.replace(OBJ, object_ground=bad)
+    with pytest.raises(ConfigError, match="object_ground needs video_stem"):
+        dataclasses.replace(OBJ, video_stem="linear", object_ground="depth")
+
+
+@pytest.mark.slow
+def test_the_quick_bench_runs_with_depth_tokens():
+    from perception.audiovisual.vatt import run_vatt_bench
+
+    out = run_vatt_bench(True, 0, lr=3e-4, video_stem="objects", frames=16, tubelet=(4, 8, 8), audio_positions=False,
+                         video_time_positions=False, object_attention="frame", object_pairs=True,
+                         pair_tokens="learned", temporal_skip_first=True, object_ground="depth")
+    assert out.figures["config_overrides"]["object_ground"] == "depth"
+    assert 0.0 <= out.figures["probe_accuracy"]["drop_token"] <= 1.0
