@@ -153,3 +153,20 @@ def test_nesy_control_runs_a_particle_task_from_the_registry(tmp_path, capsys):
     assert result["gym_id"] == "nesy/FluidShake-v0" and result["complete"] and result["control_steps"] == 1
     assert out.with_suffix(".gif").stat().st_size > 0
     assert "fluidshake" in capsys.readouterr().out
+
+
+def test_the_shipped_fluid_dpinet_still_drives_cem_to_a_fluid_goal():
+    # A guard on the shipped fluidshake_dpinet.pt as the control model: docs/results/control.md's FluidShake row
+    # (seed 18018, samples 8, iterations 2, horizon 3), its second episode. The shipped file reaches the goal in 7
+    # steps (0.063 -> 0.009 m); a candidate with lower rollout error on random-action trajectories ended 0.076 m
+    # away in 30 steps (twenty-sixth session, docs/results/particles.md), which this test would have caught.
+    torch.set_num_threads(1)
+    env = FluidShakeEnv(FluidShakeTaskConfig())
+    try:
+        model = make_planning_model("dpinet", env.checkpoint_world)
+        planner = make_planner("cem", PlannerConfig(horizon=3, samples=8, iterations=2))
+        r = run_episode(env, model, planner, seed=2529314975)
+    finally:
+        env.close()
+    assert r.start_distance == pytest.approx(0.063, abs=0.001)
+    assert r.final_distance < 0.03, f"the shipped DPI-Net no longer steers the fluid: {r.final_distance:.3f} m at the end"
