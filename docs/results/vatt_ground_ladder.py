@@ -44,8 +44,7 @@ from perception.audiovisual.vatt import linear_probe
 from physics.worlds.audiovisual import make_clip
 from physics.worlds.clevr_properties import SIZE_RADIUS
 
-torch.set_num_threads(1)
-SCALE = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+SCALE = int(sys.argv[1]) if __name__ == "__main__" and len(sys.argv) > 1 else 1  # importable (vatt_kink_ladder.py)
 FINE = replace(CLIP_CONFIG, height=CLIP_CONFIG.height * SCALE, width=CLIP_CONFIG.width * SCALE)
 mismatched = 0
 
@@ -134,14 +133,16 @@ def feats(seed):
     return f, late
 
 
-t0 = time.process_time()
-tr = [feats(s) for s in range(600)]
-te = [feats(500_000 + s) for s in range(300)]
-ytr, yte = torch.tensor([x[1] for x in tr]), torch.tensor([x[1] for x in te])
-res = {}
-for key in tr[0][0]:
-    xtr = torch.tensor(np.stack([x[0][key] for x in tr]), dtype=torch.float32)
-    xte = torch.tensor(np.stack([x[0][key] for x in te]), dtype=torch.float32)
-    res[key] = round(linear_probe(xtr, ytr, xte, yte, 2, 0), 4)
-res |= {"scale": SCALE, "clips_whose_fine_render_differs": mismatched, "majority": float(max(yte.float().mean(), 1 - yte.float().mean())), "cpu_s": round(time.process_time() - t0, 1)}
-print(json.dumps(res))
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    t0 = time.process_time()
+    tr = [feats(s) for s in range(600)]
+    te = [feats(500_000 + s) for s in range(300)]
+    ytr, yte = torch.tensor([x[1] for x in tr]), torch.tensor([x[1] for x in te])
+    res = {}
+    for key in tr[0][0]:
+        xtr = torch.tensor(np.stack([x[0][key] for x in tr]), dtype=torch.float32)
+        xte = torch.tensor(np.stack([x[0][key] for x in te]), dtype=torch.float32)
+        res[key] = round(linear_probe(xtr, ytr, xte, yte, 2, 0), 4)
+    res |= {"scale": SCALE, "clips_whose_fine_render_differs": mismatched, "majority": float(max(yte.float().mean(), 1 - yte.float().mean())), "cpu_s": round(time.process_time() - t0, 1)}
+    print(json.dumps(res))

@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 import torch
+from vatt_ground_ladder import differenced  # docs/results, this folder
 
 from perception.audiovisual.clips import CLIP_CONFIG
 from perception.audiovisual.object_tokens import (
@@ -75,16 +76,6 @@ def score(pos, change, rad, seen, kernel=0.3, window=0):  # [T, O, 2], [T, O], [
             s = np.minimum(change[:, i], change[:, j]) * np.exp(-np.clip(gap, 0, None) / kernel)
             out = np.maximum(out, np.where(both, s, 0.0))
     return out
-
-
-def differenced(pos, seen):  # |second difference|, 0 where a frame is missing: [T, O] (vatt_ground_ladder.py's)
-    vel = np.zeros_like(pos)
-    ok = seen[1:] & seen[:-1]
-    vel[1:] = (pos[1:] - pos[:-1]) * ok[..., None]
-    change = np.zeros(seen.shape)
-    both = ok[1:] & ok[:-1]
-    change[2:] = np.linalg.norm(vel[2:] - vel[1:-1], axis=2) * both
-    return change
 
 
 def _slope(pos, seen, frames):  # least-squares velocity over the seen frames of ``frames``, None if < 2
