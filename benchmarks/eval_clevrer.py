@@ -270,7 +270,8 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     """Answer every question of the split with the chosen parts; accuracy per CLEVRER metric.
 
     A video or question that cannot be read is reported in ``errors`` and its
-    questions counted wrong; the run goes on.
+    questions counted wrong; the run goes on.  A question that is not a JSON object
+    (it has no type to be counted under) is reported and left out.
     """
     start = time.perf_counter()
     if cfg.threads is not None:
@@ -285,12 +286,15 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     wrong: dict[str, list[list[Any]]] = {t: [] for t in ("descriptive", *MC_TYPES)}
     parse_many = getattr(parse, "parse_many", None)  # a learned parser parses a video's questions in one batch
     for v, entry in enumerate(tqdm(entries, desc="CLEVRER questions", unit="video", disable=not progress)):
-        questions = entry.get("questions", []) if isinstance(entry, dict) else []
+        questions = _readable_questions(entry, v, errors)
         if set(cfg.types) != {"descriptive", *MC_TYPES}:  # all: every question, an unknown type reported as before
             questions = [q for q in questions if not isinstance(q, dict) or q.get("question_type") in cfg.types]
         batch = parse_many(questions) if parse_many is not None and questions else None
         index = entry.get("scene_index", v) if isinstance(entry, dict) else v
         try:
+            if not isinstance(entry, dict) or "scene_index" not in entry:
+                raise DataError("expected an object with 'scene_index' and 'questions', got "
+                                + ("one without 'scene_index'" if isinstance(entry, dict) else type(entry).__name__))
             files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))
             annotation = perceive(files)
             scene = VideoScene(annotation, provider(files, annotation), unique_fallback=cfg.unique_fallback,
@@ -340,6 +344,22 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     if cfg.out:
         atomic_write_json(cfg.out, result)
     return result
+
+
+def _readable_questions(entry: Any, v: int, errors: list[str]) -> list[dict[str, Any]]:
+    """The questions of video entry ``v`` that are objects; what is not is reported in ``errors`` and left
+    out (it has no type to be counted under), so one damaged entry costs its own questions, not the run."""
+    if not isinstance(entry, dict):
+        return []  # reported with the video
+    questions = entry.get("questions")
+    if not isinstance(questions, list):
+        errors.append(f"video {v}: 'questions' must be a list of questions, got "
+                      f"{'none' if questions is None else type(questions).__name__}")
+        return []
+    for k, q in enumerate(questions):
+        if not isinstance(q, dict):
+            errors.append(f"video {v}, question at position {k}: expected an object, got {type(q).__name__}; skipped")
+    return [q for q in questions if isinstance(q, dict)]
 
 
 def _judge(q: dict[str, Any], parsed: ParsedQuestion, scene: VideoScene, v: int, tally: _Tally) -> bool:

@@ -112,6 +112,29 @@ def test_a_video_without_its_truth_is_reported_and_counted_wrong(folder, tmp_pat
     assert len(result["wrong"]["counterfactual"]) == result["counts"]["counterfactual_per_question"]
 
 
+def test_damaged_entries_of_the_questions_file_are_reported_and_the_rest_answered(folder, tmp_path):
+    """A question that is not an object is reported and left out (a traceback before); a video entry without a
+    questions list (silently empty before) or that is not an object (a Python message before) is named."""
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    entries = json.loads((changed / "validation.json").read_text())
+    good = len(entries[0]["questions"])
+    entries[0]["questions"].insert(1, 5)
+    entries += [{"scene_index": 0}, 7]
+    (changed / "validation.json").write_text(json.dumps(entries))
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(changed), "--split", "val", "--perception", "gt",
+                     "--dynamics", "gt", "--parser", "gt", "--out", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert result["errors"] == ["video 0, question at position 1: expected an object, got int; skipped",
+                                "video 1: 'questions' must be a list of questions, got none",
+                                "video 2: expected an object with 'scene_index' and 'questions', got int"]
+    counted = [m for m in METRICS if result["counts"][m]]
+    assert all(result["accuracy"][m] == 1.0 for m in counted)  # the good questions are all answered, and right
+    assert result["counts"]["descriptive"] + sum(result["counts"][f"{t}_per_question"] for t in
+                                                 ("explanatory", "predictive", "counterfactual")) == good
+
+
 def test_an_unknown_part_names_the_registered_choices(folder, capsys):
     assert cli.main(["eval", "clevrer", "--data", str(folder), "--dynamics", "propnett"]) == 2
     assert "video dynamics" in capsys.readouterr().err
