@@ -128,3 +128,25 @@ def test_keep_epochs_writes_every_epoch_without_averaging_and_is_stored_only_whe
     plain = tmp_path / "plain"
     train(make_model("in", chain_config("in")), [spring_chain(1)], [], plain, TrainConfig(epochs=1, **FAST), progress=False)
     assert not (plain / "epochs").exists()
+
+
+def test_keep_epochs_writes_every_epoch_without_averaging_and_keeps_the_same_model(tmp_path):
+    trajs = [spring_chain(1), spring_chain(2)], [spring_chain(3)]
+    runs = {}
+    for keep in (False, True):
+        torch.manual_seed(0)
+        model = make_model("in", chain_config("in"))
+        cfg = TrainConfig(epochs=2, seed=0, keep_epochs=keep, **FAST)
+        runs[keep] = train(model, *trajs, tmp_path / str(keep), cfg, progress=False)
+    assert not (tmp_path / "False" / "epochs").exists()
+    files = [tmp_path / "True" / "epochs" / f"epoch_{e}.pt" for e in (1, 2)]
+    assert all(f.is_file() for f in files)
+    assert runs[True]["best_valid_loss"] == runs[False]["best_valid_loss"]  # model.pt is chosen as without the option
+    kept, _ = load_model(tmp_path / "True" / "model.pt")
+    plain, _ = load_model(tmp_path / "False" / "model.pt")
+    for (k, a), b in zip(kept.state_dict().items(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    rows = [json.loads(x) for x in (tmp_path / "True" / "loss.jsonl").read_text().splitlines()]
+    assert "average_epochs" not in rows[-1]
+    assert _flags(TrainConfig(keep_epochs=True))["keep_epochs"] and "keep_epochs" not in _flags(TrainConfig())
+
