@@ -49,7 +49,7 @@ from physics.io import atomic_write_json, read_json
 from physics.models.video_propnet import CARRY_SCOPES
 from physics.worlds.clevrer_annotation import split_hint
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
-from reasoning.executor.video import execute_video, judge_choice
+from reasoning.executor.video import CHOICE_ANSWERS, execute_video, judge_choice
 from reasoning.executor.video_scene import (
     MISSING_COLLISIONS,
     REPEATED_COLLISIONS,
@@ -368,6 +368,11 @@ def _judge(q: dict[str, Any], parsed: ParsedQuestion, scene: VideoScene, v: int,
     if qtype not in MC_TYPES:
         raise DataError(f"unknown question_type {qtype!r}; CLEVRER's are descriptive, {', '.join(MC_TYPES)}")
     choices = q["choices"]
+    labels = set(CHOICE_ANSWERS.values())
+    for k, choice in enumerate(choices):  # a label no verdict can equal would be scored wrong without a word
+        if not isinstance(choice, dict) or choice.get("answer") not in labels:
+            got = choice.get("answer") if isinstance(choice, dict) else choice
+            raise DataError(f"choice {k}: 'answer' must be one of {sorted(labels)}, got {got!r}")
     if len(parsed.choices) != len(choices):
         raise DataError(f"{len(choices)} options but {len(parsed.choices)} option programs")
     all_right = True

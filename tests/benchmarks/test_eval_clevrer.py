@@ -135,6 +135,22 @@ def test_damaged_entries_of_the_questions_file_are_reported_and_the_rest_answere
                                                  ("explanatory", "predictive", "counterfactual")) == good
 
 
+def test_an_option_whose_answer_is_no_label_is_named_not_scored_wrong_in_silence(folder, tmp_path):
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    entries = json.loads((changed / "validation.json").read_text())
+    mc = next(q for q in entries[0]["questions"] if q["question_type"] == "counterfactual")
+    mc["choices"][1]["answer"] = "maybe"
+    (changed / "validation.json").write_text(json.dumps(entries))
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(changed), "--split", "val", "--perception", "gt",
+                     "--dynamics", "gt", "--parser", "gt", "--out", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert result["errors"] == [f"video 0, question {mc['question_id']}: choice 1: 'answer' must be one of "
+                                "['correct', 'wrong'], got 'maybe'"]
+    assert result["wrong"]["counterfactual"] == [[entries[0]["scene_index"], mc["question_id"]]]
+
+
 def test_an_unknown_part_names_the_registered_choices(folder, capsys):
     assert cli.main(["eval", "clevrer", "--data", str(folder), "--dynamics", "propnett"]) == 2
     assert "video dynamics" in capsys.readouterr().err
