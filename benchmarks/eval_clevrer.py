@@ -76,6 +76,7 @@ MC_TYPES = ("explanatory", "predictive", "counterfactual")
 # The columns of CLEVRER's Table 2, in its order.
 METRICS = ("descriptive", *(f"{t}_{u}" for t in MC_TYPES for u in ("per_option", "per_question")))
 MAX_ERRORS = 5  # reasons of programs without an answer kept in the result
+_LEARNED = {"perception": "model", "dynamics": "propnet", "parser": "model"}  # examples for the messages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,6 +219,11 @@ class ClevrerEvalConfig(RolloutFlags):
         perception_config(self.perception_set)  # a bad setting fails here, before any video
         VIDEO_DYNAMICS.get(self.dynamics)
         VIDEO_PARSERS.get(self.parser)
+        for part, checkpoint in (("perception", self.perception_checkpoint), ("dynamics", self.dynamics_checkpoint),
+                                 ("parser", self.parser_checkpoint)):
+            if checkpoint is not None and getattr(self, part) == "gt":  # it was ignored without a word
+                raise ConfigError(f"--{part}-checkpoint is read by a learned --{part}, not --{part} gt; "
+                                  f"name the model (e.g. --{part} {_LEARNED[part]}) or leave the checkpoint out")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
         check_unique_settings(unique_fallback=self.unique_fallback, missing_collision=self.missing_collision,

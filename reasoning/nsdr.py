@@ -189,8 +189,9 @@ def dynamics_for(name: str, checkpoint: str | None = None, settings: Mapping[str
     """``(video, annotation) -> VideoDynamics`` by provider ``name`` of :data:`VIDEO_DYNAMICS`.
 
     ``settings``: the provider's own options by name (see
-    :func:`~physics.video_dynamics.make_video_dynamics`), checked here by building
-    the provider once without a truth record (``gt`` refuses any).
+    :func:`~physics.video_dynamics.make_video_dynamics`), and ``checkpoint``, are checked
+    here by building the provider once without a truth record (``gt`` refuses any), so a
+    bad one stops the run before its first video, not at every video.
 
     The provider gets the video's truth record when there is one (``gt`` answers
     from it).  When the annotation is a perceived one, its object ids are the
@@ -201,7 +202,8 @@ def dynamics_for(name: str, checkpoint: str | None = None, settings: Mapping[str
     builder = VIDEO_DYNAMICS.get(name)
     shared: list[VideoDynamics] = []  # a learned provider is loaded once and serves every video
     extra = (dict(settings),) if settings else ()
-    if settings:  # settings a provider refuses fail here, once, not at every video
+    if settings or checkpoint is not None:
+        # settings a provider refuses, or a checkpoint it cannot read, fail here, once, not at every video
         builder(None, checkpoint, *extra)
 
     def provider(video: VideoFiles, annotation: VideoAnnotation) -> VideoDynamics:

@@ -310,6 +310,22 @@ def test_rollout_flags_are_refused_where_they_mean_nothing(folder, capsys):
     assert "votes" in capsys.readouterr().err
 
 
+def test_checkpoints_are_read_before_the_first_video_and_refused_where_nothing_reads_them(folder, tmp_path, capsys):
+    """A corrupt --dynamics-checkpoint with true annotations failed every video and the run ended at 0% (exit 0);
+    a checkpoint given with a gt part was ignored."""
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--perception", "gt", "--dynamics",
+                     "propnet", "--dynamics-checkpoint", str(bad), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"dynamics checkpoint {bad} is corrupt" in err and len(err.strip().splitlines()) == 1 and not out.exists()
+    for part in ("perception", "dynamics", "parser"):
+        assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--perception", "gt", "--dynamics",
+                         "gt", "--parser", "gt", f"--{part}-checkpoint", str(bad), "--quiet"]) == 2
+        assert f"--{part}-checkpoint is read by a learned --{part}, not --{part} gt" in capsys.readouterr().err
+
+
 def test_a_thread_count_below_one_is_refused_by_name(folder, capsys):
     with pytest.raises(SystemExit) as exit_info:  # refused as argparse parses it
         cli.main(["eval", "clevrer", "--data", str(folder), "--threads", "0"])
