@@ -126,7 +126,8 @@ def frame_paths(frames_dir: PathLike) -> list[Path]:
     """The PNG frames of a video folder (``<f:04d>.png``), in frame order.
 
     Raises:
-        DataError: not a folder, or no PNG frame in it.
+        DataError: not a folder, no PNG frame in it, or a gap in the numbers (a frame lost in the middle
+            shifted nothing but left the perceiver a frame with no object, and the answers changed in silence).
     """
     root = Path(frames_dir)
     if not root.is_dir():
@@ -134,6 +135,12 @@ def frame_paths(frames_dir: PathLike) -> list[Path]:
     paths = sorted((p for p in root.glob("*.png") if p.stem.isdigit()), key=lambda p: int(p.stem))
     if not paths:
         raise DataError(f"no numbered PNG frame (0000.png, ...) in {root}")
+    numbers = [int(p.stem) for p in paths]
+    for expected, (number, path) in enumerate(zip(numbers, paths, strict=True), start=numbers[0]):
+        if number != expected:
+            what = f"frame {expected:04d}.png is missing" if number > expected else f"{path.name} repeats frame {number}"
+            raise DataError(f"{root}: {what} (frames {numbers[0]:04d}..{numbers[-1]:04d}); a video's frames are "
+                            "numbered without gaps")
     return paths
 
 

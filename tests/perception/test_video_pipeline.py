@@ -103,3 +103,20 @@ def test_cube_yaw_option_refits_a_cache_made_without_fits(tiny, tmp_path):
     dets = load_detections(cached)[0]
     assert all(d.yaw is not None and len(d.yaw) == len(d) for d in dets)
     assert [len(d) for d in dets] == [len(d) for d in plain._detections(video)[0]]
+
+
+def test_a_gap_in_a_videos_frame_numbers_is_named_before_any_frame_is_read(tmp_path):
+    """A frame lost in the middle of a video left the perceiver a frame with no object: answers changed, no word."""
+    from perception.video.detect import frame_paths
+
+    video = tmp_path / "video_00000"
+    video.mkdir()
+    for name in ("0001.png", "0002.png", "0004.png", "notes.png"):
+        (video / name).write_bytes(b"")
+    with pytest.raises(DataError, match=r"video_00000: frame 0003.png is missing \(frames 0001..0004\)"):
+        frame_paths(video)
+    (video / "0003.png").write_bytes(b"")
+    assert [p.name for p in frame_paths(video)] == ["0001.png", "0002.png", "0003.png", "0004.png"]  # any first number
+    (video / "3.png").write_bytes(b"")
+    with pytest.raises(DataError, match="repeats frame 3"):
+        frame_paths(video)
