@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     if args.out:
         check_writable(args.out)  # not after the videos are perceived
+    if args.save:  # nor after the first one (a file in the way, a folder that refuses files)
+        check_writable(Path(args.save) / "annotation.json")
     perceiver = load_video_perceiver(args.perception, args.checkpoint)
     result = evaluate(Path(args.data), perceiver, split=args.split, limit=args.limit,
                       save=Path(args.save) if args.save else None)

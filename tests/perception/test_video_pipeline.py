@@ -120,3 +120,13 @@ def test_a_gap_in_a_videos_frame_numbers_is_named_before_any_frame_is_read(tmp_p
     (video / "3.png").write_bytes(b"")
     with pytest.raises(DataError, match="repeats frame 3"):
         frame_paths(video)
+
+
+def test_bench_refuses_a_save_folder_it_cannot_write_before_perceiving(tiny, tmp_path, monkeypatch, capsys):
+    from benchmarks.commands import bench_video_perception
+
+    monkeypatch.setattr(bench_video_perception, "evaluate", lambda *a, **k: pytest.fail("perceived before the check"))
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    assert main(["bench", "video-perception", "--data", str(tiny), "--save", str(blocker / "saved")]) == 2
+    assert f"cannot write {blocker / 'saved' / 'annotation.json'}" in capsys.readouterr().err
