@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from physics.errors import ConfigError, DataError
+from physics.errors import ConfigError, DataError, StateError
 from physics.graph.builder import GraphBuilder, NodeType
 from physics.io import PathLike
 from physics.models.base import DynamicsModel
@@ -821,7 +821,9 @@ def load_trajectory_pack(path: PathLike) -> list[Trajectory]:
         inputs, has_inputs = arrays.get("inputs"), arrays.get("has_inputs")
     except FileNotFoundError:
         raise DataError(f"trajectory pack not found: {path}") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error, UnicodeDecodeError) as exc:
+    except KeyError as exc:  # str(KeyError) is the bare key in quotes
+        raise DataError(f"trajectory pack {path} is damaged: it lacks the array {exc}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise DataError(f"trajectory pack {path} is damaged: {exc}") from None
     if len(metas) != len(sizes) or len(fps) != len(sizes) or int((sizes[:, 0] * sizes[:, 1]).sum()) * STATE_DIM != pos.size \
             or int(sizes[:, 1].sum()) != len(attr) or (inputs is not None and (
@@ -831,7 +833,10 @@ def load_trajectory_pack(path: PathLike) -> list[Trajectory]:
     for i, ((t, n), f, meta) in enumerate(zip(sizes.tolist(), fps.tolist(), metas, strict=True)):
         if inputs is not None and has_inputs[i]:
             meta = {**meta, "input_positions": inputs[p : p + t * n * STATE_DIM].reshape(t, n, STATE_DIM)}
-        out.append(_make_trajectory(pos[p : p + t * n * STATE_DIM].reshape(t, n, STATE_DIM), attr[a : a + n], f, meta))
+        try:
+            out.append(_make_trajectory(pos[p : p + t * n * STATE_DIM].reshape(t, n, STATE_DIM), attr[a : a + n], f, meta))
+        except StateError as exc:  # NaN or a bad shape: name the pack, not only the video
+            raise StateError(f"{path}: {exc}") from None
         p, a = p + t * n * STATE_DIM, a + n
     return out
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from physics.errors import CheckpointError, ConfigError, DataError
+from physics.errors import CheckpointError, ConfigError, DataError, StateError
 from physics.models import load_model, make_model, preset
 from physics.models.video_propnet import (
     NODE_ATTR_DIM,
@@ -261,6 +261,20 @@ def test_a_trajectory_pack_reads_back_the_same_trajectories(videos, tmp_path):
         load_trajectory_pack(tmp_path / "other.npz")
     with pytest.raises(DataError, match="not found"):
         load_trajectory_pack(tmp_path / "none.npz")
+
+
+def test_a_pack_lacking_an_array_or_holding_nan_names_the_file_and_what(videos, tmp_path):
+    """Before: "is damaged: 'positions'" (a KeyError's text) and "video 0: positions holds NaN" (no file)."""
+    path = tmp_path / "pack.npz"
+    save_trajectory_pack(path, [video_trajectory(*videos[0])])
+    arrays = dict(np.load(path))
+    np.savez(tmp_path / "short.npz", **{k: v for k, v in arrays.items() if k != "positions"})
+    with pytest.raises(DataError, match=r"short.npz is damaged: it lacks the array 'positions'"):
+        load_trajectory_pack(tmp_path / "short.npz")
+    arrays["positions"][4] = np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    with pytest.raises(StateError, match=r"nan.npz: .*positions holds NaN"):
+        load_trajectory_pack(tmp_path / "nan.npz")
 
 
 def test_contact_weights_cover_the_samples_whose_targets_reach_a_contact(videos):
