@@ -120,7 +120,10 @@ def video_examples(entries: Sequence[Mapping[str, Any]], where: str = "questions
         if not isinstance(entry, Mapping) or not isinstance(entry.get("questions"), list):
             raise DataError(f"{where}: video entry {v} has no 'questions' list")
         video = entry.get("scene_index", v)
-        for q in entry["questions"]:
+        for k, q in enumerate(entry["questions"]):
+            if not isinstance(q, Mapping):
+                raise DataError(f"{where}: video {video}, question at position {k}: expected an object, "
+                                f"got {type(q).__name__}")
             at = f"{where}: video {video}, question {q.get('question_id', '?')}"
             if not isinstance(q.get("question"), str):
                 raise DataError(f"{at}: no 'question' text")
@@ -131,8 +134,8 @@ def video_examples(entries: Sequence[Mapping[str, Any]], where: str = "questions
             answer = q.get("answer")
             out.append(ParserExample(q["question"], program, None if answer is None else str(answer), int(video),
                                      template, kind))
-            for k, c in enumerate(q.get("choices") or []):
-                cat = f"{at}, option {k}"
+            for c_index, c in enumerate(q.get("choices") or []):
+                cat = f"{at}, option {c_index}"
                 if not isinstance(c, Mapping) or not isinstance(c.get("choice"), str):
                     raise DataError(f"{cat}: no 'choice' text")
                 out.append(ParserExample(c["choice"], to_parser_tokens(_tokens(c.get("program"), cat), "choice",

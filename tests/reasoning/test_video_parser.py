@@ -181,3 +181,11 @@ def test_docstring_examples_hold(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_question_that_is_not_an_object_is_named_not_a_traceback():
+    from reasoning.parser.video import video_examples
+
+    entries = [{"scene_index": 3, "questions": [5]}]
+    with pytest.raises(DataError, match=r"q.json: video 3, question at position 0: expected an object, got int"):
+        video_examples(entries, where="q.json")
