@@ -49,7 +49,9 @@ from perception.derender.attributes import AttributeConfig, crop_grid, crop_obje
 from physics.errors import CheckpointError, ConfigError, DataError
 from physics.io import PathLike, atomic_torch_save, torch_load, weights_digest
 from reasoning.dsl import Program, from_clevr
+from reasoning.dsl.typecheck import unknown_function
 from reasoning.errors import ProgramError
+from reasoning.executor.soft import SOFT_OPS
 from reasoning.nscl.model import context_shape
 
 __all__ = ["QASet", "load_split", "join_sets", "image_objects", "other_masks", "match_proposals", "context_image", "OBJECT_SOURCES"]
@@ -266,6 +268,9 @@ def load_split(
                 continue
             try:
                 program = from_clevr(q["program"])
+                for n_node, call in enumerate(program.nodes()):  # found here, not at its first batch mid-training
+                    if call.function not in SOFT_OPS:
+                        raise ProgramError(f"node {n_node}: {unknown_function(call.function, sorted(SOFT_OPS))}")
             except ProgramError as exc:
                 out.skipped.append(f"{where}: {exc}")
                 continue

@@ -945,3 +945,18 @@ def test_an_others_mask_channel_marks_the_neighbours_starts_as_the_model_it_grow
                  str(out), "--parser", "gt", "--limit", "10", "--out", str(report)]) == 0
     assert json.loads(report.read_text())["questions"] == 10
     _assert_train_flag_refused("--part-lr", ("others:0", "other:2"), "part lr", tmp_path, capsys)
+
+
+def test_a_question_whose_program_names_an_unknown_function_is_skipped_when_read(split, tmp_path):
+    # it was admitted, and the soft executor would have stopped training at its first batch
+    bad = tmp_path / "bad"
+    shutil.copytree(split, bad)
+    path = bad / "CLEVR_train_questions.json"
+    data = json.loads(path.read_text())
+    first = next(q for q in data["questions"] if q["image_index"] == 0)
+    first["program"][1]["function"] = "teleport"
+    path.write_text(json.dumps(data))
+    good, read = load_split(split, "train", limit_images=1, progress=False), load_split(bad, "train", limit_images=1,
+                                                                                        progress=False)
+    assert len(read.programs) == len(good.programs) - 1 and len(read.skipped) == len(good.skipped) + 1
+    assert "node 1: unknown function 'teleport'" in read.skipped[-1]
