@@ -721,6 +721,9 @@ def read_clip(folder: PathLike) -> AudioVisualClip:
         raise DataError(f"{path}: missing field {exc.args[0]!r}") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise DataError(f"{path}: malformed clip record ({exc})") from None
+    if not (np.isfinite(fps) and fps > 0 and sr > 0):  # NaN passed float() and was used as the frame rate
+        raise DataError(f"{path}: 'fps' and 'sample_rate' must be positive numbers, got {meta['fps']!r} and "
+                        f"{meta['sample_rate']!r}")
     files = clip_files(folder, len(source_object))
     arrays = _read_frames(files["frames"])
     if arrays["frames"].shape != (frames_n, h, w, 3) or arrays["masks"].shape != (frames_n, h, w):
@@ -749,7 +752,9 @@ def _read_frames(path: Path) -> dict[str, np.ndarray]:
     except KeyError as exc:
         raise DataError(f"{path}: no {exc.args[0]} array") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable frames file ({exc})") from None
+        # numpy reads bytes that are no .npz as a pickle and refuses it, with advice that does not apply
+        why = "not a NumPy .npz archive" if "pickled" in str(exc) else str(exc)
+        raise DataError(f"{path}: not a readable frames file ({why})") from None
     if out["frames"].dtype != np.uint8 or out["masks"].dtype != np.int16:
         raise DataError(f"{path}: frames must be uint8 and masks int16, got {out['frames'].dtype}, {out['masks'].dtype}")
     return out

@@ -144,6 +144,20 @@ def test_a_clip_json_with_a_missing_field_is_a_data_error(tmp_path, clips):
         read_clip(folder)
 
 
+def test_a_nan_frame_rate_or_random_frames_bytes_are_named_plainly(tmp_path, clips):
+    # a NaN fps was read as the clip's frame rate; random frames bytes gave numpy's allow_pickle advice
+    folder = write_clip(clips[0], tmp_path / "clip")
+    text = (folder / "clip.json").read_text()
+    meta = json.loads(text)
+    (folder / "clip.json").write_text(text.replace(f'"fps": {json.dumps(meta["fps"])}', '"fps": NaN', 1))
+    with pytest.raises(DataError, match=r"clip\.json: 'fps' and 'sample_rate' must be positive numbers, got nan"):
+        read_clip(folder)
+    (folder / "clip.json").write_text(text)
+    (folder / "frames.npz").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DataError, match=r"frames\.npz: not a readable frames file \(not a NumPy \.npz archive\)"):
+        read_clip(folder)
+
+
 def test_bad_options_are_config_errors():
     with pytest.raises(ConfigError, match="sample_rate"):
         AudioVisualConfig(sample_rate=44100)
