@@ -33,6 +33,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from benchmarks.config_flags import (
     add_config_flags,
@@ -42,7 +43,7 @@ from benchmarks.config_flags import (
     registry_argument,
 )
 from benchmarks.table import percent, print_table
-from physics.errors import ConfigError
+from physics.errors import ConfigError, DataError
 from physics.io import atomic_write_json, check_writable, ensure_dir, read_json
 
 __all__ = ["register", "run"]
@@ -96,6 +97,28 @@ def episode_gif(result, path: Path) -> None:
     imageio.mimsave(path, images, duration=100, loop=0)
 
 
+_EPISODE_KEYS = ("seed", "success", "final_distance", "start_distance", "steps", "plan_seconds_mean")
+
+
+def _resumable(old: Any, out: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The episodes of an earlier ``--out`` that ``--resume`` continues: none when its settings differ.
+
+    Raises:
+        DataError: the file is not a control result, or an episode record lacks a field (names the file).
+    """
+    if not isinstance(old, dict) or not isinstance(old.get("per_episode", []), list):
+        raise DataError(f"--resume: {out} is not a nesy control result (an object with 'settings' and "
+                        "'per_episode'); give another --out or delete it")
+    if old.get("settings") != settings:
+        return []
+    episodes = old.get("per_episode", [])
+    for k, d in enumerate(episodes):
+        missing = [key for key in _EPISODE_KEYS if not isinstance(d, dict) or key not in d]
+        if missing:
+            raise DataError(f"--resume: {out}: episode {k} lacks {', '.join(missing)}; give another --out or delete it")
+    return episodes
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -133,9 +156,7 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args, planner_cfg, task_cfg)
     done: list[dict] = []
     if args.resume and out.is_file():
-        old = read_json(out)
-        if old.get("settings") == settings:
-            done = old.get("per_episode", [])[: args.episodes]
+        done = _resumable(read_json(out), out, settings)[: args.episodes]
     writer = SplitWriter(args.record, args.record_split, args.episodes, settings) if args.record else None
     if writer is not None:  # both files hold the same first episodes (a kill may fall between their writes)
         done = done[: writer.count]

@@ -30,6 +30,24 @@ def test_control_writes_json_table_and_gif_and_resumes(tmp_path, capsys):
     assert json.loads(out.read_text())["per_episode"] == result["per_episode"]
 
 
+def test_resume_from_a_file_that_is_no_control_result_is_one_line(tmp_path, capsys):
+    # a JSON list as --out was an AttributeError traceback; an episode record lacking a field a KeyError one
+    out = tmp_path / "r.json"
+    argv = ["control", "--task", "rope", "--model", "gt", "--planner", "random", "--episodes", "1", "--out", str(out),
+            "--no-gif", "--resume", *TINY]
+    out.write_text("[1, 2]")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--resume: {out} is not a nesy control result" in err[0]
+    assert out.read_text() == "[1, 2]"  # left as it was
+    assert main(argv[:-len(TINY) - 1] + TINY) == 0  # a fresh run writes the result ...
+    result = json.loads(out.read_text())
+    del result["per_episode"][0]["steps"]  # ... which a resume reads back, and a damaged one is named
+    out.write_text(json.dumps(result))
+    assert main(argv) == 2
+    assert "episode 0 lacks steps" in capsys.readouterr().err
+
+
 def test_control_random_baseline_needs_no_model(tmp_path):
     out = tmp_path / "rand.json"
     assert main(["control", "--task", "rope", "--model", "gt", "--planner", "random", "--episodes", "1",
