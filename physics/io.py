@@ -29,6 +29,7 @@ __all__ = [
     "atomic_torch_save",
     "read_json",
     "torch_load",
+    "npz_failure",
     "DIGEST_KEY",
     "weights_digest",
     "require_fields",
@@ -288,6 +289,15 @@ def _load_failure(exc: Exception) -> str:
     if not lines:
         return type(exc).__name__
     return lines[0].split(". ")[0].rstrip(".")[:200]
+
+
+def npz_failure(exc: Exception) -> str:
+    """Why ``np.load(path, allow_pickle=False)`` failed, in words that fit a user's file.
+
+    numpy reads bytes that are neither ``.npy`` nor ``.npz`` as a pickle and refuses it with advice to
+    load it unsafely (``allow_pickle=True``), which never applies to a data file: say what it means.
+    """
+    return "not a NumPy .npz archive" if "pickled" in str(exc) else str(exc)
 
 
 DIGEST_KEY = "weights_sha256"

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from physics.errors import DataError, StateError
-from physics.io import PathLike, atomic_write_bytes
+from physics.io import PathLike, atomic_write_bytes, npz_failure
 
 __all__ = ["Trajectory", "load_trajectory", "save_trajectory"]
 
@@ -147,9 +147,7 @@ def load_trajectory(path: PathLike) -> Trajectory:
     except FileNotFoundError:
         raise DataError(f"trajectory file not found: {path}") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:  # zlib: damaged bytes
-        # numpy reads bytes that are neither .npy nor .npz as a pickle and refuses it: say what that means
-        why = "not a NumPy .npz archive" if "pickled" in str(exc) else str(exc)
-        raise DataError(f"trajectory file {path} is corrupt: {why}") from None
+        raise DataError(f"trajectory file {path} is corrupt: {npz_failure(exc)}") from None
     if "dt" not in arrays:
         raise DataError(f"trajectory file {path} lacks 'dt'")
     try:

@@ -48,6 +48,8 @@ z = the cube's resting height.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +65,7 @@ from perception.derender.proposals import predict_masks
 from perception.image_io import load_image
 from perception.video.yaw import fit_cube_yaw
 from physics.errors import DataError, StateError
-from physics.io import PathLike, atomic_open
+from physics.io import PathLike, atomic_open, npz_failure
 from physics.worlds.camera import Camera
 from physics.worlds.clevr_properties import ATTRIBUTES
 
@@ -313,8 +315,8 @@ def load_detections(path: PathLike) -> tuple[list[FrameDetections], tuple[int, i
                                        data["yaw"][lo:hi] if fitted else None,
                                        data["yaw_fit"][lo:hi] if fitted else None))
         hw = tuple(int(x) for x in data["image_hw"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable detections file ({type(exc).__name__}: {exc})") from None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # zlib: damaged bytes
+        raise DataError(f"{path}: not a readable detections file ({type(exc).__name__}: {npz_failure(exc)})") from None
     return out, (hw[0], hw[1])
 
 

@@ -112,10 +112,12 @@ class PixelVideoPerceiver(VideoPerceiver):
         frames_dir = Path(frames_dir)
         cached = None if self.cache is None else self.cache / f"{frames_dir.parent.name}_{frames_dir.name}.npz"
         if cached is not None and cached.is_file():
-            detections, image_hw = load_detections(cached)
-            fitted = all(d.yaw is not None for d in detections)
-            if ([d.frame for d in detections] == [int(p.stem) for p in frame_paths(frames_dir)]
-                    and (fitted or not self.config.cube_yaw)):
+            try:
+                detections, image_hw = load_detections(cached)
+            except DataError:  # a damaged cache entry is made again, as a stale one is, not fatal to its video
+                detections = None
+            if detections is not None and ([d.frame for d in detections] == [int(p.stem) for p in frame_paths(frames_dir)]
+                                           and (all(d.yaw is not None for d in detections) or not self.config.cube_yaw)):
                 return detections, image_hw
         frames = list(iter_frames(frames_dir))
         image_hw = frames[0][1].shape[:2]

@@ -51,7 +51,14 @@ from typing import Any
 import numpy as np
 
 from physics.errors import ConfigError, DataError
-from physics.io import PathLike, atomic_write_bytes, atomic_write_json, ensure_dir, read_json
+from physics.io import (
+    PathLike,
+    atomic_write_bytes,
+    atomic_write_json,
+    ensure_dir,
+    npz_failure,
+    read_json,
+)
 from physics.worlds.clevr_layout import ObjectSpec
 from physics.worlds.clevr_properties import COLORS, MATERIALS, SHAPES, SIZE_RADIUS
 from physics.worlds.clevrer_annotation import (
@@ -752,9 +759,7 @@ def _read_frames(path: Path) -> dict[str, np.ndarray]:
     except KeyError as exc:
         raise DataError(f"{path}: no {exc.args[0]} array") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        # numpy reads bytes that are no .npz as a pickle and refuses it, with advice that does not apply
-        why = "not a NumPy .npz archive" if "pickled" in str(exc) else str(exc)
-        raise DataError(f"{path}: not a readable frames file ({why})") from None
+        raise DataError(f"{path}: not a readable frames file ({npz_failure(exc)})") from None
     if out["frames"].dtype != np.uint8 or out["masks"].dtype != np.int16:
         raise DataError(f"{path}: frames must be uint8 and masks int16, got {out['frames'].dtype}, {out['masks'].dtype}")
     return out

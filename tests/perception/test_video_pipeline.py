@@ -130,3 +130,18 @@ def test_bench_refuses_a_save_folder_it_cannot_write_before_perceiving(tiny, tmp
     blocker.write_text("")
     assert main(["bench", "video-perception", "--data", str(tiny), "--save", str(blocker / "saved")]) == 2
     assert f"cannot write {blocker / 'saved' / 'annotation.json'}" in capsys.readouterr().err
+
+
+def test_a_damaged_detections_cache_entry_is_made_again_not_fatal_to_its_video(tiny, tmp_path):
+    # its random bytes failed the video (counted wrong in eval clevrer) with numpy's allow_pickle advice
+    from perception.video.detect import load_detections
+
+    video = tiny / "frames_val" / "video_00000"
+    perceiver = PixelVideoPerceiver(cache=tmp_path)
+    first = perceiver(video)
+    cached = tmp_path / "frames_val_video_00000.npz"
+    good = cached.read_bytes()
+    cached.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(DataError, match=r"not a readable detections file \(ValueError: not a NumPy .npz archive\)"):
+        load_detections(cached)
+    assert perceiver(video) == first and cached.read_bytes() == good  # made again, and written back whole
