@@ -73,9 +73,11 @@ def load_derender_folder(root: PathLike, *, split: str | None = None, limit: int
         raise DataError(f"derender data folder not found: {root}")
     if split is None:
         files = sorted(root.glob("CLEVR_*_scenes.json")) or sorted(root.glob("scenes/CLEVR_*_scenes.json"))
+        if not files:  # "pass split=" meant nothing to a user of the command line, which has no such flag
+            raise DataError(f"{root}: no CLEVR_<split>_scenes.json (a folder written by `nesy data clevr`)")
         if len(files) != 1:
-            found = ", ".join(f.name for f in files) or "none"
-            raise DataError(f"{root}: expected one CLEVR_<split>_scenes.json (found {found}); pass split=")
+            raise DataError(f"{root}: expected one CLEVR_<split>_scenes.json, found {', '.join(f.name for f in files)} "
+                            "(load_derender_folder(split=...) picks one; the command line reads a folder of one split)")
         scenes_file = files[0]
     else:
         scenes_file = root / f"CLEVR_{split}_scenes.json"

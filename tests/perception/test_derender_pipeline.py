@@ -191,6 +191,20 @@ def test_cli_reports_a_missing_data_folder(tmp_path, capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
+def test_cli_names_a_folder_without_a_scenes_file_without_a_library_keyword(tmp_path, capsys):
+    # it said "pass split=", which no flag of the command line takes
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "derender", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "empty: no CLEVR_<split>_scenes.json (a folder written by `nesy data clevr`)" in err and "split=" not in err
+    for split in ("train", "val"):
+        (tmp_path / "empty" / f"CLEVR_{split}_scenes.json").write_text('{"scenes": []}')
+    from perception.derender.data import load_derender_folder
+
+    with pytest.raises(DataError, match="found CLEVR_train_scenes.json, CLEVR_val_scenes.json"):
+        load_derender_folder(tmp_path / "empty")
+
+
 def last_command(out) -> str:
     """The last command of a finished derender.pt's metadata."""
     return load_derenderer(out / "derender.pt").metadata["command"].split(" && ")[-1]
