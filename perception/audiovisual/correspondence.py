@@ -735,7 +735,9 @@ def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
                                     kernels=tuple(cfg.get("kernels", ())), cosine=bool(cfg.get("cosine", False))))
         model.load_state_dict(ckpt["state"])
         meta = {k: ckpt[k] for k in ("height", "width", "sample_rate", "window", "command")}
-    except (KeyError, TypeError, RuntimeError) as exc:
+    except KeyError as exc:  # str(KeyError) is the bare key: say it is missing
+        raise CheckpointError(f"AVOL-Net checkpoint {path} does not fit the network (it lacks {exc})") from None
+    except (TypeError, RuntimeError) as exc:
         raise CheckpointError(f"AVOL-Net checkpoint {path} does not fit the network ({exc})") from None
     return model.eval(), meta
 

@@ -149,6 +149,14 @@ def test_avol_checkpoint_round_trips_and_a_damaged_one_is_refused(tmp_path):
         load_avol(path)
 
 
+def test_an_avol_checkpoint_lacking_an_entry_says_what_it_lacks(tmp_path):
+    # it said "does not fit the network ('config')", a KeyError's bare text
+    path = tmp_path / "other.pt"
+    torch.save({"a": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match=r"other.pt does not fit the network \(it lacks 'config'\)"):
+        load_avol(path)
+
+
 LOCAL = AVNetConfig(widths=(4, 8, 8), embed=8, kernels=(3, 1, 1), profile=True, cosine=True)
 
 
