@@ -32,6 +32,7 @@ from typing import Any
 
 from physics.errors import DataError
 from physics.io import PathLike, atomic_write_json, read_json
+from physics.worlds.clevr_properties import COLORS, MATERIALS, SHAPES
 
 __all__ = [
     "ObjectProperty",
@@ -164,6 +165,11 @@ class VideoAnnotation:
             )
             for i, p in enumerate(_list(_get(obj, "object_property", where), f"{where}: object_property"))
         ]
+        for i, p in enumerate(props):  # a value no question names was read as given and its questions answered wrong
+            for key, allowed in (("color", COLORS), ("material", MATERIALS), ("shape", SHAPES)):
+                if getattr(p, key) not in allowed:
+                    raise DataError(f"{where}: object_property[{i}].{key}: unknown {key} {getattr(p, key)!r}; "
+                                    f"allowed: {', '.join(allowed)}")
         ids = [p.object_id for p in props]
         if len(set(ids)) != len(ids):
             raise DataError(f"{where}: object_property lists an object_id twice ({sorted(ids)})")
