@@ -97,8 +97,13 @@ def with_perceived_inputs(traj: Trajectory, perceived_xy: np.ndarray, factual: n
         that took a perceived centre.
 
     Raises:
+        ConfigError: ``max_distance`` not a positive number or ``tolerance`` not one >= 0 (a NaN took no
+            perceived centre and said nothing).
         DataError: shapes that do not fit ``traj``.
     """
+    if not (max_distance > 0 and tolerance >= 0):
+        raise ConfigError(f"with_perceived_inputs: max_distance must be > 0 and tolerance >= 0 units, got "
+                          f"{max_distance} and {tolerance}")
     pos = traj.positions
     name = traj.meta.get("name", "trajectory")
     t_obs = perceived_xy.shape[0]

@@ -77,6 +77,9 @@ def test_perceived_inputs_are_written_in_observed_frames_only_within_reach_and_t
     assert np.array_equal(out.positions, before) and "input_positions" not in traj.meta
     with pytest.raises(DataError, match="perceived centres"):
         with_perceived_inputs(traj, seen[:, :1])
+    for bad in ({"max_distance": float("nan")}, {"max_distance": 0.0}, {"tolerance": float("nan")}):
+        with pytest.raises(ConfigError, match="max_distance must be > 0 and tolerance >= 0"):
+            with_perceived_inputs(traj, seen, **bad)
 
 
 def test_a_counterfactual_rerun_takes_perceived_centres_only_until_it_leaves_the_video():
