@@ -272,7 +272,8 @@ class VideoPerceptionConfig:
             track lost in the frames before was last seen inside its box (two objects read as one
             mask), is split: the track is placed from the edges of the mask's bounding box that
             stayed where its own edges were going, the hidden object from the edges that moved
-            out (:func:`split_merged_masks`).  Needs detections with footprints
+            out (:func:`split_merged_masks`); with ``split_hidden`` 0 the hidden object is not
+            placed (only the track is moved back to its own edges).  Needs detections with footprints
             (``FrameDetections.foot``; a cache written before them is detected again).
         yaw_window: Frames either side whose fits are averaged into one frame's yaw.
         yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
@@ -311,6 +312,7 @@ class VideoPerceptionConfig:
     cube_yaw: int = 0
     join_short: int = 1
     split_merged: float = 0.0
+    split_hidden: int = 1
     yaw_window: int = 3
     yaw_min_iou: float = 0.5
     camera: Camera = CLEVR_CAMERA
@@ -368,6 +370,9 @@ class VideoPerceptionConfig:
             raise ConfigError(f"VideoPerceptionConfig.join_short must be 0 (off) or 1 (on), got {self.join_short}")
         if self.split_merged != 0 and not self.split_merged > 1:
             raise ConfigError(f"VideoPerceptionConfig.split_merged must be 0 (off) or an area ratio > 1, got {self.split_merged}")
+        if self.split_hidden not in (0, 1):
+            raise ConfigError(f"VideoPerceptionConfig.split_hidden must be 0 (the hidden object not placed) or 1, "
+                              f"got {self.split_hidden}")
         if self.closing_end_frames < 0:
             raise ConfigError(f"VideoPerceptionConfig.closing_end_frames must be >= 0 (0: off), got {self.closing_end_frames}")
 
@@ -746,7 +751,8 @@ def split_merged_masks(tracks: Sequence[Track], feet: Mapping[tuple[int, float, 
     centre-to-edge offset (from its last observation with a footprint), or held at its latest
     coordinate; a split that would move H further than the tracker's gate is not made.
     Observations are handled in frame order, so a hidden object is followed through a run of
-    swollen masks.  A cut mask (area under the median) is left as it is.
+    swollen masks.  With ``config.split_hidden`` 0, H gets no observation (the split moves T
+    only, where H would have been placed).  A cut mask (area under the median) is left as it is.
 
     Args:
         tracks: The tracks (not changed).
@@ -828,8 +834,9 @@ def split_merged_masks(tracks: Sequence[Track], feet: Mapping[tuple[int, float, 
             continue
         obs[ti][f][0] = own
         obs[ti][f][1] = place(own, float(obs[ti][f][1][2]))
-        mean = {a: tracks[h].mean_probs(a) for a in VIDEO_ATTRIBUTES}
-        obs[h][f] = [hidden, location, mean, float("nan"), np.full(4, np.nan), True]
+        if config.split_hidden:
+            mean = {a: tracks[h].mean_probs(a) for a in VIDEO_ATTRIBUTES}
+            obs[h][f] = [hidden, location, mean, float("nan"), np.full(4, np.nan), True]
     out = []
     for ob in obs:
         t = Track()

@@ -95,6 +95,15 @@ def test_split_merged_puts_the_hidden_object_at_the_edge_the_mask_swelled_to_and
     assert high[1].frames == list(range(6))
 
 
+def test_split_hidden_0_moves_the_track_back_to_its_own_edges_and_places_no_hidden_object():
+    tracks, feet, _ = _scene()
+    t, h = split_merged_masks(tracks, feet, HW, VideoPerceptionConfig(split_merged=1.3, split_hidden=0))
+    assert [p.tolist() for p in t.pixels[6:]] == [[240.0, 200.0]] * 4
+    assert h.frames == list(range(6))
+    with pytest.raises(ConfigError, match="split_hidden"):
+        perception_config(["split_hidden=2"])
+
+
 def test_split_merged_reaches_the_annotation_and_needs_footprints():
     tracks, _, dets = _scene()
     off = tracks_to_annotation(tracks, list(range(10)), HW, HEIGHTS, VideoPerceptionConfig(coast_frames=0), detections=dets)
