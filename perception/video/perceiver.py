@@ -107,15 +107,17 @@ class PixelVideoPerceiver(VideoPerceiver):
         """Every frame's detections (all masks) and the frames' (H, W): from the cache where it has them.
 
         With ``config.cube_yaw`` on, cached detections made without yaw fits are made again
-        (and the cache file rewritten with the fits).
+        (and the cache file rewritten with the fits); with ``config.split_merged`` on, so are
+        cached detections made before mask footprints.
         """
         frames_dir = Path(frames_dir)
         cached = None if self.cache is None else self.cache / f"{frames_dir.parent.name}_{frames_dir.name}.npz"
         if cached is not None and cached.is_file():
             detections, image_hw = load_detections(cached)
             fitted = all(d.yaw is not None for d in detections)
+            footed = all(d.foot is not None for d in detections)
             if ([d.frame for d in detections] == [int(p.stem) for p in frame_paths(frames_dir)]
-                    and (fitted or not self.config.cube_yaw)):
+                    and (fitted or not self.config.cube_yaw) and (footed or not self.config.split_merged)):
                 return detections, image_hw
         frames = list(iter_frames(frames_dir))
         image_hw = frames[0][1].shape[:2]
