@@ -106,7 +106,7 @@ from physics.worlds.clevrer_world import ClevrerConfig
 __all__ = ["VideoPerceptionConfig", "perception_config", "tracking_config", "tracks_to_annotation", "touch_collisions", "at_rest", "settle_excursions",
            "steady_areas", "coast_lost_track", "stop_coasts_at_contact", "video_index", "second_partners", "drop_unstruck", "slow_drift",
            "drop_closing_at_end", "end_slide_velocity", "SLIDE_DECELERATION", "struck_at_end",
-           "voted_attributes"]
+           "voted_attributes", "split_merged_masks"]
 
 _DIGITS = 5  # decimals written, as in the annotations
 # Deceleration (units/s^2) of an object sliding free on the floor, by shape: cubes and cylinders
@@ -267,6 +267,14 @@ class VideoPerceptionConfig:
             :func:`perception.video.track.track_detections`): an object struck at a merged mask
             keeps the few frames it was seen before it vanished into it
             (``docs/results/clevrer.md``, twenty-sixth session, nsdr5).
+        split_merged: 0 (the default): a track's centre is its detection's wherever its mask is.
+            R > 1: an observation whose mask area exceeds R times the track's median area, while a
+            track lost in the frames before was last seen inside its box (two objects read as one
+            mask), is split: the track is placed from the edges of the mask's bounding box that
+            stayed where its own edges were going, the hidden object from the edges that moved
+            out (:func:`split_merged_masks`); with ``split_hidden`` 0 the hidden object is not
+            placed (only the track is moved back to its own edges).  Needs detections with footprints
+            (``FrameDetections.foot``; a cache written before them is detected again).
         yaw_window: Frames either side whose fits are averaged into one frame's yaw.
         yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
         camera: The videos' fixed camera (its image size is replaced by the frames').
@@ -303,6 +311,8 @@ class VideoPerceptionConfig:
     struck_end: int = 0
     cube_yaw: int = 0
     join_short: int = 1
+    split_merged: float = 0.0
+    split_hidden: int = 1
     yaw_window: int = 3
     yaw_min_iou: float = 0.5
     camera: Camera = CLEVR_CAMERA
@@ -358,6 +368,11 @@ class VideoPerceptionConfig:
             raise ConfigError(f"VideoPerceptionConfig.coast_stop must be 0 (off) or 1 (on), got {self.coast_stop}")
         if self.join_short not in (0, 1):
             raise ConfigError(f"VideoPerceptionConfig.join_short must be 0 (off) or 1 (on), got {self.join_short}")
+        if self.split_merged != 0 and not self.split_merged > 1:
+            raise ConfigError(f"VideoPerceptionConfig.split_merged must be 0 (off) or an area ratio > 1, got {self.split_merged}")
+        if self.split_hidden not in (0, 1):
+            raise ConfigError(f"VideoPerceptionConfig.split_hidden must be 0 (the hidden object not placed) or 1, "
+                              f"got {self.split_hidden}")
         if self.closing_end_frames < 0:
             raise ConfigError(f"VideoPerceptionConfig.closing_end_frames must be >= 0 (0: off), got {self.closing_end_frames}")
 
@@ -703,6 +718,135 @@ def _yaw_fits(detections: Sequence[FrameDetections] | None) -> dict[tuple[int, f
             for d in detections for p, y, q in zip(d.pixel, d.yaw, d.yaw_fit, strict=True)}
 
 
+def _footprints(detections: Sequence[FrameDetections] | None) -> dict[tuple[int, float, float], np.ndarray]:
+    """(frame, u, v) of each detection -> its mask's bounding box (a track's observation keeps its detection's pixel)."""
+    if detections is None or any(d.foot is None for d in detections):
+        raise ConfigError("split_merged is on but the detections carry no mask footprints (detect them again, "
+                          "or use a perception cache written with footprints)")
+    return {(d.frame, float(p[0]), float(p[1])): np.asarray(b, float)
+            for d in detections for p, b in zip(d.pixel, d.foot, strict=True)}
+
+
+MERGE_WINDOW = 8  # frames: a changed mask is read against the track's own box at most this many frames before
+MERGE_EDGE_TOL = 3.0  # pixels: a box edge this close to where the track's own edge was going is the track's
+
+
+def split_merged_masks(tracks: Sequence[Track], feet: Mapping[tuple[int, float, float], np.ndarray],
+                       image_hw: tuple[int, int], config: VideoPerceptionConfig) -> list[Track]:
+    """Tracks whose masks swelled over a hidden object, split by the box edges that are still their own (``split_merged``).
+
+    The proposal network often reads two touching objects as one mask: the one behind vanishes
+    into it and its track is lost, and the attribute network's centre of the joined mask lies
+    between the two (``docs/results/clevrer.md``, twenty-seventh session, nsdr7).  An observation
+    ``i`` of track T is swollen when its mask area exceeds ``R`` times T's median area
+    (``R = config.split_merged``).  Its expected box is T's box at its last unswollen
+    observation ``j`` at most ``MERGE_WINDOW`` frames before, moved by T's box motion per frame
+    up to ``j``; box edges more than ``MERGE_EDGE_TOL`` pixels outside the expected ones moved
+    out.  Where some edge moved out and a track H not observed at that frame has its latest
+    observation (at most ``MERGE_WINDOW`` frames before) inside the box, H is the object hidden
+    in the mask, and the observation is split: T's centre moves with the edges that stayed
+    within ``MERGE_EDGE_TOL`` of the expected ones (u with the left or right edge, v with the
+    top or bottom; both kept: their mean shift; none: the detection's coordinate), and H gets an
+    observation there, each axis placed from the outward edge on H's side of T at H's own
+    centre-to-edge offset (from its last observation with a footprint), or held at its latest
+    coordinate; a split that would move H further than the tracker's gate is not made.
+    Observations are handled in frame order, so a hidden object is followed through a run of
+    swollen masks.  With ``config.split_hidden`` 0, H gets no observation (the split moves T
+    only, where H would have been placed).  A cut mask (area under the median) is left as it is.
+
+    Args:
+        tracks: The tracks (not changed).
+        feet: (frame, u, v) of each detection -> its mask's box (left, top, right, bottom), pixels.
+        image_hw: (H, W) of the frames.
+        config: ``split_merged``, the camera and the tracker's gate.
+
+    Returns:
+        New tracks in the same order (observations re-placed or added; ``reentries`` left empty;
+        an added observation has area NaN and the hidden track's mean probabilities).
+    """
+    ratio = float(config.split_merged)
+    tol = MERGE_EDGE_TOL
+    obs = []  # per track: {frame: [pixel, location, probs, area, foot]}
+    for t in tracks:
+        obs.append({f: [np.asarray(p, float), np.asarray(loc, float), pr, a,
+                        feet.get((f, float(p[0]), float(p[1])), np.full(4, np.nan))]
+                    for f, p, loc, pr, a in zip(t.frames, t.pixels, t.locations, t.obs_probs, t.areas, strict=True)})
+    events = []
+    for ti, t in enumerate(tracks):
+        areas = np.asarray(t.areas, float)
+        if len(areas) != len(t) or not np.isfinite(areas).any():
+            continue
+        median = float(np.nanmedian(areas))
+        changed = areas > ratio * median
+        events += [(t.frames[i], ti) for i in np.flatnonzero(changed)]
+        for i in np.flatnonzero(changed):
+            obs[ti][t.frames[i]].append(True)  # marks a changed observation
+    unchanged = [sorted(f for f, o in ob.items() if len(o) == 5 and np.isfinite(o[4]).all()) for ob in obs]
+    camera = config.camera.with_size(image_hw[1], image_hw[0])
+
+    def place(pixel: np.ndarray, z: float) -> np.ndarray:
+        return ground_backproject(camera, pixel[None], np.array([z]), image_hw)[0]
+
+    for f, ti in sorted(events):
+        refs = [g for g in unchanged[ti] if f - MERGE_WINDOW <= g < f]
+        box = obs[ti][f][4]
+        if not refs or not np.isfinite(box).all():
+            continue
+        j = refs[-1]
+        ref_box, ref_px = obs[ti][j][4], obs[ti][j][0]
+        earlier = [g for g in unchanged[ti] if j - MERGE_WINDOW <= g < j]
+        step = (ref_box - obs[ti][earlier[-1]][4]) / (j - earlier[-1]) if earlier else np.zeros(4)
+        expect = ref_box + step * (f - j)
+        kept = np.abs(box - expect) <= tol
+        outward = np.array([box[0] < expect[0] - tol, box[1] < expect[1] - tol,
+                            box[2] > expect[2] + tol, box[3] > expect[3] + tol])
+        if not outward.any():
+            continue
+        best = None  # the hidden object: the nearest lost track last seen inside the swollen box
+        for h, ob in enumerate(obs):
+            before = [g for g in ob if f - MERGE_WINDOW <= g < f]
+            if h == ti or f in ob or not before:
+                continue
+            u, v = ob[max(before)][0]
+            if box[0] - tol <= u <= box[2] + tol and box[1] - tol <= v <= box[3] + tol:
+                gap = float(np.hypot(u - (box[0] + box[2]) / 2, v - (box[1] + box[3]) / 2))
+                if best is None or gap < best[0]:
+                    best = (gap, h, max(before))
+        if best is None:
+            continue
+        _, h, g = best
+        footed = [k for k in sorted(obs[h]) if k < f and len(obs[h][k]) == 5 and np.isfinite(obs[h][k][4]).all()]
+        if not footed:
+            continue
+        own = obs[ti][f][0].copy()
+        for axis, (lo, hi) in enumerate(((0, 2), (1, 3))):
+            shifts = [box[k] - ref_box[k] for k in (lo, hi) if kept[k]]
+            if shifts:
+                own[axis] = ref_px[axis] + float(np.mean(shifts))
+        h_box, h_px = obs[h][footed[-1]][4], obs[h][footed[-1]][0]
+        hidden = obs[h][g][0].copy()
+        for axis, (lo, hi) in enumerate(((0, 2), (1, 3))):
+            side = hi if hidden[axis] > own[axis] else lo
+            if outward[side]:
+                hidden[axis] = box[side] + (h_px[axis] - h_box[side])
+        location = place(hidden, float(obs[h][g][1][2]))
+        if np.linalg.norm(location[:2] - obs[h][g][1][:2]) > config.track.max_distance * (f - g):
+            continue
+        obs[ti][f][0] = own
+        obs[ti][f][1] = place(own, float(obs[ti][f][1][2]))
+        if config.split_hidden:
+            mean = {a: tracks[h].mean_probs(a) for a in VIDEO_ATTRIBUTES}
+            obs[h][f] = [hidden, location, mean, float("nan"), np.full(4, np.nan), True]
+    out = []
+    for ob in obs:
+        t = Track()
+        for f in sorted(ob):
+            pixel, location, probs, area = ob[f][:4]
+            t.add(f, pixel, location, probs, area)
+        out.append(t)
+    return out
+
+
 def tracks_to_annotation(
     tracks: Sequence[Track],
     frame_ids: Sequence[int],
@@ -731,6 +875,8 @@ def tracks_to_annotation(
         ConfigError: ``config.cube_yaw`` on without detections that carry yaw fits.
     """
     fits = _yaw_fits(detections) if config.cube_yaw else {}
+    if config.split_merged:
+        tracks = split_merged_masks(tracks, _footprints(detections), image_hw, config)
     per_frame: dict[int, list[ObjectState]] = {f: [] for f in frame_ids}
     props = []
     states = []

@@ -38,6 +38,16 @@ Shapes (K detections in one frame)::
     yaw       float [K]      cube yaw fitted to the mask, modulo a quarter turn (NaN: not fitted;
                              the whole field None when the detections were made without fits)
     yaw_fit   float [K]      that fit's intersection over union with the mask
+    foot      float [K, 4]   the mask's footprint in the image: its bounding box (left, top, right,
+                             bottom) in pixel edges (a mask of columns 3-5 spans 3.0-6.0); None
+                             when the detections were read from a cache made before footprints
+
+Footprints: every detection made now keeps its mask's bounding box, so the
+annotation rules can tell which edges of a mask that swelled (two objects read
+as one mask at a contact) are still the tracked object's own
+(:func:`perception.video.annotate.split_merged_masks`).  A cache file written
+before footprints reads with ``foot`` None; nothing mixes the two silently (the
+rule that needs footprints re-detects such a video, as ``cube_yaw`` does).
 
 Cube yaw (``detect_frames(..., cube_yaw=True)``, off by default): each mask whose
 cube probability is at least ``CUBE_FIT_PROB`` is fitted by
@@ -77,6 +87,7 @@ __all__ = [
     "iter_frames",
     "ground_backproject",
     "largest_parts",
+    "mask_boxes",
     "detect_frames",
     "drop_small",
     "at_height",
@@ -100,6 +111,7 @@ class FrameDetections:
     area: np.ndarray
     yaw: np.ndarray | None = None
     yaw_fit: np.ndarray | None = None
+    foot: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pixel)
@@ -113,15 +125,17 @@ class FrameDetections:
         return FrameDetections(self.frame, self.pixel[mask], self.location[mask],
                                {a: p[mask] for a, p in self.probs.items()}, self.area[mask],
                                None if self.yaw is None else self.yaw[mask],
-                               None if self.yaw_fit is None else self.yaw_fit[mask])
+                               None if self.yaw_fit is None else self.yaw_fit[mask],
+                               None if self.foot is None else self.foot[mask])
 
     @classmethod
-    def empty(cls, frame: int, fitted: bool = False) -> FrameDetections:
-        """No detection in ``frame`` (``fitted``: with empty yaw fields rather than None)."""
+    def empty(cls, frame: int, fitted: bool = False, footed: bool = False) -> FrameDetections:
+        """No detection in ``frame`` (``fitted``: with empty yaw fields rather than None;
+        ``footed``: with an empty footprint field rather than None)."""
         none = np.zeros(0) if fitted else None
         return cls(frame, np.zeros((0, 2)), np.zeros((0, 3)),
                    {a: np.zeros((0, len(ATTRIBUTES[a]))) for a in VIDEO_ATTRIBUTES}, np.zeros(0, dtype=np.int64),
-                   none, none)
+                   none, none, np.zeros((0, 4)) if footed else None)
 
 
 def frame_paths(frames_dir: PathLike) -> list[Path]:
@@ -179,6 +193,20 @@ def ground_backproject(camera: Camera, pixel: np.ndarray, heights: np.ndarray, i
     return eye + t[:, None] * rays
 
 
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """float [K, 4] bounding box (left, top, right, bottom; pixel edges) of each mask of bool [K, H, W].
+
+    >>> mask_boxes(np.pad(np.ones((1, 2, 3), bool), ((0, 0), (1, 0), (4, 0))))
+    array([[4., 1., 7., 3.]])
+    """
+    out = np.zeros((len(masks), 4))
+    for k, mask in enumerate(masks):
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if len(rows):
+            out[k] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    return out
+
+
 def largest_parts(masks: Tensor) -> Tensor:
     """Each mask of bool [K, H, W] cut down to its largest 4-connected part."""
     out = masks.clone()
@@ -227,7 +255,7 @@ def detect_frames(
             boxes.append(b)
             counts.append(len(m))
         if sum(counts) == 0:
-            out += [FrameDetections.empty(f, cube_yaw) for f, _ in chunk]
+            out += [FrameDetections.empty(f, cube_yaw, footed=True) for f, _ in chunk]
             continue
         logits, centre = derenderer.attribute_net(torch.cat(crops), torch.cat(boxes))
         probs = {a: torch.softmax(logits[a], 1).numpy() for a in VIDEO_ATTRIBUTES}
@@ -251,7 +279,8 @@ def detect_frames(
                 centres = ground_backproject(camera, pixel, np.full(k, heights["cube"]), (h, w))
                 for j in np.flatnonzero(p["shape"][:, cube] >= CUBE_FIT_PROB):
                     yaw[j], fit[j] = fit_cube_yaw(m[j].numpy(), camera, centres[j], heights["cube"])
-            out.append(FrameDetections(f, pixel, location, p, m.flatten(1).sum(1).numpy().astype(np.int64), yaw, fit))
+            out.append(FrameDetections(f, pixel, location, p, m.flatten(1).sum(1).numpy().astype(np.int64), yaw, fit,
+                                       mask_boxes(m.numpy())))
     return out
 
 
@@ -270,7 +299,7 @@ def at_height(detections: Sequence[FrameDetections], camera: Camera, image_hw: t
     out = []
     for d in detections:
         location = ground_backproject(camera, d.pixel, np.full(len(d), float(height)), image_hw) if len(d) else d.location
-        out.append(FrameDetections(d.frame, d.pixel, location, d.probs, d.area, d.yaw, d.yaw_fit))
+        out.append(FrameDetections(d.frame, d.pixel, location, d.probs, d.area, d.yaw, d.yaw_fit, d.foot))
     return out
 
 
@@ -289,6 +318,8 @@ def save_detections(path: PathLike, detections: Sequence[FrameDetections], image
     if detections and all(d.yaw is not None for d in detections):
         arrays["yaw"] = np.concatenate([d.yaw for d in detections]).astype(float)
         arrays["yaw_fit"] = np.concatenate([d.yaw_fit for d in detections]).astype(float)
+    if detections and all(d.foot is not None for d in detections):
+        arrays["foot"] = np.concatenate([d.foot.reshape(-1, 4) for d in detections]).astype(float)
     for a in VIDEO_ATTRIBUTES:
         arrays[f"probs_{a}"] = (np.concatenate([d.probs[a] for d in detections]) if detections
                                 else np.zeros((0, len(ATTRIBUTES[a]))))
@@ -298,6 +329,8 @@ def save_detections(path: PathLike, detections: Sequence[FrameDetections], image
 
 def load_detections(path: PathLike) -> tuple[list[FrameDetections], tuple[int, int]]:
     """(detections, image (H, W)) written by :func:`save_detections`.
+
+    A file written before footprints (no ``foot`` array) reads with every ``foot`` None.
 
     Raises:
         DataError: the file is unreadable or not a detections file (named).
@@ -309,11 +342,13 @@ def load_detections(path: PathLike) -> tuple[list[FrameDetections], tuple[int, i
         ends = np.cumsum(counts)
         out = []
         fitted = "yaw" in data
+        footed = "foot" in data
         for f, lo, hi in zip(frames.tolist(), (ends - counts).tolist(), ends.tolist(), strict=True):
             out.append(FrameDetections(int(f), data["pixel"][lo:hi], data["location"][lo:hi],
                                        {a: data[f"probs_{a}"][lo:hi] for a in VIDEO_ATTRIBUTES}, data["area"][lo:hi],
                                        data["yaw"][lo:hi] if fitted else None,
-                                       data["yaw_fit"][lo:hi] if fitted else None))
+                                       data["yaw_fit"][lo:hi] if fitted else None,
+                                       data["foot"][lo:hi] if footed else None))
         hw = tuple(int(x) for x in data["image_hw"])
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # zlib: damaged bytes
         raise DataError(f"{path}: not a readable detections file ({type(exc).__name__}: {npz_failure(exc)})") from None

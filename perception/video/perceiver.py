@@ -107,7 +107,8 @@ class PixelVideoPerceiver(VideoPerceiver):
         """Every frame's detections (all masks) and the frames' (H, W): from the cache where it has them.
 
         With ``config.cube_yaw`` on, cached detections made without yaw fits are made again
-        (and the cache file rewritten with the fits).
+        (and the cache file rewritten with the fits); with ``config.split_merged`` on, so are
+        cached detections made before mask footprints.
         """
         frames_dir = Path(frames_dir)
         cached = None if self.cache is None else self.cache / f"{frames_dir.parent.name}_{frames_dir.name}.npz"
@@ -116,9 +117,12 @@ class PixelVideoPerceiver(VideoPerceiver):
                 detections, image_hw = load_detections(cached)
             except DataError:  # a damaged cache entry is made again, as a stale one is, not fatal to its video
                 detections = None
-            if detections is not None and ([d.frame for d in detections] == [int(p.stem) for p in frame_paths(frames_dir)]
-                                           and (all(d.yaw is not None for d in detections) or not self.config.cube_yaw)):
-                return detections, image_hw
+            if detections is not None:
+                fitted = all(d.yaw is not None for d in detections)
+                footed = all(d.foot is not None for d in detections)
+                if ([d.frame for d in detections] == [int(p.stem) for p in frame_paths(frames_dir)]
+                        and (fitted or not self.config.cube_yaw) and (footed or not self.config.split_merged)):
+                    return detections, image_hw
         frames = list(iter_frames(frames_dir))
         image_hw = frames[0][1].shape[:2]
         detections = detect_frames(self.derenderer, frames, self.config.camera, batch=self.config.batch,
