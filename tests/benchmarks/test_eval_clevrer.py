@@ -148,6 +148,17 @@ def test_yaw_discs_flag_maps_to_the_rollout_setting_and_refuses_other_values(cap
     assert "yaw-discs" in capsys.readouterr().err
 
 
+def test_counterfactual_velocity_fit_flag_maps_to_the_rollout_setting_and_is_off_unless_given():
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--counterfactual-velocity-fit", "12"])
+    assert args.counterfactual_velocity_fit == 12
+    assert ClevrerEvalConfig(data="x", counterfactual_velocity_fit=12).rollout_settings() == {
+        "counterfactual_velocity_fit": 12}
+    assert "counterfactual_velocity_fit" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "counterfactual_velocity_fit" not in rollout_settings_for("model", "propnet")  # not a pixel default
+    with pytest.raises(ConfigError, match="counterfactual_velocity_fit"):
+        dynamics_for("propnet", None, {"counterfactual_velocity_fit": 3})
+
+
 def test_spin_input_flag_reaches_the_rollout_config_and_is_off_unless_given(folder, tmp_path, monkeypatch):
     assert ClevrerEvalConfig(data="x", spin_input=True).rollout_settings() == {"spin_input": True}
     assert "spin_input" not in ClevrerEvalConfig(data="x").rollout_settings()
