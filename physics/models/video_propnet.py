@@ -242,7 +242,10 @@ class RolloutConfig:
             ``VELOCITY_FIT_MIN`` (:func:`velocity_fitted_start`); otherwise its observed history.  The
             prediction at ``f`` is then made from the fitted history (objects already predicted see it
             too).  Observed frames stay as recorded; futures are unchanged.  Meant for the perceived
-            one-frame velocity a counterfactual starts from (twenty-seventh session, nsdr8).
+            one-frame velocity a counterfactual starts from.  Off here; 12 for objects perceived from
+            pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``; twenty-seventh session, nsdr8: development
+            counterfactual 799 -> 809 of 941, then held-out pool 30316 by its committed rule,
+            ``docs/results/clevrer.md``).
         late_collision_start: Future rollouts only, with ``start_velocity_fit`` (0: off, the default):
             an object whose last recorded collision lies in the last ``late_collision_start`` observed
             frames, too late for ``start_velocity_fit`` to fit, starts at the velocity the equal-mass
