@@ -119,6 +119,11 @@ class RolloutFlags:
                 "frames, too late to fit, starts at the equal-mass exchange of both objects' fitted velocities before "
                 "it, if they were closing in (0: off, the default)",
         "setting": "late_collision_start"})
+    counterfactual_velocity_fit: int | None = field(default=None, metadata={
+        "help": "counterfactual rollouts: each object moving where its prediction starts keeps its centre there, its "
+                "history shaped by a parabola fitted to its last N contiguous centres after its last collision (at "
+                "least 4; 0: the observed history; default 12 for a pixel perceiver, 0 on true annotations)",
+        "setting": "counterfactual_velocity_fit"})
     unknown_yaw_reach: float | None = field(default=None, metadata={
         "help": "a cube whose yaw the annotation does not give (the pixel perceiver's zeros) is a disc of this "
                 "radius in the collision rule of futures and counterfactuals (scene units; shipped 0.315; 0: a square at yaw 0)",

@@ -80,8 +80,12 @@ SCENE_SETTINGS: Mapping[str, str] = {
 # ``start_velocity_fit`` 12: the future rollout's start shaped by a parabola fitted since each moving
 # object's last perceived collision (twenty-second session: development predictive 86 -> 89 of 107,
 # held-out seed 69169 44 -> 46 of 49, by the rule in docs/results/clevrer.md, nsdrv section).
+# ``counterfactual_velocity_fit`` 12: the same fit at each object's first predicted frame of a counterfactual
+# (twenty-seventh session, nsdr8: development counterfactual 799 -> 809 of 941, held-out pool 30316 by the rule
+# in docs/results/clevrer.md, nsdr8 section).
 PIXEL_ROLLOUT_SETTINGS: Mapping[str, Mapping[str, Any]] = {
-    "propnet": {"edge_frames": 2, "contact_carry": 3, "carry_scope": "future", "start_velocity_fit": 12}}
+    "propnet": {"edge_frames": 2, "contact_carry": 3, "carry_scope": "future", "start_velocity_fit": 12,
+                "counterfactual_velocity_fit": 12}}
 
 
 @dataclass(frozen=True)
@@ -177,9 +181,9 @@ def rollout_settings_for(perception: str, dynamics: str, given: Mapping[str, Any
     ``gt`` (which reads the true annotation), else none.
 
     >>> rollout_settings_for("model", "propnet"), rollout_settings_for("gt", "propnet")
-    ({'edge_frames': 2, 'contact_carry': 3, 'carry_scope': 'future', 'start_velocity_fit': 12}, {})
+    ({'edge_frames': 2, 'contact_carry': 3, 'carry_scope': 'future', 'start_velocity_fit': 12, 'counterfactual_velocity_fit': 12}, {})
     >>> rollout_settings_for("model", "propnet", {"edge_frames": 0, "contact_carry": 0, "start_velocity_fit": 0})
-    {'edge_frames': 0, 'contact_carry': 0, 'carry_scope': 'future', 'start_velocity_fit': 0}
+    {'edge_frames': 0, 'contact_carry': 0, 'carry_scope': 'future', 'start_velocity_fit': 0, 'counterfactual_velocity_fit': 12}
     """
     base = dict(PIXEL_ROLLOUT_SETTINGS.get(dynamics, {})) if perception != "gt" else {}
     return {**base, **dict(given or {})}

@@ -231,6 +231,21 @@ class RolloutConfig:
             development pools) 12 frames cut the median error from 0.207 to 0.102 units/s;
             predictive from pixels 86 -> 89 of 107 (development), 44 -> 46 of 49 on held-out seed
             69169 (``docs/results/clevrer.md``).
+        counterfactual_velocity_fit: Counterfactual rollouts only (0: off, the default; else at least
+            ``VELOCITY_FIT_MIN``): the ``start_velocity_fit`` of a future rollout, at each object's own
+            first predicted frame ``f`` of a counterfactual (the frame the removal's influence reaches
+            it, or the first frame after the observed ones for an object it never reached): an object
+            moving at ``f - 1`` (its annotated velocity there not zero) keeps its observed centre at
+            ``f - 1``, and its history frames before take the shape of a parabola fitted to its last
+            contiguous observed centres up to ``f - 1``, at most ``counterfactual_velocity_fit`` of
+            them, only the frames after its last recorded collision before ``f`` + 1, at least
+            ``VELOCITY_FIT_MIN`` (:func:`velocity_fitted_start`); otherwise its observed history.  The
+            prediction at ``f`` is then made from the fitted history (objects already predicted see it
+            too).  Observed frames stay as recorded; futures are unchanged.  Meant for the perceived
+            one-frame velocity a counterfactual starts from.  Off here; 12 for objects perceived from
+            pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``; twenty-seventh session, nsdr8: development
+            counterfactual 799 -> 809 of 941, then held-out pool 30316 by its committed rule,
+            ``docs/results/clevrer.md``).
         late_collision_start: Future rollouts only, with ``start_velocity_fit`` (0: off, the default):
             an object whose last recorded collision lies in the last ``late_collision_start`` observed
             frames, too late for ``start_velocity_fit`` to fit, starts at the velocity the equal-mass
@@ -359,6 +374,7 @@ class RolloutConfig:
     fit_residual: float = 0.03
     start_velocity_fit: int = 0
     late_collision_start: int = 0
+    counterfactual_velocity_fit: int = 0
     unknown_yaw_reach: float = CUBE_MEAN_REACH
     yaw_discs: str = "unknown"
     yaw_input: str = "given"
@@ -407,10 +423,11 @@ class RolloutConfig:
         if self.start_fit < 0 or not math.isfinite(self.fit_residual) or self.fit_residual <= 0:
             raise ConfigError(f"RolloutConfig: start_fit must be >= 0 and fit_residual a number > 0, got "
                               f"start_fit {self.start_fit}, fit_residual {self.fit_residual}")
-        sv = self.start_velocity_fit
-        if isinstance(sv, bool) or not isinstance(sv, int) or sv < 0 or 0 < sv < VELOCITY_FIT_MIN:
-            raise ConfigError(f"RolloutConfig: start_velocity_fit must be 0 (off) or an integer >= {VELOCITY_FIT_MIN}, "
-                              f"got {sv!r}")
+        for name in ("start_velocity_fit", "counterfactual_velocity_fit"):
+            sv = getattr(self, name)
+            if isinstance(sv, bool) or not isinstance(sv, int) or sv < 0 or 0 < sv < VELOCITY_FIT_MIN:
+                raise ConfigError(f"RolloutConfig: {name} must be 0 (off) or an integer >= {VELOCITY_FIT_MIN}, "
+                                  f"got {sv!r}")
         if not math.isfinite(self.unknown_yaw_reach) or not 0.0 <= self.unknown_yaw_reach <= HALF_EXTENT:
             raise ConfigError(f"RolloutConfig: unknown_yaw_reach must be a number from 0 (off) to {HALF_EXTENT}, "
                               f"got {self.unknown_yaw_reach}")
@@ -1063,6 +1080,28 @@ class PropNetVideoDynamics:
         carry = _Carry(self.config, [shapes[k] == "cube" for k in ids]) if carried else None
         spin: dict[int, tuple[str, float]] | None = {} if self.config.spin_input else None
 
+        cf_fit = self.config.counterfactual_velocity_fit if removed is not None else 0
+
+        def refit(i: int, f: int) -> bool:
+            """Object ``i``'s history before frame ``f`` shaped by its fitted parabola (``counterfactual_velocity_fit``).
+
+            Whether ``state`` changed.  Only its history frames ``f - 1 - history .. f - 2`` are
+            written: the centre at ``f - 1`` and the observed frames the rollout returns are kept.
+            """
+            h, last = self.history, f - 1
+            st = tracks[ids[i]].states[last] if 0 <= last < t_obs else None
+            if last - h < 0 or st is None or not any(st.velocity[:2]):
+                return False
+            cuts = np.full(n, -1)
+            cuts[i] = max([c for fr in contacts.get(ids[i], {}).values() for c in fr if c < f], default=-1)
+            only = np.zeros(n, bool)
+            only[i] = True
+            fit = velocity_fitted_start(observed, f, h, cf_fit, cuts, only)[last - h : last, i, :2]
+            if np.array_equal(fit, state[last - h : last, i, :2]):
+                return False
+            state[last - h : last, i, :2] = fit
+            return True
+
         def touched(i: int, f: int) -> bool:
             """Whether object ``ids[i]`` touches, within ``lead`` frames after ``f``, the removed or a changed object."""
             for other, frames in contacts.get(ids[i], {}).items():
@@ -1083,6 +1122,9 @@ class PropNetVideoDynamics:
                 return cache["p"]
 
             if f >= t_pred:
+                if cf_fit and f == t_pred:  # objects the removal never reached start their prediction here
+                    for i in np.flatnonzero(~changed):
+                        refit(i, f)
                 p = pred()
                 if p is not None:
                     state[f] = p
@@ -1102,6 +1144,11 @@ class PropNetVideoDynamics:
                     near = [state[f, j, :2] for j in np.flatnonzero(changed)]
                     reach = touched(i, f) or any(np.linalg.norm(here - s) < ghost_r for s in near
                                                  if not np.isnan(s).any())
+                    if reach and cf_fit and refit(i, f):  # predict frame f again, from the fitted history
+                        cache.pop("p", None)
+                        again = pred()
+                        if again is not None:
+                            state[f, changed] = again[changed]
                     p = pred() if reach else None
                     if p is not None and not np.isnan(p[i, 0]):
                         changed[i] = grew = True

@@ -187,6 +187,18 @@ def test_yaw_discs_flag_maps_to_the_rollout_setting_and_refuses_other_values(cap
     assert "yaw-discs" in capsys.readouterr().err
 
 
+def test_counterfactual_velocity_fit_flag_maps_to_the_rollout_setting_and_is_a_pixel_default_only():
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--counterfactual-velocity-fit", "12"])
+    assert args.counterfactual_velocity_fit == 12
+    assert ClevrerEvalConfig(data="x", counterfactual_velocity_fit=12).rollout_settings() == {
+        "counterfactual_velocity_fit": 12}
+    assert "counterfactual_velocity_fit" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert rollout_settings_for("model", "propnet")["counterfactual_velocity_fit"] == 12  # a pixel default
+    assert "counterfactual_velocity_fit" not in rollout_settings_for("gt", "propnet")  # true annotations: off
+    with pytest.raises(ConfigError, match="counterfactual_velocity_fit"):
+        dynamics_for("propnet", None, {"counterfactual_velocity_fit": 3})
+
+
 def test_spin_input_flag_reaches_the_rollout_config_and_is_off_unless_given(folder, tmp_path, monkeypatch):
     assert ClevrerEvalConfig(data="x", spin_input=True).rollout_settings() == {"spin_input": True}
     assert "spin_input" not in ClevrerEvalConfig(data="x").rollout_settings()
@@ -282,7 +294,8 @@ def test_a_pixel_perceiver_gets_edge_frames_2_and_the_future_carry_unless_given_
         cfg = ClevrerEvalConfig(data=str(folder), split="val", dynamics="propnet", types=("predictive",), threads=1, **kw)
         return ec.evaluate_clevrer(cfg, progress=False)
 
-    pixels = {"edge_frames": 2, "contact_carry": 3, "carry_scope": "future", "start_velocity_fit": 12}
+    pixels = {"edge_frames": 2, "contact_carry": 3, "carry_scope": "future", "start_velocity_fit": 12,
+              "counterfactual_velocity_fit": 12}
     assert run(perception="model")["rollout_settings"] == pixels and seen[-1] == (2, 3, "future", 12)
     assert run(perception="model", future_edge=0, contact_carry=0, future_velocity_fit=0)["rollout_settings"] == {
         **pixels, "edge_frames": 0, "contact_carry": 0, "start_velocity_fit": 0} and seen[-1] == (0, 0, "future", 0)

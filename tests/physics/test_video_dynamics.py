@@ -673,6 +673,66 @@ def test_start_velocity_fit_changes_futures_only(videos):
     assert a[:last] == b[:last] and a[last:] != b[last:]  # observed frames as recorded, the rollout from the fit
 
 
+def _first_inputs(provider, ann, removed):
+    """Per object id: the history ``[3, 2]`` the PropNet got for that object's first predicted frame of a counterfactual."""
+    seen: dict[int, np.ndarray] = {}
+    step = provider._step
+
+    def spy(state, actions, attrs, ids, t, spin=None):
+        out = step(state, actions, attrs, ids, t, spin)
+        for i, k in enumerate(ids):
+            seen.setdefault(k, []).append((t, state[t - 2 : t + 1, i, :2].copy()))
+        return out
+
+    provider._step = spy
+    run = provider._run(ann, removed=removed, extra=SHORT.future_frames)
+    first = {}
+    for i, k in enumerate(run.ids):
+        f = np.flatnonzero(run.predicted[:, i])
+        if len(f):
+            first[k] = [h for t, h in seen[k] if t == f[0] - 1][-1]  # the last call for that frame counts
+    return first, run
+
+
+def test_counterfactual_velocity_fit_gives_each_object_its_fitted_start_and_leaves_futures_alone(videos):
+    ann, _ = videos[0]
+    oid = ann.object_property[0].object_id
+    plain = PropNetVideoDynamics.load(config=SHORT)
+    fitted = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, counterfactual_velocity_fit=12))
+    raw, run_raw = _first_inputs(plain, ann, oid)
+    fit, run_fit = _first_inputs(fitted, ann, oid)
+    tracks = _tracks(ann)
+    ids = run_raw.ids
+    observed = np.stack([tracks[k].xyt for k in ids], axis=1)
+    contacts = {k: [c.frame_id - ann.motion_trajectory[0].frame_id for c in ann.collision if k in c.object_ids]
+                for k in ids}
+    changed = 0
+    for i, k in enumerate(ids):
+        f = int(np.flatnonzero(run_raw.predicted[:, i])[0])
+        assert f == int(np.flatnonzero(run_fit.predicted[:, i])[0])  # the same first predicted frame here
+        np.testing.assert_array_equal(raw[k], observed[f - 3 : f, i, :2])  # off: the observed history
+        moving = np.zeros(len(ids), bool)
+        st = tracks[k].states[f - 1]
+        moving[i] = st is not None and any(st.velocity[:2])
+        cut = np.full(len(ids), -1)
+        cut[i] = max([c for c in contacts[k] if c < f], default=-1)
+        want = velocity_fitted_start(observed, f, 2, 12, cut, moving)[f - 3 : f, i, :2]
+        np.testing.assert_allclose(fit[k], want)  # on: the fitted history, the centre at f - 1 kept
+        np.testing.assert_array_equal(fit[k][-1], observed[f - 1, i, :2])
+        changed += not np.array_equal(fit[k], raw[k])
+    assert changed  # some object of this video moves where its prediction starts
+    t_obs = len(ann.motion_trajectory)
+    first = int(run_fit.predicted.any(axis=1).argmax())
+    assert run_fit.frames[:first] == run_raw.frames[:first]  # observed frames as recorded
+    assert fitted.counterfactual(ann, oid) != plain.counterfactual(ann, oid)
+    a, b = plain.future_runs(ann, FUTURE)[0].frames, fitted.future_runs(ann, FUTURE)[0].frames
+    assert a == b and t_obs < len(a)  # futures never take it
+    for bad in (3, -1, True, 6.0):
+        with pytest.raises(ConfigError, match="counterfactual_velocity_fit"):
+            RolloutConfig(counterfactual_velocity_fit=bad)
+    assert RolloutConfig().counterfactual_velocity_fit == 0  # off by default
+
+
 def test_late_collision_start_exchanges_a_late_struck_pair_and_keeps_phantoms_early_and_ambiguous_ones():
     t = np.arange(16, dtype=float)[:, None]
     zero = np.zeros((16, 1))
