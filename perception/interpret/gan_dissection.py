@@ -78,7 +78,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "causal_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "causal_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -597,6 +597,25 @@ def shape_shares(labeller: ShapeSegmenter | Labeller, images: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def sample_shape_shares(labeller: ShapeSegmenter | Labeller, images: Tensor) -> dict[str, float]:
+    """How a generator's samples split by shape: a direct measure of collapse onto one shape (session 27).
+
+    Each of ``images`` [N, 3, H, W] with any labelled object pixel counts for the shape with the most
+    such pixels (one-object samples: its object's shape).  Returns each shape's share of those
+    samples (SHAPES order; zeros if none) and ``"empty"``, the fraction of all N with no object.
+    Unlike :func:`shape_shares` (pixels), a shape drawn large and a shape drawn small weigh the same.
+    """
+    labels = _labels(labeller, images).flatten(1)
+    counts = torch.stack([(labels == c + 1).sum(1) for c in range(len(SHAPES))], 1)  # [N, C] object pixels
+    has = counts.sum(1) > 0
+    votes = torch.bincount(counts[has].argmax(1), minlength=len(SHAPES)).float()
+    shares = votes / votes.sum() if votes.sum() > 0 else votes
+    out = {s: float(v) for s, v in zip(SHAPES, shares, strict=True)}
+    out["empty"] = 1.0 - float(has.float().mean()) if len(images) else float("nan")
+    return out
+
+
+@torch.no_grad()
 def balanced_snapshot(generators: Mapping[int, ConvDecoder], labeller: ShapeSegmenter | Labeller, real: Tensor,
                       z: Tensor) -> tuple[int, dict[int, float]]:
     """The generator whose samples' shape balance is nearest the real renders' (a gate before dissecting).
@@ -665,6 +684,8 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     z = run.gan.codes(n_dissect, torch.Generator().manual_seed(seed + 21))  # unconditional: randn(n, latent)
     z_edit = run.gan.codes(n_edit, torch.Generator().manual_seed(seed + 22))  # held out
     result = dissect(gen, seg, z, layer)
+    with torch.no_grad():
+        collapse = sample_shape_shares(seg, gen(z))  # each shape's share of the samples (session 27), reported
     per_pixel = dissect(gen, run.segmenter, z, layer)  # the earlier masks, reported beside
     try:  # do the units, together, tell shapes apart (session 20)
         probe: dict[str, object] = dict(shape_probe(gen, seg, z, layer))
@@ -719,6 +740,7 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
                "best_iou": dict(zip(SHAPES, best_iou.tolist(), strict=True)),
                "best_iou_per_pixel_segmenter": dict(zip(SHAPES, per_pixel.iou.max(0).values.tolist(), strict=True)),
                "units_over_0.2": {s: int((result.iou[:, c] > 0.2).sum()) for c, s in enumerate(SHAPES)},
+               "sample_shape_shares": collapse,
                "ours": ours, "random_units": rand, "specific_cube_units": specific.tolist(),
                "specific_units": spec, "shape_probe": probe, "conditions": run.gan.config.conditions,
                "objects_per_render": sorted(set(run.train.counts.tolist())),

@@ -31,6 +31,7 @@ from perception.interpret.gan_dissection import (
     judges_agreement,
     labeller_iou_on_renders,
     layer_activations,
+    sample_shape_shares,
     shape_shares,
 )
 from physics.errors import ConfigError
@@ -354,6 +355,18 @@ def test_shape_shares_are_each_shapes_fraction_of_the_labelled_object_pixels():
     shares = shape_shares(seg, _Painter(4, 2)(torch.zeros(3, 1)))  # 16 cube and 4 sphere pixels per image
     assert shares.tolist() == pytest.approx([0.8, 0.2, 0.0])
     assert shape_shares(seg, torch.zeros(2, 3, 16, 24)).tolist() == [0.0, 0.0, 0.0]  # no objects: zeros, no NaN
+
+
+def test_sample_shape_shares_count_each_sample_once_by_its_largest_shape_and_the_empty_ones_apart():
+    seg = _RedCubeGreenSphere(4)
+    images = torch.cat([_Painter(4, 2)(torch.zeros(3, 1)),  # 16 cube, 4 sphere pixels: three cube samples
+                        _Painter(2, 4)(torch.zeros(1, 1)),  # 4 cube, 16 sphere pixels: one sphere sample
+                        torch.zeros(4, 3, 16, 24)])  # four samples with no object
+    shares = sample_shape_shares(seg, images)
+    assert shares == pytest.approx({"cube": 0.75, "sphere": 0.25, "cylinder": 0.0, "empty": 0.5})
+    # pixels would say otherwise: a shape drawn small weighs as much as one drawn large
+    assert shape_shares(seg, images[:4]).tolist() == pytest.approx([52 / 80, 28 / 80, 0.0])
+    assert sample_shape_shares(seg, torch.zeros(2, 3, 16, 24)) == {"cube": 0.0, "sphere": 0.0, "cylinder": 0.0, "empty": 1.0}
 
 
 def test_the_balanced_snapshot_is_the_one_whose_shape_shares_match_the_renders():
