@@ -699,3 +699,54 @@ def test_the_projected_grid_with_causal_units_is_dissected_on_one_object_renders
     entry = dissection_outcome(run, True, 0, LAYER)
     assert entry.figures["ranking"] == "iou" and entry.figures["cube_units"] == entry.figures["iou_cube_units"]
     assert entry.figures["layer"] == "generator.blocks[0]" and entry.figures["causal_effect_of_cube_units"] is None
+
+
+def test_the_cli_options_name_every_codec_and_reading_and_refuse_bad_ones_by_name(capsys):
+    from benchmarks.cli import main
+    from perception.benchmark import bench_options
+    from perception.generative.gan import GAN_CODEC, SCENES
+    from perception.interpret.gan_dissection import (
+        CODECS,
+        RANKINGS,
+        GanDissectionOptions,
+        codec_named,
+    )
+
+    defaults = bench_options("gan-dissection")
+    assert defaults == {"codec": "resize", "scenes": "scenes", "layer": LAYER, "ranking": "iou", "balanced": False,
+                        "ema": 0.0}  # the entry's defaults, as bench_gan_dissection's keywords
+    fields = {f.name: f for f in GanDissectionOptions.__dataclass_fields__.values()}
+    assert fields["scenes"].metadata["choices"] == tuple(SCENES) and fields["ranking"].metadata["choices"] == RANKINGS
+    assert codec_named("resize") is RESIZE_CODEC and codec_named("transposed") is GAN_CODEC
+    assert codec_named("spectral") is SPECTRAL_CODEC and all(codec_named(n) is not None for n in CODECS)
+    with pytest.raises(ConfigError, match="codec must be one of resize, transposed"):
+        codec_named("dcgan")
+    assert bench_options("gan-dissection", {"scenes": "one_object", "balanced": "true", "layer": "-1"})["layer"] == -1
+    for setting, says in (("codec=dcgan", "option 'codec' must be one of resize, transposed"),
+                          ("layer=2", "option 'layer' must be one of -1, 0, 1, got 2"),
+                          ("ema=1.5", "option 'ema' must be in [0, 1), got 1.5")):
+        assert main(["bench", "perception", "--model", "gan-dissection", "--set", setting]) == 2
+        assert says in capsys.readouterr().err
+    assert main(["bench", "perception", "--model", "gan-dissection", "--set", "balanced=true", "--set", "ema=0.5"]) == 2
+    assert "'balanced' and 'ema' exclude each other" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_balanced_one_object_candidate_runs_from_the_cli_and_reports_its_collapse(tmp_path):
+    from benchmarks.cli import main
+
+    out = tmp_path / "r.json"
+    main(["bench", "perception", "--model", "gan-dissection", "--quick", "--threads", "1", "--set", "scenes=one_object",
+          "--set", "balanced=true", "--out", str(out)])
+    import json
+
+    result = json.loads(out.read_text())
+    assert result["options"]["scenes"] == "one_object" and result["options"]["balanced"] is True
+    assert len(result["checks"]) == 6 and result["figures"]["objects_per_render"] == [1]
+    shares = result["figures"]["sample_shape_shares"]
+    assert set(shares) == {*SHAPES, "empty"} and 0.0 <= shares["empty"] <= 1.0
+    assert sum(shares[s] for s in SHAPES) == pytest.approx(1.0) or shares["empty"] == 1.0
+    assert set(result["figures"]["snapshot"]["l1_to_renders_shape_shares"]) == {"2", "3"}  # quick: 3 steps
+    direct = bench_gan_dissection(True, 0, RESIZE_CODEC, balanced=True, scenes="one_object")  # the library's call
+    assert direct.figures["snapshot"]["step"] == result["figures"]["snapshot"]["step"]
+    assert [c.ours for c in direct.checks] == pytest.approx([c["ours"] for c in result["checks"]], nan_ok=True)
