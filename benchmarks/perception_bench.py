@@ -13,7 +13,7 @@ True
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from benchmarks.table import format_table
@@ -42,18 +42,21 @@ def perception_bench_names() -> list[str]:
     return [b.name for b in perception_benches()]
 
 
-def run_perception_bench(name: str, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+def run_perception_bench(name: str, quick: bool = False, seed: int = 0,
+                         options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train and evaluate perception benchmark ``name`` from ``seed`` (see :mod:`perception.benchmark`).
+
+    ``options``: settings of the entry's registered options (``--set``; :func:`perception.benchmark.bench_options`).
 
     Returns:
         The JSON-ready result: per check the figures, the threshold and ``passed``,
         and ``passed`` for the whole entry.
 
     Raises:
-        ConfigError: unknown name (lists the registered ones).
+        ConfigError: unknown name (lists the registered ones), or a refused option.
     """
     _load()
-    return run_bench(name, quick, seed)
+    return run_bench(name, quick, seed, options)
 
 
 def results_table(results: Sequence[dict[str, Any]]) -> str:

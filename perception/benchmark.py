@@ -16,10 +16,19 @@ The function trains both networks from ``seed`` on data the framework makes
 returns its :class:`Check` s.  :func:`run_bench` runs one by name and
 returns a JSON-ready dict; ``nesy bench perception`` prints and writes it.
 
+An entry with settings a user may want to change registers them as a frozen
+dataclass, ``register_perception_bench(..., options=OptionsClass)``: each field is a
+keyword argument of the function, its default the entry's, its type one of bool, int,
+float or str, and ``metadata["choices"]`` (optional) the values allowed.
+:func:`bench_options` turns ``{"name": "text"}`` settings (``nesy bench perception
+--set name=value``) into those keyword arguments, refusing an unknown name, a value of
+the wrong type or outside the choices with a one-line error naming the option.
+
 Result of :func:`run_bench` (one model)::
 
     model, paper, check, ablation     the registration's text
     seed, quick, threads              how it was run
+    options                           every option of the entry as run ({} for an entry without options)
     train_minutes                     wall time of the whole entry (both trainings and the evaluation)
     checks                            [{name, metric, ours, ablation, threshold, passed}, ...]
     figures                           everything else the entry measured (counts, curves, sizes)
@@ -28,8 +37,10 @@ Result of :func:`run_bench` (one model)::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -47,6 +58,7 @@ __all__ = [
     "PerceptionBench",
     "PERCEPTION_BENCHES",
     "register_perception_bench",
+    "bench_options",
     "run_bench",
     "train_steps",
 ]
@@ -94,13 +106,14 @@ class BenchOutcome:
 
 @dataclass(frozen=True)
 class PerceptionBench:
-    """A registered benchmark: the function and the words that describe its check."""
+    """A registered benchmark: the function, the words that describe its check, and its options (a dataclass or None)."""
 
     name: str
-    run: Callable[[bool, int], BenchOutcome]
+    run: Callable[..., BenchOutcome]
     paper: str
     check: str
     ablation: str
+    options: type | None = None
 
 
 PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
@@ -142,8 +155,8 @@ PERCEPTION_BENCHES: Registry[PerceptionBench] = Registry(
 
 
 def register_perception_bench(
-    name: str, *, paper: str, check: str, ablation: str
-) -> Callable[[Callable[[bool, int], BenchOutcome]], Callable[[bool, int], BenchOutcome]]:
+    name: str, *, paper: str, check: str, ablation: str, options: type | None = None
+) -> Callable[[Callable[..., BenchOutcome]], Callable[..., BenchOutcome]]:
     """Decorator: register ``fn(quick, seed) -> BenchOutcome`` as benchmark ``name``.
 
     Args:
@@ -151,29 +164,92 @@ def register_perception_bench(
         paper: The paper the model comes from (authors, arXiv id).
         check: The check in words, as the table and the docs show it.
         ablation: What the ablation lacks (``"no temporal shift"``).
+        options: A frozen dataclass of the function's keyword options (module docstring), or None.
     """
+    if options is not None and not dataclasses.is_dataclass(options):
+        raise ConfigError(f"register_perception_bench {name!r}: options must be a dataclass type, got {options!r}")
 
-    def decorate(fn: Callable[[bool, int], BenchOutcome]) -> Callable[[bool, int], BenchOutcome]:
-        PERCEPTION_BENCHES.register(name, PerceptionBench(name, fn, paper, check, ablation), help=check)
+    def decorate(fn: Callable[..., BenchOutcome]) -> Callable[..., BenchOutcome]:
+        PERCEPTION_BENCHES.register(name, PerceptionBench(name, fn, paper, check, ablation, options), help=check)
         return fn
 
     return decorate
 
 
-def run_bench(name: str, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+_KINDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "text"}  # option types, in words
+
+
+def _option_value(bench: str, fld: dataclasses.Field, tp: Any, value: Any) -> Any:
+    """``value`` (text, or already typed) as option ``fld``'s type, within its choices; ConfigError naming it otherwise."""
+    if tp not in _KINDS:
+        raise ConfigError(f"perception benchmark {bench!r}: option {fld.name!r} has type {tp!r}; options are bool, int, float or str")
+    refused = ConfigError(f"perception benchmark {bench!r}: option {fld.name!r} must be {_KINDS[tp]}, got {value!r}")
+    if isinstance(value, str) and tp is not str:
+        text = value.strip().lower()
+        try:
+            if tp is bool:
+                if text not in _TRUE + _FALSE:
+                    raise ValueError(text)
+                value = text in _TRUE
+            else:
+                value = tp(text)
+        except ValueError:
+            raise refused from None
+    elif tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)) or (tp is float and not math.isfinite(value)):
+        raise refused
+    choices = fld.metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"perception benchmark {bench!r}: option {fld.name!r} must be one of "
+                          f"{', '.join(map(str, choices))}, got {value!r}")
+    return value
+
+
+def bench_options(name: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every option of benchmark ``name`` with ``settings`` applied: ``{field: value}`` ({} if it has none).
+
+    ``settings`` values may be text (from the command line) or already typed; each is converted to
+    its field's type and checked against its choices.
+
+    Raises:
+        ConfigError: an unknown benchmark, option name, type or choice (one line, naming the option
+            and what is allowed), or settings for a benchmark without options.
+    """
+    bench = PERCEPTION_BENCHES.get(name)
+    settings = dict(settings or {})
+    if bench.options is None:
+        if settings:
+            raise ConfigError(f"perception benchmark {name!r} takes no options, got {', '.join(sorted(settings))}")
+        return {}
+    fields = {f.name: f for f in dataclasses.fields(bench.options)}
+    hints = typing.get_type_hints(bench.options)
+    for key in settings:
+        if key not in fields:
+            raise ConfigError(f"perception benchmark {name!r} has no option {key!r}; its options: {', '.join(fields)}")
+    values = {k: _option_value(name, fields[k], hints[k], v) for k, v in settings.items()}
+    return asdict(bench.options(**values))  # its __post_init__ may refuse a combination
+
+
+def run_bench(name: str, quick: bool = False, seed: int = 0,
+              options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train and evaluate benchmark ``name`` from ``seed``; a JSON-ready dict (module docstring).
 
     Benchmarks registered above the perception layer (selective prediction's,
     which runs NS-VQA) are loaded by :func:`benchmarks.perception_bench.run_perception_bench`.
+    ``options``: settings of the entry's registered options (:func:`bench_options`); None or {}
+    runs the entry as registered.
 
     Raises:
-        ConfigError: unknown name (the message lists the registered ones).
+        ConfigError: unknown name (the message lists the registered ones), or a refused option.
     """
     bench = PERCEPTION_BENCHES.get(name)
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"perception benchmark {name!r}: seed must be an integer >= 0, got {seed!r}")
+    kwargs = bench_options(name, options)  # before anything trains
     t0 = time.perf_counter()
-    outcome = bench.run(bool(quick), seed)
+    outcome = bench.run(bool(quick), seed, **kwargs) if options else bench.run(bool(quick), seed)
     minutes = (time.perf_counter() - t0) / 60.0
     checks = [_finite(asdict(c)) for c in outcome.checks]
     return {
@@ -184,6 +260,7 @@ def run_bench(name: str, quick: bool = False, seed: int = 0) -> dict[str, Any]:
         "seed": seed,
         "quick": bool(quick),
         "threads": torch.get_num_threads(),
+        "options": kwargs,
         "train_minutes": round(minutes, 3),
         "checks": checks,
         "figures": _finite(dict(outcome.figures)),

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -78,7 +78,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "causal_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "causal_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -493,14 +493,60 @@ def _intervention_figures(generator: ConvDecoder, labeller: ShapeSegmenter | Lab
             "sphere_pixels_before": int(before["sphere"].sum()), "sphere_pixels_after": int(after["sphere"].sum())}
 
 
+CODECS = {  # the codecs the CLI names (``--set codec=NAME``): the entry's and every option above
+    "resize": RESIZE_CODEC, "transposed": None, "wide": WIDE_CODEC, "spectral": SPECTRAL_CODEC,
+    "conditional": CONDITIONAL_CODEC, "auxiliary": AUXILIARY_CODEC, "auxiliary-real": AUXILIARY_REAL_CODEC,
+    "frozen-classifier": FROZEN_CLASSIFIER_CODEC, "augmented-classifier": AUGMENTED_CLASSIFIER_CODEC,
+    "one-object": ONE_OBJECT_CODEC, "one-object-auxiliary": ONE_OBJECT_AUXILIARY_CODEC,
+    "one-object-reader": ONE_OBJECT_READER_CODEC, "one-object-cell": ONE_OBJECT_CELL_CODEC,
+    "one-object-cell-maps": ONE_OBJECT_CELL_MAPS_CODEC, "one-object-cell-batch": ONE_OBJECT_CELL_BATCH_CODEC,
+    "one-object-cell-batch-maps": ONE_OBJECT_CELL_BATCH_MAPS_CODEC, "one-object-cell-aux": ONE_OBJECT_CELL_AUX_CODEC,
+}  # "transposed": the gan bench's own GAN_CODEC (the entry of sessions 5-16), looked up when named (gan imports late)
+
+
+def codec_named(name: str) -> CodecConfig:
+    """The codec of :data:`CODECS` called ``name``; ConfigError listing the names otherwise."""
+    if name not in CODECS:
+        raise ConfigError(f"codec must be one of {', '.join(CODECS)}, got {name!r}")
+    if name == "transposed":
+        from perception.generative.gan import GAN_CODEC
+
+        return GAN_CODEC
+    return CODECS[name]  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class GanDissectionOptions:
+    """The ``gan-dissection`` entry's options (``nesy bench perception --model gan-dissection --set k=v``).
+
+    The defaults are the entry's; each is :func:`bench_gan_dissection`'s keyword of the same name.
+    """
+
+    codec: str = field(default="resize", metadata={"choices": tuple(CODECS), "help": "the GAN's codec (CODECS)"})
+    scenes: str = field(default="scenes", metadata={"choices": ("scenes", "one_object"),
+                                                    "help": "what the GAN is trained on (perception.generative.gan.SCENES)"})
+    layer: int = field(default=0, metadata={"choices": (PROJECTED, 0, 1), "help": "-1 the projected grid, 0 or 1 a block"})
+    ranking: str = field(default="iou", metadata={"choices": RANKINGS, "help": "how the 10 cube units are chosen"})
+    balanced: bool = field(default=False, metadata={"help": "dissect the snapshot with the renders' shape balance"})
+    ema: float = field(default=0.0, metadata={"help": "dissect an average of the generator's weights (decay; 0: off)"})
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"perception benchmark 'gan-dissection': option 'ema' must be in [0, 1), got {self.ema!r}")
+        if self.balanced and self.ema:
+            raise ConfigError("perception benchmark 'gan-dissection': options 'balanced' and 'ema' exclude each other "
+                              "(balanced picks a snapshot, not an average)")
+
+
 @register_perception_bench(
     "gan-dissection",
     paper="Bau et al., GAN dissection, ICLR 2019, arXiv 1811.10597",
     check="a unit with IoU > 0.2 for every shape (per-object shape masks); ablating the 10 best cube units "
           "removes >= 50% of cube pixels, spheres change < 10%; inserting them adds cubes (counted)",
     ablation="10 random units of the same layer",
+    options=GanDissectionOptions,
 )
-def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = None, ema: float = 0.0,
+def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None = None, ema: float = 0.0,
                          balanced: bool = False, scenes: str = "scenes", layer: int = LAYER,
                          ranking: str = "iou") -> BenchOutcome:
     """Dissect a benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples.
@@ -519,11 +565,12 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | None = Non
     codecs) dissects a GAN conditioned on its one object's shape.  ``layer`` and ``ranking`` (options,
     session 26; defaults the entry's): the layer dissected and edited (:data:`PROJECTED`, the
     projected grid, or an up-sampling block) and how the 10 cube units are chosen
-    (:func:`dissection_outcome`).
+    (:func:`dissection_outcome`).  ``codec`` may also be a name of :data:`CODECS` (the command line's).
     """
     from perception.generative.gan import train_gan_run
 
     _check_reading(layer, ranking)
+    codec = codec_named(codec) if isinstance(codec, str) else codec
     if not balanced:
         return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC, ema, scenes), quick, seed, layer,
                                   ranking=ranking)
@@ -597,6 +644,25 @@ def shape_shares(labeller: ShapeSegmenter | Labeller, images: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def sample_shape_shares(labeller: ShapeSegmenter | Labeller, images: Tensor) -> dict[str, float]:
+    """How a generator's samples split by shape: a direct measure of collapse onto one shape (session 27).
+
+    Each of ``images`` [N, 3, H, W] with any labelled object pixel counts for the shape with the most
+    such pixels (one-object samples: its object's shape).  Returns each shape's share of those
+    samples (SHAPES order; zeros if none) and ``"empty"``, the fraction of all N with no object.
+    Unlike :func:`shape_shares` (pixels), a shape drawn large and a shape drawn small weigh the same.
+    """
+    labels = _labels(labeller, images).flatten(1)
+    counts = torch.stack([(labels == c + 1).sum(1) for c in range(len(SHAPES))], 1)  # [N, C] object pixels
+    has = counts.sum(1) > 0
+    votes = torch.bincount(counts[has].argmax(1), minlength=len(SHAPES)).float()
+    shares = votes / votes.sum() if votes.sum() > 0 else votes
+    out = {s: float(v) for s, v in zip(SHAPES, shares, strict=True)}
+    out["empty"] = 1.0 - float(has.float().mean()) if len(images) else float("nan")
+    return out
+
+
+@torch.no_grad()
 def balanced_snapshot(generators: Mapping[int, ConvDecoder], labeller: ShapeSegmenter | Labeller, real: Tensor,
                       z: Tensor) -> tuple[int, dict[int, float]]:
     """The generator whose samples' shape balance is nearest the real renders' (a gate before dissecting).
@@ -665,6 +731,8 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     z = run.gan.codes(n_dissect, torch.Generator().manual_seed(seed + 21))  # unconditional: randn(n, latent)
     z_edit = run.gan.codes(n_edit, torch.Generator().manual_seed(seed + 22))  # held out
     result = dissect(gen, seg, z, layer)
+    with torch.no_grad():
+        collapse = sample_shape_shares(seg, gen(z))  # each shape's share of the samples (session 27), reported
     per_pixel = dissect(gen, run.segmenter, z, layer)  # the earlier masks, reported beside
     try:  # do the units, together, tell shapes apart (session 20)
         probe: dict[str, object] = dict(shape_probe(gen, seg, z, layer))
@@ -719,6 +787,7 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
                "best_iou": dict(zip(SHAPES, best_iou.tolist(), strict=True)),
                "best_iou_per_pixel_segmenter": dict(zip(SHAPES, per_pixel.iou.max(0).values.tolist(), strict=True)),
                "units_over_0.2": {s: int((result.iou[:, c] > 0.2).sum()) for c, s in enumerate(SHAPES)},
+               "sample_shape_shares": collapse,
                "ours": ours, "random_units": rand, "specific_cube_units": specific.tolist(),
                "specific_units": spec, "shape_probe": probe, "conditions": run.gan.config.conditions,
                "objects_per_render": sorted(set(run.train.counts.tolist())),

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import pytest
 
 from benchmarks.cli import main
 from benchmarks.perception_bench import perception_bench_names, results_table, run_perception_bench
-from perception.benchmark import PERCEPTION_BENCHES, BenchOutcome, Check, register_perception_bench
+from perception.benchmark import (
+    PERCEPTION_BENCHES,
+    BenchOutcome,
+    Check,
+    bench_options,
+    register_perception_bench,
+)
+from physics.errors import ConfigError
 
 BUILT_IN = ("selective", "polyphase", "warped", "tsm", "ctcn", "pgcn", "dve", "autolink", "von", "joint-embedding", "intuitive-physics", "heightfield-extrapolation",
             "av-correspondence", "avol-net", "vatt", "sound-of-pixels",
@@ -32,11 +40,73 @@ def toy_bench():
     PERCEPTION_BENCHES.unregister("toy-bench")
 
 
+@dataclass(frozen=True)
+class _ToyOptions:
+    scale: float = 1.0
+    mode: str = field(default="plain", metadata={"choices": ("plain", "loud")})
+    repeat: int = 1
+    flip: bool = False
+
+
+@pytest.fixture
+def toy_options_bench():
+    """A benchmark with registered options, from this file alone: its figure is seed * scale (negated by flip)."""
+
+    @register_perception_bench("toy-options", paper="none", check="figure >= 1", ablation="none", options=_ToyOptions)
+    def toy(quick: bool, seed: int, scale: float = 1.0, mode: str = "plain", repeat: int = 1,
+            flip: bool = False) -> BenchOutcome:
+        figure = seed * scale * (-1 if flip else 1)
+        return BenchOutcome((Check("figure", "seed x scale", figure, None, ">= 1", figure >= 1),),
+                            {"mode": mode, "repeat": repeat})
+
+    yield "toy-options"
+    PERCEPTION_BENCHES.unregister("toy-options")
+
+
+def test_set_changes_a_registered_option_typed_from_its_text_and_the_json_records_every_option(toy_options_bench, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["bench", "perception", "--model", toy_options_bench, "--seed", "1", "--set", "scale=0.5",
+                 "--set", "mode=loud", "--set", "flip=false", "--out", str(out)]) == 1  # 1 x 0.5 < 1: fails
+    result = json.loads(out.read_text())
+    assert result["checks"][0]["ours"] == 0.5 and result["figures"] == {"mode": "loud", "repeat": 1}
+    assert result["options"] == {"scale": 0.5, "mode": "loud", "repeat": 1, "flip": False}
+    assert main(["bench", "perception", "--model", toy_options_bench, "--seed", "3", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["options"] == {"scale": 1.0, "mode": "plain", "repeat": 1, "flip": False}
+    assert bench_options(toy_options_bench, {"repeat": 3, "scale": 2}) == {"scale": 2.0, "mode": "plain", "repeat": 3,
+                                                                          "flip": False}  # typed values pass too
+
+
+@pytest.mark.parametrize(("setting", "says"), [
+    ("colour=red", "has no option 'colour'; its options: scale, mode, repeat, flip"),
+    ("mode=quiet", "option 'mode' must be one of plain, loud, got 'quiet'"),
+    ("repeat=2.5", "option 'repeat' must be an integer, got '2.5'"),
+    ("scale=nan", "option 'scale' must be a finite number, got 'nan'"),
+    ("flip=maybe", "option 'flip' must be true or false, got 'maybe'"),
+    ("scale", "--set expects NAME=VALUE"),
+])
+def test_a_refused_option_is_a_one_line_error_naming_it_before_anything_runs(toy_options_bench, setting, says, capsys,
+                                                                              tmp_path):
+    out = tmp_path / "never.json"
+    assert main(["bench", "perception", "--model", toy_options_bench, "--set", setting, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_options_for_a_model_without_any_or_with_all_are_refused(toy_bench, capsys):
+    assert main(["bench", "perception", "--model", toy_bench, "--set", "scale=2"]) == 2
+    assert "'toy-bench' takes no options, got scale" in capsys.readouterr().err
+    assert main(["bench", "perception", "--all", "--quick", "--set", "scale=2"]) == 2
+    assert "give it with --model NAME, not --all" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="options must be a dataclass"):
+        register_perception_bench("toy-bad", paper="", check="", ablation="", options=dict)
+
+
 def test_every_built_in_model_is_listed(capsys):
     assert set(BUILT_IN) <= set(perception_bench_names())
     assert main(["bench", "perception", "--list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in BUILT_IN) and "arXiv 1811.08383" in out
+    assert "codec, scenes, layer, ranking, balanced, ema" in out  # gan-dissection's options (--set)
 
 
 def test_a_registered_bench_runs_by_name_writes_json_and_sets_the_exit_status(toy_bench, tmp_path, capsys):

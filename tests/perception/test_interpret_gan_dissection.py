@@ -31,6 +31,7 @@ from perception.interpret.gan_dissection import (
     judges_agreement,
     labeller_iou_on_renders,
     layer_activations,
+    sample_shape_shares,
     shape_shares,
 )
 from physics.errors import ConfigError
@@ -354,6 +355,18 @@ def test_shape_shares_are_each_shapes_fraction_of_the_labelled_object_pixels():
     shares = shape_shares(seg, _Painter(4, 2)(torch.zeros(3, 1)))  # 16 cube and 4 sphere pixels per image
     assert shares.tolist() == pytest.approx([0.8, 0.2, 0.0])
     assert shape_shares(seg, torch.zeros(2, 3, 16, 24)).tolist() == [0.0, 0.0, 0.0]  # no objects: zeros, no NaN
+
+
+def test_sample_shape_shares_count_each_sample_once_by_its_largest_shape_and_the_empty_ones_apart():
+    seg = _RedCubeGreenSphere(4)
+    images = torch.cat([_Painter(4, 2)(torch.zeros(3, 1)),  # 16 cube, 4 sphere pixels: three cube samples
+                        _Painter(2, 4)(torch.zeros(1, 1)),  # 4 cube, 16 sphere pixels: one sphere sample
+                        torch.zeros(4, 3, 16, 24)])  # four samples with no object
+    shares = sample_shape_shares(seg, images)
+    assert shares == pytest.approx({"cube": 0.75, "sphere": 0.25, "cylinder": 0.0, "empty": 0.5})
+    # pixels would say otherwise: a shape drawn small weighs as much as one drawn large
+    assert shape_shares(seg, images[:4]).tolist() == pytest.approx([52 / 80, 28 / 80, 0.0])
+    assert sample_shape_shares(seg, torch.zeros(2, 3, 16, 24)) == {"cube": 0.0, "sphere": 0.0, "cylinder": 0.0, "empty": 1.0}
 
 
 def test_the_balanced_snapshot_is_the_one_whose_shape_shares_match_the_renders():
@@ -686,3 +699,55 @@ def test_the_projected_grid_with_causal_units_is_dissected_on_one_object_renders
     entry = dissection_outcome(run, True, 0, LAYER)
     assert entry.figures["ranking"] == "iou" and entry.figures["cube_units"] == entry.figures["iou_cube_units"]
     assert entry.figures["layer"] == "generator.blocks[0]" and entry.figures["causal_effect_of_cube_units"] is None
+
+
+def test_the_cli_options_name_every_codec_and_reading_and_refuse_bad_ones_by_name(capsys):
+    from benchmarks.cli import main
+    from perception.benchmark import bench_options
+    from perception.generative.gan import GAN_CODEC, SCENES
+    from perception.interpret.gan_dissection import (
+        CODECS,
+        RANKINGS,
+        GanDissectionOptions,
+        codec_named,
+    )
+
+    defaults = bench_options("gan-dissection")
+    assert defaults == {"codec": "resize", "scenes": "scenes", "layer": LAYER, "ranking": "iou", "balanced": False,
+                        "ema": 0.0}  # the entry's defaults, as bench_gan_dissection's keywords
+    fields = {f.name: f for f in GanDissectionOptions.__dataclass_fields__.values()}
+    assert fields["scenes"].metadata["choices"] == tuple(SCENES) and fields["ranking"].metadata["choices"] == RANKINGS
+    assert codec_named("resize") is RESIZE_CODEC and codec_named("transposed") is GAN_CODEC
+    assert codec_named("spectral") is SPECTRAL_CODEC and all(codec_named(n) is not None for n in CODECS)
+    with pytest.raises(ConfigError, match="codec must be one of resize, transposed"):
+        codec_named("dcgan")
+    assert bench_options("gan-dissection", {"scenes": "one_object", "balanced": "true", "layer": "-1"})["layer"] == -1
+    for setting, says in (("codec=dcgan", "option 'codec' must be one of resize, transposed"),
+                          ("layer=2", "option 'layer' must be one of -1, 0, 1, got 2"),
+                          ("ema=1.5", "option 'ema' must be in [0, 1), got 1.5")):
+        assert main(["bench", "perception", "--model", "gan-dissection", "--set", setting]) == 2
+        assert says in capsys.readouterr().err
+    assert main(["bench", "perception", "--model", "gan-dissection", "--set", "balanced=true", "--set", "ema=0.5"]) == 2
+    assert "'balanced' and 'ema' exclude each other" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_balanced_one_object_candidate_runs_from_the_cli_and_reports_its_collapse(tmp_path):
+    from benchmarks.cli import main
+
+    out = tmp_path / "r.json"
+    main(["bench", "perception", "--model", "gan-dissection", "--quick", "--threads", "1", "--set", "scenes=one_object",
+          "--set", "balanced=true", "--out", str(out)])
+    import json
+
+    result = json.loads(out.read_text())
+    assert result["options"]["scenes"] == "one_object" and result["options"]["balanced"] is True
+    assert len(result["checks"]) == 6 and result["figures"]["objects_per_render"] == [1]
+    shares = result["figures"]["sample_shape_shares"]
+    assert set(shares) == {*SHAPES, "empty"} and 0.0 <= shares["empty"] <= 1.0
+    assert sum(shares[s] for s in SHAPES) == pytest.approx(1.0) or shares["empty"] == 1.0
+    assert set(result["figures"]["snapshot"]["l1_to_renders_shape_shares"]) == {"2", "3"}  # quick: 3 steps
+    direct = bench_gan_dissection(True, 0, RESIZE_CODEC, balanced=True, scenes="one_object")  # the library's call
+    assert direct.figures["snapshot"]["step"] == result["figures"]["snapshot"]["step"]
+    written = [math.nan if c["ours"] is None else c["ours"] for c in result["checks"]]  # the JSON writes NaN as null
+    assert [c.ours for c in direct.checks] == pytest.approx(written, nan_ok=True)
