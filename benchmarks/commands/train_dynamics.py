@@ -60,6 +60,7 @@ def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     skip += () if cfg.bulk_weight else ("bulk_weight",)
     skip += () if cfg.average_last else ("average_last",)
     skip += () if cfg.keep_epochs else ("keep_epochs",)
+    skip += () if cfg.ema_decay else ("ema_decay",)
     parts += config_flags(cfg, skip=skip)
     for item in args.set or []:
         parts += ["--set", item]

@@ -59,6 +59,11 @@ and, after the last epoch, scores the mean of the last K epochs' weights
 ``loss.jsonl``'s last line records its scores (``average_*``).  ``checkpoint.pt`` keeps the last epoch.
 ``keep_epochs`` writes the same ``epochs/epoch_N.pt`` files without averaging (``model.pt`` is chosen as without it),
 so every epoch of a run that does not reproduce bit for bit on another machine can be rebuilt from files.
+``ema_decay`` d in (0, 1) keeps an exponential moving average of the weights (Polyak averaging; the
+"EMA of parameters" of e.g. Tan & Le's EfficientNet training), folded in after every optimiser step from the
+run's first weights: each epoch's one-step validation, rollout check, ``model.pt`` and ``epochs/`` files are the
+average's, so the epoch kept is a mean over the last ~1/(1 - d) updates rather than one point of a swinging run;
+training goes on from the raw weights (``checkpoint.pt``, which also stores the average for a bit-identical resume).
 ``sample_from`` N > 0 draws the training and one-step validation samples only from frames ``t >= N``
 (:func:`~physics.models.data.make_samples`' ``first_step``), so the loss lives where the long rollouts
 lose (e.g. the fluid's spreading and settling after its impact); the rollout check still rolls out from
@@ -186,6 +191,12 @@ class TrainConfig:
                              "with --select-rollouts, else the one-step validation loss); it becomes model.pt when it "
                              "beats the kept epoch (0: off; else 2 <= K <= --epochs)"}
     )
+    ema_decay: float = field(
+        default=0.0, metadata={"help": "keep an exponential moving average of the weights, updated after every optimiser "
+                               "step (ema = d * ema + (1 - d) * weights, from the run's first weights); each epoch's "
+                               "validation, rollout check, model.pt and epochs/ files are the average's, while training "
+                               "goes on from the raw weights (checkpoint.pt); 0: off, else 0 < d < 1"}
+    )
     keep_epochs: bool = field(
         default=False, metadata={"help": "keep every epoch's weights (OUT/epochs/epoch_N.pt, loadable as model.pt is) "
                                  "without averaging them, so a run's every epoch can be benched or fine-tuned later "
@@ -249,6 +260,8 @@ class TrainConfig:
         if self.average_last and not 2 <= self.average_last <= self.epochs:
             raise ConfigError(f"TrainConfig.average_last must be 0 (off) or between 2 and epochs ({self.epochs}), "
                               f"got {self.average_last}")
+        if not (self.ema_decay == 0.0 or 0.0 < self.ema_decay < 1.0):
+            raise ConfigError(f"TrainConfig.ema_decay must be 0 (off) or a fraction 0 < d < 1, got {self.ema_decay}")
         if self.select_rollouts < 0:
             raise ConfigError(f"TrainConfig.select_rollouts must be >= 0, got {self.select_rollouts}")
         if self.sample_from < 0:
@@ -305,6 +318,8 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["sample_from"]
     if not flags["keep_epochs"]:
         del flags["keep_epochs"]
+    if not flags["ema_decay"]:
+        del flags["ema_decay"]
     if flags["train_only"] is None:
         del flags["train_only"]
     if not flags["perceived_inputs"]:
@@ -475,6 +490,10 @@ def train(
         raise ConfigError("--average-last runs in one process only (it reads the epochs' files back)")
     epochs_dir = out / "epochs"
     meta = {**(meta or {}), "world_size": world.size}
+    if config.ema_decay:
+        meta["ema_decay"] = config.ema_decay  # model.pt and epochs/ hold the moving average, not the raw weights
+    # the moving average of the weights (ema_decay) and the optimiser step it has seen up to
+    ema: dict[str, Any] = {"weights": None, "seen": 0}
     if select:
         meta["selected_by"] = f"full-rollout MSE on {len(select_trajs)} validation trajectories"
     ckpt_path = out / "checkpoint.pt"
@@ -512,9 +531,11 @@ def train(
         weights_key="state_dict", grad_clip=config.grad_clip,
         log=RunLog(out / "loss.jsonl", tensorboard=out / "tb"), may_change=RESUMABLE_CHANGES,
         extra_state=lambda: {"best": best["loss"], **({"best_valid": best["valid"], "best_epoch": best["epoch"]} if select else {}),
-                             **({"best_excess": best["excess"]} if select and limit < 1.0 else {})},
-        load_extra=lambda e: best.update(loss=float(e["best"]), valid=e.get("best_valid", best["valid"]),
-                                         epoch=e.get("best_epoch", best["epoch"]), excess=e.get("best_excess", best["excess"])),
+                             **({"best_excess": best["excess"]} if select and limit < 1.0 else {}),
+                             **({"ema": ema["weights"], "ema_seen": ema["seen"]} if config.ema_decay else {})},
+        load_extra=lambda e: (best.update(loss=float(e["best"]), valid=e.get("best_valid", best["valid"]),
+                                          epoch=e.get("best_epoch", best["epoch"]), excess=e.get("best_excess", best["excess"])),
+                              ema.update(weights=e.get("ema"), seen=int(e.get("ema_seen", 0)))),
         desc=model.name, progress=progress, loss_key="train_loss", distributed=True, world=world,
     )
     resumed = resume and loop.resume(check=same_model)
@@ -526,6 +547,10 @@ def train(
     else:
         model.fit_normalizers(train_graphs)
     model.to(device)
+    if config.ema_decay and ema["weights"] is None:
+        ema.update(weights={k: v.detach().clone() for k, v in model.state_dict().items()}, seen=loop.step)
+    elif config.ema_decay:
+        ema["weights"] = {k: v.to(device) for k, v in ema["weights"].items()}
     valid_loader = DataLoader(valid_graphs, batch_size=config.batch_size * 4) if valid_graphs else None
     if select and config.init and not resumed:
         # the starting weights compete too: a continuation that breaks the rollouts keeps them
@@ -557,7 +582,22 @@ def train(
             if len(indices) >= world.size:
                 yield Batch.from_data_list([train_graphs[i] for i in rank_share(indices, world)]).to(device)
 
+    @torch.no_grad()
+    def ema_update() -> None:
+        """Fold the weights of every optimiser step not yet seen into the moving average (one step at most:
+        called before each batch and at each epoch's end)."""
+        if loop.step > ema["seen"]:
+            d = config.ema_decay
+            for k, v in model.state_dict().items():
+                if v.is_floating_point():
+                    ema["weights"][k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+                else:
+                    ema["weights"][k].copy_(v)
+            ema["seen"] = loop.step
+
     def step(batch) -> dict[str, Any]:
+        if config.ema_decay:
+            ema_update()
         loss = model.loss(batch, generator=current["gen"], rebuild_edges=config.rebuild_edges,
                           wall_penalty=config.wall_penalty, velocity_weight=config.velocity_weight,
                           bulk_weight=config.bulk_weight)
@@ -572,6 +612,18 @@ def train(
         return {"train_loss": loss, **parts}
 
     def end_epoch(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
+        if not config.ema_decay:
+            return score_epoch(epoch, record)
+        # the epoch is judged and kept as its moving average; training goes on from the raw weights
+        ema_update()
+        raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(ema["weights"])
+        try:
+            return score_epoch(epoch, record)
+        finally:
+            model.load_state_dict(raw)
+
+    def score_epoch(epoch: int, record: dict[str, Any]) -> dict[str, Any]:
         valid_loss = _evaluate(model, valid_loader, device, config.rebuild_edges) if valid_loader else record["train_loss"]
         info.clear()
         info.update({**meta, "epoch": epoch + 1, "valid_loss": valid_loss,
