@@ -45,7 +45,8 @@ order, written beside each bank by ``vatt_depth_bank.py``) lets VATT_DEPTH_CACHE
 clips; the check against the bank's masks covers every clip.
 
 Twenty-seventh session, vatt4: VATT_ONSET_BAND=B (``onset_band=B``: the ONSET regression's spectral flux only from
-B of the Nyquist frequency up, the impacts' band; needs ONSET > 0).
+B of the Nyquist frequency up, the impacts' band; needs ONSET > 0) and VATT_DROP_TOKEN=R (the ``vatt`` pretraining's
+DropToken rate, default 0.5, VATT's: 0 trains the benchmark's no-DropToken ablation).
 """
 import dataclasses
 import json
@@ -179,8 +180,8 @@ if mode in ("sup", "supbn"):
             agg, tok, st = model._video(tv)
             res["direct_head_precise_bn"] = float((head(torch.cat([agg, step_means(tok, st, cfg.video_grid[0]).flatten(1)], 1)).argmax(1) == yte).float().mean())
 elif mode == "vatt":
-    model = VATT(cfg)
-    res = {"sec_per_step": train_vatt(model, video, audio, text, BenchSize(train=len(video), test=ntest, steps=steps, batch=32, lr=lr), 0)}
+    model = VATT(dataclasses.replace(cfg, drop_token=float(os.environ.get("VATT_DROP_TOKEN", "0.5"))))
+    res = {"drop_token": model.config.drop_token, "sec_per_step": train_vatt(model, video, audio, text, BenchSize(train=len(video), test=ntest, steps=steps, batch=32, lr=lr), 0)}
     with torch.no_grad():
         model.eval()
         out = model.losses(video[:64], audio[:64], text[:64])
