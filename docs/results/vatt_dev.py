@@ -43,6 +43,10 @@ x / GROUND_SCALE, y / GROUND_SCALE, R, velocity, second-difference change; no VA
 Twenty-sixth session, vatt3: VATT_DEPTH_EXTRA=PATH[,PATH] (the depth arrays of VATT_EXTRA's clips, in the same
 order, written beside each bank by ``vatt_depth_bank.py``) lets VATT_DEPTH_CACHE run on more than 600 training
 clips; the check against the bank's masks covers every clip.
+
+Twenty-seventh session, vatt4: VATT_ONSET_BAND=B (``onset_band=B``: the ONSET regression's spectral flux only from
+B of the Nyquist frequency up, the impacts' band; needs ONSET > 0) and VATT_DROP_TOKEN=R (the ``vatt`` pretraining's
+DropToken rate, default 0.5, VATT's: 0 trains the benchmark's no-DropToken ablation).
 """
 import dataclasses
 import json
@@ -139,7 +143,7 @@ cfg = VATTConfig(frames=frames, height=48, width=64, samples=22016, chunk=128, v
                  pair_tokens=os.environ.get("VATT_PAIR_TOKENS", "measured"),
                  temporal_skip_first=os.environ.get("VATT_SKIP_FIRST") == "1",
                  object_change=os.environ.get("VATT_OBJECT_CHANGE", "difference"),
-                 object_ground=depth_cache is not None)
+                 object_ground=depth_cache is not None, onset_band=float(os.environ.get("VATT_ONSET_BAND", "0")))
 lr = float(os.environ.get("VATT_LR", "1e-3"))
 torch.manual_seed(int(os.environ.get("VATT_INIT", "0")))
 t0 = time.process_time()
@@ -176,8 +180,8 @@ if mode in ("sup", "supbn"):
             agg, tok, st = model._video(tv)
             res["direct_head_precise_bn"] = float((head(torch.cat([agg, step_means(tok, st, cfg.video_grid[0]).flatten(1)], 1)).argmax(1) == yte).float().mean())
 elif mode == "vatt":
-    model = VATT(cfg)
-    res = {"sec_per_step": train_vatt(model, video, audio, text, BenchSize(train=len(video), test=ntest, steps=steps, batch=32, lr=lr), 0)}
+    model = VATT(dataclasses.replace(cfg, drop_token=float(os.environ.get("VATT_DROP_TOKEN", "0.5"))))
+    res = {"drop_token": model.config.drop_token, "sec_per_step": train_vatt(model, video, audio, text, BenchSize(train=len(video), test=ntest, steps=steps, batch=32, lr=lr), 0)}
     with torch.no_grad():
         model.eval()
         out = model.losses(video[:64], audio[:64], text[:64])
@@ -200,7 +204,7 @@ res |= {"mode": mode, "frames": frames, "video_input": vin, "onset": onset, "ste
         "stem": cfg.video_stem, "stem_width": cfg.stem_width, "lr": lr, "tubelet_t": cfg.tubelet[0], "object_attention": cfg.object_attention,
         "object_pairs": cfg.object_pairs, "pair_tokens": cfg.pair_tokens, "init": int(os.environ.get("VATT_INIT", "0")),
         "temporal_skip_first": cfg.temporal_skip_first, "object_change": cfg.object_change,
-        "depth_ground": depth_cache is not None,
+        "depth_ground": depth_cache is not None, "onset_band": cfg.onset_band,
         "flip": os.environ.get("VATT_FLIP") == "1", "train_clips": len(ytr), "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
 print(json.dumps(res))
 if os.environ.get("VATT_DEV_LOG"):

@@ -316,6 +316,40 @@ def test_onset_strength_peaks_in_the_step_of_a_click_over_a_steady_tone():
         onset_strength(tone, 3, 64)
 
 
+def test_onset_band_hears_a_click_but_not_a_low_tone_swelling():
+    # a low tone swelling six-fold over step 1 rises in its own bins; a click in step 2 rings every bin
+    t = torch.arange(1024, dtype=torch.float32)
+    envelope = 0.05 + 0.25 * ((t - 256) / 256).clamp(0, 1)
+    swell = (torch.sin(2 * math.pi * t / 16) * envelope)[None]  # 0.125 of the Nyquist frequency, on a bin
+    click = swell.clone()
+    click[0, 2 * 256 + 100] += 1.0
+    every, high = onset_strength(swell, 4, 64), onset_strength(swell, 4, 64, band=0.5)
+    assert float(every[0, 1, 1]) > 2.0 and float(high[0, 1, 1]) < 0.3 * float(every[0, 1, 1])
+    high_click = onset_strength(click, 4, 64, band=0.5)
+    assert float(high_click[0, 2, 1]) > 5 * float(high_click[0, 1, 1])  # the click, not the swell
+    assert torch.equal(onset_strength(click, 4, 64, band=0.0), onset_strength(click, 4, 64))
+    with pytest.raises(StateError, match="band"):
+        onset_strength(click, 4, 64, band=1.0)
+    for bad in (float("nan"), -0.1, 1.0):
+        with pytest.raises(ConfigError, match="onset_band"):
+            VATTConfig(onset_target=1.0, onset_band=bad)
+    with pytest.raises(ConfigError, match="onset_band"):
+        VATTConfig(onset_band=0.5)  # a band of no target
+
+
+def test_onset_band_sets_the_onset_target_of_the_loss():
+    video, audio, text = _batch()
+    torch.manual_seed(0)
+    net = VATT(dataclasses.replace(TINY, drop_token=0.0, onset_target=1.0, onset_band=0.5))
+    torch.manual_seed(0)
+    every = VATT(dataclasses.replace(TINY, drop_token=0.0, onset_target=1.0))
+    guess = net.video_to_onset(step_means(*net._video(video)[1:], 2))
+    target = onset_strength(audio, 2, 32, 0.5)
+    target = (target - target.mean((0, 1))) / (target.std((0, 1)) + 1e-6)
+    assert torch.allclose(net.losses(video, audio, text)["onset_mse"], F.mse_loss(guess, target), atol=1e-6)
+    assert not torch.allclose(net.losses(video, audio, text)["onset_mse"], every.losses(video, audio, text)["onset_mse"])
+
+
 def test_onset_target_is_weighted_into_the_loss_and_falls_when_the_video_shows_the_click():
     # each clip: a bright patch flashes in the time step where the audio clicks; only that timing lets the
     # video predict the onset strength
