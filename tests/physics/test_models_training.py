@@ -15,6 +15,22 @@ from tests.physics.test_models import chain_config, spring_chain
 FAST = dict(batch_size=8, max_samples=64, valid_samples=16, lr=1e-2, lr_final=3e-3, device="cpu")
 
 
+def kill_loss_at_call(monkeypatch, n: int) -> None:
+    """Make ``DynamicsModel.loss`` raise KeyboardInterrupt at its ``n``-th call: a run killed mid-epoch
+    (``monkeypatch.undo()`` restores it)."""
+    from physics.models.base import DynamicsModel
+
+    real, calls = DynamicsModel.loss, {"n": 0}
+
+    def killed(self, batch, **kw):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(self, batch, **kw)
+
+    monkeypatch.setattr(DynamicsModel, "loss", killed)
+
+
 def _run(tmp, epochs, name="propnet", resume=False, seed=0):
     torch.manual_seed(seed)
     model = make_model(name, chain_config(name))
@@ -34,17 +50,7 @@ def test_short_training_lowers_the_loss(tmp_path):
 
 def test_resume_after_a_kill_is_bit_identical_and_refuses_changed_flags(tmp_path, monkeypatch):
     straight, _ = _run(tmp_path / "a", 3)
-    from physics.models.base import DynamicsModel
-
-    real, calls = DynamicsModel.loss, {"n": 0}
-
-    def killed_in_epoch_three(self, batch, **kw):  # 64 samples / 8 = 8 batches per epoch
-        calls["n"] += 1
-        if calls["n"] == 2 * 8 + 3:
-            raise KeyboardInterrupt
-        return real(self, batch, **kw)
-
-    monkeypatch.setattr(DynamicsModel, "loss", killed_in_epoch_three)
+    kill_loss_at_call(monkeypatch, 2 * 8 + 3)  # in epoch three: 64 samples / 8 = 8 batches per epoch
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path / "b", 3)
     monkeypatch.undo()
@@ -299,7 +305,6 @@ def test_box_features_reach_the_model_from_its_noisy_input_and_stay_out_of_confi
 
 def test_select_rollouts_resumes_after_a_kill_with_the_same_kept_epoch(tmp_path, monkeypatch):
     from physics.models import load_model
-    from physics.models.base import DynamicsModel
 
     def run(out):
         torch.manual_seed(0)
@@ -308,15 +313,7 @@ def test_select_rollouts_resumes_after_a_kill_with_the_same_kept_epoch(tmp_path,
                      TrainConfig(epochs=3, seed=0, select_rollouts=1, **FAST), resume=True, progress=False)
 
     straight = run(tmp_path / "a")
-    real, calls = DynamicsModel.loss, {"n": 0}
-
-    def killed_in_epoch_three(self, batch, **kw):  # 8 training batches per epoch, 1 validation batch
-        calls["n"] += 1
-        if calls["n"] == 2 * 9 + 3:
-            raise KeyboardInterrupt
-        return real(self, batch, **kw)
-
-    monkeypatch.setattr(DynamicsModel, "loss", killed_in_epoch_three)
+    kill_loss_at_call(monkeypatch, 2 * 9 + 3)  # in epoch three: 8 training batches per epoch, 1 validation batch
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b")
     monkeypatch.undo()

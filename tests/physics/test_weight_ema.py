@@ -16,7 +16,7 @@ from physics.errors import ConfigError
 from physics.models import TrainConfig, load_model, make_model, train
 from physics.models.training import _flags
 from tests.physics.test_models import chain_config, spring_chain
-from tests.physics.test_models_training import FAST  # 8 optimiser steps per epoch
+from tests.physics.test_models_training import FAST, kill_loss_at_call  # FAST: 8 steps an epoch
 
 
 def _run(out: Path, ema: float, epochs: int = 2, init: str | None = None):
@@ -95,18 +95,8 @@ def test_the_average_is_exact_per_step(tmp_path, monkeypatch):
 
 
 def test_a_killed_run_with_the_average_resumes_bit_identical(tmp_path, monkeypatch):
-    from physics.models.base import DynamicsModel
-
     _run(tmp_path / "a", 0.9, epochs=3)
-    real, calls = DynamicsModel.loss, {"n": 0}
-
-    def killed_in_epoch_three(self, batch, **kw):  # 8 training batches per epoch, 1 validation batch
-        calls["n"] += 1
-        if calls["n"] == 2 * 9 + 3:
-            raise KeyboardInterrupt
-        return real(self, batch, **kw)
-
-    monkeypatch.setattr(DynamicsModel, "loss", killed_in_epoch_three)
+    kill_loss_at_call(monkeypatch, 2 * 9 + 3)  # in epoch three: 8 training batches per epoch, 1 validation batch
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path / "b", 0.9, epochs=3)
     monkeypatch.undo()
