@@ -47,6 +47,9 @@ clips; the check against the bank's masks covers every clip.
 Twenty-seventh session, vatt4: VATT_ONSET_BAND=B (``onset_band=B``: the ONSET regression's spectral flux only from
 B of the Nyquist frequency up, the impacts' band; needs ONSET > 0) and VATT_DROP_TOKEN=R (the ``vatt`` pretraining's
 DropToken rate, default 0.5, VATT's: 0 trains the benchmark's no-DropToken ablation).
+
+Twenty-seventh session, vatt5: VATT_DROP_MODE=objects|frames (``drop_token_mode``: DropToken drops object tokens
+only and keeps every pair token, or whole frames, the same number from each time step; default tokens, VATT's).
 """
 import dataclasses
 import json
@@ -143,7 +146,8 @@ cfg = VATTConfig(frames=frames, height=48, width=64, samples=22016, chunk=128, v
                  pair_tokens=os.environ.get("VATT_PAIR_TOKENS", "measured"),
                  temporal_skip_first=os.environ.get("VATT_SKIP_FIRST") == "1",
                  object_change=os.environ.get("VATT_OBJECT_CHANGE", "difference"),
-                 object_ground=depth_cache is not None, onset_band=float(os.environ.get("VATT_ONSET_BAND", "0")))
+                 object_ground=depth_cache is not None, onset_band=float(os.environ.get("VATT_ONSET_BAND", "0")),
+                 drop_token_mode=os.environ.get("VATT_DROP_MODE", "tokens"))
 lr = float(os.environ.get("VATT_LR", "1e-3"))
 torch.manual_seed(int(os.environ.get("VATT_INIT", "0")))
 t0 = time.process_time()
@@ -204,7 +208,7 @@ res |= {"mode": mode, "frames": frames, "video_input": vin, "onset": onset, "ste
         "stem": cfg.video_stem, "stem_width": cfg.stem_width, "lr": lr, "tubelet_t": cfg.tubelet[0], "object_attention": cfg.object_attention,
         "object_pairs": cfg.object_pairs, "pair_tokens": cfg.pair_tokens, "init": int(os.environ.get("VATT_INIT", "0")),
         "temporal_skip_first": cfg.temporal_skip_first, "object_change": cfg.object_change,
-        "depth_ground": depth_cache is not None, "onset_band": cfg.onset_band,
+        "depth_ground": depth_cache is not None, "onset_band": cfg.onset_band, "drop_token_mode": cfg.drop_token_mode,
         "flip": os.environ.get("VATT_FLIP") == "1", "train_clips": len(ytr), "majority": float(max(yte.float().mean(), 1 - yte.float().mean()))}
 print(json.dumps(res))
 if os.environ.get("VATT_DEV_LOG"):

@@ -16,6 +16,9 @@ Twenty-sixth session, vatt3: a fourth design, the depth candidate's tower (learn
 object token, the second-difference change, step 0 out of the step NCE), and DROPTIME_DESIGNS=i[,j] to time only the
 designs of those indices (0-3). Its floor features here are the mask's (``ground_features``), not the depth's: the
 step's cost depends on the tokens' count and width, not their values, and the 600 clips' depth is not in the bank.
+
+Twenty-seventh session, vatt5: DROPTIME_MODE=objects|frames times the DropToken runs with that ``drop_token_mode``
+(designs 2 and 3 only: they have pair tokens) against the same no-DropToken twin.
 """
 import json
 import os
@@ -61,12 +64,13 @@ for name, (cfg, video) in designs.items():
     for r in range(REPEATS):
         for key, drop in (("drop_token", 0.5), ("no_drop", 0.0)):
             torch.manual_seed(r)
-            model = VATT(replace(cfg, drop_token=drop))
+            model = VATT(replace(cfg, drop_token=drop, drop_token_mode=os.environ.get("DROPTIME_MODE", "tokens")
+                                 if drop else "tokens"))
             seconds[key].append(train_vatt(model, video, audio, text, BenchSize(train=len(video), test=0, steps=STEPS,
                                                                                  batch=32, lr=3e-4), r))
     mean = {k: sum(v) / len(v) for k, v in seconds.items()}
     res[name] = {"cpu_s_per_step": {k: round(v, 4) for k, v in mean.items()},
                  "runs": {k: [round(x, 4) for x in v] for k, v in seconds.items()},
                  "cut": round(1 - mean["drop_token"] / mean["no_drop"], 3)}
-res |= {"steps": STEPS, "repeats": REPEATS, "cpu_s": round(time.process_time() - t0, 1)}
+res |= {"drop_token_mode": os.environ.get("DROPTIME_MODE", "tokens"), "steps": STEPS, "repeats": REPEATS, "cpu_s": round(time.process_time() - t0, 1)}
 print(json.dumps(res))

@@ -85,6 +85,7 @@ VIDEO_INPUTS = ("rgb", "diff")
 VIDEO_STEMS = ("linear", "conv", "objects")
 OBJECT_ATTENTIONS = ("all", "frame")
 PAIR_TOKENS = ("measured", "learned")
+DROP_TOKEN_MODES = ("tokens", "objects", "frames")
 GROUNDS = (False, True, "mask", "depth")  # VATTConfig.object_ground: off, the mask and camera's floor (True = "mask"), depth's
 _LOG_EPS = 1e-3  # floor of the STFT front end's log-magnitude (the mixture peaks at 0.9)
 _LOG_CENTRE, _LOG_SCALE = -4.0, 2.5  # log(|X| + 1e-3) spans about [-6.9, 3]; this maps it near [-1, 3]
@@ -107,6 +108,14 @@ class VATTConfig:
         va_dim: Size of the video-audio space.
         vt_dim: Size of the video-text space.
         drop_token: Fraction of video and audio tokens dropped per clip in training (the paper's 0.5).
+        drop_token_mode: Which video tokens DropToken may drop (the audio tokens are dropped at random in every
+            mode). ``"tokens"`` (the default, VATT's): a random ``drop_token`` of all of them. The two others need
+            ``video_stem="objects"`` (twenty-seventh session, vatt5: at 0.5 random DropToken cost the onset-trained
+            tower 6-7 points of its probe on development seed 0). ``"objects"``: a random ``drop_token`` of the object
+            tokens only, every pair token kept (the pairs carry the contact; needs ``object_pairs``), so fewer
+            tokens go and the step costs more. ``"frames"``: whole frames, ``round(t * (1 - drop_token))`` kept at
+            random in each time step of ``t`` frames (at least one), so every kept frame keeps all its objects and
+            pairs and every step keeps some frames.
         temperature: NCE temperature (the paper's 0.07 with batches of 2,048; 0.1 for batches of 32).
         sync_negatives: Add each clip's own audio, rolled by half the clip, as a further negative of its video
             in the video-to-audio NCE (Korbar, Tran and Torresani's AVTS "hard negatives", NeurIPS 2018): the
@@ -211,6 +220,7 @@ class VATTConfig:
     va_dim: int = 64
     vt_dim: int = 32
     drop_token: float = 0.5
+    drop_token_mode: str = "tokens"
     temperature: float = 0.1
     sync_negatives: bool = False
     temporal_nce: float = 0.0
@@ -240,6 +250,12 @@ class VATTConfig:
             raise ConfigError(f"VATTConfig: {self.samples} samples is not a whole number of chunks of {self.chunk}")
         if not 0.0 <= self.drop_token < 1.0:
             raise ConfigError(f"VATTConfig: drop_token must be in [0, 1), got {self.drop_token}")
+        if self.drop_token_mode not in DROP_TOKEN_MODES or (self.drop_token_mode != "tokens" and (
+                self.video_stem != "objects" or (self.drop_token_mode == "objects" and not self.object_pairs))):
+            raise ConfigError(f"VATTConfig: drop_token_mode must be one of {', '.join(DROP_TOKEN_MODES)} ('objects' "
+                              f"and 'frames' with video_stem 'objects', 'objects' with object_pairs=True), got "
+                              f"{self.drop_token_mode!r}, video_stem {self.video_stem!r}, "
+                              f"object_pairs {self.object_pairs}")
         if not (math.isfinite(self.temporal_nce) and self.temporal_nce >= 0):
             raise ConfigError(f"VATTConfig: temporal_nce must be a finite weight >= 0, got {self.temporal_nce}")
         if self.temporal_negatives not in ("batch", "clip"):
@@ -549,11 +565,32 @@ class VATT(nn.Module):
         n, k, _ = tokens.shape
         return tokens, torch.arange(k, device=tokens.device).expand(n, k)
 
+    def _kept_object_tokens(self, n: int, device: torch.device) -> Tensor:
+        """Which tokens of the ``"objects"`` stem ``drop_token_mode`` keeps, int64 [N, K'] in order (positions in
+        the ``frames * frame_tokens`` sequence, frame by frame)."""
+        c = self.config
+        per_frame = c.frame_tokens
+        if c.drop_token_mode == "objects":
+            slot = torch.arange(c.frames * per_frame, device=device) % per_frame
+            objects, pairs = (slot < c.object_slots).nonzero()[:, 0], (slot >= c.object_slots).nonzero()[:, 0]
+            keep = max(1, round(len(objects) * (1.0 - c.drop_token)))
+            chosen = objects[torch.rand(n, len(objects), device=device).argsort(1)[:, :keep]]
+            return torch.cat([chosen, pairs.expand(n, -1)], 1).sort(1).values
+        t, steps = c.tubelet[0], c.video_grid[0]  # "frames": the same number of whole frames from each step
+        keep = max(1, round(t * (1.0 - c.drop_token)))
+        frames = torch.rand(n, steps, t, device=device).argsort(2)[..., :keep]
+        frames = (frames + torch.arange(steps, device=device)[:, None] * t).flatten(1).sort(1).values  # [N, F']
+        return (frames[..., None] * per_frame + torch.arange(per_frame, device=device)).flatten(1)
+
     def _video(self, video: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """[AGG] [N, dim], token outputs [N, K', dim] and each output's time step [N, K']."""
         if self.config.video_stem == "objects":
             tokens, present = self._object_tokens(video)
-            tokens, kept = self._drop(tokens)
+            if self.training and self.config.drop_token and self.config.drop_token_mode != "tokens":
+                kept = self._kept_object_tokens(tokens.shape[0], tokens.device)
+                tokens = tokens.gather(1, kept[..., None].expand(-1, -1, tokens.shape[2]))
+            else:
+                tokens, kept = self._drop(tokens)
             present = present.gather(1, kept)
             frame = kept // self.config.frame_tokens
             agg, out = self.video_encoder(tokens, padding=~present, mask=self._frame_mask(frame))

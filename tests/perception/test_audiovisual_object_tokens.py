@@ -558,3 +558,50 @@ def test_the_quick_bench_runs_with_depth_tokens():
                          pair_tokens="learned", temporal_skip_first=True, object_ground="depth")
     assert out.figures["config_overrides"]["object_ground"] == "depth"
     assert 0.0 <= out.figures["probe_accuracy"]["drop_token"] <= 1.0
+
+
+def test_drop_token_mode_objects_keeps_every_pair_token_and_half_the_object_tokens():
+    cfg = dataclasses.replace(OBJ, object_pairs=True, object_attention="frame", drop_token_mode="objects")
+    torch.manual_seed(0)
+    net = VATT(cfg).train()
+    for _ in range(5):
+        kept = net._kept_object_tokens(3, torch.device("cpu"))  # 4 frames of 3 objects then 3 pairs
+        slot = kept % cfg.frame_tokens
+        assert kept.shape == (3, 6 + 12) and (kept.diff(1) > 0).all()
+        assert ((slot >= 3).sum(1) == 12).all() and ((slot < 3).sum(1) == 6).all()
+    assert len({tuple(row) for row in kept.tolist()}) > 1  # each clip draws its own objects
+    _, out, step = net._video(_features())
+    assert out.shape == (3, 18, 16)
+    assert net.eval()._video(_features())[1].shape == (3, 24, 16)  # evaluation keeps every token
+
+
+def test_drop_token_mode_frames_keeps_whole_frames_the_same_number_in_each_step():
+    cfg = dataclasses.replace(OBJ, object_pairs=True, object_attention="frame", drop_token_mode="frames")
+    torch.manual_seed(0)
+    net = VATT(cfg).train()
+    seen = set()
+    for _ in range(5):
+        kept = net._kept_object_tokens(3, torch.device("cpu"))
+        assert kept.shape == (3, 2 * 6)  # 1 of the 2 frames of each of the 2 steps, all 6 tokens of each
+        frame = (kept // 6).view(3, 2, 6)
+        assert (frame == frame[..., :1]).all() and (kept.view(3, 2, 6) % 6 == torch.arange(6)).all()
+        assert (frame[:, :, 0] // 2 == torch.tensor([0, 1])).all()  # one frame from each time step
+        seen |= set(frame[:, 0, 0].tolist())
+    assert seen == {0, 1}
+    out = VATT(dataclasses.replace(cfg, onset_target=1.0, temporal_nce=1.0, temporal_negatives="clip")).losses(
+        _features(), torch.randn(3, 256), torch.randint(1, 12, (3, 2, 3)))
+    out["loss"].backward()
+    assert out["loss"].isfinite()
+    full = net._video(_features())  # dropping nothing keeps the default path
+    assert VATT(dataclasses.replace(cfg, drop_token=0.0)).train()._video(_features())[1].shape == (3, 24, 16)
+    assert full[1].shape == (3, 12, 16)
+
+
+def test_a_bad_drop_token_mode_is_refused_by_name():
+    with pytest.raises(ConfigError, match="drop_token_mode"):
+        dataclasses.replace(OBJ, drop_token_mode="pixels")
+    with pytest.raises(ConfigError, match="drop_token_mode"):
+        dataclasses.replace(OBJ, drop_token_mode="objects")  # no pair tokens to keep
+    with pytest.raises(ConfigError, match="drop_token_mode"):
+        VATTConfig(drop_token_mode="frames")  # the tubelet stem
+    assert VATTConfig().drop_token_mode == "tokens"
