@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +77,8 @@ __all__ = [
     "collision_late",
     "onset_strength",
     "run_vatt_bench",
+    "VATT_VARIANTS",
+    "VATTOptions",
 ]
 
 PAD = 0  # word id of padding; a phrase of all PAD is absent
@@ -903,16 +905,49 @@ def train_vatt(model: VATT, video: Tensor, audio: Tensor, text: Tensor, bench: B
     return (time.process_time() - t0) / max(bench.steps, 1)
 
 
+# The object-token tower with depth grounding and the impact-band onset target (audiovisual.md, sessions 26-27):
+# the VATTConfig fields it replaces.
+_DEPTH_ONSET = dict(video_stem="objects", frames=16, tubelet=(4, 8, 8), audio_positions=False,
+                    video_time_positions=False, object_attention="frame", object_pairs=True, pair_tokens="learned",
+                    temporal_skip_first=True, object_ground="depth", onset_target=4, onset_band=0.67)
+
+#: Named configurations of the ``vatt`` entry (``nesy bench perception --model vatt --set variant=NAME``):
+#: :func:`run_vatt_bench`'s ``lr`` and ``pretrain_clips`` and the :class:`VATTConfig` fields each replaces.
+#: ``benchmark`` is the entry as registered; ``depth-onset`` the variant read once on seed 35956 (session 27,
+#: vatt4); ``depth-onset-frames`` the same with whole frames dropped (vatt5's candidate).
+VATT_VARIANTS: dict[str, dict] = {
+    "benchmark": {},
+    "depth-onset": {"lr": 1e-3, "pretrain_clips": 3000, **_DEPTH_ONSET},
+    "depth-onset-frames": {"lr": 1e-3, "pretrain_clips": 3000, **_DEPTH_ONSET, "drop_token_mode": "frames"},
+}
+
+
+@dataclass(frozen=True)
+class VATTOptions:
+    """The ``vatt`` entry's options (``nesy bench perception --model vatt --set variant=NAME``)."""
+
+    variant: str = field(default="benchmark", metadata={"choices": tuple(VATT_VARIANTS),
+                                                         "help": "a named configuration (VATT_VARIANTS)"})
+
+
 @register_perception_bench(
     "vatt",
     paper="Akbari et al., VATT, NeurIPS 2021, arXiv 2104.11178",
     check="linear probe of frozen video features per time step (collision in the clip's second half) >= random encoder + 15 "
     "points; DropToken 0.5 cuts CPU time per step >= 40% with the probe within 2 points",
     ablation="a randomly initialised encoder; the same VATT without DropToken",
+    options=VATTOptions,
 )
-def bench_vatt(quick: bool, seed: int) -> BenchOutcome:
-    """Pretrain VATT with and without DropToken on the same clips, probe the frozen video features."""
-    return run_vatt_bench(quick, seed)
+def bench_vatt(quick: bool, seed: int, variant: str = "benchmark") -> BenchOutcome:
+    """Pretrain VATT with and without DropToken on the same clips, probe the frozen video features.
+
+    ``variant``: a name of :data:`VATT_VARIANTS` (the registered entry: ``benchmark``).
+    """
+    if variant not in VATT_VARIANTS:
+        raise ConfigError(f"vatt: variant must be one of {', '.join(VATT_VARIANTS)}, got {variant!r}")
+    settings = dict(VATT_VARIANTS[variant])
+    return run_vatt_bench(quick, seed, lr=settings.pop("lr", None), pretrain_clips=settings.pop("pretrain_clips", None),
+                          **settings)
 
 
 def run_vatt_bench(quick: bool, seed: int, lr: float | None = None, pretrain_clips: int | None = None,

@@ -504,3 +504,26 @@ def test_the_quick_bench_runs_a_conv_stem_variant():
     out = run_vatt_bench(True, 0, video_stem="conv", stem_width=4, video_time_positions=False)
     assert out.figures["config_overrides"] == {"video_stem": "conv", "stem_width": 4, "video_time_positions": False}
     assert 0.0 <= out.figures["probe_accuracy"]["drop_token"] <= 1.0
+
+
+def test_vatt_variants_reach_run_vatt_bench_from_the_command_line_form(monkeypatch):
+    """``--set variant=NAME`` runs the named configuration: exactly the held-out reads' arguments, refused by name
+    otherwise; the registered entry runs with no overrides."""
+    import perception.audiovisual.vatt as vatt
+    from perception.benchmark import bench_options
+
+    calls = []
+    monkeypatch.setattr(vatt, "run_vatt_bench", lambda quick, seed, **kw: calls.append((quick, seed, kw)) or "ran")
+    kwargs = bench_options("vatt", {"variant": "depth-onset-frames"})
+    assert vatt.bench_vatt(False, 50706, **kwargs) == "ran"
+    quick, seed, kw = calls[-1]
+    assert (quick, seed, kw["lr"], kw["pretrain_clips"]) == (False, 50706, 1e-3, 3000)
+    assert (kw["object_ground"], kw["onset_target"], kw["onset_band"], kw["drop_token_mode"]) == ("depth", 4, 0.67, "frames")
+    assert kw["tubelet"] == (4, 8, 8) and kw["pair_tokens"] == "learned" and kw["frames"] == 16
+    assert "drop_token_mode" not in vatt.VATT_VARIANTS["depth-onset"]  # vatt4's read of 35956: random tokens
+    vatt.bench_vatt(True, 3)
+    assert calls[-1] == (True, 3, {"lr": None, "pretrain_clips": None})
+    names = {f.name for f in dataclasses.fields(vatt.VATTConfig)} | {"lr", "pretrain_clips"}
+    assert all(set(v) <= names for v in vatt.VATT_VARIANTS.values())
+    with pytest.raises(ConfigError, match="option 'variant' must be one of"):
+        bench_options("vatt", {"variant": "nope"})
