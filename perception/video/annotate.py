@@ -772,6 +772,7 @@ def split_merged_masks(tracks: Sequence[Track], feet: Mapping[tuple[int, float, 
                         feet.get((f, float(p[0]), float(p[1])), np.full(4, np.nan))]
                     for f, p, loc, pr, a in zip(t.frames, t.pixels, t.locations, t.obs_probs, t.areas, strict=True)})
     events = []
+    swollen: set[tuple[int, int]] = set()  # (track, frame) of each swollen observation, and of each one added
     for ti, t in enumerate(tracks):
         areas = np.asarray(t.areas, float)
         if len(areas) != len(t) or not np.isfinite(areas).any():
@@ -779,9 +780,13 @@ def split_merged_masks(tracks: Sequence[Track], feet: Mapping[tuple[int, float, 
         median = float(np.nanmedian(areas))
         changed = areas > ratio * median
         events += [(t.frames[i], ti) for i in np.flatnonzero(changed)]
-        for i in np.flatnonzero(changed):
-            obs[ti][t.frames[i]].append(True)  # marks a changed observation
-    unchanged = [sorted(f for f, o in ob.items() if len(o) == 5 and np.isfinite(o[4]).all()) for ob in obs]
+        swollen.update((ti, t.frames[i]) for i in np.flatnonzero(changed))
+
+    def footed(k: int) -> list[int]:
+        """Frames of track ``k``'s observations neither swollen nor added, with a footprint."""
+        return sorted(f for f, o in obs[k].items() if (k, f) not in swollen and np.isfinite(o[4]).all())
+
+    unchanged = [footed(k) for k in range(len(obs))]
     camera = config.camera.with_size(image_hw[1], image_hw[0])
 
     def place(pixel: np.ndarray, z: float) -> np.ndarray:
@@ -815,15 +820,15 @@ def split_merged_masks(tracks: Sequence[Track], feet: Mapping[tuple[int, float, 
         if best is None:
             continue
         _, h, g = best
-        footed = [k for k in sorted(obs[h]) if k < f and len(obs[h][k]) == 5 and np.isfinite(obs[h][k][4]).all()]
-        if not footed:
+        seen = [k for k in footed(h) if k < f]
+        if not seen:
             continue
         own = obs[ti][f][0].copy()
         for axis, (lo, hi) in enumerate(((0, 2), (1, 3))):
             shifts = [box[k] - ref_box[k] for k in (lo, hi) if kept[k]]
             if shifts:
                 own[axis] = ref_px[axis] + float(np.mean(shifts))
-        h_box, h_px = obs[h][footed[-1]][4], obs[h][footed[-1]][0]
+        h_box, h_px = obs[h][seen[-1]][4], obs[h][seen[-1]][0]
         hidden = obs[h][g][0].copy()
         for axis, (lo, hi) in enumerate(((0, 2), (1, 3))):
             side = hi if hidden[axis] > own[axis] else lo
@@ -836,12 +841,13 @@ def split_merged_masks(tracks: Sequence[Track], feet: Mapping[tuple[int, float, 
         obs[ti][f][1] = place(own, float(obs[ti][f][1][2]))
         if config.split_hidden:
             mean = {a: tracks[h].mean_probs(a) for a in VIDEO_ATTRIBUTES}
-            obs[h][f] = [hidden, location, mean, float("nan"), np.full(4, np.nan), True]
+            obs[h][f] = [hidden, location, mean, float("nan"), np.full(4, np.nan)]
+            swollen.add((h, f))
     out = []
     for ob in obs:
         t = Track()
         for f in sorted(ob):
-            pixel, location, probs, area = ob[f][:4]
+            pixel, location, probs, area, _ = ob[f]
             t.add(f, pixel, location, probs, area)
         out.append(t)
     return out
