@@ -299,7 +299,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     for v, entry in enumerate(tqdm(entries, desc="CLEVRER questions", unit="video", disable=not progress)):
         questions = _readable_questions(entry, v, errors)
         if set(cfg.types) != {"descriptive", *MC_TYPES}:  # all: every question, an unknown type reported as before
-            questions = [q for q in questions if not isinstance(q, dict) or q.get("question_type") in cfg.types]
+            questions = [q for q in questions if q.get("question_type") in cfg.types]  # all objects now
         batch = parse_many(questions) if parse_many is not None and questions else None
         index = entry.get("scene_index", v) if isinstance(entry, dict) else v
         try:
