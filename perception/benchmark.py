@@ -239,7 +239,8 @@ def run_bench(name: str, quick: bool = False, seed: int = 0,
     Benchmarks registered above the perception layer (selective prediction's,
     which runs NS-VQA) are loaded by :func:`benchmarks.perception_bench.run_perception_bench`.
     ``options``: settings of the entry's registered options (:func:`bench_options`); None or {}
-    runs the entry as registered.
+    runs the entry as registered: an entry with options always runs with its options dataclass's
+    values (its defaults define the entry), so the result's ``options`` are what ran.
 
     Raises:
         ConfigError: unknown name (the message lists the registered ones), or a refused option.
@@ -249,7 +250,7 @@ def run_bench(name: str, quick: bool = False, seed: int = 0,
         raise ConfigError(f"perception benchmark {name!r}: seed must be an integer >= 0, got {seed!r}")
     kwargs = bench_options(name, options)  # before anything trains
     t0 = time.perf_counter()
-    outcome = bench.run(bool(quick), seed, **kwargs) if options else bench.run(bool(quick), seed)
+    outcome = bench.run(bool(quick), seed, **kwargs)
     minutes = (time.perf_counter() - t0) / 60.0
     checks = [_finite(asdict(c)) for c in outcome.checks]
     return {

@@ -76,6 +76,27 @@ def test_set_changes_a_registered_option_typed_from_its_text_and_the_json_record
                                                                           "flip": False}  # typed values pass too
 
 
+def test_an_entry_without_settings_runs_with_its_options_defaults_not_its_functions(tmp_path):
+    """The options dataclass defines the entry (gan-dissection's and vatt's since session 28): with no --set,
+    its defaults reach the function even where the function's own keyword defaults differ."""
+
+    @dataclass(frozen=True)
+    class _Entry:
+        scale: float = 2.0
+
+    @register_perception_bench("toy-entry", paper="none", check="figure >= 1", ablation="none", options=_Entry)
+    def toy(quick: bool, seed: int, scale: float = 1.0) -> BenchOutcome:
+        return BenchOutcome((Check("figure", "seed x scale", seed * scale, None, ">= 1", seed * scale >= 1),), {})
+
+    try:
+        out = tmp_path / "r.json"
+        assert main(["bench", "perception", "--model", "toy-entry", "--seed", "3", "--out", str(out)]) == 0
+        result = json.loads(out.read_text())
+        assert result["checks"][0]["ours"] == 6.0 and result["options"] == {"scale": 2.0}
+    finally:
+        PERCEPTION_BENCHES.unregister("toy-entry")
+
+
 @pytest.mark.parametrize(("setting", "says"), [
     ("colour=red", "has no option 'colour'; its options: scale, mode, repeat, flip"),
     ("mode=quiet", "option 'mode' must be one of plain, loud, got 'quiet'"),
