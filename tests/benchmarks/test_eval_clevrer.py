@@ -151,6 +151,21 @@ def test_an_option_whose_answer_is_no_label_is_named_not_scored_wrong_in_silence
     assert result["wrong"]["counterfactual"] == [[entries[0]["scene_index"], mc["question_id"]]]
 
 
+def test_an_unknown_program_function_is_named_with_its_token_question_and_video(folder, tmp_path):
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    entries = json.loads((changed / "validation.json").read_text())
+    q = next(q for q in entries[0]["questions"] if q["question_type"] == "descriptive")
+    q["program"][1] = "audit4"
+    (changed / "validation.json").write_text(json.dumps(entries))
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(changed), "--split", "val", "--perception", "gt",
+                     "--dynamics", "gt", "--parser", "gt", "--out", str(out), "--quiet"]) == 0
+    errors = json.loads(out.read_text())["errors"]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"video 0, question {q['question_id']}: program: unknown function 'audit4' at token 1; ")
+
+
 def test_an_unknown_part_names_the_registered_choices(folder, capsys):
     assert cli.main(["eval", "clevrer", "--data", str(folder), "--dynamics", "propnett"]) == 2
     assert "video dynamics" in capsys.readouterr().err
