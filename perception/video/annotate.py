@@ -368,8 +368,9 @@ class VideoPerceptionConfig:
             raise ConfigError(f"VideoPerceptionConfig.coast_stop must be 0 (off) or 1 (on), got {self.coast_stop}")
         if self.join_short not in (0, 1):
             raise ConfigError(f"VideoPerceptionConfig.join_short must be 0 (off) or 1 (on), got {self.join_short}")
-        if self.split_merged != 0 and not self.split_merged > 1:
-            raise ConfigError(f"VideoPerceptionConfig.split_merged must be 0 (off) or an area ratio > 1, got {self.split_merged}")
+        sm = self.split_merged  # a ratio of inf would split nothing, without a word
+        if not isinstance(sm, (int, float)) or (sm != 0 and not 1 < sm < float("inf")):
+            raise ConfigError(f"VideoPerceptionConfig.split_merged must be 0 (off) or an area ratio > 1, got {sm!r}")
         if self.split_hidden not in (0, 1):
             raise ConfigError(f"VideoPerceptionConfig.split_hidden must be 0 (the hidden object not placed) or 1, "
                               f"got {self.split_hidden}")
