@@ -241,12 +241,13 @@ def register(groups) -> None:
     from physics.control import PLANNERS, PLANNING_THREADS, TASKS
     from physics.control.envs import APPROACH_PATHS
     from physics.control.planners import PlannerConfig
+    from physics.models.base import MODELS
 
     parser = groups.command("control", help="model-predictive control on a Gymnasium task (learned or true model)",
                             description=__doc__.split("\n\n")[0])
     registry_argument(parser, "--task", registry=TASKS, required=True, help="control task")
     parser.add_argument("--model", required=True,
-                        help="planning model: gt (the simulator) or a learned simulator (in, propnet, dpinet, gns)")
+                        help=f"planning model: gt (the simulator) or a learned simulator ({', '.join(MODELS.names())})")
     registry_argument(parser, "--planner", registry=PLANNERS, default="cem", help="planner (default: cem)")
     parser.add_argument("--episodes", type=count(min=1), default=50, help="episodes (default: 50)")
     parser.add_argument("--seed", type=count(min=0), default=0, help="evaluation seed; episode seeds are drawn from it (default: 0)")
