@@ -186,6 +186,20 @@ def test_rollout_flags_reach_the_learned_dynamics(folder, tmp_path):
     assert result["errors"] == [] and result["counts"]["predictive_per_option"] > 0
 
 
+def test_rollout_flag_choices_are_the_rollout_configs_own_lists():
+    """A flag's choices are read from the RolloutConfig's list, not written again (two were copies)."""
+    import dataclasses
+
+    from physics.models import video_propnet as vp
+
+    own = {"carry_scope": vp.CARRY_SCOPES, "lookahead_scope": vp.CARRY_SCOPES, "near_miss_scope": vp.CARRY_SCOPES,
+           "yaw_discs": vp.YAW_DISCS, "yaw_input": vp.YAW_INPUTS}
+    chosen = {f.metadata["setting"]: f.metadata["choices"] for f in dataclasses.fields(ClevrerEvalConfig)
+              if "setting" in f.metadata and "choices" in f.metadata}
+    assert chosen.keys() == own.keys()
+    assert all(chosen[k] is own[k] for k in own), [k for k in own if chosen[k] is not own[k]]
+
+
 def test_yaw_input_flag_maps_to_the_rollout_setting_and_refuses_other_values(capsys):
     assert ClevrerEvalConfig(data="x", yaw_input="zeros").rollout_settings() == {"yaw_input": "zeros"}
     with pytest.raises(SystemExit):
