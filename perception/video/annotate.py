@@ -374,6 +374,8 @@ class VideoPerceptionConfig:
         if self.split_hidden not in (0, 1):
             raise ConfigError(f"VideoPerceptionConfig.split_hidden must be 0 (the hidden object not placed) or 1, "
                               f"got {self.split_hidden}")
+        if not self.split_hidden and not sm:  # as late_collision_start needs start_velocity_fit: else a no-op
+            raise ConfigError("VideoPerceptionConfig.split_hidden 0 needs split_merged > 1 (it says what a split does)")
         if self.closing_end_frames < 0:
             raise ConfigError(f"VideoPerceptionConfig.closing_end_frames must be >= 0 (0: off), got {self.closing_end_frames}")
 
