@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     settings = config_from_args(RolloutFlags, args).rollout_settings()
     learned = [n for n in names if n != "gt"]
     if settings and not learned:
-        raise ConfigError(f"--future-* flags {sorted(settings)} set the learned providers' rollouts; none of "
+        raise ConfigError(f"rollout flags {sorted(settings)} set the learned providers' rollouts; none of "
                           f"{args.dynamics!r} is learned")
     for name in learned if settings else ():  # bad settings refused before any provider runs ("gt,propnet": gt first)
         make_video_dynamics(name, checkpoint=args.checkpoint, settings=settings)

@@ -112,6 +112,14 @@ def test_bad_rollout_settings_are_refused_before_any_provider_runs(data, tmp_pat
     assert ran == [] and not (tmp_path / "r.json").exists()
 
 
+def test_rollout_flags_with_the_truth_provider_alone_are_refused_as_rollout_flags(data, tmp_path, capsys):
+    """A counterfactual (or yaw, carry ...) setting was called one of the "--future-* flags"."""
+    assert main(["bench", "video-dynamics", "--data", str(data), "--dynamics", "gt", "--counterfactual-velocity-fit",
+                 "12", "--out", str(tmp_path / "r.json"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "rollout flags ['counterfactual_velocity_fit'] set the learned providers' rollouts; none of 'gt'" in err
+
+
 def test_train_video_dynamics_from_a_trajectory_file_with_counterfactuals_and_contact_weights(data, tmp_path, capsys):
     pack = tmp_path / "trajs.npz"
     assert main(["data", "video-trajectories", "--data", str(data), "--split", "val", "--counterfactuals",
