@@ -46,7 +46,7 @@ from benchmarks.eval_clevr import scene_bootstrap_interval
 from perception.video.annotate import perception_config
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
-from physics.models.video_propnet import CARRY_SCOPES
+from physics.models.video_propnet import CARRY_SCOPES, YAW_DISCS, YAW_INPUTS
 from physics.worlds.clevrer_annotation import split_hint
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
 from reasoning.executor.video import CHOICE_ANSWERS, execute_video, judge_choice
@@ -131,11 +131,11 @@ class RolloutFlags:
     yaw_discs: str | None = field(default=None, metadata={
         "help": "cubes the collision rule takes as discs of unknown_yaw_reach: unknown (shipped; those whose yaw the "
                 "annotation does not give) or cubes (every cube: a perceived yaw, cube_yaw=1, goes to the PropNet only)",
-        "setting": "yaw_discs", "choices": ("unknown", "cubes")})
+        "setting": "yaw_discs", "choices": YAW_DISCS})
     yaw_input: str | None = field(default=None, metadata={
         "help": "the PropNet's orientation input: given (shipped; the annotation's yaws) or zeros (every object; "
                 "the annotation's yaws, e.g. cube_yaw=1, go to the collision rule only, carried on through predicted frames)",
-        "setting": "yaw_input", "choices": ("given", "zeros")})
+        "setting": "yaw_input", "choices": YAW_INPUTS})
     future_edge: int | None = field(default=None, metadata={
         "help": "a collision the annotation records in its last N observed frames whose footprints still touch at "
                 "the first predicted frame is also a future collision (0: off; default 2 with a pixel perceiver, "

@@ -55,13 +55,14 @@ def _option_names(bench) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.set and not args.model:  # with --list it was ignored without a word
+        raise ConfigError("--set changes one model's options: give it with --model NAME, not "
+                          + ("--list" if args.list else "--all"))
     if args.list:
         rows = [[b.name, b.paper, b.check, b.ablation, _option_names(b)] for b in perception_benches()]
         print(format_table(rows, ["model", "paper", "check", "ablation", "options (--set)"]))
         return 0
     settings = _settings(args.set)
-    if settings and not args.model:
-        raise ConfigError("--set changes one model's options: give it with --model NAME, not --all")
     if settings:
         perception_benches()  # every entry registered, then the options checked before anything trains
         bench_options(args.model, settings)

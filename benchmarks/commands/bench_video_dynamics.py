@@ -85,14 +85,14 @@ def run(args: argparse.Namespace) -> int:
     settings = config_from_args(RolloutFlags, args).rollout_settings()
     learned = [n for n in names if n != "gt"]
     if settings and not learned:
-        raise ConfigError(f"--future-* flags {sorted(settings)} set the learned providers' rollouts; none of "
+        raise ConfigError(f"rollout flags {sorted(settings)} set the learned providers' rollouts; none of "
                           f"{args.dynamics!r} is learned")
+    for name in learned if settings else ():  # bad settings refused before any provider runs ("gt,propnet": gt first)
+        make_video_dynamics(name, checkpoint=args.checkpoint, settings=settings)
     videos = load_video_split(args.data, args.split, limit=args.n)
     providers = {}
     for name in names:
         given = settings if name != "gt" else None
-        if given:
-            make_video_dynamics(name, checkpoint=args.checkpoint, settings=given)  # refuses bad settings before the run
         providers[name] = evaluate_video_dynamics(
             videos, lambda truth, name=name, given=given: make_video_dynamics(
                 name, truth=truth, checkpoint=args.checkpoint, settings=given),

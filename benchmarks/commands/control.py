@@ -100,17 +100,37 @@ def episode_gif(result, path: Path) -> None:
 _EPISODE_KEYS = ("seed", "success", "final_distance", "start_distance", "steps", "plan_seconds_mean")
 
 
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"planner_config": {"horizon": 20}}`` -> ``{"planner_config.horizon": 20}``."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _resumable(old: Any, out: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
-    """The episodes of an earlier ``--out`` that ``--resume`` continues: none when its settings differ.
+    """The episodes of an earlier ``--out`` that ``--resume`` continues.
+
+    A resume continues the run the file holds, so its settings must be the file's: a run with
+    others is refused (before, it started over and overwrote the file's episodes without a word).
 
     Raises:
         DataError: the file is not a control result, or an episode record lacks a field (names the file).
+        ConfigError: the file's run had other settings (each one named, the file's value and this run's).
     """
-    if not isinstance(old, dict) or not isinstance(old.get("per_episode", []), list):
+    if (not isinstance(old, dict) or not isinstance(old.get("settings"), dict)
+            or not isinstance(old.get("per_episode", []), list)):
         raise DataError(f"--resume: {out} is not a nesy control result (an object with 'settings' and "
                         "'per_episode'); give another --out or delete it")
-    if old.get("settings") != settings:
-        return []
+    if old["settings"] != settings:
+        was, now = _flat(old["settings"]), _flat(settings)
+        diff = "; ".join(f"{k}: {was.get(k)!r} in the file, {now.get(k)!r} now"
+                         for k in dict.fromkeys([*now, *was]) if was.get(k) != now.get(k))
+        raise ConfigError(f"--resume: {out} holds a run with other settings ({diff}); resume with the run's "
+                          "flags, or give another --out")
     episodes = old.get("per_episode", [])
     for k, d in enumerate(episodes):
         missing = [key for key in _EPISODE_KEYS if not isinstance(d, dict) or key not in d]
@@ -221,12 +241,13 @@ def register(groups) -> None:
     from physics.control import PLANNERS, PLANNING_THREADS, TASKS
     from physics.control.envs import APPROACH_PATHS
     from physics.control.planners import PlannerConfig
+    from physics.models.base import MODELS
 
     parser = groups.command("control", help="model-predictive control on a Gymnasium task (learned or true model)",
                             description=__doc__.split("\n\n")[0])
     registry_argument(parser, "--task", registry=TASKS, required=True, help="control task")
     parser.add_argument("--model", required=True,
-                        help="planning model: gt (the simulator) or a learned simulator (in, propnet, dpinet, gns)")
+                        help=f"planning model: gt (the simulator) or a learned simulator ({', '.join(MODELS.names())})")
     registry_argument(parser, "--planner", registry=PLANNERS, default="cem", help="planner (default: cem)")
     parser.add_argument("--episodes", type=count(min=1), default=50, help="episodes (default: 50)")
     parser.add_argument("--seed", type=count(min=0), default=0, help="evaluation seed; episode seeds are drawn from it (default: 0)")
@@ -253,7 +274,9 @@ def register(groups) -> None:
                         help="split of --record (default: train)")
     parser.add_argument("--threads", type=count(min=1), default=PLANNING_THREADS,
                         help=f"torch CPU threads (default {PLANNING_THREADS}: small graphs gain nothing from more)")
-    parser.add_argument("--resume", action="store_true", help="continue the episodes already in --out")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the episodes already in --out; a run with other settings (task, model, "
+                        "planner, seed, checkpoint, planner and task flags) is refused, naming each")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF of the first episode")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

@@ -31,11 +31,14 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE (a world config field), got {item!r}")
+        key = key.strip().replace("-", "_")
+        if key in out:  # the later one won without a word (bench perception's --set refuses it too)
+            raise ConfigError(f"--set {key} given twice")
         try:
             value = json.loads(text, parse_constant=_refuse_non_finite(item))
         except json.JSONDecodeError:
             value = text
-        out[key.strip().replace("-", "_")] = value
+        out[key] = value
     return out
 
 

@@ -300,12 +300,13 @@ class VATTConfig:
         if self.pair_tokens not in PAIR_TOKENS or (self.pair_tokens != "measured" and not self.object_pairs):
             raise ConfigError(f"VATTConfig: pair_tokens must be one of {', '.join(PAIR_TOKENS)} ('learned' with "
                               f"object_pairs=True), got {self.pair_tokens!r}, object_pairs {self.object_pairs}")
-        if not (math.isfinite(self.onset_target) and self.onset_target >= 0):
-            raise ConfigError(f"VATTConfig: onset_target must be a finite weight >= 0, got {self.onset_target}")
-        if not (math.isfinite(self.onset_band) and 0.0 <= self.onset_band < 1.0) or (self.onset_band
-                                                                                     and not self.onset_target):
+        if not (isinstance(self.onset_target, (int, float)) and math.isfinite(self.onset_target)
+                and self.onset_target >= 0):
+            raise ConfigError(f"VATTConfig: onset_target must be a finite weight >= 0, got {self.onset_target!r}")
+        if not (isinstance(self.onset_band, (int, float)) and math.isfinite(self.onset_band)
+                and 0.0 <= self.onset_band < 1.0) or (self.onset_band and not self.onset_target):
             raise ConfigError(f"VATTConfig: onset_band must be a fraction of the Nyquist frequency in [0, 1), with "
-                              f"onset_target > 0 when not 0; got onset_band {self.onset_band}, "
+                              f"onset_target > 0 when not 0; got onset_band {self.onset_band!r}, "
                               f"onset_target {self.onset_target}")
         if self.onset_target and self.chunk % 8:
             raise ConfigError(f"VATTConfig: onset_target needs chunk divisible by 8, got {self.chunk}")

@@ -368,11 +368,14 @@ class VideoPerceptionConfig:
             raise ConfigError(f"VideoPerceptionConfig.coast_stop must be 0 (off) or 1 (on), got {self.coast_stop}")
         if self.join_short not in (0, 1):
             raise ConfigError(f"VideoPerceptionConfig.join_short must be 0 (off) or 1 (on), got {self.join_short}")
-        if self.split_merged != 0 and not self.split_merged > 1:
-            raise ConfigError(f"VideoPerceptionConfig.split_merged must be 0 (off) or an area ratio > 1, got {self.split_merged}")
+        sm = self.split_merged  # a ratio of inf would split nothing, without a word
+        if not isinstance(sm, (int, float)) or (sm != 0 and not 1 < sm < float("inf")):
+            raise ConfigError(f"VideoPerceptionConfig.split_merged must be 0 (off) or an area ratio > 1, got {sm!r}")
         if self.split_hidden not in (0, 1):
             raise ConfigError(f"VideoPerceptionConfig.split_hidden must be 0 (the hidden object not placed) or 1, "
                               f"got {self.split_hidden}")
+        if not self.split_hidden and not sm:  # as late_collision_start needs start_velocity_fit: else a no-op
+            raise ConfigError("VideoPerceptionConfig.split_hidden 0 needs split_merged > 1 (it says what a split does)")
         if self.closing_end_frames < 0:
             raise ConfigError(f"VideoPerceptionConfig.closing_end_frames must be >= 0 (0: off), got {self.closing_end_frames}")
 

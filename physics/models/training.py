@@ -260,8 +260,8 @@ class TrainConfig:
         if self.average_last and not 2 <= self.average_last <= self.epochs:
             raise ConfigError(f"TrainConfig.average_last must be 0 (off) or between 2 and epochs ({self.epochs}), "
                               f"got {self.average_last}")
-        if not (self.ema_decay == 0.0 or 0.0 < self.ema_decay < 1.0):
-            raise ConfigError(f"TrainConfig.ema_decay must be 0 (off) or a fraction 0 < d < 1, got {self.ema_decay}")
+        if not isinstance(self.ema_decay, (int, float)) or not (self.ema_decay == 0.0 or 0.0 < self.ema_decay < 1.0):
+            raise ConfigError(f"TrainConfig.ema_decay must be 0 (off) or a fraction 0 < d < 1, got {self.ema_decay!r}")
         if self.select_rollouts < 0:
             raise ConfigError(f"TrainConfig.select_rollouts must be >= 0, got {self.select_rollouts}")
         if self.sample_from < 0:

@@ -248,7 +248,9 @@ class TrainLoop:
                 continue
             if key in self.may_grow and isinstance(old, int) and isinstance(new, int) and new > old:
                 continue
-            changed.append(f"{flag_name(key)} {old} (now {new})")
+            # a flag stored only when on (ema_decay, keep_epochs, ...) is absent when off: "not given", not "None"
+            was, now = (v if key in d else "not given" for v, d in ((old, stored), (new, self.flags)))
+            changed.append(f"{flag_name(key)} {was} (now {now})")
         if changed:
             allowed = sorted(self.may_change) + [f"{k} (larger only)" for k in sorted(self.may_grow)]
             raise ConfigError(

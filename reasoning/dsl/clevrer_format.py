@@ -28,11 +28,12 @@ choice's value as the first input of its innermost operation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from reasoning.dsl.catalogue import Catalogue
 from reasoning.dsl.program import Call, Program
 from reasoning.dsl.text import MAX_DEPTH
+from reasoning.dsl.typecheck import unknown_function
 from reasoning.errors import ProgramError
 
 __all__ = ["from_clevrer_tokens", "to_clevrer_tokens", "join_choice", "CONTROL_TOKENS"]
@@ -50,30 +51,47 @@ def from_clevrer_tokens(
     Raises:
         ProgramError: naming the token index when an operation lacks arguments,
             a literal sits where a computed input is needed (or the reverse), or
-            the tokens leave more than one value.
+            the tokens leave more than one value; a token that is neither a
+            function nor a word of the catalogue's vocabularies, found where a
+            program is needed or left over, is named as an unknown function.
     """
+    return _decode(tokens, catalogue, where, lambda pos: f"token {pos}")
+
+
+def _decode(
+    tokens: Sequence[str], catalogue: Catalogue | None, where: str, locate: Callable[[int], str]
+) -> Program:
+    """:func:`from_clevrer_tokens`, with ``locate(k)`` naming token ``k`` in its messages."""
     cat = catalogue if catalogue is not None else Catalogue.clevrer()
+
+    def unknown(literal: str, pos: int) -> ProgramError:  # a literal in a program's place that is no word either
+        return ProgramError(f"{where}: {unknown_function(literal, cat.names, at=locate(pos))}")
     if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
         raise ProgramError(f"{where}: CLEVRER program tokens must be a list of strings, got {tokens!r}")
     stack: list[tuple[Call, int] | str] = []  # (call, depth) or a literal
+    literal_at: dict[int, int] = {}  # stack depth of a literal -> its token index
     for pos, token in enumerate(tokens):
         if token == "<START>":
             continue
         if token in CONTROL_TOKENS:
             break
-        at = f"{where}: token {pos} ({token!r})"
+        at = f"{where}: {locate(pos)} ({token!r})"
         if token not in cat:
+            literal_at[len(stack)] = pos
             stack.append(token)
             continue
         spec = cat.signature(token)
         n_in, n_side = len(spec.inputs), len(spec.side_inputs)
         if len(stack) < n_in + n_side:
             raise ProgramError(f"{at}: {token} takes {n_in + n_side} argument(s), only {len(stack)} on the stack")
-        taken = stack[len(stack) - n_in - n_side:]
-        del stack[len(stack) - n_in - n_side:]
+        first = len(stack) - n_in - n_side
+        taken = stack[first:]
+        del stack[first:]
         children, literals = taken[:n_in], taken[n_in:]
         for k, child in enumerate(children):
             if isinstance(child, str):
+                if not cat.types_of_value(child):
+                    raise unknown(child, literal_at[first + k])
                 raise ProgramError(f"{at}: argument {k} must be a program ({spec.inputs[k]}), got the literal {child!r}")
         for k, literal in enumerate(literals):
             if not isinstance(literal, str):
@@ -84,6 +102,9 @@ def from_clevrer_tokens(
         if depth > MAX_DEPTH:
             raise ProgramError(f"{at}: program is nested deeper than {MAX_DEPTH} calls")
         stack.append((Call(token, tuple(c for c, _ in children), tuple(literals)), depth))  # type: ignore[misc]
+    for depth, item in enumerate(stack):
+        if isinstance(item, str) and not cat.types_of_value(item):
+            raise unknown(item, literal_at[depth])
     if len(stack) != 1 or isinstance(stack[0], str):
         shown = [s if isinstance(s, str) else s[0].function for s in stack]
         raise ProgramError(f"{where}: the tokens leave {len(stack)} value(s) {shown} on the stack, not one program")
@@ -105,4 +126,6 @@ def join_choice(choice: Sequence[str], question: Sequence[str], *, where: str = 
 
     Its answer is ``yes`` when the option is correct (as the official executor judges it).
     """
-    return from_clevrer_tokens([*choice, *question], where=where)
+    n = len(choice)
+    return _decode([*choice, *question], None, where,
+                   lambda pos: f"token {pos} of the choice" if pos < n else f"token {pos - n} of the question")

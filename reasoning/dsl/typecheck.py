@@ -97,12 +97,16 @@ def post_order(root: Call) -> list[Call]:
     return out
 
 
-def unknown_function(name: str, known: Sequence[str]) -> str:
-    """``"unknown function 'x'; did you mean ...?"`` (or the list of known functions)."""
+def unknown_function(name: str, known: Sequence[str], *, at: str = "") -> str:
+    """``"unknown function 'x'; did you mean ...?"`` (or the list of known functions).
+
+    ``at`` (e.g. ``"token 3"``) says where the name was met: ``"unknown function 'x' at token 3; ..."``.
+    """
+    head = f"unknown function {name!r}" + (f" at {at}" if at else "")
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
     if close:
-        return f"unknown function {name!r}; did you mean {', '.join(map(repr, close))}?"
-    return f"unknown function {name!r}; known functions are {', '.join(known)}"
+        return f"{head}; did you mean {', '.join(map(repr, close))}?"
+    return f"{head}; known functions are {', '.join(known)}"
 
 
 def check_nodes(

@@ -166,3 +166,10 @@ def test_all_quick_runs_every_model_and_writes_one_json(tmp_path):
     results = json.loads(out.read_text())["results"]
     assert [r["model"] for r in results] == perception_bench_names()
     assert all(isinstance(r["passed"], bool) and r["checks"] for r in results)
+
+
+def test_options_with_list_are_refused_not_ignored(capsys):
+    """``--list --set ema=0.5`` printed the list and dropped the setting without a word."""
+    assert main(["bench", "perception", "--list", "--set", "ema=0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith("give it with --model NAME, not --list"), err

@@ -80,3 +80,22 @@ def test_episode_gif_draws_plans_of_any_length_in_2d_and_3d(tmp_path):
                           imagined=[np.zeros((12, 3, d))])
         episode_gif(r, tmp_path / f"g{d}.gif")
         assert (tmp_path / f"g{d}.gif").stat().st_size > 0
+
+
+def test_resume_with_other_settings_is_refused_naming_each_and_keeps_the_file(tmp_path, capsys):
+    """A resume with other flags started over and overwrote the file's episodes without a word."""
+    out = tmp_path / "r.json"
+    argv = ["control", "--task", "rope", "--model", "gt", "--planner", "random", "--episodes", "1", "--seed", "3",
+            "--out", str(out), "--no-gif", *TINY]
+    assert main(argv) == 0
+    before = out.read_text()
+    capsys.readouterr()
+    assert main([*argv, "--episodes", "2", "--seed", "4", "--horizon", "3", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"--resume: {out} holds a run with other settings (seed: 3 in the file, 4 now; " in err[0]
+    assert "planner_config.horizon: 2 in the file, 3 now)" in err[0]
+    assert out.read_text() == before  # its episode kept
+    assert main([*argv, "--episodes", "2", "--resume"]) == 0  # more episodes of the same run: resumed
+    episodes = json.loads(out.read_text())["per_episode"]
+    assert len(episodes) == 2 and episodes[0] == json.loads(before)["per_episode"][0]

@@ -102,6 +102,12 @@ def test_help_lists_the_registered_toys_beside_the_built_ins(toys, capsys):
     )
 
 
+def test_control_model_help_names_the_registered_models_not_a_list_of_its_own(toys, capsys):
+    """``control --model`` takes gt or any registered dynamics model; its help listed four names by hand."""
+    lead = " ".join(_help(["control"], capsys).split())
+    assert "learned simulator (in, propnet, dpinet, gns, toy)" in lead
+
+
 def test_flags_read_the_registries_only_when_their_help_is_shown():
     import subprocess
     import sys

@@ -206,6 +206,16 @@ def test_non_finite_settings_are_refused_in_one_line(tmp_path, capsys, setting):
     assert not (tmp_path / "train").exists()
 
 
+def test_a_setting_given_twice_is_refused_not_the_later_one_taken(tmp_path, capsys):
+    """``--set radius=0.02 --set radius=0.03`` built with 0.03 without a word; bench perception's --set refuses it."""
+    argv = ["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path),
+            "--set", "radius=0.02", "--set", "radius=0.03"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith("--set radius given twice"), err
+    assert not (tmp_path / "train").exists()
+
+
 @pytest.mark.parametrize("damage", [b'{"format": "nesy-dyn', b"[1]", bytes(range(128, 256))])
 def test_a_damaged_index_is_written_anew_on_resume(tmp_path, capsys, damage):
     # it stopped every rerun ("index.json is not valid JSON") although each trajectory file records its own

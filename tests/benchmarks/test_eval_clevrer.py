@@ -151,6 +151,21 @@ def test_an_option_whose_answer_is_no_label_is_named_not_scored_wrong_in_silence
     assert result["wrong"]["counterfactual"] == [[entries[0]["scene_index"], mc["question_id"]]]
 
 
+def test_an_unknown_program_function_is_named_with_its_token_question_and_video(folder, tmp_path):
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    entries = json.loads((changed / "validation.json").read_text())
+    q = next(q for q in entries[0]["questions"] if q["question_type"] == "descriptive")
+    q["program"][1] = "audit4"
+    (changed / "validation.json").write_text(json.dumps(entries))
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(changed), "--split", "val", "--perception", "gt",
+                     "--dynamics", "gt", "--parser", "gt", "--out", str(out), "--quiet"]) == 0
+    errors = json.loads(out.read_text())["errors"]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"video 0, question {q['question_id']}: program: unknown function 'audit4' at token 1; ")
+
+
 def test_an_unknown_part_names_the_registered_choices(folder, capsys):
     assert cli.main(["eval", "clevrer", "--data", str(folder), "--dynamics", "propnett"]) == 2
     assert "video dynamics" in capsys.readouterr().err
@@ -169,6 +184,20 @@ def test_rollout_flags_reach_the_learned_dynamics(folder, tmp_path):
     assert result["config"]["future_fit"] == 6 and result["config"]["unknown_yaw_reach"] == 0.315
     assert result["config"]["yaw_discs"] == "cubes" and result["config"]["yaw_input"] == "zeros"
     assert result["errors"] == [] and result["counts"]["predictive_per_option"] > 0
+
+
+def test_rollout_flag_choices_are_the_rollout_configs_own_lists():
+    """A flag's choices are read from the RolloutConfig's list, not written again (two were copies)."""
+    import dataclasses
+
+    from physics.models import video_propnet as vp
+
+    own = {"carry_scope": vp.CARRY_SCOPES, "lookahead_scope": vp.CARRY_SCOPES, "near_miss_scope": vp.CARRY_SCOPES,
+           "yaw_discs": vp.YAW_DISCS, "yaw_input": vp.YAW_INPUTS}
+    chosen = {f.metadata["setting"]: f.metadata["choices"] for f in dataclasses.fields(ClevrerEvalConfig)
+              if "setting" in f.metadata and "choices" in f.metadata}
+    assert chosen.keys() == own.keys()
+    assert all(chosen[k] is own[k] for k in own), [k for k in own if chosen[k] is not own[k]]
 
 
 def test_yaw_input_flag_maps_to_the_rollout_setting_and_refuses_other_values(capsys):

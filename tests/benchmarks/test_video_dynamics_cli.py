@@ -100,6 +100,26 @@ def test_bench_video_dynamics_names_an_unknown_provider(data, tmp_path, capsys):
     assert "physx" in capsys.readouterr().err
 
 
+def test_bad_rollout_settings_are_refused_before_any_provider_runs(data, tmp_path, capsys, monkeypatch):
+    """With ``--dynamics gt,propnet`` the truth provider was benched in full before propnet refused the setting."""
+    import benchmarks.video_dynamics_eval as evaluation
+
+    ran = []
+    monkeypatch.setattr(evaluation, "evaluate_video_dynamics", lambda *a, **k: ran.append(a) or {})
+    assert main(["bench", "video-dynamics", "--data", str(data), "--split", "val", "--dynamics", "gt,propnet",
+                 "--counterfactual-velocity-fit", "2", "--out", str(tmp_path / "r.json"), "--quiet"]) == 2
+    assert "counterfactual_velocity_fit must be 0 (off) or an integer >= 4, got 2" in capsys.readouterr().err
+    assert ran == [] and not (tmp_path / "r.json").exists()
+
+
+def test_rollout_flags_with_the_truth_provider_alone_are_refused_as_rollout_flags(data, tmp_path, capsys):
+    """A counterfactual (or yaw, carry ...) setting was called one of the "--future-* flags"."""
+    assert main(["bench", "video-dynamics", "--data", str(data), "--dynamics", "gt", "--counterfactual-velocity-fit",
+                 "12", "--out", str(tmp_path / "r.json"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "rollout flags ['counterfactual_velocity_fit'] set the learned providers' rollouts; none of 'gt'" in err
+
+
 def test_train_video_dynamics_from_a_trajectory_file_with_counterfactuals_and_contact_weights(data, tmp_path, capsys):
     pack = tmp_path / "trajs.npz"
     assert main(["data", "video-trajectories", "--data", str(data), "--split", "val", "--counterfactuals",

@@ -123,3 +123,17 @@ def test_split_merged_is_off_by_default_settable_and_refuses_ratios_up_to_1():
     for bad in ("split_merged=1", "split_merged=0.5", "split_merged=-2"):
         with pytest.raises(ConfigError, match="split_merged"):
             perception_config([bad])
+
+
+@pytest.mark.parametrize("bad", [float("inf"), "1.3", None])
+def test_split_merged_refuses_an_infinite_ratio_and_a_value_that_is_no_number_by_name(bad):
+    """An infinite ratio was taken and split nothing; text or None was a TypeError naming nothing."""
+    with pytest.raises(ConfigError, match=f"VideoPerceptionConfig.split_merged must be 0 .off. or an area ratio > 1, got {bad!r}"):
+        VideoPerceptionConfig(split_merged=bad)
+
+
+def test_split_hidden_off_without_split_merged_is_refused_as_a_setting_that_does_nothing():
+    """``split_hidden=0`` alone was taken and changed nothing (probe ev_sh_alone: the run went through)."""
+    with pytest.raises(ConfigError, match="split_hidden 0 needs split_merged > 1"):
+        perception_config(["split_hidden=0"])
+    assert perception_config(["split_merged=1.3", "split_hidden=0"]).split_hidden == 0

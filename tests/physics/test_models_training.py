@@ -221,7 +221,7 @@ def test_select_rollouts_off_stores_no_new_flag_and_is_checked(tmp_path):
     with pytest.raises(ConfigError, match="needs validation trajectories"):
         train(model, [spring_chain(1)], [], tmp_path / "d", TrainConfig(epochs=1, select_rollouts=1, **FAST),
               progress=False)
-    with pytest.raises(ConfigError, match=r"--select-rollouts None \(now 1\)"):
+    with pytest.raises(ConfigError, match=r"--select-rollouts not given \(now 1\)"):
         train(model, [spring_chain(1), spring_chain(2)], [spring_chain(3)], tmp_path,
               TrainConfig(epochs=1, select_rollouts=1, **FAST), resume=True, progress=False)
 

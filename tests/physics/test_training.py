@@ -140,6 +140,17 @@ def test_resume_with_changed_flags_is_refused_naming_them(tmp_path):
     assert_bit_identical(weights(straight), weights(resumed))
 
 
+def test_a_flag_stored_only_when_on_reads_not_given_when_a_resume_differs(tmp_path):
+    """``train dynamics --resume --ema-decay 0.9`` of a run without it said "--ema-decay None (now 0.9)"."""
+    model = torch.nn.Linear(1, 1)
+    loop = TrainLoop(model, torch.optim.SGD(model.parameters(), lr=0.1), WarmupCosine(0.1, 5), None,
+                     flags={"lr": 0.1, "ema_decay": 0.9}, progress=False)
+    with pytest.raises(ConfigError, match=r"^c.pt was trained with --ema-decay not given \(now 0.9\); "):
+        loop._check_flags({"lr": 0.1}, "c.pt")
+    with pytest.raises(ConfigError, match=r"--ema-decay 0.5 \(now 0.9\), --keep-epochs True \(now not given\)"):
+        loop._check_flags({"lr": 0.1, "ema_decay": 0.5, "keep_epochs": True}, "c.pt")
+
+
 @pytest.mark.parametrize("content, message", [
     ([1, 2, 3], "holds a list"),
     ({"model": {}}, "no 'train_state'"),

@@ -117,3 +117,10 @@ def test_ema_off_is_not_stored_and_bad_values_are_named():
     for bad in (1.0, -0.1, 1.5, float("nan")):
         with pytest.raises(ConfigError, match="TrainConfig.ema_decay must be 0 .off. or a fraction 0 < d < 1"):
             TrainConfig(ema_decay=bad)
+
+
+@pytest.mark.parametrize("bad", ["0.5", None, float("inf")])
+def test_an_ema_decay_of_the_wrong_type_is_named_not_a_type_error(bad):
+    """A text or None decay was a TypeError naming nothing ("'<' not supported between ... 'str'")."""
+    with pytest.raises(ConfigError, match=r"TrainConfig.ema_decay must be 0 .off. or a fraction 0 < d < 1, got "):
+        TrainConfig(ema_decay=bad)

@@ -341,6 +341,34 @@ def test_malformed_tokens_name_the_token(tokens, message):
         from_clevrer_tokens(tokens)
 
 
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        (["objects", "teleport", "unique"], "unknown function 'teleport' at token 1; known functions are objects, "),
+        (["objects", "red", "filter_colr", "count"], "unknown function 'filter_colr' at token 2; did you mean 'filter_color'"),
+        (["objects", "count", "audit4"], "unknown function 'audit4' at token 2; "),
+    ],
+)
+def test_an_unknown_function_is_named_with_its_token_not_as_an_odd_literal(tokens, message):
+    """A token outside the catalogue and its vocabularies, where a program is needed or left over, is an
+    unknown function (it was "argument 0 must be a program, got the literal 'teleport'")."""
+    with pytest.raises(ProgramError) as caught:
+        from_clevrer_tokens(tokens)
+    assert str(caught.value).startswith(f"program: {message}")
+
+
+def test_a_known_word_where_a_program_is_needed_is_still_called_a_literal():
+    with pytest.raises(ProgramError, match=r"token 2 \('unique'\): argument 0 must be a program .*got the literal 'red'"):
+        from_clevrer_tokens(["objects", "red", "unique"])
+
+
+def test_an_unknown_function_in_an_option_is_placed_in_the_choice_or_the_question():
+    with pytest.raises(ProgramError, match="^choice: unknown function 'audit4' at token 1 of the choice; "):
+        join_choice(["objects", "audit4"], ["objects", "count"])
+    with pytest.raises(ProgramError, match="^choice: unknown function 'audit4' at token 0 of the question; "):
+        join_choice(["objects"], ["audit4", "count"])
+
+
 def test_an_option_is_judged_by_its_program_then_the_questions(scene):
     question = ["unseen_events", "belong_to"]
 
