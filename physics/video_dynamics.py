@@ -67,16 +67,21 @@ __all__ = [
     "make_video_dynamics",
     "GroundTruthDynamics",
     "state_collisions",
+    "closest_approach",
     "vote_collisions",
     "match_collisions",
     "yaw_of",
     "footprint_gaps",
     "CONTACT_TOLERANCE",
     "HALF_EXTENT",
+    "CUBE_MEAN_REACH",
     "COLLISION_GAP",
 ]
 
 HALF_EXTENT = SIZE_RADIUS[ClevrerConfig().size]  # the one object size: disc radius / square half-side (0.35)
+# a cube's footprint as a disc: the square's reach averaged over directions (a cube whose yaw is not known;
+# physics.models.video_propnet's unknown_yaw_reach and contact_carry, reasoning's VideoScene.future_closest)
+CUBE_MEAN_REACH = 0.315
 CONTACT_TOLERANCE = 0.0  # footprints touching or overlapping; 0, 0.01, 0.02, 0.03 tried on training videos (docs/results/clevrer.md)
 CONTACT_SUBSTEPS = 5  # states checked per frame (the world checks contacts every physics sub-step)
 COLLISION_GAP = ClevrerConfig().collision_gap  # the world's rule: frames apart before a touch is a new collision
@@ -260,6 +265,43 @@ def state_collisions(
             last_touch[(a, b)] = fr.frame_id
         prev2, prev = prev, now
     return tuple(out)
+
+
+def closest_approach(
+    trajectory: Sequence[FrameStates],
+    pair: tuple[int, int],
+    shapes: Mapping[int, str],
+    discs: Mapping[int, float] | None = None,
+) -> float | None:
+    """The smallest footprint gap of ``pair`` over ``trajectory`` (scene units; negative: overlapping).
+
+    Footprints as :func:`state_collisions` sees them at each frame's state (no substeps):
+    a cube a square turned by its yaw unless ``discs`` gives it a radius, anything else a
+    disc of :data:`HALF_EXTENT`.  Frames without both objects are skipped.
+
+    Returns:
+        The gap, or None when no frame holds both objects.
+
+    >>> from physics.worlds.clevrer_annotation import ObjectState
+    >>> def at(k, x): return ObjectState(k, (x, 0.0, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
+    >>> frames = [FrameStates(f, (at(0, 0.0), at(1, 2.0 - 0.1 * f))) for f in range(5)]
+    >>> round(closest_approach(frames, (0, 1), {0: "sphere", 1: "sphere"}), 3)
+    0.9
+    """
+    a, b = pair
+    discs = dict(discs or {})
+    rows = []
+    for fr in trajectory:
+        by_id = fr.by_id()
+        if a in by_id and b in by_id:
+            rows.append([[*by_id[k].location[:2], yaw_of(by_id[k].orientation)] for k in (a, b)])
+    if not rows:
+        return None
+    xy = np.asarray(rows, dtype=float)
+    cube = [shapes.get(k) == "cube" and k not in discs for k in (a, b)]
+    gaps = footprint_gaps(xy[:, 0], xy[:, 1], np.full(len(xy), cube[0]), np.full(len(xy), cube[1]))
+    gaps = gaps + 2.0 * HALF_EXTENT - discs.get(a, HALF_EXTENT) - discs.get(b, HALF_EXTENT)
+    return float(gaps.min())
 
 
 def _closing(pairs: Sequence[tuple[int, int]], now: Mapping[int, np.ndarray], prev: Mapping[int, np.ndarray],

@@ -81,6 +81,7 @@ from physics.trajectory import Trajectory
 from physics.video_dynamics import (
     COLLISION_GAP,
     CONTACT_TOLERANCE,
+    CUBE_MEAN_REACH,
     HALF_EXTENT,
     footprint_gaps,
     register_video_dynamics,
@@ -152,7 +153,6 @@ NEAR_MISS_MAX_GAP = 0.6  # units: a wider closest approach is never a near miss
 NEAR_MISS_SPAN = 3  # frames over which a near miss's closing speed is measured
 REST_STEP = 1e-3  # scene units a frame: an object moving less is at rest (launch detection)
 LAUNCH_STEP = 0.02  # an object at rest moving more than this the next frame was pushed (0.5 units/s at 25 fps)
-CUBE_MEAN_REACH = 0.315  # a cube's footprint as a disc: the square's reach averaged over directions (unknown_yaw_reach, contact_carry)
 LAUNCH_CLEARANCE = 2.0 * math.sqrt(2.0) * HALF_EXTENT + 0.2  # centres farther apart: no object could have pushed it
 # The spin input (off by default; ``video_trajectories(spin=True)``, ``RolloutConfig.spin_input``): a sphere that
 # slides (its spin short of rolling) carries SLIDE_INPUT in the orientation channel of its action, which launches

@@ -49,9 +49,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from physics.errors import ConfigError, DataError
-from physics.video_dynamics import VideoDynamics
+from physics.video_dynamics import CUBE_MEAN_REACH, VideoDynamics, closest_approach
 from physics.worlds.camera import CLEVR_CAMERA, Camera
-from physics.worlds.clevrer_annotation import FrameStates, ObjectProperty, VideoAnnotation
+from physics.worlds.clevrer_annotation import (
+    Collision,
+    FrameStates,
+    ObjectProperty,
+    VideoAnnotation,
+)
 from physics.worlds.clevrer_events import Event, derive_events
 from physics.worlds.sound import impact_word
 from reasoning.executor.ops import InvalidExecution
@@ -275,10 +280,30 @@ class VideoScene:
         return self.sound
 
     @cached_property
+    def _future(self) -> tuple[tuple[FrameStates, ...], tuple[Collision, ...]]:
+        """The dynamics' future states and collisions (asked once)."""
+        return self.dynamics.future(self.annotation, self.future_frames)
+
+    def future_closest(self, a: int, b: int) -> float | None:
+        """The closest approach of objects ``a`` and ``b`` over the future frames (footprint gap, scene units).
+
+        Negative where the footprints overlap.  Footprints as the collision rule of a learned
+        rollout takes them: a cube whose yaw the annotation never gives (a pixel perceiver's
+        zeros) is a disc of ``CUBE_MEAN_REACH``
+        (:attr:`~physics.models.video_propnet.RolloutConfig.unknown_yaw_reach`), other cubes
+        squares at their yaw.  None: no future frame holds both (or no future at all).
+        """
+        turned = {o.object_id for fr in self.annotation.motion_trajectory for o in fr.objects
+                  if any(v != 0.0 for v in o.orientation)}
+        discs = {k: CUBE_MEAN_REACH for k, p in self.properties.items() if p.shape == "cube" and k not in turned}
+        shapes = {k: p.shape for k, p in self.properties.items()}
+        return closest_approach(self._future[0], (a, b), shapes, discs)
+
+    @cached_property
     def unseen_events(self) -> tuple[Event, ...]:
         """The in, out and collision events after the last observed frame, in frame order."""
         ann = self.annotation
-        future, collisions = self.dynamics.future(ann, self.future_frames)
+        future, collisions = self._future
         if not future:
             return ()
         trajectory = (*ann.motion_trajectory, *future)

@@ -489,3 +489,31 @@ def test_a_missing_split_names_the_splits_the_folder_holds(tmp_path, capsys):
     assert f"test.json ({tmp_path} holds split val: --split val)" in capsys.readouterr().err
     assert cli.main(["eval", "clevrer", "--data", str(tmp_path)]) == 2  # the split is there, its questions are not
     assert f"(make them: nesy data clevrer-questions --data {tmp_path} --split val)" in capsys.readouterr().err
+
+
+def test_predictive_pick_reaches_predictive_questions_only_is_closest_by_default_and_refuses_bad_values(folder, tmp_path,
+                                                                                                      monkeypatch):
+    assert ClevrerEvalConfig(data="x").predictive_pick == "closest"  # shipped (twenty-eighth session, nsdr9)
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--predictive-pick", "none"])
+    assert args.predictive_pick == "none"  # the official executor's per-option judging
+    assert cli.build_parser().parse_args(["eval", "clevrer", "--data", "x"]).predictive_pick == "closest"
+    with pytest.raises(ConfigError, match="predictive_pick must be one of none, closest"):
+        ClevrerEvalConfig(data="x", predictive_pick="nearest")
+    import benchmarks.eval_clevrer as ev
+    seen = []
+    judge = ev.judge_choices
+
+    def spy(choices, question, scene, pick="none"):
+        seen.append((tuple(question), pick))
+        return judge(choices, question, scene, pick)
+
+    monkeypatch.setattr(ev, "judge_choices", spy)
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--perception", "gt", "--dynamics", "gt",
+                     "--parser", "gt", "--predictive-pick", "closest", "--out", str(out), "--quiet"]) == 0
+    picks = {pick for question, pick in seen if question[0] == "unseen_events"}
+    others = {pick for question, pick in seen if question[0] != "unseen_events"}
+    assert picks == {"closest"} and others == {"none"}  # explanatory and counterfactual options judged alone
+    result = json.loads(out.read_text())
+    assert result["config"]["predictive_pick"] == "closest"
+    assert all(result["accuracy"][m] == 1.0 for m in METRICS if result["counts"][m])  # right answers stay right

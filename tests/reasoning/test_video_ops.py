@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pytest
 
+from physics.errors import ConfigError
 from physics.worlds.clevrer_annotation import (
     Collision,
     FrameStates,
@@ -30,7 +31,13 @@ from reasoning.dsl import Catalogue, parse_program, to_text
 from reasoning.dsl.clevrer_format import from_clevrer_tokens, join_choice, to_clevrer_tokens
 from reasoning.dsl.function_table import check_coverage, implemented
 from reasoning.errors import ProgramError
-from reasoning.executor.video import execute_video, judge_choice
+from reasoning.executor.video import (
+    choice_objects,
+    execute_video,
+    judge_choice,
+    judge_choices,
+    one_correct,
+)
 from reasoning.executor.video_ops import VIDEO_OPS
 from reasoning.executor.video_scene import VideoScene
 
@@ -383,3 +390,57 @@ def test_an_option_is_judged_by_its_program_then_the_questions(scene):
     verdict, result = judge_choice(["objects", "unique"], question, scene)  # four objects: no answer
     assert verdict is None and not result.valid
     assert to_text(join_choice(pair("blue", "green"), question)).startswith("belong_to(unique(")
+
+
+# ---------------------------------------------------------------------- options judged together (predictive_pick)
+def _pair_tokens(a: str, b: str) -> list[str]:
+    return ["all_events", "objects", a, "filter_color", "unique", "filter_collision",
+            "objects", b, "filter_color", "unique", "filter_collision", "unique"]
+
+
+class MovedFuture(HandMadeDynamics):
+    """The hand-made video whose future puts the yellow sphere (3) at x = 1.5, over the green cylinder (2)."""
+
+    def future(self, annotation, frames):
+        moved = tuple(FrameStates(fr.frame_id, tuple(
+            ObjectState(3, (1.5, 0.0, 0.2), o.orientation, o.velocity, o.angular_velocity, o.inside_camera_view)
+            if o.object_id == 3 else o for o in fr.objects)) for fr in _frames(OBSERVED, OBSERVED + min(frames, FUTURE)))
+        return moved, (_collision(1, 2, 12),)
+
+
+def test_future_closest_is_a_pairs_smallest_footprint_gap_over_the_future_frames_only(scene):
+    # objects k sit at (k, 0): discs of 0.35, the red cube of unknown yaw (zeros) a disc of 0.315
+    assert scene.future_closest(1, 2) == pytest.approx(1.0 - 0.70)
+    assert scene.future_closest(0, 1) == pytest.approx(1.0 - 0.665)
+    assert scene.future_closest(0, 3) == pytest.approx(3.0 - 0.665)
+    assert scene.future_closest(2, 9) is None  # no such object in the future
+    moved = VideoScene(ANNOTATION, MovedFuture())
+    assert moved.future_closest(2, 3) == pytest.approx(0.5 - 0.70)  # overlapping there; 1 apart while observed
+
+
+def test_one_correct_keeps_one_correct_and_one_wrong_and_otherwise_takes_the_closest_pair():
+    assert one_correct(["correct", "wrong"], [5.0, -1.0]) == ["correct", "wrong"]  # the verdicts decide
+    assert one_correct(["wrong", "wrong"], [0.4, 0.1]) == ["wrong", "correct"]
+    assert one_correct(["correct", "correct"], [-0.01, -0.2]) == ["wrong", "correct"]
+    assert one_correct(["wrong", "wrong"], [None, 2.0]) == ["wrong", "correct"]  # a pair not in the future is farthest
+    assert one_correct([None, "wrong"], [None, None]) == ["correct", "wrong"]  # no answer: the other's opposite
+    assert one_correct(["correct", None], [0.1, 0.0]) == ["correct", "wrong"]
+    assert one_correct(["wrong", "wrong"], [None, None]) == ["wrong", "wrong"]  # nothing to rank: unchanged
+    assert one_correct([None, None], [None, None]) == [None, None]
+    with pytest.raises(ConfigError, match="two options"):
+        one_correct(["wrong", "wrong", "wrong"], [0.0, 0.1, 0.2])
+
+
+def test_judge_choices_closest_reads_two_options_as_one_correct_where_the_verdicts_do_not(scene):
+    question = ["unseen_events", "belong_to"]
+    assert choice_objects(_pair_tokens("blue", "green"), scene) == (1, 2)
+    assert choice_objects(["objects", "unique"], scene) is None  # four objects: no event
+    neither = [_pair_tokens("red", "green"), _pair_tokens("green", "yellow")]  # no future collision of either
+    assert judge_choices(neither, question, scene) == ["wrong", "wrong"]  # each alone: the official executor
+    assert judge_choices(neither, question, scene, "closest") == ["wrong", "correct"]  # (2, 3) 0.3 apart, (0, 2) 1.335
+    told = [_pair_tokens("red", "green"), _pair_tokens("blue", "green")]
+    assert judge_choices(told, question, scene, "closest") == ["wrong", "correct"]  # the verdicts already tell
+    three = [*neither, _pair_tokens("red", "yellow")]
+    assert judge_choices(three, question, scene, "closest") == ["wrong", "wrong", "wrong"]  # two options only
+    with pytest.raises(ConfigError, match="pick must be one of none, closest"):
+        judge_choices(neither, question, scene, "nearest")
