@@ -491,12 +491,12 @@ def test_a_missing_split_names_the_splits_the_folder_holds(tmp_path, capsys):
     assert f"(make them: nesy data clevrer-questions --data {tmp_path} --split val)" in capsys.readouterr().err
 
 
-def test_predictive_pick_reaches_predictive_questions_only_is_closest_by_default_and_refuses_bad_values(folder, tmp_path,
+def test_predictive_pick_reaches_predictive_questions_only_is_off_by_default_and_refuses_bad_values(folder, tmp_path,
                                                                                                       monkeypatch):
-    assert ClevrerEvalConfig(data="x").predictive_pick == "closest"  # shipped (twenty-eighth session, nsdr9)
+    assert ClevrerEvalConfig(data="x").predictive_pick == "none"  # the official executor's judging (lead, session 28)
     args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--predictive-pick", "none"])
     assert args.predictive_pick == "none"  # the official executor's per-option judging
-    assert cli.build_parser().parse_args(["eval", "clevrer", "--data", "x"]).predictive_pick == "closest"
+    assert cli.build_parser().parse_args(["eval", "clevrer", "--data", "x"]).predictive_pick == "none"
     with pytest.raises(ConfigError, match="predictive_pick must be one of none, closest"):
         ClevrerEvalConfig(data="x", predictive_pick="nearest")
     import benchmarks.eval_clevrer as ev
