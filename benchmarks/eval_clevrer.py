@@ -124,6 +124,11 @@ class RolloutFlags:
                 "history shaped by a parabola fitted to its last N contiguous centres after its last collision (at "
                 "least 4; 0: the observed history; default 12 for a pixel perceiver, 0 on true annotations)",
         "setting": "counterfactual_velocity_fit"})
+    counterfactual_fit_residual: float | None = field(default=None, metadata={
+        "help": "counterfactual rollouts, with --counterfactual-velocity-fit: an object whose fitted parabola lies "
+                "farther than this from a centre it was fitted to keeps its observed history (scene units; 0: off, "
+                "the default)",
+        "setting": "counterfactual_fit_residual"})
     unknown_yaw_reach: float | None = field(default=None, metadata={
         "help": "a cube whose yaw the annotation does not give (the pixel perceiver's zeros) is a disc of this "
                 "radius in the collision rule of futures and counterfactuals (scene units; shipped 0.315; 0: a square at yaw 0)",

@@ -228,6 +228,20 @@ def test_counterfactual_velocity_fit_flag_maps_to_the_rollout_setting_and_is_a_p
         dynamics_for("propnet", None, {"counterfactual_velocity_fit": 3})
 
 
+def test_counterfactual_fit_residual_flag_maps_to_the_rollout_setting_and_is_off_unless_given():
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--counterfactual-fit-residual", "0.04"])
+    assert args.counterfactual_fit_residual == 0.04
+    assert ClevrerEvalConfig(data="x", counterfactual_fit_residual=0.04).rollout_settings() == {
+        "counterfactual_fit_residual": 0.04}
+    assert "counterfactual_fit_residual" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "counterfactual_fit_residual" not in rollout_settings_for("model", "propnet")  # not a default
+    settings = rollout_settings_for("model", "propnet", {"counterfactual_fit_residual": 0.04})
+    assert settings["counterfactual_fit_residual"] == 0.04 and settings["counterfactual_velocity_fit"] == 12
+    dynamics_for("propnet", None, settings)  # accepted with the pixel default's fit
+    with pytest.raises(ConfigError, match="counterfactual_fit_residual"):
+        dynamics_for("propnet", None, {"counterfactual_fit_residual": -1.0, "counterfactual_velocity_fit": 12})
+
+
 def test_spin_input_flag_reaches_the_rollout_config_and_is_off_unless_given(folder, tmp_path, monkeypatch):
     assert ClevrerEvalConfig(data="x", spin_input=True).rollout_settings() == {"spin_input": True}
     assert "spin_input" not in ClevrerEvalConfig(data="x").rollout_settings()

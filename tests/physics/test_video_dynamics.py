@@ -733,6 +733,46 @@ def test_counterfactual_velocity_fit_gives_each_object_its_fitted_start_and_leav
     assert RolloutConfig().counterfactual_velocity_fit == 0  # off by default
 
 
+def test_counterfactual_fit_residual_keeps_the_observed_history_of_a_span_with_an_uncut_bounce():
+    t = np.arange(16, dtype=float)[:, None]
+    zero = np.zeros((16, 1))
+    smooth = np.concatenate([0.1 * t - 0.001 * t**2, zero, zero], axis=1)
+    smooth[::2, 1] += 0.004  # jitter of a perceived centre, well under the residual
+    bounce = np.concatenate([0.1 * t, 1.0 + zero, zero], axis=1)
+    bounce[10:, 0] = bounce[9, 0] - 0.08 * (t[10:, 0] - 9)  # turned back at frame 9, no collision recorded
+    obs = np.stack([smooth, bounce], axis=1)
+    cut, moving = np.full(2, -1), np.ones(2, bool)
+    fit = velocity_fitted_start(obs, 16, 2, 12, cut, moving)
+    kept = velocity_fitted_start(obs, 16, 2, 12, cut, moving, max_residual=0.03)
+    assert not np.array_equal(fit[13:15, 1], obs[13:15, 1])  # without the bound the bounce is fitted over
+    np.testing.assert_array_equal(kept[:, 1], obs[:, 1])  # with it: the observed history, a one-frame difference
+    np.testing.assert_array_equal(kept[:, 0], fit[:, 0])  # a smooth span is fitted either way
+    assert not np.array_equal(kept[13:15, 0], obs[13:15, 0])
+    with_cut = velocity_fitted_start(obs, 16, 2, 12, np.array([-1, 9]), moving, max_residual=0.03)
+    assert not np.array_equal(with_cut[13:15, 1], obs[13:15, 1])  # after the bounce alone the fit holds again
+
+
+def test_counterfactual_fit_residual_reaches_counterfactual_rollouts_only_and_is_refused_unless_valid(videos):
+    ann, _ = videos[0]
+    oid = ann.object_property[0].object_id
+    plain = PropNetVideoDynamics.load(config=SHORT)
+    fitted = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, counterfactual_velocity_fit=12))
+    loose = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, counterfactual_velocity_fit=12,
+                                                               counterfactual_fit_residual=1e6))
+    tight = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, counterfactual_velocity_fit=12,
+                                                               counterfactual_fit_residual=1e-12))
+    assert fitted.counterfactual(ann, oid) != plain.counterfactual(ann, oid)
+    assert loose.counterfactual(ann, oid) == fitted.counterfactual(ann, oid)  # no fit lies that far: the fit alone
+    assert tight.counterfactual(ann, oid) == plain.counterfactual(ann, oid)  # every fit refused: the observed start
+    assert tight.future_runs(ann, FUTURE)[0].frames == plain.future_runs(ann, FUTURE)[0].frames
+    for bad in (-0.01, float("nan"), True, "0.05"):
+        with pytest.raises(ConfigError, match="counterfactual_fit_residual"):
+            RolloutConfig(counterfactual_velocity_fit=12, counterfactual_fit_residual=bad)
+    with pytest.raises(ConfigError, match="counterfactual_fit_residual needs counterfactual_velocity_fit"):
+        RolloutConfig(counterfactual_fit_residual=0.05)
+    assert RolloutConfig().counterfactual_fit_residual == 0.0  # off by default
+
+
 def test_late_collision_start_exchanges_a_late_struck_pair_and_keeps_phantoms_early_and_ambiguous_ones():
     t = np.arange(16, dtype=float)[:, None]
     zero = np.zeros((16, 1))
