@@ -531,3 +531,13 @@ def test_predictive_pick_reaches_predictive_questions_only_is_off_by_default_and
     result = json.loads(out.read_text())
     assert result["config"]["predictive_pick"] == "closest"
     assert all(result["accuracy"][m] == 1.0 for m in METRICS if result["counts"][m])  # right answers stay right
+
+
+def test_future_reach_flag_maps_to_the_rollout_setting_is_off_by_default_and_a_bad_value_is_refused_by_name():
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-reach", "0.15"])
+    assert args.future_reach == 0.15
+    assert ClevrerEvalConfig(data="x", future_reach=0.15).rollout_settings() == {"future_reach": 0.15}
+    assert "future_reach" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "future_reach" not in rollout_settings_for("model", "propnet")  # not a pixel default
+    with pytest.raises(ConfigError, match="future_reach"):
+        dynamics_for("propnet", None, {"future_reach": -0.1})

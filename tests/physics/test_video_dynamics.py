@@ -1145,3 +1145,76 @@ def test_train_only_is_stored_only_when_set_and_bad_prefixes_are_refused_by_name
     kept = trainable_parameters(model, "decoder")
     assert len(kept) == sum(1 for n, _ in model.named_parameters() if n.startswith("decoder"))
     assert not model.node_encoder[0].weight.requires_grad
+
+
+def test_future_tolerance_makes_a_future_near_pass_a_collision_and_leaves_states_and_counterfactuals_alone():
+    """nsdr11 (twenty-eighth session): sphere 1 slides at resting sphere 0 after the video and stops 0.10 short; the
+    plain rule finds nothing, ``future_tolerance`` 0.15 a collision dated where the gap first falls below 0.15.  A pair
+    already that near at the video's end is no new collision; rolled-out states and counterfactuals never read it."""
+    d = 2 * HALF_EXTENT
+    ann = _still_annotation({0: "sphere", 1: "sphere", 2: "sphere"}, {0: 0.0, 1: 0.0, 2: 0.0},
+                            {0: (0.0, 0.0), 1: (d + 0.6, 0.0), 2: (-d - 0.12, 0.0)})
+    last = ann.motion_trajectory[-1].frame_id
+
+    def state(k, x):
+        return ObjectState(k, (x, 0.0, 0.35), (0.0, 0.0, 0.0), (0.0,) * 3, (0.0,) * 3, True)
+
+    gaps = (0.5, 0.35, 0.22, 0.14, 0.11, 0.10, 0.10)
+    future = tuple(FrameStates(last + 1 + i, (state(0, 0.0), state(1, d + g), state(2, -d - 0.12)))
+                   for i, g in enumerate(gaps))
+    frames = (*ann.motion_trajectory, *future)
+    plain = PropNetVideoDynamics.load(config=SHORT)
+    near = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, future_tolerance=0.15))
+    assert RolloutConfig().future_tolerance is None  # off by default: the contact tolerance, 0
+    assert plain.future_collisions(ann, frames) == ()
+    # (0, 1) first within 0.15 at the 4th future frame; (0, 2) sat 0.12 apart since the observed frames: not new
+    assert [(c.object_ids, c.frame_id) for c in near.future_collisions(ann, frames)] == [((0, 1), last + 4)]
+    tight = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, future_tolerance=0.05))
+    assert tight.future_collisions(ann, frames) == ()  # 0.10 short stays a miss under 0.05
+    # trajectories and counterfactuals do not read it (futures' collision reading only)
+    moving = _sphere_past_a_resting_cylinder(0.8)
+    base = dataclass_replace(SHORT, future_frames=8)
+    off = PropNetVideoDynamics.load(config=base)
+    on = PropNetVideoDynamics.load(config=dataclass_replace(base, future_tolerance=0.15))
+    assert on.future(moving, 8)[0] == off.future(moving, 8)[0]
+    for k in (0, 1, 2):
+        assert on.counterfactual(moving, k) == off.counterfactual(moving, k)
+    with pytest.raises(ConfigError, match="future_tolerance"):
+        RolloutConfig(future_tolerance=-0.1)
+
+
+def test_future_reach_adds_a_future_near_pass_and_never_drops_a_collision_the_plain_rule_finds():
+    """nsdr11: ``future_tolerance`` 0.15 loses a touch right after the video whose pair was already within 0.15 at
+    its end (the widened rule dates it into the observed frames); ``future_reach`` 0.15 keeps it and adds the near
+    pass.  States and counterfactuals never read it."""
+    d = 2 * HALF_EXTENT
+    ann = _still_annotation({0: "sphere", 1: "sphere", 2: "sphere"}, {0: 0.0, 1: 0.0, 2: 0.0},
+                            {0: (0.0, 0.0), 1: (d + 0.6, 0.0), 2: (-d - 0.05, 0.0)})
+    last = ann.motion_trajectory[-1].frame_id
+
+    def state(k, x):
+        return ObjectState(k, (x, 0.0, 0.35), (0.0, 0.0, 0.0), (0.0,) * 3, (0.0,) * 3, True)
+
+    gaps = (0.5, 0.35, 0.22, 0.14, 0.11, 0.10, 0.10)  # (0, 1): a near pass 0.10 short
+    touch = (-0.01, -0.01, 0.05, 0.2, 0.3, 0.4, 0.5)  # (0, 2): 0.05 apart at the end, touching at once after
+    future = tuple(FrameStates(last + 1 + i, (state(0, 0.0), state(1, d + g), state(2, -d - t)))
+                   for i, (g, t) in enumerate(zip(gaps, touch, strict=True)))
+    frames = (*ann.motion_trajectory, *future)
+    plain = PropNetVideoDynamics.load(config=SHORT)
+    wide = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, future_tolerance=0.15))
+    reach = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, future_reach=0.15))
+    assert RolloutConfig().future_reach == 0.0  # off by default
+    assert [(c.object_ids, c.frame_id) for c in plain.future_collisions(ann, frames)] == [((0, 2), last + 1)]
+    assert [(c.object_ids, c.frame_id) for c in wide.future_collisions(ann, frames)] == [((0, 1), last + 4)]
+    assert [(c.object_ids, c.frame_id) for c in reach.future_collisions(ann, frames)] == [((0, 2), last + 1),
+                                                                                          ((0, 1), last + 4)]
+    moving = _sphere_past_a_resting_cylinder(0.8)  # passes the cylinder 0.1 apart
+    base = dataclass_replace(SHORT, future_frames=8)
+    off = PropNetVideoDynamics.load(config=base)
+    on = PropNetVideoDynamics.load(config=dataclass_replace(base, future_reach=0.15))
+    assert on.future(moving, 8)[0] == off.future(moving, 8)[0]
+    for k in (0, 1, 2):
+        assert on.counterfactual(moving, k) == off.counterfactual(moving, k)
+    for bad in (-0.1, math.nan, math.inf):
+        with pytest.raises(ConfigError, match="future_reach"):
+            RolloutConfig(future_reach=bad)
