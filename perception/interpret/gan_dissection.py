@@ -49,8 +49,8 @@ grid (H/8 x W/8, the resolution of the paper's ``layer4``) and ``ranking="causal
 inserts the 10 units whose ablation alone removes most cube pixels (:func:`causal_units`, the
 paper's causal choice of intervention units) instead of the 10 of highest cube IoU; neither
 met the checks on dev seed 63346 (docs/results/perception.md, nineteenth look).  ``ranking="causal-net"``
-(session 28, off by default) grows the 10 units greedily from those of largest cube effect, keeping the
-sphere pixel count within :data:`NET_TOLERANCE` on the selection samples (:func:`net_causal_units`).
+(session 28, off by default) grows the 10 units greedily from those of largest cube effect, by cube pixels
+removed net of the sphere pixel count's change on the selection samples (:func:`net_causal_units`).
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
@@ -80,7 +80,7 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "causal_units", "NET_POOL", "NET_TOLERANCE",
+__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "causal_units", "NET_POOL",
            "greedy_net_selection", "net_causal_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
@@ -360,32 +360,25 @@ def causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z:
 
 
 NET_POOL = 16  # ranking="causal-net": the candidates, the units of largest single causal effect on cubes
-NET_TOLERANCE = 0.05  # ranking="causal-net": sphere count change allowed on the selection samples (half the check's 0.10)
 
 
-def greedy_net_selection(effect_of: Callable[[list[int]], tuple[float, float]], pool: Sequence[int], k: int,
-                         tolerance: float) -> tuple[list[int], list[tuple[float, float]]]:
-    """Grow a set of ``k`` units from ``pool`` that removes most of one concept while another's count stays put.
+def greedy_net_selection(effect_of: Callable[[list[int]], tuple[float, float]], pool: Sequence[int],
+                         k: int) -> tuple[list[int], list[tuple[float, float]]]:
+    """Grow a set of ``k`` units from ``pool`` that removes most of one concept net of another's change.
 
     ``effect_of(units)`` gives (the fraction of the concept's pixels removed, the other concept's
     relative pixel-count change, signed) when ``units`` are ablated together.  Each step adds the
-    unit of ``pool`` whose set keeps ``|change| < tolerance`` and removes most; when no addition keeps
-    it, the one with the smallest ``|change|``.  Ties go to the lower unit index.  Returns (the units
-    in the order chosen, each step's (removed, change) of the set so far).
+    unit of ``pool`` whose set scores highest by ``removed - |change|`` (the two figures of the
+    check, unweighted).  Ties go to the lower unit index.  Returns (the units in the order chosen,
+    each step's (removed, change) of the set so far).
     """
     if not 0 < k <= len(pool):
         raise ConfigError(f"greedy_net_selection: k must be in 1..{len(pool)} (the pool's size), got {k}")
-    if tolerance <= 0:
-        raise ConfigError(f"greedy_net_selection: tolerance must be > 0, got {tolerance}")
     chosen: list[int] = []
     trace: list[tuple[float, float]] = []
     for _ in range(k):
         tried = {u: effect_of(chosen + [u]) for u in sorted(pool) if u not in chosen}
-        kept = [u for u in tried if abs(tried[u][1]) < tolerance]
-        if kept:
-            pick = max(kept, key=lambda u: (tried[u][0], -u))
-        else:
-            pick = min(tried, key=lambda u: (abs(tried[u][1]), u))
+        pick = max(tried, key=lambda u: (tried[u][0] - abs(tried[u][1]), -u))
         chosen.append(pick)
         trace.append(tried[pick])
     return chosen, trace
@@ -393,9 +386,8 @@ def greedy_net_selection(effect_of: Callable[[list[int]], tuple[float, float]], 
 
 @torch.no_grad()
 def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int, concept: int,
-                     other: int, k: int, pool: int = NET_POOL,
-                     tolerance: float = NET_TOLERANCE) -> tuple[Tensor, list[tuple[float, float]]]:
-    """``k`` units whose joint ablation removes most of ``concept`` while ``other``'s pixel count stays within ``tolerance``.
+                     other: int, k: int, pool: int = NET_POOL) -> tuple[Tensor, list[tuple[float, float]]]:
+    """``k`` units whose joint ablation removes most of ``concept`` net of the change of ``other``'s pixel count.
 
     The paper's causal choice of intervention units (section 3.2 optimises an ablation to change the
     class's segmentation) made net of a second class: the candidates are the ``pool`` units of largest
@@ -417,7 +409,7 @@ def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller
 
     _, single = causal_units(generator, labeller, z, layer, concept, 1)
     candidates = single.argsort(descending=True, stable=True)[:pool].tolist()
-    chosen, trace = greedy_net_selection(effect_of, candidates, k, tolerance)
+    chosen, trace = greedy_net_selection(effect_of, candidates, k)
     return torch.tensor(chosen, dtype=torch.int64), trace
 
 
@@ -782,8 +774,8 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     (an option, session 26) the 10 whose ablation alone removes most cube pixels on the first
     :data:`CAUSAL_SAMPLES` dissection samples (:func:`causal_units`, the paper's choice of
     intervention units by causal effect); "causal-net" (an option, session 28) the 10 that
-    :func:`net_causal_units` grows on the same samples, removing most cube pixels while the sphere
-    count stays within :data:`NET_TOLERANCE`; the IoU check is the same whichever ranking.
+    :func:`net_causal_units` grows on the same samples, removing most cube pixels net of the sphere
+    count's change; the IoU check is the same whichever ranking.
     """
     from perception.generative.gan import CROP
 
@@ -850,7 +842,7 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
                "causal_effect_of_cube_units": None if effect is None else effect[units].tolist(),
                "causal_samples": None if effect is None and net_trace is None else min(CAUSAL_SAMPLES, n_dissect),
                "net_selection": None if net_trace is None else {
-                   "pool": min(NET_POOL, int(result.iou.shape[0])), "tolerance": NET_TOLERANCE,
+                   "pool": min(NET_POOL, int(result.iou.shape[0])), "objective": "cube removed - |sphere change|",
                    "steps": [{"unit": int(u), "cube_removed": r, "sphere_change": c}
                              for u, (r, c) in zip(units.tolist(), net_trace, strict=True)]},
                "generator_widths": list(gen.config.decoder_channels),
