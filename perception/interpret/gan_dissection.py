@@ -48,7 +48,9 @@ often the segmenter and the attribute network call the same one.  Two reading op
 grid (H/8 x W/8, the resolution of the paper's ``layer4``) and ``ranking="causal"`` ablates and
 inserts the 10 units whose ablation alone removes most cube pixels (:func:`causal_units`, the
 paper's causal choice of intervention units) instead of the 10 of highest cube IoU; neither
-met the checks on dev seed 63346 (docs/results/perception.md, nineteenth look).
+met the checks on dev seed 63346 (docs/results/perception.md, nineteenth look).  ``ranking="causal-net"``
+(session 28, off by default) grows the 10 units greedily from those of largest cube effect, by cube pixels
+removed net of the sphere pixel count's change on the selection samples (:func:`net_causal_units`).
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
@@ -78,7 +80,8 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "causal_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "causal_units", "NET_POOL",
+           "greedy_net_selection", "net_causal_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -168,7 +171,7 @@ class ObjectShapeLabeller:
 
 
 PROJECTED = -1  # layer index of the generator's projected grid (H/8 x W/8, before any up-sampling; an option, session 26)
-RANKINGS = ("iou", "causal")  # how the intervention's cube units are chosen (dissection_outcome's ranking)
+RANKINGS = ("iou", "causal", "causal-net")  # how the intervention's cube units are chosen (dissection_outcome's ranking)
 
 
 def _layer(generator: ConvDecoder, layer: int) -> nn.Module:
@@ -354,6 +357,60 @@ def causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z:
         after = int((_labels(labeller, ablate(generator, z, layer, torch.tensor([u]))) == concept + 1).sum())
         effect[u] = (base - after) / base if base else 0.0
     return effect.argsort(descending=True, stable=True)[:k], effect
+
+
+NET_POOL = 16  # ranking="causal-net": the candidates, the units of largest single causal effect on cubes
+
+
+def greedy_net_selection(effect_of: Callable[[list[int]], tuple[float, float]], pool: Sequence[int],
+                         k: int) -> tuple[list[int], list[tuple[float, float]]]:
+    """Grow a set of ``k`` units from ``pool`` that removes most of one concept net of another's change.
+
+    ``effect_of(units)`` gives (the fraction of the concept's pixels removed, the other concept's
+    relative pixel-count change, signed) when ``units`` are ablated together.  Each step adds the
+    unit of ``pool`` whose set scores highest by ``removed - |change|`` (the two figures of the
+    check, unweighted).  Ties go to the lower unit index.  Returns (the units in the order chosen,
+    each step's (removed, change) of the set so far).
+    """
+    if not 0 < k <= len(pool):
+        raise ConfigError(f"greedy_net_selection: k must be in 1..{len(pool)} (the pool's size), got {k}")
+    chosen: list[int] = []
+    trace: list[tuple[float, float]] = []
+    for _ in range(k):
+        tried = {u: effect_of(chosen + [u]) for u in sorted(pool) if u not in chosen}
+        pick = max(tried, key=lambda u: (tried[u][0] - abs(tried[u][1]), -u))
+        chosen.append(pick)
+        trace.append(tried[pick])
+    return chosen, trace
+
+
+@torch.no_grad()
+def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int, concept: int,
+                     other: int, k: int, pool: int = NET_POOL) -> tuple[Tensor, list[tuple[float, float]]]:
+    """``k`` units whose joint ablation removes most of ``concept`` net of the change of ``other``'s pixel count.
+
+    The paper's causal choice of intervention units (section 3.2 optimises an ablation to change the
+    class's segmentation) made net of a second class: the candidates are the ``pool`` units of largest
+    single effect on ``concept`` (:func:`causal_units`), and :func:`greedy_net_selection` grows the set
+    one unit at a time, each set ablated together on the samples from ``z``, so units that only cancel
+    each other's effect on ``other`` count as they do in the ablation.  The measure of ``other`` is its
+    pixel count (the paper's average causal effect), so sphere pixels lost in one place and gained in
+    another offset each other.  Returns (int64 [k] in the order chosen, each step's (removed, change)).
+    """
+    generator.eval()
+    base = _labels(labeller, generator(z))
+    n_concept, n_other = int((base == concept + 1).sum()), int((base == other + 1).sum())
+
+    def effect_of(units: list[int]) -> tuple[float, float]:
+        after = _labels(labeller, ablate(generator, z, layer, torch.tensor(units)))
+        removed = (n_concept - int((after == concept + 1).sum())) / n_concept if n_concept else 0.0
+        change = (int((after == other + 1).sum()) - n_other) / n_other if n_other else 0.0
+        return removed, change
+
+    _, single = causal_units(generator, labeller, z, layer, concept, 1)
+    candidates = single.argsort(descending=True, stable=True)[:pool].tolist()
+    chosen, trace = greedy_net_selection(effect_of, candidates, k)
+    return torch.tensor(chosen, dtype=torch.int64), trace
 
 
 @torch.no_grad()
@@ -719,7 +776,9 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     ``ranking``: "iou" (the entry) ablates and inserts the 10 units of highest cube IoU; "causal"
     (an option, session 26) the 10 whose ablation alone removes most cube pixels on the first
     :data:`CAUSAL_SAMPLES` dissection samples (:func:`causal_units`, the paper's choice of
-    intervention units by causal effect); the IoU check is the same either way.
+    intervention units by causal effect); "causal-net" (an option, session 28) the 10 that
+    :func:`net_causal_units` grows on the same samples, removing most cube pixels net of the sphere
+    count's change; the IoU check is the same whichever ranking.
     """
     from perception.generative.gan import CROP
 
@@ -745,9 +804,12 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     best_iou = result.iou.max(0).values
     k = min(UNITS, result.iou.shape[0])
     iou_units = result.best_units(cube, k)
-    effect = None
+    effect, net_trace = None, None
     if ranking == "causal":
         units, effect = causal_units(gen, seg, z[:CAUSAL_SAMPLES], layer, cube, k)
+    elif ranking == "causal-net":
+        units, net_trace = net_causal_units(gen, seg, z[:CAUSAL_SAMPLES], layer, cube, sphere, k,
+                                            pool=min(NET_POOL, result.iou.shape[0]))
     else:
         units = iou_units
     random_units = torch.randperm(result.iou.shape[0], generator=torch.Generator().manual_seed(seed + 23))[:k]
@@ -781,7 +843,11 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
                "units_in_layer": int(result.iou.shape[0]), "ranking": ranking,
                "iou_cube_units": iou_units.tolist(),
                "causal_effect_of_cube_units": None if effect is None else effect[units].tolist(),
-               "causal_samples": None if effect is None else min(CAUSAL_SAMPLES, n_dissect),
+               "causal_samples": None if effect is None and net_trace is None else min(CAUSAL_SAMPLES, n_dissect),
+               "net_selection": None if net_trace is None else {
+                   "pool": min(NET_POOL, int(result.iou.shape[0])), "objective": "cube removed - |sphere change|",
+                   "steps": [{"unit": int(u), "cube_removed": r, "sphere_change": c}
+                             for u, (r, c) in zip(units.tolist(), net_trace, strict=True)]},
                "generator_widths": list(gen.config.decoder_channels),
                "cube_units": units.tolist(), "cube_unit_iou": result.iou[units, cube].tolist(),
                "class_masks": "per object: the attribute network's shape call on each segmented object",

@@ -753,3 +753,52 @@ def test_the_balanced_one_object_candidate_runs_from_the_cli_and_reports_its_col
     assert direct.figures["snapshot"]["step"] == result["figures"]["snapshot"]["step"]
     written = [math.nan if c["ours"] is None else c["ours"] for c in result["checks"]]  # the JSON writes NaN as null
     assert [c.ours for c in direct.checks] == pytest.approx(written, nan_ok=True)
+
+
+def test_greedy_net_selection_passes_over_object_units_for_units_that_leave_the_other_concept():
+    from perception.interpret.gan_dissection import greedy_net_selection
+
+    single = {0: (0.6, -0.6), 1: (0.4, 0.0), 2: (0.3, 0.02), 3: (0.0, 0.0)}  # 0 draws every object, 1 and 2 cubes only
+
+    def additive(units):
+        return sum(single[u][0] for u in units), sum(single[u][1] for u in units)
+
+    chosen, trace = greedy_net_selection(additive, [0, 1, 2, 3], 2)
+    assert chosen == [1, 2] and trace[-1] == pytest.approx((0.7, 0.02))  # the causal ranking would take unit 0 first
+    chosen, trace = greedy_net_selection(additive, [3, 2, 1, 0], 4)
+    assert chosen == [1, 2, 0, 3] and trace[2] == pytest.approx((1.3, -0.58))  # 0.72 net beats unit 3's 0.68
+    with pytest.raises(ConfigError, match="k must be in 1..4"):
+        greedy_net_selection(additive, [0, 1, 2, 3], 5)
+
+
+def test_net_causal_units_take_the_cube_painting_unit_and_never_the_sphere_painting_one():
+    from perception.interpret.gan_dissection import net_causal_units
+
+    gen, z = _painting_generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
+    cube, sphere = SHAPES.index("cube"), SHAPES.index("sphere")
+    units, trace = net_causal_units(gen, _RedCubeGreenSphere(4), z, 0, cube, sphere, 3, pool=2 * TINY.channels)
+    assert int(units[0]) == 3 and trace[0] == (1.0, 0.0)  # every cube pixel goes, the spheres stay
+    assert 5 not in units.tolist() and len(units) == len(trace) == 3  # the green unit would remove every sphere
+    assert all(change == 0.0 for _, change in trace)  # the spheres are untouched at every step
+
+
+def test_the_causal_net_ranking_is_an_option_of_the_cli_and_its_units_are_measured_on_the_edit_samples():
+    from perception.benchmark import bench_options
+    from perception.generative.gan import CROP, train_gan_run
+    from perception.interpret.gan_dissection import CAUSAL_SAMPLES, net_causal_units
+
+    assert bench_options("gan-dissection", {"ranking": "causal-net"})["ranking"] == "causal-net"
+    assert bench_options("gan-dissection")["ranking"] == "iou"  # off by default
+    outcome = bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object", ranking="causal-net")
+    fig = outcome.figures
+    assert len(outcome.checks) == 6 and fig["ranking"] == "causal-net" and fig["layer"] == "generator.blocks[0]"
+    net = fig["net_selection"]
+    assert net["pool"] == 16 and [s["unit"] for s in net["steps"]] == fig["cube_units"]
+    assert len(fig["cube_units"]) == UNITS and len(set(fig["cube_units"])) == UNITS
+    run = train_gan_run(True, 0, RESIZE_CODEC, 0.0, "one_object")  # cached: the same run
+    z = run.gan.codes(8, torch.Generator().manual_seed(21))[:CAUSAL_SAMPLES]
+    units, _ = net_causal_units(run.gan.generator, ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP), z,
+                                LAYER, SHAPES.index("cube"), SHAPES.index("sphere"), UNITS)
+    assert fig["cube_units"] == units.tolist()  # chosen on the dissection samples, not the edit samples
+    entry = bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object")
+    assert entry.figures["ranking"] == "iou" and entry.figures["net_selection"] is None
