@@ -33,8 +33,9 @@ _ANSWER_TYPES = frozenset(
 )
 CHOICE_ANSWERS = {"yes": "correct", "no": "wrong"}  # the judged program's answer -> the option's label
 # How the options of a two-option collision question are judged (judge_choices): "none" each alone (the
-# official executor); "closest" as one correct and one wrong option (CLEVRER's predictive questions), the
-# pair the future rollout brings closest taken as the correct one where the verdicts do not tell.
+# official executor, the default everywhere); "closest" as one correct and one wrong option (how nesy data clevrer
+# builds predictive questions; not checked for the official release), the pair the future rollout brings closest
+# taken as the correct one where the verdicts do not tell.
 CHOICE_PICKS = ("none", "closest")
 
 
@@ -190,7 +191,8 @@ def judge_choices(choices: Sequence[Sequence[str]], question: Sequence[str], sce
         scene: The video.
         pick: ``"none"``: each option alone, as the official executor.  ``"closest"``: a
             question of two options that name collisions is read as one correct and one wrong
-            option (CLEVRER's predictive questions, and ``nesy data clevrer``'s): where the
+            option (how ``nesy data clevrer`` builds predictive questions; a format prior, not the
+            official executor's judging): where the
             verdicts do not say so, :func:`one_correct` decides by each pair's closest approach in
             the future rollout (:meth:`VideoScene.future_closest`).  Other questions are judged
             as with ``"none"``.
