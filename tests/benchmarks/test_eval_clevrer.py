@@ -338,7 +338,7 @@ def test_a_pixel_perceiver_gets_edge_frames_2_and_the_future_carry_unless_given_
         return ec.evaluate_clevrer(cfg, progress=False)
 
     pixels = {"edge_frames": 2, "contact_carry": 3, "carry_scope": "future", "start_velocity_fit": 12,
-              "counterfactual_velocity_fit": 12}
+              "counterfactual_velocity_fit": 12, "future_reach": 0.15}
     assert run(perception="model")["rollout_settings"] == pixels and seen[-1] == (2, 3, "future", 12)
     assert run(perception="model", future_edge=0, contact_carry=0, future_velocity_fit=0)["rollout_settings"] == {
         **pixels, "edge_frames": 0, "contact_carry": 0, "start_velocity_fit": 0} and seen[-1] == (0, 0, "future", 0)
@@ -533,11 +533,14 @@ def test_predictive_pick_reaches_predictive_questions_only_is_off_by_default_and
     assert all(result["accuracy"][m] == 1.0 for m in METRICS if result["counts"][m])  # right answers stay right
 
 
-def test_future_reach_flag_maps_to_the_rollout_setting_is_off_by_default_and_a_bad_value_is_refused_by_name():
+def test_future_reach_flag_maps_to_the_rollout_setting_is_a_pixel_default_and_a_bad_value_is_refused_by_name():
     args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-reach", "0.15"])
     assert args.future_reach == 0.15
     assert ClevrerEvalConfig(data="x", future_reach=0.15).rollout_settings() == {"future_reach": 0.15}
     assert "future_reach" not in ClevrerEvalConfig(data="x").rollout_settings()
-    assert "future_reach" not in rollout_settings_for("model", "propnet")  # not a pixel default
+    # a pixel default since the twenty-eighth session (nsdr11's rule, fresh pool 60251); true annotations keep it off
+    assert rollout_settings_for("model", "propnet")["future_reach"] == 0.15
+    assert "future_reach" not in (rollout_settings_for("gt", "propnet") or {})
+    assert ClevrerEvalConfig(data="x", future_reach=0.0).rollout_settings() == {"future_reach": 0.0}  # turns it off
     with pytest.raises(ConfigError, match="future_reach"):
         dynamics_for("propnet", None, {"future_reach": -0.1})
