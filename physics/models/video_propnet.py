@@ -194,6 +194,9 @@ class RolloutConfig:
             (:func:`_reach_collisions`); counterfactuals, observed frames and rolled-out states never
             read it.  Meant for the near misses of late chained contacts (twenty-eighth session, nsdr9's
             census: the true pair's closest approach a median 0.054 units in 57 of 69 predictive misses).
+            Off here; 0.15 for objects perceived from pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``;
+            nsdr11: development predictive 365 -> 375 of 432, fresh pool 60251 183 -> 190 of 219 by its
+            committed rule, ``docs/results/clevrer.md``).
         approach_speed: A future touch also needs the centres closing in at this speed
             (units/s; 0: no test), so that a tolerance above 0 does not make neighbours
             at rest or sliding side by side collide (:func:`state_collisions`).
