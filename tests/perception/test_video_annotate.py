@@ -19,6 +19,7 @@ from perception.video.annotate import (
     slow_drift,
     steady_areas,
     struck_at_end,
+    struck_partners,
     touch_collisions,
     tracking_config,
     tracks_to_annotation,
@@ -792,3 +793,62 @@ def test_struck_end_sets_an_object_struck_in_the_last_frames_and_read_resting_mo
     assert VideoPerceptionConfig().struck_end == 0 and perception_config(["struck_end=8"]).struck_end == 8
     with pytest.raises(ConfigError, match="struck_end"):
         VideoPerceptionConfig(struck_end=-1)
+
+
+def _struck_at_distance(stop: float, kick_back: bool = True) -> dict[int, dict[int, tuple[float, float]]]:
+    """Sphere 0 rests at the origin until sphere 1, sliding in at 0.2 a frame, comes to a stop ``stop`` short
+    of it at frame 10 (slowing over the last two frames, as the merged masks of a fast contact place it);
+    sphere 0 leaves at 0.2 a frame from frame 10.  With ``kick_back`` False sphere 1 slides on at its speed,
+    its path bent aside instead (not an exchange)."""
+    def approach(f: int) -> float:
+        return -stop - (0.1 + 0.2 * (8 - f) if f <= 8 else 0.03 * (10 - f))
+
+    striker = {f: (approach(f), 0.0) if f <= 10 else
+               ((-stop, 0.0) if kick_back else (-stop + 0.2 * (f - 10), -0.2 * (f - 10))) for f in range(30)}
+    struck = {f: (0.0, 0.0) if f <= 10 else (0.2 * (f - 10), 0.0) for f in range(30)}
+    return {0: struck, 1: striker, 2: {f: (0.0, 2.0) for f in range(30)}}
+
+
+def test_struck_partners_adds_the_strike_the_contact_rule_misses_at_merged_masks():
+    states = _frames(_struck_at_distance(0.85), 30)
+    shapes = dict.fromkeys(range(3), "sphere")
+    assert touch_collisions(states, shapes, 0.72, 0.03, 5) == ()  # never closer than 0.85
+    found = struck_partners(states, shapes, (), 0.72 + 0.2, 0.03, 5)
+    assert [(c.object_ids, c.frame_id) for c in found] == [((0, 1), 10)]
+    np.testing.assert_allclose(found[0].location, (-0.425, 0.0, 0.35), atol=1e-6)
+    # a partner further off than the loose distance, or a cube pair where each cube takes cube_inset off it
+    assert struck_partners(states, shapes, (), 0.72 + 0.1, 0.03, 5) == ()
+    assert struck_partners(states, dict.fromkeys(range(3), "cube"), (), 0.72 + 0.15, 0.03, 5) == ()
+    # a kick explained by a collision of the object near it, or the pair's own within the gap: nothing added
+    seen = (Collision((0, 2), 12, (0.0, 1.0, 0.35)),)
+    assert struck_partners(states, shapes, seen, 0.92, 0.03, 5) == seen
+    own = (Collision((0, 1), 8, (-0.5, 0.0, 0.35)),)
+    assert struck_partners(states, shapes, own, 0.92, 0.03, 5) == own
+
+
+def test_struck_partners_needs_both_objects_kicked_the_opposite_ways():
+    shapes = dict.fromkeys(range(3), "sphere")
+    # the striker bent aside at its full speed: its velocity changes, but not against the struck object's
+    bent = _frames(_struck_at_distance(0.85, kick_back=False), 30)
+    assert struck_partners(bent, shapes, (), 0.92, 0.03, 5) == ()
+    # a pair passing 0.85 apart, each slowing by friction along its own path: no kick, nothing added
+    passing = {0: {f: (0.0, 0.0) for f in range(30)},
+               1: {f: (-3.0 + 0.2 * f - 0.002 * f * f, 0.85) for f in range(30)}}
+    assert struck_partners(_frames(passing, 30), shapes, (), 0.92, 0.03, 5) == ()
+
+
+def test_struck_partner_is_an_option_off_by_default_that_tracks_to_annotation_applies():
+    assert VideoPerceptionConfig().struck_partner == 0.0
+    assert perception_config(["struck_partner=0.2"]).struck_partner == 0.2
+    for bad in ("struck_partner=-0.1", "struck_partner=1.5"):
+        with pytest.raises(ConfigError, match="struck_partner"):
+            perception_config([bad])
+    paths = _struck_at_distance(0.85)
+    names = (("red", "rubber", "sphere"), ("blue", "rubber", "sphere"), ("green", "metal", "sphere"))
+    tracks = [_track(names[k], paths[k], 0.35) for k in range(3)]
+    cfg = VideoPerceptionConfig(rest_window=0, second_partner=0.0, coast_frames=0)
+    plain = tracks_to_annotation(tracks, list(range(30)), HW, HEIGHTS, cfg)
+    assert plain.collision == ()
+    struck = tracks_to_annotation(tracks, list(range(30)), HW, HEIGHTS, dataclasses.replace(cfg, struck_partner=0.2))
+    assert [(c.object_ids, c.frame_id) for c in struck.collision] == [((0, 1), 10)]
+    assert struck.motion_trajectory == plain.motion_trajectory
