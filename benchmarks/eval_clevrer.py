@@ -149,6 +149,9 @@ class RolloutFlags:
         "help": "a collision the annotation records in its last N observed frames whose footprints still touch at "
                 "the first predicted frame is also a future collision (0: off; default 2 with a pixel perceiver, "
                 "0 on true annotations)", "setting": "edge_frames"})
+    future_edge_tolerance: float | None = field(default=None, metadata={
+        "help": "footprint distance at which a --future-edge pair still touches at the first predicted frame "
+                "(scene units; default: the future collision rule's tolerance, 0)", "setting": "edge_tolerance"})
     contact_carry: int | None = field(default=None, metadata={
         "help": "a contact the rollout itself makes is answered by momentum exchange (equal masses, restitution "
                 "0.49) and both objects carried on at their new velocities for N frames before the PropNet takes "

@@ -533,6 +533,16 @@ def test_predictive_pick_reaches_predictive_questions_only_is_off_by_default_and
     assert all(result["accuracy"][m] == 1.0 for m in METRICS if result["counts"][m])  # right answers stay right
 
 
+def test_future_edge_tolerance_flag_maps_to_the_rollout_setting_is_off_by_default_and_a_bad_value_is_refused_by_name():
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-edge-tolerance", "0.01"])
+    assert args.future_edge_tolerance == 0.01
+    assert ClevrerEvalConfig(data="x", future_edge_tolerance=0.01).rollout_settings() == {"edge_tolerance": 0.01}
+    assert "edge_tolerance" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "edge_tolerance" not in rollout_settings_for("model", "propnet")  # not a pixel default
+    with pytest.raises(ConfigError, match="edge_tolerance"):
+        dynamics_for("propnet", None, {"edge_tolerance": -0.01})
+
+
 def test_future_reach_flag_maps_to_the_rollout_setting_is_a_pixel_default_and_a_bad_value_is_refused_by_name():
     args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-reach", "0.15"])
     assert args.future_reach == 0.15

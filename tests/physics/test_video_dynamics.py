@@ -466,6 +466,41 @@ def test_edge_frames_makes_a_contact_recorded_at_the_end_and_still_on_a_future_c
             RolloutConfig(edge_frames=bad)
 
 
+def test_edge_tolerance_lets_an_edge_pair_a_hair_apart_at_the_first_predicted_frame_count_and_is_off_by_default():
+    """nsdr12: a pair perceived colliding at the video's end reads 0.008 apart at the first predicted frame; the
+    edge rule finds it with ``edge_tolerance`` 0.01 only, never beyond it, and counterfactuals do not read it."""
+    d = 2 * HALF_EXTENT
+    ann = _still_annotation({0: "sphere", 1: "sphere"}, {0: 0.0, 1: 0.0}, {0: (0.0, 0.0), 1: (d - 0.01, 0.0)})
+    last = ann.motion_trajectory[-1].frame_id
+    ann = dataclass_replace(ann, collision=(Collision((0, 1), last - 1, (d / 2, 0.0, 0.35)),))
+
+    def future(xs):
+        return (*ann.motion_trajectory, *(FrameStates(last + 1 + i, (
+            ObjectState(0, (0.0, 0.0, 0.35), (0.0,) * 3, (0.0,) * 3, (0.0,) * 3, True),
+            ObjectState(1, (x, 0.0, 0.35), (0.0,) * 3, (0.0,) * 3, (0.0,) * 3, True))) for i, x in enumerate(xs)))
+
+    hair = future([d + 0.008, d + 0.1, d + 0.3])  # 0.008 apart at the first predicted frame, then apart
+    wide = future([d + 0.02, d + 0.1, d + 0.3])  # 0.02 apart: beyond the tolerance
+    assert RolloutConfig().edge_tolerance is None  # off: the future rule's tolerance (0)
+    plain = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, edge_frames=2))
+    tol = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, edge_frames=2, edge_tolerance=0.01))
+    assert plain.future_collisions(ann, hair) == ()
+    assert [(c.object_ids, c.frame_id) for c in tol.future_collisions(ann, hair)] == [((0, 1), last + 1)]
+    assert tol.future_collisions(ann, wide) == ()
+    # without edge_frames the tolerance adds nothing
+    assert PropNetVideoDynamics.load(config=dataclass_replace(SHORT, edge_tolerance=0.01)).future_collisions(ann, hair) == ()
+    moving = _sphere_past_a_resting_cylinder(0.8)
+    base = dataclass_replace(SHORT, future_frames=8, edge_frames=2)
+    off = PropNetVideoDynamics.load(config=base)
+    on = PropNetVideoDynamics.load(config=dataclass_replace(base, edge_tolerance=0.01))
+    assert on.future(moving, 8)[0] == off.future(moving, 8)[0]
+    for k in (0, 1, 2):
+        assert on.counterfactual(moving, k) == off.counterfactual(moving, k)
+    for bad in (-0.01, math.nan, math.inf, True):
+        with pytest.raises(ConfigError, match="edge_tolerance"):
+            RolloutConfig(edge_tolerance=bad)
+
+
 def test_yaw_discs_cubes_makes_a_cube_with_a_given_yaw_a_disc_in_the_collision_rule_only():
     known = _still_annotation({0: "cube", 1: "sphere"}, {0: 1e-3, 1: 0.0}, {0: (0.0, 0.0), 1: (1.07, 0.0)})
     last = known.motion_trajectory[-1].frame_id
