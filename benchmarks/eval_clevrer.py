@@ -239,7 +239,7 @@ class ClevrerEvalConfig(RolloutFlags):
         VIDEO_PERCEPTION.get(self.perception)  # unknown: ConfigError naming the choices
         if (self.perception_set or self.perception_cache) and self.perception == "gt":
             raise ConfigError("--perception-set and --perception-cache apply to a pixel perceiver, not --perception gt")
-        perception_config(self.perception_set)  # a bad setting fails here, before any video
+        perception_config(self.perception_set, option="--perception-set")  # a bad setting fails here, before any video
         VIDEO_DYNAMICS.get(self.dynamics)
         VIDEO_PARSERS.get(self.parser)
         for part, checkpoint in (("perception", self.perception_checkpoint), ("dynamics", self.dynamics_checkpoint),

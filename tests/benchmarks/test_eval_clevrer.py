@@ -465,6 +465,20 @@ def test_perception_settings_and_cache_are_refused_by_name_where_wrong(folder, c
     assert "not --perception gt" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("settings", "says"), [
+    (["cube_settle=0", "cube_settle=1"], "--perception-set 'cube_settle=1': cube_settle given twice; give each "
+                                         "setting once"),  # the later one won without a word
+    (["cube_settle"], "--perception-set 'cube_settle': not KEY=VALUE; expected KEY=VALUE with KEY one of "),
+    (["bogus=1"], "--perception-set 'bogus=1': unknown key 'bogus'; expected KEY=VALUE with KEY one of "),
+    (["track_height=x"], "--perception-set 'track_height=x': 'x' is not a number"),
+])
+def test_a_bad_perception_setting_names_the_flag_and_the_item(folder, capsys, settings, says):
+    base = ["eval", "clevrer", "--data", str(folder), "--split", "val", "--quiet", "--perception", "model"]
+    assert cli.main([*base, "--perception-set", *settings]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1, err
+
+
 def test_missing_collision_defaults_to_out_of_view_and_a_bad_one_is_refused_by_name():
     from benchmarks.eval_clevrer import ClevrerEvalConfig
     from physics.errors import ConfigError
