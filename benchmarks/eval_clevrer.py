@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from benchmarks.eval_clevr import scene_bootstrap_interval
 from perception.video.annotate import perception_config
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
 from physics.models.video_propnet import CARRY_SCOPES, YAW_DISCS, YAW_INPUTS
@@ -234,6 +235,7 @@ class ClevrerEvalConfig(RolloutFlags):
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         VIDEO_PERCEPTION.get(self.perception)  # unknown: ConfigError naming the choices

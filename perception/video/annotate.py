@@ -91,6 +91,7 @@ import numpy as np
 from perception.video.detect import VIDEO_ATTRIBUTES, FrameDetections, ground_backproject
 from perception.video.track import Track, TrackConfig, at_edge
 from perception.video.yaw import track_yaw
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.settings import parse_settings
 from physics.worlds.camera import CLEVR_CAMERA, Camera
@@ -320,6 +321,7 @@ class VideoPerceptionConfig:
     track: TrackConfig = field(default_factory=TrackConfig)
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.batch < 1 or self.fps < 1 or self.velocity_span < 1 or self.collision_gap < 1:
             raise ConfigError(f"VideoPerceptionConfig needs batch, fps, velocity_span and collision_gap >= 1, got "
                               f"{self.batch}, {self.fps}, {self.velocity_span}, {self.collision_gap}")
