@@ -195,7 +195,7 @@ class ClevrerEvalConfig(RolloutFlags):
     dynamics: str = field(default="gt", metadata={"help": "futures and counterfactuals from", "registry": VIDEO_DYNAMICS})
     parser: str = field(default="gt", metadata={"help": "programs from", "registry": VIDEO_PARSERS})
     perception_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the perception model"})
-    perception_set: tuple[str, ...] = field(default=(), metadata={
+    perception_set: tuple[str, ...] = field(default=(), metadata={"repeatable": True,  # as --set: each flag adds
         "help": "KEY=VALUE settings of the pixel perceiver's rules (perception.video.annotate.VideoPerceptionConfig "
                 "fields, e.g. cube_settle=0; none for track_height or area_tolerance)"})
     perception_cache: str | None = field(default=None, metadata={
