@@ -75,7 +75,6 @@ from perception.benchmark import BenchOutcome, Check, register_perception_bench
 from perception.generative.autoencoder import CodecConfig, ConvDecoder
 from perception.generative.scenes import SHAPE_CONDITIONS, SHAPES
 from perception.generative.segmenter import ShapeSegmenter, object_masks, segment, segment_logits
-from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -592,7 +591,6 @@ class GanDissectionOptions:
     ema: float = field(default=0.0, metadata={"help": "dissect an average of the generator's weights (decay; 0: off)"})
 
     def __post_init__(self) -> None:
-        check_field_types(self)  # text for a number, from Python: one line naming the field
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"perception benchmark 'gan-dissection': option 'ema' must be in [0, 1), got {self.ema!r}")
         if self.balanced and self.ema:
