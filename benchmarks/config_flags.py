@@ -3,7 +3,8 @@
 The library takes frozen config dataclasses, never argparse namespaces.  The CLI
 generates each command's flags from the dataclass fields (``max_steps`` becomes
 ``--max-steps``; the field's ``metadata["help"]`` is the help text; a field with
-``metadata["choices"]`` lists its choices; an ``int`` field is a :func:`count` whose
+``metadata["choices"]`` lists its choices; a tuple field with ``metadata["repeatable"]`` may be given
+twice, its items added (``--perception-set a=1 --perception-set b=2``); an ``int`` field is a :func:`count` whose
 least value is ``metadata["min"]`` (default 0: every integer option of the CLI counts
 something: items, steps, frames, pixels, threads, or is a seed or an index); a field with ``metadata["registry"]``
 (a :class:`physics.registry.Registry`) is a :func:`registry_argument`) and builds
@@ -107,6 +108,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[
         elif typing.get_origin(tp) is tuple:
             kwargs["type"] = flag_type(typing.get_args(tp)[0], f)
             kwargs["nargs"] = "+"
+            if f.metadata.get("repeatable"):  # the flag given twice adds to its items (else the later one replaced them)
+                kwargs["action"], default = "extend", list(default or ())
         else:
             kwargs["type"] = str
         if "choices" in f.metadata:

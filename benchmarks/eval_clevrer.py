@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from benchmarks.eval_clevr import scene_bootstrap_interval
 from perception.video.annotate import perception_config
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
 from physics.models.video_propnet import CARRY_SCOPES, YAW_DISCS, YAW_INPUTS
@@ -197,7 +198,7 @@ class ClevrerEvalConfig(RolloutFlags):
     dynamics: str = field(default="gt", metadata={"help": "futures and counterfactuals from", "registry": VIDEO_DYNAMICS})
     parser: str = field(default="gt", metadata={"help": "programs from", "registry": VIDEO_PARSERS})
     perception_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the perception model"})
-    perception_set: tuple[str, ...] = field(default=(), metadata={
+    perception_set: tuple[str, ...] = field(default=(), metadata={"repeatable": True,  # as --set: each flag adds
         "help": "KEY=VALUE settings of the pixel perceiver's rules (perception.video.annotate.VideoPerceptionConfig "
                 "fields, e.g. cube_settle=0; none for track_height or area_tolerance)"})
     perception_cache: str | None = field(default=None, metadata={
@@ -237,12 +238,13 @@ class ClevrerEvalConfig(RolloutFlags):
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         VIDEO_PERCEPTION.get(self.perception)  # unknown: ConfigError naming the choices
         if (self.perception_set or self.perception_cache) and self.perception == "gt":
             raise ConfigError("--perception-set and --perception-cache apply to a pixel perceiver, not --perception gt")
-        perception_config(self.perception_set)  # a bad setting fails here, before any video
+        perception_config(self.perception_set, option="--perception-set")  # a bad setting fails here, before any video
         VIDEO_DYNAMICS.get(self.dynamics)
         VIDEO_PARSERS.get(self.parser)
         for part, checkpoint in (("perception", self.perception_checkpoint), ("dynamics", self.dynamics_checkpoint),

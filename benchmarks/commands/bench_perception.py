@@ -30,22 +30,9 @@ from benchmarks.table import format_table
 from perception.benchmark import bench_options
 from physics.errors import ConfigError
 from physics.io import atomic_write_json, check_writable
+from physics.settings import parse_settings
 
 __all__ = ["register", "run"]
-
-
-def _settings(items: list[str] | None) -> dict[str, str]:
-    """``["scenes=one_object", ...]`` -> ``{"scenes": "one_object"}``; the entry's options type the text."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ConfigError(f"--set expects NAME=VALUE (an option of the model, see --list), got {item!r}")
-        if key in out:
-            raise ConfigError(f"--set {key} given twice")
-        out[key] = text
-    return out
 
 
 def _option_names(bench) -> str:
@@ -62,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         rows = [[b.name, b.paper, b.check, b.ablation, _option_names(b)] for b in perception_benches()]
         print(format_table(rows, ["model", "paper", "check", "ablation", "options (--set)"]))
         return 0
-    settings = _settings(args.set)
+    settings = parse_settings(args.set, keys="an option of the model (see --list)")  # text: typed by the option
     if settings:
         perception_benches()  # every entry registered, then the options checked before anything trains
         bench_options(args.model, settings)

@@ -100,6 +100,29 @@ def episode_gif(result, path: Path) -> None:
 _EPISODE_KEYS = ("seed", "success", "final_distance", "start_distance", "steps", "plan_seconds_mean")
 
 
+def _episode_fault(d: dict[str, Any], max_steps: Any) -> str | None:
+    """What is wrong with the types of a resumed episode record (None: nothing), in words.
+
+    A hand-edited or damaged record was a TypeError deep in the resume (``"steps": "2"``), or asked
+    for a list of that many plan times (``"steps": 10**12``).
+    """
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    rules = {"seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+             "success": (lambda v: isinstance(v, bool), "true or false"),
+             "final_distance": (number, "a number"), "start_distance": (number, "a number"),
+             "plan_seconds_mean": (number, "a number"),
+             "plan_cpu_seconds_mean": (lambda v: v is None or number(v), "a number or null")}
+    for key, (ok, what) in rules.items():
+        if key in d and not ok(d[key]):
+            return f"{key} must be {what}, got {d[key]!r}"
+    steps, most = d["steps"], max_steps if isinstance(max_steps, int) else None
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0 or (most is not None and steps > most):
+        return f"steps must be an integer in [0, {most if most is not None else 'max_steps'}], got {steps!r}"
+    return None
+
+
 def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"planner_config": {"horizon": 20}}`` -> ``{"planner_config.horizon": 20}``."""
     flat: dict[str, Any] = {}
@@ -136,6 +159,9 @@ def _resumable(old: Any, out: Path, settings: dict[str, Any]) -> list[dict[str, 
         missing = [key for key in _EPISODE_KEYS if not isinstance(d, dict) or key not in d]
         if missing:
             raise DataError(f"--resume: {out}: episode {k} lacks {', '.join(missing)}; give another --out or delete it")
+        fault = _episode_fault(d, settings.get("task_config", {}).get("max_steps"))
+        if fault:
+            raise DataError(f"--resume: {out}: episode {k}: {fault}; give another --out or delete it")
     return episodes
 
 

@@ -19,37 +19,9 @@ from typing import Any
 
 from benchmarks.config_flags import add_config_flags, config_from_args
 from benchmarks.datasets.dynamics_builder import DynamicsDataConfig, build_dynamics_split
-from physics.errors import ConfigError
+from physics.settings import json_value, parse_settings
 
-__all__ = ["register", "run", "parse_overrides", "write_preview_gif"]
-
-
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["num_boxes=15", "lift_angle_deg=[10,20]"]`` -> ``{"num_boxes": 15, ...}`` (values as JSON, else text)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE (a world config field), got {item!r}")
-        key = key.strip().replace("-", "_")
-        if key in out:  # the later one won without a word (bench perception's --set refuses it too)
-            raise ConfigError(f"--set {key} given twice")
-        try:
-            value = json.loads(text, parse_constant=_refuse_non_finite(item))
-        except json.JSONDecodeError:
-            value = text
-        out[key] = value
-    return out
-
-
-def _refuse_non_finite(item: str):
-    """A ``json.loads`` hook that refuses NaN and infinities (no world or model setting takes them)."""
-
-    def refuse(constant: str):
-        # shared by the model --set of train dynamics / video-dynamics: "world settings" misnamed those
-        raise ConfigError(f"--set {item}: {constant} is not allowed; settings are finite numbers")
-
-    return refuse
+__all__ = ["register", "run", "write_preview_gif"]
 
 
 def write_preview_gif(cfg: DynamicsDataConfig, overrides: dict[str, Any], path: str) -> str:
@@ -73,7 +45,7 @@ def write_preview_gif(cfg: DynamicsDataConfig, overrides: dict[str, Any], path: 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(DynamicsDataConfig, args)
-    overrides = parse_overrides(args.set)
+    overrides = parse_settings(args.set, keys="a world config field", value=json_value)
     summary = build_dynamics_split(cfg, overrides, progress=not args.quiet)
     if args.gif:
         summary["gif"] = write_preview_gif(cfg, overrides, args.gif)

@@ -33,10 +33,10 @@ import shlex
 import shutil
 from pathlib import Path
 
-from benchmarks.commands.data_dynamics import parse_overrides
 from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
 from physics.errors import DataError
 from physics.models import MODELS, PRESETS, TrainConfig, make_model, preset, train
+from physics.settings import json_value, parse_settings
 from physics.training import config_flags
 from physics.training.distributed import shutdown_distributed, world_info
 
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(TrainConfig, args)
     PRESETS.get(args.world), MODELS.get(args.model)  # name errors before any data is read
+    overrides = parse_settings(args.set, keys="a model config field", value=json_value)  # and --set's
     train_trajs, valid_trajs = [], []
     for folder in args.data:
         train_trajs += load_split(folder, "train")
@@ -90,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
         except DataError:
             pass
     t0 = train_trajs[0]
-    overrides = parse_overrides(args.set)
     mcfg = preset(
         args.world,
         args.model,

@@ -24,7 +24,6 @@ import dataclasses
 import shlex
 from pathlib import Path
 
-from benchmarks.commands.data_dynamics import parse_overrides
 from benchmarks.commands.train_dynamics import report_run
 from benchmarks.config_flags import (
     add_config_flags,
@@ -34,6 +33,7 @@ from benchmarks.config_flags import (
     registry_argument,
 )
 from physics.models import MODELS, TrainConfig
+from physics.settings import json_value, parse_settings
 from physics.training import config_flags
 
 __all__ = ["register", "run"]
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(TrainConfig, args)
     MODELS.get(args.model)
+    overrides = parse_settings(args.set, keys="a model config field", value=json_value)  # before any data is read
     if args.grow_spin and not cfg.init:
         raise ConfigError("--grow-spin zeroes the spin-channel weights of the --init model; give --init FILE")
     if Path(args.data).is_file():
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         words += ["--set", item]
     meta = {"command": shlex.join(words), "seed": cfg.seed, "data": str(args.data), "split": args.split}
     summary = train_video_model(args.model, videos, out, cfg, valid_fraction=args.valid_fraction,
-                                overrides=parse_overrides(args.set), resume=args.resume, meta=meta,
+                                overrides=overrides, resume=args.resume, meta=meta,
                                 progress=not args.quiet, counterfactuals=args.counterfactuals,
                                 contact_weight=args.contact_weight, contact_after=args.contact_after,
                                 contact_lead=args.contact_lead)

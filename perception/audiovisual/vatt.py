@@ -63,6 +63,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.model_stats import count_parameters
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = [
@@ -245,6 +246,7 @@ class VATTConfig:
     object_change: str = "difference"
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         t, h, w = self.tubelet
         if self.frames % t or self.height % h or self.width % w:
             raise ConfigError(f"VATTConfig: video {self.frames}x{self.height}x{self.width} is not a whole number "
@@ -933,6 +935,9 @@ class VATTOptions:
 
     variant: str = field(default=DEFAULT_VATT_VARIANT, metadata={"choices": tuple(VATT_VARIANTS),
                                                                  "help": "a named configuration (VATT_VARIANTS)"})
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
 
 
 @register_perception_bench(

@@ -28,6 +28,7 @@ from perception.derender.derenderer import image_to_tensor
 from perception.derender.outline import OutlineConfig, OutlineNet, outline_crops, save_outline
 from perception.derender.proposals import ProposalNet, predict_masks
 from perception.derender.trainers import load_trained, train_outline_net
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError
 from physics.io import atomic_write_json
 from physics.training import config_flags
@@ -63,6 +64,7 @@ class OutlineTrainConfig:
     threads: int = field(default=1, metadata={"min": 1, "help": "torch CPU threads"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         for name in ("epochs", "batch_size", "threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"OutlineTrainConfig.{name} must be >= 1, got {getattr(self, name)}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from perception.derender.attributes import AttributeConfig
 from perception.derender.proposals import ProposalConfig
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.training import config_flags
 
@@ -119,6 +120,7 @@ class DerenderTrainConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         self.parsed_test_scales()  # one-line error for a bad --test-scales
         for name in ("epochs", "batch_size", "attribute_batch_size", "threads"):
             if getattr(self, name) < 1:

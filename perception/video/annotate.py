@@ -91,7 +91,9 @@ import numpy as np
 from perception.video.detect import VIDEO_ATTRIBUTES, FrameDetections, ground_backproject
 from perception.video.track import Track, TrackConfig, at_edge
 from perception.video.yaw import track_yaw
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
+from physics.settings import parse_settings
 from physics.worlds.camera import CLEVR_CAMERA, Camera
 from physics.worlds.clevr_properties import ATTRIBUTES
 from physics.worlds.clevrer_annotation import (
@@ -327,6 +329,7 @@ class VideoPerceptionConfig:
     track: TrackConfig = field(default_factory=TrackConfig)
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.batch < 1 or self.fps < 1 or self.velocity_span < 1 or self.collision_gap < 1:
             raise ConfigError(f"VideoPerceptionConfig needs batch, fps, velocity_span and collision_gap >= 1, got "
                               f"{self.batch}, {self.fps}, {self.velocity_span}, {self.collision_gap}")
@@ -403,43 +406,45 @@ def tracking_config(config: VideoPerceptionConfig) -> TrackConfig:
     return replace(config.track, join_short=1) if config.join_short else config.track
 
 
-def perception_config(settings: Sequence[str], base: VideoPerceptionConfig | None = None) -> VideoPerceptionConfig:
+def perception_config(settings: Sequence[str], base: VideoPerceptionConfig | None = None,
+                      option: str = "perception setting") -> VideoPerceptionConfig:
     """``base`` (default: the defaults) with ``KEY=VALUE`` settings applied (``nesy eval clevrer --perception-set``).
 
-    Keys are :class:`VideoPerceptionConfig` fields (numbers; ``none`` for the ones that may be None).
+    Keys are :class:`VideoPerceptionConfig` fields (numbers; ``none`` for the ones that may be None),
+    split by the one ``KEY=VALUE`` parser (:func:`physics.settings.parse_settings`); ``option``
+    names them in its messages (``--perception-set`` from the command line).
 
     Raises:
-        ConfigError: an unknown key, a setting not of the form KEY=VALUE, a value that is not a
-            finite number of the field's kind, or one the config refuses (each names the setting).
+        ConfigError: an unknown key, a setting not of the form KEY=VALUE, a key given twice, a value
+            that is not a finite number of the field's kind, or one the config refuses (each names the setting).
     """
     base = base if base is not None else VideoPerceptionConfig()
+    items = [str(item) for item in settings]
+    texts = parse_settings(items, option=option, known=_SETTABLE)
     changes: dict[str, int | float | None] = {}
-    for item in settings:
-        key, sep, text = str(item).partition("=")
-        key = key.strip()
-        if not sep or key not in _SETTABLE:
-            raise ConfigError(f"perception setting {item!r}: expected KEY=VALUE with KEY one of {', '.join(_SETTABLE)}")
+    for item, (key, text) in zip(items, texts.items(), strict=True):
+        where = f"{option} {item!r}"
         current = getattr(base, key)
         if text.strip().lower() == "none":
             if not _SETTABLE[key]:
-                raise ConfigError(f"perception setting {item!r}: {key} cannot be none")
+                raise ConfigError(f"{where}: {key} cannot be none; expected a number")
             changes[key] = None
             continue
         try:
             value = float(text)
         except ValueError:
-            raise ConfigError(f"perception setting {item!r}: {text!r} is not a number") from None
+            raise ConfigError(f"{where}: {text!r} is not a number") from None
         if not np.isfinite(value):
-            raise ConfigError(f"perception setting {item!r}: the value must be finite")
+            raise ConfigError(f"{where}: the value must be finite")
         if isinstance(current, int) and not isinstance(current, bool):
             if value != int(value):
-                raise ConfigError(f"perception setting {item!r}: {key} takes a whole number")
+                raise ConfigError(f"{where}: {key} takes a whole number")
             value = int(value)
         changes[key] = value
     try:
         return replace(base, **changes)
     except ConfigError as exc:
-        raise ConfigError(f"perception settings {list(settings)}: {exc}") from None
+        raise ConfigError(f"{option} {' '.join(items)}: {exc}") from None
 
 
 def video_index(frames_dir: str | Path) -> int:

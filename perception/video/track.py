@@ -49,6 +49,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from perception.video.detect import VIDEO_ATTRIBUTES, FrameDetections
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
@@ -91,6 +92,7 @@ class TrackConfig:
     join_short: int = 0
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.max_distance <= 0 or self.max_gap_distance < self.max_distance:
             raise ConfigError(f"TrackConfig needs 0 < max_distance <= max_gap_distance, got "
                               f"{self.max_distance}, {self.max_gap_distance}")

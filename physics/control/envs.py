@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.worlds.dynamics import BoxPushing, DynamicsWorld, Rope, make_world
 
@@ -75,6 +76,7 @@ class ControlConfig:
     focus: float | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         for key in ("repeat", "max_steps"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{type(self).__name__}.{key} must be >= 1, got {getattr(self, key)}")

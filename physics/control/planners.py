@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from physics.config_types import check_field_types
 from physics.control.adapt import ADAPT_MODES
 from physics.errors import ConfigError
 from physics.registry import Registry
@@ -116,6 +117,7 @@ class PlannerConfig:
     adapt_max_gain: float = field(default=3.0, metadata={"help": "the adapted gain stays in [1/G, G]"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.adapt not in ADAPT_MODES:
             raise ConfigError(f"PlannerConfig.adapt must be one of {ADAPT_MODES}, got {self.adapt!r}")
         if not self.adapt_max_gain >= 1:  # also refuses NaN

@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.graph.builder import GraphConfig
 from physics.models.contact import check_contact
@@ -97,6 +98,7 @@ class ModelConfig:
     graph: GraphConfig = field(default_factory=GraphConfig)
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.predict not in PREDICTIONS:
             raise ConfigError(f"ModelConfig.predict must be one of {', '.join(PREDICTIONS)}, got {self.predict!r}")
         if self.stage_order not in STAGE_ORDERS:

@@ -111,6 +111,7 @@ from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
+from physics.config_types import check_field_types
 from physics.errors import CheckpointError, ConfigError, StateError
 from physics.graph.builder import GraphBuilder
 from physics.io import PathLike
@@ -238,6 +239,7 @@ class TrainConfig:
     device: str = field(default="auto", metadata={"help": "auto (cuda when present), cpu, cuda, cuda:N"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         for name in ("epochs", "batch_size", "max_samples", "threads", "rollout_steps", "own_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")

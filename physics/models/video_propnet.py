@@ -71,6 +71,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError, StateError
 from physics.graph.builder import GraphBuilder, NodeType
 from physics.io import PathLike
@@ -421,6 +422,7 @@ class RolloutConfig:
     spin_input: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         nm = self.near_miss
         if not isinstance(nm, tuple) or (nm and (len(nm) != 1 + NEAR_MISS_FEATURES or not all(
                 isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in nm))):

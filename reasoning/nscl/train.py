@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from physics.config_types import check_field_types
 from physics.errors import CheckpointError, ConfigError
 from physics.io import PathLike, atomic_torch_save, require_fields, torch_load
 from physics.models.averaging import average_state_dicts
@@ -171,6 +172,7 @@ class NSCLTrainConfig:
     device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when present; may change on resume)"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0 or self.crop_size < 8:
             raise ConfigError(
                 f"epochs, batch size and learning rate must be positive and the crop size at least 8, got "

@@ -103,7 +103,8 @@ def test_an_entry_without_settings_runs_with_its_options_defaults_not_its_functi
     ("repeat=2.5", "option 'repeat' must be an integer, got '2.5'"),
     ("scale=nan", "option 'scale' must be a finite number, got 'nan'"),
     ("flip=maybe", "option 'flip' must be true or false, got 'maybe'"),
-    ("scale", "--set expects NAME=VALUE"),
+    ("scale", "--set 'scale': not KEY=VALUE; expected KEY=VALUE with KEY an option of the model (see --list)"),
+    ("=2", "--set '=2': not KEY=VALUE"),
 ])
 def test_a_refused_option_is_a_one_line_error_naming_it_before_anything_runs(toy_options_bench, setting, says, capsys,
                                                                               tmp_path):
@@ -111,6 +112,11 @@ def test_a_refused_option_is_a_one_line_error_naming_it_before_anything_runs(toy
     assert main(["bench", "perception", "--model", toy_options_bench, "--set", setting, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_an_option_given_twice_is_refused_naming_it(toy_options_bench, capsys):
+    assert main(["bench", "perception", "--model", toy_options_bench, "--set", "scale=2", "--set", "scale=3"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--set 'scale=3': scale given twice; give each setting once")
 
 
 def test_options_for_a_model_without_any_or_with_all_are_refused(toy_bench, capsys):

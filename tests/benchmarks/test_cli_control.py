@@ -48,6 +48,32 @@ def test_resume_from_a_file_that_is_no_control_result_is_one_line(tmp_path, caps
     assert "episode 0 lacks steps" in capsys.readouterr().err
 
 
+def test_resume_names_an_episode_record_of_the_wrong_type_in_one_line(tmp_path, capsys):
+    """``"steps": "2"`` was a TypeError traceback; ``"steps": 10**12`` asked for a list of 10**12 plan times."""
+    out = tmp_path / "r.json"
+    argv = ["control", "--task", "rope", "--model", "gt", "--planner", "random", "--episodes", "1", "--out", str(out),
+            "--no-gif", *TINY]
+    assert main(argv) == 0
+    good = json.loads(out.read_text())
+    capsys.readouterr()
+    for key, bad, says in (("steps", "2", "steps must be an integer in [0, 2], got '2'"),
+                           ("steps", 10**12, "steps must be an integer in [0, 2], got 1000000000000"),
+                           ("steps", True, "steps must be an integer in [0, 2], got True"),
+                           ("success", "yes", "success must be true or false, got 'yes'"),
+                           ("final_distance", "0.1", "final_distance must be a number, got '0.1'"),
+                           ("plan_cpu_seconds_mean", "x", "plan_cpu_seconds_mean must be a number or null, got 'x'"),
+                           ("seed", -1, "seed must be an integer >= 0, got -1")):
+        damaged = json.loads(json.dumps(good))
+        damaged["per_episode"][0][key] = bad
+        out.write_text(json.dumps(damaged))
+        assert main([*argv, "--resume"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].endswith(f"--resume: {out}: episode 0: {says}; give another --out or delete it"), err
+        assert json.loads(out.read_text()) == damaged  # left as it was
+    out.write_text(json.dumps(good))
+    assert main([*argv, "--resume"]) == 0 and json.loads(out.read_text())["per_episode"] == good["per_episode"]
+
+
 def test_control_random_baseline_needs_no_model(tmp_path):
     out = tmp_path / "rand.json"
     assert main(["control", "--task", "rope", "--model", "gt", "--planner", "random", "--episodes", "1",

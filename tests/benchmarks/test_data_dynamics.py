@@ -202,7 +202,7 @@ def test_non_finite_settings_are_refused_in_one_line(tmp_path, capsys, setting):
     argv = ["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path), "--set", setting]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"--set {setting}" in err and "finite" in err, err
+    assert len(err.splitlines()) == 1 and f"--set {setting!r}" in err and "finite" in err, err
     assert not (tmp_path / "train").exists()
 
 
@@ -212,8 +212,15 @@ def test_a_setting_given_twice_is_refused_not_the_later_one_taken(tmp_path, caps
             "--set", "radius=0.02", "--set", "radius=0.03"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.endswith("--set radius given twice"), err
+    assert len(err.splitlines()) == 1 and err.endswith("--set 'radius=0.03': radius given twice; give each setting once"), err
     assert not (tmp_path / "train").exists()
+
+
+def test_a_setting_without_a_value_is_refused_naming_it_and_what_a_key_is(tmp_path, capsys):
+    argv = ["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path), "--set", "radius"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--set 'radius': not KEY=VALUE; expected KEY=VALUE with KEY a world config field"), err
 
 
 @pytest.mark.parametrize("damage", [b'{"format": "nesy-dyn', b"[1]", bytes(range(128, 256))])

@@ -105,7 +105,22 @@ def test_clear_errors_for_bad_input(cradle_data, tmp_path, capsys):
     assert rc == 2 and "not found" in capsys.readouterr().err
     rc = _train(cradle_data, tmp_path / "x", "in", 1, "--set", "noise_std=NaN")  # a model setting, not a world's
     err = capsys.readouterr().err
-    assert rc == 2 and "--set noise_std=NaN: NaN is not allowed; settings are finite numbers" in err and "world" not in err
+    assert rc == 2 and "--set 'noise_std=NaN': NaN is not allowed; settings are finite numbers" in err and "world" not in err
+
+
+@pytest.mark.parametrize(("setting", "says"), [
+    (["hidden"], "--set 'hidden': not KEY=VALUE; expected KEY=VALUE with KEY a model config field"),
+    (["hidden=4", "hidden=8"], "--set 'hidden=8': hidden given twice; give each setting once"),
+])
+def test_a_bad_model_setting_is_refused_before_any_data_is_read(tmp_path, capsys, setting, says):
+    """The data were read first, so a missing folder hid the --set error (and a good one read every split first)."""
+    argv = ["train", "dynamics", "--world", "cradle", "--model", "in", "--data", str(tmp_path / "nowhere"),
+            "--out", str(tmp_path / "x"), "--quiet"]
+    for item in setting:
+        argv += ["--set", item]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith(says), err
 
 
 def test_bench_finds_the_only_split_of_a_folder(tmp_path, capsys):

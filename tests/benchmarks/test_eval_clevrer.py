@@ -465,6 +465,30 @@ def test_perception_settings_and_cache_are_refused_by_name_where_wrong(folder, c
     assert "not --perception gt" in capsys.readouterr().err
 
 
+def test_perception_set_given_twice_adds_its_settings_not_replaces_them():
+    """``--perception-set a=1 --perception-set b=2`` ran with b=2 alone, a=1 dropped without a word (argparse's store)."""
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--perception", "model",
+                                          "--perception-set", "cube_settle=0", "--perception-set", "rest_votes=2", "border=3"])
+    assert args.perception_set == ["cube_settle=0", "rest_votes=2", "border=3"]
+    assert cli.build_parser().parse_args(["eval", "clevrer", "--data", "x"]).perception_set == []
+
+
+@pytest.mark.parametrize(("settings", "says"), [
+    (["cube_settle=0", "cube_settle=1"], "--perception-set 'cube_settle=1': cube_settle given twice; give each "
+                                         "setting once"),  # the later one won without a word
+    (["cube_settle"], "--perception-set 'cube_settle': not KEY=VALUE; expected KEY=VALUE with KEY one of "),
+    (["bogus=1"], "--perception-set 'bogus=1': unknown key 'bogus'; expected KEY=VALUE with KEY one of "),
+    (["track_height=x"], "--perception-set 'track_height=x': 'x' is not a number"),
+])
+def test_a_bad_perception_setting_names_the_flag_and_the_item(folder, capsys, settings, says):
+    base = ["eval", "clevrer", "--data", str(folder), "--split", "val", "--quiet", "--perception", "model"]
+    assert cli.main([*base, "--perception-set", *settings]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1, err
+    assert cli.main([*base, *(w for s in settings for w in ("--perception-set", s))]) == 2  # one flag per setting
+    assert says in capsys.readouterr().err
+
+
 def test_missing_collision_defaults_to_out_of_view_and_a_bad_one_is_refused_by_name():
     from benchmarks.eval_clevrer import ClevrerEvalConfig
     from physics.errors import ConfigError

@@ -155,6 +155,21 @@ def test_train_video_dynamics_from_a_trajectory_file_with_counterfactuals_and_co
     assert exit_info.value.code == 2 and "argument --contact-lead: must be an integer >= 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("setting", "says"), [
+    (["hidden"], "--set 'hidden': not KEY=VALUE; expected KEY=VALUE with KEY a model config field"),
+    (["hidden=4", "hidden=8"], "--set 'hidden=8': hidden given twice; give each setting once"),
+    (["noise_std=NaN"], "--set 'noise_std=NaN': NaN is not allowed; settings are finite numbers"),
+])
+def test_train_video_dynamics_refuses_a_bad_set_before_any_data_is_read(tmp_path, capsys, setting, says):
+    argv = ["train", "video-dynamics", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--quiet"]
+    for item in setting:
+        argv += ["--set", item]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith(says), err
+    assert not (tmp_path / "run").exists()
+
+
 def test_object_groups_sort_objects_by_their_future(data):
     from dataclasses import replace
 

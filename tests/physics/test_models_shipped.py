@@ -37,15 +37,15 @@ def test_shipped_checkpoints_roll_out_finite(world):
 def test_registered_presets_rebuild_the_shipped_configs_from_their_commands(path):
     import shlex
 
-    from benchmarks.commands.data_dynamics import parse_overrides
     from physics.io import torch_load
     from physics.models import preset
     from physics.models.config import config_from_dict
+    from physics.settings import json_value, parse_settings
 
     ckpt = torch_load(path)
     words = shlex.split(ckpt["meta"]["command"])
     world, model = words[words.index("--world") + 1], words[words.index("--model") + 1]
-    sets = parse_overrides([words[i + 1] for i, w in enumerate(words) if w == "--set"])
+    sets = parse_settings([words[i + 1] for i, w in enumerate(words) if w == "--set"], value=json_value)
     stored = config_from_dict(ckpt["config"])
     dims = {k: getattr(stored, k) for k in ("dim", "node_attr_dim", "edge_attr_dim")}
     assert preset(world, model, **dims, **sets) == stored

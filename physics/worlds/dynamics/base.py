@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 from physics.trajectory import Trajectory
 
@@ -58,6 +59,7 @@ class WorldConfig:
     bound: float = field(default=5.0, metadata={"help": "|position| above this means the state exploded (m)"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         checks = {
             "physics_dt": self.physics_dt > 0,
             "frame_skip": self.frame_skip >= 1,
