@@ -108,6 +108,10 @@ class RolloutFlags:
         "help": "a pair the future rollout brings within this footprint distance also collides, next to the "
                 "collision rule's (scene units; 0: off; 0.15 from pixels by default since the twenty-eighth session)",
         "setting": "future_reach"})
+    counterfactual_reach: float | None = field(default=None, metadata={
+        "help": "counterfactual rollouts: a pair the rollout brings within this footprint distance after the video's "
+                "last frame also collides, next to the collision rule's (scene units; 0: off, the default)",
+        "setting": "counterfactual_reach"})
     future_approach: float | None = field(default=None, metadata={
         "help": "closing speed a predicted collision needs (units/s; 0: none)", "setting": "approach_speed"})
     future_fit: int | None = field(default=None, metadata={

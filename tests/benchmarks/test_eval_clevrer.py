@@ -228,6 +228,18 @@ def test_counterfactual_velocity_fit_flag_maps_to_the_rollout_setting_and_is_a_p
         dynamics_for("propnet", None, {"counterfactual_velocity_fit": 3})
 
 
+def test_counterfactual_reach_flag_maps_to_the_rollout_setting_is_off_unless_given_and_a_bad_value_is_refused():
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--counterfactual-reach", "0.05"])
+    assert args.counterfactual_reach == 0.05
+    assert ClevrerEvalConfig(data="x", counterfactual_reach=0.05).rollout_settings() == {"counterfactual_reach": 0.05}
+    assert "counterfactual_reach" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "counterfactual_reach" not in rollout_settings_for("model", "propnet")  # not a default
+    assert "counterfactual_reach" not in (rollout_settings_for("gt", "propnet") or {})
+    dynamics_for("propnet", None, {"counterfactual_reach": 0.05})  # accepted
+    with pytest.raises(ConfigError, match="counterfactual_reach"):
+        dynamics_for("propnet", None, {"counterfactual_reach": -0.1})
+
+
 def test_counterfactual_fit_residual_flag_maps_to_the_rollout_setting_and_is_off_unless_given():
     args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--counterfactual-fit-residual", "0.04"])
     assert args.counterfactual_fit_residual == 0.04

@@ -1253,3 +1253,51 @@ def test_future_reach_adds_a_future_near_pass_and_never_drops_a_collision_the_pl
     for bad in (-0.1, math.nan, math.inf):
         with pytest.raises(ConfigError, match="future_reach"):
             RolloutConfig(future_reach=bad)
+
+
+def test_counterfactual_reach_adds_a_near_pass_after_the_video_and_never_one_inside_it_or_a_known_pair():
+    """nsdr14 (twenty-ninth session): hand-made counterfactual frames, the video's last observed frame 2.  Sphere 1
+    slides at resting sphere 0 and stops 0.10 short: ``counterfactual_reach`` 0.15 makes it a collision where the gap
+    first falls below 0.15; sphere 2 sat 0.12 from 0 since the video (no new touch); a pair the counterfactual already
+    holds within ``collision_gap`` frames is not added twice (another pair's does not count); 0.05 adds nothing; a
+    near pass inside the video adds nothing."""
+    from physics.models.video_propnet import _counterfactual_reach_collisions
+
+    d = 2 * HALF_EXTENT
+
+    def state(k, x):
+        return ObjectState(k, (x, 0.0, 0.35), (0.0, 0.0, 0.0), (0.0,) * 3, (0.0,) * 3, True)
+
+    gaps = (0.9, 0.7, 0.5, 0.35, 0.22, 0.14, 0.11, 0.10, 0.10)
+    frames = tuple(FrameStates(f, (state(0, 0.0), state(1, d + g), state(2, -d - 0.12))) for f, g in enumerate(gaps))
+    shapes = {0: "sphere", 1: "sphere", 2: "sphere"}
+    reach = dataclass_replace(SHORT, counterfactual_reach=0.15)
+
+    def added(cfg, last, have=()):
+        return [(c.object_ids, c.frame_id) for c in _counterfactual_reach_collisions(frames, shapes, cfg, last, have)]
+
+    assert added(reach, 2) == [((0, 1), 5)]
+    assert added(reach, 2, (Collision((0, 1), 8, (0.0, 0.0, 0.0)),)) == []  # 3 frames from one it holds
+    assert added(reach, 2, (Collision((0, 2), 5, (0.0, 0.0, 0.0)),)) == [((0, 1), 5)]
+    assert added(dataclass_replace(SHORT, counterfactual_reach=0.05), 2) == []
+    assert added(reach, 5) == []  # dated inside the video: the plain rule's business
+
+
+def test_counterfactual_reach_reaches_counterfactual_collisions_only_and_is_refused_unless_valid():
+    """The option adds to a counterfactual's collisions and never removes one; its rolled-out states, every future
+    (states and collisions) and the default (off) are unchanged; bad values are refused by name."""
+    moving = _sphere_past_a_resting_cylinder(0.8)  # the sphere passes the cylinder 0.1 apart
+    base = dataclass_replace(SHORT, future_frames=8)
+    off = PropNetVideoDynamics.load(config=base)
+    on = PropNetVideoDynamics.load(config=dataclass_replace(base, counterfactual_reach=0.3))
+    assert RolloutConfig().counterfactual_reach == 0.0  # off by default
+    assert on.future(moving, 8) == off.future(moving, 8)
+    grew = False
+    for k in (0, 1, 2):
+        a, b = on.counterfactual(moving, k), off.counterfactual(moving, k)
+        assert a.trajectory == b.trajectory and set(b.collisions) <= set(a.collisions)
+        grew |= len(a.collisions) > len(b.collisions)
+    assert grew  # the far sphere removed: the pass within 0.3 of the cylinder after the video is a collision
+    for bad in (-0.1, math.nan, math.inf, True, "0.1"):
+        with pytest.raises(ConfigError, match="counterfactual_reach"):
+            RolloutConfig(counterfactual_reach=bad)
