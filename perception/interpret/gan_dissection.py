@@ -50,7 +50,9 @@ inserts the 10 units whose ablation alone removes most cube pixels (:func:`causa
 paper's causal choice of intervention units) instead of the 10 of highest cube IoU; neither
 met the checks on dev seed 63346 (docs/results/perception.md, nineteenth look).  ``ranking="causal-net"``
 (session 28, off by default) grows the 10 units greedily from those of largest cube effect, by cube pixels
-removed net of the sphere pixel count's change on the selection samples (:func:`net_causal_units`).
+removed net of the sphere pixel count's change on the selection samples (:func:`net_causal_units`);
+its options ``harmless`` (candidates that move no other shape, :func:`harmless_units`) and ``causal_samples``
+(session 29, off by default) did not meet the checks on dev 42440 (docs/results/perception.md, twenty-second look).
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
