@@ -50,7 +50,9 @@ inserts the 10 units whose ablation alone removes most cube pixels (:func:`causa
 paper's causal choice of intervention units) instead of the 10 of highest cube IoU; neither
 met the checks on dev seed 63346 (docs/results/perception.md, nineteenth look).  ``ranking="causal-net"``
 (session 28, off by default) grows the 10 units greedily from those of largest cube effect, by cube pixels
-removed net of the sphere pixel count's change on the selection samples (:func:`net_causal_units`).
+removed net of the sphere pixel count's change on the selection samples (:func:`net_causal_units`);
+its options ``harmless`` (candidates that move no other shape, :func:`harmless_units`) and ``causal_samples``
+(session 29, off by default) did not meet the checks on dev 42440 (docs/results/perception.md, twenty-second look).
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
@@ -80,8 +82,8 @@ from physics.errors import ConfigError
 if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
-__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "causal_units", "NET_POOL",
-           "greedy_net_selection", "net_causal_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+__all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "DISSECTION_SAMPLES", "causal_units", "NET_POOL",
+           "greedy_net_selection", "net_causal_units", "unit_scan", "harmless_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -362,6 +364,43 @@ def causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z:
 NET_POOL = 16  # ranking="causal-net": the candidates, the units of largest single causal effect on cubes
 
 
+@torch.no_grad()
+def unit_scan(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int) -> tuple[Tensor, Tensor]:
+    """Every unit of the layer ablated alone on the samples from ``z``: its effect on each concept's pixels.
+
+    Returns (removed, changed), each float [U, C] (C concepts, :data:`SHAPES`): ``removed[u, c]`` is the
+    fraction of concept ``c``'s labelled pixel count that goes when unit ``u`` is set to zero (negative
+    when pixels appear; :func:`causal_units`' effect, for every concept); ``changed[u, c]`` counts pixel
+    by pixel, so losses and gains cannot offset: the pixels that stop or start being ``c``, over the
+    count of ``c``'s pixels (0 for a concept with no pixels).  One ablation per unit.
+    """
+    generator.eval()
+    base = _labels(labeller, generator(z))
+    concepts = range(1, 1 + len(SHAPES))
+    n = [int((base == c).sum()) for c in concepts]
+    units = layer_activations(generator, z[:1], layer)[0].shape[1]
+    removed, changed = torch.zeros(units, len(SHAPES)), torch.zeros(units, len(SHAPES))
+    for u in range(units):
+        after = _labels(labeller, ablate(generator, z, layer, torch.tensor([u])))
+        for i, c in enumerate(concepts):
+            if n[i]:
+                removed[u, i] = (n[i] - int((after == c).sum())) / n[i]
+                changed[u, i] = int(((base == c) != (after == c)).sum()) / n[i]
+    return removed, changed
+
+
+def harmless_units(changed: Tensor, concept: int, k: int, exclude: Sequence[int] = ()) -> list[int]:
+    """The ``k`` units, outside ``exclude``, of smallest single effect on every concept but ``concept``.
+
+    ``changed`` is :func:`unit_scan`'s pixel-by-pixel change [U, C]; a unit's harm is its largest
+    change over the other concepts.  Ties go to the lower unit index.
+    """
+    others = [c for c in range(changed.shape[1]) if c != concept]
+    harm = changed[:, others].max(1).values
+    order = [int(u) for u in harm.argsort(stable=True) if int(u) not in set(exclude)]
+    return order[:k]
+
+
 def greedy_net_selection(effect_of: Callable[[list[int]], tuple[float, float]], pool: Sequence[int],
                          k: int) -> tuple[list[int], list[tuple[float, float]]]:
     """Grow a set of ``k`` units from ``pool`` that removes most of one concept net of another's change.
@@ -386,7 +425,8 @@ def greedy_net_selection(effect_of: Callable[[list[int]], tuple[float, float]], 
 
 @torch.no_grad()
 def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int, concept: int,
-                     other: int, k: int, pool: int = NET_POOL) -> tuple[Tensor, list[tuple[float, float]]]:
+                     other: int, k: int, pool: int = NET_POOL, harmless: int = 0,
+                     candidates_out: list[int] | None = None) -> tuple[Tensor, list[tuple[float, float]]]:
     """``k`` units whose joint ablation removes most of ``concept`` net of the change of ``other``'s pixel count.
 
     The paper's causal choice of intervention units (section 3.2 optimises an ablation to change the
@@ -395,8 +435,14 @@ def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller
     one unit at a time, each set ablated together on the samples from ``z``, so units that only cancel
     each other's effect on ``other`` count as they do in the ablation.  The measure of ``other`` is its
     pixel count (the paper's average causal effect), so sphere pixels lost in one place and gained in
-    another offset each other.  Returns (int64 [k] in the order chosen, each step's (removed, change)).
+    another offset each other.  ``harmless`` (an option, session 29; 0 off): that many more candidates,
+    the units of smallest single effect on every concept but ``concept`` (:func:`unit_scan`,
+    :func:`harmless_units`), so that a set of ``k`` can be filled without units that move ``other``
+    once ``concept`` is gone.  ``candidates_out``, when given, receives the candidates (the cube pool,
+    then the harmless ones).  Returns (int64 [k] in the order chosen, each step's (removed, change)).
     """
+    if harmless < 0:
+        raise ConfigError(f"net_causal_units: harmless must be >= 0, got {harmless}")
     generator.eval()
     base = _labels(labeller, generator(z))
     n_concept, n_other = int((base == concept + 1).sum()), int((base == other + 1).sum())
@@ -407,8 +453,16 @@ def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller
         change = (int((after == other + 1).sum()) - n_other) / n_other if n_other else 0.0
         return removed, change
 
-    _, single = causal_units(generator, labeller, z, layer, concept, 1)
+    if harmless:
+        removed, changed = unit_scan(generator, labeller, z, layer)
+        single = removed[:, concept]
+    else:  # the session-28 path, unchanged
+        _, single = causal_units(generator, labeller, z, layer, concept, 1)
     candidates = single.argsort(descending=True, stable=True)[:pool].tolist()
+    if harmless:
+        candidates += harmless_units(changed, concept, harmless, exclude=candidates)
+    if candidates_out is not None:
+        candidates_out.extend(candidates)
     chosen, trace = greedy_net_selection(effect_of, candidates, k)
     return torch.tensor(chosen, dtype=torch.int64), trace
 
@@ -512,6 +566,7 @@ BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground co
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"
 CAUSAL_SAMPLES = 150  # of the dissection samples, on which ranking="causal" ablates each unit alone
+DISSECTION_SAMPLES = 600  # samples dissected (z from seed + 21); the 300 edit samples (seed + 22) are apart
 _INSERT_MIN = 12  # image pixels of new cube inside the patch that count as an inserted object
 
 
@@ -589,8 +644,14 @@ class GanDissectionOptions:
     ranking: str = field(default="iou", metadata={"choices": RANKINGS, "help": "how the 10 cube units are chosen"})
     balanced: bool = field(default=True, metadata={"help": "dissect the snapshot with the renders' shape balance"})
     ema: float = field(default=0.0, metadata={"help": "dissect an average of the generator's weights (decay; 0: off)"})
+    harmless: int = field(default=0, metadata={
+        "help": "ranking=causal-net: add this many units of smallest single effect on the non-cube shapes to the "
+                "candidates (0: off; session 29)"})
+    causal_samples: int = field(default=CAUSAL_SAMPLES, metadata={
+        "help": f"ranking=causal or causal-net: the dissection samples the units are chosen on (1..{DISSECTION_SAMPLES})"})
 
     def __post_init__(self) -> None:
+        _check_reading(self.layer, self.ranking, self.harmless, self.causal_samples, cli=True)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"perception benchmark 'gan-dissection': option 'ema' must be in [0, 1), got {self.ema!r}")
         if self.balanced and self.ema:
@@ -608,7 +669,7 @@ class GanDissectionOptions:
 )
 def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None = None, ema: float = 0.0,
                          balanced: bool = False, scenes: str = "scenes", layer: int = LAYER,
-                         ranking: str = "iou") -> BenchOutcome:
+                         ranking: str = "iou", harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES) -> BenchOutcome:
     """Dissect a benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples.
 
     ``codec`` None: :data:`RESIZE_CODEC`, the ``gan`` bench's GAN (48 units at ``blocks[0]``) with
@@ -625,28 +686,41 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None
     codecs) dissects a GAN conditioned on its one object's shape.  ``layer`` and ``ranking`` (options,
     session 26; defaults the entry's): the layer dissected and edited (:data:`PROJECTED`, the
     projected grid, or an up-sampling block) and how the 10 cube units are chosen
-    (:func:`dissection_outcome`).  ``codec`` may also be a name of :data:`CODECS` (the command line's).
+    (:func:`dissection_outcome`), with ``harmless`` and ``causal_samples`` (options, session 29).
+    ``codec`` may also be a name of :data:`CODECS` (the command line's).
     """
     from perception.generative.gan import train_gan_run
 
-    _check_reading(layer, ranking)
+    _check_reading(layer, ranking, harmless, causal_samples)
+    reading = {"ranking": ranking, "harmless": harmless, "causal_samples": causal_samples}
     codec = codec_named(codec) if isinstance(codec, str) else codec
     if not balanced:
         return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC, ema, scenes), quick, seed, layer,
-                                  ranking=ranking)
+                                  **reading)
     if ema:
         raise ConfigError("bench_gan_dissection: balanced picks a snapshot of the trained generator, not an average (ema 0)")
     run, pick, dist = balanced_gan_run(quick, seed, codec or RESIZE_CODEC, scenes)
-    outcome = dissection_outcome(run, quick, seed, layer, ranking=ranking)
+    outcome = dissection_outcome(run, quick, seed, layer, **reading)
     outcome.figures["snapshot"] = {"step": pick, "l1_to_renders_shape_shares": {str(k): v for k, v in dist.items()}}
     return outcome
 
 
-def _check_reading(layer: int, ranking: str) -> None:
+def _check_reading(layer: int, ranking: str, harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES,
+                   cli: bool = False) -> None:
+    """Refuse a reading the dissection cannot make, naming the keyword (``cli``: the ``--set`` option)."""
+    def name(n: str) -> str:
+        return f"perception benchmark 'gan-dissection': option '{n}'" if cli else n
+
     if layer not in (PROJECTED, 0, 1):  # ConvDecoder: the projected grid and two up-sampling blocks
-        raise ConfigError(f"layer must be {PROJECTED} (the projected grid), 0 or 1 (up-sampling blocks), got {layer!r}")
+        raise ConfigError(f"{name('layer')} must be {PROJECTED} (the projected grid), 0 or 1 (up-sampling blocks), got {layer!r}")
     if ranking not in RANKINGS:
-        raise ConfigError(f"ranking must be one of {RANKINGS}, got {ranking!r}")
+        raise ConfigError(f"{name('ranking')} must be one of {RANKINGS}, got {ranking!r}")
+    if harmless < 0 or (harmless and ranking != "causal-net"):
+        raise ConfigError(f"{name('harmless')} must be >= 0, and above 0 only with ranking=causal-net (it adds "
+                          f"candidates to that ranking's pool), got {harmless!r} with ranking={ranking}")
+    if not 1 <= causal_samples <= DISSECTION_SAMPLES or (causal_samples != CAUSAL_SAMPLES and ranking == "iou"):
+        raise ConfigError(f"{name('causal_samples')} must be in 1..{DISSECTION_SAMPLES}, and other than {CAUSAL_SAMPLES} "
+                          f"only with ranking=causal or causal-net, got {causal_samples!r} with ranking={ranking}")
 
 
 SNAPSHOT_FRACTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)  # of the training steps: the snapshots balanced_gan_run compares
@@ -767,7 +841,7 @@ def judges_agreement(segmenter: ShapeSegmenter, attribute_net: nn.Module, images
 
 
 def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: LabelRule | None = None,
-                       ranking: str = "iou") -> BenchOutcome:
+                       ranking: str = "iou", harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES) -> BenchOutcome:
     """The bench's checks and figures for ``generator.blocks[layer]`` (or the projected grid) of a trained GAN run.
 
     Class masks (dissection and interventions alike) are the run's :class:`ObjectShapeLabeller`
@@ -778,18 +852,22 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     :data:`CAUSAL_SAMPLES` dissection samples (:func:`causal_units`, the paper's choice of
     intervention units by causal effect); "causal-net" (an option, session 28) the 10 that
     :func:`net_causal_units` grows on the same samples, removing most cube pixels net of the sphere
-    count's change; the IoU check is the same whichever ranking.
+    count's change; the IoU check is the same whichever ranking.  ``harmless`` (session 29, causal-net
+    only) adds that many units of smallest single effect on the non-cube shapes to causal-net's
+    candidates (:func:`net_causal_units`); ``causal_samples`` (session 29) is how many of the
+    dissection samples the causal rankings choose on (the first ones; :data:`CAUSAL_SAMPLES` by default).
     """
     from perception.generative.gan import CROP
 
-    _check_reading(layer, ranking)
+    _check_reading(layer, ranking, harmless, causal_samples)
     rule = BENCH_RULE if rule is None else rule
     gen = run.gan.generator.eval()
     seg = ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP, rule=rule)  # the class masks (module docstring)
     truth_iou = {name: labeller_iou_on_renders(lab, run.test.images, run.test.shapes) for name, lab in (
         ("class masks", seg), ("one shape per foreground component", ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP)),
         ("per-pixel segmenter", run.segmenter))}
-    n_dissect, n_edit = (8, 4) if quick else (600, 300)
+    n_dissect, n_edit = (8, 4) if quick else (DISSECTION_SAMPLES, 300)
+    n_causal = min(causal_samples, n_dissect)
     z = run.gan.codes(n_dissect, torch.Generator().manual_seed(seed + 21))  # unconditional: randn(n, latent)
     z_edit = run.gan.codes(n_edit, torch.Generator().manual_seed(seed + 22))  # held out
     result = dissect(gen, seg, z, layer)
@@ -804,12 +882,13 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     best_iou = result.iou.max(0).values
     k = min(UNITS, result.iou.shape[0])
     iou_units = result.best_units(cube, k)
-    effect, net_trace = None, None
+    effect, net_trace, candidates = None, None, []
     if ranking == "causal":
-        units, effect = causal_units(gen, seg, z[:CAUSAL_SAMPLES], layer, cube, k)
+        units, effect = causal_units(gen, seg, z[:n_causal], layer, cube, k)
     elif ranking == "causal-net":
-        units, net_trace = net_causal_units(gen, seg, z[:CAUSAL_SAMPLES], layer, cube, sphere, k,
-                                            pool=min(NET_POOL, result.iou.shape[0]))
+        units, net_trace = net_causal_units(gen, seg, z[:n_causal], layer, cube, sphere, k,
+                                            pool=min(NET_POOL, result.iou.shape[0]), harmless=harmless,
+                                            candidates_out=candidates)
     else:
         units = iou_units
     random_units = torch.randperm(result.iou.shape[0], generator=torch.Generator().manual_seed(seed + 23))[:k]
@@ -843,9 +922,11 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
                "units_in_layer": int(result.iou.shape[0]), "ranking": ranking,
                "iou_cube_units": iou_units.tolist(),
                "causal_effect_of_cube_units": None if effect is None else effect[units].tolist(),
-               "causal_samples": None if effect is None and net_trace is None else min(CAUSAL_SAMPLES, n_dissect),
+               "causal_samples": None if effect is None and net_trace is None else n_causal,
                "net_selection": None if net_trace is None else {
                    "pool": min(NET_POOL, int(result.iou.shape[0])), "objective": "cube removed - |sphere change|",
+                   "harmless": harmless, "harmless_candidates": candidates[min(NET_POOL, int(result.iou.shape[0])):],
+                   "harmless_chosen": sum(u in candidates[min(NET_POOL, int(result.iou.shape[0])):] for u in units.tolist()),
                    "steps": [{"unit": int(u), "cube_removed": r, "sphere_change": c}
                              for u, (r, c) in zip(units.tolist(), net_trace, strict=True)]},
                "generator_widths": list(gen.config.decoder_channels),

@@ -715,7 +715,7 @@ def test_the_cli_options_name_every_codec_and_reading_and_refuse_bad_ones_by_nam
     defaults = bench_options("gan-dissection")
     # the entry since session 28 (gan4's candidate, read on 71137), as bench_gan_dissection's keywords
     assert defaults == {"codec": "resize", "scenes": "one_object", "layer": LAYER, "ranking": "iou", "balanced": True,
-                        "ema": 0.0}
+                        "ema": 0.0, "harmless": 0, "causal_samples": 150}
     assert bench_options("gan-dissection", {"scenes": "scenes", "balanced": "false", "ema": "0.5"})["ema"] == 0.5
     fields = {f.name: f for f in GanDissectionOptions.__dataclass_fields__.values()}
     assert fields["scenes"].metadata["choices"] == tuple(SCENES) and fields["ranking"].metadata["choices"] == RANKINGS
@@ -802,3 +802,72 @@ def test_the_causal_net_ranking_is_an_option_of_the_cli_and_its_units_are_measur
     assert fig["cube_units"] == units.tolist()  # chosen on the dissection samples, not the edit samples
     entry = bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object")
     assert entry.figures["ranking"] == "iou" and entry.figures["net_selection"] is None
+
+
+def test_the_unit_scan_gives_each_units_effect_on_every_shape_and_harmless_units_move_no_other_shape():
+    from perception.interpret.gan_dissection import causal_units, harmless_units, unit_scan
+
+    gen, z = _painting_generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
+    cube, sphere = SHAPES.index("cube"), SHAPES.index("sphere")
+    removed, changed = unit_scan(gen, _RedCubeGreenSphere(4), z, 0)
+    assert removed.shape == changed.shape == (2 * TINY.channels, len(SHAPES))
+    _, effect = causal_units(gen, _RedCubeGreenSphere(4), z, 0, cube, 1)
+    assert torch.equal(removed[:, cube], effect)  # the scan's cube column is causal_units' effect
+    assert float(removed[3, cube]) == 1.0 and float(changed[3, sphere]) == 0.0  # the red unit draws cubes only
+    assert float(removed[5, sphere]) == 1.0 and float(changed[5, sphere]) == 1.0  # the green unit draws every sphere
+    assert float(changed[5, cube]) > 0.0  # ... and hides red pixels that become cube without it
+    assert harmless_units(changed, cube, 3, exclude=[3]) == [0, 1, 2]  # nothing drawn by them; never unit 5
+    assert 5 not in harmless_units(changed, cube, 2 * TINY.channels - 2, exclude=[3])
+    assert harmless_units(changed, sphere, 2)[0] == 0  # harm is over the shapes other than the one asked
+
+
+def test_harmless_candidates_fill_the_causal_net_set_without_the_sphere_unit():
+    from perception.interpret.gan_dissection import net_causal_units
+
+    gen, z = _painting_generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
+    cube, sphere = SHAPES.index("cube"), SHAPES.index("sphere")
+    with pytest.raises(ConfigError, match="k must be in 1..1"):  # one cube unit in the pool cannot name three
+        net_causal_units(gen, _RedCubeGreenSphere(4), z, 0, cube, sphere, 3, pool=1)
+    candidates: list[int] = []
+    units, trace = net_causal_units(gen, _RedCubeGreenSphere(4), z, 0, cube, sphere, 3, pool=1, harmless=2,
+                                    candidates_out=candidates)
+    assert candidates == [3, 0, 1] and units.tolist() == [3, 0, 1]
+    assert trace == [(1.0, 0.0)] * 3  # every cube pixel goes at the first step and the spheres stay at every step
+    with pytest.raises(ConfigError, match="harmless must be >= 0"):
+        net_causal_units(gen, _RedCubeGreenSphere(4), z, 0, cube, sphere, 3, pool=1, harmless=-1)
+
+
+def test_the_harmless_and_causal_samples_options_reach_the_reading_and_are_refused_by_name(capsys):
+    from benchmarks.cli import main
+    from perception.benchmark import bench_options
+    from perception.generative.gan import CROP, train_gan_run
+    from perception.interpret.gan_dissection import net_causal_units
+
+    assert bench_options("gan-dissection", {"ranking": "causal-net", "harmless": "8", "causal_samples": "300"}) == {
+        **bench_options("gan-dissection"), "ranking": "causal-net", "harmless": 8, "causal_samples": 300}
+    for setting, says in ((["harmless=2"], "option 'harmless' must be >= 0, and above 0 only with ranking=causal-net"),
+                          (["ranking=causal-net", "harmless=-1"], "option 'harmless' must be >= 0"),
+                          (["ranking=causal", "causal_samples=0"], "option 'causal_samples' must be in 1..600"),
+                          (["ranking=causal", "causal_samples=601"], "option 'causal_samples' must be in 1..600"),
+                          (["causal_samples=300"], "other than 150 only with ranking=causal or causal-net")):
+        argv = ["bench", "perception", "--model", "gan-dissection"]
+        for one in setting:
+            argv += ["--set", one]
+        assert main(argv) == 2
+        assert says in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="harmless must be >= 0, and above 0 only with ranking=causal-net"):
+        bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object", harmless=3)
+    outcome = bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object", ranking="causal-net", harmless=4,
+                                   causal_samples=6)
+    fig = outcome.figures
+    net = fig["net_selection"]
+    assert fig["causal_samples"] == 6 and net["harmless"] == 4 and len(net["harmless_candidates"]) == 4
+    run = train_gan_run(True, 0, RESIZE_CODEC, 0.0, "one_object")  # cached: the same run
+    z = run.gan.codes(8, torch.Generator().manual_seed(21))[:6]
+    candidates: list[int] = []
+    units, _ = net_causal_units(run.gan.generator, ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP), z,
+                                LAYER, SHAPES.index("cube"), SHAPES.index("sphere"), UNITS, harmless=4,
+                                candidates_out=candidates)
+    assert fig["cube_units"] == units.tolist() and net["harmless_candidates"] == candidates[16:]
+    assert net["harmless_chosen"] == sum(u in candidates[16:] for u in units.tolist())
+    assert len(set(candidates)) == 20  # the harmless ones are outside the cube pool
