@@ -77,6 +77,7 @@ from perception.benchmark import BenchOutcome, Check, register_perception_bench
 from perception.generative.autoencoder import CodecConfig, ConvDecoder
 from perception.generative.scenes import SHAPE_CONDITIONS, SHAPES
 from perception.generative.segmenter import ShapeSegmenter, object_masks, segment, segment_logits
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -651,6 +652,7 @@ class GanDissectionOptions:
         "help": f"ranking=causal or causal-net: the dissection samples the units are chosen on (1..{DISSECTION_SAMPLES})"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         _check_reading(self.layer, self.ranking, self.harmless, self.causal_samples, cli=True)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"perception benchmark 'gan-dissection': option 'ema' must be in [0, 1), got {self.ema!r}")

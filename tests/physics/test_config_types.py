@@ -72,6 +72,7 @@ def _configs():
     from perception.audiovisual.vatt import VATTConfig, VATTOptions
     from perception.derender.outline_training import OutlineTrainConfig
     from perception.derender.train_config import DerenderTrainConfig
+    from perception.interpret.gan_dissection import GanDissectionOptions
     from perception.video.annotate import VideoPerceptionConfig
     from perception.video.track import TrackConfig
     from physics.control.envs import BoxPushTaskConfig
@@ -96,6 +97,7 @@ def _configs():
         (NSCLTrainConfig, {"epochs": "2"}, "NSCLTrainConfig.epochs must be an integer"),
         (VATTConfig, {"dim": "32"}, "VATTConfig.dim must be an integer"),
         (VATTOptions, {"variant": 3}, "VATTOptions.variant must be text"),
+        (GanDissectionOptions, {"harmless": "8"}, "GanDissectionOptions.harmless must be an integer"),
         (VideoPerceptionConfig, {"batch": "8"}, "VideoPerceptionConfig.batch must be an integer"),
         (TrackConfig, {"max_distance": "9"}, "TrackConfig.max_distance must be a number"),
         (ModelConfig, {"hidden": "64"}, "ModelConfig.hidden must be an integer"),
@@ -105,11 +107,11 @@ def _configs():
     ]
 
 
-@pytest.mark.parametrize("case", range(19))
+@pytest.mark.parametrize("case", range(20))
 def test_the_configs_users_build_from_python_name_a_wrong_type(case):
     """Each was a TypeError naming nothing (``'<' not supported between instances of 'str' and 'int'``) or taken."""
     configs = _configs()
-    assert len(configs) == 19  # the parametrization covers each
+    assert len(configs) == 20  # the parametrization covers each
     cls, kwargs, says = configs[case]
     with pytest.raises(ConfigError) as info:
         cls(**kwargs)
