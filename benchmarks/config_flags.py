@@ -3,8 +3,8 @@
 The library takes frozen config dataclasses, never argparse namespaces.  The CLI
 generates each command's flags from the dataclass fields (``max_steps`` becomes
 ``--max-steps``; the field's ``metadata["help"]`` is the help text; a field with
-``metadata["choices"]`` lists its choices; a tuple field with ``metadata["repeatable"]`` may be given
-twice, its items added (``--perception-set a=1 --perception-set b=2``); an ``int`` field is a :func:`count` whose
+``metadata["choices"]`` lists its choices; a tuple field is a list flag (:class:`AddItems`: given twice, its
+items add up, ``--types a --types b`` is ``--types a b``); an ``int`` field is a :func:`count` whose
 least value is ``metadata["min"]`` (default 0: every integer option of the CLI counts
 something: items, steps, frames, pixels, threads, or is a seed or an index); a field with ``metadata["registry"]``
 (a :class:`physics.registry.Registry`) is a :func:`registry_argument`) and builds
@@ -28,7 +28,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["add_config_flags", "config_from_args", "count", "flag_type", "number", "registry_argument"]
+__all__ = ["AddItems", "add_config_flags", "config_from_args", "count", "flag_type", "number", "registry_argument"]
 
 C = TypeVar("C")
 
@@ -84,6 +84,31 @@ def count(min: int = 0, zero: str | None = None) -> Callable[[str], int]:  # noq
     return parse
 
 
+class AddItems(argparse._StoreAction):
+    """Action of every list-valued flag (``nargs="+"`` or ``"*"``): the flag given again adds its items.
+
+    argparse's own store kept only the last occurrence, without a word (``nesy eval clevrer --types
+    descriptive --types predictive`` evaluated predictive alone; audit5 and audit6 of the twenty-ninth
+    session); its ``extend`` adds to the default's items too.  Here the first occurrence replaces the
+    default and each later one adds to it, as ``--set`` does.
+
+    >>> p = argparse.ArgumentParser(); _ = p.add_argument("--x", nargs="+", default=["d"], action=AddItems)
+    >>> p.parse_args(["--x", "a", "--x", "b", "c"]).x, p.parse_args([]).x
+    (['a', 'b', 'c'], ['d'])
+    """
+
+    def __init__(self, option_strings: list[str], dest: str, nargs: Any = None, **kwargs: Any) -> None:
+        if nargs not in ("+", "*"):
+            raise ValueError(f"AddItems is for list flags (nargs '+' or '*'), {option_strings[0]} has nargs={nargs!r}")
+        super().__init__(option_strings, dest, nargs=nargs, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        current = getattr(namespace, self.dest, None)
+        given = [] if current is None or current is self.default else list(current)  # the default: not given yet
+        setattr(namespace, self.dest, given + list(values))
+
+
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()) -> None:
     """Add one ``--flag`` per field of dataclass ``cls`` (fields in ``skip`` excluded)."""
     hints = typing.get_type_hints(cls)
@@ -108,8 +133,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[
         elif typing.get_origin(tp) is tuple:
             kwargs["type"] = flag_type(typing.get_args(tp)[0], f)
             kwargs["nargs"] = "+"
-            if f.metadata.get("repeatable"):  # the flag given twice adds to its items (else the later one replaced them)
-                kwargs["action"], default = "extend", list(default or ())
+            kwargs["action"] = AddItems
         else:
             kwargs["type"] = str
         if "choices" in f.metadata:

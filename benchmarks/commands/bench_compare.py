@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.config_flags import count, number
+from benchmarks.config_flags import AddItems, count, number
 from benchmarks.paired import paired_ratio
 from benchmarks.table import print_table
 from physics.errors import ConfigError, DataError
@@ -94,9 +94,9 @@ def register(groups) -> None:
         help="paired comparison of two models' rollout errors (ratio and bootstrap interval)",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--a", nargs="+", required=True, metavar="RESULT:MODEL",
+    parser.add_argument("--a", nargs="+", action=AddItems, required=True, metavar="RESULT:MODEL",
                         help="model A: one or more runs (e.g. training seeds), averaged per episode")
-    parser.add_argument("--b", nargs="+", required=True, metavar="RESULT:MODEL", help="model B, the same way")
+    parser.add_argument("--b", nargs="+", action=AddItems, required=True, metavar="RESULT:MODEL", help="model B, the same way")
     parser.add_argument("--boot", type=count(min=1), default=5000, help="bootstrap resamples of the episodes (default: 5000)")
     parser.add_argument("--level", type=number, default=0.9, help="interval coverage (default: 0.9)")
     parser.add_argument("--seed", type=count(min=0), default=0, help="seed of the resampling (default: 0)")

@@ -165,11 +165,34 @@ def _resumable(old: Any, out: Path, settings: dict[str, Any]) -> list[dict[str, 
     return episodes
 
 
+def _check_unused(args: argparse.Namespace, planner_cls: type) -> None:
+    """Refuse an option the run would not read, in one line naming it and the option that makes it unused.
+
+    ``--planner random --checkpoint FILE`` ran the baseline, never opened FILE and recorded it in the
+    settings as if it had been used (audit5 and audit6, twenty-ninth session); ``--model gt`` and
+    ``--focus`` (learned models only), and ``--record-split`` without ``--record``, the same.  ``--model``
+    itself is required and documented as ignored by the random planner (docs/results/control.md).
+    """
+    if args.checkpoint is not None and not planner_cls.needs_model:
+        raise ConfigError(f"--checkpoint {args.checkpoint}: --planner {args.planner} plans without a model and never "
+                          "reads it; drop --checkpoint")
+    if args.checkpoint is not None and args.model == "gt":
+        raise ConfigError(f"--checkpoint {args.checkpoint}: --model gt is the simulator and reads no file; drop "
+                          "--checkpoint or name a learned --model")
+    if args.focus is not None and (args.model == "gt" or not planner_cls.needs_model):
+        why = "--model gt simulates every object" if args.model == "gt" else f"--planner {args.planner} plans without a model"
+        raise ConfigError(f"--focus {args.focus}: {why} (--focus applies to learned models); drop --focus")
+    if args.record_split is not None and not args.record:
+        raise ConfigError(f"--record-split {args.record_split}: given without --record, nothing is recorded; add "
+                          "--record DIR or drop --record-split")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
     from physics.control import (
+        PLANNERS,
         TASKS,
         episode_seeds,
         make_planner,
@@ -183,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     check_writable(args.out)  # not after the episodes
     task = TASKS.get(args.task)
+    _check_unused(args, PLANNERS.get(args.planner))
     planner_cfg = config_from_args(PlannerConfig, args)
     overrides = {k: getattr(args, k) for k in ("repeat", "max_steps", "tolerance", "focus") if getattr(args, k) is not None}
     if args.side_weight is not None:
@@ -203,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     done: list[dict] = []
     if args.resume and out.is_file():
         done = _resumable(read_json(out), out, settings)[: args.episodes]
-    writer = SplitWriter(args.record, args.record_split, args.episodes, settings) if args.record else None
+    writer = SplitWriter(args.record, args.record_split or "train", args.episodes, settings) if args.record else None
     if writer is not None:  # both files hold the same first episodes (a kill may fall between their writes)
         done = done[: writer.count]
         writer.truncate(len(done))
@@ -296,8 +320,8 @@ def register(groups) -> None:
                         help="std of Gaussian noise on each executed normalised action (data collection; default 0)")
     parser.add_argument("--record", default=None, metavar="DIR",
                         help="write each episode's true world steps as a dynamics data split under DIR (DAgger data)")
-    parser.add_argument("--record-split", default="train", choices=("train", "valid", "test"),
-                        help="split of --record (default: train)")
+    parser.add_argument("--record-split", default=None, choices=("train", "valid", "test"),
+                        help="split of --record (default: train; only with --record)")
     parser.add_argument("--threads", type=count(min=1), default=PLANNING_THREADS,
                         help=f"torch CPU threads (default {PLANNING_THREADS}: small graphs gain nothing from more)")
     parser.add_argument("--resume", action="store_true",

@@ -28,7 +28,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from benchmarks.config_flags import add_config_flags, config_from_args, count
+from benchmarks.config_flags import AddItems, add_config_flags, config_from_args, count
 from benchmarks.table import print_table
 from physics.io import atomic_write_json
 
@@ -112,7 +112,7 @@ def _run(args: argparse.Namespace, config) -> int:
 def register(groups) -> None:
     parser = groups.sub("train", "nscl", help="NS-CL: concepts from questions and answers", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--data", required=True, nargs="+",
+        "--data", required=True, nargs="+", action=AddItems,
         help="CLEVR-format folder(s) with images, instance masks and questions (several: trained on together)",
     )
     parser.add_argument("--split", default="train", help="split of --data (default: train)")

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.config_flags import add_config_flags, config_from_args, count
+from benchmarks.config_flags import AddItems, add_config_flags, config_from_args, count
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
 from physics.training import config_flags
@@ -202,8 +202,8 @@ def register(groups) -> None:
     c = groups.sub("train", "parser-curve", help="parser accuracy vs number of supervised programs (plot)",
                    description="Train parsers for several supervised-set sizes, with and without REINFORCE, and plot held-out accuracy.")
     _common(c)
-    c.add_argument("--programs-list", type=count(min=1), nargs="+", default=[90, 180, 270, 540, 1000], help="supervised set sizes (default: 90 180 270 540 1000)")
-    c.add_argument("--reinforce-programs", type=count(min=1), nargs="*", default=None,
+    c.add_argument("--programs-list", type=count(min=1), nargs="+", action=AddItems, default=[90, 180, 270, 540, 1000], help="supervised set sizes (default: 90 180 270 540 1000)")
+    c.add_argument("--reinforce-programs", type=count(min=1), nargs="*", action=AddItems, default=None,
                    help="sizes that also get a REINFORCE run (default: all of --programs-list)")
     c.add_argument("--supervised-steps", type=count(min=1), default=None,
                    help="give every N this many supervised steps (epochs = steps / batches per epoch) instead of --epochs")

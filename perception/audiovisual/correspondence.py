@@ -68,6 +68,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.model_stats import count_parameters
+from physics.config_types import check_field_types
 from physics.errors import CheckpointError, ConfigError, StateError
 from physics.io import PathLike, atomic_torch_save, torch_load
 from physics.training import WarmupCosine
@@ -147,6 +148,7 @@ class AVNetConfig:
     steps: int = 0
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # a wrong type from Python: one line naming the field (physics.config_types)
         object.__setattr__(self, "widths", tuple(self.widths))
         object.__setattr__(self, "kernels", tuple(self.kernels))
         if self.kernels and (len(self.kernels) != len(self.widths) or any(k < 1 or k % 2 == 0 for k in self.kernels)):

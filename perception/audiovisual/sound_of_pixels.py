@@ -58,6 +58,7 @@ from perception.benchmark import (
     register_perception_bench,
     train_steps,
 )
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = [
@@ -136,6 +137,7 @@ class SoundOfPixelsConfig:
     head: str = "half"
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # a wrong type from Python: one line naming the field (physics.config_types)
         if self.negatives not in ("pooled", "pixels"):
             raise ConfigError(f"SoundOfPixelsConfig: negatives must be 'pooled' or 'pixels', got {self.negatives!r}")
         if not 0.0 <= self.separation_warmup <= 1.0:

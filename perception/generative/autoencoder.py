@@ -34,6 +34,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.generative.scenes import random_hflip
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = ["CodecConfig", "ConvEncoder", "ConvDecoder", "Autoencoder", "VAE", "train_codec", "reconstruction_mse"]
@@ -126,6 +127,7 @@ class CodecConfig:
     discriminator_image: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # a wrong type from Python: one line naming the field (physics.config_types)
         if self.height % 2**STAGES or self.width % 2**STAGES:
             raise ConfigError(f"CodecConfig: image size must be multiples of {2 ** STAGES}, "
                               f"got {self.height}x{self.width}")

@@ -83,6 +83,7 @@ from perception.generative.voxel_objects import (
     shade_sketch,
 )
 from perception.model_stats import count_parameters
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 from physics.training.schedule import Constant, WarmupCosine
 from physics.worlds.clevr_properties import COLORS, SHAPES
@@ -207,6 +208,7 @@ class VonConfig:
     lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # a wrong type from Python: one line naming the field (physics.config_types)
         if self.decoder not in DECODERS:
             raise ConfigError(f"VonConfig.decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.texture_sketch not in TEXTURE_SKETCHES:

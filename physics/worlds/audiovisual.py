@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError
 from physics.io import (
     PathLike,
@@ -161,6 +162,7 @@ class AudioVisualConfig:
     depth: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # a wrong type from Python: one line naming the field (physics.config_types)
         object.__setattr__(self, "n_objects", tuple(int(n) for n in self.n_objects))
         object.__setattr__(self, "categories", tuple(self.categories))
         object.__setattr__(self, "sizes", tuple(self.sizes))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 __all__ = ["GeneratorConfig"]
@@ -60,6 +61,7 @@ class GeneratorConfig:
     fix_articles: bool = field(default=True, metadata={"help": "write 'an' before a vowel sound"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # a wrong type from Python: one line naming the field (physics.config_types)
         if self.instances_per_template < 1:
             raise ConfigError(
                 f"instances_per_template must be >= 1, got {self.instances_per_template}"

@@ -125,3 +125,22 @@ def test_resume_with_other_settings_is_refused_naming_each_and_keeps_the_file(tm
     assert main([*argv, "--episodes", "2", "--resume"]) == 0  # more episodes of the same run: resumed
     episodes = json.loads(out.read_text())["per_episode"]
     assert len(episodes) == 2 and episodes[0] == json.loads(before)["per_episode"][0]
+
+
+def test_an_option_the_run_would_not_read_is_refused_naming_both(tmp_path, capsys):
+    # --planner random --checkpoint FILE ran the baseline and recorded FILE as if it had been used
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(b"")
+    base = ["control", "--task", "boxpush", "--episodes", "1", "--no-gif", "--out", str(tmp_path / "r.json"), *TINY]
+    for extra, words in (
+        (["--model", "gt", "--planner", "random", "--checkpoint", str(ckpt)], ("--checkpoint", "--planner random")),
+        (["--model", "propnet", "--planner", "random", "--checkpoint", str(ckpt)], ("--checkpoint", "--planner random")),
+        (["--model", "gt", "--planner", "cem", "--checkpoint", str(ckpt)], ("--checkpoint", "--model gt")),
+        (["--model", "gt", "--planner", "cem", "--focus", "0.3"], ("--focus 0.3", "--model gt")),
+        (["--model", "propnet", "--planner", "random", "--focus", "0.3"], ("--focus 0.3", "--planner random")),
+        (["--model", "gt", "--planner", "random", "--record-split", "valid"], ("--record-split valid", "--record")),
+    ):
+        assert main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and all(w in err[0] for w in words), (extra, err)
+    assert not (tmp_path / "r.json").exists()

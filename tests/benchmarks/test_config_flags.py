@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from benchmarks.cli import build_parser
-from benchmarks.config_flags import add_config_flags, config_from_args, count
+from benchmarks.config_flags import AddItems, add_config_flags, config_from_args, count
 
 
 def _flags(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
@@ -130,3 +130,33 @@ def test_every_float_flag_of_the_cli_refuses_nan_at_parse_time(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
         assert f"argument {flag}: must be a number, got 'nan'" in capsys.readouterr().err
+
+
+def test_every_list_flag_of_the_cli_adds_up_when_given_twice():
+    # argparse's store kept only the last occurrence: --types descriptive --types predictive ran predictive alone
+    plain = [(" ".join(path), a.option_strings[0]) for path, a in _flags(build_parser())
+             if a.nargs in ("+", "*") and not isinstance(a, AddItems)]
+    assert plain == []
+    parser = build_parser()
+    args = parser.parse_args(["eval", "clevrer", "--data", "d", "--types", "descriptive", "--types", "predictive"])
+    assert tuple(args.types) == ("descriptive", "predictive")
+    args = parser.parse_args(["bench", "compare", "--a", "r1:m", "--a", "r2:m", "--b", "r3:m"])
+    assert args.a == ["r1:m", "r2:m"] and args.b == ["r3:m"]
+    args = parser.parse_args(["train", "parser-curve", "--programs-list", "90", "--programs-list", "180"])
+    assert args.programs_list == [90, 180]
+    default = parser.parse_args(["train", "parser-curve"]).programs_list
+    assert default == [90, 180, 270, 540, 1000]  # once: replaces the default, not added to it
+
+
+def test_a_tuple_config_field_given_twice_adds_its_items_to_the_first_not_to_the_default():
+    @dataclass(frozen=True)
+    class Toy:
+        sizes: tuple[int, ...] = field(default=(1, 2))
+
+    parser = argparse.ArgumentParser(prog="toy")
+    add_config_flags(parser, Toy)
+    assert config_from_args(Toy, parser.parse_args(["--sizes", "4", "--sizes", "5", "6"])) == Toy((4, 5, 6))
+    assert config_from_args(Toy, parser.parse_args(["--sizes", "4"])) == Toy((4,))
+    assert config_from_args(Toy, parser.parse_args([])) == Toy((1, 2))
+    with pytest.raises(ValueError, match="AddItems is for list flags"):
+        parser.add_argument("--one", action=AddItems)

@@ -69,9 +69,13 @@ def test_a_wrong_type_is_one_config_error_naming_the_config_the_field_the_value_
 
 def _configs():
     from benchmarks.eval_clevrer import ClevrerEvalConfig
+    from perception.audiovisual.correspondence import AVNetConfig
+    from perception.audiovisual.sound_of_pixels import SoundOfPixelsConfig
     from perception.audiovisual.vatt import VATTConfig, VATTOptions
     from perception.derender.outline_training import OutlineTrainConfig
     from perception.derender.train_config import DerenderTrainConfig
+    from perception.generative.autoencoder import CodecConfig
+    from perception.generative.von import VonConfig
     from perception.interpret.gan_dissection import GanDissectionOptions
     from perception.video.annotate import VideoPerceptionConfig
     from perception.video.track import TrackConfig
@@ -80,8 +84,10 @@ def _configs():
     from physics.models.config import ModelConfig
     from physics.models.training import TrainConfig
     from physics.models.video_propnet import RolloutConfig
+    from physics.worlds.audiovisual import AudioVisualConfig
     from physics.worlds.dynamics.rope import RopeConfig
     from reasoning.nscl.train import NSCLTrainConfig
+    from reasoning.questions.config import GeneratorConfig
 
     return [
         (RolloutConfig, {"fps": "25"}, "RolloutConfig.fps must be an integer, got '25' (str)"),
@@ -104,14 +110,21 @@ def _configs():
         (PlannerConfig, {"horizon": "3"}, "PlannerConfig.horizon must be an integer"),
         (BoxPushTaskConfig, {"max_steps": "9"}, "BoxPushTaskConfig.max_steps must be an integer"),
         (RopeConfig, {"steps": "9"}, "RopeConfig.steps must be an integer"),
+        # audit6: the configs the docs build from Python (docs/CHANGELOG.md) that had no check yet
+        (CodecConfig, {"latent": "16"}, "CodecConfig.latent must be an integer"),
+        (VonConfig, {"depth_weight": "1"}, "VonConfig.depth_weight must be a number"),
+        (SoundOfPixelsConfig, {"frames": 3.0}, "SoundOfPixelsConfig.frames must be an integer"),
+        (AudioVisualConfig, {"fps": "25"}, "AudioVisualConfig.fps must be an integer"),
+        (AVNetConfig, {"profile": "no"}, "AVNetConfig.profile must be true or false"),
+        (GeneratorConfig, {"balance_ratio": "0.5"}, "GeneratorConfig.balance_ratio must be a number"),
     ]
 
 
-@pytest.mark.parametrize("case", range(20))
+@pytest.mark.parametrize("case", range(26))
 def test_the_configs_users_build_from_python_name_a_wrong_type(case):
     """Each was a TypeError naming nothing (``'<' not supported between instances of 'str' and 'int'``) or taken."""
     configs = _configs()
-    assert len(configs) == 20  # the parametrization covers each
+    assert len(configs) == 26  # the parametrization covers each
     cls, kwargs, says = configs[case]
     with pytest.raises(ConfigError) as info:
         cls(**kwargs)
