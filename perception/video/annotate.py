@@ -107,7 +107,7 @@ from physics.worlds.clevrer_world import ClevrerConfig
 
 __all__ = ["VideoPerceptionConfig", "perception_config", "tracking_config", "tracks_to_annotation", "touch_collisions", "at_rest", "settle_excursions",
            "steady_areas", "coast_lost_track", "stop_coasts_at_contact", "video_index", "second_partners", "drop_unstruck", "slow_drift",
-           "drop_closing_at_end", "end_slide_velocity", "SLIDE_DECELERATION", "struck_at_end",
+           "drop_closing_at_end", "drop_unchanged_passes", "end_slide_velocity", "SLIDE_DECELERATION", "struck_at_end",
            "voted_attributes", "split_merged_masks"]
 
 _DIGITS = 5  # decimals written, as in the annotations
@@ -284,6 +284,16 @@ class VideoPerceptionConfig:
             (:func:`struck_partners`).  At a fast contact the two masks merge and the perceived
             centres stay 0.1-0.2 units further apart than the true ones, so the contact rule misses
             it (``docs/results/clevrer.md``, twenty-ninth session, nsdr13).
+        unchanged_pass: 0 (the default): every touch of the contact rule (and ``second_partner``) is a
+            collision.  R in (0, 1]: a collision through which the pair's relative velocity keeps is
+            dropped (:func:`drop_unchanged_passes`): the change of the pair's relative velocity across it
+            (each object's kick as ``struck_partner`` reads it, friction's slowing taken off) is below R
+            times the pair's relative speed before it.  Every object weighs the same, so a collision
+            turns back the pair's closing along the line of centres (the change is about 1.5 times the
+            closing speed), while a near miss read as a touch (the perceived centres of a pair passing
+            0.75-0.85 apart come within the contact distance) leaves both velocities as they were.  A
+            collision whose kicks cannot be read (an object missing, or the video ending, within the
+            window) is kept (``docs/results/clevrer.md``, thirtieth session, nsdr15).
         yaw_window: Frames either side whose fits are averaged into one frame's yaw.
         yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
         camera: The videos' fixed camera (its image size is replaced by the frames').
@@ -323,6 +333,7 @@ class VideoPerceptionConfig:
     split_merged: float = 0.0
     split_hidden: int = 1
     struck_partner: float = 0.0
+    unchanged_pass: float = 0.0
     yaw_window: int = 3
     yaw_min_iou: float = 0.5
     camera: Camera = CLEVR_CAMERA
@@ -392,6 +403,9 @@ class VideoPerceptionConfig:
         if not 0.0 <= self.struck_partner <= 1.0:
             raise ConfigError(f"VideoPerceptionConfig.struck_partner must be 0 (off) or a distance in (0, 1] scene "
                               f"units, got {self.struck_partner}")
+        if not 0.0 <= self.unchanged_pass <= 1.0:
+            raise ConfigError(f"VideoPerceptionConfig.unchanged_pass must be 0 (off) or a ratio in (0, 1], got "
+                              f"{self.unchanged_pass}")
 
 
 # the settable rules: every number field of the config (read from it, so a new rule is settable at
@@ -933,6 +947,8 @@ def tracks_to_annotation(
     if config.second_partner > 0:
         collisions = second_partners(trajectory, shapes, collisions, config.contact_distance + config.second_partner,
                                      config.cube_inset, config.collision_gap)
+    if config.unchanged_pass > 0:
+        collisions = drop_unchanged_passes(trajectory, collisions, config.unchanged_pass)
     if config.struck_partner > 0:
         collisions = struck_partners(trajectory, shapes, collisions, config.contact_distance + config.struck_partner,
                                      config.cube_inset, config.collision_gap)
@@ -1329,6 +1345,72 @@ def struck_partners(
                     done = True
             s += START_AHEAD + 1 if done else 1
     return tuple(sorted(found, key=lambda c: (c.frame_id, c.object_ids)))
+
+
+PASS_WINDOW = 3  # frames: the kicks are read at every index from i - PASS_WINDOW to i + 1 of a collision at i
+PASS_FLOOR = 0.01  # scene units a frame (0.25 units/s): a slower relative speed is read as this (centres jitter)
+
+
+def drop_unchanged_passes(trajectory: Sequence[FrameStates], collisions: Sequence[Collision],
+                          ratio: float) -> tuple[Collision, ...]:
+    """``collisions`` less those through which the pair's relative velocity keeps (``unchanged_pass``).
+
+    For a collision of objects A and B at trajectory index ``i``, each object's kick at index ``s``
+    is read as :func:`struck_partners` reads it: its mean velocity from ``s + START_SKIP`` to
+    ``s + START_AHEAD`` less that over the ``START_BEFORE`` frames to ``s - 1``, a slowing along the
+    old velocity up to ``START_FRICTION`` taken off (friction's; the contact frames between, where
+    merged masks move the centres and back, left out).  At the ``s`` from ``i - PASS_WINDOW`` to
+    ``i + 1`` where the pair's relative kick ``|kick_A - kick_B|`` is largest, the collision is
+    dropped when that kick is below ``ratio`` times the pair's relative speed before it
+    (``|old_A - old_B|``, at least ``PASS_FLOOR``): every object weighs the same, so a collision
+    turns back the pair's closing along the line of centres, while a near miss read as a touch
+    leaves both velocities as they were.  A collision whose kicks cannot be read at any such ``s``
+    (an object missing, or the trajectory ending, within the window) is kept.
+
+    Args:
+        trajectory: Frames in order, consecutive.
+        collisions: The collisions found (:func:`touch_collisions`, :func:`second_partners`).
+        ratio: R in (0, 1].
+
+    Returns:
+        The collisions kept, in their order.
+
+    Raises:
+        ConfigError: ``ratio`` outside (0, 1].
+    """
+    if not 0.0 < ratio <= 1.0:
+        raise ConfigError(f"drop_unchanged_passes needs a ratio in (0, 1], got {ratio}")
+    index = {fr.frame_id: k for k, fr in enumerate(trajectory)}
+    centres = [{o.object_id: np.asarray(o.location[:2], float) for o in fr.objects} for fr in trajectory]
+    n = len(trajectory)
+
+    def kick(oid: int, s: int) -> tuple[np.ndarray, np.ndarray] | None:
+        ks = (s - 1 - START_BEFORE, s - 1, s + START_SKIP, s + START_AHEAD)
+        if min(ks) < 0 or max(ks) >= n or any(oid not in centres[k] for k in ks):
+            return None
+        path = [centres[k][oid] for k in ks]
+        old = (path[1] - path[0]) / START_BEFORE
+        change = (path[3] - path[2]) / (START_AHEAD - START_SKIP) - old
+        speed = float(np.linalg.norm(old))
+        if speed > 0:  # friction's slowing along the old velocity is no kick
+            along = float(change @ old) / speed
+            change = change - (along - min(0.0, along + START_FRICTION)) * old / speed if along < 0 else change
+        return old, change
+
+    kept = []
+    for c in collisions:
+        i = index.get(c.frame_id)
+        best: tuple[float, float] | None = None
+        for s in range(i - PASS_WINDOW, i + 2) if i is not None else ():
+            ka, kb = kick(c.object_ids[0], s), kick(c.object_ids[1], s)
+            if ka is None or kb is None:
+                continue
+            change = float(np.linalg.norm(ka[1] - kb[1]))
+            if best is None or change > best[0]:
+                best = (change, float(np.linalg.norm(ka[0] - kb[0])))
+        if best is None or best[0] >= ratio * max(best[1], PASS_FLOOR):
+            kept.append(c)
+    return tuple(kept)
 
 
 UNSTRUCK_SPEED = 0.05  # units/s: the executor's moving speed; an object below it at every frame around a collision was not struck

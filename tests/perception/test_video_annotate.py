@@ -12,6 +12,7 @@ from perception.video.annotate import (
     VideoPerceptionConfig,
     at_rest,
     drop_closing_at_end,
+    drop_unchanged_passes,
     drop_unstruck,
     end_slide_velocity,
     perception_config,
@@ -852,3 +853,55 @@ def test_struck_partner_is_an_option_off_by_default_that_tracks_to_annotation_ap
     struck = tracks_to_annotation(tracks, list(range(30)), HW, HEIGHTS, dataclasses.replace(cfg, struck_partner=0.2))
     assert [(c.object_ids, c.frame_id) for c in struck.collision] == [((0, 1), 10)]
     assert struck.motion_trajectory == plain.motion_trajectory
+
+
+def _pass_paths(bounce: bool) -> dict[int, dict[int, tuple[float, float]]]:
+    """Sphere 1 slides at 0.1 a frame past resting sphere 0, its centre 0.7 off the line at frame 15 (a touch by
+    centres); with ``bounce`` the two exchange along the line of centres there (sphere 0 leaves, sphere 1 turns)."""
+    rest = {f: (0.0, 0.0) for f in range(40)}
+    passer = {f: (-1.5 + 0.1 * f, 0.7) for f in range(40)}
+    if bounce:
+        rest = {f: (0.0, 0.0) if f <= 15 else (0.0, -0.08 * (f - 15)) for f in range(40)}
+        passer = {f: (-1.5 + 0.1 * f, 0.7) if f <= 15 else (0.1 * (f - 15), 0.7 + 0.02 * (f - 15)) for f in range(40)}
+    return {0: rest, 1: passer}
+
+
+def test_drop_unchanged_passes_drops_a_touch_that_leaves_both_velocities_as_they_were():
+    shapes = {0: "sphere", 1: "sphere"}
+    passing = _frames(_pass_paths(bounce=False), 40)
+    found = touch_collisions(passing, shapes, 0.72, 0.03, 5)
+    assert len(found) == 1 and 13 <= found[0].frame_id <= 15  # a near miss read as a touch by its centres
+    assert drop_unchanged_passes(passing, found, 0.1) == ()
+    # the same touch with the exchange: the relative velocity turns, kept at any ratio up to 1
+    struck = _frames(_pass_paths(bounce=True), 40)
+    hit = touch_collisions(struck, shapes, 0.72, 0.03, 5)
+    assert len(hit) == 1 and drop_unchanged_passes(struck, hit, 1.0) == hit
+    # friction's slowing along each path is no change: a passer slowing as it slides is still a pass
+    slowing = {0: {f: (0.0, 0.0) for f in range(40)}, 1: {f: (-1.5 + 0.1 * f - 0.0015 * f * f, 0.7) for f in range(40)}}
+    slow = _frames(slowing, 40)
+    touch = touch_collisions(slow, shapes, 0.72, 0.03, 5)
+    assert len(touch) == 1 and drop_unchanged_passes(slow, touch, 0.1) == ()
+    # too near the video's end (or with an object missing) to read the kicks: kept
+    late = (Collision((0, 1), 36, (0.0, 0.35, 0.35)),)  # the window's last frame, 36 - 3 + 9, is past frame 39
+    assert drop_unchanged_passes(passing, late, 0.1) == late
+    gone = _frames({0: {f: (0.0, 0.0) for f in range(14, 40)}, 1: _pass_paths(False)[1]}, 40)
+    assert drop_unchanged_passes(gone, found, 0.1) == found
+    with pytest.raises(ConfigError, match="ratio"):
+        drop_unchanged_passes(passing, found, 0.0)
+
+
+def test_unchanged_pass_is_an_option_off_by_default_that_tracks_to_annotation_applies():
+    assert VideoPerceptionConfig().unchanged_pass == 0.0
+    assert perception_config(["unchanged_pass=0.1"]).unchanged_pass == 0.1
+    for bad in ("unchanged_pass=-0.1", "unchanged_pass=1.5"):
+        with pytest.raises(ConfigError, match="unchanged_pass"):
+            perception_config([bad])
+    names = (("red", "rubber", "sphere"), ("blue", "rubber", "sphere"))
+    for bounce, kept in ((False, 0), (True, 1)):
+        paths = _pass_paths(bounce)
+        tracks = [_track(names[k], paths[k], 0.35) for k in range(2)]
+        cfg = VideoPerceptionConfig(rest_window=0, second_partner=0.0, coast_frames=0)
+        plain = tracks_to_annotation(tracks, list(range(40)), HW, HEIGHTS, cfg)
+        assert len(plain.collision) == 1
+        cut = tracks_to_annotation(tracks, list(range(40)), HW, HEIGHTS, dataclasses.replace(cfg, unchanged_pass=0.1))
+        assert cut.collision == plain.collision[:kept] and cut.motion_trajectory == plain.motion_trajectory
