@@ -82,7 +82,7 @@ border rule above were then checked on ``--seed 501 --split val``, 6 videos).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -294,6 +294,13 @@ class VideoPerceptionConfig:
             0.75-0.85 apart come within the contact distance) leaves both velocities as they were.  A
             collision whose kicks cannot be read (an object missing, or the video ending, within the
             window) is kept (``docs/results/clevrer.md``, thirtieth session, nsdr15).
+        struck_distinct: 0 (the default): ``struck_partner`` pairs any two tracks.  1: never two tracks
+            with the same voted colour, material and shape (no two objects of a video are alike, so
+            such a pair is one object's doubled track).  Needs ``struck_partner`` on.
+        struck_floor: 0 (the default): no floor.  F > 0: ``struck_partner`` never pairs two tracks whose
+            perceived centres come closer than F anywhere in the kick's window (two objects' centres
+            stay about a contact distance apart; closer ones are merged tracks or a swap).  Needs
+            ``struck_partner`` on (``docs/results/clevrer.md``, thirtieth session, nsdr17).
         yaw_window: Frames either side whose fits are averaged into one frame's yaw.
         yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
         camera: The videos' fixed camera (its image size is replaced by the frames').
@@ -334,6 +341,8 @@ class VideoPerceptionConfig:
     split_hidden: int = 1
     struck_partner: float = 0.0
     unchanged_pass: float = 0.0
+    struck_distinct: int = 0
+    struck_floor: float = 0.0
     yaw_window: int = 3
     yaw_min_iou: float = 0.5
     camera: Camera = CLEVR_CAMERA
@@ -406,6 +415,13 @@ class VideoPerceptionConfig:
         if not 0.0 <= self.unchanged_pass <= 1.0:
             raise ConfigError(f"VideoPerceptionConfig.unchanged_pass must be 0 (off) or a ratio in (0, 1], got "
                               f"{self.unchanged_pass}")
+        if self.struck_distinct not in (0, 1):
+            raise ConfigError(f"VideoPerceptionConfig.struck_distinct must be 0 (off) or 1 (on), got {self.struck_distinct}")
+        if not 0.0 <= self.struck_floor < self.contact_distance:
+            raise ConfigError(f"VideoPerceptionConfig.struck_floor must be 0 (off) or a distance below contact_distance "
+                              f"({self.contact_distance}), got {self.struck_floor}")
+        if (self.struck_distinct or self.struck_floor) and not self.struck_partner:
+            raise ConfigError("VideoPerceptionConfig.struck_distinct and struck_floor need struck_partner > 0 (they guard it)")
 
 
 # the settable rules: every number field of the config (read from it, so a new rule is settable at
@@ -950,8 +966,9 @@ def tracks_to_annotation(
     if config.unchanged_pass > 0:
         collisions = drop_unchanged_passes(trajectory, collisions, config.unchanged_pass)
     if config.struck_partner > 0:
+        looks = {p.object_id: (p.color, p.material, p.shape) for p in props} if config.struck_distinct else None
         collisions = struck_partners(trajectory, shapes, collisions, config.contact_distance + config.struck_partner,
-                                     config.cube_inset, config.collision_gap)
+                                     config.cube_inset, config.collision_gap, looks=looks, floor=config.struck_floor)
     if config.unstruck_frames > 0:
         collisions = drop_unstruck(trajectory, collisions, config.unstruck_frames)
     if config.closing_end_frames > 0:
@@ -1250,6 +1267,8 @@ def struck_partners(
     loose_distance: float,
     cube_inset: float,
     gap: int,
+    looks: Mapping[int, Hashable] | None = None,
+    floor: float = 0.0,
 ) -> tuple[Collision, ...]:
     """``collisions`` with a collision for every pair of kicks that none explains (``struck_partner``).
 
@@ -1280,6 +1299,11 @@ def struck_partners(
         loose_distance: Centre distance under which the closing object struck X.
         cube_inset: Subtracted from ``loose_distance`` per cube in the pair.
         gap: A collision of the same pair within this many frames is the same one.
+        looks: With it (``struck_distinct``), never a pair of two objects that look alike (equal
+            values, e.g. colour, material and shape): one object's doubled track.
+        floor: Above 0 (``struck_floor``), never a pair whose centres come closer than this at any
+            index of the kick's window ``s - 1 - START_BEFORE .. s + START_AHEAD``: merged tracks
+            or a swap, not two objects side by side.
 
     Returns:
         All collisions in frame order, ``object_ids`` sorted.
@@ -1323,6 +1347,12 @@ def struck_partners(
                     kc = None if other == x or explained(other) else kick(other, s)
                     if kc is None or np.linalg.norm(kc) <= START_KICK or float(kc @ kx) >= 0.0:
                         continue  # equal masses: the partner is kicked too, the other way
+                    if looks is not None and looks.get(x) == looks.get(other):
+                        continue  # no two objects alike: one object's two tracks
+                    if floor > 0 and any(float(np.linalg.norm(at(k, other) - at(k, x))) < floor
+                                         for k in range(s - 1 - START_BEFORE, s + START_AHEAD + 1)
+                                         if at(k, other) is not None and at(k, x) is not None):
+                        continue  # centres closer than two objects can be: merged tracks or a swap
                     if at(s - 3, x) is None or at(s - 3, other) is None:
                         continue
                     closing = np.linalg.norm(at(s - 3, other) - at(s - 3, x)) - np.linalg.norm(at(s - 1, other) - at(s - 1, x))

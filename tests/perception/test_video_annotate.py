@@ -905,3 +905,44 @@ def test_unchanged_pass_is_an_option_off_by_default_that_tracks_to_annotation_ap
         assert len(plain.collision) == 1
         cut = tracks_to_annotation(tracks, list(range(40)), HW, HEIGHTS, dataclasses.replace(cfg, unchanged_pass=0.1))
         assert cut.collision == plain.collision[:kept] and cut.motion_trajectory == plain.motion_trajectory
+
+
+def test_struck_partner_guards_refuse_a_pair_that_looks_alike_or_comes_closer_than_the_floor():
+    states = _frames(_struck_at_distance(0.85), 30)
+    shapes = dict.fromkeys(range(3), "sphere")
+    strike = [((0, 1), 10)]
+    looks = {0: ("red", "rubber", "sphere"), 1: ("blue", "rubber", "sphere"), 2: ("green", "metal", "sphere")}
+    found = struck_partners(states, shapes, (), 0.92, 0.03, 5, looks=looks, floor=0.5)
+    assert [(c.object_ids, c.frame_id) for c in found] == strike  # two objects, never closer than 0.85: kept
+    # one object's doubled track (the two tracks look alike): no collision with itself
+    assert struck_partners(states, shapes, (), 0.92, 0.03, 5, looks={**looks, 1: looks[0]}) == ()
+    # the floor reads the closest approach over the kick's window: 0.85 here
+    assert [(c.object_ids, c.frame_id) for c in struck_partners(states, shapes, (), 0.92, 0.03, 5, floor=0.84)] == strike
+    assert struck_partners(states, shapes, (), 0.92, 0.03, 5, floor=0.86) == ()
+    # merged tracks: the striker's centre drops onto the struck one's for a frame inside the window
+    paths = _struck_at_distance(0.85)
+    paths[1][12] = (0.1, 0.0)
+    merged = _frames(paths, 30)
+    assert struck_partners(merged, shapes, (), 0.92, 0.03, 5) != ()  # without the floor the strike is still read
+    assert struck_partners(merged, shapes, (), 0.92, 0.03, 5, floor=0.5) == ()
+
+
+def test_struck_partner_guards_are_settings_off_by_default_refused_without_the_rule_or_out_of_range():
+    cfg = VideoPerceptionConfig()
+    assert (cfg.struck_distinct, cfg.struck_floor) == (0, 0.0)
+    on = perception_config(["struck_partner=0.2", "struck_distinct=1", "struck_floor=0.5"])
+    assert (on.struck_distinct, on.struck_floor) == (1, 0.5)
+    for bad, name in ((["struck_partner=0.2", "struck_distinct=2"], "struck_distinct"),
+                      (["struck_partner=0.2", "struck_floor=-0.1"], "struck_floor"),
+                      (["struck_partner=0.2", "struck_floor=0.8"], "struck_floor"),
+                      (["struck_floor=0.5"], "struck_floor"), (["struck_distinct=1"], "struck_distinct")):
+        with pytest.raises(ConfigError, match=name):
+            perception_config(bad)
+    paths = _struck_at_distance(0.85)
+    names = (("red", "rubber", "sphere"), ("red", "rubber", "sphere"), ("green", "metal", "sphere"))
+    tracks = [_track(names[k], paths[k], 0.35) for k in range(3)]
+    base = VideoPerceptionConfig(rest_window=0, second_partner=0.0, coast_frames=0, struck_partner=0.2)
+    assert [(c.object_ids, c.frame_id) for c in tracks_to_annotation(tracks, list(range(30)), HW, HEIGHTS, base).collision] \
+        == [((0, 1), 10)]
+    guarded = dataclasses.replace(base, struck_distinct=1)
+    assert tracks_to_annotation(tracks, list(range(30)), HW, HEIGHTS, guarded).collision == ()
