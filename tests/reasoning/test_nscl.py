@@ -472,6 +472,23 @@ def test_eval_clevr_scores_an_nscl_checkpoint_as_a_qa_model(split, tmp_path):
     assert res["perception"]["detection_recall"] > 0.9  # the proposals are the derenderer's
 
 
+def test_eval_clevr_refuses_workers_that_would_answer_nscl_by_the_symbolic_fallback(split, capsys):
+    """Scenes perceived in another worker reach NS-CL without their scores: it answered every question symbolically
+    (the thirtieth session's first read of seed 49242, 91.17% against the soft answers' figure)."""
+    from benchmarks.eval_clevr import ClevrEvalConfig
+
+    for kwargs in ({"workers": 2}, {"backend": "ray"}, {"perceiver": "nscl", "workers": 3}):
+        with pytest.raises(ConfigError, match="workers .* symbolic executor"):
+            ClevrEvalConfig(data=str(split), model="nscl", **kwargs)
+    ClevrEvalConfig(data=str(split), model="nscl", workers=1)  # one process: its own scores
+    ClevrEvalConfig(data=str(split), model="nscl", perception="gt", workers=2)  # nothing perceived: symbolic anyway
+    ClevrEvalConfig(data=str(split), model="nsvqa", workers=2)  # a symbolic model gives the same figures
+    assert main(["eval", "clevr", "--data", str(split), "--split", "train", "--model", "nscl", "--parser", "gt",
+                 "--workers", "2"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "workers 2" in err[0], err
+
+
 def test_the_qa_model_answers_softly_over_what_it_perceived(split, tmp_path):
     from perception.datasets import ClevrDataset
     from reasoning.dsl import from_clevr
