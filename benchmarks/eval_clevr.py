@@ -43,7 +43,9 @@ in [0, 1]):
 Perception, the per-image part, fans out through :func:`physics.fanout.make_fanout`
 (``backend``, ``workers``, ``address``): each worker loads the perceiver once and
 runs ``threads`` (default 1) torch threads; images come back in order, so every
-figure is the same whatever the backend and worker count (``seconds`` aside). The
+figure is the same whatever the backend and worker count (``seconds`` aside), except for a QA
+model that answers from scores its own perceiver kept (NS-CL, ``answers_from_own_perception``): it is refused
+more than one worker or Ray, whose scenes would reach it without scores. The
 questions are parsed by the same fan-out, in chunks of :data:`PARSE_BATCH` spread
 among the images.  With the process backend this process is one of the N workers:
 it starts the other N - 1 first (they load the model while it reads the split and
@@ -145,6 +147,12 @@ class ClevrEvalConfig:
                 )
         if self.parser == "gt" and self.parser_checkpoint is not None:
             raise ConfigError("parser_checkpoint chooses the parser's weights; it needs parser='model'")
+        own = getattr(QA_MODELS.get(self.model), "answers_from_own_perception", False)
+        if own and self.perception == "model" and self.perceiver in (None, self.model) and (
+                self.workers > 1 or self.backend == "ray"):
+            raise ConfigError(f"workers {self.workers} / backend {self.backend!r}: model {self.model!r} answers from the "
+                              "scores its own process perceived, so other workers' scenes would be answered by the "
+                              "symbolic executor; use workers 1 with the process backend")
 
     def parts(self) -> QAParts:
         """The trained parts this evaluation loads (perceiver by name, checkpoints by path)."""

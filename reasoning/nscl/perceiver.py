@@ -106,6 +106,8 @@ class NSCL(NSVQA):
 
     name = "nscl"
     default_perceiver = "nscl"
+    # the soft answers need the scores this process's perceiver kept: `eval clevr` refuses --workers > 1 and Ray
+    answers_from_own_perception = True
 
     def answer_programs(
         self, programs: Sequence[Program | None], scenes: Sequence[SceneGraph], scene_indices: Sequence[int]

@@ -472,6 +472,23 @@ def test_eval_clevr_scores_an_nscl_checkpoint_as_a_qa_model(split, tmp_path):
     assert res["perception"]["detection_recall"] > 0.9  # the proposals are the derenderer's
 
 
+def test_eval_clevr_refuses_workers_that_would_answer_nscl_by_the_symbolic_fallback(split, capsys):
+    """Scenes perceived in another worker reach NS-CL without their scores: it answered every question symbolically
+    (the thirtieth session's first read of seed 49242, 91.17% against the soft answers' figure)."""
+    from benchmarks.eval_clevr import ClevrEvalConfig
+
+    for kwargs in ({"workers": 2}, {"backend": "ray"}, {"perceiver": "nscl", "workers": 3}):
+        with pytest.raises(ConfigError, match="workers .* symbolic executor"):
+            ClevrEvalConfig(data=str(split), model="nscl", **kwargs)
+    ClevrEvalConfig(data=str(split), model="nscl", workers=1)  # one process: its own scores
+    ClevrEvalConfig(data=str(split), model="nscl", perception="gt", workers=2)  # nothing perceived: symbolic anyway
+    ClevrEvalConfig(data=str(split), model="nsvqa", workers=2)  # a symbolic model gives the same figures
+    assert main(["eval", "clevr", "--data", str(split), "--split", "train", "--model", "nscl", "--parser", "gt",
+                 "--workers", "2"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "workers 2" in err[0], err
+
+
 def test_the_qa_model_answers_softly_over_what_it_perceived(split, tmp_path):
     from perception.datasets import ClevrDataset
     from reasoning.dsl import from_clevr
@@ -586,6 +603,40 @@ def test_part_lr_scales_the_step_of_a_grown_part_and_its_columns_only(split, tmp
                  "--part-lr", "detail:10", "--out", str(out), "--quiet"]) == 0
     assert "--part-lr detail:10" in load_nscl(out)[1]["command"]
     _assert_train_flag_refused("--part-lr", ("detail:-1", "x:2"), "part lr", tmp_path, capsys)
+
+
+class _Stopped(Exception):
+    """Stands in for a kill in the middle of an epoch."""
+
+
+def test_the_10_percent_recipe_stopped_mid_epoch_resumes_bit_identically(split, tmp_path, monkeypatch):
+    """P70 (the 10% line's 70-epoch run) was stopped and resumed twice; a user's one uninterrupted command must give
+    the same weights. Its flags here: curriculum stages, cosine, whole-image batches, flips, scale jitter, detail CNN."""
+    import reasoning.nscl.train as train_module
+
+    data = load_split(split, "train", limit_images=4, crop_size=48, progress=False)
+    config = NSCLTrainConfig(epochs=3, batch_size=16, curriculum="8:6,12:8,0:0", schedule="cosine", flip=True,
+                             whole_images=True, scale_jitter=0.1, detail_size=48)
+    real, calls = train_module._batch_loss, {"n": 0, "stop": 0}
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["stop"]:
+            raise _Stopped
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_batch_loss", counted)
+    straight, _ = train_nscl(data, config, tmp_path / "a.pt", progress=False)
+    steps = calls["n"]
+    calls.update(n=0, stop=steps - 1)  # in the last epoch, after two checkpoints
+    with pytest.raises(_Stopped):
+        train_nscl(data, config, tmp_path / "b.pt", progress=False)
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["train_state"]["round"] == 2
+    calls.update(n=0, stop=0)
+    resumed, _ = train_nscl(data, config, tmp_path / "b.pt", progress=False)
+    assert calls["n"] < steps  # it went on from the checkpoint, not from the start
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_average_nscl_takes_the_mean_of_the_weights_and_refuses_other_architectures(split, tmp_path):
