@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
 __all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "DISSECTION_SAMPLES", "causal_units", "NET_POOL",
-           "greedy_net_selection", "net_causal_units", "unit_scan", "harmless_units", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+           "greedy_net_selection", "net_causal_units", "unit_scan", "harmless_units", "ablation_images", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -341,7 +341,7 @@ def condition_match(labeller: ShapeSegmenter | Labeller, images: Tensor, conditi
 
 @torch.no_grad()
 def causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int, concept: int,
-                 k: int) -> tuple[Tensor, Tensor]:
+                 k: int, cache: bool = False) -> tuple[Tensor, Tensor]:
     """The ``k`` units whose ablation alone removes most of ``concept``'s pixels: (int64 [k], effect float [U]).
 
     Each unit of the layer is set to zero everywhere, alone, on the samples from ``z``, and its
@@ -350,14 +350,16 @@ def causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z:
     when pixels appear).  The paper chooses the units it ablates and inserts by causal effect
     (a continuous per-unit ablation optimised by gradient, section 3.2); the class masks here are
     not differentiable, so each unit's own effect ranks them, its first-order form.  Ties go to
-    the lower unit index.
+    the lower unit index.  ``cache`` (an option, session 30): each ablation runs from the layer's
+    output computed once (:func:`ablation_images`; the same images, bit for bit).
     """
     generator.eval()
     base = int((_labels(labeller, generator(z)) == concept + 1).sum())
     units = layer_activations(generator, z[:1], layer)[0].shape[1]
     effect = torch.zeros(units)
+    ablated = ablation_images(generator, z, layer, cache)
     for u in range(units):
-        after = int((_labels(labeller, ablate(generator, z, layer, torch.tensor([u]))) == concept + 1).sum())
+        after = int((_labels(labeller, ablated([u])) == concept + 1).sum())
         effect[u] = (base - after) / base if base else 0.0
     return effect.argsort(descending=True, stable=True)[:k], effect
 
@@ -366,14 +368,17 @@ NET_POOL = 16  # ranking="causal-net": the candidates, the units of largest sing
 
 
 @torch.no_grad()
-def unit_scan(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int) -> tuple[Tensor, Tensor]:
+def unit_scan(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int, cache: bool = False,
+              counts_out: dict[frozenset[int], tuple[int, ...]] | None = None) -> tuple[Tensor, Tensor]:
     """Every unit of the layer ablated alone on the samples from ``z``: its effect on each concept's pixels.
 
     Returns (removed, changed), each float [U, C] (C concepts, :data:`SHAPES`): ``removed[u, c]`` is the
     fraction of concept ``c``'s labelled pixel count that goes when unit ``u`` is set to zero (negative
     when pixels appear; :func:`causal_units`' effect, for every concept); ``changed[u, c]`` counts pixel
     by pixel, so losses and gains cannot offset: the pixels that stop or start being ``c``, over the
-    count of ``c``'s pixels (0 for a concept with no pixels).  One ablation per unit.
+    count of ``c``'s pixels (0 for a concept with no pixels).  One ablation per unit.  ``cache``: as
+    :func:`causal_units`'; ``counts_out``, when given, receives each unit's pixel count per concept after its
+    ablation (key ``frozenset({u})``), so that a caller can reuse them (:func:`net_causal_units`).
     """
     generator.eval()
     base = _labels(labeller, generator(z))
@@ -381,8 +386,11 @@ def unit_scan(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Te
     n = [int((base == c).sum()) for c in concepts]
     units = layer_activations(generator, z[:1], layer)[0].shape[1]
     removed, changed = torch.zeros(units, len(SHAPES)), torch.zeros(units, len(SHAPES))
+    ablated = ablation_images(generator, z, layer, cache)
     for u in range(units):
-        after = _labels(labeller, ablate(generator, z, layer, torch.tensor([u])))
+        after = _labels(labeller, ablated([u]))
+        if counts_out is not None:
+            counts_out[frozenset([u])] = tuple(int((after == c).sum()) for c in concepts)
         for i, c in enumerate(concepts):
             if n[i]:
                 removed[u, i] = (n[i] - int((after == c).sum())) / n[i]
@@ -427,7 +435,7 @@ def greedy_net_selection(effect_of: Callable[[list[int]], tuple[float, float]], 
 @torch.no_grad()
 def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int, concept: int,
                      other: int, k: int, pool: int = NET_POOL, harmless: int = 0,
-                     candidates_out: list[int] | None = None) -> tuple[Tensor, list[tuple[float, float]]]:
+                     candidates_out: list[int] | None = None, cache: bool = False) -> tuple[Tensor, list[tuple[float, float]]]:
     """``k`` units whose joint ablation removes most of ``concept`` net of the change of ``other``'s pixel count.
 
     The paper's causal choice of intervention units (section 3.2 optimises an ablation to change the
@@ -440,25 +448,35 @@ def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller
     the units of smallest single effect on every concept but ``concept`` (:func:`unit_scan`,
     :func:`harmless_units`), so that a set of ``k`` can be filled without units that move ``other``
     once ``concept`` is gone.  ``candidates_out``, when given, receives the candidates (the cube pool,
-    then the harmless ones).  Returns (int64 [k] in the order chosen, each step's (removed, change)).
+    then the harmless ones).  ``cache`` (an option, session 30; the same units and trace, less CPU): each
+    ablation runs from the layer's output computed once (:func:`ablation_images`), and with ``harmless``
+    the first step's one-unit sets take their counts from the unit scan instead of ablating again.
+    Returns (int64 [k] in the order chosen, each step's (removed, change)).
     """
     if harmless < 0:
         raise ConfigError(f"net_causal_units: harmless must be >= 0, got {harmless}")
     generator.eval()
     base = _labels(labeller, generator(z))
     n_concept, n_other = int((base == concept + 1).sum()), int((base == other + 1).sum())
+    ablated = ablation_images(generator, z, layer, cache)
+    counts: dict[frozenset[int], tuple[int, ...]] = {}  # with cache: pixel count per concept after each scanned ablation
 
     def effect_of(units: list[int]) -> tuple[float, float]:
-        after = _labels(labeller, ablate(generator, z, layer, torch.tensor(units)))
-        removed = (n_concept - int((after == concept + 1).sum())) / n_concept if n_concept else 0.0
-        change = (int((after == other + 1).sum()) - n_other) / n_other if n_other else 0.0
+        known = counts.get(frozenset(units))  # ablating a set is the same whatever its order
+        if known is None:
+            after = _labels(labeller, ablated(units))
+            n_after_concept, n_after_other = int((after == concept + 1).sum()), int((after == other + 1).sum())
+        else:
+            n_after_concept, n_after_other = known[concept], known[other]
+        removed = (n_concept - n_after_concept) / n_concept if n_concept else 0.0
+        change = (n_after_other - n_other) / n_other if n_other else 0.0
         return removed, change
 
     if harmless:
-        removed, changed = unit_scan(generator, labeller, z, layer)
+        removed, changed = unit_scan(generator, labeller, z, layer, cache, counts if cache else None)
         single = removed[:, concept]
     else:  # the session-28 path, unchanged
-        _, single = causal_units(generator, labeller, z, layer, concept, 1)
+        _, single = causal_units(generator, labeller, z, layer, concept, 1, cache)
     candidates = single.argsort(descending=True, stable=True)[:pool].tolist()
     if harmless:
         candidates += harmless_units(changed, concept, harmless, exclude=candidates)
@@ -480,6 +498,35 @@ def ablate(generator: ConvDecoder, z: Tensor, layer: int, units: Tensor) -> Tens
     generator.eval()
     with edited(generator, layer, edit):
         return generator(z)
+
+
+@torch.no_grad()
+def ablation_images(generator: ConvDecoder, z: Tensor, layer: int, cache: bool = False) -> Callable[[list[int]], Tensor]:
+    """``ablated(units) -> images [N, 3, H, W]``: :func:`ablate` of the samples from ``z``, one call per set of units.
+
+    With ``cache`` (an option, session 30) the layer's output is computed once and each call runs only
+    the rest of :meth:`ConvDecoder.forward` (the later blocks, ``to_rgb``, the sigmoid) from it, with the
+    units set to zero: the same operations on the same tensor as :func:`ablate`'s hook, so the same
+    images bit for bit, without the layers before the edit (a quarter of the generator's CPU at the entry's
+    ``blocks[0]``, 300 samples: 0.61 against 0.83 s).  Only a :class:`ConvDecoder` itself is cut this way (a subclass may change its forward).
+    """
+    if not cache:
+        return lambda units: ablate(generator, z, layer, torch.tensor(units))
+    if type(generator) is not ConvDecoder:
+        raise ConfigError(f"ablation_images: cache needs a ConvDecoder (its forward is cut after the layer), "
+                          f"got {type(generator).__name__}")
+    acts = layer_activations(generator, z, layer)[0]
+    rest = generator.blocks[layer + 1:]  # PROJECTED (-1): every block
+
+    @torch.no_grad()
+    def ablated(units: list[int]) -> Tensor:
+        x = acts.clone()
+        x[:, torch.tensor(units)] = 0.0
+        for block in rest:
+            x = block(x)
+        return torch.sigmoid(generator.to_rgb(x))
+
+    return ablated
 
 
 @torch.no_grad()
@@ -650,10 +697,14 @@ class GanDissectionOptions:
                 "candidates (0: off; session 29)"})
     causal_samples: int = field(default=CAUSAL_SAMPLES, metadata={
         "help": f"ranking=causal or causal-net: the dissection samples the units are chosen on (1..{DISSECTION_SAMPLES})"})
+    cache_ablations: bool = field(default=False, metadata={
+        "help": "ranking=causal or causal-net: run the choice's ablations from the layer's output computed once "
+                "(the same units and figures, less CPU; session 30)"})
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
-        _check_reading(self.layer, self.ranking, self.harmless, self.causal_samples, cli=True)
+        _check_reading(self.layer, self.ranking, self.harmless, self.causal_samples, cli=True,
+                       cache_ablations=self.cache_ablations)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"perception benchmark 'gan-dissection': option 'ema' must be in [0, 1), got {self.ema!r}")
         if self.balanced and self.ema:
@@ -671,7 +722,8 @@ class GanDissectionOptions:
 )
 def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None = None, ema: float = 0.0,
                          balanced: bool = False, scenes: str = "scenes", layer: int = LAYER,
-                         ranking: str = "iou", harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES) -> BenchOutcome:
+                         ranking: str = "iou", harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES,
+                         cache_ablations: bool = False) -> BenchOutcome:
     """Dissect a benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples.
 
     ``codec`` None: :data:`RESIZE_CODEC`, the ``gan`` bench's GAN (48 units at ``blocks[0]``) with
@@ -688,13 +740,14 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None
     codecs) dissects a GAN conditioned on its one object's shape.  ``layer`` and ``ranking`` (options,
     session 26; defaults the entry's): the layer dissected and edited (:data:`PROJECTED`, the
     projected grid, or an up-sampling block) and how the 10 cube units are chosen
-    (:func:`dissection_outcome`), with ``harmless`` and ``causal_samples`` (options, session 29).
-    ``codec`` may also be a name of :data:`CODECS` (the command line's).
+    (:func:`dissection_outcome`), with ``harmless`` and ``causal_samples`` (options, session 29) and
+    ``cache_ablations`` (an option, session 30).  ``codec`` may also be a name of :data:`CODECS` (the command line's).
     """
     from perception.generative.gan import train_gan_run
 
-    _check_reading(layer, ranking, harmless, causal_samples)
-    reading = {"ranking": ranking, "harmless": harmless, "causal_samples": causal_samples}
+    _check_reading(layer, ranking, harmless, causal_samples, cache_ablations=cache_ablations)
+    reading = {"ranking": ranking, "harmless": harmless, "causal_samples": causal_samples,
+               "cache_ablations": cache_ablations}
     codec = codec_named(codec) if isinstance(codec, str) else codec
     if not balanced:
         return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC, ema, scenes), quick, seed, layer,
@@ -708,7 +761,7 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None
 
 
 def _check_reading(layer: int, ranking: str, harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES,
-                   cli: bool = False) -> None:
+                   cli: bool = False, cache_ablations: bool = False) -> None:
     """Refuse a reading the dissection cannot make, naming the keyword (``cli``: the ``--set`` option)."""
     def name(n: str) -> str:
         return f"perception benchmark 'gan-dissection': option '{n}'" if cli else n
@@ -723,6 +776,9 @@ def _check_reading(layer: int, ranking: str, harmless: int = 0, causal_samples: 
     if not 1 <= causal_samples <= DISSECTION_SAMPLES or (causal_samples != CAUSAL_SAMPLES and ranking == "iou"):
         raise ConfigError(f"{name('causal_samples')} must be in 1..{DISSECTION_SAMPLES}, and other than {CAUSAL_SAMPLES} "
                           f"only with ranking=causal or causal-net, got {causal_samples!r} with ranking={ranking}")
+    if cache_ablations and ranking == "iou":
+        raise ConfigError(f"{name('cache_ablations')} only speeds up ranking=causal or causal-net (the iou ranking "
+                          f"ablates nothing to choose its units), got it with ranking={ranking}")
 
 
 SNAPSHOT_FRACTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)  # of the training steps: the snapshots balanced_gan_run compares
@@ -843,7 +899,8 @@ def judges_agreement(segmenter: ShapeSegmenter, attribute_net: nn.Module, images
 
 
 def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: LabelRule | None = None,
-                       ranking: str = "iou", harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES) -> BenchOutcome:
+                       ranking: str = "iou", harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES,
+                       cache_ablations: bool = False) -> BenchOutcome:
     """The bench's checks and figures for ``generator.blocks[layer]`` (or the projected grid) of a trained GAN run.
 
     Class masks (dissection and interventions alike) are the run's :class:`ObjectShapeLabeller`
@@ -857,11 +914,13 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     count's change; the IoU check is the same whichever ranking.  ``harmless`` (session 29, causal-net
     only) adds that many units of smallest single effect on the non-cube shapes to causal-net's
     candidates (:func:`net_causal_units`); ``causal_samples`` (session 29) is how many of the
-    dissection samples the causal rankings choose on (the first ones; :data:`CAUSAL_SAMPLES` by default).
+    dissection samples the causal rankings choose on (the first ones; :data:`CAUSAL_SAMPLES` by default);
+    ``cache_ablations`` (session 30) makes the causal rankings' ablations cheaper without changing them
+    (:func:`ablation_images`, :func:`net_causal_units`).
     """
     from perception.generative.gan import CROP
 
-    _check_reading(layer, ranking, harmless, causal_samples)
+    _check_reading(layer, ranking, harmless, causal_samples, cache_ablations=cache_ablations)
     rule = BENCH_RULE if rule is None else rule
     gen = run.gan.generator.eval()
     seg = ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP, rule=rule)  # the class masks (module docstring)
@@ -886,11 +945,11 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     iou_units = result.best_units(cube, k)
     effect, net_trace, candidates = None, None, []
     if ranking == "causal":
-        units, effect = causal_units(gen, seg, z[:n_causal], layer, cube, k)
+        units, effect = causal_units(gen, seg, z[:n_causal], layer, cube, k, cache_ablations)
     elif ranking == "causal-net":
         units, net_trace = net_causal_units(gen, seg, z[:n_causal], layer, cube, sphere, k,
                                             pool=min(NET_POOL, result.iou.shape[0]), harmless=harmless,
-                                            candidates_out=candidates)
+                                            candidates_out=candidates, cache=cache_ablations)
     else:
         units = iou_units
     random_units = torch.randperm(result.iou.shape[0], generator=torch.Generator().manual_seed(seed + 23))[:k]
@@ -925,6 +984,7 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
                "iou_cube_units": iou_units.tolist(),
                "causal_effect_of_cube_units": None if effect is None else effect[units].tolist(),
                "causal_samples": None if effect is None and net_trace is None else n_causal,
+               "cache_ablations": cache_ablations,
                "net_selection": None if net_trace is None else {
                    "pool": min(NET_POOL, int(result.iou.shape[0])), "objective": "cube removed - |sphere change|",
                    "harmless": harmless, "harmless_candidates": candidates[min(NET_POOL, int(result.iou.shape[0])):],

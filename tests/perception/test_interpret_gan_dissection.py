@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -715,7 +716,7 @@ def test_the_cli_options_name_every_codec_and_reading_and_refuse_bad_ones_by_nam
     defaults = bench_options("gan-dissection")
     # the entry since session 28 (gan4's candidate, read on 71137), as bench_gan_dissection's keywords
     assert defaults == {"codec": "resize", "scenes": "one_object", "layer": LAYER, "ranking": "iou", "balanced": True,
-                        "ema": 0.0, "harmless": 0, "causal_samples": 150}
+                        "ema": 0.0, "harmless": 0, "causal_samples": 150, "cache_ablations": False}
     assert bench_options("gan-dissection", {"scenes": "scenes", "balanced": "false", "ema": "0.5"})["ema"] == 0.5
     fields = {f.name: f for f in GanDissectionOptions.__dataclass_fields__.values()}
     assert fields["scenes"].metadata["choices"] == tuple(SCENES) and fields["ranking"].metadata["choices"] == RANKINGS
@@ -871,3 +872,92 @@ def test_the_harmless_and_causal_samples_options_reach_the_reading_and_are_refus
     assert fig["cube_units"] == units.tolist() and net["harmless_candidates"] == candidates[16:]
     assert net["harmless_chosen"] == sum(u in candidates[16:] for u in units.tolist())
     assert len(set(candidates)) == 20  # the harmless ones are outside the cube pool
+
+
+class _CountingLabeller(_RedCubeGreenSphere):
+    """:class:`_RedCubeGreenSphere` that counts the images it labels."""
+
+    def __init__(self) -> None:
+        super().__init__(4)
+        self.images = 0
+
+    def forward(self, images):
+        self.images += len(images)
+        return super().forward(images)
+
+
+def _drawing_generator(upsample: str) -> ConvDecoder:
+    """A random TINY generator whose samples hold both red ('cube') and green ('sphere') pixels."""
+    from dataclasses import replace
+
+    torch.manual_seed(3)
+    gen = ConvDecoder(replace(TINY, upsample=upsample)).eval()
+    rgb = gen.to_rgb[-1] if isinstance(gen.to_rgb, torch.nn.Sequential) else gen.to_rgb  # resize, then the conv
+    with torch.no_grad():
+        rgb.weight.mul_(8.0)  # sharper colours: both concepts cover a good share of the pixels
+    return gen
+
+
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
+def test_cached_ablations_give_the_hooked_ablations_images_bit_for_bit_at_every_layer(upsample):
+    from perception.interpret.gan_dissection import PROJECTED, ablate, ablation_images
+
+    gen = _drawing_generator(upsample)
+    z = torch.randn(6, TINY.latent, generator=torch.Generator().manual_seed(2))
+    for layer in (PROJECTED, 0, 1):
+        cached, plain = ablation_images(gen, z, layer, cache=True), ablation_images(gen, z, layer)
+        for units in ([0], [1, 3], [3, 1, 2]):
+            expected = ablate(gen, z, layer, torch.tensor(units))
+            assert torch.equal(cached(units), expected) and torch.equal(plain(units), expected)
+        assert not torch.equal(cached([0, 1]), gen(z))  # it does ablate
+    assert len(gen._forward_hooks) == 0 and all(not b._forward_hooks for b in gen.blocks)
+
+    class _Other(ConvDecoder):
+        pass
+
+    with pytest.raises(ConfigError, match="cache needs a ConvDecoder"):
+        ablation_images(_Other(TINY), z, 0, cache=True)
+
+
+def test_cached_causal_choices_pick_the_same_units_and_trace_with_fewer_labelled_images():
+    from perception.interpret.gan_dissection import causal_units, net_causal_units, unit_scan
+
+    gen = _drawing_generator("nearest")
+    z = torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(4))
+    cube, sphere = SHAPES.index("cube"), SHAPES.index("sphere")
+    base = segment(_RedCubeGreenSphere(4), gen(z))
+    assert int((base == cube + 1).sum()) > 0 and int((base == sphere + 1).sum()) > 0  # the choice has work to do
+    for harmless in (0, 3):
+        plain_lab, cached_lab = _CountingLabeller(), _CountingLabeller()
+        plain_cands: list[int] = []
+        cached_cands: list[int] = []
+        plain = net_causal_units(gen, plain_lab, z, 0, cube, sphere, 3, pool=3, harmless=harmless,
+                                 candidates_out=plain_cands)
+        cached = net_causal_units(gen, cached_lab, z, 0, cube, sphere, 3, pool=3, harmless=harmless,
+                                  candidates_out=cached_cands, cache=True)
+        assert torch.equal(plain[0], cached[0]) and plain[1] == cached[1] and plain_cands == cached_cands
+        saved = len(plain_cands) * len(z) if harmless else 0  # the first step's one-unit sets come from the scan
+        assert plain_lab.images - cached_lab.images == saved
+    scans = [unit_scan(gen, _RedCubeGreenSphere(4), z, 1, cache=c) for c in (False, True)]
+    assert all(torch.equal(a, b) for a, b in zip(*scans, strict=True))
+    ranks = [causal_units(gen, _RedCubeGreenSphere(4), z, 0, cube, 3, cache=c) for c in (False, True)]
+    assert torch.equal(ranks[0][0], ranks[1][0]) and torch.equal(ranks[0][1], ranks[1][1])
+
+
+def test_the_cache_ablations_option_changes_no_figure_and_is_refused_by_name_without_a_causal_ranking(capsys):
+    from benchmarks.cli import main
+    from perception.benchmark import bench_options
+
+    assert bench_options("gan-dissection")["cache_ablations"] is False  # off by default
+    assert bench_options("gan-dissection", {"ranking": "causal-net", "cache_ablations": "true"})["cache_ablations"]
+    assert main(["bench", "perception", "--model", "gan-dissection", "--set", "cache_ablations=true"]) == 2
+    assert "option 'cache_ablations' only speeds up ranking=causal or causal-net" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="cache_ablations only speeds up"):
+        bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object", cache_ablations=True)
+    reading = dict(scenes="one_object", ranking="causal-net", harmless=4, causal_samples=6)
+    plain = bench_gan_dissection(True, 0, RESIZE_CODEC, **reading)
+    cached = bench_gan_dissection(True, 0, RESIZE_CODEC, cache_ablations=True, **reading)
+    assert cached.figures["cache_ablations"] and not plain.figures["cache_ablations"]
+    assert json.dumps({**cached.figures, "cache_ablations": False}, sort_keys=True) == json.dumps(
+        plain.figures, sort_keys=True)  # text, so that NaN figures compare equal
+    assert [c.ours for c in cached.checks] == pytest.approx([c.ours for c in plain.checks], nan_ok=True)
