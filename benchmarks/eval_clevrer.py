@@ -47,7 +47,7 @@ from perception.video.annotate import perception_config
 from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
-from physics.models.video_propnet import CARRY_SCOPES, YAW_DISCS, YAW_INPUTS
+from physics.models.video_propnet import CARRY_SCOPES, FREE_SLIDES, YAW_DISCS, YAW_INPUTS
 from physics.worlds.clevrer_annotation import split_hint
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
 from reasoning.executor.video import CHOICE_ANSWERS, CHOICE_PICKS, execute_video, judge_choices
@@ -185,6 +185,13 @@ class RolloutFlags:
         "help": "--spin-input: each rolled-out sphere whose last 8 steps read as sliding gets the sliding input until "
                 "it would roll; for a checkpoint trained on a nesy data video-trajectories --spin pack only "
                 "(as the dynamics checkpoint; off by default)", "setting": "spin_input"})
+    free_slide: str | None = field(default=None, metadata={
+        "help": "future rollouts: objects far from every other move by the world's friction instead of the PropNet's "
+                "step: off (the default), spheres (rolling spheres only) or all", "setting": "free_slide",
+        "choices": FREE_SLIDES})
+    free_slide_clearance: float | None = field(default=None, metadata={
+        "help": "footprint gap from every other object that makes an object free for --free-slide (scene units; "
+                "0.5 by default)", "setting": "free_slide_clearance"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

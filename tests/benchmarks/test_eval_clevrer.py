@@ -590,3 +590,18 @@ def test_future_reach_flag_maps_to_the_rollout_setting_is_a_pixel_default_and_a_
     assert ClevrerEvalConfig(data="x", future_reach=0.0).rollout_settings() == {"future_reach": 0.0}  # turns it off
     with pytest.raises(ConfigError, match="future_reach"):
         dynamics_for("propnet", None, {"future_reach": -0.1})
+
+
+def test_free_slide_flags_map_to_the_rollout_settings_are_off_by_default_and_bad_values_are_refused_by_name():
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--free-slide", "spheres",
+                                          "--free-slide-clearance", "0.3"])
+    assert (args.free_slide, args.free_slide_clearance) == ("spheres", 0.3)
+    assert ClevrerEvalConfig(data="x", free_slide="all").rollout_settings() == {"free_slide": "all"}
+    assert "free_slide" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "free_slide" not in rollout_settings_for("model", "propnet")  # an option, not a pixel default
+    with pytest.raises(SystemExit):  # argparse refuses a mode it does not know
+        cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--free-slide", "cubes"])
+    with pytest.raises(ConfigError, match="free_slide"):
+        dynamics_for("propnet", None, {"free_slide": "cubes"})
+    with pytest.raises(ConfigError, match="free_slide_clearance"):
+        dynamics_for("propnet", None, {"free_slide_clearance": 0.0})

@@ -1301,3 +1301,71 @@ def test_counterfactual_reach_reaches_counterfactual_collisions_only_and_is_refu
     for bad in (-0.1, math.nan, math.inf, True, "0.1"):
         with pytest.raises(ConfigError, match="counterfactual_reach"):
             RolloutConfig(counterfactual_reach=bad)
+
+
+def _free_roll(far: bool) -> VideoAnnotation:
+    """12 frames: a red rubber sphere rolls along y = 0 at about 1.4 units/s, slowing; a blue cube rests at (3, 3)
+    (``far``) or 0.1 beside the sphere's path ahead of it."""
+    def state(k, x, y):
+        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
+
+    cube = (3.0, 3.0) if far else (-2.0, 2 * HALF_EXTENT + 0.1)
+    frames = tuple(FrameStates(f, (state(0, -3.0 + 0.06 * f - 0.0002 * f * f, 0.0), state(1, *cube))) for f in range(12))
+    props = (ObjectProperty(0, "red", "rubber", "sphere"), ObjectProperty(1, "blue", "rubber", "cube"))
+    return VideoAnnotation(0, "v.gif", props, frames, ())
+
+
+def test_free_slide_moves_a_free_rolling_sphere_by_the_friction_prior_only_in_futures_and_is_off_by_default():
+    """nsdr16: a free rolling sphere's future steps lose exactly the rolling prior's deceleration (the PropNet's
+    own lose about twice as much); near another object, or with the option off, the PropNet's steps stand;
+    counterfactuals never read it."""
+    from physics.models.video_propnet import FREE_SLIDES, prior_deceleration
+
+    assert RolloutConfig().free_slide == "off" and FREE_SLIDES == ("off", "spheres", "all")
+    fps = SHORT.fps
+
+    def speeds(ann, mode):
+        dyn = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, free_slide=mode))
+        xs = [fr.by_id()[0].location[0] for fr in (ann.motion_trajectory[-1], *dyn.future(ann, 10)[0])]
+        return np.diff(xs) * fps, dyn
+
+    free = _free_roll(far=True)
+    off, plain = speeds(free, "off")
+    on, dyn = speeds(free, "spheres")
+    expected = [on[0]]
+    for _ in on[1:]:
+        expected.append(expected[-1] - prior_deceleration(expected[-1], rolling=True))
+    np.testing.assert_allclose(on, expected, atol=1e-6)
+    assert on[-1] > off[-1] + 0.05  # the PropNet alone slows it faster than the world's rolling friction
+    np.testing.assert_array_equal(speeds(free, "all")[0], on)  # the cube rests: "all" moves the same
+    for k in (0, 1):
+        assert dyn.counterfactual(free, k) == plain.counterfactual(free, k)
+    near = _free_roll(far=False)  # the cube within the clearance of the sphere's path: the PropNet's steps
+    np.testing.assert_array_equal(speeds(near, "spheres")[0], speeds(near, "off")[0])
+    for bad in ("cubes", "", None):
+        with pytest.raises(ConfigError, match="free_slide"):
+            RolloutConfig(free_slide=bad)
+    for bad in (0.0, -0.1, math.nan, True):
+        with pytest.raises(ConfigError, match="free_slide_clearance"):
+            RolloutConfig(free_slide_clearance=bad)
+
+
+def test_free_slide_all_slows_a_free_sliding_cube_by_the_sliding_prior_and_spheres_leaves_it_to_the_propnet():
+    from physics.models.video_propnet import prior_deceleration
+
+    def state(k, x, y):
+        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
+
+    frames = tuple(FrameStates(f, (state(0, -3.0 + 0.1 * f - 0.002 * f * f, 0.0), state(1, 3.0, 3.0)))
+                   for f in range(12))  # a cube sliding at about 2.5 units/s, losing 0.1 a frame
+    ann = VideoAnnotation(0, "v.gif", (ObjectProperty(0, "red", "metal", "cube"),
+                                       ObjectProperty(1, "blue", "rubber", "sphere")), frames, ())
+
+    def speeds(mode):
+        dyn = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, free_slide=mode))
+        xs = [fr.by_id()[0].location[0] for fr in (ann.motion_trajectory[-1], *dyn.future(ann, 6)[0])]
+        return np.diff(xs) * SHORT.fps
+
+    on = speeds("all")
+    np.testing.assert_allclose(on[1:], [s - prior_deceleration(s, rolling=False) for s in on[:-1]], atol=1e-6)
+    np.testing.assert_array_equal(speeds("spheres"), speeds("off"))

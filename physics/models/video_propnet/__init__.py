@@ -65,6 +65,8 @@ Modules
 * :mod:`~physics.models.video_propnet.spin`: the spin input (sliding spheres; off by default).
 * :mod:`~physics.models.video_propnet.starts`: the state a rollout starts from (fits, jitter).
 * :mod:`~physics.models.video_propnet.collisions`: the collision rules over rolled-out states.
+* :mod:`~physics.models.video_propnet.free_slide`: the friction prior for free objects of a future rollout
+  (off by default).
 * :mod:`~physics.models.video_propnet.dynamics`: :class:`PropNetVideoDynamics`, its contact carry, the
   ``propnet`` registration.
 * :mod:`~physics.models.video_propnet.training`: :func:`train_video_model`.
@@ -84,6 +86,7 @@ from physics.models.video_propnet.collisions import (
 )
 from physics.models.video_propnet.config import (
     CARRY_SCOPES,
+    FREE_SLIDES,
     LAUNCH_CLEARANCE,
     LAUNCH_STEP,
     NEAR_MISS_FEATURES,
@@ -109,6 +112,12 @@ from physics.models.video_propnet.config import (
     rollout_config,
 )
 from physics.models.video_propnet.dynamics import PropNetVideoDynamics, _Carry
+from physics.models.video_propnet.free_slide import (
+    ROLL_DECEL,
+    SLIDE_DECEL,
+    FreeSlide,
+    prior_deceleration,
+)
 from physics.models.video_propnet.spin import (
     grow_spin_input,
     sliding_read,
@@ -139,6 +148,11 @@ from physics.models.video_propnet.trajectories import (
 from physics.video_dynamics import CUBE_MEAN_REACH
 
 __all__ = [
+    "FREE_SLIDES",
+    "ROLL_DECEL",
+    "SLIDE_DECEL",
+    "FreeSlide",
+    "prior_deceleration",
     "WORLD",
     "STATE_DIM",
     "NODE_ATTR_DIM",

@@ -22,6 +22,7 @@ SYMMETRY = {"cube": 4}  # quarter-turn symmetry: the orientation channel is yaw 
 YAW_DISCS = ("unknown", "cubes")  # RolloutConfig.yaw_discs: which cubes the collision rule takes as discs
 YAW_INPUTS = ("given", "zeros")  # RolloutConfig.yaw_input: what the PropNet's orientation input gets
 CARRY_SCOPES = ("all", "future")  # RolloutConfig.carry_scope / lookahead_scope: which rollouts the setting applies to
+FREE_SLIDES = ("off", "spheres", "all")  # RolloutConfig.free_slide: which free objects the friction prior moves
 NEAR_MISS_FEATURES = 4  # RolloutConfig.near_miss: gap, closing speed, seconds into the rollout, spheres of the pair
 NEAR_MISS_MAX_GAP = 0.6  # units: a wider closest approach is never a near miss
 NEAR_MISS_SPAN = 3  # frames over which a near miss's closing speed is measured
@@ -255,6 +256,21 @@ class RolloutConfig:
             modelled.  Off: with the 10-step rollout loss it cut the fast free slide's end error by
             a third but answered no more predictive questions from pixels and fewer counterfactual
             ones (twenty-second session; ``docs/results/clevrer.md``); ``nesy eval clevrer --spin-input``.
+        free_slide: Future rollouts only (``"off"``, the default): a physical prior for the free slide after
+            the video (:mod:`physics.models.video_propnet.free_slide`).  An object whose footprint stays
+            ``free_slide_clearance`` or farther from every other object's, before and after a predicted step,
+            moves on along its last step with that step's speed less the world's friction (a sliding object's
+            or a rolling sphere's deceleration, fitted on the truth of tune pools), instead of the PropNet's
+            step; ``"spheres"``: rolling spheres only (a sphere's spin read from its last steps, as
+            ``spin_input`` reads it), ``"all"``: every free moving object.  Objects at rest, near another
+            object or carried (``contact_carry``) keep the PropNet's step; counterfactuals never read it.
+            Meant for the predicted free slides that stall short of a collision (thirtieth session, nsdr16:
+            rolling spheres at 1-2 units/s lose 1.5 times the truth's speed a frame in the rollout; cubes and
+            cylinders below 1 unit/s creep on at a third to two thirds of it).  An option, off: ``"spheres"``
+            answered 1 more predictive question of 445 on development pools 94730 + 27719 (2 gained, 1 lost; its
+            gate asked +4; ``docs/results/clevrer.md``).
+        free_slide_clearance: Footprint gap (scene units, > 0) from every other object that makes an object
+            free for ``free_slide``.
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
             multiplied: 0.49).
         carry_min_speed: Closing speed (units/s) below which a touch is not carried (objects at
@@ -305,6 +321,8 @@ class RolloutConfig:
     near_miss: tuple[float, ...] = ()
     near_miss_scope: str = "all"
     spin_input: bool = False
+    free_slide: str = "off"
+    free_slide_clearance: float = 0.5
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
@@ -321,7 +339,7 @@ class RolloutConfig:
         if not isinstance(self.spin_input, bool):
             raise ConfigError(f"RolloutConfig.spin_input must be True or False, got {self.spin_input!r}")
         for name, choices in (("lookahead_scope", CARRY_SCOPES), ("carry_scope", CARRY_SCOPES), ("near_miss_scope", CARRY_SCOPES),
-                              ("yaw_input", YAW_INPUTS), ("yaw_discs", YAW_DISCS)):
+                              ("yaw_input", YAW_INPUTS), ("yaw_discs", YAW_DISCS), ("free_slide", FREE_SLIDES)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"RolloutConfig: {name} must be one of {choices}, got {getattr(self, name)!r}")
         for name in ("lookahead", "contact_carry", "edge_frames"):  # frame counts, 0: off
@@ -350,6 +368,9 @@ class RolloutConfig:
             raise ConfigError(f"RolloutConfig: counterfactual_fit_residual must be a number >= 0 (0: off), got {cr!r}")
         if cr and not self.counterfactual_velocity_fit:
             raise ConfigError("RolloutConfig.counterfactual_fit_residual needs counterfactual_velocity_fit > 0 (its fit)")
+        fc = self.free_slide_clearance
+        if isinstance(fc, bool) or not isinstance(fc, (int, float)) or not math.isfinite(fc) or fc <= 0:
+            raise ConfigError(f"RolloutConfig: free_slide_clearance must be a number > 0, got {fc!r}")
         if not math.isfinite(self.unknown_yaw_reach) or not 0.0 <= self.unknown_yaw_reach <= HALF_EXTENT:
             raise ConfigError(f"RolloutConfig: unknown_yaw_reach must be a number from 0 (off) to {HALF_EXTENT}, "
                               f"got {self.unknown_yaw_reach}")

@@ -34,6 +34,7 @@ from physics.models.video_propnet.config import (
     RolloutConfig,
     rollout_config,
 )
+from physics.models.video_propnet.free_slide import FreeSlide
 from physics.models.video_propnet.spin import sliding_read
 from physics.models.video_propnet.starts import (
     _jittered,
@@ -278,6 +279,11 @@ class PropNetVideoDynamics:
         carried = self.config.contact_carry and (removed is None or self.config.carry_scope == "all")
         carry = _Carry(self.config, [shapes[k] == "cube" for k in ids]) if carried else None
         spin: dict[int, tuple[str, float]] | None = {} if self.config.spin_input else None
+        free = None
+        if removed is None and self.config.free_slide != "off":
+            free = FreeSlide(self.config.free_slide, self.config.free_slide_clearance, [shapes[k] for k in ids],
+                             self.config.fps)
+            free_spin: dict[int, tuple[str, float]] = {}  # the free slide's own spin memory (_sliding's)
 
         cf_fit = self.config.counterfactual_velocity_fit if removed is not None else 0
 
@@ -329,6 +335,8 @@ class PropNetVideoDynamics:
                 if p is not None:
                     state[f] = p
                     predicted[f] = ~np.isnan(p[:, 0])
+                if free is not None:
+                    free.step(state, predicted, f, lambda i, f=f: self._sliding(state, attrs[ids[i]], i, f - 1, free_spin))
                 if carry is not None:
                     carry.step(state, predicted, f)
                 continue
