@@ -22,7 +22,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.config_flags import add_config_flags, config_from_args, count, registry_argument
+from benchmarks.config_flags import (
+    add_config_flags,
+    comma_items,
+    config_from_args,
+    count,
+    registry_argument,
+)
 from benchmarks.eval_clevrer import RolloutFlags
 from benchmarks.table import print_table
 from physics.errors import ConfigError
@@ -77,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     check_writable(args.out)  # not after the rollouts
-    names = [n.strip() for n in args.dynamics.split(",") if n.strip()]
+    names = comma_items(args.dynamics, "--dynamics")
     if not names:
         raise ConfigError(f"--dynamics: no provider named in {args.dynamics!r}; choose from {', '.join(VIDEO_DYNAMICS)}")
     for n in names:
