@@ -88,13 +88,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--dynamics: no provider named in {args.dynamics!r}; choose from {', '.join(VIDEO_DYNAMICS)}")
     for n in names:
         VIDEO_DYNAMICS.get(n)
-    settings = config_from_args(RolloutFlags, args).rollout_settings()
+    flags = config_from_args(RolloutFlags, args)
+    settings = flags.rollout_settings()
     learned = [n for n in names if n != "gt"]
     if settings and not learned:
         raise ConfigError(f"rollout flags {sorted(settings)} set the learned providers' rollouts; none of "
                           f"{args.dynamics!r} is learned")
     for name in learned if settings else ():  # bad settings refused before any provider runs ("gt,propnet": gt first)
-        make_video_dynamics(name, checkpoint=args.checkpoint, settings=settings)
+        try:
+            make_video_dynamics(name, checkpoint=args.checkpoint, settings=settings)
+        except ConfigError as exc:
+            raise flags.name_flag(exc) from None
     videos = load_video_split(args.data, args.split, limit=args.n)
     providers = {}
     for name in names:
