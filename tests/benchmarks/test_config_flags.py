@@ -175,8 +175,8 @@ def test_comma_items_strips_drops_empty_items_and_refuses_a_repeated_one():
     (["bench", "dynamics", "--world", "cradle", "--models", "in", "--horizons", "1,5,05"],
      "--horizons '1,5,05': 5 given twice"),
     (["bench", "video-dynamics", "--dynamics", "gt,propnet,gt"], "--dynamics 'gt,propnet,gt': gt given twice"),
-    (["bench", "all", "--suites", "speed-dynamics,speed-dynamics"],
-     "--suites 'speed-dynamics,speed-dynamics': speed-dynamics given twice"),
+    (["bench", "all", "--suites", "clevr-nsvqa,clevr-nsvqa"],
+     "--suites 'clevr-nsvqa,clevr-nsvqa': clevr-nsvqa given twice"),
 ])
 def test_a_name_given_twice_in_a_comma_list_is_refused_in_one_line_before_any_data_is_read(argv, message, tmp_path,
                                                                                             capsys):
