@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.config_flags import comma_items
 from benchmarks.suites import SUITES, Suite, SuiteContext
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, NesyError
 from physics.fanout import BACKENDS, make_fanout
 from physics.io import atomic_write_json, atomic_write_text, ensure_dir, read_json
@@ -55,6 +57,7 @@ class BenchAllConfig:
                                                       "choices": sorted(BACKENDS)})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.threads < 1:
@@ -78,7 +81,7 @@ def select_suites(names: str | None) -> list[Suite]:
     """The suites a comma-separated list names (all registered ones for ``None``), in registration order."""
     if not names:
         return [e.obj for e in SUITES.entries()]
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    wanted = comma_items(names, "--suites")
     if not wanted:
         raise ConfigError(f"--suites: no suite named in {names!r}; choose from {', '.join(SUITES)}")
     for n in wanted:
@@ -159,8 +162,8 @@ def run_bench_all(config: BenchAllConfig, *, say: Callable[[str], None] = print)
     from benchmarks.report import write_report
 
     t0 = time.perf_counter()
+    suites = select_suites(config.suites)  # a bad --suites leaves no folder behind
     out = ensure_dir(Path(config.out))
-    suites = select_suites(config.suites)
     records: dict[str, dict[str, Any]] = {}
     jobs = []
     for suite in suites:

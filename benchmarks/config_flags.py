@@ -15,7 +15,8 @@ usage line and help list the registry's names and help lines, read only when
 they are shown (so a command that does not print its help never imports the
 registry's built-in modules, and parts registered after the parser was built are
 listed too); the name itself is checked by the command with the registry's
-"did you mean" error.
+"did you mean" error.  :func:`comma_items` splits such a list (``--models in,propnet``) and refuses
+a name given twice, as ``--set`` refuses a key given twice.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["AddItems", "add_config_flags", "config_from_args", "count", "flag_type", "number", "registry_argument"]
+__all__ = [
+    "AddItems", "add_config_flags", "comma_items", "config_from_args", "count", "flag_type", "number", "registry_argument",
+]
 
 C = TypeVar("C")
 
@@ -214,6 +217,29 @@ def registry_argument(
     action = parser.add_argument(*flags, action=_RegistryAction, registry=registry, many=many, **kwargs)
     action._shown = True  # type: ignore[attr-defined]
     return action
+
+
+def comma_items(text: str, option: str) -> list[str]:
+    """The items of a comma-separated flag value, stripped, empty ones dropped, in their order.
+
+    An item given twice is refused (``--models in,propnet,in`` ran ``in`` twice and kept the last
+    copy's figures without a word), in one line naming the option, as ``--set`` refuses a key given twice.
+
+    Raises:
+        ConfigError: ``--models 'in,propnet,in': in given twice; name each once``.
+
+    >>> comma_items(" in, propnet,", "--models")
+    ['in', 'propnet']
+    """
+    from physics.errors import ConfigError
+
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            raise ConfigError(f"{option} {text!r}: {item} given twice; name each once")
+        seen.add(item)
+    return items
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:

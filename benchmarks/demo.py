@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from physics.config_types import check_field_types
 from physics.errors import CheckpointError, ConfigError, NesyError
 from physics.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from physics.registry import Registry
@@ -79,6 +80,7 @@ class DemoConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.threads < 1:
             raise ConfigError(f"DemoConfig.threads must be >= 1, got {self.threads}")
         if self.control_steps is not None and self.control_steps < 1:

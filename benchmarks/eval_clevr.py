@@ -70,6 +70,7 @@ from perception.datasets.clevr import find_layout
 from perception.image_io import load_image
 from perception.registry import PERCEIVERS
 from perception.scene_graph import SceneGraph, load_scenes
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError, NesyError
 from physics.fanout import BACKENDS, Fanout, keep_freed_memory, make_fanout
 from physics.io import atomic_write_json, read_json
@@ -125,6 +126,7 @@ class ClevrEvalConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if self.workers < 1:

@@ -33,6 +33,7 @@ columns of the terminal table.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
@@ -198,6 +199,20 @@ class RolloutFlags:
         return {f.metadata["setting"]: getattr(self, f.name) for f in fields(RolloutFlags)
                 if getattr(self, f.name) is not None}
 
+    def name_flag(self, exc: ConfigError) -> ConfigError:
+        """``exc``, a refused rollout setting, led by the flag that gave it when exactly one given flag's setting is named.
+
+        The rollout config names its fields (``RolloutConfig: edge_tolerance must be ...``); the user typed
+        ``--future-edge-tolerance`` (audit7).  Any other error is returned as it is.
+        """
+        text = str(exc)
+        named = [f for f in fields(RolloutFlags) if getattr(self, f.name) is not None
+                 and re.search(rf"\b{f.metadata['setting']}\b", text)]
+        if len(named) != 1 or text.startswith("--"):
+            return exc
+        flag = named[0]
+        return ConfigError(f"--{flag.name.replace('_', '-')} {getattr(self, flag.name)}: {text}")
+
 
 @dataclass(frozen=True)
 class ClevrerEvalConfig(RolloutFlags):
@@ -326,7 +341,10 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     entries = _load_questions(cfg)
     perceive = perception_for(cfg.perception, cfg.perception_checkpoint, cfg.perception_set, cfg.perception_cache)
     settings = rollout_settings_for(cfg.perception, cfg.dynamics, cfg.rollout_settings())
-    provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint, settings)
+    try:
+        provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint, settings)
+    except ConfigError as exc:
+        raise cfg.name_flag(exc) from None
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()
     errors: list[str] = []

@@ -27,7 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.config_flags import count, registry_argument
+from benchmarks.config_flags import comma_items, count, registry_argument
 from benchmarks.dynamics_eval import (
     checkpoint_folder,
     evaluate_dynamics,
@@ -49,6 +49,9 @@ def _int_list(text: str) -> list[int]:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"--horizons expects comma-separated integers, got {text!r}") from None
+    twice = [v for i, v in enumerate(values) if v in values[:i]]  # 5,05 too: one horizon
+    if twice:
+        raise ConfigError(f"--horizons {text!r}: {twice[0]} given twice; name each once")
     if not values or min(values) < 1:
         raise ConfigError(f"--horizons must be positive integers, got {text!r}")
     return values
@@ -123,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"no model has a checkpoint for world {args.world!r} under "
                               f"{args.checkpoints or 'the shipped checkpoints'}; train one with nesy train dynamics")
     else:
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        models = comma_items(args.models, "--models")
     if not models:
         raise ConfigError(f"--models: no model named in {args.models!r}; choose one of {', '.join(MODELS)}")
     for m in models:

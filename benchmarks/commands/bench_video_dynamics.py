@@ -22,7 +22,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.config_flags import add_config_flags, config_from_args, count, registry_argument
+from benchmarks.config_flags import (
+    add_config_flags,
+    comma_items,
+    config_from_args,
+    count,
+    registry_argument,
+)
 from benchmarks.eval_clevrer import RolloutFlags
 from benchmarks.table import print_table
 from physics.errors import ConfigError
@@ -77,18 +83,22 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     check_writable(args.out)  # not after the rollouts
-    names = [n.strip() for n in args.dynamics.split(",") if n.strip()]
+    names = comma_items(args.dynamics, "--dynamics")
     if not names:
         raise ConfigError(f"--dynamics: no provider named in {args.dynamics!r}; choose from {', '.join(VIDEO_DYNAMICS)}")
     for n in names:
         VIDEO_DYNAMICS.get(n)
-    settings = config_from_args(RolloutFlags, args).rollout_settings()
+    flags = config_from_args(RolloutFlags, args)
+    settings = flags.rollout_settings()
     learned = [n for n in names if n != "gt"]
     if settings and not learned:
         raise ConfigError(f"rollout flags {sorted(settings)} set the learned providers' rollouts; none of "
                           f"{args.dynamics!r} is learned")
     for name in learned if settings else ():  # bad settings refused before any provider runs ("gt,propnet": gt first)
-        make_video_dynamics(name, checkpoint=args.checkpoint, settings=settings)
+        try:
+            make_video_dynamics(name, checkpoint=args.checkpoint, settings=settings)
+        except ConfigError as exc:
+            raise flags.name_flag(exc) from None
     videos = load_video_split(args.data, args.split, limit=args.n)
     providers = {}
     for name in names:

@@ -171,7 +171,8 @@ def _check_unused(args: argparse.Namespace, planner_cls: type) -> None:
     ``--planner random --checkpoint FILE`` ran the baseline, never opened FILE and recorded it in the
     settings as if it had been used (audit5 and audit6, twenty-ninth session); ``--model gt`` and
     ``--focus`` (learned models only), and ``--record-split`` without ``--record``, the same.  ``--model``
-    itself is required and documented as ignored by the random planner (docs/results/control.md).
+    is required; a planner without a model takes ``gt`` only (every documented baseline gives ``--model gt
+    --planner random``): a learned model named there was recorded as if it had planned (audit7).
     """
     if args.checkpoint is not None and not planner_cls.needs_model:
         raise ConfigError(f"--checkpoint {args.checkpoint}: --planner {args.planner} plans without a model and never "
@@ -185,6 +186,9 @@ def _check_unused(args: argparse.Namespace, planner_cls: type) -> None:
     if args.record_split is not None and not args.record:
         raise ConfigError(f"--record-split {args.record_split}: given without --record, nothing is recorded; add "
                           "--record DIR or drop --record-split")
+    if args.model != "gt" and not planner_cls.needs_model:
+        raise ConfigError(f"--model {args.model}: --planner {args.planner} plans without a model and never loads it; "
+                          "give --model gt for the baseline")
 
 
 def run(args: argparse.Namespace) -> int:

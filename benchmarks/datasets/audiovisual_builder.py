@@ -34,6 +34,7 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmarks.datasets.build_record import check_same_build
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError, NesyError
 from physics.fanout import make_fanout
 from physics.io import ensure_dir
@@ -74,6 +75,7 @@ class AudioVisualDataConfig:
                                                       "choices": ["serial", "process", "ray"]})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.n <= 0 or self.n > SEEDS_PER_BASE:
             raise ConfigError(f"--n must be 1..{SEEDS_PER_BASE} clips, got {self.n}")
         if not str(self.out).strip():

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from perception.datasets.clevr_render import generate_scene
 from perception.datasets.instance_masks import encode_mask_png, read_mask_png
 from perception.image_io import load_image, verify_image
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError
 from physics.fanout import make_fanout
 from physics.io import atomic_write_bytes, atomic_write_json, ensure_dir, read_json
@@ -138,6 +139,7 @@ class ClevrDataConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         check_build_options(self, SPLITS, "scenes")
         if not 1 <= self.min_objects <= self.max_objects:
             raise ConfigError(

@@ -42,6 +42,7 @@ from benchmarks.datasets.build_record import check_same_build
 from benchmarks.datasets.clevr_builder import PNG_COMPRESS_LEVEL, check_build_options, scene_seed
 from perception.datasets.instance_masks import encode_mask_png
 from perception.image_io import verify_image
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError
 from physics.fanout import make_fanout
 from physics.io import atomic_write_bytes, ensure_dir
@@ -84,6 +85,7 @@ class ClevrerDataConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         check_build_options(self, SPLITS, "videos")
         if self.frames < 2 or self.future_frames < 0:
             raise ConfigError(f"--frames must be >= 2 and --future-frames >= 0, got {self.frames}, {self.future_frames}")

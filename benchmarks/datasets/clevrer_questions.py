@@ -26,6 +26,7 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmarks.datasets.build_record import check_same_build
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, ensure_dir, read_json
 from physics.video_dynamics import GroundTruthDynamics
@@ -59,6 +60,7 @@ class ClevrerQuestionsDataConfig:
                 "earlier sessions made them)"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.seed < 0:
             raise ConfigError(f"--seed must be non-negative, got {self.seed}")
         self.questions()  # checks the counts

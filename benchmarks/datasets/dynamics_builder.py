@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError
 from physics.fanout import make_fanout
 from physics.io import atomic_write_json, ensure_dir
@@ -53,6 +54,7 @@ class DynamicsDataConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         WORLDS.get(self.world)  # unknown: ConfigError naming the closest worlds and the choices
         if self.n <= 0:
             raise ConfigError(f"--n must be a positive number of trajectories, got {self.n}")

@@ -21,6 +21,7 @@ import numpy as np
 from benchmarks.datasets.clevr_builder import ClevrDataConfig, encode_png, scene_seed, world_config
 from perception.datasets.clevr_render import generate_scene
 from perception.datasets.instance_masks import encode_mask_png
+from physics.config_types import check_field_types
 from physics.worlds.clevr_world import process_world
 
 __all__ = ["ClevrSpeedConfig", "run_clevr_data_speed", "clevr_data_suite", "MAX_SUITE_SCENES"]
@@ -42,6 +43,9 @@ class ClevrSpeedConfig:
         default=None, metadata={"help": "template folder (default: the project's own)"}
     )
     seed: int = field(default=0, metadata={"help": "base seed"})
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
 
 
 def run_clevr_data_speed(cfg: ClevrSpeedConfig = ClevrSpeedConfig()) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.datasets.clevrer_builder import ClevrerDataConfig, build_video
+from physics.config_types import check_field_types
 
 __all__ = ["ClevrerSpeedConfig", "run_clevrer_data_speed", "clevrer_data_suite", "MAX_SUITE_VIDEOS"]
 
@@ -39,6 +40,9 @@ class ClevrerSpeedConfig:
     seed: int = field(default=0, metadata={"help": "base seed"})
     future_share: float = field(default=ClevrerDataConfig.future_share, metadata={
         "help": "the builder's --future-share (-1: the sampler alone, without the predictive redraws)"})
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
 
 
 def run_clevrer_data_speed(cfg: ClevrerSpeedConfig = ClevrerSpeedConfig()) -> dict[str, Any]:

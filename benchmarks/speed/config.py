@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from physics.config_types import check_field_types
+
 __all__ = ["SpeedConfig"]
 
 
@@ -30,3 +32,6 @@ class SpeedConfig:
         default=3, metadata={"min": 1, "help": "timed runs per mode; the fastest is reported"}
     )
     out: str | None = field(default=None, metadata={"help": "also write the JSON result here"})
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field

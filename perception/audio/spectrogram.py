@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = ["SpectrogramConfig", "stft", "istft", "log_magnitude", "from_log_magnitude", "magnitude_phase"]
@@ -47,6 +48,7 @@ class SpectrogramConfig:
     eps: float = 1e-6
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.n_fft < 4 or not 1 <= self.hop <= self.n_fft // 2 or not self.eps > 0:
             raise ConfigError(f"SpectrogramConfig(n_fft={self.n_fft}, hop={self.hop}, eps={self.eps}): "
                              "need n_fft >= 4, 1 <= hop <= n_fft // 2 and eps > 0")

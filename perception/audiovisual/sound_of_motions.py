@@ -64,6 +64,7 @@ from perception.benchmark import (
     Check,
     register_perception_bench,
 )
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = [
@@ -96,6 +97,7 @@ class SoundOfMotionsConfig:
     track_stride: int = 4
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.motion < 1 or self.hidden < 1 or self.track_stride < 1:
             raise ConfigError(f"SoundOfMotionsConfig: motion, hidden and track_stride must be >= 1, got {self}")
 

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = ["CritterConfig", "Critters", "render_critters", "correspond"]
@@ -74,6 +75,7 @@ class CritterConfig:
     spots: tuple[int, int] = (4, 9)
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.size < 16:
             raise ConfigError(f"CritterConfig.size must be >= 16 pixels, got {self.size}")
         if not 0 < self.scale[0] <= self.scale[1] <= 0.9:

@@ -57,6 +57,7 @@ from perception.benchmark import (
 )
 from perception.correspondence.critters import CritterConfig, Critters, correspond, render_critters
 from perception.model_stats import count_macs, count_parameters
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = ["DVEConfig", "WarpRange", "DescriptorNet", "random_warps", "dense_matching_loss", "match_points",
@@ -82,6 +83,7 @@ class DVEConfig:
     queries: int = 256
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if min(self.dim, self.width, self.queries) < 1:
             raise ConfigError(f"DVEConfig.dim, width and queries must be >= 1, got {self.dim}, {self.width} "
                               f"and {self.queries}")

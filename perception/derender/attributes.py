@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
@@ -49,6 +50,7 @@ class AttributeConfig:
     test_flip: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         for s in self.test_scales:
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0.5 <= s <= 2.0:
                 raise ConfigError(f"AttributeConfig.test_scales must be numbers in [0.5, 2], got {self.test_scales!r}")

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = [
@@ -77,6 +78,7 @@ class ProposalConfig:
     stride: int = 2  # fixed by the architecture: two down-, one up-sampling stage net
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         h, w = self.input_size
         if h % 8 or w % 8 or h <= 0 or w <= 0:
             raise ConfigError(f"ProposalConfig.input_size must be positive multiples of 8, got {self.input_size}")

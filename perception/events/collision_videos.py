@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 __all__ = ["COLLISION_CLASSES", "COLOURS", "PAIRS", "PAIR_DIM", "RADIUS", "CollisionVideos", "VideoConfig",
@@ -91,6 +92,7 @@ class VideoConfig:
     noise: float = 0.3
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if not (2 <= self.objects[0] <= self.objects[1] <= COLOURS):
             raise ConfigError(f"VideoConfig.objects must be 2 <= fewest <= most <= {COLOURS}, got {self.objects}")
         if not (1 <= self.movers[0] <= self.movers[1] < self.objects[0]):

@@ -44,6 +44,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.model_stats import count_macs, count_parameters
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = ["TCNConfig", "TCN", "concept_sequences", "segments", "segment_f1", "EVENT_KINDS", "BENCH_KINDS"]
@@ -80,6 +81,7 @@ class TCNConfig:
     head_hidden: int = 0
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.kind not in KINDS:
             raise ConfigError(f"TCNConfig.kind must be one of {KINDS}, got {self.kind!r}")
         if self.depth < 1 or self.width < 1 or self.concepts < 1 or self.classes < 2 or self.head_hidden < 0:

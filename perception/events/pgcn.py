@@ -89,6 +89,7 @@ from perception.events.collision_videos import (
     collision_videos,
 )
 from perception.model_stats import count_parameters
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = [
@@ -156,6 +157,7 @@ class PGCNConfig:
     peak: float = 0.4
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.classes < 1 or self.feature_dim < 1 or self.hidden < 1 or self.neighbours < 0:
             raise ConfigError(f"PGCNConfig needs classes, feature_dim, hidden >= 1 and neighbours >= 0, got {self}")
         if not (0 <= self.ctx_iou < 1 and self.sur_dist > 0 and 0 <= self.dropout < 1):

@@ -41,6 +41,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.model_stats import count_macs, count_parameters
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = ["EVENT_CLASSES", "TSMConfig", "temporal_shift", "TSMNet", "event_clips"]
@@ -66,6 +67,7 @@ class TSMConfig:
     classes: int = len(EVENT_CLASSES)
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.shift_div < 0 or (self.shift_div and self.width < self.shift_div):
             raise ConfigError(f"TSMConfig: shift_div must be 0 or at most width ({self.width}), got {self.shift_div}")
 

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from perception.benchmark import BenchOutcome, Check, register_perception_bench
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 from physics.training import Constant, TrainLoop, seed_everything
 
@@ -75,6 +76,7 @@ class DipConfig:
     patience: int = 300
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.levels < 1 or self.steps < 1 or self.window < 1 or self.patience < 0:
             raise ConfigError(f"DipConfig: levels, steps, window must be >= 1 and patience >= 0, got {self}")
         if not 0.0 <= self.ema < 1.0:

@@ -42,6 +42,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.generative.scenes import random_hflip
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = ["PATCH", "MaskedConvConfig", "MaskedConvEncoder", "MaskedConvAE", "ConvMAEClassifier",
@@ -74,6 +75,7 @@ class MaskedConvConfig:
     mask_ratio: float = 0.75
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.height % PATCH or self.width % PATCH:
             raise ConfigError(f"MaskedConvConfig: image size must be multiples of {PATCH}, got {self.height}x{self.width}")
         if not 0.0 < self.mask_ratio < 1.0:

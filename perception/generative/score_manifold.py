@@ -39,6 +39,7 @@ from perception.benchmark import (
     register_perception_bench,
     train_steps,
 )
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = ["FlatTorus", "ScoreConfig", "ScoreNet", "dsm_loss", "annealed_langevin", "nearest_distance",
@@ -107,6 +108,7 @@ class ScoreConfig:
     step_eps: float = 2e-5
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if not 0 < self.sigma_min < self.sigma_max:
             raise ConfigError(f"ScoreConfig needs 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
 

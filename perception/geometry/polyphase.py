@@ -43,6 +43,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.model_stats import count_macs, count_parameters
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
@@ -68,6 +69,7 @@ class PolyphaseConfig:
     tau: float = 1.0
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.down not in DOWNS:
             raise ConfigError(f"PolyphaseConfig.down must be one of {DOWNS}, got {self.down!r}")
 

@@ -47,6 +47,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.model_stats import count_macs, count_parameters
+from physics.config_types import check_field_types
 from physics.errors import StateError
 
 __all__ = ["WarpConfig", "log_polar", "WarpedYawNet", "PlainYawNet", "yaw_error_deg", "SYMMETRY"]
@@ -72,6 +73,9 @@ class WarpConfig:
     radii: int = 16
     angles: int = 48
     r_min: float = 0.08
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
 
 
 def log_polar(crops: Tensor, radii: int, angles: int, r_min: float) -> Tensor:

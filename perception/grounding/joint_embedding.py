@@ -60,6 +60,7 @@ from perception.benchmark import (
 )
 from perception.model_stats import count_parameters
 from perception.scene_graph import SceneGraph
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 from physics.worlds.clevr_properties import ATTRIBUTES, COGENT_CONDITIONS
 
@@ -90,6 +91,7 @@ class EmbeddingConfig:
     temperature: float = 0.07
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if "scene" not in self.levels or not set(self.levels) <= set(LEVELS):
             raise ConfigError(f"EmbeddingConfig.levels must include 'scene' and come from {LEVELS}, "
                               f"got {self.levels!r}")

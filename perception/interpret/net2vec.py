@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from perception.benchmark import BenchOutcome, Check, register_perception_bench, train_steps
 from perception.derender.attributes import AttributeNet
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
@@ -64,6 +65,9 @@ class Net2VecConfig:
     steps: int = 400
     batch: int = 32
     lr: float = 0.02
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
 
 
 def concepts() -> list[tuple[str, str | None]]:

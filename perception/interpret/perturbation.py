@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from perception.benchmark import BenchOutcome, Check, register_perception_bench
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 __all__ = [
@@ -87,6 +88,9 @@ class PerturbationConfig:
     jitter: int = 1
     init: float = 0.5
     margin: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:

@@ -42,6 +42,7 @@ from torch import Tensor
 
 from perception.benchmark import BenchOutcome, Check, register_perception_bench
 from perception.derender.attributes import AttributeNet
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
@@ -75,6 +76,9 @@ class AttackConfig:
     l2_eps: float = 1.0
     l0_pixels: int = 20
     steps: int = 40
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
 
 
 def _targeted_grad(score: Score, x: Tensor, target: Tensor) -> Tensor:

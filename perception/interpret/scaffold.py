@@ -43,6 +43,7 @@ from torch.func import functional_call
 
 from perception.benchmark import BenchOutcome, Check, register_perception_bench, train_steps
 from perception.derender.attributes import AttributeNet
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.worlds.clevr_properties import ATTRIBUTES
 
@@ -86,6 +87,7 @@ class ScaffoldConfig:
     validation: int = 128
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.examples < 1 or self.inner_steps < 1 or self.beta < 0 or self.validation < 1:
             raise ConfigError(f"ScaffoldConfig: examples, inner_steps and validation must be >= 1, beta >= 0; "
                               f"got {self}")

@@ -40,6 +40,7 @@ from torch import Tensor
 from perception.benchmark import train_steps
 from perception.datasets.object_crops import ObjectCrops, render_object_crops
 from perception.derender.attributes import AttributeConfig, AttributeNet
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.worlds.clevr_properties import ATTRIBUTES
 from physics.worlds.clevr_world import ClevrWorldConfig
@@ -94,6 +95,9 @@ class SubjectConfig:
     def render_config(self) -> AttributeConfig:
         """The rendered crops: 1.5 S pixels for three mask-box sides (margin 1), so an S window holds the box."""
         return AttributeConfig(crop_size=self.crop_size * 3 // 2, margin=1.0, width=self.width)
+
+    def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
 
 
 QUICK_SUBJECT = SubjectConfig(train_scenes=4, probe_scenes=2, test_scenes=2, steps=10, batch=16)

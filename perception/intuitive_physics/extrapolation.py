@@ -45,6 +45,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.intuitive_physics.tracker import PositionExtractor
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 from physics.worlds.heightfield import HeightfieldConfig, HeightfieldVideos, heightfield_videos
 
@@ -74,6 +75,7 @@ class ExtrapolationConfig:
     terrain: bool = True
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.observed < 2 or self.horizon < 1 or self.width < 1 or self.hidden < 1:
             raise ConfigError(f"ExtrapolationConfig: need observed >= 2, horizon >= 1 and positive sizes, got "
                               f"{self.observed}, {self.horizon}, {self.width}, {self.hidden}")

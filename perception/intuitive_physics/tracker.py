@@ -50,6 +50,7 @@ from perception.benchmark import (
     register_perception_bench,
     train_steps,
 )
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 from physics.worlds.heightfield import HeightfieldConfig, HeightfieldVideos, heightfield_videos
 
@@ -86,6 +87,7 @@ class TrackerConfig:
     max_shift: float = 0.1
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.window < 3 or self.stride < 1 or self.width < 1:
             raise ConfigError(f"TrackerConfig: need window >= 3, stride >= 1, width >= 1, got {self.window}, "
                               f"{self.stride}, {self.width}")

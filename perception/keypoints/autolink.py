@@ -50,6 +50,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.model_stats import count_parameters
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = [
@@ -92,6 +93,7 @@ class AutoLinkConfig:
     patch: int = 8
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.keypoints < 2:
             raise ConfigError(f"AutoLinkConfig.keypoints must be >= 2 to link, got {self.keypoints}")
         if self.width < 1 or self.sigma <= 0 or self.patch < 1:

@@ -43,6 +43,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.datasets.digits import N_CLASSES
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 __all__ = ["quantize_unit", "quantize_weight", "QuantLinear", "QuantMLP", "QuantConfig", "orthogonality_penalty", "init_seeds",
@@ -93,6 +94,7 @@ class QuantConfig:
     beta: float = 0.0
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.bits < 0 or self.bits > 16 or self.hidden < 1 or self.beta < 0:
             raise ConfigError(f"QuantConfig needs 0 <= bits <= 16, hidden >= 1 and beta >= 0, got {self}")
 

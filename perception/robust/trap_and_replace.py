@@ -39,6 +39,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.datasets.digits import N_CLASSES
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 __all__ = ["TrapConfig", "TrapNet", "add_trigger", "poison", "attack_success", "clean_accuracy", "train_trap", "replace_head"]
@@ -61,6 +62,7 @@ class TrapConfig:
     poison_rate: float = 0.1
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.width < 1 or self.recon_weight < 0 or not 0 <= self.target < N_CLASSES or not 0 <= self.poison_rate <= 1:
             raise ConfigError(f"TrapConfig: width >= 1, recon_weight >= 0, target a class, poison_rate in [0, 1]; "
                               f"got {self}")

@@ -38,6 +38,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.datasets.digits import N_CLASSES
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 __all__ = ["DistillConfig", "DigitMLP", "DistilledData", "unrolled", "train_on", "distill", "accuracy"]
@@ -62,6 +63,7 @@ class DistillConfig:
     init_lr: float = 0.1
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.per_class < 1 or self.inner_steps < 1 or self.hidden < 1 or self.init_lr <= 0:
             raise ConfigError(f"DistillConfig needs positive sizes and init_lr, got {self}")
 

@@ -43,6 +43,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.training_methods.curveball import CROP_HEADS, attribute_loss
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 __all__ = ["OFAConfig", "SubNet", "OFANet", "ShrinkSchedule", "progressive_shrinking", "recalibrate_batchnorm", "largest", "smallest"]
@@ -60,6 +61,7 @@ class OFAConfig:
     resolutions: tuple[int, ...] = (12, 16)
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         for name in ("kernels", "depths", "expands", "resolutions"):
             values = getattr(self, name)
             if not values or list(values) != sorted(set(values)) or min(values) < 1:

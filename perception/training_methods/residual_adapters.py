@@ -40,6 +40,7 @@ from perception.benchmark import (
     register_perception_bench,
     train_steps,
 )
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 __all__ = ["AdapterConfig", "AdapterNet", "domain_parameters", "shared_parameters", "train_domain"]
@@ -53,6 +54,7 @@ class AdapterConfig:
     adapters: bool = True
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if len(self.widths) != 4 or min(self.widths) < 1:
             raise ConfigError(f"AdapterConfig.widths needs four positive widths, got {self.widths}")
 

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 from physics.graph.hierarchy import assign_roots, hierarchy_edges, kmeans
 from physics.graph.neighbors import (
@@ -117,6 +118,7 @@ class GraphConfig:
     wall_box: float = 0.0
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.history < 1:
             raise ConfigError(f"GraphConfig.history must be >= 1, got {self.history}")
         if self.radius is not None and not self.radius > 0:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.worlds._pybullet import BulletClient, pybullet, quiet_c_output
 from physics.worlds.camera import Camera
@@ -68,6 +69,7 @@ class ChainConfig:
     image_size: int = 64
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if not self.parents:
             raise ConfigError("ChainConfig.parents must name at least one link")
         for link, parent in enumerate(self.parents):

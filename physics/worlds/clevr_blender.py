@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, NesyError, StateError
 from physics.worlds.blender_scene import DONE, FAIL
 from physics.worlds.clevr_properties import COLOR_RGB, SIZE_RADIUS
@@ -122,6 +123,7 @@ class BlenderConfig:
     scenes_per_process: int = 100
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.samples < 1:
             raise ConfigError(f"Blender samples must be >= 1, got {self.samples}")
         if self.threads < 1:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 from physics.worlds.clevr_properties import (
     COLORS,
@@ -49,6 +50,7 @@ class LayoutConfig:
     shape_colors: Mapping[str, Sequence[str]] | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if not 1 <= self.min_objects <= self.max_objects:
             raise ConfigError(
                 f"need 1 <= min_objects <= max_objects, got {self.min_objects}, {self.max_objects}"

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 from physics.worlds._pybullet import BulletClient
 from physics.worlds._pybullet import pybullet as p
@@ -108,6 +109,7 @@ class ClevrWorldConfig:
     timestep: float = 1.0 / 240.0
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.min_pixels < 0:
             raise ConfigError(f"min_pixels must be >= 0, got {self.min_pixels}")
         if self.max_layouts < 1:

@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError, StateError
 from physics.worlds._pybullet import pybullet as p
 from physics.worlds.camera import CLEVR_CAMERA, CLEVR_LIGHT, Camera, Light
@@ -142,6 +143,7 @@ class ClevrerConfig:
     light: Light = CLEVR_LIGHT
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         checks = {
             "width": self.width >= 1,
             "height": self.height >= 1,

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
 __all__ = ["HeightfieldConfig", "Terrain", "HeightfieldVideos", "HeightfieldWorld", "random_terrain",
@@ -78,6 +79,7 @@ class HeightfieldConfig:
     noise: float = 0.02
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if self.size < 8:
             raise ConfigError(f"HeightfieldConfig: size must be >= 8 pixels, got {self.size}")
         if self.bumps < 1 or self.substeps < 1:

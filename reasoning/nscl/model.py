@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from physics.config_types import check_field_types
 from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
 from reasoning.executor.soft import SoftScenes
 
@@ -80,6 +81,7 @@ class ConceptConfig:
     others_mask: bool = False  # crops carry a fifth channel, the other objects' masks, read by every crop CNN
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         if not isinstance(self.spatial, int) or self.spatial < 0:
             raise ValueError(f"ConceptConfig.spatial: give a number of channels >= 0, got {self.spatial!r}")
         if not isinstance(self.mask_dilate, int) or self.mask_dilate < 0:

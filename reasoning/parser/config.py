@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError
 
 __all__ = ["ParserConfig"]
@@ -47,6 +48,7 @@ class ParserConfig:
     checkpoint_every: int = field(default=200, metadata={"min": 1, "help": "optimiser steps between checkpoints"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         positive = (
             "embedding_dim", "hidden_dim", "max_program_length", "programs", "batch_size",
             "threads", "checkpoint_every",

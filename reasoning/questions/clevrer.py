@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError
 from physics.worlds.clevrer_annotation import VideoAnnotation
 from physics.worlds.clevrer_events import Event
@@ -89,6 +90,7 @@ class ClevrerQuestionConfig:
         "help": "most options of a predictive question (CLEVRER: 2; the eighteenth and earlier sessions: 4)"})
 
     def __post_init__(self) -> None:
+        check_field_types(self)  # text for a number, from Python: one line naming the field
         for name in ("descriptive", "explanatory", "predictive", "counterfactual"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")

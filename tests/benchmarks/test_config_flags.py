@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from benchmarks.cli import build_parser
-from benchmarks.config_flags import AddItems, add_config_flags, config_from_args, count
+from benchmarks.cli import build_parser, main
+from benchmarks.config_flags import AddItems, add_config_flags, comma_items, config_from_args, count
+from physics.errors import ConfigError
 
 
 def _flags(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
@@ -160,3 +161,28 @@ def test_a_tuple_config_field_given_twice_adds_its_items_to_the_first_not_to_the
     assert config_from_args(Toy, parser.parse_args([])) == Toy((1, 2))
     with pytest.raises(ValueError, match="AddItems is for list flags"):
         parser.add_argument("--one", action=AddItems)
+
+
+def test_comma_items_strips_drops_empty_items_and_refuses_a_repeated_one():
+    assert comma_items(" in, propnet,", "--models") == ["in", "propnet"]
+    with pytest.raises(ConfigError, match=r"^--models 'in,propnet,in': in given twice; name each once$"):
+        comma_items("in,propnet,in", "--models")
+
+
+@pytest.mark.parametrize("argv, message", [
+    # each ran the repeated name twice and kept its last copy's figures (or ran it once) without a word
+    (["bench", "dynamics", "--world", "cradle", "--models", "in,propnet,in"], "--models 'in,propnet,in': in given twice"),
+    (["bench", "dynamics", "--world", "cradle", "--models", "in", "--horizons", "1,5,05"],
+     "--horizons '1,5,05': 5 given twice"),
+    (["bench", "video-dynamics", "--dynamics", "gt,propnet,gt"], "--dynamics 'gt,propnet,gt': gt given twice"),
+    (["bench", "all", "--suites", "clevr-nsvqa,clevr-nsvqa"],
+     "--suites 'clevr-nsvqa,clevr-nsvqa': clevr-nsvqa given twice"),
+])
+def test_a_name_given_twice_in_a_comma_list_is_refused_in_one_line_before_any_data_is_read(argv, message, tmp_path,
+                                                                                            capsys):
+    out = tmp_path / "r.json" if argv[1] != "all" else tmp_path / "all"
+    data = ["--data", str(tmp_path / "missing")] if argv[1] != "all" else []  # bench all makes its own data
+    assert main([*argv, *data, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()

@@ -605,3 +605,20 @@ def test_free_slide_flags_map_to_the_rollout_settings_are_off_by_default_and_bad
         dynamics_for("propnet", None, {"free_slide": "cubes"})
     with pytest.raises(ConfigError, match="free_slide_clearance"):
         dynamics_for("propnet", None, {"free_slide_clearance": 0.0})
+
+
+def test_a_refused_rollout_setting_names_the_flag_that_gave_it(tmp_path, capsys):
+    # audit7: the rollout config named its field (edge_tolerance), not the flag the user typed
+    from benchmarks.eval_clevrer import RolloutFlags
+
+    rc = cli.main(["bench", "video-dynamics", "--data", str(tmp_path / "missing"), "--dynamics", "propnet",
+                   "--future-edge-tolerance", "-1", "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert "--future-edge-tolerance -1.0: RolloutConfig: edge_tolerance must be" in err[0], err
+    flags = RolloutFlags(future_edge_tolerance=-1.0, counterfactual_reach=0.1)
+    named = flags.name_flag(ConfigError("RolloutConfig: edge_tolerance must be None or a number >= 0, got -1.0"))
+    assert str(named).startswith("--future-edge-tolerance -1.0: RolloutConfig: edge_tolerance")
+    for kept in (ConfigError("--dynamics gt takes no rollout settings, got ['edge_tolerance']"),  # names its flag
+                 ConfigError("a checkpoint is damaged")):  # names no setting
+        assert flags.name_flag(kept) is kept

@@ -129,3 +129,73 @@ def test_the_configs_users_build_from_python_name_a_wrong_type(case):
     with pytest.raises(ConfigError) as info:
         cls(**kwargs)
     assert str(info.value).startswith(says) and "\n" not in str(info.value), str(info.value)
+
+
+# audit7 (thirtieth session): every other public config dataclass of the four packages, by family (data builders,
+# speed runs, derender and other perception networks, worlds and graphs, parsers and question generators, the
+# bench / demo / eval commands' configs).  On the base each was a TypeError naming nothing (``'<' not supported
+# between instances of 'str' and 'int'``) or taken without a word (``SpeedConfig(questions="3")``).
+PUBLIC_CONFIGS = [
+    ("benchmarks.bench_all", "BenchAllConfig", {"out": "o", "quick": "yes"}),
+    ("benchmarks.datasets.audiovisual_builder", "AudioVisualDataConfig", {"out": "o", "n": "3"}),
+    ("benchmarks.datasets.clevr_builder", "ClevrDataConfig", {"out": "o", "n": "3"}),
+    ("benchmarks.datasets.clevrer_builder", "ClevrerDataConfig", {"out": "o", "n": "3"}),
+    ("benchmarks.datasets.clevrer_questions", "ClevrerQuestionsDataConfig", {"data": "d", "seed": "3"}),
+    ("benchmarks.datasets.dynamics_builder", "DynamicsDataConfig", {"world": "cradle", "out": "o", "n": "3"}),
+    ("benchmarks.demo", "DemoConfig", {"seed": "3"}),
+    ("benchmarks.eval_clevr", "ClevrEvalConfig", {"data": "d", "min_depth": "3"}),
+    ("benchmarks.speed.clevr_data", "ClevrSpeedConfig", {"scenes": "3"}),
+    ("benchmarks.speed.clevrer_data", "ClevrerSpeedConfig", {"videos": "3"}),
+    ("benchmarks.speed.config", "SpeedConfig", {"questions": "3"}),
+    ("perception.audio.spectrogram", "SpectrogramConfig", {"n_fft": "3"}),
+    ("perception.audiovisual.sound_of_motions", "SoundOfMotionsConfig", {"motion": "3"}),
+    ("perception.correspondence.critters", "CritterConfig", {"size": "3"}),
+    ("perception.correspondence.dve", "DVEConfig", {"dim": "3"}),
+    ("perception.derender.attributes", "AttributeConfig", {"crop_size": "3"}),
+    ("perception.derender.proposals", "ProposalConfig", {"width": "3"}),
+    ("perception.events.collision_videos", "VideoConfig", {"frames": "3"}),
+    ("perception.events.ctcn", "TCNConfig", {"depth": "3"}),
+    ("perception.events.pgcn", "PGCNConfig", {"classes": "3"}),
+    ("perception.events.tsm", "TSMConfig", {"frames": "3"}),
+    ("perception.generative.deep_image_prior", "DipConfig", {"code": "3"}),
+    ("perception.generative.masked_conv_ae", "MaskedConvConfig", {"height": "3"}),
+    ("perception.generative.score_manifold", "ScoreConfig", {"ambient": "3"}),
+    ("perception.geometry.polyphase", "PolyphaseConfig", {"width": "3"}),
+    ("perception.geometry.warped", "WarpConfig", {"width": "3"}),
+    ("perception.grounding.joint_embedding", "EmbeddingConfig", {"dim": "3"}),
+    ("perception.interpret.net2vec", "Net2VecConfig", {"layer": "3"}),
+    ("perception.interpret.perturbation", "PerturbationConfig", {"mask_side": "3"}),
+    ("perception.interpret.promotion", "AttackConfig", {"linf_eps": "3"}),
+    ("perception.interpret.scaffold", "ScaffoldConfig", {"student_width": "3"}),
+    ("perception.interpret.subject", "SubjectConfig",
+     {"probe_scenes": 2, "test_scenes": 2, "steps": 2, "batch": 2, "train_scenes": "3"}),
+    ("perception.intuitive_physics.extrapolation", "ExtrapolationConfig", {"observed": "3"}),
+    ("perception.intuitive_physics.tracker", "TrackerConfig", {"width": "3"}),
+    ("perception.keypoints.autolink", "AutoLinkConfig", {"keypoints": "3"}),
+    ("perception.robust.defensive_quantization", "QuantConfig", {"bits": "3"}),
+    ("perception.robust.trap_and_replace", "TrapConfig", {"width": "3"}),
+    ("perception.training_methods.distillation", "DistillConfig", {"per_class": "3"}),
+    ("perception.training_methods.once_for_all", "OFAConfig", {"stem": "3"}),
+    ("perception.training_methods.residual_adapters", "AdapterConfig", {"adapters": "yes"}),
+    ("physics.graph.builder", "GraphConfig", {"history": "3"}),
+    ("physics.worlds.articulated", "ChainConfig", {"link_length": "3"}),
+    ("physics.worlds.clevr_blender", "BlenderConfig", {"assets": "a", "samples": "3"}),
+    ("physics.worlds.clevr_layout", "LayoutConfig", {"min_objects": "3"}),
+    ("physics.worlds.clevr_world", "ClevrWorldConfig", {"width": "3"}),
+    ("physics.worlds.clevrer_world", "ClevrerConfig", {"width": "3"}),
+    ("physics.worlds.heightfield", "HeightfieldConfig", {"size": "3"}),
+    ("reasoning.nscl.model", "ConceptConfig", {"crop_size": "3"}),
+    ("reasoning.parser.config", "ParserConfig", {"embedding_dim": "3"}),
+    ("reasoning.questions.clevrer", "ClevrerQuestionConfig", {"descriptive": "3"}),
+]
+
+
+@pytest.mark.parametrize(("module", "name", "kwargs"), PUBLIC_CONFIGS, ids=[c[1] for c in PUBLIC_CONFIGS])
+def test_every_public_config_names_a_wrong_type_in_one_line(module, name, kwargs):
+    import importlib
+
+    cls = getattr(importlib.import_module(module), name)
+    wrong = list(kwargs)[-1]  # the last key is the wrong one; those before it are required fields
+    with pytest.raises(ConfigError) as info:
+        cls(**kwargs)
+    assert str(info.value).startswith(f"{name}.{wrong} must be ") and "\n" not in str(info.value), str(info.value)

@@ -6,7 +6,7 @@ import importlib
 
 import physics.models.video_propnet as vp
 
-MODULES = ("config", "trajectories", "spin", "starts", "collisions", "dynamics", "training")
+MODULES = ("config", "trajectories", "spin", "starts", "collisions", "free_slide", "rollout", "dynamics", "training")
 
 
 def test_every_listed_name_is_the_object_its_own_module_defines():
@@ -16,7 +16,7 @@ def test_every_listed_name_is_the_object_its_own_module_defines():
         obj = getattr(vp, name)
         homes = [m for m, mod in owners.items() if name in vars(mod) and vars(mod)[name] is obj]
         assert homes, name
-    assert vp._Carry is owners["dynamics"]._Carry and vp._make_trajectory is owners["trajectories"]._make_trajectory
+    assert vp._Carry is owners["rollout"]._Carry and vp._make_trajectory is owners["trajectories"]._make_trajectory
 
 
 def test_the_shipped_checkpoint_path_still_points_at_the_file():

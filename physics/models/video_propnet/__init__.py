@@ -67,14 +67,16 @@ Modules
 * :mod:`~physics.models.video_propnet.collisions`: the collision rules over rolled-out states.
 * :mod:`~physics.models.video_propnet.free_slide`: the friction prior for free objects of a future rollout
   (off by default).
-* :mod:`~physics.models.video_propnet.dynamics`: :class:`PropNetVideoDynamics`, its contact carry, the
-  ``propnet`` registration.
+* :mod:`~physics.models.video_propnet.rollout`: the rollout loop :class:`PropNetVideoDynamics` inherits (observed
+  frames followed until influenced, one-step predictions, frames from the arrays), its contact carry.
+* :mod:`~physics.models.video_propnet.dynamics`: :class:`PropNetVideoDynamics` (futures, counterfactuals, loading),
+  the ``propnet`` registration.
 * :mod:`~physics.models.video_propnet.training`: :func:`train_video_model`.
 """
 
 from __future__ import annotations
 
-# One module a concept (config, trajectories, spin, starts, collisions, dynamics, training); this module
+# One module a concept (config, trajectories, spin, starts, collisions, rollout, dynamics, training); this module
 # re-exports every name callers imported from the single module it was, private ones included.
 # ruff: noqa: F401
 from physics.models.video_propnet.collisions import (
@@ -111,13 +113,14 @@ from physics.models.video_propnet.config import (
     RolloutConfig,
     rollout_config,
 )
-from physics.models.video_propnet.dynamics import PropNetVideoDynamics, _Carry
+from physics.models.video_propnet.dynamics import PropNetVideoDynamics
 from physics.models.video_propnet.free_slide import (
     ROLL_DECEL,
     SLIDE_DECEL,
     FreeSlide,
     prior_deceleration,
 )
+from physics.models.video_propnet.rollout import _Carry
 from physics.models.video_propnet.spin import (
     grow_spin_input,
     sliding_read,
