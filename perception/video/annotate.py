@@ -1260,6 +1260,26 @@ START_FRICTION = 0.06  # scene units a frame: a slowing along the old velocity u
 START_QUIET = 6  # frames either side of the start: a perceived collision of the object there explains the start
 
 
+def _velocity_kick(centres: list[dict[int, np.ndarray]], oid: int, s: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """An object's velocity before frame index ``s`` and its change across it (the kick), from its centres.
+
+    The velocity over ``START_BEFORE`` frames before ``s`` and over the frames ``s + START_SKIP .. s + START_AHEAD``
+    after it; friction's slowing along the old velocity (up to ``START_FRICTION``) is no kick.  ``None`` when the
+    object is missing from a frame of the window or the window leaves the video.
+    """
+    ks = (s - 1 - START_BEFORE, s - 1, s + START_SKIP, s + START_AHEAD)
+    if min(ks) < 0 or max(ks) >= len(centres) or any(oid not in centres[k] for k in ks):
+        return None
+    path = [centres[k][oid] for k in ks]
+    old = (path[1] - path[0]) / START_BEFORE
+    change = (path[3] - path[2]) / (START_AHEAD - START_SKIP) - old
+    speed = float(np.linalg.norm(old))
+    if speed > 0:  # friction's slowing along the old velocity is no kick
+        along = float(change @ old) / speed
+        change = change - (along - min(0.0, along + START_FRICTION)) * old / speed if along < 0 else change
+    return old, change
+
+
 def struck_partners(
     trajectory: Sequence[FrameStates],
     shapes: Mapping[int, str],
@@ -1316,16 +1336,8 @@ def struck_partners(
         return centres[k].get(oid) if 0 <= k < n else None
 
     def kick(oid: int, s: int) -> np.ndarray | None:
-        path = [at(k, oid) for k in (s - 1 - START_BEFORE, s - 1, s + START_SKIP, s + START_AHEAD)]
-        if any(p is None for p in path):
-            return None
-        old = (path[1] - path[0]) / START_BEFORE
-        change = (path[3] - path[2]) / (START_AHEAD - START_SKIP) - old
-        speed = float(np.linalg.norm(old))
-        if speed > 0:  # friction's slowing along the old velocity is no kick
-            along = float(change @ old) / speed
-            change = change - (along - min(0.0, along + START_FRICTION)) * old / speed if along < 0 else change
-        return change
+        read = _velocity_kick(centres, oid, s)
+        return None if read is None else read[1]
 
     ids = sorted({o for c in centres for o in c})
     for x in ids:
@@ -1412,20 +1424,9 @@ def drop_unchanged_passes(trajectory: Sequence[FrameStates], collisions: Sequenc
         raise ConfigError(f"drop_unchanged_passes needs a ratio in (0, 1], got {ratio}")
     index = {fr.frame_id: k for k, fr in enumerate(trajectory)}
     centres = [{o.object_id: np.asarray(o.location[:2], float) for o in fr.objects} for fr in trajectory]
-    n = len(trajectory)
 
     def kick(oid: int, s: int) -> tuple[np.ndarray, np.ndarray] | None:
-        ks = (s - 1 - START_BEFORE, s - 1, s + START_SKIP, s + START_AHEAD)
-        if min(ks) < 0 or max(ks) >= n or any(oid not in centres[k] for k in ks):
-            return None
-        path = [centres[k][oid] for k in ks]
-        old = (path[1] - path[0]) / START_BEFORE
-        change = (path[3] - path[2]) / (START_AHEAD - START_SKIP) - old
-        speed = float(np.linalg.norm(old))
-        if speed > 0:  # friction's slowing along the old velocity is no kick
-            along = float(change @ old) / speed
-            change = change - (along - min(0.0, along + START_FRICTION)) * old / speed if along < 0 else change
-        return old, change
+        return _velocity_kick(centres, oid, s)
 
     kept = []
     for c in collisions:
