@@ -242,8 +242,11 @@ class ConvDecoder(nn.Module):
         self.to_rgb = to_rgb[0] if len(to_rgb) == 1 else nn.Sequential(*to_rgb)
 
     def forward(self, z: Tensor) -> Tensor:
-        x = self.project(z)
-        for block in self.blocks:
+        return self.decode_from(self.project(z), 0)
+
+    def decode_from(self, x: Tensor, start: int) -> Tensor:
+        """Images from ``x``, the input of ``blocks[start]`` (``start == len(blocks)``: the input of ``to_rgb``)."""
+        for block in self.blocks[start:]:
             x = block(x)
         return torch.sigmoid(self.to_rgb(x))
 
