@@ -108,7 +108,7 @@ from physics.worlds.clevrer_world import ClevrerConfig
 __all__ = ["VideoPerceptionConfig", "perception_config", "tracking_config", "tracks_to_annotation", "touch_collisions", "at_rest", "settle_excursions",
            "steady_areas", "coast_lost_track", "stop_coasts_at_contact", "video_index", "second_partners", "drop_unstruck", "slow_drift",
            "drop_closing_at_end", "drop_unchanged_passes", "end_slide_velocity", "SLIDE_DECELERATION", "struck_at_end",
-           "voted_attributes", "split_merged_masks"]
+           "voted_attributes", "attribute_votes", "distinct_looks", "split_merged_masks"]
 
 _DIGITS = 5  # decimals written, as in the annotations
 # Deceleration (units/s^2) of an object sliding free on the floor, by shape: cubes and cylinders
@@ -301,6 +301,14 @@ class VideoPerceptionConfig:
             perceived centres come closer than F anywhere in the kick's window (two objects' centres
             stay about a contact distance apart; closer ones are merged tracks or a swap).  Needs
             ``struck_partner`` on (``docs/results/clevrer.md``, thirtieth session, nsdr17).
+        distinct_looks: 0 (the default): each track keeps its own vote.  D > 0: no two objects of a
+            CLEVRER video look alike, so two tracks voted the same colour, material and shape that share
+            frames and whose observed centres stay D or more apart (median over those frames; closer
+            ones are one object's doubled track and are left alone) are two objects one of which is
+            misread: the one attribute of either track whose runner-up value trails its vote by the
+            least share of the track's weight takes the runner-up (:func:`distinct_looks`), as long as
+            that makes no third pair alike.  Cylinders read as spheres are most such pairs
+            (``docs/results/clevrer.md``, thirty-first session, nsdr19).
         yaw_window: Frames either side whose fits are averaged into one frame's yaw.
         yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
         camera: The videos' fixed camera (its image size is replaced by the frames').
@@ -343,6 +351,7 @@ class VideoPerceptionConfig:
     unchanged_pass: float = 0.0
     struck_distinct: int = 0
     struck_floor: float = 0.0
+    distinct_looks: float = 0.0
     yaw_window: int = 3
     yaw_min_iou: float = 0.5
     camera: Camera = CLEVR_CAMERA
@@ -422,6 +431,9 @@ class VideoPerceptionConfig:
                               f"({self.contact_distance}), got {self.struck_floor}")
         if (self.struck_distinct or self.struck_floor) and not self.struck_partner:
             raise ConfigError("VideoPerceptionConfig.struck_distinct and struck_floor need struck_partner > 0 (they guard it)")
+        if not 0.0 <= self.distinct_looks < float("inf"):
+            raise ConfigError(f"VideoPerceptionConfig.distinct_looks must be 0 (off) or a distance > 0 in scene units, got "
+                              f"{self.distinct_looks}")
 
 
 # the settable rules: every number field of the config (read from it, so a new rule is settable at
@@ -742,6 +754,13 @@ def voted_attributes(track: Track, image_hw: tuple[int, int], config: VideoPerce
     ``rest_window`` and ``rest_radius``) away from the edge, only those vote.  Where every
     weight is zero, every observation votes.  With the defaults this is ``track.attributes()``.
     """
+    totals = attribute_votes(track, image_hw, config)
+    return {a: ATTRIBUTES[a][int(np.argmax(totals[a]))] for a in VIDEO_ATTRIBUTES}
+
+
+def attribute_votes(track: Track, image_hw: tuple[int, int], config: VideoPerceptionConfig) -> dict[str, np.ndarray]:
+    """Each attribute's weighted sum of the track's observed probabilities (:func:`voted_attributes`'s
+    weights), one entry per value of ``ATTRIBUTES[a]``."""
     n = len(track)
     inner = np.array([not at_edge(np.asarray(px), image_hw, config.border) for px in track.pixels], bool)
     weight = np.where(inner, 1.0, config.edge_weight)
@@ -751,11 +770,64 @@ def voted_attributes(track: Track, image_hw: tuple[int, int], config: VideoPerce
             weight = rest.astype(float)
     if not weight.any():
         weight = np.ones(n)
-    out = {}
-    for a in VIDEO_ATTRIBUTES:
-        total = sum(w * track.obs_probs[i][a] for i, w in enumerate(weight) if w > 0)
-        out[a] = ATTRIBUTES[a][int(np.argmax(total))]
-    return out
+    return {a: np.asarray(sum(w * track.obs_probs[i][a] for i, w in enumerate(weight) if w > 0), float)
+            for a in VIDEO_ATTRIBUTES}
+
+
+def distinct_looks(tracks: Sequence[Track], votes: Sequence[Mapping[str, np.ndarray]], apart: float) -> list[dict[str, str]]:
+    """Each track's attributes, no two tracks that are two objects alike (``distinct_looks``).
+
+    Two tracks are two objects when they share observed frames and their observed ground centres
+    stay ``apart`` or more apart (median over the shared frames); voted alike, one of them is
+    misread.  Of the two tracks' attributes, the one whose runner-up value trails the vote by the
+    least share of the track's total weight takes that runner-up, unless the new looks would equal
+    a third track's; this repeats until no such pair is left (each track changes at most once).
+
+    Args:
+        tracks: The video's tracks.
+        votes: Per track, :func:`attribute_votes`'s sums.
+        apart: Scene units (> 0).
+
+    Returns:
+        Per track, its colour, material and shape.
+    """
+    if apart <= 0:
+        raise ConfigError(f"distinct_looks needs a distance > 0, got {apart}")
+    looks = [{a: ATTRIBUTES[a][int(np.argmax(v[a]))] for a in VIDEO_ATTRIBUTES} for v in votes]
+
+    def key(k: int) -> tuple[str, ...]:
+        return tuple(looks[k][a] for a in VIDEO_ATTRIBUTES)
+
+    def two_objects(i: int, j: int) -> bool:
+        at_i = {f: loc for f, loc in zip(tracks[i].frames, tracks[i].locations, strict=True)}
+        gaps = [float(np.linalg.norm(np.asarray(at_i[f])[:2] - np.asarray(loc)[:2]))
+                for f, loc in zip(tracks[j].frames, tracks[j].locations, strict=True) if f in at_i]
+        return bool(gaps) and float(np.median(gaps)) >= apart
+
+    changed: set[int] = set()
+    while True:
+        pair = next(((i, j) for i in range(len(looks)) for j in range(i + 1, len(looks))
+                     if key(i) == key(j) and not {i, j} <= changed and two_objects(i, j)), None)
+        if pair is None:
+            return looks
+        options = []
+        for k in pair:
+            if k in changed:
+                continue
+            for a in VIDEO_ATTRIBUTES:
+                v = votes[k][a]
+                order = np.argsort(-v, kind="stable")
+                if v.size > 1:
+                    options.append(((v[order[0]] - v[order[1]]) / max(float(v.sum()), 1e-12), k, a,
+                                    ATTRIBUTES[a][int(order[1])]))
+        for _, k, a, value in sorted(options, key=lambda o: o[0]):
+            new = tuple(value if b == a else looks[k][b] for b in VIDEO_ATTRIBUTES)
+            if not any(key(m) == new for m in range(len(looks)) if m != k):
+                looks[k][a] = value
+                changed.add(k)
+                break
+        else:  # no change keeps the pair apart from every other track: leave both as voted
+            changed.update(pair)
 
 
 def _yaw_fits(detections: Sequence[FrameDetections] | None) -> dict[tuple[int, float, float], tuple[float, float]]:
@@ -936,8 +1008,11 @@ def tracks_to_annotation(
     props = []
     states = []
     zero = (0.0, 0.0, 0.0)
-    for oid, track in enumerate(tracks):
-        attrs = voted_attributes(track, image_hw, config)
+    if config.distinct_looks > 0:
+        voted = distinct_looks(tracks, [attribute_votes(t, image_hw, config) for t in tracks], config.distinct_looks)
+    else:
+        voted = [voted_attributes(t, image_hw, config) for t in tracks]
+    for oid, (track, attrs) in enumerate(zip(tracks, voted, strict=True)):
         props.append(ObjectProperty(oid, attrs["color"], attrs["material"], attrs["shape"]))
         frames, location, velocity, inside, coasted = _track_states(
             track, heights[attrs["shape"]], (frame_ids[0], frame_ids[-1]), config.camera, image_hw, config
