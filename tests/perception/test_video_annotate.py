@@ -983,6 +983,14 @@ def test_distinct_looks_rereads_the_least_sure_attribute_of_two_objects_voted_al
     # nor are two tracks that never share a frame (an object that left and came back)
     later = _unsure_track(("gray", "rubber", "sphere"), (2.0, 0.0), range(20, 40), {"shape": ("cylinder", 0.45)})
     assert distinct_looks([sure, later], [attribute_votes(t, HW, cfg) for t in (sure, later)], 1.0)[1]["shape"] == "sphere"
+    # colours are never misread by the detector, and a read without doubt is not undone: two alike tracks whose
+    # only doubt is a colour keep their votes
+    tinted = _unsure_track(("gray", "rubber", "sphere"), (2.0, 0.0), range(20), {"color": ("red", 0.45)})
+    assert distinct_looks([sure, tinted], [attribute_votes(t, HW, cfg) for t in (sure, tinted)], 1.0) == [
+        {"color": "gray", "material": "rubber", "shape": "sphere"}] * 2
+    # two alike objects seen together for fewer than LOOKS_SHARED frames (a track handed over) are left alone
+    brief = _unsure_track(("gray", "rubber", "sphere"), (2.0, 0.0), range(17, 30), {"shape": ("cylinder", 0.45)})
+    assert distinct_looks([sure, brief], [attribute_votes(t, HW, cfg) for t in (sure, brief)], 1.0)[1]["shape"] == "sphere"
 
 
 def test_distinct_looks_is_an_option_off_by_default_that_tracks_to_annotation_applies_and_refuses_nonsense():
