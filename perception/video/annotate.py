@@ -303,12 +303,13 @@ class VideoPerceptionConfig:
             ``struck_partner`` on (``docs/results/clevrer.md``, thirtieth session, nsdr17).
         distinct_looks: 0 (the default): each track keeps its own vote.  D > 0: no two objects of a
             CLEVRER video look alike, so two tracks voted the same colour, material and shape that share
-            frames and whose observed centres stay D or more apart (median over those frames; closer
-            ones are one object's doubled track and are left alone) are two objects one of which is
-            misread: of the misreads the detector makes (a sphere for a cylinder or back, one material
+            5 or more frames and whose observed centres stay D or more apart (median over those frames;
+            closer ones are one object's doubled track and are left alone) are two objects one of which
+            is misread: of the misreads the detector makes (a sphere for a cylinder or back, one material
             for the other), the one of either track whose other reading trails its vote by the least
-            share of the track's weight is undone (:func:`distinct_looks`), as long as that makes no
-            third pair alike.  Cylinders read as spheres are most such pairs
+            share of the track's weight (under 0.9: a read of 95 to 5 is kept) is undone
+            (:func:`distinct_looks`), as long as that makes no third pair alike.  Cylinders read as
+            spheres are most such pairs
             (``docs/results/clevrer.md``, thirty-first session, nsdr19).
         yaw_window: Frames either side whose fits are averaged into one frame's yaw.
         yaw_min_iou: Fits whose silhouette overlaps the mask less than this are not used.
