@@ -11,6 +11,8 @@ import torch
 from perception.video.annotate import (
     VideoPerceptionConfig,
     at_rest,
+    attribute_votes,
+    distinct_looks,
     drop_closing_at_end,
     drop_unchanged_passes,
     drop_unstruck,
@@ -946,3 +948,63 @@ def test_struck_partner_guards_are_settings_off_by_default_refused_without_the_r
         == [((0, 1), 10)]
     guarded = dataclasses.replace(base, struck_distinct=1)
     assert tracks_to_annotation(tracks, list(range(30)), HW, HEIGHTS, guarded).collision == ()
+
+
+def _unsure_track(attrs: tuple[str, str, str], at: tuple[float, float], frames: range,
+                  runner_up: dict[str, tuple[str, float]]) -> Track:
+    """A resting track read ``attrs``; each attribute named in ``runner_up`` gives that value the share."""
+    t = _track(attrs, {f: at for f in frames}, 0.35)
+    for probs in t.obs_probs:
+        for a, (value, share) in runner_up.items():
+            probs[a] = (1 - share) * probs[a] + share * np.eye(len(ATTRIBUTES[a]))[ATTRIBUTES[a].index(value)]
+    return t
+
+
+def test_distinct_looks_rereads_the_least_sure_attribute_of_two_objects_voted_alike():
+    cfg = VideoPerceptionConfig(rest_window=0)
+    sure = _unsure_track(("gray", "rubber", "sphere"), (-2.0, 0.0), range(20), {})
+    # read a sphere at 0.55, a cylinder at 0.45; its material a little surer (rubber 0.6)
+    unsure = _unsure_track(("gray", "rubber", "sphere"), (2.0, 0.0), range(20),
+                           {"shape": ("cylinder", 0.45), "material": ("metal", 0.4)})
+    votes = [attribute_votes(t, HW, cfg) for t in (sure, unsure)]
+    assert [voted_attributes(t, HW, cfg) for t in (sure, unsure)] == [
+        {"color": "gray", "material": "rubber", "shape": "sphere"}] * 2
+    looks = distinct_looks([sure, unsure], votes, 1.0)
+    assert looks == [{"color": "gray", "material": "rubber", "shape": "sphere"},
+                     {"color": "gray", "material": "rubber", "shape": "cylinder"}]
+    # a third object already is the gray rubber cylinder: the next least sure attribute (material) changes instead
+    third = _unsure_track(("gray", "rubber", "cylinder"), (0.0, 2.0), range(20), {})
+    looks = distinct_looks([sure, unsure, third], votes + [attribute_votes(third, HW, cfg)], 1.0)
+    assert looks[1] == {"color": "gray", "material": "metal", "shape": "sphere"} and looks[0] == looks[1] | {"material": "rubber"}
+    # one object's doubled track (centres 0.3 apart) is not two objects: both keep their vote
+    double = _unsure_track(("gray", "rubber", "sphere"), (-1.7, 0.0), range(20), {"shape": ("cylinder", 0.45)})
+    assert distinct_looks([sure, double], [attribute_votes(t, HW, cfg) for t in (sure, double)], 1.0) == [
+        {"color": "gray", "material": "rubber", "shape": "sphere"}] * 2
+    # nor are two tracks that never share a frame (an object that left and came back)
+    later = _unsure_track(("gray", "rubber", "sphere"), (2.0, 0.0), range(20, 40), {"shape": ("cylinder", 0.45)})
+    assert distinct_looks([sure, later], [attribute_votes(t, HW, cfg) for t in (sure, later)], 1.0)[1]["shape"] == "sphere"
+    # colours are never misread by the detector, and a read without doubt is not undone: two alike tracks whose
+    # only doubt is a colour keep their votes
+    tinted = _unsure_track(("gray", "rubber", "sphere"), (2.0, 0.0), range(20), {"color": ("red", 0.45)})
+    assert distinct_looks([sure, tinted], [attribute_votes(t, HW, cfg) for t in (sure, tinted)], 1.0) == [
+        {"color": "gray", "material": "rubber", "shape": "sphere"}] * 2
+    # two alike objects seen together for fewer than LOOKS_SHARED frames (a track handed over) are left alone
+    brief = _unsure_track(("gray", "rubber", "sphere"), (2.0, 0.0), range(17, 30), {"shape": ("cylinder", 0.45)})
+    assert distinct_looks([sure, brief], [attribute_votes(t, HW, cfg) for t in (sure, brief)], 1.0)[1]["shape"] == "sphere"
+
+
+def test_distinct_looks_is_an_option_off_by_default_that_tracks_to_annotation_applies_and_refuses_nonsense():
+    assert VideoPerceptionConfig().distinct_looks == 0.0
+    sure = _unsure_track(("gray", "rubber", "sphere"), (-2.0, 0.0), range(20), {})
+    unsure = _unsure_track(("gray", "rubber", "sphere"), (2.0, 0.0), range(20), {"shape": ("cylinder", 0.45)})
+    base = VideoPerceptionConfig(rest_window=0, coast_frames=0)
+    shipped = tracks_to_annotation([sure, unsure], list(range(20)), HW, HEIGHTS, base)
+    assert [p.shape for p in shipped.object_property] == ["sphere", "sphere"]
+    on = tracks_to_annotation([sure, unsure], list(range(20)), HW, HEIGHTS, dataclasses.replace(base, distinct_looks=1.0))
+    assert [p.shape for p in on.object_property] == ["sphere", "cylinder"]
+    assert perception_config(["distinct_looks=1.0"]).distinct_looks == 1.0
+    for bad in ("distinct_looks=-0.5", "distinct_looks=inf"):
+        with pytest.raises(ConfigError, match="distinct_looks"):
+            perception_config([bad])
+    with pytest.raises(ConfigError, match="distinct_looks"):
+        distinct_looks([sure], [attribute_votes(sure, HW, base)], 0.0)
