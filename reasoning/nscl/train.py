@@ -51,7 +51,7 @@ from reasoning.executor.soft import soft_execute
 from reasoning.nscl.data import QASet
 from reasoning.nscl.model import ConceptConfig, ConceptLearner, context_shape, recolour, rescale
 
-__all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of"]
+__all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of", "training_legs"]
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
@@ -649,6 +649,31 @@ def average_nscl(paths: Sequence[PathLike], weights: Sequence[float] | None = No
     sources = [{"path": str(p), "weight": w, "command": m.get("command", "")}
                for p, w, (_, m) in zip(paths, weights, models, strict=True)]
     return out.eval(), {**meta, "averaged_from": sources}
+
+
+def training_legs(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training commands a model file was made by, oldest first, from its stored metadata.
+
+    A shipped model is often the end of a chain: each round's metadata holds the round before
+    it under ``previous_round``.  This walks that chain, so what a checkpoint cost to make (the
+    issue's "training within 60 minutes") is read from the file instead of from memory.
+
+    Returns:
+        One dict per leg: ``command``, ``seconds`` (loop time, ``None`` where the round did not
+        record it), ``images``, ``epochs`` (``None`` without a history) and ``averaged`` (the leg
+        ended in a weight mean, :func:`average_nscl`).
+
+    >>> [leg["seconds"] for leg in training_legs({"seconds": 2.0, "previous_round": {"seconds": 1.0}})]
+    [1.0, 2.0]
+    """
+    legs, round_ = [], meta
+    while round_:
+        history = round_.get("history")
+        legs.append({"command": round_.get("command", ""), "seconds": round_.get("seconds"),
+                     "images": round_.get("train_images"), "epochs": len(history) if history else None,
+                     "averaged": bool(round_.get("averaged_from"))})
+        round_ = round_.get("previous_round")
+    return legs[::-1]
 
 
 def load_nscl(path: PathLike) -> tuple[ConceptLearner, dict[str, Any]]:

@@ -21,7 +21,13 @@ from reasoning.nscl import (
 )
 from reasoning.nscl.data import join_sets, match_proposals
 from reasoning.nscl.model import recolour, rescale
-from reasoning.nscl.train import _image_batches, _load_init, question_weight, stage_of
+from reasoning.nscl.train import (
+    _image_batches,
+    _load_init,
+    question_weight,
+    stage_of,
+    training_legs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -531,6 +537,18 @@ def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
     assert "thirteenth session" in meta["previous_round"]["previous_round"]["round"]  # and the ones before
     assert "sixth round" in meta["previous_round"]["previous_round"]["previous_round"]["round"]
     assert "--objects proposals" in meta["command"]  # on the crops it sees from pixels
+
+
+def test_training_legs_read_the_shipped_chain_oldest_first_with_each_legs_cost():
+    from reasoning.nscl.perceiver import NSCLPerceiver
+
+    legs = training_legs(NSCLPerceiver.load_default().metadata)
+    assert len(legs) == 5  # fifth round, sixth round, thirteenth, fifteenth, nineteenth session
+    assert "nscl_train4" in legs[0]["command"] and legs[0]["seconds"] is None  # the fifth round kept no loop time
+    assert [leg["seconds"] for leg in legs[1:]] == [1497.1, 1180.0, 329.8, 713.2]
+    assert legs[-1]["images"] == 3000 and legs[-1]["epochs"] == 3 and "train28614" in legs[-1]["command"]
+    assert [leg["averaged"] for leg in legs] == [False, False, False, True, True]  # the last two ended in a weight mean
+    assert training_legs({}) == []
 
 
 def test_test_flip_averages_the_crop_and_its_mirror_in_evaluation_only(split, tmp_path, capsys):
