@@ -1369,3 +1369,35 @@ def test_free_slide_all_slows_a_free_sliding_cube_by_the_sliding_prior_and_spher
     on = speeds("all")
     np.testing.assert_allclose(on[1:], [s - prior_deceleration(s, rolling=False) for s in on[:-1]], atol=1e-6)
     np.testing.assert_array_equal(speeds("spheres"), speeds("off"))
+
+
+def test_free_slide_clearance_decides_which_steps_beside_a_neighbour_the_prior_takes_and_counterfactuals_never_change():
+    """nsdr18: the sphere of ``_free_roll(far=False)`` passes a resting cube 0.135 apart (footprints).  With a
+    clearance below that gap every future step after the first is the rolling prior's; with 0.2 the PropNet takes the
+    steps beside the cube.  At the clearances tried (0.2-0.3), in both modes, counterfactuals stay the PropNet's."""
+    from physics.models.video_propnet import prior_deceleration
+
+    near = _free_roll(far=False)
+
+    def run(mode, clearance):
+        dyn = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, free_slide=mode,
+                                                                 free_slide_clearance=clearance))
+        xs = [fr.by_id()[0].location[0] for fr in (near.motion_trajectory[-1], *dyn.future(near, 10)[0])]
+        return np.diff(xs) * SHORT.fps, dyn
+
+    def prior_chain(steps):
+        out = [steps[0]]
+        for _ in steps[1:]:
+            out.append(out[-1] - prior_deceleration(out[-1], rolling=True))
+        return out
+
+    wide, _ = run("spheres", 0.1)
+    np.testing.assert_allclose(wide, prior_chain(wide), atol=1e-6)
+    tight, _ = run("spheres", 0.2)
+    assert np.abs(np.asarray(tight) - prior_chain(tight)).max() > 1e-3
+    off, plain = run("off", 0.5)
+    for mode in ("spheres", "all"):
+        for clearance in (0.2, 0.25, 0.3):
+            _, dyn = run(mode, clearance)
+            for k in (0, 1):
+                assert dyn.counterfactual(near, k) == plain.counterfactual(near, k)
