@@ -38,6 +38,7 @@ from physics.models.video_propnet import (
     video_trajectory,
 )
 from physics.video_dynamics import (
+    CUBE_MEAN_REACH,
     HALF_EXTENT,
     VIDEO_DYNAMICS,
     GroundTruthDynamics,
@@ -1401,3 +1402,39 @@ def test_free_slide_clearance_decides_which_steps_beside_a_neighbour_the_prior_t
             _, dyn = run(mode, clearance)
             for k in (0, 1):
                 assert dyn.counterfactual(near, k) == plain.counterfactual(near, k)
+
+
+def test_rest_hold_keeps_a_resting_object_in_place_until_another_comes_near_and_never_touches_counterfactuals():
+    """nsdr18: ``RolloutConfig.rest_hold``.  RestHold on a synthetic rollout: a resting cube the 'PropNet' drifts
+    stays put until a sphere's footprint comes within the distance, then its predicted steps stand; a moving
+    object is never held.  Through the PropNet: the far resting cube of ``_free_roll`` stays exactly in place in
+    the future, and counterfactuals are the same with the option on; off by default, bad values refused."""
+    from physics.models.video_propnet import RestHold
+
+    T, t_pred = 30, 5
+    state = np.zeros((T, 2, 3))
+    state[:, 1, 0] = 3.0 - 0.1 * np.arange(T)  # a sphere closing in along x at 0.1 a frame
+    state[t_pred:, 0, 0] = 0.01 * np.arange(1, T - t_pred + 1)  # the PropNet's drift of the resting cube
+    predicted = np.zeros((T, 2), bool)
+    predicted[t_pred:] = True
+    hold = RestHold(0.15, ["cube", "sphere"])
+    for f in range(t_pred, T):
+        hold.step(state, predicted, f)
+    gap = np.abs(state[:, 1, 0] - state[:, 0, 0]) - CUBE_MEAN_REACH - HALF_EXTENT
+    assert not hold.held.any()  # the cube released once the sphere came near; the moving sphere never held
+    first_moved = int(np.flatnonzero(state[t_pred:, 0, 0] != 0.0)[0]) + t_pred
+    assert gap[first_moved] < 0.15 + 0.1 and gap[first_moved - 1] >= 0.15 - 1e-9
+    np.testing.assert_array_equal(state[t_pred:first_moved, 0], np.zeros((first_moved - t_pred, 3)))
+
+    assert RolloutConfig().rest_hold == 0.0
+    free = _free_roll(far=True)
+    plain = PropNetVideoDynamics.load(config=SHORT)
+    held = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, rest_hold=0.15))
+    last = free.motion_trajectory[-1].by_id()[1].location[:2]
+    for fr in held.future(free, 10)[0]:
+        assert fr.by_id()[1].location[:2] == last
+    for k in (0, 1):
+        assert held.counterfactual(free, k) == plain.counterfactual(free, k)
+    for bad in (-0.1, math.nan, True):
+        with pytest.raises(ConfigError, match="rest_hold"):
+            RolloutConfig(rest_hold=bad)
