@@ -275,8 +275,9 @@ class RolloutConfig:
             its place while every object not so held stays this far or farther from its footprint (scene units);
             once one comes nearer, the PropNet moves it for the rest of the rollout
             (:class:`physics.models.video_propnet.free_slide.RestHold`).  Meant for resting objects touching each
-            other that the PropNet pushes apart (thirty-first session, nsdr18; an option, judged on its own gate in
-            ``docs/results/clevrer.md``).
+            other that the PropNet pushes apart (thirty-first session, nsdr18).  An option, off: 0.15 answered 1
+            more predictive question of 450 on development pools 44086 + 27719 (1 gained, none lost; its gate asked
+            +4; ``docs/results/clevrer.md``).
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
             multiplied: 0.49).
         carry_min_speed: Closing speed (units/s) below which a touch is not carried (objects at
