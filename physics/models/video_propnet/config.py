@@ -270,7 +270,8 @@ class RolloutConfig:
             answered 1 more predictive question of 445 on development pools 94730 + 27719 (2 gained, 1 lost; its
             gate asked +4; ``docs/results/clevrer.md``).
         free_slide_clearance: Footprint gap (scene units, > 0) from every other object that makes an object
-            free for ``free_slide``.
+            free for ``free_slide``.  0.2 with ``"spheres"`` answered as many predictive questions as the
+            shipped default on development pools 44086 + 27719 (2 gained, 2 lost; thirty-first session, nsdr18).
         rest_hold: Future rollouts only (0, off, the default): an object at rest at the last observed frame keeps
             its place while every object not so held stays this far or farther from its footprint (scene units);
             once one comes nearer, the PropNet moves it for the rest of the rollout
