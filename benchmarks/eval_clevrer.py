@@ -193,6 +193,9 @@ class RolloutFlags:
     free_slide_clearance: float | None = field(default=None, metadata={
         "help": "footprint gap from every other object that makes an object free for --free-slide (scene units; "
                 "0.5 by default)", "setting": "free_slide_clearance"})
+    future_rest_hold: float | None = field(default=None, metadata={
+        "help": "future rollouts: an object at rest at the video's end keeps its place while every other object's "
+                "footprint stays this far or farther (scene units; 0: off, the default)", "setting": "rest_hold"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""

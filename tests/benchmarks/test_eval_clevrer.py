@@ -622,3 +622,13 @@ def test_a_refused_rollout_setting_names_the_flag_that_gave_it(tmp_path, capsys)
     for kept in (ConfigError("--dynamics gt takes no rollout settings, got ['edge_tolerance']"),  # names its flag
                  ConfigError("a checkpoint is damaged")):  # names no setting
         assert flags.name_flag(kept) is kept
+
+
+def test_future_rest_hold_flag_maps_to_the_rollout_setting_is_off_by_default_and_a_bad_value_is_refused_by_name():
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-rest-hold", "0.15"])
+    assert args.future_rest_hold == 0.15
+    assert ClevrerEvalConfig(data="x", future_rest_hold=0.15).rollout_settings() == {"rest_hold": 0.15}
+    assert "rest_hold" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "rest_hold" not in rollout_settings_for("model", "propnet")  # an option, not a pixel default
+    with pytest.raises(ConfigError, match="rest_hold"):
+        dynamics_for("propnet", None, {"rest_hold": -0.1})

@@ -38,6 +38,7 @@ from physics.models.video_propnet import (
     video_trajectory,
 )
 from physics.video_dynamics import (
+    CUBE_MEAN_REACH,
     HALF_EXTENT,
     VIDEO_DYNAMICS,
     GroundTruthDynamics,
@@ -1369,3 +1370,71 @@ def test_free_slide_all_slows_a_free_sliding_cube_by_the_sliding_prior_and_spher
     on = speeds("all")
     np.testing.assert_allclose(on[1:], [s - prior_deceleration(s, rolling=False) for s in on[:-1]], atol=1e-6)
     np.testing.assert_array_equal(speeds("spheres"), speeds("off"))
+
+
+def test_free_slide_clearance_decides_which_steps_beside_a_neighbour_the_prior_takes_and_counterfactuals_never_change():
+    """nsdr18: the sphere of ``_free_roll(far=False)`` passes a resting cube 0.135 apart (footprints).  With a
+    clearance below that gap every future step after the first is the rolling prior's; with 0.2 the PropNet takes the
+    steps beside the cube.  At the clearances tried (0.2-0.3), in both modes, counterfactuals stay the PropNet's."""
+    from physics.models.video_propnet import prior_deceleration
+
+    near = _free_roll(far=False)
+
+    def run(mode, clearance):
+        dyn = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, free_slide=mode,
+                                                                 free_slide_clearance=clearance))
+        xs = [fr.by_id()[0].location[0] for fr in (near.motion_trajectory[-1], *dyn.future(near, 10)[0])]
+        return np.diff(xs) * SHORT.fps, dyn
+
+    def prior_chain(steps):
+        out = [steps[0]]
+        for _ in steps[1:]:
+            out.append(out[-1] - prior_deceleration(out[-1], rolling=True))
+        return out
+
+    wide, _ = run("spheres", 0.1)
+    np.testing.assert_allclose(wide, prior_chain(wide), atol=1e-6)
+    tight, _ = run("spheres", 0.2)
+    assert np.abs(np.asarray(tight) - prior_chain(tight)).max() > 1e-3
+    off, plain = run("off", 0.5)
+    for mode in ("spheres", "all"):
+        for clearance in (0.2, 0.25, 0.3):
+            _, dyn = run(mode, clearance)
+            for k in (0, 1):
+                assert dyn.counterfactual(near, k) == plain.counterfactual(near, k)
+
+
+def test_rest_hold_keeps_a_resting_object_in_place_until_another_comes_near_and_never_touches_counterfactuals():
+    """nsdr18: ``RolloutConfig.rest_hold``.  RestHold on a synthetic rollout: a resting cube the 'PropNet' drifts
+    stays put until a sphere's footprint comes within the distance, then its predicted steps stand; a moving
+    object is never held.  Through the PropNet: the far resting cube of ``_free_roll`` stays exactly in place in
+    the future, and counterfactuals are the same with the option on; off by default, bad values refused."""
+    from physics.models.video_propnet import RestHold
+
+    T, t_pred = 30, 5
+    state = np.zeros((T, 2, 3))
+    state[:, 1, 0] = 3.0 - 0.1 * np.arange(T)  # a sphere closing in along x at 0.1 a frame
+    state[t_pred:, 0, 0] = 0.01 * np.arange(1, T - t_pred + 1)  # the PropNet's drift of the resting cube
+    predicted = np.zeros((T, 2), bool)
+    predicted[t_pred:] = True
+    hold = RestHold(0.15, ["cube", "sphere"])
+    for f in range(t_pred, T):
+        hold.step(state, predicted, f)
+    gap = np.abs(state[:, 1, 0] - state[:, 0, 0]) - CUBE_MEAN_REACH - HALF_EXTENT
+    assert not hold.held.any()  # the cube released once the sphere came near; the moving sphere never held
+    first_moved = int(np.flatnonzero(state[t_pred:, 0, 0] != 0.0)[0]) + t_pred
+    assert gap[first_moved] < 0.15 + 0.1 and gap[first_moved - 1] >= 0.15 - 1e-9
+    np.testing.assert_array_equal(state[t_pred:first_moved, 0], np.zeros((first_moved - t_pred, 3)))
+
+    assert RolloutConfig().rest_hold == 0.0
+    free = _free_roll(far=True)
+    plain = PropNetVideoDynamics.load(config=SHORT)
+    held = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, rest_hold=0.15))
+    last = free.motion_trajectory[-1].by_id()[1].location[:2]
+    for fr in held.future(free, 10)[0]:
+        assert fr.by_id()[1].location[:2] == last
+    for k in (0, 1):
+        assert held.counterfactual(free, k) == plain.counterfactual(free, k)
+    for bad in (-0.1, math.nan, True):
+        with pytest.raises(ConfigError, match="rest_hold"):
+            RolloutConfig(rest_hold=bad)

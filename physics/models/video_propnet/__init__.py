@@ -118,6 +118,7 @@ from physics.models.video_propnet.free_slide import (
     ROLL_DECEL,
     SLIDE_DECEL,
     FreeSlide,
+    RestHold,
     prior_deceleration,
 )
 from physics.models.video_propnet.rollout import _Carry
@@ -155,6 +156,7 @@ __all__ = [
     "ROLL_DECEL",
     "SLIDE_DECEL",
     "FreeSlide",
+    "RestHold",
     "prior_deceleration",
     "WORLD",
     "STATE_DIM",

@@ -270,7 +270,15 @@ class RolloutConfig:
             answered 1 more predictive question of 445 on development pools 94730 + 27719 (2 gained, 1 lost; its
             gate asked +4; ``docs/results/clevrer.md``).
         free_slide_clearance: Footprint gap (scene units, > 0) from every other object that makes an object
-            free for ``free_slide``.
+            free for ``free_slide``.  0.2 with ``"spheres"`` answered as many predictive questions as the
+            shipped default on development pools 44086 + 27719 (2 gained, 2 lost; thirty-first session, nsdr18).
+        rest_hold: Future rollouts only (0, off, the default): an object at rest at the last observed frame keeps
+            its place while every object not so held stays this far or farther from its footprint (scene units);
+            once one comes nearer, the PropNet moves it for the rest of the rollout
+            (:class:`physics.models.video_propnet.free_slide.RestHold`).  Meant for resting objects touching each
+            other that the PropNet pushes apart (thirty-first session, nsdr18).  An option, off: 0.15 answered 1
+            more predictive question of 450 on development pools 44086 + 27719 (1 gained, none lost; its gate asked
+            +4; ``docs/results/clevrer.md``).
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
             multiplied: 0.49).
         carry_min_speed: Closing speed (units/s) below which a touch is not carried (objects at
@@ -323,6 +331,7 @@ class RolloutConfig:
     spin_input: bool = False
     free_slide: str = "off"
     free_slide_clearance: float = 0.5
+    rest_hold: float = 0.0
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
@@ -368,6 +377,9 @@ class RolloutConfig:
             raise ConfigError(f"RolloutConfig: counterfactual_fit_residual must be a number >= 0 (0: off), got {cr!r}")
         if cr and not self.counterfactual_velocity_fit:
             raise ConfigError("RolloutConfig.counterfactual_fit_residual needs counterfactual_velocity_fit > 0 (its fit)")
+        rh = self.rest_hold
+        if isinstance(rh, bool) or not isinstance(rh, (int, float)) or not math.isfinite(rh) or rh < 0:
+            raise ConfigError(f"RolloutConfig: rest_hold must be a number >= 0 (0: off), got {rh!r}")
         fc = self.free_slide_clearance
         if isinstance(fc, bool) or not isinstance(fc, (int, float)) or not math.isfinite(fc) or fc <= 0:
             raise ConfigError(f"RolloutConfig: free_slide_clearance must be a number > 0, got {fc!r}")

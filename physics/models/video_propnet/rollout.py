@@ -26,7 +26,7 @@ from physics.models.video_propnet.config import (
     SYMMETRY,
     RolloutConfig,
 )
-from physics.models.video_propnet.free_slide import FreeSlide
+from physics.models.video_propnet.free_slide import FreeSlide, RestHold
 from physics.models.video_propnet.spin import sliding_read
 from physics.models.video_propnet.starts import (
     _jittered,
@@ -119,6 +119,7 @@ class _Rollout:
             free = FreeSlide(self.config.free_slide, self.config.free_slide_clearance, [shapes[k] for k in ids],
                              self.config.fps)
             free_spin: dict[int, tuple[str, float]] = {}  # the free slide's own spin memory (_sliding's)
+        hold = RestHold(self.config.rest_hold, [shapes[k] for k in ids]) if removed is None and self.config.rest_hold else None
 
         cf_fit = self.config.counterfactual_velocity_fit if removed is not None else 0
 
@@ -172,6 +173,8 @@ class _Rollout:
                     predicted[f] = ~np.isnan(p[:, 0])
                 if free is not None:
                     free.step(state, predicted, f, lambda i, f=f: self._sliding(state, attrs[ids[i]], i, f - 1, free_spin))
+                if hold is not None:
+                    hold.step(state, predicted, f)
                 if carry is not None:
                     carry.step(state, predicted, f)
                 continue
