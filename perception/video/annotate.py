@@ -277,8 +277,9 @@ class VideoPerceptionConfig:
             out (:func:`split_merged_masks`); with ``split_hidden`` 0 the hidden object is not
             placed (only the track is moved back to its own edges).  Needs detections with footprints
             (``FrameDetections.foot``; a cache written before them is detected again).
-        struck_partner: 0 (the default): collisions only from the contact rule (and ``second_partner``).
-            D > 0: an object that rested and is set moving with no perceived collision of its own
+        struck_partner: 0: collisions only from the contact rule (and ``second_partner``).
+            D > 0 (0.2 by default, with both guards below on, since the thirty-first session: shipped by a rule
+            committed first after its dev gates, ``docs/results/clevrer.md``): an object that rested and is set moving with no perceived collision of its own
             near that frame was struck by the object that closed in on it: the one whose centre came
             within ``contact_distance`` + D (less ``cube_inset`` per cube) around the start
             (:func:`struck_partners`).  At a fast contact the two masks merge and the perceived
@@ -294,13 +295,13 @@ class VideoPerceptionConfig:
             0.75-0.85 apart come within the contact distance) leaves both velocities as they were.  A
             collision whose kicks cannot be read (an object missing, or the video ending, within the
             window) is kept (``docs/results/clevrer.md``, thirtieth session, nsdr15).
-        struck_distinct: 0 (the default): ``struck_partner`` pairs any two tracks.  1: never two tracks
+        struck_distinct: 0: ``struck_partner`` pairs any two tracks.  1 (the default): never two tracks
             with the same voted colour, material and shape (no two objects of a video are alike, so
-            such a pair is one object's doubled track).  Needs ``struck_partner`` on.
-        struck_floor: 0 (the default): no floor.  F > 0: ``struck_partner`` never pairs two tracks whose
+            such a pair is one object's doubled track).  Does nothing with ``struck_partner`` 0.
+        struck_floor: 0: no floor.  F > 0 (0.5 by default): ``struck_partner`` never pairs two tracks whose
             perceived centres come closer than F anywhere in the kick's window (two objects' centres
-            stay about a contact distance apart; closer ones are merged tracks or a swap).  Needs
-            ``struck_partner`` on (``docs/results/clevrer.md``, thirtieth session, nsdr17).
+            stay about a contact distance apart; closer ones are merged tracks or a swap).  Does nothing
+            with ``struck_partner`` 0 (``docs/results/clevrer.md``, thirtieth session, nsdr17).
         distinct_looks: 0 (the default): each track keeps its own vote.  D > 0: no two objects of a
             CLEVRER video look alike, so two tracks voted the same colour, material and shape that share
             5 or more frames and whose observed centres stay D or more apart (median over those frames;
@@ -349,10 +350,10 @@ class VideoPerceptionConfig:
     join_short: int = 1
     split_merged: float = 0.0
     split_hidden: int = 1
-    struck_partner: float = 0.0
+    struck_partner: float = 0.2
     unchanged_pass: float = 0.0
-    struck_distinct: int = 0
-    struck_floor: float = 0.0
+    struck_distinct: int = 1
+    struck_floor: float = 0.5
     distinct_looks: float = 0.0
     yaw_window: int = 3
     yaw_min_iou: float = 0.5
@@ -431,8 +432,6 @@ class VideoPerceptionConfig:
         if not 0.0 <= self.struck_floor < self.contact_distance:
             raise ConfigError(f"VideoPerceptionConfig.struck_floor must be 0 (off) or a distance below contact_distance "
                               f"({self.contact_distance}), got {self.struck_floor}")
-        if (self.struck_distinct or self.struck_floor) and not self.struck_partner:
-            raise ConfigError("VideoPerceptionConfig.struck_distinct and struck_floor need struck_partner > 0 (they guard it)")
         if not 0.0 <= self.distinct_looks < float("inf"):
             raise ConfigError(f"VideoPerceptionConfig.distinct_looks must be 0 (off) or a distance > 0 in scene units, got "
                               f"{self.distinct_looks}")
@@ -441,6 +440,7 @@ class VideoPerceptionConfig:
 # the settable rules: every number field of the config (read from it, so a new rule is settable at
 # once), except fps, which is the videos' own frame rate; "X | None" fields also take "none"
 _NUMBER_TYPES = {"int": False, "float": False, "int | None": True, "float | None": True}
+_STRUCK_GUARDS = ("struck_distinct", "struck_floor")  # they guard struck_partner and go off with it
 _SETTABLE = {f.name: _NUMBER_TYPES[f.type] for f in fields(VideoPerceptionConfig)
              if f.type in _NUMBER_TYPES and f.name != "fps"}
 
@@ -456,11 +456,13 @@ def perception_config(settings: Sequence[str], base: VideoPerceptionConfig | Non
 
     Keys are :class:`VideoPerceptionConfig` fields (numbers; ``none`` for the ones that may be None),
     split by the one ``KEY=VALUE`` parser (:func:`physics.settings.parse_settings`); ``option``
-    names them in its messages (``--perception-set`` from the command line).
+    names them in its messages (``--perception-set`` from the command line).  ``struck_partner=0`` turns
+    the rule off with its two guards (``struck_distinct``, ``struck_floor``).
 
     Raises:
         ConfigError: an unknown key, a setting not of the form KEY=VALUE, a key given twice, a value
-            that is not a finite number of the field's kind, or one the config refuses (each names the setting).
+            that is not a finite number of the field's kind, a guard of ``struck_partner`` set on while
+            the rule is off, or one the config refuses (each names the setting).
     """
     base = base if base is not None else VideoPerceptionConfig()
     items = [str(item) for item in settings]
@@ -485,6 +487,11 @@ def perception_config(settings: Sequence[str], base: VideoPerceptionConfig | Non
                 raise ConfigError(f"{where}: {key} takes a whole number")
             value = int(value)
         changes[key] = value
+    if changes.get("struck_partner", base.struck_partner) == 0:  # the rule off takes its guards with it
+        guards = [g for g in _STRUCK_GUARDS if changes.get(g)]
+        if guards:
+            raise ConfigError(f"{option} {' '.join(items)}: {guards[0]} needs struck_partner > 0 (it guards it)")
+        changes.update(struck_distinct=0, struck_floor=0.0)
     try:
         return replace(base, **changes)
     except ConfigError as exc:

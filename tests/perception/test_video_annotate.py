@@ -840,19 +840,22 @@ def test_struck_partners_needs_both_objects_kicked_the_opposite_ways():
     assert struck_partners(_frames(passing, 30), shapes, (), 0.92, 0.03, 5) == ()
 
 
-def test_struck_partner_is_an_option_off_by_default_that_tracks_to_annotation_applies():
-    assert VideoPerceptionConfig().struck_partner == 0.0
-    assert perception_config(["struck_partner=0.2"]).struck_partner == 0.2
+def test_struck_partner_is_on_by_default_at_0_2_and_tracks_to_annotation_applies_it():
+    assert VideoPerceptionConfig().struck_partner == 0.2  # shipped in the thirty-first session (clevrer.md)
+    assert perception_config(["struck_partner=0.3"]).struck_partner == 0.3
     for bad in ("struck_partner=-0.1", "struck_partner=1.5"):
         with pytest.raises(ConfigError, match="struck_partner"):
             perception_config([bad])
     paths = _struck_at_distance(0.85)
     names = (("red", "rubber", "sphere"), ("blue", "rubber", "sphere"), ("green", "metal", "sphere"))
     tracks = [_track(names[k], paths[k], 0.35) for k in range(3)]
-    cfg = VideoPerceptionConfig(rest_window=0, second_partner=0.0, coast_frames=0)
+    cfg = VideoPerceptionConfig(rest_window=0, second_partner=0.0, coast_frames=0, struck_partner=0.0)
     plain = tracks_to_annotation(tracks, list(range(30)), HW, HEIGHTS, cfg)
     assert plain.collision == ()
     struck = tracks_to_annotation(tracks, list(range(30)), HW, HEIGHTS, dataclasses.replace(cfg, struck_partner=0.2))
+    assert struck.collision == tracks_to_annotation(
+        tracks, list(range(30)), HW, HEIGHTS, VideoPerceptionConfig(rest_window=0, second_partner=0.0, coast_frames=0)
+    ).collision  # the defaults: the rule and its guards on
     assert [(c.object_ids, c.frame_id) for c in struck.collision] == [((0, 1), 10)]
     assert struck.motion_trajectory == plain.motion_trajectory
 
@@ -929,21 +932,25 @@ def test_struck_partner_guards_refuse_a_pair_that_looks_alike_or_comes_closer_th
     assert struck_partners(merged, shapes, (), 0.92, 0.03, 5, floor=0.5) == ()
 
 
-def test_struck_partner_guards_are_settings_off_by_default_refused_without_the_rule_or_out_of_range():
+def test_struck_partner_guards_are_on_by_default_go_off_with_the_rule_and_are_refused_without_it_or_out_of_range():
     cfg = VideoPerceptionConfig()
-    assert (cfg.struck_distinct, cfg.struck_floor) == (0, 0.0)
-    on = perception_config(["struck_partner=0.2", "struck_distinct=1", "struck_floor=0.5"])
-    assert (on.struck_distinct, on.struck_floor) == (1, 0.5)
+    assert (cfg.struck_partner, cfg.struck_distinct, cfg.struck_floor) == (0.2, 1, 0.5)
+    off = perception_config(["struck_partner=0"])
+    assert (off.struck_partner, off.struck_distinct, off.struck_floor) == (0.0, 0, 0.0)
+    unguarded = perception_config(["struck_distinct=0", "struck_floor=0"])
+    assert (unguarded.struck_partner, unguarded.struck_distinct, unguarded.struck_floor) == (0.2, 0, 0.0)
     for bad, name in ((["struck_partner=0.2", "struck_distinct=2"], "struck_distinct"),
                       (["struck_partner=0.2", "struck_floor=-0.1"], "struck_floor"),
                       (["struck_partner=0.2", "struck_floor=0.8"], "struck_floor"),
-                      (["struck_floor=0.5"], "struck_floor"), (["struck_distinct=1"], "struck_distinct")):
+                      (["struck_partner=0", "struck_floor=0.5"], "struck_floor"),
+                      (["struck_partner=0", "struck_distinct=1"], "struck_distinct")):
         with pytest.raises(ConfigError, match=name):
             perception_config(bad)
     paths = _struck_at_distance(0.85)
     names = (("red", "rubber", "sphere"), ("red", "rubber", "sphere"), ("green", "metal", "sphere"))
     tracks = [_track(names[k], paths[k], 0.35) for k in range(3)]
-    base = VideoPerceptionConfig(rest_window=0, second_partner=0.0, coast_frames=0, struck_partner=0.2)
+    base = VideoPerceptionConfig(rest_window=0, second_partner=0.0, coast_frames=0, struck_partner=0.2,
+                                 struck_distinct=0, struck_floor=0.0)
     assert [(c.object_ids, c.frame_id) for c in tracks_to_annotation(tracks, list(range(30)), HW, HEIGHTS, base).collision] \
         == [((0, 1), 10)]
     guarded = dataclasses.replace(base, struck_distinct=1)
