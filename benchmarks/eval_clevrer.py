@@ -33,7 +33,6 @@ columns of the terminal table.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
@@ -200,18 +199,22 @@ class RolloutFlags:
                 if getattr(self, f.name) is not None}
 
     def name_flag(self, exc: ConfigError) -> ConfigError:
-        """``exc``, a refused rollout setting, led by the flag that gave it when exactly one given flag's setting is named.
+        """``exc``, a refused rollout setting, led by the flag that gave it when exactly one given flag's setting is
+        among those the error is about.
 
         The rollout config names its fields (``RolloutConfig: edge_tolerance must be ...``); the user typed
-        ``--future-edge-tolerance`` (audit7).  Any other error is returned as it is.
+        ``--future-edge-tolerance`` (audit7).  The fields come from the error's ``settings`` (set where it was
+        raised, :class:`~physics.errors.ConfigError`), not from its text (audit8).  Any other error is returned as
+        it is.
         """
-        text = str(exc)
-        named = [f for f in fields(RolloutFlags) if getattr(self, f.name) is not None
-                 and re.search(rf"\b{f.metadata['setting']}\b", text)]
-        if len(named) != 1 or text.startswith("--"):
+        about = getattr(exc, "settings", ())
+        named = [f for f in fields(RolloutFlags) if getattr(self, f.name) is not None and f.metadata["setting"] in about]
+        if len(named) != 1:
             return exc
         flag = named[0]
-        return ConfigError(f"--{flag.name.replace('_', '-')} {getattr(self, flag.name)}: {text}")
+        value = getattr(self, flag.name)
+        shown = " ".join(map(str, value)) if isinstance(value, tuple) else value  # as typed: --near-miss 1 2 3
+        return ConfigError(f"--{flag.name.replace('_', '-')} {shown}: {exc}", settings=about)
 
 
 @dataclass(frozen=True)
