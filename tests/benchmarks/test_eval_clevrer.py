@@ -662,3 +662,23 @@ def test_a_config_errors_settings_survive_pickling_as_a_worker_sends_them():
     err = pickle.loads(pickle.dumps(ConfigError("RolloutConfig: bad", settings=("edge_tolerance",))))
     assert isinstance(err, ConfigError) and str(err) == "RolloutConfig: bad" and err.settings == ("edge_tolerance",)
     assert ConfigError("no fields").settings == ()
+
+
+def test_a_free_slide_clearance_without_the_free_slide_is_refused_by_its_flag(tmp_path, capsys):
+    # audit8's probe: --free-slide-clearance 0.3 alone (or with --free-slide off) ran, the value never read
+    from benchmarks.eval_clevrer import RolloutFlags
+
+    for extra in ([], ["--free-slide", "off"]):
+        rc = cli.main(["bench", "video-dynamics", "--data", str(tmp_path / "missing"), "--dynamics", "propnet",
+                       "--free-slide-clearance", "0.3", *extra, "--out", str(tmp_path / "r.json")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1, err
+        assert "--free-slide-clearance 0.3: read only by the free slide of future rollouts, which is off" in err[0]
+    rc = cli.main(["bench", "video-dynamics", "--data", str(tmp_path / "missing"), "--dynamics", "propnet",
+                   "--free-slide-clearance", "0.3", "--free-slide", "spheres", "--out", str(tmp_path / "r.json")])
+    assert rc == 2 and "free-slide-clearance" not in capsys.readouterr().err  # read: past the check, to the data
+    flags = RolloutFlags(free_slide_clearance=0.3)
+    flags.check_read({"free_slide": "all", "free_slide_clearance": 0.3})
+    with pytest.raises(ConfigError, match="^--free-slide-clearance 0.3: read only"):
+        flags.check_read({"free_slide_clearance": 0.3})  # the provider's default: off
+    RolloutFlags().check_read({})  # nothing given, nothing refused
