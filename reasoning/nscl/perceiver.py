@@ -128,19 +128,30 @@ class NSCL(NSVQA):
     def answer_programs(
         self, programs: Sequence[Program | None], scenes: Sequence[SceneGraph], scene_indices: Sequence[int]
     ) -> list[str | None]:
-        """Soft execution over the perceived concept scores (symbolic for scenes not perceived here)."""
+        """Soft execution over the perceived concept scores; symbolic for the scenes not perceived here.
+
+        Each question goes by its own scene: one scene without scores (the ground truth, an image with no
+        proposal, an unreadable one) no longer turns every other question to the symbolic executor (audit8).
+        """
         perceiver = self.derenderer
         scores = [perceiver.scores_of(s) if isinstance(perceiver, NSCLPerceiver) else None for s in scenes]
-        if any(sc is None for sc in scores):
+        if all(sc is None for sc in scores):
             return NSVQA.answer_programs(programs, scenes, scene_indices)
-        keep = [k for k, p in enumerate(programs) if p is not None]
+        soft = [k for k, p in enumerate(programs) if p is not None and scores[scene_indices[k]] is not None]
         answers: list[str | None] = [None] * len(programs)
-        if keep:
-            batch = SoftScenes.cat(scores)  # type: ignore[arg-type]
-            out = soft_execute([programs[k] for k in keep], batch, [scene_indices[k] for k in keep])
-            for k, a in zip(keep, out.answers, strict=True):
+        if len(soft) < sum(p is not None for p in programs):  # questions about scenes without scores
+            symbolic = [None if scores[i] is not None else p for p, i in zip(programs, scene_indices, strict=True)]
+            answers = NSVQA.answer_programs(symbolic, scenes, scene_indices)
+        if soft:
+            if all(sc is not None for sc in scores):  # every scene scored: the batch as it always was
+                batch, where = SoftScenes.cat(scores), list(range(len(scores)))  # type: ignore[arg-type]
+            else:
+                where = [i for i, sc in enumerate(scores) if sc is not None]
+                batch = SoftScenes.cat([scores[i] for i in where])  # type: ignore[misc]
+            pos = {i: n for n, i in enumerate(where)}
+            out = soft_execute([programs[k] for k in soft], batch, [pos[scene_indices[k]] for k in soft])
+            for k, a in zip(soft, out.answers, strict=True):
                 answers[k] = a
         return answers
-
 
 register_qa_model(NSCL, help="NS-CL: concepts learned from answers, parser, executor (Mao et al. 2019)")

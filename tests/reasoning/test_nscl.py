@@ -552,6 +552,38 @@ def test_the_qa_model_answers_softly_over_what_it_perceived(split, tmp_path):
     )
 
 
+def test_a_scene_without_scores_is_answered_symbolically_alone_and_the_others_stay_soft(split, tmp_path):
+    """One scene without concept scores (an unreadable image, one without proposals) turned every question of the
+    evaluation to the symbolic executor; now only its own (audit8)."""
+    import dataclasses as dc
+
+    from perception.datasets import ClevrDataset
+    from reasoning.dsl import from_clevr
+    from reasoning.executor import execute_batch
+    from reasoning.executor.soft import soft_execute
+    from reasoning.registry import QAParts, load_qa_model
+
+    ckpt = tmp_path / "nscl.pt"
+    data = load_split(split, "train", limit_images=3, progress=False)
+    train_nscl(data, NSCLTrainConfig(epochs=1, curriculum="0:0"), ckpt, progress=False)
+    model = load_qa_model("nscl", QAParts(perceiver="nscl", perceiver_checkpoint=str(ckpt), parser=False))
+    items = [ClevrDataset(split, "train")[i] for i in (0, 1)]
+    scene = model.perceive((items[0]["image"].permute(1, 2, 0) * 255).round().byte().numpy())
+    scores = model.perception_state(scene)
+    # scores that read every attribute as its next word: soft and symbolic answers must part somewhere
+    rolled = dc.replace(scores, attributes={a: t.roll(1, dims=-1) for a, t in scores.attributes.items()})
+    model.adopt_perception(scene, rolled)
+    truth = items[1]["scene"]
+    programs = [from_clevr(q["program"]) for q in items[0]["questions"]]
+    other = [from_clevr(q["program"]) for q in items[1]["questions"]]
+    soft = list(soft_execute(programs, rolled, [0] * len(programs)).answers)
+    assert soft != execute_batch(programs, [scene], [0] * len(programs))  # the test can tell them apart
+    got = model.answer_programs([*programs, None, *other], [scene, truth], [0] * (len(programs) + 1) + [1] * len(other))
+    assert got[: len(programs)] == soft
+    assert got[len(programs)] is None
+    assert got[len(programs) + 1 :] == execute_batch(other, [truth], [0] * len(other))
+
+
 def test_the_shipped_checkpoint_loads_and_says_how_it_was_trained():
     from reasoning.nscl.perceiver import NSCLPerceiver
 
