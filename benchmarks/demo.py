@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.config_flags import comma_items
 from physics.config_types import check_field_types
 from physics.errors import CheckpointError, ConfigError, NesyError
 from physics.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -92,7 +93,7 @@ class DemoConfig:
         """Sections the flags turn off."""
         off = {name for name, on in (("nsvqa", self.pixels), ("dynamics", self.dynamics),
                                      ("video", self.video), ("control", self.control)) if not on}
-        return off | {s.strip() for s in (self.skip or "").split(",") if s.strip()}
+        return off | set(comma_items(self.skip or "", "--skip"))  # a section named twice is refused, as --models's
 
 
 class SectionUnavailable(NesyError):

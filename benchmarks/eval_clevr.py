@@ -43,9 +43,11 @@ in [0, 1]):
 Perception, the per-image part, fans out through :func:`physics.fanout.make_fanout`
 (``backend``, ``workers``, ``address``): each worker loads the perceiver once and
 runs ``threads`` (default 1) torch threads; images come back in order, so every
-figure is the same whatever the backend and worker count (``seconds`` aside), except for a QA
-model that answers from scores its own perceiver kept (NS-CL, ``answers_from_own_perception``): it is refused
-more than one worker or Ray, whose scenes would reach it without scores. The
+figure is the same whatever the backend and worker count (``seconds`` aside) at the same
+``threads``.  What a model needs beyond the scene graph to answer a scene it perceived
+(NS-CL's concept scores, :meth:`~reasoning.registry.QAModel.perception_state`) comes back
+with the scene and is handed to the model that answers
+(:meth:`~reasoning.registry.QAModel.adopt_perception`). The
 questions are parsed by the same fan-out, in chunks of :data:`PARSE_BATCH` spread
 among the images.  With the process backend this process is one of the N workers:
 it starts the other N - 1 first (they load the model while it reads the split and
@@ -149,12 +151,6 @@ class ClevrEvalConfig:
                 )
         if self.parser == "gt" and self.parser_checkpoint is not None:
             raise ConfigError("parser_checkpoint chooses the parser's weights; it needs parser='model'")
-        own = getattr(QA_MODELS.get(self.model), "answers_from_own_perception", False)
-        if own and self.perception == "model" and self.perceiver in (None, self.model) and (
-                self.workers > 1 or self.backend == "ray"):
-            raise ConfigError(f"workers {self.workers} / backend {self.backend!r}: model {self.model!r} answers from the "
-                              "scores its own process perceived, so other workers' scenes would be answered by the "
-                              "symbolic executor; use workers 1 with the process backend")
 
     def parts(self) -> QAParts:
         """The trained parts this evaluation loads (perceiver by name, checkpoints by path)."""
@@ -223,17 +219,26 @@ PARSE_BATCH = 256  # questions per parser call, and per fan-out job
 Job = tuple[str, tuple]
 
 
-def _perceive(model: QAModel, job: tuple[int, str, str]) -> SceneGraph | str:
-    """The perceived scene of one image, or the message of an image that cannot be read (reported, not fatal)."""
+Perceived = tuple[SceneGraph, Any]  # a scene and what the model needs beyond it to answer it (None: nothing)
+
+
+def _perceive(model: QAModel, job: tuple[int, str, str]) -> Perceived | str:
+    """The perceived scene of one image with its perception state, or the message of an image that cannot be
+    read (reported, not fatal).
+
+    The state (:meth:`~reasoning.registry.QAModel.perception_state`, NS-CL's concept scores) travels with the
+    scene from a worker process; the collecting process hands it to its own model.
+    """
     index, name, path = job
     try:
-        return model.perceive(load_image(path), image_index=index, image_filename=name)
+        scene = model.perceive(load_image(path), image_index=index, image_filename=name)
     except DataError as err:  # missing, corrupt or too small: the caller reports it and answers its questions None
         return str(err)
+    return scene, model.perception_state(scene)
 
 
 def _run_job(model: QAModel, job: Job) -> object:
-    """One job's result: a scene graph, or a parsed chunk (see :func:`_parse_chunk`)."""
+    """One job's result: a perceived scene (see :func:`_perceive`), or a parsed chunk (see :func:`_parse_chunk`)."""
     kind, arg = job
     return _perceive(model, arg) if kind == "perceive" else _parse_chunk(model, *arg)
 
@@ -425,8 +430,11 @@ def _evaluate(
         if kind == "perceive":
             if isinstance(got, str):  # an unreadable image: nothing perceived, its questions unanswered
                 unreadable[arg[0]] = got
-                got = SceneGraph(objects=(), image_index=arg[0], image_filename=arg[1])
-            perceived[arg[0]] = got  # type: ignore[assignment]
+                got = (SceneGraph(objects=(), image_index=arg[0], image_filename=arg[1]), None)
+            scene, state = got  # type: ignore[misc]
+            if state is not None:  # perceived in a worker process, or here: the answering model takes it
+                model.adopt_perception(scene, state)
+            perceived[arg[0]] = scene
         else:
             chunks.append(got)  # type: ignore[arg-type]
     if unreadable:

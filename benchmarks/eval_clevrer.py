@@ -33,7 +33,6 @@ columns of the terminal table.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
@@ -48,7 +47,13 @@ from perception.video.annotate import perception_config
 from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError, NesyError
 from physics.io import atomic_write_json, read_json
-from physics.models.video_propnet import CARRY_SCOPES, FREE_SLIDES, YAW_DISCS, YAW_INPUTS
+from physics.models.video_propnet import (
+    CARRY_SCOPES,
+    FREE_SLIDES,
+    YAW_DISCS,
+    YAW_INPUTS,
+    RolloutConfig,
+)
 from physics.worlds.clevrer_annotation import split_hint
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
 from reasoning.executor.video import CHOICE_ANSWERS, CHOICE_PICKS, execute_video, judge_choices
@@ -202,19 +207,34 @@ class RolloutFlags:
         return {f.metadata["setting"]: getattr(self, f.name) for f in fields(RolloutFlags)
                 if getattr(self, f.name) is not None}
 
+    def check_read(self, settings: dict[str, Any]) -> None:
+        """Refuse a given flag that the rollout of ``settings`` (given flags and the provider's defaults) never reads.
+
+        ``--free-slide-clearance`` is read by the free slide alone; its default (0.5) cannot be told from a given
+        value inside the rollout config, so it is checked here, by flag (audit8: it was taken without a word).
+        """
+        if self.free_slide_clearance is not None and settings.get("free_slide", RolloutConfig.free_slide) == "off":
+            raise ConfigError(f"--free-slide-clearance {self.free_slide_clearance}: read only by the free slide of "
+                              "future rollouts, which is off; add --free-slide spheres or all, or drop "
+                              "--free-slide-clearance", settings=("free_slide_clearance",))
+
     def name_flag(self, exc: ConfigError) -> ConfigError:
-        """``exc``, a refused rollout setting, led by the flag that gave it when exactly one given flag's setting is named.
+        """``exc``, a refused rollout setting, led by the flag that gave it when exactly one given flag's setting is
+        among those the error is about.
 
         The rollout config names its fields (``RolloutConfig: edge_tolerance must be ...``); the user typed
-        ``--future-edge-tolerance`` (audit7).  Any other error is returned as it is.
+        ``--future-edge-tolerance`` (audit7).  The fields come from the error's ``settings`` (set where it was
+        raised, :class:`~physics.errors.ConfigError`), not from its text (audit8).  Any other error is returned as
+        it is.
         """
-        text = str(exc)
-        named = [f for f in fields(RolloutFlags) if getattr(self, f.name) is not None
-                 and re.search(rf"\b{f.metadata['setting']}\b", text)]
-        if len(named) != 1 or text.startswith("--"):
+        about = getattr(exc, "settings", ())
+        named = [f for f in fields(RolloutFlags) if getattr(self, f.name) is not None and f.metadata["setting"] in about]
+        if len(named) != 1:
             return exc
         flag = named[0]
-        return ConfigError(f"--{flag.name.replace('_', '-')} {getattr(self, flag.name)}: {text}")
+        value = getattr(self, flag.name)
+        shown = " ".join(map(str, value)) if isinstance(value, tuple) else value  # as typed: --near-miss 1 2 3
+        return ConfigError(f"--{flag.name.replace('_', '-')} {shown}: {exc}", settings=about)
 
 
 @dataclass(frozen=True)
@@ -348,6 +368,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         provider = dynamics_for(cfg.dynamics, cfg.dynamics_checkpoint, settings)
     except ConfigError as exc:
         raise cfg.name_flag(exc) from None
+    cfg.check_read(settings)
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()
     errors: list[str] = []

@@ -59,7 +59,8 @@ def check_field_types(config: Any) -> None:
     for name, tp in _field_types(cls):
         value = getattr(config, name)
         if not _fits(value, tp):
-            raise ConfigError(f"{cls.__name__}.{name} must be {_describe(tp)}, got {value!r} ({type(value).__name__})")
+            raise ConfigError(f"{cls.__name__}.{name} must be {_describe(tp)}, got {value!r} ({type(value).__name__})",
+                              settings=(name,))
 
 
 @functools.cache

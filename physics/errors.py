@@ -12,6 +12,8 @@ can raise and catch it without importing upwards.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "NesyError",
     "ConfigError",
@@ -27,7 +29,20 @@ class NesyError(Exception):
 
 
 class ConfigError(NesyError, ValueError):
-    """An option or configuration value is not allowed (names the choices)."""
+    """An option or configuration value is not allowed (names the choices).
+
+    Args:
+        settings: The config fields the refusal is about, where the raiser names them (``RolloutConfig``'s
+            checks, :func:`physics.config_types.check_field_types`): a command whose flags have other names finds
+            the flag that set them here, never by reading the message.  Kept through pickling.
+
+    >>> ConfigError("RolloutConfig: edge_tolerance must be >= 0", settings=("edge_tolerance",)).settings
+    ('edge_tolerance',)
+    """
+
+    def __init__(self, *args: object, settings: Iterable[str] = ()) -> None:
+        super().__init__(*args)
+        self.settings: tuple[str, ...] = tuple(settings)
 
 
 class DataError(NesyError, ValueError):

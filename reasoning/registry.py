@@ -79,6 +79,19 @@ class QAModel(ABC):
     ) -> list[str | None]:
         """Answer ``programs[k]`` on ``scenes[scene_indices[k]]``; None programs answer None."""
 
+    def perception_state(self, scene: SceneGraph) -> Any:
+        """What answering ``scene`` needs beyond the scene graph, for a scene this model perceived (None: nothing).
+
+        A fan-out sends it back with the scene from the worker process that perceived it, and the model that
+        answers takes it with :meth:`adopt_perception` (NS-CL: the concept scores its soft executor reads).
+        """
+        return None
+
+    def adopt_perception(self, scene: SceneGraph, state: Any) -> None:
+        """Take ``state``, from :meth:`perception_state` of a copy of this model (here or in another process),
+        as the perception behind ``scene`` (nothing to take by default)."""
+        return None  # a hook with a default, not an abstract method: most models perceive nothing beyond the graph
+
 
 QA_MODELS: Registry[type[QAModel]] = Registry("QA model", modules=("reasoning.nsvqa", "reasoning.nscl.perceiver"))
 

@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
             make_video_dynamics(name, checkpoint=args.checkpoint, settings=settings)
         except ConfigError as exc:
             raise flags.name_flag(exc) from None
+    if learned:
+        flags.check_read(settings)
     videos = load_video_split(args.data, args.split, limit=args.n)
     providers = {}
     for name in names:

@@ -54,6 +54,8 @@ class AttributeConfig:
         for s in self.test_scales:
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0.5 <= s <= 2.0:
                 raise ConfigError(f"AttributeConfig.test_scales must be numbers in [0.5, 2], got {self.test_scales!r}")
+        if len(set(self.test_scales)) != len(self.test_scales):  # a repeated scale weighs its crop twice
+            raise ConfigError(f"AttributeConfig.test_scales must name each scale once, got {self.test_scales!r}")
 
 
 def crop_objects(image: Tensor, masks: Tensor, config: AttributeConfig = AttributeConfig()) -> tuple[Tensor, Tensor]:

@@ -103,7 +103,9 @@ def load_derender_folder(root: PathLike, *, split: str | None = None, limit: int
 def load_derender_folders(roots: str, *, limit: int | None = None) -> list[DerenderSample]:
     """The samples of one folder, or of several joined by commas, in the order named.
 
-    ``limit`` keeps the first ``limit`` samples of the whole list.
+    ``limit`` keeps the first ``limit`` samples of the whole list.  A folder named twice is read twice, on
+    purpose: its samples weigh twice (derender.md's round 2, ``--data $B,$B,data/pb_train``), so unlike
+    ``--models in,in`` a repeat is not refused.
 
     Raises:
         DataError: as :func:`load_derender_folder`, naming the folder.

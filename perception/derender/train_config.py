@@ -169,6 +169,8 @@ class DerenderTrainConfig:
                 raise ConfigError(f"--test-scales {self.test_scales!r}: {item.strip()!r} is not a number") from None
             if not math.isfinite(value) or not 0.5 <= value <= 2.0:
                 raise ConfigError(f"--test-scales {self.test_scales!r}: each scale must lie in [0.5, 2], got {item.strip()}")
+            if value in out:  # 1.1,1.10 would weigh that crop twice in the average
+                raise ConfigError(f"--test-scales {self.test_scales!r}: {item.strip()} given twice; name each once")
             out.append(value)
         return tuple(out)
 

@@ -277,6 +277,11 @@ class TrainConfig:
         if self.train_only is not None and not all(p.strip() for p in self.train_only.split(",")):
             raise ConfigError(f"TrainConfig.train_only must be comma-separated parameter-name prefixes with no empty "
                               f"one (e.g. edge_encoder,convs.0.rel), got {self.train_only!r}")
+        prefixes = [p.strip() for p in (self.train_only or "").split(",")]
+        twice = next((p for k, p in enumerate(prefixes) if p in prefixes[:k]), None)
+        if twice is not None:  # as benchmarks.config_flags.comma_items refuses --models in,in
+            raise ConfigError(f"--train-only {self.train_only!r}: {twice} given twice; name each once",
+                              settings=("train_only",))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -12,7 +12,10 @@ attributes as NS-VQA's perception scores (the concept probe of the paper).
 The QA model answers as NS-CL does: with the quasi-symbolic executor over the
 concept scores of the images it perceived (the perceiver keeps each scene's
 scores); scene graphs it did not perceive (ground truth) are answered by the
-symbolic executor, which agrees with the soft one on hard concepts.
+symbolic executor, which agrees with the soft one on hard concepts.  A scene
+perceived in another process brings its scores along
+(:meth:`NSCL.perception_state`, :meth:`NSCL.adopt_perception`: ``nesy eval clevr
+--model nscl --workers N`` and Ray).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from perception.registry import Perceiver, register_perceiver
 from perception.scene_graph import SceneGraph
 from physics.io import PathLike
 from reasoning.dsl import Program
+from reasoning.errors import ProgramError
 from reasoning.executor.soft import SoftScenes, soft_execute
 from reasoning.nscl.data import context_image, image_objects
 from reasoning.nscl.model import ConceptLearner
@@ -59,7 +63,8 @@ class NSCLPerceiver(Perceiver):
         hit = self._scores.get(id(scene))
         return hit[1] if hit is not None and hit[0]() is scene else None
 
-    def _keep(self, scene: SceneGraph, scores: SoftScenes) -> None:
+    def keep(self, scene: SceneGraph, scores: SoftScenes) -> None:
+        """Hold ``scores`` as the concept scores behind ``scene`` (for as long as ``scene`` lives)."""
         key = id(scene)
         self._scores[key] = (weakref.ref(scene, lambda _: self._scores.pop(key, None)), scores)
 
@@ -94,7 +99,7 @@ class NSCLPerceiver(Perceiver):
         u, v = (boxes[:, 0] * w).numpy(), (boxes[:, 1] * h).numpy()
         objects = self.proposals.place_objects(words, u, v, (h, w))
         scene = SceneGraph(objects=objects, directions=directions, relationships=relationships, **meta)
-        self._keep(scene, scores)
+        self.keep(scene, scores)
         return scene
 
 
@@ -106,25 +111,47 @@ class NSCL(NSVQA):
 
     name = "nscl"
     default_perceiver = "nscl"
-    # the soft answers need the scores this process's perceiver kept: `eval clevr` refuses --workers > 1 and Ray
-    answers_from_own_perception = True
+
+    def perception_state(self, scene: SceneGraph) -> SoftScenes | None:
+        """The concept scores behind a scene this model perceived (None for any other scene)."""
+        perceiver = self.derenderer
+        return perceiver.scores_of(scene) if isinstance(perceiver, NSCLPerceiver) else None
+
+    def adopt_perception(self, scene: SceneGraph, state: SoftScenes | None) -> None:
+        """Take the concept scores another copy of this model (another worker) kept for ``scene``."""
+        if state is None:
+            return
+        if not isinstance(self.derenderer, NSCLPerceiver):
+            raise ProgramError("this NS-CL model has no concept perceiver to take the scores of a perceived scene")
+        self.derenderer.keep(scene, state)
 
     def answer_programs(
         self, programs: Sequence[Program | None], scenes: Sequence[SceneGraph], scene_indices: Sequence[int]
     ) -> list[str | None]:
-        """Soft execution over the perceived concept scores (symbolic for scenes not perceived here)."""
+        """Soft execution over the perceived concept scores; symbolic for the scenes not perceived here.
+
+        Each question goes by its own scene: one scene without scores (the ground truth, an image with no
+        proposal, an unreadable one) no longer turns every other question to the symbolic executor (audit8).
+        """
         perceiver = self.derenderer
         scores = [perceiver.scores_of(s) if isinstance(perceiver, NSCLPerceiver) else None for s in scenes]
-        if any(sc is None for sc in scores):
+        if all(sc is None for sc in scores):
             return NSVQA.answer_programs(programs, scenes, scene_indices)
-        keep = [k for k, p in enumerate(programs) if p is not None]
+        soft = [k for k, p in enumerate(programs) if p is not None and scores[scene_indices[k]] is not None]
         answers: list[str | None] = [None] * len(programs)
-        if keep:
-            batch = SoftScenes.cat(scores)  # type: ignore[arg-type]
-            out = soft_execute([programs[k] for k in keep], batch, [scene_indices[k] for k in keep])
-            for k, a in zip(keep, out.answers, strict=True):
+        if len(soft) < sum(p is not None for p in programs):  # questions about scenes without scores
+            symbolic = [None if scores[i] is not None else p for p, i in zip(programs, scene_indices, strict=True)]
+            answers = NSVQA.answer_programs(symbolic, scenes, scene_indices)
+        if soft:
+            if all(sc is not None for sc in scores):  # every scene scored: the batch as it always was
+                batch, where = SoftScenes.cat(scores), list(range(len(scores)))  # type: ignore[arg-type]
+            else:
+                where = [i for i, sc in enumerate(scores) if sc is not None]
+                batch = SoftScenes.cat([scores[i] for i in where])  # type: ignore[misc]
+            pos = {i: n for n, i in enumerate(where)}
+            out = soft_execute([programs[k] for k in soft], batch, [pos[scene_indices[k]] for k in soft])
+            for k, a in zip(soft, out.answers, strict=True):
                 answers[k] = a
         return answers
-
 
 register_qa_model(NSCL, help="NS-CL: concepts learned from answers, parser, executor (Mao et al. 2019)")

@@ -242,9 +242,10 @@ class NSCLTrainConfig:
                 weight = float(w)
             except ValueError:
                 weight = -1.0
-            if name.strip() not in ATTRIBUTES or not weight > 0:
+            if name.strip() not in ATTRIBUTES or not weight > 0 or name.strip() in out:  # shape:2,shape:3 kept 3
                 raise ConfigError(
-                    f"group weights: give GROUP:W with GROUP one of {', '.join(ATTRIBUTES)} and W > 0, got {part!r}"
+                    f"group weights: give GROUP:W with GROUP one of {', '.join(ATTRIBUTES)} (each once) and W > 0, "
+                    f"got {part!r}"
                 )
             out[name.strip()] = weight
         return out

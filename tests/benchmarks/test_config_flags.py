@@ -186,3 +186,41 @@ def test_a_name_given_twice_in_a_comma_list_is_refused_in_one_line_before_any_da
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    # audit8: the comma lists audit7's comma_items did not reach; each took the repeat without a word
+    (["train", "video-dynamics", "--data", "{missing}", "--train-only", "edge_encoder,edge_encoder", "--out", "{out}"],
+     "--train-only 'edge_encoder,edge_encoder': edge_encoder given twice; name each once"),
+    (["train", "derender", "--data", "{missing}", "--test-scales", "1.1,1.10", "--out", "{out}"],  # the crop weighed twice
+     "--test-scales '1.1,1.10': 1.10 given twice; name each once"),
+    (["train", "nscl", "--data", "{missing}", "--group-weights", "shape:2,shape:3", "--out", "{out}"],  # kept shape:3
+     "(each once) and W > 0, got 'shape:3'"),
+    (["demo", "--skip", "nsvqa,nsvqa", "--out", "{out}"], "--skip 'nsvqa,nsvqa': nsvqa given twice; name each once"),
+])
+def test_the_other_comma_lists_refuse_a_name_given_twice_in_one_line_before_anything_is_read(argv, message, tmp_path,
+                                                                                              capsys):
+    out = tmp_path / "out"
+    argv = [a.format(missing=tmp_path / "missing", out=out) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_the_python_side_of_those_lists_refuses_a_repeat_too_and_a_derender_folder_may_be_named_twice(monkeypatch):
+    from perception.derender.attributes import AttributeConfig
+    from physics.models.training import TrainConfig
+
+    with pytest.raises(ConfigError, match="edge_encoder given twice") as caught:
+        TrainConfig(train_only="edge_encoder, convs.0.rel,edge_encoder")
+    assert caught.value.settings == ("train_only",)
+    TrainConfig(train_only="convs,convs.0.rel")  # nested prefixes name different things: kept
+    with pytest.raises(ConfigError, match="each scale once"):
+        AttributeConfig(test_scales=(0.92, 1.08, 0.92))
+    assert AttributeConfig(test_scales=(0.92, 1.08)).test_scales == (0.92, 1.08)
+    import perception.derender.data as derender_data
+
+    monkeypatch.setattr(derender_data, "load_derender_folder", lambda root, limit=None: [root])
+    # read twice, by design (its samples weigh twice: derender.md's round 2, --data $B,$B,data/pb_train)
+    assert derender_data.load_derender_folders("b, b,pb") == ["b", "b", "pb"]

@@ -617,7 +617,8 @@ def test_a_refused_rollout_setting_names_the_flag_that_gave_it(tmp_path, capsys)
     assert rc == 2 and len(err) == 1, err
     assert "--future-edge-tolerance -1.0: RolloutConfig: edge_tolerance must be" in err[0], err
     flags = RolloutFlags(future_edge_tolerance=-1.0, counterfactual_reach=0.1)
-    named = flags.name_flag(ConfigError("RolloutConfig: edge_tolerance must be None or a number >= 0, got -1.0"))
+    named = flags.name_flag(ConfigError("RolloutConfig: edge_tolerance must be None or a number >= 0, got -1.0",
+                                        settings=("edge_tolerance",)))
     assert str(named).startswith("--future-edge-tolerance -1.0: RolloutConfig: edge_tolerance")
     for kept in (ConfigError("--dynamics gt takes no rollout settings, got ['edge_tolerance']"),  # names its flag
                  ConfigError("a checkpoint is damaged")):  # names no setting
@@ -632,3 +633,62 @@ def test_future_rest_hold_flag_maps_to_the_rollout_setting_is_off_by_default_and
     assert "rest_hold" not in rollout_settings_for("model", "propnet")  # an option, not a pixel default
     with pytest.raises(ConfigError, match="rest_hold"):
         dynamics_for("propnet", None, {"rest_hold": -0.1})
+
+
+def _bad_rollout_value(f):
+    """A value RolloutConfig refuses for RolloutFlags field ``f``, by its annotation."""
+    if "choices" in f.metadata:
+        return "bogus"
+    return {"int | None": -1, "float | None": -1.0, "bool | None": "yes"}.get(str(f.type), (1.0,))  # near_miss: 1 of 5
+
+
+def test_every_refused_rollout_flag_is_named_from_the_errors_settings_not_its_text():
+    # audit8: name_flag found the field by a regex over the message; the error now carries the fields it is about
+    from dataclasses import fields
+
+    from benchmarks.eval_clevrer import RolloutFlags
+
+    for f in fields(RolloutFlags):
+        value = _bad_rollout_value(f)
+        with pytest.raises(ConfigError) as caught:
+            dynamics_for("propnet", None, {f.metadata["setting"]: value})
+        assert f.metadata["setting"] in caught.value.settings, (f.name, str(caught.value))
+        named = RolloutFlags(**{f.name: value}).name_flag(caught.value)
+        assert str(named).startswith(f"--{f.name.replace('_', '-')} "), (f.name, str(named))
+        assert named.settings == caught.value.settings
+    flags = RolloutFlags(future_edge_tolerance=-1.0, near_miss=(1.0, 2.0))
+    by_field = ConfigError("the future rule's touching distance must be >= 0", settings=("edge_tolerance",))
+    assert str(flags.name_flag(by_field)) == "--future-edge-tolerance -1.0: the future rule's touching distance must be >= 0"
+    in_text_only = ConfigError("RolloutConfig: edge_tolerance must be >= 0")  # the text is never read
+    assert flags.name_flag(in_text_only) is in_text_only
+    both = ConfigError("two settings", settings=("edge_tolerance", "near_miss"))  # two given flags: which one?
+    assert flags.name_flag(both) is both
+    assert str(RolloutFlags(near_miss=(1.0, 2.0)).name_flag(both)).startswith("--near-miss 1.0 2.0: two settings")
+
+
+def test_a_config_errors_settings_survive_pickling_as_a_worker_sends_them():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(ConfigError("RolloutConfig: bad", settings=("edge_tolerance",))))
+    assert isinstance(err, ConfigError) and str(err) == "RolloutConfig: bad" and err.settings == ("edge_tolerance",)
+    assert ConfigError("no fields").settings == ()
+
+
+def test_a_free_slide_clearance_without_the_free_slide_is_refused_by_its_flag(tmp_path, capsys):
+    # audit8's probe: --free-slide-clearance 0.3 alone (or with --free-slide off) ran, the value never read
+    from benchmarks.eval_clevrer import RolloutFlags
+
+    for extra in ([], ["--free-slide", "off"]):
+        rc = cli.main(["bench", "video-dynamics", "--data", str(tmp_path / "missing"), "--dynamics", "propnet",
+                       "--free-slide-clearance", "0.3", *extra, "--out", str(tmp_path / "r.json")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1, err
+        assert "--free-slide-clearance 0.3: read only by the free slide of future rollouts, which is off" in err[0]
+    rc = cli.main(["bench", "video-dynamics", "--data", str(tmp_path / "missing"), "--dynamics", "propnet",
+                   "--free-slide-clearance", "0.3", "--free-slide", "spheres", "--out", str(tmp_path / "r.json")])
+    assert rc == 2 and "free-slide-clearance" not in capsys.readouterr().err  # read: past the check, to the data
+    flags = RolloutFlags(free_slide_clearance=0.3)
+    flags.check_read({"free_slide": "all", "free_slide_clearance": 0.3})
+    with pytest.raises(ConfigError, match="^--free-slide-clearance 0.3: read only"):
+        flags.check_read({"free_slide_clearance": 0.3})  # the provider's default: off
+    RolloutFlags().check_read({})  # nothing given, nothing refused

@@ -92,3 +92,21 @@ def test_eval_clevr_perception_on_ray_matches_one_process(tmp_path):
     on_ray = evaluate_clevr(ClevrEvalConfig(data=str(tmp_path), parser="gt", backend="ray", workers=2), progress=False)
     assert {k: v for k, v in on_ray.items() if k not in ("seconds", "config")} == \
         {k: v for k, v in one.items() if k not in ("seconds", "config")}
+
+
+def test_eval_clevr_nscl_on_ray_gives_one_processs_soft_answers(tmp_path, monkeypatch):
+    # audit8: Ray's workers send each scene's concept scores back; the fallback would lose NS-CL's soft answers
+    from benchmarks.datasets.clevr_builder import ClevrDataConfig, build_clevr
+    from benchmarks.eval_clevr import ClevrEvalConfig, evaluate_clevr
+    from reasoning.nsvqa import NSVQA
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("an NS-CL scene was answered by the symbolic fallback: its concept scores were lost")
+
+    build_clevr(ClevrDataConfig(n=2, out=str(tmp_path), seed=3, split="test", questions_per_scene=4), progress=False)
+    monkeypatch.setattr(NSVQA, "answer_programs", staticmethod(no_fallback))
+    common = {"data": str(tmp_path), "model": "nscl", "parser": "gt", "threads": 1}
+    one = evaluate_clevr(ClevrEvalConfig(**common), progress=False)
+    on_ray = evaluate_clevr(ClevrEvalConfig(**common, backend="ray", workers=2), progress=False)
+    assert {k: v for k, v in on_ray.items() if k not in ("seconds", "config")} == \
+        {k: v for k, v in one.items() if k not in ("seconds", "config")}

@@ -339,53 +339,66 @@ class RolloutConfig:
         if not isinstance(nm, tuple) or (nm and (len(nm) != 1 + NEAR_MISS_FEATURES or not all(
                 isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in nm))):
             raise ConfigError(f"RolloutConfig: near_miss must be () (off) or {1 + NEAR_MISS_FEATURES} finite numbers "
-                              f"(bias, gap, closing speed, seconds, spheres), got {nm!r}")
+                              f"(bias, gap, closing speed, seconds, spheres), got {nm!r}", settings=("near_miss",))
         lc = self.late_collision_start
         if isinstance(lc, bool) or not isinstance(lc, int) or lc < 0:
-            raise ConfigError(f"RolloutConfig: late_collision_start must be an integer >= 0 (0: off), got {lc!r}")
+            raise ConfigError(f"RolloutConfig: late_collision_start must be an integer >= 0 (0: off), got {lc!r}",
+                              settings=("late_collision_start",))
         if self.late_collision_start and not self.start_velocity_fit:
-            raise ConfigError("RolloutConfig.late_collision_start needs start_velocity_fit > 0 (its fit window)")
+            raise ConfigError("RolloutConfig.late_collision_start needs start_velocity_fit > 0 (its fit window)",
+                              settings=("late_collision_start", "start_velocity_fit"))
         if not isinstance(self.spin_input, bool):
-            raise ConfigError(f"RolloutConfig.spin_input must be True or False, got {self.spin_input!r}")
+            raise ConfigError(f"RolloutConfig.spin_input must be True or False, got {self.spin_input!r}",
+                              settings=("spin_input",))
         for name, choices in (("lookahead_scope", CARRY_SCOPES), ("carry_scope", CARRY_SCOPES), ("near_miss_scope", CARRY_SCOPES),
                               ("yaw_input", YAW_INPUTS), ("yaw_discs", YAW_DISCS), ("free_slide", FREE_SLIDES)):
             if getattr(self, name) not in choices:
-                raise ConfigError(f"RolloutConfig: {name} must be one of {choices}, got {getattr(self, name)!r}")
+                raise ConfigError(f"RolloutConfig: {name} must be one of {choices}, got {getattr(self, name)!r}",
+                                  settings=(name,))
         for name in ("lookahead", "contact_carry", "edge_frames"):  # frame counts, 0: off
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"RolloutConfig: {name} must be an integer >= 0 (0: off), got {value!r}")
+                raise ConfigError(f"RolloutConfig: {name} must be an integer >= 0 (0: off), got {value!r}",
+                                  settings=(name,))
         if not (math.isfinite(self.lookahead_min_speed) and self.lookahead_min_speed > 0.0):
-            raise ConfigError(f"RolloutConfig: lookahead_min_speed must be a number > 0, got {self.lookahead_min_speed!r}")
+            raise ConfigError(f"RolloutConfig: lookahead_min_speed must be a number > 0, got {self.lookahead_min_speed!r}",
+                              settings=("lookahead_min_speed",))
         if not (math.isfinite(self.carry_restitution) and 0.0 <= self.carry_restitution <= 1.0):
-            raise ConfigError(f"RolloutConfig: carry_restitution must be a number from 0 to 1, got {self.carry_restitution!r}")
+            raise ConfigError(f"RolloutConfig: carry_restitution must be a number from 0 to 1, got {self.carry_restitution!r}",
+                              settings=("carry_restitution",))
         if not (math.isfinite(self.carry_min_speed) and self.carry_min_speed >= 0.0):
-            raise ConfigError(f"RolloutConfig: carry_min_speed must be a number >= 0, got {self.carry_min_speed!r}")
+            raise ConfigError(f"RolloutConfig: carry_min_speed must be a number >= 0, got {self.carry_min_speed!r}",
+                              settings=("carry_min_speed",))
         if self.future_frames < 0 or self.fps < 1 or self.collision_gap < 1 or self.contact_lead < 0:
             raise ConfigError(f"RolloutConfig: future_frames >= 0, fps >= 1, collision_gap >= 1 and contact_lead >= 0 "
-                              f"needed, got {self}")
+                              f"needed, got {self}", settings=("future_frames", "fps", "collision_gap", "contact_lead"))
         if self.start_fit < 0 or not math.isfinite(self.fit_residual) or self.fit_residual <= 0:
             raise ConfigError(f"RolloutConfig: start_fit must be >= 0 and fit_residual a number > 0, got "
-                              f"start_fit {self.start_fit}, fit_residual {self.fit_residual}")
+                              f"start_fit {self.start_fit}, fit_residual {self.fit_residual}",
+                              settings=("start_fit", "fit_residual"))
         for name in ("start_velocity_fit", "counterfactual_velocity_fit"):
             sv = getattr(self, name)
             if isinstance(sv, bool) or not isinstance(sv, int) or sv < 0 or 0 < sv < VELOCITY_FIT_MIN:
                 raise ConfigError(f"RolloutConfig: {name} must be 0 (off) or an integer >= {VELOCITY_FIT_MIN}, "
-                                  f"got {sv!r}")
+                                  f"got {sv!r}", settings=(name,))
         cr = self.counterfactual_fit_residual
         if isinstance(cr, bool) or not isinstance(cr, (int, float)) or not math.isfinite(cr) or cr < 0:
-            raise ConfigError(f"RolloutConfig: counterfactual_fit_residual must be a number >= 0 (0: off), got {cr!r}")
+            raise ConfigError(f"RolloutConfig: counterfactual_fit_residual must be a number >= 0 (0: off), got {cr!r}",
+                              settings=("counterfactual_fit_residual",))
         if cr and not self.counterfactual_velocity_fit:
-            raise ConfigError("RolloutConfig.counterfactual_fit_residual needs counterfactual_velocity_fit > 0 (its fit)")
+            raise ConfigError("RolloutConfig.counterfactual_fit_residual needs counterfactual_velocity_fit > 0 (its fit)",
+                              settings=("counterfactual_fit_residual", "counterfactual_velocity_fit"))
         rh = self.rest_hold
         if isinstance(rh, bool) or not isinstance(rh, (int, float)) or not math.isfinite(rh) or rh < 0:
-            raise ConfigError(f"RolloutConfig: rest_hold must be a number >= 0 (0: off), got {rh!r}")
+            raise ConfigError(f"RolloutConfig: rest_hold must be a number >= 0 (0: off), got {rh!r}",
+                              settings=("rest_hold",))
         fc = self.free_slide_clearance
         if isinstance(fc, bool) or not isinstance(fc, (int, float)) or not math.isfinite(fc) or fc <= 0:
-            raise ConfigError(f"RolloutConfig: free_slide_clearance must be a number > 0, got {fc!r}")
+            raise ConfigError(f"RolloutConfig: free_slide_clearance must be a number > 0, got {fc!r}",
+                              settings=("free_slide_clearance",))
         if not math.isfinite(self.unknown_yaw_reach) or not 0.0 <= self.unknown_yaw_reach <= HALF_EXTENT:
             raise ConfigError(f"RolloutConfig: unknown_yaw_reach must be a number from 0 (off) to {HALF_EXTENT}, "
-                              f"got {self.unknown_yaw_reach}")
+                              f"got {self.unknown_yaw_reach}", settings=("unknown_yaw_reach",))
         reals = {"contact_tolerance": self.contact_tolerance, "influence_distance": self.influence_distance,
                  "approach_speed": self.approach_speed, "ensemble_shift": self.ensemble_shift,
                  "ensemble_turn": self.ensemble_turn, "ensemble_speed": self.ensemble_speed}
@@ -393,27 +406,33 @@ class RolloutConfig:
             reals["future_tolerance"] = self.future_tolerance
         et = self.edge_tolerance
         if et is not None and (isinstance(et, bool) or not isinstance(et, (int, float)) or not math.isfinite(et) or et < 0):
-            raise ConfigError(f"RolloutConfig: edge_tolerance must be None (the future rule's) or a number >= 0, got {et!r}")
+            raise ConfigError(f"RolloutConfig: edge_tolerance must be None (the future rule's) or a number >= 0, got {et!r}",
+                              settings=("edge_tolerance",))
         for name in ("future_reach", "counterfactual_reach"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"RolloutConfig: {name} must be a finite number >= 0 (0: off), got {value!r}")
+                raise ConfigError(f"RolloutConfig: {name} must be a finite number >= 0 (0: off), got {value!r}",
+                                  settings=(name,))
         bad = {name: value for name, value in reals.items() if not math.isfinite(value)}
         if bad:  # NaN passes every `< 0` test below and would silently find no collisions
-            raise ConfigError(f"RolloutConfig: settings must be finite numbers, got {bad}")
+            raise ConfigError(f"RolloutConfig: settings must be finite numbers, got {bad}", settings=tuple(bad))
         if self.future_tolerance is not None and self.future_tolerance < 0 or self.approach_speed < 0:
             raise ConfigError(f"RolloutConfig: future_tolerance and approach_speed must be >= 0, got "
-                              f"{self.future_tolerance}, {self.approach_speed}")
+                              f"{self.future_tolerance}, {self.approach_speed}",
+                              settings=("future_tolerance", "approach_speed"))
         if self.ensemble < 1 or not 1 <= self.votes <= self.ensemble or self.vote_window < 0 or self.ensemble_starts < 1:
             raise ConfigError(f"RolloutConfig: need ensemble >= 1, 1 <= votes <= ensemble, vote_window >= 0 and "
                               f"ensemble_starts >= 1; got ensemble {self.ensemble}, votes {self.votes}, "
-                              f"vote_window {self.vote_window}, ensemble_starts {self.ensemble_starts}")
+                              f"vote_window {self.vote_window}, ensemble_starts {self.ensemble_starts}",
+                              settings=("ensemble", "votes", "vote_window", "ensemble_starts"))
         if min(self.ensemble_shift, self.ensemble_turn, self.ensemble_speed) < 0:
             raise ConfigError("RolloutConfig: ensemble_shift, ensemble_turn and ensemble_speed must be >= 0, got "
-                              f"{self.ensemble_shift}, {self.ensemble_turn}, {self.ensemble_speed}")
+                              f"{self.ensemble_shift}, {self.ensemble_turn}, {self.ensemble_speed}",
+                              settings=("ensemble_shift", "ensemble_turn", "ensemble_speed"))
         if self.contact_tolerance < 0 or self.influence_distance <= 2.0 * HALF_EXTENT:
             raise ConfigError("RolloutConfig: need contact_tolerance >= 0 and influence_distance > "
-                              f"{2.0 * HALF_EXTENT}, got {self.contact_tolerance}, {self.influence_distance}")
+                              f"{2.0 * HALF_EXTENT}, got {self.contact_tolerance}, {self.influence_distance}",
+                              settings=("contact_tolerance", "influence_distance"))
 
 
 def rollout_config(settings: Mapping[str, Any] | None = None) -> RolloutConfig:
@@ -425,5 +444,6 @@ def rollout_config(settings: Mapping[str, Any] | None = None) -> RolloutConfig:
     fields = {f.name for f in dataclasses.fields(RolloutConfig)}
     unknown = sorted(set(settings or {}) - fields)
     if unknown:
-        raise ConfigError(f"PropNet rollout settings {unknown} unknown; known: {', '.join(sorted(fields))}")
+        raise ConfigError(f"PropNet rollout settings {unknown} unknown; known: {', '.join(sorted(fields))}",
+                          settings=unknown)
     return dataclasses.replace(RolloutConfig(), **(settings or {}))

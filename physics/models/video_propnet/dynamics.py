@@ -73,7 +73,7 @@ class PropNetVideoDynamics(_Rollout):
         self.history = cfg.graph.history
         if config.start_fit and config.start_fit < self.history + 2:  # refused here, not at the first rollout
             raise ConfigError(f"start_fit {config.start_fit} frames cannot fit the model's history of "
-                              f"{self.history + 1} frames; need >= {self.history + 2}")
+                              f"{self.history + 1} frames; need >= {self.history + 2}", settings=("start_fit",))
 
     @classmethod
     def load(cls, checkpoint: PathLike | None = None, config: RolloutConfig = RolloutConfig()) -> PropNetVideoDynamics:
