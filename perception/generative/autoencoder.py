@@ -37,7 +37,7 @@ from perception.generative.scenes import random_hflip
 from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
-__all__ = ["CodecConfig", "ConvEncoder", "ConvDecoder", "Autoencoder", "VAE", "train_codec", "reconstruction_mse"]
+__all__ = ["CodecConfig", "ConvEncoder", "ConvDecoder", "minibatch_std", "Autoencoder", "VAE", "train_codec", "reconstruction_mse"]
 
 STAGES = 3  # stride-2 stages: a 64 x 48 render becomes an 8 x 6 grid
 UPSAMPLE = ("transposed", "nearest", "bilinear")  # CodecConfig.upsample: the decoder's grid doubling
@@ -107,6 +107,12 @@ class CodecConfig:
             whole-image real-or-fake logit (pooled features, two linear layers), whose binary
             cross-entropy both players add to the cells' mean, so that the whole image, its
             object count included, is judged too; False (the default): cells only.
+        minibatch_std: ``discriminator="encoder"`` only, the GAN's: the discriminator's last
+            features get one more channel, the mean over features and positions of each
+            feature's standard deviation across the batch (:func:`minibatch_std`; Karras et al.,
+            ProGAN, ICLR 2018, arXiv 1710.10196, section 3), so that a batch of fakes less varied
+            than a batch of renders can be told apart: a term against mode collapse.  False (the
+            default): no such channel (earlier checkpoints load); the autoencoders refuse it.
     """
 
     height: int = 48
@@ -125,6 +131,7 @@ class CodecConfig:
     discriminator: str = "encoder"
     discriminator_maps: bool = False
     discriminator_image: bool = False
+    minibatch_std: bool = False
 
     def __post_init__(self) -> None:
         check_field_types(self)  # a wrong type from Python: one line naming the field (physics.config_types)
@@ -165,6 +172,9 @@ class CodecConfig:
         if not isinstance(self.discriminator_image, bool) or (self.discriminator_image and self.discriminator != "cells"):
             raise ConfigError(f"CodecConfig: discriminator_image must be a bool, True only with discriminator='cells', "
                               f"got {self.discriminator_image!r} with {self.discriminator!r}")
+        if self.minibatch_std and self.discriminator != "encoder":
+            raise ConfigError(f"CodecConfig: minibatch_std is for discriminator='encoder' (a ConvEncoder's last "
+                              f"features), got {self.discriminator!r}")
 
     @property
     def decoder_channels(self) -> tuple[int, int, int]:
@@ -178,11 +188,28 @@ class CodecConfig:
         return self.height // 2**STAGES, self.width // 2**STAGES
 
 
+MBSTD_EPS = 1e-8  # under the square root of the minibatch variance, as ProGAN: a batch of one gives 1e-4, not NaN
+
+
+def minibatch_std(features: Tensor) -> Tensor:
+    """``features`` [N, C, h, w] with one more channel: [N, C + 1, h, w] (ProGAN's minibatch standard deviation).
+
+    The channel is the same scalar everywhere: the mean over the C features and h x w positions of
+    each one's standard deviation across the N items (biased, ``sqrt(var + MBSTD_EPS)``), so a
+    discriminator sees how varied its batch is (Karras et al., arXiv 1710.10196, section 3, with the
+    whole batch as the group).  Gradients flow through it to every item.
+    """
+    std = (features.var(0, unbiased=False) + MBSTD_EPS).sqrt().mean()
+    return torch.cat([features, std.expand(len(features), 1, *features.shape[2:])], 1)
+
+
 class ConvEncoder(nn.Module):
     """``forward(images [N, 3, H, W]) -> [N, outputs]`` (three stride-2 convolutions, then a linear map).
 
     With ``config.encoder_norm == "spectral"`` the batch norms are left out and every
     convolution and the head are spectrally normalised (``torch.nn.utils.parametrizations``).
+    With ``config.minibatch_std`` (a GAN discriminator's option) the head also reads
+    :func:`minibatch_std`'s channel, so each output depends on the rest of the batch.
     """
 
     def __init__(self, config: CodecConfig, outputs: int) -> None:
@@ -200,13 +227,14 @@ class ConvEncoder(nn.Module):
             sn(nn.Conv2d(c, 2 * c, 4, 2, 1)), *norm(2 * c), nn.LeakyReLU(0.2),
             sn(nn.Conv2d(2 * c, 4 * c, 4, 2, 1)), *norm(4 * c), nn.LeakyReLU(0.2),
         )
-        self.head = sn(nn.Linear(4 * c * h * w, outputs))
+        self.head = sn(nn.Linear((4 * c + int(config.minibatch_std)) * h * w, outputs))
 
     def forward(self, images: Tensor) -> Tensor:
         cfg = self.config
         if images.dim() != 4 or tuple(images.shape[1:]) != (3, cfg.height, cfg.width):
             raise StateError(f"ConvEncoder expects images [N, 3, {cfg.height}, {cfg.width}], got {tuple(images.shape)}")
-        return self.head(self.features(images).flatten(1))
+        x = self.features(images)
+        return self.head((minibatch_std(x) if cfg.minibatch_std else x).flatten(1))
 
 
 def _up(c_in: int, c_out: int, mode: str, *, bias: bool) -> list[nn.Module]:
@@ -254,6 +282,8 @@ class ConvDecoder(nn.Module):
 def _unconditional(config: CodecConfig, who: str) -> None:
     if config.conditions:
         raise ConfigError(f"{who}: CodecConfig.conditions is the GAN's (got {config.conditions}); an autoencoder decodes its own code")
+    if config.minibatch_std:  # an encoder's code must not depend on the rest of its batch
+        raise ConfigError(f"{who}: CodecConfig.minibatch_std is the GAN discriminator's; an autoencoder's code reads one image")
 
 
 class Autoencoder(nn.Module):

@@ -708,3 +708,37 @@ def test_the_reader_options_are_classifier_only_and_an_augmented_reader_still_le
     assert not torch.equal(plain.head.weight, aug.head.weight)  # the augmentation changes what it trains on
     net = train_presence_net(images, maps, conds, 2, steps=80, batch=16, lr=1e-2, seed=0, width=4, augment=True)
     assert presence_accuracy(net, images, conds)["present_set"] >= 0.9
+
+
+def test_the_minibatch_std_channel_is_the_batchs_mean_feature_spread_and_zero_for_a_batch_of_copies():
+    from perception.generative.autoencoder import MBSTD_EPS, minibatch_std
+
+    x = torch.randn(5, 3, 2, 4)
+    out = minibatch_std(x)
+    assert out.shape == (5, 4, 2, 4) and torch.equal(out[:, :3], x)
+    want = (x.var(0, unbiased=False) + MBSTD_EPS).sqrt().mean()
+    assert torch.allclose(out[:, 3], want.expand(5, 2, 4))
+    copies = minibatch_std(x[:1].expand(5, -1, -1, -1))  # no spread: only the epsilon, and a batch of one the same
+    assert torch.allclose(copies[:, 3], torch.tensor(MBSTD_EPS).sqrt()) and not minibatch_std(x[:1]).isnan().any()
+
+
+def test_a_minibatch_std_discriminator_reads_the_rest_of_its_batch_and_the_default_does_not():
+    torch.manual_seed(0)
+    mb = CodecConfig(height=16, width=24, latent=4, channels=4, upsample="nearest", minibatch_std=True)
+    gan, plain = GAN(mb).eval(), GAN(TINY).eval()
+    assert gan.discriminator.head.in_features == (4 * 4 + 1) * 2 * 3  # one more channel on the 2 x 3 grid
+    assert plain.discriminator.head.in_features == 4 * 4 * 2 * 3 and not CodecConfig().minibatch_std
+    image, varied = torch.rand(1, 3, 16, 24), torch.rand(3, 3, 16, 24)
+    same = image.expand(4, -1, -1, -1)
+    with torch.no_grad():  # the same first image scores differently beside copies of itself and beside other images
+        assert not torch.allclose(gan.critic(same, None)[0], gan.critic(torch.cat([image, varied]), None)[0])
+        assert torch.allclose(plain.critic(same, None)[0], plain.critic(torch.cat([image, varied]), None)[0])
+    out = gan.train().losses(torch.rand(4, 3, 16, 24), torch.randn(4, 4))  # both players train through it
+    head = gan.discriminator.head.weight
+    grads = torch.autograd.grad(out["loss"], [head, *gan.generator.parameters()])
+    assert all(g.isfinite().all() for g in grads) and grads[0][:, -2 * 3:].abs().sum() > 0  # the new channel's weights learn
+    with pytest.raises(ConfigError, match="minibatch_std is for discriminator='encoder'"):
+        CodecConfig(minibatch_std=True, discriminator="cells")
+    for model in (Autoencoder, VAE):
+        with pytest.raises(ConfigError, match="minibatch_std is the GAN discriminator's"):
+            model(mb)

@@ -961,3 +961,22 @@ def test_the_cache_ablations_option_changes_no_figure_and_is_refused_by_name_wit
     assert json.dumps({**cached.figures, "cache_ablations": False}, sort_keys=True) == json.dumps(
         plain.figures, sort_keys=True)  # text, so that NaN figures compare equal
     assert [c.ours for c in cached.checks] == pytest.approx([c.ours for c in plain.checks], nan_ok=True)
+
+
+def test_the_minibatch_std_codec_is_an_option_of_the_cli_that_trains_and_is_dissected_and_stays_off(tmp_path, capsys):
+    from dataclasses import replace
+
+    from benchmarks.cli import main
+    from perception.interpret.gan_dissection import MBSTD_CODEC, codec_named
+
+    assert codec_named("resize-mbstd") is MBSTD_CODEC and MBSTD_CODEC.minibatch_std
+    assert MBSTD_CODEC == replace(RESIZE_CODEC, minibatch_std=True) and not RESIZE_CODEC.minibatch_std
+    out = tmp_path / "r.json"
+    assert main(["bench", "perception", "--model", "gan-dissection", "--quick", "--threads", "1", "--set",
+                 "codec=resize-mbstd", "--set", "ranking=causal-net", "--set", "harmless=2", "--set",
+                 "cache_ablations=true", "--out", str(out)]) in (0, 1)
+    result = json.loads(out.read_text())
+    assert result["options"]["codec"] == "resize-mbstd" and len(result["checks"]) == 6
+    assert result["figures"]["objects_per_render"] == [1] and "step" in result["figures"]["snapshot"]
+    assert main(["bench", "perception", "--model", "gan-dissection", "--set", "codec=mbstd"]) == 2
+    assert "option 'codec' must be one of" in capsys.readouterr().err
