@@ -279,8 +279,8 @@ class VideoPerceptionConfig:
             (``FrameDetections.foot``; a cache written before them is detected again).
         struck_partner: 0: collisions only from the contact rule (and ``second_partner``).
             D > 0 (0.2 by default, with both guards below on, since the thirty-first session: shipped by a rule
-            committed first after its dev gates, ``docs/results/clevrer.md``): an object that rested and is set moving with no perceived collision of its own
-            near that frame was struck by the object that closed in on it: the one whose centre came
+            committed first after its dev gates, ``docs/results/clevrer.md``): an object that rested and is set
+            moving with no perceived collision of its own near that frame was struck by the object that closed in on it: the one whose centre came
             within ``contact_distance`` + D (less ``cube_inset`` per cube) around the start
             (:func:`struck_partners`).  At a fast contact the two masks merge and the perceived
             centres stay 0.1-0.2 units further apart than the true ones, so the contact rule misses

@@ -130,8 +130,8 @@ class NSCL(NSVQA):
     ) -> list[str | None]:
         """Soft execution over the perceived concept scores; symbolic for the scenes not perceived here.
 
-        Each question goes by its own scene: one scene without scores (the ground truth, an image with no
-        proposal, an unreadable one) no longer turns every other question to the symbolic executor (audit8).
+        Each question goes by its own scene: a question about a scene without scores (the ground truth, an image
+        with no proposal, an unreadable one) is answered symbolically, every other one softly.
         """
         perceiver = self.derenderer
         scores = [perceiver.scores_of(s) if isinstance(perceiver, NSCLPerceiver) else None for s in scenes]
