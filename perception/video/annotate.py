@@ -280,9 +280,9 @@ class VideoPerceptionConfig:
         struck_partner: 0: collisions only from the contact rule (and ``second_partner``).
             D > 0 (0.2 by default, with both guards below on, since the thirty-first session: shipped by a rule
             committed first after its dev gates, ``docs/results/clevrer.md``): an object that rested and is set
-            moving with no perceived collision of its own near that frame was struck by the object that closed in on it: the one whose centre came
-            within ``contact_distance`` + D (less ``cube_inset`` per cube) around the start
-            (:func:`struck_partners`).  At a fast contact the two masks merge and the perceived
+            moving with no perceived collision of its own near that frame was struck by the object that
+            closed in on it: the one whose centre came within ``contact_distance`` + D (less
+            ``cube_inset`` per cube) around the start (:func:`struck_partners`).  At a fast contact the two masks merge and the perceived
             centres stay 0.1-0.2 units further apart than the true ones, so the contact rule misses
             it (``docs/results/clevrer.md``, twenty-ninth session, nsdr13).
         unchanged_pass: 0 (the default): every touch of the contact rule (and ``second_partner``) is a
