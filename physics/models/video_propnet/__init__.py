@@ -67,6 +67,8 @@ Modules
 * :mod:`~physics.models.video_propnet.collisions`: the collision rules over rolled-out states.
 * :mod:`~physics.models.video_propnet.free_slide`: the friction prior for free objects of a future rollout
   (off by default).
+* :mod:`~physics.models.video_propnet.rest_hold`: objects resting at the video's end held in place in a future
+  rollout (off by default).
 * :mod:`~physics.models.video_propnet.rollout`: the rollout loop :class:`PropNetVideoDynamics` inherits (observed
   frames followed until influenced, one-step predictions, frames from the arrays), its contact carry.
 * :mod:`~physics.models.video_propnet.dynamics`: :class:`PropNetVideoDynamics` (futures, counterfactuals, loading),
@@ -76,8 +78,8 @@ Modules
 
 from __future__ import annotations
 
-# One module a concept (config, trajectories, spin, starts, collisions, rollout, dynamics, training); this module
-# re-exports every name callers imported from the single module it was, private ones included.
+# One module a concept (config, trajectories, spin, starts, collisions, free_slide, rest_hold, rollout, dynamics,
+# training); this module re-exports every name callers imported from the single module it was, private ones included.
 # ruff: noqa: F401
 from physics.models.video_propnet.collisions import (
     _counterfactual_reach_collisions,
@@ -118,9 +120,9 @@ from physics.models.video_propnet.free_slide import (
     ROLL_DECEL,
     SLIDE_DECEL,
     FreeSlide,
-    RestHold,
     prior_deceleration,
 )
+from physics.models.video_propnet.rest_hold import RestHold
 from physics.models.video_propnet.rollout import _Carry
 from physics.models.video_propnet.spin import (
     grow_spin_input,

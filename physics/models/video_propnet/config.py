@@ -275,7 +275,7 @@ class RolloutConfig:
         rest_hold: Future rollouts only (0, off, the default): an object at rest at the last observed frame keeps
             its place while every object not so held stays this far or farther from its footprint (scene units);
             once one comes nearer, the PropNet moves it for the rest of the rollout
-            (:class:`physics.models.video_propnet.free_slide.RestHold`).  Meant for resting objects touching each
+            (:class:`physics.models.video_propnet.rest_hold.RestHold`).  Meant for resting objects touching each
             other that the PropNet pushes apart (thirty-first session, nsdr18).  An option, off: 0.15 answered 1
             more predictive question of 450 on development pools 44086 + 27719 (1 gained, none lost; its gate asked
             +4; ``docs/results/clevrer.md``).

@@ -26,7 +26,8 @@ from physics.models.video_propnet.config import (
     SYMMETRY,
     RolloutConfig,
 )
-from physics.models.video_propnet.free_slide import FreeSlide, RestHold
+from physics.models.video_propnet.free_slide import FreeSlide
+from physics.models.video_propnet.rest_hold import RestHold
 from physics.models.video_propnet.spin import sliding_read
 from physics.models.video_propnet.starts import (
     _jittered,
