@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchmarks.config_flags import refuse_repeats
 from benchmarks.eval_clevr import scene_bootstrap_interval
 from perception.video.annotate import perception_config
 from physics.config_types import check_field_types
@@ -310,6 +311,7 @@ class ClevrerEvalConfig(RolloutFlags):
         unknown = sorted(set(self.types) - {"descriptive", *MC_TYPES})
         if unknown or not self.types:
             raise ConfigError(f"types: choose from descriptive, {', '.join(MC_TYPES)}; got {list(self.types)}")
+        refuse_repeats(self.types, "--types")  # counted once without a word, as --skip nsvqa,nsvqa ran once
 
 
 class _Tally:
