@@ -109,7 +109,7 @@ __all__ = ["VideoPerceptionConfig", "perception_config", "tracking_config", "tra
            "steady_areas", "coast_lost_track", "stop_coasts_at_contact", "video_index", "second_partners", "drop_unstruck", "slow_drift",
            "drop_closing_at_end", "drop_unchanged_passes", "end_slide_velocity", "SLIDE_DECELERATION", "struck_at_end",
            "voted_attributes", "attribute_votes", "distinct_looks", "split_merged_masks",
-           "STRUCK_FLOOR"]
+           "CONTACT_DISTANCE", "STRUCK_FLOOR"]
 
 _DIGITS = 5  # decimals written, as in the annotations
 # Deceleration (units/s^2) of an object sliding free on the floor, by shape: cubes and cylinders
@@ -119,7 +119,10 @@ SLIDE_DECELERATION = {"cube": 2.415, "cylinder": 2.415, "sphere": 0.16}
 END_SLIDE_MIN = 4  # centres a slide fit at the video's end needs (VideoPerceptionConfig.end_slide)
 STRUCK_RESTITUTION = 0.49  # restitution of the exchange that sets a struck object moving (struck_end; contact_carry's)
 STRUCK_MIN_SPEED = 0.05  # units/s: a partner closing slower than the executor's moving speed strikes nothing
-STRUCK_FLOOR = 0.5  # struck_floor's default with struck_partner on
+CONTACT_DISTANCE = 0.72  # VideoPerceptionConfig.contact_distance's default (two small spheres touch at 0.7)
+# struck_floor's default at the default contact distance; at another it scales with it (two objects' centres stay
+# about a contact distance apart, so the floor is a share of it: 0.5 / 0.72, 0.69)
+STRUCK_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -305,8 +308,9 @@ class VideoPerceptionConfig:
         struck_floor: 0: no floor.  F in (0, ``contact_distance``): ``struck_partner`` never pairs two tracks
             whose perceived centres come closer than F anywhere in the kick's window (two objects' centres
             stay about a contact distance apart; closer ones are merged tracks or a swap).  None (the
-            default): ``STRUCK_FLOOR`` (0.5) with ``struck_partner`` on; 0 with it off.  F > 0 with
-            ``struck_partner`` 0 is refused.  Read it as applied from :attr:`applied_struck_floor`
+            default): ``STRUCK_FLOOR`` (0.5) at the default ``contact_distance`` (0.72), scaled with
+            another (``STRUCK_FLOOR * contact_distance / CONTACT_DISTANCE``: 0.28 at 0.4), with
+            ``struck_partner`` on; 0 with it off.  F > 0 with ``struck_partner`` 0 is refused.  Read it as applied from :attr:`applied_struck_floor`
             (``docs/results/clevrer.md``, thirtieth session, nsdr17).
         distinct_looks: 0 (the default): each track keeps its own vote.  D > 0: no two objects of a
             CLEVRER video look alike, so two tracks voted the same colour, material and shape that share
@@ -327,7 +331,7 @@ class VideoPerceptionConfig:
     batch: int = 16
     fps: int = ClevrerConfig().fps
     velocity_span: int = 2
-    contact_distance: float = 0.72
+    contact_distance: float = CONTACT_DISTANCE
     cube_inset: float = 0.03
     collision_gap: int = ClevrerConfig().collision_gap
     border: float = 0.05
@@ -438,10 +442,8 @@ class VideoPerceptionConfig:
                               f"struck_partner), got {self.struck_distinct}", settings=("struck_distinct",))
         if self.struck_floor is not None and not 0.0 <= self.struck_floor < self.contact_distance:
             raise ConfigError(f"VideoPerceptionConfig.struck_floor must be 0 (off), a distance below contact_distance "
-                              f"({self.contact_distance}), got {self.struck_floor}", settings=("struck_floor",))
-        if self.struck_floor is None and self.struck_partner > 0 and not STRUCK_FLOOR < self.contact_distance:
-            raise ConfigError(f"VideoPerceptionConfig.struck_floor (the default, {STRUCK_FLOOR}) must lie below "
-                              f"contact_distance ({self.contact_distance})", settings=("struck_floor",))
+                              f"({self.contact_distance}) or None (the default: {STRUCK_FLOOR} / {CONTACT_DISTANCE} of "
+                              f"contact_distance), got {self.struck_floor}", settings=("struck_floor", "contact_distance"))
         if self.struck_partner == 0:  # the guards of a rule that is off would do nothing: one given on is refused
             for guard in ("struck_distinct", "struck_floor"):
                 if getattr(self, guard):
@@ -460,10 +462,11 @@ class VideoPerceptionConfig:
 
     @property
     def applied_struck_floor(self) -> float:
-        """``struck_floor`` as :func:`tracks_to_annotation` applies it (None: ``STRUCK_FLOOR`` with ``struck_partner`` on, else 0)."""
+        """``struck_floor`` as :func:`tracks_to_annotation` applies it (None: ``STRUCK_FLOOR`` scaled with
+        ``contact_distance``, exactly 0.5 at the default 0.72, with ``struck_partner`` on; else 0)."""
         if self.struck_floor is not None:
             return self.struck_floor
-        return STRUCK_FLOOR if self.struck_partner > 0 else 0.0
+        return STRUCK_FLOOR * (self.contact_distance / CONTACT_DISTANCE) if self.struck_partner > 0 else 0.0
 
 
 # the settable rules: every number field of the config (read from it, so a new rule is settable at

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from perception.video.annotate import (
+    CONTACT_DISTANCE,
     VideoPerceptionConfig,
     at_rest,
     attribute_votes,
@@ -999,6 +1000,23 @@ def test_the_default_config_gives_the_shipped_guards_answers_on_the_synthetic_tr
             bare = dataclasses.replace(shipped, struck_distinct=0, struck_floor=0.0, **extra)
             guarded += now.collision != tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS, bare).collision
     assert guarded >= 2  # the guards decide on some of these (alike looks, merged tracks): the comparison has teeth
+
+
+def test_the_default_floor_follows_contact_distance_so_a_smaller_one_is_taken():
+    # --perception-set contact_distance=0.4 was refused, naming struck_floor (0.5 by default); the default
+    # floor now scales with the contact distance, exactly 0.5 at the default 0.72
+    assert VideoPerceptionConfig().contact_distance == CONTACT_DISTANCE == 0.72
+    assert VideoPerceptionConfig().applied_struck_floor == 0.5
+    assert perception_config(["contact_distance=0.4"]).applied_struck_floor == pytest.approx(0.5 * 0.4 / 0.72)
+    assert perception_config(["contact_distance=0.4"]) == VideoPerceptionConfig(contact_distance=0.4)
+    assert VideoPerceptionConfig(contact_distance=0.9).applied_struck_floor == pytest.approx(0.625)
+    assert perception_config(["contact_distance=0.4", "struck_partner=0"]).applied_struck_floor == 0.0
+    assert perception_config(["contact_distance=0.4", "struck_floor=0.3"]).applied_struck_floor == 0.3
+    # a floor given at or above the contact distance is refused, naming both and the default that would fit
+    with pytest.raises(ConfigError, match=r"^--perception-set contact_distance=0.4 struck_floor=0.5: VideoPerceptionConfig"
+                                          r".struck_floor must be 0 \(off\), a distance below contact_distance \(0.4\) "
+                                          r"or None \(the default: 0.5 / 0.72 of contact_distance\), got 0.5$"):
+        perception_config(["contact_distance=0.4", "struck_floor=0.5"], option="--perception-set")
 
 
 def _unsure_track(attrs: tuple[str, str, str], at: tuple[float, float], frames: range,
