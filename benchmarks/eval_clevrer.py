@@ -72,6 +72,7 @@ from reasoning.nsdr import (
     VIDEO_PERCEPTION,
     ParsedQuestion,
     VideoFiles,
+    check_split_folder,
     dynamics_for,
     perception_for,
     rollout_settings_for,
@@ -364,6 +365,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     entries = _load_questions(cfg)
+    check_split_folder(cfg.perception, cfg.data, cfg.split)  # else every video is counted wrong, exit 0
     perceive = perception_for(cfg.perception, cfg.perception_checkpoint, cfg.perception_set, cfg.perception_cache)
     settings = rollout_settings_for(cfg.perception, cfg.dynamics, cfg.rollout_settings())
     try:

@@ -112,6 +112,26 @@ def test_a_video_without_its_truth_is_reported_and_counted_wrong(folder, tmp_pat
     assert len(result["wrong"]["counterfactual"]) == result["counts"]["counterfactual_per_question"]
 
 
+@pytest.mark.parametrize("perception, gone, message", [
+    ("gt", "annotation_val", "CLEVRER annotation folder not found: {root}/annotation_val (--perception gt reads the "
+                             "annotation files)"),
+    ("model", "frames_val", "CLEVRER frames folder not found: {root}/frames_val (--perception model reads the rendered "
+                            "frames (built with --no-render?))"),
+])
+def test_a_split_without_the_folder_its_perceiver_reads_is_refused_before_any_video(folder, tmp_path, capsys,
+                                                                                     perception, gone, message):
+    # the missing annotation folder was every video "could not be read", counted wrong: 0.00%, exit 0
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    shutil.rmtree(changed / gone, ignore_errors=True)
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(changed), "--split", "val", "--perception", perception,
+                     "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(message.format(root=changed)), err
+    assert not out.exists()
+
+
 def test_damaged_entries_of_the_questions_file_are_reported_and_the_rest_answered(folder, tmp_path):
     """A question that is not an object is reported and left out (a traceback before); a video entry without a
     questions list (silently empty before) or that is not an object (a Python message before) is named."""
