@@ -364,6 +364,7 @@ def test_a_pixel_perceiver_gets_edge_frames_2_and_the_future_carry_unless_given_
     monkeypatch.setattr(PropNetVideoDynamics, "future", future)
     # the pixel perceiver stood in by the annotation reader: the settings follow the perceiver's name
     monkeypatch.setattr(ec, "perception_for", lambda *a, **k: lambda video: read_annotation(video.annotation))
+    monkeypatch.setattr(ec, "check_split_folder", lambda *a: None)  # the stand-in reads no frames folder
 
     def run(**kw):
         cfg = ClevrerEvalConfig(data=str(folder), split="val", dynamics="propnet", types=("predictive",), threads=1, **kw)
