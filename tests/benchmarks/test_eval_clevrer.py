@@ -155,6 +155,34 @@ def test_damaged_entries_of_the_questions_file_are_reported_and_the_rest_answere
                                                  ("explanatory", "predictive", "counterfactual")) == good
 
 
+def test_a_video_entry_given_twice_is_counted_once_and_a_bad_scene_index_is_named(folder, tmp_path):
+    # the repeated entry's questions were counted twice without a word; 'abc' gave int()'s own message and
+    # -1 looked for annotation_-0001.json
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    entries = json.loads((changed / "validation.json").read_text())
+    once = len(entries[0]["questions"])
+    out = tmp_path / "r.json"
+
+    def run(listed):
+        (changed / "validation.json").write_text(json.dumps(listed))
+        assert cli.main(["eval", "clevrer", "--data", str(changed), "--split", "val", "--out", str(out), "--quiet"]) == 0
+        return json.loads(out.read_text())
+
+    result = run([*entries, dict(entries[0]), {**entries[0], "scene_index": "abc"}])
+    assert result["errors"][:3] == [
+        "video 1: scene_index 0 given twice (first by video 0); skipped, its questions not counted again",
+        "video 2: 'scene_index' must be a video index (a whole number >= 0), got 'abc'",
+        "video 2, question 0: its video could not be read"]
+    counted = result["counts"]["descriptive"] + sum(result["counts"][f"{t}_per_question"]
+                                                    for t in ("explanatory", "predictive", "counterfactual"))
+    assert counted == 2 * once  # video 0 once, and the unreadable entry's questions counted wrong
+    assert run([*entries, {**entries[0], "scene_index": -1}])["errors"][0] == (
+        "video 1: 'scene_index' must be a video index (a whole number >= 0), got -1")
+    # its digits as text name the same video
+    assert run([*entries, {**entries[0], "scene_index": "0"}])["errors"][0].startswith("video 1: scene_index 0 given twice")
+
+
 def test_an_option_whose_answer_is_no_label_is_named_not_scored_wrong_in_silence(folder, tmp_path):
     changed = tmp_path / "changed"
     shutil.copytree(folder, changed)
