@@ -310,8 +310,8 @@ class VideoPerceptionConfig:
             stay about a contact distance apart; closer ones are merged tracks or a swap).  None (the
             default): ``STRUCK_FLOOR`` (0.5) at the default ``contact_distance`` (0.72), scaled with
             another (``STRUCK_FLOOR * contact_distance / CONTACT_DISTANCE``: 0.28 at 0.4), with
-            ``struck_partner`` on; 0 with it off.  F > 0 with ``struck_partner`` 0 is refused.  Read it as applied from :attr:`applied_struck_floor`
-            (``docs/results/clevrer.md``, thirtieth session, nsdr17).
+            ``struck_partner`` on; 0 with it off.  F > 0 with ``struck_partner`` 0 is refused.  Read it as
+            applied from :attr:`applied_struck_floor` (``docs/results/clevrer.md``, thirtieth session, nsdr17).
         distinct_looks: 0 (the default): each track keeps its own vote.  D > 0: no two objects of a
             CLEVRER video look alike, so two tracks voted the same colour, material and shape that share
             5 or more frames and whose observed centres stay D or more apart (median over those frames;
