@@ -219,6 +219,11 @@ def test_a_name_given_twice_in_a_comma_list_is_refused_in_one_line_before_any_da
      "--types 'descriptive predictive descriptive': descriptive given twice; name each once"),
     (["eval", "clevrer", "--data", "{missing}", "--types", "predictive", "--types", "predictive", "--out", "{out}"],
      "--types 'predictive predictive': predictive given twice; name each once"),
+    # a size given twice trained twice into one file; a REINFORCE size not among --programs-list was never trained
+    (["train", "parser-curve", "--programs-list", "90", "180", "90", "--out-dir", "{out}"],
+     "--programs-list '90 180 90': 90 given twice; name each once"),
+    (["train", "parser-curve", "--programs-list", "90", "180", "--reinforce-programs", "180", "540", "--out-dir", "{out}"],
+     "--reinforce-programs 180 540: 540 not among --programs-list (90 180); each REINFORCE size is one of those"),
 ])
 def test_the_other_comma_lists_refuse_a_name_given_twice_in_one_line_before_anything_is_read(argv, message, tmp_path,
                                                                                               capsys):
