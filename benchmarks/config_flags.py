@@ -16,7 +16,7 @@ they are shown (so a command that does not print its help never imports the
 registry's built-in modules, and parts registered after the parser was built are
 listed too); the name itself is checked by the command with the registry's
 "did you mean" error.  :func:`comma_items` splits such a list (``--models in,propnet``) and refuses
-a name given twice, as ``--set`` refuses a key given twice.
+a name given twice (:func:`refuse_repeats`, which list flags of names use too), as ``--set`` refuses a key given twice.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 __all__ = [
-    "AddItems", "add_config_flags", "comma_items", "config_from_args", "count", "flag_type", "number", "registry_argument",
+    "AddItems", "add_config_flags", "comma_items", "config_from_args", "count", "flag_type", "number", "refuse_repeats",
+    "registry_argument",
 ]
 
 C = TypeVar("C")
@@ -231,15 +232,28 @@ def comma_items(text: str, option: str) -> list[str]:
     >>> comma_items(" in, propnet,", "--models")
     ['in', 'propnet']
     """
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    refuse_repeats(items, option, text)
+    return items
+
+
+def refuse_repeats(items: Sequence[Any], option: str, text: str | None = None) -> None:
+    """Refuse an item given twice in one option's items (a comma list's, or a list flag's).
+
+    ``text`` is the option's value as the message shows it (default: the items joined by spaces, as a list
+    flag is typed: ``--types 'descriptive descriptive'``).
+
+    Raises:
+        ConfigError: ``--types 'descriptive descriptive': descriptive given twice; name each once``.
+    """
     from physics.errors import ConfigError
 
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    seen: set[str] = set()
+    seen: set[Any] = set()
     for item in items:
         if item in seen:
-            raise ConfigError(f"{option} {text!r}: {item} given twice; name each once")
+            shown = " ".join(map(str, items)) if text is None else text
+            raise ConfigError(f"{option} {shown!r}: {item} given twice; name each once")
         seen.add(item)
-    return items
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchmarks.config_flags import refuse_repeats
 from benchmarks.eval_clevr import scene_bootstrap_interval
 from perception.video.annotate import perception_config
 from physics.config_types import check_field_types
@@ -71,6 +72,7 @@ from reasoning.nsdr import (
     VIDEO_PERCEPTION,
     ParsedQuestion,
     VideoFiles,
+    check_split_folder,
     dynamics_for,
     perception_for,
     rollout_settings_for,
@@ -310,6 +312,7 @@ class ClevrerEvalConfig(RolloutFlags):
         unknown = sorted(set(self.types) - {"descriptive", *MC_TYPES})
         if unknown or not self.types:
             raise ConfigError(f"types: choose from descriptive, {', '.join(MC_TYPES)}; got {list(self.types)}")
+        refuse_repeats(self.types, "--types")  # counted once without a word, as --skip nsvqa,nsvqa ran once
 
 
 class _Tally:
@@ -362,6 +365,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     entries = _load_questions(cfg)
+    check_split_folder(cfg.perception, cfg.data, cfg.split)  # else every video is counted wrong, exit 0
     perceive = perception_for(cfg.perception, cfg.perception_checkpoint, cfg.perception_set, cfg.perception_cache)
     settings = rollout_settings_for(cfg.perception, cfg.dynamics, cfg.rollout_settings())
     try:
@@ -374,17 +378,27 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     errors: list[str] = []
     wrong: dict[str, list[list[Any]]] = {t: [] for t in ("descriptive", *MC_TYPES)}
     parse_many = getattr(parse, "parse_many", None)  # a learned parser parses a video's questions in one batch
+    first_entry: dict[int, int] = {}  # scene_index -> the entry that named it first
     for v, entry in enumerate(tqdm(entries, desc="CLEVRER questions", unit="video", disable=not progress)):
+        index = entry.get("scene_index", v) if isinstance(entry, dict) else v
+        try:
+            video = _scene_index(entry)
+        except DataError as exc:
+            video, unreadable = None, exc
         questions = _readable_questions(entry, v, errors)
+        if video is not None and video in first_entry and questions:  # were counted twice without a word
+            errors.append(f"video {v}: scene_index {video} given twice (first by video {first_entry[video]}); "
+                          "skipped, its questions not counted again")
+            continue
+        if video is not None:
+            first_entry.setdefault(video, v)
         if set(cfg.types) != {"descriptive", *MC_TYPES}:  # all: every question, an unknown type reported as before
             questions = [q for q in questions if q.get("question_type") in cfg.types]  # all objects now
         batch = parse_many(questions) if parse_many is not None and questions else None
-        index = entry.get("scene_index", v) if isinstance(entry, dict) else v
         try:
-            if not isinstance(entry, dict) or "scene_index" not in entry:
-                raise DataError("expected an object with 'scene_index' and 'questions', got "
-                                + ("one without 'scene_index'" if isinstance(entry, dict) else type(entry).__name__))
-            files = VideoFiles.in_folder(cfg.data, cfg.split, int(entry["scene_index"]))
+            if video is None:
+                raise unreadable
+            files = VideoFiles.in_folder(cfg.data, cfg.split, video)
             annotation = perceive(files)
             scene = VideoScene(annotation, provider(files, annotation), unique_fallback=cfg.unique_fallback,
                                missing_collision=cfg.missing_collision, repeated_collision=cfg.repeated_collision)
@@ -433,6 +447,24 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     if cfg.out:
         atomic_write_json(cfg.out, result)
     return result
+
+
+def _scene_index(entry: Any) -> int:
+    """The video index of a questions-file entry (an integer >= 0, or its digits as text).
+
+    Raises:
+        DataError: an entry that is not an object with ``scene_index``, or an index that is not one
+            (``'abc'`` gave int()'s own message, ``-1`` looked for ``annotation_-0001.json``).
+    """
+    if not isinstance(entry, dict) or "scene_index" not in entry:
+        raise DataError("expected an object with 'scene_index' and 'questions', got "
+                        + ("one without 'scene_index'" if isinstance(entry, dict) else type(entry).__name__))
+    index = entry["scene_index"]
+    if isinstance(index, str) and index.strip().isdigit():
+        return int(index)
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise DataError(f"'scene_index' must be a video index (a whole number >= 0), got {index!r}")
+    return index
 
 
 def _readable_questions(entry: Any, v: int, errors: list[str]) -> list[dict[str, Any]]:

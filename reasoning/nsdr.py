@@ -42,6 +42,7 @@ from physics.worlds.clevrer_annotation import (
     FrameStates,
     VideoAnnotation,
     read_annotation,
+    split_hint,
 )
 from physics.worlds.clevrer_truth import Counterfactual, read_truth
 
@@ -57,6 +58,7 @@ __all__ = [
     "PIXEL_ROLLOUT_SETTINGS",
     "SCENE_SETTINGS",
     "rollout_settings_for",
+    "check_split_folder",
 ]
 
 # A learned dynamics provider's settings (by provider name) where the annotation comes from a pixel
@@ -175,6 +177,23 @@ def perception_for(name: str, checkpoint: str | None = None, settings: Sequence[
         return perceiver(video.frames)
 
     return perceive
+
+
+def check_split_folder(perception: str, folder: str | Path, split: str) -> None:
+    """Refuse a split whose folder perceiver ``perception`` reads is not there, before any video.
+
+    ``gt`` reads ``annotation_<split>``, any other perceiver ``frames_<split>`` (as :func:`perception_for`).
+    A single missing video is counted wrong where it comes; a missing folder would count every one wrong.
+
+    Raises:
+        DataError: the folder is missing (one line naming it, and the splits the folder does hold).
+    """
+    kind = "annotation" if perception == "gt" else "frames"
+    path = Path(folder) / f"{kind}_{split}"
+    if not path.is_dir():
+        reads = "the annotation files" if kind == "annotation" else "the rendered frames (built with --no-render?)"
+        raise DataError(f"CLEVRER {kind} folder not found: {path} (--perception {perception} reads {reads})"
+                        f"{split_hint(folder, split)}")
 
 
 def rollout_settings_for(perception: str, dynamics: str, given: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -43,7 +43,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.config_flags import AddItems, add_config_flags, config_from_args, count
+from benchmarks.config_flags import (
+    AddItems,
+    add_config_flags,
+    config_from_args,
+    count,
+    refuse_repeats,
+)
 from physics.errors import ConfigError
 from physics.io import atomic_write_json
 from physics.training import config_flags
@@ -148,6 +154,16 @@ def run_curve(args: argparse.Namespace) -> int:
         raise ConfigError("parser-curve trains one process's parsers; run it without torchrun "
                           "(torchrun ... train parser trains one parser on several processes)")
     base = config_from_args(ParserConfig, args)
+    # before any data is made: a size given twice trained it twice into one file; a REINFORCE size that is not
+    # among --programs-list was never trained, without a word
+    refuse_repeats(args.programs_list, "--programs-list")
+    if args.reinforce_programs is not None:
+        refuse_repeats(args.reinforce_programs, "--reinforce-programs")
+        stray = [n for n in args.reinforce_programs if n not in args.programs_list]
+        if stray:
+            raise ConfigError(f"--reinforce-programs {' '.join(map(str, args.reinforce_programs))}: "
+                              f"{', '.join(map(str, stray))} not among --programs-list "
+                              f"({' '.join(map(str, args.programs_list))}); each REINFORCE size is one of those")
     train, held = _data(args)
     if not held.examples:
         raise ConfigError("parser-curve needs held-out questions (--eval-scenes > 0 or --eval-data)")

@@ -108,7 +108,8 @@ from physics.worlds.clevrer_world import ClevrerConfig
 __all__ = ["VideoPerceptionConfig", "perception_config", "tracking_config", "tracks_to_annotation", "touch_collisions", "at_rest", "settle_excursions",
            "steady_areas", "coast_lost_track", "stop_coasts_at_contact", "video_index", "second_partners", "drop_unstruck", "slow_drift",
            "drop_closing_at_end", "drop_unchanged_passes", "end_slide_velocity", "SLIDE_DECELERATION", "struck_at_end",
-           "voted_attributes", "attribute_votes", "distinct_looks", "split_merged_masks"]
+           "voted_attributes", "attribute_votes", "distinct_looks", "split_merged_masks",
+           "CONTACT_DISTANCE", "STRUCK_FLOOR"]
 
 _DIGITS = 5  # decimals written, as in the annotations
 # Deceleration (units/s^2) of an object sliding free on the floor, by shape: cubes and cylinders
@@ -118,6 +119,10 @@ SLIDE_DECELERATION = {"cube": 2.415, "cylinder": 2.415, "sphere": 0.16}
 END_SLIDE_MIN = 4  # centres a slide fit at the video's end needs (VideoPerceptionConfig.end_slide)
 STRUCK_RESTITUTION = 0.49  # restitution of the exchange that sets a struck object moving (struck_end; contact_carry's)
 STRUCK_MIN_SPEED = 0.05  # units/s: a partner closing slower than the executor's moving speed strikes nothing
+CONTACT_DISTANCE = 0.72  # VideoPerceptionConfig.contact_distance's default (two small spheres touch at 0.7)
+# struck_floor's default at the default contact distance; at another it scales with it (two objects' centres stay
+# about a contact distance apart, so the floor is a share of it: 0.5 / 0.72, 0.69)
+STRUCK_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -295,13 +300,18 @@ class VideoPerceptionConfig:
             0.75-0.85 apart come within the contact distance) leaves both velocities as they were.  A
             collision whose kicks cannot be read (an object missing, or the video ending, within the
             window) is kept (``docs/results/clevrer.md``, thirtieth session, nsdr15).
-        struck_distinct: 0: ``struck_partner`` pairs any two tracks.  1 (the default): never two tracks
-            with the same voted colour, material and shape (no two objects of a video are alike, so
-            such a pair is one object's doubled track).  Does nothing with ``struck_partner`` 0.
-        struck_floor: 0: no floor.  F > 0 (0.5 by default): ``struck_partner`` never pairs two tracks whose
-            perceived centres come closer than F anywhere in the kick's window (two objects' centres
-            stay about a contact distance apart; closer ones are merged tracks or a swap).  Does nothing
-            with ``struck_partner`` 0 (``docs/results/clevrer.md``, thirtieth session, nsdr17).
+        struck_distinct: 0: ``struck_partner`` pairs any two tracks.  1: never two tracks with the same
+            voted colour, material and shape (no two objects of a video are alike, so such a pair is one
+            object's doubled track).  None (the default): 1 with ``struck_partner`` on, 0 with it off.
+            1 with ``struck_partner`` 0 is refused (it guards that rule).  Read it as applied from
+            :attr:`applied_struck_distinct`.
+        struck_floor: 0: no floor.  F in (0, ``contact_distance``): ``struck_partner`` never pairs two tracks
+            whose perceived centres come closer than F anywhere in the kick's window (two objects' centres
+            stay about a contact distance apart; closer ones are merged tracks or a swap).  None (the
+            default): ``STRUCK_FLOOR`` (0.5) at the default ``contact_distance`` (0.72), scaled with
+            another (``STRUCK_FLOOR * contact_distance / CONTACT_DISTANCE``: 0.28 at 0.4), with
+            ``struck_partner`` on; 0 with it off.  F > 0 with ``struck_partner`` 0 is refused.  Read it as
+            applied from :attr:`applied_struck_floor` (``docs/results/clevrer.md``, thirtieth session, nsdr17).
         distinct_looks: 0 (the default): each track keeps its own vote.  D > 0: no two objects of a
             CLEVRER video look alike, so two tracks voted the same colour, material and shape that share
             5 or more frames and whose observed centres stay D or more apart (median over those frames;
@@ -321,7 +331,7 @@ class VideoPerceptionConfig:
     batch: int = 16
     fps: int = ClevrerConfig().fps
     velocity_span: int = 2
-    contact_distance: float = 0.72
+    contact_distance: float = CONTACT_DISTANCE
     cube_inset: float = 0.03
     collision_gap: int = ClevrerConfig().collision_gap
     border: float = 0.05
@@ -352,8 +362,8 @@ class VideoPerceptionConfig:
     split_hidden: int = 1
     struck_partner: float = 0.2
     unchanged_pass: float = 0.0
-    struck_distinct: int = 1
-    struck_floor: float = 0.5
+    struck_distinct: int | None = None
+    struck_floor: float | None = None
     distinct_looks: float = 0.0
     yaw_window: int = 3
     yaw_min_iou: float = 0.5
@@ -427,22 +437,44 @@ class VideoPerceptionConfig:
         if not 0.0 <= self.unchanged_pass <= 1.0:
             raise ConfigError(f"VideoPerceptionConfig.unchanged_pass must be 0 (off) or a ratio in (0, 1], got "
                               f"{self.unchanged_pass}")
-        if self.struck_distinct not in (0, 1):
-            raise ConfigError(f"VideoPerceptionConfig.struck_distinct must be 0 (off) or 1 (on), got {self.struck_distinct}")
-        if not 0.0 <= self.struck_floor < self.contact_distance:
-            raise ConfigError(f"VideoPerceptionConfig.struck_floor must be 0 (off) or a distance below contact_distance "
-                              f"({self.contact_distance}), got {self.struck_floor}")
+        if self.struck_distinct not in (None, 0, 1):
+            raise ConfigError(f"VideoPerceptionConfig.struck_distinct must be 0 (off), 1 (on) or None (on with "
+                              f"struck_partner), got {self.struck_distinct}", settings=("struck_distinct",))
+        if self.struck_floor is not None and not 0.0 <= self.struck_floor < self.contact_distance:
+            raise ConfigError(f"VideoPerceptionConfig.struck_floor must be 0 (off), a distance below contact_distance "
+                              f"({self.contact_distance}) or None (the default: {STRUCK_FLOOR} / {CONTACT_DISTANCE} of "
+                              f"contact_distance), got {self.struck_floor}", settings=("struck_floor", "contact_distance"))
+        if self.struck_partner == 0:  # the guards of a rule that is off would do nothing: one given on is refused
+            for guard in ("struck_distinct", "struck_floor"):
+                if getattr(self, guard):
+                    raise ConfigError(f"VideoPerceptionConfig.{guard} {getattr(self, guard)} needs struck_partner > 0 "
+                                      f"(it guards it); set it 0 or leave it None", settings=(guard, "struck_partner"))
         if not 0.0 <= self.distinct_looks < float("inf"):
             raise ConfigError(f"VideoPerceptionConfig.distinct_looks must be 0 (off) or a distance > 0 in scene units, got "
                               f"{self.distinct_looks}")
+
+    @property
+    def applied_struck_distinct(self) -> int:
+        """``struck_distinct`` as :func:`tracks_to_annotation` applies it (None: 1 with ``struck_partner`` on, else 0)."""
+        if self.struck_distinct is not None:
+            return self.struck_distinct
+        return 1 if self.struck_partner > 0 else 0
+
+    @property
+    def applied_struck_floor(self) -> float:
+        """``struck_floor`` as :func:`tracks_to_annotation` applies it (None: ``STRUCK_FLOOR`` scaled with
+        ``contact_distance``, exactly 0.5 at the default 0.72, with ``struck_partner`` on; else 0)."""
+        if self.struck_floor is not None:
+            return self.struck_floor
+        return STRUCK_FLOOR * (self.contact_distance / CONTACT_DISTANCE) if self.struck_partner > 0 else 0.0
 
 
 # the settable rules: every number field of the config (read from it, so a new rule is settable at
 # once), except fps, which is the videos' own frame rate; "X | None" fields also take "none"
 _NUMBER_TYPES = {"int": False, "float": False, "int | None": True, "float | None": True}
-_STRUCK_GUARDS = ("struck_distinct", "struck_floor")  # they guard struck_partner and go off with it
 _SETTABLE = {f.name: _NUMBER_TYPES[f.type] for f in fields(VideoPerceptionConfig)
              if f.type in _NUMBER_TYPES and f.name != "fps"}
+_WHOLE = {f.name for f in fields(VideoPerceptionConfig) if f.type in ("int", "int | None")}  # by the field, not its value
 
 
 def tracking_config(config: VideoPerceptionConfig) -> TrackConfig:
@@ -457,12 +489,13 @@ def perception_config(settings: Sequence[str], base: VideoPerceptionConfig | Non
     Keys are :class:`VideoPerceptionConfig` fields (numbers; ``none`` for the ones that may be None),
     split by the one ``KEY=VALUE`` parser (:func:`physics.settings.parse_settings`); ``option``
     names them in its messages (``--perception-set`` from the command line).  ``struck_partner=0`` turns
-    the rule off with its two guards (``struck_distinct``, ``struck_floor``).
+    the rule off with its two guards (``struck_distinct``, ``struck_floor``) when they are left at their
+    default (None), as the config decides for a Python caller.
 
     Raises:
         ConfigError: an unknown key, a setting not of the form KEY=VALUE, a key given twice, a value
-            that is not a finite number of the field's kind, a guard of ``struck_partner`` set on while
-            the rule is off, or one the config refuses (each names the setting).
+            that is not a finite number of the field's kind, or one the config refuses (a guard of
+            ``struck_partner`` set on while the rule is off among them; each names the setting).
     """
     base = base if base is not None else VideoPerceptionConfig()
     items = [str(item) for item in settings]
@@ -470,7 +503,6 @@ def perception_config(settings: Sequence[str], base: VideoPerceptionConfig | Non
     changes: dict[str, int | float | None] = {}
     for item, (key, text) in zip(items, texts.items(), strict=True):
         where = f"{option} {item!r}"
-        current = getattr(base, key)
         if text.strip().lower() == "none":
             if not _SETTABLE[key]:
                 raise ConfigError(f"{where}: {key} cannot be none; expected a number")
@@ -482,16 +514,11 @@ def perception_config(settings: Sequence[str], base: VideoPerceptionConfig | Non
             raise ConfigError(f"{where}: {text!r} is not a number") from None
         if not np.isfinite(value):
             raise ConfigError(f"{where}: the value must be finite")
-        if isinstance(current, int) and not isinstance(current, bool):
+        if key in _WHOLE:
             if value != int(value):
                 raise ConfigError(f"{where}: {key} takes a whole number")
             value = int(value)
         changes[key] = value
-    if changes.get("struck_partner", base.struck_partner) == 0:  # the rule off takes its guards with it
-        guards = [g for g in _STRUCK_GUARDS if changes.get(g)]
-        if guards:
-            raise ConfigError(f"{option} {' '.join(items)}: {guards[0]} needs struck_partner > 0 (it guards it)")
-        changes.update(struck_distinct=0, struck_floor=0.0)
     try:
         return replace(base, **changes)
     except ConfigError as exc:
@@ -1061,9 +1088,10 @@ def tracks_to_annotation(
     if config.unchanged_pass > 0:
         collisions = drop_unchanged_passes(trajectory, collisions, config.unchanged_pass)
     if config.struck_partner > 0:
-        looks = {p.object_id: (p.color, p.material, p.shape) for p in props} if config.struck_distinct else None
+        looks = {p.object_id: (p.color, p.material, p.shape) for p in props} if config.applied_struck_distinct else None
         collisions = struck_partners(trajectory, shapes, collisions, config.contact_distance + config.struck_partner,
-                                     config.cube_inset, config.collision_gap, looks=looks, floor=config.struck_floor)
+                                     config.cube_inset, config.collision_gap, looks=looks,
+                                     floor=config.applied_struck_floor)
     if config.unstruck_frames > 0:
         collisions = drop_unstruck(trajectory, collisions, config.unstruck_frames)
     if config.closing_end_frames > 0:

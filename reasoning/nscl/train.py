@@ -664,12 +664,26 @@ def training_legs(meta: dict[str, Any]) -> list[dict[str, Any]]:
         record it), ``images``, ``epochs`` (``None`` without a history) and ``averaged`` (the leg
         ended in a weight mean, :func:`average_nscl`).
 
+    Raises:
+        CheckpointError: a round that is not a dict, a ``history`` that is not a list, or a chain
+            that comes back to a round it passed (one line naming the round, counted from the newest).
+
     >>> [leg["seconds"] for leg in training_legs({"seconds": 2.0, "previous_round": {"seconds": 1.0}})]
     [1.0, 2.0]
     """
-    legs, round_ = [], meta
+    legs: list[dict[str, Any]] = []
+    round_: Any = meta
+    seen: set[int] = set()
     while round_:
+        where = f"model metadata, round {len(legs) + 1} from the newest"
+        if not isinstance(round_, dict):
+            raise CheckpointError(f"{where}: must be a dict of metadata, got {type(round_).__name__}")
+        if id(round_) in seen:  # a pickle may hold a dict inside itself: the walk would never end
+            raise CheckpointError(f"{where}: previous_round leads back to a newer round (a cycle)")
+        seen.add(id(round_))
         history = round_.get("history")
+        if history is not None and not isinstance(history, list):
+            raise CheckpointError(f"{where}: history must be a list of epochs, got {type(history).__name__}")
         legs.append({"command": round_.get("command", ""), "seconds": round_.get("seconds"),
                      "images": round_.get("train_images"), "epochs": len(history) if history else None,
                      "averaged": bool(round_.get("averaged_from"))})

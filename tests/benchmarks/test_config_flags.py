@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from benchmarks.cli import build_parser, main
-from benchmarks.config_flags import AddItems, add_config_flags, comma_items, config_from_args, count
+from benchmarks.config_flags import (
+    AddItems,
+    add_config_flags,
+    comma_items,
+    config_from_args,
+    count,
+    refuse_repeats,
+)
 from physics.errors import ConfigError
 
 
@@ -169,6 +176,16 @@ def test_comma_items_strips_drops_empty_items_and_refuses_a_repeated_one():
         comma_items("in,propnet,in", "--models")
 
 
+def test_refuse_repeats_names_the_option_and_shows_a_list_flag_as_typed():
+    refuse_repeats(("descriptive", "predictive"), "--types")  # each once: nothing to say
+    with pytest.raises(ConfigError, match=r"^--types 'predictive predictive': predictive given twice; name each once$"):
+        refuse_repeats(("predictive", "predictive"), "--types")
+    from benchmarks.eval_clevrer import ClevrerEvalConfig
+
+    with pytest.raises(ConfigError, match="descriptive given twice"):  # the Python side too
+        ClevrerEvalConfig(data="d", types=("descriptive", "descriptive"))
+
+
 @pytest.mark.parametrize("argv, message", [
     # each ran the repeated name twice and kept its last copy's figures (or ran it once) without a word
     (["bench", "dynamics", "--world", "cradle", "--models", "in,propnet,in"], "--models 'in,propnet,in': in given twice"),
@@ -197,6 +214,16 @@ def test_a_name_given_twice_in_a_comma_list_is_refused_in_one_line_before_any_da
     (["train", "nscl", "--data", "{missing}", "--group-weights", "shape:2,shape:3", "--out", "{out}"],  # kept shape:3
      "(each once) and W > 0, got 'shape:3'"),
     (["demo", "--skip", "nsvqa,nsvqa", "--out", "{out}"], "--skip 'nsvqa,nsvqa': nsvqa given twice; name each once"),
+    # audit9: a list flag of names; the repeated type was counted once without a word
+    (["eval", "clevrer", "--data", "{missing}", "--types", "descriptive", "predictive", "descriptive", "--out", "{out}"],
+     "--types 'descriptive predictive descriptive': descriptive given twice; name each once"),
+    (["eval", "clevrer", "--data", "{missing}", "--types", "predictive", "--types", "predictive", "--out", "{out}"],
+     "--types 'predictive predictive': predictive given twice; name each once"),
+    # a size given twice trained twice into one file; a REINFORCE size not among --programs-list was never trained
+    (["train", "parser-curve", "--programs-list", "90", "180", "90", "--out-dir", "{out}"],
+     "--programs-list '90 180 90': 90 given twice; name each once"),
+    (["train", "parser-curve", "--programs-list", "90", "180", "--reinforce-programs", "180", "540", "--out-dir", "{out}"],
+     "--reinforce-programs 180 540: 540 not among --programs-list (90 180); each REINFORCE size is one of those"),
 ])
 def test_the_other_comma_lists_refuse_a_name_given_twice_in_one_line_before_anything_is_read(argv, message, tmp_path,
                                                                                               capsys):

@@ -112,6 +112,26 @@ def test_a_video_without_its_truth_is_reported_and_counted_wrong(folder, tmp_pat
     assert len(result["wrong"]["counterfactual"]) == result["counts"]["counterfactual_per_question"]
 
 
+@pytest.mark.parametrize("perception, gone, message", [
+    ("gt", "annotation_val", "CLEVRER annotation folder not found: {root}/annotation_val (--perception gt reads the "
+                             "annotation files)"),
+    ("model", "frames_val", "CLEVRER frames folder not found: {root}/frames_val (--perception model reads the rendered "
+                            "frames (built with --no-render?))"),
+])
+def test_a_split_without_the_folder_its_perceiver_reads_is_refused_before_any_video(folder, tmp_path, capsys,
+                                                                                     perception, gone, message):
+    # the missing annotation folder was every video "could not be read", counted wrong: 0.00%, exit 0
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    shutil.rmtree(changed / gone, ignore_errors=True)
+    out = tmp_path / "r.json"
+    assert cli.main(["eval", "clevrer", "--data", str(changed), "--split", "val", "--perception", perception,
+                     "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(message.format(root=changed)), err
+    assert not out.exists()
+
+
 def test_damaged_entries_of_the_questions_file_are_reported_and_the_rest_answered(folder, tmp_path):
     """A question that is not an object is reported and left out (a traceback before); a video entry without a
     questions list (silently empty before) or that is not an object (a Python message before) is named."""
@@ -133,6 +153,34 @@ def test_damaged_entries_of_the_questions_file_are_reported_and_the_rest_answere
     assert all(result["accuracy"][m] == 1.0 for m in counted)  # the good questions are all answered, and right
     assert result["counts"]["descriptive"] + sum(result["counts"][f"{t}_per_question"] for t in
                                                  ("explanatory", "predictive", "counterfactual")) == good
+
+
+def test_a_video_entry_given_twice_is_counted_once_and_a_bad_scene_index_is_named(folder, tmp_path):
+    # the repeated entry's questions were counted twice without a word; 'abc' gave int()'s own message and
+    # -1 looked for annotation_-0001.json
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    entries = json.loads((changed / "validation.json").read_text())
+    once = len(entries[0]["questions"])
+    out = tmp_path / "r.json"
+
+    def run(listed):
+        (changed / "validation.json").write_text(json.dumps(listed))
+        assert cli.main(["eval", "clevrer", "--data", str(changed), "--split", "val", "--out", str(out), "--quiet"]) == 0
+        return json.loads(out.read_text())
+
+    result = run([*entries, dict(entries[0]), {**entries[0], "scene_index": "abc"}])
+    assert result["errors"][:3] == [
+        "video 1: scene_index 0 given twice (first by video 0); skipped, its questions not counted again",
+        "video 2: 'scene_index' must be a video index (a whole number >= 0), got 'abc'",
+        "video 2, question 0: its video could not be read"]
+    counted = result["counts"]["descriptive"] + sum(result["counts"][f"{t}_per_question"]
+                                                    for t in ("explanatory", "predictive", "counterfactual"))
+    assert counted == 2 * once  # video 0 once, and the unreadable entry's questions counted wrong
+    assert run([*entries, {**entries[0], "scene_index": -1}])["errors"][0] == (
+        "video 1: 'scene_index' must be a video index (a whole number >= 0), got -1")
+    # its digits as text name the same video
+    assert run([*entries, {**entries[0], "scene_index": "0"}])["errors"][0].startswith("video 1: scene_index 0 given twice")
 
 
 def test_an_option_whose_answer_is_no_label_is_named_not_scored_wrong_in_silence(folder, tmp_path):
@@ -344,6 +392,7 @@ def test_a_pixel_perceiver_gets_edge_frames_2_and_the_future_carry_unless_given_
     monkeypatch.setattr(PropNetVideoDynamics, "future", future)
     # the pixel perceiver stood in by the annotation reader: the settings follow the perceiver's name
     monkeypatch.setattr(ec, "perception_for", lambda *a, **k: lambda video: read_annotation(video.annotation))
+    monkeypatch.setattr(ec, "check_split_folder", lambda *a: None)  # the stand-in reads no frames folder
 
     def run(**kw):
         cfg = ClevrerEvalConfig(data=str(folder), split="val", dynamics="propnet", types=("predictive",), threads=1, **kw)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from perception.video.annotate import (
+    CONTACT_DISTANCE,
     VideoPerceptionConfig,
     at_rest,
     attribute_votes,
@@ -934,16 +935,18 @@ def test_struck_partner_guards_refuse_a_pair_that_looks_alike_or_comes_closer_th
 
 def test_struck_partner_guards_are_on_by_default_go_off_with_the_rule_and_are_refused_without_it_or_out_of_range():
     cfg = VideoPerceptionConfig()
-    assert (cfg.struck_partner, cfg.struck_distinct, cfg.struck_floor) == (0.2, 1, 0.5)
+    assert (cfg.struck_distinct, cfg.struck_floor) == (None, None)  # decided by the rule: on with it, off without
+    assert (cfg.struck_partner, cfg.applied_struck_distinct, cfg.applied_struck_floor) == (0.2, 1, 0.5)
     off = perception_config(["struck_partner=0"])
-    assert (off.struck_partner, off.struck_distinct, off.struck_floor) == (0.0, 0, 0.0)
+    assert (off.struck_partner, off.applied_struck_distinct, off.applied_struck_floor) == (0.0, 0, 0.0)
     unguarded = perception_config(["struck_distinct=0", "struck_floor=0"])
-    assert (unguarded.struck_partner, unguarded.struck_distinct, unguarded.struck_floor) == (0.2, 0, 0.0)
+    assert (unguarded.struck_partner, unguarded.applied_struck_distinct, unguarded.applied_struck_floor) == (0.2, 0, 0.0)
     for bad, name in ((["struck_partner=0.2", "struck_distinct=2"], "struck_distinct"),
                       (["struck_partner=0.2", "struck_floor=-0.1"], "struck_floor"),
                       (["struck_partner=0.2", "struck_floor=0.8"], "struck_floor"),
                       (["struck_partner=0", "struck_floor=0.5"], "struck_floor"),
-                      (["struck_partner=0", "struck_distinct=1"], "struck_distinct")):
+                      (["struck_partner=0", "struck_distinct=1"], "struck_distinct"),
+                      (["struck_distinct=0.5"], "struck_distinct takes a whole number")):
         with pytest.raises(ConfigError, match=name):
             perception_config(bad)
     paths = _struck_at_distance(0.85)
@@ -955,6 +958,65 @@ def test_struck_partner_guards_are_on_by_default_go_off_with_the_rule_and_are_re
         == [((0, 1), 10)]
     guarded = dataclasses.replace(base, struck_distinct=1)
     assert tracks_to_annotation(tracks, list(range(30)), HW, HEIGHTS, guarded).collision == ()
+
+
+def test_a_python_caller_and_perception_set_decide_the_struck_guards_alike():
+    # VideoPerceptionConfig(struck_partner=0) kept the guards on (1, 0.5), doing nothing, where
+    # --perception-set struck_partner=0 turned them off; the config decides for both now
+    for settings, kwargs in ((["struck_partner=0"], {"struck_partner": 0.0}),
+                             (["struck_partner=0", "struck_floor=0", "struck_distinct=0"],
+                              {"struck_partner": 0.0, "struck_floor": 0.0, "struck_distinct": 0}),
+                             (["struck_partner=0.3", "struck_floor=none"], {"struck_partner": 0.3})):
+        assert perception_config(settings) == VideoPerceptionConfig(**kwargs)
+    assert (VideoPerceptionConfig(struck_partner=0.0).applied_struck_distinct,
+            VideoPerceptionConfig(struck_partner=0.0).applied_struck_floor) == (0, 0.0)
+    for guard, value in (("struck_floor", 0.5), ("struck_distinct", 1)):  # on, guarding a rule that is off
+        with pytest.raises(ConfigError, match=rf"^VideoPerceptionConfig.{guard} {value} needs struck_partner > 0"):
+            VideoPerceptionConfig(struck_partner=0.0, **{guard: value})
+        with pytest.raises(ConfigError, match=rf"^--perception-set struck_partner=0 {guard}={value}: "
+                                              rf"VideoPerceptionConfig.{guard} {value} needs struck_partner > 0"):
+            perception_config(["struck_partner=0", f"{guard}={value}"], option="--perception-set")
+
+
+def test_the_default_config_gives_the_shipped_guards_answers_on_the_synthetic_tracks():
+    # the shipped default (struck_partner 0.2, struck_distinct 1, struck_floor 0.5, as fields before) and the
+    # default config give the same annotation on the synthetic tracks of this file, the guards' own cases included
+    assert (VideoPerceptionConfig().applied_struck_distinct, VideoPerceptionConfig().applied_struck_floor) == (1, 0.5)
+    shipped = dataclasses.replace(VideoPerceptionConfig(), struck_distinct=1, struck_floor=0.5)
+    looks = {"other": (("red", "rubber", "sphere"), ("blue", "rubber", "sphere"), ("green", "metal", "sphere"),
+                       ("gray", "metal", "cube")),
+             "alike": (("red", "rubber", "sphere"), ("red", "rubber", "sphere"), ("green", "metal", "sphere"))}
+    merged = _struck_at_distance(0.85)
+    merged[1][12] = (0.1, 0.0)
+    scenes = [(_struck_at_distance(0.85), 30, "other"), (_struck_at_distance(0.85), 30, "alike"), (merged, 30, "other"),
+              (_struck_at_distance(0.85, kick_back=False), 30, "other"), (_struck_by_two(), 16, "other"),
+              (_struck_by_two(False), 16, "other"), (_pass_paths(True), 40, "other"), (_pass_paths(False), 40, "other")]
+    guarded = 0
+    for paths, n, kind in scenes:
+        tracks = [_track(looks[kind][k], paths[k], 0.35) for k in sorted(paths)]
+        for extra in ({}, {"rest_window": 0, "second_partner": 0.0, "coast_frames": 0}):
+            now = tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(**extra))
+            assert now == tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS, dataclasses.replace(shipped, **extra))
+            bare = dataclasses.replace(shipped, struck_distinct=0, struck_floor=0.0, **extra)
+            guarded += now.collision != tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS, bare).collision
+    assert guarded >= 2  # the guards decide on some of these (alike looks, merged tracks): the comparison has teeth
+
+
+def test_the_default_floor_follows_contact_distance_so_a_smaller_one_is_taken():
+    # --perception-set contact_distance=0.4 was refused, naming struck_floor (0.5 by default); the default
+    # floor now scales with the contact distance, exactly 0.5 at the default 0.72
+    assert VideoPerceptionConfig().contact_distance == CONTACT_DISTANCE == 0.72
+    assert VideoPerceptionConfig().applied_struck_floor == 0.5
+    assert perception_config(["contact_distance=0.4"]).applied_struck_floor == pytest.approx(0.5 * 0.4 / 0.72)
+    assert perception_config(["contact_distance=0.4"]) == VideoPerceptionConfig(contact_distance=0.4)
+    assert VideoPerceptionConfig(contact_distance=0.9).applied_struck_floor == pytest.approx(0.625)
+    assert perception_config(["contact_distance=0.4", "struck_partner=0"]).applied_struck_floor == 0.0
+    assert perception_config(["contact_distance=0.4", "struck_floor=0.3"]).applied_struck_floor == 0.3
+    # a floor given at or above the contact distance is refused, naming both and the default that would fit
+    with pytest.raises(ConfigError, match=r"^--perception-set contact_distance=0.4 struck_floor=0.5: VideoPerceptionConfig"
+                                          r".struck_floor must be 0 \(off\), a distance below contact_distance \(0.4\) "
+                                          r"or None \(the default: 0.5 / 0.72 of contact_distance\), got 0.5$"):
+        perception_config(["contact_distance=0.4", "struck_floor=0.5"], option="--perception-set")
 
 
 def _unsure_track(attrs: tuple[str, str, str], at: tuple[float, float], frames: range,

@@ -620,6 +620,18 @@ def test_training_legs_read_the_shipped_chain_oldest_first_with_each_legs_cost()
     assert training_legs({}) == []
 
 
+def test_training_legs_of_damaged_metadata_is_one_checkpoint_error_naming_the_round():
+    # each was an AttributeError / TypeError naming nothing, and a chain that held itself never ended
+    looped: dict = {"seconds": 1.0}
+    looped["previous_round"] = {"seconds": 2.0, "previous_round": looped}
+    for meta, message in (({"previous_round": "x"}, r"round 2 from the newest: must be a dict of metadata, got str"),
+                          ({"previous_round": [1]}, r"round 2 from the newest: must be a dict of metadata, got list"),
+                          ({"history": 5}, r"round 1 from the newest: history must be a list of epochs, got int"),
+                          (looped, r"round 3 from the newest: previous_round leads back to a newer round")):
+        with pytest.raises(CheckpointError, match=message):
+            training_legs(meta)
+
+
 def test_test_flip_averages_the_crop_and_its_mirror_in_evaluation_only(split, tmp_path, capsys):
     torch.manual_seed(0)
     plain = ConceptLearner()
