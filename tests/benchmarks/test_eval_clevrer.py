@@ -193,7 +193,8 @@ def test_rollout_flag_choices_are_the_rollout_configs_own_lists():
     from physics.models import video_propnet as vp
 
     own = {"carry_scope": vp.CARRY_SCOPES, "lookahead_scope": vp.CARRY_SCOPES, "near_miss_scope": vp.CARRY_SCOPES,
-           "yaw_discs": vp.YAW_DISCS, "yaw_input": vp.YAW_INPUTS, "free_slide": vp.FREE_SLIDES}
+           "yaw_discs": vp.YAW_DISCS, "yaw_input": vp.YAW_INPUTS, "free_slide": vp.FREE_SLIDES,
+           "heading_hold": vp.HEADING_HOLDS}
     chosen = {f.metadata["setting"]: f.metadata["choices"] for f in dataclasses.fields(ClevrerEvalConfig)
               if "setting" in f.metadata and "choices" in f.metadata}
     assert chosen.keys() == own.keys()
