@@ -51,6 +51,7 @@ from physics.io import atomic_write_json, read_json
 from physics.models.video_propnet import (
     CARRY_SCOPES,
     FREE_SLIDES,
+    HEADING_HOLDS,
     YAW_DISCS,
     YAW_INPUTS,
     RolloutConfig,
@@ -203,6 +204,13 @@ class RolloutFlags:
     future_rest_hold: float | None = field(default=None, metadata={
         "help": "future rollouts: an object at rest at the video's end keeps its place while every other object's "
                 "footprint stays this far or farther (scene units; 0: off, the default)", "setting": "rest_hold"})
+    future_heading_hold: str | None = field(default=None, metadata={
+        "help": "future rollouts: objects far from every other keep the heading of their last step at the PropNet's "
+                "step length: off (the default), spheres (free spheres only) or all", "setting": "heading_hold",
+        "choices": HEADING_HOLDS})
+    future_heading_hold_clearance: float | None = field(default=None, metadata={
+        "help": "footprint gap from every other object that makes an object free for --future-heading-hold (scene "
+                "units; 0.15 by default)", "setting": "heading_hold_clearance"})
 
     def rollout_settings(self) -> dict[str, Any]:
         """The flags given, by :class:`~physics.models.video_propnet.RolloutConfig` field name."""
@@ -212,13 +220,19 @@ class RolloutFlags:
     def check_read(self, settings: dict[str, Any]) -> None:
         """Refuse a given flag that the rollout of ``settings`` (given flags and the provider's defaults) never reads.
 
-        ``--free-slide-clearance`` is read by the free slide alone; its default (0.5) cannot be told from a given
-        value inside the rollout config, so it is checked here, by flag (audit8: it was taken without a word).
+        ``--free-slide-clearance`` is read by the free slide alone, ``--future-heading-hold-clearance`` by the
+        heading hold alone; their defaults cannot be told from a given value inside the rollout config, so they
+        are checked here, by flag (audit8: it was taken without a word).
         """
         if self.free_slide_clearance is not None and settings.get("free_slide", RolloutConfig.free_slide) == "off":
             raise ConfigError(f"--free-slide-clearance {self.free_slide_clearance}: read only by the free slide of "
                               "future rollouts, which is off; add --free-slide spheres or all, or drop "
                               "--free-slide-clearance", settings=("free_slide_clearance",))
+        if (self.future_heading_hold_clearance is not None
+                and settings.get("heading_hold", RolloutConfig.heading_hold) == "off"):
+            raise ConfigError(f"--future-heading-hold-clearance {self.future_heading_hold_clearance}: read only by the "
+                              "heading hold of future rollouts, which is off; add --future-heading-hold spheres or "
+                              "all, or drop --future-heading-hold-clearance", settings=("heading_hold_clearance",))
 
     def name_flag(self, exc: ConfigError) -> ConfigError:
         """``exc``, a refused rollout setting, led by the flag that gave it when exactly one given flag's setting is

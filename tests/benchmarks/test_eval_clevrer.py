@@ -241,7 +241,8 @@ def test_rollout_flag_choices_are_the_rollout_configs_own_lists():
     from physics.models import video_propnet as vp
 
     own = {"carry_scope": vp.CARRY_SCOPES, "lookahead_scope": vp.CARRY_SCOPES, "near_miss_scope": vp.CARRY_SCOPES,
-           "yaw_discs": vp.YAW_DISCS, "yaw_input": vp.YAW_INPUTS, "free_slide": vp.FREE_SLIDES}
+           "yaw_discs": vp.YAW_DISCS, "yaw_input": vp.YAW_INPUTS, "free_slide": vp.FREE_SLIDES,
+           "heading_hold": vp.HEADING_HOLDS}
     chosen = {f.metadata["setting"]: f.metadata["choices"] for f in dataclasses.fields(ClevrerEvalConfig)
               if "setting" in f.metadata and "choices" in f.metadata}
     assert chosen.keys() == own.keys()
@@ -741,3 +742,22 @@ def test_a_free_slide_clearance_without_the_free_slide_is_refused_by_its_flag(tm
     with pytest.raises(ConfigError, match="^--free-slide-clearance 0.3: read only"):
         flags.check_read({"free_slide_clearance": 0.3})  # the provider's default: off
     RolloutFlags().check_read({})  # nothing given, nothing refused
+
+
+def test_future_heading_hold_flags_map_to_the_rollout_settings_are_off_by_default_and_a_lone_clearance_is_refused():
+    # nsdr20: --future-heading-hold {off,spheres,all} and its clearance, an option (not a pixel default)
+    from benchmarks.eval_clevrer import RolloutFlags
+
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-heading-hold", "spheres",
+                                          "--future-heading-hold-clearance", "0.3"])
+    assert (args.future_heading_hold, args.future_heading_hold_clearance) == ("spheres", 0.3)
+    assert ClevrerEvalConfig(data="x", future_heading_hold="all").rollout_settings() == {"heading_hold": "all"}
+    assert "heading_hold" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "heading_hold" not in rollout_settings_for("model", "propnet")
+    with pytest.raises(SystemExit):  # argparse refuses a mode it does not know
+        cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-heading-hold", "cubes"])
+    with pytest.raises(ConfigError, match="heading_hold_clearance"):
+        dynamics_for("propnet", None, {"heading_hold_clearance": -0.1})
+    with pytest.raises(ConfigError, match="^--future-heading-hold-clearance 0.3: read only by the heading hold"):
+        RolloutFlags(future_heading_hold_clearance=0.3).check_read({"heading_hold_clearance": 0.3})
+    RolloutFlags(future_heading_hold_clearance=0.3).check_read({"heading_hold": "spheres", "heading_hold_clearance": 0.3})

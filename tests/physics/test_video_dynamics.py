@@ -1438,3 +1438,89 @@ def test_rest_hold_keeps_a_resting_object_in_place_until_another_comes_near_and_
     for bad in (-0.1, math.nan, True):
         with pytest.raises(ConfigError, match="rest_hold"):
             RolloutConfig(rest_hold=bad)
+
+
+def _diagonal_roll(cube_at: tuple[float, float]) -> VideoAnnotation:
+    """12 frames: a red rubber sphere rolls at 35 degrees at about 1.4 units/s, slowing; a blue cube rests at
+    ``cube_at``."""
+    def state(k, x, y):
+        return ObjectState(k, (x, y, 0.35), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True)
+
+    a = math.radians(35.0)
+    frames = tuple(FrameStates(f, (state(0, -3.0 + math.cos(a) * (0.06 * f - 0.0002 * f * f),
+                                         -1.0 + math.sin(a) * (0.06 * f - 0.0002 * f * f)), state(1, *cube_at)))
+                   for f in range(12))
+    props = (ObjectProperty(0, "red", "rubber", "sphere"), ObjectProperty(1, "blue", "rubber", "cube"))
+    return VideoAnnotation(0, "v.gif", props, frames, ())
+
+
+def test_heading_hold_keeps_free_objects_on_their_last_heading_at_the_propnets_step_length_only_when_free():
+    """nsdr20: ``HeadingHold`` on a synthetic rollout whose 'PropNet' turns a sphere and a cube by 1 degree a
+    frame: with ``spheres`` the sphere's steps keep the heading of its last observed step, each at the turned step's
+    length, and the cube turns on; with ``all`` both are held; an object within the clearance of another keeps the
+    turned step."""
+    from physics.models.video_propnet import HEADING_HOLDS, HeadingHold
+
+    assert HEADING_HOLDS == ("off", "spheres", "all") and RolloutConfig().heading_hold == "off"
+    T, t_pred = 25, 5
+
+    heading = np.radians(np.concatenate([np.full(t_pred, 20.0), 20.0 + np.arange(1, T - t_pred + 1)]))
+    turned = 0.05 * np.stack([np.cos(heading), np.sin(heading)], axis=1)  # the 'PropNet's step into each frame
+
+    def run(mode: str, cube_start: tuple[float, float]) -> np.ndarray:
+        state = np.zeros((T, 2, 3))
+        state[0, 0, :2], state[0, 1, :2] = (-3.0, -3.0), cube_start
+        predicted = np.zeros((T, 2), bool)
+        predicted[t_pred:] = True
+        hold = HeadingHold(mode, 0.15, ["sphere", "cube"])
+        for f in range(1, T):  # each frame: the PropNet's step from the frame before, then the hold
+            state[f, :, :2] = state[f - 1, :, :2] + turned[f]
+            hold.step(state, predicted, f)
+        return state
+
+    def headings(xy: np.ndarray) -> np.ndarray:
+        steps = np.diff(xy, axis=0)
+        return np.degrees(np.arctan2(steps[:, 1], steps[:, 0]))
+
+    far = (-3.0, 1.0)
+    held = run("spheres", far)
+    np.testing.assert_allclose(headings(held[t_pred - 1:, 0, :2]), 20.0, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(np.diff(held[:, 0, :2], axis=0), axis=1), 0.05, atol=1e-12)
+    np.testing.assert_allclose(headings(held[t_pred - 1:, 1, :2]), 20.0 + np.arange(1, T - t_pred + 1), atol=1e-9)
+    both = run("all", far)
+    np.testing.assert_allclose(headings(both[t_pred - 1:, 1, :2]), 20.0, atol=1e-9)
+    near = run("all", (-3.0, -3.0 + 2 * HALF_EXTENT + 0.1))  # footprints 0.1 apart, side by side: never free
+    np.testing.assert_allclose(headings(near[t_pred - 1:, 0, :2]), 20.0 + np.arange(1, T - t_pred + 1), atol=1e-9)
+
+
+def test_heading_hold_straightens_the_propnets_future_of_a_free_sphere_and_never_touches_counterfactuals():
+    """nsdr20: through the shipped PropNet a free sphere rolling at 35 degrees turns by a few degrees over 20
+    future frames; with ``heading_hold`` ``spheres`` every future step keeps 35 degrees; the cube near its path
+    (inside the clearance) leaves its steps there to the PropNet; counterfactuals are the same with the option
+    on; bad values are refused by name."""
+    def future_headings(ann, mode):
+        dyn = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, heading_hold=mode))
+        xy = np.array([fr.by_id()[0].location[:2] for fr in (ann.motion_trajectory[-1], *dyn.future(ann, 20)[0])])
+        steps = np.diff(xy, axis=0)
+        return np.degrees(np.arctan2(steps[:, 1], steps[:, 0])), dyn
+
+    free = _diagonal_roll((3.0, -3.0))
+    off, plain = future_headings(free, "off")
+    on, dyn = future_headings(free, "spheres")
+    assert np.abs(off - 35.0).max() > 1.0  # the PropNet alone turns the free sphere
+    np.testing.assert_allclose(on, 35.0, atol=1e-6)
+    for k in (0, 1):
+        assert dyn.counterfactual(free, k) == plain.counterfactual(free, k)
+    # a cube resting 0.05 beside the sphere's path 0.6 ahead: the steps beside it are the PropNet's
+    a = math.radians(35.0)
+    x, y = free.motion_trajectory[-1].by_id()[0].location[:2]
+    side = HALF_EXTENT + CUBE_MEAN_REACH + 0.05
+    near = _diagonal_roll((x + 0.6 * math.cos(a) - side * math.sin(a), y + 0.6 * math.sin(a) + side * math.cos(a)))
+    near_on, _ = future_headings(near, "spheres")
+    assert np.abs(near_on - 35.0).max() > 1e-3
+    for bad in ("cubes", "", None):
+        with pytest.raises(ConfigError, match="heading_hold"):
+            RolloutConfig(heading_hold=bad)
+    for bad in (0.0, -0.1, math.nan, True):
+        with pytest.raises(ConfigError, match="heading_hold_clearance"):
+            RolloutConfig(heading_hold_clearance=bad)

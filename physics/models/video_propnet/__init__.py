@@ -69,6 +69,8 @@ Modules
   (off by default).
 * :mod:`~physics.models.video_propnet.rest_hold`: objects resting at the video's end held in place in a future
   rollout (off by default).
+* :mod:`~physics.models.video_propnet.heading_hold`: free objects of a future rollout kept on their heading (off by
+  default).
 * :mod:`~physics.models.video_propnet.rollout`: the rollout loop :class:`PropNetVideoDynamics` inherits (observed
   frames followed until influenced, one-step predictions, frames from the arrays), its contact carry.
 * :mod:`~physics.models.video_propnet.dynamics`: :class:`PropNetVideoDynamics` (futures, counterfactuals, loading),
@@ -78,8 +80,9 @@ Modules
 
 from __future__ import annotations
 
-# One module a concept (config, trajectories, spin, starts, collisions, free_slide, rest_hold, rollout, dynamics,
-# training); this module re-exports every name callers imported from the single module it was, private ones included.
+# One module a concept (config, trajectories, spin, starts, collisions, free_slide, rest_hold, heading_hold,
+# rollout, dynamics, training); this module re-exports every name callers imported from the single module it was,
+# private ones included.
 # ruff: noqa: F401
 from physics.models.video_propnet.collisions import (
     _counterfactual_reach_collisions,
@@ -91,6 +94,7 @@ from physics.models.video_propnet.collisions import (
 from physics.models.video_propnet.config import (
     CARRY_SCOPES,
     FREE_SLIDES,
+    HEADING_HOLDS,
     LAUNCH_CLEARANCE,
     LAUNCH_STEP,
     NEAR_MISS_FEATURES,
@@ -122,6 +126,7 @@ from physics.models.video_propnet.free_slide import (
     FreeSlide,
     prior_deceleration,
 )
+from physics.models.video_propnet.heading_hold import HeadingHold
 from physics.models.video_propnet.rest_hold import RestHold
 from physics.models.video_propnet.rollout import _Carry
 from physics.models.video_propnet.spin import (
@@ -155,9 +160,11 @@ from physics.video_dynamics import CUBE_MEAN_REACH
 
 __all__ = [
     "FREE_SLIDES",
+    "HEADING_HOLDS",
     "ROLL_DECEL",
     "SLIDE_DECEL",
     "FreeSlide",
+    "HeadingHold",
     "RestHold",
     "prior_deceleration",
     "WORLD",

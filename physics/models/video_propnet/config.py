@@ -23,6 +23,7 @@ YAW_DISCS = ("unknown", "cubes")  # RolloutConfig.yaw_discs: which cubes the col
 YAW_INPUTS = ("given", "zeros")  # RolloutConfig.yaw_input: what the PropNet's orientation input gets
 CARRY_SCOPES = ("all", "future")  # RolloutConfig.carry_scope / lookahead_scope: which rollouts the setting applies to
 FREE_SLIDES = ("off", "spheres", "all")  # RolloutConfig.free_slide: which free objects the friction prior moves
+HEADING_HOLDS = ("off", "spheres", "all")  # RolloutConfig.heading_hold: which free objects keep their last heading
 NEAR_MISS_FEATURES = 4  # RolloutConfig.near_miss: gap, closing speed, seconds into the rollout, spheres of the pair
 NEAR_MISS_MAX_GAP = 0.6  # units: a wider closest approach is never a near miss
 NEAR_MISS_SPAN = 3  # frames over which a near miss's closing speed is measured
@@ -279,6 +280,17 @@ class RolloutConfig:
             other that the PropNet pushes apart (thirty-first session, nsdr18).  An option, off: 0.15 answered 1
             more predictive question of 450 on development pools 44086 + 27719 (1 gained, none lost; its gate asked
             +4; ``docs/results/clevrer.md``).
+        heading_hold: Future rollouts only (``"off"``, the default): an object whose footprint stays
+            ``heading_hold_clearance`` or farther from every other object's, before and after a predicted step,
+            keeps the heading of its last step, at the PropNet's step length
+            (:mod:`physics.models.video_propnet.heading_hold`); ``"spheres"``: free spheres only, ``"all"``: every
+            free moving object.  Near another object the PropNet's step stands; counterfactuals never read it.
+            Meant for the near passes the world makes and the rollout misses because the PropNet turns free
+            paths a degree or so every 10 frames.  An option, off: ``"all"`` answered 1 more predictive question
+            of 74 on development pool 44086 (videos 0-99, true annotations, the shipped pixel rollout settings;
+            1 gained, none lost; its gate asked +2; thirty-second session, nsdr20, ``docs/results/clevrer.md``).
+        heading_hold_clearance: Footprint gap (scene units, > 0) from every other object that makes an object
+            free for ``heading_hold``; 0.15 is the shipped ``future_reach``.
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
             multiplied: 0.49).
         carry_min_speed: Closing speed (units/s) below which a touch is not carried (objects at
@@ -332,6 +344,8 @@ class RolloutConfig:
     free_slide: str = "off"
     free_slide_clearance: float = 0.5
     rest_hold: float = 0.0
+    heading_hold: str = "off"
+    heading_hold_clearance: float = 0.15
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
@@ -351,7 +365,8 @@ class RolloutConfig:
             raise ConfigError(f"RolloutConfig.spin_input must be True or False, got {self.spin_input!r}",
                               settings=("spin_input",))
         for name, choices in (("lookahead_scope", CARRY_SCOPES), ("carry_scope", CARRY_SCOPES), ("near_miss_scope", CARRY_SCOPES),
-                              ("yaw_input", YAW_INPUTS), ("yaw_discs", YAW_DISCS), ("free_slide", FREE_SLIDES)):
+                              ("yaw_input", YAW_INPUTS), ("yaw_discs", YAW_DISCS), ("free_slide", FREE_SLIDES),
+                              ("heading_hold", HEADING_HOLDS)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"RolloutConfig: {name} must be one of {choices}, got {getattr(self, name)!r}",
                                   settings=(name,))
@@ -392,10 +407,10 @@ class RolloutConfig:
         if isinstance(rh, bool) or not isinstance(rh, (int, float)) or not math.isfinite(rh) or rh < 0:
             raise ConfigError(f"RolloutConfig: rest_hold must be a number >= 0 (0: off), got {rh!r}",
                               settings=("rest_hold",))
-        fc = self.free_slide_clearance
-        if isinstance(fc, bool) or not isinstance(fc, (int, float)) or not math.isfinite(fc) or fc <= 0:
-            raise ConfigError(f"RolloutConfig: free_slide_clearance must be a number > 0, got {fc!r}",
-                              settings=("free_slide_clearance",))
+        for name in ("free_slide_clearance", "heading_hold_clearance"):
+            fc = getattr(self, name)
+            if isinstance(fc, bool) or not isinstance(fc, (int, float)) or not math.isfinite(fc) or fc <= 0:
+                raise ConfigError(f"RolloutConfig: {name} must be a number > 0, got {fc!r}", settings=(name,))
         if not math.isfinite(self.unknown_yaw_reach) or not 0.0 <= self.unknown_yaw_reach <= HALF_EXTENT:
             raise ConfigError(f"RolloutConfig: unknown_yaw_reach must be a number from 0 (off) to {HALF_EXTENT}, "
                               f"got {self.unknown_yaw_reach}", settings=("unknown_yaw_reach",))

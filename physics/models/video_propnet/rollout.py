@@ -27,6 +27,7 @@ from physics.models.video_propnet.config import (
     RolloutConfig,
 )
 from physics.models.video_propnet.free_slide import FreeSlide
+from physics.models.video_propnet.heading_hold import HeadingHold
 from physics.models.video_propnet.rest_hold import RestHold
 from physics.models.video_propnet.spin import sliding_read
 from physics.models.video_propnet.starts import (
@@ -121,6 +122,9 @@ class _Rollout:
                              self.config.fps)
             free_spin: dict[int, tuple[str, float]] = {}  # the free slide's own spin memory (_sliding's)
         hold = RestHold(self.config.rest_hold, [shapes[k] for k in ids]) if removed is None and self.config.rest_hold else None
+        heading = None
+        if removed is None and self.config.heading_hold != "off":
+            heading = HeadingHold(self.config.heading_hold, self.config.heading_hold_clearance, [shapes[k] for k in ids])
 
         cf_fit = self.config.counterfactual_velocity_fit if removed is not None else 0
 
@@ -176,6 +180,8 @@ class _Rollout:
                     free.step(state, predicted, f, lambda i, f=f: self._sliding(state, attrs[ids[i]], i, f - 1, free_spin))
                 if hold is not None:
                     hold.step(state, predicted, f)
+                if heading is not None:
+                    heading.step(state, predicted, f)
                 if carry is not None:
                     carry.step(state, predicted, f)
                 continue
