@@ -655,7 +655,7 @@ def average_nscl(paths: Sequence[PathLike], weights: Sequence[float] | None = No
 def training_legs(meta: dict[str, Any]) -> list[dict[str, Any]]:
     """The training commands a model file was made by, oldest first, from its stored metadata.
 
-    A shipped model is often the end of a chain: each round's metadata holds the round before
+    A model file is often the end of a chain: each round's metadata holds the round before
     it under ``previous_round``.  This walks that chain, so what a checkpoint cost to make (the
     issue's "training within 60 minutes") is read from the file instead of from memory.
 
