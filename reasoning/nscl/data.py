@@ -34,7 +34,9 @@ With ``programs="parser"`` each question's program is the question parser's
 given: the one ``nesy eval clevr --parser model`` uses), parsed from its text in
 batches; the questions file's ``program`` field is then never read.  A question
 the parser finds no well-typed program for is skipped and counted in
-:attr:`QASet.skipped`, like a question without a program under ``programs="gt"``.
+:attr:`QASet.skipped`, like a question without a program under ``programs="gt"``.  With ``programs="none"``
+no program is read or made: :attr:`QASet.programs` stays empty and each question
+keeps only its text and answer (:mod:`reasoning.nscl.joint` parses them itself).
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ __all__ = ["QASet", "load_split", "join_sets", "image_objects", "other_masks", "
            "PROGRAM_SOURCES"]
 
 OBJECT_SOURCES = ("masks", "proposals")
-PROGRAM_SOURCES = ("gt", "parser")  # each question's program: the questions file's, or the question parser's
+# each question's program: the questions file's, the question parser's, or none (texts and answers only)
+PROGRAM_SOURCES = ("gt", "parser", "none")
 
 
 @dataclass
@@ -76,7 +79,9 @@ class QASet:
         crops: Per image ``uint8 [K, 4, S, S]`` (RGB and mask, 0-255; ``[K, 5, S, S]`` with the others' mask
             channel last, ``others_mask``).
         boxes: Per image ``float [K, 4]``.
-        programs, answers, image: Per question its program, answer and image position.
+        programs, answers, image: Per question its program, answer and image position (``programs`` empty
+            when ``program_source`` is ``"none"``).
+        texts: Per question its text.
         skipped: One line per question left out (no program, or a malformed one).
         from_proposals: Objects cut with a matched proposal mask (``objects="proposals"``).
         from_masks: Objects cut with their true mask.
@@ -94,9 +99,10 @@ class QASet:
     from_masks: int = field(default=0)
     contexts: list[Tensor] = field(default_factory=list)
     program_source: str = field(default="gt")
+    texts: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.programs)
+        return len(self.answers)
 
     def objects(self, images: list[int]) -> tuple[list[Tensor], list[Tensor]]:
         """The float crops and boxes of ``images`` (positions), as :class:`ConceptLearner` takes them."""
@@ -122,6 +128,7 @@ def join_sets(sets: list[QASet]) -> QASet:
         out.programs += part.programs
         out.answers += part.answers
         out.image += [offset + i for i in part.image]
+        out.texts += part.texts
         out.skipped += part.skipped
         out.from_proposals += part.from_proposals
         out.from_masks += part.from_masks
@@ -291,12 +298,16 @@ def load_split(
                 out.contexts.append(context_image(item["image"], context_size))
         for q in questions:
             where = f"{name} question {q.get('question_index', '?')}"
-            if programs == "parser":
+            if programs != "gt":
                 text = q.get("question")
                 if not isinstance(text, str) or not text.strip() or "answer" not in q:
                     out.skipped.append(f"{where}: no question text or answer")
-                else:
+                elif programs == "parser":
                     texts.append((where, text, str(q["answer"]), k))
+                else:
+                    out.texts.append(text)
+                    out.answers.append(str(q["answer"]))
+                    out.image.append(k)
                 continue
             if "program" not in q or "answer" not in q:
                 out.skipped.append(f"{where}: no program or answer")
@@ -307,6 +318,7 @@ def load_split(
                 out.skipped.append(f"{where}: {exc}")
                 continue
             out.programs.append(program)
+            out.texts.append(str(q.get("question", "")))
             out.answers.append(str(q["answer"]))
             out.image.append(k)
     if texts:
@@ -332,7 +344,7 @@ def _add_parsed(out: QASet, texts: list[tuple[str, str, str, int]], parser: Any)
         parsed = parser.parse([text for _, text, _, _ in texts])
     except DataError as exc:
         raise DataError(f"question parser: {exc}") from None
-    for (where, _, answer, image), program in zip(texts, parsed, strict=True):
+    for (where, text, answer, image), program in zip(texts, parsed, strict=True):
         if program is None:
             out.skipped.append(f"{where}: the parser found no well-typed program")
             continue
@@ -342,6 +354,7 @@ def _add_parsed(out: QASet, texts: list[tuple[str, str, str, int]], parser: Any)
             out.skipped.append(f"{where}: parsed program: {exc}")
             continue
         out.programs.append(program)
+        out.texts.append(text)
         out.answers.append(answer)
         out.image.append(image)
 

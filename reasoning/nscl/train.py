@@ -48,13 +48,14 @@ from physics.training.distributed import (
 from physics.worlds.clevr_properties import ATTRIBUTES
 from reasoning.dsl import Program
 from reasoning.executor.soft import soft_execute
-from reasoning.nscl.data import PROGRAM_SOURCES, QASet
+from reasoning.nscl.data import QASet
 from reasoning.nscl.model import ConceptConfig, ConceptLearner, context_shape, recolour, rescale
 
 __all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of", "training_legs"]
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
+TRAIN_PROGRAMS = ("gt", "parser")  # program sources train_nscl executes (reasoning.nscl.joint learns its own)
 PARTS = ("detail", "context", "max", "spatial", "others")  # --part-lr: parts of the model that --init can grow
 
 
@@ -202,8 +203,8 @@ class NSCLTrainConfig:
             raise ConfigError(f"context size: give 0 (none) or an image height of at least 16 pixels, got {self.context_size}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.programs not in PROGRAM_SOURCES:
-            raise ConfigError(f"programs: choose one of {', '.join(PROGRAM_SOURCES)}, got {self.programs!r}")
+        if self.programs not in TRAIN_PROGRAMS:
+            raise ConfigError(f"programs: choose one of {', '.join(TRAIN_PROGRAMS)}, got {self.programs!r}")
         self.stages  # noqa: B018 -- validates the curriculum
         self.weights  # noqa: B018 -- validates the group weights
         self.jitter_groups  # noqa: B018 -- validates the colour-jittered groups
