@@ -14,6 +14,8 @@ the quasi-symbolic executor with a curriculum, and writes the checkpoint
 (the summary, also shown as a table).  ``--objects proposals`` cuts the objects
 of both splits with the derenderer's proposal masks matched to the true ones
 (what ``nesy eval clevr --model nscl`` sees from pixels) instead of the true masks.
+``--programs parser`` takes every question's program (of ``--eval-data`` too) from
+the shipped question parser instead of the questions file.
 Several ``--data`` folders train together; ``--cache DIR`` keeps the objects read
 (images decoded, proposals run) for later runs over the same splits.
 
@@ -67,7 +69,11 @@ def _run(args: argparse.Namespace, config) -> int:
         proposals = load_default_derenderer()
     read = {"progress": not args.quiet and world.is_main, "objects": args.objects, "proposals": proposals,
             "crop_size": config.detail_size or config.crop_size, "context_size": config.context_size,
-            "others_mask": config.others_mask}
+            "others_mask": config.others_mask, "programs": config.programs}
+    if config.programs == "parser":  # one parser for every split read
+        from reasoning.parser import load_default_parser
+
+        read["parser"] = load_default_parser()
     if args.cache:
         read["cache"] = args.cache
     if args.cache and not world.is_main:
@@ -92,6 +98,7 @@ def _run(args: argparse.Namespace, config) -> int:
         "train_images": len(train.crops),
         "train_questions": len(train),
         "skipped_questions": len(train.skipped),
+        "programs": config.programs,
         "objects": args.objects,
         "train_objects_from_proposals": train.from_proposals,
         "train_objects_from_masks": train.from_masks,

@@ -28,6 +28,15 @@ the others are the other proposals; in training, the other objects' masks as cut
 With ``context_size=C`` each image is also kept whole, resized to C x 3C/2 pixels
 (:func:`context_image`), for a model with a context CNN; these are not cached
 (resizing a decoded image is cheap next to the proposals).
+
+With ``programs="parser"`` each question's program is the question parser's
+(:class:`~reasoning.parser.QuestionParser`, the shipped one unless another is
+given: the one ``nesy eval clevr --parser model`` uses), parsed from its text in
+batches; the questions file's ``program`` field is then never read.  A question
+the parser finds no well-typed program for is skipped and counted in
+:attr:`QASet.skipped`, like a question without a program under ``programs="gt"``.  With ``programs="none"``
+no program is read or made: :attr:`QASet.programs` stays empty and each question
+keeps only its text and answer (:mod:`reasoning.nscl.joint` parses them itself).
 """
 
 from __future__ import annotations
@@ -54,9 +63,12 @@ from reasoning.errors import ProgramError
 from reasoning.executor.soft import SOFT_OPS
 from reasoning.nscl.model import context_shape
 
-__all__ = ["QASet", "load_split", "join_sets", "image_objects", "other_masks", "match_proposals", "context_image", "OBJECT_SOURCES"]
+__all__ = ["QASet", "load_split", "join_sets", "image_objects", "other_masks", "match_proposals", "context_image", "OBJECT_SOURCES",
+           "PROGRAM_SOURCES"]
 
 OBJECT_SOURCES = ("masks", "proposals")
+# each question's program: the questions file's, the question parser's, or none (texts and answers only)
+PROGRAM_SOURCES = ("gt", "parser", "none")
 
 
 @dataclass
@@ -67,11 +79,14 @@ class QASet:
         crops: Per image ``uint8 [K, 4, S, S]`` (RGB and mask, 0-255; ``[K, 5, S, S]`` with the others' mask
             channel last, ``others_mask``).
         boxes: Per image ``float [K, 4]``.
-        programs, answers, image: Per question its program, answer and image position.
+        programs, answers, image: Per question its program, answer and image position (``programs`` empty
+            when ``program_source`` is ``"none"``).
+        texts: Per question its text.
         skipped: One line per question left out (no program, or a malformed one).
         from_proposals: Objects cut with a matched proposal mask (``objects="proposals"``).
         from_masks: Objects cut with their true mask.
         contexts: Per image ``uint8 [3, C, 3C/2]``, the whole image resized (``context_size``; else empty).
+        program_source: Where the programs came from, one of :data:`PROGRAM_SOURCES`.
     """
 
     crops: list[Tensor]
@@ -83,9 +98,11 @@ class QASet:
     from_proposals: int = field(default=0)
     from_masks: int = field(default=0)
     contexts: list[Tensor] = field(default_factory=list)
+    program_source: str = field(default="gt")
+    texts: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.programs)
+        return len(self.answers)
 
     def objects(self, images: list[int]) -> tuple[list[Tensor], list[Tensor]]:
         """The float crops and boxes of ``images`` (positions), as :class:`ConceptLearner` takes them."""
@@ -100,7 +117,10 @@ class QASet:
 
 def join_sets(sets: list[QASet]) -> QASet:
     """Several splits as one: images one after the other, each question still on its own image."""
-    out = QASet([], [], [], [], [], [])
+    sources = sorted({part.program_source for part in sets})
+    if len(sources) > 1:
+        raise ConfigError(f"join_sets: the splits' programs come from different sources ({', '.join(sources)})")
+    out = QASet([], [], [], [], [], [], program_source=sources[0] if sources else "gt")
     for part in sets:
         offset = len(out.crops)
         out.crops += part.crops
@@ -108,6 +128,7 @@ def join_sets(sets: list[QASet]) -> QASet:
         out.programs += part.programs
         out.answers += part.answers
         out.image += [offset + i for i in part.image]
+        out.texts += part.texts
         out.skipped += part.skipped
         out.from_proposals += part.from_proposals
         out.from_masks += part.from_masks
@@ -190,6 +211,8 @@ def load_split(
     cache: PathLike | None = None,
     context_size: int = 0,
     others_mask: bool = False,
+    programs: str = "gt",
+    parser: Any = None,
 ) -> QASet:
     """Read a CLEVR split's images, instance masks and questions (never its attribute fields).
 
@@ -207,15 +230,26 @@ def load_split(
             same options, images and proposal weights (None: no cache).
         context_size: Keep each image whole at this height too (:func:`context_image`; 0: not).
         others_mask: Give every crop a fifth channel, the other objects' masks (:func:`image_objects`).
+        programs: ``"gt"`` reads each question's program from the questions file; ``"parser"``
+            parses its text with ``parser`` (and never reads the file's programs).
+        parser: The :class:`~reasoning.parser.QuestionParser` of ``programs="parser"`` (default:
+            the shipped one).
 
     Raises:
-        ConfigError: ``objects`` is not one of :data:`OBJECT_SOURCES`.
+        ConfigError: ``objects`` is not one of :data:`OBJECT_SOURCES`, or ``programs`` not one of
+            :data:`PROGRAM_SOURCES`.
         DataError: the split has no instance masks or no questions.
     """
     if not isinstance(context_size, int) or context_size < 0:
         raise ConfigError(f"context size: give 0 (none) or an image height in pixels, got {context_size!r}")
     if objects not in OBJECT_SOURCES:
         raise ConfigError(f"objects: choose one of {', '.join(OBJECT_SOURCES)}, got {objects!r}")
+    if programs not in PROGRAM_SOURCES:
+        raise ConfigError(f"programs: choose one of {', '.join(PROGRAM_SOURCES)}, got {programs!r}")
+    if programs == "parser" and parser is None:
+        from reasoning.parser import load_default_parser
+
+        parser = load_default_parser()
     if objects == "proposals" and proposals is None:
         from perception.derender import load_default_derenderer
 
@@ -226,7 +260,8 @@ def load_split(
     if not data.questions:
         raise DataError(f"{root}: split {split!r} has no questions file")
     n = len(data) if not limit_images else min(limit_images, len(data))
-    out = QASet([], [], [], [], [], [])
+    out = QASet([], [], [], [], [], [], program_source=programs)
+    texts: list[tuple[str, str, str, int]] = []  # programs="parser": (where, text, answer, image), parsed at the end
     path, key, stored = None, "", None
     if cache is not None:
         path, key = _cache_entry(cache, data, n, objects, proposals, crop_size, min_iou, others_mask)
@@ -263,24 +298,65 @@ def load_split(
                 out.contexts.append(context_image(item["image"], context_size))
         for q in questions:
             where = f"{name} question {q.get('question_index', '?')}"
+            if programs != "gt":
+                text = q.get("question")
+                if not isinstance(text, str) or not text.strip() or "answer" not in q:
+                    out.skipped.append(f"{where}: no question text or answer")
+                elif programs == "parser":
+                    texts.append((where, text, str(q["answer"]), k))
+                else:
+                    out.texts.append(text)
+                    out.answers.append(str(q["answer"]))
+                    out.image.append(k)
+                continue
             if "program" not in q or "answer" not in q:
                 out.skipped.append(f"{where}: no program or answer")
                 continue
             try:
-                program = from_clevr(q["program"])
-                for n_node, call in enumerate(program.nodes()):  # found here, not at its first batch mid-training
-                    if call.function not in SOFT_OPS:
-                        raise ProgramError(f"node {n_node}: {unknown_function(call.function, sorted(SOFT_OPS))}")
+                program = _checked(from_clevr(q["program"]))
             except ProgramError as exc:
                 out.skipped.append(f"{where}: {exc}")
                 continue
             out.programs.append(program)
+            out.texts.append(str(q.get("question", "")))
             out.answers.append(str(q["answer"]))
             out.image.append(k)
+    if texts:
+        _add_parsed(out, texts, parser)
     if path is not None and stored is None:
         atomic_torch_save(path, {"key": key, "crops": out.crops, "boxes": out.boxes,
                                  "from_proposals": out.from_proposals, "from_masks": out.from_masks})
     return out
+
+
+def _checked(program: Program) -> Program:
+    """``program`` if the soft executor has every function it calls (found when read, not mid-training)."""
+    for n_node, call in enumerate(program.nodes()):
+        if call.function not in SOFT_OPS:
+            raise ProgramError(f"node {n_node}: {unknown_function(call.function, sorted(SOFT_OPS))}")
+    return program
+
+
+def _add_parsed(out: QASet, texts: list[tuple[str, str, str, int]], parser: Any) -> None:
+    """The questions ``texts`` (where, text, answer, image) into ``out``, each with the program ``parser``
+    reads from its text (one batched parse); those without a program the soft executor runs are skipped."""
+    try:
+        parsed = parser.parse([text for _, text, _, _ in texts])
+    except DataError as exc:
+        raise DataError(f"question parser: {exc}") from None
+    for (where, text, answer, image), program in zip(texts, parsed, strict=True):
+        if program is None:
+            out.skipped.append(f"{where}: the parser found no well-typed program")
+            continue
+        try:
+            program = _checked(program)
+        except ProgramError as exc:
+            out.skipped.append(f"{where}: parsed program: {exc}")
+            continue
+        out.programs.append(program)
+        out.texts.append(text)
+        out.answers.append(answer)
+        out.image.append(image)
 
 
 def _cache_entry(

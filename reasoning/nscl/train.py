@@ -55,6 +55,7 @@ __all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
+TRAIN_PROGRAMS = ("gt", "parser")  # program sources train_nscl executes (reasoning.nscl.joint learns its own)
 PARTS = ("detail", "context", "max", "spatial", "others")  # --part-lr: parts of the model that --init can grow
 
 
@@ -167,6 +168,12 @@ class NSCLTrainConfig:
                           "the others' mask channel), so "
                           "that a part grown through zero columns by --init moves as fast as it needs to"},
     )
+    programs: str = field(
+        default="gt",
+        metadata={"help": "each question's program: gt, the questions file's (ground truth), or parser, the shipped "
+                          "question parser's from the question's text (the file's programs are then never read; a "
+                          "question it cannot parse is skipped and counted)"},
+    )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"min": 1, "help": "torch CPU threads (may change on resume)"})
     device: str = field(default="cpu", metadata={"help": "cpu, cuda, cuda:N or auto (cuda when present; may change on resume)"})
@@ -196,6 +203,8 @@ class NSCLTrainConfig:
             raise ConfigError(f"context size: give 0 (none) or an image height of at least 16 pixels, got {self.context_size}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.programs not in TRAIN_PROGRAMS:
+            raise ConfigError(f"programs: choose one of {', '.join(TRAIN_PROGRAMS)}, got {self.programs!r}")
         self.stages  # noqa: B018 -- validates the curriculum
         self.weights  # noqa: B018 -- validates the group weights
         self.jitter_groups  # noqa: B018 -- validates the colour-jittered groups
@@ -402,6 +411,9 @@ def train_nscl(
             architecture (other than its crop size and fewer residual blocks) or concepts differ
             from this run's.
     """
+    if data.program_source != config.programs:
+        raise ConfigError(f"programs {config.programs}, but the training data's programs come from "
+                          f"{data.program_source} (load_split(..., programs=...) must match)")
     wanted = config.detail_size or config.crop_size
     side = next((int(c.shape[-1]) for c in data.crops if len(c)), wanted)
     if side != wanted:
@@ -436,6 +448,8 @@ def train_nscl(
         "trained_on": "images, instance masks, questions and answers (no attribute label)",
         "train_questions": len(data),
         "train_images": len(data.crops),
+        "programs": config.programs,
+        "skipped_questions": len(data.skipped),
         "world_size": world.size,
     }
 

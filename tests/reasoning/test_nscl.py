@@ -1103,3 +1103,69 @@ def test_a_question_whose_program_names_an_unknown_function_is_skipped_when_read
                                                                                         progress=False)
     assert len(read.programs) == len(good.programs) - 1 and len(read.skipped) == len(good.skipped) + 1
     assert "node 1: unknown function 'teleport'" in read.skipped[-1]
+
+
+def test_parsed_programs_never_read_the_files_programs_and_train_the_same(split, tmp_path):
+    # programs="parser": the questions file's programs deleted or scrambled change neither the data nor a step
+    from reasoning.parser import load_default_parser
+
+    parser = load_default_parser()
+    for name, change in (("deleted", lambda q: q.pop("program")),
+                         ("scrambled", lambda q: q.__setitem__("program", [{"function": "teleport", "inputs": []}]))):
+        copy = tmp_path / name
+        shutil.copytree(split, copy)
+        path = copy / "CLEVR_train_questions.json"
+        questions = json.loads(path.read_text())
+        for q in questions["questions"]:
+            change(q)
+        path.write_text(json.dumps(questions))
+        gt = load_split(copy, "train", limit_images=4, progress=False)
+        assert len(gt) == 0 and len(gt.skipped) == 40  # the file's programs are gone for programs="gt"
+    a = load_split(split, "train", limit_images=4, progress=False, programs="parser", parser=parser)
+    b = load_split(tmp_path / "deleted", "train", limit_images=4, progress=False, programs="parser", parser=parser)
+    c = load_split(tmp_path / "scrambled", "train", limit_images=4, progress=False, programs="parser", parser=parser)
+    assert len(a) == len(b) == len(c) == 40 - len(a.skipped) and len(a) > 30
+    assert a.programs == b.programs == c.programs and a.answers == b.answers == c.answers and a.image == c.image
+    assert a.program_source == "parser"
+    config = NSCLTrainConfig(epochs=1, batch_size=64, curriculum="0:0", programs="parser")
+    ma, meta = train_nscl(a, config, tmp_path / "a.pt", progress=False)
+    mc, _ = train_nscl(c, config, tmp_path / "c.pt", progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(ma.state_dict().values(), mc.state_dict().values(), strict=True))
+    assert meta["programs"] == "parser" and load_nscl(tmp_path / "a.pt")[1]["programs"] == "parser"
+
+
+def test_a_question_the_parser_cannot_parse_is_skipped_and_counted(split):
+    class Stub:  # the shipped parser's interface: None where no well-typed program was decoded
+        def __init__(self):
+            self.seen: list[str] = []
+
+        def parse(self, questions):
+            self.seen += questions
+            return [None] + [load_split(split, "train", limit_images=1, progress=False).programs[0]] * (len(questions) - 1)
+
+    stub = Stub()
+    read = load_split(split, "train", limit_images=1, progress=False, programs="parser", parser=stub)
+    assert len(stub.seen) == 10 and len(read) == 9 and len(read.skipped) == 1  # one batched parse of the 10
+    assert "the parser found no well-typed program" in read.skipped[0]
+
+
+def test_the_programs_switch_is_checked_against_the_data_and_a_bad_one_named(split, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="programs: choose one of gt, parser, got 'oracle'"):
+        NSCLTrainConfig(programs="oracle")
+    with pytest.raises(ConfigError, match="programs: choose one of gt, parser"):
+        load_split(split, "train", limit_images=1, progress=False, programs="oracle")
+    gt = load_split(split, "train", limit_images=1, progress=False)
+    with pytest.raises(ConfigError, match="programs parser, but the training data's programs come from gt"):
+        train_nscl(gt, NSCLTrainConfig(epochs=1, programs="parser"), tmp_path / "x.pt", progress=False)
+    parsed = load_split(split, "train", limit_images=1, progress=False, programs="parser")
+    with pytest.raises(ConfigError, match="different sources"):
+        join_sets([gt, parsed])
+    out = tmp_path / "run" / "nscl.pt"
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--epochs", "1", "--programs", "parser",
+                 "--eval-data", str(split), "--eval-split", "train", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["programs"] == "parser" and summary["train_questions"] + summary["skipped_questions"] == 20
+    _, meta = load_nscl(out)
+    assert meta["programs"] == "parser" and "--programs parser" in meta["command"]
+    assert main(["train", "nscl", "--data", str(split), "--programs", "oracle", "--out", str(out), "--quiet"]) != 0
+    assert "programs" in capsys.readouterr().err
