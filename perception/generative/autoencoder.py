@@ -34,6 +34,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.generative.scenes import random_hflip
+from perception.generative.upsample import Nearest2x
 from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
@@ -241,7 +242,7 @@ def _up(c_in: int, c_out: int, mode: str, *, bias: bool) -> list[nn.Module]:
     """One grid doubling, [N, c_in, h, w] -> [N, c_out, 2h, 2w]: a transposed convolution or resize + 3x3 convolution."""
     if mode == "transposed":
         return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)]
-    resize = nn.Upsample(scale_factor=2, mode=mode, align_corners=False if mode == "bilinear" else None)
+    resize = Nearest2x() if mode == "nearest" else nn.Upsample(scale_factor=2, mode=mode, align_corners=False)
     return [resize, nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias)]
 
 
