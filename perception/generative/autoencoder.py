@@ -20,6 +20,7 @@ Shapes (N images of H x W, both multiples of 8)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,7 @@ from perception.benchmark import (
     train_steps,
 )
 from perception.generative.scenes import random_hflip
+from perception.generative.upsample import Nearest2x
 from physics.config_types import check_field_types
 from physics.errors import ConfigError, StateError
 
@@ -113,6 +115,13 @@ class CodecConfig:
             ProGAN, ICLR 2018, arXiv 1710.10196, section 3), so that a batch of fakes less varied
             than a batch of renders can be told apart: a term against mode collapse.  False (the
             default): no such channel (earlier checkpoints load); the autoencoders refuse it.
+        shape_balance: An unconditional GAN's: the weight of a shape-balance term in the generator's
+            loss, the binary KL divergence of each shape's presence among the renders from its mean
+            presence in the batch of fakes, both read by a frozen shape-presence reader trained on the
+            renders first (:func:`~perception.generative.condition_classifier.balance_loss`), so that
+            a generator that drops a shape, or draws empty images, is pushed back to the renders' mix:
+            a term against mode dropping.  0.0 (the default): no term; the autoencoders and the
+            conditional GANs (whose condition sets the mix) refuse it.
     """
 
     height: int = 48
@@ -132,6 +141,7 @@ class CodecConfig:
     discriminator_maps: bool = False
     discriminator_image: bool = False
     minibatch_std: bool = False
+    shape_balance: float = 0.0
 
     def __post_init__(self) -> None:
         check_field_types(self)  # a wrong type from Python: one line naming the field (physics.config_types)
@@ -175,6 +185,11 @@ class CodecConfig:
         if self.minibatch_std and self.discriminator != "encoder":
             raise ConfigError(f"CodecConfig: minibatch_std is for discriminator='encoder' (a ConvEncoder's last "
                               f"features), got {self.discriminator!r}")
+        if not math.isfinite(self.shape_balance) or self.shape_balance < 0:
+            raise ConfigError(f"CodecConfig: shape_balance must be a finite weight >= 0, got {self.shape_balance!r}")
+        if self.shape_balance and self.conditions:
+            raise ConfigError(f"CodecConfig: shape_balance is for an unconditional GAN (a condition sets the shapes "
+                              f"drawn), got conditions={self.conditions}")
 
     @property
     def decoder_channels(self) -> tuple[int, int, int]:
@@ -241,7 +256,7 @@ def _up(c_in: int, c_out: int, mode: str, *, bias: bool) -> list[nn.Module]:
     """One grid doubling, [N, c_in, h, w] -> [N, c_out, 2h, 2w]: a transposed convolution or resize + 3x3 convolution."""
     if mode == "transposed":
         return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)]
-    resize = nn.Upsample(scale_factor=2, mode=mode, align_corners=False if mode == "bilinear" else None)
+    resize = Nearest2x() if mode == "nearest" else nn.Upsample(scale_factor=2, mode=mode, align_corners=False)
     return [resize, nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias)]
 
 
@@ -284,6 +299,9 @@ def _unconditional(config: CodecConfig, who: str) -> None:
         raise ConfigError(f"{who}: CodecConfig.conditions is the GAN's (got {config.conditions}); an autoencoder decodes its own code")
     if config.minibatch_std:  # an encoder's code must not depend on the rest of its batch
         raise ConfigError(f"{who}: CodecConfig.minibatch_std is the GAN discriminator's; an autoencoder's code reads one image")
+    if config.shape_balance:
+        raise ConfigError(f"{who}: CodecConfig.shape_balance is the GAN generator's loss term (got {config.shape_balance}); "
+                          f"an autoencoder has none")
 
 
 class Autoencoder(nn.Module):

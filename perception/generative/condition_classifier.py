@@ -42,6 +42,10 @@ applied both when the reader trains (``train_presence_net(..., augment=True)``, 
 maps translated alike) and to the fakes before the reader's condition loss, so a pattern must
 fool it under every draw; and :class:`ReaderEnsemble`, several readers of different seeds,
 the condition loss their mean.
+
+An unconditional GAN can use the same frozen reader against mode dropping
+(``CodecConfig.shape_balance``): :func:`balance_loss` compares the batch of
+fakes' mean presence of each shape with the renders' (:func:`mean_presence`).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from perception.generative.scenes import random_hflip
 from physics.errors import ConfigError
 
 __all__ = ["ShapePresenceNet", "ReaderEnsemble", "Reader", "diff_augment", "asked_presence", "train_presence_net",
-           "presence_accuracy"]
+           "presence_accuracy", "mean_presence", "balance_loss"]
 
 AUGMENT_SHIFT = 0.125  # diff_augment: translation up to this fraction of the height and width (replicated edges)
 AUGMENT_BRIGHTNESS = 0.15  # added, uniform in +-
@@ -164,7 +168,7 @@ class ReaderEnsemble(nn.Module):
         return torch.stack(losses).mean()
 
 
-Reader = ShapePresenceNet | ReaderEnsemble  # what a condition_head="classifier" GAN takes
+Reader = ShapePresenceNet | ReaderEnsemble  # what a condition_head="classifier" or shape_balance GAN takes
 
 
 def asked_presence(conditions: Tensor, shapes: int) -> Tensor:
@@ -180,6 +184,37 @@ def asked_presence(conditions: Tensor, shapes: int) -> Tensor:
     if conditions.shape[1] == shapes:
         return (conditions > 0.5).float()
     return (conditions.view(len(conditions), shapes, -1).argmax(2) > 0).float()
+
+
+BALANCE_EPS = 1e-6  # balance_loss: mean presences clamped into [eps, 1 - eps] (log of 0 otherwise)
+
+
+@torch.no_grad()
+def mean_presence(net: Reader, images: Tensor, chunk: int = 200) -> Tensor:
+    """Each shape's mean presence probability over ``images`` [N, 3, H, W] (``net`` in evaluation mode): float [shapes]."""
+    net.eval()
+    if not len(images):
+        raise ConfigError("mean_presence: no images")
+    return torch.cat([net.presence(part) for part in images.split(chunk)]).mean(0)
+
+
+def balance_loss(presence: Tensor, target: Tensor) -> Tensor:
+    """How far a batch's shape mix is from the renders': the sum over shapes of binary KL(target || batch mean).
+
+    ``presence`` [N, shapes]: a reader's presence probabilities on a batch of fakes (differentiable in
+    them); ``target`` [shapes]: the same reader's :func:`mean_presence` on the real renders (so the
+    reader's own bias on renders cancels).  Zero exactly when the batch's mean presence of every shape
+    is the renders'; a shape drawn too rarely (or empty images) raises it, and its gradient raises that
+    shape's presence.  A classifier-in-the-loop balance term, as in Rangwani, Mopuri and Babu, "Class
+    Balancing GAN with a Classifier in the Loop", UAI 2021 (arXiv 2106.09402), there on the entropy of
+    the class mix; here on the presence of each shape against the renders'.
+    """
+    if presence.dim() != 2 or target.shape != presence.shape[1:] or not len(presence):
+        raise ConfigError(f"balance_loss: presence must be [N >= 1, shapes] and target [shapes], got "
+                          f"{tuple(presence.shape)} and {tuple(target.shape)}")
+    q = presence.mean(0).clamp(BALANCE_EPS, 1 - BALANCE_EPS)
+    t = target.to(q).clamp(BALANCE_EPS, 1 - BALANCE_EPS)
+    return (t * (t / q).log() + (1 - t) * ((1 - t) / (1 - q)).log()).sum()
 
 
 @torch.no_grad()

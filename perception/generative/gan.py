@@ -54,6 +54,8 @@ from perception.generative.condition_classifier import (
     Reader,
     ReaderEnsemble,
     ShapePresenceNet,
+    balance_loss,
+    mean_presence,
     train_presence_net,
 )
 from perception.generative.scenes import (
@@ -120,10 +122,17 @@ class GAN(nn.Module):
     as a plain classifier, session 24).  With ``config.discriminator_image`` the discriminator
     also gives one whole-image logit, and each player's adversarial loss is the cells' mean
     plus that logit's binary cross-entropy (:meth:`image_critic`).
+
+    With ``config.shape_balance`` > 0 (an unconditional GAN) ``classifier`` is required too, a frozen
+    shape-presence reader of ``len(SHAPES)`` shapes, and so is ``balance_target`` [len(SHAPES)], its
+    :func:`~perception.generative.condition_classifier.mean_presence` on the real renders: the
+    generator's loss adds ``shape_balance`` times
+    :func:`~perception.generative.condition_classifier.balance_loss` of the reader's presences on its
+    fakes (``g_balance``), which pulls the fakes' shape mix, empty images included, to the renders'.
     """
 
     def __init__(self, config: CodecConfig | None = None, conditions: Tensor | None = None,
-                 classifier: Reader | None = None) -> None:
+                 classifier: Reader | None = None, balance_target: Tensor | None = None) -> None:
         super().__init__()
         self.config = config = config or CodecConfig()
         self.generator = ConvDecoder(config)
@@ -140,9 +149,24 @@ class GAN(nn.Module):
                 raise ConfigError(f"GAN: condition_head='classifier' needs a ShapePresenceNet (or ReaderEnsemble) of "
                                   f"{config.condition_blocks} shapes (one per condition block), got {got}")
             self.classifier = classifier.eval().requires_grad_(False)
+        elif config.shape_balance:
+            if not isinstance(classifier, (ShapePresenceNet, ReaderEnsemble)) or classifier.shapes != len(SHAPES):
+                got = None if classifier is None else getattr(classifier, "shapes", type(classifier).__name__)
+                raise ConfigError(f"GAN: shape_balance={config.shape_balance} needs a ShapePresenceNet (or ReaderEnsemble) "
+                                  f"of {len(SHAPES)} shapes, got {got}")
+            if balance_target is None or tuple(balance_target.shape) != (len(SHAPES),) or not (
+                    bool(torch.isfinite(balance_target).all()) and 0 <= float(balance_target.min())
+                    and float(balance_target.max()) <= 1):
+                got = None if balance_target is None else balance_target.tolist()
+                raise ConfigError(f"GAN: shape_balance needs balance_target, the reader's mean presence of each of the "
+                                  f"{len(SHAPES)} shapes on the renders (in [0, 1]), got {got}")
+            self.balance_reader = classifier.eval().requires_grad_(False)
+            self.register_buffer("balance_target", balance_target.detach().float().clone())
         elif classifier is not None:
             raise ConfigError(f"GAN: a classifier is given but condition_head={config.condition_head!r} "
-                              f"(conditions={config.conditions}); it is for condition_head='classifier'")
+                              f"(conditions={config.conditions}); it is for condition_head='classifier' or shape_balance")
+        if balance_target is not None and not config.shape_balance:
+            raise ConfigError("GAN: balance_target is given but CodecConfig.shape_balance is 0")
         if config.conditions:
             if conditions is None or conditions.dim() != 2 or conditions.shape[1] != config.conditions or not len(conditions):
                 got = None if conditions is None else tuple(conditions.shape)
@@ -158,8 +182,9 @@ class GAN(nn.Module):
     def train(self, mode: bool = True) -> GAN:
         """As :meth:`nn.Module.train`, but a frozen condition classifier stays in evaluation mode."""
         super().train(mode)
-        if hasattr(self, "classifier"):
-            self.classifier.eval()
+        for name in ("classifier", "balance_reader"):
+            if hasattr(self, name):
+                getattr(self, name).eval()
         return self
 
     @property
@@ -262,6 +287,10 @@ class GAN(nn.Module):
             g_class = self.classifier.condition_loss(fake, y)
             g_loss = g_loss + g_class
             extra = {"g_class": g_class.detach()}
+        if self.config.shape_balance:  # the frozen reader's shape mix of the fakes against the renders'
+            g_balance = balance_loss(self.balance_reader.presence(fake), self.balance_target)
+            g_loss = g_loss + self.config.shape_balance * g_balance
+            extra = {**extra, "g_balance": g_balance.detach()}
         if maps is not None:  # the cell discriminator learns the real images' shape maps
             cells = out_real[0] if isinstance(out_real, tuple) else out_real
             logits = cells[:, 1 + self.config.conditions:]
@@ -349,7 +378,8 @@ def fit_gan(images: Tensor, config: CodecConfig, *, steps: int, batch: int, lr: 
         raise ConfigError("fit_gan: generator averages re-estimate batch norm from unconditional codes; "
                           "not available with CodecConfig.conditions")
     seed_everything(seed)
-    gan = GAN(config, conditions, classifier)
+    target = mean_presence(classifier, images) if config.shape_balance and classifier is not None else None
+    gan = GAN(config, conditions, classifier, target)
     averages = [copy.deepcopy(gan.generator).requires_grad_(False) for _ in emas]
     flip = torch.Generator().manual_seed(seed + 13)
     optimizer = torch.optim.Adam([p for p in gan.parameters() if p.requires_grad], lr=lr, betas=BETAS)
@@ -580,7 +610,7 @@ def _gan_run(quick: bool, seed: int, codec: CodecConfig, ema: float, scenes: str
 
 
 def run_classifier(quick: bool, seed: int, codec: CodecConfig, scenes: str = "scenes") -> Reader | None:
-    """The frozen shape-presence reader of a ``condition_head='classifier'`` ``codec``, else None.
+    """The frozen shape-presence reader of a ``condition_head='classifier'`` or ``shape_balance`` ``codec``, else None.
 
     Trained from ``seed + 41`` on the run's training renders of ``scenes``, their shape maps and their
     :func:`shape_conditions` (one-object scenes: :func:`shape_classes`) (:data:`CLASSIFIER_STEPS` steps;
@@ -589,6 +619,8 @@ def run_classifier(quick: bool, seed: int, codec: CodecConfig, scenes: str = "sc
     whose member k trains from ``seed + 41 + 1000 k`` (with the augmentations when asked; its
     draws on the fakes from ``seed + 43``).
     """
+    if codec.shape_balance:  # an unconditional GAN's balance reader: one, of the shapes present
+        return _classifier(quick, seed, len(SHAPES), 0, False, scenes)
     if not (codec.conditions and codec.condition_head == "classifier"):
         return None
     run_conditions(codec, _renders_and_judges(quick, seed, scenes)[0], scenes)  # the width check

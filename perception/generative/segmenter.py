@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from perception.benchmark import train_steps
 from perception.generative.scenes import SHAPES, SceneRenders, random_hflip
+from perception.generative.upsample import nearest2x
 from physics.errors import StateError
 
 __all__ = ["ShapeSegmenter", "train_segmenter", "segment", "segment_logits", "object_masks"]
@@ -58,8 +59,8 @@ class ShapeSegmenter(nn.Module):
         e1 = self.enc1(images)
         e2 = self.enc2(e1)
         m = self.mid(e2)
-        d2 = self.dec2(torch.cat([F.interpolate(m, scale_factor=2.0), e2], 1))
-        d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0), e1], 1))
+        d2 = self.dec2(torch.cat([nearest2x(m), e2], 1))
+        d1 = self.dec1(torch.cat([nearest2x(d2), e1], 1))
         return self.out(d1)
 
 

@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
 __all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "DISSECTION_SAMPLES", "causal_units", "NET_POOL",
-           "greedy_net_selection", "net_causal_units", "unit_scan", "harmless_units", "ablation_images", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "MBSTD_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+           "greedy_net_selection", "net_causal_units", "unit_scan", "harmless_units", "ablation_images", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "MBSTD_CODEC", "BALANCE_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -557,6 +557,9 @@ SPECTRAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spec
 # arXiv 1710.10196; CodecConfig.minibatch_std): an option of session 31 against the entry's GAN drawing its
 # shapes in other shares than its renders (dev 33190: 10.8% cylinders; 42440: 21% spheres; 32% empty samples).
 MBSTD_CODEC = replace(RESIZE_CODEC, minibatch_std=True)
+# The entry's GAN with a shape-balance term (session 32): a frozen shape-presence reader of the renders pulls the fakes'
+# mean shape presence to the renders' (CodecConfig.shape_balance, weight 1; perception.generative.condition_classifier)
+BALANCE_CODEC = replace(RESIZE_CODEC, shape_balance=1.0)
 # An option of session 20: SPECTRAL_CODEC's GAN made class-conditional on the scene's shapes (each shape's object
 # count, one-hot: perception.generative.scenes.shape_conditions), with a projection discriminator (Miyato and
 # Koyama, arXiv 1802.05637), so that the generator must draw the shapes it is asked for and its units may carry
@@ -656,6 +659,7 @@ def _intervention_figures(generator: ConvDecoder, labeller: ShapeSegmenter | Lab
 
 CODECS = {  # the codecs the CLI names (``--set codec=NAME``): the entry's and every option above
     "resize": RESIZE_CODEC, "transposed": None, "wide": WIDE_CODEC, "spectral": SPECTRAL_CODEC, "resize-mbstd": MBSTD_CODEC,
+    "resize-balance": BALANCE_CODEC,
     "conditional": CONDITIONAL_CODEC, "auxiliary": AUXILIARY_CODEC, "auxiliary-real": AUXILIARY_REAL_CODEC,
     "frozen-classifier": FROZEN_CLASSIFIER_CODEC, "augmented-classifier": AUGMENTED_CLASSIFIER_CODEC,
     "one-object": ONE_OBJECT_CODEC, "one-object-auxiliary": ONE_OBJECT_AUXILIARY_CODEC,

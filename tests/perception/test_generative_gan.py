@@ -742,3 +742,96 @@ def test_a_minibatch_std_discriminator_reads_the_rest_of_its_batch_and_the_defau
     for model in (Autoencoder, VAE):
         with pytest.raises(ConfigError, match="minibatch_std is the GAN discriminator's"):
             model(mb)
+
+
+def _shape_reader(seed: int = 0):
+    """A tiny untrained presence reader of every shape (what a shape_balance GAN reads its fakes with)."""
+    from perception.generative.condition_classifier import ShapePresenceNet
+
+    torch.manual_seed(seed)
+    return ShapePresenceNet(len(SHAPES), width=4).eval()
+
+
+def test_the_balance_loss_is_zero_at_the_renders_mix_and_raises_a_dropped_shape():
+    from perception.generative.condition_classifier import balance_loss
+
+    target = torch.tensor([0.3, 0.35, 0.35])
+    matched = target.expand(6, 3).clone()  # each fake reads the renders' mean presence
+    assert float(balance_loss(matched, target)) == pytest.approx(0.0, abs=1e-7)
+    dropped = torch.tensor([[0.9, 0.05, 0.05]] * 4 + [[0.02, 0.02, 0.02]] * 2, requires_grad=True)  # cubes and empties
+    loss = balance_loss(dropped, target)
+    assert float(loss.detach()) > 0.5
+    (grad,) = torch.autograd.grad(loss, dropped)
+    assert (grad[:, 0] > 0).all() and (grad[:, 1:] < 0).all()  # descent lowers cubes and raises spheres, cylinders
+    assert balance_loss(torch.zeros(2, 3), target).isfinite()  # a batch of empty fakes: large, not infinite
+    with pytest.raises(ConfigError, match="balance_loss: presence must be"):
+        balance_loss(dropped, torch.ones(2))
+
+
+def test_a_shape_balance_gan_adds_the_readers_balance_term_to_the_generator_only():
+    from perception.generative.condition_classifier import balance_loss, mean_presence
+
+    torch.manual_seed(0)
+    cfg = CodecConfig(height=16, width=24, latent=4, channels=4, upsample="nearest", shape_balance=0.7)
+    clf, images = _shape_reader(), torch.rand(4, 3, 16, 24)
+    target = mean_presence(clf, images)
+    assert target.shape == (3,) and ((0 <= target) & (target <= 1)).all()
+    for wrong in (None, _reader()):  # none, or a reader of two shapes
+        with pytest.raises(ConfigError, match="needs a ShapePresenceNet"):
+            GAN(cfg, None, wrong, target)
+    with pytest.raises(ConfigError, match="needs balance_target"):
+        GAN(cfg, None, clf)
+    with pytest.raises(ConfigError, match="needs balance_target"):
+        GAN(cfg, None, clf, torch.tensor([0.5, float("nan"), 0.2]))
+    with pytest.raises(ConfigError, match="balance_target is given but"):
+        GAN(TINY, None, None, target)
+    gan = GAN(cfg, None, clf, target).train()
+    assert not gan.balance_reader.training and not gan.frozen_classifier  # no condition loss, and the reader stays frozen
+    state = {k: v.clone() for k, v in gan.state_dict().items()}
+    z = torch.randn(4, 4)
+    out = gan.losses(images, z)
+    assert set(out) == {"loss", "d_loss", "g_loss", "g_balance"}
+    d_params, g_params = list(gan.discriminator.parameters()), list(gan.generator.parameters())
+    grads = torch.autograd.grad(out["loss"], d_params + g_params)
+    gan.load_state_dict(state)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    fake = gan.generator(z)
+    d_loss = bce(gan.discriminator(images * 2 - 1), torch.ones(4, 1)) + bce(gan.discriminator(fake.detach() * 2 - 1),
+                                                                           torch.zeros(4, 1))
+    g_balance = balance_loss(clf.presence(fake), target)
+    g_loss = bce(gan.discriminator(fake * 2 - 1), torch.ones(4, 1)) + 0.7 * g_balance
+    want = torch.autograd.grad(d_loss, d_params) + torch.autograd.grad(g_loss, g_params)
+    for got, w in zip(grads, want, strict=True):
+        assert torch.allclose(got, w, atol=1e-6)
+    assert torch.allclose(out["g_balance"], g_balance, atol=1e-6) and float(g_balance) > 0
+
+
+def test_shape_balance_is_validated_and_refused_where_it_has_no_meaning():
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="shape_balance must be a finite weight"):
+            CodecConfig(shape_balance=bad)
+    with pytest.raises(ConfigError, match="shape_balance is for an unconditional GAN"):
+        CodecConfig(conditions=3, shape_balance=1.0)
+    cfg = CodecConfig(height=16, width=24, latent=4, channels=4, shape_balance=1.0)
+    for model in (Autoencoder, VAE):
+        with pytest.raises(ConfigError, match="shape_balance is the GAN generator's"):
+            model(cfg)
+    assert CodecConfig().shape_balance == 0.0
+
+
+def test_fit_gan_with_shape_balance_measures_the_renders_mix_with_the_frozen_reader():
+    from dataclasses import replace
+
+    from perception.generative.condition_classifier import mean_presence
+    from perception.generative.gan import fit_gan
+
+    images = torch.rand(8, 3, 16, 24, generator=torch.Generator().manual_seed(2))
+    cfg = CodecConfig(height=16, width=24, latent=4, channels=4, upsample="nearest", shape_balance=1.0)
+    clf = _shape_reader(3)
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    gan, _ = fit_gan(images, cfg, classifier=clf, steps=3, batch=4, lr=1e-2, seed=5, per_round=1)
+    assert torch.equal(gan.balance_target, mean_presence(clf, images))  # the renders' mix, read once before training
+    for k, v in gan.balance_reader.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    plain, _ = fit_gan(images, replace(cfg, shape_balance=0.0), steps=3, batch=4, lr=1e-2, seed=5, per_round=1)
+    assert not torch.equal(gan.generator.project[0].weight, plain.generator.project[0].weight)  # the term moved it

@@ -980,3 +980,19 @@ def test_the_minibatch_std_codec_is_an_option_of_the_cli_that_trains_and_is_diss
     assert result["figures"]["objects_per_render"] == [1] and "step" in result["figures"]["snapshot"]
     assert main(["bench", "perception", "--model", "gan-dissection", "--set", "codec=mbstd"]) == 2
     assert "option 'codec' must be one of" in capsys.readouterr().err
+
+
+def test_the_shape_balance_codec_is_an_option_of_the_cli_that_trains_and_is_dissected_and_stays_off(tmp_path):
+    from dataclasses import replace
+
+    from benchmarks.cli import main
+    from perception.interpret.gan_dissection import BALANCE_CODEC, GanDissectionOptions, codec_named
+
+    assert codec_named("resize-balance") is BALANCE_CODEC and BALANCE_CODEC == replace(RESIZE_CODEC, shape_balance=1.0)
+    assert not RESIZE_CODEC.shape_balance and GanDissectionOptions().codec == "resize"  # the entry's GAN has no term
+    out = tmp_path / "r.json"
+    assert main(["bench", "perception", "--model", "gan-dissection", "--quick", "--threads", "1", "--set",
+                 "codec=resize-balance", "--out", str(out)]) in (0, 1)
+    result = json.loads(out.read_text())
+    assert result["options"]["codec"] == "resize-balance" and len(result["checks"]) == 6
+    assert "step" in result["figures"]["snapshot"]
