@@ -274,8 +274,8 @@ def train_joint(
     ``config``'s and ``every``, must match but ``may_change``).
 
     Returns:
-        The two models and the history (per round: the mean training figures, ``train_accuracy``
-        the sampled programs' reward, and :func:`evaluate_joint` on ``valid`` as ``valid_*``).
+        The two models and the history (per round: ``epoch``, passes over ``data`` so far, the mean
+        training figures, ``train_accuracy`` the sampled programs' reward, and :func:`evaluate_joint` on ``valid`` as ``valid_*``).
 
     Raises:
         ConfigError: ``data`` (or ``valid``) carries programs: this variant learns from answers only.
@@ -321,9 +321,9 @@ def train_joint(
         return {"loss": loss, "train_accuracy": stats.pop("reward"), **stats}
 
     def end_round(r: int, record: dict[str, Any]) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"epoch": round(loop.step / math.ceil(len(data) / config.batch_size), 2)}
         if valid is not None:
-            extra = {f"valid_{k}": v for k, v in evaluate_joint(model, parser, valid).items()}
+            extra.update({f"valid_{k}": v for k, v in evaluate_joint(model, parser, valid).items()})
         if log is not None:
             log({**record, **extra})
         return extra
@@ -364,8 +364,6 @@ def train_nscl_none(
         data, joint, valid=valid, every=per_epoch, log=None, out=out, command=command, model_config=arch,
         schedule=schedule, flags=dataclasses.asdict(config), may_change=("threads", "device"), meta=meta,
         progress=progress)
-    for k, record in enumerate(history):
-        record.setdefault("epoch", k + 1)
     return model, {**meta, "programs": "none", "command": command, "history": history,
                    "seconds": round(history[-1]["seconds"] if history else 0.0, 1)}
 
