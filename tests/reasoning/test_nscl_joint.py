@@ -169,3 +169,16 @@ def test_programs_none_refuses_the_flags_it_does_not_implement(capsys):
     NSCLTrainConfig(programs="none", detail_size=48, schedule="cosine")  # the architecture flags are taken
     assert main(["train", "nscl", "--data", "nowhere", "--programs", "none", "--curriculum", "0:0"]) != 0
     assert "does not take --curriculum" in capsys.readouterr().err
+
+
+def test_joint_adam_clips_each_group_and_steps_it_at_its_rate_factor():
+    from reasoning.nscl.joint import JointAdam
+    from reasoning.parser.train import GRAD_CLIP
+
+    a, b = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(3))
+    opt = JointAdam([{"params": [a]}, {"params": [b], "lr_factor": 2.0}], lr=0.1)
+    a.grad, b.grad = torch.full((3,), 100.0), torch.full((3,), 0.5)
+    opt.step()
+    assert float(a.grad.norm()) <= GRAD_CLIP + 1e-6 and torch.equal(b.grad, torch.full((3,), 0.5))  # per group
+    assert torch.allclose(a, torch.full((3,), -0.1)) and torch.allclose(b, torch.full((3,), -0.2))  # Adam's first step: lr
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1]  # the loop's rate is left as it set it
