@@ -15,7 +15,9 @@ the quasi-symbolic executor with a curriculum, and writes the checkpoint
 of both splits with the derenderer's proposal masks matched to the true ones
 (what ``nesy eval clevr --model nscl`` sees from pixels) instead of the true masks.
 ``--programs parser`` takes every question's program (of ``--eval-data`` too) from
-the shipped question parser instead of the questions file.
+the shipped question parser instead of the questions file; ``--programs none`` reads
+no program at all and learns a parser from random weights by REINFORCE beside the
+concepts (``reasoning.nscl.joint``; the checkpoint holds both models, resumable alike).
 Several ``--data`` folders train together; ``--cache DIR`` keeps the objects read
 (images decoded, proposals run) for later runs over the same splits.
 

@@ -3,8 +3,10 @@
     python docs/results/nscl_joint.py --data DIR --split train --limit-images 300 \
         --eval-data DIR2 --eval-split test --steps 400 --out history.json
 
-Prints a record every ``--every`` steps (training reward, fraction of runnable programs,
-dev accuracy of greedy parses) and writes the history as JSON.
+Prints a record every ``--every`` steps (``train_accuracy``: the sampled programs' reward,
+fraction of runnable programs, dev accuracy of greedy parses) and writes the history as JSON.
+It writes no checkpoint: ``nesy train nscl --programs none`` trains the same variant with a
+resumable checkpoint of both models (rounds of one epoch).
 """
 
 from __future__ import annotations

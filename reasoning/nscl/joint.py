@@ -14,27 +14,46 @@ ones with the quasi-symbolic executor on the concept learner's current scores, a
 
 The answers are the only supervision: :class:`~reasoning.nscl.data.QASet` read with
 ``programs="none"`` holds no program.
+
+:func:`train_joint` runs the steps on the shared :class:`~physics.training.TrainLoop`
+(both models in one :class:`JointModel`, one :class:`JointAdam` with a parameter group
+each): with an output path every round writes one checkpoint holding both models, the
+optimiser state and the reward baseline, and a rerun resumes it bit for bit.
+``nesy train nscl --programs none`` is :func:`train_nscl_none`, rounds of one epoch.
+:func:`~reasoning.nscl.train.load_nscl` of such a file loads its concept learner;
+:func:`load_joint` loads both models.
 """
 
 from __future__ import annotations
 
-import time
+import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from physics.config_types import check_field_types
-from physics.errors import ConfigError
+from physics.errors import CheckpointError, ConfigError
+from physics.io import PathLike, torch_load
+from physics.training import Constant, RunLog, Schedule, TrainLoop, WarmupCosine, seed_everything
 from reasoning.dsl import Program
 from reasoning.errors import ProgramError
 from reasoning.executor.soft import SOFT_OPS, soft_execute
 from reasoning.nscl.data import QASet
-from reasoning.nscl.model import ConceptLearner
+from reasoning.nscl.model import ConceptConfig, ConceptLearner
 from reasoning.parser import ParserConfig, ParserData, ParserExample, QuestionParser
+from reasoning.parser.checkpoint import parser_from_checkpoint, parser_payload
 from reasoning.parser.train import GRAD_CLIP, build_parser
 
-__all__ = ["JointConfig", "fresh_parser", "joint_step", "train_joint", "evaluate_joint", "answer_kind"]
+__all__ = ["JointConfig", "JointModel", "JointAdam", "fresh_parser", "joint_loss", "joint_step", "train_joint",
+           "train_nscl_none", "evaluate_joint", "load_joint", "answer_kind", "NONE_UNSUPPORTED"]
+
+# flags of NSCLTrainConfig that --programs none does not implement: each must keep its default
+NONE_UNSUPPORTED = ("curriculum", "flip", "init", "whole_images", "group_weights", "colour_jitter", "scale_jitter",
+                    "context_size", "part_lr")
 
 
 @dataclass(frozen=True)
@@ -125,6 +144,69 @@ def _sampled(model: ConceptLearner, parser: QuestionParser, data: QASet, questio
     return dec, log_probs, rewards, len(valid), len(matched)
 
 
+class JointModel(torch.nn.Module):
+    """The concept learner and the parser as one module (``concepts.*`` and ``parser.*`` weights)."""
+
+    def __init__(self, concepts: ConceptLearner, parser: QuestionParser) -> None:
+        super().__init__()
+        self.concepts, self.parser = concepts, parser
+
+
+class JointAdam(torch.optim.Adam):
+    """Adam over parameter groups that each clip their gradient norm to ``GRAD_CLIP`` first.
+
+    A group's ``lr_factor`` (default 1) multiplies the rate the loop sets, so that one
+    schedule drives the concept learner's group and the parser's at their ratio of rates.
+    """
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        rates = [group["lr"] for group in self.param_groups]
+        for group in self.param_groups:
+            torch.nn.utils.clip_grad_norm_(group["params"], GRAD_CLIP)
+            group["lr"] = group["lr"] * group.get("lr_factor", 1.0)
+        try:
+            return super().step(closure)
+        finally:
+            for group, rate in zip(self.param_groups, rates, strict=True):
+                group["lr"] = rate
+
+
+def _optimizer(model: ConceptLearner, parser: QuestionParser, config: JointConfig) -> JointAdam:
+    return JointAdam([{"params": list(model.parameters()), "lr_factor": 1.0},
+                      {"params": list(parser.parameters()),
+                       "lr_factor": config.parser_learning_rate / config.learning_rate}],
+                     lr=config.learning_rate)
+
+
+def joint_loss(
+    model: ConceptLearner,
+    parser: QuestionParser,
+    data: QASet,
+    questions: list[int],
+    baseline: float | None,
+    config: JointConfig,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The summed loss of one joint update on ``questions`` (REINFORCE for the parser, answer NLL for the concepts).
+
+    Returns:
+        The loss (the two terms share no parameter) and ``reward`` (fraction answered right),
+        ``valid`` (fraction of runnable programs), ``matched`` (fraction whose answer kind
+        matched), ``baseline`` (updated) and ``concept_loss``.
+    """
+    model.train()
+    parser.train()
+    dec, log_probs, rewards, n_valid, matched = _sampled(model, parser, data, questions, "sample")
+    mean = float(rewards.mean())
+    base = mean if baseline is None else baseline
+    parser_loss = -((rewards - base) * dec.log_prob).mean() - config.entropy_weight * dec.entropy.mean()
+    concept_loss = -torch.stack(log_probs).mean() if log_probs else torch.zeros(())
+    return parser_loss + concept_loss, {
+        "reward": mean, "valid": n_valid / len(questions), "matched": matched / len(questions),
+        "baseline": config.baseline_decay * base + (1 - config.baseline_decay) * mean,
+        "concept_loss": float(concept_loss.detach())}
+
+
 def joint_step(
     model: ConceptLearner,
     parser: QuestionParser,
@@ -134,29 +216,17 @@ def joint_step(
     baseline: float | None,
     config: JointConfig,
 ) -> dict[str, Any]:
-    """One joint update on ``questions``: REINFORCE for the parser, answer NLL for the concepts.
-
-    Returns:
-        ``reward`` (fraction answered right), ``valid`` (fraction of runnable programs),
-        ``matched`` (fraction whose answer kind matched), ``baseline`` (updated) and ``loss``.
-    """
-    model.train()
-    parser.train()
-    dec, log_probs, rewards, n_valid, matched = _sampled(model, parser, data, questions, "sample")
-    mean = float(rewards.mean())
-    base = mean if baseline is None else baseline
-    parser_loss = -((rewards - base) * dec.log_prob).mean() - config.entropy_weight * dec.entropy.mean()
-    concept_loss = -torch.stack(log_probs).mean() if log_probs else torch.zeros(())
+    """One joint update on ``questions`` with one optimiser per model (:func:`joint_loss`'s figures, ``loss`` the concepts')."""
+    loss, stats = joint_loss(model, parser, data, questions, baseline, config)
     for opt in optimizers:
         opt.zero_grad()
-    (parser_loss + concept_loss).backward()  # the two losses share no parameter
+    loss.backward()
     torch.nn.utils.clip_grad_norm_(parser.parameters(), GRAD_CLIP)
     torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
     for opt in optimizers:
         opt.step()
-    return {"reward": mean, "valid": n_valid / len(questions), "matched": matched / len(questions),
-            "baseline": config.baseline_decay * base + (1 - config.baseline_decay) * mean,
-            "loss": float(concept_loss.detach())}
+    stats["loss"] = stats.pop("concept_loss")
+    return stats
 
 
 @torch.no_grad()
@@ -172,14 +242,40 @@ def evaluate_joint(model: ConceptLearner, parser: QuestionParser, data: QASet, *
     return {"questions": len(data), "accuracy": right / max(1, len(data)), "valid": valid / max(1, len(data))}
 
 
+def _batch_of(config: JointConfig, n: int, step: int) -> list[int]:
+    """The questions of global step ``step``: epochs of random order from ``(seed, epoch)``, a short last batch."""
+    per_epoch = math.ceil(n / config.batch_size)
+    epoch, k = divmod(step, per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)).tolist()
+    return order[k * config.batch_size : (k + 1) * config.batch_size]
+
+
 def train_joint(
-    data: QASet, config: JointConfig, *, valid: QASet | None = None, every: int = 50, log=print,
+    data: QASet,
+    config: JointConfig,
+    *,
+    valid: QASet | None = None,
+    every: int = 50,
+    log: Callable[[dict[str, Any]], None] | None = print,
+    out: PathLike | None = None,
+    command: str = "",
+    model_config: ConceptConfig | None = None,
+    schedule: Schedule | None = None,
+    flags: dict[str, Any] | None = None,
+    may_change: tuple[str, ...] = (),
+    meta: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> tuple[ConceptLearner, QuestionParser, list[dict[str, Any]]]:
     """Train a fresh concept learner and a fresh parser together from ``data`` read with ``programs="none"``.
 
+    Rounds of ``every`` steps run on :class:`~physics.training.TrainLoop`; with ``out`` each
+    round writes the checkpoint (both models, optimiser, generators, reward baseline) and
+    ``OUT.jsonl``, and a checkpoint already at ``out`` is resumed (its ``flags``, default
+    ``config``'s and ``every``, must match but ``may_change``).
+
     Returns:
-        The two models and the history (per ``every`` steps: the mean training figures, and
-        :func:`evaluate_joint` on ``valid`` if given).
+        The two models and the history (per round: ``epoch``, passes over ``data`` so far, the mean
+        training figures, ``train_accuracy`` the sampled programs' reward, and :func:`evaluate_joint` on ``valid`` as ``valid_*``).
 
     Raises:
         ConfigError: ``data`` (or ``valid``) carries programs: this variant learns from answers only.
@@ -188,29 +284,103 @@ def train_joint(
         if d is not None and (d.program_source != "none" or d.programs):
             raise ConfigError(f"joint: the {name} data carries programs ({d.program_source}); read it with "
                               "load_split(..., programs='none')")
-    torch.manual_seed(config.seed)
-    model = ConceptLearner()
+    if every < 1:
+        raise ConfigError(f"joint: give rounds of at least 1 step, got {every}")
+    seed_everything(config.seed)
+    model = ConceptLearner(model_config or ConceptConfig())
     parser = fresh_parser(data.texts, config.seed)  # a dev question's unseen word reads as UNK
-    optimizers = (torch.optim.Adam(model.parameters(), lr=config.learning_rate),
-                  torch.optim.Adam(parser.parameters(), lr=config.parser_learning_rate))
-    g = torch.Generator().manual_seed(config.seed)
-    order: list[int] = []
-    baseline, history, window = None, [], []
-    t0 = time.process_time()
-    for step in range(config.steps):
-        if len(order) < config.batch_size:
-            order += torch.randperm(len(data), generator=g).tolist()
-        batch, order = order[: config.batch_size], order[config.batch_size :]
-        stats = joint_step(model, parser, optimizers, data, batch, baseline, config)
-        baseline = stats["baseline"]
-        window.append(stats)
-        if (step + 1) % every == 0 or step + 1 == config.steps:
-            record = {"step": step + 1, "cpu_s": round(time.process_time() - t0, 1)}
-            record.update({k: round(sum(w[k] for w in window) / len(window), 4)
-                           for k in ("reward", "valid", "matched", "loss")})
-            if valid is not None:
-                record.update({f"valid_{k}": v for k, v in evaluate_joint(model, parser, valid).items()})
-            history.append(record)
-            log(record)
-            window = []
-    return model, parser, history
+    joint = JointModel(model, parser)
+    state: dict[str, Any] = {"baseline": None}
+    info = {**(meta or {}), "trained_on": "images, instance masks, questions and answers (no program, no attribute "
+            "label)", "programs": "none", "command": command}
+
+    def payload() -> dict[str, Any]:
+        from reasoning.nscl.train import _payload
+
+        out_ = _payload(model, {**info, "history": loop.history, "seconds": round(loop.seconds, 1)})
+        out_["model"] = {k: v.detach().cpu().clone() for k, v in joint.state_dict().items()}
+        out_["parser"] = {k: v for k, v in parser_payload(parser).items() if k != "model"}
+        return out_
+
+    path = Path(out) if out is not None else None
+    loop = TrainLoop(
+        joint, _optimizer(model, parser, config), schedule or Constant(config.learning_rate), path,
+        flags=flags if flags is not None else {**dataclasses.asdict(config), "every": every}, command=command,
+        payload=payload, log=RunLog(path.with_suffix(".jsonl")) if path is not None else None, unit="step",
+        may_change=may_change, extra_state=lambda: dict(state), load_extra=state.update, desc="nscl-joint",
+        progress=progress,
+    )
+    loop.resume()
+
+    def batches(r: int) -> list[list[int]]:
+        return [_batch_of(config, len(data), s) for s in range(r * every, min(config.steps, (r + 1) * every))]
+
+    def step(questions: list[int]) -> dict[str, Any]:
+        loss, stats = joint_loss(model, parser, data, questions, state["baseline"], config)
+        state["baseline"] = stats.pop("baseline")
+        return {"loss": loss, "train_accuracy": stats.pop("reward"), **stats}
+
+    def end_round(r: int, record: dict[str, Any]) -> dict[str, Any]:
+        extra: dict[str, Any] = {"epoch": round(loop.step / math.ceil(len(data) / config.batch_size), 2)}
+        if valid is not None:
+            extra.update({f"valid_{k}": v for k, v in evaluate_joint(model, parser, valid).items()})
+        if log is not None:
+            log({**record, **extra})
+        return extra
+
+    loop.fit(math.ceil(config.steps / every), batches, step, end_round=end_round, steps_in=lambda r: len(batches(r)))
+    model.eval()
+    parser.eval()
+    return model, parser, loop.history
+
+
+def train_nscl_none(
+    data: QASet, config, out: PathLike, *, valid: QASet | None = None, model_config: ConceptConfig | None = None,
+    command: str = "", progress: bool = True,
+) -> tuple[ConceptLearner, dict[str, Any]]:
+    """``nesy train nscl --programs none``: :func:`train_joint` for ``config.epochs`` epochs, one round each.
+
+    ``config`` is a :class:`~reasoning.nscl.train.NSCLTrainConfig`; both models step at its
+    learning rate (and ``schedule``), the architecture flags shape the concept learner, and the
+    checkpoint at ``out`` holds both models (resumed when it exists; only ``threads`` may change).
+
+    (``NSCLTrainConfig`` refuses, with ``programs="none"``, a flag of :data:`NONE_UNSUPPORTED`
+    away from its default and a device other than cpu.)
+    """
+    torch.set_num_threads(config.threads)
+    per_epoch = math.ceil(len(data) / config.batch_size)
+    joint = JointConfig(steps=config.epochs * per_epoch, batch_size=config.batch_size,
+                        learning_rate=config.learning_rate, parser_learning_rate=config.learning_rate, seed=config.seed)
+    schedule: Schedule = Constant(config.learning_rate)
+    if config.schedule == "cosine":
+        schedule = WarmupCosine(config.learning_rate, joint.steps)
+    arch = dataclasses.replace(model_config or ConceptConfig(), crop_size=config.crop_size, residual=config.residual,
+                               test_flip=config.test_flip, detail_size=config.detail_size, max_pool=config.max_pool,
+                               mask_crop=config.mask_crop, mask_dilate=config.mask_dilate, spatial=config.spatial,
+                               others_mask=config.others_mask)
+    meta = {"train_questions": len(data), "train_images": len(data.crops), "skipped_questions": len(data.skipped),
+            "world_size": 1}
+    model, _, history = train_joint(
+        data, joint, valid=valid, every=per_epoch, log=None, out=out, command=command, model_config=arch,
+        schedule=schedule, flags=dataclasses.asdict(config), may_change=("threads", "device"), meta=meta,
+        progress=progress)
+    return model, {**meta, "programs": "none", "command": command, "history": history,
+                   "seconds": round(history[-1]["seconds"] if history else 0.0, 1)}
+
+
+def load_joint(path: PathLike) -> tuple[ConceptLearner, QuestionParser, dict[str, Any]]:
+    """The concept learner, the parser and the metadata of a ``--programs none`` checkpoint (``weights_only``).
+
+    Raises:
+        CheckpointError: damaged, or not a ``--programs none`` file (no parser in it), or weights that do not fit.
+    """
+    from reasoning.nscl.train import load_nscl
+
+    where = str(path)
+    ckpt = torch_load(path, "NS-CL checkpoint")
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("parser"), dict) or not isinstance(ckpt.get("model"), dict):
+        raise CheckpointError(f"{where}: not a 'nesy train nscl --programs none' file (it holds no parser)")
+    model, meta = load_nscl(path)
+    weights = {k.removeprefix("parser."): v for k, v in ckpt["model"].items() if k.startswith("parser.")}
+    parser = parser_from_checkpoint({**ckpt["parser"], "model": weights}, where)
+    return model, parser, meta

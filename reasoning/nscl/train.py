@@ -49,13 +49,14 @@ from physics.worlds.clevr_properties import ATTRIBUTES
 from reasoning.dsl import Program
 from reasoning.executor.soft import soft_execute
 from reasoning.nscl.data import QASet
+from reasoning.nscl.joint import NONE_UNSUPPORTED
 from reasoning.nscl.model import ConceptConfig, ConceptLearner, context_shape, recolour, rescale
 
 __all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight", "train_nscl", "evaluate_nscl", "save_nscl", "load_nscl", "stage_of", "training_legs"]
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
-TRAIN_PROGRAMS = ("gt", "parser")  # program sources train_nscl executes (reasoning.nscl.joint learns its own)
+TRAIN_PROGRAMS = ("gt", "parser", "none")  # none: reasoning.nscl.joint learns a parser from the answers
 PARTS = ("detail", "context", "max", "spatial", "others")  # --part-lr: parts of the model that --init can grow
 
 
@@ -172,7 +173,7 @@ class NSCLTrainConfig:
         default="gt",
         metadata={"help": "each question's program: gt, the questions file's (ground truth), or parser, the shipped "
                           "question parser's from the question's text (the file's programs are then never read; a "
-                          "question it cannot parse is skipped and counted)"},
+                          "question it cannot parse is skipped and counted), or none, no program at all: a parser from random weights is learnt by REINFORCE from the answers beside the concepts (reasoning.nscl.joint; one checkpoint holds both models; the curriculum is not used and --flip, --init, --whole-images, --group-weights, --colour-jitter, --scale-jitter, --context-size, --part-lr and --device are refused)"},
     )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"min": 1, "help": "torch CPU threads (may change on resume)"})
@@ -205,6 +206,13 @@ class NSCLTrainConfig:
             raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.programs not in TRAIN_PROGRAMS:
             raise ConfigError(f"programs: choose one of {', '.join(TRAIN_PROGRAMS)}, got {self.programs!r}")
+        if self.programs == "none":
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            bad = [f"--{k.replace('_', '-')}" for k in NONE_UNSUPPORTED if getattr(self, k) != defaults[k]]
+            bad += ["--device"] * (self.device != "cpu")
+            if bad:
+                raise ConfigError(f"programs none (answers only) does not take {', '.join(bad)}: leave "
+                                  f"{'it' if len(bad) == 1 else 'them'} at the default")
         self.stages  # noqa: B018 -- validates the curriculum
         self.weights  # noqa: B018 -- validates the group weights
         self.jitter_groups  # noqa: B018 -- validates the colour-jittered groups
@@ -414,6 +422,11 @@ def train_nscl(
     if data.program_source != config.programs:
         raise ConfigError(f"programs {config.programs}, but the training data's programs come from "
                           f"{data.program_source} (load_split(..., programs=...) must match)")
+    if config.programs == "none":  # a parser learnt beside the concepts, on the same loop
+        from reasoning.nscl.joint import train_nscl_none
+
+        return train_nscl_none(data, config, out, valid=valid, model_config=model_config, command=command,
+                               progress=progress)
     wanted = config.detail_size or config.crop_size
     side = next((int(c.shape[-1]) for c in data.crops if len(c)), wanted)
     if side != wanted:
@@ -708,16 +721,22 @@ def training_legs(meta: dict[str, Any]) -> list[dict[str, Any]]:
 def load_nscl(path: PathLike) -> tuple[ConceptLearner, dict[str, Any]]:
     """A model written by :func:`save_nscl` or a training checkpoint (``weights_only`` load).
 
+    A ``--programs none`` checkpoint (:mod:`reasoning.nscl.joint`, concept learner and parser in
+    one file) gives its concept learner; :func:`reasoning.nscl.joint.load_joint` gives both.
+
     Raises:
         CheckpointError: damaged, of another structure, or weights that do not fit.
     """
     where = str(path)
     ckpt = require_fields(torch_load(path, "NS-CL checkpoint"), where, "NS-CL checkpoint",
                           {"model": dict, "config": dict, "vocabulary": dict, "relations": list})
+    weights = ckpt["model"]
+    if isinstance(ckpt.get("parser"), dict):  # --programs none: the concept learner's weights are concepts.*
+        weights = {k.removeprefix("concepts."): v for k, v in weights.items() if k.startswith("concepts.")}
     try:
         config = ConceptConfig(**ckpt["config"])
         model = ConceptLearner(config, {a: tuple(ws) for a, ws in ckpt["vocabulary"].items()}, ckpt["relations"])
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(weights)
     except (TypeError, RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{where}: not an NS-CL model that fits this code ({exc})") from None
     return model.eval(), dict(ckpt.get("metadata") or {})

@@ -1150,7 +1150,7 @@ def test_a_question_the_parser_cannot_parse_is_skipped_and_counted(split):
 
 
 def test_the_programs_switch_is_checked_against_the_data_and_a_bad_one_named(split, tmp_path, capsys):
-    with pytest.raises(ConfigError, match="programs: choose one of gt, parser, got 'oracle'"):
+    with pytest.raises(ConfigError, match="programs: choose one of gt, parser, none, got 'oracle'"):
         NSCLTrainConfig(programs="oracle")
     with pytest.raises(ConfigError, match="programs: choose one of gt, parser"):
         load_split(split, "train", limit_images=1, progress=False, programs="oracle")

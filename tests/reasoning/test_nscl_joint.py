@@ -83,3 +83,102 @@ def test_answer_kinds():
     vocabulary = {"color": ("red", "blue"), "shape": ("cube",)}
     assert [answer_kind(a, vocabulary) for a in ("yes", "3", "blue", "cube", "teapot")] == [
         "bool", "count", "color", "shape", ""]
+
+
+class _Stopped(Exception):
+    """Stands in for a kill in the middle of a run."""
+
+
+def _train_none(split, out, epochs=3, **flags):
+    from reasoning.nscl import NSCLTrainConfig, train_nscl
+
+    data = load_split(split, "train", limit_images=3, progress=False, programs="none")
+    config = NSCLTrainConfig(epochs=epochs, batch_size=8, programs="none", schedule="cosine", **flags)
+    return train_nscl(data, config, out, valid=data, progress=False)
+
+
+def test_programs_none_on_the_train_loop_stopped_mid_run_resumes_to_the_uninterrupted_weights(split, tmp_path,
+                                                                                               monkeypatch):
+    import reasoning.nscl.joint as joint_module
+
+    real, calls = joint_module.joint_loss, {"n": 0, "stop": 0}
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["stop"]:
+            raise _Stopped
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(joint_module, "joint_loss", counted)
+    _train_none(split, tmp_path / "a.pt")
+    steps = calls["n"]
+    assert steps == 3 * 4  # 30 questions in batches of 8: 4 steps an epoch
+    calls.update(n=0, stop=steps - 1)  # in the last epoch, after two checkpoints
+    with pytest.raises(_Stopped):
+        _train_none(split, tmp_path / "b.pt")
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["train_state"]["round"] == 2
+    calls.update(n=0, stop=0)
+    _, meta = _train_none(split, tmp_path / "b.pt")
+    assert calls["n"] == 4  # it went on from the checkpoint: the last epoch only
+    a, b = (torch.load(tmp_path / f, weights_only=True) for f in ("a.pt", "b.pt"))
+    assert a["model"].keys() == b["model"].keys() and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert {k.split(".")[0] for k in a["model"]} == {"concepts", "parser"}  # both models in one file
+    assert a["train_state"]["extra"]["baseline"] == b["train_state"]["extra"]["baseline"] is not None
+    assert [h["epoch"] for h in meta["history"]] == [1, 2, 3] and 0 <= meta["history"][-1]["valid_accuracy"] <= 1
+    # another flag on resume is refused, naming it
+    with pytest.raises(ConfigError, match="--learning-rate"):
+        _train_none(split, tmp_path / "b.pt", learning_rate=1e-2)
+
+
+def test_programs_none_cli_stores_its_command_and_both_models_load(split, tmp_path, capsys):
+    from reasoning.nscl import load_nscl
+    from reasoning.nscl.joint import load_joint
+
+    out = tmp_path / "run" / "none.pt"
+    assert main(["train", "nscl", "--data", str(split), "--limit-images", "2", "--eval-data", str(split),
+                 "--eval-split", "train", "--out", str(out), "--epochs", "1", "--programs", "none", "--quiet"]) == 0
+    ckpt = torch.load(out, weights_only=True)
+    command = ckpt["train_state"]["command"]
+    assert "--programs none" in command and "--epochs 1" in command and ckpt["metadata"]["programs"] == "none"
+    assert out.with_suffix(".jsonl").is_file() and json.loads(out.with_suffix(".json").read_text())["programs"] == "none"
+    # load_nscl gives the concept learner (the concepts.* weights), load_joint both models
+    model, meta = load_nscl(out)
+    assert all(torch.equal(v, ckpt["model"][f"concepts.{k}"]) for k, v in model.state_dict().items())
+    assert meta["programs"] == "none" and meta["command"] == command
+    concepts, parser, _ = load_joint(out)
+    assert all(torch.equal(v, ckpt["model"][f"parser.{k}"]) for k, v in parser.state_dict().items())
+    data = load_split(split, "train", limit_images=2, progress=False, programs="none")
+    assert evaluate_joint(concepts, parser, data)["questions"] == len(data)
+    # a file without a parser is refused by load_joint in one line
+    from physics.errors import CheckpointError
+    from reasoning.nscl import NSCLTrainConfig, train_nscl
+
+    gt = load_split(split, "train", limit_images=2, progress=False)
+    train_nscl(gt, NSCLTrainConfig(epochs=1, curriculum="0:0"), tmp_path / "gt.pt", progress=False)
+    with pytest.raises(CheckpointError, match="holds no parser"):
+        load_joint(tmp_path / "gt.pt")
+
+
+def test_programs_none_refuses_the_flags_it_does_not_implement(capsys):
+    from reasoning.nscl import NSCLTrainConfig
+
+    with pytest.raises(ConfigError, match="does not take --flip, --whole-images: leave them"):
+        NSCLTrainConfig(programs="none", flip=True, whole_images=True)
+    with pytest.raises(ConfigError, match="does not take --device"):
+        NSCLTrainConfig(programs="none", device="auto")
+    NSCLTrainConfig(programs="none", detail_size=48, schedule="cosine")  # the architecture flags are taken
+    assert main(["train", "nscl", "--data", "nowhere", "--programs", "none", "--curriculum", "0:0"]) != 0
+    assert "does not take --curriculum" in capsys.readouterr().err
+
+
+def test_joint_adam_clips_each_group_and_steps_it_at_its_rate_factor():
+    from reasoning.nscl.joint import JointAdam
+    from reasoning.parser.train import GRAD_CLIP
+
+    a, b = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(3))
+    opt = JointAdam([{"params": [a]}, {"params": [b], "lr_factor": 2.0}], lr=0.1)
+    a.grad, b.grad = torch.full((3,), 100.0), torch.full((3,), 0.5)
+    opt.step()
+    assert float(a.grad.norm()) <= GRAD_CLIP + 1e-6 and torch.equal(b.grad, torch.full((3,), 0.5))  # per group
+    assert torch.allclose(a, torch.full((3,), -0.1)) and torch.allclose(b, torch.full((3,), -0.2))  # Adam's first step: lr
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1]  # the loop's rate is left as it set it
