@@ -173,7 +173,11 @@ class NSCLTrainConfig:
         default="gt",
         metadata={"help": "each question's program: gt, the questions file's (ground truth), or parser, the shipped "
                           "question parser's from the question's text (the file's programs are then never read; a "
-                          "question it cannot parse is skipped and counted), or none, no program at all: a parser from random weights is learnt by REINFORCE from the answers beside the concepts (reasoning.nscl.joint; one checkpoint holds both models; the curriculum is not used and --flip, --init, --whole-images, --group-weights, --colour-jitter, --scale-jitter, --context-size, --part-lr and --device are refused)"},
+                          "question it cannot parse is skipped and counted), or none, no program at all: a parser "
+                          "from random weights is learnt by REINFORCE from the answers beside the concepts "
+                          "(reasoning.nscl.joint; one checkpoint holds both models; the curriculum is not used and "
+                          "--flip, --init, --whole-images, --group-weights, --colour-jitter, --scale-jitter, "
+                          "--context-size, --part-lr and --device are refused)"},
     )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"min": 1, "help": "torch CPU threads (may change on resume)"})

@@ -1,9 +1,8 @@
 """Free objects of a future rollout kept on their heading (``RolloutConfig.heading_hold``; off by default).
 
-In the world an object sliding or rolling on the floor with no other object near it moves on a straight line
-(thirty-second session, nsdr20, true futures of dev pool 44086: a free sphere's heading turns by 0.00 degrees in
-median over 30 frames), while the learned PropNet's step turns it a little every frame (1.7 degrees in median
-after 20 frames, 2.9 after 30), so a near pass the world makes drifts off its collision course.  With the option
+In the world an object sliding or rolling on the floor with no other object near it moves on a straight line,
+while the learned PropNet's step turns it a little every frame (by about 2-3 degrees over 20-30 frames on CLEVRER-style
+videos; docs/results/clevrer.md), so a near pass the world makes drifts off its collision course.  With the option
 on, an object whose footprint stays ``heading_hold_clearance`` or farther from every other object's, before and
 after a predicted step, keeps the heading of its last step; the PropNet's step length (its speed) stands, and
 near another object the PropNet's whole step stands (contacts are the learned model's).
