@@ -155,12 +155,8 @@ def test_toy_world_model_data_train_and_bench_through_the_cli(toys, tmp_path, ca
 
 
 @pytest.fixture(scope="module")
-def clevr_split(tmp_path_factory):
-    out = tmp_path_factory.mktemp("clevr")
-    assert main(["data", "clevr", "--n", "2", "--out", str(out), "--split", "test", "--seed", "3",
-                 "--questions-per-scene", "5", "--width", "160", "--height", "120", "--min-pixels", "20",
-                 "--backend", "serial"]) == 0
-    return out
+def clevr_split(tiny_clevr):
+    return tiny_clevr(2, split="test", seed=3, questions=5)
 
 
 def test_toy_perceiver_is_evaluated_from_the_checkpoint_given_by_path(toys, clevr_split, tmp_path, capsys):

@@ -31,12 +31,8 @@ from reasoning.nscl.train import (
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    out = tmp_path_factory.mktemp("nscl") / "data"
-    assert main(["data", "clevr", "--n", "12", "--out", str(out), "--split", "train", "--seed", "5",
-                 "--questions-per-scene", "10", "--width", "160", "--height", "120", "--min-pixels", "20",
-                 "--backend", "serial"]) == 0
-    return out
+def split(tiny_clevr):
+    return tiny_clevr(12)
 
 
 def _scrambled_copy(src, dst):

@@ -53,12 +53,8 @@ def _worker(rank: int, port: int, data: str, folder: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("nscl_ddp") / "data"
-    assert main(["data", "clevr", "--n", "6", "--out", str(out), "--split", "train", "--seed", "5",
-                 "--questions-per-scene", "6", "--width", "160", "--height", "120", "--min-pixels", "20",
-                 "--backend", "serial"]) == 0
-    return out
+def split(tiny_clevr) -> Path:
+    return tiny_clevr(6, questions=6)
 
 
 @pytest.fixture(scope="module")

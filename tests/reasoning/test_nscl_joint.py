@@ -22,12 +22,8 @@ from reasoning.nscl.joint import (
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    out = tmp_path_factory.mktemp("nscl_joint") / "data"
-    assert main(["data", "clevr", "--n", "6", "--out", str(out), "--split", "train", "--seed", "5",
-                 "--questions-per-scene", "10", "--width", "160", "--height", "120", "--min-pixels", "20",
-                 "--backend", "serial"]) == 0
-    return out
+def split(tiny_clevr):
+    return tiny_clevr(6)
 
 
 def _without_programs(src, dst):
