@@ -33,6 +33,7 @@ from typing import Any
 
 from perception.video import VIDEO_PERCEIVERS as VIDEO_PERCEPTION
 from perception.video import load_video_perceiver
+from perception.video.registry import VIDEO_INPUTS
 from physics.errors import ConfigError, DataError
 from physics.io import ensure_dir
 from physics.registry import Registry
@@ -59,6 +60,7 @@ __all__ = [
     "SCENE_SETTINGS",
     "rollout_settings_for",
     "check_split_folder",
+    "perceiver_reads",
 ]
 
 # A learned dynamics provider's settings (by provider name) where the annotation comes from a pixel
@@ -127,6 +129,10 @@ class VideoFiles:
             masks=there(root / f"masks_{split}" / f"video_{index:05d}"),
         )
 
+    def input(self, reads: str) -> Path | None:
+        """The path of what a perceiver that reads ``reads`` (``"frames"`` or ``"annotation"``) is given."""
+        return {"frames": self.frames, "annotation": self.annotation}[reads]
+
 
 @dataclass(frozen=True)
 class ParsedQuestion:
@@ -147,18 +153,19 @@ def perception_for(name: str, checkpoint: str | None = None, settings: Sequence[
                    cache: str | None = None) -> Perceive:
     """``video -> VideoAnnotation`` by video perceiver ``name`` of :data:`VIDEO_PERCEPTION`.
 
-    ``gt`` reads the video's annotation file; any other perceiver reads its frames.
-    ``settings`` (``KEY=VALUE``, :func:`perception.video.annotate.perception_config`) and
-    ``cache`` (a folder of per-frame detections) apply to the pixel perceiver ``model``.
+    The perceiver is given the video file its ``reads`` names (:func:`perceiver_reads`):
+    ``gt`` its annotation file, any other its frames.  ``settings`` (``KEY=VALUE``,
+    :func:`perception.video.annotate.perception_config`) and ``cache`` (a folder of
+    per-frame detections) apply to the pixel perceiver ``model``.
 
     Raises:
         ConfigError: settings or a cache for a perceiver that takes none, or a bad setting.
     """
+    reads = perceiver_reads(name)
     if name == "gt":
         _no_checkpoint("perception", checkpoint)
         if settings or cache:
             raise ConfigError("--perception gt reads annotation files: it takes no perception settings or cache")
-        return lambda video: read_annotation(video.annotation)
     perceiver = load_video_perceiver(name, checkpoint)
     if settings or cache:
         # imported here: the pixel perceiver's modules read torch, which `nesy answer` etc. never need
@@ -171,29 +178,41 @@ def perception_for(name: str, checkpoint: str | None = None, settings: Sequence[
         perceiver.cache = None if cache is None else ensure_dir(cache, "perception cache folder")
 
     def perceive(video: VideoFiles) -> VideoAnnotation:
-        if video.frames is None:
-            raise DataError(f"video {video.index}: no frames next to {video.annotation}; --perception {name} "
-                            "reads them (the data set was built with --no-render?)")
-        return perceiver(video.frames)
+        path = video.input(reads)
+        if path is None:
+            raise DataError(f"video {video.index}: no {reads} next to {video.annotation}; --perception {name} "
+                            f"reads {VIDEO_INPUTS[reads]}")
+        return perceiver(path)
 
     return perceive
+
+
+def perceiver_reads(name: str) -> str:
+    """Which of a video's files video perceiver ``name`` reads: a key of :data:`VIDEO_INPUTS`.
+
+    >>> perceiver_reads("gt"), perceiver_reads("model")
+    ('annotation', 'frames')
+
+    Raises:
+        ConfigError: an unknown perceiver (naming the choices).
+    """
+    return VIDEO_PERCEPTION.get(name).reads
 
 
 def check_split_folder(perception: str, folder: str | Path, split: str) -> None:
     """Refuse a split whose folder perceiver ``perception`` reads is not there, before any video.
 
-    ``gt`` reads ``annotation_<split>``, any other perceiver ``frames_<split>`` (as :func:`perception_for`).
+    The folder is ``<reads>_<split>``, with ``reads`` the perceiver's (:func:`perceiver_reads`).
     A single missing video is counted wrong where it comes; a missing folder would count every one wrong.
 
     Raises:
         DataError: the folder is missing (one line naming it, and the splits the folder does hold).
     """
-    kind = "annotation" if perception == "gt" else "frames"
-    path = Path(folder) / f"{kind}_{split}"
+    reads = perceiver_reads(perception)
+    path = Path(folder) / f"{reads}_{split}"
     if not path.is_dir():
-        reads = "the annotation files" if kind == "annotation" else "the rendered frames (built with --no-render?)"
-        raise DataError(f"CLEVRER {kind} folder not found: {path} (--perception {perception} reads {reads})"
-                        f"{split_hint(folder, split)}")
+        raise DataError(f"CLEVRER {reads} folder not found: {path} (--perception {perception} reads "
+                        f"{VIDEO_INPUTS[reads]}){split_hint(folder, split)}")
 
 
 def rollout_settings_for(perception: str, dynamics: str, given: Mapping[str, Any] | None = None) -> dict[str, Any]:

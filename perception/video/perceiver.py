@@ -154,6 +154,7 @@ class GroundTruthVideoPerceiver(VideoPerceiver):
     """Ground-truth perception: the video's own annotation file."""
 
     name = "gt"
+    reads = "annotation"
 
     @classmethod
     def load(cls, checkpoint: PathLike | None = None) -> GroundTruthVideoPerceiver:
@@ -167,7 +168,9 @@ class GroundTruthVideoPerceiver(VideoPerceiver):
         return cls()
 
     def __call__(self, frames_dir: PathLike) -> VideoAnnotation:
-        return read_annotation(annotation_for_frames(frames_dir))
+        """The annotation file ``frames_dir`` is (a ``.json`` path), or the one next to that frames folder."""
+        path = Path(frames_dir)
+        return read_annotation(path if path.suffix == ".json" else annotation_for_frames(path))
 
 
 register_video_perceiver(PixelVideoPerceiver, help="from pixels: derenderer on each frame, tracking, finite differences, collision rule")

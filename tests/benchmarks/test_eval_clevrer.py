@@ -132,6 +132,44 @@ def test_a_split_without_the_folder_its_perceiver_reads_is_refused_before_any_vi
     assert not out.exists()
 
 
+def test_a_perceiver_that_reads_annotation_files_is_given_them_and_needs_no_frames_folder(folder, tmp_path):
+    """The perceiver's ``reads`` alone decides the folder checked and the path it is given (the fixture has no frames)."""
+    from perception.video import VIDEO_PERCEIVERS, VideoPerceiver, register_video_perceiver
+
+    given: list[Path] = []
+
+    class AnnotationReader(VideoPerceiver):
+        name = "test-annotation-reader"
+        reads = "annotation"
+
+        @classmethod
+        def load(cls, checkpoint=None):
+            return cls()
+
+        def __call__(self, frames_dir):
+            given.append(Path(frames_dir))
+            return read_annotation(frames_dir)
+
+    register_video_perceiver(AnnotationReader)
+    try:
+        out = tmp_path / "r.json"
+        assert cli.main(["eval", "clevrer", "--data", str(folder), "--split", "val", "--perception", AnnotationReader.name,
+                         "--dynamics", "gt", "--parser", "gt", "--out", str(out), "--quiet"]) == 0
+        result = json.loads(out.read_text())
+        assert result["errors"] == [] and result["accuracy"]["descriptive"] == 1.0
+        assert given == [folder / "annotation_val" / "annotation_00000.json"]
+    finally:
+        VIDEO_PERCEIVERS.unregister(AnnotationReader.name)
+
+    class Unknown(AnnotationReader):
+        name = "test-unknown-input"
+        reads = "pixels"
+
+    with pytest.raises(ConfigError, match="'test-unknown-input': reads must be one of frames, annotation, got 'pixels'"):
+        register_video_perceiver(Unknown)
+    assert Unknown.name not in VIDEO_PERCEIVERS
+
+
 def test_damaged_entries_of_the_questions_file_are_reported_and_the_rest_answered(folder, tmp_path):
     """A question that is not an object is reported and left out (a traceback before); a video entry without a
     questions list (silently empty before) or that is not an object (a Python message before) is named."""
