@@ -82,9 +82,11 @@ __all__ = [
     "SOFT_OPS",
     "attach_soft",
     "soft_execute",
+    "check_soft",
 ]
 
 _TINY = 1e-12  # keeps logs and divisions finite where a probability is exactly 0
+_RELATION = OPS["relate"].side_inputs[0]  # the side-input type whose words are relations, not concepts
 
 
 @dataclass(frozen=True)
@@ -472,6 +474,57 @@ def _answer(t: str, value: Tensor, vocabulary) -> str | None:
     return vocabulary[VALUE_TYPES[t]][int(value.argmax())]
 
 
+def check_soft(program: Program, scenes: SoftScenes, scene_index: int, position: int = 0) -> tuple[list[Call], list[tuple[int, ...]]]:
+    """Refuse, running nothing, what :func:`soft_execute` would refuse of ``program`` on row ``scene_index``.
+
+    Args:
+        program: The program.
+        scenes: The scenes it would run on (their vocabulary and relations decide its words).
+        scene_index: The row of ``scenes`` it would run on.
+        position: Its place in a batch, for the messages (``program 3``).
+
+    Returns:
+        Its nodes in execution order and the positions each reads.
+
+    Raises:
+        ProgramError: a scene index out of range, a malformed program (the symbolic
+            executor's message), an operation without a soft form, or a side-input word
+            outside the scenes' vocabulary or relations.
+    """
+    n_scenes = scenes.present.shape[0]
+    if not 0 <= scene_index < n_scenes:
+        raise ProgramError(f"soft_execute: program {position} names scene {scene_index}, but there are {n_scenes}")
+    check_call(program.root, OPS)
+    calls, inputs = _node_list(program)
+    for call in calls:
+        if call.function not in _SOFT:
+            raise ProgramError(
+                f"soft executor: operation {call.function!r} (program {position}) has no soft form; "
+                "add one with reasoning.executor.soft.attach_soft"
+            )
+        _check_words(call, scenes, position)
+    return calls, inputs
+
+
+def _check_words(call: Call, scenes: SoftScenes, position: int) -> None:
+    """Each side-input word of ``call`` is one of the scenes' (an empty composite slot is no constraint)."""
+    for word, kind in zip(call.values, OPS[call.function].side_inputs, strict=False):
+        if not word:
+            continue
+        if kind == _RELATION:
+            known: Sequence[str] | None = scenes.relation_names
+            name = "relation"
+        else:
+            name = VALUE_TYPES.get(kind, "")
+            known = scenes.vocabulary.get(name) if name else None  # a type of its own: the operation decides
+            if name and known is None:
+                raise ProgramError(f"soft executor: program {position} filters by {name}, which the scenes have no "
+                                   f"concepts of; they have {list(scenes.vocabulary)}")
+        if known is not None and word not in known:
+            raise ProgramError(f"soft executor: {word!r} is not a {name}; known: {list(known)} (program {position}, "
+                               f"{call.function})")
+
+
 def soft_execute(
     programs: Sequence[Program],
     scenes: SoftScenes,
@@ -481,7 +534,7 @@ def soft_execute(
 
     Programs of one structure (same functions, same wiring) run together: each
     node is one batched tensor operation for the whole group, its side inputs
-    one column of words.
+    one column of words.  Every program is checked (:func:`check_soft`) before any runs.
 
     Args:
         programs: Programs (trees or official DAGs), type-checked against the catalogue.
@@ -495,20 +548,10 @@ def soft_execute(
     """
     if len(programs) != len(scene_indices):
         raise ProgramError(f"soft_execute: {len(programs)} programs, {len(scene_indices)} scene indices")
-    n_scenes = scenes.present.shape[0]
     groups: dict[tuple, list[int]] = {}
     lists = []
     for k, (program, s) in enumerate(zip(programs, scene_indices, strict=True)):
-        if not 0 <= s < n_scenes:
-            raise ProgramError(f"soft_execute: program {k} names scene {s}, but there are {n_scenes}")
-        check_call(program.root, OPS)
-        calls, inputs = _node_list(program)
-        for call in calls:
-            if call.function not in _SOFT:
-                raise ProgramError(
-                    f"soft executor: operation {call.function!r} (program {k}) has no soft form; "
-                    "add one with reasoning.executor.soft.attach_soft"
-                )
+        calls, inputs = check_soft(program, scenes, s, k)
         lists.append((calls, inputs))
         key = tuple((c.function, ins, len(c.values)) for c, ins in zip(calls, inputs, strict=True))
         groups.setdefault(key, []).append(k)

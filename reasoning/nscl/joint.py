@@ -41,7 +41,7 @@ from physics.io import PathLike, torch_load
 from physics.training import Constant, RunLog, Schedule, TrainLoop, WarmupCosine, seed_everything
 from reasoning.dsl import Program
 from reasoning.errors import ProgramError
-from reasoning.executor.soft import SOFT_OPS, soft_execute
+from reasoning.executor.soft import SOFT_OPS, check_soft, soft_execute
 from reasoning.nscl.data import QASet
 from reasoning.nscl.model import ConceptConfig, ConceptLearner
 from reasoning.parser import ParserConfig, ParserData, ParserExample, QuestionParser
@@ -100,20 +100,21 @@ def _runnable(parser: QuestionParser, tokens: tuple[str, ...] | None) -> Program
 
 
 def _execute(programs: list[Program], scenes, rows: list[int]):
-    """Soft outputs of ``programs``; those the executor refuses are dropped (their positions returned)."""
-    try:
-        return soft_execute(programs, scenes, rows), list(range(len(programs)))
-    except ProgramError:
-        keep = []
-        for k, (p, r) in enumerate(zip(programs, rows, strict=True)):
-            try:
-                soft_execute([p], scenes, [r])
-                keep.append(k)
-            except ProgramError:
-                pass
-        if not keep:
-            return None, []
-        return soft_execute([programs[k] for k in keep], scenes, [rows[k] for k in keep]), keep
+    """Soft outputs of the ``programs`` the executor takes, and their positions; each is checked, then run once.
+
+    A program :func:`~reasoning.executor.soft.check_soft` refuses (malformed, a word outside
+    the learner's vocabulary) is dropped before anything runs.
+    """
+    keep = []
+    for k, (program, row) in enumerate(zip(programs, rows, strict=True)):
+        try:
+            check_soft(program, scenes, row, k)
+            keep.append(k)
+        except ProgramError:
+            pass
+    if not keep:
+        return None, []
+    return soft_execute([programs[k] for k in keep], scenes, [rows[k] for k in keep]), keep
 
 
 def _sampled(model: ConceptLearner, parser: QuestionParser, data: QASet, questions: list[int], mode: str):

@@ -178,3 +178,34 @@ def test_joint_adam_clips_each_group_and_steps_it_at_its_rate_factor():
     assert float(a.grad.norm()) <= GRAD_CLIP + 1e-6 and torch.equal(b.grad, torch.full((3,), 0.5))  # per group
     assert torch.allclose(a, torch.full((3,), -0.1)) and torch.allclose(b, torch.full((3,), -0.2))  # Adam's first step: lr
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1]  # the loop's rate is left as it set it
+
+
+def test_a_sampled_batch_with_programs_the_executor_refuses_runs_each_of_the_others_once(monkeypatch):
+    """The refused ones (a type error, a word the learner lacks, a scene out of range) are dropped by the check; the
+    others run in one batch (the batch was run, then each program alone, then the kept ones again)."""
+    import reasoning.nscl.joint as joint_module
+    from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
+    from reasoning.dsl import parse_program
+    from reasoning.executor.soft import SoftScenes, soft_execute
+
+    vocabulary = {a: tuple(w for w in ws if w != "cyan") for a, ws in ATTRIBUTES.items()}
+    g = torch.Generator().manual_seed(0)
+    scenes = SoftScenes(torch.ones(2, 3), {a: torch.randn(2, 3, len(ws), generator=g) for a, ws in vocabulary.items()},
+                        torch.randn(2, len(RELATIONS), 3, 3, generator=g), vocabulary)
+    texts = ["count(scene())", "exist(filter_color(scene(), cyan))", "count(filter_color(scene(), red))",
+             "exist(count(scene()))", "query_shape(unique(scene()))", "count(scene())"]
+    programs, rows = [parse_program(t) for t in texts], [0, 1, 1, 0, 0, 5]
+    runs: list[int] = []
+
+    def counted(batch, s, r):
+        runs.append(len(batch))
+        return soft_execute(batch, s, r)
+
+    monkeypatch.setattr(joint_module, "soft_execute", counted)
+    out, keep = joint_module._execute(programs, scenes, rows)
+    assert keep == [0, 2, 4] and runs == [3]
+    alone = soft_execute([programs[k] for k in keep], scenes, [rows[k] for k in keep])
+    assert out.answers == alone.answers and all(torch.equal(a, b) for a, b in zip(out.values, alone.values, strict=True))
+    runs.clear()
+    assert joint_module._execute(programs[1:2], scenes, rows[1:2]) == (None, []) and runs == []
+

@@ -110,3 +110,35 @@ def test_the_soft_mode_covers_the_table_and_refuses_what_it_cannot_run():
             soft_execute([parse_program("count(scene())")], scenes, [0])
     finally:
         attach_soft("count", count)
+
+
+def _scenes_without(word: str, seed: int = 0) -> SoftScenes:
+    """Two random three-object scenes whose colour vocabulary lacks ``word`` (a learner's smaller vocabulary)."""
+    from physics.worlds.clevr_properties import ATTRIBUTES, RELATIONS
+
+    g = torch.Generator().manual_seed(seed)
+    vocabulary = {a: tuple(w for w in ws if w != word) for a, ws in ATTRIBUTES.items()}
+    return SoftScenes(torch.ones(2, 3), {a: torch.randn(2, 3, len(ws), generator=g) for a, ws in vocabulary.items()},
+                      torch.randn(2, len(RELATIONS), 3, 3, generator=g), vocabulary)
+
+
+def test_a_word_outside_the_scenes_vocabulary_is_refused_by_the_check_before_any_operation_runs(monkeypatch):
+    from reasoning.executor import soft
+
+    scenes = _scenes_without("cyan")
+    ran = []
+    filter_color = soft._SOFT["filter_color"]
+    monkeypatch.setitem(soft._SOFT, "count", lambda ctx, objs: ran.append(1) or soft._count(ctx, objs))
+    monkeypatch.setitem(soft._SOFT, "filter_color", lambda ctx, objs, words: ran.append(1) or filter_color(ctx, objs, words))
+    programs = [parse_program("count(scene())"), parse_program("count(filter_color(scene(), cyan))")]
+    with pytest.raises(ProgramError, match=r"'cyan' is not a color; known: .* \(program 1, filter_color\)"):
+        soft_execute(programs, scenes, [0, 1])
+    assert ran == []  # the first program's group did not run before the second was found out
+    with pytest.raises(ProgramError, match="'cyan' is not a color"):
+        soft.check_soft(programs[1], scenes, 0)
+    sideways = SoftScenes(scenes.present, scenes.attributes, scenes.relations[:, :2], scenes.vocabulary,
+                          scenes.relation_names[:2])
+    with pytest.raises(ProgramError, match=f"'{scenes.relation_names[2]}' is not a relation"):
+        soft.check_soft(parse_program(f"count(relate(unique(scene()), {scenes.relation_names[2]}))"), sideways, 0)
+    assert soft.check_soft(programs[0], scenes, 1)[0][-1].function == "count"
+
