@@ -27,6 +27,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_torch_save",
+    "nonfinite_tensor",
     "read_json",
     "torch_load",
     "npz_failure",
@@ -270,7 +271,29 @@ def torch_load(path: PathLike, what: str = "checkpoint", *, verify: bool = True)
         if not isinstance(stored, str) or stored != weights_digest(obj):
             raise CheckpointError(f"{what} {path} is damaged: its weights do not match their stored "
                                   f"{DIGEST_KEY} digest")
+    where = nonfinite_tensor(obj) if verify else None
+    if where is not None:
+        raise CheckpointError(f"{what} {path} holds NaN or infinite values in {where} (a run that diverged?); "
+                              "use an earlier checkpoint or train again")
     return obj
+
+
+def nonfinite_tensor(obj: Any) -> str | None:
+    """The key path (``'model' / 'fc.weight'``) of the first floating tensor in ``obj`` holding NaN or inf, else None.
+
+    Nested dicts, lists and tuples are searched in order; no weight or optimiser state this project
+    saves is ever non-finite, so one that is comes from a run that diverged or a damaged file.
+    """
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return "" if (obj.is_floating_point() or obj.is_complex()) and not bool(torch.isfinite(obj).all()) else None
+    items: Any = obj.items() if isinstance(obj, Mapping) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        inner = nonfinite_tensor(value)
+        if inner is not None:
+            return f"{key!r}" + (f" / {inner}" if inner else "")
+    return None
 
 
 def _load_failure(exc: Exception) -> str:

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from physics.errors import CheckpointError
-from physics.io import DIGEST_KEY, atomic_torch_save, require_fields, torch_load, weights_digest
+from physics.io import (
+    DIGEST_KEY,
+    atomic_torch_save,
+    nonfinite_tensor,
+    require_fields,
+    torch_load,
+    weights_digest,
+)
 
 
 def flip_tensor_bytes(path: Path, tensor: torch.Tensor) -> None:
@@ -40,6 +47,22 @@ def test_flipped_bytes_inside_a_tensor_are_refused_in_one_line(tmp_path):
         torch_load(tmp_path / "c.pt", "test checkpoint")
     assert str(tmp_path / "c.pt") in str(err.value) and "\n" not in str(err.value)
     assert not torch.equal(torch_load(tmp_path / "c.pt", verify=False)["model"]["w"], w)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_nan_or_infinite_weight_is_refused_in_one_line_naming_where_even_with_a_matching_digest(tmp_path, bad):
+    """A diverged run's file carries a digest of its NaN weights: it loaded, and every answer was silently wrong."""
+    w = torch.linspace(0.1, 1.0, 8)
+    w[3] = bad
+    atomic_torch_save(tmp_path / "c.pt", {"model": {"fc.weight": w, "steps": torch.tensor(3)}, "history": [{"x": 1.0}]})
+    with pytest.raises(CheckpointError, match=r"c.pt holds NaN or infinite values in 'model' / 'fc.weight' ") as err:
+        torch_load(tmp_path / "c.pt", "test checkpoint")
+    assert "\n" not in str(err.value) and str(err.value).startswith("test checkpoint ")
+    assert torch.equal(torch_load(tmp_path / "c.pt", verify=False)["model"]["fc.weight"][:3], w[:3])  # repair path
+    torch.save({"opt": [{"state": torch.tensor([1.0, bad])}]}, tmp_path / "old.pt")  # no digest: checked too
+    with pytest.raises(CheckpointError, match=r"in 'opt' / 0 / 'state'"):
+        torch_load(tmp_path / "old.pt")
+    assert nonfinite_tensor({"a": torch.ones(2), "b": (torch.arange(3),)}) is None
 
 
 def test_a_file_without_digest_loads_unchecked(tmp_path):
