@@ -53,7 +53,7 @@ __all__ = ["JointConfig", "JointModel", "JointAdam", "fresh_parser", "joint_loss
 
 # flags of NSCLTrainConfig that --programs none does not implement: each must keep its default
 NONE_UNSUPPORTED = ("curriculum", "flip", "init", "whole_images", "group_weights", "colour_jitter", "scale_jitter",
-                    "context_size", "part_lr")
+                    "context_size", "part_lr", "device")
 
 
 @dataclass(frozen=True)
@@ -346,7 +346,7 @@ def train_nscl_none(
     checkpoint at ``out`` holds both models (resumed when it exists; only ``threads`` may change).
 
     (``NSCLTrainConfig`` refuses, with ``programs="none"``, a flag of :data:`NONE_UNSUPPORTED`
-    away from its default and a device other than cpu.)
+    away from its default.)
     """
     torch.set_num_threads(config.threads)
     per_epoch = math.ceil(len(data) / config.batch_size)

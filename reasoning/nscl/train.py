@@ -48,7 +48,7 @@ from physics.training.distributed import (
 from physics.worlds.clevr_properties import ATTRIBUTES
 from reasoning.dsl import Program
 from reasoning.executor.soft import soft_execute
-from reasoning.nscl.data import QASet
+from reasoning.nscl.data import PROGRAM_SOURCES, QASet
 from reasoning.nscl.joint import NONE_UNSUPPORTED
 from reasoning.nscl.model import ConceptConfig, ConceptLearner, context_shape, recolour, rescale
 
@@ -56,7 +56,14 @@ __all__ = ["NSCLTrainConfig", "PartScaledAdam", "average_nscl", "question_weight
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 SCHEDULES = ("constant", "cosine")
-TRAIN_PROGRAMS = ("gt", "parser", "none")  # none: reasoning.nscl.joint learns a parser from the answers
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _flag_list(names: Sequence[str]) -> str:
+    return ", ".join(_flag(n) for n in names[:-1]) + f" and {_flag(names[-1])}"
+
+
 PARTS = ("detail", "context", "max", "spatial", "others")  # --part-lr: parts of the model that --init can grow
 
 
@@ -171,13 +178,13 @@ class NSCLTrainConfig:
     )
     programs: str = field(
         default="gt",
-        metadata={"help": "each question's program: gt, the questions file's (ground truth), or parser, the shipped "
+        metadata={"choices": PROGRAM_SOURCES,
+                  "help": "each question's program: gt, the questions file's (ground truth), or parser, the shipped "
                           "question parser's from the question's text (the file's programs are then never read; a "
                           "question it cannot parse is skipped and counted), or none, no program at all: a parser "
                           "from random weights is learnt by REINFORCE from the answers beside the concepts "
-                          "(reasoning.nscl.joint; one checkpoint holds both models; the curriculum is not used and "
-                          "--flip, --init, --whole-images, --group-weights, --colour-jitter, --scale-jitter, "
-                          "--context-size, --part-lr and --device are refused)"},
+                          "(reasoning.nscl.joint; one checkpoint holds both models; "
+                          f"{_flag_list(NONE_UNSUPPORTED)} must keep their defaults)"},
     )
     seed: int = field(default=0, metadata={"help": "weights, batch order and flips"})
     threads: int = field(default=1, metadata={"min": 1, "help": "torch CPU threads (may change on resume)"})
@@ -208,12 +215,11 @@ class NSCLTrainConfig:
             raise ConfigError(f"context size: give 0 (none) or an image height of at least 16 pixels, got {self.context_size}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: choose one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.programs not in TRAIN_PROGRAMS:
-            raise ConfigError(f"programs: choose one of {', '.join(TRAIN_PROGRAMS)}, got {self.programs!r}")
+        if self.programs not in PROGRAM_SOURCES:
+            raise ConfigError(f"programs: choose one of {', '.join(PROGRAM_SOURCES)}, got {self.programs!r}")
         if self.programs == "none":
             defaults = {f.name: f.default for f in dataclasses.fields(self)}
-            bad = [f"--{k.replace('_', '-')}" for k in NONE_UNSUPPORTED if getattr(self, k) != defaults[k]]
-            bad += ["--device"] * (self.device != "cpu")
+            bad = [_flag(k) for k in NONE_UNSUPPORTED if getattr(self, k) != defaults[k]]
             if bad:
                 raise ConfigError(f"programs none (answers only) does not take {', '.join(bad)}: leave "
                                   f"{'it' if len(bad) == 1 else 'them'} at the default")

@@ -167,6 +167,24 @@ def test_programs_none_refuses_the_flags_it_does_not_implement(capsys):
     assert "does not take --curriculum" in capsys.readouterr().err
 
 
+def test_the_programs_flag_lists_its_choices_and_every_flag_none_refuses_from_one_list(capsys):
+    """The help named the refused flags by hand (and called --curriculum "not used" where it is refused)."""
+    from reasoning.nscl.data import PROGRAM_SOURCES
+    from reasoning.nscl.joint import NONE_UNSUPPORTED
+
+    with pytest.raises(SystemExit):
+        main(["train", "nscl", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--programs {" + ",".join(PROGRAM_SOURCES) + "}" in text
+    refused = text[text.index("one checkpoint holds both models;"):text.index("must keep their defaults")]
+    assert [f for f in refused.replace(",", " ").split() if f.startswith("--")] == [
+        "--" + name.replace("_", "-") for name in NONE_UNSUPPORTED]
+    with pytest.raises(SystemExit):
+        main(["train", "nscl", "--data", "nowhere", "--programs", "parsed"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("argument --programs: invalid choice: 'parsed' (choose from 'gt', 'parser', 'none')"), err
+
+
 def test_joint_adam_clips_each_group_and_steps_it_at_its_rate_factor():
     from reasoning.nscl.joint import JointAdam
     from reasoning.parser.train import GRAD_CLIP
