@@ -67,6 +67,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from benchmarks.commands.execute import scenes_by_index
 from benchmarks.paired import paired_ratio
 from perception.datasets.clevr import find_layout
 from perception.image_io import load_image
@@ -168,8 +169,12 @@ class ClevrEvalConfig:
 MAX_SKIPPED_SHOWN = 5  # messages of skipped questions kept in the result (the count is exact)
 
 
-def _check_question(q: Any, file: str, k: int, scenes: dict[int, SceneGraph]) -> Program:
-    """Question ``k`` of ``file``'s program; a NesyError naming the question if it cannot be evaluated."""
+def _check_question(q: Any, file: str, k: int, scenes: dict[int, SceneGraph], seen: dict[int, int]) -> Program:
+    """Question ``k`` of ``file``'s program; a NesyError naming the question if it cannot be evaluated.
+
+    ``seen`` maps each ``question_index`` read so far to its question's position; a question
+    whose index an earlier one had is refused (it would be counted twice), and ``seen`` gets ``k``'s.
+    """
     if not isinstance(q, dict):
         raise DataError(f"{file}: question {k}: expected a JSON object, got {type(q).__name__}")
     for key in ("question", "program", "answer", "image_index"):
@@ -180,10 +185,20 @@ def _check_question(q: Any, file: str, k: int, scenes: dict[int, SceneGraph]) ->
         raise DataError(f"{file}: question {k}: image_index must be an integer, got {image!r}")
     if image not in scenes:
         raise DataError(f"{file}: question {k} asks about image {image}, not in the scenes file")
+    if not isinstance(q["answer"], str):  # the executors answer in words and digits: any other is never equal
+        raise DataError(f"{file}: question {k}: answer must be a string (a word or digits), got {q['answer']!r}")
+    index = q.get("question_index")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+        raise DataError(f"{file}: question {k}: question_index must be an integer, got {index!r}")
     program = from_clevr(q["program"], where=f"{file}: question {k}")
     for n, call in enumerate(program.nodes()):  # names only: the executors judge everything else as before
         if call.function not in OPS:
             raise DataError(f"{file}: question {k}: node {n}: {unknown_function(call.function, sorted(OPS))}")
+    if index is not None:
+        if index in seen:
+            raise DataError(f"{file}: question {k}: question_index {index} given twice (first by question "
+                            f"{seen[index]}); not counted again")
+        seen[index] = k
     return program
 
 
@@ -371,14 +386,15 @@ def _evaluate(
     layout = find_layout(config.data, config.split)
     if layout.scenes is None or layout.questions is None:
         raise DataError(f"{config.data}: split {config.split!r} needs both a scenes and a questions file")
-    gt_scenes = {s.image_index if s.image_index is not None else k: s for k, s in enumerate(load_scenes(layout.scenes))}
+    gt_scenes = scenes_by_index(load_scenes(layout.scenes), layout.scenes)
     raw = read_json(layout.questions, "CLEVR questions file")
     if not isinstance(raw, dict) or not isinstance(raw.get("questions"), list):
         raise DataError(f"{layout.questions}: expected an object with a 'questions' list")
     questions, gt_programs, skipped = [], [], []  # the kept questions and their programs, read once
+    seen: dict[int, int] = {}
     for k, q in enumerate(raw["questions"]):
         try:
-            program = _check_question(q, layout.questions.name, k, gt_scenes)
+            program = _check_question(q, layout.questions.name, k, gt_scenes, seen)
         except NesyError as err:  # one malformed question is reported and skipped, not fatal to the rest
             skipped.append(str(err))
             continue
