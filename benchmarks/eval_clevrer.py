@@ -428,6 +428,8 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
                 if isinstance(parsed, NesyError):
                     raise parsed
                 if qtype == "descriptive":
+                    if not isinstance(q["answer"], str):  # the executor answers in words and digits: never equal
+                        raise DataError(f"'answer' must be a string (a word or digits), got {q['answer']!r}")
                     result = execute_video(from_clevrer_tokens(parsed.program), scene, trace=False)
                     tally.invalid += not result.valid
                     ok = result.answer == q["answer"]
@@ -482,8 +484,10 @@ def _scene_index(entry: Any) -> int:
 
 
 def _readable_questions(entry: Any, v: int, errors: list[str]) -> list[dict[str, Any]]:
-    """The questions of video entry ``v`` that are objects; what is not is reported in ``errors`` and left
-    out (it has no type to be counted under), so one damaged entry costs its own questions, not the run."""
+    """The questions of video entry ``v`` that are objects with a whole-number ``question_id`` (or none) not
+    taken by an earlier one; the others are reported in ``errors`` and left out (a question that is no object
+    has no type to be counted under, a repeat would be counted twice), so one damaged entry costs its own
+    questions, not the run."""
     if not isinstance(entry, dict):
         return []  # reported with the video
     questions = entry.get("questions")
@@ -491,10 +495,25 @@ def _readable_questions(entry: Any, v: int, errors: list[str]) -> list[dict[str,
         errors.append(f"video {v}: 'questions' must be a list of questions, got "
                       f"{'none' if questions is None else type(questions).__name__}")
         return []
+    kept: list[dict[str, Any]] = []
+    seen: dict[int, int] = {}  # question_id -> the position that had it first
     for k, q in enumerate(questions):
+        at = f"video {v}, question at position {k}"
         if not isinstance(q, dict):
-            errors.append(f"video {v}, question at position {k}: expected an object, got {type(q).__name__}; skipped")
-    return [q for q in questions if isinstance(q, dict)]
+            errors.append(f"{at}: expected an object, got {type(q).__name__}; skipped")
+            continue
+        qid = q.get("question_id")
+        if qid is not None and (isinstance(qid, bool) or not isinstance(qid, int)):  # NaN: the result could not be written
+            errors.append(f"{at}: 'question_id' must be a whole number, got {qid!r}; skipped")
+            continue
+        if qid is not None and qid in seen:  # was counted twice without a word
+            errors.append(f"{at}: question_id {qid} given twice (first at position {seen[qid]}); skipped, not "
+                          "counted again")
+            continue
+        if qid is not None:
+            seen[qid] = k
+        kept.append(q)
+    return kept
 
 
 def _judge(q: dict[str, Any], parsed: ParsedQuestion, scene: VideoScene, v: int, tally: _Tally,
