@@ -1101,6 +1101,35 @@ def test_a_question_whose_program_names_an_unknown_function_is_skipped_when_read
     assert "node 1: unknown function 'teleport'" in read.skipped[-1]
 
 
+@pytest.mark.parametrize("programs", ["gt", "none"])
+def test_a_repeated_question_and_a_non_string_answer_are_skipped_when_read_and_reported_by_the_command(
+        split, tmp_path, capsys, programs):
+    """A question given twice was learnt twice and an answer of NaN was learnt as the word 'nan', without a word."""
+    bad = tmp_path / "bad"
+    shutil.copytree(split, bad)
+    path = bad / "CLEVR_train_questions.json"
+    data = json.loads(path.read_text())
+    first = [k for k, q in enumerate(data["questions"]) if q["image_index"] == 0]
+    data["questions"].append(dict(data["questions"][first[0]]))
+    data["questions"][first[1]]["answer"] = float("nan")
+    data["questions"][first[2]]["question_index"] = "x"
+    path.write_text(json.dumps(data))
+    good, read = (load_split(d, "train", limit_images=1, progress=False, programs=programs) for d in (split, bad))
+    assert len(read) == len(good) - 2 and len(read.skipped) == len(good.skipped) + 3
+    assert read.skipped[-3:] == [
+        f"CLEVR_train_000000.png question {data['questions'][first[1]]['question_index']}: answer must be a string "
+        "(a word or digits), got nan",
+        "CLEVR_train_000000.png question x: question_index must be a whole number, got 'x'",
+        f"CLEVR_train_000000.png question {data['questions'][first[0]]['question_index']}: question_index given "
+        "twice; learnt once"]
+    assert "nan" not in read.answers
+    if programs == "gt":
+        assert main(["train", "nscl", "--data", str(bad), "--limit-images", "1", "--epochs", "1", "--out",
+                     str(tmp_path / "m.pt"), "--quiet"]) == 0
+        err = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
+        assert err == [f"skipped 3 question(s) of the training split, not used; first: {read.skipped[0]}"]
+
+
 def test_parsed_programs_never_read_the_files_programs_and_train_the_same(split, tmp_path):
     # programs="parser": the questions file's programs deleted or scrambled change neither the data nor a step
     from reasoning.parser import load_default_parser
@@ -1163,5 +1192,6 @@ def test_the_programs_switch_is_checked_against_the_data_and_a_bad_one_named(spl
     assert summary["programs"] == "parser" and summary["train_questions"] + summary["skipped_questions"] == 20
     _, meta = load_nscl(out)
     assert meta["programs"] == "parser" and "--programs parser" in meta["command"]
-    assert main(["train", "nscl", "--data", str(split), "--programs", "oracle", "--out", str(out), "--quiet"]) != 0
-    assert "programs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse names the choices
+        main(["train", "nscl", "--data", str(split), "--programs", "oracle", "--out", str(out), "--quiet"])
+    assert "argument --programs: invalid choice: 'oracle'" in capsys.readouterr().err
