@@ -67,12 +67,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from benchmarks.commands.execute import scenes_by_index
 from benchmarks.paired import paired_ratio
 from perception.datasets.clevr import find_layout
 from perception.image_io import load_image
 from perception.registry import PERCEIVERS
-from perception.scene_graph import SceneGraph, load_scenes
+from perception.scene_graph import SceneGraph, load_scenes, scenes_by_index
 from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError, NesyError
 from physics.fanout import BACKENDS, Fanout, keep_freed_memory, make_fanout

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from perception.errors import SceneError
-from physics.errors import NesyError
+from physics.errors import DataError, NesyError
 from physics.io import PathLike, atomic_write_json, read_json
 from physics.worlds.clevr_properties import (
     ATTRIBUTES,
@@ -48,7 +48,7 @@ from physics.worlds.clevr_properties import (
     RELATIONS,
 )
 
-__all__ = ["SceneObject", "SceneGraph", "load_scenes", "save_scenes", "compute_relationships"]
+__all__ = ["SceneObject", "SceneGraph", "load_scenes", "scenes_by_index", "save_scenes", "compute_relationships"]
 
 Vec3 = tuple[float, float, float]
 
@@ -288,6 +288,21 @@ def load_scenes(path: PathLike, *, skipped: list[str] | None = None, **kwargs: A
     if isinstance(data, Mapping) and "objects" in data:
         return [SceneGraph.from_clevr(data, where=f"{name}", **kwargs)]
     raise SceneError(f"{name}: expected a CLEVR scenes file (keys 'info', 'scenes') or one scene (key 'objects')")
+
+
+def scenes_by_index(scenes: Sequence[SceneGraph], path: PathLike) -> dict[int, SceneGraph]:
+    """Scenes keyed by ``image_index`` (their position in the file when they carry none), in file order.
+
+    Raises:
+        DataError: two scenes share an ``image_index`` (questions about it could not tell them apart).
+    """
+    out: dict[int, SceneGraph] = {}
+    for k, scene in enumerate(scenes):
+        key = scene.image_index if scene.image_index is not None else k
+        if key in out:
+            raise DataError(f"{Path(path).name}: scenes {k} and an earlier one share image_index {key}")
+        out[key] = scene
+    return out
 
 
 def save_scenes(path: PathLike, scenes: Sequence[SceneGraph], info: Mapping[str, Any] | None = None) -> None:

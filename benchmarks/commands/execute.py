@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from perception.scene_graph import SceneGraph, load_scenes
+from perception.scene_graph import SceneGraph, load_scenes, scenes_by_index
 from physics.errors import DataError, NesyError
 from physics.io import atomic_write_json, read_json
 from reasoning.errors import ExecutionError
@@ -40,23 +40,6 @@ from reasoning.executor.node_lists import answer_node_lists
 __all__ = ["register", "run", "load_questions", "scenes_by_index", "normalise_answer"]
 
 MAX_ERRORS_SHOWN = 20  # error lines printed; every error is in the answers file
-
-
-def scenes_by_index(scenes: list[SceneGraph], path: str | Path) -> dict[int, SceneGraph]:
-    """Scenes keyed by ``image_index`` (their position in the file when they carry none).
-
-    Raises:
-        DataError: two scenes share an ``image_index``.
-    """
-    out: dict[int, SceneGraph] = {}
-    for k, scene in enumerate(scenes):
-        key = scene.image_index if scene.image_index is not None else k
-        if key in out:
-            raise DataError(
-                f"{Path(path).name}: scenes {k} and an earlier one share image_index {key}"
-            )
-        out[key] = scene
-    return out
 
 
 def normalise_answer(value: Any) -> str:

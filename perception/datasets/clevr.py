@@ -123,11 +123,11 @@ class ClevrDataset(Dataset):
         self.load_masks = load_masks and self.layout.masks is not None
         kwargs = {"vocabulary": vocabulary} if vocabulary is not None else {}
         if self.layout.scenes is not None:
-            from perception.scene_graph import load_scenes
+            from perception.scene_graph import load_scenes, scenes_by_index
 
             self.scenes: list[SceneGraph | None] = list(load_scenes(self.layout.scenes, **kwargs))
             self.filenames = [self._filename(s, k) for k, s in enumerate(self.scenes)]
-            self.indices = [s.image_index if s.image_index is not None else k for k, s in enumerate(self.scenes)]
+            self.indices = list(scenes_by_index(self.scenes, self.layout.scenes))  # type: ignore[arg-type]
         else:
             files = sorted(p.name for p in self.layout.images.glob(f"CLEVR_{split}_*.png"))
             if not files:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perception.scene_graph import SceneGraph, load_scenes
+from perception.scene_graph import SceneGraph, load_scenes, scenes_by_index
 from physics.errors import DataError, NesyError
 from physics.io import read_json
 from reasoning.dsl import Catalogue, from_clevr, to_prefix_tokens
@@ -155,8 +155,8 @@ def load_parser_data(folder: str | Path) -> ParserData:
     examples = examples_from_questions(data["questions"], where=qpath.name)
     scenes: dict[int, SceneGraph] = {}
     if any(folder.glob("*scenes*.json")):
-        for k, s in enumerate(load_scenes(_find(folder, "scenes"))):
-            scenes[s.image_index if s.image_index is not None else k] = s
+        path = _find(folder, "scenes")
+        scenes = scenes_by_index(load_scenes(path), path)
     return ParserData(tuple(examples), scenes, frozenset(), {"data": str(folder)})
 
 

@@ -102,6 +102,21 @@ def test_missing_and_corrupt_images_raise_data_error_naming_the_file(tmp_path):
         ds[1]
 
 
+def test_two_scenes_sharing_an_image_index_are_refused_in_one_line_by_every_reader(tmp_path):
+    """Both got that index's questions (NS-CL learnt them twice); the parser's data kept the last scene."""
+    from reasoning.parser.data import load_parser_data
+
+    _write(tmp_path, "val", 2, official=False)
+    path = tmp_path / "CLEVR_val_scenes.json"
+    data = json.loads(path.read_text())
+    data["scenes"][1]["image_index"] = 0
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"^CLEVR_val_scenes.json: scenes 1 and an earlier one share image_index 0$"):
+        ClevrDataset(tmp_path, "val")
+    with pytest.raises(DataError, match="scenes 1 and an earlier one share image_index 0"):
+        load_parser_data(tmp_path)
+
+
 def test_unknown_folder_names_both_layouts(tmp_path):
     with pytest.raises(DataError, match="official CLEVR layout"):
         find_layout(tmp_path, "val")
