@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
 from benchmarks.config_flags import AddItems, add_config_flags, config_from_args, count
@@ -84,6 +85,10 @@ def _run(args: argparse.Namespace, config) -> int:
     valid = load_split(args.eval_data, args.eval_split, **read) if args.eval_data else None
     if args.cache and world.is_main and world.size > 1:
         dist.barrier()  # the cache is whole: the others may read it
+    for name, part in (("training", train), ("--eval-data", valid)):
+        if part is not None and part.skipped and world.is_main:
+            print(f"skipped {len(part.skipped)} question(s) of the {name} split, not used; first: {part.skipped[0]}",
+                  file=sys.stderr)
     parts = ["nesy", "train", "nscl", "--data", *map(str, args.data), "--split", args.split]
     if args.eval_data:
         parts += ["--eval-data", str(args.eval_data), "--eval-split", args.eval_split]

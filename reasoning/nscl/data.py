@@ -262,6 +262,7 @@ def load_split(
     n = len(data) if not limit_images else min(limit_images, len(data))
     out = QASet([], [], [], [], [], [], program_source=programs)
     texts: list[tuple[str, str, str, int]] = []  # programs="parser": (where, text, answer, image), parsed at the end
+    seen: set[int] = set()  # the question_index of every question read
     path, key, stored = None, "", None
     if cache is not None:
         path, key = _cache_entry(cache, data, n, objects, proposals, crop_size, min_iou, others_mask)
@@ -298,6 +299,10 @@ def load_split(
                 out.contexts.append(context_image(item["image"], context_size))
         for q in questions:
             where = f"{name} question {q.get('question_index', '?')}"
+            refusal = _refusal(q, seen)
+            if refusal:
+                out.skipped.append(f"{where}: {refusal}")
+                continue
             if programs != "gt":
                 text = q.get("question")
                 if not isinstance(text, str) or not text.strip() or "answer" not in q:
@@ -327,6 +332,23 @@ def load_split(
         atomic_torch_save(path, {"key": key, "crops": out.crops, "boxes": out.boxes,
                                  "from_proposals": out.from_proposals, "from_masks": out.from_masks})
     return out
+
+
+def _refusal(q: dict[str, Any], seen: set[int]) -> str:
+    """Why question ``q`` cannot be learnt from ("" if it can): a given answer that is not a string (the soft
+    executor answers in words and digits), a ``question_index`` that is not a whole number or is in ``seen``
+    (its question would be learnt twice).  Adds ``q``'s index to ``seen``."""
+    if "answer" in q and not isinstance(q["answer"], str):
+        return f"answer must be a string (a word or digits), got {q['answer']!r}"
+    index = q.get("question_index")
+    if index is None:
+        return ""
+    if isinstance(index, bool) or not isinstance(index, int):
+        return f"question_index must be a whole number, got {index!r}"
+    if index in seen:
+        return "question_index given twice; learnt once"
+    seen.add(index)
+    return ""
 
 
 def _checked(program: Program) -> Program:
