@@ -83,7 +83,8 @@ class NSVQA(QAModel):
         if parts.parser:
             from reasoning.parser import load_default_parser, load_parser
 
-            parser = load_default_parser() if parts.parser_checkpoint is None else load_parser(parts.parser_checkpoint)
+            parser = (load_default_parser() if parts.parser_checkpoint is None
+                      else load_parser(parts.parser_checkpoint, catalogue="clevr"))
         return cls(derenderer, parser)
 
     @classmethod

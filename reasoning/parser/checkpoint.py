@@ -117,14 +117,23 @@ def parser_from_checkpoint(obj: dict[str, Any], where: str = "checkpoint") -> Qu
     return parser
 
 
-def load_parser(path: PathLike) -> QuestionParser:
+def load_parser(path: PathLike, catalogue: str | None = None) -> QuestionParser:
     """Load a trained parser (in eval mode) from ``path``.
 
+    Args:
+        path: The checkpoint.
+        catalogue: The catalogue whose programs the caller runs (``"clevr"``, ``"clevrer"``);
+            None: any.
+
     Raises:
-        CheckpointError: the file is missing, corrupt, not weights-only, or does
-            not fit the model.
+        CheckpointError: the file is missing, corrupt, not weights-only, does not fit
+            the model, or its parser writes another catalogue's programs.
     """
-    return parser_from_checkpoint(load_checkpoint(path), where=str(path))
+    parser = parser_from_checkpoint(load_checkpoint(path), where=str(path))
+    if catalogue is not None and parser.catalogue_name != catalogue:
+        raise CheckpointError(f"{path} writes {parser.catalogue_name} programs; a {catalogue} question parser is "
+                              "needed here")
+    return parser
 
 
 def load_default_parser() -> QuestionParser:

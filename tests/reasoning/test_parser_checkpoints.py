@@ -119,3 +119,19 @@ def test_shipped_parser_carries_a_digest_and_a_flipped_weight_byte_is_refused(tm
     with pytest.raises(CheckpointError, match="damaged") as err:
         load_parser(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_video_parser_given_for_clevr_questions_is_refused_in_one_line_before_any_question(tmp_path, capsys,
+                                                                                          tiny_clevr):
+    """It loaded, and the first program it wrote ended the run with an unknown function ('events')."""
+    from reasoning.parser.video import DEFAULT_VIDEO_CHECKPOINT
+
+    assert load_parser(DEFAULT_VIDEO_CHECKPOINT).catalogue_name == "clevrer"  # any catalogue when none is named
+    with pytest.raises(CheckpointError, match="video_parser.pt writes clevrer programs; a clevr question parser is "
+                                              "needed here$"):
+        load_parser(DEFAULT_VIDEO_CHECKPOINT, catalogue="clevr")
+    split = tiny_clevr(1, "test", questions=2)
+    assert main(["eval", "clevr", "--data", str(split), "--perception", "gt", "--parser", "model",
+                 "--parser-checkpoint", str(DEFAULT_VIDEO_CHECKPOINT), "--out", str(tmp_path / "r.json")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and err[0].endswith("clevr question parser is needed here") and not (tmp_path / "r.json").exists()
