@@ -30,17 +30,17 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 from pathlib import Path
 
 from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
 from physics.errors import DataError
+from physics.io import atomic_write_bytes, check_writable
 from physics.models import MODELS, PRESETS, TrainConfig, make_model, preset, train
 from physics.settings import json_value, parse_settings
 from physics.training import config_flags
 from physics.training.distributed import shutdown_distributed, world_info
 
-__all__ = ["register", "run", "report_run"]
+__all__ = ["register", "run", "check_export", "report_run"]
 
 
 def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(TrainConfig, args)
     PRESETS.get(args.world), MODELS.get(args.model)  # name errors before any data is read
+    check_export(args.export)
     overrides = parse_settings(args.set, keys="a model config field", value=json_value)  # and --set's
     train_trajs, valid_trajs = [], []
     for folder in args.data:
@@ -123,11 +124,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_run(summary: dict, out: Path, export: str | None) -> None:
-    """Copy the best ``OUT/model.pt`` to ``export`` (when given) and print the run's summary as JSON."""
+def check_export(export: str | None) -> None:
+    """Refuse, before any training, an ``--export`` path that could not be written (a folder, a file in its way).
+
+    Raises:
+        OutputError: naming the path and why.
+    """
     if export:
-        Path(export).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / "model.pt", export)
+        check_writable(export)
+
+
+def report_run(summary: dict, out: Path, export: str | None) -> None:
+    """Copy the best ``OUT/model.pt`` to ``export`` atomically (when given) and print the run's summary as JSON."""
+    if export:
+        atomic_write_bytes(export, (out / "model.pt").read_bytes())
         summary["files"]["export"] = str(export)
     summary.pop("history")
     print(json.dumps(summary, indent=1))

@@ -24,7 +24,7 @@ import dataclasses
 import shlex
 from pathlib import Path
 
-from benchmarks.commands.train_dynamics import report_run
+from benchmarks.commands.train_dynamics import check_export, report_run
 from benchmarks.config_flags import (
     add_config_flags,
     config_from_args,
@@ -42,6 +42,7 @@ __all__ = ["register", "run"]
 def run(args: argparse.Namespace) -> int:
     from physics.errors import ConfigError
     from physics.models.video_propnet import (
+        check_valid_fraction,
         grow_spin_input,
         load_trajectory_pack,
         load_video_split,
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(TrainConfig, args)
     MODELS.get(args.model)
+    check_export(args.export)
+    check_valid_fraction(args.valid_fraction)
     overrides = parse_settings(args.set, keys="a model config field", value=json_value)  # before any data is read
     if args.grow_spin and not cfg.init:
         raise ConfigError("--grow-spin zeroes the spin-channel weights of the --init model; give --init FILE")

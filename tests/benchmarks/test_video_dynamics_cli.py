@@ -170,6 +170,31 @@ def test_train_video_dynamics_refuses_a_bad_set_before_any_data_is_read(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--export", "{tmp}/a_file/model.pt"], "cannot write {tmp}/a_file/model.pt: its folder cannot be created (a file "
+                                            "is in the way: {tmp}/a_file)"),
+    (["--export", "{tmp}"], "cannot write {tmp}: it is a folder; give a file name"),
+    (["--valid-fraction", "1.5"], "--valid-fraction must be a share of the videos in [0, 1) (0: none held out), got 1.5"),
+])
+def test_an_export_path_that_cannot_be_written_and_a_share_above_one_are_refused_before_any_data_is_read(
+        tmp_path, capsys, flags, says):
+    """The export failed with a FileExistsError traceback after the training; 1.5 held out all videos but one."""
+    (tmp_path / "a_file").write_text("")
+    argv = ["train", "video-dynamics", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv + [f.format(tmp=tmp_path) for f in flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith(says.format(tmp=tmp_path)), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_dynamics_refuses_an_export_path_that_cannot_be_written_before_any_data_is_read(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    assert main(["train", "dynamics", "--world", "rope", "--model", "in", "--data", str(tmp_path / "nowhere"),
+                 "--out", str(tmp_path / "run"), "--export", str(tmp_path / "a_file" / "m.pt"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a file is in the way" in err and not (tmp_path / "run").exists(), err
+
+
 def test_object_groups_sort_objects_by_their_future(data):
     from dataclasses import replace
 

@@ -75,7 +75,7 @@ Modules
   frames followed until influenced, one-step predictions, frames from the arrays), its contact carry.
 * :mod:`~physics.models.video_propnet.dynamics`: :class:`PropNetVideoDynamics` (futures, counterfactuals, loading),
   the ``propnet`` registration.
-* :mod:`~physics.models.video_propnet.training`: :func:`train_video_model`.
+* :mod:`~physics.models.video_propnet.training`: :func:`train_video_model`, :func:`check_valid_fraction`.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ from physics.models.video_propnet.starts import (
     late_collision_start,
     velocity_fitted_start,
 )
-from physics.models.video_propnet.training import train_video_model
+from physics.models.video_propnet.training import check_valid_fraction, train_video_model
 from physics.models.video_propnet.trajectories import (
     PACK_FORMAT,
     _make_trajectory,
@@ -192,6 +192,7 @@ __all__ = [
     "load_trajectory_pack",
     "load_video_split",
     "train_video_model",
+    "check_valid_fraction",
     "SLIDE_INPUT",
     "ROLL_RATIO",
     "ROLL_SPEED",

@@ -22,6 +22,17 @@ from physics.worlds.clevrer_annotation import VideoAnnotation
 from physics.worlds.clevrer_truth import VideoTruth
 
 
+def check_valid_fraction(valid_fraction: float) -> None:
+    """Refuse a share of held-out videos outside [0, 1) (above 1 held out all but one video without a word).
+
+    Raises:
+        ConfigError: naming ``--valid-fraction`` and the allowed range.
+    """
+    if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)) or not 0 <= valid_fraction < 1:
+        raise ConfigError(f"--valid-fraction must be a share of the videos in [0, 1) (0: none held out), "
+                          f"got {valid_fraction!r}")
+
+
 def train_video_model(
     model_name: str,
     videos: Sequence[tuple[VideoAnnotation, VideoTruth]] | Sequence[Trajectory],
@@ -65,9 +76,11 @@ def train_video_model(
 
     Raises:
         DataError: fewer than two videos, or a video unfit for training.
-        ConfigError: ``contact_lead`` below 0, or above 0 with ``contact_weight`` 1 (no contact samples to lead).
+        ConfigError: ``contact_lead`` below 0, or above 0 with ``contact_weight`` 1 (no contact samples to lead),
+            or ``valid_fraction`` outside [0, 1).
     """
     config = config or TrainConfig()
+    check_valid_fraction(valid_fraction)
     if contact_lead < 0 or (contact_lead and contact_weight == 1.0):
         raise ConfigError(f"contact_lead must be >= 0 and needs contact_weight != 1 (--contact-weight): got lead "
                           f"{contact_lead}, weight {contact_weight}")
