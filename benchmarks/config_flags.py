@@ -50,8 +50,8 @@ def _base_type(tp: Any) -> tuple[Any, bool]:
 def number(text: str) -> float:
     """argparse type of every float flag: a float, never NaN.
 
-    A NaN makes every comparison false, so a threshold or a rate given as ``nan`` turned its rule
-    off without a word (the twenty-fourth session's audit found three such flags); infinities pass.
+    A NaN makes every comparison false, so a threshold or a rate given as ``nan`` would turn its
+    rule off without a word; infinities pass (each flag's config decides).
     """
     value = float(text)
     if math.isnan(value):
@@ -65,10 +65,9 @@ number.__name__ = "float"  # argparse names the type in "invalid float value: 'x
 def count(min: int = 0, zero: str | None = None) -> Callable[[str], int]:  # noqa: A002 (reads as the flag's rule)
     """argparse type of an integer flag: an integer >= ``min``, refused at parse time naming the flag.
 
-    A negative count was sliced off the end of a list (``list[:-1]`` dropped the last item without a
-    word) or turned a rule off; the twenty-fourth session's audit mended four flags one by one, each in
-    its command and each after its data were read.  ``zero`` says what 0 means where it is allowed
-    and special (``count(min=0, zero="all")``); it is shown in the error.
+    A negative count would slice the end off a list (``list[:-1]`` drops the last item without a
+    word) or turn a rule off, and a command would find it only after reading its data.  ``zero`` says
+    what 0 means where it is allowed and special (``count(min=0, zero="all")``); it is shown in the error.
 
     >>> count(min=1)("3")
     3

@@ -421,34 +421,30 @@ class BlenderDerenderer(Derenderer):
     renders far better than ``derender`` and our pybullet renders slightly worse, so
     ``derender`` stays the default.
 
-    It drops detections whose ground footprint overlaps a larger detection's
-    (:attr:`min_gap` = 0, :func:`~perception.derender.overlap.keep_apart`): floor shadows
-    read as small objects beside their caster and second detections on half-hidden
-    objects. A test-time choice, shipped by the rule measured on the held-out seed 45559
-    (docs/results/derender.md, "Seventeenth session"); ``derender-blender-plain`` keeps
-    every detection, as before.
+    How it reads an image (each part shipped by a rule read on held-out seeds, in
+    docs/results/derender.md):
 
-    Since the twentieth session (dev gate passed, then the held-out seed 38125 read once by
-    the rule in docs/results/derender.md) it reads as ``derender-blender-recall``: the
-    overlap rule spares detections whose centre peak is at least 0.7 (:attr:`keep_score`),
-    and the proposal decoder adds vote centres (:attr:`vote_min` = 80); and its checkpoint
-    is round 15's (round 10's recipe rebuilt on 2,148 crowded Blender and pybullet scenes
-    with synthetic occluders; round 10's proposal network). ``derender-blender-strict``
-    keeps the reading before that (with the new checkpoint; round 10's is in git history).
+    * detections whose ground footprint overlaps a larger detection's are dropped
+      (:attr:`min_gap` = 0, :func:`~perception.derender.overlap.keep_apart`): floor shadows
+      read as small objects beside their caster, and second detections on half-hidden objects
+      ("Seventeenth session", seed 45559);
+    * unless their centre peak is at least 0.7 (:attr:`keep_score`), and the proposal decoder
+      adds vote centres (:attr:`vote_min` = 80) ("Twentieth session", seed 38125);
+    * each object's crop is also read mirrored left to right and the class probabilities are
+      averaged (:attr:`test_flip`; the centre stays the plain crop's), two attribute-network
+      passes per object ("Twenty-second session", seeds 16009, 14468 and 47630).
 
-    Since the twenty-second session (the rule in docs/results/derender.md, "Twenty-second
-    session": pooled over the fresh seeds 16009, 14468 and 47630) it also reads each object's
-    crop mirrored left to right and averages the class probabilities (:attr:`test_flip`; the
-    centre stays the plain crop's), two attribute-network passes per object.
-    ``derender-blender-recall`` keeps the reading before that (no mirror).
+    Its checkpoint: the attribute network of round 15 (round 10's recipe on 2,148 crowded Blender
+    and pybullet scenes with synthetic occluders) and a proposal network fine-tuned with
+    ``nesy train derender --close-weight 4`` (objects touching a neighbour weigh 4x in the
+    heat-map and offset losses) on Blender seed 57078 and crowded pybullet scenes
+    ("Twenty-fourth session", seed 21644).
 
-    Since the twenty-fourth session (dev gate on seeds 51675 and 33190, then the fresh seed
-    21644 read once by the rule in docs/results/derender.md, "Twenty-fourth session") its
-    proposal network is round 15's fine-tuned with ``nesy train derender --close-weight 4``
-    (objects touching a neighbour weigh 4x in the heat-map and offset losses) on Blender seed
-    57078 and crowded pybullet scenes; the attribute network is unchanged.
-    ``derender-blender-r15`` keeps the checkpoint before that. The other registered readings
-    below (plain, tta, strict, recall, flip, outline, votes) read the new checkpoint too.
+    The readings registered below leave parts out: ``derender-blender-recall`` the mirror,
+    ``derender-blender-strict`` the mirror, sparing and vote centres, ``derender-blender-plain``
+    all three and the overlap rule, ``derender-blender-r15`` the fine-tuned proposal network
+    (round 15's instead); tta, flip, outline and votes are variants of their own, on the same
+    checkpoint.
     """
 
     name = "derender-blender"
@@ -463,7 +459,7 @@ register_perceiver(BlenderDerenderer, help="the derenderer fine-tuned on Blender
 
 
 class BlenderDerendererPlain(BlenderDerenderer):
-    """``derender-blender`` keeping every detection (no overlap rule): its behaviour before 2026-12-06.
+    """``derender-blender`` keeping every detection: no overlap rule, no vote centres, no mirror.
 
     The same checkpoint and networks; every figure of rounds 1-12 in
     docs/results/derender.md was measured this way.
@@ -505,11 +501,10 @@ register_perceiver(
 
 
 class BlenderDerendererStrict(BlenderDerenderer):
-    """``derender-blender`` as shipped before the twentieth session: overlap rule, no sparing, no vote centres.
+    """``derender-blender`` with its overlap rule but no sparing, no vote centres and no mirror.
 
-    The same checkpoint and networks; every ``derender-blender`` figure of docs/results/derender.md
-    up to the nineteenth session was measured this way (with round 10's checkpoint, shipped until
-    the twentieth session).
+    The same checkpoint and networks; the ``derender-blender`` figures of docs/results/derender.md
+    before its "Twentieth session" were measured with this reading (and round 10's checkpoint).
     """
 
     name = "derender-blender-strict"
