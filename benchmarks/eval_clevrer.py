@@ -78,11 +78,15 @@ from reasoning.nsdr import (
     perception_for,
     rollout_settings_for,
 )
-from reasoning.questions.clevrer import DESCRIPTIVE_SUBTYPES, question_path
+from reasoning.questions.clevrer import (
+    DESCRIPTIVE_SUBTYPES,
+    MC_TYPES,
+    QUESTION_TYPES,
+    question_path,
+)
 
 __all__ = ["ClevrerEvalConfig", "RolloutFlags", "evaluate_clevrer", "METRICS", "MC_TYPES"]
 
-MC_TYPES = ("explanatory", "predictive", "counterfactual")
 # The columns of CLEVRER's Table 2, in its order.
 METRICS = ("descriptive", *(f"{t}_{u}" for t in MC_TYPES for u in ("per_option", "per_question")))
 MAX_ERRORS = 5  # reasons of programs without an answer kept in the result
@@ -271,9 +275,9 @@ class ClevrerEvalConfig(RolloutFlags):
     dynamics_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the dynamics model"})
     parser_checkpoint: str | None = field(default=None, metadata={"help": "checkpoint of the question parser"})
     limit: int | None = field(default=None, metadata={"min": 1, "help": "evaluate at most this many videos"})
-    types: tuple[str, ...] = field(default=("descriptive", *MC_TYPES), metadata={
+    types: tuple[str, ...] = field(default=QUESTION_TYPES, metadata={
         "help": "question types to answer (others are skipped and not counted; e.g. only predictive, which asks "
-                "for no counterfactual rollouts)", "choices": ("descriptive", *MC_TYPES)})
+                "for no counterfactual rollouts)", "choices": QUESTION_TYPES})
     unique_fallback: str = field(default=SCENE_SETTINGS["unique_fallback"], metadata={
         "help": "unique of several objects: most_seen (the object in view in the most observed frames; shipped "
                 "after seed 55221) or none (the official executor: no answer)", "choices": UNIQUE_FALLBACKS})
@@ -323,9 +327,9 @@ class ClevrerEvalConfig(RolloutFlags):
                               repeated_collision=self.repeated_collision)
         if self.predictive_pick not in CHOICE_PICKS:
             raise ConfigError(f"predictive_pick must be one of {', '.join(CHOICE_PICKS)}, got {self.predictive_pick!r}")
-        unknown = sorted(set(self.types) - {"descriptive", *MC_TYPES})
+        unknown = sorted(set(self.types) - set(QUESTION_TYPES))
         if unknown or not self.types:
-            raise ConfigError(f"types: choose from descriptive, {', '.join(MC_TYPES)}; got {list(self.types)}")
+            raise ConfigError(f"types: choose from {', '.join(QUESTION_TYPES)}; got {list(self.types)}")
         refuse_repeats(self.types, "--types")  # counted once without a word, as --skip nsvqa,nsvqa ran once
 
 
@@ -390,7 +394,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
     parse = VIDEO_PARSERS.get(cfg.parser)(cfg.parser_checkpoint)
     tally = _Tally()
     errors: list[str] = []
-    wrong: dict[str, list[list[Any]]] = {t: [] for t in ("descriptive", *MC_TYPES)}
+    wrong: dict[str, list[list[Any]]] = {t: [] for t in QUESTION_TYPES}
     parse_many = getattr(parse, "parse_many", None)  # a learned parser parses a video's questions in one batch
     first_entry: dict[int, int] = {}  # scene_index -> the entry that named it first
     for v, entry in enumerate(tqdm(entries, desc="CLEVRER questions", unit="video", disable=not progress)):
@@ -406,7 +410,7 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
             continue
         if video is not None:
             first_entry.setdefault(video, v)
-        if set(cfg.types) != {"descriptive", *MC_TYPES}:  # all: every question, an unknown type reported as before
+        if set(cfg.types) != set(QUESTION_TYPES):  # all: every question, an unknown type reported as before
             questions = [q for q in questions if q.get("question_type") in cfg.types]  # all objects now
         batch = parse_many(questions) if parse_many is not None and questions else None
         try:

@@ -35,6 +35,7 @@ from physics.worlds.clevrer_truth import read_truth
 from reasoning.executor.video_scene import VideoScene
 from reasoning.nsdr import VideoFiles
 from reasoning.questions.clevrer import (
+    QUESTION_TYPES,
     ClevrerQuestionConfig,
     generate_video_questions,
     question_path,
@@ -137,6 +138,6 @@ def build_clevrer_questions(cfg: ClevrerQuestionsDataConfig, *, progress: bool =
         "generated": made,
         "resumed": len(entries) - made,
         "skipped": skipped,
-        "questions": {t: counts[t] for t in ("descriptive", "explanatory", "predictive", "counterfactual")},
+        "questions": {t: counts[t] for t in QUESTION_TYPES},
         "seconds": round(time.perf_counter() - start, 3),
     }

@@ -45,7 +45,7 @@ from reasoning.parser.catalogues import CHOICE, CHOICE_ROOT, parser_catalogue
 from reasoning.parser.checkpoint import load_parser
 from reasoning.parser.data import ParserData, ParserExample
 from reasoning.parser.model import QuestionParser
-from reasoning.questions.clevrer import question_path
+from reasoning.questions.clevrer import MC_TYPES, question_path
 
 __all__ = [
     "DEFAULT_VIDEO_CHECKPOINT",
@@ -59,7 +59,6 @@ __all__ = [
 ]
 
 DEFAULT_VIDEO_CHECKPOINT = Path(__file__).parent / "checkpoints" / "video_parser.pt"
-MC_TYPES = ("explanatory", "predictive", "counterfactual")
 
 
 def to_parser_tokens(tokens: Sequence[str], kind: str, *, where: str = "program") -> tuple[str, ...]:

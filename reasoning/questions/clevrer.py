@@ -62,10 +62,12 @@ __all__ = [
     "generate_video_questions",
     "question_file_name",
     "QUESTION_TYPES",
+    "MC_TYPES",
     "DESCRIPTIVE_SUBTYPES",
 ]
 
 QUESTION_TYPES = ("descriptive", "explanatory", "predictive", "counterfactual")
+MC_TYPES = QUESTION_TYPES[1:]  # the multiple-choice types: options, each right or wrong
 DESCRIPTIVE_SUBTYPES = ("count", "exist", "query_color", "query_material", "query_shape")
 ATTRS = ("color", "material", "shape")
 _CHOICE = "CHOICE"  # marks where an option's program goes in a question's program
@@ -91,7 +93,7 @@ class ClevrerQuestionConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
-        for name in ("descriptive", "explanatory", "predictive", "counterfactual"):
+        for name in QUESTION_TYPES:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("choices", "predictive_choices"):

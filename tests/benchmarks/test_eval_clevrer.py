@@ -314,6 +314,20 @@ def test_rollout_flag_choices_are_the_rollout_configs_own_lists():
     assert all(chosen[k] is own[k] for k in own), [k for k in own if chosen[k] is not own[k]]
 
 
+def test_the_question_types_are_one_list_read_by_the_generator_the_parser_and_the_evaluation():
+    """The multiple-choice types were written in three modules and the four types in four places."""
+    import dataclasses
+
+    import benchmarks.eval_clevrer as ec
+    import reasoning.parser.video as video_parser
+    import reasoning.questions.clevrer as questions
+
+    assert questions.MC_TYPES == questions.QUESTION_TYPES[1:] and "descriptive" not in questions.MC_TYPES
+    assert ec.MC_TYPES is video_parser.MC_TYPES is questions.MC_TYPES
+    types = next(f for f in dataclasses.fields(ClevrerEvalConfig) if f.name == "types")
+    assert types.default is types.metadata["choices"] is questions.QUESTION_TYPES
+
+
 def test_yaw_input_flag_maps_to_the_rollout_setting_and_refuses_other_values(capsys):
     assert ClevrerEvalConfig(data="x", yaw_input="zeros").rollout_settings() == {"yaw_input": "zeros"}
     with pytest.raises(SystemExit):
