@@ -119,7 +119,8 @@ class RolloutFlags:
         "help": "footprint distance at which predicted objects collide (scene units)", "setting": "future_tolerance"})
     future_reach: float | None = field(default=None, metadata={
         "help": "a pair the future rollout brings within this footprint distance also collides, next to the "
-                "collision rule's (scene units; 0: off; 0.15 from pixels by default since the twenty-eighth session)",
+                "collision rule's (scene units; 0: off; default 0.15 from pixels, off from true annotations: "
+                "PIXEL_ROLLOUT_SETTINGS)",
         "setting": "future_reach"})
     counterfactual_reach: float | None = field(default=None, metadata={
         "help": "counterfactual rollouts: a pair the rollout brings within this footprint distance after the video's "

@@ -89,7 +89,8 @@ class ClevrerQuestionConfig:
     counterfactual: int = field(default=3, metadata={"help": "counterfactual questions per video"})
     choices: int = field(default=4, metadata={"help": "most options of an explanatory or counterfactual question (at least 2)"})
     predictive_choices: int = field(default=2, metadata={
-        "help": "most options of a predictive question (CLEVRER: 2; the eighteenth and earlier sessions: 4)"})
+        "help": "most options of a predictive question (CLEVRER: 2; a question folder built with 4 resumes "
+                "with 4)"})
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
