@@ -74,8 +74,9 @@ def _prepare(
 ) -> tuple[list[dict[str, Any]], list[tuple[int, Any, SceneGraph, str]]]:
     """One record per question, and the (record position, node list, scene, name) of the others.
 
-    A question that is not an object, has no program or names no known scene
-    gets its own ``error`` (with ``strict``, the first such error is raised).
+    A question that is not an object, has no program, names no known scene or gives an answer
+    that is no string, count or boolean gets its own ``error`` (with ``strict``, the first such
+    error is raised).
     """
     qname, sname = Path(qpath).name, Path(spath).name
     records: list[dict[str, Any]] = []
@@ -87,13 +88,16 @@ def _prepare(
         where = f"{qname}: question {qi}"
         try:
             scene = _scene_of(q, k, where, scenes, qname, sname)
+            given = q.get("answer")
+            if given is not None and not isinstance(given, (str, int)):  # NaN read as the word 'nan', never equal
+                raise DataError(f"{where}: 'answer' must be a string, a count or true/false, got {given!r}")
         except DataError as exc:
             if strict:
                 raise
             record["error"] = str(exc)
             continue
-        if q.get("answer") is not None:
-            record["given"] = normalise_answer(q["answer"])
+        if given is not None:
+            record["given"] = normalise_answer(given)
         runnable.append((k, q["program"], scene, where))
     return records, runnable
 

@@ -126,6 +126,21 @@ def test_bad_questions_get_their_own_errors_and_the_others_their_answers(files, 
     )
 
 
+def test_a_given_answer_that_is_no_string_count_or_boolean_is_the_questions_error_not_a_wrong_answer(files, capsys):
+    """A NaN answer was read as the word 'nan' and counted wrong without a word."""
+    tmp, scenes, programs, questions = files
+    truth = execute(programs[1], scenes[1], trace=False).answer
+    questions[0]["answer"] = float("nan")
+    questions[1]["answer"] = int(truth) if truth.isdigit() else truth == "yes" if truth in ("yes", "no") else truth
+    questions[2]["answer"] = ["red"]
+    code, captured = _execute(tmp, questions, capsys)
+    records = json.loads((tmp / "a.json").read_text())
+    assert records[0]["error"] == "q.json: question 0: 'answer' must be a string, a count or true/false, got nan"
+    assert records[2]["error"] == "q.json: question 2: 'answer' must be a string, a count or true/false, got ['red']"
+    assert "error" not in records[1] and records[1]["answer"] == truth  # a count or a boolean is CLEVR's answer too
+    assert json.loads(captured.out)["errors"] == 2
+
+
 def test_strict_makes_the_first_bad_question_fatal(files, capsys):
     tmp, _, _, questions = files
     questions[3]["image_index"] = 99
