@@ -79,6 +79,7 @@ from physics.io import atomic_write_json, read_json
 from reasoning.dsl import Program, from_clevr
 from reasoning.dsl.typecheck import unknown_function
 from reasoning.executor import OPS
+from reasoning.executor.result import given_answer
 from reasoning.questions import QUESTION_TYPES, question_type
 from reasoning.registry import QA_MODELS, QAModel, QAParts, load_qa_model
 
@@ -184,8 +185,7 @@ def _check_question(q: Any, file: str, k: int, scenes: dict[int, SceneGraph], se
         raise DataError(f"{file}: question {k}: image_index must be an integer, got {image!r}")
     if image not in scenes:
         raise DataError(f"{file}: question {k} asks about image {image}, not in the scenes file")
-    if not isinstance(q["answer"], str):  # the executors answer in words and digits: any other is never equal
-        raise DataError(f"{file}: question {k}: answer must be a string (a word or digits), got {q['answer']!r}")
+    given_answer(q["answer"], f"{file}: question {k}")  # NaN would be read as 'nan', which no answer equals
     index = q.get("question_index")
     if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
         raise DataError(f"{file}: question {k}: question_index must be an integer, got {index!r}")
@@ -397,7 +397,7 @@ def _evaluate(
         except NesyError as err:  # one malformed question is reported and skipped, not fatal to the rest
             skipped.append(str(err))
             continue
-        questions.append(q)
+        questions.append({**q, "answer": given_answer(q["answer"], "")})  # compared with the normalised answers
         gt_programs.append(program)
     if skipped and not questions:
         raise DataError(f"{layout.questions}: no question could be read ({len(skipped)} skipped; first: {skipped[0]})")

@@ -58,6 +58,7 @@ from physics.models.video_propnet import (
 )
 from physics.worlds.clevrer_annotation import split_hint
 from reasoning.dsl.clevrer_format import from_clevrer_tokens
+from reasoning.executor.result import given_answer
 from reasoning.executor.video import CHOICE_ANSWERS, CHOICE_PICKS, execute_video, judge_choices
 from reasoning.executor.video_scene import (
     MISSING_COLLISIONS,
@@ -433,11 +434,10 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
                 if isinstance(parsed, NesyError):
                     raise parsed
                 if qtype == "descriptive":
-                    if not isinstance(q["answer"], str):  # the executor answers in words and digits: never equal
-                        raise DataError(f"'answer' must be a string (a word or digits), got {q['answer']!r}")
+                    given = given_answer(q["answer"], "")  # NaN would be read as 'nan', which no answer equals
                     result = execute_video(from_clevrer_tokens(parsed.program), scene, trace=False)
                     tally.invalid += not result.valid
-                    ok = result.answer == q["answer"]
+                    ok = result.answer == given
                     tally.add(v, "descriptive", ok)
                     tally.add(v, f"descriptive_{q.get('question_subtype', 'other')}", ok)
                 else:

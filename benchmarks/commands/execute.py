@@ -36,6 +36,7 @@ from physics.errors import DataError, NesyError
 from physics.io import atomic_write_json, read_json
 from reasoning.errors import ExecutionError
 from reasoning.executor.node_lists import answer_node_lists
+from reasoning.executor.result import given_answer
 
 __all__ = ["register", "run", "load_questions", "scenes_by_index", "normalise_answer"]
 
@@ -43,10 +44,8 @@ MAX_ERRORS_SHOWN = 20  # error lines printed; every error is in the answers file
 
 
 def normalise_answer(value: Any) -> str:
-    """A given answer in CLEVR's normalised form (``True`` -> ``"yes"``, ``2`` -> ``"2"``)."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value).strip().lower()
+    """A given answer in CLEVR's normalised form (``True`` -> ``"yes"``, ``2`` -> ``"2"``); see :func:`given_answer`."""
+    return given_answer(value, "answer")
 
 
 def load_questions(path: str | Path) -> list[dict[str, Any]]:
@@ -88,16 +87,14 @@ def _prepare(
         where = f"{qname}: question {qi}"
         try:
             scene = _scene_of(q, k, where, scenes, qname, sname)
-            given = q.get("answer")
-            if given is not None and not isinstance(given, (str, int)):  # NaN read as the word 'nan', never equal
-                raise DataError(f"{where}: 'answer' must be a string, a count or true/false, got {given!r}")
+            given = None if q.get("answer") is None else given_answer(q["answer"], where)
         except DataError as exc:
             if strict:
                 raise
             record["error"] = str(exc)
             continue
         if given is not None:
-            record["given"] = normalise_answer(given)
+            record["given"] = given
         runnable.append((k, q["program"], scene, where))
     return records, runnable
 

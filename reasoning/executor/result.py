@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from physics.errors import DataError
 from reasoning.dsl.program import Call
 from reasoning.executor.ops import BOOL, INTEGER, OBJECT, OBJECT_SET
 
-__all__ = ["ExecutionResult", "TraceStep", "format_answer", "render_value"]
+__all__ = ["ExecutionResult", "TraceStep", "format_answer", "given_answer", "render_value"]
 
 
 def format_answer(value: object, type_name: str) -> str:
@@ -22,6 +23,25 @@ def format_answer(value: object, type_name: str) -> str:
     if type_name == BOOL:
         return "yes" if value else "no"
     return str(value)
+
+
+def given_answer(value: object, where: str) -> str:
+    """A questions file's answer in CLEVR's normalised form, as the executors' answers are compared with it.
+
+    A word or digits (spaces and case dropped: ``" Yes"`` -> ``"yes"``), a count (``2`` -> ``"2"``) or a
+    boolean (``True`` -> ``"yes"``).
+
+    Raises:
+        DataError: any other value (NaN, a list, null), led by ``where`` (when not empty): it would be
+            read as a word (``"nan"``) no answer ever equals.
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip().lower()
+    raise DataError(f"{where}: " * bool(where) + f"'answer' must be a string, a count or true/false, got {value!r}")
 
 
 def render_value(value: object, type_name: str) -> int | str | list[int]:

@@ -60,6 +60,7 @@ from physics.io import PathLike, atomic_torch_save, torch_load, weights_digest
 from reasoning.dsl import Program, from_clevr
 from reasoning.dsl.typecheck import unknown_function
 from reasoning.errors import ProgramError
+from reasoning.executor.result import given_answer
 from reasoning.executor.soft import SOFT_OPS
 from reasoning.nscl.model import context_shape
 
@@ -299,19 +300,21 @@ def load_split(
                 out.contexts.append(context_image(item["image"], context_size))
         for q in questions:
             where = f"{name} question {q.get('question_index', '?')}"
-            refusal = _refusal(q, seen)
-            if refusal:
-                out.skipped.append(f"{where}: {refusal}")
+            try:
+                answer = given_answer(q["answer"], where) if "answer" in q else ""
+                _check_index(q, seen, where)
+            except DataError as exc:
+                out.skipped.append(str(exc))
                 continue
             if programs != "gt":
                 text = q.get("question")
                 if not isinstance(text, str) or not text.strip() or "answer" not in q:
                     out.skipped.append(f"{where}: no question text or answer")
                 elif programs == "parser":
-                    texts.append((where, text, str(q["answer"]), k))
+                    texts.append((where, text, answer, k))
                 else:
                     out.texts.append(text)
-                    out.answers.append(str(q["answer"]))
+                    out.answers.append(answer)
                     out.image.append(k)
                 continue
             if "program" not in q or "answer" not in q:
@@ -324,7 +327,7 @@ def load_split(
                 continue
             out.programs.append(program)
             out.texts.append(str(q.get("question", "")))
-            out.answers.append(str(q["answer"]))
+            out.answers.append(answer)
             out.image.append(k)
     if texts:
         _add_parsed(out, texts, parser)
@@ -334,21 +337,21 @@ def load_split(
     return out
 
 
-def _refusal(q: dict[str, Any], seen: set[int]) -> str:
-    """Why question ``q`` cannot be learnt from ("" if it can): a given answer that is not a string (the soft
-    executor answers in words and digits), a ``question_index`` that is not a whole number or is in ``seen``
-    (its question would be learnt twice).  Adds ``q``'s index to ``seen``."""
-    if "answer" in q and not isinstance(q["answer"], str):
-        return f"answer must be a string (a word or digits), got {q['answer']!r}"
+def _check_index(q: dict[str, Any], seen: set[int], where: str) -> None:
+    """Refuse a ``question_index`` that is not a whole number or is in ``seen`` (the question would be
+    learnt twice); add ``q``'s to ``seen``.
+
+    Raises:
+        DataError: led by ``where``.
+    """
     index = q.get("question_index")
     if index is None:
-        return ""
+        return
     if isinstance(index, bool) or not isinstance(index, int):
-        return f"question_index must be a whole number, got {index!r}"
+        raise DataError(f"{where}: question_index must be a whole number, got {index!r}")
     if index in seen:
-        return "question_index given twice; learnt once"
+        raise DataError(f"{where}: question_index given twice; learnt once")
     seen.add(index)
-    return ""
 
 
 def _checked(program: Program) -> Program:

@@ -208,14 +208,16 @@ def test_one_malformed_question_is_reported_and_skipped_not_fatal(split, tmp_pat
 
 
 def test_a_repeated_question_a_non_string_answer_and_a_repeated_scene_are_named_not_counted(split, tmp_path):
-    """A question given twice was counted twice, an answer of NaN (or 7) counted wrong, both without a word; a scene
-    given twice kept the last one (``nesy execute`` refused it)."""
+    """A question given twice was counted twice, an answer of NaN counted wrong (and 7 for "7" too), all without a
+    word; a scene given twice kept the last one (``nesy execute`` refused it)."""
     good = evaluate_clevr(ClevrEvalConfig(data=str(split), perception="gt", parser="gt"), progress=False)
     raw = json.loads((split / "CLEVR_test_questions.json").read_text())
     n = len(raw["questions"])
     raw["questions"].insert(2, dict(raw["questions"][0]))
     raw["questions"][3]["answer"] = float("nan")
-    raw["questions"][4]["answer"] = 7
+    for q in raw["questions"][4:]:  # the given answer as a count, a boolean or in capitals: CLEVR's answer all the same
+        q["answer"] = int(q["answer"]) if q["answer"].isdigit() else {"yes": True, "no": False}.get(
+            q["answer"], f" {q['answer'].upper()}")
     raw["questions"][5]["question_index"] = "x"
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -223,12 +225,12 @@ def test_a_repeated_question_a_non_string_answer_and_a_repeated_scene_are_named_
     (broken / "CLEVR_test_questions.json").write_text(json.dumps(raw))
     res = evaluate_clevr(ClevrEvalConfig(data=str(broken), perception="gt", parser="gt"), progress=False)
     first = res["skipped"]["first"]
-    assert res["questions"] == n - 3 and res["skipped"]["count"] == 4, first
+    assert res["questions"] == n - 2 and res["skipped"]["count"] == 3, first
     index = raw["questions"][0]["question_index"]
     assert first[0].endswith(f"question 2: question_index {index} given twice (first by question 0); not counted again")
-    assert first[1].endswith("question 3: answer must be a string (a word or digits), got nan")
-    assert first[2].endswith("question 4: answer must be a string (a word or digits), got 7")
-    assert first[3].endswith("question 5: question_index must be an integer, got 'x'")
+    assert first[1].endswith("question 3: 'answer' must be a string, a count or true/false, got nan")
+    assert first[2].endswith("question 5: question_index must be an integer, got 'x'")
+    assert {type(q["answer"]) for q in raw["questions"][4:]} == {int, bool, str}
     assert res["accuracy"]["overall"] == good["accuracy"]["overall"] == 1.0
     scenes = json.loads((split / "CLEVR_test_scenes.json").read_text())
     scenes["scenes"].append(scenes["scenes"][0])

@@ -172,7 +172,7 @@ def test_a_perceiver_that_reads_annotation_files_is_given_them_and_needs_no_fram
 
 def test_a_repeated_question_id_a_non_number_id_and_a_non_string_answer_are_named(folder, tmp_path):
     """A question given twice in one video was counted twice; a NaN question_id left a result that could not be
-    written once it was wrong; a descriptive answer of 7 was counted wrong; all three without a word."""
+    written once it was wrong; a descriptive answer that is a list was counted wrong; all three without a word."""
     changed = tmp_path / "changed"
     shutil.copytree(folder, changed)
     entries = json.loads((changed / "validation.json").read_text())
@@ -180,7 +180,7 @@ def test_a_repeated_question_id_a_non_number_id_and_a_non_string_answer_are_name
     descriptive = [k for k, q in enumerate(questions) if q["question_type"] == "descriptive"]
     first, other = descriptive[0], descriptive[1]
     questions.append(dict(questions[first]))
-    questions[other]["answer"] = 7
+    questions[other]["answer"] = ["red"]
     questions[descriptive[2]]["question_id"] = float("nan")
     (changed / "validation.json").write_text(json.dumps(entries))
     out = tmp_path / "r.json"
@@ -193,7 +193,8 @@ def test_a_repeated_question_id_a_non_number_id_and_a_non_string_answer_are_name
         f"video 0, question at position {descriptive[2]}: 'question_id' must be a whole number, got nan; skipped",
         f"video 0, question at position {len(questions) - 1}: question_id {questions[first]['question_id']} given "
         f"twice (first at position {first}); skipped, not counted again",
-        f"video 0, question {questions[other]['question_id']}: 'answer' must be a string (a word or digits), got 7"]
+        f"video 0, question {questions[other]['question_id']}: 'answer' must be a string, a count or true/false, "
+        "got ['red']"]
     assert result["wrong"]["descriptive"] == [[0, questions[other]["question_id"]]]
 
 

@@ -1117,8 +1117,8 @@ def test_a_repeated_question_and_a_non_string_answer_are_skipped_when_read_and_r
     good, read = (load_split(d, "train", limit_images=1, progress=False, programs=programs) for d in (split, bad))
     assert len(read) == len(good) - 2 and len(read.skipped) == len(good.skipped) + 3
     assert read.skipped[-3:] == [
-        f"CLEVR_train_000000.png question {data['questions'][first[1]]['question_index']}: answer must be a string "
-        "(a word or digits), got nan",
+        f"CLEVR_train_000000.png question {data['questions'][first[1]]['question_index']}: 'answer' must be a string, "
+        "a count or true/false, got nan",
         "CLEVR_train_000000.png question x: question_index must be a whole number, got 'x'",
         f"CLEVR_train_000000.png question {data['questions'][first[0]]['question_index']}: question_index given "
         "twice; learnt once"]
