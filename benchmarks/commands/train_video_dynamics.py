@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import sys
 from pathlib import Path
 
 from benchmarks.commands.train_dynamics import check_export, report_run
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         videos = [t for t in trajs if t.meta.get("video") in set(keep)]
     else:
         videos = load_video_split(args.data, args.split, limit=args.n)
+    found = len(keep) if Path(args.data).is_file() else len(videos)
+    if args.n is not None and found < args.n:
+        print(f"note: --n {args.n} asked for {args.n} videos; {args.data} ({args.split}) holds {found}: "
+              f"training on {found}", file=sys.stderr)
     out = Path(args.out)
     init = cfg.init
     if args.grow_spin:  # the run starts from the grown copy (a resume finds it written)

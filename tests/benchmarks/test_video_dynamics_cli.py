@@ -212,3 +212,18 @@ def test_object_groups_sort_objects_by_their_future(data):
     struck = Collision((a.object_id, b.object_id), last.frame_id + 2, (0.0, 0.0, 0.0))
     groups = object_groups(ann, replace(truth, future_collisions=(struck,)))
     assert groups[a.object_id] == groups[b.object_id] == "colliding"
+
+
+def test_train_video_dynamics_says_when_the_split_holds_fewer_videos_than_n(data, tmp_path, capsys, monkeypatch):
+    import physics.models.video_propnet as video_propnet
+    from benchmarks.commands import train_video_dynamics as command
+
+    seen = {}
+    monkeypatch.setattr(video_propnet, "train_video_model", lambda model, videos, *a, **k: seen.setdefault("n", len(videos)))
+    monkeypatch.setattr(command, "report_run", lambda *a, **k: None)
+    base = ["train", "video-dynamics", "--data", str(data), "--split", "val", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main([*base, "--n", "5"]) == 0
+    assert seen["n"] == 2 and "--n 5 asked for 5 videos" in capsys.readouterr().err
+    seen.clear()
+    assert main([*base, "--n", "2"]) == 0
+    assert seen["n"] == 2 and "asked for" not in capsys.readouterr().err
