@@ -27,7 +27,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,19 +73,24 @@ def _prepare(
 ) -> tuple[list[dict[str, Any]], list[tuple[int, Any, SceneGraph, str]]]:
     """One record per question, and the (record position, node list, scene, name) of the others.
 
-    A question that is not an object, has no program, names no known scene or gives an answer
-    that is no string, count or boolean gets its own ``error`` (with ``strict``, the first such
+    A question that is not an object, repeats an earlier question's ``question_index``, has no
+    program, names no known scene or gives an answer that is no string, count or boolean gets its
+    own ``error`` (with ``strict``, the first such
     error is raised).
     """
     qname, sname = Path(qpath).name, Path(spath).name
     records: list[dict[str, Any]] = []
     runnable: list[tuple[int, Any, SceneGraph, str]] = []
+    first: dict[Any, int] = {}  # question_index -> position of the question that gave it first
     for k, q in enumerate(questions):
         qi = q.get("question_index", k) if isinstance(q, Mapping) else k
         record: dict[str, Any] = {"question_index": qi, "answer": None}
         records.append(record)
         where = f"{qname}: question {qi}"
         try:
+            if isinstance(qi, Hashable) and first.setdefault(qi, k) != k:
+                raise DataError(f"{where}: question_index {qi!r} given twice (first by question {first[qi]} of "
+                                f"the file, position {k} now); answered once")
             scene = _scene_of(q, k, where, scenes, qname, sname)
             given = None if q.get("answer") is None else given_answer(q["answer"], where)
         except DataError as exc:

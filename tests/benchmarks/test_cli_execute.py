@@ -141,6 +141,18 @@ def test_a_given_answer_that_is_no_string_count_or_boolean_is_the_questions_erro
     assert json.loads(captured.out)["errors"] == 2
 
 
+def test_a_repeated_question_index_is_answered_once_and_the_repeat_named(files, capsys):
+    """A question given twice was answered (and scored) twice."""
+    tmp, _, _, questions = files
+    questions[7] = dict(questions[3])
+    code, captured = _execute(tmp, questions, capsys)
+    records = json.loads((tmp / "a.json").read_text())
+    assert len(records) == 60 and "error" not in records[3] and records[3]["answer"] is not None
+    assert records[7]["error"] == ("q.json: question 3: question_index 3 given twice (first by question 3 of the file, "
+                                   "position 7 now); answered once")
+    assert json.loads(captured.out)["errors"] == 1
+
+
 def test_strict_makes_the_first_bad_question_fatal(files, capsys):
     tmp, _, _, questions = files
     questions[3]["image_index"] = 99
