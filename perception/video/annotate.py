@@ -15,7 +15,7 @@ Per track (one object), in frame order:
   after the first frame (ends before the last) with its centre more than
   ``border`` of the image's width inside the image was hidden, and its first
   (last) location is held from the video's first frame (to its last);
-* with ``coast_frames`` K > 0 (20 by default since the twenty-sixth session): a track whose last observation
+* with ``coast_frames`` K > 0 (20 by default): a track whose last observation
   lies inside the image (not within ``border`` of its edge) before the video's
   last frame, and which was moving at its last steady observation, was hidden
   while moving (passed behind another object): from that observation it carries
@@ -69,14 +69,10 @@ than ``contact_distance`` (less ``cube_inset`` per cube) either along the
 straight path from frame ``f - 1`` to ``f`` or carried on from ``f - 1`` at
 the velocity it had over the two frames before (objects that meet and bounce
 apart within one frame, 40 ms, are seen only so); the collision is located at the
-centres' midpoint.  On the true states of 24 videos (``nesy data clevrer --n 24
---seed 0 --split val``, 56 collisions) this rule with contact distance 0.70
-finds the annotations' collisions within 2 frames with precision and recall
-0.982 (the straight path alone: recall about 0.5).  Perceived centres of
-touching objects come out about 0.02 further apart than the true ones, so the
-default is 0.72 (chosen on the perceived tracks of ``--seed 500 --split val``,
-3 videos, 11 collisions: F1 0.82 at 0.70, 0.91 at 0.72 to 0.76; the rule and the
-border rule above were then checked on ``--seed 501 --split val``, 6 videos).
+centres' midpoint.  The default contact distance is 0.72, a little over the 0.7 at
+which two small spheres touch, because perceived centres of touching objects come
+out about 0.02 further apart than the true ones (figures: ``docs/results/data.md``,
+docs11).
 """
 
 from __future__ import annotations
@@ -164,34 +160,29 @@ class VideoPerceptionConfig:
             observed centres) away from the image border takes its colour, material and shape
             from those observations only (:func:`voted_attributes`): a resting object is whole
             and upright, while a sliding one may be tipped over, cut by the border or merged
-            with a partner (0: every observation votes, as before).  On by default: on 25
-            development videos (seed 64151) it reads a gray metal cylinder that tipped over and
-            slid at the camera right (read a rubber sphere while it slid) and changes no other
-            object of 112 (``docs/results/clevrer.md``).
+            with a partner (0: every observation votes).  On by default: it reads a tipped-over
+            object right and changes no other (``docs/results/clevrer.md``, thirteenth session).
         edge_weight: Weight of an observation whose centre lies within ``border`` of the image's
             edge in the attribute vote of a track that has observations further in (1: the same
             as any other); an object half out of the image is read from its visible part.
         second_partner: Looser contact distance (added to ``contact_distance``) at which an
             object closing in on a resting object in the frame a collision sets it moving also
-            collides with it (:func:`second_partners`; 0: off).  On development videos (seed
-            64151 videos 3, 4, 6, 18, 25, perceived) 0.15 to 0.3 find video 18's second partner
-            (centres 0.85 apart) and add no other collision, 0.1 does not find it; on the true
-            states of 40 videos (seed 52817, with and without 0.01 jitter) it adds none at 0.1-0.2.
-            On the held-out seed 73291 (100 videos) it found none and invented one collision, 2
-            explanatory questions (``docs/results/clevrer.md``): 0 is the other candidate default.
+            collides with it (:func:`second_partners`; 0: off).  0.2 is the middle of the range
+            that finds the development case and adds no other collision; 0 is the other candidate
+            default (``docs/results/clevrer.md``, fourteenth session).
         split_reentries: 1 (on): the tracker cuts a track that left the view across the image's
             edge and was continued after a gap by detections reading other attributes (an
             object entering where one left): :func:`perception.video.track.track_detections`
-            with the image size and ``border``; 0: off (the tracker before the fourteenth session).
+            with the image size and ``border``; 0: off (tracks are never cut).
         area_tolerance: None (the default): the rest test reads every centre.  A fraction: an
             observation whose mask area differs by more than it from the median over the rest
             window is not steady (cut by an object in front, or swollen by a touching
             neighbour's pixels): the rest test ignores its centre, and where the track rests it
-            is put at the steady centres' median (:func:`steady_areas`).  Off by default: at 0.1
-            it cost 2 count questions on 40 fresh videos (seed 13579, video 0: a resting cube
-            whose window held too few steady frames read as moving; ``docs/results/clevrer.md``).
+            is put at the steady centres' median (:func:`steady_areas`).  Off by default: a
+            resting object whose window holds too few steady frames reads as moving
+            (``docs/results/clevrer.md``, seventh session).
         coast_frames: 0: a track lost inside the image is held at its last centre.
-            K > 0 (20 the default since the twenty-sixth session, with ``coast_stop``): a track lost
+            K > 0 (20 by default, with ``coast_stop``): a track lost
             inside the image while moving carries on at the velocity of its last steady observation
             for up to K frames past its last observation (:func:`coast_lost_track`;
             ``docs/results/clevrer.md``, fifteenth and twenty-sixth sessions).
@@ -199,24 +190,22 @@ class VideoPerceptionConfig:
             fraction of the median mask area of the track's last ``2 * rest_window``
             observations (the ones after the last steady one were being cut by an occluder).
         coast_stop: 0: a coasted track (``coast_frames``) runs on its line for its K frames.
-            1 (the default since the twenty-sixth session): it stops, held to its end, at the first
+            1 (the default): it stops, held to its end, at the first
             coasted frame its centre comes within the contact distance of another object's
             (:func:`stop_coasts_at_contact`): an object that vanishes into its neighbour's mask while
-            moving is meeting it.  Shipped with ``coast_frames`` 20 and ``join_short`` 1 by a committed
-            rule: dev 81521 + 98562 + 87197 explanatory +6, held-out pool 89682 explanatory 305 -> 307 of
-            328, descriptive +2, predictive 0, counterfactual +1 net (``docs/results/clevrer.md``,
+            moving is meeting it.  On by default with ``coast_frames`` 20 and ``join_short`` 1: together
+            they gain explanatory questions and lose none of another type (``docs/results/clevrer.md``,
             twenty-sixth session, nsdr5).
         collision_release: 0: a pair's touch is a new collision when its centres were not
             under the contact distance in the previous ``collision_gap`` frames (the
-            annotations' rule on contact points).  R > 0 (scene units; 0.05 the default since the
-            fifteenth session): a pair that touched stays in contact, from
+            annotations' rule on contact points).  R > 0 (scene units; 0.05 by default): a pair
+            that touched stays in contact, from
             frame to frame, while its centres stay under the contact distance plus R, so a pair that collided
             and then rests side by side, its perceived distance wobbling about the contact
             distance (0.71-0.78 for 30 frames), gives one collision and not one per dip
-            (:func:`touch_collisions`).  Development seeds 38522, 83056, 55221: +2 explanatory
-            questions, none lost, collision F1 0.928 -> 0.938; fresh seed 45672: every type
-            equal, one true repeat collision 9 frames after the first lost (F1 0.840 -> 0.825)
-            (``docs/results/clevrer.md``, fifteenth session, collmerge).
+            (:func:`touch_collisions`); the default gains explanatory questions and costs a true
+            repeat collision soon after the first (``docs/results/clevrer.md``, fifteenth
+            session, collmerge).
         cube_yaw: 0 (the default): every orientation is written as zeros (not perceived).
             1: a cube's yaw is fitted to its masks (:func:`perception.video.yaw.fit_cube_yaw`,
             the detections must be made with ``cube_yaw``) and written per frame
@@ -269,7 +258,7 @@ class VideoPerceptionConfig:
             which the rest test, its window cut at the end, reads as resting
             (``docs/results/clevrer.md``, twenty-third session).
         join_short: 0: the tracker drops tracks seen in fewer than ``track.min_length`` frames.
-            1 (the default since the twenty-sixth session, with ``coast_stop``): it first joins such a track to a kept track with the
+            1 (the default, with ``coast_stop``): it first joins such a track to a kept track with the
             same attributes that it continues or that continues it (``TrackConfig.join_short``,
             :func:`perception.video.track.track_detections`): an object struck at a merged mask
             keeps the few frames it was seen before it vanished into it
@@ -283,8 +272,7 @@ class VideoPerceptionConfig:
             placed (only the track is moved back to its own edges).  Needs detections with footprints
             (``FrameDetections.foot``; a cache written before them is detected again).
         struck_partner: 0: collisions only from the contact rule (and ``second_partner``).
-            D > 0 (0.2 by default, with both guards below on, since the thirty-first session: shipped by a rule
-            committed first after its dev gates, ``docs/results/clevrer.md``): an object that rested and is set
+            D > 0 (0.2 by default, with both guards below on): an object that rested and is set
             moving with no perceived collision of its own near that frame was struck by the object that
             closed in on it: the one whose centre came within ``contact_distance`` + D (less
             ``cube_inset`` per cube) around the start (:func:`struck_partners`).  At a fast contact the two masks merge and the perceived
