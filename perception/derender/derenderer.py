@@ -421,24 +421,23 @@ class BlenderDerenderer(Derenderer):
     renders far better than ``derender`` and our pybullet renders slightly worse, so
     ``derender`` stays the default.
 
-    How it reads an image (each part shipped by a rule read on held-out seeds, in
-    docs/results/derender.md):
+    How it reads an image (each part's figures: docs/results/derender.md, the section named):
 
     * detections whose ground footprint overlaps a larger detection's are dropped
       (:attr:`min_gap` = 0, :func:`~perception.derender.overlap.keep_apart`): floor shadows
       read as small objects beside their caster, and second detections on half-hidden objects
-      ("Seventeenth session", seed 45559);
+      ("Seventeenth session");
     * unless their centre peak is at least 0.7 (:attr:`keep_score`), and the proposal decoder
-      adds vote centres (:attr:`vote_min` = 80) ("Twentieth session", seed 38125);
+      adds vote centres (:attr:`vote_min` = 80) ("Twentieth session");
     * each object's crop is also read mirrored left to right and the class probabilities are
       averaged (:attr:`test_flip`; the centre stays the plain crop's), two attribute-network
-      passes per object ("Twenty-second session", seeds 16009, 14468 and 47630).
+      passes per object ("Twenty-second session").
 
     Its checkpoint: the attribute network of round 15 (round 10's recipe on 2,148 crowded Blender
     and pybullet scenes with synthetic occluders) and a proposal network fine-tuned with
     ``nesy train derender --close-weight 4`` (objects touching a neighbour weigh 4x in the
     heat-map and offset losses) on Blender seed 57078 and crowded pybullet scenes
-    ("Twenty-fourth session", seed 21644).
+    ("Twenty-fourth session").
 
     The readings registered below leave parts out: ``derender-blender-recall`` the mirror,
     ``derender-blender-strict`` the mirror, sparing and vote centres, ``derender-blender-plain``
@@ -461,8 +460,8 @@ register_perceiver(BlenderDerenderer, help="the derenderer fine-tuned on Blender
 class BlenderDerendererPlain(BlenderDerenderer):
     """``derender-blender`` keeping every detection: no overlap rule, no vote centres, no mirror.
 
-    The same checkpoint and networks; every figure of rounds 1-12 in
-    docs/results/derender.md was measured this way.
+    The same checkpoint and networks; the reading of the figures of rounds 1-12 in
+    docs/results/derender.md.
     """
 
     name = "derender-blender-plain"
@@ -483,9 +482,8 @@ class BlenderDerendererTTA(BlenderDerenderer):
     The same checkpoint, networks and overlap rule; each object's class probabilities are
     the mean over its plain crop and the crops re-cut at 0.92x and 1.08x its side (the
     ``--attribute-augment`` range the network was trained on), so reading costs three
-    attribute-network passes per object. It answered 8 more of 5,600 development questions
-    but fewer on the fresh seed 53267 (98.10 / 97.90% against 98.55 / 98.20%), so it is an
-    option, not the default (docs/results/derender.md, "Eighteenth session").
+    attribute-network passes per object. An option, not the default: what it gains on
+    development questions it loses on fresh ones (docs/results/derender.md, "Eighteenth session").
     """
 
     name = "derender-blender-tta"
@@ -503,8 +501,8 @@ register_perceiver(
 class BlenderDerendererStrict(BlenderDerenderer):
     """``derender-blender`` with its overlap rule but no sparing, no vote centres and no mirror.
 
-    The same checkpoint and networks; the ``derender-blender`` figures of docs/results/derender.md
-    before its "Twentieth session" were measured with this reading (and round 10's checkpoint).
+    The same checkpoint and networks; the reading (with round 10's checkpoint) of the
+    ``derender-blender`` figures in docs/results/derender.md's sections older than "Twentieth session".
     """
 
     name = "derender-blender-strict"
@@ -523,17 +521,15 @@ class BlenderDerendererRecall(BlenderDerenderer):
 
     * The overlap rule spares confident detections (:attr:`keep_score` = 0.7): a detection
       whose centre peak is at least 0.7 is kept even when it overlaps a larger one on the
-      ground. The floor shadows and second detections the rule is for have peaks of
-      0.38-0.60 on the development seeds; the two real objects it dropped on seed 90251,
-      placed a little off onto a neighbour, 0.80 and 0.88.
+      ground. The floor shadows and second detections the rule is for have lower peaks than
+      the real objects it dropped (docs/results/derender.md, "Twentieth session").
     * Vote centres (:attr:`vote_min` = 80, ``ProposalConfig.vote_min``): where at least 80
       foreground pixels' votes land in a 3 x 3 window at least 4 output pixels from every
       heat-map peak, there is an object too (one whose heat blob is merged into its
       neighbour's while its pixels still point at their own centre).
 
-    Measured on the development seeds in docs/results/derender.md, "Twentieth session";
-    the default reading of ``derender-blender`` from then until the twenty-second session,
-    which added the mirror (:attr:`test_flip`): this is ``derender-blender`` without it.
+    This is ``derender-blender`` without the mirror (:attr:`test_flip`); figures in
+    docs/results/derender.md, "Twentieth session".
     """
 
     name = "derender-blender-recall"
@@ -554,9 +550,8 @@ class BlenderDerendererFlip(BlenderDerenderer):
     The class probabilities are the mean over the plain crop and the crop mirrored left to
     right (:attr:`test_flip`; CLEVR's attributes look the same in a mirror, only the light
     comes from the other side); the centre, and so placement and the overlap rule, stay the
-    plain crop's. Two attribute-network passes per object. Measured on the development and
-    fresh seeds in docs/results/derender.md, "Twenty-first session"; since the twenty-second
-    session ``derender-blender`` reads the same way (this name stays for those figures).
+    plain crop's. Two attribute-network passes per object. ``derender-blender`` reads the same
+    way; this name keeps the figures of docs/results/derender.md, "Twenty-first session".
     """
 
     name = "derender-blender-flip"
@@ -620,9 +615,8 @@ class BlenderDerendererVotes(BlenderDerenderer):
     The same checkpoint, mirror and overlap rule; only :attr:`vote_min` (``ProposalConfig.vote_min``)
     is lower, so a smaller object whose heat blob the proposal network merged into a neighbour's,
     while its pixels still vote for their own centre (at least 4 output pixels from every peak),
-    gets its own instance.  The census of the twenty-third session (docs/results/derender.md) puts
-    most wrong answers on merged instances; on the development seed 33190 a small sphere inside
-    its large neighbour's instance has a pile of 75 votes, which 80 leaves to the neighbour.
+    gets its own instance: most wrong answers fall on merged instances, and a vote pile just
+    under 80 is one the decoder can undo (docs/results/derender.md, "Twenty-third session").
     """
 
     name = "derender-blender-votes"
@@ -631,17 +625,16 @@ class BlenderDerendererVotes(BlenderDerenderer):
 
 register_perceiver(
     BlenderDerendererVotes,
-    help="derender-blender with vote centres from 60 votes (80 shipped): objects merged into a neighbour (an option)",
+    help="derender-blender with vote centres from 60 votes (80 by default): objects merged into a neighbour (an option)",
 )
 
 
 class BlenderDerendererR15(BlenderDerenderer):
-    """``derender-blender`` as it read before the twenty-fourth session: round 15's proposal network.
+    """``derender-blender`` with round 15's proposal network, not fine-tuned with ``--close-weight 4``.
 
     The same attribute network, camera and reading (overlap rule, vote centres, mirror); its
-    checkpoint (``checkpoints/derender_blender_r15.pt``) is the one ``derender-blender`` shipped
-    from the twentieth session to the twenty-third, before its proposal network was fine-tuned
-    with ``--close-weight 4`` (docs/results/derender.md, "Twenty-fourth session").
+    checkpoint (``checkpoints/derender_blender_r15.pt``) holds round 15's proposal network, the
+    baseline of the ``--close-weight 4`` fine-tune (docs/results/derender.md, "Twenty-fourth session").
     """
 
     name = "derender-blender-r15"
