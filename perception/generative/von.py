@@ -31,9 +31,8 @@ every image (as CLEVR's camera is).
 Texture exchange (``texture_exchange``, on by default): in training, each
 object is painted with the texture code read from *another* object of the same
 texture class (colour and pattern; a different shape, size and viewpoint), so
-that the code can only carry what the two share.  It was added in the
-second round, before the texture network's collapse (see :meth:`generate`)
-was found; whether the swaps need it once that was fixed has not been
+that the code can only carry what the two share.  Whether the swaps still need it,
+now that the texture network no longer collapses (see :meth:`generate`), is not
 measured.  The paper needs no such pairs because its texture network is
 trained adversarially with cycle losses on unpaired images; here the
 texture labels pick the partners, which is weaker supervision than a swapped render.
@@ -121,7 +120,7 @@ class VonConfig:
             real 3-D shapes.  In generation it always paints the projection of the generated voxels, so
             ``"projected"`` trains it on sketches made the way the ones it paints are made (soft edges,
             trilinear depth), while the object's true shape keeps them right from the first step.
-            Measured on seed 0 at reduced size: no gain in shape swaps, so ``"render"`` stays the default.
+            ``"render"`` is the default: ``"projected"`` gained no shape swaps (perception results page, VON fifth round).
         leaky_voxels: LeakyReLU instead of ReLU in the voxel decoder (:class:`VoxelDecoder`).
         normal_weight: Weight of an L1 loss between the surface normals of the projection's depth and
             those of the true depth (:func:`depth_normals`, mean over the true silhouette's pixels; 0 = off;
@@ -130,60 +129,52 @@ class VonConfig:
         ray_samples: Depth samples per ray of the projection in :meth:`VisualObjectNetwork.generate`.
         voxels: Cells per side of the shape network's grid (a multiple of 8; the training objects'
             voxel truth must have the same side, :func:`~perception.generative.voxel_objects.random_objects`).
-            The grid caps the shape read: the projection of the *true* voxels, shaded by the renderer's
-            formula, is read right 96.0% of the time at 32^3 and 98.0% at 48^3 (96 ray samples; seed 0,
-            session 15).  Trained at 48^3 (``ray_samples=96``, seed 0, dev): shape swaps 85.0% against 87.0%
-            for 32^3 beside it, so the finer grid lifts the ceiling but not the swaps, and 32^3 stays the
-            default (perception results page, seventh round).
+            The grid caps the shape read (the projection of the *true* voxels is read right less often at 32^3
+            than at 48^3), but a finer grid lifts that ceiling and not the swaps, so 32^3 is the default
+            (perception results page, VON seventh round).
         refine_steps: Test-time refinement of the shape code (:func:`refine_shape_codes`): Adam steps on each
             held-out object's shape code against its own image, the model's weights fixed (0 = off, the
-            encoder's code as it is).  At 50 steps, rate 0.05 (the voxel model, session 16): shape swaps 87.0 ->
-            90.0% (seed 0, dev), 85.3 -> 89.0% (seed 1, dev), 73.7 -> 76.3% (seed 61937, held out), texture
-            and depth passing throughout; the held-out seed missed 90%, so it is off by default (perception
-            results page, eighth round).  About 0.9 CPU s per step for 100 objects at 32^3.
+            encoder's code as it is).  Off by default: at 50 steps, rate 0.05, it lifts shape swaps on the
+            development seeds but leaves the held-out seed under the 90% check (perception results page, VON
+            eighth round).  About 0.9 CPU s per step for 100 objects at 32^3.
         refine_lr: Adam's rate of that refinement.
         refine_depth_weight: Weight of the depth hold in that refinement (:func:`depth_hold_penalty`: the
             mean L1 between each object's generated depth at the refined code and at the encoder's code; 0 =
-            off, the refinement of sessions 16-17).  100 unheld steps lifted shape swaps 84.0 -> 88.0% on held-out
-            seed 94478 but moved the depth error from 4.66 to 5.01% of the range (limit 5%); the hold keeps the
-            refinement from trading depth for shading (perception results page, von2 of session 17).
+            off).  Unheld refinement trades depth for shading (it lifts shape swaps and moves the depth error
+            over the 5% limit); the hold keeps it from doing so (perception results page, History, von2 and
+            von3 of the seventeenth session).
         voxel_channels: Channels of the voxel decoder's (V/8)^3 grid and of its first two doublings
-            (:class:`VoxelDecoder`; the third doubling outputs the occupancy logits).  (32, 16, 8) is the
-            decoder of sessions 1-17.  Session 18 found the decoder itself a limit: codes fitted to the *true*
-            voxels (decoder fixed) were read right only 85% of the time at dev seed 61937, against 93% for
-            the true voxels, while a linear probe read the class from the encoder's codes 94%.
+            (:class:`VoxelDecoder`; the third doubling outputs the occupancy logits).  (32, 16, 8), the
+            default, is the narrow decoder; a wider one is the class-grid candidate's, because the narrow
+            decoder itself limits the shape read: codes fitted to the true voxels are read right less often than
+            the true voxels, while a linear probe reads the class from the encoder's codes (perception results
+            page, VON twelfth round).
         shape_class_weight: Weight of a shape-class cross-entropy on a linear head of the shape code
             (``shape_class_head``: code -> logits over CLEVR's shapes, trained on the training objects'
             labels; 0 = off, no head).  Both decoders get it when on (it is a loss on the shared code).
         class_voxels: With that head, the voxel decoder's last layer paints one occupancy-logit grid per
             shape class and mixes them by the head's softmax, so that a code read as a cube is drawn by
             weights that only ever draw cubes (needs ``shape_class_weight`` > 0 and the voxel decoder).
-            Session 18, ``voxel_channels=(64, 32, 16), shape_class_weight=0.2, class_voxels=True``, the encoder's
-            codes, 3-member judge, dev seeds 0 / 1 / 61937: shape swaps 88.0 / 90.0 / 86.7% against the entry's
-            85.3 / 86.7 / 73.7%, texture 99.0 / 98.7 / 97.7%, depth 3.56 / 4.22 / 3.53% of the range.
-            Held out once, seed 24443 (the full bench with it and a 3-member judge): shape swaps 83.3% (2-D
-            ablation 85.3%), texture 95.0%, depth 3.76%; under the rule's 87.0%, so off by default
-            (perception results page, VON twelfth round).
+            Off by default: with ``voxel_channels=(64, 32, 16), shape_class_weight=0.2`` it lifts development
+            shape swaps, but not the held-out ones to the rule's bar (perception results page, VON twelfth
+            round); :data:`BENCH_CONFIG` uses it.
         paint_sketch: What the texture network paints when generating (training always paints the true sketches):
-            ``"projection"``, the projection's soft silhouette and expected depth as they are (sessions 1-18), or
+            ``"projection"`` (the default), the projection's soft silhouette and expected depth as they are, or
             ``"surface"``, :func:`surface_sketch` of them: the silhouette thresholded at 0.5 and, inside it, the
             depth at which the ray stops given that it stops.  The expected depth blends the far plane into every
             pixel whose silhouette is under 1, so at the projection's soft rim it bends away steeply; its normals
             then shade a cube's edges as a cylinder's, on sketches the texture network never saw in training (the
             renders' silhouettes are hard).  The depth figures (``"depth"``) stay the projection's expected depth.
-            Session 19, class-grid decoder (above), 3-member judge, dev seeds 0 / 1 / 61937, no retraining: shape
-            swaps 88.0 / 90.0 / 86.7% -> 93.3 / 93.0 / 92.7%.  Held out once, seed 88979 (the full bench with it
-            and a 3-member judge): shape swaps 88.0% (2-D ablation 89.7%), texture 97.3%, depth 3.71%; not met, so
-            off by default (perception results page, VON thirteenth round).
-        lr_schedule: The rate of :func:`train_von`'s steps: ``"constant"`` (sessions 1-19: Adam at the given rate
+            Off by default: with the class-grid decoder it lifts development shape swaps without retraining, but
+            leaves the held-out ones under 90% (perception results page, VON thirteenth round); with longer
+            training it is :data:`BENCH_CONFIG`'s (VON fifteenth round).
+        lr_schedule: The rate of :func:`train_von`'s steps: ``"constant"`` (the default: Adam at the given rate
             throughout) or ``"cosine"`` (:class:`~physics.training.schedule.WarmupCosine`: a warm-up over the first
             2% of the steps, then a cosine decay of the same peak rate to 5% of it at the last step).  With a
             constant rate the model the bench reads is Adam's last iterate at full rate, whose shape estimate
-            moves with the draw of the last batches; decaying the rate should let the run settle.  Session 20,
-            class-grid network painted as a surface, 3-member judge, new dev seeds 64569 / 17385: shape swaps 74.0 /
-            71.0%, texture 88.3 / 67.3% (the constant rate at 64569: 85.7 / 97.7%); at 1,200 steps the model is still
-            learning and the decay leaves both halves worse, so the gate failed and it is off by default, with no
-            held-out read (perception results page, VON fourteenth round).
+            moves with the draw of the last batches; decaying the rate should let the run settle.  Off by
+            default: at the bench's steps the model is still learning and the decay leaves shape and texture
+            worse (perception results page, VON fourteenth round).
     """
 
     shape_dim: int = 32
@@ -364,12 +355,12 @@ class VoxelDecoder(nn.Module):
     (active at 2% of the voxels), so an object's inside was "no channel
     active", its logit the final bias (-0.12), and no voxel's occupancy rose
     above 0.47; the projection then saw a half-transparent cloud.  LeakyReLU
-    frees it (inside voxels 0.89 on average) but left the depth error and the
-    shape swaps where they were (seed 0 at reduced size; seed 1 at full size
-    85.3% of shape swaps), so it is off by default (perception results page).
+    frees it (inside voxels 0.89 on average) but leaves the depth error and the
+    shape swaps where they are, so it is off by default (perception results
+    page, VON fifth round).
 
     ``channels`` (c0, c1, c2): the (V/8)^3 grid's channels and the first two
-    doublings' (session 1-17 decoder: 32, 16, 8).  ``classes`` > 1: the last
+    doublings' (the default decoder: 32, 16, 8).  ``classes`` > 1: the last
     layer outputs one logit grid per shape class, and ``forward`` mixes them by
     ``mix`` [N, classes] (the class head's probabilities; rows sum to 1).
     """
@@ -486,8 +477,8 @@ class VisualObjectNetwork(nn.Module):
 
         The texture side's training does not depend on the shape side (it paints the true sketches, its code
         comes from its own encoder), so an A/B of shape-network options then compares shape networks only.
-        Session 18: without this the wider decoder shifted the texture network's initialisation, and at dev
-        seed 61937 its texture swaps fell from 98.0% to 84.0% (stripes misread) with the texture side untouched.
+        Without this a wider decoder shifts the texture network's initialisation, and its texture swaps
+        fall with the texture side untouched (perception results page, VON twelfth round).
         """
         default = (config.voxel_channels, config.class_voxels) == (VonConfig.voxel_channels, False)
         before = torch.get_rng_state()
@@ -815,7 +806,7 @@ def swap_recognition(attributes: AttributeNet | AttributeEnsemble, model: Visual
     Returns the fraction of swaps whose shape the attribute network reads as
     i's (``shape``) and whose colour and pattern it reads as j's (``texture``),
     each the exact ratio of two counts (so 270 of 300 is 0.9 and meets ">= 0.90";
-    a float32 mean made it 0.89999998 until session 21).
+    a float32 mean gives 0.89999998).
     ``codes`` (z_shape, z_texture of the test objects): the codes to swap; by
     default :func:`encode_objects` (the encoders, refined when the config asks).
     """
@@ -902,46 +893,28 @@ def _attribute_accuracy(attributes: AttributeNet | AttributeEnsemble, data: Voxe
 # Training steps of both decoders (full / quick; batch 16 at the constant rate 1e-3 on 1,500 objects in full); a module
 # attribute, so a run can set longer training before run_bench. Every training step of the model trains its shape
 # network (encoder, voxel decoder) and its texture network (texture encoder, painter) together, in one loop; the
-# 2-D ablation trains the same steps. Session 20 found the losses still falling at step 1,200 (docs/results/
-# perception.md, VON fifteenth round for the longer run).
-# Session 21: 2,160 steps (dev shape swaps 92.0 / 92.3% at seeds 64569 / 17385 against 85.7 / 81.3% at 1,200; held-out
-# 51874: 90.0%, texture 100%, depth 3.58%, the bench 738.6 CPU s), kept by the rule (VON fifteenth round).
+# 2-D ablation trains the same steps. 2,160 full steps because at fewer the losses are still falling and the
+# shape swaps lower (docs/results/perception.md, VON fifteenth round).
 TRAIN_STEPS = {False: 2160, True: 4}
 _FULL = BenchSize(train=1500, test=300, steps=TRAIN_STEPS[False], batch=16, lr=1e-3)
 _QUICK = BenchSize(train=24, test=12, steps=TRAIN_STEPS[True], batch=8, lr=1e-3)
 # Steps of the attribute network that judges the swaps (batch 64, lr 2e-3), full / quick; a module attribute, so a
-# run can set another judge before run_bench. When the full setting is not the reference (600, the judge of
-# sessions 1-16), the bench also trains the reference judge and reports its swaps and reads beside the new
-# one's (`figures.reference_judge`, `figures.models.*.swaps_reference_judge`): a stronger judge changes what the
-# check measures. Session 16 (second wave): 1,800 steps met the dev gate (real shapes 99.7%, true-voxel ceiling
-# 96.3 / 95.7% at seeds 0 / 1) but not the held-out checks (seed 46839: shape swaps 83.3%, the 600-step judge
-# 82.3%; ceiling 94.0% against 90.3%), so 600 stays the default (docs/results/perception.md, VON ninth round).
+# run can set another judge before run_bench. When the full setting is not the reference (600), the bench also
+# trains the reference judge and reports its swaps and reads beside the new one's (`figures.reference_judge`,
+# `figures.models.*.swaps_reference_judge`): a stronger judge changes what the check measures. 600 because a longer
+# judge (1,800) met the development checks but not the held-out ones (docs/results/perception.md, VON ninth round).
 ATTRIBUTE_STEPS = {False: 600, True: 4}
 REFERENCE_ATTRIBUTE_STEPS = {False: 600, True: 4}
-# Members of the judge (full / quick): 1 is the single attribute network of sessions 1-16; more makes it an
+# Members of the judge (full / quick): 1 is a single attribute network; more makes it an
 # AttributeEnsemble (logits averaged; member k trains at seed + JUDGE_SEED_STRIDE * k, all on the real training
 # renders). Its member 0 is the reference judge when the steps are the reference's, so that one is not retrained.
-# Session 17: 3 members met the dev gate (real shapes >= 98.3% at seeds 0, 1, 61937) but, with 100 refinement steps,
-# not the held-out checks (seed 94478: shape swaps 88.0%, depth 5.01% of the range), so 1 stays the default.
-# Session 18: with the class-grid shape network (below) as candidate, the held-out seed 24443 read shape swaps 83.3%
-# under 3 members (rule: >= 87.0%), so both stay options.
-# Session 19: 3 members with that network painted as a surface (paint_sketch="surface"): held-out seed 88979 read shape
-# swaps 87.99% (rule: all three checks, shape >= 90%), so both stay options again.
-# Session 21: 3 members with the class-grid network painted as a surface trained 2,160 steps; held-out 51874 met all
-# three checks (shape swaps 270 of 300, exactly 90%), so 3 members are the full bench's judge.
+# 3 in full: with BENCH_CONFIG the 3-member judge met all three held-out checks (docs/results/perception.md, VON
+# tenth and fifteenth rounds).
 JUDGE_MEMBERS = {False: 3, True: 1}
 # The entry's configuration (the ablation is the same with decoder="2d"); its grid sets the data's voxel truth.
-# Session 18's candidate VonConfig(voxel_channels=(64, 32, 16), shape_class_weight=0.2, class_voxels=True): dev
-# shape swaps 88.2% (mean of seeds 0 / 1 / 61937; entry 81.9%), held-out 24443 83.3% (texture 95.0%, depth 3.76%):
-# not kept (docs/results/perception.md, VON twelfth round).
-# Session 19: that network with paint_sketch="surface": dev shape swaps 93.3 / 93.0 / 92.7% (no retraining), held-out
-# 88979 88.0% (texture 97.3%, depth 3.71%; 2-D ablation 89.7%): not kept (docs/results/perception.md, VON thirteenth
-# round).
-# Session 20: that network trained at a cosine-decayed rate (lr_schedule="cosine"): dev gate on new seeds 64569 / 17385
-# failed (shape swaps 74.0 / 71.0%, texture 88.3 / 67.3%), no held-out read (VON fourteenth round).
-# Session 21: that network painted as a surface, trained 2,160 steps at the constant rate (TRAIN_STEPS); dev gate met
-# on seeds 64569 / 17385, held-out 51874 met all three checks (shape swaps exactly 90.0%, texture 100%, depth 3.58%;
-# docs/results/perception.md, VON fifteenth round), so it is the entry's configuration.
+# The class-grid shape network (wider decoder, class head, one grid per class) painted as a surface: with TRAIN_STEPS
+# it met all three held-out checks, which neither part did alone nor with fewer steps (docs/results/perception.md, VON
+# twelfth to fifteenth rounds).
 BENCH_CONFIG = VonConfig(voxel_channels=(64, 32, 16), shape_class_weight=0.2, class_voxels=True, paint_sketch="surface")
 
 
