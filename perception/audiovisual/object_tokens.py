@@ -16,17 +16,17 @@ Features of object ``o`` in frame ``t`` (``OBJECT_FEATURES`` = 11, all zero wher
     7, 8   velocity    centre(t) - centre(t - 1), times VELOCITY_SCALE (0 unless in view in both frames)
     9, 10  change      velocity(t) - velocity(t - 1), times VELOCITY_SCALE (0 unless both velocities exist)
 
-With ``change="kink"`` (twenty-fifth session, vatt2; off by default) features 9-10 are instead the *kink* at frame
+With ``change="kink"`` (off by default) features 9-10 are instead the *kink* at frame
 ``t``: the least-squares velocity over frames ``t .. t + KINK_FRAMES`` less the one over ``t - KINK_FRAMES .. t``
 (times VELOCITY_SCALE; each side needs the object in view in frame ``t`` and in one more frame of its side, else 0).
 The mask's centre carries a bias that drifts as an object turns and crosses the view; a second difference of it
 reads that drift as velocity changes, while two slopes fitted over a few frames each average it out
-(``docs/results/vatt_kink_ladder.py``). It looks ahead ``KINK_FRAMES`` frames, so it needs the clip, not a stream.
+(``docs/results/vatt_kink_ladder.py``; ``docs/results/audiovisual.md``, twenty-fifth session, vatt2). It looks ahead ``KINK_FRAMES`` frames, so it needs the clip, not a stream.
 
 The masks must keep an object's index from frame to frame (a tracker's identities, or a renderer's exact masks);
 which source fed a run is the caller's to state.
 
-Pair features (seventeenth session, second round): for each unordered pair ``i < j`` of slots in a frame
+Pair features: for each unordered pair ``i < j`` of slots in a frame
 (``pair_slots``), computed from the two objects' features of that frame only (``PAIR_FEATURES`` = 8, all zero
 unless both are in view), as an interaction network's relation inputs, so that "two objects meet and both change
 velocity" is one small read of a pair token rather than something attention must assemble across tokens::
@@ -39,7 +39,7 @@ velocity" is one small read of a pair token rather than something attention must
     5, 6   change      the smaller and the larger of the two |velocity change|
     7      opposed     |change(i) - change(j)|
 
-Ground features (twenty-second session, vatt3; off unless asked for): where each object stands on the floor,
+Ground features (off unless asked for): where each object stands on the floor,
 in scene units, from the same two measurements of the mask (its centre and its size) and the camera that rendered
 the frames (fixed and known: CLEVRER's camera does not move). It is a monocular cue any viewer of the frames with
 the camera's calibration can compute, not the simulator's truth: objects rest on the floor (z = 0), so an object
@@ -55,15 +55,15 @@ is not in view)::
     3, 4   velocity   ground(t) - ground(t - 1), scene units a frame (0 unless in view in both frames)
     5, 6   change     velocity(t) - velocity(t - 1) (0 unless both velocities exist)
 
-Depth features (twenty-sixth session, vatt3; off unless asked for): the same 7 ground features, measured from the
+Depth features (off unless asked for): the same 7 ground features, measured from the
 renderer's depth per mask pixel instead of the mask's size (an RGB-D camera's view: the depth channel is a sensor,
 an oracle one as the instance masks are an oracle segmenter). Each object pixel is lifted to its 3-D point
 ``eye + depth * ray``; the radius is half the highest point's height (objects rest on the floor and the camera
 looks down on their tops), the centre the points' mean pushed ``2 R / 3`` further along their mean viewing ray (a
 sphere's visible points, sampled evenly over its image, lie on average ``2 R / 3`` in front of its centre).
-``depth_features(masks, depth, camera, S)`` -> float [N, T, S, GROUND_FEATURES], the layout above. On the
-development clips its centres are off by a median 0.10 scene units (0.19 from the mask's size) and its contact score
-reads the probe's label at 0.86 (0.75-0.79 from the masks; docs/results/vatt_depth_ladder.py).
+``depth_features(masks, depth, camera, S)`` -> float [N, T, S, GROUND_FEATURES], the layout above. Its centres are
+about half as far off as the mask size's, and its contact score reads the probe's label better than any reading of
+the masks (docs/results/vatt_depth_ladder.py; docs/results/audiovisual.md, twenty-sixth session, vatt3).
 
 Shapes (N clips, T frames of H x W, S object slots)::
 

@@ -114,8 +114,8 @@ class VATTConfig:
         drop_token: Fraction of video and audio tokens dropped per clip in training (the paper's 0.5).
         drop_token_mode: Which video tokens DropToken may drop (the audio tokens are dropped at random in every
             mode). ``"tokens"`` (the default, VATT's): a random ``drop_token`` of all of them. The two others need
-            ``video_stem="objects"`` (twenty-seventh session, vatt5: at 0.5 random DropToken cost the onset-trained
-            tower 6-7 points of its probe on development seed 0). ``"objects"``: a random ``drop_token`` of the object
+            ``video_stem="objects"``; they keep the contact that random DropToken at 0.5 takes from the object tower
+            (``docs/results/audiovisual.md``, twenty-seventh session, vatt5). ``"objects"``: a random ``drop_token`` of the object
             tokens only, every pair token kept (the pairs carry the contact; needs ``object_pairs``), so fewer
             tokens go and the step costs more. ``"frames"``: whole frames, ``round(t * (1 - drop_token))`` kept at
             random in each time step of ``t`` frames (at least one), so every kept frame keeps all its objects and
@@ -148,12 +148,12 @@ class VATTConfig:
             own audio, through a fixed (never trained) front end, so the video tower must learn to see what
             makes an onset.
         onset_band: Lowest frequency of ``onset_target``'s spectral flux, as a fraction of the Nyquist frequency
-            (0, the default: every bin). Twenty-seventh session, vatt4: the clips' instruments are harmonic tones
-            whose harmonics end below 3.64 kHz (0.66 of the 5.5 kHz Nyquist; the trumpet's 7th at 520 Hz), while
-            an impact rings high modes and clicks, so the flux from 0.67 up is an impact onset detector made from
-            the mixture alone (no label, no separated source): on development seed 0 a linear probe of it per
-            step reads the probe's label at 0.997 (every bin: 0.973; ``docs/results/vatt_onset_look.py``), and
-            regressing it asks the video tower *when something hits*, not when an instrument swells.
+            (0, the default: every bin). The clips' instruments are harmonic tones whose harmonics end below
+            3.64 kHz (0.66 of the 5.5 kHz Nyquist; the trumpet's 7th at 520 Hz), while an impact rings high modes
+            and clicks, so the flux from 0.67 up is an impact onset detector made from the mixture alone (no label,
+            no separated source; ``docs/results/vatt_onset_look.py``, and ``docs/results/audiovisual.md``,
+            twenty-seventh session, vatt4), and regressing it asks the video tower *when something hits*, not when
+            an instrument swells.
         audio_positions: Add learned positional embeddings to the audio tokens (VATT's own). With ``False``
             the audio tower is blind to position (its STFT tokens are causal and local), so an audio step's
             features say only what sounds in it: the per-step NCE can no longer pair a video step with the
@@ -188,8 +188,9 @@ class VATTConfig:
             enter the per-step means like the object tokens.
         pair_tokens: Where ``object_pairs``' tokens come from. ``"measured"``: the hand-made
             :func:`perception.audiovisual.object_tokens.pair_features` (gap, closeness, velocity changes), which an
-            untrained encoder already reads the probe's label from (0.72 on development seed 0, against 0.78 for the
-            best reading of the masks: no room for the check's 15 points). ``"learned"``: an interaction network's
+            untrained encoder already reads the probe's label from nearly as well as the best reading of the masks,
+            leaving no room for the check's 15 points (``docs/results/audiovisual.md``, twenty-second session,
+            vatt). ``"learned"``: an interaction network's
             relation model instead, a two-layer MLP of the two objects' own features ``[a, b, a - b]``, summed over
             both orders so the pair is unordered; the network has to learn what makes a contact from training.
         temporal_skip_first: Leave the first time step out of ``temporal_nce`` (each clip's steps 1.. only). The
@@ -198,16 +199,18 @@ class VATTConfig:
         object_ground: In the ``"objects"`` stem, each object token also carries where the object stands on the
             floor (:func:`perception.audiovisual.object_tokens.ground_features`: its floor position, radius and
             their motion in scene units, from the mask and the known camera), so the stem's input is
-            ``[..., OBJECT_FEATURES + GROUND_FEATURES]`` (see :attr:`object_inputs`). Twenty-second session, vatt3:
-            the masks' 2-D gaps read the probe's label at about 0.78 whatever reads them; depth is the cue they lack.
-            ``"depth"`` (twenty-sixth session, vatt3): the same 7 features from the renderer's depth per mask pixel
+            ``[..., OBJECT_FEATURES + GROUND_FEATURES]`` (see :attr:`object_inputs`): the masks' 2-D gaps cap how
+            well any reader gets the probe's label, and depth is the cue they lack (``docs/results/audiovisual.md``,
+            twenty-second session, vatt3). ``"depth"``: the same 7 features from the renderer's depth per mask pixel
             (:func:`perception.audiovisual.object_tokens.depth_features`; an RGB-D sensor, so the clips must be made
-            with ``AudioVisualConfig(depth=True)``, :attr:`ClipBank.depth`); their contact score reads the label at
-            0.86 on the development clips. ``True`` and ``"mask"`` are the mask-and-camera estimate.
+            with ``AudioVisualConfig(depth=True)``, :attr:`ClipBank.depth`), whose contact score reads the label
+            better than the mask's (twenty-sixth session, vatt3). ``True`` and ``"mask"`` are the mask-and-camera
+            estimate.
         object_change: How the ``"objects"`` stem's tokens measure an object's velocity change (features 9-10 of
             :func:`perception.audiovisual.object_tokens.object_features`): ``"difference"`` (the second difference
             of the mask's centre) or ``"kink"`` (two slopes fitted over 2 frames before and after, differenced:
-            the centre's drifting bias averages out; twenty-fifth session, vatt2). The benchmark's ``_inputs``
+            the centre's drifting bias averages out; ``docs/results/audiovisual.md``, twenty-fifth session, vatt2).
+            The benchmark's ``_inputs``
             and ``docs/results/vatt_dev.py`` (``VATT_OBJECT_CHANGE``) compute the features this way.
     """
 
@@ -888,9 +891,9 @@ def _inputs(bank: ClipBank, config: VATTConfig) -> tuple[Tensor, Tensor, Tensor]
 
 
 def _config(bank: ClipBank) -> VATTConfig:
-    """The benchmark's VATT (session 13): STFT audio tokens, since the raw-chunk audio tower never learned the
-    impacts' onsets (its probe 0.567, the STFT tower's 0.97 on development seed 0), and the per-step NCE among
-    each clip's own steps, so the video has to say *when* it sounds, which the probe's label asks."""
+    """The benchmark's VATT: STFT audio tokens, since a raw-chunk audio tower does not learn the impacts' onsets
+    (``docs/results/perception.md``, vatt's rounds), and the per-step NCE among each clip's own steps, so the video
+    has to say *when* it sounds, which the probe's label asks."""
     cfg = bank.config
     return VATTConfig(frames=cfg.frames // _VIDEO_STRIDE, height=cfg.height, width=cfg.width,
                       samples=cfg.samples // _CHUNK * _CHUNK, chunk=_CHUNK, vocab=len(VOCABULARY),
@@ -917,10 +920,9 @@ _DEPTH_ONSET = dict(video_stem="objects", frames=16, tubelet=(4, 8, 8), audio_po
 
 #: Named configurations of the ``vatt`` entry (``nesy bench perception --model vatt --set variant=NAME``):
 #: :func:`run_vatt_bench`'s ``lr`` and ``pretrain_clips`` and the :class:`VATTConfig` fields each replaces.
-#: ``depth-onset-frames`` is the entry's default since the twenty-eighth session (vatt5's candidate: depth object
-#: tokens, the impact-band onset target and whole frames dropped; read once on seed 50706, every check met);
-#: ``depth-onset`` is the same with VATT's random DropToken (vatt4's read of seed 35956); ``patches`` is the entry
-#: before (round 4: raw patches and STFT audio tokens).
+#: ``depth-onset-frames``, the default (depth object tokens, the impact-band onset target and whole frames dropped),
+#: meets every check on a held-out seed; ``depth-onset`` is the same with VATT's random DropToken; ``patches`` is
+#: raw patches and STFT audio tokens (figures of each: ``docs/results/audiovisual.md``, "History of `vatt`").
 VATT_VARIANTS: dict[str, dict] = {
     "depth-onset-frames": {"lr": 1e-3, "pretrain_clips": 3000, **_DEPTH_ONSET, "drop_token_mode": "frames"},
     "depth-onset": {"lr": 1e-3, "pretrain_clips": 3000, **_DEPTH_ONSET},
@@ -967,12 +969,12 @@ def run_vatt_bench(quick: bool, seed: int, lr: float | None = None, pretrain_cli
     """The ``vatt`` benchmark with fields of its :class:`VATTConfig` replaced (for a variant's held-out run;
     ``bench_vatt`` is this with none), and the pretraining rate ``lr`` when given. The figures name them.
 
-    ``pretrain_clips`` (twenty-fifth session, vatt2; default: the benchmark's labelled clips only): pretrain both
+    ``pretrain_clips`` (default: the benchmark's labelled clips only): pretrain both
     models on this many clips of the seed's training range, unlabelled as VATT's pretraining data are, while the
     probes (of the random encoder too) are still fitted on the benchmark's labelled clips, the first of them
-    (``_FULL.train``: 600). Session 22 found the probe's label learnable from the object tokens only with thousands
-    of clips (a supervised tower: 0.627 on 600, 0.773 on 3,000), and a probe fitted on more clips lifts the random
-    encoder too, so only the pretraining, never the probe, may see more clips.
+    (``_FULL.train``: 600). The probe's label is learnable from the object tokens only with thousands of clips
+    (``docs/results/audiovisual.md``, twenty-second session, vatt2), and a probe fitted on more clips lifts the
+    random encoder too, so only the pretraining, never the probe, may see more clips.
     """
     unknown = sorted(set(overrides) - {f.name for f in fields(VATTConfig)})
     if unknown:

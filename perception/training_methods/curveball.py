@@ -423,11 +423,12 @@ class _DigitsBench:
     per_round: int  # steps per round of the loop (it draws the batches); the loss is read after every step
     width: int = 32
     lambda_factor: float = 0.95
-    batch_norm: bool = True  # the network with MatConvNet's batch norm, both sides (session 14; False before)
+    batch_norm: bool = True  # the network with MatConvNet's batch norm, both sides, as the paper's basic CNN
 
 
-# session 15, chosen on seed 0's split (results page): every-step reading, target 0.01 added, 150 steps (every run
-# on seed 0 but Adam 1e-3 met 0.01 by step 102); grids of four, 3x apart, each side's seed-0 best inside
+# chosen on seed 0's split (docs/results/perception.md, CurveBall, eighth round): the loss read every step, targets
+# down to 0.01, 150 steps (enough for seed 0's runs to reach 0.01); grids of four, 3x apart, each side's seed-0 best
+# inside
 _DIGITS_FULL = _DigitsBench(BenchSize(train=0, test=0, steps=150, batch=128), (1e-3, 3e-3, 1e-2, 3e-2),
                             (0.01, 0.03, 0.1, 0.3), targets=(0.5, 0.1, 0.01), per_round=10)
 _DIGITS_QUICK = _DigitsBench(BenchSize(train=0, test=0, steps=4, batch=16), (1e-3, 1e-2), (0.1, 1.0),
@@ -544,7 +545,7 @@ def median_steps(counts: Sequence[int | None], budget: int) -> float:
 
 @dataclass(frozen=True)
 class _AttributeRace:
-    """The race of `curveball-attributes` (session 16; the decision rule and protocol are on the results page).
+    """The race of `curveball-attributes` (decision rule and protocol: docs/results/perception.md, CurveBall, ninth round).
 
     Each grid point (Adam's rate; CurveBall's initial lambda) is trained from ``seeds`` training seeds (each its own
     initialisation and batch order, the same ones for every grid point and both sides); the whole training set's
@@ -572,7 +573,7 @@ class _AttributeRace:
                               f"grids {self.lambdas} / {self.adam_rates}")
 
 
-# session 16, chosen on seed 0's crops before the held-out run (results page, CurveBall, ninth round)
+# chosen on seed 0's crops (docs/results/perception.md, CurveBall, ninth round)
 _ATTR_FULL = _AttributeRace(BenchSize(train=0, test=0, steps=200, batch=64), (150, 60), (1e-3, 3e-3, 1e-2, 3e-2),
                             (0.1, 0.3, 1.0, 3.0), seeds=3, targets=(1.0, 0.5, 0.2), primary=0.5)
 _ATTR_QUICK = _AttributeRace(BenchSize(train=0, test=0, steps=4, batch=16), (3, 2), (1e-3, 1e-2), (0.3, 1.0), seeds=2,
