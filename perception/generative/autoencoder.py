@@ -94,7 +94,7 @@ class CodecConfig:
             frozen readers of different seeds make the condition loss (their mean), and whether
             the readers train with, and read the fakes through, differentiable augmentations
             (:class:`~perception.generative.condition_classifier.ReaderEnsemble`).  1 and False
-            (the defaults): one reader, no augmentation (the twenty-second session's GAN).
+            (the defaults): one reader, no augmentation.
         discriminator: The GAN discriminator's body: ``"encoder"`` (:class:`ConvEncoder`, a
             linear map of the whole grid; the default) or ``"cells"`` (the fully convolutional
             :class:`~perception.generative.cell_discriminator.CellDiscriminator`, built like the

@@ -22,8 +22,8 @@ not use these logits).
 With ``image`` the discriminator also gives one whole-image logit beside the cells': the body's
 features pooled over the grid (mean and max, so that the sum of what the cells see and its peak
 are both there) and read by a two-layer perceptron.  A loss of cells alone judges each 29-pixel
-window and loses the image's object count (session 24: 4.5 objects per sample where renders
-have one); a global logit judges the whole image, as the DCGAN discriminator did (the same
+window and loses the image's object count (a sample fills with objects where renders have one:
+docs/results/perception.md, GAN dissection, seventeenth look); a global logit judges the whole image, as the DCGAN discriminator did (the same
 pairing as the local and global discriminators of Iizuka et al., "Globally and Locally
 Consistent Image Completion", SIGGRAPH 2017).
 
@@ -43,7 +43,7 @@ from physics.errors import ConfigError, StateError
 
 __all__ = ["CellDiscriminator", "CELL_WIDTH", "CELL_STRIDE"]
 
-CELL_WIDTH = 16  # first width, as ShapePresenceNet's bench reader (0.88 on one-object test renders, session 23)
+CELL_WIDTH = 16  # first width, as ShapePresenceNet's bench reader (perception.md, GAN dissection, sixteenth look)
 CELL_STRIDE = 4  # two stride-2 convolutions: a 64 x 48 image gives a 16 x 12 grid of cells
 
 

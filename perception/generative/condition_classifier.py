@@ -12,8 +12,9 @@ they were drawn with, so the generator is pushed to draw what a fixed reader of
 real renders calls the condition (the guidance of a pre-trained classifier).
 
 A whole-image classifier of the counts (a convolutional encoder and a linear
-head) learnt the 800 training renders by heart and read 200 others at the
-majority rate (twenty-second session), as the AC-GAN heads did.  So the reader
+head) learns the training renders by heart and reads others at the majority
+rate, as the AC-GAN heads do (docs/results/perception.md, GAN dissection,
+fourteenth look).  So the reader
 is fully convolutional and learns from the renderer's exact shape maps: a
 small network gives every cell of an H/4 x W/4 grid background-or-shape logits
 (trained by per-pixel cross-entropy against the shape maps, its logits
@@ -33,9 +34,9 @@ Shapes::
     presence    float [N, C]         probability that each shape is in the image
     conditions  float [N, C * (max_objects + 1)]  each shape's count, one-hot (shape_conditions)
 
-The generator drew samples this reader read as their condition 0.650 of the time while
-GAN dissection's judges agreed 0.212 (twenty-second session): it found the reader's
-adversarial patterns.  Two options make it harder to fool (off by default):
+A generator can draw samples this reader reads as their condition far more often than
+GAN dissection's judges agree: it finds the reader's adversarial patterns (the same
+look).  Two options make it harder to fool (off by default):
 :func:`diff_augment` (random translation, brightness, saturation, contrast and pixel noise,
 differentiable in the images, after DiffAugment: Zhao et al., NeurIPS 2020, arXiv 2006.10738),
 applied both when the reader trains (``train_presence_net(..., augment=True)``, the shape

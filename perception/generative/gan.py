@@ -118,8 +118,8 @@ class GAN(nn.Module):
     its loss adds their per-pixel cross-entropy with the real images' shape maps (``maps`` of
     :meth:`losses`, required then).  With ``condition_head="auxiliary"`` or ``"auxiliary_real"``
     the cells give no projection: the cell logit is ``o[0]`` alone and the class logits are the
-    mean over cells of ``o[1:1 + conditions]`` (the cell body read one-object shapes at 0.925 so
-    as a plain classifier, session 24).  With ``config.discriminator_image`` the discriminator
+    mean over cells of ``o[1:1 + conditions]`` (the cell body reads one-object shapes well as a
+    plain classifier: docs/results/perception.md, GAN dissection, seventeenth look).  With ``config.discriminator_image`` the discriminator
     also gives one whole-image logit, and each player's adversarial loss is the cells' mean
     plus that logit's binary cross-entropy (:meth:`image_critic`).
 
@@ -539,7 +539,7 @@ _FULL = GanSize(train=1000, test=200, gan_steps=2000, seg_steps=400, attr_steps=
                 classifier_steps=CLASSIFIER_STEPS)
 _QUICK = GanSize(train=8, test=4, gan_steps=3, seg_steps=3, attr_steps=3, samples=8, batch=8, classifier_steps=3)
 GAN_CODEC = CodecConfig(channels=24)  # generator layer blocks[0]: 48 units on a 12 x 16 grid
-# What a bench run renders: "scenes" (SMALL_WORLD, 2-4 objects; the default, every look before session 23) or
+# What a bench run renders: "scenes" (SMALL_WORLD, 2-4 objects; the default) or
 # "one_object" (ONE_OBJECT_WORLD; a conditional GAN then reads shape_classes, three classes, an option).
 SCENES = {"scenes": SMALL_WORLD, "one_object": ONE_OBJECT_WORLD}
 SEG_WIDTH = 12

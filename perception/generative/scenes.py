@@ -51,7 +51,7 @@ SMALL_WORLD = ClevrWorldConfig(
     camera_jitter=0.25,
     min_pixels=12,
 )
-# SMALL_WORLD with exactly one object per render (an option, session 23): a class-conditional GAN asked for
+# SMALL_WORLD with exactly one object per render (an option): a class-conditional GAN asked for
 # "a cube" has one object to draw, so its condition is three classes, not each shape's count in a scene.
 ONE_OBJECT_WORLD = replace(SMALL_WORLD, layout=replace(SMALL_WORLD.layout, min_objects=1, max_objects=1))
 
