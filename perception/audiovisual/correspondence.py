@@ -745,12 +745,11 @@ def load_avol(path: PathLike) -> tuple[AVOLNet, dict]:
 
 
 # ---------------------------------------------------------------------- benchmark
-# AVE-Net; L3-Net L3_WARM[0] of these steps (round 4; 1,650 steps took 903 CPU s, over the budget).  Round 7
-# (session 15): 2,400 training clips instead of 1,200 (AVE-Net overfits its clips; more cost no training CPU):
-# held-out seeds 12884 and 11509: recall@10 0.514 and 0.535, L3 correspondence 0.9115 and 0.904 (docs/results/perception.md)
+# AVE-Net; L3-Net L3_WARM[0] of these steps (more steps go over the bench's CPU budget).  2,400 training clips: AVE-Net
+# overfits fewer, and more cost no training CPU (docs/results/perception.md, av-correspondence)
 FULL_SIZE = BenchSize(train=2400, test=1000, steps=1400, batch=32)
 _QUICK = BenchSize(train=12, test=12, steps=3, batch=8)
-PAPER_CONFIG = AVNetConfig()  # the papers' single-image towers (0.684 and recall@10 0.012 at seed 0, docs)
+PAPER_CONFIG = AVNetConfig()  # the papers' single-image towers (their figures: docs/results/perception.md)
 SINGLE_FRAME = Window()
 FRAME_STACK = Window(offsets=(-4, -2, 0, 2))  # the first rounds' AVE-Net: four frames stacked on channels
 SYNC_WINDOW = Window(offsets=tuple(range(-5, 4)))  # frames t-5 .. t+3: the 8 frames of the audio and the one before
@@ -758,9 +757,8 @@ _CONFIG = AVNetConfig(image_channels=3 * len(SYNC_WINDOW.offsets), widths=(16, 3
 # L3-Net of av-correspondence starts from the trained AVE-Net's towers and time heads (l3_from_ave):
 # (its steps as a fraction of AVE-Net's, whether the towers stay frozen)
 L3_WARM = (0.25, True)
-# AVE-Net's NCE temperature in av-correspondence (rounds 3-5 and now).  Round 6 tried 0.05 (seed 0's 300
-# validation clips after 400 steps: recall@10 0.393 against 0.370), but held-out seed 3917 gave 0.366 against
-# 0.459 and 0.437 at 0.1 (seeds 2612, 2741), so 0.1 stays (docs/results/perception.md)
+# AVE-Net's NCE temperature in av-correspondence: 0.05 retrieves a little better on seed 0's validation clips
+# but worse on a held-out seed (docs/results/perception.md, av-correspondence, sixth round)
 SYNC_TEMPERATURE = 0.1
 MAX_NCE_SCALE = 100.0  # a learned NCE temperature stays at 0.01 or above (CLIP's clamp of its logit scale)
 _TRAIN_SEEDS, _TEST_SEEDS = 0, 500_000  # clip seeds: 1,000,000 * seed + these, + 0 .. n - 1

@@ -439,15 +439,11 @@ def channel_iou(model: SoundOfPixels, clips: SeparationClips, frame_step: int = 
 # ---------------------------------------------------------------------- benchmark
 _FULL = BenchSize(train=400, test=120, steps=1000, batch=8, lr=2e-3)
 _QUICK = BenchSize(train=12, test=6, steps=3, batch=2)
-# the benchmark's network (round 4): the edge padded with the floor (round 3); each pooled frame's 16
-# largest cells (an instrument covers about 28 cells of the half-resolution map per frame, a small one
-# fewer); every pixel of an absent category pushed down; the image network trained by the disentangling
-# loss alone (on development seed 0 its IoU was higher than with the separation gradient after a
-# half-way warm-up: 0.397 / 0.385 / 0.314 / 0.187 against 0.343 / 0.329 / 0.265 / 0.191, SDR the same)
-# round 5: the gated full-resolution head (the half-resolution cells lit the floor beside an instrument and
-# blurred its silhouette), pooling each frame's 64 largest full-resolution pixels (the 16 cells of round 4);
-# image network alone on development seed 0, 1,000 steps: IoU 0.500 / 0.570 / 0.403 / 0.486 against round 4's
-# 0.397 / 0.385 / 0.314 / 0.187 (joint training, same image-network losses)
+# the benchmark's network: the gated full-resolution head (half-resolution cells light the floor beside an
+# instrument and blur its silhouette), pooling each frame's 64 largest full-resolution pixels; the edge padded
+# with the floor; every pixel of an absent category pushed down; the image network trained by the disentangling
+# loss alone (its IoU is higher than with the separation gradient after a half-way warm-up, SDR the same).
+# Figures of each choice: docs/results/perception.md, Sound of Pixels, rounds 3-5
 _CONFIG = SoundOfPixelsConfig(pool_top=64, pool_per_frame=True, negatives="pixels", separation_warmup=1.0,
                               padding="replicate", head="gated")
 

@@ -133,8 +133,8 @@ class AudioVisualConfig:
         max_speed: Speed cap of pushes (units/s).
         friction: Lateral friction of objects and floor.
         restitution: Restitution of objects.
-        depth: Keep the renderer's depth per pixel in :attr:`AudioVisualClip.depth` (twenty-sixth session, vatt3):
-            what an RGB-D camera gives beside the frames. Off by default; the clip is otherwise the same.
+        depth: Keep the renderer's depth per pixel in :attr:`AudioVisualClip.depth`: what an RGB-D camera gives
+            beside the frames. Off by default; the clip is otherwise the same.
     """
 
     frames: int = 16
