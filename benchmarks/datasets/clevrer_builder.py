@@ -54,7 +54,7 @@ __all__ = ["ClevrerDataConfig", "build_clevrer", "build_video", "video_paths", "
 
 SPLITS = ("train", "val", "test")
 FUTURE_SHARE = 0.715  # CLEVRER: 14,298 predictive questions / 20,000 videos (the CLEVRER paper's question counts)
-LEGACY_SHARE = -1.0  # --future-share: every video as ClevrerWorld.sample draws it (before the nineteenth session)
+LEGACY_SHARE = -1.0  # --future-share: every video as ClevrerWorld.sample draws it (no share asked)
 GIF_FRAME_MS = 40  # 25 fps, CLEVRER's frame rate
 GIF_QUANTIZE = Image.Quantize.FASTOCTREE  # measured: 6 ms a 480x320 frame vs 100 ms median cut, mean error 0.02 levels
 
@@ -73,8 +73,7 @@ class ClevrerDataConfig:
     height: int = field(default=320, metadata={"min": 16, "help": "frame height in pixels"})
     future_share: float = field(default=FUTURE_SHARE, metadata={
         "help": "share of videos with a collision after the observed frames between two objects seen in them "
-                "(CLEVRER: 14,298 predictive questions of 20,000 videos); -1: every video as sampled, as the "
-                "eighteenth and earlier sessions made them"})
+                "(CLEVRER: 14,298 predictive questions of 20,000 videos); -1: every video as sampled"})
     render: bool = field(default=True, metadata={"help": "render frames, masks and GIF (--no-render: annotations and truth only)"})
     gif: bool = field(default=True, metadata={
         "help": "write each rendered video as a GIF too (--no-gif: frames and masks only, about an eighth less CPU a video; "

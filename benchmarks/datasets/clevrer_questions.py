@@ -57,8 +57,8 @@ class ClevrerQuestionsDataConfig:
     counterfactual: int = field(default=3, metadata={"help": "counterfactual questions per video (at most)"})
     choices: int = field(default=4, metadata={"min": 2, "help": "most options of an explanatory or counterfactual question"})
     predictive_choices: int = field(default=2, metadata={"min": 2,
-        "help": "most options of a predictive question (CLEVRER: 2; 4, the --choices default, as the eighteenth and "
-                "earlier sessions made them)"})
+        "help": "most options of a predictive question (CLEVRER: 2); equal to --choices it is left out of the "
+                "build record, so a folder whose record lacks it resumes"})
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field

@@ -14,8 +14,8 @@ A video is a pure function of its seed:
    from frame 0; the others start outside the view and are launched, at a
    random frame, towards a point near an object in view (so that they collide);
    with two or more of them the last is launched late, so that a third of the
-   videos still have collisions in the future frames (measured over 24 seeds; 21 of 100
-   videos of seed 777 and 57 of 200 of seed 49585 in the nineteenth session).
+   videos still have collisions in the future frames (docs/results/clevrer.md, "Nineteenth
+   session").
 2. :meth:`ClevrerWorld.simulate` rebuilds the scene in a fresh
    ``resetSimulation``, steps it at a fixed physics step (``substeps`` per
    frame) and records every object's state per frame and every collision (the
@@ -111,7 +111,7 @@ class ClevrerConfig:
         collision_gap: Frames two objects must be apart before touching counts as a new collision.
         future_share: Share of videos :meth:`ClevrerWorld.draw` makes with a collision in the
             future frames between two objects seen in the observed frames (``None``: every
-            video as :meth:`ClevrerWorld.sample` draws it, as before the nineteenth session).
+            video as :meth:`ClevrerWorld.sample` draws it, no share asked).
         max_draws: Most initial states :meth:`ClevrerWorld.draw` tries for one video before
             it keeps the first.
         camera: The fixed camera (CLEVRER does not jitter its camera).
