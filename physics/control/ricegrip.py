@@ -50,7 +50,7 @@ class RiceGripTaskConfig(ControlConfig):
     max_steps: int = 20
     tolerance: float = 0.01  # dev seed 11: pressing to the goal depth at other speeds comes within 0.8-1.0 cm, the block still flowing
     world: dict[str, Any] = field(default_factory=lambda: {"block_width": (0.14, 0.14), "block_height": (0.16, 0.16)})
-    squeeze: tuple[float, float] = (0.3, 0.45)  # session 11: 20% squeezes left goals within 1.5 tolerances of the start, where random pressing passes through them
+    squeeze: tuple[float, float] = (0.3, 0.45)  # from 30%: smaller squeezes leave goals near the start, which random pressing passes through (control.md, eleventh session)
     goal_speed: float = 0.15
     settle_steps: int = 5
     max_speed: float = 0.2

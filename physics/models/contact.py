@@ -3,8 +3,8 @@
 A learned simulator sees a relation's relative position divided by the mean distance
 between objects (``rel_scale``); on CLEVRER objects that is 5.1 scene units, so two
 touching objects (centres 0.7 apart) and two 1.2 apart differ by 0.1 in the input, and
-the network barely sees a contact coming (docs/results/clevrer.md, tenth session: the
-shipped video PropNet predicts a median 8% of a collision's velocity change).
+the network barely sees a contact coming (without these features the video PropNet predicts
+a small share of a collision's velocity change: docs/results/clevrer.md, tenth session).
 With ``ModelConfig.contact`` naming a footprint registered here, every leaf edge
 ``s -> r`` gets three more features, computed from the positions at each step (so
 they follow a multi-step training unroll and a rollout):

@@ -135,7 +135,7 @@ def make_samples(
     of its ``meta["step_weights"]`` when it has them (module docstring).
     ``horizon``: steps ahead each sample holds targets for (see :func:`one_step_graphs`).
     ``first_step``: samples start at frames ``t >= first_step`` only (and ``t >= history`` always),
-    e.g. the frames after a falling fluid's impact; 0 draws from every frame, as before.
+    e.g. the frames after a falling fluid's impact; 0 draws from every frame.
 
     Raises:
         DataError: no trajectories, ``step_weights`` of the wrong length or sign, or a trajectory

@@ -2,8 +2,8 @@
 
 From pixels the learned rollout starts from the perceiver's states, and those are off: jittered
 centres, a step's velocity off by a few hundredths of a unit a frame, two objects that touch placed
-apart.  The twenty-fifth session's census on pool 87197 (``docs/results/clevrer.md``) found the rollout
-right from true states far more often than from perceived ones.  So here a training trajectory keeps
+apart, and the rollout is right from true states far more often than from perceived ones
+(``docs/results/clevrer.md``, twenty-fifth session, the lead's census).  So here a training trajectory keeps
 its true states as targets and gets, as ``meta["input_positions"]``, the centres the pixel perceiver
 gave the same objects in the observed frames (:mod:`physics.models.data` builds each sample's history
 from them): the model learns to reach the true future from a perceived start.

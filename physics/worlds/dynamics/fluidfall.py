@@ -32,7 +32,7 @@ class FluidFallConfig(ParticleConfig):
     # so no recorded fluid lies past the markers (docs/results/particles.md, session 9)
     wall_marker_offset: float = field(default=1.0, metadata={
         "help": "how far the floor and side-wall markers sit outside the walls' boundary planes, in grid cells "
-                "(0: on the planes, as recorded before session 9)"})
+                "(0: on the planes)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
