@@ -90,9 +90,9 @@ def count(min: int = 0, zero: str | None = None) -> Callable[[str], int]:  # noq
 class AddItems(argparse._StoreAction):
     """Action of every list-valued flag (``nargs="+"`` or ``"*"``): the flag given again adds its items.
 
-    argparse's own store kept only the last occurrence, without a word (``nesy eval clevrer --types
-    descriptive --types predictive`` evaluated predictive alone; audit5 and audit6 of the twenty-ninth
-    session); its ``extend`` adds to the default's items too.  Here the first occurrence replaces the
+    argparse's own store keeps only the last occurrence, without a word (``nesy eval clevrer --types
+    descriptive --types predictive`` would evaluate predictive alone); its ``extend`` adds to the default's
+    items too.  Here the first occurrence replaces the
     default and each later one adds to it, as ``--set`` does.
 
     >>> p = argparse.ArgumentParser(); _ = p.add_argument("--x", nargs="+", default=["d"], action=AddItems)

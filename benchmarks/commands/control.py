@@ -168,11 +168,11 @@ def _resumable(old: Any, out: Path, settings: dict[str, Any]) -> list[dict[str, 
 def _check_unused(args: argparse.Namespace, planner_cls: type) -> None:
     """Refuse an option the run would not read, in one line naming it and the option that makes it unused.
 
-    ``--planner random --checkpoint FILE`` ran the baseline, never opened FILE and recorded it in the
-    settings as if it had been used (audit5 and audit6, twenty-ninth session); ``--model gt`` and
-    ``--focus`` (learned models only), and ``--record-split`` without ``--record``, the same.  ``--model``
-    is required; a planner without a model takes ``gt`` only (every documented baseline gives ``--model gt
-    --planner random``): a learned model named there was recorded as if it had planned (audit7).
+    ``--planner random --checkpoint FILE`` would run the baseline, never open FILE and record it in the
+    settings as if it had been used; ``--model gt`` and ``--focus`` (learned models only), and
+    ``--record-split`` without ``--record``, the same.  ``--model`` is required; a planner without a model
+    takes ``gt`` only (every documented baseline gives ``--model gt --planner random``): a learned model named
+    there would be recorded as if it had planned.
     """
     if args.checkpoint is not None and not planner_cls.needs_model:
         raise ConfigError(f"--checkpoint {args.checkpoint}: --planner {args.planner} plans without a model and never "

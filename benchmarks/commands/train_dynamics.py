@@ -49,7 +49,8 @@ def _command_line(args: argparse.Namespace, cfg: TrainConfig, out: Path) -> str:
     for folder in args.data:
         parts += ["--data", str(folder)]
     parts += ["--out", str(out)]
-    # off: as before they existed (the wall projection only matters to the rollout check)
+    # left out when off, so the command reads as one without these flags (the wall projection only matters to the
+    # rollout check)
     skip = () if cfg.select_rollouts else ("select_rollouts",)
     skip += () if cfg.select_rollouts and cfg.wall_projection else ("wall_projection",)
     skip += () if cfg.select_rollouts and cfg.select_max_outside < 1.0 else ("select_max_outside",)

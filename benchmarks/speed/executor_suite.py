@@ -37,7 +37,7 @@ scene dicts, built before timing) and against ``from_clevr`` + ``execute``.
 Both sides read node lists decoded by ``json.loads`` from one JSON text, as a
 questions file gives them: lists built in this process would share their key
 strings with the executor's code and flatter every dict lookup (about 0.14x of
-the single-mode ratio, measured in session 11).
+the single-mode ratio: docs/results/executor-speed.md).
 ``end_to_end.compiled_path`` says whether the C module (:mod:`reasoning.executor.compiled`)
 answered, and how many questions each mode left to the Python path.
 The speed-ups over the plain interpreter are ``end_to_end.speedup_vs_plain``;

@@ -333,7 +333,7 @@ def _pixel_codes(images: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------- benchmark
-_FULL = BenchSize(train=1500, test=200, steps=2500, batch=8, lr=1e-3)  # 1000 stopped before the exchanged loss drops (fourteenth session)
+_FULL = BenchSize(train=1500, test=200, steps=2500, batch=8, lr=1e-3)  # at 1000 the exchanged loss has not yet dropped
 _QUICK = BenchSize(train=12, test=6, steps=4, batch=4, lr=1e-3)
 _RADIUS = 5.0  # PCK radius in pixels (the check), on 64-pixel images
 _POINTS = 40  # points per held-out pair

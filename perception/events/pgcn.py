@@ -34,7 +34,7 @@ Proposals are sliding windows of :data:`SCALES` frames (stride a quarter of
 the length; S-CNN's multi-scale windows); a proposal's feature is SSN's
 structured pooling of the per-frame features (mean over each third).
 
-With ``proposals="pairs"`` (the benchmark's setting since session 13) the
+With ``proposals="pairs"`` (the benchmark's setting) the
 proposals are per object pair instead, what the CLEVRER pipeline's tracks give:
 each pair's (noisy) contact is smoothed, its peaks give windows of every scale
 around them (:func:`pair_proposals`), and a proposal's features are pooled
