@@ -99,8 +99,8 @@ class WarpRange:
     pixel lies in the frame; with small warps (20 degrees, 10% zoom and shift)
     such a code alone nearly solves both losses, the exchange included, since
     ``T(q)`` stays within a few pixels of ``q``, and the descriptors learnt
-    that way match different critters no better than the position prior
-    (measured: PCK 0.20 against 0.13 for "the same pixel").
+    that way match different critters little better than the position prior
+    (docs/results/perception.md, DVE, round 2).
 
     Args:
         rotation: Largest rotation in degrees.
@@ -111,9 +111,9 @@ class WarpRange:
         colour: Strength of the independent colour change of each view (0: none; see
             :func:`colour_jitter`).  Critters differ in the colours of every part, so
             changing the colours between the two views asks for the layout rather than
-            the colours.  Off by default: at 0.5 the tuning critters gained (PCK 0.240 ->
-            0.288, 400 steps, DVE alone), but the bench at seed 1 (1000 steps) lost with
-            the exchange (0.328 -> 0.194) while the plain loss gained (0.110 -> 0.318).
+            the colours.  Off by default: at 0.5 the tuning critters gain, but on the bench
+            the exchange loses while the plain loss gains (docs/results/perception.md, DVE,
+            fourth round).
     """
 
     rotation: float = 60.0

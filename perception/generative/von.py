@@ -31,9 +31,9 @@ every image (as CLEVR's camera is).
 Texture exchange (``texture_exchange``, on by default): in training, each
 object is painted with the texture code read from *another* object of the same
 texture class (colour and pattern; a different shape, size and viewpoint), so
-that the code can only carry what the two share.  Whether the swaps still need it,
-now that the texture network no longer collapses (see :meth:`generate`), is not
-measured.  The paper needs no such pairs because its texture network is
+that the code can only carry what the two share.  Whether the swaps need it
+beside training the texture network on the true sketches (which keeps it from
+collapsing, see :meth:`generate`) is not measured.  The paper needs no such pairs because its texture network is
 trained adversarially with cycle losses on unpaired images; here the
 texture labels pick the partners, which is weaker supervision than a swapped render.
 
@@ -113,7 +113,7 @@ class VonConfig:
         normals: Give the texture network the surface normals of the depth sketch
             (:func:`depth_normals`) besides the sketch itself: the renders' light is
             fixed to the camera, so the normals decide the shading that tells a box's
-            flat faces from a cylinder's or an ellipsoid's curved ones (fourth round).
+            flat faces from a cylinder's or an ellipsoid's curved ones (perception results page, VON fourth round).
         texture_sketch: What the texture network paints in training: ``"render"``, the renderer's exact
             sketches (rounds 3-4), or ``"projected"``, the differentiable projection of the object's true
             voxels (:func:`project_voxels`), as the paper's texture network paints the projections of
@@ -125,7 +125,7 @@ class VonConfig:
         normal_weight: Weight of an L1 loss between the surface normals of the projection's depth and
             those of the true depth (:func:`depth_normals`, mean over the true silhouette's pixels; 0 = off;
             the 2-D ablation gets the same term on its depth).  The attribute network reads a shape from its shading, i.e. from the
-            normals, which the depth L1 constrains only weakly (sixth round).
+            normals, which the depth L1 constrains only weakly (perception results page, VON sixth round).
         ray_samples: Depth samples per ray of the projection in :meth:`VisualObjectNetwork.generate`.
         voxels: Cells per side of the shape network's grid (a multiple of 8; the training objects'
             voxel truth must have the same side, :func:`~perception.generative.voxel_objects.random_objects`).
@@ -510,8 +510,8 @@ class VisualObjectNetwork(nn.Module):
         ``sketch`` (silhouette, depth), when given, is what the texture network
         paints instead of the projection: training passes the true sketches, as
         the paper trains its texture network on real 2.5-D sketches.  Painting
-        the early, wrong projections instead gated the output by silhouettes
-        over the background, and the texture network learnt to paint black.
+        the early, wrong projections instead gates the output by silhouettes
+        over the background, and the texture network learns to paint black.
         Without it the texture network paints the projection, as it is or as
         :func:`surface_sketch` of it (``config.paint_sketch``); the voxel
         decoder's output also holds what was painted (``painted_silhouette``,
