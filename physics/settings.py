@@ -10,7 +10,7 @@ form: the option, the bad item, then what was wrong and what is expected::
     --set 'scale': not KEY=VALUE; expected KEY=VALUE with KEY an option of the model (see --list)
 
 A key's dashes read as underscores (``ema-decay`` is ``ema_decay``).  A key given twice is
-refused (the later one used to win without a word).  How a value's text is typed is the
+refused (rather than the later one winning without a word).  How a value's text is typed is the
 caller's choice (``value``): kept as text for a consumer that types it by its field
 (:func:`perception.benchmark.bench_options`), or read as JSON (:func:`json_value`) for the
 world and model configs, whose fields take numbers, booleans and lists.  The parser lives in
