@@ -512,7 +512,7 @@ class BlenderDerendererStrict(BlenderDerenderer):
 
 
 register_perceiver(
-    BlenderDerendererStrict, help="derender-blender's detection before the recall options (overlap rule only)"
+    BlenderDerendererStrict, help="derender-blender with its overlap rule only (no sparing, vote centres or mirror)"
 )
 
 
@@ -643,5 +643,5 @@ class BlenderDerendererR15(BlenderDerenderer):
 
 register_perceiver(
     BlenderDerendererR15,
-    help="derender-blender before its proposal network was fine-tuned on objects touching a neighbour",
+    help="derender-blender with round 15's proposal network (not fine-tuned on objects touching a neighbour)",
 )
