@@ -75,15 +75,18 @@ Modules
   frames followed until influenced, one-step predictions, frames from the arrays), its contact carry.
 * :mod:`~physics.models.video_propnet.dynamics`: :class:`PropNetVideoDynamics` (futures, counterfactuals, loading),
   the ``propnet`` registration.
+* :mod:`~physics.models.video_propnet.augment`: training windows turned about the vertical axis
+  (``--augment-rotate``; off by default).
 * :mod:`~physics.models.video_propnet.training`: :func:`train_video_model`.
 """
 
 from __future__ import annotations
 
 # One module a concept (config, trajectories, spin, starts, collisions, free_slide, rest_hold, heading_hold,
-# rollout, dynamics, training); this module re-exports every name callers imported from the single module it was,
+# rollout, dynamics, augment, training); this module re-exports every name callers imported from the single module it was,
 # private ones included.
 # ruff: noqa: F401
+from physics.models.video_propnet.augment import random_rotation, rotate_windows
 from physics.models.video_propnet.collisions import (
     _counterfactual_reach_collisions,
     edge_collisions,
@@ -192,6 +195,8 @@ __all__ = [
     "load_trajectory_pack",
     "load_video_split",
     "train_video_model",
+    "rotate_windows",
+    "random_rotation",
     "SLIDE_INPUT",
     "ROLL_RATIO",
     "ROLL_SPEED",
