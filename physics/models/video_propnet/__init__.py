@@ -93,6 +93,7 @@ from physics.models.video_propnet.collisions import (
     lookahead_collisions,
     near_miss_candidates,
     near_miss_collisions,
+    unrecorded_edge_collisions,
 )
 from physics.models.video_propnet.config import (
     CARRY_SCOPES,
@@ -185,6 +186,7 @@ __all__ = [
     "YAW_DISCS",
     "CARRY_SCOPES",
     "edge_collisions",
+    "unrecorded_edge_collisions",
     "lookahead_collisions",
     "video_trajectory",
     "counterfactual_trajectory",

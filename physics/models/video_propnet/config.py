@@ -192,6 +192,15 @@ class RolloutConfig:
             annotations date collisions as the world does); NS-DR sets 2 for annotations
             perceived from pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``: held-out seeds
             77351 and 80949, +1 predictive question of 62, none lost).
+        edge_unrecorded: Future rollouts only (``False``, the default): a new touch the future collision rule
+            dates at the last observed frame, of a pair the annotation records no collision of within
+            ``collision_gap`` frames before it, whose footprints still touch at the first predicted frame (as
+            ``edge_frames`` reads it) and which the future has no collision of, is also a future collision, dated
+            at that first predicted frame.  The rule reads a touch on the path into a frame (or on at the speed
+            before), so it may date a contact one frame before the world does; when that frame is the last
+            observed one the future filter (after the last observed frame) drops the touch and the annotation
+            lacks it (nsdr20, thirty-second session: video 63 of dev pool 44086, a touch dated 127 by the rule and
+            128 by the world).  Counterfactuals are unchanged.
         edge_tolerance: Footprint distance (scene units) at which an ``edge_frames`` pair still touches at
             the first predicted frame (``None``, the default: the future rule's tolerance, ``future_tolerance``
             or else ``contact_tolerance``).  Perceived centres jitter by a few hundredths of a unit, so a pair
@@ -331,6 +340,7 @@ class RolloutConfig:
     yaw_input: str = "given"
     edge_frames: int = 0
     edge_tolerance: float | None = None
+    edge_unrecorded: bool = False
     contact_carry: int = 0
     carry_restitution: float = 0.49
     carry_min_speed: float = 0.25
