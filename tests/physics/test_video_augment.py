@@ -140,3 +140,37 @@ def test_training_with_augment_rotate_turns_the_batches_and_stores_the_flag(tmp_
     assert seen and all(float(a.abs().max()) <= math.pi for a in seen) and float(torch.cat(seen).std()) > 0.1
     ckpt = torch.load(out["files"]["checkpoint"], weights_only=True)
     assert ckpt["train_state"]["flags"]["augment_rotate"] == 180.0
+
+
+def test_the_turn_averaged_step_is_equivariant_to_its_turns_and_the_rollout_option_is_off_by_default():
+    from physics.models.resolver import load_model
+    from physics.models.video_propnet import SHIPPED_CHECKPOINT, RolloutConfig
+    from physics.models.video_propnet.augment import turn_averaged_step
+
+    model, _ = load_model(SHIPPED_CHECKPOINT)
+    model.eval()
+    _, plain = _samples(_scene(0.0))
+    g = plain[1]
+    with torch.no_grad():
+        step = turn_averaged_step(model, g, 4)
+        # the scene turned by a quarter turn: the averaged step is the turned step (exactly, up to float error)
+        turned = rotate_windows(g, torch.tensor([math.pi / 2]))
+        want = rotate_windows(_with_pos(g, step), torch.tensor([math.pi / 2])).pos_hist[:, -1]
+        torch.testing.assert_close(turn_averaged_step(model, turned, 4), want, atol=2e-5, rtol=0)
+        # the plain learned step is not equivariant (the reason for the option)
+        plain_turned = model.next_positions(turned)
+        plain_want = rotate_windows(_with_pos(g, model.next_positions(g)), torch.tensor([math.pi / 2])).pos_hist[:, -1]
+        assert float((plain_turned - plain_want)[:, :2].abs().max()) > 1e-4
+    assert RolloutConfig().turn_average == 0
+    for bad in (1, -2):
+        with pytest.raises(ConfigError, match="turn_average must be 0"):
+            RolloutConfig(turn_average=bad)
+    with pytest.raises(ConfigError, match="turns >= 2"):
+        turn_averaged_step(model, g, 1)
+
+
+def _with_pos(g, nxt):
+    """``g`` with its history's last frame replaced by ``nxt`` (to turn a prediction as a window is turned)."""
+    out = g.clone()
+    out.pos_hist = torch.cat([g.pos_hist[:, :-1], nxt[:, None]], dim=1)
+    return out

@@ -1,4 +1,4 @@
-"""Training windows of the video PropNet turned about the vertical axis (rotation augmentation).
+"""Windows of the video PropNet turned about the vertical axis: rotation augmentation, and a turn-averaged step.
 
 The floor of a CLEVRER video is isotropic: a scene turned by an angle ``phi`` about the vertical axis through the
 origin is as likely as the scene itself, and its future is the turned future.  A learned step that is not
@@ -17,6 +17,10 @@ A turned window holds what the world's annotation would give for the turned scen
   frame lies in ``[-pi, pi)`` (a turned cube's annotation gives its yaw in that range); spheres and cylinders keep
   their channel at zero (their yaw is invisible);
 * velocities, gaps and approach speeds follow, since the model computes them from the turned positions.
+
+:func:`turn_averaged_step` uses the same turn at rollout time (``RolloutConfig.turn_average``): one step predicted
+for K copies of the scene turned by ``2 pi j / K``, each prediction turned back, the K averaged: the averaged step is
+equivariant to the K turns by construction, whatever the network learned (group averaging).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from torch_geometric.data import Data
 from physics.errors import ConfigError
 from physics.worlds.clevr_properties import SHAPES
 
-__all__ = ["POSITION_FIELDS", "ACTION_FIELDS", "rotate_windows", "random_rotation"]
+__all__ = ["POSITION_FIELDS", "ACTION_FIELDS", "rotate_windows", "random_rotation", "turn_averaged_step"]
 
 # node fields holding states (x, y, theta) in the last axis: centres turn, a cube's theta gains the angle
 POSITION_FIELDS = ("pos_hist", "target_pos", "target_seq", "true_last")
@@ -105,3 +109,31 @@ def random_rotation(g: Data, max_degrees: float, generator: torch.Generator | No
     u = torch.rand(n_graphs, generator=generator, device="cpu", dtype=torch.float64)
     angles = (2.0 * u - 1.0) * math.radians(max_degrees)
     return rotate_windows(g, angles.to(g.pos_hist.dtype))
+
+
+def turn_averaged_step(model, g: Data, turns: int) -> Tensor:
+    """The next states ``[M, 3]`` of one graph ``g``: ``model.next_positions`` averaged over ``turns`` copies of
+    ``g`` turned by ``2 pi j / turns`` (``j = 0 .. turns - 1``), each prediction turned back first.
+
+    Args:
+        model: A :class:`~physics.models.base.DynamicsModel` over the video PropNet's state.
+        g: One rollout graph (``pos_hist`` ``[M, H+1, 3]``, ``action``, ``node_attr``, edges).
+        turns: K >= 2.
+
+    Raises:
+        ConfigError: ``turns`` below 2.
+    """
+    from torch_geometric.data import Batch
+
+    if isinstance(turns, bool) or not isinstance(turns, int) or turns < 2:
+        raise ConfigError(f"turn_averaged_step needs turns >= 2, got {turns!r}")
+    m = g.num_nodes
+    angles = torch.arange(turns, dtype=g.pos_hist.dtype) * (2.0 * math.pi / turns)
+    batch = Batch.from_data_list([g] * turns)
+    turned = rotate_windows(batch, angles)
+    nxt = model.next_positions(turned).reshape(turns, m, -1)
+    shift = (turned.pos_hist[:, -1, 2] - batch.pos_hist[:, -1, 2]).reshape(turns, m)  # the yaw each copy gained
+    back = torch.stack([_turn_xy(nxt[j], torch.full((m,), math.cos(-float(a))), torch.full((m,), math.sin(-float(a))))
+                        for j, a in enumerate(angles)])
+    theta = back[..., 2] - shift
+    return torch.cat([back[..., :2], theta[..., None], back[..., 3:]], dim=-1).mean(0)
