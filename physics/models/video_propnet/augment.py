@@ -29,9 +29,10 @@ import math
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from physics.errors import ConfigError
+from physics.models.base import DynamicsModel
 from physics.worlds.clevr_properties import SHAPES
 
 __all__ = ["POSITION_FIELDS", "ACTION_FIELDS", "rotate_windows", "random_rotation", "turn_averaged_step"]
@@ -111,7 +112,7 @@ def random_rotation(g: Data, max_degrees: float, generator: torch.Generator | No
     return rotate_windows(g, angles.to(g.pos_hist.dtype))
 
 
-def turn_averaged_step(model, g: Data, turns: int) -> Tensor:
+def turn_averaged_step(model: DynamicsModel, g: Data, turns: int) -> Tensor:
     """The next states ``[M, 3]`` of one graph ``g``: ``model.next_positions`` averaged over ``turns`` copies of
     ``g`` turned by ``2 pi j / turns`` (``j = 0 .. turns - 1``), each prediction turned back first.
 
@@ -123,8 +124,6 @@ def turn_averaged_step(model, g: Data, turns: int) -> Tensor:
     Raises:
         ConfigError: ``turns`` below 2.
     """
-    from torch_geometric.data import Batch
-
     if isinstance(turns, bool) or not isinstance(turns, int) or turns < 2:
         raise ConfigError(f"turn_averaged_step needs turns >= 2, got {turns!r}")
     m = g.num_nodes
