@@ -172,6 +172,14 @@ class RolloutFlags:
     future_edge_tolerance: float | None = field(default=None, metadata={
         "help": "footprint distance at which a --future-edge pair still touches at the first predicted frame "
                 "(scene units; default: the future collision rule's tolerance, 0)", "setting": "edge_tolerance"})
+    future_edge_unrecorded: bool | None = field(default=None, metadata={
+        "help": "a new touch the future collision rule dates at the last observed frame, of a pair the annotation "
+                "records no collision of near it, still touching at the first predicted frame, is a future collision "
+                "dated there (off by default)", "setting": "edge_unrecorded"})
+    turn_average: int | None = field(default=None, metadata={
+        "help": "every PropNet step is the mean of the steps predicted for K copies of the scene turned by 360/K "
+                "degrees about the vertical, each turned back (0: off, the default; else K >= 2; K times the "
+                "network's work)", "setting": "turn_average"})
     contact_carry: int | None = field(default=None, metadata={
         "help": "a contact the rollout itself makes is answered by momentum exchange (equal masses, restitution "
                 "0.49) and both objects carried on at their new velocities for N frames before the PropNet takes "

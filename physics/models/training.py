@@ -77,6 +77,9 @@ states have no ground truth) of a K-step unroll from ``own_samples`` of its pred
 are those of the run without it.  ``train_only`` (comma-separated parameter-name prefixes) trains only
 the parameters those prefixes name (:func:`trainable_parameters`; e.g. a fine-tune of a PropNet's
 relation path alone, ``edge_encoder,convs.0.rel``); the others keep the ``init`` weights.
+``augment_rotate`` D > 0 turns every training batch's windows about the vertical axis by angles drawn uniformly
+within +-D degrees, anew each batch from the epoch's generator, by the turn the world's trainer passes as
+``rotate`` (:mod:`physics.models.video_propnet.augment` for the video PropNet); a world without one refuses it.
 ``perceived_inputs`` builds every sample's history from the trajectories' ``input_positions``
 (:mod:`physics.models.data`; e.g. the video PropNet's states as its perceiver saw them) and keeps the
 true states as targets, so a model learns to reach the truth from perceived starts; off, those
@@ -100,6 +103,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +111,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader as TorchLoader
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 from tqdm import tqdm
 
@@ -125,7 +129,10 @@ from physics.training import ExponentialDecay, LinearWarmup, RunLog, Schedule, T
 from physics.training.distributed import init_distributed, rank_share, world_info
 from physics.trajectory import Trajectory
 
-__all__ = ["TrainConfig", "train", "resolve_device", "trainable_parameters", "RESUMABLE_CHANGES"]
+__all__ = ["TrainConfig", "train", "resolve_device", "trainable_parameters", "Rotation", "RESUMABLE_CHANGES"]
+
+# a world's turn of a training batch about its vertical axis: (batch, max_degrees, generator) -> a new batch
+Rotation = Callable[[Data, float, "torch.Generator | None"], Data]
 
 RESUMABLE_CHANGES = ("threads", "device")  # resources only: they do not change what is computed
 
@@ -224,6 +231,12 @@ class TrainConfig:
                                 "prefixes (e.g. edge_encoder,convs.0.rel: a PropNet's relation path, whose messages "
                                 "carry every contact); every other weight stays as --init gave it (default: all)"}
     )
+    augment_rotate: float = field(
+        default=0.0, metadata={"help": "turn every training window about the vertical axis by an angle drawn anew each "
+                               "batch, uniformly within +-this many degrees (180: every heading; positions, velocities, "
+                               "actions and a cube's yaw alike), so the network sees each window at every heading; "
+                               "worlds whose trainer declares the turn only (the video PropNet); 0: off"}
+    )
     perceived_inputs: bool = field(
         default=False, metadata={"help": "build each sample's history from the trajectories' input_positions (a "
                                  "perceiver's states of the same objects, e.g. the video PropNet's perceived packs) "
@@ -277,6 +290,9 @@ class TrainConfig:
         if self.train_only is not None and not all(p.strip() for p in self.train_only.split(",")):
             raise ConfigError(f"TrainConfig.train_only must be comma-separated parameter-name prefixes with no empty "
                               f"one (e.g. edge_encoder,convs.0.rel), got {self.train_only!r}")
+        if not (math.isfinite(self.augment_rotate) and 0.0 <= self.augment_rotate <= 180.0):
+            raise ConfigError(f"TrainConfig.augment_rotate must be a turn in degrees within [0, 180] (0: off), got "
+                              f"{self.augment_rotate}")
         prefixes = [p.strip() for p in (self.train_only or "").split(",")]
         twice = next((p for k, p in enumerate(prefixes) if p in prefixes[:k]), None)
         if twice is not None:  # as benchmarks.config_flags.comma_items refuses --models in,in
@@ -331,6 +347,8 @@ def _flags(config: TrainConfig) -> dict[str, Any]:
         del flags["train_only"]
     if not flags["perceived_inputs"]:
         del flags["perceived_inputs"]
+    if not flags["augment_rotate"]:
+        del flags["augment_rotate"]
     return flags
 
 
@@ -448,17 +466,25 @@ def train(
     resume: bool = False,
     meta: dict[str, Any] | None = None,
     progress: bool = True,
+    rotate: Rotation | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` one step ahead; returns a summary (final/best losses, wall time, files).
 
     Args:
         meta: Stored in both files; ``meta["command"]`` is the command that reproduces the run.
+        rotate: How this world turns a training batch about its vertical axis (``rotate(batch, max_degrees,
+            generator)``, a new batch; e.g. :func:`physics.models.video_propnet.augment.random_rotation`), which
+            ``config.augment_rotate`` > 0 applies to every training batch (validation is never turned).
 
     Raises:
         CheckpointError: ``resume`` with a checkpoint of another model or config, or a
             damaged / wrongly structured one.
-        ConfigError: ``resume`` with training flags other than the run's (named).
+        ConfigError: ``resume`` with training flags other than the run's (named), or ``config.augment_rotate``
+            without a ``rotate`` for this world.
     """
+    if config.augment_rotate and rotate is None:
+        raise ConfigError(f"--augment-rotate {config.augment_rotate:g}: this world's trainer declares no turn of its "
+                          "states (the video PropNet's does: nesy train video-dynamics)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
@@ -580,6 +606,8 @@ def train(
             own.start_epoch(epoch)
         if world.size == 1:
             for batch in DataLoader(train_graphs, batch_size=config.batch_size, shuffle=True, generator=current["gen"]):
+                if config.augment_rotate:  # angles from the epoch's generator: a resume draws the same ones
+                    batch = rotate(batch, config.augment_rotate, current["gen"])
                 yield batch.to(device)
             return
         # the same global batches as one process (same sampler, same generator), this rank's share of each
@@ -587,7 +615,10 @@ def train(
                             generator=current["gen"], collate_fn=list)
         for indices in order:
             if len(indices) >= world.size:
-                yield Batch.from_data_list([train_graphs[i] for i in rank_share(indices, world)]).to(device)
+                batch = Batch.from_data_list([train_graphs[i] for i in rank_share(indices, world)])
+                if config.augment_rotate:
+                    batch = rotate(batch, config.augment_rotate, current["gen"])
+                yield batch.to(device)
 
     @torch.no_grad()
     def ema_update() -> None:

@@ -824,6 +824,28 @@ def test_a_free_slide_clearance_without_the_free_slide_is_refused_by_its_flag(tm
     RolloutFlags().check_read({})  # nothing given, nothing refused
 
 
+def test_future_edge_unrecorded_flag_maps_to_the_rollout_setting_and_is_off_by_default():
+    # nsdr21: --future-edge-unrecorded, an option (not a pixel default)
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-edge-unrecorded"])
+    assert args.future_edge_unrecorded is True
+    assert ClevrerEvalConfig(data="x", future_edge_unrecorded=True).rollout_settings() == {"edge_unrecorded": True}
+    assert "edge_unrecorded" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "edge_unrecorded" not in rollout_settings_for("model", "propnet")
+    with pytest.raises(ConfigError, match="edge_unrecorded"):
+        dynamics_for("propnet", None, {"edge_unrecorded": "yes"})
+
+
+def test_turn_average_flag_maps_to_the_rollout_setting_is_off_by_default_and_one_turn_is_refused():
+    # nsdr21: --turn-average K, an option (not a pixel default)
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--turn-average", "4"])
+    assert args.turn_average == 4
+    assert ClevrerEvalConfig(data="x", turn_average=4).rollout_settings() == {"turn_average": 4}
+    assert "turn_average" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "turn_average" not in rollout_settings_for("model", "propnet")
+    with pytest.raises(ConfigError, match="turn_average must be 0"):
+        dynamics_for("propnet", None, {"turn_average": 1})
+
+
 def test_future_heading_hold_flags_map_to_the_rollout_settings_are_off_by_default_and_a_lone_clearance_is_refused():
     # nsdr20: --future-heading-hold {off,spheres,all} and its clearance, an option (not a pixel default)
     from benchmarks.eval_clevrer import RolloutFlags

@@ -33,6 +33,7 @@ from physics.models.video_propnet import (
     rollout_config,
     save_trajectory_pack,
     unknown_yaw_cubes,
+    unrecorded_edge_collisions,
     velocity_fitted_start,
     video_trajectories,
     video_trajectory,
@@ -465,6 +466,55 @@ def test_edge_frames_makes_a_contact_recorded_at_the_end_and_still_on_a_future_c
     for bad in (-1, 1.5, True):
         with pytest.raises(ConfigError, match="edge_frames"):
             RolloutConfig(edge_frames=bad)
+
+
+def test_edge_unrecorded_makes_a_rule_touch_at_the_last_observed_frame_the_annotation_lacks_a_future_collision():
+    """nsdr20's video 63: the rule dates a touch at the last observed frame (the world a frame later), so the future
+    filter drops it and the annotation has none; with ``edge_unrecorded`` it is a future collision at the first
+    predicted frame when the pair still touches there.  Off by default; counterfactuals do not read it."""
+    d = 2 * HALF_EXTENT
+    ann = _still_annotation({0: "sphere", 1: "sphere"}, {0: 0.0, 1: 0.0}, {0: (0.0, 0.0), 1: (d + 1.0, 0.0)})
+    last = ann.motion_trajectory[-1].frame_id
+
+    def state(k, x):
+        return ObjectState(k, (x, 0.0, 0.35), (0.0,) * 3, (0.0,) * 3, (0.0,) * 3, True)
+
+    # sphere 1 slides at sphere 0 and first touches it on the path into the last observed frame
+    moving = tuple(FrameStates(f, (state(0, 0.0), state(1, d + 0.05 + 0.1 * (last - 1 - f)))) for f in range(last + 1))
+    ann = dataclass_replace(ann, motion_trajectory=moving)
+
+    def future(xs):
+        return (*moving, *(FrameStates(last + 1 + i, (state(0, 0.0), state(1, x))) for i, x in enumerate(xs)))
+
+    still_on = future([d - 0.06, d + 0.1, d + 0.3])
+    parted = future([d + 0.02, d + 0.1, d + 0.3])
+    shapes = {0: "sphere", 1: "sphere"}
+    assert [(c.object_ids, c.frame_id) for c in state_collisions(still_on, shapes)] == [((0, 1), last)]
+    assert RolloutConfig().edge_unrecorded is False  # off by default
+    plain = PropNetVideoDynamics.load(config=SHORT)
+    on = PropNetVideoDynamics.load(config=dataclass_replace(SHORT, edge_unrecorded=True))
+    assert plain.future_collisions(ann, still_on) == ()  # dated at the last observed frame: not a future one
+    got = on.future_collisions(ann, still_on)
+    assert [(c.object_ids, c.frame_id) for c in got] == [((0, 1), last + 1)]
+    assert got[0].location == pytest.approx(((d - 0.06) / 2, 0.0, 0.35))
+    assert on.future_collisions(ann, parted) == ()  # apart at the first predicted frame: none
+    # a collision the annotation records (the perceiver saw it) is edge_frames' business, not this rule's
+    seen = dataclass_replace(ann, collision=(Collision((0, 1), last, (d / 2, 0.0, 0.35)),))
+    assert on.future_collisions(seen, still_on) == ()
+    ruled = state_collisions(still_on, shapes)
+    assert unrecorded_edge_collisions(ann, moving, ruled, (), 10, 0.0) == []  # no predicted frame: none
+    assert unrecorded_edge_collisions(ann, still_on, ruled, ruled, 10, 0.0) == []  # the future already has the pair
+    # counterfactuals and rolled-out states are the same with it on
+    video = _sphere_past_a_resting_cylinder(0.8)
+    base = dataclass_replace(SHORT, future_frames=8)
+    off_dyn = PropNetVideoDynamics.load(config=base)
+    on_dyn = PropNetVideoDynamics.load(config=dataclass_replace(base, edge_unrecorded=True))
+    assert on_dyn.future(video, 8)[0] == off_dyn.future(video, 8)[0]
+    for k in (0, 1, 2):
+        assert on_dyn.counterfactual(video, k) == off_dyn.counterfactual(video, k)
+    for bad in (1, "yes", None):
+        with pytest.raises(ConfigError, match="edge_unrecorded must be true or false"):
+            RolloutConfig(edge_unrecorded=bad)
 
 
 def test_edge_tolerance_lets_an_edge_pair_a_hair_apart_at_the_first_predicted_frame_count_and_is_off_by_default():

@@ -75,21 +75,25 @@ Modules
   frames followed until influenced, one-step predictions, frames from the arrays), its contact carry.
 * :mod:`~physics.models.video_propnet.dynamics`: :class:`PropNetVideoDynamics` (futures, counterfactuals, loading),
   the ``propnet`` registration.
+* :mod:`~physics.models.video_propnet.augment`: training windows turned about the vertical axis
+  (``--augment-rotate``; off by default).
 * :mod:`~physics.models.video_propnet.training`: :func:`train_video_model`, :func:`check_valid_fraction`.
 """
 
 from __future__ import annotations
 
 # One module a concept (config, trajectories, spin, starts, collisions, free_slide, rest_hold, heading_hold,
-# rollout, dynamics, training); this module re-exports every name callers imported from the single module it was,
+# rollout, dynamics, augment, training); this module re-exports every name callers imported from the single module it was,
 # private ones included.
 # ruff: noqa: F401
+from physics.models.video_propnet.augment import random_rotation, rotate_windows
 from physics.models.video_propnet.collisions import (
     _counterfactual_reach_collisions,
     edge_collisions,
     lookahead_collisions,
     near_miss_candidates,
     near_miss_collisions,
+    unrecorded_edge_collisions,
 )
 from physics.models.video_propnet.config import (
     CARRY_SCOPES,
@@ -182,6 +186,7 @@ __all__ = [
     "YAW_DISCS",
     "CARRY_SCOPES",
     "edge_collisions",
+    "unrecorded_edge_collisions",
     "lookahead_collisions",
     "video_trajectory",
     "counterfactual_trajectory",
@@ -193,6 +198,8 @@ __all__ = [
     "load_video_split",
     "train_video_model",
     "check_valid_fraction",
+    "rotate_windows",
+    "random_rotation",
     "SLIDE_INPUT",
     "ROLL_RATIO",
     "ROLL_SPEED",

@@ -46,6 +46,34 @@ def edge_collisions(annotation: VideoAnnotation, frames: Sequence[FrameStates], 
     return out
 
 
+def unrecorded_edge_collisions(annotation: VideoAnnotation, frames: Sequence[FrameStates], ruled: Sequence[Collision],
+                               future: Sequence[Collision], gap: int, tolerance: float,
+                               discs: Mapping[int, float] | None = None) -> list[Collision]:
+    """The touches ``ruled`` dates at the last observed frame that the annotation lacks, still touching after it.
+
+    ``ruled`` is the future collision rule over ``frames`` (observed and predicted).  A pair counts when ``ruled``
+    has a collision of it dated ``last`` (the annotation's last observed frame), the annotation records no
+    collision of it in the frames ``last - gap .. last``, its footprints touch in the frame ``last + 1`` of
+    ``frames`` (:func:`~physics.video_dynamics.state_collisions` on that frame alone: ``tolerance``, ``discs``),
+    and ``future`` has no collision of it; each is dated ``last + 1``, located at the midpoint of the two centres
+    there (:attr:`RolloutConfig.edge_unrecorded`).  No such frame in ``frames``: none.
+    """
+    last = annotation.motion_trajectory[-1].frame_id
+    first = next((fr for fr in frames if fr.frame_id == last + 1), None)
+    if first is None:
+        return []
+    touching = {c.object_ids: c for c in state_collisions([first], _shapes(annotation), tolerance, discs=discs)}
+    recorded = {tuple(sorted(c.object_ids)) for c in annotation.collision if c.frame_id >= last - gap}
+    have = {tuple(sorted(c.object_ids)) for c in future}
+    out: list[Collision] = []
+    for c in ruled:
+        pair = tuple(sorted(c.object_ids))
+        if c.frame_id == last and pair in touching and pair not in recorded and pair not in have:
+            out.append(touching[pair])
+            have.add(pair)
+    return out
+
+
 def _reach_collisions(frames: Sequence[FrameStates], shapes: Mapping[int, str], cfg: RolloutConfig, last: int,
                       future: Sequence[Collision], discs: Mapping[int, float] | None = None) -> list[Collision]:
     """The near passes ``future_reach`` adds to a future rollout's collisions (:attr:`RolloutConfig.future_reach`).

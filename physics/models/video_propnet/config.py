@@ -192,6 +192,15 @@ class RolloutConfig:
             annotations date collisions as the world does); NS-DR sets 2 for annotations
             perceived from pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``: held-out seeds
             77351 and 80949, +1 predictive question of 62, none lost).
+        edge_unrecorded: Future rollouts only (``False``, the default): a new touch the future collision rule
+            dates at the last observed frame, of a pair the annotation records no collision of within
+            ``collision_gap`` frames before it, whose footprints still touch at the first predicted frame (as
+            ``edge_frames`` reads it) and which the future has no collision of, is also a future collision, dated
+            at that first predicted frame.  The rule reads a touch on the path into a frame (or on at the speed
+            before), so it may date a contact one frame before the world does; when that frame is the last
+            observed one the future filter (after the last observed frame) drops the touch and the annotation
+            lacks it (nsdr20, thirty-second session: video 63 of dev pool 44086, a touch dated 127 by the rule and
+            128 by the world).  Counterfactuals are unchanged.
         edge_tolerance: Footprint distance (scene units) at which an ``edge_frames`` pair still touches at
             the first predicted frame (``None``, the default: the future rule's tolerance, ``future_tolerance``
             or else ``contact_tolerance``).  Perceived centres jitter by a few hundredths of a unit, so a pair
@@ -289,6 +298,11 @@ class RolloutConfig:
             paths a degree or so every 10 frames.  An option, off: ``"all"`` answered 1 more predictive question
             of 74 on development pool 44086 (videos 0-99, true annotations, the shipped pixel rollout settings;
             1 gained, none lost; its gate asked +2; thirty-second session, nsdr20, ``docs/results/clevrer.md``).
+        turn_average: Every PropNet step of every rollout (0, off, the default; else K >= 2) is the mean of the
+            steps predicted for K copies of the scene turned by ``2 pi j / K`` about the vertical axis, each turned
+            back (:func:`physics.models.video_propnet.augment.turn_averaged_step`): equivariant to those turns by
+            construction (the learned step alone turns a lone sliding object by a few degrees depending on its
+            heading; thirty-second session, nsdr20).  K times the network's work per step.
         heading_hold_clearance: Footprint gap (scene units, > 0) from every other object that makes an object
             free for ``heading_hold``; 0.15 is the shipped ``future_reach``.
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
@@ -331,6 +345,7 @@ class RolloutConfig:
     yaw_input: str = "given"
     edge_frames: int = 0
     edge_tolerance: float | None = None
+    edge_unrecorded: bool = False
     contact_carry: int = 0
     carry_restitution: float = 0.49
     carry_min_speed: float = 0.25
@@ -346,6 +361,7 @@ class RolloutConfig:
     rest_hold: float = 0.0
     heading_hold: str = "off"
     heading_hold_clearance: float = 0.15
+    turn_average: int = 0
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
@@ -370,6 +386,9 @@ class RolloutConfig:
             if getattr(self, name) not in choices:
                 raise ConfigError(f"RolloutConfig: {name} must be one of {choices}, got {getattr(self, name)!r}",
                                   settings=(name,))
+        if self.turn_average == 1 or self.turn_average < 0:
+            raise ConfigError(f"RolloutConfig: turn_average must be 0 (off) or a number of turns >= 2, got "
+                              f"{self.turn_average!r}", settings=("turn_average",))
         for name in ("lookahead", "contact_carry", "edge_frames"):  # frame counts, 0: off
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

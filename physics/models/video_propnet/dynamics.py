@@ -20,6 +20,7 @@ from physics.models.video_propnet.collisions import (
     lookahead_collisions,
     near_miss_candidates,
     near_miss_collisions,
+    unrecorded_edge_collisions,
 )
 from physics.models.video_propnet.config import (
     NODE_ATTR_DIM,
@@ -134,6 +135,10 @@ class PropNetVideoDynamics(_Rollout):
             future = tuple(sorted((*future, *added), key=lambda c: (c.frame_id, c.object_ids)))
         edge = edge_collisions(annotation, frames, future, cfg.edge_frames,
                                tol if cfg.edge_tolerance is None else cfg.edge_tolerance, self._discs(annotation))
+        if cfg.edge_unrecorded:
+            edge += unrecorded_edge_collisions(annotation, frames, collisions, (*future, *edge), cfg.collision_gap,
+                                               tol if cfg.edge_tolerance is None else cfg.edge_tolerance,
+                                               self._discs(annotation))
         return tuple(sorted((*edge, *future), key=lambda c: c.frame_id)) if edge else future
 
     def counterfactual(self, annotation: VideoAnnotation, removed_object_id: int) -> Counterfactual:

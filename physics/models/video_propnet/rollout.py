@@ -18,6 +18,7 @@ import torch
 from physics.errors import ConfigError
 from physics.graph.builder import GraphBuilder
 from physics.models.base import DynamicsModel
+from physics.models.video_propnet.augment import turn_averaged_step
 from physics.models.video_propnet.config import (
     ROLL_SPEED,
     SLIDE_INPUT,
@@ -247,7 +248,10 @@ class _Rollout:
                 edges,
                 torch.zeros(edges.shape[1], 0),
             )
-            nxt = self.model.next_positions(g)[:m]
+            if self.config.turn_average:  # the step averaged over turned copies of the scene
+                nxt = turn_averaged_step(self.model, g, self.config.turn_average)[:m]
+            else:
+                nxt = self.model.next_positions(g)[:m]
         self.model.check_finite(nxt, f"video PropNet rollout at frame {t + 1}")
         out[here] = nxt.numpy()
         return out

@@ -11,6 +11,7 @@ from physics.errors import ConfigError, DataError
 from physics.io import PathLike
 from physics.models.resolver import make_model, preset
 from physics.models.training import TrainConfig, train
+from physics.models.video_propnet.augment import random_rotation
 from physics.models.video_propnet.config import NODE_ATTR_DIM, STATE_DIM, WORLD
 from physics.models.video_propnet.trajectories import (
     contact_step_weights,
@@ -61,7 +62,8 @@ def train_video_model(
         videos: ``(annotation, truth)`` per video (:func:`load_video_split`), or trajectories
             (:func:`load_trajectory_pack`; ``meta["video"]`` groups a video's counterfactuals with it).
         out_dir: Run folder (``checkpoint.pt``, ``model.pt``, ``loss.jsonl``).
-        config: Optimisation settings (default: :class:`TrainConfig`'s).
+        config: Optimisation settings (default: :class:`TrainConfig`'s); its ``augment_rotate`` turns the training
+            windows (:mod:`~physics.models.video_propnet.augment`).
         valid_fraction: Share of the videos held out for validation (0: none).
         overrides: ModelConfig fields changed from the ``clevrer`` preset.
         counterfactuals: Train on the truth's counterfactual re-runs too (pairs only; a pack holds what it holds).
@@ -115,4 +117,5 @@ def train_video_model(
             "train_trajectories": len(train_trajs), "contact_weight": contact_weight, "contact_after": contact_after,
             **({"contact_lead": contact_lead} if contact_lead else {}),
             **({"velocity_weight": config.velocity_weight} if config.velocity_weight > 0 else {})}
-    return train(model, train_trajs, valid_trajs, out_dir, config, resume=resume, meta=info, progress=progress)
+    return train(model, train_trajs, valid_trajs, out_dir, config, resume=resume, meta=info, progress=progress,
+                 rotate=random_rotation)
