@@ -68,22 +68,20 @@ class RolloutConfig:
             footprint distance inside the predicted frames is a future collision too, next to the ones
             the collision rule (``future_tolerance``) finds, which it never removes
             (:func:`_reach_collisions`); counterfactuals, observed frames and rolled-out states never
-            read it.  Meant for the near misses of late chained contacts (twenty-eighth session, nsdr9's
-            census: the true pair's closest approach a median 0.054 units in 57 of 69 predictive misses).
-            Off here; 0.15 for objects perceived from pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``;
-            nsdr11: development predictive 365 -> 375 of 432, fresh pool 60251 183 -> 190 of 219 by its
-            committed rule, ``docs/results/clevrer.md``).
+            read it.  Meant for the near misses of late chained contacts, where the rollout brings the true
+            pair within a few hundredths of a unit without touching.  Off here; 0.15 for objects perceived
+            from pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``), where it answers more predictive
+            questions on development and fresh pools (``docs/results/clevrer.md``, twenty-eighth session,
+            nsdr9 and nsdr11).
         counterfactual_reach: Counterfactual rollouts only (0: off, the default): a pair the rollout brings within
             this footprint distance after the last observed frame (where a counterfactual is a future rollout of
             every object but the removed one) is a collision too, next to the ones the collision rule
             (``contact_tolerance``) finds, which it never removes (:func:`_counterfactual_reach_collisions`); a
-            pair already that near at the video's end adds nothing.  Inside the video the plain rule alone, as
-            before.  The counterfactual's analogue of ``future_reach``; futures, observed frames and rolled-out
-            states never read it.  Twenty-ninth session, nsdr14's census of counterfactual misses on dev pools
-            81521 + 98562 (``docs/results/clevrer.md``): inside the video a reach invents as many pairs as it
-            finds at every distance tried; after the video 0.03 found 4 missed pairs and invented none.  Off:
-            0.03 answered 4 more counterfactual questions of 1,364 on dev pools 89682 + 30316 (7 gained, 3 lost;
-            its gate asked +8).
+            pair already that near at the video's end adds nothing.  Inside the video the plain rule alone
+            (there a reach invents as many pairs as it finds).  The counterfactual's analogue of
+            ``future_reach``; futures, observed frames and rolled-out states never read it.  An option, off:
+            0.03 gains too few counterfactual answers on development pools to pass its gate
+            (``docs/results/clevrer.md``, twenty-ninth session, nsdr14).
         approach_speed: A future touch also needs the centres closing in at this speed
             (units/s; 0: no test), so that a tolerance above 0 does not make neighbours
             at rest or sliding side by side collide (:func:`state_collisions`).
@@ -94,7 +92,7 @@ class RolloutConfig:
             from ``ensemble_seed`` and the video's index.  The future states returned
             are member 0's; the collisions those that ``votes`` members agree on
             (:func:`~physics.video_dynamics.vote_collisions`, within ``vote_window``
-            frames).  Counterfactuals are one rollout, as before.
+            frames).  Counterfactuals are one rollout.
         votes: Members that must find a collision (1 <= votes <= ensemble).
         vote_window: Frames within which two members' collisions of a pair are one.
         ensemble_starts: Starting frames the members cycle through (1: the last observed one only).
@@ -122,11 +120,9 @@ class RolloutConfig:
             (:func:`velocity_fitted_start`); otherwise its observed history.  Unlike
             ``start_fit`` it takes objects seen for fewer frames than the window (late
             entrants) and never fits across a collision.  Off here; 12 for objects perceived
-            from pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``): on the velocity at the last
-            observed frame of 234 moving objects perceived from pixels (twenty-second session,
-            development pools) 12 frames cut the median error from 0.207 to 0.102 units/s;
-            predictive from pixels 86 -> 89 of 107 (development), 44 -> 46 of 49 on held-out seed
-            69169 (``docs/results/clevrer.md``).
+            from pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``), where it halves the median error of
+            the start velocity and answers more predictive questions (``docs/results/clevrer.md``,
+            twenty-second session, nsdrv).
         counterfactual_velocity_fit: Counterfactual rollouts only (0: off, the default; else at least
             ``VELOCITY_FIT_MIN``): the ``start_velocity_fit`` of a future rollout, at each object's own
             first predicted frame ``f`` of a counterfactual (the frame the removal's influence reaches
@@ -139,37 +135,32 @@ class RolloutConfig:
             prediction at ``f`` is then made from the fitted history (objects already predicted see it
             too).  Observed frames stay as recorded; futures are unchanged.  Meant for the perceived
             one-frame velocity a counterfactual starts from.  Off here; 12 for objects perceived from
-            pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``; twenty-seventh session, nsdr8: development
-            counterfactual 799 -> 809 of 941, then held-out pool 30316 by its committed rule,
-            ``docs/results/clevrer.md``).
+            pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``), where it answers more counterfactual
+            questions (``docs/results/clevrer.md``, twenty-seventh session, nsdr8).
         counterfactual_fit_residual: With ``counterfactual_velocity_fit`` (0: off, the default; else scene
             units > 0): an object whose fitted parabola lies farther than this from one of the centres it
             was fitted to keeps its observed history at its first predicted frame (a one-frame
             difference), as without the fit: such a span holds a bounce or a jump of the track that no
-            perceived collision cut off, where the fit's start errs far more than the raw one
-            (twenty-eighth session, nsdr10, dev 98562: at residuals above 0.08 units the median start
-            error is 0.93 units/s fitted, 0.17 raw).  Off: 0.04 answered 1 more counterfactual question
-            of 1,611 on three development pools from pixels (8 gained, 7 lost; its gate asked +3),
-            ``docs/results/clevrer.md``.
+            perceived collision cut off, where the fit's start errs far more than the raw one.
+            An option, off: 0.04 answers about as many counterfactual questions as without it on
+            development pools from pixels (``docs/results/clevrer.md``, twenty-eighth session, nsdr10).
         late_collision_start: Future rollouts only, with ``start_velocity_fit`` (0: off, the default):
             an object whose last recorded collision lies in the last ``late_collision_start`` observed
             frames, too late for ``start_velocity_fit`` to fit, starts at the velocity the equal-mass
             exchange (``carry_restitution``) gives the two objects' parabola-fitted velocities before
             the contact, if the pair was closing in at ``carry_min_speed`` or faster
             (:func:`late_collision_start`); a struck object read at rest gets its velocity too.
-            Meant for the contacts at the video's end the PropNet does not bounce (twenty-fourth
-            session: against the true velocity 3 frames after the last observed one, 34 objects of 220
-            development videos struck in the last 2 frames start 0.58-1.59 units/s off in median as
-            shipped; exchanged, 21 nearer and 13 farther; struck 2-4 frames before the end, the
-            shipped start is the better one).
+            Meant for the contacts at the video's end the PropNet does not bounce; struck 2 frames or
+            more before the end, the observed start is the better one (``docs/results/clevrer.md``,
+            twenty-fourth session, nsdr2).
         unknown_yaw_reach: With a value above 0, a cube whose annotation never gives its yaw
             (orientation exactly zero at every observed frame it is in: the pixel perceiver
             writes zeros, ``perception.video.annotate``) is a disc of this radius in the
             collision rule of futures and counterfactuals, instead of a square at yaw 0
             whose reach errs by up to 0.1 units either way.  0: the square at the given yaw.
-            Default 0.315, the square's reach averaged over directions (sixteenth session:
-            +6 questions on development, +7 predictive and counterfactual questions on
-            held-out seed 61937; true annotations give every cube a yaw and are unchanged).
+            Default 0.315, the square's reach averaged over directions, which answers more
+            questions from pixels; true annotations give every cube a yaw and are unchanged
+            (``docs/results/clevrer.md``, sixteenth session).
         yaw_discs: Which cubes the collision rule takes as discs of ``unknown_yaw_reach``
             (nothing with ``unknown_yaw_reach`` 0): ``"unknown"`` (the default) the cubes whose
             yaw the annotation never gives (:func:`unknown_yaw_cubes`); ``"cubes"`` every cube,
@@ -187,11 +178,11 @@ class RolloutConfig:
             that first predicted frame.  The contact goes on past the end of the observed video,
             so CLEVRER may date it after the last observed frame: the world dates a collision a
             frame after the state rule in about 8% of collisions, and the pixel perceiver dates
-            one a frame or two before the world in about a quarter (seventeenth session,
-            ``docs/results/clevrer.md``).  Counterfactuals are unchanged.  0 here (true
-            annotations date collisions as the world does); NS-DR sets 2 for annotations
-            perceived from pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``: held-out seeds
-            77351 and 80949, +1 predictive question of 62, none lost).
+            one a frame or two before the world in about a quarter.  Counterfactuals are
+            unchanged.  0 here (true annotations date collisions as the world does); NS-DR sets 2
+            for annotations perceived from pixels (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``),
+            where it gains a predictive question and loses none (``docs/results/clevrer.md``,
+            seventeenth session, nsdr).
         edge_unrecorded: Future rollouts only (``False``, the default): a new touch the future collision rule
             dates at the last observed frame, of a pair the annotation records no collision of within
             ``collision_gap`` frames before it, whose footprints still touch at the first predicted frame (as
@@ -199,17 +190,15 @@ class RolloutConfig:
             at that first predicted frame.  The rule reads a touch on the path into a frame (or on at the speed
             before), so it may date a contact one frame before the world does; when that frame is the last
             observed one the future filter (after the last observed frame) drops the touch and the annotation
-            lacks it (nsdr20, thirty-second session: video 63 of dev pool 44086, a touch dated 127 by the rule and
-            128 by the world).  Counterfactuals are unchanged.
+            lacks it (``docs/results/clevrer.md``, thirty-third session, nsdr21).  Counterfactuals are
+            unchanged.
         edge_tolerance: Footprint distance (scene units) at which an ``edge_frames`` pair still touches at
             the first predicted frame (``None``, the default: the future rule's tolerance, ``future_tolerance``
             or else ``contact_tolerance``).  Perceived centres jitter by a few hundredths of a unit, so a pair
-            perceived in contact at the video's end can read a hair apart at the first predicted frame
-            (twenty-ninth session, nsdr12: 3 of the 9 predictive misses with a pair near at the video's end on
-            development pools 98562 + 87197 lie 0.0006-0.0022 apart there).  Futures only, with
-            ``edge_frames``; an option, off (``None``): with ``edge_frames`` 15 and 0.01 it answered 3 more
-            predictive questions of 432 on development pools 89682 + 30316 (4 gained, 1 lost; its gate asked +5;
-            ``docs/results/clevrer.md``).
+            perceived in contact at the video's end can read a hair apart (a few thousandths of a unit) at the
+            first predicted frame.  Futures only, with ``edge_frames``; an option, off (``None``): with
+            ``edge_frames`` 15 and 0.01 it gains too few predictive answers on development pools to pass its
+            gate (``docs/results/clevrer.md``, twenty-ninth session, nsdr12).
         contact_carry: Frames (0: off) over which a contact the rollout itself makes is answered
             by momentum exchange instead of the PropNet: when two predicted objects' footprints
             (discs; a cube one of ``CUBE_MEAN_REACH``) first touch at a frame while closing in at
@@ -218,12 +207,12 @@ class RolloutConfig:
             ``carry_restitution``, and the next ``contact_carry`` frames move each object on at its
             new velocity; the PropNet takes over from that history.  Meant for the chains of
             collisions the learned rollout cuts short (a struck object or its striker stopped
-            short, seventeenth session).  The rollouts ``carry_scope`` names.  0 here: 3 on every
-            rollout answered +4 predictive and +1 counterfactual questions on development from
-            pixels but +3 predictive and -5 counterfactual on held-out seed 66419; NS-DR sets 3 with
-            ``carry_scope`` ``"future"`` for annotations perceived from pixels
-            (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``: held-out seed 49585 +4 predictive questions
-            of 57, none lost, counterfactuals unchanged; ``docs/results/clevrer.md``).
+            short).  The rollouts ``carry_scope`` names.  0 here: on every rollout it loses
+            counterfactual questions on a held-out pool; NS-DR sets 3 with ``carry_scope``
+            ``"future"`` for annotations perceived from pixels
+            (``reasoning.nsdr.PIXEL_ROLLOUT_SETTINGS``), where it gains predictive questions and
+            leaves counterfactuals unchanged (``docs/results/clevrer.md``, seventeenth session,
+            nsdr3 and nsdr4).
         carry_scope: Which rollouts ``contact_carry`` applies to: ``"all"`` (the default) futures
             and counterfactuals alike; ``"future"`` the future rollouts only, every counterfactual
             rolled out by the PropNet alone (exactly as with ``contact_carry`` 0).
@@ -236,10 +225,9 @@ class RolloutConfig:
             with the closing speed: a near miss of a fast approach counts, neighbours at rest
             or sliding side by side never do.  Meant for the chains the learned rollout cuts
             short by a few hundredths of a unit.  The rollouts ``lookahead_scope`` names.  0 here
-            and for pixel perception: on two development pools (eighteenth session, 1,015
-            predictive and counterfactual questions) 2, 3 and 4 frames found 7, 14 and 18 of 60
-            missed chain links but invented 22, 39 and 57 pairs, and answered 917, 920 and 914
-            questions against 922 (``docs/results/clevrer.md``).
+            and for pixel perception: it invents more pairs than the missed chain links it finds,
+            and answers fewer questions on development pools (``docs/results/clevrer.md``,
+            eighteenth session, nsdr).
         lookahead_min_speed: Closing speed of the footprint gap (units/s) below which
             ``lookahead`` adds nothing.
         lookahead_scope: Which rollouts ``lookahead`` applies to (``"all"`` or ``"future"``,
@@ -252,10 +240,9 @@ class RolloutConfig:
             member whose gap has a local minimum above the tolerance (at most
             ``NEAR_MISS_MAX_GAP``) and scores above 0 collides there, unless the rule already has
             one of the pair within ``collision_gap`` frames.  Meant for the true collisions the
-            learned rollout stops short of (twenty-fourth session: about two missed for each one
-            invented among wrong answers; a single tolerance added as many invented ones as it found).
-            Off: a logistic score fitted on development near misses tied the shipped default on held-back
-            development videos (counterfactual 3 gained, 3 lost of 247; predictive unchanged; ``docs/results/clevrer.md``).
+            learned rollout stops short of (a single tolerance adds as many invented ones as it finds).
+            Off: a logistic score fitted on development near misses ties the default on held-back
+            development videos (``docs/results/clevrer.md``, twenty-fourth session, nsdr3).
         near_miss_scope: Which rollouts ``near_miss`` applies to (``"all"`` or ``"future"``).
         spin_input: For a checkpoint trained on ``video_trajectories(spin=True)`` packs only
             (``nesy data video-trajectories --spin``): each predicted step gives a sphere the
@@ -263,9 +250,9 @@ class RolloutConfig:
             states (observed or predicted) read as sliding (:func:`sliding_read`), and keeps it
             until its speed fell to ``ROLL_SPEED`` times the window's first speed; then it rolls
             (no re-reading for ``SPIN_WINDOW`` frames).  A collision's change of spin is not
-            modelled.  Off: with the 10-step rollout loss it cut the fast free slide's end error by
-            a third but answered no more predictive questions from pixels and fewer counterfactual
-            ones (twenty-second session; ``docs/results/clevrer.md``); ``nesy eval clevrer --spin-input``.
+            modelled.  Off: it makes the free slide more accurate but answers no more predictive
+            questions from pixels and fewer counterfactual ones (``docs/results/clevrer.md``,
+            twenty-second session, nsdr); ``nesy eval clevrer --spin-input``.
         free_slide: Future rollouts only (``"off"``, the default): a physical prior for the free slide after
             the video (:mod:`physics.models.video_propnet.free_slide`).  An object whose footprint stays
             ``free_slide_clearance`` or farther from every other object's, before and after a predicted step,
@@ -274,35 +261,34 @@ class RolloutConfig:
             step; ``"spheres"``: rolling spheres only (a sphere's spin read from its last steps, as
             ``spin_input`` reads it), ``"all"``: every free moving object.  Objects at rest, near another
             object or carried (``contact_carry``) keep the PropNet's step; counterfactuals never read it.
-            Meant for the predicted free slides that stall short of a collision (thirtieth session, nsdr16:
-            rolling spheres at 1-2 units/s lose 1.5 times the truth's speed a frame in the rollout; cubes and
-            cylinders below 1 unit/s creep on at a third to two thirds of it).  An option, off: ``"spheres"``
-            answered 1 more predictive question of 445 on development pools 94730 + 27719 (2 gained, 1 lost; its
-            gate asked +4; ``docs/results/clevrer.md``).
+            Meant for the predicted free slides that stall short of a collision (the learned rollout slows
+            rolling spheres too fast and lets slow cubes and cylinders creep on).  An option, off: ``"spheres"``
+            gains too few predictive answers on development pools to pass its gate (``docs/results/clevrer.md``,
+            thirtieth session, nsdr16).
         free_slide_clearance: Footprint gap (scene units, > 0) from every other object that makes an object
-            free for ``free_slide``.  0.2 with ``"spheres"`` answered as many predictive questions as the
-            shipped default on development pools 44086 + 27719 (2 gained, 2 lost; thirty-first session, nsdr18).
+            free for ``free_slide``.  0.2 with ``"spheres"`` answers as many predictive questions as the
+            default on development pools (``docs/results/clevrer.md``, thirty-first session, nsdr18).
         rest_hold: Future rollouts only (0, off, the default): an object at rest at the last observed frame keeps
             its place while every object not so held stays this far or farther from its footprint (scene units);
             once one comes nearer, the PropNet moves it for the rest of the rollout
             (:class:`physics.models.video_propnet.rest_hold.RestHold`).  Meant for resting objects touching each
-            other that the PropNet pushes apart (thirty-first session, nsdr18).  An option, off: 0.15 answered 1
-            more predictive question of 450 on development pools 44086 + 27719 (1 gained, none lost; its gate asked
-            +4; ``docs/results/clevrer.md``).
+            other that the PropNet pushes apart.  An option, off: 0.15 gains too few predictive answers on
+            development pools to pass its gate (``docs/results/clevrer.md``, thirty-first session, nsdr18).
         heading_hold: Future rollouts only (``"off"``, the default): an object whose footprint stays
             ``heading_hold_clearance`` or farther from every other object's, before and after a predicted step,
             keeps the heading of its last step, at the PropNet's step length
             (:mod:`physics.models.video_propnet.heading_hold`); ``"spheres"``: free spheres only, ``"all"``: every
             free moving object.  Near another object the PropNet's step stands; counterfactuals never read it.
             Meant for the near passes the world makes and the rollout misses because the PropNet turns free
-            paths a degree or so every 10 frames.  An option, off: ``"all"`` answered 1 more predictive question
-            of 74 on development pool 44086 (videos 0-99, true annotations, the shipped pixel rollout settings;
-            1 gained, none lost; its gate asked +2; thirty-second session, nsdr20, ``docs/results/clevrer.md``).
+            paths a degree or so every 10 frames.  An option, off: ``"all"`` gains too few predictive answers
+            on a development pool with true annotations to pass its gate (``docs/results/clevrer.md``,
+            thirty-second session, nsdr20).
         turn_average: Every PropNet step of every rollout (0, off, the default; else K >= 2) is the mean of the
             steps predicted for K copies of the scene turned by ``2 pi j / K`` about the vertical axis, each turned
             back (:func:`physics.models.video_propnet.augment.turn_averaged_step`): equivariant to those turns by
             construction (the learned step alone turns a lone sliding object by a few degrees depending on its
-            heading; thirty-second session, nsdr20).  K times the network's work per step.
+            heading).  K times the network's work per step.  An option, off: 4 answers fewer predictive
+            questions on a development pool (``docs/results/clevrer.md``, thirty-third session, nsdr21).
         heading_hold_clearance: Footprint gap (scene units, > 0) from every other object that makes an object
             free for ``heading_hold``; 0.15 is the shipped ``future_reach``.
         carry_restitution: Normal restitution of ``contact_carry`` (the world's 0.7 per body,
@@ -310,10 +296,9 @@ class RolloutConfig:
         carry_min_speed: Closing speed (units/s) below which a touch is not carried (objects at
             rest side by side).
 
-    The future defaults (one rollout, the counterfactual rule) were kept after measurement:
-    on 100 development videos (seed 64646) a 9-member ensemble with unanimous votes found
-    fewer invented collisions but answered fewer predictive questions, and no tolerance,
-    closing speed or vote count answered more (``docs/results/clevrer.md``).
+    The future defaults are one rollout and the counterfactual's collision rule: an ensemble
+    with unanimous votes invents fewer collisions but answers fewer predictive questions, and no
+    tolerance, closing speed or vote count answers more (``docs/results/clevrer.md``, ninth session).
     """
 
     future_frames: int = ClevrerConfig().future_frames
