@@ -63,33 +63,30 @@ __all__ = [
     "perceiver_reads",
 ]
 
-# A learned dynamics provider's settings (by provider name) where the annotation comes from a pixel
-# perceiver, unless given otherwise: a perceiver dates collisions a frame or two early, so one still in
-# contact at the end of the video may be a future one (RolloutConfig.edge_frames; seventeenth session:
-# development +3 of 42 predictive questions from pixels, held-out seeds 77351 + 80949 +1 of 62, none lost);
-# and a touch the future rollout itself makes is answered by momentum exchange for 3 frames, counterfactual
-# rollouts untouched (RolloutConfig.contact_carry, carry_scope "future"; seventeenth session, nsdr4:
-# development predictive +4 of 42 from pixels, held-out seed 49585 +4 of 57, none lost, every counterfactual
-# answer unchanged; docs/results/clevrer.md).  True annotations (perception ``gt``) date collisions as the
-# world does and get neither.
 # What NS-DR's executor does where ``unique`` meets an odd set (``VideoScene`` settings; the
 # official executor's ``none`` everywhere is ``VideoScene``'s own default): the object in view
-# longest among several (seed 55221), a named pair's collision the video lacks presumed out of
-# view (seed 59524), the earliest of a pair's collisions perceived several times (seed 29548).
-# With true annotations none of them fires; docs/results/clevrer.md.
+# longest among several, a named pair's collision the video lacks presumed out of view, the
+# earliest of a pair's collisions perceived several times: the perceiver's misses each one answers
+# (docs/results/clevrer.md, fifteenth session's noanswer, seventeenth session's nsdr2 and nsdr5).
+# With true annotations none of them fires.
 SCENE_SETTINGS: Mapping[str, str] = {
     "unique_fallback": "most_seen", "missing_collision": "out_of_view", "repeated_collision": "first",
 }
 
+# A learned dynamics provider's settings (by provider name) where the annotation comes from a pixel
+# perceiver, unless given otherwise; each answered more questions by a committed rule on development and
+# held-out pools (figures: docs/results/clevrer.md, the section named with each).  True annotations
+# (perception ``gt``) date collisions as the world does and get none of them.
+# ``edge_frames`` 2: a perceiver dates collisions a frame or two early, so one still in contact at the end of the
+# video may be a future one (seventeenth session, nsdr).
+# ``contact_carry`` 3 with ``carry_scope`` "future": a touch the future rollout itself makes is answered by momentum
+# exchange for 3 frames, counterfactual rollouts untouched (seventeenth session, nsdr4).
 # ``start_velocity_fit`` 12: the future rollout's start shaped by a parabola fitted since each moving
-# object's last perceived collision (twenty-second session: development predictive 86 -> 89 of 107,
-# held-out seed 69169 44 -> 46 of 49, by the rule in docs/results/clevrer.md, nsdrv section).
+# object's last perceived collision (twenty-second session, nsdrv).
 # ``counterfactual_velocity_fit`` 12: the same fit at each object's first predicted frame of a counterfactual
-# (twenty-seventh session, nsdr8: development counterfactual 799 -> 809 of 941, held-out pool 30316 by the rule
-# in docs/results/clevrer.md, nsdr8 section).
+# (twenty-seventh session, nsdr8).
 # ``future_reach`` 0.15: a pair the future rollout brings within 0.15 scene units counts as a collision, beside the
-# plain contact rule (twenty-eighth session, nsdr11: development predictive 365 -> 375 of 432 on 89682 + 30316;
-# fresh pool 60251 183 -> 190 of 219, every other answer unchanged, by the rule in docs/results/clevrer.md).
+# plain contact rule (twenty-eighth session, nsdr11).
 PIXEL_ROLLOUT_SETTINGS: Mapping[str, Mapping[str, Any]] = {
     "propnet": {"edge_frames": 2, "contact_carry": 3, "carry_scope": "future", "start_velocity_fit": 12,
                 "counterfactual_velocity_fit": 12, "future_reach": 0.15}}

@@ -1,7 +1,7 @@
 """A physical prior for the free slide of a future rollout (``RolloutConfig.free_slide``; off by default).
 
-The learned PropNet's free slide after the video drifts from the world's friction (thirtieth session, nsdr16,
-tune pools 98562 + 87197, objects more than 1.2 units from every other): a rolling sphere at 1-2 units/s loses
+The learned PropNet's free slide after the video drifts from the world's friction (objects more than 1.2 units
+from every other; ``docs/results/clevrer.md``, thirtieth session, nsdr16): a rolling sphere at 1-2 units/s loses
 about 0.017-0.021 units/s a frame in the rollout against the truth's 0.010-0.014, so fast spheres stall short
 of collisions the world makes; a cube or cylinder below 1 unit/s loses 0.03-0.06 against the truth's 0.095, so
 it creeps on.  The world's friction is one law: a sliding object (every cube and cylinder, a sphere not yet

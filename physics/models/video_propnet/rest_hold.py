@@ -2,7 +2,7 @@
 
 The learned PropNet pushes apart objects that rest against each other at the video's end; with the option on,
 an object at rest at the last observed frame keeps its place until another object comes near
-(:class:`RestHold`; thirty-first session, nsdr18, ``docs/results/clevrer.md``).
+(:class:`RestHold`; ``docs/results/clevrer.md``, thirty-first session, nsdr18).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ __all__ = ["RestHold"]
 class RestHold:
     """Keeps the objects at rest at the video's end in place in a future rollout (``RolloutConfig.rest_hold``).
 
-    The learned PropNet pushes apart objects resting against each other at the video's end (thirty-first session,
-    nsdr18, tune pool 87197: a cube at rest touching another resting object accelerates to 0.8-0.95 units/s with
-    no collision, and the collision the world then makes with it is missed).  An object whose last observed step is
-    below :data:`REST_STEP` keeps its last centre and orientation while every object not held stays ``distance``
-    or farther from its footprint (at the step's start and end; held objects never release each other); once one
-    comes nearer it is released, for the rest of the rollout, to the PropNet (a push is the learned model's).
+    The learned PropNet pushes apart objects resting against each other at the video's end (a cube at rest
+    touching another resting object can accelerate to nearly 1 unit/s with no collision, and the collision
+    the world then makes with it is missed; ``docs/results/clevrer.md``, thirty-first session, nsdr18).  An
+    object whose last observed step is below :data:`REST_STEP` keeps its last centre and orientation while every
+    object not held stays ``distance`` or farther from its footprint (at the step's start and end; held objects
+    never release each other); once one comes nearer it is released, for the rest of the rollout, to the PropNet
+    (a push is the learned model's).
 
     Args:
         distance: Footprint gap (scene units) from every other object within which the hold ends.

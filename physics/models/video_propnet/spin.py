@@ -72,9 +72,9 @@ def grow_spin_input(model: DynamicsModel) -> DynamicsModel:
 
     A model trained without the spin input saw 0 in :data:`SPIN_CHANNEL` of every action (its
     action normaliser does not centre), so its weights on that channel never trained: zeroed,
-    the model gives the same outputs as before for any action, ``SLIDE_INPUT`` or not, and a
+    the model gives the same outputs as unzeroed for any action, ``SLIDE_INPUT`` or not, and a
     fine-tune on a ``--spin`` pack (``nesy train video-dynamics --init ... --grow-spin``) grows
-    the input from there (twenty-second session, nsdr2; ``docs/results/clevrer.md``).
+    the input from there (``docs/results/clevrer.md``, twenty-second session, nsdr2).
 
     Raises:
         ConfigError: a model whose node encoder does not read the plain action layout
