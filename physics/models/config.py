@@ -189,9 +189,9 @@ register_preset(
 # there is rigid (boxes, walls, containers, grippers): DPI-Net shape-matches them all.
 # fluidfall's falling fluid moves up to 0.036 m per recorded frame (99th percentile 0.020 m,
 # training split): at 0.015 m a particle meets no floor marker before it is through the floor.
-# The shipped fluidfall IN was trained with --set graph.radius=0.025 (it keeps 98% / 66% of the
-# fluid in the tank, two seeds, against 0% at 0.015 m; docs/results/particles.md, session 3); the
-# preset stays 0.015 m because the shipped fluidfall GNS was trained with it (DPI-Net: below).
+# The shipped fluidfall IN was trained with --set graph.radius=0.025, at which the fluid stays in the
+# tank, where every model at 0.015 m loses it through the floor (docs/results/particles.md, "fluidfall,
+# session 3"); the preset stays 0.015 m because the shipped fluidfall GNS was trained with it (DPI-Net: below).
 for _world in ("boxbath", "fluidshake", "ricegrip"):
     register_preset(
         _world,
@@ -202,10 +202,10 @@ for _world in ("boxbath", "fluidshake", "ricegrip"):
 # (Li et al. 2019: a fluid has no hierarchy; the reference training script defaults to two
 # propagation steps) on the shipped IN's radius, 0.025 m: no root for the tank (its markers are
 # given in a rollout; a root summing ~100 of them rewrote every marker's latent first), no shape
-# matching (no rigid body moves), L = 2.  Measured in docs/results/particles.md (twelfth session); the
+# matching (no rigid body moves), L = 2 (docs/results/particles.md, "fluidfall, session 8"); the
 # other models keep the shared preset, which the shipped GNS was trained from.  The shipped IN and
-# DPI-Net (fourteenth session) add --set graph.wall_box=0.04 --set noise_std=0.001 (and the IN
-# graph.radius=0.025): the walls' signed distances keep 98-99% of the fluid in the tank.  Each
+# DPI-Net add --set graph.wall_box=0.04 --set noise_std=0.001 (and the IN graph.radius=0.025): the
+# walls' signed distances keep the fluid in the tank (docs/results/particles.md, "fluidfall, session 10").  Each
 # checkpoint's meta["command"] holds its full command; the preset is left as it is so that the
 # GNS and older recordings stay reproducible.
 register_preset(
