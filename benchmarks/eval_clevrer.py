@@ -155,14 +155,14 @@ class RolloutFlags:
         "setting": "counterfactual_fit_residual"})
     unknown_yaw_reach: float | None = field(default=None, metadata={
         "help": "a cube whose yaw the annotation does not give (the pixel perceiver's zeros) is a disc of this "
-                "radius in the collision rule of futures and counterfactuals (scene units; shipped 0.315; 0: a square at yaw 0)",
+                "radius in the collision rule of futures and counterfactuals (scene units; default 0.315; 0: a square at yaw 0)",
         "setting": "unknown_yaw_reach"})
     yaw_discs: str | None = field(default=None, metadata={
-        "help": "cubes the collision rule takes as discs of unknown_yaw_reach: unknown (shipped; those whose yaw the "
+        "help": "cubes the collision rule takes as discs of unknown_yaw_reach: unknown (the default; those whose yaw the "
                 "annotation does not give) or cubes (every cube: a perceived yaw, cube_yaw=1, goes to the PropNet only)",
         "setting": "yaw_discs", "choices": YAW_DISCS})
     yaw_input: str | None = field(default=None, metadata={
-        "help": "the PropNet's orientation input: given (shipped; the annotation's yaws) or zeros (every object; "
+        "help": "the PropNet's orientation input: given (the default; the annotation's yaws) or zeros (every object; "
                 "the annotation's yaws, e.g. cube_yaw=1, go to the collision rule only, carried on through predicted frames)",
         "setting": "yaw_input", "choices": YAW_INPUTS})
     future_edge: int | None = field(default=None, metadata={
@@ -236,7 +236,7 @@ class RolloutFlags:
 
         ``--free-slide-clearance`` is read by the free slide alone, ``--future-heading-hold-clearance`` by the
         heading hold alone; their defaults cannot be told from a given value inside the rollout config, so they
-        are checked here, by flag (audit8: it was taken without a word).
+        are checked here, by flag: a value that would change nothing is refused, not ignored.
         """
         if self.free_slide_clearance is not None and settings.get("free_slide", RolloutConfig.free_slide) == "off":
             raise ConfigError(f"--free-slide-clearance {self.free_slide_clearance}: read only by the free slide of "
@@ -253,9 +253,8 @@ class RolloutFlags:
         among those the error is about.
 
         The rollout config names its fields (``RolloutConfig: edge_tolerance must be ...``); the user typed
-        ``--future-edge-tolerance`` (audit7).  The fields come from the error's ``settings`` (set where it was
-        raised, :class:`~physics.errors.ConfigError`), not from its text (audit8).  Any other error is returned as
-        it is.
+        ``--future-edge-tolerance``.  The fields come from the error's ``settings`` (set where it was raised,
+        :class:`~physics.errors.ConfigError`), not from its text.  Any other error is returned as it is.
         """
         about = getattr(exc, "settings", ())
         named = [f for f in fields(RolloutFlags) if getattr(self, f.name) is not None and f.metadata["setting"] in about]
@@ -289,21 +288,21 @@ class ClevrerEvalConfig(RolloutFlags):
         "help": "question types to answer (others are skipped and not counted; e.g. only predictive, which asks "
                 "for no counterfactual rollouts)", "choices": QUESTION_TYPES})
     unique_fallback: str = field(default=SCENE_SETTINGS["unique_fallback"], metadata={
-        "help": "unique of several objects: most_seen (the object in view in the most observed frames; shipped "
-                "after seed 55221) or none (the official executor: no answer)", "choices": UNIQUE_FALLBACKS})
+        "help": "unique of several objects: most_seen (the object in view in the most observed frames; the "
+                "default) or none (the official executor: no answer)", "choices": UNIQUE_FALLBACKS})
     missing_collision: str = field(default=SCENE_SETTINGS["missing_collision"], metadata={
         "help": "unique of the empty set of observed collisions of a named pair: out_of_view (presumed where the "
-                "camera does not see it: at the last observed frame with neither object in view; shipped after seed "
-                "59524) or none (the official executor: no answer)", "choices": MISSING_COLLISIONS})
+                "camera does not see it: at the last observed frame with neither object in view; the "
+                "default) or none (the official executor: no answer)", "choices": MISSING_COLLISIONS})
     repeated_collision: str = field(default=SCENE_SETTINGS["repeated_collision"], metadata={
         "help": "unique of several observed collisions of a named pair: first (the earliest: one touch perceived "
-                "twice; shipped after seed 29548) or none (the official executor: no answer)",
+                "twice; the default) or none (the official executor: no answer)",
         "choices": REPEATED_COLLISIONS})
-    # "none" (the official executor's per-option judging, which the issue asks for): nsdr9's "closest" passed its rule
-    # on 94730 (predictive 191 -> 212 of 222) but reads a format prior, so the lead kept it an option (clevrer.md)
+    # "none" (the official executor's per-option judging, which the issue asks for): "closest" answers more predictive
+    # questions but reads a format prior, so it is an option (docs/results/clevrer.md, twenty-eighth session, nsdr9)
     predictive_pick: str = field(default="none", metadata={
         "help": "predictive questions: none (the default, as the official executor: each option judged alone) or "
-                "closest (a format prior, nsdr9: the two options read as one correct and one wrong, as nesy data "
+                "closest (a format prior: the two options read as one correct and one wrong, as nesy data "
                 "clevrer asks them; where the verdicts do not single out one, the option whose pair comes closest in "
                 "the future rollout is correct and the other wrong; an option without an answer takes the other's "
                 "opposite)",
@@ -414,13 +413,13 @@ def evaluate_clevrer(cfg: ClevrerEvalConfig, *, progress: bool = True) -> dict[s
         except DataError as exc:
             video, unreadable = None, exc
         questions = _readable_questions(entry, v, errors)
-        if video is not None and video in first_entry and questions:  # were counted twice without a word
+        if video is not None and video in first_entry and questions:  # a repeat is reported, not counted
             errors.append(f"video {v}: scene_index {video} given twice (first by video {first_entry[video]}); "
                           "skipped, its questions not counted again")
             continue
         if video is not None:
             first_entry.setdefault(video, v)
-        if set(cfg.types) != set(QUESTION_TYPES):  # all: every question, an unknown type reported as before
+        if set(cfg.types) != set(QUESTION_TYPES):  # all: every question, an unknown type reported below
             questions = [q for q in questions if q.get("question_type") in cfg.types]  # all objects now
         batch = parse_many(questions) if parse_many is not None and questions else None
         try:

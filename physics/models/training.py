@@ -32,7 +32,7 @@ that turns NaN/inf scores ``inf``.  With ``init`` the starting weights compete a
 so a continuation that only breaks the rollouts leaves ``model.pt`` at its start.  The
 one-step validation loss can fall while the rollouts break (``docs/results/particles.md``,
 ``fluidshake``); this option costs N rollouts per epoch.  Off (0), nothing changes: the flag
-is not stored, so runs started before it existed resume as before.  With ``select_max_outside``
+is not stored, so a run directory written without it resumes unchanged.  With ``select_max_outside``
 L < 1 (particle worlds) the check also measures the mean fraction of moving particles outside
 the container at the rollouts' last frame (:func:`~physics.models.rollout.outside_container`,
 the bench's ``left_container``; ``valid_rollout_outside`` in ``loss.jsonl``; when the rollouts are
@@ -83,7 +83,7 @@ within +-D degrees, anew each batch from the epoch's generator, by the turn the 
 ``perceived_inputs`` builds every sample's history from the trajectories' ``input_positions``
 (:mod:`physics.models.data`; e.g. the video PropNet's states as its perceiver saw them) and keeps the
 true states as targets, so a model learns to reach the truth from perceived starts; off, those
-inputs are dropped and the samples are the true states' as before.
+inputs are dropped and the samples are the true states'.
 Each option, left at its default, is not stored.
 
 ``resume=True`` continues from ``checkpoint.pt``: the result is bit-identical to an
