@@ -6,7 +6,8 @@ import importlib
 
 import physics.models.video_propnet as vp
 
-MODULES = ("config", "trajectories", "spin", "starts", "collisions", "free_slide", "rollout", "dynamics", "training")
+MODULES = ("config", "trajectories", "spin", "starts", "collisions", "free_slide", "heading_hold", "rest_hold",
+           "augment", "rollout", "dynamics", "training")
 
 
 def test_every_listed_name_is_the_object_its_own_module_defines():
