@@ -71,8 +71,8 @@ the velocity it had over the two frames before (objects that meet and bounce
 apart within one frame, 40 ms, are seen only so); the collision is located at the
 centres' midpoint.  The default contact distance is 0.72, a little over the 0.7 at
 which two small spheres touch, because perceived centres of touching objects come
-out about 0.02 further apart than the true ones (figures: ``docs/results/data.md``,
-docs11).
+out about 0.02 further apart than the true ones (figures: ``docs/results/clevrer.md``,
+"Collision annotations" under "Video perception").
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ A video is a pure function of its seed:
    from frame 0; the others start outside the view and are launched, at a
    random frame, towards a point near an object in view (so that they collide);
    with two or more of them the last is launched late, so that a third of the
-   videos still have collisions in the future frames (docs/results/clevrer.md, "Nineteenth
-   session").
+   videos still have collisions in the future frames (docs/results/clevrer.md, "Videos"
+   and "Nineteenth session").
 2. :meth:`ClevrerWorld.simulate` rebuilds the scene in a fresh
    ``resetSimulation``, steps it at a fixed physics step (``substeps`` per
    frame) and records every object's state per frame and every collision (the
