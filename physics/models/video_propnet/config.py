@@ -261,8 +261,8 @@ class RolloutConfig:
             step; ``"spheres"``: rolling spheres only (a sphere's spin read from its last steps, as
             ``spin_input`` reads it), ``"all"``: every free moving object.  Objects at rest, near another
             object or carried (``contact_carry``) keep the PropNet's step; counterfactuals never read it.
-            Meant for the predicted free slides that stall short of a collision (the learned rollout slows
-            rolling spheres too fast and lets slow cubes and cylinders creep on).  An option, off: ``"spheres"``
+            Meant for the predicted free slides that stall short of a collision (the learned rollout brakes
+            rolling spheres too hard and lets slow cubes and cylinders creep on).  An option, off: ``"spheres"``
             gains too few predictive answers on development pools to pass its gate (``docs/results/clevrer.md``,
             thirtieth session, nsdr16).
         free_slide_clearance: Footprint gap (scene units, > 0) from every other object that makes an object
