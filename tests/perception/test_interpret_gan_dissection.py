@@ -717,7 +717,7 @@ def test_the_cli_options_name_every_codec_and_reading_and_refuse_bad_ones_by_nam
     # the entry since session 28 (gan4's candidate, read on 71137), as bench_gan_dissection's keywords
     assert defaults == {"codec": "resize", "scenes": "one_object", "layer": LAYER, "ranking": "iou", "balanced": True,
                         "ema": 0.0, "harmless": 0, "causal_samples": 150, "cache_ablations": False,
-                        "gan_steps": 0, "snapshots": 5}
+                        "gan_steps": 0, "snapshots": 5, "entry_snapshots": False}
     assert bench_options("gan-dissection", {"scenes": "scenes", "balanced": "false", "ema": "0.5"})["ema"] == 0.5
     fields = {f.name: f for f in GanDissectionOptions.__dataclass_fields__.values()}
     assert fields["scenes"].metadata["choices"] == tuple(SCENES) and fields["ranking"].metadata["choices"] == RANKINGS
@@ -1040,3 +1040,20 @@ def test_the_gan_steps_and_snapshots_options_train_longer_and_pick_among_more_sn
     assert "they need balanced=true" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="they need balanced=true"):
         bench_gan_dissection(True, 0, RESIZE_CODEC, snapshots=9)
+    with pytest.raises(ConfigError, match="they need balanced=true"):
+        bench_gan_dissection(True, 0, RESIZE_CODEC, entry_snapshots=True)
+
+
+def test_entry_snapshots_add_the_default_runs_steps_so_a_longer_runs_pick_is_never_less_balanced():
+    from perception.benchmark import bench_options
+    from perception.interpret.gan_dissection import balanced_gan_run
+
+    assert bench_options("gan-dissection")["entry_snapshots"] is False  # off: the entry's own five steps only
+    _, pick8, dist8 = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object", gan_steps=8, snapshots=2)
+    assert sorted(dist8) == [4, 8]  # snapshot_steps(8, 2)
+    _, pick, dist = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object", gan_steps=8, snapshots=2, entry_snapshots=True)
+    _, entry_pick, entry_dist = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object")  # quick: steps 2 and 3 of 3
+    assert sorted(dist) == [2, 3, 4, 8] and dist[pick] == min(dist.values()) <= min(entry_dist[entry_pick], dist8[pick8])
+    assert {k: dist[k] for k in entry_dist} == entry_dist and {k: dist[k] for k in dist8} == dist8  # the same generators
+    _, _, short = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object", gan_steps=2, snapshots=1, entry_snapshots=True)
+    assert sorted(short) == [2]  # the entry's step 3 is past a 2-step run
