@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
 __all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "DISSECTION_SAMPLES", "causal_units", "NET_POOL",
-           "greedy_net_selection", "net_causal_units", "unit_scan", "harmless_units", "ablation_images", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "MBSTD_CODEC", "BALANCE_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOT_FRACTIONS", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
+           "greedy_net_selection", "net_causal_units", "unit_scan", "harmless_units", "ablation_images", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "MBSTD_CODEC", "BALANCE_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOTS", "snapshot_steps", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
 Labeller = Callable[[Tensor], Tensor]  # images [N, 3, H, W] -> int64 labels [N, H, W]
@@ -619,6 +619,7 @@ LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, 
 UNITS = 10  # the issue's "10 best cube units"
 CAUSAL_SAMPLES = 150  # of the dissection samples, on which ranking="causal" ablates each unit alone
 DISSECTION_SAMPLES = 600  # samples dissected (z from seed + 21); the 300 edit samples (seed + 22) are apart
+SNAPSHOTS = 5  # generator snapshots balanced_gan_run compares: steps 1,000, 1,250, ..., 2,000 of the full run
 _INSERT_MIN = 12  # image pixels of new cube inside the patch that count as an inserted object
 
 
@@ -705,11 +706,18 @@ class GanDissectionOptions:
     cache_ablations: bool = field(default=False, metadata={
         "help": "ranking=causal or causal-net: run the choice's ablations from the layer's output computed once "
                 "(the same units and figures, less CPU; session 30)"})
+    gan_steps: int = field(default=0, metadata={
+        "help": "balanced: the GAN's training steps (0: the run size's, 2,000; the snapshots keep their fractions)"})
+    snapshots: int = field(default=SNAPSHOTS, metadata={
+        "help": "balanced: how many generator snapshots, evenly from half the steps to the last, the pick compares"})
+    entry_snapshots: bool = field(default=False, metadata={
+        "help": "balanced: the pick also compares the entry's snapshot steps (1,000-2,000 of a full run; session 33)"})
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
         _check_reading(self.layer, self.ranking, self.harmless, self.causal_samples, cli=True,
                        cache_ablations=self.cache_ablations)
+        _check_training(self.balanced, self.gan_steps, self.snapshots, self.entry_snapshots, cli=True)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"perception benchmark 'gan-dissection': option 'ema' must be in [0, 1), got {self.ema!r}")
         if self.balanced and self.ema:
@@ -728,7 +736,8 @@ class GanDissectionOptions:
 def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None = None, ema: float = 0.0,
                          balanced: bool = False, scenes: str = "scenes", layer: int = LAYER,
                          ranking: str = "iou", harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES,
-                         cache_ablations: bool = False) -> BenchOutcome:
+                         cache_ablations: bool = False, gan_steps: int = 0, snapshots: int = SNAPSHOTS,
+                         entry_snapshots: bool = False) -> BenchOutcome:
     """Dissect a benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples.
 
     ``codec`` None: :data:`RESIZE_CODEC`, the ``gan`` bench's GAN (48 units at ``blocks[0]``) with
@@ -746,11 +755,14 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None
     session 26; defaults the entry's): the layer dissected and edited (:data:`PROJECTED`, the
     projected grid, or an up-sampling block) and how the 10 cube units are chosen
     (:func:`dissection_outcome`), with ``harmless`` and ``causal_samples`` (options, session 29) and
-    ``cache_ablations`` (an option, session 30).  ``codec`` may also be a name of :data:`CODECS` (the command line's).
+    ``cache_ablations`` (an option, session 30).  ``gan_steps``, ``snapshots`` and ``entry_snapshots`` (options,
+    session 33; balanced only): how long the GAN trains and which snapshots the pick compares (:func:`balanced_gan_run`).
+    ``codec`` may also be a name of :data:`CODECS` (the command line's).
     """
     from perception.generative.gan import train_gan_run
 
     _check_reading(layer, ranking, harmless, causal_samples, cache_ablations=cache_ablations)
+    _check_training(balanced, gan_steps, snapshots, entry_snapshots)
     reading = {"ranking": ranking, "harmless": harmless, "causal_samples": causal_samples,
                "cache_ablations": cache_ablations}
     codec = codec_named(codec) if isinstance(codec, str) else codec
@@ -759,10 +771,26 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None
                                   **reading)
     if ema:
         raise ConfigError("bench_gan_dissection: balanced picks a snapshot of the trained generator, not an average (ema 0)")
-    run, pick, dist = balanced_gan_run(quick, seed, codec or RESIZE_CODEC, scenes)
+    run, pick, dist = balanced_gan_run(quick, seed, codec or RESIZE_CODEC, scenes, gan_steps, snapshots, entry_snapshots)
     outcome = dissection_outcome(run, quick, seed, layer, **reading)
-    outcome.figures["snapshot"] = {"step": pick, "l1_to_renders_shape_shares": {str(k): v for k, v in dist.items()}}
+    outcome.figures["snapshot"] = {"step": pick, "gan_steps": max(dist),
+                                   "l1_to_renders_shape_shares": {str(k): v for k, v in dist.items()}}
     return outcome
+
+
+def _check_training(balanced: bool, gan_steps: int, snapshots: int, entry_snapshots: bool = False,
+                    cli: bool = False) -> None:
+    """Refuse a training length or snapshot count the run cannot take, naming the keyword (``cli``: the ``--set`` option)."""
+    def name(n: str) -> str:
+        return f"perception benchmark 'gan-dissection': option '{n}'" if cli else n
+
+    for key, value, least in (("gan_steps", gan_steps, 0), ("snapshots", snapshots, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"{name(key)} must be an int >= {least}, got {value!r}")
+    if not balanced and (gan_steps or snapshots != SNAPSHOTS or entry_snapshots):
+        raise ConfigError(f"{name('gan_steps')}, {name('snapshots')} and {name('entry_snapshots')} set the balanced "
+                          f"run's training and snapshots; they need balanced=true, got gan_steps={gan_steps}, "
+                          f"snapshots={snapshots}, entry_snapshots={entry_snapshots} with balanced=false")
 
 
 def _check_reading(layer: int, ranking: str, harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES,
@@ -786,17 +814,37 @@ def _check_reading(layer: int, ranking: str, harmless: int = 0, causal_samples: 
                           f"ablates nothing to choose its units), got it with ranking={ranking}")
 
 
-SNAPSHOT_FRACTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)  # of the training steps: the snapshots balanced_gan_run compares
+def snapshot_steps(steps: int, count: int = SNAPSHOTS) -> list[int]:
+    """The training steps of ``count`` snapshots spread evenly from half of ``steps`` to the last step.
+
+    Rounded to whole steps (at least 1), repeats dropped, ascending; ``count`` 1 is the last step alone.
+    The default, 5 snapshots of 2,000 steps, is 1,000, 1,250, 1,500, 1,750 and 2,000.
+
+    >>> snapshot_steps(3000, 9)
+    [1500, 1688, 1875, 2062, 2250, 2438, 2625, 2812, 3000]
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ConfigError(f"snapshot_steps: steps must be an int >= 1, got {steps!r}")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ConfigError(f"snapshot_steps: count must be an int >= 1, got {count!r}")
+    if count == 1:
+        return [steps]
+    return sorted({max(1, round((0.5 + 0.5 * i / (count - 1)) * steps)) for i in range(count)})
 
 
-def balanced_gan_run(quick: bool, seed: int, codec: CodecConfig, scenes: str = "scenes") -> tuple[GanRun, int, dict[int, float]]:
+def balanced_gan_run(quick: bool, seed: int, codec: CodecConfig, scenes: str = "scenes", gan_steps: int = 0,
+                     snapshots: int = SNAPSHOTS, entry_snapshots: bool = False) -> tuple[GanRun, int, dict[int, float]]:
     """The bench GAN run of ``codec`` whose generator is the snapshot with the best shape balance.
 
     The same renders, judges, GAN training and seed as :func:`perception.generative.gan.train_gan_run`
-    (training is unchanged by taking snapshots), with generator snapshots at
-    :data:`SNAPSHOT_FRACTIONS` of the steps; :func:`balanced_snapshot` picks one by the class masks'
+    (training is unchanged by taking snapshots), with ``snapshots`` generator snapshots at
+    :func:`snapshot_steps` of the training steps; :func:`balanced_snapshot` picks one by the class masks'
     shape shares on 300 samples (z from ``seed + 24``, not the dissection's) against the run's test
-    renders.  Returns (the run with the picked generator, its step, every step's L1 distance).
+    renders.  ``gan_steps``: the GAN's training steps (0: the run size's, 2,000 full and 3 quick); the
+    learning rate is constant, so a longer run's first 2,000 steps are the default run's.  ``entry_snapshots``:
+    the snapshots also include the default run's (:data:`SNAPSHOTS` of the run size's steps, those within the run), so
+    a longer run's pick is over a superset of the default's and its L1 is at most the default pick's.
+    Returns (the run with the picked generator, its step, every step's L1 distance).
     """
     from perception.generative.gan import (
         _FULL,
@@ -810,9 +858,15 @@ def balanced_gan_run(quick: bool, seed: int, codec: CodecConfig, scenes: str = "
     )
 
     size = _QUICK if quick else _FULL
+    if not isinstance(gan_steps, int) or isinstance(gan_steps, bool) or gan_steps < 0:
+        raise ConfigError(f"balanced_gan_run: gan_steps must be an int >= 0 (0: the run size's), got {gan_steps!r}")
+    steps = gan_steps or size.gan_steps
+    keep = set(snapshot_steps(steps, snapshots))
+    if entry_snapshots:
+        keep |= {k for k in snapshot_steps(size.gan_steps) if k <= steps}
+    snaps: dict[int, ConvDecoder | None] = dict.fromkeys(sorted(keep))
     train, test, seg, attr = _renders_and_judges(quick, seed, scenes)
-    snaps: dict[int, ConvDecoder | None] = {max(1, round(f * size.gan_steps)): None for f in SNAPSHOT_FRACTIONS}
-    gan, _ = fit_gan(train.images, codec, steps=size.gan_steps, batch=size.batch, lr=size.lr, seed=seed,
+    gan, _ = fit_gan(train.images, codec, steps=steps, batch=size.batch, lr=size.lr, seed=seed,
                      snapshots=snaps, conditions=run_conditions(codec, train, scenes),  # type: ignore[arg-type]
                      classifier=run_classifier(quick, seed, codec, scenes))
     labeller = ObjectShapeLabeller(seg, attr, CROP)

@@ -133,7 +133,8 @@ def test_every_built_in_model_is_listed(capsys):
     assert main(["bench", "perception", "--list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in BUILT_IN) and "arXiv 1811.08383" in out
-    assert "codec, scenes, layer, ranking, balanced, ema, harmless, causal_samples, cache_ablations" in out  # gan-dissection's options (--set)
+    assert ("codec, scenes, layer, ranking, balanced, ema, harmless, causal_samples, cache_ablations, gan_steps, "
+            "snapshots, entry_snapshots") in out  # gan-dissection's options (--set)
 
 
 def test_a_registered_bench_runs_by_name_writes_json_and_sets_the_exit_status(toy_bench, tmp_path, capsys):

@@ -716,7 +716,8 @@ def test_the_cli_options_name_every_codec_and_reading_and_refuse_bad_ones_by_nam
     defaults = bench_options("gan-dissection")
     # the entry since session 28 (gan4's candidate, read on 71137), as bench_gan_dissection's keywords
     assert defaults == {"codec": "resize", "scenes": "one_object", "layer": LAYER, "ranking": "iou", "balanced": True,
-                        "ema": 0.0, "harmless": 0, "causal_samples": 150, "cache_ablations": False}
+                        "ema": 0.0, "harmless": 0, "causal_samples": 150, "cache_ablations": False,
+                        "gan_steps": 0, "snapshots": 5, "entry_snapshots": False}
     assert bench_options("gan-dissection", {"scenes": "scenes", "balanced": "false", "ema": "0.5"})["ema"] == 0.5
     fields = {f.name: f for f in GanDissectionOptions.__dataclass_fields__.values()}
     assert fields["scenes"].metadata["choices"] == tuple(SCENES) and fields["ranking"].metadata["choices"] == RANKINGS
@@ -996,3 +997,63 @@ def test_the_shape_balance_codec_is_an_option_of_the_cli_that_trains_and_is_diss
     result = json.loads(out.read_text())
     assert result["options"]["codec"] == "resize-balance" and len(result["checks"]) == 6
     assert "step" in result["figures"]["snapshot"]
+
+
+def test_snapshot_steps_spread_from_half_the_run_to_its_end_and_the_default_is_the_entrys_five():
+    from perception.interpret.gan_dissection import SNAPSHOTS, snapshot_steps
+
+    assert SNAPSHOTS == 5 and snapshot_steps(2000) == [1000, 1250, 1500, 1750, 2000]  # the entry's since session 19
+    assert snapshot_steps(3) == [2, 3]  # quick: rounded, repeats dropped
+    assert snapshot_steps(3000) == [1500, 1875, 2250, 2625, 3000] and snapshot_steps(2000, 1) == [2000]
+    assert snapshot_steps(3000, 9) == [1500, 1688, 1875, 2062, 2250, 2438, 2625, 2812, 3000]
+    for steps, count in ((0, 5), (2000, 0), (2.5, 5), (2000, True)):
+        with pytest.raises(ConfigError, match="snapshot_steps: (steps|count) must be an int >= 1"):
+            snapshot_steps(steps, count)
+
+
+def test_the_gan_steps_and_snapshots_options_train_longer_and_pick_among_more_snapshots_and_stay_off(capsys):
+    from benchmarks.cli import main
+    from perception.benchmark import bench_options
+    from perception.generative.gan import _QUICK, _renders_and_judges, fit_gan
+    from perception.interpret.gan_dissection import balanced_gan_run
+
+    assert bench_options("gan-dissection")["gan_steps"] == 0 and bench_options("gan-dissection")["snapshots"] == 5
+    run, pick, dist = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object", gan_steps=5, snapshots=4)
+    assert sorted(dist) == [2, 3, 4, 5] and dist[pick] == min(dist.values())  # snapshot_steps(5, 4)
+    train = _renders_and_judges(True, 0, "one_object")[0]
+    snaps = {3: None, pick: None}
+    fit_gan(train.images, RESIZE_CODEC, steps=5, batch=_QUICK.batch, lr=_QUICK.lr, seed=0, snapshots=snaps)
+    assert all(torch.equal(a, b) for a, b in zip(run.gan.generator.state_dict().values(),
+                                                  snaps[pick].state_dict().values(), strict=True))
+    default = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object")[0]  # 3 steps: a longer run goes on from it
+    assert all(torch.equal(a, b) for a, b in zip(default.gan.generator.state_dict().values(),
+                                                  snaps[3].state_dict().values(), strict=True))
+    outcome = bench_gan_dissection(True, 0, RESIZE_CODEC, balanced=True, scenes="one_object", gan_steps=5, snapshots=4)
+    assert outcome.figures["snapshot"]["gan_steps"] == 5 and outcome.figures["snapshot"]["step"] == pick
+    for setting, says in (("gan_steps=-1", "option 'gan_steps' must be an int >= 0, got -1"),
+                          ("snapshots=0", "option 'snapshots' must be an int >= 1, got 0"),
+                          ("gan_steps=2.5", "option 'gan_steps'")):
+        assert main(["bench", "perception", "--model", "gan-dissection", "--set", setting]) == 2
+        assert says in capsys.readouterr().err
+    assert main(["bench", "perception", "--model", "gan-dissection", "--set", "balanced=false", "--set",
+                 "scenes=scenes", "--set", "gan_steps=3000"]) == 2
+    assert "they need balanced=true" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="they need balanced=true"):
+        bench_gan_dissection(True, 0, RESIZE_CODEC, snapshots=9)
+    with pytest.raises(ConfigError, match="they need balanced=true"):
+        bench_gan_dissection(True, 0, RESIZE_CODEC, entry_snapshots=True)
+
+
+def test_entry_snapshots_add_the_default_runs_steps_so_a_longer_runs_pick_is_never_less_balanced():
+    from perception.benchmark import bench_options
+    from perception.interpret.gan_dissection import balanced_gan_run
+
+    assert bench_options("gan-dissection")["entry_snapshots"] is False  # off: the entry's own five steps only
+    _, pick8, dist8 = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object", gan_steps=8, snapshots=2)
+    assert sorted(dist8) == [4, 8]  # snapshot_steps(8, 2)
+    _, pick, dist = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object", gan_steps=8, snapshots=2, entry_snapshots=True)
+    _, entry_pick, entry_dist = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object")  # quick: steps 2 and 3 of 3
+    assert sorted(dist) == [2, 3, 4, 8] and dist[pick] == min(dist.values()) <= min(entry_dist[entry_pick], dist8[pick8])
+    assert {k: dist[k] for k in entry_dist} == entry_dist and {k: dist[k] for k in dist8} == dist8  # the same generators
+    _, _, short = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object", gan_steps=2, snapshots=1, entry_snapshots=True)
+    assert sorted(short) == [2]  # the entry's step 3 is past a 2-step run
