@@ -9,7 +9,9 @@ each is one subcommand here, so the shell script only runs commands and the choi
 - ``start RUN --epochs E --limit L``: the round-1 start, the contained epoch (the 16-rollout check's
   ``valid_rollout_outside`` at most L) with the lowest check MSE (``valid_rollout_mse``) over all E
   epochs; prints ``RUN/epochs/epoch_N.pt``.  Exit 3 with one line when no epoch is contained (the
-  seed has no start: it fails the development gate), exit 2 when the run is not finished.
+  seed has no start: it fails the development gate), exit 2 when the run is not finished.  With
+  ``--fallback`` (session 28's ranking, which gave seed 1 its start) an uncontained run starts from
+  the epoch least past the limit, then of lowest check MSE, instead.
 - ``gate TAG --compare CMP --raw BENCH --out OUT``: one seed's development gate (sessions 28-30):
   pass iff the declared model's ``nesy bench compare`` ratio against the shipped IN is below 1.0 and
   its raw rollout leaves at most 20% of the fluid outside the tank at the last frame.
@@ -77,8 +79,10 @@ def epoch_records(run: Path) -> list[dict[str, Any]]:
     return [records[k] for k in sorted(records)]
 
 
-def choose_start(run: Path, epochs: int, limit: float) -> Path | None:
+def choose_start(run: Path, epochs: int, limit: float, fallback: bool = False) -> Path | None:
     """``run``'s contained epoch of lowest check MSE as ``epochs/epoch_N.pt``; None when none is contained.
+
+    With ``fallback`` the epoch of least excess over ``limit``, then lowest check MSE, (never None).
 
     Raises:
         RecipeError: fewer than ``epochs`` epochs logged, a check missing, or the epoch file absent.
@@ -86,16 +90,17 @@ def choose_start(run: Path, epochs: int, limit: float) -> Path | None:
     records = epoch_records(run)
     if len(records) < epochs:
         raise RecipeError(f"{run / 'loss.jsonl'}: {len(records)} of {epochs} epochs logged; resume the run first")
-    best: tuple[float, int] | None = None
+    best: tuple[float, float, int] | None = None
     for record in records[:epochs]:
         where = f"{run / 'loss.jsonl'} epoch {record['epoch']}"
         mse = _number(record.get("valid_rollout_mse"), f"{where} valid_rollout_mse")
         outside = _number(record.get("valid_rollout_outside"), f"{where} valid_rollout_outside")
-        if outside <= limit and (best is None or mse < best[0]):
-            best = (mse, record["epoch"])
+        rank = (max(0.0, outside - limit), mse, record["epoch"])
+        if (outside <= limit or fallback) and (best is None or rank < best):
+            best = rank
     if best is None:
         return None
-    path = run / "epochs" / f"epoch_{best[1]}.pt"
+    path = run / "epochs" / f"epoch_{best[2]}.pt"
     if not path.exists():
         raise RecipeError(f"{path}: the chosen epoch's file is missing (was the run started with --keep-epochs?)")
     return path
@@ -158,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path)
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--limit", type=float, required=True)
+    p.add_argument("--fallback", action="store_true", help="no contained epoch: the one least past the limit")
     p = sub.add_parser("gate")
     p.add_argument("tag")
     p.add_argument("--compare", type=Path, required=True)
@@ -173,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "epochs":
             print(len(epoch_records(args.run)))
         elif args.cmd == "start":
-            start = choose_start(args.run, args.epochs, args.limit)
+            start = choose_start(args.run, args.epochs, args.limit, args.fallback)
             if start is None:
                 print(f"{args.run}: no epoch within {args.limit:.0%} raw outside: no start")
                 return 3

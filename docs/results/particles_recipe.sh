@@ -8,7 +8,9 @@
 # Every step skips what its files say is done and resumes a training run that was cut (`--resume`, bit for
 # bit), so after a kill the same command goes on.  Environment: P (data and runs, default /work/data/fluid18),
 # CODE (the code the runs import, default this checkout), NESY and PY (the commands), HELDOUT_SEED (15488),
-# DRY=1 (print the commands, run nothing; decisions read as placeholders).  One thread everywhere.
+# DRY=1 (print the commands, run nothing; decisions read as placeholders), START_RULE=fallback (a run with no
+# contained round-1 epoch starts from the one least past the limit, session 28's ranking; its files and gate
+# are tagged `L`, beside the default rule's).  One thread everywhere.
 set -euo pipefail
 
 P=${P:-/work/data/fluid18}
@@ -17,6 +19,8 @@ NESY=${NESY:-nesy}
 PY=${PY:-python}
 HELDOUT_SEED=${HELDOUT_SEED:-15488}
 HELPER="$CODE/docs/results/particles_recipe.py"
+case "${START_RULE:=contained}" in contained) L=""; FALLBACK="" ;; fallback) L=L; FALLBACK=--fallback ;;
+    *) echo "START_RULE must be contained or fallback, got $START_RULE" >&2; exit 2 ;; esac
 export PYTHONPATH=$CODE OMP_NUM_THREADS=1 NESY_TAICHI_THREADS=1
 
 R1_EPOCHS=5   # session 15's round 1: 5 x 2,400 samples, lr 1e-3 -> 3e-5
@@ -69,30 +73,30 @@ inputs() {
 }
 
 seed() {
-    local S=$1 gate="$P/res/gate_s$1.json"
-    [ -f "$gate" ] && { say "seed $S: gate already decided ($gate)"; cat "$gate"; return 0; }
-    local r1="$P/runs/r1s$S/fluidfall_dpinet" decl="$P/decl/r1s$S" ft="$P/runs/ft$S"
+    local S=$1 T=$1$L gate="$P/res/gate_s$1$L.json"
+    [ -f "$gate" ] && { say "seed $T: gate already decided ($gate)"; cat "$gate"; return 0; }
+    local r1="$P/runs/r1s$S/fluidfall_dpinet" decl="$P/decl/r1s$T" ft="$P/runs/ft$T"
     train r1s$S "$r1" $R1_EPOCHS $R1 $MODEL --seed "$S"
     local start rc=0
-    start=$(helper start "$r1" --epochs $R1_EPOCHS --limit $START_LIMIT) || rc=$?
+    start=$(helper start "$r1" --epochs $R1_EPOCHS --limit $START_LIMIT $FALLBACK) || rc=$?
     if [ $rc -eq 3 ]; then
         say "seed $S: $start"
-        write_json "$gate" "{\"tag\": \"s$S\", \"pass\": false, \"why\": \"no round-1 epoch within $START_LIMIT raw outside\"}"
+        write_json "$gate" "{\"tag\": \"s$T\", \"pass\": false, \"why\": \"no round-1 epoch within $START_LIMIT raw outside\"}"
         return 0
     elif [ $rc -ne 0 ]; then return $rc; fi
-    say "seed $S: start $start"
+    say "seed $T: start $start"
     if [ -n "${DRY:-}" ] || [ ! -f "$decl/fluidfall_dpinet.pt" ]; then
-        run decl_s$S $PY -c "import sys; from physics.models import declare_model
-declare_model(sys.argv[1], sys.argv[2], note='particles_recipe.sh start of seed $S', wall_projection=True)" \
+        run decl_s$T $PY -c "import sys; from physics.models import declare_model
+declare_model(sys.argv[1], sys.argv[2], note='particles_recipe.sh start of seed $T', wall_projection=True)" \
             "$start" "$decl/fluidfall_dpinet.pt"
     fi
-    train ft$S "$ft/fluidfall_dpinet" $FT_EPOCHS $FT $MODEL --seed "$S" --init "$decl/fluidfall_dpinet.pt"
-    run dev_s$S $NESY bench dynamics $BENCH --data "$P/dev/fluidfall" --checkpoints "$ft" --out "$P/res/dev_ft$S.json"
-    run devraw_s$S $NESY bench dynamics $BENCH --data "$P/dev/fluidfall" --checkpoints "$ft" --no-wall-projection \
-        --out "$P/res/devraw_ft$S.json"
-    run cmp_s$S $NESY bench compare --a "$P/res/dev_ft$S.json:dpinet" --b "$P/res/dev_shipped.json:in" \
-        --out "$P/res/cmp_dev_ft${S}_vs_shippedin.json"
-    helper gate "s$S" --compare "$P/res/cmp_dev_ft${S}_vs_shippedin.json" --raw "$P/res/devraw_ft$S.json" --out "$gate"
+    train ft$T "$ft/fluidfall_dpinet" $FT_EPOCHS $FT $MODEL --seed "$S" --init "$decl/fluidfall_dpinet.pt"
+    run dev_s$T $NESY bench dynamics $BENCH --data "$P/dev/fluidfall" --checkpoints "$ft" --out "$P/res/dev_ft$T.json"
+    run devraw_s$T $NESY bench dynamics $BENCH --data "$P/dev/fluidfall" --checkpoints "$ft" --no-wall-projection \
+        --out "$P/res/devraw_ft$T.json"
+    run cmp_s$T $NESY bench compare --a "$P/res/dev_ft$T.json:dpinet" --b "$P/res/dev_shipped.json:in" \
+        --out "$P/res/cmp_dev_ft${T}_vs_shippedin.json"
+    helper gate "s$T" --compare "$P/res/cmp_dev_ft${T}_vs_shippedin.json" --raw "$P/res/devraw_ft$T.json" --out "$gate"
 }
 
 heldout() {

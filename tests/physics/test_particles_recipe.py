@@ -51,6 +51,15 @@ def test_no_contained_epoch_means_no_start_and_exit_3(tmp_path, capsys):
     assert "no start" in capsys.readouterr().out
 
 
+def test_the_fallback_start_is_the_epoch_least_past_the_limit_then_of_lowest_mse(tmp_path, capsys):
+    run = _run_dir(tmp_path, [(0.05, 0.30), (0.02, 0.15), (0.07, 0.13), (0.06, 0.13), (0.09, 0.9)])
+    assert recipe.choose_start(run, 5, 0.1, fallback=True) == run / "epochs" / "epoch_4.pt"
+    assert recipe.main(["start", str(run), "--epochs", "5", "--limit", "0.1", "--fallback"]) == 0
+    assert capsys.readouterr().out.strip().endswith("epoch_4.pt")
+    contained = _run_dir(tmp_path / "b", [(0.01, 0.15), (0.09, 0.1)])
+    assert recipe.choose_start(contained, 2, 0.1, fallback=True) == contained / "epochs" / "epoch_2.pt"
+
+
 def test_an_unfinished_or_malformed_run_is_refused_with_one_line_naming_the_file(tmp_path, capsys):
     run = _run_dir(tmp_path, [(0.05, 0.0), (0.02, 0.0)])
     assert recipe.main(["start", str(run), "--epochs", "5", "--limit", "0.1"]) == 2
@@ -125,6 +134,17 @@ def test_the_dry_run_prints_commands_the_real_command_line_takes(tmp_path):
         parser.parse_args(argv)  # exits (SystemExit) on an unknown flag or a malformed value
     train = [argv for argv in printed if argv[:2] == ["train", "dynamics"]]
     assert "--keep-epochs" in train[0] and "--init" in train[1] and "wall_projection=true" in train[1]
+
+
+def test_the_fallback_start_rule_writes_its_runs_and_gate_beside_the_default_ones(tmp_path):
+    env = {**os.environ, "DRY": "1", "P": str(tmp_path / "p"), "PY": sys.executable, "START_RULE": "fallback"}
+    done = subprocess.run(["bash", str(SCRIPT), "seed", "5"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--fallback" in done.stdout and "runs/ft5L/fluidfall_dpinet" in done.stdout and "gate_s5L.json" in done.stdout
+    assert "runs/r1s5/fluidfall_dpinet" in done.stdout  # the same round 1
+    env["START_RULE"] = "best"
+    done = subprocess.run(["bash", str(SCRIPT), "seed", "5"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "START_RULE must be contained or fallback, got best" in done.stderr
 
 
 def test_the_script_refuses_a_held_out_read_without_three_passed_gates(tmp_path):
