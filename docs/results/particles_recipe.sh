@@ -6,14 +6,14 @@
 #   particles_recipe.sh heldout S1 S2 S3   the one read of the fresh seed (refuses unless all three gates passed)
 #
 # Every step skips what its files say is done and resumes a training run that was cut (`--resume`, bit for
-# bit), so after a kill the same command goes on.  Environment: P (data and runs, default /work/data/fluid18),
+# bit), so after a kill the same command goes on.  Environment: P (data and runs, default ./fluidfall_recipe),
 # CODE (the code the runs import, default this checkout), NESY and PY (the commands), HELDOUT_SEED (15488),
 # DRY=1 (print the commands, run nothing; decisions read as placeholders), START_RULE=fallback (a run with no
 # contained round-1 epoch starts from the one least past the limit, session 28's ranking; its files and gate
 # are tagged `L`, beside the default rule's).  One thread everywhere.
 set -euo pipefail
 
-P=${P:-/work/data/fluid18}
+P=${P:-$PWD/fluidfall_recipe}
 CODE=${CODE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 NESY=${NESY:-nesy}
 PY=${PY:-python}
@@ -132,10 +132,17 @@ heldout() {
     echo "  nesy bench all --quick --suites dynamics-fluidfall --threads 1; tests/physics/test_models_checkpoints.py"
 }
 
-mkdir -p "$P/logs" "$P/res" "$P/runs" "$P/decl"
+# every seed a non-negative integer, checked before anything is made
+seeds_ok() { local s; for s in "$@"; do [[ "$s" =~ ^[0-9]+$ ]] || { echo "$0: a seed must be a non-negative integer, got '$s'" >&2; exit 2; }; done; }
 case "${1:-}" in
-    inputs) inputs ;;
-    seed) [ $# -eq 2 ] || { echo "usage: $0 seed S" >&2; exit 2; }; seed "$2" ;;
-    heldout) shift; heldout "$@" ;;
+    inputs) [ $# -eq 1 ] || { echo "usage: $0 inputs" >&2; exit 2; } ;;
+    seed) [ $# -eq 2 ] || { echo "usage: $0 seed S" >&2; exit 2; }; seeds_ok "$2" ;;
+    heldout) [ $# -eq 4 ] || { echo "usage: $0 heldout S1 S2 S3" >&2; exit 2; }; seeds_ok "${@:2}" ;;
     *) echo "usage: $0 inputs | seed S | heldout S1 S2 S3" >&2; exit 2 ;;
+esac
+mkdir -p "$P/logs" "$P/res" "$P/runs" "$P/decl"
+case "$1" in
+    inputs) inputs ;;
+    seed) seed "$2" ;;
+    heldout) shift; heldout "$@" ;;
 esac

@@ -153,3 +153,16 @@ def test_the_script_refuses_a_held_out_read_without_three_passed_gates(tmp_path)
                           timeout=60)
     assert done.returncode == 2 and "no passed dev gate" in done.stderr
     assert not (tmp_path / "p" / "heldout" / "READ").exists()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["seed", "abc"], "a seed must be a non-negative integer, got 'abc'"),
+    (["heldout", "5", "6"], "usage:"),
+    (["heldout", "5", "6", "x"], "got 'x'"),
+    (["bogus"], "usage:"),
+])
+def test_the_script_refuses_bad_arguments_before_it_makes_anything(tmp_path, args, says):
+    env = {**os.environ, "P": str(tmp_path / "p"), "PY": sys.executable, "NESY": "false"}
+    done = subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and says in done.stderr
+    assert not (tmp_path / "p").exists()
