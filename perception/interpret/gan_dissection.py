@@ -787,10 +787,12 @@ def _check_training(balanced: bool, gan_steps: int, snapshots: int, entry_snapsh
     for key, value, least in (("gan_steps", gan_steps, 0), ("snapshots", snapshots, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ConfigError(f"{name(key)} must be an int >= {least}, got {value!r}")
-    if not balanced and (gan_steps or snapshots != SNAPSHOTS or entry_snapshots):
-        raise ConfigError(f"{name('gan_steps')}, {name('snapshots')} and {name('entry_snapshots')} set the balanced "
-                          f"run's training and snapshots; they need balanced=true, got gan_steps={gan_steps}, "
-                          f"snapshots={snapshots}, entry_snapshots={entry_snapshots} with balanced=false")
+    given = [f"{key}={value}" for key, value, unset in (("gan_steps", gan_steps, 0), ("snapshots", snapshots, SNAPSHOTS),
+                                                         ("entry_snapshots", entry_snapshots, False)) if value != unset]
+    if not balanced and given:
+        where = "perception benchmark 'gan-dissection': " if cli else ""
+        raise ConfigError(f"{where}{' and '.join(given)} set the balanced run's training and snapshots; "
+                          "they need balanced=true")
 
 
 def _check_reading(layer: int, ranking: str, harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES,

@@ -1037,7 +1037,9 @@ def test_the_gan_steps_and_snapshots_options_train_longer_and_pick_among_more_sn
         assert says in capsys.readouterr().err
     assert main(["bench", "perception", "--model", "gan-dissection", "--set", "balanced=false", "--set",
                  "scenes=scenes", "--set", "gan_steps=3000"]) == 2
-    assert "they need balanced=true" in capsys.readouterr().err
+    err = capsys.readouterr().err  # names what was given, once
+    assert "'gan-dissection': gan_steps=3000 set the balanced run's training and snapshots; they need balanced=true" in err
+    assert err.count("gan-dissection") == 1 and "entry_snapshots" not in err
     with pytest.raises(ConfigError, match="they need balanced=true"):
         bench_gan_dissection(True, 0, RESIZE_CODEC, snapshots=9)
     with pytest.raises(ConfigError, match="they need balanced=true"):
