@@ -25,34 +25,34 @@ exceeds its threshold, as the paper's "typical value when the concept is
 present") in a patch of the layer, and the labeller counts what appeared.
 The entry dissects :data:`RESIZE_CODEC`: the ``gan`` bench's generator (48 units at
 ``blocks[0]``) trained with resize + 3x3 convolution up-sampling instead of transposed
-convolutions (sixteenth session; it passed 4 of 6 checks held out, the transposed one 3);
+convolutions (it passed more of the checks held out than the transposed one: docs/results/perception.md, ninth look);
 :data:`WIDE_CODEC` trains the same GAN with 256 units there (an option; it did
 not meet the checks on its held-out seed, see docs/results/perception.md), :data:`SPECTRAL_CODEC`
 the resize GAN with a spectrally normalised discriminator (an option: 5 of 6 on dev seed 0, 3 of 6
-on its held-out seed 42440, session 17), :data:`CONDITIONAL_CODEC` that GAN made class-conditional on the
-scene's shapes (an option, session 20: the unconditional GANs' units are object units, and a generator
+on its held-out seed 42440; tenth look), :data:`CONDITIONAL_CODEC` that GAN made class-conditional on the
+scene's shapes (an option, twelfth look: the unconditional GANs' units are object units, and a generator
 asked for given shapes must carry them), :data:`AUXILIARY_CODEC` the same with an auxiliary-classifier
-discriminator (AC-GAN; an option, session 21), :data:`FROZEN_CLASSIFIER_CODEC` the same GAN whose condition
-loss is a frozen classifier pre-trained on the renders (an option, session 22), :data:`ONE_OBJECT_CODEC`,
+discriminator (AC-GAN; an option, thirteenth look), :data:`FROZEN_CLASSIFIER_CODEC` the same GAN whose condition
+loss is a frozen classifier pre-trained on the renders (an option, fourteenth look), :data:`ONE_OBJECT_CODEC`,
 :data:`ONE_OBJECT_AUXILIARY_CODEC` and :data:`ONE_OBJECT_READER_CODEC` GANs of one-object renders conditioned on the
-object's shape (options, session 23; ``scenes="one_object"``), :data:`ONE_OBJECT_CELL_CODEC` and
+object's shape (options, sixteenth look; ``scenes="one_object"``), :data:`ONE_OBJECT_CELL_CODEC` and
 :data:`ONE_OBJECT_CELL_MAPS_CODEC` the same with a fully convolutional discriminator that projects the
-condition in every cell (options, session 24; ``ONE_OBJECT_CELL_BATCH_*`` with batch norm in it),
+condition in every cell (options, seventeenth look; ``ONE_OBJECT_CELL_BATCH_*`` with batch norm in it),
 :data:`ONE_OBJECT_CELL_AUX_CODEC` the batch-norm cell body as an auxiliary classifier learning on renders only, with a
-whole-image logit beside the cells' (an option, session 25), :func:`condition_match` how often a conditional GAN's samples
+whole-image logit beside the cells' (an option, eighteenth look), :func:`condition_match` how often a conditional GAN's samples
 show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell an
 object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
 often the segmenter and the attribute network call the same one.  Two reading options
-(session 26, off by default): ``layer=PROJECTED`` dissects and edits the generator's projected
+(off by default): ``layer=PROJECTED`` dissects and edits the generator's projected
 grid (H/8 x W/8, the resolution of the paper's ``layer4``) and ``ranking="causal"`` ablates and
 inserts the 10 units whose ablation alone removes most cube pixels (:func:`causal_units`, the
 paper's causal choice of intervention units) instead of the 10 of highest cube IoU; neither
 met the checks on dev seed 63346 (docs/results/perception.md, nineteenth look).  ``ranking="causal-net"``
-(session 28, off by default) grows the 10 units greedily from those of largest cube effect, by cube pixels
+(off by default; twenty-first look) grows the 10 units greedily from those of largest cube effect, by cube pixels
 removed net of the sphere pixel count's change on the selection samples (:func:`net_causal_units`);
 its options ``harmless`` (candidates that move no other shape, :func:`harmless_units`) and ``causal_samples``
-(session 29, off by default) did not meet the checks on dev 42440 (docs/results/perception.md, twenty-second look).
+(off by default) did not meet the checks on dev 42440 (docs/results/perception.md, twenty-second look).
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
@@ -173,7 +173,7 @@ class ObjectShapeLabeller:
         return out
 
 
-PROJECTED = -1  # layer index of the generator's projected grid (H/8 x W/8, before any up-sampling; an option, session 26)
+PROJECTED = -1  # layer index of the generator's projected grid (H/8 x W/8, before any up-sampling; an option)
 RANKINGS = ("iou", "causal", "causal-net")  # how the intervention's cube units are chosen (dissection_outcome's ranking)
 
 
@@ -282,8 +282,8 @@ def shape_probe(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: 
     map with a bias is fitted by least squares to the one-hot shapes of the first half of the
     objects (in sample order) and read (argmax) on the second half.  Returns the probe's
     accuracy there, the majority shape's rate there (what a probe without shape reaches), and
-    the objects counted.  A layer of object units reads at the majority rate (session 19:
-    0.585 against 0.577); shape-carrying units well above it.
+    the objects counted.  A layer of object units reads at the majority rate; shape-carrying units
+    well above it (docs/results/perception.md, eleventh look).
     """
     feats, shapes = [], []
     for part in z.split(chunk):
@@ -317,7 +317,7 @@ def condition_match(labeller: ShapeSegmenter | Labeller, images: Tensor, conditi
     (one object of the one-hot's shape is asked, none of the others).  Each image's objects (``labeller``'s foreground components of at least
     ``min_pixels``, each with the shape it is labelled) are counted per shape.  Returns
     ``present_set_equal`` (the set of shapes present equals the condition's: the gate of a
-    class-conditional GAN, sessions 20-21), ``counts_equal`` (every shape's count equals it), and
+    class-conditional GAN), ``counts_equal`` (every shape's count equals it), and
     ``per_shape_present`` (per shape, how often present-or-absent agrees).  Read it on real renders
     with their own codes for the labeller's ceiling.
     """
@@ -350,7 +350,7 @@ def causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z:
     when pixels appear).  The paper chooses the units it ablates and inserts by causal effect
     (a continuous per-unit ablation optimised by gradient, section 3.2); the class masks here are
     not differentiable, so each unit's own effect ranks them, its first-order form.  Ties go to
-    the lower unit index.  ``cache`` (an option, session 30): each ablation runs from the layer's
+    the lower unit index.  ``cache`` (an option, off): each ablation runs from the layer's
     output computed once (:func:`ablation_images`; the same images, bit for bit).
     """
     generator.eval()
@@ -444,11 +444,11 @@ def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller
     one unit at a time, each set ablated together on the samples from ``z``, so units that only cancel
     each other's effect on ``other`` count as they do in the ablation.  The measure of ``other`` is its
     pixel count (the paper's average causal effect), so sphere pixels lost in one place and gained in
-    another offset each other.  ``harmless`` (an option, session 29; 0 off): that many more candidates,
+    another offset each other.  ``harmless`` (an option; 0 off): that many more candidates,
     the units of smallest single effect on every concept but ``concept`` (:func:`unit_scan`,
     :func:`harmless_units`), so that a set of ``k`` can be filled without units that move ``other``
     once ``concept`` is gone.  ``candidates_out``, when given, receives the candidates (the cube pool,
-    then the harmless ones).  ``cache`` (an option, session 30; the same units and trace, less CPU): each
+    then the harmless ones).  ``cache`` (an option; the same units and trace, less CPU): each
     ablation runs from the layer's output computed once (:func:`ablation_images`), and with ``harmless``
     the first step's one-unit sets take their counts from the unit scan instead of ablating again.
     Returns (int64 [k] in the order chosen, each step's (removed, change)).
@@ -475,7 +475,7 @@ def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller
     if harmless:
         removed, changed = unit_scan(generator, labeller, z, layer, cache, counts if cache else None)
         single = removed[:, concept]
-    else:  # the session-28 path, unchanged
+    else:  # without the cache: each single effect from causal_units
         _, single = causal_units(generator, labeller, z, layer, concept, 1, cache)
     candidates = single.argsort(descending=True, stable=True)[:pool].tolist()
     if harmless:
@@ -504,7 +504,7 @@ def ablate(generator: ConvDecoder, z: Tensor, layer: int, units: Tensor) -> Tens
 def ablation_images(generator: ConvDecoder, z: Tensor, layer: int, cache: bool = False) -> Callable[[list[int]], Tensor]:
     """``ablated(units) -> images [N, 3, H, W]``: :func:`ablate` of the samples from ``z``, one call per set of units.
 
-    With ``cache`` (an option, session 30) the layer's output is computed once and each call runs only
+    With ``cache`` (an option, off by default) the layer's output is computed once and each call runs only
     the rest of the decoder from it (:meth:`ConvDecoder.decode_from`, which ``forward`` runs too), with the
     units set to zero: the same operations on the same tensor as :func:`ablate`'s hook, so the same
     images bit for bit, without the layers before the edit (a quarter of the generator's CPU at the entry's
@@ -546,75 +546,75 @@ def insert(generator: ConvDecoder, z: Tensor, layer: int, units: Tensor, value: 
 # An option, off by default: the ``gan`` bench's DCGAN (same discriminator, data, steps and seed) with a
 # generator whose middle layer has 256 units, as the paper's layers have 512 (10 units are 4% of it; the
 # paper ablates 20 of 512; the ``gan`` bench's own 48-unit layer makes them 21%).  Measured once on the
-# held-out seed 14203 (session 15): it did not meet the checks, so the entry dissects the gan bench's GAN.
+# held-out seed 14203: it did not meet the checks (docs/results/perception.md, seventh look).
 WIDE_CODEC = CodecConfig(channels=24, decoder_widths=(96, 256, 24))
 RESIZE_CODEC = CodecConfig(channels=24, upsample="nearest")  # the gan bench's GAN, resize + 3x3 up-sampling (option)
 # RESIZE_CODEC's GAN with a spectrally normalised discriminator (Miyato et al., arXiv 1802.05957; no batch
-# norm in it): an option of session 17 (dev seed 0: 5 of 6 checks, the resize GAN 4 of 6; held-out seed 42440:
-# 3 of 6, not more than the entry's 4, so not the default).
+# norm in it): an option, not the default, since held out it met no more checks than the entry
+# (docs/results/perception.md, tenth look).
 SPECTRAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral")
 # RESIZE_CODEC's GAN whose discriminator also reads the batch's spread (ProGAN's minibatch standard deviation,
-# arXiv 1710.10196; CodecConfig.minibatch_std): an option of session 31 against the entry's GAN drawing its
-# shapes in other shares than its renders (dev 33190: 10.8% cylinders; 42440: 21% spheres; 32% empty samples).
+# arXiv 1710.10196; CodecConfig.minibatch_std): an option against the entry's GAN drawing its shapes in other
+# shares than its renders (docs/results/perception.md, twenty-fourth look).
 MBSTD_CODEC = replace(RESIZE_CODEC, minibatch_std=True)
-# The entry's GAN with a shape-balance term (session 32): a frozen shape-presence reader of the renders pulls the fakes'
+# The entry's GAN with a shape-balance term (an option; twenty-fifth look): a frozen shape-presence reader of the renders pulls the fakes'
 # mean shape presence to the renders' (CodecConfig.shape_balance, weight 1; perception.generative.condition_classifier)
 BALANCE_CODEC = replace(RESIZE_CODEC, shape_balance=1.0)
-# An option of session 20: SPECTRAL_CODEC's GAN made class-conditional on the scene's shapes (each shape's object
+# An option (twelfth look): SPECTRAL_CODEC's GAN made class-conditional on the scene's shapes (each shape's object
 # count, one-hot: perception.generative.scenes.shape_conditions), with a projection discriminator (Miyato and
 # Koyama, arXiv 1802.05637), so that the generator must draw the shapes it is asked for and its units may carry
-# shape (the unconditional GANs' units are object units: session 19).  Samples draw their condition from the
+# shape (the unconditional GANs' units are object units: eleventh look).  Samples draw their condition from the
 # training scenes'.  BigGAN-style class conditioning is what the GAN Dissection follow-ups dissect.
 CONDITIONAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral", conditions=SHAPE_CONDITIONS)
-# An option of session 21: the same conditional GAN with an auxiliary-classifier discriminator (AC-GAN, Odena et
-# al., arXiv 1610.09585) instead of the projection one: session 20's projection discriminator barely read the
-# condition (samples' shapes matched it 11-15% of the time), and an auxiliary classifier puts the condition in both
+# An option (thirteenth look): the same conditional GAN with an auxiliary-classifier discriminator (AC-GAN, Odena et
+# al., arXiv 1610.09585) instead of the projection one: the projection discriminator barely read the
+# condition (twelfth look), and an auxiliary classifier puts the condition in both
 # players' losses.  One block per shape (its count), so the classifier predicts each shape's count.
 AUXILIARY_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral", conditions=SHAPE_CONDITIONS,
                               condition_head="auxiliary", condition_blocks=len(SHAPES))
-# The same with the classifier learning on renders only (session 21: AUXILIARY_CODEC's classifier read its fakes'
-# conditions 99% of the time and the renders' counts at chance, so the generator drew a code, not shapes).
+# The same with the classifier learning on renders only (AUXILIARY_CODEC's classifier read its fakes' conditions
+# and the renders' counts at chance, so the generator drew a code, not shapes; thirteenth look).
 AUXILIARY_REAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral", conditions=SHAPE_CONDITIONS,
                                    condition_head="auxiliary_real", condition_blocks=len(SHAPES))
-# An option of session 22: the same conditional GAN whose condition loss is a frozen reader of the shapes present,
+# An option (fourteenth look): the same conditional GAN whose condition loss is a frozen reader of the shapes present,
 # trained first on the run's renders and their shape maps (perception.generative.condition_classifier): neither
 # AC-GAN head read the renders' counts above the majority rate in 2,000 steps, so neither could teach the
 # generator shapes.  The discriminator is unconditional (one logit).
 FROZEN_CLASSIFIER_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spectral",
                                       conditions=SHAPE_CONDITIONS, condition_head="classifier",
                                       condition_blocks=len(SHAPES))
-# The same, its reader trained with and reading the fakes through differentiable augmentations (an option, session 22
-# second look): the generator fooled the plain reader (0.650 by the reader, 0.212 by the judges).
+# The same, its reader trained with and reading the fakes through differentiable augmentations (an option,
+# fifteenth look): the generator fooled the plain reader (its samples' shapes read right by it, not by the judges).
 AUGMENTED_CLASSIFIER_CODEC = replace(FROZEN_CLASSIFIER_CODEC, classifier_augment=True)
-# Options of session 23, for one-object renders (``scenes="one_object"``): the condition is the object's shape,
+# Options (sixteenth look) for one-object renders (``scenes="one_object"``): the condition is the object's shape,
 # three classes (perception.generative.scenes.shape_classes), the easiest condition a class-conditional GAN can be
-# given here; sessions 20-22's scene-count conditions were matched by 11-21% of samples against the judges' 64-67%.
+# given here; the scene-count conditions above were matched by few samples (twelfth to fifteenth looks).
 # The projection discriminator of CONDITIONAL_CODEC, and an auxiliary classifier (AC-GAN) of the three classes.
 ONE_OBJECT_CODEC = replace(CONDITIONAL_CODEC, conditions=len(SHAPES))
 ONE_OBJECT_AUXILIARY_CODEC = replace(ONE_OBJECT_CODEC, condition_head="auxiliary")
-# The frozen shape reader as the condition loss on one-object renders (an option, session 23): the discriminators
-# above read one-object shapes near chance, the reader 0.88 of the dev seed's test renders; on dev seed 63346 its GAN's
-# samples show the asked shape 0.375 of the time (gate A needs 0.60 x the judges' 0.985: failed, like the two above).
+# The frozen shape reader as the condition loss on one-object renders (an option): the discriminators
+# above read one-object shapes near chance, the reader most of them; its GAN's samples did not meet gate A either
+# (docs/results/perception.md, sixteenth look).
 ONE_OBJECT_READER_CODEC = replace(FROZEN_CLASSIFIER_CODEC, conditions=len(SHAPES), condition_blocks=len(SHAPES))
-# Options of session 24: ONE_OBJECT_CODEC with a discriminator built like the shape reader (fully convolutional, one
+# Options (seventeenth look): ONE_OBJECT_CODEC with a discriminator built like the shape reader (fully convolutional, one
 # logit per cell of the 12 x 16 grid, the condition projected in every cell; perception.generative.cell_discriminator),
-# since the DCGAN discriminator's body read one-object shapes at 0.44 as a plain classifier and the reader at 0.88;
+# since the DCGAN discriminator's body read one-object shapes as a plain classifier far worse than the reader;
 # and the same discriminator also learning the real renders' shape maps (the reader's supervision).
 ONE_OBJECT_CELL_CODEC = replace(ONE_OBJECT_CODEC, discriminator="cells")
 ONE_OBJECT_CELL_MAPS_CODEC = replace(ONE_OBJECT_CELL_CODEC, discriminator_maps=True)
-# The two with batch norm in the discriminator instead of spectral norm: the spectral body, as a plain classifier of
-# one-object shapes (its cells' mean), read the dev seed's test renders 0.475 (with the map loss 0.470), the batch-norm
-# body 0.925 (the reader 0.880); session 24.
+# The two with batch norm in the discriminator instead of spectral norm: as a plain classifier of one-object shapes
+# (its cells' mean) the batch-norm body reads the renders about as well as the reader, the spectral one about half as
+# well (seventeenth look).
 ONE_OBJECT_CELL_BATCH_CODEC = replace(ONE_OBJECT_CELL_CODEC, encoder_norm="batch")
 ONE_OBJECT_CELL_BATCH_MAPS_CODEC = replace(ONE_OBJECT_CELL_MAPS_CODEC, encoder_norm="batch")
-# An option of session 25: the batch-norm cell body as an auxiliary classifier of the shape that learns on renders only
+# An option (eighteenth look): the batch-norm cell body as an auxiliary classifier of the shape that learns on renders only
 # (the class logits the cells' mean; the generator's loss adds its cross-entropy on the fakes), so that the condition
-# has a teacher that reads the body directly and cannot be taught the fakes' own code (session 24: the per-cell
+# has a teacher that reads the body directly and cannot be taught the fakes' own code (the per-cell
 # projection's only teacher was real-against-fake, and it read the test renders' class at chance inside the game,
-# while the same body as a plain classifier read 0.925); plus a whole-image real-or-fake logit beside the cells', so
-# that the object count is judged (the cells alone let the generator draw 4.5 objects per one-object sample).
+# while the same body as a plain classifier read it well); plus a whole-image real-or-fake logit beside the cells', so
+# that the object count is judged (the cells alone let the generator draw several objects per one-object sample).
 ONE_OBJECT_CELL_AUX_CODEC = replace(ONE_OBJECT_CELL_BATCH_CODEC, condition_head="auxiliary_real", discriminator_image=True)
-BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sessions 14-15)
+BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sixth look)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"
 CAUSAL_SAMPLES = 150  # of the dissection samples, on which ranking="causal" ablates each unit alone
@@ -667,7 +667,7 @@ CODECS = {  # the codecs the CLI names (``--set codec=NAME``): the entry's and e
     "one-object-reader": ONE_OBJECT_READER_CODEC, "one-object-cell": ONE_OBJECT_CELL_CODEC,
     "one-object-cell-maps": ONE_OBJECT_CELL_MAPS_CODEC, "one-object-cell-batch": ONE_OBJECT_CELL_BATCH_CODEC,
     "one-object-cell-batch-maps": ONE_OBJECT_CELL_BATCH_MAPS_CODEC, "one-object-cell-aux": ONE_OBJECT_CELL_AUX_CODEC,
-}  # "transposed": the gan bench's own GAN_CODEC (the entry of sessions 5-16), looked up when named (gan imports late)
+}  # "transposed": the gan bench's own GAN_CODEC, looked up when named (gan imports late)
 
 
 def codec_named(name: str) -> CodecConfig:
@@ -685,10 +685,10 @@ def codec_named(name: str) -> CodecConfig:
 class GanDissectionOptions:
     """The ``gan-dissection`` entry's options (``nesy bench perception --model gan-dissection --set k=v``).
 
-    The defaults are the entry's; each is :func:`bench_gan_dissection`'s keyword of the same name. Since the
-    twenty-eighth session the entry dissects the balanced snapshot of a GAN of one-object renders (gan4's candidate,
-    read once on seed 71137 by its committed rule: 4 of 6 checks against the multi-object GAN's 3 of 6;
-    ``--set scenes=scenes --set balanced=false`` gives the entry before).
+    The defaults are the entry's; each is :func:`bench_gan_dissection`'s keyword of the same name. The entry
+    dissects the balanced snapshot of a GAN of one-object renders, which met more checks held out than the
+    multi-object GAN (docs/results/perception.md, twenty-first look); ``--set scenes=scenes --set balanced=false``
+    dissects the multi-object GAN's last step instead.
     """
 
     codec: str = field(default="resize", metadata={"choices": tuple(CODECS), "help": "the GAN's codec (CODECS)"})
@@ -700,18 +700,18 @@ class GanDissectionOptions:
     ema: float = field(default=0.0, metadata={"help": "dissect an average of the generator's weights (decay; 0: off)"})
     harmless: int = field(default=0, metadata={
         "help": "ranking=causal-net: add this many units of smallest single effect on the non-cube shapes to the "
-                "candidates (0: off; session 29)"})
+                "candidates (0: off)"})
     causal_samples: int = field(default=CAUSAL_SAMPLES, metadata={
         "help": f"ranking=causal or causal-net: the dissection samples the units are chosen on (1..{DISSECTION_SAMPLES})"})
     cache_ablations: bool = field(default=False, metadata={
         "help": "ranking=causal or causal-net: run the choice's ablations from the layer's output computed once "
-                "(the same units and figures, less CPU; session 30)"})
+                "(the same units and figures, less CPU)"})
     gan_steps: int = field(default=0, metadata={
         "help": "balanced: the GAN's training steps (0: the run size's, 2,000; the snapshots keep their fractions)"})
     snapshots: int = field(default=SNAPSHOTS, metadata={
         "help": "balanced: how many generator snapshots, evenly from half the steps to the last, the pick compares"})
     entry_snapshots: bool = field(default=False, metadata={
-        "help": "balanced: the pick also compares the entry's snapshot steps (1,000-2,000 of a full run; session 33)"})
+        "help": "balanced: the pick also compares the entry's snapshot steps (1,000-2,000 of a full run)"})
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
@@ -741,22 +741,22 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None
     """Dissect a benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples.
 
     ``codec`` None: :data:`RESIZE_CODEC`, the ``gan`` bench's GAN (48 units at ``blocks[0]``) with
-    resize + 3x3 up-sampling (the entry since session 16: 4 of 6 checks on held-out seed 52873 against
-    the transposed generator's 3 of 6 on seed 69890); ``GAN_CODEC`` dissects the ``gan`` bench's own
-    generator (the entry of sessions 5-16); :data:`WIDE_CODEC` a 256-unit middle layer (session 15).
+    resize + 3x3 up-sampling (the entry: it met more checks held out than the transposed generator;
+    docs/results/perception.md, ninth look); ``GAN_CODEC`` dissects the ``gan`` bench's own
+    generator; :data:`WIDE_CODEC` a 256-unit middle layer (seventh look).
     ``ema``: dissect the average of the generator's weights over training (decay per step;
     :func:`perception.generative.gan.fit_gan`); 0, the default, dissects the last step's generator.
-    ``balanced`` (an option, session 19): train without averages and dissect the snapshot of
+    ``balanced`` (the entry's default): train without averages and dissect the snapshot of
     :func:`balanced_gan_run` (the one whose samples' shape balance is nearest the renders') instead of
-    the last step's generator.  ``scenes`` (an option, session 23): what the run renders
+    the last step's generator.  ``scenes`` (the entry's "one_object"): what the run renders
     (:data:`perception.generative.gan.SCENES`); "one_object" with :data:`ONE_OBJECT_CODEC`,
     :data:`ONE_OBJECT_AUXILIARY_CODEC` or :data:`ONE_OBJECT_CELL_CODEC` (and the other one-object
-    codecs) dissects a GAN conditioned on its one object's shape.  ``layer`` and ``ranking`` (options,
-    session 26; defaults the entry's): the layer dissected and edited (:data:`PROJECTED`, the
+    codecs) dissects a GAN conditioned on its one object's shape.  ``layer`` and ``ranking`` (options;
+    defaults the entry's): the layer dissected and edited (:data:`PROJECTED`, the
     projected grid, or an up-sampling block) and how the 10 cube units are chosen
-    (:func:`dissection_outcome`), with ``harmless`` and ``causal_samples`` (options, session 29) and
-    ``cache_ablations`` (an option, session 30).  ``gan_steps``, ``snapshots`` and ``entry_snapshots`` (options,
-    session 33; balanced only): how long the GAN trains and which snapshots the pick compares (:func:`balanced_gan_run`).
+    (:func:`dissection_outcome`), with ``harmless`` and ``causal_samples`` (options) and
+    ``cache_ablations`` (an option, off).  ``gan_steps``, ``snapshots`` and ``entry_snapshots`` (options;
+    balanced only): how long the GAN trains and which snapshots the pick compares (:func:`balanced_gan_run`).
     ``codec`` may also be a name of :data:`CODECS` (the command line's).
     """
     from perception.generative.gan import train_gan_run
@@ -898,7 +898,7 @@ def shape_shares(labeller: ShapeSegmenter | Labeller, images: Tensor) -> Tensor:
 
 @torch.no_grad()
 def sample_shape_shares(labeller: ShapeSegmenter | Labeller, images: Tensor) -> dict[str, float]:
-    """How a generator's samples split by shape: a direct measure of collapse onto one shape (session 27).
+    """How a generator's samples split by shape: a direct measure of collapse onto one shape.
 
     Each of ``images`` [N, 3, H, W] with any labelled object pixel counts for the shape with the most
     such pixels (one-object samples: its object's shape).  Returns each shape's share of those
@@ -926,7 +926,7 @@ def balanced_snapshot(generators: Mapping[int, ConvDecoder], labeller: ShapeSegm
     (so the labeller's own bias on renders cancels), by L1 distance.  Returns (the chosen step,
     the distance of every step); ties go to the later step.  The dissection's check IoU of a unit
     that fires on every object equals its shape's share of the object pixels, so a GAN whose
-    samples hold few objects the masks call spheres cannot have a sphere unit over 0.2 (session 19).
+    samples hold few objects the masks call spheres cannot have a sphere unit over 0.2 (docs/results/perception.md, eleventh look).
     """
     if not generators:
         raise ConfigError("balanced_snapshot: no generators given")
@@ -968,15 +968,15 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     under ``rule`` (None: :data:`BENCH_RULE`); the per-pixel segmenter's best IoUs are reported
     beside them, and each labeller's IoU with the truth of the run's real test renders.
     ``ranking``: "iou" (the entry) ablates and inserts the 10 units of highest cube IoU; "causal"
-    (an option, session 26) the 10 whose ablation alone removes most cube pixels on the first
+    (an option) the 10 whose ablation alone removes most cube pixels on the first
     :data:`CAUSAL_SAMPLES` dissection samples (:func:`causal_units`, the paper's choice of
-    intervention units by causal effect); "causal-net" (an option, session 28) the 10 that
+    intervention units by causal effect); "causal-net" (an option) the 10 that
     :func:`net_causal_units` grows on the same samples, removing most cube pixels net of the sphere
-    count's change; the IoU check is the same whichever ranking.  ``harmless`` (session 29, causal-net
+    count's change; the IoU check is the same whichever ranking.  ``harmless`` (causal-net
     only) adds that many units of smallest single effect on the non-cube shapes to causal-net's
-    candidates (:func:`net_causal_units`); ``causal_samples`` (session 29) is how many of the
+    candidates (:func:`net_causal_units`); ``causal_samples`` is how many of the
     dissection samples the causal rankings choose on (the first ones; :data:`CAUSAL_SAMPLES` by default);
-    ``cache_ablations`` (session 30) makes the causal rankings' ablations cheaper without changing them
+    ``cache_ablations`` makes the causal rankings' ablations cheaper without changing them
     (:func:`ablation_images`, :func:`net_causal_units`).
     """
     from perception.generative.gan import CROP
@@ -994,9 +994,9 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     z_edit = run.gan.codes(n_edit, torch.Generator().manual_seed(seed + 22))  # held out
     result = dissect(gen, seg, z, layer)
     with torch.no_grad():
-        collapse = sample_shape_shares(seg, gen(z))  # each shape's share of the samples (session 27), reported
+        collapse = sample_shape_shares(seg, gen(z))  # each shape's share of the samples, reported
     per_pixel = dissect(gen, run.segmenter, z, layer)  # the earlier masks, reported beside
-    try:  # do the units, together, tell shapes apart (session 20)
+    try:  # do the units, together, tell shapes apart
         probe: dict[str, object] = dict(shape_probe(gen, seg, z, layer))
     except ConfigError as err:  # too few objects (tiny configs)
         probe = {"accuracy": float("nan"), "majority": float("nan"), "error": str(err)}
