@@ -12,7 +12,7 @@ samples.  The concepts are CLEVR's shapes and the segmentation is a
 :class:`ObjectShapeLabeller`, which gives each object the segmenter finds (a
 connected foreground component) the shape the attribute network calls for its
 crop.  The benchmark uses the per-object one: on GAN samples the per-pixel
-segmenter calls almost no object a cylinder (15 of 902 on seed 0) while the
+segmenter calls almost no object a cylinder (docs/results/perception.md, fifth look) while the
 attribute network reads a quarter of them as cylinders, as in real renders.
 :class:`LabelRule` (an option, off by default) cuts objects per shape label and
 lets the segmenter vote, which matches the renders' truth better but did not
@@ -38,10 +38,10 @@ loss is a frozen classifier pre-trained on the renders (an option, fourteenth lo
 object's shape (options, sixteenth look; ``scenes="one_object"``), :data:`ONE_OBJECT_CELL_CODEC` and
 :data:`ONE_OBJECT_CELL_MAPS_CODEC` the same with a fully convolutional discriminator that projects the
 condition in every cell (options, seventeenth look; ``ONE_OBJECT_CELL_BATCH_*`` with batch norm in it),
-:data:`ONE_OBJECT_CELL_AUX_CODEC` the batch-norm cell body as an auxiliary classifier learning on renders only, with a
-whole-image logit beside the cells' (an option, eighteenth look), :func:`condition_match` how often a conditional GAN's samples
-show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell an
-object's shape (a per-object linear probe), and
+:data:`ONE_OBJECT_CELL_AUX_CODEC` the batch-norm cell body as an auxiliary classifier learning on renders only, with
+a whole-image logit beside the cells' (an option, eighteenth look), :func:`condition_match` how often a conditional
+GAN's samples show the shapes their condition asks for, :func:`shape_probe` reads whether the units, together, tell
+an object's shape (a per-object linear probe), and
 :func:`judges_agreement` measures whether a generator's objects have shapes: how
 often the segmenter and the attribute network call the same one.  Two reading options
 (off by default): ``layer=PROJECTED`` dissects and edits the generator's projected
@@ -557,8 +557,9 @@ SPECTRAL_CODEC = CodecConfig(channels=24, upsample="nearest", encoder_norm="spec
 # arXiv 1710.10196; CodecConfig.minibatch_std): an option against the entry's GAN drawing its shapes in other
 # shares than its renders (docs/results/perception.md, twenty-fourth look).
 MBSTD_CODEC = replace(RESIZE_CODEC, minibatch_std=True)
-# The entry's GAN with a shape-balance term (an option; twenty-fifth look): a frozen shape-presence reader of the renders pulls the fakes'
-# mean shape presence to the renders' (CodecConfig.shape_balance, weight 1; perception.generative.condition_classifier)
+# The entry's GAN with a shape-balance term (an option; twenty-fifth look): a frozen shape-presence reader of the
+# renders pulls the fakes' mean shape presence to the renders' (CodecConfig.shape_balance, weight 1;
+# perception.generative.condition_classifier)
 BALANCE_CODEC = replace(RESIZE_CODEC, shape_balance=1.0)
 # An option (twelfth look): SPECTRAL_CODEC's GAN made class-conditional on the scene's shapes (each shape's object
 # count, one-hot: perception.generative.scenes.shape_conditions), with a projection discriminator (Miyato and
@@ -596,10 +597,11 @@ ONE_OBJECT_AUXILIARY_CODEC = replace(ONE_OBJECT_CODEC, condition_head="auxiliary
 # above read one-object shapes near chance, the reader most of them; its GAN's samples did not meet gate A either
 # (docs/results/perception.md, sixteenth look).
 ONE_OBJECT_READER_CODEC = replace(FROZEN_CLASSIFIER_CODEC, conditions=len(SHAPES), condition_blocks=len(SHAPES))
-# Options (seventeenth look): ONE_OBJECT_CODEC with a discriminator built like the shape reader (fully convolutional, one
-# logit per cell of the 12 x 16 grid, the condition projected in every cell; perception.generative.cell_discriminator),
-# since the DCGAN discriminator's body read one-object shapes as a plain classifier far worse than the reader;
-# and the same discriminator also learning the real renders' shape maps (the reader's supervision).
+# Options (seventeenth look): ONE_OBJECT_CODEC with a discriminator built like the shape reader (fully convolutional,
+# one logit per cell of the 12 x 16 grid, the condition projected in every cell;
+# perception.generative.cell_discriminator), since the DCGAN discriminator's body read one-object shapes as a plain
+# classifier far worse than the reader; and the same discriminator also learning the real renders' shape maps (the
+# reader's supervision).
 ONE_OBJECT_CELL_CODEC = replace(ONE_OBJECT_CODEC, discriminator="cells")
 ONE_OBJECT_CELL_MAPS_CODEC = replace(ONE_OBJECT_CELL_CODEC, discriminator_maps=True)
 # The two with batch norm in the discriminator instead of spectral norm: as a plain classifier of one-object shapes
@@ -607,14 +609,14 @@ ONE_OBJECT_CELL_MAPS_CODEC = replace(ONE_OBJECT_CELL_CODEC, discriminator_maps=T
 # well (seventeenth look).
 ONE_OBJECT_CELL_BATCH_CODEC = replace(ONE_OBJECT_CELL_CODEC, encoder_norm="batch")
 ONE_OBJECT_CELL_BATCH_MAPS_CODEC = replace(ONE_OBJECT_CELL_MAPS_CODEC, encoder_norm="batch")
-# An option (eighteenth look): the batch-norm cell body as an auxiliary classifier of the shape that learns on renders only
-# (the class logits the cells' mean; the generator's loss adds its cross-entropy on the fakes), so that the condition
-# has a teacher that reads the body directly and cannot be taught the fakes' own code (the per-cell
+# An option (eighteenth look): the batch-norm cell body as an auxiliary classifier of the shape that learns on renders
+# only (the class logits the cells' mean; the generator's loss adds its cross-entropy on the fakes), so that the
+# condition has a teacher that reads the body directly and cannot be taught the fakes' own code (the per-cell
 # projection's only teacher was real-against-fake, and it read the test renders' class at chance inside the game,
 # while the same body as a plain classifier read it well); plus a whole-image real-or-fake logit beside the cells', so
 # that the object count is judged (the cells alone let the generator draw several objects per one-object sample).
 ONE_OBJECT_CELL_AUX_CODEC = replace(ONE_OBJECT_CELL_BATCH_CODEC, condition_head="auxiliary_real", discriminator_image=True)
-BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sixth look)
+BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground component (sixth and seventh looks)
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"
 CAUSAL_SAMPLES = 150  # of the dissection samples, on which ranking="causal" ablates each unit alone
@@ -687,8 +689,8 @@ class GanDissectionOptions:
 
     The defaults are the entry's; each is :func:`bench_gan_dissection`'s keyword of the same name. The entry
     dissects the balanced snapshot of a GAN of one-object renders, which met more checks held out than the
-    multi-object GAN (docs/results/perception.md, twenty-first look); ``--set scenes=scenes --set balanced=false``
-    dissects the multi-object GAN's last step instead.
+    multi-object GAN (docs/results/perception.md, twentieth look, its held-out read);
+    ``--set scenes=scenes --set balanced=false`` dissects the multi-object GAN's last step instead.
     """
 
     codec: str = field(default="resize", metadata={"choices": tuple(CODECS), "help": "the GAN's codec (CODECS)"})
@@ -926,7 +928,8 @@ def balanced_snapshot(generators: Mapping[int, ConvDecoder], labeller: ShapeSegm
     (so the labeller's own bias on renders cancels), by L1 distance.  Returns (the chosen step,
     the distance of every step); ties go to the later step.  The dissection's check IoU of a unit
     that fires on every object equals its shape's share of the object pixels, so a GAN whose
-    samples hold few objects the masks call spheres cannot have a sphere unit over 0.2 (docs/results/perception.md, eleventh look).
+    samples hold few objects the masks call spheres cannot have a sphere unit over 0.2
+    (docs/results/perception.md, eleventh look).
     """
     if not generators:
         raise ConfigError("balanced_snapshot: no generators given")
