@@ -748,9 +748,9 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None
     generator; :data:`WIDE_CODEC` a 256-unit middle layer (seventh look).
     ``ema``: dissect the average of the generator's weights over training (decay per step;
     :func:`perception.generative.gan.fit_gan`); 0, the default, dissects the last step's generator.
-    ``balanced`` (the entry's default): train without averages and dissect the snapshot of
+    ``balanced`` (on in the entry): train without averages and dissect the snapshot of
     :func:`balanced_gan_run` (the one whose samples' shape balance is nearest the renders') instead of
-    the last step's generator.  ``scenes`` (the entry's "one_object"): what the run renders
+    the last step's generator.  ``scenes`` (the entry's is "one_object"): what the run renders
     (:data:`perception.generative.gan.SCENES`); "one_object" with :data:`ONE_OBJECT_CODEC`,
     :data:`ONE_OBJECT_AUXILIARY_CODEC` or :data:`ONE_OBJECT_CELL_CODEC` (and the other one-object
     codecs) dissects a GAN conditioned on its one object's shape.  ``layer`` and ``ranking`` (options;
