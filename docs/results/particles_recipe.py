@@ -26,11 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from physics.errors import DataError, NesyError
+from physics.io import atomic_write_json, read_json
 
 GATE_RATIO = 1.0  # A/B against the shipped IN must be below this (sessions 24-30's gate, unchanged)
 RAW_OUTSIDE = 0.2  # raw rollout: at most this fraction of the fluid outside at the last frame (session 17's guard)
@@ -42,11 +43,9 @@ class RecipeError(ValueError):
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecipeError(f"{path}: not readable JSON ({exc})") from None
+        data = read_json(path, "run file")
+    except DataError as exc:
+        raise RecipeError(str(exc)) from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
@@ -146,14 +145,6 @@ def heldout_verdict(compares: list[Path], pooled: Path, raws: list[Path]) -> dic
     return verdict
 
 
-def _write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -186,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             print(start)
         elif args.cmd == "gate":
             gate = {"tag": args.tag, **seed_gate(args.compare, args.raw)}
-            _write(args.out, gate)
+            atomic_write_json(args.out, gate, indent=1)
             low, high = gate["interval"]
             print(f"{args.tag}: A/B {gate['ratio']:.3g} ({low:.3g}-{high:.3g}), lower in {gate['lower_in']} of "
                   f"{gate['episodes']}; raw outside {gate['raw_outside']:.1%}: {'pass' if gate['pass'] else 'FAIL'}")
@@ -194,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             if len(args.compares) != len(args.raws):
                 raise RecipeError(f"--compares has {len(args.compares)} files, --raws {len(args.raws)}: one each per seed")
             verdict = heldout_verdict(args.compares, args.pooled, args.raws)
-            _write(args.out, verdict)
+            atomic_write_json(args.out, verdict, indent=1)
             print(json.dumps({k: v for k, v in verdict.items() if k != "seeds"}))
-    except RecipeError as exc:
+    except (RecipeError, NesyError) as exc:  # NesyError: an output that cannot be written
         print(f"particles_recipe: {exc}", file=sys.stderr)
         return 2
     return 0
