@@ -143,6 +143,10 @@ class RolloutFlags:
                 "frames, too late to fit, starts at the equal-mass exchange of both objects' fitted velocities before "
                 "it, if they were closing in (0: off, the default)",
         "setting": "late_collision_start"})
+    late_collision_restitution: float | None = field(default=None, metadata={
+        "help": "with --late-collision-start: the normal restitution of its exchange (0 to 1; default the contact "
+                "carry's 0.49; the world's contacts measure about 0.18, WORLD_RESTITUTION)",
+        "setting": "late_collision_restitution"})
     counterfactual_velocity_fit: int | None = field(default=None, metadata={
         "help": "counterfactual rollouts: each object moving where its prediction starts keeps its centre there, its "
                 "history shaped by a parabola fitted to its last N contiguous centres after its last collision (at "

@@ -737,6 +737,28 @@ def test_free_slide_flags_map_to_the_rollout_settings_are_off_by_default_and_bad
         dynamics_for("propnet", None, {"free_slide_clearance": 0.0})
 
 
+def test_late_collision_restitution_flag_maps_to_the_rollout_setting_is_off_by_default_and_is_refused_alone(
+        tmp_path, capsys):
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--late-collision-start", "5",
+                                          "--late-collision-restitution", "0.18"])
+    assert (args.late_collision_start, args.late_collision_restitution) == (5, 0.18)
+    assert ClevrerEvalConfig(data="x", late_collision_restitution=0.18).rollout_settings() == {
+        "late_collision_restitution": 0.18}
+    assert "late_collision_restitution" not in ClevrerEvalConfig(data="x").rollout_settings()
+    assert "late_collision_restitution" not in rollout_settings_for("model", "propnet")  # an option, not a pixel default
+    dynamics_for("propnet", None, {**rollout_settings_for("model", "propnet"), "late_collision_start": 5,
+                                   "late_collision_restitution": 0.18})  # accepted beside the pixel default
+    with pytest.raises(ConfigError, match="late_collision_restitution must be"):
+        dynamics_for("propnet", None, {"start_velocity_fit": 12, "late_collision_start": 5,
+                                       "late_collision_restitution": 1.5})
+    # given without --late-collision-start it would change nothing: one line naming the flag, before any video
+    rc = cli.main(["bench", "video-dynamics", "--data", str(tmp_path / "missing"), "--dynamics", "propnet",
+                   "--late-collision-restitution", "0.18", "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert "error: --late-collision-restitution 0.18: " in err[0] and "late_collision_start" in err[0], err
+
+
 def test_a_refused_rollout_setting_names_the_flag_that_gave_it(tmp_path, capsys):
     # audit7: the rollout config named its field (edge_tolerance), not the flag the user typed
     from benchmarks.eval_clevrer import RolloutFlags

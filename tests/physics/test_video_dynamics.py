@@ -17,6 +17,7 @@ from physics.models.video_propnet import (
     NODE_ATTR_DIM,
     SHIPPED_CHECKPOINT,
     STATE_DIM,
+    WORLD_RESTITUTION,
     PropNetVideoDynamics,
     RolloutConfig,
     _tracks,
@@ -904,6 +905,42 @@ def test_late_collision_start_changes_futures_only(videos):
     assert late.counterfactual(ann, oid) == plain.counterfactual(ann, oid)
     last = len(ann.motion_trajectory)
     assert late.future_runs(ann, FUTURE)[0].frames[:last] == plain.future_runs(ann, FUTURE)[0].frames[:last]
+
+
+def test_late_collision_restitution_sets_the_late_exchange_alone_and_needs_late_collision_start(videos, monkeypatch):
+    import physics.models.video_propnet.rollout as rollout_module
+
+    seen = []
+    real = rollout_module.late_collision_start
+
+    def spy(*args):
+        seen.append(args[7])  # the restitution the exchange is given
+        return real(*args)
+
+    monkeypatch.setattr(rollout_module, "late_collision_start", spy)
+    ann, _ = videos[0]
+    late = dataclass_replace(SHORT, start_velocity_fit=12, late_collision_start=5)
+    PropNetVideoDynamics.load(config=late).future_runs(ann, FUTURE)
+    PropNetVideoDynamics.load(config=dataclass_replace(late, late_collision_restitution=WORLD_RESTITUTION)).future_runs(
+        ann, FUTURE)
+    assert seen == [late.carry_restitution, WORLD_RESTITUTION]  # None: the carry's 0.49; else its own
+    cfg = dataclass_replace(late, late_collision_restitution=0.0)
+    assert (cfg.late_restitution, cfg.carry_restitution) == (0.0, 0.49)  # the contact carry keeps its own
+    with pytest.raises(ConfigError, match="read only by late_collision_start"):
+        RolloutConfig(late_collision_restitution=0.18)
+    for bad in (-0.1, 1.5, math.nan, True, "0.2"):
+        with pytest.raises(ConfigError, match="late_collision_restitution"):
+            RolloutConfig(start_velocity_fit=12, late_collision_start=5, late_collision_restitution=bad)
+    assert RolloutConfig().late_collision_restitution is None  # off by default
+    # the late exchange at restitution 0 leaves a struck pair moving together along the line of centres
+    t = np.arange(16, dtype=float)[:, None]
+    zero = np.zeros((16, 1))
+    striker = np.concatenate([0.1 * t, zero, zero], axis=1)
+    struck = np.concatenate([np.full((16, 1), 1.9), zero, zero], axis=1)
+    obs = np.stack([striker, struck], axis=1)
+    out = late_collision_start(obs, 16, 2, 12, 3, {0: {1: [14]}, 1: {0: [14]}}, [0, 1], 0.0, 0.01)
+    np.testing.assert_allclose(out[15, 0, :2] - out[14, 0, :2], out[15, 1, :2] - out[14, 1, :2], atol=1e-9)
+    np.testing.assert_allclose(out[15, 1, :2] - out[14, 1, :2], [0.05, 0.0], atol=1e-9)
 
 
 def test_match_collisions_pairs_events_within_the_window():

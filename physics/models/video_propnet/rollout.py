@@ -100,7 +100,7 @@ class _Rollout:
                                              np.asarray(cut), np.asarray(moving, bool))
             if self.config.late_collision_start:
                 observed = late_collision_start(observed, t_pred, self.history, self.config.start_velocity_fit,
-                                                self.config.late_collision_start, contacts, ids, self.config.carry_restitution,
+                                                self.config.late_collision_start, contacts, ids, self.config.late_restitution,
                                                 self.config.carry_min_speed / self.config.fps)
         if jitter is not None:
             observed = _jittered(observed, t_pred, self.history, *jitter)
