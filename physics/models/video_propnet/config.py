@@ -162,8 +162,10 @@ class RolloutConfig:
             contacts are far less elastic than its bodies' 0.7 x 0.7: over 578 recorded collisions of development
             videos the separation speed along the centre line 4 frames after a contact is a median 0.18 of the
             closing speed before it (``WORLD_RESTITUTION``), so pairs the world keeps together after a late
-            contact (a striker pushing on) are sent apart by the carry's 0.49.  An option, off
-            (``docs/results/clevrer.md``, thirty-fourth session, nsdr24).
+            contact (a striker pushing on) are sent apart by the carry's 0.49.  An option, off: with
+            ``late_collision_start`` 5 and 0.18 it answers fewer predictive questions on development pools (it also
+            exchanges contacts the perceiver dates early and the first link of a chain;
+            ``docs/results/clevrer.md``, thirty-fourth session, nsdr24).
         unknown_yaw_reach: With a value above 0, a cube whose annotation never gives its yaw
             (orientation exactly zero at every observed frame it is in: the pixel perceiver
             writes zeros, ``perception.video.annotate``) is a disc of this radius in the
