@@ -23,7 +23,8 @@ Per track (one object), in frame order:
   held (:func:`coast_lost_track`), instead of being held at its last centre, which
   is often the centre of the sliver left visible as it went behind; with
   ``coast_stop`` (on by default) it stops where it meets another object
-  (:func:`stop_coasts_at_contact`);
+  (:func:`stop_coasts_at_contact`), and with ``coast_ride`` (off by default) it then
+  moves on with the object it met instead of resting;
 * ``velocity``: central finite differences over ``2 * velocity_span`` frames
   (one-sided at the ends), times the frame rate; no vertical velocity (objects
   slide on the floor); zero where the track is at rest: every centre within
@@ -196,6 +197,13 @@ class VideoPerceptionConfig:
             moving is meeting it.  On by default with ``coast_frames`` 20 and ``join_short`` 1: together
             they gain explanatory questions and lose none of another type (``docs/results/clevrer.md``,
             twenty-sixth session, nsdr5).
+        coast_ride: 0 (the default): a coasted track that ``coast_stop`` stops is held at rest from the
+            frame it meets another object.  1 (needs ``coast_stop`` 1): from that frame it moves with the
+            object it met (the nearest within the contact distance), keeping its offset from it, at that
+            object's velocity, while that object is present (then held): the world's contacts are far
+            from elastic (a median restitution of 0.18), so a striker that vanishes into the mask of the
+            object it strikes slides on behind it rather than stopping (:func:`stop_coasts_at_contact`;
+            ``docs/results/clevrer.md``, thirty-fourth session, nsdr25).
         collision_release: 0: a pair's touch is a new collision when its centres were not
             under the contact distance in the previous ``collision_gap`` frames (the
             annotations' rule on contact points).  R > 0 (scene units; 0.05 by default): a pair
@@ -337,6 +345,7 @@ class VideoPerceptionConfig:
     coast_frames: int = 20
     coast_area: float = 0.8
     coast_stop: int = 1
+    coast_ride: int = 0
     collision_release: float = 0.05
     unstruck_frames: int = 0
     closing_end_frames: int = 0
@@ -407,6 +416,12 @@ class VideoPerceptionConfig:
             raise ConfigError(f"VideoPerceptionConfig.struck_end must be >= 0 (0: off), got {self.struck_end}")
         if self.coast_stop not in (0, 1):
             raise ConfigError(f"VideoPerceptionConfig.coast_stop must be 0 (off) or 1 (on), got {self.coast_stop}")
+        if self.coast_ride not in (0, 1):
+            raise ConfigError(f"VideoPerceptionConfig.coast_ride must be 0 (off) or 1 (on), got {self.coast_ride}",
+                              settings=("coast_ride",))
+        if self.coast_ride and not (self.coast_stop and self.coast_frames):
+            raise ConfigError("VideoPerceptionConfig.coast_ride 1 needs coast_stop 1 and coast_frames > 0 (it moves the "
+                              "tracks coast_stop stops)", settings=("coast_ride", "coast_stop"))
         if self.join_short not in (0, 1):
             raise ConfigError(f"VideoPerceptionConfig.join_short must be 0 (off) or 1 (on), got {self.join_short}")
         sm = self.split_merged  # a ratio of inf would split nothing, without a word
@@ -575,10 +590,14 @@ def _track_states(
         for i in np.flatnonzero(rest & ~steady):  # a resting object whose mask was cut or swollen stays where it rests
             lo, hi = max(0, i - w), i + w + 1
             location[i, :2] = np.median(location[lo:hi, :2][steady[lo:hi]], axis=0)
+    return frames, location, velocity, _in_view(location, camera, image_hw), coasted
+
+
+def _in_view(location: np.ndarray, camera: Camera, image_hw: tuple[int, int]) -> np.ndarray:
+    """bool [N]: each location [N, 3] projects inside the image (the annotations' ``inside_camera_view`` rule)."""
     h, w = image_hw
     u, v, depth = camera.with_size(w, h).project(location).T
-    inside = (depth > camera.near) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    return frames, location, velocity, inside, coasted
+    return (depth > camera.near) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
 
 
 def slow_drift(location: np.ndarray, rest: np.ndarray, window: int, min_step: float, max_residual: float) -> np.ndarray:
@@ -664,8 +683,11 @@ def stop_coasts_at_contact(states: list, shapes: Mapping[int, str], config: Vide
     ``cube_inset`` per cube), the track is held there to its end, velocity zero from that frame:
     a lost object carried on at constant velocity stops where it meets the object it vanished
     beside (objects weigh the same, so a striker that meets a resting object head-on stops), and
-    the collision rule finds the touch.  Tracks are stopped in id order, each against the others'
-    locations as they stand; new lists are returned, the inputs are not changed.
+    the collision rule finds the touch.  With ``config.coast_ride`` the track is not held but rides with
+    the nearest object it touches there: from that frame on, its centre keeps its offset from that
+    object's and its velocity is that object's, in every frame that object is present (in later frames
+    it is held where the ride ended, velocity zero).  Tracks are stopped in id order, each against the
+    others' locations as they stand; new lists are returned, the inputs are not changed.
     """
     out = list(states)
     for i, (frames, location, velocity, inside, orient, coasted) in enumerate(states):
@@ -677,10 +699,24 @@ def stop_coasts_at_contact(states: list, shapes: Mapping[int, str], config: Vide
             others = [j for j in range(len(out)) if j != i and f in where[j]]
             reach = [config.contact_distance - config.cube_inset * ((shapes[i] == "cube") + (shapes[j] == "cube"))
                      for j in others]
-            if any(np.linalg.norm(location[k, :2] - out[j][1][where[j][f], :2]) < r for j, r in zip(others, reach, strict=True)):
+            gaps = [np.linalg.norm(location[k, :2] - out[j][1][where[j][f], :2]) for j in others]
+            met = [(g, j) for g, j, r in zip(gaps, others, reach, strict=True) if g < r]
+            if met:
                 location, velocity = np.array(location, float, copy=True), np.array(velocity, float, copy=True)
                 location[k:, :2] = location[k, :2]
                 velocity[k:] = 0.0
+                if config.coast_ride:
+                    j = min(met)[1]
+                    lj, vj = out[j][1], out[j][2]
+                    offset = location[k, :2] - lj[where[j][f], :2]
+                    for m in range(k, len(frames)):
+                        at = where[j].get(int(frames[m]))
+                        if at is None:  # the object ridden with is gone: held where the ride ended
+                            location[m:, :2] = location[m - 1, :2]
+                            velocity[m:] = 0.0
+                            break
+                        location[m, :2] = lj[at, :2] + offset
+                        velocity[m, :2] = vj[at, :2]
                 out[i] = (frames, location, velocity, inside, orient, coasted)
                 break
     return out
@@ -1063,6 +1099,9 @@ def tracks_to_annotation(
     shapes = {p.object_id: p.shape for p in props}
     if config.coast_stop:
         states = stop_coasts_at_contact(states, shapes, config)
+    if config.coast_ride:  # a ride moves the track: whether it is in view follows
+        states = [(fr, loc, vel, _in_view(loc, config.camera, image_hw) if co.any() else ins, ori, co)
+                  for fr, loc, vel, ins, ori, co in states]
     for oid, (frames, location, velocity, inside, orient, _) in enumerate(states):
         for f, loc, vel, ins, ori in zip(frames.tolist(), location, velocity, inside.tolist(), orient, strict=True):
             if f in per_frame:

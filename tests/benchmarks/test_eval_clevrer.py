@@ -14,6 +14,7 @@ import pytest
 from benchmarks import cli
 from benchmarks.config_flags import config_from_args
 from benchmarks.eval_clevrer import METRICS, ClevrerEvalConfig
+from perception.video.annotate import perception_config
 from physics.errors import ConfigError
 from physics.worlds.clevrer_annotation import read_annotation, write_annotation
 from physics.worlds.clevrer_truth import simulate_video, write_truth
@@ -605,6 +606,19 @@ def test_perception_settings_and_cache_are_refused_by_name_where_wrong(folder, c
     assert "not --perception gt" in capsys.readouterr().err
     assert cli.main([*base, "--perception-cache", "somewhere"]) == 2
     assert "not --perception gt" in capsys.readouterr().err
+
+
+def test_coast_ride_is_a_perception_setting_off_by_default_and_refused_by_name(folder, capsys):
+    args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--perception", "model",
+                                          "--perception-set", "coast_ride=1"])
+    assert perception_config(args.perception_set).coast_ride == 1
+    assert perception_config(()).coast_ride == 0  # off by default
+    base = ["eval", "clevrer", "--data", str(folder), "--split", "val", "--quiet", "--perception", "model"]
+    for settings, said in ((["coast_ride=2"], "coast_ride must be 0"),
+                           (["coast_ride=1", "coast_stop=0"], "coast_ride 1 needs coast_stop 1")):
+        assert cli.main([*base, "--perception-set", *settings]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
 
 
 def test_perception_set_given_twice_adds_its_settings_not_replaces_them():

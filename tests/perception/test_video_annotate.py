@@ -22,6 +22,7 @@ from perception.video.annotate import (
     second_partners,
     slow_drift,
     steady_areas,
+    stop_coasts_at_contact,
     struck_at_end,
     struck_partners,
     touch_collisions,
@@ -580,6 +581,55 @@ def test_coast_stop_holds_a_coasted_track_where_it_meets_the_object_it_vanished_
     assert perception_config(["coast_stop=1"]).coast_stop == 1
     with pytest.raises(ConfigError, match="coast_stop"):
         VideoPerceptionConfig(coast_stop=2)
+
+
+def test_coast_ride_moves_a_stopped_coast_on_with_the_object_it_met():
+    n = 30
+    # the cylinder of the coast_stop test meets the sphere at frame 16 (0.70 < 0.72); the sphere, struck, slides
+    # off at 0.03 a frame from frame 16 to 25 and rests there (frames 26-29)
+    sliding = {f: (-2.0 + 0.05 * f, 0.0) for f in range(14)}
+    struck = {f: (-0.5 + 0.03 * min(max(f - 16, 0), 9), 0.0) for f in range(n)}
+    tracks = [_track(("red", "rubber", "cylinder"), sliding, 0.35, {f: 900.0 for f in sliding}),
+              _track(("blue", "metal", "sphere"), struck, 0.35, {f: 900.0 for f in struck})]
+    frames = list(range(n))
+    held = tracks_to_annotation(tracks, frames, HW, HEIGHTS)  # coast_ride 0, the default: held at rest
+    ride = tracks_to_annotation(tracks, frames, HW, HEIGHTS, perception_config(["coast_ride=1"]))
+    h = [fr.by_id() for fr in held.motion_trajectory]
+    r = [fr.by_id() for fr in ride.motion_trajectory]
+    for f in (16, 22, 29):
+        np.testing.assert_allclose(h[f][0].location[:2], (-1.2, 0.0), atol=1e-4)
+    # with the ride: 0.70 behind the sphere from frame 16 on, at the sphere's velocity, then resting with it
+    for f in (16, 20, 25, 29):
+        np.testing.assert_allclose(r[f][0].location[:2], (r[f][1].location[0] - 0.7, 0.0), atol=1e-4)
+        np.testing.assert_allclose(r[f][0].velocity, r[f][1].velocity, atol=1e-6)
+    np.testing.assert_allclose(r[29][0].location[:2], (-1.2 + 0.27, 0.0), atol=1e-4)
+    assert r[20][0].velocity[0] > 0.5 and r[29][0].velocity == (0.0, 0.0, 0.0)
+    for f in range(16):
+        assert r[f] == h[f]
+    assert [c.frame_id for c in ride.collision] == [c.frame_id for c in held.collision] == [16]
+    assert VideoPerceptionConfig().coast_ride == 0  # off by default
+    with pytest.raises(ConfigError, match="coast_ride must be 0"):
+        perception_config(["coast_ride=2"])
+    with pytest.raises(ConfigError, match="coast_ride 1 needs coast_stop 1"):
+        perception_config(["coast_ride=1", "coast_stop=0"])
+
+
+def test_coast_ride_holds_where_the_object_ridden_with_leaves():
+    frames = np.arange(6)
+    coasted = np.array([False, False, True, True, True, True])
+    lost = np.c_[np.linspace(-1.5, -1.0, 6), np.zeros(6), np.full(6, 0.35)]  # coasted on its line from frame 2
+    met = np.c_[[-0.7, -0.7, -0.7, -0.5], np.zeros(4), np.full(4, 0.35)]  # pushed on at frame 3, then gone
+    met_velocity = np.zeros((4, 3))
+    met_velocity[2:, 0] = 2.5
+    states = [(frames, lost, np.zeros((6, 3)), np.ones(6, bool), None, coasted),
+              (frames[:4], met, met_velocity, np.ones(4, bool), None, np.zeros(4, bool))]
+    out = stop_coasts_at_contact(states, {0: "sphere", 1: "sphere"}, VideoPerceptionConfig(coast_ride=1))
+    # meets it at frame 2 (0.6 apart), rides 0.6 behind it to frame 3, then is held where the ride ended
+    np.testing.assert_allclose(out[0][1][:, 0], [-1.5, -1.4, -1.3, -1.1, -1.1, -1.1], atol=1e-12)
+    np.testing.assert_allclose(out[0][2][:, 0], [0.0, 0.0, 2.5, 2.5, 0.0, 0.0])
+    assert out[1] is states[1] and np.array_equal(lost[:, 0], np.linspace(-1.5, -1.0, 6))  # inputs unchanged
+    held = stop_coasts_at_contact(states, {0: "sphere", 1: "sphere"}, VideoPerceptionConfig())
+    np.testing.assert_allclose(held[0][1][2:, 0], -1.3)  # coast_ride 0: held where it met it
 
 
 def test_join_short_is_a_perception_setting_that_reaches_the_tracker():
