@@ -152,7 +152,7 @@ def test_data_clevr_refuses_image_sizes_the_renderer_cannot_allocate(tmp_path, c
     assert not (tmp_path / "c").exists()
 
 
-# ----------------------------------------------------------------- twenty-fourth session's audit
+# ----------------------------------------------------------------- negative counts, NaN floats, templates read first
 
 
 @pytest.mark.parametrize(
@@ -170,15 +170,15 @@ def test_data_clevr_refuses_image_sizes_the_renderer_cannot_allocate(tmp_path, c
     ],
 )
 def test_a_negative_count_is_refused_not_sliced_off_the_end(tmp_path, capsys, argv, message):
-    # each was used as list[:n]: -1 silently dropped the last video, trajectory or question; now
-    # (twenty-fifth session) every integer flag is a count that argparse refuses by name
+    # each is used as list[:n], where -1 would drop the last video, trajectory or question without a word:
+    # every integer flag is a count that argparse refuses by name
     _refused_when_parsed(capsys, [*argv, "--data", str(tmp_path / "missing")], message)
 
 
 @pytest.mark.parametrize(("text", "message"), [("{\"a\": ", "is not valid JSON"), ("[{\"params\": []}]", "missing field 'text'")])
 def test_data_clevr_reads_its_templates_before_rendering(tmp_path, capsys, text, message):
-    # a malformed --templates failed after every scene was rendered, and a rerun with a fixed file
-    # is a different build (templates are part of its identity): the renders were lost
+    # a malformed --templates is refused before any scene is rendered: a rerun with a fixed file is a
+    # different build (templates are part of its identity), so renders made first would be lost
     (tmp_path / "t.json").write_text(text)
     _one_line_error(capsys, ["data", "clevr", "--n", "2", "--out", str(tmp_path / "c"), "--templates", str(tmp_path / "t.json"),
                              "--quiet"], message)
@@ -191,7 +191,7 @@ def test_data_clevr_reads_its_templates_before_rendering(tmp_path, capsys, text,
     ["eval", "clevrer", "--data", "/nonexistent", "--dynamics", "propnet", "--near-miss", "1", "2", "3", "4", "nan"],
 ])
 def test_every_float_flag_of_a_typed_config_refuses_nan_naming_the_flag(argv, tmp_path, capsys):
-    # a NaN threshold or rate makes every comparison false: it turned rules off without a word
+    # a NaN threshold or rate makes every comparison false: it would turn rules off without a word
     argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
     flag = next(a for a in argv if a.startswith("--") and a not in ("--world", "--data", "--out", "--dynamics"))
     with pytest.raises(SystemExit) as exit_info:
@@ -201,7 +201,7 @@ def test_every_float_flag_of_a_typed_config_refuses_nan_naming_the_flag(argv, tm
     assert not (tmp_path / "out").exists()
 
 
-# ----------------------------------------------------------------- twenty-fifth session's audit
+# ----------------------------------------------------------------- missing data, outputs checked before the work
 
 
 @pytest.mark.parametrize(("argv", "optional"), [

@@ -267,7 +267,7 @@ def test_answer_errors_name_what_is_wrong(files, capsys):
 
 
 def test_answer_skips_a_malformed_scene_other_than_the_one_asked_for(files, tmp_path, capsys):
-    # one bad scene of a scenes file used to stop `answer --index K` whatever K was
+    # one bad scene of a scenes file stops `answer --index K` only when K is that scene
     tmp, *_ = files
     raw = json.loads((tmp / "scenes.json").read_text())
     asked, spoiled = raw["scenes"][1]["image_index"], raw["scenes"][3]["image_index"]
@@ -350,7 +350,7 @@ def test_bench_speed_unknown_suite_lists_the_suites(capsys):
 
 
 def test_one_malformed_scene_is_skipped_and_only_its_questions_fail(files, capsys):
-    # one bad scene in the scenes file used to stop the whole run before any question was answered
+    # one bad scene in the scenes file fails its own questions, never the whole run
     tmp, _, _, questions = files
     raw = json.loads((tmp / "scenes.json").read_text())
     raw["scenes"][2]["objects"][0]["color"] = "plaid"
