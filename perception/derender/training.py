@@ -57,7 +57,7 @@ from perception.derender.trainers import (
     train_proposal_net,
 )
 from physics.errors import ConfigError, DataError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, ensure_dir
 from physics.training.distributed import init_distributed, world_info
 
 __all__ = [
@@ -99,7 +99,7 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     progress = progress and world.is_main
     torch.set_num_threads(config.threads)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     end = None if config.limit is None else config.skip + config.limit
     samples = load_derender_folders(config.data, limit=end)[config.skip :]
     if not samples:

@@ -252,3 +252,40 @@ def test_an_error_names_the_whole_command_as_argparse_does(capsys):
     assert capsys.readouterr().err.startswith("nesy bench speed: error: unknown speed suite 'bogus'")
     assert main(["answer"]) == 2
     assert capsys.readouterr().err.startswith("nesy answer: error: give a scene")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "derender", "--data", "EMPTY", "--out", "UNDER_A_FILE", "--quiet"],
+    ["train", "outline", "--data", "EMPTY", "--out", "UNDER_A_FILE", "--quiet"],
+    ["train", "dynamics", "--world", "cradle", "--model", "in", "--data", "CRADLE", "--epochs", "1", "--out",
+     "UNDER_A_FILE", "--quiet"],
+    ["train", "parser", "--data", "QUESTIONS", "--out", "UNDER_A_FILE/parser.pt", "--quiet"],
+    ["demo", "--out", "UNDER_A_FILE"],
+])
+def test_an_output_folder_under_a_file_is_one_line_naming_it(argv, tmp_path, capsys):
+    # each made its folder with a bare mkdir: a file in the way was a NotADirectoryError traceback
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    if "CRADLE" in argv:
+        assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5", "--out",
+                     str(tmp_path / "cradle"), "--quiet"]) == 0
+    if "QUESTIONS" in argv:
+        assert main(["data", "questions", "--synthetic", "2", "--per-scene", "2", "--scenes-out",
+                     str(tmp_path / "q" / "CLEVR_train_scenes.json"), "--out",
+                     str(tmp_path / "q" / "CLEVR_train_questions.json"), "--quiet"]) == 0
+    capsys.readouterr()
+    names = {"EMPTY": "empty", "CRADLE": "cradle", "QUESTIONS": "q", "UNDER_A_FILE": "a_file/x"}
+    argv = [str(tmp_path / names[a.split("/")[0]]) + a[len(a.split("/")[0]):] if a.split("/")[0] in names else a
+            for a in argv]
+    err = _one_line_error(capsys, argv, str(tmp_path / "a_file" / "x"))
+    assert "a file is in the way" in err
+
+
+def test_every_folder_is_made_by_ensure_dir():
+    # a bare mkdir turns a file in the way into a traceback; physics.io.ensure_dir says it in one line
+    root = Path(__file__).resolve().parents[2]
+    bare = [f"{path.relative_to(root)}:{k}" for package in ("physics", "perception", "reasoning", "benchmarks")
+            for path in sorted((root / package).rglob("*.py")) if path != root / "physics" / "io.py"
+            for k, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if ".mkdir(" in line or "os.makedirs(" in line]
+    assert bare == []
