@@ -282,6 +282,20 @@ def test_answer_skips_a_malformed_scene_other_than_the_one_asked_for(files, tmp_
     assert f"no scene with image_index {spoiled}" in err and "1 malformed scene(s) skipped" in err and "plaid" in err
 
 
+def test_answer_refuses_an_index_two_scenes_of_the_file_share(files, tmp_path, capsys):
+    # the first of the two was answered without a word: which scene ran was the file's order
+    tmp, *_ = files
+    raw = json.loads((tmp / "scenes.json").read_text())
+    raw["scenes"][4]["image_index"] = raw["scenes"][1]["image_index"]
+    path = tmp_path / "scenes.json"
+    path.write_text(json.dumps(raw))
+    argv = ["answer", "--scene", str(path), "--program", "count(scene())", "--index"]
+    assert main([*argv, str(raw["scenes"][1]["image_index"])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"scenes 1 and 4 share image_index {raw['scenes'][1]['image_index']}; --index cannot tell" in err
+    assert main([*argv, str(raw["scenes"][0]["image_index"])]) == 0  # another index of the file is answered
+
 def test_bench_speed_executor_suite_reports_measured_rates(tmp_path, capsys):
     out = tmp_path / "speed.json"
     code = main(
