@@ -33,7 +33,7 @@ import shlex
 from pathlib import Path
 
 from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
-from physics.errors import DataError
+from physics.errors import ConfigError, DataError
 from physics.io import atomic_write_bytes, check_writable
 from physics.models import MODELS, PRESETS, TrainConfig, make_model, preset, train
 from physics.settings import json_value, parse_settings
@@ -79,7 +79,7 @@ def _launcher() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physics.worlds.dynamics import load_split
+    from physics.worlds.dynamics import load_split, read_index
 
     cfg = config_from_args(TrainConfig, args)
     PRESETS.get(args.world), MODELS.get(args.model)  # name errors before any data is read
@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_settings(args.set, keys="a model config field", value=json_value)  # and --set's
     train_trajs, valid_trajs = [], []
     for folder in args.data:
+        world = read_index(folder, "train")["world"]
+        if world != args.world:  # the preset, the graph and the checkpoint's name would all be another world's
+            raise ConfigError(f"--data {folder} holds {world!r} trajectories (its train/index.json), not "
+                              f"--world {args.world}'s; give --world {world} or another --data")
         train_trajs += load_split(folder, "train")
         try:
             valid_trajs += load_split(folder, "valid")

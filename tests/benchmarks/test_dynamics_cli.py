@@ -108,6 +108,15 @@ def test_clear_errors_for_bad_input(cradle_data, tmp_path, capsys):
     assert rc == 2 and "--set 'noise_std=NaN': NaN is not allowed; settings are finite numbers" in err and "world" not in err
 
 
+def test_train_refuses_data_of_another_world_before_any_model_is_built(cradle_data, tmp_path, capsys):
+    # a boxes model trained on cradle trajectories without a word (the graph sizes happened to fit)
+    rc = main(["train", "dynamics", "--world", "boxes", "--model", "in", "--data", str(cradle_data),
+               "--out", str(tmp_path / "x"), "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert f"--data {cradle_data} holds 'cradle' trajectories (its train/index.json), not --world boxes's" in err
+    assert not (tmp_path / "x").exists()
+
 @pytest.mark.parametrize(("setting", "says"), [
     (["hidden"], "--set 'hidden': not KEY=VALUE; expected KEY=VALUE with KEY a model config field"),
     (["hidden=4", "hidden=8"], "--set 'hidden=8': hidden given twice; give each setting once"),
