@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if n > len(data.examples):
         raise ConfigError(f"--programs {n}: {question_path(args.data, args.split)} has only {len(data.examples)} "
                           "distinct question and option texts")
+    held_questions = None  # read before any training: a held-out file that cannot be read is named first
+    if args.eval_data:
+        held_questions = read_json(question_path(args.eval_data, args.eval_split), "CLEVRER questions file")
     overrides = {k: getattr(args, k) for k in VIDEO_DEFAULTS}
     cfg = config_from_args(ParserConfig, args, programs=n, reinforce_steps=0, **overrides)
     out = Path(args.out)
@@ -80,10 +83,9 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     parser = VideoQuestionParser(metrics.pop("parser"), beam_size=args.beam_size)
     held: dict = {}
-    if args.eval_data:
+    if held_questions is not None:
         t1 = time.perf_counter()
-        held = evaluate_video_parser(parser, read_json(question_path(args.eval_data, args.eval_split),
-                                                       "CLEVRER questions file"))
+        held = evaluate_video_parser(parser, held_questions)
         held["seconds"] = round(time.perf_counter() - t1, 2)
     summary = {
         "checkpoint": str(out),

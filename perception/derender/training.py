@@ -104,6 +104,8 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     samples = load_derender_folders(config.data, limit=end)[config.skip :]
     if not samples:
         raise DataError(f"{config.data}: no training scenes (skip {config.skip}, limit {config.limit})")
+    # read before any training: a held-out folder that cannot be read is named first, not after the epochs
+    held_out = load_derender_folder(config.eval_data, limit=config.eval_limit) if config.eval_data else []
     first = load_image(samples[0].image_path)
     image_size = (int(first.shape[0]), int(first.shape[1]))
     P, camera_err, heights = calibrate_camera([s.scene for s in samples])
@@ -189,7 +191,6 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     metadata.update(based_on(configs, metadata["command"]))
     derenderer = Derenderer(pnet, anet, P, image_size, heights, metadata=metadata)
     if config.eval_data:
-        held_out = load_derender_folder(config.eval_data, limit=config.eval_limit)
         metrics = evaluate_derenderer(derenderer, held_out, progress=progress)
         metrics["data"] = str(config.eval_data)
         summary["eval"] = metrics

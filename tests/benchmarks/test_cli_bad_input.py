@@ -289,3 +289,14 @@ def test_every_folder_is_made_by_ensure_dir():
             for k, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
             if ".mkdir(" in line or "os.makedirs(" in line]
     assert bare == []
+
+
+def test_train_derender_reads_its_held_out_folder_before_training(tiny_clevr, tmp_path, capsys):
+    # a missing --eval-data was found after both networks were trained, their files left behind
+    out, data = tmp_path / "run", tiny_clevr(2)
+    capsys.readouterr()
+    err = _one_line_error(capsys, ["train", "derender", "--data", str(data), "--eval-data",
+                                   str(tmp_path / "missing"), "--out", str(out), "--epochs", "1", "--quiet"],
+                          "derender data folder not found")
+    assert str(tmp_path / "missing") in err
+    assert not out.exists() or list(out.iterdir()) == []

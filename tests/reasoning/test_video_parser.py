@@ -189,3 +189,13 @@ def test_a_question_that_is_not_an_object_is_named_not_a_traceback():
     entries = [{"scene_index": 3, "questions": [5]}]
     with pytest.raises(DataError, match=r"q.json: video 3, question at position 0: expected an object, got int"):
         video_examples(entries, where="q.json")
+
+
+def test_train_video_parser_reads_its_held_out_file_before_training(folder, tmp_path, capsys):
+    # a missing --eval-data was found after the epochs, leaving the checkpoint and its log behind
+    out = tmp_path / "vp.pt"
+    rc = cli.main(["train", "video-parser", "--data", str(folder), "--split", "val", "--eval-data",
+                   str(tmp_path / "missing"), "--out", str(out), "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "CLEVRER questions file not found" in err, err
+    assert list(tmp_path.iterdir()) == []
