@@ -92,8 +92,6 @@ def test_wilson_interval_and_summary():
 
 def test_a_planner_that_keeps_elites_refuses_more_elites_than_samples():
     # cem clamped elites to samples without a word: every sample an elite, no selection left
-    from physics.errors import ConfigError
-
     for name in ("cem", "hybrid"):
         with pytest.raises(ConfigError, match=rf"planner '{name}' keeps the best elites .* elites \(8\) must not "
                                               r"exceed samples \(4\)"):
