@@ -140,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped trajectory: {why}", file=sys.stderr)
     if args.max_trajectories:
         trajs = trajs[: args.max_trajectories]
+    longest = min(t.num_steps for t in trajs) - 1  # steps after the first; a model's history takes more
+    if max(horizons) > longest:  # mse_at would leave it out without a word
+        raise ConfigError(f"--horizons {args.horizons}: the shortest trajectory of {args.data} ({split}) has "
+                          f"{longest} steps to predict; each horizon must be <= {longest}")
     stages = tqdm(total=2 + len(models), desc="simulator speed", unit="stage", disable=args.quiet)
     with stages:
         sim = measure_sim_speed(args.world, steps=trajs[0].num_steps)
@@ -157,6 +161,11 @@ def run(args: argparse.Namespace) -> int:
             result = part | {"models": result.get("models", {}) | part["models"]}
             preds |= part_preds
             stages.update()
+    for name, r in result["models"].items():  # a model's history shortens its rollout: say which horizons it lacks
+        lacking = [h for h in horizons if h not in r["mse_at"] and str(h) not in r["mse_at"]]
+        if lacking:
+            print(f"nesy bench dynamics: note: model {name}'s rollouts predict {len(r['mse_curve'])} steps after its "
+                  f"history; horizon(s) {', '.join(map(str, lacking))} left out of its mse_at", file=sys.stderr)
     out = Path(args.out)
     result = {"world": result.pop("world"), "data": str(args.data), "split": split, **result}
     if skipped:  # only then: a clean data set gives the same JSON as before

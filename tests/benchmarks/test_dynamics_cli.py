@@ -117,6 +117,21 @@ def test_train_refuses_data_of_another_world_before_any_model_is_built(cradle_da
     assert f"--data {cradle_data} holds 'cradle' trajectories (its train/index.json), not --world boxes's" in err
     assert not (tmp_path / "x").exists()
 
+def test_bench_refuses_a_horizon_past_the_trajectories_and_notes_one_past_a_models_rollout(cradle_data, tmp_path,
+                                                                                          capsys):
+    # mse_at left such a horizon out without a word (an empty table column, an empty mse_at)
+    argv = ["bench", "dynamics", "--world", "cradle", "--data", str(cradle_data), "--split", "test", "--models", "in",
+            "--no-gif", "--skip-replay", "--quiet", "--out", str(tmp_path / "r.json")]
+    assert main([*argv, "--horizons", "1,100"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--horizons 1,100: the shortest trajectory of "
+                        f"{cradle_data} (test) has 23 steps to predict; each horizon must be <= 23"), err
+    assert not (tmp_path / "r.json").exists()
+    assert main([*argv, "--horizons", "1,23"]) == 0  # past the IN's rollout after its history: written, and said
+    err = capsys.readouterr().err
+    assert "note: model in's rollouts predict" in err and "horizon(s) 23 left out of its mse_at" in err
+    assert list(json.loads((tmp_path / "r.json").read_text())["models"]["in"]["mse_at"]) == ["1"]
+
 @pytest.mark.parametrize(("setting", "says"), [
     (["hidden"], "--set 'hidden': not KEY=VALUE; expected KEY=VALUE with KEY a model config field"),
     (["hidden=4", "hidden=8"], "--set 'hidden=8': hidden given twice; give each setting once"),
