@@ -205,8 +205,20 @@ def test_a_folder_built_with_other_options_is_refused(cfg, built):
     build_clevr(replace(cfg, out=str(partial), n=1), progress=False)  # records nothing foreign: fine
     (partial / PARTIAL).mkdir()
     (partial / PARTIAL / "build.json").write_text(json.dumps({"seed": 1}))
+    (partial / PARTIAL / f"{Path(image_name(cfg.split, 1)).stem}.json").write_text("{}")  # a scene made with seed 1
     with pytest.raises(ConfigError, match="partial build"):
         build_clevr(replace(cfg, out=str(partial), n=2), progress=False)
+
+
+def test_a_record_of_a_run_that_made_nothing_gives_way_to_the_options_given_now(cfg, tmp_path):
+    # a first run that failed before any scene (no layout for --max-objects 500) left its record, and the
+    # corrected rerun was refused ("holds a partial build with max_objects=500; rerun with the same options")
+    out = tmp_path / "c"
+    (out / PARTIAL).mkdir(parents=True)
+    (out / PARTIAL / "build.json").write_text(json.dumps({"seed": 11, "max_objects": 500}))
+    small = replace(cfg, out=str(out), n=1, questions_per_scene=0, width=96, height=64, min_pixels=10)
+    assert build_clevr(small, progress=False)["generated"] == 1
+    assert len(load_scenes(scenes_path(out, cfg.split))) == 1
 
 
 def test_question_chunks_are_pure_functions_of_their_scenes_and_resume(cfg, built, monkeypatch):
