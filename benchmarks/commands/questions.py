@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.config_flags import add_config_flags, config_from_args, count
-from physics.errors import ConfigError
+from physics.errors import ConfigError, DataError
 from physics.io import check_writable
 from reasoning.questions.config import GeneratorConfig
 
@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if args.scenes is not None:
         scenes = load_scenes(args.scenes)
         source = str(args.scenes)
+        if not scenes:  # an empty questions file would be written without a word
+            raise DataError(f"{Path(args.scenes).name} holds no scenes; there is nothing to ask about")
     else:
         scenes = sample_scene_graphs(args.synthetic, seed=args.seed)
         source = f"synthetic:{args.synthetic}:seed={args.seed}"

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from benchmarks.config_flags import add_config_flags, config_from_args, count, flag_type
 from physics.errors import ConfigError
-from physics.io import atomic_write_json, read_json
+from physics.io import atomic_write_json, check_writable, read_json
 from physics.training import config_flags
 from physics.training.distributed import shutdown_distributed, world_info
 from reasoning.parser import ParserConfig, train_parser
@@ -61,6 +61,8 @@ def _command_line(args: argparse.Namespace, cfg: ParserConfig) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    for path in (args.out, Path(args.out).with_suffix(".json"), *([args.export] if args.export else [])):
+        check_writable(path)  # before the data and the epochs
     data = load_video_parser_data(args.data, args.split)
     n = len(data.examples) if args.programs is None else args.programs
     if n > len(data.examples):

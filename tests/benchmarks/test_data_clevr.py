@@ -255,3 +255,14 @@ def test_clevr_dataset_reads_the_built_folder(cfg, built):
         assert item["image"].shape == (3, cfg.height, cfg.width)
         assert int(item["mask"].max()) + 1 == len(item["scene"])
         assert item["questions"] == [q for q in qs if q["image_index"] == k]
+
+
+def test_a_grid_figure_it_cannot_write_is_refused_before_any_render(tmp_path, capsys, only_this_command):
+    # the scenes were rendered, then the figure failed
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "c"
+    assert main(["data", "clevr", "--n", "1", "--out", str(out), "--grid", str(tmp_path / "a_file" / "g.png"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a file is in the way" in err, err
+    assert not out.exists()

@@ -122,6 +122,8 @@ def test_data_questions_checks_both_outputs_and_the_scenes_indices_before_any_wo
     raw["scenes"][2]["image_index"] = raw["scenes"][0]["image_index"]
     (tmp_path / "dup.json").write_text(json.dumps(raw))
     cases.append((["--scenes", str(tmp_path / "dup.json")], "dup.json: scenes 2 and an earlier one share image_index 0"))
+    save_scenes(tmp_path / "none.json", [])  # an empty questions file was written without a word
+    cases.append((["--scenes", str(tmp_path / "none.json")], "none.json holds no scenes; there is nothing to ask about"))
     for extra, message in cases:
         assert main(["data", "questions", *extra, "--out", str(out), "--quiet"]) == 2
         err = capsys.readouterr().err.strip()

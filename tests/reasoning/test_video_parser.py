@@ -199,3 +199,14 @@ def test_train_video_parser_reads_its_held_out_file_before_training(folder, tmp_
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "CLEVRER questions file not found" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_video_parser_checks_its_outputs_before_training(folder, tmp_path, capsys):
+    # an --export it could not write was found after the epochs, the checkpoint and its log left behind
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "vp.pt"
+    rc = cli.main(["train", "video-parser", "--data", str(folder), "--split", "val", "--out", str(out),
+                   "--export", str(tmp_path / "a_file" / "e.pt"), "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "a file is in the way" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
