@@ -210,3 +210,13 @@ def test_train_video_parser_checks_its_outputs_before_training(folder, tmp_path,
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "a file is in the way" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_answer_video_notes_the_words_the_parser_never_saw(folder, capsys):
+    # 'plaid' was read as the unknown-word token and the program counted every collision, without a word
+    base = ["answer", "--video", str(folder), "--index", "0", "--json", "--question"]
+    assert cli.main([*base, "How many plaid collisions happen?"]) == 0
+    err = capsys.readouterr().err
+    assert "note: the parser never saw 'plaid' in --question" in err and len(err.strip().splitlines()) == 1, err
+    assert cli.main([*base, "How many collisions happen?"]) == 0
+    assert "never saw" not in capsys.readouterr().err
