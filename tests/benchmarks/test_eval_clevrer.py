@@ -44,6 +44,19 @@ def test_questions_are_written_in_the_official_file_and_resume_to_the_same_bytes
     assert cli.main(["data", "clevrer-questions", "--data", str(folder), "--split", "val", "--seed", "3"]) == 2
 
 
+def test_data_clevrer_questions_says_on_the_terminal_which_video_it_skipped(folder, tmp_path, capsys):
+    # a damaged annotation was listed only in the JSON summary's "skipped"
+    damaged = tmp_path / "damaged"
+    shutil.copytree(folder, damaged)
+    shutil.rmtree(damaged / "questions_val")
+    (damaged / "validation.json").unlink()
+    (damaged / "annotation_val" / "annotation_00000.json").write_text("{")
+    capsys.readouterr()
+    assert cli.main(["data", "clevrer-questions", "--data", str(damaged), "--split", "val", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)["skipped"]) == 1
+    assert captured.err.startswith("skipped video: annotation_00000.json: CLEVRER annotation ")
+
 def test_predictive_options_are_recorded_only_apart_from_choices_so_older_question_folders_resume(folder, tmp_path):
     """Questions made before ``--predictive-choices`` (4 options, no key) resume with ``--predictive-choices 4``."""
     record = json.loads((folder / "questions_val.build.json").read_text())
