@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +133,21 @@ def _question_record(args: argparse.Namespace, folder: Path, split: str, index: 
     return {**q, "choices": [choice]}, f"option {args.choice} ({choice['choice']}; true label {choice['answer']})"
 
 
+def note_unknown_words(parse: Any, record: Mapping[str, Any]) -> None:
+    """Say on stderr which words of a question (and its options) a learned parser never saw.
+
+    Such a word is read as the unknown-word token, so the program may drop it without a word; the
+    ``gt`` and ``templates`` parsers have no vocabulary and say nothing.
+    """
+    if not hasattr(parse, "unknown_words"):
+        return
+    texts = [record["question"], *(c["choice"] for c in record.get("choices") or [])]
+    unknown = dict.fromkeys(w for words in parse.unknown_words(texts) for w in words)
+    if unknown:
+        print(f"nesy answer: note: the parser never saw {', '.join(map(repr, unknown))} in --question; check the "
+              "program it chose", file=sys.stderr)
+
+
 def video_program_from_args(args: argparse.Namespace, folder: Path, split: str, index: int) -> tuple[Program, str]:
     """(the program, where it came from) from ``--program`` or ``--question`` (and ``--choice``)."""
     if args.question is not None:
@@ -139,6 +156,7 @@ def video_program_from_args(args: argparse.Namespace, folder: Path, split: str, 
         record, option = _question_record(args, folder, split, index)
         parse = VIDEO_PARSERS.get(args.video_parser)(args.video_parser_checkpoint)
         parsed = parse(record)
+        note_unknown_words(parse, record)
         source = "stored with the question" if args.video_parser == "gt" else f"parsed by {args.video_parser}"
         if not parsed.choices:
             return from_clevrer_tokens(parsed.program, where="question program"), source
@@ -241,13 +259,17 @@ def _clip_program(args: argparse.Namespace) -> tuple[Program, str]:
         raise ConfigError("give either --program or --question, not both")
     record = {"question": args.question}
     if args.video_parser is not None:
-        parsed = VIDEO_PARSERS.get(args.video_parser)(args.video_parser_checkpoint)(record)
+        parse = VIDEO_PARSERS.get(args.video_parser)(args.video_parser_checkpoint)
+        parsed = parse(record)
+        note_unknown_words(parse, record)
         return from_clevrer_tokens(parsed.program, where="question program"), f"parsed by {args.video_parser}"
     try:
         parsed = VIDEO_PARSERS.get("templates")(None)(record)
         return from_clevrer_tokens(parsed.program, where="question program"), "parsed by the sound templates"
     except ConfigError:
-        parsed = VIDEO_PARSERS.get("model")(args.video_parser_checkpoint)(record)
+        parse = VIDEO_PARSERS.get("model")(args.video_parser_checkpoint)
+        parsed = parse(record)
+        note_unknown_words(parse, record)
         return (from_clevrer_tokens(parsed.program, where="question program"),
                 "parsed by model (no sound template matched)")
 

@@ -39,7 +39,7 @@ import numpy as np
 from benchmarks.config_flags import comma_items
 from physics.config_types import check_field_types
 from physics.errors import CheckpointError, ConfigError, NesyError
-from physics.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from physics.io import atomic_write_bytes, atomic_write_json, atomic_write_text, ensure_dir
 from physics.registry import Registry
 
 __all__ = [
@@ -504,7 +504,7 @@ def _run_sections(config: DemoConfig, say: Callable[[str], None]) -> dict[str, A
         except ConfigError as exc:
             raise ConfigError(f"--skip: {exc}") from None
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     summary: dict[str, Any] = {"seed": config.seed}
     sections = sorted(DEMO_SECTIONS.entries(), key=lambda e: e.obj.order)
     off = config.left_out()

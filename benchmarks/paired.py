@@ -36,6 +36,9 @@ def _runs(name: str, runs: Sequence[Sequence[float]]) -> np.ndarray:
     if not np.isfinite(arr).all():
         run, ep = np.argwhere(~np.isfinite(arr))[0]
         raise DataError(f"{name}: run {run} has a non-finite error at episode {ep} ({arr[run, ep]})")
+    if (arr < 0).any():  # an error is a mean squared distance: a negative one is a damaged result
+        run, ep = np.argwhere(arr < 0)[0]
+        raise DataError(f"{name}: run {run} has a negative error at episode {ep} ({arr[run, ep]}); errors are >= 0")
     return arr
 
 
@@ -64,8 +67,8 @@ def paired_ratio(
         "runs_b", "bootstrap"}``.
 
     Raises:
-        DataError: empty or ragged runs, different episode counts, non-finite
-            errors, or B's mean error not positive.
+        DataError: empty or ragged runs, different episode counts, non-finite or
+            negative errors, or B's mean error not positive.
     """
     if n_boot < 1 or not 0.0 < level < 1.0:
         raise DataError(f"paired_ratio needs n_boot >= 1 and 0 < level < 1, got {n_boot}, {level}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from physics.errors import DataError
-from physics.io import PathLike
+from physics.io import PathLike, absent_file
 
 __all__ = ["load_image", "verify_image"]
 
@@ -22,7 +22,7 @@ def load_image(path: PathLike) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"image file not found: {path}")
+        raise DataError(absent_file(path, "image file"))
     try:
         with Image.open(path) as im:
             im.load()
@@ -71,7 +71,7 @@ def verify_image(path: PathLike) -> tuple[int, int]:
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"image file not found: {path}")
+        raise DataError(absent_file(path, "image file"))
     try:
         with Image.open(path) as im:
             size = im.size

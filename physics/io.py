@@ -20,6 +20,7 @@ from typing import IO, Any
 from physics.errors import CheckpointError, DataError, OutputError
 
 __all__ = [
+    "absent_file",
     "atomic_open",
     "check_writable",
     "ensure_dir",
@@ -231,8 +232,8 @@ def read_json(path: PathLike, what: str = "JSON file") -> Any:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{what} not found: {path}") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise DataError(absent_file(path, what)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {what} {path}: {exc}") from None
     try:
@@ -241,6 +242,16 @@ def read_json(path: PathLike, what: str = "JSON file") -> Any:
         raise DataError(
             f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         ) from None
+
+
+def absent_file(path: PathLike, what: str) -> str:
+    """Why a file that should be read is not there, in words: a folder in its place, or nothing.
+
+    >>> absent_file("/", "checkpoint")
+    'checkpoint / is a folder, not a file'
+    """
+    path = Path(path)
+    return f"{what} {path} is a folder, not a file" if path.is_dir() else f"{what} not found: {path}"
 
 
 def torch_load(path: PathLike, what: str = "checkpoint", *, verify: bool = True) -> Any:
@@ -260,7 +271,7 @@ def torch_load(path: PathLike, what: str = "checkpoint", *, verify: bool = True)
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{what} not found: {path}")
+        raise CheckpointError(absent_file(path, what))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt archives

@@ -72,9 +72,12 @@ def scene_from_args(args: argparse.Namespace) -> SceneGraph:
         if len(scenes) != 1:
             raise ConfigError(f"{name} holds {len(scenes)} scenes; choose one with --index")
         return scenes[0]
-    for scene in scenes:
-        if scene.image_index == args.index:
-            return scene
+    matches = [k for k, scene in enumerate(scenes) if scene.image_index == args.index]
+    if len(matches) > 1:  # which one the program ran on would be the file's order, not the user's choice
+        raise DataError(f"{name}: scenes {matches[0]} and {matches[1]} share image_index {args.index}; "
+                        "--index cannot tell them apart")
+    if matches:
+        return scenes[matches[0]]
     if not bad and all(s.image_index is None for s in scenes) and 0 <= args.index < len(scenes):
         return scenes[args.index]  # by position: only while no skipped scene shifts the positions
     known = [s.image_index if s.image_index is not None else k for k, s in enumerate(scenes)]

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.config_flags import AddItems, count, number
+from benchmarks.config_flags import AddItems, count, number, refuse_repeats
 from benchmarks.paired import paired_ratio
 from benchmarks.table import print_table
 from physics.errors import ConfigError, DataError
@@ -55,6 +55,10 @@ def _load_run(spec: str, cache: dict[Path, dict[str, Any]]) -> tuple[list[float]
 
 
 def run(args: argparse.Namespace) -> int:
+    if not 0.0 < args.level < 1.0:
+        raise ConfigError(f"--level must be an interval coverage in (0, 1), got {args.level}")
+    for side in ("a", "b"):  # a run given twice would weigh twice in its side's per-episode mean
+        refuse_repeats(getattr(args, side), f"--{side}")
     if args.out:
         check_writable(args.out)  # not after the resampling
     cache: dict[Path, dict[str, Any]] = {}

@@ -44,6 +44,9 @@ from physics.worlds.dynamics.registry import WORLDS
 __all__ = ["register", "run"]
 
 
+DEFAULT_HORIZONS = "1,5,10,20"  # steps after the history at which mse_at reports the error
+
+
 def _int_list(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -132,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     for m in models:
         if m not in MODELS:
             raise ConfigError(f"--models: {MODELS.unknown_message(m)}")
-    horizons = _int_list(args.horizons)
+    horizons = _int_list(DEFAULT_HORIZONS if args.horizons is None else args.horizons)
     split = find_split(args.data, args.split)
     skipped: list[str] = []  # a corrupt trajectory is reported and left out, not the end of the benchmark
     trajs = load_split(args.data, split, skipped=skipped)
@@ -140,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped trajectory: {why}", file=sys.stderr)
     if args.max_trajectories:
         trajs = trajs[: args.max_trajectories]
+    longest = min(t.num_steps for t in trajs) - 1  # steps after the first; a model's history takes more
+    if args.horizons is not None and max(horizons) > longest:  # asked for: mse_at would leave it out without a word
+        raise ConfigError(f"--horizons {args.horizons}: the shortest trajectory of {args.data} ({split}) has "
+                          f"{longest} steps to predict; each horizon must be <= {longest}")
     stages = tqdm(total=2 + len(models), desc="simulator speed", unit="stage", disable=args.quiet)
     with stages:
         sim = measure_sim_speed(args.world, steps=trajs[0].num_steps)
@@ -157,6 +164,11 @@ def run(args: argparse.Namespace) -> int:
             result = part | {"models": result.get("models", {}) | part["models"]}
             preds |= part_preds
             stages.update()
+    for name, r in result["models"].items():  # a model's history shortens its rollout: say which horizons it lacks
+        lacking = [h for h in horizons if h not in r["mse_at"] and str(h) not in r["mse_at"]]
+        if lacking:
+            print(f"nesy bench dynamics: note: model {name}'s rollouts predict {len(r['mse_curve'])} steps after its "
+                  f"history; horizon(s) {', '.join(map(str, lacking))} left out of its mse_at", file=sys.stderr)
     out = Path(args.out)
     result = {"world": result.pop("world"), "data": str(args.data), "split": split, **result}
     if skipped:  # only then: a clean data set gives the same JSON as before
@@ -186,7 +198,8 @@ def register(groups) -> None:
     parser.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the shipped ones)")
     parser.add_argument("--split", default=None,
                         help="split to bench (default: test, or the only split the folder holds)")
-    parser.add_argument("--horizons", default="1,5,10,20", help="comma-separated horizons (steps) for mse_at (default: 1,5,10,20)")
+    parser.add_argument("--horizons", default=None, help=f"comma-separated horizons (steps) for mse_at, each at most the "
+                        f"shortest trajectory's steps (default: {DEFAULT_HORIZONS}; those past a rollout are noted)")
     parser.add_argument("--max-trajectories", type=count(min=0, zero="all"), default=0, help="use only the first N trajectories (0: all, the default)")
     parser.add_argument("--threads", type=count(min=1), default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--no-gif", action="store_true", help="skip the GIF")

@@ -25,12 +25,15 @@ import json
 from benchmarks.config_flags import add_config_flags, config_from_args, count
 from benchmarks.datasets.clevr_builder import ClevrDataConfig, build_clevr
 from benchmarks.datasets.clevr_grid import save_sample_grid
+from physics.io import check_writable
 
 __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(ClevrDataConfig, args)
+    if args.grid:
+        check_writable(args.grid)  # before the renders: a figure it cannot write is named first
     summary = build_clevr(cfg, progress=not args.quiet)
     if args.grid:
         figure = save_sample_grid(cfg.out, cfg.split, args.grid, count=args.grid_count, beside=args.grid_beside)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from benchmarks.config_flags import add_config_flags, config_from_args
 from benchmarks.datasets.clevrer_questions import (
@@ -27,6 +28,8 @@ __all__ = ["register", "run"]
 
 def run(args: argparse.Namespace) -> int:
     summary = build_clevrer_questions(config_from_args(ClevrerQuestionsDataConfig, args), progress=not args.quiet)
+    for why in summary["skipped"]:  # on the terminal too, as bench dynamics says a trajectory it skipped
+        print(f"skipped video: {why}", file=sys.stderr)
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmarks.config_flags import add_config_flags, config_from_args
 from benchmarks.datasets.dynamics_builder import DynamicsDataConfig, build_dynamics_split
+from physics.io import check_writable
 from physics.settings import json_value, parse_settings
 
 __all__ = ["register", "run", "write_preview_gif"]
@@ -46,6 +47,8 @@ def write_preview_gif(cfg: DynamicsDataConfig, overrides: dict[str, Any], path: 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(DynamicsDataConfig, args)
     overrides = parse_settings(args.set, keys="a world config field", value=json_value)
+    if args.gif:
+        check_writable(args.gif)  # before the trajectories: a GIF it cannot write is named first
     summary = build_dynamics_split(cfg, overrides, progress=not args.quiet)
     if args.gif:
         summary["gif"] = write_preview_gif(cfg, overrides, args.gif)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from benchmarks.config_flags import count
 
@@ -31,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
         video_trajectories,
     )
     pairs = load_video_split(args.data, args.split, limit=args.n)
+    if args.n is not None and len(pairs) < args.n:  # as train video-dynamics says it
+        print(f"note: --n {args.n} asked for {args.n} videos; {args.data} ({args.split}) holds {len(pairs)}: "
+              f"writing {len(pairs)}", file=sys.stderr)
     trajs = [t for ann, truth in pairs for t in video_trajectories(ann, truth, args.counterfactuals, spin=args.spin)]
     save_trajectory_pack(args.out, trajs)
     print(json.dumps({"videos": len(pairs), "trajectories": len(trajs), "counterfactuals": args.counterfactuals, "spin": args.spin,

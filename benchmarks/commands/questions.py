@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.config_flags import add_config_flags, config_from_args, count
-from physics.errors import ConfigError
+from physics.errors import ConfigError, DataError
+from physics.io import check_writable
 from reasoning.questions.config import GeneratorConfig
 
 __all__ = ["register", "run", "check_questions"]
@@ -62,19 +63,27 @@ def check_questions(questions: list[dict[str, Any]], scenes: list[Any]) -> dict[
 
 
 def run(args: argparse.Namespace) -> int:
-    from perception.scene_graph import load_scenes
+    from perception.scene_graph import load_scenes, scenes_by_index
     from perception.synthetic import sample_scene_graphs
     from reasoning.questions import QuestionGenerator, question_type, save_questions
 
     if (args.scenes is None) == (args.synthetic is None):
         raise ConfigError("give exactly one of --scenes FILE or --synthetic N")
+    check_writable(args.out)  # both outputs before any work: neither is written when the other cannot be
+    if args.scenes_out is not None:
+        check_writable(args.scenes_out)
+        if Path(args.scenes_out).resolve() == Path(args.out).resolve():
+            raise ConfigError(f"--scenes-out and --out name the same file ({args.out}); give two files")
     if args.scenes is not None:
         scenes = load_scenes(args.scenes)
         source = str(args.scenes)
+        if not scenes:  # an empty questions file would be written without a word
+            raise DataError(f"{Path(args.scenes).name} holds no scenes; there is nothing to ask about")
     else:
         scenes = sample_scene_graphs(args.synthetic, seed=args.seed)
         source = f"synthetic:{args.synthetic}:seed={args.seed}"
     scenes = [s if s.image_index is not None else _with_index(s, k) for k, s in enumerate(scenes)]
+    scenes_by_index(scenes, args.scenes or "--synthetic")  # a question's image_index must name one scene
 
     gen = QuestionGenerator(
         templates=args.templates,

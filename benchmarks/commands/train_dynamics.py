@@ -32,8 +32,13 @@ import os
 import shlex
 from pathlib import Path
 
-from benchmarks.config_flags import add_config_flags, config_from_args, registry_argument
-from physics.errors import DataError
+from benchmarks.config_flags import (
+    add_config_flags,
+    config_from_args,
+    refuse_repeats,
+    registry_argument,
+)
+from physics.errors import ConfigError
 from physics.io import atomic_write_bytes, check_writable
 from physics.models import MODELS, PRESETS, TrainConfig, make_model, preset, train
 from physics.settings import json_value, parse_settings
@@ -79,19 +84,23 @@ def _launcher() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from physics.worlds.dynamics import load_split
+    from physics.worlds.dynamics import load_split, read_index
+    from physics.worlds.dynamics.splits import INDEX_NAME
 
     cfg = config_from_args(TrainConfig, args)
     PRESETS.get(args.world), MODELS.get(args.model)  # name errors before any data is read
     check_export(args.export)
     overrides = parse_settings(args.set, keys="a model config field", value=json_value)  # and --set's
+    refuse_repeats([str(Path(folder).resolve()) for folder in args.data], "--data", " ".join(args.data))
     train_trajs, valid_trajs = [], []
     for folder in args.data:
+        world = read_index(folder, "train")["world"]
+        if world != args.world:  # the preset, the graph and the checkpoint's name would all be another world's
+            raise ConfigError(f"--data {folder} holds {world!r} trajectories (its train/index.json), not "
+                              f"--world {args.world}'s; give --world {world} or another --data")
         train_trajs += load_split(folder, "train")
-        try:
+        if (Path(folder) / "valid" / INDEX_NAME).exists():  # none: no validation; a damaged one is an error
             valid_trajs += load_split(folder, "valid")
-        except DataError:
-            pass
     t0 = train_trajs[0]
     mcfg = preset(
         args.world,

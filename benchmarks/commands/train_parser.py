@@ -51,7 +51,7 @@ from benchmarks.config_flags import (
     refuse_repeats,
 )
 from physics.errors import ConfigError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, check_writable, ensure_dir, torch_load
 from physics.training import config_flags
 from physics.training.distributed import shutdown_distributed, world_info
 from reasoning.parser import (
@@ -116,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(ParserConfig, args)
     resolve_device(cfg.device)  # an unknown device, or cuda without CUDA: one line, before any data is read
-    train, held = _data(args)
     out = Path(args.out)
+    _check_outputs(out, args.export)
+    train, held = _data(args)
     meta = {"command": _command_line(args, cfg), "data_seed": None if args.data else args.data_seed,
             "eval_seed": None if args.eval_data else args.eval_seed}
     t0 = time.perf_counter()
@@ -146,6 +147,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(out: Path, export: str | None) -> None:
+    """Refuse, before any data is read or made, outputs that cannot be written and a resume target that cannot be read.
+
+    Raises:
+        OutputError: ``--out``, its summary beside it or ``--export`` cannot be written.
+        CheckpointError: ``--out`` exists but is no readable checkpoint (corrupt, truncated, not weights-only).
+    """
+    for path in (out, out.with_suffix(".json"), *([export] if export else [])):
+        check_writable(path)
+    if out.is_file():  # a resume: its checkpoint is checked in full by train_parser, after the data
+        torch_load(out, "question-parser checkpoint")
+
+
 def run_curve(args: argparse.Namespace) -> int:
     """Train one parser per N in ``--programs-list`` (with and without REINFORCE) and plot accuracy."""
     from reasoning.parser.figures import plot_data_efficiency
@@ -164,10 +178,11 @@ def run_curve(args: argparse.Namespace) -> int:
             raise ConfigError(f"--reinforce-programs {' '.join(map(str, args.reinforce_programs))}: "
                               f"{', '.join(map(str, stray))} not among --programs-list "
                               f"({' '.join(map(str, args.programs_list))}); each REINFORCE size is one of those")
+    out_dir = ensure_dir(args.out_dir)  # the folder and the figure before any data is made
+    check_writable(args.figure if args.figure else out_dir / "curve.png")
     train, held = _data(args)
     if not held.examples:
         raise ConfigError("parser-curve needs held-out questions (--eval-scenes > 0 or --eval-data)")
-    out_dir = Path(args.out_dir)
     rows = []
     with_rl = set(args.programs_list if args.reinforce_programs is None else args.reinforce_programs)
     for n in args.programs_list:

@@ -33,6 +33,7 @@ from benchmarks.config_flags import (
     number,
     registry_argument,
 )
+from physics.io import ensure_dir
 from physics.models import MODELS, TrainConfig
 from physics.settings import json_value, parse_settings
 from physics.training import config_flags
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             from physics.models.resolver import load_model, save_model
 
             start, start_meta = load_model(cfg.init)
-            out.mkdir(parents=True, exist_ok=True)
+            ensure_dir(out)
             save_model(grown, grow_spin_input(start), {**start_meta, "grown_spin_from": str(cfg.init)})
         cfg = dataclasses.replace(cfg, init=str(grown))
     words = ["nesy", "train", "video-dynamics", "--model", args.model, "--data", str(args.data), "--split", args.split,

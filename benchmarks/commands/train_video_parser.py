@@ -33,7 +33,7 @@ from pathlib import Path
 
 from benchmarks.config_flags import add_config_flags, config_from_args, count, flag_type
 from physics.errors import ConfigError
-from physics.io import atomic_write_json, read_json
+from physics.io import atomic_write_json, check_writable, read_json
 from physics.training import config_flags
 from physics.training.distributed import shutdown_distributed, world_info
 from reasoning.parser import ParserConfig, train_parser
@@ -61,11 +61,16 @@ def _command_line(args: argparse.Namespace, cfg: ParserConfig) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    for path in (args.out, Path(args.out).with_suffix(".json"), *([args.export] if args.export else [])):
+        check_writable(path)  # before the data and the epochs
     data = load_video_parser_data(args.data, args.split)
     n = len(data.examples) if args.programs is None else args.programs
     if n > len(data.examples):
         raise ConfigError(f"--programs {n}: {question_path(args.data, args.split)} has only {len(data.examples)} "
                           "distinct question and option texts")
+    held_questions = None  # read before any training: a held-out file that cannot be read is named first
+    if args.eval_data:
+        held_questions = read_json(question_path(args.eval_data, args.eval_split), "CLEVRER questions file")
     overrides = {k: getattr(args, k) for k in VIDEO_DEFAULTS}
     cfg = config_from_args(ParserConfig, args, programs=n, reinforce_steps=0, **overrides)
     out = Path(args.out)
@@ -80,10 +85,9 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     parser = VideoQuestionParser(metrics.pop("parser"), beam_size=args.beam_size)
     held: dict = {}
-    if args.eval_data:
+    if held_questions is not None:
         t1 = time.perf_counter()
-        held = evaluate_video_parser(parser, read_json(question_path(args.eval_data, args.eval_split),
-                                                       "CLEVRER questions file"))
+        held = evaluate_video_parser(parser, held_questions)
         held["seconds"] = round(time.perf_counter() - t1, 2)
     summary = {
         "checkpoint": str(out),

@@ -505,6 +505,9 @@ def _identity(cfg: ClevrDataConfig) -> dict[str, Any]:
 def _check_same_build(cfg: ClevrDataConfig) -> None:
     """Refuse to mix scenes of different options in one folder.
 
+    A partial build record whose run made no scene or question shard yet (it failed before the
+    first) binds nothing: the options given now replace it.
+
     Raises:
         ConfigError: OUT holds a partial or finished build of this split with other options.
     """
@@ -521,7 +524,9 @@ def _check_same_build(cfg: ClevrDataConfig) -> None:
                 f"{marker} is not a partial build record (expected an object of options, got "
                 f"{type(previous).__name__}); delete it to resume with the options given now"
             )
-        if previous != identity:
+        if previous != identity and not any((out / PARTIAL).glob("*_*.json")):
+            marker.unlink()  # no scene or question shard was made with those options: nothing to resume
+        elif previous != identity:
             diff = ", ".join(f"{k}={previous.get(k)!r}" for k in sorted(set(previous) | set(identity))
                              if previous.get(k) != identity.get(k))
             raise ConfigError(

@@ -13,6 +13,8 @@ Output folder (one split; the official file names where CLEVRER has them)::
 frames, masks or GIF (what the learned dynamics train on; about 3x faster).
 ``gif=False`` (``--no-gif``) renders frames and masks but writes no GIF (nothing in the
 project reads it; it is about an eighth of a rendered video's CPU time); every other file is the same.
+``gif=None`` (the default) writes a GIF whenever frames are rendered; ``gif=True`` (an explicit
+``--gif``) with ``render=False`` is refused, since there are no frames to make one of.
 
 Determinism and resumption, as for ``nesy data clevr``
 (:mod:`benchmarks.datasets.clevr_builder`): video ``k`` is a pure function of
@@ -75,9 +77,10 @@ class ClevrerDataConfig:
         "help": "share of videos with a collision after the observed frames between two objects seen in them "
                 "(CLEVRER: 14,298 predictive questions of 20,000 videos); -1: every video as sampled"})
     render: bool = field(default=True, metadata={"help": "render frames, masks and GIF (--no-render: annotations and truth only)"})
-    gif: bool = field(default=True, metadata={
-        "help": "write each rendered video as a GIF too (--no-gif: frames and masks only, about an eighth less CPU a video; "
-                "the other files are the same)"})
+    gif: bool | None = field(default=None, metadata={
+        "help": "write each rendered video as a GIF too (default: yes when frames are rendered; --no-gif: frames and "
+                "masks only, about an eighth less CPU a video, the other files the same; --gif with --no-render is "
+                "refused)"})
     workers: int = field(default=1, metadata={"min": 1, "help": "worker processes"})
     backend: str = field(
         default="process", metadata={"help": "fan-out backend", "choices": ["serial", "process", "ray"]}
@@ -90,6 +93,14 @@ class ClevrerDataConfig:
             raise ConfigError(f"--frames must be >= 2 and --future-frames >= 0, got {self.frames}, {self.future_frames}")
         if not (self.future_share == LEGACY_SHARE or 0.0 <= self.future_share <= 1.0):
             raise ConfigError(f"--future-share must be in [0, 1] or {LEGACY_SHARE:g} (as sampled), got {self.future_share}")
+        if self.gif and not self.render:
+            raise ConfigError("--gif: a GIF is made of rendered frames and --no-render renders none; "
+                              "drop --gif or --no-render", settings=("gif",))
+
+    @property
+    def writes_gif(self) -> bool:
+        """Whether each video gets a GIF: frames are rendered and ``gif`` is not False."""
+        return self.render and self.gif is not False
 
     def world_config(self) -> ClevrerConfig:
         share = None if self.future_share == LEGACY_SHARE else self.future_share
@@ -159,7 +170,7 @@ def build_video(cfg: ClevrerDataConfig, k: int, timings: dict[str, float] | None
         t2 = tick()
         atomic_write_bytes(paths["masks"] / frame_name(f), encode_mask_png(mask), durable=False)
         t3 = tick()
-        if cfg.gif:
+        if cfg.writes_gif:
             gif_frames.append(image.quantize(colors=256, method=GIF_QUANTIZE, dither=Image.Dither.NONE))
         for name, dt in (("render", t1 - t0), ("png_frames", t2 - t1), ("png_masks", t3 - t2), ("gif", tick() - t3)):
             clock[name] = clock.get(name, 0.0) + dt
@@ -169,7 +180,7 @@ def build_video(cfg: ClevrerDataConfig, k: int, timings: dict[str, float] | None
         on_frame if cfg.render else None,
     )
     t0 = tick()
-    if cfg.render and cfg.gif:
+    if cfg.writes_gif:
         buf = io.BytesIO()
         gif_frames[0].save(buf, format="GIF", save_all=True, append_images=gif_frames[1:], duration=GIF_FRAME_MS, loop=0)
         atomic_write_bytes(paths["gif"], buf.getvalue())
@@ -212,7 +223,7 @@ def _intact(cfg: ClevrerDataConfig, k: int) -> bool:
         for f in range(cfg.frames):
             if verify_image(paths["frames"] / frame_name(f)) != size or verify_image(paths["masks"] / frame_name(f)) != size:
                 return False
-        if cfg.gif and verify_image(paths["gif"]) != size:
+        if cfg.writes_gif and verify_image(paths["gif"]) != size:
             return False
     except DataError:
         return False
@@ -249,7 +260,7 @@ def _check_same_build(cfg: ClevrerDataConfig) -> None:
     identity = {k: getattr(cfg, k) for k in _IDENTITY}
     if not cfg.render:
         identity["render"] = False  # only when off, so the records of rendered builds stay as they were
-    elif not cfg.gif:
+    elif not cfg.writes_gif:
         identity["gif"] = False  # likewise; without frames there is no GIF to leave out
     if cfg.future_share != LEGACY_SHARE:
         identity["future_share"] = cfg.future_share  # only when set, so older records read as the sampler they used

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from physics.errors import ConfigError
+from physics.io import ensure_dir
 from physics.registry import Registry
 
 __all__ = [
@@ -209,7 +210,7 @@ def data_lock(folder: Path) -> Iterator[Path]:
     builds it, the others wait and then find it complete (the builders resume).
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(folder.parent, "data folder")
     with open(folder.parent / f".{folder.name}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

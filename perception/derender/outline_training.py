@@ -30,7 +30,7 @@ from perception.derender.proposals import ProposalNet, predict_masks
 from perception.derender.trainers import load_trained, train_outline_net
 from physics.config_types import check_field_types
 from physics.errors import ConfigError, DataError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, ensure_dir
 from physics.training import config_flags
 from physics.worlds.clevr_properties import ATTRIBUTES
 
@@ -156,7 +156,7 @@ def train_outline(config: OutlineTrainConfig, *, command: str = "", progress: bo
 
     torch.set_num_threads(config.threads)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     samples = load_derender_folders(config.data, limit=config.limit)
     if not samples:
         raise DataError(f"{config.data}: no training scenes")

@@ -57,7 +57,7 @@ from perception.derender.trainers import (
     train_proposal_net,
 )
 from physics.errors import ConfigError, DataError
-from physics.io import atomic_write_json
+from physics.io import atomic_write_json, ensure_dir
 from physics.training.distributed import init_distributed, world_info
 
 __all__ = [
@@ -99,11 +99,13 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     progress = progress and world.is_main
     torch.set_num_threads(config.threads)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     end = None if config.limit is None else config.skip + config.limit
     samples = load_derender_folders(config.data, limit=end)[config.skip :]
     if not samples:
         raise DataError(f"{config.data}: no training scenes (skip {config.skip}, limit {config.limit})")
+    # read before any training: a held-out folder that cannot be read is named first, not after the epochs
+    held_out = load_derender_folder(config.eval_data, limit=config.eval_limit) if config.eval_data else []
     first = load_image(samples[0].image_path)
     image_size = (int(first.shape[0]), int(first.shape[1]))
     P, camera_err, heights = calibrate_camera([s.scene for s in samples])
@@ -189,7 +191,6 @@ def train_derenderer(config: DerenderTrainConfig, *, command: str = "", progress
     metadata.update(based_on(configs, metadata["command"]))
     derenderer = Derenderer(pnet, anet, P, image_size, heights, metadata=metadata)
     if config.eval_data:
-        held_out = load_derender_folder(config.eval_data, limit=config.eval_limit)
         metrics = evaluate_derenderer(derenderer, held_out, progress=progress)
         metrics["data"] = str(config.eval_data)
         summary["eval"] = metrics

@@ -141,9 +141,14 @@ class Planner(ABC):
     name = "planner"
     needs_gradients = False
     needs_model = True
+    uses_elites = False  # keeps the best ``elites`` of each round's ``samples``
 
     def __init__(self, config: PlannerConfig | None = None, seed: int = 0) -> None:
         self.config = PlannerConfig() if config is None else config
+        c = self.config
+        if self.uses_elites and c.elites > c.samples:  # every sample would be an elite: no selection left
+            raise ConfigError(f"planner {self.name!r} keeps the best elites of each round's samples: elites "
+                              f"({c.elites}) must not exceed samples ({c.samples})", settings=("elites", "samples"))
         self.reset(seed)
 
     def reset(self, seed: int) -> None:
@@ -218,6 +223,7 @@ class CEMPlanner(Planner):
     """Cross-entropy method: a diagonal Gaussian refitted to the elite samples."""
 
     name = "cem"
+    uses_elites = True
 
     def _plan(self, problem: Problem, init: Tensor) -> Tensor:
         c = self.config
@@ -259,6 +265,7 @@ class HybridPlanner(Planner):
 
     name = "hybrid"
     needs_gradients = True
+    uses_elites = True
 
     def _plan(self, problem: Problem, init: Tensor) -> Tensor:
         c = self.config

@@ -118,7 +118,7 @@ from tqdm import tqdm
 from physics.config_types import check_field_types
 from physics.errors import CheckpointError, ConfigError, StateError
 from physics.graph.builder import GraphBuilder
-from physics.io import PathLike
+from physics.io import PathLike, ensure_dir
 from physics.models.base import DynamicsModel
 from physics.models.config import config_to_dict
 from physics.models.data import make_samples
@@ -486,7 +486,7 @@ def train(
         raise ConfigError(f"--augment-rotate {config.augment_rotate:g}: this world's trainer declares no turn of its "
                           "states (the video PropNet's does: nesy train video-dynamics)")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = init_distributed(resolve_device(config.device))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from physics.io import PathLike, atomic_write_text
+from physics.io import PathLike, atomic_write_text, ensure_dir
 
 __all__ = ["RunLog"]
 
@@ -38,7 +38,7 @@ class RunLog:
         if self.rewrite:
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in history))
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_dir(self.path.parent, "log folder")
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(history[-1]) + "\n")
         if self.writer is not None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from physics.io import PathLike, atomic_write_bytes
+from physics.io import PathLike, atomic_write_bytes, ensure_dir
 
 __all__ = ["plot_data_efficiency"]
 
@@ -57,5 +57,5 @@ def plot_data_efficiency(rows: Sequence[Mapping[str, Any]], path: PathLike, *, t
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(Path(path).parent, "figure folder")
     atomic_write_bytes(path, buf.getvalue())

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from physics.errors import ConfigError, DataError
-from physics.io import PathLike, read_json
+from physics.io import PathLike, ensure_dir, read_json
 from physics.training import Constant, RunLog, TrainLoop
 from physics.training.distributed import (
     WorldInfo,
@@ -360,7 +360,7 @@ def train_parser(
     world = world_info()
     out_path = Path(out) if out is not None else None
     if out_path is not None and world.is_main:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(out_path.parent, "checkpoint folder")
     supervised = select_supervised(data.examples, config.programs)
     chosen = {id(e) for e in supervised}
     rl_pool = [e for e in data.examples if id(e) not in chosen and e.answer is not None and e.image_index in data.scenes]

@@ -194,6 +194,10 @@ class VideoQuestionParser:
         self.parser = parser
         self.beam_size = beam_size
 
+    def unknown_words(self, texts: Sequence[str]) -> list[tuple[str, ...]]:
+        """The words of each text that the parser never saw (read as the unknown-word token)."""
+        return self.parser.unknown_words(list(texts))
+
     def parse_texts(self, texts: Sequence[str], kinds: Sequence[str]) -> list[tuple[str, ...] | None]:
         """CLEVRER postfix tokens of each text (None where the decode is no program of its kind)."""
         decoded = self.parser.parse_tokens(list(texts), beam_size=self.beam_size, kinds=list(kinds))

@@ -76,3 +76,23 @@ def test_compare_command_errors_name_the_file_and_model(tmp_path, capsys):
         rc = main(["bench", "compare", "--a", *a, "--b", *b])
         err = capsys.readouterr().err
         assert rc == 2 and message in err, err
+
+
+def test_a_negative_error_a_run_given_twice_and_a_level_outside_0_1_are_refused(tmp_path, capsys):
+    # a negative per-episode error was compared as it was, a run given twice weighed twice, and --level 1.5
+    # was named as "paired_ratio needs ..."
+    with pytest.raises(DataError, match=r"B: run 0 has a negative error at episode 1 \(-2.0\); errors are >= 0"):
+        paired_ratio([[1.0, 2.0]], [[1.0, -2.0]])
+    s0 = _result(tmp_path / "s0.json", {"propnet": [1.0, 2.0], "in": [2.0, 4.0]})
+    neg = _result(tmp_path / "neg.json", {"propnet": [1.0, -2.0], "in": [2.0, 4.0]})
+    cases = [
+        (["--a", f"{neg}:propnet", "--b", f"{s0}:in"], "A: run 0 has a negative error at episode 1"),
+        (["--a", f"{s0}:propnet", f"{s0}:propnet", "--b", f"{s0}:in"],
+         f"--a '{s0}:propnet {s0}:propnet': {s0}:propnet given twice; name each once"),
+        (["--a", f"{s0}:propnet", "--b", f"{s0}:in", "--b", f"{s0}:in"], f"--b '{s0}:in {s0}:in': {s0}:in given twice"),
+        (["--a", f"{s0}:propnet", "--b", f"{s0}:in", "--level", "1.5"], "--level must be an interval coverage in (0, 1), got 1.5"),
+    ]
+    for argv, message in cases:
+        assert main(["bench", "compare", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err

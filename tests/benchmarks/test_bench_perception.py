@@ -77,7 +77,7 @@ def test_set_changes_a_registered_option_typed_from_its_text_and_the_json_record
 
 
 def test_an_entry_without_settings_runs_with_its_options_defaults_not_its_functions(tmp_path):
-    """The options dataclass defines the entry (gan-dissection's and vatt's since session 28): with no --set,
+    """The options dataclass defines the entry (as gan-dissection's and vatt's do): with no --set,
     its defaults reach the function even where the function's own keyword defaults differ."""
 
     @dataclass(frozen=True)

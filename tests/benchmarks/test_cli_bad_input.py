@@ -152,7 +152,7 @@ def test_data_clevr_refuses_image_sizes_the_renderer_cannot_allocate(tmp_path, c
     assert not (tmp_path / "c").exists()
 
 
-# ----------------------------------------------------------------- twenty-fourth session's audit
+# ----------------------------------------------------------------- negative counts, NaN floats, templates read first
 
 
 @pytest.mark.parametrize(
@@ -170,15 +170,15 @@ def test_data_clevr_refuses_image_sizes_the_renderer_cannot_allocate(tmp_path, c
     ],
 )
 def test_a_negative_count_is_refused_not_sliced_off_the_end(tmp_path, capsys, argv, message):
-    # each was used as list[:n]: -1 silently dropped the last video, trajectory or question; now
-    # (twenty-fifth session) every integer flag is a count that argparse refuses by name
+    # each is used as list[:n], where -1 would drop the last video, trajectory or question without a word:
+    # every integer flag is a count that argparse refuses by name
     _refused_when_parsed(capsys, [*argv, "--data", str(tmp_path / "missing")], message)
 
 
 @pytest.mark.parametrize(("text", "message"), [("{\"a\": ", "is not valid JSON"), ("[{\"params\": []}]", "missing field 'text'")])
 def test_data_clevr_reads_its_templates_before_rendering(tmp_path, capsys, text, message):
-    # a malformed --templates failed after every scene was rendered, and a rerun with a fixed file
-    # is a different build (templates are part of its identity): the renders were lost
+    # a malformed --templates is refused before any scene is rendered: a rerun with a fixed file is a
+    # different build (templates are part of its identity), so renders made first would be lost
     (tmp_path / "t.json").write_text(text)
     _one_line_error(capsys, ["data", "clevr", "--n", "2", "--out", str(tmp_path / "c"), "--templates", str(tmp_path / "t.json"),
                              "--quiet"], message)
@@ -191,7 +191,7 @@ def test_data_clevr_reads_its_templates_before_rendering(tmp_path, capsys, text,
     ["eval", "clevrer", "--data", "/nonexistent", "--dynamics", "propnet", "--near-miss", "1", "2", "3", "4", "nan"],
 ])
 def test_every_float_flag_of_a_typed_config_refuses_nan_naming_the_flag(argv, tmp_path, capsys):
-    # a NaN threshold or rate makes every comparison false: it turned rules off without a word
+    # a NaN threshold or rate makes every comparison false: it would turn rules off without a word
     argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
     flag = next(a for a in argv if a.startswith("--") and a not in ("--world", "--data", "--out", "--dynamics"))
     with pytest.raises(SystemExit) as exit_info:
@@ -201,7 +201,7 @@ def test_every_float_flag_of_a_typed_config_refuses_nan_naming_the_flag(argv, tm
     assert not (tmp_path / "out").exists()
 
 
-# ----------------------------------------------------------------- twenty-fifth session's audit
+# ----------------------------------------------------------------- missing data, outputs checked before the work
 
 
 @pytest.mark.parametrize(("argv", "optional"), [
@@ -252,3 +252,51 @@ def test_an_error_names_the_whole_command_as_argparse_does(capsys):
     assert capsys.readouterr().err.startswith("nesy bench speed: error: unknown speed suite 'bogus'")
     assert main(["answer"]) == 2
     assert capsys.readouterr().err.startswith("nesy answer: error: give a scene")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "derender", "--data", "EMPTY", "--out", "UNDER_A_FILE", "--quiet"],
+    ["train", "outline", "--data", "EMPTY", "--out", "UNDER_A_FILE", "--quiet"],
+    ["train", "dynamics", "--world", "cradle", "--model", "in", "--data", "CRADLE", "--epochs", "1", "--out",
+     "UNDER_A_FILE", "--quiet"],
+    ["train", "parser", "--data", "QUESTIONS", "--out", "UNDER_A_FILE/parser.pt", "--quiet"],
+    ["demo", "--out", "UNDER_A_FILE"],
+])
+def test_an_output_folder_under_a_file_is_one_line_naming_it(argv, tmp_path, capsys):
+    # each made its folder with a bare mkdir: a file in the way was a NotADirectoryError traceback
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    if "CRADLE" in argv:
+        assert main(["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5", "--out",
+                     str(tmp_path / "cradle"), "--quiet"]) == 0
+    if "QUESTIONS" in argv:
+        assert main(["data", "questions", "--synthetic", "2", "--per-scene", "2", "--scenes-out",
+                     str(tmp_path / "q" / "CLEVR_train_scenes.json"), "--out",
+                     str(tmp_path / "q" / "CLEVR_train_questions.json"), "--quiet"]) == 0
+    capsys.readouterr()
+    names = {"EMPTY": "empty", "CRADLE": "cradle", "QUESTIONS": "q", "UNDER_A_FILE": "a_file/x"}
+    argv = [str(tmp_path / names[a.split("/")[0]]) + a[len(a.split("/")[0]):] if a.split("/")[0] in names else a
+            for a in argv]
+    err = _one_line_error(capsys, argv, str(tmp_path / "a_file" / "x"))
+    assert "a file is in the way" in err
+
+
+def test_every_folder_is_made_by_ensure_dir():
+    # a bare mkdir turns a file in the way into a traceback; physics.io.ensure_dir says it in one line
+    root = Path(__file__).resolve().parents[2]
+    bare = [f"{path.relative_to(root)}:{k}" for package in ("physics", "perception", "reasoning", "benchmarks")
+            for path in sorted((root / package).rglob("*.py")) if path != root / "physics" / "io.py"
+            for k, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if ".mkdir(" in line or "os.makedirs(" in line]
+    assert bare == []
+
+
+def test_train_derender_reads_its_held_out_folder_before_training(tiny_clevr, tmp_path, capsys):
+    # a missing --eval-data was found after both networks were trained, their files left behind
+    out, data = tmp_path / "run", tiny_clevr(2)
+    capsys.readouterr()
+    err = _one_line_error(capsys, ["train", "derender", "--data", str(data), "--eval-data",
+                                   str(tmp_path / "missing"), "--out", str(out), "--epochs", "1", "--quiet"],
+                          "derender data folder not found")
+    assert str(tmp_path / "missing") in err
+    assert not out.exists() or list(out.iterdir()) == []

@@ -139,7 +139,7 @@ def test_an_option_the_run_would_not_read_is_refused_naming_both(tmp_path, capsy
         (["--model", "gt", "--planner", "cem", "--focus", "0.3"], ("--focus 0.3", "--model gt")),
         (["--model", "propnet", "--planner", "random", "--focus", "0.3"], ("--focus 0.3", "--planner random")),
         (["--model", "gt", "--planner", "random", "--record-split", "valid"], ("--record-split valid", "--record")),
-        # audit7: a learned model named for the random baseline was recorded as if it had planned
+        # a learned model named for the random baseline would be recorded as if it had planned
         (["--model", "propnet", "--planner", "random"], ("--model propnet", "--planner random", "--model gt")),
     ):
         assert main([*base, *extra]) == 2, extra

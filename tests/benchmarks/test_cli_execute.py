@@ -267,7 +267,7 @@ def test_answer_errors_name_what_is_wrong(files, capsys):
 
 
 def test_answer_skips_a_malformed_scene_other_than_the_one_asked_for(files, tmp_path, capsys):
-    # one bad scene of a scenes file used to stop `answer --index K` whatever K was
+    # one bad scene of a scenes file stops `answer --index K` only when K is that scene
     tmp, *_ = files
     raw = json.loads((tmp / "scenes.json").read_text())
     asked, spoiled = raw["scenes"][1]["image_index"], raw["scenes"][3]["image_index"]
@@ -281,6 +281,20 @@ def test_answer_skips_a_malformed_scene_other_than_the_one_asked_for(files, tmp_
     err = capsys.readouterr().err
     assert f"no scene with image_index {spoiled}" in err and "1 malformed scene(s) skipped" in err and "plaid" in err
 
+
+def test_answer_refuses_an_index_two_scenes_of_the_file_share(files, tmp_path, capsys):
+    # the first of the two was answered without a word: which scene ran was the file's order
+    tmp, *_ = files
+    raw = json.loads((tmp / "scenes.json").read_text())
+    raw["scenes"][4]["image_index"] = raw["scenes"][1]["image_index"]
+    path = tmp_path / "scenes.json"
+    path.write_text(json.dumps(raw))
+    argv = ["answer", "--scene", str(path), "--program", "count(scene())", "--index"]
+    assert main([*argv, str(raw["scenes"][1]["image_index"])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"scenes 1 and 4 share image_index {raw['scenes'][1]['image_index']}; --index cannot tell" in err
+    assert main([*argv, str(raw["scenes"][0]["image_index"])]) == 0  # another index of the file is answered
 
 def test_bench_speed_executor_suite_reports_measured_rates(tmp_path, capsys):
     out = tmp_path / "speed.json"
@@ -350,7 +364,7 @@ def test_bench_speed_unknown_suite_lists_the_suites(capsys):
 
 
 def test_one_malformed_scene_is_skipped_and_only_its_questions_fail(files, capsys):
-    # one bad scene in the scenes file used to stop the whole run before any question was answered
+    # one bad scene in the scenes file fails its own questions, never the whole run
     tmp, _, _, questions = files
     raw = json.loads((tmp / "scenes.json").read_text())
     raw["scenes"][2]["objects"][0]["color"] = "plaid"

@@ -1,8 +1,7 @@
 """Integer flags of the CLI are counts, refused below their least value at parse time, naming the flag.
 
-The twenty-fourth session's audit found four integer flags whose negative value was sliced off the end
-of a list (``list[:-1]`` dropped the last video) or turned a rule off, and mended them one by one in
-their commands.  Now every integer flag goes through :func:`benchmarks.config_flags.count`.
+A negative integer would be sliced off the end of a list (``list[:-1]`` drops the last video) or turn
+a rule off, so every integer flag goes through :func:`benchmarks.config_flags.count`.
 """
 
 from __future__ import annotations
@@ -89,7 +88,7 @@ def test_every_count_flag_of_the_cli_refuses_a_value_below_its_least_by_name(cap
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    # the four flags mended one by one in their commands by the twenty-fourth session (each after its data were read)
+    # four flags whose commands read their data before they could find a negative count themselves
     (["data", "video-trajectories", "--n", "-1"], "argument --n: must be an integer >= 1, got '-1'"),
     (["bench", "video-dynamics", "--window", "-3"], "argument --window: must be an integer >= 0, got '-3'"),
     (["bench", "dynamics", "--max-trajectories", "-1"], "argument --max-trajectories: must be an integer >= 0 (0: all)"),
@@ -206,7 +205,7 @@ def test_a_name_given_twice_in_a_comma_list_is_refused_in_one_line_before_any_da
 
 
 @pytest.mark.parametrize("argv, message", [
-    # audit8: the comma lists audit7's comma_items did not reach; each took the repeat without a word
+    # comma lists of names and numbers: a repeat is refused in one line, never taken without a word
     (["train", "video-dynamics", "--data", "{missing}", "--train-only", "edge_encoder,edge_encoder", "--out", "{out}"],
      "--train-only 'edge_encoder,edge_encoder': edge_encoder given twice; name each once"),
     (["train", "derender", "--data", "{missing}", "--test-scales", "1.1,1.10", "--out", "{out}"],  # the crop weighed twice
@@ -214,7 +213,7 @@ def test_a_name_given_twice_in_a_comma_list_is_refused_in_one_line_before_any_da
     (["train", "nscl", "--data", "{missing}", "--group-weights", "shape:2,shape:3", "--out", "{out}"],  # kept shape:3
      "(each once) and W > 0, got 'shape:3'"),
     (["demo", "--skip", "nsvqa,nsvqa", "--out", "{out}"], "--skip 'nsvqa,nsvqa': nsvqa given twice; name each once"),
-    # audit9: a list flag of names; the repeated type was counted once without a word
+    # a list flag of names, in one flag and in two: a repeated type is refused, not counted once without a word
     (["eval", "clevrer", "--data", "{missing}", "--types", "descriptive", "predictive", "descriptive", "--out", "{out}"],
      "--types 'descriptive predictive descriptive': descriptive given twice; name each once"),
     (["eval", "clevrer", "--data", "{missing}", "--types", "predictive", "--types", "predictive", "--out", "{out}"],

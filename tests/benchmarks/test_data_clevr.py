@@ -205,8 +205,20 @@ def test_a_folder_built_with_other_options_is_refused(cfg, built):
     build_clevr(replace(cfg, out=str(partial), n=1), progress=False)  # records nothing foreign: fine
     (partial / PARTIAL).mkdir()
     (partial / PARTIAL / "build.json").write_text(json.dumps({"seed": 1}))
+    (partial / PARTIAL / f"{Path(image_name(cfg.split, 1)).stem}.json").write_text("{}")  # a scene made with seed 1
     with pytest.raises(ConfigError, match="partial build"):
         build_clevr(replace(cfg, out=str(partial), n=2), progress=False)
+
+
+def test_a_record_of_a_run_that_made_nothing_gives_way_to_the_options_given_now(cfg, tmp_path):
+    # a first run that failed before any scene (no layout for --max-objects 500) left its record, and the
+    # corrected rerun was refused ("holds a partial build with max_objects=500; rerun with the same options")
+    out = tmp_path / "c"
+    (out / PARTIAL).mkdir(parents=True)
+    (out / PARTIAL / "build.json").write_text(json.dumps({"seed": 11, "max_objects": 500}))
+    small = replace(cfg, out=str(out), n=1, questions_per_scene=0, width=96, height=64, min_pixels=10)
+    assert build_clevr(small, progress=False)["generated"] == 1
+    assert len(load_scenes(scenes_path(out, cfg.split))) == 1
 
 
 def test_question_chunks_are_pure_functions_of_their_scenes_and_resume(cfg, built, monkeypatch):
@@ -243,3 +255,14 @@ def test_clevr_dataset_reads_the_built_folder(cfg, built):
         assert item["image"].shape == (3, cfg.height, cfg.width)
         assert int(item["mask"].max()) + 1 == len(item["scene"])
         assert item["questions"] == [q for q in qs if q["image_index"] == k]
+
+
+def test_a_grid_figure_it_cannot_write_is_refused_before_any_render(tmp_path, capsys, only_this_command):
+    # the scenes were rendered, then the figure failed
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "c"
+    assert main(["data", "clevr", "--n", "1", "--out", str(out), "--grid", str(tmp_path / "a_file" / "g.png"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a file is in the way" in err, err
+    assert not out.exists()

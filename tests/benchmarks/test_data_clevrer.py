@@ -169,3 +169,19 @@ def test_no_gif_writes_every_other_file_the_same_and_is_part_of_the_build_identi
     assert build_clevrer(cfg, progress=False)["generated"] == 0  # resumes: no GIF is asked for
     with pytest.raises(ConfigError, match="gif"):
         build_clevrer(replace(cfg, gif=True), progress=False)  # a GIF build does not mix with it
+
+
+def test_gif_with_no_render_is_refused_in_one_line_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "norender"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "COMMAND_MODULES", ("data_clevrer",))
+        assert main(["data", "clevrer", *TINY, "--out", str(out), "--no-render", "--gif"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--gif" in err[0] and "--no-render" in err[0]
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="--gif"):
+        ClevrerDataConfig(n=1, out=str(out), render=False, gif=True)  # from Python too
+    # left unsaid, the GIF follows the frames; an explicit --no-gif with --no-render asks for nothing more
+    assert ClevrerDataConfig(n=1, out=str(out)).writes_gif
+    assert not ClevrerDataConfig(n=1, out=str(out), render=False).writes_gif
+    assert not ClevrerDataConfig(n=1, out=str(out), render=False, gif=False).writes_gif

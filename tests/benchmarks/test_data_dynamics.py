@@ -239,3 +239,35 @@ def test_a_damaged_index_is_written_anew_on_resume(tmp_path, capsys, damage):
     assert main(["data", "dynamics", "--world", "cradle", "--n", "2", "--seed", "4", "--steps", "6", "--out",
                  str(tmp_path), "--quiet"]) == 2
     assert "belongs to another data set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("radius=nan", "CradleConfig.radius must be a finite number, got 'nan'"),
+    ("radius=inf", "CradleConfig.radius must be a finite number, got 'inf'"),
+    ("num_balls=abc", "CradleConfig.num_balls must be an integer, got 'abc'"),
+    ("num_balls=2.5", "CradleConfig.num_balls must be an integer, got 2.5"),
+    ("lift_counts=abc", "CradleConfig.lift_counts must be a list of integers, got 'abc'"),
+    ("lift_counts=[1,\"x\"]", "CradleConfig.lift_counts must be a list of integers, got [1, 'x']"),
+    ("include_pivots=1", "CradleConfig.include_pivots must be true or false, got 1"),
+])
+def test_a_setting_of_the_wrong_kind_names_what_the_field_takes(tmp_path, capsys, setting, message):
+    # `nan` as text reached the index writer ("Out of range float values are not JSON compliant"), and a
+    # wrong type was named as "is not a valid <class 'int'>"
+    argv = ["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path), "--set", setting]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith(message), err
+    assert not (tmp_path / "train").exists()
+
+
+def test_a_gif_it_cannot_write_is_refused_before_any_trajectory(tmp_path, capsys):
+    # the split was written, then the GIF failed
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    for gif in (tmp_path / "a_file" / "x.gif", tmp_path / "a_folder"):
+        argv = ["data", "dynamics", "--world", "cradle", "--n", "1", "--steps", "5", "--out", str(tmp_path / "d"),
+                "--gif", str(gif), "--quiet"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"cannot write {gif}" in err, err
+        assert not (tmp_path / "d").exists()

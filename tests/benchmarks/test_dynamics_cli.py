@@ -108,6 +108,46 @@ def test_clear_errors_for_bad_input(cradle_data, tmp_path, capsys):
     assert rc == 2 and "--set 'noise_std=NaN': NaN is not allowed; settings are finite numbers" in err and "world" not in err
 
 
+def test_train_refuses_data_of_another_world_before_any_model_is_built(cradle_data, tmp_path, capsys):
+    # a boxes model trained on cradle trajectories without a word (the graph sizes happened to fit)
+    rc = main(["train", "dynamics", "--world", "boxes", "--model", "in", "--data", str(cradle_data),
+               "--out", str(tmp_path / "x"), "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert f"--data {cradle_data} holds 'cradle' trajectories (its train/index.json), not --world boxes's" in err
+    assert not (tmp_path / "x").exists()
+
+def test_bench_refuses_a_horizon_past_the_trajectories_and_notes_one_past_a_models_rollout(cradle_data, tmp_path,
+                                                                                          capsys):
+    # mse_at left such a horizon out without a word (an empty table column, an empty mse_at)
+    argv = ["bench", "dynamics", "--world", "cradle", "--data", str(cradle_data), "--split", "test", "--models", "in",
+            "--no-gif", "--skip-replay", "--quiet", "--out", str(tmp_path / "r.json")]
+    assert main([*argv, "--horizons", "1,100"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--horizons 1,100: the shortest trajectory of "
+                        f"{cradle_data} (test) has 23 steps to predict; each horizon must be <= 23"), err
+    assert not (tmp_path / "r.json").exists()
+    assert main([*argv, "--horizons", "1,23"]) == 0  # past the IN's rollout after its history: written, and said
+    err = capsys.readouterr().err
+    assert "note: model in's rollouts predict" in err and "horizon(s) 23 left out of its mse_at" in err
+    assert list(json.loads((tmp_path / "r.json").read_text())["models"]["in"]["mse_at"]) == ["1"]
+
+def test_train_refuses_a_damaged_validation_split_and_a_data_folder_given_twice(cradle_data, tmp_path, capsys):
+    # a damaged valid/index.json was taken as "no validation split" and the run trained without one; a folder
+    # given twice weighed its trajectories twice
+    data = tmp_path / "cradle"
+    shutil.copytree(cradle_data, data)
+    (data / "valid" / "index.json").write_text("{")
+    rc = _train(data, tmp_path / "x", "in", 1)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "valid/index.json is not valid JSON" in err, err
+    rc = _train(cradle_data, tmp_path / "y", "in", 1, "--data", str(cradle_data))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and f"{cradle_data.resolve()} given twice; name each once" in err, err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    shutil.rmtree(data / "valid")
+    assert _train(data, tmp_path / "z", "in", 1) == 0  # no validation split at all: trains without one
+
 @pytest.mark.parametrize(("setting", "says"), [
     (["hidden"], "--set 'hidden': not KEY=VALUE; expected KEY=VALUE with KEY a model config field"),
     (["hidden=4", "hidden=8"], "--set 'hidden=8': hidden given twice; give each setting once"),

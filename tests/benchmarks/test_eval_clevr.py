@@ -240,7 +240,7 @@ def test_a_repeated_question_a_non_string_answer_and_a_repeated_scene_are_named_
 
 
 def test_an_unreadable_image_is_reported_and_its_questions_count_as_wrong(split, tmp_path, capsys):
-    # one corrupt PNG used to end the whole evaluation from pixels with its error
+    # one corrupt PNG costs only its own questions, never the whole evaluation from pixels
     import shutil
 
     from PIL import Image

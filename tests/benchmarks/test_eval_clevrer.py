@@ -45,6 +45,19 @@ def test_questions_are_written_in_the_official_file_and_resume_to_the_same_bytes
     assert cli.main(["data", "clevrer-questions", "--data", str(folder), "--split", "val", "--seed", "3"]) == 2
 
 
+def test_data_clevrer_questions_says_on_the_terminal_which_video_it_skipped(folder, tmp_path, capsys):
+    # a damaged annotation was listed only in the JSON summary's "skipped"
+    damaged = tmp_path / "damaged"
+    shutil.copytree(folder, damaged)
+    shutil.rmtree(damaged / "questions_val")
+    (damaged / "validation.json").unlink()
+    (damaged / "annotation_val" / "annotation_00000.json").write_text("{")
+    capsys.readouterr()
+    assert cli.main(["data", "clevrer-questions", "--data", str(damaged), "--split", "val", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)["skipped"]) == 1
+    assert captured.err.startswith("skipped video: annotation_00000.json: CLEVRER annotation ")
+
 def test_predictive_options_are_recorded_only_apart_from_choices_so_older_question_folders_resume(folder, tmp_path):
     """Questions made before ``--predictive-choices`` (4 options, no key) resume with ``--predictive-choices 4``."""
     record = json.loads((folder / "questions_val.build.json").read_text())
@@ -687,7 +700,7 @@ def test_a_missing_split_names_the_splits_the_folder_holds(tmp_path, capsys):
 
 def test_predictive_pick_reaches_predictive_questions_only_is_off_by_default_and_refuses_bad_values(folder, tmp_path,
                                                                                                       monkeypatch):
-    assert ClevrerEvalConfig(data="x").predictive_pick == "none"  # the official executor's judging (lead, session 28)
+    assert ClevrerEvalConfig(data="x").predictive_pick == "none"  # the official executor's judging
     args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--predictive-pick", "none"])
     assert args.predictive_pick == "none"  # the official executor's per-option judging
     assert cli.build_parser().parse_args(["eval", "clevrer", "--data", "x"]).predictive_pick == "none"
@@ -728,7 +741,7 @@ def test_future_reach_flag_maps_to_the_rollout_setting_is_a_pixel_default_and_a_
     assert args.future_reach == 0.15
     assert ClevrerEvalConfig(data="x", future_reach=0.15).rollout_settings() == {"future_reach": 0.15}
     assert "future_reach" not in ClevrerEvalConfig(data="x").rollout_settings()
-    # a pixel default since the twenty-eighth session (nsdr11's rule, fresh pool 60251); true annotations keep it off
+    # a pixel default (docs/results/clevrer.md, nsdr11); true annotations keep it off
     assert rollout_settings_for("model", "propnet")["future_reach"] == 0.15
     assert "future_reach" not in (rollout_settings_for("gt", "propnet") or {})
     assert ClevrerEvalConfig(data="x", future_reach=0.0).rollout_settings() == {"future_reach": 0.0}  # turns it off
@@ -774,7 +787,7 @@ def test_late_collision_restitution_flag_maps_to_the_rollout_setting_is_off_by_d
 
 
 def test_a_refused_rollout_setting_names_the_flag_that_gave_it(tmp_path, capsys):
-    # audit7: the rollout config named its field (edge_tolerance), not the flag the user typed
+    # the error names the flag the user typed, not the rollout config's field (edge_tolerance)
     from benchmarks.eval_clevrer import RolloutFlags
 
     rc = cli.main(["bench", "video-dynamics", "--data", str(tmp_path / "missing"), "--dynamics", "propnet",
@@ -809,7 +822,7 @@ def _bad_rollout_value(f):
 
 
 def test_every_refused_rollout_flag_is_named_from_the_errors_settings_not_its_text():
-    # audit8: name_flag found the field by a regex over the message; the error now carries the fields it is about
+    # name_flag reads the fields the error carries (its settings), never a regex over the message
     from dataclasses import fields
 
     from benchmarks.eval_clevrer import RolloutFlags
@@ -841,7 +854,7 @@ def test_a_config_errors_settings_survive_pickling_as_a_worker_sends_them():
 
 
 def test_a_free_slide_clearance_without_the_free_slide_is_refused_by_its_flag(tmp_path, capsys):
-    # audit8's probe: --free-slide-clearance 0.3 alone (or with --free-slide off) ran, the value never read
+    # --free-slide-clearance 0.3 alone (or with --free-slide off) would run with the value never read
     from benchmarks.eval_clevrer import RolloutFlags
 
     for extra in ([], ["--free-slide", "off"]):
@@ -861,7 +874,7 @@ def test_a_free_slide_clearance_without_the_free_slide_is_refused_by_its_flag(tm
 
 
 def test_future_edge_unrecorded_flag_maps_to_the_rollout_setting_and_is_off_by_default():
-    # nsdr21: --future-edge-unrecorded, an option (not a pixel default)
+    # --future-edge-unrecorded, an option (not a pixel default)
     args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-edge-unrecorded"])
     assert args.future_edge_unrecorded is True
     assert ClevrerEvalConfig(data="x", future_edge_unrecorded=True).rollout_settings() == {"edge_unrecorded": True}
@@ -872,7 +885,7 @@ def test_future_edge_unrecorded_flag_maps_to_the_rollout_setting_and_is_off_by_d
 
 
 def test_turn_average_flag_maps_to_the_rollout_setting_is_off_by_default_and_one_turn_is_refused():
-    # nsdr21: --turn-average K, an option (not a pixel default)
+    # --turn-average K, an option (not a pixel default)
     args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--turn-average", "4"])
     assert args.turn_average == 4
     assert ClevrerEvalConfig(data="x", turn_average=4).rollout_settings() == {"turn_average": 4}
@@ -883,7 +896,7 @@ def test_turn_average_flag_maps_to_the_rollout_setting_is_off_by_default_and_one
 
 
 def test_future_heading_hold_flags_map_to_the_rollout_settings_are_off_by_default_and_a_lone_clearance_is_refused():
-    # nsdr20: --future-heading-hold {off,spheres,all} and its clearance, an option (not a pixel default)
+    # --future-heading-hold {off,spheres,all} and its clearance, an option (not a pixel default)
     from benchmarks.eval_clevrer import RolloutFlags
 
     args = cli.build_parser().parse_args(["eval", "clevrer", "--data", "x", "--future-heading-hold", "spheres",

@@ -227,3 +227,14 @@ def test_train_video_dynamics_says_when_the_split_holds_fewer_videos_than_n(data
     seen.clear()
     assert main([*base, "--n", "2"]) == 0
     assert seen["n"] == 2 and "asked for" not in capsys.readouterr().err
+
+
+def test_data_video_trajectories_says_when_the_split_holds_fewer_videos_than_n(data, tmp_path, capsys):
+    # it wrote the 2 videos it found for --n 5 without a word
+    out = tmp_path / "t.npz"
+    assert main(["data", "video-trajectories", "--data", str(data), "--split", "val", "--n", "5", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["videos"] == 2
+    assert f"note: --n 5 asked for 5 videos; {data} (val) holds 2: writing 2" in captured.err
+    assert main(["data", "video-trajectories", "--data", str(data), "--split", "val", "--n", "2", "--out", str(out)]) == 0
+    assert "asked for" not in capsys.readouterr().err

@@ -520,12 +520,12 @@ def test_vatt_variants_reach_run_vatt_bench_from_the_command_line_form(monkeypat
     assert (quick, seed, kw["lr"], kw["pretrain_clips"]) == (False, 50706, 1e-3, 3000)
     assert (kw["object_ground"], kw["onset_target"], kw["onset_band"], kw["drop_token_mode"]) == ("depth", 4, 0.67, "frames")
     assert kw["tubelet"] == (4, 8, 8) and kw["pair_tokens"] == "learned" and kw["frames"] == 16
-    assert "drop_token_mode" not in vatt.VATT_VARIANTS["depth-onset"]  # vatt4's read of 35956: random tokens
-    vatt.bench_vatt(False, 3)  # the entry's default since session 28: the variant read once on 50706
+    assert "drop_token_mode" not in vatt.VATT_VARIANTS["depth-onset"]  # that variant drops random tokens
+    vatt.bench_vatt(False, 3)  # the entry's default variant, as above, at another seed
     assert calls[-1] == calls[-2][:1] + (3,) + calls[-2][2:]
     vatt.bench_vatt(True, 3)  # the quick run takes the variant but keeps its own clip count
     assert calls[-1][2]["pretrain_clips"] is None and calls[-1][2]["drop_token_mode"] == "frames"
-    vatt.bench_vatt(True, 3, variant="patches")  # the entry before session 28
+    vatt.bench_vatt(True, 3, variant="patches")  # the plain variant: no keywords beyond the run's own
     assert calls[-1] == (True, 3, {"lr": None, "pretrain_clips": None})
     assert vatt.VATTOptions().variant == vatt.DEFAULT_VATT_VARIANT == "depth-onset-frames"
     names = {f.name for f in dataclasses.fields(vatt.VATTConfig)} | {"lr", "pretrain_clips"}

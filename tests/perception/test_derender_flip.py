@@ -114,8 +114,8 @@ def test_derender_blender_reads_with_the_mirror_and_recall_keeps_the_reading_bef
     from perception.derender.derenderer import BlenderDerendererRecall
     from perception.registry import load_perceiver
 
-    # shipped by the twenty-second session's rule (docs/results/derender.md): the mirror is on in
-    # derender-blender; derender-blender-recall is the same weights and detection without it
+    # the mirror is on in derender-blender (its rule: docs/results/derender.md, twenty-second session);
+    # derender-blender-recall is the same weights and detection without it
     shipped, recall = load_perceiver("derender-blender"), load_perceiver("derender-blender-recall")
     assert shipped.attribute_net.config.test_flip is True
     assert isinstance(recall, BlenderDerendererRecall) and recall.attribute_net.config.test_flip is False

@@ -362,7 +362,7 @@ def test_depth_hold_is_zero_at_the_start_grows_as_the_depth_moves_and_holds_it(o
     assert float(depth_hold_penalty(depth(held), start).mean()) < 0.5 * moved[1]
     zero, _ = refine_shape_codes(model, objects.images, objects.azimuth, z_shape, z_texture, steps=12, lr=0.05,
                                  depth_weight=0.0)
-    assert torch.equal(zero, free)  # weight 0 is the refinement of sessions 16-17 exactly
+    assert torch.equal(zero, free)  # weight 0 is exactly the refinement without a depth hold
     model.config = VonConfig(shape_dim=8, texture_dim=4, width=16, refine_steps=12, refine_lr=0.05,
                              refine_depth_weight=100.0)
     assert torch.allclose(encode_objects(model, objects.images, objects.azimuth)[0], held, atol=1e-5)
@@ -440,7 +440,7 @@ def test_quick_bench_with_an_ensemble_judge_reports_its_member_0_as_the_referenc
 
 
 def test_default_voxel_decoder_is_the_one_of_earlier_sessions():
-    """voxel_channels=(32, 16, 8) and no class head: the modules, names and sizes of sessions 1-17."""
+    """voxel_channels=(32, 16, 8) and no class head: the default decoder's modules, names and sizes."""
     model = VisualObjectNetwork(VonConfig())
     convs = [m for m in model.voxel_decoder.net if isinstance(m, torch.nn.ConvTranspose3d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(32, 16), (16, 8), (8, 1)]
@@ -595,8 +595,9 @@ def test_quick_bench_with_surface_painting_reports_the_painted_depth(monkeypatch
 
 
 def test_cosine_rate_schedule_trains_with_a_decaying_rate_and_constant_is_the_default(objects, monkeypatch):
-    """lr_schedule="constant" is the training of sessions 1-19 bit for bit; "cosine" hands the shared loop a warm-up
-    and cosine decay of the same peak rate over the run's steps, which changes the weights and still trains."""
+    """lr_schedule="constant" (the default) trains at one rate, bit for bit as a config that leaves it unset; "cosine"
+    hands the shared loop a warm-up and cosine decay of the same peak rate over the run's steps, which changes the
+    weights and still trains."""
     import perception.generative.von as von
     from physics.training.schedule import Constant, WarmupCosine
     seen = []
@@ -666,7 +667,7 @@ def test_longer_training_continues_the_shorter_run_and_the_quick_bench_trains_tr
 
 
 def test_swap_fractions_are_exact_ratios_of_counts(objects):
-    """270 of 300 swaps must read 0.9 and meet ">= 0.90": a float32 mean gave 0.89999998 (seed 51874, session 21)."""
+    """270 of 300 swaps must read 0.9 and meet ">= 0.90" (a float32 mean gives 0.89999998, which fails it)."""
     from perception.generative.von import swap_pairs
     i, j = swap_pairs(objects, 0)
     n, wrong = len(i), 1

@@ -275,7 +275,7 @@ def test_the_entry_dissects_the_resize_generator_and_the_options_the_transposed_
     assert wide.figures["units_in_layer"] == 256 and len(wide.checks) == len(plain.checks) == 6
     transposed = bench_gan_dissection(True, 0, GAN_CODEC)
     assert transposed.figures["units_in_layer"] == 48 and len(transposed.checks) == 6
-    spectral = bench_gan_dissection(True, 0, SPECTRAL_CODEC)  # session 17's option
+    spectral = bench_gan_dissection(True, 0, SPECTRAL_CODEC)  # the spectral-norm encoder option
     assert spectral.figures["units_in_layer"] == 48 and len(spectral.checks) == 6
     assert SPECTRAL_CODEC == RESIZE_CODEC.__class__(**{**RESIZE_CODEC.__dict__, "encoder_norm": "spectral"})
     averaged = bench_gan_dissection(True, 0, SPECTRAL_CODEC, ema=0.5)
@@ -536,7 +536,7 @@ def test_the_auxiliary_classifier_option_trains_and_dissects_and_stays_off_by_de
     from perception.interpret.gan_dissection import AUXILIARY_CODEC, CONDITIONAL_CODEC
 
     assert AUXILIARY_CODEC.condition_head == "auxiliary" and AUXILIARY_CODEC.condition_blocks == len(SHAPES)
-    assert CONDITIONAL_CODEC.condition_head == "projection"  # session 20's option unchanged
+    assert CONDITIONAL_CODEC.condition_head == "projection"  # the projection option keeps its head
     outcome = bench_gan_dissection(True, 0, AUXILIARY_CODEC)
     assert len(outcome.checks) == 6 and outcome.figures["conditions"] == SHAPE_CONDITIONS
     gan = train_gan_run(True, 0, AUXILIARY_CODEC).gan
@@ -629,7 +629,7 @@ def test_the_cell_auxiliary_option_trains_on_one_object_renders_with_an_image_lo
 
     assert ONE_OBJECT_CELL_AUX_CODEC == replace(ONE_OBJECT_CELL_BATCH_CODEC, condition_head="auxiliary_real",
                                                 discriminator_image=True)
-    assert not ONE_OBJECT_CELL_BATCH_CODEC.discriminator_image  # the session-24 options are unchanged
+    assert not ONE_OBJECT_CELL_BATCH_CODEC.discriminator_image  # the batch-norm cell codec judges cells only
     gan = train_gan_run(True, 0, ONE_OBJECT_CELL_AUX_CODEC, scenes="one_object").gan
     images = torch.rand(2, 3, 48, 64)
     assert gan.classify(images).shape == (2, 1, len(SHAPES)) and gan.image_critic(images).shape == (2, 1)
@@ -714,7 +714,7 @@ def test_the_cli_options_name_every_codec_and_reading_and_refuse_bad_ones_by_nam
     )
 
     defaults = bench_options("gan-dissection")
-    # the entry since session 28 (gan4's candidate, read on 71137), as bench_gan_dissection's keywords
+    # the entry's defaults (docs/results/perception.md, GAN dissection), as bench_gan_dissection's keywords
     assert defaults == {"codec": "resize", "scenes": "one_object", "layer": LAYER, "ranking": "iou", "balanced": True,
                         "ema": 0.0, "harmless": 0, "causal_samples": 150, "cache_ablations": False,
                         "gan_steps": 0, "snapshots": 5, "entry_snapshots": False}
@@ -1002,7 +1002,7 @@ def test_the_shape_balance_codec_is_an_option_of_the_cli_that_trains_and_is_diss
 def test_snapshot_steps_spread_from_half_the_run_to_its_end_and_the_default_is_the_entrys_five():
     from perception.interpret.gan_dissection import SNAPSHOTS, snapshot_steps
 
-    assert SNAPSHOTS == 5 and snapshot_steps(2000) == [1000, 1250, 1500, 1750, 2000]  # the entry's since session 19
+    assert SNAPSHOTS == 5 and snapshot_steps(2000) == [1000, 1250, 1500, 1750, 2000]  # the entry's snapshots
     assert snapshot_steps(3) == [2, 3]  # quick: rounded, repeats dropped
     assert snapshot_steps(3000) == [1500, 1875, 2250, 2625, 3000] and snapshot_steps(2000, 1) == [2000]
     assert snapshot_steps(3000, 9) == [1500, 1688, 1875, 2062, 2250, 2438, 2625, 2812, 3000]

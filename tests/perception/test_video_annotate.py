@@ -527,7 +527,7 @@ def test_coasting_carries_a_moving_track_lost_inside_the_image_on_and_leaves_res
     coasted = tracks_to_annotation(tracks, list(range(n)), HW, HEIGHTS, VideoPerceptionConfig(coast_frames=8))
     h = [fr.by_id() for fr in held.motion_trajectory]
     c = [fr.by_id() for fr in coasted.motion_trajectory]
-    # off (the default before the twenty-sixth session): held at the sliver's last centre from frame 16 on
+    # off: held at the sliver's last centre from frame 16 on
     np.testing.assert_allclose(h[25][0].location[:2], (-0.05, 0.5), atol=1e-4)
     np.testing.assert_allclose(h[25][0].velocity, (0.0, 0.0, 0.0), atol=1e-6)
     # on: from the last steady observation (frame 13, x = -0.35) at 0.05 a frame, to 8 frames past frame 16
@@ -562,7 +562,7 @@ def test_coast_stop_holds_a_coasted_track_where_it_meets_the_object_it_vanished_
     frames = list(range(n))
     through = tracks_to_annotation(tracks, frames, HW, HEIGHTS, VideoPerceptionConfig(coast_frames=20, coast_stop=0))
     stopped = tracks_to_annotation(tracks, frames, HW, HEIGHTS, VideoPerceptionConfig(coast_frames=20, coast_stop=1))
-    assert stopped == tracks_to_annotation(tracks, frames, HW, HEIGHTS)  # the shipped default since session 26
+    assert stopped == tracks_to_annotation(tracks, frames, HW, HEIGHTS)  # coast_stop 1 is the default
     t = [fr.by_id() for fr in through.motion_trajectory]
     s = [fr.by_id() for fr in stopped.motion_trajectory]
     # coasting alone carries the cylinder through the sphere to x = -0.55 at frame 29
@@ -635,7 +635,7 @@ def test_coast_ride_holds_where_the_object_ridden_with_leaves():
 def test_join_short_is_a_perception_setting_that_reaches_the_tracker():
     config = perception_config(["join_short=0"])
     assert config.join_short == 0 and tracking_config(config).join_short == 0
-    assert tracking_config(VideoPerceptionConfig()).join_short == 1  # the shipped default since session 26
+    assert tracking_config(VideoPerceptionConfig()).join_short == 1  # the default reaches the tracker
     with pytest.raises(ConfigError, match="join_short"):
         perception_config(["join_short=3"])
 
@@ -657,7 +657,7 @@ def test_collision_release_keeps_a_pair_resting_side_by_side_one_collision():
 
 def test_collision_release_is_a_setting_and_refuses_a_negative_value():
     assert perception_config(["collision_release=0.05"]).collision_release == 0.05
-    assert VideoPerceptionConfig().collision_release == 0.05  # the default since the fifteenth session
+    assert VideoPerceptionConfig().collision_release == 0.05  # the default
     with pytest.raises(ConfigError, match="collision_release"):
         perception_config(["collision_release=-0.1"])
 
@@ -892,7 +892,7 @@ def test_struck_partners_needs_both_objects_kicked_the_opposite_ways():
 
 
 def test_struck_partner_is_on_by_default_at_0_2_and_tracks_to_annotation_applies_it():
-    assert VideoPerceptionConfig().struck_partner == 0.2  # shipped in the thirty-first session (clevrer.md)
+    assert VideoPerceptionConfig().struck_partner == 0.2  # the default (docs/results/clevrer.md, thirty-first session)
     assert perception_config(["struck_partner=0.3"]).struck_partner == 0.3
     for bad in ("struck_partner=-0.1", "struck_partner=1.5"):
         with pytest.raises(ConfigError, match="struck_partner"):

@@ -1,8 +1,8 @@
 """The render's fast paths give the same pixels, depth and masks as the straightforward pass they replaced.
 
-Twenty-third session: the floor and sky are copied from an image built once per camera, only object
+The fast paths: the floor and sky are copied from an image built once per camera, only object
 pixels get TinyRenderer's colour and depth, and the shadow and metal passes look at fewer pixels.
-The functions below are the pass as it was before (the reference); every output must match it bit
+The functions below are the straightforward pass (the reference); every output must match it bit
 for bit, on real TinyRenderer frames with shadows, metal and rubber objects.
 """
 

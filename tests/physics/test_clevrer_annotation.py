@@ -94,7 +94,8 @@ def _broken(mutate):
         (lambda d: d["motion_trajectory"][2]["objects"][1]["velocity"].__setitem__(2, float("inf")),
          r"motion_trajectory\[2\]\.objects\[1\]\.velocity: must hold finite numbers"),
         (lambda d: d["collision"][0]["location"].__setitem__(1, float("nan")), r"collision\[0\]\.location: must hold finite"),
-        # read as given before (twenty-seventh session): a colour no question names, its questions answered wrong
+        # a colour outside the vocabulary is refused by name (taken, no question could name it and its
+        # questions would count wrong)
         (lambda d: d["object_property"][0].update(color="plaid"),
          r"object_property\[0\]\.color: unknown color 'plaid'; allowed: gray, red"),
         (lambda d: d["object_property"][1].update(shape="cone"), r"object_property\[1\]\.shape: unknown shape 'cone'"),

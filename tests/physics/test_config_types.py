@@ -110,7 +110,7 @@ def _configs():
         (PlannerConfig, {"horizon": "3"}, "PlannerConfig.horizon must be an integer"),
         (BoxPushTaskConfig, {"max_steps": "9"}, "BoxPushTaskConfig.max_steps must be an integer"),
         (RopeConfig, {"steps": "9"}, "RopeConfig.steps must be an integer"),
-        # audit6: the configs the docs build from Python (docs/CHANGELOG.md) that had no check yet
+        # the configs the docs build from Python (docs/CHANGELOG.md)
         (CodecConfig, {"latent": "16"}, "CodecConfig.latent must be an integer"),
         (VonConfig, {"depth_weight": "1"}, "VonConfig.depth_weight must be a number"),
         (SoundOfPixelsConfig, {"frames": 3.0}, "SoundOfPixelsConfig.frames must be an integer"),
@@ -122,7 +122,8 @@ def _configs():
 
 @pytest.mark.parametrize("case", range(26))
 def test_the_configs_users_build_from_python_name_a_wrong_type(case):
-    """Each was a TypeError naming nothing (``'<' not supported between instances of 'str' and 'int'``) or taken."""
+    """Each names the config, the field and the type, in one line (not a TypeError naming nothing, such as
+    ``'<' not supported between instances of 'str' and 'int'``, and never taken)."""
     configs = _configs()
     assert len(configs) == 26  # the parametrization covers each
     cls, kwargs, says = configs[case]
@@ -131,10 +132,10 @@ def test_the_configs_users_build_from_python_name_a_wrong_type(case):
     assert str(info.value).startswith(says) and "\n" not in str(info.value), str(info.value)
 
 
-# audit7 (thirtieth session): every other public config dataclass of the four packages, by family (data builders,
-# speed runs, derender and other perception networks, worlds and graphs, parsers and question generators, the
-# bench / demo / eval commands' configs).  On the base each was a TypeError naming nothing (``'<' not supported
-# between instances of 'str' and 'int'``) or taken without a word (``SpeedConfig(questions="3")``).
+# every other public config dataclass of the four packages, by family (data builders, speed runs, derender and
+# other perception networks, worlds and graphs, parsers and question generators, the bench / demo / eval commands'
+# configs): a wrong type is one line, never a TypeError naming nothing (``'<' not supported between instances of
+# 'str' and 'int'``) nor a value taken without a word (``SpeedConfig(questions="3")``).
 PUBLIC_CONFIGS = [
     ("benchmarks.bench_all", "BenchAllConfig", {"out": "o", "quick": "yes"}),
     ("benchmarks.datasets.audiovisual_builder", "AudioVisualDataConfig", {"out": "o", "n": "3"}),

@@ -95,7 +95,7 @@ def test_eval_clevr_perception_on_ray_matches_one_process(tmp_path):
 
 
 def test_eval_clevr_nscl_on_ray_gives_one_processs_soft_answers(tmp_path, monkeypatch):
-    # audit8: Ray's workers send each scene's concept scores back; the fallback would lose NS-CL's soft answers
+    # Ray's workers send each scene's concept scores back, so NS-CL's answers stay soft, as in one process
     from benchmarks.datasets.clevr_builder import ClevrDataConfig, build_clevr
     from benchmarks.eval_clevr import ClevrEvalConfig, evaluate_clevr
     from reasoning.nsvqa import NSVQA

@@ -80,3 +80,22 @@ def test_require_fields_names_the_file_and_the_wrong_entry(obj, message):
     with pytest.raises(CheckpointError, match=message) as err:
         require_fields(obj, "x/c.pt", "test checkpoint", {"model": dict, "config": dict})
     assert "x/c.pt" in str(err.value)
+
+
+def test_a_folder_where_a_file_is_read_is_named_as_a_folder_not_as_missing(tmp_path):
+    # a folder given as a checkpoint, a JSON file or an image was reported "not found" (or with
+    # "[Errno 21] Is a directory" and the path twice)
+    from perception.image_io import load_image, verify_image
+    from physics.errors import DataError
+    from physics.io import read_json
+
+    (tmp_path / "x.pt").mkdir()
+    with pytest.raises(CheckpointError, match=r"^derenderer checkpoint \S+x\.pt is a folder, not a file$"):
+        torch_load(tmp_path / "x.pt", "derenderer checkpoint")
+    with pytest.raises(DataError, match=r"^CLEVR scenes file \S+x\.pt is a folder, not a file$"):
+        read_json(tmp_path / "x.pt", "CLEVR scenes file")
+    for read in (load_image, verify_image):
+        with pytest.raises(DataError, match=r"^image file \S+x\.pt is a folder, not a file$"):
+            read(tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match=r"^checkpoint not found: \S+none\.pt$"):  # a missing one as before
+        torch_load(tmp_path / "none.pt")

@@ -62,7 +62,7 @@ def boxbath_tiny():
 def test_one_training_step_lowers_the_loss(boxbath_tiny, name):
     torch.manual_seed(0)
     name, _, variant = name.partition("+")
-    # the variant is session 5's fluidshake DPI-Net: one root for the fluid, the paper's stage order
+    # the variant is the fluidshake DPI-Net with one root for the fluid and the paper's stage order
     extra = {"graph.free_roots": 1, "stage_order": "leaves_first"} if variant else {}
     cfg = preset("boxbath", name, dim=2, node_attr_dim=4, edge_attr_dim=0, hidden=16, **extra)
     model = make_model(name, cfg)

@@ -114,8 +114,8 @@ def test_render_and_errors():
 
 
 def test_fluidfall_markers_sit_where_the_grid_boundary_stops_the_fluid_and_old_recordings_still_replay():
-    # session 9: fluidfall's floor and side markers moved one grid cell outside the slip planes,
-    # where MPM's boundary (on grid nodes) and the clamp at 2 cells actually stop the fluid
+    # fluidfall's floor and side markers sit one grid cell outside the slip planes, where MPM's boundary
+    # (on grid nodes) and the clamp at 2 cells actually stop the fluid; offset 0 replays recordings on the planes
     new, old = tiny("fluidfall", steps=30), tiny("fluidfall", steps=30, wall_marker_offset=0.0)
     assert new.config.wall_marker_offset == 1.0 and make_world("boxbath").config.wall_marker_offset == 0.0
     a, b = new.rollout(seed=1), old.rollout(seed=1)

@@ -470,9 +470,10 @@ def test_edge_frames_makes_a_contact_recorded_at_the_end_and_still_on_a_future_c
 
 
 def test_edge_unrecorded_makes_a_rule_touch_at_the_last_observed_frame_the_annotation_lacks_a_future_collision():
-    """nsdr20's video 63: the rule dates a touch at the last observed frame (the world a frame later), so the future
-    filter drops it and the annotation has none; with ``edge_unrecorded`` it is a future collision at the first
-    predicted frame when the pair still touches there.  Off by default; counterfactuals do not read it."""
+    """A case met in perceived videos (docs/results/clevrer.md, nsdr20, video 63): the rule dates a touch at the
+    last observed frame (the world a frame later), so the future filter drops it and the annotation has none; with
+    ``edge_unrecorded`` it is a future collision at the first predicted frame when the pair still touches there.
+    Off by default; counterfactuals do not read it."""
     d = 2 * HALF_EXTENT
     ann = _still_annotation({0: "sphere", 1: "sphere"}, {0: 0.0, 1: 0.0}, {0: (0.0, 0.0), 1: (d + 1.0, 0.0)})
     last = ann.motion_trajectory[-1].frame_id
@@ -519,7 +520,7 @@ def test_edge_unrecorded_makes_a_rule_touch_at_the_last_observed_frame_the_annot
 
 
 def test_edge_tolerance_lets_an_edge_pair_a_hair_apart_at_the_first_predicted_frame_count_and_is_off_by_default():
-    """nsdr12: a pair perceived colliding at the video's end reads 0.008 apart at the first predicted frame; the
+    """A pair perceived colliding at the video's end reads 0.008 apart at the first predicted frame; the
     edge rule finds it with ``edge_tolerance`` 0.01 only, never beyond it, and counterfactuals do not read it."""
     d = 2 * HALF_EXTENT
     ann = _still_annotation({0: "sphere", 1: "sphere"}, {0: 0.0, 1: 0.0}, {0: (0.0, 0.0), 1: (d - 0.01, 0.0)})
@@ -958,7 +959,7 @@ def test_the_shipped_checkpoint_loads_small_and_reproducible():
     assert meta["command"].startswith("nesy train video-dynamics --model propnet")
     assert meta["world"] == "clevrer" and bool(model.vel_norm.fitted)
     assert model.config == preset("clevrer", "propnet", dim=STATE_DIM, node_attr_dim=NODE_ATTR_DIM, edge_attr_dim=0,
-                                  contact="clevrer")  # footprint gaps on every edge (eleventh session)
+                                  contact="clevrer")  # footprint gaps on every edge
     assert Path(SHIPPED_CHECKPOINT).parent.name == "video"
 
 
@@ -1271,7 +1272,7 @@ def test_train_only_is_stored_only_when_set_and_bad_prefixes_are_refused_by_name
 
 
 def test_future_tolerance_makes_a_future_near_pass_a_collision_and_leaves_states_and_counterfactuals_alone():
-    """nsdr11 (twenty-eighth session): sphere 1 slides at resting sphere 0 after the video and stops 0.10 short; the
+    """Sphere 1 slides at resting sphere 0 after the video and stops 0.10 short; the
     plain rule finds nothing, ``future_tolerance`` 0.15 a collision dated where the gap first falls below 0.15.  A pair
     already that near at the video's end is no new collision; rolled-out states and counterfactuals never read it."""
     d = 2 * HALF_EXTENT
@@ -1307,7 +1308,7 @@ def test_future_tolerance_makes_a_future_near_pass_a_collision_and_leaves_states
 
 
 def test_future_reach_adds_a_future_near_pass_and_never_drops_a_collision_the_plain_rule_finds():
-    """nsdr11: ``future_tolerance`` 0.15 loses a touch right after the video whose pair was already within 0.15 at
+    """``future_tolerance`` 0.15 loses a touch right after the video whose pair was already within 0.15 at
     its end (the widened rule dates it into the observed frames); ``future_reach`` 0.15 keeps it and adds the near
     pass.  States and counterfactuals never read it."""
     d = 2 * HALF_EXTENT
@@ -1344,7 +1345,7 @@ def test_future_reach_adds_a_future_near_pass_and_never_drops_a_collision_the_pl
 
 
 def test_counterfactual_reach_adds_a_near_pass_after_the_video_and_never_one_inside_it_or_a_known_pair():
-    """nsdr14 (twenty-ninth session): hand-made counterfactual frames, the video's last observed frame 2.  Sphere 1
+    """Hand-made counterfactual frames, the video's last observed frame 2.  Sphere 1
     slides at resting sphere 0 and stops 0.10 short: ``counterfactual_reach`` 0.15 makes it a collision where the gap
     first falls below 0.15; sphere 2 sat 0.12 from 0 since the video (no new touch); a pair the counterfactual already
     holds within ``collision_gap`` frames is not added twice (another pair's does not count); 0.05 adds nothing; a
@@ -1404,7 +1405,7 @@ def _free_roll(far: bool) -> VideoAnnotation:
 
 
 def test_free_slide_moves_a_free_rolling_sphere_by_the_friction_prior_only_in_futures_and_is_off_by_default():
-    """nsdr16: a free rolling sphere's future steps lose exactly the rolling prior's deceleration (the PropNet's
+    """A free rolling sphere's future steps lose exactly the rolling prior's deceleration (the PropNet's
     own lose about twice as much); near another object, or with the option off, the PropNet's steps stand;
     counterfactuals never read it."""
     from physics.models.video_propnet import FREE_SLIDES, prior_deceleration
@@ -1460,7 +1461,7 @@ def test_free_slide_all_slows_a_free_sliding_cube_by_the_sliding_prior_and_spher
 
 
 def test_free_slide_clearance_decides_which_steps_beside_a_neighbour_the_prior_takes_and_counterfactuals_never_change():
-    """nsdr18: the sphere of ``_free_roll(far=False)`` passes a resting cube 0.135 apart (footprints).  With a
+    """The sphere of ``_free_roll(far=False)`` passes a resting cube 0.135 apart (footprints).  With a
     clearance below that gap every future step after the first is the rolling prior's; with 0.2 the PropNet takes the
     steps beside the cube.  At the clearances tried (0.2-0.3), in both modes, counterfactuals stay the PropNet's."""
     from physics.models.video_propnet import prior_deceleration
@@ -1492,7 +1493,7 @@ def test_free_slide_clearance_decides_which_steps_beside_a_neighbour_the_prior_t
 
 
 def test_rest_hold_keeps_a_resting_object_in_place_until_another_comes_near_and_never_touches_counterfactuals():
-    """nsdr18: ``RolloutConfig.rest_hold``.  RestHold on a synthetic rollout: a resting cube the 'PropNet' drifts
+    """``RolloutConfig.rest_hold``.  RestHold on a synthetic rollout: a resting cube the 'PropNet' drifts
     stays put until a sphere's footprint comes within the distance, then its predicted steps stand; a moving
     object is never held.  Through the PropNet: the far resting cube of ``_free_roll`` stays exactly in place in
     the future, and counterfactuals are the same with the option on; off by default, bad values refused."""
@@ -1542,7 +1543,7 @@ def _diagonal_roll(cube_at: tuple[float, float]) -> VideoAnnotation:
 
 
 def test_heading_hold_keeps_free_objects_on_their_last_heading_at_the_propnets_step_length_only_when_free():
-    """nsdr20: ``HeadingHold`` on a synthetic rollout whose 'PropNet' turns a sphere and a cube by 1 degree a
+    """``HeadingHold`` on a synthetic rollout whose 'PropNet' turns a sphere and a cube by 1 degree a
     frame: with ``spheres`` the sphere's steps keep the heading of its last observed step, each at the turned step's
     length, and the cube turns on; with ``all`` both are held; an object within the clearance of another keeps the
     turned step."""
@@ -1581,7 +1582,7 @@ def test_heading_hold_keeps_free_objects_on_their_last_heading_at_the_propnets_s
 
 
 def test_heading_hold_straightens_the_propnets_future_of_a_free_sphere_and_never_touches_counterfactuals():
-    """nsdr20: through the shipped PropNet a free sphere rolling at 35 degrees turns by a few degrees over 20
+    """Through the shipped PropNet a free sphere rolling at 35 degrees turns by a few degrees over 20
     future frames; with ``heading_hold`` ``spheres`` every future step keeps 35 degrees; the cube near its path
     (inside the clearance) leaves its steps there to the PropNet; counterfactuals are the same with the option
     on; bad values are refused by name."""

@@ -475,9 +475,9 @@ def test_eval_clevr_scores_an_nscl_checkpoint_as_a_qa_model(split, tmp_path):
 
 
 def test_eval_clevr_with_two_workers_gives_one_workers_soft_answers_and_probes_bit_for_bit(split, tmp_path, monkeypatch):
-    """Scenes perceived in another worker came back without NS-CL's concept scores, and every question was answered
-    by the symbolic fallback (the thirtieth session's first read of seed 49242: 91.17% against the soft answers'
-    97.05%); the fan-out was refused since.  Now each scene brings its scores along (audit8)."""
+    """A scene perceived in another worker brings NS-CL's concept scores back with it, so two workers answer
+    every question softly, exactly as one does (without the scores each question would fall back to the symbolic
+    executor; docs/results/nscl.md, thirtieth session, holds the figures of that fallback)."""
     from benchmarks.eval_clevr import ClevrEvalConfig, evaluate_clevr
     from reasoning.nsvqa import NSVQA
 
@@ -555,8 +555,8 @@ def test_the_qa_model_answers_softly_over_what_it_perceived(split, tmp_path):
 
 
 def test_a_scene_without_scores_is_answered_symbolically_alone_and_the_others_stay_soft(split, tmp_path):
-    """One scene without concept scores (an unreadable image, one without proposals) turned every question of the
-    evaluation to the symbolic executor; now only its own (audit8)."""
+    """A scene without concept scores (an unreadable image, one without proposals) sends only its own questions to
+    the symbolic executor; every other scene's questions stay soft."""
     import dataclasses as dc
 
     from perception.datasets import ClevrDataset

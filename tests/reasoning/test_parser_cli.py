@@ -93,3 +93,30 @@ def test_parser_curve_writes_its_figure_in_its_own_folder_by_default(tmp_path, m
     assert printed == {"figure": str(out / "curve.png"), "rows": 1}
     assert (out / "curve.png").stat().st_size > 0 and (out / "curve.json").is_file()
     assert not (tmp_path / "docs").exists()
+
+
+def test_train_parser_checks_its_outputs_and_resume_target_before_any_data(tmp_path, capsys, monkeypatch):
+    # each was found after the training data were read or generated (2,000 scenes by default: minutes)
+    import benchmarks.commands.train_parser as train_parser_command
+
+    def no_data(args):
+        raise AssertionError("the data were read before the outputs were checked")
+
+    monkeypatch.setattr(train_parser_command, "_data", no_data)
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    cases = [
+        (["train", "parser", "--out", str(tmp_path / "broken.pt")], "question-parser checkpoint"),
+        (["train", "parser", "--out", str(tmp_path / "a_folder")], "it is a folder"),
+        (["train", "parser", "--out", str(tmp_path / "p.pt"), "--export", str(tmp_path / "a_file" / "e.pt")],
+         "a file is in the way"),
+        (["train", "parser-curve", "--out-dir", str(tmp_path / "c"), "--figure", str(tmp_path / "a_file" / "f.png")],
+         "a file is in the way"),
+        (["train", "parser-curve", "--out-dir", str(tmp_path / "a_file")], "a file is in the way"),
+    ]
+    for argv, message in cases:
+        assert main([*argv, "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "p.pt").exists()

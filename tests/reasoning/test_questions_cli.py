@@ -105,3 +105,27 @@ def test_a_nan_balance_option_is_refused_not_read_as_no_rule(tmp_path, capsys, f
     assert not out.exists()
     with pytest.raises(ConfigError, match=message):
         GeneratorConfig(**{field: float("nan")})
+
+
+def test_data_questions_checks_both_outputs_and_the_scenes_indices_before_any_work(tmp_path, capsys):
+    # the questions were written, then --scenes-out failed: half an output; and two scenes sharing an
+    # image_index gave questions that could not say which scene they were about
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "q.json"
+    cases = [
+        (["--synthetic", "2", "--scenes-out", str(tmp_path / "a_file" / "s.json")], "a file is in the way"),
+        (["--synthetic", "2", "--scenes-out", str(out)], "--scenes-out and --out name the same file"),
+    ]
+    scenes = sample_scene_graphs(3, seed=0)
+    save_scenes(tmp_path / "dup.json", scenes)
+    raw = json.loads((tmp_path / "dup.json").read_text())
+    raw["scenes"][2]["image_index"] = raw["scenes"][0]["image_index"]
+    (tmp_path / "dup.json").write_text(json.dumps(raw))
+    cases.append((["--scenes", str(tmp_path / "dup.json")], "dup.json: scenes 2 and an earlier one share image_index 0"))
+    save_scenes(tmp_path / "none.json", [])  # an empty questions file was written without a word
+    cases.append((["--scenes", str(tmp_path / "none.json")], "none.json holds no scenes; there is nothing to ask about"))
+    for extra, message in cases:
+        assert main(["data", "questions", *extra, "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+        assert not out.exists()

@@ -189,3 +189,34 @@ def test_a_question_that_is_not_an_object_is_named_not_a_traceback():
     entries = [{"scene_index": 3, "questions": [5]}]
     with pytest.raises(DataError, match=r"q.json: video 3, question at position 0: expected an object, got int"):
         video_examples(entries, where="q.json")
+
+
+def test_train_video_parser_reads_its_held_out_file_before_training(folder, tmp_path, capsys):
+    # a missing --eval-data was found after the epochs, leaving the checkpoint and its log behind
+    out = tmp_path / "vp.pt"
+    rc = cli.main(["train", "video-parser", "--data", str(folder), "--split", "val", "--eval-data",
+                   str(tmp_path / "missing"), "--out", str(out), "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "CLEVRER questions file not found" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_video_parser_checks_its_outputs_before_training(folder, tmp_path, capsys):
+    # an --export it could not write was found after the epochs, the checkpoint and its log left behind
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "vp.pt"
+    rc = cli.main(["train", "video-parser", "--data", str(folder), "--split", "val", "--out", str(out),
+                   "--export", str(tmp_path / "a_file" / "e.pt"), "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "a file is in the way" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_answer_video_notes_the_words_the_parser_never_saw(folder, capsys):
+    # 'plaid' was read as the unknown-word token and the program counted every collision, without a word
+    base = ["answer", "--video", str(folder), "--index", "0", "--json", "--question"]
+    assert cli.main([*base, "How many plaid collisions happen?"]) == 0
+    err = capsys.readouterr().err
+    assert "note: the parser never saw 'plaid' in --question" in err and len(err.strip().splitlines()) == 1, err
+    assert cli.main([*base, "How many collisions happen?"]) == 0
+    assert "never saw" not in capsys.readouterr().err

@@ -12,6 +12,8 @@ replaced.  Unknown names and unknown or mistyped overrides raise
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -58,30 +60,42 @@ def world_class(name: str) -> type[DynamicsWorld]:
 
 
 def _coerce(cls: type[WorldConfig], key: str, value: Any) -> Any:
-    """Cast a JSON/CLI value to the field's type (lists -> tuples, ints -> floats)."""
+    """Cast a JSON/CLI value to the field's type (lists -> tuples, ints -> floats); numbers must be finite.
+
+    Raises:
+        ConfigError: ``<Config>.<field> must be <what>, got <value>``, naming what the field takes.
+    """
     tp = typing.get_type_hints(cls)[key]
     origin = typing.get_origin(tp)
-    try:
-        if origin is tuple:
-            inner = typing.get_args(tp)[0]
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                raise TypeError("not a sequence")
-            return tuple(inner(v) for v in value)
-        if tp is bool:
-            if not isinstance(value, bool):
-                raise TypeError("not a bool")
-            return value
-        if tp is int:
-            if isinstance(value, bool) or int(value) != value:
-                raise TypeError("not an integer")
-            return int(value)
-        if tp is float:
-            if isinstance(value, bool):
-                raise TypeError("not a number")
-            return float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{cls.__name__}.{key}: {value!r} is not a valid {tp} ({exc})") from None
-    return value
+    if origin is tuple:
+        inner = typing.get_args(tp)[0]
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"{cls.__name__}.{key} must be a list of {_WHAT_PLURAL.get(inner, inner)}, got {value!r}",
+                              settings=(key,))
+        try:
+            return tuple(_scalar(cls, key, inner, v) if inner in _WHAT else inner(v) for v in value)
+        except ConfigError:
+            raise ConfigError(f"{cls.__name__}.{key} must be a list of {_WHAT_PLURAL[inner]}, got {value!r}",
+                              settings=(key,)) from None
+    return _scalar(cls, key, tp, value)
+
+
+_WHAT = {bool: "true or false", int: "an integer", float: "a finite number"}
+_WHAT_PLURAL = {bool: "true/false values", int: "integers", float: "finite numbers"}
+
+
+def _scalar(cls: type[WorldConfig], key: str, tp: Any, value: Any) -> Any:
+    """One value of field ``key`` cast to ``tp`` (bool, int or float; anything else is returned as it is)."""
+    if tp not in _WHAT:
+        return value
+    ok = False
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value):
+        ok = tp is float or int(value) == value  # 3.0 is the integer 3; numpy numbers pass too
+    if not ok:
+        raise ConfigError(f"{cls.__name__}.{key} must be {_WHAT[tp]}, got {value!r}", settings=(key,))
+    return tp(value)
 
 
 def world_config(name: str, overrides: Mapping[str, Any] | None = None) -> WorldConfig:

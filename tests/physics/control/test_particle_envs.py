@@ -159,7 +159,7 @@ def test_the_shipped_fluid_dpinet_still_drives_cem_to_a_fluid_goal():
     # A guard on the shipped fluidshake_dpinet.pt as the control model: docs/results/control.md's FluidShake row
     # (seed 18018, samples 8, iterations 2, horizon 3), its second episode. The shipped file reaches the goal in 7
     # steps (0.063 -> 0.009 m); a candidate with lower rollout error on random-action trajectories ended 0.076 m
-    # away in 30 steps (twenty-sixth session, docs/results/particles.md), which this test would have caught.
+    # away in 30 steps (docs/results/particles.md, twenty-sixth session): this test catches such a file.
     torch.set_num_threads(1)
     env = FluidShakeEnv(FluidShakeTaskConfig())
     try:

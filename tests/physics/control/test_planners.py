@@ -88,3 +88,14 @@ def test_wilson_interval_and_summary():
     env.close()
     s = summarize(rs)
     assert s["episodes"] == 3 and s["control_steps"] == 3 and 0 <= s["success_rate"] <= 1
+
+
+def test_a_planner_that_keeps_elites_refuses_more_elites_than_samples():
+    # cem clamped elites to samples without a word: every sample an elite, no selection left
+    for name in ("cem", "hybrid"):
+        with pytest.raises(ConfigError, match=rf"planner '{name}' keeps the best elites .* elites \(8\) must not "
+                                              r"exceed samples \(4\)"):
+            make_planner(name, PlannerConfig(samples=4, elites=8))
+        make_planner(name, PlannerConfig(samples=4, elites=4))  # all of them is the most it keeps
+    for name in ("mppi", "grad", "random"):  # they keep no elites
+        make_planner(name, PlannerConfig(samples=2, elites=4))
