@@ -56,7 +56,9 @@ its options ``harmless`` (candidates that move no other shape, :func:`harmless_u
 ``ranking="iou-guarded"`` (off by default; twenty-seventh look) keeps the IoU ranking's order but passes over each
 unit whose ablation, with the units kept before it, would change the sphere pixel count by more than ``sphere_guard``
 on the first ``guard_samples`` dissection samples (:func:`guarded_iou_units`): the highest-IoU cube units are
-object units, and ten of them together blank whole samples, spheres included.
+object units, and ten of them together blank whole samples, spheres included.  It failed its dev rule (twenty-seventh
+look).  ``ranking="iou-net"`` (off by default) walks the same order and keeps a unit when the kept set's cube pixels
+removed net of its sphere count change rises.
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
@@ -179,7 +181,7 @@ class ObjectShapeLabeller:
 
 
 PROJECTED = -1  # layer index of the generator's projected grid (H/8 x W/8, before any up-sampling; an option)
-RANKINGS = ("iou", "causal", "causal-net", "iou-guarded")  # how the intervention's cube units are chosen (dissection_outcome's ranking)
+RANKINGS = ("iou", "causal", "causal-net", "iou-guarded", "iou-net")  # how the intervention's cube units are chosen (dissection_outcome's ranking)
 
 
 def _layer(generator: ConvDecoder, layer: int) -> nn.Module:
@@ -492,14 +494,16 @@ def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller
 
 
 def guarded_selection(effect_of: Callable[[list[int]], tuple[float, float]], order: Sequence[int], k: int,
-                      guard: float) -> tuple[list[int], list[tuple[int, bool, float, float]], int]:
+                      guard: float, net: bool = False) -> tuple[list[int], list[tuple[int, bool, float, float]], int]:
     """Keep ``k`` units of ``order``, in order, each only if the set kept so far with it moves another concept by at most ``guard``.
 
     ``effect_of(units)`` gives (the fraction of the concept's pixels removed, the other concept's
     relative pixel-count change, signed) when ``units`` are ablated together.  The walk goes down
     ``order`` once (for :func:`guarded_iou_units`, the units by IoU with the concept, the paper's
     ranking) and keeps a unit when ``|change| <= guard`` for the kept set with it added; it stops
-    at ``k`` kept.  If the order runs out first, the units it passed over fill the set in order
+    at ``k`` kept.  With ``net`` (``guard`` unused) a unit is kept instead when the kept set with it
+    scores higher by ``removed - |change|`` than the kept set without it (the first unit tried is
+    always kept).  If the order runs out first, the units it passed over fill the set in order
     (the plain ranking's next ones), and how many did is returned.  Returns (the units, in the
     order kept, then any filled; each unit tried as (unit, kept, removed, change); how many filled).
     """
@@ -511,11 +515,14 @@ def guarded_selection(effect_of: Callable[[list[int]], tuple[float, float]], ord
         raise ConfigError(f"guarded_selection: guard must be a finite number >= 0, got {guard!r}")
     kept: list[int] = []
     tried: list[tuple[int, bool, float, float]] = []
+    best = float("-inf")  # net: the kept set's removed - |change|
     for u in order:
         if len(kept) == k:
             break
         removed, change = effect_of(kept + [u])
-        keep = abs(change) <= guard
+        keep = removed - abs(change) > best if net else abs(change) <= guard
+        if net and keep:
+            best = removed - abs(change)
         tried.append((int(u), keep, removed, change))
         if keep:
             kept.append(u)
@@ -527,7 +534,7 @@ def guarded_selection(effect_of: Callable[[list[int]], tuple[float, float]], ord
 @torch.no_grad()
 def guarded_iou_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int,
                       concept: int, other: int, order: Sequence[int], k: int,
-                      guard: float) -> tuple[Tensor, list[tuple[int, bool, float, float]], int]:
+                      guard: float, net: bool = False) -> tuple[Tensor, list[tuple[int, bool, float, float]], int]:
     """``k`` units of ``order`` (by IoU with ``concept``) whose joint ablation keeps ``other``'s pixel count within ``guard``.
 
     The units are ablated together on the samples from ``z`` (:func:`ablation_images` from the layer's
@@ -535,7 +542,9 @@ def guarded_iou_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labelle
     pixel-count change (the check's two figures); :func:`guarded_selection` walks ``order``.  So the set
     is the highest-IoU units but for those that, with the units already kept, would move ``other``: object
     units whose ablation with the others blanks whole samples are passed over.  One ablation per unit
-    tried (at most the layer's units).  Returns (int64 [k] in the order kept, each unit tried, how many filled).
+    tried (at most the layer's units).  ``net``: :func:`guarded_selection`'s other rule (keep a unit when cube
+    pixels removed net of the sphere count's change rises).  Returns (int64 [k] in the order kept, each unit tried,
+    how many filled).
     """
     generator.eval()
     base = _labels(labeller, generator(z))
@@ -548,7 +557,7 @@ def guarded_iou_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labelle
         change = (int((after == other + 1).sum()) - n_other) / n_other if n_other else 0.0
         return removed, change
 
-    chosen, tried, filled = guarded_selection(effect_of, [int(u) for u in order], k, guard)
+    chosen, tried, filled = guarded_selection(effect_of, [int(u) for u in order], k, guard, net)
     return torch.tensor(chosen, dtype=torch.int64), tried, filled
 
 
@@ -788,7 +797,7 @@ class GanDissectionOptions:
         "help": "ranking=iou-guarded: the largest |sphere pixel-count change| a kept set of units may make on the "
                 "guard samples"})
     guard_samples: int = field(default=GUARD_SAMPLES, metadata={
-        "help": f"ranking=iou-guarded: the dissection samples the guard is measured on (1..{DISSECTION_SAMPLES})"})
+        "help": f"ranking=iou-guarded or iou-net: the dissection samples the walk is measured on (1..{DISSECTION_SAMPLES})"})
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
@@ -895,16 +904,16 @@ def _check_reading(layer: int, ranking: str, harmless: int = 0, causal_samples: 
                           f"only with ranking=causal or causal-net, got {causal_samples!r} with ranking={ranking}")
     guarded = ranking == "iou-guarded"
     if (isinstance(sphere_guard, bool) or not isinstance(sphere_guard, (int, float)) or not 0.0 <= sphere_guard < float("inf")
-            or (sphere_guard != SPHERE_GUARD and not guarded)):
+            or (sphere_guard != SPHERE_GUARD and not guarded)):  # NaN fails the range test
         raise ConfigError(f"{name('sphere_guard')} must be a finite number >= 0, and other than {SPHERE_GUARD} only with "
                           f"ranking=iou-guarded, got {sphere_guard!r} with ranking={ranking}")
     if (isinstance(guard_samples, bool) or not isinstance(guard_samples, int) or not 1 <= guard_samples <= DISSECTION_SAMPLES
-            or (guard_samples != GUARD_SAMPLES and not guarded)):
+            or (guard_samples != GUARD_SAMPLES and ranking not in ("iou-guarded", "iou-net"))):
         raise ConfigError(f"{name('guard_samples')} must be in 1..{DISSECTION_SAMPLES}, and other than {GUARD_SAMPLES} "
-                          f"only with ranking=iou-guarded, got {guard_samples!r} with ranking={ranking}")
+                          f"only with ranking=iou-guarded or iou-net, got {guard_samples!r} with ranking={ranking}")
     if cache_ablations and not causal:
         raise ConfigError(f"{name('cache_ablations')} only speeds up ranking=causal or causal-net (the iou ranking "
-                          f"ablates nothing to choose its units, and iou-guarded always runs from the cached layer), "
+                          f"ablates nothing to choose its units, and iou-guarded and iou-net always run from the cached layer), "
                           f"got it with ranking={ranking}")
 
 
@@ -1074,7 +1083,8 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     (:func:`ablation_images`, :func:`net_causal_units`).  "iou-guarded" (an option) walks the units by cube
     IoU and keeps each one unless the kept set with it changes the sphere pixel count by more than
     ``sphere_guard`` (relative, either sign) on the first ``guard_samples`` dissection samples
-    (:func:`guarded_iou_units`); the edit samples play no part in the choice.
+    (:func:`guarded_iou_units`); "iou-net" (an option) walks the same order and keeps a unit when the
+    kept set's cube pixels removed net of its sphere count change rises; the edit samples play no part in either choice.
     """
     from perception.generative.gan import CROP
 
@@ -1109,11 +1119,13 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
         units, net_trace = net_causal_units(gen, seg, z[:n_causal], layer, cube, sphere, k,
                                             pool=min(NET_POOL, result.iou.shape[0]), harmless=harmless,
                                             candidates_out=candidates, cache=cache_ablations)
-    elif ranking == "iou-guarded":
+    elif ranking in ("iou-guarded", "iou-net"):
         n_guard = min(guard_samples, n_dissect)
         units, tried, filled = guarded_iou_units(gen, seg, z[:n_guard], layer, cube, sphere,
-                                                 result.best_units(cube, result.iou.shape[0]).tolist(), k, sphere_guard)
-        guard = {"samples": n_guard, "sphere_guard": sphere_guard, "filled": filled,
+                                                 result.best_units(cube, result.iou.shape[0]).tolist(), k, sphere_guard,
+                                                 net=ranking == "iou-net")
+        guard = {"samples": n_guard, "filled": filled, "sphere_guard": None if ranking == "iou-net" else sphere_guard,
+                 "keep": "removed - |sphere change| rises" if ranking == "iou-net" else f"|sphere change| <= {sphere_guard}",
                  "kept_from_iou_top10": sum(u in iou_units.tolist() for u in units.tolist()),
                  "tried": [{"unit": u, "kept": kept, "cube_removed": r, "sphere_change": c} for u, kept, r, c in tried]}
     else:

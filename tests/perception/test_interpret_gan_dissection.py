@@ -1113,7 +1113,7 @@ def test_the_iou_guarded_ranking_is_an_option_of_the_cli_chosen_on_the_guard_sam
                           (["ranking=iou-guarded", "sphere_guard=nan"], "option 'sphere_guard' must be a finite number"),
                           (["ranking=iou-guarded", "guard_samples=0"], "option 'guard_samples' must be in 1..600"),
                           (["ranking=iou-guarded", "causal_samples=300"], "only with ranking=causal or causal-net"),
-                          (["ranking=iou-guarded", "cache_ablations=true"], "iou-guarded always runs from the cached")):
+                          (["ranking=iou-guarded", "cache_ablations=true"], "iou-guarded and iou-net always run from the cached")):
         argv = ["bench", "perception", "--model", "gan-dissection"]
         for one in setting:
             argv += ["--set", one]
@@ -1138,3 +1138,43 @@ def test_the_iou_guarded_ranking_is_an_option_of_the_cli_chosen_on_the_guard_sam
     entry = bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object")
     assert entry.figures["ranking"] == "iou" and entry.figures["guarded_selection"] is None
     assert (SPHERE_GUARD, GUARD_SAMPLES) == (0.08, 300)
+
+
+def test_the_net_walk_keeps_a_unit_when_cubes_removed_net_of_the_sphere_change_rise():
+    from perception.interpret.gan_dissection import guarded_selection
+
+    single = {0: (0.6, 0.5), 1: (0.4, -0.3), 2: (0.1, 0.3), 3: (0.3, 0.0)}  # 0 and 1 offset each other's spheres
+
+    def additive(units):
+        return sum(single[u][0] for u in units), sum(single[u][1] for u in units)
+
+    chosen, tried, filled = guarded_selection(additive, [0, 1, 2, 3], 3, 0.0, net=True)
+    assert chosen == [0, 1, 3] and filled == 0  # the guard at 0.0 would keep only unit 3
+    assert [t[:2] for t in tried] == [(0, True), (1, True), (2, False), (3, True)]  # 2 lowers the net score
+    assert tried[1][2:] == pytest.approx((1.0, 0.2)) and tried[3][2:] == pytest.approx((1.3, 0.2))
+    assert guarded_selection(additive, [0, 1, 2, 3], 3, 0.0)[0] == [3, 0, 1]  # the guard: 3, then the fill
+
+
+def test_the_iou_net_ranking_is_an_option_of_the_cli_that_walks_the_iou_order_on_the_guard_samples(capsys):
+    from benchmarks.cli import main
+    from perception.benchmark import bench_options
+    from perception.generative.gan import CROP, train_gan_run
+    from perception.interpret.gan_dissection import guarded_iou_units
+
+    assert bench_options("gan-dissection", {"ranking": "iou-net", "guard_samples": "6"})["guard_samples"] == 6
+    assert main(["bench", "perception", "--model", "gan-dissection", "--set", "ranking=iou-net", "--set",
+                 "sphere_guard=0.05"]) == 2
+    assert "other than 0.08 only with ranking=iou-guarded" in capsys.readouterr().err
+    outcome = bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object", ranking="iou-net", guard_samples=6)
+    fig = outcome.figures
+    guard = fig["guarded_selection"]
+    assert len(outcome.checks) == 6 and fig["ranking"] == "iou-net" and guard["sphere_guard"] is None
+    run = train_gan_run(True, 0, RESIZE_CODEC, 0.0, "one_object")  # cached: the same run
+    labeller = ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP)
+    z = run.gan.codes(8, torch.Generator().manual_seed(21))
+    order = dissect(run.gan.generator, labeller, z, LAYER).best_units(SHAPES.index("cube"), 48).tolist()
+    units, tried, _ = guarded_iou_units(run.gan.generator, labeller, z[:6], LAYER, SHAPES.index("cube"),
+                                        SHAPES.index("sphere"), order, UNITS, 0.08, net=True)
+    assert fig["cube_units"] == units.tolist() and tried[0][:2] == (order[0], True)  # the IoU ranking's first is kept
+    scores = [r - abs(c) for _, kept, r, c in tried if kept]
+    assert scores == sorted(scores) and len(set(scores)) == len(scores)  # each kept unit raised the net score
