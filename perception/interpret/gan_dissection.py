@@ -56,9 +56,11 @@ its options ``harmless`` (candidates that move no other shape, :func:`harmless_u
 ``ranking="iou-guarded"`` (off by default; twenty-seventh look) keeps the IoU ranking's order but passes over each
 unit whose ablation, with the units kept before it, would change the sphere pixel count by more than ``sphere_guard``
 on the first ``guard_samples`` dissection samples (:func:`guarded_iou_units`): the highest-IoU cube units are
-object units, and ten of them together blank whole samples, spheres included.  It failed its dev rule (twenty-seventh
-look).  ``ranking="iou-net"`` (off by default) walks the same order and keeps a unit when the kept set's cube pixels
-removed net of its sphere count change rises.
+object units, and ten of them together blank whole samples, spheres included.  It failed its dev rule on 42440, where
+every cube unit alone moves the spheres.  ``ranking="iou-net"`` (off by default, same look) walks the same order and
+keeps a unit when the kept set's cube pixels removed net of its sphere count change rises; it met the sphere check on
+dev 63346 and 42440 and failed its rule on 33190, where the walk kept four units and the fill (the units passed over,
+in IoU order) brought back the object units.
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
@@ -698,7 +700,7 @@ CAUSAL_SAMPLES = 150  # of the dissection samples, on which ranking="causal" abl
 # ranking="iou-guarded": the largest |sphere pixel-count change| a kept set may make on the guard samples, below the
 # check's 0.10 so that a set kept at the limit on these samples has room on the edit samples (twenty-seventh look)
 SPHERE_GUARD = 0.08
-GUARD_SAMPLES = 300  # ranking="iou-guarded": of the dissection samples, the first ones the guard is measured on
+GUARD_SAMPLES = 300  # ranking="iou-guarded" or "iou-net": of the dissection samples, the first ones the walk is measured on
 DISSECTION_SAMPLES = 600  # samples dissected (z from seed + 21); the 300 edit samples (seed + 22) are apart
 SNAPSHOTS = 5  # generator snapshots balanced_gan_run compares: steps 1,000, 1,250, ..., 2,000 of the full run
 _INSERT_MIN = 12  # image pixels of new cube inside the patch that count as an inserted object
@@ -843,7 +845,8 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None
     defaults the entry's): the layer dissected and edited (:data:`PROJECTED`, the
     projected grid, or an up-sampling block) and how the 10 cube units are chosen
     (:func:`dissection_outcome`), with ``harmless`` and ``causal_samples`` (options) and
-    ``cache_ablations`` (an option, off), and ``sphere_guard`` and ``guard_samples`` (ranking "iou-guarded").  ``gan_steps``, ``snapshots`` and ``entry_snapshots`` (options;
+    ``cache_ablations`` (an option, off), ``sphere_guard`` (ranking "iou-guarded") and ``guard_samples`` (rankings
+    "iou-guarded" and "iou-net").  ``gan_steps``, ``snapshots`` and ``entry_snapshots`` (options;
     balanced only): how long the GAN trains and which snapshots the pick compares (:func:`balanced_gan_run`).
     ``codec`` may also be a name of :data:`CODECS` (the command line's).
     """
