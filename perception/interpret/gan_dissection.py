@@ -53,6 +53,14 @@ met the checks on dev seed 63346 (docs/results/perception.md, nineteenth look). 
 removed net of the sphere pixel count's change on the selection samples (:func:`net_causal_units`);
 its options ``harmless`` (candidates that move no other shape, :func:`harmless_units`) and ``causal_samples``
 (off by default) did not meet the checks on dev 42440 (docs/results/perception.md, twenty-second look).
+``ranking="iou-guarded"`` (off by default; twenty-seventh look) keeps the IoU ranking's order but passes over each
+unit whose ablation, with the units kept before it, would change the sphere pixel count by more than ``sphere_guard``
+on the first ``guard_samples`` dissection samples (:func:`guarded_iou_units`): the highest-IoU cube units are
+object units, and ten of them together blank whole samples, spheres included.  It failed its dev rule on 42440, where
+every cube unit alone moves the spheres.  ``ranking="iou-net"`` (off by default, same look) walks the same order and
+keeps a unit when the kept set's cube pixels removed net of its sphere count change rises; it met the sphere check on
+dev 63346 and 42440 and failed its rule on 33190, where the walk kept four units and the fill (the units passed over,
+in IoU order) brought back the object units.
 
 Shapes (N samples, layer of U units on an h x w grid, images H x W)::
 
@@ -84,6 +92,7 @@ if TYPE_CHECKING:
     from perception.generative.gan import GanRun
 
 __all__ = ["PROJECTED", "RANKINGS", "CAUSAL_SAMPLES", "DISSECTION_SAMPLES", "causal_units", "NET_POOL",
+           "SPHERE_GUARD", "GUARD_SAMPLES", "guarded_selection", "guarded_iou_units",
            "greedy_net_selection", "net_causal_units", "unit_scan", "harmless_units", "ablation_images", "QUANTILES", "WIDE_CODEC", "RESIZE_CODEC", "SPECTRAL_CODEC", "MBSTD_CODEC", "BALANCE_CODEC", "CONDITIONAL_CODEC", "AUXILIARY_CODEC", "AUXILIARY_REAL_CODEC", "FROZEN_CLASSIFIER_CODEC", "AUGMENTED_CLASSIFIER_CODEC", "ONE_OBJECT_CODEC", "ONE_OBJECT_AUXILIARY_CODEC", "ONE_OBJECT_READER_CODEC", "ONE_OBJECT_CELL_CODEC", "ONE_OBJECT_CELL_MAPS_CODEC", "ONE_OBJECT_CELL_BATCH_CODEC", "ONE_OBJECT_CELL_BATCH_MAPS_CODEC", "ONE_OBJECT_CELL_AUX_CODEC", "condition_match", "shape_probe", "judges_agreement", "shape_shares", "sample_shape_shares", "balanced_snapshot", "balanced_gan_run", "SNAPSHOTS", "snapshot_steps", "CODECS", "codec_named", "GanDissectionOptions", "Dissection", "Labeller", "ObjectShapeLabeller", "LabelRule", "BENCH_RULE", "layer_activations", "labeller_iou_on_renders", "edited", "dissect",
            "ablate", "insert"]
 
@@ -174,7 +183,7 @@ class ObjectShapeLabeller:
 
 
 PROJECTED = -1  # layer index of the generator's projected grid (H/8 x W/8, before any up-sampling; an option)
-RANKINGS = ("iou", "causal", "causal-net")  # how the intervention's cube units are chosen (dissection_outcome's ranking)
+RANKINGS = ("iou", "causal", "causal-net", "iou-guarded", "iou-net")  # how the intervention's cube units are chosen (dissection_outcome's ranking)
 
 
 def _layer(generator: ConvDecoder, layer: int) -> nn.Module:
@@ -486,6 +495,74 @@ def net_causal_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller
     return torch.tensor(chosen, dtype=torch.int64), trace
 
 
+def guarded_selection(effect_of: Callable[[list[int]], tuple[float, float]], order: Sequence[int], k: int,
+                      guard: float, net: bool = False) -> tuple[list[int], list[tuple[int, bool, float, float]], int]:
+    """Keep ``k`` units of ``order``, in order, each only if the set kept so far with it moves another concept by at most ``guard``.
+
+    ``effect_of(units)`` gives (the fraction of the concept's pixels removed, the other concept's
+    relative pixel-count change, signed) when ``units`` are ablated together.  The walk goes down
+    ``order`` once (for :func:`guarded_iou_units`, the units by IoU with the concept, the paper's
+    ranking) and keeps a unit when ``|change| <= guard`` for the kept set with it added; it stops
+    at ``k`` kept.  With ``net`` (``guard`` unused) a unit is kept instead when the kept set with it
+    scores higher by ``removed - |change|`` than the kept set without it (the first unit tried is
+    always kept).  If the order runs out first, the units it passed over fill the set in order
+    (the plain ranking's next ones), and how many did is returned.  Returns (the units, in the
+    order kept, then any filled; each unit tried as (unit, kept, removed, change); how many filled).
+    """
+    if not 0 < k <= len(order):
+        raise ConfigError(f"guarded_selection: k must be in 1..{len(order)} (the order's length), got {k}")
+    if len(set(order)) != len(order):
+        raise ConfigError(f"guarded_selection: the order names a unit twice: {list(order)}")
+    if not guard >= 0.0 or guard == float("inf"):  # NaN fails the first test
+        raise ConfigError(f"guarded_selection: guard must be a finite number >= 0, got {guard!r}")
+    kept: list[int] = []
+    tried: list[tuple[int, bool, float, float]] = []
+    best = float("-inf")  # net: the kept set's removed - |change|
+    for u in order:
+        if len(kept) == k:
+            break
+        removed, change = effect_of(kept + [u])
+        keep = removed - abs(change) > best if net else abs(change) <= guard
+        if net and keep:
+            best = removed - abs(change)
+        tried.append((int(u), keep, removed, change))
+        if keep:
+            kept.append(u)
+    passed = [u for u in order if u not in kept]
+    filled = k - len(kept)
+    return kept + passed[:filled], tried, filled
+
+
+@torch.no_grad()
+def guarded_iou_units(generator: ConvDecoder, labeller: ShapeSegmenter | Labeller, z: Tensor, layer: int,
+                      concept: int, other: int, order: Sequence[int], k: int,
+                      guard: float, net: bool = False) -> tuple[Tensor, list[tuple[int, bool, float, float]], int]:
+    """``k`` units of ``order`` (by IoU with ``concept``) whose joint ablation keeps ``other``'s pixel count within ``guard``.
+
+    The units are ablated together on the samples from ``z`` (:func:`ablation_images` from the layer's
+    output computed once), labelled, and counted: ``concept``'s pixels removed and ``other``'s relative
+    pixel-count change (the check's two figures); :func:`guarded_selection` walks ``order``.  So the set
+    is the highest-IoU units but for those that, with the units already kept, would move ``other``: object
+    units whose ablation with the others blanks whole samples are passed over.  One ablation per unit
+    tried (at most the layer's units).  ``net``: :func:`guarded_selection`'s other rule (keep a unit when cube
+    pixels removed net of the sphere count's change rises).  Returns (int64 [k] in the order kept, each unit tried,
+    how many filled).
+    """
+    generator.eval()
+    base = _labels(labeller, generator(z))
+    n_concept, n_other = int((base == concept + 1).sum()), int((base == other + 1).sum())
+    ablated = ablation_images(generator, z, layer, cache=type(generator) is ConvDecoder)
+
+    def effect_of(units: list[int]) -> tuple[float, float]:
+        after = _labels(labeller, ablated(units))
+        removed = (n_concept - int((after == concept + 1).sum())) / n_concept if n_concept else 0.0
+        change = (int((after == other + 1).sum()) - n_other) / n_other if n_other else 0.0
+        return removed, change
+
+    chosen, tried, filled = guarded_selection(effect_of, [int(u) for u in order], k, guard, net)
+    return torch.tensor(chosen, dtype=torch.int64), tried, filled
+
+
 @torch.no_grad()
 def ablate(generator: ConvDecoder, z: Tensor, layer: int, units: Tensor) -> Tensor:
     """Images [N, 3, H, W] generated with ``units`` of the layer set to zero everywhere."""
@@ -620,6 +697,10 @@ BENCH_RULE = LabelRule()  # the entry's class masks: one shape per foreground co
 LAYER = 0  # blocks[0]: the middle of the generator's three up-sampling stages, on an H/4 x W/4 grid
 UNITS = 10  # the issue's "10 best cube units"
 CAUSAL_SAMPLES = 150  # of the dissection samples, on which ranking="causal" ablates each unit alone
+# ranking="iou-guarded": the largest |sphere pixel-count change| a kept set may make on the guard samples, below the
+# check's 0.10 so that a set kept at the limit on these samples has room on the edit samples (twenty-seventh look)
+SPHERE_GUARD = 0.08
+GUARD_SAMPLES = 300  # ranking="iou-guarded" or "iou-net": of the dissection samples, the first ones the walk is measured on
 DISSECTION_SAMPLES = 600  # samples dissected (z from seed + 21); the 300 edit samples (seed + 22) are apart
 SNAPSHOTS = 5  # generator snapshots balanced_gan_run compares: steps 1,000, 1,250, ..., 2,000 of the full run
 _INSERT_MIN = 12  # image pixels of new cube inside the patch that count as an inserted object
@@ -714,11 +795,17 @@ class GanDissectionOptions:
         "help": "balanced: how many generator snapshots, evenly from half the steps to the last, the pick compares"})
     entry_snapshots: bool = field(default=False, metadata={
         "help": "balanced: the pick also compares the entry's snapshot steps (1,000-2,000 of a full run)"})
+    sphere_guard: float = field(default=SPHERE_GUARD, metadata={
+        "help": "ranking=iou-guarded: the largest |sphere pixel-count change| a kept set of units may make on the "
+                "guard samples"})
+    guard_samples: int = field(default=GUARD_SAMPLES, metadata={
+        "help": f"ranking=iou-guarded or iou-net: the dissection samples the walk is measured on (1..{DISSECTION_SAMPLES})"})
 
     def __post_init__(self) -> None:
         check_field_types(self)  # text for a number, from Python: one line naming the field
         _check_reading(self.layer, self.ranking, self.harmless, self.causal_samples, cli=True,
-                       cache_ablations=self.cache_ablations)
+                       cache_ablations=self.cache_ablations, sphere_guard=self.sphere_guard,
+                       guard_samples=self.guard_samples)
         _check_training(self.balanced, self.gan_steps, self.snapshots, self.entry_snapshots, cli=True)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"perception benchmark 'gan-dissection': option 'ema' must be in [0, 1), got {self.ema!r}")
@@ -739,7 +826,8 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None
                          balanced: bool = False, scenes: str = "scenes", layer: int = LAYER,
                          ranking: str = "iou", harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES,
                          cache_ablations: bool = False, gan_steps: int = 0, snapshots: int = SNAPSHOTS,
-                         entry_snapshots: bool = False) -> BenchOutcome:
+                         entry_snapshots: bool = False, sphere_guard: float = SPHERE_GUARD,
+                         guard_samples: int = GUARD_SAMPLES) -> BenchOutcome:
     """Dissect a benchmark GAN (:func:`perception.generative.gan.train_gan_run`) on fresh samples.
 
     ``codec`` None: :data:`RESIZE_CODEC`, the ``gan`` bench's GAN (48 units at ``blocks[0]``) with
@@ -757,16 +845,18 @@ def bench_gan_dissection(quick: bool, seed: int, codec: CodecConfig | str | None
     defaults the entry's): the layer dissected and edited (:data:`PROJECTED`, the
     projected grid, or an up-sampling block) and how the 10 cube units are chosen
     (:func:`dissection_outcome`), with ``harmless`` and ``causal_samples`` (options) and
-    ``cache_ablations`` (an option, off).  ``gan_steps``, ``snapshots`` and ``entry_snapshots`` (options;
+    ``cache_ablations`` (an option, off), ``sphere_guard`` (ranking "iou-guarded") and ``guard_samples`` (rankings
+    "iou-guarded" and "iou-net").  ``gan_steps``, ``snapshots`` and ``entry_snapshots`` (options;
     balanced only): how long the GAN trains and which snapshots the pick compares (:func:`balanced_gan_run`).
     ``codec`` may also be a name of :data:`CODECS` (the command line's).
     """
     from perception.generative.gan import train_gan_run
 
-    _check_reading(layer, ranking, harmless, causal_samples, cache_ablations=cache_ablations)
+    _check_reading(layer, ranking, harmless, causal_samples, cache_ablations=cache_ablations,
+                   sphere_guard=sphere_guard, guard_samples=guard_samples)
     _check_training(balanced, gan_steps, snapshots, entry_snapshots)
     reading = {"ranking": ranking, "harmless": harmless, "causal_samples": causal_samples,
-               "cache_ablations": cache_ablations}
+               "cache_ablations": cache_ablations, "sphere_guard": sphere_guard, "guard_samples": guard_samples}
     codec = codec_named(codec) if isinstance(codec, str) else codec
     if not balanced:
         return dissection_outcome(train_gan_run(quick, seed, codec or RESIZE_CODEC, ema, scenes), quick, seed, layer,
@@ -798,7 +888,8 @@ def _check_training(balanced: bool, gan_steps: int, snapshots: int, entry_snapsh
 
 
 def _check_reading(layer: int, ranking: str, harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES,
-                   cli: bool = False, cache_ablations: bool = False) -> None:
+                   cli: bool = False, cache_ablations: bool = False, sphere_guard: float = SPHERE_GUARD,
+                   guard_samples: int = GUARD_SAMPLES) -> None:
     """Refuse a reading the dissection cannot make, naming the keyword (``cli``: the ``--set`` option)."""
     def name(n: str) -> str:
         return f"perception benchmark 'gan-dissection': option '{n}'" if cli else n
@@ -810,12 +901,23 @@ def _check_reading(layer: int, ranking: str, harmless: int = 0, causal_samples: 
     if harmless < 0 or (harmless and ranking != "causal-net"):
         raise ConfigError(f"{name('harmless')} must be >= 0, and above 0 only with ranking=causal-net (it adds "
                           f"candidates to that ranking's pool), got {harmless!r} with ranking={ranking}")
-    if not 1 <= causal_samples <= DISSECTION_SAMPLES or (causal_samples != CAUSAL_SAMPLES and ranking == "iou"):
+    causal = ranking in ("causal", "causal-net")
+    if not 1 <= causal_samples <= DISSECTION_SAMPLES or (causal_samples != CAUSAL_SAMPLES and not causal):
         raise ConfigError(f"{name('causal_samples')} must be in 1..{DISSECTION_SAMPLES}, and other than {CAUSAL_SAMPLES} "
                           f"only with ranking=causal or causal-net, got {causal_samples!r} with ranking={ranking}")
-    if cache_ablations and ranking == "iou":
+    guarded = ranking == "iou-guarded"
+    if (isinstance(sphere_guard, bool) or not isinstance(sphere_guard, (int, float)) or not 0.0 <= sphere_guard < float("inf")
+            or (sphere_guard != SPHERE_GUARD and not guarded)):  # NaN fails the range test
+        raise ConfigError(f"{name('sphere_guard')} must be a finite number >= 0, and other than {SPHERE_GUARD} only with "
+                          f"ranking=iou-guarded, got {sphere_guard!r} with ranking={ranking}")
+    if (isinstance(guard_samples, bool) or not isinstance(guard_samples, int) or not 1 <= guard_samples <= DISSECTION_SAMPLES
+            or (guard_samples != GUARD_SAMPLES and ranking not in ("iou-guarded", "iou-net"))):
+        raise ConfigError(f"{name('guard_samples')} must be in 1..{DISSECTION_SAMPLES}, and other than {GUARD_SAMPLES} "
+                          f"only with ranking=iou-guarded or iou-net, got {guard_samples!r} with ranking={ranking}")
+    if cache_ablations and not causal:
         raise ConfigError(f"{name('cache_ablations')} only speeds up ranking=causal or causal-net (the iou ranking "
-                          f"ablates nothing to choose its units), got it with ranking={ranking}")
+                          f"ablates nothing to choose its units, and iou-guarded and iou-net always run from the cached layer), "
+                          f"got it with ranking={ranking}")
 
 
 def snapshot_steps(steps: int, count: int = SNAPSHOTS) -> list[int]:
@@ -964,7 +1066,8 @@ def judges_agreement(segmenter: ShapeSegmenter, attribute_net: nn.Module, images
 
 def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: LabelRule | None = None,
                        ranking: str = "iou", harmless: int = 0, causal_samples: int = CAUSAL_SAMPLES,
-                       cache_ablations: bool = False) -> BenchOutcome:
+                       cache_ablations: bool = False, sphere_guard: float = SPHERE_GUARD,
+                       guard_samples: int = GUARD_SAMPLES) -> BenchOutcome:
     """The bench's checks and figures for ``generator.blocks[layer]`` (or the projected grid) of a trained GAN run.
 
     Class masks (dissection and interventions alike) are the run's :class:`ObjectShapeLabeller`
@@ -980,11 +1083,16 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     candidates (:func:`net_causal_units`); ``causal_samples`` is how many of the
     dissection samples the causal rankings choose on (the first ones; :data:`CAUSAL_SAMPLES` by default);
     ``cache_ablations`` makes the causal rankings' ablations cheaper without changing them
-    (:func:`ablation_images`, :func:`net_causal_units`).
+    (:func:`ablation_images`, :func:`net_causal_units`).  "iou-guarded" (an option) walks the units by cube
+    IoU and keeps each one unless the kept set with it changes the sphere pixel count by more than
+    ``sphere_guard`` (relative, either sign) on the first ``guard_samples`` dissection samples
+    (:func:`guarded_iou_units`); "iou-net" (an option) walks the same order and keeps a unit when the
+    kept set's cube pixels removed net of its sphere count change rises; the edit samples play no part in either choice.
     """
     from perception.generative.gan import CROP
 
-    _check_reading(layer, ranking, harmless, causal_samples, cache_ablations=cache_ablations)
+    _check_reading(layer, ranking, harmless, causal_samples, cache_ablations=cache_ablations,
+                   sphere_guard=sphere_guard, guard_samples=guard_samples)
     rule = BENCH_RULE if rule is None else rule
     gen = run.gan.generator.eval()
     seg = ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP, rule=rule)  # the class masks (module docstring)
@@ -1007,13 +1115,22 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
     best_iou = result.iou.max(0).values
     k = min(UNITS, result.iou.shape[0])
     iou_units = result.best_units(cube, k)
-    effect, net_trace, candidates = None, None, []
+    effect, net_trace, candidates, guard = None, None, [], None
     if ranking == "causal":
         units, effect = causal_units(gen, seg, z[:n_causal], layer, cube, k, cache_ablations)
     elif ranking == "causal-net":
         units, net_trace = net_causal_units(gen, seg, z[:n_causal], layer, cube, sphere, k,
                                             pool=min(NET_POOL, result.iou.shape[0]), harmless=harmless,
                                             candidates_out=candidates, cache=cache_ablations)
+    elif ranking in ("iou-guarded", "iou-net"):
+        n_guard = min(guard_samples, n_dissect)
+        units, tried, filled = guarded_iou_units(gen, seg, z[:n_guard], layer, cube, sphere,
+                                                 result.best_units(cube, result.iou.shape[0]).tolist(), k, sphere_guard,
+                                                 net=ranking == "iou-net")
+        guard = {"samples": n_guard, "filled": filled, "sphere_guard": None if ranking == "iou-net" else sphere_guard,
+                 "keep": "removed - |sphere change| rises" if ranking == "iou-net" else f"|sphere change| <= {sphere_guard}",
+                 "kept_from_iou_top10": sum(u in iou_units.tolist() for u in units.tolist()),
+                 "tried": [{"unit": u, "kept": kept, "cube_removed": r, "sphere_change": c} for u, kept, r, c in tried]}
     else:
         units = iou_units
     random_units = torch.randperm(result.iou.shape[0], generator=torch.Generator().manual_seed(seed + 23))[:k]
@@ -1048,7 +1165,7 @@ def dissection_outcome(run: GanRun, quick: bool, seed: int, layer: int, rule: La
                "iou_cube_units": iou_units.tolist(),
                "causal_effect_of_cube_units": None if effect is None else effect[units].tolist(),
                "causal_samples": None if effect is None and net_trace is None else n_causal,
-               "cache_ablations": cache_ablations,
+               "cache_ablations": cache_ablations, "guarded_selection": guard,
                "net_selection": None if net_trace is None else {
                    "pool": min(NET_POOL, int(result.iou.shape[0])), "objective": "cube removed - |sphere change|",
                    "harmless": harmless, "harmless_candidates": candidates[min(NET_POOL, int(result.iou.shape[0])):],

@@ -717,7 +717,8 @@ def test_the_cli_options_name_every_codec_and_reading_and_refuse_bad_ones_by_nam
     # the entry's defaults (docs/results/perception.md, GAN dissection), as bench_gan_dissection's keywords
     assert defaults == {"codec": "resize", "scenes": "one_object", "layer": LAYER, "ranking": "iou", "balanced": True,
                         "ema": 0.0, "harmless": 0, "causal_samples": 150, "cache_ablations": False,
-                        "gan_steps": 0, "snapshots": 5, "entry_snapshots": False}
+                        "gan_steps": 0, "snapshots": 5, "entry_snapshots": False, "sphere_guard": 0.08,
+                        "guard_samples": 300}
     assert bench_options("gan-dissection", {"scenes": "scenes", "balanced": "false", "ema": "0.5"})["ema"] == 0.5
     fields = {f.name: f for f in GanDissectionOptions.__dataclass_fields__.values()}
     assert fields["scenes"].metadata["choices"] == tuple(SCENES) and fields["ranking"].metadata["choices"] == RANKINGS
@@ -1059,3 +1060,121 @@ def test_entry_snapshots_add_the_default_runs_steps_so_a_longer_runs_pick_is_nev
     assert {k: dist[k] for k in entry_dist} == entry_dist and {k: dist[k] for k in dist8} == dist8  # the same generators
     _, _, short = balanced_gan_run(True, 0, RESIZE_CODEC, "one_object", gan_steps=2, snapshots=1, entry_snapshots=True)
     assert sorted(short) == [2]  # the entry's step 3 is past a 2-step run
+
+
+def test_guarded_selection_keeps_the_order_but_passes_over_units_that_move_the_other_concept():
+    from perception.interpret.gan_dissection import guarded_selection
+
+    single = {0: (0.6, -0.6), 1: (0.4, 0.0), 2: (0.3, 0.02), 3: (0.0, 0.0)}  # 0 draws every object, 1 and 2 cubes only
+
+    def additive(units):
+        return sum(single[u][0] for u in units), sum(single[u][1] for u in units)
+
+    chosen, tried, filled = guarded_selection(additive, [0, 1, 2, 3], 2, 0.05)
+    assert chosen == [1, 2] and filled == 0  # the plain ranking would take unit 0 first
+    assert [t[:2] for t in tried] == [(0, False), (1, True), (2, True)]  # the walk stops once 2 are kept
+    assert tried[2][2:] == pytest.approx((0.7, 0.02))  # each try is the kept set with the unit, ablated together
+    chosen, tried, filled = guarded_selection(additive, [2, 1, 0], 3, 0.01)
+    assert chosen == [1, 2, 0] and filled == 2  # only unit 1 passes; the units passed over fill the set in order
+    assert [t[:2] for t in tried] == [(2, False), (1, True), (0, False)]
+    for k, order, guard, says in ((0, [0, 1], 0.1, "k must be in 1..2"), (3, [0, 1], 0.1, "k must be in 1..2"),
+                                  (1, [0, 0], 0.1, "names a unit twice"), (1, [0, 1], -0.1, "guard must be a finite"),
+                                  (1, [0, 1], float("nan"), "guard must be a finite"),
+                                  (1, [0, 1], float("inf"), "guard must be a finite")):
+        with pytest.raises(ConfigError, match=says):
+            guarded_selection(additive, order, k, guard)
+
+
+def test_guarded_iou_units_pass_over_the_sphere_painting_unit_and_keep_the_cube_one():
+    from perception.interpret.gan_dissection import guarded_iou_units
+
+    gen, z = _painting_generator(), torch.randn(8, TINY.latent, generator=torch.Generator().manual_seed(1))
+    cube, sphere = SHAPES.index("cube"), SHAPES.index("sphere")
+    units, tried, filled = guarded_iou_units(gen, _RedCubeGreenSphere(4), z, 0, cube, sphere, [5, 3, 0, 1], 2, 0.0)
+    assert units.tolist() == [3, 0] and filled == 0  # unit 5 draws every sphere: ablating it moves them all
+    assert tried[0][:2] == (5, False) and tried[0][3] == -1.0
+    assert tried[1] == (3, True, 1.0, 0.0)  # every cube pixel goes and the spheres stay
+    units, _, filled = guarded_iou_units(gen, _RedCubeGreenSphere(4), z, 0, cube, sphere, [5, 3], 2, 0.0)
+    assert units.tolist() == [3, 5] and filled == 1  # the order ran out: the unit passed over fills the set
+
+
+def test_the_iou_guarded_ranking_is_an_option_of_the_cli_chosen_on_the_guard_samples_and_refused_by_name(capsys):
+    from benchmarks.cli import main
+    from perception.benchmark import bench_options
+    from perception.generative.gan import CROP, train_gan_run
+    from perception.interpret.gan_dissection import GUARD_SAMPLES, SPHERE_GUARD, guarded_iou_units
+
+    assert bench_options("gan-dissection")["ranking"] == "iou"  # off by default
+    assert bench_options("gan-dissection", {"ranking": "iou-guarded", "sphere_guard": "0.05", "guard_samples": "6"}) == {
+        **bench_options("gan-dissection"), "ranking": "iou-guarded", "sphere_guard": 0.05, "guard_samples": 6}
+    for setting, says in ((["sphere_guard=0.05"], "other than 0.08 only with ranking=iou-guarded"),
+                          (["guard_samples=100"], "other than 300 only with ranking=iou-guarded"),
+                          (["ranking=iou-guarded", "sphere_guard=-1"], "option 'sphere_guard' must be a finite number"),
+                          (["ranking=iou-guarded", "sphere_guard=nan"], "option 'sphere_guard' must be a finite number"),
+                          (["ranking=iou-guarded", "guard_samples=0"], "option 'guard_samples' must be in 1..600"),
+                          (["ranking=iou-guarded", "causal_samples=300"], "only with ranking=causal or causal-net"),
+                          (["ranking=iou-guarded", "cache_ablations=true"], "iou-guarded and iou-net always run from the cached")):
+        argv = ["bench", "perception", "--model", "gan-dissection"]
+        for one in setting:
+            argv += ["--set", one]
+        assert main(argv) == 2
+        assert says in capsys.readouterr().err
+    outcome = bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object", ranking="iou-guarded", sphere_guard=0.05,
+                                   guard_samples=6)
+    fig = outcome.figures
+    guard = fig["guarded_selection"]
+    assert len(outcome.checks) == 6 and fig["ranking"] == "iou-guarded"
+    assert guard["samples"] == 6 and guard["sphere_guard"] == 0.05 and len(fig["cube_units"]) == UNITS
+    assert [t["unit"] for t in guard["tried"] if t["kept"]] == fig["cube_units"][:UNITS - guard["filled"]]
+    assert all(abs(t["sphere_change"]) <= 0.05 for t in guard["tried"] if t["kept"])
+    run = train_gan_run(True, 0, RESIZE_CODEC, 0.0, "one_object")  # cached: the same run
+    labeller = ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP)
+    z = run.gan.codes(8, torch.Generator().manual_seed(21))
+    order = dissect(run.gan.generator, labeller, z, LAYER).best_units(SHAPES.index("cube"), 48).tolist()
+    assert [t["unit"] for t in guard["tried"]] == order[:len(guard["tried"])]  # the walk goes down the IoU ranking
+    units, _, _ = guarded_iou_units(run.gan.generator, labeller, z[:6], LAYER, SHAPES.index("cube"),
+                                    SHAPES.index("sphere"), order, UNITS, 0.05)
+    assert fig["cube_units"] == units.tolist()  # chosen on the first guard samples, not the edit samples
+    entry = bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object")
+    assert entry.figures["ranking"] == "iou" and entry.figures["guarded_selection"] is None
+    assert (SPHERE_GUARD, GUARD_SAMPLES) == (0.08, 300)
+
+
+def test_the_net_walk_keeps_a_unit_when_cubes_removed_net_of_the_sphere_change_rise():
+    from perception.interpret.gan_dissection import guarded_selection
+
+    single = {0: (0.6, 0.5), 1: (0.4, -0.3), 2: (0.1, 0.3), 3: (0.3, 0.0)}  # 0 and 1 offset each other's spheres
+
+    def additive(units):
+        return sum(single[u][0] for u in units), sum(single[u][1] for u in units)
+
+    chosen, tried, filled = guarded_selection(additive, [0, 1, 2, 3], 3, 0.0, net=True)
+    assert chosen == [0, 1, 3] and filled == 0  # the guard at 0.0 would keep only unit 3
+    assert [t[:2] for t in tried] == [(0, True), (1, True), (2, False), (3, True)]  # 2 lowers the net score
+    assert tried[1][2:] == pytest.approx((1.0, 0.2)) and tried[3][2:] == pytest.approx((1.3, 0.2))
+    assert guarded_selection(additive, [0, 1, 2, 3], 3, 0.0)[0] == [3, 0, 1]  # the guard: 3, then the fill
+
+
+def test_the_iou_net_ranking_is_an_option_of_the_cli_that_walks_the_iou_order_on_the_guard_samples(capsys):
+    from benchmarks.cli import main
+    from perception.benchmark import bench_options
+    from perception.generative.gan import CROP, train_gan_run
+    from perception.interpret.gan_dissection import guarded_iou_units
+
+    assert bench_options("gan-dissection", {"ranking": "iou-net", "guard_samples": "6"})["guard_samples"] == 6
+    assert main(["bench", "perception", "--model", "gan-dissection", "--set", "ranking=iou-net", "--set",
+                 "sphere_guard=0.05"]) == 2
+    assert "other than 0.08 only with ranking=iou-guarded" in capsys.readouterr().err
+    outcome = bench_gan_dissection(True, 0, RESIZE_CODEC, scenes="one_object", ranking="iou-net", guard_samples=6)
+    fig = outcome.figures
+    guard = fig["guarded_selection"]
+    assert len(outcome.checks) == 6 and fig["ranking"] == "iou-net" and guard["sphere_guard"] is None
+    run = train_gan_run(True, 0, RESIZE_CODEC, 0.0, "one_object")  # cached: the same run
+    labeller = ObjectShapeLabeller(run.segmenter, run.attribute_net, CROP)
+    z = run.gan.codes(8, torch.Generator().manual_seed(21))
+    order = dissect(run.gan.generator, labeller, z, LAYER).best_units(SHAPES.index("cube"), 48).tolist()
+    units, tried, _ = guarded_iou_units(run.gan.generator, labeller, z[:6], LAYER, SHAPES.index("cube"),
+                                        SHAPES.index("sphere"), order, UNITS, 0.08, net=True)
+    assert fig["cube_units"] == units.tolist() and tried[0][:2] == (order[0], True)  # the IoU ranking's first is kept
+    scores = [r - abs(c) for _, kept, r, c in tried if kept]
+    assert scores == sorted(scores) and len(set(scores)) == len(scores)  # each kept unit raised the net score
