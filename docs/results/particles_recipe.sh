@@ -160,7 +160,8 @@ noise() {
         args+=(--candidate "$n")
         for S in "$@"; do args+=("$P/runs/r1s$S$tag/fluidfall_dpinet"); done
     done
-    helper noise "${args[@]}" --epochs $R1_EPOCHS --limit $START_LIMIT --out "$P/res/noise_${list//,/_}_s${*// /_}.json"
+    local seeds; seeds=$(IFS=_; echo "$*")
+    helper noise "${args[@]}" --epochs $R1_EPOCHS --limit $START_LIMIT --out "$P/res/noise_${list//,/_}_s$seeds.json"
 }
 
 # every seed a non-negative integer, checked before anything is made
