@@ -12,6 +12,9 @@ each is one subcommand here, so the shell script only runs commands and the choi
   seed has no start: it fails the development gate), exit 2 when the run is not finished.  With
   ``--fallback`` (session 28's ranking, which gave seed 1 its start) an uncontained run starts from
   the epoch least past the limit, then of lowest check MSE, instead.
+- ``noise --candidate N RUN... --candidate N2 RUN... --epochs E --limit L --out OUT``: round 1's input
+  noise, chosen on validation alone: the candidate whose round-1 runs (one per init seed) have the most
+  seeds with a contained epoch (as ``start``); a tie goes to the candidate listed first.
 - ``gate TAG --compare CMP --raw BENCH --out OUT``: one seed's development gate (sessions 28-30):
   pass iff the declared model's ``nesy bench compare`` ratio against the shipped IN is below 1.0 and
   its raw rollout leaves at most 20% of the fluid outside the tank at the last frame.
@@ -105,6 +108,28 @@ def choose_start(run: Path, epochs: int, limit: float, fallback: bool = False) -
     return path
 
 
+def choose_noise(candidates: list[tuple[str, list[Path]]], epochs: int, limit: float) -> dict[str, Any]:
+    """Round 1's noise: the candidate with the most runs that have a contained epoch, ties to the first listed.
+
+    Args:
+        candidates: (noise, round-1 run directories, one per init seed), in order of preference.
+
+    Raises:
+        RecipeError: no candidate, a repeated noise, candidates over different numbers of seeds, or a run
+            ``choose_start`` refuses (unfinished, malformed).
+    """
+    if not candidates:
+        raise RecipeError("noise: no --candidate given")
+    names = [noise for noise, _ in candidates]
+    if len(set(names)) != len(names):
+        raise RecipeError(f"noise: a candidate is repeated in {names}")
+    if len({len(runs) for _, runs in candidates}) != 1:
+        raise RecipeError(f"noise: every candidate needs the same seeds' runs, got {[len(r) for _, r in candidates]}")
+    counts = {noise: sum(choose_start(run, epochs, limit) is not None for run in runs) for noise, runs in candidates}
+    chosen = max(names, key=lambda noise: (counts[noise], -names.index(noise)))
+    return {"contained": counts, "seeds": len(candidates[0][1]), "chosen": chosen}
+
+
 def _compare(path: Path) -> dict[str, Any]:
     data = _read_json(path)
     for key in ("ratio", "interval", "lower_in", "episodes"):
@@ -155,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--limit", type=float, required=True)
     p.add_argument("--fallback", action="store_true", help="no contained epoch: the one least past the limit")
+    p = sub.add_parser("noise")
+    p.add_argument("--candidate", nargs="+", action="append", required=True, metavar=("NOISE", "RUN"),
+                   help="a noise and its round-1 runs, one per init seed; the first listed wins a tie")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--limit", type=float, required=True)
+    p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("gate")
     p.add_argument("tag")
     p.add_argument("--compare", type=Path, required=True)
@@ -175,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{args.run}: no epoch within {args.limit:.0%} raw outside: no start")
                 return 3
             print(start)
+        elif args.cmd == "noise":
+            choice = choose_noise([(c[0], [Path(r) for r in c[1:]]) for c in args.candidate], args.epochs, args.limit)
+            atomic_write_json(args.out, choice, indent=1)
+            counts = ", ".join(f"{n}: {k} of {choice['seeds']}" for n, k in choice["contained"].items())
+            print(f"seeds with a contained round-1 epoch: {counts}; noise {choice['chosen']}")
         elif args.cmd == "gate":
             gate = {"tag": args.tag, **seed_gate(args.compare, args.raw)}
             atomic_write_json(args.out, gate, indent=1)

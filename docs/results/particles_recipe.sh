@@ -2,7 +2,10 @@
 # The fluidfall DPI-Net recipe of docs/results/particles.md (sessions 24-33) as one resumable pipeline.
 #
 #   particles_recipe.sh inputs          data (train/valid seed 1723, dev 2718) and the shipped models' dev bench
+#   particles_recipe.sh round1 S        round 1 (init seed S) alone, then its start (or "no start"); validation only
 #   particles_recipe.sh seed S          round 1 (init seed S) -> contained start -> declared -> fine-tune -> dev gate
+#   particles_recipe.sh noise N1,N2 S1 S2 S3   of finished round-1 runs at noises N1, N2,...: the noise with the most
+#                                       seeds that have a contained epoch (ties to the first listed); validation only
 #   particles_recipe.sh heldout S1 S2 S3   the one read of the fresh seed (refuses unless all three gates passed)
 #
 # Every step skips what its files say is done and resumes a training run that was cut (`--resume`, bit for
@@ -10,7 +13,9 @@
 # CODE (the code the runs import, default this checkout), NESY and PY (the commands), HELDOUT_SEED (15488),
 # DRY=1 (print the commands, run nothing; decisions read as placeholders), START_RULE=fallback (a run with no
 # contained round-1 epoch starts from the one least past the limit, session 28's ranking; its files and gate
-# are tagged `L`, beside the default rule's).  One thread everywhere.
+# are tagged `L`, beside the default rule's), R1_NOISE (round 1's input noise in m, default 0.001, session 15's;
+# any other value tags the runs and gate `nS.SSS`, e.g. runs/r1s8n0.002, beside the default's; the fine-tune keeps
+# 0.001).  One thread everywhere.
 set -euo pipefail
 
 P=${P:-$PWD/fluidfall_recipe}
@@ -21,12 +26,16 @@ HELDOUT_SEED=${HELDOUT_SEED:-15488}
 HELPER="$CODE/docs/results/particles_recipe.py"
 case "${START_RULE:=contained}" in contained) L=""; FALLBACK="" ;; fallback) L=L; FALLBACK=--fallback ;;
     *) echo "START_RULE must be contained or fallback, got $START_RULE" >&2; exit 2 ;; esac
+R1_NOISE=${R1_NOISE:-0.001}
+[[ "$R1_NOISE" =~ ^0\.[0-9]*[1-9][0-9]*$ ]] || { echo "R1_NOISE must be a decimal in (0, 1) like 0.002, got '$R1_NOISE'" >&2; exit 2; }
+if [ "$R1_NOISE" = 0.001 ]; then N=""; else N=n$R1_NOISE; fi
 export PYTHONPATH=$CODE OMP_NUM_THREADS=1 NESY_TAICHI_THREADS=1
 
 R1_EPOCHS=5   # session 15's round 1: 5 x 2,400 samples, lr 1e-3 -> 3e-5
 FT_EPOCHS=5   # particles5's moving-average fine-tune
+FT_NOISE=0.001   # the fine-tune's input noise (particles5's), whatever round 1's
 START_LIMIT=0.1   # a round-1 epoch is a start only within 10% raw outside on the 16 validation rollouts (session 28)
-MODEL="--set hidden=32 --set graph.radius=0.025 --set graph.wall_box=0.04 --set noise_std=0.001 --set share_weights=false
+MODEL="--set hidden=32 --set graph.radius=0.025 --set graph.wall_box=0.04 --set share_weights=false
        --set graph.roots_per_instance=0 --set propagation_steps=2 --set shape_matching=false"
 R1="--world fluidfall --model dpinet --data $P/ff --epochs $R1_EPOCHS --max-samples 2400 --valid-samples 60 --batch-size 4
     --lr 1e-3 --lr-final 3e-5 --select-rollouts 16 --select-max-outside $START_LIMIT --keep-epochs --threads 1 --device cpu"
@@ -72,11 +81,17 @@ inputs() {
         --models in,dpinet --horizons 1,10,30,60 --skip-replay --no-gif --threads 1 --out "$P/res/dev_shipped.json"
 }
 
+# round1 S: the round-1 run of init seed S at R1_NOISE, to its last epoch
+round1() {
+    local S=$1
+    train r1s$S$N "$P/runs/r1s$S$N/fluidfall_dpinet" $R1_EPOCHS $R1 $MODEL --set noise_std=$R1_NOISE --seed "$S"
+}
+
 seed() {
-    local S=$1 T=$1$L gate="$P/res/gate_s$1$L.json"
+    local S=$1 T=$1$N$L gate="$P/res/gate_s$1$N$L.json"
     [ -f "$gate" ] && { say "seed $T: gate already decided ($gate)"; cat "$gate"; return 0; }
-    local r1="$P/runs/r1s$S/fluidfall_dpinet" decl="$P/decl/r1s$T" ft="$P/runs/ft$T"
-    train r1s$S "$r1" $R1_EPOCHS $R1 $MODEL --seed "$S"
+    local r1="$P/runs/r1s$S$N/fluidfall_dpinet" decl="$P/decl/r1s$T" ft="$P/runs/ft$T"
+    round1 "$S"
     local start rc=0
     start=$(helper start "$r1" --epochs $R1_EPOCHS --limit $START_LIMIT $FALLBACK) || rc=$?
     if [ $rc -eq 3 ]; then
@@ -90,7 +105,8 @@ seed() {
 declare_model(sys.argv[1], sys.argv[2], note='particles_recipe.sh start of seed $T', wall_projection=True)" \
             "$start" "$decl/fluidfall_dpinet.pt"
     fi
-    train ft$T "$ft/fluidfall_dpinet" $FT_EPOCHS $FT $MODEL --seed "$S" --init "$decl/fluidfall_dpinet.pt"
+    train ft$T "$ft/fluidfall_dpinet" $FT_EPOCHS $FT $MODEL --set noise_std=$FT_NOISE --seed "$S" \
+        --init "$decl/fluidfall_dpinet.pt"
     run dev_s$T $NESY bench dynamics $BENCH --data "$P/dev/fluidfall" --checkpoints "$ft" --out "$P/res/dev_ft$T.json"
     run devraw_s$T $NESY bench dynamics $BENCH --data "$P/dev/fluidfall" --checkpoints "$ft" --no-wall-projection \
         --out "$P/res/devraw_ft$T.json"
@@ -104,8 +120,8 @@ heldout() {
     local S
     for S in "$@"; do
         if [ -z "${DRY:-}" ] && ! "$PY" -c "import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))['pass'] else 1)" \
-            "$P/res/gate_s$S.json" 2>/dev/null; then
-            echo "heldout: seed $S has no passed dev gate ($P/res/gate_s$S.json): $HELDOUT_SEED is not read" >&2; return 2
+            "$P/res/gate_s$S$N.json" 2>/dev/null; then
+            echo "heldout: seed $S$N has no passed dev gate ($P/res/gate_s$S$N.json): $HELDOUT_SEED is not read" >&2; return 2
         fi
     done
     local H="$P/heldout"
@@ -117,13 +133,15 @@ heldout() {
     run ho_shipped $NESY bench dynamics --world fluidfall --data "$H/fluidfall" --models in,dpinet --horizons 1,10,30,60 \
         --skip-replay --no-gif --threads 1 --out "$P/res/ho_shipped.json"
     local compares=() raws=() pooled=()
+    local T
     for S in "$@"; do
-        run ho_s$S $NESY bench dynamics $BENCH --data "$H/fluidfall" --checkpoints "$P/runs/ft$S" --out "$P/res/ho_ft$S.json"
-        run horaw_s$S $NESY bench dynamics $BENCH --data "$H/fluidfall" --checkpoints "$P/runs/ft$S" --no-wall-projection \
-            --out "$P/res/horaw_ft$S.json"
-        run hocmp_s$S $NESY bench compare --a "$P/res/ho_ft$S.json:dpinet" --b "$P/res/ho_shipped.json:in" \
-            --out "$P/res/cmp_ho_ft${S}_vs_shippedin.json"
-        compares+=("$P/res/cmp_ho_ft${S}_vs_shippedin.json"); raws+=("$P/res/horaw_ft$S.json"); pooled+=("$P/res/ho_ft$S.json:dpinet")
+        T=$S$N
+        run ho_s$T $NESY bench dynamics $BENCH --data "$H/fluidfall" --checkpoints "$P/runs/ft$T" --out "$P/res/ho_ft$T.json"
+        run horaw_s$T $NESY bench dynamics $BENCH --data "$H/fluidfall" --checkpoints "$P/runs/ft$T" --no-wall-projection \
+            --out "$P/res/horaw_ft$T.json"
+        run hocmp_s$T $NESY bench compare --a "$P/res/ho_ft$T.json:dpinet" --b "$P/res/ho_shipped.json:in" \
+            --out "$P/res/cmp_ho_ft${T}_vs_shippedin.json"
+        compares+=("$P/res/cmp_ho_ft${T}_vs_shippedin.json"); raws+=("$P/res/horaw_ft$T.json"); pooled+=("$P/res/ho_ft$T.json:dpinet")
     done
     run hocmp_pooled $NESY bench compare --a "${pooled[@]}" --b "$P/res/ho_shipped.json:in" --out "$P/res/cmp_ho_pooled.json"
     helper heldout --compares "${compares[@]}" --pooled "$P/res/cmp_ho_pooled.json" --raws "${raws[@]}" \
@@ -132,17 +150,36 @@ heldout() {
     echo "  nesy bench all --quick --suites dynamics-fluidfall --threads 1; tests/physics/test_models_checkpoints.py"
 }
 
+# noise N1,N2,... S1 S2 S3: the round-1 noise by validation containment (decided by particles_recipe.py noise)
+noise() {
+    local list=$1 S n; shift
+    local args=()
+    for n in ${list//,/ }; do
+        [[ "$n" =~ ^0\.[0-9]*[1-9][0-9]*$ ]] || { echo "noise: a noise must be a decimal in (0, 1) like 0.002, got '$n'" >&2; return 2; }
+        local tag=n$n; [ "$n" = 0.001 ] && tag=""
+        args+=(--candidate "$n")
+        for S in "$@"; do args+=("$P/runs/r1s$S$tag/fluidfall_dpinet"); done
+    done
+    local seeds; seeds=$(IFS=_; echo "$*")
+    helper noise "${args[@]}" --epochs $R1_EPOCHS --limit $START_LIMIT --out "$P/res/noise_${list//,/_}_s$seeds.json"
+}
+
 # every seed a non-negative integer, checked before anything is made
 seeds_ok() { local s; for s in "$@"; do [[ "$s" =~ ^[0-9]+$ ]] || { echo "$0: a seed must be a non-negative integer, got '$s'" >&2; exit 2; }; done; }
 case "${1:-}" in
     inputs) [ $# -eq 1 ] || { echo "usage: $0 inputs" >&2; exit 2; } ;;
-    seed) [ $# -eq 2 ] || { echo "usage: $0 seed S" >&2; exit 2; }; seeds_ok "$2" ;;
+    seed|round1) [ $# -eq 2 ] || { echo "usage: $0 $1 S" >&2; exit 2; }; seeds_ok "$2" ;;
     heldout) [ $# -eq 4 ] || { echo "usage: $0 heldout S1 S2 S3" >&2; exit 2; }; seeds_ok "${@:2}" ;;
-    *) echo "usage: $0 inputs | seed S | heldout S1 S2 S3" >&2; exit 2 ;;
+    noise) [ $# -ge 3 ] || { echo "usage: $0 noise N1,N2 S1 S2 ..." >&2; exit 2; }; seeds_ok "${@:3}" ;;
+    *) echo "usage: $0 inputs | round1 S | seed S | noise N1,N2 S1 S2 ... | heldout S1 S2 S3" >&2; exit 2 ;;
 esac
 mkdir -p "$P/logs" "$P/res" "$P/runs" "$P/decl"
 case "$1" in
     inputs) inputs ;;
+    round1) round1 "$2"
+        if [ -z "${DRY:-}" ]; then helper start "$P/runs/r1s$2$N/fluidfall_dpinet" --epochs $R1_EPOCHS --limit $START_LIMIT \
+            || [ $? -eq 3 ]; fi ;;
     seed) seed "$2" ;;
+    noise) shift; noise "$@" ;;
     heldout) shift; heldout "$@" ;;
 esac

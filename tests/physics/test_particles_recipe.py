@@ -166,3 +166,76 @@ def test_the_script_refuses_bad_arguments_before_it_makes_anything(tmp_path, arg
     done = subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and says in done.stderr
     assert not (tmp_path / "p").exists()
+
+
+def _train_lines(stdout: str) -> list[list[str]]:
+    return [shlex.split(line[2:])[1:] for line in stdout.splitlines() if line.startswith("+ nesy train dynamics")]
+
+
+def _set_values(argv: list[str], key: str) -> list[str]:
+    return [argv[k + 1].split("=", 1)[1] for k, a in enumerate(argv[:-1]) if a == "--set" and argv[k + 1].startswith(key)]
+
+
+def test_round_1_noise_is_an_input_that_tags_the_runs_and_leaves_the_fine_tune_at_1e_3(tmp_path):
+    default = _train_lines(_dry(tmp_path, "seed", "8").stdout)
+    assert [_set_values(a, "noise_std=") for a in default] == [["0.001"], ["0.001"]]
+    assert "runs/r1s8/fluidfall_dpinet" in default[0][-1] and "runs/ft8/fluidfall_dpinet" in default[1][-1]
+    env = {**os.environ, "DRY": "1", "P": str(tmp_path / "p"), "PY": sys.executable, "R1_NOISE": "0.002"}
+    done = subprocess.run(["bash", str(SCRIPT), "seed", "8"], env=env, capture_output=True, text=True, timeout=60)
+    noisy = _train_lines(done.stdout)
+    assert [_set_values(a, "noise_std=") for a in noisy] == [["0.002"], ["0.001"]]
+    assert noisy[0][-1].endswith("runs/r1s8n0.002/fluidfall_dpinet") and "decl/r1s8n0.002/" in noisy[1][-3]
+    assert noisy[1][-1].endswith("runs/ft8n0.002/fluidfall_dpinet") and "gate_s8n0.002.json" in done.stdout
+    held = subprocess.run(["bash", str(SCRIPT), "heldout", "8", "9", "10"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert "runs/ft10n0.002 " in held.stdout and "runs/ft10 " not in held.stdout
+    env["R1_NOISE"] = "2e-3"
+    done = subprocess.run(["bash", str(SCRIPT), "seed", "8"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "R1_NOISE must be a decimal in (0, 1) like 0.002, got '2e-3'" in done.stderr
+
+
+def test_the_round1_stage_runs_round_1_alone(tmp_path):
+    env = {**os.environ, "DRY": "1", "P": str(tmp_path / "p"), "PY": sys.executable, "R1_NOISE": "0.003"}
+    done = subprocess.run(["bash", str(SCRIPT), "round1", "9"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (train,) = _train_lines(done.stdout)
+    build_parser().parse_args(train)
+    assert _set_values(train, "noise_std=") == ["0.003"] and train[-1].endswith("runs/r1s9n0.003/fluidfall_dpinet")
+    assert "--init" not in train and "bench" not in done.stdout
+
+
+def test_the_noise_is_the_one_with_more_contained_seeds_and_a_tie_goes_to_the_first(tmp_path):
+    leaky, held = [(0.05, 0.3), (0.04, 0.2)], [(0.05, 0.3), (0.04, 0.05)]
+
+    def runs(name: str, kinds: list[list[tuple[float, float]]]) -> list[Path]:
+        return [_run_dir(tmp_path / f"{name}{k}", checks) for k, checks in enumerate(kinds)]
+
+    two, three = runs("a", [held, leaky, leaky]), runs("b", [held, held, leaky])
+    assert recipe.choose_noise([("0.002", two), ("0.003", three)], 2, 0.1) == {
+        "contained": {"0.002": 1, "0.003": 2}, "seeds": 3, "chosen": "0.003"}
+    tie = runs("c", [leaky, held, leaky])
+    assert recipe.choose_noise([("0.002", two), ("0.003", tie)], 2, 0.1)["chosen"] == "0.002"
+    assert recipe.choose_noise([("0.003", tie), ("0.002", two)], 2, 0.1)["chosen"] == "0.003"
+    with pytest.raises(recipe.RecipeError, match="repeated"):
+        recipe.choose_noise([("0.002", two), ("0.002", three)], 2, 0.1)
+    with pytest.raises(recipe.RecipeError, match="same seeds"):
+        recipe.choose_noise([("0.002", two), ("0.003", three[:2])], 2, 0.1)
+    out = tmp_path / "noise.json"
+    argv = ["noise", "--candidate", "0.002", *map(str, two), "--candidate", "0.003", *map(str, three), "--limit", "0.1",
+            "--out", str(out)]
+    assert recipe.main([*argv, "--epochs", "2"]) == 0 and json.loads(out.read_text())["chosen"] == "0.003"
+    assert recipe.main([*argv, "--epochs", "3"]) == 2  # an unfinished run is refused
+
+
+def test_the_noise_stage_passes_each_noise_its_tagged_runs(tmp_path):
+    env = {**os.environ, "DRY": "1", "P": str(tmp_path / "p"), "PY": sys.executable}
+    done = subprocess.run(["bash", str(SCRIPT), "noise", "0.002,0.003", "8", "9", "10"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    argv = shlex.split(done.stdout.strip().strip("<>"))[2:]
+    assert argv[:5] == ["noise", "--candidate", "0.002", str(tmp_path / "p/runs/r1s8n0.002/fluidfall_dpinet"),
+                        str(tmp_path / "p/runs/r1s9n0.002/fluidfall_dpinet")]
+    assert argv[argv.index("--candidate", 2) + 1] == "0.003" and "noise_0.002_0.003_s8_9_10.json" in argv[-1]
+    done = subprocess.run(["bash", str(SCRIPT), "noise", "0.002,3e-3", "8"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "got '3e-3'" in done.stderr
