@@ -43,7 +43,7 @@ from perception.datasets.instance_masks import read_mask_png
 from perception.image_io import load_image
 from perception.scene_graph import SceneGraph
 from physics.errors import DataError
-from physics.io import PathLike, read_json
+from physics.io import PathLike, absent_file, read_json
 
 __all__ = ["ClevrDataset", "ClevrLayout", "find_layout", "collate_clevr"]
 
@@ -68,11 +68,16 @@ def find_layout(root: PathLike, split: str) -> ClevrLayout:
     """Detect the folder layout of ``split`` under ``root``.
 
     Raises:
-        DataError: neither layout is present, naming the paths looked for.
+        DataError: neither layout is present, naming the paths looked for; or a folder stands where
+            a scenes or questions file of the split is read.
     """
     root = Path(root)
     ours_scenes = root / f"CLEVR_{split}_scenes.json"
     ours_images = root / "images"
+    for kind in ("scenes", "questions"):  # both layouts' file names: a folder there is named, not passed over
+        for path in (root / f"CLEVR_{split}_{kind}.json", root / kind / f"CLEVR_{split}_{kind}.json"):
+            if path.is_dir():
+                raise DataError(absent_file(path, f"CLEVR split {split!r} {kind} file"))
     if ours_scenes.is_file():
         q = root / f"CLEVR_{split}_questions.json"
         m = root / "masks"

@@ -122,6 +122,18 @@ def test_unknown_folder_names_both_layouts(tmp_path):
         find_layout(tmp_path, "val")
 
 
+@pytest.mark.parametrize("where", ["CLEVR_val_scenes.json", "CLEVR_val_questions.json",
+                                   "scenes/CLEVR_val_scenes.json", "questions/CLEVR_val_questions.json"])
+def test_a_folder_where_a_split_file_is_read_is_named(tmp_path, where):
+    _write(tmp_path, "val", 1, official=where.startswith(("scenes/", "questions/")))
+    target = tmp_path / where
+    if target.exists():
+        target.unlink()
+    target.mkdir(parents=True)
+    with pytest.raises(DataError, match=f"{where.split('/')[-1]} is a folder, not a file"):
+        find_layout(tmp_path, "val")
+
+
 def test_transform_sees_each_item(tmp_path):
     _write(tmp_path, "val", 1, official=False)
     ds = ClevrDataset(tmp_path, "val", transform=lambda it: {**it, "image": it["image"][:, :8, :8]})
