@@ -26,9 +26,13 @@ HELDOUT_SEED=${HELDOUT_SEED:-15488}
 HELPER="$CODE/docs/results/particles_recipe.py"
 case "${START_RULE:=contained}" in contained) L=""; FALLBACK="" ;; fallback) L=L; FALLBACK=--fallback ;;
     *) echo "START_RULE must be contained or fallback, got $START_RULE" >&2; exit 2 ;; esac
+# noise_tag WHAT N: N checked (a decimal in (0, 1)), then the tag its runs carry ("" for the default 0.001)
+noise_tag() {
+    [[ "$2" =~ ^0\.[0-9]*[1-9][0-9]*$ ]] || { echo "$1 must be a decimal in (0, 1) like 0.002, got '$2'" >&2; return 2; }
+    if [ "$2" = 0.001 ]; then echo ""; else echo "n$2"; fi
+}
 R1_NOISE=${R1_NOISE:-0.001}
-[[ "$R1_NOISE" =~ ^0\.[0-9]*[1-9][0-9]*$ ]] || { echo "R1_NOISE must be a decimal in (0, 1) like 0.002, got '$R1_NOISE'" >&2; exit 2; }
-if [ "$R1_NOISE" = 0.001 ]; then N=""; else N=n$R1_NOISE; fi
+N=$(noise_tag R1_NOISE "$R1_NOISE") || exit 2
 export PYTHONPATH=$CODE OMP_NUM_THREADS=1 NESY_TAICHI_THREADS=1
 
 R1_EPOCHS=5   # session 15's round 1: 5 x 2,400 samples, lr 1e-3 -> 3e-5
@@ -155,8 +159,7 @@ noise() {
     local list=$1 S n; shift
     local args=()
     for n in ${list//,/ }; do
-        [[ "$n" =~ ^0\.[0-9]*[1-9][0-9]*$ ]] || { echo "noise: a noise must be a decimal in (0, 1) like 0.002, got '$n'" >&2; return 2; }
-        local tag=n$n; [ "$n" = 0.001 ] && tag=""
+        local tag; tag=$(noise_tag "noise: a noise" "$n") || return 2
         args+=(--candidate "$n")
         for S in "$@"; do args+=("$P/runs/r1s$S$tag/fluidfall_dpinet"); done
     done
